@@ -1,0 +1,60 @@
+# Two commands do everything on a fresh Debian machine: `make demo` and `make test`.
+# Everything else here is what they are made of.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian packages the test suite talks to as real peers (binary -> package).
+PEERS := sipp:sip-tester baresip:baresip chromium:chromium espeak-ng:espeak-ng sox:sox
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test env peers lint typecheck contracts pytest bench clean help
+
+help:
+	@echo "make demo   - set up, migrate, load the demo account and serve it"
+	@echo "make test   - set up (incl. Debian test peers) and run the whole suite"
+
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv
+
+env: $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+
+peers:
+	@missing=""; for pair in $(PEERS); do \
+	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing test peers:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+demo: env
+	$(BIN)/zvonar --data-dir $${ZVONAR_DATA_DIR:-var/demo} demo
+
+lint: env
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: env
+	$(BIN)/mypy
+
+contracts: env
+	$(BIN)/lint-imports
+
+pytest: env peers
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: env peers lint typecheck contracts pytest
+
+bench: env
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,3 @@
+from zvonar.cli import main
+
+main()

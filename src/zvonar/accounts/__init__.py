@@ -1,0 +1,1 @@
+"""Accounts (tenants), users with roles, API tokens and web sessions."""

@@ -1,0 +1,43 @@
+"""Who is calling and what their role lets them do."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+
+from zvonar.accounts.models import Role
+from zvonar.core.errors import PermissionDenied
+
+
+class Perm(enum.StrEnum):
+    directory_read = "directory.read"
+    directory_write = "directory.write"
+    users_manage = "users.manage"
+    tokens_manage = "tokens.manage"
+    config_manage = "config.manage"
+
+
+_GRANTS: dict[Role, frozenset[Perm]] = {
+    Role.admin: frozenset(Perm),
+    Role.supervisor: frozenset({Perm.directory_read}),
+    Role.operator: frozenset({Perm.directory_read}),
+    Role.marketer: frozenset({Perm.directory_read}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller. Every service call is scoped to ``account_id``."""
+
+    account_id: uuid.UUID
+    role: Role
+    user_id: uuid.UUID | None = None
+    token_id: uuid.UUID | None = None
+
+    def can(self, perm: Perm) -> bool:
+        return perm in _GRANTS[self.role]
+
+    def require(self, perm: Perm) -> None:
+        if not self.can(perm):
+            raise PermissionDenied(f"role {self.role.value!r} may not {perm.value}")

@@ -1,0 +1,1 @@
+"""HTTP boundary: error translation, authentication dependencies, pagination, the app factory."""

@@ -1,0 +1,46 @@
+"""FastAPI dependencies: the container, the authenticated principal, CSRF for cookie sessions."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from zvonar.accounts.access import Principal
+from zvonar.container import Container
+from zvonar.core.errors import PermissionDenied, Unauthenticated
+
+SESSION_COOKIE = "zvonar_session"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def container(request: Request) -> Container:
+    c: Container = request.app.state.container
+    return c
+
+
+async def principal(
+    request: Request, c: Annotated[Container, Depends(container)]
+) -> Principal:
+    """A bearer API token, or the web session cookie (then unsafe methods need the CSRF header)."""
+    auth = request.headers.get("authorization")
+    if auth is not None:
+        scheme, _, secret = auth.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise Unauthenticated("use 'Authorization: Bearer <token>'", code="invalid_token")
+        return await c.accounts.resolve_token(secret.strip())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        user, ws = await c.accounts.resolve_session(cookie)
+        if request.method not in _SAFE:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(sent.encode(), ws.csrf_token.encode()):
+                raise PermissionDenied("missing or wrong CSRF token", code="csrf_failed")
+        return Principal(account_id=user.account_id, role=user.role, user_id=user.id)
+    raise Unauthenticated("authentication required")
+
+
+CurrentPrincipal = Annotated[Principal, Depends(principal)]
+AppContainer = Annotated[Container, Depends(container)]

@@ -1,0 +1,263 @@
+"""The ``zvonar`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from zvonar.accounts.models import Role
+from zvonar.core.errors import ZvonarError
+from zvonar.settings import Settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Zvonar: business telephony, contact center, call tracking and omnichannel inbox.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+user_app = typer.Typer(help="Users of an account.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for integrations.", no_args_is_help=True)
+config_app = typer.Typer(help="Account configuration as code (YAML).", no_args_is_help=True)
+account_app = typer.Typer(help="Accounts (tenants).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(account_app, name="account")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(config_app, name="config")
+
+AccountOpt = Annotated[str, typer.Option("--account", "-a", help="Account slug.")]
+
+
+@app.callback()
+def _global(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML settings file ([zvonar] table).")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Overrides ZVONAR_DATA_DIR.")] = None,
+) -> None:
+    if config is not None:
+        os.environ["ZVONAR_CONFIG"] = str(config)
+    if data_dir is not None:
+        os.environ["ZVONAR_DATA_DIR"] = str(data_dir)
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _fail(exc: ZvonarError) -> typer.Exit:
+    typer.secho(f"error [{exc.code}]: {exc.message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=2)
+
+
+def _run(factory: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``factory(container)`` on a fresh container and dispose it afterwards."""
+    from zvonar.app import create_container
+
+    async def main() -> T:
+        c = create_container(_settings())
+        try:
+            return await factory(c)
+        finally:
+            await c.db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except ZvonarError as exc:
+        raise _fail(exc) from None
+
+
+# --- database ---------------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Migrate the database schema up to REVISION (default: the newest)."""
+    from zvonar.store.migrate import upgrade
+
+    s = _settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(s.effective_database_url, revision)
+    typer.echo(f"database at {revision}: {s.redacted()['database_url']}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument(..., help="Target revision, or 'base'.")) -> None:
+    """Migrate the database schema down to REVISION."""
+    from zvonar.store.migrate import downgrade
+
+    downgrade(_settings().effective_database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+# --- accounts, users, tokens ----------------------------------------------------------------
+@account_app.command("create")
+def account_create(
+    slug: str,
+    name: Annotated[str, typer.Option(help="Display name.")],
+    time_zone: str = "Europe/Moscow",
+    country: str = "RU",
+    language: str = "ru",
+) -> None:
+    """Create an account."""
+
+    async def go(c: Any) -> Any:
+        return await c.accounts.create_account(
+            name, slug, time_zone=time_zone, country=country, language=language
+        )
+
+    account = _run(go)
+    typer.echo(f"account {account.slug} created ({account.id})")
+
+
+@user_app.command("create")
+def user_create(
+    account: AccountOpt,
+    email: Annotated[str, typer.Option()],
+    name: Annotated[str, typer.Option()],
+    role: Annotated[Role, typer.Option()] = Role.operator,
+    password: Annotated[
+        str | None, typer.Option(help="Omit to be asked (never pass real ones on a shared host).")
+    ] = None,
+) -> None:
+    """Create a user who signs in to the web UI with a password."""
+    if password is None:
+        password = getpass.getpass("Password: ")
+
+    async def go(c: Any) -> Any:
+        acc = await c.accounts.account_by_slug(account)
+        return await c.accounts.create_user(
+            acc.id, email=email, name=name, role=role, password=password
+        )
+
+    user = _run(go)
+    typer.echo(f"user {user.email} ({user.role.value}) created")
+
+
+@token_app.command("create")
+def token_create(
+    account: AccountOpt,
+    name: Annotated[str, typer.Option(help="What the token is for.")],
+    role: Annotated[Role, typer.Option()] = Role.operator,
+) -> None:
+    """Create an API token; its secret is printed once and cannot be shown again."""
+
+    async def go(c: Any) -> Any:
+        acc = await c.accounts.account_by_slug(account)
+        return await c.accounts.create_token(acc.id, name=name, role=role)
+
+    issued = _run(go)
+    typer.echo(issued.secret)
+    typer.echo(f"token {issued.token.id} ({issued.token.role.value}): store it now", err=True)
+
+
+# --- configuration as code --------------------------------------------------------------------
+@config_app.command("export")
+def config_export(
+    account: AccountOpt,
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+) -> None:
+    """Write the account's whole configuration as YAML (stdout by default)."""
+    from zvonar.configfile import dump_yaml, export_config
+
+    async def go(c: Any) -> dict[str, Any]:
+        acc = await c.accounts.account_by_slug(account)
+        return await export_config(c, acc.id)
+
+    text = dump_yaml(_run(go))
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+@config_app.command("apply")
+def config_apply(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    account: AccountOpt,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff, change nothing.")] = False,
+) -> None:
+    """Make the account match FILE and print what changed."""
+    from zvonar.configfile import apply_config, describe, load_yaml
+
+    async def go(c: Any) -> list[Any]:
+        acc = await c.accounts.account_by_slug(account)
+        return await apply_config(c, acc.id, load_yaml(file.read_text("utf-8")), dry_run=dry_run)
+
+    try:
+        changes = _run(go)
+    except ZvonarError as exc:
+        raise _fail(exc) from None
+    for ch in changes:
+        typer.echo(describe(ch))
+    verb = "would change" if dry_run else "changed"
+    typer.echo(f"{len(changes)} change(s); {verb}" if changes else "no changes", err=True)
+
+
+# --- serving ----------------------------------------------------------------------------------
+def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from zvonar.app import create_app, create_container
+    from zvonar.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    application = create_app(create_container(settings))
+    uvicorn.run(
+        application,
+        host=host or settings.http_host,
+        port=port or settings.http_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Overrides ZVONAR_HTTP_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Overrides ZVONAR_HTTP_PORT.")] = None,
+    migrate: Annotated[bool, typer.Option(help="Upgrade the schema first.")] = True,
+) -> None:
+    """Serve the web UI and the API."""
+    from zvonar.store.migrate import upgrade
+
+    s = _settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    if migrate:
+        upgrade(s.effective_database_url)
+    _serve(s, host, port)
+
+
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    load_only: Annotated[bool, typer.Option(help="Load the demo account, do not serve.")] = False,
+) -> None:
+    """Migrate, load the demo account (idempotent) and serve it, printing how to sign in."""
+    from zvonar.demo import load_demo
+    from zvonar.store.migrate import upgrade
+
+    s = _settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(s.effective_database_url)
+    info = _run(lambda c: load_demo(c))
+    url = s.public_url or f"http://{host or s.http_host}:{port or s.http_port}/"
+    typer.echo(info.banner(url))
+    if not load_only:
+        _serve(s, host, port)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

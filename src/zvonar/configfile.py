@@ -1,0 +1,113 @@
+"""Account configuration as code: one YAML document per account.
+
+``export`` writes the account's whole configuration; ``apply`` makes the account match a document
+idempotently and returns the changes (applying the same document twice yields no changes). Each
+slice owns its section; this module only stitches sections together, so later slices (schemes,
+pools, inboxes) add a section here and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from zvonar.accounts.models import Account
+from zvonar.container import Container
+from zvonar.core.errors import InvalidInput
+from zvonar.directory.config import apply_directory, export_directory
+
+VERSION = 1
+_ACCOUNT_FIELDS = ("name", "time_zone", "country", "language")
+_TOP_KEYS = {"version", "account", "directory"}
+
+
+@dataclass(frozen=True)
+class AccountChange:
+    field: str
+    old: Any
+    new: Any
+
+    def describe(self) -> str:
+        return f"~ account.{self.field}: {self.old!r} -> {self.new!r}"
+
+
+def describe(change: Any) -> str:
+    """One diff line for a change of any section (slices give their changes a ``describe``)."""
+    text = getattr(change, "describe", None)
+    return text() if callable(text) else str(change)
+
+
+async def export_config(c: Container, account_id: uuid.UUID) -> dict[str, Any]:
+    account = await c.accounts.get_account(account_id)
+    return {
+        "version": VERSION,
+        "account": {f: getattr(account, f) for f in _ACCOUNT_FIELDS},
+        "directory": await export_directory(c.db, account_id),
+    }
+
+
+def dump_yaml(doc: dict[str, Any]) -> str:
+    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, default_flow_style=False)
+
+
+def load_yaml(text: str) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"not valid YAML: {exc}", code="invalid_config") from exc
+    if not isinstance(doc, dict):
+        raise InvalidInput("the configuration must be a mapping", code="invalid_config")
+    unknown = set(doc) - _TOP_KEYS
+    if unknown:
+        raise InvalidInput(f"unknown top-level keys: {sorted(unknown)}", code="invalid_config")
+    if doc.get("version", VERSION) != VERSION:
+        raise InvalidInput(f"unsupported version {doc.get('version')!r}", code="invalid_config")
+    return doc
+
+
+def _check_account_values(section: dict[str, Any]) -> None:
+    try:
+        if "time_zone" in section:
+            ZoneInfo(str(section["time_zone"]))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput("account.time_zone: unknown time zone", code="invalid_config") from exc
+    if "country" in section and not re.fullmatch(r"[A-Z]{2}", str(section["country"])):
+        raise InvalidInput("account.country: ISO 3166 alpha-2, upper case", code="invalid_config")
+    if "language" in section and section["language"] not in ("en", "ru", "uk"):
+        raise InvalidInput("account.language: one of en, ru, uk", code="invalid_config")
+    if "name" in section and not (isinstance(section["name"], str) and section["name"].strip()):
+        raise InvalidInput("account.name: a non-empty string", code="invalid_config")
+
+
+async def apply_config(
+    c: Container, account_id: uuid.UUID, doc: dict[str, Any], *, dry_run: bool
+) -> list[Any]:
+    changes: list[Any] = []
+    account_section = doc.get("account") or {}
+    if not isinstance(account_section, dict) or set(account_section) - set(_ACCOUNT_FIELDS):
+        raise InvalidInput(
+            f"account: only {', '.join(_ACCOUNT_FIELDS)} may be set", code="invalid_config"
+        )
+    _check_account_values(account_section)
+    # The directory validates its whole section before it writes, so it goes first: a bad
+    # document then changes nothing at all.
+    if "directory" in doc:
+        changes.extend(
+            await apply_directory(c.db, account_id, doc["directory"] or {}, dry_run=dry_run)
+        )
+    async with c.db.unit_of_work() as uow:
+        account = await uow.session.get(Account, account_id)
+        if account is None:
+            raise InvalidInput("account not found", code="invalid_config")
+        for field, new in account_section.items():
+            old = getattr(account, field)
+            if new != old:
+                changes.insert(0, AccountChange(field, old, new))
+                if not dry_run:
+                    setattr(account, field, new)
+    return changes

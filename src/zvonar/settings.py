@@ -1,0 +1,104 @@
+"""Settings from the environment (``ZVONAR_*``) and an optional TOML config file.
+
+Precedence: explicit arguments > environment > config file (``ZVONAR_CONFIG`` or ``--config``) >
+defaults. Secrets are ``SecretStr`` so they never show up in ``repr``, logs or tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Reads the file named by ``ZVONAR_CONFIG``; missing variable means no file."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get("ZVONAR_CONFIG")
+        self._data: dict[str, Any] = {}
+        if path:
+            with open(path, "rb") as fh:
+                self._data = tomllib.load(fh).get("zvonar", {})
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ZVONAR_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="Database, recordings, keys.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; default: SQLite file in data_dir."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs sessions and CSRF tokens; generated into data_dir if unset."
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    public_url: str | None = Field(default=None, description="Base URL users reach the UI at.")
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    max_body_bytes: int = Field(default=1_048_576, description="Largest accepted API body.")
+    session_max_age: int = Field(default=12 * 3600, description="Web session lifetime, seconds.")
+    cookie_secure: bool = False
+    default_language: Literal["en", "ru", "uk"] = "en"
+    log_level: str = "INFO"
+    log_sql: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'zvonar.sqlite3').resolve()}"
+
+    @cached_property
+    def effective_secret_key(self) -> str:
+        """The configured key, or one generated once and kept in ``data_dir/secret_key``."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings safe to print or log: secrets and database passwords masked."""
+        data = self.model_dump()
+        data["secret_key"] = "***" if self.secret_key else None
+        url = self.effective_database_url
+        if "@" in url and "://" in url:
+            scheme, rest = url.split("://", 1)
+            creds, host = rest.rsplit("@", 1)
+            user = creds.split(":", 1)[0]
+            url = f"{scheme}://{user}:***@{host}"
+        data["database_url"] = url
+        data["data_dir"] = str(self.data_dir)
+        return data

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy 2 async engine, the declarative base and Alembic migrations."""

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from pathlib import Path
+
+import pytest
+
+from zvonar.core.bus import InProcessBus, RecordingBus
+from zvonar.core.events import Event
+from zvonar.settings import Settings
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Pinged(Event):
+    n: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Other(Event):
+    pass
+
+
+async def test_bus_delivers_by_type_and_isolates_failing_handlers() -> None:
+    bus = InProcessBus()
+    got: list[int] = []
+
+    async def broken(_e: Event) -> None:
+        raise RuntimeError("consumer bug")
+
+    async def good(e: Event) -> None:
+        assert isinstance(e, Pinged)
+        got.append(e.n)
+
+    bus.subscribe(Pinged, broken)
+    unsubscribe = bus.subscribe(Pinged, good)
+    account = uuid.uuid4()
+    await bus.publish(Pinged(account_id=account, n=1))
+    await bus.publish(Other(account_id=account))
+    unsubscribe()
+    await bus.publish(Pinged(account_id=account, n=2))
+    assert got == [1]
+
+
+def test_events_are_frozen() -> None:
+    e = Pinged(account_id=uuid.uuid4(), n=1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        e.n = 2  # type: ignore[misc]
+    assert e.event_type == "Pinged"
+
+
+async def test_recording_bus_filters_by_type() -> None:
+    bus = RecordingBus()
+    await bus.publish(Pinged(account_id=uuid.uuid4(), n=3))
+    await bus.publish(Other(account_id=uuid.uuid4()))
+    assert [e.n for e in bus.of_type(Pinged)] == [3]
+
+
+def test_settings_precedence_env_over_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "zvonar.toml"
+    cfg.write_text('[zvonar]\nhttp_port = 9000\nsip_port = 5070\nlog_level = "DEBUG"\n')
+    monkeypatch.setenv("ZVONAR_CONFIG", str(cfg))
+    monkeypatch.setenv("ZVONAR_HTTP_PORT", "9100")
+    s = Settings()
+    assert s.http_port == 9100  # environment wins over the file
+    assert s.sip_port == 5070  # the file wins over the default
+    assert s.log_level == "DEBUG"
+
+
+def test_secrets_never_in_repr_or_redacted(tmp_path: Path) -> None:
+    s = Settings(
+        data_dir=tmp_path,
+        secret_key="super-secret-value",  # type: ignore[arg-type]
+        database_url="postgresql+asyncpg://zv:hunter2@db.example:5432/zvonar",
+    )
+    assert "super-secret-value" not in repr(s)
+    red = s.redacted()
+    assert "hunter2" not in str(red) and "super-secret-value" not in str(red)
+    assert red["database_url"] == "postgresql+asyncpg://zv:***@db.example:5432/zvonar"
+
+
+def test_generated_secret_key_is_kept_in_data_dir(tmp_path: Path) -> None:
+    first = Settings(data_dir=tmp_path).effective_secret_key
+    second = Settings(data_dir=tmp_path).effective_secret_key
+    assert first == second and len(first) >= 40
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_default_database_is_sqlite_in_data_dir(tmp_path: Path) -> None:
+    url = Settings(data_dir=tmp_path).effective_database_url
+    assert url.startswith("sqlite+aiosqlite:///") and url.endswith("zvonar.sqlite3")
