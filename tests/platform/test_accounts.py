@@ -88,8 +88,13 @@ async def test_supervisor_cannot_mint_admin_token(
 
 
 async def test_users_create_and_duplicate(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
-    body = {"email": "Olena@Alpha.example", "name": "Olena", "role": "operator",
-            "password": "long enough pw", "language": "uk"}
+    body = {
+        "email": "Olena@Alpha.example",
+        "name": "Olena",
+        "role": "operator",
+        "password": "long enough pw",
+        "language": "uk",
+    }
     r = await client.post("/api/v1/users", json=body, headers=tenant_a.headers)
     assert r.status_code == 201, r.text
     assert r.json()["email"] == "olena@alpha.example"

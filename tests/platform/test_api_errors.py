@@ -34,7 +34,8 @@ async def test_unknown_field_and_wrong_type_are_422(
 async def test_oversize_body_is_413(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
     big = b'{"name": "' + b"x" * 2_000_000 + b'"}'
     r = await client.post(
-        "/api/v1/tokens", content=big,
+        "/api/v1/tokens",
+        content=big,
         headers={**tenant_a.headers, "Content-Type": "application/json"},
     )
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"

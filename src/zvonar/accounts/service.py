@@ -107,6 +107,10 @@ class AccountService:
             uow.emit(UserCreated(account_id=account_id, user_id=user.id, email=email, role=role))
         return user
 
+    async def user_by_email(self, email: str) -> User | None:
+        async with self.db.read() as s:
+            return await s.scalar(select(User).where(User.email == email.strip().lower()))
+
     async def set_password(self, user_id: uuid.UUID, password: str) -> None:
         if len(password) < MIN_PASSWORD:
             raise InvalidInput("password too short", field="password", code="weak_password")

@@ -1,0 +1,226 @@
+"""The command line end to end: migrate, accounts, tokens, config as code, the demo."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.support.server import free_port
+from zvonar.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {
+        "ZVONAR_DATA_DIR": str(tmp_path / "data"),
+        "ZVONAR_DATABASE_URL": database_url,
+        "ZVONAR_SECRET_KEY": "cli-test-secret",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    from tests.platform.test_migrations import _sync, _wipe
+
+    _sync(database_url, _wipe)
+    return env
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, (args, result.output, result.exception)
+    return result.output
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        [],
+        ["db"],
+        ["user"],
+        ["token"],
+        ["config"],
+        ["account"],
+        ["serve"],
+        ["demo"],
+        ["config", "apply"],
+        ["config", "export"],
+        ["user", "create"],
+        ["token", "create"],
+        ["db", "upgrade"],
+    ],
+)
+def test_help_everywhere(cmd: list[str]) -> None:
+    result = runner.invoke(app, [*cmd, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_accounts_tokens_and_config_round_trip(cli_env: dict[str, str], tmp_path: Path) -> None:
+    invoke("db", "upgrade")
+    invoke(
+        "account",
+        "create",
+        "acme",
+        "--name",
+        "Acme",
+        "--time-zone",
+        "Europe/Kyiv",
+        "--country",
+        "UA",
+        "--language",
+        "uk",
+    )
+    invoke(
+        "user",
+        "create",
+        "-a",
+        "acme",
+        "--email",
+        "boss@acme.example",
+        "--name",
+        "Boss",
+        "--role",
+        "admin",
+        "--password",
+        "a long password",
+    )
+    token = invoke("token", "create", "-a", "acme", "--name", "crm", "--role", "admin")
+    assert re.search(r"^zvt_\S{20,}$", token, re.M)
+
+    doc = yaml.safe_load(invoke("config", "export", "-a", "acme"))
+    assert doc["version"] == 1 and doc["account"]["time_zone"] == "Europe/Kyiv"
+    doc["directory"]["employees"] = {
+        "201": {"name": "Олена", "mobile_numbers": ["050 123 4567"], "sip_password": "s3cret-pw"}
+    }
+    doc["directory"]["groups"] = {"Продажі": {"strategy": "round_robin", "members": ["201"]}}
+    doc["directory"]["numbers"] = {"044 123 4567": {"label": "Kyiv office"}}
+    path = tmp_path / "acme.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+
+    dry = runner.invoke(app, ["config", "apply", str(path), "-a", "acme", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "201" in dry.output and "+380441234567" in dry.output
+    assert yaml.safe_load(invoke("config", "export", "-a", "acme"))["directory"]["employees"] == {}
+
+    applied = runner.invoke(app, ["config", "apply", str(path), "-a", "acme"])
+    assert applied.exit_code == 0 and "+380441234567" in applied.output
+    again = runner.invoke(app, ["config", "apply", str(path), "-a", "acme"])
+    assert again.exit_code == 0 and "no changes" in again.output
+
+    exported = yaml.safe_load(invoke("config", "export", "-a", "acme"))
+    assert exported["directory"]["employees"]["201"]["mobile_numbers"] == ["+380501234567"]
+    assert "sip_password" not in exported["directory"]["employees"]["201"]
+    # The export applies cleanly onto itself: apply(export()) == no changes.
+    path.write_text(yaml.safe_dump(exported, allow_unicode=True), encoding="utf-8")
+    assert "no changes" in runner.invoke(app, ["config", "apply", str(path), "-a", "acme"]).output
+
+
+def test_config_apply_rejects_bad_documents(cli_env: dict[str, str], tmp_path: Path) -> None:
+    invoke("db", "upgrade")
+    invoke("account", "create", "acme", "--name", "Acme")
+    bad = tmp_path / "bad.yaml"
+    for text, code in [
+        ("- just\n- a list\n", "invalid_config"),
+        ("version: 1\nshop: {}\n", "invalid_config"),
+        ("version: 1\naccount: {time_zone: Mars/Olympus}\n", "invalid_config"),
+        ("version: 1\ndirectory: {numbers: {'12': {}}}\n", "invalid_phone_number"),
+        ("version: 1\n: : :\n", "invalid_config"),
+    ]:
+        bad.write_text(text)
+        result = runner.invoke(app, ["config", "apply", str(bad), "-a", "acme"])
+        assert result.exit_code == 2, (text, result.output)
+        assert f"[{code}]" in result.output, (text, result.output)
+    missing = runner.invoke(app, ["config", "export", "-a", "nope"])
+    assert missing.exit_code == 2 and "[not_found]" in missing.output
+
+
+def test_demo_is_idempotent_and_prints_a_working_login(cli_env: dict[str, str]) -> None:
+    first = invoke("demo", "--load-only")
+    second = invoke("demo", "--load-only")
+    login = re.search(r"Sign in:\s+(\S+) / (\S+)", first)
+    assert login and login.group(0) in second
+    assert re.search(r"^\s+101\s+.+password \S+$", first, re.M)
+    assert "http://127.0.0.1:8080/" in first
+
+
+@pytest.mark.slow
+def test_demo_serves_ui_and_api(tmp_path: Path) -> None:
+    """`zvonar demo` as a process: it serves, and the printed login and token work."""
+    port = free_port()
+    env = {**os.environ, "ZVONAR_DATA_DIR": str(tmp_path / "demo"), "ZVONAR_HTTP_PORT": str(port)}
+    env.pop("ZVONAR_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zvonar", "demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        out = ""
+        deadline = time.monotonic() + 60
+        base = f"http://127.0.0.1:{port}"
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("demo did not start in 60 s")
+        proc.terminate()
+        out = proc.communicate(timeout=20)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    login = re.search(r"Sign in:\s+(\S+) / (\S+)", out)
+    token = re.search(r"token: (zvt_\S+)\)", out)
+    assert login and token, out
+    # Serve again (already loaded) and use the credentials.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zvonar", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with httpx.Client(base_url=base, timeout=5) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        pytest.fail("serve did not start")
+                    time.sleep(0.2)
+            page = client.get("/login")
+            login_token = re.search(r'name="login_token" value="([^"]+)"', page.text)
+            assert login_token, page.text
+            r = client.post(
+                "/login",
+                data={
+                    "email": login.group(1),
+                    "password": login.group(2),
+                    "login_token": login_token.group(1),
+                },
+            )
+            assert r.status_code == 303, r.text
+            home = client.get("/")
+            assert home.status_code == 200 and "Demo Admin" in home.text
+            api = client.get(
+                "/api/v1/employees", headers={"Authorization": f"Bearer {token.group(1)}"}
+            )
+            assert api.status_code == 200 and api.json()["total"] == 3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
