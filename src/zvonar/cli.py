@@ -182,7 +182,9 @@ def config_export(
 def config_apply(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     account: AccountOpt,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff, change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the diff, change nothing.")
+    ] = False,
 ) -> None:
     """Make the account match FILE and print what changed."""
     from zvonar.configfile import apply_config, describe, load_yaml

@@ -43,7 +43,8 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy async URL; default: SQLite file in data_dir."
     )
     secret_key: SecretStr | None = Field(
-        default=None, description="Signs sessions and CSRF tokens; generated into data_dir if unset."
+        default=None,
+        description="Signs sessions and CSRF tokens; generated into data_dir if unset.",
     )
     http_host: str = "127.0.0.1"
     http_port: int = 8080

@@ -1,4 +1,4 @@
-"""Tables of the accounts slice. Every other slice's rows carry an ``account_id`` into ``accounts``."""
+"""Tables of the accounts slice; every other slice's rows carry an ``account_id`` into them."""
 
 from __future__ import annotations
 
@@ -71,6 +71,8 @@ class WebSession(TimestampMixin, Base):
     __tablename__ = "web_sessions"
 
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     csrf_token: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime]

@@ -38,8 +38,12 @@ async def list_users(p: CurrentPrincipal, c: AppContainer) -> list[UserOut]:
 async def create_user(body: UserIn, p: CurrentPrincipal, c: AppContainer) -> UserOut:
     p.require(Perm.users_manage)
     user = await c.accounts.create_user(
-        p.account_id, email=body.email, name=body.name, role=body.role,
-        password=body.password, language=body.language,
+        p.account_id,
+        email=body.email,
+        name=body.name,
+        role=body.role,
+        password=body.password,
+        language=body.language,
     )
     return UserOut.model_validate(user)
 
@@ -56,7 +60,10 @@ async def create_token(body: TokenIn, p: CurrentPrincipal, c: AppContainer) -> T
     if _RANK[body.role] > _RANK[p.role]:
         raise PermissionDenied("cannot mint a token above your own role", code="role_escalation")
     issued = await c.accounts.create_token(
-        p.account_id, name=body.name, role=body.role, created_by=p.user_id,
+        p.account_id,
+        name=body.name,
+        role=body.role,
+        created_by=p.user_id,
         expires_at=body.expires_at,
     )
     out = TokenOut.model_validate(issued.token).model_dump()

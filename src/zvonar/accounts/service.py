@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from zvonar.accounts.access import Perm, Principal
 from zvonar.accounts.events import AccountCreated, ApiTokenCreated, ApiTokenRevoked, UserCreated
@@ -25,7 +24,7 @@ from zvonar.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from zvonar.store.base import utcnow
 from zvonar.store.db import Database
 
-TOKEN_PREFIX = "zvt"
+TOKEN_PREFIX = "zvt"  # noqa: S105 (a public marker, not a secret)
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
@@ -52,7 +51,12 @@ class AccountService:
 
     # --- accounts and users ------------------------------------------------------------------
     async def create_account(
-        self, name: str, slug: str, *, time_zone: str = "UTC", country: str = "RU",
+        self,
+        name: str,
+        slug: str,
+        *,
+        time_zone: str = "UTC",
+        country: str = "RU",
         language: str = "ru",
     ) -> Account:
         if not _SLUG.match(slug):
@@ -61,7 +65,10 @@ class AccountService:
             if await uow.session.scalar(select(Account.id).where(Account.slug == slug)):
                 raise Conflict(f"account {slug!r} already exists", code="account_exists")
             account = Account(
-                name=name, slug=slug, time_zone=time_zone, country=country.upper(),
+                name=name,
+                slug=slug,
+                time_zone=time_zone,
+                country=country.upper(),
                 language=language,
             )
             uow.session.add(account)
@@ -84,8 +91,14 @@ class AccountService:
         return account
 
     async def create_user(
-        self, account_id: uuid.UUID, *, email: str, name: str, role: Role,
-        password: str | None = None, language: str | None = None,
+        self,
+        account_id: uuid.UUID,
+        *,
+        email: str,
+        name: str,
+        role: Role,
+        password: str | None = None,
+        language: str | None = None,
     ) -> User:
         email = email.strip().lower()
         if not _EMAIL.match(email):
@@ -93,13 +106,18 @@ class AccountService:
         if password is not None and len(password) < MIN_PASSWORD:
             raise InvalidInput(
                 f"password must have at least {MIN_PASSWORD} characters",
-                field="password", code="weak_password",
+                field="password",
+                code="weak_password",
             )
         async with self.db.unit_of_work() as uow:
             if await uow.session.scalar(select(User.id).where(User.email == email)):
                 raise Conflict(f"user {email!r} already exists", code="user_exists")
             user = User(
-                account_id=account_id, email=email, name=name, role=role, language=language,
+                account_id=account_id,
+                email=email,
+                name=name,
+                role=role,
+                language=language,
                 password_hash=hash_password(password) if password else None,
             )
             uow.session.add(user)
@@ -145,7 +163,9 @@ class AccountService:
             csrf = secrets.token_urlsafe(24)
             uow.session.add(
                 WebSession(
-                    id_hash=sha256_hex(secret), user_id=user.id, csrf_token=csrf,
+                    id_hash=sha256_hex(secret),
+                    user_id=user.id,
+                    csrf_token=csrf,
                     expires_at=now + timedelta(seconds=max_age),
                 )
             )
@@ -176,14 +196,23 @@ class AccountService:
 
     # --- API tokens ----------------------------------------------------------------------------
     async def create_token(
-        self, account_id: uuid.UUID, *, name: str, role: Role, created_by: uuid.UUID | None = None,
+        self,
+        account_id: uuid.UUID,
+        *,
+        name: str,
+        role: Role,
+        created_by: uuid.UUID | None = None,
         expires_at: datetime | None = None,
     ) -> IssuedToken:
         secret = new_secret(TOKEN_PREFIX)
         async with self.db.unit_of_work() as uow:
             token = ApiToken(
-                account_id=account_id, name=name, role=role, created_by=created_by,
-                prefix=secret[: len(TOKEN_PREFIX) + 7], secret_hash=sha256_hex(secret),
+                account_id=account_id,
+                name=name,
+                role=role,
+                created_by=created_by,
+                prefix=secret[: len(TOKEN_PREFIX) + 7],
+                secret_hash=sha256_hex(secret),
                 expires_at=expires_at,
             )
             uow.session.add(token)
@@ -228,7 +257,9 @@ class AccountService:
             if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
                 token.last_used_at = now
             return Principal(
-                account_id=token.account_id, role=token.role, token_id=token.id,
+                account_id=token.account_id,
+                role=token.role,
+                token_id=token.id,
                 user_id=token.created_by,
             )
 

@@ -21,9 +21,7 @@ def container(request: Request) -> Container:
     return c
 
 
-async def principal(
-    request: Request, c: Annotated[Container, Depends(container)]
-) -> Principal:
+async def principal(request: Request, c: Annotated[Container, Depends(container)]) -> Principal:
     """A bearer API token, or the web session cookie (then unsafe methods need the CSRF header)."""
     auth = request.headers.get("authorization")
     if auth is not None:

@@ -17,7 +17,7 @@ def _now() -> datetime:
 
 @dataclass(frozen=True, kw_only=True)
 class Event:
-    """Base of all events. ``account_id`` scopes fan-out: consumers only see their tenant's events."""
+    """Base of all events; ``account_id`` scopes fan-out to the tenant's consumers."""
 
     account_id: uuid.UUID
     event_id: uuid.UUID = field(default_factory=uuid.uuid4)

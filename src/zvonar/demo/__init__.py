@@ -118,8 +118,12 @@ async def load_demo(c: Container) -> DemoInfo:
     await apply_config(c, account.id, demo_config(creds["sip"]), dry_run=False)
     if await c.accounts.user_by_email(ADMIN_EMAIL) is None:
         await c.accounts.create_user(
-            account.id, email=ADMIN_EMAIL, name="Demo Admin", role=Role.admin,
-            password=creds["admin_password"], language="ru",
+            account.id,
+            email=ADMIN_EMAIL,
+            name="Demo Admin",
+            role=Role.admin,
+            password=creds["admin_password"],
+            language="ru",
         )
     token = creds.get("api_token")
     if token is None:
