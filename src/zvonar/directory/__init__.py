@@ -1,0 +1,1 @@
+"""The directory: employees, groups, phone numbers (DIDs) and SIP trunks of each account."""

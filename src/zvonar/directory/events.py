@@ -1,0 +1,77 @@
+"""Directory events, published after commit. Routing caches and the registrar consume them.
+
+Events carry ids and natural keys, never secrets: a password change shows up only as the field
+name ``sip_password`` / ``password`` in ``changed``.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+
+from zvonar.core.events import Event
+
+
+class Action(enum.StrEnum):
+    created = "created"
+    updated = "updated"
+    members = "members"
+    deleted = "deleted"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmployeeCreated(Event):
+    employee_id: uuid.UUID
+    extension: str
+    employee_name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmployeeUpdated(Event):
+    employee_id: uuid.UUID
+    extension: str
+    changed: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmployeeDeleted(Event):
+    employee_id: uuid.UUID
+    extension: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupChanged(Event):
+    """A group was created, renamed/re-strategized, had its members replaced, or was deleted."""
+
+    group_id: uuid.UUID
+    group_name: str
+    action: Action
+    changed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class NumberAdded(Event):
+    number_id: uuid.UUID
+    e164: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NumberUpdated(Event):
+    number_id: uuid.UUID
+    e164: str
+    changed: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NumberRemoved(Event):
+    number_id: uuid.UUID
+    e164: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrunkChanged(Event):
+    trunk_id: uuid.UUID
+    trunk_name: str
+    action: Action
+    changed: tuple[str, ...] = ()

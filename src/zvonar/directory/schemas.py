@@ -1,0 +1,274 @@
+"""API shapes of the directory slice.
+
+Inputs forbid unknown fields so typos fail loudly. Schemas check form (lengths, patterns, ranges:
+failures are ``validation_error``); the service checks meaning (a real phone number, an IANA zone,
+a free extension), failing with the specific codes listed in the router.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from zvonar.directory.models import Employee, GroupStrategy, Transport, TrunkAuth
+from zvonar.directory.phone import NumberKind
+
+# No control characters: they have no business in names and PostgreSQL refuses NUL in text.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=_PRINTABLE)]
+ShortName = Annotated[str, Field(min_length=1, max_length=100, pattern=_PRINTABLE)]
+Extension = Annotated[str, Field(pattern=r"^[0-9]{2,6}$", description="2–6 digits.")]
+# RFC 3261 §25.1 allows more in a user part; this subset survives every phone's keypad and UI.
+SipUsername = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
+Secret = Annotated[str, Field(min_length=8, max_length=128, pattern=_PRINTABLE)]
+# The carrier chose it, not us: any non-empty printable text.
+TrunkPassword = Annotated[str, Field(min_length=1, max_length=128, pattern=_PRINTABLE)]
+PhoneText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=40,
+        pattern=_PRINTABLE,
+        description="E.164 or national format (read with the account's country).",
+    ),
+]
+ZoneText = Annotated[str, Field(min_length=1, max_length=64, pattern=_PRINTABLE)]
+EmailText = Annotated[str, Field(min_length=3, max_length=254, pattern=_PRINTABLE)]
+HostText = Annotated[str, Field(min_length=1, max_length=255, pattern=_PRINTABLE)]
+NetText = Annotated[str, Field(min_length=1, max_length=64, pattern=_PRINTABLE)]
+Weight = Annotated[int, Field(ge=1, le=100, description="Share for weighted_random.")]
+
+MAX_MOBILES = 5
+MAX_MEMBERS = 500
+MAX_SOURCES = 50
+
+
+class StrictInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class PatchInput(StrictInput):
+    """A partial update: only the fields sent change. ``NOT_NULL`` fields may be omitted but not
+    set to null; the others accept null to clear them."""
+
+    NOT_NULL: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> Self:
+        for name in sorted(self.NOT_NULL & self.model_fields_set):
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --- employees ----------------------------------------------------------------------------------
+
+
+class EmployeeIn(StrictInput):
+    name: Name
+    extension: Extension
+    sip_username: SipUsername | None = Field(default=None, description="Default: the extension.")
+    sip_password: Secret | None = Field(
+        default=None, description="Write-only. Omit to have one generated and shown once."
+    )
+    mobile_numbers: list[PhoneText] = Field(default_factory=list, max_length=MAX_MOBILES)
+    ring_mobile: bool = False
+    time_zone: ZoneText | None = Field(default=None, description="IANA zone; null: the account's.")
+    email: EmailText | None = None
+    active: bool = True
+
+
+class EmployeePatch(PatchInput):
+    NOT_NULL = frozenset(
+        {
+            "name",
+            "extension",
+            "sip_username",
+            "sip_password",
+            "mobile_numbers",
+            "ring_mobile",
+            "active",
+        }
+    )
+
+    name: Name | None = None
+    extension: Extension | None = None
+    sip_username: SipUsername | None = Field(
+        default=None, description="Changing it needs a new sip_password (the HA1 covers it)."
+    )
+    sip_password: Secret | None = None
+    mobile_numbers: list[PhoneText] | None = Field(default=None, max_length=MAX_MOBILES)
+    ring_mobile: bool | None = None
+    time_zone: ZoneText | None = None
+    email: EmailText | None = None
+    active: bool | None = None
+
+
+class EmployeeOut(Output):
+    id: uuid.UUID
+    name: str
+    extension: str
+    sip_username: str
+    has_sip_password: bool
+    mobile_numbers: list[str]
+    ring_mobile: bool
+    time_zone: str | None
+    email: str | None
+    active: bool
+    group_ids: list[uuid.UUID]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, employee: Employee, group_ids: Sequence[uuid.UUID]) -> Self:
+        data: dict[str, Any] = {
+            name: getattr(employee, name) for name in cls.model_fields if name != "group_ids"
+        }
+        return cls.model_validate({**data, "group_ids": list(group_ids)})
+
+
+class EmployeeCreatedOut(EmployeeOut):
+    sip_password: str | None = Field(
+        description="The generated SIP password, shown once; null when the request set one."
+    )
+
+
+class SipPasswordOut(BaseModel):
+    sip_username: str
+    sip_password: str = Field(description="Shown once: it cannot be retrieved again.")
+
+
+# --- groups -------------------------------------------------------------------------------------
+
+
+class MemberIn(StrictInput):
+    employee_id: uuid.UUID
+    weight: Weight = 1
+
+
+class MembersIn(StrictInput):
+    members: list[MemberIn] = Field(max_length=MAX_MEMBERS, description="In ringing order.")
+
+
+class GroupIn(StrictInput):
+    name: ShortName
+    strategy: GroupStrategy = GroupStrategy.all_at_once
+    members: list[MemberIn] = Field(default_factory=list, max_length=MAX_MEMBERS)
+
+
+class GroupPatch(PatchInput):
+    NOT_NULL = frozenset({"name", "strategy"})
+
+    name: ShortName | None = None
+    strategy: GroupStrategy | None = None
+
+
+class MemberOut(Output):
+    employee_id: uuid.UUID
+    extension: str
+    name: str
+    position: int = Field(description="1-based ringing order.")
+    weight: int
+
+
+class GroupOut(Output):
+    id: uuid.UUID
+    name: str
+    strategy: GroupStrategy
+    members: list[MemberOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- numbers ------------------------------------------------------------------------------------
+
+
+class NumberIn(StrictInput):
+    number: PhoneText
+    label: ShortName | None = Field(default=None, description='A topic, e.g. "Resorts".')
+    trunk_id: uuid.UUID | None = None
+    active: bool = True
+
+
+class NumberPatch(PatchInput):
+    NOT_NULL = frozenset({"active"})
+
+    label: ShortName | None = None
+    trunk_id: uuid.UUID | None = None
+    active: bool | None = None
+
+
+class NumberOut(Output):
+    id: uuid.UUID
+    e164: str
+    kind: NumberKind
+    country: str | None = Field(description="ISO 3166-1 alpha-2.")
+    region: str | None = Field(description='Place in English, e.g. "Moscow".')
+    label: str | None
+    trunk_id: uuid.UUID | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- trunks -------------------------------------------------------------------------------------
+
+
+class TrunkIn(StrictInput):
+    name: ShortName
+    host: HostText
+    port: int = Field(default=5060, ge=1, le=65535)
+    transport: Transport = Transport.udp
+    auth_mode: TrunkAuth = TrunkAuth.registration
+    username: ShortName | None = None
+    password: TrunkPassword | None = Field(default=None, description="Write-only: never returned.")
+    registrar: HostText | None = None
+    allowed_sources: list[NetText] = Field(
+        default_factory=list, max_length=MAX_SOURCES, description="IPs/CIDRs for auth_mode=ip."
+    )
+    caller_id: PhoneText | None = Field(default=None, description="Default outbound caller ID.")
+    active: bool = True
+
+
+class TrunkPatch(PatchInput):
+    NOT_NULL = frozenset(
+        {"name", "host", "port", "transport", "auth_mode", "allowed_sources", "active"}
+    )
+
+    name: ShortName | None = None
+    host: HostText | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    transport: Transport | None = None
+    auth_mode: TrunkAuth | None = None
+    username: ShortName | None = None
+    password: TrunkPassword | None = None
+    registrar: HostText | None = None
+    allowed_sources: list[NetText] | None = Field(default=None, max_length=MAX_SOURCES)
+    caller_id: PhoneText | None = None
+    active: bool | None = None
+
+
+class TrunkOut(Output):
+    id: uuid.UUID
+    name: str
+    host: str
+    port: int
+    transport: Transport
+    auth_mode: TrunkAuth
+    username: str | None
+    has_password: bool
+    registrar: str | None
+    allowed_sources: list[str]
+    caller_id: str | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
