@@ -1,0 +1,490 @@
+"""The SDP offer/answer model (RFC 3264) for one audio stream with G.711 and RFC 4733 DTMF.
+
+Pure functions build offers and answers and compute the :class:`NegotiatedMedia` that the
+media engine needs; :class:`OfferAnswer` is the per-dialog state machine around them (who
+offered, o= versions, glare, rollback, re-offers).
+
+Answering rules implemented (RFC 3264 §6):
+
+* the answer has exactly as many m-lines as the offer, in the same order; we accept the first
+  audio stream over RTP/AVP that carries a codec we support and reject every other stream by
+  answering it with port 0 (§6: rejected streams stay in the answer);
+* the codec is the first format of the offer that we support (the offerer's preference), with
+  its payload type number echoed, as is telephone-event's (§6.1), with the intersection of
+  both event lists in its fmtp (RFC 4733 §2.4.1; an absent fmtp means 0-15);
+* directions (§6.1): sendonly is answered recvonly, recvonly sendonly, inactive inactive;
+  sendrecv gets our own wish (sendonly when we hold). A ``c=0.0.0.0`` offer (RFC 2543 hold,
+  §8.4) means: send nothing to the peer;
+* no acceptable stream at all raises :class:`NegotiationError` with ``status_hint`` 488.
+
+On re-offers (§8) the m-line count never shrinks and the o= version grows by one exactly when
+the description changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+
+from zvonar.media.dtmf import format_event_list, parse_event_list
+from zvonar.media.errors import DtmfError, NegotiationError, SdpParseError
+from zvonar.media.sdp import (
+    Attribute,
+    Connection,
+    Direction,
+    MediaDescription,
+    Origin,
+    RtpMap,
+    SessionDescription,
+)
+
+__all__ = [
+    "PCMA",
+    "PCMU",
+    "STATIC_PAYLOAD_TYPES",
+    "TELEPHONE_EVENT",
+    "Codec",
+    "LocalMedia",
+    "NegotiatedMedia",
+    "OfferAnswer",
+    "OfferAnswerInput",
+    "OfferAnswerState",
+    "answer_offer",
+    "build_offer",
+    "process_answer",
+]
+
+# RFC 3551 Table 4: static audio payload types usable without an rtpmap.
+STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int]] = {
+    0: ("PCMU", 8000),
+    3: ("GSM", 8000),
+    4: ("G723", 8000),
+    8: ("PCMA", 8000),
+    9: ("G722", 8000),
+    18: ("G729", 8000),
+}
+_RTP_AVP = "RTP/AVP"
+_DEFAULT_EVENTS = "0-15"  # RFC 4733 §2.4.1: the events when no fmtp is given
+
+
+@dataclass(frozen=True)
+class Codec:
+    name: str
+    clock_rate: int
+    payload_type: int  # the number we offer (the static one where there is one)
+    fmtp: str | None = None
+
+    def rtpmap(self, payload_type: int | None = None) -> RtpMap:
+        pt = self.payload_type if payload_type is None else payload_type
+        return RtpMap(pt, self.name, self.clock_rate)
+
+
+PCMU = Codec("PCMU", 8000, 0)
+PCMA = Codec("PCMA", 8000, 8)
+TELEPHONE_EVENT = Codec("telephone-event", 8000, 101, "0-16")
+
+
+@dataclass(frozen=True)
+class LocalMedia:
+    """Our side of the stream: where we receive RTP and what we accept."""
+
+    address: str
+    port: int
+    codecs: tuple[Codec, ...] = (PCMU, PCMA)
+    telephone_event: Codec | None = TELEPHONE_EVENT
+    ptime: int = 20
+    direction: Direction = Direction.SENDRECV  # SENDONLY to hold the peer (RFC 3264 §8.4)
+    rtcp_port: int | None = None  # advertised with a=rtcp (RFC 3605) when not port + 1
+    username: str = "-"
+    session_name: str = "zvonar"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port <= 65535 or not self.codecs or self.ptime <= 0:
+            raise NegotiationError("LocalMedia needs a port, a codec and a positive ptime")
+
+    @property
+    def addrtype(self) -> str:
+        return "IP6" if ":" in self.address else "IP4"
+
+
+@dataclass(frozen=True)
+class NegotiatedMedia:
+    """What the media engine needs once an offer/answer exchange completed."""
+
+    remote_address: str
+    remote_port: int
+    remote_rtcp_address: str
+    remote_rtcp_port: int
+    payload_type: int  # for sending and receiving the codec
+    codec: str  # encoding name, e.g. "PCMU"
+    clock_rate: int
+    telephone_event_pt: int | None
+    ptime: int  # ms per packet we send (the peer's a=ptime, else ours)
+    direction: Direction  # OUR direction: whether we send and/or receive
+    remote_hold: bool  # the peer does not want our media (sendonly/inactive/0.0.0.0)
+    media_index: int  # index of the audio m-line
+
+    @property
+    def sends(self) -> bool:
+        return self.direction.sends
+
+    @property
+    def receives(self) -> bool:
+        return self.direction.receives
+
+
+def _origin(local: LocalMedia, session_id: int, version: int) -> Origin:
+    return Origin(local.username, session_id, version, local.address, "IN", local.addrtype)
+
+
+def _audio_line(
+    local: LocalMedia,
+    codecs: list[tuple[int, Codec]],
+    events: tuple[int, str] | None,
+    direction: Direction,
+) -> MediaDescription:
+    formats = [str(pt) for pt, _ in codecs]
+    attributes = [Attribute("rtpmap", str(codec.rtpmap(pt))) for pt, codec in codecs]
+    for pt, codec in codecs:
+        if codec.fmtp:
+            attributes.append(Attribute("fmtp", f"{pt} {codec.fmtp}"))
+    if events is not None and local.telephone_event is not None:
+        pt, event_list = events
+        formats.append(str(pt))
+        attributes.append(Attribute("rtpmap", str(local.telephone_event.rtpmap(pt))))
+        attributes.append(Attribute("fmtp", f"{pt} {event_list}"))
+    attributes.append(Attribute("ptime", str(local.ptime)))
+    if local.rtcp_port is not None and local.rtcp_port != local.port + 1:
+        attributes.append(Attribute("rtcp", str(local.rtcp_port)))
+    attributes.append(Attribute(direction.value))
+    return MediaDescription(
+        "audio", local.port, _RTP_AVP, tuple(formats), attributes=tuple(attributes)
+    )
+
+
+def _rejected(media: MediaDescription) -> MediaDescription:
+    # RFC 3264 §6: a rejected stream keeps its media type, proto and formats, with port 0.
+    return MediaDescription(media.media, 0, media.proto, media.formats)
+
+
+def _session(
+    local: LocalMedia, origin: Origin, media: list[MediaDescription]
+) -> SessionDescription:
+    return SessionDescription(
+        origin=origin,
+        session_name=local.session_name,
+        connection=Connection(local.address, "IN", local.addrtype),
+        media=tuple(media),
+    )
+
+
+def build_offer(
+    local: LocalMedia,
+    *,
+    session_id: int,
+    version: int = 0,
+    previous: SessionDescription | None = None,
+) -> SessionDescription:
+    """An offer for one audio stream. With ``previous`` (the last description we sent) it is
+    a re-offer (§8): every earlier m-line stays, the audio one updated, others at port 0."""
+    events = None
+    if local.telephone_event is not None:
+        te = local.telephone_event
+        events = (te.payload_type, te.fmtp or _DEFAULT_EVENTS)
+    ours = _audio_line(local, [(c.payload_type, c) for c in local.codecs], events, local.direction)
+    media: list[MediaDescription] = []
+    placed = False
+    for old in previous.media if previous is not None else ():
+        if not placed and old.media == "audio" and old.port != 0:
+            media.append(ours)
+            placed = True
+        else:
+            media.append(_rejected(old))
+    if not placed:
+        # No live audio line to reuse: take over a rejected audio line (port 0 lines may be
+        # reused, §8.3.1), else add one at the end.
+        for index, old in enumerate(media):
+            if old.media == "audio":
+                media[index] = ours
+                break
+        else:
+            media.append(ours)
+    return _session(local, _origin(local, session_id, version), media)
+
+
+def _encoding(
+    media: MediaDescription, pt: int, fallback: MediaDescription | None = None
+) -> tuple[str, int] | None:
+    """(name, clock rate) of payload type ``pt``: its rtpmap, else the static assignment."""
+    for source in (media, fallback):
+        if source is None:
+            continue
+        rtpmap = source.rtpmaps().get(pt)
+        if rtpmap is not None:
+            if rtpmap.channels not in (None, 1):
+                return None
+            return rtpmap.encoding, rtpmap.clock_rate
+    return STATIC_PAYLOAD_TYPES.get(pt)
+
+
+def _pick_codec(
+    media: MediaDescription, local: LocalMedia, fallback: MediaDescription | None = None
+) -> tuple[int, Codec] | None:
+    for pt in media.payload_types:
+        encoding = _encoding(media, pt, fallback)
+        if encoding is None:
+            continue
+        for codec in local.codecs:
+            if codec.name.lower() == encoding[0].lower() and codec.clock_rate == encoding[1]:
+                return pt, codec
+    return None
+
+
+def _pick_events(
+    media: MediaDescription, local: LocalMedia, clock_rate: int
+) -> tuple[int, str] | None:
+    te = local.telephone_event
+    if te is None:
+        return None
+    for pt in media.payload_types:
+        rtpmap = media.rtpmaps().get(pt)
+        if rtpmap is None or not rtpmap.matches(te.name, clock_rate):
+            continue
+        try:
+            theirs = parse_event_list(media.fmtp(pt) or _DEFAULT_EVENTS)
+            common = theirs & parse_event_list(te.fmtp or _DEFAULT_EVENTS)
+        except DtmfError:
+            return None
+        return (pt, format_event_list(common)) if common else None
+    return None
+
+
+def _remote_target(
+    sd: SessionDescription, media: MediaDescription
+) -> tuple[Connection, str, int] | None:
+    """The peer's c= and RTCP address/port for ``media``, None if unusable."""
+    connection = sd.connection_for(media)
+    if connection is None or connection.nettype != "IN":
+        return None
+    if connection.addrtype not in ("IP4", "IP6"):
+        return None
+    try:
+        rtcp = media.rtcp
+    except SdpParseError:
+        rtcp = None
+    if rtcp is None:
+        return connection, connection.address, media.port + 1  # RFC 3550 §11
+    return connection, rtcp.address or connection.address, rtcp.port
+
+
+def _send_ptime(media: MediaDescription, local: LocalMedia) -> int:
+    # The peer's a=ptime is what it wants to receive (RFC 8866 §6.4); a=maxptime caps it.
+    ptime = media.ptime or local.ptime
+    if media.maxptime is not None:
+        ptime = min(ptime, media.maxptime)
+    return max(10, round(ptime))
+
+
+def _negotiated(
+    sd: SessionDescription,
+    media: MediaDescription,
+    index: int,
+    codec: tuple[int, Codec],
+    events: tuple[int, str] | None,
+    local: LocalMedia,
+    direction: Direction,
+) -> NegotiatedMedia:
+    target = _remote_target(sd, media)
+    if target is None:  # callers checked
+        raise NegotiationError("no usable connection address")
+    connection, rtcp_address, rtcp_port = target
+    remote_direction = sd.direction_for(media)
+    return NegotiatedMedia(
+        remote_address=connection.address,
+        remote_port=media.port,
+        remote_rtcp_address=rtcp_address,
+        remote_rtcp_port=rtcp_port,
+        payload_type=codec[0],
+        codec=codec[1].name,
+        clock_rate=codec[1].clock_rate,
+        telephone_event_pt=None if events is None else events[0],
+        ptime=_send_ptime(media, local),
+        direction=direction,
+        remote_hold=not remote_direction.receives or connection.is_null,
+        media_index=index,
+    )
+
+
+def _our_direction(local: LocalMedia, remote: Direction, null_address: bool) -> Direction:
+    # §6.1: we may only send what they receive and receive what they send; c=0.0.0.0 (§8.4)
+    # forbids sending RTP and RTCP to the peer.
+    return Direction.from_flags(
+        send=local.direction.sends and remote.receives and not null_address,
+        receive=local.direction.receives and remote.sends,
+    )
+
+
+def answer_offer(
+    offer: SessionDescription, local: LocalMedia, *, session_id: int, version: int = 0
+) -> tuple[SessionDescription, NegotiatedMedia]:
+    """Answer ``offer`` (§6); raise :class:`NegotiationError` (488) if nothing is acceptable."""
+    media: list[MediaDescription] = []
+    result: NegotiatedMedia | None = None
+    for index, offered in enumerate(offer.media):
+        accepted = None
+        if (
+            result is None
+            and offered.port != 0
+            and offered.media == "audio"
+            and offered.proto == _RTP_AVP
+            and _remote_target(offer, offered) is not None
+        ):
+            codec = _pick_codec(offered, local)
+            if codec is not None:
+                events = _pick_events(offered, local, codec[1].clock_rate)
+                connection = offer.connection_for(offered)
+                null = connection is not None and connection.is_null
+                direction = _our_direction(local, offer.direction_for(offered), null)
+                result = _negotiated(offer, offered, index, codec, events, local, direction)
+                accepted = _audio_line(local, [codec], events, direction)
+        media.append(accepted or _rejected(offered))
+    if result is None:
+        raise NegotiationError("no acceptable audio stream or codec in the offer")
+    return _session(local, _origin(local, session_id, version), media), result
+
+
+def process_answer(
+    offer: SessionDescription, answer: SessionDescription, local: LocalMedia
+) -> NegotiatedMedia:
+    """Check ``answer`` against our ``offer`` and compute the negotiated stream."""
+    if len(answer.media) != len(offer.media):
+        raise NegotiationError("the answer must have one m-line per offered m-line (§6)")
+    for index, (offered, answered) in enumerate(zip(offer.media, answer.media, strict=True)):
+        if offered.port == 0 or offered.media != "audio":
+            continue
+        if answered.media != offered.media:
+            raise NegotiationError("answer m-line media type differs from the offer")
+        if answered.port == 0:
+            raise NegotiationError("the peer rejected the audio stream")
+        if _remote_target(answer, answered) is None:
+            raise NegotiationError("no usable connection address in the answer")
+        codec = _pick_codec(answered, local, fallback=offered)
+        if codec is None:
+            raise NegotiationError("the answer holds no codec we offered")
+        events = _pick_events(answered, local, codec[1].clock_rate)
+        connection = answer.connection_for(answered)
+        null = connection is not None and connection.is_null
+        direction = _our_direction(local, answer.direction_for(answered), null)
+        return _negotiated(answer, answered, index, codec, events, local, direction)
+    raise NegotiationError("our offer has no active audio stream")
+
+
+class OfferAnswerState(enum.Enum):
+    IDLE = "idle"  # nothing negotiated yet
+    OFFER_SENT = "offer_sent"  # waiting for the answer to our offer
+    STABLE = "stable"  # a session is in effect
+
+
+class OfferAnswerInput(enum.Enum):
+    SEND_OFFER = "send_offer"
+    RECEIVE_OFFER = "receive_offer"
+    RECEIVE_ANSWER = "receive_answer"
+    ROLLBACK = "rollback"
+
+
+_S, _I = OfferAnswerState, OfferAnswerInput
+# (state, input) -> next state. A missing pair is a protocol error; ROLLBACK returns to STABLE
+# or IDLE depending on whether a session was ever established.
+_TRANSITIONS: dict[tuple[OfferAnswerState, OfferAnswerInput], OfferAnswerState] = {
+    (_S.IDLE, _I.SEND_OFFER): _S.OFFER_SENT,
+    (_S.STABLE, _I.SEND_OFFER): _S.OFFER_SENT,
+    (_S.IDLE, _I.RECEIVE_OFFER): _S.STABLE,
+    (_S.STABLE, _I.RECEIVE_OFFER): _S.STABLE,
+    (_S.OFFER_SENT, _I.RECEIVE_ANSWER): _S.STABLE,
+    (_S.OFFER_SENT, _I.ROLLBACK): _S.STABLE,
+}
+_ERRORS: dict[OfferAnswerInput, tuple[str, int]] = {
+    _I.SEND_OFFER: ("an offer is already outstanding", 491),
+    _I.RECEIVE_OFFER: ("offer glare: our own offer is outstanding", 491),  # RFC 3261 §14.2
+    _I.RECEIVE_ANSWER: ("an answer without an outstanding offer", 400),
+    _I.ROLLBACK: ("nothing to roll back", 500),
+}
+
+
+class OfferAnswer:
+    """Offer/answer state of one dialog (sans-IO: SDP in, SDP and results out).
+
+    ``session_id`` is chosen by the caller (RFC 8866 §5.2 suggests an NTP timestamp); o=
+    versions start at ``version`` and grow by one for each changed description we send.
+    """
+
+    def __init__(self, local: LocalMedia, *, session_id: int, version: int = 0) -> None:
+        self.local = local
+        self.session_id = session_id
+        self.state = OfferAnswerState.IDLE
+        self.negotiated: NegotiatedMedia | None = None
+        self.local_sdp: SessionDescription | None = None  # the description in effect
+        self.remote_sdp: SessionDescription | None = None
+        self._pending_offer: SessionDescription | None = None
+        self._max_version = version - 1
+
+    def _advance(self, event: OfferAnswerInput) -> OfferAnswerState:
+        next_state = _TRANSITIONS.get((self.state, event))
+        if next_state is None:
+            reason, status = _ERRORS[event]
+            raise NegotiationError(f"{reason} (state {self.state.value})", status_hint=status)
+        if event is _I.ROLLBACK and self.negotiated is None:
+            next_state = _S.IDLE
+        return next_state
+
+    def _stamp(self, sd: SessionDescription) -> SessionDescription:
+        """Keep the version of the description in effect if unchanged, else a new one."""
+        current = self.local_sdp
+        if current is not None and dataclasses.replace(sd, origin=current.origin) == current:
+            return current
+        self._max_version += 1
+        return dataclasses.replace(
+            sd, origin=dataclasses.replace(sd.origin, version=self._max_version)
+        )
+
+    def create_offer(self, local: LocalMedia | None = None) -> SessionDescription:
+        next_state = self._advance(_I.SEND_OFFER)
+        if local is not None:
+            self.local = local
+        offer = build_offer(self.local, session_id=self.session_id, previous=self.local_sdp)
+        offer = self._stamp(offer)
+        self._pending_offer = offer
+        self.state = next_state
+        return offer
+
+    def receive_answer(self, answer: SessionDescription) -> NegotiatedMedia:
+        next_state = self._advance(_I.RECEIVE_ANSWER)
+        offer = self._pending_offer
+        if offer is None:
+            raise NegotiationError("internal: no pending offer", status_hint=500)
+        negotiated = process_answer(offer, answer, self.local)
+        self.state = next_state
+        self.local_sdp, self.remote_sdp, self.negotiated = offer, answer, negotiated
+        self._pending_offer = None
+        return negotiated
+
+    def receive_offer(
+        self, offer: SessionDescription, local: LocalMedia | None = None
+    ) -> tuple[SessionDescription, NegotiatedMedia]:
+        """Answer an initial offer or a re-offer; on error the previous session stays."""
+        next_state = self._advance(_I.RECEIVE_OFFER)
+        if self.local_sdp is not None and len(offer.media) < len(self.local_sdp.media):
+            raise NegotiationError("a re-offer may not remove m-lines (RFC 3264 §8)")
+        local = local or self.local
+        answer, negotiated = answer_offer(offer, local, session_id=self.session_id)
+        self.local = local
+        answer = self._stamp(answer)
+        self.state = next_state
+        self.local_sdp, self.remote_sdp, self.negotiated = answer, offer, negotiated
+        return answer, negotiated
+
+    def rollback(self) -> None:
+        """Our offer was refused (e.g. a re-INVITE got 488/491): the old session stays."""
+        self.state = self._advance(_I.ROLLBACK)
+        self._pending_offer = None
