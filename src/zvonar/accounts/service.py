@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,7 +22,8 @@ from zvonar.accounts.passwords import (
     sha256_hex,
     verify_password,
 )
-from zvonar.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from zvonar.accounts.throttle import LoginThrottle
+from zvonar.core.errors import Conflict, InvalidInput, LimitExceeded, NotFound, Unauthenticated
 from zvonar.store.base import utcnow
 from zvonar.store.db import Database
 
@@ -46,8 +49,16 @@ class SignedIn:
 
 
 class AccountService:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        throttle: LoginThrottle | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.db = db
+        self.throttle = throttle or LoginThrottle()
+        self._monotonic = monotonic
 
     # --- accounts and users ------------------------------------------------------------------
     async def create_account(
@@ -147,14 +158,30 @@ class AccountService:
             return list(rows)
 
     # --- web sessions ------------------------------------------------------------------------
-    async def sign_in(self, email: str, password: str, *, max_age: int) -> SignedIn:
-        """Check a password; the same error for an unknown email and a wrong password."""
+    async def sign_in(
+        self, email: str, password: str, *, max_age: int, source: str | None = None
+    ) -> SignedIn:
+        """Check a password; the same error for an unknown email and a wrong password.
+
+        Repeated failures for one email or from one source are refused for a while with
+        ``LimitExceeded(code="too_many_attempts")`` before any hash is computed.
+        """
         email = email.strip().lower()
+        mono = self._monotonic()
+        wait = self.throttle.retry_after(email, source, mono)
+        if wait is not None:
+            raise LimitExceeded(
+                "too many failed sign-ins; try again later",
+                code="too_many_attempts",
+                retry_after=int(wait) + 1,
+            )
         async with self.db.unit_of_work() as uow:
             user = await uow.session.scalar(select(User).where(User.email == email))
             ok = verify_password(user.password_hash if user else None, password)
             if user is None or not ok or not user.is_active:
+                self.throttle.failed(email, source, mono)
                 raise Unauthenticated("wrong email or password", code="bad_credentials")
+            self.throttle.succeeded(email)
             if user.password_hash and needs_rehash(user.password_hash):
                 user.password_hash = hash_password(password)
             now = utcnow()
