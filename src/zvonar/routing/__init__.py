@@ -1,0 +1,1 @@
+"""Forwarding schemes: schedules, ring strategies and the sans-IO step-chain interpreter."""

@@ -1,0 +1,132 @@
+"""HTTP endpoints of routing: forwarding schemes, the scheme of each number, the calendar.
+
+Error codes beyond the generic ones: ``invalid_scheme``, ``empty_scheme``, ``too_deep``,
+``unknown_scheme``, ``goto_cycle``, ``unknown_reference``, ``invalid_calendar``,
+``invalid_country`` (422, with ``details.path``); ``scheme_name_taken``, ``scheme_in_use`` (409).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from zvonar.api.deps import AppContainer, CurrentPrincipal
+from zvonar.api.pagination import Page, PageParams, page_params
+from zvonar.core.errors import InvalidInput
+from zvonar.routing.models import SchemeRow
+from zvonar.routing.schedule import WorkCalendar, calendar_to_dict
+from zvonar.routing.schemas import (
+    AssignmentIn,
+    AssignmentOut,
+    BranchOut,
+    CalendarIn,
+    CalendarOut,
+    SchemeIn,
+    SchemeOut,
+)
+from zvonar.routing.service import AssignmentView, RoutingService
+
+router = APIRouter(tags=["routing"])
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+def _svc(c: AppContainer) -> RoutingService:
+    return c.routing
+
+
+Service = Annotated[RoutingService, Depends(_svc)]
+
+
+def _scheme(row: SchemeRow) -> SchemeOut:
+    return SchemeOut(
+        id=row.id,
+        name=row.name,
+        branches=row.definition["branches"],
+        final=row.definition.get("final"),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _calendar(cal: WorkCalendar) -> CalendarOut:
+    return CalendarOut(time_zone=cal.tz, **calendar_to_dict(cal))
+
+
+def _assignment(v: AssignmentView) -> AssignmentOut:
+    return AssignmentOut(number_id=v.number_id, e164=v.e164, scheme_id=v.scheme_id)
+
+
+@router.get("/schemes", response_model=Page[SchemeOut])
+async def list_schemes(
+    p: CurrentPrincipal,
+    svc: Service,
+    page: Paging,
+    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+) -> Page[SchemeOut]:
+    found = await svc.list_schemes(p, q=q, limit=page.limit, offset=page.offset)
+    return Page(
+        items=[_scheme(r) for r in found.items],
+        total=found.total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.post("/schemes", response_model=SchemeOut, status_code=201)
+async def create_scheme(body: SchemeIn, p: CurrentPrincipal, svc: Service) -> SchemeOut:
+    return _scheme(await svc.create_scheme(p, body.name, body.definition()))
+
+
+@router.get("/schemes/{scheme_id}", response_model=SchemeOut)
+async def get_scheme(scheme_id: uuid.UUID, p: CurrentPrincipal, svc: Service) -> SchemeOut:
+    return _scheme(await svc.get_scheme(p, scheme_id))
+
+
+@router.put("/schemes/{scheme_id}", response_model=SchemeOut)
+async def replace_scheme(
+    scheme_id: uuid.UUID, body: SchemeIn, p: CurrentPrincipal, svc: Service
+) -> SchemeOut:
+    return _scheme(await svc.replace_scheme(p, scheme_id, body.name, body.definition()))
+
+
+@router.delete("/schemes/{scheme_id}", status_code=204)
+async def delete_scheme(scheme_id: uuid.UUID, p: CurrentPrincipal, svc: Service) -> None:
+    await svc.delete_scheme(p, scheme_id)
+
+
+@router.get("/numbers/{number_id}/scheme", response_model=AssignmentOut)
+async def get_number_scheme(
+    number_id: uuid.UUID, p: CurrentPrincipal, svc: Service
+) -> AssignmentOut:
+    return _assignment(await svc.get_assignment(p, number_id))
+
+
+@router.put("/numbers/{number_id}/scheme", response_model=AssignmentOut)
+async def set_number_scheme(
+    number_id: uuid.UUID, body: AssignmentIn, p: CurrentPrincipal, svc: Service
+) -> AssignmentOut:
+    return _assignment(await svc.assign(p, number_id, body.scheme_id))
+
+
+@router.get("/calendar", response_model=CalendarOut)
+async def get_calendar(p: CurrentPrincipal, svc: Service) -> CalendarOut:
+    return _calendar(await svc.get_calendar(p))
+
+
+@router.put("/calendar", response_model=CalendarOut)
+async def set_calendar(body: CalendarIn, p: CurrentPrincipal, svc: Service) -> CalendarOut:
+    """Replace the calendar; ``country`` omitted means the account's, null means none."""
+    return _calendar(await svc.set_calendar(p, body.model_dump(exclude_unset=True)))
+
+
+@router.get("/calendar/branch", response_model=BranchOut)
+async def branch_at(
+    p: CurrentPrincipal, svc: Service, at: Annotated[datetime, Query()]
+) -> BranchOut:
+    """Which schedule branch is in force at ``at`` (an ISO instant with offset)."""
+    if at.tzinfo is None:
+        raise InvalidInput("give the instant with its UTC offset", code="invalid_instant")
+    return BranchOut(at=at, branch=(await svc.branch_at(p, at)).value)

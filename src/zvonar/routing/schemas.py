@@ -1,0 +1,73 @@
+"""API shapes of the routing slice. The scheme body is checked by ``scheme_codec`` (its errors
+carry the path inside the definition); these models only fix the envelope."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from zvonar.directory.schemas import ShortName, StrictInput
+
+
+class SchemeIn(StrictInput):
+    name: ShortName
+    branches: dict[str, list[dict[str, Any]]] = Field(
+        description="working / off / holiday → steps (see the scheme format)."
+    )
+    final: dict[str, Any] | None = Field(default=None, description="voicemail (default) or hangup")
+
+    def definition(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"branches": self.branches}
+        if self.final is not None:
+            out["final"] = self.final
+        return out
+
+
+class SchemeOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    branches: dict[str, list[dict[str, Any]]]
+    final: dict[str, Any] | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AssignmentIn(StrictInput):
+    scheme_id: uuid.UUID | None = Field(description="null: the number has no scheme.")
+
+
+class AssignmentOut(BaseModel):
+    number_id: uuid.UUID
+    e164: str
+    scheme_id: uuid.UUID | None
+
+
+TimeRangeText = Annotated[str, Field(min_length=3, max_length=20)]
+DateText = Annotated[str, Field(min_length=10, max_length=10)]
+
+
+class CalendarIn(StrictInput):
+    hours: dict[str, list[TimeRangeText]] | None = Field(
+        default=None, description="mon..sun → ['09:00-18:00', …]; omitted: Mon–Fri 09–18."
+    )
+    country: str | None = Field(default=None, description="Holidays of; omitted: the account's.")
+    extra_days_off: list[DateText] = Field(default_factory=list, max_length=400)
+    working_days: list[DateText] = Field(default_factory=list, max_length=400)
+    custom_hours: dict[DateText, list[TimeRangeText]] = Field(default_factory=dict)
+
+
+class CalendarOut(BaseModel):
+    time_zone: str
+    hours: dict[str, list[str]]
+    country: str | None
+    extra_days_off: list[str]
+    working_days: list[str]
+    custom_hours: dict[str, list[str]]
+
+
+class BranchOut(BaseModel):
+    at: datetime
+    branch: str

@@ -1,0 +1,228 @@
+"""Every routing write, for one account inside one unit of work (the REST service and
+``config.apply_routing`` both write through here, so the rules hold whichever door is used).
+
+Rules: a scheme's definition parses (``invalid_scheme`` and friends, with a path); the account's
+schemes as a whole have no silent goto loop and no jump to a missing scheme; ring targets name
+employees (by extension) and groups (by name) of the account (``unknown_reference``); a scheme
+a number or another scheme uses cannot be deleted (``scheme_in_use``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from zvonar.accounts.models import Account
+from zvonar.core.errors import Conflict, InvalidInput, NotFound
+from zvonar.directory.events import Action
+from zvonar.directory.models import Employee, Group, Number
+from zvonar.routing.errors import SchemeInvalid
+from zvonar.routing.events import CalendarChanged, SchemeAssigned, SchemeChanged
+from zvonar.routing.models import CalendarRow, SchemeAssignment, SchemeRow
+from zvonar.routing.schedule import WorkCalendar, calendar_from_dict, calendar_to_dict
+from zvonar.routing.scheme import RingStep, Scheme, TargetKind, validate_library, walk
+from zvonar.routing.scheme_codec import scheme_from_dict, scheme_to_dict
+from zvonar.store.db import UnitOfWork
+
+
+class RoutingWriter:
+    def __init__(self, uow: UnitOfWork, account: Account) -> None:
+        self.uow = uow
+        self.session = uow.session
+        self.account = account
+        self.account_id: uuid.UUID = account.id
+
+    @classmethod
+    async def open(cls, uow: UnitOfWork, account_id: uuid.UUID) -> RoutingWriter:
+        account = await uow.session.get(Account, account_id)
+        if account is None:
+            raise NotFound("account not found")
+        return cls(uow, account)
+
+    async def _flush(self) -> None:
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            raise Conflict("the change conflicts with data written meanwhile") from exc
+
+    # --- lookups ---------------------------------------------------------------------------------
+    async def rows(self) -> dict[str, SchemeRow]:
+        found = await self.session.scalars(
+            select(SchemeRow)
+            .where(SchemeRow.account_id == self.account_id)
+            .order_by(SchemeRow.name)
+        )
+        return {r.name: r for r in found}
+
+    async def scheme(self, scheme_id: uuid.UUID) -> SchemeRow:
+        row = await self.session.scalar(
+            select(SchemeRow).where(
+                SchemeRow.id == scheme_id, SchemeRow.account_id == self.account_id
+            )
+        )
+        if row is None:
+            raise NotFound("scheme not found")
+        return row
+
+    async def number(self, number_id: uuid.UUID) -> Number:
+        row = await self.session.scalar(
+            select(Number).where(Number.id == number_id, Number.account_id == self.account_id)
+        )
+        if row is None:
+            raise NotFound("number not found")
+        return row
+
+    # --- validation ------------------------------------------------------------------------------
+    async def check_library(self, library: Mapping[str, Scheme]) -> None:
+        """Jumps and references of the whole desired set of schemes."""
+        try:
+            validate_library(library)
+        except SchemeInvalid as exc:
+            exc.details.setdefault("scheme", None)
+            raise
+        extensions = set(
+            await self.session.scalars(
+                select(Employee.extension).where(Employee.account_id == self.account_id)
+            )
+        )
+        groups = set(
+            await self.session.scalars(
+                select(Group.name).where(Group.account_id == self.account_id)
+            )
+        )
+        for name, scheme in library.items():
+            for branch, steps in scheme.branches.items():
+                for path, step, _ in walk(steps, f"branches.{branch.value}"):
+                    if not isinstance(step, RingStep):
+                        continue
+                    for i, t in enumerate(step.targets):
+                        known = {TargetKind.employee: extensions, TargetKind.group: groups}
+                        if t.kind in known and t.ref not in known[t.kind]:
+                            raise InvalidInput(
+                                f"no {t.kind.value} {t.ref!r} in this account",
+                                code="unknown_reference",
+                                path=f"{path}.targets[{i}].{t.kind.value}",
+                                scheme=name,
+                            )
+
+    async def library(self) -> dict[str, Scheme]:
+        return {n: scheme_from_dict(n, r.definition) for n, r in (await self.rows()).items()}
+
+    # --- schemes ---------------------------------------------------------------------------------
+    async def save_scheme(
+        self, name: str, definition: Any, row: SchemeRow | None, *, check: bool = True
+    ) -> SchemeRow:
+        scheme = scheme_from_dict(name, definition)
+        rows = await self.rows()
+        if name in rows and (row is None or rows[name].id != row.id):
+            raise Conflict(
+                f"a scheme named {name!r} exists", code="scheme_name_taken", field="name"
+            )
+        if check:
+            library = await self.library()
+            if row is not None:
+                library.pop(row.name, None)
+            library[name] = scheme
+            await self.check_library(library)
+        canonical = scheme_to_dict(scheme)
+        if row is None:
+            row = SchemeRow(account_id=self.account_id, name=name, definition=canonical)
+            self.session.add(row)
+            action = Action.created
+        else:
+            row.name, row.definition = name, canonical
+            action = Action.updated
+        await self._flush()
+        self.uow.emit(
+            SchemeChanged(
+                account_id=self.account_id, scheme_id=row.id, scheme_name=name, action=action
+            )
+        )
+        return row
+
+    async def delete_scheme(self, row: SchemeRow, *, check: bool = True) -> None:
+        used = await self.session.scalar(
+            select(SchemeAssignment.number_id).where(SchemeAssignment.scheme_id == row.id).limit(1)
+        )
+        if used is not None:
+            raise Conflict("a number uses this scheme", code="scheme_in_use")
+        if check:
+            library = await self.library()
+            library.pop(row.name, None)
+            try:
+                validate_library(library)
+            except SchemeInvalid as exc:
+                if exc.code == "unknown_scheme":
+                    raise Conflict(
+                        "another scheme goes to this one", code="scheme_in_use", **exc.details
+                    ) from exc
+                raise
+        scheme_id, name = row.id, row.name
+        await self.session.delete(row)
+        await self._flush()
+        self.uow.emit(
+            SchemeChanged(
+                account_id=self.account_id,
+                scheme_id=scheme_id,
+                scheme_name=name,
+                action=Action.deleted,
+            )
+        )
+
+    # --- assignments -----------------------------------------------------------------------------
+    async def assignment(self, number: Number) -> SchemeAssignment | None:
+        return await self.session.get(SchemeAssignment, number.id)
+
+    async def assign(self, number: Number, scheme: SchemeRow | None) -> bool:
+        """Point ``number`` at ``scheme`` (None: no scheme); returns whether anything changed."""
+        current = await self.assignment(number)
+        if (current.scheme_id if current else None) == (scheme.id if scheme else None):
+            return False
+        if current is not None and scheme is None:
+            await self.session.delete(current)
+        elif current is not None and scheme is not None:
+            current.scheme_id = scheme.id
+        elif scheme is not None:
+            self.session.add(
+                SchemeAssignment(
+                    number_id=number.id, account_id=self.account_id, scheme_id=scheme.id
+                )
+            )
+        await self._flush()
+        self.uow.emit(
+            SchemeAssigned(
+                account_id=self.account_id,
+                number_id=number.id,
+                e164=number.e164,
+                scheme_id=scheme.id if scheme else None,
+            )
+        )
+        return True
+
+    # --- calendar --------------------------------------------------------------------------------
+    def parse_calendar(self, data: Mapping[str, Any]) -> WorkCalendar:
+        return calendar_from_dict(
+            data, tz=self.account.time_zone, default_country=self.account.country
+        )
+
+    async def calendar(self) -> WorkCalendar:
+        row = await self.session.get(CalendarRow, self.account_id)
+        return self.parse_calendar(row.definition if row else {})
+
+    async def set_calendar(self, data: Mapping[str, Any]) -> tuple[WorkCalendar, bool]:
+        cal = self.parse_calendar(data)
+        canonical = calendar_to_dict(cal)
+        row = await self.session.get(CalendarRow, self.account_id)
+        if row is not None and row.definition == canonical:
+            return cal, False
+        if row is None:
+            self.session.add(CalendarRow(account_id=self.account_id, definition=canonical))
+        else:
+            row.definition = canonical
+        await self._flush()
+        self.uow.emit(CalendarChanged(account_id=self.account_id))
+        return cal, True

@@ -1,0 +1,120 @@
+"""The routing section of ``zvonar config``: export, apply, idempotence, dry run, error paths."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from tests.conftest import Tenant
+from zvonar.container import Container
+from zvonar.core.errors import InvalidInput, ZvonarError
+from zvonar.directory.config import apply_directory
+from zvonar.routing.config import apply_routing, export_routing
+
+DIRECTORY = {
+    "employees": {"100": {"name": "Office"}, "105": {"name": "Head of sales"}},
+    "groups": {"Managers": {"members": ["100"]}},
+    "numbers": {"+74951234567": {}, "+74957654321": {}},
+}
+ROUTING: dict[str, Any] = {
+    "calendar": {"hours": {"mon": ["09:00-18:00"], "fri": ["09:00-17:00"]}, "country": "RU"},
+    "schemes": {
+        "Main": {
+            "branches": {
+                "working": [
+                    {"type": "ring", "targets": [{"employee": 100}], "timeout": 20},
+                    {"type": "ring", "targets": [{"group": "Managers"}]},
+                    {"type": "ring", "targets": [{"employee": "105"}]},
+                    {"type": "goto", "scheme": "Shop"},
+                ],
+                "off": [{"type": "voicemail", "notify": ["boss@example.com"]}],
+            }
+        },
+        "Shop": {
+            "branches": {"working": [{"type": "ring", "targets": [{"number": "+74951112233"}]}]},
+            "final": {"type": "hangup"},
+        },
+    },
+    "numbers": {"8 495 123-45-67": "Main", "+74957654321": "Shop"},
+}
+
+
+async def test_apply_export_idempotent(container: Container, tenant_a: Tenant) -> None:
+    db, acc = container.db, tenant_a.account_id
+    await apply_directory(db, acc, DIRECTORY, dry_run=False)
+    dry = await apply_routing(db, acc, copy.deepcopy(ROUTING), dry_run=True)
+    assert (await export_routing(db, acc))["schemes"] == {}  # the dry run wrote nothing
+    changes = await apply_routing(db, acc, copy.deepcopy(ROUTING), dry_run=False)
+    assert [c.describe() for c in changes] == [c.describe() for c in dry]
+    assert {(c.kind.value, c.object_type, c.key) for c in changes} >= {
+        ("create", "scheme", "Main"),
+        ("create", "scheme", "Shop"),
+        ("update", "number", "+74951234567"),
+    }
+    assert await apply_routing(db, acc, copy.deepcopy(ROUTING), dry_run=False) == []
+    exported = await export_routing(db, acc)
+    assert exported["numbers"] == {"+74951234567": "Main", "+74957654321": "Shop"}
+    assert exported["calendar"]["hours"]["fri"] == ["09:00-17:00"]
+    assert exported["schemes"]["Main"]["branches"]["working"][0]["targets"] == [{"employee": "100"}]
+    assert await apply_routing(db, acc, exported, dry_run=False) == []  # export round-trips
+
+    # Dropping Shop and its number: the number is unassigned before the scheme goes.
+    smaller = copy.deepcopy(exported)
+    del smaller["schemes"]["Shop"]
+    smaller["schemes"]["Main"]["branches"]["working"].pop()
+    del smaller["numbers"]["+74957654321"]
+    changes = await apply_routing(db, acc, smaller, dry_run=False)
+    assert [(c.kind.value, c.key) for c in changes] == [
+        ("update", "Main"),
+        ("update", "+74957654321"),
+        ("delete", "Shop"),
+    ]
+    assert await apply_routing(db, acc, smaller, dry_run=False) == []
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code", "path"),
+    [
+        (
+            lambda r: r["schemes"]["Main"]["branches"]["working"][1]["targets"][0].update(
+                group="Nope"
+            ),
+            "unknown_reference",
+            "routing.schemes.Main.branches.working[1].targets[0].group",
+        ),
+        (
+            lambda r: r["schemes"].pop("Shop") and r["numbers"].pop("+74957654321"),
+            "unknown_scheme",
+            "routing.schemes.Main.branches.working[3]",
+        ),
+        (lambda r: r["numbers"].update({"+74950000000": "Main"}), "not_found", None),
+        (lambda r: r["numbers"].update({"+74957654321": "Nope"}), "unknown_reference", None),
+        (lambda r: r["calendar"].update(hours={"mon": ["x"]}), "invalid_calendar", None),
+        (
+            lambda r: r["schemes"]["Shop"].update(colour=1),
+            "invalid_scheme",
+            "routing.schemes.Shop.colour",
+        ),
+    ],
+)
+async def test_apply_errors_write_nothing(
+    container: Container, tenant_a: Tenant, mutate: Any, code: str, path: str | None
+) -> None:
+    db, acc = container.db, tenant_a.account_id
+    await apply_directory(db, acc, DIRECTORY, dry_run=False)
+    bad = copy.deepcopy(ROUTING)
+    mutate(bad)
+    with pytest.raises(ZvonarError) as err:
+        await apply_routing(db, acc, bad, dry_run=False)
+    assert err.value.code == code
+    if path is not None:
+        assert err.value.details["path"] == path
+    after = await export_routing(db, acc)
+    assert after["schemes"] == {} and after["numbers"] == {}
+
+
+async def test_unknown_keys_refused(container: Container, tenant_a: Tenant) -> None:
+    with pytest.raises(InvalidInput):
+        await apply_routing(container.db, tenant_a.account_id, {"flows": {}}, dry_run=False)

@@ -1,0 +1,130 @@
+"""Schedule branches at injected instants: working hours edges, holidays, transfers, DST."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from zvonar.core.errors import InvalidInput
+from zvonar.routing.schedule import (
+    Branch,
+    HolidayCalendar,
+    Schedule,
+    WorkCalendar,
+    calendar_from_dict,
+    calendar_to_dict,
+)
+
+MSK = "Europe/Moscow"  # UTC+3 all year
+RU = WorkCalendar(tz=MSK, schedule=Schedule.office(), holidays=HolidayCalendar(country="RU"))
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_friday_evening_edge_in_moscow() -> None:
+    # Friday 2024-03-15: 17:59 Moscow is 14:59 UTC, 18:00 Moscow is 15:00 UTC.
+    assert RU.branch_at(utc(2024, 3, 15, 14, 59)) is Branch.working
+    assert RU.branch_at(utc(2024, 3, 15, 15, 0)) is Branch.off
+    assert RU.branch_at(utc(2024, 3, 15, 5, 59)) is Branch.off  # 08:59 Moscow
+    assert RU.branch_at(utc(2024, 3, 15, 6, 0)) is Branch.working
+    assert RU.branch_at(utc(2024, 3, 16, 10, 0)) is Branch.off  # Saturday
+
+
+def test_russian_public_holiday_and_overrides() -> None:
+    # Tuesday 12 June 2024 is Russia Day; Wednesday 13 June is an ordinary day.
+    assert RU.branch_at(utc(2024, 6, 12, 9, 0)) is Branch.holiday
+    assert RU.branch_at(utc(2024, 6, 13, 9, 0)) is Branch.working
+    # The account works on Russia Day but closes on 13 June.
+    cal = WorkCalendar(
+        tz=MSK,
+        holidays=HolidayCalendar(
+            country="RU",
+            working_days=frozenset({date(2024, 6, 12)}),
+            extra_days_off=frozenset({date(2024, 6, 13)}),
+        ),
+    )
+    assert cal.branch_at(utc(2024, 6, 12, 9, 0)) is Branch.working
+    assert cal.branch_at(utc(2024, 6, 13, 9, 0)) is Branch.holiday
+
+
+def test_transferred_working_saturday() -> None:
+    # Saturday 2 November 2024 was a working day in Russia (moved to 30 December).
+    assert RU.branch_at(utc(2024, 11, 2, 9, 0)) is Branch.working  # 12:00 Moscow
+    assert RU.branch_at(utc(2024, 11, 2, 16, 0)) is Branch.off  # 19:00 Moscow
+    assert RU.branch_at(utc(2024, 11, 9, 9, 0)) is Branch.off  # the next Saturday
+    assert RU.branch_at(utc(2024, 12, 30, 9, 0)) is Branch.holiday  # the day it moved to
+    # Without a country no calendar applies.
+    plain = WorkCalendar(tz=MSK)
+    assert plain.branch_at(utc(2024, 11, 2, 9, 0)) is Branch.off
+    assert plain.branch_at(utc(2024, 6, 12, 9, 0)) is Branch.working
+
+
+def test_custom_hours_for_a_shortened_day() -> None:
+    cal = calendar_from_dict(
+        {"custom_hours": {"2024-03-07": ["09:00-17:00"]}}, tz=MSK, default_country="RU"
+    )
+    assert cal.branch_at(utc(2024, 3, 7, 13, 30)) is Branch.working  # 16:30
+    assert cal.branch_at(utc(2024, 3, 7, 14, 30)) is Branch.off  # 17:30
+    assert cal.branch_at(utc(2024, 3, 8, 9, 0)) is Branch.holiday  # Women's Day
+
+
+def test_dst_in_kyiv() -> None:
+    # Kyiv leaves UTC+2 for UTC+3 on Sunday 31 March 2024. 06:30 UTC is 08:30 local on Friday
+    # the 29th (closed) and 09:30 local on Monday 1 April (open).
+    kyiv = WorkCalendar(tz="Europe/Kyiv", holidays=HolidayCalendar(country="UA"))
+    assert kyiv.branch_at(utc(2024, 3, 29, 6, 30)) is Branch.off
+    assert kyiv.branch_at(utc(2024, 4, 1, 6, 30)) is Branch.working
+    # And back on Sunday 27 October: 15:30 UTC is 18:30 local on Friday 25th, 17:30 on Monday 28th.
+    assert kyiv.branch_at(utc(2024, 10, 25, 15, 30)) is Branch.off
+    assert kyiv.branch_at(utc(2024, 10, 28, 15, 30)) is Branch.working
+
+
+def test_several_ranges_and_across_midnight() -> None:
+    cal = calendar_from_dict(
+        {"hours": {"mon": ["08:00-12:00", "13:00-17:00"], "fri": ["22:00-02:00"]}},
+        tz="UTC",
+        default_country=None,
+    )
+    assert cal.branch_at(utc(2024, 3, 11, 11, 59)) is Branch.working  # Monday
+    assert cal.branch_at(utc(2024, 3, 11, 12, 30)) is Branch.off  # lunch
+    assert cal.branch_at(utc(2024, 3, 11, 13, 0)) is Branch.working
+    assert cal.branch_at(utc(2024, 3, 15, 21, 59)) is Branch.off  # Friday before the shift
+    assert cal.branch_at(utc(2024, 3, 15, 23, 0)) is Branch.working
+    assert cal.branch_at(utc(2024, 3, 16, 1, 59)) is Branch.working  # Saturday, still Friday's
+    assert cal.branch_at(utc(2024, 3, 16, 2, 0)) is Branch.off
+
+
+def test_round_trip_and_errors() -> None:
+    data = {
+        "hours": {"mon": ["09:00-18:00"], "sat": ["10:00-24:00"]},
+        "country": "KZ",
+        "extra_days_off": ["2025-01-10"],
+        "working_days": ["2025-01-11"],
+        "custom_hours": {"2025-12-31": ["09:00-15:00"]},
+    }
+    cal = calendar_from_dict(data, tz="Asia/Almaty", default_country="RU")
+    out = calendar_to_dict(cal)
+    assert out["hours"]["mon"] == ["09:00-18:00"] and out["hours"]["sat"] == ["10:00-24:00"]
+    assert out["hours"]["tue"] == []
+    assert calendar_from_dict(out, tz="Asia/Almaty", default_country=None) == cal
+
+    cases = [
+        ({"hours": {"mon": ["9-18"]}}, "hours.mon[0]"),
+        ({"hours": {"monday": []}}, "hours.monday"),
+        ({"country": "XX"}, "country"),
+        ({"extra_days_off": ["2025-13-01"]}, "extra_days_off[0]"),
+        ({"colour": 1}, "colour"),
+        ({"extra_days_off": ["2025-01-01"], "working_days": ["2025-01-01"]}, "working_days"),
+    ]
+    for bad, path in cases:
+        with pytest.raises(InvalidInput) as err:
+            calendar_from_dict(bad, tz="UTC", default_country=None)
+        assert err.value.details["path"] == path, bad
+
+
+def test_naive_instant_refused() -> None:
+    with pytest.raises(ValueError):
+        RU.branch_at(datetime(2024, 3, 15, 12, 0))
