@@ -1,0 +1,83 @@
+"""API shapes of the contacts slice (same conventions as the directory's schemas: inputs forbid
+unknown fields; schemas check form, the service checks meaning)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from zvonar.directory.schemas import (
+    EmailText,
+    Name,
+    Output,
+    PatchInput,
+    PhoneText,
+    ShortName,
+    StrictInput,
+)
+
+MAX_TAGS = 20
+MAX_NUMBERS = 10
+# Letters (any script), digits, "_" and "-"; stored lower-cased.
+Tag = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[\w-]+$")]
+# Notes may hold line breaks and tabs, but no other control characters.
+Notes = Annotated[str, Field(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
+
+
+class ContactIn(StrictInput):
+    name: Name
+    company: Name | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    city: ShortName | None = None
+    numbers: list[PhoneText] = Field(
+        default_factory=list,
+        max_length=MAX_NUMBERS,
+        description="Read with the account's country; stored as E.164.",
+    )
+    email: EmailText | None = None
+    notes: Notes | None = None
+    external_id: ShortName | None = Field(default=None, description="Your CRM's id.")
+
+
+class ContactPatch(PatchInput):
+    NOT_NULL = frozenset({"name", "tags", "numbers"})
+
+    name: Name | None = None
+    company: Name | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+    city: ShortName | None = None
+    numbers: list[PhoneText] | None = Field(default=None, max_length=MAX_NUMBERS)
+    email: EmailText | None = None
+    notes: Notes | None = None
+    external_id: ShortName | None = None
+
+
+class ContactOut(Output):
+    id: uuid.UUID
+    name: str
+    company: str | None
+    tags: list[str]
+    city: str | None
+    numbers: list[str]
+    email: str | None
+    notes: str | None
+    external_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ImportRowError(BaseModel):
+    row: int = Field(description="1-based line of the CSV (the header is line 1).")
+    code: str
+    message: str
+
+
+class ImportOut(BaseModel):
+    created: int
+    updated: int
+    failed: int
+    errors: list[ImportRowError]
+    errors_truncated: bool = Field(description="More rows failed than are listed.")

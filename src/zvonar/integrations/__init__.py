@@ -1,0 +1,1 @@
+"""Outbound integrations: the HTTP route client (the customer's back office routes a call)."""

@@ -1,0 +1,1 @@
+"""Outbound calls from extensions: dial plan, trunk and caller-ID selection, toll-fraud guard."""

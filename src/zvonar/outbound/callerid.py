@@ -1,0 +1,134 @@
+"""Caller-ID selection: show the callee a number of ours from their own region, so a client in
+Novosibirsk sees a +7383… number and calls back at local rates. Pure: all inputs are plain data.
+
+Rules run in the account's order; the first that yields one of our active numbers wins, and the
+trunk's default caller ID is the last resort.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+from phonenumbers import geocoder
+
+
+class CallerIdRule(enum.StrEnum):
+    # The callee's area code (or geocoded place) matches one of our numbers.
+    callee_region = "callee_region"
+    # The number the client called us on last time: they already know it.
+    last_called = "last_called"
+    # The contact card's city matches the place of one of our numbers.
+    contact_city = "contact_city"
+
+
+DEFAULT_RULES: tuple[CallerIdRule, ...] = (
+    CallerIdRule.callee_region,
+    CallerIdRule.last_called,
+    CallerIdRule.contact_city,
+)
+
+
+@dataclass(frozen=True)
+class OwnNumber:
+    """One of the account's DIDs, as the directory knows it."""
+
+    e164: str
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class CallerIdChoice:
+    """``rule`` is None when the trunk default was used."""
+
+    e164: str | None
+    rule: CallerIdRule | None
+
+
+@dataclass(frozen=True)
+class _Place:
+    country: str | None
+    area: str | None  # country code + geographic area code, e.g. "7383"
+    names: tuple[str, ...]  # case-folded geocoder descriptions (en, ru)
+
+
+@lru_cache(maxsize=65536)
+def _place(e164: str) -> _Place:
+    try:
+        n = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return _Place(None, None, ())
+    area_len = phonenumbers.length_of_geographical_area_code(n)
+    nsn = phonenumbers.national_significant_number(n)
+    area = f"{n.country_code}{nsn[:area_len]}" if area_len else None
+    langs = ("en", "ru")
+    # A mobile number geocodes to its country ("Russia"): that says nothing about the region.
+    vague = {geocoder.country_name_for_number(n, lang).casefold() for lang in langs}
+    described = {geocoder.description_for_number(n, lang).casefold() for lang in langs}
+    names = tuple(sorted(d for d in described - vague if d))
+    return _Place(phonenumbers.region_code_for_number(n), area, names)
+
+
+def _by_region(callee: str, ours: Sequence[str]) -> str | None:
+    want = _place(callee)
+    if want.area is not None:
+        for e164 in ours:
+            if _place(e164).area == want.area:
+                return e164
+    if want.names:
+        for e164 in ours:
+            place = _place(e164)
+            if place.country == want.country and set(want.names) & set(place.names):
+                return e164
+    return None
+
+
+def _city_matches(city: str, description: str) -> bool:
+    """ "Новосибирск" ~ "Новосибирская обл.", "Москва" ~ "г. Москва": Russian place adjectives
+    share the city's stem, so a common prefix nearly as long as the city counts as a match."""
+    desc = description.removeprefix("г. ").strip()
+    if city == desc:
+        return True
+    common = 0
+    for a, b in zip(city, desc, strict=False):
+        if a != b:
+            break
+        common += 1
+    return common >= max(4, len(city) - 2)
+
+
+def _by_city(city: str, ours: Sequence[str]) -> str | None:
+    want = city.strip().casefold()
+    if not want:
+        return None
+    for e164 in ours:
+        if any(_city_matches(want, name) for name in _place(e164).names):
+            return e164
+    return None
+
+
+def select_caller_id(
+    callee_e164: str,
+    numbers: Sequence[OwnNumber],
+    *,
+    rules: Sequence[CallerIdRule] = DEFAULT_RULES,
+    last_called: str | None = None,
+    contact_city: str | None = None,
+    trunk_default: str | None = None,
+) -> CallerIdChoice:
+    """The caller ID to present to ``callee_e164`` (see the module docstring)."""
+    ours = [n.e164 for n in numbers if n.active]
+    for rule in rules:
+        found: str | None = None
+        if rule is CallerIdRule.callee_region:
+            found = _by_region(callee_e164, ours)
+        elif rule is CallerIdRule.last_called:
+            found = last_called if last_called in ours else None
+        elif rule is CallerIdRule.contact_city and contact_city:
+            found = _by_city(contact_city, ours)
+        if found is not None:
+            return CallerIdChoice(found, rule)
+    return CallerIdChoice(trunk_default, None)

@@ -1,0 +1,55 @@
+"""Trunk selection for an outbound call. Pure: trunks come in as plain data.
+
+Carriers usually let a trunk present only the numbers they host, so the trunk that carries the
+chosen caller-ID number wins; then the trunk whose E.164 prefix matches the callee longest
+(a cheap route to one country); then the lowest ``priority``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from zvonar.outbound.errors import NoTrunk
+
+
+@dataclass(frozen=True)
+class TrunkOption:
+    """``prefixes``: E.164 prefixes ("+7", "+7383") the trunk may dial; empty means any.
+    ``numbers``: the DIDs hosted on it."""
+
+    id: uuid.UUID
+    name: str
+    active: bool = True
+    priority: int = 100
+    prefixes: tuple[str, ...] = ()
+    numbers: frozenset[str] = field(default_factory=frozenset)
+    default_caller_id: str | None = None
+
+
+def _match(trunk: TrunkOption, callee: str) -> int:
+    """Length of the longest matching prefix; 0 for a catch-all trunk; -1 if it cannot dial."""
+    if not trunk.prefixes:
+        return 0
+    best = max((len(p) for p in trunk.prefixes if callee.startswith(p)), default=-1)
+    return best
+
+
+def select_trunk(
+    callee_e164: str, trunks: Sequence[TrunkOption], *, caller_id: str | None = None
+) -> TrunkOption:
+    """The trunk to place the call on; :class:`NoTrunk` when none can."""
+    usable = [(t, _match(t, callee_e164)) for t in trunks if t.active]
+    usable = [(t, m) for t, m in usable if m >= 0]
+    if not usable:
+        raise NoTrunk(f"no active trunk can dial {callee_e164}")
+    usable.sort(
+        key=lambda tm: (
+            caller_id is None or caller_id not in tm[0].numbers,
+            -tm[1],
+            tm[0].priority,
+            tm[0].name,
+        )
+    )
+    return usable[0][0]

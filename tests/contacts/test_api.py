@@ -1,0 +1,152 @@
+"""Contacts over HTTP: CRUD, normalization, unique numbers, filters, pagination, permissions,
+tenant isolation and events after commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import Tenant, make_tenant
+from zvonar.accounts.models import Role
+from zvonar.contacts.events import ContactAction, ContactDeleted, ContactSaved
+from zvonar.container import Container
+from zvonar.core.bus import RecordingBus
+
+API = "/api/v1/contacts"
+
+
+async def create(api: httpx.AsyncClient, t: Tenant, body: dict[str, Any]) -> dict[str, Any]:
+    r = await api.post(API, json=body, headers=t.headers)
+    assert r.status_code == 201, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def code(r: httpx.Response, status: int) -> str:
+    assert r.status_code == status, r.text
+    c: str = r.json()["error"]["code"]
+    return c
+
+
+async def test_crud_normalizes_numbers_and_tags(
+    api: httpx.AsyncClient, tenant_a: Tenant, bus: RecordingBus
+) -> None:
+    c = await create(
+        api,
+        tenant_a,
+        {
+            "name": "ООО Ромашка",
+            "company": "Ромашка",
+            "tags": ["Supplier", "VIP", "supplier"],
+            "city": "Новосибирск",
+            "numbers": ["8 (383) 212-34-56", "+7 916 123-45-67", "83832123456"],
+            "email": "Sales@Romashka.RU",
+            "notes": "звонить\nпосле обеда",
+            "external_id": "crm-1",
+        },
+    )
+    assert c["numbers"] == ["+73832123456", "+79161234567"]
+    assert c["tags"] == ["supplier", "vip"] and c["email"] == "sales@romashka.ru"
+    (saved,) = bus.of_type(ContactSaved)
+    assert saved.action is ContactAction.created and saved.numbers == tuple(c["numbers"])
+
+    r = await api.get(f"{API}/{c['id']}", headers=tenant_a.headers)
+    assert r.status_code == 200 and r.json() == c
+
+    r = await api.patch(
+        f"{API}/{c['id']}",
+        json={"numbers": ["+74951112233"], "city": None, "tags": ["partner"]},
+        headers=tenant_a.headers,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["numbers"] == ["+74951112233"] and r.json()["city"] is None
+    assert r.json()["tags"] == ["partner"] and r.json()["name"] == "ООО Ромашка"
+    assert code(
+        await api.patch(f"{API}/{c['id']}", json={"name": None}, headers=tenant_a.headers), 422
+    )
+
+    r = await api.delete(f"{API}/{c['id']}", headers=tenant_a.headers)
+    assert r.status_code == 204
+    assert bus.of_type(ContactDeleted)[0].numbers == ("+74951112233",)
+    assert code(await api.get(f"{API}/{c['id']}", headers=tenant_a.headers), 404) == "not_found"
+
+
+async def test_a_number_belongs_to_one_contact_per_account(
+    api: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    first = await create(api, tenant_a, {"name": "A", "numbers": ["+79161234567"]})
+    r = await api.post(
+        API, json={"name": "B", "numbers": ["89161234567"]}, headers=tenant_a.headers
+    )
+    assert code(r, 409) == "number_taken"
+    other = await create(api, tenant_a, {"name": "C", "numbers": ["+79161112233"]})
+    r = await api.patch(
+        f"{API}/{other['id']}", json={"numbers": ["+79161234567"]}, headers=tenant_a.headers
+    )
+    assert code(r, 409) == "number_taken"
+    # Another account may hold the same number; ids do not cross accounts.
+    await create(api, tenant_b, {"name": "B", "numbers": ["+79161234567"]})
+    assert code(await api.get(f"{API}/{first['id']}", headers=tenant_b.headers), 404)
+    r = await api.delete(f"{API}/{first['id']}", headers=tenant_b.headers)
+    assert code(r, 404) == "not_found"
+
+
+async def test_validation_codes(api: httpx.AsyncClient, tenant_a: Tenant) -> None:
+    r = await api.post(API, json={"name": "X", "numbers": ["12"]}, headers=tenant_a.headers)
+    assert code(r, 422) == "invalid_phone_number"
+    r = await api.post(API, json={"name": "X", "email": "nope@"}, headers=tenant_a.headers)
+    assert code(r, 422) == "invalid_email"
+    r = await api.post(API, json={"name": "X", "tags": ["a b"]}, headers=tenant_a.headers)
+    assert code(r, 422) == "validation_error"
+    r = await api.post(API, json={"name": "X", "extra": 1}, headers=tenant_a.headers)
+    assert code(r, 422) == "validation_error"
+    await create(api, tenant_a, {"name": "X", "external_id": "e1"})
+    r = await api.post(API, json={"name": "Y", "external_id": "e1"}, headers=tenant_a.headers)
+    assert code(r, 409) == "external_id_taken"
+
+
+async def test_filters_and_pagination(api: httpx.AsyncClient, tenant_a: Tenant) -> None:
+    for i in range(5):
+        await create(
+            api,
+            tenant_a,
+            {
+                "name": f"Поставщик {i}",
+                "tags": ["supplier"] + (["vip"] if i % 2 == 0 else []),
+                "numbers": [f"+7916123450{i}"],
+            },
+        )
+    await create(api, tenant_a, {"name": "Partner", "company": "Acme", "tags": ["partner"]})
+    h = tenant_a.headers
+    r = await api.get(API, params={"tag": "VIP"}, headers=h)
+    assert [c["name"] for c in r.json()["items"]] == ["Поставщик 0", "Поставщик 2", "Поставщик 4"]
+    r = await api.get(API, params={"tag": "supplier", "limit": 2, "offset": 2}, headers=h)
+    body = r.json()
+    assert body["total"] == 5 and [c["name"] for c in body["items"]] == [
+        "Поставщик 2",
+        "Поставщик 3",
+    ]
+    r = await api.get(API, params={"q": "ПОСТАВЩИК 3"}, headers=h)
+    assert [c["name"] for c in r.json()["items"]] == ["Поставщик 3"]
+    r = await api.get(API, params={"q": "12345 04"}, headers=h)
+    assert [c["name"] for c in r.json()["items"]] == ["Поставщик 4"]
+    r = await api.get(API, params={"q": "acme"}, headers=h)
+    assert [c["name"] for c in r.json()["items"]] == ["Partner"]
+    r = await api.get(API, params={"q": "%"}, headers=h)
+    assert r.json()["total"] == 0
+
+
+async def test_operators_keep_contacts_marketers_only_read(
+    api: httpx.AsyncClient, container: Container, tenant_a: Tenant
+) -> None:
+    # Operators add and fix callers' cards while on the phone; marketers only look.
+    operator = await make_tenant(container, "ops", role=Role.operator)
+    assert (await api.get(API, headers=operator.headers)).status_code == 200
+    r = await api.post(API, json={"name": "X"}, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    marketer = await make_tenant(container, "mkt", role=Role.marketer)
+    assert (await api.get(API, headers=marketer.headers)).status_code == 200
+    r = await api.post(API, json={"name": "Y"}, headers=marketer.headers)
+    assert code(r, 403) == "permission_denied"
+    assert code(await api.get(API), 401) == "unauthenticated"
