@@ -1,0 +1,85 @@
+"""Tables of the call journal: one row per call, one row per leg.
+
+The ``calls`` row is written when the call starts (``status = open``) and finalized when it ends
+(``closed``), so a call answered before a crash is still in the journal; recovery closes what a
+dead process left open (``recovered = True``).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from zvonar.calls.events import Direction, Disposition, HangupSide, LegEndReason, TargetKind
+from zvonar.store.base import Base, IdMixin, TimestampMixin
+
+
+class CallStatus(enum.StrEnum):
+    open = "open"
+    closed = "closed"
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(cls, native_enum=False, length=24, validate_strings=True)
+
+
+class CallRecord(IdMixin, TimestampMixin, Base):
+    __tablename__ = "calls"
+    __table_args__ = (
+        # call_id is unique per account: an event can never touch another tenant's row.
+        UniqueConstraint("account_id", "call_id"),
+        Index("ix_calls_account_started", "account_id", "started_at"),
+        Index("ix_calls_status", "status"),
+    )
+
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    call_id: Mapped[str] = mapped_column(String(128))
+    direction: Mapped[Direction] = mapped_column(_enum(Direction))
+    caller: Mapped[str] = mapped_column(String(64))
+    # The CRM slice will own contacts; until then this is a bare id without a foreign key.
+    caller_contact_id: Mapped[uuid.UUID | None]
+    dialed: Mapped[str] = mapped_column(String(64))
+    dialed_label: Mapped[str | None] = mapped_column(String(200))
+    tracking: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    # The latest time any event told us about: where a recovered call is taken to have ended.
+    last_activity_at: Mapped[datetime]
+    answered_by: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    answered_leg_id: Mapped[str | None] = mapped_column(String(128))
+    wait_seconds: Mapped[float | None]
+    talk_seconds: Mapped[float | None]
+    disposition: Mapped[Disposition | None] = mapped_column(_enum(Disposition))
+    hangup: Mapped[HangupSide | None] = mapped_column(_enum(HangupSide))
+    scheme_path: Mapped[list[str]] = mapped_column(JSON, default=list)
+    transfers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Relative to settings.data_dir; cleared by retention while the row stays.
+    recording_path: Mapped[str | None] = mapped_column(String(1000))
+    recording_seconds: Mapped[float | None]
+    voicemail_path: Mapped[str | None] = mapped_column(String(1000))
+    voicemail_seconds: Mapped[float | None]
+    status: Mapped[CallStatus] = mapped_column(_enum(CallStatus), default=CallStatus.open)
+    recovered: Mapped[bool] = mapped_column(default=False)
+
+
+class CallLeg(IdMixin, Base):
+    __tablename__ = "call_legs"
+    __table_args__ = (UniqueConstraint("call_pk", "leg_id"),)
+
+    call_pk: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("calls.id", ondelete="CASCADE"), index=True
+    )
+    leg_id: Mapped[str] = mapped_column(String(128))
+    target_kind: Mapped[TargetKind] = mapped_column(_enum(TargetKind))
+    target_id: Mapped[uuid.UUID | None]
+    target_display: Mapped[str] = mapped_column(String(200))
+    rang_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[LegEndReason | None] = mapped_column(_enum(LegEndReason))

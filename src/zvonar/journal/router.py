@@ -1,0 +1,94 @@
+"""HTTP endpoints of the call journal: search calls, read one with its legs, play its recording.
+
+Reading needs ``directory.read`` until journal permissions exist. Another account's call is a 404,
+like a call that never existed. Error codes beyond the generic ones: ``recording_not_found`` (404).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse
+
+from zvonar.api.deps import AppContainer, CurrentPrincipal
+from zvonar.api.pagination import Page, PageParams, page_params
+from zvonar.calls.events import Direction, Disposition
+from zvonar.journal.schemas import CallDetailOut, CallOut
+from zvonar.journal.service import CallFilter, JournalService
+
+router = APIRouter(tags=["journal"])
+
+Paging = Annotated[PageParams, Depends(page_params)]
+_TEXT = r"^[^\x00-\x1f\x7f]*$"
+
+
+def journal_service(c: AppContainer) -> JournalService:
+    return c.journal
+
+
+Journal = Annotated[JournalService, Depends(journal_service)]
+
+
+@router.get("/calls", response_model=Page[CallOut])
+async def list_calls(
+    p: CurrentPrincipal,
+    journal: Journal,
+    page: Paging,
+    started_from: Annotated[
+        datetime | None, Query(alias="from", description="Calls started at or after.")
+    ] = None,
+    started_to: Annotated[
+        datetime | None, Query(alias="to", description="Calls started before.")
+    ] = None,
+    disposition: Annotated[list[Disposition] | None, Query(max_length=6)] = None,
+    direction: Direction | None = None,
+    number: Annotated[
+        str | None,
+        Query(min_length=1, max_length=64, pattern=_TEXT, description="Dialed number contains."),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=64, pattern=_TEXT, description="Caller number contains."),
+    ] = None,
+    employee_id: Annotated[
+        uuid.UUID | None, Query(description="The employee who answered.")
+    ] = None,
+    has_recording: bool | None = None,
+) -> Page[CallOut]:
+    f = CallFilter(
+        started_from=started_from,
+        started_to=started_to,
+        dispositions=tuple(disposition or ()),
+        direction=direction,
+        number=number,
+        caller=q,
+        answered_by=employee_id,
+        has_recording=has_recording,
+    )
+    found = await journal.list_calls(p, f, limit=page.limit, offset=page.offset)
+    return Page(
+        items=[CallOut.of(c) for c in found.items],
+        total=found.total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/calls/{call_pk}", response_model=CallDetailOut)
+async def get_call(call_pk: uuid.UUID, p: CurrentPrincipal, journal: Journal) -> CallDetailOut:
+    view = await journal.get_call(p, call_pk)
+    return CallDetailOut.detail(view.call, view.legs)
+
+
+@router.get(
+    "/calls/{call_pk}/recording",
+    response_class=FileResponse,
+    responses={200: {"content": {"audio/wav": {}}, "description": "The WAV recording."}},
+)
+async def get_recording(call_pk: uuid.UUID, p: CurrentPrincipal, journal: Journal) -> FileResponse:
+    """Streams the recording; honours ``Range`` so players can seek."""
+    file = await journal.recording_file(p, call_pk)
+    return FileResponse(file, media_type="audio/wav", filename=file.name)

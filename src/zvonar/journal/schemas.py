@@ -1,0 +1,123 @@
+"""API shapes of the call journal (read-only: calls are written by call events)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from zvonar.calls.events import Direction, Disposition, HangupSide, LegEndReason, TargetKind
+from zvonar.journal.models import CallLeg, CallRecord, CallStatus
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class LegOut(Output):
+    leg_id: str
+    target_kind: TargetKind
+    target_id: uuid.UUID | None
+    target_display: str
+    rang_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    ring_seconds: float | None = Field(description="From ringing to answer or end.")
+    end_reason: LegEndReason | None
+
+    @classmethod
+    def of(cls, leg: CallLeg) -> LegOut:
+        stop = leg.answered_at or leg.ended_at
+        ring = round((stop - leg.rang_at).total_seconds(), 3) if stop else None
+        return cls(
+            leg_id=leg.leg_id,
+            target_kind=leg.target_kind,
+            target_id=leg.target_id,
+            target_display=leg.target_display,
+            rang_at=leg.rang_at,
+            answered_at=leg.answered_at,
+            ended_at=leg.ended_at,
+            ring_seconds=ring,
+            end_reason=leg.end_reason,
+        )
+
+
+class TransferOut(BaseModel):
+    from_leg_id: str
+    to_kind: TargetKind
+    to_id: uuid.UUID | None
+    to_display: str
+    kind: str
+    at: datetime
+
+
+class CallOut(Output):
+    id: uuid.UUID
+    call_id: str
+    direction: Direction
+    caller: str
+    caller_contact_id: uuid.UUID | None
+    dialed: str
+    dialed_label: str | None
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    wait_seconds: float | None = Field(description="Start to answer (unanswered: to the end).")
+    talk_seconds: float | None
+    disposition: Disposition | None = Field(description="None while the call is in progress.")
+    hangup: HangupSide | None
+    answered_by: uuid.UUID | None = Field(description="The employee who took the call.")
+    scheme_path: list[str]
+    has_recording: bool
+    recording_seconds: float | None
+    has_voicemail: bool
+    voicemail_seconds: float | None
+    tracking: dict[str, str]
+    status: CallStatus
+    recovered: bool = Field(description="Closed by crash recovery, not by its own end.")
+
+    @classmethod
+    def of(cls, c: CallRecord) -> CallOut:
+        return cls.model_validate(cls._fields(c))
+
+    @staticmethod
+    def _fields(c: CallRecord) -> dict[str, Any]:
+        return {
+            "id": c.id,
+            "call_id": c.call_id,
+            "direction": c.direction,
+            "caller": c.caller,
+            "caller_contact_id": c.caller_contact_id,
+            "dialed": c.dialed,
+            "dialed_label": c.dialed_label,
+            "started_at": c.started_at,
+            "answered_at": c.answered_at,
+            "ended_at": c.ended_at,
+            "wait_seconds": c.wait_seconds,
+            "talk_seconds": c.talk_seconds,
+            "disposition": c.disposition,
+            "hangup": c.hangup,
+            "answered_by": c.answered_by,
+            "scheme_path": list(c.scheme_path or []),
+            "has_recording": c.recording_path is not None,
+            "recording_seconds": c.recording_seconds,
+            "has_voicemail": c.voicemail_path is not None,
+            "voicemail_seconds": c.voicemail_seconds,
+            "tracking": dict(c.tracking or {}),
+            "status": c.status,
+            "recovered": c.recovered,
+        }
+
+
+class CallDetailOut(CallOut):
+    legs: list[LegOut]
+    transfers: list[TransferOut]
+
+    @classmethod
+    def detail(cls, c: CallRecord, legs: tuple[CallLeg, ...]) -> CallDetailOut:
+        data = CallOut._fields(c)
+        data["legs"] = [LegOut.of(leg) for leg in legs]
+        data["transfers"] = [TransferOut.model_validate(t) for t in c.transfers or []]
+        return cls.model_validate(data)

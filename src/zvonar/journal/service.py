@@ -1,0 +1,160 @@
+"""The journal service: consumes call events from the bus and answers principal-scoped queries.
+
+Writes come only from call events (:mod:`zvonar.journal.consumer`), recovery and retention;
+people only read. Every query filters by the principal's account, so another tenant's call is
+"not found".
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Select, func, select
+
+from zvonar.accounts.access import Perm, Principal
+from zvonar.calls.events import CallEvent, Direction, Disposition
+from zvonar.core.bus import EventBus
+from zvonar.core.errors import NotFound
+from zvonar.core.events import Event
+from zvonar.journal import paths, recovery, retention
+from zvonar.journal.consumer import JournalConsumer
+from zvonar.journal.models import CallLeg, CallRecord
+from zvonar.store.db import Database
+
+READ = Perm.calls_read
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    """``started_from`` is inclusive, ``started_to`` exclusive; text filters are substrings."""
+
+    started_from: datetime | None = None
+    started_to: datetime | None = None
+    dispositions: Sequence[Disposition] = ()
+    direction: Direction | None = None
+    number: str | None = None
+    caller: str | None = None
+    answered_by: uuid.UUID | None = None
+    has_recording: bool | None = None
+
+
+@dataclass(frozen=True)
+class CallListing:
+    items: list[CallRecord]
+    total: int
+
+
+@dataclass(frozen=True)
+class CallView:
+    call: CallRecord
+    legs: tuple[CallLeg, ...]
+
+
+class JournalService:
+    def __init__(self, db: Database, data_dir: Path) -> None:
+        self.db = db
+        self.data_dir = data_dir
+        self.consumer = JournalConsumer(db, data_dir)
+
+    def attach(self, bus: EventBus) -> Callable[[], None]:
+        """Subscribe to every call event; returns the unsubscribe."""
+
+        async def on_event(event: Event) -> None:
+            if isinstance(event, CallEvent):
+                await self.consumer.handle(event)
+
+        return bus.subscribe(CallEvent, on_event)
+
+    # --- maintenance --------------------------------------------------------------------------
+    async def recover_open_calls(self, now: datetime, *, idle_for: timedelta = timedelta(0)) -> int:
+        return await recovery.recover_open_calls(self.db, now, idle_for=idle_for)
+
+    async def purge_recordings(
+        self, account_id: uuid.UUID, retention_days: int, now: datetime
+    ) -> int:
+        return await retention.purge_recordings(
+            self.db, self.data_dir, account_id, retention_days, now
+        )
+
+    def recording_path_for(self, account_id: uuid.UUID, call_id: str, started_at: datetime) -> Path:
+        """Where the B2BUA should write this call's recording."""
+        return paths.recording_path_for(self.data_dir, account_id, call_id, started_at)
+
+    # --- reads --------------------------------------------------------------------------------
+    @staticmethod
+    def _filtered(account_id: uuid.UUID, f: CallFilter) -> Select[CallRecord]:
+        stmt = select(CallRecord).where(CallRecord.account_id == account_id)
+        if f.started_from is not None:
+            stmt = stmt.where(CallRecord.started_at >= f.started_from)
+        if f.started_to is not None:
+            stmt = stmt.where(CallRecord.started_at < f.started_to)
+        if f.dispositions:
+            stmt = stmt.where(CallRecord.disposition.in_(list(f.dispositions)))
+        if f.direction is not None:
+            stmt = stmt.where(CallRecord.direction == f.direction)
+        if f.number:
+            stmt = stmt.where(CallRecord.dialed.contains(f.number, autoescape=True))
+        if f.caller:
+            stmt = stmt.where(CallRecord.caller.contains(f.caller, autoescape=True))
+        if f.answered_by is not None:
+            stmt = stmt.where(CallRecord.answered_by == f.answered_by)
+        if f.has_recording is True:
+            stmt = stmt.where(CallRecord.recording_path.is_not(None))
+        elif f.has_recording is False:
+            stmt = stmt.where(CallRecord.recording_path.is_(None))
+        return stmt
+
+    async def list_calls(
+        self, p: Principal, f: CallFilter, *, limit: int = 50, offset: int = 0
+    ) -> CallListing:
+        """Newest first."""
+        p.require(READ)
+        stmt = self._filtered(p.account_id, f)
+        async with self.db.read() as s:
+            total = await s.scalar(select(func.count()).select_from(stmt.subquery()))
+            rows = await s.scalars(
+                stmt.order_by(CallRecord.started_at.desc(), CallRecord.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            return CallListing(items=list(rows), total=int(total or 0))
+
+    async def _call(self, p: Principal, call_pk: uuid.UUID) -> CallRecord:
+        p.require(READ)
+        async with self.db.read() as s:
+            call = await s.scalar(
+                select(CallRecord).where(
+                    CallRecord.id == call_pk, CallRecord.account_id == p.account_id
+                )
+            )
+        if call is None:
+            raise NotFound("call not found")
+        return call
+
+    async def get_call(self, p: Principal, call_pk: uuid.UUID) -> CallView:
+        call = await self._call(p, call_pk)
+        async with self.db.read() as s:
+            legs = await s.scalars(
+                select(CallLeg)
+                .where(CallLeg.call_pk == call.id)
+                .order_by(CallLeg.rang_at, CallLeg.leg_id)
+            )
+            return CallView(call=call, legs=tuple(legs))
+
+    async def recording_file(self, p: Principal, call_pk: uuid.UUID) -> Path:
+        """The WAV file of the call's recording; ``recording_not_found`` when there is none (never
+        made, purged by retention, or missing on disk)."""
+        p.require(Perm.recordings_listen)
+        call = await self._call(p, call_pk)
+        file = (
+            paths.to_file(self.data_dir, call.account_id, call.recording_path)
+            if call.recording_path
+            else None
+        )
+        if file is None or not file.is_file():
+            raise NotFound("this call has no recording", code="recording_not_found")
+        return file

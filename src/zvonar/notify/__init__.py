@@ -1,0 +1,1 @@
+"""Notifications: e-mail (``mailer``) and the missed-call notifier, fed by call events."""

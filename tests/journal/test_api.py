@@ -1,0 +1,178 @@
+"""The journal over HTTP: search with filters and pagination (newest first), one call with its
+legs, the recording stream with Range, and the 404 rule for another account's calls."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.conftest import Tenant, make_tenant
+from tests.journal.conftest import CallScript, publish
+from zvonar.accounts.models import Role
+from zvonar.calls.events import CallRecorded, Direction, Disposition, LegEndReason
+from zvonar.container import Container
+from zvonar.core.bus import RecordingBus
+from zvonar.journal.service import JournalService
+
+API = "/api/v1"
+WAV = b"RIFF" + bytes(range(256)) * 4
+
+
+async def seed(bus: RecordingBus, journal: JournalService, t: Tenant) -> dict[str, Any]:
+    """Four calls an hour apart: answered+recorded, missed, outbound, busy."""
+    anna = uuid.uuid4()
+    base = CallScript(t.account_id)
+    answered = CallScript(t.account_id, call_id="c-answered", caller="+74951110001")
+    missed = CallScript(
+        t.account_id, call_id="c-missed", start=base.at(3600), caller="+79161234567"
+    )
+    outbound = CallScript(
+        t.account_id,
+        call_id="c-out",
+        start=base.at(7200),
+        caller="101",
+        dialed="+74959998877",
+        label=None,
+        direction=Direction.outbound,
+    )
+    busy = CallScript(t.account_id, call_id="c-busy", start=base.at(10800), dialed="+74950000002")
+    rec = journal.recording_path_for(t.account_id, answered.call_id, answered.start)
+    rec.parent.mkdir(parents=True, exist_ok=True)
+    rec.write_bytes(WAV)
+    await publish(
+        bus,
+        answered.started(),
+        answered.ringing("a", 1, anna),
+        answered.answered("a", 6, by=anna),
+        answered.ended(66, Disposition.answered),
+        CallRecorded(account_id=t.account_id, call_id="c-answered", path=str(rec), duration=60),
+        missed.started(),
+        missed.ringing("a", 1, anna),
+        missed.leg_ended("a", 21, LegEndReason.no_answer),
+        missed.ended(21, Disposition.missed),
+        outbound.started(),
+        outbound.answered("out", 10),
+        outbound.ended(40, Disposition.answered),
+        busy.started(),
+        busy.ringing("a", 0, anna),
+        busy.leg_ended("a", 0.2, LegEndReason.busy),
+        busy.ended(1, Disposition.busy),
+    )
+    return {"anna": anna, "start": base.start}
+
+
+async def calls(api: httpx.AsyncClient, t: Tenant, **params: Any) -> dict[str, Any]:
+    r = await api.get(f"{API}/calls", params=params, headers=t.headers)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def ids(body: dict[str, Any]) -> list[str]:
+    return [c["call_id"] for c in body["items"]]
+
+
+async def test_search_filters_and_pages_newest_first(
+    api: httpx.AsyncClient, bus: RecordingBus, journal: JournalService, tenant_a: Tenant
+) -> None:
+    s = await seed(bus, journal, tenant_a)
+    everything = await calls(api, tenant_a)
+    assert ids(everything) == ["c-busy", "c-out", "c-missed", "c-answered"]
+    assert everything["total"] == 4
+    first = everything["items"][3]
+    assert first["disposition"] == "answered" and first["has_recording"] is True
+    assert (first["wait_seconds"], first["talk_seconds"]) == (6.0, 60.0)
+    assert first["dialed_label"] == "Sales" and first["tracking"] == {"utm_source": "yandex"}
+
+    page = await calls(api, tenant_a, limit=2, offset=2)
+    assert ids(page) == ["c-missed", "c-answered"] and page["total"] == 4
+    assert ids(await calls(api, tenant_a, disposition="missed")) == ["c-missed"]
+    both = await api.get(
+        f"{API}/calls?disposition=missed&disposition=busy", headers=tenant_a.headers
+    )
+    assert ids(both.json()) == ["c-busy", "c-missed"]
+    assert ids(await calls(api, tenant_a, direction="outbound")) == ["c-out"]
+    assert ids(await calls(api, tenant_a, number="9998877")) == ["c-out"]
+    assert ids(await calls(api, tenant_a, q="916")) == ["c-missed"]
+    assert ids(await calls(api, tenant_a, employee_id=str(s["anna"]))) == ["c-answered"]
+    assert ids(await calls(api, tenant_a, has_recording="true")) == ["c-answered"]
+    assert "c-answered" not in ids(await calls(api, tenant_a, has_recording="false"))
+    window = await calls(
+        api,
+        tenant_a,
+        **{"from": "2024-05-01T10:00:00+00:00", "to": "2024-05-01T12:00:00Z"},
+    )
+    assert ids(window) == ["c-out", "c-missed"]
+    # LIKE wildcards in a filter are literal characters.
+    assert (await calls(api, tenant_a, q="%"))["total"] == 0
+
+
+async def test_one_call_with_its_legs(
+    api: httpx.AsyncClient, bus: RecordingBus, journal: JournalService, tenant_a: Tenant
+) -> None:
+    await seed(bus, journal, tenant_a)
+    missed = (await calls(api, tenant_a, disposition="missed"))["items"][0]
+    r = await api.get(f"{API}/calls/{missed['id']}", headers=tenant_a.headers)
+    assert r.status_code == 200, r.text
+    detail = r.json()
+    assert detail["scheme_path"] == ["working hours", "ring sales"]
+    [leg] = detail["legs"]
+    assert leg["leg_id"] == "a" and leg["end_reason"] == "no_answer"
+    assert leg["ring_seconds"] == 20.0 and leg["target_kind"] == "employee"
+    assert detail["transfers"] == []
+
+
+async def test_recording_streams_with_range(
+    api: httpx.AsyncClient, bus: RecordingBus, journal: JournalService, tenant_a: Tenant
+) -> None:
+    await seed(bus, journal, tenant_a)
+    listed = await calls(api, tenant_a, has_recording="true")
+    url = f"{API}/calls/{listed['items'][0]['id']}/recording"
+    whole = await api.get(url, headers=tenant_a.headers)
+    assert whole.status_code == 200
+    assert whole.headers["content-type"] == "audio/wav"
+    assert whole.content == WAV
+    part = await api.get(url, headers={**tenant_a.headers, "Range": "bytes=4-11"})
+    assert part.status_code == 206
+    assert part.content == WAV[4:12]
+    # No recording: a stable error code.
+    missed = (await calls(api, tenant_a, disposition="missed"))["items"][0]
+    r = await api.get(f"{API}/calls/{missed['id']}/recording", headers=tenant_a.headers)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "recording_not_found"
+
+
+async def test_recording_deleted_from_disk_is_a_404(
+    api: httpx.AsyncClient, bus: RecordingBus, journal: JournalService, tenant_a: Tenant
+) -> None:
+    s = await seed(bus, journal, tenant_a)
+    journal.recording_path_for(tenant_a.account_id, "c-answered", s["start"]).unlink()
+    listed = await calls(api, tenant_a, has_recording="true")
+    r = await api.get(f"{API}/calls/{listed['items'][0]['id']}/recording", headers=tenant_a.headers)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "recording_not_found"
+
+
+async def test_another_accounts_calls_are_not_found(
+    api: httpx.AsyncClient,
+    bus: RecordingBus,
+    journal: JournalService,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+) -> None:
+    await seed(bus, journal, tenant_a)
+    assert (await calls(api, tenant_b))["total"] == 0
+    theirs = (await calls(api, tenant_a, has_recording="true"))["items"][0]["id"]
+    for path in (f"/calls/{theirs}", f"/calls/{theirs}/recording", f"/calls/{uuid.uuid4()}"):
+        r = await api.get(f"{API}{path}", headers=tenant_b.headers)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", path
+
+
+async def test_reading_needs_authentication_and_a_role_that_reads(
+    api: httpx.AsyncClient, container: Container, journal: JournalService
+) -> None:
+    assert (await api.get(f"{API}/calls")).status_code == 401
+    operator = await make_tenant(container, "ops", role=Role.operator)
+    assert (await api.get(f"{API}/calls", headers=operator.headers)).status_code == 200
+    r = await api.get(f"{API}/calls", params={"limit": 0}, headers=operator.headers)
+    assert r.status_code == 422

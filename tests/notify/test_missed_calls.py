@@ -1,0 +1,294 @@
+"""Missed-call e-mail: the right content in the account's language and zone, sent in the
+background without delaying the call, retried with back-off, never breaking the journal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select, update
+
+from tests.conftest import Tenant
+from tests.notify.conftest import SmtpServer
+from zvonar.accounts.models import Account
+from zvonar.calls.events import CallEnded, CallStarted, Direction, Disposition, HangupSide
+from zvonar.container import Container
+from zvonar.core.bus import InProcessBus, RecordingBus
+from zvonar.journal.models import CallRecord, CallStatus
+from zvonar.notify.mailer import Mail, MemoryMailer, SmtpConfig, SmtpMailer, SmtpSecurity
+from zvonar.notify.missed import (
+    AccountProfile,
+    CallFacts,
+    MissedCallNotifier,
+    RetryPolicy,
+    profiles_from_db,
+    render,
+)
+
+T0 = datetime(2024, 5, 1, 9, 5, tzinfo=UTC)  # 12:05 in Moscow, 12:05 in Kyiv (summer time)
+ACC = uuid.uuid4()
+
+
+def start(
+    account: uuid.UUID = ACC, call_id: str = "c-1", caller: str = "+79161234567"
+) -> CallStarted:
+    return CallStarted(
+        account_id=account,
+        call_id=call_id,
+        direction=Direction.inbound,
+        caller=caller,
+        dialed="+74950000001",
+        number_label="Туры",
+        started_at=T0,
+    )
+
+
+def end(
+    disposition: Disposition = Disposition.missed, account: uuid.UUID = ACC, call_id: str = "c-1"
+) -> CallEnded:
+    return CallEnded(
+        account_id=account,
+        call_id=call_id,
+        disposition=disposition,
+        ended_at=T0,
+        hangup=HangupSide.caller,
+    )
+
+
+def fixed_profile(tz: str = "Europe/Moscow", lang: str = "ru"):  # type: ignore[no-untyped-def]
+    async def profile(_account: uuid.UUID) -> AccountProfile:
+        return AccountProfile(time_zone=tz, language=lang)
+
+    return profile
+
+
+class Sleeps:
+    """A stand-in for asyncio.sleep: records the back-off and runs an optional hook, no waiting."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+        self.hook: object = None
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        if callable(self.hook):
+            await self.hook()
+
+
+def smtp_mailer(port: int) -> SmtpMailer:
+    return SmtpMailer(
+        SmtpConfig(
+            host="127.0.0.1", port=port, security=SmtpSecurity.none, sender="pbx@z.test", timeout=5
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("lang", "tz", "disposition", "caller", "expected"),
+    [
+        (
+            "ru",
+            "Europe/Moscow",
+            Disposition.missed,
+            "+79161234567",
+            [
+                "Кто звонил: +79161234567",
+                "Линия: Туры, номер +74950000001",
+                "Время: 01.05.2024 12:05 (Europe/Moscow)",
+                "Никто не ответил.",
+            ],
+        ),
+        (
+            "uk",
+            "Europe/Kyiv",
+            Disposition.abandoned,
+            "",
+            [
+                "Хто дзвонив: прихований номер",
+                "Час: 01.05.2024 12:05 (Europe/Kyiv)",
+                "Абонент поклав слухавку",
+            ],
+        ),
+        (
+            "en",
+            "America/New_York",
+            Disposition.missed,
+            "+12025550100",
+            [
+                "Caller: +12025550100",
+                "Line: Туры (+74950000001)",
+                "Time: 2024-05-01 05:05 (America/New_York)",
+                "Nobody answered.",
+            ],
+        ),
+    ],
+)
+def test_render_speaks_the_accounts_language_and_time(
+    lang: str, tz: str, disposition: Disposition, caller: str, expected: list[str]
+) -> None:
+    facts = CallFacts(caller, "+74950000001", "Туры", T0)
+    subject, body = render(end(disposition), facts, AccountProfile(time_zone=tz, language=lang))
+    for line in expected:
+        assert line in body
+    assert (caller or "прихований номер") in subject
+    assert "⟦" not in subject + body
+
+
+def test_unknown_language_and_zone_fall_back() -> None:
+    facts = CallFacts("+1", "+2", None, T0)
+    subject, body = render(end(), facts, AccountProfile(time_zone="Mars/Base", language="xx"))
+    assert subject == "Missed call: +1"
+    assert "Line: +2\n" in body and "(UTC)" in body
+
+
+async def test_handler_returns_before_the_mail_is_sent() -> None:
+    release = asyncio.Event()
+
+    class SlowMailer(MemoryMailer):
+        async def send(self, mail: Mail) -> None:
+            await release.wait()
+            await super().send(mail)
+
+    mailer = SlowMailer()
+    bus = InProcessBus()
+    n = MissedCallNotifier(mailer, lambda _a: ["boss@shop.test"], fixed_profile())
+    n.attach(bus)
+    await bus.publish(start())
+    await asyncio.wait_for(bus.publish(end()), timeout=1)  # does not wait on the mail server
+    assert n.pending == 1 and mailer.sent == []
+    release.set()
+    await n.drain()
+    assert len(mailer.sent) == 1 and n.delivered == 1
+
+
+async def test_only_missed_and_abandoned_calls_with_recipients_send_mail() -> None:
+    mailer = MemoryMailer()
+    bus = InProcessBus()
+    other = uuid.uuid4()
+
+    async def recipients(account: uuid.UUID) -> list[str]:  # an async callback works too
+        return ["boss@shop.test"] if account == ACC else []
+
+    n = MissedCallNotifier(mailer, recipients, fixed_profile())
+    n.attach(bus)
+    for i, disposition in enumerate(Disposition):
+        await bus.publish(start(call_id=f"c{i}"))
+        await bus.publish(end(disposition, call_id=f"c{i}"))
+    await bus.publish(start(account=other, call_id="o"))
+    await bus.publish(end(account=other, call_id="o"))
+    await bus.publish(end(call_id="never-started"))
+    await n.drain()
+    assert sorted(m.subject for m in mailer.sent) == ["Пропущенный звонок: +79161234567"] * 2
+    assert n.delivered == 2 and n.pending == 0
+
+
+async def test_mail_arrives_over_smtp_in_the_accounts_language(
+    container: Container, bus: RecordingBus, tenant_a: Tenant, smtp: SmtpServer
+) -> None:
+    async with container.db.unit_of_work() as uow:
+        await uow.session.execute(
+            update(Account)
+            .where(Account.id == tenant_a.account_id)
+            .values(time_zone="Europe/Moscow", language="ru")
+        )
+    n = MissedCallNotifier(
+        smtp_mailer(smtp.port), lambda _a: ["boss@shop.test"], profiles_from_db(container.db)
+    )
+    n.attach(bus)
+    await bus.publish(start(account=tenant_a.account_id))
+    await bus.publish(end(account=tenant_a.account_id))
+    await n.drain()
+    [(envelope, msg)] = smtp.inbox.messages
+    assert envelope.rcpt_tos == ["boss@shop.test"]
+    assert msg["Subject"] == "Пропущенный звонок: +79161234567"
+    body = msg.get_content()
+    assert "Линия: Туры, номер +74950000001" in body
+    assert "Время: 01.05.2024 12:05 (Europe/Moscow)" in body
+
+
+async def journal_row(container: Container, call_id: str) -> CallRecord | None:
+    async with container.db.read() as s:
+        return await s.scalar(select(CallRecord).where(CallRecord.call_id == call_id))
+
+
+async def test_smtp_down_never_loses_the_call_or_raises(
+    container: Container,
+    bus: RecordingBus,
+    tenant_a: Tenant,
+    smtp_down: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    journal = container.journal  # attached to the bus by create_container
+    sleeps = Sleeps()
+    n = MissedCallNotifier(
+        smtp_mailer(smtp_down.port),
+        lambda _a: ["boss@shop.test"],
+        profiles_from_db(container.db),
+        retry=RetryPolicy(attempts=3, first_delay=2, factor=4),
+        sleep=sleeps,
+    )
+    # The notifier's trouble must not keep the journal from its events.
+    n.attach(bus)
+    with caplog.at_level(logging.WARNING, logger="zvonar.notify.missed"):
+        await bus.publish(start(account=tenant_a.account_id))
+        await bus.publish(end(account=tenant_a.account_id))
+        row = await journal_row(container, "c-1")
+        assert row is not None and row.status is CallStatus.closed
+        assert row.disposition is Disposition.missed
+        await n.drain()
+    assert sleeps.delays == [2, 8]
+    assert (n.delivered, n.given_up) == (0, 1)
+    assert any("giving up" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+
+
+async def test_delivery_is_retried_until_the_server_comes_up(
+    container: Container, bus: RecordingBus, tenant_a: Tenant, smtp_down: SmtpServer
+) -> None:
+    sleeps = Sleeps()
+    sleeps.hook = smtp_down.start  # the mail server comes back during the first back-off
+    n = MissedCallNotifier(
+        smtp_mailer(smtp_down.port),
+        lambda _a: ["boss@shop.test"],
+        profiles_from_db(container.db),
+        retry=RetryPolicy(attempts=5, first_delay=1),
+        sleep=sleeps,
+    )
+    n.attach(bus)
+    await bus.publish(start(account=tenant_a.account_id))
+    await bus.publish(end(Disposition.abandoned, account=tenant_a.account_id))
+    await n.drain()
+    assert sleeps.delays == [1]
+    assert n.delivered == 1 and len(smtp_down.inbox.messages) == 1
+    assert "Звонящий положил трубку" in smtp_down.inbox.messages[0][1].get_content()
+
+
+async def test_close_cancels_queued_retries() -> None:
+    mailer = MemoryMailer()
+    mailer.failures = 100
+    stuck = asyncio.Event()
+
+    async def never(_s: float) -> None:
+        await stuck.wait()
+
+    n = MissedCallNotifier(mailer, lambda _a: ["a@b.test"], fixed_profile(), sleep=never)
+    bus = InProcessBus()
+    n.attach(bus)
+    await bus.publish(start())
+    await bus.publish(end())
+    await asyncio.sleep(0)
+    assert n.pending == 1
+    await n.aclose()
+    assert n.pending == 0 and mailer.sent == []
+
+
+def test_default_backoff_grows_and_is_capped() -> None:
+    assert RetryPolicy().delays() == [5, 15, 45, 135, 405]
+    assert RetryPolicy(attempts=4, first_delay=100, factor=10, max_delay=600).delays() == [
+        100,
+        600,
+        600,
+    ]
+    assert RetryPolicy(attempts=1).delays() == []
