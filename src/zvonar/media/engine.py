@@ -1,0 +1,331 @@
+"""The media engine interface: what the call layer asks of whatever moves RTP.
+
+Two implementations sit behind :class:`MediaEngine`:
+
+* :mod:`zvonar.media.io` — the embedded asyncio engine (the default: one process, G.711,
+  RFC 4733, prompts, hold music, recording);
+* :mod:`zvonar.media.rtpengine` — an adapter over Sipwise rtpengine's ``ng`` control protocol,
+  for deployments that outgrow one process.
+
+The call layer sees *legs*: one RTP endpoint per SIP dialog of a call. It allocates a leg
+(and writes the returned address into its SDP), applies what offer/answer negotiated with the
+peer (:class:`RemoteMedia`), bridges two legs so their audio flows between them, plays files
+into a leg, records the caller leg (caller on the left channel, whatever leg is bridged to it
+on the right) and releases the leg when the dialog ends. Everything that happens on the media
+path on its own — a digit, the end of a prompt, silence from a dead peer — arrives as a frozen
+:data:`MediaEvent` through the handlers given to :meth:`MediaEngine.subscribe`.
+
+This module is pure data and protocol definitions: no sockets, no clock.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from zvonar.media.errors import MediaError
+from zvonar.media.offer_answer import NegotiatedMedia
+from zvonar.media.sdp import Direction
+
+__all__ = [
+    "AddressFamily",
+    "AudioCodec",
+    "DtmfReceived",
+    "EngineClosedError",
+    "EventHandler",
+    "LegEndpoint",
+    "LegStats",
+    "MediaEngine",
+    "MediaEngineError",
+    "MediaEvent",
+    "MediaTimeout",
+    "PlaybackFinished",
+    "PlaybackId",
+    "PlaybackReason",
+    "PortsExhaustedError",
+    "PromptNotFoundError",
+    "RecordingFinished",
+    "RecordingId",
+    "RemoteMedia",
+    "UnknownLegError",
+    "UnsupportedError",
+]
+
+PlaybackId = str
+RecordingId = str
+
+
+class AddressFamily(enum.Enum):
+    """The SDP ``addrtype`` of a leg (RFC 8866 §5.7)."""
+
+    IP4 = "IP4"
+    IP6 = "IP6"
+
+
+class AudioCodec(enum.Enum):
+    """Audio codecs the engines carry end to end. Both are 8 kHz, one byte per sample."""
+
+    PCMU = "PCMU"
+    PCMA = "PCMA"
+
+    @property
+    def static_payload_type(self) -> int:
+        # RFC 3551 §6 Table 4.
+        return 0 if self is AudioCodec.PCMU else 8
+
+
+# --- values -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LegEndpoint:
+    """Where a leg receives RTP: put ``address``/``port`` into the local SDP's c=/m= lines."""
+
+    leg_id: str
+    call_id: str
+    address: str
+    port: int
+    family: AddressFamily
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port <= 65535:
+            raise MediaEngineError(f"local port out of range: {self.port}")
+
+
+@dataclass(frozen=True)
+class RemoteMedia:
+    """The outcome of offer/answer for one leg, as the engine needs it (RFC 3264 §6.1).
+
+    ``direction`` is *our* direction towards the peer, as in
+    :class:`zvonar.media.offer_answer.NegotiatedMedia`: ``sends`` — the peer wants our RTP
+    (not when it holds us with sendonly/inactive or a null address, RFC 3264 §8.4);
+    ``receives`` — the peer sends, so silence from it is a media timeout.
+    :meth:`from_negotiated` builds one from the offer/answer result.
+    """
+
+    address: str
+    port: int
+    codec: AudioCodec = AudioCodec.PCMU
+    payload_type: int = 0
+    telephone_event_pt: int | None = None
+    ptime_ms: int = 20
+    direction: Direction = Direction.SENDRECV
+
+    def __post_init__(self) -> None:
+        try:
+            ipaddress.ip_address(self.address)
+        except ValueError:
+            raise MediaEngineError(
+                f"remote media address is not an IP literal: {self.address!r}"
+            ) from None
+        if not 0 <= self.port <= 65535:
+            raise MediaEngineError(f"remote port out of range: {self.port}")
+        if not 0 <= self.payload_type <= 127:
+            raise MediaEngineError(f"payload type out of range: {self.payload_type}")
+        te = self.telephone_event_pt
+        if te is not None and (not 0 <= te <= 127 or te == self.payload_type):
+            raise MediaEngineError(f"bad telephone-event payload type: {te}")
+        if not 10 <= self.ptime_ms <= 200:
+            raise MediaEngineError(f"unsupported ptime: {self.ptime_ms} ms")
+
+    @classmethod
+    def from_negotiated(cls, negotiated: NegotiatedMedia) -> RemoteMedia:
+        """The engine's view of an offer/answer result; raise :class:`UnsupportedError`
+        for a codec the engines do not carry."""
+        try:
+            codec = AudioCodec(negotiated.codec.upper())
+        except ValueError:
+            raise UnsupportedError(f"codec {negotiated.codec} is not supported") from None
+        return cls(
+            address=negotiated.remote_address,
+            port=negotiated.remote_port,
+            codec=codec,
+            payload_type=negotiated.payload_type,
+            telephone_event_pt=negotiated.telephone_event_pt,
+            ptime_ms=negotiated.ptime,
+            direction=negotiated.direction,
+        )
+
+    @property
+    def family(self) -> AddressFamily:
+        return AddressFamily.IP6 if ":" in self.address else AddressFamily.IP4
+
+    @property
+    def is_null(self) -> bool:
+        return self.port == 0 or self.address in ("0.0.0.0", "::")  # noqa: S104
+
+    @property
+    def we_send(self) -> bool:
+        """Whether the peer wants our RTP."""
+        return self.direction.sends and not self.is_null
+
+    @property
+    def peer_sends(self) -> bool:
+        """Whether we should expect RTP from the peer (and so watch it for a timeout)."""
+        return self.direction.receives
+
+
+@dataclass(frozen=True)
+class LegStats:
+    """Counters of one leg. ``rx_*``: RTP received from the peer; ``tx_*``: sent to it.
+
+    ``loss`` is the cumulative fraction of expected packets that never arrived (RFC 3550
+    A.3), ``jitter_ms`` the interarrival jitter (A.8); ``mos`` is an E-model estimate from both
+    (see :func:`zvonar.media.stats.estimate_mos`); None before any packet arrived.
+    """
+
+    leg_id: str
+    rx_packets: int = 0
+    rx_bytes: int = 0
+    tx_packets: int = 0
+    tx_bytes: int = 0
+    lost: int = 0
+    loss: float = 0.0
+    jitter_ms: float = 0.0
+    mos: float | None = None
+    dropped: int = 0  # datagrams refused: wrong source after latching, not RTP, RTCP...
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+class PlaybackReason(enum.Enum):
+    COMPLETED = "completed"  # the file ended (a one-shot play)
+    STOPPED = "stopped"  # stop_playback(), or a new play replaced it
+    RELEASED = "released"  # the leg was released while playing
+    FAILED = "failed"  # the engine could not play (unreadable file, peer refused)
+
+
+@dataclass(frozen=True)
+class DtmfReceived:
+    """A digit from the peer of ``leg_id``: RFC 4733 events, or in-band tones (Goertzel)
+    on a leg that negotiated no telephone-event."""
+
+    leg_id: str
+    digit: str
+    duration: float  # seconds
+    inband: bool = False
+
+
+@dataclass(frozen=True)
+class PlaybackFinished:
+    leg_id: str
+    playback_id: PlaybackId
+    reason: PlaybackReason
+
+
+@dataclass(frozen=True)
+class MediaTimeout:
+    """No RTP from the peer of ``leg_id`` for ``seconds`` (the peer vanished; hang up)."""
+
+    leg_id: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RecordingFinished:
+    """A recording was closed; ``path`` is a complete stereo WAV of ``duration`` seconds."""
+
+    recording_id: RecordingId
+    leg_id: str
+    path: Path
+    duration: float
+
+
+MediaEvent = DtmfReceived | PlaybackFinished | MediaTimeout | RecordingFinished
+EventHandler = Callable[[MediaEvent], None]
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+class MediaEngineError(MediaError):
+    """Base of the media engines' errors (a 500-class failure for the call)."""
+
+
+class UnknownLegError(MediaEngineError):
+    """The leg id was never allocated here, or was released."""
+
+
+class PortsExhaustedError(MediaEngineError):
+    """No free RTP port in the configured range (a SIP layer answers 503)."""
+
+    status_hint = 503
+
+
+class PromptNotFoundError(MediaEngineError):
+    """A file to play does not exist or is not an 8 kHz mono WAV the engine reads."""
+
+
+class UnsupportedError(MediaEngineError):
+    """The engine cannot do what was asked (e.g. rtpengine cannot bridge unpaired legs)."""
+
+
+class EngineClosedError(MediaEngineError):
+    """The engine was closed (or its control connection lost)."""
+
+    status_hint = 503
+
+
+# --- the interface ----------------------------------------------------------------------
+
+
+@runtime_checkable
+class MediaEngine(Protocol):
+    """What the call layer needs from a media engine. All methods are coroutines that
+    raise :class:`MediaEngineError` subclasses; events go to every subscribed handler."""
+
+    async def start(self) -> None:
+        """Get ready (bind control sockets, start timers). Idempotent."""
+
+    async def close(self) -> None:
+        """Release every leg (finishing recordings and playbacks) and stop."""
+
+    def subscribe(self, handler: EventHandler) -> Callable[[], None]:
+        """Call ``handler`` for every event; returns a function that unsubscribes it."""
+        ...
+
+    async def allocate(
+        self, call_id: str, leg_id: str, *, family: AddressFamily = AddressFamily.IP4
+    ) -> LegEndpoint:
+        """A receiving endpoint for a new leg (ids are the caller's choice, unique)."""
+        ...
+
+    async def configure(self, leg_id: str, remote: RemoteMedia) -> None:
+        """Apply negotiated media (again on every re-INVITE: hold, new address, codec)."""
+
+    async def bridge(self, leg_a: str, leg_b: str) -> None:
+        """Relay audio and telephone-events both ways between two legs, transcoding
+        PCMU <-> PCMA if they differ. Either leg's earlier bridge is undone first."""
+
+    async def unbridge(self, leg_id: str) -> None:
+        """Stop relaying between ``leg_id`` and its bridged peer (no-op if none)."""
+
+    async def play(self, leg_id: str, path: Path, *, loop: bool = False) -> PlaybackId:
+        """Play an 8 kHz mono 16-bit WAV to the peer of ``leg_id`` (replacing relayed audio
+        while it plays), once or in a loop; ends with :class:`PlaybackFinished`."""
+        ...
+
+    async def stop_playback(self, leg_id: str) -> None:
+        """Stop the playback on ``leg_id``, if any (no-op otherwise)."""
+
+    async def start_recording(self, leg_id: str, path: Path) -> RecordingId:
+        """Record ``leg_id``'s audio on the left channel and its bridged peer's on the right
+        into a stereo 8 kHz 16-bit WAV at ``path``."""
+        ...
+
+    async def stop_recording(self, recording_id: RecordingId) -> Path:
+        """Finish the recording; returns the WAV path (also sent as RecordingFinished)."""
+        ...
+
+    async def stats(self, leg_id: str) -> LegStats:
+        """The leg's counters now."""
+        ...
+
+    async def release(self, leg_id: str) -> LegStats:
+        """Free the leg (unbridging, stopping its playback and recording); final counters."""
+        ...

@@ -1,0 +1,383 @@
+"""One leg of the embedded engine: its socket, what it learned of the peer, its two streams.
+
+Receiving (``on_readable``, the hot path: it runs for every datagram, 100 times a second per
+relayed call, so it works on the raw header with ``struct`` instead of building packet
+objects):
+
+* symmetric RTP / latching: the first RTP packet of a negotiated payload type fixes where
+  we send, whatever the SDP said — a phone behind NAT sends from a port its SDP cannot
+  know. Once latched, datagrams from any other source are dropped (nobody can hijack or
+  inject into the stream) until the next ``configure`` (a re-INVITE) unlatches; a phone
+  whose NAT binding changes mid-call is therefore cut off until it re-INVITEs;
+* RTCP multiplexed on the port (RFC 5761 §4) and unknown payload types are counted and
+  dropped; audio goes to the recorder, the in-band DTMF detector (legs without
+  telephone-event) and the bridged leg; telephone-events (RFC 4733) to the DTMF receiver and
+  the bridged leg.
+
+Sending: a leg has one outgoing RTP stream with its own SSRC. Whatever feeds it — a bridged
+leg, a prompt, hold music — is mapped onto it with a sequence and timestamp offset taken
+when that source starts (RFC 3550 §5.1 lets a translator renumber; what it must not do is
+show the receiver several interleaved streams). So a caller who hears hold music and then
+the operator sees one stream whose sequence numbers never jump and whose timestamps advance
+by the wall-clock time that passed, with the marker bit on the first packet of each source
+(RFC 3551 §4.1 "first packet of a talkspurt").
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import struct
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from zvonar.media.dtmf import DtmfDigit, DtmfReceiver
+from zvonar.media.engine import AddressFamily, AudioCodec, LegStats, RemoteMedia
+from zvonar.media.errors import DtmfError
+from zvonar.media.g711 import alaw_decode, alaw_to_ulaw, ulaw_decode, ulaw_to_alaw
+from zvonar.media.goertzel import DtmfDetector
+from zvonar.media.stats import ReceiverStats, estimate_mos
+
+if TYPE_CHECKING:
+    from zvonar.media.io.player import Player
+    from zvonar.media.io.recorder import StereoRecorder
+
+__all__ = ["CLOCK_RATE", "DECODE_TABLES", "TRANSCODE", "Leg", "payload_bounds"]
+
+log = logging.getLogger(__name__)
+
+CLOCK_RATE = 8000
+_SEQ_TS_SSRC = struct.Struct("!HII")  # bytes 2..11 of the fixed header (RFC 3550 §5.1)
+_REWRITE = struct.Struct("!BHII")  # bytes 1..11: M+PT, sequence, timestamp, SSRC
+_HEADER = struct.Struct("!BBHII")
+
+_ALL_CODES = bytes(range(256))
+TRANSCODE: dict[tuple[AudioCodec, AudioCodec], bytes] = {
+    (AudioCodec.PCMU, AudioCodec.PCMA): ulaw_to_alaw(_ALL_CODES),
+    (AudioCodec.PCMA, AudioCodec.PCMU): alaw_to_ulaw(_ALL_CODES),
+}
+"""``bytes.translate`` tables: source codec -> destination codec, one lookup per byte."""
+
+
+def _decode_table(decode: Callable[[bytes], bytes]) -> tuple[bytes, bytes]:
+    pcm = decode(_ALL_CODES)
+    return pcm[0::2], pcm[1::2]
+
+
+DECODE_TABLES: dict[AudioCodec, tuple[bytes, bytes]] = {
+    AudioCodec.PCMU: _decode_table(ulaw_decode),
+    AudioCodec.PCMA: _decode_table(alaw_decode),
+}
+"""Low and high byte of each code's int16 LE sample: decoding is two ``translate`` calls."""
+
+_TRANSIENT_RECV = (BlockingIOError, InterruptedError)
+
+
+def payload_bounds(buf: bytearray | bytes, n: int) -> tuple[int, int] | None:
+    """(start, end) of the payload of the RTP packet in ``buf[:n]`` past CSRCs, the header
+    extension and padding (RFC 3550 §5.1, §5.3.1); None if the lengths do not add up."""
+    first = buf[0]
+    start = 12 + 4 * (first & 0x0F)
+    if first & 0x10:
+        if n < start + 4:
+            return None
+        start += 4 + 4 * ((buf[start + 2] << 8) | buf[start + 3])
+    end = n
+    if first & 0x20:
+        end -= buf[n - 1]
+    if end < start:
+        return None
+    return start, end
+
+
+class Leg:
+    """State of one leg. The engine owns the socket registration and the timers."""
+
+    def __init__(
+        self,
+        *,
+        leg_id: str,
+        call_id: str,
+        family: AddressFamily,
+        sock: socket.socket,
+        advertised: str,
+        buf: bytearray,
+        emit_dtmf: Callable[[Leg, DtmfDigit], None],
+    ) -> None:
+        self.leg_id = leg_id
+        self.call_id = call_id
+        self.family = family
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.port: int = sock.getsockname()[1]
+        self.advertised = advertised
+        self._buf = buf
+        self._view = memoryview(buf)
+        self._emit_dtmf = emit_dtmf
+        # What offer/answer said, and where we actually send.
+        self.remote: RemoteMedia | None = None
+        self.codec = AudioCodec.PCMU
+        self.pt = 0
+        self.te_pt = -1  # -1: no telephone-event negotiated (never equals a real PT)
+        self.ptime_samples = 160
+        self.dest: tuple[str, int] | None = None  # None: send nothing (unknown, on hold)
+        self.source: tuple[str, int] | None = None  # the latched source address
+        self.latched = False
+        self.configured_at: float | None = None
+        # Who we relay to, and what feeds our outgoing stream.
+        self.peer: Leg | None = None
+        self.player: Player | None = None
+        # Recordings this leg's received audio goes to, with the channel (0 left, 1 right).
+        self.taps: list[tuple[StereoRecorder, int]] = []
+        # Outgoing stream (RFC 3550 §5.1: random initial SSRC, sequence and timestamp).
+        self.ssrc = random.getrandbits(32)
+        self.next_seq = random.getrandbits(16)
+        self.last_ts = random.getrandbits(32)
+        self.last_sent: float | None = None
+        self._src_key: object = None
+        self._seq_off = 0
+        self._ts_off = 0
+        # Receiving side.
+        self.rx_stats: ReceiverStats | None = None
+        self.rx_packets = 0
+        self.rx_bytes = 0
+        self.lost_before = 0  # losses of earlier SSRCs of this leg
+        self.expected_before = 0
+        self.dropped = 0
+        self.tx_packets = 0
+        self.tx_bytes = 0
+        self.send_errors = 0
+        self.last_rx: float | None = None
+        self.timed_out_at: float | None = None
+        self.dtmf: DtmfReceiver | None = None
+        self.inband: DtmfDetector | None = None
+        self.inband_enabled = True
+
+    # --- configuration ------------------------------------------------------------------
+
+    def configure(self, remote: RemoteMedia, now: float) -> None:
+        self.remote = remote
+        self.codec = remote.codec
+        self.pt = remote.payload_type
+        self.ptime_samples = remote.ptime_ms * CLOCK_RATE // 1000
+        if remote.telephone_event_pt is None:
+            self.te_pt = -1
+            self.dtmf = None
+            self.inband = DtmfDetector() if self.inband_enabled else None
+        else:
+            if self.te_pt != remote.telephone_event_pt or self.dtmf is None:
+                self.dtmf = DtmfReceiver(clock_rate=CLOCK_RATE)
+            self.te_pt = remote.telephone_event_pt
+            self.inband = None
+        # A new SDP may move the peer: trust it until packets show where it really is.
+        self.dest = (remote.address, remote.port) if remote.we_send else None
+        self.source = None
+        self.latched = False
+        self.configured_at = now
+        self.timed_out_at = None
+
+    def _latch(self, addr: tuple[str, int]) -> None:
+        self.latched = True
+        self.source = addr
+        if self.remote is not None and self.remote.we_send:
+            if self.dest != addr:
+                log.debug("leg %s latched to %s (SDP said %s)", self.leg_id, addr, self.dest)
+            self.dest = addr
+
+    # --- receiving (hot path) -----------------------------------------------------------
+
+    def on_readable(self) -> None:
+        buf = self._buf
+        try:
+            n, addr = self.sock.recvfrom_into(buf)
+        except _TRANSIENT_RECV:
+            return
+        except OSError:  # e.g. ICMP port unreachable reported for an earlier send
+            return
+        b1 = buf[1]
+        if n < 12 or buf[0] & 0xC0 != 0x80 or 192 <= b1 <= 223:
+            self.dropped += 1  # not RTP v2, or RTCP multiplexed on this port (RFC 5761 §4)
+            return
+        pt = b1 & 0x7F
+        if addr != self.source:
+            if len(addr) > 2:  # IPv6: (host, port, flowinfo, scope_id)
+                addr = (addr[0], addr[1])
+            # Only media we negotiated may latch: a stray datagram must not steer the stream.
+            if addr != self.source and (
+                self.latched or self.remote is None or (pt != self.pt and pt != self.te_pt)
+            ):
+                self.dropped += 1
+                return
+            if addr != self.source:
+                self._latch(addr)
+        now = time.monotonic()
+        self.last_rx = now
+        self.rx_packets += 1
+        self.rx_bytes += n
+        seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(buf, 2)
+        peer = self.peer
+        if pt == self.pt:
+            stats = self.rx_stats
+            if stats is None or stats.ssrc != ssrc:
+                stats = self._new_source(ssrc)
+            stats.update(seq, ts, now)
+            if self.taps or self.inband is not None:
+                self._tap_audio(buf, n, ssrc, ts, now)
+            if peer is not None and peer.player is None and peer.dest is not None:
+                peer.relay(buf, n, b1 & 0x80, seq, ts, ssrc, self.codec, False, now)
+        elif pt == self.te_pt:
+            if self.dtmf is not None:
+                self._on_event(buf, n, ts, b1 & 0x80, now)
+            if (
+                peer is not None
+                and peer.player is None
+                and peer.dest is not None
+                and peer.te_pt >= 0
+            ):
+                peer.relay(buf, n, b1 & 0x80, seq, ts, ssrc, self.codec, True, now)
+        else:
+            self.dropped += 1  # comfort noise, a codec we did not negotiate...
+
+    def _new_source(self, ssrc: int) -> ReceiverStats:
+        old = self.rx_stats
+        if old is not None:
+            self.lost_before += max(0, old.cumulative_lost)
+            self.expected_before += old.expected
+        stats = ReceiverStats(ssrc, CLOCK_RATE)
+        self.rx_stats = stats
+        return stats
+
+    def _tap_audio(self, buf: bytearray, n: int, ssrc: int, ts: int, now: float) -> None:
+        bounds = payload_bounds(buf, n)
+        if bounds is None:
+            return
+        payload = bytes(buf[bounds[0] : bounds[1]])
+        for recorder, channel in self.taps:
+            recorder.audio(channel, ssrc, ts, payload, self.codec, now)
+        if self.inband is not None:
+            lo, hi = DECODE_TABLES[self.codec]
+            pcm = bytearray(2 * len(payload))
+            pcm[0::2] = payload.translate(lo)
+            pcm[1::2] = payload.translate(hi)
+            for digit in self.inband.feed(bytes(pcm)):
+                self._emit_dtmf(self, digit)
+
+    def _on_event(self, buf: bytearray, n: int, ts: int, marker: int, now: float) -> None:
+        bounds = payload_bounds(buf, n)
+        if bounds is None or self.dtmf is None:
+            return
+        try:
+            digits = self.dtmf.receive(
+                ts, bytes(buf[bounds[0] : bounds[1]]), now, marker=bool(marker)
+            )
+        except DtmfError:
+            self.dropped += 1
+            return
+        for digit in digits:
+            self._emit_dtmf(self, digit)
+
+    def dtmf_timer(self, now: float) -> None:
+        if self.dtmf is not None:
+            for digit in self.dtmf.handle_timer(now):
+                self._emit_dtmf(self, digit)
+
+    # --- sending ------------------------------------------------------------------------
+
+    def restart_source(self) -> None:
+        """The next packet starts a new source (a new bridge, a playback's end)."""
+        self._src_key = None
+
+    def _anchor(self, key: object, seq: int, ts: int, now: float) -> None:
+        if self.last_sent is None:
+            advance = 0  # the very first packet carries the random initial timestamp
+        else:
+            advance = max(self.ptime_samples, round((now - self.last_sent) * CLOCK_RATE))
+        self._seq_off = (self.next_seq - seq) & 0xFFFF
+        self._ts_off = (self.last_ts + advance - ts) & 0xFFFFFFFF
+        self._src_key = key
+
+    def relay(
+        self,
+        buf: bytearray,
+        n: int,
+        marker: int,
+        seq: int,
+        ts: int,
+        key: object,
+        codec: AudioCodec,
+        event: bool,
+        now: float,
+    ) -> None:
+        """Send the packet in ``buf[:n]`` (from another leg) on this leg's stream; the
+        header and, when transcoding, the payload are rewritten in place."""
+        if key != self._src_key:
+            self._anchor(key, seq, ts, now)
+            marker = 0x80
+        oseq = (seq + self._seq_off) & 0xFFFF
+        ots = (ts + self._ts_off) & 0xFFFFFFFF
+        _REWRITE.pack_into(
+            buf, 1, marker | (self.te_pt if event else self.pt), oseq, ots, self.ssrc
+        )
+        if codec is not self.codec and not event:
+            bounds = payload_bounds(buf, n)
+            if bounds is None:
+                return
+            start, end = bounds
+            buf[start:end] = buf[start:end].translate(TRANSCODE[codec, self.codec])
+        self._send(self._view[:n], oseq, ots, now)
+
+    def send_frame(self, payload: bytes, seq: int, ts: int, key: object, now: float) -> None:
+        """Send one generated audio frame (a prompt, hold music) on this leg's stream."""
+        marker = 0
+        if key != self._src_key:
+            self._anchor(key, seq, ts, now)
+            marker = 0x80
+        oseq = (seq + self._seq_off) & 0xFFFF
+        ots = (ts + self._ts_off) & 0xFFFFFFFF
+        packet = _HEADER.pack(0x80, marker | self.pt, oseq, ots, self.ssrc) + payload
+        self._send(packet, oseq, ots, now)
+
+    def _send(self, data: bytes | memoryview, oseq: int, ots: int, now: float) -> None:
+        dest = self.dest
+        if dest is None:
+            return
+        # Remember the newest packet only: a reordered old one must not move us back.
+        if self.last_sent is None or (oseq - self.next_seq) & 0xFFFF < 0x8000:
+            self.next_seq = (oseq + 1) & 0xFFFF
+            self.last_ts = ots
+        self.last_sent = now
+        try:
+            self.sock.sendto(data, dest)
+        except OSError:
+            self.send_errors += 1  # full socket buffer or ICMP error: RTP may drop it
+            return
+        self.tx_packets += 1
+        self.tx_bytes += len(data)
+
+    # --- reporting ----------------------------------------------------------------------
+
+    def stats(self) -> LegStats:
+        stats = self.rx_stats
+        lost = self.lost_before
+        expected = self.expected_before
+        jitter_ms = 0.0
+        if stats is not None:
+            lost += max(0, stats.cumulative_lost)
+            expected += stats.expected
+            jitter_ms = stats.jitter_seconds * 1000
+        loss = lost / expected if expected > 0 else 0.0
+        mos = estimate_mos(loss, jitter_ms, 0.0).mos if stats is not None else None
+        return LegStats(
+            leg_id=self.leg_id,
+            rx_packets=self.rx_packets,
+            rx_bytes=self.rx_bytes,
+            tx_packets=self.tx_packets,
+            tx_bytes=self.tx_bytes,
+            lost=lost,
+            loss=loss,
+            jitter_ms=jitter_ms,
+            mos=mos,
+            dropped=self.dropped,
+        )
