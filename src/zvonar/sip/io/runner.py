@@ -1,0 +1,232 @@
+"""The asyncio runner: sockets in, the sans-IO `UserAgent` in the middle, sockets out.
+
+For every input (datagram, framed stream message, timer) the runner calls the core,
+hands the core's events to the application synchronously (it answers through the core),
+writes what the core wants sent, and keeps exactly one `loop.call_at` handle armed for
+the core's `next_deadline()`. Nothing a peer sends can raise out of here: the core
+answers or drops bad input itself, and any bug that still raises is counted and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from zvonar.sip.io.stats import TransportStats
+from zvonar.sip.io.tcp import TcpLimits, TcpTransport
+from zvonar.sip.io.udp import Address, UdpTransport, bind_udp
+from zvonar.sip.ua import Flow, UaEvent, UserAgent
+
+__all__ = ["SipApplication", "SipRunner"]
+
+log = logging.getLogger(__name__)
+
+
+class SipApplication(Protocol):
+    """What runs on top of the UA core: called for each event, answers through `ua`."""
+
+    def handle_event(self, event: UaEvent, now: float) -> None: ...
+
+
+class SipRunner:
+    """Hosts one `UserAgent` on UDP/TCP listeners of one event loop."""
+
+    def __init__(
+        self,
+        ua: UserAgent,
+        app: SipApplication | None = None,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        tcp_limits: TcpLimits | None = None,
+        max_udp_size: int = 65535,
+    ) -> None:
+        self.ua = ua
+        self.app = app
+        self.loop = loop or asyncio.get_running_loop()
+        self.stats = TransportStats()
+        self.max_udp_size = max_udp_size
+        self._udp: dict[int, UdpTransport] = {}  # by IP family (4 / 6)
+        self._tcp = TcpTransport(
+            self.loop,
+            self._on_stream,
+            self.stats,
+            limits=tcp_limits,
+            on_send_failure=self._on_tcp_failure,
+        )
+        self._tcp_listening = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed: float | None = None
+        self._event_hooks: list[Callable[[UaEvent], None]] = []
+        self._closed = False
+
+    # -- setup --------------------------------------------------------------------------------
+
+    async def listen_udp(self, host: str, port: int = 0) -> Flow:
+        sock = bind_udp(host, port)
+        family = 6 if ":" in host else 4
+        transport = UdpTransport(
+            self.loop,
+            sock,
+            lambda data, src, truncated: self._on_datagram(data, src, truncated),
+            self.stats,
+            max_size=self.max_udp_size,
+        )
+        self._udp[family] = transport
+        local = Flow("UDP", transport.local[0], transport.local[1])
+        self.ua.set_local_address("UDP", local.host, local.port)
+        return local
+
+    async def listen_tcp(self, host: str, port: int = 0) -> Flow:
+        addr = await self._tcp.listen(host, port)
+        self._tcp_listening = True
+        local = Flow("TCP", addr[0], addr[1])
+        self.ua.set_local_address("TCP", local.host, local.port)
+        return local
+
+    def add_event_hook(self, hook: Callable[[UaEvent], None]) -> None:
+        """Observe every event after the application saw it (tests, logging)."""
+        self._event_hooks.append(hook)
+
+    @property
+    def tcp(self) -> TcpTransport:
+        return self._tcp
+
+    def all_stats(self) -> dict[str, int]:
+        return {**self.stats.as_dict(), **self.ua.counters.as_dict()}
+
+    # -- input --------------------------------------------------------------------------------
+
+    def _on_datagram(self, data: bytes, source: Address, truncated: bool) -> None:
+        self.stats.received += 1
+        now = self.loop.time()
+        try:
+            self.ua.receive(data, Flow("UDP", source[0], source[1]), now, truncated=truncated)
+        except Exception:
+            self.stats.internal_errors += 1
+            log.exception("SIP core failed on a datagram from %s", source)
+        self.pump(now)
+
+    def _on_stream(self, data: bytes, source: Address) -> None:
+        self.stats.received += 1
+        now = self.loop.time()
+        try:
+            self.ua.receive(data, Flow("TCP", source[0], source[1]), now)
+        except Exception:
+            self.stats.internal_errors += 1
+            log.exception("SIP core failed on a message from %s", source)
+        self.pump(now)
+
+    def _on_tcp_failure(self, addr: Address) -> None:
+        now = self.loop.time()
+        try:
+            self.ua.transport_error(Flow("TCP", addr[0], addr[1]), now)
+        except Exception:
+            self.stats.internal_errors += 1
+            log.exception("SIP core failed on a transport error for %s", addr)
+        self.pump(now)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._armed = None
+        now = self.loop.time()
+        try:
+            self.ua.handle_timer(now)
+        except Exception:
+            self.stats.internal_errors += 1
+            log.exception("SIP core failed in a timer")
+        self.pump(now)
+
+    # -- output -------------------------------------------------------------------------------
+
+    def pump(self, now: float | None = None) -> None:
+        """Deliver events to the application, send what is queued, re-arm the timer.
+
+        The application may call into the core from `handle_event` (and from outside,
+        e.g. a test or an API call: then it calls `pump()` afterwards).
+        """
+        if now is None:
+            now = self.loop.time()
+        ua = self.ua
+        for _ in range(16):  # the application's reactions may raise more events
+            events = ua.events()
+            if not events:
+                break
+            for event in events:
+                self._deliver(event, now)
+        for data, flow in ua.datagrams_to_send(now):
+            self.send(data, flow)
+        self._rearm()
+
+    def _deliver(self, event: UaEvent, now: float) -> None:
+        if self.app is not None:
+            try:
+                self.app.handle_event(event, now)
+            except Exception:
+                self.stats.internal_errors += 1
+                log.exception("SIP application failed on %s", type(event).__name__)
+        for hook in self._event_hooks:
+            try:
+                hook(event)
+            except Exception:
+                log.exception("SIP event hook failed")
+
+    def send(self, data: bytes, flow: Flow) -> bool:
+        if flow.transport == "UDP":
+            udp = self._udp.get(6 if ":" in flow.host else 4)
+            if udp is None:
+                self.stats.send_errors += 1
+                return False
+            return udp.send(data, flow.address)
+        if flow.transport == "TCP":
+            return self._tcp.send(data, flow.address)
+        self.stats.send_errors += 1
+        return False
+
+    def _rearm(self) -> None:
+        if self._closed:
+            return
+        deadline = self.ua.next_deadline()
+        armed = self._armed
+        # Keep the armed handle unless the new deadline is earlier (or none is needed):
+        # firing early costs one idle wake-up, re-arming on every message costs more.
+        if deadline is None:
+            return
+        if armed is not None and armed <= deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed = deadline
+        self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    # -- shutdown -----------------------------------------------------------------------------
+
+    async def close(self, *, unregister_within: float = 2.0) -> None:
+        """Unregister outbound registrations (waiting up to `unregister_within` seconds for
+        the registrars' answers), then stop timers and close every socket."""
+        if self.ua.registrations and not self._closed:
+            done = asyncio.Event()
+
+            def check(_event: object = None) -> None:
+                if not self.ua.registrations:
+                    done.set()
+
+            self._event_hooks.append(check)
+            now = self.loop.time()
+            for reg in self.ua.registrations:
+                self.ua.stop_registration(reg, now)
+            self.pump(now)
+            check()  # perhaps nothing was bound: nothing to wait for
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), unregister_within)
+            self._event_hooks.remove(check)
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for udp in self._udp.values():
+            udp.close()
+        self._udp.clear()
+        await self._tcp.close()

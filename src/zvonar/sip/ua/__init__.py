@@ -1,0 +1,558 @@
+"""The user-agent core, sans-IO: one object between the transports and the application.
+
+`UserAgent` takes raw messages (`receive(data, flow, now)`) and turns them into application
+events (ua/events.py), doing on the way what the RFCs ask of the edge:
+
+- every input is classified by `message.classify_datagram`: broken requests are answered
+  statelessly (400 with the reason, 505, 513 for an oversize datagram, …) and broken
+  responses dropped, all counted (RFC 3261 §18.2, RFC 4475); nothing a peer sends raises;
+- the `SecurityPolicy` sees the source before parsing (blocked IPs) and every request
+  after (scanners, floods), and hears about failed digest logins;
+- requests are checked per §8.2.1-8.2.2 (405 + Allow, 416, 420 + Unsupported);
+- one `TransactionLayer` per transport ("UDP", "TCP") runs the §17 machines; it adds
+  RFC 3581 received/rport to the top Via and answers to the received address/rport;
+- the `DialogLayer` sees every request and response: it answers 481 / 500 / 491 itself
+  (§12.2.2, §14) and hands the application the `Dialog` of each event; 2xx
+  retransmissions are re-ACKed here (§13.2.2.4);
+- REGISTER goes to the `Registrar` after the `DigestChallenger` (§10.3, §22);
+- outbound registrations (`outbound.OutboundRegistration`) ride on client transactions.
+
+The application answers with `respond`, starts requests with `send_request` (building
+in-dialog ones with `create_request` / `send_ack`), and reads `events()`; the I/O runner
+reads `datagrams_to_send(now)` and arms one timer at `next_deadline()`. Destinations are
+`Flow`s (transport, host, port): the runner picks the socket or connection from them.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Iterable
+
+from zvonar.sip.auth import Authorized, Challenge, DigestChallenger, auth_response
+from zvonar.sip.dialog import Dialog, DialogId, DialogLayer
+from zvonar.sip.errors import SipError
+from zvonar.sip.headers import Via, parse_via
+from zvonar.sip.location import Binding
+from zvonar.sip.message import (
+    Drop,
+    ParsedOk,
+    Reject,
+    SipMessage,
+    SipRequest,
+    SipResponse,
+    classify_datagram,
+    make_response,
+)
+from zvonar.sip.outbound import OutboundRegistration, RegistrationState
+from zvonar.sip.registrar import Registrar
+from zvonar.sip.security import Allow, SecurityPolicy
+from zvonar.sip.security import Drop as SecurityDrop
+from zvonar.sip.transaction import (
+    AckFor2xx,
+    CancelReceived,
+    RequestReceived,
+    ResponseReceived,
+    TimerConfig,
+    TransactionKey,
+    TransactionLayer,
+    TransactionTerminated,
+    TransactionTimeout,
+    TransportError,
+    new_branch,
+    response_address,
+)
+from zvonar.sip.transaction import AckTimeout as TxnAckTimeout
+from zvonar.sip.ua.events import (
+    AckReceived,
+    AckTimeout,
+    BindingNotice,
+    CancelRequested,
+    Flow,
+    IncomingRequest,
+    RegistrationUpdate,
+    RequestFailed,
+    ResponseIn,
+    SecurityNotice,
+    UaCounters,
+    UaEvent,
+)
+from zvonar.sip.uri import SipUri
+
+__all__ = [
+    "DEFAULT_ALLOW",
+    "AckReceived",
+    "AckTimeout",
+    "BindingNotice",
+    "CancelRequested",
+    "Flow",
+    "IncomingRequest",
+    "RegistrationUpdate",
+    "RequestFailed",
+    "ResponseIn",
+    "SecurityNotice",
+    "UaCounters",
+    "UaEvent",
+    "UserAgent",
+]
+
+DEFAULT_ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE")
+_CTL = re.compile(r"[^\x20-\x7e]")
+_NOWHERE = Flow("UDP", "", 0)
+Headers = tuple[tuple[str, str], ...]
+
+
+def _reason_text(prefix: str, detail: str) -> str:
+    """A reason phrase carrying why we refused (§21: the phrase is free text), one safe line."""
+    detail = _CTL.sub("?", detail)[:96]
+    return f"{prefix} ({detail})" if detail else prefix
+
+
+class UserAgent:
+    """The sans-IO UA core. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        timers: TimerConfig | None = None,
+        security: SecurityPolicy | None = None,
+        registrar: Registrar | None = None,
+        challenger: DigestChallenger | None = None,
+        dialogs: DialogLayer | None = None,
+        allow: Iterable[str] = DEFAULT_ALLOW,
+        supported: Iterable[str] = (),
+        max_size: int = 65535,
+        token: Callable[[], str] = lambda: secrets.token_hex(8),
+        user_agent: str = "Zvonar",
+    ) -> None:
+        self.timers = timers or TimerConfig()
+        self.security = security
+        self.registrar = registrar
+        self.challenger = challenger
+        self.dialogs = dialogs or DialogLayer(token=token)
+        self.allow = frozenset(allow)
+        self.allow_header = ", ".join(sorted(self.allow))
+        self.supported = frozenset(s.lower() for s in supported)
+        self.max_size = max_size
+        self.token = token
+        self.user_agent = user_agent
+        self.counters = UaCounters()
+        self._layers: dict[str, TransactionLayer] = {}
+        self._events: list[UaEvent] = []
+        self._out: list[tuple[bytes, Flow]] = []
+        self._locals: dict[tuple[str, int], tuple[str, int]] = {}  # (transport, family) → addr
+        self._flows: dict[TransactionKey, Flow] = {}  # live transactions' peers
+        self._registrations: dict[TransactionKey, tuple[OutboundRegistration, Flow]] = {}
+        self._reg_flows: dict[int, tuple[OutboundRegistration, Flow]] = {}
+        self._ack_flows: dict[DialogId, Flow] = {}  # where each dialog's ACK went
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def set_local_address(self, transport: str, host: str, port: int) -> None:
+        """Tell the core where it listens (for Via sent-by and Contact), per IP family."""
+        self._locals[(transport, 6 if ":" in host else 4)] = (host, port)
+
+    def local_address(self, transport: str, family: int = 4) -> tuple[str, int]:
+        addr = self._locals.get((transport, family))
+        if addr is None:
+            raise SipError(f"no local {transport} IPv{family} address configured")
+        return addr
+
+    def local_for(self, flow: Flow) -> tuple[str, int]:
+        return self.local_address(flow.transport, 6 if ":" in flow.host else 4)
+
+    def via_for(self, flow: Flow, branch: str | None = None) -> str:
+        """A top Via for a request we send over `flow` (§8.1.1.7, RFC 3581 rport)."""
+        host, port = self.local_for(flow)
+        sent_by = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return f"SIP/2.0/{flow.transport} {sent_by};branch={branch or self.new_branch()};rport"
+
+    def contact_uri(self, flow: Flow, user: str | None = None) -> SipUri:
+        host, port = self.local_for(flow)
+        params: tuple[tuple[str, str | None], ...] = (
+            () if flow.transport == "UDP" else (("transport", flow.transport.lower()),)
+        )
+        return SipUri("sip", user, None, f"[{host}]" if ":" in host else host, port, params)
+
+    def new_branch(self) -> str:
+        return new_branch(self.token)
+
+    def layer(self, transport: str) -> TransactionLayer:
+        layer = self._layers.get(transport)
+        if layer is None:
+            layer = self._layers[transport] = TransactionLayer(self.timers, token=self.token)
+        return layer
+
+    # -- outputs ------------------------------------------------------------------------------
+
+    def events(self) -> list[UaEvent]:
+        out, self._events = self._events, []
+        return out
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Flow]]:
+        out = self._out
+        for name, layer in self._layers.items():
+            for data, addr in layer.datagrams_to_send(now):
+                out.append((data, Flow(name, addr[0], addr[1])))
+        self._out = []
+        return out
+
+    def next_deadline(self) -> float | None:
+        times = [layer.next_deadline() for layer in self._layers.values()]
+        times += [reg.next_deadline() for reg, _flow in self._reg_flows.values()]
+        for source in (self.security, self.registrar):
+            if source is not None:
+                times.append(source.next_deadline())
+        live = [t for t in times if t is not None]
+        return min(live) if live else None
+
+    def handle_timer(self, now: float) -> None:
+        for layer in self._layers.values():
+            layer.handle_timer(now)
+        for reg, flow in list(self._reg_flows.values()):
+            reg.handle_timer(now)
+            self._pump_registration(reg, flow, now)
+        if self.security is not None:
+            self.security.handle_timer(now)
+        if self.registrar is not None:
+            self.registrar.handle_timer(now)
+        self._collect(now)
+
+    # -- network input ------------------------------------------------------------------------
+
+    def receive(self, data: bytes, flow: Flow, now: float, *, truncated: bool = False) -> None:
+        """One datagram or one framed stream message from `flow`. Never raises SipError."""
+        security = self.security
+        if security is not None and isinstance(
+            security.check_source(flow.address, now), SecurityDrop
+        ):
+            self.counters.blocked += 1
+            return
+        verdict = classify_datagram(data, max_size=self.max_size)
+        if truncated:
+            self._oversize(verdict, flow)
+        elif isinstance(verdict, ParsedOk):
+            self._dispatch(verdict.message, flow, now)
+        elif isinstance(verdict, Reject):
+            reason = _reason_text(verdict.response().reason, verdict.reason)
+            self._reject(verdict.request, verdict.status, reason, flow)
+        elif verdict.reason == "keep-alive":
+            self.counters.keepalives += 1
+        else:
+            self.counters.dropped_malformed += 1
+
+    def transport_error(self, flow: Flow, now: float) -> None:
+        """The runner could not deliver to `flow` (connect failed, connection lost)."""
+        layer = self._layers.get(flow.transport)
+        if layer is not None:
+            layer.transport_error(flow.address, now)
+            self._collect(now)
+
+    def _oversize(self, verdict: ParsedOk | Reject | Drop, flow: Flow) -> None:
+        # §18.1.1/§21.5.14: a message too large for us is answered 513 when we can tell
+        # who sent it; the truncated copy still holds the start line and most headers.
+        request: SipRequest | None = None
+        if isinstance(verdict, Reject):
+            request = verdict.request
+        elif isinstance(verdict, ParsedOk) and isinstance(verdict.message, SipRequest):
+            request = verdict.message
+        if request is None or request.method == "ACK":
+            self.counters.dropped_oversize += 1
+            return
+        self._reject(request, 513, f"Message Too Large (limit {self.max_size} bytes)", flow)
+
+    def _dispatch(self, msg: SipMessage, flow: Flow, now: float) -> None:
+        if isinstance(msg, SipResponse):
+            self.counters.responses_received += 1
+            self.layer(flow.transport).receive(msg, flow.address, now, reliable=flow.reliable)
+            self._collect(now)
+            return
+        self.counters.requests_received += 1
+        if self.security is not None:
+            decision = self.security.check_request(msg, flow.address, now)
+            if isinstance(decision, SecurityDrop):
+                self.counters.blocked += 1
+                return
+            if not isinstance(decision, Allow):
+                self._reject(msg, decision.status, decision.reason, flow, decision.headers)
+                return
+        if msg.method not in ("ACK", "CANCEL"):
+            refusal = self._check_request(msg)
+            if refusal is not None:
+                status, reason, headers = refusal
+                self._reject(msg, status, reason, flow, headers)
+                return
+        self.layer(flow.transport).receive(msg, flow.address, now, reliable=flow.reliable)
+        self._collect(now)
+
+    def _check_request(self, request: SipRequest) -> tuple[int, str, Headers] | None:
+        """UAS request checks of §8.2.1 (method), §8.2.2.1 (URI scheme), §8.2.2.3 (Require)."""
+        if request.method not in self.allow:
+            return 405, "Method Not Allowed", (("Allow", self.allow_header),)
+        if not isinstance(request.uri, SipUri):
+            return 416, "Unsupported URI Scheme", ()
+        required = request.header_values("Require")
+        if required:
+            unknown = [r for r in required if r.lower() not in self.supported]
+            if unknown:
+                return 420, "Bad Extension", (("Unsupported", ", ".join(unknown)),)
+        return None
+
+    def _reject(
+        self, request: SipRequest, status: int, reason: str, flow: Flow, headers: Headers = ()
+    ) -> None:
+        """A stateless error response (§8.2.6), to the Via's received/rport address."""
+        if request.method == "ACK":  # §17: an ACK is never answered
+            self.counters.dropped_malformed += 1
+            return
+        if status < 500:
+            self.counters.rejected_4xx += 1
+        else:
+            self.counters.rejected_5xx += 1
+        try:
+            response = make_response(request, status, reason, to_tag=self.token(), headers=headers)
+            dest = self._response_dest(request, flow)
+            wire = response.serialize()
+        except (SipError, ValueError):
+            return  # too broken even to answer: counted above, dropped
+        self._out.append((wire, dest))
+
+    @staticmethod
+    def _response_dest(request: SipRequest, flow: Flow) -> Flow:
+        if flow.reliable:
+            return flow
+        try:
+            via: Via = request.top_via
+        except SipError:
+            return flow
+        host, port = response_address(via.with_params(received=flow.host), flow.address, False)
+        return Flow(flow.transport, host, port)
+
+    # -- application output -------------------------------------------------------------------
+
+    def respond(
+        self, incoming: IncomingRequest | CancelRequested, response: SipResponse, now: float
+    ) -> bool:
+        """Answer a request (or the INVITE a CANCEL targets) through its server transaction.
+
+        The dialog layer sees the response (creating the UAS dialog of a 1xx/2xx to an
+        INVITE, §12.1.1). False if the transaction no longer takes it.
+        """
+        request = incoming.request if isinstance(incoming, IncomingRequest) else incoming.invite
+        accepted = self.layer(incoming.flow.transport).send_response(response, now)
+        if accepted and (request.method == "INVITE" or request.to.tag is not None):
+            self.dialogs.on_response_sent(request, response)
+        self._collect(now)
+        return accepted
+
+    def send_request(self, request: SipRequest, flow: Flow, now: float) -> TransactionKey:
+        """Send a request (not ACK) in a new client transaction to `flow`."""
+        key = self.layer(flow.transport).send_request(request, flow.address, now, flow.reliable)
+        self._flows[key] = flow
+        self._collect(now)
+        return key
+
+    def create_request(
+        self,
+        dialog: Dialog,
+        method: str,
+        flow: Flow,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> SipRequest:
+        """The next request in `dialog` (§12.2.1.1), with our Via for `flow`."""
+        via = parse_via(self.via_for(flow))
+        headers = (*headers, ("User-Agent", self.user_agent))
+        return self.dialogs.create_request(
+            dialog, method, via, headers=headers, body=body, content_type=content_type
+        )
+
+    def send_ack(self, dialog: Dialog, invite: SipRequest, flow: Flow) -> None:
+        """ACK a 2xx (§13.2.2.4): outside any transaction; remembered for retransmissions."""
+        ack = self.dialogs.create_ack(dialog, invite, parse_via(self.via_for(flow)))
+        self._ack_flows[dialog.id] = flow
+        self.send_stateless(ack, flow)
+
+    def send_stateless(self, message: SipMessage, flow: Flow) -> None:
+        """A message outside any transaction (an ACK for a 2xx, a stateless reply)."""
+        self._out.append((message.serialize(), flow))
+
+    def cancel(self, key: TransactionKey, flow: Flow, now: float) -> TransactionKey | None:
+        """CANCEL our pending INVITE (§9.1); None if it is too late."""
+        cancel_key = self.layer(flow.transport).cancel(key, now)
+        if cancel_key is not None:
+            self._flows[cancel_key] = flow
+        self._collect(now)
+        return cancel_key
+
+    def forget_dialog(self, dialog: Dialog) -> None:
+        """Drop a dialog the application is done with (e.g. after BYE or a failed INVITE)."""
+        self.dialogs.terminate(dialog.id)
+        self._ack_flows.pop(dialog.id, None)
+
+    # -- outbound registrations ---------------------------------------------------------------
+
+    def add_registration(self, registration: OutboundRegistration, flow: Flow, now: float) -> None:
+        """Host a registration towards the registrar at `flow` and start it."""
+        self._reg_flows[id(registration)] = (registration, flow)
+        registration.start(now)
+        self._pump_registration(registration, flow, now)
+
+    def stop_registration(self, registration: OutboundRegistration, now: float) -> None:
+        """Unregister (Expires: 0); the registration leaves the UA once that completes."""
+        entry = self._reg_flows.get(id(registration))
+        if entry is not None:
+            registration.stop(now)
+            self._pump_registration(registration, entry[1], now)
+
+    @property
+    def registrations(self) -> list[OutboundRegistration]:
+        """The outbound registrations hosted here that have not been stopped yet."""
+        return [reg for reg, _flow in self._reg_flows.values()]
+
+    def _pump_registration(self, reg: OutboundRegistration, flow: Flow, now: float) -> None:
+        for request in reg.requests_to_send():
+            key = self.send_request(request, flow, now)
+            self._registrations[key] = (reg, flow)
+        for event in reg.events():
+            self._events.append(RegistrationUpdate(reg, event))
+        if reg.state is RegistrationState.STOPPED:
+            self._reg_flows.pop(id(reg), None)
+
+    # -- registrar and digest -----------------------------------------------------------------
+
+    def authenticate(self, incoming: IncomingRequest, now: float) -> str | None:
+        """Digest-check a request (§22); the authenticated username, or None once answered.
+
+        Without a challenger every request passes (returns ""). On a challenge or a refusal
+        the 401/407 is sent here and refusals are reported to the security policy.
+        """
+        if self.challenger is None:
+            return ""
+        result = self.challenger.check(incoming.request, now)
+        if isinstance(result, Authorized):
+            return result.username
+        self.counters.auth_challenges += 1
+        if not isinstance(result, Challenge):  # Failed: wrong password, replay, unknown user
+            self.counters.auth_failures += 1
+            if self.security is not None:
+                self.security.record_auth_failure(incoming.flow.address, result.username, now)
+        self.respond(incoming, auth_response(incoming.request, result, to_tag=self.token()), now)
+        return None
+
+    def lookup(self, aor: str | SipUri, now: float) -> list[Binding]:
+        """Live bindings of an AOR (a str is a canonical `location.aor_key`); [] without one."""
+        return [] if self.registrar is None else self.registrar.lookup(aor, now)
+
+    @staticmethod
+    def binding_flow(binding: Binding) -> Flow:
+        """Where to send a request for a binding: the flow its REGISTER came over (RFC 3581)."""
+        target = binding.target
+        return Flow(target.transport, target.host.strip("[]"), target.port)
+
+    def _register(self, incoming: IncomingRequest, now: float) -> None:
+        if self.registrar is None:
+            return
+        user = self.authenticate(incoming, now)
+        if user is None:
+            return
+        flow = incoming.flow
+        flow_id = f"{flow.transport}:{flow.host}:{flow.port}" if flow.reliable else None
+        response = self.registrar.handle_register(
+            incoming.request, flow.address, flow.transport, flow_id, now, user=user or None
+        )
+        self.respond(incoming, response, now)
+
+    # -- transaction events → application events ----------------------------------------------
+
+    def _collect(self, now: float) -> None:
+        """Turn the layers' events into application events, at once (so `now` is right)."""
+        for name, layer in self._layers.items():
+            for event in layer.events():
+                self._translate(name, event, now)
+        if self.security is not None:
+            self._events.extend(SecurityNotice(e) for e in self.security.events())
+        if self.registrar is not None:
+            self._events.extend(BindingNotice(e) for e in self.registrar.events())
+
+    def _translate(self, transport: str, event: object, now: float) -> None:
+        if isinstance(event, RequestReceived):
+            self._request(transport, event, now)
+        elif isinstance(event, AckFor2xx):
+            check = self.dialogs.on_request(event.request)
+            flow = Flow(transport, event.source[0], event.source[1])
+            self._events.append(AckReceived(event.request, flow, check.dialog))
+        elif isinstance(event, ResponseReceived):
+            self._response(transport, event, now)
+        elif isinstance(event, CancelReceived):
+            flow = self._flows.get(event.key, _NOWHERE)
+            self._events.append(CancelRequested(event.key, event.request, event.cancel, flow))
+        elif isinstance(event, TransactionTimeout | TransportError):
+            if event.key.server:
+                return  # Timer H: the ACK for our error response never came (§17.2.1)
+            self._client_failed(event, now)
+        elif isinstance(event, TxnAckTimeout):
+            flow = self._flows.get(event.key, _NOWHERE)
+            self._events.append(AckTimeout(event.response, flow))
+        elif isinstance(event, TransactionTerminated):
+            self._flows.pop(event.key, None)
+            self._registrations.pop(event.key, None)
+
+    def _request(self, transport: str, event: RequestReceived, now: float) -> None:
+        flow = Flow(transport, event.source[0], event.source[1])
+        self._flows[event.key] = flow
+        incoming = IncomingRequest(event.request, flow, event.key)
+        if event.request.method == "REGISTER" and self.registrar is not None:
+            self._register(incoming, now)
+            return
+        check = self.dialogs.on_request(event.request)
+        if check.response is not None:  # 481 / 500 / 491 / 400 (§12.2.2, §14.2)
+            self.respond(incoming, check.response, now)
+            return
+        if check.dialog is not None:
+            incoming = IncomingRequest(event.request, flow, event.key, check.dialog)
+        self._events.append(incoming)
+
+    def _response(self, transport: str, event: ResponseReceived, now: float) -> None:
+        key, response = event.key, event.response
+        if self._reack(response) or key is None:
+            return  # a 2xx retransmission (RFC 6026 Accepted state or stray) or a stray
+        reg = self._registrations.get(key)
+        if reg is not None:
+            if response.status >= 200:
+                del self._registrations[key]
+            reg[0].receive_response(response, now)
+            self._pump_registration(reg[0], reg[1], now)
+            return
+        dialog = None
+        if event.request is not None:
+            dialog = self.dialogs.on_response(event.request, response)
+        flow = self._flows.get(key, Flow(transport, "", 0))
+        self._events.append(ResponseIn(key, response, event.request, flow, dialog))
+
+    def _reack(self, response: SipResponse) -> bool:
+        """Re-send our ACK for a retransmitted 2xx we already ACKed (§13.2.2.4)."""
+        if not (200 <= response.status < 300 and response.cseq.method == "INVITE"):
+            return False
+        dialog = self.dialogs.find_for_response(response)
+        if dialog is None or dialog.last_ack is None:
+            return False
+        if dialog.last_ack.cseq.seq != response.cseq.seq:
+            return False
+        flow = self._ack_flows.get(dialog.id)
+        if flow is not None:
+            self.send_stateless(dialog.last_ack, flow)
+        return True
+
+    def _client_failed(self, event: TransactionTimeout | TransportError, now: float) -> None:
+        status = 408 if isinstance(event, TransactionTimeout) else 503
+        reg = self._registrations.pop(event.key, None)
+        if reg is not None:
+            reg[0].transaction_failed(now, "timeout" if status == 408 else "transport error")
+            self._pump_registration(reg[0], reg[1], now)
+            return
+        dialog = self.dialogs.on_timeout(event.request) if event.request.to.tag else None
+        flow = self._flows.get(event.key, _NOWHERE)
+        self._events.append(RequestFailed(event.key, event.request, status, flow, dialog))
