@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import zvonar.models  # noqa: F401  (every slice's tables on Base.metadata)
 from zvonar.accounts import passwords
 from zvonar.accounts.models import Role
 from zvonar.app import create_app, create_container

@@ -2,41 +2,89 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from zvonar import __version__
+from zvonar.accounts.models import Account
 from zvonar.accounts.router import router as accounts_router
 from zvonar.accounts.service import AccountService
 from zvonar.api import errors
 from zvonar.api.limits import BodySizeLimit
+from zvonar.contacts.csvimport import MAX_IMPORT_BYTES
+from zvonar.contacts.router import router as contacts_router
+from zvonar.contacts.service import ContactService
 from zvonar.container import Container
 from zvonar.core.bus import EventBus, InProcessBus
 from zvonar.directory.router import router as directory_router
 from zvonar.directory.service import DirectoryService
+from zvonar.journal.router import router as journal_router
+from zvonar.journal.service import JournalService
+from zvonar.notify.mailer import SmtpConfig, SmtpMailer, SmtpSecurity
+from zvonar.notify.missed import MissedCallNotifier, profiles_from_db
+from zvonar.routing.router import router as routing_router
+from zvonar.routing.service import RoutingService
 from zvonar.settings import Settings
+from zvonar.store.base import utcnow
 from zvonar.store.db import Database
 from zvonar.web.routes import install as install_web
+
+
+def _missed_call_notifier(settings: Settings, db: Database) -> MissedCallNotifier | None:
+    if not settings.smtp_host:
+        return None
+    mailer = SmtpMailer(
+        SmtpConfig(
+            host=settings.smtp_host,
+            sender=settings.smtp_from,
+            port=settings.smtp_port,
+            security=SmtpSecurity(settings.smtp_security),
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            timeout=settings.smtp_timeout,
+        )
+    )
+
+    async def recipients(account_id: uuid.UUID) -> list[str]:
+        async with db.read() as s:
+            account = await s.get(Account, account_id)
+        return list(account.missed_call_emails) if account else []
+
+    return MissedCallNotifier(mailer, recipients, profiles_from_db(db))
 
 
 def create_container(settings: Settings, *, bus: EventBus | None = None) -> Container:
     bus = bus or InProcessBus()
     db = Database(settings.effective_database_url, bus, echo=settings.log_sql)
+    journal = JournalService(db, settings.data_dir)
+    journal.attach(bus)
+    notifier = _missed_call_notifier(settings, db)
+    if notifier is not None:
+        notifier.attach(bus)
     return Container(
         settings=settings,
         bus=bus,
         db=db,
         accounts=AccountService(db),
         directory=DirectoryService(db),
+        routing=RoutingService(db),
+        contacts=ContactService(db),
+        journal=journal,
+        missed_calls=notifier,
     )
 
 
 def create_app(container: Container) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Calls a killed process left open are finalized before any new call is taken.
+        await container.journal.recover_open_calls(utcnow())
         yield
+        if container.missed_calls is not None:
+            await container.missed_calls.aclose()
         await container.db.dispose()
 
     app = FastAPI(
@@ -50,10 +98,20 @@ def create_app(container: Container) -> FastAPI:
     )
     app.state.container = container
     errors.install(app)
-    app.include_router(accounts_router, prefix="/api/v1")
-    app.include_router(directory_router, prefix="/api/v1")
+    for router in (
+        accounts_router,
+        directory_router,
+        routing_router,
+        contacts_router,
+        journal_router,
+    ):
+        app.include_router(router, prefix="/api/v1")
     install_web(app, container)
-    app.add_middleware(BodySizeLimit, max_bytes=container.settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=container.settings.max_body_bytes,
+        overrides={"/api/v1/contacts/import": MAX_IMPORT_BYTES},
+    )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

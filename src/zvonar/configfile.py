@@ -19,11 +19,21 @@ import yaml
 from zvonar.accounts.models import Account
 from zvonar.container import Container
 from zvonar.core.errors import InvalidInput
-from zvonar.directory.config import apply_directory, export_directory
+from zvonar.directory.config import apply_directory_in, export_directory
+from zvonar.routing.config import apply_routing_in, export_routing
 
 VERSION = 1
-_ACCOUNT_FIELDS = ("name", "time_zone", "country", "language")
-_TOP_KEYS = {"version", "account", "directory"}
+_ACCOUNT_FIELDS = (
+    "name",
+    "time_zone",
+    "country",
+    "language",
+    "missed_call_emails",
+    "recording_enabled",
+    "recording_retention_days",
+)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TOP_KEYS = {"version", "account", "directory", "routing"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ async def export_config(c: Container, account_id: uuid.UUID) -> dict[str, Any]:
         "version": VERSION,
         "account": {f: getattr(account, f) for f in _ACCOUNT_FIELDS},
         "directory": await export_directory(c.db, account_id),
+        "routing": await export_routing(c.db, account_id),
     }
 
 
@@ -70,6 +81,10 @@ def load_yaml(text: str) -> dict[str, Any]:
     return doc
 
 
+class _DryRun(Exception):
+    """Raised inside the unit of work to roll a dry run back."""
+
+
 def _check_account_values(section: dict[str, Any]) -> None:
     try:
         if "time_zone" in section:
@@ -82,6 +97,16 @@ def _check_account_values(section: dict[str, Any]) -> None:
         raise InvalidInput("account.language: one of en, ru, uk", code="invalid_config")
     if "name" in section and not (isinstance(section["name"], str) and section["name"].strip()):
         raise InvalidInput("account.name: a non-empty string", code="invalid_config")
+    emails = section.get("missed_call_emails", [])
+    if not isinstance(emails, list) or not all(
+        isinstance(e, str) and _EMAIL.match(e) for e in emails
+    ):
+        raise InvalidInput("account.missed_call_emails: a list of emails", code="invalid_config")
+    if not isinstance(section.get("recording_enabled", True), bool):
+        raise InvalidInput("account.recording_enabled: true or false", code="invalid_config")
+    days = section.get("recording_retention_days", 90)
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650:
+        raise InvalidInput("account.recording_retention_days: 1 to 3650", code="invalid_config")
 
 
 async def apply_config(
@@ -94,20 +119,25 @@ async def apply_config(
             f"account: only {', '.join(_ACCOUNT_FIELDS)} may be set", code="invalid_config"
         )
     _check_account_values(account_section)
-    # The directory validates its whole section before it writes, so it goes first: a bad
-    # document then changes nothing at all.
-    if "directory" in doc:
-        changes.extend(
-            await apply_directory(c.db, account_id, doc["directory"] or {}, dry_run=dry_run)
-        )
-    async with c.db.unit_of_work() as uow:
-        account = await uow.session.get(Account, account_id)
-        if account is None:
-            raise InvalidInput("account not found", code="invalid_config")
-        for field, new in account_section.items():
-            old = getattr(account, field)
-            if new != old:
-                changes.insert(0, AccountChange(field, old, new))
-                if not dry_run:
+    # Every section in ONE transaction, in dependency order (a scheme may name a number the
+    # directory section adds); each validates before writing, and any error or a dry run rolls
+    # the whole document back, so a bad document changes nothing at all.
+    try:
+        async with c.db.unit_of_work() as uow:
+            account = await uow.session.get(Account, account_id)
+            if account is None:
+                raise InvalidInput("account not found", code="invalid_config")
+            for field, new in account_section.items():
+                old = getattr(account, field)
+                if new != old:
+                    changes.append(AccountChange(field, old, new))
                     setattr(account, field, new)
+            if "directory" in doc:
+                changes += await apply_directory_in(uow, account_id, doc["directory"] or {})
+            if "routing" in doc:
+                changes += await apply_routing_in(uow, account_id, doc["routing"] or {})
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
     return changes

@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zvonar.accounts.service import AccountService
+from zvonar.contacts.service import ContactService
 from zvonar.core.bus import EventBus
 from zvonar.directory.service import DirectoryService
+from zvonar.journal.service import JournalService
+from zvonar.notify.missed import MissedCallNotifier
+from zvonar.routing.service import RoutingService
 from zvonar.settings import Settings
 from zvonar.store.db import Database
 
@@ -18,3 +22,7 @@ class Container:
     db: Database
     accounts: AccountService
     directory: DirectoryService
+    routing: RoutingService
+    contacts: ContactService
+    journal: JournalService
+    missed_calls: MissedCallNotifier | None

@@ -1,7 +1,17 @@
 """Imports every slice's tables so ``Base.metadata`` is complete (Alembic, create_all)."""
 
 from zvonar.accounts import models as accounts_models
+from zvonar.contacts import models as contacts_models
 from zvonar.directory import models as directory_models
+from zvonar.journal import models as journal_models
+from zvonar.routing import models as routing_models
 from zvonar.store.base import Base
 
-__all__ = ["Base", "accounts_models", "directory_models"]
+__all__ = [
+    "Base",
+    "accounts_models",
+    "contacts_models",
+    "directory_models",
+    "journal_models",
+    "routing_models",
+]

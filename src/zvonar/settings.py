@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     session_max_age: int = Field(default=12 * 3600, description="Web session lifetime, seconds.")
     cookie_secure: bool = False
     default_language: Literal["en", "ru", "uk"] = "en"
+    smtp_host: str | None = Field(default=None, description="Mail server; unset: no email.")
+    smtp_port: int = 587
+    smtp_security: Literal["none", "starttls", "ssl"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "zvonar@localhost"
+    smtp_timeout: float = 30.0
     log_level: str = "INFO"
     log_sql: bool = False
 
@@ -94,6 +101,7 @@ class Settings(BaseSettings):
         """Settings safe to print or log: secrets and database passwords masked."""
         data = self.model_dump()
         data["secret_key"] = "***" if self.secret_key else None
+        data["smtp_password"] = "***" if self.smtp_password else None
         url = self.effective_database_url
         if "@" in url and "://" in url:
             scheme, rest = url.split("://", 1)

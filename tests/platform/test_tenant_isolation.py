@@ -7,13 +7,27 @@ this test until the test knows how to make an object for that id.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from tests.conftest import Tenant
 from zvonar.app import create_app
+from zvonar.calls.events import (
+    CallAnswered,
+    CallEnded,
+    CallRecorded,
+    CallRinging,
+    CallStarted,
+    Direction,
+    Disposition,
+    HangupSide,
+    Target,
+    TargetKind,
+)
 from zvonar.container import Container
+from zvonar.media.wav import encode_wav
 
 # Minimal valid bodies, so a 404 cannot hide behind a 422.
 BODIES: dict[tuple[str, str], Any] = {
@@ -22,7 +36,55 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/api/v1/numbers/{number_id}"): {"label": "Mallory"},
     ("PATCH", "/api/v1/trunks/{trunk_id}"): {"name": "Mallory"},
     ("PUT", "/api/v1/groups/{group_id}/members"): {"members": []},
+    ("PUT", "/api/v1/schemes/{scheme_id}"): {
+        "name": "Mallory",
+        "branches": {"working": [{"type": "hangup"}]},
+    },
+    ("PUT", "/api/v1/numbers/{number_id}/scheme"): {"scheme_id": None},
+    ("PATCH", "/api/v1/contacts/{contact_id}"): {"name": "Mallory"},
 }
+
+
+async def _make_call(container: Container, a: Tenant) -> None:
+    """One finished, recorded call in A's journal, made the way the B2BUA makes it: by events."""
+    start = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
+    path = container.journal.recording_path_for(a.account_id, "iso-call-1", start)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_wav(b"\x00\x00" * 800))
+    common = {"account_id": a.account_id, "call_id": "iso-call-1"}
+    for event in (
+        CallStarted(
+            **common,
+            direction=Direction.inbound,
+            caller="+74951110000",
+            dialed="+74951112233",
+            number_label="A line",
+            started_at=start,
+        ),
+        CallRinging(
+            **common,
+            leg_id="l1",
+            target=Target(TargetKind.employee, "Alice", None),
+            at=start + timedelta(seconds=1),
+        ),
+        CallAnswered(**common, leg_id="l1", at=start + timedelta(seconds=3)),
+        CallRecorded(
+            **common, path=str(path.relative_to(container.settings.data_dir)), duration=0.1
+        ),
+        CallEnded(
+            **common,
+            disposition=Disposition.answered,
+            ended_at=start + timedelta(seconds=30),
+            hangup=HangupSide.caller,
+            scheme_path=("working",),
+        ),
+    ):
+        await container.bus.publish(event)
+
+
+def _one(key: str, value: str) -> str:
+    collection = "calls" if key == "call_pk" else f"{key[:-3]}s"
+    return f"/api/v1/{collection}/{value}"
 
 
 async def _make_objects(client: httpx.AsyncClient, a: Tenant) -> dict[str, str]:
@@ -51,7 +113,28 @@ async def _make_objects(client: httpx.AsyncClient, a: Tenant) -> dict[str, str]:
         "/api/v1/numbers", {"number": "+74951112233", "label": "A line", "trunk_id": trunk["id"]}
     )
     token = await post("/api/v1/tokens", {"name": "A crm", "role": "operator"})
+    contact = await post(
+        "/api/v1/contacts", {"name": "Supplier", "tags": ["supplier"], "numbers": ["+74951110000"]}
+    )
+    calls = (await client.get("/api/v1/calls", headers=h)).json()["items"]
+    assert len(calls) == 1 and calls[0]["caller"] == "+74951110000", calls
+    r = await client.get(f"/api/v1/calls/{calls[0]['id']}/recording", headers=h)
+    assert r.status_code == 200 and r.content.startswith(b"RIFF"), r.text
+    scheme = await post(
+        "/api/v1/schemes",
+        {
+            "name": "A main",
+            "branches": {"working": [{"type": "ring", "targets": [{"employee": "101"}]}]},
+        },
+    )
+    r = await client.put(
+        f"/api/v1/numbers/{number['id']}/scheme", json={"scheme_id": scheme["id"]}, headers=h
+    )
+    assert r.status_code == 200, r.text
     return {
+        "contact_id": contact["id"],
+        "call_pk": calls[0]["id"],
+        "scheme_id": scheme["id"],
         "trunk_id": trunk["id"],
         "employee_id": employee["id"],
         "group_id": group["id"],
@@ -63,12 +146,16 @@ async def _make_objects(client: httpx.AsyncClient, a: Tenant) -> dict[str, str]:
 async def test_every_endpoint_hides_other_accounts_objects(
     container: Container, client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
 ) -> None:
+    await _make_call(container, tenant_a)
     ids = await _make_objects(client, tenant_a)
     before = {
-        k: (await client.get(f"/api/v1/{k[:-3]}s/{v}", headers=tenant_a.headers)).json()
+        k: (await client.get(_one(k, v), headers=tenant_a.headers)).json()
         for k, v in ids.items()
         if k != "token_id"
     }
+    before["assignment"] = (
+        await client.get(f"/api/v1/numbers/{ids['number_id']}/scheme", headers=tenant_a.headers)
+    ).json()
     paths = create_app(container).openapi()["paths"]
     walked = 0
     uncovered = []
@@ -97,16 +184,19 @@ async def test_every_endpoint_hides_other_accounts_objects(
     for k, v in ids.items():
         if k == "token_id":
             continue
-        now = (await client.get(f"/api/v1/{k[:-3]}s/{v}", headers=tenant_a.headers)).json()
+        now = (await client.get(_one(k, v), headers=tenant_a.headers)).json()
         assert now == before[k]
     assert (await client.get("/api/v1/me", headers=tenant_a.headers)).status_code == 200
+    now = await client.get(f"/api/v1/numbers/{ids['number_id']}/scheme", headers=tenant_a.headers)
+    assert now.json() == before["assignment"] and now.json()["scheme_id"] == ids["scheme_id"]
 
 
 async def test_lists_and_references_stay_in_the_account(
-    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
+    container: Container, client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
 ) -> None:
+    await _make_call(container, tenant_a)
     ids = await _make_objects(client, tenant_a)
-    for path in ("employees", "groups", "numbers", "trunks"):
+    for path in ("employees", "groups", "numbers", "trunks", "schemes", "contacts", "calls"):
         r = await client.get(f"/api/v1/{path}", headers=tenant_b.headers)
         assert r.status_code == 200 and r.json()["total"] == 0, r.text
     listed = (await client.get("/api/v1/tokens", headers=tenant_b.headers)).json()
@@ -124,6 +214,18 @@ async def test_lists_and_references_stay_in_the_account(
     r = await client.post(
         "/api/v1/numbers",
         json={"number": "+74951112244", "trunk_id": ids["trunk_id"]},
+        headers=tenant_b.headers,
+    )
+    assert r.status_code in (404, 422), r.text
+    # B cannot attach its scheme to A's number, nor A's scheme to its own number.
+    b_number = (
+        await client.post(
+            "/api/v1/numbers", json={"number": "+74951112255"}, headers=tenant_b.headers
+        )
+    ).json()
+    r = await client.put(
+        f"/api/v1/numbers/{b_number['id']}/scheme",
+        json={"scheme_id": ids["scheme_id"]},
         headers=tenant_b.headers,
     )
     assert r.status_code in (404, 422), r.text

@@ -16,13 +16,32 @@ class Perm(enum.StrEnum):
     users_manage = "users.manage"
     tokens_manage = "tokens.manage"
     config_manage = "config.manage"
+    routing_read = "routing.read"
+    routing_write = "routing.write"
+    contacts_read = "contacts.read"
+    contacts_write = "contacts.write"
+    calls_read = "calls.read"
+    recordings_listen = "recordings.listen"
 
 
 _GRANTS: dict[Role, frozenset[Perm]] = {
     Role.admin: frozenset(Perm),
-    Role.supervisor: frozenset({Perm.directory_read}),
-    Role.operator: frozenset({Perm.directory_read}),
-    Role.marketer: frozenset({Perm.directory_read}),
+    Role.supervisor: frozenset(
+        {
+            Perm.directory_read,
+            Perm.routing_read,
+            Perm.contacts_read,
+            Perm.contacts_write,
+            Perm.calls_read,
+            Perm.recordings_listen,
+        }
+    ),
+    Role.operator: frozenset(
+        {Perm.directory_read, Perm.contacts_read, Perm.contacts_write, Perm.calls_read}
+    ),
+    Role.marketer: frozenset(
+        {Perm.directory_read, Perm.routing_read, Perm.contacts_read, Perm.calls_read}
+    ),
 }
 
 

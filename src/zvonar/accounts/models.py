@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, String
+from sqlalchemy import JSON, Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zvonar.store.base import Base, IdMixin, TimestampMixin
@@ -27,6 +27,10 @@ class Account(IdMixin, TimestampMixin, Base):
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
     country: Mapped[str] = mapped_column(String(2), default="RU")
     language: Mapped[str] = mapped_column(String(2), default="ru")
+    # Who is emailed about missed calls; kept on the account until notification rules exist.
+    missed_call_emails: Mapped[list[str]] = mapped_column(JSON, default=list)
+    recording_enabled: Mapped[bool] = mapped_column(default=True)
+    recording_retention_days: Mapped[int] = mapped_column(default=90)
 
 
 class User(IdMixin, TimestampMixin, Base):

@@ -27,22 +27,26 @@ def _reply(status: int, code: str, message: str) -> tuple[Message, Message]:
 class BodySizeLimit:
     """ASGI middleware: 413 ``body_too_large`` for a declared or streamed body over the limit."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max = max_bytes
+        self.overrides = overrides or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.overrides.get(scope.get("path", ""), self.default_max)
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-                if declared < 0 or declared > self.max_bytes:
-                    await self._refuse(send, declared < 0)
+                if declared < 0 or declared > limit:
+                    await self._refuse(send, declared < 0, limit)
                     return
         seen = 0
         started = False
@@ -52,7 +56,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 
@@ -66,14 +70,12 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send, False)
+                await self._refuse(send, False, limit)
 
-    async def _refuse(self, send: Send, bad_length: bool) -> None:
+    async def _refuse(self, send: Send, bad_length: bool, limit: int) -> None:
         if bad_length:
             start, body = _reply(400, "bad_content_length", "invalid Content-Length")
         else:
-            start, body = _reply(
-                413, "body_too_large", f"request body exceeds {self.max_bytes} bytes"
-            )
+            start, body = _reply(413, "body_too_large", f"request body exceeds {limit} bytes")
         await send(start)
         await send(body)

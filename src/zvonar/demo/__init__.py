@@ -73,6 +73,9 @@ def demo_config(sip_passwords: dict[str, str]) -> dict[str, Any]:
             "time_zone": "Europe/Moscow",
             "country": "RU",
             "language": "ru",
+            "missed_call_emails": ["manager@demo.zvonar.example"],
+            "recording_enabled": True,
+            "recording_retention_days": 90,
         },
         "directory": {
             "trunks": {
