@@ -77,7 +77,7 @@ from zvonar.directory.schemas import (
 )
 from zvonar.directory.service import members_of
 from zvonar.directory.writer import DirectoryWriter
-from zvonar.store.db import Database
+from zvonar.store.db import Database, UnitOfWork
 
 MASK = "***"
 
@@ -507,18 +507,27 @@ async def apply_directory(
     db: Database, account_id: uuid.UUID, section: dict[str, Any], *, dry_run: bool
 ) -> list[Change]:
     """Make the account's directory match ``section``; see the module docstring for the rules."""
-    parsed = parse_section(section)
     try:
         async with db.unit_of_work() as uow:
-            w = await DirectoryWriter.open(uow, account_id)
-            applier = _Applier(w, _normalize(parsed, w))
-            await applier.trunks()
-            await applier.employees()
-            await applier.groups()
-            await applier.numbers()
-            await applier.delete_trunks()
+            changes = await apply_directory_in(uow, account_id, section)
             if dry_run:
-                raise _Rollback(applier.changes)
+                raise _Rollback(changes)
     except _Rollback as rollback:
         return rollback.changes
+    return changes
+
+
+async def apply_directory_in(
+    uow: UnitOfWork, account_id: uuid.UUID, section: dict[str, Any]
+) -> list[Change]:
+    """The same inside the caller's unit of work (``zvonar config apply`` runs every section in
+    one transaction, so a later section may refer to what an earlier one creates)."""
+    parsed = parse_section(section)
+    w = await DirectoryWriter.open(uow, account_id)
+    applier = _Applier(w, _normalize(parsed, w))
+    await applier.trunks()
+    await applier.employees()
+    await applier.groups()
+    await applier.numbers()
+    await applier.delete_trunks()
     return applier.changes
