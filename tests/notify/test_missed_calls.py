@@ -221,7 +221,6 @@ async def test_smtp_down_never_loses_the_call_or_raises(
     smtp_down: SmtpServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    journal = container.journal  # attached to the bus by create_container
     sleeps = Sleeps()
     n = MissedCallNotifier(
         smtp_mailer(smtp_down.port),
