@@ -1,0 +1,424 @@
+"""The dispatcher: agents, queues and the offers that join them. Sans-IO.
+
+The orchestrator feeds it what happened (``enter``, ``agent_input``, ``abandon``, ``digit``,
+``handle_timer``), calls :meth:`Dispatcher.decide` to get offers to ring, and drains
+:meth:`Dispatcher.events` for storage and live feeds (status intervals, supervisor alerts,
+queue facts, overflows, announcements).
+
+Rules kept here:
+
+* an agent offered a call is *reserved* (status ``ringing``) until they answer, let it ring out,
+  or the offer is withdrawn — in every queue they belong to at once, so an agent is never offered
+  two calls;
+* the head of each queue is matched first; tier level 1 is tried first, higher levels once the
+  head caller has waited their escalation time;
+* agents who already let this caller's offer ring out are skipped while anybody else is free;
+* a caller nobody answered goes back to the very same place.
+
+Speed: each (queue, level) keeps an index of its free agents (:mod:`zvonar.acd.pools`); a
+decision touches the head caller, a few index entries and the reserved agent's memberships —
+never every caller or every agent.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from zvonar.acd.agents import (
+    WRAPUP_ELAPSED,
+    Agent,
+    AgentEvent,
+    AgentId,
+    AgentInput,
+    AgentProtocolError,
+    CallId,
+    Input,
+    Status,
+    call_ended,
+    no_answer,
+    offered,
+)
+from zvonar.acd.facts import QueueFact, QueueId
+from zvonar.acd.pools import HeapPool, OrderedPool, Pool, RandomPool, SortKey
+from zvonar.acd.queue import (
+    Caller,
+    Overflow,
+    Queue,
+    QueueConfig,
+    QueueError,
+    QueueEvent,
+    Strategy,
+)
+from zvonar.core.errors import NotFound
+
+#: Statuses in which an agent counts as serving a queue (for estimated wait).
+SERVING = frozenset({Status.online, Status.ringing, Status.on_call, Status.wrap_up})
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Ring these agents for this call (several only for ``all_at_once``)."""
+
+    queue_id: QueueId
+    call_id: CallId
+    agents: tuple[AgentId, ...]
+    level: int
+    is_callback: bool
+    priority: int
+    wait: float
+    at: float
+
+
+AcdEvent = AgentEvent | QueueEvent | Offer
+
+
+@dataclass(slots=True)
+class _Pending:
+    queue: Queue
+    ringing: set[AgentId] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Talking:
+    queue: Queue
+    call_id: CallId
+    since: float
+
+
+class Dispatcher:
+    def __init__(self, *, seed: int = 0) -> None:
+        self.agents: dict[AgentId, Agent] = {}
+        self.queues: dict[QueueId, Queue] = {}
+        self._rng = random.Random(seed)
+        self._positions: dict[QueueId, dict[AgentId, int]] = {}
+        self._pools: dict[QueueId, dict[int, Pool]] = {}
+        self._memberships: dict[AgentId, list[tuple[Queue, Pool]]] = {}
+        self._serving: dict[AgentId, bool] = {}
+        self._queue_of_call: dict[CallId, Queue] = {}
+        self._offers: dict[CallId, _Pending] = {}
+        self._talking: dict[AgentId, _Talking] = {}
+        self._deadlines: list[tuple[float, AgentId]] = []
+        self._watched: dict[AgentId, float | None] = {}
+        self._out: list[AcdEvent] = []
+
+    # --- setup ----------------------------------------------------------------------------------
+
+    def add_queue(self, config: QueueConfig) -> Queue:
+        if config.id in self.queues:
+            raise QueueError(f"queue {config.id} exists")
+        q = Queue(config)
+        self.queues[q.id] = q
+        positions = {a: i for i, a in enumerate(config.tiers)}
+        self._positions[q.id] = positions
+        pools = {lv: self._make_pool(config.strategy, positions) for lv in q.levels}
+        self._pools[q.id] = pools
+        for agent_id, level in config.tiers.items():
+            self._memberships.setdefault(agent_id, []).append((q, pools[level]))
+            if agent_id in self.agents:
+                if self._serving.get(agent_id):
+                    q.serving += 1
+                self._refresh(self.agents[agent_id])
+        return q
+
+    def add_agent(self, agent: Agent) -> None:
+        if agent.id in self.agents:
+            raise QueueError(f"agent {agent.id} exists")
+        self.agents[agent.id] = agent
+        self._serving[agent.id] = False
+        self._refresh(agent)
+        self._watch(agent)
+
+    def _make_pool(self, strategy: Strategy, positions: dict[AgentId, int]) -> Pool:
+        agents = self.agents
+        if strategy is Strategy.round_robin:
+            return OrderedPool(positions, rotate=True)
+        if strategy is Strategy.least_recent:
+
+            def recent(a: AgentId) -> SortKey:
+                return (agents[a].last_call_end,)
+
+            return HeapPool(positions, recent)
+        if strategy is Strategy.fewest_calls:
+
+            def fewest(a: AgentId) -> SortKey:
+                return (float(agents[a].calls_taken), agents[a].last_call_end)
+
+            return HeapPool(positions, fewest)
+        if strategy is Strategy.random:
+            return RandomPool(positions, self._rng)
+        return OrderedPool(positions, rotate=False)  # in_turn, all_at_once
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def events(self) -> list[AcdEvent]:
+        """Drain what happened since the last call (offers included, in order)."""
+        out, self._out = self._out, []
+        return out
+
+    def queue_of(self, call_id: CallId) -> Queue:
+        q = self._queue_of_call.get(call_id)
+        if q is None:
+            raise NotFound(f"call {call_id} is in no queue")
+        return q
+
+    def offer_of(self, call_id: CallId) -> frozenset[AgentId]:
+        """Agents still ringing for the call (empty when it is not being offered)."""
+        p = self._offers.get(call_id)
+        return frozenset(p.ringing) if p else frozenset()
+
+    def free_agents(self, queue_id: QueueId, level: int = 1) -> int:
+        return len(self._pools[queue_id][level])
+
+    def position(self, call_id: CallId) -> int | None:
+        return self.queue_of(call_id).position(call_id)
+
+    def estimated_wait(self, call_id: CallId) -> float | None:
+        q = self.queue_of(call_id)
+        pos = q.position(call_id)
+        return None if pos is None else q.estimated_wait(pos)
+
+    def next_deadline(self) -> float | None:
+        best: float | None = None
+        heap = self._deadlines
+        while heap:
+            at, agent_id = heap[0]
+            if self.agents[agent_id].next_deadline() == at:
+                best = at
+                break
+            heapq.heappop(heap)
+        for q in self.queues.values():
+            d = q.next_deadline()
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
+
+    # --- inputs ---------------------------------------------------------------------------------
+
+    def enter(self, queue_id: QueueId, call_id: CallId, now: float, priority: int = 0) -> bool:
+        """Put a call in a queue; False when it was refused (queue full: see the Overflow)."""
+        if call_id in self._queue_of_call:
+            raise QueueError(f"call {call_id} is already queued")
+        q = self.queues.get(queue_id)
+        if q is None:
+            raise NotFound(f"queue {queue_id} not found")
+        events = q.enter(call_id, now, priority)
+        refused = any(isinstance(e, Overflow) for e in events)
+        if not refused:
+            self._queue_of_call[call_id] = q
+        self._out.extend(events)
+        return not refused
+
+    def abandon(self, call_id: CallId, now: float) -> None:
+        """The caller hung up (not a callback request)."""
+        q = self.queue_of(call_id)
+        self._withdraw(call_id, now)
+        self._out.append(q.abandon(call_id, now))
+        del self._queue_of_call[call_id]
+
+    def request_callback(self, call_id: CallId, now: float) -> None:
+        q = self.queue_of(call_id)
+        if call_id in self._offers:
+            raise QueueError("a call being offered cannot switch to a callback")
+        self._out.append(q.request_callback(call_id, now))
+
+    def digit(self, call_id: CallId, digit: str, now: float) -> None:
+        """A DTMF digit from a waiting caller: exit or callback, per the queue's settings."""
+        q = self.queue_of(call_id)
+        if digit == q.config.exit_digit:
+            self._withdraw(call_id, now)
+            self._queue_events(q.exit(call_id, now))
+        elif digit == q.config.callback_digit:
+            self.request_callback(call_id, now)
+
+    def agent_input(self, agent_id: AgentId, inp: AgentInput, now: float) -> None:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            raise NotFound(f"agent {agent_id} not found")
+        if inp.kind is Input.offered:
+            # Offers are this dispatcher's own decisions; one fed from outside would reserve the
+            # agent for a call no queue knows about.
+            err = AgentProtocolError(
+                agent_id, agent.status, inp.kind, "offers come from decide", now
+            )
+            self._out.append(err)
+            return
+        before = agent.status
+        call = agent.call_id
+        connected_at = agent.connected_at
+        self._out.extend(agent.handle(inp, now))
+        pending = self._offers.get(call) if before is Status.ringing and call else None
+        if pending is not None and agent.status is not Status.ringing and call is not None:
+            self._resolve(agent, pending, call, now)
+        elif before is Status.on_call and agent.status is not Status.on_call:
+            talk = self._talking.pop(agent_id, None)
+            if talk is not None and connected_at is not None:
+                handle = now - connected_at + agent.config.wrapup_seconds
+                talk.queue.record_handle_time(handle)
+        self._refresh(agent)
+        self._watch(agent)
+
+    def handle_timer(self, now: float) -> None:
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            at, agent_id = heapq.heappop(heap)
+            agent = self.agents[agent_id]
+            if agent.next_deadline() != at:
+                continue
+            if agent.status is Status.wrap_up:
+                self.agent_input(agent_id, WRAPUP_ELAPSED, now)
+            else:
+                self.agent_input(agent_id, no_answer(agent.call_id), now)
+        for q in self.queues.values():
+            self._queue_events(q.handle_timer(now))
+
+    # --- decisions ------------------------------------------------------------------------------
+
+    def decide(self, now: float) -> list[Offer]:
+        """Offer every queue head that has a free agent; oldest high-priority heads first."""
+        order: list[tuple[int, float, int, Queue]] = []
+        for i, q in enumerate(self.queues.values()):
+            q.tick(now)
+            h = q.head()
+            if h is not None:
+                order.append((-h.priority, h.entered_at, i, q))
+        heapq.heapify(order)
+        offers: list[Offer] = []
+        while order:
+            _, _, i, q = order[0]
+            head = q.head()
+            offer = self._match(q, head, now) if head is not None else None
+            if offer is None:
+                heapq.heappop(order)
+                continue
+            offers.append(offer)
+            nxt = q.head()
+            if nxt is None:
+                heapq.heappop(order)
+            else:
+                heapq.heapreplace(order, (-nxt.priority, nxt.entered_at, i, q))
+        return offers
+
+    def _match(self, q: Queue, caller: Caller, now: float) -> Offer | None:
+        top = q.levels_open(caller, now)
+        pools = self._pools[q.id]
+        all_at_once = q.config.strategy is Strategy.all_at_once
+        exclude: set[AgentId] = caller.tried
+        for _ in range(2):
+            for level in q.levels:
+                if level > top:
+                    break
+                pool = pools[level]
+                if not len(pool):
+                    continue
+                if all_at_once:
+                    wave = pool.wave(exclude)
+                    if wave:
+                        return self._offer(q, caller, tuple(wave), level, now)
+                else:
+                    agent_id = pool.pick(exclude)
+                    if agent_id is not None:
+                        pool.picked(agent_id)
+                        return self._offer(q, caller, (agent_id,), level, now)
+            if not exclude:
+                return None
+            # Everybody free has already let this caller ring out: start the round again.
+            exclude.clear()
+        return None
+
+    def _offer(
+        self, q: Queue, caller: Caller, agents: tuple[AgentId, ...], level: int, now: float
+    ) -> Offer:
+        q.take(caller.call_id)
+        pending = _Pending(q, set(agents))
+        self._offers[caller.call_id] = pending
+        offer = Offer(
+            q.id,
+            caller.call_id,
+            agents,
+            level,
+            caller.is_callback,
+            caller.priority,
+            now - caller.entered_at,
+            now,
+        )
+        self._out.append(offer)
+        inp = offered(caller.call_id)
+        for agent_id in agents:
+            agent = self.agents[agent_id]
+            self._out.extend(agent.handle(inp, now))
+            self._refresh(agent)
+            self._watch(agent)
+        return offer
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _resolve(self, agent: Agent, pending: _Pending, call: CallId, now: float) -> None:
+        """``agent`` stopped ringing for ``call``: answered, rang out or withdrawn."""
+        pending.ringing.discard(agent.id)
+        q = pending.queue
+        if agent.status is Status.on_call:
+            del self._offers[call]
+            del self._queue_of_call[call]
+            self._out.append(q.answered(call, now, agent.id))
+            self._talking[agent.id] = _Talking(q, call, now)
+            self._cancel(pending.ringing, call, now)
+            return
+        q.caller(call).tried.add(agent.id)
+        if not pending.ringing:
+            del self._offers[call]
+            self._queue_events(q.give_back(call, now))
+
+    def _withdraw(self, call_id: CallId, now: float) -> None:
+        pending = self._offers.pop(call_id, None)
+        if pending is not None:
+            # Back in the lane without the max-wait check: the caller is leaving anyway.
+            pending.queue.give_back(call_id, now, check_overflow=False)
+            self._cancel(pending.ringing, call_id, now)
+
+    def _cancel(self, agent_ids: Iterable[AgentId], call: CallId, now: float) -> None:
+        inp = call_ended(call)
+        for agent_id in list(agent_ids):
+            agent = self.agents[agent_id]
+            self._out.extend(agent.handle(inp, now))
+            self._refresh(agent)
+            self._watch(agent)
+
+    def _queue_events(self, events: list[QueueEvent]) -> None:
+        for e in events:
+            if isinstance(e, Overflow):
+                self._queue_of_call.pop(e.call_id, None)
+        self._out.extend(events)
+
+    def _refresh(self, agent: Agent) -> None:
+        """Put the agent in or out of each of their tiers' free-agent indexes."""
+        status = agent.status
+        memberships = self._memberships.get(agent.id, ())
+        serving = status in SERVING
+        if serving != self._serving[agent.id]:
+            self._serving[agent.id] = serving
+            for q, _ in memberships:
+                q.serving += 1 if serving else -1
+        for q, pool in memberships:
+            free = status is Status.online or (
+                status is Status.wrap_up and not q.config.respect_wrapup
+            )
+            if free:
+                pool.add(agent.id)
+            else:
+                pool.discard(agent.id)
+
+    def _watch(self, agent: Agent) -> None:
+        d = agent.next_deadline()
+        if d is not None and self._watched.get(agent.id) != d:
+            heapq.heappush(self._deadlines, (d, agent.id))
+        self._watched[agent.id] = d
+
+
+def facts_of(events: Iterable[AcdEvent]) -> list[QueueFact]:
+    return [e for e in events if isinstance(e, QueueFact)]
+
+
+__all__ = ["SERVING", "AcdEvent", "Dispatcher", "Input", "Offer", "facts_of"]
