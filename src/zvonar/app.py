@@ -12,6 +12,8 @@ from zvonar import __version__
 from zvonar.accounts.models import Account
 from zvonar.accounts.router import router as accounts_router
 from zvonar.accounts.service import AccountService
+from zvonar.acd.router import router as acd_router
+from zvonar.acd.service import AcdService
 from zvonar.api import errors
 from zvonar.api.limits import BodySizeLimit
 from zvonar.contacts.csvimport import MAX_IMPORT_BYTES
@@ -74,6 +76,7 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
         contacts=ContactService(db),
         journal=journal,
         missed_calls=notifier,
+        acd=AcdService(db),
     )
 
 
@@ -104,6 +107,7 @@ def create_app(container: Container) -> FastAPI:
         routing_router,
         contacts_router,
         journal_router,
+        acd_router,
     ):
         app.include_router(router, prefix="/api/v1")
     install_web(app, container)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zvonar.accounts.service import AccountService
+from zvonar.acd.service import AcdService
 from zvonar.contacts.service import ContactService
 from zvonar.core.bus import EventBus
 from zvonar.directory.service import DirectoryService
@@ -26,3 +27,4 @@ class Container:
     contacts: ContactService
     journal: JournalService
     missed_calls: MissedCallNotifier | None
+    acd: AcdService

@@ -1,6 +1,7 @@
 """Imports every slice's tables so ``Base.metadata`` is complete (Alembic, create_all)."""
 
 from zvonar.accounts import models as accounts_models
+from zvonar.acd import models as acd_models
 from zvonar.contacts import models as contacts_models
 from zvonar.directory import models as directory_models
 from zvonar.journal import models as journal_models
@@ -10,6 +11,7 @@ from zvonar.store.base import Base
 __all__ = [
     "Base",
     "accounts_models",
+    "acd_models",
     "contacts_models",
     "directory_models",
     "journal_models",

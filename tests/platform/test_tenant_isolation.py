@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import Tenant
+from zvonar.acd.facts import FactKind, QueueFact
 from zvonar.app import create_app
 from zvonar.calls.events import (
     CallAnswered,
@@ -43,6 +44,17 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/api/v1/numbers/{number_id}/scheme"): {"scheme_id": None},
     ("PATCH", "/api/v1/contacts/{contact_id}"): {"name": "Mallory"},
 }
+
+
+async def _make_queue_facts(container: Container, a: Tenant) -> None:
+    at = datetime(2026, 1, 15, 10, 0, tzinfo=UTC).timestamp()
+    await container.acd.record(
+        a.account_id,
+        [
+            QueueFact(kind=FactKind.entered, queue_id="sales", call_id="q1", at=at),
+            QueueFact(kind=FactKind.abandoned, queue_id="sales", call_id="q1", at=at + 9, wait=9),
+        ],
+    )
 
 
 async def _make_call(container: Container, a: Tenant) -> None:
@@ -147,6 +159,7 @@ async def test_every_endpoint_hides_other_accounts_objects(
     container: Container, client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
 ) -> None:
     await _make_call(container, tenant_a)
+    await _make_queue_facts(container, tenant_a)
     ids = await _make_objects(client, tenant_a)
     before = {
         k: (await client.get(_one(k, v), headers=tenant_a.headers)).json()
@@ -164,6 +177,17 @@ async def test_every_endpoint_hides_other_accounts_objects(
             continue
         params = re.findall(r"{(\w+)}", template)
         if not params:
+            continue
+        if params == ["queue_id"]:
+            # Queues are named per account, not addressed by id: B asking about A's queue name
+            # sees only its own (empty) facts.
+            r = await client.get(
+                template.format(queue_id="sales"),
+                params={"since": "2020-01-01T00:00:00Z", "until": "2030-01-01T00:00:00Z"},
+                headers=tenant_b.headers,
+            )
+            assert r.status_code == 200 and r.json()["entered"] == 0, r.text
+            walked += 1
             continue
         if any(p not in ids for p in params):
             uncovered.append(template)

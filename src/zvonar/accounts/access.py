@@ -22,6 +22,7 @@ class Perm(enum.StrEnum):
     contacts_write = "contacts.write"
     calls_read = "calls.read"
     recordings_listen = "recordings.listen"
+    acd_read = "acd.read"
 
 
 _GRANTS: dict[Role, frozenset[Perm]] = {
@@ -34,6 +35,7 @@ _GRANTS: dict[Role, frozenset[Perm]] = {
             Perm.contacts_write,
             Perm.calls_read,
             Perm.recordings_listen,
+            Perm.acd_read,
         }
     ),
     Role.operator: frozenset(
