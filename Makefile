@@ -8,7 +8,8 @@ UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the test suite talks to as real peers (binary -> package).
-PEERS := sipp:sip-tester baresip:baresip chromium:chromium espeak-ng:espeak-ng sox:sox
+PEERS := sipp:sip-tester baresip:baresip chromium:chromium espeak-ng:espeak-ng sox:sox \
+	rtpengine:rtpengine-daemon
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test env peers lint typecheck contracts pytest bench clean help
