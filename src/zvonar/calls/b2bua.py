@@ -1,0 +1,261 @@
+"""The B2BUA: the SIP application that turns inbound INVITEs into bridged calls.
+
+`B2bua` sits on a :class:`zvonar.sip.io.SipRunner` (as its application) and a
+:class:`zvonar.media.engine.MediaEngine`. It answers what needs no call at once (100 Trying,
+OPTIONS, stray requests) and routes everything else — UA events by transaction key or dialog,
+media events by leg — to the :class:`zvonar.calls.call.Call` actor that owns it. Routing is
+delegated to the resolver (see plan.py); events go to the bus (zvonar.calls.events).
+
+The runner delivers events synchronously; calls react asynchronously (media operations are
+coroutines) and push their SIP output with `flush()` (the runner's `pump`). Nothing raises
+into the runner: a call that fails ends itself with CallEnded(failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+from zvonar.calls.call import Call, Shutdown
+from zvonar.calls.legs import CallerLeg
+from zvonar.calls.plan import InboundCall, Resolver
+from zvonar.calls.signalling import response_to, uri_user
+from zvonar.core.bus import EventBus
+from zvonar.core.clock import Clock, SystemClock
+from zvonar.media.engine import MediaEngine, MediaEvent
+from zvonar.sip.io.runner import SipRunner
+from zvonar.sip.message import SipRequest, make_response
+from zvonar.sip.transaction import TransactionKey
+from zvonar.sip.ua import (
+    AckReceived,
+    AckTimeout,
+    CancelRequested,
+    IncomingRequest,
+    RequestFailed,
+    ResponseIn,
+    UaEvent,
+    UserAgent,
+)
+
+__all__ = ["B2bua", "RecordingPathFor"]
+
+log = logging.getLogger(__name__)
+
+Headers = tuple[tuple[str, str], ...]
+K = TypeVar("K")
+RecordingPathFor = Callable[[uuid.UUID, str, datetime], Path]
+
+
+class B2bua:
+    """The call layer over one SIP runner and one media engine.
+
+    ``resolver``: the PBX's routing (plan.py). ``recording_path``: where a recorded call's WAV
+    goes (``JournalService.recording_path_for``); without it nothing is recorded.
+    """
+
+    def __init__(
+        self,
+        runner: SipRunner,
+        engine: MediaEngine,
+        bus: EventBus,
+        resolver: Resolver,
+        *,
+        recording_path: RecordingPathFor | None = None,
+        clock: Clock | None = None,
+        resolve_timeout: float = 5.0,
+    ) -> None:
+        self.runner = runner
+        self.ua: UserAgent = runner.ua
+        self.engine = engine
+        self.bus = bus
+        self.resolver = resolver
+        self.recording_path = recording_path
+        self.clock: Clock = clock or SystemClock()
+        self.resolve_timeout = resolve_timeout
+        self.calls: dict[str, Call] = {}
+        self._by_key: dict[TransactionKey, Call] = {}
+        self._by_dialog: dict[tuple[str, str], Call] = {}  # (SIP Call-ID, our tag)
+        self._by_media: dict[str, Call] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._unsubscribe: Callable[[], None] | None = None
+        runner.app = self
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.engine.start()
+        if self._unsubscribe is None:
+            self._unsubscribe = self.engine.subscribe(self._on_media)
+
+    async def close(self, within: float = 5.0) -> None:
+        """End every call (BYE/CANCEL/final responses, CallEnded) and detach from the engine."""
+        for call in list(self.calls.values()):
+            call.put(Shutdown())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wait_idle(), within)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    async def wait_idle(self) -> None:
+        """Until no call is in progress."""
+        await self._idle.wait()
+
+    # -- helpers for calls --------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.runner.loop.time()
+
+    def flush(self) -> None:
+        """Deliver what the calls queued in the UA core (the runner's pump)."""
+        self.runner.pump()
+
+    def track_key(self, key: TransactionKey, call: Call) -> None:
+        self._by_key[key] = call
+
+    def track_dialog(self, sip_call_id: str, local_tag: str, call: Call) -> None:
+        self._by_dialog[(sip_call_id, local_tag)] = call
+
+    def track_media(self, media_id: str, call: Call) -> None:
+        self._by_media[media_id] = call
+
+    def untrack_media(self, media_id: str) -> bool:
+        """Forget a media leg; False if it was not (or no longer) tracked."""
+        return self._by_media.pop(media_id, None) is not None
+
+    def forget(self, call: Call) -> None:
+        self.calls.pop(call.call_id, None)
+        _drop(self._by_key, call)
+        _drop(self._by_dialog, call)
+        _drop(self._by_media, call)
+        if not self.calls:
+            self._idle.set()
+
+    # -- SIP events (synchronous, from the runner) -------------------------------------------
+
+    def handle_event(self, event: UaEvent, now: float) -> None:
+        try:
+            self._route(event, now)
+        except Exception:
+            log.exception("B2BUA failed to route %s", type(event).__name__)
+
+    def _route(self, event: UaEvent, now: float) -> None:
+        if isinstance(event, IncomingRequest):
+            self._incoming(event, now)
+        elif isinstance(event, AckReceived):
+            call = self._dialog_call(event.dialog)
+            if call is not None:
+                call.put(event)
+        elif isinstance(event, CancelRequested | RequestFailed):
+            call = self._by_key.get(event.key)
+            if call is not None:
+                call.put(event)
+        elif isinstance(event, ResponseIn):
+            call = self._by_key.get(event.key) if event.key is not None else None
+            if call is not None:
+                call.put(event)
+            else:
+                self._stray_response(event, now)
+        elif isinstance(event, AckTimeout):
+            call = self._by_dialog.get((event.response.call_id, event.response.to.tag or ""))
+            if call is not None:
+                call.put(event)
+
+    def _dialog_call(self, dialog: object) -> Call | None:
+        dialog_id = getattr(dialog, "id", None)
+        if dialog_id is None:
+            return None
+        return self._by_dialog.get((dialog_id.call_id, dialog_id.local_tag))
+
+    def _incoming(self, inc: IncomingRequest, now: float) -> None:
+        req = inc.request
+        if inc.dialog is not None:
+            call = self._dialog_call(inc.dialog)
+            if call is not None:
+                call.put(inc)
+            else:  # a dialog the core still knows but no call owns (§12.2.2)
+                self._reply(inc, 481, now)
+        elif req.method == "INVITE" and req.to.tag is None:
+            self._new_call(inc, now)
+        elif req.method == "OPTIONS":
+            self._reply(inc, 200, now, (("Allow", self.ua.allow_header),))
+        else:
+            self._reply(inc, 481 if req.to.tag else 404, now)
+
+    def _reply(
+        self,
+        inc: IncomingRequest,
+        status: int,
+        now: float,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        resp = make_response(inc.request, status, to_tag=self.ua.token(), headers=headers)
+        self.ua.respond(inc, resp, now)
+
+    def _new_call(self, inc: IncomingRequest, now: float) -> None:
+        req: SipRequest = inc.request
+        call_id = f"c{secrets.token_hex(8)}"
+        caller = CallerLeg(
+            leg_id=f"{call_id}.a",
+            invite=inc,
+            flow=inc.flow,
+            local_tag=self.ua.token(),
+            sip_call_id=req.call_id,
+            remote_tag=req.from_.tag or "",
+        )
+        # §8.2.6.1 / §17.2.1: a 100 at once, so the caller stops retransmitting while we route.
+        self.ua.respond(inc, response_to(req, 100, caller.local_tag), now)
+        facts = InboundCall(
+            call_id=call_id,
+            dialed=uri_user(req.uri),
+            caller=uri_user(req.from_.uri),
+            caller_display=req.from_.display_name,
+            from_uri=str(req.from_.uri),
+            to_uri=str(req.to.uri),
+            source=inc.flow,
+            started_at=self.clock.now(),
+        )
+        call = Call(self, facts, caller)
+        self.calls[call_id] = call
+        self._by_key[inc.key] = call
+        self.track_dialog(req.call_id, caller.local_tag, call)
+        self._idle.clear()
+        task = asyncio.get_running_loop().create_task(call.run(), name=f"call {call_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _stray_response(self, event: ResponseIn, now: float) -> None:
+        """A 2xx for an INVITE no call owns any more (it crossed our CANCEL after the call
+        ended): ACK it and hang up at once (§9.1, §13.2.2.4)."""
+        resp, dialog, request = event.response, event.dialog, event.request
+        if not (200 <= resp.status < 300 and resp.cseq.method == "INVITE"):
+            return
+        if dialog is None or request is None:
+            return
+        self.ua.send_ack(dialog, request, event.flow)
+        bye = self.ua.create_request(dialog, "BYE", event.flow)
+        self.ua.send_request(bye, event.flow, now)
+        self.ua.forget_dialog(dialog)
+
+    # -- media events -------------------------------------------------------------------------
+
+    def _on_media(self, event: MediaEvent) -> None:
+        call = self._by_media.get(event.leg_id)
+        if call is not None:
+            call.media_event(event)
+
+
+def _drop(table: dict[K, Call], call: Call) -> None:
+    for key in [k for k, c in table.items() if c is call]:
+        del table[key]

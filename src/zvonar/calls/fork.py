@@ -1,0 +1,93 @@
+"""Pure decisions of forking: what a target's final status means, when a wave is over,
+and how an unanswered call is classified. No I/O; the call actor (call.py) asks these.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+from zvonar.calls.events import Disposition, LegEndReason
+
+__all__ = ["ForkState", "WaveTracker", "disposition_for", "end_reason_for_status"]
+
+
+class ForkState(enum.Enum):
+    INVITING = "inviting"  # INVITE sent, nothing but 100 yet
+    RINGING = "ringing"  # 180/183 seen
+    ANSWERED = "answered"  # 2xx: the winner
+    ENDED = "ended"  # a final non-2xx, a transport failure, or cancelled by us
+
+
+def end_reason_for_status(status: int) -> LegEndReason:
+    """The leg-end reason a target's final response means (RFC 3261 §21)."""
+    if status in (486, 600):  # Busy Here / Busy Everywhere
+        return LegEndReason.busy
+    if status in (603, 403):  # Decline; Forbidden (the phone refused us)
+        return LegEndReason.rejected
+    if status == 487:  # Request Terminated: our CANCEL took effect
+        return LegEndReason.cancelled
+    if status in (408, 480):  # nobody picked up before the phone or a proxy gave up
+        return LegEndReason.no_answer
+    return LegEndReason.failed
+
+
+class WaveTracker:
+    """The forks of one wave. A wave is over once every fork ended (or one answered)."""
+
+    def __init__(self, leg_ids: Iterable[str]) -> None:
+        self.states: dict[str, ForkState] = dict.fromkeys(leg_ids, ForkState.INVITING)
+        self.reasons: dict[str, LegEndReason] = {}
+
+    def ringing(self, leg_id: str) -> bool:
+        """A provisional response; True the first time this fork rings."""
+        if self.states.get(leg_id) is not ForkState.INVITING:
+            return False
+        self.states[leg_id] = ForkState.RINGING
+        return True
+
+    def answered(self, leg_id: str) -> bool:
+        """A 2xx; True if it wins (no other fork answered before)."""
+        if leg_id not in self.states or self.winner is not None:
+            return False
+        if self.states[leg_id] is ForkState.ENDED:
+            return False
+        self.states[leg_id] = ForkState.ANSWERED
+        return True
+
+    def ended(self, leg_id: str, reason: LegEndReason) -> bool:
+        """A fork is over; True if it was live (the event to publish is new)."""
+        if self.states.get(leg_id) in (None, ForkState.ENDED, ForkState.ANSWERED):
+            return False
+        self.states[leg_id] = ForkState.ENDED
+        self.reasons[leg_id] = reason
+        return True
+
+    @property
+    def winner(self) -> str | None:
+        for leg_id, state in self.states.items():
+            if state is ForkState.ANSWERED:
+                return leg_id
+        return None
+
+    @property
+    def live(self) -> list[str]:
+        """Forks still ringing or inviting (to cancel on a win, a timeout or a hang-up)."""
+        return [k for k, s in self.states.items() if s in (ForkState.INVITING, ForkState.RINGING)]
+
+    @property
+    def over(self) -> bool:
+        return self.winner is not None or not self.live
+
+
+def disposition_for(reasons: Iterable[LegEndReason]) -> Disposition:
+    """How an unanswered call ends: busy if every target was busy, missed if any rang out
+    or was cancelled by a wave timeout, failed if none could even be reached."""
+    seen = list(reasons)
+    if seen and all(r is LegEndReason.busy for r in seen):
+        return Disposition.busy
+    if any(r in (LegEndReason.no_answer, LegEndReason.cancelled) for r in seen):
+        return Disposition.missed
+    if any(r in (LegEndReason.busy, LegEndReason.rejected) for r in seen):
+        return Disposition.busy
+    return Disposition.failed

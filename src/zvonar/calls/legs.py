@@ -1,0 +1,81 @@
+"""Call legs: our side of one SIP dialog of a call, plus its media leg(s) in the engine.
+
+A leg only holds state; the call actor (call.py) drives it. The caller leg is the UAS side
+of the inbound INVITE; each fork is a UAC leg towards one target. Media legs are allocated
+per fork as a *pair* (the caller-side endpoint of that fork and the target's endpoint, in
+one engine call), because rtpengine bridges only legs it allocated together; the winning
+fork's caller-side endpoint becomes the caller's media leg, the others are released.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from zvonar.calls.events import CallEvent
+from zvonar.calls.plan import RingTarget
+from zvonar.media.engine import LegEndpoint
+from zvonar.media.offer_answer import OfferAnswer
+from zvonar.sip.dialog import Dialog
+from zvonar.sip.message import SipRequest
+from zvonar.sip.transaction import TransactionKey
+from zvonar.sip.ua import Flow, IncomingRequest
+
+__all__ = ["CallDtmf", "CalleeLeg", "CallerLeg", "LegState"]
+
+
+class LegState(enum.Enum):
+    INVITING = "inviting"  # UAC: INVITE sent; UAS: INVITE received, not answered
+    CONFIRMED = "confirmed"  # 2xx sent/received (§13.2.2.4, §13.3.1.4)
+    ENDED = "ended"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallDtmf(CallEvent):
+    """A digit from one leg's peer (RFC 4733 or in-band), forwarded from the media engine."""
+
+    leg_id: str
+    digit: str
+    duration: float
+
+
+@dataclass(eq=False)
+class CallerLeg:
+    """The inbound side: their INVITE, answered by us once a fork wins (or for a prompt)."""
+
+    leg_id: str
+    invite: IncomingRequest | None  # until we send a final response
+    flow: Flow
+    local_tag: str
+    sip_call_id: str
+    remote_tag: str  # the caller's From tag
+    state: LegState = LegState.INVITING
+    dialog: Dialog | None = None
+    media_id: str | None = None  # the engine leg in use (the winning fork's caller side)
+    endpoint: LegEndpoint | None = None
+    oa: OfferAnswer | None = None
+    ringing_sent: bool = False
+
+
+@dataclass(eq=False)
+class CalleeLeg:
+    """One fork: our INVITE to a target, with its media pair."""
+
+    leg_id: str
+    wave: int
+    target: RingTarget
+    flow: Flow
+    local_tag: str
+    sip_call_id: str
+    media_id: str  # the target's engine leg
+    caller_media_id: str  # the caller-side engine leg of this fork's pair
+    endpoint: LegEndpoint
+    caller_endpoint: LegEndpoint
+    oa: OfferAnswer
+    request: SipRequest | None = None
+    invite_key: TransactionKey | None = None
+    dialog: Dialog | None = None
+    state: LegState = LegState.INVITING
+    cancel_sent: bool = False
+    media_released: bool = False
+    extra_keys: list[TransactionKey] = field(default_factory=list)  # BYE, re-INVITE…

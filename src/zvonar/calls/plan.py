@@ -1,0 +1,93 @@
+"""The resolver contract: what the B2BUA asks the PBX layer about each inbound call.
+
+The B2BUA knows SIP and media, not schemes, numbers or employees. For every new inbound
+INVITE it hands the resolver the call's facts (:class:`InboundCall`) and gets back either a
+:class:`Plan` — who to ring, wave after wave — or a :class:`Reject` (a status for the caller,
+optionally after a prompt). Routing (schedules, groups, strategies) plugs in behind this one
+async callable without touching the core.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from zvonar.calls.events import Direction, Target, TargetKind
+from zvonar.sip.ua import Flow
+
+__all__ = ["InboundCall", "Plan", "Reject", "Resolver", "RingTarget", "Wave"]
+
+
+@dataclass(frozen=True)
+class InboundCall:
+    """The facts of a new inbound call, as the caller's INVITE tells them."""
+
+    call_id: str  # minted by the B2BUA for the whole call (a safe token)
+    dialed: str  # the Request-URI user (the number or extension dialed), "" if none
+    caller: str  # the From URI user, "" if none
+    caller_display: str | None
+    from_uri: str
+    to_uri: str
+    source: Flow  # where the INVITE came from
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Refuse the call (or end it after the plan ran out): ``status`` 4xx-6xx for the caller.
+
+    With ``prompt`` the caller is answered, hears the file, and is hung up on instead.
+    ``account_id`` None (e.g. an unknown number): no call events are published at all.
+    """
+
+    status: int = 480
+    reason: str | None = None
+    prompt: Path | None = None
+    account_id: uuid.UUID | None = None
+
+    def __post_init__(self) -> None:
+        if not 400 <= self.status <= 699:
+            raise ValueError(f"a reject status must be 4xx-6xx, not {self.status}")
+
+
+@dataclass(frozen=True)
+class RingTarget:
+    """One contact to ring: its SIP URI and the flow to send the INVITE over."""
+
+    uri: str
+    flow: Flow
+    target: Target = field(default_factory=lambda: Target(TargetKind.external, "external"))
+    label: str | None = None  # a short name for the leg id (letters/digits), optional
+
+
+@dataclass(frozen=True)
+class Wave:
+    """Targets rung at once; the wave ends when one answers, all fail, or after ``timeout``."""
+
+    targets: tuple[RingTarget, ...]
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            raise ValueError("a wave needs at least one target")
+        if not self.timeout > 0:
+            raise ValueError("a wave timeout must be > 0 seconds")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Ring ``waves`` in order; if none answers, ``final`` decides what the caller gets."""
+
+    account_id: uuid.UUID
+    waves: tuple[Wave, ...]
+    final: Reject = field(default_factory=Reject)
+    direction: Direction = Direction.inbound
+    record: bool = False
+    number_label: str | None = None
+    tracking: dict[str, str] = field(default_factory=dict)
+
+
+Resolver = Callable[[InboundCall], Awaitable[Plan | Reject]]

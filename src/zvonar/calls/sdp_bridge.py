@@ -1,0 +1,69 @@
+"""SDP on both sides of the B2BUA: the caller's offer checked and answered, offers built for
+the targets, their answers turned into what the media engine needs.
+
+The B2BUA never relays SDP: every dialog gets *our* SDP with the engine's endpoint for that
+leg (RFC 3264 offer/answer per dialog via :mod:`zvonar.media.offer_answer`), and the engine
+relays (and transcodes) between the two legs.
+
+Re-INVITEs (hold, RFC 3264 §8.4) are answered locally on the leg that sent them: the answer
+mirrors the direction (sendonly → recvonly, inactive → inactive) and the engine's view of
+that leg is updated, so the held side gets no RTP from us; the other dialog is left alone
+(its peer keeps sending, we keep relaying what may be delivered). This is the simplest
+correct behaviour: no re-offer crosses the B2BUA, so no glare across dialogs.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from zvonar.media.engine import LegEndpoint, RemoteMedia
+from zvonar.media.errors import MediaError, NegotiationError
+from zvonar.media.offer_answer import LocalMedia, NegotiatedMedia, OfferAnswer, answer_offer
+from zvonar.media.sdp import SessionDescription, parse_sdp
+
+__all__ = [
+    "check_offer",
+    "local_media",
+    "new_offer_answer",
+    "parse_body",
+    "remote_media",
+]
+
+_PROBE = LocalMedia("127.0.0.1", 9)  # only to test whether an offer is acceptable at all
+
+
+def parse_body(body: bytes) -> SessionDescription:
+    """Parse an SDP body; :class:`NegotiationError` (488) for an empty or broken one."""
+    if not body.strip():
+        raise NegotiationError("no SDP offer in the request")
+    try:
+        return parse_sdp(body)
+    except MediaError as exc:
+        raise NegotiationError(f"unreadable SDP: {exc}") from None
+
+
+def check_offer(body: bytes) -> NegotiatedMedia:
+    """Whether the caller's offer is acceptable to us (raises NegotiationError, 488, if not),
+    before any media is allocated."""
+    offer = parse_body(body)
+    _answer, negotiated = answer_offer(offer, _PROBE, session_id=1)
+    remote_media(negotiated)  # a codec the engines cannot carry is a 488 as well
+    return negotiated
+
+
+def local_media(endpoint: LegEndpoint) -> LocalMedia:
+    return LocalMedia(endpoint.address, endpoint.port, username="zvonar")
+
+
+def new_offer_answer(endpoint: LegEndpoint) -> OfferAnswer:
+    """Offer/answer state for one dialog whose media lands on ``endpoint``."""
+    session_id = zlib.crc32(endpoint.leg_id.encode()) or 1
+    return OfferAnswer(local_media(endpoint), session_id=session_id, version=1)
+
+
+def remote_media(negotiated: NegotiatedMedia) -> RemoteMedia:
+    """The engine's view of a negotiation; NegotiationError (488) if it cannot carry it."""
+    try:
+        return RemoteMedia.from_negotiated(negotiated)
+    except MediaError as exc:
+        raise NegotiationError(str(exc)) from None

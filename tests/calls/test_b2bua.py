@@ -1,0 +1,224 @@
+"""The B2BUA over loopback UDP between two signalling peers (the stack's EchoPbx): forking,
+waves, CANCEL, BYE in both directions, re-INVITE, 488 and resolver rejects, with the call
+events each case must publish."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.calls.conftest import Phone
+from tests.calls.rig import ACCOUNT, Pbx
+from zvonar.calls.events import (
+    CallAnswered,
+    CallEnded,
+    CallRinging,
+    CallStarted,
+    Disposition,
+    HangupSide,
+    LegEnded,
+    LegEndReason,
+)
+from zvonar.calls.plan import Plan, Reject, RingTarget, Wave
+from zvonar.sip.io.testserver import CallLeg
+
+
+def target(phone: Phone, user: str) -> RingTarget:
+    return RingTarget(phone.uri(user), phone.flow)
+
+
+def dial(caller: Phone, pbx: Pbx, user: str, sdp: bytes = b"") -> CallLeg:
+    leg = caller.app.originate(
+        f"sip:{user}@{pbx.address}", pbx.flow, caller.runner.loop.time(), sdp=sdp
+    )
+    caller.runner.pump()
+    return leg
+
+
+async def final_status(leg: CallLeg, within: float = 5.0) -> int:
+    assert leg.answered is not None
+    return await asyncio.wait_for(leg.answered, within)
+
+
+def hang_up(phone: Phone, leg: CallLeg) -> None:
+    phone.app.hangup(leg, phone.runner.loop.time())
+    phone.runner.pump()
+
+
+async def test_answered_call_then_caller_hangs_up(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    caller, callee = phones
+    pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((target(callee, "answer"),), 5),))
+    leg = dial(caller, pbx, "100")
+    assert await final_status(leg) == 200
+    assert b"m=audio" in leg.local_sdp
+    assert callee.app.calls_answered == 1
+    hang_up(caller, leg)
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.answered
+    assert ended.hangup is HangupSide.caller
+    kinds = pbx.kinds()
+    assert kinds[0] == "CallStarted" and kinds[-1] == "CallEnded"
+    assert "CallAnswered" in kinds
+    started = pbx.bus.of_type(CallStarted)[0]
+    assert started.dialed == "100" and started.account_id == ACCOUNT
+    # the callee got our BYE: its leg is over
+    for _ in range(100):
+        if callee.app.calls_ended:
+            break
+        await asyncio.sleep(0.02)
+    assert callee.app.calls_ended == 1
+    assert not pbx.b2bua.calls
+
+
+async def test_callee_hangs_up_and_caller_gets_bye(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    caller, callee = phones
+    pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((target(callee, "answer"),), 5),))
+    leg = dial(caller, pbx, "100")
+    assert await final_status(leg) == 200
+    await asyncio.sleep(0.05)
+    (callee_leg,) = list(callee.app._legs.values())
+    # EchoPbx keeps no Dialog on its answering legs: give it the one its UA core holds
+    callee_leg.dialog = next(
+        d for d in callee.runner.ua.dialogs if d.id.local_tag == callee_leg.local_tag
+    )
+    hang_up(callee, callee_leg)
+    assert leg.ended is not None
+    assert await asyncio.wait_for(leg.ended, 5) == "bye"
+    (ended,) = await pbx.wait_ended()
+    assert ended.hangup is HangupSide.callee
+    assert ended.disposition is Disposition.answered
+
+
+async def test_busy_and_answer_in_one_wave(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    caller, callee = phones
+    wave = Wave((target(callee, "busy"), target(callee, "answer")), 5)
+    pbx.resolver.plans["200"] = Plan(ACCOUNT, (wave,))
+    leg = dial(caller, pbx, "200")
+    assert await final_status(leg) == 200
+    call_id = pbx.events()[0].call_id
+    answered = pbx.bus.of_type(CallAnswered)
+    assert [a.leg_id for a in answered] == [f"{call_id}.w0t1"]
+    ends = {e.leg_id: e.reason for e in pbx.bus.of_type(LegEnded)}
+    assert ends[f"{call_id}.w0t0"] is LegEndReason.busy
+    hang_up(caller, leg)
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.answered
+    ends = {e.leg_id: e.reason for e in pbx.bus.of_type(LegEnded)}
+    assert ends[f"{call_id}.w0t1"] is LegEndReason.completed
+
+
+async def test_first_wave_times_out_second_answers(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    caller, callee = phones
+    waves = (Wave((target(callee, "ring"),), 0.3), Wave((target(callee, "answer"),), 5))
+    pbx.resolver.plans["300"] = Plan(ACCOUNT, waves)
+    leg = dial(caller, pbx, "300")
+    assert await final_status(leg) == 200
+    call_id = pbx.events()[0].call_id
+    ringing = pbx.bus.of_type(CallRinging)
+    assert [r.leg_id for r in ringing] == [f"{call_id}.w0t0"]
+    ends = {e.leg_id: e.reason for e in pbx.bus.of_type(LegEnded)}
+    assert ends == {f"{call_id}.w0t0": LegEndReason.no_answer}
+    assert [a.leg_id for a in pbx.bus.of_type(CallAnswered)] == [f"{call_id}.w1t0"]
+    # the ringing phone was cancelled (487 ends its leg)
+    assert callee.app.calls_ended >= 1
+    hang_up(caller, leg)
+    await pbx.wait_ended()
+
+
+async def test_all_busy_gives_the_final_status(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    caller, callee = phones
+    waves = (Wave((target(callee, "busy"),), 5), Wave((target(callee, "busy"),), 5))
+    pbx.resolver.plans["400"] = Plan(ACCOUNT, waves, final=Reject(486))
+    leg = dial(caller, pbx, "400")
+    assert await final_status(leg) == 486
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.busy
+    assert len(pbx.bus.of_type(LegEnded)) == 2  # both waves ran before the caller heard busy
+
+
+async def test_caller_cancels_while_ringing(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    caller, callee = phones
+    pbx.resolver.plans["500"] = Plan(ACCOUNT, (Wave((target(callee, "ring"),), 10),))
+    leg = dial(caller, pbx, "500")
+    for _ in range(200):
+        if pbx.bus.of_type(CallRinging):
+            break
+        await asyncio.sleep(0.01)
+    assert pbx.bus.of_type(CallRinging)
+    hang_up(caller, leg)
+    assert await final_status(leg) == 487
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.abandoned
+    assert ended.hangup is HangupSide.caller
+    (leg_end,) = pbx.bus.of_type(LegEnded)
+    assert leg_end.reason is LegEndReason.cancelled
+    for _ in range(100):
+        if callee.app.calls_ended:
+            break
+        await asyncio.sleep(0.02)
+    assert callee.app.calls_ended == 1  # our CANCEL reached the ringing phone
+
+
+async def test_unacceptable_offer_gets_488(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    caller, callee = phones
+    pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((target(callee, "answer"),), 5),))
+    sdp = (
+        b"v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        b"m=audio 40000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n"
+    )
+    leg = dial(caller, pbx, "100", sdp)
+    assert await final_status(leg) == 488
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.failed
+    assert callee.app.calls_answered == 0
+
+
+async def test_resolver_reject_without_account_publishes_nothing(
+    pbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    caller, _ = phones
+    leg = dial(caller, pbx, "999")
+    assert await final_status(leg) == 404
+    await asyncio.sleep(0.05)
+    assert pbx.events() == []
+    assert not pbx.b2bua.calls
+
+
+async def test_resolver_failure_is_a_500(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    caller, _ = phones
+
+    def broken(_call: object) -> Plan:
+        raise RuntimeError("routing exploded")
+
+    pbx.resolver.plans["100"] = broken
+    leg = dial(caller, pbx, "100")
+    assert await final_status(leg) == 500
+    assert not pbx.b2bua.calls
+
+
+async def test_reinvite_is_answered_locally(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    caller, callee = phones
+    pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((target(callee, "answer"),), 5),))
+    leg = dial(caller, pbx, "100")
+    assert await final_status(leg) == 200
+    hold = leg.local_sdp.replace(b"a=sendrecv", b"a=sendonly")
+    leg.local_sdp = hold
+    key = caller.app.reinvite(leg, caller.runner.loop.time())
+    caller.runner.pump()
+    assert key is not None
+    answers: list[bytes] = []
+    caller.runner.add_event_hook(
+        lambda ev: (
+            answers.append(ev.response.body)  # type: ignore[union-attr]
+            if getattr(ev, "key", None) == key and getattr(ev, "response", None) is not None
+            else None
+        )
+    )
+    for _ in range(100):
+        if answers:
+            break
+        await asyncio.sleep(0.02)
+    assert answers and b"a=recvonly" in answers[-1]
+    hang_up(caller, leg)
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.answered
+    assert not [e for e in pbx.bus.of_type(CallEnded) if e.disposition is Disposition.failed]

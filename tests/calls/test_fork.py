@@ -1,0 +1,75 @@
+"""Pure forking decisions: status → leg-end reason, wave completion, the unanswered verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from zvonar.calls.events import Disposition, LegEndReason
+from zvonar.calls.fork import WaveTracker, disposition_for, end_reason_for_status
+from zvonar.calls.plan import Reject, RingTarget, Wave
+from zvonar.sip.ua import Flow
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (486, LegEndReason.busy),
+        (600, LegEndReason.busy),
+        (603, LegEndReason.rejected),
+        (487, LegEndReason.cancelled),
+        (408, LegEndReason.no_answer),
+        (480, LegEndReason.no_answer),
+        (404, LegEndReason.failed),
+        (503, LegEndReason.failed),
+    ],
+)
+def test_end_reason_for_status(status: int, reason: LegEndReason) -> None:
+    assert end_reason_for_status(status) is reason
+
+
+def test_first_answer_wins_and_the_rest_stay_live_to_cancel() -> None:
+    wave = WaveTracker(["a", "b", "c"])
+    assert wave.ringing("a") and not wave.ringing("a")  # one CallRinging per fork
+    assert wave.ended("c", LegEndReason.busy)
+    assert not wave.over
+    assert wave.answered("b")
+    assert not wave.answered("a")  # a second 2xx loses
+    assert wave.winner == "b" and wave.over
+    assert wave.live == ["a"]
+    assert not wave.ended("b", LegEndReason.completed)  # the winner is not a failed fork
+    assert not wave.answered("c")  # an ended fork cannot win
+
+
+def test_wave_over_when_every_fork_ended() -> None:
+    wave = WaveTracker(["a", "b"])
+    assert wave.ended("a", LegEndReason.busy)
+    assert not wave.ended("a", LegEndReason.failed)  # counted once
+    assert not wave.over
+    assert wave.ended("b", LegEndReason.no_answer)
+    assert wave.over and wave.winner is None
+    assert wave.reasons == {"a": LegEndReason.busy, "b": LegEndReason.no_answer}
+
+
+@pytest.mark.parametrize(
+    ("reasons", "disposition"),
+    [
+        ([LegEndReason.busy, LegEndReason.busy], Disposition.busy),
+        ([LegEndReason.busy, LegEndReason.no_answer], Disposition.missed),
+        ([LegEndReason.cancelled], Disposition.missed),
+        ([LegEndReason.rejected, LegEndReason.failed], Disposition.busy),
+        ([LegEndReason.failed], Disposition.failed),
+        ([], Disposition.failed),
+    ],
+)
+def test_disposition_for(reasons: list[LegEndReason], disposition: Disposition) -> None:
+    assert disposition_for(reasons) is disposition
+
+
+def test_plan_values_are_checked() -> None:
+    target = RingTarget("sip:a@127.0.0.1", Flow("UDP", "127.0.0.1", 5060))
+    with pytest.raises(ValueError, match="at least one"):
+        Wave(())
+    with pytest.raises(ValueError, match="timeout"):
+        Wave((target,), 0)
+    with pytest.raises(ValueError, match="4xx-6xx"):
+        Reject(200)

@@ -1,0 +1,229 @@
+"""SIPp scenarios and audio for the end-to-end call tests, written into the test's tmp dir.
+
+Tone pcaps are made here (a stdlib pcap writer of G.711 RTP over Ethernet/IPv4/UDP): SIPp's
+``play_pcap_audio`` replays the RTP payloads with the capture's timing to the peer's media
+address from the SDP.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from pathlib import Path
+
+from zvonar.media.g711 import ulaw_encode
+
+DTMF_1 = Path("/usr/share/sip-tester/dtmf_2833_1.pcap")  # RFC 4733 event 1 (digit "1"), PT 101
+
+
+def tone_pcm(freq: float, seconds: float, amplitude: float = 0.3) -> bytes:
+    n = int(8000 * seconds)
+    peak = amplitude * 32767
+    return b"".join(
+        struct.pack("<h", int(peak * math.sin(2 * math.pi * freq * i / 8000))) for i in range(n)
+    )
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _frame(payload: bytes, sport: int, dport: int) -> bytes:
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    src = dst = bytes([127, 0, 0, 1])
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+    return b"\0" * 12 + b"\x08\x00" + ip + udp  # Ethernet II, IPv4
+
+
+def write_tone_pcap(path: Path, freq: float, seconds: float, *, ssrc: int) -> int:
+    """A pcap of PCMU RTP (PT 0, 20 ms packets) carrying a tone; returns the packet count."""
+    audio = ulaw_encode(tone_pcm(freq, seconds))
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    count = len(audio) // 160
+    for k in range(count):
+        rtp = struct.pack("!BBHII", 0x80, 0, k, 160 * k, ssrc) + audio[160 * k : 160 * (k + 1)]
+        frame = _frame(rtp, 40000, 50000)
+        when = 1_000_000 + 0.02 * k
+        sec, usec = int(when), round((when - int(when)) * 1e6)
+        out.append(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame)
+    path.write_bytes(b"".join(out))
+    return count
+
+
+_SDP = """v=0
+      o=sipp 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15"""
+
+_REPLY = """
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]UAS[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>"""
+
+
+def _play(pcap: Path | None) -> str:
+    if pcap is None:
+        return ""
+    return f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>'
+
+
+def uac(user: str, *, pcap: Path | None = None, talk_ms: int = 3000) -> str:
+    """Call ``user``, play ``pcap`` once answered, hang up after ``talk_ms``."""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="zvonar e2e caller">
+  <send retrans="500"><![CDATA[
+
+      INVITE sip:{user}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]UAC[call_number]
+      To: <sip:{user}@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:caller@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      {_SDP}
+
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+
+      ACK sip:{user}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  {_play(pcap)}
+  <pause milliseconds="{talk_ms}"/>
+  <send retrans="500"><![CDATA[
+
+      BYE sip:{user}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+
+def uas_answer(*, pcap: Path | None = None) -> str:
+    """Ring, answer, play ``pcap``, wait for the BYE."""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="zvonar e2e answering callee">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+
+      SIP/2.0 180 Ringing{_REPLY}
+      Content-Length: 0
+
+  ]]></send>
+  <send retrans="500"><![CDATA[
+
+      SIP/2.0 200 OK{_REPLY}
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      {_SDP}
+
+  ]]></send>
+  <recv request="ACK"/>
+  {_play(pcap)}
+  <recv request="BYE"/>
+  <send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>
+  <pause milliseconds="200"/>
+</scenario>
+"""
+
+
+def uas_busy() -> str:
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="zvonar e2e busy callee">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+
+      SIP/2.0 486 Busy Here{_REPLY}
+      Content-Length: 0
+
+  ]]></send>
+  <recv request="ACK"/>
+</scenario>
+"""
+
+
+def uas_ring_forever() -> str:
+    """Ring until CANCELled (200 to the CANCEL, 487 to the INVITE, §9.2)."""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="zvonar e2e unanswered callee">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+
+      SIP/2.0 180 Ringing{_REPLY}
+      Content-Length: 0
+
+  ]]></send>
+  <recv request="CANCEL"/>
+  <send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]UAS[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>
+  <send><![CDATA[
+
+      SIP/2.0 487 Request Terminated
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]UAS[call_number]
+      [last_Call-ID:]
+      CSeq: [cseq] INVITE
+      Content-Length: 0
+
+  ]]></send>
+  <recv request="ACK"/>
+</scenario>
+"""

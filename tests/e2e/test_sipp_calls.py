@@ -1,0 +1,278 @@
+"""End to end: SIPp callers and callees through the B2BUA (SipRunner + UserAgent + B2bua +
+a media engine) on loopback, with RTP relayed, recorded and DTMF reported.
+
+Every SIPp run is bounded (-m 1, -timeout with -timeout_error); ports are free ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.calls.rig import ACCOUNT, Pbx, start_pbx
+from tests.e2e import sippkit
+from tests.media.rtpengine.conftest import Daemon
+from tests.sip.peers.harness import SIPP, SippRun, finish_sipp, free_port, start_sipp
+from zvonar.calls.b2bua import RecordingPathFor
+from zvonar.calls.call import Call
+from zvonar.calls.events import (
+    CallAnswered,
+    CallEnded,
+    CallRecorded,
+    Disposition,
+    HangupSide,
+    LegEnded,
+    LegEndReason,
+)
+from zvonar.calls.legs import CallDtmf
+from zvonar.calls.plan import Plan, RingTarget, Wave
+from zvonar.media.engine import LegStats, MediaEngine
+from zvonar.media.goertzel import goertzel_power
+from zvonar.media.io import EmbeddedMediaEngine
+from zvonar.media.rtpengine import RtpengineMediaEngine
+from zvonar.media.wav import parse_wav
+from zvonar.sip.ua import Flow
+
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
+]
+
+TONE_SECONDS = 2.0
+
+
+def sipp_cmd(remote: str, scenario: Path, *, workdir: Path, port: int, name: str) -> list[str]:
+    assert SIPP is not None
+    cmd = [SIPP] + ([remote] if remote else [])
+    cmd += ["-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port)]
+    cmd += ["-mp", str(free_port()), "-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"]
+    cmd += ["-trace_stat", "-stf", str(workdir / f"{name}.csv"), "-fd", "1"]
+    cmd += ["-trace_err", "-error_file", str(workdir / f"{name}_errors.log")]
+    return cmd
+
+
+async def _wait_bound(port: int) -> None:
+    for _ in range(250):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"SIPp did not bind UDP {port}")
+
+
+class Peer:
+    """One SIPp process with its scenario."""
+
+    def __init__(self, tmp: Path, name: str, xml: str, remote: str = "") -> None:
+        self.name, self.port, self.workdir = name, free_port(), tmp
+        scenario = tmp / f"{name}.xml"
+        scenario.write_text(xml)
+        self.cmd = sipp_cmd(remote, scenario, workdir=tmp, port=self.port, name=name)
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def flow(self) -> Flow:
+        return Flow("UDP", "127.0.0.1", self.port)
+
+    def target(self, user: str = "callee") -> RingTarget:
+        return RingTarget(f"sip:{user}@127.0.0.1:{self.port}", self.flow)
+
+    async def start(self) -> None:
+        self.proc = await start_sipp(self.cmd, workdir=self.workdir)
+        await _wait_bound(self.port)
+
+    async def finish(self, wait: float = 25) -> SippRun:
+        assert self.proc is not None
+        return await finish_sipp(
+            self.proc, self.cmd, workdir=self.workdir, name=self.name, wait=wait
+        )
+
+
+@pytest.fixture
+async def embedded() -> AsyncIterator[EmbeddedMediaEngine]:
+    engine = EmbeddedMediaEngine(media_timeout=0, host6=None)
+    yield engine
+    await engine.close()
+
+
+def _recording_path(tmp: Path) -> RecordingPathFor:
+    def where(account_id: uuid.UUID, call_id: str, started_at: datetime) -> Path:
+        return tmp / "rec" / str(account_id) / f"{call_id}.wav"
+
+    return where
+
+
+async def _answered_call(pbx: Pbx, within: float = 8.0) -> Call:
+    for _ in range(int(within / 0.02)):
+        for call in pbx.b2bua.calls.values():
+            if call.winner is not None and call.caller.media_id is not None:
+                return call
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no answered call: {pbx.kinds()}")
+
+
+async def _stats_when(engine: MediaEngine, leg: str, packets: int, within: float) -> LegStats:
+    stats = await engine.stats(leg)
+    for _ in range(int(within / 0.05)):
+        if stats.rx_packets >= packets:
+            break
+        await asyncio.sleep(0.05)
+        stats = await engine.stats(leg)
+    return stats
+
+
+def _power(samples: list[float], freq: float) -> float:
+    return goertzel_power(samples, 2 * math.cos(2 * math.pi * freq / 8000))
+
+
+def _check_recording(path: Path) -> float:
+    wav = parse_wav(path.read_bytes())
+    assert (wav.channels, wav.sample_rate) == (2, 8000)
+    samples = list(wav.samples())
+    left, right = samples[0::2], samples[1::2]
+    for channel, want, other in ((left, 440.0, 880.0), (right, 880.0, 440.0)):
+        loud = [v for v in channel if abs(v) > 0.05]
+        assert len(loud) > 8000, "a channel holds less than a second of audio"
+        assert _power(channel, want) > 20 * _power(channel, other)
+    return wav.duration
+
+
+async def _relay(pbx: Pbx, engine: MediaEngine, tmp_path: Path) -> None:
+    caller_pcap, callee_pcap = tmp_path / "a440.pcap", tmp_path / "b880.pcap"
+    sent = sippkit.write_tone_pcap(caller_pcap, 440, TONE_SECONDS, ssrc=0x1111)
+    sippkit.write_tone_pcap(callee_pcap, 880, TONE_SECONDS, ssrc=0x2222)
+    callee = Peer(tmp_path, "callee", sippkit.uas_answer(pcap=callee_pcap))
+    await callee.start()
+    pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((callee.target(),), 10),), record=True)
+    caller = Peer(tmp_path, "caller", sippkit.uac("100", pcap=caller_pcap), pbx.address)
+    await caller.start()
+    call = await _answered_call(pbx)
+    assert call.winner is not None and call.caller.media_id is not None
+    a = await _stats_when(engine, call.caller.media_id, sent, TONE_SECONDS + 3)
+    b = await _stats_when(engine, call.winner.media_id, sent, TONE_SECONDS + 3)
+    caller_run, callee_run = await caller.finish(), await callee.finish()
+    assert caller_run.stats.successful == 1, caller_run.describe()
+    assert callee_run.stats.successful == 1, callee_run.describe()
+    # nominal rate over loopback: every packet of each side arrived, in order
+    assert (a.rx_packets, a.lost) == (sent, 0), a
+    assert (b.rx_packets, b.lost) == (sent, 0), b
+    assert a.tx_packets >= sent - 2 and b.tx_packets >= sent - 2  # relayed to the other side
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.answered and ended.hangup is HangupSide.caller
+    (recorded,) = pbx.bus.of_type(CallRecorded)
+    duration = _check_recording(Path(recorded.path))
+    assert TONE_SECONDS <= duration <= TONE_SECONDS + 3.5
+    assert abs(recorded.duration - duration) < 0.5
+
+
+async def test_relay_and_recording_embedded(embedded: EmbeddedMediaEngine, tmp_path: Path) -> None:
+    pbx = await start_pbx(embedded, recording_path=_recording_path(tmp_path))
+    try:
+        await _relay(pbx, embedded, tmp_path)
+    finally:
+        await pbx.close()
+
+
+async def test_dtmf_from_the_caller_is_reported(
+    embedded: EmbeddedMediaEngine, tmp_path: Path
+) -> None:
+    pbx = await start_pbx(embedded)
+    try:
+        callee = Peer(tmp_path, "callee", sippkit.uas_answer())
+        await callee.start()
+        pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((callee.target(),), 10),))
+        uac = sippkit.uac("100", pcap=sippkit.DTMF_1, talk_ms=1500)
+        caller = Peer(tmp_path, "caller", uac, pbx.address)
+        await caller.start()
+        caller_run, callee_run = await caller.finish(), await callee.finish()
+        assert caller_run.stats.successful == 1, caller_run.describe()
+        assert callee_run.stats.successful == 1, callee_run.describe()
+        await pbx.wait_ended()
+        digits = pbx.bus.of_type(CallDtmf)
+        assert [d.digit for d in digits] == ["1"]
+        assert digits[0].leg_id.endswith(".a")  # the caller's leg
+    finally:
+        await pbx.close()
+
+
+async def test_busy_and_answering_callee_in_one_wave(
+    embedded: EmbeddedMediaEngine, tmp_path: Path
+) -> None:
+    pbx = await start_pbx(embedded)
+    try:
+        busy = Peer(tmp_path, "busy", sippkit.uas_busy())
+        good = Peer(tmp_path, "good", sippkit.uas_answer())
+        await busy.start()
+        await good.start()
+        pbx.resolver.plans["200"] = Plan(ACCOUNT, (Wave((busy.target(), good.target()), 10),))
+        caller = Peer(tmp_path, "caller", sippkit.uac("200", talk_ms=300), pbx.address)
+        await caller.start()
+        runs = [await caller.finish(), await busy.finish(), await good.finish()]
+        for run in runs:
+            assert run.stats.successful == 1, run.describe()
+        (ended,) = await pbx.wait_ended()
+        call_id = ended.call_id
+        assert ended.disposition is Disposition.answered
+        assert [a.leg_id for a in pbx.bus.of_type(CallAnswered)] == [f"{call_id}.w0t1"]
+        legs = {e.leg_id: e.reason for e in pbx.bus.of_type(LegEnded)}
+        assert legs == {
+            f"{call_id}.w0t0": LegEndReason.busy,
+            f"{call_id}.w0t1": LegEndReason.completed,
+        }
+    finally:
+        await pbx.close()
+
+
+async def test_second_wave_answers_after_the_first_times_out(
+    embedded: EmbeddedMediaEngine, tmp_path: Path
+) -> None:
+    pbx = await start_pbx(embedded)
+    try:
+        silent = Peer(tmp_path, "silent", sippkit.uas_ring_forever())
+        good = Peer(tmp_path, "good", sippkit.uas_answer())
+        await silent.start()
+        await good.start()
+        waves = (Wave((silent.target(),), 1.0), Wave((good.target(),), 10))
+        pbx.resolver.plans["300"] = Plan(ACCOUNT, waves)
+        caller = Peer(tmp_path, "caller", sippkit.uac("300", talk_ms=300), pbx.address)
+        await caller.start()
+        runs = [await caller.finish(), await silent.finish(), await good.finish()]
+        for run in runs:
+            assert run.stats.successful == 1, run.describe()
+        (ended,) = await pbx.wait_ended()
+        call_id = ended.call_id
+        assert [a.leg_id for a in pbx.bus.of_type(CallAnswered)] == [f"{call_id}.w1t0"]
+        legs = {e.leg_id: e.reason for e in pbx.bus.of_type(LegEnded)}
+        assert legs == {
+            f"{call_id}.w0t0": LegEndReason.no_answer,
+            f"{call_id}.w1t0": LegEndReason.completed,
+        }
+        assert pbx.bus.of_type(CallEnded)[0].disposition is Disposition.answered
+    finally:
+        await pbx.close()
+
+
+async def test_relay_and_recording_rtpengine(rtpengine_daemon: Daemon, tmp_path: Path) -> None:
+    """The same relay through rtpengine (skipped without it: the daemon fixture says why)."""
+    engine = RtpengineMediaEngine(
+        "127.0.0.1",
+        rtpengine_daemon.ng_port,
+        recording_dir=rtpengine_daemon.recording_dir,
+        dtmf_listen=("127.0.0.1", rtpengine_daemon.dtmf_port),
+        media_timeout=0,
+    )
+    pbx = await start_pbx(engine, recording_path=_recording_path(tmp_path))
+    try:
+        await _relay(pbx, engine, tmp_path)
+    finally:
+        await pbx.close()
+        await engine.close()
