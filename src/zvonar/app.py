@@ -27,6 +27,8 @@ from zvonar.journal.router import router as journal_router
 from zvonar.journal.service import JournalService
 from zvonar.notify.mailer import SmtpConfig, SmtpMailer, SmtpSecurity
 from zvonar.notify.missed import MissedCallNotifier, profiles_from_db
+from zvonar.pbx.config import PbxConfig
+from zvonar.pbx.runtime import start_pbx
 from zvonar.routing.router import router as routing_router
 from zvonar.routing.service import RoutingService
 from zvonar.settings import Settings
@@ -80,12 +82,17 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
     )
 
 
-def create_app(container: Container) -> FastAPI:
+def create_app(container: Container, *, pbx: PbxConfig | None = None) -> FastAPI:
+    """The web UI and API; with ``pbx`` the same process also answers SIP and relays media."""
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Calls a killed process left open are finalized before any new call is taken.
         await container.journal.recover_open_calls(utcnow())
+        runtime = await start_pbx(container, pbx) if pbx is not None else None
         yield
+        if runtime is not None:
+            await runtime.stop()
         if container.missed_calls is not None:
             await container.missed_calls.aclose()
         await container.db.dispose()

@@ -211,7 +211,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     from zvonar.logs import configure_logging
 
     configure_logging(settings.log_level)
-    application = create_app(create_container(settings))
+    application = create_app(create_container(settings), pbx=settings.pbx_config())
     uvicorn.run(
         application,
         host=host or settings.http_host,

@@ -5,6 +5,7 @@ from zvonar.acd import models as acd_models
 from zvonar.contacts import models as contacts_models
 from zvonar.directory import models as directory_models
 from zvonar.journal import models as journal_models
+from zvonar.pbx import models as pbx_models
 from zvonar.routing import models as routing_models
 from zvonar.store.base import Base
 
@@ -15,5 +16,6 @@ __all__ = [
     "contacts_models",
     "directory_models",
     "journal_models",
+    "pbx_models",
     "routing_models",
 ]

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from zvonar.pbx.config import PbxConfig
+
 
 class _TomlFileSource(PydanticBaseSettingsSource):
     """Reads the file named by ``ZVONAR_CONFIG``; missing variable means no file."""
@@ -51,6 +53,16 @@ class Settings(BaseSettings):
     public_url: str | None = Field(default=None, description="Base URL users reach the UI at.")
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
+    sip_advertise: str | None = Field(default=None, description="SIP address peers must reach.")
+    sip_digest_algorithms: str = Field(
+        default="SHA-256,MD5", description="Digest challenges offered, in order (RFC 8760)."
+    )
+    rtp_host: str = "127.0.0.1"
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 20999
+    media_advertise: str | None = Field(default=None, description="RTP address peers must reach.")
+    media_timeout: float = Field(default=30.0, description="Hang up after this long without RTP.")
+    default_region: str = Field(default="RU", description="Country for national dialed numbers.")
     max_body_bytes: int = Field(default=1_048_576, description="Largest accepted API body.")
     session_max_age: int = Field(default=12 * 3600, description="Web session lifetime, seconds.")
     cookie_secure: bool = False
@@ -96,6 +108,21 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as fh:
             fh.write(key)
         return key
+
+    def pbx_config(self) -> PbxConfig:
+        return PbxConfig(
+            sip_host=self.sip_host,
+            sip_port=self.sip_port,
+            sip_advertise=self.sip_advertise,
+            rtp_host=self.rtp_host,
+            rtp_ports=(self.rtp_port_min, self.rtp_port_max),
+            media_advertise=self.media_advertise,
+            media_timeout=self.media_timeout,
+            default_region=self.default_region,
+            digest_algorithms=tuple(
+                a.strip() for a in self.sip_digest_algorithms.split(",") if a.strip()
+            ),
+        )
 
     def redacted(self) -> dict[str, Any]:
         """Settings safe to print or log: secrets and database passwords masked."""

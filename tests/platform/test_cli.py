@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -152,11 +153,43 @@ def test_demo_is_idempotent_and_prints_a_working_login(cli_env: dict[str, str]) 
     assert "http://127.0.0.1:8080/" in first
 
 
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _sip_options(port: int) -> bytes:
+    """An OPTIONS ping to the served PBX (RFC 3261 §11): any UA must answer it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        me = s.getsockname()[1]
+        msg = (
+            f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK-demo-1;rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:probe@127.0.0.1:{me}>;tag=demo\r\n"
+            f"To: <sip:127.0.0.1:{port}>\r\n"
+            "Call-ID: demo-options-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+        s.settimeout(5)
+        s.sendto(msg.encode(), ("127.0.0.1", port))
+        return s.recv(65535)
+
+
 @pytest.mark.slow
 def test_demo_serves_ui_and_api(tmp_path: Path) -> None:
     """`zvonar demo` as a process: it serves, and the printed login and token work."""
     port = free_port()
-    env = {**os.environ, "ZVONAR_DATA_DIR": str(tmp_path / "demo"), "ZVONAR_HTTP_PORT": str(port)}
+    sip_port = free_udp_port()
+    env = {
+        **os.environ,
+        "ZVONAR_DATA_DIR": str(tmp_path / "demo"),
+        "ZVONAR_HTTP_PORT": str(port),
+        "ZVONAR_SIP_PORT": str(sip_port),
+        "ZVONAR_RTP_PORT_MIN": "31000",
+        "ZVONAR_RTP_PORT_MAX": "31099",
+    }
     env.pop("ZVONAR_DATABASE_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "zvonar", "demo"],
@@ -217,6 +250,7 @@ def test_demo_serves_ui_and_api(tmp_path: Path) -> None:
             assert r.status_code == 303, r.text
             home = client.get("/")
             assert home.status_code == 200 and "Demo Admin" in home.text
+            assert _sip_options(sip_port).startswith(b"SIP/2.0 200"), "SIP is not answering"
             api = client.get(
                 "/api/v1/employees", headers={"Authorization": f"Bearer {token.group(1)}"}
             )

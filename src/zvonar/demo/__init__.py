@@ -17,6 +17,7 @@ from zvonar.accounts.models import Role
 from zvonar.configfile import apply_config
 from zvonar.container import Container
 from zvonar.core.errors import NotFound
+from zvonar.directory.phone import sip_realm
 
 SLUG = "demo"
 ADMIN_EMAIL = "admin@demo.zvonar.example"
@@ -34,6 +35,7 @@ class DemoInfo:
     api_token: str
     sip: list[tuple[str, str, str]]  # (extension, name, password)
     sip_domain: str
+    sip_registrar: str
     sip_port: int
 
     def banner(self, url: str) -> str:
@@ -43,7 +45,8 @@ class DemoInfo:
             f"  Web UI:    {url}",
             f"  Sign in:   {self.admin_email} / {self.admin_password}",
             f"  API:       {url}api/openapi.json  (token: {self.api_token})",
-            f"  SIP ({self.sip_domain}:{self.sip_port}, username = extension):",
+            f"  SIP: register sip:<extension>@{self.sip_domain} at {self.sip_registrar}"
+            f":{self.sip_port} (UDP/TCP); dial +74951234567 to reach the Sales group:",
         ]
         lines += [f"    {ext}  {name:<16} password {pw}" for ext, name, pw in self.sip]
         lines.append("")
@@ -107,6 +110,29 @@ def demo_config(sip_passwords: dict[str, str]) -> dict[str, Any]:
                 "+73833123456": {"label": "Novosibirsk", "trunk": "Demo carrier"},
             },
         },
+        "routing": {
+            "schemes": {
+                # The seeds' chain, shortened: the sales group, then support, then voicemail.
+                "Main": {
+                    "branches": {
+                        "working": [
+                            {"type": "ring", "targets": [{"group": "Sales"}], "timeout": 20},
+                            {"type": "ring", "targets": [{"group": "Support"}], "timeout": 20},
+                        ],
+                        "off": [{"type": "voicemail", "notify": ["manager@demo.zvonar.example"]}],
+                        "holiday": [
+                            {"type": "voicemail", "notify": ["manager@demo.zvonar.example"]}
+                        ],
+                    },
+                    "final": {"type": "voicemail"},
+                },
+            },
+            "numbers": {
+                "+74951234567": "Main",
+                "+78001234567": "Main",
+                "+73833123456": "Main",
+            },
+        },
     }
 
 
@@ -140,6 +166,7 @@ async def load_demo(c: Container) -> DemoInfo:
         admin_password=creds["admin_password"],
         api_token=token,
         sip=[(ext, name, creds["sip"][ext]) for ext, name, _ in EMPLOYEES],
-        sip_domain=c.settings.sip_host,
+        sip_domain=sip_realm(SLUG),
+        sip_registrar=c.settings.sip_advertise or c.settings.sip_host,
         sip_port=c.settings.sip_port,
     )

@@ -1,0 +1,44 @@
+"""Settings of the PBX runtime, one frozen dataclass the lead maps from ``zvonar.settings``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PbxConfig:
+    """Where the PBX listens and how it behaves.
+
+    ``sip_advertise`` / ``media_advertise``: the address peers must reach (NAT, 0.0.0.0 binds);
+    None means the bind address. ``default_region``: how a dialed national number is read when
+    neither the INVITE nor a trunk tells the country (ISO 3166-1 alpha-2).
+    """
+
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    sip_tcp: bool = True
+    sip_advertise: str | None = None
+    rtp_host: str = "127.0.0.1"
+    rtp_ports: tuple[int, int] | None = None  # (first, last) inclusive; None: any free port
+    media_advertise: str | None = None
+    media_timeout: float = 30.0  # seconds without RTP before a call is hung up; 0: never
+    default_region: str = "RU"
+    registration_min_expires: int = 60
+    registration_max_expires: int = 3600
+    # Digest challenges, in order of preference (RFC 8760 §2.4). Some phones (and SIPp 3.6)
+    # answer only the first challenge and only know MD5: list "MD5" alone for them.
+    digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    resolve_timeout: float = 5.0
+    location_flush_interval: float = 0.2  # write-behind delay of the SQL location store
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.sip_port <= 65535:
+            raise ValueError("sip_port must be 0..65535")
+        if self.rtp_ports is not None:
+            first, last = self.rtp_ports
+            if not 1024 <= first < last <= 65535:
+                raise ValueError("rtp_ports must be (first, last) with 1024 <= first < last")
+        if not self.digest_algorithms:
+            raise ValueError("digest_algorithms must name at least one algorithm")
+        if len(self.default_region) != 2:
+            raise ValueError("default_region must be an ISO 3166-1 alpha-2 code")

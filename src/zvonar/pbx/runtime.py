@@ -1,0 +1,187 @@
+"""Start and stop the PBX inside a running Zvonar: SIP listeners, registrar, B2BUA, media.
+
+``zvonar serve`` calls ``await start_pbx(container, PbxConfig(...))`` after the database is
+up and ``await runtime.stop()`` on shutdown. The graph::
+
+    SipRunner (UDP + TCP) ── UserAgent ── Registrar ── LocationService ── SqlLocationStore
+                                   └── TenantChallenger ── DirectoryCredentialStore (bus)
+              └── B2bua ── EmbeddedMediaEngine
+                      └── PbxResolver (directory, routing, contacts, HttpRouter)
+                      └── container.bus (journal, notifiers) + journal.recording_path_for
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from zvonar.calls.b2bua import B2bua
+from zvonar.container import Container
+from zvonar.integrations.http_route import HttpRouter
+from zvonar.media.io import EmbeddedMediaEngine
+from zvonar.pbx.config import PbxConfig
+from zvonar.pbx.credentials import DirectoryCredentialStore, RealmDomains, TenantChallenger
+from zvonar.pbx.location_sql import SqlLocationStore
+from zvonar.pbx.resolver import PbxResolver
+from zvonar.sip.io.runner import SipRunner
+from zvonar.sip.location import Binding, LocationService
+from zvonar.sip.registrar import Registrar, RegistrarConfig
+from zvonar.sip.ua import Flow, UserAgent
+
+__all__ = ["PbxRuntime", "derive_secret", "start_pbx"]
+
+log = logging.getLogger(__name__)
+
+
+def derive_secret(master: str, purpose: str) -> bytes:
+    """A per-purpose key from the instance secret (nonces, HTTP route signatures)."""
+    return hmac.new(master.encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+@dataclass
+class PbxRuntime:
+    config: PbxConfig
+    runner: SipRunner
+    b2bua: B2bua
+    engine: EmbeddedMediaEngine
+    credentials: DirectoryCredentialStore
+    location: SqlLocationStore
+    resolver: PbxResolver
+    http: HttpRouter
+    udp: Flow
+    tcp: Flow | None
+    _detach: list[Callable[[], None]] = field(default_factory=list)
+    _stopped: bool = False
+
+    @property
+    def ua(self) -> UserAgent:
+        return self.runner.ua
+
+    def lookup(self, aor: str) -> list[Binding]:
+        """Live bindings of a canonical AOR (``sip:101@alpha.zvonar``)."""
+        return self.ua.lookup(aor, self.runner.loop.time())
+
+    async def stop(self, within: float = 5.0) -> None:
+        """End calls, close sockets and the media engine, write pending registrations."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for detach in self._detach:
+            detach()
+        with contextlib.suppress(Exception):
+            await self.b2bua.close(within)
+        await self.runner.close()
+        await self.engine.close()
+        await self.http.aclose()
+        await self.location.close()
+
+
+async def start_pbx(container: Container, config: PbxConfig | None = None) -> PbxRuntime:
+    """Build and start the PBX over ``container`` (see the module docstring)."""
+    config = config or PbxConfig()
+    loop = asyncio.get_running_loop()
+    master = container.settings.effective_secret_key
+
+    credentials = DirectoryCredentialStore(container.db)
+    detach = [credentials.attach(container.bus)]
+    await credentials.load()
+
+    wall_offset = time.time() - loop.time()
+    location = SqlLocationStore(
+        container.db,
+        wall_offset=wall_offset,
+        account_of=credentials.account_for_aor,
+        flush_interval=config.location_flush_interval,
+    )
+    await location.preload()
+    extra = [h for h in (config.sip_host, config.sip_advertise) if h]
+    registrar = Registrar(
+        LocationService(location),
+        RegistrarConfig(
+            min_expires=config.registration_min_expires,
+            default_expires=config.registration_max_expires,
+            max_expires=config.registration_max_expires,
+            domains=RealmDomains(credentials, extra),
+        ),
+        wall_offset=wall_offset,
+    )
+    restored = registrar.load(loop.time())
+    challenger = TenantChallenger(
+        derive_secret(master, "sip-digest-nonce"),
+        credentials,
+        algorithms=config.digest_algorithms,
+    )
+    ua = UserAgent(registrar=registrar, challenger=challenger)
+    runner = SipRunner(ua)
+    engine = EmbeddedMediaEngine(
+        host4=config.rtp_host,
+        host6=None,
+        advertise4=config.media_advertise,
+        port_range=config.rtp_ports,
+        media_timeout=config.media_timeout,
+    )
+    http = HttpRouter()
+
+    def route_secret(account_id: uuid.UUID) -> str:
+        return derive_secret(master, f"http-route:{account_id}").hex()
+
+    resolver = PbxResolver(
+        container.db,
+        credentials,
+        lambda aor: ua.lookup(aor, loop.time()),
+        container.contacts.index,
+        http=http,
+        route_secret=route_secret,
+        default_region=config.default_region,
+    )
+    b2bua = B2bua(
+        runner,
+        engine,
+        container.bus,
+        resolver,
+        recording_path=container.journal.recording_path_for,
+        resolve_timeout=config.resolve_timeout,
+    )
+    try:
+        udp = await runner.listen_udp(config.sip_host, config.sip_port)
+        tcp = await runner.listen_tcp(config.sip_host, udp.port) if config.sip_tcp else None
+        if config.sip_advertise:
+            ua.set_local_address("UDP", config.sip_advertise, udp.port)
+            if tcp is not None:
+                ua.set_local_address("TCP", config.sip_advertise, tcp.port)
+        await b2bua.start()
+    except BaseException:
+        for off in detach:
+            off()
+        await runner.close()
+        await engine.close()
+        await http.aclose()
+        await location.close()
+        raise
+    log.info(
+        "PBX listening on %s:%d (UDP%s), %d registrations restored",
+        udp.host,
+        udp.port,
+        "+TCP" if tcp else "",
+        restored,
+    )
+    return PbxRuntime(
+        config=config,
+        runner=runner,
+        b2bua=b2bua,
+        engine=engine,
+        credentials=credentials,
+        location=location,
+        resolver=resolver,
+        http=http,
+        udp=udp,
+        tcp=tcp,
+        _detach=detach,
+    )

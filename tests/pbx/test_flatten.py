@@ -1,0 +1,237 @@
+"""Walking a scheme into plan waves (pure: no database, no SIP)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from zvonar.calls.plan import RingTarget
+from zvonar.pbx.flatten import Flattened, flatten, run_flatten
+from zvonar.routing.engine import (
+    CallContext,
+    Dial,
+    GroupInfo,
+    Hangup,
+    HttpRequest,
+    Outcome,
+    OutcomeKind,
+    SchemeRun,
+    Voicemail,
+)
+from zvonar.routing.schedule import calendar_from_dict
+from zvonar.routing.scheme_codec import scheme_from_dict
+from zvonar.routing.strategies import MemberState, Presence, Strategy
+from zvonar.sip.ua import Flow
+
+MONDAY_10 = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)  # a working hour in Moscow
+SUNDAY_10 = datetime(2024, 3, 3, 10, 0, tzinfo=UTC)
+CALENDAR = calendar_from_dict({}, tz="Europe/Moscow", default_country="RU")
+REGISTERED = {"101": 1, "102": 2, "104": 1}  # extension → live contacts; 103 is offline
+
+
+def expand(dial: Dial) -> list[RingTarget]:
+    if dial.kind.value != "employee":
+        return []
+    n = REGISTERED.get(dial.ref, 0)
+    return [
+        RingTarget(f"sip:{dial.ref}@10.0.0.{i}", Flow("UDP", f"10.0.0.{i}", 5060))
+        for i in range(1, n + 1)
+    ]
+
+
+def presence() -> dict[str, MemberState]:
+    out = {}
+    for ext in ("101", "102", "103", "104"):
+        key = f"employee:{ext}"
+        state = Presence.available if ext in REGISTERED else Presence.unregistered
+        out[key] = MemberState(key, state)
+    return out
+
+
+def walk(
+    schemes: dict[str, dict[str, Any]],
+    *,
+    at: datetime = MONDAY_10,
+    strategy: Strategy = Strategy.in_turn,
+    memory: dict[str, int] | None = None,
+    tags: frozenset[str] = frozenset(),
+    http: Any = None,
+) -> Flattened:
+    library = {name: scheme_from_dict(name, data) for name, data in schemes.items()}
+    ctx = CallContext(
+        call_id="c1",
+        caller="+79161234567",
+        called="+74951234567",
+        calendar=CALENDAR,
+        schemes=library,
+        caller_known=bool(tags),
+        caller_tags=tags,
+        presence=presence(),
+        groups={"Sales": GroupInfo(strategy, (("102", 1), ("103", 1), ("104", 1)))},
+        memory=memory or {},
+    )
+    run = SchemeRun(library["Main"], ctx, at, rng=random.Random(1))
+    return run_flatten(run, expand, at, http)
+
+
+def uris(result: Flattened) -> list[list[str]]:
+    return [[t.uri for t in w.targets] for w in result.waves]
+
+
+def test_ring_steps_become_waves_in_order_and_offline_members_are_skipped() -> None:
+    result = walk(
+        {
+            "Main": {
+                "branches": {
+                    "working": [
+                        {"type": "ring", "targets": [{"employee": "101"}], "timeout": 20},
+                        {"type": "ring", "targets": [{"group": "Sales"}], "target_timeout": 12},
+                    ]
+                }
+            }
+        }
+    )
+    assert uris(result) == [
+        ["sip:101@10.0.0.1"],
+        ["sip:102@10.0.0.1", "sip:102@10.0.0.2"],  # both phones of 102 in one wave
+        ["sip:104@10.0.0.1"],  # 103 is not registered: no wave for it
+    ]
+    assert [w.timeout for w in result.waves] == [20, 12, 12]
+    assert isinstance(result.final, Voicemail)  # the scheme's default final step
+    assert "Main: working" in result.path
+
+
+def test_all_at_once_rings_everyone_in_one_wave_without_duplicates() -> None:
+    result = walk(
+        {
+            "Main": {
+                "branches": {
+                    "working": [
+                        {
+                            "type": "ring",
+                            "targets": [{"employee": "102"}, {"group": "Sales"}],
+                            "strategy": "all_at_once",
+                            "timeout": 25,
+                        }
+                    ]
+                },
+                "final": {"type": "hangup"},
+            }
+        }
+    )
+    assert uris(result) == [["sip:102@10.0.0.1", "sip:102@10.0.0.2", "sip:104@10.0.0.1"]]
+    assert result.waves[0].timeout == 25
+    assert isinstance(result.final, Hangup)
+
+
+def test_nobody_reachable_gives_no_waves_and_the_final_step() -> None:
+    result = walk(
+        {
+            "Main": {
+                "branches": {"working": [{"type": "ring", "targets": [{"employee": "103"}]}]},
+                "final": {"type": "voicemail", "greeting": "off_hours"},
+            }
+        }
+    )
+    assert result.waves == ()
+    assert isinstance(result.final, Voicemail) and result.final.greeting == "off_hours"
+
+
+def test_schedule_branch_goto_and_skipped_steps() -> None:
+    schemes: dict[str, dict[str, Any]] = {
+        "Main": {
+            "branches": {
+                "working": [{"type": "ring", "targets": [{"employee": "101"}]}],
+                "off": [
+                    {"type": "play", "prompt": "off_hours"},
+                    {"type": "goto", "scheme": "Night"},
+                ],
+            }
+        },
+        "Night": {
+            "branches": {"working": [{"type": "ring", "targets": [{"employee": "104"}]}]},
+            "final": {"type": "hangup"},
+        },
+    }
+    day = walk(schemes)
+    assert uris(day) == [["sip:101@10.0.0.1"]]
+    night = walk(schemes, at=SUNDAY_10)
+    assert uris(night) == [["sip:104@10.0.0.1"]]
+    assert night.skipped == ("play off_hours",)
+    assert isinstance(night.final, Hangup)  # Night's final step, where the run ended
+
+
+def test_caller_rules_pick_steps_by_contact_tags() -> None:
+    schemes: dict[str, dict[str, Any]] = {
+        "Main": {
+            "branches": {
+                "working": [
+                    {
+                        "type": "caller_rule",
+                        "rules": [
+                            {
+                                "tags": ["vip"],
+                                "steps": [{"type": "ring", "targets": [{"employee": "102"}]}],
+                            }
+                        ],
+                        "default": [{"type": "ring", "targets": [{"employee": "101"}]}],
+                    }
+                ]
+            }
+        }
+    }
+    assert uris(walk(schemes, tags=frozenset({"vip"})))[0][0] == "sip:102@10.0.0.1"
+    assert uris(walk(schemes))[0] == ["sip:101@10.0.0.1"]
+
+
+def test_round_robin_memory_comes_back_for_the_next_call() -> None:
+    schemes = {
+        "Main": {"branches": {"working": [{"type": "ring", "targets": [{"group": "Sales"}]}]}}
+    }
+    first = walk(schemes, strategy=Strategy.round_robin)
+    assert uris(first)[0] == ["sip:102@10.0.0.1", "sip:102@10.0.0.2"]
+    assert first.memory == {"group:Sales": 1}
+    second = walk(schemes, strategy=Strategy.round_robin, memory=first.memory)
+    # Pointer 1 is 103 (offline): 104 starts, then round to 102.
+    assert uris(second) == [["sip:104@10.0.0.1"], ["sip:102@10.0.0.1", "sip:102@10.0.0.2"]]
+    assert second.memory == {"group:Sales": 0}  # after 104 (index 2) comes index 0
+
+
+HTTP_SCHEME = {
+    "Main": {
+        "branches": {
+            "working": [
+                {
+                    "type": "http_route",
+                    "url": "https://crm.example/route",
+                    "timeout": 2,
+                    "fallback": [{"type": "ring", "targets": [{"employee": "101"}]}],
+                }
+            ]
+        },
+        "final": {"type": "hangup"},
+    }
+}
+
+
+def test_http_route_is_yielded_and_its_reply_rings() -> None:
+    library = {n: scheme_from_dict(n, d) for n, d in HTTP_SCHEME.items()}
+    ctx = CallContext(call_id="c9", caller="+79161234567", called="+74951234567",
+                      calendar=CALENDAR, schemes=library, presence=presence())  # fmt: skip
+    flow = flatten(SchemeRun(library["Main"], ctx, MONDAY_10), expand, MONDAY_10)
+    request = next(flow)
+    assert isinstance(request, HttpRequest)
+    assert request.url == "https://crm.example/route" and request.timeout == 2
+    assert request.payload["call_id"] == "c9"
+    with pytest.raises(StopIteration) as stop:
+        flow.send(Outcome(OutcomeKind.http_reply, payload={"employee": "104"}))
+    assert uris(stop.value.value) == [["sip:104@10.0.0.1"]]
+
+
+def test_http_failure_runs_the_fallback() -> None:
+    result = walk(HTTP_SCHEME, http=lambda _req: Outcome(OutcomeKind.http_error))
+    assert uris(result) == [["sip:101@10.0.0.1"]]
+    assert isinstance(result.final, Hangup)

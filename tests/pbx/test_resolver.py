@@ -1,0 +1,92 @@
+"""The resolver over a real database: numbers, schemes, registrations → Plan / Reject."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from zvonar.calls.events import Direction, TargetKind
+from zvonar.calls.plan import InboundCall, Plan, Reject
+from zvonar.container import Container
+from zvonar.pbx.credentials import DirectoryCredentialStore
+from zvonar.pbx.resolver import PbxResolver
+from zvonar.sip.location import Binding
+from zvonar.sip.ua import Flow
+
+from .conftest import seed_account
+
+PHONE = Binding(
+    aor="sip:101@alpha.zvonar",
+    contact="sip:101@127.0.0.1:5099",
+    expires_at=1e9,
+    source=("127.0.0.1", 5099),
+)
+
+
+def call(
+    dialed: str, *, from_uri: str = "sip:+79161234567@10.1.1.1", src: int = 5070
+) -> InboundCall:
+    return InboundCall(
+        call_id="c1",
+        dialed=dialed,
+        caller=from_uri.split(":", 1)[1].split("@", 1)[0],
+        caller_display=None,
+        from_uri=from_uri,
+        to_uri=f"sip:{dialed}@127.0.0.1",
+        source=Flow("UDP", "127.0.0.1", src),
+        started_at=datetime(2024, 3, 4, 10, 0, tzinfo=UTC),
+    )
+
+
+async def _resolver(container: Container, bindings: list[Binding]) -> PbxResolver:
+    creds = DirectoryCredentialStore(container.db)
+    await creds.load()
+    table = {b.aor: [b] for b in bindings}
+    return PbxResolver(
+        container.db, creds, lambda aor: table.get(aor, []), container.contacts.index
+    )
+
+
+async def test_number_rings_the_registered_employee(container: Container) -> None:
+    alpha = await seed_account(container, ring_seconds=10)
+    resolver = await _resolver(container, [PHONE])
+    for dialed in ("+74951234567", "74951234567", "84951234567"):  # E.164, bare, national
+        plan = await resolver(call(dialed))
+        assert isinstance(plan, Plan), dialed
+        assert plan.account_id == alpha.account_id and plan.number_label == "Sales"
+        assert plan.record is True and plan.direction is Direction.inbound
+        ((target,),) = [w.targets for w in plan.waves]
+        assert target.uri == PHONE.contact and target.flow == Flow("UDP", "127.0.0.1", 5099)
+        assert target.target.kind is TargetKind.employee
+        assert target.target.target_id == alpha.employee_id
+        assert plan.waves[0].timeout == 10
+        assert plan.final.account_id == alpha.account_id
+
+
+async def test_unregistered_employee_gives_an_empty_plan(container: Container) -> None:
+    await seed_account(container)
+    plan = await (await _resolver(container, []))(call("+74951234567"))
+    assert isinstance(plan, Plan) and plan.waves == ()
+
+
+async def test_unknown_number_is_404_without_account(container: Container) -> None:
+    await seed_account(container)
+    resolver = await _resolver(container, [PHONE])
+    for dialed in ("+74957654321", "", "hello"):
+        outcome = await resolver(call(dialed))
+        assert outcome == Reject(404, "Not Found"), dialed
+
+
+async def test_internal_call_from_a_registered_phone_rings_the_extension(
+    container: Container,
+) -> None:
+    alpha = await seed_account(container)
+    caller = Binding(aor="sip:102@alpha.zvonar", contact="sip:102@127.0.0.1:5070",
+                     expires_at=1e9, source=("127.0.0.1", 5070))  # fmt: skip
+    resolver = await _resolver(container, [PHONE, caller])
+    plan = await resolver(call("101", from_uri="sip:102@alpha.zvonar"))
+    assert isinstance(plan, Plan) and plan.direction is Direction.internal
+    assert plan.account_id == alpha.account_id
+    assert [t.uri for t in plan.waves[0].targets] == [PHONE.contact]
+    # The same From from an address with no registration is not trusted as internal.
+    spoofed = await resolver(call("101", from_uri="sip:102@alpha.zvonar", src=6000))
+    assert spoofed == Reject(404, "Not Found")
