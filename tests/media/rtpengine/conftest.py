@@ -37,6 +37,12 @@ def _free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _ping(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(0.2)
@@ -62,6 +68,8 @@ def rtpengine_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemo
         "--table=-1",  # userspace only: the kernel module cannot load here
         "--interface=127.0.0.1",
         f"--listen-ng=127.0.0.1:{daemon.ng_port}",
+        # Its CLI port defaults to a fixed one; a second instance (or a system one) would clash.
+        f"--listen-cli=127.0.0.1:{_free_tcp_port()}",
         "--foreground",
         f"--port-min={low}",
         f"--port-max={low + 199}",
