@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 import zvonar.models  # noqa: F401  (every slice's tables on Base.metadata)
+from tests.support.rtpengine import rtpengine_daemon  # noqa: F401  (a session-wide fixture)
 from zvonar.accounts import passwords
 from zvonar.accounts.models import Role
 from zvonar.app import create_app, create_container

@@ -21,6 +21,7 @@ from zvonar.container import Container
 from zvonar.core.errors import InvalidInput
 from zvonar.directory.config import apply_directory_in, export_directory
 from zvonar.routing.config import apply_routing_in, export_routing
+from zvonar.store.db import UnitOfWork, dry_runnable
 
 VERSION = 1
 _ACCOUNT_FIELDS = (
@@ -81,10 +82,6 @@ def load_yaml(text: str) -> dict[str, Any]:
     return doc
 
 
-class _DryRun(Exception):
-    """Raised inside the unit of work to roll a dry run back."""
-
-
 def _check_account_values(section: dict[str, Any]) -> None:
     try:
         if "time_zone" in section:
@@ -112,32 +109,30 @@ def _check_account_values(section: dict[str, Any]) -> None:
 async def apply_config(
     c: Container, account_id: uuid.UUID, doc: dict[str, Any], *, dry_run: bool
 ) -> list[Any]:
-    changes: list[Any] = []
     account_section = doc.get("account") or {}
     if not isinstance(account_section, dict) or set(account_section) - set(_ACCOUNT_FIELDS):
         raise InvalidInput(
             f"account: only {', '.join(_ACCOUNT_FIELDS)} may be set", code="invalid_config"
         )
     _check_account_values(account_section)
+
     # Every section in ONE transaction, in dependency order (a scheme may name a number the
     # directory section adds); each validates before writing, and any error or a dry run rolls
     # the whole document back, so a bad document changes nothing at all.
-    try:
-        async with c.db.unit_of_work() as uow:
-            account = await uow.session.get(Account, account_id)
-            if account is None:
-                raise InvalidInput("account not found", code="invalid_config")
-            for field, new in account_section.items():
-                old = getattr(account, field)
-                if new != old:
-                    changes.append(AccountChange(field, old, new))
-                    setattr(account, field, new)
-            if "directory" in doc:
-                changes += await apply_directory_in(uow, account_id, doc["directory"] or {})
-            if "routing" in doc:
-                changes += await apply_routing_in(uow, account_id, doc["routing"] or {})
-            if dry_run:
-                raise _DryRun
-    except _DryRun:
-        pass
-    return changes
+    async def apply(uow: UnitOfWork) -> list[Any]:
+        changes: list[Any] = []
+        account = await uow.session.get(Account, account_id)
+        if account is None:
+            raise InvalidInput("account not found", code="invalid_config")
+        for field, new in account_section.items():
+            old = getattr(account, field)
+            if new != old:
+                changes.append(AccountChange(field, old, new))
+                setattr(account, field, new)
+        if "directory" in doc:
+            changes.extend(await apply_directory_in(uow, account_id, doc["directory"] or {}))
+        if "routing" in doc:
+            changes.extend(await apply_routing_in(uow, account_id, doc["routing"] or {}))
+        return changes
+
+    return await dry_runnable(c.db, apply, dry_run=dry_run)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from zvonar.core.schemas import Output
 
 
-class QueueSummaryOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class QueueSummaryOut(Output):
     queue_id: str
     entered: int
     answered: int

@@ -1,14 +1,19 @@
-"""Offset pagination shared by every list endpoint."""
+"""Offset pagination and the free-text filter shared by list endpoints."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, Protocol, TypeVar
 
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 
+from zvonar.core.schemas import PRINTABLE
+
 T = TypeVar("T")
+X = TypeVar("X")
+X_co = TypeVar("X_co", covariant=True)
 
 
 @dataclass(frozen=True)
@@ -24,8 +29,33 @@ def page_params(
     return PageParams(limit=limit, offset=offset)
 
 
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+def search_query(description: str) -> Any:
+    """A list endpoint's ``q``: 1–100 printable characters; what it matches is ``description``."""
+    return Query(min_length=1, max_length=100, pattern=PRINTABLE, description=description)
+
+
 class Page(BaseModel, Generic[T]):
     items: list[T]
     total: int
     limit: int
     offset: int
+
+
+class Found(Protocol[X_co]):
+    """What a service's list method returns: one page of rows and the total matching."""
+
+    @property
+    def items(self) -> Sequence[X_co]: ...
+
+    @property
+    def total(self) -> int: ...
+
+
+def page_of(found: Found[X], page: PageParams, out: Callable[[X], T]) -> Page[T]:
+    """The response page: each row through ``out``, with the request's limit and offset."""
+    return Page(
+        items=[out(x) for x in found.items], total=found.total, limit=page.limit, offset=page.offset
+    )

@@ -9,6 +9,10 @@ Life of an inbound call: resolve → CallStarted → check the offer (488) → w
 (180 to the caller once, CallRinging per fork) → the first 2xx wins (ACK, CANCEL the
 others, bridge, 200 to the caller, CallAnswered, recording) → BYE from either side (BYE the
 other) → release media → CallRecorded, CallEnded. A failure anywhere ends the call cleanly.
+
+This module is the actor and its SIP dialogue with both sides; the waves of forks live in
+waves.py and the end of the call (hangups, prompt, recording, media release) in teardown.py,
+as functions over the call that only this actor's task runs.
 """
 
 from __future__ import annotations
@@ -24,9 +28,7 @@ from typing import TYPE_CHECKING
 
 from zvonar.calls.events import (
     CallAnswered,
-    CallEnded,
     CallEvent,
-    CallRecorded,
     CallRinging,
     CallStarted,
     Direction,
@@ -34,15 +36,15 @@ from zvonar.calls.events import (
     HangupSide,
     LegEndReason,
 )
-from zvonar.calls.events import LegEnded as LegEndedEvent
-from zvonar.calls.fork import WaveTracker, disposition_for, end_reason_for_status
+from zvonar.calls.fork import WaveTracker, end_reason_for_status
 from zvonar.calls.legs import CallDtmf, CalleeLeg, CallerLeg, LegState
-from zvonar.calls.plan import InboundCall, Plan, Reject, RingTarget
+from zvonar.calls.plan import InboundCall, Plan, Reject
 from zvonar.calls.sdp_bridge import check_offer, new_offer_answer, parse_body, remote_media
-from zvonar.calls.signalling import invite_request, response_to
+from zvonar.calls.signalling import response_to
+from zvonar.calls.teardown import finish, give_up, hangup_all, hangup_fork, stop_fork
+from zvonar.calls.waves import WaveTimeout, fork_over, next_wave, wave_timeout
 from zvonar.media.engine import (
     DtmfReceived,
-    MediaEngineError,
     MediaEvent,
     MediaTimeout,
     PlaybackFinished,
@@ -69,11 +71,6 @@ if TYPE_CHECKING:
 __all__ = ["Call"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WaveTimeout:
-    wave: int
 
 
 @dataclass(frozen=True)
@@ -106,9 +103,9 @@ class Call:
         self.prompt_media: str | None = None
         self.final: Reject | None = None
         self.done = False
-        self._timer: asyncio.TimerHandle | None = None
+        self.wave_timer: asyncio.TimerHandle | None = None
         self._started_event = False
-        self._final_disposition = Disposition.failed
+        self.final_disposition = Disposition.failed
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -145,7 +142,7 @@ class Call:
         if self.done:
             return
         with contextlib.suppress(Exception):
-            await self._finish(Disposition.failed, side, caller_status=500)
+            await finish(self, Disposition.failed, side, caller_status=500)
 
     async def _begin(self) -> bool:
         """Resolve, announce, check the offer and ring the first wave; False if it ended."""
@@ -161,24 +158,24 @@ class Call:
             await self._started(outcome)
         if isinstance(outcome, Reject):
             self.final = outcome
-            await self._give_up()
+            await give_up(self)
             return not self.done
         self.plan = outcome
         try:
             check_offer(self.caller.invite.request.body if self.caller.invite else b"")
         except MediaError as exc:
-            await self._finish(Disposition.failed, HangupSide.system, caller_status=488)
+            await finish(self, Disposition.failed, HangupSide.system, caller_status=488)
             log.info("call %s: offer refused: %s", self.call_id, exc)
             return False
         self.final = outcome.final
-        await self._next_wave()
+        await next_wave(self)
         return not self.done
 
     async def _started(self, outcome: Plan | Reject) -> None:
         facts = self.facts
         plan = outcome if isinstance(outcome, Plan) else None
         self._started_event = True
-        await self._publish(
+        await self.publish(
             CallStarted,
             direction=plan.direction if plan else Direction.inbound,
             caller=facts.caller[:64],
@@ -197,18 +194,18 @@ class Call:
             fork = self._fork_by_key(item.key)
             if fork is not None and item.request.method == "INVITE":
                 reason = LegEndReason.no_answer if item.status == 408 else LegEndReason.failed
-                await self._fork_over(fork, reason)
+                await fork_over(self, fork, reason)
         elif isinstance(item, CancelRequested):
             await self._caller_cancelled(item)
         elif isinstance(item, AckReceived):
             if item.dialog is not None and self.caller.state is LegState.CONFIRMED:
                 self.caller.dialog = item.dialog
         elif isinstance(item, AckTimeout):
-            await self._hangup_all(HangupSide.system)
+            await hangup_all(self, HangupSide.system)
         elif isinstance(item, WaveTimeout):
-            await self._wave_timeout(item.wave)
+            await wave_timeout(self, item.wave)
         elif isinstance(item, DtmfReceived):
-            await self._publish(
+            await self.publish(
                 CallDtmf,
                 leg_id=self._leg_of_media(item.leg_id),
                 digit=item.digit,
@@ -216,12 +213,12 @@ class Call:
             )
         elif isinstance(item, MediaTimeout):
             log.info("call %s: no RTP on %s for %.0f s", self.call_id, item.leg_id, item.seconds)
-            await self._hangup_all(HangupSide.system)
+            await hangup_all(self, HangupSide.system)
         elif isinstance(item, PlaybackFinished):
             if item.leg_id == self.prompt_media:
-                await self._hangup_all(HangupSide.system)
+                await hangup_all(self, HangupSide.system)
         elif isinstance(item, Shutdown):
-            await self._hangup_all(HangupSide.system)
+            await hangup_all(self, HangupSide.system)
 
     def _leg_of_media(self, media_id: str) -> str:
         for fork in self.forks.values():
@@ -234,114 +231,6 @@ class Call:
             if fork.invite_key == key:
                 return fork
         return None
-
-    # -- waves ----------------------------------------------------------------------------------
-
-    async def _next_wave(self) -> None:
-        plan = self.plan
-        while plan is not None and not self.done:
-            self.wave += 1
-            if self.wave >= len(plan.waves):
-                await self._give_up()
-                return
-            wave = plan.waves[self.wave]
-            ids = [f"{self.call_id}.w{self.wave}t{i}" for i in range(len(wave.targets))]
-            self.tracker = WaveTracker(ids)
-            for leg_id, target in zip(ids, wave.targets, strict=True):
-                await self._start_fork(leg_id, target)
-            if not self.tracker.over:
-                loop = asyncio.get_running_loop()
-                self._timer = loop.call_later(wave.timeout, self.put, WaveTimeout(self.wave))
-                return
-
-    async def _start_fork(self, leg_id: str, target: RingTarget) -> None:
-        host, ua = self.host, self.host.ua
-        engine_call = f"{self.call_id}.{leg_id.rsplit('.', 1)[-1]}"
-        caller_media, media = f"{leg_id}.c", leg_id
-        try:
-            caller_end = await host.engine.allocate(engine_call, caller_media)
-            host.track_media(caller_media, self)
-            endpoint = await host.engine.allocate(engine_call, media)
-            host.track_media(media, self)
-            oa = new_offer_answer(endpoint)
-            offer = oa.create_offer().serialize().encode()
-            fork = CalleeLeg(
-                leg_id=leg_id,
-                wave=self.wave,
-                target=target,
-                flow=target.flow,
-                local_tag=ua.token(),
-                sip_call_id=f"{ua.token()}@zvonar",
-                media_id=media,
-                caller_media_id=caller_media,
-                endpoint=endpoint,
-                caller_endpoint=caller_end,
-                oa=oa,
-            )
-            self.forks[leg_id] = fork
-            fork.request = invite_request(
-                target=target.uri,
-                caller=self._caller_invite(),
-                local_tag=fork.local_tag,
-                call_id=fork.sip_call_id,
-                via=ua.via_for(fork.flow),
-                contact=str(ua.contact_uri(fork.flow)),
-                user_agent=ua.user_agent,
-                sdp=offer,
-            )
-            host.track_dialog(fork.sip_call_id, fork.local_tag, self)
-            fork.invite_key = ua.send_request(fork.request, fork.flow, host.now())
-            host.track_key(fork.invite_key, self)
-            host.flush()
-        except (MediaError, SipError, ValueError) as exc:
-            log.warning("call %s: cannot ring %s: %s", self.call_id, target.uri, exc)
-            await self._release(caller_media, media)
-            self.tracker.ended(leg_id, LegEndReason.failed)
-            self.reasons.append(LegEndReason.failed)
-            await self._publish(
-                LegEndedEvent, leg_id=leg_id, reason=LegEndReason.failed, at=self._now()
-            )
-
-    async def _wave_timeout(self, wave: int) -> None:
-        if wave != self.wave or self.winner is not None or self.done:
-            return
-        for leg_id in self.tracker.live:
-            await self._stop_fork(self.forks[leg_id], LegEndReason.no_answer)
-        await self._next_wave()
-
-    async def _fork_over(self, fork: CalleeLeg, reason: LegEndReason) -> None:
-        """A fork ended by itself (final non-2xx, failure): count it, maybe move on."""
-        fork.state = LegState.ENDED
-        await self._release(fork.caller_media_id, fork.media_id)
-        if fork.dialog is not None:
-            self.host.ua.forget_dialog(fork.dialog)
-        if fork.wave == self.wave and self.tracker.ended(fork.leg_id, reason):
-            self.reasons.append(reason)
-            await self._publish(LegEndedEvent, leg_id=fork.leg_id, reason=reason, at=self._now())
-            if self.tracker.over and self.winner is None:
-                self._cancel_timer()
-                await self._next_wave()
-
-    async def _stop_fork(self, fork: CalleeLeg, reason: LegEndReason) -> None:
-        """We end a ringing fork (someone else answered, a timeout, the caller left)."""
-        if fork.wave == self.wave and self.tracker.ended(fork.leg_id, reason):
-            self.reasons.append(reason)
-            await self._publish(LegEndedEvent, leg_id=fork.leg_id, reason=reason, at=self._now())
-        self._hangup_fork(fork)
-        await self._release(fork.caller_media_id, fork.media_id)
-
-    def _hangup_fork(self, fork: CalleeLeg) -> None:
-        ua, now = self.host.ua, self.host.now()
-        if fork.state is LegState.CONFIRMED and fork.dialog is not None:
-            ua.send_request(ua.create_request(fork.dialog, "BYE", fork.flow), fork.flow, now)
-            ua.forget_dialog(fork.dialog)
-        elif (
-            fork.state is LegState.INVITING and fork.invite_key is not None and not fork.cancel_sent
-        ):
-            fork.cancel_sent = True
-            ua.cancel(fork.invite_key, fork.flow, now)  # a crossing 2xx gets ACK + BYE
-        fork.state = LegState.ENDED
-        self.host.flush()
 
     # -- responses from the targets ---------------------------------------------------------
 
@@ -356,7 +245,7 @@ class Call:
         elif resp.status < 300:
             await self._answered(fork, event)
         elif fork.state is not LegState.ENDED:
-            await self._fork_over(fork, end_reason_for_status(resp.status))
+            await fork_over(self, fork, end_reason_for_status(resp.status))
 
     async def _ringing(self, fork: CalleeLeg) -> None:
         if fork.wave != self.wave or not self.tracker.ringing(fork.leg_id):
@@ -364,9 +253,9 @@ class Call:
         caller = self.caller
         if not caller.ringing_sent and caller.invite is not None:
             caller.ringing_sent = True  # one 180 for the whole call: ringback from the phone
-            self._respond_caller(180)
-        await self._publish(
-            CallRinging, leg_id=fork.leg_id, target=fork.target.target, at=self._now()
+            self.respond_caller(180)
+        await self.publish(
+            CallRinging, leg_id=fork.leg_id, target=fork.target.target, at=self.now()
         )
 
     async def _answered(self, fork: CalleeLeg, event: ResponseIn) -> None:
@@ -379,22 +268,22 @@ class Call:
         late = fork.state is not LegState.INVITING or fork.wave != self.wave
         if late or self.winner is not None or self.caller.invite is None:
             fork.state = LegState.CONFIRMED  # a 2xx crossing our CANCEL (§9.1): end it
-            self._hangup_fork(fork)
+            hangup_fork(self, fork)
             return
         fork.state = LegState.CONFIRMED
         try:
             remote = remote_media(fork.oa.receive_answer(parse_body(event.response.body)))
         except MediaError as exc:
             log.info("call %s: unusable answer from %s: %s", self.call_id, fork.leg_id, exc)
-            self._hangup_fork(fork)
-            await self._fork_over(fork, LegEndReason.failed)
+            hangup_fork(self, fork)
+            await fork_over(self, fork, LegEndReason.failed)
             return
         self.tracker.answered(fork.leg_id)
         self.winner = fork
-        self._cancel_timer()
+        self.cancel_timer()
         for other in self.forks.values():
             if other is not fork and other.state is LegState.INVITING:
-                await self._stop_fork(other, LegEndReason.cancelled)
+                await stop_fork(self, other, LegEndReason.cancelled)
         await self._connect(fork, remote)
 
     async def _connect(self, fork: CalleeLeg, remote: RemoteMedia) -> None:
@@ -402,14 +291,14 @@ class Call:
         engine, caller = self.host.engine, self.caller
         caller.media_id, caller.endpoint = fork.caller_media_id, fork.caller_endpoint
         caller.oa = new_offer_answer(fork.caller_endpoint)
-        answer, negotiated = caller.oa.receive_offer(parse_body(self._caller_invite().body))
+        answer, negotiated = caller.oa.receive_offer(parse_body(self.caller_invite().body))
         await engine.configure(fork.media_id, remote)
         await engine.configure(fork.caller_media_id, remote_media(negotiated))
         await engine.bridge(fork.caller_media_id, fork.media_id)
-        self._respond_caller(200, answer.serialize().encode())
+        self.respond_caller(200, answer.serialize().encode())
         caller.state = LegState.CONFIRMED
-        caller.dialog = self._find_caller_dialog()
-        await self._publish(CallAnswered, leg_id=fork.leg_id, at=self._now())
+        caller.dialog = self.find_caller_dialog()
+        await self.publish(CallAnswered, leg_id=fork.leg_id, at=self.now())
         plan, where = self.plan, self.host.recording_path
         if plan is not None and plan.record and where is not None and self.account_id:
             path = where(self.account_id, self.call_id, self.facts.started_at)
@@ -435,7 +324,7 @@ class Call:
             side = HangupSide.caller if from_caller else HangupSide.callee
             if fork is not None and fork is not self.winner:
                 return
-            await self._hangup_all(side)
+            await hangup_all(self, side)
         elif method == "INVITE":
             await self._reinvite(inc, dialog, fork)
         else:
@@ -477,17 +366,17 @@ class Call:
         ua.respond(event, cancelled, self.host.now())
         self.host.flush()
         caller.state = LegState.ENDED
-        await self._finish(Disposition.abandoned, HangupSide.caller, fork_reason="cancelled")
+        await finish(self, Disposition.abandoned, HangupSide.caller, fork_reason="cancelled")
 
     # -- the caller -----------------------------------------------------------------------------
 
-    def _caller_invite(self) -> SipRequest:
+    def caller_invite(self) -> SipRequest:
         inc = self.caller.invite
         if inc is None:
             raise SipError("the caller's INVITE was already answered")
         return inc.request
 
-    def _respond_caller(self, status: int, body: bytes = b"", reason: str | None = None) -> None:
+    def respond_caller(self, status: int, body: bytes = b"", reason: str | None = None) -> None:
         caller, ua = self.caller, self.host.ua
         inc = caller.invite
         if inc is None:
@@ -501,136 +390,22 @@ class Call:
             caller.invite = None
         self.host.flush()
 
-    async def _give_up(self) -> None:
-        """No wave left (or a Reject): the final answer, or a prompt before hanging up."""
-        final = self.final or Reject()
-        disposition = disposition_for(self.reasons) if self.reasons else Disposition.failed
-        if final.status in (486, 600) and not self.reasons:
-            disposition = Disposition.busy
-        if final.prompt is not None and self.caller.invite is not None:
-            try:
-                await self._play_prompt(final)
-                self._final_disposition = disposition
-                return
-            except MediaError as exc:
-                log.warning("call %s: prompt failed: %s", self.call_id, exc)
-        await self._finish(disposition, HangupSide.system, caller_status=final.status)
-
-    async def _play_prompt(self, final: Reject) -> None:
-        engine, caller = self.host.engine, self.caller
-        media = f"{self.call_id}.p"
-        endpoint = await engine.allocate(f"{self.call_id}.p", media)
-        self.host.track_media(media, self)
-        self.prompt_media = caller.media_id = media
-        caller.endpoint = endpoint
-        caller.oa = new_offer_answer(endpoint)
-        answer, negotiated = caller.oa.receive_offer(parse_body(self._caller_invite().body))
-        await engine.configure(media, remote_media(negotiated))
-        self._respond_caller(200, answer.serialize().encode())
-        caller.state = LegState.CONFIRMED
-        assert final.prompt is not None
-        await engine.play(media, final.prompt)
-
-    # -- the end --------------------------------------------------------------------------------
-
-    async def _hangup_all(self, side: HangupSide) -> None:
-        if self.prompt_media is not None:
-            disposition = self._final_disposition
-        elif self.winner is not None:
-            disposition = Disposition.answered
-        elif side is HangupSide.caller:
-            disposition = Disposition.abandoned
-        else:
-            disposition = Disposition.failed
-        await self._finish(disposition, side, caller_status=480 if self.winner is None else 0)
-
-    async def _finish(
-        self,
-        disposition: Disposition,
-        side: HangupSide,
-        *,
-        caller_status: int = 0,
-        fork_reason: str = "cancelled",
-    ) -> None:
-        if self.done:
-            return
-        self.done = True
-        self._cancel_timer()
-        caller = self.caller
-        if caller.invite is not None:  # never answered: a final response (487 sent elsewhere)
-            final = self.final
-            status = caller_status or 480
-            reason = final.reason if final is not None and final.status == status else None
-            self._respond_caller(max(status, 400), reason=reason)
-        elif caller.state is LegState.CONFIRMED:
-            self._bye_caller()
-        for fork in self.forks.values():
-            if fork is self.winner:
-                if fork.state is not LegState.ENDED:
-                    self._hangup_fork(fork)
-                elif fork.dialog is not None:
-                    self.host.ua.forget_dialog(fork.dialog)
-                await self._publish(
-                    LegEndedEvent, leg_id=fork.leg_id, reason=LegEndReason.completed, at=self._now()
-                )
-            elif fork.state is LegState.INVITING:
-                await self._stop_fork(fork, LegEndReason(fork_reason))
-        recorded = await self._stop_recording()
-        for fork in self.forks.values():
-            await self._release(fork.caller_media_id, fork.media_id)
-        if self.prompt_media is not None:
-            await self._release(self.prompt_media)
-        if recorded is not None:
-            await self._publish(CallRecorded, path=str(recorded.path), duration=recorded.duration)
-        await self._publish(CallEnded, disposition=disposition, ended_at=self._now(), hangup=side)
-
-    def _bye_caller(self) -> None:
-        caller, ua = self.caller, self.host.ua
-        dialog = caller.dialog or self._find_caller_dialog()
-        caller.state = LegState.ENDED
-        if dialog is None:
-            return
-        ua.send_request(ua.create_request(dialog, "BYE", caller.flow), caller.flow, self.host.now())
-        ua.forget_dialog(dialog)
-        self.host.flush()
-
-    def _find_caller_dialog(self) -> Dialog | None:
+    def find_caller_dialog(self) -> Dialog | None:
         caller = self.caller
         dialog_id = DialogId(caller.sip_call_id, caller.local_tag, caller.remote_tag)
         return self.host.ua.dialogs.get(dialog_id)
 
-    async def _stop_recording(self) -> RecordingFinished | None:
-        rid, fut = self.recording_id, self.recording_done
-        if rid is None or fut is None:
-            return None
-        self.recording_id = None
-        try:
-            await self.host.engine.stop_recording(rid)
-            return await asyncio.wait_for(asyncio.shield(fut), 3.0)
-        except (MediaEngineError, TimeoutError) as exc:
-            log.warning("call %s: recording not finished: %s", self.call_id, exc)
-            return None
-
-    async def _release(self, *media_ids: str) -> None:
-        for media_id in media_ids:
-            if not self.host.untrack_media(media_id):
-                continue
-            try:
-                await self.host.engine.release(media_id)
-            except MediaError as exc:
-                log.debug("call %s: release %s: %s", self.call_id, media_id, exc)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def cancel_timer(self) -> None:
+        if self.wave_timer is not None:
+            self.wave_timer.cancel()
+            self.wave_timer = None
 
     # -- events ---------------------------------------------------------------------------------
 
-    def _now(self) -> datetime:
+    def now(self) -> datetime:
         return self.host.clock.now()
 
-    async def _publish(self, kind: type[CallEvent], **fields: object) -> None:
+    async def publish(self, kind: type[CallEvent], **fields: object) -> None:
         if self.account_id is None or not self._started_event:
             return
         try:

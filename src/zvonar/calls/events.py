@@ -237,8 +237,8 @@ class CallTransferred(CallEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CallRecorded(CallEvent):
-    """The call's recording is complete at ``path`` (see ``journal.recording_path_for``)."""
+class _AudioFile(CallEvent):
+    """A sound file of the call is complete: where it is and how long it lasts."""
 
     path: str
     duration: float
@@ -250,14 +250,13 @@ class CallRecorded(CallEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class VoicemailLeft(CallEvent):
-    path: str
-    duration: float
+class CallRecorded(_AudioFile):
+    """The call's recording is complete at ``path`` (see ``journal.recording_path_for``)."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_text("path", self.path, 1000)
-        _check_duration("duration", self.duration)
+
+@dataclass(frozen=True, kw_only=True)
+class VoicemailLeft(_AudioFile):
+    """The caller left a message at ``path``."""
 
 
 @dataclass(frozen=True, kw_only=True)

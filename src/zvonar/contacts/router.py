@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.datastructures import UploadFile
 
 from zvonar.api.deps import AppContainer, CurrentPrincipal
-from zvonar.api.pagination import Page, PageParams, page_params
+from zvonar.api.pagination import Page, Paging, page_of, search_query
 from zvonar.contacts.csvimport import MAX_IMPORT_BYTES, MAX_REPORTED_ERRORS
 from zvonar.contacts.schemas import (
     ContactIn,
@@ -29,16 +29,7 @@ from zvonar.contacts.service import ContactService, ContactView
 
 router = APIRouter(tags=["contacts"])
 
-Paging = Annotated[PageParams, Depends(page_params)]
-Search = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        max_length=100,
-        pattern=r"^[^\x00-\x1f\x7f]*$",
-        description="Name/company substring, or 3+ digits of a number.",
-    ),
-]
+Search = Annotated[str | None, search_query("Name/company substring, or 3+ digits of a number.")]
 TagFilter = Annotated[
     str | None, Query(min_length=1, max_length=32, pattern=r"^[\w-]+$", description="One tag.")
 ]
@@ -73,12 +64,7 @@ async def list_contacts(
     p: CurrentPrincipal, svc: Contacts, page: Paging, q: Search = None, tag: TagFilter = None
 ) -> Page[ContactOut]:
     found = await svc.list_contacts(p, tag=tag, q=q, limit=page.limit, offset=page.offset)
-    return Page(
-        items=[_out(v) for v in found.items],
-        total=found.total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page_of(found, page, _out)
 
 
 @router.post("/contacts", response_model=ContactOut, status_code=201)

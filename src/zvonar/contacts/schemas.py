@@ -1,5 +1,5 @@
-"""API shapes of the contacts slice (same conventions as the directory's schemas: inputs forbid
-unknown fields; schemas check form, the service checks meaning)."""
+"""API shapes of the contacts slice (on :mod:`zvonar.core.schemas`, like every slice's: inputs
+forbid unknown fields; schemas check form, the service checks meaning)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from zvonar.directory.schemas import (
+from zvonar.core.schemas import (
     EmailText,
     Name,
     Output,

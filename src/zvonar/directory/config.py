@@ -77,7 +77,7 @@ from zvonar.directory.schemas import (
 )
 from zvonar.directory.service import members_of
 from zvonar.directory.writer import DirectoryWriter
-from zvonar.store.db import Database, UnitOfWork
+from zvonar.store.db import Database, UnitOfWork, dry_runnable
 
 MASK = "***"
 
@@ -495,26 +495,13 @@ class _Applier:
                     self._record(ChangeKind.update, "number", e164, _fields(diff))
 
 
-class _Rollback(Exception):
-    """Raised inside the unit of work to end a dry run without committing or publishing."""
-
-    def __init__(self, changes: list[Change]) -> None:
-        super().__init__("dry run")
-        self.changes = changes
-
-
 async def apply_directory(
     db: Database, account_id: uuid.UUID, section: dict[str, Any], *, dry_run: bool
 ) -> list[Change]:
     """Make the account's directory match ``section``; see the module docstring for the rules."""
-    try:
-        async with db.unit_of_work() as uow:
-            changes = await apply_directory_in(uow, account_id, section)
-            if dry_run:
-                raise _Rollback(changes)
-    except _Rollback as rollback:
-        return rollback.changes
-    return changes
+    return await dry_runnable(
+        db, lambda uow: apply_directory_in(uow, account_id, section), dry_run=dry_run
+    )
 
 
 async def apply_directory_in(

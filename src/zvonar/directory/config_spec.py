@@ -11,19 +11,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from zvonar.core.errors import InvalidInput
+from zvonar.core.schemas import EmailText, Name, PhoneText, ShortName
 from zvonar.directory.models import GroupStrategy, Transport, TrunkAuth
 from zvonar.directory.schemas import (
     MAX_MEMBERS,
     MAX_MOBILES,
     MAX_SOURCES,
-    EmailText,
     Extension,
     HostText,
-    Name,
     NetText,
-    PhoneText,
     Secret,
-    ShortName,
     SipUsername,
     TrunkPassword,
     Weight,

@@ -21,23 +21,26 @@ class Action(enum.StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
-class EmployeeCreated(Event):
+class EmployeeEvent(Event):
+    """Base of the employee events: subscribe to it for any change of an employee."""
+
     employee_id: uuid.UUID
     extension: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmployeeCreated(EmployeeEvent):
     employee_name: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class EmployeeUpdated(Event):
-    employee_id: uuid.UUID
-    extension: str
+class EmployeeUpdated(EmployeeEvent):
     changed: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
-class EmployeeDeleted(Event):
-    employee_id: uuid.UUID
-    extension: str
+class EmployeeDeleted(EmployeeEvent):
+    pass
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,22 +54,26 @@ class GroupChanged(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class NumberAdded(Event):
+class NumberEvent(Event):
+    """Base of the number (DID) events: subscribe to it for any change of a number."""
+
     number_id: uuid.UUID
     e164: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class NumberUpdated(Event):
-    number_id: uuid.UUID
-    e164: str
+class NumberAdded(NumberEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class NumberUpdated(NumberEvent):
     changed: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
-class NumberRemoved(Event):
-    number_id: uuid.UUID
-    e164: str
+class NumberRemoved(NumberEvent):
+    pass
 
 
 @dataclass(frozen=True, kw_only=True)

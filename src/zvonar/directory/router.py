@@ -14,10 +14,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from zvonar.api.deps import AppContainer, CurrentPrincipal
-from zvonar.api.pagination import Page, PageParams, page_params
+from zvonar.api.pagination import Page, Paging, page_of, search_query
 from zvonar.directory.phone import NumberKind
 from zvonar.directory.schemas import (
     EmployeeCreatedOut,
@@ -41,16 +41,7 @@ from zvonar.directory.service import EmployeeView, GroupView
 
 router = APIRouter(tags=["directory"])
 
-Paging = Annotated[PageParams, Depends(page_params)]
-Search = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        max_length=100,
-        pattern=r"^[^\x00-\x1f\x7f]*$",
-        description="Case-insensitive substring.",
-    ),
-]
+Search = Annotated[str | None, search_query("Case-insensitive substring.")]
 ActiveFilter = Annotated[bool | None, Query(description="Only active (true) or inactive.")]
 
 
@@ -84,12 +75,7 @@ async def list_employees(
     found = await c.directory.list_employees(
         p, q=q, group_id=group_id, active=active, limit=page.limit, offset=page.offset
     )
-    return Page(
-        items=[_employee(v) for v in found.items],
-        total=found.total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page_of(found, page, _employee)
 
 
 @router.post("/employees", response_model=EmployeeCreatedOut, status_code=201)
@@ -134,12 +120,7 @@ async def list_groups(
     p: CurrentPrincipal, c: AppContainer, page: Paging, q: Search = None
 ) -> Page[GroupOut]:
     found = await c.directory.list_groups(p, q=q, limit=page.limit, offset=page.offset)
-    return Page(
-        items=[_group(v) for v in found.items],
-        total=found.total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page_of(found, page, _group)
 
 
 @router.post("/groups", response_model=GroupOut, status_code=201)
@@ -193,12 +174,7 @@ async def list_numbers(
     found = await c.directory.list_numbers(
         p, q=q, kind=kind, trunk_id=trunk_id, active=active, limit=page.limit, offset=page.offset
     )
-    return Page(
-        items=[NumberOut.model_validate(n) for n in found.items],
-        total=found.total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page_of(found, page, NumberOut.model_validate)
 
 
 @router.post("/numbers", response_model=NumberOut, status_code=201)
@@ -237,12 +213,7 @@ async def list_trunks(
     found = await c.directory.list_trunks(
         p, q=q, active=active, limit=page.limit, offset=page.offset
     )
-    return Page(
-        items=[TrunkOut.model_validate(t) for t in found.items],
-        total=found.total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page_of(found, page, TrunkOut.model_validate)
 
 
 @router.post("/trunks", response_model=TrunkOut, status_code=201)

@@ -1,8 +1,9 @@
 """API shapes of the directory slice.
 
-Inputs forbid unknown fields so typos fail loudly. Schemas check form (lengths, patterns, ranges:
-failures are ``validation_error``); the service checks meaning (a real phone number, an IANA zone,
-a free extension), failing with the specific codes listed in the router.
+Built on :mod:`zvonar.core.schemas`: inputs forbid unknown fields so typos fail loudly. Schemas
+check form (lengths, patterns, ranges: failures are ``validation_error``); the service checks
+meaning (a real phone number, an IANA zone, a free extension), failing with the specific codes
+listed in the router.
 """
 
 from __future__ import annotations
@@ -10,64 +11,37 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 
+from zvonar.core.schemas import (
+    PRINTABLE,
+    EmailText,
+    Name,
+    Output,
+    PatchInput,
+    PhoneText,
+    ShortName,
+    StrictInput,
+)
 from zvonar.directory.models import Employee, GroupStrategy, Transport, TrunkAuth
 from zvonar.directory.phone import NumberKind
 
-# No control characters: they have no business in names and PostgreSQL refuses NUL in text.
-_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=_PRINTABLE)]
-ShortName = Annotated[str, Field(min_length=1, max_length=100, pattern=_PRINTABLE)]
 Extension = Annotated[str, Field(pattern=r"^[0-9]{2,6}$", description="2–6 digits.")]
 # RFC 3261 §25.1 allows more in a user part; this subset survives every phone's keypad and UI.
 SipUsername = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
-Secret = Annotated[str, Field(min_length=8, max_length=128, pattern=_PRINTABLE)]
+Secret = Annotated[str, Field(min_length=8, max_length=128, pattern=PRINTABLE)]
 # The carrier chose it, not us: any non-empty printable text.
-TrunkPassword = Annotated[str, Field(min_length=1, max_length=128, pattern=_PRINTABLE)]
-PhoneText = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=40,
-        pattern=_PRINTABLE,
-        description="E.164 or national format (read with the account's country).",
-    ),
-]
-ZoneText = Annotated[str, Field(min_length=1, max_length=64, pattern=_PRINTABLE)]
-EmailText = Annotated[str, Field(min_length=3, max_length=254, pattern=_PRINTABLE)]
-HostText = Annotated[str, Field(min_length=1, max_length=255, pattern=_PRINTABLE)]
-NetText = Annotated[str, Field(min_length=1, max_length=64, pattern=_PRINTABLE)]
+TrunkPassword = Annotated[str, Field(min_length=1, max_length=128, pattern=PRINTABLE)]
+ZoneText = Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]
+HostText = Annotated[str, Field(min_length=1, max_length=255, pattern=PRINTABLE)]
+NetText = Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]
 Weight = Annotated[int, Field(ge=1, le=100, description="Share for weighted_random.")]
 
 MAX_MOBILES = 5
 MAX_MEMBERS = 500
 MAX_SOURCES = 50
-
-
-class StrictInput(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class PatchInput(StrictInput):
-    """A partial update: only the fields sent change. ``NOT_NULL`` fields may be omitted but not
-    set to null; the others accept null to clear them."""
-
-    NOT_NULL: ClassVar[frozenset[str]] = frozenset()
-
-    @model_validator(mode="after")
-    def _no_null_for_required(self) -> Self:
-        for name in sorted(self.NOT_NULL & self.model_fields_set):
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
-
-
-class Output(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
 
 
 # --- employees ----------------------------------------------------------------------------------

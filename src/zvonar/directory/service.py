@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -33,6 +34,7 @@ from zvonar.directory.writer import DirectoryWriter
 from zvonar.store.db import Database
 
 T = TypeVar("T")
+M = TypeVar("M", Employee, Group, Number, Trunk)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,16 @@ async def _owned(
     )
     if found is None:
         raise NotFound(f"{what} not found")
+
+
+async def _scoped(
+    s: AsyncSession, model: type[M], obj_id: uuid.UUID, account_id: uuid.UUID, what: str
+) -> M:
+    """The account's ``model`` row ``obj_id``; another tenant's id is "not found" too."""
+    obj = await s.scalar(select(model).where(model.id == obj_id, model.account_id == account_id))
+    if obj is None:
+        raise NotFound(f"{what} not found")
+    return obj
 
 
 async def _page(
@@ -142,6 +154,13 @@ class DirectoryService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @asynccontextmanager
+    async def _writing(self, p: Principal) -> AsyncIterator[DirectoryWriter]:
+        """``p`` may write; one unit of work with the account's writer."""
+        p.require(Perm.directory_write)
+        async with self.db.unit_of_work() as uow:
+            yield await DirectoryWriter.open(uow, p.account_id)
+
     # --- employees ------------------------------------------------------------------------------
     async def list_employees(
         self,
@@ -183,47 +202,33 @@ class DirectoryService:
     async def get_employee(self, p: Principal, employee_id: uuid.UUID) -> EmployeeView:
         p.require(Perm.directory_read)
         async with self.db.read() as s:
-            emp = await s.scalar(
-                select(Employee).where(
-                    Employee.id == employee_id, Employee.account_id == p.account_id
-                )
-            )
-            if emp is None:
-                raise NotFound("employee not found")
+            emp = await _scoped(s, Employee, employee_id, p.account_id, "employee")
             groups = await group_ids_of(s, [emp.id])
         return EmployeeView(emp, groups.get(emp.id, ()))
 
     async def create_employee(self, p: Principal, data: EmployeeIn) -> CreatedEmployee:
-        p.require(Perm.directory_write)
-        async with self.db.unit_of_work() as uow:
-            w = await DirectoryWriter.open(uow, p.account_id)
+        async with self._writing(p) as w:
             emp, generated = await w.create_employee(data, generate_password=True)
         return CreatedEmployee(EmployeeView(emp, ()), generated)
 
     async def update_employee(
         self, p: Principal, employee_id: uuid.UUID, patch: EmployeePatch
     ) -> EmployeeView:
-        p.require(Perm.directory_write)
-        async with self.db.unit_of_work() as uow:
-            w = await DirectoryWriter.open(uow, p.account_id)
+        async with self._writing(p) as w:
             emp = await w.employee(employee_id)
             await w.update_employee(emp, patch)
-            groups = await group_ids_of(uow.session, [emp.id])
+            groups = await group_ids_of(w.session, [emp.id])
         return EmployeeView(emp, groups.get(emp.id, ()))
 
     async def reset_sip_password(self, p: Principal, employee_id: uuid.UUID) -> tuple[str, str]:
         """A new generated SIP password; returns ``(sip_username, password)``, shown once."""
-        p.require(Perm.directory_write)
-        async with self.db.unit_of_work() as uow:
-            w = await DirectoryWriter.open(uow, p.account_id)
+        async with self._writing(p) as w:
             emp = await w.employee(employee_id)
             password = await w.reset_sip_password(emp)
         return emp.sip_username, password
 
     async def delete_employee(self, p: Principal, employee_id: uuid.UUID) -> None:
-        p.require(Perm.directory_write)
-        async with self.db.unit_of_work() as uow:
-            w = await DirectoryWriter.open(uow, p.account_id)
+        async with self._writing(p) as w:
             await w.delete_employee(await w.employee(employee_id))
 
     # --- groups -----------------------------------------------------------------------------------
@@ -244,11 +249,7 @@ class DirectoryService:
     async def _group_view(
         self, s: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID
     ) -> GroupView:
-        group = await s.scalar(
-            select(Group).where(Group.id == group_id, Group.account_id == account_id)
-        )
-        if group is None:
-            raise NotFound("group not found")
+        group = await _scoped(s, Group, group_id, account_id, "group")
         members = await members_of(s, [group.id])
         return GroupView(group, members.get(group.id, ()))
 
@@ -258,32 +259,24 @@ class DirectoryService:
             return await self._group_view(s, p.account_id, group_id)
 
     async def create_group(self, p: Principal, data: GroupIn) -> GroupView:
-        p.require(Perm.directory_write)
-        async with self.db.unit_of_work() as uow:
-            w = await DirectoryWriter.open(uow, p.account_id)
+        async with self._writing(p) as w:
             group = await w.create_group(data)
-            return await self._group_view(uow.session, p.account_id, group.id)
+            return await self._group_view(w.session, p.account_id, group.id)
 
     async def update_group(self, p: Principal, group_id: uuid.UUID, patch: GroupPatch) -> GroupView:
-        p.require(Perm.directory_write)
-        async with self.db.unit_of_work() as uow:
-            w = await DirectoryWriter.open(uow, p.account_id)
+        async with self._writing(p) as w:
             await w.update_group(await w.group(group_id), patch)
-            return await self._group_view(uow.session, p.account_id, group_id)
+            return await self._group_view(w.session, p.account_id, group_id)
 
     async def set_members(
         self, p: Principal, group_id: uuid.UUID, members: Sequence[MemberIn]
     ) -> GroupView:
-        p.require(Perm.directory_write)
-        async with self.db.unit_of_work() as uow:
-            w = await DirectoryWriter.open(uow, p.account_id)
+        async with self._writing(p) as w:
             await w.set_members(await w.group(group_id), members)
-            return await self._group_view(uow.session, p.account_id, group_id)
+            return await self._group_view(w.session, p.account_id, group_id)
 
     async def delete_group(self, p: Principal, group_id: uuid.UUID) -> None:
-        p.require(Perm.directory_write)
-        async with self.db.unit_of_work() as uow:
-            w = await DirectoryWriter.open(uow, p.account_id)
+        async with self._writing(p) as w:
             await w.delete_group(await w.group(group_id))
 
     # --- numbers ----------------------------------------------------------------------------------
@@ -319,31 +312,20 @@ class DirectoryService:
     async def get_number(self, p: Principal, number_id: uuid.UUID) -> Number:
         p.require(Perm.directory_read)
         async with self.db.read() as s:
-            number = await s.scalar(
-                select(Number).where(Number.id == number_id, Number.account_id == p.account_id)
-            )
-        if number is None:
-            raise NotFound("number not found")
-        return number
+            return await _scoped(s, Number, number_id, p.account_id, "number")
 
     async def add_number(self, p: Principal, data: NumberIn) -> Number:
-        p.require(Perm.directory_write)
-        async with self.db.unit_of_work() as uow:
-            w = await DirectoryWriter.open(uow, p.account_id)
+        async with self._writing(p) as w:
             return await w.create_number(data)
 
     async def update_number(self, p: Principal, number_id: uuid.UUID, patch: NumberPatch) -> Number:
-        p.require(Perm.directory_write)
-        async with self.db.unit_of_work() as uow:
-            w = await DirectoryWriter.open(uow, p.account_id)
+        async with self._writing(p) as w:
             number = await w.number(number_id)
             await w.update_number(number, patch)
             return number
 
     async def remove_number(self, p: Principal, number_id: uuid.UUID) -> None:
-        p.require(Perm.directory_write)
-        async with self.db.unit_of_work() as uow:
-            w = await DirectoryWriter.open(uow, p.account_id)
+        async with self._writing(p) as w:
             await w.delete_number(await w.number(number_id))
 
     # --- trunks -----------------------------------------------------------------------------------
@@ -373,29 +355,18 @@ class DirectoryService:
     async def get_trunk(self, p: Principal, trunk_id: uuid.UUID) -> Trunk:
         p.require(Perm.directory_read)
         async with self.db.read() as s:
-            trunk = await s.scalar(
-                select(Trunk).where(Trunk.id == trunk_id, Trunk.account_id == p.account_id)
-            )
-        if trunk is None:
-            raise NotFound("trunk not found")
-        return trunk
+            return await _scoped(s, Trunk, trunk_id, p.account_id, "trunk")
 
     async def create_trunk(self, p: Principal, data: TrunkIn) -> Trunk:
-        p.require(Perm.directory_write)
-        async with self.db.unit_of_work() as uow:
-            w = await DirectoryWriter.open(uow, p.account_id)
+        async with self._writing(p) as w:
             return await w.create_trunk(data)
 
     async def update_trunk(self, p: Principal, trunk_id: uuid.UUID, patch: TrunkPatch) -> Trunk:
-        p.require(Perm.directory_write)
-        async with self.db.unit_of_work() as uow:
-            w = await DirectoryWriter.open(uow, p.account_id)
+        async with self._writing(p) as w:
             trunk = await w.trunk(trunk_id)
             await w.update_trunk(trunk, patch)
             return trunk
 
     async def delete_trunk(self, p: Principal, trunk_id: uuid.UUID) -> None:
-        p.require(Perm.directory_write)
-        async with self.db.unit_of_work() as uow:
-            w = await DirectoryWriter.open(uow, p.account_id)
+        async with self._writing(p) as w:
             await w.delete_trunk(await w.trunk(trunk_id))

@@ -127,27 +127,33 @@ class DirectoryWriter:
                 )
             )
         elif isinstance(obj, Group):
-            self.uow.emit(
-                GroupChanged(
-                    account_id=a,
-                    group_id=obj.id,
-                    group_name=obj.name,
-                    action=Action.updated,
-                    changed=c,
-                )
-            )
+            self._group_changed(obj, Action.updated, c)
         elif isinstance(obj, Number):
             self.uow.emit(NumberUpdated(account_id=a, number_id=obj.id, e164=obj.e164, changed=c))
         elif isinstance(obj, Trunk):
-            self.uow.emit(
-                TrunkChanged(
-                    account_id=a,
-                    trunk_id=obj.id,
-                    trunk_name=obj.name,
-                    action=Action.updated,
-                    changed=c,
-                )
+            self._trunk_changed(obj, Action.updated, c)
+
+    def _group_changed(self, group: Group, action: Action, changed: tuple[str, ...] = ()) -> None:
+        self.uow.emit(
+            GroupChanged(
+                account_id=self.account_id,
+                group_id=group.id,
+                group_name=group.name,
+                action=action,
+                changed=changed,
             )
+        )
+
+    def _trunk_changed(self, trunk: Trunk, action: Action, changed: tuple[str, ...] = ()) -> None:
+        self.uow.emit(
+            TrunkChanged(
+                account_id=self.account_id,
+                trunk_id=trunk.id,
+                trunk_name=trunk.name,
+                action=action,
+                changed=changed,
+            )
+        )
 
     # --- employees ------------------------------------------------------------------------------
     def mobiles(self, values: Sequence[str]) -> list[str]:
@@ -296,14 +302,7 @@ class DirectoryWriter:
             EmployeeDeleted(account_id=self.account_id, employee_id=emp.id, extension=emp.extension)
         )
         for g in groups:
-            self.uow.emit(
-                GroupChanged(
-                    account_id=self.account_id,
-                    group_id=g.id,
-                    group_name=g.name,
-                    action=Action.members,
-                )
-            )
+            self._group_changed(g, Action.members)
 
     # --- groups -----------------------------------------------------------------------------------
     async def _check_group_name(self, name: str, exclude: uuid.UUID | None) -> None:
@@ -315,14 +314,7 @@ class DirectoryWriter:
         group = Group(account_id=self.account_id, name=data.name, strategy=data.strategy)
         self.session.add(group)
         await self._flush()
-        self.uow.emit(
-            GroupChanged(
-                account_id=self.account_id,
-                group_id=group.id,
-                group_name=group.name,
-                action=Action.created,
-            )
-        )
+        self._group_changed(group, Action.created)
         if data.members:
             await self.set_members(group, data.members)
         return group
@@ -395,28 +387,14 @@ class DirectoryWriter:
         for row in existing.values():
             await self.session.delete(row)
         await self._flush()
-        self.uow.emit(
-            GroupChanged(
-                account_id=self.account_id,
-                group_id=group.id,
-                group_name=group.name,
-                action=Action.members,
-            )
-        )
+        self._group_changed(group, Action.members)
         return True
 
     async def delete_group(self, group: Group) -> None:
         await self.session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
         await self.session.delete(group)
         await self._flush()
-        self.uow.emit(
-            GroupChanged(
-                account_id=self.account_id,
-                group_id=group.id,
-                group_name=group.name,
-                action=Action.deleted,
-            )
-        )
+        self._group_changed(group, Action.deleted)
 
     # --- numbers ----------------------------------------------------------------------------------
     async def create_number(self, data: NumberIn) -> Number:
@@ -524,14 +502,7 @@ class DirectoryWriter:
         self._check_auth(trunk, password_required=require_password)
         self.session.add(trunk)
         await self._flush()
-        self.uow.emit(
-            TrunkChanged(
-                account_id=self.account_id,
-                trunk_id=trunk.id,
-                trunk_name=trunk.name,
-                action=Action.created,
-            )
-        )
+        self._trunk_changed(trunk, Action.created)
         return trunk
 
     async def update_trunk(self, trunk: Trunk, patch: TrunkPatch) -> list[str]:
@@ -577,11 +548,4 @@ class DirectoryWriter:
             )
         await self.session.delete(trunk)
         await self._flush()
-        self.uow.emit(
-            TrunkChanged(
-                account_id=self.account_id,
-                trunk_id=trunk.id,
-                trunk_name=trunk.name,
-                action=Action.deleted,
-            )
-        )
+        self._trunk_changed(trunk, Action.deleted)

@@ -14,15 +14,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 
 from zvonar.api.deps import AppContainer, CurrentPrincipal
-from zvonar.api.pagination import Page, PageParams, page_params
+from zvonar.api.pagination import Page, Paging, page_of
 from zvonar.calls.events import Direction, Disposition
+from zvonar.core.schemas import PRINTABLE
 from zvonar.journal.schemas import CallDetailOut, CallOut
 from zvonar.journal.service import CallFilter, JournalService
 
 router = APIRouter(tags=["journal"])
-
-Paging = Annotated[PageParams, Depends(page_params)]
-_TEXT = r"^[^\x00-\x1f\x7f]*$"
 
 
 def journal_service(c: AppContainer) -> JournalService:
@@ -47,11 +45,15 @@ async def list_calls(
     direction: Direction | None = None,
     number: Annotated[
         str | None,
-        Query(min_length=1, max_length=64, pattern=_TEXT, description="Dialed number contains."),
+        Query(
+            min_length=1, max_length=64, pattern=PRINTABLE, description="Dialed number contains."
+        ),
     ] = None,
     q: Annotated[
         str | None,
-        Query(min_length=1, max_length=64, pattern=_TEXT, description="Caller number contains."),
+        Query(
+            min_length=1, max_length=64, pattern=PRINTABLE, description="Caller number contains."
+        ),
     ] = None,
     employee_id: Annotated[
         uuid.UUID | None, Query(description="The employee who answered.")
@@ -69,12 +71,7 @@ async def list_calls(
         has_recording=has_recording,
     )
     found = await journal.list_calls(p, f, limit=page.limit, offset=page.offset)
-    return Page(
-        items=[CallOut.of(c) for c in found.items],
-        total=found.total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page_of(found, page, CallOut.of)
 
 
 @router.get("/calls/{call_pk}", response_model=CallDetailOut)

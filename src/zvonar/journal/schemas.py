@@ -6,14 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from zvonar.calls.events import Direction, Disposition, HangupSide, LegEndReason, TargetKind
+from zvonar.core.schemas import Output
 from zvonar.journal.models import CallLeg, CallRecord, CallStatus
-
-
-class Output(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
 
 
 class LegOut(Output):

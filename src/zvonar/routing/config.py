@@ -37,7 +37,7 @@ from zvonar.routing.models import CalendarRow, SchemeAssignment, SchemeRow
 from zvonar.routing.schedule import calendar_to_dict
 from zvonar.routing.scheme_codec import scheme_from_dict, scheme_to_dict
 from zvonar.routing.writer import RoutingWriter
-from zvonar.store.db import Database, UnitOfWork
+from zvonar.store.db import Database, UnitOfWork, dry_runnable
 
 _KEYS = {"calendar", "schemes", "numbers"}
 
@@ -72,23 +72,12 @@ async def export_routing(db: Database, account_id: uuid.UUID) -> dict[str, Any]:
     return {"calendar": calendar, "schemes": schemes, "numbers": numbers}
 
 
-class _Rollback(Exception):
-    def __init__(self, changes: list[Change]) -> None:
-        super().__init__("dry run")
-        self.changes = changes
-
-
 async def apply_routing(
     db: Database, account_id: uuid.UUID, section: dict[str, Any], *, dry_run: bool
 ) -> list[Change]:
-    try:
-        async with db.unit_of_work() as uow:
-            changes = await apply_routing_in(uow, account_id, section)
-            if dry_run:
-                raise _Rollback(changes)
-    except _Rollback as rollback:
-        return rollback.changes
-    return changes
+    return await dry_runnable(
+        db, lambda uow: apply_routing_in(uow, account_id, section), dry_run=dry_run
+    )
 
 
 async def apply_routing_in(

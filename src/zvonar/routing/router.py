@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from zvonar.api.deps import AppContainer, CurrentPrincipal
-from zvonar.api.pagination import Page, PageParams, page_params
+from zvonar.api.pagination import Page, Paging, page_of
 from zvonar.core.errors import InvalidInput
 from zvonar.routing.models import SchemeRow
 from zvonar.routing.schedule import WorkCalendar, calendar_to_dict
@@ -30,7 +30,6 @@ from zvonar.routing.schemas import (
 from zvonar.routing.service import AssignmentView, RoutingService
 
 router = APIRouter(tags=["routing"])
-Paging = Annotated[PageParams, Depends(page_params)]
 
 
 def _svc(c: AppContainer) -> RoutingService:
@@ -67,12 +66,7 @@ async def list_schemes(
     q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
 ) -> Page[SchemeOut]:
     found = await svc.list_schemes(p, q=q, limit=page.limit, offset=page.offset)
-    return Page(
-        items=[_scheme(r) for r in found.items],
-        total=found.total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page_of(found, page, _scheme)
 
 
 @router.post("/schemes", response_model=SchemeOut, status_code=201)

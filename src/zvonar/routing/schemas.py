@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from zvonar.directory.schemas import ShortName, StrictInput
+from zvonar.core.schemas import ShortName, StrictInput
 
 
 class SchemeIn(StrictInput):

@@ -6,9 +6,9 @@ they are published on the bus only after the commit succeeds (DESIGN.md, style r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -22,6 +22,8 @@ from sqlalchemy.pool import StaticPool
 
 from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
+
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -84,3 +86,22 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class _DryRun(Exception):
+    """Raised inside the unit of work to end a dry run without committing or publishing."""
+
+
+async def dry_runnable(
+    db: Database, fn: Callable[[UnitOfWork], Awaitable[T]], *, dry_run: bool
+) -> T:
+    """``fn`` in one unit of work, committed — or, on a dry run, rolled back with nothing
+    published; either way ``fn``'s result (a dry run reports what it would have done)."""
+    try:
+        async with db.unit_of_work() as uow:
+            result = await fn(uow)
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    return result

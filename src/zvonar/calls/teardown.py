@@ -1,0 +1,181 @@
+"""The end of a call (call.py's actor): hanging up forks and legs, the final answer or a
+prompt to a caller nobody took, stopping the recording, releasing media, CallEnded.
+
+Functions over the :class:`~zvonar.calls.call.Call` they end; the actor calls them in order
+from its one task, so nothing here interleaves with another event of the same call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from zvonar.calls.events import (
+    CallEnded,
+    CallRecorded,
+    Disposition,
+    HangupSide,
+    LegEndReason,
+)
+from zvonar.calls.events import LegEnded as LegEndedEvent
+from zvonar.calls.fork import disposition_for
+from zvonar.calls.legs import CalleeLeg, LegState
+from zvonar.calls.plan import Reject
+from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
+from zvonar.media.engine import MediaEngineError, RecordingFinished
+from zvonar.media.errors import MediaError
+
+if TYPE_CHECKING:
+    from zvonar.calls.call import Call
+
+__all__ = [
+    "finish",
+    "give_up",
+    "hangup_all",
+    "hangup_fork",
+    "release",
+    "stop_fork",
+]
+
+log = logging.getLogger(__name__)
+
+
+async def give_up(call: Call) -> None:
+    """No wave left (or a Reject): the final answer, or a prompt before hanging up."""
+    final = call.final or Reject()
+    disposition = disposition_for(call.reasons) if call.reasons else Disposition.failed
+    if final.status in (486, 600) and not call.reasons:
+        disposition = Disposition.busy
+    if final.prompt is not None and call.caller.invite is not None:
+        try:
+            await _play_prompt(call, final)
+            call.final_disposition = disposition
+            return
+        except MediaError as exc:
+            log.warning("call %s: prompt failed: %s", call.call_id, exc)
+    await finish(call, disposition, HangupSide.system, caller_status=final.status)
+
+
+async def _play_prompt(call: Call, final: Reject) -> None:
+    engine, caller = call.host.engine, call.caller
+    media = f"{call.call_id}.p"
+    endpoint = await engine.allocate(f"{call.call_id}.p", media)
+    call.host.track_media(media, call)
+    call.prompt_media = caller.media_id = media
+    caller.endpoint = endpoint
+    caller.oa = new_offer_answer(endpoint)
+    answer, negotiated = caller.oa.receive_offer(parse_body(call.caller_invite().body))
+    await engine.configure(media, remote_media(negotiated))
+    call.respond_caller(200, answer.serialize().encode())
+    caller.state = LegState.CONFIRMED
+    assert final.prompt is not None
+    await engine.play(media, final.prompt)
+
+
+def hangup_fork(call: Call, fork: CalleeLeg) -> None:
+    ua, now = call.host.ua, call.host.now()
+    if fork.state is LegState.CONFIRMED and fork.dialog is not None:
+        ua.send_request(ua.create_request(fork.dialog, "BYE", fork.flow), fork.flow, now)
+        ua.forget_dialog(fork.dialog)
+    elif fork.state is LegState.INVITING and fork.invite_key is not None and not fork.cancel_sent:
+        fork.cancel_sent = True
+        ua.cancel(fork.invite_key, fork.flow, now)  # a crossing 2xx gets ACK + BYE
+    fork.state = LegState.ENDED
+    call.host.flush()
+
+
+async def stop_fork(call: Call, fork: CalleeLeg, reason: LegEndReason) -> None:
+    """We end a ringing fork (someone else answered, a timeout, the caller left)."""
+    if fork.wave == call.wave and call.tracker.ended(fork.leg_id, reason):
+        call.reasons.append(reason)
+        await call.publish(LegEndedEvent, leg_id=fork.leg_id, reason=reason, at=call.now())
+    hangup_fork(call, fork)
+    await release(call, fork.caller_media_id, fork.media_id)
+
+
+async def hangup_all(call: Call, side: HangupSide) -> None:
+    if call.prompt_media is not None:
+        disposition = call.final_disposition
+    elif call.winner is not None:
+        disposition = Disposition.answered
+    elif side is HangupSide.caller:
+        disposition = Disposition.abandoned
+    else:
+        disposition = Disposition.failed
+    await finish(call, disposition, side, caller_status=480 if call.winner is None else 0)
+
+
+async def finish(
+    call: Call,
+    disposition: Disposition,
+    side: HangupSide,
+    *,
+    caller_status: int = 0,
+    fork_reason: str = "cancelled",
+) -> None:
+    if call.done:
+        return
+    call.done = True
+    call.cancel_timer()
+    caller = call.caller
+    if caller.invite is not None:  # never answered: a final response (487 sent elsewhere)
+        final = call.final
+        status = caller_status or 480
+        reason = final.reason if final is not None and final.status == status else None
+        call.respond_caller(max(status, 400), reason=reason)
+    elif caller.state is LegState.CONFIRMED:
+        _bye_caller(call)
+    for fork in call.forks.values():
+        if fork is call.winner:
+            if fork.state is not LegState.ENDED:
+                hangup_fork(call, fork)
+            elif fork.dialog is not None:
+                call.host.ua.forget_dialog(fork.dialog)
+            await call.publish(
+                LegEndedEvent, leg_id=fork.leg_id, reason=LegEndReason.completed, at=call.now()
+            )
+        elif fork.state is LegState.INVITING:
+            await stop_fork(call, fork, LegEndReason(fork_reason))
+    recorded = await _stop_recording(call)
+    for fork in call.forks.values():
+        await release(call, fork.caller_media_id, fork.media_id)
+    if call.prompt_media is not None:
+        await release(call, call.prompt_media)
+    if recorded is not None:
+        await call.publish(CallRecorded, path=str(recorded.path), duration=recorded.duration)
+    await call.publish(CallEnded, disposition=disposition, ended_at=call.now(), hangup=side)
+
+
+def _bye_caller(call: Call) -> None:
+    caller, ua = call.caller, call.host.ua
+    dialog = caller.dialog or call.find_caller_dialog()
+    caller.state = LegState.ENDED
+    if dialog is None:
+        return
+    ua.send_request(ua.create_request(dialog, "BYE", caller.flow), caller.flow, call.host.now())
+    ua.forget_dialog(dialog)
+    call.host.flush()
+
+
+async def _stop_recording(call: Call) -> RecordingFinished | None:
+    rid, fut = call.recording_id, call.recording_done
+    if rid is None or fut is None:
+        return None
+    call.recording_id = None
+    try:
+        await call.host.engine.stop_recording(rid)
+        return await asyncio.wait_for(asyncio.shield(fut), 3.0)
+    except (MediaEngineError, TimeoutError) as exc:
+        log.warning("call %s: recording not finished: %s", call.call_id, exc)
+        return None
+
+
+async def release(call: Call, *media_ids: str) -> None:
+    for media_id in media_ids:
+        if not call.host.untrack_media(media_id):
+            continue
+        try:
+            await call.host.engine.release(media_id)
+        except MediaError as exc:
+            log.debug("call %s: release %s: %s", call.call_id, media_id, exc)

@@ -1,0 +1,121 @@
+"""Waves of forks (call.py's actor): ring every target of a wave at once, move on when the
+wave is over or its timer fires, give up when no wave is left. The decisions are pure
+(fork.py); these functions only carry them out on the :class:`~zvonar.calls.call.Call`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from zvonar.calls.events import LegEnded as LegEndedEvent
+from zvonar.calls.events import LegEndReason
+from zvonar.calls.fork import WaveTracker
+from zvonar.calls.legs import CalleeLeg, LegState
+from zvonar.calls.plan import RingTarget
+from zvonar.calls.sdp_bridge import new_offer_answer
+from zvonar.calls.signalling import invite_request
+from zvonar.calls.teardown import give_up, release, stop_fork
+from zvonar.media.errors import MediaError
+from zvonar.sip.errors import SipError
+
+if TYPE_CHECKING:
+    from zvonar.calls.call import Call
+
+__all__ = ["WaveTimeout", "fork_over", "next_wave", "wave_timeout"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WaveTimeout:
+    wave: int
+
+
+async def next_wave(call: Call) -> None:
+    plan = call.plan
+    while plan is not None and not call.done:
+        call.wave += 1
+        if call.wave >= len(plan.waves):
+            await give_up(call)
+            return
+        wave = plan.waves[call.wave]
+        ids = [f"{call.call_id}.w{call.wave}t{i}" for i in range(len(wave.targets))]
+        call.tracker = WaveTracker(ids)
+        for leg_id, target in zip(ids, wave.targets, strict=True):
+            await _start_fork(call, leg_id, target)
+        if not call.tracker.over:
+            loop = asyncio.get_running_loop()
+            call.wave_timer = loop.call_later(wave.timeout, call.put, WaveTimeout(call.wave))
+            return
+
+
+async def _start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
+    host, ua = call.host, call.host.ua
+    engine_call = f"{call.call_id}.{leg_id.rsplit('.', 1)[-1]}"
+    caller_media, media = f"{leg_id}.c", leg_id
+    try:
+        caller_end = await host.engine.allocate(engine_call, caller_media)
+        host.track_media(caller_media, call)
+        endpoint = await host.engine.allocate(engine_call, media)
+        host.track_media(media, call)
+        oa = new_offer_answer(endpoint)
+        offer = oa.create_offer().serialize().encode()
+        fork = CalleeLeg(
+            leg_id=leg_id,
+            wave=call.wave,
+            target=target,
+            flow=target.flow,
+            local_tag=ua.token(),
+            sip_call_id=f"{ua.token()}@zvonar",
+            media_id=media,
+            caller_media_id=caller_media,
+            endpoint=endpoint,
+            caller_endpoint=caller_end,
+            oa=oa,
+        )
+        call.forks[leg_id] = fork
+        fork.request = invite_request(
+            target=target.uri,
+            caller=call.caller_invite(),
+            local_tag=fork.local_tag,
+            call_id=fork.sip_call_id,
+            via=ua.via_for(fork.flow),
+            contact=str(ua.contact_uri(fork.flow)),
+            user_agent=ua.user_agent,
+            sdp=offer,
+        )
+        host.track_dialog(fork.sip_call_id, fork.local_tag, call)
+        fork.invite_key = ua.send_request(fork.request, fork.flow, host.now())
+        host.track_key(fork.invite_key, call)
+        host.flush()
+    except (MediaError, SipError, ValueError) as exc:
+        log.warning("call %s: cannot ring %s: %s", call.call_id, target.uri, exc)
+        await release(call, caller_media, media)
+        call.tracker.ended(leg_id, LegEndReason.failed)
+        call.reasons.append(LegEndReason.failed)
+        await call.publish(LegEndedEvent, leg_id=leg_id, reason=LegEndReason.failed, at=call.now())
+
+
+async def wave_timeout(call: Call, wave: int) -> None:
+    if wave != call.wave or call.winner is not None or call.done:
+        return
+    for leg_id in call.tracker.live:
+        await stop_fork(call, call.forks[leg_id], LegEndReason.no_answer)
+    await next_wave(call)
+
+
+async def fork_over(call: Call, fork: CalleeLeg, reason: LegEndReason) -> None:
+    """A fork ended by itself (final non-2xx, failure): count it, maybe move on."""
+    fork.state = LegState.ENDED
+    await release(call, fork.caller_media_id, fork.media_id)
+    if fork.dialog is not None:
+        call.host.ua.forget_dialog(fork.dialog)
+    if fork.wave == call.wave and call.tracker.ended(fork.leg_id, reason):
+        call.reasons.append(reason)
+        await call.publish(LegEndedEvent, leg_id=fork.leg_id, reason=reason, at=call.now())
+        if call.tracker.over and call.winner is None:
+            call.cancel_timer()
+            await next_wave(call)
