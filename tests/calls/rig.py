@@ -14,7 +14,7 @@ from zvonar.calls.plan import InboundCall, Plan, Reject
 from zvonar.core.bus import RecordingBus
 from zvonar.media.engine import MediaEngine
 from zvonar.sip.io.runner import SipRunner
-from zvonar.sip.ua import Flow, UserAgent
+from zvonar.sip.ua import DEFAULT_ALLOW, Flow, UserAgent
 
 ACCOUNT = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
@@ -81,7 +81,7 @@ async def start_pbx(
     port: int = 0,
     recording_path: RecordingPathFor | None = None,
 ) -> Pbx:
-    ua = UserAgent()
+    ua = UserAgent(allow=(*DEFAULT_ALLOW, "REFER", "NOTIFY"))  # REFER: blind transfer
     runner = SipRunner(ua)
     flow = await runner.listen_udp(host, port)
     bus = RecordingBus()

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from zvonar.calls.call import Call, Shutdown
 from zvonar.calls.legs import CallerLeg
-from zvonar.calls.plan import InboundCall, Resolver
+from zvonar.calls.plan import CallerAuth, InboundCall, Resolver
 from zvonar.calls.signalling import response_to, uri_user
 from zvonar.core.bus import EventBus
 from zvonar.core.clock import Clock, SystemClock
@@ -44,19 +44,24 @@ from zvonar.sip.ua import (
     UserAgent,
 )
 
-__all__ = ["B2bua", "RecordingPathFor"]
+__all__ = ["B2bua", "InviteGate", "RecordingPathFor"]
 
 log = logging.getLogger(__name__)
 
 Headers = tuple[tuple[str, str], ...]
 K = TypeVar("K")
 RecordingPathFor = Callable[[uuid.UUID, str, datetime], Path]
+InviteGate = Callable[[IncomingRequest, float], CallerAuth | None]
+"""Who sent a new INVITE (trunk, digest-authenticated phone, anyone); None once the gate
+answered it itself (407 challenge, 403). Synchronous: the UA core asks it on receipt."""
 
 
 class B2bua:
     """The call layer over one SIP runner and one media engine.
 
-    ``resolver``: the PBX's routing (plan.py). ``recording_path``: where a recorded call's WAV
+    ``resolver``: the PBX's routing (plan.py). ``gate``: authenticates new INVITEs (the PBX's
+    pbx/invite_auth.py); without it every INVITE goes to the resolver with ``auth`` None.
+    ``recording_path``: where a recorded call's WAV
     goes (``JournalService.recording_path_for``); without it nothing is recorded.
     """
 
@@ -70,6 +75,7 @@ class B2bua:
         recording_path: RecordingPathFor | None = None,
         clock: Clock | None = None,
         resolve_timeout: float = 5.0,
+        gate: InviteGate | None = None,
     ) -> None:
         self.runner = runner
         self.ua: UserAgent = runner.ua
@@ -79,6 +85,7 @@ class B2bua:
         self.recording_path = recording_path
         self.clock: Clock = clock or SystemClock()
         self.resolve_timeout = resolve_timeout
+        self.gate = gate
         self.calls: dict[str, Call] = {}
         self._by_key: dict[TransactionKey, Call] = {}
         self._by_dialog: dict[tuple[str, str], Call] = {}  # (SIP Call-ID, our tag)
@@ -205,6 +212,11 @@ class B2bua:
 
     def _new_call(self, inc: IncomingRequest, now: float) -> None:
         req: SipRequest = inc.request
+        auth: CallerAuth | None = None
+        if self.gate is not None:
+            auth = self.gate(inc, now)
+            if auth is None:  # challenged or refused: no call
+                return
         call_id = f"c{secrets.token_hex(8)}"
         caller = CallerLeg(
             leg_id=f"{call_id}.a",
@@ -225,6 +237,7 @@ class B2bua:
             to_uri=str(req.to.uri),
             source=inc.flow,
             started_at=self.clock.now(),
+            auth=auth,
         )
         call = Call(self, facts, caller)
         self.calls[call_id] = call

@@ -35,6 +35,7 @@ from zvonar.calls.events import (
     Disposition,
     HangupSide,
     LegEndReason,
+    TargetKind,
 )
 from zvonar.calls.fork import WaveTracker, end_reason_for_status
 from zvonar.calls.legs import CallDtmf, CalleeLeg, CallerLeg, LegState
@@ -42,6 +43,7 @@ from zvonar.calls.plan import InboundCall, Plan, Reject
 from zvonar.calls.sdp_bridge import check_offer, new_offer_answer, parse_body, remote_media
 from zvonar.calls.signalling import response_to
 from zvonar.calls.teardown import finish, give_up, hangup_all, hangup_fork, stop_fork
+from zvonar.calls.transfer import blind_transfer
 from zvonar.calls.waves import WaveTimeout, fork_over, next_wave, wave_timeout
 from zvonar.media.engine import (
     DtmfReceived,
@@ -64,6 +66,7 @@ from zvonar.sip.ua import (
     ResponseIn,
     UaEvent,
 )
+from zvonar.sip.uri import parse_uri
 
 if TYPE_CHECKING:
     from zvonar.calls.b2bua import B2bua
@@ -78,6 +81,9 @@ class Shutdown:
     pass
 
 
+_NO_INVITE = SipRequest("OPTIONS", parse_uri("sip:invalid"), ())
+
+
 CallInput = UaEvent | MediaEvent | WaveTimeout | Shutdown
 
 
@@ -89,6 +95,11 @@ class Call:
         self.facts = facts
         self.call_id = facts.call_id
         self.caller = caller
+        # The caller's INVITE, kept after it is answered: a transfer's forks copy its From.
+        self.caller_request: SipRequest = caller.invite.request if caller.invite else _NO_INVITE
+        self.round = 0  # 0: the plan's waves; n: the n-th transfer's (transfer.py)
+        self.was_answered = False  # a 2xx went to the caller (still true while transferring)
+        self.transferring = False
         self.queue: asyncio.Queue[CallInput] = asyncio.Queue()
         self.plan: Plan | None = None
         self.account_id: uuid.UUID | None = None  # set once resolved
@@ -266,7 +277,8 @@ class Call:
         ua.send_ack(dialog, fork.request, fork.flow)
         fork.dialog = dialog
         late = fork.state is not LegState.INVITING or fork.wave != self.wave
-        if late or self.winner is not None or self.caller.invite is None:
+        caller_gone = self.caller.invite is None and not self.was_answered
+        if late or self.winner is not None or caller_gone or self.caller.state is LegState.ENDED:
             fork.state = LegState.CONFIRMED  # a 2xx crossing our CANCEL (§9.1): end it
             hangup_fork(self, fork)
             return
@@ -289,6 +301,11 @@ class Call:
     async def _connect(self, fork: CalleeLeg, remote: RemoteMedia) -> None:
         """Bridge the winner to the caller and answer the caller with our SDP."""
         engine, caller = self.host.engine, self.caller
+        if self.was_answered and caller.media_id is not None:  # a transfer target answered
+            await engine.configure(fork.media_id, remote)
+            await engine.bridge(caller.media_id, fork.media_id)
+            await self._answered_event(fork)
+            return
         caller.media_id, caller.endpoint = fork.caller_media_id, fork.caller_endpoint
         caller.oa = new_offer_answer(fork.caller_endpoint)
         answer, negotiated = caller.oa.receive_offer(parse_body(self.caller_invite().body))
@@ -298,7 +315,8 @@ class Call:
         self.respond_caller(200, answer.serialize().encode())
         caller.state = LegState.CONFIRMED
         caller.dialog = self.find_caller_dialog()
-        await self.publish(CallAnswered, leg_id=fork.leg_id, at=self.now())
+        self.was_answered = True
+        await self._answered_event(fork)
         plan, where = self.plan, self.host.recording_path
         if plan is not None and plan.record and where is not None and self.account_id:
             path = where(self.account_id, self.call_id, self.facts.started_at)
@@ -306,6 +324,12 @@ class Call:
             self.recording_done = asyncio.get_running_loop().create_future()
             self.recording_id = await engine.start_recording(fork.caller_media_id, path)
             self.recording_path = path
+
+    async def _answered_event(self, fork: CalleeLeg) -> None:
+        target = fork.target.target
+        # The journal's answered_by: the employee behind the leg (their phone or mobile).
+        by = target.target_id if target.kind in (TargetKind.employee, TargetKind.mobile) else None
+        await self.publish(CallAnswered, leg_id=fork.leg_id, at=self.now(), by=by)
 
     # -- requests from either side --------------------------------------------------------------
 
@@ -327,6 +351,8 @@ class Call:
             await hangup_all(self, side)
         elif method == "INVITE":
             await self._reinvite(inc, dialog, fork)
+        elif method == "REFER":
+            await blind_transfer(self, inc, dialog, fork)
         else:
             self._reply(inc, dialog, 200)
 

@@ -18,7 +18,23 @@ from pathlib import Path
 from zvonar.calls.events import Direction, Target, TargetKind
 from zvonar.sip.ua import Flow
 
-__all__ = ["InboundCall", "Plan", "Reject", "Resolver", "RingTarget", "Wave"]
+__all__ = ["CallerAuth", "InboundCall", "Plan", "Reject", "Resolver", "RingTarget", "Wave"]
+
+
+@dataclass(frozen=True)
+class CallerAuth:
+    """Who the B2BUA's INVITE gate says the caller is (see pbx/invite_auth.py).
+
+    ``trunk``: the source is a trusted trunk (IP auth), an inbound call to our numbers.
+    ``account_id`` (+ ``user``, ``realm``): a phone that passed digest, or the account of a
+    transfer the B2BUA places itself: such calls may dial extensions and the outside world.
+    Neither: an unauthenticated foreign caller, who may only reach our numbers.
+    """
+
+    trunk: bool = False
+    account_id: uuid.UUID | None = None
+    user: str | None = None
+    realm: str | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +49,7 @@ class InboundCall:
     to_uri: str
     source: Flow  # where the INVITE came from
     started_at: datetime
+    auth: CallerAuth | None = None  # None: the B2BUA runs without an INVITE gate
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,10 @@ class RingTarget:
     flow: Flow
     target: Target = field(default_factory=lambda: Target(TargetKind.external, "external"))
     label: str | None = None  # a short name for the leg id (letters/digits), optional
+    # The identity the target sees (From user/display, and P-Asserted-Identity, RFC 3325):
+    # an outbound call's chosen caller ID. None keeps the caller's From.
+    from_user: str | None = None
+    from_display: str | None = None
 
 
 @dataclass(frozen=True)

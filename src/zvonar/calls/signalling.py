@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 from zvonar.sip.message import SipRequest, SipResponse, make_response
 from zvonar.sip.uri import SipUri, parse_uri
 
 __all__ = ["SDP", "invite_request", "response_to", "uri_user"]
 
 SDP = "application/sdp"
+_SAFE_USER = re.compile(r"\+?[0-9A-Za-z._-]{1,64}")
+
+
+def _quoted(display: str) -> str:
+    """A display name as a quoted-string (§25.1): quotes/backslashes escaped, no controls."""
+    clean = "".join(ch for ch in display if ch >= " " and ch != "\x7f")[:64]
+    return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def uri_user(value: object) -> str:
@@ -44,15 +53,30 @@ def invite_request(
     contact: str,
     user_agent: str,
     sdp: bytes,
+    from_user: str | None = None,
+    from_display: str | None = None,
 ) -> SipRequest:
     """A new INVITE towards ``target`` on behalf of ``caller``'s INVITE: a new dialog (our
-    Call-ID and From tag, §8.1.1), the caller's identity kept in From (§8.1.1.3)."""
+    Call-ID and From tag, §8.1.1), the caller's identity kept in From (§8.1.1.3) unless
+    ``from_user`` overrides it (an outbound caller ID: then also P-Asserted-Identity, RFC 3325
+    §9.1, which carriers trust over From from a trunk peer)."""
     uri = parse_uri(target)
-    from_ = caller.from_.with_tag(local_tag)
+    asserted: tuple[tuple[str, str], ...] = ()
+    if from_user is None:
+        from_ = str(caller.from_.with_tag(local_tag))
+    else:
+        if not _SAFE_USER.fullmatch(from_user):
+            raise ValueError(f"unusable From user {from_user!r}")
+        host = uri.host if isinstance(uri, SipUri) else "invalid"
+        identity = f"<sip:{from_user}@{host}>"
+        display = _quoted(from_display) + " " if from_display else ""
+        from_ = f"{display}{identity};tag={local_tag}"
+        asserted = (("P-Asserted-Identity", f"{display}{identity}"),)
     headers = (
         ("Via", via),
         ("Max-Forwards", "70"),
-        ("From", str(from_)),
+        ("From", from_),
+        *asserted,
         ("To", f"<{uri}>"),
         ("Call-ID", call_id),
         ("CSeq", "1 INVITE"),

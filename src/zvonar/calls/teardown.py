@@ -47,6 +47,8 @@ async def give_up(call: Call) -> None:
     disposition = disposition_for(call.reasons) if call.reasons else Disposition.failed
     if final.status in (486, 600) and not call.reasons:
         disposition = Disposition.busy
+    if call.was_answered:  # a transfer nobody took after all: the call itself was answered
+        disposition = Disposition.answered
     if final.prompt is not None and call.caller.invite is not None:
         try:
             await _play_prompt(call, final)
@@ -97,13 +99,14 @@ async def stop_fork(call: Call, fork: CalleeLeg, reason: LegEndReason) -> None:
 async def hangup_all(call: Call, side: HangupSide) -> None:
     if call.prompt_media is not None:
         disposition = call.final_disposition
-    elif call.winner is not None:
+    elif call.winner is not None or call.was_answered:
         disposition = Disposition.answered
     elif side is HangupSide.caller:
         disposition = Disposition.abandoned
     else:
         disposition = Disposition.failed
-    await finish(call, disposition, side, caller_status=480 if call.winner is None else 0)
+    answered = call.winner is not None or call.was_answered
+    await finish(call, disposition, side, caller_status=0 if answered else 480)
 
 
 async def finish(

@@ -42,7 +42,8 @@ async def next_wave(call: Call) -> None:
             await give_up(call)
             return
         wave = plan.waves[call.wave]
-        ids = [f"{call.call_id}.w{call.wave}t{i}" for i in range(len(wave.targets))]
+        prefix = f"r{call.round}w" if call.round else "w"  # a transfer rings a new round
+        ids = [f"{call.call_id}.{prefix}{call.wave}t{i}" for i in range(len(wave.targets))]
         call.tracker = WaveTracker(ids)
         for leg_id, target in zip(ids, wave.targets, strict=True):
             await _start_fork(call, leg_id, target)
@@ -57,8 +58,13 @@ async def _start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
     engine_call = f"{call.call_id}.{leg_id.rsplit('.', 1)[-1]}"
     caller_media, media = f"{leg_id}.c", leg_id
     try:
-        caller_end = await host.engine.allocate(engine_call, caller_media)
-        host.track_media(caller_media, call)
+        if call.caller.endpoint is not None and call.caller.media_id is not None:
+            # The caller is answered (a transfer): its media leg stays, only the target's is
+            # new; "" means "no caller side of this fork to release" (teardown.release).
+            caller_media, caller_end = "", call.caller.endpoint
+        else:
+            caller_end = await host.engine.allocate(engine_call, caller_media)
+            host.track_media(caller_media, call)
         endpoint = await host.engine.allocate(engine_call, media)
         host.track_media(media, call)
         oa = new_offer_answer(endpoint)
@@ -79,13 +85,15 @@ async def _start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
         call.forks[leg_id] = fork
         fork.request = invite_request(
             target=target.uri,
-            caller=call.caller_invite(),
+            caller=call.caller_request,
             local_tag=fork.local_tag,
             call_id=fork.sip_call_id,
             via=ua.via_for(fork.flow),
             contact=str(ua.contact_uri(fork.flow)),
             user_agent=ua.user_agent,
             sdp=offer,
+            from_user=target.from_user,
+            from_display=target.from_display,
         )
         host.track_dialog(fork.sip_call_id, fork.local_tag, call)
         fork.invite_key = ua.send_request(fork.request, fork.flow, host.now())

@@ -15,6 +15,12 @@ presence (available = has a live binding); SIP URIs and external numbers (throug
 number's trunk, else the account's first active trunk) only when the host is an IP literal —
 there is no DNS resolution in the call path yet. Round-robin pointers are kept in this
 process (a dict per account): a restart starts groups over from their first member.
+"Least recent" and "fewest calls" read each employee's answered calls from the journal (the
+last one's end, and how many since midnight in the account's zone).
+
+Hooks for tests and operators: ``clock`` (the instant the schedule branch is chosen at; default
+the call's start), ``allow_private`` (HTTP route URLs on loopback/private addresses, refused by
+default — see ``integrations.ssrf``).
 """
 
 from __future__ import annotations
@@ -23,11 +29,14 @@ import ipaddress
 import logging
 import random
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from zvonar.accounts.models import Account
 from zvonar.calls.events import Direction, Target, TargetKind
@@ -37,6 +46,7 @@ from zvonar.core.errors import InvalidInput
 from zvonar.directory.models import Employee, Group, GroupMember, Number, Trunk
 from zvonar.directory.phone import normalize
 from zvonar.integrations.http_route import CallFacts, Fallback, HttpRouter, RouteDecision
+from zvonar.journal.models import CallLeg, CallRecord
 from zvonar.media.engine import PromptNotFoundError
 from zvonar.media.prompts import prompt_path
 from zvonar.pbx.credentials import DirectoryCredentialStore
@@ -68,6 +78,10 @@ log = logging.getLogger(__name__)
 
 INTERNAL_RING_SECONDS = 30.0
 Bindings = Callable[[str], list[Binding]]  # canonical AOR → live bindings
+ExtensionCalls = Callable[
+    [InboundCall, Callable[[InboundCall, uuid.UUID, str], Awaitable[Plan | Reject]]],
+    Awaitable[Plan | Reject],
+]  # pbx/outbound_resolver.OutboundCalls: (call, the internal path) → plan
 
 
 @dataclass(frozen=True)
@@ -109,6 +123,9 @@ class PbxResolver:
         route_secret: Callable[[uuid.UUID], str] = lambda _a: "",
         default_region: str = "RU",
         rng: random.Random | None = None,
+        clock: Callable[[], datetime] | None = None,
+        allow_private: bool = False,
+        extension_calls: ExtensionCalls | None = None,
     ) -> None:
         self.db = db
         self.credentials = credentials
@@ -118,9 +135,18 @@ class PbxResolver:
         self.route_secret = route_secret
         self.default_region = default_region
         self.rng = rng or random.Random()
+        self.extension_calls = extension_calls
+        self.clock = clock
+        self.allow_private = allow_private
         self.memory: dict[uuid.UUID, dict[str, int]] = {}  # round-robin pointers per account
 
     async def __call__(self, call: InboundCall) -> Plan | Reject:
+        if call.auth is not None and self.extension_calls is not None:
+            # The B2BUA's INVITE gate ran: authenticated callers go to the extension-call
+            # path (pbx/outbound_resolver.py), everyone else reaches our numbers only.
+            if call.auth.account_id is not None:
+                return await self.extension_calls(call, self._internal)
+            return await self._inbound(call)
         internal = self._internal_caller(call)
         if internal is not None:
             return await self._internal(call, *internal)
@@ -229,15 +255,18 @@ class PbxResolver:
                     .order_by(Trunk.name)
                 )
             )
+            now = self.clock() if self.clock is not None else call.started_at
+            history = await _call_history(s, account.id, _midnight(now, account.time_zone))
         library, scheme = _library(rows, assignment.scheme_id)
         if scheme is None:
             return Reject(480, "No Route", account_id=account.id)
         realm = self.credentials.realm_of(account.id) or ""
         staff = {e.extension: _Person(e.id, e.name, e.extension, e.sip_username) for e in people}
         presence = {
-            f"employee:{ext}": MemberState(
-                f"employee:{ext}",
-                Presence.available
+            f"employee:{ext}": replace(
+                history.get(p.id, MemberState("")),
+                key=f"employee:{ext}",
+                presence=Presence.available
                 if self.bindings(f"sip:{p.sip_username}@{realm}")
                 else Presence.unregistered,
             )
@@ -264,7 +293,7 @@ class PbxResolver:
             groups={n: GroupInfo(st, tuple(m)) for n, (st, m) in groups.items()},
             memory=self.memory.get(account.id, {}),
         )
-        run = SchemeRun(scheme, ctx, call.started_at, rng=self.rng)
+        run = SchemeRun(scheme, ctx, now, rng=self.rng)
         trunk = next((t for t in trunks if t.id == number.trunk_id), trunks[0] if trunks else None)
 
         def expand(dial: Dial) -> list[RingTarget]:
@@ -277,7 +306,7 @@ class PbxResolver:
             dialed_label=number.label,
             started_at=call.started_at,
         )
-        result = await self._walk(run, expand, call, facts, account.id, rows)
+        result = await self._walk(run, expand, now, facts, account.id, rows)
         if result.memory:
             self.memory.setdefault(account.id, {}).update(result.memory)
         log.info("call %s: %s", call.call_id, result.path)
@@ -335,12 +364,12 @@ class PbxResolver:
         self,
         run: SchemeRun,
         expand: Callable[[Dial], list[RingTarget]],
-        call: InboundCall,
+        now: datetime,
         facts: CallFacts,
         account_id: uuid.UUID,
         rows: list[SchemeRow],
     ) -> Flattened:
-        flow = flatten(run, expand, call.started_at)
+        flow = flatten(run, expand, now)
         try:
             request = next(flow)
             while True:
@@ -360,7 +389,11 @@ class PbxResolver:
         if self.http is None:
             return Outcome(OutcomeKind.http_error)
         decision = await self.http.route(
-            request.url, facts, secret=self.route_secret(account_id), timeout=request.timeout
+            request.url,
+            facts,
+            secret=self.route_secret(account_id),
+            allow_private=self.allow_private,
+            timeout=request.timeout,
         )
         if isinstance(decision, Fallback):
             return Outcome(OutcomeKind.http_error)
@@ -395,6 +428,43 @@ class PbxResolver:
                 )
             )
             return {"employee": ext} if ext else None
+
+
+def _midnight(now: datetime, time_zone: str) -> datetime:
+    try:
+        tz = ZoneInfo(time_zone)
+    except (ValueError, LookupError):  # validated on write; a bad zone must not drop calls
+        tz = ZoneInfo("UTC")
+    local = now.astimezone(tz)
+    return datetime.combine(local.date(), time(), tz)
+
+
+async def _call_history(
+    s: AsyncSession, account_id: uuid.UUID, since: datetime
+) -> dict[uuid.UUID, MemberState]:
+    """Per employee: the end of their last answered call and how many they took since
+    ``since`` (the strategies' ``last_call_end`` and ``calls_today``)."""
+    ended = func.coalesce(CallLeg.ended_at, CallLeg.answered_at)
+    rows = await s.execute(
+        select(
+            CallLeg.target_id,
+            func.max(ended),
+            func.count(case((CallRecord.started_at >= since, 1))),
+        )
+        .join(CallRecord, CallRecord.id == CallLeg.call_pk)
+        .where(
+            CallRecord.account_id == account_id,
+            CallLeg.target_kind == TargetKind.employee,
+            CallLeg.target_id.is_not(None),
+            CallLeg.answered_at.is_not(None),
+        )
+        .group_by(CallLeg.target_id)
+    )
+    return {
+        emp: MemberState("", last_call_end=last, calls_today=int(today))
+        for emp, last, today in rows.all()
+        if emp is not None
+    }
 
 
 def _uuid(value: str) -> uuid.UUID | None:

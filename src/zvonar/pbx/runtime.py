@@ -6,7 +6,9 @@ up and ``await runtime.stop()`` on shutdown. The graph::
     SipRunner (UDP + TCP) ── UserAgent ── Registrar ── LocationService ── SqlLocationStore
                                    └── TenantChallenger ── DirectoryCredentialStore (bus)
               └── B2bua ── EmbeddedMediaEngine
+                      └── InviteGate (trunk sources by IP, digest for our realms)
                       └── PbxResolver (directory, routing, contacts, HttpRouter)
+                            └── OutboundCalls (dial plan, toll-fraud guard, caller ID, trunks)
                       └── container.bus (journal, notifiers) + journal.recording_path_for
 """
 
@@ -28,12 +30,14 @@ from zvonar.integrations.http_route import HttpRouter
 from zvonar.media.io import EmbeddedMediaEngine
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.credentials import DirectoryCredentialStore, RealmDomains, TenantChallenger
+from zvonar.pbx.invite_auth import InviteGate, TrunkSources
 from zvonar.pbx.location_sql import SqlLocationStore
+from zvonar.pbx.outbound_resolver import OutboundCalls
 from zvonar.pbx.resolver import PbxResolver
 from zvonar.sip.io.runner import SipRunner
 from zvonar.sip.location import Binding, LocationService
 from zvonar.sip.registrar import Registrar, RegistrarConfig
-from zvonar.sip.ua import Flow, UserAgent
+from zvonar.sip.ua import DEFAULT_ALLOW, Flow, UserAgent
 
 __all__ = ["PbxRuntime", "derive_secret", "start_pbx"]
 
@@ -118,7 +122,10 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         credentials,
         algorithms=config.digest_algorithms,
     )
-    ua = UserAgent(registrar=registrar, challenger=challenger)
+    # REFER (RFC 3515) for blind transfer; NOTIFY answers the phones' own subscriptions.
+    ua = UserAgent(
+        registrar=registrar, challenger=challenger, allow=(*DEFAULT_ALLOW, "REFER", "NOTIFY")
+    )
     runner = SipRunner(ua)
     engine = EmbeddedMediaEngine(
         host4=config.rtp_host,
@@ -128,6 +135,11 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         media_timeout=config.media_timeout,
     )
     http = HttpRouter()
+    trunk_sources = TrunkSources(container.db)
+    await trunk_sources.load()
+    detach.append(trunk_sources.attach(container.bus))
+    outbound = OutboundCalls(container.db, credentials, container.contacts.index)
+    detach.append(outbound.attach(container.bus))
 
     def route_secret(account_id: uuid.UUID) -> str:
         return derive_secret(master, f"http-route:{account_id}").hex()
@@ -140,6 +152,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         http=http,
         route_secret=route_secret,
         default_region=config.default_region,
+        extension_calls=outbound,
     )
     b2bua = B2bua(
         runner,
@@ -148,6 +161,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         resolver,
         recording_path=container.journal.recording_path_for,
         resolve_timeout=config.resolve_timeout,
+        gate=InviteGate(ua, credentials, trunk_sources),
     )
     try:
         udp = await runner.listen_udp(config.sip_host, config.sip_port)

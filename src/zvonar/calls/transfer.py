@@ -1,0 +1,158 @@
+"""Blind transfer (RFC 3515 REFER, RFC 5589 §6) from the answered agent leg (call.py's actor).
+
+The agent's phone sends REFER with ``Refer-To: <sip:102@…>`` in its dialog with us. We accept
+it (202), report progress in the implicit subscription with NOTIFY message/sipfrag (RFC 3515
+§2.4.4–2.4.5: "100 Trying" first), ask the resolver where the target is — the same contract
+as a new call, with the call's account as the authenticated party (``CallerAuth``) so an
+extension or an outside number resolves like a call the agent dialed — and then:
+
+- the target cannot be resolved: NOTIFY with the failure, the agent stays connected (the
+  REFER failed, nothing else changed; the phone shows the failure);
+- otherwise: NOTIFY "200 OK" (terminated), CallTransferred, BYE to the agent, and the target's
+  waves ring for the caller over the caller's existing media leg (the engine re-bridges it:
+  SSRC and sequence continue, so the caller's phone sees one stream).
+
+If nobody takes the transfer, the transferring agent is rung back (one wave, RING_BACK_SECONDS)
+so the caller is never dropped silently; if the agent does not answer either, the call ends
+(BYE to the caller). We report "200 OK" once the transfer is placed rather than the target's
+eventual final response, because we BYE the agent at once (RFC 5589 §6 lets the transferor
+end its dialog as soon as the REFER is accepted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from typing import TYPE_CHECKING
+
+from zvonar.calls.events import CallTransferred, LegEndReason, TransferKind
+from zvonar.calls.events import LegEnded as LegEndedEvent
+from zvonar.calls.legs import CalleeLeg, LegState
+from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject, Wave
+from zvonar.calls.signalling import response_to, uri_user
+from zvonar.calls.teardown import hangup_fork, release
+from zvonar.calls.waves import next_wave
+from zvonar.sip.dialog import Dialog
+from zvonar.sip.errors import SipError
+from zvonar.sip.headers import parse_name_addr
+from zvonar.sip.ua import IncomingRequest
+
+if TYPE_CHECKING:
+    from zvonar.calls.call import Call
+
+__all__ = ["RING_BACK_SECONDS", "SIPFRAG", "blind_transfer"]
+
+log = logging.getLogger(__name__)
+
+RING_BACK_SECONDS = 30.0
+SIPFRAG = "message/sipfrag;version=2.0"
+
+
+def _reply(call: Call, inc: IncomingRequest, dialog: Dialog, status: int) -> None:
+    resp = response_to(inc.request, status, dialog.id.local_tag)
+    call.host.ua.respond(inc, resp, call.host.now())
+    call.host.flush()
+
+
+def _notify(call: Call, fork: CalleeLeg, status: int, reason: str, *, final: bool) -> None:
+    """One NOTIFY of the REFER's implicit subscription (RFC 3515 §2.4.4)."""
+    if fork.dialog is None:
+        return
+    ua = call.host.ua
+    state = "terminated;reason=noresource" if final else "active;expires=60"
+    request = ua.create_request(
+        fork.dialog,
+        "NOTIFY",
+        fork.flow,
+        headers=(("Event", "refer"), ("Subscription-State", state)),
+        body=f"SIP/2.0 {status} {reason}\r\n".encode(),
+        content_type=SIPFRAG,
+    )
+    ua.send_request(request, fork.flow, call.host.now())
+    call.host.flush()
+
+
+async def blind_transfer(
+    call: Call, inc: IncomingRequest, dialog: Dialog, fork: CalleeLeg | None
+) -> None:
+    """Handle a REFER in one of the call's dialogs (see the module docstring)."""
+    if fork is None or fork is not call.winner or call.transferring or call.account_id is None:
+        _reply(call, inc, dialog, 403)  # only the answered agent may transfer, once at a time
+        return
+    try:
+        refer_to = parse_name_addr(inc.request.header("Refer-To") or "")
+    except SipError:
+        _reply(call, inc, dialog, 400)
+        return
+    dialed = uri_user(refer_to.uri)
+    if not dialed:
+        _reply(call, inc, dialog, 400)
+        return
+    _reply(call, inc, dialog, 202)
+    _notify(call, fork, 100, "Trying", final=False)
+    call.transferring = True
+    try:
+        outcome = await _resolve(call, dialed, str(refer_to.uri))
+        if isinstance(outcome, Reject) or not outcome.waves:
+            status = outcome.status if isinstance(outcome, Reject) else 480
+            _notify(call, fork, status, "Transfer Failed", final=True)
+            return
+        _notify(call, fork, 200, "OK", final=True)
+        await _hand_over(call, fork, outcome)
+    finally:
+        call.transferring = False
+
+
+async def _resolve(call: Call, dialed: str, to_uri: str) -> Plan | Reject:
+    facts = call.facts
+    query = InboundCall(
+        call_id=call.call_id,
+        dialed=dialed,
+        caller=facts.caller,
+        caller_display=facts.caller_display,
+        from_uri=facts.from_uri,
+        to_uri=to_uri,
+        source=facts.source,
+        started_at=facts.started_at,
+        auth=CallerAuth(account_id=call.account_id),
+    )
+    try:
+        return await asyncio.wait_for(call.host.resolver(query), call.host.resolve_timeout)
+    except Exception:
+        log.exception("call %s: transfer target %s not resolved", call.call_id, dialed)
+        return Reject(500, "Server Internal Error")
+
+
+async def _hand_over(call: Call, agent: CalleeLeg, plan: Plan) -> None:
+    """End the agent's leg and ring the transfer's waves (then the agent again) for the caller."""
+    if call.account_id is not None:  # built here: its ``kind`` field clashes with publish()
+        event = CallTransferred(
+            account_id=call.account_id,
+            call_id=call.call_id,
+            from_leg_id=agent.leg_id,
+            to=plan.waves[0].targets[0].target,
+            kind=TransferKind.blind,
+            at=call.now(),
+        )
+        try:
+            await call.host.bus.publish(event)
+        except Exception:
+            log.exception("call %s: cannot publish CallTransferred", call.call_id)
+    if agent.state is not LegState.ENDED:
+        hangup_fork(call, agent)
+    await call.publish(
+        LegEndedEvent, leg_id=agent.leg_id, reason=LegEndReason.completed, at=call.now()
+    )
+    if call.caller.media_id is not None:
+        await call.host.engine.unbridge(call.caller.media_id)
+    await release(call, agent.media_id)
+    call.winner = None
+    call.round += 1
+    call.wave = -1
+    call.reasons = []
+    ring_back = Wave((agent.target,), RING_BACK_SECONDS)
+    base = call.plan or plan
+    call.plan = dataclasses.replace(base, waves=(*plan.waves, ring_back))
+    call.final = Reject(480, "Temporarily Unavailable", account_id=call.account_id)
+    await next_wave(call)

@@ -1,0 +1,107 @@
+"""Who is calling: the B2BUA's INVITE gate (``calls.b2bua.InviteGate``).
+
+Three kinds of callers reach the one multi-tenant listener:
+
+- a trusted trunk: the source IP is in an active IP-auth trunk's ``allowed_sources`` (IPs or
+  CIDRs). Carriers do not answer digest challenges; the call is inbound to our numbers;
+- a phone of ours: the From domain is an account realm (``<slug>.zvonar``). It must pass digest
+  (407 Proxy-Authenticate in that realm, RFC 3261 §22.3, via ``TenantChallenger``) and the
+  digest username must be the From user (else 403: one employee's password must not place
+  calls as another). Only such calls may dial extensions and the outside world;
+- anyone else (a foreign SIP address): unauthenticated, routed as an inbound call to our
+  numbers only — the resolver never gives them internal or outbound routes.
+
+The gate runs synchronously inside the UA's event delivery, so the trunks' sources are kept in
+memory: loaded at start, reloaded on every ``TrunkChanged``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import select
+
+from zvonar.calls.plan import CallerAuth
+from zvonar.core.bus import EventBus
+from zvonar.core.events import Event
+from zvonar.directory.events import TrunkChanged
+from zvonar.directory.models import Trunk, TrunkAuth
+from zvonar.pbx.credentials import DirectoryCredentialStore
+from zvonar.sip.message import make_response
+from zvonar.sip.ua import IncomingRequest, UserAgent
+from zvonar.sip.uri import SipUri
+from zvonar.store.db import Database
+
+__all__ = ["InviteGate", "TrunkSources"]
+
+log = logging.getLogger(__name__)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class TrunkSources:
+    """Source networks of active IP-auth trunks, in memory (see the module docstring)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._nets: tuple[Network, ...] = ()
+
+    async def load(self) -> None:
+        async with self._db.read() as s:
+            rows = list(
+                await s.scalars(
+                    select(Trunk).where(Trunk.active.is_(True), Trunk.auth_mode == TrunkAuth.ip)
+                )
+            )
+        nets: list[Network] = []
+        for trunk in rows:
+            for text in trunk.allowed_sources or []:
+                try:
+                    nets.append(ipaddress.ip_network(text.strip(), strict=False))
+                except ValueError:
+                    log.warning("trunk %s: allowed source %r is no IP/CIDR", trunk.id, text)
+        self._nets = tuple(nets)
+
+    def trusted(self, host: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return False
+        return any(addr in net for net in self._nets if net.version == addr.version)
+
+    def attach(self, bus: EventBus) -> Callable[[], None]:
+        async def on_trunk(_event: Event) -> None:
+            await self.load()
+
+        return bus.subscribe(TrunkChanged, on_trunk)
+
+
+class InviteGate:
+    """``gate(incoming, now)`` → :class:`CallerAuth`, or None after answering 407/403."""
+
+    def __init__(
+        self, ua: UserAgent, credentials: DirectoryCredentialStore, trunks: TrunkSources
+    ) -> None:
+        self.ua = ua
+        self.credentials = credentials
+        self.trunks = trunks
+
+    def __call__(self, inc: IncomingRequest, now: float) -> CallerAuth | None:
+        if self.trunks.trusted(inc.flow.host):
+            return CallerAuth(trunk=True)
+        from_uri = inc.request.from_.uri
+        if not isinstance(from_uri, SipUri) or not self.credentials.serves(from_uri.host):
+            return CallerAuth()  # a foreign caller: our numbers only
+        realm = from_uri.host
+        user = self.ua.authenticate(inc, now)  # sends the 407 / refusal itself
+        if user is None:
+            return None
+        identity = self.credentials.identity(user, realm)
+        if identity is None or (from_uri.user or "") != user:
+            reason = "Forbidden (From does not match the credentials)"
+            refusal = make_response(inc.request, 403, reason, to_tag=self.ua.token())
+            self.ua.respond(inc, refusal, now)
+            return None
+        return CallerAuth(account_id=identity.account_id, user=user, realm=realm)

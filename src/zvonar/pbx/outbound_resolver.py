@@ -1,0 +1,216 @@
+"""Calls placed by authenticated phones (and transfers): extensions, emergency, the outside.
+
+The PBX resolver hands every call whose ``InboundCall.auth`` names an account here
+(``PbxResolver(..., extension_calls=OutboundCalls(...))``)::
+
+    dialed → normalize_dialed(account country, the account's extensions)
+      internal  → the existing internal path (the extension's registered phones)
+      emergency → straight to a trunk: never refused, never counted
+      external  → TollFraudGuard.admit (Deny → 403 with the reason in the phrase)
+                → select_caller_id (callee region / the number the client last called us on
+                  (journal) / the contact's city) → select_trunk
+                → Plan: one wave, sip:<e164>@<trunk host>:<port> over a flow to the trunk,
+                  direction outbound, From/P-Asserted-Identity = the chosen caller ID
+
+The guard's slot is released on the call's CallEnded (``attach(bus)``), or at once when the
+call cannot be placed after admission. Trunks are reached only at IP-literal hosts (no DNS in
+the call path yet), like the inbound resolver's.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import select
+
+from zvonar.accounts.models import Account
+from zvonar.calls.events import CallEnded, Direction, Target, TargetKind
+from zvonar.calls.plan import InboundCall, Plan, Reject, RingTarget, Wave
+from zvonar.contacts.index import ContactIndex
+from zvonar.core.bus import EventBus
+from zvonar.core.errors import InvalidInput
+from zvonar.core.events import Event
+from zvonar.directory.models import Employee, Number, Trunk
+from zvonar.directory.phone import normalize
+from zvonar.journal.models import CallRecord
+from zvonar.outbound.callerid import OwnNumber, select_caller_id
+from zvonar.outbound.dialplan import DialKind, DialTarget, normalize_dialed
+from zvonar.outbound.errors import InvalidDialString, NoTrunk
+from zvonar.outbound.tollfraud import Deny, TollFraudGuard
+from zvonar.outbound.trunks import TrunkOption, select_trunk
+from zvonar.pbx.credentials import DirectoryCredentialStore
+from zvonar.sip.ua import Flow
+from zvonar.store.db import Database
+
+__all__ = ["OUTBOUND_RING_SECONDS", "Internal", "OutboundCalls"]
+
+log = logging.getLogger(__name__)
+
+OUTBOUND_RING_SECONDS = 90.0
+LAST_CALLED_SCAN = 20  # recent inbound calls looked at for "the number they called last"
+Internal = Callable[[InboundCall, uuid.UUID, str], Awaitable[Plan | Reject]]
+
+
+def _trunk_flow(trunk: Trunk) -> Flow | None:
+    transport = trunk.transport.value.upper()
+    if transport not in ("UDP", "TCP"):
+        return None
+    host = trunk.host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return Flow(transport, host, trunk.port)
+
+
+class OutboundCalls:
+    """``await outbound(call, internal)`` for calls with an authenticated account."""
+
+    def __init__(
+        self,
+        db: Database,
+        credentials: DirectoryCredentialStore,
+        contacts: ContactIndex,
+        guard: TollFraudGuard | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self.credentials = credentials
+        self.contacts = contacts
+        self.guard = guard or TollFraudGuard()
+        self.monotonic = monotonic
+
+    def attach(self, bus: EventBus) -> Callable[[], None]:
+        """Release the guard's slot when a call ends (whatever ended it)."""
+
+        async def on_ended(event: Event) -> None:
+            if isinstance(event, CallEnded):
+                self.guard.release(event.account_id, event.call_id)
+
+        return bus.subscribe(CallEnded, on_ended)
+
+    async def __call__(self, call: InboundCall, internal: Internal) -> Plan | Reject:
+        auth = call.auth
+        account_id = auth.account_id if auth is not None else None
+        if account_id is None:
+            return Reject(403, "Forbidden")
+        realm = self.credentials.realm_of(account_id) or ""
+        async with self.db.read() as s:
+            account = await s.get(Account, account_id)
+            extensions = set(
+                await s.scalars(
+                    select(Employee.extension).where(
+                        Employee.account_id == account_id, Employee.active.is_(True)
+                    )
+                )
+            )
+        if account is None:
+            return Reject(403, "Forbidden")
+        try:
+            target = normalize_dialed(call.dialed, account.country, extensions=extensions)
+        except InvalidDialString:
+            return Reject(484, "Address Incomplete", account_id=account_id)
+        if target.kind is DialKind.internal:
+            return await internal(call, account_id, realm)
+        if target.kind is DialKind.external:
+            decision = self.guard.admit(account_id, call.call_id, target, self.monotonic())
+            if isinstance(decision, Deny):
+                log.warning("call %s to %s refused: %s", call.call_id, target.value, decision)
+                return Reject(403, f"Forbidden ({decision.reason.value})", account_id=account_id)
+        try:
+            return await self._plan(call, account, target)
+        except NoTrunk:
+            self.guard.release(account_id, call.call_id)
+            return Reject(503, "No Trunk Available", account_id=account_id)
+        except Exception:
+            self.guard.release(account_id, call.call_id)
+            raise
+
+    async def _plan(self, call: InboundCall, account: Account, target: DialTarget) -> Plan:
+        async with self.db.read() as s:
+            numbers = list(
+                await s.scalars(
+                    select(Number).where(Number.account_id == account.id, Number.active.is_(True))
+                )
+            )
+            trunks = list(
+                await s.scalars(
+                    select(Trunk)
+                    .where(Trunk.account_id == account.id, Trunk.active.is_(True))
+                    .order_by(Trunk.name)
+                )
+            )
+        by_id = {t.id: t for t in trunks if _trunk_flow(t) is not None}
+        options = [
+            TrunkOption(
+                id=t.id,
+                name=t.name,
+                numbers=frozenset(n.e164 for n in numbers if n.trunk_id == t.id),
+                default_caller_id=t.caller_id,
+            )
+            for t in by_id.values()
+        ]
+        callee = target.value
+        caller_id: str | None = None
+        if target.kind is DialKind.external:
+            ours = [OwnNumber(n.e164) for n in numbers]
+            last = await self._last_called(account, callee, {n.e164 for n in numbers})
+            hit = await self.contacts.lookup(account.id, callee)
+            choice = select_caller_id(
+                callee, ours, last_called=last, contact_city=hit.city if hit else None
+            )
+            caller_id = choice.e164
+        trunk_option = select_trunk(callee, options, caller_id=caller_id)
+        trunk = by_id[trunk_option.id]
+        flow = _trunk_flow(trunk)
+        assert flow is not None  # by_id holds only reachable trunks
+        caller_id = caller_id or trunk.caller_id
+        host = f"[{flow.host}]" if ":" in flow.host else flow.host
+        ring = RingTarget(
+            f"sip:{callee}@{host}:{flow.port}",
+            flow,
+            Target(TargetKind.external, callee),
+            label="out",
+            from_user=caller_id,
+        )
+        log.info("call %s: %s via %s as %s", call.call_id, callee, trunk.name, caller_id)
+        return Plan(
+            account_id=account.id,
+            waves=(Wave((ring,), OUTBOUND_RING_SECONDS),),
+            final=Reject(480, "Temporarily Unavailable", account_id=account.id),
+            direction=Direction.outbound,
+            record=account.recording_enabled,
+        )
+
+    async def _last_called(self, account: Account, callee: str, ours: set[str]) -> str | None:
+        """The number of ours the callee called last (the journal stores what the carrier
+        sent, so both sides are normalized here)."""
+        variants = {callee, callee.lstrip("+")}
+        if callee.startswith("+7"):
+            variants.add("8" + callee[2:])
+        async with self.db.read() as s:
+            dialed = list(
+                await s.scalars(
+                    select(CallRecord.dialed)
+                    .where(
+                        CallRecord.account_id == account.id,
+                        CallRecord.direction == Direction.inbound,
+                        CallRecord.caller.in_(variants),
+                    )
+                    .order_by(CallRecord.started_at.desc())
+                    .limit(LAST_CALLED_SCAN)
+                )
+            )
+        for raw in dialed:
+            try:
+                e164 = normalize(raw, account.country)
+            except InvalidInput:
+                continue
+            if e164 in ours:
+                return e164
+        return None

@@ -1,0 +1,252 @@
+"""Call control in the B2BUA over loopback: answered_by from the target, the outbound caller
+ID in From/P-Asserted-Identity, the INVITE gate, and blind transfer by REFER."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.calls.conftest import Phone
+from tests.calls.rig import ACCOUNT, Pbx
+from zvonar.calls.events import (
+    CallAnswered,
+    CallTransferred,
+    Disposition,
+    HangupSide,
+    Target,
+    TargetKind,
+    TransferKind,
+)
+from zvonar.calls.plan import CallerAuth, Plan, RingTarget, Wave
+from zvonar.calls.signalling import invite_request
+from zvonar.calls.transfer import SIPFRAG
+from zvonar.sip.io.runner import SipRunner
+from zvonar.sip.io.testserver import EchoPbx
+from zvonar.sip.message import SipRequest, make_response
+from zvonar.sip.ua import DEFAULT_ALLOW, IncomingRequest, ResponseIn, UaEvent, UserAgent
+from zvonar.sip.uri import parse_uri
+
+from .test_b2bua import dial, final_status, hang_up
+
+ANNA = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
+BORIS = uuid.UUID("00000000-0000-4000-8000-0000000000b2")
+
+
+@dataclass
+class Spy:
+    """An EchoPbx that also records what reaches it (REFER's 202, NOTIFYs)."""
+
+    inner: EchoPbx
+    seen: list[UaEvent] = field(default_factory=list)
+
+    def handle_event(self, event: UaEvent, now: float) -> None:
+        self.seen.append(event)
+        self.inner.handle_event(event, now)
+
+    def notifies(self) -> list[bytes]:
+        return [
+            e.request.body
+            for e in self.seen
+            if isinstance(e, IncomingRequest) and e.request.method == "NOTIFY"
+        ]
+
+    def statuses(self, method: str) -> list[int]:
+        return [
+            e.response.status
+            for e in self.seen
+            if isinstance(e, ResponseIn) and e.response.cseq.method == method
+        ]
+
+
+@pytest.fixture
+async def agent() -> AsyncIterator[tuple[Phone, Spy]]:
+    ua = UserAgent(allow=(*DEFAULT_ALLOW, "NOTIFY"))
+    app = EchoPbx(ua)
+    spy = Spy(app)
+    runner = SipRunner(ua, spy)
+    flow = await runner.listen_udp("127.0.0.1", 0)
+    yield Phone(runner, app, flow), spy
+    await runner.close()
+
+
+def ring(phone: Phone, user: str, who: uuid.UUID, name: str) -> RingTarget:
+    return RingTarget(phone.uri(user), phone.flow, Target(TargetKind.employee, name, who))
+
+
+async def until(check: object, within: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():  # type: ignore[operator]
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def refer(phone: Phone, refer_to: str) -> None:
+    """The agent's phone sends REFER in its (answered) dialog with the B2BUA."""
+    ua = phone.runner.ua
+    (dialog,) = list(ua.dialogs)
+    (leg,) = list(phone.app._legs.values())
+    req = ua.create_request(dialog, "REFER", leg.flow, headers=(("Refer-To", f"<{refer_to}>"),))
+    ua.send_request(req, leg.flow, phone.runner.loop.time())
+    phone.runner.pump()
+
+
+async def test_answered_by_is_the_targets_employee(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    caller, callee = phones
+    pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((ring(callee, "answer", ANNA, "Anna"),), 5),))
+    leg = dial(caller, pbx, "100")
+    assert await final_status(leg) == 200
+    await until(lambda: pbx.bus.of_type(CallAnswered))
+    (answered,) = pbx.bus.of_type(CallAnswered)
+    assert answered.by == ANNA
+    hang_up(caller, leg)
+    await pbx.wait_ended()
+
+
+def test_outbound_invite_carries_the_chosen_caller_id() -> None:
+    caller = SipRequest(
+        "INVITE",
+        parse_uri("sip:+73831234567@pbx"),
+        (("From", '"Anna" <sip:101@alpha.zvonar>;tag=x'),),
+    )
+    common = dict(
+        target="sip:+73831234567@127.0.0.1:5090",
+        caller=caller,
+        local_tag="t1",
+        call_id="k@zvonar",
+        via="SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx",
+        contact="sip:127.0.0.1:5060",
+        user_agent="Zvonar",
+        sdp=b"v=0\r\n",
+    )
+    out = invite_request(**common, from_user="+73832000000")  # type: ignore[arg-type]
+    assert out.from_.uri == parse_uri("sip:+73832000000@127.0.0.1")
+    assert out.from_.tag == "t1"
+    assert out.header("P-Asserted-Identity") == "<sip:+73832000000@127.0.0.1>"
+    kept = invite_request(**common)  # type: ignore[arg-type]
+    assert kept.from_.display_name == "Anna" and kept.header("P-Asserted-Identity") is None
+    with pytest.raises(ValueError):
+        invite_request(**common, from_user="evil>;x")  # type: ignore[arg-type]
+
+
+async def test_gate_challenges_and_passes_auth_to_the_resolver(
+    pbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    caller, callee = phones
+    decisions: list[str] = []
+
+    def gate(inc: IncomingRequest, now: float) -> CallerAuth | None:
+        if inc.request.from_.uri.user == "intruder":  # type: ignore[union-attr]
+            decisions.append("407")
+            resp = make_response(inc.request, 407, to_tag="g1")
+            pbx.b2bua.ua.respond(inc, resp, now)
+            return None
+        decisions.append("ok")
+        return CallerAuth(account_id=ACCOUNT, user="101", realm="alpha.zvonar")
+
+    pbx.b2bua.gate = gate
+    pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((ring(callee, "answer", ANNA, "A"),), 5),))
+    bad = caller.app.originate(
+        f"sip:100@{pbx.address}",
+        pbx.flow,
+        caller.runner.loop.time(),
+        from_header="<sip:intruder@alpha.zvonar>",
+    )
+    caller.runner.pump()
+    assert await final_status(bad) == 407
+    assert not pbx.resolver.seen  # a challenged INVITE never reaches routing
+    good = dial(caller, pbx, "100")
+    assert await final_status(good) == 200
+    expected = CallerAuth(account_id=ACCOUNT, user="101", realm="alpha.zvonar")
+    assert pbx.resolver.seen[0].auth == expected
+    assert decisions == ["407", "ok"]
+    hang_up(caller, good)
+    await pbx.wait_ended()
+
+
+async def test_blind_transfer_rings_the_target_for_the_caller(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
+) -> None:
+    caller, boris_phone = phones
+    anna_phone, spy = agent
+    pbx.resolver.plans["100"] = Plan(
+        ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
+    )
+    pbx.resolver.plans["102"] = Plan(
+        ACCOUNT, (Wave((ring(boris_phone, "answer", BORIS, "Boris"),), 5),)
+    )
+    leg = dial(caller, pbx, "100")
+    assert await final_status(leg) == 200
+    await until(lambda: anna_phone.app.calls_answered == 1 and list(anna_phone.runner.ua.dialogs))
+    refer(anna_phone, f"sip:102@{pbx.address}")
+    await until(lambda: boris_phone.app.calls_answered == 1)
+    await until(lambda: len(pbx.bus.of_type(CallAnswered)) == 2)
+    assert spy.statuses("REFER") == [202]
+    await until(lambda: len(spy.notifies()) == 2)
+    assert spy.notifies() == [b"SIP/2.0 100 Trying\r\n", b"SIP/2.0 200 OK\r\n"]
+    notify = next(
+        e.request
+        for e in spy.seen
+        if isinstance(e, IncomingRequest) and e.request.method == "NOTIFY"
+    )
+    assert notify.header("Event") == "refer" and notify.content_type == SIPFRAG
+    await until(lambda: anna_phone.app.calls_ended == 1)  # the agent's leg got our BYE
+    (moved,) = pbx.bus.of_type(CallTransferred)
+    assert moved.kind is TransferKind.blind and moved.to.target_id == BORIS
+    assert [a.by for a in pbx.bus.of_type(CallAnswered)] == [ANNA, BORIS]
+    assert leg.ended is not None and not leg.ended.done()  # the caller stayed on the call
+    assert pbx.resolver.seen[-1].auth == CallerAuth(account_id=ACCOUNT)
+    hang_up(caller, leg)
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.answered and ended.hangup is HangupSide.caller
+    await until(lambda: boris_phone.app.calls_ended == 1)
+
+
+async def test_transfer_to_nowhere_keeps_the_agent(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
+) -> None:
+    caller, _ = phones
+    anna_phone, spy = agent
+    pbx.resolver.plans["100"] = Plan(
+        ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
+    )
+    leg = dial(caller, pbx, "100")
+    assert await final_status(leg) == 200
+    await until(lambda: anna_phone.app.calls_answered == 1 and list(anna_phone.runner.ua.dialogs))
+    refer(anna_phone, f"sip:999@{pbx.address}")  # the static resolver: 404
+    await until(lambda: len(spy.notifies()) == 2)
+    assert spy.notifies()[-1] == b"SIP/2.0 404 Transfer Failed\r\n"
+    assert not pbx.bus.of_type(CallTransferred)
+    assert anna_phone.app.calls_ended == 0 and not leg.ended.done()  # type: ignore[union-attr]
+    hang_up(caller, leg)
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.answered
+
+
+async def test_unanswered_transfer_rings_the_agent_back(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
+) -> None:
+    caller, boris_phone = phones
+    anna_phone, _ = agent
+    pbx.resolver.plans["100"] = Plan(
+        ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
+    )
+    pbx.resolver.plans["102"] = Plan(
+        ACCOUNT, (Wave((ring(boris_phone, "busy", BORIS, "Boris"),), 5),)
+    )
+    leg = dial(caller, pbx, "100")
+    assert await final_status(leg) == 200
+    await until(lambda: anna_phone.app.calls_answered == 1 and list(anna_phone.runner.ua.dialogs))
+    refer(anna_phone, f"sip:102@{pbx.address}")
+    await until(lambda: anna_phone.app.calls_answered == 2)  # Boris busy → Anna again
+    await until(lambda: len(pbx.bus.of_type(CallAnswered)) == 2)
+    assert [a.by for a in pbx.bus.of_type(CallAnswered)] == [ANNA, ANNA]
+    assert not leg.ended.done()  # type: ignore[union-attr]
+    hang_up(caller, leg)
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.answered

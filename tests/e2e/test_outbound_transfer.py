@@ -1,0 +1,222 @@
+"""End to end, outbound: a real app container and PBX runtime; SIPp as extension 101 dials
+8 383 123-45-67 with digest auth (407 in alpha.zvonar); a SIPp UAS plays the carrier's trunk
+and checks that From and P-Asserted-Identity carry the account's Novosibirsk number.
+
+Blind transfer over SIPp is not here yet: it is covered over loopback peers in
+tests/calls/test_transfer.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import sippkit
+from tests.pbx.conftest import PASSWORD, seed_account
+from tests.sip.peers.harness import SIPP, finish_sipp, free_port, run_sipp, sipp_command, start_sipp
+from zvonar.app import create_container
+from zvonar.calls.events import Direction, Disposition
+from zvonar.container import Container
+from zvonar.core.bus import RecordingBus
+from zvonar.directory.models import TrunkAuth
+from zvonar.directory.schemas import NumberIn, TrunkIn
+from zvonar.journal.service import CallFilter
+from zvonar.pbx.config import PbxConfig
+from zvonar.pbx.runtime import start_pbx
+from zvonar.settings import Settings
+from zvonar.store.base import Base
+
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
+]
+
+CALLEE = "+73831234567"
+NSK = "+73832000000"
+
+CALLER_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="101 dials out with digest">
+  <send retrans="500"><![CDATA[
+
+      INVITE sip:83831234567@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: <sip:101@alpha.zvonar>;tag=[pid]O[call_number]
+      To: <sip:83831234567@alpha.zvonar>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:101@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      SDP_HERE
+
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="407" auth="true"/>
+  <send><![CDATA[
+
+      ACK sip:83831234567@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: <sip:101@alpha.zvonar>;tag=[pid]O[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <send retrans="500"><![CDATA[
+
+      INVITE sip:83831234567@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: <sip:101@alpha.zvonar>;tag=[pid]O[call_number]
+      To: <sip:83831234567@alpha.zvonar>
+      Call-ID: [call_id]
+      CSeq: 2 INVITE
+      Contact: <sip:101@[local_ip]:[local_port];transport=[transport]>
+      [authentication]
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      SDP_HERE
+
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+
+      ACK sip:83831234567@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <pause milliseconds="500"/>
+  <send retrans="500"><![CDATA[
+
+      BYE sip:83831234567@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 3 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+
+def trunk_xml() -> str:
+    """The carrier: answers only if From and P-Asserted-Identity show the Novosibirsk number
+    (check_it fails the SIPp call otherwise)."""
+    check = (
+        '<recv request="INVITE"><action>'
+        '<ereg regexp="sip:\\+73832000000@" search_in="hdr" header="From:" check_it="true" '
+        'assign_to="f"/>'
+        '<ereg regexp="sip:\\+73832000000@" search_in="hdr" header="P-Asserted-Identity:" '
+        'check_it="true" assign_to="p"/>'
+        '<ereg regexp="^INVITE sip:\\+73831234567@" search_in="msg" check_it="true" '
+        'assign_to="r"/>'
+        "</action></recv>"
+        '<Reference variables="f,p,r"/>'
+    )
+    xml = sippkit.uas_answer()
+    return xml.replace('<recv request="INVITE"/>', check, 1)
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[Container]:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'pbx.sqlite3'}",
+        secret_key="test-secret-key-not-for-production",
+    )
+    container = create_container(settings, bus=RecordingBus())
+    async with container.db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    yield container
+    await container.db.dispose()
+
+
+async def _wait_bound(port: int) -> None:
+    for _ in range(250):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"SIPp did not bind UDP {port}")
+
+
+def _cmd(tmp: Path, remote: str, name: str, port: int, *extra: str) -> list[str]:
+    c = sipp_command(
+        remote,
+        workdir=tmp,
+        local_port=port,
+        calls=1,
+        timeout=15,
+        name=name,
+        extra=("-sf", str(tmp / f"{name}.xml"), *extra),
+    )
+    i = c.index("-sn")  # sipp_command adds a built-in scenario; ours replaces it
+    return c[:i] + c[i + 2 :]
+
+
+async def test_extension_dials_out_with_the_regional_caller_id(
+    app: Container, tmp_path: Path
+) -> None:
+    alpha = await seed_account(app, "alpha")
+    trunk_port = free_port()
+    trunk = await app.directory.create_trunk(
+        alpha.principal,
+        TrunkIn(
+            name="carrier",
+            host="127.0.0.1",
+            port=trunk_port,
+            auth_mode=TrunkAuth.ip,
+            allowed_sources=["192.0.2.1"],  # only an allow-list: never contacted
+        ),
+    )
+    await app.directory.add_number(alpha.principal, NumberIn(number=NSK, trunk_id=trunk.id))
+    pbx_port = free_port()
+    config = PbxConfig(sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",))
+    rt = await start_pbx(app, config)
+    remote = f"127.0.0.1:{pbx_port}"
+    try:
+        sdp = sippkit._SDP  # the SIPp SDP template shared by the e2e scenarios
+        (tmp_path / "caller.xml").write_text(CALLER_XML.replace("SDP_HERE", sdp))
+        (tmp_path / "trunk.xml").write_text(trunk_xml())
+        uas_cmd = _cmd(tmp_path, "", "trunk", trunk_port)
+        uas = await start_sipp(uas_cmd, workdir=tmp_path)
+        await _wait_bound(trunk_port)
+        auth = ("-au", "101", "-ap", PASSWORD, "-auth_uri", f"83831234567@{remote}")
+        caller = await run_sipp(
+            _cmd(tmp_path, remote, "caller", free_port(), *auth), workdir=tmp_path, name="caller"
+        )
+        carrier = await finish_sipp(uas, uas_cmd, workdir=tmp_path, name="trunk", wait=20)
+        assert caller.returncode == 0 and caller.stats.successful == 1, caller.describe()
+        assert carrier.stats.successful == 1, carrier.describe()
+        await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
+    finally:
+        await rt.stop()
+
+    listing = await app.journal.list_calls(alpha.principal, CallFilter())
+    (call,) = listing.items
+    assert call.direction is Direction.outbound
+    assert call.disposition is Disposition.answered

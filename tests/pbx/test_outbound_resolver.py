@@ -1,0 +1,147 @@
+"""Calls from authenticated extensions over a real database: dial plan, toll-fraud guard,
+caller ID by the callee's region, trunk target; and the INVITE gate's trunk sources."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from zvonar.calls.events import CallEnded, Direction, Disposition, HangupSide, TargetKind
+from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject
+from zvonar.container import Container
+from zvonar.core.bus import RecordingBus
+from zvonar.directory.models import TrunkAuth
+from zvonar.directory.schemas import EmployeeIn, NumberIn, TrunkIn
+from zvonar.outbound.tollfraud import TollFraudGuard
+from zvonar.pbx.credentials import DirectoryCredentialStore
+from zvonar.pbx.invite_auth import TrunkSources
+from zvonar.pbx.outbound_resolver import OutboundCalls
+from zvonar.pbx.resolver import PbxResolver
+from zvonar.sip.location import Binding
+from zvonar.sip.ua import Flow
+
+from .conftest import Seeded, seed_account
+
+NSK_NUMBER = "+73832000000"  # a Novosibirsk number of the account
+PHONE_102 = Binding(
+    aor="sip:102@alpha.zvonar",
+    contact="sip:102@127.0.0.1:5098",
+    expires_at=1e9,
+    source=("127.0.0.1", 5098),
+)
+
+
+def dial(seeded: Seeded, dialed: str, call_id: str = "c1") -> InboundCall:
+    return InboundCall(
+        call_id=call_id,
+        dialed=dialed,
+        caller="101",
+        caller_display=None,
+        from_uri="sip:101@alpha.zvonar",
+        to_uri=f"sip:{dialed}@alpha.zvonar",
+        source=Flow("UDP", "127.0.0.1", 5099),
+        started_at=datetime(2024, 3, 4, 10, 0, tzinfo=UTC),
+        auth=CallerAuth(account_id=seeded.account_id, user="101", realm=seeded.realm),
+    )
+
+
+async def _setup(
+    container: Container, guard: TollFraudGuard | None = None
+) -> tuple[Seeded, PbxResolver, OutboundCalls]:
+    alpha = await seed_account(container)
+    await container.directory.create_trunk(
+        alpha.principal,
+        TrunkIn(
+            name="carrier",
+            host="127.0.0.1",
+            port=5090,
+            auth_mode=TrunkAuth.ip,
+            allowed_sources=["127.0.0.2/32"],
+            caller_id="+74951234567",
+        ),
+    )
+    await container.directory.add_number(alpha.principal, NumberIn(number=NSK_NUMBER))
+    creds = DirectoryCredentialStore(container.db)
+    await creds.load()
+    outbound = OutboundCalls(container.db, creds, container.contacts.index, guard)
+    table = {PHONE_102.aor: [PHONE_102]}
+    resolver = PbxResolver(
+        container.db,
+        creds,
+        lambda aor: table.get(aor, []),
+        container.contacts.index,
+        extension_calls=outbound,
+    )
+    return alpha, resolver, outbound
+
+
+async def test_external_number_goes_out_with_the_callee_region_caller_id(
+    container: Container,
+) -> None:
+    alpha, resolver, outbound = await _setup(container)
+    plan = await resolver(dial(alpha, "8 (383) 123-45-67"))
+    assert isinstance(plan, Plan)
+    assert plan.direction is Direction.outbound and plan.account_id == alpha.account_id
+    ((target,),) = [w.targets for w in plan.waves]
+    assert target.uri == "sip:+73831234567@127.0.0.1:5090"
+    assert target.flow == Flow("UDP", "127.0.0.1", 5090)
+    assert target.from_user == NSK_NUMBER  # Novosibirsk callee → our Novosibirsk number
+    assert target.target.kind is TargetKind.external
+    assert outbound.guard.active(alpha.account_id) == 1
+    # Moscow callee: the Moscow number (same region), not the trunk default by accident
+    plan = await resolver(dial(alpha, "+74957654321", "c2"))
+    assert isinstance(plan, Plan)
+    assert plan.waves[0].targets[0].from_user == "+74951234567"
+
+
+async def test_international_is_refused_with_the_reason(container: Container) -> None:
+    alpha, resolver, outbound = await _setup(container)
+    reject = await resolver(dial(alpha, "+442071234567"))
+    assert isinstance(reject, Reject)
+    assert reject.status == 403 and reject.reason == "Forbidden (international_not_allowed)"
+    assert outbound.guard.active(alpha.account_id) == 0
+
+
+async def test_guard_slot_is_released_when_the_call_ends(container: Container) -> None:
+    alpha, resolver, outbound = await _setup(container)
+    bus = RecordingBus()
+    outbound.attach(bus)
+    assert isinstance(await resolver(dial(alpha, "+73831234567", "c9")), Plan)
+    assert outbound.guard.active(alpha.account_id) == 1
+    await bus.publish(
+        CallEnded(
+            account_id=alpha.account_id,
+            call_id="c9",
+            disposition=Disposition.answered,
+            ended_at=datetime(2024, 3, 4, 10, 5, tzinfo=UTC),
+            hangup=HangupSide.caller,
+        )
+    )
+    assert outbound.guard.active(alpha.account_id) == 0
+
+
+async def test_extension_and_bad_strings(container: Container) -> None:
+    alpha, resolver, _ = await _setup(container)
+    await container.directory.create_employee(
+        alpha.principal,
+        EmployeeIn(name="Boris", extension="102", sip_password="another-pass-102"),
+    )
+    plan = await resolver(dial(alpha, "102"))
+    assert isinstance(plan, Plan) and plan.direction is Direction.internal
+    assert plan.waves[0].targets[0].uri == PHONE_102.contact
+    bad = await resolver(dial(alpha, "12ab"))
+    assert isinstance(bad, Reject) and bad.status == 484
+
+
+async def test_unauthenticated_caller_reaches_numbers_only(container: Container) -> None:
+    alpha, resolver, _ = await _setup(container)
+    anon = InboundCall(**{**dial(alpha, "+73831234567").__dict__, "auth": CallerAuth()})
+    result = await resolver(anon)
+    assert isinstance(result, Reject) and result.status == 404  # not a number of ours
+
+
+async def test_trunk_sources_come_from_ip_trunks(container: Container) -> None:
+    await _setup(container)
+    sources = TrunkSources(container.db)
+    await sources.load()
+    assert sources.trusted("127.0.0.2")
+    assert not sources.trusted("127.0.0.1") and not sources.trusted("not-an-ip")
