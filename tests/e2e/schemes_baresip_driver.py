@@ -1,0 +1,144 @@
+"""A scheme call answered by baresip: the PBX, baresip and a SIPp carrier in one namespace.
+
+baresip opens sockets beyond loopback (DNS on 0.0.0.0), so test_schemes_baresip.py runs this
+inside ``unshare -n`` (a private network namespace with only ``lo``)::
+
+    unshare -n sh -c 'ip link set lo up && exec python -m tests.e2e.schemes_baresip_driver OUT DIR'
+
+The scheme: ring 601 (a SIPp phone that never answers, 1 s) → ring 501 (baresip, auto-answer).
+The report (JSON at OUT) says what rang, who answered and what the journal recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.schemes_kit import Device, Phone, Rig
+from zvonar.accounts.access import Principal
+from zvonar.accounts.models import Role
+from zvonar.app import create_container
+from zvonar.core.bus import RecordingBus
+from zvonar.directory.schemas import EmployeeIn, NumberIn
+from zvonar.pbx.config import PbxConfig
+from zvonar.pbx.runtime import start_pbx
+from zvonar.settings import Settings
+from zvonar.store.base import Base
+
+PBX_PORT = 5060
+BARESIP_PORT = 5081
+PASSWORD = "baresip-pass-501"
+NUMBER = "+74951234599"
+SLUG = "bare"
+
+
+def write_config(conf: Path) -> None:
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "config").write_text(
+        "\n".join(
+            [
+                "poll_method epoll",
+                f"sip_listen 127.0.0.1:{BARESIP_PORT}",
+                "net_interface 127.0.0.1",
+                "rtp_ports 20000-20019",
+                "audio_source aubridge,null_a",
+                "audio_player aubridge,null_a",
+                "audio_alert aubridge,null_a",
+                "module_path /usr/lib/baresip/modules",
+                "module g711.so",
+                "module aubridge.so",
+                "module_tmp uuid.so",
+                "module_tmp account.so",
+                "",
+            ]
+        )
+    )
+    # The AOR is the employee's (501@bare.zvonar); requests go to the PBX as outbound proxy.
+    (conf / "accounts").write_text(
+        f"<sip:501@{SLUG}.zvonar;transport=udp>;auth_pass={PASSWORD};"
+        f'outbound="sip:127.0.0.1:{PBX_PORT};transport=udp";regint=120;answermode=auto\n'
+    )
+
+
+async def main(workdir: Path) -> dict[str, Any]:
+    report: dict[str, Any] = {"ok": False}
+    settings = Settings(
+        data_dir=workdir / "data",
+        database_url=f"sqlite+aiosqlite:///{workdir / 'pbx.sqlite3'}",
+        secret_key="test-secret-key-not-for-production",
+    )
+    container = create_container(settings, bus=RecordingBus())
+    async with container.db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    account = await container.accounts.create_account("Bare", SLUG)
+    p = Principal(account_id=account.id, role=Role.admin)
+    ids = {}
+    for ext in ("501", "601"):
+        made = await container.directory.create_employee(
+            p, EmployeeIn(name=f"Emp {ext}", extension=ext, sip_password=PASSWORD)
+        )
+        ids[ext] = made.view.employee.id
+    steps = [
+        {"type": "ring", "targets": [{"employee": "601"}], "timeout": 1},
+        {"type": "ring", "targets": [{"employee": "501"}], "timeout": 5},
+    ]
+    scheme = await container.routing.create_scheme(
+        p, "Bare", {"branches": {"working": steps, "off": steps}, "final": {"type": "hangup"}}
+    )
+    number = await container.directory.add_number(p, NumberIn(number=NUMBER, label="Bare"))
+    await container.routing.assign(p, number.id, scheme.id)
+    config = PbxConfig(sip_port=PBX_PORT, media_timeout=0, digest_algorithms=("MD5",))
+    rt = await start_pbx(container, config)
+    conf = workdir / "baresip"
+    write_config(conf)
+    log = (workdir / "baresip.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        "baresip", "-f", str(conf), "-t", "40",
+        stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+    )  # fmt: skip
+    devices = {"501": Device("501", ids["501"], BARESIP_PORT), "601": Device("601", ids["601"])}
+    rig = Rig(container, rt, f"{SLUG}.zvonar", PASSWORD, devices, workdir)
+    try:
+        for _ in range(200):  # up to 10 s for baresip's REGISTER, challenge and retry
+            if rt.lookup(f"sip:501@{SLUG}.zvonar"):
+                break
+            await asyncio.sleep(0.05)
+        bindings = rt.lookup(f"sip:501@{SLUG}.zvonar")
+        report["registered"] = [b.contact for b in bindings]
+        rig.devices = {"601": devices["601"]}
+        await rig.register_all()  # the SIPp phone that will not answer
+        rig.devices = devices
+        result = await rig.call(NUMBER, {"601": Phone.ring}, talk_ms=1000)
+        report.update(
+            caller_ok=result.caller_ok,
+            caller_log=result.caller_log[-2000:],
+            waves=result.waves,
+            ends={r.ext: r.end.value if r.end else None for r in result.rings},
+            answered=result.answered,
+            disposition=result.row.disposition.value if result.row.disposition else None,
+            answered_by=str(result.row.answered_by),
+            baresip_id=str(ids["501"]),
+            talk_seconds=result.row.talk_seconds,
+        )
+        report["ok"] = True
+    except Exception as exc:  # reported, not raised: the test shows the JSON
+        report["error"] = repr(exc)
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 3)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        log.close()
+        await rt.stop()
+        await container.db.dispose()
+    return report
+
+
+if __name__ == "__main__":
+    result = asyncio.run(main(Path(sys.argv[2])))
+    Path(sys.argv[1]).write_text(json.dumps(result, indent=1))
