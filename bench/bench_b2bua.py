@@ -1,0 +1,408 @@
+"""Calls/s through the B2BUA with a two-step scheme and journal writes, SQLite and PostgreSQL.
+
+The PBX (``start_pbx``: SIP, B2BUA, embedded media, resolver, journal on the bus) runs in
+this process, pinned to one CPU (``os.sched_setaffinity``). The account's number has a
+two-step scheme: ring 102 (a device that always answers 486 Busy Here) → ring 101 (a
+device that answers 200 at once). The devices are the simulator's own UA (zvonar.sim) in a
+child process, registered with digest; callers are SIPp (custom UAC scenario: INVITE, ACK,
+a short pause, BYE) at increasing rates bounded by -m. Recording is off (media is anchored
+per leg as always: the engine allocates sockets for every fork).
+
+Per rate: calls/s achieved with 0 failed calls, journal rows written, CPU per call of the
+PBX and the device process. Post-dial delay (INVITE in → first INVITE out, both stamped in
+this process at the socket: the datagram handler and ``SipRunner.send`` are wrapped) at half
+the best clean rate: p50 / p99.
+
+    .venv/bin/python bench/bench_b2bua.py                       # SQLite, then PostgreSQL
+    .venv/bin/python bench/bench_b2bua.py --backends sqlite --rates 50,100,200
+    .venv/bin/python bench/bench_b2bua.py --pg postgresql+asyncpg://postgres@127.0.0.1:5432/zv_x
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NUMBER = "+74951234567"
+SLUG = "bench"
+STAFF = (("101", "bench-pass-101"), ("102", "bench-pass-102"))
+FROM_USER = re.compile(rb"\r\n(?:From|f)\s*:[^\r\n]*?sip:([^@;>\r\n]+)@", re.IGNORECASE)
+
+UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="bench caller">
+  <send retrans="500"><![CDATA[
+
+      INVITE sip:{number}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:c[call_number]@[local_ip]:[local_port]>;tag=[pid]B[call_number]
+      To: <sip:{number}@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:c[call_number]@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=sipp 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+
+      ACK sip:{number}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <pause milliseconds="{hold_ms}"/>
+  <send retrans="500"><![CDATA[
+
+      BYE sip:{number}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def last_stats(csv: Path) -> dict[str, str]:
+    lines = [ln for ln in csv.read_text().splitlines() if ln.strip()]
+    return dict(
+        zip(lines[0].rstrip(";").split(";"), lines[-1].rstrip(";").split(";"), strict=False)
+    )
+
+
+def epoch(value: str) -> float:
+    return float(value.split("\t")[-1])
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, int(q * len(ordered) + 0.5) - 1))]
+
+
+# -- the devices' process ------------------------------------------------------------------
+
+
+async def device_main(port: int) -> None:
+    import random
+
+    from zvonar.sim import Dist, SimConfig, SimReport
+    from zvonar.sim.devices import Device, Devices
+    from zvonar.sim.endpoint import Endpoint
+    from zvonar.sip.ua import Flow
+
+    config = SimConfig(
+        answer_delay=Dist("fixed", 0),
+        talk_time=Dist("fixed", 120, cap=120),  # the caller (SIPp) hangs up first
+        busy_probability=0,
+        one_call_per_device=False,
+        rtp=False,
+    )
+    ep = Endpoint("127.0.0.1")
+    await ep.start()
+    devices = Devices(
+        ep,
+        Flow("UDP", "127.0.0.1", port),
+        f"{SLUG}.zvonar",
+        [Device("101", STAFF[0][1], 0.0), Device("102", STAFF[1][1], 1.0)],
+        config,
+        SimReport(),
+        random.Random(1),
+    )
+    await devices.register(expires=3600)
+    print("ready", flush=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_reader(sys.stdin.fileno(), stop.set)  # the parent closes our stdin to stop us
+    await stop.wait()
+    await devices.close(1)
+    await ep.close()
+
+
+# -- the PBX side ----------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    rate: int
+    calls: int
+    ok: int
+    failed: int
+    retrans: int
+    achieved: float
+    journal: int
+    pbx_us: float
+    dev_us: float
+
+    @property
+    def clean(self) -> bool:
+        return self.failed == 0 and self.ok == self.calls
+
+
+class Pdd:
+    """INVITE in (datagram handler) → first INVITE out (runner.send), keyed by From user."""
+
+    def __init__(self) -> None:
+        self.t_in: dict[bytes, float] = {}
+        self.samples: list[float] = []
+        self.on = False
+
+    def install(self, runner: object) -> None:
+        on_datagram = runner._on_datagram  # type: ignore[attr-defined]
+        send = runner.send  # type: ignore[attr-defined]
+
+        def wrapped_in(data: bytes, source: object, truncated: bool) -> None:
+            if self.on and data.startswith(b"INVITE "):
+                m = FROM_USER.search(data)
+                if m is not None and m.group(1) not in self.t_in:
+                    self.t_in[m.group(1)] = time.perf_counter()
+            on_datagram(data, source, truncated)
+
+        def wrapped_send(data: bytes, flow: object) -> bool:
+            if self.on and data.startswith(b"INVITE "):
+                m = FROM_USER.search(data)
+                t0 = self.t_in.pop(m.group(1), None) if m is not None else None
+                if t0 is not None:
+                    self.samples.append(time.perf_counter() - t0)
+            return bool(send(data, flow))
+
+        runner._on_datagram = wrapped_in  # type: ignore[attr-defined]
+        runner.send = wrapped_send  # type: ignore[attr-defined]
+
+
+async def seed(container: object) -> None:
+    from sqlalchemy import update
+
+    from zvonar.accounts.access import Principal
+    from zvonar.accounts.models import Account, Role
+    from zvonar.directory.schemas import EmployeeIn, NumberIn
+
+    c = container
+    account = await c.accounts.create_account("Bench", SLUG)  # type: ignore[attr-defined]
+    async with c.db.engine.begin() as conn:  # type: ignore[attr-defined]
+        await conn.execute(
+            update(Account).where(Account.id == account.id).values(recording_enabled=False)
+        )
+    p = Principal(account_id=account.id, role=Role.admin)
+    for ext, pw in STAFF:
+        await c.directory.create_employee(  # type: ignore[attr-defined]
+            p, EmployeeIn(name=f"E{ext}", extension=ext, sip_password=pw)
+        )
+    num = await c.directory.add_number(p, NumberIn(number=NUMBER, label="Bench"))  # type: ignore[attr-defined]
+    scheme = await c.routing.create_scheme(  # type: ignore[attr-defined]
+        p,
+        "TwoStep",
+        {
+            "branches": {
+                "working": [
+                    {"type": "ring", "targets": [{"employee": "102"}], "timeout": 5},
+                    {"type": "ring", "targets": [{"employee": "101"}], "timeout": 10},
+                ],
+                "off": [
+                    {"type": "ring", "targets": [{"employee": "102"}], "timeout": 5},
+                    {"type": "ring", "targets": [{"employee": "101"}], "timeout": 10},
+                ],
+            },
+            "final": {"type": "hangup"},
+        },
+    )
+    await c.routing.assign(p, num.id, scheme.id)  # type: ignore[attr-defined]
+
+
+async def journal_rows(container: object) -> int:
+    from sqlalchemy import func, select
+
+    from zvonar.journal.models import CallRecord
+
+    async with container.db.read() as s:  # type: ignore[attr-defined]
+        return int(await s.scalar(select(func.count()).select_from(CallRecord)) or 0)
+
+
+async def run_backend(name: str, url: str, args: argparse.Namespace, tmp: Path) -> None:
+    import zvonar.models  # (every slice's tables on Base.metadata)
+    import zvonar.pbx.models  # noqa: F401
+    from zvonar.app import create_container
+    from zvonar.pbx.config import PbxConfig
+    from zvonar.pbx.runtime import start_pbx
+    from zvonar.settings import Settings
+    from zvonar.store.base import Base
+
+    settings = Settings(data_dir=tmp / f"data-{name}", database_url=url, secret_key="bench-key")
+    c = create_container(settings)
+    async with c.db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.drop_all)
+        await conn.run_sync(Base.metadata.create_all)
+    await seed(c)
+    port = free_port()
+    rt = await start_pbx(c, PbxConfig(sip_port=port, sip_tcp=False, media_timeout=0))
+    pdd = Pdd()
+    pdd.install(rt.runner)
+    dev = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--device", str(port),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        preexec_fn=lambda: os.sched_setaffinity(0, {args.load_cpu}),
+    )  # fmt: skip
+    assert dev.stdout is not None
+    try:
+        line = await asyncio.wait_for(dev.stdout.readline(), 15)
+        if not line.startswith(b"ready"):
+            raise RuntimeError(f"devices did not register: {line!r}")
+        scenario = tmp / "uac.xml"
+        scenario.write_text(UAC.format(number=NUMBER, hold_ms=args.hold_ms))
+        steps: list[Step] = []
+        for rate in (int(r) for r in args.rates.split(",")):
+            step = await run_rate(c, rt, dev.pid, rate, args, scenario, tmp, name)
+            steps.append(step)
+            print(
+                f"{name:8} target {rate:5d} cps: achieved {step.achieved:7.1f}, "
+                f"{step.ok}/{step.calls} ok, {step.failed} failed, {step.retrans} retrans, "
+                f"journal +{step.journal}, CPU/call PBX {step.pbx_us:.0f} us, "
+                f"devices {step.dev_us:.0f} us" + ("" if step.clean else "  <- NOT CLEAN"),
+                flush=True,
+            )
+            if not step.clean or step.achieved < 0.9 * rate:
+                break
+        clean = [s for s in steps if s.clean]
+        best = max(clean, key=lambda s: s.achieved, default=None)
+        if best is None:
+            print(f"{name}: no clean rate")
+            return
+        half = max(1, int(best.achieved / 2))
+        pdd.samples.clear()
+        pdd.t_in.clear()
+        pdd.on = True
+        step = await run_rate(c, rt, dev.pid, half, args, scenario, tmp, name + "-pdd")
+        pdd.on = False
+        ms = [s * 1000 for s in pdd.samples]
+        print(
+            f"{name}: best clean {best.achieved:.0f} calls/s (target {best.rate}); "
+            f"post-dial delay at {half} cps ({len(ms)} calls, {step.failed} failed): "
+            f"p50 {pct(ms, 0.5):.2f} ms, p99 {pct(ms, 0.99):.2f} ms, max {max(ms):.2f} ms",
+            flush=True,
+        )
+    finally:
+        if dev.stdin is not None:
+            dev.stdin.close()
+        try:
+            await asyncio.wait_for(dev.wait(), 10)
+        except TimeoutError:
+            dev.kill()
+            await dev.wait()
+        await rt.stop()
+        await c.db.dispose()
+
+
+async def run_rate(
+    c: object, rt: object, dev_pid: int, rate: int, args: argparse.Namespace,
+    scenario: Path, tmp: Path, tag: str,
+) -> Step:  # fmt: skip
+    calls = max(1, int(rate * args.seconds))
+    csv = tmp / f"{tag}-{rate}.csv"
+    port = rt.udp.port  # type: ignore[attr-defined]
+    cmd = ["sipp", f"127.0.0.1:{port}", "-sf", str(scenario), "-i", "127.0.0.1",
+           "-p", str(free_port()), "-r", str(rate), "-m", str(calls), "-nostdin",
+           "-timeout", f"{args.seconds * 3 + 20:g}s", "-timeout_error", "-buff_size", "4194304",
+           "-trace_stat", "-stf", str(csv), "-fd", "1"]  # fmt: skip
+    before_rows = await journal_rows(c)
+    me, dev0 = cpu_seconds(os.getpid()), cpu_seconds(dev_pid)
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, cwd=tmp, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        preexec_fn=lambda: os.sched_setaffinity(0, {args.load_cpu}),
+    )  # fmt: skip
+    await proc.wait()
+    await asyncio.wait_for(rt.b2bua.wait_idle(), 30)  # type: ignore[attr-defined]
+    used, dev_used = cpu_seconds(os.getpid()) - me, cpu_seconds(dev_pid) - dev0
+    row = last_stats(csv)
+    ok = int(row["SuccessfulCall(C)"])
+    elapsed = epoch(row["CurrentTime"]) - epoch(row["StartTime"]) - args.hold_ms / 1000
+    rows = await journal_rows(c) - before_rows
+    return Step(rate, calls, ok, int(row["FailedCall(C)"]), int(row["Retransmissions(C)"]),
+                ok / elapsed if elapsed > 0 else 0.0, rows, used / max(ok, 1) * 1e6,
+                dev_used / max(ok, 1) * 1e6)  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--device", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--backends", default="sqlite,pg")
+    ap.add_argument("--pg", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--rates", default="25,50,100,200,400,700,1000")
+    ap.add_argument("--seconds", type=float, default=4.0, help="duration of each rate step")
+    ap.add_argument("--hold-ms", type=int, default=100, help="SIPp's pause between ACK and BYE")
+    ap.add_argument("--pbx-cpu", type=int, default=0)
+    ap.add_argument("--load-cpu", type=int, default=1, help="CPU of SIPp and the devices")
+    ap.add_argument("--profile", default=None, help="cProfile the PBX process into FILE")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    if args.device is not None:
+        asyncio.run(device_main(args.device))
+        return 0
+    if shutil.which("sipp") is None:
+        print("sipp not installed (Debian package sip-tester)")
+        return 2
+    os.sched_setaffinity(0, {args.pbx_cpu})
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        for name in args.backends.split(","):
+            url = f"sqlite+aiosqlite:///{tmp / 'bench.sqlite3'}" if name == "sqlite" else args.pg
+            asyncio.run(run_backend(name, url, args, tmp))
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
