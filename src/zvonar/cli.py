@@ -257,6 +257,73 @@ def demo(
         _serve(s, host, port)
 
 
+@app.command()
+def simulate(
+    account: AccountOpt = "demo",
+    minutes: Annotated[float, typer.Option(help="How long to place calls (real minutes).")] = 2.0,
+    rate: Annotated[float, typer.Option(help="Calls per minute at the busiest hour.")] = 30.0,
+    day_seconds: Annotated[
+        float, typer.Option(help="Real seconds per simulated day (0: a flat rate).")
+    ] = 0.0,
+    start_hour: Annotated[float, typer.Option(help="Simulated hour of day to start at.")] = 9.0,
+    max_calls: Annotated[int, typer.Option()] = 1000,
+    answer_delay: Annotated[str, typer.Option(help="Seconds: 2 | 1..4 | exp:3 | ...")] = "0.5..3",
+    talk_time: Annotated[str, typer.Option()] = "lognormal:10:0.6",
+    patience: Annotated[str, typer.Option(help="Caller hangs up after (while unanswered).")] = (
+        "5..20"
+    ),
+    busy: Annotated[float, typer.Option(help="Probability a device answers busy.")] = 0.1,
+    rtp: Annotated[bool, typer.Option(help="Devices send G.711 while talking.")] = True,
+    seed: Annotated[int | None, typer.Option()] = None,
+    credentials: Annotated[
+        Path | None,
+        typer.Option(help="JSON {extension: SIP password}; default: the demo's credentials."),
+    ] = None,
+) -> None:
+    """Place real SIP calls from simulated callers to the account's numbers, answered by
+    simulated employee phones, against the running ``zvonar serve`` (loopback only)."""
+    import json
+
+    from zvonar.accounts.access import Principal
+    from zvonar.sim.cli import cli_simulate
+
+    s = _settings()
+    cred_file = credentials or s.data_dir / "demo-credentials.json"
+    if not cred_file.exists():
+        raise typer.BadParameter(f"no credentials file {cred_file}", param_hint="--credentials")
+    data = json.loads(cred_file.read_text())
+    passwords: dict[str, str] = data.get("sip", data)
+
+    async def numbers_of(c: Any) -> list[str]:
+        acc = await c.accounts.account_by_slug(account)
+        admin = Principal(account_id=acc.id, role=Role.admin)
+        listing = await c.directory.list_numbers(admin, active=True, limit=200)
+        return [n.e164 for n in listing.items]
+
+    numbers = _run(numbers_of)
+    if not numbers:
+        raise typer.BadParameter("the account has no active numbers", param_hint="--account")
+    report = cli_simulate(
+        host=s.sip_advertise or s.sip_host,
+        port=s.sip_port,
+        account=account,
+        employees=sorted(passwords.items()),
+        numbers=numbers,
+        minutes=minutes,
+        rate=rate,
+        day_seconds=day_seconds,
+        start_hour=start_hour,
+        max_calls=max_calls,
+        answer_delay=answer_delay,
+        talk_time=talk_time,
+        patience=patience,
+        busy=busy,
+        rtp=rtp,
+        seed=seed,
+    )
+    typer.echo(report.summary())
+
+
 def main() -> None:
     app()
 

@@ -379,11 +379,6 @@ async def test_schedule_off_hours_goes_to_voicemail(off_hours: Result) -> None:
     assert r.row.answered_by is None and r.row.disposition is not Disposition.answered
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calls/: a Plan's final Reject cannot say 'voicemail'; teardown.give_up records "
-    "Disposition.failed for a plan without waves, even after the voicemail greeting played",
-)
 async def test_schedule_off_hours_journal_says_voicemail(off_hours: Result) -> None:
     assert off_hours.row.disposition is Disposition.voicemail
 
@@ -408,11 +403,6 @@ async def test_step_chain_office_managers_head_shop(chain: Result) -> None:
     assert exts(chain.rings, LegEndReason.no_answer) == ["201", "212", "221"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calls/: Plan has no scheme_path and CallEnded is published without scheme_path, "
-    "so the resolver's path (Flattened.path) never reaches the journal",
-)
 async def test_step_chain_journal_has_the_scheme_path(chain: Result) -> None:
     path = " → ".join(chain.row.scheme_path)
     for step in ("chain: working", "Office", "Head of sales", "Shop"):

@@ -158,7 +158,8 @@ async def test_registered_sipp_answers_a_call_to_the_number(app: Container, tmp_
     (call,) = listing.items
     assert call.disposition is Disposition.answered
     assert call.dialed == NUMBER and call.dialed_label == "Sales"
-    # call.answered_by stays None until the B2BUA fills CallAnswered.by from the leg's target.
+    assert call.answered_by == alpha.employee_id
+    assert call.scheme_path and call.scheme_path[0].startswith("Main")
     view = await app.journal.get_call(alpha.principal, call.id)
     assert [(leg.target_kind, leg.target_id) for leg in view.legs if leg.answered_at] == [
         (TargetKind.employee, alpha.employee_id)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from zvonar.calls.events import Direction, Target, TargetKind
+from zvonar.calls.events import Direction, Disposition, Target, TargetKind
 from zvonar.sip.ua import Flow
 
 __all__ = ["CallerAuth", "InboundCall", "Plan", "Reject", "Resolver", "RingTarget", "Wave"]
@@ -64,6 +64,9 @@ class Reject:
     reason: str | None = None
     prompt: Path | None = None
     account_id: uuid.UUID | None = None
+    # What the journal records when the call ends here after the prompt played (e.g. voicemail);
+    # None: derived from how the waves ended.
+    disposition: Disposition | None = None
 
     def __post_init__(self) -> None:
         if not 400 <= self.status <= 699:
@@ -109,6 +112,7 @@ class Plan:
     record: bool = False
     number_label: str | None = None
     tracking: dict[str, str] = field(default_factory=dict)
+    scheme_path: tuple[str, ...] = ()  # the routing steps taken, for the journal
 
 
 Resolver = Callable[[InboundCall], Awaitable[Plan | Reject]]

@@ -52,7 +52,7 @@ async def give_up(call: Call) -> None:
     if final.prompt is not None and call.caller.invite is not None:
         try:
             await _play_prompt(call, final)
-            call.final_disposition = disposition
+            call.final_disposition = final.disposition or disposition
             return
         except MediaError as exc:
             log.warning("call %s: prompt failed: %s", call.call_id, exc)
@@ -147,7 +147,13 @@ async def finish(
         await release(call, call.prompt_media)
     if recorded is not None:
         await call.publish(CallRecorded, path=str(recorded.path), duration=recorded.duration)
-    await call.publish(CallEnded, disposition=disposition, ended_at=call.now(), hangup=side)
+    await call.publish(
+        CallEnded,
+        disposition=disposition,
+        ended_at=call.now(),
+        hangup=side,
+        scheme_path=call.plan.scheme_path if call.plan is not None else (),
+    )
 
 
 def _bye_caller(call: Call) -> None:

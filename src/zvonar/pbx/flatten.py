@@ -49,6 +49,7 @@ class Flattened:
     memory: dict[str, int] = field(default_factory=dict)  # round-robin pointers to keep
     path: str = ""
     skipped: tuple[str, ...] = ()  # steps the plan cannot run yet, for logs
+    hops: tuple[str, ...] = ()  # the path step by step, for the journal
 
 
 def _wave(action: Ring, expand: Expand) -> Wave | None:
@@ -96,7 +97,14 @@ def flatten(
             break
         elif isinstance(action, Connected | Abandoned):  # never fed "answered"/"caller_gone"
             break
-    return Flattened(tuple(waves), final, dict(run.memory), run.describe(), tuple(skipped))
+    return Flattened(
+        tuple(waves),
+        final,
+        dict(run.memory),
+        run.describe(),
+        tuple(skipped),
+        tuple(str(h) for h in run.path),
+    )
 
 
 def run_flatten(

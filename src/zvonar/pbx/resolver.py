@@ -39,7 +39,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zvonar.accounts.models import Account
-from zvonar.calls.events import Direction, Target, TargetKind
+from zvonar.calls.events import Direction, Disposition, Target, TargetKind
 from zvonar.calls.plan import InboundCall, Plan, Reject, RingTarget, Wave
 from zvonar.contacts.index import ContactIndex
 from zvonar.core.errors import InvalidInput
@@ -317,6 +317,7 @@ class PbxResolver:
             direction=Direction.inbound,
             record=account.recording_enabled,
             number_label=number.label,
+            scheme_path=result.hops,
         )
 
     def _e164(self, raw: str, country: str) -> str | None:
@@ -507,5 +508,11 @@ def _final(result: Flattened, account: Account) -> Reject:
     the B2BUA yet). Hang up: 480 to the caller."""
     if isinstance(result.final, Voicemail):
         prompt = _prompt(result.final.greeting, account.language)
-        return Reject(480, "Temporarily Unavailable", prompt=prompt, account_id=account.id)
+        return Reject(
+            480,
+            "Temporarily Unavailable",
+            prompt=prompt,
+            account_id=account.id,
+            disposition=Disposition.voicemail,
+        )
     return Reject(480, "Temporarily Unavailable", account_id=account.id)
