@@ -260,6 +260,7 @@ async def journal_rows(container: object) -> int:
 
     from zvonar.journal.models import CallRecord
 
+    await container.journal.flush()  # type: ignore[attr-defined]  (write-behind)
     async with container.db.read() as s:  # type: ignore[attr-defined]
         return int(await s.scalar(select(func.count()).select_from(CallRecord)) or 0)
 

@@ -95,6 +95,7 @@ def create_app(container: Container, *, pbx: PbxConfig | None = None) -> FastAPI
             await runtime.stop()
         if container.missed_calls is not None:
             await container.missed_calls.aclose()
+        await container.journal.aclose()  # the write-behind queue reaches the database
         await container.db.dispose()
 
     app = FastAPI(

@@ -33,8 +33,9 @@ T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def journal(container: Container) -> JournalService:
-    return container.journal  # create_container attached it to the bus
+async def journal(container: Container) -> AsyncIterator[JournalService]:
+    yield container.journal  # create_container attached it to the bus
+    await container.journal.aclose()  # as the app's shutdown does, before db.dispose()
 
 
 @pytest.fixture

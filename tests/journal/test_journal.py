@@ -29,17 +29,20 @@ from zvonar.journal.service import JournalService
 
 
 async def row(c: Container, call_id: str) -> CallRecord | None:
+    await c.journal.flush()  # the journal writes behind: wait for what was published
     async with c.db.read() as s:
         return await s.scalar(select(CallRecord).where(CallRecord.call_id == call_id))
 
 
 async def legs(c: Container, call: CallRecord) -> dict[str, CallLeg]:
+    await c.journal.flush()
     async with c.db.read() as s:
         found = await s.scalars(select(CallLeg).where(CallLeg.call_pk == call.id))
         return {leg.leg_id: leg for leg in found}
 
 
 async def count(c: Container, model: type) -> int:
+    await c.journal.flush()
     async with c.db.read() as s:
         return int(await s.scalar(select(func.count()).select_from(model)) or 0)
 
@@ -226,6 +229,7 @@ async def test_recovery_closes_what_a_dead_process_left_open(
         finished.started(),
         finished.ended(10, Disposition.missed),
     )
+    await journal.flush()  # what the writer had written within its interval before the kill
     # "The process was killed": a fresh service (as after a restart) recovers at start.
     fresh = JournalService(container.db, container.settings.data_dir)
     now = talking.at(3600)

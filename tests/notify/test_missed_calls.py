@@ -210,6 +210,7 @@ async def test_mail_arrives_over_smtp_in_the_accounts_language(
 
 
 async def journal_row(container: Container, call_id: str) -> CallRecord | None:
+    await container.journal.flush()  # the journal writes behind
     async with container.db.read() as s:
         return await s.scalar(select(CallRecord).where(CallRecord.call_id == call_id))
 

@@ -12,16 +12,29 @@ import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from zvonar.calls.events import HangupSide
+from zvonar.calls.events import HangupSide, LegEndReason
 from zvonar.journal import rules
-from zvonar.journal.consumer import close_legs
 from zvonar.journal.models import CallLeg, CallRecord, CallStatus
 from zvonar.store.db import Database
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
+
+
+async def close_legs(s: AsyncSession, call: CallRecord, at: datetime) -> None:
+    """Legs still open when the call ends: the answered one completed, the rest were
+    cancelled (they stopped ringing because the call went away)."""
+    legs = await s.scalars(
+        select(CallLeg).where(CallLeg.call_pk == call.id, CallLeg.ended_at.is_(None))
+    )
+    for leg in legs:
+        leg.ended_at = max(at, leg.rang_at)
+        leg.end_reason = (
+            LegEndReason.completed if leg.answered_at is not None else LegEndReason.cancelled
+        )
 
 
 async def recover_open_calls(

@@ -1,7 +1,10 @@
 """The journal service: consumes call events from the bus and answers principal-scoped queries.
 
-Writes come only from call events (:mod:`zvonar.journal.consumer`), recovery and retention;
-people only read. Every query filters by the principal's account, so another tenant's call is
+Writes come only from call events (queued by :mod:`zvonar.journal.writer`, applied in batches by
+:mod:`zvonar.journal.consumer`), recovery and retention; people only read. Reads flush the
+writer first, so a caller sees every event published before it asked.
+
+Every query filters by the principal's account, so another tenant's call is
 "not found".
 """
 
@@ -23,6 +26,7 @@ from zvonar.core.events import Event
 from zvonar.journal import paths, recovery, retention
 from zvonar.journal.consumer import JournalConsumer
 from zvonar.journal.models import CallLeg, CallRecord
+from zvonar.journal.writer import JournalWriter
 from zvonar.store.db import Database
 
 READ = Perm.calls_read
@@ -55,30 +59,51 @@ class CallView:
 
 
 class JournalService:
-    def __init__(self, db: Database, data_dir: Path) -> None:
+    def __init__(
+        self, db: Database, data_dir: Path, *, writer: JournalWriter | None = None
+    ) -> None:
         self.db = db
         self.data_dir = data_dir
-        self.consumer = JournalConsumer(db, data_dir)
+        self.writer = writer or JournalWriter(JournalConsumer(db, data_dir))
+        self.consumer = self.writer.consumer
 
     def attach(self, bus: EventBus) -> Callable[[], None]:
-        """Subscribe to every call event; returns the unsubscribe."""
+        """Subscribe to every call event; returns the unsubscribe. The handler only queues the
+        event (the writer task starts with the first one, in the running loop)."""
+        writer = self.writer
 
         async def on_event(event: Event) -> None:
-            if isinstance(event, CallEvent):
-                await self.consumer.handle(event)
+            if isinstance(event, CallEvent) and not writer.submit(event):
+                await writer.put(event)  # the queue is full: back pressure, bounded
 
         return bus.subscribe(CallEvent, on_event)
 
+    async def flush(self) -> None:
+        """Wait until every call event published so far is in the tables."""
+        await self.writer.flush()
+
+    async def aclose(self) -> None:
+        """Flush and stop the writer: at shutdown, after the PBX stopped, before db.dispose()."""
+        await self.writer.aclose()
+
     # --- maintenance --------------------------------------------------------------------------
     async def recover_open_calls(self, now: datetime, *, idle_for: timedelta = timedelta(0)) -> int:
-        return await recovery.recover_open_calls(self.db, now, idle_for=idle_for)
+        await self.flush()
+        try:
+            return await recovery.recover_open_calls(self.db, now, idle_for=idle_for)
+        finally:
+            self.consumer.forget()  # the rows it closed differ from what the consumer remembers
 
     async def purge_recordings(
         self, account_id: uuid.UUID, retention_days: int, now: datetime
     ) -> int:
-        return await retention.purge_recordings(
-            self.db, self.data_dir, account_id, retention_days, now
-        )
+        await self.flush()
+        try:
+            return await retention.purge_recordings(
+                self.db, self.data_dir, account_id, retention_days, now
+            )
+        finally:
+            self.consumer.forget()
 
     def recording_path_for(self, account_id: uuid.UUID, call_id: str, started_at: datetime) -> Path:
         """Where the B2BUA should write this call's recording."""
@@ -113,6 +138,7 @@ class JournalService:
     ) -> CallListing:
         """Newest first."""
         p.require(READ)
+        await self.flush()
         stmt = self._filtered(p.account_id, f)
         async with self.db.read() as s:
             total = await s.scalar(select(func.count()).select_from(stmt.subquery()))
@@ -125,6 +151,7 @@ class JournalService:
 
     async def _call(self, p: Principal, call_pk: uuid.UUID) -> CallRecord:
         p.require(READ)
+        await self.flush()
         async with self.db.read() as s:
             call = await s.scalar(
                 select(CallRecord).where(
