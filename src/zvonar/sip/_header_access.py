@@ -81,11 +81,17 @@ class HeaderAccess:
     body: bytes
 
     @cached_property
-    def _index(self) -> dict[str, list[str]]:
-        idx: dict[str, list[str]] = {}
+    def _index(self) -> dict[str, tuple[str, ...]]:
+        # Tuples (see parse_message): the GC stops tracking them after one pass.
+        lists: dict[str, list[str]] = {}
         for name, value in self.headers:
-            idx.setdefault(header_key(name), []).append(value)
-        return idx
+            key = header_key(name)
+            values = lists.get(key)
+            if values is None:
+                lists[key] = [value]
+            else:
+                values.append(value)
+        return {key: tuple(values) for key, values in lists.items()}
 
     def header(self, name: str) -> str | None:
         """First value of the header, as received; None if absent."""
@@ -95,7 +101,7 @@ class HeaderAccess:
     def header_values(self, name: str) -> list[str]:
         """All values in wire order; comma lists of list headers split (§7.3.1)."""
         key = header_key(name)
-        values = self._index.get(key, [])
+        values = self._index.get(key, ())
         if key not in LIST_HEADERS:
             return list(values)
         return [item for v in values for item in split_comma_list(v) if item]
@@ -149,6 +155,37 @@ class HeaderAccess:
         key = header_key(name)
         return self._with_headers(tuple(h for h in self.headers if header_key(h[0]) != key))
 
+    def with_top_via(self, via: Via) -> HeaderAccess:
+        """Copy with the first Via value replaced by `via` (§18.2.1 received, RFC 3581 rport).
+
+        Unlike the other copies this one keeps every parsed value of the original (From,
+        To, CSeq, Contact…: none of them depends on Via), so annotating a request does not
+        throw its parse away; the index, the Via parses and the wire form are redone.
+        """
+        headers = list(self.headers)
+        top = str(via)
+        for i, (name, value) in enumerate(headers):
+            if header_key(name) == "via":
+                if "," in value:
+                    top = ", ".join([top, *split_comma_list(value)[1:]])
+                headers[i] = (name, top)
+                break
+        else:
+            raise SipParseError("missing Via header")
+        index = dict(self._index)
+        index["via"] = (top, *index["via"][1:])
+        copy = object.__new__(type(self))  # the fields are valid already: no __post_init__
+        cache = copy.__dict__
+        cache.update(self.__dict__)
+        cache.pop("_wire", None)
+        cache["headers"] = tuple(headers)
+        cache["_index"] = index
+        cache["top_via"] = via
+        vias: list[Via] | None = cache.pop("vias", None)
+        if vias:
+            cache["vias"] = [via, *vias[1:]]
+        return copy
+
     def with_body(self, body: bytes, content_type: str | None = None) -> HeaderAccess:
         """Copy with a new body; Content-Length is fixed, Content-Type set if given
         (removed when the body is empty and no type is given)."""
@@ -179,7 +216,7 @@ class HeaderAccess:
 
     @cached_property
     def vias(self) -> list[Via]:
-        raw = self._index.get("via", [])
+        raw = self._index.get("via", ())
         out: list[Via] = []
         for i, v in enumerate(raw):
             if i == 0 and "top_via" in self.__dict__ and "," not in v:

@@ -23,6 +23,8 @@ from zvonar.sip.errors import SipParseError
 from zvonar.sip.headers import (
     _KEY_CACHE,
     TOKEN,
+    NameAddr,
+    Via,
     canonical_name,
     header_key,
     parse_cseq,
@@ -93,6 +95,9 @@ class SipRequest(HeaderAccess):
 
     def with_body(self, body: bytes, content_type: str | None = None) -> SipRequest:
         return super().with_body(body, content_type)  # type: ignore[return-value]
+
+    def with_top_via(self, via: Via) -> SipRequest:
+        return super().with_top_via(via)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,7 +172,10 @@ def parse_message(
         data = bytes(data)  # bytearray / memoryview from a transport buffer
     lines, body_start = _split_head(data, max_size)
     headers: list[tuple[str, str]] = []
-    index: dict[str, list[str]] = {}
+    # Tuples, not lists: a message can live 32 s in a transaction, and CPython's GC
+    # untracks tuples of strings after one pass, lists never (fewer objects to re-walk).
+    index: dict[str, tuple[str, ...]] = {}
+    repeated: dict[str, list[str]] = {}
     known = _KEY_CACHE.get
     for line in lines[1:]:
         name, colon, value = line.partition(":")
@@ -182,9 +190,14 @@ def parse_message(
         headers.append((name, value))
         values = index.get(key)
         if values is None:
-            index[key] = [value]
-        else:
-            values.append(value)
+            index[key] = (value,)
+        else:  # repeated header: collect in a list (linear time), tuple at the end
+            more = repeated.get(key)
+            if more is None:
+                repeated[key] = more = list(values)
+            more.append(value)
+    for key, more in repeated.items():
+        index[key] = tuple(more)
 
     first = lines[0]
     msg: SipMessage
@@ -241,7 +254,7 @@ def parse_message(
     return msg
 
 
-def _frame_body(data: bytes, body_start: int, index: dict[str, list[str]]) -> bytes:
+def _frame_body(data: bytes, body_start: int, index: dict[str, tuple[str, ...]]) -> bytes:
     cls = index.get("content-length")
     if cls is None:
         return data[body_start:]
@@ -266,12 +279,20 @@ def validate_message(msg: SipMessage) -> None:
     out-of-range Max-Forwards / Expires, a bad Content-Type, or headers in the
     Request-URI (RFC 4475 §3.1.2.11).
     """
+    # Only the headers present are parsed: an absent one reads as [] / None anyway, and not
+    # caching those empty results keeps long-lived messages small.
+    index = msg._index
     msg.vias  # noqa: B018
-    msg.contacts  # noqa: B018
-    msg.routes  # noqa: B018
-    msg.record_routes  # noqa: B018
-    msg.max_forwards  # noqa: B018
-    msg.expires  # noqa: B018
+    if "contact" in index:
+        msg.contacts  # noqa: B018
+    if "route" in index:
+        msg.routes  # noqa: B018
+    if "record-route" in index:
+        msg.record_routes  # noqa: B018
+    if "max-forwards" in index:
+        msg.max_forwards  # noqa: B018
+    if "expires" in index:
+        msg.expires  # noqa: B018
     ctype = msg.content_type
     if ctype is not None and not _MEDIA_TYPE.fullmatch(ctype):
         raise SipParseError(f"bad Content-Type {ctype[:40]!r}")
@@ -287,6 +308,12 @@ def _has_tag(to_value: str) -> bool:
         return re.search(r";[ \t]*tag[ \t]*=", to_value, re.IGNORECASE) is not None
 
 
+# §8.2.6.2: the headers a response copies from its request, with their canonical names, and
+# the request's cached parses that stay valid for the copy (the values are copied as is).
+_COPIED = tuple((key, canonical_name(key)) for key in ("via", "from", "to", "call-id", "cseq"))
+_CARRIED = (("call_id", "call-id"), ("cseq", "cseq"), ("from_", "from"), ("top_via", "via"))
+
+
 def make_response(
     request: SipRequest,
     status: int,
@@ -294,26 +321,66 @@ def make_response(
     *,
     to_tag: str | None = None,
     headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
 ) -> SipResponse:
     """Build a response per §8.2.6.2: copy Via (all, in order), From, To, Call-ID and CSeq.
 
     `to_tag` is added to To unless To already has a tag. Works on the partial request
-    of a `Reject` too (values are copied raw).
+    of a `Reject` too (values are copied raw). `body` goes in as is (serialize() writes
+    Content-Length; pass Content-Type in `headers`).
+
+    The response comes with its header index and the request's parsed From, Call-ID,
+    CSeq and Via (and To, plus the new tag) already in its caches: a layer reading them
+    back does not parse the same text again.
     """
     if not 100 <= status <= 699:
         raise ValueError(f"status {status} out of range")
+    index = request._index
+    cache = request.__dict__
+    parsed_to: NameAddr | None = cache.get("to") if len(index.get("to", ())) == 1 else None
     out: list[tuple[str, str]] = []
-    for key in ("via", "from", "to", "call-id", "cseq"):
-        for value in request._index.get(key, ()):
-            if key == "to" and to_tag is not None and not _has_tag(value):
-                value = f"{value};tag={to_tag}"
-            out.append((canonical_name(key), value))
+    resp_index: dict[str, tuple[str, ...]] = {}
+    tagged = False
+    for key, name in _COPIED:
+        values = index.get(key)
+        if not values:
+            continue
+        if key == "to" and to_tag is not None:
+            if len(values) == 1 and parsed_to is not None:
+                tagged = not parsed_to.has_param("tag")  # the cached parse of this very To
+                if tagged:
+                    values = (f"{values[0]};tag={to_tag}",)
+            else:
+                parsed_to = None
+                values = tuple(v if _has_tag(v) else f"{v};tag={to_tag}" for v in values)
+        resp_index[key] = values
+        out += [(name, v) for v in values]
+    extra: set[str] = set()
     for name, value in headers:
         check_header(name, value)
         out.append((name, value))
+        key = header_key(name)
+        extra.add(key)
+        slot = resp_index.get(key)
+        resp_index[key] = (value,) if slot is None else (*slot, value)
     if reason is None:
         reason = REASONS.get(status) or REASONS.get(status // 100 * 100, "Unknown")
-    return SipResponse(status, reason, tuple(out))
+    response = SipResponse(status, reason, tuple(out), body)
+    fill = response.__dict__
+    fill["_index"] = resp_index
+    for attr, key in _CARRIED:
+        if attr in cache and key not in extra:
+            fill[attr] = cache[attr]
+    if "vias" in cache and "via" not in extra:
+        fill["vias"] = list(cache["vias"])
+    if parsed_to is not None and "to" not in extra and "to" in resp_index:
+        if not tagged:
+            fill["to"] = parsed_to
+        elif to_tag is not None and TOKEN.fullmatch(to_tag):
+            # ";tag=" + a token parses to exactly this (§25.1 tag-param = "tag" EQUAL token).
+            params = (*parsed_to.params, ("tag", to_tag))
+            fill["to"] = NameAddr(parsed_to.display_name, parsed_to.uri, params)
+    return response
 
 
 # -- datagram classification ----------------------------------------------------------------

@@ -16,10 +16,9 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
 
-from zvonar.sip.headers import Via, header_key, split_comma_list
+from zvonar.sip.headers import Via
 from zvonar.sip.message import SipRequest, SipResponse, make_response
 from zvonar.sip.timers import Timer, TimerConfig, TimerSlot, TimerTarget
 from zvonar.sip.transaction_client import Address
@@ -196,7 +195,9 @@ class ServerTransaction:
         self._sink = sink
         self._interval = config.t1
         self._timers: dict[Timer, TimerSlot] = {}
-        self._inputs: deque[tuple[ServerInput, SipRequest | SipResponse | None]] = deque()
+        # Made when an input arrives, dropped when drained: a transaction waits out most of
+        # its life (Timers J/L/I) idle, and one object less each is less for the GC to walk.
+        self._inputs: deque[tuple[ServerInput, SipRequest | SipResponse | None]] | None = None
         self._busy = False
 
     def __repr__(self) -> str:
@@ -247,20 +248,28 @@ class ServerTransaction:
 
     def _feed(self, inp: ServerInput, now: float, msg: SipRequest | SipResponse | None) -> bool:
         accepted = (self.state, inp) in self.table
-        self._inputs.append((inp, msg))
+        self._queue(inp, msg)
         self._run(now)
         return accepted
 
+    def _queue(self, inp: ServerInput, msg: SipRequest | SipResponse | None) -> None:
+        if self._inputs is None:
+            self._inputs = deque()
+        self._inputs.append((inp, msg))
+
     def _run(self, now: float) -> None:
-        if self._busy:  # re-entered from a zero-length timer: the outer loop runs it
-            return
+        inputs = self._inputs
+        if self._busy or inputs is None:  # re-entered from a zero-length timer: the outer
+            return  # loop runs it (or nothing is queued)
         self._busy = True
         try:
-            while self._inputs:
-                inp, msg = self._inputs.popleft()
+            while inputs:
+                inp, msg = inputs.popleft()
                 self._step(inp, now, msg)
         finally:
             self._busy = False
+            if not inputs:
+                self._inputs = None
 
     def _step(self, inp: ServerInput, now: float, msg: SipRequest | SipResponse | None) -> None:
         transition = self.table.get((self.state, inp))
@@ -272,7 +281,8 @@ class ServerTransaction:
             self._apply(effect, now, msg)
         if next_state is _S.TERMINATED:
             self._stop_timers()
-            self._inputs.clear()
+            if self._inputs is not None:
+                self._inputs.clear()
             self._sink.server_terminated(self)
 
     def _apply(
@@ -322,7 +332,7 @@ class ServerTransaction:
         if old is not None:
             self._sink.unschedule(old)
         if duration <= 0:
-            self._inputs.append((_TIMER_INPUT[timer], None))  # fires at once (I/J over TCP…)
+            self._queue(_TIMER_INPUT[timer], None)  # fires at once (I/J over TCP…)
             return
         self._timers[timer] = self._sink.schedule(self, timer, now + duration)
 
@@ -384,11 +394,4 @@ def annotate_via(request: SipRequest, source: Address) -> SipRequest:
         updates.append(("received", ip))
     if not updates:
         return request
-    new_top = str(via.with_params(*updates))
-    headers = list(request.headers)
-    for i, (name, value) in enumerate(headers):
-        if header_key(name) == "via":
-            items = split_comma_list(value)
-            headers[i] = (name, ", ".join([new_top, *items[1:]]))
-            break
-    return replace(request, headers=tuple(headers))
+    return request.with_top_via(via.with_params(*updates))

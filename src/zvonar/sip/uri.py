@@ -331,8 +331,29 @@ def _parse_tel(rest: str, text: str) -> TelUri:
     return TelUri(number, _split_params(ptext, "tel") if semi else ())
 
 
+# Parsed URIs by their text. URIs are immutable and the same few recur on every message of
+# a call and across calls (our own, a trunk's, each phone's Contact and AOR), so a hit saves
+# the parse and the objects it would keep alive. Bounded: short texts only, and the whole
+# map is dropped when full (a flood of distinct URIs costs a re-parse, never memory).
+_URI_CACHE: dict[str, Uri] = {}
+_URI_CACHE_MAX = 2048
+_URI_CACHE_TEXT = 160
+
+
 def parse_uri(text: str) -> Uri:
     """Parse a SIP/SIPS/tel URI, or keep any other scheme as AbsoluteUri. Raises SipParseError."""
+    uri = _URI_CACHE.get(text)
+    if uri is not None:
+        return uri
+    uri = _parse_uri(text)
+    if len(text) <= _URI_CACHE_TEXT:
+        if len(_URI_CACHE) >= _URI_CACHE_MAX:
+            _URI_CACHE.clear()
+        _URI_CACHE[text] = uri
+    return uri
+
+
+def _parse_uri(text: str) -> Uri:
     colon = text.find(":")
     if colon <= 0:
         raise SipParseError(f"URI without scheme {text!r}")

@@ -61,12 +61,11 @@ def echo_sdp(offer: bytes, host: str) -> bytes:
 def _response(
     request: SipRequest, status: int, to_tag: str, headers: Iterable[tuple[str, str]], body: bytes
 ) -> SipResponse:
-    """make_response plus an SDP body in one copy (serialize() writes Content-Length)."""
+    """make_response with an SDP body (serialize() writes Content-Length)."""
     if not body:
         return make_response(request, status, to_tag=to_tag, headers=headers)
     headers = (*headers, ("Content-Type", "application/sdp"))
-    resp = make_response(request, status, to_tag=to_tag, headers=headers)
-    return SipResponse(resp.status, resp.reason, resp.headers, body)
+    return make_response(request, status, to_tag=to_tag, headers=headers, body=body)
 
 
 @dataclass(eq=False)
