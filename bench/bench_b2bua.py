@@ -26,7 +26,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -35,6 +34,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # the SIPp helpers and scenario blocks of the test suite
+
+from tests.e2e import sippkit  # noqa: E402
+from tests.sip.peers.harness import free_port, parse_stat_csv  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NUMBER = "+74951234567"
@@ -42,7 +45,10 @@ SLUG = "bench"
 STAFF = (("101", "bench-pass-101"), ("102", "bench-pass-102"))
 FROM_USER = re.compile(rb"\r\n(?:From|f)\s*:[^\r\n]*?sip:([^@;>\r\n]+)@", re.IGNORECASE)
 
-UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+
+def uac_scenario(number: str, hold_ms: int) -> str:
+    """SIPp caller: INVITE (From user c<n>, the key of the post-dial delay), ACK, hold, BYE."""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="bench caller">
   <send retrans="500"><![CDATA[
 
@@ -69,56 +75,17 @@ UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="200" rtd="true"/>
-  <send><![CDATA[
-
-      ACK sip:{number}@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
+  {sippkit.ack(number)}
   <pause milliseconds="{hold_ms}"/>
-  <send retrans="500"><![CDATA[
-
-      BYE sip:{number}@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
+  {sippkit.bye(number)}
   <recv response="200" crlf="true"/>
 </scenario>
 """
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def last_stats(csv: Path) -> dict[str, str]:
-    lines = [ln for ln in csv.read_text().splitlines() if ln.strip()]
-    return dict(
-        zip(lines[0].rstrip(";").split(";"), lines[-1].rstrip(";").split(";"), strict=False)
-    )
-
-
-def epoch(value: str) -> float:
-    return float(value.split("\t")[-1])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -295,7 +262,7 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, tmp: Path) 
         if not line.startswith(b"ready"):
             raise RuntimeError(f"devices did not register: {line!r}")
         scenario = tmp / "uac.xml"
-        scenario.write_text(UAC.format(number=NUMBER, hold_ms=args.hold_ms))
+        scenario.write_text(uac_scenario(NUMBER, args.hold_ms))
         steps: list[Step] = []
         for rate in (int(r) for r in args.rates.split(",")):
             step = await run_rate(c, rt, dev.pid, rate, args, scenario, tmp, name)
@@ -359,11 +326,11 @@ async def run_rate(
     await proc.wait()
     await asyncio.wait_for(rt.b2bua.wait_idle(), 30)  # type: ignore[attr-defined]
     used, dev_used = cpu_seconds(os.getpid()) - me, cpu_seconds(dev_pid) - dev0
-    row = last_stats(csv)
-    ok = int(row["SuccessfulCall(C)"])
-    elapsed = epoch(row["CurrentTime"]) - epoch(row["StartTime"]) - args.hold_ms / 1000
+    stats = parse_stat_csv(csv)
+    ok = stats.successful
+    elapsed = stats.elapsed - args.hold_ms / 1000
     rows = await journal_rows(c) - before_rows
-    return Step(rate, calls, ok, int(row["FailedCall(C)"]), int(row["Retransmissions(C)"]),
+    return Step(rate, calls, ok, stats.failed, stats.retransmissions,
                 ok / elapsed if elapsed > 0 else 0.0, rows, used / max(ok, 1) * 1e6,
                 dev_used / max(ok, 1) * 1e6)  # fmt: skip
 

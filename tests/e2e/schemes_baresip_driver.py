@@ -17,16 +17,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.e2e.appkit import sqlite_container
 from tests.e2e.schemes_kit import Device, Phone, Rig
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
-from zvonar.app import create_container
-from zvonar.core.bus import RecordingBus
 from zvonar.directory.schemas import EmployeeIn, NumberIn
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import start_pbx
-from zvonar.settings import Settings
-from zvonar.store.base import Base
 
 PBX_PORT = 5060
 BARESIP_PORT = 5081
@@ -65,14 +62,7 @@ def write_config(conf: Path) -> None:
 
 async def main(workdir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"ok": False}
-    settings = Settings(
-        data_dir=workdir / "data",
-        database_url=f"sqlite+aiosqlite:///{workdir / 'pbx.sqlite3'}",
-        secret_key="test-secret-key-not-for-production",
-    )
-    container = create_container(settings, bus=RecordingBus())
-    async with container.db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+    container = await sqlite_container(workdir)
     account = await container.accounts.create_account("Bare", SLUG)
     p = Principal(account_id=account.id, role=Role.admin)
     ids = {}

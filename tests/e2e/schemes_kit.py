@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,13 @@ from pathlib import Path
 from sqlalchemy import select
 
 from tests.e2e import sippkit
-from tests.sip.peers.harness import SIPP, free_port, run_sipp
+from tests.sip.peers.harness import (
+    free_port,
+    register_scenario,
+    run_sipp,
+    sipp_command,
+    wait_bound,
+)
 from zvonar.calls.events import (
     CallAnswered,
     CallEnded,
@@ -51,63 +56,19 @@ class Caller(enum.Enum):
     prompt = "prompt"  # expects 200 (a prompt), then the PBX's BYE
 
 
-REGISTER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="register {user}@{realm} with digest">
-  <send retrans="500"><![CDATA[
-
-      REGISTER sip:{realm} SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:{user}@{realm}>;tag=[pid]R[call_number]
-      To: <sip:{user}@{realm}>
-      Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:{user}@[local_ip]:[local_port];transport=[transport]>
-      Expires: 600
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
-  <recv response="401" auth="true"/>
-  <send retrans="500"><![CDATA[
-
-      REGISTER sip:{realm} SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:{user}@{realm}>;tag=[pid]R[call_number]
-      To: <sip:{user}@{realm}>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:{user}@[local_ip]:[local_port];transport=[transport]>
-      [authentication]
-      Expires: 600
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
-  <recv response="200"/>
-</scenario>
-"""
-
-_REPLY = """
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]UAS[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>"""
-
 BUSY = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="rings, then busy">
   <recv request="INVITE"/>
   <send><![CDATA[
 
-      SIP/2.0 180 Ringing{_REPLY}
+      SIP/2.0 180 Ringing{sippkit.REPLY}
       Content-Length: 0
 
   ]]></send>
   <pause milliseconds="100"/>
   <send><![CDATA[
 
-      SIP/2.0 486 Busy Here{_REPLY}
+      SIP/2.0 486 Busy Here{sippkit.REPLY}
       Content-Length: 0
 
   ]]></send>
@@ -137,70 +98,34 @@ _INVITE = """
 """
 
 
-def carrier_rejected(dialed: str, caller: str) -> str:
-    """Call ``dialed`` from ``caller``; nobody takes it: 480, which we ACK (§17.1.1.3)."""
+def _carrier(name: str, dialed: str, caller: str, final: str, after: str = "") -> str:
+    """Call ``dialed`` from ``caller``, expect the ``final`` response and ACK it (§17.1.1.3
+    for a non-2xx, §13.2.2.4 for a 2xx), then ``after``."""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="carrier call that is refused">
+<scenario name="{name}">
   <send retrans="500"><![CDATA[
 {_INVITE.format(dialed=dialed, caller=caller)}
   ]]></send>
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
-  <recv response="480"/>
-  <send><![CDATA[
-
-      ACK sip:{dialed}@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
+  <recv response="{final}"/>
+  {sippkit.ack(dialed)}{after}
 </scenario>
 """
+
+
+def carrier_rejected(dialed: str, caller: str) -> str:
+    """Call ``dialed`` from ``caller``; nobody takes it: 480, which we ACK (§17.1.1.3)."""
+    return _carrier("carrier call that is refused", dialed, caller, "480")
 
 
 def carrier_prompt(dialed: str, caller: str) -> str:
     """Call ``dialed``; the PBX answers with a prompt and hangs up (BYE) when it is over."""
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="carrier call answered by a prompt">
-  <send retrans="500"><![CDATA[
-{_INVITE.format(dialed=dialed, caller=caller)}
-  ]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200"/>
-  <send><![CDATA[
-
-      ACK sip:{dialed}@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
+    after = f"""
   <recv request="BYE"/>
-  <send><![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-  ]]></send>
-</scenario>
-"""
+  {sippkit.OK_IN_DIALOG}"""
+    return _carrier("carrier call answered by a prompt", dialed, caller, "200", after)
 
 
 def carrier_talk(dialed: str, caller: str, *, talk_ms: int, pcap: Path | None = None) -> str:
@@ -210,24 +135,17 @@ def carrier_talk(dialed: str, caller: str, *, talk_ms: int, pcap: Path | None = 
 
 
 def sipp_cmd(remote: str, scenario: Path, *, port: int, workdir: Path, name: str) -> list[str]:
-    assert SIPP is not None
-    cmd = [SIPP] + ([remote] if remote else [])
-    cmd += ["-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_port())]
-    cmd += ["-m", "1", "-nostdin", "-timeout", f"{SIPP_TIMEOUT}s", "-timeout_error"]
-    cmd += ["-trace_stat", "-stf", str(workdir / f"{name}.csv"), "-fd", "1"]
-    cmd += ["-trace_err", "-error_file", str(workdir / f"{name}_errors.log")]
-    return cmd
-
-
-async def wait_bound(port: int) -> None:
-    for _ in range(250):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return
-        await asyncio.sleep(0.02)
-    raise TimeoutError(f"SIPp did not bind UDP {port}")
+    """One bounded SIPp call of ``scenario`` from ``port``, with a media port of its own."""
+    return sipp_command(
+        remote,
+        workdir=workdir,
+        local_port=port,
+        calls=1,
+        timeout=SIPP_TIMEOUT,
+        scenario_file=scenario,
+        name=name,
+        extra=("-mp", str(free_port())),
+    )
 
 
 @dataclass
@@ -306,7 +224,7 @@ class Rig:
         async def one(d: Device) -> None:
             name = self._name(f"reg{d.ext}")
             xml = self.workdir / f"{name}.xml"
-            xml.write_text(REGISTER.format(user=d.ext, realm=self.realm))
+            xml.write_text(register_scenario(d.ext, self.realm, expires=600))
             cmd = sipp_cmd(self.remote, xml, port=d.port, workdir=self.workdir, name=name)
             cmd += ["-au", d.ext, "-ap", self.password, "-auth_uri", self.realm]
             run = await run_sipp(cmd, workdir=self.workdir, name=name)

@@ -66,13 +66,59 @@ _SDP = """v=0
       a=rtpmap:101 telephone-event/8000
       a=fmtp:101 0-15"""
 
-_REPLY = """
+REPLY = """
       [last_Via:]
       [last_From:]
       [last_To:];tag=[pid]UAS[call_number]
       [last_Call-ID:]
       [last_CSeq:]
       Contact: <sip:[local_ip]:[local_port];transport=[transport]>"""
+
+
+def ack(user: str) -> str:
+    """``<send>`` of the ACK for the INVITE (CSeq 1) to ``user`` at the remote (§17.1.1.3)."""
+    return f"""<send><![CDATA[
+
+      ACK sip:{user}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>"""
+
+
+def bye(user: str) -> str:
+    """``<send>`` of the caller's BYE (CSeq 2) in the dialog the INVITE made."""
+    return f"""<send retrans="500"><![CDATA[
+
+      BYE sip:{user}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>"""
+
+
+# The 200 to an in-dialog request (the BYE): the request's own headers, the To tag included.
+OK_IN_DIALOG = """<send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>"""
 
 
 def _play(pcap: Path | None) -> str:
@@ -105,32 +151,10 @@ def uac(user: str, *, pcap: Path | None = None, talk_ms: int = 3000) -> str:
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
   <recv response="200" rtd="true"/>
-  <send><![CDATA[
-
-      ACK sip:{user}@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
+  {ack(user)}
   {_play(pcap)}
   <pause milliseconds="{talk_ms}"/>
-  <send retrans="500"><![CDATA[
-
-      BYE sip:{user}@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
+  {bye(user)}
   <recv response="200" crlf="true"/>
 </scenario>
 """
@@ -143,13 +167,13 @@ def uas_answer(*, pcap: Path | None = None) -> str:
   <recv request="INVITE"/>
   <send><![CDATA[
 
-      SIP/2.0 180 Ringing{_REPLY}
+      SIP/2.0 180 Ringing{REPLY}
       Content-Length: 0
 
   ]]></send>
   <send retrans="500"><![CDATA[
 
-      SIP/2.0 200 OK{_REPLY}
+      SIP/2.0 200 OK{REPLY}
       Content-Type: application/sdp
       Content-Length: [len]
 
@@ -159,17 +183,7 @@ def uas_answer(*, pcap: Path | None = None) -> str:
   <recv request="ACK"/>
   {_play(pcap)}
   <recv request="BYE"/>
-  <send><![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-  ]]></send>
+  {OK_IN_DIALOG}
   <pause milliseconds="200"/>
 </scenario>
 """
@@ -181,7 +195,7 @@ def uas_busy() -> str:
   <recv request="INVITE"/>
   <send><![CDATA[
 
-      SIP/2.0 486 Busy Here{_REPLY}
+      SIP/2.0 486 Busy Here{REPLY}
       Content-Length: 0
 
   ]]></send>
@@ -197,7 +211,7 @@ def uas_ring_forever() -> str:
   <recv request="INVITE"/>
   <send><![CDATA[
 
-      SIP/2.0 180 Ringing{_REPLY}
+      SIP/2.0 180 Ringing{REPLY}
       Content-Length: 0
 
   ]]></send>

@@ -9,26 +9,30 @@ tests/calls/test_transfer.py.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e import sippkit
+from tests.e2e.appkit import sqlite_container
 from tests.pbx.conftest import PASSWORD, seed_account
-from tests.sip.peers.harness import SIPP, finish_sipp, free_port, run_sipp, sipp_command, start_sipp
-from zvonar.app import create_container
+from tests.sip.peers.harness import (
+    SIPP,
+    finish_sipp,
+    free_port,
+    run_sipp,
+    sipp_command,
+    start_sipp,
+    wait_bound,
+)
 from zvonar.calls.events import Direction, Disposition
 from zvonar.container import Container
-from zvonar.core.bus import RecordingBus
 from zvonar.directory.models import TrunkAuth
 from zvonar.directory.schemas import NumberIn, TrunkIn
 from zvonar.journal.service import CallFilter
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import start_pbx
-from zvonar.settings import Settings
-from zvonar.store.base import Base
 
 pytestmark = [
     pytest.mark.peer,
@@ -141,41 +145,23 @@ def trunk_xml() -> str:
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[Container]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'pbx.sqlite3'}",
-        secret_key="test-secret-key-not-for-production",
-    )
-    container = create_container(settings, bus=RecordingBus())
-    async with container.db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+    container = await sqlite_container(tmp_path)
     yield container
     await container.db.dispose()
 
 
-async def _wait_bound(port: int) -> None:
-    for _ in range(250):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return
-        await asyncio.sleep(0.02)
-    raise TimeoutError(f"SIPp did not bind UDP {port}")
-
-
 def _cmd(tmp: Path, remote: str, name: str, port: int, *extra: str) -> list[str]:
-    c = sipp_command(
+    scenario = tmp / f"{name}.xml"
+    return sipp_command(
         remote,
         workdir=tmp,
         local_port=port,
         calls=1,
         timeout=15,
+        scenario_file=scenario,
         name=name,
-        extra=("-sf", str(tmp / f"{name}.xml"), *extra),
+        extra=extra,
     )
-    i = c.index("-sn")  # sipp_command adds a built-in scenario; ours replaces it
-    return c[:i] + c[i + 2 :]
 
 
 async def test_extension_dials_out_with_the_regional_caller_id(
@@ -204,7 +190,7 @@ async def test_extension_dials_out_with_the_regional_caller_id(
         (tmp_path / "trunk.xml").write_text(trunk_xml())
         uas_cmd = _cmd(tmp_path, "", "trunk", trunk_port)
         uas = await start_sipp(uas_cmd, workdir=tmp_path)
-        await _wait_bound(trunk_port)
+        await wait_bound(trunk_port)
         auth = ("-au", "101", "-ap", PASSWORD, "-auth_uri", f"83831234567@{remote}")
         caller = await run_sipp(
             _cmd(tmp_path, remote, "caller", free_port(), *auth), workdir=tmp_path, name="caller"

@@ -21,22 +21,19 @@ import pytest
 import pytest_asyncio
 
 from tests.e2e import sippkit
+from tests.e2e.appkit import sqlite_container
 from tests.e2e.schemes_kit import Caller, Device, Phone, Result, Rig, exts
 from tests.sip.peers.harness import SIPP, free_port
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
-from zvonar.app import create_container
 from zvonar.calls.events import Disposition, HangupSide, LegEndReason
 from zvonar.contacts.schemas import ContactIn
-from zvonar.core.bus import RecordingBus
 from zvonar.directory.models import GroupStrategy
 from zvonar.directory.schemas import EmployeeIn, GroupIn, MemberIn, NumberIn
 from zvonar.media.goertzel import goertzel_power
 from zvonar.media.wav import parse_wav
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import start_pbx
-from zvonar.settings import Settings
-from zvonar.store.base import Base
 
 pytestmark = [
     pytest.mark.peer,
@@ -140,14 +137,7 @@ class Env:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     tmp = tmp_path_factory.mktemp("schemes")
-    settings = Settings(
-        data_dir=tmp / "data",
-        database_url=f"sqlite+aiosqlite:///{tmp / 'pbx.sqlite3'}",
-        secret_key="test-secret-key-not-for-production",
-    )
-    container = create_container(settings, bus=RecordingBus())
-    async with container.db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+    container = await sqlite_container(tmp)
     route = RouteServer()
     await route.start()
     account = await container.accounts.create_account("Schemes", SLUG, time_zone=ZONE)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -19,7 +18,15 @@ import pytest
 from tests.calls.rig import ACCOUNT, Pbx, start_pbx
 from tests.e2e import sippkit
 from tests.media.rtpengine.conftest import Daemon
-from tests.sip.peers.harness import SIPP, SippRun, finish_sipp, free_port, start_sipp
+from tests.sip.peers.harness import (
+    SIPP,
+    SippRun,
+    finish_sipp,
+    free_port,
+    sipp_command,
+    start_sipp,
+    wait_bound,
+)
 from zvonar.calls.b2bua import RecordingPathFor
 from zvonar.calls.call import Call
 from zvonar.calls.events import (
@@ -48,27 +55,6 @@ pytestmark = [
 TONE_SECONDS = 2.0
 
 
-def sipp_cmd(remote: str, scenario: Path, *, workdir: Path, port: int, name: str) -> list[str]:
-    assert SIPP is not None
-    cmd = [SIPP] + ([remote] if remote else [])
-    cmd += ["-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port)]
-    cmd += ["-mp", str(free_port()), "-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"]
-    cmd += ["-trace_stat", "-stf", str(workdir / f"{name}.csv"), "-fd", "1"]
-    cmd += ["-trace_err", "-error_file", str(workdir / f"{name}_errors.log")]
-    return cmd
-
-
-async def _wait_bound(port: int) -> None:
-    for _ in range(250):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return
-        await asyncio.sleep(0.02)
-    raise TimeoutError(f"SIPp did not bind UDP {port}")
-
-
 class Peer:
     """One SIPp process with its scenario."""
 
@@ -76,7 +62,16 @@ class Peer:
         self.name, self.port, self.workdir = name, free_port(), tmp
         scenario = tmp / f"{name}.xml"
         scenario.write_text(xml)
-        self.cmd = sipp_cmd(remote, scenario, workdir=tmp, port=self.port, name=name)
+        self.cmd = sipp_command(
+            remote,
+            workdir=tmp,
+            local_port=self.port,
+            calls=1,
+            timeout=20,
+            scenario_file=scenario,
+            name=name,
+            extra=("-mp", str(free_port())),
+        )
         self.proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -88,7 +83,7 @@ class Peer:
 
     async def start(self) -> None:
         self.proc = await start_sipp(self.cmd, workdir=self.workdir)
-        await _wait_bound(self.port)
+        await wait_bound(self.port)
 
     async def finish(self, wait: float = 25) -> SippRun:
         assert self.proc is not None

@@ -8,23 +8,28 @@ answered call with the leg to 101. Every SIPp run is bounded (-m 1, -timeout).
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e import sippkit
-from tests.sip.peers.harness import SIPP, finish_sipp, free_port, run_sipp, sipp_command, start_sipp
-from zvonar.app import create_container
+from tests.e2e.appkit import sqlite_container
+from tests.sip.peers.harness import (
+    SIPP,
+    finish_sipp,
+    free_port,
+    register_scenario,
+    run_sipp,
+    sipp_command,
+    start_sipp,
+    wait_bound,
+)
 from zvonar.calls.events import Disposition, TargetKind
 from zvonar.container import Container
-from zvonar.core.bus import RecordingBus
 from zvonar.journal.service import CallFilter
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import start_pbx
-from zvonar.settings import Settings
-from zvonar.store.base import Base
 
 from .conftest import NUMBER, PASSWORD, seed_account
 
@@ -33,66 +38,12 @@ pytestmark = [
     pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
 ]
 
-REGISTER_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="register 101 at alpha.zvonar with digest">
-  <send retrans="500"><![CDATA[
-
-      REGISTER sip:alpha.zvonar SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:101@alpha.zvonar>;tag=[pid]R[call_number]
-      To: <sip:101@alpha.zvonar>
-      Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:101@[local_ip]:[local_port];transport=[transport]>
-      Expires: 300
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
-  <recv response="401" auth="true"/>
-  <send retrans="500"><![CDATA[
-
-      REGISTER sip:alpha.zvonar SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:101@alpha.zvonar>;tag=[pid]R[call_number]
-      To: <sip:101@alpha.zvonar>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:101@[local_ip]:[local_port];transport=[transport]>
-      [authentication]
-      Expires: 300
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
-  <recv response="200"/>
-</scenario>
-"""
-
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[Container]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'pbx.sqlite3'}",
-        secret_key="test-secret-key-not-for-production",
-    )
-    container = create_container(settings, bus=RecordingBus())
-    async with container.db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+    container = await sqlite_container(tmp_path)
     yield container
     await container.db.dispose()
-
-
-async def _wait_bound(port: int) -> None:
-    for _ in range(250):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return
-        await asyncio.sleep(0.02)
-    raise TimeoutError(f"SIPp did not bind UDP {port}")
 
 
 async def test_registered_sipp_answers_a_call_to_the_number(app: Container, tmp_path: Path) -> None:
@@ -104,23 +55,22 @@ async def test_registered_sipp_answers_a_call_to_the_number(app: Container, tmp_
     remote = f"127.0.0.1:{pbx_port}"
     try:
         phone_port = free_port()
-        (tmp_path / "register.xml").write_text(REGISTER_XML)
+        register = register_scenario("101", "alpha.zvonar", expires=300)
+        (tmp_path / "register.xml").write_text(register)
         (tmp_path / "answer.xml").write_text(sippkit.uas_answer())
         (tmp_path / "caller.xml").write_text(sippkit.uac(NUMBER, talk_ms=1000))
 
         def cmd(remote_: str, name: str, port: int, *extra: str) -> list[str]:
-            scenario = ("-sf", str(tmp_path / f"{name}.xml"))
-            c = sipp_command(
+            return sipp_command(
                 remote_,
                 workdir=tmp_path,
                 local_port=port,
                 calls=1,
                 timeout=15,
+                scenario_file=tmp_path / f"{name}.xml",
                 name=name,
-                extra=(*scenario, *extra),
+                extra=extra,
             )
-            i = c.index("-sn")  # sipp_command adds a built-in scenario; ours replaces it
-            return c[:i] + c[i + 2 :]
 
         reg = await run_sipp(
             # SIPp's digest uri defaults to remote_ip:port; ours checks the Request-URI.
@@ -144,7 +94,7 @@ async def test_registered_sipp_answers_a_call_to_the_number(app: Container, tmp_
 
         uas_cmd = cmd("", "answer", phone_port)
         uas = await start_sipp(uas_cmd, workdir=tmp_path)
-        await _wait_bound(phone_port)
+        await wait_bound(phone_port)
         caller = await run_sipp(cmd(remote, "caller", free_port()), workdir=tmp_path, name="caller")
         answered = await finish_sipp(uas, uas_cmd, workdir=tmp_path, name="answer", wait=20)
         assert caller.returncode == 0 and caller.stats.successful == 1, caller.describe()

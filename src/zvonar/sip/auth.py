@@ -5,6 +5,9 @@ against stored HA1s → `Authorized` / `Challenge` / `Failed`. Client: `client_a
 generator shaped like httpx's `Auth.auth_flow` (yields requests, is sent responses, no I/O).
 MD5, SHA-256, SHA-512-256 (RFC 8760 §2.1; "-sess" variants client-side only), qop=auth
 (auth-int client-side when it is the only qop offered).
+
+This module is the server side and the package's face: the digest computations live in
+`auth_digest`, the client side in `auth_client`; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -17,21 +20,24 @@ import hmac
 import math
 import os
 import re
-import secrets
 import struct
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from zvonar.sip.errors import AuthError, SipError
-from zvonar.sip.headers import (
-    canonical_name,
-    parse_auth_params,
-    parse_via_list,
-    quote_string,
-    split_comma_list,
+from zvonar.sip.auth_client import ClientCredentials, DigestClient, client_auth_flow
+from zvonar.sip.auth_digest import (
+    ALGORITHMS,
+    SERVER_ALGORITHMS,
+    base_algorithm,
+    canonical_algorithm,
+    compute_ha1,
+    compute_response,
+    digest_hash,
 )
+from zvonar.sip.errors import AuthError, SipError
+from zvonar.sip.headers import parse_auth_params, quote_string
 from zvonar.sip.message import SipRequest, SipResponse, make_response
 from zvonar.sip.uri import parse_uri, uri_equal
 
@@ -56,72 +62,6 @@ __all__ = [
     "digest_hash",
 ]
 
-# RFC 7616 §3.2 / RFC 8760 §2.1: algorithm token -> hashlib name. The "-sess" variants hash
-# the same way; only HA1 differs (RFC 7616 §3.4.2).
-_HASHLIB: Mapping[str, str] = {"MD5": "md5", "SHA-256": "sha256", "SHA-512-256": "sha512_256"}
-# Every algorithm the client understands, strongest first (the order is its preference).
-ALGORITHMS = ("SHA-512-256", "SHA-512-256-sess", "SHA-256", "SHA-256-sess", "MD5", "MD5-sess")
-
-# Offered by default, SHA-256 first: RFC 8760 §2.4 puts the preferred challenge first.
-SERVER_ALGORITHMS = ("SHA-256", "MD5")
-
-
-def _base(algorithm: str) -> str:
-    """Hash family of an algorithm token ("sha-256-SESS" -> "SHA-256"); AuthError if unknown."""
-    alg = algorithm.upper()
-    base = alg.removesuffix("-SESS")
-    if base not in _HASHLIB:
-        raise AuthError(f"unsupported digest algorithm {algorithm!r}")
-    return base
-
-
-def _canonical_algorithm(algorithm: str) -> str:
-    base = _base(algorithm)
-    return base + "-sess" if algorithm.upper().endswith("-SESS") else base
-
-
-def digest_hash(algorithm: str, data: str | bytes) -> str:
-    """H(data) as lower-case hex for `algorithm` (RFC 7616 §3.4: strings are UTF-8)."""
-    raw = data.encode() if isinstance(data, str) else data
-    return hashlib.new(_HASHLIB[_base(algorithm)], raw).hexdigest()
-
-
-def compute_ha1(algorithm: str, username: str, realm: str, password: str) -> str:
-    """HA1 = H(username ":" realm ":" password) (RFC 7616 §3.4.2), the value a server stores."""
-    return digest_hash(algorithm, f"{username}:{realm}:{password}")
-
-
-def compute_response(
-    *,
-    algorithm: str,
-    ha1: str,
-    nonce: str,
-    method: str,
-    uri: str,
-    qop: str | None = None,
-    nc: str | None = None,
-    cnonce: str | None = None,
-    body: bytes = b"",
-) -> str:
-    """The request-digest of RFC 7616 §3.4.1 (RFC 2617 §3.2.2.1 without qop).
-
-    `ha1` is always H(user:realm:password); for a "-sess" algorithm the session HA1 is derived
-    here with the nonce and cnonce (RFC 7616 §3.4.2).
-    """
-    if algorithm.upper().endswith("-SESS"):
-        if cnonce is None:
-            raise AuthError("-sess algorithms need a cnonce")
-        ha1 = digest_hash(algorithm, f"{ha1}:{nonce}:{cnonce}")
-    if qop == "auth-int":
-        ha2 = digest_hash(algorithm, f"{method}:{uri}:{digest_hash(algorithm, body)}")
-    else:
-        ha2 = digest_hash(algorithm, f"{method}:{uri}")
-    if qop is None:  # RFC 2069 compatibility (RFC 3261 §22.4 keeps it legal)
-        return digest_hash(algorithm, f"{ha1}:{nonce}:{ha2}")
-    if nc is None or cnonce is None:
-        raise AuthError("qop needs nc and cnonce")
-    return digest_hash(algorithm, f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
-
 
 # --------------------------------------------------------------------------------------------
 # Server side
@@ -144,13 +84,13 @@ class Credentials:
         password: str,
         algorithms: Iterable[str] = ("SHA-512-256", "SHA-256", "MD5"),
     ) -> Credentials:
-        fams = dict.fromkeys(_base(a) for a in algorithms)
+        fams = dict.fromkeys(base_algorithm(a) for a in algorithms)
         return cls(
             username, realm, tuple((f, compute_ha1(f, username, realm, password)) for f in fams)
         )
 
     def ha1_for(self, algorithm: str) -> str | None:
-        base = _base(algorithm)
+        base = base_algorithm(algorithm)
         return next((h for f, h in self.ha1 if f == base), None)
 
 
@@ -251,7 +191,7 @@ class DigestChallenger:
             raise ValueError("offer at least one algorithm")
         self.realm = realm
         self.nonce_ttl = nonce_ttl
-        self.algorithms = tuple(_canonical_algorithm(a) for a in algorithms)
+        self.algorithms = tuple(canonical_algorithm(a) for a in algorithms)
         if any(a.endswith("-sess") for a in self.algorithms):
             raise ValueError("the server offers only non-session algorithms (RFC 8760 §2.1)")
         self.require_qop = require_qop
@@ -331,7 +271,7 @@ class DigestChallenger:
         if username is None or nonce is None or uri is None or response is None:
             return fail(FailureReason.MALFORMED)
         try:
-            algorithm = _canonical_algorithm(params.get("algorithm", "MD5"))
+            algorithm = canonical_algorithm(params.get("algorithm", "MD5"))
         except AuthError:
             return fail(FailureReason.UNSUPPORTED)
         if algorithm not in self.algorithms:
@@ -412,192 +352,3 @@ class DigestChallenger:
 def auth_response(request: SipRequest, result: Challenge | Failed, *, to_tag: str) -> SipResponse:
     """The 401/407 carrying `result`'s challenge headers (§8.2.6: the UAS adds a To tag)."""
     return make_response(request, result.status, to_tag=to_tag, headers=result.headers)
-
-
-# --------------------------------------------------------------------------------------------
-# Client side
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClientCredentials:
-    username: str
-    password: str = field(repr=False)
-    realm: str | None = None  # None: answer a challenge from any realm
-
-
-_RANK = {alg: len(ALGORITHMS) - i for i, alg in enumerate(ALGORITHMS)}
-
-
-@dataclass(frozen=True)
-class _Offer:
-    header: str  # "Authorization" or "Proxy-Authorization"
-    realm: str
-    algorithm: str
-    params: Mapping[str, str]
-
-
-class DigestClient:
-    """Builds credentials for challenges; keeps the nonce-count per nonce (RFC 7616 §3.4)."""
-
-    def __init__(
-        self,
-        credentials: ClientCredentials | Sequence[ClientCredentials],
-        *,
-        cnonce_factory: Callable[[], str] | None = None,
-        algorithms: Sequence[str] = ALGORITHMS,
-    ) -> None:
-        self._creds = (
-            (credentials,) if isinstance(credentials, ClientCredentials) else tuple(credentials)
-        )
-        self._cnonce = cnonce_factory or (lambda: secrets.token_hex(16))
-        self._algorithms = {_canonical_algorithm(a) for a in algorithms}
-        self._nc: dict[str, int] = {}
-
-    def offers(self, response: SipResponse) -> list[_Offer]:
-        """The strongest usable challenge per realm in a 401/407, in header order."""
-        if response.status == 401:
-            source, header = "WWW-Authenticate", "Authorization"
-        elif response.status == 407:
-            source, header = "Proxy-Authenticate", "Proxy-Authorization"
-        else:
-            return []
-        best: dict[str, _Offer] = {}
-        for value in response.header_values(source):
-            try:
-                scheme, p = parse_auth_params(value)
-                alg = _canonical_algorithm(p.get("algorithm", "MD5"))
-            except SipError:
-                continue
-            realm = p.get("realm")
-            if scheme.lower() != "digest" or realm is None or "nonce" not in p:
-                continue
-            if alg not in self._algorithms or self._qop(p) == "":
-                continue
-            if realm not in best or _RANK[alg] > _RANK[best[realm].algorithm]:
-                best[realm] = _Offer(header, realm, alg, p)
-        return list(best.values())
-
-    def credentials_for(self, realm: str) -> ClientCredentials | None:
-        exact = next((c for c in self._creds if c.realm == realm), None)
-        return exact or next((c for c in self._creds if c.realm is None), None)
-
-    @staticmethod
-    def _qop(params: Mapping[str, str]) -> str | None:
-        """Chosen qop: auth over auth-int; None if not offered; "" if none we support."""
-        if "qop" not in params:
-            return None
-        offered = {q.strip().lower() for q in params["qop"].split(",")}
-        return "auth" if "auth" in offered else "auth-int" if "auth-int" in offered else ""
-
-    def credentials_header(self, request: SipRequest, offer: _Offer) -> tuple[str, str] | None:
-        """(header name, value) answering `offer` for `request`, or None without credentials."""
-        creds = self.credentials_for(offer.realm)
-        if creds is None:
-            return None
-        p, alg, nonce = offer.params, offer.algorithm, offer.params["nonce"]
-        qop = self._qop(p)
-        uri = str(request.uri)
-        nc = cnonce = None
-        if qop is not None or alg.endswith("-sess"):
-            cnonce = self._cnonce()
-        if qop is not None:
-            self._nc[nonce] = self._nc.get(nonce, 0) + 1
-            nc = f"{self._nc[nonce]:08x}"
-        response = compute_response(
-            algorithm=alg,
-            ha1=compute_ha1(alg, creds.username, offer.realm, creds.password),
-            nonce=nonce,
-            method=request.method,
-            uri=uri,
-            qop=qop,
-            nc=nc,
-            cnonce=cnonce,
-            body=request.body,
-        )
-        userhash = p.get("userhash", "").lower() == "true"  # RFC 7616 §3.4.4
-        username = (
-            digest_hash(alg, f"{creds.username}:{offer.realm}") if userhash else creds.username
-        )
-        parts = [
-            f"Digest username={quote_string(username)}",
-            f"realm={quote_string(offer.realm)}",
-            f"nonce={quote_string(nonce)}",
-            f"uri={quote_string(uri)}",
-            f"response={quote_string(response)}",
-            f"algorithm={alg}",
-        ]
-        if cnonce is not None:
-            parts.append(f"cnonce={quote_string(cnonce)}")
-        if "opaque" in p:
-            parts.append(f"opaque={quote_string(p['opaque'])}")
-        if qop is not None:
-            parts += [f"qop={qop}", f"nc={nc}"]
-        if userhash:
-            parts.append("userhash=true")
-        return offer.header, ", ".join(parts)
-
-
-def _retry(
-    request: SipRequest, seq: int, branch: str, auth: Mapping[tuple[str, str], str]
-) -> SipRequest:
-    """A new transaction for the same request: CSeq `seq`, fresh top Via branch, credentials."""
-    out = request.without_header("Authorization").without_header("Proxy-Authorization")
-    out = out.with_header("CSeq", f"{seq} {request.method}")
-    headers = list(out.headers)
-    for i, (name, value) in enumerate(headers):
-        if canonical_name(name) == "Via":
-            items = split_comma_list(value)
-            top = parse_via_list(items[0])[0]
-            items[0] = str(top.with_params(branch=branch))
-            headers[i] = (name, ", ".join(items))
-            break
-    out = SipRequest(out.method, out.uri, tuple(headers), out.body, out.version)
-    for (name, _realm), value in auth.items():
-        out = out.adding_header(name, value)
-    return out
-
-
-def client_auth_flow(
-    request: SipRequest,
-    credentials: ClientCredentials | Sequence[ClientCredentials],
-    *,
-    cnonce_factory: Callable[[], str] | None = None,
-    branch_factory: Callable[[], str] | None = None,
-    max_rounds: int = 4,
-) -> Generator[SipRequest, SipResponse, None]:
-    """Answer 401/407 challenges for `request`, like httpx's `Auth.auth_flow`.
-
-    Usage: `req = next(flow)`; send it; `req = flow.send(response)` while it keeps yielding;
-    `StopIteration` means the last response is final (success, or a refusal the flow gives up on).
-
-    Each retry is a new transaction (§22.2): the flow increments the CSeq by one per retry and
-    puts a fresh branch on the top Via; the caller must adopt the yielded CSeq as its local
-    sequence (e.g. a dialog's local CSeq) and must not renumber the request itself.
-    A realm that challenges again after being answered means the credentials were refused and
-    the flow stops, except once when the new challenge says stale=true (RFC 7616 §3.3).
-    A challenge for a realm we have no credentials for stops the flow too.
-    """
-    client = DigestClient(credentials, cnonce_factory=cnonce_factory)
-    new_branch = branch_factory or (lambda: "z9hG4bK" + secrets.token_hex(10))
-    auth: dict[tuple[str, str], str] = {}
-    stale_used: set[str] = set()
-    seq = request.cseq.seq
-    response = yield request
-    for _ in range(max_rounds):
-        offers = client.offers(response)
-        if not offers:
-            return
-        for offer in offers:
-            key = (offer.header, offer.realm)
-            if key in auth:
-                stale = offer.params.get("stale", "").lower() == "true"
-                if not stale or offer.realm in stale_used:
-                    return  # refused: the same credentials will not start working (§22.2)
-                stale_used.add(offer.realm)
-            built = client.credentials_header(request, offer)
-            if built is None:
-                return
-            auth[key] = built[1]
-        seq += 1
-        response = yield _retry(request, seq, new_branch(), auth)

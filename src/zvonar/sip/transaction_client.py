@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
 
 from zvonar.sip.errors import TransactionError
 from zvonar.sip.message import SipMessage, SipRequest, SipResponse
-from zvonar.sip.timers import Timer, TimerConfig, TimerSlot, TimerTarget
+from zvonar.sip.timers import Timer, TimerConfig, TimerSlot
+from zvonar.sip.transaction_base import Address, TimedTransaction, TransportSink
 
 if TYPE_CHECKING:
     from zvonar.sip.transaction import TransactionKey
@@ -37,8 +38,6 @@ __all__ = [
     "build_ack_for_non2xx",
     "build_cancel",
 ]
-
-Address: TypeAlias = tuple[str, int]
 
 
 class ClientState(enum.Enum):
@@ -151,14 +150,8 @@ def response_input(status: int) -> ClientInput:
     return _I.SUCCESS if status < 300 else _I.FAILURE
 
 
-class ClientSink(Protocol):
+class ClientSink(TransportSink, Protocol):
     """What a client transaction needs from the layer that owns it."""
-
-    def transmit(self, data: bytes, addr: Address) -> None: ...
-
-    def schedule(self, target: TimerTarget, timer: Timer, deadline: float) -> TimerSlot: ...
-
-    def unschedule(self, handle: TimerSlot) -> None: ...
 
     def client_response(self, txn: ClientTransaction, response: SipResponse) -> None: ...
 
@@ -169,8 +162,11 @@ class ClientSink(Protocol):
     def client_terminated(self, txn: ClientTransaction) -> None: ...
 
 
-class ClientTransaction:
+class ClientTransaction(TimedTransaction[ClientInput]):
     """One INVITE or non-INVITE client transaction (§17.1)."""
+
+    _timer_inputs = _TIMER_INPUT
+    _sink: ClientSink
 
     def __init__(
         self,
@@ -203,11 +199,6 @@ class ClientTransaction:
     def __repr__(self) -> str:
         return f"<ClientTransaction {self.request.method} {self.state.value} {self.key}>"
 
-    @property
-    def timers(self) -> frozenset[Timer]:
-        """The timers running now (for tests and invariants)."""
-        return frozenset(t for t, h in self._timers.items() if h.active)
-
     # -- inputs ---------------------------------------------------------------------------
 
     def start(self, now: float) -> None:
@@ -224,16 +215,6 @@ class ClientTransaction:
 
     def receive_response(self, response: SipResponse, now: float) -> None:
         self._feed(response_input(response.status), now, response)
-
-    def on_timer(self, timer: Timer, now: float) -> None:
-        # Only a running timer is an input: a stale or foreign one is ignored.
-        handle = self._timers.pop(timer, None)
-        if handle is None:
-            return
-        self._sink.unschedule(handle)  # no-op when the heap popped it
-        inp = _TIMER_INPUT.get(timer)
-        if inp is not None:
-            self._feed(inp, now, None)
 
     def transport_error(self, now: float) -> None:
         self._feed(_I.TRANSPORT_ERROR, now, None)
@@ -256,6 +237,9 @@ class ClientTransaction:
                 self._step(inp, now, response)
         finally:
             self._busy = False
+
+    def _queue(self, inp: ClientInput, response: SipResponse | None) -> None:
+        self._inputs.append((inp, response))
 
     def _step(self, inp: ClientInput, now: float, response: SipResponse | None) -> None:
         transition = self.table.get((self.state, inp))
@@ -305,22 +289,6 @@ class ClientTransaction:
             self._sink.client_timeout(self)
         elif effect is _E.REPORT_TRANSPORT_ERROR:
             self._sink.client_transport_error(self)
-
-    def _arm(self, timer: Timer, duration: float, now: float) -> None:
-        old = self._timers.pop(timer, None)
-        if old is not None:
-            self._sink.unschedule(old)
-        if duration <= 0:
-            # A zero timer (D, K over reliable transports, M without RFC 6026) fires at once.
-            inp = _TIMER_INPUT[timer]
-            self._inputs.append((inp, None))
-            return
-        self._timers[timer] = self._sink.schedule(self, timer, now + duration)
-
-    def _stop_timers(self) -> None:
-        for handle in self._timers.values():
-            self._sink.unschedule(handle)
-        self._timers.clear()
 
 
 # -- messages the client side builds ------------------------------------------------------

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
 
 from zvonar.sip.headers import Via
 from zvonar.sip.message import SipRequest, SipResponse, make_response
-from zvonar.sip.timers import Timer, TimerConfig, TimerSlot, TimerTarget
-from zvonar.sip.transaction_client import Address
+from zvonar.sip.timers import Timer, TimerConfig, TimerSlot
+from zvonar.sip.transaction_base import Address, TimedTransaction, TransportSink
 
 if TYPE_CHECKING:
     from zvonar.sip.transaction import TransactionKey
@@ -149,14 +149,8 @@ def tu_response_input(status: int) -> ServerInput:
     return _I.TU_SUCCESS if status < 300 else _I.TU_FAILURE
 
 
-class ServerSink(Protocol):
+class ServerSink(TransportSink, Protocol):
     """What a server transaction needs from the layer that owns it."""
-
-    def transmit(self, data: bytes, addr: Address) -> None: ...
-
-    def schedule(self, target: TimerTarget, timer: Timer, deadline: float) -> TimerSlot: ...
-
-    def unschedule(self, handle: TimerSlot) -> None: ...
 
     def server_ack(self, txn: ServerTransaction, ack: SipRequest) -> None: ...
 
@@ -167,8 +161,11 @@ class ServerSink(Protocol):
     def server_terminated(self, txn: ServerTransaction) -> None: ...
 
 
-class ServerTransaction:
+class ServerTransaction(TimedTransaction[ServerInput]):
     """One INVITE or non-INVITE server transaction (§17.2)."""
+
+    _timer_inputs = _TIMER_INPUT
+    _sink: ServerSink
 
     def __init__(
         self,
@@ -204,10 +201,6 @@ class ServerTransaction:
         return f"<ServerTransaction {self.request.method} {self.state.value} {self.key}>"
 
     @property
-    def timers(self) -> frozenset[Timer]:
-        return frozenset(t for t, h in self._timers.items() if h.active)
-
-    @property
     def to_tag(self) -> str | None:
         """The To tag of the last response sent (RFC 2543 ACK matching, CANCEL's 200)."""
         return None if self.last_response is None else self.last_response.to.tag
@@ -230,16 +223,6 @@ class ServerTransaction:
     def respond(self, response: SipResponse, now: float) -> bool:
         """A response from the TU. False if the state does not take it (it is discarded)."""
         return self._feed(tu_response_input(response.status), now, response)
-
-    def on_timer(self, timer: Timer, now: float) -> None:
-        # Only a running timer is an input: a stale or foreign one is ignored.
-        handle = self._timers.pop(timer, None)
-        if handle is None:
-            return
-        self._sink.unschedule(handle)  # no-op when the heap popped it
-        inp = _TIMER_INPUT.get(timer)
-        if inp is not None:
-            self._feed(inp, now, None)
 
     def transport_error(self, now: float) -> None:
         self._feed(_I.TRANSPORT_ERROR, now, None)
@@ -326,20 +309,6 @@ class ServerTransaction:
         self.last_response = response
         self._last_wire = response.serialize()
         self._sink.transmit(self._last_wire, self.response_dest)
-
-    def _arm(self, timer: Timer, duration: float, now: float) -> None:
-        old = self._timers.pop(timer, None)
-        if old is not None:
-            self._sink.unschedule(old)
-        if duration <= 0:
-            self._queue(_TIMER_INPUT[timer], None)  # fires at once (I/J over TCP…)
-            return
-        self._timers[timer] = self._sink.schedule(self, timer, now + duration)
-
-    def _stop_timers(self) -> None:
-        for handle in self._timers.values():
-            self._sink.unschedule(handle)
-        self._timers.clear()
 
 
 _UNRELIABLE = frozenset({"UDP", "DTLS"})

@@ -1,4 +1,8 @@
-"""Helpers for the real-peer tests: free ports, bounded SIPp runs, SIPp's stat CSV."""
+"""Helpers for the real-peer tests: free ports, bounded SIPp runs, SIPp's stat CSV, digest
+REGISTER scenarios, waiting for a peer to bind, drivers run in a private network namespace.
+
+Shared by tests/sip/peers, tests/e2e, tests/pbx and bench/bench_b2bua.py.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import contextlib
 import os
 import shutil
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +19,7 @@ SIPP = shutil.which("sipp")
 BARESIP = shutil.which("baresip")
 UNSHARE = shutil.which("unshare")
 SCENARIOS = Path(__file__).parent / "scenarios"
+ROOT = Path(__file__).resolve().parents[3]  # the repository (cwd of `python -m tests...`)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -96,13 +102,23 @@ def sipp_command(
     calls: int,
     timeout: float = 20.0,
     scenario: str | None = None,
+    scenario_file: Path | None = None,
     builtin: str | None = None,
     extra: tuple[str, ...] = (),
     name: str = "sipp",
 ) -> list[str]:
-    """A bounded SIPp command line (-m, -timeout + -timeout_error, -nostdin, stats CSV)."""
+    """A bounded SIPp command line (-m, -timeout + -timeout_error, -nostdin, stats CSV).
+
+    The scenario: `scenario_file` (a path), else `scenario` (a name under SCENARIOS), else the
+    built-in `builtin` (SIPp's "uac" by default).
+    """
     assert SIPP is not None
-    what = ["-sf", str(SCENARIOS / scenario)] if scenario else ["-sn", builtin or "uac"]
+    if scenario_file is not None:
+        what = ["-sf", str(scenario_file)]
+    elif scenario:
+        what = ["-sf", str(SCENARIOS / scenario)]
+    else:
+        what = ["-sn", builtin or "uac"]
     cmd = [SIPP]
     if remote:
         cmd.append(remote)
@@ -168,3 +184,78 @@ async def finish_sipp(
 
 def have_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+async def wait_bound(port: int, host: str = "127.0.0.1") -> None:
+    """Wait until a peer process has bound its UDP port (our bind attempt then fails)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(250):
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                return
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"nothing bound UDP {host}:{port}")
+
+
+def register_scenario(user: str, realm: str, *, expires: int = 600) -> str:
+    """SIPp scenario: REGISTER `user`@`realm`, answer the 401 with digest, expect 200.
+
+    Run it with ``-au USER -ap PASSWORD -auth_uri REALM``: SIPp's digest uri defaults to
+    remote_ip:port, ours checks it against the Request-URI (RFC 7616 §3.4.6). SIPp 3.6
+    answers only the first challenge and knows only MD5 of the digest algorithms.
+    """
+
+    authorization = "\n      [authentication]"  # SIPp fills in the answer to the 401
+
+    def register(cseq: int, auth: str) -> str:
+        return f"""<send retrans="500"><![CDATA[
+
+      REGISTER sip:{realm} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: <sip:{user}@{realm}>;tag=[pid]R[call_number]
+      To: <sip:{user}@{realm}>
+      Call-ID: [call_id]
+      CSeq: {cseq} REGISTER
+      Contact: <sip:{user}@[local_ip]:[local_port];transport=[transport]>{auth}
+      Expires: {expires}
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>"""
+
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="register {user}@{realm} with digest">
+  {register(1, "")}
+  <recv response="401" auth="true"/>
+  {register(2, authorization)}
+  <recv response="200"/>
+</scenario>
+"""
+
+
+async def run_in_netns(module: str, workdir: Path, *, wait: float) -> tuple[Path, str]:
+    """Run ``python -m module REPORT WORKDIR`` in `unshare -n` with loopback up.
+
+    For peers (baresip) that open sockets beyond loopback. Returns the JSON report's path
+    (the driver writes it; it may be missing) and the driver's output followed by
+    WORKDIR/baresip.log, for assertion messages.
+    """
+    out = workdir / "report.json"
+    inner = f"ip link set lo up && exec {sys.executable} -m {module} {out} {workdir}"
+    proc = await asyncio.create_subprocess_exec(
+        UNSHARE or "unshare", "-n", "sh", "-c", inner,
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        output, _ = await asyncio.wait_for(proc.communicate(), timeout=wait)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        raise
+    log = workdir / "baresip.log"
+    context = output.decode(errors="replace") + (
+        log.read_text(errors="replace") if log.exists() else ""
+    )
+    return out, context

@@ -6,15 +6,12 @@ together in `unshare -n` (see baresip_driver.py); the driver writes a JSON repor
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.sip.peers.harness import BARESIP, UNSHARE, have_root
+from tests.sip.peers.harness import BARESIP, UNSHARE, have_root, run_in_netns
 
 pytestmark = [
     pytest.mark.peer,
@@ -22,29 +19,9 @@ pytestmark = [
     pytest.mark.skipif(UNSHARE is None or not have_root(), reason="needs root and unshare -n"),
 ]
 
-ROOT = Path(__file__).resolve().parents[3]
-
 
 async def test_baresip_registers_and_calls_both_ways(tmp_path: Path) -> None:
-    out = tmp_path / "report.json"
-    inner = (
-        f"ip link set lo up && exec {sys.executable} -m tests.sip.peers.baresip_driver "
-        f"{out} {tmp_path}"
-    )
-    proc = await asyncio.create_subprocess_exec(
-        UNSHARE or "unshare", "-n", "sh", "-c", inner,
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        output, _ = await asyncio.wait_for(proc.communicate(), timeout=90)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        raise
-    log = tmp_path / "baresip.log"
-    context = output.decode(errors="replace") + (
-        log.read_text(errors="replace") if log.exists() else ""
-    )
+    out, context = await run_in_netns("tests.sip.peers.baresip_driver", tmp_path, wait=90)
     assert out.exists(), context[-4000:]
     report = json.loads(out.read_text())
     assert report["ok"], (report, context[-4000:])

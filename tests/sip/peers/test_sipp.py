@@ -7,7 +7,6 @@ SIPp's -trace_stat CSV and asserts every call succeeded and none failed.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from tests.sip.peers.harness import (
     run_sipp,
     sipp_command,
     start_sipp,
+    wait_bound,
 )
 from zvonar.sip.io.server import SipServer, SipServerConfig, serve_sip
 from zvonar.sip.security import SecurityConfig
@@ -57,18 +57,6 @@ async def server() -> AsyncIterator[SipServer]:
 def _remote(srv: SipServer, transport: str = "UDP", family: int = 4) -> str:
     flow = srv.flow(transport, family)
     return f"[{flow.host}]:{flow.port}" if family == 6 else f"{flow.host}:{flow.port}"
-
-
-async def _wait_bound(port: int, host: str = "127.0.0.1") -> None:
-    """Wait until a peer process has bound its UDP port (our bind attempt then fails)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind((host, port))
-            except OSError:
-                return
-        await asyncio.sleep(0.02)
-    raise TimeoutError(f"nothing bound UDP {host}:{port}")
 
 
 async def _sipp(srv: SipServer, tmp_path: Path, name: str, **kw: object) -> SippRun:
@@ -193,7 +181,7 @@ async def test_our_uac_calls_sipp_uas(server: SipServer, tmp_path: Path) -> None
         "", workdir=tmp_path, local_port=port, calls=3, scenario="uas.xml", name="uas"
     )
     proc = await start_sipp(cmd, workdir=tmp_path)
-    await _wait_bound(port)
+    await wait_bound(port)
     loop = asyncio.get_running_loop()
     for _ in range(3):
         leg = server.pbx.originate(f"sip:service@127.0.0.1:{port}", Flow("UDP", "127.0.0.1", port),
@@ -220,7 +208,7 @@ async def test_call_relayed_to_registered_sipp(server: SipServer, tmp_path: Path
     uas = sipp_command("", workdir=tmp_path, local_port=bob_port, calls=5, scenario="uas.xml",
                        name="bob")  # fmt: skip
     proc = await start_sipp(uas, workdir=tmp_path)
-    await _wait_bound(bob_port)
+    await wait_bound(bob_port)
     await _sipp(server, tmp_path, "caller", calls=5, extra=("-s", "bob", "-r", "10"))
     bob = await finish_sipp(proc, uas, workdir=tmp_path, name="bob")
     assert bob.returncode == 0 and bob.stats.failed == 0, bob.describe()
