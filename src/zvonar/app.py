@@ -27,6 +27,7 @@ from zvonar.journal.router import router as journal_router
 from zvonar.journal.service import JournalService
 from zvonar.notify.mailer import SmtpConfig, SmtpMailer, SmtpSecurity
 from zvonar.notify.missed import MissedCallNotifier, profiles_from_db
+from zvonar.notify.voicemail import VoicemailNotifier
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import start_pbx
 from zvonar.routing.router import router as routing_router
@@ -37,10 +38,10 @@ from zvonar.store.db import Database
 from zvonar.web.routes import install as install_web
 
 
-def _missed_call_notifier(settings: Settings, db: Database) -> MissedCallNotifier | None:
+def _mailer(settings: Settings) -> SmtpMailer | None:
     if not settings.smtp_host:
         return None
-    mailer = SmtpMailer(
+    return SmtpMailer(
         SmtpConfig(
             host=settings.smtp_host,
             sender=settings.smtp_from,
@@ -52,6 +53,8 @@ def _missed_call_notifier(settings: Settings, db: Database) -> MissedCallNotifie
         )
     )
 
+
+def _missed_call_notifier(mailer: SmtpMailer, db: Database) -> MissedCallNotifier:
     async def recipients(account_id: uuid.UUID) -> list[str]:
         async with db.read() as s:
             account = await s.get(Account, account_id)
@@ -65,9 +68,13 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
     db = Database(settings.effective_database_url, bus, echo=settings.log_sql)
     journal = JournalService(db, settings.data_dir)
     journal.attach(bus)
-    notifier = _missed_call_notifier(settings, db)
-    if notifier is not None:
+    mailer = _mailer(settings)
+    notifier = voicemail = None
+    if mailer is not None:  # without a mail server there is nobody to tell
+        notifier = _missed_call_notifier(mailer, db)
         notifier.attach(bus)
+        voicemail = VoicemailNotifier(mailer, profiles_from_db(db))
+        voicemail.attach(bus)
     return Container(
         settings=settings,
         bus=bus,
@@ -78,6 +85,7 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
         contacts=ContactService(db),
         journal=journal,
         missed_calls=notifier,
+        voicemail_mail=voicemail,
         acd=AcdService(db),
     )
 
@@ -93,8 +101,9 @@ def create_app(container: Container, *, pbx: PbxConfig | None = None) -> FastAPI
         yield
         if runtime is not None:
             await runtime.stop()
-        if container.missed_calls is not None:
-            await container.missed_calls.aclose()
+        for notifier in (container.missed_calls, container.voicemail_mail):
+            if notifier is not None:
+                await notifier.aclose()
         await container.journal.aclose()  # the write-behind queue reaches the database
         await container.db.dispose()
 

@@ -11,6 +11,7 @@ from zvonar.core.bus import EventBus
 from zvonar.directory.service import DirectoryService
 from zvonar.journal.service import JournalService
 from zvonar.notify.missed import MissedCallNotifier
+from zvonar.notify.voicemail import VoicemailNotifier
 from zvonar.routing.service import RoutingService
 from zvonar.settings import Settings
 from zvonar.store.db import Database
@@ -27,4 +28,5 @@ class Container:
     contacts: ContactService
     journal: JournalService
     missed_calls: MissedCallNotifier | None
+    voicemail_mail: VoicemailNotifier | None
     acd: AcdService

@@ -25,7 +25,8 @@ from typing import TypeVar
 
 from zvonar.calls.call import Call, Shutdown
 from zvonar.calls.legs import CallerLeg
-from zvonar.calls.plan import CallerAuth, InboundCall, Resolver
+from zvonar.calls.pickup import FeatureResolver, pick_up
+from zvonar.calls.plan import CallerAuth, InboundCall, Pickup, Plan, Reject, Resolver
 from zvonar.calls.signalling import response_to, uri_user
 from zvonar.core.bus import EventBus
 from zvonar.core.clock import Clock, SystemClock
@@ -59,10 +60,10 @@ answered it itself (407 challenge, 403). Synchronous: the UA core asks it on rec
 class B2bua:
     """The call layer over one SIP runner and one media engine.
 
-    ``resolver``: the PBX's routing (plan.py). ``gate``: authenticates new INVITEs (the PBX's
-    pbx/invite_auth.py); without it every INVITE goes to the resolver with ``auth`` None.
-    ``recording_path``: where a recorded call's WAV
-    goes (``JournalService.recording_path_for``); without it nothing is recorded.
+    ``resolver``: the PBX's routing (plan.py; a :class:`Pickup` goes to pickup.py).
+    ``gate``: authenticates new INVITEs (the PBX's pbx/invite_auth.py); without it every
+    INVITE goes to the resolver with ``auth`` None. ``recording_path``: where a recorded
+    call's WAV goes (``JournalService.recording_path_for``); without it nothing is recorded.
     """
 
     def __init__(
@@ -70,7 +71,7 @@ class B2bua:
         runner: SipRunner,
         engine: MediaEngine,
         bus: EventBus,
-        resolver: Resolver,
+        resolver: FeatureResolver,
         *,
         recording_path: RecordingPathFor | None = None,
         clock: Clock | None = None,
@@ -81,7 +82,9 @@ class B2bua:
         self.ua: UserAgent = runner.ua
         self.engine = engine
         self.bus = bus
-        self.resolver = resolver
+        self.routing = resolver
+        # What the calls ask (call.py, transfer.py): routing with the features dispatched.
+        self.resolver: Resolver = self._resolve
         self.recording_path = recording_path
         self.clock: Clock = clock or SystemClock()
         self.resolve_timeout = resolve_timeout
@@ -162,7 +165,9 @@ class B2bua:
             self._incoming(event, now)
         elif isinstance(event, AckReceived):
             call = self._dialog_call(event.dialog)
-            if call is not None:
+            # Only the caller's dialog expects an ACK from its peer; a picked-up call's
+            # callee leg (pickup.py) is a UAS dialog too, and its ACK is not the caller's.
+            if call is not None and _local_tag(event.dialog) == call.caller.local_tag:
                 call.put(event)
         elif isinstance(event, CancelRequested | RequestFailed):
             call = self._by_key.get(event.key)
@@ -248,6 +253,14 @@ class B2bua:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _resolve(self, facts: InboundCall) -> Plan | Reject:
+        """The routing's answer for a call; a feature (directed pickup) is carried out here
+        and the call that dialed it gets what ends it (see pickup.py)."""
+        outcome = await self.routing(facts)
+        if isinstance(outcome, Pickup):
+            return await pick_up(self, facts, outcome)
+        return outcome
+
     def _stray_response(self, event: ResponseIn, now: float) -> None:
         """A 2xx for an INVITE no call owns any more (it crossed our CANCEL after the call
         ended): ACK it and hang up at once (§9.1, §13.2.2.4)."""
@@ -267,6 +280,11 @@ class B2bua:
         call = self._by_media.get(event.leg_id)
         if call is not None:
             call.media_event(event)
+
+
+def _local_tag(dialog: object) -> str | None:
+    dialog_id = getattr(dialog, "id", None)
+    return getattr(dialog_id, "local_tag", None)
 
 
 def _drop(table: dict[K, Call], call: Call) -> None:

@@ -256,7 +256,17 @@ class CallRecorded(_AudioFile):
 
 @dataclass(frozen=True, kw_only=True)
 class VoicemailLeft(_AudioFile):
-    """The caller left a message at ``path``."""
+    """The caller left a message at ``path``. ``notify``: the e-mail addresses the scheme's
+    voicemail step names (the voicemail notifier mails the message to them)."""
+
+    notify: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.notify, tuple) or len(self.notify) > 50:
+            raise InvalidCallEvent("notify must be a tuple of at most 50 addresses", field="notify")
+        for address in self.notify:
+            _check_text("notify", address, 254)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,7 +18,16 @@ from pathlib import Path
 from zvonar.calls.events import Direction, Disposition, Target, TargetKind
 from zvonar.sip.ua import Flow
 
-__all__ = ["CallerAuth", "InboundCall", "Plan", "Reject", "Resolver", "RingTarget", "Wave"]
+__all__ = [
+    "CallerAuth",
+    "InboundCall",
+    "Pickup",
+    "Plan",
+    "Reject",
+    "Resolver",
+    "RingTarget",
+    "Wave",
+]
 
 
 @dataclass(frozen=True)
@@ -53,10 +62,35 @@ class InboundCall:
 
 
 @dataclass(frozen=True)
+class VoicemailSpec:
+    """Take a message (calls/voicemail.py): answer, play ``greeting`` (None: none) and a beep,
+    record the caller until they hang up, press '#', stay silent (no RTP) for
+    ``silence_timeout`` seconds or talk for ``max_seconds``. Messages shorter than
+    ``min_seconds`` are dropped. ``notify``: who gets the message by e-mail."""
+
+    greeting: Path | None = None
+    max_seconds: float = 120.0
+    beep: bool = True
+    notify: tuple[str, ...] = ()
+    min_seconds: float = 1.0
+    silence_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.max_seconds > 0:
+            raise ValueError("a voicemail's max_seconds must be > 0")
+        if not 0 <= self.min_seconds < self.max_seconds:
+            raise ValueError("a voicemail's min_seconds must be in [0, max_seconds)")
+        if not self.silence_timeout > 0:
+            raise ValueError("a voicemail's silence_timeout must be > 0")
+
+
+@dataclass(frozen=True)
 class Reject:
     """Refuse the call (or end it after the plan ran out): ``status`` 4xx-6xx for the caller.
 
-    With ``prompt`` the caller is answered, hears the file, and is hung up on instead.
+    With ``prompt`` the caller is answered, hears the file, and is hung up on instead; with
+    ``voicemail`` the caller may leave a message (the ``prompt`` is then only the fallback when
+    the B2BUA cannot record).
     ``account_id`` None (e.g. an unknown number): no call events are published at all.
     """
 
@@ -67,6 +101,7 @@ class Reject:
     # What the journal records when the call ends here after the prompt played (e.g. voicemail);
     # None: derived from how the waves ended.
     disposition: Disposition | None = None
+    voicemail: VoicemailSpec | None = None
 
     def __post_init__(self) -> None:
         if not 400 <= self.status <= 699:
@@ -113,6 +148,19 @@ class Plan:
     number_label: str | None = None
     tracking: dict[str, str] = field(default_factory=dict)
     scheme_path: tuple[str, ...] = ()  # the routing steps taken, for the journal
+
+
+@dataclass(frozen=True)
+class Pickup:
+    """Directed pickup (a feature code, pbx/features.py): the caller takes the call of
+    ``account_id`` that is ringing employee ``employee_id`` right now (calls/pickup.py).
+
+    ``picker``: who picks it up, the journal's answered_by (an employee of the same account).
+    """
+
+    account_id: uuid.UUID
+    employee_id: uuid.UUID
+    picker: Target
 
 
 Resolver = Callable[[InboundCall], Awaitable[Plan | Reject]]

@@ -1,5 +1,6 @@
-"""The end of a call (call.py's actor): hanging up forks and legs, the final answer or a
-prompt to a caller nobody took, stopping the recording, releasing media, CallEnded.
+"""The end of a call (call.py's actor): hanging up forks and legs, the final answer, a
+prompt or voicemail (voicemail.py) to a caller nobody took, stopping the recording, releasing
+media, VoicemailLeft, CallEnded.
 
 Functions over the :class:`~zvonar.calls.call.Call` they end; the actor calls them in order
 from its one task, so nothing here interleaves with another event of the same call.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from zvonar.calls.events import (
@@ -17,12 +19,15 @@ from zvonar.calls.events import (
     Disposition,
     HangupSide,
     LegEndReason,
+    VoicemailLeft,
 )
 from zvonar.calls.events import LegEnded as LegEndedEvent
 from zvonar.calls.fork import disposition_for
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import Reject
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
+from zvonar.calls.voicemail import begin as begin_voicemail
+from zvonar.calls.voicemail import conclude as conclude_voicemail
 from zvonar.media.engine import MediaEngineError, RecordingFinished
 from zvonar.media.errors import MediaError
 
@@ -49,6 +54,17 @@ async def give_up(call: Call) -> None:
         disposition = Disposition.busy
     if call.was_answered:  # a transfer nobody took after all: the call itself was answered
         disposition = Disposition.answered
+    if final.voicemail is not None and call.caller.invite is not None:
+        try:
+            if await begin_voicemail(call, final.voicemail):
+                # Without a message the call ends as the resolver said (or as the waves did);
+                # a message left makes it voicemail (finish).
+                call.final_disposition = final.disposition or disposition
+                return
+        except MediaError as exc:
+            log.warning("call %s: voicemail failed: %s", call.call_id, exc)
+        if final.prompt is None and final.voicemail.greeting is not None:
+            final = replace(final, prompt=final.voicemail.greeting)  # at least the greeting
     if final.prompt is not None and call.caller.invite is not None:
         try:
             await _play_prompt(call, final)
@@ -140,6 +156,7 @@ async def finish(
             )
         elif fork.state is LegState.INVITING:
             await stop_fork(call, fork, LegEndReason(fork_reason))
+    message = await conclude_voicemail(call)  # never raises
     recorded = await _stop_recording(call)
     for fork in call.forks.values():
         await release(call, fork.caller_media_id, fork.media_id)
@@ -147,6 +164,14 @@ async def finish(
         await release(call, call.prompt_media)
     if recorded is not None:
         await call.publish(CallRecorded, path=str(recorded.path), duration=recorded.duration)
+    if message is not None:
+        disposition = Disposition.voicemail
+        await call.publish(
+            VoicemailLeft,
+            path=str(message.path),
+            duration=message.duration,
+            notify=message.notify,
+        )
     await call.publish(
         CallEnded,
         disposition=disposition,

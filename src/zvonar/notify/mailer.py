@@ -45,10 +45,26 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with a mail (e.g. a voicemail's WAV); ``content_type`` is "type/subtype"."""
+
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if "/" not in self.content_type:
+            raise ValueError("an attachment's content type is type/subtype")
+        if any(ch in self.filename for ch in '\r\n/\\"') or not self.filename:
+            raise ValueError("an attachment needs a plain file name")
+
+
+@dataclass(frozen=True)
 class Mail:
     to: tuple[str, ...]
     subject: str
     body: str
+    attachments: tuple[Attachment, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.to:
@@ -74,6 +90,9 @@ def build_message(mail: Mail, sender: str) -> EmailMessage:
     domain = sender.rpartition("@")[2] or None
     msg["Message-ID"] = make_msgid(domain=domain)
     msg.set_content(mail.body)  # text/plain; charset chosen (utf-8) when non-ASCII
+    for a in mail.attachments:
+        maintype, _, subtype = a.content_type.partition("/")
+        msg.add_attachment(a.data, maintype=maintype, subtype=subtype, filename=a.filename)
     return msg
 
 

@@ -40,7 +40,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from zvonar.accounts.models import Account
 from zvonar.calls.events import Direction, Disposition, Target, TargetKind
-from zvonar.calls.plan import InboundCall, Plan, Reject, RingTarget, Wave
+from zvonar.calls.plan import (
+    InboundCall,
+    Pickup,
+    Plan,
+    Reject,
+    RingTarget,
+    VoicemailSpec,
+    Wave,
+)
 from zvonar.contacts.index import ContactIndex
 from zvonar.core.errors import InvalidInput
 from zvonar.directory.models import Employee, Group, GroupMember, Number, Trunk
@@ -50,6 +58,7 @@ from zvonar.journal.models import CallLeg, CallRecord
 from zvonar.media.engine import PromptNotFoundError
 from zvonar.media.prompts import prompt_path
 from zvonar.pbx.credentials import DirectoryCredentialStore
+from zvonar.pbx.features import feature_call
 from zvonar.pbx.flatten import Flattened, flatten
 from zvonar.routing.engine import (
     CallContext,
@@ -140,7 +149,10 @@ class PbxResolver:
         self.allow_private = allow_private
         self.memory: dict[uuid.UUID, dict[str, int]] = {}  # round-robin pointers per account
 
-    async def __call__(self, call: InboundCall) -> Plan | Reject:
+    async def __call__(self, call: InboundCall) -> Plan | Reject | Pickup:
+        feature = await feature_call(self.db, call)  # *8<ext> etc. (pbx/features.py)
+        if feature is not None:
+            return feature
         if call.auth is not None and self.extension_calls is not None:
             # The B2BUA's INVITE gate ran: authenticated callers go to the extension-call
             # path (pbx/outbound_resolver.py), everyone else reaches our numbers only.
@@ -504,8 +516,8 @@ def _prompt(key: str | None, language: str) -> Path | None:
 
 
 def _final(result: Flattened, account: Account) -> Reject:
-    """Voicemail: the greeting is played and the call ends (recording a message is not in
-    the B2BUA yet). Hang up: 480 to the caller."""
+    """Voicemail: the greeting, a beep and a message mailed to the step's ``notify`` list
+    (calls/voicemail.py; the greeting alone when the B2BUA cannot record). Hang up: 480."""
     if isinstance(result.final, Voicemail):
         prompt = _prompt(result.final.greeting, account.language)
         return Reject(
@@ -514,5 +526,6 @@ def _final(result: Flattened, account: Account) -> Reject:
             prompt=prompt,
             account_id=account.id,
             disposition=Disposition.voicemail,
+            voicemail=VoicemailSpec(greeting=prompt, notify=tuple(result.final.notify)),
         )
     return Reject(480, "Temporarily Unavailable", account_id=account.id)

@@ -164,8 +164,11 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         gate=InviteGate(ua, credentials, trunk_sources),
     )
     try:
-        udp = await runner.listen_udp(config.sip_host, config.sip_port)
-        tcp = await runner.listen_tcp(config.sip_host, udp.port) if config.sip_tcp else None
+        tcp: Flow | None
+        if config.sip_tcp:
+            udp, tcp = await runner.listen_pair(config.sip_host, config.sip_port)
+        else:
+            udp, tcp = await runner.listen_udp(config.sip_host, config.sip_port), None
         if config.sip_advertise:
             ua.set_local_address("UDP", config.sip_advertise, udp.port)
             if tcp is not None:

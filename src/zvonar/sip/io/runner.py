@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -23,6 +24,9 @@ from zvonar.sip.ua import Flow, UaEvent, UserAgent
 __all__ = ["SipApplication", "SipRunner"]
 
 log = logging.getLogger(__name__)
+
+
+_PAIR_ATTEMPTS = 20
 
 
 class SipApplication(Protocol):
@@ -85,6 +89,23 @@ class SipRunner:
         local = Flow("TCP", addr[0], addr[1])
         self.ua.set_local_address("TCP", local.host, local.port)
         return local
+
+    async def listen_pair(self, host: str, port: int = 0) -> tuple[Flow, Flow]:
+        """UDP and TCP on the same port, as SIP expects (RFC 3261 §18).
+
+        With port 0 the kernel picks the UDP port, which may already be taken for TCP by
+        someone else: then pick again rather than fail.
+        """
+        for _ in range(_PAIR_ATTEMPTS):
+            udp = await self.listen_udp(host, port)
+            try:
+                return udp, await self.listen_tcp(host, udp.port)
+            except OSError as exc:
+                if port or exc.errno != errno.EADDRINUSE:
+                    raise
+                family = 6 if ":" in host else 4
+                self._udp.pop(family).close()
+        raise OSError(errno.EADDRINUSE, f"no free port for UDP and TCP on {host}")
 
     def add_event_hook(self, hook: Callable[[UaEvent], None]) -> None:
         """Observe every event after the application saw it (tests, logging)."""

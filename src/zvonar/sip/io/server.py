@@ -122,12 +122,12 @@ async def serve_sip(config: SipServerConfig | None = None, **overrides: object) 
     flows: list[Flow] = []
     try:
         for host, port in config.listen:
-            if config.udp:
+            if config.udp and config.tcp:
+                flows.extend(await runner.listen_pair(host, port))
+            elif config.udp:
                 flows.append(await runner.listen_udp(host, port))
-            if config.tcp:
-                # Same port as UDP when it was chosen by the kernel, as SIP expects (§18).
-                tcp_port = port or (flows[-1].port if config.udp else 0)
-                flows.append(await runner.listen_tcp(host, tcp_port))
+            elif config.tcp:
+                flows.append(await runner.listen_tcp(host, port))
     except BaseException:
         await runner.close()
         raise

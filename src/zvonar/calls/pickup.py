@@ -1,0 +1,245 @@
+"""Directed call pickup: an employee dials the feature code and takes a call that is ringing
+a colleague's phone (the resolver answers :class:`~zvonar.calls.plan.Pickup`, see
+pbx/features.py).
+
+The picker's INVITE arrives as a new call of its own; the B2BUA's dispatch hook
+(``B2bua._resolve``) hands the Pickup here instead of to that call. We find the oldest call of
+the same account that has a live fork to the employee, and the picker's INVITE dialog becomes
+that call's answered callee leg:
+
+- a new media pair is allocated (the caller's side and the picker's side, in one engine call:
+  rtpengine bridges only legs allocated together); a caller already answered (a transfer that
+  is ringing) keeps its media leg and only the picker's side is new;
+- the caller gets its 200 with our SDP (if not answered yet), the picker gets 200 with ours;
+- every ringing fork is CANCELled (LegEnded cancelled); CallRinging and CallAnswered are
+  published for the picker's leg (answered_by = the picker), so the journal has the leg;
+- from then on the call actor treats the picker's dialog as the winning fork: BYE from either
+  side ends the call, re-INVITE and REFER (a transfer) work as for any answered agent.
+
+The picker's own call then ends silently (no events: its resolution carries no account).
+
+Concurrency: this runs in the picker call's task, not the picked call's actor. The claim
+(``winner`` set) is synchronous, so once it is made the actor ignores a crossing 2xx
+(ACK + BYE) and wave timeouts; the asynchronous part only touches legs the actor no longer
+decides on. Calls in the middle of a transfer are not picked up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
+
+from zvonar.calls.events import (
+    CallAnswered,
+    CallRinging,
+    Disposition,
+    HangupSide,
+    LegEndReason,
+    TargetKind,
+)
+from zvonar.calls.legs import CalleeLeg, LegState
+from zvonar.calls.plan import InboundCall, Pickup, Plan, Reject, RingTarget
+from zvonar.calls.sdp_bridge import check_offer, new_offer_answer, parse_body, remote_media
+from zvonar.calls.signalling import response_to
+from zvonar.calls.teardown import finish, stop_fork
+from zvonar.media.engine import LegEndpoint
+from zvonar.media.errors import MediaError
+from zvonar.sip.dialog import DialogId
+from zvonar.sip.errors import SipError
+from zvonar.sip.ua import IncomingRequest
+
+if TYPE_CHECKING:
+    from zvonar.calls.b2bua import B2bua
+    from zvonar.calls.call import Call
+
+__all__ = ["FeatureResolver", "find_ringing", "pick_up"]
+
+log = logging.getLogger(__name__)
+
+FeatureResolver = Callable[[InboundCall], Awaitable[Plan | Reject | Pickup]]
+"""The PBX's resolver as the B2BUA takes it: a plan, a refusal, or a feature (pickup)."""
+
+_NOTHING = Reject(404, "No Ringing Call")  # no account: a failed pickup is not a call
+_DONE = Reject(480)  # the picker's own call, emptied: ends without a word (see pick_up)
+
+
+def find_ringing(
+    calls: Iterable[Call], account_id: object, employee_id: object
+) -> tuple[Call, CalleeLeg] | None:
+    """The oldest call of ``account_id`` with a live fork whose target is the employee."""
+    for call in calls:
+        if call.done or call.account_id != account_id or call.account_id is None:
+            continue
+        if call.winner is not None or call.transferring or call.caller.state is LegState.ENDED:
+            continue
+        if not call.was_answered and call.caller.invite is None:
+            continue  # the caller's INVITE is being answered otherwise (a prompt)
+        live = set(call.tracker.live)
+        for fork in call.forks.values():
+            target = fork.target.target
+            if (
+                fork.state is LegState.INVITING
+                and fork.leg_id in live
+                and target.kind in (TargetKind.employee, TargetKind.mobile)
+                and target.target_id == employee_id
+            ):
+                return call, fork
+    return None
+
+
+async def pick_up(host: B2bua, facts: InboundCall, order: Pickup) -> Plan | Reject:
+    """Carry out ``order`` for the new call ``facts``; what that new call itself does next
+    (the B2BUA's dispatch hook returns it to the call's actor)."""
+    picker = host.calls.get(facts.call_id)
+    inc = picker.caller.invite if picker is not None else None
+    if picker is None or inc is None or picker.plan is not None or picker.was_answered:
+        return Reject(403, "Forbidden")  # a pickup code in a REFER: not a transfer target
+    try:
+        check_offer(inc.request.body)
+    except MediaError:
+        return Reject(488, "Not Acceptable Here")  # the picker must offer SDP
+    if find_ringing(list(host.calls.values()), order.account_id, order.employee_id) is None:
+        return _NOTHING
+    # Media first (a pair, as a fork's), then the claim: the picked call may have been
+    # answered or ended while we waited for the engine, so it is looked up again.
+    media, caller_media = f"{picker.call_id}.pk", f"{picker.call_id}.pk.c"
+    try:
+        caller_end = await host.engine.allocate(media, caller_media)
+        endpoint = await host.engine.allocate(media, media)
+    except MediaError as exc:
+        log.warning("call %s: no media for a pickup: %s", picker.call_id, exc)
+        await _release(host, caller_media, media)
+        return Reject(500, "Server Internal Error")
+    found = find_ringing(list(host.calls.values()), order.account_id, order.employee_id)
+    if found is None:
+        await _release(host, caller_media, media)
+        return _NOTHING
+    call = found[0]
+    spare = None
+    if call.was_answered and call.caller.media_id is not None:  # a transfer is ringing
+        spare, caller_media = caller_media, ""  # the caller's media leg stays
+        caller_end = call.caller.endpoint or caller_end
+    leg = _claim(call, picker, inc, order, (media, endpoint), (caller_media, caller_end))
+    # The picker's INVITE is ours now: its own call must neither answer nor refuse it.
+    picker.caller.invite = None
+    picker.caller.state = LegState.ENDED
+    if spare is not None:
+        await _release(host, spare)
+    # Shielded: the actor's resolve timeout must not cut a half-done pickup in two.
+    await asyncio.shield(_connect(call, leg, inc))
+    return _DONE
+
+
+def _claim(
+    call: Call,
+    picker: Call,
+    inc: IncomingRequest,
+    order: Pickup,
+    media: tuple[str, LegEndpoint],
+    caller_media: tuple[str, LegEndpoint],
+) -> CalleeLeg:
+    """Synchronously make the picker's dialog the winner of ``call`` (module docstring)."""
+    req, host = inc.request, call.host
+    contact = req.contacts[0].uri if req.contacts else req.from_.uri
+    leg = CalleeLeg(
+        leg_id=f"{call.call_id}.{f'r{call.round}pk' if call.round else 'pk'}",
+        wave=call.wave,
+        target=RingTarget(str(contact), inc.flow, order.picker, label="pickup"),
+        flow=inc.flow,
+        local_tag=picker.caller.local_tag,
+        sip_call_id=req.call_id,
+        media_id=media[0],
+        caller_media_id=caller_media[0],
+        endpoint=media[1],
+        caller_endpoint=caller_media[1],
+        oa=new_offer_answer(media[1]),
+    )
+    call.winner = leg
+    call.forks[leg.leg_id] = leg
+    host.track_media(leg.media_id, call)
+    if leg.caller_media_id:
+        host.track_media(leg.caller_media_id, call)
+    host.track_dialog(leg.sip_call_id, leg.local_tag, call)
+    call.cancel_timer()
+    return leg
+
+
+async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
+    """Answer both sides, bridge them, stop the forks and tell the journal."""
+    host, caller, engine = call.host, call.caller, call.host.engine
+    for fork in list(call.forks.values()):
+        if fork is not leg and fork.state is LegState.INVITING:
+            await stop_fork(call, fork, LegEndReason.cancelled)
+    await call.publish(CallRinging, leg_id=leg.leg_id, target=leg.target.target, at=call.now())
+    try:
+        answer, negotiated = leg.oa.receive_offer(parse_body(inc.request.body))
+        await engine.configure(leg.media_id, remote_media(negotiated))
+        if not leg.caller_media_id and caller.media_id is not None:
+            await engine.bridge(caller.media_id, leg.media_id)
+        else:
+            await _answer_caller(call, leg)
+    except (MediaError, SipError, ValueError) as exc:
+        log.warning("call %s: pickup failed: %s", call.call_id, exc)
+        _respond(call, leg, inc, 500)
+        leg.state = LegState.ENDED
+        await finish(call, Disposition.failed, HangupSide.system, caller_status=500)
+        return
+    _respond(call, leg, inc, 200, answer.serialize().encode())
+    leg.dialog = host.ua.dialogs.get(DialogId(leg.sip_call_id, leg.local_tag, _tag(inc)))
+    leg.state = LegState.CONFIRMED
+    by = leg.target.target.target_id
+    await call.publish(CallAnswered, leg_id=leg.leg_id, at=call.now(), by=by)
+    await _record(call)
+
+
+async def _answer_caller(call: Call, leg: CalleeLeg) -> None:
+    """The caller was still waiting: answer it with the new pair's caller side, bridged."""
+    engine, caller = call.host.engine, call.caller
+    caller.media_id, caller.endpoint = leg.caller_media_id, leg.caller_endpoint
+    caller.oa = new_offer_answer(leg.caller_endpoint)
+    answer, negotiated = caller.oa.receive_offer(parse_body(call.caller_invite().body))
+    await engine.configure(leg.caller_media_id, remote_media(negotiated))
+    await engine.bridge(leg.caller_media_id, leg.media_id)
+    call.respond_caller(200, answer.serialize().encode())
+    caller.state = LegState.CONFIRMED
+    caller.dialog = call.find_caller_dialog()
+    call.was_answered = True
+
+
+async def _record(call: Call) -> None:
+    """Start the call's recording as a fork's answer would (call.py ``_connect``)."""
+    plan, where, host = call.plan, call.host.recording_path, call.host
+    if plan is None or not plan.record or where is None or call.account_id is None:
+        return
+    if call.recording_id is not None or call.caller.media_id is None:
+        return
+    path = where(call.account_id, call.call_id, call.facts.started_at)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    call.recording_done = asyncio.get_running_loop().create_future()
+    call.recording_id = await host.engine.start_recording(call.caller.media_id, path)
+    call.recording_path = path
+
+
+async def _release(host: B2bua, *media_ids: str) -> None:
+    for media_id in media_ids:
+        host.untrack_media(media_id)
+        try:
+            await host.engine.release(media_id)
+        except MediaError as exc:
+            log.debug("pickup: release %s: %s", media_id, exc)
+
+
+def _respond(
+    call: Call, leg: CalleeLeg, inc: IncomingRequest, status: int, body: bytes = b""
+) -> None:
+    ua = call.host.ua
+    contact = str(ua.contact_uri(inc.flow))
+    resp = response_to(inc.request, status, leg.local_tag, contact=contact, body=body)
+    ua.respond(inc, resp, call.host.now())
+    call.host.flush()
+
+
+def _tag(inc: IncomingRequest) -> str:
+    return inc.request.from_.tag or ""

@@ -1,0 +1,314 @@
+"""End to end with SIPp phones registered with digest (``schemes_kit``): directed pickup and
+blind transfer through the real PBX runtime, checked in the B2BUA's events and the journal.
+
+- pickup: a carrier calls the number whose scheme rings 101 (a SIPp phone that rings until
+  CANCELled); 102 dials ``*8101`` with digest → the carrier and 102 are answered and bridged
+  (the carrier's RTP reaches 102's leg), 101 gets CANCEL; the journal says answered by 102;
+- transfer: 101 answers, sends REFER (Refer-To: 102) in its dialog, gets 202, NOTIFYs and BYE;
+  102 answers the carrier; the journal holds the blind transfer to 102.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import sippkit
+from tests.e2e.schemes_kit import Device, Rig, carrier_talk, sipp_cmd, wait_bound
+from tests.sip.peers.harness import SIPP, SippRun, finish_sipp, free_port, start_sipp
+from zvonar.accounts.access import Principal
+from zvonar.accounts.models import Role
+from zvonar.app import create_container
+from zvonar.calls.events import CallRinging, CallTransferred, Disposition, LegEnded
+from zvonar.calls.events import LegEndReason as Why
+from zvonar.core.bus import RecordingBus
+from zvonar.directory.schemas import EmployeeIn, NumberIn
+from zvonar.pbx.config import PbxConfig
+from zvonar.pbx.features import PICKUP_CODE
+from zvonar.pbx.runtime import start_pbx
+from zvonar.settings import Settings
+from zvonar.store.base import Base
+
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
+]
+
+PASSWORD = "pickup-pass-42"
+SLUG = "pickup"
+REALM = f"{SLUG}.zvonar"
+NUMBER = "+74951234500"
+
+_OK = """<send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>"""
+
+
+def picker_xml(dialed: str, user: str) -> str:
+    """``user`` dials ``dialed`` with digest (407 first), is answered, waits for the BYE."""
+    invite = f"""
+      INVITE sip:{dialed}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: <sip:{user}@{REALM}>;tag=[pid]P[call_number]
+      To: <sip:{dialed}@{REALM}>
+      Call-ID: [call_id]
+      CSeq: CSEQ INVITE
+      Contact: <sip:{user}@[local_ip]:[local_port];transport=[transport]>
+      AUTH
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      {sippkit._SDP}
+"""
+    ack = f"""
+      ACK sip:{dialed}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: CSEQ ACK
+      Max-Forwards: 70
+      Content-Length: 0
+"""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="{user} dials {dialed} with digest">
+  <send retrans="500"><![CDATA[
+{invite.replace("CSEQ", "1").replace("AUTH", "X-No-Auth: yet")}
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="407" auth="true"/>
+  <send><![CDATA[
+{ack.replace("CSEQ", "1")}
+  ]]></send>
+  <send retrans="500"><![CDATA[
+{invite.replace("CSEQ", "2").replace("AUTH", "[authentication]")}
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+{ack.replace("CSEQ", "2")}
+  ]]></send>
+  <recv request="BYE"/>
+  {_OK}
+</scenario>
+"""
+
+
+def referrer_xml(refer_to: str) -> str:
+    """Answer, then REFER the call to ``refer_to`` in our dialog (RFC 3515): 202, NOTIFYs
+    (100 Trying, 200 OK) answered 200, then the PBX's BYE."""
+    capture = (
+        '<recv request="INVITE"><action>'
+        '<ereg regexp=".*" search_in="hdr" header="From:" assign_to="peer"/>'
+        '<ereg regexp=".*" search_in="hdr" header="To:" assign_to="me"/>'
+        '<ereg regexp="sip:[^>;]*" search_in="hdr" header="Contact:" assign_to="target"/>'
+        "</action></recv>"
+    )
+    xml = sippkit.uas_answer()
+    head, _, _ = xml.partition('<recv request="BYE"/>')
+    head = head.replace('<recv request="INVITE"/>', capture, 1)
+    return f"""{head}
+  <pause milliseconds="300"/>
+  <send retrans="500"><![CDATA[
+
+      REFER [$target] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: [$me];tag=[pid]UAS[call_number]
+      To: [$peer]
+      Call-ID: [call_id]
+      CSeq: 1 REFER
+      Contact: <sip:101@[local_ip]:[local_port];transport=[transport]>
+      Refer-To: <{refer_to}>
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="202"/>
+  <recv request="NOTIFY"/>
+  {_OK}
+  <recv request="NOTIFY"/>
+  {_OK}
+  <recv request="BYE"/>
+  {_OK}
+  <pause milliseconds="200"/>
+</scenario>
+"""
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'pbx.sqlite3'}",
+        secret_key="test-secret-key-not-for-production",
+    )
+    container = create_container(settings, bus=RecordingBus())
+    async with container.db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    account = await container.accounts.create_account("Pickup", SLUG)
+    p = Principal(account_id=account.id, role=Role.admin)
+    devices = {}
+    for ext in ("101", "102"):
+        made = await container.directory.create_employee(
+            p, EmployeeIn(name=f"Emp {ext}", extension=ext, sip_password=PASSWORD)
+        )
+        devices[ext] = Device(ext, made.view.employee.id)
+    ring = {"type": "ring", "targets": [{"employee": "101"}], "timeout": 8}
+    scheme = await container.routing.create_scheme(
+        p, "ring101", {"branches": {"working": [ring]}, "final": {"type": "hangup"}}
+    )
+    number = await container.directory.add_number(p, NumberIn(number=NUMBER))
+    await container.routing.assign(p, number.id, scheme.id)
+    config = PbxConfig(sip_port=free_port(), media_timeout=0, digest_algorithms=("MD5",))
+    rt = await start_pbx(container, config)
+    rig = Rig(container, rt, REALM, PASSWORD, devices, tmp_path)
+    try:
+        await rig.register_all()
+        yield rig
+    finally:
+        await rt.stop()
+        await container.db.dispose()
+
+
+class Sipps:
+    """SIPp processes of one test, each finished (or killed) and its results read."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self.running: list[tuple[asyncio.subprocess.Process, list[str], str]] = []
+
+    async def start(
+        self, name: str, xml: str, *, port: int, remote: bool, extra: tuple[str, ...] = ()
+    ) -> int:
+        path = self.rig.workdir / f"{name}.xml"
+        path.write_text(xml)
+        cmd = sipp_cmd(
+            self.rig.remote if remote else "", path, port=port, workdir=self.rig.workdir, name=name
+        )
+        cmd += list(extra)
+        self.running.append((await start_sipp(cmd, workdir=self.rig.workdir), cmd, name))
+        return len(self.running) - 1
+
+    async def finish(self, index: int, wait: float = 15) -> SippRun:
+        proc, cmd, name = self.running[index]
+        return await finish_sipp(proc, cmd, workdir=self.rig.workdir, name=name, wait=wait)
+
+    async def kill_all(self) -> None:
+        for proc, _, _ in self.running:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+async def _until(check: object, within: float = 8.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():  # type: ignore[operator]
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_pickup_takes_the_call_ringing_101(rig: Rig) -> None:
+    sipps = Sipps(rig)
+    start = len(rig.bus.events)
+    tone = rig.workdir / "tone.pcap"
+    sippkit.write_tone_pcap(tone, 440, 1.0, ssrc=0x4444)
+    try:
+        d101, d102 = rig.devices["101"], rig.devices["102"]
+        ringing = await sipps.start(
+            "ring101", sippkit.uas_ring_forever(), port=d101.port, remote=False
+        )
+        await wait_bound(d101.port)
+        carrier = await sipps.start(
+            "carrier",
+            carrier_talk(NUMBER, "+79160000001", talk_ms=2000, pcap=tone),
+            port=free_port(),
+            remote=True,
+        )
+        await _until(lambda: [e for e in rig.bus.events[start:] if isinstance(e, CallRinging)])
+        (call_id,) = {e.call_id for e in rig.bus.events[start:] if isinstance(e, CallRinging)}
+        auth = ("-au", "102", "-ap", PASSWORD, "-auth_uri", f"{PICKUP_CODE}101@{rig.remote}")
+        picker = await sipps.start(
+            "pick102",
+            picker_xml(f"{PICKUP_CODE}101", "102"),
+            port=d102.port,
+            remote=True,
+            extra=auth,
+        )
+        # While they talk, the carrier's tone goes out to 102 through the bridge.
+        await _until(
+            lambda: (c := rig.rt.b2bua.calls.get(call_id)) is not None and c.winner is not None
+        )
+        winner = rig.rt.b2bua.calls[call_id].winner
+        assert winner is not None
+        sent = 0
+        for _ in range(100):
+            with contextlib.suppress(Exception):
+                sent = (await rig.rt.engine.stats(winner.media_id)).tx_packets
+            if sent > 10:
+                break
+            await asyncio.sleep(0.02)
+        assert sent > 10, "no RTP reached the picker's leg"
+        runs = {
+            n: await sipps.finish(i)
+            for n, i in (("carrier", carrier), ("picker", picker), ("ring", ringing))
+        }
+        for name, run in runs.items():
+            assert run.stats.successful == 1, (name, run.describe())  # 101's: CANCEL seen
+        await asyncio.wait_for(rig.rt.b2bua.wait_idle(), 10)
+    finally:
+        await sipps.kill_all()
+    row = await rig.journal_row(call_id)
+    assert row.disposition is Disposition.answered
+    assert row.answered_by == d102.employee_id
+    ends = {e.leg_id: e.reason for e in rig.bus.events[start:] if isinstance(e, LegEnded)}
+    assert ends[f"{call_id}.w0t0"] is Why.cancelled
+    assert ends[f"{call_id}.pk"] is Why.completed
+
+
+async def test_blind_transfer_from_101_to_102(rig: Rig) -> None:
+    sipps = Sipps(rig)
+    start = len(rig.bus.events)
+    try:
+        d101, d102 = rig.devices["101"], rig.devices["102"]
+        referrer = await sipps.start(
+            "refer101", referrer_xml(f"sip:102@{REALM}"), port=d101.port, remote=False
+        )
+        target = await sipps.start("answer102", sippkit.uas_answer(), port=d102.port, remote=False)
+        await wait_bound(d101.port)
+        await wait_bound(d102.port)
+        carrier = await sipps.start(
+            "carrier",
+            carrier_talk(NUMBER, "+79160000001", talk_ms=3000),
+            port=free_port(),
+            remote=True,
+        )
+        runs = {
+            n: await sipps.finish(i)
+            for n, i in (("carrier", carrier), ("101", referrer), ("102", target))
+        }
+        for name, run in runs.items():
+            assert run.stats.successful == 1, (name, run.describe())
+        await asyncio.wait_for(rig.rt.b2bua.wait_idle(), 10)
+    finally:
+        await sipps.kill_all()
+    (moved,) = [e for e in rig.bus.events[start:] if isinstance(e, CallTransferred)]
+    row = await rig.journal_row(moved.call_id)
+    assert row.disposition is Disposition.answered
+    assert row.answered_by == d101.employee_id  # the first answer; then the transfer
+    (entry,) = row.transfers
+    assert entry["kind"] == "blind" and entry["to_id"] == str(d102.employee_id)
