@@ -28,6 +28,7 @@ from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
 from zvonar.i18n import FALLBACK, Translator, supported
 from zvonar.notify.mailer import Mail, Mailer
+from zvonar.notify.outbox import MailOutbox, RetryPolicy
 from zvonar.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -58,23 +59,6 @@ def profiles_from_db(db: Database) -> Profiles:
         return AccountProfile(time_zone=account.time_zone, language=account.language)
 
     return profile
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """``attempts`` tries in all; the n-th retry waits ``first_delay * factor**(n-1)`` seconds,
-    at most ``max_delay`` (defaults: 5 s, 15 s, 45 s, 135 s, 405 s: about ten minutes)."""
-
-    attempts: int = 6
-    first_delay: float = 5.0
-    factor: float = 3.0
-    max_delay: float = 600.0
-
-    def delays(self) -> list[float]:
-        return [
-            min(self.first_delay * self.factor**n, self.max_delay)
-            for n in range(max(self.attempts - 1, 0))
-        ]
 
 
 @dataclass(frozen=True)
@@ -122,15 +106,10 @@ class MissedCallNotifier:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.mailer = mailer
         self.recipients = recipients
         self.profiles = profiles
-        self.retry = retry or RetryPolicy()
-        self._sleep = sleep
+        self.outbox = MailOutbox(mailer, log, retry=retry, sleep=sleep)
         self._calls: OrderedDict[tuple[uuid.UUID, str], CallFacts] = OrderedDict()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.delivered = 0
-        self.given_up = 0
 
     def attach(self, bus: EventBus) -> Callable[[], None]:
         """Subscribe to call starts and ends; returns the unsubscribe."""
@@ -158,25 +137,26 @@ class MissedCallNotifier:
             if facts is None:
                 log.warning("missed call %s: its start was not seen, no e-mail", event.call_id)
                 return
-            task = asyncio.get_running_loop().create_task(self._deliver(event, facts))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            ended = event
+            self.outbox.submit(f"missed call {event.call_id}", lambda: self._prepare(ended, facts))
+
+    @property
+    def delivered(self) -> int:
+        return self.outbox.delivered
+
+    @property
+    def given_up(self) -> int:
+        return self.outbox.given_up
 
     @property
     def pending(self) -> int:
-        return len(self._tasks)
+        return self.outbox.pending
 
     async def drain(self) -> None:
-        """Wait until every queued mail is delivered or given up (tests, graceful shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.outbox.drain()
 
     async def aclose(self) -> None:
-        """Stop retrying: cancel what is still queued."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.outbox.aclose()
 
     async def _recipients(self, account_id: uuid.UUID) -> list[str]:
         found = self.recipients(account_id)
@@ -184,42 +164,13 @@ class MissedCallNotifier:
             found = await found
         return [r for r in found if r]
 
-    async def _deliver(self, event: CallEnded, facts: CallFacts) -> None:
-        try:
-            to = await self._recipients(event.account_id)
-            if not to:
-                return
-            profile = await self.profiles(event.account_id)
-            if profile is None:
-                log.warning("missed call %s: account not found, no e-mail", event.call_id)
-                return
-            subject, body = render(event, facts, profile)
-            mail = Mail(to=tuple(to), subject=subject, body=body)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("missed call %s: could not prepare the e-mail", event.call_id)
-            self.given_up += 1
-            return
-        delays = self.retry.delays()
-        for attempt in range(len(delays) + 1):
-            try:
-                await self.mailer.send(mail)
-            except Exception as exc:  # MailError, or a bug in a mailer: never into the bus
-                if attempt == len(delays):
-                    log.error(
-                        "missed call %s: e-mail not delivered, giving up: %s", event.call_id, exc
-                    )
-                    self.given_up += 1
-                    return
-                log.warning(
-                    "missed call %s: e-mail attempt %d failed, retrying in %.0f s: %s",
-                    event.call_id,
-                    attempt + 1,
-                    delays[attempt],
-                    exc,
-                )
-                await self._sleep(delays[attempt])
-            else:
-                self.delivered += 1
-                return
+    async def _prepare(self, event: CallEnded, facts: CallFacts) -> Mail | None:
+        to = await self._recipients(event.account_id)
+        if not to:
+            return None
+        profile = await self.profiles(event.account_id)
+        if profile is None:
+            log.warning("missed call %s: account not found, no e-mail", event.call_id)
+            return None
+        subject, body = render(event, facts, profile)
+        return Mail(to=tuple(to), subject=subject, body=body)

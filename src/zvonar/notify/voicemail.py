@@ -24,7 +24,8 @@ from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
 from zvonar.i18n import FALLBACK, Translator, supported
 from zvonar.notify.mailer import Attachment, Mail, Mailer
-from zvonar.notify.missed import MAX_REMEMBERED, AccountProfile, CallFacts, Profiles, RetryPolicy
+from zvonar.notify.missed import MAX_REMEMBERED, AccountProfile, CallFacts, Profiles
+from zvonar.notify.outbox import MailOutbox, RetryPolicy
 
 __all__ = ["MAX_ATTACHMENT", "VoicemailNotifier", "render_voicemail"]
 
@@ -96,14 +97,9 @@ class VoicemailNotifier:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.mailer = mailer
         self.profiles = profiles
-        self.retry = retry or RetryPolicy()
-        self._sleep = sleep
+        self.outbox = MailOutbox(mailer, log, retry=retry, sleep=sleep)
         self._calls: OrderedDict[tuple[uuid.UUID, str], CallFacts] = OrderedDict()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.delivered = 0
-        self.given_up = 0
 
     def attach(self, bus: EventBus) -> Callable[[], None]:
         """Subscribe to call starts, voicemails and ends; returns the unsubscribe."""
@@ -129,26 +125,26 @@ class VoicemailNotifier:
         elif isinstance(event, VoicemailLeft):
             if not event.notify:
                 return
-            facts = self._calls.get((event.account_id, event.call_id))
-            task = asyncio.get_running_loop().create_task(self._deliver(event, facts))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            left, facts = event, self._calls.get((event.account_id, event.call_id))
+            self.outbox.submit(f"voicemail {event.call_id}", lambda: self._prepare(left, facts))
+
+    @property
+    def delivered(self) -> int:
+        return self.outbox.delivered
+
+    @property
+    def given_up(self) -> int:
+        return self.outbox.given_up
 
     @property
     def pending(self) -> int:
-        return len(self._tasks)
+        return self.outbox.pending
 
     async def drain(self) -> None:
-        """Wait until every queued mail is delivered or given up (tests, graceful shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.outbox.drain()
 
     async def aclose(self) -> None:
-        """Stop retrying: cancel what is still queued."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.outbox.aclose()
 
     async def _prepare(self, event: VoicemailLeft, facts: CallFacts | None) -> Mail | None:
         profile = await self.profiles(event.account_id)
@@ -165,40 +161,6 @@ class VoicemailNotifier:
             attachments = (Attachment(_filename(facts, at), "audio/wav", data),)
         to = tuple(dict.fromkeys(a.strip() for a in event.notify if a.strip()))
         return Mail(to=to, subject=subject, body=body, attachments=attachments) if to else None
-
-    async def _deliver(self, event: VoicemailLeft, facts: CallFacts | None) -> None:
-        try:
-            mail = await self._prepare(event, facts)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("voicemail %s: could not prepare the e-mail", event.call_id)
-            self.given_up += 1
-            return
-        if mail is None:
-            return
-        delays = self.retry.delays()
-        for attempt in range(len(delays) + 1):
-            try:
-                await self.mailer.send(mail)
-            except Exception as exc:  # MailError, or a bug in a mailer: never into the bus
-                if attempt == len(delays):
-                    log.error(
-                        "voicemail %s: e-mail not delivered, giving up: %s", event.call_id, exc
-                    )
-                    self.given_up += 1
-                    return
-                log.warning(
-                    "voicemail %s: e-mail attempt %d failed, retrying in %.0f s: %s",
-                    event.call_id,
-                    attempt + 1,
-                    delays[attempt],
-                    exc,
-                )
-                await self._sleep(delays[attempt])
-            else:
-                self.delivered += 1
-                return
 
 
 def _zone_ok(name: str) -> bool:
