@@ -28,7 +28,7 @@ from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
 from zvonar.i18n import FALLBACK, Translator, supported
 from zvonar.notify.mailer import Mail, Mailer
-from zvonar.notify.outbox import MailOutbox, RetryPolicy
+from zvonar.notify.outbox import MailOutbox, OutboxUser, RetryPolicy
 from zvonar.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def render(event: CallEnded, facts: CallFacts, profile: AccountProfile) -> tuple
     return subject, body
 
 
-class MissedCallNotifier:
+class MissedCallNotifier(OutboxUser):
     def __init__(
         self,
         mailer: Mailer,
@@ -139,24 +139,6 @@ class MissedCallNotifier:
                 return
             ended = event
             self.outbox.submit(f"missed call {event.call_id}", lambda: self._prepare(ended, facts))
-
-    @property
-    def delivered(self) -> int:
-        return self.outbox.delivered
-
-    @property
-    def given_up(self) -> int:
-        return self.outbox.given_up
-
-    @property
-    def pending(self) -> int:
-        return self.outbox.pending
-
-    async def drain(self) -> None:
-        await self.outbox.drain()
-
-    async def aclose(self) -> None:
-        await self.outbox.aclose()
 
     async def _recipients(self, account_id: uuid.UUID) -> list[str]:
         found = self.recipients(account_id)

@@ -103,3 +103,29 @@ class MailOutbox:
             else:
                 self.delivered += 1
                 return
+
+
+class OutboxUser:
+    """A notifier that delivers through ``self.outbox``: its counters and lifecycle."""
+
+    outbox: MailOutbox
+
+    @property
+    def delivered(self) -> int:
+        return self.outbox.delivered
+
+    @property
+    def given_up(self) -> int:
+        return self.outbox.given_up
+
+    @property
+    def pending(self) -> int:
+        return self.outbox.pending
+
+    async def drain(self) -> None:
+        """Wait until every queued mail is delivered or given up (tests, graceful shutdown)."""
+        await self.outbox.drain()
+
+    async def aclose(self) -> None:
+        """Stop retrying: cancel what is still queued."""
+        await self.outbox.aclose()

@@ -25,7 +25,7 @@ from zvonar.core.events import Event
 from zvonar.i18n import FALLBACK, Translator, supported
 from zvonar.notify.mailer import Attachment, Mail, Mailer
 from zvonar.notify.missed import MAX_REMEMBERED, AccountProfile, CallFacts, Profiles
-from zvonar.notify.outbox import MailOutbox, RetryPolicy
+from zvonar.notify.outbox import MailOutbox, OutboxUser, RetryPolicy
 
 __all__ = ["MAX_ATTACHMENT", "VoicemailNotifier", "render_voicemail"]
 
@@ -86,7 +86,7 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-class VoicemailNotifier:
+class VoicemailNotifier(OutboxUser):
     """Attach with :meth:`attach` to the bus; ``profiles`` gives an account's zone/language."""
 
     def __init__(
@@ -127,24 +127,6 @@ class VoicemailNotifier:
                 return
             left, facts = event, self._calls.get((event.account_id, event.call_id))
             self.outbox.submit(f"voicemail {event.call_id}", lambda: self._prepare(left, facts))
-
-    @property
-    def delivered(self) -> int:
-        return self.outbox.delivered
-
-    @property
-    def given_up(self) -> int:
-        return self.outbox.given_up
-
-    @property
-    def pending(self) -> int:
-        return self.outbox.pending
-
-    async def drain(self) -> None:
-        await self.outbox.drain()
-
-    async def aclose(self) -> None:
-        await self.outbox.aclose()
 
     async def _prepare(self, event: VoicemailLeft, facts: CallFacts | None) -> Mail | None:
         profile = await self.profiles(event.account_id)
