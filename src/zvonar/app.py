@@ -30,6 +30,9 @@ from zvonar.notify.missed import MissedCallNotifier, profiles_from_db
 from zvonar.notify.voicemail import VoicemailNotifier
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import start_pbx
+from zvonar.prompts.router import router as prompts_router
+from zvonar.prompts.service import MAX_UPLOAD_BYTES as MAX_PROMPT_BYTES
+from zvonar.prompts.service import PromptService
 from zvonar.routing.router import router as routing_router
 from zvonar.routing.service import RoutingService
 from zvonar.settings import Settings
@@ -87,6 +90,7 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
         missed_calls=notifier,
         voicemail_mail=voicemail,
         acd=AcdService(db),
+        prompts=PromptService(settings.data_dir),
     )
 
 
@@ -125,6 +129,7 @@ def create_app(container: Container, *, pbx: PbxConfig | None = None) -> FastAPI
         contacts_router,
         journal_router,
         acd_router,
+        prompts_router,
     ):
         app.include_router(router, prefix="/api/v1")
     install_web(app, container)
@@ -132,6 +137,7 @@ def create_app(container: Container, *, pbx: PbxConfig | None = None) -> FastAPI
         BodySizeLimit,
         max_bytes=container.settings.max_body_bytes,
         overrides={"/api/v1/contacts/import": MAX_IMPORT_BYTES},
+        prefix_overrides={"/api/v1/prompts/": MAX_PROMPT_BYTES},
     )
 
     @app.get("/healthz", include_in_schema=False)

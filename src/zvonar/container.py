@@ -12,6 +12,7 @@ from zvonar.directory.service import DirectoryService
 from zvonar.journal.service import JournalService
 from zvonar.notify.missed import MissedCallNotifier
 from zvonar.notify.voicemail import VoicemailNotifier
+from zvonar.prompts.service import PromptService
 from zvonar.routing.service import RoutingService
 from zvonar.settings import Settings
 from zvonar.store.db import Database
@@ -30,3 +31,4 @@ class Container:
     missed_calls: MissedCallNotifier | None
     voicemail_mail: VoicemailNotifier | None
     acd: AcdService
+    prompts: PromptService

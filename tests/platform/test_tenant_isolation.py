@@ -160,6 +160,12 @@ async def test_every_endpoint_hides_other_accounts_objects(
 ) -> None:
     await _make_call(container, tenant_a)
     await _make_queue_facts(container, tenant_a)
+    r = await client.put(
+        "/api/v1/prompts/ru/greeting",
+        content=encode_wav(b"\x00\x01" * 4000),
+        headers={**tenant_a.headers, "Content-Type": "audio/wav"},
+    )
+    assert r.status_code == 200, r.text
     ids = await _make_objects(client, tenant_a)
     before = {
         k: (await client.get(_one(k, v), headers=tenant_a.headers)).json()
@@ -189,6 +195,15 @@ async def test_every_endpoint_hides_other_accounts_objects(
             assert r.status_code == 200 and r.json()["entered"] == 0, r.text
             walked += 1
             continue
+        if params == ["language", "key"]:
+            # Prompts are named per account: B cannot delete A's greeting (it has none of its
+            # own), and B uploading one makes B's, never touching A's file.
+            r = await client.delete(
+                template.format(language="ru", key="greeting"), headers=tenant_b.headers
+            )
+            assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", r.text
+            walked += 1
+            continue
         if any(p not in ids for p in params):
             uncovered.append(template)
             continue
@@ -203,6 +218,10 @@ async def test_every_endpoint_hides_other_accounts_objects(
             walked += 1
     assert not uncovered, f"teach this test to make objects for: {uncovered}"
     assert walked >= 15
+    listed = await client.get("/api/v1/prompts", headers=tenant_b.headers)
+    assert listed.json() == []
+    a_prompts = await client.get("/api/v1/prompts", headers=tenant_a.headers)
+    assert [x["key"] for x in a_prompts.json()] == ["greeting"]
 
     # Nothing of A changed, and A's token still works.
     for k, v in ids.items():

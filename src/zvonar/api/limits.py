@@ -28,17 +28,26 @@ class BodySizeLimit:
     """ASGI middleware: 413 ``body_too_large`` for a declared or streamed body over the limit."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        overrides: dict[str, int] | None = None,
+        prefix_overrides: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.default_max = max_bytes
         self.overrides = overrides or {}
+        self.prefix_overrides = prefix_overrides or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.overrides.get(scope.get("path", ""), self.default_max)
+        path = scope.get("path", "")
+        limit = self.overrides.get(path, self.default_max)
+        for prefix, size in self.prefix_overrides.items():
+            if path.startswith(prefix):
+                limit = size
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:

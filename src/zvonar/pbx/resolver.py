@@ -135,7 +135,9 @@ class PbxResolver:
         clock: Callable[[], datetime] | None = None,
         allow_private: bool = False,
         extension_calls: ExtensionCalls | None = None,
+        prompts_dir: Callable[[uuid.UUID], Path] | None = None,
     ) -> None:
+        self.prompts_dir = prompts_dir
         self.db = db
         self.credentials = credentials
         self.bindings = bindings
@@ -325,7 +327,9 @@ class PbxResolver:
         return Plan(
             account_id=account.id,
             waves=result.waves,
-            final=_final(result, account),
+            final=_final(
+                result, account, self.prompts_dir(account.id) if self.prompts_dir else None
+            ),
             direction=Direction.inbound,
             record=account.recording_enabled,
             number_label=number.label,
@@ -504,22 +508,22 @@ def _library(
     return library, chosen
 
 
-def _prompt(key: str | None, language: str) -> Path | None:
+def _prompt(key: str | None, language: str, base_dir: Path | None = None) -> Path | None:
     for candidate in (key, "leave_message_after_tone"):
         if candidate is None:
             continue
         try:
-            return prompt_path(candidate, language)
+            return prompt_path(candidate, language, base_dir=base_dir)
         except PromptNotFoundError:
             continue
     return None
 
 
-def _final(result: Flattened, account: Account) -> Reject:
+def _final(result: Flattened, account: Account, prompts: Path | None = None) -> Reject:
     """Voicemail: the greeting, a beep and a message mailed to the step's ``notify`` list
     (calls/voicemail.py; the greeting alone when the B2BUA cannot record). Hang up: 480."""
     if isinstance(result.final, Voicemail):
-        prompt = _prompt(result.final.greeting, account.language)
+        prompt = _prompt(result.final.greeting, account.language, prompts)
         return Reject(
             480,
             "Temporarily Unavailable",

@@ -153,6 +153,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         route_secret=route_secret,
         default_region=config.default_region,
         extension_calls=outbound,
+        prompts_dir=container.prompts.account_dir,
     )
     b2bua = B2bua(
         runner,

@@ -1,0 +1,1 @@
+"""An account's own voice prompts (greetings, hold music) overriding the defaults."""
