@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -169,21 +170,29 @@ async def test_gate_challenges_and_passes_auth_to_the_resolver(
     await pbx.wait_ended()
 
 
+async def _anna_answers_then_refers(
+    pbx: Pbx, caller: Phone, anna_phone: Phone, refer_to: str
+) -> Any:
+    """The caller dials 100, Anna answers, then Anna blind-transfers to ``refer_to``."""
+    pbx.resolver.plans["100"] = Plan(
+        ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
+    )
+    leg = dial(caller, pbx, "100")
+    assert await final_status(leg) == 200
+    await until(lambda: anna_phone.app.calls_answered == 1 and list(anna_phone.runner.ua.dialogs))
+    refer(anna_phone, f"sip:{refer_to}@{pbx.address}")
+    return leg
+
+
 async def test_blind_transfer_rings_the_target_for_the_caller(
     pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
 ) -> None:
     caller, boris_phone = phones
     anna_phone, spy = agent
-    pbx.resolver.plans["100"] = Plan(
-        ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
-    )
     pbx.resolver.plans["102"] = Plan(
         ACCOUNT, (Wave((ring(boris_phone, "answer", BORIS, "Boris"),), 5),)
     )
-    leg = dial(caller, pbx, "100")
-    assert await final_status(leg) == 200
-    await until(lambda: anna_phone.app.calls_answered == 1 and list(anna_phone.runner.ua.dialogs))
-    refer(anna_phone, f"sip:102@{pbx.address}")
+    leg = await _anna_answers_then_refers(pbx, caller, anna_phone, "102")
     await until(lambda: boris_phone.app.calls_answered == 1)
     await until(lambda: len(pbx.bus.of_type(CallAnswered)) == 2)
     assert spy.statuses("REFER") == [202]
@@ -212,13 +221,7 @@ async def test_transfer_to_nowhere_keeps_the_agent(
 ) -> None:
     caller, _ = phones
     anna_phone, spy = agent
-    pbx.resolver.plans["100"] = Plan(
-        ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
-    )
-    leg = dial(caller, pbx, "100")
-    assert await final_status(leg) == 200
-    await until(lambda: anna_phone.app.calls_answered == 1 and list(anna_phone.runner.ua.dialogs))
-    refer(anna_phone, f"sip:999@{pbx.address}")  # the static resolver: 404
+    leg = await _anna_answers_then_refers(pbx, caller, anna_phone, "999")  # resolver: 404
     await until(lambda: len(spy.notifies()) == 2)
     assert spy.notifies()[-1] == b"SIP/2.0 404 Transfer Failed\r\n"
     assert not pbx.bus.of_type(CallTransferred)
@@ -233,16 +236,10 @@ async def test_unanswered_transfer_rings_the_agent_back(
 ) -> None:
     caller, boris_phone = phones
     anna_phone, _ = agent
-    pbx.resolver.plans["100"] = Plan(
-        ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
-    )
     pbx.resolver.plans["102"] = Plan(
         ACCOUNT, (Wave((ring(boris_phone, "busy", BORIS, "Boris"),), 5),)
     )
-    leg = dial(caller, pbx, "100")
-    assert await final_status(leg) == 200
-    await until(lambda: anna_phone.app.calls_answered == 1 and list(anna_phone.runner.ua.dialogs))
-    refer(anna_phone, f"sip:102@{pbx.address}")
+    leg = await _anna_answers_then_refers(pbx, caller, anna_phone, "102")
     await until(lambda: anna_phone.app.calls_answered == 2)  # Boris busy → Anna again
     await until(lambda: len(pbx.bus.of_type(CallAnswered)) == 2)
     assert [a.by for a in pbx.bus.of_type(CallAnswered)] == [ANNA, ANNA]
