@@ -85,6 +85,20 @@ async def test_apply_export_idempotent(container: Container, tenant_a: Tenant) -
             "routing.schemes.Main.branches.working[1].targets[0].group",
         ),
         (
+            lambda r: r["schemes"]["Shop"]["branches"]["working"].append(
+                {
+                    "type": "ivr",
+                    "prompt": "greeting",
+                    "options": [
+                        {"digit": "1", "scheme": "Main"},
+                        {"digit": "2", "steps": [{"type": "ring", "targets": [{"group": "No"}]}]},
+                    ],
+                }
+            ),
+            "unknown_reference",
+            "routing.schemes.Shop.branches.working[1].options[1].steps[0].targets[0].group",
+        ),
+        (
             lambda r: r["schemes"].pop("Shop") and r["numbers"].pop("+74957654321"),
             "unknown_scheme",
             "routing.schemes.Main.branches.working[3]",

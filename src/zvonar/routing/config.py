@@ -165,7 +165,7 @@ async def _apply(w: RoutingWriter, section: dict[str, Any], changes: list[Change
                         name,
                         tuple(
                             FieldChange(k, old_def.get(k), definition.get(k))
-                            for k in ("branches", "final")
+                            for k in ("branches", "final", "rating")
                             if old_def.get(k) != definition.get(k)
                         ),
                     )

@@ -8,16 +8,20 @@ The call orchestrator drives it::
     run.on_outcome(Outcome(OutcomeKind.no_answer), now)
     action = run.next_action()          # and so on until run.finished
 
-Terminal actions are :class:`Connected` (somebody answered), :class:`Voicemail`, :class:`Hangup`
-and :class:`Abandoned` (the caller left). Nothing here dials, sleeps or reads a clock: ``now``
-comes in, actions and their timeouts go out. Outcomes are applied through a transition table
-``(pending action, outcome) -> effect``; an outcome the table lacks is a
-:class:`~zvonar.routing.errors.RoutingStateError`.
+Terminal actions are :class:`Connected` (somebody answered; :attr:`SchemeRun.rating` says
+whether to ask for a rating), :class:`Voicemail`, :class:`Hangup`, :class:`CallbackRequested`
+(the caller left a queue asking to be called back) and :class:`Abandoned` (the caller left).
+An :class:`Ivr` menu is answered with a ``digit`` or ``no_input`` outcome; the interpreter
+replays it (``attempt``, ``retry``) until the retries are spent. Nothing here dials, sleeps or
+reads a clock: ``now`` comes in, actions and their timeouts go out. Outcomes are applied through
+a transition table ``(pending action, outcome) -> effect``; an outcome the table lacks is a
+:class:`~zvonar.routing.errors.RoutingStateError`. The actions and outcomes live in ``actions``.
 
-Guarantee: a busy, unavailable, failed or unanswered ring moves on to the next wave or step; the
-interpreter never produces a busy signal, and when every step is spent it ends with the scheme's
-final step (voicemail unless the scheme says hang up). "Go to scheme", caller rules and HTTP
-route replies are resolved inside; the path taken is kept for the call journal (:meth:`describe`).
+Guarantee: a busy, unavailable, failed or unanswered ring moves on to the next wave or step (a
+queue that overflows runs its overflow steps first); the interpreter never produces a busy
+signal, and when every step is spent it ends with the scheme's final step (voicemail unless the
+scheme says hang up). "Go to scheme", caller rules, menu choices and HTTP route replies are
+resolved inside; the path taken is kept for the call journal (:meth:`describe`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,24 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from zvonar.routing.actions import (
+    Abandoned,
+    Action,
+    CallbackRequested,
+    Connected,
+    Dial,
+    Hangup,
+    Hop,
+    HttpRequest,
+    Ivr,
+    Outcome,
+    OutcomeKind,
+    Play,
+    Queue,
+    RetryReason,
+    Ring,
+    Voicemail,
+)
 from zvonar.routing.errors import RoutingStateError, SchemeInvalid
 from zvonar.routing.schedule import Branch, WorkCalendar
 from zvonar.routing.scheme import (
@@ -37,6 +59,7 @@ from zvonar.routing.scheme import (
     GotoStep,
     HangupStep,
     HttpRouteStep,
+    IvrOption,
     IvrStep,
     PlayStep,
     QueueStep,
@@ -50,29 +73,34 @@ from zvonar.routing.scheme import (
 from zvonar.routing.scheme_codec import target_from_dict
 from zvonar.routing.strategies import MemberState, Presence, Strategy, Wave, plan
 
+# The vocabulary lives in ``actions``; orchestrators import it from here with the interpreter.
+__all__ = [
+    "UNKNOWN_TAG",
+    "Abandoned",
+    "Action",
+    "CallContext",
+    "CallbackRequested",
+    "Connected",
+    "Dial",
+    "GroupInfo",
+    "Hangup",
+    "Hop",
+    "HttpRequest",
+    "Ivr",
+    "Outcome",
+    "OutcomeKind",
+    "Play",
+    "Queue",
+    "RetryReason",
+    "Ring",
+    "SchemeRun",
+    "Voicemail",
+]
+
 UNKNOWN_TAG = "unknown"  # the tag of a caller who is not in the account's contact directory
 
 
 # --- inputs ---------------------------------------------------------------------------------------
-
-
-class OutcomeKind(enum.StrEnum):
-    answered = "answered"
-    no_answer = "no_answer"
-    busy = "busy"
-    unavailable = "unavailable"
-    failed = "failed"
-    completed = "completed"  # a prompt finished playing, an IVR menu ended without a transfer
-    http_reply = "http_reply"
-    http_error = "http_error"  # timeout, connection error, non-2xx
-    caller_gone = "caller_gone"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    kind: OutcomeKind
-    payload: Any = None  # the decoded JSON body of an http_reply
-    answered_by: str | None = None  # target key of who answered
 
 
 @dataclass(frozen=True)
@@ -102,85 +130,6 @@ class CallContext:
         return self.caller_tags if self.caller_known else self.caller_tags | {UNKNOWN_TAG}
 
 
-# --- actions --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Dial:
-    kind: TargetKind
-    ref: str
-    timeout: float
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind.value}:{self.ref}"
-
-
-@dataclass(frozen=True)
-class Ring:
-    targets: tuple[Dial, ...]
-    timeout: float
-
-
-@dataclass(frozen=True)
-class Play:
-    prompt: str
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    url: str
-    payload: Mapping[str, Any]
-    timeout: float
-
-
-@dataclass(frozen=True)
-class Queue:
-    queue: str
-    timeout: float | None
-
-
-@dataclass(frozen=True)
-class Ivr:
-    menu: str
-
-
-@dataclass(frozen=True)
-class Voicemail:
-    greeting: str | None
-    notify: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Hangup:
-    pass
-
-
-@dataclass(frozen=True)
-class Connected:
-    answered_by: str | None
-
-
-@dataclass(frozen=True)
-class Abandoned:
-    pass
-
-
-Action = Ring | Play | HttpRequest | Queue | Ivr | Voicemail | Hangup | Connected | Abandoned
-
-
-@dataclass(frozen=True)
-class Hop:
-    """One entry of the path: a branch taken, a step run and how it ended."""
-
-    scheme: str
-    text: str
-    outcome: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.text} [{self.outcome}]" if self.outcome else self.text
-
-
 # --- the transition table -------------------------------------------------------------------------
 
 
@@ -199,6 +148,10 @@ class Effect(enum.Enum):
     http_route = "http_route"
     fallback = "fallback"
     abandon = "abandon"
+    overflow = "overflow"
+    callback = "callback"
+    menu_digit = "menu_digit"
+    menu_retry = "menu_retry"
 
 
 _O = OutcomeKind
@@ -211,8 +164,10 @@ TRANSITIONS: dict[tuple[Pending, OutcomeKind], Effect] = {
     (Pending.http, _O.http_reply): Effect.http_route,
     (Pending.http, _O.http_error): Effect.fallback,
     (Pending.queue, _O.answered): Effect.connect,
-    **{(Pending.queue, k): Effect.next_step for k in _NOT_REACHED},
-    (Pending.ivr, _O.answered): Effect.connect,
+    **{(Pending.queue, k): Effect.overflow for k in _NOT_REACHED},
+    (Pending.queue, _O.callback): Effect.callback,
+    (Pending.ivr, _O.digit): Effect.menu_digit,
+    (Pending.ivr, _O.no_input): Effect.menu_retry,
     (Pending.ivr, _O.completed): Effect.next_step,
     (Pending.ivr, _O.failed): Effect.next_step,
     **{(p, _O.caller_gone): Effect.abandon for p in Pending},
@@ -221,13 +176,25 @@ TRANSITIONS: dict[tuple[Pending, OutcomeKind], Effect] = {
 
 @dataclass
 class _Frame:
-    scheme: str
+    scheme: Scheme  # whose steps these are: a goto replaces the stack, nested lists inherit it
     steps: tuple[Step, ...]
     index: int = 0
 
 
+@dataclass(frozen=True)
+class _Menu:
+    step: IvrStep
+    owner: Scheme
+    attempt: int = 0
+
+
 def _secs(x: float) -> str:
     return f"{x:g}s"
+
+
+def _menu_text(menu: _Menu) -> str:
+    text = f"menu {menu.step.label or menu.step.prompt}"
+    return f"{text} (retry {menu.attempt})" if menu.attempt else text
 
 
 def _ring_text(step: RingStep) -> str:
@@ -257,12 +224,21 @@ class SchemeRun:
         self._waves: list[Wave] = []
         self._ring_deadline: datetime | None = None
         self._http: HttpRouteStep | None = None
+        self._menu: _Menu | None = None
+        self._queue: QueueStep | None = None
+        self._owner = scheme  # the scheme whose step is pending
+        self._connected_in: Scheme | None = None
         self._enter(scheme)
 
     # --- public ----------------------------------------------------------------------------------
     @property
     def finished(self) -> bool:
         return self._terminal is not None
+
+    @property
+    def rating(self) -> bool:
+        """Ask the caller to rate the call: the scheme whose step connected it has rating on."""
+        return self._connected_in is not None and self._connected_in.rating
 
     def next_action(self) -> Action:
         """The action to perform now (the same one again until an outcome is fed)."""
@@ -284,11 +260,25 @@ class SchemeRun:
         effect = TRANSITIONS.get((self._pending[0], outcome.kind))
         if effect is None:
             raise RoutingStateError(f"{outcome.kind.value} is not an outcome of {self._pending[0]}")
+        if effect is Effect.menu_digit and not isinstance(outcome.payload, str):
+            raise RoutingStateError("a digit outcome carries the key pressed as its payload")
         self._now = now
         self._pending = None
+        menu, self._menu = self._menu, None
+        queue, self._queue = self._queue, None
+        if menu is not None and effect is Effect.menu_digit:
+            self._menu_digit(menu, outcome.payload)
+            return
         self._mark(outcome.kind.value)
         if effect is Effect.connect:
             self._terminal = Connected(outcome.answered_by)
+            self._connected_in = self._owner
+        elif effect is Effect.callback:
+            self._terminal = CallbackRequested()
+        elif menu is not None and effect is Effect.menu_retry:
+            self._menu_retry(menu, "no_input")
+        elif queue is not None and effect is Effect.overflow:
+            self._branch_into(queue.overflow, None, self._owner)
         elif effect is Effect.abandon:
             self._terminal = Abandoned()
         elif effect is Effect.next_wave:
@@ -316,7 +306,7 @@ class SchemeRun:
         applied, steps = scheme.steps_for(branch)
         text = branch.value if applied is branch else f"{branch.value} (as {applied.value})"
         self._hop(f"{scheme.name}: {text}")
-        self._stack = [_Frame(scheme.name, steps)]
+        self._stack = [_Frame(scheme, steps)]
 
     def branch(self) -> Branch:
         return self.context.calendar.branch_at(self._now)
@@ -372,10 +362,10 @@ class SchemeRun:
             self._goto(step.scheme)
         elif isinstance(step, QueueStep):
             self._hop(step.label or f"queue {step.queue}")
-            self._pending = (Pending.queue, Queue(step.queue, step.timeout))
+            self._queue, self._owner = step, frame.scheme
+            self._pending = (Pending.queue, Queue(step.queue, step.timeout, step.label))
         elif isinstance(step, IvrStep):
-            self._hop(step.label or f"menu {step.menu}")
-            self._pending = (Pending.ivr, Ivr(step.menu))
+            self._play_menu(_Menu(step, frame.scheme), None)
         elif isinstance(step, CallerRuleStep):
             self._caller_rule(step, frame)
         else:
@@ -410,12 +400,13 @@ class SchemeRun:
 
     def _start_ring(self, step: RingStep, frame: _Frame) -> None:
         self._hop(_ring_text(step))
+        self._owner = frame.scheme
         strategy = self._strategy(step)
         only = step.targets[0]
         memory_key = (
             f"group:{only.ref}"
             if len(step.targets) == 1 and only.kind is TargetKind.group
-            else f"ring:{frame.scheme}:" + ",".join(t.key for t in step.targets)
+            else f"ring:{frame.scheme.name}:" + ",".join(t.key for t in step.targets)
         )
         result = plan(
             self._members(step),
@@ -459,6 +450,40 @@ class SchemeRun:
         timeout = wave_timeout if alone or m.timeout is None else m.timeout
         return Dial(TargetKind(kind), ref, timeout)
 
+    # --- menus ----------------------------------------------------------------------------------
+    def _play_menu(self, menu: _Menu, retry: RetryReason | None) -> None:
+        step = menu.step
+        self._hop(_menu_text(menu))
+        self._menu, self._owner = menu, menu.owner
+        digits = frozenset(o.digit for o in step.options)
+        action = Ivr(
+            step.prompt,
+            digits,
+            step.timeout,
+            menu.attempt,
+            retry,
+            step.invalid_prompt,
+            step.label,
+        )
+        self._pending = (Pending.ivr, action)
+
+    def _menu_digit(self, menu: _Menu, digit: str) -> None:
+        self.path[-1] = replace(self.path[-1], text=f"{_menu_text(menu)} → {digit}")
+        option: IvrOption | None = next((o for o in menu.step.options if o.digit == digit), None)
+        if option is None:
+            self._mark("invalid")
+            self._menu_retry(menu, "invalid")
+        else:
+            self._branch_into(option.steps, option.scheme, menu.owner)
+
+    def _menu_retry(self, menu: _Menu, why: RetryReason) -> None:
+        if menu.attempt < menu.step.retries:
+            self._play_menu(replace(menu, attempt=menu.attempt + 1), why)
+            return
+        # Retries spent: the default steps, then whatever follows the menu.
+        self._hop(f"menu {menu.step.label or menu.step.prompt}: default")
+        self._branch_into(menu.step.default, None, menu.owner)
+
     # --- caller rules and HTTP routes ------------------------------------------------------------
     def _caller_rule(self, step: CallerRuleStep, frame: _Frame) -> None:
         tags = self.context.tags
@@ -471,7 +496,7 @@ class SchemeRun:
         self._hop(f"{step.label or 'caller rule'}: default")
         self._branch_into(step.default_steps, step.default_scheme, frame.scheme)
 
-    def _branch_into(self, steps: tuple[Step, ...], scheme: str | None, owner: str) -> None:
+    def _branch_into(self, steps: tuple[Step, ...], scheme: str | None, owner: Scheme) -> None:
         if scheme is not None:
             self._goto(scheme)
         elif steps:
@@ -496,7 +521,7 @@ class SchemeRun:
             self._mark(why)
         step = self._http
         if step is not None and step.fallback:
-            self._stack.append(_Frame(self._scheme.name, step.fallback))
+            self._stack.append(_Frame(self._scheme, step.fallback))
 
     def _route_reply(self, payload: Any) -> None:
         """Reply shapes: ``{"scheme": name}``, ``{"employee"|"group"|"number"|"sip": ref,
@@ -525,7 +550,7 @@ class SchemeRun:
                 return
             self._mark(f"reply: {action}")
             if steps[action]:
-                self._stack.append(_Frame(self._scheme.name, steps[action]))
+                self._stack.append(_Frame(self._scheme, steps[action]))
             return
         try:
             target: Target = target_from_dict(payload, "reply")
@@ -537,4 +562,4 @@ class SchemeRun:
             return
         self._mark(f"reply: {target.kind.value} {target.ref}")
         ring = RingStep((replace(target, timeout=None),), timeout=target.timeout)
-        self._stack.append(_Frame(self._scheme.name, (ring,)))
+        self._stack.append(_Frame(self._scheme, (ring,)))

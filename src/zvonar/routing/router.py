@@ -45,6 +45,7 @@ def _scheme(row: SchemeRow) -> SchemeOut:
         name=row.name,
         branches=row.definition["branches"],
         final=row.definition.get("final"),
+        rating=bool(row.definition.get("rating", False)),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -18,11 +18,16 @@ class SchemeIn(StrictInput):
         description="working / off / holiday → steps (see the scheme format)."
     )
     final: dict[str, Any] | None = Field(default=None, description="voicemail (default) or hangup")
+    rating: bool = Field(
+        default=False, description="Ask the caller to rate (1-5) a call a step connected."
+    )
 
     def definition(self) -> dict[str, Any]:
         out: dict[str, Any] = {"branches": self.branches}
         if self.final is not None:
             out["final"] = self.final
+        if self.rating:
+            out["rating"] = True
         return out
 
 
@@ -31,6 +36,7 @@ class SchemeOut(BaseModel):
     name: str
     branches: dict[str, list[dict[str, Any]]]
     final: dict[str, Any] | None = None
+    rating: bool = False
     created_at: datetime
     updated_at: datetime
 

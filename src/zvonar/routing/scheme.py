@@ -5,7 +5,8 @@ a tagged union of frozen dataclasses; the interpreter (``engine``) runs them in 
 moving on when it ends without a connected call. A branch the scheme leaves out falls back:
 holiday → off → working, so a scheme with only ``working`` steps rings the same way at any hour.
 When the steps run out the scheme's ``final`` step (voicemail unless set to hang up) ends the
-call: a caller never hears a busy tone while a step remains.
+call: a caller never hears a busy tone while a step remains. Menus (``IvrStep``), queues and
+caller rules hold nested step lists that run and then carry on after their step.
 
 Targets name directory objects by their natural keys (an employee's extension, a group's name),
 the same keys ``zvonar config`` files use. The plain-data form lives in ``scheme_codec``.
@@ -14,6 +15,7 @@ the same keys ``zvonar config`` files use. The plain-data form lives in ``scheme
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -22,9 +24,14 @@ from zvonar.routing.schedule import Branch
 from zvonar.routing.strategies import Strategy
 
 MAX_GOTO_HOPS = 10  # a call following more "go to scheme" steps than this ends (final step)
-MAX_NESTING = 3  # caller rules / HTTP fallbacks inside each other
+MAX_NESTING = 3  # caller rules, HTTP fallbacks, menu options, queue overflows inside each other
 MAX_STEPS = 50
 MAX_TARGETS = 100
+MAX_IVR_OPTIONS = 12
+MAX_IVR_RETRIES = 5
+MAX_IVR_TIMEOUT = 30
+IVR_DIGITS = frozenset("0123456789*#")
+QUEUE_KEY = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class TargetKind(enum.StrEnum):
@@ -91,18 +98,37 @@ class HangupStep:
 
 @dataclass(frozen=True)
 class QueueStep:
-    """Placeholder until queues land (issue 6): the orchestrator reports answered or not."""
+    """Wait in an ACD queue for up to ``timeout`` seconds (None: the queue's own limits). When
+    the queue overflows (max wait or length, exit digit, nobody serving) ``overflow`` runs, then
+    the steps after this one."""
 
     queue: str
     timeout: float | None = None
+    overflow: tuple[Step, ...] = ()
     label: str | None = None
 
 
 @dataclass(frozen=True)
-class IvrStep:
-    """Placeholder until IVR menus land (issue 6)."""
+class IvrOption:
+    """Digit ``digit`` runs ``steps`` (then the steps after the menu) or goes to ``scheme``."""
 
-    menu: str
+    digit: str
+    steps: tuple[Step, ...] = ()
+    scheme: str | None = None
+
+
+@dataclass(frozen=True)
+class IvrStep:
+    """Play ``prompt`` and wait ``timeout`` seconds for a digit. A digit no option has, or none
+    at all, replays the menu up to ``retries`` more times (``invalid_prompt`` first for a wrong
+    digit); then ``default`` runs, then the steps after the menu."""
+
+    prompt: str
+    options: tuple[IvrOption, ...]
+    timeout: float = 5.0
+    retries: int = 2
+    invalid_prompt: str | None = None
+    default: tuple[Step, ...] = ()
     label: str | None = None
 
 
@@ -161,6 +187,7 @@ class Scheme:
     name: str
     branches: Mapping[Branch, tuple[Step, ...]]
     final: FinalStep = field(default_factory=VoicemailStep)
+    rating: bool = False  # offer the caller a post-call rating when a step of this one connects
 
     def steps_for(self, branch: Branch) -> tuple[Branch, tuple[Step, ...]]:
         """The branch that applies (after fallback) and its steps."""
@@ -174,22 +201,39 @@ class Scheme:
 
 
 def children(step: Step) -> Iterator[tuple[str, tuple[Step, ...]]]:
-    """Nested step lists of a step, with their path suffix."""
+    """Nested step lists of a step, with their path suffix (the codec's keys)."""
     if isinstance(step, CallerRuleStep):
         for i, rule in enumerate(step.rules):
             yield f".rules[{i}].steps", rule.steps
-        yield ".default_steps", step.default_steps
+        yield ".default", step.default_steps
     elif isinstance(step, HttpRouteStep):
         yield ".fallback", step.fallback
+    elif isinstance(step, IvrStep):
+        for i, option in enumerate(step.options):
+            yield f".options[{i}].steps", option.steps
+        yield ".default", step.default
+    elif isinstance(step, QueueStep):
+        yield ".overflow", step.overflow
+
+
+def jumps(step: Step) -> Iterator[tuple[str, str]]:
+    """``(path suffix, scheme)`` of every "go to" a step itself holds (not its nested steps)."""
+    if isinstance(step, GotoStep):
+        yield "", step.scheme
+    elif isinstance(step, CallerRuleStep):
+        for i, rule in enumerate(step.rules):
+            if rule.scheme is not None:
+                yield f".rules[{i}].scheme", rule.scheme
+        if step.default_scheme is not None:
+            yield ".default_scheme", step.default_scheme
+    elif isinstance(step, IvrStep):
+        for i, option in enumerate(step.options):
+            if option.scheme is not None:
+                yield f".options[{i}].scheme", option.scheme
 
 
 def goto_targets(step: Step) -> Iterator[str]:
-    if isinstance(step, GotoStep):
-        yield step.scheme
-    elif isinstance(step, CallerRuleStep):
-        yield from (r.scheme for r in step.rules if r.scheme is not None)
-        if step.default_scheme is not None:
-            yield step.default_scheme
+    return (target for _, target in jumps(step))
 
 
 def walk(steps: tuple[Step, ...], path: str, depth: int = 0) -> Iterator[tuple[str, Step, int]]:
@@ -203,15 +247,18 @@ def walk(steps: tuple[Step, ...], path: str, depth: int = 0) -> Iterator[tuple[s
 def _edges(scheme: Scheme) -> Iterator[tuple[str, str, bool]]:
     """``(path, target scheme, rang before)``: whether a ringing step surely or possibly ran
     before the jump on that path. Anything that may ring counts: a loop through it waits on
-    people and is bounded at run time by ``MAX_GOTO_HOPS``."""
+    people and is bounded at run time by ``MAX_GOTO_HOPS``. Inside a menu option or a queue's
+    overflow the caller has already waited (for a digit, for an agent), so "back to the main
+    menu" is a legal loop."""
 
     def visit(steps: tuple[Step, ...], path: str, rang: bool) -> Iterator[tuple[str, str, bool]]:
         for i, step in enumerate(steps):
             here = f"{path}[{i}]"
-            for target in goto_targets(step):
-                yield here, target, rang
+            inside = rang or isinstance(step, IvrStep | QueueStep)
+            for suffix, target in jumps(step):
+                yield here + suffix, target, inside
             for suffix, inner in children(step):
-                yield from visit(inner, here + suffix, rang)
+                yield from visit(inner, here + suffix, inside)
             if isinstance(step, RINGING_STEPS) or (
                 isinstance(step, CallerRuleStep | HttpRouteStep)
                 and any(isinstance(s, RINGING_STEPS) for _, s, _ in walk((step,), ""))

@@ -11,13 +11,20 @@ One scheme::
            default: [{type: play, prompt: busy-lines}]}
         - {type: http_route, url: "https://crm.example/route", timeout: 3,
            fallback: [{type: goto, scheme: Shop}]}
+        - {type: ivr, label: Main menu, prompt: greeting, timeout: 5, retries: 2,
+           invalid_prompt: invalid_choice,
+           options: [{digit: "1", steps: [{type: queue, queue: sales, timeout: 120,
+                                           overflow: [{type: voicemail}]}]},
+                     {digit: "2", scheme: Support}],
+           default: [{type: ring, targets: [{employee: "100"}]}]}
       off:
         - {type: voicemail, greeting: after-hours, notify: [boss@example.com]}
     final: {type: hangup}          # optional; default: voicemail
+    rating: true                   # optional: a call one of its steps connects is rated
 
-Other step types: ``play {prompt}``, ``goto {scheme}``, ``hangup``, ``queue {queue, timeout}``,
-``ivr {menu}``. Every step may carry a ``label`` (shown in the call journal). Dumping gives the
-canonical form (defaults left out), so ``dump(parse(d))`` is stable and config files diff well.
+Other step types: ``play {prompt}``, ``goto {scheme}``, ``hangup``. Every step may carry a
+``label`` (shown in the call journal). Dumping gives the canonical form (defaults left out), so
+``dump(parse(d))`` is stable and config files diff well.
 """
 
 from __future__ import annotations
@@ -30,14 +37,21 @@ from urllib.parse import urlsplit
 from zvonar.routing.errors import SchemeInvalid
 from zvonar.routing.schedule import Branch
 from zvonar.routing.scheme import (
+    IVR_DIGITS,
+    MAX_IVR_OPTIONS,
+    MAX_IVR_RETRIES,
+    MAX_IVR_TIMEOUT,
+    MAX_NESTING,
     MAX_STEPS,
     MAX_TARGETS,
+    QUEUE_KEY,
     CallerRule,
     CallerRuleStep,
     FinalStep,
     GotoStep,
     HangupStep,
     HttpRouteStep,
+    IvrOption,
     IvrStep,
     PlayStep,
     QueueStep,
@@ -91,15 +105,29 @@ class _Obj:
             raise SchemeInvalid("required", path=self.at(key))
         return value
 
-    def seconds(self, key: str) -> float | None:
+    def seconds(self, key: str, most: int = MAX_TIMEOUT) -> float | None:
         value = self.data.get(key)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SchemeInvalid("expected seconds", path=self.at(key))
-        if not 1 <= value <= MAX_TIMEOUT:
-            raise SchemeInvalid(f"between 1 and {MAX_TIMEOUT} seconds", path=self.at(key))
+        if not 1 <= value <= most:
+            raise SchemeInvalid(f"between 1 and {most} seconds", path=self.at(key))
         return float(value)
+
+    def count(self, key: str, least: int, most: int) -> int | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+            raise SchemeInvalid(f"expected a whole number {least}–{most}", path=self.at(key))
+        return value
+
+    def flag(self, key: str) -> bool:
+        value = self.data.get(key, False)
+        if not isinstance(value, bool):
+            raise SchemeInvalid("expected true or false", path=self.at(key))
+        return value
 
     def items(self, key: str, max_len: int) -> list[Any]:
         value = self.data.get(key, [])
@@ -183,14 +211,53 @@ def _caller_rule(o: _Obj, depth: int) -> CallerRuleStep:
     return CallerRuleStep(tuple(rules), default, default_scheme, o.text("label"))
 
 
+def _ivr(o: _Obj, depth: int) -> IvrStep:
+    prompt = o.req("prompt")
+    raw = o.items("options", MAX_IVR_OPTIONS)
+    if not raw:
+        raise SchemeInvalid("a menu needs options", path=o.at("options"))
+    options: list[IvrOption] = []
+    for i, item in enumerate(raw):
+        r = _Obj(item, f"{o.at('options')}[{i}]", {"digit", "steps", "scheme"})
+        digit = r.req("digit", max_len=10)
+        if digit not in IVR_DIGITS:
+            raise SchemeInvalid("a digit is one of 0–9, *, #", path=r.at("digit"))
+        if any(opt.digit == digit for opt in options):
+            raise SchemeInvalid(f"digit {digit} is used twice", path=r.at("digit"))
+        scheme = r.text("scheme")
+        steps = _steps(r.data.get("steps", []), r.at("steps"), depth + 1)
+        if (scheme is None) == (not steps):
+            raise SchemeInvalid("give either steps or a scheme", path=r.path)
+        options.append(IvrOption(digit, steps, scheme))
+    timeout = o.seconds("timeout", MAX_IVR_TIMEOUT)
+    retries = o.count("retries", 0, MAX_IVR_RETRIES)
+    return IvrStep(
+        prompt=prompt,
+        options=tuple(options),
+        timeout=5.0 if timeout is None else timeout,
+        retries=2 if retries is None else retries,
+        invalid_prompt=o.text("invalid_prompt"),
+        default=_steps(o.data.get("default", []), o.at("default"), depth + 1),
+        label=o.text("label"),
+    )
+
+
+def _queue(o: _Obj, depth: int) -> QueueStep:
+    queue = o.req("queue")
+    if not QUEUE_KEY.match(queue):
+        raise SchemeInvalid("a queue key: 1–64 of A–Z a–z 0–9 . _ -", path=o.at("queue"))
+    overflow = _steps(o.data.get("overflow", []), o.at("overflow"), depth + 1)
+    return QueueStep(queue, o.seconds("timeout"), overflow, o.text("label"))
+
+
 _KEYS: dict[str, set[str]] = {
     "ring": {"targets", "strategy", "timeout", "target_timeout"},
     "play": {"prompt"},
     "voicemail": {"greeting", "notify"},
     "goto": {"scheme"},
     "hangup": set(),
-    "queue": {"queue", "timeout"},
-    "ivr": {"menu"},
+    "queue": {"queue", "timeout", "overflow"},
+    "ivr": {"prompt", "options", "timeout", "retries", "invalid_prompt", "default"},
     "caller_rule": {"rules", "default", "default_scheme"},
     "http_route": {"url", "timeout", "fallback"},
 }
@@ -213,9 +280,9 @@ def _step(data: Any, path: str, depth: int) -> Step:
     if kind == "hangup":
         return HangupStep(label)
     if kind == "queue":
-        return QueueStep(o.req("queue"), o.seconds("timeout"), label)
+        return _queue(o, depth)
     if kind == "ivr":
-        return IvrStep(o.req("menu"), label)
+        return _ivr(o, depth)
     if kind == "caller_rule":
         return _caller_rule(o, depth)
     fallback = _steps(o.data.get("fallback", []), o.at("fallback"), depth + 1)
@@ -227,19 +294,21 @@ def _steps(data: Any, path: str, depth: int = 0) -> tuple[Step, ...]:
         raise SchemeInvalid("expected a list of steps", path=path)
     if len(data) > MAX_STEPS:
         raise SchemeInvalid(f"at most {MAX_STEPS} steps", path=path)
-    if depth > 3:
+    if depth > MAX_NESTING:
         raise SchemeInvalid("nested too deep", path=path, code="too_deep")
     return tuple(_step(s, f"{path}[{i}]", depth) for i, s in enumerate(data))
 
 
 def scheme_from_dict(name: str, data: Any) -> Scheme:
     """Parse and validate one scheme (its own rules; ``validate_library`` checks jumps)."""
-    o = _Obj(data, "", {"branches", "final"})
+    o = _Obj(data, "", {"branches", "final", "rating"})
     raw = o.data.get("branches")
     if not isinstance(raw, Mapping) or not raw:
         raise SchemeInvalid("expected a mapping of working/off/holiday to steps", path="branches")
     branches: dict[Branch, tuple[Step, ...]] = {}
     for key, steps in raw.items():
+        if key is False:
+            key = Branch.off.value  # YAML 1.1 (PyYAML) reads an unquoted off as false
         if key not in Branch.__members__:
             raise SchemeInvalid("branches are working, off, holiday", path=f"branches.{key}")
         branches[Branch(key)] = _steps(steps, f"branches.{key}")
@@ -249,7 +318,7 @@ def scheme_from_dict(name: str, data: Any) -> Scheme:
         if not isinstance(step, VoicemailStep | HangupStep):
             raise SchemeInvalid("the final step is a voicemail or a hangup", path="final")
         final = step
-    scheme = Scheme(name=name, branches=branches, final=final)
+    scheme = Scheme(name=name, branches=branches, final=final, rating=o.flag("rating"))
     validate_scheme(scheme)
     return scheme
 
@@ -285,6 +354,15 @@ def _rule_dict(r: CallerRule) -> dict[str, Any]:
     return out
 
 
+def _option_dict(o: IvrOption) -> dict[str, Any]:
+    out: dict[str, Any] = {"digit": o.digit}
+    if o.scheme is not None:
+        out["scheme"] = o.scheme
+    else:
+        out["steps"] = steps_to_list(o.steps)
+    return out
+
+
 _DUMP: dict[type, Callable[[Any], dict[str, Any]]] = {
     RingStep: lambda s: _with_label(
         "ring",
@@ -301,9 +379,22 @@ _DUMP: dict[type, Callable[[Any], dict[str, Any]]] = {
     GotoStep: lambda s: _with_label("goto", s.label, scheme=s.scheme),
     HangupStep: lambda s: _with_label("hangup", s.label),
     QueueStep: lambda s: _with_label(
-        "queue", s.label, queue=s.queue, timeout=_num(s.timeout) if s.timeout else None
+        "queue",
+        s.label,
+        queue=s.queue,
+        timeout=_num(s.timeout) if s.timeout else None,
+        overflow=steps_to_list(s.overflow),
     ),
-    IvrStep: lambda s: _with_label("ivr", s.label, menu=s.menu),
+    IvrStep: lambda s: _with_label(
+        "ivr",
+        s.label,
+        prompt=s.prompt,
+        timeout=_num(s.timeout) if s.timeout != 5.0 else None,
+        retries=s.retries if s.retries != 2 else None,
+        invalid_prompt=s.invalid_prompt,
+        options=[_option_dict(o) for o in s.options],
+        default=steps_to_list(s.default),
+    ),
     CallerRuleStep: lambda s: _with_label(
         "caller_rule",
         s.label,
@@ -338,4 +429,6 @@ def scheme_to_dict(scheme: Scheme) -> dict[str, Any]:
     }
     if scheme.final != VoicemailStep():
         out["final"] = step_to_dict(scheme.final)
+    if scheme.rating:
+        out["rating"] = True
     return out
