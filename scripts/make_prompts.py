@@ -5,7 +5,9 @@ Run from the repository root:  .venv/bin/python scripts/make_prompts.py [--out D
 * Prompts are spoken by espeak-ng (Debian package ``espeak-ng``; voices en, ru, uk) and
   converted by sox (``sox``) to 8 kHz mono 16-bit with leading/trailing silence trimmed and
   the level normalised. Without sox, the media core's resampler converts instead (slower).
-* The texts live in the ``TEXTS`` table below. They are a stop-gap: once the platform's i18n
+* The texts live in the ``TEXTS`` table below (whole prompts, ``PROMPT_KEYS``) and the
+  ``FRAGMENTS`` table (numbers and "minutes" the media layer strings together,
+  ``FRAGMENT_KEYS``). They are a stop-gap: once the platform's i18n
   layer (zvonar.i18n) carries prompt texts, this table should be generated from its catalogs
   and accounts will record their own prompts anyway (see ``prompt_path(base_dir=...)``).
 * Hold music is synthesised here: a I-vi-IV-V arpeggio of plain sine tones with a soft
@@ -67,6 +69,74 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "Оцените разговор от одного до пяти.",
         "uk": "Оцініть розмову від одного до п'яти.",
     },
+    "invalid_choice": {
+        "en": "Sorry, that is not a valid choice.",
+        "ru": "Извините, такого варианта нет.",
+        "uk": "Вибачте, такого варіанту немає.",
+    },
+    "rate_thanks": {
+        "en": "Thank you for your rating.",
+        "ru": "Спасибо за оценку.",
+        "uk": "Дякуємо за оцінку.",
+    },
+    "callback_confirmed": {
+        "en": "We will call you back when an operator is free. Goodbye.",
+        "ru": "Мы перезвоним, когда оператор освободится. До свидания.",
+        "uk": "Ми передзвонимо, щойно оператор звільниться. До побачення.",
+    },
+    "queue_announce": {
+        "en": (
+            "All operators are busy. Please stay on the line, "
+            "or write to us in the chat on our website."
+        ),
+        "ru": "Все операторы заняты. Оставайтесь на линии или напишите нам в чат на сайте.",
+        "uk": "Усі оператори зайняті. Залишайтеся на лінії або напишіть нам у чат на сайті.",
+    },
+    "queue_position": {
+        "en": "Your position in the queue is",
+        "ru": "Ваш номер в очереди:",
+        "uk": "Ваш номер у черзі:",
+    },
+    "estimated_wait": {
+        "en": "Estimated waiting time",
+        "ru": "Примерное время ожидания:",
+        "uk": "Орієнтовний час очікування:",
+    },
+    "queue_callback_offer": {
+        "en": "To be called back without losing your place, press 5.",
+        "ru": "Нажмите 5, и мы перезвоним, сохранив ваше место в очереди.",
+        "uk": "Натисніть 5, і ми передзвонимо, зберігши ваше місце в черзі.",
+    },
+    "menu_default": {
+        "en": "For sales press 1, for support press 2.",
+        "ru": "Отдел продаж — нажмите 1, поддержка — нажмите 2.",
+        "uk": "Відділ продажів — натисніть 1, підтримка — натисніть 2.",
+    },
+}
+
+# Words the media layer strings together (``number_prompts``, ``minutes_prompts``): too short
+# to stand alone as prompts, so they have their own table and keys.
+_NUMBERS = {
+    "en": "one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty",
+    "ru": "один два три четыре пять шесть семь восемь девять десять одиннадцать двенадцать "
+    "тринадцать четырнадцать пятнадцать шестнадцать семнадцать восемнадцать девятнадцать "
+    "двадцать",
+    "uk": "один два три чотири п'ять шість сім вісім дев'ять десять одинадцять дванадцять "
+    "тринадцять чотирнадцять п'ятнадцять шістнадцять сімнадцять вісімнадцять "
+    "дев'ятнадцять двадцять",
+}
+FRAGMENTS: dict[str, dict[str, str]] = {
+    **{
+        f"n{i + 1}": {lang: words.split()[i] for lang, words in _NUMBERS.items()} for i in range(20)
+    },
+    # Russian and Ukrainian "minute" is feminine: "одна минута", "две минуты".
+    "n1_f": {"en": "one", "ru": "одна", "uk": "одна"},
+    "n2_f": {"en": "two", "ru": "две", "uk": "дві"},
+    # CLDR plural forms: one (1, 21), few (2–4), many (0, 5–20); English has one and other.
+    "minute": {"en": "minute", "ru": "минута", "uk": "хвилина"},
+    "minutes_few": {"en": "minutes", "ru": "минуты", "uk": "хвилини"},
+    "minutes": {"en": "minutes", "ru": "минут", "uk": "хвилин"},
 }
 # Prompts that end with the beep they announce (1 kHz, 0.3 s, after a short pause).
 WITH_BEEP = frozenset({"leave_message_after_tone"})
@@ -154,13 +224,28 @@ def hold_music() -> bytes:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="KEY",
+        help="Generate only these keys (hold_music for the melody): espeak-ng versions differ, "
+        "so regenerating everything rewrites every file.",
+    )
     args = parser.parse_args()
+    table = {**TEXTS, **FRAGMENTS}
+    wanted = set(args.only or [*table, "hold_music"])
+    unknown = wanted - set(table) - {"hold_music"}
+    if unknown:
+        print(f"unknown keys: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
     if not shutil.which("espeak-ng"):
         print("espeak-ng is not installed (apt-get install espeak-ng)", file=sys.stderr)
         return 1
     total = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for key, texts in TEXTS.items():
+        for key, texts in table.items():
+            if key not in wanted:
+                continue
             for lang, text in texts.items():
                 pcm = speak(text, VOICES[lang], Path(tmp))
                 if key in WITH_BEEP:
@@ -170,11 +255,13 @@ def main() -> int:
                 data = encode_wav(pcm, sample_rate=RATE)
                 path.write_bytes(data)
                 total += len(data)
-                print(f"{path.relative_to(ROOT)}: {len(pcm) / 2 / RATE:.2f} s")
-    music = encode_wav(hold_music(), sample_rate=RATE)
-    (args.out / "hold_music.wav").write_bytes(music)
-    total += len(music)
-    print(f"hold_music.wav: {(len(music) - 44) / 2 / RATE:.2f} s; total {total / 1024:.0f} KiB")
+                print(f"{lang}/{key}.wav: {len(pcm) / 2 / RATE:.2f} s")
+    if "hold_music" in wanted:
+        music = encode_wav(hold_music(), sample_rate=RATE)
+        (args.out / "hold_music.wav").write_bytes(music)
+        total += len(music)
+        print(f"hold_music.wav: {(len(music) - 44) / 2 / RATE:.2f} s")
+    print(f"written: {total / 1024:.0f} KiB")
     return 0
 
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from zvonar.accounts.models import Account
+from zvonar.acd.config import apply_queues_in, check_queue_references_in, export_queues
 from zvonar.container import Container
 from zvonar.core.errors import InvalidInput
 from zvonar.directory.config import apply_directory_in, export_directory
@@ -34,7 +35,7 @@ _ACCOUNT_FIELDS = (
     "recording_retention_days",
 )
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_TOP_KEYS = {"version", "account", "directory", "routing"}
+_TOP_KEYS = {"version", "account", "directory", "queues", "routing"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ async def export_config(c: Container, account_id: uuid.UUID) -> dict[str, Any]:
         "version": VERSION,
         "account": {f: getattr(account, f) for f in _ACCOUNT_FIELDS},
         "directory": await export_directory(c.db, account_id),
+        "queues": await export_queues(c.db, account_id),
         "routing": await export_routing(c.db, account_id),
     }
 
@@ -116,9 +118,9 @@ async def apply_config(
         )
     _check_account_values(account_section)
 
-    # Every section in ONE transaction, in dependency order (a scheme may name a number the
-    # directory section adds); each validates before writing, and any error or a dry run rolls
-    # the whole document back, so a bad document changes nothing at all.
+    # Every section in ONE transaction, in dependency order (a queue's members and a scheme's
+    # numbers are the directory's); each validates before writing, and any error or a dry run
+    # rolls the whole document back, so a bad document changes nothing at all.
     async def apply(uow: UnitOfWork) -> list[Any]:
         changes: list[Any] = []
         account = await uow.session.get(Account, account_id)
@@ -131,8 +133,14 @@ async def apply_config(
                 setattr(account, field, new)
         if "directory" in doc:
             changes.extend(await apply_directory_in(uow, account_id, doc["directory"] or {}))
+        if "queues" in doc:
+            changes.extend(await apply_queues_in(uow, account_id, doc["queues"] or []))
         if "routing" in doc:
             changes.extend(await apply_routing_in(uow, account_id, doc["routing"] or {}))
+        if "queues" in doc:
+            # Once queues are managed here, every scheme's queue step must name one of them
+            # (checked after routing, so schemes may name queues this document defines).
+            await check_queue_references_in(uow, account_id)
         return changes
 
     return await dry_runnable(c.db, apply, dry_run=dry_run)

@@ -1,20 +1,35 @@
-"""Stored ACD history: agent status intervals and queue facts (append-only, per account).
+"""Stored ACD data: queue definitions, and the history of agent status intervals and queue
+facts (append-only, per account).
 
 Reports compute time-in-status, work time, service level, ASA and abandonment from these rows
 exactly — nothing is sampled or reconstructed from call journals. ``agent_id`` is the employee
-id; ``queue_id`` is the routing step's queue key (a string, as queues are configured inside
-schemes).
+id; ``queue_id`` is the queue's name, the key a scheme's queue step names.
+
+A queue definition row holds the canonical plain dict (``definitions.queue_to_dict``) after
+validation, so a row always parses.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from zvonar.store.base import Base, IdMixin
+from zvonar.store.base import Base, IdMixin, TimestampMixin
+
+
+class AcdQueueRow(IdMixin, TimestampMixin, Base):
+    __tablename__ = "acd_queues"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class AgentStatusInterval(IdMixin, Base):
