@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from tests.support.routes import unroll
 from zvonar.calls.events import Direction, TargetKind
 from zvonar.calls.plan import InboundCall, Plan, Reject
 from zvonar.container import Container
@@ -54,18 +55,19 @@ async def test_number_rings_the_registered_employee(container: Container) -> Non
         assert isinstance(plan, Plan), dialed
         assert plan.account_id == alpha.account_id and plan.number_label == "Sales"
         assert plan.record is True and plan.direction is Direction.inbound
-        ((target,),) = [w.targets for w in plan.waves]
+        walked = await unroll(plan)
+        ((target,),) = [w.targets for w in walked.waves]
         assert target.uri == PHONE.contact and target.flow == Flow("UDP", "127.0.0.1", 5099)
         assert target.target.kind is TargetKind.employee
         assert target.target.target_id == alpha.employee_id
-        assert plan.waves[0].timeout == 10
-        assert plan.final.account_id == alpha.account_id
+        assert walked.waves[0].timeout == 10
+        assert walked.final.account_id == alpha.account_id
 
 
 async def test_unregistered_employee_gives_an_empty_plan(container: Container) -> None:
     await seed_account(container)
     plan = await (await _resolver(container, []))(call("+74951234567"))
-    assert isinstance(plan, Plan) and plan.waves == ()
+    assert isinstance(plan, Plan) and (await unroll(plan)).waves == ()
 
 
 async def test_unknown_number_is_404_without_account(container: Container) -> None:

@@ -13,7 +13,9 @@ Rules kept here:
 * the head of each queue is matched first; tier level 1 is tried first, higher levels once the
   head caller has waited their escalation time;
 * agents who already let this caller's offer ring out are skipped while anybody else is free;
-* a caller nobody answered goes back to the very same place.
+* a caller nobody answered goes back to the very same place;
+* supervisors may move a waiting caller to another queue (their wait keeps counting from when
+  they first joined) or offer them to one agent directly (``direct_offer``: intercept).
 
 Speed: each (queue, level) keeps an index of its free agents (:mod:`zvonar.acd.pools`); a
 decision touches the head caller, a few index entries and the reserved agent's memberships —
@@ -28,8 +30,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from zvonar.acd.agents import (
+    BUSY,
     WRAPUP_ELAPSED,
     Agent,
+    AgentConfig,
     AgentEvent,
     AgentId,
     AgentInput,
@@ -40,11 +44,13 @@ from zvonar.acd.agents import (
     call_ended,
     no_answer,
     offered,
+    set_online,
 )
 from zvonar.acd.facts import QueueFact, QueueId
 from zvonar.acd.pools import HeapPool, OrderedPool, Pool, RandomPool, SortKey
 from zvonar.acd.queue import (
     Caller,
+    CallerState,
     Overflow,
     Queue,
     QueueConfig,
@@ -56,6 +62,22 @@ from zvonar.core.errors import NotFound
 
 #: Statuses in which an agent counts as serving a queue (for estimated wait).
 SERVING = frozenset({Status.online, Status.ringing, Status.on_call, Status.wrap_up})
+#: Statuses from which a supervisor may hand an agent a call directly (wrap-up is theirs to cut).
+DIRECTLY_OFFERABLE = frozenset({Status.online, Status.wrap_up})
+
+
+class CallBeingOffered(QueueError):
+    """The caller's offer is ringing: it must be answered or ring out first."""
+
+    code = "call_being_offered"
+
+
+class AgentUnavailable(QueueError):
+    code = "agent_unavailable"
+
+
+class QueueFull(QueueError):
+    code = "queue_full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +144,19 @@ class Dispatcher:
                     q.serving += 1
                 self._refresh(self.agents[agent_id])
         return q
+
+    def remove_queue(self, queue_id: QueueId) -> None:
+        """Drop an empty queue (its definition changed or went away)."""
+        q = self.queues.get(queue_id)
+        if q is None:
+            raise NotFound(f"queue {queue_id} not found")
+        if len(q):
+            raise QueueError(f"queue {queue_id} still has callers")
+        del self.queues[queue_id]
+        del self._positions[queue_id]
+        del self._pools[queue_id]
+        for memberships in self._memberships.values():
+            memberships[:] = [(mq, pool) for mq, pool in memberships if mq is not q]
 
     def add_agent(self, agent: Agent) -> None:
         if agent.id in self.agents:
@@ -274,6 +309,66 @@ class Dispatcher:
         for q in self.queues.values():
             self._queue_events(q.handle_timer(now))
 
+    # --- supervisor actions ---------------------------------------------------------------------
+
+    def move(self, call_id: CallId, to_queue: QueueId, now: float) -> None:
+        """Move a waiting caller to the back of ``to_queue``'s line for their priority.
+
+        Their original entry time is kept, so escalation, max wait, the answer wait in reports
+        and the cross-queue order of heads all count from when they first joined. The target
+        queue records an ``entered`` fact; the source records nothing (the call was not lost).
+        """
+        src = self.queue_of(call_id)
+        dst = self.queues.get(to_queue)
+        if dst is None:
+            raise NotFound(f"queue {to_queue} not found", code="queue_not_found")
+        if dst is src:
+            raise QueueError(f"call {call_id} already waits in {to_queue}", code="same_queue")
+        caller = self._waiting(src, call_id)
+        limit = dst.config.max_length
+        if limit is not None and len(dst) >= limit:
+            raise QueueFull(f"queue {to_queue} is full", queue=to_queue)
+        entered_at, is_callback = caller.entered_at, caller.is_callback
+        src.abandon(call_id, now)  # only drops the caller: a move is no abandon
+        self._out.extend(dst.enter(call_id, now, caller.priority))
+        moved = dst.caller(call_id)
+        moved.entered_at = entered_at
+        if is_callback:
+            moved.is_callback = True
+            moved.next_announce = None
+        self._queue_of_call[call_id] = dst
+
+    def direct_offer(
+        self, call_id: CallId, agent_id: AgentId, now: float, config: AgentConfig | None = None
+    ) -> Offer:
+        """Offer a waiting caller to one agent now, whatever the queue's strategy.
+
+        An agent in no queue (a supervisor taking the call themselves) is added with no
+        memberships, with ``config``; asking for the call is their choice to be online. If the
+        agent does not answer, the caller goes back to their place as after any offer.
+        """
+        q = self.queue_of(call_id)
+        caller = self._waiting(q, call_id)
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            agent = Agent(agent_id, now, config, registered=True)
+            self.add_agent(agent)
+        idle = agent.status not in BUSY and agent.status is not Status.online
+        if idle and not self._memberships.get(agent_id):
+            self.agent_input(agent_id, set_online(), now)
+        if agent.status not in DIRECTLY_OFFERABLE:
+            raise AgentUnavailable(
+                f"agent {agent_id} is {agent.status.value}", status=agent.status.value
+            )
+        # No pool.picked(): a supervisor's choice does not move a strategy's memory.
+        return self._offer(q, caller, (agent_id,), q.config.tiers.get(agent_id, 0), now)
+
+    def _waiting(self, q: Queue, call_id: CallId) -> Caller:
+        caller = q.caller(call_id)
+        if call_id in self._offers or caller.state is not CallerState.waiting:
+            raise CallBeingOffered(f"call {call_id} is being offered to agents")
+        return caller
+
     # --- decisions ------------------------------------------------------------------------------
 
     def decide(self, now: float) -> list[Offer]:
@@ -421,4 +516,14 @@ def facts_of(events: Iterable[AcdEvent]) -> list[QueueFact]:
     return [e for e in events if isinstance(e, QueueFact)]
 
 
-__all__ = ["SERVING", "AcdEvent", "Dispatcher", "Input", "Offer", "facts_of"]
+__all__ = [
+    "SERVING",
+    "AcdEvent",
+    "AgentUnavailable",
+    "CallBeingOffered",
+    "Dispatcher",
+    "Input",
+    "Offer",
+    "QueueFull",
+    "facts_of",
+]

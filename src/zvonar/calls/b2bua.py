@@ -5,6 +5,8 @@
 OPTIONS, stray requests) and routes everything else — UA events by transaction key or dialog,
 media events by leg — to the :class:`zvonar.calls.call.Call` actor that owns it. Routing is
 delegated to the resolver (see plan.py); events go to the bus (zvonar.calls.events).
+Calls the PBX places itself (callbacks) start with :meth:`B2bua.originate` and are routed
+the same way to their :class:`zvonar.calls.originate.OriginatedCall` actor.
 
 The runner delivers events synchronously; calls react asynchronously (media operations are
 coroutines) and push their SIP output with `flush()` (the runner's `pump`). Nothing raises
@@ -21,10 +23,11 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from zvonar.calls.call import Call, Shutdown
 from zvonar.calls.legs import CallerLeg
+from zvonar.calls.originate import OriginatedCall, Origination
 from zvonar.calls.pickup import FeatureResolver, pick_up
 from zvonar.calls.plan import CallerAuth, InboundCall, Pickup, Plan, Reject, Resolver
 from zvonar.calls.signalling import response_to, uri_user
@@ -45,7 +48,7 @@ from zvonar.sip.ua import (
     UserAgent,
 )
 
-__all__ = ["B2bua", "InviteGate", "RecordingPathFor"]
+__all__ = ["B2bua", "CallActor", "InviteGate", "RecordingPathFor"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,16 @@ RecordingPathFor = Callable[[uuid.UUID, str, datetime], Path]
 InviteGate = Callable[[IncomingRequest, float], CallerAuth | None]
 """Who sent a new INVITE (trunk, digest-authenticated phone, anyone); None once the gate
 answered it itself (407 challenge, 403). Synchronous: the UA core asks it on receipt."""
+
+
+class CallActor(Protocol):
+    """What the routing tables hold: an inbound :class:`Call` or an :class:`OriginatedCall`."""
+
+    call_id: str
+
+    def put(self, item: UaEvent) -> None: ...
+
+    def media_event(self, event: MediaEvent) -> None: ...
 
 
 class B2bua:
@@ -90,9 +103,10 @@ class B2bua:
         self.resolve_timeout = resolve_timeout
         self.gate = gate
         self.calls: dict[str, Call] = {}
-        self._by_key: dict[TransactionKey, Call] = {}
-        self._by_dialog: dict[tuple[str, str], Call] = {}  # (SIP Call-ID, our tag)
-        self._by_media: dict[str, Call] = {}
+        self.originated: dict[str, OriginatedCall] = {}
+        self._by_key: dict[TransactionKey, CallActor] = {}
+        self._by_dialog: dict[tuple[str, str], CallActor] = {}  # (SIP Call-ID, our tag)
+        self._by_media: dict[str, CallActor] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -110,6 +124,8 @@ class B2bua:
         """End every call (BYE/CANCEL/final responses, CallEnded) and detach from the engine."""
         for call in list(self.calls.values()):
             call.put(Shutdown())
+        for placed in list(self.originated.values()):
+            placed.shutdown()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wait_idle(), within)
         for task in list(self._tasks):
@@ -131,26 +147,48 @@ class B2bua:
         """Deliver what the calls queued in the UA core (the runner's pump)."""
         self.runner.pump()
 
-    def track_key(self, key: TransactionKey, call: Call) -> None:
+    def track_key(self, key: TransactionKey, call: CallActor) -> None:
         self._by_key[key] = call
 
-    def track_dialog(self, sip_call_id: str, local_tag: str, call: Call) -> None:
+    def track_dialog(self, sip_call_id: str, local_tag: str, call: CallActor) -> None:
         self._by_dialog[(sip_call_id, local_tag)] = call
 
-    def track_media(self, media_id: str, call: Call) -> None:
+    def track_media(self, media_id: str, call: CallActor) -> None:
         self._by_media[media_id] = call
+
+    def tracks_media(self, media_id: str) -> bool:
+        return media_id in self._by_media
 
     def untrack_media(self, media_id: str) -> bool:
         """Forget a media leg; False if it was not (or no longer) tracked."""
         return self._by_media.pop(media_id, None) is not None
 
-    def forget(self, call: Call) -> None:
-        self.calls.pop(call.call_id, None)
+    def forget(self, call: CallActor) -> None:
+        if self.calls.get(call.call_id) is call:
+            del self.calls[call.call_id]
+        if self.originated.get(call.call_id) is call:
+            del self.originated[call.call_id]
         _drop(self._by_key, call)
         _drop(self._by_dialog, call)
         _drop(self._by_media, call)
-        if not self.calls:
+        if not self.calls and not self.originated:
             self._idle.set()
+
+    # -- calls we place -------------------------------------------------------------------------
+
+    async def originate(self, spec: Origination) -> OriginatedCall:
+        """Place ``spec`` (side A, then B; see originate.py); returns at once. Await
+        ``call.result`` for the outcome, ``call.ended`` for the end; ``call.cancel()``."""
+        call_id = spec.call_id or f"c{secrets.token_hex(8)}"
+        if call_id in self.calls or call_id in self.originated:
+            raise ValueError(f"call id {call_id} is in use")
+        call = OriginatedCall(self, spec, call_id)
+        self.originated[call_id] = call
+        self._idle.clear()
+        task = asyncio.get_running_loop().create_task(call.run(), name=f"call {call_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return call
 
     # -- SIP events (synchronous, from the runner) -------------------------------------------
 
@@ -167,7 +205,8 @@ class B2bua:
             call = self._dialog_call(event.dialog)
             # Only the caller's dialog expects an ACK from its peer; a picked-up call's
             # callee leg (pickup.py) is a UAS dialog too, and its ACK is not the caller's.
-            if call is not None and _local_tag(event.dialog) == call.caller.local_tag:
+            # Originated calls have no UAS dialog at all.
+            if isinstance(call, Call) and _local_tag(event.dialog) == call.caller.local_tag:
                 call.put(event)
         elif isinstance(event, CancelRequested | RequestFailed):
             call = self._by_key.get(event.key)
@@ -184,7 +223,7 @@ class B2bua:
             if call is not None:
                 call.put(event)
 
-    def _dialog_call(self, dialog: object) -> Call | None:
+    def _dialog_call(self, dialog: object) -> CallActor | None:
         dialog_id = getattr(dialog, "id", None)
         if dialog_id is None:
             return None
@@ -287,6 +326,6 @@ def _local_tag(dialog: object) -> str | None:
     return getattr(dialog_id, "local_tag", None)
 
 
-def _drop(table: dict[K, Call], call: Call) -> None:
+def _drop(table: dict[K, CallActor], call: CallActor) -> None:
     for key in [k for k, c in table.items() if c is call]:
         del table[key]

@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zvonar.calls import steps
 from zvonar.calls.events import (
     CallAnswered,
     CallEvent,
@@ -39,9 +40,21 @@ from zvonar.calls.events import (
 )
 from zvonar.calls.fork import WaveTracker, end_reason_for_status
 from zvonar.calls.legs import CallDtmf, CalleeLeg, CallerLeg, LegState
-from zvonar.calls.plan import InboundCall, Plan, Reject
+from zvonar.calls.plan import (
+    InboundCall,
+    Plan,
+    QueueAnnounce,
+    QueueCallback,
+    QueueOffer,
+    QueueOverflow,
+    QueueSession,
+    QueueSignal,
+    Reject,
+    Route,
+)
 from zvonar.calls.sdp_bridge import check_offer, new_offer_answer, parse_body, remote_media
 from zvonar.calls.signalling import response_to
+from zvonar.calls.steps import StepTimeout
 from zvonar.calls.teardown import finish, give_up, hangup_all, hangup_fork, stop_fork
 from zvonar.calls.transfer import blind_transfer
 from zvonar.calls.waves import WaveTimeout, fork_over, next_wave, wave_timeout
@@ -84,7 +97,8 @@ class Shutdown:
 _NO_INVITE = SipRequest("OPTIONS", parse_uri("sip:invalid"), ())
 
 
-CallInput = UaEvent | MediaEvent | WaveTimeout | Shutdown
+CallInput = UaEvent | MediaEvent | WaveTimeout | StepTimeout | QueueSignal | Shutdown
+_QUEUE_SIGNALS = (QueueOffer, QueueAnnounce, QueueOverflow, QueueCallback)
 
 
 class Call:
@@ -112,6 +126,11 @@ class Call:
         self.recording_path: Path | None = None
         self.recording_done: asyncio.Future[RecordingFinished] | None = None
         self.prompt_media: str | None = None
+        self.prompt_playback: str | None = None  # the final prompt's playback (teardown.py)
+        self.route: Route | None = None  # the live route, when the plan has one (steps.py)
+        self.live: steps.Live | None = None
+        self.local_media: str | None = None  # our own media leg for the caller (steps.py)
+        self.queued: QueueSession | None = None  # waiting in (or answered from) a queue
         self.final: Reject | None = None
         self.done = False
         self.wave_timer: asyncio.TimerHandle | None = None
@@ -179,8 +198,16 @@ class Call:
             log.info("call %s: offer refused: %s", self.call_id, exc)
             return False
         self.final = outcome.final
-        await next_wave(self)
+        if outcome.route is not None:
+            self.route = outcome.route
+            await steps.advance(self, None)
+        else:
+            await next_wave(self)
         return not self.done
+
+    async def after_wave(self) -> None:
+        """waves.py: the live route's current wave ended without a winner."""
+        await steps.after_wave(self)
 
     async def _started(self, outcome: Plan | Reject) -> None:
         facts = self.facts
@@ -216,17 +243,21 @@ class Call:
         elif isinstance(item, WaveTimeout):
             await wave_timeout(self, item.wave)
         elif isinstance(item, DtmfReceived):
-            await self.publish(
-                CallDtmf,
-                leg_id=self._leg_of_media(item.leg_id),
-                digit=item.digit,
-                duration=item.duration,
-            )
+            leg_id = self._leg_of_media(item.leg_id)
+            await self.publish(CallDtmf, leg_id=leg_id, digit=item.digit, duration=item.duration)
+            if leg_id == self.caller.leg_id and item.leg_id == self.caller.media_id:
+                await steps.on_digit(self, item.digit)
+        elif isinstance(item, StepTimeout):
+            await steps.on_timeout(self, item)
+        elif isinstance(item, _QUEUE_SIGNALS):
+            await steps.on_queue_signal(self, item)
         elif isinstance(item, MediaTimeout):
             log.info("call %s: no RTP on %s for %.0f s", self.call_id, item.leg_id, item.seconds)
             await hangup_all(self, HangupSide.system)
         elif isinstance(item, PlaybackFinished):
-            if item.leg_id == self.prompt_media:
+            if await steps.on_playback(self, item):
+                return
+            if item.leg_id == self.prompt_media and item.playback_id == self.prompt_playback:
                 await hangup_all(self, HangupSide.system)
         elif isinstance(item, Shutdown):
             await hangup_all(self, HangupSide.system)
@@ -277,7 +308,7 @@ class Call:
         ua.send_ack(dialog, fork.request, fork.flow)
         fork.dialog = dialog
         late = fork.state is not LegState.INVITING or fork.wave != self.wave
-        caller_gone = self.caller.invite is None and not self.was_answered
+        caller_gone = self.caller.invite is None and self.caller.state is not LegState.CONFIRMED
         if late or self.winner is not None or caller_gone or self.caller.state is LegState.ENDED:
             fork.state = LegState.CONFIRMED  # a 2xx crossing our CANCEL (§9.1): end it
             hangup_fork(self, fork)
@@ -301,10 +332,19 @@ class Call:
     async def _connect(self, fork: CalleeLeg, remote: RemoteMedia) -> None:
         """Bridge the winner to the caller and answer the caller with our SDP."""
         engine, caller = self.host.engine, self.caller
-        if self.was_answered and caller.media_id is not None:  # a transfer target answered
+        if caller.state is LegState.CONFIRMED and caller.media_id is not None:
+            # The caller is answered already: a transfer target (the caller talked to someone
+            # before), or an agent after a menu or a queue (we answered to play prompts).
+            with contextlib.suppress(MediaError):
+                await engine.stop_playback(caller.media_id)
             await engine.configure(fork.media_id, remote)
             await engine.bridge(caller.media_id, fork.media_id)
+            first = not self.was_answered
+            self.was_answered = True
             await self._answered_event(fork)
+            if first:
+                await steps.connected(self, fork)
+                await self._record()
             return
         caller.media_id, caller.endpoint = fork.caller_media_id, fork.caller_endpoint
         caller.oa = new_offer_answer(fork.caller_endpoint)
@@ -317,13 +357,21 @@ class Call:
         caller.dialog = self.find_caller_dialog()
         self.was_answered = True
         await self._answered_event(fork)
-        plan, where = self.plan, self.host.recording_path
-        if plan is not None and plan.record and where is not None and self.account_id:
-            path = where(self.account_id, self.call_id, self.facts.started_at)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.recording_done = asyncio.get_running_loop().create_future()
-            self.recording_id = await engine.start_recording(fork.caller_media_id, path)
-            self.recording_path = path
+        await steps.connected(self, fork)
+        await self._record()
+
+    async def _record(self) -> None:
+        """Start recording the caller's media leg (with its bridged peer) if the plan says so."""
+        plan, where, media = self.plan, self.host.recording_path, self.caller.media_id
+        if plan is None or not plan.record or where is None or not self.account_id:
+            return
+        if self.recording_id is not None or media is None:
+            return
+        path = where(self.account_id, self.call_id, self.facts.started_at)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.recording_done = asyncio.get_running_loop().create_future()
+        self.recording_id = await self.host.engine.start_recording(media, path)
+        self.recording_path = path
 
     async def _answered_event(self, fork: CalleeLeg) -> None:
         target = fork.target.target
@@ -348,6 +396,8 @@ class Call:
             side = HangupSide.caller if from_caller else HangupSide.callee
             if fork is not None and fork is not self.winner:
                 return
+            if fork is not None and await steps.start_rating(self, fork):
+                return  # the caller stays on the line to rate the call
             await hangup_all(self, side)
         elif method == "INVITE":
             await self._reinvite(inc, dialog, fork)

@@ -37,6 +37,7 @@ class Direction(enum.StrEnum):
     inbound = "inbound"  # from a carrier to one of our numbers
     outbound = "outbound"  # from an employee out through a trunk
     internal = "internal"  # employee to employee
+    callback = "callback"  # placed by the PBX: side A (agents) first, then the customer
 
 
 class TargetKind(enum.StrEnum):
@@ -72,6 +73,7 @@ class Disposition(enum.StrEnum):
     busy = "busy"  # every target was busy
     voicemail = "voicemail"  # the caller left a message
     abandoned = "abandoned"  # the caller hung up while ringing or waiting in a queue
+    callback = "callback"  # the caller left a queue asking to be called back
     failed = "failed"  # the call could not be put through at all
 
 
@@ -103,6 +105,16 @@ def _check_time(name: str, value: datetime) -> None:
 def _check_duration(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
         raise InvalidCallEvent(f"{name} must be a number of seconds >= 0", field=name)
+
+
+def _check_quality(loss: float | None, jitter_ms: float | None, mos: float | None) -> None:
+    for name, value in (("loss", loss), ("jitter_ms", jitter_ms), ("mos", mos)):
+        if value is not None:
+            _check_duration(name, value)
+    if loss is not None and loss > 1:
+        raise InvalidCallEvent("loss must be a fraction in [0, 1]", field="loss")
+    if mos is not None and not 1 <= mos <= 5:
+        raise InvalidCallEvent("mos must be in [1, 5]", field="mos")
 
 
 @dataclass(frozen=True)
@@ -205,15 +217,38 @@ class CallAnswered(CallEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class LegEnded(CallEvent):
+    """A leg is over. For a leg that carried audio, what its peer's RTP was like: ``loss``
+    (fraction of packets lost), ``jitter_ms`` and an estimated ``mos`` (1-5)."""
+
     leg_id: str
     reason: LegEndReason
     at: datetime
+    loss: float | None = None
+    jitter_ms: float | None = None
+    mos: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_token("leg_id", self.leg_id)
         if not isinstance(self.reason, LegEndReason):
             raise InvalidCallEvent("reason must be a LegEndReason", field="reason")
+        _check_time("at", self.at)
+        _check_quality(self.loss, self.jitter_ms, self.mos)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallRated(CallEvent):
+    """The caller rated the call (1-5) after the person they talked to hung up."""
+
+    score: int
+    at: datetime
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.score, bool) or not isinstance(self.score, int):
+            raise InvalidCallEvent("score must be an integer 1-5", field="score")
+        if not 1 <= self.score <= 5:
+            raise InvalidCallEvent("score must be an integer 1-5", field="score")
         _check_time("at", self.at)
 
 
@@ -279,6 +314,10 @@ class CallEnded(CallEvent):
     ended_at: datetime
     hangup: HangupSide
     scheme_path: tuple[str, ...] = ()
+    # What the caller's RTP was like (see LegEnded); None when no audio came from them.
+    loss: float | None = None
+    jitter_ms: float | None = None
+    mos: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -287,6 +326,7 @@ class CallEnded(CallEvent):
         if not isinstance(self.hangup, HangupSide):
             raise InvalidCallEvent("hangup must be a HangupSide", field="hangup")
         _check_time("ended_at", self.ended_at)
+        _check_quality(self.loss, self.jitter_ms, self.mos)
         path = tuple(self.scheme_path)
         for step in path:
             _check_text("scheme_path step", step, MAX_DISPLAY)

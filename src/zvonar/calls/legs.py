@@ -78,4 +78,5 @@ class CalleeLeg:
     state: LegState = LegState.INVITING
     cancel_sent: bool = False
     media_released: bool = False
+    end_published: bool = False  # LegEnded went out (a winner ends before a post-call rating)
     extra_keys: list[TransactionKey] = field(default_factory=list)  # BYE, re-INVITE…

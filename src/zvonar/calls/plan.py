@@ -9,23 +9,39 @@ async callable without touching the core.
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from zvonar.calls.events import Direction, Disposition, Target, TargetKind
 from zvonar.sip.ua import Flow
 
 __all__ = [
+    "CallStep",
     "CallerAuth",
+    "Enqueue",
     "InboundCall",
+    "Menu",
     "Pickup",
     "Plan",
+    "PlayPrompt",
+    "QueueAnnounce",
+    "QueueCallback",
+    "QueueOffer",
+    "QueueOverflow",
+    "QueueSession",
+    "QueueSignal",
+    "Rating",
     "Reject",
     "Resolver",
     "RingTarget",
+    "Route",
+    "StepResult",
+    "StepResultKind",
     "Wave",
 ]
 
@@ -148,6 +164,9 @@ class Plan:
     number_label: str | None = None
     tracking: dict[str, str] = field(default_factory=dict)
     scheme_path: tuple[str, ...] = ()  # the routing steps taken, for the journal
+    # A live route (the scheme walked step by step as outcomes arrive): when set, the call
+    # asks it for every next step and ``waves``/``final`` are not used.
+    route: Route | None = None
 
 
 @dataclass(frozen=True)
@@ -164,3 +183,135 @@ class Pickup:
 
 
 Resolver = Callable[[InboundCall], Awaitable[Plan | Reject]]
+
+
+# --- live routes: steps the call performs one at a time ------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlayPrompt:
+    """Answer the caller (if not yet) and play ``prompts`` in order."""
+
+    prompts: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class Menu:
+    """Answer the caller, play ``prompts`` (a digit cuts them short: barge-in) and wait
+    ``timeout`` seconds after them for one digit."""
+
+    prompts: tuple[Path, ...]
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    """Answer the caller and wait in a queue with ``hold_music`` looping; ``session`` is the
+    ACD's side of this caller's wait (offers, announcements, overflow)."""
+
+    session: QueueSession
+    hold_music: Path | None = None
+
+
+CallStep = Wave | PlayPrompt | Menu | Enqueue | Reject
+
+
+class StepResultKind(enum.StrEnum):
+    no_answer = "no_answer"
+    busy = "busy"
+    unavailable = "unavailable"  # nobody could be rung at all
+    failed = "failed"
+    completed = "completed"  # prompts played to the end
+    digit = "digit"
+    no_input = "no_input"
+    overflow = "overflow"  # the queue sent the caller on (max wait, length, exit digit)
+    callback = "callback"  # the caller chose to be called back; the call ends
+
+
+@dataclass(frozen=True)
+class StepResult:
+    kind: StepResultKind
+    digit: str | None = None
+
+
+@dataclass(frozen=True)
+class Rating:
+    """Ask the caller to rate the call (1-5) once the person they talked to hangs up."""
+
+    prompt: Path
+    thanks: Path | None = None
+    timeout: float = 8.0
+
+
+class Route(Protocol):
+    """The scheme, walked as the call goes. ``next`` is asked after every step that did not
+    connect the caller to someone (``None`` the first time); ``connected`` tells it who took
+    the call."""
+
+    async def next(self, result: StepResult | None) -> CallStep: ...
+
+    def connected(self, by: Target) -> None: ...
+
+    @property
+    def path(self) -> tuple[str, ...]: ...
+
+    @property
+    def rating(self) -> Rating | None: ...
+
+
+# --- queue sessions (the ACD's side of one waiting caller) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueOffer:
+    """Ring these agents for the waiting caller (one offer: answer, ring out, or withdrawn)."""
+
+    offer: int
+    targets: tuple[RingTarget, ...]
+    timeout: float
+
+
+@dataclass(frozen=True)
+class QueueAnnounce:
+    prompts: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class QueueOverflow:
+    reason: str
+
+
+@dataclass(frozen=True)
+class QueueCallback:
+    """The caller asked to be called back; the queue keeps their place."""
+
+    prompt: Path | None = None
+
+
+QueueSignal = QueueOffer | QueueAnnounce | QueueOverflow | QueueCallback
+
+
+class QueueSession(Protocol):
+    """One caller's wait in one queue. Signals arrive through ``notify`` (the call's inbox)."""
+
+    queue: str
+
+    async def enter(self, notify: Callable[[QueueSignal], None]) -> bool:
+        """Join the queue; False when refused (full, or nobody serves it)."""
+        ...
+
+    def ringing(self, offer: int, target: Target) -> None: ...
+
+    def answered(self, offer: int, target: Target) -> None: ...
+
+    def not_answered(self, offer: int) -> None: ...
+
+    def digit(self, digit: str) -> None: ...
+
+    def left(self) -> None:
+        """The caller hung up while waiting or ringing an agent."""
+        ...
+
+    def call_ended(self) -> None:
+        """The connected call is over (the agent starts wrap-up)."""
+        ...

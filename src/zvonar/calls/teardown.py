@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from zvonar.calls.call import Call
 
 __all__ = [
+    "end_winner",
     "finish",
     "give_up",
     "hangup_all",
@@ -54,7 +55,8 @@ async def give_up(call: Call) -> None:
         disposition = Disposition.busy
     if call.was_answered:  # a transfer nobody took after all: the call itself was answered
         disposition = Disposition.answered
-    if final.voicemail is not None and call.caller.invite is not None:
+    reachable = call.caller.invite is not None or _answered_by_us(call)
+    if final.voicemail is not None and reachable:
         try:
             if await begin_voicemail(call, final.voicemail):
                 # Without a message the call ends as the resolver said (or as the waves did);
@@ -65,7 +67,7 @@ async def give_up(call: Call) -> None:
             log.warning("call %s: voicemail failed: %s", call.call_id, exc)
         if final.prompt is None and final.voicemail.greeting is not None:
             final = replace(final, prompt=final.voicemail.greeting)  # at least the greeting
-    if final.prompt is not None and call.caller.invite is not None:
+    if final.prompt is not None and reachable:
         try:
             await _play_prompt(call, final)
             call.final_disposition = final.disposition or disposition
@@ -75,8 +77,19 @@ async def give_up(call: Call) -> None:
     await finish(call, disposition, HangupSide.system, caller_status=final.status)
 
 
+def _answered_by_us(call: Call) -> bool:
+    """The caller is on our own media leg (a menu, a prompt, a queue: steps.py)."""
+    caller = call.caller
+    return caller.state is LegState.CONFIRMED and caller.media_id == call.local_media is not None
+
+
 async def _play_prompt(call: Call, final: Reject) -> None:
     engine, caller = call.host.engine, call.caller
+    assert final.prompt is not None
+    if _answered_by_us(call) and caller.media_id is not None:
+        call.prompt_media = caller.media_id
+        call.prompt_playback = await engine.play(caller.media_id, final.prompt)
+        return
     media = f"{call.call_id}.p"
     endpoint = await engine.allocate(f"{call.call_id}.p", media)
     call.host.track_media(media, call)
@@ -87,8 +100,7 @@ async def _play_prompt(call: Call, final: Reject) -> None:
     await engine.configure(media, remote_media(negotiated))
     call.respond_caller(200, answer.serialize().encode())
     caller.state = LegState.CONFIRMED
-    assert final.prompt is not None
-    await engine.play(media, final.prompt)
+    call.prompt_playback = await engine.play(media, final.prompt)
 
 
 def hangup_fork(call: Call, fork: CalleeLeg) -> None:
@@ -137,6 +149,9 @@ async def finish(
         return
     call.done = True
     call.cancel_timer()
+    from zvonar.calls.steps import wrap_up  # steps.py imports this module
+
+    wrap_up(call)
     caller = call.caller
     if caller.invite is not None:  # never answered: a final response (487 sent elsewhere)
         final = call.final
@@ -147,21 +162,17 @@ async def finish(
         _bye_caller(call)
     for fork in call.forks.values():
         if fork is call.winner:
-            if fork.state is not LegState.ENDED:
-                hangup_fork(call, fork)
-            elif fork.dialog is not None:
-                call.host.ua.forget_dialog(fork.dialog)
-            await call.publish(
-                LegEndedEvent, leg_id=fork.leg_id, reason=LegEndReason.completed, at=call.now()
-            )
+            await end_winner(call, fork)
         elif fork.state is LegState.INVITING:
             await stop_fork(call, fork, LegEndReason(fork_reason))
     message = await conclude_voicemail(call)  # never raises
     recorded = await _stop_recording(call)
+    quality = await _quality(call, call.caller.media_id)
     for fork in call.forks.values():
         await release(call, fork.caller_media_id, fork.media_id)
-    if call.prompt_media is not None:
-        await release(call, call.prompt_media)
+    for media in (call.prompt_media, call.local_media):
+        if media is not None:
+            await release(call, media)
     if recorded is not None:
         await call.publish(CallRecorded, path=str(recorded.path), duration=recorded.duration)
     if message is not None:
@@ -177,8 +188,52 @@ async def finish(
         disposition=disposition,
         ended_at=call.now(),
         hangup=side,
-        scheme_path=call.plan.scheme_path if call.plan is not None else (),
+        scheme_path=_path(call),
+        **quality,
     )
+
+
+def _path(call: Call) -> tuple[str, ...]:
+    if call.route is not None:
+        return call.route.path
+    return call.plan.scheme_path if call.plan is not None else ()
+
+
+async def end_winner(call: Call, fork: CalleeLeg) -> None:
+    """The answered leg is over: hang it up if it is not, and publish its end once, with
+    what its audio was like."""
+    if fork.state is not LegState.ENDED:
+        hangup_fork(call, fork)
+    elif fork.dialog is not None:
+        call.host.ua.forget_dialog(fork.dialog)
+    if fork.end_published:
+        return
+    fork.end_published = True
+    await call.publish(
+        LegEndedEvent,
+        leg_id=fork.leg_id,
+        reason=LegEndReason.completed,
+        at=call.now(),
+        **await _quality(call, fork.media_id),
+    )
+
+
+async def _quality(call: Call, media_id: str | None) -> dict[str, float]:
+    """Loss, jitter and estimated MOS of what the leg's peer sent us (empty when nothing
+    arrived or the leg is gone)."""
+    if media_id is None or not call.host.tracks_media(media_id):
+        return {}
+    try:
+        stats = await call.host.engine.stats(media_id)
+    except MediaError:
+        return {}
+    if stats.mos is None:
+        return {}
+    return {
+        "loss": round(min(max(stats.loss, 0.0), 1.0), 4),
+        "jitter_ms": round(max(stats.jitter_ms, 0.0), 2),
+        "mos": round(min(max(stats.mos, 1.0), 5.0), 2),
+    }
 
 
 def _bye_caller(call: Call) -> None:

@@ -78,6 +78,7 @@ class _Session:
     task: asyncio.Task[None] | None = None
     recording_id: str | None = None
     finished: asyncio.Future[RecordingFinished] | None = None
+    owns_leg: bool = True  # False: the caller's leg of steps.py, released with the call
     rx_at_start: int = 0
     got_audio: bool = False
     unsubscribe: list[Callable[[], None]] = field(default_factory=list)
@@ -148,6 +149,16 @@ async def begin(call: Call, spec: VoicemailSpec) -> bool:
     if path is None:
         return False
     engine, caller = call.host.engine, call.caller
+    if caller.state is LegState.CONFIRMED and caller.media_id is not None:
+        # We answered the caller already (a menu, a queue: steps.py): record on that leg.
+        # It stays tracked by the B2BUA, which ignores playbacks it did not start.
+        session = _Session(spec, caller.media_id, path, owns_leg=False)
+        session.unsubscribe.append(engine.subscribe(session.on_event))
+        _SESSIONS[call] = session
+        call.prompt_media = caller.media_id
+        loop = asyncio.get_running_loop()
+        session.task = loop.create_task(_drive(call, session), name=f"voicemail {call.call_id}")
+        return True
     media = f"{call.call_id}.vm"
     session = _Session(spec, media, path)
     session.unsubscribe.append(engine.subscribe(session.on_event))
@@ -286,8 +297,9 @@ async def _close(engine: MediaEngine, s: _Session) -> None:
     for off in s.unsubscribe:
         off()
     s.unsubscribe.clear()
-    with contextlib.suppress(MediaError):
-        await engine.release(s.media_id)
+    if s.owns_leg:
+        with contextlib.suppress(MediaError):
+            await engine.release(s.media_id)
 
 
 def _to_mono(path: Path) -> None:

@@ -14,7 +14,7 @@ from zvonar.calls.events import LegEnded as LegEndedEvent
 from zvonar.calls.events import LegEndReason
 from zvonar.calls.fork import WaveTracker
 from zvonar.calls.legs import CalleeLeg, LegState
-from zvonar.calls.plan import RingTarget
+from zvonar.calls.plan import RingTarget, Wave
 from zvonar.calls.sdp_bridge import new_offer_answer
 from zvonar.calls.signalling import invite_request
 from zvonar.calls.teardown import give_up, release, stop_fork
@@ -24,7 +24,7 @@ from zvonar.sip.errors import SipError
 if TYPE_CHECKING:
     from zvonar.calls.call import Call
 
-__all__ = ["WaveTimeout", "fork_over", "next_wave", "wave_timeout"]
+__all__ = ["WaveTimeout", "fork_over", "next_wave", "ring_wave", "wave_timeout"]
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +35,35 @@ class WaveTimeout:
 
 
 async def next_wave(call: Call) -> None:
+    """The current wave is over without a winner (or the call just began): ring the next
+    one. With a live route (steps.py) the route decides what comes next."""
+    if call.route is not None and call.round == 0:
+        await call.after_wave()
+        return
     plan = call.plan
     while plan is not None and not call.done:
-        call.wave += 1
-        if call.wave >= len(plan.waves):
+        if call.wave + 1 >= len(plan.waves):
             await give_up(call)
             return
-        wave = plan.waves[call.wave]
-        prefix = f"r{call.round}w" if call.round else "w"  # a transfer rings a new round
-        ids = [f"{call.call_id}.{prefix}{call.wave}t{i}" for i in range(len(wave.targets))]
-        call.tracker = WaveTracker(ids)
-        for leg_id, target in zip(ids, wave.targets, strict=True):
-            await _start_fork(call, leg_id, target)
+        await ring_wave(call, plan.waves[call.wave + 1])
         if not call.tracker.over:
-            loop = asyncio.get_running_loop()
-            call.wave_timer = loop.call_later(wave.timeout, call.put, WaveTimeout(call.wave))
             return
+
+
+async def ring_wave(call: Call, wave: Wave) -> None:
+    """Ring every target of ``wave`` at once and arm its timer. If no fork could even start,
+    the wave is over at once and the caller moves on (next wave or step)."""
+    call.wave += 1
+    prefix = f"r{call.round}w" if call.round else "w"  # a transfer rings a new round
+    ids = [f"{call.call_id}.{prefix}{call.wave}t{i}" for i in range(len(wave.targets))]
+    call.tracker = WaveTracker(ids)
+    for leg_id, target in zip(ids, wave.targets, strict=True):
+        await _start_fork(call, leg_id, target)
+    if not call.tracker.over:
+        loop = asyncio.get_running_loop()
+        call.wave_timer = loop.call_later(wave.timeout, call.put, WaveTimeout(call.wave))
+    elif call.route is not None and call.round == 0:
+        await call.after_wave()
 
 
 async def _start_fork(call: Call, leg_id: str, target: RingTarget) -> None:

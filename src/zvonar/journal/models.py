@@ -64,6 +64,11 @@ class CallRecord(IdMixin, TimestampMixin, Base):
     recording_seconds: Mapped[float | None]
     voicemail_path: Mapped[str | None] = mapped_column(String(1000))
     voicemail_seconds: Mapped[float | None]
+    rating: Mapped[int | None]  # 1-5, the caller's post-call rating
+    # The caller's audio as we received it: loss fraction, jitter, estimated MOS.
+    loss: Mapped[float | None]
+    jitter_ms: Mapped[float | None]
+    mos: Mapped[float | None]
     status: Mapped[CallStatus] = mapped_column(_enum(CallStatus), default=CallStatus.open)
     recovered: Mapped[bool] = mapped_column(default=False)
 
@@ -83,3 +88,7 @@ class CallLeg(IdMixin, Base):
     answered_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[LegEndReason | None] = mapped_column(_enum(LegEndReason))
+    # The target's audio as we received it (for answered legs).
+    loss: Mapped[float | None]
+    jitter_ms: Mapped[float | None]
+    mos: Mapped[float | None]

@@ -23,6 +23,9 @@ class LegOut(Output):
     ended_at: datetime | None
     ring_seconds: float | None = Field(description="From ringing to answer or end.")
     end_reason: LegEndReason | None
+    loss: float | None = Field(description="Fraction of the target's RTP packets lost.")
+    jitter_ms: float | None
+    mos: float | None = Field(description="Estimated MOS (1-5) of the target's audio.")
 
     @classmethod
     def of(cls, leg: CallLeg) -> LegOut:
@@ -38,6 +41,9 @@ class LegOut(Output):
             ended_at=leg.ended_at,
             ring_seconds=ring,
             end_reason=leg.end_reason,
+            loss=leg.loss,
+            jitter_ms=leg.jitter_ms,
+            mos=leg.mos,
         )
 
 
@@ -72,6 +78,10 @@ class CallOut(Output):
     has_voicemail: bool
     voicemail_seconds: float | None
     tracking: dict[str, str]
+    rating: int | None = Field(description="The caller's post-call rating, 1-5.")
+    mos: float | None = Field(description="Estimated MOS (1-5) of the caller's audio.")
+    loss: float | None
+    jitter_ms: float | None
     status: CallStatus
     recovered: bool = Field(description="Closed by crash recovery, not by its own end.")
 
@@ -103,6 +113,10 @@ class CallOut(Output):
             "has_voicemail": c.voicemail_path is not None,
             "voicemail_seconds": c.voicemail_seconds,
             "tracking": dict(c.tracking or {}),
+            "rating": c.rating,
+            "mos": c.mos,
+            "loss": c.loss,
+            "jitter_ms": c.jitter_ms,
             "status": c.status,
             "recovered": c.recovered,
         }

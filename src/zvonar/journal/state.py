@@ -26,6 +26,7 @@ from zvonar.calls.events import (
     CallAnswered,
     CallEnded,
     CallEvent,
+    CallRated,
     CallRecorded,
     CallRinging,
     CallStarted,
@@ -61,6 +62,9 @@ class LegState:
     answered_at: datetime | None = None
     ended_at: datetime | None = None
     end_reason: LegEndReason | None = None
+    loss: float | None = None
+    jitter_ms: float | None = None
+    mos: float | None = None
     new: bool = False
     dirty: bool = False
 
@@ -68,12 +72,12 @@ class LegState:
         return {n: getattr(self, n) for n in LEG_COLUMNS}
 
     def updates(self) -> dict[str, Any]:
-        return {"answered_at": self.answered_at, "ended_at": self.ended_at,
-                "end_reason": self.end_reason}  # fmt: skip
+        return {n: getattr(self, n) for n in LEG_MUTABLE}
 
 
+LEG_MUTABLE = ("answered_at", "ended_at", "end_reason", "loss", "jitter_ms", "mos")
 LEG_COLUMNS = ("id", "call_pk", "leg_id", "target_kind", "target_id", "target_display",
-                "rang_at", "answered_at", "ended_at", "end_reason")  # fmt: skip
+                "rang_at", *LEG_MUTABLE)  # fmt: skip
 
 # The columns an event can change after the row exists (what an UPDATE may set).
 MUTABLE = (
@@ -92,6 +96,10 @@ MUTABLE = (
     "recording_seconds",
     "voicemail_path",
     "voicemail_seconds",
+    "rating",
+    "loss",
+    "jitter_ms",
+    "mos",
     "status",
 )
 INSERTED = (
@@ -139,6 +147,10 @@ class CallState:
     recording_seconds: float | None = None
     voicemail_path: str | None = None
     voicemail_seconds: float | None = None
+    rating: int | None = None
+    loss: float | None = None  # of the caller's audio (their leg's RTP as we received it)
+    jitter_ms: float | None = None
+    mos: float | None = None
     status: CallStatus = CallStatus.open
     recovered: bool = False
     legs: dict[str, LegState] = field(default_factory=dict)
@@ -208,6 +220,9 @@ def apply(call: CallState, e: CallEvent, data_dir: Path) -> None:
         _voicemail(call, e, data_dir)
     elif isinstance(e, CallEnded):
         _ended(call, e)
+    elif isinstance(e, CallRated):
+        call.set("rating", e.score)
+        call.touch(e.at)
 
 
 def _ringing(call: CallState, e: CallRinging) -> None:
@@ -248,6 +263,7 @@ def _leg_ended(call: CallState, e: LegEnded) -> None:
     leg = call.legs.get(e.leg_id)
     if leg is not None and leg.ended_at is None:
         leg.ended_at, leg.end_reason, leg.dirty = e.at, e.reason, True
+        leg.loss, leg.jitter_ms, leg.mos = e.loss, e.jitter_ms, e.mos
     call.touch(e.at)
 
 
@@ -300,9 +316,14 @@ def _ended(call: CallState, e: CallEnded) -> None:
             voicemail=call.voicemail_path is not None,
         ),
     )
-    wait, talk = rules.timings(call.started_at, call.answered_at, ended_at)
+    # The talk ends with the answered leg: a post-call rating is not talk time.
+    leg = call.legs.get(call.answered_leg_id or "")
+    talk_end = leg.ended_at if leg is not None and leg.ended_at is not None else ended_at
+    wait, talk = rules.timings(call.started_at, call.answered_at, min(talk_end, ended_at))
     call.set("wait_seconds", wait)
     call.set("talk_seconds", talk)
+    for name in ("loss", "jitter_ms", "mos"):
+        call.set(name, getattr(e, name))
     call.set("status", CallStatus.closed)
     call.touch(ended_at)
     close_legs(call, ended_at)

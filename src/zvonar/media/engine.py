@@ -21,6 +21,7 @@ This module is pure data and protocol definitions: no sockets, no clock.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,6 +97,15 @@ class LegEndpoint:
             raise MediaEngineError(f"local port out of range: {self.port}")
 
 
+@functools.lru_cache(maxsize=4096)  # every leg's answer is checked; peers repeat addresses
+def _ip_literal(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class RemoteMedia:
     """The outcome of offer/answer for one leg, as the engine needs it (RFC 3264 §6.1).
@@ -116,12 +126,8 @@ class RemoteMedia:
     direction: Direction = Direction.SENDRECV
 
     def __post_init__(self) -> None:
-        try:
-            ipaddress.ip_address(self.address)
-        except ValueError:
-            raise MediaEngineError(
-                f"remote media address is not an IP literal: {self.address!r}"
-            ) from None
+        if not _ip_literal(self.address):
+            raise MediaEngineError(f"remote media address is not an IP literal: {self.address!r}")
         if not 0 <= self.port <= 65535:
             raise MediaEngineError(f"remote port out of range: {self.port}")
         if not 0 <= self.payload_type <= 127:

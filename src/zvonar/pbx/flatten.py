@@ -36,7 +36,7 @@ from zvonar.routing.engine import (
     Voicemail,
 )
 
-__all__ = ["Expand", "Flattened", "flatten", "run_flatten"]
+__all__ = ["Expand", "Flattened", "flatten", "run_flatten", "wave_of"]
 
 Expand = Callable[[Dial], Sequence[RingTarget]]
 MAX_ACTIONS = 500  # a safety net: goto hops and step counts already bound a run far below
@@ -52,7 +52,8 @@ class Flattened:
     hops: tuple[str, ...] = ()  # the path step by step, for the journal
 
 
-def _wave(action: Ring, expand: Expand) -> Wave | None:
+def wave_of(action: Ring, expand: Expand) -> Wave | None:
+    """The wave of contacts a ring action reaches; None when it reaches nobody."""
     seen: set[str] = set()
     targets: list[RingTarget] = []
     for dial in action.targets:
@@ -75,7 +76,7 @@ def flatten(
     for _ in range(MAX_ACTIONS):
         action = run.next_action()
         if isinstance(action, Ring):
-            wave = _wave(action, expand)
+            wave = wave_of(action, expand)
             if wave is not None:
                 waves.append(wave)
             kind = OutcomeKind.no_answer if wave is not None else OutcomeKind.unavailable
@@ -90,7 +91,7 @@ def flatten(
             skipped.append(f"queue {action.queue}")
             run.on_outcome(Outcome(OutcomeKind.no_answer), now)
         elif isinstance(action, Ivr):
-            skipped.append(f"menu {action.menu}")
+            skipped.append(f"menu {action.label or action.prompt}")
             run.on_outcome(Outcome(OutcomeKind.completed), now)
         elif isinstance(action, Voicemail | Hangup):
             final = action

@@ -16,7 +16,12 @@ number's trunk, else the account's first active trunk) only when the host is an 
 there is no DNS resolution in the call path yet. Round-robin pointers are kept in this
 process (a dict per account): a restart starts groups over from their first member.
 "Least recent" and "fewest calls" read each employee's answered calls from the journal (the
-last one's end, and how many since midnight in the account's zone).
+last one's end, and how many since midnight in the account's zone), only for accounts whose
+schemes or groups use them.
+
+Nothing above queries the database per call: numbers, schemes, calendar, employees, groups and
+trunks come from the in-memory read model of ``pbx/snapshot.py``, which the directory's and
+routing's events keep current.
 
 Hooks for tests and operators: ``clock`` (the instant the schedule branch is chosen at; default
 the call's start), ``allow_private`` (HTTP route URLs on loopback/private addresses, refused by
@@ -25,57 +30,44 @@ default — see ``integrations.ssrf``).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from zvonar.accounts.models import Account
-from zvonar.calls.events import Direction, Disposition, Target, TargetKind
+from zvonar.calls.events import Direction, Target, TargetKind
 from zvonar.calls.plan import (
     InboundCall,
     Pickup,
     Plan,
     Reject,
     RingTarget,
-    VoicemailSpec,
     Wave,
 )
 from zvonar.contacts.index import ContactIndex
 from zvonar.core.errors import InvalidInput
-from zvonar.directory.models import Employee, Group, GroupMember, Number, Trunk
 from zvonar.directory.phone import normalize
 from zvonar.integrations.http_route import CallFacts, Fallback, HttpRouter, RouteDecision
-from zvonar.journal.models import CallLeg, CallRecord
-from zvonar.media.engine import PromptNotFoundError
-from zvonar.media.prompts import prompt_path
 from zvonar.pbx.credentials import DirectoryCredentialStore
+from zvonar.pbx.dns import named_flow
 from zvonar.pbx.features import feature_call
-from zvonar.pbx.flatten import Flattened, flatten
+from zvonar.pbx.route import QueueSessions, RouteSetup, SchemeRoute
+from zvonar.pbx.snapshot import Person, RoutingSnapshot, TrunkInfo
 from zvonar.routing.engine import (
     CallContext,
     Dial,
-    GroupInfo,
     HttpRequest,
     Outcome,
     OutcomeKind,
     SchemeRun,
-    Voicemail,
 )
-from zvonar.routing.models import CalendarRow, SchemeAssignment, SchemeRow
-from zvonar.routing.schedule import calendar_from_dict
-from zvonar.routing.scheme import Scheme
+from zvonar.routing.models import SchemeRow
 from zvonar.routing.scheme import TargetKind as RouteKind
-from zvonar.routing.scheme_codec import scheme_from_dict
-from zvonar.routing.strategies import MemberState, Presence, Strategy
+from zvonar.routing.strategies import MemberState, Presence
 from zvonar.sip.location import Binding
 from zvonar.sip.ua import Flow, UserAgent
 from zvonar.sip.uri import SipUri, parse_uri
@@ -86,6 +78,9 @@ __all__ = ["PbxResolver"]
 log = logging.getLogger(__name__)
 
 INTERNAL_RING_SECONDS = 30.0
+_DIALED_CACHE = 4096
+_NO_HISTORY = MemberState("")
+_Person = Person
 Bindings = Callable[[str], list[Binding]]  # canonical AOR → live bindings
 ExtensionCalls = Callable[
     [InboundCall, Callable[[InboundCall, uuid.UUID, str], Awaitable[Plan | Reject]]],
@@ -93,29 +88,9 @@ ExtensionCalls = Callable[
 ]  # pbx/outbound_resolver.OutboundCalls: (call, the internal path) → plan
 
 
-@dataclass(frozen=True)
-class _Person:
-    id: uuid.UUID
-    name: str
-    extension: str
-    sip_username: str
-
-
-def _ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
-def _uri_flow(uri: SipUri, default_port: int = 5060) -> Flow | None:
-    if not _ip_literal(uri.host):
-        return None
-    transport = (uri.param("transport") or "udp").upper()
-    if transport not in ("UDP", "TCP"):
-        return None
-    return Flow(transport, uri.host.strip("[]"), uri.port or default_port)
+def _uri_flow(uri: SipUri) -> Flow | None:
+    # A host name is kept as is: pbx.dns resolves it (cached) before the wave is rung.
+    return named_flow(uri.host, uri.port, uri.param("transport") or "udp")
 
 
 class PbxResolver:
@@ -136,8 +111,11 @@ class PbxResolver:
         allow_private: bool = False,
         extension_calls: ExtensionCalls | None = None,
         prompts_dir: Callable[[uuid.UUID], Path] | None = None,
+        queues: QueueSessions | None = None,
+        snapshot: RoutingSnapshot | None = None,
     ) -> None:
         self.prompts_dir = prompts_dir
+        self.queues = queues  # the ACD runtime (queue steps); None: queue steps are skipped
         self.db = db
         self.credentials = credentials
         self.bindings = bindings
@@ -150,6 +128,15 @@ class PbxResolver:
         self.clock = clock
         self.allow_private = allow_private
         self.memory: dict[uuid.UUID, dict[str, int]] = {}  # round-robin pointers per account
+        self._dialed: dict[str, tuple[str, ...]] = {}  # dialed string → its E.164 candidates
+        self._callers: dict[tuple[str, str], str | None] = {}  # (caller, country) → E.164
+        self.detach: Callable[[], None] = lambda: None  # stops following the bus
+        if snapshot is None:
+            # A read model of its own, kept current by the bus every write through ``db``
+            # publishes on; a shared one is attached by its owner.
+            snapshot = RoutingSnapshot(db)
+            self.detach = snapshot.attach(db.bus)
+        self.snapshot = snapshot
 
     async def __call__(self, call: InboundCall) -> Plan | Reject | Pickup:
         feature = await feature_call(self.db, call)  # *8<ext> etc. (pbx/features.py)
@@ -189,17 +176,10 @@ class PbxResolver:
     async def _internal(
         self, call: InboundCall, account_id: uuid.UUID, realm: str
     ) -> Reject | Plan:
-        async with self.db.read() as s:
-            emp = await s.scalar(
-                select(Employee).where(
-                    Employee.account_id == account_id,
-                    Employee.extension == call.dialed,
-                    Employee.active.is_(True),
-                )
-            )
-        if emp is None:  # outbound dialing through trunks is not supported yet
+        snap = await self.snapshot.account(account_id)
+        person = snap.staff.get(call.dialed) if snap is not None else None
+        if person is None:  # outbound dialing through trunks is not supported yet
             return Reject(404, "Not Found", account_id=account_id)
-        person = _Person(emp.id, emp.name, emp.extension, emp.sip_username)
         targets = self._employee_targets(person, realm)
         waves = (Wave(targets, INTERNAL_RING_SECONDS),) if targets else ()
         return Plan(
@@ -218,7 +198,15 @@ class PbxResolver:
 
     # -- inbound calls -------------------------------------------------------------------------
 
-    def _candidates(self, dialed: str) -> list[str]:
+    def _candidates(self, dialed: str) -> tuple[str, ...]:
+        cached = self._dialed.get(dialed)
+        if cached is None:
+            if len(self._dialed) >= _DIALED_CACHE:  # bounded: dialed strings come from outside
+                self._dialed.clear()
+            cached = self._dialed[dialed] = self._normalized(dialed)
+        return cached
+
+    def _normalized(self, dialed: str) -> tuple[str, ...]:
         out: list[str] = []
         digits = dialed.lstrip("+")
         for raw, region in ((dialed, self.default_region), ("+" + digits, None)):
@@ -226,133 +214,116 @@ class PbxResolver:
                 out.append(normalize(raw, region))
             except InvalidInput:
                 continue
-        return list(dict.fromkeys(out))
+        return tuple(dict.fromkeys(out))
 
     async def _inbound(self, call: InboundCall) -> Plan | Reject:
-        candidates = self._candidates(call.dialed) if call.dialed else []
+        candidates = self._candidates(call.dialed) if call.dialed else ()
         if not candidates:
             return Reject(404, "Not Found")
-        async with self.db.read() as s:
-            number = await s.scalar(
-                select(Number).where(Number.e164.in_(candidates), Number.active.is_(True))
-            )
-            if number is None:
-                return Reject(404, "Not Found")
-            account = await s.get(Account, number.account_id)
-            assignment = await s.get(SchemeAssignment, number.id)
-            if account is None or assignment is None:
-                return Reject(480, "No Route", account_id=number.account_id)
-            rows = list(
-                await s.scalars(select(SchemeRow).where(SchemeRow.account_id == account.id))
-            )
-            cal_row = await s.get(CalendarRow, account.id)
-            people = list(
-                await s.scalars(
-                    select(Employee).where(
-                        Employee.account_id == account.id, Employee.active.is_(True)
-                    )
-                )
-            )
-            members = (
-                await s.execute(
-                    select(Group.name, Group.strategy, Employee.extension, GroupMember.weight)
-                    .join(GroupMember, GroupMember.group_id == Group.id)
-                    .join(Employee, Employee.id == GroupMember.employee_id)
-                    .where(Group.account_id == account.id, Employee.active.is_(True))
-                    .order_by(Group.name, GroupMember.position)
-                )
-            ).all()
-            trunks = list(
-                await s.scalars(
-                    select(Trunk)
-                    .where(Trunk.account_id == account.id, Trunk.active.is_(True))
-                    .order_by(Trunk.name)
-                )
-            )
-            now = self.clock() if self.clock is not None else call.started_at
-            history = await _call_history(s, account.id, _midnight(now, account.time_zone))
-        library, scheme = _library(rows, assignment.scheme_id)
+        number = await self.snapshot.number(candidates)
+        if number is None:
+            return Reject(404, "Not Found")
+        snap = await self.snapshot.account(number.account_id)
+        scheme_id = snap.assignments.get(number.id) if snap is not None else None
+        if snap is None or scheme_id is None:
+            return Reject(480, "No Route", account_id=number.account_id)
+        account, rows = snap.account, snap.rows
+        scheme = snap.scheme_by_id.get(scheme_id)
         if scheme is None:
             return Reject(480, "No Route", account_id=account.id)
+        now = self.clock() if self.clock is not None else call.started_at
+        history: Mapping[uuid.UUID, MemberState] = {}
+        if snap.needs_history:  # only "least recent" / "fewest calls" read the journal
+            history = await self.snapshot.history(account.id, _midnight(now, account.time_zone))
         realm = self.credentials.realm_of(account.id) or ""
-        staff = {e.extension: _Person(e.id, e.name, e.extension, e.sip_username) for e in people}
-        presence = {
-            f"employee:{ext}": replace(
-                history.get(p.id, MemberState("")),
-                key=f"employee:{ext}",
-                presence=Presence.available
-                if self.bindings(f"sip:{p.sip_username}@{realm}")
-                else Presence.unregistered,
-            )
-            for ext, p in staff.items()
-        }
-        groups: dict[str, tuple[Strategy, list[tuple[str, int]]]] = {}
-        for name, strategy, ext, weight in members:
-            groups.setdefault(name, (Strategy(strategy.value), []))[1].append((ext, weight))
-        known, tags = await self._caller(call.caller, account)
-        calendar = calendar_from_dict(
-            cal_row.definition if cal_row else {},
-            tz=account.time_zone,
-            default_country=account.country,
-        )
+        staff = snap.staff
+        presence = _Presence(staff, history, self.bindings, realm)
+        caller_e164 = self._e164(call.caller, account.country)
+        known, tags = await self._caller(caller_e164, account.id)
         ctx = CallContext(
             call_id=call.call_id,
             caller=call.caller,
             called=number.e164,
-            calendar=calendar,
-            schemes=library,
+            calendar=snap.calendar,
+            schemes=snap.schemes,
             caller_known=known,
             caller_tags=tags,
             presence=presence,
-            groups={n: GroupInfo(st, tuple(m)) for n, (st, m) in groups.items()},
+            groups=snap.groups,
             memory=self.memory.get(account.id, {}),
         )
         run = SchemeRun(scheme, ctx, now, rng=self.rng)
-        trunk = next((t for t in trunks if t.id == number.trunk_id), trunks[0] if trunks else None)
+        trunk = snap.trunk_for(number)
 
         def expand(dial: Dial) -> list[RingTarget]:
             return self._expand(dial, staff, realm, trunk)
 
         facts = CallFacts(
             call_id=call.call_id,
-            caller=self._e164(call.caller, account.country),
+            caller=caller_e164,
             dialed=number.e164,
             dialed_label=number.label,
             started_at=call.started_at,
         )
-        result = await self._walk(run, expand, now, facts, account.id, rows)
-        if result.memory:
-            self.memory.setdefault(account.id, {}).update(result.memory)
-        log.info("call %s: %s", call.call_id, result.path)
+        by_id = {str(p.id): p for p in staff.values()}
+        account_id = account.id
+
+        def agent_targets(agent_id: str) -> tuple[RingTarget, ...]:
+            person = by_id.get(agent_id)
+            return self._employee_targets(person, realm) if person else ()
+
+        async def ask(request: HttpRequest) -> Outcome:
+            return await self._ask(request, facts, account_id, rows)
+
+        def remember(memory: Mapping[str, int]) -> None:
+            self.memory.setdefault(account_id, {}).update(memory)
+
+        setup = RouteSetup(
+            account_id=account.id,
+            call_id=call.call_id,
+            language=account.language,
+            expand=expand,
+            ask=ask,
+            agent_targets=agent_targets,
+            caller_tags=ctx.tags,
+            caller=facts.caller or "",
+            prompts_dir=self.prompts_dir(account.id) if self.prompts_dir else None,
+            queues=self.queues,
+            clock=self.clock,
+            remember=remember,
+        )
         return Plan(
             account_id=account.id,
-            waves=result.waves,
-            final=_final(
-                result, account, self.prompts_dir(account.id) if self.prompts_dir else None
-            ),
+            waves=(),
             direction=Direction.inbound,
             record=account.recording_enabled,
             number_label=number.label,
-            scheme_path=result.hops,
+            route=SchemeRoute(run, setup, now),
         )
 
     def _e164(self, raw: str, country: str) -> str | None:
         if not raw:
             return None
+        key = (raw, country)
+        if key in self._callers:  # customers call again; parsing a number costs ~50 us
+            return self._callers[key]
         try:
-            return normalize(raw, country)
+            e164: str | None = normalize(raw, country)
         except InvalidInput:
-            return None
+            e164 = None
+        if len(self._callers) >= _DIALED_CACHE:  # bounded: callers are chosen by strangers
+            self._callers.clear()
+        self._callers[key] = e164
+        return e164
 
-    async def _caller(self, caller: str, account: Account) -> tuple[bool, frozenset[str]]:
-        e164 = self._e164(caller, account.country)
+    async def _caller(self, e164: str | None, account_id: uuid.UUID) -> tuple[bool, frozenset[str]]:
         if e164 is None:
             return False, frozenset()
-        hit = await self.contacts.lookup(account.id, e164)
+        hit = await self.contacts.lookup(account_id, e164)
         return (True, hit.tags) if hit is not None else (False, frozenset())
 
     def _expand(
-        self, dial: Dial, staff: Mapping[str, _Person], realm: str, trunk: Trunk | None
+        self, dial: Dial, staff: Mapping[str, _Person], realm: str, trunk: TrunkInfo | None
     ) -> list[RingTarget]:
         if dial.kind is RouteKind.employee:
             person = staff.get(dial.ref)
@@ -366,35 +337,14 @@ class PbxResolver:
             if flow is None:
                 return []
             return [RingTarget(dial.ref, flow, Target(TargetKind.external, dial.ref[:200]))]
-        if dial.kind is RouteKind.number and trunk is not None and _ip_literal(trunk.host):
-            transport = trunk.transport.value.upper()
-            if transport not in ("UDP", "TCP"):
+        if dial.kind is RouteKind.number and trunk is not None:
+            flow = named_flow(trunk.host, trunk.port, trunk.transport)
+            if flow is None:
                 return []
-            host = trunk.host.strip("[]")
-            flow = Flow(transport, host, trunk.port)
-            uri_host = f"[{host}]" if ":" in host else host
-            via_trunk = f"sip:{dial.ref}@{uri_host}:{trunk.port}"
+            uri_host = f"[{flow.host}]" if ":" in flow.host else flow.host
+            via_trunk = f"sip:{dial.ref}@{uri_host}:{flow.port}"
             return [RingTarget(via_trunk, flow, Target(TargetKind.external, dial.ref))]
         return []
-
-    async def _walk(
-        self,
-        run: SchemeRun,
-        expand: Callable[[Dial], list[RingTarget]],
-        now: datetime,
-        facts: CallFacts,
-        account_id: uuid.UUID,
-        rows: list[SchemeRow],
-    ) -> Flattened:
-        flow = flatten(run, expand, now)
-        try:
-            request = next(flow)
-            while True:
-                outcome = await self._ask(request, facts, account_id, rows)
-                request = flow.send(outcome)
-        except StopIteration as stop:
-            result: Flattened = stop.value
-            return result
 
     async def _ask(
         self,
@@ -429,22 +379,51 @@ class PbxResolver:
         if kind == "scheme":
             name = next((r.name for r in rows if str(r.id) == value), None)
             return {"scheme": name} if name else None
-        async with self.db.read() as s:
-            if kind == "group":
-                gname = await s.scalar(
-                    select(Group.name).where(
-                        Group.account_id == account_id, Group.id == _uuid(value)
-                    )
-                )
-                return {"group": gname} if gname else None
-            if value.isdigit():
-                return {"employee": value}
-            ext = await s.scalar(
-                select(Employee.extension).where(
-                    Employee.account_id == account_id, Employee.id == _uuid(value)
-                )
+        snap = await self.snapshot.account(account_id)
+        ref = _uuid(value)
+        if kind == "group":
+            gname = snap.group_names.get(ref) if snap is not None and ref is not None else None
+            return {"group": gname} if gname else None
+        if value.isdigit():
+            return {"employee": value}
+        ext = snap.extensions.get(ref) if snap is not None and ref is not None else None
+        return {"employee": ext} if ext else None
+
+
+class _Presence(Mapping[str, MemberState]):
+    """The account's employees as the strategies see them (``employee:<ext>`` keys), each
+    worked out when the interpreter first asks: a call rings a few of hundreds of staff."""
+
+    def __init__(
+        self,
+        staff: Mapping[str, _Person],
+        history: Mapping[uuid.UUID, MemberState],
+        bindings: Bindings,
+        realm: str,
+    ) -> None:
+        self._staff, self._history, self._bindings, self._realm = staff, history, bindings, realm
+        self._seen: dict[str, MemberState] = {}
+
+    def __getitem__(self, key: str) -> MemberState:
+        state = self._seen.get(key)
+        if state is None:
+            kind, _, ext = key.partition(":")
+            person = self._staff.get(ext) if kind == "employee" else None
+            if person is None:
+                raise KeyError(key)
+            live = self._bindings(f"sip:{person.sip_username}@{self._realm}")
+            state = self._seen[key] = replace(
+                self._history.get(person.id, _NO_HISTORY),
+                key=key,
+                presence=Presence.available if live else Presence.unregistered,
             )
-            return {"employee": ext} if ext else None
+        return state
+
+    def __iter__(self) -> Iterator[str]:
+        return (f"employee:{ext}" for ext in self._staff)
+
+    def __len__(self) -> int:
+        return len(self._staff)
 
 
 def _midnight(now: datetime, time_zone: str) -> datetime:
@@ -456,80 +435,8 @@ def _midnight(now: datetime, time_zone: str) -> datetime:
     return datetime.combine(local.date(), time(), tz)
 
 
-async def _call_history(
-    s: AsyncSession, account_id: uuid.UUID, since: datetime
-) -> dict[uuid.UUID, MemberState]:
-    """Per employee: the end of their last answered call and how many they took since
-    ``since`` (the strategies' ``last_call_end`` and ``calls_today``)."""
-    ended = func.coalesce(CallLeg.ended_at, CallLeg.answered_at)
-    rows = await s.execute(
-        select(
-            CallLeg.target_id,
-            func.max(ended),
-            func.count(case((CallRecord.started_at >= since, 1))),
-        )
-        .join(CallRecord, CallRecord.id == CallLeg.call_pk)
-        .where(
-            CallRecord.account_id == account_id,
-            CallLeg.target_kind == TargetKind.employee,
-            CallLeg.target_id.is_not(None),
-            CallLeg.answered_at.is_not(None),
-        )
-        .group_by(CallLeg.target_id)
-    )
-    return {
-        emp: MemberState("", last_call_end=last, calls_today=int(today))
-        for emp, last, today in rows.all()
-        if emp is not None
-    }
-
-
 def _uuid(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
     except ValueError:
         return None
-
-
-def _library(
-    rows: list[SchemeRow], scheme_id: uuid.UUID
-) -> tuple[dict[str, Scheme], Scheme | None]:
-    library: dict[str, Scheme] = {}
-    chosen: Scheme | None = None
-    for row in rows:
-        try:
-            scheme = scheme_from_dict(row.name, row.definition)
-        except InvalidInput:  # rows are validated on write; a bad one must not drop calls
-            log.exception("scheme %s does not parse", row.id)
-            continue
-        library[row.name] = scheme
-        if row.id == scheme_id:
-            chosen = scheme
-    return library, chosen
-
-
-def _prompt(key: str | None, language: str, base_dir: Path | None = None) -> Path | None:
-    for candidate in (key, "leave_message_after_tone"):
-        if candidate is None:
-            continue
-        try:
-            return prompt_path(candidate, language, base_dir=base_dir)
-        except PromptNotFoundError:
-            continue
-    return None
-
-
-def _final(result: Flattened, account: Account, prompts: Path | None = None) -> Reject:
-    """Voicemail: the greeting, a beep and a message mailed to the step's ``notify`` list
-    (calls/voicemail.py; the greeting alone when the B2BUA cannot record). Hang up: 480."""
-    if isinstance(result.final, Voicemail):
-        prompt = _prompt(result.final.greeting, account.language, prompts)
-        return Reject(
-            480,
-            "Temporarily Unavailable",
-            prompt=prompt,
-            account_id=account.id,
-            disposition=Disposition.voicemail,
-            voicemail=VoicemailSpec(greeting=prompt, notify=tuple(result.final.notify)),
-        )
-    return Reject(480, "Temporarily Unavailable", account_id=account.id)

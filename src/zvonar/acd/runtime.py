@@ -1,0 +1,659 @@
+"""The ACD at run time: the pure dispatcher per account, driven by live calls.
+
+The call actor (``calls.steps``) holds a :class:`QueueSession` per waiting caller and tells it
+what happens on the line (an offer rang, an agent answered, a digit, the caller left, the
+call ended); the session feeds the :class:`~zvonar.acd.dispatcher.Dispatcher` and the runtime
+turns the dispatcher's decisions back into signals for the calls (ring these agents, play an
+announcement, overflow, the callback is taken). Timers (wrap-up, max wait, escalation,
+announcements) are one loop timer per account at the dispatcher's next deadline.
+
+History (status intervals, queue facts) is written behind the calls, in batches, by one
+task; the live feed goes on the bus as ``zvonar.acd.events``. Times are epoch seconds, as
+the stored history wants them.
+
+Agents are the employees named in the account's queues. An agent starts ``online`` when one
+of their phones is registered (the default for a small office where everybody takes calls)
+and follows what they and their supervisor set; whether their phone is registered is checked
+each time they are offered a call or a caller joins their queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from zvonar.acd.agents import (
+    DEVICES_REGISTERED,
+    DEVICES_UNREGISTERED,
+    Agent,
+    AgentConfig,
+    AgentInput,
+    AgentProtocolError,
+    StatusChanged,
+    SupervisorAlert,
+    answered,
+    call_ended,
+    no_answer,
+    set_online,
+    supervisor_set,
+)
+from zvonar.acd.agents import Status as AgentStatus
+from zvonar.acd.definitions import QueueDef
+from zvonar.acd.dispatcher import Dispatcher, Offer
+from zvonar.acd.events import AgentAlerted, AgentStatusChanged, QueueCallerChanged
+from zvonar.acd.facts import FactKind, QueueFact
+from zvonar.acd.queue import Announce, Overflow, QueueError
+from zvonar.calls.events import Target
+from zvonar.calls.plan import (
+    QueueAnnounce,
+    QueueCallback,
+    QueueOffer,
+    QueueOverflow,
+    QueueSignal,
+    RingTarget,
+)
+from zvonar.core.bus import EventBus
+from zvonar.core.errors import NotFound
+from zvonar.media.engine import PromptNotFoundError
+from zvonar.media.prompts import hold_music_path, prompt_path
+
+__all__ = ["AcdRuntime", "CallbackDialer", "CallbackOutcome", "Loader", "QueueView"]
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[uuid.UUID], Awaitable[tuple[Mapping[str, QueueDef], Mapping[str, str]]]]
+"""An account's queue definitions and its employees' ids by extension."""
+
+MAX_CALLBACK_TRIES = 3  # customer no-answers before a queue callback is given up
+
+
+class CallbackOutcome(enum.StrEnum):
+    talked = "talked"
+    agent_missed = "agent_missed"  # no agent answered: an ordinary no-answer
+    customer_missed = "customer_missed"  # an agent answered, the customer could not be reached
+
+
+CallbackDialer = Callable[
+    [uuid.UUID, str, tuple[RingTarget, ...], float, str], Awaitable[CallbackOutcome]
+]
+"""Place a queue callback: ``(account, call_id, agent contacts, ring timeout, customer
+number)`` → how it went (returns once the call is over)."""
+
+Recorder = Callable[[uuid.UUID, list[object]], Awaitable[int]]
+
+
+def _wall(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+@dataclass(eq=False)
+class _Session:
+    """One caller's wait (``calls.plan.QueueSession``)."""
+
+    runtime: AcdRuntime
+    account: _Account
+    queue: str
+    call_id: str
+    priority: int
+    caller: str
+    language: str
+    prompts_dir: Path | None
+    targets: Callable[[str], tuple[RingTarget, ...]]
+    notify: Callable[[QueueSignal], None] | None = None
+    offers: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    connected_agent: str | None = None
+    gone: bool = False  # left, overflowed, or answered and over
+    callback: bool = False  # the caller hung up and waits for us to call back
+    callback_misses: int = 0
+
+    async def enter(self, notify: Callable[[QueueSignal], None]) -> bool:
+        self.notify = notify
+        acct, now = self.account, self.runtime.now()
+        self._sync_members()
+        try:
+            joined = acct.dispatcher.enter(self.queue, self.call_id, now, self.priority)
+        except (QueueError, NotFound) as exc:
+            log.warning("call %s: cannot queue: %s", self.call_id, exc)
+            return False
+        if joined:
+            acct.sessions[self.call_id] = self
+            self.runtime.changed(acct, self.queue, self.call_id, "joined")
+        self.runtime.pump(acct)
+        return joined
+
+    def _sync_members(self) -> None:
+        """Make sure the queue's agents exist and their registration is current."""
+        acct = self.account
+        definition = acct.defs.get(self.queue)
+        if definition is None:
+            return
+        for member in definition.members:
+            agent_id = acct.agent_ids.get(member.extension)
+            if agent_id is not None:
+                self.runtime.ensure_agent(acct, agent_id, bool(self.targets(agent_id)))
+
+    def ringing(self, offer: int, target: Target) -> None:
+        pass  # the agent is reserved ("ringing") from the moment of the offer
+
+    def answered(self, offer: int, target: Target) -> None:
+        self.answered_by(offer, str(target.target_id) if target.target_id else None)
+
+    def answered_by(self, offer: int, agent_id: str | None) -> None:
+        agents = self.offers.pop(offer, ())
+        if agent_id not in agents:
+            agent_id = agents[0] if agents else None
+        if agent_id is None:
+            return
+        self.connected_agent = agent_id
+        acct = self.account
+        self.runtime.feed(acct, agent_id, answered(self.call_id))
+        self.runtime.changed(acct, self.queue, self.call_id, "answered")
+        self.runtime.pump(acct)
+
+    def not_answered(self, offer: int) -> None:
+        agents = self.offers.pop(offer, ())
+        acct = self.account
+        for agent_id in agents:
+            agent = acct.dispatcher.agents.get(agent_id)
+            if agent is not None and agent.status is AgentStatus.ringing:
+                self.runtime.feed(acct, agent_id, no_answer(self.call_id))
+        self.runtime.pump(acct)
+
+    def digit(self, digit: str) -> None:
+        acct = self.account
+        if self.call_id not in acct.sessions:
+            return
+        try:
+            acct.dispatcher.digit(self.call_id, digit, self.runtime.now())
+        except (QueueError, NotFound) as exc:
+            log.info("call %s: digit %s ignored: %s", self.call_id, digit, exc)
+        self.runtime.pump(acct)
+
+    def left(self) -> None:
+        acct = self.account
+        if self.gone or self.callback:
+            return
+        self.gone = True
+        acct.sessions.pop(self.call_id, None)
+        with contextlib.suppress(NotFound):  # already out (overflowed)
+            acct.dispatcher.abandon(self.call_id, self.runtime.now())
+        self.runtime.changed(acct, self.queue, self.call_id, "abandoned")
+        self.runtime.pump(acct)
+
+    def customer_missed(self, offer: int) -> None:
+        """A callback's agent answered but the customer did not: the agent is free again
+        (not a no-answer of theirs); after ``MAX_CALLBACK_TRIES`` the callback is dropped."""
+        agents = self.offers.pop(offer, ())
+        acct = self.account
+        self.callback_misses += 1
+        for agent_id in agents:
+            agent = acct.dispatcher.agents.get(agent_id)
+            if agent is not None and agent.status is AgentStatus.ringing:
+                self.runtime.feed(acct, agent_id, call_ended(self.call_id))
+        if self.callback_misses >= MAX_CALLBACK_TRIES:
+            self.drop()
+        self.runtime.pump(acct)
+
+    def drop(self) -> None:
+        """Give up a callback: it leaves the queue as abandoned (with its wait)."""
+        acct = self.account
+        self.gone = True
+        acct.sessions.pop(self.call_id, None)
+        with contextlib.suppress(NotFound):
+            acct.dispatcher.abandon(self.call_id, self.runtime.now())
+        self.runtime.changed(acct, self.queue, self.call_id, "abandoned")
+
+    def call_ended(self) -> None:
+        acct = self.account
+        self.gone = True
+        acct.sessions.pop(self.call_id, None)
+        if self.connected_agent is not None:
+            self.runtime.feed(acct, self.connected_agent, call_ended(self.call_id))
+        self.runtime.pump(acct)
+
+    def signal(self, sig: QueueSignal) -> None:
+        if self.notify is not None and not self.gone:
+            self.notify(sig)
+
+    def prompt(self, key: str) -> Path | None:
+        try:
+            return prompt_path(key, self.language, base_dir=self.prompts_dir)
+        except PromptNotFoundError:
+            return None
+
+
+@dataclass(eq=False)
+class _Account:
+    account_id: uuid.UUID
+    dispatcher: Dispatcher
+    defs: Mapping[str, QueueDef] = field(default_factory=dict)
+    agent_ids: Mapping[str, str] = field(default_factory=dict)  # extension → employee id
+    sessions: dict[str, _Session] = field(default_factory=dict)
+    stale: bool = True
+    timer: asyncio.TimerHandle | None = None
+    offer_seq: int = 0
+    pumping: bool = False
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """A supervisor's live view of one queue."""
+
+    name: str
+    waiting: tuple[dict[str, object], ...]
+    agents: tuple[dict[str, object], ...]
+
+
+class AcdRuntime:
+    """See the module docstring. ``open`` is ``pbx.route.QueueSessions``."""
+
+    def __init__(
+        self,
+        load: Loader,
+        bus: EventBus,
+        *,
+        record: Recorder | None = None,
+        dial_callback: CallbackDialer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.load = load
+        self.bus = bus
+        self.record = record
+        self.dial_callback = dial_callback
+        self.now = clock
+        self.accounts: dict[uuid.UUID, _Account] = {}
+        self._history: list[tuple[uuid.UUID, object]] = []
+        self._live: list[object] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+
+    async def close(self) -> None:
+        self._closed = True
+        for acct in self.accounts.values():
+            if acct.timer is not None:
+                acct.timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        self._wake.set()
+        if self._writer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+        await self._flush()
+
+    def invalidate(self, account_id: uuid.UUID) -> None:
+        """Queue definitions or staff changed: reload before the next caller joins."""
+        acct = self.accounts.get(account_id)
+        if acct is not None:
+            acct.stale = True
+
+    # -- sessions (pbx.route.QueueSessions) ------------------------------------------------------
+
+    async def open(
+        self,
+        account_id: uuid.UUID,
+        queue: str,
+        call_id: str,
+        *,
+        caller_tags: frozenset[str],
+        language: str,
+        prompts_dir: Path | None,
+        targets: Callable[[str], tuple[RingTarget, ...]],
+        caller: str = "",
+    ) -> tuple[_Session, Path | None] | None:
+        acct = await self._account(account_id)
+        definition = acct.defs.get(queue)
+        if definition is None or queue not in acct.dispatcher.queues:
+            return None
+        priority = 1 if caller_tags & set(definition.vip_tags) else 0
+        session = _Session(
+            self, acct, queue, call_id, priority, caller, language, prompts_dir, targets
+        )
+        music = None
+        if definition.hold_music is not None:
+            with contextlib.suppress(PromptNotFoundError):
+                music = prompt_path(definition.hold_music, language, base_dir=prompts_dir)
+        return session, music or hold_music_path(base_dir=prompts_dir)
+
+    async def _account(self, account_id: uuid.UUID) -> _Account:
+        acct = self.accounts.get(account_id)
+        if acct is None:
+            acct = self.accounts[account_id] = _Account(account_id, Dispatcher())
+        if acct.stale:
+            defs, agent_ids = await self.load(account_id)
+            acct.stale = False
+            self._apply(acct, defs, agent_ids)
+        return acct
+
+    def _apply(
+        self, acct: _Account, defs: Mapping[str, QueueDef], agent_ids: Mapping[str, str]
+    ) -> None:
+        d = acct.dispatcher
+        acct.agent_ids = dict(agent_ids)
+        for name, definition in defs.items():
+            old = acct.defs.get(name)
+            if old == definition and name in d.queues:
+                continue
+            if name in d.queues:
+                if len(d.queues[name]):
+                    continue  # callers wait: the new settings apply once the queue is empty
+                d.remove_queue(name)
+            for member in definition.members:
+                agent_id = agent_ids.get(member.extension)
+                if agent_id is not None and agent_id not in d.agents:
+                    self._new_agent(acct, agent_id, definition)
+            d.add_queue(definition.to_queue_config(agent_ids.get))
+        for name in list(d.queues):
+            if name not in defs and not len(d.queues[name]):
+                d.remove_queue(name)
+        acct.defs = {**acct.defs, **defs}
+        for name in [n for n in acct.defs if n not in defs and n not in d.queues]:
+            acct.defs.pop(name)
+
+    def _new_agent(self, acct: _Account, agent_id: str, definition: QueueDef) -> None:
+        config = AgentConfig(
+            wrapup_seconds=definition.wrapup_seconds, max_no_answers=definition.max_no_answer
+        )
+        acct.dispatcher.add_agent(Agent(agent_id, self.now(), config))
+        # Everybody in a queue takes calls unless they say otherwise.
+        acct.dispatcher.agent_input(agent_id, set_online(), self.now())
+
+    def ensure_agent(self, acct: _Account, agent_id: str, registered: bool) -> None:
+        agent = acct.dispatcher.agents.get(agent_id)
+        if agent is None:
+            return
+        if agent.registered != registered:
+            inp = DEVICES_REGISTERED if registered else DEVICES_UNREGISTERED
+            self.feed(acct, agent_id, inp)
+
+    def feed(self, acct: _Account, agent_id: str, inp: AgentInput) -> None:
+        try:
+            acct.dispatcher.agent_input(agent_id, inp, self.now())
+        except NotFound:
+            log.warning("ACD: no agent %s", agent_id)
+
+    # -- supervisor actions ----------------------------------------------------------------------
+
+    async def set_status(
+        self, account_id: uuid.UUID, agent_id: str, status: AgentStatus, reason: str | None
+    ) -> AgentStatus:
+        acct = await self._account(account_id)
+        if agent_id not in acct.dispatcher.agents:
+            raise NotFound(f"agent {agent_id} is in no queue", code="agent_not_found")
+        self.feed(acct, agent_id, supervisor_set(status, reason))
+        self.pump(acct)
+        return acct.dispatcher.agents[agent_id].status
+
+    async def view(self, account_id: uuid.UUID) -> list[QueueView]:
+        acct = await self._account(account_id)
+        d, now = acct.dispatcher, self.now()
+        out: list[QueueView] = []
+        ext_of = {v: k for k, v in acct.agent_ids.items()}
+        for name, q in sorted(d.queues.items()):
+            waiting: list[dict[str, object]] = []
+            for call_id, session in acct.sessions.items():
+                if session.queue != name or call_id not in q:
+                    continue
+                c = q.caller(call_id)
+                waiting.append(
+                    {
+                        "call_id": call_id,
+                        "caller": session.caller,
+                        "position": q.position(call_id),
+                        "waited": round(now - c.entered_at, 1),
+                        "priority": c.priority,
+                        "offered": bool(d.offer_of(call_id)),
+                        "callback": c.is_callback,
+                    }
+                )
+            waiting.sort(key=lambda w: int(w["position"] or 0))  # type: ignore[call-overload]
+            definition = acct.defs.get(name)
+            agents: list[dict[str, object]] = []
+            for member in definition.members if definition else ():
+                agent_id = acct.agent_ids.get(member.extension)
+                agent = d.agents.get(agent_id) if agent_id else None
+                if agent is None:
+                    continue
+                agents.append(
+                    {
+                        "agent_id": agent.id,
+                        "extension": ext_of.get(agent.id),
+                        "status": agent.status.value,
+                        "reason": agent.reason,
+                        "since": _wall(agent.since),
+                        "call_id": agent.call_id,
+                        "level": member.level,
+                    }
+                )
+            out.append(QueueView(name, tuple(waiting), tuple(agents)))
+        return out
+
+    # -- the dispatcher's decisions --------------------------------------------------------------
+
+    def pump(self, acct: _Account) -> None:
+        """Decide, then turn every event into signals, history and the live feed."""
+        if acct.pumping:
+            return  # an input fed while pumping is decided by the loop below
+        acct.pumping = True
+        try:
+            for _ in range(1000):
+                d, now = acct.dispatcher, self.now()
+                d.decide(now)
+                events = d.events()
+                if not events:
+                    break
+                for event in events:
+                    self._event(acct, event)
+        finally:
+            acct.pumping = False
+        self._arm(acct)
+
+    def _event(self, acct: _Account, event: object) -> None:
+        if isinstance(event, Offer):
+            self._offer(acct, event)
+        elif isinstance(event, Overflow):
+            session = acct.sessions.pop(event.call_id, None)
+            if session is not None:
+                session.signal(QueueOverflow(event.reason.value))
+                session.gone = True
+            self.changed(acct, event.queue_id, event.call_id, "overflow")
+        elif isinstance(event, Announce):
+            session = acct.sessions.get(event.call_id)
+            if session is not None and not session.callback:
+                prompts = self._announcement(acct, session, event)
+                if prompts:
+                    session.signal(QueueAnnounce(prompts))
+        elif isinstance(event, QueueFact):
+            self._history.append((acct.account_id, event))
+            if event.kind is FactKind.callback_requested:
+                session = acct.sessions.get(event.call_id)
+                if session is not None:
+                    session.signal(QueueCallback(session.prompt("callback_confirmed")))
+                    session.callback = True
+            self._wake.set()
+        elif isinstance(event, StatusChanged):
+            self._publish(
+                AgentStatusChanged(
+                    account_id=acct.account_id,
+                    agent_id=event.agent_id,
+                    old=event.old.value,
+                    new=event.new.value,
+                    reason=event.reason,
+                    at=_wall(event.at),
+                )
+            )
+        elif isinstance(event, SupervisorAlert):
+            self._publish(
+                AgentAlerted(
+                    account_id=acct.account_id,
+                    agent_id=event.agent_id,
+                    reason=event.reason,
+                    no_answers=event.no_answers,
+                    at=_wall(event.at),
+                )
+            )
+        elif isinstance(event, AgentProtocolError):
+            log.warning("ACD agent %s: %s (%s)", event.agent_id, event.detail, event.input)
+        else:
+            self._history.append((acct.account_id, event))  # status intervals
+            self._wake.set()
+
+    def _offer(self, acct: _Account, offer: Offer) -> None:
+        session = acct.sessions.get(offer.call_id)
+        d = acct.dispatcher
+        if session is None:
+            for agent_id in offer.agents:  # nobody to ring for: give the agents back
+                self.feed(acct, agent_id, no_answer(offer.call_id))
+            return
+        definition = acct.defs.get(session.queue)
+        timeout = definition.ring_timeout if definition else 15.0
+        reachable: list[RingTarget] = []
+        for agent_id in offer.agents:
+            contacts = session.targets(agent_id)
+            if contacts:
+                reachable.extend(contacts)
+            else:  # their phone went away since: unreachable, and try somebody else
+                self.feed(acct, agent_id, DEVICES_UNREGISTERED)
+                agent = d.agents.get(agent_id)
+                if agent is not None and agent.status is AgentStatus.ringing:
+                    self.feed(acct, agent_id, no_answer(offer.call_id))
+        if not reachable:
+            return
+        acct.offer_seq += 1
+        number = acct.offer_seq
+        session.offers[number] = offer.agents
+        self.changed(acct, session.queue, session.call_id, "offered")
+        if session.callback:
+            self._spawn(self._call_back(acct, session, number, tuple(reachable), timeout))
+        else:
+            session.signal(QueueOffer(number, tuple(reachable), timeout))
+
+    async def _call_back(
+        self,
+        acct: _Account,
+        session: _Session,
+        offer: int,
+        targets: tuple[RingTarget, ...],
+        ring_for: float,
+    ) -> None:
+        """A callback's turn came: the agent first, then the customer."""
+        if self.dial_callback is None or not session.caller:
+            # Nobody can place it: drop it rather than ring agents for it forever.
+            log.warning("queue callback %s cannot be placed", session.call_id)
+            session.callback_misses = MAX_CALLBACK_TRIES - 1
+            session.customer_missed(offer)  # the last try: frees the agents, drops it
+            return
+        outcome = CallbackOutcome.customer_missed
+        try:
+            outcome = await self.dial_callback(
+                acct.account_id, session.call_id, targets, ring_for, session.caller
+            )
+        except Exception:
+            log.exception("queue callback %s failed", session.call_id)
+        if outcome is CallbackOutcome.talked and session.offers.get(offer):
+            session.answered_by(offer, None)
+            session.call_ended()
+        elif outcome is CallbackOutcome.customer_missed:
+            session.customer_missed(offer)
+        else:
+            session.not_answered(offer)
+
+    def _announcement(self, acct: _Account, session: _Session, event: Announce) -> tuple[Path, ...]:
+        definition = acct.defs.get(session.queue)
+        if definition is None:
+            return ()
+        keys: list[str] = []
+        if definition.announce_prompt:
+            keys.append(definition.announce_prompt)
+        if definition.announce_position:
+            keys += ["queue_position", f"n{min(max(event.position, 1), 20)}"]
+            if event.estimated_wait is not None:
+                minutes = min(max(round(event.estimated_wait / 60), 1), 20)
+                keys += ["estimated_wait", f"n{minutes}", "minutes"]
+        if definition.callback_digit == "5":
+            keys.append("queue_callback_offer")
+        paths = [session.prompt(k) for k in keys]
+        return tuple(p for p in paths if p is not None)
+
+    def _arm(self, acct: _Account) -> None:
+        if acct.timer is not None:
+            acct.timer.cancel()
+            acct.timer = None
+        if self._closed:
+            return
+        deadline = acct.dispatcher.next_deadline()
+        if deadline is None:
+            return
+        delay = max(0.0, deadline - self.now())
+        acct.timer = asyncio.get_running_loop().call_later(delay, self._tick, acct)
+
+    def _tick(self, acct: _Account) -> None:
+        acct.timer = None
+        try:
+            acct.dispatcher.handle_timer(self.now())
+            self.pump(acct)
+        except Exception:
+            log.exception("ACD timer failed")
+
+    # -- feeds -----------------------------------------------------------------------------------
+
+    def changed(self, acct: _Account, queue: str, call_id: str, what: str) -> None:
+        self._publish(
+            QueueCallerChanged(
+                account_id=acct.account_id,
+                queue=queue,
+                call_id=call_id,
+                what=what,
+                at=_wall(self.now()),
+            )
+        )
+
+    def _publish(self, event: object) -> None:
+        self._live.append(event)
+        self._wake.set()
+
+    def _spawn(self, coro: Awaitable[object]) -> None:
+        task: asyncio.Task[object] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write_loop(self) -> None:
+        while not self._closed:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        live, self._live = self._live, []
+        for event in live:
+            try:
+                await self.bus.publish(event)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("ACD: cannot publish %s", type(event).__name__)
+        history, self._history = self._history, []
+        if not history or self.record is None:
+            return
+        by_account: dict[uuid.UUID, list[object]] = {}
+        for account_id, event in history:
+            by_account.setdefault(account_id, []).append(event)
+        for account_id, events in by_account.items():
+            try:
+                await self.record(account_id, events)
+            except Exception:  # the history is lost, the calls are not
+                log.exception("ACD: cannot store %d events", len(events))

@@ -1,0 +1,655 @@
+"""Calls the PBX places itself (callbacks): ring side A first, then side B, and bridge them.
+
+Side A (agents, employees) is rung wave after wave like an inbound call's targets; once one
+answers, the others are CANCELled and side B (the customer, usually through a trunk) is rung
+with ``then.from_user`` as the caller ID. A hears silence while B rings. When B answers, the
+two legs are bridged; either side's BYE ends both.
+
+Media: every A fork gets a *pair* in one engine call (A's endpoint and the endpoint B will
+use), as legs.py explains for inbound forks: rtpengine bridges only legs allocated together.
+The winning fork's second endpoint goes into B's INVITE; the losers release both.
+
+Events (the journal gets one row, direction ``callback``, with both sides' legs): CallStarted,
+CallRinging per leg, LegEnded, CallRecorded, CallEnded. The call counts as answered when the
+customer answers: then CallAnswered is published for B's leg and for A's (with A's own answer
+time), ``by`` being the employee on side A. An agent who answered a callback the customer did
+not take is journaled as a leg that ended ``completed`` without an answer time, so the journal
+does not call it answered. Hangup sides read from the customer's view: B is the caller, A the
+callee.
+
+:class:`OriginatedCall` is an actor like :class:`~zvonar.calls.call.Call`: one task, one queue
+of UA events (routed by the B2BUA by transaction key and dialog), media events and timers.
+Nothing raises out of it; ``result`` resolves as soon as the outcome is known (``connected``
+when B answers, else when the call ends) and ``ended`` when the last leg is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zvonar.calls.events import (
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallRecorded,
+    CallRinging,
+    CallStarted,
+    Direction,
+    Disposition,
+    HangupSide,
+    LegEnded,
+    LegEndReason,
+    TargetKind,
+)
+from zvonar.calls.fork import WaveTracker, disposition_for, end_reason_for_status
+from zvonar.calls.legs import LegState
+from zvonar.calls.plan import RingTarget, Wave
+from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
+from zvonar.calls.signalling import invite_request, response_to
+from zvonar.media.engine import (
+    LegEndpoint,
+    MediaEngineError,
+    MediaEvent,
+    MediaTimeout,
+    RecordingFinished,
+)
+from zvonar.media.errors import MediaError
+from zvonar.media.offer_answer import OfferAnswer
+from zvonar.sip.dialog import Dialog
+from zvonar.sip.errors import SipError
+from zvonar.sip.message import SipRequest
+from zvonar.sip.transaction import TransactionKey
+from zvonar.sip.ua import Flow, IncomingRequest, RequestFailed, ResponseIn, UaEvent
+from zvonar.sip.uri import parse_uri
+
+if TYPE_CHECKING:
+    from zvonar.calls.b2bua import B2bua
+
+__all__ = ["OriginatedCall", "Origination", "OriginationOutcome"]
+
+log = logging.getLogger(__name__)
+
+_SAFE_USER = re.compile(r"\+?[0-9A-Za-z._-]{1,64}")
+_NO_REQUEST = SipRequest("OPTIONS", parse_uri("sip:invalid"), ())
+
+
+@dataclass(frozen=True)
+class Origination:
+    """What to place: ``first`` rung wave after wave, then ``then`` for ``then_timeout`` s.
+
+    ``caller`` (the customer's number) and ``dialed`` (the account's number or a label) are
+    what the journal shows; A's phones see ``caller`` as the From user unless a target says
+    otherwise. ``call_id``: "" to mint one (the outbound path may have admitted the call under
+    an id already: its toll-fraud slot is released by that id's CallEnded).
+    """
+
+    account_id: uuid.UUID
+    first: tuple[Wave, ...]
+    then: RingTarget
+    then_timeout: float = 30.0
+    direction: Direction = Direction.callback
+    caller: str = ""
+    dialed: str = ""
+    record: bool = False
+    scheme_path: tuple[str, ...] = ()
+    tracking: dict[str, str] = field(default_factory=dict)
+    call_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.first:
+            raise ValueError("an origination needs at least one wave for side A")
+        if not self.then_timeout > 0:
+            raise ValueError("then_timeout must be > 0 seconds")
+
+
+class OriginationOutcome(enum.StrEnum):
+    connected = "connected"  # B answered: both sides talked
+    first_no_answer = "first_no_answer"  # no one on side A answered (or A gave up)
+    then_no_answer = "then_no_answer"  # the customer did not answer in time
+    then_busy = "then_busy"  # the customer was busy or declined
+    failed = "failed"  # could not be placed (media, SIP, trunk failure, shutdown)
+    cancelled = "cancelled"  # cancel() before B answered
+
+
+@dataclass(frozen=True)
+class _Timeout:
+    wave: int  # -1: B's ring timeout
+
+
+@dataclass(frozen=True)
+class _Stop:
+    outcome: OriginationOutcome
+
+
+OriginationInput = UaEvent | MediaEvent | _Timeout | _Stop
+
+
+@dataclass(eq=False)
+class _Leg:
+    """Our UAC side of one dialog (an A fork or B) and the engine leg its media lands on."""
+
+    leg_id: str
+    wave: int  # -1 for B
+    target: RingTarget
+    media_id: str
+    endpoint: LegEndpoint
+    oa: OfferAnswer
+    local_tag: str
+    sip_call_id: str
+    peer_media_id: str = ""  # A forks: the endpoint of the pair that B will use
+    peer_endpoint: LegEndpoint | None = None
+    request: SipRequest | None = None
+    invite_key: TransactionKey | None = None
+    dialog: Dialog | None = None
+    state: LegState = LegState.INVITING
+    cancel_sent: bool = False
+    rang: bool = False
+    reported: bool = False  # its LegEnded is published
+    answered_at: datetime | None = None
+
+    @property
+    def flow(self) -> Flow:
+        return self.target.flow
+
+
+def _user(value: str) -> str | None:
+    return value if _SAFE_USER.fullmatch(value) else None
+
+
+class OriginatedCall:
+    """See the module docstring. Built and run by :meth:`B2bua.originate`."""
+
+    def __init__(self, host: B2bua, spec: Origination, call_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        self.host = host
+        self.spec = spec
+        self.call_id = call_id
+        self.account_id = spec.account_id
+        self.result: asyncio.Future[OriginationOutcome] = loop.create_future()
+        self.ended: asyncio.Future[Disposition] = loop.create_future()
+        self.started_at = host.clock.now()
+        self.queue: asyncio.Queue[OriginationInput] = asyncio.Queue()
+        self.forks: dict[str, _Leg] = {}
+        self.wave = -1
+        self.tracker = WaveTracker(())
+        self.reasons: list[LegEndReason] = []
+        self.agent: _Leg | None = None  # side A's winner
+        self.customer: _Leg | None = None  # side B
+        self.connected = False
+        self.done = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.recording_id: str | None = None
+        self.recording_done: asyncio.Future[RecordingFinished] | None = None
+        self.recording_path: Path | None = None
+
+    # -- input ----------------------------------------------------------------------------------
+
+    def put(self, item: OriginationInput) -> None:
+        if not self.done:
+            self.queue.put_nowait(item)
+
+    def media_event(self, event: MediaEvent) -> None:
+        if isinstance(event, RecordingFinished):
+            fut = self.recording_done
+            if fut is not None and not fut.done():
+                fut.set_result(event)
+            return
+        self.put(event)
+
+    def cancel(self) -> None:
+        """Stop ringing (``cancelled``); a connected call is hung up on both sides."""
+        self.put(_Stop(OriginationOutcome.cancelled))
+
+    def shutdown(self) -> None:
+        self.put(_Stop(OriginationOutcome.failed))
+
+    # -- the actor ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await self._publish(
+                CallStarted,
+                direction=self.spec.direction,
+                caller=self.spec.caller[:64],
+                dialed=(self.spec.dialed or "callback")[:64],
+                started_at=self.started_at,
+                tracking=dict(self.spec.tracking),
+            )
+            await self._next_wave()
+            while not self.done:
+                await self._handle(await self.queue.get())
+        except asyncio.CancelledError:
+            await self._abort()
+            raise
+        except Exception:
+            log.exception("originated call %s failed", self.call_id)
+            await self._abort()
+        finally:
+            self.host.forget(self)
+            self._settle(OriginationOutcome.failed, Disposition.failed)
+
+    async def _abort(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._finish(OriginationOutcome.failed, Disposition.failed, HangupSide.system)
+
+    def _settle(self, outcome: OriginationOutcome, disposition: Disposition) -> None:
+        if not self.result.done():
+            self.result.set_result(outcome)
+        if self.done and not self.ended.done():
+            self.ended.set_result(disposition)
+
+    async def _handle(self, item: OriginationInput) -> None:
+        if isinstance(item, ResponseIn):
+            await self._response(item)
+        elif isinstance(item, RequestFailed):
+            leg = self._leg_by_key(item.key)
+            if leg is not None and item.request is leg.request:
+                reason = LegEndReason.no_answer if item.status == 408 else LegEndReason.failed
+                await self._leg_failed(leg, reason)
+        elif isinstance(item, IncomingRequest):
+            await self._request(item)
+        elif isinstance(item, _Timeout):
+            await self._timeout(item.wave)
+        elif isinstance(item, _Stop):
+            if self.connected:
+                await self._finish(item.outcome, Disposition.answered, HangupSide.system)
+            else:
+                disposition = (
+                    Disposition.abandoned
+                    if item.outcome is OriginationOutcome.cancelled
+                    else Disposition.failed
+                )
+                await self._finish(item.outcome, disposition, HangupSide.system)
+        elif isinstance(item, MediaTimeout):
+            log.info("call %s: no RTP on %s for %.0f s", self.call_id, item.leg_id, item.seconds)
+            await self._finish(
+                OriginationOutcome.failed,
+                Disposition.answered if self.connected else Disposition.failed,
+                HangupSide.system,
+            )
+
+    def _legs(self) -> list[_Leg]:
+        legs = list(self.forks.values())
+        return [*legs, self.customer] if self.customer is not None else legs
+
+    def _leg_by_key(self, key: object) -> _Leg | None:
+        return next((leg for leg in self._legs() if leg.invite_key == key), None)
+
+    # -- side A: waves of forks -----------------------------------------------------------------
+
+    async def _next_wave(self) -> None:
+        waves = self.spec.first
+        while not self.done:
+            self.wave += 1
+            if self.wave >= len(waves):
+                disposition = disposition_for(self.reasons) if self.reasons else Disposition.failed
+                outcome = (
+                    OriginationOutcome.first_no_answer
+                    if self.reasons and disposition is not Disposition.failed
+                    else OriginationOutcome.failed
+                )
+                await self._finish(outcome, disposition, HangupSide.system)
+                return
+            wave = waves[self.wave]
+            ids = [f"{self.call_id}.a{self.wave}t{i}" for i in range(len(wave.targets))]
+            self.tracker = WaveTracker(ids)
+            for leg_id, target in zip(ids, wave.targets, strict=True):
+                await self._start_fork(leg_id, target)
+            if not self.tracker.over:
+                self._arm(wave.timeout, _Timeout(self.wave))
+                return
+
+    async def _start_fork(self, leg_id: str, target: RingTarget) -> None:
+        engine = self.host.engine
+        engine_call = f"{self.call_id}.{leg_id.rsplit('.', 1)[-1]}"
+        media, peer_media = leg_id, f"{leg_id}.b"
+        try:
+            peer_end = await engine.allocate(engine_call, peer_media)
+            self.host.track_media(peer_media, self)
+            endpoint = await engine.allocate(engine_call, media)
+            self.host.track_media(media, self)
+            leg = self._new_leg(leg_id, self.wave, target, media, endpoint)
+            leg.peer_media_id, leg.peer_endpoint = peer_media, peer_end
+            self.forks[leg_id] = leg
+            from_user = target.from_user or _user(self.spec.caller) or "anonymous"
+            self._invite(leg, from_user, target.from_display)
+        except (MediaError, SipError, ValueError) as exc:
+            log.warning("call %s: cannot ring %s: %s", self.call_id, target.uri, exc)
+            await self._release(peer_media, media)
+            if self.tracker.ended(leg_id, LegEndReason.failed):
+                self.reasons.append(LegEndReason.failed)
+                await self._publish(
+                    LegEnded, leg_id=leg_id, reason=LegEndReason.failed, at=self._now()
+                )
+
+    def _new_leg(
+        self, leg_id: str, wave: int, target: RingTarget, media: str, endpoint: LegEndpoint
+    ) -> _Leg:
+        ua = self.host.ua
+        return _Leg(
+            leg_id=leg_id,
+            wave=wave,
+            target=target,
+            media_id=media,
+            endpoint=endpoint,
+            oa=new_offer_answer(endpoint),
+            local_tag=ua.token(),
+            sip_call_id=f"{ua.token()}@zvonar",
+        )
+
+    def _invite(self, leg: _Leg, from_user: str, from_display: str | None) -> None:
+        host, ua = self.host, self.host.ua
+        leg.request = invite_request(
+            target=leg.target.uri,
+            caller=_NO_REQUEST,
+            local_tag=leg.local_tag,
+            call_id=leg.sip_call_id,
+            via=ua.via_for(leg.flow),
+            contact=str(ua.contact_uri(leg.flow)),
+            user_agent=ua.user_agent,
+            sdp=leg.oa.create_offer().serialize().encode(),
+            from_user=from_user,
+            from_display=from_display,
+        )
+        host.track_dialog(leg.sip_call_id, leg.local_tag, self)
+        leg.invite_key = ua.send_request(leg.request, leg.flow, host.now())
+        host.track_key(leg.invite_key, self)
+        host.flush()
+
+    async def _timeout(self, wave: int) -> None:
+        if self.done:
+            return
+        if wave < 0:  # B rang out
+            customer = self.customer
+            if customer is not None and customer.state is LegState.INVITING:
+                self._hangup(customer)  # CANCEL it
+                await self._leg_failed(customer, LegEndReason.no_answer)
+            return
+        if wave != self.wave or self.agent is not None:
+            return
+        for leg_id in self.tracker.live:
+            await self._stop_fork(self.forks[leg_id], LegEndReason.no_answer)
+        await self._next_wave()
+
+    async def _stop_fork(self, leg: _Leg, reason: LegEndReason) -> None:
+        """We end a ringing A fork (another answered, its wave timed out, the call ends)."""
+        if leg.wave == self.wave and self.tracker.ended(leg.leg_id, reason):
+            self.reasons.append(reason)
+            leg.reported = True
+            await self._publish(LegEnded, leg_id=leg.leg_id, reason=reason, at=self._now())
+        self._hangup(leg)
+        await self._release(leg.media_id, leg.peer_media_id)
+
+    # -- responses ------------------------------------------------------------------------------
+
+    async def _response(self, event: ResponseIn) -> None:
+        leg = self._leg_by_key(event.key)
+        resp = event.response
+        if leg is None or resp.cseq.method != "INVITE" or event.request is not leg.request:
+            return
+        if resp.status < 200:
+            if resp.status > 100 and leg.state is LegState.INVITING and not leg.rang:
+                await self._ringing(leg)
+        elif resp.status < 300:
+            await self._answered(leg, event)
+        elif leg.state is LegState.INVITING:
+            await self._leg_failed(leg, end_reason_for_status(resp.status))
+
+    async def _ringing(self, leg: _Leg) -> None:
+        if leg is not self.customer and (
+            leg.wave != self.wave or not self.tracker.ringing(leg.leg_id)
+        ):
+            return
+        leg.rang = True
+        await self._publish(
+            CallRinging, leg_id=leg.leg_id, target=leg.target.target, at=self._now()
+        )
+
+    async def _answered(self, leg: _Leg, event: ResponseIn) -> None:
+        dialog = event.dialog
+        if dialog is None or leg.request is None:
+            return
+        self.host.ua.send_ack(dialog, leg.request, leg.flow)
+        leg.dialog = dialog
+        is_customer = leg is self.customer
+        late = leg.state is not LegState.INVITING or self.done
+        if not is_customer:
+            late = late or leg.wave != self.wave or self.agent is not None
+        leg.state = LegState.CONFIRMED
+        if late:  # a 2xx crossing our CANCEL (§9.1): end that dialog
+            self._hangup(leg)
+            return
+        try:
+            remote = remote_media(leg.oa.receive_answer(parse_body(event.response.body)))
+            await self.host.engine.configure(leg.media_id, remote)
+        except MediaError as exc:
+            log.info("call %s: unusable answer on %s: %s", self.call_id, leg.leg_id, exc)
+            self._hangup(leg)
+            await self._leg_failed(leg, LegEndReason.failed)
+            return
+        leg.answered_at = self._now()
+        if is_customer:
+            await self._connect(leg)
+            return
+        self.tracker.answered(leg.leg_id)
+        self.agent = leg
+        self._disarm()
+        for other in list(self.forks.values()):
+            if other is not leg and other.state is LegState.INVITING:
+                await self._stop_fork(other, LegEndReason.cancelled)
+        await self._call_customer(leg)
+
+    async def _leg_failed(self, leg: _Leg, reason: LegEndReason) -> None:
+        """A leg ended by itself (a final non-2xx, a transport failure, a ring timeout)."""
+        leg.state = LegState.ENDED
+        if leg.dialog is not None:
+            self.host.ua.forget_dialog(leg.dialog)
+        if leg is self.customer:
+            leg.reported = True
+            await self._publish(LegEnded, leg_id=leg.leg_id, reason=reason, at=self._now())
+            if reason in (LegEndReason.busy, LegEndReason.rejected):
+                outcome, disposition = OriginationOutcome.then_busy, Disposition.busy
+            elif reason in (LegEndReason.no_answer, LegEndReason.cancelled):
+                outcome, disposition = OriginationOutcome.then_no_answer, Disposition.missed
+            else:
+                outcome, disposition = OriginationOutcome.failed, Disposition.failed
+            await self._finish(outcome, disposition, HangupSide.system)
+            return
+        if leg is self.agent:  # its answer was unusable
+            await self._finish(OriginationOutcome.failed, Disposition.failed, HangupSide.system)
+            return
+        await self._release(leg.media_id, leg.peer_media_id)
+        if leg.wave == self.wave and self.tracker.ended(leg.leg_id, reason):
+            self.reasons.append(reason)
+            leg.reported = True
+            await self._publish(LegEnded, leg_id=leg.leg_id, reason=reason, at=self._now())
+            if self.tracker.over and self.agent is None:
+                self._disarm()
+                await self._next_wave()
+
+    # -- side B ---------------------------------------------------------------------------------
+
+    async def _call_customer(self, agent: _Leg) -> None:
+        then = self.spec.then
+        assert agent.peer_endpoint is not None  # every A fork has its pair
+        leg = self._new_leg(f"{self.call_id}.b", -1, then, agent.peer_media_id, agent.peer_endpoint)
+        self.customer = leg
+        from_user = then.from_user or _user(self.spec.dialed) or "anonymous"
+        try:
+            self._invite(leg, from_user, then.from_display)
+        except (SipError, ValueError) as exc:
+            log.warning("call %s: cannot ring %s: %s", self.call_id, then.uri, exc)
+            await self._leg_failed(leg, LegEndReason.failed)
+            return
+        self._arm(self.spec.then_timeout, _Timeout(-1))
+
+    async def _connect(self, customer: _Leg) -> None:
+        agent, engine = self.agent, self.host.engine
+        assert agent is not None
+        self._disarm()
+        await engine.bridge(agent.media_id, customer.media_id)
+        self.connected = True
+        target = agent.target.target
+        by = target.target_id if target.kind in (TargetKind.employee, TargetKind.mobile) else None
+        await self._publish(CallAnswered, leg_id=customer.leg_id, at=customer.answered_at, by=by)
+        await self._publish(CallAnswered, leg_id=agent.leg_id, at=agent.answered_at, by=by)
+        self._settle(OriginationOutcome.connected, Disposition.answered)
+        where = self.host.recording_path
+        if self.spec.record and where is not None:
+            path = where(self.account_id, self.call_id, self.started_at)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.recording_done = asyncio.get_running_loop().create_future()
+            # The customer on the left channel, as the caller of an inbound call.
+            self.recording_id = await engine.start_recording(customer.media_id, path)
+            self.recording_path = path
+
+    # -- requests from either side --------------------------------------------------------------
+
+    async def _request(self, inc: IncomingRequest) -> None:
+        dialog = inc.dialog
+        if dialog is None:
+            return
+        leg = next((x for x in self._legs() if x.local_tag == dialog.id.local_tag), None)
+        method = inc.request.method
+        if method == "BYE":
+            self._reply(inc, dialog, 200)
+            if leg is None:
+                return
+            leg.state = LegState.ENDED
+            self.host.ua.forget_dialog(dialog)
+            if leg is self.customer:
+                await self._finish(
+                    OriginationOutcome.connected, Disposition.answered, HangupSide.caller
+                )
+            elif leg is self.agent:
+                # The agent gave up before the customer answered: side A did not hold.
+                outcome = (
+                    OriginationOutcome.connected
+                    if self.connected
+                    else OriginationOutcome.first_no_answer
+                )
+                disposition = Disposition.answered if self.connected else Disposition.abandoned
+                await self._finish(outcome, disposition, HangupSide.callee)
+        elif method == "INVITE":
+            await self._reinvite(inc, dialog, leg)
+        elif method == "REFER":
+            self._reply(inc, dialog, 501)
+        else:
+            self._reply(inc, dialog, 200)
+
+    async def _reinvite(self, inc: IncomingRequest, dialog: Dialog, leg: _Leg | None) -> None:
+        """Hold/resume and new addresses are answered locally, as for inbound calls."""
+        if leg is None or leg.state is not LegState.CONFIRMED:
+            self._reply(inc, dialog, 491)
+            return
+        if not inc.request.body.strip():
+            local = leg.oa.local_sdp
+            self._reply(inc, dialog, 200, local.serialize().encode() if local else b"")
+            return
+        try:
+            answer, negotiated = leg.oa.receive_offer(parse_body(inc.request.body))
+            await self.host.engine.configure(leg.media_id, remote_media(negotiated))
+        except MediaError as exc:
+            self._reply(inc, dialog, exc.status_hint if exc.status_hint >= 400 else 488)
+            return
+        self._reply(inc, dialog, 200, answer.serialize().encode())
+
+    def _reply(self, inc: IncomingRequest, dialog: Dialog, status: int, body: bytes = b"") -> None:
+        ua = self.host.ua
+        contact = str(ua.contact_uri(inc.flow)) if inc.request.method == "INVITE" else None
+        resp = response_to(inc.request, status, dialog.id.local_tag, contact=contact, body=body)
+        ua.respond(inc, resp, self.host.now())
+        self.host.flush()
+
+    # -- the end --------------------------------------------------------------------------------
+
+    def _hangup(self, leg: _Leg) -> None:
+        ua, now = self.host.ua, self.host.now()
+        if leg.state is LegState.CONFIRMED and leg.dialog is not None:
+            ua.send_request(ua.create_request(leg.dialog, "BYE", leg.flow), leg.flow, now)
+            ua.forget_dialog(leg.dialog)
+        elif leg.state is LegState.INVITING and leg.invite_key is not None and not leg.cancel_sent:
+            leg.cancel_sent = True
+            ua.cancel(leg.invite_key, leg.flow, now)  # a crossing 2xx gets ACK + BYE
+        leg.state = LegState.ENDED
+        self.host.flush()
+
+    async def _finish(
+        self, outcome: OriginationOutcome, disposition: Disposition, side: HangupSide
+    ) -> None:
+        if self.done:
+            return
+        self.done = True
+        self._disarm()
+        for leg in self._legs():
+            answered = leg is self.agent or (leg is self.customer and self.connected)
+            if leg.state is not LegState.ENDED:
+                self._hangup(leg)
+            if not leg.reported:
+                leg.reported = True
+                reason = LegEndReason.completed if answered else LegEndReason.cancelled
+                await self._publish(LegEnded, leg_id=leg.leg_id, reason=reason, at=self._now())
+        recorded = await self._stop_recording()
+        for leg in self.forks.values():
+            await self._release(leg.media_id, leg.peer_media_id)
+        if recorded is not None:
+            await self._publish(CallRecorded, path=str(recorded.path), duration=recorded.duration)
+        await self._publish(
+            CallEnded,
+            disposition=disposition,
+            ended_at=self._now(),
+            hangup=side,
+            scheme_path=self.spec.scheme_path,
+        )
+        self._settle(outcome, disposition)
+
+    async def _stop_recording(self) -> RecordingFinished | None:
+        rid, fut = self.recording_id, self.recording_done
+        if rid is None or fut is None:
+            return None
+        self.recording_id = None
+        try:
+            await self.host.engine.stop_recording(rid)
+            return await asyncio.wait_for(asyncio.shield(fut), 3.0)
+        except (MediaEngineError, TimeoutError) as exc:
+            log.warning("call %s: recording not finished: %s", self.call_id, exc)
+            return None
+
+    async def _release(self, *media_ids: str) -> None:
+        for media_id in media_ids:
+            if not media_id or not self.host.untrack_media(media_id):
+                continue
+            try:
+                await self.host.engine.release(media_id)
+            except MediaError as exc:
+                log.debug("call %s: release %s: %s", self.call_id, media_id, exc)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _arm(self, seconds: float, item: _Timeout) -> None:
+        self._disarm()
+        self.timer = asyncio.get_running_loop().call_later(seconds, self.put, item)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _now(self) -> datetime:
+        return self.host.clock.now()
+
+    async def _publish(self, kind: type[CallEvent], **fields: object) -> None:
+        try:
+            event = kind(account_id=self.account_id, call_id=self.call_id, **fields)  # type: ignore[arg-type]
+            await self.host.bus.publish(event)
+        except Exception:
+            log.exception("call %s: cannot publish %s", self.call_id, kind.__name__)

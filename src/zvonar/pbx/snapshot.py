@@ -1,0 +1,420 @@
+"""The resolver's read model: numbers, and per account everything routing reads, in memory.
+
+A call must not wait on seven queries to learn whom to ring, so the resolver reads from here:
+
+- ``number(candidates)``: the active number (DID) of any account, from one map of them all;
+- ``account(account_id)``: an :class:`AccountSnapshot` — the account's settings, its parsed
+  schemes and their assignments, the parsed calendar, active employees, groups with their
+  members, active trunks;
+- ``history(account_id, since)``: each employee's last answered call and calls since
+  ``since`` (the "least recent" and "fewest calls" strategies), read from the journal.
+
+Each is loaded on first use and dropped by the directory's and routing's events for its account
+(``attach(bus)``; numbers by any number event), so a changed scheme, number or group takes effect
+for the next call. Events that arrive while a load runs bump a generation and the load is not
+installed (as in ``contacts.index``): a stale read never wins. History is dropped by the
+account's ``CallEnded``; when a ``flush`` is given (the journal's write-behind) it runs before
+history is re-read. ``max_age`` bounds what no event announces here: account settings changed
+by ``config apply`` and writes made by another process (its events go to its own bus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import case, func, select
+
+from zvonar.accounts.models import Account
+from zvonar.calls.events import CallEnded, TargetKind
+from zvonar.core.bus import EventBus
+from zvonar.core.errors import InvalidInput
+from zvonar.core.events import Event
+from zvonar.directory.events import EmployeeEvent, GroupChanged, NumberEvent, TrunkChanged
+from zvonar.directory.models import Employee, Group, GroupMember, Number, Trunk
+from zvonar.journal.models import CallLeg, CallRecord
+from zvonar.routing.engine import GroupInfo
+from zvonar.routing.events import CalendarChanged, SchemeAssigned, SchemeChanged
+from zvonar.routing.models import CalendarRow, SchemeAssignment, SchemeRow
+from zvonar.routing.schedule import WorkCalendar, calendar_from_dict
+from zvonar.routing.scheme import Scheme
+from zvonar.routing.scheme_codec import scheme_from_dict
+from zvonar.routing.strategies import MemberState, Strategy
+from zvonar.store.db import Database
+
+__all__ = [
+    "AccountInfo",
+    "AccountSnapshot",
+    "NumberInfo",
+    "Person",
+    "RoutingSnapshot",
+    "TrunkInfo",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_MAX_LOAD_ATTEMPTS = 5
+# Strategies that read the journal; any scheme or group naming one makes history needed.
+_HISTORY_STRATEGIES = frozenset({Strategy.least_recent.value, Strategy.fewest_calls.value})
+# Events after which an account's routing data must be read again.
+ROUTING_EVENTS: tuple[type[Event], ...] = (
+    EmployeeEvent,
+    GroupChanged,
+    NumberEvent,
+    TrunkChanged,
+    SchemeChanged,
+    SchemeAssigned,
+    CalendarChanged,
+)
+
+
+@dataclass(frozen=True)
+class NumberInfo:
+    id: uuid.UUID
+    account_id: uuid.UUID
+    e164: str
+    label: str | None
+    trunk_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    id: uuid.UUID
+    time_zone: str
+    country: str
+    language: str
+    recording_enabled: bool
+
+
+@dataclass(frozen=True)
+class Person:
+    id: uuid.UUID
+    name: str
+    extension: str
+    sip_username: str
+
+
+@dataclass(frozen=True)
+class TrunkInfo:
+    id: uuid.UUID
+    name: str
+    host: str
+    port: int
+    transport: str  # "udp" | "tcp" | "tls"
+
+
+@dataclass(frozen=True)
+class AccountSnapshot:
+    """One account's routing data as of one load; never changed after it is built."""
+
+    account: AccountInfo
+    rows: list[SchemeRow]  # detached rows: id and name for HTTP route replies
+    schemes: Mapping[str, Scheme]  # the parsed library by name
+    scheme_by_id: Mapping[uuid.UUID, Scheme]
+    assignments: Mapping[uuid.UUID, uuid.UUID]  # number id → scheme id
+    calendar: WorkCalendar
+    staff: Mapping[str, Person]  # active employees by extension
+    extensions: Mapping[uuid.UUID, str]  # every employee (active or not) by id
+    groups: Mapping[str, GroupInfo]  # groups with active members, members in ringing order
+    group_names: Mapping[uuid.UUID, str]  # every group by id
+    trunks: tuple[TrunkInfo, ...]  # active, by name
+    needs_history: bool  # a scheme or group uses "least recent" / "fewest calls"
+
+    def scheme_of(self, number_id: uuid.UUID) -> Scheme | None:
+        scheme_id = self.assignments.get(number_id)
+        return None if scheme_id is None else self.scheme_by_id.get(scheme_id)
+
+    def trunk_for(self, number: NumberInfo) -> TrunkInfo | None:
+        """The number's own trunk, else the account's first active one."""
+        for trunk in self.trunks:
+            if trunk.id == number.trunk_id:
+                return trunk
+        return self.trunks[0] if self.trunks else None
+
+
+@dataclass
+class _Slot:
+    """A cached value, when it was loaded, and a generation that events bump."""
+
+    value: Any = None
+    loaded_at: float | None = None
+    generation: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class RoutingSnapshot:
+    """Numbers, per-account routing data and call history in memory (module docstring)."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_age: float = 30.0,
+        flush: Callable[[], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
+        self.max_age = max_age
+        self._flush = flush
+        self._clock = clock
+        self._numbers = _Slot()
+        self._accounts: dict[uuid.UUID, _Slot] = {}
+        self._history: dict[uuid.UUID, _Slot] = {}
+        self.loads = 0  # reads of the database done (observability, tests)
+
+    # -- invalidation --------------------------------------------------------------------------
+
+    def attach(self, bus: EventBus) -> Callable[[], None]:
+        """Follow the directory, routing and call events; returns the unsubscribe."""
+        offs = [bus.subscribe(kind, self._on_event) for kind in ROUTING_EVENTS]
+        offs.append(bus.subscribe(CallEnded, self._on_call_ended))
+
+        def detach() -> None:
+            for off in offs:
+                off()
+
+        return detach
+
+    async def _on_event(self, event: Event) -> None:
+        if isinstance(event, NumberEvent):
+            _drop(self._numbers)
+        self.invalidate(event.account_id)
+
+    async def _on_call_ended(self, event: Event) -> None:
+        slot = self._history.get(event.account_id)
+        if slot is not None:
+            _drop(slot)
+
+    def invalidate(self, account_id: uuid.UUID | None = None) -> None:
+        """Forget one account's routing data (None: everything, numbers included)."""
+        if account_id is None:
+            _drop(self._numbers)
+            for each in (*self._accounts.values(), *self._history.values()):
+                _drop(each)
+            return
+        slot = self._accounts.get(account_id)
+        if slot is not None:
+            _drop(slot)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def preload(self) -> int:
+        """Load the numbers and every account that has one (at start: the first call must not
+        pay for it — the first calendar alone loads the holiday tables, ~0.5 s); returns how
+        many accounts were loaded."""
+        numbers: dict[str, NumberInfo] = await self._get(self._numbers, self._read_numbers)
+        accounts = {n.account_id for n in numbers.values()}
+        for account_id in accounts:
+            await self.account(account_id)
+        return len(accounts)
+
+    async def number(self, candidates: Iterable[str]) -> NumberInfo | None:
+        """The active number among ``candidates`` (E.164 forms of what was dialed)."""
+        numbers: dict[str, NumberInfo] = await self._get(self._numbers, self._read_numbers)
+        for e164 in candidates:
+            hit = numbers.get(e164)
+            if hit is not None:
+                return hit
+        return None
+
+    async def account(self, account_id: uuid.UUID) -> AccountSnapshot | None:
+        slot = self._accounts.setdefault(account_id, _Slot())
+        snapshot: AccountSnapshot | None = await self._get(
+            slot, lambda: self._read_account(account_id)
+        )
+        return snapshot
+
+    async def history(
+        self, account_id: uuid.UUID, since: datetime
+    ) -> Mapping[uuid.UUID, MemberState]:
+        """Per employee: the end of their last answered call and how many they took since
+        ``since`` (midnight in the account's zone; a new day reads again)."""
+        slot = self._history.setdefault(account_id, _Slot())
+        if slot.value is not None and slot.value[0] != since:
+            _drop(slot)
+
+        async def read() -> tuple[datetime, dict[uuid.UUID, MemberState]]:
+            if self._flush is not None:
+                await self._flush()  # the journal writes behind: make the last calls visible
+            return since, await self._read_history(account_id, since)
+
+        cached: tuple[datetime, dict[uuid.UUID, MemberState]] = await self._get(slot, read)
+        return cached[1]
+
+    async def _get(self, slot: _Slot, read: Callable[[], Awaitable[T]]) -> T:
+        if self._fresh(slot):
+            value: T = slot.value
+            return value
+        async with slot.lock:  # one load at a time; callers that waited take its result
+            for _ in range(_MAX_LOAD_ATTEMPTS):
+                if self._fresh(slot):
+                    value = slot.value
+                    return value
+                generation = slot.generation
+                value = await read()
+                self.loads += 1
+                if slot.generation == generation:
+                    slot.value, slot.loaded_at = value, self._clock()
+                    return value
+            # Writes keep racing the load: serve this read without caching it.
+            return value
+
+    def _fresh(self, slot: _Slot) -> bool:
+        return slot.loaded_at is not None and self._clock() - slot.loaded_at < self.max_age
+
+    # -- the database --------------------------------------------------------------------------
+
+    async def _read_numbers(self) -> dict[str, NumberInfo]:
+        async with self._db.read() as s:
+            rows = (
+                await s.execute(
+                    select(
+                        Number.id, Number.account_id, Number.e164, Number.label, Number.trunk_id
+                    ).where(Number.active.is_(True))
+                )
+            ).all()
+        return {e164: NumberInfo(nid, aid, e164, label, tid) for nid, aid, e164, label, tid in rows}
+
+    async def _read_account(self, account_id: uuid.UUID) -> AccountSnapshot | None:
+        async with self._db.read() as s:
+            account = await s.get(Account, account_id)
+            if account is None:
+                return None
+            rows = list(
+                await s.scalars(select(SchemeRow).where(SchemeRow.account_id == account_id))
+            )
+            assigned = (
+                await s.execute(
+                    select(SchemeAssignment.number_id, SchemeAssignment.scheme_id).where(
+                        SchemeAssignment.account_id == account_id
+                    )
+                )
+            ).all()
+            cal_row = await s.get(CalendarRow, account_id)
+            people = list(
+                await s.scalars(select(Employee).where(Employee.account_id == account_id))
+            )
+            groups = (
+                await s.execute(select(Group.id, Group.name).where(Group.account_id == account_id))
+            ).all()
+            members = (
+                await s.execute(
+                    select(Group.name, Group.strategy, Employee.extension, GroupMember.weight)
+                    .join(GroupMember, GroupMember.group_id == Group.id)
+                    .join(Employee, Employee.id == GroupMember.employee_id)
+                    .where(Group.account_id == account_id, Employee.active.is_(True))
+                    .order_by(Group.name, GroupMember.position)
+                )
+            ).all()
+            trunks = list(
+                await s.scalars(
+                    select(Trunk)
+                    .where(Trunk.account_id == account_id, Trunk.active.is_(True))
+                    .order_by(Trunk.name)
+                )
+            )
+        info = AccountInfo(
+            account.id,
+            account.time_zone,
+            account.country,
+            account.language,
+            account.recording_enabled,
+        )
+        schemes, by_id = _library(rows)
+        grouped: dict[str, tuple[Strategy, list[tuple[str, int]]]] = {}
+        for name, strategy, ext, weight in members:
+            grouped.setdefault(name, (Strategy(strategy.value), []))[1].append((ext, weight))
+        return AccountSnapshot(
+            account=info,
+            rows=rows,
+            schemes=schemes,
+            scheme_by_id=by_id,
+            assignments=dict(assigned),
+            calendar=_calendar(cal_row, info),
+            staff={
+                e.extension: Person(e.id, e.name, e.extension, e.sip_username)
+                for e in people
+                if e.active
+            },
+            extensions={e.id: e.extension for e in people},
+            groups={n: GroupInfo(st, tuple(m)) for n, (st, m) in grouped.items()},
+            group_names=dict(groups),
+            trunks=tuple(
+                TrunkInfo(t.id, t.name, t.host, t.port, t.transport.value) for t in trunks
+            ),
+            needs_history=any(st.value in _HISTORY_STRATEGIES for st, _m in grouped.values())
+            or any(_names_history_strategy(r.definition) for r in rows),
+        )
+
+    async def _read_history(
+        self, account_id: uuid.UUID, since: datetime
+    ) -> dict[uuid.UUID, MemberState]:
+        ended = func.coalesce(CallLeg.ended_at, CallLeg.answered_at)
+        async with self._db.read() as s:
+            rows = await s.execute(
+                select(
+                    CallLeg.target_id,
+                    func.max(ended),
+                    func.count(case((CallRecord.started_at >= since, 1))),
+                )
+                .join(CallRecord, CallRecord.id == CallLeg.call_pk)
+                .where(
+                    CallRecord.account_id == account_id,
+                    CallLeg.target_kind == TargetKind.employee,
+                    CallLeg.target_id.is_not(None),
+                    CallLeg.answered_at.is_not(None),
+                )
+                .group_by(CallLeg.target_id)
+            )
+            return {
+                emp: MemberState("", last_call_end=last, calls_today=int(today))
+                for emp, last, today in rows.all()
+                if emp is not None
+            }
+
+
+def _drop(slot: _Slot) -> None:
+    slot.generation += 1
+    slot.value, slot.loaded_at = None, None
+
+
+def _library(rows: list[SchemeRow]) -> tuple[dict[str, Scheme], dict[uuid.UUID, Scheme]]:
+    by_name: dict[str, Scheme] = {}
+    by_id: dict[uuid.UUID, Scheme] = {}
+    for row in rows:
+        try:
+            scheme = scheme_from_dict(row.name, row.definition)
+        except InvalidInput:  # rows are validated on write; a bad one must not drop calls
+            log.exception("scheme %s does not parse", row.id)
+            continue
+        by_name[row.name] = scheme
+        by_id[row.id] = scheme
+    return by_name, by_id
+
+
+def _calendar(row: CalendarRow | None, account: AccountInfo) -> WorkCalendar:
+    try:
+        return calendar_from_dict(
+            row.definition if row else {}, tz=account.time_zone, default_country=account.country
+        )
+    except InvalidInput:  # validated on write; a bad row must not drop calls
+        log.exception("the calendar of account %s does not parse", account.id)
+        return WorkCalendar(tz=account.time_zone)
+
+
+def _names_history_strategy(definition: Any) -> bool:
+    """Whether a scheme definition names a journal-reading strategy anywhere."""
+    if isinstance(definition, Mapping):
+        if definition.get("strategy") in _HISTORY_STRATEGIES:
+            return True
+        return any(_names_history_strategy(v) for v in definition.values())
+    if isinstance(definition, list | tuple):
+        return any(_names_history_strategy(v) for v in definition)
+    return False

@@ -1,0 +1,96 @@
+"""The journal keeps what a call sounded like (per leg and for the caller) and its rating,
+and a post-call rating does not count as talk time."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import Tenant
+from tests.journal.conftest import CallScript, publish
+from zvonar.calls.events import (
+    CallEnded,
+    CallRated,
+    Disposition,
+    HangupSide,
+    InvalidCallEvent,
+    LegEnded,
+    LegEndReason,
+)
+from zvonar.container import Container
+from zvonar.core.bus import RecordingBus
+from zvonar.journal.models import CallLeg, CallRecord
+from zvonar.journal.service import JournalService
+
+
+async def test_rated_call_keeps_quality_and_talk_time(
+    container: Container, bus: RecordingBus, journal: JournalService, tenant_a: Tenant
+) -> None:
+    anna = uuid.uuid4()
+    call = CallScript(tenant_a.account_id)
+    at = call.start
+    await publish(
+        bus,
+        call.started(),
+        call.ringing("a", 1, anna),
+        call.answered("a", 5, by=anna),
+        # The agent hangs up at 65 s; the caller then rates the call until 75 s.
+        LegEnded(
+            account_id=tenant_a.account_id,
+            call_id=call.call_id,
+            leg_id="a",
+            reason=LegEndReason.completed,
+            at=at + timedelta(seconds=65),
+            loss=0.012,
+            jitter_ms=3.5,
+            mos=4.21,
+        ),
+        CallRated(
+            account_id=tenant_a.account_id,
+            call_id=call.call_id,
+            score=4,
+            at=at + timedelta(seconds=72),
+        ),
+        CallEnded(
+            account_id=tenant_a.account_id,
+            call_id=call.call_id,
+            disposition=Disposition.answered,
+            ended_at=at + timedelta(seconds=75),
+            hangup=HangupSide.callee,
+            loss=0.0,
+            jitter_ms=1.25,
+            mos=4.4,
+        ),
+    )
+    await container.journal.flush()
+    async with container.db.read() as s:
+        row = await s.scalar(select(CallRecord).where(CallRecord.call_id == call.call_id))
+        assert row is not None
+        leg = await s.scalar(select(CallLeg).where(CallLeg.call_pk == row.id))
+    assert row.rating == 4
+    assert (row.loss, row.jitter_ms, row.mos) == (0.0, 1.25, 4.4)
+    assert (row.wait_seconds, row.talk_seconds) == (5.0, 60.0)  # not the 10 s of rating
+    assert leg is not None and (leg.loss, leg.jitter_ms, leg.mos) == (0.012, 3.5, 4.21)
+
+
+@pytest.mark.parametrize("score", [0, 6, True, 4.5])
+def test_a_rating_is_one_to_five(score: object) -> None:
+    with pytest.raises(InvalidCallEvent):
+        CallRated(account_id=uuid.uuid4(), call_id="c1", score=score, at=CallScript.start)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("field", "value"), [("loss", 1.5), ("mos", 0.5), ("jitter_ms", -1.0)])
+def test_quality_figures_are_checked(field: str, value: float) -> None:
+    kwargs = {field: value}
+    with pytest.raises(InvalidCallEvent):
+        LegEnded(
+            account_id=uuid.uuid4(),
+            call_id="c1",
+            leg_id="a",
+            reason=LegEndReason.completed,
+            at=CallScript.start,
+            **kwargs,  # type: ignore[arg-type]
+        )

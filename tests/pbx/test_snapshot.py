@@ -1,0 +1,332 @@
+"""The resolver's read model: loaded once, and a change made through the services is what the
+very next call sees (schemes, assignments, numbers, employees, groups, trunks, calendar)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+from zvonar.accounts.models import Account
+from zvonar.calls.events import CallEnded, Disposition, HangupSide
+from zvonar.calls.plan import InboundCall, Plan, Reject
+from zvonar.container import Container
+from zvonar.directory.models import GroupStrategy, Transport, TrunkAuth
+from zvonar.directory.schemas import (
+    EmployeeIn,
+    EmployeePatch,
+    GroupIn,
+    GroupPatch,
+    MemberIn,
+    NumberIn,
+    NumberPatch,
+    TrunkIn,
+)
+from zvonar.pbx.credentials import DirectoryCredentialStore
+from zvonar.pbx.resolver import PbxResolver
+from zvonar.pbx.snapshot import AccountSnapshot, RoutingSnapshot
+from zvonar.routing.schedule import Branch
+from zvonar.routing.scheme import RingStep
+from zvonar.sip.location import Binding
+from zvonar.sip.ua import Flow
+
+from .conftest import NUMBER, Seeded, seed_account
+
+T0 = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
+
+
+def ring(*targets: dict[str, str], timeout: int = 10, **extra: str) -> dict[str, object]:
+    step = {"type": "ring", "targets": list(targets), "timeout": timeout, **extra}
+    return {"branches": {"working": [step]}, "final": {"type": "hangup"}}
+
+
+def call(dialed: str, *, from_uri: str = "sip:+79161234567@10.1.1.1") -> InboundCall:
+    return InboundCall(
+        call_id="c1",
+        dialed=dialed,
+        caller=from_uri.split(":", 1)[1].split("@", 1)[0],
+        caller_display=None,
+        from_uri=from_uri,
+        to_uri=f"sip:{dialed}@127.0.0.1",
+        source=Flow("UDP", "127.0.0.1", 5070),
+        started_at=T0,
+    )
+
+
+async def resolver_for(container: Container) -> PbxResolver:
+    creds = DirectoryCredentialStore(container.db)
+    await creds.load()
+    return PbxResolver(container.db, creds, lambda _aor: [], container.contacts.index)
+
+
+async def account(snapshot: RoutingSnapshot, alpha: Seeded) -> AccountSnapshot:
+    snap = await snapshot.account(alpha.account_id)
+    assert snap is not None
+    return snap
+
+
+def first_ring(snap: AccountSnapshot, number_id: uuid.UUID) -> RingStep:
+    scheme = snap.scheme_of(number_id)
+    assert scheme is not None
+    step = scheme.branches[Branch.working][0]
+    assert isinstance(step, RingStep)
+    return step
+
+
+async def test_calls_read_memory_until_something_changes(container: Container) -> None:
+    alpha = await seed_account(container)
+    beta = await seed_account(container, "beta", number="+74957654321")
+    resolver = await resolver_for(container)
+    assert isinstance(await resolver(call(NUMBER)), Plan)
+    loads = resolver.snapshot.loads
+    for _ in range(5):
+        assert isinstance(await resolver(call(NUMBER)), Plan)
+    assert resolver.snapshot.loads == loads  # no database reads after the first call
+    # A change in another account leaves this one's data cached.
+    await container.directory.update_employee(
+        beta.principal, beta.employee_id, EmployeePatch(name="Boris")
+    )
+    assert isinstance(await resolver(call(NUMBER)), Plan)
+    assert resolver.snapshot.loads == loads
+    await container.directory.update_employee(
+        alpha.principal, alpha.employee_id, EmployeePatch(name="Anya")
+    )
+    assert isinstance(await resolver(call(NUMBER)), Plan)
+    assert resolver.snapshot.loads == loads + 1
+    assert (await account(resolver.snapshot, alpha)).staff["101"].name == "Anya"
+
+
+async def test_changed_scheme_takes_effect_for_the_next_call(container: Container) -> None:
+    alpha = await seed_account(container, ring_seconds=10)
+    resolver = await resolver_for(container)
+    assert isinstance(await resolver(call(NUMBER)), Plan)
+    assert first_ring(await account(resolver.snapshot, alpha), alpha.number_id).timeout == 10
+    (row,) = (await container.routing.list_schemes(alpha.principal)).items
+    await container.routing.replace_scheme(
+        alpha.principal, row.id, "Main", ring({"employee": "101"}, timeout=25)
+    )
+    assert isinstance(await resolver(call(NUMBER)), Plan)
+    assert first_ring(await account(resolver.snapshot, alpha), alpha.number_id).timeout == 25
+
+    # Re-assigning the number to another scheme, then taking the scheme away.
+    other = await container.routing.create_scheme(
+        alpha.principal, "Other", ring({"employee": "101"}, timeout=7)
+    )
+    await container.routing.assign(alpha.principal, alpha.number_id, other.id)
+    assert isinstance(await resolver(call(NUMBER)), Plan)
+    assert first_ring(await account(resolver.snapshot, alpha), alpha.number_id).timeout == 7
+    await container.routing.assign(alpha.principal, alpha.number_id, None)
+    assert await resolver(call(NUMBER)) == Reject(480, "No Route", account_id=alpha.account_id)
+
+
+async def test_numbers_added_changed_and_removed(container: Container) -> None:
+    alpha = await seed_account(container)
+    resolver = await resolver_for(container)
+    new = "+74959876543"
+    assert await resolver(call(new)) == Reject(404, "Not Found")
+    num = await container.directory.add_number(alpha.principal, NumberIn(number=new, label="New"))
+    (row,) = (await container.routing.list_schemes(alpha.principal)).items
+    await container.routing.assign(alpha.principal, num.id, row.id)
+    plan = await resolver(call(new))
+    assert isinstance(plan, Plan) and plan.number_label == "New"
+    await container.directory.update_number(alpha.principal, num.id, NumberPatch(label="Renamed"))
+    plan = await resolver(call(new))
+    assert isinstance(plan, Plan) and plan.number_label == "Renamed"
+    await container.directory.update_number(alpha.principal, num.id, NumberPatch(active=False))
+    assert await resolver(call(new)) == Reject(404, "Not Found")
+    await container.directory.remove_number(alpha.principal, alpha.number_id)
+    assert await resolver(call(NUMBER)) == Reject(404, "Not Found")
+
+
+async def test_employees_groups_trunks_and_calendar_follow_events(container: Container) -> None:
+    alpha = await seed_account(container)
+    p = alpha.principal
+    snapshot = (await resolver_for(container)).snapshot
+    snap = await account(snapshot, alpha)
+    assert set(snap.staff) == {"101"} and snap.groups == {} and snap.trunks == ()
+    assert not snap.needs_history
+
+    bob = await container.directory.create_employee(
+        p, EmployeeIn(name="Bob", extension="102", sip_password="bob-pass-102")
+    )
+    members = [MemberIn(employee_id=bob.view.employee.id), MemberIn(employee_id=alpha.employee_id)]
+    group = await container.directory.create_group(
+        p, GroupIn(name="Sales", strategy=GroupStrategy.in_turn, members=members)
+    )
+    snap = await account(snapshot, alpha)
+    assert set(snap.staff) == {"101", "102"}
+    assert snap.groups["Sales"].members == (("102", 1), ("101", 1))
+    assert snap.group_names == {group.group.id: "Sales"}
+
+    await container.directory.set_members(
+        p, group.group.id, [MemberIn(employee_id=alpha.employee_id, weight=3)]
+    )
+    assert (await account(snapshot, alpha)).groups["Sales"].members == (("101", 3),)
+    await container.directory.update_employee(p, alpha.employee_id, EmployeePatch(active=False))
+    snap = await account(snapshot, alpha)
+    assert set(snap.staff) == {"102"} and "Sales" not in snap.groups  # no active member left
+    assert snap.extensions[alpha.employee_id] == "101"  # HTTP route replies still name it
+
+    await container.directory.update_group(
+        p, group.group.id, GroupPatch(strategy=GroupStrategy.least_recent)
+    )
+    await container.directory.update_employee(p, alpha.employee_id, EmployeePatch(active=True))
+    assert (await account(snapshot, alpha)).needs_history
+
+    trunk = await container.directory.create_trunk(
+        p,
+        TrunkIn(name="Carrier", host="192.0.2.10", transport=Transport.udp,
+                auth_mode=TrunkAuth.ip, allowed_sources=["192.0.2.10"]),
+    )  # fmt: skip
+    (only,) = (await account(snapshot, alpha)).trunks
+    assert only.id == trunk.id and only.host == "192.0.2.10" and only.transport == "udp"
+
+    await container.routing.set_calendar(p, {"hours": {"mon": ["00:00-23:59"]}, "country": None})
+    cal = (await account(snapshot, alpha)).calendar
+    assert cal.branch_at(datetime(2024, 3, 4, 22, 0, tzinfo=UTC)) is Branch.working
+
+
+async def test_a_write_during_a_load_is_not_lost(container: Container) -> None:
+    alpha = await seed_account(container, ring_seconds=10)
+    (row,) = (await container.routing.list_schemes(alpha.principal)).items
+    snapshot = RoutingSnapshot(container.db)
+    snapshot.attach(container.bus)
+    read = snapshot._read_account
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_read(account_id: uuid.UUID) -> AccountSnapshot | None:
+        result = await read(account_id)
+        if snapshot.loads == 0:  # the first load read the old scheme; hold it back
+            started.set()
+            await release.wait()
+        return result
+
+    snapshot._read_account = slow_read  # type: ignore[method-assign]
+    first = asyncio.create_task(snapshot.account(alpha.account_id))
+    await started.wait()
+    await container.routing.replace_scheme(
+        alpha.principal, row.id, "Main", ring({"employee": "101"}, timeout=40)
+    )
+    release.set()
+    snap = await first
+    assert snap is not None and first_ring(snap, alpha.number_id).timeout == 40
+    assert snapshot.loads == 2  # the stale read was thrown away and read again
+
+
+async def test_max_age_bounds_what_no_event_announces(container: Container) -> None:
+    alpha = await seed_account(container)
+    now = [0.0]
+    snapshot = RoutingSnapshot(container.db, max_age=30, clock=lambda: now[0])
+    assert (await account(snapshot, alpha)).account.recording_enabled is True
+    async with container.db.unit_of_work() as uow:  # a write that publishes nothing
+        acc = await uow.session.get(Account, alpha.account_id)
+        assert acc is not None
+        acc.recording_enabled = False
+    now[0] = 29.0
+    assert (await account(snapshot, alpha)).account.recording_enabled is True
+    now[0] = 31.0
+    assert (await account(snapshot, alpha)).account.recording_enabled is False
+
+
+async def test_history_is_read_only_when_needed_and_again_after_a_call(
+    container: Container,
+) -> None:
+    alpha = await seed_account(container)
+    flushes: list[int] = []
+
+    async def flush() -> None:
+        flushes.append(1)
+
+    snapshot = RoutingSnapshot(container.db, flush=flush)
+    snapshot.attach(container.bus)
+    creds = DirectoryCredentialStore(container.db)
+    await creds.load()
+    resolver = PbxResolver(
+        container.db, creds, lambda _aor: [], container.contacts.index, snapshot=snapshot
+    )
+    assert isinstance(await resolver(call(NUMBER)), Plan)
+    assert flushes == []  # a plain "ring 101" scheme never reads the journal
+
+    (row,) = (await container.routing.list_schemes(alpha.principal)).items
+    await container.routing.replace_scheme(
+        alpha.principal, row.id, "Main", ring({"employee": "101"}, strategy="fewest_calls")
+    )
+    assert isinstance(await resolver(call(NUMBER)), Plan)
+    assert isinstance(await resolver(call(NUMBER)), Plan)
+    assert flushes == [1]  # read once, then cached
+    await container.bus.publish(
+        CallEnded(account_id=uuid.uuid4(), call_id="other", disposition=Disposition.answered,
+                  ended_at=T0, hangup=HangupSide.caller)
+    )  # fmt: skip
+    assert isinstance(await resolver(call(NUMBER)), Plan)
+    assert flushes == [1]  # another account's call changes nothing here
+    await container.bus.publish(
+        CallEnded(account_id=alpha.account_id, call_id="c1", disposition=Disposition.answered,
+                  ended_at=T0, hangup=HangupSide.caller)
+    )  # fmt: skip
+    assert isinstance(await resolver(call(NUMBER)), Plan)
+    assert flushes == [1, 1]
+
+
+async def test_internal_calls_follow_employee_changes(container: Container) -> None:
+    alpha = await seed_account(container)
+    phones = {
+        f"sip:{user}@alpha.zvonar": [
+            Binding(aor=f"sip:{user}@alpha.zvonar", contact=f"sip:{user}@127.0.0.1:{port}",
+                    expires_at=1e9, source=("127.0.0.1", port))
+        ]
+        for user, port in (("101", 5099), ("102", 5070))
+    }  # fmt: skip
+    creds = DirectoryCredentialStore(container.db)
+    creds.attach(container.bus)
+    await creds.load()
+    resolver = PbxResolver(
+        container.db, creds, lambda aor: phones.get(aor, []), container.contacts.index
+    )
+    internal = call("103", from_uri="sip:102@alpha.zvonar")
+    assert await resolver(internal) == Reject(404, "Not Found", account_id=alpha.account_id)
+    await container.directory.create_employee(
+        alpha.principal, EmployeeIn(name="Bob", extension="102", sip_password="bob-pass-102")
+    )
+    await container.directory.update_employee(
+        alpha.principal, alpha.employee_id, EmployeePatch(extension="103")
+    )
+    plan = await resolver(internal)
+    assert isinstance(plan, Plan) and plan.account_id == alpha.account_id
+    assert [t.uri for t in plan.waves[0].targets] == ["sip:101@127.0.0.1:5099"]
+
+
+async def test_preload_leaves_nothing_for_the_first_call(container: Container) -> None:
+    await seed_account(container)
+    await seed_account(container, "beta", number="+74957654321")
+    resolver = await resolver_for(container)
+    assert await resolver.snapshot.preload() == 2
+    loads = resolver.snapshot.loads
+    assert isinstance(await resolver(call(NUMBER)), Plan)
+    assert isinstance(await resolver(call("+74957654321")), Plan)
+    assert resolver.snapshot.loads == loads
+
+
+def test_presence_is_worked_out_per_employee_on_demand() -> None:
+    from zvonar.pbx.resolver import _Presence
+    from zvonar.pbx.snapshot import Person
+    from zvonar.routing.strategies import MemberState, Presence
+
+    anna = Person(uuid.uuid4(), "Anna", "101", "101")
+    bob = Person(uuid.uuid4(), "Bob", "102", "bob")
+    asked: list[str] = []
+
+    def bindings(aor: str) -> list[Binding]:
+        asked.append(aor)
+        return [Binding(aor=aor, contact="sip:x@127.0.0.1", expires_at=1e9)] if "101" in aor else []
+
+    history = {anna.id: MemberState("", last_call_end=T0, calls_today=3)}
+    presence = _Presence({"101": anna, "102": bob}, history, bindings, "alpha.zvonar")
+    assert asked == [] and len(presence) == 2
+    assert set(presence) == {"employee:101", "employee:102"}
+    first = presence["employee:101"]
+    assert (first.key, first.presence, first.calls_today) == ("employee:101", Presence.available, 3)
+    assert presence.get("employee:102") == MemberState("employee:102", Presence.unregistered)
+    assert presence.get("employee:103") is None and presence.get("group:Sales") is None
+    assert presence["employee:101"] is first  # asked once per call
+    assert asked == ["sip:101@alpha.zvonar", "sip:bob@alpha.zvonar"]
