@@ -15,7 +15,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.support.server import running_server, seed, sqlite_settings
+from tests.support.server import free_port, running_server, seed, sqlite_settings
+from zvonar.pbx.config import PbxConfig
 
 EXAMPLES_PER_OPERATION = 25
 
@@ -33,7 +34,9 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
     tmp: Path = tmp_path_factory.mktemp("fuzz")
     s = sqlite_settings(tmp)
     _, token = asyncio.run(seed(s, "fuzz", "fuzz password 1"))
-    with running_server(s) as url:
+    # With a PBX in the process, so the live ACD endpoints answer rather than 503.
+    pbx = PbxConfig(sip_port=free_port(), sip_tcp=False, media_timeout=0)
+    with running_server(s, pbx) as url:
         yield url, token
 
 

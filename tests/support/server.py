@@ -14,6 +14,7 @@ import uvicorn
 
 from zvonar.accounts.models import Role
 from zvonar.app import create_app, create_container
+from zvonar.pbx.config import PbxConfig
 from zvonar.settings import Settings
 from zvonar.store.base import Base
 
@@ -44,10 +45,11 @@ async def seed(settings: Settings, slug: str, password: str) -> tuple[str, str]:
 
 
 @contextmanager
-def running_server(settings: Settings) -> Iterator[str]:
-    """Serve ``settings``' database; yields the base URL and stops the server afterwards."""
+def running_server(settings: Settings, pbx: PbxConfig | None = None) -> Iterator[str]:
+    """Serve ``settings``' database (and a PBX with ``pbx``); yields the base URL and stops
+    the server afterwards."""
     port = free_port()
-    app = create_app(create_container(settings))
+    app = create_app(create_container(settings), pbx=pbx)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)

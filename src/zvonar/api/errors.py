@@ -25,6 +25,7 @@ STATUS: dict[type[E.ZvonarError], int] = {
     E.Unauthenticated: 401,
     E.PermissionDenied: 403,
     E.LimitExceeded: 429,
+    E.Unavailable: 503,
 }
 
 _HTTP_CODES = {

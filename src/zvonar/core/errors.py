@@ -52,3 +52,9 @@ class PermissionDenied(ZvonarError):
 
 class LimitExceeded(ZvonarError):
     code = "limit_exceeded"
+
+
+class Unavailable(ZvonarError):
+    """A part the request needs is not running in this process (503: try another)."""
+
+    code = "unavailable"

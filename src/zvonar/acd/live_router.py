@@ -1,0 +1,179 @@
+"""HTTP endpoints of the live ACD: what supervisors watch and do while calls wait.
+
+``GET /acd/live`` (snapshot) and ``GET /acd/events`` (Server-Sent Events) need ``acd.read``;
+``POST /acd/calls/{call_id}/move`` and ``.../intercept`` need the supervisor permission;
+``GET/PUT /agents/{employee_id}/status`` and ``GET .../status-intervals`` are also open to the
+agent themselves. Without a PBX in this process the live endpoints answer
+``503 acd_unavailable`` (reports do not need it). Error codes: ``agent_not_found``,
+``queue_not_found``, ``not_found`` (404); ``call_being_offered``, ``agent_unavailable``,
+``agent_unreachable``, ``queue_full``, ``same_queue`` (409); ``bad_status``, ``reason_required``,
+``employee_required`` (422).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import StreamingResponse
+
+from zvonar.accounts.access import Perm
+from zvonar.acd import live
+from zvonar.acd.live_schemas import (
+    AgentStatusIn,
+    AgentStatusOut,
+    CallPlaceOut,
+    InterceptIn,
+    IntervalOut,
+    LiveOut,
+    LiveQueueOut,
+    MoveIn,
+    StatusIntervalsOut,
+)
+from zvonar.acd.runtime import AcdRuntime
+from zvonar.acd.supervisor import READ_PERM, AcdUnavailable, AgentState, CallPlace, Supervisor
+from zvonar.api.deps import AppContainer, CurrentPrincipal
+
+__all__ = ["acd_runtime", "router"]
+
+router = APIRouter(tags=["acd"])
+
+CallId = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+]
+
+
+def _maybe_runtime(request: Request) -> AcdRuntime | None:
+    runtime: AcdRuntime | None = getattr(request.app.state, "acd", None)
+    return runtime
+
+
+def acd_runtime(request: Request) -> AcdRuntime:
+    """The process's live ACD (``app.state.acd``); 503 ``acd_unavailable`` without a PBX."""
+    runtime = _maybe_runtime(request)
+    if runtime is None:
+        raise AcdUnavailable("the live ACD runs with the PBX, and this process runs none")
+    return runtime
+
+
+def _supervisor(c: AppContainer) -> Supervisor:
+    return Supervisor(c.db)
+
+
+Runtime = Annotated[AcdRuntime, Depends(acd_runtime)]
+MaybeRuntime = Annotated[AcdRuntime | None, Depends(_maybe_runtime)]
+Sup = Annotated[Supervisor, Depends(_supervisor)]
+
+
+def _status(s: AgentState) -> AgentStatusOut:
+    return AgentStatusOut.model_validate(s, from_attributes=True)
+
+
+def _place(place: CallPlace) -> CallPlaceOut:
+    return CallPlaceOut(
+        call_id=place.call_id,
+        queue=place.queue,
+        position=place.position,
+        offered_to=list(place.offered_to),
+    )
+
+
+@router.get("/acd/live", response_model=LiveOut)
+async def acd_live(p: CurrentPrincipal, runtime: Runtime, sup: Sup) -> LiveOut:
+    """Every queue's waiting callers (in order) and agents, now."""
+    views = await sup.live(p, runtime)
+    return LiveOut(
+        queues=[
+            LiveQueueOut.model_validate(
+                {
+                    "name": v.name,
+                    "waiting": list(v.waiting),
+                    "agents": [{**a, "employee_id": a["agent_id"]} for a in v.agents],
+                }
+            )
+            for v in views
+        ]
+    )
+
+
+@router.get(
+    "/acd/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "An SSE stream."}},
+)
+async def acd_events(p: CurrentPrincipal, runtime: Runtime) -> StreamingResponse:
+    """Server-Sent Events: ``AgentStatusChanged``, ``AgentAlerted``, ``QueueCallerChanged``,
+    ``CallStarted``, ``CallAnswered``, ``CallEnded`` of your account (JSON data, ``id`` is the
+    event id); ``dropped`` when you read too slowly (fetch ``/acd/live`` again); a comment
+    every 15 seconds of quiet."""
+    p.require(READ_PERM)
+    kinds = live.ACD_EVENTS + (live.CALL_EVENTS if p.can(Perm.calls_read) else ())
+    bus, account_id = runtime.bus, p.account_id
+
+    def open_feed() -> live.Feed:
+        return live.Feed(bus, account_id, kinds)
+
+    return StreamingResponse(
+        live.stream(open_feed, heartbeat=live.HEARTBEAT),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/agents/{employee_id}/status", response_model=AgentStatusOut)
+async def get_agent_status(
+    employee_id: uuid.UUID, p: CurrentPrincipal, runtime: MaybeRuntime, sup: Sup
+) -> AgentStatusOut:
+    return _status(await sup.get_status(p, runtime, employee_id))
+
+
+@router.put("/agents/{employee_id}/status", response_model=AgentStatusOut)
+async def set_agent_status(
+    employee_id: uuid.UUID,
+    body: AgentStatusIn,
+    p: CurrentPrincipal,
+    runtime: MaybeRuntime,
+    sup: Sup,
+) -> AgentStatusOut:
+    """Set an agent's status (yours, or anybody's as a supervisor). On a call or ringing, the
+    change waits for the call to end (``deferred``); ``online`` without a registered phone
+    shows as ``unreachable``."""
+    return _status(await sup.set_status(p, runtime, employee_id, body.status, body.reason))
+
+
+@router.get("/agents/{employee_id}/status-intervals", response_model=StatusIntervalsOut)
+async def agent_status_intervals(
+    employee_id: uuid.UUID, since: datetime, until: datetime, p: CurrentPrincipal, sup: Sup
+) -> StatusIntervalsOut:
+    """Time in each status within ``[since, until)`` (at most 92 days) and the intervals."""
+    report = await sup.status_intervals(p, employee_id, since, until)
+    return StatusIntervalsOut(
+        employee_id=report.employee_id,
+        since=report.since,
+        until=report.until,
+        totals=report.totals,
+        intervals=[IntervalOut.model_validate(i, from_attributes=True) for i in report.intervals],
+        truncated=report.truncated,
+    )
+
+
+@router.post("/acd/calls/{call_id}/move", response_model=CallPlaceOut)
+async def move_call(
+    call_id: CallId, body: MoveIn, p: CurrentPrincipal, runtime: Runtime, sup: Sup
+) -> CallPlaceOut:
+    """Move a waiting caller to another queue (their wait keeps counting) or, with
+    ``employee_id``, offer them to that employee now (as intercept)."""
+    if body.queue is not None:
+        return _place(await sup.move(p, runtime, call_id, body.queue))
+    return _place(await sup.intercept(p, runtime, call_id, body.employee_id))
+
+
+@router.post("/acd/calls/{call_id}/intercept", response_model=CallPlaceOut)
+async def intercept_call(
+    call_id: CallId, body: InterceptIn, p: CurrentPrincipal, runtime: Runtime, sup: Sup
+) -> CallPlaceOut:
+    """Ring an employee (default: yourself) for a waiting caller right away; if they do not
+    answer, the caller goes back to their place."""
+    return _place(await sup.intercept(p, runtime, call_id, body.employee_id))

@@ -1,0 +1,334 @@
+"""Supervisor and agent actions over the live ACD: the live view, agent statuses, moving a
+waiting caller, intercepting one, and time-in-status reports.
+
+The runtime (:class:`~zvonar.acd.runtime.AcdRuntime`) is passed in per call: it exists only in a
+process that runs the PBX. Every action is scoped to the principal's account, whose dispatcher
+knows only its own callers and agents, so another account's call or agent is simply not found.
+
+Who may do what: reading the live view and reports needs ``acd.read``; acting on calls and other
+people's statuses needs :data:`SUPERVISE_PERM`; an agent may set and read their own status. An
+agent is "yourself" when your user's email is the employee's email in the same account (users
+and employees have no other link yet).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+
+from zvonar.accounts.access import Perm, Principal
+from zvonar.accounts.models import User
+from zvonar.acd.agents import BUSY, TABLE, Agent, AgentConfig, Input, Status
+from zvonar.acd.models import AgentStatusInterval
+from zvonar.acd.runtime import AcdRuntime, QueueView
+from zvonar.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unavailable
+from zvonar.directory.models import Employee
+from zvonar.store.db import Database
+
+if TYPE_CHECKING:  # the runtime's per-account state; read here, changed only through it
+    from zvonar.acd.runtime import _Account, _Session
+
+__all__ = [
+    "CHOOSABLE",
+    "READ_PERM",
+    "SUPERVISE_PERM",
+    "AcdUnavailable",
+    "AgentState",
+    "CallPlace",
+    "Interval",
+    "StatusReport",
+    "Supervisor",
+]
+
+READ_PERM = Perm.acd_read
+# Closest existing permission until an ``acd.supervise`` one exists (see the slice report).
+SUPERVISE_PERM = Perm.acd_read
+
+#: Statuses a person may choose, by their API names (``break`` is ``Status.on_break``).
+CHOOSABLE: dict[str, Status] = {
+    s.value: s for s in (Status.online, Status.offline, Status.dnd, Status.on_break, Status.away)
+}
+MAX_INTERVALS = 5000
+MAX_REPORT_DAYS = 92
+
+# A supervisor taking a call is no queue agent: no wrap-up, never set away for missing one.
+_DIRECT_AGENT = AgentConfig(wrapup_seconds=0.0, max_no_answers=0)
+
+
+class AcdUnavailable(Unavailable):
+    """This process runs no PBX, so there is no live ACD to look at or act on."""
+
+    code = "acd_unavailable"
+
+
+@dataclass(frozen=True)
+class AgentState:
+    employee_id: uuid.UUID
+    status: str  # what they are now (ringing, on_call... included)
+    presence: str  # what they chose; applies once a call is over when ``deferred``
+    reason: str | None
+    since: datetime
+    call_id: str | None
+    deferred: bool
+
+
+@dataclass(frozen=True)
+class Interval:
+    status: str
+    reason: str | None
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    employee_id: uuid.UUID
+    since: datetime
+    until: datetime
+    totals: dict[str, float]
+    intervals: list[Interval]
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class CallPlace:
+    """Where a waiting caller is after an action."""
+
+    call_id: str
+    queue: str
+    position: int | None  # None while their offer rings
+    offered_to: tuple[uuid.UUID, ...]
+
+
+def _wall(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+class Supervisor:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    async def live(self, p: Principal, runtime: AcdRuntime) -> list[QueueView]:
+        p.require(READ_PERM)
+        return await runtime.view(p.account_id)
+
+    async def status_intervals(
+        self, p: Principal, employee_id: uuid.UUID, since: datetime, until: datetime
+    ) -> StatusReport:
+        """Stored intervals overlapping ``[since, until)``, clipped to it, and totals per status."""
+        if since.tzinfo is None or until.tzinfo is None:
+            raise InvalidInput("since and until need a time zone offset")
+        if until <= since:
+            raise InvalidInput("until must be after since")
+        if (until - since).days > MAX_REPORT_DAYS:
+            raise InvalidInput(f"a report covers at most {MAX_REPORT_DAYS} days")
+        await self._employee(p, employee_id)
+        await self._allowed(p, employee_id, READ_PERM)
+        async with self.db.read() as s:
+            rows = (
+                await s.scalars(
+                    select(AgentStatusInterval)
+                    .where(
+                        AgentStatusInterval.account_id == p.account_id,
+                        AgentStatusInterval.agent_id == employee_id,
+                        AgentStatusInterval.start < until,
+                        AgentStatusInterval.end > since,
+                    )
+                    .order_by(AgentStatusInterval.start, AgentStatusInterval.id)
+                )
+            ).all()
+            # Totals as AcdService.time_in_status computes them, over every row in the window.
+            totals: dict[str, float] = {}
+            for r in rows:
+                seconds = (min(r.end, until) - max(r.start, since)).total_seconds()
+                totals[r.status] = totals.get(r.status, 0.0) + seconds
+        intervals = [
+            Interval(r.status, r.reason, max(r.start, since), min(r.end, until))
+            for r in rows[:MAX_INTERVALS]
+        ]
+        return StatusReport(
+            employee_id, since, until, totals, intervals, truncated=len(rows) > MAX_INTERVALS
+        )
+
+    # --- agent statuses -------------------------------------------------------------------------
+
+    async def get_status(
+        self, p: Principal, runtime: AcdRuntime | None, employee_id: uuid.UUID
+    ) -> AgentState:
+        await self._employee(p, employee_id)
+        await self._allowed(p, employee_id, READ_PERM)
+        acct = await _account(_running(runtime), p)
+        return _state(employee_id, _agent(acct, employee_id))
+
+    async def set_status(
+        self,
+        p: Principal,
+        runtime: AcdRuntime | None,
+        employee_id: uuid.UUID,
+        status: str,
+        reason: str | None,
+    ) -> AgentState:
+        chosen = CHOOSABLE.get(status)
+        if chosen is None:
+            raise InvalidInput(f"status must be one of {', '.join(CHOOSABLE)}", code="bad_status")
+        if chosen is Status.on_break and not reason:
+            raise InvalidInput("a break needs a reason", code="reason_required")
+        await self._employee(p, employee_id)
+        await self._allowed(p, employee_id, SUPERVISE_PERM)
+        runtime = _running(runtime)
+        acct = await _account(runtime, p)
+        agent_id = str(employee_id)
+        agent = _agent(acct, employee_id)
+        if (agent.status, Input.supervisor_set) not in TABLE:
+            raise Conflict(
+                f"an agent who is {agent.status.value} cannot change status now",
+                code="status_refused",
+                status=agent.status.value,
+            )
+        await runtime.set_status(p.account_id, agent_id, chosen, reason)
+        return _state(employee_id, acct.dispatcher.agents[agent_id])
+
+    # --- calls ----------------------------------------------------------------------------------
+
+    async def move(self, p: Principal, runtime: AcdRuntime, call_id: str, queue: str) -> CallPlace:
+        """Move a waiting caller to ``queue``; their wait keeps counting from when they joined."""
+        p.require(SUPERVISE_PERM)
+        acct = await _account(runtime, p)
+        session = _session(acct, call_id)
+        source = session.queue
+        acct.dispatcher.move(call_id, queue, runtime.now())
+        session.queue = queue
+        definition = acct.defs.get(queue)
+        for member in definition.members if definition else ():
+            # As when a caller joins: the new queue's agents exist and their phones are checked.
+            agent_id = acct.agent_ids.get(member.extension)
+            if agent_id is not None:
+                runtime.ensure_agent(acct, agent_id, bool(session.targets(agent_id)))
+        runtime.changed(acct, source, call_id, "moved_out")
+        runtime.changed(acct, queue, call_id, "moved_in")
+        runtime.pump(acct)
+        return _place(acct, call_id)
+
+    async def intercept(
+        self,
+        p: Principal,
+        runtime: AcdRuntime,
+        call_id: str,
+        employee_id: uuid.UUID | None,
+    ) -> CallPlace:
+        """Ring ``employee_id`` (default: yourself) for the waiting caller right away."""
+        p.require(SUPERVISE_PERM)
+        acct = await _account(runtime, p)
+        session = _session(acct, call_id)
+        if employee_id is None:
+            employee_id = await self._own_employee(p)
+            if employee_id is None:
+                raise InvalidInput(
+                    "name the employee to take the call (your user is no employee)",
+                    code="employee_required",
+                )
+        else:
+            await self._employee(p, employee_id)
+        agent_id = str(employee_id)
+        if not session.targets(agent_id):
+            raise Conflict(
+                f"employee {employee_id} has no registered phone", code="agent_unreachable"
+            )
+        runtime.ensure_agent(acct, agent_id, True)
+        acct.dispatcher.direct_offer(call_id, agent_id, runtime.now(), _DIRECT_AGENT)
+        runtime.pump(acct)  # the runtime's normal offer path rings their phones
+        return _place(acct, call_id)
+
+    # --- internals ------------------------------------------------------------------------------
+
+    async def _employee(self, p: Principal, employee_id: uuid.UUID) -> None:
+        async with self.db.read() as s:
+            found = await s.scalar(
+                select(Employee.id).where(
+                    Employee.id == employee_id, Employee.account_id == p.account_id
+                )
+            )
+        if found is None:
+            raise NotFound("employee not found")
+
+    async def _allowed(self, p: Principal, employee_id: uuid.UUID, perm: Perm) -> None:
+        if p.can(perm) or await self._own_employee(p) == employee_id:
+            return
+        raise PermissionDenied(f"role {p.role.value!r} may only act on its own agent status")
+
+    async def _own_employee(self, p: Principal) -> uuid.UUID | None:
+        if p.user_id is None:
+            return None
+        async with self.db.read() as s:
+            found = (
+                await s.scalars(
+                    select(Employee.id)
+                    .join(User, func.lower(User.email) == func.lower(Employee.email))
+                    .where(
+                        User.id == p.user_id,
+                        User.account_id == p.account_id,
+                        Employee.account_id == p.account_id,
+                        Employee.active.is_(True),
+                    )
+                    .limit(2)
+                )
+            ).all()
+        return found[0] if len(found) == 1 else None  # two employees share it: nobody's
+
+
+def _running(runtime: AcdRuntime | None) -> AcdRuntime:
+    if runtime is None:
+        raise AcdUnavailable("the live ACD runs with the PBX, and this process runs none")
+    return runtime
+
+
+def _agent(acct: _Account, employee_id: uuid.UUID) -> Agent:
+    agent = acct.dispatcher.agents.get(str(employee_id))
+    if agent is None:
+        raise NotFound("the employee is in no queue", code="agent_not_found")
+    return agent
+
+
+async def _account(runtime: AcdRuntime, p: Principal) -> _Account:
+    acct = runtime.accounts.get(p.account_id)
+    if acct is None or acct.stale:
+        await runtime.view(p.account_id)  # loads (or reloads) the account's queues
+        acct = runtime.accounts[p.account_id]
+    return acct
+
+
+def _session(acct: _Account, call_id: str) -> _Session:
+    session = acct.sessions.get(call_id)
+    if session is None or call_id not in acct.dispatcher.queues.get(session.queue, ()):
+        raise NotFound("no such call waits in a queue")
+    return session
+
+
+def _place(acct: _Account, call_id: str) -> CallPlace:
+    d = acct.dispatcher
+    session = acct.sessions.get(call_id)
+    queue = session.queue if session is not None else ""
+    position = None
+    q = d.queues.get(queue)
+    if q is not None and call_id in q:
+        position = q.position(call_id)
+    offered = tuple(sorted(uuid.UUID(a) for a in d.offer_of(call_id)))
+    return CallPlace(call_id, queue, position, offered)
+
+
+def _state(employee_id: uuid.UUID, agent: Agent) -> AgentState:
+    return AgentState(
+        employee_id=employee_id,
+        status=agent.status.value,
+        presence=agent.presence.value,
+        reason=agent.reason if agent.status is agent.presence else agent.presence_reason,
+        since=_wall(agent.since),
+        call_id=agent.call_id,
+        deferred=agent.status in BUSY,  # a presence change waits for the call to end
+    )
