@@ -2,8 +2,9 @@
 blind transfer through the real PBX runtime, checked in the B2BUA's events and the journal.
 
 - pickup: a carrier calls the number whose scheme rings 101 (a SIPp phone that rings until
-  CANCELled); 102 dials ``*8101`` with digest → the carrier and 102 are answered and bridged
-  (the carrier's RTP reaches 102's leg), 101 gets CANCEL; the journal says answered by 102;
+  CANCELled); 102 dials ``*8101`` (directed) or ``*8`` (group pickup: 101 and 102 share the
+  group "desk") with digest → the carrier and 102 are answered and bridged (the carrier's RTP
+  reaches 102's leg), 101 gets CANCEL; the journal says answered by 102;
 - transfer: 101 answers, sends REFER (Refer-To: 102) in its dialog, gets 202, NOTIFYs and BYE;
   102 answers the carrier; the journal holds the blind transfer to 102.
 """
@@ -26,9 +27,9 @@ from zvonar.app import create_container
 from zvonar.calls.events import CallRinging, CallTransferred, Disposition, LegEnded
 from zvonar.calls.events import LegEndReason as Why
 from zvonar.core.bus import RecordingBus
-from zvonar.directory.schemas import EmployeeIn, NumberIn
+from zvonar.directory.schemas import EmployeeIn, GroupIn, MemberIn, NumberIn
 from zvonar.pbx.config import PbxConfig
-from zvonar.pbx.features import PICKUP_CODE
+from zvonar.pbx.features import GROUP_PICKUP_CODE, PICKUP_CODE
 from zvonar.pbx.runtime import start_pbx
 from zvonar.settings import Settings
 from zvonar.store.base import Base
@@ -166,6 +167,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
             p, EmployeeIn(name=f"Emp {ext}", extension=ext, sip_password=PASSWORD)
         )
         devices[ext] = Device(ext, made.view.employee.id)
+    desk = [MemberIn(employee_id=d.employee_id) for d in devices.values()]
+    await container.directory.create_group(p, GroupIn(name="desk", members=desk))
     ring = {"type": "ring", "targets": [{"employee": "101"}], "timeout": 8}
     scheme = await container.routing.create_scheme(
         p, "ring101", {"branches": {"working": [ring]}, "final": {"type": "hangup"}}
@@ -222,7 +225,8 @@ async def _until(check: object, within: float = 8.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_pickup_takes_the_call_ringing_101(rig: Rig) -> None:
+@pytest.mark.parametrize("code", [f"{PICKUP_CODE}101", GROUP_PICKUP_CODE])
+async def test_pickup_takes_the_call_ringing_101(rig: Rig, code: str) -> None:
     sipps = Sipps(rig)
     start = len(rig.bus.events)
     tone = rig.workdir / "tone.pcap"
@@ -241,10 +245,10 @@ async def test_pickup_takes_the_call_ringing_101(rig: Rig) -> None:
         )
         await _until(lambda: [e for e in rig.bus.events[start:] if isinstance(e, CallRinging)])
         (call_id,) = {e.call_id for e in rig.bus.events[start:] if isinstance(e, CallRinging)}
-        auth = ("-au", "102", "-ap", PASSWORD, "-auth_uri", f"{PICKUP_CODE}101@{rig.remote}")
+        auth = ("-au", "102", "-ap", PASSWORD, "-auth_uri", f"{code}@{rig.remote}")
         picker = await sipps.start(
             "pick102",
-            picker_xml(f"{PICKUP_CODE}101", "102"),
+            picker_xml(code, "102"),
             port=d102.port,
             remote=True,
             extra=auth,

@@ -1,10 +1,12 @@
-"""Directed call pickup: an employee dials the feature code and takes a call that is ringing
-a colleague's phone (the resolver answers :class:`~zvonar.calls.plan.Pickup`, see
-pbx/features.py).
+"""Call pickup: an employee dials a feature code and takes a call that is ringing a
+colleague's phone (the resolver answers :class:`~zvonar.calls.plan.Pickup`, see
+pbx/features.py). Directed pickup names the colleague; group pickup (:class:`GroupPickup`)
+takes the oldest call ringing any member of the picker's groups.
 
 The picker's INVITE arrives as a new call of its own; the B2BUA's dispatch hook
 (``B2bua._resolve``) hands the Pickup here instead of to that call. We find the oldest call of
-the same account that has a live fork to the employee, and the picker's INVITE dialog becomes
+the same account that has a live fork to the employee (or, for a group pickup, to any of the
+members), and the picker's INVITE dialog becomes
 that call's answered callee leg:
 
 - a new media pair is allocated (the caller's side and the picker's side, in one engine call:
@@ -28,7 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Set
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from zvonar.calls.events import (
@@ -54,7 +58,7 @@ if TYPE_CHECKING:
     from zvonar.calls.b2bua import B2bua
     from zvonar.calls.call import Call
 
-__all__ = ["FeatureResolver", "find_ringing", "pick_up"]
+__all__ = ["FeatureResolver", "GroupPickup", "find_ringing", "pick_up", "wanted"]
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +69,30 @@ _NOTHING = Reject(404, "No Ringing Call")  # no account: a failed pickup is not 
 _DONE = Reject(480)  # the picker's own call, emptied: ends without a word (see pick_up)
 
 
+@dataclass(frozen=True)
+class GroupPickup(Pickup):
+    """Group pickup: take the oldest call ringing any of ``members`` (the picker's fellow
+    group members). ``employee_id`` is the picker's own id here: only ``members`` is searched.
+
+    A subclass so that the B2BUA's dispatch (``isinstance(outcome, Pickup)``) needs no change.
+    """
+
+    members: frozenset[uuid.UUID] = field(default_factory=frozenset)
+
+
+def wanted(order: Pickup) -> frozenset[uuid.UUID]:
+    """The employees whose ringing calls ``order`` may take."""
+    if isinstance(order, GroupPickup):
+        return order.members
+    return frozenset({order.employee_id})
+
+
 def find_ringing(
-    calls: Iterable[Call], account_id: object, employee_id: object
+    calls: Iterable[Call], account_id: object, employees: Set[uuid.UUID]
 ) -> tuple[Call, CalleeLeg] | None:
-    """The oldest call of ``account_id`` with a live fork whose target is the employee."""
-    for call in calls:
+    """The oldest call of ``account_id`` with a live fork whose target is one of
+    ``employees`` (oldest by start time; the B2BUA's table keeps arrival order anyway)."""
+    for call in sorted(calls, key=lambda c: c.facts.started_at):
         if call.done or call.account_id != account_id or call.account_id is None:
             continue
         if call.winner is not None or call.transferring or call.caller.state is LegState.ENDED:
@@ -83,7 +106,7 @@ def find_ringing(
                 fork.state is LegState.INVITING
                 and fork.leg_id in live
                 and target.kind in (TargetKind.employee, TargetKind.mobile)
-                and target.target_id == employee_id
+                and target.target_id in employees
             ):
                 return call, fork
     return None
@@ -100,7 +123,8 @@ async def pick_up(host: B2bua, facts: InboundCall, order: Pickup) -> Plan | Reje
         check_offer(inc.request.body)
     except MediaError:
         return Reject(488, "Not Acceptable Here")  # the picker must offer SDP
-    if find_ringing(list(host.calls.values()), order.account_id, order.employee_id) is None:
+    employees = wanted(order)
+    if find_ringing(list(host.calls.values()), order.account_id, employees) is None:
         return _NOTHING
     # Media first (a pair, as a fork's), then the claim: the picked call may have been
     # answered or ended while we waited for the engine, so it is looked up again.
@@ -112,7 +136,7 @@ async def pick_up(host: B2bua, facts: InboundCall, order: Pickup) -> Plan | Reje
         log.warning("call %s: no media for a pickup: %s", picker.call_id, exc)
         await _release(host, caller_media, media)
         return Reject(500, "Server Internal Error")
-    found = find_ringing(list(host.calls.values()), order.account_id, order.employee_id)
+    found = find_ringing(list(host.calls.values()), order.account_id, employees)
     if found is None:
         await _release(host, caller_media, media)
         return _NOTHING

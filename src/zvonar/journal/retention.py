@@ -1,21 +1,30 @@
-"""Recording retention: delete recordings older than the account keeps them; the journal row
-stays, with its recording path cleared."""
+"""Recording retention: delete recordings older than the account keeps them
+(``Account.recording_retention_days``); the journal row stays, with its recording path
+cleared. :class:`RetentionSchedule` runs it for every account at start-up and daily."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import select
 
+from zvonar.accounts.models import Account
 from zvonar.core.errors import InvalidInput
 from zvonar.journal import paths
 from zvonar.journal.models import CallRecord
+from zvonar.store.base import utcnow
 from zvonar.store.db import Database
 
 log = logging.getLogger(__name__)
+
+DAY = 86400.0
 
 
 async def purge_recordings(
@@ -51,3 +60,82 @@ async def purge_recordings(
             call.recording_seconds = None
             purged += 1
     return purged
+
+
+class Purger(Protocol):
+    """What the schedule calls per account: ``JournalService.purge_recordings`` (it flushes
+    the write-behind queue first, so a call finished a moment ago is not missed)."""
+
+    async def purge_recordings(
+        self, account_id: uuid.UUID, retention_days: int, now: datetime
+    ) -> int: ...
+
+
+async def purge_all(db: Database, purger: Purger, now: datetime) -> dict[uuid.UUID, int]:
+    """Apply every account's ``recording_retention_days``; per account, how many recordings
+    went. One account failing (a disk error) does not stop the others."""
+    async with db.read() as s:
+        accounts = (await s.execute(select(Account.id, Account.recording_retention_days))).all()
+    done: dict[uuid.UUID, int] = {}
+    for account_id, days in accounts:
+        try:
+            done[account_id] = await purger.purge_recordings(account_id, max(1, days), now)
+        except Exception:
+            log.exception("journal: retention failed for account %s", account_id)
+    return done
+
+
+class RetentionSchedule:
+    """Runs :func:`purge_all` at start-up and then every ``interval`` seconds (a day), as a
+    background task of ``zvonar serve``: ``start()`` after the database is up, ``await
+    stop()`` before the journal closes. ``runs`` and ``last`` say what it did."""
+
+    def __init__(
+        self,
+        db: Database,
+        purger: Purger,
+        *,
+        interval: float = DAY,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if not interval > 0:
+            raise ValueError("interval must be positive")
+        self.db = db
+        self.purger = purger
+        self.interval = interval
+        self.clock = clock
+        self.runs = 0
+        self.last: dict[uuid.UUID, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        if self._task is None:
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._loop(), name="recording retention")
+
+    async def run_once(self) -> dict[uuid.UUID, int]:
+        self.last = await purge_all(self.db, self.purger, self.clock())
+        self.runs += 1
+        purged = sum(self.last.values())
+        if purged:
+            log.info("journal: retention deleted %d recording(s)", purged)
+        return self.last
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:  # the database is down: try again at the next run
+                log.exception("journal: retention run failed")
+            await asyncio.sleep(self.interval)

@@ -1,24 +1,32 @@
 """Feature codes dialed from our phones: what the resolver answers before any routing.
 
-``*8<ext>`` — directed pickup: take the call that is ringing extension ``<ext>`` right now
-(calls/pickup.py carries it out). Only a phone that passed the INVITE gate's digest
-(``CallerAuth.account_id`` and ``user``) may dial a feature code, and only within its own
-account: the picked employee and the picker are both looked up in the caller's account, so
-a call of another account can never be found.
+``*8<ext>`` — directed pickup: take the call that is ringing extension ``<ext>`` right now.
+``*8`` alone — group pickup (Asterisk's convention): take the oldest call ringing anyone who
+shares a group with the picker (the picker's own phones excluded: those they can answer).
+calls/pickup.py carries both out.
+
+Only a phone that passed the INVITE gate's digest (``CallerAuth.account_id`` and ``user``) may
+dial a feature code, and only within its own account: the picked employee, the groups and the
+picker are all looked up in the caller's account, so a call of another account can never be
+found.
 """
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import select
 
 from zvonar.calls.events import Target, TargetKind
+from zvonar.calls.pickup import GroupPickup
 from zvonar.calls.plan import InboundCall, Pickup, Reject
-from zvonar.directory.models import Employee
+from zvonar.directory.models import Employee, Group, GroupMember
 from zvonar.store.db import Database
 
-__all__ = ["PICKUP_CODE", "feature_call"]
+__all__ = ["GROUP_PICKUP_CODE", "PICKUP_CODE", "feature_call"]
 
 PICKUP_CODE = "*8"  # followed by the extension whose ringing call to take
+GROUP_PICKUP_CODE = PICKUP_CODE  # alone: any call ringing a fellow group member
 
 
 async def feature_call(db: Database, call: InboundCall) -> Pickup | Reject | None:
@@ -30,7 +38,7 @@ async def feature_call(db: Database, call: InboundCall) -> Pickup | Reject | Non
         return Reject(403, "Forbidden")  # trunks, strangers, transfers: no features
     extension = call.dialed[len(PICKUP_CODE) :]
     if not extension:
-        return Reject(404, "Not Found")
+        return await _group_pickup(db, auth.account_id, auth.user)
     async with db.read() as s:
         people = list(
             await s.scalars(
@@ -51,4 +59,42 @@ async def feature_call(db: Database, call: InboundCall) -> Pickup | Reject | Non
         account_id=auth.account_id,
         employee_id=picked.id,
         picker=Target(TargetKind.employee, picker.name, picker.id),
+    )
+
+
+async def _group_pickup(db: Database, account_id: uuid.UUID, user: str) -> Pickup | Reject:
+    async with db.read() as s:
+        picker = await s.scalar(
+            select(Employee).where(
+                Employee.account_id == account_id,
+                Employee.active.is_(True),
+                Employee.sip_username == user,
+            )
+        )
+        if picker is None:
+            return Reject(403, "Forbidden")
+        groups = (
+            select(GroupMember.group_id)
+            .join(Group, Group.id == GroupMember.group_id)
+            .where(GroupMember.employee_id == picker.id, Group.account_id == account_id)
+        )
+        members = set(
+            await s.scalars(
+                select(GroupMember.employee_id)
+                .join(Employee, Employee.id == GroupMember.employee_id)
+                .where(
+                    GroupMember.group_id.in_(groups),
+                    Employee.account_id == account_id,
+                    Employee.active.is_(True),
+                    GroupMember.employee_id != picker.id,
+                )
+            )
+        )
+    if not members:
+        return Reject(404, "Not Found")  # in no group, or alone in it: nothing to pick
+    return GroupPickup(
+        account_id=account_id,
+        employee_id=picker.id,
+        picker=Target(TargetKind.employee, picker.name, picker.id),
+        members=frozenset(members),
     )

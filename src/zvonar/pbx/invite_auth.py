@@ -39,6 +39,7 @@ __all__ = ["InviteGate", "TrunkSources"]
 log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_VERDICTS = 4096
 
 
 class TrunkSources:
@@ -47,6 +48,7 @@ class TrunkSources:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._nets: tuple[Network, ...] = ()
+        self._verdicts: dict[str, bool] = {}  # source host → trusted, until the trunks change
 
     async def load(self) -> None:
         async with self._db.read() as s:
@@ -62,9 +64,17 @@ class TrunkSources:
                     nets.append(ipaddress.ip_network(text.strip(), strict=False))
                 except ValueError:
                     log.warning("trunk %s: allowed source %r is no IP/CIDR", trunk.id, text)
-        self._nets = tuple(nets)
+        self._nets, self._verdicts = tuple(nets), {}
 
     def trusted(self, host: str) -> bool:
+        verdict = self._verdicts.get(host)
+        if verdict is None:
+            if len(self._verdicts) >= _VERDICTS:  # bounded: sources are chosen by strangers
+                self._verdicts.clear()
+            verdict = self._verdicts[host] = self._match(host)
+        return verdict
+
+    def _match(self, host: str) -> bool:
         try:
             addr = ipaddress.ip_address(host.strip("[]"))
         except ValueError:

@@ -13,13 +13,14 @@ The PBX resolver hands every call whose ``InboundCall.auth`` names an account he
                   direction outbound, From/P-Asserted-Identity = the chosen caller ID
 
 The guard's slot is released on the call's CallEnded (``attach(bus)``), or at once when the
-call cannot be placed after admission. Trunks are reached only at IP-literal hosts (no DNS in
-the call path yet), like the inbound resolver's.
+call cannot be placed after admission. A trunk's host may be a name: with a ``dns``
+(pbx/dns.py) it is resolved when chosen, and a trunk whose name does not resolve is passed
+over for the next best one (503 only when none is left); without one, only IP-literal hosts
+are reachable.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 import uuid
@@ -43,6 +44,7 @@ from zvonar.outbound.errors import InvalidDialString, NoTrunk
 from zvonar.outbound.tollfraud import Deny, TollFraudGuard
 from zvonar.outbound.trunks import TrunkOption, select_trunk
 from zvonar.pbx.credentials import DirectoryCredentialStore
+from zvonar.pbx.dns import HostResolver, is_ip, named_flow
 from zvonar.sip.ua import Flow
 from zvonar.store.db import Database
 
@@ -55,16 +57,12 @@ LAST_CALLED_SCAN = 20  # recent inbound calls looked at for "the number they cal
 Internal = Callable[[InboundCall, uuid.UUID, str], Awaitable[Plan | Reject]]
 
 
-def _trunk_flow(trunk: Trunk) -> Flow | None:
-    transport = trunk.transport.value.upper()
-    if transport not in ("UDP", "TCP"):
+def _trunk_flow(trunk: Trunk, names: bool) -> Flow | None:
+    """The flow to ``trunk`` (its host maybe a name still to resolve, when ``names``)."""
+    flow = named_flow(trunk.host, trunk.port, trunk.transport.value)
+    if flow is None or not (names or is_ip(flow.host)):
         return None
-    host = trunk.host.strip("[]")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    return Flow(transport, host, trunk.port)
+    return flow
 
 
 class OutboundCalls:
@@ -78,7 +76,9 @@ class OutboundCalls:
         guard: TollFraudGuard | None = None,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        dns: HostResolver | None = None,
     ) -> None:
+        self.dns = dns
         self.db = db
         self.credentials = credentials
         self.contacts = contacts
@@ -145,7 +145,8 @@ class OutboundCalls:
                     .order_by(Trunk.name)
                 )
             )
-        by_id = {t.id: t for t in trunks if _trunk_flow(t) is not None}
+        names = self.dns is not None
+        by_id = {t.id: t for t in trunks if _trunk_flow(t, names) is not None}
         options = [
             TrunkOption(
                 id=t.id,
@@ -165,12 +166,11 @@ class OutboundCalls:
                 callee, ours, last_called=last, contact_city=hit.city if hit else None
             )
             caller_id = choice.e164
-        trunk_option = select_trunk(callee, options, caller_id=caller_id)
-        trunk = by_id[trunk_option.id]
-        flow = _trunk_flow(trunk)
-        assert flow is not None  # by_id holds only reachable trunks
+        trunk, flow = await self._reachable(callee, options, by_id, caller_id)
         caller_id = caller_id or trunk.caller_id
-        host = f"[{flow.host}]" if ":" in flow.host else flow.host
+        # The Request-URI keeps the trunk's name (RFC 3263 §4: resolved only for sending).
+        host = trunk.host.strip("[]")
+        host = f"[{host}]" if ":" in host else host
         ring = RingTarget(
             f"sip:{callee}@{host}:{flow.port}",
             flow,
@@ -186,6 +186,25 @@ class OutboundCalls:
             direction=Direction.outbound,
             record=account.recording_enabled,
         )
+
+    async def _reachable(
+        self,
+        callee: str,
+        options: list[TrunkOption],
+        by_id: dict[uuid.UUID, Trunk],
+        caller_id: str | None,
+    ) -> tuple[Trunk, Flow]:
+        """The best trunk whose host resolves, and the flow to it; NoTrunk when none does."""
+        while True:
+            choice = select_trunk(callee, options, caller_id=caller_id)  # NoTrunk when empty
+            trunk = by_id[choice.id]
+            flow = _trunk_flow(trunk, self.dns is not None)
+            if flow is not None and self.dns is not None:
+                flow = await self.dns.flow(flow)
+            if flow is not None:
+                return trunk, flow
+            log.warning("trunk %s: %s does not resolve, trying the next", trunk.name, trunk.host)
+            options = [o for o in options if o.id != choice.id]
 
     async def _last_called(self, account: Account, callee: str, ours: set[str]) -> str | None:
         """The number of ours the callee called last (the journal stores what the carrier

@@ -1,0 +1,354 @@
+"""Trunks that register at their carrier: one REGISTER binding per trunk, kept alive.
+
+A trunk registers when it is active, its ``auth_mode`` is ``registration`` and it has a
+username and password (one imported from an exported configuration has no password until an
+admin sets it: skipped meanwhile). The binding (RFC 3261 §10.2):
+
+- Request-URI ``sip:<registrar or host>[:port]``, To/From ``sip:<username>@<same domain>``,
+  Contact ``sip:<username>@<our address for that flow>``, sent to the registrar (or the host)
+  at the trunk's port and transport (UDP/TCP; a TLS trunk is reported, not registered);
+- digest (§22.2) answered by :class:`~zvonar.sip.outbound.OutboundRegistration`, which also
+  refreshes before expiry (50-80 % of the granted time), backs off exponentially with jitter
+  after a failure, honours 423 Min-Expires, and un-REGISTERs (Expires: 0) on :meth:`stop`;
+- a registrar host name goes through pbx/dns.py; one that does not resolve is retried with
+  the same back-off (the trunk shows ``unresolved`` meanwhile).
+
+The registrations ride on the PBX's one ``UserAgent`` (``ua.add_registration``): their
+requests and timers are the runner's. Trunk edits (``TrunkChanged``) re-register the trunks
+whose registration settings changed and drop the ones gone. :meth:`status` is what the API
+will show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from zvonar.core.bus import EventBus
+from zvonar.core.events import Event
+from zvonar.directory.events import TrunkChanged
+from zvonar.directory.models import Trunk, TrunkAuth
+from zvonar.pbx.dns import HostResolver, is_ip, named_flow
+from zvonar.sip.auth import ClientCredentials
+from zvonar.sip.errors import SipError
+from zvonar.sip.io.runner import SipRunner
+from zvonar.sip.outbound import (
+    OutboundRegistration,
+    Registered,
+    RegistrationConfig,
+    RegistrationFailed,
+    RegistrationState,
+    Unregistered,
+)
+from zvonar.sip.ua import Flow, RegistrationUpdate, UaEvent
+from zvonar.sip.uri import SipUri
+from zvonar.store.base import utcnow
+from zvonar.store.db import Database
+
+__all__ = ["RegState", "TrunkRegistrationStatus", "TrunkRegistrations"]
+
+log = logging.getLogger(__name__)
+
+
+class RegState(enum.StrEnum):
+    resolving = "resolving"  # looking the registrar's name up
+    unresolved = "unresolved"  # it did not resolve; retried with back-off
+    registering = "registering"  # a REGISTER is out
+    registered = "registered"
+    failed = "failed"  # refused or timed out; retried with back-off
+    unsupported = "unsupported"  # a transport we cannot register over (TLS)
+    stopped = "stopped"  # unregistered (shutdown, trunk edited or removed)
+
+
+@dataclass(frozen=True)
+class TrunkRegistrationStatus:
+    """One trunk's binding as the API shows it. ``expires``: seconds granted by the
+    carrier; ``retry_at`` (wall clock): when a failed or unresolved one tries again."""
+
+    trunk_id: uuid.UUID
+    account_id: uuid.UUID
+    trunk_name: str
+    registrar: str  # host:port we register at
+    state: RegState
+    expires: int | None = None
+    last_status: int | None = None  # the last final response (None: timeout / no answer)
+    last_reason: str | None = None
+    failures: int = 0  # consecutive
+    retry_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What a trunk's registration depends on: a change re-registers it."""
+
+    domain: str
+    port: int
+    transport: str
+    username: str
+    password: str = field(repr=False)
+
+
+def _settings(trunk: Trunk) -> _Settings | None:
+    wanted = trunk.active and trunk.auth_mode is TrunkAuth.registration
+    if not wanted or not trunk.username or not trunk.password:
+        return None
+    domain = (trunk.registrar or trunk.host).strip("[]").rstrip(".").lower()
+    return _Settings(
+        domain, trunk.port, trunk.transport.value.upper(), trunk.username, trunk.password
+    )
+
+
+@dataclass
+class _Slot:
+    trunk_id: uuid.UUID
+    settings: _Settings
+    status: TrunkRegistrationStatus
+    reg: OutboundRegistration | None = None
+    retry: asyncio.TimerHandle | None = None
+    dns_failures: int = 0
+
+
+class TrunkRegistrations:
+    """``await start()``, ``attach(bus)``, ``status()``, ``await stop()`` (the module)."""
+
+    def __init__(
+        self,
+        db: Database,
+        runner: SipRunner,
+        dns: HostResolver | None = None,
+        *,
+        expires: int = 3600,
+        retry_base: float = 2.0,
+        retry_max: float = 300.0,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.runner = runner
+        self.dns = dns
+        self.expires = expires
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._slots: dict[uuid.UUID, _Slot] = {}
+        self._by_reg: dict[int, _Slot] = {}
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self._changed = asyncio.Event()  # set on every registration event (stop() waits)
+        runner.add_event_hook(self._on_event)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Register every trunk that should be (see the module); returns without waiting for
+        the carriers' answers."""
+        await self.reload()
+
+    def attach(self, bus: EventBus) -> Callable[[], None]:
+        async def on_trunk(_event: Event) -> None:
+            await self.reload()
+
+        return bus.subscribe(TrunkChanged, on_trunk)
+
+    async def reload(self) -> None:
+        """Bring the bindings in line with the trunks table."""
+        async with self._lock:
+            if self._closed:
+                return
+            async with self.db.read() as s:
+                trunks = list(await s.scalars(select(Trunk)))
+            wanted = {t.id: (t, cfg) for t in trunks if (cfg := _settings(t)) is not None}
+            for trunk_id, slot in list(self._slots.items()):
+                entry = wanted.get(trunk_id)
+                if entry is None or entry[1] != slot.settings:
+                    self._drop(slot)
+            for trunk_id, (trunk, cfg) in wanted.items():
+                if trunk_id not in self._slots:
+                    await self._begin(trunk, cfg)
+
+    async def stop(self, within: float = 2.0) -> None:
+        """Un-REGISTER every binding, waiting up to ``within`` seconds for the carriers."""
+        async with self._lock:
+            self._closed = True
+            for slot in list(self._slots.values()):
+                self._drop(slot)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self._by_reg and loop.time() < deadline:
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), max(0.0, deadline - loop.time()))
+
+    # -- status --------------------------------------------------------------------------------
+
+    def status(self, account_id: uuid.UUID | None = None) -> list[TrunkRegistrationStatus]:
+        """Every registering trunk (of ``account_id`` if given), by name."""
+        out = [
+            s.status
+            for s in self._slots.values()
+            if account_id is None or s.status.account_id == account_id
+        ]
+        return sorted(out, key=lambda st: (str(st.account_id), st.trunk_name))
+
+    def get(self, trunk_id: uuid.UUID) -> TrunkRegistrationStatus | None:
+        slot = self._slots.get(trunk_id)
+        return slot.status if slot is not None else None
+
+    # -- internals -----------------------------------------------------------------------------
+
+    async def _begin(self, trunk: Trunk, cfg: _Settings) -> None:
+        status = TrunkRegistrationStatus(
+            trunk_id=trunk.id,
+            account_id=trunk.account_id,
+            trunk_name=trunk.name,
+            registrar=f"{cfg.domain}:{cfg.port}",
+            state=RegState.resolving,
+            updated_at=self.clock(),
+        )
+        slot = _Slot(trunk.id, cfg, status)
+        self._slots[trunk.id] = slot
+        await self._register(slot)
+
+    async def _register(self, slot: _Slot) -> None:
+        cfg = slot.settings
+        flow = named_flow(cfg.domain, cfg.port, cfg.transport)
+        if flow is None:
+            self._set(slot, state=RegState.unsupported, last_reason=f"{cfg.transport} trunk")
+            return
+        resolved: Flow | None = flow
+        if not is_ip(flow.host):
+            resolved = await self.dns.flow(flow) if self.dns is not None else None
+        if self._slots.get(slot.trunk_id) is not slot:
+            return  # dropped while we looked the name up
+        if resolved is None:
+            slot.dns_failures += 1
+            delay = self._backoff(slot.dns_failures)
+            self._set(
+                slot,
+                state=RegState.unresolved,
+                last_reason=f"{cfg.domain} does not resolve",
+                failures=slot.dns_failures,
+                retry_at=self._wall_in(delay),
+            )
+            loop = asyncio.get_running_loop()
+            slot.retry = loop.call_later(delay, self._retry, slot)
+            return
+        slot.dns_failures = 0
+        ua = self.runner.ua
+        try:
+            host, port = ua.local_for(resolved)
+        except SipError as exc:  # no listener of that transport / IP family
+            self._set(slot, state=RegState.unsupported, last_reason=str(exc))
+            return
+        sent_by = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        params: tuple[tuple[str, str | None], ...] = (
+            () if cfg.transport == "UDP" else (("transport", cfg.transport.lower()),)
+        )
+        domain = f"[{cfg.domain}]" if ":" in cfg.domain else cfg.domain
+        explicit_port = None if cfg.port == 5060 else cfg.port
+        config = RegistrationConfig(
+            registrar=SipUri("sip", None, None, domain, explicit_port, params),
+            aor=SipUri("sip", cfg.username, None, domain),
+            contact=ua.contact_uri(resolved, user=cfg.username),
+            via=f"SIP/2.0/{cfg.transport} {sent_by}",
+            credentials=ClientCredentials(cfg.username, cfg.password),
+            expires=self.expires,
+            retry_base=self.retry_base,
+            retry_max=self.retry_max,
+        )
+        reg = OutboundRegistration(config, rng=self.rng)
+        slot.reg = reg
+        self._by_reg[id(reg)] = slot
+        self._set(slot, state=RegState.registering, retry_at=None)
+        now = self.runner.loop.time()
+        ua.add_registration(reg, resolved, now)
+        self.runner.pump(now)
+
+    def _retry(self, slot: _Slot) -> None:
+        slot.retry = None
+        if self._slots.get(slot.trunk_id) is slot and not self._closed:
+            task = asyncio.get_running_loop().create_task(self._register(slot))
+            task.add_done_callback(_log_failure)
+
+    def _drop(self, slot: _Slot) -> None:
+        """Forget the trunk; its binding (if any) is removed at the carrier."""
+        self._slots.pop(slot.trunk_id, None)
+        if slot.retry is not None:
+            slot.retry.cancel()
+            slot.retry = None
+        reg = slot.reg
+        if reg is None:
+            return
+        now = self.runner.loop.time()
+        self.runner.ua.stop_registration(reg, now)
+        self.runner.pump(now)
+        if reg.state is RegistrationState.STOPPED:  # nothing was bound: no answer to wait for
+            self._by_reg.pop(id(reg), None)
+            self._set(slot, state=RegState.stopped, expires=None)
+
+    def _on_event(self, event: UaEvent) -> None:
+        if not isinstance(event, RegistrationUpdate):
+            return
+        slot = self._by_reg.get(id(event.registration))
+        if slot is None:
+            return
+        e = event.event
+        if isinstance(e, Registered):
+            self._set(
+                slot,
+                state=RegState.registered,
+                expires=e.expires,
+                last_status=200,
+                last_reason=None,
+                failures=0,
+                retry_at=None,
+            )
+            log.info("trunk %s: registered for %d s", slot.status.trunk_name, e.expires)
+        elif isinstance(e, RegistrationFailed):
+            wait = None if e.retry_at is None else e.retry_at - e.at
+            self._set(
+                slot,
+                state=RegState.failed,
+                expires=None,
+                last_status=e.status,
+                last_reason=e.reason,
+                failures=event.registration.failures,
+                retry_at=self._wall_in(wait) if wait is not None else None,
+            )
+            log.warning(
+                "trunk %s: registration failed (%s %s), retry in %.0f s",
+                slot.status.trunk_name,
+                e.status,
+                e.reason,
+                wait or 0,
+            )
+        elif isinstance(e, Unregistered):
+            del self._by_reg[id(event.registration)]
+            self._set(slot, state=RegState.stopped, expires=None, last_status=e.status)
+        self._changed.set()
+
+    def _set(self, slot: _Slot, **changes: object) -> None:
+        slot.status = replace(slot.status, updated_at=self.clock(), **changes)  # type: ignore[arg-type]
+
+    def _backoff(self, failures: int) -> float:
+        cap = min(self.retry_max, self.retry_base * 2.0 ** (failures - 1))
+        return cap / 2 + self.rng.uniform(0, cap / 2)  # as OutboundRegistration's
+
+    def _wall_in(self, seconds: float) -> datetime:
+        return self.clock() + timedelta(seconds=seconds)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("trunk registration failed", exc_info=task.exception())

@@ -1,0 +1,301 @@
+"""Trunks registering at their carrier (pbx/trunk_registration.py), SIPp as the carrier's
+registrar: every REGISTER is challenged (401, digest MD5 qop=auth) and SIPp checks our answer
+with ``verifyauth`` (a wrong one gets 403); it grants a short expiry so the refresh is seen,
+and checks that the un-REGISTER on stop says ``Expires: 0``. Back-off after a refusal and a
+registrar name that does not resolve yet (an injected resolver) are shown too."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.sip.peers.harness import SIPP, finish_sipp, free_port, sipp_command, start_sipp
+from zvonar.container import Container
+from zvonar.directory.models import Transport, TrunkAuth
+from zvonar.directory.schemas import TrunkIn, TrunkPatch
+from zvonar.pbx.dns import HostResolver
+from zvonar.pbx.trunk_registration import RegState, TrunkRegistrations
+from zvonar.sip.io.runner import SipRunner
+from zvonar.sip.outbound import Registered, RegistrationFailed
+from zvonar.sip.ua import RegistrationUpdate, UaEvent, UserAgent
+
+from .conftest import seed_account
+
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
+]
+
+USER, PASSWORD, REALM = "trunk-7001", "carrier-pass-9", "carrier.test"
+
+_REPLY = """
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]R[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]"""
+
+
+def _exchange(n: int, *, expires: str, grant: str | None, refuse: bool = False) -> str:
+    """REGISTER → 401 → REGISTER with credentials (checked; 403 if wrong) → 200 or 403.
+
+    ``expires``: a regexp the REGISTER's Expires must match; ``grant``: the expiry the 200
+    gives our Contact (None: no Contact, as for an un-REGISTER); ``refuse``: 403 even so."""
+    check = (
+        f'<ereg regexp="^[[:space:]]*{expires}[[:space:]]*$" search_in="hdr" '
+        f'header="Expires:" check_it="true" assign_to="x{n}"/>'
+    )
+    contact = f"\n      [last_Contact:];expires={grant}" if grant is not None else ""
+    final = "403 Forbidden" if refuse else "200 OK"
+    return f"""
+  <recv request="REGISTER"><action>{check}</action></recv>
+  <send><![CDATA[
+
+      SIP/2.0 401 Unauthorized{_REPLY}
+      WWW-Authenticate: Digest realm="{REALM}", nonce="n{n}abcdef0123", algorithm=MD5, qop="auth"
+      Content-Length: 0
+
+  ]]></send>
+  <recv request="REGISTER"><action>
+    <verifyauth assign_to="ok{n}" username="{USER}" password="{PASSWORD}"/>
+  </action></recv>
+  <nop hide="true" test="ok{n}" next="good{n}"/>
+  <send next="end"><![CDATA[
+
+      SIP/2.0 403 Bad Credentials{_REPLY}
+      Content-Length: 0
+
+  ]]></send>
+  <label id="good{n}"/>
+  <send><![CDATA[
+
+      SIP/2.0 {final}{_REPLY}{contact if not refuse else ""}
+      Content-Length: 0
+
+  ]]></send>"""
+
+
+def registrar_xml(*steps: str) -> str:
+    n = len(steps)
+    refs = ",".join(f"x{i},ok{i}" for i in range(n))
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="carrier registrar with digest">
+  {"".join(steps)}
+  <label id="end"/>
+  <Reference variables="{refs}"/>
+</scenario>
+"""
+
+
+class Carrier:
+    """A SIPp registrar on a free port, finished (or killed) by the test."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.cmd: list[str] = []
+
+    async def start(self, xml: str) -> None:
+        path = self.workdir / "registrar.xml"
+        path.write_text(xml)
+        self.cmd = sipp_command(
+            "", workdir=self.workdir, local_port=self.port, calls=1, timeout=40,
+            scenario_file=path, name="registrar",
+        )  # fmt: skip
+        self.proc = await start_sipp(self.cmd, workdir=self.workdir)
+        await _bound(self.port)
+
+    async def finish(self, wait: float = 10) -> tuple[int, str]:
+        assert self.proc is not None
+        run = await finish_sipp(
+            self.proc, self.cmd, workdir=self.workdir, name="registrar", wait=wait
+        )
+        return run.stats.successful, run.describe()
+
+
+async def _bound(port: int) -> None:
+    for _ in range(250):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"SIPp did not bind {port}")
+
+
+@pytest.fixture
+async def runner() -> AsyncIterator[SipRunner]:
+    r = SipRunner(UserAgent())
+    await r.listen_udp("127.0.0.1", 0)
+    yield r
+    await r.close(unregister_within=0.5)
+
+
+class Seen:
+    """Registration events as the UA reported them, with the loop time they arrived at."""
+
+    def __init__(self, runner: SipRunner) -> None:
+        self.loop = runner.loop
+        self.events: list[tuple[float, object]] = []
+        runner.add_event_hook(self.hook)
+
+    def hook(self, event: UaEvent) -> None:
+        if isinstance(event, RegistrationUpdate):
+            self.events.append((self.loop.time(), event.event))
+
+    def times(self, kind: type) -> list[float]:
+        return [t for t, e in self.events if isinstance(e, kind)]
+
+    async def until(self, kind: type, count: int, within: float = 15) -> None:
+        deadline = self.loop.time() + within
+        while len(self.times(kind)) < count:
+            if self.loop.time() > deadline:
+                raise AssertionError(f"{count} x {kind.__name__} not seen: {self.events}")
+            await asyncio.sleep(0.02)
+
+
+async def _trunk(container: Container, port: int, **extra: object) -> TrunkIn:
+    seeded = await seed_account(container)
+    data = TrunkIn(
+        name="carrier",
+        host="127.0.0.1",
+        port=port,
+        transport=Transport.udp,
+        auth_mode=TrunkAuth.registration,
+        username=USER,
+        password=PASSWORD,
+        **extra,
+    )
+    await container.directory.create_trunk(seeded.principal, data)
+    return data
+
+
+async def test_registers_with_digest_refreshes_and_unregisters(
+    container: Container, runner: SipRunner, tmp_path: Path
+) -> None:
+    carrier = Carrier(tmp_path)
+    await carrier.start(
+        registrar_xml(
+            _exchange(0, expires="3600", grant="4"),
+            _exchange(1, expires="3600", grant="4"),  # the refresh, before the 4 s run out
+            _exchange(2, expires="0", grant=None),  # stop(): the binding is removed
+        )
+    )
+    await _trunk(container, carrier.port)
+    seen = Seen(runner)
+    regs = TrunkRegistrations(container.db, runner, retry_base=1.0)
+    try:
+        await regs.start()
+        await seen.until(Registered, 2)
+        (status,) = regs.status()
+        assert status.state is RegState.registered and status.expires == 4
+        assert status.registrar == f"127.0.0.1:{carrier.port}" and status.last_status == 200
+        first, second = seen.times(Registered)
+        assert 1.0 <= second - first < 4.0  # refreshed before the binding expired
+        assert not seen.times(RegistrationFailed)
+    finally:
+        await regs.stop(within=5)
+    successful, describe = await carrier.finish()
+    assert successful == 1, describe  # every exchange, the Expires: 0 one included
+    assert regs.status() == []
+
+
+async def test_backs_off_after_a_refusal_and_waits_for_dns(
+    container: Container, runner: SipRunner, tmp_path: Path
+) -> None:
+    carrier = Carrier(tmp_path)
+    await carrier.start(
+        registrar_xml(
+            _exchange(0, expires="3600", grant="60", refuse=True),
+            _exchange(1, expires="3600", grant="60"),
+            _exchange(2, expires="0", grant=None),
+        )
+    )
+    table: dict[str, list[str]] = {}
+    queries: list[str] = []
+
+    async def lookup(host: str) -> list[str]:
+        queries.append(host)
+        if host not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "not yet")
+        return table[host]
+
+    dns = HostResolver(lookup=lookup, negative_ttl=0.05)
+    await _trunk(container, carrier.port, registrar="sip.carrier.test")
+    seen = Seen(runner)
+    regs = TrunkRegistrations(container.db, runner, dns, retry_base=1.0)
+    loop = asyncio.get_running_loop()
+    try:
+        await regs.start()
+        (status,) = regs.status()
+        assert status.state is RegState.unresolved and status.retry_at is not None
+        assert queries == ["sip.carrier.test"]
+        table["sip.carrier.test"] = ["127.0.0.1"]  # the carrier's name appears
+        await seen.until(RegistrationFailed, 1)
+        failed_at = loop.time()
+        (status,) = regs.status()
+        assert status.state is RegState.failed and status.last_status == 403
+        assert status.failures == 1 and status.retry_at is not None
+        await seen.until(Registered, 1)
+        (registered_at,) = seen.times(Registered)
+        assert registered_at - failed_at >= 0.45  # the back-off: 0.5-1 s after one failure
+        (status,) = regs.status()
+        assert status.state is RegState.registered and status.failures == 0
+    finally:
+        await regs.stop(within=5)
+    successful, describe = await carrier.finish()
+    assert successful == 1, describe
+
+
+async def test_trunk_edits_reregister_and_ip_trunks_never_register(
+    container: Container, runner: SipRunner, tmp_path: Path
+) -> None:
+    carrier = Carrier(tmp_path)
+    await carrier.start(
+        registrar_xml(
+            _exchange(0, expires="3600", grant="60"),
+            _exchange(1, expires="0", grant=None),  # switched to IP auth: unregistered
+        )
+    )
+    seeded = await seed_account(container)
+    trunk = await container.directory.create_trunk(
+        seeded.principal,
+        TrunkIn(
+            name="carrier", host="127.0.0.1", port=carrier.port, username=USER, password=PASSWORD
+        ),
+    )
+    await container.directory.create_trunk(  # IP authentication: nothing to register
+        seeded.principal,
+        TrunkIn(
+            name="ip-only",
+            host="127.0.0.1",
+            port=carrier.port,
+            auth_mode=TrunkAuth.ip,
+            allowed_sources=["127.0.0.2"],
+        ),
+    )
+    seen = Seen(runner)
+    regs = TrunkRegistrations(container.db, runner)
+    detach = regs.attach(container.bus)
+    try:
+        await regs.start()
+        await seen.until(Registered, 1)
+        assert [s.trunk_name for s in regs.status()] == ["carrier"]
+        assert regs.status(seeded.account_id) == regs.status()
+        await container.directory.update_trunk(
+            seeded.principal,
+            trunk.id,
+            TrunkPatch(auth_mode=TrunkAuth.ip, allowed_sources=["127.0.0.1"]),
+        )
+        successful, describe = await carrier.finish(wait=15)
+        assert successful == 1, describe  # the un-REGISTER came
+        assert regs.status() == []
+    finally:
+        detach()
+        await regs.stop(within=1)
