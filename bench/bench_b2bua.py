@@ -8,20 +8,24 @@ child process, registered with digest; callers are SIPp (custom UAC scenario: IN
 a short pause, BYE) at increasing rates bounded by -m. Recording is off (media is anchored
 per leg as always: the engine allocates sockets for every fork).
 
-Per rate: calls/s achieved with 0 failed calls, journal rows written, CPU per call of the
-PBX and the device process. Post-dial delay (INVITE in → first INVITE out, both stamped in
-this process at the socket: the datagram handler and ``SipRunner.send`` are wrapped) at half
-the best clean rate: p50 / p99.
+The routing read model is preloaded and the collector policy of ``zvonar.pbx.heap`` applied
+after start-up (``--gc default`` keeps CPython's). Per rate: calls/s achieved with 0 failed
+calls, journal rows written, CPU per call of the PBX and the device process, time in the
+garbage collector (``--census`` also counts the objects it tracks). Post-dial delay (INVITE
+in → first INVITE out, both stamped in this process at the socket: the datagram handler and
+``SipRunner.send`` are wrapped) at half the best clean rate: p50 / p99.
 
     .venv/bin/python bench/bench_b2bua.py                       # SQLite, then PostgreSQL
     .venv/bin/python bench/bench_b2bua.py --backends sqlite --rates 50,100,200
     .venv/bin/python bench/bench_b2bua.py --pg postgresql+asyncpg://postgres@127.0.0.1:5432/zv_x
+    py-spy record --nonblocking -f raw -o out.txt -- .venv/bin/python bench/bench_b2bua.py ...
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import re
@@ -40,6 +44,7 @@ from tests.e2e import sippkit  # noqa: E402
 from tests.sip.peers.harness import free_port, parse_stat_csv  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+GC: GcPauses  # set in main(): the PBX process only
 NUMBER = "+74951234567"
 SLUG = "bench"
 STAFF = (("101", "bench-pass-101"), ("102", "bench-pass-102"))
@@ -86,6 +91,15 @@ def uac_scenario(number: str, hold_ms: int) -> str:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def census(when: str) -> None:
+    from collections import Counter
+
+    counts = Counter(type(o).__name__ for o in gc.get_objects())
+    top = ", ".join(f"{name} {n}" for name, n in counts.most_common(12))
+    print(f"GC-tracked objects {when}: {sum(counts.values())} (frozen {gc.get_freeze_count()}): "
+          f"{top}", flush=True)  # fmt: skip
 
 
 def pct(values: list[float], q: float) -> float:
@@ -146,10 +160,35 @@ class Step:
     journal: int
     pbx_us: float
     dev_us: float
+    gc_ms: float = 0.0
+    gc_max_ms: float = 0.0
+    gc_full: int = 0
 
     @property
     def clean(self) -> bool:
         return self.failed == 0 and self.ok == self.calls
+
+
+class GcPauses:
+    """Time the PBX process spends in the cyclic garbage collector (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []  # (generation, seconds)
+        self._t0 = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._t0))
+
+    def take(self) -> tuple[float, float, int]:
+        """(total ms, longest ms, full collections) since the last take."""
+        pauses, self.pauses = self.pauses, []
+        total = sum(p for _g, p in pauses) * 1000
+        longest = max((p for _g, p in pauses), default=0.0) * 1000
+        return total, longest, sum(1 for g, _p in pauses if g == 2)
 
 
 class Pdd:
@@ -249,6 +288,17 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, tmp: Path) 
     await seed(c)
     port = free_port()
     rt = await start_pbx(c, PbxConfig(sip_port=port, sip_tcp=False, media_timeout=0))
+    snapshot = getattr(rt.resolver, "snapshot", None)
+    if snapshot is not None:  # the routing read model, loaded before the first call
+        await snapshot.preload()
+    if args.gc == "pbx":  # the PBX's collector policy (zvonar.pbx.heap), after start-up
+        from zvonar.pbx.heap import settle_heap
+
+        settle_heap()
+    if args.gc_threshold:  # experiments, over --gc
+        gc.set_threshold(*(int(x) for x in args.gc_threshold.split(",")))
+    if args.census:
+        census("after start")
     pdd = Pdd()
     pdd.install(rt.runner)
     dev = await asyncio.create_subprocess_exec(
@@ -271,9 +321,13 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, tmp: Path) 
                 f"{name:8} target {rate:5d} cps: achieved {step.achieved:7.1f}, "
                 f"{step.ok}/{step.calls} ok, {step.failed} failed, {step.retrans} retrans, "
                 f"journal +{step.journal}, CPU/call PBX {step.pbx_us:.0f} us, "
-                f"devices {step.dev_us:.0f} us" + ("" if step.clean else "  <- NOT CLEAN"),
+                f"devices {step.dev_us:.0f} us; GC {step.gc_ms:.0f} ms (longest "
+                f"{step.gc_max_ms:.0f} ms, {step.gc_full} full)"
+                + ("" if step.clean else "  <- NOT CLEAN"),
                 flush=True,
             )
+            if args.census:
+                census(f"after {rate} cps")
             if not step.clean or step.achieved < 0.9 * rate:
                 break
         clean = [s for s in steps if s.clean]
@@ -318,6 +372,7 @@ async def run_rate(
            "-timeout", f"{args.seconds * 3 + 20:g}s", "-timeout_error", "-buff_size", "4194304",
            "-trace_stat", "-stf", str(csv), "-fd", "1"]  # fmt: skip
     before_rows = await journal_rows(c)
+    GC.take()
     me, dev0 = cpu_seconds(os.getpid()), cpu_seconds(dev_pid)
     proc = await asyncio.create_subprocess_exec(
         *cmd, cwd=tmp, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
@@ -326,13 +381,14 @@ async def run_rate(
     await proc.wait()
     await asyncio.wait_for(rt.b2bua.wait_idle(), 30)  # type: ignore[attr-defined]
     used, dev_used = cpu_seconds(os.getpid()) - me, cpu_seconds(dev_pid) - dev0
+    gc_ms, gc_max, gc_full = GC.take()
     stats = parse_stat_csv(csv)
     ok = stats.successful
     elapsed = stats.elapsed - args.hold_ms / 1000
     rows = await journal_rows(c) - before_rows
     return Step(rate, calls, ok, stats.failed, stats.retransmissions,
                 ok / elapsed if elapsed > 0 else 0.0, rows, used / max(ok, 1) * 1e6,
-                dev_used / max(ok, 1) * 1e6)  # fmt: skip
+                dev_used / max(ok, 1) * 1e6, gc_ms, gc_max, gc_full)  # fmt: skip
 
 
 def main() -> int:
@@ -346,6 +402,10 @@ def main() -> int:
     ap.add_argument("--pbx-cpu", type=int, default=0)
     ap.add_argument("--load-cpu", type=int, default=1, help="CPU of SIPp and the devices")
     ap.add_argument("--profile", default=None, help="cProfile the PBX process into FILE")
+    ap.add_argument("--gc", choices=("pbx", "default"), default="pbx",
+                    help="pbx: zvonar.pbx.heap.settle_heap() after start-up")  # fmt: skip
+    ap.add_argument("--census", action="store_true", help="count GC-tracked objects by type")
+    ap.add_argument("--gc-threshold", default=None, help="gc.set_threshold(a,b,c): 50000,20,100")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     if args.device is not None:
@@ -355,6 +415,8 @@ def main() -> int:
         print("sipp not installed (Debian package sip-tester)")
         return 2
     os.sched_setaffinity(0, {args.pbx_cpu})
+    global GC
+    GC = GcPauses()
     profiler = None
     if args.profile:
         import cProfile

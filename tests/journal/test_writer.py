@@ -15,7 +15,7 @@ from tests.conftest import Tenant
 from tests.journal.conftest import CallScript, publish
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
-from zvonar.calls.events import CallEvent, Disposition, LegEndReason
+from zvonar.calls.events import CallEvent, CallRecorded, Disposition, LegEndReason
 from zvonar.container import Container
 from zvonar.core.bus import InProcessBus, RecordingBus
 from zvonar.journal.consumer import JournalConsumer
@@ -199,3 +199,35 @@ async def test_a_restarted_writer_continues_calls_from_the_database(
         legs = {leg.leg_id: leg.end_reason for leg in await s.scalars(select(CallLeg))}
     assert legs == {"a": LegEndReason.completed, "b": LegEndReason.cancelled}
     await fresh.aclose()
+
+
+async def test_few_ended_calls_are_remembered_and_late_facts_still_land(
+    container: Container, tenant_a: Tenant
+) -> None:
+    data = container.settings.data_dir
+    consumer = JournalConsumer(container.db, data, remember_ended=2)
+    journal = JournalService(container.db, data, writer=JournalWriter(consumer))
+    bus = InProcessBus()
+    journal.attach(bus)
+    done = [CallScript(tenant_a.account_id) for _ in range(4)]
+    live = CallScript(tenant_a.account_id)
+    for script in done:
+        await publish(bus, *full_call(script))
+    await publish(bus, live.started(), live.ringing("a", 1))
+    await journal.flush()
+    assert set(consumer._ended) == {(s.account_id, s.call_id) for s in done[2:]}
+    assert set(consumer._known) == {(live.account_id, live.call_id)}
+    # The oldest ended call is read back from the table for its late recording.
+    first = done[0]
+    rec = journal.recording_path_for(tenant_a.account_id, first.call_id, first.start)
+    await publish(
+        bus,
+        CallRecorded(account_id=first.account_id, call_id=first.call_id, path=str(rec), duration=1),
+        *full_call(live)[2:],
+    )  # fmt: skip
+    await journal.flush()
+    found = await rows(container)
+    assert found[first.call_id].recording_path is not None
+    assert found[first.call_id].status is CallStatus.closed
+    assert found[live.call_id].status is CallStatus.closed and not consumer._known
+    await journal.aclose()

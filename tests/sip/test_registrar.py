@@ -137,6 +137,23 @@ def test_exact_expiry_arithmetic_and_timer() -> None:
     assert [e.kind for e in r.events()] == [BindingEventKind.EXPIRED]
 
 
+def test_next_deadline_follows_every_change_of_the_bindings() -> None:
+    # The runner asks after every message; the answer is cached, so each change must reset it.
+    r = registrar()
+    assert r.next_deadline() is None
+    r.handle_register(register(["<sip:a@h>"], expires=120), SRC, "UDP", None, now=0.0)
+    assert r.next_deadline() == 120.0
+    r.handle_register(register(["<sip:b@h>"], expires=60, cseq=2), SRC, "UDP", None, now=10.0)
+    assert r.next_deadline() == 70.0
+    r.handle_register(register(["<sip:b@h>"], expires=600, cseq=3), SRC, "UDP", None, now=20.0)
+    assert r.next_deadline() == 120.0  # b refreshed past a
+    r.handle_register(register(["<sip:a@h>"], expires=0, cseq=4), SRC, "UDP", None, now=30.0)
+    assert r.next_deadline() == 620.0  # a removed
+    assert r.handle_timer(619.0) == [] and r.next_deadline() == 620.0
+    (gone,) = r.handle_timer(620.0)
+    assert gone.contact == "sip:b@h" and r.next_deadline() is None
+
+
 def test_refresh_and_call_id_cseq_ordering() -> None:
     r = registrar()
     aor = "sip:100@pbx.example.com"

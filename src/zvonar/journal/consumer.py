@@ -1,14 +1,16 @@
 """Applies batches of call events to the journal tables: one transaction per batch, Core SQL.
 
-Per batch: the calls it names that are not remembered are read in one query (and their legs in
-a second), the events are applied in order to in-memory :class:`~zvonar.journal.state.CallState`
-(pure rules, :mod:`zvonar.journal.state`), then only what changed is written with ``executemany``
-(new calls, new legs, updated calls grouped by the columns they change, updated legs).
+Per batch: the calls it names that are not remembered, nor started by the batch itself, are
+read in one query (and their legs in a second), the events are applied in order to in-memory
+:class:`~zvonar.journal.state.CallState` (pure rules, :mod:`zvonar.journal.state`), then only
+what changed is written with ``executemany`` (new calls, new legs, updated calls grouped by the
+columns they change, updated legs).
 
-The states of recent calls are remembered (bounded, least recently used first out), so a live
-call's events cost no lookup query. They are updated only after a batch commits: a failed batch
-leaves nothing behind. Nothing else writes an open row except recovery, and the service makes
-the consumer :meth:`forget` after it (and after retention).
+The states of recent calls are remembered (bounded, least recently used first out; far fewer
+ended calls than live ones), so a live call's events cost no lookup query. They are updated
+only after a batch commits: a failed batch leaves nothing behind. Nothing else writes an open
+row except recovery, and the service makes the consumer :meth:`forget` after it (and after
+retention).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zvonar.calls.events import CallEvent, CallStarted
 from zvonar.journal import state
-from zvonar.journal.models import CallLeg, CallRecord
+from zvonar.journal.models import CallLeg, CallRecord, CallStatus
 from zvonar.journal.state import CallState, Key, LegState
 from zvonar.store.db import Database
 
@@ -33,34 +35,55 @@ log = logging.getLogger(__name__)
 
 CALLS: Table = CallRecord.__table__  # type: ignore[assignment]
 LEGS: Table = CallLeg.__table__  # type: ignore[assignment]
-REMEMBER = 20_000  # calls whose state stays in memory (a few hundred bytes each)
+REMEMBER = 20_000  # live calls whose state stays in memory (a few hundred bytes each)
+# Ended calls still get a few late facts (recording, voicemail, rating) within seconds; keeping
+# fewer of them keeps the heap the garbage collector walks small.
+REMEMBER_ENDED = 2_000
 
 
 class JournalConsumer:
     """Turns call events into journal rows; see the module docstring."""
 
-    def __init__(self, db: Database, data_dir: Path, *, remember: int = REMEMBER) -> None:
+    def __init__(
+        self,
+        db: Database,
+        data_dir: Path,
+        *,
+        remember: int = REMEMBER,
+        remember_ended: int = REMEMBER_ENDED,
+    ) -> None:
         self.db = db
         self.data_dir = data_dir
         self.remember = remember
-        self._known: OrderedDict[Key, CallState] = OrderedDict()
+        self.remember_ended = remember_ended
+        self._known: OrderedDict[Key, CallState] = OrderedDict()  # open calls
+        self._ended: OrderedDict[Key, CallState] = OrderedDict()  # closed calls
 
     def forget(self) -> None:
         """Drop every remembered state (rows were changed by someone else: recovery)."""
         self._known.clear()
+        self._ended.clear()
+
+    def _remembered(self, key: Key) -> CallState | None:
+        known = self._known.get(key)
+        return known if known is not None else self._ended.get(key)
 
     async def apply(self, events: Sequence[CallEvent]) -> None:
         """Apply ``events`` in order in one transaction; raises what the database raised (the
         transaction is then rolled back and nothing is remembered)."""
         work: dict[Key, CallState] = {}
         async with self.db.engine.begin() as conn:
-            missing = {(e.account_id, e.call_id) for e in events} - self._known.keys()
+            # Not ``set - self._known.keys()``: that iterates every remembered call (20,000
+            # tuples with a UUID each) for every batch; membership tests cost per event.
+            missing = {
+                key for key in _to_load(events) if key not in self._known and key not in self._ended
+            }
             loaded = await _load(conn, missing) if missing else {}
             for e in events:
                 key = (e.account_id, e.call_id)
                 call = work.get(key)
                 if call is None:
-                    known = self._known.get(key)
+                    known = self._remembered(key)
                     call = known.copy() if known is not None else loaded.get(key)
                 if isinstance(e, CallStarted):
                     if call is None:
@@ -74,10 +97,33 @@ class JournalConsumer:
                 state.apply(call, e, self.data_dir)
             await _write(conn, work.values())
         for key, call in work.items():
-            self._known[key] = call
-            self._known.move_to_end(key)
+            if call.status is CallStatus.closed:
+                self._known.pop(key, None)
+                self._ended[key] = call
+                self._ended.move_to_end(key)
+            else:
+                self._ended.pop(key, None)  # reopened? (never today; stay consistent anyway)
+                self._known[key] = call
+                self._known.move_to_end(key)
         while len(self._known) > self.remember:
             self._known.popitem(last=False)
+        while len(self._ended) > self.remember_ended:
+            self._ended.popitem(last=False)
+
+
+def _to_load(events: Sequence[CallEvent]) -> set[Key]:
+    """The calls a batch may find in the table: all but those it starts. A call's first event
+    is its ``CallStarted`` (call ids are minted fresh per call), so looking those up would
+    cost a query per batch for nothing; a repeated ``CallStarted`` of a stored call still
+    cannot add a row — the unique (account, call id) refuses it and the writer drops it."""
+    keys: set[Key] = set()
+    starts: set[Key] = set()
+    for e in events:
+        key = (e.account_id, e.call_id)
+        if key in keys or key in starts:
+            continue
+        (starts if isinstance(e, CallStarted) else keys).add(key)
+    return keys
 
 
 async def _load(conn: AsyncConnection, keys: Iterable[Key]) -> dict[Key, CallState]:

@@ -25,14 +25,15 @@ __all__ = [
 
 
 def _check_token(value: str, what: str) -> None:
-    # RFC 8866 §9: token-like fields are non-empty and contain no whitespace.
-    if not value or any(ch in value for ch in " \t\r\n"):
+    # RFC 8866 §9: token-like fields are non-empty and contain no whitespace. (Plain ``in``
+    # tests: every field of every offer passes here, a generator costs several times more.)
+    if not value or " " in value or "\t" in value or "\r" in value or "\n" in value:
         raise SdpParseError(f"invalid {what}: {value!r}")
 
 
 def _check_text(value: str, what: str) -> None:
     # RFC 8866 §9 "text": any byte but NUL, CR and LF.
-    if any(ch in value for ch in "\r\n\x00"):
+    if "\r" in value or "\n" in value or "\x00" in value:
         raise SdpParseError(f"invalid {what}: {value!r}")
 
 

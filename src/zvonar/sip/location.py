@@ -287,11 +287,16 @@ class LocationService:
     store: LocationStore = field(default_factory=InMemoryLocationStore)
     _by_aor: dict[str, dict[str, Binding]] = field(default_factory=dict, init=False)
     _events: list[BindingEvent] = field(default_factory=list, init=False)
+    # The earliest expiry, computed when asked after a change: the runner asks after every
+    # message, and a scan of every binding per datagram grows with the number of phones.
+    _deadline: float | None = field(default=None, init=False)
+    _deadline_stale: bool = field(default=True, init=False)
 
     def load(self, now: float) -> int:
         """Restore bindings from the store; expired ones are deleted from it. Connection
         flow ids do not survive a restart and are cleared. Returns the number restored."""
         self._by_aor.clear()
+        self._deadline_stale = True
         restored = 0
         with self._batch():
             for b in self.store.load_all():
@@ -370,6 +375,7 @@ class LocationService:
         now: float,
         removed_kind: BindingEventKind,
     ) -> None:
+        self._deadline_stale = True
         for b in deletes:
             per = self._by_aor.get(b.aor)
             if per is not None:
@@ -398,8 +404,11 @@ class LocationService:
                 continue  # best effort: memory stays authoritative until the next write
 
     def next_deadline(self) -> float | None:
-        times = [b.expires_at for b in self.all_bindings()]
-        return min(times) if times else None
+        if self._deadline_stale:
+            times = [b.expires_at for b in self.all_bindings()]
+            self._deadline = min(times) if times else None
+            self._deadline_stale = False
+        return self._deadline
 
     def handle_timer(self, now: float) -> list[Binding]:
         """Purge bindings whose time is up; returns them (and queues EXPIRED events)."""

@@ -198,13 +198,22 @@ class UserAgent:
         return out
 
     def next_deadline(self) -> float | None:
-        times = [layer.next_deadline() for layer in self._layers.values()]
-        times += [reg.next_deadline() for reg, _flow in self._reg_flows.values()]
+        # Asked after every message the runner handles: no intermediate lists.
+        best: float | None = None
+        for layer in self._layers.values():
+            t = layer.next_deadline()
+            if t is not None and (best is None or t < best):
+                best = t
+        for reg, _flow in self._reg_flows.values():
+            t = reg.next_deadline()
+            if t is not None and (best is None or t < best):
+                best = t
         for source in (self.security, self.registrar):
             if source is not None:
-                times.append(source.next_deadline())
-        live = [t for t in times if t is not None]
-        return min(live) if live else None
+                t = source.next_deadline()
+                if t is not None and (best is None or t < best):
+                    best = t
+        return best
 
     def handle_timer(self, now: float) -> None:
         for layer in self._layers.values():
