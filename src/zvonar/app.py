@@ -12,10 +12,14 @@ from zvonar import __version__
 from zvonar.accounts.models import Account
 from zvonar.accounts.router import router as accounts_router
 from zvonar.accounts.service import AccountService
+from zvonar.acd.live_router import router as acd_live_router
+from zvonar.acd.queues import AcdQueueService
 from zvonar.acd.router import router as acd_router
 from zvonar.acd.service import AcdService
 from zvonar.api import errors
 from zvonar.api.limits import BodySizeLimit
+from zvonar.callbacks.router import router as callbacks_router
+from zvonar.callbacks.service import CallbackService
 from zvonar.contacts.csvimport import MAX_IMPORT_BYTES
 from zvonar.contacts.router import router as contacts_router
 from zvonar.contacts.service import ContactService
@@ -23,6 +27,7 @@ from zvonar.container import Container
 from zvonar.core.bus import EventBus, InProcessBus
 from zvonar.directory.router import router as directory_router
 from zvonar.directory.service import DirectoryService
+from zvonar.journal.retention import RetentionSchedule
 from zvonar.journal.router import router as journal_router
 from zvonar.journal.service import JournalService
 from zvonar.notify.mailer import SmtpConfig, SmtpMailer, SmtpSecurity
@@ -90,6 +95,8 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
         missed_calls=notifier,
         voicemail_mail=voicemail,
         acd=AcdService(db),
+        acd_queues=AcdQueueService(db),
+        callbacks=CallbackService(db),
         prompts=PromptService(settings.data_dir),
     )
 
@@ -101,13 +108,19 @@ def create_app(container: Container, *, pbx: PbxConfig | None = None) -> FastAPI
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Calls a killed process left open are finalized before any new call is taken.
         await container.journal.recover_open_calls(utcnow())
+        retention = RetentionSchedule(container.db, container.journal)
+        retention.start()
         runtime = await start_pbx(container, pbx) if pbx is not None else None
+        # The live ACD (supervisor API); None without a PBX in this process.
+        _app.state.acd = runtime.acd if runtime is not None else None
+        _app.state.pbx = runtime
         yield
         if runtime is not None:
             await runtime.stop()
         for notifier in (container.missed_calls, container.voicemail_mail):
             if notifier is not None:
                 await notifier.aclose()
+        await retention.stop()
         await container.journal.aclose()  # the write-behind queue reaches the database
         await container.db.dispose()
 
@@ -121,6 +134,8 @@ def create_app(container: Container, *, pbx: PbxConfig | None = None) -> FastAPI
         lifespan=lifespan,
     )
     app.state.container = container
+    app.state.acd = None
+    app.state.pbx = None
     errors.install(app)
     for router in (
         accounts_router,
@@ -129,6 +144,8 @@ def create_app(container: Container, *, pbx: PbxConfig | None = None) -> FastAPI
         contacts_router,
         journal_router,
         acd_router,
+        acd_live_router,
+        callbacks_router,
         prompts_router,
     ):
         app.include_router(router, prefix="/api/v1")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zvonar.accounts.service import AccountService
+from zvonar.acd.queues import AcdQueueService
 from zvonar.acd.service import AcdService
+from zvonar.callbacks.service import CallbackService
 from zvonar.contacts.service import ContactService
 from zvonar.core.bus import EventBus
 from zvonar.directory.service import DirectoryService
@@ -31,4 +33,6 @@ class Container:
     missed_calls: MissedCallNotifier | None
     voicemail_mail: VoicemailNotifier | None
     acd: AcdService
+    acd_queues: AcdQueueService
+    callbacks: CallbackService
     prompts: PromptService

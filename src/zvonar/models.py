@@ -2,6 +2,7 @@
 
 from zvonar.accounts import models as accounts_models
 from zvonar.acd import models as acd_models
+from zvonar.callbacks import models as callbacks_models
 from zvonar.contacts import models as contacts_models
 from zvonar.directory import models as directory_models
 from zvonar.journal import models as journal_models
@@ -13,6 +14,7 @@ __all__ = [
     "Base",
     "accounts_models",
     "acd_models",
+    "callbacks_models",
     "contacts_models",
     "directory_models",
     "journal_models",

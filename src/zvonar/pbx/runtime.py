@@ -7,8 +7,12 @@ up and ``await runtime.stop()`` on shutdown. The graph::
                                    └── TenantChallenger ── DirectoryCredentialStore (bus)
               └── B2bua ── EmbeddedMediaEngine
                       └── InviteGate (trunk sources by IP, digest for our realms)
-                      └── PbxResolver (directory, routing, contacts, HttpRouter)
+                      └── resolving(PbxResolver) (host names via HostResolver, cached)
+                            └── RoutingSnapshot (numbers, schemes, staff in memory; bus-refreshed)
+                            └── AcdRuntime (queue steps, supervisor actions, queue callbacks)
                             └── OutboundCalls (dial plan, toll-fraud guard, caller ID, trunks)
+              └── TrunkRegistrations (REGISTER to carriers that want it)
+              └── CallbackWorker (callback requests placed as originations)
                       └── container.bus (journal, notifiers) + journal.recording_path_for
 """
 
@@ -23,17 +27,25 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from zvonar.acd.runtime import AcdRuntime
+from zvonar.callbacks.worker import CallbackWorker, customer_side
 from zvonar.calls.b2bua import B2bua
 from zvonar.container import Container
 from zvonar.integrations.http_route import HttpRouter
 from zvonar.media.io import EmbeddedMediaEngine
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.credentials import DirectoryCredentialStore, RealmDomains, TenantChallenger
+from zvonar.pbx.dns import HostResolver, resolving
+from zvonar.pbx.heap import settle_heap
 from zvonar.pbx.invite_auth import InviteGate, TrunkSources
 from zvonar.pbx.location_sql import SqlLocationStore
 from zvonar.pbx.outbound_resolver import OutboundCalls
+from zvonar.pbx.queues import attach_queues, queue_callback_dialer, queue_runtime
 from zvonar.pbx.resolver import PbxResolver
+from zvonar.pbx.snapshot import RoutingSnapshot
+from zvonar.pbx.trunk_registration import TrunkRegistrations
 from zvonar.sip.io.runner import SipRunner
 from zvonar.sip.location import Binding, LocationService
 from zvonar.sip.registrar import Registrar, RegistrarConfig
@@ -59,6 +71,11 @@ class PbxRuntime:
     location: SqlLocationStore
     resolver: PbxResolver
     http: HttpRouter
+    acd: AcdRuntime
+    snapshot: RoutingSnapshot
+    dns: HostResolver
+    registrations: TrunkRegistrations
+    callbacks: CallbackWorker
     udp: Flow
     tcp: Flow | None
     _detach: list[Callable[[], None]] = field(default_factory=list)
@@ -79,8 +96,11 @@ class PbxRuntime:
         self._stopped = True
         for detach in self._detach:
             detach()
+        await self.callbacks.stop()
+        await self.registrations.stop()
         with contextlib.suppress(Exception):
             await self.b2bua.close(within)
+        await self.acd.close()
         await self.runner.close()
         await self.engine.close()
         await self.http.aclose()
@@ -138,8 +158,16 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
     trunk_sources = TrunkSources(container.db)
     await trunk_sources.load()
     detach.append(trunk_sources.attach(container.bus))
-    outbound = OutboundCalls(container.db, credentials, container.contacts.index)
+    dns = HostResolver()
+    outbound = OutboundCalls(container.db, credentials, container.contacts.index, dns=dns)
     detach.append(outbound.attach(container.bus))
+
+    acd = queue_runtime(container.db, container.bus, container.acd)
+    detach.append(attach_queues(acd, container.bus))
+    # Routing data lives in memory, refreshed by the bus: no database read on the call path.
+    snapshot = RoutingSnapshot(container.db, flush=container.journal.flush)
+    detach.append(snapshot.attach(container.bus))
+    await snapshot.preload()
 
     def route_secret(account_id: uuid.UUID) -> str:
         return derive_secret(master, f"http-route:{account_id}").hex()
@@ -154,16 +182,19 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         default_region=config.default_region,
         extension_calls=outbound,
         prompts_dir=container.prompts.account_dir,
+        queues=acd,
+        snapshot=snapshot,
     )
     b2bua = B2bua(
         runner,
         engine,
         container.bus,
-        resolver,
+        resolving(resolver, dns),
         recording_path=container.journal.recording_path_for,
         resolve_timeout=config.resolve_timeout,
         gate=InviteGate(ua, credentials, trunk_sources),
     )
+    registrations: TrunkRegistrations | None = None
     try:
         tcp: Flow | None
         if config.sip_tcp:
@@ -175,14 +206,42 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
             if tcp is not None:
                 ua.set_local_address("TCP", config.sip_advertise, tcp.port)
         await b2bua.start()
+        await acd.start()
+        acd.dial_callback = queue_callback_dialer(
+            b2bua.originate,
+            lambda account_id, call_id, phone: customer_side(
+                outbound, account_id, call_id, phone, datetime.now(UTC)
+            ),
+        )
+        registrations = TrunkRegistrations(container.db, runner, dns)
+        detach.append(registrations.attach(container.bus))
+        await registrations.start()
+        callbacks = CallbackWorker(
+            container.callbacks,
+            b2bua,
+            resolver,
+            outbound,
+            container.db,
+            credentials,
+            lambda aor: ua.lookup(aor, loop.time()),
+            container.bus,
+        )
+        await callbacks.start()
     except BaseException:
         for off in detach:
             off()
+        if registrations is not None:
+            await registrations.stop()
+        with contextlib.suppress(Exception):
+            await b2bua.close(1.0)
         await runner.close()
         await engine.close()
         await http.aclose()
         await location.close()
+        await acd.close()
         raise
+    # The long-lived objects built above leave the young GC generations (pbx.heap).
+    settle_heap()
     log.info(
         "PBX listening on %s:%d (UDP%s), %d registrations restored",
         udp.host,
@@ -199,6 +258,11 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         location=location,
         resolver=resolver,
         http=http,
+        acd=acd,
+        snapshot=snapshot,
+        dns=dns,
+        registrations=registrations,
+        callbacks=callbacks,
         udp=udp,
         tcp=tcp,
         _detach=detach,
