@@ -21,7 +21,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.callbacks.conftest import with_callbacks
 from tests.e2e import sippkit
 from tests.e2e.appkit import sqlite_container
 from tests.pbx.conftest import NUMBER, PASSWORD, Seeded, seed_account
@@ -37,7 +36,6 @@ from tests.sip.peers.harness import (
 )
 from zvonar.accounts.models import Role
 from zvonar.app import create_app
-from zvonar.callbacks.router import router as callbacks_router
 from zvonar.callbacks.service import CallbackService, Retry
 from zvonar.callbacks.worker import CallbackWorker
 from zvonar.calls.events import Direction, Disposition
@@ -182,7 +180,7 @@ class Rig:
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     app = await sqlite_container(tmp_path)
-    callbacks = with_callbacks(app)
+    callbacks = app.callbacks
     seeded = await seed_account(app, "alpha")
     trunk_port = free_port()
     await app.directory.create_trunk(
@@ -204,8 +202,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     rt = await start_pbx(
         app, PbxConfig(sip_port=free_port(), media_timeout=0, digest_algorithms=("MD5",))
     )
+    await rt.callbacks.stop()  # each test runs its own worker, with test timings
     api = create_app(app)
-    api.include_router(callbacks_router, prefix="/api/v1")
     transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         try:
