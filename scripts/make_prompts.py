@@ -107,6 +107,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "Нажмите 5, и мы перезвоним, сохранив ваше место в очереди.",
         "uk": "Натисніть 5, і ми передзвонимо, зберігши ваше місце в черзі.",
     },
+    # Said before the queue's callback digit ("n5", "key_star"...) when the queue uses
+    # another digit than the 5 that "queue_callback_offer" names.
+    "queue_callback_press": {
+        "en": "To be called back without losing your place, press",
+        "ru": "Чтобы мы перезвонили, сохранив ваше место в очереди, нажмите",
+        "uk": "Щоб ми передзвонили, зберігши ваше місце в черзі, натисніть",
+    },
     "menu_default": {
         "en": "For sales press 1, for support press 2.",
         "ru": "Отдел продаж — нажмите 1, поддержка — нажмите 2.",
@@ -137,6 +144,11 @@ FRAGMENTS: dict[str, dict[str, str]] = {
     "minute": {"en": "minute", "ru": "минута", "uk": "хвилина"},
     "minutes_few": {"en": "minutes", "ru": "минуты", "uk": "хвилини"},
     "minutes": {"en": "minutes", "ru": "минут", "uk": "хвилин"},
+    # Keys a caller may be asked to press (with n1-n9): "press zero / star / hash"; the
+    # Russian and Ukrainian nouns are in the accusative "нажмите" asks for.
+    "n0": {"en": "zero", "ru": "ноль", "uk": "нуль"},
+    "key_star": {"en": "star", "ru": "звёздочку", "uk": "зірочку"},
+    "key_hash": {"en": "hash", "ru": "решётку", "uk": "решітку"},
 }
 # Prompts that end with the beep they announce (1 kHz, 0.3 s, after a short pause).
 WITH_BEEP = frozenset({"leave_message_after_tone"})

@@ -295,3 +295,50 @@ def test_decisions_touch_only_the_heads() -> None:
     (o,) = d.decide(3000)
     assert (o.call_id, o.priority, o.wait) == ("c1500", 1, 1500)
     assert d.position("c0") == 1 and d.position("c1999") == 1999
+
+
+def test_retry_later_holds_a_callback_out_of_offers_then_back_in_its_place() -> None:
+    """A callback whose customer was not reached: the agent is free at once, the caller is
+    offered again only at the retry time, ahead of those who joined after them."""
+    d = build(Strategy.in_turn, "a", callback_digit="1")
+    d.enter("q", "y", 0)
+    d.digit("y", "1", 1)
+    (o,) = d.decide(2)
+    assert o.call_id == "y"
+    d.retry_later("y", 32)  # while it rings: applies once nobody rings for it
+    d.agent_input("a", ag.call_ended("y"), 3)  # the agent answered; the customer did not
+    assert d.agents["a"].status is Status.online
+    assert d.held_until("y") == 32 and d.position("y") is None
+    d.enter("q", "z", 4)
+    assert d.position("z") == 1
+    assert d.next_deadline() == 32
+    (o,) = d.decide(5)
+    assert o.call_id == "z"  # the agent serves the next caller meanwhile
+    serve(d, o, "a", 6)
+    d.enter("q", "w", 7)
+    d.handle_timer(31.9)
+    assert d.held_until("y") == 32 and d.position("y") is None
+    d.handle_timer(32)
+    assert d.held_until("y") is None and d.position("y") == 1 and d.position("w") == 2
+    assert d.next_deadline() is None
+    (o,) = d.decide(33)
+    assert (o.call_id, o.is_callback, o.wait) == ("y", True, 33)
+
+
+def test_retry_later_of_a_waiting_caller_and_abandon_while_held() -> None:
+    d = build(Strategy.in_turn, "a", callback_digit="1")
+    d.agent_input("a", ag.set_dnd(), 0)
+    d.enter("q", "y", 0)
+    d.digit("y", "1", 1)
+    d.retry_later("y", 50)
+    d.agent_input("a", ag.set_online(), 2)
+    assert d.decide(3) == []  # held: nobody else waits, the free agent stays free
+    d.events()
+    d.abandon("y", 10)
+    (fact,) = facts_of(d.events())
+    assert (fact.kind, fact.wait) == (FactKind.abandoned, 10)
+    assert d.held_until("y") is None and d.next_deadline() is None
+    d.handle_timer(60)  # the stale retry does nothing
+    assert d.events() == []
+    with pytest.raises(Exception, match="no queue"):
+        d.retry_later("y", 70)

@@ -1,29 +1,39 @@
 """AcdRuntime without calls: sessions driven the way calls.steps drives them, a fake clock.
 
 Checks what the call sees (signals), what is stored (the recorder's batches) and what goes on
-the bus, for offers, answers, wrap-up, no-answers, abandonment, priorities, supervisor
-statuses and queue callbacks.
+the bus, for offers, answers, wrap-up, no-answers (away and the supervisor's alert),
+unreachable agents, abandonment, priorities, supervisor statuses, announcements and queue
+callbacks (their place, retries after a delay, the live feed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from zvonar.acd.agents import Status
+from zvonar.acd.agents import Status, StatusInterval
 from zvonar.acd.definitions import QueueDef, QueueMember
-from zvonar.acd.events import AgentStatusChanged, QueueCallerChanged
+from zvonar.acd.events import AgentAlerted, AgentStatusChanged, QueueCallerChanged
 from zvonar.acd.facts import FactKind, QueueFact
 from zvonar.acd.queue import Strategy
 from zvonar.acd.runtime import MAX_CALLBACK_TRIES, AcdRuntime, CallbackOutcome
 from zvonar.calls.events import Target, TargetKind
-from zvonar.calls.plan import QueueCallback, QueueOffer, QueueOverflow, QueueSignal, RingTarget
+from zvonar.calls.plan import (
+    QueueAnnounce,
+    QueueCallback,
+    QueueOffer,
+    QueueOverflow,
+    QueueSignal,
+    RingTarget,
+)
 from zvonar.core.bus import RecordingBus
 from zvonar.core.errors import NotFound
+from zvonar.media.prompts import DEFAULT_DIR
 from zvonar.sip.ua import Flow
 
 ACCOUNT = uuid.uuid4()
@@ -40,7 +50,7 @@ class Clock:
 
 
 class Rig:
-    def __init__(self, **queue: Any) -> None:
+    def __init__(self, *, retry_delay: float = 30.0, **queue: Any) -> None:
         members = tuple(QueueMember(e) for e in queue.pop("members", ("101", "102")))
         self.defs = {"q": QueueDef("q", members=members, **queue)}
         self.clock = Clock()
@@ -49,8 +59,14 @@ class Rig:
         self.registered = set(STAFF.values())
         self.dialled: list[tuple[str, tuple[str, ...], str]] = []
         self.callback_outcome = CallbackOutcome.talked
+        self.talk: asyncio.Event | None = None  # set: a talked callback's call is over
         self.rt = AcdRuntime(
-            self.load, self.bus, record=self.record, dial_callback=self.dial, clock=self.clock
+            self.load,
+            self.bus,
+            record=self.record,
+            dial_callback=self.dial,
+            clock=self.clock,
+            callback_retry_delay=retry_delay,
         )
         self.signals: dict[str, list[QueueSignal]] = {}
         self.sessions: dict[str, Any] = {}
@@ -63,9 +79,22 @@ class Rig:
         return len(events)
 
     async def dial(
-        self, account_id: uuid.UUID, call_id: str, targets: tuple[RingTarget, ...], t: float, n: str
+        self,
+        account_id: uuid.UUID,
+        call_id: str,
+        targets: tuple[RingTarget, ...],
+        t: float,
+        n: str,
+        *,
+        connected: Callable[[str | None], None],
     ) -> CallbackOutcome:
+        """A callback as the PBX places it: with ``talk``, the agent and the customer are
+        connected first and the call ends when the test sets it."""
         self.dialled.append((call_id, tuple(x.label or "" for x in targets), n))
+        if self.callback_outcome is CallbackOutcome.talked and self.talk is not None:
+            agent = targets[0].target
+            connected(str(agent.target_id) if agent and agent.target_id else None)
+            await self.talk.wait()
         return self.callback_outcome
 
     def targets(self, agent_id: str) -> tuple[RingTarget, ...]:
@@ -75,14 +104,16 @@ class Rig:
         flow = Flow("UDP", "127.0.0.1", 5060)
         return (RingTarget(f"sip:{EXT[agent_id]}@127.0.0.1", flow, target, EXT[agent_id]),)
 
-    async def join(self, call_id: str, *, tags: frozenset[str] = frozenset()) -> bool:
+    async def join(
+        self, call_id: str, *, tags: frozenset[str] = frozenset(), prompts_dir: Path | None = None
+    ) -> bool:
         opened = await self.rt.open(
             ACCOUNT,
             "q",
             call_id,
             caller_tags=tags,
             language="en",
-            prompts_dir=None,
+            prompts_dir=prompts_dir,
             targets=self.targets,
             caller=f"+7916{call_id[-1]}000000",
         )
@@ -109,6 +140,28 @@ class Rig:
 
     def status(self, ext: str) -> Status:
         return self.rt.accounts[ACCOUNT].dispatcher.agents[STAFF[ext]].status
+
+    def tick(self, seconds: float) -> None:
+        """Let ``seconds`` pass and fire the account's timer as the loop would."""
+        self.clock.t += seconds
+        self.rt._tick(self.rt.accounts[ACCOUNT])
+
+    def announced(self, call_id: str) -> list[list[str]]:
+        """Each announcement the caller was told to hear, as prompt file names."""
+        return [
+            [p.name for p in s.prompts]
+            for s in self.signals.get(call_id, [])
+            if isinstance(s, QueueAnnounce)
+        ]
+
+    def whats(self, call_id: str) -> list[str]:
+        return [e.what for e in self.bus.of_type(QueueCallerChanged) if e.call_id == call_id]
+
+
+async def settle() -> None:
+    """Let spawned callback tasks run to their next wait."""
+    for _ in range(20):
+        await asyncio.sleep(0)
 
 
 async def test_a_caller_is_offered_to_the_first_free_agent_and_answered() -> None:
@@ -256,15 +309,153 @@ async def _callback_waiting(rig: Rig) -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_callback_the_customer_misses_is_retried_then_dropped() -> None:
+async def test_a_callback_the_customer_misses_is_retried_after_the_delay_then_dropped() -> None:
+    rig = Rig(strategy=Strategy.in_turn, members=("101",), callback_digit="5", wrapup_seconds=0)
+    rig.callback_outcome = CallbackOutcome.customer_missed
+    await rig.join("c1")
+    rig.answer("c1")
+    await rig.join("c2")
+    rig.sessions["c2"].digit("5")
+    rig.sessions["c2"].left()
+    rig.sessions["c1"].call_ended()  # 101 is free: c2's turn, the first try
+    await settle()
+    acct = rig.rt.accounts[ACCOUNT]
+    retry_at = rig.clock.t + 30
+    assert [d[0] for d in rig.dialled] == ["c2"]
+    # Not the agent's fault: 101 is free, not away; c2 waits out the delay in its place.
+    assert rig.status("101") is Status.online
+    assert acct.dispatcher.held_until("c2") == retry_at
+    assert acct.dispatcher.next_deadline() == retry_at  # the runtime's timer is armed for it
+    assert acct.timer is not None
+    (view,) = await rig.rt.view(ACCOUNT)
+    assert [(w["call_id"], w["callback"]) for w in view.waiting] == [("c2", True)]
+    rig.tick(29.9)
+    await settle()
+    assert len(rig.dialled) == 1  # not before the delay
+    rig.tick(0.1)
+    await settle()
+    assert len(rig.dialled) == 2
+    rig.tick(30)
+    await settle()
+    assert [d[0] for d in rig.dialled] == ["c2"] * MAX_CALLBACK_TRIES
+    rig.tick(300)
+    await settle()
+    assert len(rig.dialled) == MAX_CALLBACK_TRIES  # given up
+    facts = [f for f in await rig.facts() if f.call_id == "c2"]
+    assert [f.kind for f in facts] == [
+        FactKind.entered,
+        FactKind.callback_requested,
+        FactKind.abandoned,
+    ]
+    assert facts[-1].wait == pytest.approx(60)  # counted from when they joined
+    assert rig.whats("c2") == [
+        *("joined", "callback", "offered", "callback_retry", "offered", "callback_retry"),
+        *("offered", "abandoned"),
+    ]
+    assert (await rig.rt.view(ACCOUNT))[0].waiting == ()
+
+
+async def test_other_callers_are_served_while_a_callback_waits_to_retry() -> None:
     rig = Rig(strategy=Strategy.in_turn, members=("101",), callback_digit="5")
     rig.callback_outcome = CallbackOutcome.customer_missed
     await _callback_waiting(rig)
-    assert [d[0] for d in rig.dialled] == ["c2"] * MAX_CALLBACK_TRIES
-    # Not the agent's fault: 101 is not set away; c3, next in line, is offered to them.
+    assert [d[0] for d in rig.dialled] == ["c2"]
+    # c3, next in line, is offered to 101 while c2's customer is given time.
     assert rig.rung("c3") == [["101"]]
-    kinds = [(f.call_id, f.kind) for f in await rig.facts()]
-    assert ("c2", FactKind.abandoned) in kinds and ("c2", FactKind.answered) not in kinds
+    rig.answer("c3")
+    rig.sessions["c3"].call_ended()
+    rig.tick(30)  # wrap-up (10 s) and the retry delay are over: c2 again, first in line
+    await settle()
+    assert [d[0] for d in rig.dialled] == ["c2", "c2"]
+
+
+async def test_a_callback_is_answered_when_agent_and_customer_connect() -> None:
+    """The queue's answer (its wait, the agent on call) is when they start talking, not when
+    the callback is over."""
+    rig = Rig(strategy=Strategy.in_turn, members=("101",), callback_digit="5")
+    rig.talk = asyncio.Event()
+    await rig.join("c1")
+    rig.answer("c1")
+    rig.clock.t += 5
+    await rig.join("c2")
+    rig.sessions["c2"].digit("5")
+    rig.sessions["c2"].left()
+    rig.sessions["c1"].call_ended()
+    rig.tick(11)  # 101's wrap-up is over: c2's callback is placed and connects
+    await settle()
+    assert rig.status("101") is Status.on_call
+    answered = [f for f in await rig.facts() if f.kind is FactKind.answered]
+    assert [(f.call_id, f.agent_id) for f in answered] == [
+        ("c1", STAFF["101"]),
+        ("c2", STAFF["101"]),
+    ]
+    assert answered[1].wait == pytest.approx(11)
+    rig.clock.t += 120  # they talk for two minutes
+    rig.talk.set()
+    await settle()
+    assert rig.status("101") is Status.wrap_up
+    assert [f.kind for f in await rig.facts() if f.call_id == "c2"].count(FactKind.answered) == 1
+    assert rig.whats("c2") == ["joined", "callback", "offered", "answered"]
+
+
+async def test_a_callback_request_shows_in_the_live_feed_and_view() -> None:
+    rig = Rig(members=("101",), callback_digit="7")
+    rig.registered.clear()  # nobody to ring: c1 waits
+    await rig.join("c1")
+    rig.sessions["c1"].digit("7")
+    assert isinstance(rig.signals["c1"][-1], QueueCallback)
+    rig.sessions["c1"].left()  # the caller hangs up after the confirmation
+    await rig.rt._flush()
+    assert rig.whats("c1") == ["joined", "callback"]
+    (view,) = await rig.rt.view(ACCOUNT)
+    assert [(w["call_id"], w["callback"], w["position"]) for w in view.waiting] == [("c1", True, 1)]
+
+
+@pytest.mark.parametrize(
+    ("digit", "said"),
+    [
+        ("5", ["queue_callback_offer.wav"]),
+        ("1", ["queue_callback_press.wav", "n1.wav"]),
+        ("0", ["queue_callback_press.wav", "n0.wav"]),
+        ("9", ["queue_callback_press.wav", "n9.wav"]),
+        ("*", ["queue_callback_press.wav", "key_star.wav"]),
+        ("#", ["queue_callback_press.wav", "key_hash.wav"]),
+    ],
+)
+async def test_the_callback_offer_names_the_queues_digit(digit: str, said: list[str]) -> None:
+    """On entry (nobody free) and with every periodic announcement, whatever the digit."""
+    rig = Rig(
+        members=("101",),
+        callback_digit=digit,
+        announce_prompt="queue_announce",
+        announce_interval=20,
+    )
+    rig.registered.clear()
+    await rig.join("c1")
+    assert rig.announced("c1") == [["queue_announce.wav", *said]]
+    rig.tick(20)
+    assert rig.announced("c1") == [["queue_announce.wav", *said]] * 2
+    for name in said:
+        assert (DEFAULT_DIR / "en" / name).is_file()
+
+
+async def test_the_callback_offer_alone_and_an_accounts_own_recording(tmp_path: Path) -> None:
+    rig = Rig(members=("101",), callback_digit="3")  # no announce prompt, no interval
+    rig.registered.clear()
+    await rig.join("c1")
+    assert rig.announced("c1") == [["queue_callback_press.wav", "n3.wav"]]
+    own = tmp_path / "en" / "queue_callback_offer.wav"
+    own.parent.mkdir()
+    own.write_bytes((DEFAULT_DIR / "en" / "queue_callback_offer.wav").read_bytes())
+    await rig.join("c2", prompts_dir=tmp_path)
+    (said,) = [s.prompts for s in rig.signals["c2"] if isinstance(s, QueueAnnounce)]
+    assert said == (own,)  # their sentence names their digit
+
+
+async def test_no_announcement_when_an_agent_takes_the_caller_at_once() -> None:
+    rig = Rig(members=("101",), callback_digit="5", announce_prompt="queue_announce")
+    await rig.join("c1")
+    assert rig.announced("c1") == [] and rig.rung("c1") == [["101"]]
 
 
 async def test_a_callback_no_agent_answers_keeps_its_place() -> None:
@@ -300,3 +491,73 @@ async def test_an_unknown_queue_opens_nothing() -> None:
         targets=rig.targets,
     )
     assert opened is None
+
+
+async def test_an_agent_who_misses_offers_in_a_row_is_set_away_and_supervisors_told() -> None:
+    rig = Rig(strategy=Strategy.in_turn, members=("101", "102"), max_no_answer=2)
+    rig.registered.discard(STAFF["102"])
+    t0 = rig.clock.t
+    await rig.join("c1")
+    for n in range(2):
+        assert rig.rung("c1")[n] == ["101"]
+        rig.clock.t += 15
+        rig.sessions["c1"].not_answered(rig.offers("c1")[n].offer)
+    assert rig.status("101") is Status.away
+    assert len(rig.rung("c1")) == 2  # nobody else to offer to
+    await rig.rt._flush()
+    (alert,) = rig.bus.of_type(AgentAlerted)
+    assert (alert.agent_id, alert.reason, alert.no_answers) == (STAFF["101"], "no_answer", 2)
+    assert alert.account_id == ACCOUNT
+    changes = [
+        (e.old, e.new, e.reason)
+        for e in rig.bus.of_type(AgentStatusChanged)
+        if e.agent_id == STAFF["101"]
+    ]
+    assert changes[-1] == ("ringing", "away", "no_answer")
+    # Every change that lasted is a stored interval (the instants online between offers
+    # carry no time); "away" is the open one.
+    spans = [
+        (i.status.value, i.start - t0, i.end - t0)
+        for i in rig.stored
+        if isinstance(i, StatusInterval) and i.agent_id == STAFF["101"]
+    ]
+    assert spans == [("ringing", 0.0, 15.0), ("ringing", 15.0, 30.0)]
+
+
+async def test_an_agent_without_a_registered_phone_is_unreachable_until_it_returns() -> None:
+    rig = Rig(strategy=Strategy.in_turn, members=("101",))
+    rig.registered.clear()
+    await rig.join("c1")
+    assert rig.status("101") is Status.unreachable and rig.rung("c1") == []
+    rig.clock.t += 40
+    rig.registered.add(STAFF["101"])
+    await rig.join("c2")  # joining checks the members' phones again
+    assert rig.status("101") is Status.ringing and rig.rung("c1") == [["101"]]
+    await rig.rt._flush()
+    news = [e.new for e in rig.bus.of_type(AgentStatusChanged) if e.agent_id == STAFF["101"]]
+    assert news[-3:] == ["unreachable", "online", "ringing"]
+    (unreachable,) = [
+        i for i in rig.stored if isinstance(i, StatusInterval) and i.status is Status.unreachable
+    ]
+    assert unreachable.end - unreachable.start == pytest.approx(40)
+
+
+async def test_the_live_view_notices_a_phone_that_registered_and_offers_the_waiting_caller() -> (
+    None
+):
+    rig = Rig(strategy=Strategy.in_turn, members=("101",))
+    rig.registered.clear()
+    await rig.join("c1")
+    (view,) = await rig.rt.view(ACCOUNT)
+    assert [a["status"] for a in view.agents] == ["unreachable"] and rig.rung("c1") == []
+    rig.registered.add(STAFF["101"])  # their phone registers; no call comes in meanwhile
+    (view,) = await rig.rt.view(ACCOUNT)
+    assert [a["status"] for a in view.agents] == ["ringing"]
+    assert rig.rung("c1") == [["101"]]
+    rig.answer("c1")
+    rig.registered.clear()  # their phone goes away during the call: the call goes on
+    (view,) = await rig.rt.view(ACCOUNT)
+    assert [a["status"] for a in view.agents] == ["on_call"]
+    rig.sessions["c1"].call_ended()
+    rig.tick(10)  # wrap-up over: no phone, so unreachable rather than online
+    assert rig.status("101") is Status.unreachable

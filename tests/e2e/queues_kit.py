@@ -21,8 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.e2e import sippkit
-from tests.e2e.schemes_kit import _INVITE, Rig
-from tests.sip.peers.harness import SippRun, free_port, run_sipp, sipp_command, wait_bound
+from tests.e2e.schemes_kit import _INVITE, Device, Rig, sipp_cmd
+from tests.sip.peers.harness import (
+    SippRun,
+    free_port,
+    register_scenario,
+    run_sipp,
+    sipp_command,
+    wait_bound,
+)
 from zvonar.acd.events import QueueCallerChanged
 from zvonar.calls.events import (
     CallAnswered,
@@ -34,6 +41,7 @@ from zvonar.calls.events import (
 from zvonar.journal.models import CallRecord
 
 __all__ = [
+    "Audio",
     "Bye",
     "Digit",
     "Pause",
@@ -76,7 +84,15 @@ class WaitBye:
     """Wait for the PBX to hang up (after the agent's BYE, a rating, a callback prompt)."""
 
 
-Action = Pause | Digit | Bye | WaitBye
+@dataclass(frozen=True)
+class Audio:
+    """Start playing a pcap of RTP (``sippkit.write_tone_pcap``) in the background: the
+    caller talks while the next actions run."""
+
+    pcap: Path
+
+
+Action = Pause | Digit | Bye | WaitBye | Audio
 
 
 def caller_scenario(dialed: str, caller: str, actions: Sequence[Action]) -> str:
@@ -92,6 +108,8 @@ def caller_scenario(dialed: str, caller: str, actions: Sequence[Action]) -> str:
         elif isinstance(a, Bye):
             body.append(sippkit.bye(dialed))
             body.append('<recv response="200" crlf="true"/>')
+        elif isinstance(a, Audio):
+            body.append(f'<nop><action><exec play_pcap_audio="{a.pcap}"/></action></nop>')
         else:
             body.append('<recv request="BYE"/>')
             body.append(sippkit.OK_IN_DIALOG)
@@ -116,9 +134,11 @@ def caller_scenario(dialed: str, caller: str, actions: Sequence[Action]) -> str:
 """
 
 
-def agent_scenario(ext: str, *, answer_ms: int, talk_ms: int) -> str:
-    """An agent's phone: ring ``answer_ms``, answer, talk ``talk_ms``, hang up (BYE in the
-    dialog the PBX's INVITE made: its From, with tag, is our To)."""
+def agent_scenario(ext: str, *, answer_ms: int, talk_ms: int, pcap: Path | None = None) -> str:
+    """An agent's phone: ring ``answer_ms``, answer, talk ``talk_ms`` (playing ``pcap`` if
+    given), hang up (BYE in the dialog the PBX's INVITE made: its From, with tag, is our
+    To)."""
+    play = f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>' if pcap else ""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="agent answers, talks, hangs up">
   <recv request="INVITE" rrs="true">
@@ -143,6 +163,7 @@ def agent_scenario(ext: str, *, answer_ms: int, talk_ms: int) -> str:
 
   ]]></send>
   <recv request="ACK"/>
+  {play}
   <pause milliseconds="{talk_ms}"/>
   <send retrans="500"><![CDATA[
 
@@ -224,6 +245,22 @@ class QueueRig(Rig):
         for ext in scenarios:
             await wait_bound(self.devices[ext].port)
         return procs
+
+    async def register(self, *exts: str) -> None:
+        """Register only these extensions' phones (``register_all`` does every device)."""
+
+        async def one(d: Device) -> None:
+            name = self._name(f"reg{d.ext}")
+            xml = self.workdir / f"{name}.xml"
+            xml.write_text(register_scenario(d.ext, self.realm, expires=600))
+            cmd = sipp_cmd(self.remote, xml, port=d.port, workdir=self.workdir, name=name)
+            cmd += ["-au", d.ext, "-ap", self.password, "-auth_uri", self.realm]
+            run = await run_sipp(cmd, workdir=self.workdir, name=name)
+            assert run.stats.successful == 1, run.describe()
+
+        await asyncio.gather(*(one(self.devices[e]) for e in exts))
+        for e in exts:
+            assert self.rt.lookup(f"sip:{e}@{self.realm}"), f"{e} not registered"
 
     async def start_customer(self, port: int, *, bound: float = 60) -> asyncio.subprocess.Process:
         """A customer's phone behind the "trunk": answers one call, waits for the BYE."""

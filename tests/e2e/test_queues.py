@@ -434,7 +434,7 @@ async def test_queue_callback_keeps_the_place(env: Env) -> None:
     assert all(r.ok for r in runs), [r.run.describe() for r in runs if not r.ok]
     assert calls[y].row.disposition is Disposition.callback
     assert calls[y].answered_by is None  # the inbound call itself reached nobody
-    assert calls[y].queue == ["joined", "offered", "answered"]  # the callback's offer
+    assert calls[y].queue == ["joined", "callback", "offered", "answered"]  # the callback's offer
     # The agent answered X, then Y's callback, then Z: Y kept the place ahead of Z.
     order = [c for c, ext in rig.answered_by(start) if ext == "571"]
     assert order[0] == x and order[-1] == z, order

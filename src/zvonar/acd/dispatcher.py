@@ -13,13 +13,15 @@ Rules kept here:
 * the head of each queue is matched first; tier level 1 is tried first, higher levels once the
   head caller has waited their escalation time;
 * agents who already let this caller's offer ring out are skipped while anybody else is free;
-* a caller nobody answered goes back to the very same place;
+* a caller nobody answered goes back to the very same place — at once, or, for a queue
+  callback whose customer could not be reached, after a delay (``retry_later``);
 * supervisors may move a waiting caller to another queue (their wait keeps counting from when
   they first joined) or offer them to one agent directly (``direct_offer``: intercept).
 
-Speed: each (queue, level) keeps an index of its free agents (:mod:`zvonar.acd.pools`); a
-decision touches the head caller, a few index entries and the reserved agent's memberships —
-never every caller or every agent.
+Speed: each (queue, level) keeps an index of its free agents (:mod:`zvonar.acd.pools`), and the
+dispatcher keeps the set of queues that have any free agent at all; a decision looks only at
+those queues' heads, a few index entries and the reserved agent's memberships — never every
+caller, every agent or every queue (an agent hanging up makes only their own queues ready).
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ AcdEvent = AgentEvent | QueueEvent | Offer
 class _Pending:
     queue: Queue
     ringing: set[AgentId] = field(default_factory=set)
+    retry_at: float | None = None  # when nobody is left ringing: back in line only then
 
 
 @dataclass(slots=True)
@@ -117,6 +120,12 @@ class Dispatcher:
         self._rng = random.Random(seed)
         self._positions: dict[QueueId, dict[AgentId, int]] = {}
         self._pools: dict[QueueId, dict[int, Pool]] = {}
+        # Queues with at least one free agent in any tier (what ``decide`` looks at), the
+        # number of (agent, tier) entries in their pools, and a stable order for ties.
+        self._ready: dict[QueueId, Queue] = {}
+        self._free: dict[QueueId, int] = {}
+        self._rank: dict[QueueId, int] = {}
+        self._ranks = 0
         self._memberships: dict[AgentId, list[tuple[Queue, Pool]]] = {}
         self._serving: dict[AgentId, bool] = {}
         self._queue_of_call: dict[CallId, Queue] = {}
@@ -124,6 +133,9 @@ class Dispatcher:
         self._talking: dict[AgentId, _Talking] = {}
         self._deadlines: list[tuple[float, AgentId]] = []
         self._watched: dict[AgentId, float | None] = {}
+        # Callers kept out of offers until a time (out of their lane, still in their queue).
+        self._held: dict[CallId, float] = {}
+        self._held_heap: list[tuple[float, CallId]] = []
         self._out: list[AcdEvent] = []
 
     # --- setup ----------------------------------------------------------------------------------
@@ -137,6 +149,9 @@ class Dispatcher:
         self._positions[q.id] = positions
         pools = {lv: self._make_pool(config.strategy, positions) for lv in q.levels}
         self._pools[q.id] = pools
+        self._free[q.id] = 0
+        self._ranks += 1
+        self._rank[q.id] = self._ranks
         for agent_id, level in config.tiers.items():
             self._memberships.setdefault(agent_id, []).append((q, pools[level]))
             if agent_id in self.agents:
@@ -155,6 +170,9 @@ class Dispatcher:
         del self.queues[queue_id]
         del self._positions[queue_id]
         del self._pools[queue_id]
+        del self._free[queue_id]
+        del self._rank[queue_id]
+        self._ready.pop(queue_id, None)
         for memberships in self._memberships.values():
             memberships[:] = [(mq, pool) for mq, pool in memberships if mq is not q]
 
@@ -224,6 +242,11 @@ class Dispatcher:
                 best = at
                 break
             heapq.heappop(heap)
+        held = self._held_heap
+        while held and self._held.get(held[0][1]) != held[0][0]:
+            heapq.heappop(held)  # stale: the caller left or was put back already
+        if held and (best is None or held[0][0] < best):
+            best = held[0][0]
         for q in self.queues.values():
             d = q.next_deadline()
             if d is not None and (best is None or d < best):
@@ -250,6 +273,7 @@ class Dispatcher:
         """The caller hung up (not a callback request)."""
         q = self.queue_of(call_id)
         self._withdraw(call_id, now)
+        self._held.pop(call_id, None)
         self._out.append(q.abandon(call_id, now))
         del self._queue_of_call[call_id]
 
@@ -258,6 +282,31 @@ class Dispatcher:
         if call_id in self._offers:
             raise QueueError("a call being offered cannot switch to a callback")
         self._out.append(q.request_callback(call_id, now))
+
+    def retry_later(self, call_id: CallId, at: float) -> None:
+        """Keep the caller out of offers until ``at``, then back in their very place.
+
+        For a queue callback whose customer could not be reached: calling them again at once
+        would ring the same agent and the same unanswered phone in a loop. Called while the
+        caller's offer rings (it applies once nobody rings any more) or while they wait.
+        """
+        q = self.queue_of(call_id)
+        pending = self._offers.get(call_id)
+        if pending is not None:
+            pending.retry_at = at
+            return
+        caller = q.caller(call_id)
+        if caller.state is CallerState.waiting:
+            q.take(call_id)
+        self._hold(call_id, at)
+
+    def held_until(self, call_id: CallId) -> float | None:
+        """When a caller kept out of offers by ``retry_later`` is back in line (else None)."""
+        return self._held.get(call_id)
+
+    def _hold(self, call_id: CallId, at: float) -> None:
+        self._held[call_id] = at
+        heapq.heappush(self._held_heap, (at, call_id))
 
     def digit(self, call_id: CallId, digit: str, now: float) -> None:
         """A DTMF digit from a waiting caller: exit or callback, per the queue's settings."""
@@ -306,6 +355,15 @@ class Dispatcher:
                 self.agent_input(agent_id, WRAPUP_ELAPSED, now)
             else:
                 self.agent_input(agent_id, no_answer(agent.call_id), now)
+        held = self._held_heap
+        while held and held[0][0] <= now:
+            at, call_id = heapq.heappop(held)
+            if self._held.get(call_id) != at:
+                continue
+            del self._held[call_id]
+            q = self._queue_of_call.get(call_id)
+            if q is not None and call_id in q:
+                self._queue_events(q.give_back(call_id, now))
         for q in self.queues.values():
             self._queue_events(q.handle_timer(now))
 
@@ -372,18 +430,27 @@ class Dispatcher:
     # --- decisions ------------------------------------------------------------------------------
 
     def decide(self, now: float) -> list[Offer]:
-        """Offer every queue head that has a free agent; oldest high-priority heads first."""
+        """Offer every queue head that has a free agent; oldest high-priority heads first.
+
+        Only queues with a free agent are looked at (a queue nobody can serve now makes no
+        offer, whatever its head); their clocks are left to their own inputs and timers.
+        """
         order: list[tuple[int, float, int, Queue]] = []
-        for i, q in enumerate(self.queues.values()):
+        rank = self._rank
+        for q in self._ready.values():
             q.tick(now)
             h = q.head()
             if h is not None:
-                order.append((-h.priority, h.entered_at, i, q))
+                order.append((-h.priority, h.entered_at, rank[q.id], q))
+        if not order:
+            return []
         heapq.heapify(order)
         offers: list[Offer] = []
+        ready = self._ready
         while order:
             _, _, i, q = order[0]
-            head = q.head()
+            # An offer just made may have taken the queue's last free agent (shared ones too).
+            head = q.head() if q.id in ready else None
             offer = self._match(q, head, now) if head is not None else None
             if offer is None:
                 heapq.heappop(order)
@@ -464,7 +531,10 @@ class Dispatcher:
         q.caller(call).tried.add(agent.id)
         if not pending.ringing:
             del self._offers[call]
-            self._queue_events(q.give_back(call, now))
+            if pending.retry_at is not None and pending.retry_at > now:
+                self._hold(call, pending.retry_at)  # stays "offered" (out of line) until then
+            else:
+                self._queue_events(q.give_back(call, now))
 
     def _withdraw(self, call_id: CallId, now: float) -> None:
         pending = self._offers.pop(call_id, None)
@@ -496,14 +566,23 @@ class Dispatcher:
             self._serving[agent.id] = serving
             for q, _ in memberships:
                 q.serving += 1 if serving else -1
+        agent_id = agent.id
         for q, pool in memberships:
             free = status is Status.online or (
                 status is Status.wrap_up and not q.config.respect_wrapup
             )
+            if free == (agent_id in pool):
+                continue
+            qid = q.id
             if free:
-                pool.add(agent.id)
+                pool.add(agent_id)
+                self._free[qid] += 1
+                self._ready[qid] = q
             else:
-                pool.discard(agent.id)
+                pool.discard(agent_id)
+                self._free[qid] -= 1
+                if not self._free[qid]:
+                    del self._ready[qid]
 
     def _watch(self, agent: Agent) -> None:
         d = agent.next_deadline()

@@ -35,7 +35,11 @@ class AgentAlerted(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class QueueCallerChanged(Event):
-    """A caller joined, was offered, answered, left or overflowed a queue (``what``)."""
+    """Something happened to a caller in a queue; ``what`` is one of ``joined``,
+    ``offered``, ``answered``, ``abandoned`` (left, or a callback given up), ``overflow``,
+    ``moved_out``/``moved_in`` (a supervisor's move; ``queue`` is the source, then the
+    target), ``callback`` (hung up to be called back: still in line) and ``callback_retry``
+    (their customer did not answer: offered again after the retry delay)."""
 
     queue: str
     call_id: str

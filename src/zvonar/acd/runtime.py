@@ -11,10 +11,17 @@ History (status intervals, queue facts) is written behind the calls, in batches,
 task; the live feed goes on the bus as ``zvonar.acd.events``. Times are epoch seconds, as
 the stored history wants them.
 
+Queue callbacks: a caller who pressed the callback digit stays in line (``QueueCallerChanged``
+"callback"); on their turn the offered agents are rung first, then the customer
+(``dial_callback``). A customer who cannot be reached is tried again after
+``callback_retry_delay`` seconds in the same place (the agents are free meanwhile), at most
+``callback_tries`` times in all; then the callback leaves the queue as abandoned.
+
 Agents are the employees named in the account's queues. An agent starts ``online`` when one
 of their phones is registered (the default for a small office where everybody takes calls)
 and follows what they and their supervisor set; whether their phone is registered is checked
-each time they are offered a call or a caller joins their queue.
+each time they are offered a call, a caller joins their queue, or a supervisor looks at the
+live view (with the account's latest phone lookup, which each queued call brings along).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from zvonar.acd.agents import (
     DEVICES_REGISTERED,
@@ -73,6 +81,11 @@ Loader = Callable[[uuid.UUID], Awaitable[tuple[Mapping[str, QueueDef], Mapping[s
 """An account's queue definitions and its employees' ids by extension."""
 
 MAX_CALLBACK_TRIES = 3  # customer no-answers before a queue callback is given up
+CALLBACK_RETRY_DELAY = 30.0  # seconds between two tries to reach a callback's customer
+#: The digit the shipped ``queue_callback_offer`` sentence names; other digits are said as
+#: ``queue_callback_press`` + the key's word.
+SHIPPED_CALLBACK_DIGIT = "5"
+_KEY_WORDS = {**{d: f"n{d}" for d in "0123456789"}, "*": "key_star", "#": "key_hash"}
 
 
 class CallbackOutcome(enum.StrEnum):
@@ -81,11 +94,24 @@ class CallbackOutcome(enum.StrEnum):
     customer_missed = "customer_missed"  # an agent answered, the customer could not be reached
 
 
-CallbackDialer = Callable[
-    [uuid.UUID, str, tuple[RingTarget, ...], float, str], Awaitable[CallbackOutcome]
-]
-"""Place a queue callback: ``(account, call_id, agent contacts, ring timeout, customer
-number)`` → how it went (returns once the call is over)."""
+class CallbackDialer(Protocol):
+    """Place a queue callback: ``(account, call_id, agent contacts, ring timeout, customer
+    number)`` → how it went (returns once the call is over). ``connected(agent_id)`` is called
+    when agent and customer start talking (the agent's employee id when known), so the queue
+    counts the caller answered then, not when the talk is over."""
+
+    def __call__(
+        self,
+        account_id: uuid.UUID,
+        call_id: str,
+        agents: tuple[RingTarget, ...],
+        ring_for: float,
+        phone: str,
+        /,
+        *,
+        connected: Callable[[str | None], None],
+    ) -> Awaitable[CallbackOutcome]: ...
+
 
 Recorder = Callable[[uuid.UUID, list[object]], Awaitable[int]]
 
@@ -127,6 +153,8 @@ class _Session:
             acct.sessions[self.call_id] = self
             self.runtime.changed(acct, self.queue, self.call_id, "joined")
         self.runtime.pump(acct)
+        if joined:
+            self.runtime.welcome(acct, self)
         return joined
 
     def _sync_members(self) -> None:
@@ -190,17 +218,25 @@ class _Session:
 
     def customer_missed(self, offer: int) -> None:
         """A callback's agent answered but the customer did not: the agent is free again
-        (not a no-answer of theirs); after ``MAX_CALLBACK_TRIES`` the callback is dropped."""
+        (not a no-answer of theirs) and the customer is tried again after the retry delay,
+        in the same place; after the last try the callback is dropped."""
         agents = self.offers.pop(offer, ())
-        acct = self.account
+        acct, runtime = self.account, self.runtime
         self.callback_misses += 1
+        last = self.callback_misses >= runtime.callback_tries
+        if not last and self.call_id in acct.sessions:
+            with contextlib.suppress(NotFound):
+                acct.dispatcher.retry_later(
+                    self.call_id, runtime.now() + runtime.callback_retry_delay
+                )
+                runtime.changed(acct, self.queue, self.call_id, "callback_retry")
         for agent_id in agents:
             agent = acct.dispatcher.agents.get(agent_id)
             if agent is not None and agent.status is AgentStatus.ringing:
-                self.runtime.feed(acct, agent_id, call_ended(self.call_id))
-        if self.callback_misses >= MAX_CALLBACK_TRIES:
+                runtime.feed(acct, agent_id, call_ended(self.call_id))
+        if last:
             self.drop()
-        self.runtime.pump(acct)
+        runtime.pump(acct)
 
     def drop(self) -> None:
         """Give up a callback: it leaves the queue as abandoned (with its wait)."""
@@ -237,6 +273,8 @@ class _Account:
     defs: Mapping[str, QueueDef] = field(default_factory=dict)
     agent_ids: Mapping[str, str] = field(default_factory=dict)  # extension → employee id
     sessions: dict[str, _Session] = field(default_factory=dict)
+    #: agent id → their registered phones, as the latest queued call looked them up.
+    targets: Callable[[str], tuple[RingTarget, ...]] | None = None
     stale: bool = True
     timer: asyncio.TimerHandle | None = None
     offer_seq: int = 0
@@ -263,12 +301,18 @@ class AcdRuntime:
         record: Recorder | None = None,
         dial_callback: CallbackDialer | None = None,
         clock: Callable[[], float] = time.time,
+        callback_retry_delay: float = CALLBACK_RETRY_DELAY,
+        callback_tries: int = MAX_CALLBACK_TRIES,
     ) -> None:
+        if callback_retry_delay < 0 or callback_tries < 1:
+            raise ValueError("callback retries need a delay >= 0 and at least one try")
         self.load = load
         self.bus = bus
         self.record = record
         self.dial_callback = dial_callback
         self.now = clock
+        self.callback_retry_delay = callback_retry_delay
+        self.callback_tries = callback_tries
         self.accounts: dict[uuid.UUID, _Account] = {}
         self._history: list[tuple[uuid.UUID, object]] = []
         self._live: list[object] = []
@@ -317,7 +361,7 @@ class AcdRuntime:
         targets: Callable[[str], tuple[RingTarget, ...]],
         caller: str = "",
     ) -> tuple[_Session, Path | None] | None:
-        acct = await self._account(account_id)
+        acct = await self._account(account_id, targets)
         definition = acct.defs.get(queue)
         if definition is None or queue not in acct.dispatcher.queues:
             return None
@@ -331,10 +375,16 @@ class AcdRuntime:
                 music = prompt_path(definition.hold_music, language, base_dir=prompts_dir)
         return session, music or hold_music_path(base_dir=prompts_dir)
 
-    async def _account(self, account_id: uuid.UUID) -> _Account:
+    async def _account(
+        self,
+        account_id: uuid.UUID,
+        targets: Callable[[str], tuple[RingTarget, ...]] | None = None,
+    ) -> _Account:
         acct = self.accounts.get(account_id)
         if acct is None:
             acct = self.accounts[account_id] = _Account(account_id, Dispatcher())
+        if targets is not None:
+            acct.targets = targets
         if acct.stale:
             defs, agent_ids = await self.load(account_id)
             acct.stale = False
@@ -370,9 +420,22 @@ class AcdRuntime:
         config = AgentConfig(
             wrapup_seconds=definition.wrapup_seconds, max_no_answers=definition.max_no_answer
         )
-        acct.dispatcher.add_agent(Agent(agent_id, self.now(), config))
+        # Registered or not as far as we can tell now (unknown before the first queued call:
+        # then unreachable until a caller joins their queue or a supervisor looks).
+        registered = acct.targets is not None and bool(acct.targets(agent_id))
+        acct.dispatcher.add_agent(Agent(agent_id, self.now(), config, registered=registered))
         # Everybody in a queue takes calls unless they say otherwise.
         acct.dispatcher.agent_input(agent_id, set_online(), self.now())
+
+    def refresh_devices(self, acct: _Account) -> None:
+        """Check every agent's phones again (they may have registered or gone since the last
+        call): "unreachable" comes and goes, and a waiting caller may now be offered."""
+        lookup = acct.targets
+        if lookup is None:
+            return
+        for agent_id in list(acct.dispatcher.agents):
+            self.ensure_agent(acct, agent_id, bool(lookup(agent_id)))
+        self.pump(acct)
 
     def ensure_agent(self, acct: _Account, agent_id: str, registered: bool) -> None:
         agent = acct.dispatcher.agents.get(agent_id)
@@ -402,6 +465,7 @@ class AcdRuntime:
 
     async def view(self, account_id: uuid.UUID) -> list[QueueView]:
         acct = await self._account(account_id)
+        self.refresh_devices(acct)
         d, now = acct.dispatcher, self.now()
         out: list[QueueView] = []
         ext_of = {v: k for k, v in acct.agent_ids.items()}
@@ -476,7 +540,7 @@ class AcdRuntime:
         elif isinstance(event, Announce):
             session = acct.sessions.get(event.call_id)
             if session is not None and not session.callback:
-                prompts = self._announcement(acct, session, event)
+                prompts = self._announcement(acct, session, event.position, event.estimated_wait)
                 if prompts:
                     session.signal(QueueAnnounce(prompts))
         elif isinstance(event, QueueFact):
@@ -486,6 +550,8 @@ class AcdRuntime:
                 if session is not None:
                     session.signal(QueueCallback(session.prompt("callback_confirmed")))
                     session.callback = True
+                # Still in line, now as a callback: the live view must say so.
+                self.changed(acct, event.queue_id, event.call_id, "callback")
             self._wake.set()
         elif isinstance(event, StatusChanged):
             self._publish(
@@ -556,17 +622,32 @@ class AcdRuntime:
         if self.dial_callback is None or not session.caller:
             # Nobody can place it: drop it rather than ring agents for it forever.
             log.warning("queue callback %s cannot be placed", session.call_id)
-            session.callback_misses = MAX_CALLBACK_TRIES - 1
+            session.callback_misses = self.callback_tries - 1
             session.customer_missed(offer)  # the last try: frees the agents, drops it
             return
         outcome = CallbackOutcome.customer_missed
+        talking = False
+
+        def connected(agent_id: str | None) -> None:
+            nonlocal talking
+            if not talking and session.offers.get(offer):
+                talking = True
+                session.answered_by(offer, agent_id)  # on call now; the wait ends here
+
         try:
             outcome = await self.dial_callback(
-                acct.account_id, session.call_id, targets, ring_for, session.caller
+                acct.account_id,
+                session.call_id,
+                targets,
+                ring_for,
+                session.caller,
+                connected=connected,
             )
         except Exception:
             log.exception("queue callback %s failed", session.call_id)
-        if outcome is CallbackOutcome.talked and session.offers.get(offer):
+        if talking:
+            session.call_ended()  # whatever the dialer says now, they talked: wrap-up
+        elif outcome is CallbackOutcome.talked and session.offers.get(offer):
             session.answered_by(offer, None)
             session.call_ended()
         elif outcome is CallbackOutcome.customer_missed:
@@ -574,7 +655,27 @@ class AcdRuntime:
         else:
             session.not_answered(offer)
 
-    def _announcement(self, acct: _Account, session: _Session, event: Announce) -> tuple[Path, ...]:
+    def welcome(self, acct: _Account, session: _Session) -> None:
+        """A caller just joined and nobody could take them at once: the announcement (and the
+        callback offer) right away, not only after the first ``announce_interval``."""
+        d = acct.dispatcher
+        call_id = session.call_id
+        if session.gone or call_id not in acct.sessions or d.offer_of(call_id):
+            return
+        try:
+            position = d.position(call_id)
+            wait = d.estimated_wait(call_id)
+        except NotFound:
+            return
+        if position is None:
+            return
+        prompts = self._announcement(acct, session, position, wait)
+        if prompts:
+            session.signal(QueueAnnounce(prompts))
+
+    def _announcement(
+        self, acct: _Account, session: _Session, position: int, estimated_wait: float | None
+    ) -> tuple[Path, ...]:
         definition = acct.defs.get(session.queue)
         if definition is None:
             return ()
@@ -582,14 +683,33 @@ class AcdRuntime:
         if definition.announce_prompt:
             keys.append(definition.announce_prompt)
         if definition.announce_position:
-            keys += ["queue_position", f"n{min(max(event.position, 1), 20)}"]
-            if event.estimated_wait is not None:
-                minutes = min(max(round(event.estimated_wait / 60), 1), 20)
+            keys += ["queue_position", f"n{min(max(position, 1), 20)}"]
+            if estimated_wait is not None:
+                minutes = min(max(round(estimated_wait / 60), 1), 20)
                 keys += ["estimated_wait", f"n{minutes}", "minutes"]
-        if definition.callback_digit == "5":
-            keys.append("queue_callback_offer")
         paths = [session.prompt(k) for k in keys]
-        return tuple(p for p in paths if p is not None)
+        out = [p for p in paths if p is not None]
+        if definition.callback_digit is not None:
+            out += self._callback_offer(session, definition.callback_digit)
+        return tuple(out)
+
+    @staticmethod
+    def _callback_offer(session: _Session, digit: str) -> list[Path]:
+        """ "Press <digit> to be called back": the account's own whole sentence if it recorded
+        one (it names their digit), the shipped one when the digit is the one it names, else
+        the shipped lead-in followed by the key's word."""
+        whole = session.prompt("queue_callback_offer")
+        if whole is not None:
+            base = session.prompts_dir
+            if digit == SHIPPED_CALLBACK_DIGIT or (base is not None and whole.is_relative_to(base)):
+                return [whole]
+        word = _KEY_WORDS.get(digit)
+        lead = session.prompt("queue_callback_press")
+        said = session.prompt(word) if word is not None else None
+        if lead is None or said is None:
+            log.warning("queue %s: no prompt to offer a callback on %r", session.queue, digit)
+            return []
+        return [lead, said]
 
     def _arm(self, acct: _Account) -> None:
         if acct.timer is not None:

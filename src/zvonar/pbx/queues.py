@@ -12,7 +12,12 @@ from sqlalchemy import select
 
 from zvonar.acd.definitions import QueueDef
 from zvonar.acd.queues import AcdQueueService, QueueDefined, QueueDeleted
-from zvonar.acd.runtime import AcdRuntime, CallbackDialer, CallbackOutcome
+from zvonar.acd.runtime import (
+    CALLBACK_RETRY_DELAY,
+    AcdRuntime,
+    CallbackDialer,
+    CallbackOutcome,
+)
 from zvonar.acd.service import AcdService
 from zvonar.calls.originate import OriginatedCall, Origination, OriginationOutcome
 from zvonar.calls.plan import RingTarget, Wave
@@ -37,6 +42,7 @@ def queue_runtime(
     history: AcdService,
     *,
     dial_callback: CallbackDialer | None = None,
+    callback_retry_delay: float = CALLBACK_RETRY_DELAY,
 ) -> AcdRuntime:
     definitions = AcdQueueService(db)
 
@@ -51,7 +57,13 @@ def queue_runtime(
             staff = {ext: str(emp_id) for ext, emp_id in rows.all()}
         return defs, staff
 
-    return AcdRuntime(load, bus, record=history.record, dial_callback=dial_callback)
+    return AcdRuntime(
+        load,
+        bus,
+        record=history.record,
+        dial_callback=dial_callback,
+        callback_retry_delay=callback_retry_delay,
+    )
 
 
 def attach_queues(runtime: AcdRuntime, bus: EventBus) -> Callable[[], None]:
@@ -76,8 +88,9 @@ def queue_callback_dialer(
     then_timeout: float = 30.0,
 ) -> CallbackDialer:
     """The ACD's queue callbacks placed as originations (``B2bua.originate``): the offered
-    agents first, then the customer; the outcome once the call is over (an agent who
-    talked is then freed into wrap-up by the runtime)."""
+    agents first, then the customer; ``connected`` as soon as the customer answers (the
+    queue's answer), the outcome once the call is over (an agent who talked is then freed
+    into wrap-up by the runtime)."""
     seq = 0
 
     async def dial(
@@ -86,6 +99,8 @@ def queue_callback_dialer(
         agents: tuple[RingTarget, ...],
         ring_for: float,
         phone: str,
+        *,
+        connected: Callable[[str | None], None],
     ) -> CallbackOutcome:
         nonlocal seq
         seq += 1
@@ -106,6 +121,9 @@ def queue_callback_dialer(
         )
         call = await originate(spec)
         outcome = await call.result
+        if outcome is OriginationOutcome.connected:
+            agent = call.agent.target.target if call.agent is not None else None
+            connected(str(agent.target_id) if agent and agent.target_id else None)
         await call.ended
         if outcome is OriginationOutcome.connected:
             return CallbackOutcome.talked

@@ -48,6 +48,7 @@ PROMPT_KEYS = (
     "queue_position",
     "estimated_wait",
     "queue_callback_offer",
+    "queue_callback_press",
     "menu_default",
 )
 MAX_SPOKEN_NUMBER = 20
@@ -58,6 +59,9 @@ FRAGMENT_KEYS = (
     "minute",  # plural forms: one
     "minutes_few",  # few (Slavic 2–4)
     "minutes",  # many / other
+    "n0",  # keys to press, with n1-n9 (queue_callback_press)
+    "key_star",
+    "key_hash",
 )
 HOLD_MUSIC = "hold_music.wav"
 _SLAVIC = frozenset({"ru", "uk"})
