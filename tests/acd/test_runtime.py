@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from zvonar.acd import runtime as runtime_module
 from zvonar.acd.agents import Status, StatusInterval
 from zvonar.acd.definitions import QueueDef, QueueMember
 from zvonar.acd.events import AgentAlerted, AgentStatusChanged, QueueCallerChanged
@@ -561,3 +562,21 @@ async def test_the_live_view_notices_a_phone_that_registered_and_offers_the_wait
     rig.sessions["c1"].call_ended()
     rig.tick(10)  # wrap-up over: no phone, so unreachable rather than online
     assert rig.status("101") is Status.unreachable
+
+
+async def test_a_registration_change_offers_the_waiting_caller_without_any_other_trigger(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runtime_module, "DEVICE_CHECK_DELAY", 0.01)
+    rig = Rig(strategy=Strategy.in_turn, members=("101",))
+    rig.registered.clear()
+    await rig.join("c1")
+    assert rig.status("101") is Status.unreachable
+    rig.registered.add(STAFF["101"])
+    for _ in range(3):  # a burst of REGISTERs is one check
+        rig.rt.devices_changed(ACCOUNT)
+    rig.rt.devices_changed(uuid.uuid4())  # an account with no queued call yet: nothing to do
+    assert len(rig.rt._device_checks) == 1
+    await asyncio.sleep(0.05)
+    assert rig.status("101") is Status.ringing and rig.rung("c1") == [["101"]]
+    assert rig.rt._device_checks == {}

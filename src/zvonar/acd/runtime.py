@@ -290,6 +290,9 @@ class QueueView:
     agents: tuple[dict[str, object], ...]
 
 
+DEVICE_CHECK_DELAY = 0.25  # s after a registration change: the registrar has stored it
+
+
 class AcdRuntime:
     """See the module docstring. ``open`` is ``pbx.route.QueueSessions``."""
 
@@ -319,6 +322,7 @@ class AcdRuntime:
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[object]] = set()
+        self._device_checks: dict[uuid.UUID, asyncio.TimerHandle] = {}
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -332,6 +336,9 @@ class AcdRuntime:
         for acct in self.accounts.values():
             if acct.timer is not None:
                 acct.timer.cancel()
+        for handle in self._device_checks.values():
+            handle.cancel()
+        self._device_checks.clear()
         for task in list(self._tasks):
             task.cancel()
         self._wake.set()
@@ -346,6 +353,25 @@ class AcdRuntime:
         acct = self.accounts.get(account_id)
         if acct is not None:
             acct.stale = True
+
+    def devices_changed(self, account_id: uuid.UUID) -> None:
+        """A phone of the account registered or went away: re-check its agents shortly (one
+        check for a burst of REGISTERs), so "unreachable" follows the phones and a waiting
+        caller is offered to an agent whose phone just came back."""
+        acct = self.accounts.get(account_id)
+        if self._closed or acct is None or acct.targets is None:
+            return  # nothing to re-check before the account's first queued call
+        if account_id not in self._device_checks:
+            loop = asyncio.get_running_loop()
+            self._device_checks[account_id] = loop.call_later(
+                DEVICE_CHECK_DELAY, self._check_devices, account_id
+            )
+
+    def _check_devices(self, account_id: uuid.UUID) -> None:
+        self._device_checks.pop(account_id, None)
+        acct = self.accounts.get(account_id)
+        if acct is not None and not self._closed:
+            self.refresh_devices(acct)
 
     # -- sessions (pbx.route.QueueSessions) ------------------------------------------------------
 

@@ -93,8 +93,11 @@ class SqlLocationStore:
         wall_offset: float = 0.0,
         account_of: Callable[[str], uuid.UUID | None] = lambda _aor: None,
         flush_interval: float = 0.2,
+        on_change: Callable[[uuid.UUID], None] | None = None,
     ) -> None:
         self._db = db
+        # Told the account of every binding saved or deleted (the ACD's "unreachable").
+        self.on_change = on_change
         self.wall_offset = wall_offset
         self._account_of = account_of
         self._interval = flush_interval
@@ -116,11 +119,23 @@ class SqlLocationStore:
         self._pending.pop(binding.key, None)  # keep arrival order: newest change last
         self._pending[binding.key] = binding
         self._schedule()
+        self._changed(binding.aor)
 
     def delete(self, aor: str, contact: str) -> None:
         self._pending.pop((aor, contact), None)
         self._pending[(aor, contact)] = None
         self._schedule()
+        self._changed(aor)
+
+    def _changed(self, aor: str) -> None:
+        if self.on_change is None:
+            return
+        account_id = self._account_of(aor)
+        if account_id is not None:
+            try:
+                self.on_change(account_id)
+            except Exception:  # the registrar must answer the REGISTER whatever happens here
+                log.exception("location: change listener failed for %s", aor)
 
     # -- async side ----------------------------------------------------------------------------
 

@@ -164,6 +164,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
 
     acd = queue_runtime(container.db, container.bus, container.acd)
     detach.append(attach_queues(acd, container.bus))
+    location.on_change = acd.devices_changed
     # Routing data lives in memory, refreshed by the bus: no database read on the call path.
     snapshot = RoutingSnapshot(container.db, flush=container.journal.flush)
     detach.append(snapshot.attach(container.bus))
