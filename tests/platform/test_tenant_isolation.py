@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -47,6 +48,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/api/v1/agents/{employee_id}/status"): {"status": "dnd"},
     ("POST", "/api/v1/acd/calls/{call_id}/move"): {"queue": "sales"},
     ("POST", "/api/v1/acd/calls/{call_id}/intercept"): {},
+    ("POST", "/api/v1/acd/calls/{call_id}/listen"): {},
 }
 # Query strings an endpoint requires, for the same reason.
 QUERIES: dict[tuple[str, str], dict[str, str]] = {
@@ -127,6 +129,16 @@ async def _walk_live_call(
         assert await session.enter(lambda _signal: None)
         app = create_app(container)
         app.state.acd = runtime
+        # Listening looks the call up in the B2BUA: there A's call is answered.
+        answered = SimpleNamespace(
+            account_id=a.account_id,
+            done=False,
+            was_answered=True,
+            caller=SimpleNamespace(media_id="iso-wait-1.a"),
+            facts=SimpleNamespace(caller="+74951110000"),
+        )
+        b2bua = SimpleNamespace(calls={"iso-wait-1": answered}, originated={})
+        app.state.pbx = SimpleNamespace(b2bua=b2bua, credentials=None, lookup=None)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             for method in methods:

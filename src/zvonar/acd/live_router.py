@@ -1,13 +1,14 @@
 """HTTP endpoints of the live ACD: what supervisors watch and do while calls wait.
 
 ``GET /acd/live`` (snapshot) and ``GET /acd/events`` (Server-Sent Events) need ``acd.read``;
-``POST /acd/calls/{call_id}/move`` and ``.../intercept`` need the supervisor permission;
+``POST /acd/calls/{call_id}/move``, ``.../intercept`` and ``.../listen`` need the supervisor
+permission;
 ``GET/PUT /agents/{employee_id}/status`` and ``GET .../status-intervals`` are also open to the
 agent themselves. Without a PBX in this process the live endpoints answer
 ``503 acd_unavailable`` (reports do not need it). Error codes: ``agent_not_found``,
 ``queue_not_found``, ``not_found`` (404); ``call_being_offered``, ``agent_unavailable``,
-``agent_unreachable``, ``queue_full``, ``same_queue`` (409); ``bad_status``, ``reason_required``,
-``employee_required`` (422).
+``agent_unreachable``, ``queue_full``, ``same_queue``, ``call_not_answered`` (409);
+``bad_status``, ``reason_required``, ``employee_required`` (422).
 """
 
 from __future__ import annotations
@@ -27,14 +28,26 @@ from zvonar.acd.live_schemas import (
     CallPlaceOut,
     InterceptIn,
     IntervalOut,
+    ListenIn,
+    ListenOut,
     LiveOut,
     LiveQueueOut,
     MoveIn,
     StatusIntervalsOut,
 )
 from zvonar.acd.runtime import AcdRuntime
-from zvonar.acd.supervisor import READ_PERM, AcdUnavailable, AgentState, CallPlace, Supervisor
+from zvonar.acd.supervisor import (
+    READ_PERM,
+    AcdUnavailable,
+    AgentState,
+    CallPlace,
+    PhonesOf,
+    Supervisor,
+)
 from zvonar.api.deps import AppContainer, CurrentPrincipal
+from zvonar.callbacks.worker import members_side
+from zvonar.calls.b2bua import B2bua
+from zvonar.calls.plan import RingTarget
 
 __all__ = ["acd_runtime", "router"]
 
@@ -62,9 +75,26 @@ def _supervisor(c: AppContainer) -> Supervisor:
     return Supervisor(c.db)
 
 
+def _calls(request: Request, c: AppContainer) -> tuple[B2bua, PhonesOf]:
+    """The process's B2BUA and how to find an employee's registered phones (the PBX's
+    registrations, as callbacks and intercepts ring them); 503 without a PBX."""
+    pbx = getattr(request.app.state, "pbx", None)
+    if pbx is None:
+        raise AcdUnavailable("calls are handled with the PBX, and this process runs none")
+    db, credentials, lookup = c.db, pbx.credentials, pbx.lookup
+
+    async def phones(account_id: uuid.UUID, employee_id: uuid.UUID) -> tuple[RingTarget, ...]:
+        waves = await members_side(db, credentials, lookup, account_id, employee_id=employee_id)
+        return waves[0].targets if waves else ()
+
+    b2bua: B2bua = pbx.b2bua
+    return b2bua, phones
+
+
 Runtime = Annotated[AcdRuntime, Depends(acd_runtime)]
 MaybeRuntime = Annotated[AcdRuntime | None, Depends(_maybe_runtime)]
 Sup = Annotated[Supervisor, Depends(_supervisor)]
+Calls = Annotated[tuple[B2bua, PhonesOf], Depends(_calls)]
 
 
 def _status(s: AgentState) -> AgentStatusOut:
@@ -177,3 +207,15 @@ async def intercept_call(
     """Ring an employee (default: yourself) for a waiting caller right away; if they do not
     answer, the caller goes back to their place."""
     return _place(await sup.intercept(p, runtime, call_id, body.employee_id))
+
+
+@router.post("/acd/calls/{call_id}/listen", response_model=ListenOut, status_code=202)
+async def listen_to_call(
+    call_id: CallId, body: ListenIn, p: CurrentPrincipal, calls: Calls, sup: Sup
+) -> ListenOut:
+    """Listen to an answered call silently: an employee's phones (default: yours) ring, and
+    whoever answers hears both sides mixed while the call hears nothing of them. Hanging up
+    ends only the listening; the end of the call hangs the listener up."""
+    b2bua, phones = calls
+    listening = await sup.listen(p, b2bua, phones, call_id, body.employee_id)
+    return ListenOut.model_validate(listening, from_attributes=True)

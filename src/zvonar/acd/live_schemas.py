@@ -105,3 +105,17 @@ class CallPlaceOut(BaseModel):
     queue: str
     position: int | None = Field(description="null while an offer rings.")
     offered_to: list[uuid.UUID] = Field(description="Employees whose phones ring for it now.")
+
+
+class ListenIn(StrictInput):
+    employee_id: uuid.UUID | None = Field(
+        default=None,
+        description="Whose phones ring to listen; default: yourself (your user's employee).",
+    )
+
+
+class ListenOut(BaseModel):
+    call_id: str
+    listener_id: str = Field(description="The listening call's own id (it is not journaled).")
+    employee_id: uuid.UUID
+    phones: int = Field(description="Registered phones of the employee that ring now.")

@@ -1,9 +1,11 @@
 """Supervisor and agent actions over the live ACD: the live view, agent statuses, moving a
-waiting caller, intercepting one, and time-in-status reports.
+waiting caller, intercepting one, listening to an answered call, and time-in-status reports.
 
 The runtime (:class:`~zvonar.acd.runtime.AcdRuntime`) is passed in per call: it exists only in a
 process that runs the PBX. Every action is scoped to the principal's account, whose dispatcher
 knows only its own callers and agents, so another account's call or agent is simply not found.
+Listening needs the B2BUA rather than the ACD (any answered call may be listened to, queued or
+not): the PBX's B2BUA and a way to find an employee's registered phones are passed in.
 
 Who may do what: reading the live view and reports needs ``acd.read``; acting on calls and other
 people's statuses needs :data:`SUPERVISE_PERM`; an agent may set and read their own status. An
@@ -14,6 +16,7 @@ and employees have no other link yet).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -25,6 +28,9 @@ from zvonar.accounts.models import User
 from zvonar.acd.agents import BUSY, TABLE, Agent, AgentConfig, Input, Status
 from zvonar.acd.models import AgentStatusInterval
 from zvonar.acd.runtime import AcdRuntime, QueueView
+from zvonar.calls.b2bua import B2bua
+from zvonar.calls.listen import ListenRefused, Refusal, watched
+from zvonar.calls.plan import RingTarget
 from zvonar.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unavailable
 from zvonar.directory.models import Employee
 from zvonar.store.db import Database
@@ -40,6 +46,8 @@ __all__ = [
     "AgentState",
     "CallPlace",
     "Interval",
+    "Listening",
+    "PhonesOf",
     "StatusReport",
     "Supervisor",
 ]
@@ -102,6 +110,21 @@ class CallPlace:
     queue: str
     position: int | None  # None while their offer rings
     offered_to: tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True)
+class Listening:
+    """A listen request under way: ``phones`` of ``employee_id`` ring; whoever answers hears
+    ``call_id``. ``listener_id`` is the listening call's own id (it is not journaled)."""
+
+    call_id: str
+    listener_id: str
+    employee_id: uuid.UUID
+    phones: int
+
+
+PhonesOf = Callable[[uuid.UUID, uuid.UUID], Awaitable[tuple[RingTarget, ...]]]
+"""``(account, employee)`` → the employee's registered phones, as ring targets."""
 
 
 def _wall(t: float) -> datetime:
@@ -226,15 +249,7 @@ class Supervisor:
         p.require(SUPERVISE_PERM)
         acct = await _account(runtime, p)
         session = _session(acct, call_id)
-        if employee_id is None:
-            employee_id = await self._own_employee(p)
-            if employee_id is None:
-                raise InvalidInput(
-                    "name the employee to take the call (your user is no employee)",
-                    code="employee_required",
-                )
-        else:
-            await self._employee(p, employee_id)
+        employee_id = await self._taker(p, employee_id, "take the call")
         agent_id = str(employee_id)
         if not session.targets(agent_id):
             raise Conflict(
@@ -245,7 +260,44 @@ class Supervisor:
         runtime.pump(acct)  # the runtime's normal offer path rings their phones
         return _place(acct, call_id)
 
+    async def listen(
+        self,
+        p: Principal,
+        b2bua: B2bua,
+        phones: PhonesOf,
+        call_id: str,
+        employee_id: uuid.UUID | None,
+    ) -> Listening:
+        """Ring ``employee_id``'s phones (default: yours); whoever answers hears the answered
+        call ``call_id`` silently, until the call or they hang up (see calls/listen.py)."""
+        p.require(SUPERVISE_PERM)
+        _listenable(b2bua, p, call_id)  # before any database read: 404/409 come first
+        employee_id = await self._taker(p, employee_id, "listen")
+        targets = await phones(p.account_id, employee_id)
+        if not targets:
+            raise Conflict(
+                f"employee {employee_id} has no registered phone", code="agent_unreachable"
+            )
+        try:  # checked again: the call may have ended while we read the database
+            listener = await b2bua.listen(p.account_id, call_id, targets)
+        except ListenRefused as exc:
+            raise _refusal(exc) from None
+        return Listening(call_id, listener.call_id, employee_id, len(targets))
+
     # --- internals ------------------------------------------------------------------------------
+
+    async def _taker(self, p: Principal, employee_id: uuid.UUID | None, what: str) -> uuid.UUID:
+        """The employee named, checked to be in the account, or the principal's own."""
+        if employee_id is not None:
+            await self._employee(p, employee_id)
+            return employee_id
+        own = await self._own_employee(p)
+        if own is None:
+            raise InvalidInput(
+                f"name the employee to {what} (your user is no employee)",
+                code="employee_required",
+            )
+        return own
 
     async def _employee(self, p: Principal, employee_id: uuid.UUID) -> None:
         async with self.db.read() as s:
@@ -280,6 +332,19 @@ class Supervisor:
                 )
             ).all()
         return found[0] if len(found) == 1 else None  # two employees share it: nobody's
+
+
+def _listenable(b2bua: B2bua, p: Principal, call_id: str) -> None:
+    try:
+        watched(b2bua, p.account_id, call_id)
+    except ListenRefused as exc:
+        raise _refusal(exc) from None
+
+
+def _refusal(exc: ListenRefused) -> NotFound | Conflict:
+    if exc.reason is Refusal.unknown_call:
+        return NotFound("no such call in progress")
+    return Conflict("the call is not answered yet", code="call_not_answered")
 
 
 def _running(runtime: AcdRuntime | None) -> AcdRuntime:

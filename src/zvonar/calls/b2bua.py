@@ -6,7 +6,9 @@ OPTIONS, stray requests) and routes everything else — UA events by transaction
 media events by leg — to the :class:`zvonar.calls.call.Call` actor that owns it. Routing is
 delegated to the resolver (see plan.py); events go to the bus (zvonar.calls.events).
 Calls the PBX places itself (callbacks) start with :meth:`B2bua.originate` and are routed
-the same way to their :class:`zvonar.calls.originate.OriginatedCall` actor.
+the same way to their :class:`zvonar.calls.originate.OriginatedCall` actor; a supervisor
+listening to a call (:meth:`B2bua.listen`) is a :class:`zvonar.calls.listen.Listener`, told
+when the call it listens to is forgotten.
 
 The runner delivers events synchronously; calls react asynchronously (media operations are
 coroutines) and push their SIP output with `flush()` (the runner's `pump`). Nothing raises
@@ -27,9 +29,10 @@ from typing import Protocol, TypeVar
 
 from zvonar.calls.call import Call, Shutdown
 from zvonar.calls.legs import CallerLeg
+from zvonar.calls.listen import Listener, watched
 from zvonar.calls.originate import OriginatedCall, Origination
 from zvonar.calls.pickup import FeatureResolver, pick_up
-from zvonar.calls.plan import CallerAuth, InboundCall, Pickup, Plan, Reject, Resolver
+from zvonar.calls.plan import CallerAuth, InboundCall, Pickup, Plan, Reject, Resolver, RingTarget
 from zvonar.calls.signalling import response_to, uri_user
 from zvonar.core.bus import EventBus
 from zvonar.core.clock import Clock, SystemClock
@@ -104,9 +107,13 @@ class B2bua:
         self.gate = gate
         self.calls: dict[str, Call] = {}
         self.originated: dict[str, OriginatedCall] = {}
+        self.listeners: dict[str, Listener] = {}
         self._by_key: dict[TransactionKey, CallActor] = {}
         self._by_dialog: dict[tuple[str, str], CallActor] = {}  # (SIP Call-ID, our tag)
         self._by_media: dict[str, CallActor] = {}
+        # What each actor was tracked under, so forget() is O(own entries), not a scan of
+        # every table (tens of thousands of entries at a few hundred calls/s).
+        self._owned: dict[int, list[tuple[dict[object, CallActor], object]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -126,6 +133,8 @@ class B2bua:
             call.put(Shutdown())
         for placed in list(self.originated.values()):
             placed.shutdown()
+        for listener in list(self.listeners.values()):
+            listener.shutdown()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wait_idle(), within)
         for task in list(self._tasks):
@@ -147,14 +156,21 @@ class B2bua:
         """Deliver what the calls queued in the UA core (the runner's pump)."""
         self.runner.pump()
 
+    def _track(self, table: dict[K, CallActor], key: K, call: CallActor) -> None:
+        table[key] = call
+        owned = self._owned.get(id(call))
+        if owned is None:
+            owned = self._owned[id(call)] = []
+        owned.append((table, key))  # type: ignore[arg-type]
+
     def track_key(self, key: TransactionKey, call: CallActor) -> None:
-        self._by_key[key] = call
+        self._track(self._by_key, key, call)
 
     def track_dialog(self, sip_call_id: str, local_tag: str, call: CallActor) -> None:
-        self._by_dialog[(sip_call_id, local_tag)] = call
+        self._track(self._by_dialog, (sip_call_id, local_tag), call)
 
     def track_media(self, media_id: str, call: CallActor) -> None:
-        self._by_media[media_id] = call
+        self._track(self._by_media, media_id, call)
 
     def tracks_media(self, media_id: str) -> bool:
         return media_id in self._by_media
@@ -168,10 +184,15 @@ class B2bua:
             del self.calls[call.call_id]
         if self.originated.get(call.call_id) is call:
             del self.originated[call.call_id]
-        _drop(self._by_key, call)
-        _drop(self._by_dialog, call)
-        _drop(self._by_media, call)
-        if not self.calls and not self.originated:
+        for table, key in self._owned.pop(id(call), ()):
+            if table.get(key) is call:
+                del table[key]
+        if self.listeners:  # (usually none: no cost per call)
+            if self.listeners.get(call.call_id) is call:
+                del self.listeners[call.call_id]
+            for listener in list(self.listeners.values()):
+                listener.watched_ended(call.call_id)
+        if not self.calls and not self.originated and not self.listeners:
             self._idle.set()
 
     # -- calls we place -------------------------------------------------------------------------
@@ -189,6 +210,26 @@ class B2bua:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return call
+
+    async def listen(
+        self,
+        account_id: uuid.UUID,
+        call_id: str,
+        targets: tuple[RingTarget, ...],
+        *,
+        ring_seconds: float = 30.0,
+    ) -> Listener:
+        """Ring ``targets`` (a supervisor's phones) and let whoever answers hear the answered
+        call ``call_id`` silently (listen.py); returns at once, or raises ListenRefused."""
+        listener_id = f"l{secrets.token_hex(8)}"
+        listening = watched(self, account_id, call_id)
+        listener = Listener(self, account_id, listener_id, listening, targets, ring_seconds)
+        self.listeners[listener_id] = listener
+        self._idle.clear()
+        task = asyncio.get_running_loop().create_task(listener.run(), name=f"listen {call_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return listener
 
     # -- SIP events (synchronous, from the runner) -------------------------------------------
 
@@ -285,7 +326,7 @@ class B2bua:
         )
         call = Call(self, facts, caller)
         self.calls[call_id] = call
-        self._by_key[inc.key] = call
+        self.track_key(inc.key, call)
         self.track_dialog(req.call_id, caller.local_tag, call)
         self._idle.clear()
         task = asyncio.get_running_loop().create_task(call.run(), name=f"call {call_id}")
@@ -324,8 +365,3 @@ class B2bua:
 def _local_tag(dialog: object) -> str | None:
     dialog_id = getattr(dialog, "id", None)
     return getattr(dialog_id, "local_tag", None)
-
-
-def _drop(table: dict[K, CallActor], call: CallActor) -> None:
-    for key in [k for k, c in table.items() if c is call]:
-        del table[key]

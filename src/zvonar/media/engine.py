@@ -11,9 +11,11 @@ The call layer sees *legs*: one RTP endpoint per SIP dialog of a call. It alloca
 (and writes the returned address into its SDP), applies what offer/answer negotiated with the
 peer (:class:`RemoteMedia`), bridges two legs so their audio flows between them, plays files
 into a leg, records the caller leg (caller on the left channel, whatever leg is bridged to it
-on the right) and releases the leg when the dialog ends. Everything that happens on the media
-path on its own — a digit, the end of a prompt, silence from a dead peer — arrives as a frozen
-:data:`MediaEvent` through the handlers given to :meth:`MediaEngine.subscribe`.
+on the right), lets a supervisor's leg listen silently to a bridged pair (both directions
+mixed into it, nothing of it reaching the call) and releases the leg when the dialog ends.
+Everything that happens on the media path on its own — a digit, the end of a prompt, silence
+from a dead peer — arrives as a frozen :data:`MediaEvent` through the handlers given to
+:meth:`MediaEngine.subscribe`.
 
 This module is pure data and protocol definitions: no sockets, no clock.
 """
@@ -327,6 +329,19 @@ class MediaEngine(Protocol):
     async def stop_recording(self, recording_id: RecordingId) -> Path:
         """Finish the recording; returns the WAV path (also sent as RecordingFinished)."""
         ...
+
+    async def monitor(self, monitor_leg: str, leg_id: str) -> None:
+        """Send the peer of ``monitor_leg`` (a supervisor's phone) the live audio of both
+        sides of ``leg_id``'s bridge: what ``leg_id`` and whatever leg is bridged to it (now
+        or later, as for a recording) receive, decoded, summed and encoded in
+        ``monitor_leg``'s codec, one frame per ptime. ``monitor_leg`` is bridged to nothing
+        (an earlier bridge is undone), so whatever its peer sends is dropped: the call never
+        hears the listener. Replaces an earlier monitor of ``monitor_leg``; bridging
+        ``monitor_leg``, or releasing either leg, ends it. :class:`UnsupportedError` where
+        the engine cannot mix legs it did not pair (rtpengine)."""
+
+    async def unmonitor(self, monitor_leg: str) -> None:
+        """Stop feeding ``monitor_leg`` (no-op if it monitors nothing)."""
 
     async def stats(self, leg_id: str) -> LegStats:
         """The leg's counters now."""

@@ -79,7 +79,7 @@ class Received:
     at: float
 
 
-@dataclass
+@dataclass(eq=False)  # identity: close_all_phones must not mistake two silent phones
 class Phone:
     """``codec`` is "PCMU" or "PCMA"; ``te_pt`` the telephone-event payload type."""
 

@@ -6,9 +6,14 @@ decided by :mod:`zvonar.media.io.leg` with the sans-IO helpers of :mod:`zvonar.m
 
 One clock drives everything periodic: a tick every 20 ms scheduled as ``start + k * 20 ms``
 with ``loop.call_at`` (never ``sleep(0.02)``, which accumulates the loop's lateness). Each
-tick sends the playback frames that are due; every 10th tick (200 ms) runs the DTMF
-end-of-event timers and the media-timeout check; recordings are flushed round-robin, a
-fiftieth of them per tick, so each is flushed about once a second and no tick pays for all.
+tick sends the playback frames and the monitor mixes that are due; every 10th tick (200 ms)
+runs the DTMF end-of-event timers and the media-timeout check; recordings are flushed
+round-robin, a fiftieth of them per tick, so each is flushed about once a second and no tick
+pays for all.
+
+Recordings and monitors (:mod:`zvonar.media.io.monitor`) are *taps* that follow a leg: they
+get its received audio and, while it is bridged, its peer's, so a bridge made or undone later
+(a transfer, an agent after a queue) moves them along.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from zvonar.media.dtmf import DtmfDigit, DtmfSource
@@ -40,7 +45,8 @@ from zvonar.media.engine import (
     RemoteMedia,
     UnknownLegError,
 )
-from zvonar.media.io.leg import Leg
+from zvonar.media.io.leg import Leg, Tap
+from zvonar.media.io.monitor import Mixer
 from zvonar.media.io.player import AudioCache, Player
 from zvonar.media.io.recorder import StereoRecorder
 from zvonar.media.io.sockets import PortPool, SocketMux
@@ -94,6 +100,7 @@ class EmbeddedMediaEngine:
         self._legs: dict[str, Leg] = {}
         self._players: dict[str, Player] = {}
         self._recorders: dict[str, StereoRecorder] = {}
+        self._monitors: dict[str, Mixer] = {}  # by monitor leg
         self._flush_order: list[str] = []
         self._handlers: list[EventHandler] = []
         self._cache = AudioCache()
@@ -225,6 +232,11 @@ class EmbeddedMediaEngine:
         for recording_id, recorder in list(self._recorders.items()):
             if recorder.leg_id == leg_id:
                 self._finish_recording(recording_id)
+        if self._monitors:  # as a listener, or as the leg listened to: nothing more to mix
+            self._drop_monitor(leg_id)
+            for monitor_leg, mixer in list(self._monitors.items()):
+                if mixer.leg_id == leg_id:
+                    self._drop_monitor(monitor_leg)
         if self._mux is not None:
             self._mux.remove(leg.fd)
         leg.sock.close()
@@ -243,17 +255,25 @@ class EmbeddedMediaEngine:
             raise MediaEngineError("cannot bridge a leg to itself")
         if a.peer is b:
             return
+        if self._monitors:  # a monitor leg that is bridged talks: it listens no more
+            self._drop_monitor(leg_a)
+            self._drop_monitor(leg_b)
         self._unbridge(a)
         self._unbridge(b)
         a.peer, b.peer = b, a
         a.restart_source()
         b.restart_source()
-        # A recording of either leg now hears the other on its right channel.
-        for recorder in self._recorders.values():
-            if recorder.leg_id == a.leg_id:
-                b.taps.append((recorder, 1))
-            elif recorder.leg_id == b.leg_id:
-                a.taps.append((recorder, 1))
+        # A recording or monitor of either leg now hears the other on its channel 1.
+        if self._recorders or self._monitors:
+            for tap in self._taps():
+                if tap.leg_id == a.leg_id:
+                    b.taps.append((tap, 1))
+                elif tap.leg_id == b.leg_id:
+                    a.taps.append((tap, 1))
+
+    def _taps(self) -> Iterator[Tap]:
+        yield from self._recorders.values()
+        yield from self._monitors.values()
 
     async def unbridge(self, leg_id: str) -> None:
         self._require()
@@ -341,6 +361,39 @@ class EmbeddedMediaEngine:
             duration = recorder.written / 8000
         self._emit(RecordingFinished(recording_id, recorder.leg_id, recorder.path, duration))
 
+    # --- monitoring (a silent listener) -------------------------------------------------
+
+    async def monitor(self, monitor_leg: str, leg_id: str) -> None:
+        self._require()
+        out, leg = self._leg(monitor_leg), self._leg(leg_id)
+        if out is leg:
+            raise MediaEngineError("a leg cannot monitor itself")
+        if out is leg.peer:
+            raise MediaEngineError(f"{monitor_leg!r} is bridged to {leg_id!r}: it would be heard")
+        # Silent means bridged to nobody: what the listener's phone sends then goes nowhere.
+        self._unbridge(out)
+        self._drop_monitor(monitor_leg)
+        mixer = Mixer(leg_id, out, time.monotonic())
+        self._monitors[monitor_leg] = mixer
+        leg.taps.append((mixer, 0))
+        if leg.peer is not None:
+            leg.peer.taps.append((mixer, 1))
+        out.restart_source()
+
+    async def unmonitor(self, monitor_leg: str) -> None:
+        self._require()
+        self._leg(monitor_leg)
+        self._drop_monitor(monitor_leg)
+
+    def _drop_monitor(self, monitor_leg: str) -> None:
+        mixer = self._monitors.pop(monitor_leg, None)
+        if mixer is None:
+            return
+        for leg in self._legs.values():
+            if leg.taps:
+                leg.taps = [(t, c) for t, c in leg.taps if t is not mixer]
+        mixer.out.restart_source()
+
     # --- events from legs ---------------------------------------------------------------
 
     def _on_dtmf(self, leg: Leg, digit: DtmfDigit) -> None:
@@ -366,6 +419,8 @@ class EmbeddedMediaEngine:
             now = time.monotonic()
             for player in list(self._players.values()):
                 self._run_player(player, now)
+            for mixer in self._monitors.values():
+                mixer.tick(now)
             count = self._tick_count
             if count % _SLOW_EVERY == 0:
                 self._check_legs(now)

@@ -10,9 +10,10 @@ objects):
   inject into the stream) until the next ``configure`` (a re-INVITE) unlatches; a phone
   whose NAT binding changes mid-call is therefore cut off until it re-INVITEs;
 * RTCP multiplexed on the port (RFC 5761 §4) and unknown payload types are counted and
-  dropped; audio goes to the recorder, the in-band DTMF detector (legs without
-  telephone-event) and the bridged leg; telephone-events (RFC 4733) to the DTMF receiver and
-  the bridged leg.
+  dropped; audio goes to the taps (recorders, monitor mixers), the in-band DTMF detector
+  (legs without telephone-event) and the bridged leg; telephone-events (RFC 4733) to the
+  DTMF receiver and the bridged leg. A leg bridged to nobody relays nothing: what a
+  monitor leg (a silent listener) receives goes nowhere.
 
 Sending: a leg has one outgoing RTP stream with its own SSRC. Whatever feeds it — a bridged
 leg, a prompt, hold music — is mapped onto it with a sequence and timestamp offset taken
@@ -31,7 +32,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from zvonar.media.dtmf import DtmfDigit, DtmfReceiver
 from zvonar.media.engine import AddressFamily, AudioCodec, LegStats, RemoteMedia
@@ -42,9 +43,8 @@ from zvonar.media.stats import ReceiverStats, estimate_mos
 
 if TYPE_CHECKING:
     from zvonar.media.io.player import Player
-    from zvonar.media.io.recorder import StereoRecorder
 
-__all__ = ["CLOCK_RATE", "DECODE_TABLES", "TRANSCODE", "Leg", "payload_bounds"]
+__all__ = ["CLOCK_RATE", "DECODE_TABLES", "TRANSCODE", "Leg", "Tap", "payload_bounds"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,17 @@ def payload_bounds(buf: bytearray | bytes, n: int) -> tuple[int, int] | None:
     return start, end
 
 
+class Tap(Protocol):
+    """Where a leg's received audio is copied: a recording, a monitor's mix. ``leg_id`` is
+    the leg it follows: taps on that leg's channel 0, on its bridged peer's channel 1."""
+
+    leg_id: str
+
+    def audio(
+        self, channel: int, ssrc: int, ts: int, payload: bytes, codec: AudioCodec, now: float
+    ) -> None: ...
+
+
 class Leg:
     """State of one leg. The engine owns the socket registration and the timers."""
 
@@ -129,8 +140,9 @@ class Leg:
         # Who we relay to, and what feeds our outgoing stream.
         self.peer: Leg | None = None
         self.player: Player | None = None
-        # Recordings this leg's received audio goes to, with the channel (0 left, 1 right).
-        self.taps: list[tuple[StereoRecorder, int]] = []
+        # Recordings and monitor mixes this leg's received audio goes to, with the channel
+        # (0: the tap's own leg, 1: its bridged peer).
+        self.taps: list[tuple[Tap, int]] = []
         # Outgoing stream (RFC 3550 §5.1: random initial SSRC, sequence and timestamp).
         self.ssrc = random.getrandbits(32)
         self.next_seq = random.getrandbits(16)
@@ -254,8 +266,8 @@ class Leg:
         if bounds is None:
             return
         payload = bytes(buf[bounds[0] : bounds[1]])
-        for recorder, channel in self.taps:
-            recorder.audio(channel, ssrc, ts, payload, self.codec, now)
+        for tap, channel in self.taps:
+            tap.audio(channel, ssrc, ts, payload, self.codec, now)
         if self.inband is not None:
             lo, hi = DECODE_TABLES[self.codec]
             pcm = bytearray(2 * len(payload))

@@ -24,6 +24,11 @@ and writes its own SDP, so the adapter maps legs onto rtpengine like this:
   converts the pcap to Zvonar's stereo WAV (:mod:`zvonar.media.pcap`). Unlike the embedded
   engine, the WAV only exists once the recording stops (rtpengine's pcap is the crash-safe
   copy meanwhile). rtpengine and Zvonar must share the recording directory;
+* ``monitor`` (a silent listener hearing both sides mixed) raises :class:`UnsupportedError`:
+  the listener's leg is always in another rtpengine call than the pair it would hear, and
+  rtpengine 10.5 cannot join monologues of different calls (as for ``bridge``). A mix into a
+  third leg (rtpengine's ``subscribe request`` with transcoding, untried here) is left
+  undone: listening needs the embedded engine;
 * DTMF comes from rtpengine's DTMF log (``--dtmf-log-dest`` pointing at ``dtmf_listen``),
   one JSON datagram per digit; media timeouts from polling ``query`` for each stream's
   ``last packet`` (one-second resolution).
@@ -357,6 +362,18 @@ class RtpengineMediaEngine:
         pair.bridged = False
         for slot in pair.slots:
             await self._ng("block media", pair, **{"from-tag": slot.tag})
+
+    # --- monitoring -----------------------------------------------------------------------
+
+    async def monitor(self, monitor_leg: str, leg_id: str) -> None:
+        self._pair(monitor_leg)
+        self._pair(leg_id)
+        raise UnsupportedError(
+            "rtpengine cannot mix a bridged pair into a leg of another call (silent listening)"
+        )
+
+    async def unmonitor(self, monitor_leg: str) -> None:
+        self._pair(monitor_leg)  # nothing can be monitoring: monitor() always refuses
 
     # --- playback -----------------------------------------------------------------------
 
