@@ -186,7 +186,9 @@ class Supervisor:
     ) -> AgentState:
         await self._employee(p, employee_id)
         await self._allowed(p, employee_id, READ_PERM)
-        acct = await _account(_running(runtime), p)
+        runtime = _running(runtime)
+        acct = await _account(runtime, p)
+        runtime.refresh_devices(acct)  # "unreachable" as of now, not as of the last call
         return _state(employee_id, _agent(acct, employee_id))
 
     async def set_status(
