@@ -21,7 +21,7 @@ from zvonar.acd.live_router import router as live_router
 from zvonar.acd.runtime import AcdRuntime
 from zvonar.app import create_app
 from zvonar.calls.events import Target, TargetKind
-from zvonar.calls.plan import QueueOffer, QueueSignal, RingTarget
+from zvonar.calls.plan import QueueOffer, QueueSignal, QueueWithdraw, RingTarget
 from zvonar.container import Container
 from zvonar.core.bus import RecordingBus
 from zvonar.pbx.queues import queue_runtime
@@ -228,6 +228,34 @@ async def test_move_keeps_the_wait_and_refuses_a_ringing_caller(
     err(r, 409, "call_being_offered")
     live = ok(await req(api, tenant_a, "GET", "/acd/live"))
     assert waiting(live, "support") == [("c1", None), ("c2", 1)]
+
+
+async def test_intercept_takes_a_ringing_call_from_the_agent_without_a_miss(
+    api: httpx.AsyncClient, runtime: AcdRuntime, container: Container, tenant_a: Tenant
+) -> None:
+    ids = await staff(api, tenant_a, "101", "900", e900="boss@alpha.example")
+    await queue(api, tenant_a, "sales", "101")
+    phones = Phones()
+    phones.give(ids["101"])
+    phones.give(ids["900"])
+    session, signals = await wait_in(runtime, tenant_a, "sales", "c1", phones)
+    (first,) = signals
+    assert isinstance(first, QueueOffer) and first.targets == phones(ids["101"])
+    boss = ids["900"]
+    r = await req(api, tenant_a, "POST", "/acd/calls/c1/intercept", {"employee_id": ids["101"]})
+    err(r, 409, "call_being_offered")  # it already rings them
+    r = await req(api, tenant_a, "POST", "/acd/calls/c1/intercept", {"employee_id": boss})
+    assert ok(r)["call_id"] == "c1"
+    assert signals[1:] == [QueueWithdraw(first.offer)]  # the call stops ringing 101 first
+    session.withdrawn(first.offer)  # ...and says so (nobody had answered)
+    (then,) = signals[2:]
+    assert isinstance(then, QueueOffer) and then.targets == phones(boss)
+    agent = ok(await req(api, tenant_a, "GET", f"/agents/{ids['101']}/status"))
+    assert agent["status"] == "online"  # not ringing, and not counted as a miss
+    session.answered(then.offer, phones(boss)[0].target)
+    live = ok(await req(api, tenant_a, "GET", "/acd/live"))
+    assert waiting(live, "sales") == []
+    assert ok(await req(api, tenant_a, "GET", f"/agents/{boss}/status"))["status"] == "on_call"
 
 
 async def test_intercept_rings_the_supervisor_and_gives_the_place_back(

@@ -95,6 +95,9 @@ class FakeSession:
     def not_answered(self, offer: int) -> None:
         self.log.append(("not_answered", offer))
 
+    def withdrawn(self, offer: int) -> None:
+        self.log.append(("withdrawn", offer))
+
     def digit(self, digit: str) -> None:
         self.log.append(("digit", digit))
 

@@ -69,7 +69,7 @@ API = "/api/v1"
 PASSWORD = "supervise-pass-42"
 SLUG = "supervise"
 SUPERVISOR = "900"
-REGISTERED = ("601", "611", "612", "621", "631", "641", "642", "651", "662", SUPERVISOR)
+REGISTERED = ("601", "611", "612", "621", "631", "641", "642", "651", "662", "671", SUPERVISOR)
 LATE = "661"  # registers only during its test
 
 
@@ -97,6 +97,7 @@ QUEUES = [
     ),
     _q("away", ["651"], ring_timeout=2, max_no_answer=2),
     _q("unr", [LATE, "662"]),
+    _q("icr", ["671"], ring_timeout=30),  # 671's phone rings until cancelled
 ]
 
 
@@ -434,6 +435,53 @@ async def test_a_supervisor_intercepts_a_waiting_caller_and_talks_to_them(
     assert [c.what for c in changes(rig, start, call_id)] == ["joined", "offered", "answered"]
     assert [ext for ext, _ in await legs(env, call_id)] == [boss]
     got = await facts(env, "icq", call_id, FactKind.answered)
+    assert [f.kind for f in got] == [FactKind.entered, FactKind.answered]
+    assert got[-1].agent_id == env.id(boss)
+
+
+async def test_a_supervisor_intercepts_a_call_ringing_an_agent(env: Env) -> None:
+    """The caller's offer rings 671 (who never answers); the supervisor intercepts: 671's
+    phone is cancelled, the supervisor's rings and answers, and 671 is back online with no
+    miss counted — the journal has both legs, the supervisor's answered."""
+    rig = env.rig
+    boss = SUPERVISOR
+    phones = await rig.start_phones(
+        {"671": ring_scenario(), boss: agent_scenario(boss, answer_ms=300, talk_ms=1500)}
+    )
+    try:
+        start = rig.mark()
+        caller = "+79161000211"
+        task = dial(env, "icr", caller, [WaitBye()])
+        call_id = (await joined(rig, start, caller)).call_id
+        await until(
+            lambda: [c for c in changes(rig, start, call_id) if c.what == "offered"],
+            what="the offer to 671",
+        )
+        call = rig.rt.b2bua.calls[call_id]
+        await until(lambda: call.forks, what="671's phone ringing")
+        place = await env.call(
+            "POST", f"/acd/calls/{call_id}/intercept", {"employee_id": env.id(boss)}
+        )
+        assert place["queue"] == "icr"
+        await until(lambda: call.winner, what="the supervisor answered")
+        agent = await env.call("GET", f"/agents/{env.id('671')}/status")
+        assert agent["status"] == "online"
+        run = await task
+        calls = await rig.calls_since(start)
+    finally:
+        await rig.stop_phones(phones)
+    assert run.ok, run.run.describe()
+    view = calls[caller]
+    assert view.answered_by == boss
+    assert view.row.disposition is Disposition.answered
+    assert [ext for ext, _ in await legs(env, call_id)] == ["671", boss]
+    assert [c.what for c in changes(rig, start, call_id)] == [
+        "joined",
+        "offered",
+        "offered",
+        "answered",
+    ]
+    got = await facts(env, "icr", call_id, FactKind.answered)
     assert [f.kind for f in got] == [FactKind.entered, FactKind.answered]
     assert got[-1].agent_id == env.id(boss)
 

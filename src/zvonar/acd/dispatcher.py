@@ -399,14 +399,22 @@ class Dispatcher:
     def direct_offer(
         self, call_id: CallId, agent_id: AgentId, now: float, config: AgentConfig | None = None
     ) -> Offer:
-        """Offer a waiting caller to one agent now, whatever the queue's strategy.
-
-        An agent in no queue (a supervisor taking the call themselves) is added with no
-        memberships, with ``config``; asking for the call is their choice to be online. If the
-        agent does not answer, the caller goes back to their place as after any offer.
-        """
+        """Offer a waiting caller to one agent now, whatever the queue's strategy (the agent
+        as :meth:`direct_taker` makes them). If the agent does not answer, the caller goes
+        back to their place as after any offer."""
         q = self.queue_of(call_id)
         caller = self._waiting(q, call_id)
+        self.direct_taker(agent_id, now, config)
+        # No pool.picked(): a supervisor's choice does not move a strategy's memory.
+        return self._offer(q, caller, (agent_id,), q.config.tiers.get(agent_id, 0), now)
+
+    def direct_taker(
+        self, agent_id: AgentId, now: float, config: AgentConfig | None = None
+    ) -> None:
+        """Make ``agent_id`` ready to be offered a call directly, or raise AgentUnavailable.
+
+        An agent in no queue (a supervisor taking the call themselves) is added with no
+        memberships, with ``config``; asking for the call is their choice to be online."""
         agent = self.agents.get(agent_id)
         if agent is None:
             agent = Agent(agent_id, now, config, registered=True)
@@ -418,8 +426,12 @@ class Dispatcher:
             raise AgentUnavailable(
                 f"agent {agent_id} is {agent.status.value}", status=agent.status.value
             )
-        # No pool.picked(): a supervisor's choice does not move a strategy's memory.
-        return self._offer(q, caller, (agent_id,), q.config.tiers.get(agent_id, 0), now)
+
+    def withdraw(self, call_id: CallId, now: float) -> None:
+        """Stop the caller's offer without a verdict on the agents (no miss counted) and put
+        the caller back in their place (a supervisor is about to take the call)."""
+        self.queue_of(call_id)
+        self._withdraw(call_id, now)
 
     def _waiting(self, q: Queue, call_id: CallId) -> Caller:
         caller = q.caller(call_id)

@@ -139,6 +139,8 @@ class _Session:
     gone: bool = False  # left, overflowed, or answered and over
     callback: bool = False  # the caller hung up and waits for us to call back
     callback_misses: int = 0
+    # A supervisor's intercept of a ringing offer, run once the call stopped ringing it.
+    take_over: Callable[[], None] | None = None
 
     async def enter(self, notify: Callable[[QueueSignal], None]) -> bool:
         self.notify = notify
@@ -193,6 +195,20 @@ class _Session:
             agent = acct.dispatcher.agents.get(agent_id)
             if agent is not None and agent.status is AgentStatus.ringing:
                 self.runtime.feed(acct, agent_id, no_answer(self.call_id))
+        self.runtime.pump(acct)
+
+    def withdrawn(self, offer: int) -> None:
+        self.offers.pop(offer, None)
+        acct, then = self.account, self.take_over
+        self.take_over = None
+        if self.call_id in acct.sessions:
+            # The agents were not at fault: they go back to what they were doing, no miss.
+            acct.dispatcher.withdraw(self.call_id, self.runtime.now())
+            if then is not None:
+                try:
+                    then()
+                except (QueueError, NotFound) as exc:  # the taker went away meanwhile
+                    log.info("call %s: intercept lapsed: %s", self.call_id, exc)
         self.runtime.pump(acct)
 
     def digit(self, digit: str) -> None:

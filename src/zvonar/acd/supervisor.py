@@ -26,11 +26,12 @@ from sqlalchemy import func, select
 from zvonar.accounts.access import Perm, Principal
 from zvonar.accounts.models import User
 from zvonar.acd.agents import BUSY, TABLE, Agent, AgentConfig, Input, Status
+from zvonar.acd.dispatcher import CallBeingOffered
 from zvonar.acd.models import AgentStatusInterval
 from zvonar.acd.runtime import AcdRuntime, QueueView
 from zvonar.calls.b2bua import B2bua
 from zvonar.calls.listen import ListenRefused, Refusal, watched
-from zvonar.calls.plan import RingTarget
+from zvonar.calls.plan import QueueWithdraw, RingTarget
 from zvonar.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unavailable
 from zvonar.directory.models import Employee
 from zvonar.store.db import Database
@@ -247,7 +248,11 @@ class Supervisor:
         call_id: str,
         employee_id: uuid.UUID | None,
     ) -> CallPlace:
-        """Ring ``employee_id`` (default: yourself) for the waiting caller right away."""
+        """Ring ``employee_id`` (default: yourself) for the waiting caller right away.
+
+        A caller whose offer is ringing agents is taken from them first: the call stops
+        ringing that offer (the agents are not counted as missing it) and then rings the
+        taker; should an agent answer in that instant, the answer stands."""
         p.require(SUPERVISE_PERM)
         acct = await _account(runtime, p)
         session = _session(acct, call_id)
@@ -258,8 +263,24 @@ class Supervisor:
                 f"employee {employee_id} has no registered phone", code="agent_unreachable"
             )
         runtime.ensure_agent(acct, agent_id, True)
-        acct.dispatcher.direct_offer(call_id, agent_id, runtime.now(), _DIRECT_AGENT)
-        runtime.pump(acct)  # the runtime's normal offer path rings their phones
+        d = acct.dispatcher
+
+        def offer() -> None:
+            d.direct_offer(call_id, agent_id, runtime.now(), _DIRECT_AGENT)
+            runtime.pump(acct)  # the runtime's normal offer path rings their phones
+
+        ringing = d.offer_of(call_id)
+        if not ringing:
+            offer()
+            return _place(acct, call_id)
+        if session.callback or not session.offers:
+            raise CallBeingOffered(f"call {call_id} is being called back; it cannot be taken now")
+        if agent_id in ringing:
+            raise CallBeingOffered(f"call {call_id} already rings {employee_id}")
+        d.direct_taker(agent_id, runtime.now(), _DIRECT_AGENT)
+        session.take_over = offer
+        for number in list(session.offers):
+            session.signal(QueueWithdraw(number))
         return _place(acct, call_id)
 
     async def listen(

@@ -41,12 +41,9 @@ from zvonar.calls.events import (
 from zvonar.calls.fork import WaveTracker, end_reason_for_status
 from zvonar.calls.legs import CallDtmf, CalleeLeg, CallerLeg, LegState
 from zvonar.calls.plan import (
+    QUEUE_SIGNALS,
     InboundCall,
     Plan,
-    QueueAnnounce,
-    QueueCallback,
-    QueueOffer,
-    QueueOverflow,
     QueueSession,
     QueueSignal,
     Reject,
@@ -98,7 +95,6 @@ _NO_INVITE = SipRequest("OPTIONS", parse_uri("sip:invalid"), ())
 
 
 CallInput = UaEvent | MediaEvent | WaveTimeout | StepTimeout | QueueSignal | Shutdown
-_QUEUE_SIGNALS = (QueueOffer, QueueAnnounce, QueueOverflow, QueueCallback)
 
 
 class Call:
@@ -249,7 +245,7 @@ class Call:
                 await steps.on_digit(self, item.digit)
         elif isinstance(item, StepTimeout):
             await steps.on_timeout(self, item)
-        elif isinstance(item, _QUEUE_SIGNALS):
+        elif isinstance(item, QUEUE_SIGNALS):
             await steps.on_queue_signal(self, item)
         elif isinstance(item, MediaTimeout):
             log.info("call %s: no RTP on %s for %.0f s", self.call_id, item.leg_id, item.seconds)

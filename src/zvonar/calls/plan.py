@@ -21,6 +21,7 @@ from zvonar.calls.events import Direction, Disposition, Target, TargetKind
 from zvonar.sip.ua import Flow
 
 __all__ = [
+    "QUEUE_SIGNALS",
     "CallStep",
     "CallerAuth",
     "Enqueue",
@@ -35,6 +36,7 @@ __all__ = [
     "QueueOverflow",
     "QueueSession",
     "QueueSignal",
+    "QueueWithdraw",
     "Rating",
     "Reject",
     "Resolver",
@@ -288,7 +290,16 @@ class QueueCallback:
     prompt: Path | None = None
 
 
-QueueSignal = QueueOffer | QueueAnnounce | QueueOverflow | QueueCallback
+@dataclass(frozen=True)
+class QueueWithdraw:
+    """Stop ringing this offer (a supervisor takes the call); the call answers with
+    ``withdrawn`` unless an agent answered first."""
+
+    offer: int
+
+
+QueueSignal = QueueOffer | QueueAnnounce | QueueOverflow | QueueCallback | QueueWithdraw
+QUEUE_SIGNALS = (QueueOffer, QueueAnnounce, QueueOverflow, QueueCallback, QueueWithdraw)
 
 
 class QueueSession(Protocol):
@@ -305,6 +316,10 @@ class QueueSession(Protocol):
     def answered(self, offer: int, target: Target) -> None: ...
 
     def not_answered(self, offer: int) -> None: ...
+
+    def withdrawn(self, offer: int) -> None:
+        """The offer stopped ringing on a QueueWithdraw (nobody had answered)."""
+        ...
 
     def digit(self, digit: str) -> None: ...
 

@@ -31,6 +31,7 @@ from zvonar.calls.plan import (
     QueueOffer,
     QueueOverflow,
     QueueSignal,
+    QueueWithdraw,
     Reject,
     StepResult,
     StepResultKind,
@@ -344,6 +345,11 @@ async def on_queue_signal(call: Call, signal: QueueSignal) -> None:
             return
         s.offer = signal.offer
         await ring_wave(call, Wave(signal.targets, signal.timeout))
+    elif isinstance(signal, QueueWithdraw):
+        # Too late when an agent answered meanwhile: the answer stands, the intercept lapses.
+        if s.offer == signal.offer and call.winner is None:
+            await _stop_offer(call, s)
+            step.session.withdrawn(signal.offer)
     elif isinstance(signal, QueueAnnounce):
         if signal.prompts and call.winner is None:
             await _play(call, s, signal.prompts, then="announce")
