@@ -64,6 +64,7 @@ from zvonar.media.engine import (
     RemoteMedia,
 )
 from zvonar.media.errors import MediaError
+from zvonar.media.sdp import SessionDescription
 from zvonar.sip.dialog import Dialog, DialogId
 from zvonar.sip.errors import SipError
 from zvonar.sip.message import SipRequest, make_response
@@ -132,6 +133,7 @@ class Call:
         self.wave_timer: asyncio.TimerHandle | None = None
         self._started_event = False
         self.final_disposition = Disposition.failed
+        self.caller_offer: SessionDescription | None = None  # the caller's SDP, parsed
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -174,7 +176,10 @@ class Call:
         """Resolve, announce, check the offer and ring the first wave; False if it ended."""
         host = self.host
         try:
-            outcome = await asyncio.wait_for(host.resolver(self.facts), host.resolve_timeout)
+            # A timeout scope, not wait_for: the resolver runs in this task (no task more per
+            # call), cancelled the same way when it overruns.
+            async with asyncio.timeout(host.resolve_timeout):
+                outcome = await host.resolver(self.facts)
         except Exception:
             log.exception("resolver failed for call %s", self.call_id)
             outcome = Reject(500, "Server Internal Error")
@@ -188,7 +193,11 @@ class Call:
             return not self.done
         self.plan = outcome
         try:
-            check_offer(self.caller.invite.request.body if self.caller.invite else b"")
+            # Parsed once: checked now, answered when a fork wins (_connect).
+            self.caller_offer = parse_body(
+                self.caller.invite.request.body if self.caller.invite else b""
+            )
+            check_offer(self.caller_offer)
         except MediaError as exc:
             await finish(self, Disposition.failed, HangupSide.system, caller_status=488)
             log.info("call %s: offer refused: %s", self.call_id, exc)
@@ -344,7 +353,8 @@ class Call:
             return
         caller.media_id, caller.endpoint = fork.caller_media_id, fork.caller_endpoint
         caller.oa = new_offer_answer(fork.caller_endpoint)
-        answer, negotiated = caller.oa.receive_offer(parse_body(self.caller_invite().body))
+        offer = self.caller_offer or parse_body(self.caller_invite().body)
+        answer, negotiated = caller.oa.receive_offer(offer)
         await engine.configure(fork.media_id, remote)
         await engine.configure(fork.caller_media_id, remote_media(negotiated))
         await engine.bridge(fork.caller_media_id, fork.media_id)

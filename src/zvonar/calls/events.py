@@ -23,6 +23,7 @@ from zvonar.core.events import Event
 
 # Letters, digits and ``._@+-``: survives file names, URLs and log lines unescaped.
 TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # what a text field must not hold
 MAX_NUMBER = 64  # a dialed string: E.164, an extension, or a SIP user part
 MAX_DISPLAY = 200
 
@@ -93,7 +94,7 @@ def _check_text(name: str, value: str | None, limit: int, *, empty_ok: bool = Fa
         return
     if not isinstance(value, str) or len(value) > limit or (not value and not empty_ok):
         raise InvalidCallEvent(f"{name} must be text of at most {limit} characters", field=name)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if _CONTROL.search(value):
         raise InvalidCallEvent(f"{name} must not hold control characters", field=name)
 
 

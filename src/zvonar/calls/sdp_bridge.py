@@ -42,10 +42,10 @@ def parse_body(body: bytes) -> SessionDescription:
         raise NegotiationError(f"unreadable SDP: {exc}") from None
 
 
-def check_offer(body: bytes) -> NegotiatedMedia:
+def check_offer(body: bytes | SessionDescription) -> NegotiatedMedia:
     """Whether the caller's offer is acceptable to us (raises NegotiationError, 488, if not),
-    before any media is allocated."""
-    offer = parse_body(body)
+    before any media is allocated. ``body`` may be the offer parsed already."""
+    offer = body if isinstance(body, SessionDescription) else parse_body(body)
     _answer, negotiated = answer_offer(offer, _PROBE, session_id=1)
     remote_media(negotiated)  # a codec the engines cannot carry is a 488 as well
     return negotiated

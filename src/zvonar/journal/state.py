@@ -14,13 +14,12 @@ Robustness rules (a journal must never lose a call, nor invent one):
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from zvonar.calls.events import (
     CallAnswered,
@@ -164,8 +163,8 @@ class CallState:
     def copy(self) -> CallState:
         """A working copy for one batch: the remembered state stays as committed until the
         batch commits (a rolled-back batch must not leave its changes behind)."""
-        legs = {k: dataclasses.replace(v, new=False, dirty=False) for k, v in self.legs.items()}
-        return dataclasses.replace(self, legs=legs, new=False, changed=set())
+        legs = {k: _copy(v, new=False, dirty=False) for k, v in self.legs.items()}
+        return _copy(self, legs=legs, new=False, changed=set())
 
     def set(self, name: str, value: object) -> None:
         if getattr(self, name) != value:
@@ -182,6 +181,19 @@ class CallState:
 
     def updates(self) -> dict[str, Any]:
         return {n: getattr(self, n) for n in sorted(self.changed)}
+
+
+_T = TypeVar("_T")
+
+
+def _copy(obj: _T, **changes: object) -> _T:
+    """``dataclasses.replace`` for these plain (unchecked) dataclasses, without its field
+    walk: a shallow copy with ``changes`` applied."""
+    copy = object.__new__(type(obj))
+    state = copy.__dict__
+    state.update(obj.__dict__)
+    state.update(changes)
+    return copy
 
 
 def started(e: CallStarted) -> CallState:

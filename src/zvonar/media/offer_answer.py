@@ -23,9 +23,9 @@ the description changed.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from dataclasses import dataclass
+from typing import TypeVar
 
 from zvonar.media.dtmf import format_event_list, parse_event_list
 from zvonar.media.errors import DtmfError, NegotiationError, SdpParseError
@@ -380,6 +380,20 @@ def process_answer(
     raise NegotiationError("our offer has no active audio stream")
 
 
+_D = TypeVar("_D")
+
+
+def _evolve(obj: _D, **changes: object) -> _D:
+    """``dataclasses.replace`` for the frozen SDP values, without re-running their checks:
+    only for changes that keep them valid (another valid origin, a higher version). Several
+    times cheaper, and _stamp runs for every offer and answer."""
+    copy = object.__new__(type(obj))
+    state = copy.__dict__
+    state.update(obj.__dict__)
+    state.update(changes)
+    return copy
+
+
 class OfferAnswerState(enum.Enum):
     IDLE = "idle"  # nothing negotiated yet
     OFFER_SENT = "offer_sent"  # waiting for the answer to our offer
@@ -441,12 +455,10 @@ class OfferAnswer:
     def _stamp(self, sd: SessionDescription) -> SessionDescription:
         """Keep the version of the description in effect if unchanged, else a new one."""
         current = self.local_sdp
-        if current is not None and dataclasses.replace(sd, origin=current.origin) == current:
+        if current is not None and _evolve(sd, origin=current.origin) == current:
             return current
         self._max_version += 1
-        return dataclasses.replace(
-            sd, origin=dataclasses.replace(sd.origin, version=self._max_version)
-        )
+        return _evolve(sd, origin=_evolve(sd.origin, version=self._max_version))
 
     def create_offer(self, local: LocalMedia | None = None) -> SessionDescription:
         next_state = self._advance(_I.SEND_OFFER)

@@ -128,15 +128,21 @@ class MediaDescription(_AttributeMixin):
 
     def rtpmaps(self) -> dict[int, RtpMap]:
         """The a=rtpmap of each payload type (the first one wins). A malformed rtpmap (real
-        peers send ``a=rtpmap:31 LPC``) is skipped: its format is then simply unknown."""
-        maps: dict[int, RtpMap] = {}
-        for value in self.attribute_values("rtpmap"):
-            try:
-                rtpmap = RtpMap.parse(value)
-            except SdpParseError:
-                continue
-            maps.setdefault(rtpmap.payload_type, rtpmap)
-        return maps
+        peers send ``a=rtpmap:31 LPC``) is skipped: its format is then simply unknown.
+
+        Parsed once per description (it is immutable; negotiation asks for every payload
+        type); each call returns a fresh dict."""
+        cached: dict[int, RtpMap] | None = self.__dict__.get("_rtpmaps")
+        if cached is None:
+            cached = {}
+            for value in self.attribute_values("rtpmap"):
+                try:
+                    rtpmap = RtpMap.parse(value)
+                except SdpParseError:
+                    continue
+                cached.setdefault(rtpmap.payload_type, rtpmap)
+            self.__dict__["_rtpmaps"] = cached  # a cache, not a field: eq/hash/repr ignore it
+        return dict(cached)
 
     def fmtp(self, payload_type: int) -> str | None:
         """Format parameters of a=fmtp:<pt> <params> (§6.15), or None."""

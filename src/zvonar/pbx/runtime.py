@@ -38,7 +38,7 @@ from zvonar.media.io import EmbeddedMediaEngine
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.credentials import DirectoryCredentialStore, RealmDomains, TenantChallenger
 from zvonar.pbx.dns import HostResolver, resolving
-from zvonar.pbx.heap import settle_heap
+from zvonar.pbx.heap import release_heap, settle_heap
 from zvonar.pbx.invite_auth import InviteGate, TrunkSources
 from zvonar.pbx.location_sql import SqlLocationStore
 from zvonar.pbx.outbound_resolver import OutboundCalls
@@ -105,6 +105,7 @@ class PbxRuntime:
         await self.engine.close()
         await self.http.aclose()
         await self.location.close()
+        release_heap()  # the collector policy of settle_heap ends with the PBX (pbx.heap)
 
 
 async def start_pbx(container: Container, config: PbxConfig | None = None) -> PbxRuntime:

@@ -8,7 +8,7 @@ SipParseError (status 400) on malformed input.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from zvonar.sip.errors import SipParseError
 from zvonar.sip.uri import (
@@ -247,6 +247,8 @@ _GENERIC_PARAM = (
 )
 _PARAM_ITEM = re.compile(_GENERIC_PARAM, re.DOTALL)
 _PARAMS = re.compile(rf"(?:{_GENERIC_PARAM})*[ \t]*", re.DOTALL)
+# One param without LWS or quotes: what nearly every peer sends (";tag=…", ";branch=…;rport").
+_PLAIN_PARAM = re.compile(rf"([{_TCHAR}]+)(?:=([{_TCHAR}:\[\]]+))?")
 
 
 def parse_params(text: str) -> Params:
@@ -257,6 +259,18 @@ def parse_params(text: str) -> Params:
     """
     if not text:
         return ()
+    if text[0] == ";" and '"' not in text and " " not in text and "\t" not in text:
+        # Fast path, same result: without quotes or LWS the grammar is ";"-separated items;
+        # anything else (an empty item, "a=", a bad character) takes the full check below.
+        out: list[tuple[str, str | None]] = []
+        plain = _PLAIN_PARAM.fullmatch
+        for item in text[1:].split(";"):
+            m = plain(item)
+            if m is None:
+                break
+            out.append((m[1], m[2]))
+        else:
+            return tuple(out)
     if not _PARAMS.fullmatch(text):
         raise SipParseError(f"bad parameters {text[:80]!r}")
     return tuple((name, value or None) for name, value in _PARAM_ITEM.findall(text))
@@ -298,7 +312,9 @@ class NameAddr:
         return self.with_params(("tag", tag))
 
     def with_params(self, *pairs: tuple[str, str | None], **kwargs: str | None) -> NameAddr:
-        return replace(self, params=merge_params(self.params, (*pairs, *kwargs.items())))
+        # The constructor, not dataclasses.replace: same copy, without its field walk.
+        params = merge_params(self.params, (*pairs, *kwargs.items()))
+        return NameAddr(self.display_name, self.uri, params)
 
     def __str__(self) -> str:
         if self.is_wildcard:
@@ -312,8 +328,30 @@ class NameAddr:
 CONTACT_WILDCARD = NameAddr(None, AbsoluteUri("*", ""))
 
 
+# Parsed name-addrs and Vias by their text, like parse_uri's cache (uri.py): they are immutable,
+# and the same value comes back on every message of a dialog or transaction (From, To, our own
+# Via in the responses) and across calls (each phone's Contact). Bounded: short texts only,
+# the whole map dropped when full.
+_ADDR_CACHE: dict[str, NameAddr] = {}
+_VIA_CACHE: dict[str, Via] = {}
+_CACHE_MAX = 4096
+_CACHE_TEXT = 256
+
+
 def parse_name_addr(value: str) -> NameAddr:
     """Parse `"Name" <uri>;p=v`, `Name <uri>`, or addr-spec `uri;p=v` (§20.10)."""
+    addr = _ADDR_CACHE.get(value)
+    if addr is not None:
+        return addr
+    addr = _parse_name_addr(value)
+    if len(value) <= _CACHE_TEXT:
+        if len(_ADDR_CACHE) >= _CACHE_MAX:
+            _ADDR_CACHE.clear()
+        _ADDR_CACHE[value] = addr
+    return addr
+
+
+def _parse_name_addr(value: str) -> NameAddr:
     v = value.strip()
     display: str | None = None
     if v.startswith('"'):
@@ -412,7 +450,8 @@ class Via:
         return self.host if self.port is None else f"{self.host}:{self.port}"
 
     def with_params(self, *pairs: tuple[str, str | None], **kwargs: str | None) -> Via:
-        return replace(self, params=merge_params(self.params, (*pairs, *kwargs.items())))
+        params = merge_params(self.params, (*pairs, *kwargs.items()))
+        return Via(self.transport, self.host, self.port, params, self.protocol)
 
     def __str__(self) -> str:
         return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"
@@ -434,6 +473,18 @@ def _squeeze_colon(sent_by: str) -> str:
 
 def parse_via(value: str) -> Via:
     """One via-parm (§25.1). Tolerates LWS around "/" ":" ";" "=" (RFC 4475 §3.1.1.1)."""
+    via = _VIA_CACHE.get(value)
+    if via is not None:
+        return via
+    via = _parse_via(value)
+    if len(value) <= _CACHE_TEXT:
+        if len(_VIA_CACHE) >= _CACHE_MAX:
+            _VIA_CACHE.clear()
+        _VIA_CACHE[value] = via
+    return via
+
+
+def _parse_via(value: str) -> Via:
     v = value.strip()
     if v.startswith("SIP/2.0/"):
         sp = v.find(" ", 8)
