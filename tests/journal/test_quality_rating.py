@@ -76,6 +76,35 @@ async def test_rated_call_keeps_quality_and_talk_time(
     assert leg is not None and (leg.loss, leg.jitter_ms, leg.mos) == (0.012, 3.5, 4.21)
 
 
+async def test_leg_quality_lands_when_the_leg_was_written_in_an_earlier_batch(
+    container: Container, bus: RecordingBus, journal: JournalService, tenant_a: Tenant
+) -> None:
+    anna = uuid.uuid4()
+    call = CallScript(tenant_a.account_id)
+    await publish(bus, call.started(), call.ringing("a", 1, anna), call.answered("a", 5, by=anna))
+    await container.journal.flush()  # the leg is in the table now: the end is an UPDATE
+    await publish(
+        bus,
+        LegEnded(
+            account_id=tenant_a.account_id,
+            call_id=call.call_id,
+            leg_id="a",
+            reason=LegEndReason.completed,
+            at=call.start + timedelta(seconds=30),
+            loss=0.05,
+            jitter_ms=12.5,
+            mos=3.9,
+        ),
+    )
+    await container.journal.flush()
+    async with container.db.read() as s:
+        row = await s.scalar(select(CallRecord).where(CallRecord.call_id == call.call_id))
+        assert row is not None
+        leg = await s.scalar(select(CallLeg).where(CallLeg.call_pk == row.id))
+    assert leg is not None and leg.ended_at is not None
+    assert (leg.loss, leg.jitter_ms, leg.mos) == (0.05, 12.5, 3.9)
+
+
 @pytest.mark.parametrize("score", [0, 6, True, 4.5])
 def test_a_rating_is_one_to_five(score: object) -> None:
     with pytest.raises(InvalidCallEvent):

@@ -22,13 +22,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, tuple_, update
+from sqlalchemy import Table, Update, bindparam, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zvonar.calls.events import CallEvent, CallStarted
 from zvonar.journal import state
 from zvonar.journal.models import CallLeg, CallRecord, CallStatus
-from zvonar.journal.state import CallState, Key, LegState
+from zvonar.journal.state import LEG_MUTABLE, CallState, Key, LegState
 from zvonar.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -142,20 +142,23 @@ async def _load(conn: AsyncConnection, keys: Iterable[Key]) -> dict[Key, CallSta
     return {c.key: c for c in calls.values()}
 
 
+# Columns that someone besides this consumer rewrites (retention clears the recording): an
+# UPDATE sets them only for the calls whose events changed them.
+_OWN_ONLY = frozenset(
+    {"recording_path", "recording_seconds", "voicemail_path", "voicemail_seconds"}
+)
+
+
 async def _write(conn: AsyncConnection, calls: Iterable[CallState]) -> None:
     new_calls: list[dict[str, Any]] = []
     new_legs: list[dict[str, Any]] = []
     changed_legs: list[dict[str, Any]] = []
-    # executemany needs one statement shape: calls are grouped by the columns they change.
-    changed: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    updated: list[CallState] = []
     for call in calls:
         if call.new:
             new_calls.append(call.row())
         elif call.changed:
-            values = call.updates()
-            changed.setdefault(tuple(values), []).append(
-                {"_pk": call.id, **{f"v_{k}": v for k, v in values.items()}}
-            )
+            updated.append(call)
         for leg in call.legs.values():
             if leg.new:
                 new_legs.append(leg.row())
@@ -163,21 +166,49 @@ async def _write(conn: AsyncConnection, calls: Iterable[CallState]) -> None:
                 changed_legs.append(
                     {"_pk": leg.id, **{f"v_{k}": v for k, v in leg.updates().items()}}
                 )
+    # executemany needs one statement shape, and each statement is a round trip to the
+    # database (most of a batch's cost): every updated call sets the union of the columns
+    # the batch changed (an unchanged column is set to the value it holds: the state mirrors
+    # the row), so a batch takes one UPDATE instead of one per combination of events.
+    shared: set[str] = set()
+    for call in updated:
+        shared |= call.changed
+    shared -= _OWN_ONLY
+    changed: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for call in updated:
+        columns = tuple(sorted(shared | (call.changed & _OWN_ONLY)))
+        changed.setdefault(columns, []).append(
+            {"_pk": call.id, **{f"v_{c}": getattr(call, c) for c in columns}}
+        )
     if new_calls:
         await conn.execute(insert(CALLS), new_calls)
     if new_legs:
         await conn.execute(insert(LEGS), new_legs)
     for columns, params in changed.items():
+        await conn.execute(_call_update(columns), params)
+    if changed_legs:
+        await conn.execute(_LEG_UPDATE, changed_legs)
+
+
+# Built once per shape: constructing a statement (and its cache key) cost more than running
+# the compiled one.
+_CALL_UPDATES: dict[tuple[str, ...], Update] = {}
+_LEG_UPDATE = (
+    update(LEGS)
+    .where(LEGS.c.id == bindparam("_pk"))
+    .values({c: bindparam(f"v_{c}") for c in LEG_MUTABLE})
+)
+
+
+def _call_update(columns: tuple[str, ...]) -> Update:
+    stmt = _CALL_UPDATES.get(columns)
+    if stmt is None:
         stmt = (
             update(CALLS)
             .where(CALLS.c.id == bindparam("_pk"))
             .values({c: bindparam(f"v_{c}") for c in columns})
         )
-        await conn.execute(stmt, params)
-    if changed_legs:
-        stmt = (
-            update(LEGS)
-            .where(LEGS.c.id == bindparam("_pk"))
-            .values({c: bindparam(f"v_{c}") for c in ("answered_at", "ended_at", "end_reason")})
-        )
-        await conn.execute(stmt, changed_legs)
+        if len(_CALL_UPDATES) >= 256:
+            _CALL_UPDATES.clear()
+        _CALL_UPDATES[columns] = stmt
+    return stmt
