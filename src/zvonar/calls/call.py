@@ -39,6 +39,7 @@ from zvonar.calls.events import (
     TargetKind,
 )
 from zvonar.calls.fork import WaveTracker, end_reason_for_status
+from zvonar.calls.in_dialog import answer_reinvite, reply
 from zvonar.calls.legs import CallDtmf, CalleeLeg, CallerLeg, LegState
 from zvonar.calls.plan import (
     QUEUE_SIGNALS,
@@ -413,30 +414,13 @@ class Call:
             self._reply(inc, dialog, 200)
 
     async def _reinvite(self, inc: IncomingRequest, dialog: Dialog, fork: CalleeLeg | None) -> None:
-        """Answer a re-INVITE (hold/resume, new address) locally; see sdp_bridge.py."""
+        """Answer a re-INVITE (hold/resume, new address) locally; see in_dialog.py."""
         oa = self.caller.oa if fork is None else fork.oa
         media = self.caller.media_id if fork is None else fork.media_id
-        if oa is None or media is None:
-            self._reply(inc, dialog, 491)
-            return
-        if not inc.request.body.strip():  # an offerless re-INVITE: our current SDP
-            body = oa.local_sdp.serialize().encode() if oa.local_sdp else b""
-            self._reply(inc, dialog, 200, body)
-            return
-        try:
-            answer, negotiated = oa.receive_offer(parse_body(inc.request.body))
-            await self.host.engine.configure(media, remote_media(negotiated))
-        except MediaError as exc:
-            self._reply(inc, dialog, exc.status_hint if exc.status_hint >= 400 else 488)
-            return
-        self._reply(inc, dialog, 200, answer.serialize().encode())
+        await answer_reinvite(self.host, inc, dialog, oa, media)
 
     def _reply(self, inc: IncomingRequest, dialog: Dialog, status: int, body: bytes = b"") -> None:
-        ua = self.host.ua
-        contact = str(ua.contact_uri(inc.flow)) if inc.request.method == "INVITE" else None
-        resp = response_to(inc.request, status, dialog.id.local_tag, contact=contact, body=body)
-        ua.respond(inc, resp, self.host.now())
-        self.host.flush()
+        reply(self.host, inc, dialog, status, body)
 
     async def _caller_cancelled(self, event: CancelRequested) -> None:
         caller = self.caller

@@ -35,10 +35,11 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from zvonar.calls.in_dialog import answer_reinvite, hang_up, reply
 from zvonar.calls.legs import LegState
 from zvonar.calls.plan import RingTarget
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
-from zvonar.calls.signalling import invite_request, response_to
+from zvonar.calls.signalling import invite_request
 from zvonar.media.engine import LegEndpoint, MediaEvent, MediaTimeout, RecordingFinished
 from zvonar.media.errors import MediaError
 from zvonar.media.offer_answer import OfferAnswer
@@ -377,43 +378,19 @@ class Listener:
             self._reply(inc, dialog, 200)
 
     async def _reinvite(self, inc: IncomingRequest, dialog: Dialog, fork: _Fork | None) -> None:
-        """Hold/resume and new addresses, answered locally as for any call (sdp_bridge.py)."""
-        if fork is None or fork is not self.winner or fork.state is not LegState.CONFIRMED:
-            self._reply(inc, dialog, 491)
+        confirmed = fork is not None and fork is self.winner and fork.state is LegState.CONFIRMED
+        if fork is None or not confirmed:
+            reply(self.host, inc, dialog, 491)
             return
-        if not inc.request.body.strip():
-            local = fork.oa.local_sdp
-            self._reply(inc, dialog, 200, local.serialize().encode() if local else b"")
-            return
-        try:
-            answer, negotiated = fork.oa.receive_offer(parse_body(inc.request.body))
-            await self.host.engine.configure(fork.leg_id, remote_media(negotiated))
-        except MediaError as exc:
-            self._reply(inc, dialog, exc.status_hint if exc.status_hint >= 400 else 488)
-            return
-        self._reply(inc, dialog, 200, answer.serialize().encode())
+        await answer_reinvite(self.host, inc, dialog, fork.oa, fork.leg_id)
 
     def _reply(self, inc: IncomingRequest, dialog: Dialog, status: int, body: bytes = b"") -> None:
-        ua = self.host.ua
-        contact = str(ua.contact_uri(inc.flow)) if inc.request.method == "INVITE" else None
-        resp = response_to(inc.request, status, dialog.id.local_tag, contact=contact, body=body)
-        ua.respond(inc, resp, self.host.now())
-        self.host.flush()
+        reply(self.host, inc, dialog, status, body)
 
     # -- the end --------------------------------------------------------------------------------
 
     def _hangup(self, fork: _Fork) -> None:
-        ua, now = self.host.ua, self.host.now()
-        if fork.state is LegState.CONFIRMED and fork.dialog is not None:
-            ua.send_request(ua.create_request(fork.dialog, "BYE", fork.flow), fork.flow, now)
-            ua.forget_dialog(fork.dialog)
-        elif (
-            fork.state is LegState.INVITING and fork.invite_key is not None and not fork.cancel_sent
-        ):
-            fork.cancel_sent = True
-            ua.cancel(fork.invite_key, fork.flow, now)  # a crossing 2xx gets ACK + BYE
-        fork.state = LegState.ENDED
-        self.host.flush()
+        hang_up(self.host, fork)
 
     async def _finish(self, why: ListenEnd) -> None:
         if self.done:

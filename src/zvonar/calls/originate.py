@@ -51,10 +51,11 @@ from zvonar.calls.events import (
     TargetKind,
 )
 from zvonar.calls.fork import WaveTracker, disposition_for, end_reason_for_status
+from zvonar.calls.in_dialog import answer_reinvite, hang_up, reply
 from zvonar.calls.legs import LegState
 from zvonar.calls.plan import RingTarget, Wave
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
-from zvonar.calls.signalling import invite_request, response_to
+from zvonar.calls.signalling import invite_request
 from zvonar.media.engine import (
     LegEndpoint,
     MediaEngineError,
@@ -547,41 +548,18 @@ class OriginatedCall:
             self._reply(inc, dialog, 200)
 
     async def _reinvite(self, inc: IncomingRequest, dialog: Dialog, leg: _Leg | None) -> None:
-        """Hold/resume and new addresses are answered locally, as for inbound calls."""
         if leg is None or leg.state is not LegState.CONFIRMED:
-            self._reply(inc, dialog, 491)
+            reply(self.host, inc, dialog, 491)
             return
-        if not inc.request.body.strip():
-            local = leg.oa.local_sdp
-            self._reply(inc, dialog, 200, local.serialize().encode() if local else b"")
-            return
-        try:
-            answer, negotiated = leg.oa.receive_offer(parse_body(inc.request.body))
-            await self.host.engine.configure(leg.media_id, remote_media(negotiated))
-        except MediaError as exc:
-            self._reply(inc, dialog, exc.status_hint if exc.status_hint >= 400 else 488)
-            return
-        self._reply(inc, dialog, 200, answer.serialize().encode())
+        await answer_reinvite(self.host, inc, dialog, leg.oa, leg.media_id)
 
     def _reply(self, inc: IncomingRequest, dialog: Dialog, status: int, body: bytes = b"") -> None:
-        ua = self.host.ua
-        contact = str(ua.contact_uri(inc.flow)) if inc.request.method == "INVITE" else None
-        resp = response_to(inc.request, status, dialog.id.local_tag, contact=contact, body=body)
-        ua.respond(inc, resp, self.host.now())
-        self.host.flush()
+        reply(self.host, inc, dialog, status, body)
 
     # -- the end --------------------------------------------------------------------------------
 
     def _hangup(self, leg: _Leg) -> None:
-        ua, now = self.host.ua, self.host.now()
-        if leg.state is LegState.CONFIRMED and leg.dialog is not None:
-            ua.send_request(ua.create_request(leg.dialog, "BYE", leg.flow), leg.flow, now)
-            ua.forget_dialog(leg.dialog)
-        elif leg.state is LegState.INVITING and leg.invite_key is not None and not leg.cancel_sent:
-            leg.cancel_sent = True
-            ua.cancel(leg.invite_key, leg.flow, now)  # a crossing 2xx gets ACK + BYE
-        leg.state = LegState.ENDED
-        self.host.flush()
+        hang_up(self.host, leg)
 
     async def _finish(
         self, outcome: OriginationOutcome, disposition: Disposition, side: HangupSide

@@ -1,0 +1,84 @@
+"""What every call actor does the same way inside its dialogs: inbound calls (call.py), calls
+we place (originate.py) and listeners (listen.py).
+
+A re-INVITE (hold/resume, a new address) is answered locally from the leg's own offer/answer
+state and only reconfigures that leg's media (sdp_bridge.py): the other side never sees it.
+Hanging up a leg we placed is a BYE once it is confirmed, a CANCEL while it rings.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from zvonar.calls.legs import LegState
+from zvonar.calls.sdp_bridge import parse_body, remote_media
+from zvonar.calls.signalling import response_to
+from zvonar.media.errors import MediaError
+from zvonar.media.offer_answer import OfferAnswer
+from zvonar.sip.dialog import Dialog
+from zvonar.sip.transaction import TransactionKey
+from zvonar.sip.ua import Flow, IncomingRequest
+
+if TYPE_CHECKING:
+    from zvonar.calls.b2bua import B2bua
+
+__all__ = ["PlacedLeg", "answer_reinvite", "hang_up", "reply"]
+
+
+class PlacedLeg(Protocol):
+    """A leg the PBX invited (a fork of a call we place, a listener's phone)."""
+
+    invite_key: TransactionKey | None
+    dialog: Dialog | None
+    state: LegState
+    cancel_sent: bool
+
+    @property
+    def flow(self) -> Flow: ...
+
+
+def reply(
+    host: B2bua, inc: IncomingRequest, dialog: Dialog, status: int, body: bytes = b""
+) -> None:
+    ua = host.ua
+    contact = str(ua.contact_uri(inc.flow)) if inc.request.method == "INVITE" else None
+    resp = response_to(inc.request, status, dialog.id.local_tag, contact=contact, body=body)
+    ua.respond(inc, resp, host.now())
+    host.flush()
+
+
+async def answer_reinvite(
+    host: B2bua,
+    inc: IncomingRequest,
+    dialog: Dialog,
+    oa: OfferAnswer | None,
+    media_id: str | None,
+) -> None:
+    """Answer a re-INVITE on a confirmed leg (``oa``, ``media_id``: that leg's; None: the leg
+    cannot take one now, 491)."""
+    if oa is None or media_id is None:
+        reply(host, inc, dialog, 491)
+        return
+    if not inc.request.body.strip():  # an offerless re-INVITE: our current SDP
+        local = oa.local_sdp
+        reply(host, inc, dialog, 200, local.serialize().encode() if local else b"")
+        return
+    try:
+        answer, negotiated = oa.receive_offer(parse_body(inc.request.body))
+        await host.engine.configure(media_id, remote_media(negotiated))
+    except MediaError as exc:
+        reply(host, inc, dialog, exc.status_hint if exc.status_hint >= 400 else 488)
+        return
+    reply(host, inc, dialog, 200, answer.serialize().encode())
+
+
+def hang_up(host: B2bua, leg: PlacedLeg) -> None:
+    ua, now = host.ua, host.now()
+    if leg.state is LegState.CONFIRMED and leg.dialog is not None:
+        ua.send_request(ua.create_request(leg.dialog, "BYE", leg.flow), leg.flow, now)
+        ua.forget_dialog(leg.dialog)
+    elif leg.state is LegState.INVITING and leg.invite_key is not None and not leg.cancel_sent:
+        leg.cancel_sent = True
+        ua.cancel(leg.invite_key, leg.flow, now)  # a crossing 2xx gets ACK + BYE
+    leg.state = LegState.ENDED
+    host.flush()
