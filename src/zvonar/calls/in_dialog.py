@@ -11,23 +11,34 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from zvonar.calls.legs import LegState
+from zvonar.calls.plan import RingTarget
 from zvonar.calls.sdp_bridge import parse_body, remote_media
-from zvonar.calls.signalling import response_to
+from zvonar.calls.signalling import invite_request, response_to
 from zvonar.media.errors import MediaError
 from zvonar.media.offer_answer import OfferAnswer
 from zvonar.sip.dialog import Dialog
+from zvonar.sip.message import SipRequest
 from zvonar.sip.transaction import TransactionKey
 from zvonar.sip.ua import Flow, IncomingRequest
+from zvonar.sip.uri import parse_uri
 
 if TYPE_CHECKING:
-    from zvonar.calls.b2bua import B2bua
+    from zvonar.calls.b2bua import B2bua, CallActor
 
-__all__ = ["PlacedLeg", "answer_reinvite", "hang_up", "reply"]
+__all__ = ["PlacedLeg", "answer_reinvite", "hang_up", "invite", "reply"]
+
+_NO_REQUEST = SipRequest("OPTIONS", parse_uri("sip:invalid"), ())  # no inbound INVITE behind
 
 
 class PlacedLeg(Protocol):
-    """A leg the PBX invited (a fork of a call we place, a listener's phone)."""
+    """A leg the PBX invites without an inbound call behind it (a fork of a call we place, a
+    listener's phone)."""
 
+    target: RingTarget
+    oa: OfferAnswer
+    local_tag: str
+    sip_call_id: str
+    request: SipRequest | None
     invite_key: TransactionKey | None
     dialog: Dialog | None
     state: LegState
@@ -70,6 +81,30 @@ async def answer_reinvite(
         reply(host, inc, dialog, exc.status_hint if exc.status_hint >= 400 else 488)
         return
     reply(host, inc, dialog, 200, answer.serialize().encode())
+
+
+def invite(
+    host: B2bua, actor: CallActor, leg: PlacedLeg, from_user: str, from_display: str | None
+) -> None:
+    """Send ``leg``'s INVITE (an offer from its own media endpoint) and route its dialog and
+    transaction to ``actor``."""
+    ua = host.ua
+    leg.request = invite_request(
+        target=leg.target.uri,
+        caller=_NO_REQUEST,
+        local_tag=leg.local_tag,
+        call_id=leg.sip_call_id,
+        via=ua.via_for(leg.flow),
+        contact=str(ua.contact_uri(leg.flow)),
+        user_agent=ua.user_agent,
+        sdp=leg.oa.create_offer().serialize().encode(),
+        from_user=from_user,
+        from_display=from_display,
+    )
+    host.track_dialog(leg.sip_call_id, leg.local_tag, actor)
+    leg.invite_key = ua.send_request(leg.request, leg.flow, host.now())
+    host.track_key(leg.invite_key, actor)
+    host.flush()
 
 
 def hang_up(host: B2bua, leg: PlacedLeg) -> None:

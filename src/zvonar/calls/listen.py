@@ -35,11 +35,10 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from zvonar.calls.in_dialog import answer_reinvite, hang_up, reply
+from zvonar.calls.in_dialog import answer_reinvite, hang_up, invite, reply
 from zvonar.calls.legs import LegState
 from zvonar.calls.plan import RingTarget
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
-from zvonar.calls.signalling import invite_request
 from zvonar.media.engine import LegEndpoint, MediaEvent, MediaTimeout, RecordingFinished
 from zvonar.media.errors import MediaError
 from zvonar.media.offer_answer import OfferAnswer
@@ -48,7 +47,6 @@ from zvonar.sip.errors import SipError
 from zvonar.sip.message import SipRequest
 from zvonar.sip.transaction import TransactionKey
 from zvonar.sip.ua import Flow, IncomingRequest, RequestFailed, ResponseIn, UaEvent
-from zvonar.sip.uri import parse_uri
 
 if TYPE_CHECKING:
     from zvonar.calls.b2bua import B2bua
@@ -58,7 +56,6 @@ __all__ = ["ListenEnd", "ListenRefused", "Listener", "Refusal", "Watched", "watc
 log = logging.getLogger(__name__)
 
 _SAFE_USER = re.compile(r"\+?[0-9A-Za-z._-]{1,64}")
-_NO_REQUEST = SipRequest("OPTIONS", parse_uri("sip:invalid"), ())
 DISPLAY = "Listening"  # what the supervisor's phone shows with the caller's number
 
 
@@ -277,23 +274,7 @@ class Listener:
         self.timer = asyncio.get_running_loop().call_later(self.ring_seconds, self.put, _Timeout())
 
     def _invite(self, fork: _Fork, from_user: str) -> None:
-        host, ua = self.host, self.host.ua
-        fork.request = invite_request(
-            target=fork.target.uri,
-            caller=_NO_REQUEST,
-            local_tag=fork.local_tag,
-            call_id=fork.sip_call_id,
-            via=ua.via_for(fork.flow),
-            contact=str(ua.contact_uri(fork.flow)),
-            user_agent=ua.user_agent,
-            sdp=fork.oa.create_offer().serialize().encode(),
-            from_user=from_user,
-            from_display=DISPLAY,
-        )
-        host.track_dialog(fork.sip_call_id, fork.local_tag, self)
-        fork.invite_key = ua.send_request(fork.request, fork.flow, host.now())
-        host.track_key(fork.invite_key, self)
-        host.flush()
+        invite(self.host, self, fork, from_user, DISPLAY)
 
     def _live(self) -> list[_Fork]:
         return [f for f in self.forks if f.state is LegState.INVITING]

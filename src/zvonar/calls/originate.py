@@ -51,11 +51,10 @@ from zvonar.calls.events import (
     TargetKind,
 )
 from zvonar.calls.fork import WaveTracker, disposition_for, end_reason_for_status
-from zvonar.calls.in_dialog import answer_reinvite, hang_up, reply
+from zvonar.calls.in_dialog import answer_reinvite, hang_up, invite, reply
 from zvonar.calls.legs import LegState
 from zvonar.calls.plan import RingTarget, Wave
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
-from zvonar.calls.signalling import invite_request
 from zvonar.media.engine import (
     LegEndpoint,
     MediaEngineError,
@@ -70,7 +69,6 @@ from zvonar.sip.errors import SipError
 from zvonar.sip.message import SipRequest
 from zvonar.sip.transaction import TransactionKey
 from zvonar.sip.ua import Flow, IncomingRequest, RequestFailed, ResponseIn, UaEvent
-from zvonar.sip.uri import parse_uri
 
 if TYPE_CHECKING:
     from zvonar.calls.b2bua import B2bua
@@ -80,7 +78,6 @@ __all__ = ["OriginatedCall", "Origination", "OriginationOutcome"]
 log = logging.getLogger(__name__)
 
 _SAFE_USER = re.compile(r"\+?[0-9A-Za-z._-]{1,64}")
-_NO_REQUEST = SipRequest("OPTIONS", parse_uri("sip:invalid"), ())
 
 
 @dataclass(frozen=True)
@@ -348,23 +345,7 @@ class OriginatedCall:
         )
 
     def _invite(self, leg: _Leg, from_user: str, from_display: str | None) -> None:
-        host, ua = self.host, self.host.ua
-        leg.request = invite_request(
-            target=leg.target.uri,
-            caller=_NO_REQUEST,
-            local_tag=leg.local_tag,
-            call_id=leg.sip_call_id,
-            via=ua.via_for(leg.flow),
-            contact=str(ua.contact_uri(leg.flow)),
-            user_agent=ua.user_agent,
-            sdp=leg.oa.create_offer().serialize().encode(),
-            from_user=from_user,
-            from_display=from_display,
-        )
-        host.track_dialog(leg.sip_call_id, leg.local_tag, self)
-        leg.invite_key = ua.send_request(leg.request, leg.flow, host.now())
-        host.track_key(leg.invite_key, self)
-        host.flush()
+        invite(self.host, self, leg, from_user, from_display)
 
     async def _timeout(self, wave: int) -> None:
         if self.done:
