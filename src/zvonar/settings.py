@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     media_advertise: str | None = Field(default=None, description="RTP address peers must reach.")
     media_timeout: float = Field(default=30.0, description="Hang up after this long without RTP.")
     default_region: str = Field(default="RU", description="Country for national dialed numbers.")
+    max_calls: int = Field(default=5000, ge=1, description="Calls in progress before 503.")
+    max_loop_lag: float = Field(
+        default=0.1, gt=0, description="Event-loop lag (s) above which new calls get 503."
+    )
     max_body_bytes: int = Field(default=1_048_576, description="Largest accepted API body.")
     session_max_age: int = Field(default=12 * 3600, description="Web session lifetime, seconds.")
     cookie_secure: bool = False
@@ -119,6 +123,8 @@ class Settings(BaseSettings):
             media_advertise=self.media_advertise,
             media_timeout=self.media_timeout,
             default_region=self.default_region,
+            max_calls=self.max_calls,
+            max_loop_lag=self.max_loop_lag,
             digest_algorithms=tuple(
                 a.strip() for a in self.sip_digest_algorithms.split(",") if a.strip()
             ),

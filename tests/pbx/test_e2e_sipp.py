@@ -114,3 +114,73 @@ async def test_registered_sipp_answers_a_call_to_the_number(app: Container, tmp_
     assert [(leg.target_kind, leg.target_id) for leg in view.legs if leg.answered_at] == [
         (TargetKind.employee, alpha.employee_id)
     ]
+
+
+REFUSED_CALL = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="zvonar overloaded">
+  <send retrans="500"><![CDATA[
+
+      INVITE sip:NUMBER@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]UAC[call_number]
+      To: <sip:NUMBER@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:caller@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="503">
+    <action>
+      <ereg regexp="Retry-After: 2" search_in="msg" check_it="true" assign_to="ra"/>
+    </action>
+  </recv>
+  <Reference variables="ra"/>
+  <send><![CDATA[
+
+      ACK sip:NUMBER@[remote_ip]:[remote_port] SIP/2.0
+      [last_Via:]
+      From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]UAC[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+</scenario>
+"""
+
+
+async def test_an_overloaded_pbx_answers_503_with_retry_after_and_starts_no_call(
+    app: Container, tmp_path: Path
+) -> None:
+    alpha = await seed_account(app, "alpha", ring_seconds=10)
+    pbx_port = free_port()
+    rt = await start_pbx(app, PbxConfig(sip_port=pbx_port, media_timeout=0))
+    try:
+        await rt.lag.stop()  # the test, not the loop, says the PBX is overloaded
+        guard = rt.b2bua.overload
+        assert guard is not None
+        guard.observe(1.0)
+        (tmp_path / "refused.xml").write_text(REFUSED_CALL.replace("NUMBER", NUMBER))
+        run = await run_sipp(
+            sipp_command(
+                f"127.0.0.1:{pbx_port}",
+                workdir=tmp_path,
+                local_port=free_port(),
+                calls=1,
+                timeout=15,
+                scenario_file=tmp_path / "refused.xml",
+                name="refused",
+            ),
+            workdir=tmp_path,
+            name="refused",
+        )
+        assert run.returncode == 0 and run.stats.successful == 1, run.describe()
+        assert guard.shed == 1 and rt.b2bua.calls == {}
+    finally:
+        await rt.stop()
+    listing = await app.journal.list_calls(alpha.principal, CallFilter())
+    assert listing.total == 0  # shed before any call existed

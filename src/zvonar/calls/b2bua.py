@@ -31,6 +31,7 @@ from zvonar.calls.call import Call, Shutdown
 from zvonar.calls.legs import CallerLeg
 from zvonar.calls.listen import Listener, watched
 from zvonar.calls.originate import OriginatedCall, Origination
+from zvonar.calls.overload import OverloadGuard
 from zvonar.calls.pickup import FeatureResolver, pick_up
 from zvonar.calls.plan import CallerAuth, InboundCall, Pickup, Plan, Reject, Resolver, RingTarget
 from zvonar.calls.signalling import response_to, uri_user
@@ -93,8 +94,10 @@ class B2bua:
         clock: Clock | None = None,
         resolve_timeout: float = 5.0,
         gate: InviteGate | None = None,
+        overload: OverloadGuard | None = None,
     ) -> None:
         self.runner = runner
+        self.overload = overload  # None: every INVITE starts a call
         self.ua: UserAgent = runner.ua
         self.engine = engine
         self.bus = bus
@@ -297,6 +300,11 @@ class B2bua:
 
     def _new_call(self, inc: IncomingRequest, now: float) -> None:
         req: SipRequest = inc.request
+        guard = self.overload
+        if guard is not None and not guard.admit(len(self.calls)):
+            # Before any other work (digest, routing): shedding must cost next to nothing.
+            self._reply(inc, 503, now, (("Retry-After", str(guard.retry_after)),))
+            return
         auth: CallerAuth | None = None
         if self.gate is not None:
             auth = self.gate(inc, now)

@@ -30,6 +30,10 @@ class PbxConfig:
     digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     resolve_timeout: float = 5.0
     location_flush_interval: float = 0.2  # write-behind delay of the SQL location store
+    # Overload control (calls/overload.py): new INVITEs get 503 + Retry-After while the event
+    # loop runs more than max_loop_lag late or max_calls calls are in progress.
+    max_calls: int = 5000
+    max_loop_lag: float = 0.1
 
     def __post_init__(self) -> None:
         if not 0 <= self.sip_port <= 65535:

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from zvonar.acd.runtime import AcdRuntime
 from zvonar.callbacks.worker import CallbackWorker, customer_side
 from zvonar.calls.b2bua import B2bua
+from zvonar.calls.overload import LagMonitor, OverloadGuard
 from zvonar.container import Container
 from zvonar.integrations.http_route import HttpRouter
 from zvonar.media.io import EmbeddedMediaEngine
@@ -72,6 +73,7 @@ class PbxRuntime:
     resolver: PbxResolver
     http: HttpRouter
     acd: AcdRuntime
+    lag: LagMonitor
     snapshot: RoutingSnapshot
     dns: HostResolver
     registrations: TrunkRegistrations
@@ -96,6 +98,7 @@ class PbxRuntime:
         self._stopped = True
         for detach in self._detach:
             detach()
+        await self.lag.stop()
         await self.callbacks.stop()
         await self.registrations.stop()
         with contextlib.suppress(Exception):
@@ -187,6 +190,8 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         queues=acd,
         snapshot=snapshot,
     )
+    overload = OverloadGuard(max_calls=config.max_calls, max_lag=config.max_loop_lag)
+    lag = LagMonitor(overload)
     b2bua = B2bua(
         runner,
         engine,
@@ -195,6 +200,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         recording_path=container.journal.recording_path_for,
         resolve_timeout=config.resolve_timeout,
         gate=InviteGate(ua, credentials, trunk_sources),
+        overload=overload,
     )
     registrations: TrunkRegistrations | None = None
     try:
@@ -208,6 +214,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
             if tcp is not None:
                 ua.set_local_address("TCP", config.sip_advertise, tcp.port)
         await b2bua.start()
+        lag.start()
         await acd.start()
         acd.dial_callback = queue_callback_dialer(
             b2bua.originate,
@@ -230,6 +237,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         )
         await callbacks.start()
     except BaseException:
+        await lag.stop()
         for off in detach:
             off()
         if registrations is not None:
@@ -261,6 +269,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         resolver=resolver,
         http=http,
         acd=acd,
+        lag=lag,
         snapshot=snapshot,
         dns=dns,
         registrations=registrations,
