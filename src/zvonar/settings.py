@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     default_region: str = Field(default="RU", description="Country for national dialed numbers.")
     max_calls: int = Field(default=5000, ge=1, description="Calls in progress before 503.")
     max_loop_lag: float = Field(
-        default=0.1, gt=0, description="Event-loop lag (s) above which new calls get 503."
+        default=0.2, gt=0, description="Event-loop lag (s) above which new calls get 503."
     )
     max_body_bytes: int = Field(default=1_048_576, description="Largest accepted API body.")
     session_max_age: int = Field(default=12 * 3600, description="Web session lifetime, seconds.")

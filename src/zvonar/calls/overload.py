@@ -9,8 +9,9 @@ retries later, and the calls in progress keep their timing.
 
 :class:`OverloadGuard` is the decision, free of I/O: ``admit(calls_in_progress)`` says
 whether a new INVITE may start a call. It sheds while the loop runs late (its lag, fed by
-:class:`LagMonitor`, above ``max_lag``; admitting again once it fell below half of that, so it
-does not flap) and while ``max_calls`` calls are in progress.
+:class:`LagMonitor` and smoothed over the last samples so that one stall — a collection, a
+slow disk write — is not taken for overload, above ``max_lag``; admitting again once it fell
+below half of that, so it does not flap) and while ``max_calls`` calls are in progress.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ __all__ = ["LagMonitor", "OverloadGuard"]
 @dataclass
 class OverloadGuard:
     max_calls: int = 5000
-    max_lag: float = 0.1  # seconds the loop may run late before new calls are shed
+    max_lag: float = 0.2  # seconds the loop may run late (smoothed) before new calls are shed
     retry_after: int = 2  # seconds, in the 503's Retry-After
     lag: float = 0.0
     shedding: bool = False
@@ -36,8 +37,9 @@ class OverloadGuard:
             raise ValueError("max_calls >= 1, max_lag > 0 and retry_after >= 0 are required")
 
     def observe(self, lag: float) -> None:
-        """The loop's latest lag (seconds late on a timer)."""
-        self.lag = lag
+        """The loop's latest lag (seconds late on a timer), averaged with the ones before
+        (each sample weighs half): a lone stall counts half, sustained lateness all of it."""
+        lag = self.lag = (self.lag + lag) / 2
         if lag > self.max_lag:
             self.shedding = True
         elif lag < self.max_lag / 2:

@@ -33,7 +33,7 @@ class PbxConfig:
     # Overload control (calls/overload.py): new INVITEs get 503 + Retry-After while the event
     # loop runs more than max_loop_lag late or max_calls calls are in progress.
     max_calls: int = 5000
-    max_loop_lag: float = 0.1
+    max_loop_lag: float = 0.2
 
     def __post_init__(self) -> None:
         if not 0 <= self.sip_port <= 65535:
