@@ -11,17 +11,15 @@ from zvonar.calls.overload import LagMonitor, OverloadGuard
 
 
 def test_a_lone_stall_is_no_overload_but_sustained_lateness_is() -> None:
-    guard = OverloadGuard(max_calls=10, max_lag=0.1)
-    guard.observe(0.18)  # one stall: counts half
-    assert guard.admit(0)
-    guard.observe(0.0)
-    guard.observe(0.0)
-    for _ in range(3):  # late on every tick
-        guard.observe(0.15)
+    guard = OverloadGuard(max_calls=10, max_lag=0.1, late_ticks=3)
+    for lag in (2.0, 0.15, 0.0, 0.15, 0.15):  # stalls, but never three ticks in a row
+        guard.observe(lag)
+        assert guard.admit(0)
+    guard.observe(0.15)  # late on a third tick in a row
     assert not guard.admit(0)
-    guard.observe(0.03)  # better (0.09 smoothed), but not below half: still shedding
+    guard.observe(0.08)  # better, but not below half: still shedding (no flapping)
     assert not guard.admit(0)
-    guard.observe(0.0)  # 0.045: admitted again
+    guard.observe(0.04)
     assert guard.admit(0)
     assert guard.shed == 2
 
@@ -33,7 +31,9 @@ def test_sheds_at_max_calls_in_progress() -> None:
     assert guard.shed == 1
 
 
-@pytest.mark.parametrize("kw", [{"max_calls": 0}, {"max_lag": 0.0}, {"retry_after": -1}])
+@pytest.mark.parametrize(
+    "kw", [{"max_calls": 0}, {"max_lag": 0.0}, {"retry_after": -1}, {"late_ticks": 0}]
+)
 def test_nonsense_limits_are_refused(kw: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         OverloadGuard(**kw)  # type: ignore[arg-type]
@@ -45,17 +45,18 @@ def _stall(seconds: float) -> None:
 
 
 async def test_a_blocked_loop_turns_shedding_on_and_a_free_one_off() -> None:
-    guard = OverloadGuard(max_lag=0.04)
+    guard = OverloadGuard(max_lag=0.04, late_ticks=2)
     monitor = LagMonitor(guard, interval=0.01)
     monitor.start()
     try:
         await asyncio.sleep(0.03)
         assert not guard.shedding
-        _stall(0.12)  # the loop is stuck: the monitor's timer fires ~0.11 s late (0.055)
-        for _ in range(50):
-            if guard.shedding:
-                break
-            await asyncio.sleep(0.001)
+        _stall(0.12)  # one stall: the monitor's timer fires ~0.11 s late, once
+        await asyncio.sleep(0.03)
+        assert not guard.shedding
+        for _ in range(4):  # the loop stays stuck: late on tick after tick
+            _stall(0.06)
+            await asyncio.sleep(0)  # only a yield: the monitor runs, late, between stalls
         assert guard.shedding and guard.lag > 0.04
         for _ in range(100):
             await asyncio.sleep(0.01)

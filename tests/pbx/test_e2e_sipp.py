@@ -163,7 +163,8 @@ async def test_an_overloaded_pbx_answers_503_with_retry_after_and_starts_no_call
         await rt.lag.stop()  # the test, not the loop, says the PBX is overloaded
         guard = rt.b2bua.overload
         assert guard is not None
-        guard.observe(1.0)
+        for _ in range(guard.late_ticks):
+            guard.observe(1.0)
         (tmp_path / "refused.xml").write_text(REFUSED_CALL.replace("NUMBER", NUMBER))
         run = await run_sipp(
             sipp_command(

@@ -9,9 +9,10 @@ retries later, and the calls in progress keep their timing.
 
 :class:`OverloadGuard` is the decision, free of I/O: ``admit(calls_in_progress)`` says
 whether a new INVITE may start a call. It sheds while the loop runs late (its lag, fed by
-:class:`LagMonitor` and smoothed over the last samples so that one stall — a collection, a
-slow disk write — is not taken for overload, above ``max_lag``; admitting again once it fell
-below half of that, so it does not flap) and while ``max_calls`` calls are in progress.
+:class:`LagMonitor`, above ``max_lag`` on ``late_ticks`` samples in a row — one stall, however
+long (a first-time load, a slow disk write), is not overload, and a saturated loop is late on
+every tick; admitting again once a sample is below half of it, so it does not flap) and while
+``max_calls`` calls are in progress.
 """
 
 from __future__ import annotations
@@ -26,21 +27,25 @@ __all__ = ["LagMonitor", "OverloadGuard"]
 @dataclass
 class OverloadGuard:
     max_calls: int = 5000
-    max_lag: float = 0.2  # seconds the loop may run late (smoothed) before new calls are shed
+    max_lag: float = 0.2  # seconds the loop may run late, late_ticks times in a row
+    late_ticks: int = 3
     retry_after: int = 2  # seconds, in the 503's Retry-After
     lag: float = 0.0
     shedding: bool = False
     shed: int = 0  # INVITEs refused (observability)
+    _late: int = 0  # samples in a row above max_lag
 
     def __post_init__(self) -> None:
-        if self.max_calls < 1 or self.max_lag <= 0 or self.retry_after < 0:
-            raise ValueError("max_calls >= 1, max_lag > 0 and retry_after >= 0 are required")
+        if self.max_calls < 1 or self.max_lag <= 0 or self.retry_after < 0 or self.late_ticks < 1:
+            raise ValueError(
+                "max_calls >= 1, max_lag > 0, late_ticks >= 1 and retry_after >= 0 are required"
+            )
 
     def observe(self, lag: float) -> None:
-        """The loop's latest lag (seconds late on a timer), averaged with the ones before
-        (each sample weighs half): a lone stall counts half, sustained lateness all of it."""
-        lag = self.lag = (self.lag + lag) / 2
-        if lag > self.max_lag:
+        """The loop's latest lag (seconds late on a timer)."""
+        self.lag = lag
+        self._late = self._late + 1 if lag > self.max_lag else 0
+        if self._late >= self.late_ticks:
             self.shedding = True
         elif lag < self.max_lag / 2:
             self.shedding = False
