@@ -22,7 +22,8 @@ from zvonar.acd.definitions import QueueDef, QueueMember
 from zvonar.acd.events import AgentAlerted, AgentStatusChanged, QueueCallerChanged
 from zvonar.acd.facts import FactKind, QueueFact
 from zvonar.acd.queue import Strategy
-from zvonar.acd.runtime import MAX_CALLBACK_TRIES, AcdRuntime, CallbackOutcome
+from zvonar.acd.queue_callbacks import MAX_CALLBACK_TRIES, CallbackOutcome
+from zvonar.acd.runtime import AcdRuntime
 from zvonar.calls.events import Target, TargetKind
 from zvonar.calls.plan import (
     QueueAnnounce,

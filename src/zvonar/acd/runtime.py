@@ -28,15 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 from zvonar.acd.agents import (
     DEVICES_REGISTERED,
@@ -47,25 +45,29 @@ from zvonar.acd.agents import (
     AgentProtocolError,
     StatusChanged,
     SupervisorAlert,
-    answered,
-    call_ended,
     no_answer,
     set_online,
     supervisor_set,
 )
 from zvonar.acd.agents import Status as AgentStatus
+from zvonar.acd.announcements import announcement
 from zvonar.acd.definitions import QueueDef
 from zvonar.acd.dispatcher import Dispatcher, Offer
 from zvonar.acd.events import AgentAlerted, AgentStatusChanged, QueueCallerChanged
 from zvonar.acd.facts import FactKind, QueueFact
-from zvonar.acd.queue import Announce, Overflow, QueueError
-from zvonar.calls.events import Target
+from zvonar.acd.queue import Announce, Overflow
+from zvonar.acd.queue_callbacks import (
+    CALLBACK_RETRY_DELAY,
+    MAX_CALLBACK_TRIES,
+    CallbackDialer,
+    CallbackOutcome,
+)
+from zvonar.acd.session import Account, Session
 from zvonar.calls.plan import (
     QueueAnnounce,
     QueueCallback,
     QueueOffer,
     QueueOverflow,
-    QueueSignal,
     RingTarget,
 )
 from zvonar.core.bus import EventBus
@@ -73,228 +75,18 @@ from zvonar.core.errors import NotFound
 from zvonar.media.engine import PromptNotFoundError
 from zvonar.media.prompts import hold_music_path, prompt_path
 
-__all__ = ["AcdRuntime", "CallbackDialer", "CallbackOutcome", "Loader", "QueueView"]
+__all__ = ["AcdRuntime", "Loader", "QueueView"]
 
 log = logging.getLogger(__name__)
 
 Loader = Callable[[uuid.UUID], Awaitable[tuple[Mapping[str, QueueDef], Mapping[str, str]]]]
 """An account's queue definitions and its employees' ids by extension."""
 
-MAX_CALLBACK_TRIES = 3  # customer no-answers before a queue callback is given up
-CALLBACK_RETRY_DELAY = 30.0  # seconds between two tries to reach a callback's customer
-#: The digit the shipped ``queue_callback_offer`` sentence names; other digits are said as
-#: ``queue_callback_press`` + the key's word.
-SHIPPED_CALLBACK_DIGIT = "5"
-_KEY_WORDS = {**{d: f"n{d}" for d in "0123456789"}, "*": "key_star", "#": "key_hash"}
-
-
-class CallbackOutcome(enum.StrEnum):
-    talked = "talked"
-    agent_missed = "agent_missed"  # no agent answered: an ordinary no-answer
-    customer_missed = "customer_missed"  # an agent answered, the customer could not be reached
-
-
-class CallbackDialer(Protocol):
-    """Place a queue callback: ``(account, call_id, agent contacts, ring timeout, customer
-    number)`` → how it went (returns once the call is over). ``connected(agent_id)`` is called
-    when agent and customer start talking (the agent's employee id when known), so the queue
-    counts the caller answered then, not when the talk is over."""
-
-    def __call__(
-        self,
-        account_id: uuid.UUID,
-        call_id: str,
-        agents: tuple[RingTarget, ...],
-        ring_for: float,
-        phone: str,
-        /,
-        *,
-        connected: Callable[[str | None], None],
-    ) -> Awaitable[CallbackOutcome]: ...
-
-
 Recorder = Callable[[uuid.UUID, list[object]], Awaitable[int]]
 
 
 def _wall(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
-
-
-@dataclass(eq=False)
-class _Session:
-    """One caller's wait (``calls.plan.QueueSession``)."""
-
-    runtime: AcdRuntime
-    account: _Account
-    queue: str
-    call_id: str
-    priority: int
-    caller: str
-    language: str
-    prompts_dir: Path | None
-    targets: Callable[[str], tuple[RingTarget, ...]]
-    notify: Callable[[QueueSignal], None] | None = None
-    offers: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    connected_agent: str | None = None
-    gone: bool = False  # left, overflowed, or answered and over
-    callback: bool = False  # the caller hung up and waits for us to call back
-    callback_misses: int = 0
-    # A supervisor's intercept of a ringing offer, run once the call stopped ringing it.
-    take_over: Callable[[], None] | None = None
-
-    async def enter(self, notify: Callable[[QueueSignal], None]) -> bool:
-        self.notify = notify
-        acct, now = self.account, self.runtime.now()
-        self._sync_members()
-        try:
-            joined = acct.dispatcher.enter(self.queue, self.call_id, now, self.priority)
-        except (QueueError, NotFound) as exc:
-            log.warning("call %s: cannot queue: %s", self.call_id, exc)
-            return False
-        if joined:
-            acct.sessions[self.call_id] = self
-            self.runtime.changed(acct, self.queue, self.call_id, "joined")
-        self.runtime.pump(acct)
-        if joined:
-            self.runtime.welcome(acct, self)
-        return joined
-
-    def _sync_members(self) -> None:
-        """Make sure the queue's agents exist and their registration is current."""
-        acct = self.account
-        definition = acct.defs.get(self.queue)
-        if definition is None:
-            return
-        for member in definition.members:
-            agent_id = acct.agent_ids.get(member.extension)
-            if agent_id is not None:
-                self.runtime.ensure_agent(acct, agent_id, bool(self.targets(agent_id)))
-
-    def ringing(self, offer: int, target: Target) -> None:
-        pass  # the agent is reserved ("ringing") from the moment of the offer
-
-    def answered(self, offer: int, target: Target) -> None:
-        self.answered_by(offer, str(target.target_id) if target.target_id else None)
-
-    def answered_by(self, offer: int, agent_id: str | None) -> None:
-        agents = self.offers.pop(offer, ())
-        if agent_id not in agents:
-            agent_id = agents[0] if agents else None
-        if agent_id is None:
-            return
-        self.connected_agent = agent_id
-        acct = self.account
-        self.runtime.feed(acct, agent_id, answered(self.call_id))
-        self.runtime.changed(acct, self.queue, self.call_id, "answered")
-        self.runtime.pump(acct)
-
-    def not_answered(self, offer: int) -> None:
-        agents = self.offers.pop(offer, ())
-        acct = self.account
-        for agent_id in agents:
-            agent = acct.dispatcher.agents.get(agent_id)
-            if agent is not None and agent.status is AgentStatus.ringing:
-                self.runtime.feed(acct, agent_id, no_answer(self.call_id))
-        self.runtime.pump(acct)
-
-    def withdrawn(self, offer: int) -> None:
-        self.offers.pop(offer, None)
-        acct, then = self.account, self.take_over
-        self.take_over = None
-        if self.call_id in acct.sessions:
-            # The agents were not at fault: they go back to what they were doing, no miss.
-            acct.dispatcher.withdraw(self.call_id, self.runtime.now())
-            if then is not None:
-                try:
-                    then()
-                except (QueueError, NotFound) as exc:  # the taker went away meanwhile
-                    log.info("call %s: intercept lapsed: %s", self.call_id, exc)
-        self.runtime.pump(acct)
-
-    def digit(self, digit: str) -> None:
-        acct = self.account
-        if self.call_id not in acct.sessions:
-            return
-        try:
-            acct.dispatcher.digit(self.call_id, digit, self.runtime.now())
-        except (QueueError, NotFound) as exc:
-            log.info("call %s: digit %s ignored: %s", self.call_id, digit, exc)
-        self.runtime.pump(acct)
-
-    def left(self) -> None:
-        acct = self.account
-        if self.gone or self.callback:
-            return
-        self.gone = True
-        acct.sessions.pop(self.call_id, None)
-        with contextlib.suppress(NotFound):  # already out (overflowed)
-            acct.dispatcher.abandon(self.call_id, self.runtime.now())
-        self.runtime.changed(acct, self.queue, self.call_id, "abandoned")
-        self.runtime.pump(acct)
-
-    def customer_missed(self, offer: int) -> None:
-        """A callback's agent answered but the customer did not: the agent is free again
-        (not a no-answer of theirs) and the customer is tried again after the retry delay,
-        in the same place; after the last try the callback is dropped."""
-        agents = self.offers.pop(offer, ())
-        acct, runtime = self.account, self.runtime
-        self.callback_misses += 1
-        last = self.callback_misses >= runtime.callback_tries
-        if not last and self.call_id in acct.sessions:
-            with contextlib.suppress(NotFound):
-                acct.dispatcher.retry_later(
-                    self.call_id, runtime.now() + runtime.callback_retry_delay
-                )
-                runtime.changed(acct, self.queue, self.call_id, "callback_retry")
-        for agent_id in agents:
-            agent = acct.dispatcher.agents.get(agent_id)
-            if agent is not None and agent.status is AgentStatus.ringing:
-                runtime.feed(acct, agent_id, call_ended(self.call_id))
-        if last:
-            self.drop()
-        runtime.pump(acct)
-
-    def drop(self) -> None:
-        """Give up a callback: it leaves the queue as abandoned (with its wait)."""
-        acct = self.account
-        self.gone = True
-        acct.sessions.pop(self.call_id, None)
-        with contextlib.suppress(NotFound):
-            acct.dispatcher.abandon(self.call_id, self.runtime.now())
-        self.runtime.changed(acct, self.queue, self.call_id, "abandoned")
-
-    def call_ended(self) -> None:
-        acct = self.account
-        self.gone = True
-        acct.sessions.pop(self.call_id, None)
-        if self.connected_agent is not None:
-            self.runtime.feed(acct, self.connected_agent, call_ended(self.call_id))
-        self.runtime.pump(acct)
-
-    def signal(self, sig: QueueSignal) -> None:
-        if self.notify is not None and not self.gone:
-            self.notify(sig)
-
-    def prompt(self, key: str) -> Path | None:
-        try:
-            return prompt_path(key, self.language, base_dir=self.prompts_dir)
-        except PromptNotFoundError:
-            return None
-
-
-@dataclass(eq=False)
-class _Account:
-    account_id: uuid.UUID
-    dispatcher: Dispatcher
-    defs: Mapping[str, QueueDef] = field(default_factory=dict)
-    agent_ids: Mapping[str, str] = field(default_factory=dict)  # extension → employee id
-    sessions: dict[str, _Session] = field(default_factory=dict)
-    #: agent id → their registered phones, as the latest queued call looked them up.
-    targets: Callable[[str], tuple[RingTarget, ...]] | None = None
-    stale: bool = True
-    timer: asyncio.TimerHandle | None = None
-    offer_seq: int = 0
-    pumping: bool = False
 
 
 @dataclass(frozen=True)
@@ -332,7 +124,7 @@ class AcdRuntime:
         self.now = clock
         self.callback_retry_delay = callback_retry_delay
         self.callback_tries = callback_tries
-        self.accounts: dict[uuid.UUID, _Account] = {}
+        self.accounts: dict[uuid.UUID, Account] = {}
         self._history: list[tuple[uuid.UUID, object]] = []
         self._live: list[object] = []
         self._wake = asyncio.Event()
@@ -402,13 +194,13 @@ class AcdRuntime:
         prompts_dir: Path | None,
         targets: Callable[[str], tuple[RingTarget, ...]],
         caller: str = "",
-    ) -> tuple[_Session, Path | None] | None:
+    ) -> tuple[Session, Path | None] | None:
         acct = await self._account(account_id, targets)
         definition = acct.defs.get(queue)
         if definition is None or queue not in acct.dispatcher.queues:
             return None
         priority = 1 if caller_tags & set(definition.vip_tags) else 0
-        session = _Session(
+        session = Session(
             self, acct, queue, call_id, priority, caller, language, prompts_dir, targets
         )
         music = None
@@ -421,10 +213,10 @@ class AcdRuntime:
         self,
         account_id: uuid.UUID,
         targets: Callable[[str], tuple[RingTarget, ...]] | None = None,
-    ) -> _Account:
+    ) -> Account:
         acct = self.accounts.get(account_id)
         if acct is None:
-            acct = self.accounts[account_id] = _Account(account_id, Dispatcher())
+            acct = self.accounts[account_id] = Account(account_id, Dispatcher())
         if targets is not None:
             acct.targets = targets
         if acct.stale:
@@ -434,7 +226,7 @@ class AcdRuntime:
         return acct
 
     def _apply(
-        self, acct: _Account, defs: Mapping[str, QueueDef], agent_ids: Mapping[str, str]
+        self, acct: Account, defs: Mapping[str, QueueDef], agent_ids: Mapping[str, str]
     ) -> None:
         d = acct.dispatcher
         acct.agent_ids = dict(agent_ids)
@@ -458,7 +250,7 @@ class AcdRuntime:
         for name in [n for n in acct.defs if n not in defs and n not in d.queues]:
             acct.defs.pop(name)
 
-    def _new_agent(self, acct: _Account, agent_id: str, definition: QueueDef) -> None:
+    def _new_agent(self, acct: Account, agent_id: str, definition: QueueDef) -> None:
         config = AgentConfig(
             wrapup_seconds=definition.wrapup_seconds, max_no_answers=definition.max_no_answer
         )
@@ -469,7 +261,7 @@ class AcdRuntime:
         # Everybody in a queue takes calls unless they say otherwise.
         acct.dispatcher.agent_input(agent_id, set_online(), self.now())
 
-    def refresh_devices(self, acct: _Account) -> None:
+    def refresh_devices(self, acct: Account) -> None:
         """Check every agent's phones again (they may have registered or gone since the last
         call): "unreachable" comes and goes, and a waiting caller may now be offered."""
         lookup = acct.targets
@@ -479,7 +271,7 @@ class AcdRuntime:
             self.ensure_agent(acct, agent_id, bool(lookup(agent_id)))
         self.pump(acct)
 
-    def ensure_agent(self, acct: _Account, agent_id: str, registered: bool) -> None:
+    def ensure_agent(self, acct: Account, agent_id: str, registered: bool) -> None:
         agent = acct.dispatcher.agents.get(agent_id)
         if agent is None:
             return
@@ -487,7 +279,7 @@ class AcdRuntime:
             inp = DEVICES_REGISTERED if registered else DEVICES_UNREGISTERED
             self.feed(acct, agent_id, inp)
 
-    def feed(self, acct: _Account, agent_id: str, inp: AgentInput) -> None:
+    def feed(self, acct: Account, agent_id: str, inp: AgentInput) -> None:
         try:
             acct.dispatcher.agent_input(agent_id, inp, self.now())
         except NotFound:
@@ -552,7 +344,7 @@ class AcdRuntime:
 
     # -- the dispatcher's decisions --------------------------------------------------------------
 
-    def pump(self, acct: _Account) -> None:
+    def pump(self, acct: Account) -> None:
         """Decide, then turn every event into signals, history and the live feed."""
         if acct.pumping:
             return  # an input fed while pumping is decided by the loop below
@@ -570,7 +362,7 @@ class AcdRuntime:
             acct.pumping = False
         self._arm(acct)
 
-    def _event(self, acct: _Account, event: object) -> None:
+    def _event(self, acct: Account, event: object) -> None:
         if isinstance(event, Offer):
             self._offer(acct, event)
         elif isinstance(event, Overflow):
@@ -582,7 +374,9 @@ class AcdRuntime:
         elif isinstance(event, Announce):
             session = acct.sessions.get(event.call_id)
             if session is not None and not session.callback:
-                prompts = self._announcement(acct, session, event.position, event.estimated_wait)
+                prompts = announcement(
+                    acct.defs.get(session.queue), session, event.position, event.estimated_wait
+                )
                 if prompts:
                     session.signal(QueueAnnounce(prompts))
         elif isinstance(event, QueueFact):
@@ -622,7 +416,7 @@ class AcdRuntime:
             self._history.append((acct.account_id, event))  # status intervals
             self._wake.set()
 
-    def _offer(self, acct: _Account, offer: Offer) -> None:
+    def _offer(self, acct: Account, offer: Offer) -> None:
         session = acct.sessions.get(offer.call_id)
         d = acct.dispatcher
         if session is None:
@@ -654,8 +448,8 @@ class AcdRuntime:
 
     async def _call_back(
         self,
-        acct: _Account,
-        session: _Session,
+        acct: Account,
+        session: Session,
         offer: int,
         targets: tuple[RingTarget, ...],
         ring_for: float,
@@ -697,7 +491,7 @@ class AcdRuntime:
         else:
             session.not_answered(offer)
 
-    def welcome(self, acct: _Account, session: _Session) -> None:
+    def welcome(self, acct: Account, session: Session) -> None:
         """A caller just joined and nobody could take them at once: the announcement (and the
         callback offer) right away, not only after the first ``announce_interval``."""
         d = acct.dispatcher
@@ -711,49 +505,11 @@ class AcdRuntime:
             return
         if position is None:
             return
-        prompts = self._announcement(acct, session, position, wait)
+        prompts = announcement(acct.defs.get(session.queue), session, position, wait)
         if prompts:
             session.signal(QueueAnnounce(prompts))
 
-    def _announcement(
-        self, acct: _Account, session: _Session, position: int, estimated_wait: float | None
-    ) -> tuple[Path, ...]:
-        definition = acct.defs.get(session.queue)
-        if definition is None:
-            return ()
-        keys: list[str] = []
-        if definition.announce_prompt:
-            keys.append(definition.announce_prompt)
-        if definition.announce_position:
-            keys += ["queue_position", f"n{min(max(position, 1), 20)}"]
-            if estimated_wait is not None:
-                minutes = min(max(round(estimated_wait / 60), 1), 20)
-                keys += ["estimated_wait", f"n{minutes}", "minutes"]
-        paths = [session.prompt(k) for k in keys]
-        out = [p for p in paths if p is not None]
-        if definition.callback_digit is not None:
-            out += self._callback_offer(session, definition.callback_digit)
-        return tuple(out)
-
-    @staticmethod
-    def _callback_offer(session: _Session, digit: str) -> list[Path]:
-        """ "Press <digit> to be called back": the account's own whole sentence if it recorded
-        one (it names their digit), the shipped one when the digit is the one it names, else
-        the shipped lead-in followed by the key's word."""
-        whole = session.prompt("queue_callback_offer")
-        if whole is not None:
-            base = session.prompts_dir
-            if digit == SHIPPED_CALLBACK_DIGIT or (base is not None and whole.is_relative_to(base)):
-                return [whole]
-        word = _KEY_WORDS.get(digit)
-        lead = session.prompt("queue_callback_press")
-        said = session.prompt(word) if word is not None else None
-        if lead is None or said is None:
-            log.warning("queue %s: no prompt to offer a callback on %r", session.queue, digit)
-            return []
-        return [lead, said]
-
-    def _arm(self, acct: _Account) -> None:
+    def _arm(self, acct: Account) -> None:
         if acct.timer is not None:
             acct.timer.cancel()
             acct.timer = None
@@ -765,7 +521,7 @@ class AcdRuntime:
         delay = max(0.0, deadline - self.now())
         acct.timer = asyncio.get_running_loop().call_later(delay, self._tick, acct)
 
-    def _tick(self, acct: _Account) -> None:
+    def _tick(self, acct: Account) -> None:
         acct.timer = None
         try:
             acct.dispatcher.handle_timer(self.now())
@@ -775,7 +531,7 @@ class AcdRuntime:
 
     # -- feeds -----------------------------------------------------------------------------------
 
-    def changed(self, acct: _Account, queue: str, call_id: str, what: str) -> None:
+    def changed(self, acct: Account, queue: str, call_id: str, what: str) -> None:
         self._publish(
             QueueCallerChanged(
                 account_id=acct.account_id,

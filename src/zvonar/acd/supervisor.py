@@ -37,7 +37,7 @@ from zvonar.directory.models import Employee
 from zvonar.store.db import Database
 
 if TYPE_CHECKING:  # the runtime's per-account state; read here, changed only through it
-    from zvonar.acd.runtime import _Account, _Session
+    from zvonar.acd.session import Account, Session
 
 __all__ = [
     "CHOOSABLE",
@@ -376,14 +376,14 @@ def _running(runtime: AcdRuntime | None) -> AcdRuntime:
     return runtime
 
 
-def _agent(acct: _Account, employee_id: uuid.UUID) -> Agent:
+def _agent(acct: Account, employee_id: uuid.UUID) -> Agent:
     agent = acct.dispatcher.agents.get(str(employee_id))
     if agent is None:
         raise NotFound("the employee is in no queue", code="agent_not_found")
     return agent
 
 
-async def _account(runtime: AcdRuntime, p: Principal) -> _Account:
+async def _account(runtime: AcdRuntime, p: Principal) -> Account:
     acct = runtime.accounts.get(p.account_id)
     if acct is None or acct.stale:
         await runtime.view(p.account_id)  # loads (or reloads) the account's queues
@@ -391,14 +391,14 @@ async def _account(runtime: AcdRuntime, p: Principal) -> _Account:
     return acct
 
 
-def _session(acct: _Account, call_id: str) -> _Session:
+def _session(acct: Account, call_id: str) -> Session:
     session = acct.sessions.get(call_id)
     if session is None or call_id not in acct.dispatcher.queues.get(session.queue, ()):
         raise NotFound("no such call waits in a queue")
     return session
 
 
-def _place(acct: _Account, call_id: str) -> CallPlace:
+def _place(acct: Account, call_id: str) -> CallPlace:
     d = acct.dispatcher
     session = acct.sessions.get(call_id)
     queue = session.queue if session is not None else ""

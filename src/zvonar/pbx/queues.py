@@ -11,13 +11,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from sqlalchemy import select
 
 from zvonar.acd.definitions import QueueDef
+from zvonar.acd.queue_callbacks import CALLBACK_RETRY_DELAY, CallbackDialer, CallbackOutcome
 from zvonar.acd.queues import AcdQueueService, QueueDefined, QueueDeleted
-from zvonar.acd.runtime import (
-    CALLBACK_RETRY_DELAY,
-    AcdRuntime,
-    CallbackDialer,
-    CallbackOutcome,
-)
+from zvonar.acd.runtime import AcdRuntime
 from zvonar.acd.service import AcdService
 from zvonar.calls.originate import OriginatedCall, Origination, OriginationOutcome
 from zvonar.calls.plan import RingTarget, Wave
