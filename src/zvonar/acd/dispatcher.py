@@ -49,7 +49,7 @@ from zvonar.acd.agents import (
     set_online,
 )
 from zvonar.acd.facts import QueueFact, QueueId
-from zvonar.acd.pools import HeapPool, OrderedPool, Pool, RandomPool, SortKey
+from zvonar.acd.pools import Pool, pool_for
 from zvonar.acd.queue import (
     Caller,
     CallerState,
@@ -147,7 +147,9 @@ class Dispatcher:
         self.queues[q.id] = q
         positions = {a: i for i, a in enumerate(config.tiers)}
         self._positions[q.id] = positions
-        pools = {lv: self._make_pool(config.strategy, positions) for lv in q.levels}
+        pools = {
+            lv: pool_for(config.strategy, positions, self.agents, self._rng) for lv in q.levels
+        }
         self._pools[q.id] = pools
         self._free[q.id] = 0
         self._ranks += 1
@@ -183,26 +185,6 @@ class Dispatcher:
         self._serving[agent.id] = False
         self._refresh(agent)
         self._watch(agent)
-
-    def _make_pool(self, strategy: Strategy, positions: dict[AgentId, int]) -> Pool:
-        agents = self.agents
-        if strategy is Strategy.round_robin:
-            return OrderedPool(positions, rotate=True)
-        if strategy is Strategy.least_recent:
-
-            def recent(a: AgentId) -> SortKey:
-                return (agents[a].last_call_end,)
-
-            return HeapPool(positions, recent)
-        if strategy is Strategy.fewest_calls:
-
-            def fewest(a: AgentId) -> SortKey:
-                return (float(agents[a].calls_taken), agents[a].last_call_end)
-
-            return HeapPool(positions, fewest)
-        if strategy is Strategy.random:
-            return RandomPool(positions, self._rng)
-        return OrderedPool(positions, rotate=False)  # in_turn, all_at_once
 
     # --- reads ----------------------------------------------------------------------------------
 

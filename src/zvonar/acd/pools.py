@@ -23,7 +23,8 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
 
-from zvonar.acd.agents import AgentId
+from zvonar.acd.agents import Agent, AgentId
+from zvonar.acd.queue import Strategy
 
 SortKey = tuple[float, ...]
 
@@ -187,3 +188,30 @@ class RandomPool:
 
     def picked(self, agent: AgentId) -> None:
         return None
+
+
+def pool_for(
+    strategy: Strategy,
+    positions: dict[AgentId, int],
+    agents: Mapping[AgentId, Agent],
+    rng: random.Random,
+) -> Pool:
+    """The pool that orders a queue tier's free agents the way ``strategy`` picks them
+    (``agents``: the live agents, read when the pool compares them)."""
+    if strategy is Strategy.round_robin:
+        return OrderedPool(positions, rotate=True)
+    if strategy is Strategy.least_recent:
+
+        def recent(a: AgentId) -> SortKey:
+            return (agents[a].last_call_end,)
+
+        return HeapPool(positions, recent)
+    if strategy is Strategy.fewest_calls:
+
+        def fewest(a: AgentId) -> SortKey:
+            return (float(agents[a].calls_taken), agents[a].last_call_end)
+
+        return HeapPool(positions, fewest)
+    if strategy is Strategy.random:
+        return RandomPool(positions, rng)
+    return OrderedPool(positions, rotate=False)  # in_turn, all_at_once
