@@ -17,7 +17,7 @@ from tests.calls.test_b2bua import dial, final_status, hang_up, target
 from tests.calls.test_originate import customer, outcome, ring, spec, until
 from zvonar.calls.events import CallEnded, CallEvent, Disposition, HangupSide
 from zvonar.calls.listen import ListenEnd, Listener, ListenRefused, Refusal
-from zvonar.calls.originate import OriginationOutcome
+from zvonar.calls.origination import OriginationOutcome
 from zvonar.calls.plan import Plan, Wave
 from zvonar.sip.io.testserver import CallLeg
 

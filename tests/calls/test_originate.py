@@ -26,7 +26,8 @@ from zvonar.calls.events import (
     Target,
     TargetKind,
 )
-from zvonar.calls.originate import OriginatedCall, Origination, OriginationOutcome
+from zvonar.calls.originate import OriginatedCall
+from zvonar.calls.origination import Origination, OriginationOutcome
 from zvonar.calls.plan import RingTarget, Wave
 from zvonar.media.io import EmbeddedMediaEngine
 from zvonar.sip.ua import Flow

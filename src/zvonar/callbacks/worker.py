@@ -35,7 +35,8 @@ from zvonar.callbacks.models import CallbackRequest
 from zvonar.callbacks.service import CallbackService, Retry
 from zvonar.calls.b2bua import B2bua
 from zvonar.calls.events import Target, TargetKind
-from zvonar.calls.originate import OriginatedCall, Origination, OriginationOutcome
+from zvonar.calls.originate import OriginatedCall
+from zvonar.calls.origination import Origination, OriginationOutcome
 from zvonar.calls.plan import (
     CallerAuth,
     InboundCall,

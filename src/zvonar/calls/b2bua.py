@@ -30,7 +30,8 @@ from typing import Protocol, TypeVar
 from zvonar.calls.call import Call, Shutdown
 from zvonar.calls.legs import CallerLeg
 from zvonar.calls.listen import Listener, watched
-from zvonar.calls.originate import OriginatedCall, Origination
+from zvonar.calls.originate import OriginatedCall
+from zvonar.calls.origination import Origination
 from zvonar.calls.overload import OverloadGuard
 from zvonar.calls.pickup import FeatureResolver, pick_up
 from zvonar.calls.plan import CallerAuth, InboundCall, Pickup, Plan, Reject, Resolver, RingTarget

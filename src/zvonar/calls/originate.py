@@ -27,11 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import re
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,7 +41,6 @@ from zvonar.calls.events import (
     CallRecorded,
     CallRinging,
     CallStarted,
-    Direction,
     Disposition,
     HangupSide,
     LegEnded,
@@ -53,7 +50,8 @@ from zvonar.calls.events import (
 from zvonar.calls.fork import WaveTracker, disposition_for, end_reason_for_status
 from zvonar.calls.in_dialog import answer_reinvite, hang_up, invite, reply
 from zvonar.calls.legs import LegState
-from zvonar.calls.plan import RingTarget, Wave
+from zvonar.calls.origination import Origination, OriginationOutcome
+from zvonar.calls.plan import RingTarget
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
 from zvonar.media.engine import (
     LegEndpoint,
@@ -73,49 +71,11 @@ from zvonar.sip.ua import Flow, IncomingRequest, RequestFailed, ResponseIn, UaEv
 if TYPE_CHECKING:
     from zvonar.calls.b2bua import B2bua
 
-__all__ = ["OriginatedCall", "Origination", "OriginationOutcome"]
+__all__ = ["OriginatedCall"]
 
 log = logging.getLogger(__name__)
 
 _SAFE_USER = re.compile(r"\+?[0-9A-Za-z._-]{1,64}")
-
-
-@dataclass(frozen=True)
-class Origination:
-    """What to place: ``first`` rung wave after wave, then ``then`` for ``then_timeout`` s.
-
-    ``caller`` (the customer's number) and ``dialed`` (the account's number or a label) are
-    what the journal shows; A's phones see ``caller`` as the From user unless a target says
-    otherwise. ``call_id``: "" to mint one (the outbound path may have admitted the call under
-    an id already: its toll-fraud slot is released by that id's CallEnded).
-    """
-
-    account_id: uuid.UUID
-    first: tuple[Wave, ...]
-    then: RingTarget
-    then_timeout: float = 30.0
-    direction: Direction = Direction.callback
-    caller: str = ""
-    dialed: str = ""
-    record: bool = False
-    scheme_path: tuple[str, ...] = ()
-    tracking: dict[str, str] = field(default_factory=dict)
-    call_id: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.first:
-            raise ValueError("an origination needs at least one wave for side A")
-        if not self.then_timeout > 0:
-            raise ValueError("then_timeout must be > 0 seconds")
-
-
-class OriginationOutcome(enum.StrEnum):
-    connected = "connected"  # B answered: both sides talked
-    first_no_answer = "first_no_answer"  # no one on side A answered (or A gave up)
-    then_no_answer = "then_no_answer"  # the customer did not answer in time
-    then_busy = "then_busy"  # the customer was busy or declined
-    failed = "failed"  # could not be placed (media, SIP, trunk failure, shutdown)
-    cancelled = "cancelled"  # cancel() before B answered
 
 
 @dataclass(frozen=True)

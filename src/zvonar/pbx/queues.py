@@ -15,7 +15,8 @@ from zvonar.acd.queue_callbacks import CALLBACK_RETRY_DELAY, CallbackDialer, Cal
 from zvonar.acd.queues import AcdQueueService, QueueDefined, QueueDeleted
 from zvonar.acd.runtime import AcdRuntime
 from zvonar.acd.service import AcdService
-from zvonar.calls.originate import OriginatedCall, Origination, OriginationOutcome
+from zvonar.calls.originate import OriginatedCall
+from zvonar.calls.origination import Origination, OriginationOutcome
 from zvonar.calls.plan import RingTarget, Wave
 from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
