@@ -3,6 +3,7 @@
 Feed it `receive(msg, source, now)`, `send_request(...)`, `send_response(...)` and
 `handle_timer(now)`; read `events()` for the TU, `datagrams_to_send(now)` for the transport
 and `next_deadline()` for the one timer the I/O loop keeps. It never reads a clock.
+The keys and the events it gives the TU are in transaction_events.py (re-exported here).
 
 The four machines live in transaction_client.py (Figures 5, 6) and transaction_server.py
 (Figures 7, 8); this module matches messages to them (§17.1.3, §17.2.3 with the RFC 2543
@@ -12,11 +13,8 @@ the 2xx retransmission until ACK (§13.3.1.4) and the CANCEL wait for a provisio
 
 from __future__ import annotations
 
-import secrets
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeAlias
 
 from zvonar.sip.errors import TransactionError
 from zvonar.sip.headers import Via
@@ -28,6 +26,21 @@ from zvonar.sip.transaction_client import (
     ClientTransaction,
     build_ack_for_non2xx,
     build_cancel,
+)
+from zvonar.sip.transaction_events import (
+    MAGIC_COOKIE,
+    AckFor2xx,
+    AckTimeout,
+    CancelReceived,
+    RequestReceived,
+    ResponseReceived,
+    TransactionEvent,
+    TransactionKey,
+    TransactionTerminated,
+    TransactionTimeout,
+    TransportError,
+    default_token,
+    new_branch,
 )
 from zvonar.sip.transaction_server import (
     ServerState,
@@ -66,8 +79,6 @@ __all__ = [
     "response_address",
 ]
 
-MAGIC_COOKIE = "z9hG4bK"  # §8.1.1.7: marks a branch unique per RFC 3261
-
 # A transaction that has settled into one of its waiting states (Completed, Confirmed,
 # Accepted: up to 32 s of absorbing retransmissions) no longer needs its messages' parsed
 # headers; they are shed this long after the transaction began, once the TU is done with
@@ -85,114 +96,6 @@ _SETTLED = frozenset(
     }
 )
 _OVER = frozenset({ClientState.TERMINATED, ServerState.TERMINATED})
-
-
-def _default_token() -> str:
-    return secrets.token_hex(8)
-
-
-def new_branch(token: Callable[[], str] = _default_token) -> str:
-    """A fresh RFC 3261 branch: the magic cookie plus a random token (§8.1.1.7)."""
-    return MAGIC_COOKIE + token()
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionKey:
-    """Identity of one transaction.
-
-    Client: the branch we generated and the method (§17.1.3; CANCEL and INVITE share a
-    branch). Server: branch + sent-by + method (§17.2.3); for RFC 2543 peers (no magic
-    cookie) branch is "" and `legacy` holds (Call-ID, From tag, CSeq number), `sent_by` the
-    whole top Via; the Request-URI and To tag are checked on the matched transaction.
-    """
-
-    server: bool
-    method: str
-    branch: str
-    sent_by: str = ""
-    legacy: tuple[str, ...] = ()
-
-
-# -- events for the TU ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RequestReceived:
-    """A request created a new server transaction; answer it with send_response."""
-
-    key: TransactionKey
-    request: SipRequest
-    source: Address
-    reliable: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseReceived:
-    """A response for the TU. `key` is None for a response matching no transaction (§18.1.2),
-    e.g. a 2xx retransmission after the INVITE transaction ended: the TU re-ACKs it."""
-
-    key: TransactionKey | None
-    response: SipResponse
-    request: SipRequest | None
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionTimeout:
-    """Timer B/F/H (or the §9.1 CANCEL guard) fired: treat as 408 (client) or lost ACK."""
-
-    key: TransactionKey
-    request: SipRequest
-
-
-@dataclass(frozen=True, slots=True)
-class TransportError:
-    """The transport reported a failure (§17.1.4, §17.2.4); a client treats it as 503."""
-
-    key: TransactionKey
-    request: SipRequest
-    status_hint: int = 503
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionTerminated:
-    key: TransactionKey
-
-
-@dataclass(frozen=True, slots=True)
-class AckFor2xx:
-    """An ACK for a 2xx (new branch, no transaction, §17.2.3): the dialog takes it."""
-
-    request: SipRequest
-    source: Address
-
-
-@dataclass(frozen=True, slots=True)
-class AckTimeout:
-    """§13.3.1.4: no ACK for our 2xx within 64*T1; the TU should end the dialog (BYE)."""
-
-    key: TransactionKey
-    response: SipResponse
-
-
-@dataclass(frozen=True, slots=True)
-class CancelReceived:
-    """§9.2: a CANCEL matched a pending INVITE; it got its 200, now answer the INVITE 487."""
-
-    key: TransactionKey  # of the INVITE server transaction
-    request: SipRequest  # the INVITE
-    cancel: SipRequest
-
-
-TransactionEvent: TypeAlias = (
-    RequestReceived
-    | ResponseReceived
-    | TransactionTimeout
-    | TransportError
-    | TransactionTerminated
-    | AckFor2xx
-    | AckTimeout
-    | CancelReceived
-)
 
 
 # -- matching keys --------------------------------------------------------------------------
@@ -267,7 +170,7 @@ class TransactionLayer:
         self,
         config: TimerConfig | None = None,
         *,
-        token: Callable[[], str] = _default_token,
+        token: Callable[[], str] = default_token,
         retransmit_2xx: bool = True,
         annotate_via: bool = True,
     ) -> None:
