@@ -4,7 +4,7 @@ Inbound (from a carrier, or anyone not registered here)::
 
     dialed → E.164 → Number (globally unique) → account → assigned scheme
       → schedule branch now (account calendar and zone) → caller in contacts (caller rules)
-      → SchemeRun walked into waves (``flatten``) → Plan
+      → a Plan whose live route (``pbx/route.py``) walks the SchemeRun as the call goes
 
 Internal: the INVITE comes from a phone registered here (its From AOR has a binding at the
 INVITE's source address — INVITEs are not digest-checked yet, so this is the identity check)
@@ -12,8 +12,8 @@ and dials an extension of its own account: that employee's registered contacts r
 
 Targets: employees ring every live binding; groups expand by their strategy over member
 presence (available = has a live binding); SIP URIs and external numbers (through the
-number's trunk, else the account's first active trunk) only when the host is an IP literal —
-there is no DNS resolution in the call path yet. Round-robin pointers are kept in this
+number's trunk, else the account's first active trunk) by IP literal or host name (names are
+resolved, cached, by ``pbx/dns.py`` before the wave rings). Round-robin pointers are kept in this
 process (a dict per account): a restart starts groups over from their first member.
 "Least recent" and "fewest calls" read each employee's answered calls from the journal (the
 last one's end, and how many since midnight in the account's zone), only for accounts whose

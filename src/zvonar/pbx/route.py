@@ -3,9 +3,9 @@
 The B2BUA asks :meth:`SchemeRoute.next` after every step that did not connect the caller
 (``calls.plan.Route``); the route feeds the outcome to the interpreter
 (``routing.engine.SchemeRun``) and turns its next action into something the call can do:
-a wave of contacts, prompts to play, a menu, a wait in a queue, or the final answer. Unlike
-the plan flattened upfront, the path it records is the one the call really took, and menus
-and queues can branch on what the caller does.
+a wave of contacts, prompts to play, a menu, a wait in a queue, or the final answer. The
+path it records is the one the call really took, and menus and queues branch on what the
+caller does.
 
 Outside questions (HTTP route steps, queue sessions) are asked here, never inside the
 interpreter; a step that cannot be carried out (a missing prompt, an unknown queue) is
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,14 +35,15 @@ from zvonar.calls.plan import (
     StepResult,
     StepResultKind,
     VoicemailSpec,
+    Wave,
 )
 from zvonar.media.engine import PromptNotFoundError
 from zvonar.media.prompts import hold_music_path, prompt_path
-from zvonar.pbx.flatten import Expand, wave_of
 from zvonar.routing.engine import (
     Abandoned,
     CallbackRequested,
     Connected,
+    Dial,
     Hangup,
     HttpRequest,
     Ivr,
@@ -55,9 +56,27 @@ from zvonar.routing.engine import (
     Voicemail,
 )
 
-__all__ = ["QueueSessions", "RouteSetup", "SchemeRoute"]
+__all__ = ["Expand", "QueueSessions", "RouteSetup", "SchemeRoute", "wave_of"]
 
 log = logging.getLogger(__name__)
+
+Expand = Callable[[Dial], Sequence[RingTarget]]
+"""A dial (employee, group member, number, SIP URI) → the contacts to ring for it."""
+
+
+def wave_of(action: Ring, expand: Expand) -> Wave | None:
+    """The wave of contacts a ring action reaches; None when it reaches nobody."""
+    seen: set[str] = set()
+    targets: list[RingTarget] = []
+    for dial in action.targets:
+        for t in expand(dial):
+            if t.uri not in seen:  # one contact rung once, even if two targets share it
+                seen.add(t.uri)
+                targets.append(t)
+    if not targets or not action.timeout > 0:
+        return None
+    return Wave(tuple(targets), action.timeout)
+
 
 MAX_ACTIONS = 500  # a safety net: goto hops and step counts already bound a run far below
 

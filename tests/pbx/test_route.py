@@ -1,25 +1,27 @@
-"""Walking a scheme into plan waves (pure: no database, no SIP)."""
+"""A scheme walked live by the route the resolver hands a call (``pbx/route.py``), as a call
+nobody answers walks it (pure: no database, no SIP)."""
 
 from __future__ import annotations
 
 import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
-from zvonar.calls.plan import RingTarget
-from zvonar.pbx.flatten import Flattened, flatten, run_flatten
+from tests.support.routes import unroll
+from zvonar.calls.events import Disposition
+from zvonar.calls.plan import CallStep, Plan, PlayPrompt, Reject, RingTarget, Wave
+from zvonar.pbx.route import RouteSetup, SchemeRoute
 from zvonar.routing.engine import (
     CallContext,
     Dial,
     GroupInfo,
-    Hangup,
     HttpRequest,
     Outcome,
     OutcomeKind,
     SchemeRun,
-    Voicemail,
 )
 from zvonar.routing.schedule import calendar_from_dict
 from zvonar.routing.scheme_codec import scheme_from_dict
@@ -30,6 +32,15 @@ MONDAY_10 = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)  # a working hour in Moscow
 SUNDAY_10 = datetime(2024, 3, 3, 10, 0, tzinfo=UTC)
 CALENDAR = calendar_from_dict({}, tz="Europe/Moscow", default_country="RU")
 REGISTERED = {"101": 1, "102": 2, "104": 1}  # extension → live contacts; 103 is offline
+
+
+@dataclass(frozen=True)
+class Walked:
+    waves: tuple[Wave, ...]
+    final: Reject
+    steps: tuple[CallStep, ...]
+    path: str
+    memory: dict[str, int]
 
 
 def expand(dial: Dial) -> list[RingTarget]:
@@ -51,18 +62,19 @@ def presence() -> dict[str, MemberState]:
     return out
 
 
-def walk(
+async def walk(
     schemes: dict[str, dict[str, Any]],
     *,
     at: datetime = MONDAY_10,
     strategy: Strategy = Strategy.in_turn,
     memory: dict[str, int] | None = None,
     tags: frozenset[str] = frozenset(),
-    http: Any = None,
-) -> Flattened:
+    http: Callable[[HttpRequest], Outcome] | None = None,
+    call_id: str = "c1",
+) -> Walked:
     library = {name: scheme_from_dict(name, data) for name, data in schemes.items()}
     ctx = CallContext(
-        call_id="c1",
+        call_id=call_id,
         caller="+79161234567",
         called="+74951234567",
         calendar=CALENDAR,
@@ -74,15 +86,37 @@ def walk(
         memory=memory or {},
     )
     run = SchemeRun(library["Main"], ctx, at, rng=random.Random(1))
-    return run_flatten(run, expand, at, http)
+
+    async def ask(request: HttpRequest) -> Outcome:
+        return http(request) if http else Outcome(OutcomeKind.http_error)
+
+    setup = RouteSetup(
+        account_id=uuid.uuid4(),
+        call_id=call_id,
+        language="en",
+        expand=expand,
+        ask=ask,
+        agent_targets=lambda _agent: (),
+        caller_tags=tags,
+    )
+    got = await unroll(Plan(setup.account_id, (), route=SchemeRoute(run, setup, at)))
+    return Walked(got.waves, got.final, got.steps, run.describe(), dict(run.memory))
 
 
-def uris(result: Flattened) -> list[list[str]]:
+def is_voicemail(final: Reject) -> bool:
+    return final.disposition is Disposition.voicemail and final.voicemail is not None
+
+
+def is_hangup(final: Reject) -> bool:
+    return final.disposition is None and final.voicemail is None and final.prompt is None
+
+
+def uris(result: Walked) -> list[list[str]]:
     return [[t.uri for t in w.targets] for w in result.waves]
 
 
-def test_ring_steps_become_waves_in_order_and_offline_members_are_skipped() -> None:
-    result = walk(
+async def test_ring_steps_become_waves_in_order_and_offline_members_are_skipped() -> None:
+    result = await walk(
         {
             "Main": {
                 "branches": {
@@ -100,12 +134,12 @@ def test_ring_steps_become_waves_in_order_and_offline_members_are_skipped() -> N
         ["sip:104@10.0.0.1"],  # 103 is not registered: no wave for it
     ]
     assert [w.timeout for w in result.waves] == [20, 12, 12]
-    assert isinstance(result.final, Voicemail)  # the scheme's default final step
+    assert is_voicemail(result.final)  # the scheme's default final step
     assert "Main: working" in result.path
 
 
-def test_all_at_once_rings_everyone_in_one_wave_without_duplicates() -> None:
-    result = walk(
+async def test_all_at_once_rings_everyone_in_one_wave_without_duplicates() -> None:
+    result = await walk(
         {
             "Main": {
                 "branches": {
@@ -124,11 +158,11 @@ def test_all_at_once_rings_everyone_in_one_wave_without_duplicates() -> None:
     )
     assert uris(result) == [["sip:102@10.0.0.1", "sip:102@10.0.0.2", "sip:104@10.0.0.1"]]
     assert result.waves[0].timeout == 25
-    assert isinstance(result.final, Hangup)
+    assert is_hangup(result.final)
 
 
-def test_nobody_reachable_gives_no_waves_and_the_final_step() -> None:
-    result = walk(
+async def test_nobody_reachable_gives_no_waves_and_the_final_step() -> None:
+    result = await walk(
         {
             "Main": {
                 "branches": {"working": [{"type": "ring", "targets": [{"employee": "103"}]}]},
@@ -137,10 +171,12 @@ def test_nobody_reachable_gives_no_waves_and_the_final_step() -> None:
         }
     )
     assert result.waves == ()
-    assert isinstance(result.final, Voicemail) and result.final.greeting == "off_hours"
+    assert is_voicemail(result.final)
+    greeting = result.final.voicemail.greeting if result.final.voicemail else None
+    assert greeting is not None and greeting.name == "off_hours.wav"
 
 
-def test_schedule_branch_goto_and_skipped_steps() -> None:
+async def test_schedule_branch_goto_and_play_steps() -> None:
     schemes: dict[str, dict[str, Any]] = {
         "Main": {
             "branches": {
@@ -156,15 +192,16 @@ def test_schedule_branch_goto_and_skipped_steps() -> None:
             "final": {"type": "hangup"},
         },
     }
-    day = walk(schemes)
+    day = await walk(schemes)
     assert uris(day) == [["sip:101@10.0.0.1"]]
-    night = walk(schemes, at=SUNDAY_10)
+    night = await walk(schemes, at=SUNDAY_10)
     assert uris(night) == [["sip:104@10.0.0.1"]]
-    assert night.skipped == ("play off_hours",)
-    assert isinstance(night.final, Hangup)  # Night's final step, where the run ended
+    played = [s.prompts[0].name for s in night.steps if isinstance(s, PlayPrompt)]
+    assert played == ["off_hours.wav"]  # played live now, before the goto
+    assert is_hangup(night.final)  # Night's final step, where the run ended
 
 
-def test_caller_rules_pick_steps_by_contact_tags() -> None:
+async def test_caller_rules_pick_steps_by_contact_tags() -> None:
     schemes: dict[str, dict[str, Any]] = {
         "Main": {
             "branches": {
@@ -183,18 +220,18 @@ def test_caller_rules_pick_steps_by_contact_tags() -> None:
             }
         }
     }
-    assert uris(walk(schemes, tags=frozenset({"vip"})))[0][0] == "sip:102@10.0.0.1"
-    assert uris(walk(schemes))[0] == ["sip:101@10.0.0.1"]
+    assert uris(await walk(schemes, tags=frozenset({"vip"})))[0][0] == "sip:102@10.0.0.1"
+    assert uris(await walk(schemes))[0] == ["sip:101@10.0.0.1"]
 
 
-def test_round_robin_memory_comes_back_for_the_next_call() -> None:
+async def test_round_robin_memory_comes_back_for_the_next_call() -> None:
     schemes = {
         "Main": {"branches": {"working": [{"type": "ring", "targets": [{"group": "Sales"}]}]}}
     }
-    first = walk(schemes, strategy=Strategy.round_robin)
+    first = await walk(schemes, strategy=Strategy.round_robin)
     assert uris(first)[0] == ["sip:102@10.0.0.1", "sip:102@10.0.0.2"]
     assert first.memory == {"group:Sales": 1}
-    second = walk(schemes, strategy=Strategy.round_robin, memory=first.memory)
+    second = await walk(schemes, strategy=Strategy.round_robin, memory=first.memory)
     # Pointer 1 is 103 (offline): 104 starts, then round to 102.
     assert uris(second) == [["sip:104@10.0.0.1"], ["sip:102@10.0.0.1", "sip:102@10.0.0.2"]]
     assert second.memory == {"group:Sales": 0}  # after 104 (index 2) comes index 0
@@ -217,21 +254,21 @@ HTTP_SCHEME = {
 }
 
 
-def test_http_route_is_yielded_and_its_reply_rings() -> None:
-    library = {n: scheme_from_dict(n, d) for n, d in HTTP_SCHEME.items()}
-    ctx = CallContext(call_id="c9", caller="+79161234567", called="+74951234567",
-                      calendar=CALENDAR, schemes=library, presence=presence())  # fmt: skip
-    flow = flatten(SchemeRun(library["Main"], ctx, MONDAY_10), expand, MONDAY_10)
-    request = next(flow)
-    assert isinstance(request, HttpRequest)
+async def test_http_route_is_asked_and_its_reply_rings() -> None:
+    asked: list[HttpRequest] = []
+
+    def crm(request: HttpRequest) -> Outcome:
+        asked.append(request)
+        return Outcome(OutcomeKind.http_reply, payload={"employee": "104"})
+
+    result = await walk(HTTP_SCHEME, http=crm, call_id="c9")
+    (request,) = asked
     assert request.url == "https://crm.example/route" and request.timeout == 2
     assert request.payload["call_id"] == "c9"
-    with pytest.raises(StopIteration) as stop:
-        flow.send(Outcome(OutcomeKind.http_reply, payload={"employee": "104"}))
-    assert uris(stop.value.value) == [["sip:104@10.0.0.1"]]
+    assert uris(result) == [["sip:104@10.0.0.1"]]
 
 
-def test_http_failure_runs_the_fallback() -> None:
-    result = walk(HTTP_SCHEME, http=lambda _req: Outcome(OutcomeKind.http_error))
+async def test_http_failure_runs_the_fallback() -> None:
+    result = await walk(HTTP_SCHEME, http=lambda _req: Outcome(OutcomeKind.http_error))
     assert uris(result) == [["sip:101@10.0.0.1"]]
-    assert isinstance(result.final, Hangup)
+    assert is_hangup(result.final)
