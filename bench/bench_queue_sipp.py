@@ -40,6 +40,7 @@ from tests.sip.peers.harness import (  # noqa: E402
     finish_sipp,
     free_port,
     sipp_command,
+    sipp_media_port,
     start_sipp,
 )
 
@@ -135,7 +136,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
             timeout=bound,
             scenario_file=xml,
             name="callers",
-            extra=("-r", f"{args.rate:g}", "-l", str(args.callers), "-mp", str(free_port())),
+            extra=("-r", f"{args.rate:g}", "-l", str(args.callers), "-mp", str(sipp_media_port())),
         )
         since = datetime.now(UTC) - timedelta(seconds=1)
         began = time.perf_counter()

@@ -28,6 +28,7 @@ from tests.sip.peers.harness import (
     register_scenario,
     run_sipp,
     sipp_command,
+    sipp_media_port,
     wait_bound,
 )
 from zvonar.acd.events import QueueCallerChanged
@@ -231,7 +232,7 @@ class QueueRig(Rig):
                 timeout=int(bound),
                 scenario_file=xml,
                 name=name,
-                extra=("-mp", str(free_port())),
+                extra=("-mp", str(sipp_media_port())),
             )
             procs.append(
                 await asyncio.create_subprocess_exec(
@@ -275,7 +276,7 @@ class QueueRig(Rig):
             timeout=int(bound),
             scenario_file=xml,
             name=name,
-            extra=("-mp", str(free_port())),
+            extra=("-mp", str(sipp_media_port())),
         )
         proc = await asyncio.create_subprocess_exec(
             *cmd,
@@ -310,7 +311,7 @@ class QueueRig(Rig):
             timeout=int(bound),
             scenario_file=xml,
             name=name,
-            extra=("-mp", str(free_port())),
+            extra=("-mp", str(sipp_media_port())),
         )
         return CallerRun(caller, await run_sipp(cmd, workdir=self.workdir, name=name))
 

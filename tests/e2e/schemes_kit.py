@@ -26,6 +26,7 @@ from tests.sip.peers.harness import (
     register_scenario,
     run_sipp,
     sipp_command,
+    sipp_media_port,
     wait_bound,
 )
 from zvonar.calls.events import (
@@ -144,7 +145,7 @@ def sipp_cmd(remote: str, scenario: Path, *, port: int, workdir: Path, name: str
         timeout=SIPP_TIMEOUT,
         scenario_file=scenario,
         name=name,
-        extra=("-mp", str(free_port())),
+        extra=("-mp", str(sipp_media_port())),
     )
 
 

@@ -31,6 +31,7 @@ from tests.sip.peers.harness import (
     register_scenario,
     run_sipp,
     sipp_command,
+    sipp_media_port,
     start_sipp,
     wait_bound,
 )
@@ -144,7 +145,7 @@ class Rig:
             timeout=25,
             scenario_file=self.tmp / f"{name}.xml",
             name=name,
-            extra=("-mp", str(free_port())),
+            extra=("-mp", str(sipp_media_port())),
         )
 
     async def register_agent(self) -> None:

@@ -24,6 +24,7 @@ from tests.sip.peers.harness import (
     finish_sipp,
     free_port,
     sipp_command,
+    sipp_media_port,
     start_sipp,
     wait_bound,
 )
@@ -70,7 +71,7 @@ class Peer:
             timeout=20,
             scenario_file=scenario,
             name=name,
-            extra=("-mp", str(free_port())),
+            extra=("-mp", str(sipp_media_port())),
         )
         self.proc: asyncio.subprocess.Process | None = None
 

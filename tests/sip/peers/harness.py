@@ -38,6 +38,31 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free port found")
 
 
+# SIPp's -mp base: it binds base..base+3 (audio and video RTP/RTCP). Taken below the
+# kernel's ephemeral range (32768+), so no socket bound to port 0 meanwhile — the PBX's own
+# RTP legs in the tests — can take base+2 between our check and SIPp's bind; above the demo
+# RTP range (20000-20999). Each process starts at its own offset and walks up.
+_MEDIA_FIRST, _MEDIA_LAST = 24000, 32760
+_media_next = _MEDIA_FIRST + (os.getpid() * 4) % (_MEDIA_LAST - _MEDIA_FIRST)
+
+
+def sipp_media_port(host: str = "127.0.0.1") -> int:
+    """A base for SIPp's ``-mp`` whose four UDP ports are all free right now."""
+    global _media_next
+    for _ in range((_MEDIA_LAST - _MEDIA_FIRST) // 4):
+        base = _media_next
+        _media_next = base + 4 if base + 8 <= _MEDIA_LAST else _MEDIA_FIRST
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(base, base + 4):
+                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                    sock.bind((host, port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free SIPp media ports")
+
+
 @dataclass(frozen=True)
 class SippStats:
     """The last row of a `-trace_stat` CSV (cumulative columns)."""
