@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import logging
 import os
@@ -47,6 +48,7 @@ from tests.sip.peers.harness import free_port, parse_stat_csv  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 GC: GcPauses  # set in main(): the PBX process only
+PROFILER: cProfile.Profile | None = None  # --profile: the rate steps only, not the start-up
 NUMBER = "+74951234567"
 SLUG = "bench"
 STAFF = (("101", "bench-pass-101"), ("102", "bench-pass-102"))
@@ -384,6 +386,8 @@ async def run_rate(
     before_rows = await journal_rows(c)
     GC.take()
     me, dev0 = cpu_seconds(os.getpid()), cpu_seconds(dev_pid)
+    if PROFILER is not None:
+        PROFILER.enable()
     proc = await asyncio.create_subprocess_exec(
         *cmd, cwd=tmp, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         preexec_fn=lambda: os.sched_setaffinity(0, {args.load_cpu}),
@@ -395,6 +399,8 @@ async def run_rate(
         live = len(rt.b2bua.calls)  # type: ignore[attr-defined]
         print(f"{tag}: {live} calls still in progress 90 s after the step", flush=True)
     used, dev_used = cpu_seconds(os.getpid()) - me, cpu_seconds(dev_pid) - dev0
+    if PROFILER is not None:
+        PROFILER.disable()
     gc_ms, gc_max, gc_full = GC.take()
     stats = parse_stat_csv(csv)
     ok = stats.successful
@@ -415,16 +421,23 @@ def main() -> int:
     ap.add_argument("--hold-ms", type=int, default=100, help="SIPp's pause between ACK and BYE")
     ap.add_argument("--pbx-cpu", type=int, default=0)
     ap.add_argument("--load-cpu", type=int, default=1, help="CPU of SIPp and the devices")
-    ap.add_argument("--profile", default=None, help="cProfile the PBX process into FILE")
+    ap.add_argument("--profile", default=None, help="cProfile the PBX process during the rate steps into FILE")
     ap.add_argument("--gc", choices=("pbx", "settle", "default"), default="pbx",
                     help="pbx: zvonar.pbx.heap.settle_heap() (freeze, thresholds, keeper); "
                          "settle: freeze once, (3000, 20, 100); default: CPython's")  # fmt: skip
     ap.add_argument("--census", action="store_true", help="count GC-tracked objects by type")
     ap.add_argument("--gc-threshold", default=None, help="gc.set_threshold(a,b,c): 50000,20,100")
+    ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                    help="uvloop: what `zvonar serve` runs on when installed (uvicorn's auto)")  # fmt: skip
     args = ap.parse_args()
+    run = asyncio.run
+    if args.loop == "uvloop":
+        import uvloop
+
+        run = uvloop.run
     logging.basicConfig(level=logging.ERROR)
     if args.device is not None:
-        asyncio.run(device_main(args.device))
+        run(device_main(args.device))
         return 0
     if shutil.which("sipp") is None:
         print("sipp not installed (Debian package sip-tester)")
@@ -432,20 +445,18 @@ def main() -> int:
     os.sched_setaffinity(0, {args.pbx_cpu})
     global GC
     GC = GcPauses()
-    profiler = None
+    global PROFILER
     if args.profile:
         import cProfile
 
-        profiler = cProfile.Profile()
-        profiler.enable()
+        PROFILER = cProfile.Profile()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for name in args.backends.split(","):
             url = f"sqlite+aiosqlite:///{tmp / 'bench.sqlite3'}" if name == "sqlite" else args.pg
-            asyncio.run(run_backend(name, url, args, tmp))
-    if profiler is not None:
-        profiler.disable()
-        profiler.dump_stats(args.profile)
+            run(run_backend(name, url, args, tmp))
+    if PROFILER is not None:
+        PROFILER.dump_stats(args.profile)
     return 0
 
 

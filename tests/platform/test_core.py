@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,39 @@ async def test_bus_delivers_by_type_and_isolates_failing_handlers() -> None:
     unsubscribe()
     await bus.publish(Pinged(account_id=account, n=2))
     assert got == [1]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PingedAgain(Pinged):
+    pass
+
+
+async def test_bus_delivers_subclasses_in_order_and_sees_later_subscriptions() -> None:
+    # The bus caches the handlers per concrete event class; (un)subscribing must invalidate it.
+    bus = InProcessBus()
+    got: list[str] = []
+
+    def recorder(tag: str) -> Callable[[Event], Awaitable[None]]:
+        async def handle(e: Event) -> None:
+            got.append(f"{tag}:{e.event_type}")
+
+        return handle
+
+    bus.subscribe(Event, recorder("any"))
+    bus.subscribe(Pinged, recorder("pinged"))
+    account = uuid.uuid4()
+    await bus.publish(PingedAgain(account_id=account, n=1))
+    await bus.publish(Other(account_id=account))
+    late = bus.subscribe(PingedAgain, recorder("late"))
+    await bus.publish(PingedAgain(account_id=account, n=2))
+    late()
+    await bus.publish(PingedAgain(account_id=account, n=3))
+    assert got == [
+        "any:PingedAgain", "pinged:PingedAgain",
+        "any:Other",
+        "any:PingedAgain", "pinged:PingedAgain", "late:PingedAgain",
+        "any:PingedAgain", "pinged:PingedAgain",
+    ]  # fmt: skip
 
 
 def test_events_are_frozen() -> None:

@@ -32,26 +32,41 @@ class InProcessBus:
 
     def __init__(self) -> None:
         self._handlers: list[tuple[type[Event], Handler]] = []
+        # The handlers of each concrete event class, in subscription order: a call publishes
+        # several events per call to a few dozen subscriptions, and testing every one with
+        # isinstance on every publish was a measurable share of the B2BUA's CPU. Rebuilt
+        # lazily after any (un)subscription.
+        self._by_type: dict[type[Event], tuple[Handler, ...]] = {}
         self.published: int = 0
+
+    def _handlers_for(self, kind: type[Event]) -> tuple[Handler, ...]:
+        found = tuple(h for t, h in self._handlers if issubclass(kind, t))
+        self._by_type[kind] = found
+        return found
 
     async def publish(self, event: Event) -> None:
         self.published += 1
-        for event_type, handler in list(self._handlers):
-            if isinstance(event, event_type):
-                try:
-                    await handler(event)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("event handler %r failed on %s", handler, event.event_type)
+        kind = type(event)
+        handlers = self._by_type.get(kind)
+        if handlers is None:
+            handlers = self._handlers_for(kind)
+        for handler in handlers:
+            try:
+                await handler(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event handler %r failed on %s", handler, event.event_type)
 
     def subscribe(self, event_type: type[Event], handler: Handler) -> Callable[[], None]:
         entry = (event_type, handler)
         self._handlers.append(entry)
+        self._by_type.clear()
 
         def unsubscribe() -> None:
             if entry in self._handlers:
                 self._handlers.remove(entry)
+                self._by_type.clear()
 
         return unsubscribe
 
