@@ -421,14 +421,14 @@ def main() -> int:
     ap.add_argument("--hold-ms", type=int, default=100, help="SIPp's pause between ACK and BYE")
     ap.add_argument("--pbx-cpu", type=int, default=0)
     ap.add_argument("--load-cpu", type=int, default=1, help="CPU of SIPp and the devices")
-    ap.add_argument("--profile", default=None, help="cProfile the PBX process during the rate steps into FILE")
+    ap.add_argument("--profile", default=None, help="cProfile the PBX in the rate steps into FILE")
     ap.add_argument("--gc", choices=("pbx", "settle", "default"), default="pbx",
                     help="pbx: zvonar.pbx.heap.settle_heap() (freeze, thresholds, keeper); "
                          "settle: freeze once, (3000, 20, 100); default: CPython's")  # fmt: skip
     ap.add_argument("--census", action="store_true", help="count GC-tracked objects by type")
     ap.add_argument("--gc-threshold", default=None, help="gc.set_threshold(a,b,c): 50000,20,100")
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
-                    help="uvloop: what `zvonar serve` runs on when installed (uvicorn's auto)")  # fmt: skip
+                    help="uvloop: what `zvonar serve` runs on when installed")  # fmt: skip
     args = ap.parse_args()
     run = asyncio.run
     if args.loop == "uvloop":
