@@ -34,6 +34,8 @@ from zvonar.notify.mailer import SmtpConfig, SmtpMailer, SmtpSecurity
 from zvonar.notify.missed import MissedCallNotifier, profiles_from_db
 from zvonar.notify.voicemail import VoicemailNotifier
 from zvonar.pbx.config import PbxConfig
+from zvonar.pbx.router import metrics_router
+from zvonar.pbx.router import router as pbx_router
 from zvonar.pbx.runtime import start_pbx
 from zvonar.prompts.router import router as prompts_router
 from zvonar.prompts.service import MAX_UPLOAD_BYTES as MAX_PROMPT_BYTES
@@ -147,8 +149,10 @@ def create_app(container: Container, *, pbx: PbxConfig | None = None) -> FastAPI
         acd_live_router,
         callbacks_router,
         prompts_router,
+        pbx_router,
     ):
         app.include_router(router, prefix="/api/v1")
+    app.include_router(metrics_router)
     install_web(app, container)
     app.add_middleware(
         BodySizeLimit,

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_from: str = "zvonar@localhost"
     smtp_timeout: float = 30.0
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token of GET /metrics; unset: no metrics endpoint."
+    )
     log_level: str = "INFO"
     log_sql: bool = False
 
@@ -135,6 +138,7 @@ class Settings(BaseSettings):
         data = self.model_dump()
         data["secret_key"] = "***" if self.secret_key else None
         data["smtp_password"] = "***" if self.smtp_password else None
+        data["metrics_token"] = "***" if self.metrics_token else None
         url = self.effective_database_url
         if "@" in url and "://" in url:
             scheme, rest = url.split("://", 1)

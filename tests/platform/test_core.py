@@ -106,10 +106,12 @@ def test_secrets_never_in_repr_or_redacted(tmp_path: Path) -> None:
         data_dir=tmp_path,
         secret_key="super-secret-value",  # type: ignore[arg-type]
         database_url="postgresql+asyncpg://zv:hunter2@db.example:5432/zvonar",
+        metrics_token="scrape-me-secret",  # type: ignore[arg-type]
     )
-    assert "super-secret-value" not in repr(s)
+    assert "super-secret-value" not in repr(s) and "scrape-me-secret" not in repr(s)
     red = s.redacted()
     assert "hunter2" not in str(red) and "super-secret-value" not in str(red)
+    assert "scrape-me-secret" not in str(red) and red["metrics_token"] == "***"
     assert red["database_url"] == "postgresql+asyncpg://zv:***@db.example:5432/zvonar"
 
 
