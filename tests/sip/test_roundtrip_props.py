@@ -112,9 +112,18 @@ def _name(draw: st.DrawFn, full: str, compact: str | None) -> str:
 
 
 def _fold(draw: st.DrawFn, value: str) -> str:
-    """Maybe fold the value at a space (§7.3.1 LWS); unfolding gives back one SP."""
-    if " " in value and draw(st.booleans()):
-        i = value.index(" ")
+    """Maybe fold the value at a lone space (§7.3.1 LWS); unfolding gives back one SP. Not
+    next to other white space: ``[*WSP CRLF] 1*WSP`` is one LWS whatever its length, so a fold
+    beside another blank would rightly unfold to a single SP for all of them."""
+    lone = [
+        i
+        for i, ch in enumerate(value)
+        if ch == " "
+        and value[i - 1 : i] not in (" ", "\t")
+        and value[i + 1 : i + 2] not in (" ", "\t")
+    ]
+    if lone and draw(st.booleans()):
+        i = lone[0]
         return value[:i] + "\r\n" + draw(st.sampled_from([" ", "\t", "   "])) + value[i + 1 :]
     return value
 
