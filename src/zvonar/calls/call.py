@@ -39,7 +39,7 @@ from zvonar.calls.events import (
     TargetKind,
 )
 from zvonar.calls.fork import WaveTracker, end_reason_for_status
-from zvonar.calls.in_dialog import answer_reinvite, reply
+from zvonar.calls.in_dialog import answer_challenge, answer_reinvite, reply
 from zvonar.calls.legs import CallDtmf, CalleeLeg, CallerLeg, LegState
 from zvonar.calls.plan import (
     QUEUE_SIGNALS,
@@ -293,6 +293,8 @@ class Call:
         elif resp.status < 300:
             await self._answered(fork, event)
         elif fork.state is not LegState.ENDED:
+            if answer_challenge(self.host, self, fork, resp):
+                return  # sent again with the carrier's credentials: still ringing
             await fork_over(self, fork, end_reason_for_status(resp.status))
 
     async def _ringing(self, fork: CalleeLeg) -> None:

@@ -4,20 +4,26 @@ we place (originate.py) and listeners (listen.py).
 A re-INVITE (hold/resume, a new address) is answered locally from the leg's own offer/answer
 state and only reconfigures that leg's media (sdp_bridge.py): the other side never sees it.
 Hanging up a leg we placed is a BYE once it is confirmed, a CANCEL while it rings.
+
+A carrier may challenge our INVITE (401/407) even on a trunk it registers us on, and most
+ask for credentials on every call: :func:`answer_challenge` sends the INVITE again with them
+(RFC 3261 §22.2: a new transaction, CSeq one up, same Call-ID and tags) and the leg keeps
+ringing; the 2xx's ACK carries the same credentials (the dialog layer copies them).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from zvonar.calls.legs import LegState
+from zvonar.calls.legs import AuthFlow, LegState
 from zvonar.calls.plan import RingTarget
 from zvonar.calls.sdp_bridge import parse_body, remote_media
 from zvonar.calls.signalling import invite_request, response_to
 from zvonar.media.errors import MediaError
 from zvonar.media.offer_answer import OfferAnswer
+from zvonar.sip.auth_client import client_auth_flow
 from zvonar.sip.dialog import Dialog
-from zvonar.sip.message import SipRequest
+from zvonar.sip.message import SipRequest, SipResponse
 from zvonar.sip.transaction import TransactionKey
 from zvonar.sip.ua import Flow, IncomingRequest
 from zvonar.sip.uri import parse_uri
@@ -25,7 +31,16 @@ from zvonar.sip.uri import parse_uri
 if TYPE_CHECKING:
     from zvonar.calls.b2bua import B2bua, CallActor
 
-__all__ = ["PlacedLeg", "answer_reinvite", "hang_up", "invite", "reply"]
+__all__ = [
+    "ChallengedLeg",
+    "PlacedLeg",
+    "answer_challenge",
+    "answer_reinvite",
+    "hang_up",
+    "invite",
+    "reply",
+]
+
 
 _NO_REQUEST = SipRequest("OPTIONS", parse_uri("sip:invalid"), ())  # no inbound INVITE behind
 
@@ -105,6 +120,47 @@ def invite(
     leg.invite_key = ua.send_request(leg.request, leg.flow, host.now())
     host.track_key(leg.invite_key, actor)
     host.flush()
+
+
+class ChallengedLeg(Protocol):
+    """A leg whose INVITE a target may challenge (any fork or placed leg)."""
+
+    target: RingTarget
+    request: SipRequest | None
+    invite_key: TransactionKey | None
+    state: LegState
+    auth_flow: AuthFlow | None
+
+    @property
+    def flow(self) -> Flow: ...
+
+
+def answer_challenge(
+    host: B2bua, actor: CallActor, leg: ChallengedLeg, response: SipResponse
+) -> bool:
+    """Answer a 401/407 to ``leg``'s INVITE with the target's credentials and keep the leg
+    ringing; False when there is nothing to answer with (no credentials, the leg no longer
+    rings, or the target refused the credentials we sent: the digest flow gives up after a
+    second challenge of the same realm, unless it says ``stale=true``)."""
+    creds = leg.target.auth
+    if response.status not in (401, 407) or creds is None or leg.request is None:
+        return False
+    if leg.state is not LegState.INVITING:
+        return False
+    flow = leg.auth_flow
+    if flow is None:
+        flow = leg.auth_flow = client_auth_flow(leg.request, creds)
+        next(flow)  # the request as first sent
+    try:
+        retry = flow.send(response)
+    except StopIteration:
+        leg.auth_flow = None
+        return False
+    leg.request = retry
+    leg.invite_key = host.ua.send_request(retry, leg.flow, host.now())
+    host.track_key(leg.invite_key, actor)
+    host.flush()
+    return True
 
 
 def hang_up(host: B2bua, leg: PlacedLeg) -> None:

@@ -10,6 +10,7 @@ fork's caller-side endpoint becomes the caller's media leg, the others are relea
 from __future__ import annotations
 
 import enum
+from collections.abc import Generator
 from dataclasses import dataclass, field
 
 from zvonar.calls.events import CallEvent
@@ -17,11 +18,14 @@ from zvonar.calls.plan import RingTarget
 from zvonar.media.engine import LegEndpoint
 from zvonar.media.offer_answer import OfferAnswer
 from zvonar.sip.dialog import Dialog
-from zvonar.sip.message import SipRequest
+from zvonar.sip.message import SipRequest, SipResponse
 from zvonar.sip.transaction import TransactionKey
 from zvonar.sip.ua import Flow, IncomingRequest
 
-__all__ = ["CallDtmf", "CalleeLeg", "CallerLeg", "LegState"]
+__all__ = ["AuthFlow", "CallDtmf", "CalleeLeg", "CallerLeg", "LegState"]
+
+# Answers a target's digest challenges to one INVITE (sip.auth_client.client_auth_flow).
+AuthFlow = Generator[SipRequest, SipResponse, None]
 
 
 class LegState(enum.Enum):
@@ -80,3 +84,4 @@ class CalleeLeg:
     media_released: bool = False
     end_published: bool = False  # LegEnded went out (a winner ends before a post-call rating)
     extra_keys: list[TransactionKey] = field(default_factory=list)  # BYE, re-INVITE…
+    auth_flow: AuthFlow | None = field(default=None, repr=False)  # once challenged

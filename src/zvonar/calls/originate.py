@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,8 +48,8 @@ from zvonar.calls.events import (
     TargetKind,
 )
 from zvonar.calls.fork import WaveTracker, disposition_for, end_reason_for_status
-from zvonar.calls.in_dialog import answer_reinvite, hang_up, invite, reply
-from zvonar.calls.legs import LegState
+from zvonar.calls.in_dialog import answer_challenge, answer_reinvite, hang_up, invite, reply
+from zvonar.calls.legs import AuthFlow, LegState
 from zvonar.calls.origination import Origination, OriginationOutcome
 from zvonar.calls.plan import RingTarget
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
@@ -113,6 +113,7 @@ class _Leg:
     rang: bool = False
     reported: bool = False  # its LegEnded is published
     answered_at: datetime | None = None
+    auth_flow: AuthFlow | None = field(default=None, repr=False)  # once challenged
 
     @property
     def flow(self) -> Flow:
@@ -344,6 +345,8 @@ class OriginatedCall:
         elif resp.status < 300:
             await self._answered(leg, event)
         elif leg.state is LegState.INVITING:
+            if answer_challenge(self.host, self, leg, resp):
+                return  # sent again with the carrier's credentials: still ringing
             await self._leg_failed(leg, end_reason_for_status(resp.status))
 
     async def _ringing(self, leg: _Leg) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from zvonar.calls.events import Direction, Disposition, Target, TargetKind
+from zvonar.sip.auth_client import ClientCredentials
 from zvonar.sip.ua import Flow
 
 __all__ = [
@@ -138,6 +139,9 @@ class RingTarget:
     # an outbound call's chosen caller ID. None keeps the caller's From.
     from_user: str | None = None
     from_display: str | None = None
+    # What we answer a 401/407 to this INVITE with (RFC 3261 §22.2): the carrier's account
+    # on the trunk the target is reached through. None: a challenge ends the fork.
+    auth: ClientCredentials | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from zvonar.outbound.tollfraud import Deny, TollFraudGuard
 from zvonar.outbound.trunks import TrunkOption, select_trunk
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.dns import HostResolver, is_ip, named_flow
+from zvonar.pbx.snapshot import trunk_credentials
 from zvonar.sip.ua import Flow
 from zvonar.store.db import Database
 
@@ -177,6 +178,7 @@ class OutboundCalls:
             Target(TargetKind.external, callee),
             label="out",
             from_user=caller_id,
+            auth=trunk_credentials(trunk),
         )
         log.info("call %s: %s via %s as %s", call.call_id, callee, trunk.name, caller_id)
         return Plan(

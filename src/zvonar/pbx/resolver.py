@@ -343,7 +343,8 @@ class PbxResolver:
                 return []
             uri_host = f"[{flow.host}]" if ":" in flow.host else flow.host
             via_trunk = f"sip:{dial.ref}@{uri_host}:{flow.port}"
-            return [RingTarget(via_trunk, flow, Target(TargetKind.external, dial.ref))]
+            target = Target(TargetKind.external, dial.ref)
+            return [RingTarget(via_trunk, flow, target, auth=trunk.auth)]
         return []
 
     async def _ask(

@@ -46,6 +46,7 @@ from zvonar.routing.schedule import WorkCalendar, calendar_from_dict
 from zvonar.routing.scheme import Scheme
 from zvonar.routing.scheme_codec import scheme_from_dict
 from zvonar.routing.strategies import MemberState, Strategy
+from zvonar.sip.auth_client import ClientCredentials
 from zvonar.store.db import Database
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "Person",
     "RoutingSnapshot",
     "TrunkInfo",
+    "trunk_credentials",
 ]
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,15 @@ class TrunkInfo:
     host: str
     port: int
     transport: str  # "udp" | "tcp" | "tls"
+    auth: ClientCredentials | None = field(default=None, repr=False)  # for INVITE challenges
+
+
+def trunk_credentials(trunk: Trunk) -> ClientCredentials | None:
+    """The carrier account a trunk's INVITEs answer 401/407 challenges with: its username and
+    password whenever both are set (carriers that take calls by IP may still challenge)."""
+    if not trunk.username or not trunk.password:
+        return None
+    return ClientCredentials(trunk.username, trunk.password)
 
 
 @dataclass(frozen=True)
@@ -347,7 +358,10 @@ class RoutingSnapshot:
             groups={n: GroupInfo(st, tuple(m)) for n, (st, m) in grouped.items()},
             group_names=dict(groups),
             trunks=tuple(
-                TrunkInfo(t.id, t.name, t.host, t.port, t.transport.value) for t in trunks
+                TrunkInfo(
+                    t.id, t.name, t.host, t.port, t.transport.value, trunk_credentials(t)
+                )
+                for t in trunks
             ),
             needs_history=any(st.value in _HISTORY_STRATEGIES for st, _m in grouped.values())
             or any(_names_history_strategy(r.definition) for r in rows),
