@@ -358,9 +358,7 @@ class RoutingSnapshot:
             groups={n: GroupInfo(st, tuple(m)) for n, (st, m) in grouped.items()},
             group_names=dict(groups),
             trunks=tuple(
-                TrunkInfo(
-                    t.id, t.name, t.host, t.port, t.transport.value, trunk_credentials(t)
-                )
+                TrunkInfo(t.id, t.name, t.host, t.port, t.transport.value, trunk_credentials(t))
                 for t in trunks
             ),
             needs_history=any(st.value in _HISTORY_STRATEGIES for st, _m in grouped.values())
