@@ -26,6 +26,7 @@ from zvonar.contacts.service import ContactService
 from zvonar.container import Container
 from zvonar.core.bus import EventBus, InProcessBus
 from zvonar.directory.router import router as directory_router
+from zvonar.directory.secrets import seal_stored_passwords
 from zvonar.directory.service import DirectoryService
 from zvonar.journal.retention import RetentionSchedule
 from zvonar.journal.router import router as journal_router
@@ -75,7 +76,12 @@ def _missed_call_notifier(mailer: SmtpMailer, db: Database) -> MissedCallNotifie
 
 def create_container(settings: Settings, *, bus: EventBus | None = None) -> Container:
     bus = bus or InProcessBus()
-    db = Database(settings.effective_database_url, bus, echo=settings.log_sql)
+    db = Database(
+        settings.effective_database_url,
+        bus,
+        echo=settings.log_sql,
+        secret=lambda: settings.effective_secret_key,
+    )
     journal = JournalService(db, settings.data_dir)
     journal.attach(bus)
     mailer = _mailer(settings)
@@ -110,6 +116,7 @@ def create_app(container: Container, *, pbx: PbxConfig | None = None) -> FastAPI
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Calls a killed process left open are finalized before any new call is taken.
         await container.journal.recover_open_calls(utcnow())
+        await seal_stored_passwords(container.db)  # what an older version kept in clear
         retention = RetentionSchedule(container.db, container.journal)
         retention.start()
         runtime = await start_pbx(container, pbx) if pbx is not None else None

@@ -386,7 +386,9 @@ async def test_trunks(client: httpx.AsyncClient, tenant_a: Tenant, container: Co
     assert "password" not in reg
     async with container.db.read() as s:
         stored = await s.scalar(select(Trunk.password).where(Trunk.id == uuid.UUID(reg["id"])))
-    assert stored == "pa55word"
+    assert stored is not None and "pa55word" not in stored  # sealed at rest
+    assert container.db.sealer is not None
+    assert container.db.sealer.open(stored, "trunk.password") == "pa55word"
 
     ip = await created(
         client,

@@ -21,6 +21,7 @@ from zvonar.directory.config import Change, apply_directory, export_directory
 from zvonar.directory.events import EmployeeCreated, NumberAdded
 from zvonar.directory.models import Employee
 from zvonar.directory.schemas import EmployeeIn, GroupIn, MemberIn, NumberIn, TrunkIn
+from zvonar.directory.secrets import open_password
 
 SECTION: dict[str, Any] = {
     "trunks": {
@@ -259,7 +260,7 @@ async def test_updates_deletes_and_secrets(container: Container, tenant_a: Tenan
     # The trunk password was kept: a registration trunk without one would have been refused.
     p = Principal(account_id=a, role=Role.admin)
     [main] = [t for t in (await container.directory.list_trunks(p)).items if t.name == "main"]
-    assert main.password == "trunk-secret"
+    assert open_password(container.db.sealer, main) == "trunk-secret"
 
 
 async def test_absent_section_is_left_alone(container: Container, tenant_a: Tenant) -> None:

@@ -18,10 +18,11 @@ from zvonar.container import Container
 from zvonar.directory.models import Transport, TrunkAuth
 from zvonar.directory.schemas import TrunkIn, TrunkPatch
 from zvonar.pbx.dns import HostResolver
-from zvonar.pbx.trunk_registration import RegState, TrunkRegistrations
+from zvonar.pbx.trunk_registration import UNREADABLE, RegState, TrunkRegistrations
 from zvonar.sip.io.runner import SipRunner
 from zvonar.sip.outbound import Registered, RegistrationFailed
 from zvonar.sip.ua import RegistrationUpdate, UaEvent, UserAgent
+from zvonar.store.sealed import Sealer
 
 from .conftest import seed_account
 
@@ -299,3 +300,28 @@ async def test_trunk_edits_reregister_and_ip_trunks_never_register(
     finally:
         detach()
         await regs.stop(within=1)
+
+
+async def test_a_password_that_does_not_open_is_shown_failed_and_not_sent(
+    container: Container, runner: SipRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The installation's secret_key changed since the password was sealed.
+    seeded = await seed_account(container)
+    trunk = await container.directory.create_trunk(
+        seeded.principal,
+        TrunkIn(
+            name="carrier", host="127.0.0.1", port=free_port(), username=USER, password=PASSWORD
+        ),
+    )
+    monkeypatch.setattr(container.db, "_sealer", Sealer("a different secret key"))
+    seen = Seen(runner)
+    regs = TrunkRegistrations(container.db, runner)
+    try:
+        await regs.start()
+        [status] = regs.status(seeded.account_id)
+        assert status.trunk_id == trunk.id and status.state is RegState.failed
+        assert status.last_reason == UNREADABLE and regs.get(trunk.id) == status
+        await asyncio.sleep(0.2)
+        assert seen.events == []  # no REGISTER went out
+    finally:
+        await regs.stop()

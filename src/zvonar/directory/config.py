@@ -370,7 +370,7 @@ class _Applier:
                     continue
                 diff = _diff(_trunk_spec(t), d)
                 patch = {k: d[k] for k in diff}
-                if secret is not None and secret != t.password:
+                if secret is not None and not self.w.same_password(t, secret):
                     diff["password"] = (MASK if t.password else None, MASK)
                     patch["password"] = secret
                 if diff:

@@ -119,10 +119,10 @@ class Trunk(IdMixin, TimestampMixin, Base):
     transport: Mapped[Transport] = mapped_column(_enum(Transport))
     auth_mode: Mapped[TrunkAuth] = mapped_column(_enum(TrunkAuth))
     username: Mapped[str | None] = mapped_column(String(128))
-    # Kept in clear: outbound REGISTER/INVITE must answer the carrier's digest challenge, which
-    # needs the password itself. It is write-only in the API and never exported. Encrypting it
-    # at rest with a key outside the database is a known gap.
-    password: Mapped[str | None] = mapped_column(String(128))
+    # Sealed (directory/secrets.py): REGISTER and INVITE must answer the carrier's digest
+    # challenge, which needs the password itself, so it cannot be hashed; the key is outside
+    # the database. Write-only in the API and never exported.
+    password: Mapped[str | None] = mapped_column(String(512))
     registrar: Mapped[str | None] = mapped_column(String(253))
     allowed_sources: Mapped[list[str]] = mapped_column(JSON, default=list)
     caller_id: Mapped[str | None] = mapped_column(String(16))

@@ -49,7 +49,9 @@ from zvonar.directory.schemas import (
     TrunkIn,
     TrunkPatch,
 )
+from zvonar.directory.secrets import open_password, seal_password
 from zvonar.store.db import UnitOfWork
+from zvonar.store.sealed import UnsealError
 
 T = TypeVar("T")
 M = TypeVar("M", Employee, Group, Number, Trunk)
@@ -457,6 +459,13 @@ class DirectoryWriter:
         if await self._taken(Trunk.name, name, exclude):
             raise Conflict(f"trunk {name!r} already exists", code="trunk_name_taken", field="name")
 
+    def same_password(self, trunk: Trunk, plain: str | None) -> bool:
+        """Whether ``plain`` is what the trunk has (sealed values differ on every seal)."""
+        try:
+            return open_password(self.uow.sealer, trunk) == plain
+        except UnsealError:
+            return False  # unreadable: whatever is given replaces it
+
     @staticmethod
     def _check_auth(trunk: Trunk, *, password_required: bool) -> None:
         """Registration needs a username and (when ``password_required``) a password; IP
@@ -493,7 +502,7 @@ class DirectoryWriter:
             transport=data.transport,
             auth_mode=data.auth_mode,
             username=data.username,
-            password=data.password,
+            password=seal_password(self.uow.sealer, data.password),
             registrar=rules.host(data.registrar, field="registrar") if data.registrar else None,
             allowed_sources=rules.networks(data.allowed_sources),
             caller_id=self.caller_id(data.caller_id),
@@ -526,7 +535,10 @@ class DirectoryWriter:
             )
         if "caller_id" in sent:
             new["caller_id"] = self.caller_id(patch.caller_id)
-        changed = [k for k, v in new.items() if getattr(trunk, k) != v]
+        changed = [k for k, v in new.items() if k != "password" and getattr(trunk, k) != v]
+        if "password" in new and not self.same_password(trunk, new["password"]):
+            changed.append("password")
+            new["password"] = seal_password(self.uow.sealer, new["password"])
         if "name" in changed:
             await self._check_trunk_name(new["name"], trunk.id)
         for k in changed:

@@ -178,7 +178,7 @@ class OutboundCalls:
             Target(TargetKind.external, callee),
             label="out",
             from_user=caller_id,
-            auth=trunk_credentials(trunk),
+            auth=trunk_credentials(trunk, self.db.sealer),
         )
         log.info("call %s: %s via %s as %s", call.call_id, callee, trunk.name, caller_id)
         return Plan(

@@ -38,6 +38,7 @@ from zvonar.core.errors import InvalidInput
 from zvonar.core.events import Event
 from zvonar.directory.events import EmployeeEvent, GroupChanged, NumberEvent, TrunkChanged
 from zvonar.directory.models import Employee, Group, GroupMember, Number, Trunk
+from zvonar.directory.secrets import open_password
 from zvonar.journal.models import CallLeg, CallRecord
 from zvonar.routing.engine import GroupInfo
 from zvonar.routing.events import CalendarChanged, SchemeAssigned, SchemeChanged
@@ -48,6 +49,7 @@ from zvonar.routing.scheme_codec import scheme_from_dict
 from zvonar.routing.strategies import MemberState, Strategy
 from zvonar.sip.auth_client import ClientCredentials
 from zvonar.store.db import Database
+from zvonar.store.sealed import Sealer, UnsealError
 
 __all__ = [
     "AccountInfo",
@@ -113,12 +115,19 @@ class TrunkInfo:
     auth: ClientCredentials | None = field(default=None, repr=False)  # for INVITE challenges
 
 
-def trunk_credentials(trunk: Trunk) -> ClientCredentials | None:
+def trunk_credentials(trunk: Trunk, sealer: Sealer | None) -> ClientCredentials | None:
     """The carrier account a trunk's INVITEs answer 401/407 challenges with: its username and
-    password whenever both are set (carriers that take calls by IP may still challenge)."""
+    password whenever both are set (carriers that take calls by IP may still challenge). A
+    password that does not open (the secret key changed) is logged and left out: the carrier's
+    challenge then ends the leg, and the scheme moves on."""
     if not trunk.username or not trunk.password:
         return None
-    return ClientCredentials(trunk.username, trunk.password)
+    try:
+        password = open_password(sealer, trunk)
+    except UnsealError:
+        log.error("trunk %s: the stored password does not open with this secret_key", trunk.name)
+        return None
+    return ClientCredentials(trunk.username, password) if password else None
 
 
 @dataclass(frozen=True)
@@ -358,7 +367,14 @@ class RoutingSnapshot:
             groups={n: GroupInfo(st, tuple(m)) for n, (st, m) in grouped.items()},
             group_names=dict(groups),
             trunks=tuple(
-                TrunkInfo(t.id, t.name, t.host, t.port, t.transport.value, trunk_credentials(t))
+                TrunkInfo(
+                    t.id,
+                    t.name,
+                    t.host,
+                    t.port,
+                    t.transport.value,
+                    trunk_credentials(t, self._db.sealer),
+                )
                 for t in trunks
             ),
             needs_history=any(st.value in _HISTORY_STRATEGIES for st, _m in grouped.values())

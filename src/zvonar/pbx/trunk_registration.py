@@ -37,6 +37,7 @@ from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
 from zvonar.directory.events import TrunkChanged
 from zvonar.directory.models import Trunk, TrunkAuth
+from zvonar.directory.secrets import open_password
 from zvonar.pbx.dns import HostResolver, is_ip, named_flow
 from zvonar.sip.auth import ClientCredentials
 from zvonar.sip.errors import SipError
@@ -53,10 +54,13 @@ from zvonar.sip.ua import Flow, RegistrationUpdate, UaEvent
 from zvonar.sip.uri import SipUri
 from zvonar.store.base import utcnow
 from zvonar.store.db import Database
+from zvonar.store.sealed import Sealer, UnsealError
 
 __all__ = ["RegState", "TrunkRegistrationStatus", "TrunkRegistrations"]
 
 log = logging.getLogger(__name__)
+
+UNREADABLE = "the stored password does not open with this secret_key: enter it again"
 
 
 class RegState(enum.StrEnum):
@@ -98,14 +102,15 @@ class _Settings:
     password: str = field(repr=False)
 
 
-def _settings(trunk: Trunk) -> _Settings | None:
+def _settings(trunk: Trunk, sealer: Sealer | None) -> _Settings | None:
+    """What to register with; None: nothing to register. ``UnsealError``: the stored password
+    does not open with this installation's key."""
     wanted = trunk.active and trunk.auth_mode is TrunkAuth.registration
     if not wanted or not trunk.username or not trunk.password:
         return None
+    password = open_password(sealer, trunk) or ""
     domain = (trunk.registrar or trunk.host).strip("[]").rstrip(".").lower()
-    return _Settings(
-        domain, trunk.port, trunk.transport.value.upper(), trunk.username, trunk.password
-    )
+    return _Settings(domain, trunk.port, trunk.transport.value.upper(), trunk.username, password)
 
 
 @dataclass
@@ -142,6 +147,8 @@ class TrunkRegistrations:
         self.clock = clock
         self.rng = rng or random.Random()
         self._slots: dict[uuid.UUID, _Slot] = {}
+        # Trunks whose password does not open (the secret key changed): shown, not registered.
+        self._unreadable: dict[uuid.UUID, TrunkRegistrationStatus] = {}
         self._by_reg: dict[int, _Slot] = {}
         self._lock = asyncio.Lock()
         self._closed = False
@@ -168,7 +175,25 @@ class TrunkRegistrations:
                 return
             async with self.db.read() as s:
                 trunks = list(await s.scalars(select(Trunk)))
-            wanted = {t.id: (t, cfg) for t in trunks if (cfg := _settings(t)) is not None}
+            wanted: dict[uuid.UUID, tuple[Trunk, _Settings]] = {}
+            self._unreadable = {}
+            for t in trunks:
+                try:
+                    cfg = _settings(t, self.db.sealer)
+                except UnsealError:
+                    log.error("trunk %s: its password does not open with this secret_key", t.name)
+                    self._unreadable[t.id] = TrunkRegistrationStatus(
+                        trunk_id=t.id,
+                        account_id=t.account_id,
+                        trunk_name=t.name,
+                        registrar=f"{t.registrar or t.host}:{t.port}",
+                        state=RegState.failed,
+                        last_reason=UNREADABLE,
+                        updated_at=self.clock(),
+                    )
+                    continue
+                if cfg is not None:
+                    wanted[t.id] = (t, cfg)
             for trunk_id, slot in list(self._slots.items()):
                 entry = wanted.get(trunk_id)
                 if entry is None or entry[1] != slot.settings:
@@ -194,16 +219,13 @@ class TrunkRegistrations:
 
     def status(self, account_id: uuid.UUID | None = None) -> list[TrunkRegistrationStatus]:
         """Every registering trunk (of ``account_id`` if given), by name."""
-        out = [
-            s.status
-            for s in self._slots.values()
-            if account_id is None or s.status.account_id == account_id
-        ]
+        every = [s.status for s in self._slots.values()] + list(self._unreadable.values())
+        out = [st for st in every if account_id is None or st.account_id == account_id]
         return sorted(out, key=lambda st: (str(st.account_id), st.trunk_name))
 
     def get(self, trunk_id: uuid.UUID) -> TrunkRegistrationStatus | None:
         slot = self._slots.get(trunk_id)
-        return slot.status if slot is not None else None
+        return slot.status if slot is not None else self._unreadable.get(trunk_id)
 
     # -- internals -----------------------------------------------------------------------------
 

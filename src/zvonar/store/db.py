@@ -22,6 +22,7 @@ from sqlalchemy.pool import StaticPool
 
 from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
+from zvonar.store.sealed import Sealer
 
 T = TypeVar("T")
 
@@ -49,20 +50,44 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 
 class UnitOfWork:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(
+        self, session: AsyncSession, sealer: Callable[[], Sealer | None] | None = None
+    ) -> None:
         self.session = session
         self._events: list[Event] = []
+        self._sealer = sealer
+
+    @property
+    def sealer(self) -> Sealer | None:
+        """What seals secrets kept at rest (store/sealed.py); None: an installation without a
+        secret key (bare test databases), which keeps them as given."""
+        return self._sealer() if self._sealer is not None else None
 
     def emit(self, event: Event) -> None:
         self._events.append(event)
 
 
 class Database:
-    def __init__(self, url: str, bus: EventBus, *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        bus: EventBus,
+        *,
+        echo: bool = False,
+        secret: Callable[[], str] | None = None,
+    ) -> None:
         self.url = url
         self.engine = make_engine(url, echo=echo)
         self.bus = bus
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._secret = secret  # asked once, when a secret is first sealed or opened
+        self._sealer: Sealer | None = None
+
+    @property
+    def sealer(self) -> Sealer | None:
+        if self._sealer is None and self._secret is not None:
+            self._sealer = Sealer(self._secret())
+        return self._sealer
 
     @property
     def sync_engine(self) -> Engine:
@@ -72,7 +97,7 @@ class Database:
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
         """One transaction; events emitted inside are published only after commit."""
         async with self._sessions() as session:
-            uow = UnitOfWork(session)
+            uow = UnitOfWork(session, lambda: self.sealer)
             async with session.begin():
                 yield uow
         for ev in uow._events:
