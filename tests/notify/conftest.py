@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from tests.sip.peers.harness import free_port as peer_port
 
 
 class Inbox:
@@ -29,10 +30,7 @@ class Inbox:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return peer_port()
 
 
 class SmtpServer:

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.sip.peers.harness import free_port as peer_port
 from tests.support.server import free_port
 from zvonar.cli import app
 
@@ -154,9 +155,7 @@ def test_demo_is_idempotent_and_prints_a_working_login(cli_env: dict[str, str]) 
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return peer_port()
 
 
 def _sip_options(port: int) -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import zvonar.pbx.models  # noqa: F401  (sip_bindings on Base.metadata before create_all)
+from tests.sip.peers.harness import free_port
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
 from zvonar.app import create_container
@@ -39,9 +39,7 @@ class Office:
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 @pytest.fixture

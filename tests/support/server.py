@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
+from tests.sip.peers.harness import free_port as peer_port
 from zvonar.accounts.models import Role
 from zvonar.app import create_app, create_container
 from zvonar.pbx.config import PbxConfig
@@ -20,9 +20,8 @@ from zvonar.store.base import Base
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A free port below the ephemeral range (tests/sip/peers/harness.py says why)."""
+    return peer_port(host)
 
 
 async def seed(settings: Settings, slug: str, password: str) -> tuple[str, str]:

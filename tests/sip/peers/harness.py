@@ -22,19 +22,32 @@ SCENARIOS = Path(__file__).parent / "scenarios"
 ROOT = Path(__file__).resolve().parents[3]  # the repository (cwd of `python -m tests...`)
 
 
+# Ports handed out for peers and listeners: below the kernel's ephemeral range (32768+), so a
+# socket bound to port 0 between our check and the peer's bind — the PBX's own RTP legs in the
+# tests, any client socket — cannot take it (seen: SIPp "Unable to bind main socket"), and
+# below the demo RTP range (20000-20999). Each process starts at its own offset and walks up,
+# so a port comes back only after the whole range went round.
+_PORT_FIRST, _PORT_LAST = 10000, 19999
+_port_next = _PORT_FIRST + (os.getpid() * 7) % (_PORT_LAST - _PORT_FIRST)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free for both UDP and TCP on `host` right now (SIP uses both, §18)."""
+    global _port_next
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(50):
-        with socket.socket(family, socket.SOCK_DGRAM) as udp:
-            udp.bind((host, 0))
-            port = udp.getsockname()[1]
-            with socket.socket(family, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((host, port))
-                except OSError:
-                    continue
-            return int(port)
+    for _ in range(_PORT_LAST - _PORT_FIRST + 1):
+        port = _port_next
+        _port_next = port + 1 if port < _PORT_LAST else _PORT_FIRST
+        try:
+            with (
+                socket.socket(family, socket.SOCK_DGRAM) as udp,
+                socket.socket(family, socket.SOCK_STREAM) as tcp,
+            ):
+                udp.bind((host, port))
+                tcp.bind((host, port))
+        except OSError:
+            continue
+        return port
     raise RuntimeError("no free port found")
 
 
