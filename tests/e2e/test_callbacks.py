@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from tests.e2e import sippkit
 from tests.e2e.appkit import sqlite_container
+from tests.e2e.test_trunk_challenge import CARRIER_PASSWORD, CARRIER_USER, carrier_xml
 from tests.pbx.conftest import NUMBER, PASSWORD, Seeded, seed_account
 from tests.sip.peers.harness import (
     SIPP,
@@ -42,7 +43,7 @@ from zvonar.callbacks.worker import CallbackWorker
 from zvonar.calls.events import Direction, Disposition
 from zvonar.container import Container
 from zvonar.directory.models import TrunkAuth
-from zvonar.directory.schemas import TrunkIn
+from zvonar.directory.schemas import TrunkIn, TrunkPatch
 from zvonar.journal.models import CallLeg, CallRecord
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import PbxRuntime, start_pbx
@@ -332,3 +333,40 @@ async def test_customer_never_answers_retried_then_failed(rig: Rig) -> None:
         row, legs = await _journal(rig.app, str(call_id))
         assert row.direction is Direction.callback and row.disposition is Disposition.missed
         assert row.answered_at is None and len(legs) == 2
+
+
+async def test_the_customers_carrier_challenges_and_gets_the_trunks_credentials(
+    rig: Rig,
+) -> None:
+    # The PBX places the customer side itself (originate.py): a 401 from the carrier is
+    # answered with the trunk's account, checked by SIPp's verifyauth.
+    p = rig.seeded.principal
+    [trunk] = (await rig.app.directory.list_trunks(p)).items
+    await rig.app.directory.update_trunk(
+        p, trunk.id, TrunkPatch(username=CARRIER_USER, password=CARRIER_PASSWORD)
+    )
+    await rig.register_agent()
+    (rig.tmp / "agent.xml").write_text(AGENT_HANGS_UP.replace("PLAY_HERE", ""))
+    (rig.tmp / "customer.xml").write_text(carrier_xml(401, accept=True))
+    agent_cmd = rig.cmd("agent", rig.agent_port)
+    customer_cmd = rig.cmd("customer", rig.trunk_port)
+    agent = await start_sipp(agent_cmd, workdir=rig.tmp)
+    customer = await start_sipp(customer_cmd, workdir=rig.tmp)
+    worker = rig.worker()
+    try:
+        await wait_bound(rig.agent_port)
+        await wait_bound(rig.trunk_port)
+        made = await rig.request({"phone": CUSTOMER, "employee_id": str(rig.seeded.employee_id)})
+        await worker.start()
+        done = await rig.status(made["id"], "completed", 20)
+        agent_run = await finish_sipp(agent, agent_cmd, workdir=rig.tmp, name="agent")
+        customer_run = await finish_sipp(customer, customer_cmd, workdir=rig.tmp, name="customer")
+        assert agent_run.stats.successful == 1, agent_run.describe()
+        assert customer_run.stats.successful == 1, customer_run.describe()
+        assert customer_run.stats.failed == 0, customer_run.describe()
+    finally:
+        await worker.stop()
+        for proc in (agent, customer):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+    assert done["attempts"] == 1 and done["last_outcome"] == "connected"
