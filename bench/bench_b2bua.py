@@ -275,6 +275,21 @@ async def journal_rows(container: object) -> int:
         return int(await s.scalar(select(func.count()).select_from(CallRecord)) or 0)
 
 
+async def settle(c: object, rt: object, within: float) -> float:
+    """Wait until the last step's SIP transactions have run out their timers (up to 32 s
+    after an overloaded step) and the journal caught up: the post-dial delay is then measured
+    in a steady state, not during the recovery from the overload."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    ua = rt.ua  # type: ignore[attr-defined]
+    while loop.time() - start < within:
+        if not any(layer.transactions() for layer in ua._layers.values()):
+            break
+        await asyncio.sleep(0.25)
+    await c.journal.flush()  # type: ignore[attr-defined]
+    return loop.time() - start
+
+
 async def run_backend(name: str, url: str, args: argparse.Namespace, tmp: Path) -> None:
     import zvonar.models  # (every slice's tables on Base.metadata)
     import zvonar.pbx.models  # noqa: F401
@@ -348,6 +363,9 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, tmp: Path) 
             print(f"{name}: no clean rate")
             return
         half = max(1, int(best.achieved / 2))
+        if args.settle:
+            waited = await settle(c, rt, within=45.0)
+            print(f"{name}: settled for {waited:.1f} s (transactions of the last step over)")
         pdd.samples.clear()
         pdd.t_in.clear()
         pdd.on = True
@@ -427,6 +445,9 @@ def main() -> int:
                          "settle: freeze once, (3000, 20, 100); default: CPython's")  # fmt: skip
     ap.add_argument("--census", action="store_true", help="count GC-tracked objects by type")
     ap.add_argument("--gc-threshold", default=None, help="gc.set_threshold(a,b,c): 50000,20,100")
+    ap.add_argument("--settle", action=argparse.BooleanOptionalAction, default=True,
+                    help="before the post-dial delay run, wait for the last step's "
+                         "transactions to end (--no-settle: measure right after it)")  # fmt: skip
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                     help="uvloop: what `zvonar serve` runs on when installed")  # fmt: skip
     args = ap.parse_args()
