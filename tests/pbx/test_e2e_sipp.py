@@ -185,3 +185,59 @@ async def test_an_overloaded_pbx_answers_503_with_retry_after_and_starts_no_call
         await rt.stop()
     listing = await app.journal.list_calls(alpha.principal, CallFilter())
     assert listing.total == 0  # shed before any call existed
+
+
+async def test_a_carrier_calling_our_registered_contact_reaches_the_number_in_to(
+    app: Container, tmp_path: Path
+) -> None:
+    # Registered at a carrier as "acct-4411", its calls come to sip:acct-4411@<us>; the number
+    # is in To. The scheme of that number rings 101; the journal says which number was dialed.
+    alpha = await seed_account(app, "alpha", ring_seconds=10)
+    pbx_port = free_port()
+    rt = await start_pbx(
+        app, PbxConfig(sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",))
+    )
+    remote = f"127.0.0.1:{pbx_port}"
+    try:
+        phone_port = free_port()
+        (tmp_path / "register.xml").write_text(
+            register_scenario("101", "alpha.zvonar", expires=300)
+        )
+        reg = await run_sipp(
+            sipp_command(
+                remote, workdir=tmp_path, local_port=phone_port, calls=1, timeout=15,
+                scenario_file=tmp_path / "register.xml", name="register",
+                extra=("-au", "101", "-ap", PASSWORD, "-auth_uri", "alpha.zvonar"),
+            ),
+            workdir=tmp_path, name="register",
+        )  # fmt: skip
+        assert reg.stats.successful == 1, reg.describe()
+        (tmp_path / "answer.xml").write_text(sippkit.uas_answer())
+        carrier = sippkit.uac("acct-4411", talk_ms=500).replace(
+            "To: <sip:acct-4411@[remote_ip]:[remote_port]>",
+            f"To: <sip:{NUMBER}@sip.carrier.example;user=phone>",
+        )
+        assert f"To: <sip:{NUMBER}@" in carrier
+        (tmp_path / "caller.xml").write_text(carrier)
+        uas_cmd = sipp_command(
+            "", workdir=tmp_path, local_port=phone_port, calls=1, timeout=15,
+            scenario_file=tmp_path / "answer.xml", name="answer",
+        )  # fmt: skip
+        uas = await start_sipp(uas_cmd, workdir=tmp_path)
+        await wait_bound(phone_port)
+        caller = await run_sipp(
+            sipp_command(
+                remote, workdir=tmp_path, local_port=free_port(), calls=1, timeout=15,
+                scenario_file=tmp_path / "caller.xml", name="caller",
+            ),
+            workdir=tmp_path, name="caller",
+        )  # fmt: skip
+        answered = await finish_sipp(uas, uas_cmd, workdir=tmp_path, name="answer", wait=20)
+        assert caller.returncode == 0 and caller.stats.successful == 1, caller.describe()
+        assert answered.stats.successful == 1, answered.describe()
+        await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
+    finally:
+        await rt.stop()
+    (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
+    assert call.disposition is Disposition.answered and call.answered_by == alpha.employee_id
+    assert call.dialed == NUMBER and call.dialed_label == "Sales"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from tests.support.routes import unroll
@@ -68,6 +69,32 @@ async def test_unregistered_employee_gives_an_empty_plan(container: Container) -
     await seed_account(container)
     plan = await (await _resolver(container, []))(call("+74951234567"))
     assert isinstance(plan, Plan) and (await unroll(plan)).waves == ()
+
+
+async def test_a_carrier_sending_to_our_registered_contact_names_the_number_in_to(
+    container: Container,
+) -> None:
+    # Registered at a carrier as "acct-4411", we get its calls to sip:acct-4411@<us>.
+    alpha = await seed_account(container, ring_seconds=10)
+    resolver = await _resolver(container, [PHONE])
+    for to in (
+        "sip:+74951234567@sip.carrier.example",
+        "sip:74951234567@carrier",
+        "tel:+74951234567",
+    ):
+        inbound = replace(call("acct-4411"), to_uri=to)
+        plan = await resolver(inbound)
+        assert isinstance(plan, Plan), to
+        assert plan.account_id == alpha.account_id and plan.dialed == "+74951234567"
+        ((target,),) = [w.targets for w in (await unroll(plan)).waves]
+        assert target.target.target_id == alpha.employee_id
+    # A Request-URI that names the number wins; the journal keeps what it said.
+    direct = replace(call("74951234567"), to_uri="sip:+74957654321@elsewhere")
+    plan = await resolver(direct)
+    assert isinstance(plan, Plan) and plan.dialed is None
+    for to in ("sip:acct-4411@sip.carrier.example", "sip:+74957654321@x", "garbage", ""):
+        outcome = await resolver(replace(call("acct-4411"), to_uri=to))
+        assert outcome == Reject(404, "Not Found"), to
 
 
 async def test_unknown_number_is_404_without_account(container: Container) -> None:

@@ -223,7 +223,7 @@ class Call:
             CallStarted,
             direction=plan.direction if plan else Direction.inbound,
             caller=facts.caller[:64],
-            dialed=(facts.dialed or "unknown")[:64],
+            dialed=((plan.dialed if plan and plan.dialed else facts.dialed) or "unknown")[:64],
             started_at=facts.started_at,
             number_label=plan.number_label if plan else None,
             tracking=dict(plan.tracking) if plan else {},

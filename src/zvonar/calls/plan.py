@@ -168,6 +168,9 @@ class Plan:
     direction: Direction = Direction.inbound
     record: bool = False
     number_label: str | None = None
+    # The number the call was routed on, when the Request-URI did not name it (a carrier
+    # sends to the Contact we registered, the number in To): the journal's "dialed".
+    dialed: str | None = None
     tracking: dict[str, str] = field(default_factory=dict)
     scheme_path: tuple[str, ...] = ()  # the routing steps taken, for the journal
     # A live route (the scheme walked step by step as outcomes arrive): when set, the call

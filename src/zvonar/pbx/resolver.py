@@ -56,7 +56,7 @@ from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.dns import named_flow
 from zvonar.pbx.features import feature_call
 from zvonar.pbx.route import QueueSessions, RouteSetup, SchemeRoute
-from zvonar.pbx.snapshot import Person, RoutingSnapshot, TrunkInfo
+from zvonar.pbx.snapshot import NumberInfo, Person, RoutingSnapshot, TrunkInfo
 from zvonar.routing.engine import (
     CallContext,
     Dial,
@@ -68,9 +68,10 @@ from zvonar.routing.engine import (
 from zvonar.routing.models import SchemeRow
 from zvonar.routing.scheme import TargetKind as RouteKind
 from zvonar.routing.strategies import MemberState, Presence
+from zvonar.sip.errors import SipError
 from zvonar.sip.location import Binding
 from zvonar.sip.ua import Flow, UserAgent
-from zvonar.sip.uri import SipUri, parse_uri
+from zvonar.sip.uri import SipUri, TelUri, parse_uri
 from zvonar.store.db import Database
 
 __all__ = ["PbxResolver"]
@@ -86,6 +87,17 @@ ExtensionCalls = Callable[
     [InboundCall, Callable[[InboundCall, uuid.UUID, str], Awaitable[Plan | Reject]]],
     Awaitable[Plan | Reject],
 ]  # pbx/outbound_resolver.OutboundCalls: (call, the internal path) → plan
+
+
+def _uri_user(text: str) -> str:
+    """The user part of a SIP URI, or a tel: URI's number, in text ("" for none)."""
+    try:
+        uri = parse_uri(text)
+    except SipError:
+        return ""
+    if isinstance(uri, TelUri):
+        return uri.number
+    return (uri.user or "") if isinstance(uri, SipUri) else ""
 
 
 def _uri_flow(uri: SipUri) -> Flow | None:
@@ -216,11 +228,27 @@ class PbxResolver:
                 continue
         return tuple(dict.fromkeys(out))
 
+    async def _number_for(self, call: InboundCall) -> tuple[NumberInfo | None, bool]:
+        """The account's number the call is for, and whether To named it. A carrier we
+        register with sends its calls to the Contact we registered — our account's username
+        there, not a number, in the Request-URI — and puts the number in To, the request's
+        logical recipient (RFC 3261 §8.1.1.2). Anyone may call our numbers, so reading To
+        when the Request-URI names none opens nothing new."""
+        if call.dialed:
+            candidates = self._candidates(call.dialed)
+            number = await self.snapshot.number(candidates) if candidates else None
+            if number is not None:
+                return number, False
+        to_user = _uri_user(call.to_uri)
+        if to_user and to_user != call.dialed:
+            candidates = self._candidates(to_user)
+            number = await self.snapshot.number(candidates) if candidates else None
+            if number is not None:
+                return number, True
+        return None, False
+
     async def _inbound(self, call: InboundCall) -> Plan | Reject:
-        candidates = self._candidates(call.dialed) if call.dialed else ()
-        if not candidates:
-            return Reject(404, "Not Found")
-        number = await self.snapshot.number(candidates)
+        number, by_to = await self._number_for(call)
         if number is None:
             return Reject(404, "Not Found")
         snap = await self.snapshot.account(number.account_id)
@@ -298,6 +326,7 @@ class PbxResolver:
             direction=Direction.inbound,
             record=account.recording_enabled,
             number_label=number.label,
+            dialed=number.e164 if by_to else None,
             route=SchemeRoute(run, setup, now),
         )
 
