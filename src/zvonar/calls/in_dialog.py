@@ -13,6 +13,7 @@ ringing; the 2xx's ACK carries the same credentials (the dialog layer copies the
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Protocol
 
 from zvonar.calls.legs import AuthFlow, LegState
@@ -23,6 +24,7 @@ from zvonar.media.errors import MediaError
 from zvonar.media.offer_answer import OfferAnswer
 from zvonar.sip.auth_client import client_auth_flow
 from zvonar.sip.dialog import Dialog
+from zvonar.sip.errors import SipError
 from zvonar.sip.message import SipRequest, SipResponse
 from zvonar.sip.transaction import TransactionKey
 from zvonar.sip.ua import Flow, IncomingRequest
@@ -41,6 +43,7 @@ __all__ = [
     "reply",
 ]
 
+log = logging.getLogger(__name__)
 
 _NO_REQUEST = SipRequest("OPTIONS", parse_uri("sip:invalid"), ())  # no inbound INVITE behind
 
@@ -147,13 +150,17 @@ def answer_challenge(
         return False
     if leg.state is not LegState.INVITING:
         return False
-    flow = leg.auth_flow
-    if flow is None:
-        flow = leg.auth_flow = client_auth_flow(leg.request, creds)
-        next(flow)  # the request as first sent
     try:
+        flow = leg.auth_flow
+        if flow is None:
+            flow = leg.auth_flow = client_auth_flow(leg.request, creds)
+            next(flow)  # the request as first sent
         retry = flow.send(response)
     except StopIteration:
+        leg.auth_flow = None
+        return False
+    except (SipError, ValueError) as exc:  # a challenge we cannot read ends only this leg
+        log.info("unreadable challenge from %s: %s", leg.target.uri, exc)
         leg.auth_flow = None
         return False
     leg.request = retry
