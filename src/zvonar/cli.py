@@ -28,11 +28,13 @@ user_app = typer.Typer(help="Users of an account.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for integrations.", no_args_is_help=True)
 config_app = typer.Typer(help="Account configuration as code (YAML).", no_args_is_help=True)
 account_app = typer.Typer(help="Accounts (tenants).", no_args_is_help=True)
+secrets_app = typer.Typer(help="Secrets sealed at rest (trunk passwords).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(account_app, name="account")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(config_app, name="config")
+app.add_typer(secrets_app, name="secrets")
 
 AccountOpt = Annotated[str, typer.Option("--account", "-a", help="Account slug.")]
 
@@ -95,6 +97,38 @@ def db_downgrade(revision: str = typer.Argument(..., help="Target revision, or '
 
     downgrade(_settings().effective_database_url, revision)
     typer.echo(f"database at {revision}")
+
+
+# --- secrets ------------------------------------------------------------------------------------
+@secrets_app.command("reseal")
+def secrets_reseal(
+    old_key_file: Annotated[
+        Path,
+        typer.Option(
+            help="A file holding the previous secret_key (e.g. the old data_dir/secret_key).",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+) -> None:
+    """After secret_key changed: seal the trunks' passwords again with the current key.
+
+    Restart `zvonar serve` afterwards: it reads the trunks at start."""
+    from zvonar.directory.secrets import reseal_passwords
+    from zvonar.store.sealed import Sealer
+
+    old_key = old_key_file.read_text().strip()
+    if not old_key:
+        typer.secho("error: the old key file is empty", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    resealed, unreadable = _run(lambda c: reseal_passwords(c.db, Sealer(old_key)))
+    typer.echo(f"{resealed} trunk password(s) sealed again with the current key")
+    if unreadable:
+        typer.secho(
+            f"{unreadable} open with neither key: enter them again", fg=typer.colors.RED, err=True
+        )
+        raise typer.Exit(code=1)
 
 
 # --- accounts, users, tokens ----------------------------------------------------------------

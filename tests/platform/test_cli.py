@@ -59,6 +59,8 @@ def invoke(*args: str) -> str:
         ["user", "create"],
         ["token", "create"],
         ["db", "upgrade"],
+        ["secrets"],
+        ["secrets", "reseal"],
     ],
 )
 def test_help_everywhere(cmd: list[str]) -> None:
@@ -124,6 +126,41 @@ def test_accounts_tokens_and_config_round_trip(cli_env: dict[str, str], tmp_path
     # The export applies cleanly onto itself: apply(export()) == no changes.
     path.write_text(yaml.safe_dump(exported, allow_unicode=True), encoding="utf-8")
     assert "no changes" in runner.invoke(app, ["config", "apply", str(path), "-a", "acme"]).output
+
+
+def test_a_changed_secret_key_and_reseal(
+    cli_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A trunk password sealed with one secret_key; the key changes; `config apply` of the same
+    # password would have to re-enter it — `secrets reseal` with the old key file instead.
+    invoke("db", "upgrade")
+    invoke("account", "create", "acme", "--name", "Acme")
+    doc = {
+        "version": 1,
+        "directory": {
+            "trunks": {
+                "carrier": {"host": "sip.carrier.example", "username": "acc", "password": "pw-1"}
+            }
+        },
+    }
+    path = tmp_path / "trunk.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    invoke("config", "apply", str(path), "-a", "acme")
+    assert "no changes" in invoke("config", "apply", str(path), "-a", "acme")
+
+    old_key = tmp_path / "old_secret_key"
+    old_key.write_text(cli_env["ZVONAR_SECRET_KEY"] + "\n")
+    monkeypatch.setenv("ZVONAR_SECRET_KEY", "the rotated secret key")
+    first = invoke("secrets", "reseal", "--old-key-file", str(old_key))
+    assert "1 trunk password(s) sealed again" in first
+    assert "no changes" in invoke("config", "apply", str(path), "-a", "acme")  # opens again
+    assert "0 trunk password(s)" in invoke("secrets", "reseal", "--old-key-file", str(old_key))
+
+    wrong = tmp_path / "wrong_key"
+    wrong.write_text("not the old key")
+    monkeypatch.setenv("ZVONAR_SECRET_KEY", "yet another key")
+    result = runner.invoke(app, ["secrets", "reseal", "--old-key-file", str(wrong)])
+    assert result.exit_code == 1 and "open with neither key" in result.output
 
 
 def test_config_apply_rejects_bad_documents(cli_env: dict[str, str], tmp_path: Path) -> None:

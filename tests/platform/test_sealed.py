@@ -5,14 +5,22 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
+from zvonar.app import create_container
 from zvonar.container import Container
 from zvonar.directory.models import Transport, Trunk, TrunkAuth
 from zvonar.directory.schemas import TrunkIn, TrunkPatch
-from zvonar.directory.secrets import PURPOSE, open_password, seal_stored_passwords
+from zvonar.directory.secrets import (
+    PURPOSE,
+    open_password,
+    reseal_passwords,
+    seal_stored_passwords,
+)
+from zvonar.settings import Settings
 from zvonar.store.sealed import PREFIX, Sealer, UnsealError, is_sealed
 
 
@@ -92,3 +100,39 @@ async def test_passwords_an_older_version_kept_in_clear_are_sealed_at_start(
     assert stored is not None and is_sealed(stored)
     [again] = (await container.directory.list_trunks(p)).items
     assert open_password(container.db.sealer, again) == "kept-in-clear"
+
+
+async def test_after_the_secret_key_changed_reseal_opens_with_the_old_one(
+    container: Container, settings: Settings
+) -> None:
+    p = await _account(container)
+    made = await container.directory.create_trunk(
+        p, TrunkIn(name="carrier", host="sip.carrier.example", username="acc", password="s3cret")
+    )
+    stranger = Sealer("a key nobody has any more").seal("lost", PURPOSE)
+    async with container.db.unit_of_work() as uow:
+        uow.session.add(
+            Trunk(
+                account_id=p.account_id, name="orphan", host="192.0.2.8",
+                transport=Transport.udp, auth_mode=TrunkAuth.registration, username="x",
+                password=stranger, allowed_sources=[],
+            )
+        )  # fmt: skip
+    rotated = create_container(
+        Settings(
+            data_dir=settings.data_dir,
+            database_url=settings.database_url,
+            secret_key=SecretStr("the new secret key"),
+        )
+    )
+    try:
+        [trunk] = [t for t in (await rotated.directory.list_trunks(p)).items if t.id == made.id]
+        with pytest.raises(UnsealError):
+            open_password(rotated.db.sealer, trunk)
+        old = Sealer(settings.effective_secret_key)
+        assert await reseal_passwords(rotated.db, old) == (1, 1)  # the orphan opens with neither
+        [trunk] = [t for t in (await rotated.directory.list_trunks(p)).items if t.id == made.id]
+        assert open_password(rotated.db.sealer, trunk) == "s3cret"
+        assert await reseal_passwords(rotated.db, old) == (0, 1)  # nothing left to do
+    finally:
+        await rotated.db.dispose()

@@ -14,9 +14,15 @@ from sqlalchemy import select
 
 from zvonar.directory.models import Trunk
 from zvonar.store.db import Database
-from zvonar.store.sealed import Sealer, is_sealed
+from zvonar.store.sealed import Sealer, UnsealError, is_sealed
 
-__all__ = ["PURPOSE", "open_password", "seal_password", "seal_stored_passwords"]
+__all__ = [
+    "PURPOSE",
+    "open_password",
+    "reseal_passwords",
+    "seal_password",
+    "seal_stored_passwords",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +58,34 @@ async def seal_stored_passwords(db: Database) -> int:
     if clear:
         log.info("sealed %d trunk password(s) stored in clear by an earlier version", len(clear))
     return len(clear)
+
+
+async def reseal_passwords(db: Database, old: Sealer) -> tuple[int, int]:
+    """After ``secret_key`` changed: seal again with the current key every trunk password that
+    opens only with ``old`` (and any still in clear). Returns (resealed, unreadable); an
+    unreadable one opens with neither key and is left as it is (enter it again)."""
+    current = db.sealer
+    if current is None:
+        raise ValueError("this database has no secret key to seal with")
+    resealed = unreadable = 0
+    async with db.unit_of_work() as uow:
+        trunks = list(await uow.session.scalars(select(Trunk).where(Trunk.password.is_not(None))))
+        for t in trunks:
+            stored = t.password or ""
+            if is_sealed(stored):
+                try:
+                    current.open(stored, PURPOSE)
+                    continue  # sealed with the current key already
+                except UnsealError:
+                    pass
+                try:
+                    plain = old.open(stored, PURPOSE)
+                except UnsealError:
+                    unreadable += 1
+                    log.error("trunk %s: its password opens with neither key", t.name)
+                    continue
+            else:
+                plain = stored
+            t.password = current.seal(plain, PURPOSE)
+            resealed += 1
+    return resealed, unreadable
