@@ -18,10 +18,11 @@ Rules kept here:
 * supervisors may move a waiting caller to another queue (their wait keeps counting from when
   they first joined) or offer them to one agent directly (``direct_offer``: intercept).
 
-Speed: each (queue, level) keeps an index of its free agents (:mod:`zvonar.acd.pools`), and the
-dispatcher keeps the set of queues that have any free agent at all; a decision looks only at
-those queues' heads, a few index entries and the reserved agent's memberships — never every
-caller, every agent or every queue (an agent hanging up makes only their own queues ready).
+Speed: each (queue, level) keeps an index of its free agents, and the set of queues that have
+any free agent at all is kept beside them (:mod:`zvonar.acd.availability`); a decision looks
+only at those queues' heads, a few index entries and the reserved agent's memberships — never
+every caller, every agent or every queue (an agent hanging up makes only their own queues
+ready).
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ from zvonar.acd.agents import (
     offered,
     set_online,
 )
+from zvonar.acd.availability import SERVING, Availability
 from zvonar.acd.facts import QueueFact, QueueId
-from zvonar.acd.pools import Pool, pool_for
 from zvonar.acd.queue import (
     Caller,
     CallerState,
@@ -62,8 +63,6 @@ from zvonar.acd.queue import (
 )
 from zvonar.core.errors import NotFound
 
-#: Statuses in which an agent counts as serving a queue (for estimated wait).
-SERVING = frozenset({Status.online, Status.ringing, Status.on_call, Status.wrap_up})
 #: Statuses from which a supervisor may hand an agent a call directly (wrap-up is theirs to cut).
 DIRECTLY_OFFERABLE = frozenset({Status.online, Status.wrap_up})
 
@@ -117,17 +116,7 @@ class Dispatcher:
     def __init__(self, *, seed: int = 0) -> None:
         self.agents: dict[AgentId, Agent] = {}
         self.queues: dict[QueueId, Queue] = {}
-        self._rng = random.Random(seed)
-        self._positions: dict[QueueId, dict[AgentId, int]] = {}
-        self._pools: dict[QueueId, dict[int, Pool]] = {}
-        # Queues with at least one free agent in any tier (what ``decide`` looks at), the
-        # number of (agent, tier) entries in their pools, and a stable order for ties.
-        self._ready: dict[QueueId, Queue] = {}
-        self._free: dict[QueueId, int] = {}
-        self._rank: dict[QueueId, int] = {}
-        self._ranks = 0
-        self._memberships: dict[AgentId, list[tuple[Queue, Pool]]] = {}
-        self._serving: dict[AgentId, bool] = {}
+        self.free = Availability(self.agents, random.Random(seed))
         self._queue_of_call: dict[CallId, Queue] = {}
         self._offers: dict[CallId, _Pending] = {}
         self._talking: dict[AgentId, _Talking] = {}
@@ -145,21 +134,7 @@ class Dispatcher:
             raise QueueError(f"queue {config.id} exists")
         q = Queue(config)
         self.queues[q.id] = q
-        positions = {a: i for i, a in enumerate(config.tiers)}
-        self._positions[q.id] = positions
-        pools = {
-            lv: pool_for(config.strategy, positions, self.agents, self._rng) for lv in q.levels
-        }
-        self._pools[q.id] = pools
-        self._free[q.id] = 0
-        self._ranks += 1
-        self._rank[q.id] = self._ranks
-        for agent_id, level in config.tiers.items():
-            self._memberships.setdefault(agent_id, []).append((q, pools[level]))
-            if agent_id in self.agents:
-                if self._serving.get(agent_id):
-                    q.serving += 1
-                self._refresh(self.agents[agent_id])
+        self.free.add_queue(q)
         return q
 
     def remove_queue(self, queue_id: QueueId) -> None:
@@ -170,20 +145,13 @@ class Dispatcher:
         if len(q):
             raise QueueError(f"queue {queue_id} still has callers")
         del self.queues[queue_id]
-        del self._positions[queue_id]
-        del self._pools[queue_id]
-        del self._free[queue_id]
-        del self._rank[queue_id]
-        self._ready.pop(queue_id, None)
-        for memberships in self._memberships.values():
-            memberships[:] = [(mq, pool) for mq, pool in memberships if mq is not q]
+        self.free.remove_queue(q)
 
     def add_agent(self, agent: Agent) -> None:
         if agent.id in self.agents:
             raise QueueError(f"agent {agent.id} exists")
         self.agents[agent.id] = agent
-        self._serving[agent.id] = False
-        self._refresh(agent)
+        self.free.add_agent(agent)
         self._watch(agent)
 
     # --- reads ----------------------------------------------------------------------------------
@@ -205,7 +173,7 @@ class Dispatcher:
         return frozenset(p.ringing) if p else frozenset()
 
     def free_agents(self, queue_id: QueueId, level: int = 1) -> int:
-        return len(self._pools[queue_id][level])
+        return self.free.free_agents(queue_id, level)
 
     def position(self, call_id: CallId) -> int | None:
         return self.queue_of(call_id).position(call_id)
@@ -323,7 +291,7 @@ class Dispatcher:
             if talk is not None and connected_at is not None:
                 handle = now - connected_at + agent.config.wrapup_seconds
                 talk.queue.record_handle_time(handle)
-        self._refresh(agent)
+        self.free.refresh(agent)
         self._watch(agent)
 
     def handle_timer(self, now: float) -> None:
@@ -402,7 +370,7 @@ class Dispatcher:
             agent = Agent(agent_id, now, config, registered=True)
             self.add_agent(agent)
         idle = agent.status not in BUSY and agent.status is not Status.online
-        if idle and not self._memberships.get(agent_id):
+        if idle and not self.free.in_any_queue(agent_id):
             self.agent_input(agent_id, set_online(), now)
         if agent.status not in DIRECTLY_OFFERABLE:
             raise AgentUnavailable(
@@ -430,8 +398,8 @@ class Dispatcher:
         offer, whatever its head); their clocks are left to their own inputs and timers.
         """
         order: list[tuple[int, float, int, Queue]] = []
-        rank = self._rank
-        for q in self._ready.values():
+        ready, rank = self.free.ready, self.free.rank
+        for q in ready.values():
             q.tick(now)
             h = q.head()
             if h is not None:
@@ -440,7 +408,6 @@ class Dispatcher:
             return []
         heapq.heapify(order)
         offers: list[Offer] = []
-        ready = self._ready
         while order:
             _, _, i, q = order[0]
             # An offer just made may have taken the queue's last free agent (shared ones too).
@@ -459,7 +426,7 @@ class Dispatcher:
 
     def _match(self, q: Queue, caller: Caller, now: float) -> Offer | None:
         top = q.levels_open(caller, now)
-        pools = self._pools[q.id]
+        pools = self.free.pools[q.id]
         all_at_once = q.config.strategy is Strategy.all_at_once
         exclude: set[AgentId] = caller.tried
         for _ in range(2):
@@ -505,7 +472,7 @@ class Dispatcher:
         for agent_id in agents:
             agent = self.agents[agent_id]
             self._out.extend(agent.handle(inp, now))
-            self._refresh(agent)
+            self.free.refresh(agent)
             self._watch(agent)
         return offer
 
@@ -542,7 +509,7 @@ class Dispatcher:
         for agent_id in list(agent_ids):
             agent = self.agents[agent_id]
             self._out.extend(agent.handle(inp, now))
-            self._refresh(agent)
+            self.free.refresh(agent)
             self._watch(agent)
 
     def _queue_events(self, events: list[QueueEvent]) -> None:
@@ -550,33 +517,6 @@ class Dispatcher:
             if isinstance(e, Overflow):
                 self._queue_of_call.pop(e.call_id, None)
         self._out.extend(events)
-
-    def _refresh(self, agent: Agent) -> None:
-        """Put the agent in or out of each of their tiers' free-agent indexes."""
-        status = agent.status
-        memberships = self._memberships.get(agent.id, ())
-        serving = status in SERVING
-        if serving != self._serving[agent.id]:
-            self._serving[agent.id] = serving
-            for q, _ in memberships:
-                q.serving += 1 if serving else -1
-        agent_id = agent.id
-        for q, pool in memberships:
-            free = status is Status.online or (
-                status is Status.wrap_up and not q.config.respect_wrapup
-            )
-            if free == (agent_id in pool):
-                continue
-            qid = q.id
-            if free:
-                pool.add(agent_id)
-                self._free[qid] += 1
-                self._ready[qid] = q
-            else:
-                pool.discard(agent_id)
-                self._free[qid] -= 1
-                if not self._free[qid]:
-                    del self._ready[qid]
 
     def _watch(self, agent: Agent) -> None:
         d = agent.next_deadline()
