@@ -27,6 +27,7 @@ from tests.sip.peers.harness import SIPP, free_port, register_scenario, run_sipp
 from zvonar.accounts.models import Role
 from zvonar.app import create_app
 from zvonar.container import Container
+from zvonar.core.bus import InProcessBus
 from zvonar.directory.models import Transport, TrunkAuth
 from zvonar.directory.schemas import TrunkIn
 from zvonar.pbx.config import PbxConfig
@@ -222,7 +223,9 @@ async def test_metrics_need_the_operators_token_and_count_what_happened(env: Env
     assert got['zvonar_trunk_registrations{state="registered"}'] == 1
     assert got['zvonar_trunk_registrations{state="failed"}'] == 0
     assert got["zvonar_journal_dropped_events_total"] == 0
-    assert got["zvonar_bus_events_published_total"] >= 0
+    bus = env.container.bus
+    assert isinstance(bus, InProcessBus)  # the e2e container's RecordingBus
+    assert got["zvonar_bus_events_published_total"] == bus.published > 0
 
 
 def test_prometheus_text_escapes_labels_and_writes_help_once() -> None:
