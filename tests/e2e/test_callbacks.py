@@ -27,6 +27,7 @@ from tests.e2e.test_trunk_challenge import CARRIER_PASSWORD, CARRIER_USER, carri
 from tests.pbx.conftest import NUMBER, PASSWORD, Seeded, seed_account
 from tests.sip.peers.harness import (
     SIPP,
+    SippRun,
     finish_sipp,
     free_port,
     register_scenario,
@@ -178,6 +179,46 @@ class Rig:
                 raise AssertionError(f"request still {data['status']}: {data}")
             await asyncio.sleep(0.1)
 
+    async def call_employee(
+        self,
+        agent_xml: str,
+        customer_xml: str,
+        want: str,
+        within: float,
+        *,
+        calls: int = 1,
+        **worker: object,
+    ) -> tuple[dict[str, object], SippRun, SippRun]:
+        """A callback request for employee 101 (registered here) to CUSTOMER: SIPp plays 101's
+        phone and the customer behind the trunk; returns the request once ``want`` and both
+        SIPp runs."""
+        await self.register_agent()
+        (self.tmp / "agent.xml").write_text(agent_xml)
+        (self.tmp / "customer.xml").write_text(customer_xml)
+        agent_cmd = self.cmd("agent", self.agent_port, calls=calls)
+        customer_cmd = self.cmd("customer", self.trunk_port, calls=calls)
+        agent = await start_sipp(agent_cmd, workdir=self.tmp)
+        customer = await start_sipp(customer_cmd, workdir=self.tmp)
+        placing = self.worker(**worker)
+        try:
+            await wait_bound(self.agent_port)
+            await wait_bound(self.trunk_port)
+            made = await self.request(
+                {"phone": CUSTOMER, "employee_id": str(self.seeded.employee_id)}
+            )
+            await placing.start()
+            reached = await self.status(made["id"], want, within)
+            agent_run = await finish_sipp(agent, agent_cmd, workdir=self.tmp, name="agent")
+            customer_run = await finish_sipp(
+                customer, customer_cmd, workdir=self.tmp, name="customer"
+            )
+        finally:
+            await placing.stop()
+            for proc in (agent, customer):
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        return reached, agent_run, customer_run
+
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
@@ -302,29 +343,12 @@ async def test_callback_rings_the_agent_then_the_customer_and_bridges(rig: Rig) 
 
 
 async def test_customer_never_answers_retried_then_failed(rig: Rig) -> None:
-    await rig.register_agent()
-    (rig.tmp / "agent.xml").write_text(sippkit.uas_answer())
-    (rig.tmp / "customer.xml").write_text(sippkit.uas_ring_forever())
-    agent_cmd = rig.cmd("agent", rig.agent_port, calls=2)
-    customer_cmd = rig.cmd("customer", rig.trunk_port, calls=2)
-    agent = await start_sipp(agent_cmd, workdir=rig.tmp)
-    customer = await start_sipp(customer_cmd, workdir=rig.tmp)
-    worker = rig.worker(retry=Retry(max_attempts=2, interval=0.5), then_timeout=1.5)
-    try:
-        await wait_bound(rig.agent_port)
-        await wait_bound(rig.trunk_port)
-        made = await rig.request({"phone": CUSTOMER, "employee_id": str(rig.seeded.employee_id)})
-        await worker.start()
-        failed = await rig.status(made["id"], "failed", 30)
-        agent_run = await finish_sipp(agent, agent_cmd, workdir=rig.tmp, name="agent")
-        customer_run = await finish_sipp(customer, customer_cmd, workdir=rig.tmp, name="customer")
-        assert agent_run.stats.successful == 2, agent_run.describe()
-        assert customer_run.stats.successful == 2, customer_run.describe()
-    finally:
-        await worker.stop()
-        for proc in (agent, customer):
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+    failed, agent_run, customer_run = await rig.call_employee(
+        sippkit.uas_answer(), sippkit.uas_ring_forever(), "failed", 30, calls=2,
+        retry=Retry(max_attempts=2, interval=0.5), then_timeout=1.5,
+    )  # fmt: skip
+    assert agent_run.stats.successful == 2, agent_run.describe()
+    assert customer_run.stats.successful == 2, customer_run.describe()
     assert failed["attempts"] == 2 and failed["failed_side"] == "customer"
     assert failed["last_outcome"] == "then_no_answer"
     call_ids = failed["call_ids"]
@@ -345,28 +369,10 @@ async def test_the_customers_carrier_challenges_and_gets_the_trunks_credentials(
     await rig.app.directory.update_trunk(
         p, trunk.id, TrunkPatch(username=CARRIER_USER, password=CARRIER_PASSWORD)
     )
-    await rig.register_agent()
-    (rig.tmp / "agent.xml").write_text(AGENT_HANGS_UP.replace("PLAY_HERE", ""))
-    (rig.tmp / "customer.xml").write_text(carrier_xml(401, accept=True))
-    agent_cmd = rig.cmd("agent", rig.agent_port)
-    customer_cmd = rig.cmd("customer", rig.trunk_port)
-    agent = await start_sipp(agent_cmd, workdir=rig.tmp)
-    customer = await start_sipp(customer_cmd, workdir=rig.tmp)
-    worker = rig.worker()
-    try:
-        await wait_bound(rig.agent_port)
-        await wait_bound(rig.trunk_port)
-        made = await rig.request({"phone": CUSTOMER, "employee_id": str(rig.seeded.employee_id)})
-        await worker.start()
-        done = await rig.status(made["id"], "completed", 20)
-        agent_run = await finish_sipp(agent, agent_cmd, workdir=rig.tmp, name="agent")
-        customer_run = await finish_sipp(customer, customer_cmd, workdir=rig.tmp, name="customer")
-        assert agent_run.stats.successful == 1, agent_run.describe()
-        assert customer_run.stats.successful == 1, customer_run.describe()
-        assert customer_run.stats.failed == 0, customer_run.describe()
-    finally:
-        await worker.stop()
-        for proc in (agent, customer):
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+    done, agent_run, customer_run = await rig.call_employee(
+        AGENT_HANGS_UP.replace("PLAY_HERE", ""), carrier_xml(401, accept=True), "completed", 20
+    )
+    assert agent_run.stats.successful == 1, agent_run.describe()
+    assert customer_run.stats.successful == 1, customer_run.describe()
+    assert customer_run.stats.failed == 0, customer_run.describe()
     assert done["attempts"] == 1 and done["last_outcome"] == "connected"
