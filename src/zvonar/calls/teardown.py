@@ -23,6 +23,7 @@ from zvonar.calls.events import (
 )
 from zvonar.calls.events import LegEnded as LegEndedEvent
 from zvonar.calls.fork import disposition_for
+from zvonar.calls.in_dialog import hang_up
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import Reject
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
@@ -104,15 +105,8 @@ async def _play_prompt(call: Call, final: Reject) -> None:
 
 
 def hangup_fork(call: Call, fork: CalleeLeg) -> None:
-    ua, now = call.host.ua, call.host.now()
-    if fork.state is LegState.CONFIRMED and fork.dialog is not None:
-        ua.send_request(ua.create_request(fork.dialog, "BYE", fork.flow), fork.flow, now)
-        ua.forget_dialog(fork.dialog)
-    elif fork.state is LegState.INVITING and fork.invite_key is not None and not fork.cancel_sent:
-        fork.cancel_sent = True
-        ua.cancel(fork.invite_key, fork.flow, now)  # a crossing 2xx gets ACK + BYE
-    fork.state = LegState.ENDED
-    call.host.flush()
+    """BYE a confirmed fork, CANCEL a ringing one (in_dialog.hang_up, as for placed legs)."""
+    hang_up(call.host, fork)
 
 
 async def stop_fork(call: Call, fork: CalleeLeg, reason: LegEndReason) -> None:
