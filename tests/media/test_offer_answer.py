@@ -333,6 +333,23 @@ def test_offerer_flow_hold_resume_and_versions() -> None:
     assert oa.receive_answer(answer_for(resume)).direction is Direction.SENDRECV
 
 
+def test_an_early_answer_is_previewed_and_the_offer_stays_outstanding() -> None:
+    oa = OfferAnswer(LOCAL, session_id=7)
+    with pytest.raises(NegotiationError) as info:
+        oa.preview_answer(sdp(AUDIO))  # nothing offered yet
+    assert info.value.status_hint == 400
+    offer = oa.create_offer()
+    early = oa.preview_answer(answer_for(offer))  # a 183's copy of the answer (§13.2.1)
+    assert early.codec == "PCMU" and early.remote_port == 7000
+    assert state(oa) is OfferAnswerState.OFFER_SENT and oa.negotiated is None
+    with pytest.raises(NegotiationError):
+        oa.preview_answer(sdp("m=audio 7000 RTP/AVP 18\r\n"))  # nothing we offered
+    assert oa.receive_answer(answer_for(offer)) == early  # the 2xx's answer is taken
+    assert state(oa) is OfferAnswerState.STABLE
+    with pytest.raises(NegotiationError):
+        oa.preview_answer(answer_for(offer))  # no offer outstanding any more
+
+
 def test_glare_and_stray_answer() -> None:
     oa = OfferAnswer(LOCAL, session_id=1)
     with pytest.raises(NegotiationError) as info:

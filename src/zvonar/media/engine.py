@@ -287,6 +287,10 @@ class MediaEngine(Protocol):
     """What the call layer needs from a media engine. All methods are coroutines that
     raise :class:`MediaEngineError` subclasses; events go to every subscribed handler."""
 
+    #: Whether any two legs can be bridged; False where only the two legs allocated together
+    #: in one call can (rtpengine). Early media needs it: the caller's leg outlives forks.
+    bridges_any_legs: bool
+
     async def start(self) -> None:
         """Get ready (bind control sockets, start timers). Idempotent."""
 

@@ -481,6 +481,16 @@ class OfferAnswer:
         self._pending_offer = None
         return negotiated
 
+    def preview_answer(self, answer: SessionDescription) -> NegotiatedMedia:
+        """What ``answer`` to our pending offer negotiates, without taking it: the copy of
+        the answer a UAS may put in provisional responses before the 2xx that carries it
+        (RFC 3261 §13.2.1), heard as early media. The offer stays outstanding, so the 2xx's
+        answer is still taken by :meth:`receive_answer`."""
+        offer = self._pending_offer
+        if self.state is not OfferAnswerState.OFFER_SENT or offer is None:
+            raise NegotiationError("an answer without an outstanding offer", status_hint=400)
+        return process_answer(offer, answer, self.local)
+
     def receive_offer(
         self, offer: SessionDescription, local: LocalMedia | None = None
     ) -> tuple[SessionDescription, NegotiatedMedia]:

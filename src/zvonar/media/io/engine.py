@@ -72,6 +72,8 @@ class EmbeddedMediaEngine:
     ``"auto"`` (see :mod:`zvonar.media.io.sockets`).
     """
 
+    bridges_any_legs = True
+
     def __init__(
         self,
         *,

@@ -139,6 +139,8 @@ class RtpengineMediaEngine:
     ``--recording-dir`` (needed for recording). ``dtmf_listen``: the address its
     ``--dtmf-log-dest`` points at (None: no DTMF events)."""
 
+    bridges_any_legs = False  # only the two legs of a pair (module docstring)
+
     def __init__(
         self,
         host: str,
