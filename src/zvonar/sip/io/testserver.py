@@ -4,7 +4,8 @@ NOT the product's call logic — `zvonar.calls` (the B2BUA) replaces it. It does
 signalling for the real-peer tests (SIPp, baresip) and the benchmark:
 
 - INVITE to user "answer" is answered 200 with the caller's SDP echoed back (our address
-  in c=/o=); "busy" gets 486; "ring" gets 180 and waits for a CANCEL (→ 487);
+  in c=/o=); "busy" gets 486; "ring" gets 180 and waits for a CANCEL (→ 487); "early" the
+  same with a 183 carrying that echoed SDP (early media, RFC 3960);
 - a call to a registered user is relayed as a new INVITE (a new dialog) to its binding's
   flow — a signalling-only back-to-back user agent: the SDP passes through unchanged,
   provisional and final responses, CANCEL and BYE are bridged between the two dialogs;
@@ -22,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.message import SipRequest, SipResponse, make_response
@@ -87,6 +88,8 @@ class CallLeg:
     state: str = "early"  # early → confirmed → ended
     final_status: int | None = None
     answered: asyncio.Future[int] | None = None  # UAC legs from originate(): final status
+    progress: list[tuple[int, bytes]] = field(default_factory=list)  # UAC: 1xx (status, body)
+    remote_sdp: bytes = b""  # UAC: the body of the 2xx
     ended: asyncio.Future[str] | None = None  # … and why the call ended
 
 
@@ -162,11 +165,16 @@ class EchoPbx:
             self._answer(leg, 200, now, leg.local_sdp)
         elif user == "busy":
             self._reply(inc, 486, now, tag=leg.local_tag)
-        elif user == "ring":
+        elif user in ("ring", "early"):
             leg.kind = "ring"
             self._add(leg)
             self._by_server[inc.key] = leg
-            self._answer(leg, 180, now)
+            if user == "early" and req.body:
+                host = self.ua.local_for(inc.flow)[0]
+                leg.local_sdp = echo_sdp(req.body, host)
+                self._answer(leg, 183, now, leg.local_sdp)
+            else:
+                self._answer(leg, 180, now)
         else:
             bindings = self.ua.lookup(req.uri, now) if isinstance(req.uri, SipUri) else []
             if not bindings:
@@ -339,6 +347,8 @@ class EchoPbx:
                 self.ua.send_ack(leg.dialog, event.request, leg.flow)
             return
         if status < 200:
+            if status > 100:
+                leg.progress.append((status, resp.body))
             if status > 100 and leg.peer is not None and leg.peer.invite is not None:
                 self._answer(leg.peer, status, now, resp.body)  # relay 180/183
             return
@@ -350,6 +360,7 @@ class EchoPbx:
                 self._answer(peer, status, now)
             return
         leg.dialog = event.dialog
+        leg.remote_sdp = resp.body
         if leg.dialog is not None and leg.request is not None:
             self.ua.send_ack(leg.dialog, leg.request, leg.flow)
         leg.state = "confirmed"
