@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zvonar.calls import steps
+from zvonar.calls import early, steps
 from zvonar.calls.events import (
     CallAnswered,
     CallEvent,
@@ -53,7 +53,7 @@ from zvonar.calls.plan import (
 from zvonar.calls.sdp_bridge import check_offer, new_offer_answer, parse_body, remote_media
 from zvonar.calls.signalling import response_to
 from zvonar.calls.steps import StepTimeout
-from zvonar.calls.teardown import finish, give_up, hangup_all, hangup_fork, stop_fork
+from zvonar.calls.teardown import finish, give_up, hangup_all, hangup_fork, release, stop_fork
 from zvonar.calls.transfer import blind_transfer
 from zvonar.calls.waves import WaveTimeout, fork_over, next_wave, wave_timeout
 from zvonar.media.engine import (
@@ -135,6 +135,8 @@ class Call:
         self._started_event = False
         self.final_disposition = Disposition.failed
         self.caller_offer: SessionDescription | None = None  # the caller's SDP, parsed
+        self.early_media: str | None = None  # the caller's leg while it hears early media
+        self.early_from: str | None = None  # the fork it hears (None: our ringback)
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -289,7 +291,7 @@ class Call:
             return
         if resp.status < 200:
             if resp.status > 100 and fork.state is LegState.INVITING:
-                await self._ringing(fork)
+                await self._ringing(fork, resp.body)
         elif resp.status < 300:
             await self._answered(fork, event)
         elif fork.state is not LegState.ENDED:
@@ -297,8 +299,13 @@ class Call:
                 return  # sent again with the carrier's credentials: still ringing
             await fork_over(self, fork, end_reason_for_status(resp.status))
 
-    async def _ringing(self, fork: CalleeLeg) -> None:
-        if fork.wave != self.wave or not self.tracker.ringing(fork.leg_id):
+    async def _ringing(self, fork: CalleeLeg, body: bytes) -> None:
+        if fork.wave != self.wave:
+            return
+        first = self.tracker.ringing(fork.leg_id)
+        if body:
+            await early.progress(self, fork, body)  # a 183 with our SDP, if it plays something
+        if not first:
             return
         caller = self.caller
         if not caller.ringing_sent and caller.invite is not None:
@@ -322,8 +329,11 @@ class Call:
             hangup_fork(self, fork)
             return
         fork.state = LegState.CONFIRMED
+        body = event.response.body
+        if not body.strip() and fork.early is not None:
+            body = fork.early  # the 2xx should repeat its 183's answer (§13.2.1); some omit it
         try:
-            remote = remote_media(fork.oa.receive_answer(parse_body(event.response.body)))
+            remote = remote_media(fork.oa.receive_answer(parse_body(body)))
         except MediaError as exc:
             log.info("call %s: unusable answer from %s: %s", self.call_id, fork.leg_id, exc)
             hangup_fork(self, fork)
@@ -340,9 +350,12 @@ class Call:
     async def _connect(self, fork: CalleeLeg, remote: RemoteMedia) -> None:
         """Bridge the winner to the caller and answer the caller with our SDP."""
         engine, caller = self.host.engine, self.caller
+        if await early.confirm(self):  # the 200 repeats the 183's SDP, on the same leg
+            await release(self, fork.caller_media_id)  # this fork's own caller side: unused
         if caller.state is LegState.CONFIRMED and caller.media_id is not None:
             # The caller is answered already: a transfer target (the caller talked to someone
-            # before), or an agent after a menu or a queue (we answered to play prompts).
+            # before), an agent after a menu or a queue (we answered to play prompts), or
+            # whoever answers a caller that heard early media.
             with contextlib.suppress(MediaError):
                 await engine.stop_playback(caller.media_id)
             await engine.configure(fork.media_id, remote)

@@ -4,7 +4,9 @@ A leg only holds state; the call actor (call.py) drives it. The caller leg is th
 of the inbound INVITE; each fork is a UAC leg towards one target. Media legs are allocated
 per fork as a *pair* (the caller-side endpoint of that fork and the target's endpoint, in
 one engine call), because rtpengine bridges only legs it allocated together; the winning
-fork's caller-side endpoint becomes the caller's media leg, the others are released.
+fork's caller-side endpoint becomes the caller's media leg, the others are released. Early
+media (early.py) makes the caller's leg earlier: the first fork with SDP in an 18x hands its
+caller-side endpoint over, and later forks bridge to that.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class CallerLeg:
     endpoint: LegEndpoint | None = None
     oa: OfferAnswer | None = None
     ringing_sent: bool = False
+    early_sdp: bytes | None = None  # our answer in the 183 (early.py): the 2xx repeats it
 
 
 @dataclass(eq=False)
@@ -85,3 +88,4 @@ class CalleeLeg:
     end_published: bool = False  # LegEnded went out (a winner ends before a post-call rating)
     extra_keys: list[TransactionKey] = field(default_factory=list)  # BYE, re-INVITE…
     auth_flow: AuthFlow | None = field(default=None, repr=False)  # once challenged
+    early: bytes | None = None  # the SDP of its first 18x that carried one (early.py)

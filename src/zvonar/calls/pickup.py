@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable, Iterable, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from zvonar.calls.early import confirm as confirm_early
 from zvonar.calls.events import (
     CallAnswered,
     CallRinging,
@@ -200,8 +201,10 @@ async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
     try:
         answer, negotiated = leg.oa.receive_offer(parse_body(inc.request.body))
         await engine.configure(leg.media_id, remote_media(negotiated))
-        if not leg.caller_media_id and caller.media_id is not None:
+        confirmed = await confirm_early(call)  # it heard early media: answered on that leg
+        if caller.media_id is not None and (confirmed or not leg.caller_media_id):
             await engine.bridge(caller.media_id, leg.media_id)
+            call.was_answered = True
         else:
             await _answer_caller(call, leg)
     except (MediaError, SipError, ValueError) as exc:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zvonar.calls import early
 from zvonar.calls.events import CallRated, Disposition, HangupSide, LegEndReason
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import (
@@ -161,6 +162,8 @@ async def connected(call: Call, fork: CalleeLeg) -> None:
 async def _answer(call: Call) -> bool:
     """Answer the caller with our own media leg (once); False if that failed."""
     caller = call.caller
+    if await early.confirm(call):  # on the leg it hears early media on, with the same SDP
+        return True
     if caller.state is LegState.CONFIRMED:
         return caller.media_id is not None
     if caller.invite is None:

@@ -13,6 +13,8 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from zvonar.calls.early import confirm as confirm_early
+from zvonar.calls.early import fork_gone
 from zvonar.calls.events import (
     CallEnded,
     CallRecorded,
@@ -87,6 +89,7 @@ def _answered_by_us(call: Call) -> bool:
 async def _play_prompt(call: Call, final: Reject) -> None:
     engine, caller = call.host.engine, call.caller
     assert final.prompt is not None
+    await confirm_early(call)  # a caller hearing early media is answered on that leg
     if _answered_by_us(call) and caller.media_id is not None:
         call.prompt_media = caller.media_id
         call.prompt_playback = await engine.play(caller.media_id, final.prompt)
@@ -116,6 +119,7 @@ async def stop_fork(call: Call, fork: CalleeLeg, reason: LegEndReason) -> None:
         await call.publish(LegEndedEvent, leg_id=fork.leg_id, reason=reason, at=call.now())
     hangup_fork(call, fork)
     await release(call, fork.caller_media_id, fork.media_id)
+    await fork_gone(call, fork)
 
 
 async def hangup_all(call: Call, side: HangupSide) -> None:
@@ -164,7 +168,7 @@ async def finish(
     quality = await _quality(call, call.caller.media_id)
     for fork in call.forks.values():
         await release(call, fork.caller_media_id, fork.media_id)
-    for media in (call.prompt_media, call.local_media):
+    for media in (call.prompt_media, call.local_media, call.early_media):
         if media is not None:
             await release(call, media)
     if recorded is not None:

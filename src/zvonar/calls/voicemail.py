@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zvonar.calls.early import confirm as confirm_early
 from zvonar.calls.legs import LegState
 from zvonar.calls.plan import VoicemailSpec
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
@@ -149,8 +150,9 @@ async def begin(call: Call, spec: VoicemailSpec) -> bool:
     if path is None:
         return False
     engine, caller = call.host.engine, call.caller
+    await confirm_early(call)  # a caller hearing early media is answered on that leg
     if caller.state is LegState.CONFIRMED and caller.media_id is not None:
-        # We answered the caller already (a menu, a queue: steps.py): record on that leg.
+        # We answered the caller already (a menu, a queue, early media): record on that leg.
         # It stays tracked by the B2BUA, which ignores playbacks it did not start.
         session = _Session(spec, caller.media_id, path, owns_leg=False)
         session.unsubscribe.append(engine.subscribe(session.on_event))

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from zvonar.calls import early
 from zvonar.calls.events import LegEnded as LegEndedEvent
 from zvonar.calls.events import LegEndReason
 from zvonar.calls.fork import WaveTracker
@@ -72,8 +73,9 @@ async def _start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
     caller_media, media = f"{leg_id}.c", leg_id
     try:
         if call.caller.endpoint is not None and call.caller.media_id is not None:
-            # The caller is answered (a transfer): its media leg stays, only the target's is
-            # new; "" means "no caller side of this fork to release" (teardown.release).
+            # The caller has its media leg (answered for a transfer, or hearing early media):
+            # it stays, only the target's is new; "" means "no caller side of this fork to
+            # release" (teardown.release).
             caller_media, caller_end = "", call.caller.endpoint
         else:
             caller_end = await host.engine.allocate(engine_call, caller_media)
@@ -132,6 +134,7 @@ async def fork_over(call: Call, fork: CalleeLeg, reason: LegEndReason) -> None:
     """A fork ended by itself (final non-2xx, failure): count it, maybe move on."""
     fork.state = LegState.ENDED
     await release(call, fork.caller_media_id, fork.media_id)
+    await early.fork_gone(call, fork)
     if fork.dialog is not None:
         call.host.ua.forget_dialog(fork.dialog)
     if fork.wave == call.wave and call.tracker.ended(fork.leg_id, reason):
