@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the test suite talks to as real peers (binary -> package).
 PEERS := sipp:sip-tester baresip:baresip chromium:chromium espeak-ng:espeak-ng sox:sox \
-	rtpengine:rtpengine-daemon
+	rtpengine:rtpengine-daemon linphonec:linphone-cli
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test env peers lint typecheck contracts pytest bench clean help

@@ -7,12 +7,14 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.calls.conftest import Phone
 from tests.calls.rig import ACCOUNT, Pbx
+from tests.media.engine.phone import tone_pcm
 from zvonar.calls.events import (
     CallAnswered,
     CallTransferred,
@@ -22,9 +24,10 @@ from zvonar.calls.events import (
     TargetKind,
     TransferKind,
 )
-from zvonar.calls.plan import CallerAuth, Plan, RingTarget, Wave
+from zvonar.calls.plan import CallerAuth, Enqueue, Plan, QueueOffer, RingTarget, Wave
 from zvonar.calls.signalling import invite_request
 from zvonar.calls.transfer import SIPFRAG
+from zvonar.media.wav import encode_wav
 from zvonar.sip.io.runner import SipRunner
 from zvonar.sip.io.testserver import EchoPbx
 from zvonar.sip.message import SipRequest, make_response
@@ -247,3 +250,35 @@ async def test_unanswered_transfer_rings_the_agent_back(
     hang_up(caller, leg)
     (ended,) = await pbx.wait_ended()
     assert ended.disposition is Disposition.answered
+
+
+async def test_a_queue_agent_who_transfers_is_free_at_once(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy], tmp_path: Path
+) -> None:
+    """The queue's session ends when the agent hands the caller on, not when the caller
+    hangs up: the agent goes into wrap-up and may take the next caller (steps.agent_left)."""
+    from tests.calls.test_steps import FakeSession, ScriptedRoute
+
+    caller, boris_phone = phones
+    anna_phone, _ = agent
+    music = tmp_path / "music.wav"
+    music.write_bytes(encode_wav(tone_pcm(600.0, 0.3)))
+    session = FakeSession()
+    pbx.resolver.plans["100"] = Plan(ACCOUNT, (), route=ScriptedRoute([Enqueue(session, music)]))
+    pbx.resolver.plans["102"] = Plan(
+        ACCOUNT, (Wave((ring(boris_phone, "answer", BORIS, "Boris"),), 5),)
+    )
+    leg = dial(caller, pbx, "100")
+    assert await final_status(leg) == 200  # answered by us: the queue's music
+    await session.wait_for("enter")
+    assert session.notify is not None
+    session.notify(QueueOffer(1, (ring(anna_phone, "answer", ANNA, "Anna"),), 5))
+    await session.wait_for("answered")
+    await until(lambda: anna_phone.app.calls_answered == 1 and list(anna_phone.runner.ua.dialogs))
+    refer(anna_phone, f"sip:102@{pbx.address}")
+    await until(lambda: boris_phone.app.calls_answered == 1)
+    assert session.kinds()[-1] == "call_ended"  # while the caller still talks to Boris
+    assert leg.ended is not None and not leg.ended.done()
+    hang_up(caller, leg)
+    await pbx.wait_ended()
+    assert session.kinds().count("call_ended") == 1 and "left" not in session.kinds()

@@ -176,6 +176,10 @@ class B2bua:
     def track_media(self, media_id: str, call: CallActor) -> None:
         self._track(self._by_media, media_id, call)
 
+    def dialog_owner(self, sip_call_id: str, local_tag: str) -> CallActor | None:
+        """The call that owns our side of a dialog (an attended transfer's Replaces)."""
+        return self._by_dialog.get((sip_call_id, local_tag))
+
     def tracks_media(self, media_id: str) -> bool:
         return media_id in self._by_media
 

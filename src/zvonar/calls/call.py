@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zvonar.calls import early, steps
+from zvonar.calls import attended, early, steps
 from zvonar.calls.events import (
     CallAnswered,
     CallEvent,
@@ -96,7 +96,17 @@ class Shutdown:
 _NO_INVITE = SipRequest("OPTIONS", parse_uri("sip:invalid"), ())
 
 
-CallInput = UaEvent | MediaEvent | WaveTimeout | StepTimeout | QueueSignal | Shutdown
+CallInput = (
+    UaEvent
+    | MediaEvent
+    | WaveTimeout
+    | StepTimeout
+    | QueueSignal
+    | Shutdown
+    | attended.Donate
+    | attended.Handover
+    | attended.HandoverTimeout
+)
 
 
 class Call:
@@ -137,6 +147,7 @@ class Call:
         self.caller_offer: SessionDescription | None = None  # the caller's SDP, parsed
         self.early_media: str | None = None  # the caller's leg while it hears early media
         self.early_from: str | None = None  # the fork it hears (None: our ringback)
+        self.attended: attended.Pending | None = None  # an attended transfer in progress
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -269,6 +280,12 @@ class Call:
                 await hangup_all(self, HangupSide.system)
         elif isinstance(item, Shutdown):
             await hangup_all(self, HangupSide.system)
+        elif isinstance(item, attended.Donate):
+            await attended.on_donate(self, item)
+        elif isinstance(item, attended.Handover):
+            await attended.on_handover(self, item)
+        elif isinstance(item, attended.HandoverTimeout):
+            await attended.on_handover_timeout(self, item)
 
     def _leg_of_media(self, media_id: str) -> str:
         for fork in self.forks.values():
@@ -418,6 +435,8 @@ class Call:
             side = HangupSide.caller if from_caller else HangupSide.callee
             if fork is not None and fork is not self.winner:
                 return
+            if fork is not None and self.attended is not None:
+                return  # the agent leaves while its attended transfer completes (attended.py)
             if fork is not None and await steps.start_rating(self, fork):
                 return  # the caller stays on the line to rate the call
             await hangup_all(self, side)

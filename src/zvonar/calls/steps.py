@@ -404,6 +404,22 @@ def wrap_up(call: Call) -> None:
         log.exception("call %s: the queue failed to let the caller go", call.call_id)
 
 
+def agent_left(call: Call) -> None:
+    """The answered agent handed the call on (a blind or attended transfer): their queue
+    session ends now, so they go into wrap-up and get the next caller, rather than count as
+    on the call until the customer hangs up. Never raises."""
+    session, s = call.queued, call.live
+    if session is None or call.winner is None:
+        return
+    call.queued = None
+    if s is not None:
+        s.queue_over = True
+    try:
+        session.call_ended()
+    except Exception:
+        log.exception("call %s: the queue failed to let the agent go", call.call_id)
+
+
 # -- post-call rating -------------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
 """Blind transfer (RFC 3515 REFER, RFC 5589 §6) from the answered agent leg (call.py's actor).
+A REFER whose Refer-To carries Replaces is an attended transfer instead (attended.py).
 
 The agent's phone sends REFER with ``Refer-To: <sip:102@…>`` in its dialog with us. We accept
 it (202), report progress in the implicit subscription with NOTIFY message/sipfrag (RFC 3515
@@ -26,11 +27,13 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
+from zvonar.calls.attended import replaces_of, transfer_with_replaces
 from zvonar.calls.events import CallTransferred, LegEndReason, TransferKind
 from zvonar.calls.events import LegEnded as LegEndedEvent
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject, Wave
 from zvonar.calls.signalling import response_to, uri_user
+from zvonar.calls.steps import agent_left
 from zvonar.calls.teardown import hangup_fork, release
 from zvonar.calls.waves import next_wave
 from zvonar.sip.dialog import Dialog
@@ -77,13 +80,17 @@ async def blind_transfer(
     call: Call, inc: IncomingRequest, dialog: Dialog, fork: CalleeLeg | None
 ) -> None:
     """Handle a REFER in one of the call's dialogs (see the module docstring)."""
-    if fork is None or fork is not call.winner or call.transferring or call.account_id is None:
-        _reply(call, inc, dialog, 403)  # only the answered agent may transfer, once at a time
-        return
     try:
         refer_to = parse_name_addr(inc.request.header("Refer-To") or "")
     except SipError:
         _reply(call, inc, dialog, 400)
+        return
+    replaces = replaces_of(refer_to.uri)
+    if replaces is not None:  # attended: join this call's other party to another call's
+        await transfer_with_replaces(call, inc, dialog, fork, replaces)
+        return
+    if fork is None or fork is not call.winner or call.transferring or call.account_id is None:
+        _reply(call, inc, dialog, 403)  # only the answered agent may transfer, once at a time
         return
     dialed = uri_user(refer_to.uri)
     if not dialed:
@@ -139,6 +146,7 @@ async def _hand_over(call: Call, agent: CalleeLeg, plan: Plan) -> None:
             await call.host.bus.publish(event)
         except Exception:
             log.exception("call %s: cannot publish CallTransferred", call.call_id)
+    agent_left(call)
     if agent.state is not LegState.ENDED:
         hangup_fork(call, agent)
     await call.publish(

@@ -1,0 +1,384 @@
+"""Attended (consultative) transfer: RFC 5589 §7 with RFC 3891's Replaces, across two calls.
+
+An agent A talks to a customer C (call X: C is X's caller, A its answered fork), puts C on
+hold, calls a colleague B (call Y: A is Y's caller, B its answered fork) and presses
+"transfer": A's phone sends REFER in one of its two dialogs with
+``Refer-To: <sip:B?Replaces=<the other dialog>>``. Between phones, C would INVITE B with
+Replaces; through a B2BUA both of A's dialogs end at us, so we join the other parties
+ourselves: C's media leg is bridged to B's, A gets NOTIFY "200 OK" and a BYE in both dialogs.
+
+A call is one actor, so the leg moves between actors by messages, each handled in its own
+actor's task: the *donor* (Y) detaches its answered fork B (:class:`Donate` when the REFER
+arrived in X, at once when it arrived in Y), hands it over (:class:`Handover`) and ends its
+own side (BYE to A, CallEnded); the *survivor* (X) adopts B as its answered leg, hangs up
+A's fork and tells the journal (CallTransferred, kind attended; B's leg rings and answers
+in X). Whoever got the REFER answers it: 202, NOTIFY "100 Trying", and the final NOTIFY —
+"200 OK" once B is C's, a failure (and nothing changed) if Y could not give B up in time.
+
+Supported: the survivor's caller is the customer and the donor's answered fork the target
+(the agent answered one call and placed the other), whichever dialog the REFER came in —
+what softphones do when an agent consults. Two calls both answered by the agent, or both
+placed by it, are refused (403), as is a transfer over rtpengine, which cannot bridge legs of
+two calls; a blind transfer still works there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from zvonar.calls.events import (
+    CallAnswered,
+    CallRinging,
+    CallTransferred,
+    Disposition,
+    HangupSide,
+    LegEndReason,
+    Target,
+    TargetKind,
+    TransferKind,
+)
+from zvonar.calls.events import LegEnded as LegEndedEvent
+from zvonar.calls.legs import CalleeLeg, LegState
+from zvonar.calls.signalling import response_to
+from zvonar.calls.steps import agent_left
+from zvonar.calls.teardown import finish, hangup_all, hangup_fork, release
+from zvonar.media.errors import MediaError
+from zvonar.sip.dialog import Dialog
+from zvonar.sip.ua import Flow, IncomingRequest
+from zvonar.sip.uri import SipUri, Uri, unescape
+
+if TYPE_CHECKING:
+    from zvonar.calls.call import Call
+
+__all__ = [
+    "HANDOVER_SECONDS",
+    "Donate",
+    "Handover",
+    "HandoverTimeout",
+    "Pending",
+    "Replaces",
+    "on_donate",
+    "on_handover",
+    "on_handover_timeout",
+    "replaces_of",
+    "transfer_with_replaces",
+]
+
+log = logging.getLogger(__name__)
+
+HANDOVER_SECONDS = 3.0  # the donor answers within one pass of its queue; this is a safety net
+SIPFRAG = "message/sipfrag;version=2.0"
+_tokens = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Replaces:
+    """RFC 3891 §6.1: the dialog a REFER's target should replace."""
+
+    call_id: str
+    to_tag: str
+    from_tag: str
+
+
+def replaces_of(uri: Uri) -> Replaces | None:
+    """The Replaces header embedded in a Refer-To URI (``?Replaces=...``, escaped), if any."""
+    if not isinstance(uri, SipUri):
+        return None
+    value = next((unescape(v) for n, v in uri.headers if n.lower() == "replaces"), None)
+    if value is None:
+        return None
+    call_id, *params = (part.strip() for part in value.split(";"))
+    tags: dict[str, str] = {}
+    for param in params:
+        name, _, tag = param.partition("=")
+        tags[name.strip().lower()] = tag.strip()
+    to_tag, from_tag = tags.get("to-tag"), tags.get("from-tag")
+    if not call_id or not to_tag or not from_tag:
+        return None
+    return Replaces(call_id, to_tag, from_tag)
+
+
+@dataclass(frozen=True)
+class Donate:
+    """To the donor: detach your answered fork and hand it to ``to``."""
+
+    to: Call
+    token: int
+
+
+@dataclass(frozen=True)
+class Handover:
+    """To the survivor: the donor's answered fork (None: the donor could not give it)."""
+
+    leg: CalleeLeg | None
+    token: int
+
+
+@dataclass(frozen=True)
+class HandoverTimeout:
+    token: int
+
+
+@dataclass
+class Pending:
+    """The survivor's attended transfer in progress."""
+
+    token: int
+    agent: CalleeLeg  # A's fork in the survivor
+    notify: tuple[Dialog, Flow] | None  # where the REFER's NOTIFYs go (None: the donor's)
+    timer: asyncio.TimerHandle | None = None
+
+
+# -- the REFER ---------------------------------------------------------------------------------
+
+
+def _reply(call: Call, inc: IncomingRequest, dialog: Dialog, status: int) -> None:
+    resp = response_to(inc.request, status, dialog.id.local_tag)
+    call.host.ua.respond(inc, resp, call.host.now())
+    call.host.flush()
+
+
+def _notify(call: Call, where: tuple[Dialog, Flow] | None, status: int, reason: str) -> None:
+    """A NOTIFY of the REFER's implicit subscription (RFC 3515 §2.4.4): final unless 1xx."""
+    if where is None:
+        return
+    dialog, flow = where
+    ua = call.host.ua
+    state = "active;expires=60" if status < 200 else "terminated;reason=noresource"
+    request = ua.create_request(
+        dialog,
+        "NOTIFY",
+        flow,
+        headers=(("Event", "refer"), ("Subscription-State", state)),
+        body=f"SIP/2.0 {status} {reason}\r\n".encode(),
+        content_type=SIPFRAG,
+    )
+    ua.send_request(request, flow, call.host.now())
+    call.host.flush()
+
+
+def _other_call(call: Call, replaces: Replaces) -> Call | None:
+    from zvonar.calls.call import Call  # call.py imports this module
+
+    host = call.host
+    # RFC 3891 §3 names the tags as the recipient (we) sees them; some phones swap them.
+    for tag in (replaces.to_tag, replaces.from_tag):
+        other = host.dialog_owner(replaces.call_id, tag)
+        if isinstance(other, Call) and other is not call:
+            return other
+    return None
+
+
+def _answered(call: Call) -> bool:
+    winner = call.winner
+    return (
+        not call.done
+        and call.account_id is not None
+        and call.caller.state is LegState.CONFIRMED
+        and winner is not None
+        and winner.state is LegState.CONFIRMED
+    )
+
+
+async def transfer_with_replaces(
+    call: Call, inc: IncomingRequest, dialog: Dialog, fork: CalleeLeg | None, replaces: Replaces
+) -> None:
+    """A REFER with Replaces in one of ``call``'s dialogs (module docstring)."""
+    other = _other_call(call, replaces)
+    engine = call.host.engine
+    if other is None or other.account_id != call.account_id or not engine.bridges_any_legs:
+        _reply(call, inc, dialog, 403 if other is not None else 481)
+        return
+    if not (_answered(call) and _answered(other)) or call.transferring or other.transferring:
+        _reply(call, inc, dialog, 403)
+        return
+    if fork is not None and fork is call.winner and _is_caller(other, replaces):
+        # In X from A (its answered fork), naming Y where A is the caller: X survives.
+        _reply(call, inc, dialog, 202)
+        where = (dialog, fork.flow)
+        _notify(call, where, 100, "Trying")
+        token = next(_tokens)
+        pending = Pending(token, fork, where)
+        loop = asyncio.get_running_loop()
+        pending.timer = loop.call_later(HANDOVER_SECONDS, call.put, HandoverTimeout(token))
+        call.attended = pending
+        call.transferring = True
+        other.put(Donate(call, token))
+        return
+    other_winner = other.winner
+    if fork is None and other_winner is not None and _is_fork(other_winner, replaces):
+        # In Y from A (its caller), naming X where A is the answered fork: X survives.
+        _reply(call, inc, dialog, 202)
+        where = (dialog, call.caller.flow)
+        _notify(call, where, 100, "Trying")
+        token = next(_tokens)
+        other.attended = Pending(token, other_winner, None)
+        other.transferring = True
+        detached = await _detach(call)
+        other.put(Handover(detached[0] if detached else None, token))
+        if detached is None:
+            _notify(call, where, 503, "Service Unavailable")
+            return
+        _notify(call, where, 200, "OK")
+        await _end_donor(call, other, detached[1], detached[2])
+        return
+    _reply(call, inc, dialog, 403)
+
+
+def _is_caller(call: Call, replaces: Replaces) -> bool:
+    caller = call.caller
+    return caller.sip_call_id == replaces.call_id and caller.local_tag in (
+        replaces.to_tag,
+        replaces.from_tag,
+    )
+
+
+def _is_fork(fork: CalleeLeg, replaces: Replaces) -> bool:
+    return fork.sip_call_id == replaces.call_id and fork.local_tag in (
+        replaces.to_tag,
+        replaces.from_tag,
+    )
+
+
+# -- the donor ---------------------------------------------------------------------------------
+
+
+async def on_donate(call: Call, order: Donate) -> None:
+    """The survivor asks for our answered fork (the REFER came in its dialog)."""
+    detached = await _detach(call) if _answered(call) and not call.transferring else None
+    order.to.put(Handover(detached[0] if detached else None, order.token))
+    if detached is not None:
+        await _end_donor(call, order.to, detached[1], detached[2])
+
+
+async def _detach(call: Call) -> tuple[CalleeLeg, str, str] | None:
+    """Take our answered fork out of this call: unbridged, no longer ours to hang up. With
+    it, what the survivor may change once it has it: the leg's id here and our media leg
+    that was its pair (A's, released with our side)."""
+    leg = call.winner
+    if leg is None or leg.state is not LegState.CONFIRMED:
+        return None
+    engine = call.host.engine
+    try:
+        await engine.unbridge(leg.media_id)
+    except MediaError as exc:
+        log.info("call %s: cannot detach %s: %s", call.call_id, leg.leg_id, exc)
+        return None
+    call.forks.pop(leg.leg_id, None)
+    call.winner = None
+    call.host.untrack_media(leg.media_id)  # the survivor tracks it again
+    caller_side, leg.caller_media_id = leg.caller_media_id, ""
+    return leg, leg.leg_id, caller_side
+
+
+async def _end_donor(call: Call, survivor: Call, leg_id: str, caller_side: str) -> None:
+    """Our side is over: the transferred leg's end and the move in our journal (to the
+    survivor's caller, whom our target now talks to), BYE to A."""
+    at = call.now()
+    await call.publish(LegEndedEvent, leg_id=leg_id, reason=LegEndReason.completed, at=at)
+    to = Target(TargetKind.external, survivor.facts.caller[:64] or "unknown")
+    await _publish_transfer(call, leg_id, to)
+    await finish(call, Disposition.answered, HangupSide.caller)
+    await release(call, caller_side)  # after finish: CallEnded carries its quality
+
+
+# -- the survivor ------------------------------------------------------------------------------
+
+
+async def on_handover(call: Call, handover: Handover) -> None:
+    pending = call.attended
+    leg = handover.leg
+    if pending is None or pending.token != handover.token or call.done:
+        if leg is not None:  # nobody wants it any more: end it rather than leak it
+            await _orphan(call, leg)
+        return
+    _clear(call, pending)
+    if leg is None:
+        _notify(call, pending.notify, 503, "Service Unavailable")
+        await _agent_gone_check(call, pending.agent)
+        return
+    await _adopt(call, pending, leg)
+
+
+async def on_handover_timeout(call: Call, expired: HandoverTimeout) -> None:
+    pending = call.attended
+    if pending is None or pending.token != expired.token:
+        return
+    _clear(call, pending)
+    _notify(call, pending.notify, 408, "Request Timeout")
+    await _agent_gone_check(call, pending.agent)
+
+
+def _clear(call: Call, pending: Pending) -> None:
+    if pending.timer is not None:
+        pending.timer.cancel()
+    call.attended = None
+    call.transferring = False
+
+
+async def _agent_gone_check(call: Call, agent: CalleeLeg) -> None:
+    """The transfer failed; if the agent hung up meanwhile, the call ends as it would have."""
+    if agent.state is LegState.ENDED and call.winner is agent and not call.done:
+        await hangup_all(call, HangupSide.callee)
+
+
+async def _orphan(call: Call, leg: CalleeLeg) -> None:
+    hangup_fork(call, leg)
+    await release(call, leg.media_id)
+
+
+async def _adopt(call: Call, pending: Pending, leg: CalleeLeg) -> None:
+    """B becomes our answered leg: bridged to the caller; A's fork hung up."""
+    host, engine, agent = call.host, call.host.engine, pending.agent
+    leg.leg_id = f"{call.call_id}.x{next(_tokens)}"  # ours now, unique in our journal
+    leg.wave = call.wave
+    host.track_dialog(leg.sip_call_id, leg.local_tag, call)
+    host.track_media(leg.media_id, call)
+    call.forks[leg.leg_id] = leg
+    caller_media = call.caller.media_id
+    try:
+        if caller_media is None:
+            raise MediaError("the caller has no media leg")
+        await engine.bridge(caller_media, leg.media_id)
+    except MediaError as exc:
+        log.warning("call %s: attended transfer failed: %s", call.call_id, exc)
+        _notify(call, pending.notify, 500, "Server Internal Error")
+        call.forks.pop(leg.leg_id, None)
+        await _orphan(call, leg)
+        return
+    agent_left(call)  # a queue's agent is free now (wrap-up)
+    call.winner = leg
+    _notify(call, pending.notify, 200, "OK")
+    if agent.state is not LegState.ENDED:
+        hangup_fork(call, agent)
+    agent.state = LegState.ENDED
+    await release(call, agent.media_id)
+    at = call.now()
+    await call.publish(LegEndedEvent, leg_id=agent.leg_id, reason=LegEndReason.completed, at=at)
+    agent.end_published = True
+    await _publish_transfer(call, agent.leg_id, leg.target.target)
+    target = leg.target.target
+    await call.publish(CallRinging, leg_id=leg.leg_id, target=target, at=call.now())
+    by = target.target_id if target.kind in (TargetKind.employee, TargetKind.mobile) else None
+    await call.publish(CallAnswered, leg_id=leg.leg_id, at=call.now(), by=by)
+
+
+async def _publish_transfer(call: Call, from_leg_id: str, to: Target) -> None:
+    if call.account_id is None:
+        return
+    event = CallTransferred(  # built here: its ``kind`` field clashes with publish()
+        account_id=call.account_id,
+        call_id=call.call_id,
+        from_leg_id=from_leg_id,
+        to=to,
+        kind=TransferKind.attended,
+        at=call.now(),
+    )
+    try:
+        await call.host.bus.publish(event)
+    except Exception:
+        log.exception("call %s: cannot publish CallTransferred", call.call_id)

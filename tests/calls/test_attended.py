@@ -1,0 +1,143 @@
+"""Attended transfer (calls/attended.py) over loopback: the Replaces header read out of a
+Refer-To URI; a REFER sent in the *consultation* (the agent is its caller) naming the
+customer's call — the orientation Linphone does not use (tests/e2e/test_transfer_linphone.py
+covers the other one with a real phone); a Replaces naming no dialog of ours."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+from tests.calls.conftest import Phone
+from tests.calls.rig import ACCOUNT, Pbx
+from tests.calls.test_transfer import ANNA, BORIS, Spy, ring, until
+from tests.calls.test_transfer import agent as agent  # the fixture
+from zvonar.calls.attended import Replaces, replaces_of
+from zvonar.calls.call import Call
+from zvonar.calls.events import (
+    CallEnded,
+    CallTransferred,
+    Disposition,
+    HangupSide,
+    TransferKind,
+)
+from zvonar.calls.plan import Plan, Wave
+from zvonar.sip.dialog import Dialog
+from zvonar.sip.uri import parse_uri
+
+from .test_b2bua import dial, final_status, hang_up
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        (
+            "sip:102@pbx?Replaces=abc%40host%3Bto-tag%3D7553452%3Bfrom-tag%3D31431",
+            Replaces("abc@host", "7553452", "31431"),
+        ),
+        (  # parameter order and case are free (RFC 3891 §6.1)
+            "sip:102@pbx;transport=udp?Replaces=x1%3BFrom-Tag%3Da%3Bto-tag%3Db&Priority=urgent",
+            Replaces("x1", "b", "a"),
+        ),
+        ("sip:102@pbx", None),
+        ("sip:102@pbx?Replaces=x1%3Bto-tag%3Db", None),  # no from-tag
+        ("tel:+74951234567", None),
+    ],
+)
+def test_replaces_is_read_from_the_refer_to_uri(uri: str, expected: Replaces | None) -> None:
+    assert replaces_of(parse_uri(uri)) == expected
+
+
+def _dialog(phone: Phone, sip_call_id: str) -> Dialog:
+    return next(d for d in phone.runner.ua.dialogs if d.id.call_id == sip_call_id)
+
+
+def _refer(phone: Phone, pbx: Pbx, dialog: Dialog, refer_to: str) -> None:
+    """``phone`` sends REFER in ``dialog`` (with the PBX) to the PBX."""
+    ua = phone.runner.ua
+    flow = pbx.flow
+    req = ua.create_request(dialog, "REFER", flow, headers=(("Refer-To", f"<{refer_to}>"),))
+    ua.send_request(req, flow, phone.runner.loop.time())
+    phone.runner.pump()
+
+
+def _call_of(pbx: Pbx, sip_call_id: str) -> Call:
+    return next(c for c in pbx.b2bua.calls.values() if c.caller.sip_call_id == sip_call_id)
+
+
+async def test_a_refer_in_the_consultation_joins_the_customer_to_the_colleague(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
+) -> None:
+    caller, boris_phone = phones
+    anna_phone, spy = agent
+    pbx.resolver.plans["100"] = Plan(
+        ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
+    )
+    pbx.resolver.plans["102"] = Plan(
+        ACCOUNT, (Wave((ring(boris_phone, "answer", BORIS, "Boris"),), 5),)
+    )
+    customer = dial(caller, pbx, "100")
+    assert await final_status(customer) == 200
+    consult = dial(anna_phone, pbx, "102")  # Anna calls Boris: she is that call's caller
+    assert await final_status(consult) == 200
+    x, y = _call_of(pbx, customer.call_id), _call_of(pbx, consult.call_id)
+    assert x.winner is not None and y.winner is not None
+    boris_leg = y.winner
+    # Replaces names Anna's dialog in the customer's call as we (the recipient) see it.
+    anna_in_x = _dialog(anna_phone, x.winner.sip_call_id)
+    replaces = quote(
+        f"{x.winner.sip_call_id};to-tag={x.winner.local_tag};from-tag={anna_in_x.id.local_tag}",
+        safe="",
+    )  # an escaped URI header value: '@', ';' and '=' as %40, %3B, %3D (§19.1.1)
+    _refer(
+        anna_phone,
+        pbx,
+        _dialog(anna_phone, consult.call_id),
+        f"sip:102@{pbx.address}?Replaces={replaces}",
+    )
+
+    await until(lambda: len(pbx.bus.of_type(CallTransferred)) == 2)
+    assert spy.statuses("REFER") == [202]
+    await until(lambda: len(spy.notifies()) == 2)
+    assert spy.notifies() == [b"SIP/2.0 100 Trying\r\n", b"SIP/2.0 200 OK\r\n"]
+    await until(lambda: anna_phone.app.calls_ended == 2)  # our BYE in both of her dialogs
+    assert x.winner is boris_leg and not x.done and y.done
+    engine = pbx.b2bua.engine
+    assert x.caller.media_id is not None
+    assert engine._legs[x.caller.media_id].peer is engine._legs[boris_leg.media_id]  # type: ignore[attr-defined]
+    moved = {e.call_id: e for e in pbx.bus.of_type(CallTransferred)}
+    assert moved[x.call_id].kind is TransferKind.attended and moved[x.call_id].to.target_id == BORIS
+    assert moved[y.call_id].to.display == x.facts.caller
+    (y_end,) = [e for e in pbx.bus.of_type(CallEnded) if e.call_id == y.call_id]
+    assert y_end.disposition is Disposition.answered and y_end.hangup is HangupSide.caller
+
+    hang_up(caller, customer)  # the customer ends the call: Boris gets our BYE
+    await until(lambda: boris_phone.app.calls_ended == 1)
+    (x_end,) = [e for e in await pbx.wait_ended(2) if e.call_id == x.call_id]
+    assert x_end.disposition is Disposition.answered and x_end.hangup is HangupSide.caller
+    await until(lambda: not pbx.b2bua.calls)
+    assert pbx.b2bua.engine.leg_count == 0  # type: ignore[attr-defined]
+
+
+async def test_a_replaces_naming_no_dialog_of_ours_is_refused_and_nothing_changes(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
+) -> None:
+    caller, _ = phones
+    anna_phone, spy = agent
+    pbx.resolver.plans["100"] = Plan(
+        ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
+    )
+    customer = dial(caller, pbx, "100")
+    assert await final_status(customer) == 200
+    x = _call_of(pbx, customer.call_id)
+    assert x.winner is not None
+    anna = x.winner
+    target = f"sip:102@{pbx.address}?Replaces=nosuch%3Bto-tag%3Da%3Bfrom-tag%3Db"
+    _refer(anna_phone, pbx, _dialog(anna_phone, anna.sip_call_id), target)
+    await until(lambda: spy.statuses("REFER"))
+    assert spy.statuses("REFER") == [481]  # Call/Transaction Does Not Exist (RFC 3891 §3)
+    assert x.winner is anna and anna_phone.app.calls_ended == 0
+    hang_up(caller, customer)
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.answered

@@ -1,0 +1,51 @@
+"""An attended transfer made by Linphone (linphonec, a real softphone): the agent consults a
+colleague and joins the customer to them (REFER with Replaces, RFC 5589 §7). Linphone opens
+sockets beyond loopback, so the PBX, linphonec and the SIPp peers run together in
+`unshare -n` (see transfer_linphone_driver.py), which writes a report.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.sip.peers.harness import SIPP, UNSHARE, have_root, run_in_netns
+
+LINPHONEC = shutil.which("linphonec")
+
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
+    pytest.mark.skipif(LINPHONEC is None, reason="linphonec not installed (linphone-cli)"),
+    pytest.mark.skipif(UNSHARE is None or not have_root(), reason="needs root and unshare -n"),
+]
+
+
+async def test_linphone_transfers_the_customer_to_the_colleague_it_consulted(
+    tmp_path: Path,
+) -> None:
+    out, context = await run_in_netns("tests.e2e.transfer_linphone_driver", tmp_path, wait=90)
+    assert out.exists(), context[-4000:]
+    report = json.loads(out.read_text())
+    assert report["ok"], (report, context[-4000:])
+    assert report["registered"], report  # linphonec registered with digest as 101
+    # The customer talked to 102 after the transfer, both ways, until it hung up; 102 got
+    # our BYE then; Linphone was left with no call (it showed "No active call").
+    assert report["customer_ok"] and report["b_ok"], report
+    assert min(report["relayed_after_transfer"].values()) >= 30, report
+    assert any("No active call" in line for line in report["linphone"][-8:]), report["linphone"]
+    customer, consult = report["customer_call"], report["consult_call"]
+    assert report["directions"] == {customer: "inbound", consult: "internal"}, report
+    assert report["dispositions"] == {customer: "answered", consult: "answered"}, report
+    (moved,) = report["customer_transfers"]
+    assert moved["kind"] == "attended" and moved["to_id"] == report["employee_102"], moved
+    assert report["transfers"][consult]["to"] == "+79160000077", report
+    legs = report["customer_legs"]
+    assert [(leg["answered"], leg["end"]) for leg in legs] == [
+        (True, "completed"),  # the agent, who answered and transferred
+        (True, "completed"),  # 102, who took the customer over
+    ], legs
+    assert report["answered_by"][consult] == report["employee_102"], report
