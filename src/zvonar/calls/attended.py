@@ -219,6 +219,9 @@ async def transfer_with_replaces(
         other.attended = Pending(token, other_winner, None)
         other.transferring = True
         detached = await _detach(call)
+        if detached is not None and other.done:  # the customer left while we detached
+            await _orphan(call, detached[0])
+            detached = None
         other.put(Handover(detached[0] if detached else None, token))
         if detached is None:
             _notify(call, where, 503, "Service Unavailable")
@@ -249,10 +252,16 @@ def _is_fork(fork: CalleeLeg, replaces: Replaces) -> bool:
 
 async def on_donate(call: Call, order: Donate) -> None:
     """The survivor asks for our answered fork (the REFER came in its dialog)."""
-    detached = await _detach(call) if _answered(call) and not call.transferring else None
-    order.to.put(Handover(detached[0] if detached else None, order.token))
+    survivor = order.to
+    ready = _answered(call) and not call.transferring and not survivor.done
+    detached = await _detach(call) if ready else None
+    if detached is not None and survivor.done:  # it ended while we detached: nobody to join
+        await _orphan(call, detached[0])
+        await hangup_all(call, HangupSide.system)
+        return
+    survivor.put(Handover(detached[0] if detached else None, order.token))
     if detached is not None:
-        await _end_donor(call, order.to, detached[1], detached[2])
+        await _end_donor(call, survivor, detached[1], detached[2])
 
 
 async def _detach(call: Call) -> tuple[CalleeLeg, str, str] | None:
@@ -327,7 +336,9 @@ async def _agent_gone_check(call: Call, agent: CalleeLeg) -> None:
 
 
 async def _orphan(call: Call, leg: CalleeLeg) -> None:
+    """A detached leg nobody adopts: BYE, and its media released (tracked here for that)."""
     hangup_fork(call, leg)
+    call.host.track_media(leg.media_id, call)
     await release(call, leg.media_id)
 
 
