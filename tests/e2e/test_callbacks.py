@@ -376,3 +376,59 @@ async def test_the_customers_carrier_challenges_and_gets_the_trunks_credentials(
     assert customer_run.stats.successful == 1, customer_run.describe()
     assert customer_run.stats.failed == 0, customer_run.describe()
     assert done["attempts"] == 1 and done["last_outcome"] == "connected"
+
+
+async def test_the_agent_hears_ringback_then_the_customers_carrier_announcement(
+    rig: Rig,
+) -> None:
+    # 101 answers the callback (its media is the test's socket); the customer's carrier rings
+    # (180), then announces (183 with SDP, 880 Hz) and refuses (480). 101 hears our ringback
+    # while it rings, then the announcement — not silence, and not the ringback over it.
+    from tests.e2e.test_early_media import EARLY, RINGBACK, heard
+    from tests.e2e.test_listen import supervisor_ear
+    from tests.media.engine.phone import Phone
+
+    announcement = rig.tmp / "early880.pcap"
+    sippkit.write_tone_pcap(announcement, EARLY, 1.0, ssrc=0x880)
+    carrier = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="customer's carrier rings, announces, refuses">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+
+      SIP/2.0 180 Ringing{sippkit.REPLY}
+      Content-Length: 0
+
+  ]]></send>
+  <pause milliseconds="1500"/>
+  <send><![CDATA[
+
+      SIP/2.0 183 Session Progress{sippkit.REPLY}
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      {sippkit._SDP}
+
+  ]]></send>
+  <nop><action><exec play_pcap_audio="{announcement}"/></action></nop>
+  <pause milliseconds="1500"/>
+  <send><![CDATA[
+
+      SIP/2.0 480 Temporarily Unavailable{sippkit.REPLY}
+      Content-Length: 0
+
+  ]]></send>
+  <recv request="ACK"/>
+</scenario>
+"""
+    ear = Phone()
+    try:
+        failed, agent_run, customer_run = await rig.call_employee(
+            supervisor_ear(ear.port), carrier, "failed", 30,
+            retry=Retry(max_attempts=1, interval=0.5),
+        )  # fmt: skip
+    finally:
+        ear.close()
+    assert agent_run.stats.successful == 1, agent_run.describe()  # our BYE after the 480
+    assert customer_run.stats.successful == 1, customer_run.describe()
+    assert failed["failed_side"] == "customer" and failed["last_outcome"] == "then_no_answer"
+    assert heard(ear) == [RINGBACK, EARLY]

@@ -35,12 +35,12 @@ from zvonar.media.sdp import Direction
 if TYPE_CHECKING:
     from zvonar.calls.call import Call
 
-__all__ = ["confirm", "fork_gone", "progress"]
+__all__ = ["confirm", "fork_gone", "progress", "unwatched"]
 
 log = logging.getLogger(__name__)
 
 
-def _unwatched(remote: RemoteMedia) -> RemoteMedia:
+def unwatched(remote: RemoteMedia) -> RemoteMedia:
     """``remote`` with nothing expected from the peer (no media timeout before the 2xx)."""
     direction = Direction.from_flags(send=remote.direction.sends, receive=False)
     return replace(remote, direction=direction)
@@ -66,7 +66,7 @@ async def progress(call: Call, fork: CalleeLeg, body: bytes) -> None:
     engine = call.host.engine
     try:
         remote = remote_media(fork.oa.preview_answer(parse_body(body)))
-        await engine.configure(fork.media_id, _unwatched(remote))
+        await engine.configure(fork.media_id, unwatched(remote))
     except MediaError as exc:
         log.info("call %s: no early media from %s: %s", call.call_id, fork.leg_id, exc)
         return
@@ -87,7 +87,7 @@ async def _open(call: Call, fork: CalleeLeg) -> bool:
         oa = new_offer_answer(endpoint)
         offer = call.caller_offer or parse_body(call.caller_invite().body)
         answer, negotiated = oa.receive_offer(offer)
-        await engine.configure(media, _unwatched(remote_media(negotiated)))
+        await engine.configure(media, unwatched(remote_media(negotiated)))
     except MediaError as exc:
         log.info("call %s: no early media for the caller: %s", call.call_id, exc)
         return False

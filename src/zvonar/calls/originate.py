@@ -2,8 +2,10 @@
 
 Side A (agents, employees) is rung wave after wave like an inbound call's targets; once one
 answers, the others are CANCELled and side B (the customer, usually through a trunk) is rung
-with ``then.from_user`` as the caller ID. A hears silence while B rings. When B answers, the
-two legs are bridged; either side's BYE ends both.
+with ``then.from_user`` as the caller ID. A hears our ringback while B rings, and B's early
+media instead once B's 18x carries SDP (a carrier's ringback, "the subscriber is unavailable":
+early.py's gateway model, over the same pair of engine legs). When B answers, the two legs are
+bridged; either side's BYE ends both.
 
 Media: every A fork gets a *pair* in one engine call (A's endpoint and the endpoint B will
 use), as legs.py explains for inbound forks: rtpengine bridges only legs allocated together.
@@ -34,6 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zvonar.calls.early import unwatched
 from zvonar.calls.events import (
     CallAnswered,
     CallEnded,
@@ -53,6 +56,7 @@ from zvonar.calls.legs import AuthFlow, LegState
 from zvonar.calls.origination import Origination, OriginationOutcome
 from zvonar.calls.plan import RingTarget
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
+from zvonar.calls.tones import ringback_path
 from zvonar.media.engine import (
     LegEndpoint,
     MediaEngineError,
@@ -114,6 +118,7 @@ class _Leg:
     reported: bool = False  # its LegEnded is published
     answered_at: datetime | None = None
     auth_flow: AuthFlow | None = field(default=None, repr=False)  # once challenged
+    early: bytes | None = None  # B: the SDP of its first 18x that carried one
 
     @property
     def flow(self) -> Flow:
@@ -342,6 +347,8 @@ class OriginatedCall:
         if resp.status < 200:
             if resp.status > 100 and leg.state is LegState.INVITING and not leg.rang:
                 await self._ringing(leg)
+            if leg is self.customer and resp.body and leg.state is LegState.INVITING:
+                await self._early_media(leg, resp.body)
         elif resp.status < 300:
             await self._answered(leg, event)
         elif leg.state is LegState.INVITING:
@@ -373,8 +380,11 @@ class OriginatedCall:
         if late:  # a 2xx crossing our CANCEL (§9.1): end that dialog
             self._hangup(leg)
             return
+        body = event.response.body
+        if not body.strip() and leg.early is not None:
+            body = leg.early  # the 2xx should repeat its 183's answer (§13.2.1); some omit it
         try:
-            remote = remote_media(leg.oa.receive_answer(parse_body(event.response.body)))
+            remote = remote_media(leg.oa.receive_answer(parse_body(body)))
             await self.host.engine.configure(leg.media_id, remote)
         except MediaError as exc:
             log.info("call %s: unusable answer on %s: %s", self.call_id, leg.leg_id, exc)
@@ -436,11 +446,33 @@ class OriginatedCall:
             await self._leg_failed(leg, LegEndReason.failed)
             return
         self._arm(self.spec.then_timeout, _Timeout(-1))
+        try:  # A answered and waits: ringing, not silence
+            await self.host.engine.play(agent.media_id, ringback_path(), loop=True)
+        except MediaError as exc:
+            log.info("call %s: no ringback for %s: %s", self.call_id, agent.leg_id, exc)
+
+    async def _early_media(self, customer: _Leg, body: bytes) -> None:
+        """B's 18x carried SDP: A hears what B plays instead of our ringback."""
+        agent, engine = self.agent, self.host.engine
+        if agent is None or customer.early is not None or not body.strip():
+            return
+        try:
+            remote = remote_media(customer.oa.preview_answer(parse_body(body)))
+            await engine.configure(customer.media_id, unwatched(remote))
+            with contextlib.suppress(MediaError):
+                await engine.stop_playback(agent.media_id)
+            await engine.bridge(agent.media_id, customer.media_id)
+        except MediaError as exc:
+            log.info("call %s: no early media from %s: %s", self.call_id, customer.leg_id, exc)
+            return
+        customer.early = body
 
     async def _connect(self, customer: _Leg) -> None:
         agent, engine = self.agent, self.host.engine
         assert agent is not None
         self._disarm()
+        with contextlib.suppress(MediaError):
+            await engine.stop_playback(agent.media_id)  # our ringback, if still playing
         await engine.bridge(agent.media_id, customer.media_id)
         self.connected = True
         target = agent.target.target
