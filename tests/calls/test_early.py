@@ -1,7 +1,8 @@
-"""Early media through the B2BUA over loopback (calls/early.py): a fork's 183 with SDP gives
-the caller a 183 with *our* SDP, the 2xx repeats it whoever answers, a caller who cancels
-meanwhile leaves no media behind, and an engine that cannot bridge any two legs keeps the
-plain 180. The SIPp e2e tests (tests/e2e/test_early_media.py) check what the caller hears."""
+"""Early media through the B2BUA over loopback (calls/early.py): on an outbound call a fork's
+183 with SDP gives the caller a 183 with *our* SDP, the 2xx repeats it whoever answers, a
+caller who cancels meanwhile leaves no media behind; an inbound call, or an engine that cannot
+bridge any two legs, keeps the plain 180. The SIPp e2e tests (tests/e2e/test_early_media.py)
+check what the caller hears."""
 
 from __future__ import annotations
 
@@ -13,10 +14,19 @@ import pytest
 from tests.calls.conftest import Phone
 from tests.calls.rig import ACCOUNT, Pbx, start_pbx
 from tests.calls.test_b2bua import dial, final_status, hang_up, target
-from zvonar.calls.events import CallRinging, Disposition, HangupSide, LegEnded, LegEndReason
+from zvonar.calls.events import (
+    CallRinging,
+    Direction,
+    Disposition,
+    HangupSide,
+    LegEnded,
+    LegEndReason,
+)
 from zvonar.calls.plan import Plan, Wave
 from zvonar.media.io import EmbeddedMediaEngine
 from zvonar.sip.io.testserver import CallLeg
+
+OUT = Direction.outbound  # early media is relayed on outbound calls only
 
 
 async def progress_of(leg: CallLeg, status: int, within: float = 5.0) -> bytes:
@@ -35,7 +45,9 @@ async def test_a_183_reaches_the_caller_with_our_sdp_and_a_cancel_frees_everythi
     pbx: Pbx, phones: tuple[Phone, Phone]
 ) -> None:
     caller, callee = phones
-    pbx.resolver.plans["600"] = Plan(ACCOUNT, (Wave((target(callee, "early"),), 10),))
+    pbx.resolver.plans["600"] = Plan(
+        ACCOUNT, (Wave((target(callee, "early"),), 10),), direction=OUT
+    )
     leg = dial(caller, pbx, "600")
     early = await progress_of(leg, 183)
     assert b"o=zvonar " in early and b"m=audio " in early  # ours, not the callee's echo
@@ -58,7 +70,7 @@ async def test_the_2xx_repeats_the_183_when_a_later_wave_answers(
 ) -> None:
     caller, callee = phones
     waves = (Wave((target(callee, "early"),), 0.3), Wave((target(callee, "answer"),), 5))
-    pbx.resolver.plans["601"] = Plan(ACCOUNT, waves)
+    pbx.resolver.plans["601"] = Plan(ACCOUNT, waves, direction=OUT)
     leg = dial(caller, pbx, "601")
     early = await progress_of(leg, 183)
     assert await final_status(leg) == 200
@@ -93,7 +105,9 @@ async def test_an_engine_that_bridges_only_pairs_keeps_the_plain_180(
     pairs_only: Pbx, phones: tuple[Phone, Phone]
 ) -> None:
     caller, callee = phones
-    pairs_only.resolver.plans["602"] = Plan(ACCOUNT, (Wave((target(callee, "early"),), 10),))
+    pairs_only.resolver.plans["602"] = Plan(
+        ACCOUNT, (Wave((target(callee, "early"),), 10),), direction=OUT
+    )
     leg = dial(caller, pairs_only, "602")
     assert await progress_of(leg, 180) == b""
     await asyncio.sleep(0.1)
@@ -101,3 +115,15 @@ async def test_an_engine_that_bridges_only_pairs_keeps_the_plain_180(
     hang_up(caller, leg)
     assert await final_status(leg) == 487
     await pairs_only.wait_ended()
+
+
+async def test_an_inbound_call_keeps_the_plain_180(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    caller, callee = phones  # what a forwarded number's network plays stays out
+    pbx.resolver.plans["603"] = Plan(ACCOUNT, (Wave((target(callee, "early"),), 10),))
+    leg = dial(caller, pbx, "603")
+    assert await progress_of(leg, 180) == b""
+    await asyncio.sleep(0.1)
+    assert [status for status, _ in leg.progress] == [180]
+    hang_up(caller, leg)
+    assert await final_status(leg) == 487
+    await pbx.wait_ended()

@@ -1,17 +1,15 @@
-"""End to end: early media (RFC 3960's gateway model) from a SIPp carrier reaches the caller.
+"""End to end: early media (RFC 3960's gateway model) through a SIPp carrier.
 
-* inbound: a scheme rings an external number through the carrier, then 101. The carrier
-  answers 183 with SDP, plays 880 Hz (its "ringback"), stays silent, then says 486; 101 (a
-  SIPp UAS) rings 1.2 s and answers with 1000 Hz. The caller (SIPp for signalling, a Python
-  RTP socket for its media) must get a 183 with our SDP (no 180), hear 880 Hz, then our
-  425 Hz ringback while 101 rings, then 1000 Hz — and the 200 must carry the 183's SDP byte
-  for byte (RFC 3261 §13.2.1). The media timeout is shorter than the silent early phase: a
-  caller that sends nothing before it is answered (as phones do) is not cut off.
-* voicemail after early media: the carrier announces and refuses (480), the scheme ends in
-  voicemail; the PBX answers the caller on the leg it heard the announcement on, with the
-  183's SDP, plays the greeting and hangs up.
-* outbound: extension 101 dials out; the carrier announces (183, 880 Hz) and refuses with
-  480. The extension's phone hears the announcement before the 480.
+* outbound: extension 101 dials out. The carrier answers 183 with SDP, plays 880 Hz (its
+  ringback), stays silent longer than the media timeout, then answers and talks (1000 Hz).
+  The extension's phone (SIPp for signalling, a Python RTP socket for its media) must get a
+  183 with our SDP, hear 880 Hz then 1000 Hz, and the 200 must carry the 183's SDP byte for
+  byte (RFC 3261 §13.2.1); a phone that sends nothing before it is answered is not cut off.
+* outbound, refused: the carrier announces (183, 880 Hz) and refuses with 480; the extension
+  hears the announcement before the 480.
+* inbound: a scheme rings an external number through the carrier (which plays 880 Hz as
+  early media, then says 486), then 101. The customer must never hear the forwarded
+  number's network: a 180 (no 183), silence from the carrier, then 101's 1000 Hz.
 """
 
 from __future__ import annotations
@@ -68,8 +66,32 @@ def _sdp(port: int) -> str:
       a=rtpmap:101 telephone-event/8000"""
 
 
-def carrier_early(pcap: Path, *, silent_ms: int, final: str) -> str:
-    """183 with SDP, ``pcap`` played, ``silent_ms`` of nothing, then ``final``."""
+def carrier_early(pcap: Path, *, silent_ms: int, final: str, talk: Path | None = None) -> str:
+    """183 with SDP, ``pcap`` played, ``silent_ms`` of nothing, then ``final``: a refusal
+    (ACKed), or "200 OK" (same SDP as the 183, §13.2.1), ``talk`` played until our BYE."""
+    if final.startswith("200"):
+        end = f"""<send retrans="500"><![CDATA[
+
+      SIP/2.0 200 OK{sippkit.REPLY}
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      {sippkit._SDP}
+
+  ]]></send>
+  <recv request="ACK"/>
+  <nop><action><exec play_pcap_audio="{talk}"/></action></nop>
+  <recv request="BYE"/>
+  {sippkit.OK_IN_DIALOG}
+  <pause milliseconds="200"/>"""
+    else:
+        end = f"""<send><![CDATA[
+
+      SIP/2.0 {final}{sippkit.REPLY}
+      Content-Length: 0
+
+  ]]></send>
+  <recv request="ACK"/>"""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="carrier with early media">
   <recv request="INVITE"/>
@@ -84,13 +106,7 @@ def carrier_early(pcap: Path, *, silent_ms: int, final: str) -> str:
   ]]></send>
   <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
   <pause milliseconds="{silent_ms}"/>
-  <send><![CDATA[
-
-      SIP/2.0 {final}{sippkit.REPLY}
-      Content-Length: 0
-
-  ]]></send>
-  <recv request="ACK"/>
+  {end}
 </scenario>
 """
 
@@ -129,36 +145,25 @@ _EARLY_183 = (
     '<recv response="183"><action><ereg regexp="m=audio [0-9]+" search_in="body" '
     'check_it="true" assign_to="early"/></action></recv>'
 )
+_PROGRESS = '<recv response="180" optional="true"/>\n  <recv response="183" optional="true"/>'
 
 
 def caller_inbound(number: str, media_port: int, *, talk_ms: int) -> str:
-    xml = sippkit.uac(number, talk_ms=talk_ms)
-    xml = xml.replace(sippkit._SDP, _sdp(media_port), 1)
-    xml = xml.replace(
-        '<recv response="180" optional="true"/>\n  <recv response="183" optional="true"/>',
-        _EARLY_183,
-        1,
-    )
-    return xml.replace("</scenario>", '<Reference variables="early"/></scenario>', 1)
+    """The customer: its phone must ring (180); a 183 fails the SIPp call."""
+    xml = sippkit.uac(number, talk_ms=talk_ms).replace(sippkit._SDP, _sdp(media_port), 1)
+    assert _PROGRESS in xml
+    return xml.replace(_PROGRESS, '<recv response="180"/>', 1)
 
 
-def caller_to_voicemail(number: str, media_port: int) -> str:
-    """Call ``number``, hear early media (183 with SDP), get answered, wait for our BYE."""
-    xml = caller_inbound(number, media_port, talk_ms=0)
-    head, _, _ = xml.partition("<pause")
-    return f"""{head}<recv request="BYE"/>
-  {sippkit.OK_IN_DIALOG}
-  <Reference variables="early"/>
-</scenario>
-"""
-
-
-def caller_outbound(media_port: int) -> str:
-    """101 dials out (digest, as CALLER_XML), hears the announcement, gets 480, ACKs it."""
+def caller_outbound(media_port: int, *, refused: bool) -> str:
+    """101 dials out (digest, as CALLER_XML), hears early media; then a 480 (ACKed), or the
+    answer and a short talk."""
     xml = CALLER_XML.replace("SDP_HERE", _sdp(media_port))
-    head, _, _ = xml.partition('<recv response="180" optional="true"/>')
-    return f"""{head}{_EARLY_183}
-  <recv response="480"/>
+    assert _PROGRESS in xml
+    xml = xml.replace(_PROGRESS, _EARLY_183, 1)
+    if refused:
+        head, _, _ = xml.partition('<recv response="200" rtd="true"/>')
+        xml = f"""{head}<recv response="480"/>
   <send><![CDATA[
 
       ACK sip:83831234567@[remote_ip]:[remote_port] SIP/2.0
@@ -171,9 +176,11 @@ def caller_outbound(media_port: int) -> str:
       Content-Length: 0
 
   ]]></send>
-  <Reference variables="early"/>
 </scenario>
 """
+    else:
+        xml = xml.replace('<pause milliseconds="500"/>', '<pause milliseconds="1200"/>', 1)
+    return xml.replace("</scenario>", '<Reference variables="early"/></scenario>', 1)
 
 
 def heard(phone: Phone) -> list[int]:
@@ -237,7 +244,89 @@ async def _trunk(app: Container, principal: object, port: int) -> None:
     )
 
 
-async def test_the_caller_hears_a_carriers_early_media_then_ringback_then_the_answer(
+def _early_and_final_sdp(workdir: Path) -> tuple[bytes, list[bytes]]:
+    got = responses(workdir, "caller")
+    statuses = [status.split(" ", 2)[1] for status, _ in got]
+    assert "180" not in statuses, statuses
+    early_sdp = next(body for status, body in got if status.startswith("SIP/2.0 183"))
+    invite_ok = [body for status, body in got if status.startswith("SIP/2.0 200") and body]
+    return early_sdp, invite_ok
+
+
+async def _dial_out(
+    app: Container, tmp_path: Path, ear: Phone, carrier_xml: str, *, refused: bool
+) -> None:
+    """101 (SIPp, media on ``ear``) dials 8 383 123-45-67 through the SIPp carrier."""
+    alpha = await seed_account(app, "alpha")
+    carrier_port = free_port()
+    await _trunk(app, alpha.principal, carrier_port)
+    pbx_port = free_port()
+    config = PbxConfig(sip_port=pbx_port, media_timeout=MEDIA_TIMEOUT, digest_algorithms=("MD5",))
+    rt = await start_pbx(app, config)
+    remote = f"127.0.0.1:{pbx_port}"
+    try:
+        (tmp_path / "carrier.xml").write_text(carrier_xml)
+        carrier_cmd = _cmd(tmp_path, "", "carrier", carrier_port)
+        carrier = await start_sipp(carrier_cmd, workdir=tmp_path)
+        await wait_bound(carrier_port)
+        (tmp_path / "caller.xml").write_text(caller_outbound(ear.port, refused=refused))
+        auth = ("-au", "101", "-ap", PASSWORD, "-auth_uri", f"83831234567@{remote}")
+        caller = await run_sipp(
+            _cmd(tmp_path, remote, "caller", free_port(), "-trace_msg", *auth),
+            workdir=tmp_path,
+            name="caller",
+        )
+        done = await finish_sipp(carrier, carrier_cmd, workdir=tmp_path, name="carrier", wait=20)
+        assert caller.returncode == 0 and caller.stats.successful == 1, caller.describe()
+        assert done.stats.successful == 1, done.describe()
+        await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
+    finally:
+        await rt.stop()
+    (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
+    assert call.direction is Direction.outbound
+    assert (call.disposition is Disposition.answered) is not refused
+
+
+async def test_an_extension_hears_the_carriers_early_media_then_the_answer(
+    app: Container, tmp_path: Path
+) -> None:
+    early_pcap, talk_pcap = tmp_path / "early.pcap", tmp_path / "talk.pcap"
+    sippkit.write_tone_pcap(early_pcap, EARLY, 1.0, ssrc=0x880)
+    sippkit.write_tone_pcap(talk_pcap, TALK, 2.0, ssrc=0x1000)
+    # Silent for longer than the media timeout before it answers: the extension's phone
+    # sends nothing meanwhile either, and the call must survive that.
+    silent_ms = int(MEDIA_TIMEOUT * 1000) + 1000
+    carrier = carrier_early(early_pcap, silent_ms=silent_ms, final="200 OK", talk=talk_pcap)
+    ear = Phone()
+    try:
+        await _dial_out(app, tmp_path, ear, carrier, refused=False)
+    finally:
+        ear.close()
+    early_sdp, invite_ok = _early_and_final_sdp(tmp_path)
+    assert early_sdp.startswith(b"v=0") and invite_ok == [early_sdp]  # §13.2.1, byte for byte
+    port = int(re.search(rb"m=audio (\d+)", early_sdp).group(1))  # type: ignore[union-attr]
+    assert port not in (0, 9)
+    assert heard(ear) == [EARLY, TALK]
+
+
+async def test_an_extension_hears_the_carriers_announcement_before_its_refusal(
+    app: Container, tmp_path: Path
+) -> None:
+    early_pcap = tmp_path / "early.pcap"
+    sippkit.write_tone_pcap(early_pcap, EARLY, 1.0, ssrc=0x880)
+    carrier = carrier_early(early_pcap, silent_ms=1500, final="480 Temporarily Unavailable")
+    ear = Phone()
+    try:
+        await _dial_out(app, tmp_path, ear, carrier, refused=True)
+    finally:
+        ear.close()
+    assert heard(ear) == [EARLY]
+    got = [status for status, _ in responses(tmp_path, "caller")]
+    assert any(s.startswith("SIP/2.0 183") for s in got), got
+    assert got[-1].startswith("SIP/2.0 480"), got
+
+
+async def test_a_customer_never_hears_the_network_of_a_forwarded_number(
     app: Container, tmp_path: Path
 ) -> None:
     alpha = await seed_account(app, "alpha")
@@ -258,7 +347,7 @@ async def test_the_caller_hears_a_carriers_early_media_then_ringback_then_the_an
     )
     await app.routing.assign(alpha.principal, alpha.number_id, scheme.id)
     early_pcap, talk_pcap = tmp_path / "early.pcap", tmp_path / "talk.pcap"
-    sippkit.write_tone_pcap(early_pcap, EARLY, 1.0, ssrc=0x880)
+    sippkit.write_tone_pcap(early_pcap, EARLY, 1.0, ssrc=0x880)  # "the subscriber is busy"
     sippkit.write_tone_pcap(talk_pcap, TALK, 2.0, ssrc=0x1000)
     pbx_port = free_port()
     config = PbxConfig(sip_port=pbx_port, media_timeout=MEDIA_TIMEOUT, digest_algorithms=("MD5",))
@@ -278,7 +367,7 @@ async def test_the_caller_hears_a_carriers_early_media_then_ringback_then_the_an
         phone_cmd = _cmd(tmp_path, "", "phone", phone_port)
         phone = await start_sipp(phone_cmd, workdir=tmp_path)
         (tmp_path / "carrier.xml").write_text(
-            carrier_early(early_pcap, silent_ms=3000, final="486 Busy Here")
+            carrier_early(early_pcap, silent_ms=1500, final="486 Busy Here")
         )
         carrier_cmd = _cmd(tmp_path, "", "carrier", carrier_port)
         carrier = await start_sipp(carrier_cmd, workdir=tmp_path)
@@ -301,122 +390,13 @@ async def test_the_caller_hears_a_carriers_early_media_then_ringback_then_the_an
     finally:
         await rt.stop()
         ear.close()
-
-    early_sdp, invite_ok = _early_and_final_sdp(tmp_path)
-    assert early_sdp.startswith(b"v=0") and invite_ok == [early_sdp]  # §13.2.1, byte for byte
-    port = int(re.search(rb"m=audio (\d+)", early_sdp).group(1))  # type: ignore[union-attr]
-    assert port not in (0, 9)
-    assert heard(ear) == [EARLY, RINGBACK, TALK]
+    statuses = [status.split(" ", 2)[1] for status, _ in responses(tmp_path, "caller")]
+    assert "183" not in statuses and "180" in statuses, statuses
+    assert heard(ear) == [TALK]  # nothing of the carrier's, then 101
 
     (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
     assert call.disposition is Disposition.answered
     view = await app.journal.get_call(alpha.principal, call.id)
     by_kind = {leg.target_kind: leg for leg in view.legs}
     assert by_kind[TargetKind.external].end_reason is LegEndReason.busy
-    assert by_kind[TargetKind.external].answered_at is None
     assert by_kind[TargetKind.employee].answered_at is not None
-
-
-def _early_and_final_sdp(workdir: Path) -> tuple[bytes, list[bytes]]:
-    got = responses(workdir, "caller")
-    statuses = [status.split(" ", 2)[1] for status, _ in got]
-    assert "180" not in statuses, statuses
-    early_sdp = next(body for status, body in got if status.startswith("SIP/2.0 183"))
-    invite_ok = [body for status, body in got if status.startswith("SIP/2.0 200") and body]
-    return early_sdp, invite_ok
-
-
-async def test_voicemail_after_early_media_answers_on_the_same_leg(
-    app: Container, tmp_path: Path
-) -> None:
-    alpha = await seed_account(app, "alpha")
-    carrier_port = free_port()
-    await _trunk(app, alpha.principal, carrier_port)
-    scheme = await app.routing.create_scheme(
-        alpha.principal,
-        "Mobile, then voicemail",
-        {
-            "branches": {
-                "working": [{"type": "ring", "targets": [{"number": EXTERNAL}], "timeout": 15}]
-            },
-            "final": {"type": "voicemail"},
-        },
-    )
-    await app.routing.assign(alpha.principal, alpha.number_id, scheme.id)
-    early_pcap = tmp_path / "early.pcap"
-    sippkit.write_tone_pcap(early_pcap, EARLY, 1.0, ssrc=0x880)
-    pbx_port = free_port()
-    config = PbxConfig(sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",))
-    rt = await start_pbx(app, config)
-    remote = f"127.0.0.1:{pbx_port}"
-    ear = Phone()
-    try:
-        (tmp_path / "carrier.xml").write_text(
-            carrier_early(early_pcap, silent_ms=300, final="480 Temporarily Unavailable")
-        )
-        carrier_cmd = _cmd(tmp_path, "", "carrier", carrier_port)
-        carrier = await start_sipp(carrier_cmd, workdir=tmp_path)
-        await wait_bound(carrier_port)
-        (tmp_path / "caller.xml").write_text(caller_to_voicemail(NUMBER.lstrip("+"), ear.port))
-        caller = await run_sipp(
-            _cmd(tmp_path, remote, "caller", free_port(), "-trace_msg"),
-            workdir=tmp_path,
-            name="caller",
-        )
-        done = await finish_sipp(carrier, carrier_cmd, workdir=tmp_path, name="carrier", wait=20)
-        assert caller.returncode == 0 and caller.stats.successful == 1, caller.describe()
-        assert done.stats.successful == 1, done.describe()
-        await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
-    finally:
-        await rt.stop()
-        ear.close()
-    early_sdp, invite_ok = _early_and_final_sdp(tmp_path)
-    assert invite_ok == [early_sdp]
-    assert heard(ear)[0] == EARLY
-    (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
-    assert call.disposition is not Disposition.answered
-    view = await app.journal.get_call(alpha.principal, call.id)
-    (leg,) = view.legs
-    assert leg.target_kind is TargetKind.external and leg.answered_at is None
-
-
-async def test_an_extension_hears_the_carriers_announcement_before_its_refusal(
-    app: Container, tmp_path: Path
-) -> None:
-    alpha = await seed_account(app, "alpha")
-    carrier_port = free_port()
-    await _trunk(app, alpha.principal, carrier_port)
-    early_pcap = tmp_path / "early.pcap"
-    sippkit.write_tone_pcap(early_pcap, EARLY, 1.0, ssrc=0x880)
-    pbx_port = free_port()
-    config = PbxConfig(sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",))
-    rt = await start_pbx(app, config)
-    remote = f"127.0.0.1:{pbx_port}"
-    ear = Phone()
-    try:
-        (tmp_path / "carrier.xml").write_text(
-            carrier_early(early_pcap, silent_ms=1500, final="480 Temporarily Unavailable")
-        )
-        carrier_cmd = _cmd(tmp_path, "", "carrier", carrier_port)
-        carrier = await start_sipp(carrier_cmd, workdir=tmp_path)
-        await wait_bound(carrier_port)
-        (tmp_path / "caller.xml").write_text(caller_outbound(ear.port))
-        auth = ("-au", "101", "-ap", PASSWORD, "-auth_uri", f"83831234567@{remote}")
-        caller = await run_sipp(
-            _cmd(tmp_path, remote, "caller", free_port(), "-trace_msg", *auth),
-            workdir=tmp_path,
-            name="caller",
-        )
-        done = await finish_sipp(carrier, carrier_cmd, workdir=tmp_path, name="carrier", wait=20)
-        assert caller.returncode == 0 and caller.stats.successful == 1, caller.describe()
-        assert done.stats.successful == 1, done.describe()
-        await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
-    finally:
-        await rt.stop()
-        ear.close()
-    assert heard(ear) == [EARLY]
-    got = [status for status, _ in responses(tmp_path, "caller")]
-    assert got[-1].startswith("SIP/2.0 480"), got
-    (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
-    assert call.direction is Direction.outbound
-    assert call.disposition is not Disposition.answered

@@ -1,6 +1,12 @@
-"""Early media: what a target plays before it answers reaches the caller (RFC 3960's
-gateway model) — a carrier's ringback or "the subscriber is unavailable", a mobile network's
-announcement, a pre-answer menu.
+"""Early media on outbound calls: what the carrier plays before the callee answers reaches
+the employee who dialled (RFC 3960's gateway model) — the network's ringback, "the number
+you have dialled does not exist", "the subscriber is unavailable".
+
+Only outbound calls: on an inbound call the forks are the account's own targets, and what a
+forwarded mobile's network plays ("the subscriber is busy", its voicemail's greeting) must
+not reach a customer whom the scheme's next step may still connect — a caller never hears a
+busy tone while a step remains. There a 183 stays a 180 and the caller's phone rings, as
+before (FreeSWITCH's ``ignore_early_media`` for ring groups is the same choice).
 
 A fork's 18x that carries SDP is a copy of the answer its 2xx will carry (RFC 3261 §13.2.1),
 so it is taken as a preview (``OfferAnswer.preview_answer``) and the fork's media leg is
@@ -25,12 +31,13 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from zvonar.calls.events import Direction
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
 from zvonar.calls.tones import ringback_path
 from zvonar.media.engine import RemoteMedia
 from zvonar.media.errors import MediaError
-from zvonar.media.sdp import Direction
+from zvonar.media.sdp import Direction as MediaDirection
 
 if TYPE_CHECKING:
     from zvonar.calls.call import Call
@@ -42,15 +49,18 @@ log = logging.getLogger(__name__)
 
 def unwatched(remote: RemoteMedia) -> RemoteMedia:
     """``remote`` with nothing expected from the peer (no media timeout before the 2xx)."""
-    direction = Direction.from_flags(send=remote.direction.sends, receive=False)
+    direction = MediaDirection.from_flags(send=remote.direction.sends, receive=False)
     return replace(remote, direction=direction)
 
 
 def _early(call: Call) -> bool:
-    """The caller still waits for a final answer and the engine can carry early media."""
-    caller = call.caller
+    """An outbound call whose caller still waits for a final answer, over an engine that
+    can carry early media."""
+    caller, plan = call.caller, call.plan
     return (
-        caller.invite is not None
+        plan is not None
+        and plan.direction is Direction.outbound
+        and caller.invite is not None
         and caller.state is LegState.INVITING
         and not call.done
         and call.winner is None
