@@ -25,8 +25,8 @@ from zvonar.calls.events import (
     TransferKind,
 )
 from zvonar.calls.plan import CallerAuth, Enqueue, Plan, QueueOffer, RingTarget, Wave
+from zvonar.calls.refer import SIPFRAG
 from zvonar.calls.signalling import invite_request
-from zvonar.calls.transfer import SIPFRAG
 from zvonar.media.wav import encode_wav
 from zvonar.sip.io.runner import SipRunner
 from zvonar.sip.io.testserver import EchoPbx

@@ -384,42 +384,15 @@ async def test_the_agent_hears_ringback_then_the_customers_carrier_announcement(
     # 101 answers the callback (its media is the test's socket); the customer's carrier rings
     # (180), then announces (183 with SDP, 880 Hz) and refuses (480). 101 hears our ringback
     # while it rings, then the announcement — not silence, and not the ringback over it.
-    from tests.e2e.test_early_media import EARLY, RINGBACK, heard
+    from tests.e2e.test_early_media import EARLY, RINGBACK, carrier_early, heard
     from tests.e2e.test_listen import supervisor_ear
     from tests.media.engine.phone import Phone
 
     announcement = rig.tmp / "early880.pcap"
     sippkit.write_tone_pcap(announcement, EARLY, 1.0, ssrc=0x880)
-    carrier = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="customer's carrier rings, announces, refuses">
-  <recv request="INVITE"/>
-  <send><![CDATA[
-
-      SIP/2.0 180 Ringing{sippkit.REPLY}
-      Content-Length: 0
-
-  ]]></send>
-  <pause milliseconds="1500"/>
-  <send><![CDATA[
-
-      SIP/2.0 183 Session Progress{sippkit.REPLY}
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      {sippkit._SDP}
-
-  ]]></send>
-  <nop><action><exec play_pcap_audio="{announcement}"/></action></nop>
-  <pause milliseconds="1500"/>
-  <send><![CDATA[
-
-      SIP/2.0 480 Temporarily Unavailable{sippkit.REPLY}
-      Content-Length: 0
-
-  ]]></send>
-  <recv request="ACK"/>
-</scenario>
-"""
+    carrier = carrier_early(
+        announcement, ring_ms=1500, silent_ms=1500, final="480 Temporarily Unavailable"
+    )
     ear = Phone()
     try:
         failed, agent_run, customer_run = await rig.call_employee(

@@ -23,6 +23,7 @@ import pytest
 
 from tests.e2e import sippkit
 from tests.e2e.appkit import sqlite_container
+from tests.e2e.test_listen import agent_answers
 from tests.e2e.test_outbound_transfer import CALLER_XML
 from tests.media.engine.phone import Phone, dominant, pcm_samples, tone_power
 from tests.pbx.conftest import NUMBER, PASSWORD, seed_account
@@ -66,9 +67,23 @@ def _sdp(port: int) -> str:
       a=rtpmap:101 telephone-event/8000"""
 
 
-def carrier_early(pcap: Path, *, silent_ms: int, final: str, talk: Path | None = None) -> str:
-    """183 with SDP, ``pcap`` played, ``silent_ms`` of nothing, then ``final``: a refusal
-    (ACKed), or "200 OK" (same SDP as the 183, §13.2.1), ``talk`` played until our BYE."""
+def carrier_early(
+    pcap: Path, *, silent_ms: int, final: str, talk: Path | None = None, ring_ms: int = 0
+) -> str:
+    """(With ``ring_ms``: 180 and that long first.) 183 with SDP, ``pcap`` played, ``silent_ms``
+    of nothing, then ``final``: a refusal (ACKed), or "200 OK" (same SDP as the 183,
+    §13.2.1), ``talk`` played until our BYE."""
+    ring = (
+        f"""<send><![CDATA[
+
+      SIP/2.0 180 Ringing{sippkit.REPLY}
+      Content-Length: 0
+
+  ]]></send>
+  <pause milliseconds="{ring_ms}"/>"""
+        if ring_ms
+        else ""
+    )
     if final.startswith("200"):
         end = f"""<send retrans="500"><![CDATA[
 
@@ -95,6 +110,7 @@ def carrier_early(pcap: Path, *, silent_ms: int, final: str, talk: Path | None =
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="carrier with early media">
   <recv request="INVITE"/>
+  {ring}
   <send><![CDATA[
 
       SIP/2.0 183 Session Progress{sippkit.REPLY}
@@ -107,35 +123,6 @@ def carrier_early(pcap: Path, *, silent_ms: int, final: str, talk: Path | None =
   <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
   <pause milliseconds="{silent_ms}"/>
   {end}
-</scenario>
-"""
-
-
-def phone_rings_then_talks(pcap: Path, *, ring_ms: int) -> str:
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="101 rings, answers, talks">
-  <recv request="INVITE"/>
-  <send><![CDATA[
-
-      SIP/2.0 180 Ringing{sippkit.REPLY}
-      Content-Length: 0
-
-  ]]></send>
-  <pause milliseconds="{ring_ms}"/>
-  <send retrans="500"><![CDATA[
-
-      SIP/2.0 200 OK{sippkit.REPLY}
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      {sippkit._SDP}
-
-  ]]></send>
-  <recv request="ACK"/>
-  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
-  <recv request="BYE"/>
-  {sippkit.OK_IN_DIALOG}
-  <pause milliseconds="200"/>
 </scenario>
 """
 
@@ -363,7 +350,7 @@ async def test_a_customer_never_hears_the_network_of_a_forwarded_number(
             workdir=tmp_path, name="register",
         )  # fmt: skip
         assert reg.stats.successful == 1, reg.describe()
-        (tmp_path / "phone.xml").write_text(phone_rings_then_talks(talk_pcap, ring_ms=1200))
+        (tmp_path / "phone.xml").write_text(agent_answers(ring_ms=1200, pcap=talk_pcap))
         phone_cmd = _cmd(tmp_path, "", "phone", phone_port)
         phone = await start_sipp(phone_cmd, workdir=tmp_path)
         (tmp_path / "carrier.xml").write_text(

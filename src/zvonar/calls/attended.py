@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 from zvonar.calls.events import (
     CallAnswered,
     CallRinging,
-    CallTransferred,
     Disposition,
     HangupSide,
     LegEndReason,
@@ -43,7 +42,7 @@ from zvonar.calls.events import (
 )
 from zvonar.calls.events import LegEnded as LegEndedEvent
 from zvonar.calls.legs import CalleeLeg, LegState
-from zvonar.calls.signalling import response_to
+from zvonar.calls.refer import notify, publish_transfer, reply
 from zvonar.calls.steps import agent_left
 from zvonar.calls.teardown import finish, hangup_all, hangup_fork, release
 from zvonar.media.errors import MediaError
@@ -71,7 +70,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 HANDOVER_SECONDS = 3.0  # the donor answers within one pass of its queue; this is a safety net
-SIPFRAG = "message/sipfrag;version=2.0"
 _tokens = itertools.count(1)
 
 
@@ -136,31 +134,6 @@ class Pending:
 # -- the REFER ---------------------------------------------------------------------------------
 
 
-def _reply(call: Call, inc: IncomingRequest, dialog: Dialog, status: int) -> None:
-    resp = response_to(inc.request, status, dialog.id.local_tag)
-    call.host.ua.respond(inc, resp, call.host.now())
-    call.host.flush()
-
-
-def _notify(call: Call, where: tuple[Dialog, Flow] | None, status: int, reason: str) -> None:
-    """A NOTIFY of the REFER's implicit subscription (RFC 3515 §2.4.4): final unless 1xx."""
-    if where is None:
-        return
-    dialog, flow = where
-    ua = call.host.ua
-    state = "active;expires=60" if status < 200 else "terminated;reason=noresource"
-    request = ua.create_request(
-        dialog,
-        "NOTIFY",
-        flow,
-        headers=(("Event", "refer"), ("Subscription-State", state)),
-        body=f"SIP/2.0 {status} {reason}\r\n".encode(),
-        content_type=SIPFRAG,
-    )
-    ua.send_request(request, flow, call.host.now())
-    call.host.flush()
-
-
 def _other_call(call: Call, replaces: Replaces) -> Call | None:
     from zvonar.calls.call import Call  # call.py imports this module
 
@@ -191,16 +164,16 @@ async def transfer_with_replaces(
     other = _other_call(call, replaces)
     engine = call.host.engine
     if other is None or other.account_id != call.account_id or not engine.bridges_any_legs:
-        _reply(call, inc, dialog, 403 if other is not None else 481)
+        reply(call, inc, dialog, 403 if other is not None else 481)
         return
     if not (_answered(call) and _answered(other)) or call.transferring or other.transferring:
-        _reply(call, inc, dialog, 403)
+        reply(call, inc, dialog, 403)
         return
     if fork is not None and fork is call.winner and _is_caller(other, replaces):
         # In X from A (its answered fork), naming Y where A is the caller: X survives.
-        _reply(call, inc, dialog, 202)
+        reply(call, inc, dialog, 202)
         where = (dialog, fork.flow)
-        _notify(call, where, 100, "Trying")
+        notify(call, where, 100, "Trying")
         token = next(_tokens)
         pending = Pending(token, fork, where)
         loop = asyncio.get_running_loop()
@@ -212,9 +185,9 @@ async def transfer_with_replaces(
     other_winner = other.winner
     if fork is None and other_winner is not None and _is_fork(other_winner, replaces):
         # In Y from A (its caller), naming X where A is the answered fork: X survives.
-        _reply(call, inc, dialog, 202)
+        reply(call, inc, dialog, 202)
         where = (dialog, call.caller.flow)
-        _notify(call, where, 100, "Trying")
+        notify(call, where, 100, "Trying")
         token = next(_tokens)
         other.attended = Pending(token, other_winner, None)
         other.transferring = True
@@ -224,12 +197,12 @@ async def transfer_with_replaces(
             detached = None
         other.put(Handover(detached[0] if detached else None, token))
         if detached is None:
-            _notify(call, where, 503, "Service Unavailable")
+            notify(call, where, 503, "Service Unavailable")
             return
-        _notify(call, where, 200, "OK")
+        notify(call, where, 200, "OK")
         await _end_donor(call, other, detached[1], detached[2])
         return
-    _reply(call, inc, dialog, 403)
+    reply(call, inc, dialog, 403)
 
 
 def _is_caller(call: Call, replaces: Replaces) -> bool:
@@ -290,7 +263,7 @@ async def _end_donor(call: Call, survivor: Call, leg_id: str, caller_side: str) 
     at = call.now()
     await call.publish(LegEndedEvent, leg_id=leg_id, reason=LegEndReason.completed, at=at)
     to = Target(TargetKind.external, survivor.facts.caller[:64] or "unknown")
-    await _publish_transfer(call, leg_id, to)
+    await publish_transfer(call, leg_id, to, TransferKind.attended)
     await finish(call, Disposition.answered, HangupSide.caller)
     await release(call, caller_side)  # after finish: CallEnded carries its quality
 
@@ -307,7 +280,7 @@ async def on_handover(call: Call, handover: Handover) -> None:
         return
     _clear(call, pending)
     if leg is None:
-        _notify(call, pending.notify, 503, "Service Unavailable")
+        notify(call, pending.notify, 503, "Service Unavailable")
         await _agent_gone_check(call, pending.agent)
         return
     await _adopt(call, pending, leg)
@@ -318,7 +291,7 @@ async def on_handover_timeout(call: Call, expired: HandoverTimeout) -> None:
     if pending is None or pending.token != expired.token:
         return
     _clear(call, pending)
-    _notify(call, pending.notify, 408, "Request Timeout")
+    notify(call, pending.notify, 408, "Request Timeout")
     await _agent_gone_check(call, pending.agent)
 
 
@@ -357,13 +330,13 @@ async def _adopt(call: Call, pending: Pending, leg: CalleeLeg) -> None:
         await engine.bridge(caller_media, leg.media_id)
     except MediaError as exc:
         log.warning("call %s: attended transfer failed: %s", call.call_id, exc)
-        _notify(call, pending.notify, 500, "Server Internal Error")
+        notify(call, pending.notify, 500, "Server Internal Error")
         call.forks.pop(leg.leg_id, None)
         await _orphan(call, leg)
         return
     agent_left(call)  # a queue's agent is free now (wrap-up)
     call.winner = leg
-    _notify(call, pending.notify, 200, "OK")
+    notify(call, pending.notify, 200, "OK")
     if agent.state is not LegState.ENDED:
         hangup_fork(call, agent)
     agent.state = LegState.ENDED
@@ -371,25 +344,8 @@ async def _adopt(call: Call, pending: Pending, leg: CalleeLeg) -> None:
     at = call.now()
     await call.publish(LegEndedEvent, leg_id=agent.leg_id, reason=LegEndReason.completed, at=at)
     agent.end_published = True
-    await _publish_transfer(call, agent.leg_id, leg.target.target)
+    await publish_transfer(call, agent.leg_id, leg.target.target, TransferKind.attended)
     target = leg.target.target
     await call.publish(CallRinging, leg_id=leg.leg_id, target=target, at=call.now())
     by = target.target_id if target.kind in (TargetKind.employee, TargetKind.mobile) else None
     await call.publish(CallAnswered, leg_id=leg.leg_id, at=call.now(), by=by)
-
-
-async def _publish_transfer(call: Call, from_leg_id: str, to: Target) -> None:
-    if call.account_id is None:
-        return
-    event = CallTransferred(  # built here: its ``kind`` field clashes with publish()
-        account_id=call.account_id,
-        call_id=call.call_id,
-        from_leg_id=from_leg_id,
-        to=to,
-        kind=TransferKind.attended,
-        at=call.now(),
-    )
-    try:
-        await call.host.bus.publish(event)
-    except Exception:
-        log.exception("call %s: cannot publish CallTransferred", call.call_id)

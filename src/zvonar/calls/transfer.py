@@ -28,11 +28,12 @@ import logging
 from typing import TYPE_CHECKING
 
 from zvonar.calls.attended import replaces_of, transfer_with_replaces
-from zvonar.calls.events import CallTransferred, LegEndReason, TransferKind
 from zvonar.calls.events import LegEnded as LegEndedEvent
+from zvonar.calls.events import LegEndReason, TransferKind
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject, Wave
-from zvonar.calls.signalling import response_to, uri_user
+from zvonar.calls.refer import notify, publish_transfer, reply
+from zvonar.calls.signalling import uri_user
 from zvonar.calls.steps import agent_left
 from zvonar.calls.teardown import hangup_fork, release
 from zvonar.calls.waves import next_wave
@@ -44,36 +45,15 @@ from zvonar.sip.ua import IncomingRequest
 if TYPE_CHECKING:
     from zvonar.calls.call import Call
 
-__all__ = ["RING_BACK_SECONDS", "SIPFRAG", "blind_transfer"]
+__all__ = ["RING_BACK_SECONDS", "blind_transfer"]
 
 log = logging.getLogger(__name__)
 
 RING_BACK_SECONDS = 30.0
-SIPFRAG = "message/sipfrag;version=2.0"
 
 
-def _reply(call: Call, inc: IncomingRequest, dialog: Dialog, status: int) -> None:
-    resp = response_to(inc.request, status, dialog.id.local_tag)
-    call.host.ua.respond(inc, resp, call.host.now())
-    call.host.flush()
-
-
-def _notify(call: Call, fork: CalleeLeg, status: int, reason: str, *, final: bool) -> None:
-    """One NOTIFY of the REFER's implicit subscription (RFC 3515 §2.4.4)."""
-    if fork.dialog is None:
-        return
-    ua = call.host.ua
-    state = "terminated;reason=noresource" if final else "active;expires=60"
-    request = ua.create_request(
-        fork.dialog,
-        "NOTIFY",
-        fork.flow,
-        headers=(("Event", "refer"), ("Subscription-State", state)),
-        body=f"SIP/2.0 {status} {reason}\r\n".encode(),
-        content_type=SIPFRAG,
-    )
-    ua.send_request(request, fork.flow, call.host.now())
-    call.host.flush()
+def _notify(call: Call, fork: CalleeLeg, status: int, reason: str) -> None:
+    notify(call, (fork.dialog, fork.flow) if fork.dialog is not None else None, status, reason)
 
 
 async def blind_transfer(
@@ -83,29 +63,29 @@ async def blind_transfer(
     try:
         refer_to = parse_name_addr(inc.request.header("Refer-To") or "")
     except SipError:
-        _reply(call, inc, dialog, 400)
+        reply(call, inc, dialog, 400)
         return
     replaces = replaces_of(refer_to.uri)
     if replaces is not None:  # attended: join this call's other party to another call's
         await transfer_with_replaces(call, inc, dialog, fork, replaces)
         return
     if fork is None or fork is not call.winner or call.transferring or call.account_id is None:
-        _reply(call, inc, dialog, 403)  # only the answered agent may transfer, once at a time
+        reply(call, inc, dialog, 403)  # only the answered agent may transfer, once at a time
         return
     dialed = uri_user(refer_to.uri)
     if not dialed:
-        _reply(call, inc, dialog, 400)
+        reply(call, inc, dialog, 400)
         return
-    _reply(call, inc, dialog, 202)
-    _notify(call, fork, 100, "Trying", final=False)
+    reply(call, inc, dialog, 202)
+    _notify(call, fork, 100, "Trying")
     call.transferring = True
     try:
         outcome = await _resolve(call, dialed, str(refer_to.uri))
         if isinstance(outcome, Reject) or not outcome.waves:
             status = outcome.status if isinstance(outcome, Reject) else 480
-            _notify(call, fork, status, "Transfer Failed", final=True)
+            _notify(call, fork, status, "Transfer Failed")
             return
-        _notify(call, fork, 200, "OK", final=True)
+        _notify(call, fork, 200, "OK")
         await _hand_over(call, fork, outcome)
     finally:
         call.transferring = False
@@ -133,19 +113,7 @@ async def _resolve(call: Call, dialed: str, to_uri: str) -> Plan | Reject:
 
 async def _hand_over(call: Call, agent: CalleeLeg, plan: Plan) -> None:
     """End the agent's leg and ring the transfer's waves (then the agent again) for the caller."""
-    if call.account_id is not None:  # built here: its ``kind`` field clashes with publish()
-        event = CallTransferred(
-            account_id=call.account_id,
-            call_id=call.call_id,
-            from_leg_id=agent.leg_id,
-            to=plan.waves[0].targets[0].target,
-            kind=TransferKind.blind,
-            at=call.now(),
-        )
-        try:
-            await call.host.bus.publish(event)
-        except Exception:
-            log.exception("call %s: cannot publish CallTransferred", call.call_id)
+    await publish_transfer(call, agent.leg_id, plan.waves[0].targets[0].target, TransferKind.blind)
     agent_left(call)
     if agent.state is not LegState.ENDED:
         hangup_fork(call, agent)
