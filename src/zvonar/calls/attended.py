@@ -25,6 +25,7 @@ two calls; a blind transfer still works there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from dataclasses import dataclass
@@ -327,6 +328,10 @@ async def _adopt(call: Call, pending: Pending, leg: CalleeLeg) -> None:
     try:
         if caller_media is None:
             raise MediaError("the caller has no media leg")
+        if call.holding:  # the agent held the customer to consult: the music stops
+            call.holding.clear()
+            with contextlib.suppress(MediaError):
+                await engine.stop_playback(caller_media)
         await engine.bridge(caller_media, leg.media_id)
     except MediaError as exc:
         log.warning("call %s: attended transfer failed: %s", call.call_id, exc)

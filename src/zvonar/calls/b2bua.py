@@ -53,13 +53,14 @@ from zvonar.sip.ua import (
     UserAgent,
 )
 
-__all__ = ["B2bua", "CallActor", "InviteGate", "RecordingPathFor"]
+__all__ = ["B2bua", "CallActor", "HoldMusicFor", "InviteGate", "RecordingPathFor"]
 
 log = logging.getLogger(__name__)
 
 Headers = tuple[tuple[str, str], ...]
 K = TypeVar("K")
 RecordingPathFor = Callable[[uuid.UUID, str, datetime], Path]
+HoldMusicFor = Callable[[uuid.UUID], Path]  # an account's hold music
 InviteGate = Callable[[IncomingRequest, float], CallerAuth | None]
 """Who sent a new INVITE (trunk, digest-authenticated phone, anyone); None once the gate
 answered it itself (407 challenge, 403). Synchronous: the UA core asks it on receipt."""
@@ -96,8 +97,11 @@ class B2bua:
         resolve_timeout: float = 5.0,
         gate: InviteGate | None = None,
         overload: OverloadGuard | None = None,
+        hold_music: HoldMusicFor | None = None,
     ) -> None:
         self.runner = runner
+        # What a caller hears while the other side holds them (call.py); None: silence.
+        self.hold_music = hold_music
         self.overload = overload  # None: every INVITE starts a call
         self.ua: UserAgent = runner.ua
         self.engine = engine

@@ -65,6 +65,7 @@ from zvonar.media.engine import (
     RemoteMedia,
 )
 from zvonar.media.errors import MediaError
+from zvonar.media.offer_answer import NegotiatedMedia
 from zvonar.media.sdp import SessionDescription
 from zvonar.sip.dialog import Dialog, DialogId
 from zvonar.sip.errors import SipError
@@ -148,6 +149,7 @@ class Call:
         self.early_media: str | None = None  # the caller's leg while it hears early media
         self.early_from: str | None = None  # the fork it hears (None: our ringback)
         self.attended: attended.Pending | None = None  # an attended transfer in progress
+        self.holding: set[str] = set()  # legs whose peer holds the call: music to the other
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -452,6 +454,34 @@ class Call:
         oa = self.caller.oa if fork is None else fork.oa
         media = self.caller.media_id if fork is None else fork.media_id
         await answer_reinvite(self.host, inc, dialog, oa, media)
+        if oa is not None and oa.negotiated is not None:
+            await self._hold_music(fork, oa.negotiated)
+
+    async def _hold_music(self, holder: CalleeLeg | None, negotiated: NegotiatedMedia) -> None:
+        """One side holds the call (its re-offer: sendonly, inactive or a null address,
+        RFC 3264 §8.4) or resumes it: the other side hears the account's hold music meanwhile,
+        not silence. Only between the caller and the answered leg."""
+        winner = self.winner
+        if winner is None or (holder is not None and holder is not winner):
+            return
+        other = self.caller.media_id if holder is not None else winner.media_id
+        key = winner.leg_id if holder is not None else self.caller.leg_id
+        null = negotiated.remote_port == 0 or negotiated.remote_address in ("0.0.0.0", "::")  # noqa: S104
+        held = null or not negotiated.direction.sends
+        engine, music_for = self.host.engine, self.host.hold_music
+        if other is None or self.account_id is None or music_for is None:
+            return
+        if held and key not in self.holding:
+            try:
+                await engine.play(other, music_for(self.account_id), loop=True)
+            except MediaError as exc:
+                log.info("call %s: no hold music: %s", self.call_id, exc)
+                return
+            self.holding.add(key)
+        elif not held and key in self.holding:
+            self.holding.discard(key)
+            with contextlib.suppress(MediaError):
+                await engine.stop_playback(other)
 
     def _reply(self, inc: IncomingRequest, dialog: Dialog, status: int, body: bytes = b"") -> None:
         reply(self.host, inc, dialog, status, body)

@@ -2,7 +2,8 @@
 we place (originate.py) and listeners (listen.py).
 
 A re-INVITE (hold/resume, a new address) is answered locally from the leg's own offer/answer
-state and only reconfigures that leg's media (sdp_bridge.py): the other side never sees it.
+state and only reconfigures that leg's media (sdp_bridge.py): the other side never sees it
+(an inbound call plays it hold music meanwhile: call.py).
 Hanging up a leg we placed is a BYE once it is confirmed, a CANCEL while it rings.
 
 A carrier may challenge our INVITE (401/407) even on a trunk it registers us on, and most

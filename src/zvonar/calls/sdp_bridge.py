@@ -8,8 +8,9 @@ relays (and transcodes) between the two legs.
 Re-INVITEs (hold, RFC 3264 §8.4) are answered locally on the leg that sent them: the answer
 mirrors the direction (sendonly → recvonly, inactive → inactive) and the engine's view of
 that leg is updated, so the held side gets no RTP from us; the other dialog is left alone
-(its peer keeps sending, we keep relaying what may be delivered). This is the simplest
-correct behaviour: no re-offer crosses the B2BUA, so no glare across dialogs.
+(its peer keeps sending, we keep relaying what may be delivered) and hears the account's
+hold music until the holder resumes (call.py). No re-offer crosses the B2BUA, so no glare
+across dialogs.
 """
 
 from __future__ import annotations

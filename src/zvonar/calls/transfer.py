@@ -115,6 +115,7 @@ async def _hand_over(call: Call, agent: CalleeLeg, plan: Plan) -> None:
     """End the agent's leg and ring the transfer's waves (then the agent again) for the caller."""
     await publish_transfer(call, agent.leg_id, plan.waves[0].targets[0].target, TransferKind.blind)
     agent_left(call)
+    call.holding.clear()  # hold music, if the agent held the caller, plays until someone answers
     if agent.state is not LegState.ENDED:
         hangup_fork(call, agent)
     await call.publish(

@@ -36,6 +36,7 @@ from zvonar.calls.overload import LagMonitor, OverloadGuard
 from zvonar.container import Container
 from zvonar.integrations.http_route import HttpRouter
 from zvonar.media.io import EmbeddedMediaEngine
+from zvonar.media.prompts import hold_music_path
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.credentials import DirectoryCredentialStore, RealmDomains, TenantChallenger
 from zvonar.pbx.dns import HostResolver, resolving
@@ -201,6 +202,9 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         resolve_timeout=config.resolve_timeout,
         gate=InviteGate(ua, credentials, trunk_sources),
         overload=overload,
+        hold_music=lambda account_id: hold_music_path(
+            base_dir=container.prompts.account_dir(account_id)
+        ),
     )
     registrations: TrunkRegistrations | None = None
     try:
