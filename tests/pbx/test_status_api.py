@@ -226,6 +226,11 @@ async def test_metrics_need_the_operators_token_and_count_what_happened(env: Env
     bus = env.container.bus
     assert isinstance(bus, InProcessBus)  # the e2e container's RecordingBus
     assert got["zvonar_bus_events_published_total"] == bus.published > 0
+    # The refused INVITE rang nobody: an empty post-dial delay histogram, all of it exposed.
+    assert "# TYPE zvonar_post_dial_delay_seconds histogram" in r.text
+    assert got['zvonar_post_dial_delay_seconds_bucket{le="0.005"}'] == 0
+    assert got['zvonar_post_dial_delay_seconds_bucket{le="+Inf"}'] == 0
+    assert got["zvonar_post_dial_delay_seconds_count"] == 0
 
 
 def test_prometheus_text_escapes_labels_and_writes_help_once() -> None:
@@ -235,10 +240,15 @@ def test_prometheus_text_escapes_labels_and_writes_help_once() -> None:
             Metric("g", "gauge", "G.", 0.25, (("k", 'x"y\\z\n'),)),
             Metric("g", "gauge", "G.", 2.0, (("k", "b"),)),
             Metric("n", "gauge", "N.", float("nan")),
+            Metric("h", "histogram", "H.", 1, (("le", "0.5"),), "_bucket"),
+            Metric("h", "histogram", "H.", 2, (("le", "+Inf"),), "_bucket"),
+            Metric("h", "histogram", "H.", 1.25, (), "_sum"),
         ]
     )
     assert text == (
         "# HELP a_total A.\n# TYPE a_total counter\na_total 3\n"
         '# HELP g G.\n# TYPE g gauge\ng{k="x\\"y\\\\z\\n"} 0.25\ng{k="b"} 2\n'
         "# HELP n N.\n# TYPE n gauge\nn NaN\n"
+        '# HELP h H.\n# TYPE h histogram\nh_bucket{le="0.5"} 1\nh_bucket{le="+Inf"} 2\n'
+        "h_sum 1.25\n"
     )

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from zvonar.calls.call import Call, Shutdown
+from zvonar.calls.delays import PDD_BOUNDS, DelayHistogram
 from zvonar.calls.legs import CallerLeg
 from zvonar.calls.listen import Listener, watched
 from zvonar.calls.originate import OriginatedCall
@@ -102,6 +103,7 @@ class B2bua:
         self.runner = runner
         # What a caller hears while the other side holds them (call.py); None: silence.
         self.hold_music = hold_music
+        self.post_dial_delay = DelayHistogram(PDD_BOUNDS)  # waves.py observes, /metrics shows
         self.overload = overload  # None: every INVITE starts a call
         self.ua: UserAgent = runner.ua
         self.engine = engine
@@ -342,6 +344,7 @@ class B2bua:
             auth=auth,
         )
         call = Call(self, facts, caller)
+        call.invited_at = now
         self.calls[call_id] = call
         self.track_key(inc.key, call)
         self.track_dialog(req.call_id, caller.local_tag, call)

@@ -150,6 +150,7 @@ class Call:
         self.early_from: str | None = None  # the fork it hears (None: our ringback)
         self.attended: attended.Pending | None = None  # an attended transfer in progress
         self.holding: set[str] = set()  # legs whose peer holds the call: music to the other
+        self.invited_at: float | None = None  # the INVITE's arrival (loop time), until rung
 
     # -- input ----------------------------------------------------------------------------------
 

@@ -114,6 +114,10 @@ async def _start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
         fork.invite_key = ua.send_request(fork.request, fork.flow, host.now())
         host.track_key(fork.invite_key, call)
         host.flush()
+        if call.invited_at is not None:  # the first INVITE out: the post-dial delay
+            if call.caller.invite is not None:  # rung directly, not after our menu or queue
+                host.post_dial_delay.observe(host.now() - call.invited_at)
+            call.invited_at = None
     except (MediaError, SipError, ValueError) as exc:
         log.warning("call %s: cannot ring %s: %s", call.call_id, target.uri, exc)
         await release(call, caller_media, media)

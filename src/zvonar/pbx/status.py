@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from zvonar.calls.delays import DelayHistogram
 from zvonar.pbx.trunk_registration import RegState, TrunkRegistrationStatus
 
 if TYPE_CHECKING:
@@ -96,13 +97,15 @@ def account_status(rt: PbxRuntime, account_id: uuid.UUID) -> AccountPbxStatus:
 
 @dataclass(frozen=True)
 class Metric:
-    """One sample; ``kind`` is Prometheus' TYPE (gauge or counter)."""
+    """One sample; ``kind`` is Prometheus' TYPE (gauge, counter or histogram); ``suffix``
+    names a histogram's samples (``_bucket``, ``_sum``, ``_count``)."""
 
     name: str
     kind: str
     help: str
     value: float
     labels: tuple[tuple[str, str], ...] = ()
+    suffix: str = ""
 
 
 def process_metrics(
@@ -181,6 +184,11 @@ def process_metrics(
             guard.shed if guard is not None else 0,
         ),
     ]
+    out += _histogram(
+        "zvonar_post_dial_delay_seconds",
+        "From a caller's INVITE to our first INVITE for them (calls rung directly).",
+        rt.b2bua.post_dial_delay,
+    )
     states = Counter(s.state for s in rt.registrations.status())
     out += [
         Metric(
@@ -192,6 +200,16 @@ def process_metrics(
         )
         for state in RegState
     ]
+    return out
+
+
+def _histogram(name: str, help_: str, h: DelayHistogram) -> list[Metric]:
+    out = [
+        Metric(name, "histogram", help_, n, (("le", _value(bound)),), "_bucket")
+        for bound, n in h.buckets()
+    ]
+    out.append(Metric(name, "histogram", help_, h.total, (), "_sum"))
+    out.append(Metric(name, "histogram", help_, h.count, (), "_count"))
     return out
 
 
@@ -219,5 +237,5 @@ def render_prometheus(metrics: Iterable[Metric]) -> str:
         labels = ""
         if m.labels:
             labels = "{" + ",".join(f'{k}="{_label_value(v)}"' for k, v in m.labels) + "}"
-        lines.append(f"{m.name}{labels} {_value(m.value)}")
+        lines.append(f"{m.name}{m.suffix}{labels} {_value(m.value)}")
     return "\n".join(lines) + "\n"
