@@ -141,3 +141,41 @@ async def test_a_replaces_naming_no_dialog_of_ours_is_refused_and_nothing_change
     hang_up(caller, customer)
     (ended,) = await pbx.wait_ended()
     assert ended.disposition is Disposition.answered
+
+
+async def test_a_replaces_naming_someone_elses_dialog_is_refused(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
+) -> None:
+    caller, boris_phone = phones
+    anna_phone, _ = agent
+    pbx.resolver.plans["100"] = Plan(
+        ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
+    )
+    pbx.resolver.plans["102"] = Plan(
+        ACCOUNT, (Wave((ring(boris_phone, "answer", BORIS, "Boris"),), 5),)
+    )
+    customer = dial(caller, pbx, "100")
+    assert await final_status(customer) == 200
+    consult = dial(anna_phone, pbx, "102")
+    assert await final_status(consult) == 200
+    x, y = _call_of(pbx, customer.call_id), _call_of(pbx, consult.call_id)
+    assert x.winner is not None and y.winner is not None
+    anna, boris = x.winner, y.winner
+    # The customer's phone names Boris's dialog (as if it had learnt its tags): not its own.
+    seen: list[int] = []
+    caller.runner.add_event_hook(
+        lambda ev: (
+            seen.append(ev.response.status)  # type: ignore[union-attr]
+            if getattr(ev, "response", None) is not None and ev.response.cseq.method == "REFER"  # type: ignore[union-attr]
+            else None
+        )
+    )
+    replaces = quote(f"{boris.sip_call_id};to-tag={boris.local_tag};from-tag=x", safe="")
+    target = f"sip:102@{pbx.address}?Replaces={replaces}"
+    _refer(caller, pbx, _dialog(caller, customer.call_id), target)
+    await until(lambda: seen)
+    assert seen == [403]
+    assert x.winner is anna and y.winner is boris and not x.done and not y.done
+    hang_up(caller, customer)
+    hang_up(anna_phone, consult)
+    await pbx.wait_ended(2)

@@ -17,9 +17,10 @@ in X). Whoever got the REFER answers it: 202, NOTIFY "100 Trying", and the final
 
 Supported: the survivor's caller is the customer and the donor's answered fork the target
 (the agent answered one call and placed the other), whichever dialog the REFER came in —
-what softphones do when an agent consults. Two calls both answered by the agent, or both
-placed by it, are refused (403), as is a transfer over rtpengine, which cannot bridge legs of
-two calls; a blind transfer still works there.
+what softphones do when an agent consults. Both dialogs must be with the phone the REFER
+came from (RFC 3891 §6). Two calls both answered by the agent, or both placed by it, are
+refused (403), as is a transfer over rtpengine, which cannot bridge legs of two calls; a
+blind transfer still works there.
 """
 
 from __future__ import annotations
@@ -170,7 +171,12 @@ async def transfer_with_replaces(
     if not (_answered(call) and _answered(other)) or call.transferring or other.transferring:
         reply(call, inc, dialog, 403)
         return
+    # Both dialogs must be with the same phone (RFC 3891 §6: Replaces is honoured only for
+    # whoever is party to the replaced dialog): the REFER came from where that dialog is.
     if fork is not None and fork is call.winner and _is_caller(other, replaces):
+        if inc.flow != other.caller.flow:
+            reply(call, inc, dialog, 403)
+            return
         # In X from A (its answered fork), naming Y where A is the caller: X survives.
         reply(call, inc, dialog, 202)
         where = (dialog, fork.flow)
@@ -185,6 +191,9 @@ async def transfer_with_replaces(
         return
     other_winner = other.winner
     if fork is None and other_winner is not None and _is_fork(other_winner, replaces):
+        if inc.flow != other_winner.flow:
+            reply(call, inc, dialog, 403)
+            return
         # In Y from A (its caller), naming X where A is the answered fork: X survives.
         reply(call, inc, dialog, 202)
         where = (dialog, call.caller.flow)
