@@ -34,6 +34,8 @@ from zvonar.acd.live_schemas import (
     LiveQueueOut,
     MoveIn,
     StatusIntervalsOut,
+    TransferIn,
+    TransferOut,
 )
 from zvonar.acd.runtime import AcdRuntime
 from zvonar.acd.supervisor import (
@@ -207,6 +209,17 @@ async def intercept_call(
     """Ring an employee (default: yourself) for a waiting caller right away; if they do not
     answer, the caller goes back to their place."""
     return _place(await sup.intercept(p, runtime, call_id, body.employee_id))
+
+
+@router.post("/acd/calls/{call_id}/transfer", response_model=TransferOut, status_code=202)
+async def transfer_call(
+    call_id: CallId, body: TransferIn, p: CurrentPrincipal, calls: Calls, sup: Sup
+) -> TransferOut:
+    """Blind-transfer an answered call (the operator's "transfer" button): ``to`` rings for
+    the caller and the agent's phone is hung up; if nobody answers, the agent is rung back.
+    Yours, or any call of the account as a supervisor. 202 once ``to`` rings."""
+    await sup.transfer(p, calls[0], call_id, body.to)
+    return TransferOut(call_id=call_id, to=body.to)
 
 
 @router.post("/acd/calls/{call_id}/listen", response_model=ListenOut, status_code=202)

@@ -107,6 +107,20 @@ class CallPlaceOut(BaseModel):
     offered_to: list[uuid.UUID] = Field(description="Employees whose phones ring for it now.")
 
 
+class TransferIn(StrictInput):
+    to: str = Field(
+        min_length=1,
+        max_length=32,
+        pattern=r"^\+?[0-9*#]+$",
+        description="An extension or a phone number, as the agent would dial it.",
+    )
+
+
+class TransferOut(BaseModel):
+    call_id: str
+    to: str
+
+
 class ListenIn(StrictInput):
     employee_id: uuid.UUID | None = Field(
         default=None,

@@ -32,6 +32,7 @@ from zvonar.acd.runtime import AcdRuntime, QueueView
 from zvonar.calls.b2bua import B2bua
 from zvonar.calls.listen import ListenRefused, Refusal, watched
 from zvonar.calls.plan import QueueWithdraw, RingTarget
+from zvonar.calls.transfer import TransferRefusal, TransferRefused
 from zvonar.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unavailable
 from zvonar.directory.models import Employee
 from zvonar.store.db import Database
@@ -307,6 +308,23 @@ class Supervisor:
             raise _refusal(exc) from None
         return Listening(call_id, listener.call_id, employee_id, len(targets))
 
+    async def transfer(self, p: Principal, b2bua: B2bua, call_id: str, to: str) -> None:
+        """Blind-transfer the answered call ``call_id`` to ``to`` (an extension or a number,
+        routed as the account's own call): the agent on it (yourself, or anybody's as a
+        supervisor) is hung up once ``to`` rings, and rung back if nobody answers."""
+        if not p.can(SUPERVISE_PERM):
+            call = b2bua.calls.get(call_id)
+            winner = call.winner if call is not None and call.account_id == p.account_id else None
+            agent = winner.target.target.target_id if winner is not None else None
+            if agent is None or await self._own_employee(p) != agent:
+                raise PermissionDenied(
+                    f"role {p.role.value!r} may only transfer a call it is talking on"
+                )
+        try:
+            await b2bua.transfer(p.account_id, call_id, to)
+        except TransferRefused as exc:
+            raise _transfer_refusal(exc) from None
+
     # --- internals ------------------------------------------------------------------------------
 
     async def _taker(self, p: Principal, employee_id: uuid.UUID | None, what: str) -> uuid.UUID:
@@ -368,6 +386,16 @@ def _refusal(exc: ListenRefused) -> NotFound | Conflict:
     if exc.reason is Refusal.unknown_call:
         return NotFound("no such call in progress")
     return Conflict("the call is not answered yet", code="call_not_answered")
+
+
+def _transfer_refusal(exc: TransferRefused) -> NotFound | Conflict | InvalidInput:
+    if exc.reason is TransferRefusal.unknown_call:
+        return NotFound("no such call in progress")
+    if exc.reason is TransferRefusal.not_answered:
+        return Conflict("the call is not answered", code="call_not_answered")
+    if exc.reason is TransferRefusal.in_progress:
+        return Conflict("the call is being transferred already", code="transfer_in_progress")
+    return InvalidInput(str(exc), code="transfer_target_unknown")
 
 
 def _running(runtime: AcdRuntime | None) -> AcdRuntime:

@@ -37,6 +37,7 @@ from zvonar.calls.overload import OverloadGuard
 from zvonar.calls.pickup import FeatureResolver, pick_up
 from zvonar.calls.plan import CallerAuth, InboundCall, Pickup, Plan, Reject, Resolver, RingTarget
 from zvonar.calls.signalling import response_to, uri_user
+from zvonar.calls.transfer import TransferOrder, TransferRefusal, TransferRefused
 from zvonar.core.bus import EventBus
 from zvonar.core.clock import Clock, SystemClock
 from zvonar.media.engine import MediaEngine, MediaEvent
@@ -208,6 +209,22 @@ class B2bua:
                 listener.watched_ended(call.call_id)
         if not self.calls and not self.originated and not self.listeners:
             self._idle.set()
+
+    async def transfer(self, account_id: uuid.UUID, call_id: str, dialed: str) -> None:
+        """Blind-transfer the answered call ``call_id`` of ``account_id`` to ``dialed`` (an
+        extension or a number, as a REFER would name it); returns once the target rings, or
+        raises :class:`TransferRefused`."""
+        call = self.calls.get(call_id)
+        if call is None or call.account_id != account_id or call.done:
+            raise TransferRefused(TransferRefusal.unknown_call, f"no call {call_id} in progress")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        call.put(TransferOrder(dialed, done))
+        try:  # the call may end before it reads the order: then nobody answers the future
+            await asyncio.wait_for(asyncio.shield(done), self.resolve_timeout + 2.0)
+        except TimeoutError:
+            raise TransferRefused(
+                TransferRefusal.unknown_call, f"call {call_id} ended before the transfer"
+            ) from None
 
     # -- calls we place -------------------------------------------------------------------------
 

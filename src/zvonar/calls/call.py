@@ -54,7 +54,7 @@ from zvonar.calls.sdp_bridge import check_offer, new_offer_answer, parse_body, r
 from zvonar.calls.signalling import response_to
 from zvonar.calls.steps import StepTimeout
 from zvonar.calls.teardown import finish, give_up, hangup_all, hangup_fork, release, stop_fork
-from zvonar.calls.transfer import blind_transfer
+from zvonar.calls.transfer import TransferOrder, blind_transfer, ordered_transfer
 from zvonar.calls.waves import WaveTimeout, fork_over, next_wave, wave_timeout
 from zvonar.media.engine import (
     DtmfReceived,
@@ -107,6 +107,7 @@ CallInput = (
     | attended.Donate
     | attended.Handover
     | attended.HandoverTimeout
+    | TransferOrder
 )
 
 
@@ -289,6 +290,8 @@ class Call:
             await attended.on_handover(self, item)
         elif isinstance(item, attended.HandoverTimeout):
             await attended.on_handover_timeout(self, item)
+        elif isinstance(item, TransferOrder):
+            await ordered_transfer(self, item)
 
     def _leg_of_media(self, media_id: str) -> str:
         for fork in self.forks.values():

@@ -1,5 +1,7 @@
 """Blind transfer (RFC 3515 REFER, RFC 5589 §6) from the answered agent leg (call.py's actor).
-A REFER whose Refer-To carries Replaces is an attended transfer instead (attended.py).
+A REFER whose Refer-To carries Replaces is an attended transfer instead (attended.py). The
+same blind transfer can be ordered through the API (:class:`TransferOrder`, the operator's
+"transfer" button in a CRM or the web): the agent's leg is hung up as after a REFER.
 
 The agent's phone sends REFER with ``Refer-To: <sip:102@…>`` in its dialog with us. We accept
 it (202), report progress in the implicit subscription with NOTIFY message/sipfrag (RFC 3515
@@ -24,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from zvonar.calls.attended import replaces_of, transfer_with_replaces
@@ -45,11 +49,40 @@ from zvonar.sip.ua import IncomingRequest
 if TYPE_CHECKING:
     from zvonar.calls.call import Call
 
-__all__ = ["RING_BACK_SECONDS", "blind_transfer"]
+__all__ = [
+    "RING_BACK_SECONDS",
+    "TransferOrder",
+    "TransferRefusal",
+    "TransferRefused",
+    "blind_transfer",
+    "ordered_transfer",
+]
 
 log = logging.getLogger(__name__)
 
 RING_BACK_SECONDS = 30.0
+
+
+class TransferRefusal(enum.StrEnum):
+    unknown_call = "unknown_call"  # no such call in progress in the account
+    not_answered = "not_answered"  # ringing, waiting in a queue, or answered by nobody now
+    in_progress = "in_progress"  # a transfer of the call is under way already
+    no_target = "no_target"  # the target does not resolve (no such extension, barred…)
+
+
+class TransferRefused(Exception):
+    def __init__(self, reason: TransferRefusal, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TransferOrder:
+    """Blind-transfer the answered call to ``dialed`` (what a REFER's Refer-To would name);
+    ``done`` resolves once the target is rung, or fails with :class:`TransferRefused`."""
+
+    dialed: str
+    done: asyncio.Future[None]
 
 
 def _notify(call: Call, fork: CalleeLeg, status: int, reason: str) -> None:
@@ -87,6 +120,34 @@ async def blind_transfer(
             return
         _notify(call, fork, 200, "OK")
         await _hand_over(call, fork, outcome)
+    finally:
+        call.transferring = False
+
+
+async def ordered_transfer(call: Call, order: TransferOrder) -> None:
+    """A :class:`TransferOrder` from the API, in the call's own task."""
+    agent = call.winner
+
+    def refuse(reason: TransferRefusal, message: str) -> None:
+        if not order.done.done():
+            order.done.set_exception(TransferRefused(reason, message))
+
+    if agent is None or agent.state is not LegState.CONFIRMED or call.account_id is None:
+        refuse(TransferRefusal.not_answered, f"call {call.call_id} is not answered")
+        return
+    if call.transferring:
+        refuse(TransferRefusal.in_progress, f"call {call.call_id} is being transferred")
+        return
+    call.transferring = True
+    try:
+        outcome = await _resolve(call, order.dialed, f"sip:{order.dialed}@invalid")
+        if isinstance(outcome, Reject) or not outcome.waves:
+            status = outcome.status if isinstance(outcome, Reject) else 480
+            refuse(TransferRefusal.no_target, f"{order.dialed} cannot be rung ({status})")
+            return
+        if not order.done.done():
+            order.done.set_result(None)
+        await _hand_over(call, agent, outcome)
     finally:
         call.transferring = False
 
