@@ -24,6 +24,7 @@ from zvonar.calls.events import (
 )
 from zvonar.calls.plan import Plan, Wave
 from zvonar.sip.dialog import Dialog
+from zvonar.sip.io.testserver import CallLeg
 from zvonar.sip.uri import parse_uri
 
 from .test_b2bua import dial, final_status, hang_up
@@ -66,11 +67,11 @@ def _call_of(pbx: Pbx, sip_call_id: str) -> Call:
     return next(c for c in pbx.b2bua.calls.values() if c.caller.sip_call_id == sip_call_id)
 
 
-async def test_a_refer_in_the_consultation_joins_the_customer_to_the_colleague(
-    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
-) -> None:
-    caller, boris_phone = phones
-    anna_phone, spy = agent
+async def _consulting(
+    pbx: Pbx, caller: Phone, anna_phone: Phone, boris_phone: Phone
+) -> tuple[CallLeg, CallLeg, Call, Call]:
+    """The customer calls 100 and Anna answers; Anna calls Boris (102), who answers: the
+    customer's call and the consultation, as an agent's phone has them before "transfer"."""
     pbx.resolver.plans["100"] = Plan(
         ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
     )
@@ -82,6 +83,15 @@ async def test_a_refer_in_the_consultation_joins_the_customer_to_the_colleague(
     consult = dial(anna_phone, pbx, "102")  # Anna calls Boris: she is that call's caller
     assert await final_status(consult) == 200
     x, y = _call_of(pbx, customer.call_id), _call_of(pbx, consult.call_id)
+    return customer, consult, x, y
+
+
+async def test_a_refer_in_the_consultation_joins_the_customer_to_the_colleague(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
+) -> None:
+    caller, boris_phone = phones
+    anna_phone, spy = agent
+    customer, consult, x, y = await _consulting(pbx, caller, anna_phone, boris_phone)
     assert x.winner is not None and y.winner is not None
     boris_leg = y.winner
     # Replaces names Anna's dialog in the customer's call as we (the recipient) see it.
@@ -148,17 +158,7 @@ async def test_a_replaces_naming_someone_elses_dialog_is_refused(
 ) -> None:
     caller, boris_phone = phones
     anna_phone, _ = agent
-    pbx.resolver.plans["100"] = Plan(
-        ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
-    )
-    pbx.resolver.plans["102"] = Plan(
-        ACCOUNT, (Wave((ring(boris_phone, "answer", BORIS, "Boris"),), 5),)
-    )
-    customer = dial(caller, pbx, "100")
-    assert await final_status(customer) == 200
-    consult = dial(anna_phone, pbx, "102")
-    assert await final_status(consult) == 200
-    x, y = _call_of(pbx, customer.call_id), _call_of(pbx, consult.call_id)
+    customer, consult, x, y = await _consulting(pbx, caller, anna_phone, boris_phone)
     assert x.winner is not None and y.winner is not None
     anna, boris = x.winner, y.winner
     # The customer's phone names Boris's dialog (as if it had learnt its tags): not its own.

@@ -9,14 +9,13 @@ must get audio only while held: the account's hold music, then nothing once resu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e import sippkit
-from tests.e2e.appkit import sqlite_container
-from tests.e2e.test_early_media import _sdp
+from tests.e2e.test_early_media import _cmd, _sdp
+from tests.e2e.test_early_media import app as app  # the fixture
 from tests.media.engine.phone import Phone, pcm_samples
 from tests.pbx.conftest import NUMBER, PASSWORD, seed_account
 from tests.sip.peers.harness import (
@@ -25,8 +24,6 @@ from tests.sip.peers.harness import (
     free_port,
     register_scenario,
     run_sipp,
-    sipp_command,
-    sipp_media_port,
     start_sipp,
     wait_bound,
 )
@@ -101,21 +98,6 @@ def agent_holds() -> str:
   <Reference variables="ans"/>
 </scenario>
 """
-
-
-@pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[Container]:
-    container = await sqlite_container(tmp_path)
-    yield container
-    await container.db.dispose()
-
-
-def _cmd(tmp: Path, remote: str, name: str, port: int, *extra: str) -> list[str]:
-    return sipp_command(
-        remote, workdir=tmp, local_port=port, calls=1, timeout=25,
-        scenario_file=tmp / f"{name}.xml", name=name,
-        extra=("-mp", str(sipp_media_port()), *extra),
-    )  # fmt: skip
 
 
 async def test_the_customer_hears_hold_music_only_while_held(
