@@ -49,6 +49,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/acd/calls/{call_id}/move"): {"queue": "sales"},
     ("POST", "/api/v1/acd/calls/{call_id}/intercept"): {},
     ("POST", "/api/v1/acd/calls/{call_id}/listen"): {},
+    ("POST", "/api/v1/acd/calls/{call_id}/transfer"): {"to": "102"},
 }
 # Query strings an endpoint requires, for the same reason.
 QUERIES: dict[tuple[str, str], dict[str, str]] = {

@@ -312,9 +312,11 @@ class Supervisor:
         """Blind-transfer the answered call ``call_id`` to ``to`` (an extension or a number,
         routed as the account's own call): the agent on it (yourself, or anybody's as a
         supervisor) is hung up once ``to`` rings, and rung back if nobody answers."""
+        call = b2bua.calls.get(call_id)
+        if call is None or call.account_id != p.account_id:  # 404 before anything else
+            raise NotFound("no such call in progress")
         if not p.can(SUPERVISE_PERM):
-            call = b2bua.calls.get(call_id)
-            winner = call.winner if call is not None and call.account_id == p.account_id else None
+            winner = call.winner
             agent = winner.target.target.target_id if winner is not None else None
             if agent is None or await self._own_employee(p) != agent:
                 raise PermissionDenied(
