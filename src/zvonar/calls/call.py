@@ -23,7 +23,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zvonar.calls import attended, early, steps
@@ -50,6 +49,7 @@ from zvonar.calls.plan import (
     Reject,
     Route,
 )
+from zvonar.calls.recording import Recording
 from zvonar.calls.sdp_bridge import check_offer, new_offer_answer, parse_body, remote_media
 from zvonar.calls.signalling import response_to
 from zvonar.calls.steps import StepTimeout
@@ -132,9 +132,7 @@ class Call:
         self.tracker = WaveTracker(())
         self.reasons: list[LegEndReason] = []  # every unanswered fork's end, all waves
         self.winner: CalleeLeg | None = None
-        self.recording_id: str | None = None
-        self.recording_path: Path | None = None
-        self.recording_done: asyncio.Future[RecordingFinished] | None = None
+        self.recording = Recording()
         self.prompt_media: str | None = None
         self.prompt_playback: str | None = None  # the final prompt's playback (teardown.py)
         self.route: Route | None = None  # the live route, when the plan has one (steps.py)
@@ -161,9 +159,7 @@ class Call:
 
     def media_event(self, event: MediaEvent) -> None:
         if isinstance(event, RecordingFinished):
-            fut = self.recording_done
-            if fut is not None and not fut.done():
-                fut.set_result(event)
+            self.recording.finished(event)
             return
         self.put(event)
 
@@ -388,7 +384,7 @@ class Call:
             await self._answered_event(fork)
             if first:
                 await steps.connected(self, fork)
-                await self._record()
+                await self.record()
             return
         caller.media_id, caller.endpoint = fork.caller_media_id, fork.caller_endpoint
         caller.oa = new_offer_answer(fork.caller_endpoint)
@@ -403,20 +399,18 @@ class Call:
         self.was_answered = True
         await self._answered_event(fork)
         await steps.connected(self, fork)
-        await self._record()
+        await self.record()
 
-    async def _record(self) -> None:
-        """Start recording the caller's media leg (with its bridged peer) if the plan says so."""
+    async def record(self) -> None:
+        """Start recording the caller's media leg (with its bridged peer) if the plan says so
+        (once: an answer, a pickup or a transfer's answer may all ask)."""
         plan, where, media = self.plan, self.host.recording_path, self.caller.media_id
         if plan is None or not plan.record or where is None or not self.account_id:
             return
-        if self.recording_id is not None or media is None:
+        if media is None:
             return
         path = where(self.account_id, self.call_id, self.facts.started_at)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.recording_done = asyncio.get_running_loop().create_future()
-        self.recording_id = await self.host.engine.start_recording(media, path)
-        self.recording_path = path
+        await self.recording.start(self.host.engine, media, path)
 
     async def _answered_event(self, fork: CalleeLeg) -> None:
         target = fork.target.target

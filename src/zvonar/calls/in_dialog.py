@@ -41,6 +41,7 @@ __all__ = [
     "answer_reinvite",
     "hang_up",
     "invite",
+    "release_media",
     "reply",
 ]
 
@@ -181,3 +182,15 @@ def hang_up(host: B2bua, leg: PlacedLeg) -> None:
         ua.cancel(leg.invite_key, leg.flow, now)  # a crossing 2xx gets ACK + BYE
     leg.state = LegState.ENDED
     host.flush()
+
+
+async def release_media(host: B2bua, call_id: str, *media_ids: str) -> None:
+    """Free the call's engine legs that are still its own (tracked; "" and the ones released
+    already are skipped). Never raises: the end of a call must go on."""
+    for media_id in media_ids:
+        if not host.untrack_media(media_id):
+            continue
+        try:
+            await host.engine.release(media_id)
+        except MediaError as exc:
+            log.debug("call %s: release %s: %s", call_id, media_id, exc)

@@ -33,7 +33,6 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zvonar.calls.early import unwatched
@@ -51,15 +50,22 @@ from zvonar.calls.events import (
     TargetKind,
 )
 from zvonar.calls.fork import WaveTracker, disposition_for, end_reason_for_status
-from zvonar.calls.in_dialog import answer_challenge, answer_reinvite, hang_up, invite, reply
+from zvonar.calls.in_dialog import (
+    answer_challenge,
+    answer_reinvite,
+    hang_up,
+    invite,
+    release_media,
+    reply,
+)
 from zvonar.calls.legs import AuthFlow, LegState
 from zvonar.calls.origination import Origination, OriginationOutcome
 from zvonar.calls.plan import RingTarget
+from zvonar.calls.recording import Recording
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
 from zvonar.calls.tones import ringback_path
 from zvonar.media.engine import (
     LegEndpoint,
-    MediaEngineError,
     MediaEvent,
     MediaTimeout,
     RecordingFinished,
@@ -151,9 +157,7 @@ class OriginatedCall:
         self.connected = False
         self.done = False
         self.timer: asyncio.TimerHandle | None = None
-        self.recording_id: str | None = None
-        self.recording_done: asyncio.Future[RecordingFinished] | None = None
-        self.recording_path: Path | None = None
+        self.recording = Recording()
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -163,9 +167,7 @@ class OriginatedCall:
 
     def media_event(self, event: MediaEvent) -> None:
         if isinstance(event, RecordingFinished):
-            fut = self.recording_done
-            if fut is not None and not fut.done():
-                fut.set_result(event)
+            self.recording.finished(event)
             return
         self.put(event)
 
@@ -288,7 +290,7 @@ class OriginatedCall:
             self._invite(leg, from_user, target.from_display)
         except (MediaError, SipError, ValueError) as exc:
             log.warning("call %s: cannot ring %s: %s", self.call_id, target.uri, exc)
-            await self._release(peer_media, media)
+            await release_media(self.host, self.call_id, peer_media, media)
             if self.tracker.ended(leg_id, LegEndReason.failed):
                 self.reasons.append(LegEndReason.failed)
                 await self._publish(
@@ -335,7 +337,7 @@ class OriginatedCall:
             leg.reported = True
             await self._publish(LegEnded, leg_id=leg.leg_id, reason=reason, at=self._now())
         self._hangup(leg)
-        await self._release(leg.media_id, leg.peer_media_id)
+        await release_media(self.host, self.call_id, leg.media_id, leg.peer_media_id)
 
     # -- responses ------------------------------------------------------------------------------
 
@@ -422,7 +424,7 @@ class OriginatedCall:
         if leg is self.agent:  # its answer was unusable
             await self._finish(OriginationOutcome.failed, Disposition.failed, HangupSide.system)
             return
-        await self._release(leg.media_id, leg.peer_media_id)
+        await release_media(self.host, self.call_id, leg.media_id, leg.peer_media_id)
         if leg.wave == self.wave and self.tracker.ended(leg.leg_id, reason):
             self.reasons.append(reason)
             leg.reported = True
@@ -483,11 +485,8 @@ class OriginatedCall:
         where = self.host.recording_path
         if self.spec.record and where is not None:
             path = where(self.account_id, self.call_id, self.started_at)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.recording_done = asyncio.get_running_loop().create_future()
             # The customer on the left channel, as the caller of an inbound call.
-            self.recording_id = await engine.start_recording(customer.media_id, path)
-            self.recording_path = path
+            await self.recording.start(engine, customer.media_id, path)
 
     # -- requests from either side --------------------------------------------------------------
 
@@ -552,9 +551,9 @@ class OriginatedCall:
                 leg.reported = True
                 reason = LegEndReason.completed if answered else LegEndReason.cancelled
                 await self._publish(LegEnded, leg_id=leg.leg_id, reason=reason, at=self._now())
-        recorded = await self._stop_recording()
+        recorded = await self.recording.stop(self.host.engine, self.call_id)
         for leg in self.forks.values():
-            await self._release(leg.media_id, leg.peer_media_id)
+            await release_media(self.host, self.call_id, leg.media_id, leg.peer_media_id)
         if recorded is not None:
             await self._publish(CallRecorded, path=str(recorded.path), duration=recorded.duration)
         await self._publish(
@@ -565,27 +564,6 @@ class OriginatedCall:
             scheme_path=self.spec.scheme_path,
         )
         self._settle(outcome, disposition)
-
-    async def _stop_recording(self) -> RecordingFinished | None:
-        rid, fut = self.recording_id, self.recording_done
-        if rid is None or fut is None:
-            return None
-        self.recording_id = None
-        try:
-            await self.host.engine.stop_recording(rid)
-            return await asyncio.wait_for(asyncio.shield(fut), 3.0)
-        except (MediaEngineError, TimeoutError) as exc:
-            log.warning("call %s: recording not finished: %s", self.call_id, exc)
-            return None
-
-    async def _release(self, *media_ids: str) -> None:
-        for media_id in media_ids:
-            if not media_id or not self.host.untrack_media(media_id):
-                continue
-            try:
-                await self.host.engine.release(media_id)
-            except MediaError as exc:
-                log.debug("call %s: release %s: %s", self.call_id, media_id, exc)
 
     # -- helpers --------------------------------------------------------------------------------
 

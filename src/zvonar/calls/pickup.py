@@ -218,7 +218,7 @@ async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
     leg.state = LegState.CONFIRMED
     by = leg.target.target.target_id
     await call.publish(CallAnswered, leg_id=leg.leg_id, at=call.now(), by=by)
-    await _record(call)
+    await call.record()
 
 
 async def _answer_caller(call: Call, leg: CalleeLeg) -> None:
@@ -233,20 +233,6 @@ async def _answer_caller(call: Call, leg: CalleeLeg) -> None:
     caller.state = LegState.CONFIRMED
     caller.dialog = call.find_caller_dialog()
     call.was_answered = True
-
-
-async def _record(call: Call) -> None:
-    """Start the call's recording as a fork's answer would (call.py ``_connect``)."""
-    plan, where, host = call.plan, call.host.recording_path, call.host
-    if plan is None or not plan.record or where is None or call.account_id is None:
-        return
-    if call.recording_id is not None or call.caller.media_id is None:
-        return
-    path = where(call.account_id, call.call_id, call.facts.started_at)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    call.recording_done = asyncio.get_running_loop().create_future()
-    call.recording_id = await host.engine.start_recording(call.caller.media_id, path)
-    call.recording_path = path
 
 
 async def _release(host: B2bua, *media_ids: str) -> None:

@@ -8,7 +8,6 @@ from its one task, so nothing here interleaves with another event of the same ca
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -25,13 +24,12 @@ from zvonar.calls.events import (
 )
 from zvonar.calls.events import LegEnded as LegEndedEvent
 from zvonar.calls.fork import disposition_for
-from zvonar.calls.in_dialog import hang_up
+from zvonar.calls.in_dialog import hang_up, release_media
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import Reject
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
 from zvonar.calls.voicemail import begin as begin_voicemail
 from zvonar.calls.voicemail import conclude as conclude_voicemail
-from zvonar.media.engine import MediaEngineError, RecordingFinished
 from zvonar.media.errors import MediaError
 
 if TYPE_CHECKING:
@@ -164,7 +162,7 @@ async def finish(
         elif fork.state is LegState.INVITING:
             await stop_fork(call, fork, LegEndReason(fork_reason))
     message = await conclude_voicemail(call)  # never raises
-    recorded = await _stop_recording(call)
+    recorded = await call.recording.stop(call.host.engine, call.call_id)
     quality = await _quality(call, call.caller.media_id)
     for fork in call.forks.values():
         await release(call, fork.caller_media_id, fork.media_id)
@@ -245,24 +243,5 @@ def _bye_caller(call: Call) -> None:
     call.host.flush()
 
 
-async def _stop_recording(call: Call) -> RecordingFinished | None:
-    rid, fut = call.recording_id, call.recording_done
-    if rid is None or fut is None:
-        return None
-    call.recording_id = None
-    try:
-        await call.host.engine.stop_recording(rid)
-        return await asyncio.wait_for(asyncio.shield(fut), 3.0)
-    except (MediaEngineError, TimeoutError) as exc:
-        log.warning("call %s: recording not finished: %s", call.call_id, exc)
-        return None
-
-
 async def release(call: Call, *media_ids: str) -> None:
-    for media_id in media_ids:
-        if not call.host.untrack_media(media_id):
-            continue
-        try:
-            await call.host.engine.release(media_id)
-        except MediaError as exc:
-            log.debug("call %s: release %s: %s", call.call_id, media_id, exc)
+    await release_media(call.host, call.call_id, *media_ids)
