@@ -28,6 +28,7 @@ import asyncio
 import dataclasses
 import enum
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -111,17 +112,11 @@ async def blind_transfer(
         return
     reply(call, inc, dialog, 202)
     _notify(call, fork, 100, "Trying")
-    call.transferring = True
-    try:
-        outcome = await _resolve(call, dialed, str(refer_to.uri))
-        if isinstance(outcome, Reject) or not outcome.waves:
-            status = outcome.status if isinstance(outcome, Reject) else 480
-            _notify(call, fork, status, "Transfer Failed")
-            return
-        _notify(call, fork, 200, "OK")
-        await _hand_over(call, fork, outcome)
-    finally:
-        call.transferring = False
+
+    def told(status: int) -> None:
+        _notify(call, fork, status, "OK" if status == 200 else "Transfer Failed")
+
+    await _transfer(call, fork, dialed, str(refer_to.uri), told)
 
 
 async def ordered_transfer(call: Call, order: TransferOrder) -> None:
@@ -138,15 +133,28 @@ async def ordered_transfer(call: Call, order: TransferOrder) -> None:
     if call.transferring:
         refuse(TransferRefusal.in_progress, f"call {call.call_id} is being transferred")
         return
+
+    def told(status: int) -> None:
+        if status != 200:
+            refuse(TransferRefusal.no_target, f"{order.dialed} cannot be rung ({status})")
+        elif not order.done.done():
+            order.done.set_result(None)
+
+    await _transfer(call, agent, order.dialed, f"sip:{order.dialed}@invalid", told)
+
+
+async def _transfer(
+    call: Call, agent: CalleeLeg, dialed: str, to_uri: str, told: Callable[[int], None]
+) -> None:
+    """Resolve ``dialed`` for the caller and hand the call over from ``agent`` (REFER and API
+    alike); ``told`` hears the outcome before anything happens: 200, or the refusal's status."""
     call.transferring = True
     try:
-        outcome = await _resolve(call, order.dialed, f"sip:{order.dialed}@invalid")
+        outcome = await _resolve(call, dialed, to_uri)
         if isinstance(outcome, Reject) or not outcome.waves:
-            status = outcome.status if isinstance(outcome, Reject) else 480
-            refuse(TransferRefusal.no_target, f"{order.dialed} cannot be rung ({status})")
+            told(outcome.status if isinstance(outcome, Reject) else 480)
             return
-        if not order.done.done():
-            order.done.set_result(None)
+        told(200)
         await _hand_over(call, agent, outcome)
     finally:
         call.transferring = False
