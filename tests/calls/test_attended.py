@@ -5,6 +5,7 @@ covers the other one with a real phone); a Replaces naming no dialog of ours."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -13,6 +14,7 @@ from tests.calls.conftest import Phone
 from tests.calls.rig import ACCOUNT, Pbx
 from tests.calls.test_transfer import ANNA, BORIS, Spy, ring, until
 from tests.calls.test_transfer import agent as agent  # the fixture
+from tests.media.engine.phone import tone_pcm
 from zvonar.calls.attended import Replaces, replaces_of
 from zvonar.calls.call import Call
 from zvonar.calls.events import (
@@ -23,6 +25,7 @@ from zvonar.calls.events import (
     TransferKind,
 )
 from zvonar.calls.plan import Plan, Wave
+from zvonar.media.wav import encode_wav
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.io.testserver import CallLeg
 from zvonar.sip.uri import parse_uri
@@ -87,15 +90,28 @@ async def _consulting(
 
 
 async def test_a_refer_in_the_consultation_joins_the_customer_to_the_colleague(
-    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy], tmp_path: Path
 ) -> None:
     caller, boris_phone = phones
     anna_phone, spy = agent
     customer, consult, x, y = await _consulting(pbx, caller, anna_phone, boris_phone)
     assert x.winner is not None and y.winner is not None
     boris_leg = y.winner
-    # Replaces names Anna's dialog in the customer's call as we (the recipient) see it.
+    # Anna holds the customer to consult, as phones do: the customer hears hold music.
+    music = tmp_path / "music.wav"
+    music.write_bytes(encode_wav(tone_pcm(600.0, 1.0)))
+    pbx.b2bua.hold_music = lambda _account: music
+    engine = pbx.b2bua.engine
+    assert x.caller.media_id is not None
     anna_in_x = _dialog(anna_phone, x.winner.sip_call_id)
+    held = next(g for g in anna_phone.app._legs.values() if g.local_tag == anna_in_x.id.local_tag)
+    held.dialog = anna_in_x  # EchoPbx keeps no Dialog on its answering legs
+    held.local_sdp = held.local_sdp.replace(b"a=sendrecv", b"a=sendonly")
+    assert anna_phone.app.reinvite(held, anna_phone.runner.loop.time()) is not None
+    anna_phone.runner.pump()
+    await until(lambda: x.holding)
+    assert engine._legs[x.caller.media_id].player is not None  # type: ignore[attr-defined]
+    # Replaces names Anna's dialog in the customer's call as we (the recipient) see it.
     replaces = quote(
         f"{x.winner.sip_call_id};to-tag={x.winner.local_tag};from-tag={anna_in_x.id.local_tag}",
         safe="",
@@ -113,8 +129,7 @@ async def test_a_refer_in_the_consultation_joins_the_customer_to_the_colleague(
     assert spy.notifies() == [b"SIP/2.0 100 Trying\r\n", b"SIP/2.0 200 OK\r\n"]
     await until(lambda: anna_phone.app.calls_ended == 2)  # our BYE in both of her dialogs
     assert x.winner is boris_leg and not x.done and y.done
-    engine = pbx.b2bua.engine
-    assert x.caller.media_id is not None
+    assert not x.holding and engine._legs[x.caller.media_id].player is None  # type: ignore[attr-defined]
     assert engine._legs[x.caller.media_id].peer is engine._legs[boris_leg.media_id]  # type: ignore[attr-defined]
     moved = {e.call_id: e for e in pbx.bus.of_type(CallTransferred)}
     assert moved[x.call_id].kind is TransferKind.attended and moved[x.call_id].to.target_id == BORIS
