@@ -17,9 +17,12 @@ from tests.calls.rig import ACCOUNT, Pbx
 from tests.media.engine.phone import tone_pcm
 from zvonar.calls.events import (
     CallAnswered,
+    CallStarted,
     CallTransferred,
+    Direction,
     Disposition,
     HangupSide,
+    LegEnded,
     Target,
     TargetKind,
     TransferKind,
@@ -282,3 +285,112 @@ async def test_a_queue_agent_who_transfers_is_free_at_once(
     hang_up(caller, leg)
     await pbx.wait_ended()
     assert session.kinds().count("call_ended") == 1 and "left" not in session.kinds()
+
+
+CUSTOMER = "+79160000001"
+
+
+def _gate_as_101(pbx: Pbx) -> None:
+    """The INVITE gate passes every caller as the account's phone 101 (it passed digest)."""
+
+    def gate(inc: IncomingRequest, now: float) -> CallerAuth | None:
+        return CallerAuth(account_id=ACCOUNT, user="101", realm="alpha.zvonar")
+
+    pbx.b2bua.gate = gate
+
+
+async def test_an_employee_who_dialed_out_hands_the_customer_on(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
+) -> None:
+    """101 calls a customer, then REFERs them to 102: the customer's leg becomes the call's
+    caller, 101 is hung up, Boris rings and talks to the customer; the customer's BYE ends it."""
+    customer_phone, boris_phone = phones
+    anna_phone, spy = agent
+    _gate_as_101(pbx)
+    customer = RingTarget(
+        customer_phone.uri("answer"), customer_phone.flow, Target(TargetKind.external, CUSTOMER)
+    )
+    pbx.resolver.plans[CUSTOMER] = Plan(
+        ACCOUNT, (Wave((customer,), 5),), direction=Direction.outbound
+    )
+    pbx.resolver.plans["102"] = Plan(
+        ACCOUNT, (Wave((ring(boris_phone, "answer", BORIS, "Boris"),), 5),)
+    )
+    leg = dial(anna_phone, pbx, CUSTOMER)
+    assert await final_status(leg) == 200
+    await until(lambda: customer_phone.app.calls_answered == 1)
+    refer(anna_phone, f"sip:102@{pbx.address}")
+    await until(lambda: boris_phone.app.calls_answered == 1)
+    assert spy.statuses("REFER") == [202]
+    await until(lambda: len(spy.notifies()) == 2)
+    assert spy.notifies() == [b"SIP/2.0 100 Trying\r\n", b"SIP/2.0 200 OK\r\n"]
+    await until(lambda: anna_phone.app.calls_ended == 1)  # the employee got our BYE
+    (moved,) = pbx.bus.of_type(CallTransferred)
+    answered = pbx.bus.of_type(CallAnswered)
+    assert moved.kind is TransferKind.blind and moved.to.target_id == BORIS
+    assert moved.from_leg_id not in {a.leg_id for a in answered}  # the caller's leg left
+    # Boris sees who he talks to: the customer, not the employee who left.
+    (boris_dialog,) = list(boris_phone.runner.ua.dialogs)
+    assert boris_dialog.remote_uri.uri.user == "answer"  # type: ignore[union-attr]
+    assert customer_phone.app.calls_ended == 0
+    (customer_leg,) = list(customer_phone.app._legs.values())
+    (customer_leg.dialog,) = list(customer_phone.runner.ua.dialogs)  # its UAS legs keep none
+    customer_phone.app.hangup(customer_leg, customer_phone.runner.loop.time())
+    customer_phone.runner.pump()
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.answered and ended.hangup is HangupSide.caller
+    await until(lambda: boris_phone.app.calls_ended == 1)
+    first = answered[0].leg_id
+    assert any(e.leg_id == first for e in pbx.bus.of_type(LegEnded))  # the customer's leg
+
+
+async def test_a_callers_refer_from_outside_is_refused(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
+) -> None:
+    """A caller who is no phone of the account (a customer, a carrier) may not transfer:
+    honouring it would place calls at the account's expense."""
+    _, anna_phone = phones
+    outsider, spy = agent
+    pbx.resolver.plans["100"] = Plan(
+        ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
+    )
+    leg = dial(outsider, pbx, "100")
+    assert await final_status(leg) == 200
+    await until(lambda: anna_phone.app.calls_answered == 1)
+    refer(outsider, "sip:+4420700000@example.com")
+    await until(lambda: spy.statuses("REFER") == [403])
+    assert not pbx.bus.of_type(CallTransferred) and anna_phone.app.calls_ended == 0
+    hang_up(outsider, leg)
+    await pbx.wait_ended()
+
+
+async def test_the_api_transfers_an_outbound_call_from_the_employee_who_placed_it(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
+) -> None:
+    """The operator's "transfer" button on an outbound call: the employee who dialed out (the
+    caller side) leaves, not the customer who answered."""
+    customer_phone, boris_phone = phones
+    anna_phone, _ = agent
+    _gate_as_101(pbx)
+    customer = RingTarget(
+        customer_phone.uri("answer"), customer_phone.flow, Target(TargetKind.external, CUSTOMER)
+    )
+    pbx.resolver.plans[CUSTOMER] = Plan(
+        ACCOUNT, (Wave((customer,), 5),), direction=Direction.outbound
+    )
+    pbx.resolver.plans["102"] = Plan(
+        ACCOUNT, (Wave((ring(boris_phone, "answer", BORIS, "Boris"),), 5),)
+    )
+    leg = dial(anna_phone, pbx, CUSTOMER)
+    assert await final_status(leg) == 200
+    (started,) = pbx.bus.of_type(CallStarted)
+    await pbx.b2bua.transfer(ACCOUNT, started.call_id, "102")
+    await until(lambda: boris_phone.app.calls_answered == 1 and anna_phone.app.calls_ended == 1)
+    assert customer_phone.app.calls_ended == 0
+    (moved,) = pbx.bus.of_type(CallTransferred)
+    assert moved.to.target_id == BORIS
+    # The customer is the call's caller now, but no phone of ours: its REFER is refused.
+    refer(customer_phone, "sip:+4420700000@example.com")
+    await asyncio.sleep(0.3)
+    assert len(pbx.bus.of_type(CallTransferred)) == 1 and boris_phone.app.calls_ended == 0
+    assert len(pbx.resolver.seen) == 3  # the call, 102, the ring-back: nothing for +44

@@ -170,18 +170,22 @@ def caller_outbound(media_port: int, *, refused: bool) -> str:
     return xml.replace("</scenario>", '<Reference variables="early"/></scenario>', 1)
 
 
-def heard(phone: Phone) -> list[int]:
-    """What the phone heard, in order: the loudest of the three tones per 200 ms of received
-    audio (quiet stretches skipped), runs collapsed."""
-    samples = pcm_samples(phone.audio())
+def heard(phone: Phone, tones: tuple[int, ...] = (EARLY, RINGBACK, TALK)) -> list[int]:
+    """What the phone heard, in order (:func:`tones_in` of its received audio)."""
+    return tones_in(pcm_samples(phone.audio()), tones)
+
+
+def tones_in(samples: list[float], tones: tuple[int, ...]) -> list[int]:
+    """The loudest of ``tones`` per 200 ms of 16-bit ``samples`` (quiet stretches skipped),
+    in order, runs collapsed."""
     order: list[int] = []
     for start in range(0, len(samples) - 1600, 1600):
         window = samples[start : start + 1600]
         if max(abs(v) for v in window) < 2000:
             continue
-        tone = int(dominant(window, (EARLY, RINGBACK, TALK)))
+        tone = int(dominant(window, tones))
         loud = tone_power(window, tone)
-        others = [tone_power(window, f) for f in (EARLY, RINGBACK, TALK) if f != tone]
+        others = [tone_power(window, f) for f in tones if f != tone]
         if loud > 50 * max(others) and (not order or order[-1] != tone):
             order.append(tone)
     return order

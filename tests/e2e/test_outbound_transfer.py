@@ -2,8 +2,7 @@
 8 383 123-45-67 with digest auth (407 in alpha.zvonar); a SIPp UAS plays the carrier's trunk
 and checks that From and P-Asserted-Identity carry the account's Novosibirsk number.
 
-Blind transfer over SIPp is not here yet: it is covered over loopback peers in
-tests/calls/test_transfer.py.
+The extension's blind transfer of the customer it called is in test_outbound_refer.py.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from zvonar.acd.dispatcher import CallBeingOffered
 from zvonar.acd.models import AgentStatusInterval
 from zvonar.acd.runtime import AcdRuntime, QueueView
 from zvonar.calls.b2bua import B2bua
+from zvonar.calls.events import Direction
 from zvonar.calls.listen import ListenRefused, Refusal, watched
 from zvonar.calls.plan import QueueWithdraw, RingTarget
 from zvonar.calls.transfer import TransferRefusal, TransferRefused
@@ -316,9 +317,20 @@ class Supervisor:
         if call is None or call.account_id != p.account_id:  # 404 before anything else
             raise NotFound("no such call in progress")
         if not p.can(SUPERVISE_PERM):
-            winner = call.winner
+            own = await self._own_employee(p)
+            winner, auth = call.winner, call.facts.auth
             agent = winner.target.target.target_id if winner is not None else None
-            if agent is None or await self._own_employee(p) != agent:
+            outbound = call.plan is not None and call.plan.direction is Direction.outbound
+            if outbound and not call.caller.was_fork:  # who dialed out: their phone's user
+                user = auth.user if auth is not None else None
+                mine = (
+                    own is not None
+                    and user is not None
+                    and await self._sip_username(p, own) == user
+                )
+            else:
+                mine = agent is not None and own == agent
+            if not mine:
                 raise PermissionDenied(
                     f"role {p.role.value!r} may only transfer a call it is talking on"
                 )
@@ -356,6 +368,14 @@ class Supervisor:
         if p.can(perm) or await self._own_employee(p) == employee_id:
             return
         raise PermissionDenied(f"role {p.role.value!r} may only act on its own agent status")
+
+    async def _sip_username(self, p: Principal, employee_id: uuid.UUID) -> str | None:
+        async with self.db.read() as s:
+            return await s.scalar(
+                select(Employee.sip_username).where(
+                    Employee.id == employee_id, Employee.account_id == p.account_id
+                )
+            )
 
     async def _own_employee(self, p: Principal) -> uuid.UUID | None:
         if p.user_id is None:

@@ -62,6 +62,7 @@ class CallerLeg:
     oa: OfferAnswer | None = None
     ringing_sent: bool = False
     early_sdp: bytes | None = None  # our answer in the 183 (early.py): the 2xx repeats it
+    was_fork: bool = False  # an answered party the caller handed on (transfer.py)
 
 
 @dataclass(eq=False)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from zvonar.calls.call import Call
 
 __all__ = [
+    "bye_caller",
     "end_winner",
     "finish",
     "give_up",
@@ -155,7 +156,7 @@ async def finish(
         reason = final.reason if final is not None and final.status == status else None
         call.respond_caller(max(status, 400), reason=reason)
     elif caller.state is LegState.CONFIRMED:
-        _bye_caller(call)
+        bye_caller(call)
     for fork in call.forks.values():
         if fork is call.winner:
             await end_winner(call, fork)
@@ -164,9 +165,17 @@ async def finish(
     message = await conclude_voicemail(call)  # never raises
     recorded = await call.recording.stop(call.host.engine, call.call_id)
     quality = await _quality(call, call.caller.media_id)
+    if caller.was_fork:  # a party the caller handed on (transfer.py): its leg ends now
+        await call.publish(
+            LegEndedEvent,
+            leg_id=caller.leg_id,
+            reason=LegEndReason.completed,
+            at=call.now(),
+            **quality,
+        )
     for fork in call.forks.values():
         await release(call, fork.caller_media_id, fork.media_id)
-    for media in (call.prompt_media, call.local_media, call.early_media):
+    for media in (call.prompt_media, call.local_media, call.early_media, caller.media_id):
         if media is not None:
             await release(call, media)
     if recorded is not None:
@@ -232,7 +241,7 @@ async def _quality(call: Call, media_id: str | None) -> dict[str, float]:
     }
 
 
-def _bye_caller(call: Call) -> None:
+def bye_caller(call: Call) -> None:
     caller, ua = call.caller, call.host.ua
     dialog = caller.dialog or call.find_caller_dialog()
     caller.state = LegState.ENDED

@@ -33,15 +33,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from zvonar.calls.attended import replaces_of, transfer_with_replaces
+from zvonar.calls.events import Direction, LegEndReason, TransferKind
 from zvonar.calls.events import LegEnded as LegEndedEvent
-from zvonar.calls.events import LegEndReason, TransferKind
-from zvonar.calls.legs import CalleeLeg, LegState
-from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject, Wave
+from zvonar.calls.legs import CalleeLeg, CallerLeg, LegState
+from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject, RingTarget, Wave
 from zvonar.calls.refer import notify, publish_transfer, reply
 from zvonar.calls.signalling import uri_user
 from zvonar.calls.steps import agent_left
-from zvonar.calls.teardown import hangup_fork, release
+from zvonar.calls.teardown import bye_caller, hangup_fork, release
 from zvonar.calls.waves import next_wave
+from zvonar.media.errors import MediaError
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.errors import SipError
 from zvonar.sip.headers import parse_name_addr
@@ -56,6 +57,7 @@ __all__ = [
     "TransferRefusal",
     "TransferRefused",
     "blind_transfer",
+    "caller_may_transfer",
     "ordered_transfer",
 ]
 
@@ -86,10 +88,6 @@ class TransferOrder:
     done: asyncio.Future[None]
 
 
-def _notify(call: Call, fork: CalleeLeg, status: int, reason: str) -> None:
-    notify(call, (fork.dialog, fork.flow) if fork.dialog is not None else None, status, reason)
-
-
 async def blind_transfer(
     call: Call, inc: IncomingRequest, dialog: Dialog, fork: CalleeLeg | None
 ) -> None:
@@ -103,20 +101,47 @@ async def blind_transfer(
     if replaces is not None:  # attended: join this call's other party to another call's
         await transfer_with_replaces(call, inc, dialog, fork, replaces)
         return
-    if fork is None or fork is not call.winner or call.transferring or call.account_id is None:
-        reply(call, inc, dialog, 403)  # only the answered agent may transfer, once at a time
+    # The answered agent may transfer, or the employee whose phone placed the call; once at
+    # a time. Never a caller from outside: a customer's REFER must not place calls for us.
+    allowed = caller_may_transfer(call) if fork is None else fork is call.winner
+    if not allowed or call.transferring or call.account_id is None:
+        reply(call, inc, dialog, 403)
         return
     dialed = uri_user(refer_to.uri)
     if not dialed:
         reply(call, inc, dialog, 400)
         return
     reply(call, inc, dialog, 202)
-    _notify(call, fork, 100, "Trying")
+    flow = fork.flow if fork is not None else call.caller.flow
+    where = (dialog, flow)
+    notify(call, where, 100, "Trying")
 
     def told(status: int) -> None:
-        _notify(call, fork, status, "OK" if status == 200 else "Transfer Failed")
+        notify(call, where, status, "OK" if status == 200 else "Transfer Failed")
 
     await _transfer(call, fork, dialed, str(refer_to.uri), told)
+
+
+def caller_may_transfer(call: Call) -> bool:
+    """Whether the caller side may hand the answered party on: the caller is a phone of the
+    call's account (it passed digest: an employee's outbound or internal call), the call is
+    answered, and the engine can bridge the remaining party to a leg of another allocation."""
+    auth, caller, winner = call.facts.auth, call.caller, call.winner
+    return (
+        auth is not None
+        and auth.user is not None
+        and auth.account_id is not None
+        and auth.account_id == call.account_id
+        and not call.done
+        and call.attended is None
+        and not caller.was_fork  # after such a transfer the caller is the other party
+        and caller.state is LegState.CONFIRMED
+        and caller.media_id is not None
+        and winner is not None
+        and winner.state is LegState.CONFIRMED
+        and winner.dialog is not None
+        and call.host.engine.bridges_any_legs
+    )
 
 
 async def ordered_transfer(call: Call, order: TransferOrder) -> None:
@@ -127,7 +152,13 @@ async def ordered_transfer(call: Call, order: TransferOrder) -> None:
         if not order.done.done():
             order.done.set_exception(TransferRefused(reason, message))
 
-    if agent is None or agent.state is not LegState.CONFIRMED or call.account_id is None:
+    outbound = call.plan is not None and call.plan.direction is Direction.outbound
+    by_caller = outbound and not call.caller.was_fork
+    if by_caller:  # the employee who dialed out is the one who leaves
+        answered = caller_may_transfer(call)
+    else:
+        answered = agent is not None and agent.state is LegState.CONFIRMED
+    if not answered or call.account_id is None:
         refuse(TransferRefusal.not_answered, f"call {call.call_id} is not answered")
         return
     if call.transferring:
@@ -140,22 +171,31 @@ async def ordered_transfer(call: Call, order: TransferOrder) -> None:
         elif not order.done.done():
             order.done.set_result(None)
 
-    await _transfer(call, agent, order.dialed, f"sip:{order.dialed}@invalid", told)
+    await _transfer(
+        call, None if by_caller else agent, order.dialed, f"sip:{order.dialed}@invalid", told
+    )
 
 
 async def _transfer(
-    call: Call, agent: CalleeLeg, dialed: str, to_uri: str, told: Callable[[int], None]
+    call: Call, agent: CalleeLeg | None, dialed: str, to_uri: str, told: Callable[[int], None]
 ) -> None:
-    """Resolve ``dialed`` for the caller and hand the call over from ``agent`` (REFER and API
-    alike); ``told`` hears the outcome before anything happens: 200, or the refusal's status."""
+    """Resolve ``dialed`` for the caller and hand the call over from ``agent`` (the caller
+    side when None) — REFER and API alike; ``told`` hears the outcome before anything
+    happens: 200, or the refusal's status."""
     call.transferring = True
     try:
         outcome = await _resolve(call, dialed, to_uri)
         if isinstance(outcome, Reject) or not outcome.waves:
             told(outcome.status if isinstance(outcome, Reject) else 480)
             return
+        if agent is None and not caller_may_transfer(call):  # it changed while we resolved
+            told(481)
+            return
         told(200)
-        await _hand_over(call, agent, outcome)
+        if agent is None:
+            await _hand_over_by_caller(call, outcome)
+        else:
+            await _hand_over(call, agent, outcome)
     finally:
         call.transferring = False
 
@@ -193,12 +233,57 @@ async def _hand_over(call: Call, agent: CalleeLeg, plan: Plan) -> None:
     if call.caller.media_id is not None:
         await call.host.engine.unbridge(call.caller.media_id)
     await release(call, agent.media_id)
+    await _ring(call, plan, (agent.target,))
+
+
+async def _ring(call: Call, plan: Plan, back: tuple[RingTarget, ...]) -> None:
+    """Ring the transfer's waves for the caller, then ``back`` (the transferor) once."""
     call.winner = None
     call.round += 1
     call.wave = -1
     call.reasons = []
-    ring_back = Wave((agent.target,), RING_BACK_SECONDS)
+    ring_back = (Wave(back, RING_BACK_SECONDS),) if back else ()
     base = call.plan or plan
-    call.plan = dataclasses.replace(base, waves=(*plan.waves, ring_back))
+    call.plan = dataclasses.replace(base, waves=(*plan.waves, *ring_back))
     call.final = Reject(480, "Temporarily Unavailable", account_id=call.account_id)
     await next_wave(call)
+
+
+async def _hand_over_by_caller(call: Call, plan: Plan) -> None:
+    """The caller side leaves (an employee who dialed out hands the customer on): the
+    answered party becomes the call's caller — its dialog, media leg and the recording stay —,
+    the employee's leg is hung up, and the transfer's waves ring for the customer, then the
+    employee again."""
+    old, party = call.caller, call.winner
+    assert party is not None and party.dialog is not None
+    await publish_transfer(call, old.leg_id, plan.waves[0].targets[0].target, TransferKind.blind)
+    back = await _resolve(call, call.facts.caller, f"sip:{call.facts.caller}@invalid")
+    engine = call.host.engine
+    call.holding.clear()  # hold music, if the employee held the customer, plays on
+    if call.recording.recording_id is not None:
+        try:
+            await engine.move_recording(call.recording.recording_id, party.media_id)
+        except MediaError as exc:
+            log.warning("call %s: the recording stops at the transfer: %s", call.call_id, exc)
+    bye_caller(call)
+    await release(call, *(m for m in (old.media_id, party.caller_media_id) if m))
+    del call.forks[party.leg_id]
+    call.caller = CallerLeg(
+        leg_id=party.leg_id,
+        invite=None,
+        flow=party.flow,
+        local_tag=party.local_tag,
+        sip_call_id=party.sip_call_id,
+        remote_tag=party.dialog.id.remote_tag,
+        state=LegState.CONFIRMED,
+        dialog=party.dialog,
+        media_id=party.media_id,
+        endpoint=party.endpoint,
+        oa=party.oa,
+        ringing_sent=True,
+        was_fork=True,
+    )
+    if party.request is not None:  # the transfer's targets see who they talk to
+        call.caller_request = call.caller_request.with_header("From", str(party.request.to))
+    targets = back.waves[0].targets if isinstance(back, Plan) and back.waves else ()
+    await _ring(call, plan, targets)

@@ -334,6 +334,14 @@ class MediaEngine(Protocol):
         """Finish the recording; returns the WAV path (also sent as RecordingFinished)."""
         ...
 
+    async def move_recording(self, recording_id: RecordingId, leg_id: str) -> None:
+        """Let the recording follow ``leg_id``, the leg now bridged to the one it follows,
+        each side keeping its channel: the leg it followed can then be released and whatever
+        is bridged to ``leg_id`` later is heard on that leg's channel (a call whose caller
+        hands the other party on, calls/transfer.py). :class:`UnsupportedError` where legs of
+        two allocations cannot be bridged (``bridges_any_legs`` is False)."""
+        ...
+
     async def monitor(self, monitor_leg: str, leg_id: str) -> None:
         """Send the peer of ``monitor_leg`` (a supervisor's phone) the live audio of both
         sides of ``leg_id``'s bridge: what ``leg_id`` and whatever leg is bridged to it (now

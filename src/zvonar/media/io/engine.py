@@ -269,9 +269,9 @@ class EmbeddedMediaEngine:
         if self._recorders or self._monitors:
             for tap in self._taps():
                 if tap.leg_id == a.leg_id:
-                    b.taps.append((tap, 1))
+                    b.taps.append((tap, 1 - tap.channel))
                 elif tap.leg_id == b.leg_id:
-                    a.taps.append((tap, 1))
+                    a.taps.append((tap, 1 - tap.channel))
 
     def _taps(self) -> Iterator[Tap]:
         yield from self._recorders.values()
@@ -287,8 +287,9 @@ class EmbeddedMediaEngine:
             return
         leg.peer = None
         peer.peer = None
-        peer.taps = [(r, c) for r, c in peer.taps if not (c == 1 and r.leg_id == leg.leg_id)]
-        leg.taps = [(r, c) for r, c in leg.taps if not (c == 1 and r.leg_id == peer.leg_id)]
+        # Each drops the taps that heard it only as the other's peer.
+        peer.taps = [(r, c) for r, c in peer.taps if r.leg_id != leg.leg_id]
+        leg.taps = [(r, c) for r, c in leg.taps if r.leg_id != peer.leg_id]
 
     # --- playback -----------------------------------------------------------------------
 
@@ -349,6 +350,19 @@ class EmbeddedMediaEngine:
             raise MediaEngineError(f"no such recording: {recording_id!r}")
         self._finish_recording(recording_id)
         return recorder.path
+
+    async def move_recording(self, recording_id: RecordingId, leg_id: str) -> None:
+        self._require()
+        recorder = self._recorders.get(recording_id)
+        if recorder is None:
+            raise MediaEngineError(f"no such recording: {recording_id!r}")
+        leg = self._leg(leg_id)
+        if leg.peer is None or leg.peer.leg_id != recorder.leg_id:
+            raise MediaEngineError(f"leg {leg_id!r} is not bridged to {recorder.leg_id!r}")
+        # Both legs already feed it (the peer on the other channel): only who it follows
+        # changes, so nothing is lost or heard twice at the switch.
+        recorder.leg_id = leg_id
+        recorder.channel = 1 - recorder.channel
 
     def _finish_recording(self, recording_id: str) -> None:
         recorder = self._recorders.pop(recording_id)

@@ -94,9 +94,11 @@ def payload_bounds(buf: bytearray | bytes, n: int) -> tuple[int, int] | None:
 
 class Tap(Protocol):
     """Where a leg's received audio is copied: a recording, a monitor's mix. ``leg_id`` is
-    the leg it follows: taps on that leg's channel 0, on its bridged peer's channel 1."""
+    the leg it follows, heard on ``channel`` (0 unless a recording moved to the peer of the
+    leg it followed); its bridged peer is heard on the other channel."""
 
     leg_id: str
+    channel: int
 
     def audio(
         self, channel: int, ssrc: int, ts: int, payload: bytes, codec: AudioCodec, now: float

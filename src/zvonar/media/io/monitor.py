@@ -65,6 +65,7 @@ class Mixer:
         self, leg_id: str, out: Leg, start: float, *, delay: float = DEFAULT_DELAY
     ) -> None:
         self.leg_id = leg_id  # the monitored leg (the engine matches taps by it)
+        self.channel = 0  # the monitored leg's channel; its peer's is 1
         self.out = out
         self.start = start
         self.delay = delay

@@ -34,6 +34,7 @@ class StereoRecorder:
     ) -> None:
         self.recording_id = recording_id
         self.leg_id = leg_id
+        self.channel = 0  # the followed leg's channel (engine.move_recording may flip it)
         self.path = path
         self.start = start
         self.margin = round(margin * CLOCK_RATE)

@@ -449,6 +449,9 @@ class RtpengineMediaEngine:
         pair.recordings.append(recording.recording_id)
         return recording.recording_id
 
+    async def move_recording(self, recording_id: RecordingId, leg_id: str) -> None:
+        raise UnsupportedError("rtpengine records a pair: a recording cannot follow another")
+
     async def stop_recording(self, recording_id: RecordingId) -> Path:
         recording = self._recordings.pop(recording_id, None)
         if recording is None:
