@@ -330,6 +330,7 @@ class Call:
         if not caller.ringing_sent and caller.invite is not None:
             caller.ringing_sent = True  # one 180 for the whole call: ringback from the phone
             self.respond_caller(180)
+        fork.rang = True
         await self.publish(
             CallRinging, leg_id=fork.leg_id, target=fork.target.target, at=self.now()
         )
@@ -414,6 +415,9 @@ class Call:
 
     async def _answered_event(self, fork: CalleeLeg) -> None:
         target = fork.target.target
+        if not fork.rang:  # answered at once (a carrier's 200 without 18x): still a leg
+            fork.rang = True
+            await self.publish(CallRinging, leg_id=fork.leg_id, target=target, at=self.now())
         # The journal's answered_by: the employee behind the leg (their phone or mobile).
         by = target.target_id if target.kind in (TargetKind.employee, TargetKind.mobile) else None
         await self.publish(CallAnswered, leg_id=fork.leg_id, at=self.now(), by=by)

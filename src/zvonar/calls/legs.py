@@ -90,3 +90,4 @@ class CalleeLeg:
     extra_keys: list[TransactionKey] = field(default_factory=list)  # BYE, re-INVITE…
     auth_flow: AuthFlow | None = field(default=None, repr=False)  # once challenged
     early: bytes | None = None  # the SDP of its first 18x that carried one (early.py)
+    rang: bool = False  # CallRinging went out (at its first 18x, else at its answer)

@@ -479,6 +479,15 @@ class OriginatedCall:
         self.connected = True
         target = agent.target.target
         by = target.target_id if target.kind in (TargetKind.employee, TargetKind.mobile) else None
+        for leg in (customer, agent):
+            if not leg.rang:  # answered at once (a 200 without 18x): still a journal leg
+                leg.rang = True
+                await self._publish(
+                    CallRinging,
+                    leg_id=leg.leg_id,
+                    target=leg.target.target,
+                    at=leg.answered_at or self._now(),
+                )
         await self._publish(CallAnswered, leg_id=customer.leg_id, at=customer.answered_at, by=by)
         await self._publish(CallAnswered, leg_id=agent.leg_id, at=agent.answered_at, by=by)
         self._settle(OriginationOutcome.connected, Disposition.answered)
