@@ -12,7 +12,7 @@ import pytest
 
 from tests.calls.conftest import Phone
 from tests.calls.rig import ACCOUNT, Pbx
-from tests.calls.test_transfer import ANNA, BORIS, Spy, ring, until
+from tests.calls.test_transfer import ANNA, BORIS, CUSTOMER, Spy, _gate_as_101, ring, until
 from tests.calls.test_transfer import agent as agent  # the fixture
 from tests.media.engine.phone import tone_pcm
 from zvonar.calls.attended import Replaces, replaces_of
@@ -20,11 +20,14 @@ from zvonar.calls.call import Call
 from zvonar.calls.events import (
     CallEnded,
     CallTransferred,
+    Direction,
     Disposition,
     HangupSide,
+    Target,
+    TargetKind,
     TransferKind,
 )
-from zvonar.calls.plan import Plan, Wave
+from zvonar.calls.plan import Plan, RingTarget, Wave
 from zvonar.media.wav import encode_wav
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.io.testserver import CallLeg
@@ -194,3 +197,67 @@ async def test_a_replaces_naming_someone_elses_dialog_is_refused(
     hang_up(caller, customer)
     hang_up(anna_phone, consult)
     await pbx.wait_ended(2)
+
+
+@pytest.mark.parametrize("refer_in", ["customer", "consultation"])
+async def test_an_agent_who_placed_both_calls_joins_the_customer_to_the_colleague(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy], refer_in: str
+) -> None:
+    """Anna (101) calls a customer, then Boris to consult, and transfers: the customer's
+    call survives — Anna's leg leaves it, the customer becomes its caller, Boris's leg is
+    adopted and bridged to the customer — whichever of her dialogs the REFER came in."""
+    customer_phone, boris_phone = phones
+    anna_phone, spy = agent
+    _gate_as_101(pbx)
+    target = RingTarget(
+        customer_phone.uri("answer"), customer_phone.flow, Target(TargetKind.external, CUSTOMER)
+    )
+    pbx.resolver.plans[CUSTOMER] = Plan(
+        ACCOUNT, (Wave((target,), 5),), direction=Direction.outbound
+    )
+    pbx.resolver.plans["102"] = Plan(
+        ACCOUNT, (Wave((ring(boris_phone, "answer", BORIS, "Boris"),), 5),)
+    )
+    first = dial(anna_phone, pbx, CUSTOMER)
+    assert await final_status(first) == 200
+    consult = dial(anna_phone, pbx, "102")
+    assert await final_status(consult) == 200
+    x, y = _call_of(pbx, first.call_id), _call_of(pbx, consult.call_id)
+    assert y.winner is not None
+    boris_leg = y.winner
+    named, via = (y, consult) if refer_in == "customer" else (x, first)
+    replaces = quote(
+        f"{named.caller.sip_call_id};to-tag={named.caller.local_tag}"
+        f";from-tag={named.caller.remote_tag}",
+        safe="",
+    )
+    other = first if via is consult else consult
+    _refer(
+        anna_phone,
+        pbx,
+        _dialog(anna_phone, other.call_id),
+        f"sip:102@{pbx.address}?Replaces={replaces}",
+    )
+
+    await until(lambda: len(pbx.bus.of_type(CallTransferred)) == 2)
+    assert spy.statuses("REFER") == [202]
+    await until(lambda: len(spy.notifies()) == 2)
+    assert spy.notifies() == [b"SIP/2.0 100 Trying\r\n", b"SIP/2.0 200 OK\r\n"]
+    await until(lambda: anna_phone.app.calls_ended == 2)  # our BYE in both of her dialogs
+    assert x.winner is boris_leg and x.caller.was_fork and not x.done and y.done
+    engine = pbx.b2bua.engine
+    assert x.caller.media_id is not None
+    assert engine._legs[x.caller.media_id].peer is engine._legs[boris_leg.media_id]  # type: ignore[attr-defined]
+    moved = {e.call_id: e for e in pbx.bus.of_type(CallTransferred)}
+    assert moved[x.call_id].kind is TransferKind.attended and moved[x.call_id].to.target_id == BORIS
+    assert moved[y.call_id].to.display == CUSTOMER  # whom Boris talks to now
+    assert customer_phone.app.calls_ended == 0 and boris_phone.app.calls_ended == 0
+    (customer_leg,) = list(customer_phone.app._legs.values())
+    (customer_leg.dialog,) = list(customer_phone.runner.ua.dialogs)  # its UAS legs keep none
+    customer_phone.app.hangup(customer_leg, customer_phone.runner.loop.time())
+    customer_phone.runner.pump()
+    await until(lambda: boris_phone.app.calls_ended == 1)  # our BYE at the end
+    await until(lambda: x.done)
+    ends = {e.call_id: e for e in pbx.bus.of_type(CallEnded)}
+    assert ends[x.call_id].disposition is Disposition.answered
+    assert ends[x.call_id].hangup is HangupSide.caller

@@ -189,6 +189,62 @@ def uas_answer(*, pcap: Path | None = None) -> str:
 """
 
 
+def uas_request(method: str, cseq: int, body: str = "") -> str:
+    """``<send>`` of a request from the answering side (the UAS) in its dialog with the PBX;
+    the scenario must have kept the INVITE's From as ``pbx_from`` (see :func:`uas_talk`)."""
+    content = (
+        f"Content-Type: application/sdp\n      Content-Length: [len]\n\n      {body}"
+        if body
+        else "Content-Length: 0"
+    )
+    retrans = "" if method == "ACK" else ' retrans="500"'  # an ACK is never answered
+    return f"""<send{retrans}><![CDATA[
+
+      {method} [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:uas@[local_ip]:[local_port]>;tag=[pid]UAS[call_number]
+      To: [$pbx_from]
+      Call-ID: [call_id]
+      CSeq: {cseq} {method}
+      Contact: <sip:uas@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      {content}
+
+  ]]></send>"""
+
+
+# The answering side's INVITE, its From kept for requests it sends later (uas_request).
+RECV_INVITE_KEEP_FROM = """<recv request="INVITE" rrs="true">
+    <action>
+      <ereg regexp="&lt;.*" search_in="hdr" header="From:" assign_to="pbx_from"/>
+    </action>
+  </recv>"""
+
+
+def uas_talk(talk_ms: int, *, sdp: str = _SDP, pcap: Path | None = None) -> str:
+    """Answer at once (with ``sdp``), play ``pcap``, hang up after ``talk_ms`` — a callee who
+    ends the call, whoever the PBX has connected meanwhile."""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="zvonar e2e callee who hangs up">
+  {RECV_INVITE_KEEP_FROM}
+  <send retrans="500"><![CDATA[
+
+      SIP/2.0 200 OK{REPLY}
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      {sdp}
+
+  ]]></send>
+  <recv request="ACK"/>
+  {_play(pcap)}
+  <pause milliseconds="{talk_ms}"/>
+  {uas_request("BYE", 1)}
+  <recv response="200"/>
+</scenario>
+"""
+
+
 def uas_busy() -> str:
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="zvonar e2e busy callee">

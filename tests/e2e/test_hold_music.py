@@ -40,38 +40,11 @@ pytestmark = [
 HOLD_MS, AFTER_MS = 1500, 2500
 
 
-def _in_dialog(method: str, cseq: int, body: str = "") -> str:
-    """A request from the answering phone (the UAS) in its dialog with the PBX."""
-    content = (
-        f"Content-Type: application/sdp\n      Content-Length: [len]\n\n      {body}"
-        if body
-        else "Content-Length: 0"
-    )
-    retrans = "" if method == "ACK" else ' retrans="500"'  # an ACK is never answered
-    return f"""<send{retrans}><![CDATA[
-
-      {method} [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:101@[local_ip]:[local_port]>;tag=[pid]UAS[call_number]
-      To: [$pbx_from]
-      Call-ID: [call_id]
-      CSeq: {cseq} {method}
-      Contact: <sip:101@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      {content}
-
-  ]]></send>"""
-
-
 def agent_holds() -> str:
     held = sippkit._SDP.replace("a=fmtp:101 0-15", "a=fmtp:101 0-15\n      a=sendonly")
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="101 answers, holds, resumes">
-  <recv request="INVITE" rrs="true">
-    <action>
-      <ereg regexp="&lt;.*" search_in="hdr" header="From:" assign_to="pbx_from"/>
-    </action>
-  </recv>
+  {sippkit.RECV_INVITE_KEEP_FROM}
   <send retrans="500"><![CDATA[
 
       SIP/2.0 200 OK{sippkit.REPLY}
@@ -83,15 +56,15 @@ def agent_holds() -> str:
   ]]></send>
   <recv request="ACK"/>
   <pause milliseconds="300"/>
-  {_in_dialog("INVITE", 2, held)}
+  {sippkit.uas_request("INVITE", 2, held)}
   <recv response="200">
     <action><ereg regexp="a=recvonly" search_in="body" check_it="true" assign_to="ans"/></action>
   </recv>
-  {_in_dialog("ACK", 2)}
+  {sippkit.uas_request("ACK", 2)}
   <pause milliseconds="{HOLD_MS}"/>
-  {_in_dialog("INVITE", 3, sippkit._SDP)}
+  {sippkit.uas_request("INVITE", 3, sippkit._SDP)}
   <recv response="200"/>
-  {_in_dialog("ACK", 3)}
+  {sippkit.uas_request("ACK", 3)}
   <recv request="BYE"/>
   {sippkit.OK_IN_DIALOG}
   <pause milliseconds="200"/>

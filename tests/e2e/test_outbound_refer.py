@@ -17,7 +17,6 @@ import pytest
 from tests.e2e import sippkit
 from tests.e2e.test_early_media import _cmd as _media_cmd
 from tests.e2e.test_early_media import _sdp, heard, tones_in
-from tests.e2e.test_hold_music import _in_dialog
 from tests.e2e.test_outbound_transfer import CALLER_XML, NSK
 from tests.e2e.test_outbound_transfer import app as app  # the fixture
 from tests.media.engine.phone import Phone
@@ -93,33 +92,6 @@ def refer_after_talk(media_port: int, pcap: Path) -> str:
 """
 
 
-def customer_hangs_up_later(media_port: int, talk_ms: int) -> str:
-    """The carrier's side of the customer: answers (media on ``media_port``), talks for
-    ``talk_ms`` (whoever the PBX connects meanwhile), then hangs up."""
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="the customer answers, hangs up later">
-  <recv request="INVITE" rrs="true">
-    <action>
-      <ereg regexp="&lt;.*" search_in="hdr" header="From:" assign_to="pbx_from"/>
-    </action>
-  </recv>
-  <send retrans="500"><![CDATA[
-
-      SIP/2.0 200 OK{sippkit.REPLY}
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      {_sdp(media_port)}
-
-  ]]></send>
-  <recv request="ACK"/>
-  <pause milliseconds="{talk_ms}"/>
-  {_in_dialog("BYE", 1)}
-  <recv response="200"/>
-</scenario>
-"""
-
-
 async def test_an_extension_hands_the_customer_it_called_to_a_colleague(
     app: Container, tmp_path: Path
 ) -> None:
@@ -162,7 +134,7 @@ async def test_an_extension_hands_the_customer_it_called_to_a_colleague(
         (tmp_path / "boris.xml").write_text(sippkit.uas_answer(pcap=voice_102))
         boris_cmd = _media_cmd(tmp_path, "", "boris", boris_port)
         boris = await start_sipp(boris_cmd, workdir=tmp_path)
-        (tmp_path / "carrier.xml").write_text(customer_hangs_up_later(ear.port, 4000))
+        (tmp_path / "carrier.xml").write_text(sippkit.uas_talk(4000, sdp=_sdp(ear.port)))
         carrier_cmd = _media_cmd(tmp_path, "", "carrier", carrier_port)
         carrier = await start_sipp(carrier_cmd, workdir=tmp_path)
         await wait_bound(carrier_port)

@@ -24,10 +24,16 @@ pytestmark = [
 ]
 
 
+@pytest.mark.parametrize("first", ["inbound", "outbound"])
 async def test_linphone_transfers_the_customer_to_the_colleague_it_consulted(
-    tmp_path: Path,
+    tmp_path: Path, first: str
 ) -> None:
-    out, context = await run_in_netns("tests.e2e.transfer_linphone_driver", tmp_path, wait=90)
+    """``first``: the customer called in (the agent answered), or the agent called the
+    customer (both calls placed by the agent: the customer's call hands the customer on)."""
+    args = ("outbound",) if first == "outbound" else ()
+    out, context = await run_in_netns(
+        "tests.e2e.transfer_linphone_driver", tmp_path, wait=90, args=args
+    )
     assert out.exists(), context[-4000:]
     report = json.loads(out.read_text())
     assert report["ok"], (report, context[-4000:])
@@ -38,14 +44,14 @@ async def test_linphone_transfers_the_customer_to_the_colleague_it_consulted(
     assert min(report["relayed_after_transfer"].values()) >= 30, report
     assert any("No active call" in line for line in report["linphone"][-8:]), report["linphone"]
     customer, consult = report["customer_call"], report["consult_call"]
-    assert report["directions"] == {customer: "inbound", consult: "internal"}, report
+    assert report["directions"] == {customer: first, consult: "internal"}, report
     assert report["dispositions"] == {customer: "answered", consult: "answered"}, report
     (moved,) = report["customer_transfers"]
     assert moved["kind"] == "attended" and moved["to_id"] == report["employee_102"], moved
     assert report["transfers"][consult]["to"] == "+79160000077", report
     legs = report["customer_legs"]
     assert [(leg["answered"], leg["end"]) for leg in legs] == [
-        (True, "completed"),  # the agent, who answered and transferred
+        (True, "completed"),  # the agent who answered (inbound) or the customer (outbound)
         (True, "completed"),  # 102, who took the customer over
     ], legs
     assert report["answered_by"][consult] == report["employee_102"], report

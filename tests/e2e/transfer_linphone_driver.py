@@ -11,6 +11,10 @@ which puts the customer on hold, and then transfers the customer to 102 with
 end up talking to 102 (its SIPp hangs up later and 102's SIPp gets our BYE), the agent's
 phone must be left with no call, and the journal must say what happened. The report (JSON
 at OUT) carries what the test checks.
+
+With a third argument ``outbound`` the agent places both calls: it dials the customer
+through the carrier's trunk (a SIPp UAS that answers and hangs up later), then consults 102
+and transfers the same way.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from tests.sip.peers.harness import finish_sipp, free_port, start_sipp, wait_bou
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
 from zvonar.calls.events import CallAnswered, CallEnded, CallStarted, CallTransferred
-from zvonar.directory.schemas import EmployeeIn, NumberIn
+from zvonar.directory.models import TrunkAuth
+from zvonar.directory.schemas import EmployeeIn, NumberIn, TrunkIn
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import start_pbx
 
 PBX_PORT = 5060
 LINPHONE_PORT = 5091
+CARRIER_PORT = 5070
 PASSWORD = "linphone-pass-101"
 NUMBER = "+74951234577"
 CUSTOMER = "+79160000077"
@@ -110,7 +116,7 @@ async def until(check: Any, within: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def main(workdir: Path) -> dict[str, Any]:
+async def main(workdir: Path, outbound: bool = False) -> dict[str, Any]:
     report: dict[str, Any] = {"ok": False}
     container = await sqlite_container(workdir)
     account = await container.accounts.create_account("Att", SLUG)
@@ -125,7 +131,22 @@ async def main(workdir: Path) -> dict[str, Any]:
     scheme = await container.routing.create_scheme(
         p, "Agent", {"branches": {"working": steps, "off": steps}, "final": {"type": "hangup"}}
     )
-    number = await container.directory.add_number(p, NumberIn(number=NUMBER, label="Sales"))
+    trunk_id = None
+    if outbound:
+        trunk = await container.directory.create_trunk(
+            p,
+            TrunkIn(
+                name="carrier",
+                host="127.0.0.1",
+                port=CARRIER_PORT,
+                auth_mode=TrunkAuth.ip,
+                allowed_sources=["192.0.2.1"],  # calls from it are not tested here
+            ),
+        )
+        trunk_id = trunk.id
+    number = await container.directory.add_number(
+        p, NumberIn(number=NUMBER, label="Sales", trunk_id=trunk_id)
+    )
     await container.routing.assign(p, number.id, scheme.id)
     config = PbxConfig(sip_port=PBX_PORT, media_timeout=0, digest_algorithms=("MD5",))
     rt = await start_pbx(container, config)
@@ -167,14 +188,22 @@ async def main(workdir: Path) -> dict[str, Any]:
         await wait_bound(devices["102"].port)
 
         c_xml = workdir / "customer.xml"
-        c_xml.write_text(carrier_talk(NUMBER.lstrip("+"), CUSTOMER, talk_ms=9000, pcap=c_pcap))
-        c_cmd = sipp_cmd(rig.remote, c_xml, port=free_port(), workdir=workdir, name="customer")
-        sipps.append((await start_sipp(c_cmd, workdir=workdir), c_cmd, "customer"))
+        if outbound:  # the customer answers the agent's call, and hangs up later
+            c_xml.write_text(sippkit.uas_talk(9000, pcap=c_pcap))
+            c_cmd = sipp_cmd("", c_xml, port=CARRIER_PORT, workdir=workdir, name="customer")
+            sipps.append((await start_sipp(c_cmd, workdir=workdir), c_cmd, "customer"))
+            await wait_bound(CARRIER_PORT)
+            phone.send(f"call sip:8{CUSTOMER[2:]}@{REALM}")  # dialled the national way
+        else:
+            c_xml.write_text(carrier_talk(NUMBER.lstrip("+"), CUSTOMER, talk_ms=9000, pcap=c_pcap))
+            c_cmd = sipp_cmd(rig.remote, c_xml, port=free_port(), workdir=workdir, name="customer")
+            sipps.append((await start_sipp(c_cmd, workdir=workdir), c_cmd, "customer"))
 
         def answered() -> list[str]:
             return [e.call_id for e in bus.events if isinstance(e, CallAnswered)]
 
-        await until(lambda: len(answered()) == 1, 10, "linphonec to answer the customer")
+        what = "the customer to answer" if outbound else "linphonec to answer the customer"
+        await until(lambda: len(answered()) == 1, 10, what)
         customer_call = answered()[0]
         phone.send("pause 1")  # the customer on hold (a re-INVITE, answered by us)
         await asyncio.sleep(0.5)
@@ -257,5 +286,5 @@ async def main(workdir: Path) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    result = asyncio.run(main(Path(sys.argv[2])))
+    result = asyncio.run(main(Path(sys.argv[2]), outbound=sys.argv[3:] == ["outbound"]))
     Path(sys.argv[1]).write_text(json.dumps(result, indent=1))

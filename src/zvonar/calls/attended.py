@@ -17,10 +17,12 @@ in X). Whoever got the REFER answers it: 202, NOTIFY "100 Trying", and the final
 
 Supported: the survivor's caller is the customer and the donor's answered fork the target
 (the agent answered one call and placed the other), whichever dialog the REFER came in —
-what softphones do when an agent consults. Both dialogs must be with the phone the REFER
-came from (RFC 3891 §6). Two calls both answered by the agent, or both placed by it, are
-refused (403), as is a transfer over rtpengine, which cannot bridge legs of two calls; a
-blind transfer still works there.
+what softphones do when an agent consults. Also two calls both placed by the agent (it
+called a customer, then a colleague): the older call — the customer's — survives, the agent
+as its caller hands the customer on (handoff.py) and the colleague's leg is adopted. Both
+dialogs must be with the phone the REFER came from (RFC 3891 §6). Two calls both answered
+by the agent are refused (403), as is a transfer over rtpengine, which cannot bridge legs of
+two calls; a blind transfer still works there.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from zvonar.calls.events import (
     TransferKind,
 )
 from zvonar.calls.events import LegEnded as LegEndedEvent
+from zvonar.calls.handoff import caller_may_hand_on, keep_party
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.refer import notify, publish_transfer, reply
 from zvonar.calls.steps import agent_left
@@ -104,10 +107,12 @@ def replaces_of(uri: Uri) -> Replaces | None:
 
 @dataclass(frozen=True)
 class Donate:
-    """To the donor: detach your answered fork and hand it to ``to``."""
+    """To the donor: detach your answered fork and hand it to ``to``. ``party``: whom the
+    fork will talk to there when it is not ``to``'s caller (the agent placed both calls)."""
 
     to: Call
     token: int
+    party: Target | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,7 @@ class Pending:
     """The survivor's attended transfer in progress."""
 
     token: int
-    agent: CalleeLeg  # A's fork in the survivor
+    agent: CalleeLeg | None  # A's fork in the survivor (None: A is its caller, handoff.py)
     notify: tuple[Dialog, Flow] | None  # where the REFER's NOTIFYs go (None: the donor's)
     timer: asyncio.TimerHandle | None = None
 
@@ -212,7 +217,54 @@ async def transfer_with_replaces(
         notify(call, where, 200, "OK")
         await _end_donor(call, other, detached[1], detached[2])
         return
+    if fork is None and _is_caller(other, replaces) and inc.flow == other.caller.flow:
+        await _both_placed(call, other, inc, dialog)
+        return
     reply(call, inc, dialog, 403)
+
+
+async def _both_placed(call: Call, other: Call, inc: IncomingRequest, dialog: Dialog) -> None:
+    """A placed both calls (a customer, then a colleague to consult) and REFERs in one of
+    them naming the other: the older call — the customer's — survives, its caller side (A)
+    hands the customer on (handoff.py) and adopts the younger call's answered fork."""
+    older = call.facts.started_at <= other.facts.started_at
+    survivor, donor = (call, other) if older else (other, call)
+    ready = caller_may_hand_on(survivor) and caller_may_hand_on(donor)
+    if not ready or call.transferring or other.transferring:
+        reply(call, inc, dialog, 403)
+        return
+    reply(call, inc, dialog, 202)
+    where = (dialog, call.caller.flow)
+    notify(call, where, 100, "Trying")
+    token = next(_tokens)
+    if survivor is call:  # the REFER came in the customer's call: ask the other for its leg
+        pending = Pending(token, None, where)
+        loop = asyncio.get_running_loop()
+        pending.timer = loop.call_later(HANDOVER_SECONDS, call.put, HandoverTimeout(token))
+        call.attended = pending
+        call.transferring = True
+        other.put(Donate(call, token, _party(survivor)))
+        return
+    # The REFER came in the consultation: give its answered fork to the customer's call.
+    party = _party(other)  # before other runs: it hands the customer on once it has the fork
+    other.attended = Pending(token, None, None)
+    other.transferring = True
+    detached = await _detach(call)
+    if detached is not None and other.done:
+        await _orphan(call, detached[0])
+        detached = None
+    other.put(Handover(detached[0] if detached else None, token))
+    if detached is None:
+        notify(call, where, 503, "Service Unavailable")
+        return
+    notify(call, where, 200, "OK")
+    await _end_donor(call, other, detached[1], detached[2], party)
+
+
+def _party(survivor: Call) -> Target:
+    """The customer in a call the agent placed: the party that answered it."""
+    assert survivor.winner is not None
+    return survivor.winner.target.target
 
 
 def _is_caller(call: Call, replaces: Replaces) -> bool:
@@ -244,7 +296,7 @@ async def on_donate(call: Call, order: Donate) -> None:
         return
     survivor.put(Handover(detached[0] if detached else None, order.token))
     if detached is not None:
-        await _end_donor(call, survivor, detached[1], detached[2])
+        await _end_donor(call, survivor, detached[1], detached[2], order.party)
 
 
 async def _detach(call: Call) -> tuple[CalleeLeg, str, str] | None:
@@ -267,12 +319,14 @@ async def _detach(call: Call) -> tuple[CalleeLeg, str, str] | None:
     return leg, leg.leg_id, caller_side
 
 
-async def _end_donor(call: Call, survivor: Call, leg_id: str, caller_side: str) -> None:
-    """Our side is over: the transferred leg's end and the move in our journal (to the
-    survivor's caller, whom our target now talks to), BYE to A."""
+async def _end_donor(
+    call: Call, survivor: Call, leg_id: str, caller_side: str, party: Target | None = None
+) -> None:
+    """Our side is over: the transferred leg's end and the move in our journal (to whom our
+    target now talks to: the survivor's caller, or ``party``), BYE to A."""
     at = call.now()
     await call.publish(LegEndedEvent, leg_id=leg_id, reason=LegEndReason.completed, at=at)
-    to = Target(TargetKind.external, survivor.facts.caller[:64] or "unknown")
+    to = party or Target(TargetKind.external, survivor.facts.caller[:64] or "unknown")
     await publish_transfer(call, leg_id, to, TransferKind.attended)
     await finish(call, Disposition.answered, HangupSide.caller)
     await release(call, caller_side)  # after finish: CallEnded carries its quality
@@ -312,9 +366,14 @@ def _clear(call: Call, pending: Pending) -> None:
     call.transferring = False
 
 
-async def _agent_gone_check(call: Call, agent: CalleeLeg) -> None:
+async def _agent_gone_check(call: Call, agent: CalleeLeg | None) -> None:
     """The transfer failed; if the agent hung up meanwhile, the call ends as it would have."""
-    if agent.state is LegState.ENDED and call.winner is agent and not call.done:
+    if call.done:
+        return
+    if agent is None:  # the caller side (A placed the call)
+        if call.caller.state is LegState.ENDED:
+            await hangup_all(call, HangupSide.caller)
+    elif agent.state is LegState.ENDED and call.winner is agent:
         await hangup_all(call, HangupSide.callee)
 
 
@@ -326,8 +385,19 @@ async def _orphan(call: Call, leg: CalleeLeg) -> None:
 
 
 async def _adopt(call: Call, pending: Pending, leg: CalleeLeg) -> None:
-    """B becomes our answered leg: bridged to the caller; A's fork hung up."""
+    """B becomes our answered leg: bridged to the caller; A's fork hung up (or A, our
+    caller, hands the customer on first: handoff.py)."""
     host, engine, agent = call.host, call.host.engine, pending.agent
+    if agent is None:
+        if not caller_may_hand_on(call):  # A or the customer left meanwhile
+            notify(call, pending.notify, 487, "Request Terminated")
+            await _orphan(call, leg)
+            await _agent_gone_check(call, None)
+            return
+        notify(call, pending.notify, 200, "OK")  # before A's dialog ends
+        from_leg = await keep_party(call)
+    else:
+        from_leg = agent.leg_id
     leg.leg_id = f"{call.call_id}.x{next(_tokens)}"  # ours now, unique in our journal
     leg.wave = call.wave
     host.track_dialog(leg.sip_call_id, leg.local_tag, call)
@@ -347,18 +417,21 @@ async def _adopt(call: Call, pending: Pending, leg: CalleeLeg) -> None:
         notify(call, pending.notify, 500, "Server Internal Error")
         call.forks.pop(leg.leg_id, None)
         await _orphan(call, leg)
+        if agent is None:  # A is gone already: the customer has nobody left
+            await hangup_all(call, HangupSide.system)
         return
     agent_left(call)  # a queue's agent is free now (wrap-up)
     call.winner = leg
-    notify(call, pending.notify, 200, "OK")
-    if agent.state is not LegState.ENDED:
-        hangup_fork(call, agent)
-    agent.state = LegState.ENDED
-    await release(call, agent.media_id)
-    at = call.now()
-    await call.publish(LegEndedEvent, leg_id=agent.leg_id, reason=LegEndReason.completed, at=at)
-    agent.end_published = True
-    await publish_transfer(call, agent.leg_id, leg.target.target, TransferKind.attended)
+    if agent is not None:
+        notify(call, pending.notify, 200, "OK")
+        if agent.state is not LegState.ENDED:
+            hangup_fork(call, agent)
+        agent.state = LegState.ENDED
+        await release(call, agent.media_id)
+        at = call.now()
+        await call.publish(LegEndedEvent, leg_id=agent.leg_id, reason=LegEndReason.completed, at=at)
+        agent.end_published = True
+    await publish_transfer(call, from_leg, leg.target.target, TransferKind.attended)
     target = leg.target.target
     await call.publish(CallRinging, leg_id=leg.leg_id, target=target, at=call.now())
     by = target.target_id if target.kind in (TargetKind.employee, TargetKind.mobile) else None

@@ -35,14 +35,14 @@ from typing import TYPE_CHECKING
 from zvonar.calls.attended import replaces_of, transfer_with_replaces
 from zvonar.calls.events import Direction, LegEndReason, TransferKind
 from zvonar.calls.events import LegEnded as LegEndedEvent
-from zvonar.calls.legs import CalleeLeg, CallerLeg, LegState
+from zvonar.calls.handoff import caller_may_hand_on, keep_party
+from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject, RingTarget, Wave
 from zvonar.calls.refer import notify, publish_transfer, reply
 from zvonar.calls.signalling import uri_user
 from zvonar.calls.steps import agent_left
-from zvonar.calls.teardown import bye_caller, hangup_fork, release
+from zvonar.calls.teardown import hangup_fork, release
 from zvonar.calls.waves import next_wave
-from zvonar.media.errors import MediaError
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.errors import SipError
 from zvonar.sip.headers import parse_name_addr
@@ -57,7 +57,6 @@ __all__ = [
     "TransferRefusal",
     "TransferRefused",
     "blind_transfer",
-    "caller_may_transfer",
     "ordered_transfer",
 ]
 
@@ -103,7 +102,7 @@ async def blind_transfer(
         return
     # The answered agent may transfer, or the employee whose phone placed the call; once at
     # a time. Never a caller from outside: a customer's REFER must not place calls for us.
-    allowed = caller_may_transfer(call) if fork is None else fork is call.winner
+    allowed = caller_may_hand_on(call) if fork is None else fork is call.winner
     if not allowed or call.transferring or call.account_id is None:
         reply(call, inc, dialog, 403)
         return
@@ -122,28 +121,6 @@ async def blind_transfer(
     await _transfer(call, fork, dialed, str(refer_to.uri), told)
 
 
-def caller_may_transfer(call: Call) -> bool:
-    """Whether the caller side may hand the answered party on: the caller is a phone of the
-    call's account (it passed digest: an employee's outbound or internal call), the call is
-    answered, and the engine can bridge the remaining party to a leg of another allocation."""
-    auth, caller, winner = call.facts.auth, call.caller, call.winner
-    return (
-        auth is not None
-        and auth.user is not None
-        and auth.account_id is not None
-        and auth.account_id == call.account_id
-        and not call.done
-        and call.attended is None
-        and not caller.was_fork  # after such a transfer the caller is the other party
-        and caller.state is LegState.CONFIRMED
-        and caller.media_id is not None
-        and winner is not None
-        and winner.state is LegState.CONFIRMED
-        and winner.dialog is not None
-        and call.host.engine.bridges_any_legs
-    )
-
-
 async def ordered_transfer(call: Call, order: TransferOrder) -> None:
     """A :class:`TransferOrder` from the API, in the call's own task."""
     agent = call.winner
@@ -155,7 +132,7 @@ async def ordered_transfer(call: Call, order: TransferOrder) -> None:
     outbound = call.plan is not None and call.plan.direction is Direction.outbound
     by_caller = outbound and not call.caller.was_fork
     if by_caller:  # the employee who dialed out is the one who leaves
-        answered = caller_may_transfer(call)
+        answered = caller_may_hand_on(call)
     else:
         answered = agent is not None and agent.state is LegState.CONFIRMED
     if not answered or call.account_id is None:
@@ -188,7 +165,7 @@ async def _transfer(
         if isinstance(outcome, Reject) or not outcome.waves:
             told(outcome.status if isinstance(outcome, Reject) else 480)
             return
-        if agent is None and not caller_may_transfer(call):  # it changed while we resolved
+        if agent is None and not caller_may_hand_on(call):  # it changed while we resolved
             told(481)
             return
         told(200)
@@ -250,40 +227,13 @@ async def _ring(call: Call, plan: Plan, back: tuple[RingTarget, ...]) -> None:
 
 
 async def _hand_over_by_caller(call: Call, plan: Plan) -> None:
-    """The caller side leaves (an employee who dialed out hands the customer on): the
-    answered party becomes the call's caller — its dialog, media leg and the recording stay —,
-    the employee's leg is hung up, and the transfer's waves ring for the customer, then the
-    employee again."""
-    old, party = call.caller, call.winner
-    assert party is not None and party.dialog is not None
-    await publish_transfer(call, old.leg_id, plan.waves[0].targets[0].target, TransferKind.blind)
-    back = await _resolve(call, call.facts.caller, f"sip:{call.facts.caller}@invalid")
-    engine = call.host.engine
-    call.holding.clear()  # hold music, if the employee held the customer, plays on
-    if call.recording.recording_id is not None:
-        try:
-            await engine.move_recording(call.recording.recording_id, party.media_id)
-        except MediaError as exc:
-            log.warning("call %s: the recording stops at the transfer: %s", call.call_id, exc)
-    bye_caller(call)
-    await release(call, *(m for m in (old.media_id, party.caller_media_id) if m))
-    del call.forks[party.leg_id]
-    call.caller = CallerLeg(
-        leg_id=party.leg_id,
-        invite=None,
-        flow=party.flow,
-        local_tag=party.local_tag,
-        sip_call_id=party.sip_call_id,
-        remote_tag=party.dialog.id.remote_tag,
-        state=LegState.CONFIRMED,
-        dialog=party.dialog,
-        media_id=party.media_id,
-        endpoint=party.endpoint,
-        oa=party.oa,
-        ringing_sent=True,
-        was_fork=True,
+    """The caller side leaves (an employee who dialed out hands the customer on, handoff.py):
+    the transfer's waves ring for the customer, then the employee again."""
+    await publish_transfer(
+        call, call.caller.leg_id, plan.waves[0].targets[0].target, TransferKind.blind
     )
-    if party.request is not None:  # the transfer's targets see who they talk to
-        call.caller_request = call.caller_request.with_header("From", str(party.request.to))
+    back = await _resolve(call, call.facts.caller, f"sip:{call.facts.caller}@invalid")
+    call.holding.clear()  # hold music, if the employee held the customer, plays on
+    await keep_party(call)
     targets = back.waves[0].targets if isinstance(back, Plan) and back.waves else ()
     await _ring(call, plan, targets)

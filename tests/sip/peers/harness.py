@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import shutil
 import socket
 import sys
@@ -273,15 +274,18 @@ def register_scenario(user: str, realm: str, *, expires: int = 600) -> str:
 """
 
 
-async def run_in_netns(module: str, workdir: Path, *, wait: float) -> tuple[Path, str]:
-    """Run ``python -m module REPORT WORKDIR`` in `unshare -n` with loopback up.
+async def run_in_netns(
+    module: str, workdir: Path, *, wait: float, args: tuple[str, ...] = ()
+) -> tuple[Path, str]:
+    """Run ``python -m module REPORT WORKDIR [ARGS…]`` in `unshare -n` with loopback up.
 
     For peers (baresip) that open sockets beyond loopback. Returns the JSON report's path
     (the driver writes it; it may be missing) and the driver's output followed by
     WORKDIR/baresip.log, for assertion messages.
     """
     out = workdir / "report.json"
-    inner = f"ip link set lo up && exec {sys.executable} -m {module} {out} {workdir}"
+    extra = "".join(f" {shlex.quote(a)}" for a in args)
+    inner = f"ip link set lo up && exec {sys.executable} -m {module} {out} {workdir}{extra}"
     proc = await asyncio.create_subprocess_exec(
         UNSHARE or "unshare", "-n", "sh", "-c", inner,
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
