@@ -30,7 +30,7 @@ from tests.sip.peers.harness import (
     start_sipp,
     wait_bound,
 )
-from zvonar.calls.events import Direction, Disposition
+from zvonar.calls.events import Direction, Disposition, LegEndReason
 from zvonar.container import Container
 from zvonar.directory.models import TrunkAuth
 from zvonar.directory.schemas import EmployeeIn, NumberIn, TrunkIn
@@ -46,6 +46,7 @@ pytestmark = [
 
 
 VOICE_101, VOICE_102 = 440, 1000  # Hz
+CUSTOMER = "+73831234567"  # what 101 dials (83831234567), normalized
 
 
 def refer_after_talk(media_port: int, pcap: Path) -> str:
@@ -161,6 +162,11 @@ async def test_an_extension_hands_the_customer_it_called_to_a_colleague(
     (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
     assert call.direction is Direction.outbound and call.disposition is Disposition.answered
     assert [t["kind"] for t in call.transfers] == ["blind"]
+    legs = (await app.journal.get_call(alpha.principal, call.id)).legs
+    assert [(leg.target_display, leg.answered_at is not None, leg.end_reason) for leg in legs] == [
+        (CUSTOMER, True, LegEndReason.completed),  # its row ends when the customer hangs up
+        ("Boris", True, LegEndReason.completed),
+    ]
     assert call.recording_path is not None
     wav = parse_wav((app.settings.data_dir / call.recording_path).read_bytes())
     left = [v * 32768 for v in wav.samples()[0::2]]
