@@ -81,6 +81,7 @@ def invite_request(
         ("Call-ID", call_id),
         ("CSeq", "1 INVITE"),
         ("Contact", f"<{contact}>"),
+        ("Supported", "100rel"),  # reliable 18x are PRACKed by the UA (sip/ua/reliable.py)
         ("User-Agent", user_agent),
         ("Content-Type", SDP),
     )

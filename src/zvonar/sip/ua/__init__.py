@@ -77,6 +77,7 @@ from zvonar.sip.ua.events import (
     UaCounters,
     UaEvent,
 )
+from zvonar.sip.ua.reliable import REL, Reliable, Stale, requires_100rel
 from zvonar.sip.uri import SipUri
 
 __all__ = [
@@ -96,7 +97,9 @@ __all__ = [
     "UserAgent",
 ]
 
-DEFAULT_ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE")
+DEFAULT_ALLOW = (
+    "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE", "PRACK",
+)  # fmt: skip
 _CTL = re.compile(r"[^\x20-\x7e]")
 _NOWHERE = Flow("UDP", "", 0)
 Headers = tuple[tuple[str, str], ...]
@@ -132,7 +135,9 @@ class UserAgent:
         self.dialogs = dialogs or DialogLayer(token=token)
         self.allow = frozenset(allow)
         self.allow_header = ", ".join(sorted(self.allow))
-        self.supported = frozenset(s.lower() for s in supported)
+        # 100rel is the UA's own (ua/reliable.py): an INVITE may require it.
+        self.supported = frozenset(s.lower() for s in supported) | {REL}
+        self.reliable = Reliable(self.timers.t1)
         self.max_size = max_size
         self.token = token
         self.user_agent = user_agent
@@ -213,6 +218,9 @@ class UserAgent:
                 t = source.next_deadline()
                 if t is not None and (best is None or t < best):
                     best = t
+        t = self.reliable.next_deadline()
+        if t is not None and (best is None or t < best):
+            best = t
         return best
 
     def handle_timer(self, now: float) -> None:
@@ -225,6 +233,8 @@ class UserAgent:
             self.security.handle_timer(now)
         if self.registrar is not None:
             self.registrar.handle_timer(now)
+        for out in self.reliable.due(now):  # RFC 3262 §3: a reliable 1xx until its PRACK
+            self.layer(out.transport).send_response(out.response, now)
         self._collect(now)
 
     # -- network input ------------------------------------------------------------------------
@@ -348,9 +358,21 @@ class UserAgent:
         INVITE, §12.1.1). False if the transaction no longer takes it.
         """
         request = incoming.request if isinstance(incoming, IncomingRequest) else incoming.invite
+        reliable = self.reliable
+        if request.method == "INVITE":
+            if response.status >= 200:
+                reliable.final_sent(incoming.key)
+            elif response.status > 100 and requires_100rel(request):
+                response = reliable.stamp(incoming.key, response)
+                pending = reliable.busy(incoming.key)
+                if pending is not None:  # §3: one unacknowledged reliable 1xx at a time
+                    pending.queued.append(response)
+                    return True
         accepted = self.layer(incoming.flow.transport).send_response(response, now)
         if accepted and (request.method == "INVITE" or request.to.tag is not None):
-            self.dialogs.on_response_sent(request, response)
+            dialog = self.dialogs.on_response_sent(request, response)
+            if dialog is not None and 100 < response.status < 200 and requires_100rel(response):
+                reliable.sent(incoming.key, incoming.flow.transport, dialog.id, response, now)
         self._collect(now)
         return accepted
 
@@ -400,6 +422,7 @@ class UserAgent:
         """Drop a dialog the application is done with (e.g. after BYE or a failed INVITE)."""
         self.dialogs.terminate(dialog.id)
         self._ack_flows.pop(dialog.id, None)
+        self.reliable.invite_over(dialog.id.call_id)
 
     # -- outbound registrations ---------------------------------------------------------------
 
@@ -522,7 +545,26 @@ class UserAgent:
             return
         if check.dialog is not None:
             incoming = IncomingRequest(event.request, flow, event.key, check.dialog)
+            if event.request.method == "PRACK":
+                self._prack(incoming, check.dialog.id, now)
+                return
         self._events.append(incoming)
+
+    def _prack(self, incoming: IncomingRequest, dialog_id: DialogId, now: float) -> None:
+        """A PRACK (RFC 3262 §3) is ours: 200 when it acknowledges our outstanding reliable
+        1xx (then the next one queued goes out), 481 when it names none."""
+        acked = self.reliable.prack_in(dialog_id, incoming.request)
+        status = 200 if acked is not None else 481
+        self.respond(incoming, make_response(incoming.request, status), now)
+        if acked is not None and acked.queued:
+            following, *rest = acked.queued
+            layer = self.layer(acked.transport)
+            if layer.send_response(following, now):
+                self.reliable.sent(acked.invite_key, acked.transport, dialog_id, following, now)
+                pending = self.reliable.busy(acked.invite_key)
+                if pending is not None:
+                    pending.queued.extend(rest)
+            self._collect(now)
 
     def _response(self, transport: str, event: ResponseReceived, now: float) -> None:
         key, response = event.key, event.response
@@ -535,11 +577,38 @@ class UserAgent:
             reg[0].receive_response(response, now)
             self._pump_registration(reg[0], reg[1], now)
             return
+        if key in self.reliable.pracks:  # the answer to our PRACK: nothing for the application
+            if response.status >= 200:
+                self.reliable.pracks.discard(key)
+            return
         dialog = None
         if event.request is not None:
             dialog = self.dialogs.on_response(event.request, response)
         flow = self._flows.get(key, Flow(transport, "", 0))
+        if response.cseq.method == "INVITE":
+            if response.status >= 200:
+                self.reliable.invite_over(response.call_id)  # no more provisionals to PRACK
+            elif (
+                dialog is not None
+                and response.status > 100
+                and not self._prack_for(dialog, response, flow, now)
+            ):
+                return
         self._events.append(ResponseIn(key, response, event.request, flow, dialog))
+
+    def _prack_for(self, dialog: Dialog, response: SipResponse, flow: Flow, now: float) -> bool:
+        """PRACK a reliable 1xx to our INVITE (RFC 3262 §4); False to drop it (a
+        retransmission or out of order)."""
+        try:
+            rseq = self.reliable.provisional_in(dialog.id, response)
+        except Stale:
+            self.counters.dropped_malformed += 1
+            return False
+        if rseq is not None:
+            rack = f"{rseq} {response.cseq.seq} INVITE"
+            prack = self.create_request(dialog, "PRACK", flow, headers=(("RAck", rack),))
+            self.reliable.pracks.add(self.send_request(prack, flow, now))
+        return True
 
     def _reack(self, response: SipResponse) -> bool:
         """Re-send our ACK for a retransmitted 2xx we already ACKed (§13.2.2.4)."""
@@ -557,6 +626,9 @@ class UserAgent:
 
     def _client_failed(self, event: TransactionTimeout | TransportError, now: float) -> None:
         status = 408 if isinstance(event, TransactionTimeout) else 503
+        if event.key in self.reliable.pracks:  # an unanswered PRACK: the INVITE decides
+            self.reliable.pracks.discard(event.key)
+            return
         reg = self._registrations.pop(event.key, None)
         if reg is not None:
             reg[0].transaction_failed(now, "timeout" if status == 408 else "transport error")
