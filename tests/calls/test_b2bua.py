@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.calls.conftest import Phone
 from tests.calls.rig import ACCOUNT, Pbx
 from zvonar.calls.events import (
@@ -197,29 +199,45 @@ async def test_resolver_failure_is_a_500(pbx: Pbx, phones: tuple[Phone, Phone]) 
     assert not pbx.b2bua.calls
 
 
-async def test_reinvite_is_answered_locally(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+@pytest.mark.parametrize("method", ["INVITE", "UPDATE"])
+async def test_reinvite_is_answered_locally(
+    pbx: Pbx, phones: tuple[Phone, Phone], method: str
+) -> None:
+    """A re-INVITE, or an UPDATE with an offer (RFC 3311: the answer in its 2xx, with our
+    Contact), is answered on the leg that sent it."""
     caller, callee = phones
     pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((target(callee, "answer"),), 5),))
     leg = dial(caller, pbx, "100")
     assert await final_status(leg) == 200
     hold = leg.local_sdp.replace(b"a=sendrecv", b"a=sendonly")
     leg.local_sdp = hold
-    key = caller.app.reinvite(leg, caller.runner.loop.time())
+    if method == "INVITE":
+        key = caller.app.reinvite(leg, caller.runner.loop.time())
+    else:
+        ua = caller.runner.ua
+        assert leg.dialog is not None
+        update = ua.create_request(
+            leg.dialog, "UPDATE", leg.flow, body=hold, content_type="application/sdp"
+        )
+        key = ua.send_request(update, leg.flow, caller.runner.loop.time())
     caller.runner.pump()
     assert key is not None
     answers: list[bytes] = []
-    caller.runner.add_event_hook(
-        lambda ev: (
-            answers.append(ev.response.body)  # type: ignore[union-attr]
-            if getattr(ev, "key", None) == key and getattr(ev, "response", None) is not None
-            else None
-        )
-    )
+    contacts: list[str | None] = []
+
+    def hook(ev: object) -> None:
+        response = getattr(ev, "response", None)
+        if getattr(ev, "key", None) == key and response is not None:
+            answers.append(response.body)
+            contacts.append(response.header("Contact"))
+
+    caller.runner.add_event_hook(hook)
     for _ in range(100):
         if answers:
             break
         await asyncio.sleep(0.02)
     assert answers and b"a=recvonly" in answers[-1]
+    assert contacts and contacts[-1]
     hang_up(caller, leg)
     (ended,) = await pbx.wait_ended()
     assert ended.disposition is Disposition.answered

@@ -38,7 +38,7 @@ from zvonar.calls.events import (
     TargetKind,
 )
 from zvonar.calls.fork import WaveTracker, end_reason_for_status
-from zvonar.calls.in_dialog import answer_challenge, answer_reinvite, reply
+from zvonar.calls.in_dialog import answer_challenge, answer_reinvite, is_offer, reply
 from zvonar.calls.legs import CallDtmf, CalleeLeg, CallerLeg, LegState
 from zvonar.calls.plan import (
     QUEUE_SIGNALS,
@@ -444,7 +444,7 @@ class Call:
             if fork is not None and await steps.start_rating(self, fork):
                 return  # the caller stays on the line to rate the call
             await hangup_all(self, side)
-        elif method == "INVITE":
+        elif is_offer(inc):  # a re-INVITE, or an UPDATE with SDP
             await self._reinvite(inc, dialog, fork)
         elif method == "REFER":
             await blind_transfer(self, inc, dialog, fork)

@@ -41,6 +41,7 @@ __all__ = [
     "answer_reinvite",
     "hang_up",
     "invite",
+    "is_offer",
     "release_media",
     "reply",
 ]
@@ -72,10 +73,19 @@ def reply(
     host: B2bua, inc: IncomingRequest, dialog: Dialog, status: int, body: bytes = b""
 ) -> None:
     ua = host.ua
-    contact = str(ua.contact_uri(inc.flow)) if inc.request.method == "INVITE" else None
+    # A 2xx to a target refresh carries our Contact (§12.1.1; RFC 3311 §5.2 for UPDATE).
+    refresh = inc.request.method in ("INVITE", "UPDATE")
+    contact = str(ua.contact_uri(inc.flow)) if refresh else None
     resp = response_to(inc.request, status, dialog.id.local_tag, contact=contact, body=body)
     ua.respond(inc, resp, host.now())
     host.flush()
+
+
+def is_offer(inc: IncomingRequest) -> bool:
+    """A re-INVITE, or an UPDATE with an SDP offer (RFC 3311): answered by
+    :func:`answer_reinvite` alike (an UPDATE without one is just acknowledged)."""
+    request = inc.request
+    return request.method == "INVITE" or (request.method == "UPDATE" and bool(request.body.strip()))
 
 
 async def answer_reinvite(

@@ -35,7 +35,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from zvonar.calls.in_dialog import answer_reinvite, hang_up, invite, reply
+from zvonar.calls.in_dialog import answer_reinvite, hang_up, invite, is_offer, reply
 from zvonar.calls.legs import LegState
 from zvonar.calls.plan import RingTarget
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
@@ -351,7 +351,7 @@ class Listener:
                 fork.state = LegState.ENDED
                 if fork is self.winner:
                     await self._finish(ListenEnd.listener_hung_up)
-        elif method == "INVITE":
+        elif is_offer(inc):  # a re-INVITE, or an UPDATE with SDP
             await self._reinvite(inc, dialog, fork)
         elif method == "REFER":
             self._reply(inc, dialog, 501)  # a listener has nobody to transfer

@@ -55,6 +55,7 @@ from zvonar.calls.in_dialog import (
     answer_reinvite,
     hang_up,
     invite,
+    is_offer,
     release_media,
     reply,
 )
@@ -524,7 +525,7 @@ class OriginatedCall:
                 )
                 disposition = Disposition.answered if self.connected else Disposition.abandoned
                 await self._finish(outcome, disposition, HangupSide.callee)
-        elif method == "INVITE":
+        elif is_offer(inc):  # a re-INVITE, or an UPDATE with SDP
             await self._reinvite(inc, dialog, leg)
         elif method == "REFER":
             self._reply(inc, dialog, 501)
