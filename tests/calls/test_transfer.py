@@ -222,6 +222,24 @@ async def test_blind_transfer_rings_the_target_for_the_caller(
     await until(lambda: boris_phone.app.calls_ended == 1)
 
 
+async def test_the_transferred_caller_hears_ringback_while_the_target_rings(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
+) -> None:
+    caller, boris_phone = phones
+    anna_phone, _ = agent
+    pbx.resolver.plans["102"] = Plan(
+        ACCOUNT, (Wave((ring(boris_phone, "ring", BORIS, "Boris"),), 5),)
+    )
+    leg = await _anna_answers_then_refers(pbx, caller, anna_phone, "102")
+    await until(lambda: anna_phone.app.calls_ended == 1 and bool(boris_phone.app._legs))
+    (call,) = pbx.b2bua.calls.values()
+    assert call.caller.media_id is not None
+    player = pbx.b2bua.engine._legs[call.caller.media_id].player  # type: ignore[attr-defined]
+    assert player is not None and player.loop  # our ringback, not silence
+    hang_up(caller, leg)
+    await pbx.wait_ended()
+
+
 async def test_transfer_to_nowhere_keeps_the_agent(
     pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
 ) -> None:

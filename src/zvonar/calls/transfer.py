@@ -42,7 +42,9 @@ from zvonar.calls.refer import notify, publish_transfer, reply
 from zvonar.calls.signalling import uri_user
 from zvonar.calls.steps import agent_left
 from zvonar.calls.teardown import hangup_fork, release
+from zvonar.calls.tones import ringback_path
 from zvonar.calls.waves import next_wave
+from zvonar.media.errors import MediaError
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.errors import SipError
 from zvonar.sip.headers import parse_name_addr
@@ -201,6 +203,7 @@ async def _hand_over(call: Call, agent: CalleeLeg, plan: Plan) -> None:
     """End the agent's leg and ring the transfer's waves (then the agent again) for the caller."""
     await publish_transfer(call, agent.leg_id, plan.waves[0].targets[0].target, TransferKind.blind)
     agent_left(call)
+    held = bool(call.holding)
     call.holding.clear()  # hold music, if the agent held the caller, plays until someone answers
     if agent.state is not LegState.ENDED:
         hangup_fork(call, agent)
@@ -210,7 +213,21 @@ async def _hand_over(call: Call, agent: CalleeLeg, plan: Plan) -> None:
     if call.caller.media_id is not None:
         await call.host.engine.unbridge(call.caller.media_id)
     await release(call, agent.media_id)
+    await _ringback(call, held)
     await _ring(call, plan, (agent.target,))
+
+
+async def _ringback(call: Call, music: bool) -> None:
+    """While the transfer rings, the caller hears the hold music already playing, else our
+    ringback — never silence, which sounds like a dropped call. Whoever answers stops it
+    (call.py's _connect)."""
+    media = call.caller.media_id
+    if music or media is None:
+        return
+    try:
+        await call.host.engine.play(media, ringback_path(), loop=True)
+    except MediaError as exc:
+        log.info("call %s: no ringback during the transfer: %s", call.call_id, exc)
 
 
 async def _ring(call: Call, plan: Plan, back: tuple[RingTarget, ...]) -> None:
@@ -233,7 +250,9 @@ async def _hand_over_by_caller(call: Call, plan: Plan) -> None:
         call, call.caller.leg_id, plan.waves[0].targets[0].target, TransferKind.blind
     )
     back = await _resolve(call, call.facts.caller, f"sip:{call.facts.caller}@invalid")
+    held = bool(call.holding)
     call.holding.clear()  # hold music, if the employee held the customer, plays on
     await keep_party(call)
+    await _ringback(call, held)
     targets = back.waves[0].targets if isinstance(back, Plan) and back.waves else ()
     await _ring(call, plan, targets)
