@@ -20,8 +20,13 @@ from zvonar.calls.events import (
     LegEnded,
     LegEndReason,
 )
+from zvonar.calls.in_dialog import info_digit
+from zvonar.calls.legs import CallDtmf
 from zvonar.calls.plan import Plan, Reject, RingTarget, Wave
 from zvonar.sip.io.testserver import CallLeg
+from zvonar.sip.message import SipRequest
+from zvonar.sip.ua import IncomingRequest
+from zvonar.sip.uri import parse_uri
 
 
 def target(phone: Phone, user: str) -> RingTarget:
@@ -242,3 +247,63 @@ async def test_reinvite_is_answered_locally(
     (ended,) = await pbx.wait_ended()
     assert ended.disposition is Disposition.answered
     assert not [e for e in pbx.bus.of_type(CallEnded) if e.disposition is Disposition.failed]
+
+
+@pytest.mark.parametrize(
+    ("ctype", "body", "expected"),
+    [
+        ("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n", ("5", 0.16)),
+        ("application/dtmf-relay", b"Signal= 10\r\nDuration=250\r\n", ("*", 0.25)),
+        ("application/dtmf-relay", b"Signal=#\r\n", ("#", 0.1)),
+        ("Application/DTMF-Relay; charset=x", b"signal=d\r\nduration=99999\r\n", ("D", 10.0)),
+        ("application/dtmf", b"7", ("7", 0.1)),
+        ("application/dtmf-relay", b"Signal=X\r\n", None),
+        ("application/dtmf-relay", b"", None),
+        ("text/plain", b"Signal=5", None),
+    ],
+)
+def test_a_key_sent_by_sip_info_is_read(
+    ctype: str, body: bytes, expected: tuple[str, float] | None
+) -> None:
+    request = SipRequest(
+        "INFO",
+        parse_uri("sip:pbx@127.0.0.1"),
+        (("Call-ID", "c"), ("CSeq", "2 INFO"), ("Content-Type", ctype)),
+        body,
+    )
+    assert info_digit(request) == expected
+
+
+async def test_an_info_key_reaches_the_other_side(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    """An employee on an external IVR presses keys by SIP INFO: the same INFO reaches the
+    other side, and the journal hears the key (CallDtmf)."""
+    caller, callee = phones
+    pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((target(callee, "answer"),), 5),))
+    got: list[bytes] = []
+
+    def hook(ev: object) -> None:
+        request = getattr(ev, "request", None)
+        if isinstance(ev, IncomingRequest) and request is not None and request.method == "INFO":
+            got.append(request.body)
+
+    callee.runner.add_event_hook(hook)
+    leg = dial(caller, pbx, "100")
+    assert await final_status(leg) == 200
+    await asyncio.sleep(0.1)  # our ACK reaches the callee
+    assert leg.dialog is not None
+    ua = caller.runner.ua
+    body = b"Signal=9\r\nDuration=100\r\n"
+    info = ua.create_request(
+        leg.dialog, "INFO", leg.flow, body=body, content_type="application/dtmf-relay"
+    )
+    ua.send_request(info, leg.flow, caller.runner.loop.time())
+    caller.runner.pump()
+    for _ in range(100):
+        if got:
+            break
+        await asyncio.sleep(0.02)
+    assert got == [body]
+    (pressed,) = pbx.bus.of_type(CallDtmf)
+    assert pressed.digit == "9"
+    hang_up(caller, leg)
+    await pbx.wait_ended()

@@ -24,6 +24,7 @@ from tests.calls.test_voicemail import offer
 from tests.media.engine.phone import Phone as RtpPhone
 from tests.media.engine.phone import close_all_phones, tone_pcm
 from zvonar.calls.events import CallRated, Disposition, HangupSide, Target
+from zvonar.calls.legs import CallDtmf
 from zvonar.calls.plan import (
     CallStep,
     Enqueue,
@@ -183,6 +184,34 @@ async def test_menu_digit_cuts_the_prompt_and_routes(
     hang_up(caller, leg)
     (ended,) = await spbx.wait_ended()
     assert ended.disposition is Disposition.answered
+
+
+async def test_a_menu_takes_a_digit_sent_by_sip_info(
+    spbx: Pbx, phones: tuple[Phone, Phone], long_prompt: Path
+) -> None:
+    """Phones set to send DTMF by SIP INFO (application/dtmf-relay) work menus too."""
+    caller, callee = phones
+    route = ScriptedRoute([Menu((long_prompt,), 5.0), Wave((target(callee, "answer"),), 5)])
+    routed(spbx, "100", route)
+    leg, rtp, _dest = await answered(spbx, caller, "100")
+    await rtp.wait_packets(1)
+    ua = caller.runner.ua
+    assert leg.dialog is not None
+    info = ua.create_request(
+        leg.dialog,
+        "INFO",
+        leg.flow,
+        body=b"Signal=2\r\nDuration=160\r\n",
+        content_type="application/dtmf-relay",
+    )
+    ua.send_request(info, leg.flow, caller.runner.loop.time())
+    caller.runner.pump()
+    await until(lambda: bool(route.by))
+    assert route.results[1] == StepResult(StepResultKind.digit, digit="2")
+    (pressed,) = spbx.bus.of_type(CallDtmf)
+    assert (pressed.digit, pressed.duration) == ("2", 0.16)
+    hang_up(caller, leg)
+    await spbx.wait_ended()
 
 
 async def test_menu_without_a_digit_times_out_then_prompts_complete(

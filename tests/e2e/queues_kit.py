@@ -76,6 +76,14 @@ class Digit:
 
 
 @dataclass(frozen=True)
+class InfoDigit:
+    """Send one digit by SIP INFO (``application/dtmf-relay``), as phones set to "SIP INFO"
+    DTMF do, and take its 200."""
+
+    digit: str
+
+
+@dataclass(frozen=True)
 class Bye:
     """The caller hangs up."""
 
@@ -93,21 +101,27 @@ class Audio:
     pcap: Path
 
 
-Action = Pause | Digit | Bye | WaitBye | Audio
+Action = Pause | Digit | InfoDigit | Bye | WaitBye | Audio
 
 
 def caller_scenario(dialed: str, caller: str, actions: Sequence[Action]) -> str:
     """Call ``dialed`` from ``caller``; once answered (200, ACKed) perform ``actions``."""
     body: list[str] = []
+    cseq = 1  # the INVITE's; each request of ours in the dialog takes the next
     for a in actions:
         if isinstance(a, Pause):
             body.append(f'<pause milliseconds="{a.ms}"/>')
+        elif isinstance(a, InfoDigit):
+            cseq += 1
+            body.append(sippkit.info_digit(dialed, a.digit, cseq))
+            body.append('<recv response="200"/>')
         elif isinstance(a, Digit):
             body.append(
                 f'<nop><action><exec play_pcap_audio="{dtmf_pcap(a.digit)}"/></action></nop>'
             )
         elif isinstance(a, Bye):
-            body.append(sippkit.bye(dialed))
+            cseq += 1
+            body.append(sippkit.bye(dialed, cseq))
             body.append('<recv response="200" crlf="true"/>')
         elif isinstance(a, Audio):
             body.append(f'<nop><action><exec play_pcap_audio="{a.pcap}"/></action></nop>')

@@ -91,8 +91,8 @@ def ack(user: str) -> str:
   ]]></send>"""
 
 
-def bye(user: str) -> str:
-    """``<send>`` of the caller's BYE (CSeq 2) in the dialog the INVITE made."""
+def bye(user: str, cseq: int = 2) -> str:
+    """``<send>`` of the caller's BYE in the dialog the INVITE made."""
     return f"""<send retrans="500"><![CDATA[
 
       BYE sip:{user}@[remote_ip]:[remote_port] SIP/2.0
@@ -100,9 +100,29 @@ def bye(user: str) -> str:
       [last_From:]
       [last_To:]
       Call-ID: [call_id]
-      CSeq: 2 BYE
+      CSeq: {cseq} BYE
       Max-Forwards: 70
       Content-Length: 0
+
+  ]]></send>"""
+
+
+def info_digit(user: str, digit: str, cseq: int) -> str:
+    """``<send>`` of the caller's INFO carrying one key (``application/dtmf-relay``)."""
+    return f"""<send retrans="500"><![CDATA[
+
+      INFO sip:{user}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: {cseq} INFO
+      Max-Forwards: 70
+      Content-Type: application/dtmf-relay
+      Content-Length: [len]
+
+      Signal={digit}
+      Duration=160
 
   ]]></send>"""
 

@@ -23,6 +23,7 @@ from tests.e2e.appkit import sqlite_container
 from tests.e2e.queues_kit import (
     Bye,
     Digit,
+    InfoDigit,
     Pause,
     QueueRig,
     WaitBye,
@@ -353,14 +354,19 @@ async def test_abandoned_caller_is_recorded_with_their_wait(env: Env) -> None:
 # --- IVR and rating -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("digit", "ext"), [("1", "581"), ("2", "582")])
-async def test_ivr_digit_routes(env: Env, digit: str, ext: str) -> None:
+@pytest.mark.parametrize(
+    ("digit", "ext", "how"),
+    [("1", "581", "rfc4733"), ("2", "582", "rfc4733"), ("2", "582", "info")],
+)
+async def test_ivr_digit_routes(env: Env, digit: str, ext: str, how: str) -> None:
+    """A key as RFC 4733 events in the media, or by SIP INFO (phones set that way)."""
     rig = env.rig
     procs = await rig.start_phones(_agents("581", "582"), calls=1, bound=60)
     try:
         start = rig.mark()
-        caller = f"+7916000060{digit}"
-        run = await rig.dial(env.numbers["ivr"], caller, [Pause(500), Digit(digit), WaitBye()])
+        caller = f"+7916000060{digit}" + ("9" if how == "info" else "")
+        key = Digit(digit) if how == "rfc4733" else InfoDigit(digit)
+        run = await rig.dial(env.numbers["ivr"], caller, [Pause(500), key, WaitBye()])
         calls = await rig.calls_since(start)
     finally:
         await rig.stop_phones(procs)

@@ -38,7 +38,13 @@ from zvonar.calls.events import (
     TargetKind,
 )
 from zvonar.calls.fork import WaveTracker, end_reason_for_status
-from zvonar.calls.in_dialog import answer_challenge, answer_reinvite, is_offer, reply
+from zvonar.calls.in_dialog import (
+    answer_challenge,
+    answer_reinvite,
+    info_digit,
+    is_offer,
+    reply,
+)
 from zvonar.calls.legs import CallDtmf, CalleeLeg, CallerLeg, LegState
 from zvonar.calls.plan import (
     QUEUE_SIGNALS,
@@ -74,6 +80,7 @@ from zvonar.sip.ua import (
     AckReceived,
     AckTimeout,
     CancelRequested,
+    Flow,
     IncomingRequest,
     RequestFailed,
     ResponseIn,
@@ -450,6 +457,41 @@ class Call:
             await blind_transfer(self, inc, dialog, fork)
         else:
             self._reply(inc, dialog, 200)
+            if method == "INFO":
+                await self._info(inc, fork)
+
+    async def _info(self, inc: IncomingRequest, fork: CalleeLeg | None) -> None:
+        """A key pressed on a phone that sends DTMF by SIP INFO: the caller's works the
+        scheme's menus like an RFC 4733 one; either side's reaches the other side as the
+        same INFO (an external IVR the employee dialled needs it)."""
+        pressed = info_digit(inc.request)
+        if pressed is None:
+            return
+        digit, duration = pressed
+        leg_id = self.caller.leg_id if fork is None else fork.leg_id
+        await self.publish(CallDtmf, leg_id=leg_id, digit=digit, duration=duration)
+        winner = self.winner
+        if fork is None:
+            await steps.on_digit(self, digit)
+            other: tuple[Dialog | None, Flow] | None = (
+                (winner.dialog, winner.flow) if winner is not None else None
+            )
+        else:
+            other = (self.caller.dialog, self.caller.flow) if fork is winner else None
+        if other is None or other[0] is None or winner is None:
+            return
+        if winner.state is not LegState.CONFIRMED or self.caller.state is not LegState.CONFIRMED:
+            return
+        ua = self.host.ua
+        relay = ua.create_request(
+            other[0],
+            "INFO",
+            other[1],
+            body=inc.request.body,
+            content_type=inc.request.content_type,
+        )
+        ua.send_request(relay, other[1], self.host.now())
+        self.host.flush()
 
     async def _reinvite(self, inc: IncomingRequest, dialog: Dialog, fork: CalleeLeg | None) -> None:
         """Answer a re-INVITE (hold/resume, new address) locally; see in_dialog.py."""

@@ -35,11 +35,13 @@ if TYPE_CHECKING:
     from zvonar.calls.b2bua import B2bua, CallActor
 
 __all__ = [
+    "DTMF_INFO_TYPES",
     "ChallengedLeg",
     "PlacedLeg",
     "answer_challenge",
     "answer_reinvite",
     "hang_up",
+    "info_digit",
     "invite",
     "is_offer",
     "release_media",
@@ -79,6 +81,33 @@ def reply(
     resp = response_to(inc.request, status, dialog.id.local_tag, contact=contact, body=body)
     ua.respond(inc, resp, host.now())
     host.flush()
+
+
+_INFO_DIGITS = {**{d: d for d in "0123456789*#ABCD"}, "10": "*", "11": "#"}
+DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
+
+
+def info_digit(request: SipRequest) -> tuple[str, float] | None:
+    """The key a phone sent by SIP INFO instead of RFC 4733 — ``application/dtmf-relay``
+    (``Signal=5`` and ``Duration=160`` in ms, the de-facto format) or ``application/dtmf``
+    (``5``) — and its duration in seconds; None for any other INFO."""
+    ctype = (request.content_type or "").split(";", 1)[0].strip().lower()
+    if ctype not in DTMF_INFO_TYPES:
+        return None
+    text = request.body.decode("ascii", "replace")
+    signal, duration = text.strip(), 0.1
+    if ctype == "application/dtmf-relay":
+        fields = {}
+        for line in text.splitlines():
+            name, sep, value = line.partition("=")
+            if sep:
+                fields[name.strip().lower()] = value.strip()
+        signal = fields.get("signal", "")
+        raw = fields.get("duration", "")
+        if raw.isdigit():
+            duration = min(int(raw), 10_000) / 1000
+    digit = _INFO_DIGITS.get(signal.upper())
+    return (digit, duration) if digit is not None else None
 
 
 def is_offer(inc: IncomingRequest) -> bool:
