@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from zvonar.calls import attended, early, steps
+from zvonar.calls import attended, early, redirect, steps
 from zvonar.calls.events import (
     CallAnswered,
     CallEvent,
@@ -131,6 +131,7 @@ class Call:
         self.round = 0  # 0: the plan's waves; n: the n-th transfer's (transfer.py)
         self.was_answered = False  # a 2xx went to the caller (still true while transferring)
         self.transferring = False
+        self.redirects = 0  # 3xx followed (redirect.py)
         self.queue: asyncio.Queue[CallInput] = asyncio.Queue()
         self.plan: Plan | None = None
         self.account_id: uuid.UUID | None = None  # set once resolved
@@ -323,6 +324,8 @@ class Call:
         elif fork.state is not LegState.ENDED:
             if answer_challenge(self.host, self, fork, resp):
                 return  # sent again with the carrier's credentials: still ringing
+            if resp.status < 400 and await redirect.follow(self, fork, resp):
+                return  # its Contact rings instead (a phone's own call forwarding)
             await fork_over(self, fork, end_reason_for_status(resp.status))
 
     async def _ringing(self, fork: CalleeLeg, body: bytes) -> None:

@@ -59,6 +59,7 @@ class LegEndReason(enum.StrEnum):
     cancelled = "cancelled"  # we stopped ringing: someone else answered, or the caller left
     failed = "failed"  # unreachable, 5xx, timeout on the transaction
     completed = "completed"  # answered, then hung up
+    forwarded = "forwarded"  # answered 3xx: its Contact rang instead (calls/redirect.py)
 
 
 class TransferKind(enum.StrEnum):

@@ -55,6 +55,15 @@ class WaveTracker:
         self.states[leg_id] = ForkState.ANSWERED
         return True
 
+    def forwarded(self, leg_id: str, new_ids: Iterable[str]) -> bool:
+        """A fork redirected (3xx) to ``new_ids``: they ring in its place, in this wave; its
+        own end counts for nothing (their outcomes do). False if it was not live."""
+        if self.states.get(leg_id) not in (ForkState.INVITING, ForkState.RINGING):
+            return False
+        del self.states[leg_id]
+        self.states.update(dict.fromkeys(new_ids, ForkState.INVITING))
+        return True
+
     def ended(self, leg_id: str, reason: LegEndReason) -> bool:
         """A fork is over; True if it was live (the event to publish is new)."""
         if self.states.get(leg_id) in (None, ForkState.ENDED, ForkState.ANSWERED):

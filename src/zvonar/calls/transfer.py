@@ -60,6 +60,7 @@ __all__ = [
     "TransferRefused",
     "blind_transfer",
     "ordered_transfer",
+    "resolve_for_account",
 ]
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ async def _transfer(
     happens: 200, or the refusal's status."""
     call.transferring = True
     try:
-        outcome = await _resolve(call, dialed, to_uri)
+        outcome = await resolve_for_account(call, dialed, to_uri)
         if isinstance(outcome, Reject) or not outcome.waves:
             told(outcome.status if isinstance(outcome, Reject) else 480)
             return
@@ -179,7 +180,9 @@ async def _transfer(
         call.transferring = False
 
 
-async def _resolve(call: Call, dialed: str, to_uri: str) -> Plan | Reject:
+async def resolve_for_account(call: Call, dialed: str, to_uri: str) -> Plan | Reject:
+    """Where ``dialed`` leads when the call's account itself dials it (a transfer target, a
+    redirect's Contact): the resolver's answer, a 500 Reject if it fails."""
     facts = call.facts
     query = InboundCall(
         call_id=call.call_id,
@@ -249,7 +252,7 @@ async def _hand_over_by_caller(call: Call, plan: Plan) -> None:
     await publish_transfer(
         call, call.caller.leg_id, plan.waves[0].targets[0].target, TransferKind.blind
     )
-    back = await _resolve(call, call.facts.caller, f"sip:{call.facts.caller}@invalid")
+    back = await resolve_for_account(call, call.facts.caller, f"sip:{call.facts.caller}@invalid")
     held = bool(call.holding)
     call.holding.clear()  # hold music, if the employee held the customer, plays on
     await keep_party(call)

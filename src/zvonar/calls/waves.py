@@ -25,7 +25,7 @@ from zvonar.sip.errors import SipError
 if TYPE_CHECKING:
     from zvonar.calls.call import Call
 
-__all__ = ["WaveTimeout", "fork_over", "next_wave", "ring_wave", "wave_timeout"]
+__all__ = ["WaveTimeout", "fork_over", "next_wave", "ring_wave", "start_fork", "wave_timeout"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ async def ring_wave(call: Call, wave: Wave) -> None:
     ids = [f"{call.call_id}.{prefix}{call.wave}t{i}" for i in range(len(wave.targets))]
     call.tracker = WaveTracker(ids)
     for leg_id, target in zip(ids, wave.targets, strict=True):
-        await _start_fork(call, leg_id, target)
+        await start_fork(call, leg_id, target)
     if not call.tracker.over:
         loop = asyncio.get_running_loop()
         call.wave_timer = loop.call_later(wave.timeout, call.put, WaveTimeout(call.wave))
@@ -67,7 +67,8 @@ async def ring_wave(call: Call, wave: Wave) -> None:
         await call.after_wave()
 
 
-async def _start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
+async def start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
+    """Ring ``target`` as fork ``leg_id`` of the current wave (already in its tracker)."""
     host, ua = call.host, call.host.ua
     engine_call = f"{call.call_id}.{leg_id.rsplit('.', 1)[-1]}"
     caller_media, media = f"{leg_id}.c", leg_id

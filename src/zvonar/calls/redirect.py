@@ -1,0 +1,92 @@
+"""A target that answers 3xx (RFC 3261 §8.1.3.4, §21.3): follow its Contact.
+
+Softphones (Zoiper, MicroSIP, Linphone…) implement the employee's own "forward my calls to my
+mobile" with ``302 Moved Temporarily`` and ``Contact: <sip:+7916…@…>``, and some carriers
+redirect the same way. Ignoring it loses the call the employee asked to have forwarded, so
+the Contact's user part rings in the fork's place, in the same wave and under its timer:
+resolved as the call's account dialling it itself (an extension, or a number through the
+account's trunks), so the account's own rules — international calls off, caps — decide
+whether it may ring at all, whoever sent the 3xx. At most :data:`MAX_REDIRECTS` per call (a
+phone that forwards to itself cannot loop). The redirected leg ends ``forwarded`` in the
+journal; its successors' outcomes count for the wave, not its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from zvonar.calls.events import CallRinging, LegEndReason
+from zvonar.calls.events import LegEnded as LegEndedEvent
+from zvonar.calls.legs import CalleeLeg, LegState
+from zvonar.calls.plan import Reject
+from zvonar.calls.teardown import release
+from zvonar.calls.transfer import resolve_for_account
+from zvonar.calls.waves import start_fork
+from zvonar.sip.errors import SipError
+from zvonar.sip.message import SipResponse
+from zvonar.sip.uri import SipUri, TelUri
+
+if TYPE_CHECKING:
+    from zvonar.calls.call import Call
+
+__all__ = ["MAX_REDIRECTS", "follow"]
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 3
+
+
+def _target(response: SipResponse) -> tuple[str, str] | None:
+    """(user part, URI) of the first Contact we can dial."""
+    try:
+        contacts = response.contacts
+    except SipError:  # an unreadable Contact: the 3xx is a failure like any other
+        return None
+    for contact in contacts:
+        uri = contact.uri
+        if isinstance(uri, SipUri) and uri.user:
+            return uri.user, str(uri)
+        if isinstance(uri, TelUri) and uri.number:
+            return uri.number, str(uri)
+    return None
+
+
+async def follow(call: Call, fork: CalleeLeg, response: SipResponse) -> bool:
+    """``fork`` answered 3xx: ring its Contact instead (True), or let it fail (False)."""
+    if not 300 <= response.status < 400 or call.account_id is None or call.done:
+        return False
+    if fork.wave != call.wave or fork.state is not LegState.INVITING or call.winner is not None:
+        return False
+    if call.redirects >= MAX_REDIRECTS:
+        log.info("call %s: %s redirected once too often", call.call_id, fork.leg_id)
+        return False
+    where = _target(response)
+    if where is None:
+        return False
+    call.redirects += 1
+    outcome = await resolve_for_account(call, *where)
+    if isinstance(outcome, Reject) or not outcome.waves or call.done:
+        log.info(
+            "call %s: %s redirects to %s, which rings nobody", call.call_id, fork.leg_id, where[1]
+        )
+        return False
+    if fork.wave != call.wave or call.winner is not None:  # the wave moved on meanwhile
+        return False
+    targets = outcome.waves[0].targets
+    ids = [f"{fork.leg_id}f{i}" for i in range(len(targets))]
+    if not call.tracker.forwarded(fork.leg_id, ids):
+        return False
+    fork.state = LegState.ENDED
+    await release(call, fork.caller_media_id, fork.media_id)
+    if not fork.rang:  # a phone that forwards at once never rang: its row still shows it
+        fork.rang = True
+        await call.publish(
+            CallRinging, leg_id=fork.leg_id, target=fork.target.target, at=call.now()
+        )
+    await call.publish(
+        LegEndedEvent, leg_id=fork.leg_id, reason=LegEndReason.forwarded, at=call.now()
+    )
+    for leg_id, target in zip(ids, targets, strict=True):
+        await start_fork(call, leg_id, target)
+    return True
