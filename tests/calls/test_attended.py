@@ -12,7 +12,7 @@ import pytest
 
 from tests.calls.conftest import Phone
 from tests.calls.rig import ACCOUNT, Pbx
-from tests.calls.test_transfer import ANNA, BORIS, CUSTOMER, Spy, _gate_as_101, ring, until
+from tests.calls.test_transfer import ANNA, BORIS, CUSTOMER, Spy, dials_out, ring, until
 from tests.calls.test_transfer import agent as agent  # the fixture
 from tests.media.engine.phone import tone_pcm
 from zvonar.calls.attended import Replaces, replaces_of
@@ -20,14 +20,11 @@ from zvonar.calls.call import Call
 from zvonar.calls.events import (
     CallEnded,
     CallTransferred,
-    Direction,
     Disposition,
     HangupSide,
-    Target,
-    TargetKind,
     TransferKind,
 )
-from zvonar.calls.plan import Plan, RingTarget, Wave
+from zvonar.calls.plan import Plan, Wave
 from zvonar.media.wav import encode_wav
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.io.testserver import CallLeg
@@ -208,18 +205,7 @@ async def test_an_agent_who_placed_both_calls_joins_the_customer_to_the_colleagu
     adopted and bridged to the customer — whichever of her dialogs the REFER came in."""
     customer_phone, boris_phone = phones
     anna_phone, spy = agent
-    _gate_as_101(pbx)
-    target = RingTarget(
-        customer_phone.uri("answer"), customer_phone.flow, Target(TargetKind.external, CUSTOMER)
-    )
-    pbx.resolver.plans[CUSTOMER] = Plan(
-        ACCOUNT, (Wave((target,), 5),), direction=Direction.outbound
-    )
-    pbx.resolver.plans["102"] = Plan(
-        ACCOUNT, (Wave((ring(boris_phone, "answer", BORIS, "Boris"),), 5),)
-    )
-    first = dial(anna_phone, pbx, CUSTOMER)
-    assert await final_status(first) == 200
+    first = await dials_out(pbx, anna_phone, customer_phone, boris_phone)
     consult = dial(anna_phone, pbx, "102")
     assert await final_status(consult) == 200
     x, y = _call_of(pbx, first.call_id), _call_of(pbx, consult.call_id)

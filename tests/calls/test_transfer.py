@@ -308,6 +308,24 @@ async def test_a_queue_agent_who_transfers_is_free_at_once(
 CUSTOMER = "+79160000001"
 
 
+async def dials_out(pbx: Pbx, anna_phone: Phone, customer_phone: Phone, boris_phone: Phone) -> Any:
+    """Anna's phone (101, past the INVITE gate) calls the customer, who answers; 102 would
+    ring Boris. The caller's leg of that outbound call."""
+    _gate_as_101(pbx)
+    customer = RingTarget(
+        customer_phone.uri("answer"), customer_phone.flow, Target(TargetKind.external, CUSTOMER)
+    )
+    pbx.resolver.plans[CUSTOMER] = Plan(
+        ACCOUNT, (Wave((customer,), 5),), direction=Direction.outbound
+    )
+    pbx.resolver.plans["102"] = Plan(
+        ACCOUNT, (Wave((ring(boris_phone, "answer", BORIS, "Boris"),), 5),)
+    )
+    leg = dial(anna_phone, pbx, CUSTOMER)
+    assert await final_status(leg) == 200
+    return leg
+
+
 def _gate_as_101(pbx: Pbx) -> None:
     """The INVITE gate passes every caller as the account's phone 101 (it passed digest)."""
 
@@ -324,18 +342,7 @@ async def test_an_employee_who_dialed_out_hands_the_customer_on(
     caller, 101 is hung up, Boris rings and talks to the customer; the customer's BYE ends it."""
     customer_phone, boris_phone = phones
     anna_phone, spy = agent
-    _gate_as_101(pbx)
-    customer = RingTarget(
-        customer_phone.uri("answer"), customer_phone.flow, Target(TargetKind.external, CUSTOMER)
-    )
-    pbx.resolver.plans[CUSTOMER] = Plan(
-        ACCOUNT, (Wave((customer,), 5),), direction=Direction.outbound
-    )
-    pbx.resolver.plans["102"] = Plan(
-        ACCOUNT, (Wave((ring(boris_phone, "answer", BORIS, "Boris"),), 5),)
-    )
-    leg = dial(anna_phone, pbx, CUSTOMER)
-    assert await final_status(leg) == 200
+    await dials_out(pbx, anna_phone, customer_phone, boris_phone)
     await until(lambda: customer_phone.app.calls_answered == 1)
     refer(anna_phone, f"sip:102@{pbx.address}")
     await until(lambda: boris_phone.app.calls_answered == 1)
@@ -389,18 +396,7 @@ async def test_the_api_transfers_an_outbound_call_from_the_employee_who_placed_i
     caller side) leaves, not the customer who answered."""
     customer_phone, boris_phone = phones
     anna_phone, _ = agent
-    _gate_as_101(pbx)
-    customer = RingTarget(
-        customer_phone.uri("answer"), customer_phone.flow, Target(TargetKind.external, CUSTOMER)
-    )
-    pbx.resolver.plans[CUSTOMER] = Plan(
-        ACCOUNT, (Wave((customer,), 5),), direction=Direction.outbound
-    )
-    pbx.resolver.plans["102"] = Plan(
-        ACCOUNT, (Wave((ring(boris_phone, "answer", BORIS, "Boris"),), 5),)
-    )
-    leg = dial(anna_phone, pbx, CUSTOMER)
-    assert await final_status(leg) == 200
+    await dials_out(pbx, anna_phone, customer_phone, boris_phone)
     (started,) = pbx.bus.of_type(CallStarted)
     await pbx.b2bua.transfer(ACCOUNT, started.call_id, "102")
     await until(lambda: boris_phone.app.calls_answered == 1 and anna_phone.app.calls_ended == 1)

@@ -183,16 +183,7 @@ async def transfer_with_replaces(
             reply(call, inc, dialog, 403)
             return
         # In X from A (its answered fork), naming Y where A is the caller: X survives.
-        reply(call, inc, dialog, 202)
-        where = (dialog, fork.flow)
-        notify(call, where, 100, "Trying")
-        token = next(_tokens)
-        pending = Pending(token, fork, where)
-        loop = asyncio.get_running_loop()
-        pending.timer = loop.call_later(HANDOVER_SECONDS, call.put, HandoverTimeout(token))
-        call.attended = pending
-        call.transferring = True
-        other.put(Donate(call, token))
+        _ask_for_leg(call, other, fork, _accept(call, inc, dialog, fork.flow))
         return
     other_winner = other.winner
     if fork is None and other_winner is not None and _is_fork(other_winner, replaces):
@@ -200,22 +191,7 @@ async def transfer_with_replaces(
             reply(call, inc, dialog, 403)
             return
         # In Y from A (its caller), naming X where A is the answered fork: X survives.
-        reply(call, inc, dialog, 202)
-        where = (dialog, call.caller.flow)
-        notify(call, where, 100, "Trying")
-        token = next(_tokens)
-        other.attended = Pending(token, other_winner, None)
-        other.transferring = True
-        detached = await _detach(call)
-        if detached is not None and other.done:  # the customer left while we detached
-            await _orphan(call, detached[0])
-            detached = None
-        other.put(Handover(detached[0] if detached else None, token))
-        if detached is None:
-            notify(call, where, 503, "Service Unavailable")
-            return
-        notify(call, where, 200, "OK")
-        await _end_donor(call, other, detached[1], detached[2])
+        await _give_leg(call, other, other_winner, _accept(call, inc, dialog, call.caller.flow))
         return
     if fork is None and _is_caller(other, replaces) and inc.flow == other.caller.flow:
         await _both_placed(call, other, inc, dialog)
@@ -233,32 +209,64 @@ async def _both_placed(call: Call, other: Call, inc: IncomingRequest, dialog: Di
     if not ready or call.transferring or other.transferring:
         reply(call, inc, dialog, 403)
         return
-    reply(call, inc, dialog, 202)
-    where = (dialog, call.caller.flow)
-    notify(call, where, 100, "Trying")
-    token = next(_tokens)
+    # The customer (the survivor's answered party) is whom the colleague talks to next;
+    # read before the survivor runs: it hands the customer on once it has the leg.
+    party = _party(survivor)
+    where = _accept(call, inc, dialog, call.caller.flow)
     if survivor is call:  # the REFER came in the customer's call: ask the other for its leg
-        pending = Pending(token, None, where)
-        loop = asyncio.get_running_loop()
-        pending.timer = loop.call_later(HANDOVER_SECONDS, call.put, HandoverTimeout(token))
-        call.attended = pending
-        call.transferring = True
-        other.put(Donate(call, token, _party(survivor)))
-        return
-    # The REFER came in the consultation: give its answered fork to the customer's call.
-    party = _party(other)  # before other runs: it hands the customer on once it has the fork
-    other.attended = Pending(token, None, None)
-    other.transferring = True
+        _ask_for_leg(call, other, None, where, party)
+    else:  # it came in the consultation: give its answered fork to the customer's call
+        await _give_leg(call, other, None, where, party)
+
+
+def _accept(call: Call, inc: IncomingRequest, dialog: Dialog, flow: Flow) -> tuple[Dialog, Flow]:
+    """202 to the REFER and the first NOTIFY; where the later NOTIFYs go."""
+    reply(call, inc, dialog, 202)
+    where = (dialog, flow)
+    notify(call, where, 100, "Trying")
+    return where
+
+
+def _ask_for_leg(
+    call: Call,
+    donor: Call,
+    agent: CalleeLeg | None,
+    where: tuple[Dialog, Flow],
+    party: Target | None = None,
+) -> None:
+    """The REFER came in the survivor (``call``): ask ``donor`` for its answered fork; the
+    Handover (or the timeout) finishes it here. ``agent``: A's fork here (None: our caller)."""
+    token = next(_tokens)
+    pending = Pending(token, agent, where)
+    loop = asyncio.get_running_loop()
+    pending.timer = loop.call_later(HANDOVER_SECONDS, call.put, HandoverTimeout(token))
+    call.attended = pending
+    call.transferring = True
+    donor.put(Donate(call, token, party))
+
+
+async def _give_leg(
+    call: Call,
+    survivor: Call,
+    agent: CalleeLeg | None,
+    where: tuple[Dialog, Flow],
+    party: Target | None = None,
+) -> None:
+    """The REFER came in the donor (``call``): detach our answered fork, hand it over to
+    ``survivor`` and end our side; the NOTIFYs go from here."""
+    token = next(_tokens)
+    survivor.attended = Pending(token, agent, None)
+    survivor.transferring = True
     detached = await _detach(call)
-    if detached is not None and other.done:
+    if detached is not None and survivor.done:  # the customer left while we detached
         await _orphan(call, detached[0])
         detached = None
-    other.put(Handover(detached[0] if detached else None, token))
+    survivor.put(Handover(detached[0] if detached else None, token))
     if detached is None:
         notify(call, where, 503, "Service Unavailable")
         return
     notify(call, where, 200, "OK")
-    await _end_donor(call, other, detached[1], detached[2], party)
+    await _end_donor(call, survivor, detached[1], detached[2], party)
 
 
 def _party(survivor: Call) -> Target:
