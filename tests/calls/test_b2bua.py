@@ -307,3 +307,21 @@ async def test_an_info_key_reaches_the_other_side(pbx: Pbx, phones: tuple[Phone,
     assert pressed.digit == "9"
     hang_up(caller, leg)
     await pbx.wait_ended()
+
+
+async def test_a_target_that_refuses_at_once_still_has_its_leg(
+    pbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    """A phone on DND answers 486 with no 18x: the journal still hears whom we tried (a
+    CallRinging before its LegEnded), so its row shows the busy employee."""
+    caller, callee = phones
+    waves = (Wave((target(callee, "busy"),), 5), Wave((target(callee, "answer"),), 5))
+    pbx.resolver.plans["500"] = Plan(ACCOUNT, waves)
+    leg = dial(caller, pbx, "500")
+    assert await final_status(leg) == 200
+    call_id = pbx.events()[0].call_id
+    kinds = [(e.event_type, getattr(e, "leg_id", "")) for e in pbx.events(call_id)]
+    busy = f"{call_id}.w0t0"
+    assert kinds.index(("CallRinging", busy)) < kinds.index(("LegEnded", busy))
+    hang_up(caller, leg)
+    await pbx.wait_ended()

@@ -16,11 +16,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from zvonar.calls.events import CallRinging, LegEndReason
 from zvonar.calls.events import LegEnded as LegEndedEvent
+from zvonar.calls.events import LegEndReason
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import Reject
-from zvonar.calls.teardown import release
+from zvonar.calls.teardown import release, tried
 from zvonar.calls.transfer import resolve_for_account
 from zvonar.calls.waves import start_fork
 from zvonar.sip.errors import SipError
@@ -79,11 +79,7 @@ async def follow(call: Call, fork: CalleeLeg, response: SipResponse) -> bool:
         return False
     fork.state = LegState.ENDED
     await release(call, fork.caller_media_id, fork.media_id)
-    if not fork.rang:  # a phone that forwards at once never rang: its row still shows it
-        fork.rang = True
-        await call.publish(
-            CallRinging, leg_id=fork.leg_id, target=fork.target.target, at=call.now()
-        )
+    await tried(call, fork)  # a phone that forwards at once never rang: its row still shows it
     await call.publish(
         LegEndedEvent, leg_id=fork.leg_id, reason=LegEndReason.forwarded, at=call.now()
     )

@@ -17,6 +17,7 @@ from zvonar.calls.early import fork_gone
 from zvonar.calls.events import (
     CallEnded,
     CallRecorded,
+    CallRinging,
     Disposition,
     HangupSide,
     LegEndReason,
@@ -44,6 +45,7 @@ __all__ = [
     "hangup_fork",
     "release",
     "stop_fork",
+    "tried",
 ]
 
 log = logging.getLogger(__name__)
@@ -111,10 +113,21 @@ def hangup_fork(call: Call, fork: CalleeLeg) -> None:
     hang_up(call.host, fork)
 
 
+async def tried(call: Call, fork: CalleeLeg) -> None:
+    """A fork that ends without having rung (a phone that refuses at once, one that never
+    answers our INVITE) still gets its journal row: CallRinging at the moment it ends."""
+    if not fork.rang:
+        fork.rang = True
+        await call.publish(
+            CallRinging, leg_id=fork.leg_id, target=fork.target.target, at=call.now()
+        )
+
+
 async def stop_fork(call: Call, fork: CalleeLeg, reason: LegEndReason) -> None:
     """We end a ringing fork (someone else answered, a timeout, the caller left)."""
     if fork.wave == call.wave and call.tracker.ended(fork.leg_id, reason):
         call.reasons.append(reason)
+        await tried(call, fork)
         await call.publish(LegEndedEvent, leg_id=fork.leg_id, reason=reason, at=call.now())
     hangup_fork(call, fork)
     await release(call, fork.caller_media_id, fork.media_id)

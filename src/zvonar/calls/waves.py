@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from zvonar.calls import early
+from zvonar.calls.events import CallRinging, LegEndReason
 from zvonar.calls.events import LegEnded as LegEndedEvent
-from zvonar.calls.events import LegEndReason
 from zvonar.calls.fork import WaveTracker
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import RingTarget, Wave
 from zvonar.calls.sdp_bridge import new_offer_answer
 from zvonar.calls.signalling import invite_request
-from zvonar.calls.teardown import give_up, release, stop_fork
+from zvonar.calls.teardown import give_up, release, stop_fork, tried
 from zvonar.media.errors import MediaError
 from zvonar.sip.errors import SipError
 
@@ -124,6 +124,11 @@ async def start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
         await release(call, caller_media, media)
         call.tracker.ended(leg_id, LegEndReason.failed)
         call.reasons.append(LegEndReason.failed)
+        made = call.forks.get(leg_id)
+        if made is not None:
+            await tried(call, made)
+        else:  # it failed before it existed: its row still says whom we tried
+            await call.publish(CallRinging, leg_id=leg_id, target=target.target, at=call.now())
         await call.publish(LegEndedEvent, leg_id=leg_id, reason=LegEndReason.failed, at=call.now())
 
 
@@ -144,6 +149,7 @@ async def fork_over(call: Call, fork: CalleeLeg, reason: LegEndReason) -> None:
         call.host.ua.forget_dialog(fork.dialog)
     if fork.wave == call.wave and call.tracker.ended(fork.leg_id, reason):
         call.reasons.append(reason)
+        await tried(call, fork)
         await call.publish(LegEndedEvent, leg_id=fork.leg_id, reason=reason, at=call.now())
         if call.tracker.over and call.winner is None:
             call.cancel_timer()
