@@ -177,6 +177,9 @@ async def test_nobody_on_side_a_answers(pbx: Pbx, phones: tuple[Phone, Phone]) -
     assert await outcome(call) is OriginationOutcome.first_no_answer
     end = await ended(call)
     assert end.disposition is Disposition.missed
+    # The busy agent refused at once (486, no 18x): its leg still has its journal row.
+    ringing = [e.leg_id for e in pbx.events(call.call_id) if isinstance(e, CallRinging)]
+    assert f"{call.call_id}.a0t0" in ringing
     assert customers.app.calls_answered == 0  # the customer was never called
     await until(lambda: agents.app.calls_ended == 1)  # the ringing one got our CANCEL
 

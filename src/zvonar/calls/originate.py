@@ -294,9 +294,9 @@ class OriginatedCall:
             await release_media(self.host, self.call_id, peer_media, media)
             if self.tracker.ended(leg_id, LegEndReason.failed):
                 self.reasons.append(LegEndReason.failed)
-                await self._publish(
-                    LegEnded, leg_id=leg_id, reason=LegEndReason.failed, at=self._now()
-                )
+                at = self._now()  # its row shows whom we tried, though it never rang
+                await self._publish(CallRinging, leg_id=leg_id, target=target.target, at=at)
+                await self._publish(LegEnded, leg_id=leg_id, reason=LegEndReason.failed, at=at)
 
     def _new_leg(
         self, leg_id: str, wave: int, target: RingTarget, media: str, endpoint: LegEndpoint
@@ -331,12 +331,22 @@ class OriginatedCall:
             await self._stop_fork(self.forks[leg_id], LegEndReason.no_answer)
         await self._next_wave()
 
+    async def _leg_ended(self, leg: _Leg, reason: LegEndReason) -> None:
+        """LegEnded; first CallRinging if it never rang (refused at once, never answered our
+        INVITE), so its journal row still shows whom we tried."""
+        if not leg.rang:
+            leg.rang = True
+            await self._publish(
+                CallRinging, leg_id=leg.leg_id, target=leg.target.target, at=self._now()
+            )
+        await self._publish(LegEnded, leg_id=leg.leg_id, reason=reason, at=self._now())
+
     async def _stop_fork(self, leg: _Leg, reason: LegEndReason) -> None:
         """We end a ringing A fork (another answered, its wave timed out, the call ends)."""
         if leg.wave == self.wave and self.tracker.ended(leg.leg_id, reason):
             self.reasons.append(reason)
             leg.reported = True
-            await self._publish(LegEnded, leg_id=leg.leg_id, reason=reason, at=self._now())
+            await self._leg_ended(leg, reason)
         self._hangup(leg)
         await release_media(self.host, self.call_id, leg.media_id, leg.peer_media_id)
 
@@ -413,7 +423,7 @@ class OriginatedCall:
             self.host.ua.forget_dialog(leg.dialog)
         if leg is self.customer:
             leg.reported = True
-            await self._publish(LegEnded, leg_id=leg.leg_id, reason=reason, at=self._now())
+            await self._leg_ended(leg, reason)
             if reason in (LegEndReason.busy, LegEndReason.rejected):
                 outcome, disposition = OriginationOutcome.then_busy, Disposition.busy
             elif reason in (LegEndReason.no_answer, LegEndReason.cancelled):
@@ -429,7 +439,7 @@ class OriginatedCall:
         if leg.wave == self.wave and self.tracker.ended(leg.leg_id, reason):
             self.reasons.append(reason)
             leg.reported = True
-            await self._publish(LegEnded, leg_id=leg.leg_id, reason=reason, at=self._now())
+            await self._leg_ended(leg, reason)
             if self.tracker.over and self.agent is None:
                 self._disarm()
                 await self._next_wave()
@@ -560,7 +570,7 @@ class OriginatedCall:
             if not leg.reported:
                 leg.reported = True
                 reason = LegEndReason.completed if answered else LegEndReason.cancelled
-                await self._publish(LegEnded, leg_id=leg.leg_id, reason=reason, at=self._now())
+                await self._leg_ended(leg, reason)
         recorded = await self.recording.stop(self.host.engine, self.call_id)
         for leg in self.forks.values():
             await release_media(self.host, self.call_id, leg.media_id, leg.peer_media_id)
