@@ -226,9 +226,10 @@ def have_root() -> bool:
 
 
 async def wait_bound(port: int, host: str = "127.0.0.1") -> None:
-    """Wait until a peer process has bound its UDP port (our bind attempt then fails)."""
+    """Wait until a peer process has bound its UDP port (our bind attempt then fails). Up to
+    15 s: once in a full run on the loaded 2-core machine a SIPp took longer than 5 s."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(250):
+    for _ in range(750):
         with socket.socket(family, socket.SOCK_DGRAM) as s:
             try:
                 s.bind((host, port))
