@@ -8,7 +8,9 @@ events (ua/events.py), doing on the way what the RFCs ask of the edge:
   responses dropped, all counted (RFC 3261 §18.2, RFC 4475); nothing a peer sends raises;
 - the `SecurityPolicy` sees the source before parsing (blocked IPs) and every request
   after (scanners, floods), and hears about failed digest logins;
-- requests are checked per §8.2.1-8.2.2 (405 + Allow, 416, 420 + Unsupported);
+- requests are checked per §8.2.1-8.2.2 (405 + Allow, 416, 420 + Unsupported; ua/edge.py);
+- reliable provisional responses (RFC 3262, 100rel) are handled here, both roles, by
+  ua/reliable.py: the application never sees a PRACK;
 - one `TransactionLayer` per transport ("UDP", "TCP") runs the §17 machines; it adds
   RFC 3581 received/rport to the top Via and answers to the received address/rport;
 - the `DialogLayer` sees every request and response: it answers 481 / 500 / 491 itself
@@ -25,14 +27,13 @@ reads `datagrams_to_send(now)` and arms one timer at `next_deadline()`. Destinat
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable, Iterable
 
 from zvonar.sip.auth import Authorized, Challenge, DigestChallenger, auth_response
 from zvonar.sip.dialog import Dialog, DialogId, DialogLayer
 from zvonar.sip.errors import SipError
-from zvonar.sip.headers import Via, parse_via
+from zvonar.sip.headers import parse_via
 from zvonar.sip.location import Binding
 from zvonar.sip.message import (
     Drop,
@@ -60,9 +61,10 @@ from zvonar.sip.transaction import (
     TransactionTimeout,
     TransportError,
     new_branch,
-    response_address,
 )
 from zvonar.sip.transaction import AckTimeout as TxnAckTimeout
+from zvonar.sip.ua import reliable
+from zvonar.sip.ua.edge import Headers, reason_text, refusal, response_dest
 from zvonar.sip.ua.events import (
     AckReceived,
     AckTimeout,
@@ -77,7 +79,7 @@ from zvonar.sip.ua.events import (
     UaCounters,
     UaEvent,
 )
-from zvonar.sip.ua.reliable import REL, Reliable, Stale, requires_100rel
+from zvonar.sip.ua.reliable import REL, Reliable
 from zvonar.sip.uri import SipUri
 
 __all__ = [
@@ -100,15 +102,7 @@ __all__ = [
 DEFAULT_ALLOW = (
     "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE", "PRACK",
 )  # fmt: skip
-_CTL = re.compile(r"[^\x20-\x7e]")
 _NOWHERE = Flow("UDP", "", 0)
-Headers = tuple[tuple[str, str], ...]
-
-
-def _reason_text(prefix: str, detail: str) -> str:
-    """A reason phrase carrying why we refused (§21: the phrase is free text), one safe line."""
-    detail = _CTL.sub("?", detail)[:96]
-    return f"{prefix} ({detail})" if detail else prefix
 
 
 class UserAgent:
@@ -234,7 +228,7 @@ class UserAgent:
         if self.registrar is not None:
             self.registrar.handle_timer(now)
         for out in self.reliable.due(now):  # RFC 3262 §3: a reliable 1xx until its PRACK
-            self.layer(out.transport).send_response(out.response, now)
+            self.layer(out.incoming.flow.transport).send_response(out.response, now)
         self._collect(now)
 
     # -- network input ------------------------------------------------------------------------
@@ -253,7 +247,7 @@ class UserAgent:
         elif isinstance(verdict, ParsedOk):
             self._dispatch(verdict.message, flow, now)
         elif isinstance(verdict, Reject):
-            reason = _reason_text(verdict.response().reason, verdict.reason)
+            reason = reason_text(verdict.response().reason, verdict.reason)
             self._reject(verdict.request, verdict.status, reason, flow)
         elif verdict.reason == "keep-alive":
             self.counters.keepalives += 1
@@ -296,26 +290,13 @@ class UserAgent:
                 self._reject(msg, decision.status, decision.reason, flow, decision.headers)
                 return
         if msg.method not in ("ACK", "CANCEL"):
-            refusal = self._check_request(msg)
-            if refusal is not None:
-                status, reason, headers = refusal
+            refused = refusal(msg, self.allow, self.allow_header, self.supported)
+            if refused is not None:
+                status, reason, headers = refused
                 self._reject(msg, status, reason, flow, headers)
                 return
         self.layer(flow.transport).receive(msg, flow.address, now, reliable=flow.reliable)
         self._collect(now)
-
-    def _check_request(self, request: SipRequest) -> tuple[int, str, Headers] | None:
-        """UAS request checks of §8.2.1 (method), §8.2.2.1 (URI scheme), §8.2.2.3 (Require)."""
-        if request.method not in self.allow:
-            return 405, "Method Not Allowed", (("Allow", self.allow_header),)
-        if not isinstance(request.uri, SipUri):
-            return 416, "Unsupported URI Scheme", ()
-        required = request.header_values("Require")
-        if required:
-            unknown = [r for r in required if r.lower() not in self.supported]
-            if unknown:
-                return 420, "Bad Extension", (("Unsupported", ", ".join(unknown)),)
-        return None
 
     def _reject(
         self, request: SipRequest, status: int, reason: str, flow: Flow, headers: Headers = ()
@@ -330,22 +311,11 @@ class UserAgent:
             self.counters.rejected_5xx += 1
         try:
             response = make_response(request, status, reason, to_tag=self.token(), headers=headers)
-            dest = self._response_dest(request, flow)
+            dest = response_dest(request, flow)
             wire = response.serialize()
         except (SipError, ValueError):
             return  # too broken even to answer: counted above, dropped
         self._out.append((wire, dest))
-
-    @staticmethod
-    def _response_dest(request: SipRequest, flow: Flow) -> Flow:
-        if flow.reliable:
-            return flow
-        try:
-            via: Via = request.top_via
-        except SipError:
-            return flow
-        host, port = response_address(via.with_params(received=flow.host), flow.address, False)
-        return Flow(flow.transport, host, port)
 
     # -- application output -------------------------------------------------------------------
 
@@ -358,21 +328,16 @@ class UserAgent:
         INVITE, §12.1.1). False if the transaction no longer takes it.
         """
         request = incoming.request if isinstance(incoming, IncomingRequest) else incoming.invite
-        reliable = self.reliable
-        if request.method == "INVITE":
-            if response.status >= 200:
-                reliable.final_sent(incoming.key)
-            elif response.status > 100 and requires_100rel(request):
-                response = reliable.stamp(incoming.key, response)
-                pending = reliable.busy(incoming.key)
-                if pending is not None:  # §3: one unacknowledged reliable 1xx at a time
-                    pending.queued.append(response)
-                    return True
+        if request.method == "INVITE":  # 100rel (ua/reliable.py) may stamp or queue it
+            out = reliable.outgoing(self, incoming, response)
+            if out is None:
+                return True
+            response = out
         accepted = self.layer(incoming.flow.transport).send_response(response, now)
         if accepted and (request.method == "INVITE" or request.to.tag is not None):
             dialog = self.dialogs.on_response_sent(request, response)
-            if dialog is not None and 100 < response.status < 200 and requires_100rel(response):
-                reliable.sent(incoming.key, incoming.flow.transport, dialog.id, response, now)
+            if dialog is not None:
+                reliable.sent(self, incoming, dialog, response, now)
         self._collect(now)
         return accepted
 
@@ -545,26 +510,10 @@ class UserAgent:
             return
         if check.dialog is not None:
             incoming = IncomingRequest(event.request, flow, event.key, check.dialog)
-            if event.request.method == "PRACK":
-                self._prack(incoming, check.dialog.id, now)
+            if event.request.method == "PRACK":  # RFC 3262: the UA's own business
+                reliable.on_prack(self, incoming, check.dialog.id, now)
                 return
         self._events.append(incoming)
-
-    def _prack(self, incoming: IncomingRequest, dialog_id: DialogId, now: float) -> None:
-        """A PRACK (RFC 3262 §3) is ours: 200 when it acknowledges our outstanding reliable
-        1xx (then the next one queued goes out), 481 when it names none."""
-        acked = self.reliable.prack_in(dialog_id, incoming.request)
-        status = 200 if acked is not None else 481
-        self.respond(incoming, make_response(incoming.request, status), now)
-        if acked is not None and acked.queued:
-            following, *rest = acked.queued
-            layer = self.layer(acked.transport)
-            if layer.send_response(following, now):
-                self.reliable.sent(acked.invite_key, acked.transport, dialog_id, following, now)
-                pending = self.reliable.busy(acked.invite_key)
-                if pending is not None:
-                    pending.queued.extend(rest)
-            self._collect(now)
 
     def _response(self, transport: str, event: ResponseReceived, now: float) -> None:
         key, response = event.key, event.response
@@ -591,24 +540,10 @@ class UserAgent:
             elif (
                 dialog is not None
                 and response.status > 100
-                and not self._prack_for(dialog, response, flow, now)
+                and not reliable.on_provisional(self, dialog, response, flow, now)
             ):
                 return
         self._events.append(ResponseIn(key, response, event.request, flow, dialog))
-
-    def _prack_for(self, dialog: Dialog, response: SipResponse, flow: Flow, now: float) -> bool:
-        """PRACK a reliable 1xx to our INVITE (RFC 3262 §4); False to drop it (a
-        retransmission or out of order)."""
-        try:
-            rseq = self.reliable.provisional_in(dialog.id, response)
-        except Stale:
-            self.counters.dropped_malformed += 1
-            return False
-        if rseq is not None:
-            rack = f"{rseq} {response.cseq.seq} INVITE"
-            prack = self.create_request(dialog, "PRACK", flow, headers=(("RAck", rack),))
-            self.reliable.pracks.add(self.send_request(prack, flow, now))
-        return True
 
     def _reack(self, response: SipResponse) -> bool:
         """Re-send our ACK for a retransmitted 2xx we already ACKed (§13.2.2.4)."""

@@ -19,12 +19,26 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from zvonar.sip.dialog import DialogId
-from zvonar.sip.message import SipMessage, SipRequest, SipResponse
+from zvonar.sip.dialog import Dialog, DialogId
+from zvonar.sip.message import SipMessage, SipRequest, SipResponse, make_response
 from zvonar.sip.transaction import TransactionKey
+from zvonar.sip.ua.events import CancelRequested, Flow, IncomingRequest
 
-__all__ = ["REL", "Outstanding", "Reliable", "requires_100rel"]
+if TYPE_CHECKING:
+    from zvonar.sip.ua import UserAgent
+
+__all__ = [
+    "REL",
+    "Outstanding",
+    "Reliable",
+    "on_prack",
+    "on_provisional",
+    "outgoing",
+    "requires_100rel",
+    "sent",
+]
 
 REL = "100rel"
 
@@ -42,10 +56,10 @@ def _rack(value: str) -> tuple[int, int, str] | None:
 
 @dataclass
 class Outstanding:
-    """UAS: a reliable 1xx sent and not yet PRACKed, and the ones queued behind it."""
+    """UAS: a reliable 1xx sent and not yet PRACKed, and the ones queued behind it (not yet
+    stamped: each gets its RSeq when it goes out)."""
 
-    invite_key: TransactionKey
-    transport: str  # the INVITE's, whose server transaction sends the 1xx again
+    incoming: IncomingRequest  # the INVITE, whose server transaction sends the 1xx again
     dialog_id: DialogId
     response: SipResponse
     rseq: int
@@ -107,18 +121,12 @@ class Reliable:
         return self._out.get(invite_key)
 
     def sent(
-        self,
-        invite_key: TransactionKey,
-        transport: str,
-        dialog_id: DialogId,
-        response: SipResponse,
-        now: float,
+        self, incoming: IncomingRequest, dialog_id: DialogId, response: SipResponse, now: float
     ) -> None:
         """A stamped 1xx went out: retransmit it until its PRACK."""
         rseq = int(response.header("RSeq") or 0)
-        self._out[invite_key] = Outstanding(
-            invite_key,
-            transport,
+        self._out[incoming.key] = Outstanding(
+            incoming,
             dialog_id,
             response,
             rseq,
@@ -170,3 +178,70 @@ class Reliable:
 
 class Stale(Exception):
     """A reliable 1xx already PRACKed, or out of order: dropped (RFC 3262 §4)."""
+
+
+# -- the UA's hooks: what it does with a response or request where 100rel applies -------------
+
+
+def outgoing(
+    ua: UserAgent, incoming: IncomingRequest | CancelRequested, response: SipResponse
+) -> SipResponse | None:
+    """A response to an INVITE about to go out: made reliable when the INVITE requires it
+    (None: queued behind the outstanding one, §3); a final one ends what was pending."""
+    reliable, key = ua.reliable, incoming.key
+    if response.status >= 200:
+        reliable.final_sent(key)
+        return response
+    if not isinstance(incoming, IncomingRequest) or response.status == 100:
+        return response
+    if not requires_100rel(incoming.request):
+        return response
+    pending = reliable.busy(key)
+    if pending is not None:
+        pending.queued.append(response)
+        return None
+    return reliable.stamp(key, response)
+
+
+def sent(
+    ua: UserAgent,
+    incoming: IncomingRequest | CancelRequested,
+    dialog: Dialog,
+    response: SipResponse,
+    now: float,
+) -> None:
+    """A response went out in ``dialog``: a reliable 1xx is retransmitted until its PRACK."""
+    reliable_1xx = 100 < response.status < 200 and requires_100rel(response)
+    if reliable_1xx and isinstance(incoming, IncomingRequest):
+        ua.reliable.sent(incoming, dialog.id, response, now)
+
+
+def on_prack(ua: UserAgent, incoming: IncomingRequest, dialog_id: DialogId, now: float) -> None:
+    """A PRACK is the UA's own: 200 when it acknowledges our outstanding reliable 1xx (then
+    the next one queued goes out), 481 when it names none."""
+    acked = ua.reliable.prack_in(dialog_id, incoming.request)
+    ua.respond(incoming, make_response(incoming.request, 200 if acked else 481), now)
+    if acked is not None and acked.queued:
+        following, *rest = acked.queued
+        ua.respond(acked.incoming, following, now)
+        pending = ua.reliable.busy(acked.incoming.key)
+        if pending is not None:
+            pending.queued.extend(rest)
+
+
+def on_provisional(
+    ua: UserAgent, dialog: Dialog, response: SipResponse, flow: Flow, now: float
+) -> bool:
+    """A 1xx to our INVITE: PRACKed if reliable (RFC 3262 §4); False to drop it (a
+    retransmission or out of order)."""
+    reliable = ua.reliable
+    try:
+        rseq = reliable.provisional_in(dialog.id, response)
+    except Stale:
+        ua.counters.dropped_malformed += 1
+        return False
+    if rseq is not None:
+        rack = f"{rseq} {response.cseq.seq} INVITE"
+        prack = ua.create_request(dialog, "PRACK", flow, headers=(("RAck", rack),))
+        reliable.pracks.add(ua.send_request(prack, flow, now))
+    return True
