@@ -30,8 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -59,25 +57,29 @@ from zvonar.calls.in_dialog import (
     release_media,
     reply,
 )
-from zvonar.calls.legs import AuthFlow, LegState
+from zvonar.calls.legs import LegState
+from zvonar.calls.originated_legs import (
+    OriginatedLeg,
+    OriginationInput,
+    RingTimeout,
+    Stop,
+    new_leg,
+    safe_user,
+)
 from zvonar.calls.origination import Origination, OriginationOutcome
 from zvonar.calls.plan import RingTarget
 from zvonar.calls.recording import Recording
-from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
+from zvonar.calls.sdp_bridge import parse_body, remote_media
 from zvonar.calls.tones import ringback_path
 from zvonar.media.engine import (
-    LegEndpoint,
     MediaEvent,
     MediaTimeout,
     RecordingFinished,
 )
 from zvonar.media.errors import MediaError
-from zvonar.media.offer_answer import OfferAnswer
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.errors import SipError
-from zvonar.sip.message import SipRequest
-from zvonar.sip.transaction import TransactionKey
-from zvonar.sip.ua import Flow, IncomingRequest, RequestFailed, ResponseIn, UaEvent
+from zvonar.sip.ua import IncomingRequest, RequestFailed, ResponseIn
 
 if TYPE_CHECKING:
     from zvonar.calls.b2bua import B2bua
@@ -85,55 +87,6 @@ if TYPE_CHECKING:
 __all__ = ["OriginatedCall"]
 
 log = logging.getLogger(__name__)
-
-_SAFE_USER = re.compile(r"\+?[0-9A-Za-z._-]{1,64}")
-
-
-@dataclass(frozen=True)
-class _Timeout:
-    wave: int  # -1: B's ring timeout
-
-
-@dataclass(frozen=True)
-class _Stop:
-    outcome: OriginationOutcome
-
-
-OriginationInput = UaEvent | MediaEvent | _Timeout | _Stop
-
-
-@dataclass(eq=False)
-class _Leg:
-    """Our UAC side of one dialog (an A fork or B) and the engine leg its media lands on."""
-
-    leg_id: str
-    wave: int  # -1 for B
-    target: RingTarget
-    media_id: str
-    endpoint: LegEndpoint
-    oa: OfferAnswer
-    local_tag: str
-    sip_call_id: str
-    peer_media_id: str = ""  # A forks: the endpoint of the pair that B will use
-    peer_endpoint: LegEndpoint | None = None
-    request: SipRequest | None = None
-    invite_key: TransactionKey | None = None
-    dialog: Dialog | None = None
-    state: LegState = LegState.INVITING
-    cancel_sent: bool = False
-    rang: bool = False
-    reported: bool = False  # its LegEnded is published
-    answered_at: datetime | None = None
-    auth_flow: AuthFlow | None = field(default=None, repr=False)  # once challenged
-    early: bytes | None = None  # B: the SDP of its first 18x that carried one
-
-    @property
-    def flow(self) -> Flow:
-        return self.target.flow
-
-
-def _user(value: str) -> str | None:
-    return value if _SAFE_USER.fullmatch(value) else None
 
 
 class OriginatedCall:
@@ -149,12 +102,12 @@ class OriginatedCall:
         self.ended: asyncio.Future[Disposition] = loop.create_future()
         self.started_at = host.clock.now()
         self.queue: asyncio.Queue[OriginationInput] = asyncio.Queue()
-        self.forks: dict[str, _Leg] = {}
+        self.forks: dict[str, OriginatedLeg] = {}
         self.wave = -1
         self.tracker = WaveTracker(())
         self.reasons: list[LegEndReason] = []
-        self.agent: _Leg | None = None  # side A's winner
-        self.customer: _Leg | None = None  # side B
+        self.agent: OriginatedLeg | None = None  # side A's winner
+        self.customer: OriginatedLeg | None = None  # side B
         self.connected = False
         self.done = False
         self.timer: asyncio.TimerHandle | None = None
@@ -174,10 +127,10 @@ class OriginatedCall:
 
     def cancel(self) -> None:
         """Stop ringing (``cancelled``); a connected call is hung up on both sides."""
-        self.put(_Stop(OriginationOutcome.cancelled))
+        self.put(Stop(OriginationOutcome.cancelled))
 
     def shutdown(self) -> None:
-        self.put(_Stop(OriginationOutcome.failed))
+        self.put(Stop(OriginationOutcome.failed))
 
     # -- the actor ------------------------------------------------------------------------------
 
@@ -224,9 +177,9 @@ class OriginatedCall:
                 await self._leg_failed(leg, reason)
         elif isinstance(item, IncomingRequest):
             await self._request(item)
-        elif isinstance(item, _Timeout):
+        elif isinstance(item, RingTimeout):
             await self._timeout(item.wave)
-        elif isinstance(item, _Stop):
+        elif isinstance(item, Stop):
             if self.connected:
                 await self._finish(item.outcome, Disposition.answered, HangupSide.system)
             else:
@@ -244,11 +197,11 @@ class OriginatedCall:
                 HangupSide.system,
             )
 
-    def _legs(self) -> list[_Leg]:
+    def _legs(self) -> list[OriginatedLeg]:
         legs = list(self.forks.values())
         return [*legs, self.customer] if self.customer is not None else legs
 
-    def _leg_by_key(self, key: object) -> _Leg | None:
+    def _leg_by_key(self, key: object) -> OriginatedLeg | None:
         return next((leg for leg in self._legs() if leg.invite_key == key), None)
 
     # -- side A: waves of forks -----------------------------------------------------------------
@@ -272,7 +225,7 @@ class OriginatedCall:
             for leg_id, target in zip(ids, wave.targets, strict=True):
                 await self._start_fork(leg_id, target)
             if not self.tracker.over:
-                self._arm(wave.timeout, _Timeout(self.wave))
+                self._arm(wave.timeout, RingTimeout(self.wave))
                 return
 
     async def _start_fork(self, leg_id: str, target: RingTarget) -> None:
@@ -284,10 +237,10 @@ class OriginatedCall:
             self.host.track_media(peer_media, self)
             endpoint = await engine.allocate(engine_call, media)
             self.host.track_media(media, self)
-            leg = self._new_leg(leg_id, self.wave, target, media, endpoint)
+            leg = new_leg(self.host.ua, leg_id, self.wave, target, media, endpoint)
             leg.peer_media_id, leg.peer_endpoint = peer_media, peer_end
             self.forks[leg_id] = leg
-            from_user = target.from_user or _user(self.spec.caller) or "anonymous"
+            from_user = target.from_user or safe_user(self.spec.caller) or "anonymous"
             self._invite(leg, from_user, target.from_display)
         except (MediaError, SipError, ValueError) as exc:
             log.warning("call %s: cannot ring %s: %s", self.call_id, target.uri, exc)
@@ -298,22 +251,7 @@ class OriginatedCall:
                 await self._publish(CallRinging, leg_id=leg_id, target=target.target, at=at)
                 await self._publish(LegEnded, leg_id=leg_id, reason=LegEndReason.failed, at=at)
 
-    def _new_leg(
-        self, leg_id: str, wave: int, target: RingTarget, media: str, endpoint: LegEndpoint
-    ) -> _Leg:
-        ua = self.host.ua
-        return _Leg(
-            leg_id=leg_id,
-            wave=wave,
-            target=target,
-            media_id=media,
-            endpoint=endpoint,
-            oa=new_offer_answer(endpoint),
-            local_tag=ua.token(),
-            sip_call_id=f"{ua.token()}@zvonar",
-        )
-
-    def _invite(self, leg: _Leg, from_user: str, from_display: str | None) -> None:
+    def _invite(self, leg: OriginatedLeg, from_user: str, from_display: str | None) -> None:
         invite(self.host, self, leg, from_user, from_display)
 
     async def _timeout(self, wave: int) -> None:
@@ -331,7 +269,7 @@ class OriginatedCall:
             await self._stop_fork(self.forks[leg_id], LegEndReason.no_answer)
         await self._next_wave()
 
-    async def _leg_ended(self, leg: _Leg, reason: LegEndReason) -> None:
+    async def _leg_ended(self, leg: OriginatedLeg, reason: LegEndReason) -> None:
         """LegEnded; first CallRinging if it never rang (refused at once, never answered our
         INVITE), so its journal row still shows whom we tried."""
         if not leg.rang:
@@ -341,7 +279,7 @@ class OriginatedCall:
             )
         await self._publish(LegEnded, leg_id=leg.leg_id, reason=reason, at=self._now())
 
-    async def _stop_fork(self, leg: _Leg, reason: LegEndReason) -> None:
+    async def _stop_fork(self, leg: OriginatedLeg, reason: LegEndReason) -> None:
         """We end a ringing A fork (another answered, its wave timed out, the call ends)."""
         if leg.wave == self.wave and self.tracker.ended(leg.leg_id, reason):
             self.reasons.append(reason)
@@ -369,7 +307,7 @@ class OriginatedCall:
                 return  # sent again with the carrier's credentials: still ringing
             await self._leg_failed(leg, end_reason_for_status(resp.status))
 
-    async def _ringing(self, leg: _Leg) -> None:
+    async def _ringing(self, leg: OriginatedLeg) -> None:
         if leg is not self.customer and (
             leg.wave != self.wave or not self.tracker.ringing(leg.leg_id)
         ):
@@ -379,7 +317,7 @@ class OriginatedCall:
             CallRinging, leg_id=leg.leg_id, target=leg.target.target, at=self._now()
         )
 
-    async def _answered(self, leg: _Leg, event: ResponseIn) -> None:
+    async def _answered(self, leg: OriginatedLeg, event: ResponseIn) -> None:
         dialog = event.dialog
         if dialog is None or leg.request is None:
             return
@@ -416,7 +354,7 @@ class OriginatedCall:
                 await self._stop_fork(other, LegEndReason.cancelled)
         await self._call_customer(leg)
 
-    async def _leg_failed(self, leg: _Leg, reason: LegEndReason) -> None:
+    async def _leg_failed(self, leg: OriginatedLeg, reason: LegEndReason) -> None:
         """A leg ended by itself (a final non-2xx, a transport failure, a ring timeout)."""
         leg.state = LegState.ENDED
         if leg.dialog is not None:
@@ -446,25 +384,27 @@ class OriginatedCall:
 
     # -- side B ---------------------------------------------------------------------------------
 
-    async def _call_customer(self, agent: _Leg) -> None:
+    async def _call_customer(self, agent: OriginatedLeg) -> None:
         then = self.spec.then
         assert agent.peer_endpoint is not None  # every A fork has its pair
-        leg = self._new_leg(f"{self.call_id}.b", -1, then, agent.peer_media_id, agent.peer_endpoint)
+        leg = new_leg(
+            self.host.ua, f"{self.call_id}.b", -1, then, agent.peer_media_id, agent.peer_endpoint
+        )
         self.customer = leg
-        from_user = then.from_user or _user(self.spec.dialed) or "anonymous"
+        from_user = then.from_user or safe_user(self.spec.dialed) or "anonymous"
         try:
             self._invite(leg, from_user, then.from_display)
         except (SipError, ValueError) as exc:
             log.warning("call %s: cannot ring %s: %s", self.call_id, then.uri, exc)
             await self._leg_failed(leg, LegEndReason.failed)
             return
-        self._arm(self.spec.then_timeout, _Timeout(-1))
+        self._arm(self.spec.then_timeout, RingTimeout(-1))
         try:  # A answered and waits: ringing, not silence
             await self.host.engine.play(agent.media_id, ringback_path(), loop=True)
         except MediaError as exc:
             log.info("call %s: no ringback for %s: %s", self.call_id, agent.leg_id, exc)
 
-    async def _early_media(self, customer: _Leg, body: bytes) -> None:
+    async def _early_media(self, customer: OriginatedLeg, body: bytes) -> None:
         """B's 18x carried SDP: A hears what B plays instead of our ringback."""
         agent, engine = self.agent, self.host.engine
         if agent is None or customer.early is not None or not body.strip():
@@ -480,7 +420,7 @@ class OriginatedCall:
             return
         customer.early = body
 
-    async def _connect(self, customer: _Leg) -> None:
+    async def _connect(self, customer: OriginatedLeg) -> None:
         agent, engine = self.agent, self.host.engine
         assert agent is not None
         self._disarm()
@@ -542,7 +482,9 @@ class OriginatedCall:
         else:
             self._reply(inc, dialog, 200)
 
-    async def _reinvite(self, inc: IncomingRequest, dialog: Dialog, leg: _Leg | None) -> None:
+    async def _reinvite(
+        self, inc: IncomingRequest, dialog: Dialog, leg: OriginatedLeg | None
+    ) -> None:
         if leg is None or leg.state is not LegState.CONFIRMED:
             reply(self.host, inc, dialog, 491)
             return
@@ -553,7 +495,7 @@ class OriginatedCall:
 
     # -- the end --------------------------------------------------------------------------------
 
-    def _hangup(self, leg: _Leg) -> None:
+    def _hangup(self, leg: OriginatedLeg) -> None:
         hang_up(self.host, leg)
 
     async def _finish(
@@ -587,7 +529,7 @@ class OriginatedCall:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _arm(self, seconds: float, item: _Timeout) -> None:
+    def _arm(self, seconds: float, item: RingTimeout) -> None:
         self._disarm()
         self.timer = asyncio.get_running_loop().call_later(seconds, self.put, item)
 
