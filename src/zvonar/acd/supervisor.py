@@ -30,7 +30,7 @@ from zvonar.acd.dispatcher import CallBeingOffered
 from zvonar.acd.models import AgentStatusInterval
 from zvonar.acd.runtime import AcdRuntime, QueueView
 from zvonar.calls.b2bua import B2bua
-from zvonar.calls.events import Direction
+from zvonar.calls.handoff import agent_is_caller
 from zvonar.calls.listen import ListenRefused, Refusal, watched
 from zvonar.calls.plan import QueueWithdraw, RingTarget
 from zvonar.calls.transfer import TransferRefusal, TransferRefused
@@ -320,8 +320,7 @@ class Supervisor:
             own = await self._own_employee(p)
             winner, auth = call.winner, call.facts.auth
             agent = winner.target.target.target_id if winner is not None else None
-            outbound = call.plan is not None and call.plan.direction is Direction.outbound
-            if outbound and not call.caller.was_fork:  # who dialed out: their phone's user
+            if agent_is_caller(call):  # who dialled out: their phone's digest user
                 user = auth.user if auth is not None else None
                 mine = (
                     own is not None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from zvonar.calls.events import Direction
 from zvonar.calls.legs import CallerLeg, LegState
 from zvonar.calls.teardown import bye_caller, release
 from zvonar.media.errors import MediaError
@@ -25,9 +26,16 @@ from zvonar.media.errors import MediaError
 if TYPE_CHECKING:
     from zvonar.calls.call import Call
 
-__all__ = ["caller_may_hand_on", "keep_party"]
+__all__ = ["agent_is_caller", "caller_may_hand_on", "keep_party"]
 
 log = logging.getLogger(__name__)
+
+
+def agent_is_caller(call: Call) -> bool:
+    """Whether the call's agent — who leaves when the API transfers it — is its caller: an
+    outbound call the employee dialled, not yet handed on."""
+    plan = call.plan
+    return plan is not None and plan.direction is Direction.outbound and not call.caller.was_fork
 
 
 def caller_may_hand_on(call: Call) -> bool:

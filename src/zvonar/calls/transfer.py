@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from zvonar.calls.attended import replaces_of, transfer_with_replaces
-from zvonar.calls.events import Direction, LegEndReason, TransferKind
 from zvonar.calls.events import LegEnded as LegEndedEvent
-from zvonar.calls.handoff import caller_may_hand_on, keep_party
+from zvonar.calls.events import LegEndReason, TransferKind
+from zvonar.calls.handoff import agent_is_caller, caller_may_hand_on, keep_party
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject, RingTarget, Wave
 from zvonar.calls.refer import notify, publish_transfer, reply
@@ -132,8 +132,7 @@ async def ordered_transfer(call: Call, order: TransferOrder) -> None:
         if not order.done.done():
             order.done.set_exception(TransferRefused(reason, message))
 
-    outbound = call.plan is not None and call.plan.direction is Direction.outbound
-    by_caller = outbound and not call.caller.was_fork
+    by_caller = agent_is_caller(call)
     if by_caller:  # the employee who dialed out is the one who leaves
         answered = caller_may_hand_on(call)
     else:
