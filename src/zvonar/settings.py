@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     rtp_port_max: int = 20999
     media_advertise: str | None = Field(default=None, description="RTP address peers must reach.")
     media_timeout: float = Field(default=30.0, description="Hang up after this long without RTP.")
+    min_session_expires: int = Field(
+        default=90, ge=90, description="Shortest SIP session timer a peer may ask for (RFC 4028)."
+    )
     default_region: str = Field(default="RU", description="Country for national dialed numbers.")
     max_calls: int = Field(default=5000, ge=1, description="Calls in progress before 503.")
     max_loop_lag: float = Field(
@@ -125,6 +128,7 @@ class Settings(BaseSettings):
             rtp_ports=(self.rtp_port_min, self.rtp_port_max),
             media_advertise=self.media_advertise,
             media_timeout=self.media_timeout,
+            min_session_expires=self.min_session_expires,
             default_region=self.default_region,
             max_calls=self.max_calls,
             max_loop_lag=self.max_loop_lag,

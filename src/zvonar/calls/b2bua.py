@@ -51,6 +51,7 @@ from zvonar.sip.ua import (
     IncomingRequest,
     RequestFailed,
     ResponseIn,
+    SessionExpired,
     UaEvent,
     UserAgent,
 )
@@ -292,6 +293,10 @@ class B2bua:
                 self._stray_response(event, now)
         elif isinstance(event, AckTimeout):
             call = self._by_dialog.get((event.response.call_id, event.response.to.tag or ""))
+            if call is not None:
+                call.put(event)
+        elif isinstance(event, SessionExpired):
+            call = self._dialog_call(event.dialog)
             if call is not None:
                 call.put(event)
 

@@ -84,6 +84,7 @@ from zvonar.sip.ua import (
     IncomingRequest,
     RequestFailed,
     ResponseIn,
+    SessionExpired,
     UaEvent,
 )
 from zvonar.sip.uri import parse_uri
@@ -266,6 +267,9 @@ class Call:
             if item.dialog is not None and self.caller.state is LegState.CONFIRMED:
                 self.caller.dialog = item.dialog
         elif isinstance(item, AckTimeout):
+            await hangup_all(self, HangupSide.system)
+        elif isinstance(item, SessionExpired):  # RFC 4028: a side stopped refreshing
+            log.info("call %s: session timer (%d s) expired", self.call_id, item.interval)
             await hangup_all(self, HangupSide.system)
         elif isinstance(item, WaveTimeout):
             await wave_timeout(self, item.wave)

@@ -46,7 +46,14 @@ from zvonar.sip.dialog import Dialog
 from zvonar.sip.errors import SipError
 from zvonar.sip.message import SipRequest
 from zvonar.sip.transaction import TransactionKey
-from zvonar.sip.ua import Flow, IncomingRequest, RequestFailed, ResponseIn, UaEvent
+from zvonar.sip.ua import (
+    Flow,
+    IncomingRequest,
+    RequestFailed,
+    ResponseIn,
+    SessionExpired,
+    UaEvent,
+)
 
 if TYPE_CHECKING:
     from zvonar.calls.b2bua import B2bua
@@ -231,6 +238,8 @@ class Listener:
                 await self._finish(ListenEnd.no_answer)
         elif isinstance(item, _Stop):
             await self._finish(item.why)
+        elif isinstance(item, SessionExpired):  # RFC 4028: the phone stopped refreshing
+            await self._finish(ListenEnd.listener_hung_up)
         elif isinstance(item, MediaTimeout):
             winner = self.winner
             if winner is not None and item.leg_id == winner.leg_id:

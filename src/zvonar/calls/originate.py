@@ -79,7 +79,7 @@ from zvonar.media.engine import (
 from zvonar.media.errors import MediaError
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.errors import SipError
-from zvonar.sip.ua import IncomingRequest, RequestFailed, ResponseIn
+from zvonar.sip.ua import IncomingRequest, RequestFailed, ResponseIn, SessionExpired
 
 if TYPE_CHECKING:
     from zvonar.calls.b2bua import B2bua
@@ -189,8 +189,13 @@ class OriginatedCall:
                     else Disposition.failed
                 )
                 await self._finish(item.outcome, disposition, HangupSide.system)
-        elif isinstance(item, MediaTimeout):
-            log.info("call %s: no RTP on %s for %.0f s", self.call_id, item.leg_id, item.seconds)
+        elif isinstance(item, MediaTimeout | SessionExpired):
+            if isinstance(item, MediaTimeout):
+                log.info(
+                    "call %s: no RTP on %s for %.0f s", self.call_id, item.leg_id, item.seconds
+                )
+            else:
+                log.info("call %s: session timer (%d s) expired", self.call_id, item.interval)
             await self._finish(
                 OriginationOutcome.failed,
                 Disposition.answered if self.connected else Disposition.failed,

@@ -81,7 +81,9 @@ def invite_request(
         ("Call-ID", call_id),
         ("CSeq", "1 INVITE"),
         ("Contact", f"<{contact}>"),
-        ("Supported", "100rel"),  # reliable 18x are PRACKed by the UA (sip/ua/reliable.py)
+        # The UA PRACKs reliable 18x and keeps session timers (sip/ua/reliable.py,
+        # sip/ua/session_timer.py): a carrier may ask for either.
+        ("Supported", "100rel, timer"),
         ("User-Agent", user_agent),
         ("Content-Type", SDP),
     )

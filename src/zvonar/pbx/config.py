@@ -22,6 +22,9 @@ class PbxConfig:
     rtp_ports: tuple[int, int] | None = None  # (first, last) inclusive; None: any free port
     media_advertise: str | None = None
     media_timeout: float = 30.0  # seconds without RTP before a call is hung up; 0: never
+    # RFC 4028: the shortest session timer a peer may ask for (422 below it). The RFC's floor
+    # is 90 s; tests set less to see a session expire in seconds.
+    min_session_expires: int = 90
     default_region: str = "RU"
     registration_min_expires: int = 60
     registration_max_expires: int = 3600

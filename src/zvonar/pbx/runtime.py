@@ -149,7 +149,10 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
     )
     # REFER (RFC 3515) for blind transfer; NOTIFY answers the phones' own subscriptions.
     ua = UserAgent(
-        registrar=registrar, challenger=challenger, allow=(*DEFAULT_ALLOW, "REFER", "NOTIFY")
+        registrar=registrar,
+        challenger=challenger,
+        allow=(*DEFAULT_ALLOW, "REFER", "NOTIFY"),
+        min_session_expires=config.min_session_expires,
     )
     runner = SipRunner(ua)
     engine = EmbeddedMediaEngine(

@@ -11,6 +11,8 @@ events (ua/events.py), doing on the way what the RFCs ask of the edge:
 - requests are checked per §8.2.1-8.2.2 (405 + Allow, 416, 420 + Unsupported; ua/edge.py);
 - reliable provisional responses (RFC 3262, 100rel) are handled here, both roles, by
   ua/reliable.py: the application never sees a PRACK;
+- session timers (RFC 4028) likewise, by ua/session_timer.py: negotiated in 2xx, refreshed
+  by the UA itself; the application only hears `SessionExpired` when a session is dead;
 - one `TransactionLayer` per transport ("UDP", "TCP") runs the §17 machines; it adds
   RFC 3581 received/rport to the top Via and answers to the received address/rport;
 - the `DialogLayer` sees every request and response: it answers 481 / 500 / 491 itself
@@ -63,8 +65,8 @@ from zvonar.sip.transaction import (
     new_branch,
 )
 from zvonar.sip.transaction import AckTimeout as TxnAckTimeout
-from zvonar.sip.ua import reliable
-from zvonar.sip.ua.edge import Headers, reason_text, refusal, response_dest
+from zvonar.sip.ua import reliable, session_timer
+from zvonar.sip.ua.edge import Headers, oversize_request, reason_text, refusal, response_dest
 from zvonar.sip.ua.events import (
     AckReceived,
     AckTimeout,
@@ -76,10 +78,12 @@ from zvonar.sip.ua.events import (
     RequestFailed,
     ResponseIn,
     SecurityNotice,
+    SessionExpired,
     UaCounters,
     UaEvent,
 )
 from zvonar.sip.ua.reliable import REL, Reliable
+from zvonar.sip.ua.session_timer import TIMER, SessionTimers
 from zvonar.sip.uri import SipUri
 
 __all__ = [
@@ -94,6 +98,7 @@ __all__ = [
     "RequestFailed",
     "ResponseIn",
     "SecurityNotice",
+    "SessionExpired",
     "UaCounters",
     "UaEvent",
     "UserAgent",
@@ -103,6 +108,7 @@ DEFAULT_ALLOW = (
     "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE", "PRACK",
 )  # fmt: skip
 _NOWHERE = Flow("UDP", "", 0)
+_REFRESHING = ("INVITE", "UPDATE")  # the methods that negotiate and refresh session timers
 
 
 class UserAgent:
@@ -119,6 +125,7 @@ class UserAgent:
         allow: Iterable[str] = DEFAULT_ALLOW,
         supported: Iterable[str] = (),
         max_size: int = 65535,
+        min_session_expires: int = session_timer.MIN_SE,
         token: Callable[[], str] = lambda: secrets.token_hex(8),
         user_agent: str = "Zvonar",
     ) -> None:
@@ -129,9 +136,11 @@ class UserAgent:
         self.dialogs = dialogs or DialogLayer(token=token)
         self.allow = frozenset(allow)
         self.allow_header = ", ".join(sorted(self.allow))
-        # 100rel is the UA's own (ua/reliable.py): an INVITE may require it.
-        self.supported = frozenset(s.lower() for s in supported) | {REL}
+        # 100rel and timer are the UA's own (ua/reliable.py, ua/session_timer.py): an INVITE
+        # may require them.
+        self.supported = frozenset(s.lower() for s in supported) | {REL, TIMER}
         self.reliable = Reliable(self.timers.t1)
+        self.sessions = SessionTimers(min_session_expires)
         self.max_size = max_size
         self.token = token
         self.user_agent = user_agent
@@ -188,6 +197,10 @@ class UserAgent:
         out, self._events = self._events, []
         return out
 
+    def emit(self, event: UaEvent) -> None:
+        """An event of the UA's own extensions (ua/session_timer.py) for the application."""
+        self._events.append(event)
+
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Flow]]:
         out = self._out
         for name, layer in self._layers.items():
@@ -212,9 +225,9 @@ class UserAgent:
                 t = source.next_deadline()
                 if t is not None and (best is None or t < best):
                     best = t
-        t = self.reliable.next_deadline()
-        if t is not None and (best is None or t < best):
-            best = t
+        for t in (self.reliable.next_deadline(), self.sessions.next_deadline()):
+            if t is not None and (best is None or t < best):
+                best = t
         return best
 
     def handle_timer(self, now: float) -> None:
@@ -229,6 +242,7 @@ class UserAgent:
             self.registrar.handle_timer(now)
         for out in self.reliable.due(now):  # RFC 3262 §3: a reliable 1xx until its PRACK
             self.layer(out.incoming.flow.transport).send_response(out.response, now)
+        session_timer.due(self, now)  # RFC 4028: refreshes to send, silent peers given up
         self._collect(now)
 
     # -- network input ------------------------------------------------------------------------
@@ -262,14 +276,8 @@ class UserAgent:
             self._collect(now)
 
     def _oversize(self, verdict: ParsedOk | Reject | Drop, flow: Flow) -> None:
-        # §18.1.1/§21.5.14: a message too large for us is answered 513 when we can tell
-        # who sent it; the truncated copy still holds the start line and most headers.
-        request: SipRequest | None = None
-        if isinstance(verdict, Reject):
-            request = verdict.request
-        elif isinstance(verdict, ParsedOk) and isinstance(verdict.message, SipRequest):
-            request = verdict.message
-        if request is None or request.method == "ACK":
+        request = oversize_request(verdict)
+        if request is None:
             self.counters.dropped_oversize += 1
             return
         self._reject(request, 513, f"Message Too Large (limit {self.max_size} bytes)", flow)
@@ -291,6 +299,8 @@ class UserAgent:
                 return
         if msg.method not in ("ACK", "CANCEL"):
             refused = refusal(msg, self.allow, self.allow_header, self.supported)
+            if refused is None and msg.method in _REFRESHING:
+                refused = session_timer.refusal(self, msg)  # 422: interval too small
             if refused is not None:
                 status, reason, headers = refused
                 self._reject(msg, status, reason, flow, headers)
@@ -328,16 +338,23 @@ class UserAgent:
         INVITE, §12.1.1). False if the transaction no longer takes it.
         """
         request = incoming.request if isinstance(incoming, IncomingRequest) else incoming.invite
+        negotiated = None
         if request.method == "INVITE":  # 100rel (ua/reliable.py) may stamp or queue it
             out = reliable.outgoing(self, incoming, response)
             if out is None:
                 return True
             response = out
+        if request.method in _REFRESHING and 200 <= response.status < 300:
+            response, negotiated = session_timer.answer(self, request, response)
         accepted = self.layer(incoming.flow.transport).send_response(response, now)
         if accepted and (request.method == "INVITE" or request.to.tag is not None):
             dialog = self.dialogs.on_response_sent(request, response)
             if dialog is not None:
                 reliable.sent(self, incoming, dialog, response, now)
+                if negotiated is not None:
+                    session_timer.answered_by_us(
+                        self, dialog, incoming.flow, request, response, negotiated, now
+                    )
         self._collect(now)
         return accepted
 
@@ -388,6 +405,7 @@ class UserAgent:
         self.dialogs.terminate(dialog.id)
         self._ack_flows.pop(dialog.id, None)
         self.reliable.invite_over(dialog.id.call_id)
+        self.sessions.forget(dialog.id)
 
     # -- outbound registrations ---------------------------------------------------------------
 
@@ -534,6 +552,11 @@ class UserAgent:
         if event.request is not None:
             dialog = self.dialogs.on_response(event.request, response)
         flow = self._flows.get(key, Flow(transport, "", 0))
+        if key in self.sessions.refreshes:  # a refresh of our own (RFC 4028): not shown
+            session_timer.refresh_answered(
+                self, ResponseIn(key, response, event.request, flow, dialog), now
+            )
+            return
         if response.cseq.method == "INVITE":
             if response.status >= 200:
                 self.reliable.invite_over(response.call_id)  # no more provisionals to PRACK
@@ -543,7 +566,10 @@ class UserAgent:
                 and not reliable.on_provisional(self, dialog, response, flow, now)
             ):
                 return
-        self._events.append(ResponseIn(key, response, event.request, flow, dialog))
+        response_in = ResponseIn(key, response, event.request, flow, dialog)
+        if 200 <= response.status < 300 and response.cseq.method in _REFRESHING:
+            session_timer.answered(self, response_in, now)  # RFC 4028 §7.2
+        self._events.append(response_in)
 
     def _reack(self, response: SipResponse) -> bool:
         """Re-send our ACK for a retransmitted 2xx we already ACKed (§13.2.2.4)."""
@@ -563,6 +589,9 @@ class UserAgent:
         status = 408 if isinstance(event, TransactionTimeout) else 503
         if event.key in self.reliable.pracks:  # an unanswered PRACK: the INVITE decides
             self.reliable.pracks.discard(event.key)
+            return
+        if event.key in self.sessions.refreshes:  # our refresh unanswered: session over
+            session_timer.refresh_failed(self, event.key)
             return
         reg = self._registrations.pop(event.key, None)
         if reg is not None:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 
 from zvonar.sip.errors import SipError
-from zvonar.sip.message import SipRequest
+from zvonar.sip.message import Drop, ParsedOk, Reject, SipRequest
 from zvonar.sip.transaction import response_address
 from zvonar.sip.ua.events import Flow
 from zvonar.sip.uri import SipUri
 
-__all__ = ["Headers", "reason_text", "refusal", "response_dest"]
+__all__ = ["Headers", "oversize_request", "reason_text", "refusal", "response_dest"]
 
 Headers = tuple[tuple[str, str], ...]
 _CTL = re.compile(r"[^\x20-\x7e]")
@@ -51,3 +51,17 @@ def response_dest(request: SipRequest, flow: Flow) -> Flow:
         return flow
     host, port = response_address(via.with_params(received=flow.host), flow.address, False)
     return Flow(flow.transport, host, port)
+
+
+def oversize_request(verdict: ParsedOk | Reject | Drop) -> SipRequest | None:
+    """The request to answer 513 for a message too large for us (§18.1.1, §21.5.14): the
+    truncated copy still holds the start line and most headers. None: drop it (a response,
+    an ACK, or nothing readable)."""
+    request: SipRequest | None = None
+    if isinstance(verdict, Reject):
+        request = verdict.request
+    elif isinstance(verdict, ParsedOk) and isinstance(verdict.message, SipRequest):
+        request = verdict.message
+    if request is None or request.method == "ACK":
+        return None
+    return request

@@ -22,6 +22,7 @@ __all__ = [
     "RequestFailed",
     "ResponseIn",
     "SecurityNotice",
+    "SessionExpired",
     "UaCounters",
     "UaEvent",
 ]
@@ -113,6 +114,16 @@ class AckTimeout:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionExpired:
+    """RFC 4028: the dialog's session timer ran out (no refresh from the peer, or ours
+    failed with 408/481 or no answer); the application should send BYE and end the call."""
+
+    dialog: Dialog
+    flow: Flow
+    interval: int
+
+
+@dataclass(frozen=True, slots=True)
 class RegistrationUpdate:
     registration: OutboundRegistration
     event: RegistrationEvent
@@ -137,6 +148,7 @@ UaEvent = (
     | ResponseIn
     | RequestFailed
     | AckTimeout
+    | SessionExpired
     | RegistrationUpdate
     | SecurityNotice
     | BindingNotice
