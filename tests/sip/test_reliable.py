@@ -95,6 +95,51 @@ def test_an_unpracked_1xx_is_given_up_after_64_t1_and_a_final_answer_ends_it() -
     assert ua2.reliable.busy(inc2.key) is None
 
 
+_SDP = b"v=0\r\no=z 1 1 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n"
+
+
+def _early_media(ua: UserAgent, inc: IncomingRequest) -> int:
+    """A reliable 183 with our answer (early media) goes out: its RSeq."""
+    ua.respond(inc, make_response(inc.request, 183, to_tag="srv", body=_SDP), 0.0)
+    [(early, _)] = sent(ua)
+    assert early.status == 183 and early.body == _SDP
+    return int(early.header("RSeq") or 0)
+
+
+def test_a_2xx_waits_for_the_prack_of_a_1xx_that_carried_sdp() -> None:
+    ua = make_ua()
+    inc = _invite(ua)
+    rseq = _early_media(ua, inc)
+    ua.respond(inc, make_response(inc.request, 200, to_tag="srv", body=_SDP), 0.05)
+    assert sent(ua, 0.05) == []  # §3: not before the offer/answer of the 183 is settled
+    ua.receive(_prack(rseq), PEER, 0.1)
+    out = sent(ua, 0.1)
+    assert [(r.status, r.cseq.method) for r, _ in out] == [(200, "PRACK"), (200, "INVITE")]
+
+
+def test_a_2xx_waiting_for_a_prack_goes_out_when_the_ua_gives_up() -> None:
+    ua = make_ua(timers=TimerConfig(t1=0.5, t2=4.0))
+    inc = _invite(ua)
+    _early_media(ua, inc)
+    ua.respond(inc, make_response(inc.request, 200, to_tag="srv", body=_SDP), 1.0)
+    finals: list[float] = []
+    now = 0.0
+    while (deadline := ua.next_deadline()) is not None and deadline <= 32.0:
+        now = deadline
+        ua.handle_timer(now)
+        finals += [now for r, _ in sent(ua, now) if r.status == 200]
+    assert finals[:1] == [32.0] and ua.reliable.gave_up == 1  # 64·T1, not before
+
+
+def test_a_2xx_after_a_1xx_without_sdp_does_not_wait() -> None:
+    ua = make_ua()
+    inc = _invite(ua)
+    ua.respond(inc, make_response(inc.request, 180, to_tag="srv"), 0.0)
+    sent(ua)
+    ua.respond(inc, make_response(inc.request, 200, to_tag="srv", body=_SDP), 0.05)
+    assert [r.status for r, _ in sent(ua, 0.05)] == [200]
+
+
 def test_without_require_the_1xx_stays_plain() -> None:
     ua = make_ua()
     inc = _invite(ua, extra="Supported: 100rel\r\n")

@@ -240,8 +240,7 @@ class UserAgent:
             self.security.handle_timer(now)
         if self.registrar is not None:
             self.registrar.handle_timer(now)
-        for out in self.reliable.due(now):  # RFC 3262 §3: a reliable 1xx until its PRACK
-            self.layer(out.incoming.flow.transport).send_response(out.response, now)
+        reliable.retransmit(self, now)  # RFC 3262 §3: a reliable 1xx until its PRACK
         session_timer.due(self, now)  # RFC 4028: refreshes to send, silent peers given up
         self._collect(now)
 

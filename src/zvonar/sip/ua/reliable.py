@@ -11,7 +11,10 @@ both roles itself, so the application never sees a PRACK:
 - UAS (:meth:`Reliable.stamp` and friends): when the INVITE *requires* 100rel, every 1xx
   but 100 goes out reliably: ``Require: 100rel`` and ``RSeq`` (a random start, +1 each,
   §3), retransmitted at T1, 2·T1, … until its PRACK arrives, for at most 64·T1; a second
-  reliable 1xx waits for the first one's PRACK. A PRACK that names no outstanding 1xx gets
+  reliable 1xx waits for the first one's PRACK, and so does a 2xx when the outstanding 1xx
+  carried a session description (§3: the offer/answer must be settled first; a 2xx still
+  queued when the UA gives up at 64·T1 goes out then — a caller that is gone will not ACK
+  it, and the application hears AckTimeout). A PRACK that names no outstanding 1xx gets
   481 (§3). Where the INVITE only *supports* 100rel we keep plain provisionals (allowed).
 """
 
@@ -35,6 +38,7 @@ __all__ = [
     "Reliable",
     "on_prack",
     "on_provisional",
+    "retransmit",
     "outgoing",
     "requires_100rel",
     "sent",
@@ -159,21 +163,23 @@ class Reliable:
             return None
         return min(out.next_at for out in self._out.values())
 
-    def due(self, now: float) -> list[Outstanding]:
-        """The 1xx to send again now (their next retransmission scheduled); those that waited
-        64*T1 are dropped."""
+    def due(self, now: float) -> tuple[list[Outstanding], list[Outstanding]]:
+        """The 1xx to send again now (their next retransmission scheduled), and those given
+        up after 64*T1 (no longer retransmitted; what was queued behind them is theirs)."""
         again: list[Outstanding] = []
+        given_up: list[Outstanding] = []
         for key, out in list(self._out.items()):
             if out.next_at > now:
                 continue
             if now >= out.give_up_at:
                 del self._out[key]
                 self.gave_up += 1
+                given_up.append(out)
                 continue
             out.interval *= 2  # §3: doubling, no cap at T2 (unlike §17)
             out.next_at = min(now + out.interval, out.give_up_at)
             again.append(out)
-        return again
+        return again, given_up
 
 
 class Stale(Exception):
@@ -190,6 +196,10 @@ def outgoing(
     (None: queued behind the outstanding one, §3); a final one ends what was pending."""
     reliable, key = ua.reliable, incoming.key
     if response.status >= 200:
+        pending = reliable.busy(key)
+        if pending is not None and response.status < 300 and pending.response.body:
+            pending.queued.append(response)  # §3: a 2xx waits for the SDP 1xx's PRACK
+            return None
         reliable.final_sent(key)
         return response
     if not isinstance(incoming, IncomingRequest) or response.status == 100:
@@ -227,6 +237,18 @@ def on_prack(ua: UserAgent, incoming: IncomingRequest, dialog_id: DialogId, now:
         pending = ua.reliable.busy(acked.incoming.key)
         if pending is not None:
             pending.queued.extend(rest)
+
+
+def retransmit(ua: UserAgent, now: float) -> None:
+    """Retransmit the reliable 1xx due now; for those given up at 64·T1, send the 2xx that
+    waited behind them (the 1xx queued with it are moot)."""
+    again, given_up = ua.reliable.due(now)
+    for out in again:
+        ua.layer(out.incoming.flow.transport).send_response(out.response, now)
+    for out in given_up:
+        for response in out.queued:
+            if response.status >= 200:
+                ua.respond(out.incoming, response, now)
 
 
 def on_provisional(
