@@ -38,9 +38,9 @@ __all__ = [
     "Reliable",
     "on_prack",
     "on_provisional",
-    "retransmit",
     "outgoing",
     "requires_100rel",
+    "retransmit",
     "sent",
 ]
 
