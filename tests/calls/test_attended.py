@@ -247,3 +247,65 @@ async def test_an_agent_who_placed_both_calls_joins_the_customer_to_the_colleagu
     ends = {e.call_id: e for e in pbx.bus.of_type(CallEnded)}
     assert ends[x.call_id].disposition is Disposition.answered
     assert ends[x.call_id].hangup is HangupSide.caller
+
+
+@pytest.mark.parametrize("refer_in", ["older", "younger"])
+async def test_an_agent_who_answered_both_calls_joins_the_two_callers(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy], refer_in: str
+) -> None:
+    """A receptionist: Anna answers a customer, holds them, answers a second caller and
+    transfers one to the other. The older call survives and adopts the younger call's
+    caller as its answered leg; Anna is hung up in both; the callers talk to each other."""
+    first_phone, second_phone = phones
+    anna_phone, spy = agent
+    pbx.resolver.plans["100"] = Plan(
+        ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
+    )
+    first = dial(first_phone, pbx, "100")
+    assert await final_status(first) == 200
+    second = dial(second_phone, pbx, "100")
+    assert await final_status(second) == 200
+    x, y = _call_of(pbx, first.call_id), _call_of(pbx, second.call_id)
+    assert x.winner is not None and y.winner is not None and y.caller.media_id is not None
+    second_media = y.caller.media_id
+    via, named = (x, y) if refer_in == "older" else (y, x)
+    assert named.winner is not None and via.winner is not None
+    anna_named = _dialog(anna_phone, named.winner.sip_call_id)
+    replaces = quote(
+        f"{named.winner.sip_call_id};to-tag={named.winner.local_tag}"
+        f";from-tag={anna_named.id.local_tag}",
+        safe="",
+    )
+    _refer(
+        anna_phone,
+        pbx,
+        _dialog(anna_phone, via.winner.sip_call_id),
+        f"sip:100@{pbx.address}?Replaces={replaces}",
+    )
+
+    await until(lambda: len(pbx.bus.of_type(CallTransferred)) == 2)
+    assert spy.statuses("REFER") == [202]
+    await until(lambda: len(spy.notifies()) == 2)
+    assert spy.notifies() == [b"SIP/2.0 100 Trying\r\n", b"SIP/2.0 200 OK\r\n"]
+    await until(lambda: anna_phone.app.calls_ended == 2)  # our BYE in both of her dialogs
+    assert not x.done and y.done and x.winner is not None
+    assert x.winner.media_id == second_media and x.winner.sip_call_id == second.call_id
+    engine = pbx.b2bua.engine
+    assert x.caller.media_id is not None
+    assert engine._legs[x.caller.media_id].peer is engine._legs[second_media]  # type: ignore[attr-defined]
+    assert first_phone.app.calls_ended == 0 and second_phone.app.calls_ended == 0
+    moved = {e.call_id: e for e in pbx.bus.of_type(CallTransferred)}
+    assert moved[x.call_id].kind is TransferKind.attended
+    assert moved[x.call_id].to.display == y.facts.caller  # whom the first caller talks to
+    assert moved[y.call_id].to.display == x.facts.caller
+    (y_end,) = [e for e in pbx.bus.of_type(CallEnded) if e.call_id == y.call_id]
+    assert y_end.disposition is Disposition.answered
+
+    hang_up(second_phone, second)  # the second caller leaves: the first gets our BYE
+    await until(lambda: first_phone.app.calls_ended == 1)
+    await until(lambda: x.done)
+    ends = {e.call_id: e for e in pbx.bus.of_type(CallEnded)}
+    assert ends[x.call_id].disposition is Disposition.answered
+    assert ends[x.call_id].hangup is HangupSide.callee
+    await until(lambda: not pbx.b2bua.calls)
+    assert pbx.b2bua.engine.leg_count == 0  # type: ignore[attr-defined]

@@ -135,6 +135,15 @@ def carrier_talk(dialed: str, caller: str, *, talk_ms: int, pcap: Path | None = 
     return xml.replace("sip:caller@", f"sip:{caller}@")
 
 
+def carrier_until_bye(dialed: str, caller: str, *, pcap: Path | None = None) -> str:
+    """Call ``dialed`` from ``caller``, talk (``pcap``) until the PBX hangs up."""
+    after = f"""
+  {sippkit._play(pcap)}
+  <recv request="BYE" timeout="30000"/>
+  {sippkit.OK_IN_DIALOG}"""
+    return _carrier("carrier call talking until our BYE", dialed, caller, "200", after)
+
+
 def sipp_cmd(remote: str, scenario: Path, *, port: int, workdir: Path, name: str) -> list[str]:
     """One bounded SIPp call of ``scenario`` from ``port``, with a media port of its own."""
     return sipp_command(

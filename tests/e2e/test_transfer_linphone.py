@@ -55,3 +55,30 @@ async def test_linphone_transfers_the_customer_to_the_colleague_it_consulted(
         (True, "completed"),  # 102, who took the customer over
     ], legs
     assert report["answered_by"][consult] == report["employee_102"], report
+
+
+async def test_linphone_joins_two_customers_it_answered(tmp_path: Path) -> None:
+    """A receptionist's transfer: linphonec answers a customer, holds them, answers a second
+    customer and transfers one to the other — the two customers talk, the agent is free."""
+    out, context = await run_in_netns(
+        "tests.e2e.transfer_linphone_driver", tmp_path, wait=90, args=("answered",)
+    )
+    assert out.exists(), context[-4000:]
+    report = json.loads(out.read_text())
+    assert report["ok"], (report, context[-4000:])
+    # Both customers talked to each other after the transfer until the first hung up; the
+    # second got our BYE then; Linphone was left with no call.
+    assert report["customer_ok"] and report["b_ok"], report
+    assert min(report["relayed_after_transfer"].values()) >= 30, report
+    assert any("No active call" in line for line in report["linphone"][-8:]), report["linphone"]
+    first, second = report["customer_call"], report["consult_call"]
+    assert report["directions"] == {first: "inbound", second: "inbound"}, report
+    assert report["dispositions"] == {first: "answered", second: "answered"}, report
+    (moved,) = report["customer_transfers"]
+    assert moved["kind"] == "attended" and moved["to_display"] == "+79160000088", moved
+    assert report["transfers"][second]["to"] == "+79160000077", report
+    legs = report["customer_legs"]
+    assert [(leg["display"], leg["answered"], leg["end"]) for leg in legs][1:] == [
+        ("+79160000088", True, "completed"),  # the second customer, adopted
+    ], legs
+    assert (legs[0]["answered"], legs[0]["end"]) == (True, "completed"), legs  # the agent

@@ -14,7 +14,9 @@ at OUT) carries what the test checks.
 
 With a third argument ``outbound`` the agent places both calls: it dials the customer
 through the carrier's trunk (a SIPp UAS that answers and hangs up later), then consults 102
-and transfers the same way.
+and transfers the same way. With ``answered`` the agent answers both: a first customer,
+held, then a second one, and ``transfer 1 --to-call 2`` joins the two customers (the first
+hangs up later, the second gets our BYE).
 """
 
 from __future__ import annotations
@@ -28,11 +30,17 @@ from typing import Any
 
 from tests.e2e import sippkit
 from tests.e2e.appkit import sqlite_container
-from tests.e2e.schemes_kit import Device, Rig, carrier_talk, sipp_cmd
+from tests.e2e.schemes_kit import Device, Rig, carrier_talk, carrier_until_bye, sipp_cmd
 from tests.sip.peers.harness import finish_sipp, free_port, start_sipp, wait_bound
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
-from zvonar.calls.events import CallAnswered, CallEnded, CallStarted, CallTransferred
+from zvonar.calls.events import (
+    CallAnswered,
+    CallEnded,
+    CallRinging,
+    CallStarted,
+    CallTransferred,
+)
 from zvonar.directory.models import TrunkAuth
 from zvonar.directory.schemas import EmployeeIn, NumberIn, TrunkIn
 from zvonar.pbx.config import PbxConfig
@@ -44,6 +52,7 @@ CARRIER_PORT = 5070
 PASSWORD = "linphone-pass-101"
 NUMBER = "+74951234577"
 CUSTOMER = "+79160000077"
+SECOND = "+79160000088"  # the second customer (mode "answered")
 SLUG = "att"
 REALM = f"{SLUG}.zvonar"
 
@@ -116,7 +125,8 @@ async def until(check: Any, within: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def main(workdir: Path, outbound: bool = False) -> dict[str, Any]:
+async def main(workdir: Path, mode: str = "inbound") -> dict[str, Any]:
+    outbound = mode == "outbound"
     report: dict[str, Any] = {"ok": False}
     container = await sqlite_container(workdir)
     account = await container.accounts.create_account("Att", SLUG)
@@ -182,10 +192,16 @@ async def main(workdir: Path, outbound: bool = False) -> dict[str, Any]:
         b_pcap, c_pcap = workdir / "b880.pcap", workdir / "c440.pcap"
         sippkit.write_tone_pcap(b_pcap, 880, 6.0, ssrc=0x880)
         sippkit.write_tone_pcap(c_pcap, 440, 6.0, ssrc=0x440)
-        b_xml.write_text(sippkit.uas_answer(pcap=b_pcap))
-        b_cmd = sipp_cmd("", b_xml, port=devices["102"].port, workdir=workdir, name="b102")
-        sipps.append((await start_sipp(b_cmd, workdir=workdir), b_cmd, "b102"))
-        await wait_bound(devices["102"].port)
+        if mode == "answered":  # the second customer calls in after the first, until our BYE
+            b_xml.write_text(carrier_until_bye(NUMBER.lstrip("+"), SECOND, pcap=b_pcap))
+            b_cmd = sipp_cmd(rig.remote, b_xml, port=free_port(), workdir=workdir, name="b102")
+        else:
+            b_xml.write_text(sippkit.uas_answer(pcap=b_pcap))
+            b_cmd = sipp_cmd("", b_xml, port=devices["102"].port, workdir=workdir, name="b102")
+        second_sipp = (b_cmd, "b102")
+        if mode != "answered":
+            sipps.append((await start_sipp(b_cmd, workdir=workdir), b_cmd, "b102"))
+            await wait_bound(devices["102"].port)
 
         c_xml = workdir / "customer.xml"
         if outbound:  # the customer answers the agent's call, and hangs up later
@@ -207,8 +223,21 @@ async def main(workdir: Path, outbound: bool = False) -> dict[str, Any]:
         customer_call = answered()[0]
         phone.send("pause 1")  # the customer on hold (a re-INVITE, answered by us)
         await asyncio.sleep(0.5)
-        phone.send(f"call sip:102@{REALM}")  # the consultation
-        await until(lambda: len(answered()) == 2, 10, "102 to answer the agent")
+        if mode == "answered":  # a second customer calls; linphonec answers it too
+            b_cmd, name = second_sipp
+            sipps.append((await start_sipp(b_cmd, workdir=workdir), b_cmd, name))
+            # linphonec's auto-answer takes no second call while one is paused: answer it.
+            await until(
+                lambda: sum(isinstance(e, CallRinging) for e in bus.events) == 2,
+                10,
+                "the second customer's call to ring the agent",
+            )
+            await asyncio.sleep(0.3)
+            phone.send("answer 2")
+            await until(lambda: len(answered()) == 2, 10, "linphonec to answer the second")
+        else:
+            phone.send(f"call sip:102@{REALM}")  # the consultation
+            await until(lambda: len(answered()) == 2, 10, "102 to answer the agent")
         consult_call = answered()[1]
         await asyncio.sleep(0.5)
         phone.send("calls")
@@ -286,5 +315,5 @@ async def main(workdir: Path, outbound: bool = False) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    result = asyncio.run(main(Path(sys.argv[2]), outbound=sys.argv[3:] == ["outbound"]))
+    result = asyncio.run(main(Path(sys.argv[2]), mode=(sys.argv[3:] or ["inbound"])[0]))
     Path(sys.argv[1]).write_text(json.dumps(result, indent=1))

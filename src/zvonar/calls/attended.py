@@ -19,10 +19,12 @@ Supported: the survivor's caller is the customer and the donor's answered fork t
 (the agent answered one call and placed the other), whichever dialog the REFER came in —
 what softphones do when an agent consults. Also two calls both placed by the agent (it
 called a customer, then a colleague): the older call — the customer's — survives, the agent
-as its caller hands the customer on (handoff.py) and the colleague's leg is adopted. Both
-dialogs must be with the phone the REFER came from (RFC 3891 §6). Two calls both answered
-by the agent are refused (403), as is a transfer over rtpengine, which cannot bridge legs of
-two calls; a blind transfer still works there.
+as its caller hands the customer on (handoff.py) and the colleague's leg is adopted. And two
+calls both answered by the agent (a receptionist holds one caller, answers another and
+joins them): the older call survives and adopts the younger call's *caller* as its answered
+leg (:func:`_detach_caller`), the agent is hung up in both. Both dialogs must be with the
+phone the REFER came from (RFC 3891 §6). A transfer over rtpengine, which cannot bridge
+legs of two calls, is refused (403); a blind transfer still works there.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from zvonar.calls.events import (
 from zvonar.calls.events import LegEnded as LegEndedEvent
 from zvonar.calls.handoff import caller_may_hand_on, keep_party
 from zvonar.calls.legs import CalleeLeg, LegState
+from zvonar.calls.plan import RingTarget
 from zvonar.calls.refer import notify, publish_transfer, reply
 from zvonar.calls.steps import agent_left
 from zvonar.calls.teardown import finish, hangup_all, hangup_fork, release
@@ -113,6 +116,7 @@ class Donate:
     to: Call
     token: int
     party: Target | None = None
+    caller: bool = False  # give our caller, not our answered fork (both calls answered)
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,15 @@ async def transfer_with_replaces(
     if fork is None and _is_caller(other, replaces) and inc.flow == other.caller.flow:
         await _both_placed(call, other, inc, dialog)
         return
+    if (
+        fork is not None
+        and fork is call.winner
+        and other_winner is not None
+        and _is_fork(other_winner, replaces)
+        and inc.flow == other_winner.flow
+    ):
+        await _both_answered(call, other, fork, inc, dialog)
+        return
     reply(call, inc, dialog, 403)
 
 
@@ -219,6 +232,18 @@ async def _both_placed(call: Call, other: Call, inc: IncomingRequest, dialog: Di
         await _give_leg(call, other, None, where, party)
 
 
+async def _both_answered(
+    call: Call, other: Call, fork: CalleeLeg, inc: IncomingRequest, dialog: Dialog
+) -> None:
+    """A answered both calls and REFERs in one of them naming the other: the older call
+    survives and adopts the younger one's caller; A's fork is hung up in both."""
+    where = _accept(call, inc, dialog, fork.flow)
+    if call.facts.started_at <= other.facts.started_at:  # the REFER came in the survivor
+        _ask_for_leg(call, other, fork, where, caller=True)
+    else:
+        await _give_leg(call, other, other.winner, where, caller=True)
+
+
 def _accept(call: Call, inc: IncomingRequest, dialog: Dialog, flow: Flow) -> tuple[Dialog, Flow]:
     """202 to the REFER and the first NOTIFY; where the later NOTIFYs go."""
     reply(call, inc, dialog, 202)
@@ -233,16 +258,19 @@ def _ask_for_leg(
     agent: CalleeLeg | None,
     where: tuple[Dialog, Flow],
     party: Target | None = None,
+    *,
+    caller: bool = False,
 ) -> None:
-    """The REFER came in the survivor (``call``): ask ``donor`` for its answered fork; the
-    Handover (or the timeout) finishes it here. ``agent``: A's fork here (None: our caller)."""
+    """The REFER came in the survivor (``call``): ask ``donor`` for its answered fork (or
+    its caller); the Handover (or the timeout) finishes it here. ``agent``: A's fork here
+    (None: our caller)."""
     token = next(_tokens)
     pending = Pending(token, agent, where)
     loop = asyncio.get_running_loop()
     pending.timer = loop.call_later(HANDOVER_SECONDS, call.put, HandoverTimeout(token))
     call.attended = pending
     call.transferring = True
-    donor.put(Donate(call, token, party))
+    donor.put(Donate(call, token, party, caller))
 
 
 async def _give_leg(
@@ -251,13 +279,15 @@ async def _give_leg(
     agent: CalleeLeg | None,
     where: tuple[Dialog, Flow],
     party: Target | None = None,
+    *,
+    caller: bool = False,
 ) -> None:
-    """The REFER came in the donor (``call``): detach our answered fork, hand it over to
-    ``survivor`` and end our side; the NOTIFYs go from here."""
+    """The REFER came in the donor (``call``): detach our answered fork (or our caller),
+    hand it over to ``survivor`` and end our side; the NOTIFYs go from here."""
     token = next(_tokens)
     survivor.attended = Pending(token, agent, None)
     survivor.transferring = True
-    detached = await _detach(call)
+    detached = await (_detach_caller(call) if caller else _detach(call))
     if detached is not None and survivor.done:  # the customer left while we detached
         await _orphan(call, detached[0])
         detached = None
@@ -266,7 +296,7 @@ async def _give_leg(
         notify(call, where, 503, "Service Unavailable")
         return
     notify(call, where, 200, "OK")
-    await _end_donor(call, survivor, detached[1], detached[2], party)
+    await _end_donor(call, survivor, detached[1], detached[2], party, caller=caller)
 
 
 def _party(survivor: Call) -> Target:
@@ -297,14 +327,15 @@ async def on_donate(call: Call, order: Donate) -> None:
     """The survivor asks for our answered fork (the REFER came in its dialog)."""
     survivor = order.to
     ready = _answered(call) and not call.transferring and not survivor.done
-    detached = await _detach(call) if ready else None
+    detach = _detach_caller if order.caller else _detach
+    detached = await detach(call) if ready else None
     if detached is not None and survivor.done:  # it ended while we detached: nobody to join
         await _orphan(call, detached[0])
         await hangup_all(call, HangupSide.system)
         return
     survivor.put(Handover(detached[0] if detached else None, order.token))
     if detached is not None:
-        await _end_donor(call, survivor, detached[1], detached[2], order.party)
+        await _end_donor(call, survivor, detached[1], detached[2], order.party, caller=order.caller)
 
 
 async def _detach(call: Call) -> tuple[CalleeLeg, str, str] | None:
@@ -327,16 +358,66 @@ async def _detach(call: Call) -> tuple[CalleeLeg, str, str] | None:
     return leg, leg.leg_id, caller_side
 
 
+async def _detach_caller(call: Call) -> tuple[CalleeLeg, str, str] | None:
+    """Take our caller out of this call as a leg another call can adopt (both calls were
+    answered by the agent): unbridged from the agent, its hold music stopped, no longer ours
+    to hang up or release; our answered fork (the agent) stays, to be hung up with us."""
+    caller, agent = call.caller, call.winner
+    media, endpoint, oa, dialog = caller.media_id, caller.endpoint, caller.oa, caller.dialog
+    if agent is None or media is None or endpoint is None or oa is None or dialog is None:
+        return None
+    engine = call.host.engine
+    try:
+        await engine.unbridge(media)
+    except MediaError as exc:
+        log.info("call %s: cannot detach the caller: %s", call.call_id, exc)
+        return None
+    if call.holding:  # the agent held this caller too: the music stops here
+        call.holding.clear()
+        with contextlib.suppress(MediaError):
+            await engine.stop_playback(media)
+    who = Target(TargetKind.external, call.facts.caller[:64] or "unknown")
+    leg = CalleeLeg(
+        leg_id=caller.leg_id,
+        wave=0,
+        target=RingTarget(str(dialog.remote_target), caller.flow, who),
+        flow=caller.flow,
+        local_tag=caller.local_tag,
+        sip_call_id=caller.sip_call_id,
+        media_id=media,
+        caller_media_id="",
+        endpoint=endpoint,
+        caller_endpoint=endpoint,
+        oa=oa,
+        dialog=dialog,
+        state=LegState.CONFIRMED,
+        rang=True,
+    )
+    caller.state = LegState.ENDED  # not ours to BYE any more
+    caller.media_id = None
+    agent.caller_media_id = ""  # the caller's side of the agent's pair moved with it
+    call.host.untrack_media(media)  # the survivor tracks it again
+    return leg, caller.leg_id, ""
+
+
 async def _end_donor(
-    call: Call, survivor: Call, leg_id: str, caller_side: str, party: Target | None = None
+    call: Call,
+    survivor: Call,
+    leg_id: str,
+    caller_side: str,
+    party: Target | None = None,
+    *,
+    caller: bool = False,
 ) -> None:
     """Our side is over: the transferred leg's end and the move in our journal (to whom our
-    target now talks to: the survivor's caller, or ``party``), BYE to A."""
-    at = call.now()
-    await call.publish(LegEndedEvent, leg_id=leg_id, reason=LegEndReason.completed, at=at)
+    target now talks to: the survivor's caller, or ``party``), BYE to A. ``caller``: it was
+    our caller that moved (both calls answered): A is our answered fork, hung up by finish."""
     to = party or Target(TargetKind.external, survivor.facts.caller[:64] or "unknown")
+    if not caller:
+        at = call.now()
+        await call.publish(LegEndedEvent, leg_id=leg_id, reason=LegEndReason.completed, at=at)
     await publish_transfer(call, leg_id, to, TransferKind.attended)
-    await finish(call, Disposition.answered, HangupSide.caller)
+    await finish(call, Disposition.answered, HangupSide.callee if caller else HangupSide.caller)
     await release(call, caller_side)  # after finish: CallEnded carries its quality
 
 
