@@ -5,6 +5,8 @@ events each case must publish."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
@@ -23,10 +25,13 @@ from zvonar.calls.events import (
 from zvonar.calls.in_dialog import info_digit
 from zvonar.calls.legs import CallDtmf
 from zvonar.calls.plan import Plan, Reject, RingTarget, Wave
+from zvonar.media.engine import UnsupportedError
 from zvonar.sip.io.testserver import CallLeg
 from zvonar.sip.message import SipRequest
 from zvonar.sip.ua import IncomingRequest
 from zvonar.sip.uri import parse_uri
+
+T = TypeVar("T")
 
 
 def target(phone: Phone, user: str) -> RingTarget:
@@ -274,12 +279,28 @@ def test_a_key_sent_by_sip_info_is_read(
     assert info_digit(request) == expected
 
 
-async def test_an_info_key_reaches_the_other_side(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
-    """An employee on an external IVR presses keys by SIP INFO: the same INFO reaches the
-    other side, and the journal hears the key (CallDtmf)."""
+@pytest.mark.parametrize("events", [True, False])
+async def test_an_info_key_reaches_the_other_side(
+    pbx: Pbx, phones: tuple[Phone, Phone], events: bool
+) -> None:
+    """An employee on an external IVR presses keys by SIP INFO: the other side gets them as
+    RFC 4733 events when its media has them (the engine sends them; see
+    tests/e2e/test_info_keys.py for the packets), else as the same INFO; the journal hears
+    the key (CallDtmf) either way."""
     caller, callee = phones
     pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((target(callee, "answer"),), 5),))
     got: list[bytes] = []
+    sent: list[tuple[str, str, float]] = []
+    engine = pbx.b2bua.engine
+    real = engine.send_dtmf
+
+    async def send_dtmf(leg_id: str, digit: str, duration: float = 0.1) -> None:
+        if not events:
+            raise UnsupportedError("no telephone-event negotiated")
+        sent.append((leg_id, digit, duration))
+        await real(leg_id, digit, duration)
+
+    engine.send_dtmf = send_dtmf  # type: ignore[method-assign]
 
     def hook(ev: object) -> None:
         request = getattr(ev, "request", None)
@@ -298,15 +319,31 @@ async def test_an_info_key_reaches_the_other_side(pbx: Pbx, phones: tuple[Phone,
     )
     ua.send_request(info, leg.flow, caller.runner.loop.time())
     caller.runner.pump()
-    for _ in range(100):
-        if got:
-            break
-        await asyncio.sleep(0.02)
-    assert got == [body]
-    (pressed,) = pbx.bus.of_type(CallDtmf)
+    (pressed,) = [await _first(pbx.bus.of_type, CallDtmf)]
     assert pressed.digit == "9"
+    if events:
+        (call,) = pbx.b2bua.calls.values()
+        assert call.winner is not None
+        assert sent == [(call.winner.media_id, "9", 0.1)]
+        await asyncio.sleep(0.2)
+        assert got == []  # not both: the far side would hear the key twice
+    else:
+        for _ in range(100):
+            if got:
+                break
+            await asyncio.sleep(0.02)
+        assert got == [body] and sent == []
     hang_up(caller, leg)
     await pbx.wait_ended()
+
+
+async def _first(of_type: Callable[[type[T]], list[T]], kind: type[T]) -> T:
+    for _ in range(100):
+        found = of_type(kind)
+        if found:
+            return found[0]
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no {kind.__name__}")
 
 
 async def test_a_target_that_refuses_at_once_still_has_its_leg(

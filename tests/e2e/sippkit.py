@@ -209,11 +209,13 @@ def uas_answer(*, pcap: Path | None = None) -> str:
 """
 
 
-def uas_request(method: str, cseq: int, body: str = "") -> str:
+def uas_request(
+    method: str, cseq: int, body: str = "", content_type: str = "application/sdp"
+) -> str:
     """``<send>`` of a request from the answering side (the UAS) in its dialog with the PBX;
     the scenario must have kept the INVITE's From as ``pbx_from`` (see :func:`uas_talk`)."""
     content = (
-        f"Content-Type: application/sdp\n      Content-Length: [len]\n\n      {body}"
+        f"Content-Type: {content_type}\n      Content-Length: [len]\n\n      {body}"
         if body
         else "Content-Length: 0"
     )

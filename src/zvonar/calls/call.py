@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from zvonar.calls import attended, early, redirect, steps
+from zvonar.calls import attended, early, keys, redirect, steps
 from zvonar.calls.events import (
     CallAnswered,
     CallEvent,
@@ -41,7 +41,6 @@ from zvonar.calls.fork import WaveTracker, end_reason_for_status
 from zvonar.calls.in_dialog import (
     answer_challenge,
     answer_reinvite,
-    info_digit,
     is_offer,
     reply,
 )
@@ -80,7 +79,6 @@ from zvonar.sip.ua import (
     AckReceived,
     AckTimeout,
     CancelRequested,
-    Flow,
     IncomingRequest,
     RequestFailed,
     ResponseIn,
@@ -465,40 +463,7 @@ class Call:
         else:
             self._reply(inc, dialog, 200)
             if method == "INFO":
-                await self._info(inc, fork)
-
-    async def _info(self, inc: IncomingRequest, fork: CalleeLeg | None) -> None:
-        """A key pressed on a phone that sends DTMF by SIP INFO: the caller's works the
-        scheme's menus like an RFC 4733 one; either side's reaches the other side as the
-        same INFO (an external IVR the employee dialled needs it)."""
-        pressed = info_digit(inc.request)
-        if pressed is None:
-            return
-        digit, duration = pressed
-        leg_id = self.caller.leg_id if fork is None else fork.leg_id
-        await self.publish(CallDtmf, leg_id=leg_id, digit=digit, duration=duration)
-        winner = self.winner
-        if fork is None:
-            await steps.on_digit(self, digit)
-            other: tuple[Dialog | None, Flow] | None = (
-                (winner.dialog, winner.flow) if winner is not None else None
-            )
-        else:
-            other = (self.caller.dialog, self.caller.flow) if fork is winner else None
-        if other is None or other[0] is None or winner is None:
-            return
-        if winner.state is not LegState.CONFIRMED or self.caller.state is not LegState.CONFIRMED:
-            return
-        ua = self.host.ua
-        relay = ua.create_request(
-            other[0],
-            "INFO",
-            other[1],
-            body=inc.request.body,
-            content_type=inc.request.content_type,
-        )
-        ua.send_request(relay, other[1], self.host.now())
-        self.host.flush()
+                await keys.on_info(self, inc, fork)
 
     async def _reinvite(self, inc: IncomingRequest, dialog: Dialog, fork: CalleeLeg | None) -> None:
         """Answer a re-INVITE (hold/resume, new address) locally; see in_dialog.py."""

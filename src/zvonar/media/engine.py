@@ -325,6 +325,12 @@ class MediaEngine(Protocol):
     async def stop_playback(self, leg_id: str) -> None:
         """Stop the playback on ``leg_id``, if any (no-op otherwise)."""
 
+    async def send_dtmf(self, leg_id: str, digit: str, duration: float = 0.1) -> None:
+        """Send the key ``digit`` (0-9, *, #, A-D) to the peer of ``leg_id`` as RFC 4733
+        telephone-events of ``duration`` seconds, in place of relayed audio while it goes
+        out; digits asked for in a row go out in turn. :class:`UnsupportedError` when the
+        leg negotiated no telephone-event (or the engine cannot generate events)."""
+
     async def start_recording(self, leg_id: str, path: Path) -> RecordingId:
         """Record ``leg_id``'s audio on the left channel and its bridged peer's on the right
         into a stereo 8 kHz 16-bit WAV at ``path``."""

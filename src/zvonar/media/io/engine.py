@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from zvonar.media.dtmf import DtmfDigit, DtmfSource
+from zvonar.media.dtmf import DtmfDigit, DtmfSource, digit_to_event
 from zvonar.media.engine import (
     AddressFamily,
     DtmfReceived,
@@ -44,7 +44,9 @@ from zvonar.media.engine import (
     RecordingId,
     RemoteMedia,
     UnknownLegError,
+    UnsupportedError,
 )
+from zvonar.media.io.dtmf_out import DtmfSender
 from zvonar.media.io.leg import Leg, Tap
 from zvonar.media.io.monitor import Mixer
 from zvonar.media.io.player import AudioCache, Player
@@ -101,6 +103,7 @@ class EmbeddedMediaEngine:
         self._mux: SocketMux | None = None
         self._legs: dict[str, Leg] = {}
         self._players: dict[str, Player] = {}
+        self._dtmf_out: dict[str, DtmfSender] = {}  # by leg: digits we send (dtmf_out.py)
         self._recorders: dict[str, StereoRecorder] = {}
         self._monitors: dict[str, Mixer] = {}  # by monitor leg
         self._flush_order: list[str] = []
@@ -231,6 +234,9 @@ class EmbeddedMediaEngine:
         leg = self._legs.pop(leg_id)
         self._unbridge(leg)
         self._stop_player(leg, PlaybackReason.RELEASED)
+        sender = self._dtmf_out.pop(leg_id, None)
+        if sender is not None:
+            sender.stop()
         for recording_id, recorder in list(self._recorders.items()):
             if recorder.leg_id == leg_id:
                 self._finish_recording(recording_id)
@@ -323,6 +329,21 @@ class EmbeddedMediaEngine:
     def _run_player(self, player: Player, now: float) -> None:
         if player.tick(now):
             self._stop_player(player.leg, PlaybackReason.COMPLETED)
+
+    # --- keys we send -------------------------------------------------------------------
+
+    async def send_dtmf(self, leg_id: str, digit: str, duration: float = 0.1) -> None:
+        self._require()
+        leg = self._leg(leg_id)
+        if leg.te_pt < 0:
+            raise UnsupportedError(f"leg {leg_id!r} negotiated no telephone-event")
+        digit_to_event(digit)  # DtmfError for a key there is no event for
+        sender = self._dtmf_out.get(leg_id)
+        if sender is None:
+            sender = self._dtmf_out[leg_id] = DtmfSender(leg)
+        sender.add(digit, min(max(duration, 0.04), 8.0))
+        if sender.tick(time.monotonic()):  # the first packet goes out now
+            del self._dtmf_out[leg_id]
 
     # --- recording ----------------------------------------------------------------------
 
@@ -435,6 +456,9 @@ class EmbeddedMediaEngine:
             now = time.monotonic()
             for player in list(self._players.values()):
                 self._run_player(player, now)
+            for leg_id, sender in list(self._dtmf_out.items()):
+                if sender.tick(now):
+                    del self._dtmf_out[leg_id]
             for mixer in self._monitors.values():
                 mixer.tick(now)
             count = self._tick_count

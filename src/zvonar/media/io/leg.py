@@ -142,6 +142,7 @@ class Leg:
         # Who we relay to, and what feeds our outgoing stream.
         self.peer: Leg | None = None
         self.player: Player | None = None
+        self.sending_event = False  # our own RFC 4733 digit goes out (dtmf_out.py)
         # Recordings and monitor mixes this leg's received audio goes to, with the channel
         # (0: the tap's own leg, 1: its bridged peer).
         self.taps: list[tuple[Tap, int]] = []
@@ -239,7 +240,12 @@ class Leg:
             stats.update(seq, ts, now)
             if self.taps or self.inband is not None:
                 self._tap_audio(buf, n, ssrc, ts, now)
-            if peer is not None and peer.player is None and peer.dest is not None:
+            if (
+                peer is not None
+                and peer.player is None
+                and peer.dest is not None
+                and not peer.sending_event
+            ):
                 peer.relay(buf, n, b1 & 0x80, seq, ts, ssrc, self.codec, False, now)
         elif pt == self.te_pt:
             if self.dtmf is not None:
@@ -249,6 +255,7 @@ class Leg:
                 and peer.player is None
                 and peer.dest is not None
                 and peer.te_pt >= 0
+                and not peer.sending_event
             ):
                 peer.relay(buf, n, b1 & 0x80, seq, ts, ssrc, self.codec, True, now)
         else:
@@ -344,6 +351,8 @@ class Leg:
 
     def send_frame(self, payload: bytes, seq: int, ts: int, key: object, now: float) -> None:
         """Send one generated audio frame (a prompt, hold music) on this leg's stream."""
+        if self.sending_event:
+            return  # our digit has the stream (dtmf_out.py); the player keeps its pace
         marker = 0
         if key != self._src_key:
             self._anchor(key, seq, ts, now)
@@ -352,6 +361,28 @@ class Leg:
         ots = (ts + self._ts_off) & 0xFFFFFFFF
         packet = _HEADER.pack(0x80, marker | self.pt, oseq, ots, self.ssrc) + payload
         self._send(packet, oseq, ots, now)
+
+    def stream_timestamp(self, now: float) -> int:
+        """Where this leg's outgoing RTP clock stands at ``now`` (an event's start)."""
+        if self.last_sent is None:
+            return self.last_ts
+        advance = max(self.ptime_samples, round((now - self.last_sent) * CLOCK_RATE))
+        return (self.last_ts + advance) & 0xFFFFFFFF
+
+    def send_event(self, payload: bytes, marker: bool, ts: int, now: float) -> None:
+        """One RFC 4733 packet of our own on this leg's stream: the next sequence number."""
+        if self.te_pt < 0:
+            return
+        seq = self.next_seq
+        packet = _HEADER.pack(0x80, (0x80 if marker else 0) | self.te_pt, seq, ts, self.ssrc)
+        self._send(packet + payload, seq, ts, now)
+
+    def event_over(self, end_ts: int) -> None:
+        """Our digit is out: the stream's clock moves past it and whatever feeds the stream
+        next (the relay, a prompt) re-anchors there."""
+        self.last_ts = end_ts & 0xFFFFFFFF
+        self.sending_event = False
+        self._src_key = None
 
     def _send(self, data: bytes | memoryview, oseq: int, ots: int, now: float) -> None:
         dest = self.dest

@@ -1,0 +1,142 @@
+"""End to end: a key pressed by SIP INFO reaches a side that listens for RFC 4733 only.
+
+A carrier (SIPp) calls the account's number, its media on a Python RTP socket that offered
+``telephone-event``; employee 101 (SIPp) answers and presses 5 — as many softphones are set
+to — by ``INFO`` (``application/dtmf-relay``, ``Signal=5``, ``Duration=160``). The carrier
+must receive the key as RFC 4733 telephone-events on its RTP stream (before: the INFO was
+relayed as INFO, which a carrier's IVR never reads), on the one stream it hears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import sippkit
+from tests.e2e.test_early_media import _cmd
+from tests.e2e.test_early_media import app as app  # the fixture
+from tests.media.engine.phone import Phone
+from tests.pbx.conftest import NUMBER, PASSWORD, seed_account
+from tests.sip.peers.harness import (
+    SIPP,
+    finish_sipp,
+    free_port,
+    register_scenario,
+    run_sipp,
+    start_sipp,
+    wait_bound,
+)
+from zvonar.container import Container
+from zvonar.media.dtmf import DtmfReceiver
+from zvonar.pbx.config import PbxConfig
+from zvonar.pbx.runtime import start_pbx
+
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
+]
+
+
+def carrier_listening(number: str, media_port: int) -> str:
+    """Calls ``number`` with its audio (and telephone-events) at ``media_port``; hangs up."""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="carrier whose IVR listens for RFC 4733">
+  <send retrans="500"><![CDATA[
+
+      INVITE sip:{number}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:+79160000001@[local_ip]:[local_port]>;tag=[pid]UAC[call_number]
+      To: <sip:{number}@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:carrier@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=ivr 1 1 IN IP4 127.0.0.1
+      s=-
+      c=IN IP4 127.0.0.1
+      t=0 0
+      m=audio {media_port} RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"/>
+  {sippkit.ack(number)}
+  <pause milliseconds="2500"/>
+  {sippkit.bye(number)}
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+
+def employee_presses_5_by_info() -> str:
+    """101 answers, presses 5 by INFO after 500 ms, waits for our BYE."""
+    info = "Signal=5\n      Duration=160"
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="employee sending keys by SIP INFO">
+  {sippkit.RECV_INVITE_KEEP_FROM}
+  <send retrans="500"><![CDATA[
+
+      SIP/2.0 200 OK{sippkit.REPLY}
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      {sippkit._SDP}
+
+  ]]></send>
+  <recv request="ACK"/>
+  <pause milliseconds="500"/>
+  {sippkit.uas_request("INFO", 1, info, "application/dtmf-relay")}
+  <recv response="200"/>
+  <recv request="BYE"/>
+  {sippkit.OK_IN_DIALOG}
+</scenario>
+"""
+
+
+async def test_an_info_key_reaches_the_carrier_as_rfc4733(app: Container, tmp_path: Path) -> None:
+    alpha = await seed_account(app, "alpha")
+    pbx_port, phone_port = free_port(), free_port()
+    config = PbxConfig(sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",))
+    rt = await start_pbx(app, config)
+    remote = f"127.0.0.1:{pbx_port}"
+    ivr = Phone()
+    try:
+        (tmp_path / "register.xml").write_text(register_scenario("101", alpha.realm))
+        reg = await run_sipp(
+            _cmd(tmp_path, remote, "register", phone_port, "-au", "101", "-ap", PASSWORD,
+                 "-auth_uri", alpha.realm),
+            workdir=tmp_path, name="register",
+        )  # fmt: skip
+        assert reg.stats.successful == 1, reg.describe()
+        (tmp_path / "phone.xml").write_text(employee_presses_5_by_info())
+        phone_cmd = _cmd(tmp_path, "", "phone", phone_port)
+        phone = await start_sipp(phone_cmd, workdir=tmp_path)
+        await wait_bound(phone_port)
+        (tmp_path / "carrier.xml").write_text(carrier_listening(NUMBER.lstrip("+"), ivr.port))
+        carrier = await run_sipp(
+            _cmd(tmp_path, remote, "carrier", free_port()), workdir=tmp_path, name="carrier"
+        )
+        answered = await finish_sipp(phone, phone_cmd, workdir=tmp_path, name="phone", wait=10)
+        assert carrier.stats.successful == 1, carrier.describe()
+        assert answered.stats.successful == 1, answered.describe()  # its INFO got 200
+        await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
+        events = [r.packet for r in ivr.received if r.packet.payload_type == 101]
+        receiver = DtmfReceiver()
+        keys = []
+        for p in events:
+            keys += receiver.receive(p.timestamp, p.payload, 0.0, marker=p.marker)
+        assert [(k.digit, round(k.duration, 2)) for k in keys] == [("5", 0.16)], events
+        assert len({r.packet.ssrc for r in ivr.received}) == 1  # the stream it hears
+    finally:
+        ivr.close()
+        await rt.stop()
