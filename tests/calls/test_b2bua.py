@@ -17,6 +17,7 @@ from zvonar.calls.events import (
     CallEnded,
     CallRinging,
     CallStarted,
+    Direction,
     Disposition,
     HangupSide,
     LegEnded,
@@ -362,3 +363,61 @@ async def test_a_target_that_refuses_at_once_still_has_its_leg(
     assert kinds.index(("CallRinging", busy)) < kinds.index(("LegEnded", busy))
     hang_up(caller, leg)
     await pbx.wait_ended()
+
+
+def _outbound(*waves: Wave) -> Plan:
+    """An employee's call out through carriers, failing over as outbound calls do."""
+    return Plan(
+        ACCOUNT,
+        waves,
+        direction=Direction.outbound,
+        fail_over=frozenset({408, 500, 502, 503, 504}),
+    )
+
+
+async def test_an_outbound_call_fails_over_to_the_next_carrier(
+    pbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    caller, carrier = phones
+    pbx.resolver.plans["out"] = _outbound(
+        Wave((target(carrier, "overloaded"),), 5), Wave((target(carrier, "answer"),), 5)
+    )
+    leg = dial(caller, pbx, "out")
+    assert await final_status(leg) == 200  # the second carrier took it
+    hang_up(caller, leg)
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.answered
+    ends = [e.reason for e in pbx.bus.of_type(LegEnded)]
+    assert ends[0] is LegEndReason.failed
+
+
+@pytest.mark.parametrize(
+    ("first", "status"),
+    [("busy", 486), ("nobody", 404)],  # the callee's answer, the same on any carrier
+)
+async def test_an_outbound_calls_refusal_reaches_the_caller_as_it_came(
+    pbx: Pbx, phones: tuple[Phone, Phone], first: str, status: int
+) -> None:
+    caller, carrier = phones
+    pbx.resolver.plans["out"] = _outbound(
+        Wave((target(carrier, first),), 5), Wave((target(carrier, "answer"),), 5)
+    )
+    leg = dial(caller, pbx, "out")
+    assert await final_status(leg) == status  # not "480": the phone shows busy / no number
+    await pbx.wait_ended()
+    assert len(pbx.bus.of_type(CallRinging)) == 1  # the next carrier never rang
+
+
+async def test_when_every_carrier_fails_the_caller_hears_the_last_failure(
+    pbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    caller, carrier = phones
+    pbx.resolver.plans["out"] = _outbound(
+        Wave((target(carrier, "overloaded"),), 5), Wave((target(carrier, "overloaded"),), 5)
+    )
+    leg = dial(caller, pbx, "out")
+    # A carrier's 503 goes on as 500: the phone must not take the PBX itself for overloaded.
+    assert await final_status(leg) == 500
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.failed
+    assert len(pbx.bus.of_type(CallRinging)) == 2

@@ -268,12 +268,17 @@ def uas_talk(talk_ms: int, *, sdp: str = _SDP, pcap: Path | None = None) -> str:
 
 
 def uas_busy() -> str:
+    return uas_refuses("486 Busy Here")
+
+
+def uas_refuses(status_line: str) -> str:
+    """Refuse the INVITE with ``status_line`` ("503 Service Unavailable"), take the ACK."""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="zvonar e2e busy callee">
+<scenario name="zvonar e2e callee refusing {status_line}">
   <recv request="INVITE"/>
   <send><![CDATA[
 
-      SIP/2.0 486 Busy Here{REPLY}
+      SIP/2.0 {status_line}{REPLY}
       Content-Length: 0
 
   ]]></send>

@@ -10,7 +10,7 @@ from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject
 from zvonar.container import Container
 from zvonar.core.bus import RecordingBus
 from zvonar.directory.models import TrunkAuth
-from zvonar.directory.schemas import EmployeeIn, NumberIn, TrunkIn
+from zvonar.directory.schemas import EmployeeIn, NumberIn, NumberPatch, TrunkIn
 from zvonar.outbound.tollfraud import TollFraudGuard
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.invite_auth import TrunkSources
@@ -91,6 +91,39 @@ async def test_external_number_goes_out_with_the_callee_region_caller_id(
     plan = await resolver(dial(alpha, "+74957654321", "c2"))
     assert isinstance(plan, Plan)
     assert plan.waves[0].targets[0].from_user == "+74951234567"
+
+
+async def test_every_reachable_trunk_is_a_wave_best_first(container: Container) -> None:
+    """A second carrier: the call fails over to it when the first fails (Plan.fail_over);
+    the Novosibirsk number the first trunk hosts goes out there, the second trunk shows its
+    own number (carriers present only the numbers they host)."""
+    alpha, resolver, _ = await _setup(container)
+    (first,) = (await container.directory.list_trunks(alpha.principal)).items
+    numbers = (await container.directory.list_numbers(alpha.principal)).items
+    number = next(n for n in numbers if n.e164 == NSK_NUMBER)
+    await container.directory.update_number(
+        alpha.principal, number.id, NumberPatch(trunk_id=first.id)
+    )
+    await container.directory.create_trunk(
+        alpha.principal,
+        TrunkIn(
+            name="spare",
+            host="127.0.0.1",
+            port=5092,
+            auth_mode=TrunkAuth.ip,
+            allowed_sources=["127.0.0.3/32"],
+            caller_id="+78001234567",
+        ),
+    )
+    plan = await resolver(dial(alpha, "8 (383) 123-45-67"))
+    assert isinstance(plan, Plan)
+    targets = [(w.targets[0].uri, w.targets[0].from_user) for w in plan.waves]
+    assert targets == [
+        ("sip:+73831234567@127.0.0.1:5090", NSK_NUMBER),
+        ("sip:+73831234567@127.0.0.1:5092", "+78001234567"),
+    ]
+    assert plan.fail_over is not None and {408, 503} <= plan.fail_over
+    assert 486 not in plan.fail_over and 404 not in plan.fail_over
 
 
 async def test_international_is_refused_with_the_reason(container: Container) -> None:

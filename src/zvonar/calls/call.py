@@ -258,6 +258,8 @@ class Call:
             fork = self._fork_by_key(item.key)
             if fork is not None and item.request.method == "INVITE":
                 reason = LegEndReason.no_answer if item.status == 408 else LegEndReason.failed
+                why = "Request Timeout" if item.status == 408 else "Service Unavailable"
+                fork.final = (item.status, why)
                 await fork_over(self, fork, reason)
         elif isinstance(item, CancelRequested):
             await self._caller_cancelled(item)
@@ -328,6 +330,7 @@ class Call:
                 return  # sent again with the carrier's credentials: still ringing
             if resp.status < 400 and await redirect.follow(self, fork, resp):
                 return  # its Contact rings instead (a phone's own call forwarding)
+            fork.final = (resp.status, resp.reason)
             await fork_over(self, fork, end_reason_for_status(resp.status))
 
     async def _ringing(self, fork: CalleeLeg, body: bytes) -> None:

@@ -9,7 +9,14 @@ from collections.abc import Iterable
 
 from zvonar.calls.events import Disposition, LegEndReason
 
-__all__ = ["ForkState", "WaveTracker", "disposition_for", "end_reason_for_status"]
+__all__ = [
+    "ForkState",
+    "WaveTracker",
+    "best_final",
+    "disposition_for",
+    "end_reason_for_status",
+    "relayable",
+]
 
 
 class ForkState(enum.Enum):
@@ -100,3 +107,23 @@ def disposition_for(reasons: Iterable[LegEndReason]) -> Disposition:
     if any(r in (LegEndReason.busy, LegEndReason.rejected) for r in seen):
         return Disposition.busy
     return Disposition.failed
+
+
+def best_final(responses: list[tuple[int, str] | None]) -> tuple[int, str] | None:
+    """A 6xx if any, else the lowest class, first come first (RFC 3261 §16.7 step 6)."""
+    finals = [r for r in responses if r is not None and r[0] >= 400]
+    if not finals:
+        return None
+    return min(finals, key=lambda r: (r[0] < 600, r[0] // 100))
+
+
+def relayable(response: tuple[int, str]) -> tuple[int, str]:
+    """The far end's failure as we pass it on: a challenge we could not answer is a refusal
+    (else the phone would send *us* credentials for the carrier's realm), and a 503 a 500
+    (RFC 3261 §16.7: the phone must not take the PBX itself for overloaded)."""
+    status, reason = response
+    if status in (401, 407):
+        return 403, f"Forbidden (the carrier answered {status})"
+    if status == 503:
+        return 500, f"Server Internal Error (the carrier answered 503 {reason})"[:120]
+    return status, reason

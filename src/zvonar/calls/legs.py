@@ -91,3 +91,4 @@ class CalleeLeg:
     auth_flow: AuthFlow | None = field(default=None, repr=False)  # once challenged
     early: bytes | None = None  # the SDP of its first 18x that carried one (early.py)
     rang: bool = False  # CallRinging went out (at its first 18x, else at its answer)
+    final: tuple[int, str] | None = None  # its final non-2xx response (status, reason)

@@ -173,6 +173,11 @@ class Plan:
     dialed: str | None = None
     tracking: dict[str, str] = field(default_factory=dict)
     scheme_path: tuple[str, ...] = ()  # the routing steps taken, for the journal
+    # The final responses of a failed wave that move on to the next wave (an outbound call:
+    # the carrier failed, try the next trunk); any other ends the call with that response
+    # relayed to the caller (busy, no such number). None: every failed wave moves on (an
+    # inbound scheme: the caller never hears how a target failed).
+    fail_over: frozenset[int] | None = None
     # A live route (the scheme walked step by step as outcomes arrive): when set, the call
     # asks it for every next step and ``waves``/``final`` are not used.
     route: Route | None = None

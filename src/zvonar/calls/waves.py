@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from zvonar.calls import early
 from zvonar.calls.events import CallRinging, LegEndReason
 from zvonar.calls.events import LegEnded as LegEndedEvent
-from zvonar.calls.fork import WaveTracker
+from zvonar.calls.fork import WaveTracker, best_final, relayable
 from zvonar.calls.legs import CalleeLeg, LegState
-from zvonar.calls.plan import RingTarget, Wave
+from zvonar.calls.plan import Plan, Reject, RingTarget, Wave
 from zvonar.calls.sdp_bridge import new_offer_answer
 from zvonar.calls.signalling import invite_request
 from zvonar.calls.teardown import give_up, release, stop_fork, tried
@@ -43,12 +43,25 @@ async def next_wave(call: Call) -> None:
         return
     plan = call.plan
     while plan is not None and not call.done:
+        if plan.fail_over is not None and call.wave >= 0 and not _fails_over(call, plan):
+            await give_up(call)  # with the far end's answer (an outbound call's busy)
+            return
         if call.wave + 1 >= len(plan.waves):
             await give_up(call)
             return
         await ring_wave(call, plan.waves[call.wave + 1])
         if not call.tracker.over:
             return
+
+
+def _fails_over(call: Call, plan: Plan) -> bool:
+    """Whether the wave that just failed lets the next one ring (``Plan.fail_over``); the
+    caller's final answer is then the wave's best response (RFC 3261 §16.7 step 6)."""
+    best = best_final([f.final for f in call.forks.values() if f.wave == call.wave and f.final])
+    if best is None:  # nobody answered in time: the plan's own final answer
+        return False
+    call.final = Reject(*relayable(best), account_id=plan.account_id)
+    return plan.fail_over is not None and best[0] in plan.fail_over
 
 
 async def ring_wave(call: Call, wave: Wave) -> None:

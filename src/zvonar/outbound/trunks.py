@@ -2,7 +2,8 @@
 
 Carriers usually let a trunk present only the numbers they host, so the trunk that carries the
 chosen caller-ID number wins; then the trunk whose E.164 prefix matches the callee longest
-(a cheap route to one country); then the lowest ``priority``.
+(a cheap route to one country); then the lowest ``priority``. The rest follow in the same
+order: an outbound call fails over to them when a carrier fails (pbx/outbound_resolver.py).
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ def _match(trunk: TrunkOption, callee: str) -> int:
     return best
 
 
-def select_trunk(
+def rank_trunks(
     callee_e164: str, trunks: Sequence[TrunkOption], *, caller_id: str | None = None
-) -> TrunkOption:
-    """The trunk to place the call on; :class:`NoTrunk` when none can."""
+) -> list[TrunkOption]:
+    """Every trunk that can place the call, best first (the order an outbound call fails
+    over in when a carrier fails); :class:`NoTrunk` when none can."""
     usable = [(t, _match(t, callee_e164)) for t in trunks if t.active]
     usable = [(t, m) for t, m in usable if m >= 0]
     if not usable:
@@ -52,4 +54,11 @@ def select_trunk(
             tm[0].name,
         )
     )
-    return usable[0][0]
+    return [t for t, _ in usable]
+
+
+def select_trunk(
+    callee_e164: str, trunks: Sequence[TrunkOption], *, caller_id: str | None = None
+) -> TrunkOption:
+    """The trunk to place the call on; :class:`NoTrunk` when none can."""
+    return rank_trunks(callee_e164, trunks, caller_id=caller_id)[0]

@@ -8,9 +8,13 @@ The PBX resolver hands every call whose ``InboundCall.auth`` names an account he
       emergency → straight to a trunk: never refused, never counted
       external  → TollFraudGuard.admit (Deny → 403 with the reason in the phrase)
                 → select_caller_id (callee region / the number the client last called us on
-                  (journal) / the contact's city) → select_trunk
-                → Plan: one wave, sip:<e164>@<trunk host>:<port> over a flow to the trunk,
-                  direction outbound, From/P-Asserted-Identity = the chosen caller ID
+                  (journal) / the contact's city) → rank_trunks
+                → Plan: a wave per trunk (best first, at most MAX_TRUNKS), each
+                  sip:<e164>@<trunk host>:<port> over a flow to that trunk, direction
+                  outbound, From/P-Asserted-Identity = the chosen caller ID (a trunk that does
+                  not host it shows its own); the next trunk rings only when the carrier
+                  failed (CARRIER_FAILURES: 408, 5xx, refused credentials), else the caller
+                  gets the carrier's answer (486 busy, 404) as it came
 
 The guard's slot is released on the call's CallEnded (``attach(bus)``), or at once when the
 call cannot be placed after admission. A trunk's host may be a name: with a ``dns``
@@ -42,7 +46,7 @@ from zvonar.outbound.callerid import OwnNumber, select_caller_id
 from zvonar.outbound.dialplan import DialKind, DialTarget, normalize_dialed
 from zvonar.outbound.errors import InvalidDialString, NoTrunk
 from zvonar.outbound.tollfraud import Deny, TollFraudGuard
-from zvonar.outbound.trunks import TrunkOption, select_trunk
+from zvonar.outbound.trunks import TrunkOption, rank_trunks
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.dns import HostResolver, is_ip, named_flow
 from zvonar.pbx.snapshot import trunk_credentials
@@ -54,6 +58,11 @@ __all__ = ["OUTBOUND_RING_SECONDS", "Internal", "OutboundCalls"]
 log = logging.getLogger(__name__)
 
 OUTBOUND_RING_SECONDS = 90.0
+MAX_TRUNKS = 3  # carriers an outbound call fails over to, at most
+# A carrier's final responses that are its own failure, not the callee's: the next trunk is
+# tried (no answer at all, an overloaded or broken carrier, credentials or a quota refused).
+# Busy, "no such number", declined and the like end the call: they would be the same there.
+CARRIER_FAILURES = frozenset({401, 403, 407, 408, 500, 502, 503, 504})
 LAST_CALLED_SCAN = 20  # recent inbound calls looked at for "the number they called last"
 Internal = Callable[[InboundCall, uuid.UUID, str], Awaitable[Plan | Reject]]
 
@@ -167,26 +176,33 @@ class OutboundCalls:
                 callee, ours, last_called=last, contact_city=hit.city if hit else None
             )
             caller_id = choice.e164
-        trunk, flow = await self._reachable(callee, options, by_id, caller_id)
-        caller_id = caller_id or trunk.caller_id
-        # The Request-URI keeps the trunk's name (RFC 3263 §4: resolved only for sending).
-        host = trunk.host.strip("[]")
-        host = f"[{host}]" if ":" in host else host
-        ring = RingTarget(
-            f"sip:{callee}@{host}:{flow.port}",
-            flow,
-            Target(TargetKind.external, callee),
-            label="out",
-            from_user=caller_id,
-            auth=trunk_credentials(trunk, self.db.sealer),
-        )
-        log.info("call %s: %s via %s as %s", call.call_id, callee, trunk.name, caller_id)
+        owner = {n.e164: n.trunk_id for n in numbers}
+        waves = []
+        for trunk, flow in await self._reachable(callee, options, by_id, caller_id):
+            # A carrier presents only the numbers it hosts: a chosen caller ID that another
+            # trunk hosts goes out as this trunk's own number here (a failover trunk).
+            elsewhere = caller_id is not None and owner.get(caller_id) not in (None, trunk.id)
+            shown = (trunk.caller_id if elsewhere else None) or caller_id or trunk.caller_id
+            # The Request-URI keeps the trunk's name (RFC 3263 §4: resolved only for sending).
+            host = trunk.host.strip("[]")
+            host = f"[{host}]" if ":" in host else host
+            ring = RingTarget(
+                f"sip:{callee}@{host}:{flow.port}",
+                flow,
+                Target(TargetKind.external, callee),
+                label="out",
+                from_user=shown,
+                auth=trunk_credentials(trunk, self.db.sealer),
+            )
+            waves.append(Wave((ring,), OUTBOUND_RING_SECONDS))
+            log.info("call %s: %s via %s as %s", call.call_id, callee, trunk.name, shown)
         return Plan(
             account_id=account.id,
-            waves=(Wave((ring,), OUTBOUND_RING_SECONDS),),
+            waves=tuple(waves),
             final=Reject(480, "Temporarily Unavailable", account_id=account.id),
             direction=Direction.outbound,
             record=account.recording_enabled,
+            fail_over=CARRIER_FAILURES,
         )
 
     async def _reachable(
@@ -195,18 +211,24 @@ class OutboundCalls:
         options: list[TrunkOption],
         by_id: dict[uuid.UUID, Trunk],
         caller_id: str | None,
-    ) -> tuple[Trunk, Flow]:
-        """The best trunk whose host resolves, and the flow to it; NoTrunk when none does."""
-        while True:
-            choice = select_trunk(callee, options, caller_id=caller_id)  # NoTrunk when empty
+    ) -> list[tuple[Trunk, Flow]]:
+        """The trunks whose hosts resolve, best first, with the flows to them (at most
+        MAX_TRUNKS); NoTrunk when none does."""
+        found: list[tuple[Trunk, Flow]] = []
+        for choice in rank_trunks(callee, options, caller_id=caller_id):  # NoTrunk if empty
             trunk = by_id[choice.id]
             flow = _trunk_flow(trunk, self.dns is not None)
             if flow is not None and self.dns is not None:
                 flow = await self.dns.flow(flow)
-            if flow is not None:
-                return trunk, flow
-            log.warning("trunk %s: %s does not resolve, trying the next", trunk.name, trunk.host)
-            options = [o for o in options if o.id != choice.id]
+            if flow is None:
+                log.warning("trunk %s: %s does not resolve, passed over", trunk.name, trunk.host)
+                continue
+            found.append((trunk, flow))
+            if len(found) == MAX_TRUNKS:
+                break
+        if not found:
+            raise NoTrunk(f"no trunk that can dial {callee} is reachable")
+        return found
 
     async def _last_called(self, account: Account, callee: str, ours: set[str]) -> str | None:
         """The number of ours the callee called last (the journal stores what the carrier

@@ -4,8 +4,8 @@ NOT the product's call logic — `zvonar.calls` (the B2BUA) replaces it. It does
 signalling for the real-peer tests (SIPp, baresip) and the benchmark:
 
 - INVITE to user "answer" is answered 200 with the caller's SDP echoed back (our address
-  in c=/o=); "busy" gets 486; "ring" gets 180 and waits for a CANCEL (→ 487); "early" the
-  same with a 183 carrying that echoed SDP (early media, RFC 3960);
+  in c=/o=); "busy" gets 486; "overloaded" 503; "ring" gets 180 and waits for a CANCEL
+  (→ 487); "early" the same with a 183 carrying that echoed SDP (early media, RFC 3960);
 - a call to a registered user is relayed as a new INVITE (a new dialog) to its binding's
   flow — a signalling-only back-to-back user agent: the SDP passes through unchanged,
   provisional and final responses, CANCEL and BYE are bridged between the two dialogs;
@@ -165,6 +165,8 @@ class EchoPbx:
             self._answer(leg, 200, now, leg.local_sdp)
         elif user == "busy":
             self._reply(inc, 486, now, tag=leg.local_tag)
+        elif user == "overloaded":  # a carrier that cannot take the call
+            self._reply(inc, 503, now, tag=leg.local_tag)
         elif user in ("ring", "early"):
             leg.kind = "ring"
             self._add(leg)

@@ -1,0 +1,136 @@
+"""End to end: an outbound call fails over between carriers, and a callee's refusal reaches
+the employee as it came.
+
+Employee 101 (SIPp, digest) dials 8 383 123-45-67. The account has two trunks, each a SIPp
+carrier on loopback, "a-main" ranked first:
+
+* a-main answers ``503 Service Unavailable`` (an overloaded carrier): the call goes out on
+  b-spare at once, which answers; 101 talks and hangs up. The journal shows both attempts.
+  Before, the one selected trunk's failure was the call's end (480).
+* a-main answers ``486 Busy Here``: the callee is busy whatever the carrier, so 101 gets the
+  486 itself (its phone plays busy; before: 480 "Temporarily Unavailable") and b-spare is
+  never tried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import sippkit
+from tests.e2e.test_early_media import _cmd
+from tests.e2e.test_early_media import app as app  # the fixture
+from tests.e2e.test_outbound_transfer import CALLER_XML
+from tests.pbx.conftest import PASSWORD, seed_account
+from tests.sip.peers.harness import SIPP, finish_sipp, free_port, run_sipp, start_sipp, wait_bound
+from zvonar.accounts.access import Principal
+from zvonar.calls.events import Direction, Disposition, LegEndReason
+from zvonar.container import Container
+from zvonar.directory.models import TrunkAuth
+from zvonar.directory.schemas import TrunkIn
+from zvonar.journal.service import CallFilter
+from zvonar.pbx.config import PbxConfig
+from zvonar.pbx.runtime import start_pbx
+
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
+]
+
+
+def caller_refused(status: str) -> str:
+    """101 dials out and gets ``status`` (ACKed), instead of an answer."""
+    xml = CALLER_XML.replace("SDP_HERE", sippkit._SDP)
+    head, _, _ = xml.partition('<recv response="200" rtd="true"/>')
+    return f"""{head}<recv response="{status}"/>
+  <send><![CDATA[
+
+      ACK sip:83831234567@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+</scenario>
+"""
+
+
+async def _dial_out(
+    app: Container, tmp_path: Path, first: str, *, spare_answers: bool, caller_xml: str
+) -> tuple[list[tuple[str, bool]], Principal]:
+    """101 dials out; a-main runs ``first``, b-spare answers (or is not even running): the
+    SIPp runs' outcomes by name, and who reads the account's journal."""
+    alpha = await seed_account(app, "alpha")
+    ports = {"a-main": free_port(), "b-spare": free_port()}
+    for name, port in ports.items():
+        await app.directory.create_trunk(
+            alpha.principal,
+            TrunkIn(
+                name=name,
+                host="127.0.0.1",
+                port=port,
+                auth_mode=TrunkAuth.ip,
+                allowed_sources=["192.0.2.1"],  # calls from them are not tested here
+            ),
+        )
+    pbx_port = free_port()
+    config = PbxConfig(sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",))
+    rt = await start_pbx(app, config)
+    remote = f"127.0.0.1:{pbx_port}"
+    carriers = []
+    try:
+        scenarios = {"a-main": first}
+        if spare_answers:
+            scenarios["b-spare"] = sippkit.uas_answer()
+        for name, xml in scenarios.items():
+            (tmp_path / f"{name}.xml").write_text(xml)
+            cmd = _cmd(tmp_path, "", name, ports[name])
+            carriers.append((name, cmd, await start_sipp(cmd, workdir=tmp_path)))
+            await wait_bound(ports[name])
+        (tmp_path / "caller.xml").write_text(caller_xml)
+        auth = ("-au", "101", "-ap", PASSWORD, "-auth_uri", f"83831234567@{remote}")
+        caller = await run_sipp(
+            _cmd(tmp_path, remote, "caller", free_port(), *auth), workdir=tmp_path, name="caller"
+        )
+        runs = [("caller", caller.stats.successful == 1)]
+        for name, cmd, proc in carriers:
+            done = await finish_sipp(proc, cmd, workdir=tmp_path, name=name, wait=15)
+            runs.append((name, done.stats.successful == 1))
+        await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
+    finally:
+        await rt.stop()
+    return runs, alpha.principal
+
+
+async def test_a_failing_carrier_hands_the_call_to_the_spare_trunk(
+    app: Container, tmp_path: Path
+) -> None:
+    caller_xml = CALLER_XML.replace("SDP_HERE", sippkit._SDP)
+    first = sippkit.uas_refuses("503 Service Unavailable")
+    runs, p = await _dial_out(app, tmp_path, first, spare_answers=True, caller_xml=caller_xml)
+    assert runs == [("caller", True), ("a-main", True), ("b-spare", True)], runs
+    (call,) = (await app.journal.list_calls(p, CallFilter())).items
+    assert call.direction is Direction.outbound and call.disposition is Disposition.answered
+    legs = (await app.journal.get_call(p, call.id)).legs
+    assert [(leg.end_reason, leg.answered_at is not None) for leg in legs] == [
+        (LegEndReason.failed, False),  # a-main's 503
+        (LegEndReason.completed, True),  # b-spare
+    ], legs
+
+
+async def test_a_busy_callee_is_busy_for_the_employee(app: Container, tmp_path: Path) -> None:
+    first = sippkit.uas_busy()
+    runs, p = await _dial_out(
+        app, tmp_path, first, spare_answers=False, caller_xml=caller_refused("486")
+    )
+    assert runs == [("caller", True), ("a-main", True)], runs  # 486 reached 101
+    (call,) = (await app.journal.list_calls(p, CallFilter())).items
+    assert call.disposition is Disposition.busy
+    legs = (await app.journal.get_call(p, call.id)).legs
+    assert [leg.end_reason for leg in legs] == [LegEndReason.busy]  # b-spare never tried
