@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from zvonar.calls.events import Disposition, LegEndReason
-from zvonar.calls.fork import WaveTracker, disposition_for, end_reason_for_status
+from zvonar.calls.fork import (
+    WaveTracker,
+    best_final,
+    disposition_for,
+    end_reason_for_status,
+    relayable,
+)
 from zvonar.calls.plan import Reject, RingTarget, Wave
 from zvonar.sip.ua import Flow
 
@@ -73,3 +79,25 @@ def test_plan_values_are_checked() -> None:
         Wave((target,), 0)
     with pytest.raises(ValueError, match="4xx-6xx"):
         Reject(200)
+
+
+@pytest.mark.parametrize(
+    ("responses", "best"),
+    [
+        ([(480, "Unavailable"), (486, "Busy Here")], (486, "Busy Here")),  # busy first
+        ([(404, "Not Found"), (503, "Unavailable")], (404, "Not Found")),  # the lowest class
+        ([(486, "Busy Here"), (603, "Decline")], (603, "Decline")),  # a 6xx wins
+        ([(408, "Timeout"), (480, "Unavailable")], (408, "Timeout")),  # first come first
+        ([None, (302, "Moved")], None),  # nothing final to relay
+    ],
+)
+def test_the_best_final_response_of_a_wave(
+    responses: list[tuple[int, str] | None], best: tuple[int, str] | None
+) -> None:
+    assert best_final(responses) == best
+
+
+def test_what_we_relay_of_a_carriers_failure() -> None:
+    assert relayable((486, "Busy Here")) == (486, "Busy Here")
+    assert relayable((407, "Proxy Authentication Required"))[0] == 403
+    assert relayable((503, "Service Unavailable"))[0] == 500

@@ -10,6 +10,7 @@ carrier on loopback, "a-main" ranked first:
 * a-main answers ``486 Busy Here``: the callee is busy whatever the carrier, so 101 gets the
   486 itself (its phone plays busy; before: 480 "Temporarily Unavailable") and b-spare is
   never tried.
+* 101 calls colleague 102, whose phone answers 486 (on another call): 101 hears busy too.
 """
 
 from __future__ import annotations
@@ -24,12 +25,20 @@ from tests.e2e.test_early_media import _cmd
 from tests.e2e.test_early_media import app as app  # the fixture
 from tests.e2e.test_outbound_transfer import CALLER_XML
 from tests.pbx.conftest import PASSWORD, seed_account
-from tests.sip.peers.harness import SIPP, finish_sipp, free_port, run_sipp, start_sipp, wait_bound
+from tests.sip.peers.harness import (
+    SIPP,
+    finish_sipp,
+    free_port,
+    register_scenario,
+    run_sipp,
+    start_sipp,
+    wait_bound,
+)
 from zvonar.accounts.access import Principal
 from zvonar.calls.events import Direction, Disposition, LegEndReason
 from zvonar.container import Container
 from zvonar.directory.models import TrunkAuth
-from zvonar.directory.schemas import TrunkIn
+from zvonar.directory.schemas import EmployeeIn, TrunkIn
 from zvonar.journal.service import CallFilter
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import start_pbx
@@ -40,14 +49,14 @@ pytestmark = [
 ]
 
 
-def caller_refused(status: str) -> str:
-    """101 dials out and gets ``status`` (ACKed), instead of an answer."""
-    xml = CALLER_XML.replace("SDP_HERE", sippkit._SDP)
+def caller_refused(status: str, dialed: str = "83831234567") -> str:
+    """101 dials ``dialed`` and gets ``status`` (ACKed), instead of an answer."""
+    xml = CALLER_XML.replace("SDP_HERE", sippkit._SDP).replace("83831234567", dialed)
     head, _, _ = xml.partition('<recv response="200" rtd="true"/>')
     return f"""{head}<recv response="{status}"/>
   <send><![CDATA[
 
-      ACK sip:83831234567@[remote_ip]:[remote_port] SIP/2.0
+      ACK sip:{dialed}@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
       [last_From:]
       [last_To:]
@@ -134,3 +143,39 @@ async def test_a_busy_callee_is_busy_for_the_employee(app: Container, tmp_path: 
     assert call.disposition is Disposition.busy
     legs = (await app.journal.get_call(p, call.id)).legs
     assert [leg.end_reason for leg in legs] == [LegEndReason.busy]  # b-spare never tried
+
+
+async def test_a_busy_colleague_is_busy_for_the_employee(app: Container, tmp_path: Path) -> None:
+    alpha = await seed_account(app, "alpha")
+    await app.directory.create_employee(
+        alpha.principal, EmployeeIn(name="Boris", extension="102", sip_password=PASSWORD)
+    )
+    pbx_port, phone_port = free_port(), free_port()
+    config = PbxConfig(sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",))
+    rt = await start_pbx(app, config)
+    remote = f"127.0.0.1:{pbx_port}"
+    try:
+        (tmp_path / "register.xml").write_text(register_scenario("102", alpha.realm))
+        reg = await run_sipp(
+            _cmd(tmp_path, remote, "register", phone_port, "-au", "102", "-ap", PASSWORD,
+                 "-auth_uri", alpha.realm),
+            workdir=tmp_path, name="register",
+        )  # fmt: skip
+        assert reg.stats.successful == 1, reg.describe()
+        (tmp_path / "b102.xml").write_text(sippkit.uas_busy())
+        b_cmd = _cmd(tmp_path, "", "b102", phone_port)
+        boris = await start_sipp(b_cmd, workdir=tmp_path)
+        await wait_bound(phone_port)
+        (tmp_path / "caller.xml").write_text(caller_refused("486", "102"))
+        auth = ("-au", "101", "-ap", PASSWORD, "-auth_uri", f"102@{remote}")
+        caller = await run_sipp(
+            _cmd(tmp_path, remote, "caller", free_port(), *auth), workdir=tmp_path, name="caller"
+        )
+        busy = await finish_sipp(boris, b_cmd, workdir=tmp_path, name="b102", wait=10)
+        assert caller.stats.successful == 1, caller.describe()  # 486, not 480
+        assert busy.stats.successful == 1, busy.describe()
+        await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
+    finally:
+        await rt.stop()
+    (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
+    assert call.direction is Direction.internal and call.disposition is Disposition.busy

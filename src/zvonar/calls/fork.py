@@ -110,11 +110,13 @@ def disposition_for(reasons: Iterable[LegEndReason]) -> Disposition:
 
 
 def best_final(responses: list[tuple[int, str] | None]) -> tuple[int, str] | None:
-    """A 6xx if any, else the lowest class, first come first (RFC 3261 §16.7 step 6)."""
+    """A 6xx if any, else the lowest class (RFC 3261 §16.7 step 6), a busy device before
+    the others of its class (a colleague on another call is busy, not unavailable), else
+    first come first."""
     finals = [r for r in responses if r is not None and r[0] >= 400]
     if not finals:
         return None
-    return min(finals, key=lambda r: (r[0] < 600, r[0] // 100))
+    return min(finals, key=lambda r: (r[0] < 600, r[0] // 100, r[0] != 486))
 
 
 def relayable(response: tuple[int, str]) -> tuple[int, str]:

@@ -199,6 +199,7 @@ class PbxResolver:
             waves=waves,
             final=Reject(480, "Temporarily Unavailable", account_id=account_id),
             direction=Direction.internal,
+            fail_over=frozenset(),  # a busy colleague is busy for the employee who called
         )
 
     def _employee_targets(self, person: _Person, realm: str) -> tuple[RingTarget, ...]:
