@@ -22,11 +22,11 @@ import pytest_asyncio
 
 from tests.e2e import sippkit
 from tests.e2e.appkit import sqlite_container
-from tests.e2e.schemes_kit import Caller, Device, Phone, Result, Rig, exts
-from tests.sip.peers.harness import SIPP, free_port
+from tests.e2e.schemes_kit import Caller, Device, Phone, Result, Rig, carrier_talk, exts, sipp_cmd
+from tests.sip.peers.harness import SIPP, finish_sipp, free_port, start_sipp, wait_bound
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
-from zvonar.calls.events import Disposition, HangupSide, LegEndReason
+from zvonar.calls.events import CallAnswered, Disposition, HangupSide, LegEndReason
 from zvonar.contacts.schemas import ContactIn
 from zvonar.directory.models import GroupStrategy
 from zvonar.directory.schemas import EmployeeIn, GroupIn, MemberIn, NumberIn
@@ -289,6 +289,34 @@ async def test_in_turn_rings_members_one_after_another(rig: Rig, env: Env) -> No
         ("102", LegEndReason.busy),
         ("103", LegEndReason.completed),
     ]
+
+
+async def test_in_turn_passes_over_a_member_on_a_call(rig: Rig, env: Env) -> None:
+    """101 is talking (a first call it answered): the next call's in-turn ring starts with
+    102 instead of ringing 101 into its conversation for a member timeout (pbx/talking.py)."""
+    workdir = rig.workdir
+    (workdir / "busy101.xml").write_text(sippkit.uas_answer())
+    phone_cmd = sipp_cmd("", workdir / "busy101.xml", port=rig.devices["101"].port,
+                         workdir=workdir, name="busy101")  # fmt: skip
+    phone = await start_sipp(phone_cmd, workdir=workdir)
+    await wait_bound(rig.devices["101"].port)
+    first_xml = workdir / "first.xml"
+    first_xml.write_text(carrier_talk(env.numbers["turn"], "+79160000009", talk_ms=4000))
+    first_cmd = sipp_cmd(rig.remote, first_xml, port=free_port(), workdir=workdir, name="first")
+    mark = len(rig.bus.events)
+    first = await start_sipp(first_cmd, workdir=workdir)
+    try:
+        for _ in range(100):  # 101 answers the first call
+            if any(isinstance(e, CallAnswered) for e in rig.bus.events[mark:]):
+                break
+            await asyncio.sleep(0.05)
+        second = await rig.call(env.numbers["turn"], {"102": Phone.answer})
+    finally:
+        done = await finish_sipp(first, first_cmd, workdir=workdir, name="first", wait=15)
+        await finish_sipp(phone, phone_cmd, workdir=workdir, name="busy101", wait=15)
+    assert done.stats.successful == 1, done.describe()
+    _answered(second, "102")
+    assert second.order == ["102"]  # 101 was never rung
 
 
 async def test_round_robin_remembers_across_calls(rig: Rig, env: Env) -> None:

@@ -57,6 +57,7 @@ from zvonar.pbx.dns import named_flow
 from zvonar.pbx.features import feature_call
 from zvonar.pbx.route import QueueSessions, RouteSetup, SchemeRoute
 from zvonar.pbx.snapshot import NumberInfo, Person, RoutingSnapshot, TrunkInfo
+from zvonar.pbx.talking import Talking
 from zvonar.routing.engine import (
     CallContext,
     Dial,
@@ -125,8 +126,10 @@ class PbxResolver:
         prompts_dir: Callable[[uuid.UUID], Path] | None = None,
         queues: QueueSessions | None = None,
         snapshot: RoutingSnapshot | None = None,
+        talking: Talking | None = None,
     ) -> None:
         self.prompts_dir = prompts_dir
+        self.talking = talking  # who is on a call: busy for the strategies (pbx/talking.py)
         self.queues = queues  # the ACD runtime (queue steps); None: queue steps are skipped
         self.db = db
         self.credentials = credentials
@@ -266,7 +269,12 @@ class PbxResolver:
             history = await self.snapshot.history(account.id, _midnight(now, account.time_zone))
         realm = self.credentials.realm_of(account.id) or ""
         staff = snap.staff
-        presence = _Presence(staff, history, self.bindings, realm)
+        talking = self.talking
+
+        def busy(person: _Person) -> bool:
+            return talking is not None and talking.busy(account.id, person.id, person.extension)
+
+        presence = _Presence(staff, history, self.bindings, realm, busy)
         caller_e164 = self._e164(call.caller, account.country)
         known, tags = await self._caller(caller_e164, account.id)
         ctx = CallContext(
@@ -431,8 +439,10 @@ class _Presence(Mapping[str, MemberState]):
         history: Mapping[uuid.UUID, MemberState],
         bindings: Bindings,
         realm: str,
+        busy: Callable[[_Person], bool] = lambda _p: False,
     ) -> None:
         self._staff, self._history, self._bindings, self._realm = staff, history, bindings, realm
+        self._busy = busy
         self._seen: dict[str, MemberState] = {}
 
     def __getitem__(self, key: str) -> MemberState:
@@ -443,10 +453,11 @@ class _Presence(Mapping[str, MemberState]):
             if person is None:
                 raise KeyError(key)
             live = self._bindings(f"sip:{person.sip_username}@{self._realm}")
+            presence = Presence.available if live else Presence.unregistered
+            if live and self._busy(person):
+                presence = Presence.busy  # on a call: a strategy rings someone free first
             state = self._seen[key] = replace(
-                self._history.get(person.id, _NO_HISTORY),
-                key=key,
-                presence=Presence.available if live else Presence.unregistered,
+                self._history.get(person.id, _NO_HISTORY), key=key, presence=presence
             )
         return state
 

@@ -47,6 +47,7 @@ from zvonar.pbx.outbound_resolver import OutboundCalls
 from zvonar.pbx.queues import attach_queues, queue_callback_dialer, queue_runtime
 from zvonar.pbx.resolver import PbxResolver
 from zvonar.pbx.snapshot import RoutingSnapshot
+from zvonar.pbx.talking import Talking
 from zvonar.pbx.trunk_registration import TrunkRegistrations
 from zvonar.sip.io.runner import SipRunner
 from zvonar.sip.location import Binding, LocationService
@@ -181,6 +182,8 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
     def route_secret(account_id: uuid.UUID) -> str:
         return derive_secret(master, f"http-route:{account_id}").hex()
 
+    talking = Talking()  # who is on a call: the ring strategies pass them over
+    detach.append(talking.attach(container.bus))
     resolver = PbxResolver(
         container.db,
         credentials,
@@ -193,6 +196,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         prompts_dir=container.prompts.account_dir,
         queues=acd,
         snapshot=snapshot,
+        talking=talking,
     )
     overload = OverloadGuard(max_calls=config.max_calls, max_lag=config.max_loop_lag)
     lag = LagMonitor(overload)

@@ -1,0 +1,87 @@
+"""Who is on a call (pbx/talking.py), from the neutral call events; and the ring strategies
+passing over an employee who talks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from tests.pbx.test_resolver import PHONE, _resolver, call
+from tests.support.routes import unroll
+from zvonar.calls.events import (
+    CallAnswered,
+    CallEnded,
+    CallStarted,
+    Direction,
+    Disposition,
+    HangupSide,
+    LegEnded,
+    LegEndReason,
+)
+from zvonar.container import Container
+from zvonar.pbx.talking import Talking
+
+from .conftest import seed_account
+
+ACCOUNT, ANNA, BORIS = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+AT = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
+
+
+def _answered(call_id: str, leg: str, by: uuid.UUID) -> CallAnswered:
+    return CallAnswered(account_id=ACCOUNT, call_id=call_id, leg_id=leg, at=AT, by=by)
+
+
+def _ended(call_id: str) -> CallEnded:
+    return CallEnded(
+        account_id=ACCOUNT,
+        call_id=call_id,
+        disposition=Disposition.answered,
+        ended_at=AT,
+        hangup=HangupSide.caller,
+    )
+
+
+def test_an_employee_talks_from_the_answer_to_the_end_of_the_leg_or_call() -> None:
+    t = Talking()
+    t.apply(_answered("c1", "c1.w0t0", ANNA))
+    assert t.busy(ACCOUNT, ANNA, "101") and not t.busy(ACCOUNT, BORIS, "102")
+    t.apply(_answered("c2", "c2.w0t0", ANNA))  # a second call (call waiting)
+    over = LegEndReason.completed
+    t.apply(LegEnded(account_id=ACCOUNT, call_id="c1", leg_id="c1.w0t0", reason=over, at=AT))
+    assert t.busy(ACCOUNT, ANNA, "101")  # still on c2
+    t.apply(_ended("c2"))
+    assert not t.busy(ACCOUNT, ANNA, "101")
+
+
+def test_the_employee_who_dialled_talks_until_the_call_ends() -> None:
+    t = Talking()
+    started = CallStarted(
+        account_id=ACCOUNT, call_id="o1", direction=Direction.outbound, caller="102",
+        dialed="+73831234567", started_at=AT,
+    )  # fmt: skip
+    t.apply(started)
+    assert t.busy(ACCOUNT, BORIS, "102") and not t.busy(uuid.uuid4(), BORIS, "102")
+    t.apply(_ended("o1"))
+    assert not t.busy(ACCOUNT, BORIS, "102")
+    inbound = CallStarted(
+        account_id=ACCOUNT, call_id="i1", direction=Direction.inbound, caller="102",
+        dialed="+74951234567", started_at=AT,
+    )  # fmt: skip
+    t.apply(inbound)  # a customer whose number looks like an extension is no employee
+    assert not t.busy(ACCOUNT, BORIS, "102")
+
+
+async def test_a_ring_step_passes_over_an_employee_on_a_call(container: Container) -> None:
+    alpha = await seed_account(container, ring_seconds=10)  # the scheme: ring 101
+    resolver = await _resolver(container, [PHONE])
+    talking = resolver.talking = Talking()
+    talking.apply(
+        CallAnswered(
+            account_id=alpha.account_id, call_id="x", leg_id="x.w0t0", at=AT, by=alpha.employee_id
+        )
+    )
+    plan = await resolver(call("+74951234567"))
+    assert (await unroll(plan)).waves == ()  # 101 talks: the scheme moves on at once
+    talking.apply(_ended("x"))
+    plan = await resolver(call("+74951234567"))
+    assert len((await unroll(plan)).waves) == 1  # free again: rung
