@@ -33,7 +33,7 @@ from zvonar.calls.signalling import invite_request
 from zvonar.media.wav import encode_wav
 from zvonar.sip.io.runner import SipRunner
 from zvonar.sip.io.testserver import EchoPbx
-from zvonar.sip.message import SipRequest, make_response
+from zvonar.sip.message import SipRequest, make_response, parse_message
 from zvonar.sip.ua import DEFAULT_ALLOW, IncomingRequest, ResponseIn, UaEvent, UserAgent
 from zvonar.sip.uri import parse_uri
 
@@ -139,6 +139,12 @@ def test_outbound_invite_carries_the_chosen_caller_id() -> None:
     assert kept.from_.display_name == "Anna" and kept.header("P-Asserted-Identity") is None
     with pytest.raises(ValueError):
         invite_request(**common, from_user="evil>;x")  # type: ignore[arg-type]
+    # The line's label as the display name: the caller's own address kept, no PAI.
+    named = invite_request(**common, from_display='Курорты: "VIP"')  # type: ignore[arg-type]
+    assert named.from_.display_name == 'Курорты: "VIP"' and named.from_.tag == "t1"
+    assert named.from_.uri == parse_uri("sip:101@alpha.zvonar")
+    assert named.header("P-Asserted-Identity") is None
+    assert parse_message(named.serialize()).from_.display_name == 'Курорты: "VIP"'
 
 
 async def test_gate_challenges_and_passes_auth_to_the_resolver(

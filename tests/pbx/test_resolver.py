@@ -10,7 +10,7 @@ from zvonar.calls.events import Direction, TargetKind
 from zvonar.calls.plan import InboundCall, Plan, Reject
 from zvonar.container import Container
 from zvonar.pbx.credentials import DirectoryCredentialStore
-from zvonar.pbx.resolver import PbxResolver
+from zvonar.pbx.resolver import PbxResolver, caller_display
 from zvonar.sip.location import Binding
 from zvonar.sip.ua import Flow
 
@@ -119,3 +119,12 @@ async def test_internal_call_from_a_registered_phone_rings_the_extension(
     # The same From from an address with no registration is not trusted as internal.
     spoofed = await resolver(call("101", from_uri="sip:102@alpha.zvonar", src=6000))
     assert spoofed == Reject(404, "Not Found")
+
+
+def test_the_caller_display_names_the_line_and_the_caller() -> None:
+    assert caller_display("Resorts", "Bolts Ltd", "+79161110001") == "Resorts: Bolts Ltd"
+    assert caller_display("Resorts", None, "+79161110001") == "Resorts: +79161110001"
+    assert caller_display("Resorts", "  ", "+79161110001") == "Resorts: +79161110001"
+    assert caller_display(None, "Bolts Ltd", "+79161110001") == "Bolts Ltd"
+    assert caller_display(None, None, "+79161110001") is None  # the carrier's From as it came
+    assert len(caller_display("Курорты", "x" * 100, "") or "") == 48

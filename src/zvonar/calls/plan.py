@@ -181,6 +181,9 @@ class Plan:
     # A live route (the scheme walked step by step as outcomes arrive): when set, the call
     # asks it for every next step and ``waves``/``final`` are not used.
     route: Route | None = None
+    # The display name our INVITEs to the account's phones carry for the caller (the line's
+    # label and who calls, "Resorts: Bolts Ltd"); None keeps the caller's From as it came.
+    caller_display: str | None = None
 
 
 @dataclass(frozen=True)

@@ -59,10 +59,13 @@ def invite_request(
     """A new INVITE towards ``target`` on behalf of ``caller``'s INVITE: a new dialog (our
     Call-ID and From tag, §8.1.1), the caller's identity kept in From (§8.1.1.3) unless
     ``from_user`` overrides it (an outbound caller ID: then also P-Asserted-Identity, RFC 3325
-    §9.1, which carriers trust over From from a trunk peer)."""
+    §9.1, which carriers trust over From from a trunk peer). ``from_display`` alone renames
+    the caller: their address stays, the display name is ours (the line's label)."""
     uri = parse_uri(target)
     asserted: tuple[tuple[str, str], ...] = ()
-    if from_user is None:
+    if from_user is None and from_display:  # the caller's address, shown as we name it
+        from_ = f"{_quoted(from_display)} <{caller.from_.uri}>;tag={local_tag}"
+    elif from_user is None:
         from_ = str(caller.from_.with_tag(local_tag))
     else:
         if not _SAFE_USER.fullmatch(from_user):

@@ -54,6 +54,13 @@ async def next_wave(call: Call) -> None:
             return
 
 
+def _display_for(call: Call, target: RingTarget) -> str | None:
+    """The caller's name as the plan shows it to the account's phones (``caller_display``);
+    not for a target that shows its own identity (an outbound caller ID)."""
+    plan = call.plan
+    return plan.caller_display if plan is not None and target.from_user is None else None
+
+
 def _fails_over(call: Call, plan: Plan) -> bool:
     """Whether the wave that just failed lets the next one ring (``Plan.fail_over``); the
     caller's final answer is then the wave's best response (RFC 3261 §16.7 step 6)."""
@@ -122,7 +129,7 @@ async def start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
             user_agent=ua.user_agent,
             sdp=offer,
             from_user=target.from_user,
-            from_display=target.from_display,
+            from_display=target.from_display or _display_for(call, target),
         )
         host.track_dialog(fork.sip_call_id, fork.local_tag, call)
         fork.invite_key = ua.send_request(fork.request, fork.flow, host.now())

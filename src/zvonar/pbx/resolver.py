@@ -48,7 +48,7 @@ from zvonar.calls.plan import (
     RingTarget,
     Wave,
 )
-from zvonar.contacts.index import ContactIndex
+from zvonar.contacts.index import ContactHit, ContactIndex
 from zvonar.core.errors import InvalidInput
 from zvonar.directory.phone import normalize
 from zvonar.integrations.http_route import CallFacts, Fallback, HttpRouter, RouteDecision
@@ -276,7 +276,8 @@ class PbxResolver:
 
         presence = _Presence(staff, history, self.bindings, realm, busy)
         caller_e164 = self._e164(call.caller, account.country)
-        known, tags = await self._caller(caller_e164, account.id)
+        hit = await self._caller(caller_e164, account.id)
+        known, tags = (True, hit.tags) if hit is not None else (False, frozenset[str]())
         ctx = CallContext(
             call_id=call.call_id,
             caller=call.caller,
@@ -337,6 +338,11 @@ class PbxResolver:
             number_label=number.label,
             dialed=number.e164 if by_to else None,
             route=SchemeRoute(run, setup, now),
+            caller_display=caller_display(
+                number.label,
+                hit.name if hit is not None else call.caller_display,
+                caller_e164 or call.caller,
+            ),
         )
 
     def _e164(self, raw: str, country: str) -> str | None:
@@ -354,11 +360,10 @@ class PbxResolver:
         self._callers[key] = e164
         return e164
 
-    async def _caller(self, e164: str | None, account_id: uuid.UUID) -> tuple[bool, frozenset[str]]:
+    async def _caller(self, e164: str | None, account_id: uuid.UUID) -> ContactHit | None:
         if e164 is None:
-            return False, frozenset()
-        hit = await self.contacts.lookup(account_id, e164)
-        return (True, hit.tags) if hit is not None else (False, frozenset())
+            return None
+        return await self.contacts.lookup(account_id, e164)
 
     def _expand(
         self, dial: Dial, staff: Mapping[str, _Person], realm: str, trunk: TrunkInfo | None
@@ -466,6 +471,24 @@ class _Presence(Mapping[str, MemberState]):
 
     def __len__(self) -> int:
         return len(self._staff)
+
+
+MAX_CALLER_DISPLAY = 48  # phones show a line of about this much
+
+
+def caller_display(label: str | None, who: str | None, number: str) -> str | None:
+    """What the employees' phones show as the caller's name: the line the customer called
+    (the number's label, "Resorts") and who it is — the contact's name, else the name the
+    carrier sent, else the number. None (the carrier's From untouched) when there is neither
+    a label nor a name to add."""
+    who = (who or "").strip() or None
+    if label:
+        shown = f"{label}: {who or number}"
+    elif who:
+        shown = who
+    else:
+        return None
+    return shown[:MAX_CALLER_DISPLAY]
 
 
 def _midnight(now: datetime, time_zone: str) -> datetime:

@@ -1,0 +1,96 @@
+"""End to end: employees' phones see on which line a customer calls, and who it is.
+
+A SIPp carrier calls the account's number (label "Sales") from +79160000001; employee 101's
+SIPp phone must receive our INVITE with ``From: "Sales: <who>" <sip:+79160000001@…>`` — the
+line's label and the contact's name from the directory when the number is a known contact,
+else the number — while the address stays the caller's (so "call back" from the phone's
+history dials the customer). Before, the phone saw the carrier's From as it came.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import sippkit
+from tests.e2e.schemes_kit import carrier_talk
+from tests.e2e.test_early_media import _cmd
+from tests.e2e.test_early_media import app as app  # the fixture
+from tests.pbx.conftest import NUMBER, PASSWORD, seed_account
+from tests.sip.peers.harness import (
+    SIPP,
+    finish_sipp,
+    free_port,
+    register_scenario,
+    run_sipp,
+    start_sipp,
+    wait_bound,
+)
+from zvonar.contacts.schemas import ContactIn
+from zvonar.container import Container
+from zvonar.pbx.config import PbxConfig
+from zvonar.pbx.runtime import start_pbx
+
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
+]
+
+CUSTOMER = "+79160000001"
+
+
+def phone_expecting(display: str) -> str:
+    """101 answers once the INVITE's From shows ``display`` with the customer's address."""
+    # SIPp reads attributes in double quotes only: "." stands for the display's quotes.
+    shown = display.replace("+", "\\+")
+    pattern = f"^ *.{shown}. &lt;sip:\\{CUSTOMER}@"
+    check = (
+        f'<action><ereg regexp="{pattern}" search_in="hdr" header="From:" check_it="true" '
+        'assign_to="shown"/></action>'
+    )
+    xml = sippkit.uas_answer()
+    xml = xml.replace('<recv request="INVITE"/>', f'<recv request="INVITE">{check}</recv>', 1)
+    return xml.replace("</scenario>", '<Reference variables="shown"/></scenario>')
+
+
+@pytest.mark.parametrize(
+    ("contact", "display"), [(None, f"Sales: {CUSTOMER}"), ("Bolts Ltd", "Sales: Bolts Ltd")]
+)
+async def test_the_phone_shows_the_line_and_the_caller(
+    app: Container, tmp_path: Path, contact: str | None, display: str
+) -> None:
+    alpha = await seed_account(app, "alpha")
+    if contact is not None:
+        await app.contacts.create_contact(
+            alpha.principal, ContactIn(name=contact, numbers=[CUSTOMER])
+        )
+    pbx_port, phone_port = free_port(), free_port()
+    config = PbxConfig(sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",))
+    rt = await start_pbx(app, config)
+    remote = f"127.0.0.1:{pbx_port}"
+    try:
+        (tmp_path / "register.xml").write_text(register_scenario("101", alpha.realm))
+        reg = await run_sipp(
+            _cmd(tmp_path, remote, "register", phone_port, "-au", "101", "-ap", PASSWORD,
+                 "-auth_uri", alpha.realm),
+            workdir=tmp_path, name="register",
+        )  # fmt: skip
+        assert reg.stats.successful == 1, reg.describe()
+        (tmp_path / "phone.xml").write_text(phone_expecting(display))
+        phone_cmd = _cmd(tmp_path, "", "phone", phone_port)
+        phone = await start_sipp(phone_cmd, workdir=tmp_path)
+        await wait_bound(phone_port)
+        (tmp_path / "carrier.xml").write_text(
+            carrier_talk(NUMBER.lstrip("+"), CUSTOMER, talk_ms=300)
+        )
+        carrier = await run_sipp(
+            _cmd(tmp_path, remote, "carrier", free_port()), workdir=tmp_path, name="carrier"
+        )
+        shown = await finish_sipp(phone, phone_cmd, workdir=tmp_path, name="phone", wait=10)
+        assert carrier.stats.successful == 1, carrier.describe()
+        assert shown.stats.successful == 1, shown.describe()  # the From was checked
+        await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
+    finally:
+        await rt.stop()
