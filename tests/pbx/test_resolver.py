@@ -9,6 +9,8 @@ from tests.support.routes import unroll
 from zvonar.calls.events import Direction, TargetKind
 from zvonar.calls.plan import InboundCall, Plan, Reject
 from zvonar.container import Container
+from zvonar.directory.models import TrunkAuth
+from zvonar.directory.schemas import EmployeePatch, TrunkIn
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.resolver import PbxResolver, caller_display
 from zvonar.sip.location import Binding
@@ -128,3 +130,29 @@ def test_the_caller_display_names_the_line_and_the_caller() -> None:
     assert caller_display(None, "Bolts Ltd", "+79161110001") == "Bolts Ltd"
     assert caller_display(None, None, "+79161110001") is None  # the carrier's From as it came
     assert len(caller_display("Курорты", "x" * 100, "") or "") == 48
+
+
+async def test_an_employee_with_no_device_is_rung_on_their_mobile(container: Container) -> None:
+    """ring_mobile: the mobile goes out through the number's trunk, in the devices' wave,
+    and an employee with no registered device is still reachable there."""
+    alpha = await seed_account(container, ring_seconds=10)
+    await container.directory.create_trunk(
+        alpha.principal,
+        TrunkIn(name="carrier", host="127.0.0.1", port=5090, auth_mode=TrunkAuth.ip,
+                allowed_sources=["127.0.0.2/32"]),
+    )  # fmt: skip
+    await container.directory.update_employee(
+        alpha.principal,
+        alpha.employee_id,
+        EmployeePatch(mobile_numbers=["+79161112233"], ring_mobile=True),
+    )
+    for bindings, expected in (
+        ([PHONE], [PHONE.contact, "sip:+79161112233@127.0.0.1:5090"]),
+        ([], ["sip:+79161112233@127.0.0.1:5090"]),  # no device: the mobile only
+    ):
+        resolver = await _resolver(container, bindings)
+        plan = await resolver(call("+74951234567"))
+        ((*targets,),) = [w.targets for w in (await unroll(plan)).waves]
+        assert [t.uri for t in targets] == expected
+        mobile = targets[-1].target
+        assert mobile.kind is TargetKind.mobile and mobile.target_id == alpha.employee_id

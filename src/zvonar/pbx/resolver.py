@@ -195,7 +195,8 @@ class PbxResolver:
         person = snap.staff.get(call.dialed) if snap is not None else None
         if person is None:  # outbound dialing through trunks is not supported yet
             return Reject(404, "Not Found", account_id=account_id)
-        targets = self._employee_targets(person, realm)
+        trunk = snap.trunks[0] if snap is not None and snap.trunks else None
+        targets = self._employee_targets(person, realm, trunk)
         waves = (Wave(targets, INTERNAL_RING_SECONDS),) if targets else ()
         return Plan(
             account_id=account_id,
@@ -205,12 +206,22 @@ class PbxResolver:
             fail_over=frozenset(),  # a busy colleague is busy for the employee who called
         )
 
-    def _employee_targets(self, person: _Person, realm: str) -> tuple[RingTarget, ...]:
+    def _employee_targets(
+        self, person: _Person, realm: str, trunk: TrunkInfo | None = None
+    ) -> tuple[RingTarget, ...]:
+        """All the employee's registered devices, plus their mobiles over ``trunk`` when
+        they chose to be rung there (``ring_mobile``) — one wave, at once."""
         target = Target(TargetKind.employee, person.name, person.id)
-        return tuple(
+        devices = tuple(
             RingTarget(b.contact, UserAgent.binding_flow(b), target, f"x{person.extension}")
             for b in self.bindings(f"sip:{person.sip_username}@{realm}")
         )
+        if not person.mobiles or trunk is None:
+            return devices
+        mobile = Target(TargetKind.mobile, f"{person.name} (mobile)"[:200], person.id)
+        label = f"m{person.extension}"
+        rings = (_via_trunk(number, trunk, mobile, label) for number in person.mobiles)
+        return devices + tuple(r for r in rings if r is not None)
 
     # -- inbound calls -------------------------------------------------------------------------
 
@@ -308,7 +319,7 @@ class PbxResolver:
 
         def agent_targets(agent_id: str) -> tuple[RingTarget, ...]:
             person = by_id.get(agent_id)
-            return self._employee_targets(person, realm) if person else ()
+            return self._employee_targets(person, realm, trunk) if person else ()
 
         async def ask(request: HttpRequest) -> Outcome:
             return await self._ask(request, facts, account_id, rows)
@@ -370,7 +381,7 @@ class PbxResolver:
     ) -> list[RingTarget]:
         if dial.kind is RouteKind.employee:
             person = staff.get(dial.ref)
-            return list(self._employee_targets(person, realm)) if person else []
+            return list(self._employee_targets(person, realm, trunk)) if person else []
         if dial.kind is RouteKind.sip:
             try:
                 uri = parse_uri(dial.ref)
@@ -381,13 +392,8 @@ class PbxResolver:
                 return []
             return [RingTarget(dial.ref, flow, Target(TargetKind.external, dial.ref[:200]))]
         if dial.kind is RouteKind.number and trunk is not None:
-            flow = named_flow(trunk.host, trunk.port, trunk.transport)
-            if flow is None:
-                return []
-            uri_host = f"[{flow.host}]" if ":" in flow.host else flow.host
-            via_trunk = f"sip:{dial.ref}@{uri_host}:{flow.port}"
-            target = Target(TargetKind.external, dial.ref)
-            return [RingTarget(via_trunk, flow, target, auth=trunk.auth)]
+            ring = _via_trunk(dial.ref, trunk, Target(TargetKind.external, dial.ref))
+            return [ring] if ring is not None else []
         return []
 
     async def _ask(
@@ -457,7 +463,10 @@ class _Presence(Mapping[str, MemberState]):
             person = self._staff.get(ext) if kind == "employee" else None
             if person is None:
                 raise KeyError(key)
-            live = self._bindings(f"sip:{person.sip_username}@{self._realm}")
+            # A mobile they chose to be rung on reaches them without a registered device.
+            live = bool(person.mobiles) or bool(
+                self._bindings(f"sip:{person.sip_username}@{self._realm}")
+            )
             presence = Presence.available if live else Presence.unregistered
             if live and self._busy(person):
                 presence = Presence.busy  # on a call: a strategy rings someone free first
@@ -471,6 +480,18 @@ class _Presence(Mapping[str, MemberState]):
 
     def __len__(self) -> int:
         return len(self._staff)
+
+
+def _via_trunk(
+    number: str, trunk: TrunkInfo, target: Target, label: str | None = None
+) -> RingTarget | None:
+    """``number`` rung through the carrier of ``trunk`` (None: its host is unusable)."""
+    flow = named_flow(trunk.host, trunk.port, trunk.transport)
+    if flow is None:
+        return None
+    uri_host = f"[{flow.host}]" if ":" in flow.host else flow.host
+    uri = f"sip:{number}@{uri_host}:{flow.port}"
+    return RingTarget(uri, flow, target, label, auth=trunk.auth)
 
 
 MAX_CALLER_DISPLAY = 48  # phones show a line of about this much

@@ -103,6 +103,7 @@ class Person:
     name: str
     extension: str
     sip_username: str
+    mobiles: tuple[str, ...] = ()  # rung with the devices (the employee chose ring_mobile)
 
 
 @dataclass(frozen=True)
@@ -359,7 +360,13 @@ class RoutingSnapshot:
             assignments=dict(assigned),
             calendar=_calendar(cal_row, info),
             staff={
-                e.extension: Person(e.id, e.name, e.extension, e.sip_username)
+                e.extension: Person(
+                    e.id,
+                    e.name,
+                    e.extension,
+                    e.sip_username,
+                    tuple(e.mobile_numbers) if e.ring_mobile else (),
+                )
                 for e in people
                 if e.active
             },

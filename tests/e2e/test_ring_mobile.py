@@ -1,0 +1,118 @@
+"""End to end: an employee who chose to be rung on their mobile (``ring_mobile``).
+
+The account's number rings employee 101 (scheme "ring 101"). 101 has a SIPp desk phone that
+rings without answering, and a mobile, +79161112233, which the PBX must ring at the same time
+through the account's trunk — a SIPp carrier that answers as the mobile network would. The
+call is answered on the mobile, the desk phone is cancelled, and the journal says 101
+answered (on a "mobile" leg). Before, ``ring_mobile`` was stored and never rung.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import sippkit
+from tests.e2e.schemes_kit import carrier_talk
+from tests.e2e.test_early_media import _cmd
+from tests.e2e.test_early_media import app as app  # the fixture
+from tests.pbx.conftest import NUMBER, PASSWORD, seed_account
+from tests.sip.peers.harness import (
+    SIPP,
+    finish_sipp,
+    free_port,
+    register_scenario,
+    run_sipp,
+    start_sipp,
+    wait_bound,
+)
+from zvonar.calls.events import Disposition, LegEndReason, TargetKind
+from zvonar.container import Container
+from zvonar.directory.models import TrunkAuth
+from zvonar.directory.schemas import EmployeePatch, TrunkIn
+from zvonar.journal.service import CallFilter
+from zvonar.pbx.config import PbxConfig
+from zvonar.pbx.runtime import start_pbx
+
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
+]
+
+MOBILE = "+79161112233"
+
+
+def mobile_network_answers() -> str:
+    """The carrier: the INVITE must be for the mobile number; it answers, waits for BYE."""
+    xml = sippkit.uas_answer()
+    check = (
+        '<action><ereg regexp="^INVITE sip:\\+79161112233@" search_in="msg" check_it="true" '
+        'assign_to="to_mobile"/></action>'
+    )
+    xml = xml.replace('<recv request="INVITE"/>', f'<recv request="INVITE">{check}</recv>', 1)
+    return xml.replace("</scenario>", '<Reference variables="to_mobile"/></scenario>')
+
+
+async def test_the_mobile_rings_with_the_desk_phone_and_answers(
+    app: Container, tmp_path: Path
+) -> None:
+    alpha = await seed_account(app, "alpha")
+    carrier_port = free_port()
+    await app.directory.create_trunk(
+        alpha.principal,
+        TrunkIn(
+            name="carrier",
+            host="127.0.0.1",
+            port=carrier_port,
+            auth_mode=TrunkAuth.ip,
+            allowed_sources=["127.0.0.1/32"],  # the customer's call comes from it too
+        ),
+    )
+    await app.directory.update_employee(
+        alpha.principal,
+        alpha.employee_id,
+        EmployeePatch(mobile_numbers=[MOBILE], ring_mobile=True),
+    )
+    pbx_port, phone_port = free_port(), free_port()
+    config = PbxConfig(sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",))
+    rt = await start_pbx(app, config)
+    remote = f"127.0.0.1:{pbx_port}"
+    try:
+        (tmp_path / "register.xml").write_text(register_scenario("101", alpha.realm))
+        reg = await run_sipp(
+            _cmd(tmp_path, remote, "register", phone_port, "-au", "101", "-ap", PASSWORD,
+                 "-auth_uri", alpha.realm),
+            workdir=tmp_path, name="register",
+        )  # fmt: skip
+        assert reg.stats.successful == 1, reg.describe()
+        (tmp_path / "desk.xml").write_text(sippkit.uas_ring_forever())
+        desk_cmd = _cmd(tmp_path, "", "desk", phone_port)
+        desk = await start_sipp(desk_cmd, workdir=tmp_path)
+        (tmp_path / "mobile.xml").write_text(mobile_network_answers())
+        mobile_cmd = _cmd(tmp_path, "", "mobile", carrier_port)
+        mobile = await start_sipp(mobile_cmd, workdir=tmp_path)
+        await wait_bound(phone_port)
+        await wait_bound(carrier_port)
+        (tmp_path / "customer.xml").write_text(
+            carrier_talk(NUMBER.lstrip("+"), "+79160000001", talk_ms=500)
+        )
+        customer = await run_sipp(
+            _cmd(tmp_path, remote, "customer", free_port()), workdir=tmp_path, name="customer"
+        )
+        rang = await finish_sipp(desk, desk_cmd, workdir=tmp_path, name="desk", wait=10)
+        took = await finish_sipp(mobile, mobile_cmd, workdir=tmp_path, name="mobile", wait=10)
+        assert customer.stats.successful == 1, customer.describe()
+        assert took.stats.successful == 1, took.describe()  # the mobile answered
+        assert rang.stats.successful == 1, rang.describe()  # the desk phone: CANCEL, 487
+        await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
+    finally:
+        await rt.stop()
+    (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
+    assert call.disposition is Disposition.answered and call.answered_by == alpha.employee_id
+    legs = (await app.journal.get_call(alpha.principal, call.id)).legs
+    kinds = sorted((leg.target_kind, leg.end_reason) for leg in legs)
+    assert kinds == sorted(
+        [(TargetKind.employee, LegEndReason.cancelled), (TargetKind.mobile, LegEndReason.completed)]
+    ), legs
