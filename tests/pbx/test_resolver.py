@@ -118,6 +118,7 @@ async def test_internal_call_from_a_registered_phone_rings_the_extension(
     assert isinstance(plan, Plan) and plan.direction is Direction.internal
     assert plan.account_id == alpha.account_id
     assert [t.uri for t in plan.waves[0].targets] == [PHONE.contact]
+    assert plan.record is True  # the account records every call, colleagues' too
     # The same From from an address with no registration is not trusted as internal.
     spoofed = await resolver(call("101", from_uri="sip:102@alpha.zvonar", src=6000))
     assert spoofed == Reject(404, "Not Found")

@@ -193,9 +193,9 @@ class PbxResolver:
     ) -> Reject | Plan:
         snap = await self.snapshot.account(account_id)
         person = snap.staff.get(call.dialed) if snap is not None else None
-        if person is None:  # outbound dialing through trunks is not supported yet
+        if snap is None or person is None:  # not an extension of the account
             return Reject(404, "Not Found", account_id=account_id)
-        trunk = snap.trunks[0] if snap is not None and snap.trunks else None
+        trunk = snap.trunks[0] if snap.trunks else None
         targets = self._employee_targets(person, realm, trunk)
         waves = (Wave(targets, INTERNAL_RING_SECONDS),) if targets else ()
         return Plan(
@@ -203,6 +203,7 @@ class PbxResolver:
             waves=waves,
             final=Reject(480, "Temporarily Unavailable", account_id=account_id),
             direction=Direction.internal,
+            record=snap.account.recording_enabled,  # every call, colleagues' too
             fail_over=frozenset(),  # a busy colleague is busy for the employee who called
         )
 
