@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,20 @@ import pytest
 from zvonar.acd import runtime as runtime_module
 from zvonar.acd.agents import Status, StatusInterval
 from zvonar.acd.definitions import QueueDef, QueueMember
+from zvonar.acd.direct import DirectCalls
 from zvonar.acd.events import AgentAlerted, AgentStatusChanged, QueueCallerChanged
 from zvonar.acd.facts import FactKind, QueueFact
 from zvonar.acd.queue import Strategy
 from zvonar.acd.queue_callbacks import MAX_CALLBACK_TRIES, CallbackOutcome
 from zvonar.acd.runtime import AcdRuntime
-from zvonar.calls.events import Target, TargetKind
+from zvonar.calls.events import (
+    CallAnswered,
+    CallEnded,
+    Disposition,
+    HangupSide,
+    Target,
+    TargetKind,
+)
 from zvonar.calls.plan import (
     QueueAnnounce,
     QueueCallback,
@@ -581,3 +590,48 @@ async def test_a_registration_change_offers_the_waiting_caller_without_any_other
     await asyncio.sleep(0.05)
     assert rig.status("101") is Status.ringing and rig.rung("c1") == [["101"]]
     assert rig.rt._device_checks == {}
+
+
+def _direct(call_id: str, ext: str) -> CallAnswered:
+    return CallAnswered(
+        account_id=ACCOUNT,
+        call_id=call_id,
+        leg_id=f"{call_id}.w0t0",
+        at=datetime.now(UTC),
+        by=uuid.UUID(STAFF[ext]),
+    )
+
+
+def _ended(call_id: str) -> CallEnded:
+    return CallEnded(
+        account_id=ACCOUNT,
+        call_id=call_id,
+        disposition=Disposition.answered,
+        ended_at=datetime.now(UTC),
+        hangup=HangupSide.caller,
+    )
+
+
+async def test_an_agent_on_a_direct_call_is_not_offered_queue_calls() -> None:
+    """acd/direct.py: a customer who dialled 101's own number is talking to 101; the queue
+    offers its next caller to 102, and to 101 again once that call is over."""
+    rig = Rig(strategy=Strategy.in_turn, wrapup_seconds=0)
+    direct = DirectCalls(rig.rt)
+    assert await rig.join("c1")  # the account's agents are loaded: 101 takes c1 and ends it
+    rig.answer("c1")
+    direct.apply(_direct("c1", "101"))  # the queue call's own answer: its session's business
+    rig.sessions["c1"].call_ended()
+    direct.apply(_ended("c1"))
+    assert rig.status("101") is Status.online
+    direct.apply(_direct("d1", "101"))
+    assert rig.status("101") is Status.on_call
+    assert await rig.join("c2")
+    assert rig.rung("c2") == [["102"]]  # not 101, mid-conversation
+    rig.answer("c2")
+    assert await rig.join("c3")
+    assert rig.rung("c3") == []  # both talking
+    direct.apply(_ended("d1"))
+    assert rig.rung("c3") == [["101"]]  # offered as soon as the direct call ended
+    assert rig.status("101") is Status.ringing
+    errors = [e for e in rig.bus.events if type(e).__name__ == "AgentProtocolError"]
+    assert errors == []

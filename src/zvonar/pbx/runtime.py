@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from zvonar.acd.direct import DirectCalls
 from zvonar.acd.runtime import AcdRuntime
 from zvonar.callbacks.worker import CallbackWorker, customer_side
 from zvonar.calls.b2bua import B2bua
@@ -173,6 +174,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
 
     acd = queue_runtime(container.db, container.bus, container.acd)
     detach.append(attach_queues(acd, container.bus))
+    detach.append(DirectCalls(acd).attach(container.bus))  # agents busy on other calls too
     location.on_change = acd.devices_changed
     # Routing data lives in memory, refreshed by the bus: no database read on the call path.
     snapshot = RoutingSnapshot(container.db, flush=container.journal.flush)
