@@ -1,10 +1,13 @@
-"""End to end: a key pressed by SIP INFO reaches a side that listens for RFC 4733 only.
+"""End to end: a key pressed on a phone reaches the other side in the form it can take.
 
 A carrier (SIPp) calls the account's number, its media on a Python RTP socket that offered
 ``telephone-event``; employee 101 (SIPp) answers and presses 5 — as many softphones are set
 to — by ``INFO`` (``application/dtmf-relay``, ``Signal=5``, ``Duration=160``). The carrier
 must receive the key as RFC 4733 telephone-events on its RTP stream (before: the INFO was
-relayed as INFO, which a carrier's IVR never reads), on the one stream it hears.
+relayed as INFO, which a carrier's IVR never reads), on the one stream it hears. And when
+101 sends RFC 4733 (SIPp's capture of event 5) to a carrier that negotiated no
+telephone-event (in-band only), the carrier must hear the key's dual tone (before: the
+events were dropped, there being nothing to relay them as).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import sippkit
+from tests.e2e.queues_kit import DTMF_DIR
 from tests.e2e.test_early_media import _cmd
 from tests.e2e.test_early_media import app as app  # the fixture
 from tests.media.engine.phone import Phone
@@ -30,6 +34,9 @@ from tests.sip.peers.harness import (
 )
 from zvonar.container import Container
 from zvonar.media.dtmf import DtmfReceiver
+from zvonar.media.g711 import ulaw_decode
+from zvonar.media.goertzel import DtmfDetector
+from zvonar.media.rtp import RtpPacket
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import start_pbx
 
@@ -39,8 +46,15 @@ pytestmark = [
 ]
 
 
-def carrier_listening(number: str, media_port: int) -> str:
-    """Calls ``number`` with its audio (and telephone-events) at ``media_port``; hangs up."""
+def carrier_listening(number: str, media_port: int, *, events: bool = True) -> str:
+    """Calls ``number`` with its audio (and telephone-events, unless ``events`` is False:
+    an in-band-only carrier) at ``media_port``; hangs up."""
+    media = (
+        f"m=audio {media_port} RTP/AVP 0 101\n      a=rtpmap:0 PCMU/8000\n"
+        "      a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-15"
+        if events
+        else f"m=audio {media_port} RTP/AVP 0\n      a=rtpmap:0 PCMU/8000"
+    )
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="carrier whose IVR listens for RFC 4733">
   <send retrans="500"><![CDATA[
@@ -61,10 +75,7 @@ def carrier_listening(number: str, media_port: int) -> str:
       s=-
       c=IN IP4 127.0.0.1
       t=0 0
-      m=audio {media_port} RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
+      {media}
 
   ]]></send>
   <recv response="100" optional="true"/>
@@ -103,7 +114,20 @@ def employee_presses_5_by_info() -> str:
 """
 
 
-async def test_an_info_key_reaches_the_carrier_as_rfc4733(app: Container, tmp_path: Path) -> None:
+def employee_presses_5_by_rfc4733() -> str:
+    """101 answers, plays the RFC 4733 events of 5 (SIPp's pcap), waits for our BYE."""
+    info = employee_presses_5_by_info()
+    start = info.index('  <pause milliseconds="500"/>')
+    end = info.index('  <recv request="BYE"/>')
+    pcap = DTMF_DIR / "dtmf_2833_5.pcap"
+    play = f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+    xml = info[:start] + '  <pause milliseconds="500"/>\n  ' + play + info[end:]
+    return xml.replace("</scenario>", '<Reference variables="pbx_from"/></scenario>')
+
+
+async def _call(app: Container, tmp_path: Path, phone_xml: str, *, events: bool) -> list[RtpPacket]:
+    """The carrier (media on a Python socket) calls 101, who runs ``phone_xml``: what the
+    carrier's socket received."""
     alpha = await seed_account(app, "alpha")
     pbx_port, phone_port = free_port(), free_port()
     config = PbxConfig(sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",))
@@ -118,25 +142,43 @@ async def test_an_info_key_reaches_the_carrier_as_rfc4733(app: Container, tmp_pa
             workdir=tmp_path, name="register",
         )  # fmt: skip
         assert reg.stats.successful == 1, reg.describe()
-        (tmp_path / "phone.xml").write_text(employee_presses_5_by_info())
+        (tmp_path / "phone.xml").write_text(phone_xml)
         phone_cmd = _cmd(tmp_path, "", "phone", phone_port)
         phone = await start_sipp(phone_cmd, workdir=tmp_path)
         await wait_bound(phone_port)
-        (tmp_path / "carrier.xml").write_text(carrier_listening(NUMBER.lstrip("+"), ivr.port))
+        carrier_xml = carrier_listening(NUMBER.lstrip("+"), ivr.port, events=events)
+        (tmp_path / "carrier.xml").write_text(carrier_xml)
         carrier = await run_sipp(
             _cmd(tmp_path, remote, "carrier", free_port()), workdir=tmp_path, name="carrier"
         )
         answered = await finish_sipp(phone, phone_cmd, workdir=tmp_path, name="phone", wait=10)
         assert carrier.stats.successful == 1, carrier.describe()
-        assert answered.stats.successful == 1, answered.describe()  # its INFO got 200
+        assert answered.stats.successful == 1, answered.describe()
         await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
-        events = [r.packet for r in ivr.received if r.packet.payload_type == 101]
-        receiver = DtmfReceiver()
-        keys = []
-        for p in events:
-            keys += receiver.receive(p.timestamp, p.payload, 0.0, marker=p.marker)
-        assert [(k.digit, round(k.duration, 2)) for k in keys] == [("5", 0.16)], events
-        assert len({r.packet.ssrc for r in ivr.received}) == 1  # the stream it hears
+        await ivr.settle()
+        return [r.packet for r in ivr.received]
     finally:
         ivr.close()
         await rt.stop()
+
+
+async def test_a_key_reaches_an_in_band_only_carrier_as_tones(
+    app: Container, tmp_path: Path
+) -> None:
+    """101 presses 5 as RFC 4733; the carrier negotiated no telephone-event: it hears the
+    key's dual tone (the engine plays what the relay could not pass on)."""
+    packets = await _call(app, tmp_path, employee_presses_5_by_rfc4733(), events=False)
+    assert {p.payload_type for p in packets} == {0}
+    pcm = ulaw_decode(b"".join(p.payload for p in packets))
+    assert [d.digit for d in DtmfDetector().feed(pcm)] == ["5"]
+
+
+async def test_an_info_key_reaches_the_carrier_as_rfc4733(app: Container, tmp_path: Path) -> None:
+    packets = await _call(app, tmp_path, employee_presses_5_by_info(), events=True)
+    events = [p for p in packets if p.payload_type == 101]
+    receiver = DtmfReceiver()
+    keys = []
+    for p in events:
+        keys += receiver.receive(p.timestamp, p.payload, 0.0, marker=p.marker)
+    assert [(k.digit, round(k.duration, 2)) for k in keys] == [("5", 0.16)], events
+    assert len({p.ssrc for p in packets}) == 1  # on the one stream the carrier hears

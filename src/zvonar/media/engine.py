@@ -325,11 +325,16 @@ class MediaEngine(Protocol):
     async def stop_playback(self, leg_id: str) -> None:
         """Stop the playback on ``leg_id``, if any (no-op otherwise)."""
 
-    async def send_dtmf(self, leg_id: str, digit: str, duration: float = 0.1) -> None:
+    async def send_dtmf(
+        self, leg_id: str, digit: str, duration: float = 0.1, *, inband: bool = False
+    ) -> None:
         """Send the key ``digit`` (0-9, *, #, A-D) to the peer of ``leg_id`` as RFC 4733
-        telephone-events of ``duration`` seconds, in place of relayed audio while it goes
-        out; digits asked for in a row go out in turn. :class:`UnsupportedError` when the
-        leg negotiated no telephone-event (or the engine cannot generate events)."""
+        telephone-events of ``duration`` seconds — or, with ``inband``, as tones when the leg
+        negotiated no telephone-event — in place of relayed audio while it goes out; digits
+        asked for in a row go out in turn. :class:`UnsupportedError` when the leg negotiated
+        no telephone-event and ``inband`` is False (or the engine cannot generate keys).
+        A key received as RFC 4733 on a leg whose bridged peer negotiated no telephone-event
+        is played to that peer as tones by the engine itself."""
 
     async def start_recording(self, leg_id: str, path: Path) -> RecordingId:
         """Record ``leg_id``'s audio on the left channel and its bridged peer's on the right

@@ -16,6 +16,7 @@ from tests.media.engine.test_relay import leg_for, remote_for
 from zvonar.media.dtmf import DtmfReceiver, TelephoneEvent
 from zvonar.media.engine import UnsupportedError
 from zvonar.media.errors import DtmfError
+from zvonar.media.goertzel import DtmfDetector
 from zvonar.media.io import EmbeddedMediaEngine
 from zvonar.media.rtp import seq_diff, ts_diff
 
@@ -74,3 +75,40 @@ async def test_a_leg_without_telephone_event_or_a_bad_key_is_refused(
     await leg_for(engine, "q", other)
     with pytest.raises(DtmfError):
         await engine.send_dtmf("q", "X")
+
+
+async def test_a_key_to_a_side_without_telephone_event_is_played_as_tones(
+    engine: EmbeddedMediaEngine,
+) -> None:
+    """The employee's phone sends RFC 4733; the trunk's side negotiated no telephone-event
+    (an in-band-only carrier): it hears the key's dual tone, on its one stream."""
+    phone, trunk = Phone(), Phone(codec="PCMA")
+    to_phone = await leg_for(engine, "p", phone)
+    await engine.allocate("call-1", "t")
+    await engine.configure("t", replace(remote_for(trunk), telephone_event_pt=None))
+    await engine.bridge("p", "t")
+    talking = asyncio.create_task(phone.send_tone(to_phone, 440, 0.6))
+    await asyncio.sleep(0.2)
+    await phone.send_dtmf(to_phone, "7", duration=0.12)
+    await talking
+    await trunk.settle()
+    packets = [r.packet for r in trunk.received]
+    assert {p.payload_type for p in packets} == {8} and len({p.ssrc for p in packets}) == 1
+    for before, after in itertools.pairwise(packets):  # the events it could not take: gaps
+        assert 1 <= seq_diff(after.sequence_number, before.sequence_number) <= 10
+    detector = DtmfDetector()
+    heard = [d.digit for d in detector.feed(trunk.audio())]
+    assert heard == ["7"]
+
+
+async def test_keys_asked_for_in_band_on_a_leg_without_telephone_event(
+    engine: EmbeddedMediaEngine,
+) -> None:
+    trunk = Phone()
+    await engine.allocate("call-1", "t")
+    await engine.configure("t", replace(remote_for(trunk), telephone_event_pt=None))
+    await engine.send_dtmf("t", "4", 0.1, inband=True)
+    await engine.send_dtmf("t", "#", 0.1, inband=True)
+    await asyncio.sleep(0.5)
+    await trunk.settle()
+    assert [d.digit for d in DtmfDetector().feed(trunk.audio())] == ["4", "#"]

@@ -332,18 +332,23 @@ class EmbeddedMediaEngine:
 
     # --- keys we send -------------------------------------------------------------------
 
-    async def send_dtmf(self, leg_id: str, digit: str, duration: float = 0.1) -> None:
+    async def send_dtmf(
+        self, leg_id: str, digit: str, duration: float = 0.1, *, inband: bool = False
+    ) -> None:
         self._require()
         leg = self._leg(leg_id)
-        if leg.te_pt < 0:
+        if leg.te_pt < 0 and not inband:
             raise UnsupportedError(f"leg {leg_id!r} negotiated no telephone-event")
         digit_to_event(digit)  # DtmfError for a key there is no event for
-        sender = self._dtmf_out.get(leg_id)
+        self._key_out(leg, digit, duration)
+
+    def _key_out(self, leg: Leg, digit: str, duration: float) -> None:
+        sender = self._dtmf_out.get(leg.leg_id)
         if sender is None:
-            sender = self._dtmf_out[leg_id] = DtmfSender(leg)
+            sender = self._dtmf_out[leg.leg_id] = DtmfSender(leg)
         sender.add(digit, min(max(duration, 0.04), 8.0))
         if sender.tick(time.monotonic()):  # the first packet goes out now
-            del self._dtmf_out[leg_id]
+            del self._dtmf_out[leg.leg_id]
 
     # --- recording ----------------------------------------------------------------------
 
@@ -435,6 +440,11 @@ class EmbeddedMediaEngine:
 
     def _on_dtmf(self, leg: Leg, digit: DtmfDigit) -> None:
         inband = digit.source is DtmfSource.INBAND
+        peer = leg.peer
+        if not inband and peer is not None and peer.te_pt < 0 and peer.dest is not None:
+            # The other side took no telephone-event (an in-band-only trunk): the relay had
+            # nothing to pass the key on as, so it hears the key's tones instead.
+            self._key_out(peer, digit.digit, digit.duration)
         self._emit(DtmfReceived(leg.leg_id, digit.digit, digit.duration, inband))
 
     # --- the clock ----------------------------------------------------------------------

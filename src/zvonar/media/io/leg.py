@@ -369,12 +369,14 @@ class Leg:
         advance = max(self.ptime_samples, round((now - self.last_sent) * CLOCK_RATE))
         return (self.last_ts + advance) & 0xFFFFFFFF
 
-    def send_event(self, payload: bytes, marker: bool, ts: int, now: float) -> None:
-        """One RFC 4733 packet of our own on this leg's stream: the next sequence number."""
-        if self.te_pt < 0:
+    def send_own(self, payload: bytes, marker: bool, ts: int, event: bool, now: float) -> None:
+        """A packet of our own on this leg's stream (a key: an RFC 4733 event or a tone
+        frame, dtmf_out.py) with the next sequence number."""
+        pt = self.te_pt if event else self.pt
+        if pt < 0:
             return
         seq = self.next_seq
-        packet = _HEADER.pack(0x80, (0x80 if marker else 0) | self.te_pt, seq, ts, self.ssrc)
+        packet = _HEADER.pack(0x80, (0x80 if marker else 0) | pt, seq, ts, self.ssrc)
         self._send(packet + payload, seq, ts, now)
 
     def event_over(self, end_ts: int) -> None:
