@@ -178,3 +178,17 @@ async def test_trunk_sources_come_from_ip_trunks(container: Container) -> None:
     await sources.load()
     assert sources.trusted("127.0.0.2")
     assert not sources.trusted("127.0.0.1") and not sources.trusted("not-an-ip")
+
+
+async def test_an_employee_dialling_the_accounts_own_line_reaches_its_scheme(
+    container: Container,
+) -> None:
+    """Not out through the carrier and back: the number's scheme runs at once (the seeded
+    "ring 101"), the call is internal, and the toll-fraud guard is not asked."""
+    alpha, resolver, outbound = await _setup(container)
+    for dialed in ("+74951234567", "8 (495) 123-45-67"):
+        plan = await resolver(dial(alpha, dialed, f"own-{dialed[-2:]}"))
+        assert isinstance(plan, Plan), dialed
+        assert plan.direction is Direction.internal and plan.route is not None
+        assert plan.number_label == "Sales"
+    assert outbound.guard.active(alpha.account_id) == 0

@@ -161,6 +161,9 @@ class PbxResolver:
             # The B2BUA's INVITE gate ran: authenticated callers go to the extension-call
             # path (pbx/outbound_resolver.py), everyone else reaches our numbers only.
             if call.auth.account_id is not None:
+                own = await self._own_line(call, call.auth.account_id)
+                if own is not None:
+                    return own
                 return await self.extension_calls(call, self._internal)
             return await self._inbound(call)
         internal = self._internal_caller(call)
@@ -169,6 +172,20 @@ class PbxResolver:
         return await self._inbound(call)
 
     # -- internal calls ------------------------------------------------------------------------
+
+    async def _own_line(self, call: InboundCall, account_id: uuid.UUID) -> Plan | Reject | None:
+        """An employee who dials one of the account's own numbers reaches its scheme here, as
+        a customer would — not out through the carrier and back in (nor refused by the
+        toll-fraud guard) — and so does a transfer "to the sales line". None: not one."""
+        snap = await self.snapshot.account(account_id)
+        if snap is None or not call.dialed or call.dialed in snap.staff:
+            return None
+        candidates = self._candidates(call.dialed)
+        number = await self.snapshot.number(candidates) if candidates else None
+        if number is None or number.account_id != account_id:
+            return None
+        plan = await self._inbound(call)
+        return replace(plan, direction=Direction.internal) if isinstance(plan, Plan) else plan
 
     def _internal_caller(self, call: InboundCall) -> tuple[uuid.UUID, str] | None:
         """(account, realm) of a caller registered here from the INVITE's source, or None."""
