@@ -9,10 +9,8 @@ events (ua/events.py), doing on the way what the RFCs ask of the edge:
 - the `SecurityPolicy` sees the source before parsing (blocked IPs) and every request
   after (scanners, floods), and hears about failed digest logins;
 - requests are checked per §8.2.1-8.2.2 (405 + Allow, 416, 420 + Unsupported; ua/edge.py);
-- reliable provisional responses (RFC 3262, 100rel) are handled here, both roles, by
-  ua/reliable.py: the application never sees a PRACK;
-- session timers (RFC 4028) likewise, by ua/session_timer.py: negotiated in 2xx, refreshed
-  by the UA itself; the application only hears `SessionExpired` when a session is dead;
+- 100rel (RFC 3262, ua/reliable.py) and session timers (RFC 4028, ua/session_timer.py) are
+  the UA's own: the application never sees a PRACK or a refresh, only `SessionExpired`;
 - one `TransactionLayer` per transport ("UDP", "TCP") runs the §17 machines; it adds
   RFC 3581 received/rport to the top Via and answers to the received address/rport;
 - the `DialogLayer` sees every request and response: it answers 481 / 500 / 491 itself
@@ -220,12 +218,12 @@ class UserAgent:
             t = reg.next_deadline()
             if t is not None and (best is None or t < best):
                 best = t
-        for source in (self.security, self.registrar):
-            if source is not None:
-                t = source.next_deadline()
-                if t is not None and (best is None or t < best):
-                    best = t
-        for t in (self.reliable.next_deadline(), self.sessions.next_deadline()):
+        for t in (
+            self.security.next_deadline() if self.security is not None else None,
+            self.registrar.next_deadline() if self.registrar is not None else None,
+            self.reliable.next_deadline(),
+            self.sessions.next_deadline(),
+        ):
             if t is not None and (best is None or t < best):
                 best = t
         return best
