@@ -145,6 +145,12 @@ def test_outbound_invite_carries_the_chosen_caller_id() -> None:
     assert named.from_.uri == parse_uri("sip:101@alpha.zvonar")
     assert named.header("P-Asserted-Identity") is None
     assert parse_message(named.serialize()).from_.display_name == 'Курорты: "VIP"'
+    forwarded = invite_request(**common, diversion="+74951234567")  # type: ignore[arg-type]
+    assert forwarded.header("Diversion") == (
+        "<sip:+74951234567@127.0.0.1>;reason=unconditional;counter=1"
+    )
+    with pytest.raises(ValueError):
+        invite_request(**common, diversion="x>;evil")  # type: ignore[arg-type]
 
 
 async def test_gate_challenges_and_passes_auth_to_the_resolver(

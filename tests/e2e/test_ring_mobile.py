@@ -4,7 +4,10 @@ The account's number rings employee 101 (scheme "ring 101"). 101 has a SIPp desk
 rings without answering, and a mobile, +79161112233, which the PBX must ring at the same time
 through the account's trunk — a SIPp carrier that answers as the mobile network would. The
 call is answered on the mobile, the desk phone is cancelled, and the journal says 101
-answered (on a "mobile" leg). Before, ``ring_mobile`` was stored and never rung.
+answered (on a "mobile" leg). The INVITE to the mobile names the account's number as the
+diverting one (RFC 5806 ``Diversion``): carriers that take calls only from the numbers they
+host accept the customer's number in From then. Before, ``ring_mobile`` was stored and never
+rung.
 """
 
 from __future__ import annotations
@@ -49,10 +52,14 @@ def mobile_network_answers() -> str:
     xml = sippkit.uas_answer()
     check = (
         '<action><ereg regexp="^INVITE sip:\\+79161112233@" search_in="msg" check_it="true" '
-        'assign_to="to_mobile"/></action>'
+        'assign_to="to_mobile"/>'
+        # forwarded from the account's number (RFC 5806), so the carrier takes the
+        # customer's number in From
+        '<ereg regexp="^ *&lt;sip:\\+74951234567@.*reason=unconditional" search_in="hdr" '
+        'header="Diversion:" check_it="true" assign_to="diverted"/></action>'
     )
     xml = xml.replace('<recv request="INVITE"/>', f'<recv request="INVITE">{check}</recv>', 1)
-    return xml.replace("</scenario>", '<Reference variables="to_mobile"/></scenario>')
+    return xml.replace("</scenario>", '<Reference variables="to_mobile,diverted"/></scenario>')
 
 
 async def test_the_mobile_rings_with_the_desk_phone_and_answers(

@@ -142,6 +142,10 @@ class RingTarget:
     # What we answer a 401/407 to this INVITE with (RFC 3261 §22.2): the carrier's account
     # on the trunk the target is reached through. None: a challenge ends the fork.
     auth: ClientCredentials | None = field(default=None, repr=False)
+    # The account's number that forwards the call to this target through a carrier (RFC 5806
+    # Diversion): carriers that take calls only from the numbers they host accept a customer's
+    # number in From when the diverting number is theirs.
+    diversion: str | None = None
 
 
 @dataclass(frozen=True)

@@ -55,12 +55,14 @@ def invite_request(
     sdp: bytes,
     from_user: str | None = None,
     from_display: str | None = None,
+    diversion: str | None = None,
 ) -> SipRequest:
     """A new INVITE towards ``target`` on behalf of ``caller``'s INVITE: a new dialog (our
     Call-ID and From tag, §8.1.1), the caller's identity kept in From (§8.1.1.3) unless
     ``from_user`` overrides it (an outbound caller ID: then also P-Asserted-Identity, RFC 3325
     §9.1, which carriers trust over From from a trunk peer). ``from_display`` alone renames
-    the caller: their address stays, the display name is ours (the line's label)."""
+    the caller: their address stays, the display name is ours (the line's label).
+    ``diversion``: the account's number that forwards the call (RFC 5806)."""
     uri = parse_uri(target)
     asserted: tuple[tuple[str, str], ...] = ()
     if from_user is None and from_display:  # the caller's address, shown as we name it
@@ -75,6 +77,12 @@ def invite_request(
         display = _quoted(from_display) + " " if from_display else ""
         from_ = f"{display}{identity};tag={local_tag}"
         asserted = (("P-Asserted-Identity", f"{display}{identity}"),)
+    if diversion is not None:
+        if not _SAFE_USER.fullmatch(diversion):
+            raise ValueError(f"unusable diverting number {diversion!r}")
+        host = uri.host if isinstance(uri, SipUri) else "invalid"
+        # RFC 5806: who forwarded the call, and why (a forwarding scheme: unconditional).
+        asserted += (("Diversion", f"<sip:{diversion}@{host}>;reason=unconditional;counter=1"),)
     headers = (
         ("Via", via),
         ("Max-Forwards", "70"),

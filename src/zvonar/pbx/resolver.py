@@ -225,7 +225,11 @@ class PbxResolver:
         )
 
     def _employee_targets(
-        self, person: _Person, realm: str, trunk: TrunkInfo | None = None
+        self,
+        person: _Person,
+        realm: str,
+        trunk: TrunkInfo | None = None,
+        diverted_by: str | None = None,
     ) -> tuple[RingTarget, ...]:
         """All the employee's registered devices, plus their mobiles over ``trunk`` when
         they chose to be rung there (``ring_mobile``) — one wave, at once."""
@@ -238,7 +242,7 @@ class PbxResolver:
             return devices
         mobile = Target(TargetKind.mobile, f"{person.name} (mobile)"[:200], person.id)
         label = f"m{person.extension}"
-        rings = (_via_trunk(number, trunk, mobile, label) for number in person.mobiles)
+        rings = (_via_trunk(n, trunk, mobile, label, diverted_by) for n in person.mobiles)
         return devices + tuple(r for r in rings if r is not None)
 
     # -- inbound calls -------------------------------------------------------------------------
@@ -323,7 +327,7 @@ class PbxResolver:
         trunk = snap.trunk_for(number)
 
         def expand(dial: Dial) -> list[RingTarget]:
-            return self._expand(dial, staff, realm, trunk)
+            return self._expand(dial, staff, realm, trunk, number.e164)
 
         facts = CallFacts(
             call_id=call.call_id,
@@ -337,7 +341,7 @@ class PbxResolver:
 
         def agent_targets(agent_id: str) -> tuple[RingTarget, ...]:
             person = by_id.get(agent_id)
-            return self._employee_targets(person, realm, trunk) if person else ()
+            return self._employee_targets(person, realm, trunk, number.e164) if person else ()
 
         async def ask(request: HttpRequest) -> Outcome:
             return await self._ask(request, facts, account_id, rows)
@@ -395,11 +399,19 @@ class PbxResolver:
         return await self.contacts.lookup(account_id, e164)
 
     def _expand(
-        self, dial: Dial, staff: Mapping[str, _Person], realm: str, trunk: TrunkInfo | None
+        self,
+        dial: Dial,
+        staff: Mapping[str, _Person],
+        realm: str,
+        trunk: TrunkInfo | None,
+        diverted_by: str | None = None,
     ) -> list[RingTarget]:
+        """``diverted_by``: the account's number the call came in on, named to the carrier
+        when it is forwarded out through a trunk (RFC 5806)."""
         if dial.kind is RouteKind.employee:
             person = staff.get(dial.ref)
-            return list(self._employee_targets(person, realm, trunk)) if person else []
+            targets = self._employee_targets(person, realm, trunk, diverted_by) if person else ()
+            return list(targets)
         if dial.kind is RouteKind.sip:
             try:
                 uri = parse_uri(dial.ref)
@@ -410,7 +422,8 @@ class PbxResolver:
                 return []
             return [RingTarget(dial.ref, flow, Target(TargetKind.external, dial.ref[:200]))]
         if dial.kind is RouteKind.number and trunk is not None:
-            ring = _via_trunk(dial.ref, trunk, Target(TargetKind.external, dial.ref))
+            target = Target(TargetKind.external, dial.ref)
+            ring = _via_trunk(dial.ref, trunk, target, diverted_by=diverted_by)
             return [ring] if ring is not None else []
         return []
 
@@ -501,15 +514,20 @@ class _Presence(Mapping[str, MemberState]):
 
 
 def _via_trunk(
-    number: str, trunk: TrunkInfo, target: Target, label: str | None = None
+    number: str,
+    trunk: TrunkInfo,
+    target: Target,
+    label: str | None = None,
+    diverted_by: str | None = None,
 ) -> RingTarget | None:
-    """``number`` rung through the carrier of ``trunk`` (None: its host is unusable)."""
+    """``number`` rung through the carrier of ``trunk`` (None: its host is unusable), as a
+    forward from the account's number ``diverted_by`` when a customer's call is passed on."""
     flow = named_flow(trunk.host, trunk.port, trunk.transport)
     if flow is None:
         return None
     uri_host = f"[{flow.host}]" if ":" in flow.host else flow.host
     uri = f"sip:{number}@{uri_host}:{flow.port}"
-    return RingTarget(uri, flow, target, label, auth=trunk.auth)
+    return RingTarget(uri, flow, target, label, auth=trunk.auth, diversion=diverted_by)
 
 
 MAX_CALLER_DISPLAY = 48  # phones show a line of about this much
