@@ -192,3 +192,26 @@ async def test_an_employee_dialling_the_accounts_own_line_reaches_its_scheme(
         assert plan.direction is Direction.internal and plan.route is not None
         assert plan.number_label == "Sales"
     assert outbound.guard.active(alpha.account_id) == 0
+
+
+async def test_a_colleagues_mobile_is_rung_with_the_trunks_number(container: Container) -> None:
+    """101 dials 102, who chose ring_mobile: 102's mobile rings through the trunk showing the
+    trunk's own number (an extension in From means nothing to a carrier)."""
+    alpha, resolver, _ = await _setup(container)
+    await container.directory.create_employee(
+        alpha.principal,
+        EmployeeIn(
+            name="Boris",
+            extension="102",
+            sip_password="another-pass-102",
+            mobile_numbers=["+79161112233"],
+            ring_mobile=True,
+        ),
+    )
+    plan = await resolver(dial(alpha, "102"))
+    assert isinstance(plan, Plan) and plan.direction is Direction.internal
+    targets = [(t.uri, t.from_user, t.diversion) for t in plan.waves[0].targets]
+    assert targets == [
+        (PHONE_102.contact, None, None),  # the desk phone: the colleague's own From
+        ("sip:+79161112233@127.0.0.1:5090", "+74951234567", None),
+    ]

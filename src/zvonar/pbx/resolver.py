@@ -243,7 +243,12 @@ class PbxResolver:
         mobile = Target(TargetKind.mobile, f"{person.name} (mobile)"[:200], person.id)
         label = f"m{person.extension}"
         rings = (_via_trunk(n, trunk, mobile, label, diverted_by) for n in person.mobiles)
-        return devices + tuple(r for r in rings if r is not None)
+        mobiles = tuple(r for r in rings if r is not None)
+        if diverted_by is None and trunk.caller_id:
+            # A colleague's call: an extension means nothing to the carrier, the trunk's own
+            # number does (the display still says who calls).
+            mobiles = tuple(replace(r, from_user=trunk.caller_id) for r in mobiles)
+        return devices + mobiles
 
     # -- inbound calls -------------------------------------------------------------------------
 

@@ -114,6 +114,7 @@ class TrunkInfo:
     port: int
     transport: str  # "udp" | "tcp" | "tls"
     auth: ClientCredentials | None = field(default=None, repr=False)  # for INVITE challenges
+    caller_id: str | None = None  # the number its calls show by default
 
 
 def trunk_credentials(trunk: Trunk, sealer: Sealer | None) -> ClientCredentials | None:
@@ -381,6 +382,7 @@ class RoutingSnapshot:
                     t.port,
                     t.transport.value,
                     trunk_credentials(t, self._db.sealer),
+                    t.caller_id,
                 )
                 for t in trunks
             ),
