@@ -3,8 +3,11 @@ passing over an employee who talks."""
 
 from __future__ import annotations
 
+import random
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from tests.pbx.test_resolver import PHONE, _resolver, call
 from tests.support.routes import unroll
@@ -20,6 +23,9 @@ from zvonar.calls.events import (
 )
 from zvonar.container import Container
 from zvonar.pbx.talking import Talking
+from zvonar.routing import engine as engine_module
+from zvonar.routing import strategies
+from zvonar.routing.strategies import MemberState, Presence, Strategy
 
 from .conftest import seed_account
 
@@ -71,7 +77,9 @@ def test_the_employee_who_dialled_talks_until_the_call_ends() -> None:
     assert not t.busy(ACCOUNT, BORIS, "102")
 
 
-async def test_a_ring_step_passes_over_an_employee_on_a_call(container: Container) -> None:
+async def test_an_employee_on_a_call_is_busy_to_the_strategies(container: Container) -> None:
+    """The resolver marks a talking employee busy; alone in the step they are rung anyway
+    (call waiting: a receptionist takes a second caller), see the strategies for the rest."""
     alpha = await seed_account(container, ring_seconds=10)  # the scheme: ring 101
     resolver = await _resolver(container, [PHONE])
     talking = resolver.talking = Talking()
@@ -80,8 +88,32 @@ async def test_a_ring_step_passes_over_an_employee_on_a_call(container: Containe
             account_id=alpha.account_id, call_id="x", leg_id="x.w0t0", at=AT, by=alpha.employee_id
         )
     )
-    plan = await resolver(call("+74951234567"))
-    assert (await unroll(plan)).waves == ()  # 101 talks: the scheme moves on at once
-    talking.apply(_ended("x"))
-    plan = await resolver(call("+74951234567"))
-    assert len((await unroll(plan)).waves) == 1  # free again: rung
+    seen: list[Presence] = []
+    real = strategies.plan
+
+    def spy(members: Sequence[MemberState], *args: Any, **kw: Any) -> Any:
+        seen.extend(m.presence for m in members)
+        return real(members, *args, **kw)
+
+    engine_module.plan = spy  # type: ignore[attr-defined]
+    try:
+        plan = await resolver(call("+74951234567"))
+        assert len((await unroll(plan)).waves) == 1  # rung: nobody else to prefer
+    finally:
+        engine_module.plan = real  # type: ignore[attr-defined]
+    assert seen == [Presence.busy]
+
+
+def test_busy_members_are_passed_over_while_someone_is_free() -> None:
+    rng = random.Random(1)
+    members = [MemberState("a", Presence.busy), MemberState("b"), MemberState("c")]
+    for strategy in (Strategy.in_turn, Strategy.least_recent, Strategy.round_robin):
+        waves = strategies.plan(members, strategy, rng=rng, ring_timeout=20, member_timeout=10)
+        assert [w.members[0].key for w in waves.waves] == ["b", "c"], strategy
+    together = strategies.plan(
+        members, Strategy.all_at_once, rng=rng, ring_timeout=20, member_timeout=10
+    )
+    assert [m.key for m in together.waves[0].members] == ["b", "c"]
+    alone = [MemberState("a", Presence.busy)]  # a step's only member: call waiting
+    waves = strategies.plan(alone, Strategy.in_turn, rng=rng, ring_timeout=20, member_timeout=10)
+    assert [w.members[0].key for w in waves.waves] == ["a"]

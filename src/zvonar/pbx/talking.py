@@ -12,7 +12,8 @@ their conversation. The index is kept from the neutral call events on the bus:
   an extension) is busy until ``CallEnded``.
 
 In-process and approximate by design: it only ever makes a strategy skip someone it would
-have rung while they talk; calls to an extension itself still ring it (call waiting).
+have rung while they talk; a step whose only member talks, and a call to the extension
+itself, still ring them (call waiting).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 
@@ -105,7 +105,14 @@ def plan(
     pointer: int = 0,
 ) -> Plan:
     """Order ``members`` into waves. ``ring_timeout`` is the all-at-once wave's timeout;
-    ``member_timeout`` the default per member in one-at-a-time strategies."""
+    ``member_timeout`` the default per member in one-at-a-time strategies.
+
+    Busy members (on another call) are passed over, so a group never rings someone
+    mid-conversation while it could ring someone free — except a step's one and only member:
+    ringing them is call waiting, their own phone's choice (a receptionist takes a second
+    caller while the first holds; a phone that refuses answers 486 and the scheme moves on)."""
+    if len(members) == 1 and members[0].presence is Presence.busy:
+        members = [replace(members[0], presence=Presence.available)]
     ready = [m for m in members if m.presence is Presence.available]
     new_pointer = pointer
     if strategy is Strategy.all_at_once:
