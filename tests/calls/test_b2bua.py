@@ -421,3 +421,35 @@ async def test_when_every_carrier_fails_the_caller_hears_the_last_failure(
     (ended,) = await pbx.wait_ended()
     assert ended.disposition is Disposition.failed
     assert len(pbx.bus.of_type(CallRinging)) == 2
+
+
+async def test_our_invites_and_answers_say_what_we_allow(
+    pbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    """RFC 3261 §13.2.1/§20.5: the INVITE to the target and the 200 to the caller carry Allow
+    (a peer refreshes a session by UPDATE, or sends keys by INFO, only if we allow them)."""
+    caller, callee = phones
+    pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((target(callee, "answer"),), 5),))
+    invites: list[SipRequest] = []
+    oks: list[object] = []
+
+    def on_callee(ev: object) -> None:
+        if isinstance(ev, IncomingRequest) and ev.request.method == "INVITE":
+            invites.append(ev.request)
+
+    def on_caller(ev: object) -> None:
+        response = getattr(ev, "response", None)
+        if response is not None and response.status == 200 and response.cseq.method == "INVITE":
+            oks.append(response)
+
+    callee.runner.add_event_hook(on_callee)
+    caller.runner.add_event_hook(on_caller)
+    leg = dial(caller, pbx, "100")
+    assert await final_status(leg) == 200
+    allowed = set(pbx.b2bua.ua.allow)
+    (invite,) = invites
+    assert {"UPDATE", "INFO", "REFER"} <= set(invite.header_values("Allow")) == allowed
+    (ok,) = oks
+    assert set(ok.header_values("Allow")) == allowed  # type: ignore[attr-defined]
+    hang_up(caller, leg)
+    await pbx.wait_ended()

@@ -532,7 +532,13 @@ class Call:
             return
         contact = str(ua.contact_uri(inc.flow))
         resp = response_to(
-            inc.request, status, caller.local_tag, contact=contact, body=body, reason=reason
+            inc.request,
+            status,
+            caller.local_tag,
+            contact=contact,
+            body=body,
+            reason=reason,
+            allow=ua.allow_header,
         )
         ua.respond(inc, resp, self.host.now())
         if status >= 200:

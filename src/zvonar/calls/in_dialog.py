@@ -78,7 +78,10 @@ def reply(
     # A 2xx to a target refresh carries our Contact (§12.1.1; RFC 3311 §5.2 for UPDATE).
     refresh = inc.request.method in ("INVITE", "UPDATE")
     contact = str(ua.contact_uri(inc.flow)) if refresh else None
-    resp = response_to(inc.request, status, dialog.id.local_tag, contact=contact, body=body)
+    allow = ua.allow_header if refresh else None
+    resp = response_to(
+        inc.request, status, dialog.id.local_tag, contact=contact, body=body, allow=allow
+    )
     ua.respond(inc, resp, host.now())
     host.flush()
 
@@ -159,6 +162,7 @@ def invite(
         sdp=leg.oa.create_offer().serialize().encode(),
         from_user=from_user,
         from_display=from_display,
+        allow=ua.allow_header,
     )
     host.track_dialog(leg.sip_call_id, leg.local_tag, actor)
     leg.invite_key = ua.send_request(leg.request, leg.flow, host.now())

@@ -249,7 +249,9 @@ def _respond(
 ) -> None:
     ua = call.host.ua
     contact = str(ua.contact_uri(inc.flow))
-    resp = response_to(inc.request, status, leg.local_tag, contact=contact, body=body)
+    resp = response_to(
+        inc.request, status, leg.local_tag, contact=contact, body=body, allow=ua.allow_header
+    )
     ua.respond(inc, resp, call.host.now())
     call.host.flush()
 

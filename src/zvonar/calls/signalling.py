@@ -32,11 +32,15 @@ def response_to(
     contact: str | None = None,
     body: bytes = b"",
     reason: str | None = None,
+    allow: str | None = None,
 ) -> SipResponse:
-    """A response carrying our To tag, our Contact (1xx-2xx to an INVITE, §12.1.1) and SDP."""
+    """A response carrying our To tag, our Contact (1xx-2xx to an INVITE, §12.1.1) and SDP;
+    a 2xx also says what we ``allow`` in the dialog (§20.5: UPDATE, INFO, REFER…)."""
     headers: tuple[tuple[str, str], ...] = ()
     if contact is not None and 100 < status < 300:
         headers = (("Contact", f"<{contact}>"),)
+    if allow is not None and 200 <= status < 300:
+        headers = (*headers, ("Allow", allow))
     response = make_response(request, status, reason, to_tag=to_tag, headers=headers)
     if body:
         response = response.with_body(body, SDP)
@@ -56,6 +60,7 @@ def invite_request(
     from_user: str | None = None,
     from_display: str | None = None,
     diversion: str | None = None,
+    allow: str | None = None,
 ) -> SipRequest:
     """A new INVITE towards ``target`` on behalf of ``caller``'s INVITE: a new dialog (our
     Call-ID and From tag, §8.1.1), the caller's identity kept in From (§8.1.1.3) unless
@@ -95,6 +100,7 @@ def invite_request(
         # The UA PRACKs reliable 18x and keeps session timers (sip/ua/reliable.py,
         # sip/ua/session_timer.py): a carrier may ask for either.
         ("Supported", "100rel, timer"),
+        *((("Allow", allow),) if allow else ()),  # §13.2.1: what the peer may send us
         ("User-Agent", user_agent),
         ("Content-Type", SDP),
     )
