@@ -1,10 +1,12 @@
 """End to end: employees' phones see on which line a customer calls, and who it is.
 
 A SIPp carrier calls the account's number (label "Sales") from +79160000001; employee 101's
-SIPp phone must receive our INVITE with ``From: "Sales: <who>" <sip:+79160000001@…>`` — the
+SIPp phone must receive our INVITE with ``From: "Sales: <who>" <sip:89160000001@…>`` — the
 line's label and the contact's name from the directory when the number is a known contact,
 else the number — while the address stays the caller's (so "call back" from the phone's
-history dials the customer). Before, the phone saw the carrier's From as it came.
+history dials the customer). Before, the phone saw the carrier's From as it came. The
+carrier sends the number the national way (8916…): the phone's display and the journal's
+caller are E.164, and the journal row names the contact.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from tests.sip.peers.harness import (
 )
 from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
+from zvonar.journal.service import CallFilter
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import start_pbx
 
@@ -45,7 +48,7 @@ def phone_expecting(display: str) -> str:
     """101 answers once the INVITE's From shows ``display`` with the customer's address."""
     # SIPp reads attributes in double quotes only: "." stands for the display's quotes.
     shown = display.replace("+", "\\+")
-    pattern = f"^ *.{shown}. &lt;sip:\\{CUSTOMER}@"
+    pattern = f"^ *.{shown}. &lt;sip:8{CUSTOMER[2:]}@"  # the carrier's own address
     check = (
         f'<action><ereg regexp="{pattern}" search_in="hdr" header="From:" check_it="true" '
         'assign_to="shown"/></action>'
@@ -62,10 +65,12 @@ async def test_the_phone_shows_the_line_and_the_caller(
     app: Container, tmp_path: Path, contact: str | None, display: str
 ) -> None:
     alpha = await seed_account(app, "alpha")
+    contact_id = None
     if contact is not None:
-        await app.contacts.create_contact(
+        made = await app.contacts.create_contact(
             alpha.principal, ContactIn(name=contact, numbers=[CUSTOMER])
         )
+        contact_id = made.contact.id
     pbx_port, phone_port = free_port(), free_port()
     config = PbxConfig(sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",))
     rt = await start_pbx(app, config)
@@ -83,14 +88,17 @@ async def test_the_phone_shows_the_line_and_the_caller(
         phone = await start_sipp(phone_cmd, workdir=tmp_path)
         await wait_bound(phone_port)
         (tmp_path / "carrier.xml").write_text(
-            carrier_talk(NUMBER.lstrip("+"), CUSTOMER, talk_ms=300)
+            carrier_talk(NUMBER.lstrip("+"), "8" + CUSTOMER[2:], talk_ms=300)
         )
         carrier = await run_sipp(
             _cmd(tmp_path, remote, "carrier", free_port()), workdir=tmp_path, name="carrier"
-        )
+        )  # it sends the customer's number the national way, 8916…
         shown = await finish_sipp(phone, phone_cmd, workdir=tmp_path, name="phone", wait=10)
         assert carrier.stats.successful == 1, carrier.describe()
         assert shown.stats.successful == 1, shown.describe()  # the From was checked
         await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
     finally:
         await rt.stop()
+    # The journal: the caller in E.164 whatever the carrier sent, and their contact.
+    (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
+    assert call.caller == CUSTOMER and call.caller_contact_id == contact_id

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from zvonar.calls.events import CallEnded, Direction, Disposition, HangupSide, TargetKind
 from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject
+from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
 from zvonar.core.bus import RecordingBus
 from zvonar.directory.models import TrunkAuth
@@ -215,3 +216,12 @@ async def test_a_colleagues_mobile_is_rung_with_the_trunks_number(container: Con
         (PHONE_102.contact, None, None),  # the desk phone: the colleague's own From
         ("sip:+79161112233@127.0.0.1:5090", "+74951234567", None),
     ]
+
+
+async def test_the_journal_learns_the_customer_an_employee_called(container: Container) -> None:
+    alpha, resolver, _ = await _setup(container)
+    made = await container.contacts.create_contact(
+        alpha.principal, ContactIn(name="Bolts Ltd", numbers=["+73831234567"])
+    )
+    plan = await resolver(dial(alpha, "8 (383) 123-45-67"))
+    assert isinstance(plan, Plan) and plan.contact_id == made.contact.id

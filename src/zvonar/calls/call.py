@@ -242,10 +242,11 @@ class Call:
         await self.publish(
             CallStarted,
             direction=plan.direction if plan else Direction.inbound,
-            caller=facts.caller[:64],
+            caller=((plan.caller if plan else None) or facts.caller)[:64],
             dialed=((plan.dialed if plan and plan.dialed else facts.dialed) or "unknown")[:64],
             started_at=facts.started_at,
             number_label=plan.number_label if plan else None,
+            caller_contact_id=plan.contact_id if plan else None,
             tracking=dict(plan.tracking) if plan else {},
         )
 

@@ -188,6 +188,11 @@ class Plan:
     # The display name our INVITEs to the account's phones carry for the caller (the line's
     # label and who calls, "Resorts: Bolts Ltd"); None keeps the caller's From as it came.
     caller_display: str | None = None
+    # For the journal: the caller's number in E.164 (a carrier may send "8916…"; None keeps
+    # it as it came) and the customer's contact in the directory (the caller of an inbound
+    # call, the callee of an outbound one).
+    caller: str | None = None
+    contact_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,7 @@ class OutboundCalls:
         ]
         callee = target.value
         caller_id: str | None = None
+        hit = None
         if target.kind is DialKind.external:
             ours = [OwnNumber(n.e164) for n in numbers]
             last = await self._last_called(account, callee, {n.e164 for n in numbers})
@@ -203,6 +204,7 @@ class OutboundCalls:
             direction=Direction.outbound,
             record=account.recording_enabled,
             fail_over=CARRIER_FAILURES,
+            contact_id=hit.contact_id if hit is not None else None,  # the customer called
         )
 
     async def _reachable(

@@ -381,6 +381,8 @@ class PbxResolver:
                 hit.name if hit is not None else call.caller_display,
                 caller_e164 or call.caller,
             ),
+            caller=caller_e164,
+            contact_id=hit.contact_id if hit is not None else None,
         )
 
     def _e164(self, raw: str, country: str) -> str | None:
