@@ -11,30 +11,19 @@ caller are E.164, and the journal row names the contact.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from tests.e2e import sippkit
+from tests.e2e.pbxkit import call_101
 from tests.e2e.schemes_kit import carrier_talk
-from tests.e2e.test_early_media import _cmd
 from tests.e2e.test_early_media import app as app  # the fixture
-from tests.pbx.conftest import NUMBER, PASSWORD, seed_account
-from tests.sip.peers.harness import (
-    SIPP,
-    finish_sipp,
-    free_port,
-    register_scenario,
-    run_sipp,
-    start_sipp,
-    wait_bound,
-)
+from tests.pbx.conftest import NUMBER, seed_account
+from tests.sip.peers.harness import SIPP
 from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
 from zvonar.journal.service import CallFilter
-from zvonar.pbx.config import PbxConfig
-from zvonar.pbx.runtime import start_pbx
 
 pytestmark = [
     pytest.mark.peer,
@@ -71,34 +60,12 @@ async def test_the_phone_shows_the_line_and_the_caller(
             alpha.principal, ContactIn(name=contact, numbers=[CUSTOMER])
         )
         contact_id = made.contact.id
-    pbx_port, phone_port = free_port(), free_port()
-    config = PbxConfig(sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",))
-    rt = await start_pbx(app, config)
-    remote = f"127.0.0.1:{pbx_port}"
-    try:
-        (tmp_path / "register.xml").write_text(register_scenario("101", alpha.realm))
-        reg = await run_sipp(
-            _cmd(tmp_path, remote, "register", phone_port, "-au", "101", "-ap", PASSWORD,
-                 "-auth_uri", alpha.realm),
-            workdir=tmp_path, name="register",
-        )  # fmt: skip
-        assert reg.stats.successful == 1, reg.describe()
-        (tmp_path / "phone.xml").write_text(phone_expecting(display))
-        phone_cmd = _cmd(tmp_path, "", "phone", phone_port)
-        phone = await start_sipp(phone_cmd, workdir=tmp_path)
-        await wait_bound(phone_port)
-        (tmp_path / "carrier.xml").write_text(
-            carrier_talk(NUMBER.lstrip("+"), "8" + CUSTOMER[2:], talk_ms=300)
-        )
-        carrier = await run_sipp(
-            _cmd(tmp_path, remote, "carrier", free_port()), workdir=tmp_path, name="carrier"
-        )  # it sends the customer's number the national way, 8916…
-        shown = await finish_sipp(phone, phone_cmd, workdir=tmp_path, name="phone", wait=10)
-        assert carrier.stats.successful == 1, carrier.describe()
-        assert shown.stats.successful == 1, shown.describe()  # the From was checked
-        await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
-    finally:
-        await rt.stop()
+    carrier = carrier_talk(NUMBER.lstrip("+"), "8" + CUSTOMER[2:], talk_ms=300)  # 8916…
+    _rt, runs = await call_101(
+        app, tmp_path, alpha, phone=phone_expecting(display), carrier=carrier
+    )
+    assert runs["carrier"].stats.successful == 1, runs["carrier"].describe()
+    assert runs["phone"].stats.successful == 1, runs["phone"].describe()  # From checked
     # The journal: the caller in E.164 whatever the carrier sent, and their contact.
     (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
     assert call.caller == CUSTOMER and call.caller_contact_id == contact_id

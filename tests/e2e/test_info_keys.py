@@ -12,33 +12,22 @@ events were dropped, there being nothing to relay them as).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from tests.e2e import sippkit
+from tests.e2e.pbxkit import call_101
 from tests.e2e.queues_kit import DTMF_DIR
-from tests.e2e.test_early_media import _cmd
 from tests.e2e.test_early_media import app as app  # the fixture
 from tests.media.engine.phone import Phone
-from tests.pbx.conftest import NUMBER, PASSWORD, seed_account
-from tests.sip.peers.harness import (
-    SIPP,
-    finish_sipp,
-    free_port,
-    register_scenario,
-    run_sipp,
-    start_sipp,
-    wait_bound,
-)
+from tests.pbx.conftest import NUMBER, seed_account
+from tests.sip.peers.harness import SIPP
 from zvonar.container import Container
 from zvonar.media.dtmf import DtmfReceiver
 from zvonar.media.g711 import ulaw_decode
 from zvonar.media.goertzel import DtmfDetector
 from zvonar.media.rtp import RtpPacket
-from zvonar.pbx.config import PbxConfig
-from zvonar.pbx.runtime import start_pbx
 
 pytestmark = [
     pytest.mark.peer,
@@ -129,37 +118,16 @@ async def _call(app: Container, tmp_path: Path, phone_xml: str, *, events: bool)
     """The carrier (media on a Python socket) calls 101, who runs ``phone_xml``: what the
     carrier's socket received."""
     alpha = await seed_account(app, "alpha")
-    pbx_port, phone_port = free_port(), free_port()
-    config = PbxConfig(sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",))
-    rt = await start_pbx(app, config)
-    remote = f"127.0.0.1:{pbx_port}"
     ivr = Phone()
     try:
-        (tmp_path / "register.xml").write_text(register_scenario("101", alpha.realm))
-        reg = await run_sipp(
-            _cmd(tmp_path, remote, "register", phone_port, "-au", "101", "-ap", PASSWORD,
-                 "-auth_uri", alpha.realm),
-            workdir=tmp_path, name="register",
-        )  # fmt: skip
-        assert reg.stats.successful == 1, reg.describe()
-        (tmp_path / "phone.xml").write_text(phone_xml)
-        phone_cmd = _cmd(tmp_path, "", "phone", phone_port)
-        phone = await start_sipp(phone_cmd, workdir=tmp_path)
-        await wait_bound(phone_port)
-        carrier_xml = carrier_listening(NUMBER.lstrip("+"), ivr.port, events=events)
-        (tmp_path / "carrier.xml").write_text(carrier_xml)
-        carrier = await run_sipp(
-            _cmd(tmp_path, remote, "carrier", free_port()), workdir=tmp_path, name="carrier"
-        )
-        answered = await finish_sipp(phone, phone_cmd, workdir=tmp_path, name="phone", wait=10)
-        assert carrier.stats.successful == 1, carrier.describe()
-        assert answered.stats.successful == 1, answered.describe()
-        await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
+        carrier = carrier_listening(NUMBER.lstrip("+"), ivr.port, events=events)
+        _rt, runs = await call_101(app, tmp_path, alpha, phone=phone_xml, carrier=carrier)
+        assert runs["carrier"].stats.successful == 1, runs["carrier"].describe()
+        assert runs["phone"].stats.successful == 1, runs["phone"].describe()
         await ivr.settle()
         return [r.packet for r in ivr.received]
     finally:
         ivr.close()
-        await rt.stop()
 
 
 async def test_a_key_reaches_an_in_band_only_carrier_as_tones(

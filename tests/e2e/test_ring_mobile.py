@@ -12,32 +12,21 @@ rung.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from tests.e2e import sippkit
+from tests.e2e.pbxkit import call_101
 from tests.e2e.schemes_kit import carrier_talk
-from tests.e2e.test_early_media import _cmd
 from tests.e2e.test_early_media import app as app  # the fixture
-from tests.pbx.conftest import NUMBER, PASSWORD, seed_account
-from tests.sip.peers.harness import (
-    SIPP,
-    finish_sipp,
-    free_port,
-    register_scenario,
-    run_sipp,
-    start_sipp,
-    wait_bound,
-)
+from tests.pbx.conftest import NUMBER, seed_account
+from tests.sip.peers.harness import SIPP, free_port
 from zvonar.calls.events import Disposition, LegEndReason, TargetKind
 from zvonar.container import Container
 from zvonar.directory.models import TrunkAuth
 from zvonar.directory.schemas import EmployeePatch, TrunkIn
 from zvonar.journal.service import CallFilter
-from zvonar.pbx.config import PbxConfig
-from zvonar.pbx.runtime import start_pbx
 
 pytestmark = [
     pytest.mark.peer,
@@ -82,40 +71,17 @@ async def test_the_mobile_rings_with_the_desk_phone_and_answers(
         alpha.employee_id,
         EmployeePatch(mobile_numbers=[MOBILE], ring_mobile=True),
     )
-    pbx_port, phone_port = free_port(), free_port()
-    config = PbxConfig(sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",))
-    rt = await start_pbx(app, config)
-    remote = f"127.0.0.1:{pbx_port}"
-    try:
-        (tmp_path / "register.xml").write_text(register_scenario("101", alpha.realm))
-        reg = await run_sipp(
-            _cmd(tmp_path, remote, "register", phone_port, "-au", "101", "-ap", PASSWORD,
-                 "-auth_uri", alpha.realm),
-            workdir=tmp_path, name="register",
-        )  # fmt: skip
-        assert reg.stats.successful == 1, reg.describe()
-        (tmp_path / "desk.xml").write_text(sippkit.uas_ring_forever())
-        desk_cmd = _cmd(tmp_path, "", "desk", phone_port)
-        desk = await start_sipp(desk_cmd, workdir=tmp_path)
-        (tmp_path / "mobile.xml").write_text(mobile_network_answers())
-        mobile_cmd = _cmd(tmp_path, "", "mobile", carrier_port)
-        mobile = await start_sipp(mobile_cmd, workdir=tmp_path)
-        await wait_bound(phone_port)
-        await wait_bound(carrier_port)
-        (tmp_path / "customer.xml").write_text(
-            carrier_talk(NUMBER.lstrip("+"), "+79160000001", talk_ms=500)
-        )
-        customer = await run_sipp(
-            _cmd(tmp_path, remote, "customer", free_port()), workdir=tmp_path, name="customer"
-        )
-        rang = await finish_sipp(desk, desk_cmd, workdir=tmp_path, name="desk", wait=10)
-        took = await finish_sipp(mobile, mobile_cmd, workdir=tmp_path, name="mobile", wait=10)
-        assert customer.stats.successful == 1, customer.describe()
-        assert took.stats.successful == 1, took.describe()  # the mobile answered
-        assert rang.stats.successful == 1, rang.describe()  # the desk phone: CANCEL, 487
-        await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
-    finally:
-        await rt.stop()
+    _rt, runs = await call_101(
+        app,
+        tmp_path,
+        alpha,
+        phone=sippkit.uas_ring_forever(),  # the desk phone rings, nobody picks it up
+        carrier=carrier_talk(NUMBER.lstrip("+"), "+79160000001", talk_ms=500),
+        others=(("mobile", mobile_network_answers(), carrier_port),),
+    )
+    assert runs["carrier"].stats.successful == 1, runs["carrier"].describe()
+    assert runs["mobile"].stats.successful == 1, runs["mobile"].describe()  # it answered
+    assert runs["phone"].stats.successful == 1, runs["phone"].describe()  # CANCEL, 487
     (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
     assert call.disposition is Disposition.answered and call.answered_by == alpha.employee_id
     legs = (await app.journal.get_call(alpha.principal, call.id)).legs

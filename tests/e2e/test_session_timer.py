@@ -15,32 +15,22 @@ answers the carrier's calls and waits for the PBX's BYE.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from tests.e2e import sippkit
-from tests.e2e.test_early_media import TALK, _cmd
+from tests.e2e.pbxkit import call_101
+from tests.e2e.test_early_media import TALK
 from tests.e2e.test_early_media import app as app  # the fixture
 from tests.e2e.test_listen import agent_answers
-from tests.pbx.conftest import NUMBER, PASSWORD, seed_account
-from tests.sip.peers.harness import (
-    SIPP,
-    SippRun,
-    finish_sipp,
-    free_port,
-    register_scenario,
-    run_sipp,
-    start_sipp,
-    wait_bound,
-)
+from tests.pbx.conftest import NUMBER, seed_account
+from tests.sip.peers.harness import SIPP, SippRun
 from zvonar.accounts.access import Principal
 from zvonar.calls.events import Disposition, HangupSide
 from zvonar.container import Container
 from zvonar.journal.service import CallFilter
-from zvonar.pbx.config import PbxConfig
-from zvonar.pbx.runtime import PbxRuntime, start_pbx
+from zvonar.pbx.runtime import PbxRuntime
 
 pytestmark = [
     pytest.mark.peer,
@@ -181,38 +171,19 @@ def carrier_makes_us_refresh(number: str) -> str:
 async def _carrier_calls_101(
     app: Container, tmp_path: Path, carrier: str
 ) -> tuple[PbxRuntime, SippRun, SippRun, Principal]:
-    """101 registers and answers; the carrier's scenario calls the account's number. The
-    runtime is stopped on return (its counters stay readable)."""
+    """101 answers (and waits for our BYE); the carrier's scenario calls the number."""
     alpha = await seed_account(app, "alpha")
-    pbx_port, phone_port = free_port(), free_port()
-    config = PbxConfig(
-        sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",), min_session_expires=2
-    )
-    rt = await start_pbx(app, config)
-    remote = f"127.0.0.1:{pbx_port}"
     pcap = tmp_path / "talk.pcap"
     sippkit.write_tone_pcap(pcap, TALK, 0.5, ssrc=0x101)
-    try:
-        (tmp_path / "register.xml").write_text(register_scenario("101", alpha.realm))
-        reg = await run_sipp(
-            _cmd(tmp_path, remote, "register", phone_port, "-au", "101", "-ap", PASSWORD,
-                 "-auth_uri", alpha.realm),
-            workdir=tmp_path, name="register",
-        )  # fmt: skip
-        assert reg.stats.successful == 1, reg.describe()
-        (tmp_path / "phone.xml").write_text(agent_answers(ring_ms=300, pcap=pcap))
-        phone_cmd = _cmd(tmp_path, "", "phone", phone_port)
-        phone = await start_sipp(phone_cmd, workdir=tmp_path)
-        await wait_bound(phone_port)
-        (tmp_path / "carrier.xml").write_text(carrier)
-        caller = await run_sipp(
-            _cmd(tmp_path, remote, "carrier", free_port()), workdir=tmp_path, name="carrier"
-        )
-        answered = await finish_sipp(phone, phone_cmd, workdir=tmp_path, name="phone", wait=10)
-        await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
-    finally:
-        await rt.stop()
-    return rt, caller, answered, alpha.principal
+    rt, runs = await call_101(
+        app,
+        tmp_path,
+        alpha,
+        phone=agent_answers(ring_ms=300, pcap=pcap),
+        carrier=carrier,
+        min_session_expires=2,
+    )
+    return rt, runs["carrier"], runs["phone"], alpha.principal
 
 
 async def test_a_carrier_that_requires_timers_and_stops_refreshing_is_hung_up(
