@@ -101,6 +101,10 @@ class Linphone:
         while line := await stream.readline():
             self.lines.append(line.decode(errors="replace").rstrip())
 
+    async def saw(self, *parts: str, what: str, within: float = 10) -> None:
+        """Wait for an output line of linphonec holding all ``parts``."""
+        await until(lambda: any(all(p in line for p in parts) for line in self.lines), within, what)
+
     def send(self, command: str) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(command.encode() + b"\n")
@@ -221,8 +225,11 @@ async def main(workdir: Path, mode: str = "inbound") -> dict[str, Any]:
         what = "the customer to answer" if outbound else "linphonec to answer the customer"
         await until(lambda: len(answered()) == 1, 10, what)
         customer_call = answered()[0]
+        # linphonec acts on a command only for a call it sees established: on a loaded
+        # machine it may see our 200 after the bus has the answer (then "pause" is ignored).
+        await phone.saw("Call 1 with", "connected", what="linphonec to see call 1 connected")
         phone.send("pause 1")  # the customer on hold (a re-INVITE, answered by us)
-        await asyncio.sleep(0.5)
+        await phone.saw("Call 1 with", "paused", what="linphonec to hold call 1")
         if mode == "answered":  # a second customer calls; linphonec answers it too
             b_cmd, name = second_sipp
             sipps.append((await start_sipp(b_cmd, workdir=workdir), b_cmd, name))
@@ -239,7 +246,8 @@ async def main(workdir: Path, mode: str = "inbound") -> dict[str, Any]:
             phone.send(f"call sip:102@{REALM}")  # the consultation
             await until(lambda: len(answered()) == 2, 10, "102 to answer the agent")
         consult_call = answered()[1]
-        await asyncio.sleep(0.5)
+        await phone.saw("Call 2 with", "connected", what="linphonec to see call 2 connected")
+        await asyncio.sleep(0.3)
         phone.send("calls")
         await asyncio.sleep(0.3)
         phone.send("transfer 1 --to-call 2")
