@@ -125,6 +125,7 @@ async def main(workdir: Path) -> dict[str, Any]:
             await proc.wait()
         log.close()
         await rt.stop()
+        await container.journal.aclose()  # its writes land before the db goes
         await container.db.dispose()
     return report
 

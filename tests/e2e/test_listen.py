@@ -186,6 +186,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
             )
     finally:
         await rt.stop()
+        await container.journal.aclose()  # its writes land before the db goes
         await container.db.dispose()
 
 

@@ -146,6 +146,7 @@ def trunk_xml() -> str:
 async def app(tmp_path: Path) -> AsyncIterator[Container]:
     container = await sqlite_container(tmp_path)
     yield container
+    await container.journal.aclose()  # its writes land before the db goes
     await container.db.dispose()
 
 

@@ -183,6 +183,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         yield rig
     finally:
         await rt.stop()
+        await container.journal.aclose()  # its writes land before the db goes
         await container.db.dispose()
 
 

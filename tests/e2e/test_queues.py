@@ -163,6 +163,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
         yield Env(rig, numbers, p)
     finally:
         await rt.stop()
+        await container.journal.aclose()  # its writes land before the db goes
         await container.db.dispose()
 
 

@@ -220,6 +220,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     finally:
         await rt.stop()
         await route.close()
+        await container.journal.aclose()  # its writes land before the db goes
         await container.db.dispose()
 
 

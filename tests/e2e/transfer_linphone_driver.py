@@ -318,6 +318,7 @@ async def main(workdir: Path, mode: str = "inbound") -> dict[str, Any]:
         await phone.stop()
         report["linphone"] = phone.lines[-80:]
         await rt.stop()
+        await container.journal.aclose()  # its writes land before the db goes
         await container.db.dispose()
     return report
 
