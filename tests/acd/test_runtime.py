@@ -42,6 +42,7 @@ from zvonar.calls.plan import (
     QueueSignal,
     RingTarget,
 )
+from zvonar.calls.talking import Talking
 from zvonar.core.bus import RecordingBus
 from zvonar.core.errors import NotFound
 from zvonar.media.prompts import DEFAULT_DIR
@@ -616,7 +617,8 @@ async def test_an_agent_on_a_direct_call_is_not_offered_queue_calls() -> None:
     """acd/direct.py: a customer who dialled 101's own number is talking to 101; the queue
     offers its next caller to 102, and to 101 again once that call is over."""
     rig = Rig(strategy=Strategy.in_turn, wrapup_seconds=0)
-    direct = DirectCalls(rig.rt)
+    direct = Talking()  # who talks, from the call events; DirectCalls follows it
+    DirectCalls(rig.rt, direct)
     assert await rig.join("c1")  # the account's agents are loaded: 101 takes c1 and ends it
     rig.answer("c1")
     direct.apply(_direct("c1", "101"))  # the queue call's own answer: its session's business

@@ -294,7 +294,7 @@ async def test_in_turn_rings_members_one_after_another(rig: Rig, env: Env) -> No
 
 async def test_in_turn_passes_over_a_member_on_a_call(rig: Rig, env: Env) -> None:
     """101 is talking (a first call it answered): the next call's in-turn ring starts with
-    102 instead of ringing 101 into its conversation for a member timeout (pbx/talking.py)."""
+    102 instead of ringing 101 into its conversation for a member timeout (calls/talking.py)."""
     workdir = rig.workdir
     (workdir / "busy101.xml").write_text(sippkit.uas_answer())
     phone_cmd = sipp_cmd("", workdir / "busy101.xml", port=rig.devices["101"].port,

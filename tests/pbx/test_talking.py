@@ -1,4 +1,4 @@
-"""Who is on a call (pbx/talking.py), from the neutral call events; and the ring strategies
+"""Who is on a call (calls/talking.py), from the neutral call events; and the ring strategies
 passing over an employee who talks."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from zvonar.calls.events import (
     LegEnded,
     LegEndReason,
 )
+from zvonar.calls.talking import Talking
 from zvonar.container import Container
-from zvonar.pbx.talking import Talking
 from zvonar.routing import engine as engine_module
 from zvonar.routing import strategies
 from zvonar.routing.strategies import MemberState, Presence, Strategy

@@ -48,6 +48,7 @@ from zvonar.calls.plan import (
     RingTarget,
     Wave,
 )
+from zvonar.calls.talking import Talking
 from zvonar.contacts.index import ContactHit, ContactIndex
 from zvonar.core.errors import InvalidInput
 from zvonar.directory.phone import normalize
@@ -57,7 +58,6 @@ from zvonar.pbx.dns import named_flow
 from zvonar.pbx.features import feature_call
 from zvonar.pbx.route import QueueSessions, RouteSetup, SchemeRoute
 from zvonar.pbx.snapshot import NumberInfo, Person, RoutingSnapshot, TrunkInfo
-from zvonar.pbx.talking import Talking
 from zvonar.routing.engine import (
     CallContext,
     Dial,
@@ -129,7 +129,7 @@ class PbxResolver:
         talking: Talking | None = None,
     ) -> None:
         self.prompts_dir = prompts_dir
-        self.talking = talking  # who is on a call: busy for the strategies (pbx/talking.py)
+        self.talking = talking  # who is on a call: busy for the strategies (calls/talking.py)
         self.queues = queues  # the ACD runtime (queue steps); None: queue steps are skipped
         self.db = db
         self.credentials = credentials

@@ -34,6 +34,7 @@ from zvonar.acd.runtime import AcdRuntime
 from zvonar.callbacks.worker import CallbackWorker, customer_side
 from zvonar.calls.b2bua import B2bua
 from zvonar.calls.overload import LagMonitor, OverloadGuard
+from zvonar.calls.talking import Talking
 from zvonar.container import Container
 from zvonar.integrations.http_route import HttpRouter
 from zvonar.media.io import EmbeddedMediaEngine
@@ -48,7 +49,6 @@ from zvonar.pbx.outbound_resolver import OutboundCalls
 from zvonar.pbx.queues import attach_queues, queue_callback_dialer, queue_runtime
 from zvonar.pbx.resolver import PbxResolver
 from zvonar.pbx.snapshot import RoutingSnapshot
-from zvonar.pbx.talking import Talking
 from zvonar.pbx.trunk_registration import TrunkRegistrations
 from zvonar.sip.io.runner import SipRunner
 from zvonar.sip.location import Binding, LocationService
@@ -174,7 +174,6 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
 
     acd = queue_runtime(container.db, container.bus, container.acd)
     detach.append(attach_queues(acd, container.bus))
-    detach.append(DirectCalls(acd).attach(container.bus))  # agents busy on other calls too
     location.on_change = acd.devices_changed
     # Routing data lives in memory, refreshed by the bus: no database read on the call path.
     snapshot = RoutingSnapshot(container.db, flush=container.journal.flush)
@@ -186,6 +185,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
 
     talking = Talking()  # who is on a call: the ring strategies pass them over
     detach.append(talking.attach(container.bus))
+    DirectCalls(acd, talking)  # and the queues do not offer them calls (acd/direct.py)
     resolver = PbxResolver(
         container.db,
         credentials,

@@ -11,6 +11,9 @@ their conversation. The index is kept from the neutral call events on the bus:
 - ``CallStarted`` of an outbound or internal call — the employee who dialled (the caller,
   an extension) is busy until ``CallEnded``.
 
+Watchers (``watch``) hear each answered leg's start and end — the ACD's agents follow them
+(acd/direct.py) from this one index rather than a second one kept from the same events.
+
 In-process and approximate by design: it only ever makes a strategy skip someone it would
 have rung while they talk; a step whose only member talks, and a call to the extension
 itself, still ring them (call waiting).
@@ -20,26 +23,41 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from zvonar.calls.events import CallAnswered, CallEnded, CallStarted, Direction, LegEnded
 from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
 
-__all__ = ["Talking"]
+__all__ = ["Talk", "Talking"]
 
 _PLACED = (Direction.outbound, Direction.internal)
 K = TypeVar("K")
 V = TypeVar("V")
 
 
+@dataclass(frozen=True, slots=True)
+class Talk:
+    """An employee's answered leg began (``over`` False) or ended."""
+
+    account_id: uuid.UUID
+    employee_id: uuid.UUID
+    call_id: str
+    over: bool
+
+
 class Talking:
     def __init__(self) -> None:
-        self._legs: dict[tuple[str, str], uuid.UUID] = {}  # (call, leg) → employee
+        self._legs: dict[tuple[str, str], tuple[uuid.UUID, uuid.UUID]] = {}  # → (acct, emp)
         self._by_employee: dict[uuid.UUID, set[tuple[str, str]]] = {}
         self._by_call: dict[str, set[tuple[str, str]]] = {}
         self._callers: dict[str, tuple[uuid.UUID, str]] = {}  # call → (account, extension)
         self._dialling: dict[tuple[uuid.UUID, str], set[str]] = {}  # → calls
+        self._watchers: list[Callable[[Talk], None]] = []
+
+    def watch(self, watcher: Callable[[Talk], None]) -> None:
+        self._watchers.append(watcher)
 
     def busy(self, account_id: uuid.UUID, employee_id: uuid.UUID, extension: str) -> bool:
         return employee_id in self._by_employee or (account_id, extension) in self._dialling
@@ -62,9 +80,10 @@ class Talking:
     def apply(self, event: Event) -> None:
         if isinstance(event, CallAnswered) and event.by is not None:
             key = (event.call_id, event.leg_id)
-            self._legs[key] = event.by
+            self._legs[key] = (event.account_id, event.by)
             self._by_employee.setdefault(event.by, set()).add(key)
             self._by_call.setdefault(event.call_id, set()).add(key)
+            self._tell(Talk(event.account_id, event.by, event.call_id, over=False))
         elif isinstance(event, LegEnded):
             self._leg_over((event.call_id, event.leg_id))
         elif isinstance(event, CallStarted) and event.direction in _PLACED and event.caller:
@@ -79,11 +98,17 @@ class Talking:
                 _drop(self._dialling, dialled_by, event.call_id)
 
     def _leg_over(self, key: tuple[str, str]) -> None:
-        employee = self._legs.pop(key, None)
-        if employee is None:
+        talker = self._legs.pop(key, None)
+        if talker is None:
             return
+        account_id, employee = talker
         _drop(self._by_employee, employee, key)
         _drop(self._by_call, key[0], key)
+        self._tell(Talk(account_id, employee, key[0], over=True))
+
+    def _tell(self, talk: Talk) -> None:
+        for watcher in self._watchers:
+            watcher(talk)
 
 
 def _drop(index: dict[K, set[V]], at: K, item: V) -> None:
