@@ -216,7 +216,7 @@ def test_a_forgotten_dialog_has_no_timer() -> None:
     _answer(ua, "Session-Expires: 90;refresher=uac\r\nSupported: timer\r\n")
     [session] = ua.sessions.sessions.values()
     ua.forget_dialog(session.dialog)
-    assert ua.next_deadline() is None or ua.sessions.sessions == {}
+    assert ua.sessions.sessions == {} and ua.sessions.next_deadline() is None
 
 
 def test_session_expires_values() -> None:
