@@ -180,8 +180,9 @@ def uac(user: str, *, pcap: Path | None = None, talk_ms: int = 3000) -> str:
 """
 
 
-def uas_answer(*, pcap: Path | None = None) -> str:
-    """Ring, answer, play ``pcap``, wait for the BYE."""
+def uas_answer(*, pcap: Path | None = None, ring_ms: int = 0) -> str:
+    """Ring (for ``ring_ms``), answer, play ``pcap``, wait for the BYE."""
+    ring = f'<pause milliseconds="{ring_ms}"/>' if ring_ms else ""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="zvonar e2e answering callee">
   <recv request="INVITE"/>
@@ -191,6 +192,7 @@ def uas_answer(*, pcap: Path | None = None) -> str:
       Content-Length: 0
 
   ]]></send>
+  {ring}
   <send retrans="500"><![CDATA[
 
       SIP/2.0 200 OK{REPLY}

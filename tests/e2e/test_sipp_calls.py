@@ -166,7 +166,9 @@ async def _relay(pbx: Pbx, engine: MediaEngine, tmp_path: Path) -> None:
     assert ended.disposition is Disposition.answered and ended.hangup is HangupSide.caller
     (recorded,) = pbx.bus.of_type(CallRecorded)
     duration = _check_recording(Path(recorded.path))
-    assert TONE_SECONDS <= duration <= TONE_SECONDS + 3.5
+    # a packet or two may be relayed before the engine starts recording (rtpengine once
+    # recorded 1.98 s of a 2 s tone)
+    assert TONE_SECONDS - 0.1 <= duration <= TONE_SECONDS + 3.5
     assert abs(recorded.duration - duration) < 0.5
 
 
@@ -206,7 +208,9 @@ async def test_busy_and_answering_callee_in_one_wave(
     pbx = await start_pbx(embedded)
     try:
         busy = Peer(tmp_path, "busy", sippkit.uas_busy())
-        good = Peer(tmp_path, "good", sippkit.uas_answer())
+        # the answer waits a moment: a 200 that overtook the 486 would CANCEL the busy fork
+        # first, and its leg would rightly end "cancelled" (seen once in CI)
+        good = Peer(tmp_path, "good", sippkit.uas_answer(ring_ms=300))
         await busy.start()
         await good.start()
         pbx.resolver.plans["200"] = Plan(ACCOUNT, (Wave((busy.target(), good.target()), 10),))
