@@ -119,6 +119,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "Отдел продаж — нажмите 1, поддержка — нажмите 2.",
         "uk": "Відділ продажів — натисніть 1, підтримка — натисніть 2.",
     },
+    # Heard by a forwarded mobile that answered (calls/accept.py), not by the customer.
+    "accept_call": {
+        "en": "Office call. Press 1 to take it, 2 to decline.",
+        "ru": "Рабочий звонок. Нажмите 1 — принять, 2 — отклонить.",
+        "uk": "Робочий дзвінок. Натисніть 1 — прийняти, 2 — відхилити.",
+    },
 }
 
 # Words the media layer strings together (``number_prompts``, ``minutes_prompts``): too short
@@ -152,6 +158,8 @@ FRAGMENTS: dict[str, dict[str, str]] = {
 }
 # Prompts that end with the beep they announce (1 kHz, 0.3 s, after a short pause).
 WITH_BEEP = frozenset({"leave_message_after_tone"})
+# Prompts played in a loop end with a pause, so the repeats do not run into each other.
+PAUSE_AFTER = {"accept_call": 0.8}
 
 
 def _pcm(samples: list[float]) -> bytes:
@@ -262,6 +270,7 @@ def main() -> int:
                 pcm = speak(text, VOICES[lang], Path(tmp))
                 if key in WITH_BEEP:
                     pcm += beep()
+                pcm += bytes(2 * round(PAUSE_AFTER.get(key, 0.0) * RATE))
                 path = args.out / lang / f"{key}.wav"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 data = encode_wav(pcm, sample_rate=RATE)

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tests.support.routes import unroll
-from zvonar.calls.events import Disposition
+from zvonar.calls.events import Disposition, Target, TargetKind
 from zvonar.calls.plan import CallStep, Plan, PlayPrompt, Reject, RingTarget, Wave
+from zvonar.media.prompts import prompt_path
 from zvonar.pbx.route import RouteSetup, SchemeRoute
 from zvonar.routing.engine import (
     CallContext,
@@ -44,11 +45,15 @@ class Walked:
 
 
 def expand(dial: Dial) -> list[RingTarget]:
+    if dial.kind.value == "number":  # through the trunk, as the resolver rings it
+        flow = Flow("UDP", "192.0.2.1", 5060)
+        return [RingTarget(f"sip:{dial.ref}@192.0.2.1", flow, Target(TargetKind.external, "x"))]
     if dial.kind.value != "employee":
         return []
     n = REGISTERED.get(dial.ref, 0)
+    employee = Target(TargetKind.employee, dial.ref)
     return [
-        RingTarget(f"sip:{dial.ref}@10.0.0.{i}", Flow("UDP", f"10.0.0.{i}", 5060))
+        RingTarget(f"sip:{dial.ref}@10.0.0.{i}", Flow("UDP", f"10.0.0.{i}", 5060), employee)
         for i in range(1, n + 1)
     ]
 
@@ -136,6 +141,16 @@ async def test_ring_steps_become_waves_in_order_and_offline_members_are_skipped(
     assert [w.timeout for w in result.waves] == [20, 12, 12]
     assert is_voicemail(result.final)  # the scheme's default final step
     assert "Main: working" in result.path
+
+
+async def test_a_confirming_step_asks_only_its_outside_targets_to_press_1() -> None:
+    ring = {"type": "ring", "targets": [{"employee": "101"}, {"number": "+79161112233"}]}
+    result = await walk({"Main": {"branches": {"working": [{**ring, "confirm": True}, ring]}}})
+    first, second = result.waves
+    asked = {t.uri: t.accept_prompt for t in first.targets}
+    assert asked["sip:101@10.0.0.1"] is None  # the account's own phone: its answer counts
+    assert asked["sip:+79161112233@192.0.2.1"] == prompt_path("accept_call", "en")
+    assert all(t.accept_prompt is None for t in second.targets)  # a step without confirm
 
 
 async def test_all_at_once_rings_everyone_in_one_wave_without_duplicates() -> None:

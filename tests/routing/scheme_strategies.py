@@ -36,7 +36,8 @@ def leaf_step(draw: st.DrawFn) -> dict[str, Any]:
     kind = draw(st.sampled_from(["ring", "play", "hangup", "goto", "voicemail"]))
     if kind == "ring":
         targets = draw(st.lists(TARGETS, min_size=1, max_size=3, unique_by=lambda t: str(t)))
-        return _with("ring", label, targets=targets, timeout=draw(SECONDS))
+        confirm = draw(st.sampled_from([None, False, True]))  # False is the default, dropped
+        return _with("ring", label, targets=targets, timeout=draw(SECONDS), confirm=confirm)
     if kind == "play":
         return _with("play", label, prompt=draw(PROMPTS))
     if kind == "goto":

@@ -59,6 +59,7 @@ FULL: dict[str, Any] = {
                 "default": [{"type": "play", "label": "Bye", "prompt": "goodbye"}],
             },
             {"type": "queue", "queue": "backup"},
+            {"type": "ring", "targets": [{"number": "+79161112233"}], "confirm": True},
             {"type": "play", "prompt": "sorry"},
         ]
     },
@@ -110,6 +111,7 @@ def test_defaults_are_left_out_of_the_dump() -> None:
                     "default": [],
                 },
                 {"type": "queue", "queue": "sales", "overflow": []},
+                {**RING, "confirm": False},
             ]
         },
         "rating": False,
@@ -119,6 +121,7 @@ def test_defaults_are_left_out_of_the_dump() -> None:
             "working": [
                 {"type": "ivr", "prompt": "greeting", "options": [{"digit": "1", "steps": [RING]}]},
                 {"type": "queue", "queue": "sales"},
+                RING,
             ]
         }
     }
@@ -313,6 +316,7 @@ def test_walk_visits_options_defaults_and_overflows() -> None:
         (f"{w}[0].default[0]", 1),
         (f"{w}[1]", 0),
         (f"{w}[2]", 0),
+        (f"{w}[3]", 0),
     ]
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from zvonar.calls import attended, early, keys, redirect, steps
+from zvonar.calls import accept, attended, early, keys, redirect, steps
 from zvonar.calls.events import (
     CallAnswered,
     CallEvent,
@@ -114,6 +114,7 @@ CallInput = (
     | attended.Handover
     | attended.HandoverTimeout
     | TransferOrder
+    | accept.AcceptTimeout
 )
 
 
@@ -279,6 +280,8 @@ class Call:
             await self.publish(CallDtmf, leg_id=leg_id, digit=item.digit, duration=item.duration)
             if leg_id == self.caller.leg_id and item.leg_id == self.caller.media_id:
                 await steps.on_digit(self, item.digit)
+            elif (asked := self.forks.get(leg_id)) is not None and asked.accept_timer:
+                await accept.key(self, asked, item.digit)
         elif isinstance(item, StepTimeout):
             await steps.on_timeout(self, item)
         elif isinstance(item, QUEUE_SIGNALS):
@@ -301,6 +304,8 @@ class Call:
             await attended.on_handover_timeout(self, item)
         elif isinstance(item, TransferOrder):
             await ordered_transfer(self, item)
+        elif isinstance(item, accept.AcceptTimeout):
+            await accept.timed_out(self, item)
 
     def _leg_of_media(self, media_id: str) -> str:
         for fork in self.forks.values():
@@ -375,11 +380,18 @@ class Call:
             hangup_fork(self, fork)
             await fork_over(self, fork, LegEndReason.failed)
             return
+        if fork.target.accept_prompt is not None:
+            await accept.ask(self, fork, remote)  # "press 1": it wins when it does
+            return
+        await self.win(fork, remote)
+
+    async def win(self, fork: CalleeLeg, remote: RemoteMedia) -> None:
+        """``fork`` answered (and accepted, when asked to): it takes the call."""
         self.tracker.answered(fork.leg_id)
         self.winner = fork
         self.cancel_timer()
         for other in self.forks.values():
-            if other is not fork and other.state is LegState.INVITING:
+            if other is not fork and other.pending:
                 await stop_fork(self, other, LegEndReason.cancelled)
         await self._connect(fork, remote)
 
@@ -453,6 +465,9 @@ class Call:
             elif fork is not None:
                 fork.state = LegState.ENDED
             side = HangupSide.caller if from_caller else HangupSide.callee
+            if fork is not None and fork.accept_timer is not None:
+                await accept.gone(self, fork)  # asked to confirm, it hung up instead
+                return
             if fork is not None and fork is not self.winner:
                 return
             if fork is not None and self.attended is not None:

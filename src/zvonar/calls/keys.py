@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from zvonar.calls import steps
+from zvonar.calls import accept, steps
 from zvonar.calls.in_dialog import info_digit
 from zvonar.calls.legs import CallDtmf, CalleeLeg, LegState
 from zvonar.media.errors import MediaError
@@ -33,6 +33,9 @@ async def on_info(call: Call, inc: IncomingRequest, fork: CalleeLeg | None) -> N
     await call.publish(CallDtmf, leg_id=leg_id, digit=digit, duration=duration)
     if fork is None:
         await steps.on_digit(call, digit)
+    elif fork.accept_timer is not None:
+        await accept.key(call, fork, digit)  # asked to confirm: its "1" or "2"
+        return
     winner, caller = call.winner, call.caller
     if winner is None or (fork is not None and fork is not winner):
         return

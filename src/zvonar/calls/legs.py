@@ -11,13 +11,14 @@ caller-side endpoint over, and later forks bridge to that.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
 from zvonar.calls.events import CallEvent
 from zvonar.calls.plan import RingTarget
-from zvonar.media.engine import LegEndpoint
+from zvonar.media.engine import LegEndpoint, RemoteMedia
 from zvonar.media.offer_answer import OfferAnswer
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.message import SipRequest, SipResponse
@@ -92,3 +93,17 @@ class CalleeLeg:
     early: bytes | None = None  # the SDP of its first 18x that carried one (early.py)
     rang: bool = False  # CallRinging went out (at its first 18x, else at its answer)
     final: tuple[int, str] | None = None  # its final non-2xx response (status, reason)
+    # Answered, and asked to confirm ("press 1", accept.py): the timer of its silence, and
+    # the answer its 2xx carried, for when it accepts.
+    accept_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    answer: RemoteMedia | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Ringing, or answered and being asked to confirm: not the call's (yet)."""
+        return self.state is LegState.INVITING or self.accept_timer is not None
+
+    def stop_asking(self) -> None:
+        timer, self.accept_timer = self.accept_timer, None
+        if timer is not None:
+            timer.cancel()

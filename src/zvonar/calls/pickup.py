@@ -195,7 +195,7 @@ async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
     """Answer both sides, bridge them, stop the forks and tell the journal."""
     host, caller, engine = call.host, call.caller, call.host.engine
     for fork in list(call.forks.values()):
-        if fork is not leg and fork.state is LegState.INVITING:
+        if fork is not leg and fork.pending:
             await stop_fork(call, fork, LegEndReason.cancelled)
     await call.publish(CallRinging, leg_id=leg.leg_id, target=leg.target.target, at=call.now())
     try:

@@ -146,6 +146,10 @@ class RingTarget:
     # Diversion): carriers that take calls only from the numbers they host accept a customer's
     # number in From when the diverting number is theirs.
     diversion: str | None = None
+    # Played to the target when it answers, which then takes the call only by pressing 1
+    # (calls/accept.py): a forwarded mobile whose voicemail would otherwise answer. None:
+    # its answer is the call's.
+    accept_prompt: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,9 @@ async def tried(call: Call, fork: CalleeLeg) -> None:
 
 
 async def stop_fork(call: Call, fork: CalleeLeg, reason: LegEndReason) -> None:
-    """We end a ringing fork (someone else answered, a timeout, the caller left)."""
+    """We end a ringing fork, or one being asked to confirm (someone else answered, a
+    timeout, the caller left)."""
+    fork.stop_asking()
     if fork.wave == call.wave and call.tracker.ended(fork.leg_id, reason):
         call.reasons.append(reason)
         await tried(call, fork)
@@ -173,7 +175,7 @@ async def finish(
     for fork in call.forks.values():
         if fork is call.winner:
             await end_winner(call, fork)
-        elif fork.state is LegState.INVITING:
+        elif fork.pending:
             await stop_fork(call, fork, LegEndReason(fork_reason))
     message = await conclude_voicemail(call)  # never raises
     recorded = await call.recording.stop(call.host.engine, call.call_id)

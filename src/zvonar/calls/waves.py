@@ -158,8 +158,11 @@ async def wave_timeout(call: Call, wave: int) -> None:
     if wave != call.wave or call.winner is not None or call.done:
         return
     for leg_id in call.tracker.live:
-        await stop_fork(call, call.forks[leg_id], LegEndReason.no_answer)
-    await next_wave(call)
+        fork = call.forks[leg_id]
+        if fork.accept_timer is None:  # one being asked to confirm has its own bound
+            await stop_fork(call, fork, LegEndReason.no_answer)
+    if call.tracker.over:
+        await next_wave(call)
 
 
 async def fork_over(call: Call, fork: CalleeLeg, reason: LegEndReason) -> None:

@@ -17,12 +17,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from zvonar.calls.events import Disposition, Target
+from zvonar.calls.events import Disposition, Target, TargetKind
 from zvonar.calls.plan import (
     CallStep,
     Enqueue,
@@ -77,6 +77,8 @@ def wave_of(action: Ring, expand: Expand) -> Wave | None:
         return None
     return Wave(tuple(targets), action.timeout)
 
+
+_OUTSIDE = frozenset({TargetKind.mobile, TargetKind.external})  # reached through a carrier
 
 MAX_ACTIONS = 500  # a safety net: goto hops and step counts already bound a run far below
 
@@ -186,7 +188,7 @@ class SchemeRoute:
             if wave is None:
                 run.on_outcome(Outcome(OutcomeKind.unavailable), now)
                 return None
-            return wave
+            return self._confirming(wave) if action.confirm else wave
         if isinstance(action, HttpRequest):
             run.on_outcome(await self.setup.ask(action), now)
             return None
@@ -201,6 +203,18 @@ class SchemeRoute:
         if isinstance(action, Queue):
             return await self._queue(action)
         return self._final(action)
+
+    def _confirming(self, wave: Wave) -> Wave:
+        """``wave`` with its mobiles and outside numbers asked to press 1 when they answer
+        (calls/accept.py); the account's own phones are not: their answer is the employee's."""
+        prompt = self._prompt("accept_call")
+        if prompt is None:
+            return wave
+        targets = tuple(
+            replace(t, accept_prompt=prompt) if t.target.kind in _OUTSIDE else t
+            for t in wave.targets
+        )
+        return replace(wave, targets=targets)
 
     def _menu(self, action: Ivr) -> Menu | None:
         prompt = self._prompt(action.prompt)

@@ -55,6 +55,7 @@ class Dial:
 class Ring:
     targets: tuple[Dial, ...]
     timeout: float
+    confirm: bool = False  # outside targets must press 1 to take the call (RingStep.confirm)
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,7 @@ class SchemeRun:
         self._terminal: Action | None = None
         self._waves: list[Wave] = []
         self._ring_deadline: datetime | None = None
+        self._confirm = False  # the ringing step's RingStep.confirm
         self._http: HttpRouteStep | None = None
         self._menu: _Menu | None = None
         self._queue: QueueStep | None = None
@@ -426,6 +427,7 @@ class SchemeRun:
             self._now + timedelta(seconds=step.timeout) if sequential and step.timeout else None
         )
         self._waves = list(result.waves)
+        self._confirm = step.confirm
         self._next_wave()
 
     def _next_wave(self) -> None:
@@ -437,7 +439,8 @@ class SchemeRun:
                 if timeout <= 0:
                     break
             dials = tuple(self._dial(m, timeout, len(wave.members) == 1) for m in wave.members)
-            self._pending = (Pending.ring, Ring(dials, max(d.timeout for d in dials)))
+            ring = Ring(dials, max(d.timeout for d in dials), self._confirm)
+            self._pending = (Pending.ring, ring)
             return
         self._waves = []
         self._ring_deadline = None

@@ -59,13 +59,15 @@ class RingStep:
     """Ring ``targets``. ``strategy`` None: a lone group rings by its own strategy, anything
     else all at once. ``timeout``: how long an all-at-once wave rings, and the cap on the whole
     step for one-at-a-time strategies (None: no cap). ``target_timeout``: each target's turn in
-    one-at-a-time strategies."""
+    one-at-a-time strategies. ``confirm``: a mobile or an outside number the step rings takes
+    the call only when the person answering presses 1 (their voicemail never does)."""
 
     targets: tuple[Target, ...]
     strategy: Strategy | None = None
     timeout: float | None = None
     target_timeout: float = 15.0
     label: str | None = None
+    confirm: bool = False
 
     DEFAULT_TIMEOUT = 30.0
 

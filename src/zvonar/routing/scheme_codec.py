@@ -180,6 +180,7 @@ def _ring(o: _Obj) -> RingStep:
         timeout=o.seconds("timeout"),
         target_timeout=o.seconds("target_timeout") or 15.0,
         label=o.text("label"),
+        confirm=o.flag("confirm"),
     )
 
 
@@ -251,7 +252,7 @@ def _queue(o: _Obj, depth: int) -> QueueStep:
 
 
 _KEYS: dict[str, set[str]] = {
-    "ring": {"targets", "strategy", "timeout", "target_timeout"},
+    "ring": {"targets", "strategy", "timeout", "target_timeout", "confirm"},
     "play": {"prompt"},
     "voicemail": {"greeting", "notify"},
     "goto": {"scheme"},
@@ -371,6 +372,7 @@ _DUMP: dict[type, Callable[[Any], dict[str, Any]]] = {
         strategy=s.strategy.value if s.strategy else None,
         timeout=_num(s.timeout) if s.timeout is not None else None,
         target_timeout=_num(s.target_timeout) if s.target_timeout != 15.0 else None,
+        confirm=True if s.confirm else None,
     ),
     PlayStep: lambda s: _with_label("play", s.label, prompt=s.prompt),
     VoicemailStep: lambda s: _with_label(

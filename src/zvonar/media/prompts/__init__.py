@@ -50,6 +50,7 @@ PROMPT_KEYS = (
     "queue_callback_offer",
     "queue_callback_press",
     "menu_default",
+    "accept_call",
 )
 MAX_SPOKEN_NUMBER = 20
 FRAGMENT_KEYS = (
