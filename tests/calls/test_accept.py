@@ -177,3 +177,23 @@ async def test_the_caller_leaving_hangs_up_a_fork_being_asked(
     assert ends(pbx) == {fork.leg_id: LegEndReason.cancelled}
     await until(lambda: callee.app.calls_ended >= 1)  # BYE, not a CANCEL: it had answered
     await until(lambda: pbx.b2bua.engine.leg_count == 0)  # type: ignore[attr-defined]
+
+
+async def test_a_key_sent_by_sip_info_accepts_too(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    caller, callee = phones
+    pbx.resolver.plans["706"] = Plan(ACCOUNT, (Wave((asking(callee),), 10),))
+    leg = dial(caller, pbx, "706")
+    call, (fork,) = await asked(pbx)
+    (callee_leg,) = list(callee.app._legs.values())
+    ua = callee.runner.ua
+    dialog = next(d for d in ua.dialogs if d.id.local_tag == callee_leg.local_tag)
+    body = b"Signal=1\r\nDuration=160\r\n"
+    info = ua.create_request(
+        dialog, "INFO", callee_leg.flow, body=body, content_type="application/dtmf-relay"
+    )
+    ua.send_request(info, callee_leg.flow, callee.runner.loop.time())
+    callee.runner.pump()
+    assert await final_status(leg) == 200
+    assert call.winner is fork
+    hang_up(caller, leg)
+    await pbx.wait_ended()
