@@ -150,3 +150,37 @@ async def test_operators_keep_contacts_marketers_only_read(
     r = await api.post(API, json={"name": "Y"}, headers=marketer.headers)
     assert code(r, 403) == "permission_denied"
     assert code(await api.get(API), 401) == "unauthenticated"
+
+
+async def test_a_contact_names_its_manager_in_the_same_account(
+    api: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant, bus: RecordingBus
+) -> None:
+    async def employee(t: Tenant, ext: str) -> str:
+        r = await api.post(
+            "/api/v1/employees", json={"name": f"E{ext}", "extension": ext}, headers=t.headers
+        )
+        assert r.status_code == 201, r.text
+        emp_id: str = r.json()["id"]
+        return emp_id
+
+    ours, theirs = await employee(tenant_a, "102"), await employee(tenant_b, "102")
+    c = await create(api, tenant_a, {"name": "Bolts", "numbers": ["+79161234567"]})
+    assert c["manager_id"] is None
+    r = await api.patch(f"{API}/{c['id']}", json={"manager_id": ours}, headers=tenant_a.headers)
+    assert r.status_code == 200 and r.json()["manager_id"] == ours
+    assert str(bus.of_type(ContactSaved)[-1].manager_id) == ours  # the caller index learns it
+    # another account's employee, or none at all: a stable 422, nothing changed
+    for wrong in (theirs, "00000000-0000-4000-8000-000000000000"):
+        body = {"name": "Nuts", "manager_id": wrong}
+        assert code(await api.post(API, json=body, headers=tenant_a.headers), 422) == (
+            "unknown_manager"
+        )
+        r = await api.patch(
+            f"{API}/{c['id']}", json={"manager_id": wrong}, headers=tenant_a.headers
+        )
+        assert code(r, 422) == "unknown_manager"
+    assert (await api.get(f"{API}/{c['id']}", headers=tenant_a.headers)).json()[
+        "manager_id"
+    ] == ours
+    r = await api.patch(f"{API}/{c['id']}", json={"manager_id": None}, headers=tenant_a.headers)
+    assert r.status_code == 200 and r.json()["manager_id"] is None

@@ -157,3 +157,38 @@ async def test_index_is_lazy_o1_and_follows_events(
     bulk = await contacts.lookup(tenant_a.account_id, "+79160000002")
     assert bulk is not None and bulk.tags == frozenset({"partner"})
     assert await contacts.lookup(tenant_a.account_id, "+74951112233") == moved
+
+
+async def test_import_names_managers_by_extension(
+    api: httpx.AsyncClient, tenant_a: Tenant, contacts: ContactService
+) -> None:
+    r = await api.post(
+        "/api/v1/employees", json={"name": "Boris", "extension": "102"}, headers=tenant_a.headers
+    )
+    assert r.status_code == 201, r.text
+    boris = r.json()["id"]
+    text = (
+        "name,phones,manager\n"
+        "Bolts,+79161234567,102\n"
+        "Nuts,+79161234568,\n"  # no manager
+        "Screws,+79161234569,109\n"  # nobody has 109
+        "Washers,+79161234560,boss\n"
+    )
+    body = (await post_csv(api, tenant_a, text)).json()
+    assert (body["created"], body["failed"]) == (2, 2)
+    assert [(e["row"], e["code"]) for e in body["errors"]] == [
+        (4, "unknown_manager"),
+        (5, "validation_error"),
+    ]
+    listing = await contacts.list_contacts(principal(tenant_a))
+    managers = {v.contact.name: v.contact.manager_id for v in listing.items}
+    assert {k: str(v) if v else None for k, v in managers.items()} == {
+        "Bolts": boris,
+        "Nuts": None,
+    }
+    # an empty cell keeps the stored manager on a re-import
+    await post_csv(api, tenant_a, "name,phones,manager\nBolts,+79161234567,\n")
+    again = await contacts.list_contacts(principal(tenant_a))
+    assert (
+        str(next(v for v in again.items if v.contact.name == "Bolts").contact.manager_id) == boris
+    )

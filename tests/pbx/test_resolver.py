@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from tests.support.routes import unroll
 from zvonar.calls.events import Direction, TargetKind
 from zvonar.calls.plan import InboundCall, Plan, Reject
+from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
 from zvonar.directory.models import TrunkAuth
-from zvonar.directory.schemas import EmployeePatch, TrunkIn
+from zvonar.directory.schemas import EmployeeIn, EmployeePatch, TrunkIn
+from zvonar.journal.models import CallRecord
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.resolver import PbxResolver, caller_display
 from zvonar.sip.location import Binding
@@ -157,3 +159,79 @@ async def test_an_employee_with_no_device_is_rung_on_their_mobile(container: Con
         assert [t.uri for t in targets] == expected
         mobile = targets[-1].target
         assert mobile.kind is TargetKind.mobile and mobile.target_id == alpha.employee_id
+
+
+async def test_a_manager_target_rings_the_callers_own_employee(container: Container) -> None:
+    """``{manager: contact}``: the contact's manager in the directory; ``{manager: last}``:
+    who answered this caller last (the journal, 30 days); nobody → the next step."""
+    alpha = await seed_account(container)
+    p = alpha.principal
+    boris = await container.directory.create_employee(
+        p, EmployeeIn(name="Boris", extension="102", sip_password="pass-102-long")
+    )
+    vera = await container.directory.create_employee(
+        p, EmployeeIn(name="Vera", extension="103", sip_password="pass-103-long")
+    )
+    await container.contacts.create_contact(
+        p,
+        ContactIn(name="Bolts Ltd", numbers=["+79161234567"], manager_id=boris.view.employee.id),
+    )
+    scheme = await container.routing.create_scheme(
+        p,
+        "Own manager first",
+        {
+            "branches": {
+                "working": [
+                    {"type": "ring", "targets": [{"manager": "contact"}], "timeout": 10},
+                    {"type": "ring", "targets": [{"manager": "last"}], "timeout": 10},
+                    {"type": "ring", "targets": [{"employee": "101"}], "timeout": 10},
+                ]
+            }
+        },
+    )
+    await container.routing.assign(p, alpha.number_id, scheme.id)
+    async with container.db.unit_of_work() as uow:  # the journal: Vera took their last call
+        for caller, by, day in (
+            ("+79160000009", vera.view.employee.id, 3),  # within 30 days of the call
+            ("+79160000009", boris.view.employee.id, 1),  # older: not the last
+            ("+79160000008", vera.view.employee.id, 1),  # long ago: forgotten
+        ):
+            at = datetime(2024, 3, day, 9, 0, tzinfo=UTC) - (
+                timedelta(days=40) if caller.endswith("8") else timedelta()
+            )
+            uow.session.add(
+                CallRecord(
+                    account_id=alpha.account_id,
+                    call_id=f"old-{caller}-{day}",
+                    direction=Direction.inbound,
+                    caller=caller,
+                    dialed="+74951234567",
+                    started_at=at,
+                    last_activity_at=at,
+                    answered_by=by,
+                )
+            )
+    phones = [
+        PHONE,
+        replace(PHONE, aor="sip:102@alpha.zvonar", contact="sip:102@127.0.0.1:5102"),
+        replace(PHONE, aor="sip:103@alpha.zvonar", contact="sip:103@127.0.0.1:5103"),
+    ]
+    resolver = await _resolver(container, phones)
+
+    async def rung(caller: str) -> list[str]:
+        plan = await resolver(call("+74951234567", from_uri=f"sip:{caller}@10.1.1.1"))
+        assert isinstance(plan, Plan)
+        return [t.uri for w in (await unroll(plan)).waves for t in w.targets]
+
+    # the contact's manager, nobody answered them before, then the step after
+    assert await rung("+79161234567") == ["sip:102@127.0.0.1:5102", "sip:101@127.0.0.1:5099"]
+    # no contact; Vera answered them last
+    assert await rung("+79160000009") == ["sip:103@127.0.0.1:5103", "sip:101@127.0.0.1:5099"]
+    # a stranger, and a caller last answered 40 days ago: the common step only
+    assert await rung("+79160000001") == ["sip:101@127.0.0.1:5099"]
+    assert await rung("+79160000008") == ["sip:101@127.0.0.1:5099"]
+    # a manager who left (deactivated) is nobody's manager
+    await container.directory.update_employee(
+        p, boris.view.employee.id, EmployeePatch(active=False)
+    )
+    assert await rung("+79161234567") == ["sip:101@127.0.0.1:5099"]

@@ -18,7 +18,14 @@ LABELS = st.none() | st.sampled_from(["Office", "Main menu", "Меню"])
 SECONDS = st.none() | st.integers(1, 600) | st.sampled_from([2.5, 15.0])
 PROMPTS = st.sampled_from(["greeting", "invalid_choice", "sorry", "after-hours"])
 TARGETS = st.sampled_from(
-    [{"employee": "100"}, {"employee": "105"}, {"group": "Sales"}, {"number": "+74951112233"}]
+    [
+        {"employee": "100"},
+        {"employee": "105"},
+        {"group": "Sales"},
+        {"number": "+74951112233"},
+        {"manager": "contact"},
+        {"manager": "last"},
+    ]
 )
 QUEUE_KEYS = st.from_regex(r"\A[A-Za-z0-9._-]{1,64}\Z")
 

@@ -60,6 +60,7 @@ FULL: dict[str, Any] = {
             },
             {"type": "queue", "queue": "backup"},
             {"type": "ring", "targets": [{"number": "+79161112233"}], "confirm": True},
+            {"type": "ring", "targets": [{"manager": "contact"}, {"manager": "last"}]},
             {"type": "play", "prompt": "sorry"},
         ]
     },
@@ -181,6 +182,8 @@ BAD_STEPS: list[tuple[dict[str, Any], str]] = [
     (_ivr(default="x"), f"{W0}.default"),
     (_ivr(default=[{"type": "play"}]), f"{W0}.default[0].prompt"),
     (_ivr(menu="main"), f"{W0}.menu"),  # the placeholder form is gone
+    ({"type": "ring", "targets": [{"manager": "boss"}]}, f"{W0}.targets[0].manager"),
+    ({"type": "ring", "targets": [{"manager": "last", "employee": "1"}]}, f"{W0}.targets[0]"),
     ({"type": "queue"}, f"{W0}.queue"),
     ({"type": "queue", "queue": "sales team"}, f"{W0}.queue"),
     ({"type": "queue", "queue": "q" * 65}, f"{W0}.queue"),
@@ -317,6 +320,7 @@ def test_walk_visits_options_defaults_and_overflows() -> None:
         (f"{w}[1]", 0),
         (f"{w}[2]", 0),
         (f"{w}[3]", 0),
+        (f"{w}[4]", 0),
     ]
 
 

@@ -1,7 +1,8 @@
 """CSV contact import, the pure half: bytes → validated rows and per-row errors. No I/O.
 
 Columns (header row, any order, case-insensitive): ``name``, ``phones`` (required), ``company``,
-``tags``, ``city``, ``email``, ``notes``, ``external_id``. ``phones`` and ``tags`` hold several
+``tags``, ``city``, ``email``, ``notes``, ``external_id``, ``manager`` (the extension of the
+employee who looks after the contact). ``phones`` and ``tags`` hold several
 values separated by ";" , "," or "|". A bad row is reported with its line and a stable code and
 never stops the others; only an unreadable file or header fails the whole import.
 """
@@ -22,7 +23,17 @@ MAX_IMPORT_BYTES = 32 * 1024 * 1024
 MAX_IMPORT_ROWS = 200_000
 MAX_REPORTED_ERRORS = 1000
 
-COLUMNS = ("name", "company", "phones", "tags", "city", "email", "notes", "external_id")
+COLUMNS = (
+    "name",
+    "company",
+    "phones",
+    "tags",
+    "city",
+    "email",
+    "notes",
+    "external_id",
+    "manager",
+)
 _REQUIRED = frozenset({"name", "phones"})
 _SPLIT = str.maketrans({";": ",", "|": ","})
 
@@ -39,6 +50,7 @@ class ImportRow:
     email: str | None
     notes: str | None
     external_id: str | None
+    manager: str | None = None  # an extension; the service resolves it in the account
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,9 @@ def _row(line: int, cells: dict[str, str], country: str | None) -> ImportRow | R
     if not phones:
         return RowError(line, "phone_required", "the row has no phone number")
     tags = [t.lower() for t in _split(raw.get("tags", ""))]
+    manager = raw.get("manager") or None
+    if manager is not None and not (manager.isdigit() and len(manager) <= 16):
+        return RowError(line, "validation_error", "manager: an employee's extension (digits)")
     form = {
         "name": raw.get("name", ""),
         "numbers": phones,
@@ -99,6 +114,7 @@ def _row(line: int, cells: dict[str, str], country: str | None) -> ImportRow | R
         email=email,
         notes=data.notes,
         external_id=data.external_id,
+        manager=manager,
     )
 
 

@@ -23,6 +23,7 @@ class ContactSaved(Event):
     numbers: tuple[str, ...]
     tags: tuple[str, ...]
     city: str | None
+    manager_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -31,6 +31,7 @@ class ContactHit:
     name: str
     tags: frozenset[str]
     city: str | None
+    manager_id: uuid.UUID | None = None  # the employee who looks after them
 
 
 @dataclass
@@ -97,12 +98,12 @@ class ContactIndex:
             # One round trip each, not a server-side cursor: per-row awaits cost more than the
             # memory of 100k small tuples.
             contacts = await s.execute(
-                select(Contact.id, Contact.name, Contact.tags, Contact.city).where(
-                    Contact.account_id == account_id
-                )
+                select(
+                    Contact.id, Contact.name, Contact.tags, Contact.city, Contact.manager_id
+                ).where(Contact.account_id == account_id)
             )
-            for cid, name, tags, city in contacts:
-                hits[cid] = ContactHit(cid, name, frozenset(tags or ()), city)
+            for cid, name, tags, city, manager_id in contacts:
+                hits[cid] = ContactHit(cid, name, frozenset(tags or ()), city, manager_id)
             numbers = await s.execute(
                 select(ContactNumber.e164, ContactNumber.contact_id)
                 .where(ContactNumber.account_id == account_id)
@@ -136,7 +137,11 @@ class ContactIndex:
                     del table.by_number[e164]
         if isinstance(event, ContactSaved):
             hit = ContactHit(
-                event.contact_id, event.contact_name, frozenset(event.tags), event.city
+                event.contact_id,
+                event.contact_name,
+                frozenset(event.tags),
+                event.city,
+                event.manager_id,
             )
             for e164 in event.numbers:
                 table.by_number[e164] = hit

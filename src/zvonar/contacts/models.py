@@ -35,6 +35,10 @@ class Contact(IdMixin, TimestampMixin, Base):
     notes: Mapped[str | None] = mapped_column(Text)
     # The id of this contact in the customer's CRM, for their own sync.
     external_id: Mapped[str | None] = mapped_column(String(100))
+    # The employee who looks after this customer: a scheme's {manager: contact} rings them.
+    manager_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("employees.id", ondelete="SET NULL"), index=True
+    )
 
 
 class ContactNumber(Base):

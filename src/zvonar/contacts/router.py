@@ -54,6 +54,7 @@ def _out(v: ContactView) -> ContactOut:
         email=c.email,
         notes=c.notes,
         external_id=c.external_id,
+        manager_id=c.manager_id,
         created_at=c.created_at,
         updated_at=c.updated_at,
     )

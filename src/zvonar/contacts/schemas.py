@@ -27,6 +27,12 @@ Tag = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[\w-]+$")]
 Notes = Annotated[str, Field(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
 
 
+_MANAGER = (
+    "The employee who looks after this customer: a scheme's ring step with the target"
+    " {manager: contact} rings them when the customer calls."
+)
+
+
 class ContactIn(StrictInput):
     name: Name
     company: Name | None = None
@@ -40,6 +46,7 @@ class ContactIn(StrictInput):
     email: EmailText | None = None
     notes: Notes | None = None
     external_id: ShortName | None = Field(default=None, description="Your CRM's id.")
+    manager_id: uuid.UUID | None = Field(default=None, description=_MANAGER)
 
 
 class ContactPatch(PatchInput):
@@ -53,6 +60,7 @@ class ContactPatch(PatchInput):
     email: EmailText | None = None
     notes: Notes | None = None
     external_id: ShortName | None = None
+    manager_id: uuid.UUID | None = Field(default=None, description=_MANAGER)
 
 
 class ContactOut(Output):
@@ -65,6 +73,7 @@ class ContactOut(Output):
     email: str | None
     notes: str | None
     external_id: str | None
+    manager_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
 

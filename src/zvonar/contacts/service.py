@@ -24,8 +24,9 @@ from zvonar.contacts.events import ContactAction, ContactDeleted, ContactSaved, 
 from zvonar.contacts.index import ContactHit, ContactIndex
 from zvonar.contacts.models import Contact, ContactNumber, tags_key
 from zvonar.contacts.schemas import ContactIn, ContactPatch
-from zvonar.core.errors import Conflict, NotFound
+from zvonar.core.errors import Conflict, InvalidInput, NotFound
 from zvonar.directory import phone, rules
+from zvonar.directory.models import Employee
 from zvonar.store.base import utcnow
 from zvonar.store.db import Database, UnitOfWork
 
@@ -146,6 +147,7 @@ class ContactService:
                 email=rules.email(data.email) if data.email else None,
                 notes=data.notes,
                 external_id=data.external_id,
+                manager_id=await self._manager(uow.session, account.id, data.manager_id),
             )
             await self._check_external_id(uow.session, contact)
             uow.session.add(contact)
@@ -176,6 +178,8 @@ class ContactService:
                 contact.tags_key = tags_key(contact.tags)
             if "external_id" in sent:
                 await self._check_external_id(s, contact)
+            if "manager_id" in sent:
+                contact.manager_id = await self._manager(s, account.id, patch.manager_id)
             if "numbers" in sent and patch.numbers is not None:
                 numbers = self._normalize(patch.numbers, account.country)
                 await self._set_numbers(s, contact, numbers)
@@ -250,6 +254,21 @@ class ContactService:
         )
 
     @staticmethod
+    async def _manager(
+        s: AsyncSession, account_id: uuid.UUID, employee_id: uuid.UUID | None
+    ) -> uuid.UUID | None:
+        if employee_id is None:
+            return None
+        found = await s.scalar(
+            select(Employee.id).where(Employee.id == employee_id, Employee.account_id == account_id)
+        )
+        if found is None:
+            raise InvalidInput(
+                "no such employee in this account", code="unknown_manager", field="manager_id"
+            )
+        return employee_id
+
+    @staticmethod
     async def _check_external_id(s: AsyncSession, contact: Contact) -> None:
         if contact.external_id is None:
             return
@@ -314,6 +333,7 @@ class ContactService:
                 numbers=numbers,
                 tags=tuple(contact.tags),
                 city=contact.city,
+                manager_id=contact.manager_id,
             )
         )
 
@@ -350,7 +370,22 @@ class _Upsert:
             )
             if ext is not None
         }
+        staff: dict[str, uuid.UUID] = {
+            ext: eid
+            for ext, eid in await self.s.execute(
+                select(Employee.extension, Employee.id).where(
+                    Employee.account_id == self.account_id
+                )
+            )
+        }
         for row in rows:
+            if row.manager is not None and row.manager not in staff:
+                errors.append(
+                    csvimport.RowError(
+                        row.line, "unknown_manager", f"no employee {row.manager} in this account"
+                    )
+                )
+                continue
             owners = {self.owner[n] for n in row.numbers if n in self.owner}
             if len(owners) > 1:
                 errors.append(
@@ -370,7 +405,7 @@ class _Upsert:
                     )
                 )
                 continue
-            cid = self._apply(row, owner)
+            cid = self._apply(row, owner, staff.get(row.manager) if row.manager else None)
             if row.external_id is not None:
                 ext_owner[row.external_id] = cid
         # Core executemany on the tables: the ORM's per-row bookkeeping costs more than the SQL.
@@ -388,8 +423,12 @@ class _Upsert:
             raise Conflict("the import conflicts with data written meanwhile") from exc
         return len(self.new), len(self.changed)
 
-    def _apply(self, row: csvimport.ImportRow, owner: uuid.UUID | None) -> uuid.UUID:
+    def _apply(
+        self, row: csvimport.ImportRow, owner: uuid.UUID | None, manager: uuid.UUID | None
+    ) -> uuid.UUID:
         values: dict[str, Any] = {"name": row.name, "name_folded": row.name.casefold()}
+        if manager is not None:
+            values["manager_id"] = manager
         for field in ("company", "city", "email", "notes", "external_id"):
             value = getattr(row, field)
             if value is not None:
@@ -407,6 +446,7 @@ class _Upsert:
                 "email": None,
                 "notes": None,
                 "external_id": None,
+                "manager_id": None,
                 "tags": [],
                 "tags_key": "|",
                 **values,

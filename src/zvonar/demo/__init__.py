@@ -112,10 +112,12 @@ def demo_config(sip_passwords: dict[str, str]) -> dict[str, Any]:
         },
         "routing": {
             "schemes": {
-                # The seeds' chain, shortened: the sales group, then support, then voicemail.
+                # The seeds' chain, shortened: a customer who called before reaches whoever
+                # answered them last, then the sales group, then support, then voicemail.
                 "Main": {
                     "branches": {
                         "working": [
+                            {"type": "ring", "targets": [{"manager": "last"}], "timeout": 15},
                             {"type": "ring", "targets": [{"group": "Sales"}], "timeout": 20},
                             {"type": "ring", "targets": [{"group": "Support"}], "timeout": 20},
                         ],

@@ -35,6 +35,9 @@ class CallRecord(IdMixin, TimestampMixin, Base):
         UniqueConstraint("account_id", "call_id"),
         Index("ix_calls_account_started", "account_id", "started_at"),
         Index("ix_calls_status", "status"),
+        # A caller's own history: who answered them last (routing's "manager: last"), which
+        # of our numbers they called last (the outbound caller-ID rule).
+        Index("ix_calls_account_caller", "account_id", "caller", "started_at"),
     )
 
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))

@@ -35,7 +35,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import replace
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -57,7 +57,7 @@ from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.dns import named_flow
 from zvonar.pbx.features import feature_call
 from zvonar.pbx.route import QueueSessions, RouteSetup, SchemeRoute
-from zvonar.pbx.snapshot import NumberInfo, Person, RoutingSnapshot, TrunkInfo
+from zvonar.pbx.snapshot import AccountSnapshot, NumberInfo, Person, RoutingSnapshot, TrunkInfo
 from zvonar.routing.engine import (
     CallContext,
     Dial,
@@ -67,6 +67,7 @@ from zvonar.routing.engine import (
     SchemeRun,
 )
 from zvonar.routing.models import SchemeRow
+from zvonar.routing.scheme import LAST_MANAGER_DAYS, ManagerRef
 from zvonar.routing.scheme import TargetKind as RouteKind
 from zvonar.routing.strategies import MemberState, Presence
 from zvonar.sip.errors import SipError
@@ -316,6 +317,7 @@ class PbxResolver:
         caller_e164 = self._e164(call.caller, account.country)
         hit = await self._caller(caller_e164, account.id)
         known, tags = (True, hit.tags) if hit is not None else (False, frozenset[str]())
+        managers = await self._managers(snap, hit, caller_e164, now)
         ctx = CallContext(
             call_id=call.call_id,
             caller=call.caller,
@@ -327,6 +329,7 @@ class PbxResolver:
             presence=presence,
             groups=snap.groups,
             memory=self.memory.get(account.id, {}),
+            managers=managers,
         )
         run = SchemeRun(scheme, ctx, now, rng=self.rng)
         trunk = snap.trunk_for(number)
@@ -399,6 +402,27 @@ class PbxResolver:
             self._callers.clear()
         self._callers[key] = e164
         return e164
+
+    async def _managers(
+        self, snap: AccountSnapshot, hit: ContactHit | None, caller: str | None, now: datetime
+    ) -> dict[str, str]:
+        """The caller's own employees who can take a call (active): the contact's manager,
+        and — only when a scheme asks for it, it costs a journal read — who answered them
+        last."""
+        found: dict[str, uuid.UUID | None] = {}
+        if hit is not None:
+            found[ManagerRef.contact] = hit.manager_id
+        if caller and snap.needs_last_manager:
+            since = now - timedelta(days=LAST_MANAGER_DAYS)
+            found[ManagerRef.last] = await self.snapshot.last_answered_by(
+                snap.account.id, caller, since
+            )
+        out: dict[str, str] = {}
+        for ref, employee_id in found.items():
+            ext = snap.extensions.get(employee_id) if employee_id is not None else None
+            if ext is not None and ext in snap.staff:
+                out[ref] = ext
+        return out
 
     async def _caller(self, e164: str | None, account_id: uuid.UUID) -> ContactHit | None:
         if e164 is None:

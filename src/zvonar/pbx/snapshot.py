@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from sqlalchemy import case, func, select
 
 from zvonar.accounts.models import Account
-from zvonar.calls.events import CallEnded, TargetKind
+from zvonar.calls.events import CallEnded, Direction, TargetKind
 from zvonar.core.bus import EventBus
 from zvonar.core.errors import InvalidInput
 from zvonar.core.events import Event
@@ -44,7 +44,7 @@ from zvonar.routing.engine import GroupInfo
 from zvonar.routing.events import CalendarChanged, SchemeAssigned, SchemeChanged
 from zvonar.routing.models import CalendarRow, SchemeAssignment, SchemeRow
 from zvonar.routing.schedule import WorkCalendar, calendar_from_dict
-from zvonar.routing.scheme import Scheme
+from zvonar.routing.scheme import ManagerRef, Scheme
 from zvonar.routing.scheme_codec import scheme_from_dict
 from zvonar.routing.strategies import MemberState, Strategy
 from zvonar.sip.auth_client import ClientCredentials
@@ -67,6 +67,7 @@ T = TypeVar("T")
 _MAX_LOAD_ATTEMPTS = 5
 # Strategies that read the journal; any scheme or group naming one makes history needed.
 _HISTORY_STRATEGIES = frozenset({Strategy.least_recent.value, Strategy.fewest_calls.value})
+_LAST = frozenset({ManagerRef.last.value})
 # Events after which an account's routing data must be read again.
 ROUTING_EVENTS: tuple[type[Event], ...] = (
     EmployeeEvent,
@@ -148,6 +149,7 @@ class AccountSnapshot:
     group_names: Mapping[uuid.UUID, str]  # every group by id
     trunks: tuple[TrunkInfo, ...]  # active, by name
     needs_history: bool  # a scheme or group uses "least recent" / "fewest calls"
+    needs_last_manager: bool = False  # a scheme rings {manager: last}
 
     def scheme_of(self, number_id: uuid.UUID) -> Scheme | None:
         scheme_id = self.assignments.get(number_id)
@@ -270,6 +272,29 @@ class RoutingSnapshot:
         cached: tuple[datetime, dict[uuid.UUID, MemberState]] = await self._get(slot, read)
         return cached[1]
 
+    async def last_answered_by(
+        self, account_id: uuid.UUID, caller: str, since: datetime
+    ) -> uuid.UUID | None:
+        """The employee who last answered an inbound call from ``caller`` (E.164) since
+        ``since``; one indexed read per call (ix_calls_account_caller), not cached: the
+        answer changes with every call of theirs."""
+        if self._flush is not None:
+            await self._flush()  # the journal writes behind: their last call must be there
+        async with self._db.read() as s:
+            found: uuid.UUID | None = await s.scalar(
+                select(CallRecord.answered_by)
+                .where(
+                    CallRecord.account_id == account_id,
+                    CallRecord.caller == caller,
+                    CallRecord.started_at >= since,
+                    CallRecord.direction == Direction.inbound,
+                    CallRecord.answered_by.is_not(None),
+                )
+                .order_by(CallRecord.started_at.desc())
+                .limit(1)
+            )
+        return found
+
     async def _get(self, slot: _Slot, read: Callable[[], Awaitable[T]]) -> T:
         if self._fresh(slot):
             value: T = slot.value
@@ -387,7 +412,8 @@ class RoutingSnapshot:
                 for t in trunks
             ),
             needs_history=any(st.value in _HISTORY_STRATEGIES for st, _m in grouped.values())
-            or any(_names_history_strategy(r.definition) for r in rows),
+            or any(_names(r.definition, "strategy", _HISTORY_STRATEGIES) for r in rows),
+            needs_last_manager=any(_names(r.definition, "manager", _LAST) for r in rows),
         )
 
     async def _read_history(
@@ -446,12 +472,13 @@ def _calendar(row: CalendarRow | None, account: AccountInfo) -> WorkCalendar:
         return WorkCalendar(tz=account.time_zone)
 
 
-def _names_history_strategy(definition: Any) -> bool:
-    """Whether a scheme definition names a journal-reading strategy anywhere."""
+def _names(definition: Any, key: str, values: frozenset[str]) -> bool:
+    """Whether a scheme definition sets ``key`` to one of ``values`` anywhere (a strategy
+    that reads the journal, a target that does)."""
     if isinstance(definition, Mapping):
-        if definition.get("strategy") in _HISTORY_STRATEGIES:
+        if definition.get(key) in values:
             return True
-        return any(_names_history_strategy(v) for v in definition.values())
+        return any(_names(v, key, values) for v in definition.values())
     if isinstance(definition, list | tuple):
-        return any(_names_history_strategy(v) for v in definition)
+        return any(_names(v, key, values) for v in definition)
     return False

@@ -124,6 +124,8 @@ class CallContext:
     presence: Mapping[str, MemberState] = field(default_factory=dict)
     groups: Mapping[str, GroupInfo] = field(default_factory=dict)
     memory: Mapping[str, int] = field(default_factory=dict)  # round-robin pointers
+    # The caller's own employees by ManagerRef value ("contact", "last") → extension.
+    managers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def tags(self) -> frozenset[str]:
@@ -198,7 +200,9 @@ def _menu_text(menu: _Menu) -> str:
 
 
 def _ring_text(step: RingStep) -> str:
-    what = step.label or ", ".join(t.ref for t in step.targets)
+    what = step.label or ", ".join(
+        f"{t.ref} manager" if t.kind is TargetKind.manager else t.ref for t in step.targets
+    )
     return f"ring {what} ({_secs(step.timeout)})" if step.timeout else f"ring {what}"
 
 
@@ -386,6 +390,12 @@ class SchemeRun:
             elif t.kind is TargetKind.employee:
                 state = self.context.presence.get(t.key, replace(missing, key=t.key))
                 out.setdefault(t.key, replace(state, timeout=t.timeout))
+            elif t.kind is TargetKind.manager:  # the caller's own, if they have one
+                own = self.context.managers.get(t.ref)
+                if own is not None:
+                    key = f"employee:{own}"
+                    state = self.context.presence.get(key, replace(missing, key=key))
+                    out.setdefault(key, replace(state, timeout=t.timeout))
             else:  # external numbers and SIP URIs: we cannot see their state, so try them
                 out.setdefault(t.key, MemberState(t.key, timeout=t.timeout))
         return list(out.values())

@@ -39,11 +39,24 @@ class TargetKind(enum.StrEnum):
     group = "group"
     number = "number"
     sip = "sip"
+    manager = "manager"  # the caller's own: ref is one of MANAGER_REFS
+
+
+class ManagerRef(enum.StrEnum):
+    """Whose employee a ``manager`` target rings: the contact's manager in the directory, or
+    the employee who last answered this caller (within the last LAST_MANAGER_DAYS)."""
+
+    contact = "contact"
+    last = "last"
+
+
+LAST_MANAGER_DAYS = 30
 
 
 @dataclass(frozen=True)
 class Target:
-    """Something to ring: an employee (extension), a group (name), an E.164 number, a SIP URI."""
+    """Something to ring: an employee (extension), a group (name), an E.164 number, a SIP URI,
+    or the caller's manager (``ManagerRef``: resolved per call, nobody when there is none)."""
 
     kind: TargetKind
     ref: str

@@ -53,6 +53,7 @@ from zvonar.routing.scheme import (
     HttpRouteStep,
     IvrOption,
     IvrStep,
+    ManagerRef,
     PlayStep,
     QueueStep,
     RingStep,
@@ -139,12 +140,12 @@ class _Obj:
 
 
 def target_from_dict(data: Any, path: str) -> Target:
-    """``{employee|group|number|sip: ref, timeout?: seconds}``."""
+    """``{employee|group|number|sip|manager: ref, timeout?: seconds}``."""
     kinds = {k.value for k in TargetKind}
     obj = _Obj(data, path, kinds | {"timeout"})
     given = [k for k in obj.data if k in kinds]
     if len(given) != 1:
-        raise SchemeInvalid("name exactly one of employee, group, number, sip", path=path)
+        raise SchemeInvalid(f"name exactly one of {', '.join(sorted(kinds))}", path=path)
     kind = TargetKind(given[0])
     ref = obj.req(kind.value)
     if kind is TargetKind.number and not _E164.match(ref):
@@ -153,6 +154,8 @@ def target_from_dict(data: Any, path: str) -> Target:
         raise SchemeInvalid("expected a SIP URI, e.g. sip:shop@pbx.example", path=obj.at("sip"))
     if kind is TargetKind.employee and not ref.isdigit():
         raise SchemeInvalid("expected an extension (digits)", path=obj.at("employee"))
+    if kind is TargetKind.manager and ref not in ManagerRef.__members__:
+        raise SchemeInvalid(f"one of {', '.join(ManagerRef)}", path=obj.at("manager"))
     return Target(kind, ref, obj.seconds("timeout"))
 
 
