@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from tests.support.routes import unroll
 from zvonar.calls.events import Direction, TargetKind
@@ -13,6 +16,7 @@ from zvonar.container import Container
 from zvonar.directory.models import TrunkAuth
 from zvonar.directory.schemas import EmployeeIn, EmployeePatch, TrunkIn
 from zvonar.journal.models import CallRecord
+from zvonar.pbx import resolver as resolver_module
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.resolver import PbxResolver, caller_display
 from zvonar.sip.location import Binding
@@ -235,3 +239,32 @@ async def test_a_manager_target_rings_the_callers_own_employee(container: Contai
         p, boris.view.employee.id, EmployeePatch(active=False)
     )
     assert await rung("+79161234567") == ["sip:101@127.0.0.1:5099"]
+
+
+async def test_a_stuck_journal_costs_the_last_manager_not_the_call(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alpha = await seed_account(container)
+    scheme = await container.routing.create_scheme(
+        alpha.principal,
+        "Last first",
+        {
+            "branches": {
+                "working": [
+                    {"type": "ring", "targets": [{"manager": "last"}], "timeout": 10},
+                    {"type": "ring", "targets": [{"employee": "101"}], "timeout": 10},
+                ]
+            }
+        },
+    )
+    await container.routing.assign(alpha.principal, alpha.number_id, scheme.id)
+    resolver = await _resolver(container, [PHONE])
+
+    async def stuck(*_args: object) -> None:
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(resolver.snapshot, "last_answered_by", stuck)
+    monkeypatch.setattr(resolver_module, "LAST_MANAGER_TIMEOUT", 0.05)
+    plan = await asyncio.wait_for(resolver(call("+74951234567")), 2)
+    assert isinstance(plan, Plan)
+    assert [t.uri for w in (await unroll(plan)).waves for t in w.targets] == [PHONE.contact]

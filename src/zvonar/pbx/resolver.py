@@ -30,6 +30,7 @@ default — see ``integrations.ssrf``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import uuid
@@ -38,6 +39,8 @@ from dataclasses import replace
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from zvonar.calls.events import Direction, Target, TargetKind
 from zvonar.calls.plan import (
@@ -82,6 +85,9 @@ log = logging.getLogger(__name__)
 
 INTERNAL_RING_SECONDS = 30.0
 _DIALED_CACHE = 4096
+# The journal read for {manager: last}: well inside the resolver's own bound (5 s), so a slow
+# database costs the call that target, not the call.
+LAST_MANAGER_TIMEOUT = 1.0
 _NO_HISTORY = MemberState("")
 _Person = Person
 Bindings = Callable[[str], list[Binding]]  # canonical AOR → live bindings
@@ -414,9 +420,13 @@ class PbxResolver:
             found[ManagerRef.contact] = hit.manager_id
         if caller and snap.needs_last_manager:
             since = now - timedelta(days=LAST_MANAGER_DAYS)
-            found[ManagerRef.last] = await self.snapshot.last_answered_by(
-                snap.account.id, caller, since
-            )
+            try:  # a slow or failing journal costs the call this target, never the call
+                async with asyncio.timeout(LAST_MANAGER_TIMEOUT):
+                    found[ManagerRef.last] = await self.snapshot.last_answered_by(
+                        snap.account.id, caller, since
+                    )
+            except (TimeoutError, OSError, SQLAlchemyError) as exc:
+                log.warning("no last manager for %s: %r", caller, exc)
         out: dict[str, str] = {}
         for ref, employee_id in found.items():
             ext = snap.extensions.get(employee_id) if employee_id is not None else None
