@@ -197,3 +197,56 @@ async def test_a_key_sent_by_sip_info_accepts_too(pbx: Pbx, phones: tuple[Phone,
     assert call.winner is fork
     hang_up(caller, leg)
     await pbx.wait_ended()
+
+
+SHORT = prompt_path("n1", "en")  # "one": about half a second
+
+
+def announced(phone: Phone, user: str = "answer", *, confirm: bool = False) -> RingTarget:
+    return replace(target(phone, user), announce=SHORT, accept_prompt=PROMPT if confirm else None)
+
+
+async def test_an_announcement_plays_before_the_call_is_theirs(
+    pbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    caller, callee = phones
+    pbx.resolver.plans["707"] = Plan(ACCOUNT, (Wave((announced(callee),), 10),))
+    leg = dial(caller, pbx, "707")
+    call, (fork,) = await asked(pbx)
+    started = asyncio.get_running_loop().time()
+    press(call, fork, "1")  # no key is asked for: nothing
+    await asyncio.sleep(0.1)
+    assert leg.answered is not None and not leg.answered.done() and call.winner is None
+    assert await final_status(leg) == 200  # once "one" was said
+    assert asyncio.get_running_loop().time() - started >= 0.3
+    assert call.winner is fork and fork.accept_timer is None
+    assert [a.leg_id for a in pbx.bus.of_type(CallAnswered)] == [fork.leg_id]
+    hang_up(caller, leg)
+    await pbx.wait_ended()
+
+
+async def test_an_announcement_then_the_key(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    caller, callee = phones
+    pbx.resolver.plans["708"] = Plan(ACCOUNT, (Wave((announced(callee, confirm=True),), 10),))
+    leg = dial(caller, pbx, "708")
+    call, (fork,) = await asked(pbx)
+    announcing = fork.playback
+    await until(lambda: fork.playback not in (None, announcing))  # "press 1" loops now
+    assert leg.answered is not None and not leg.answered.done()
+    press(call, fork, "1")
+    assert await final_status(leg) == 200
+    hang_up(caller, leg)
+    await pbx.wait_ended()
+
+
+async def test_a_key_during_the_announcement_counts(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    caller, callee = phones
+    slow = replace(announced(callee, confirm=True), announce=PROMPT)  # 4 s long
+    pbx.resolver.plans["709"] = Plan(ACCOUNT, (Wave((slow,), 10),))
+    leg = dial(caller, pbx, "709")
+    call, (fork,) = await asked(pbx)
+    press(call, fork, "1")
+    assert await final_status(leg, within=1.0) == 200
+    assert call.winner is fork
+    hang_up(caller, leg)
+    await pbx.wait_ended()

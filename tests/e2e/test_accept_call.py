@@ -1,6 +1,7 @@
 """End to end: "press 1 to take the call" on a forwarded mobile (calls/accept.py).
 
-The account's number rings employee 101 with ``confirm: true``; 101 has a SIPp desk phone
+The account's number rings employee 101 with ``confirm: true`` and an announcement (the
+built-in "one" stands for an uploaded "a call on the Resorts line"); 101 has a SIPp desk phone
 and a mobile rung in the same wave through the account's trunk (a SIPp carrier playing the
 mobile network). The mobile answers at once in both tests:
 
@@ -74,6 +75,7 @@ async def _mobile_with_confirm(app: Container) -> tuple[Seeded, int]:
                         "targets": [{"employee": "101"}],
                         "timeout": 20,
                         "confirm": True,
+                        "announce": "n1",  # "one", as an uploaded "Resorts line" would be
                     }
                 ]
             },

@@ -153,6 +153,14 @@ async def test_a_confirming_step_asks_only_its_outside_targets_to_press_1() -> N
     assert all(t.accept_prompt is None for t in second.targets)  # a step without confirm
 
 
+async def test_an_announcing_step_announces_to_every_target() -> None:
+    ring = {"type": "ring", "targets": [{"employee": "101"}, {"number": "+79161112233"}]}
+    result = await walk({"Main": {"branches": {"working": [{**ring, "announce": "n1"}]}}})
+    (wave,) = result.waves
+    assert {t.announce for t in wave.targets} == {prompt_path("n1", "en")}
+    assert all(t.accept_prompt is None for t in wave.targets)  # nobody must press 1
+
+
 async def test_all_at_once_rings_everyone_in_one_wave_without_duplicates() -> None:
     result = await walk(
         {

@@ -59,7 +59,12 @@ FULL: dict[str, Any] = {
                 "default": [{"type": "play", "label": "Bye", "prompt": "goodbye"}],
             },
             {"type": "queue", "queue": "backup"},
-            {"type": "ring", "targets": [{"number": "+79161112233"}], "confirm": True},
+            {
+                "type": "ring",
+                "targets": [{"number": "+79161112233"}],
+                "confirm": True,
+                "announce": "resorts_line",
+            },
             {"type": "ring", "targets": [{"manager": "contact"}, {"manager": "last"}]},
             {"type": "play", "prompt": "sorry"},
         ]

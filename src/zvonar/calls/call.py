@@ -290,7 +290,7 @@ class Call:
             log.info("call %s: no RTP on %s for %.0f s", self.call_id, item.leg_id, item.seconds)
             await hangup_all(self, HangupSide.system)
         elif isinstance(item, PlaybackFinished):
-            if await steps.on_playback(self, item):
+            if await accept.on_playback(self, item) or await steps.on_playback(self, item):
                 return
             if item.leg_id == self.prompt_media and item.playback_id == self.prompt_playback:
                 await hangup_all(self, HangupSide.system)
@@ -380,8 +380,8 @@ class Call:
             hangup_fork(self, fork)
             await fork_over(self, fork, LegEndReason.failed)
             return
-        if fork.target.accept_prompt is not None:
-            await accept.ask(self, fork, remote)  # "press 1": it wins when it does
+        if fork.target.accept_prompt is not None or fork.target.announce is not None:
+            await accept.ask(self, fork, remote)  # it wins once announced / it pressed 1
             return
         await self.win(fork, remote)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from zvonar.calls.events import CallEvent
 from zvonar.calls.plan import RingTarget
-from zvonar.media.engine import LegEndpoint, RemoteMedia
+from zvonar.media.engine import LegEndpoint, PlaybackId, RemoteMedia
 from zvonar.media.offer_answer import OfferAnswer
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.message import SipRequest, SipResponse
@@ -97,6 +97,7 @@ class CalleeLeg:
     # the answer its 2xx carried, for when it accepts.
     accept_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
     answer: RemoteMedia | None = None
+    playback: PlaybackId | None = None  # what it hears meanwhile
 
     @property
     def pending(self) -> bool:

@@ -150,6 +150,9 @@ class RingTarget:
     # (calls/accept.py): a forwarded mobile whose voicemail would otherwise answer. None:
     # its answer is the call's.
     accept_prompt: Path | None = None
+    # Played once to whoever answers, before the call is theirs (and before the accept
+    # prompt): which line the customer called, where the caller ID cannot say it.
+    announce: Path | None = None
 
 
 @dataclass(frozen=True)

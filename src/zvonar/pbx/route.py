@@ -188,7 +188,7 @@ class SchemeRoute:
             if wave is None:
                 run.on_outcome(Outcome(OutcomeKind.unavailable), now)
                 return None
-            return self._confirming(wave) if action.confirm else wave
+            return self._asking(wave, action) if action.confirm or action.announce else wave
         if isinstance(action, HttpRequest):
             run.on_outcome(await self.setup.ask(action), now)
             return None
@@ -204,14 +204,18 @@ class SchemeRoute:
             return await self._queue(action)
         return self._final(action)
 
-    def _confirming(self, wave: Wave) -> Wave:
-        """``wave`` with its mobiles and outside numbers asked to press 1 when they answer
-        (calls/accept.py); the account's own phones are not: their answer is the employee's."""
-        prompt = self._prompt("accept_call")
-        if prompt is None:
-            return wave
+    def _asking(self, wave: Wave, action: Ring) -> Wave:
+        """``wave`` with what its answering party hears first (calls/accept.py): the step's
+        announcement, to everyone; "press 1", to its mobiles and outside numbers only — the
+        account's own phones' answer is the employee's."""
+        announce = self._prompt(action.announce) if action.announce else None
+        confirm = self._prompt("accept_call") if action.confirm else None
         targets = tuple(
-            replace(t, accept_prompt=prompt) if t.target.kind in _OUTSIDE else t
+            replace(
+                t,
+                announce=announce,
+                accept_prompt=confirm if t.target.kind in _OUTSIDE else None,
+            )
             for t in wave.targets
         )
         return replace(wave, targets=targets)

@@ -56,6 +56,7 @@ class Ring:
     targets: tuple[Dial, ...]
     timeout: float
     confirm: bool = False  # outside targets must press 1 to take the call (RingStep.confirm)
+    announce: str | None = None  # a prompt key the answering party hears first
 
 
 @dataclass(frozen=True)

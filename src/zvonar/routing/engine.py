@@ -228,6 +228,7 @@ class SchemeRun:
         self._waves: list[Wave] = []
         self._ring_deadline: datetime | None = None
         self._confirm = False  # the ringing step's RingStep.confirm
+        self._announce: str | None = None  # … and its RingStep.announce
         self._http: HttpRouteStep | None = None
         self._menu: _Menu | None = None
         self._queue: QueueStep | None = None
@@ -437,7 +438,7 @@ class SchemeRun:
             self._now + timedelta(seconds=step.timeout) if sequential and step.timeout else None
         )
         self._waves = list(result.waves)
-        self._confirm = step.confirm
+        self._confirm, self._announce = step.confirm, step.announce
         self._next_wave()
 
     def _next_wave(self) -> None:
@@ -449,7 +450,7 @@ class SchemeRun:
                 if timeout <= 0:
                     break
             dials = tuple(self._dial(m, timeout, len(wave.members) == 1) for m in wave.members)
-            ring = Ring(dials, max(d.timeout for d in dials), self._confirm)
+            ring = Ring(dials, max(d.timeout for d in dials), self._confirm, self._announce)
             self._pending = (Pending.ring, ring)
             return
         self._waves = []

@@ -73,7 +73,8 @@ class RingStep:
     else all at once. ``timeout``: how long an all-at-once wave rings, and the cap on the whole
     step for one-at-a-time strategies (None: no cap). ``target_timeout``: each target's turn in
     one-at-a-time strategies. ``confirm``: a mobile or an outside number the step rings takes
-    the call only when the person answering presses 1 (their voicemail never does)."""
+    the call only when the person answering presses 1 (their voicemail never does).
+    ``announce``: a prompt key played once to whoever answers before the call is theirs."""
 
     targets: tuple[Target, ...]
     strategy: Strategy | None = None
@@ -81,6 +82,7 @@ class RingStep:
     target_timeout: float = 15.0
     label: str | None = None
     confirm: bool = False
+    announce: str | None = None
 
     DEFAULT_TIMEOUT = 30.0
 

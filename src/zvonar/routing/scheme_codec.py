@@ -184,6 +184,7 @@ def _ring(o: _Obj) -> RingStep:
         target_timeout=o.seconds("target_timeout") or 15.0,
         label=o.text("label"),
         confirm=o.flag("confirm"),
+        announce=o.text("announce"),
     )
 
 
@@ -255,7 +256,7 @@ def _queue(o: _Obj, depth: int) -> QueueStep:
 
 
 _KEYS: dict[str, set[str]] = {
-    "ring": {"targets", "strategy", "timeout", "target_timeout", "confirm"},
+    "ring": {"targets", "strategy", "timeout", "target_timeout", "confirm", "announce"},
     "play": {"prompt"},
     "voicemail": {"greeting", "notify"},
     "goto": {"scheme"},
@@ -376,6 +377,7 @@ _DUMP: dict[type, Callable[[Any], dict[str, Any]]] = {
         timeout=_num(s.timeout) if s.timeout is not None else None,
         target_timeout=_num(s.target_timeout) if s.target_timeout != 15.0 else None,
         confirm=True if s.confirm else None,
+        announce=s.announce,
     ),
     PlayStep: lambda s: _with_label("play", s.label, prompt=s.prompt),
     VoicemailStep: lambda s: _with_label(
