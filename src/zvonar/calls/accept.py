@@ -32,6 +32,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from zvonar.calls.early import unwatched
 from zvonar.calls.events import LegEndReason
 from zvonar.calls.legs import CalleeLeg
 from zvonar.calls.teardown import hangup_fork
@@ -79,7 +80,9 @@ async def ask(call: Call, fork: CalleeLeg, remote: RemoteMedia) -> None:
     call.host.flush()  # the ACK, which nothing else sends out while it is being asked
     fork.answer = remote
     try:
-        await call.host.engine.configure(fork.media_id, remote)
+        # Unwatched: a mobile network that sends no RTP before the key must not end the
+        # whole call by a media timeout; the win configures the leg in full.
+        await call.host.engine.configure(fork.media_id, unwatched(remote))
         if target.announce is not None:
             fork.playback = await call.host.engine.play(fork.media_id, target.announce)
             _arm(call, fork, ANNOUNCE_SECONDS)
