@@ -57,6 +57,7 @@ class CallScript:
     dialed: str = "+74950000001"
     label: str | None = "Sales"
     direction: Direction = Direction.inbound
+    contact_id: uuid.UUID | None = None
 
     def at(self, seconds: float) -> datetime:
         return self.start + timedelta(seconds=seconds)
@@ -71,6 +72,7 @@ class CallScript:
             number_label=self.label,
             started_at=self.start,
             tracking={"utm_source": "yandex"},
+            caller_contact_id=self.contact_id,
         )
 
     def ringing(self, leg: str, t: float, employee: uuid.UUID | None = None) -> CallRinging:

@@ -22,11 +22,15 @@ WAV = b"RIFF" + bytes(range(256)) * 4
 
 async def seed(bus: RecordingBus, journal: JournalService, t: Tenant) -> dict[str, Any]:
     """Four calls an hour apart: answered+recorded, missed, outbound, busy."""
-    anna = uuid.uuid4()
+    anna, bolts = uuid.uuid4(), uuid.uuid4()  # an employee; a customer with two numbers
     base = CallScript(t.account_id)
     answered = CallScript(t.account_id, call_id="c-answered", caller="+74951110001")
     missed = CallScript(
-        t.account_id, call_id="c-missed", start=base.at(3600), caller="+79161234567"
+        t.account_id,
+        call_id="c-missed",
+        start=base.at(3600),
+        caller="+79161234567",
+        contact_id=bolts,
     )
     outbound = CallScript(
         t.account_id,
@@ -37,7 +41,13 @@ async def seed(bus: RecordingBus, journal: JournalService, t: Tenant) -> dict[st
         label=None,
         direction=Direction.outbound,
     )
-    busy = CallScript(t.account_id, call_id="c-busy", start=base.at(10800), dialed="+74950000002")
+    busy = CallScript(
+        t.account_id,
+        call_id="c-busy",
+        start=base.at(10800),
+        dialed="+74950000002",
+        contact_id=bolts,
+    )
     rec = journal.recording_path_for(t.account_id, answered.call_id, answered.start)
     rec.parent.mkdir(parents=True, exist_ok=True)
     rec.write_bytes(WAV)
@@ -60,7 +70,7 @@ async def seed(bus: RecordingBus, journal: JournalService, t: Tenant) -> dict[st
         busy.leg_ended("a", 0.2, LegEndReason.busy),
         busy.ended(1, Disposition.busy),
     )
-    return {"anna": anna, "start": base.start}
+    return {"anna": anna, "bolts": bolts, "start": base.start}
 
 
 async def calls(api: httpx.AsyncClient, t: Tenant, **params: Any) -> dict[str, Any]:
@@ -97,6 +107,10 @@ async def test_search_filters_and_pages_newest_first(
     assert ids(await calls(api, tenant_a, number="9998877")) == ["c-out"]
     assert ids(await calls(api, tenant_a, q="916")) == ["c-missed"]
     assert ids(await calls(api, tenant_a, employee_id=str(s["anna"]))) == ["c-answered"]
+    assert ids(await calls(api, tenant_a, contact_id=str(s["bolts"]))) == ["c-busy", "c-missed"]
+    assert (await calls(api, tenant_a, contact_id=str(uuid.uuid4())))["total"] == 0
+    r = await api.get(f"{API}/calls", params={"contact_id": "bolts"}, headers=tenant_a.headers)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
     assert ids(await calls(api, tenant_a, has_recording="true")) == ["c-answered"]
     assert "c-answered" not in ids(await calls(api, tenant_a, has_recording="false"))
     window = await calls(

@@ -38,6 +38,8 @@ class CallRecord(IdMixin, TimestampMixin, Base):
         # A caller's own history: who answered them last (routing's "manager: last"), which
         # of our numbers they called last (the outbound caller-ID rule).
         Index("ix_calls_account_caller", "account_id", "caller", "started_at"),
+        # A customer's calls from any of their numbers (the journal's contact filter).
+        Index("ix_calls_account_contact", "account_id", "caller_contact_id", "started_at"),
     )
 
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))

@@ -59,6 +59,10 @@ async def list_calls(
         uuid.UUID | None, Query(description="The employee who answered.")
     ] = None,
     has_recording: bool | None = None,
+    contact_id: Annotated[
+        uuid.UUID | None,
+        Query(description="The customer's contact: their calls from (and to) any of its numbers."),
+    ] = None,
 ) -> Page[CallOut]:
     f = CallFilter(
         started_from=started_from,
@@ -69,6 +73,7 @@ async def list_calls(
         caller=q,
         answered_by=employee_id,
         has_recording=has_recording,
+        contact_id=contact_id,
     )
     found = await journal.list_calls(p, f, limit=page.limit, offset=page.offset)
     return page_of(found, page, CallOut.of)

@@ -44,6 +44,7 @@ class CallFilter:
     caller: str | None = None
     answered_by: uuid.UUID | None = None
     has_recording: bool | None = None
+    contact_id: uuid.UUID | None = None  # the customer's calls, whatever number they used
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,8 @@ class JournalService:
             stmt = stmt.where(CallRecord.caller.contains(f.caller, autoescape=True))
         if f.answered_by is not None:
             stmt = stmt.where(CallRecord.answered_by == f.answered_by)
+        if f.contact_id is not None:
+            stmt = stmt.where(CallRecord.caller_contact_id == f.contact_id)
         if f.has_recording is True:
             stmt = stmt.where(CallRecord.recording_path.is_not(None))
         elif f.has_recording is False:

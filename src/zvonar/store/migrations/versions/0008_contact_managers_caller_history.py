@@ -1,4 +1,4 @@
-"""contact managers, the caller-history index
+"""contact managers, the caller and contact history indexes
 
 Revision ID: 0008
 Revises: 0007
@@ -6,7 +6,9 @@ Create Date: 2026-12-06 05:00:00.000000
 
 ``contacts.manager_id``: the employee who looks after a customer (a scheme's
 ``{manager: contact}`` target). ``ix_calls_account_caller``: a caller's own calls, newest
-first, for "who answered them last" and "which number they called last".
+first, for "who answered them last" and "which number they called last";
+``ix_calls_account_contact``: a customer's calls from any of their numbers (the journal's
+``contact_id`` filter).
 """
 
 from collections.abc import Sequence
@@ -35,10 +37,16 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_calls_account_caller", ["account_id", "caller", "started_at"], unique=False
         )
+        batch_op.create_index(
+            "ix_calls_account_contact",
+            ["account_id", "caller_contact_id", "started_at"],
+            unique=False,
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.drop_index("ix_calls_account_contact")
         batch_op.drop_index("ix_calls_account_caller")
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_contacts_manager_id_employees"), type_="foreignkey")
