@@ -19,6 +19,7 @@ from zvonar.journal.models import CallRecord
 from zvonar.pbx import resolver as resolver_module
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.resolver import PbxResolver, caller_display
+from zvonar.pbx.route import SchemeRoute
 from zvonar.sip.location import Binding
 from zvonar.sip.ua import Flow
 
@@ -163,6 +164,14 @@ async def test_an_employee_with_no_device_is_rung_on_their_mobile(container: Con
         assert [t.uri for t in targets] == expected
         mobile = targets[-1].target
         assert mobile.kind is TargetKind.mobile and mobile.target_id == alpha.employee_id
+        assert targets[-1].accept_prompt is None  # the scheme's step did not ask to confirm
+        # A queue's offer to the same agent: the mobile must press 1, the desk phone not.
+        assert isinstance(plan, Plan) and isinstance(plan.route, SchemeRoute)
+        offered = plan.route.setup.agent_targets(str(alpha.employee_id))
+        assert [t.uri for t in offered] == expected
+        assert [t.accept_prompt is not None for t in offered] == [
+            t.target.kind is TargetKind.mobile for t in offered
+        ]
 
 
 async def test_a_manager_target_rings_the_callers_own_employee(container: Container) -> None:

@@ -56,6 +56,8 @@ from zvonar.contacts.index import ContactHit, ContactIndex
 from zvonar.core.errors import InvalidInput
 from zvonar.directory.phone import normalize
 from zvonar.integrations.http_route import CallFacts, Fallback, HttpRouter, RouteDecision
+from zvonar.media.engine import PromptNotFoundError
+from zvonar.media.prompts import prompt_path
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.dns import named_flow
 from zvonar.pbx.features import feature_call
@@ -354,8 +356,19 @@ class PbxResolver:
         account_id = account.id
 
         def agent_targets(agent_id: str) -> tuple[RingTarget, ...]:
+            """A queue's offer to an agent. Their mobile must press 1 (calls/accept.py): a
+            voicemail that answers would take the queue's caller and count as served."""
             person = by_id.get(agent_id)
-            return self._employee_targets(person, realm, trunk, number.e164) if person else ()
+            if person is None:
+                return ()
+            targets = self._employee_targets(person, realm, trunk, number.e164)
+            if not any(t.target.kind is TargetKind.mobile for t in targets):
+                return targets
+            prompt = self._accept_prompt(account.id, account.language)
+            return tuple(
+                replace(t, accept_prompt=prompt) if t.target.kind is TargetKind.mobile else t
+                for t in targets
+            )
 
         async def ask(request: HttpRequest) -> Outcome:
             return await self._ask(request, facts, account_id, rows)
@@ -393,6 +406,14 @@ class PbxResolver:
             caller=caller_e164,
             contact_id=hit.contact_id if hit is not None else None,
         )
+
+    def _accept_prompt(self, account_id: uuid.UUID, language: str) -> Path | None:
+        base = self.prompts_dir(account_id) if self.prompts_dir else None
+        try:
+            return prompt_path("accept_call", language, base_dir=base)
+        except PromptNotFoundError:
+            log.warning("account %s: no accept_call prompt", account_id)
+            return None
 
     def _e164(self, raw: str, country: str) -> str | None:
         if not raw:
