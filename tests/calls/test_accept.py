@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from tests.calls.conftest import Phone
 from tests.calls.rig import ACCOUNT, Pbx
 from tests.calls.test_b2bua import dial, final_status, hang_up, target
+from tests.calls.test_steps import FakeSession, ScriptedRoute, routed
+from tests.calls.test_steps import prompt as prompt  # a fixture
+from tests.calls.test_steps import spbx as spbx  # a fixture
 from zvonar.calls import accept
 from zvonar.calls.call import Call
 from zvonar.calls.events import CallAnswered, Disposition, LegEnded, LegEndReason
 from zvonar.calls.legs import CalleeLeg
-from zvonar.calls.plan import Plan, RingTarget, Wave
+from zvonar.calls.plan import Enqueue, Plan, QueueOffer, RingTarget, Wave
 from zvonar.media.engine import DtmfReceived
 from zvonar.media.prompts import prompt_path
 from zvonar.sip.io.testserver import CallLeg
@@ -250,3 +254,32 @@ async def test_a_key_during_the_announcement_counts(pbx: Pbx, phones: tuple[Phon
     assert call.winner is fork
     hang_up(caller, leg)
     await pbx.wait_ended()
+
+
+async def test_a_queue_offer_to_a_mobile_waits_for_its_key(
+    spbx: Pbx, phones: tuple[Phone, Phone], prompt: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queue's offer (its own short timeout) spares a fork being asked; silence ends the
+    offer unanswered, a later offer's "1" is answered by the agent."""
+    monkeypatch.setattr(accept, "ACCEPT_SECONDS", 0.5)
+    caller, callee = phones
+    session = FakeSession()
+    routed(spbx, "100", ScriptedRoute([Enqueue(session, prompt)]))
+    leg = dial(caller, spbx, "100")
+    assert await final_status(leg) == 200  # answered by us: hold music
+    await session.wait_for("enter")
+    assert session.notify is not None
+    loop = asyncio.get_running_loop()
+    offered = loop.time()
+    session.notify(QueueOffer(1, (asking(callee),), 0.2))
+    call, (fork,) = await asked(spbx)
+    await session.wait_for("not_answered")  # after the silence, not at the offer's 0.2 s
+    assert loop.time() - offered >= 0.45
+    assert fork.accept_timer is None and ("answered", 1) not in session.log
+    session.notify(QueueOffer(2, (asking(callee),), 0.2))
+    call, (fork,) = await asked(spbx)
+    press(call, fork, "1")
+    await session.wait_for("answered")
+    assert ("answered", 2) in session.log and call.winner is fork
+    hang_up(caller, leg)
+    await spbx.wait_ended()
