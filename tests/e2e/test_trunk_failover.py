@@ -126,6 +126,9 @@ async def test_a_failing_carrier_hands_the_call_to_the_spare_trunk(
     assert runs == [("caller", True), ("a-main", True), ("b-spare", True)], runs
     (call,) = (await app.journal.list_calls(p, CallFilter())).items
     assert call.direction is Direction.outbound and call.disposition is Disposition.answered
+    # whom in E.164 (101 dialled 8383…), and who dialled
+    (anna,) = (await app.directory.list_employees(p, q="101")).items
+    assert call.dialed == "+73831234567" and call.placed_by == anna.employee.id
     legs = (await app.journal.get_call(p, call.id)).legs
     assert [(leg.end_reason, leg.answered_at is not None) for leg in legs] == [
         (LegEndReason.failed, False),  # a-main's 503

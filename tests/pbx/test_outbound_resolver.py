@@ -225,3 +225,6 @@ async def test_the_journal_learns_the_customer_an_employee_called(container: Con
     )
     plan = await resolver(dial(alpha, "8 (383) 123-45-67"))
     assert isinstance(plan, Plan) and plan.contact_id == made.contact.id
+    # whom in E.164 whatever was dialled, and who dialled: a customer who calls back
+    # reaches them ({manager: last})
+    assert plan.dialed == "+73831234567" and plan.placed_by == alpha.employee_id

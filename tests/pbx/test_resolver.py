@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.routes import unroll
-from zvonar.calls.events import Direction, TargetKind
+from zvonar.calls.events import Direction, Disposition, TargetKind
 from zvonar.calls.plan import InboundCall, Plan, Reject
 from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
@@ -224,6 +224,29 @@ async def test_a_manager_target_rings_the_callers_own_employee(container: Contai
                     answered_by=by,
                 )
             )
+        # +79160000007: Vera answered them, then Boris called them and they answered; a
+        # later call of Vera's they did not answer does not count.
+        for by, day, direction, disposition in (
+            (vera.view.employee.id, 2, Direction.inbound, Disposition.answered),
+            (boris.view.employee.id, 3, Direction.outbound, Disposition.answered),
+            (vera.view.employee.id, 4, Direction.outbound, Disposition.missed),
+        ):
+            at = datetime(2024, 3, day, 9, 0, tzinfo=UTC)
+            inbound = direction is Direction.inbound
+            uow.session.add(
+                CallRecord(
+                    account_id=alpha.account_id,
+                    call_id=f"seven-{day}",
+                    direction=direction,
+                    caller="+79160000007" if inbound else "102",
+                    dialed="+74951234567" if inbound else "+79160000007",
+                    started_at=at,
+                    last_activity_at=at,
+                    answered_by=by if inbound else None,
+                    placed_by=None if inbound else by,
+                    disposition=disposition,
+                )
+            )
     phones = [
         PHONE,
         replace(PHONE, aor="sip:102@alpha.zvonar", contact="sip:102@127.0.0.1:5102"),
@@ -240,6 +263,8 @@ async def test_a_manager_target_rings_the_callers_own_employee(container: Contai
     assert await rung("+79161234567") == ["sip:102@127.0.0.1:5102", "sip:101@127.0.0.1:5099"]
     # no contact; Vera answered them last
     assert await rung("+79160000009") == ["sip:103@127.0.0.1:5103", "sip:101@127.0.0.1:5099"]
+    # the employee who called them back last, not the one who answered them before
+    assert await rung("+79160000007") == ["sip:102@127.0.0.1:5102", "sip:101@127.0.0.1:5099"]
     # a stranger, and a caller last answered 40 days ago: the common step only
     assert await rung("+79160000001") == ["sip:101@127.0.0.1:5099"]
     assert await rung("+79160000008") == ["sip:101@127.0.0.1:5099"]
@@ -272,7 +297,7 @@ async def test_a_stuck_journal_costs_the_last_manager_not_the_call(
     async def stuck(*_args: object) -> None:
         await asyncio.sleep(60)
 
-    monkeypatch.setattr(resolver.snapshot, "last_answered_by", stuck)
+    monkeypatch.setattr(resolver.snapshot, "last_talked_with", stuck)
     monkeypatch.setattr(resolver_module, "LAST_MANAGER_TIMEOUT", 0.05)
     plan = await asyncio.wait_for(resolver(call("+74951234567")), 2)
     assert isinstance(plan, Plan)

@@ -248,6 +248,7 @@ class Call:
             started_at=facts.started_at,
             number_label=plan.number_label if plan else None,
             caller_contact_id=plan.contact_id if plan else None,
+            placed_by=plan.placed_by if plan else None,
             tracking=dict(plan.tracking) if plan else {},
         )
 

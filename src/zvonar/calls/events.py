@@ -172,6 +172,7 @@ class CallStarted(CallEvent):
     number_label: str | None = None
     caller_contact_id: uuid.UUID | None = None
     tracking: Mapping[str, str] = field(default_factory=dict)
+    placed_by: uuid.UUID | None = None  # the employee who dialled (outbound calls)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -200,6 +200,7 @@ class Plan:
     # call, the callee of an outbound one).
     caller: str | None = None
     contact_id: uuid.UUID | None = None
+    placed_by: uuid.UUID | None = None  # the employee who dialled (an outbound call)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ class CallRecord(IdMixin, TimestampMixin, Base):
         Index("ix_calls_account_caller", "account_id", "caller", "started_at"),
         # A customer's calls from any of their numbers (the journal's contact filter).
         Index("ix_calls_account_contact", "account_id", "caller_contact_id", "started_at"),
+        # Whom the account called (an outbound call's E.164): {manager: last}.
+        Index("ix_calls_account_dialed", "account_id", "dialed", "started_at"),
     )
 
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
@@ -48,6 +50,7 @@ class CallRecord(IdMixin, TimestampMixin, Base):
     caller: Mapped[str] = mapped_column(String(64))
     # The CRM slice will own contacts; until then this is a bare id without a foreign key.
     caller_contact_id: Mapped[uuid.UUID | None]
+    placed_by: Mapped[uuid.UUID | None]  # the employee who dialled an outbound call
     dialed: Mapped[str] = mapped_column(String(64))
     dialed_label: Mapped[str | None] = mapped_column(String(200))
     tracking: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -72,6 +72,7 @@ class CallOut(Output):
     disposition: Disposition | None = Field(description="None while the call is in progress.")
     hangup: HangupSide | None
     answered_by: uuid.UUID | None = Field(description="The employee who took the call.")
+    placed_by: uuid.UUID | None = Field(description="The employee who dialled (outbound).")
     scheme_path: list[str]
     has_recording: bool
     recording_seconds: float | None
@@ -107,6 +108,7 @@ class CallOut(Output):
             "disposition": c.disposition,
             "hangup": c.hangup,
             "answered_by": c.answered_by,
+            "placed_by": c.placed_by,
             "scheme_path": list(c.scheme_path or []),
             "has_recording": c.recording_path is not None,
             "recording_seconds": c.recording_seconds,

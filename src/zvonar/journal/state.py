@@ -108,6 +108,7 @@ INSERTED = (
     "direction",
     "caller",
     "caller_contact_id",
+    "placed_by",
     "dialed",
     "dialed_label",
     "tracking",
@@ -127,6 +128,7 @@ class CallState:
     direction: Direction
     caller: str
     caller_contact_id: uuid.UUID | None
+    placed_by: uuid.UUID | None
     dialed: str
     dialed_label: str | None
     tracking: dict[str, Any]
@@ -204,6 +206,7 @@ def started(e: CallStarted) -> CallState:
         direction=e.direction,
         caller=e.caller,
         caller_contact_id=e.caller_contact_id,
+        placed_by=e.placed_by,
         dialed=e.dialed,
         dialed_label=e.number_label,
         tracking=dict(e.tracking),

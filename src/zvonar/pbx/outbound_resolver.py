@@ -112,13 +112,17 @@ class OutboundCalls:
         realm = self.credentials.realm_of(account_id) or ""
         async with self.db.read() as s:
             account = await s.get(Account, account_id)
-            extensions = set(
-                await s.scalars(
-                    select(Employee.extension).where(
+            staff = (
+                await s.execute(
+                    select(Employee.extension, Employee.sip_username, Employee.id).where(
                         Employee.account_id == account_id, Employee.active.is_(True)
                     )
                 )
-            )
+            ).all()
+        extensions = {ext for ext, _user, _id in staff}
+        # The journal's "placed by": the phone's digest user is the employee's SIP username.
+        user = auth.user if auth is not None else None
+        placed_by = next((eid for _ext, name, eid in staff if name == user), None)
         if account is None:
             return Reject(403, "Forbidden")
         try:
@@ -133,7 +137,7 @@ class OutboundCalls:
                 log.warning("call %s to %s refused: %s", call.call_id, target.value, decision)
                 return Reject(403, f"Forbidden ({decision.reason.value})", account_id=account_id)
         try:
-            return await self._plan(call, account, target)
+            return await self._plan(call, account, target, placed_by)
         except NoTrunk:
             self.guard.release(account_id, call.call_id)
             return Reject(503, "No Trunk Available", account_id=account_id)
@@ -141,7 +145,9 @@ class OutboundCalls:
             self.guard.release(account_id, call.call_id)
             raise
 
-    async def _plan(self, call: InboundCall, account: Account, target: DialTarget) -> Plan:
+    async def _plan(
+        self, call: InboundCall, account: Account, target: DialTarget, placed_by: uuid.UUID | None
+    ) -> Plan:
         async with self.db.read() as s:
             numbers = list(
                 await s.scalars(
@@ -205,6 +211,10 @@ class OutboundCalls:
             record=account.recording_enabled,
             fail_over=CARRIER_FAILURES,
             contact_id=hit.contact_id if hit is not None else None,  # the customer called
+            # The journal's row: whom, as E.164 whatever the employee dialled ("8916…"), and
+            # who dialled (a customer who calls back reaches them: {manager: last}).
+            dialed=callee if target.kind is DialKind.external else None,
+            placed_by=placed_by,
         )
 
     async def _reachable(

@@ -434,8 +434,8 @@ class PbxResolver:
         self, snap: AccountSnapshot, hit: ContactHit | None, caller: str | None, now: datetime
     ) -> dict[str, str]:
         """The caller's own employees who can take a call (active): the contact's manager,
-        and — only when a scheme asks for it, it costs a journal read — who answered them
-        last."""
+        and — only when a scheme asks for it, it costs a journal read — who talked with them
+        last (answered their call, or called them)."""
         found: dict[str, uuid.UUID | None] = {}
         if hit is not None:
             found[ManagerRef.contact] = hit.manager_id
@@ -443,7 +443,7 @@ class PbxResolver:
             since = now - timedelta(days=LAST_MANAGER_DAYS)
             try:  # a slow or failing journal costs the call this target, never the call
                 async with asyncio.timeout(LAST_MANAGER_TIMEOUT):
-                    found[ManagerRef.last] = await self.snapshot.last_answered_by(
+                    found[ManagerRef.last] = await self.snapshot.last_talked_with(
                         snap.account.id, caller, since
                     )
             except (TimeoutError, OSError, SQLAlchemyError) as exc:

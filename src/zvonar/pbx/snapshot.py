@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from sqlalchemy import case, func, select
 
 from zvonar.accounts.models import Account
-from zvonar.calls.events import CallEnded, Direction, TargetKind
+from zvonar.calls.events import CallEnded, Direction, Disposition, TargetKind
 from zvonar.core.bus import EventBus
 from zvonar.core.errors import InvalidInput
 from zvonar.core.events import Event
@@ -272,28 +272,50 @@ class RoutingSnapshot:
         cached: tuple[datetime, dict[uuid.UUID, MemberState]] = await self._get(slot, read)
         return cached[1]
 
-    async def last_answered_by(
-        self, account_id: uuid.UUID, caller: str, since: datetime
+    async def last_talked_with(
+        self, account_id: uuid.UUID, customer: str, since: datetime
     ) -> uuid.UUID | None:
-        """The employee who last answered an inbound call from ``caller`` (E.164) since
-        ``since``; one indexed read per call (ix_calls_account_caller), not cached: the
-        answer changes with every call of theirs."""
+        """The employee who last talked with ``customer`` (E.164) since ``since``: who
+        answered their last inbound call, or placed the last outbound call they answered,
+        whichever came later. Two indexed reads (ix_calls_account_caller,
+        ix_calls_account_dialed), not cached: the answer changes with every call."""
         if self._flush is not None:
             await self._flush()  # the journal writes behind: their last call must be there
         async with self._db.read() as s:
-            found: uuid.UUID | None = await s.scalar(
-                select(CallRecord.answered_by)
-                .where(
-                    CallRecord.account_id == account_id,
-                    CallRecord.caller == caller,
-                    CallRecord.started_at >= since,
-                    CallRecord.direction == Direction.inbound,
-                    CallRecord.answered_by.is_not(None),
+            answered = (
+                await s.execute(
+                    select(CallRecord.started_at, CallRecord.answered_by)
+                    .where(
+                        CallRecord.account_id == account_id,
+                        CallRecord.caller == customer,
+                        CallRecord.started_at >= since,
+                        CallRecord.direction == Direction.inbound,
+                        CallRecord.answered_by.is_not(None),
+                    )
+                    .order_by(CallRecord.started_at.desc())
+                    .limit(1)
                 )
-                .order_by(CallRecord.started_at.desc())
-                .limit(1)
-            )
-        return found
+            ).first()
+            placed = (
+                await s.execute(
+                    select(CallRecord.started_at, CallRecord.placed_by)
+                    .where(
+                        CallRecord.account_id == account_id,
+                        CallRecord.dialed == customer,
+                        CallRecord.started_at >= since,
+                        CallRecord.direction == Direction.outbound,
+                        CallRecord.disposition == Disposition.answered,
+                        CallRecord.placed_by.is_not(None),
+                    )
+                    .order_by(CallRecord.started_at.desc())
+                    .limit(1)
+                )
+            ).first()
+        found = [row for row in (answered, placed) if row is not None]
+        if not found:
+            return None
+        latest: uuid.UUID | None = max(found, key=lambda row: row[0])[1]
+        return latest
 
     async def _get(self, slot: _Slot, read: Callable[[], Awaitable[T]]) -> T:
         if self._fresh(slot):

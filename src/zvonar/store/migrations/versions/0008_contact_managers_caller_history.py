@@ -8,7 +8,8 @@ Create Date: 2026-12-06 05:00:00.000000
 ``{manager: contact}`` target). ``ix_calls_account_caller``: a caller's own calls, newest
 first, for "who answered them last" and "which number they called last";
 ``ix_calls_account_contact``: a customer's calls from any of their numbers (the journal's
-``contact_id`` filter).
+``contact_id`` filter). ``calls.placed_by`` and ``ix_calls_account_dialed``: who dialled an
+outbound call, and whom — a customer who calls back reaches that employee.
 """
 
 from collections.abc import Sequence
@@ -34,6 +35,10 @@ def upgrade() -> None:
             ondelete="SET NULL",
         )
     with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("placed_by", sa.Uuid(), nullable=True))
+        batch_op.create_index(
+            "ix_calls_account_dialed", ["account_id", "dialed", "started_at"], unique=False
+        )
         batch_op.create_index(
             "ix_calls_account_caller", ["account_id", "caller", "started_at"], unique=False
         )
@@ -47,6 +52,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_index("ix_calls_account_contact")
+        batch_op.drop_index("ix_calls_account_dialed")
+        batch_op.drop_column("placed_by")
         batch_op.drop_index("ix_calls_account_caller")
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_contacts_manager_id_employees"), type_="foreignkey")
