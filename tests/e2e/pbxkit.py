@@ -21,10 +21,32 @@ from tests.sip.peers.harness import (
     wait_bound,
 )
 from zvonar.container import Container
+from zvonar.directory.models import TrunkAuth
+from zvonar.directory.schemas import EmployeePatch, TrunkIn
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import PbxRuntime, start_pbx
 
-__all__ = ["call_101"]
+__all__ = ["call_101", "mobile_of_101"]
+
+
+async def mobile_of_101(app: Container, alpha: Seeded, mobile: str) -> int:
+    """An IP trunk on a free port (returned: the SIPp "mobile network" listens there; the
+    customer's calls come from it too) and 101's ``mobile``, rung with their devices."""
+    port = free_port()
+    await app.directory.create_trunk(
+        alpha.principal,
+        TrunkIn(
+            name="carrier",
+            host="127.0.0.1",
+            port=port,
+            auth_mode=TrunkAuth.ip,
+            allowed_sources=["127.0.0.1/32"],
+        ),
+    )
+    await app.directory.update_employee(
+        alpha.principal, alpha.employee_id, EmployeePatch(mobile_numbers=[mobile], ring_mobile=True)
+    )
+    return port
 
 
 async def call_101(

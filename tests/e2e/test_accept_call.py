@@ -22,16 +22,14 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import sippkit
-from tests.e2e.pbxkit import call_101
+from tests.e2e.pbxkit import call_101, mobile_of_101
 from tests.e2e.schemes_kit import carrier_talk
 from tests.e2e.test_early_media import app as app  # the fixture
 from tests.pbx.conftest import NUMBER, Seeded, seed_account
-from tests.sip.peers.harness import SIPP, free_port
+from tests.sip.peers.harness import SIPP
 from zvonar.calls import accept
 from zvonar.calls.events import Disposition, LegEndReason, TargetKind
 from zvonar.container import Container
-from zvonar.directory.models import TrunkAuth
-from zvonar.directory.schemas import EmployeePatch, TrunkIn
 from zvonar.journal.models import CallRecord
 from zvonar.journal.service import CallFilter
 
@@ -48,22 +46,7 @@ async def _mobile_with_confirm(app: Container) -> tuple[Seeded, int]:
     """Seed the account: a trunk (the carrier's port returned), 101's mobile rung with its
     desk phone, the number's scheme ringing 101 with ``confirm``."""
     alpha = await seed_account(app, "alpha")
-    carrier_port = free_port()
-    await app.directory.create_trunk(
-        alpha.principal,
-        TrunkIn(
-            name="carrier",
-            host="127.0.0.1",
-            port=carrier_port,
-            auth_mode=TrunkAuth.ip,
-            allowed_sources=["127.0.0.1/32"],
-        ),
-    )
-    await app.directory.update_employee(
-        alpha.principal,
-        alpha.employee_id,
-        EmployeePatch(mobile_numbers=[MOBILE], ring_mobile=True),
-    )
+    carrier_port = await mobile_of_101(app, alpha, MOBILE)
     scheme = await app.routing.create_scheme(
         alpha.principal,
         "Confirm on the mobile",

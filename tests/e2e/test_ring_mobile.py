@@ -17,15 +17,13 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import sippkit
-from tests.e2e.pbxkit import call_101
+from tests.e2e.pbxkit import call_101, mobile_of_101
 from tests.e2e.schemes_kit import carrier_talk
 from tests.e2e.test_early_media import app as app  # the fixture
 from tests.pbx.conftest import NUMBER, seed_account
-from tests.sip.peers.harness import SIPP, free_port
+from tests.sip.peers.harness import SIPP
 from zvonar.calls.events import Disposition, LegEndReason, TargetKind
 from zvonar.container import Container
-from zvonar.directory.models import TrunkAuth
-from zvonar.directory.schemas import EmployeePatch, TrunkIn
 from zvonar.journal.service import CallFilter
 
 pytestmark = [
@@ -55,22 +53,7 @@ async def test_the_mobile_rings_with_the_desk_phone_and_answers(
     app: Container, tmp_path: Path
 ) -> None:
     alpha = await seed_account(app, "alpha")
-    carrier_port = free_port()
-    await app.directory.create_trunk(
-        alpha.principal,
-        TrunkIn(
-            name="carrier",
-            host="127.0.0.1",
-            port=carrier_port,
-            auth_mode=TrunkAuth.ip,
-            allowed_sources=["127.0.0.1/32"],  # the customer's call comes from it too
-        ),
-    )
-    await app.directory.update_employee(
-        alpha.principal,
-        alpha.employee_id,
-        EmployeePatch(mobile_numbers=[MOBILE], ring_mobile=True),
-    )
+    carrier_port = await mobile_of_101(app, alpha, MOBILE)
     _rt, runs = await call_101(
         app,
         tmp_path,

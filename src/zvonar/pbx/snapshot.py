@@ -281,37 +281,27 @@ class RoutingSnapshot:
         ix_calls_account_dialed), not cached: the answer changes with every call."""
         if self._flush is not None:
             await self._flush()  # the journal writes behind: their last call must be there
+        recent = (CallRecord.account_id == account_id, CallRecord.started_at >= since)
+        answered = (
+            CallRecord.answered_by,
+            CallRecord.caller == customer,
+            CallRecord.direction == Direction.inbound,
+        )
+        placed = (
+            CallRecord.placed_by,
+            CallRecord.dialed == customer,
+            CallRecord.direction == Direction.outbound,
+            CallRecord.disposition == Disposition.answered,
+        )
+        found = []
         async with self._db.read() as s:
-            answered = (
-                await s.execute(
-                    select(CallRecord.started_at, CallRecord.answered_by)
-                    .where(
-                        CallRecord.account_id == account_id,
-                        CallRecord.caller == customer,
-                        CallRecord.started_at >= since,
-                        CallRecord.direction == Direction.inbound,
-                        CallRecord.answered_by.is_not(None),
-                    )
-                    .order_by(CallRecord.started_at.desc())
-                    .limit(1)
-                )
-            ).first()
-            placed = (
-                await s.execute(
-                    select(CallRecord.started_at, CallRecord.placed_by)
-                    .where(
-                        CallRecord.account_id == account_id,
-                        CallRecord.dialed == customer,
-                        CallRecord.started_at >= since,
-                        CallRecord.direction == Direction.outbound,
-                        CallRecord.disposition == Disposition.answered,
-                        CallRecord.placed_by.is_not(None),
-                    )
-                    .order_by(CallRecord.started_at.desc())
-                    .limit(1)
-                )
-            ).first()
-        found = [row for row in (answered, placed) if row is not None]
+            for who, *where in (answered, placed):
+                stmt = select(CallRecord.started_at, who).where(*recent, *where, who.is_not(None))
+                row = (
+                    await s.execute(stmt.order_by(CallRecord.started_at.desc()).limit(1))
+                ).first()
+                if row is not None:
+                    found.append(row)
         if not found:
             return None
         latest: uuid.UUID | None = max(found, key=lambda row: row[0])[1]
