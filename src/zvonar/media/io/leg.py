@@ -254,10 +254,12 @@ class Leg:
                 peer is not None
                 and peer.player is None
                 and peer.dest is not None
-                and peer.te_pt >= 0
                 and not peer.sending_event
             ):
-                peer.relay(buf, n, b1 & 0x80, seq, ts, ssrc, self.codec, True, now)
+                if peer.te_pt >= 0:
+                    peer.relay(buf, n, b1 & 0x80, seq, ts, ssrc, self.codec, True, now)
+                else:  # it hears the key as tones (dtmf_out.py) instead of this packet
+                    peer.dropped_one()
         else:
             self.dropped += 1  # comfort noise, a codec we did not negotiate...
 
@@ -348,6 +350,11 @@ class Leg:
             start, end = bounds
             buf[start:end] = buf[start:end].translate(TRANSCODE[codec, self.codec])
         self._send(self._view[:n], oseq, ots, now)
+
+    def dropped_one(self) -> None:
+        """A packet of the relayed stream is not sent on: the packets after it keep
+        consecutive numbers (a gap would read as loss to the receiver, RFC 3550 §6.4.1)."""
+        self._seq_off = (self._seq_off - 1) & 0xFFFF
 
     def send_frame(self, payload: bytes, seq: int, ts: int, key: object, now: float) -> None:
         """Send one generated audio frame (a prompt, hold music) on this leg's stream."""
