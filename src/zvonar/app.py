@@ -32,7 +32,7 @@ from zvonar.journal.retention import RetentionSchedule
 from zvonar.journal.router import router as journal_router
 from zvonar.journal.service import JournalService
 from zvonar.notify.mailer import SmtpConfig, SmtpMailer, SmtpSecurity
-from zvonar.notify.missed import MissedCallNotifier, profiles_from_db
+from zvonar.notify.missed import MissedCallNotifier, managers_from_db, profiles_from_db
 from zvonar.notify.voicemail import VoicemailNotifier
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.router import metrics_router
@@ -71,7 +71,9 @@ def _missed_call_notifier(mailer: SmtpMailer, db: Database) -> MissedCallNotifie
             account = await s.get(Account, account_id)
         return list(account.missed_call_emails) if account else []
 
-    return MissedCallNotifier(mailer, recipients, profiles_from_db(db))
+    return MissedCallNotifier(
+        mailer, recipients, profiles_from_db(db), managers=managers_from_db(db)
+    )
 
 
 def create_container(settings: Settings, *, bus: EventBus | None = None) -> Container:

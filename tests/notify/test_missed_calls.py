@@ -13,10 +13,13 @@ from sqlalchemy import select, update
 
 from tests.conftest import Tenant
 from tests.notify.conftest import SmtpServer
-from zvonar.accounts.models import Account
+from zvonar.accounts.access import Principal
+from zvonar.accounts.models import Account, Role
 from zvonar.calls.events import CallEnded, CallStarted, Direction, Disposition, HangupSide
+from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
 from zvonar.core.bus import InProcessBus, RecordingBus
+from zvonar.directory.schemas import EmployeeIn, EmployeePatch
 from zvonar.journal.models import CallRecord, CallStatus
 from zvonar.notify.mailer import Mail, MemoryMailer, SmtpConfig, SmtpMailer, SmtpSecurity
 from zvonar.notify.missed import (
@@ -24,6 +27,7 @@ from zvonar.notify.missed import (
     CallFacts,
     MissedCallNotifier,
     RetryPolicy,
+    managers_from_db,
     profiles_from_db,
     render,
 )
@@ -33,16 +37,22 @@ ACC = uuid.uuid4()
 
 
 def start(
-    account: uuid.UUID = ACC, call_id: str = "c-1", caller: str = "+79161234567"
+    account: uuid.UUID = ACC,
+    call_id: str = "c-1",
+    caller: str = "+79161234567",
+    *,
+    direction: Direction = Direction.inbound,
+    contact_id: uuid.UUID | None = None,
 ) -> CallStarted:
     return CallStarted(
         account_id=account,
         call_id=call_id,
-        direction=Direction.inbound,
+        direction=direction,
         caller=caller,
         dialed="+74950000001",
         number_label="Туры",
         started_at=T0,
+        caller_contact_id=contact_id,
     )
 
 
@@ -292,3 +302,47 @@ def test_default_backoff_grows_and_is_capped() -> None:
         600,
     ]
     assert RetryPolicy(attempts=1).delays() == []
+
+
+async def test_the_customers_manager_is_told_and_employees_own_calls_are_not_missed() -> None:
+    mailer = MemoryMailer()
+    bus = InProcessBus()
+    bolts, nuts = uuid.uuid4(), uuid.uuid4()
+
+    async def managers(account: uuid.UUID, contact: uuid.UUID) -> str | None:
+        assert account == ACC
+        return {bolts: "anna@shop.test", nuts: "boss@shop.test"}.get(contact)
+
+    n = MissedCallNotifier(
+        mailer, lambda _a: ["boss@shop.test"], fixed_profile(), managers=managers
+    )
+    n.attach(bus)
+    for call_id, contact in (("bolts", bolts), ("nuts", nuts), ("stranger", None)):
+        await bus.publish(start(call_id=call_id, contact_id=contact))
+        await bus.publish(end(call_id=call_id))
+    for direction in (Direction.outbound, Direction.internal):  # an employee dialled
+        await bus.publish(start(call_id=direction.value, direction=direction))
+        await bus.publish(end(call_id=direction.value))
+    await n.drain()
+    assert sorted(m.to for m in mailer.sent) == [
+        ("boss@shop.test",),  # the stranger
+        ("boss@shop.test",),  # Nuts: the boss manages it, one copy
+        ("boss@shop.test", "anna@shop.test"),  # Bolts: Anna looks after it
+    ]
+
+
+async def test_managers_come_from_the_directory(container: Container, tenant_a: Tenant) -> None:
+    p = Principal(account_id=tenant_a.account_id, role=Role.admin)
+    anna = await container.directory.create_employee(
+        p, EmployeeIn(name="Anna", extension="101", email="anna@shop.test")
+    )
+    bolts = await container.contacts.create_contact(
+        p, ContactIn(name="Bolts", manager_id=anna.view.employee.id)
+    )
+    nuts = await container.contacts.create_contact(p, ContactIn(name="Nuts"))
+    manager = managers_from_db(container.db)
+    assert await manager(tenant_a.account_id, bolts.contact.id) == "anna@shop.test"
+    assert await manager(tenant_a.account_id, nuts.contact.id) is None
+    assert await manager(uuid.uuid4(), bolts.contact.id) is None  # another account's
+    await container.directory.update_employee(p, anna.view.employee.id, EmployeePatch(active=False))
+    assert await manager(tenant_a.account_id, bolts.contact.id) is None  # gone

@@ -1,5 +1,7 @@
-"""Missed-call e-mail: when a call ends missed or abandoned, tell the account's recipients who
-called, which line they dialed and when (in the account's time zone and language).
+"""Missed-call e-mail: when a customer's call ends missed or abandoned, tell the account's
+recipients who called, which line they dialed and when (in the account's time zone and
+language) — and the employee who looks after that customer (their contact's manager), who
+should call back. An employee's own unanswered outbound call is not a missed call.
 
 The bus handler only records facts and starts a background task, so it returns at once: a call
 never waits on a mail server. Delivery is retried with exponential back-off; when every attempt
@@ -22,10 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import select
+
 from zvonar.accounts.models import Account
-from zvonar.calls.events import CallEnded, CallStarted, Disposition
+from zvonar.calls.events import CallEnded, CallStarted, Direction, Disposition
+from zvonar.contacts.models import Contact
 from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
+from zvonar.directory.models import Employee
 from zvonar.i18n import FALLBACK, Translator, supported
 from zvonar.notify.mailer import Mail, Mailer
 from zvonar.notify.outbox import MailOutbox, OutboxUser, RetryPolicy
@@ -46,6 +52,25 @@ class AccountProfile:
 
 
 Profiles = Callable[[uuid.UUID], Awaitable[AccountProfile | None]]
+# (account, contact) → the e-mail of the active employee who manages that contact, if any.
+Managers = Callable[[uuid.UUID, uuid.UUID], Awaitable[str | None]]
+
+
+def managers_from_db(db: Database) -> Managers:
+    async def manager(account_id: uuid.UUID, contact_id: uuid.UUID) -> str | None:
+        async with db.read() as s:
+            email: str | None = await s.scalar(
+                select(Employee.email)
+                .join(Contact, Contact.manager_id == Employee.id)
+                .where(
+                    Contact.id == contact_id,
+                    Contact.account_id == account_id,
+                    Employee.active.is_(True),
+                )
+            )
+        return email
+
+    return manager
 
 
 def profiles_from_db(db: Database) -> Profiles:
@@ -67,6 +92,7 @@ class CallFacts:
     dialed: str
     label: str | None
     started_at: datetime
+    contact_id: uuid.UUID | None = None  # the customer's contact, when the caller is known
 
 
 def render(event: CallEnded, facts: CallFacts, profile: AccountProfile) -> tuple[str, str]:
@@ -103,11 +129,13 @@ class MissedCallNotifier(OutboxUser):
         recipients: Recipients,
         profiles: Profiles,
         *,
+        managers: Managers | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.recipients = recipients
         self.profiles = profiles
+        self.managers = managers
         self.outbox = MailOutbox(mailer, log, retry=retry, sleep=sleep)
         self._calls: OrderedDict[tuple[uuid.UUID, str], CallFacts] = OrderedDict()
 
@@ -125,8 +153,14 @@ class MissedCallNotifier(OutboxUser):
     async def _on_event(self, event: Event) -> None:
         # Synchronous on purpose: no await, so publishing a call event never waits here.
         if isinstance(event, CallStarted):
+            if event.direction is not Direction.inbound:
+                return  # nobody to call back: an employee dialled (out, or a colleague)
             self._calls[(event.account_id, event.call_id)] = CallFacts(
-                event.caller, event.dialed, event.number_label, event.started_at
+                event.caller,
+                event.dialed,
+                event.number_label,
+                event.started_at,
+                event.caller_contact_id,
             )
             while len(self._calls) > MAX_REMEMBERED:
                 self._calls.popitem(last=False)
@@ -135,7 +169,7 @@ class MissedCallNotifier(OutboxUser):
             if event.disposition not in NOTIFY_ON:
                 return
             if facts is None:
-                log.warning("missed call %s: its start was not seen, no e-mail", event.call_id)
+                log.info("missed call %s: not a customer's call seen starting", event.call_id)
                 return
             ended = event
             self.outbox.submit(f"missed call {event.call_id}", lambda: self._prepare(ended, facts))
@@ -148,6 +182,10 @@ class MissedCallNotifier(OutboxUser):
 
     async def _prepare(self, event: CallEnded, facts: CallFacts) -> Mail | None:
         to = await self._recipients(event.account_id)
+        if facts.contact_id is not None and self.managers is not None:
+            manager = await self.managers(event.account_id, facts.contact_id)
+            if manager and manager not in to:
+                to.append(manager)
         if not to:
             return None
         profile = await self.profiles(event.account_id)
