@@ -1,4 +1,5 @@
-"""End to end: a customer reaches their own manager (a ring step's ``{manager: contact}``).
+"""End to end: a customer reaches their own employee (ring targets ``{manager: contact}`` and
+``{manager: last}``).
 
 The account's scheme rings the caller's manager first, then employee 101. Contact "Bolts
 Ltd" names 101 as its manager through the contacts API's model (``manager_id``); the
@@ -78,3 +79,42 @@ async def test_the_callers_manager_is_rung_first(
     assert first_step in manager_hop, hops
     # the stranger's call went on to the second step; Bolts' never needed it
     assert any(h.startswith("ring 101") for h in hops) is (caller != BOLTS), hops
+
+
+async def test_a_customer_calling_again_reaches_who_answered_them(
+    app: Container, tmp_path: Path
+) -> None:
+    """``{manager: last}`` through the real journal: the first call finds nobody and goes on
+    to 101, who answers; the same number's next call reaches 101 from the first step."""
+    alpha = await seed_account(app, "alpha")
+    scheme = await app.routing.create_scheme(
+        alpha.principal,
+        "Last one first",
+        {
+            "branches": {
+                "working": [
+                    {"type": "ring", "targets": [{"manager": "last"}], "timeout": 10},
+                    {"type": "ring", "targets": [{"employee": "101"}], "timeout": 10},
+                ]
+            },
+            "final": {"type": "hangup"},
+        },
+    )
+    await app.routing.assign(alpha.principal, alpha.number_id, scheme.id)
+    paths = []
+    for attempt in ("first", "again"):
+        workdir = tmp_path / attempt
+        workdir.mkdir()
+        _rt, runs = await call_101(
+            app,
+            workdir,
+            alpha,
+            phone=sippkit.uas_answer(),
+            carrier=carrier_talk(NUMBER.lstrip("+"), "+79160000005", talk_ms=300),
+        )
+        for name in ("carrier", "phone"):
+            assert runs[name].stats.successful == 1, runs[name].describe()
+        calls = (await app.journal.list_calls(alpha.principal, CallFilter())).items
+        paths.append(calls[0].scheme_path)  # newest first
+    first, again = (next(h for h in p if h.startswith("ring last manager")) for p in paths)
+    assert "[nobody available]" in first and "[answered" in again, paths
