@@ -67,6 +67,15 @@ async def test_employee_crud_and_sip_credentials(
         },
     )
     assert emp["sip_username"] == "101" and emp["has_sip_password"] is True
+    assert emp["mobile_confirm"] is False  # their mobile's answer counts, unless they say
+    r = await client.patch(
+        f"{API}/employees/{emp['id']}", json={"mobile_confirm": True}, headers=tenant_a.headers
+    )
+    assert r.status_code == 200 and r.json()["mobile_confirm"] is True
+    r = await client.patch(
+        f"{API}/employees/{emp['id']}", json={"mobile_confirm": None}, headers=tenant_a.headers
+    )
+    assert error(r, 422) == "validation_error"
     assert emp["mobile_numbers"] == ["+79161234567"]
     assert emp["email"] == "ivan@example.com" and emp["group_ids"] == []
     generated = emp["sip_password"]

@@ -16,6 +16,7 @@ from zvonar.container import Container
 from zvonar.directory.models import TrunkAuth
 from zvonar.directory.schemas import EmployeeIn, EmployeePatch, TrunkIn
 from zvonar.journal.models import CallRecord
+from zvonar.media.prompts import prompt_path
 from zvonar.pbx import resolver as resolver_module
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.resolver import PbxResolver, caller_display
@@ -164,7 +165,7 @@ async def test_an_employee_with_no_device_is_rung_on_their_mobile(container: Con
         assert [t.uri for t in targets] == expected
         mobile = targets[-1].target
         assert mobile.kind is TargetKind.mobile and mobile.target_id == alpha.employee_id
-        assert targets[-1].accept_prompt is None  # the scheme's step did not ask to confirm
+        assert targets[-1].accept_prompt is None  # neither the step nor 101 asked to confirm
         # A queue's offer to the same agent: the mobile must press 1, the desk phone not.
         assert isinstance(plan, Plan) and isinstance(plan.route, SchemeRoute)
         offered = plan.route.setup.agent_targets(str(alpha.employee_id))
@@ -302,3 +303,32 @@ async def test_a_stuck_journal_costs_the_last_manager_not_the_call(
     plan = await asyncio.wait_for(resolver(call("+74951234567")), 2)
     assert isinstance(plan, Plan)
     assert [t.uri for w in (await unroll(plan)).waves for t in w.targets] == [PHONE.contact]
+
+
+async def test_an_employee_who_confirms_their_mobile_is_asked_everywhere(
+    container: Container,
+) -> None:
+    """``mobile_confirm``: 101's mobile must press 1 whoever rings it — a scheme step without
+    ``confirm``, a colleague dialling 101; their desk phone's answer still counts."""
+    alpha = await seed_account(container, ring_seconds=10)
+    await container.directory.create_trunk(
+        alpha.principal,
+        TrunkIn(name="carrier", host="127.0.0.1", port=5090, auth_mode=TrunkAuth.ip,
+                allowed_sources=["127.0.0.2/32"]),
+    )  # fmt: skip
+    await container.directory.update_employee(
+        alpha.principal,
+        alpha.employee_id,
+        EmployeePatch(mobile_numbers=["+79161112233"], ring_mobile=True, mobile_confirm=True),
+    )
+    colleague = Binding(aor="sip:102@alpha.zvonar", contact="sip:102@127.0.0.1:5070",
+                        expires_at=1e9, source=("127.0.0.1", 5070))  # fmt: skip
+    resolver = await _resolver(container, [PHONE, colleague])
+    asked = prompt_path("accept_call", "ru")  # the account speaks Russian
+    plan = await resolver(call("+74951234567"))
+    assert isinstance(plan, Plan)
+    ((desk, mobile),) = [w.targets for w in (await unroll(plan)).waves]
+    assert (desk.accept_prompt, mobile.accept_prompt) == (None, asked)
+    internal = await resolver(call("101", from_uri="sip:102@alpha.zvonar"))
+    assert isinstance(internal, Plan) and internal.direction is Direction.internal
+    assert [t.accept_prompt for t in internal.waves[0].targets] == [None, asked]

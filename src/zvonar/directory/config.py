@@ -8,8 +8,8 @@ Contract (``zvonar config export|apply`` builds on these two functions):
 
         trunks:    {name: {host, port, transport, auth_mode, username, registrar,
                            allowed_sources, caller_id, active}}
-        employees: {extension: {name, sip_username, mobile_numbers, ring_mobile, time_zone,
-                                email, active}}
+        employees: {extension: {name, sip_username, mobile_numbers, ring_mobile, mobile_confirm,
+                                time_zone, email, active}}
         groups:    {name: {strategy, members: [{extension, weight}, ...]}}   # ringing order
         numbers:   {e164: {label, trunk (a trunk name or null), active}}
 
@@ -162,6 +162,7 @@ def _employee_spec(e: Employee) -> dict[str, Any]:
         "sip_username": e.sip_username,
         "mobile_numbers": list(e.mobile_numbers),
         "ring_mobile": e.ring_mobile,
+        "mobile_confirm": e.mobile_confirm,
         "time_zone": e.time_zone,
         "email": e.email,
         "active": e.active,
@@ -277,6 +278,7 @@ def _normalize(section: DirectorySection, w: DirectoryWriter) -> _Want:
                     "sip_username": e.sip_username or ext,
                     "mobile_numbers": w.mobiles(e.mobile_numbers),
                     "ring_mobile": e.ring_mobile,
+                    "mobile_confirm": e.mobile_confirm,
                     "time_zone": rules.time_zone(e.time_zone) if e.time_zone else None,
                     "email": rules.email(e.email) if e.email else None,
                     "active": e.active,

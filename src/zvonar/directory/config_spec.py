@@ -52,6 +52,7 @@ class EmployeeSpec(_Spec):
     sip_password: Secret | None = None
     mobile_numbers: list[PhoneText] = Field(default_factory=list, max_length=MAX_MOBILES)
     ring_mobile: bool = False
+    mobile_confirm: bool = False
     time_zone: ZoneText | None = None
     email: EmailText | None = None
     active: bool = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import uuid
 
-from sqlalchemy import JSON, Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zvonar.directory.phone import NumberKind
@@ -69,6 +69,9 @@ class Employee(IdMixin, TimestampMixin, Base):
     ha1_sha256: Mapped[str | None] = mapped_column(String(64))
     mobile_numbers: Mapped[list[str]] = mapped_column(JSON, default=list)
     ring_mobile: Mapped[bool] = mapped_column(default=False)
+    # Their mobile takes a call only when they press 1 (calls/accept.py): their voicemail
+    # never does.
+    mobile_confirm: Mapped[bool] = mapped_column(default=False, server_default=false())
     # IANA zone; None means "the account's zone".
     time_zone: Mapped[str | None] = mapped_column(String(64))
     email: Mapped[str | None] = mapped_column(String(254))

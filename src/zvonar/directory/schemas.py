@@ -56,6 +56,9 @@ class EmployeeIn(StrictInput):
     )
     mobile_numbers: list[PhoneText] = Field(default_factory=list, max_length=MAX_MOBILES)
     ring_mobile: bool = False
+    mobile_confirm: bool = Field(
+        default=False, description="Their mobile takes a call only when they press 1."
+    )
     time_zone: ZoneText | None = Field(default=None, description="IANA zone; null: the account's.")
     email: EmailText | None = None
     active: bool = True
@@ -70,6 +73,7 @@ class EmployeePatch(PatchInput):
             "sip_password",
             "mobile_numbers",
             "ring_mobile",
+            "mobile_confirm",
             "active",
         }
     )
@@ -82,6 +86,7 @@ class EmployeePatch(PatchInput):
     sip_password: Secret | None = None
     mobile_numbers: list[PhoneText] | None = Field(default=None, max_length=MAX_MOBILES)
     ring_mobile: bool | None = None
+    mobile_confirm: bool | None = None
     time_zone: ZoneText | None = None
     email: EmailText | None = None
     active: bool | None = None
@@ -95,6 +100,7 @@ class EmployeeOut(Output):
     has_sip_password: bool
     mobile_numbers: list[str]
     ring_mobile: bool
+    mobile_confirm: bool
     time_zone: str | None
     email: str | None
     active: bool

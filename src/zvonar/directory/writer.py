@@ -218,6 +218,7 @@ class DirectoryWriter:
             ha1_sha256=sha,
             mobile_numbers=self.mobiles(data.mobile_numbers),
             ring_mobile=data.ring_mobile,
+            mobile_confirm=data.mobile_confirm,
             time_zone=rules.time_zone(data.time_zone) if data.time_zone is not None else None,
             email=rules.email(data.email) if data.email is not None else None,
             active=data.active,
@@ -249,6 +250,8 @@ class DirectoryWriter:
             new["mobile_numbers"] = self.mobiles(_given(patch.mobile_numbers, "mobile_numbers"))
         if "ring_mobile" in sent:
             new["ring_mobile"] = _given(patch.ring_mobile, "ring_mobile")
+        if "mobile_confirm" in sent:
+            new["mobile_confirm"] = _given(patch.mobile_confirm, "mobile_confirm")
         if "time_zone" in sent:
             new["time_zone"] = rules.time_zone(patch.time_zone) if patch.time_zone else None
         if "email" in sent:

@@ -62,7 +62,14 @@ from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.dns import named_flow
 from zvonar.pbx.features import feature_call
 from zvonar.pbx.route import QueueSessions, RouteSetup, SchemeRoute
-from zvonar.pbx.snapshot import AccountSnapshot, NumberInfo, Person, RoutingSnapshot, TrunkInfo
+from zvonar.pbx.snapshot import (
+    AccountInfo,
+    AccountSnapshot,
+    NumberInfo,
+    Person,
+    RoutingSnapshot,
+    TrunkInfo,
+)
 from zvonar.routing.engine import (
     CallContext,
     Dial,
@@ -222,7 +229,7 @@ class PbxResolver:
         if snap is None or person is None:  # not an extension of the account
             return Reject(404, "Not Found", account_id=account_id)
         trunk = snap.trunks[0] if snap.trunks else None
-        targets = self._employee_targets(person, realm, trunk)
+        targets = self._employee_targets(person, realm, trunk, account=snap.account)
         waves = (Wave(targets, INTERNAL_RING_SECONDS),) if targets else ()
         return Plan(
             account_id=account_id,
@@ -239,9 +246,13 @@ class PbxResolver:
         realm: str,
         trunk: TrunkInfo | None = None,
         diverted_by: str | None = None,
+        *,
+        account: AccountInfo | None = None,
     ) -> tuple[RingTarget, ...]:
         """All the employee's registered devices, plus their mobiles over ``trunk`` when
-        they chose to be rung there (``ring_mobile``) — one wave, at once."""
+        they chose to be rung there (``ring_mobile``) — one wave, at once. A mobile they
+        chose to confirm (``mobile_confirm``) takes the call only by pressing 1, in
+        ``account``'s language."""
         target = Target(TargetKind.employee, person.name, person.id)
         devices = tuple(
             RingTarget(b.contact, UserAgent.binding_flow(b), target, f"x{person.extension}")
@@ -257,6 +268,9 @@ class PbxResolver:
             # A colleague's call: an extension means nothing to the carrier, the trunk's own
             # number does (the display still says who calls).
             mobiles = tuple(replace(r, from_user=trunk.caller_id) for r in mobiles)
+        if person.mobile_confirm and account is not None and mobiles:
+            prompt = self._accept_prompt(account.id, account.language)
+            mobiles = tuple(replace(r, accept_prompt=prompt) for r in mobiles)
         return devices + mobiles
 
     # -- inbound calls -------------------------------------------------------------------------
@@ -343,7 +357,7 @@ class PbxResolver:
         trunk = snap.trunk_for(number)
 
         def expand(dial: Dial) -> list[RingTarget]:
-            return self._expand(dial, staff, realm, trunk, number.e164)
+            return self._expand(dial, staff, realm, trunk, number.e164, account)
 
         facts = CallFacts(
             call_id=call.call_id,
@@ -361,7 +375,7 @@ class PbxResolver:
             person = by_id.get(agent_id)
             if person is None:
                 return ()
-            targets = self._employee_targets(person, realm, trunk, number.e164)
+            targets = self._employee_targets(person, realm, trunk, number.e164, account=account)
             if not any(t.target.kind is TargetKind.mobile for t in targets):
                 return targets
             prompt = self._accept_prompt(account.id, account.language)
@@ -467,13 +481,15 @@ class PbxResolver:
         realm: str,
         trunk: TrunkInfo | None,
         diverted_by: str | None = None,
+        account: AccountInfo | None = None,
     ) -> list[RingTarget]:
         """``diverted_by``: the account's number the call came in on, named to the carrier
         when it is forwarded out through a trunk (RFC 5806)."""
         if dial.kind is RouteKind.employee:
             person = staff.get(dial.ref)
-            targets = self._employee_targets(person, realm, trunk, diverted_by) if person else ()
-            return list(targets)
+            if person is None:
+                return []
+            return list(self._employee_targets(person, realm, trunk, diverted_by, account=account))
         if dial.kind is RouteKind.sip:
             try:
                 uri = parse_uri(dial.ref)

@@ -105,6 +105,7 @@ class Person:
     extension: str
     sip_username: str
     mobiles: tuple[str, ...] = ()  # rung with the devices (the employee chose ring_mobile)
+    mobile_confirm: bool = False  # … and take a call only when they press 1
 
 
 @dataclass(frozen=True)
@@ -404,6 +405,7 @@ class RoutingSnapshot:
                     e.extension,
                     e.sip_username,
                     tuple(e.mobile_numbers) if e.ring_mobile else (),
+                    e.mobile_confirm,
                 )
                 for e in people
                 if e.active

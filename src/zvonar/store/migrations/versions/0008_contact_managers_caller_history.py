@@ -1,4 +1,4 @@
-"""contact managers, the caller and contact history indexes
+"""contact managers, the caller and contact history indexes, mobile confirmation
 
 Revision ID: 0008
 Revises: 0007
@@ -10,6 +10,7 @@ first, for "who answered them last" and "which number they called last";
 ``ix_calls_account_contact``: a customer's calls from any of their numbers (the journal's
 ``contact_id`` filter). ``calls.placed_by`` and ``ix_calls_account_dialed``: who dialled an
 outbound call, and whom — a customer who calls back reaches that employee.
+``employees.mobile_confirm``: the employee's mobile takes a call only when they press 1.
 """
 
 from collections.abc import Sequence
@@ -24,6 +25,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("employees", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("mobile_confirm", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("manager_id", sa.Uuid(), nullable=True))
         batch_op.create_index(batch_op.f("ix_contacts_manager_id"), ["manager_id"], unique=False)
@@ -59,3 +64,5 @@ def downgrade() -> None:
         batch_op.drop_constraint(batch_op.f("fk_contacts_manager_id_employees"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_contacts_manager_id"))
         batch_op.drop_column("manager_id")
+    with op.batch_alter_table("employees", schema=None) as batch_op:
+        batch_op.drop_column("mobile_confirm")
