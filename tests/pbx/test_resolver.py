@@ -24,7 +24,7 @@ from zvonar.pbx.route import SchemeRoute
 from zvonar.sip.location import Binding
 from zvonar.sip.ua import Flow
 
-from .conftest import seed_account
+from .conftest import Seeded, seed_account
 
 PHONE = Binding(
     aor="sip:101@alpha.zvonar",
@@ -141,20 +141,24 @@ def test_the_caller_display_names_the_line_and_the_caller() -> None:
     assert len(caller_display("Курорты", "x" * 100, "") or "") == 48
 
 
-async def test_an_employee_with_no_device_is_rung_on_their_mobile(container: Container) -> None:
-    """ring_mobile: the mobile goes out through the number's trunk, in the devices' wave,
-    and an employee with no registered device is still reachable there."""
+async def _with_mobile(container: Container, patch: EmployeePatch) -> Seeded:
+    """The seeded account with a carrier trunk, and 101's mobile +79161112233 (``patch``
+    says whether it rings and confirms)."""
     alpha = await seed_account(container, ring_seconds=10)
     await container.directory.create_trunk(
         alpha.principal,
         TrunkIn(name="carrier", host="127.0.0.1", port=5090, auth_mode=TrunkAuth.ip,
                 allowed_sources=["127.0.0.2/32"]),
     )  # fmt: skip
-    await container.directory.update_employee(
-        alpha.principal,
-        alpha.employee_id,
-        EmployeePatch(mobile_numbers=["+79161112233"], ring_mobile=True),
-    )
+    mobile = patch.model_copy(update={"mobile_numbers": ["+79161112233"]})
+    await container.directory.update_employee(alpha.principal, alpha.employee_id, mobile)
+    return alpha
+
+
+async def test_an_employee_with_no_device_is_rung_on_their_mobile(container: Container) -> None:
+    """ring_mobile: the mobile goes out through the number's trunk, in the devices' wave,
+    and an employee with no registered device is still reachable there."""
+    alpha = await _with_mobile(container, EmployeePatch(ring_mobile=True))
     for bindings, expected in (
         ([PHONE], [PHONE.contact, "sip:+79161112233@127.0.0.1:5090"]),
         ([], ["sip:+79161112233@127.0.0.1:5090"]),  # no device: the mobile only
@@ -310,17 +314,7 @@ async def test_an_employee_who_confirms_their_mobile_is_asked_everywhere(
 ) -> None:
     """``mobile_confirm``: 101's mobile must press 1 whoever rings it — a scheme step without
     ``confirm``, a colleague dialling 101; their desk phone's answer still counts."""
-    alpha = await seed_account(container, ring_seconds=10)
-    await container.directory.create_trunk(
-        alpha.principal,
-        TrunkIn(name="carrier", host="127.0.0.1", port=5090, auth_mode=TrunkAuth.ip,
-                allowed_sources=["127.0.0.2/32"]),
-    )  # fmt: skip
-    await container.directory.update_employee(
-        alpha.principal,
-        alpha.employee_id,
-        EmployeePatch(mobile_numbers=["+79161112233"], ring_mobile=True, mobile_confirm=True),
-    )
+    await _with_mobile(container, EmployeePatch(ring_mobile=True, mobile_confirm=True))
     colleague = Binding(aor="sip:102@alpha.zvonar", contact="sip:102@127.0.0.1:5070",
                         expires_at=1e9, source=("127.0.0.1", 5070))  # fmt: skip
     resolver = await _resolver(container, [PHONE, colleague])
