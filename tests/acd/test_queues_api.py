@@ -46,6 +46,7 @@ SALES = {
     "announce_prompt": "queue_announce",
     "announce_interval": 60,
     "announce_position": True,
+    "agent_announce": "queue_sales",
     "exit_digit": "0",
     "callback_digit": "5",
 }

@@ -637,3 +637,15 @@ async def test_an_agent_on_a_direct_call_is_not_offered_queue_calls() -> None:
     assert rig.status("101") is Status.ringing
     errors = [e for e in rig.bus.events if type(e).__name__ == "AgentProtocolError"]
     assert errors == []
+
+
+async def test_the_answering_agent_hears_the_queues_announcement() -> None:
+    """``agent_announce``: every contact of an offer carries the prompt (calls/accept.py
+    plays it to whoever answers, before the caller is theirs); none without the setting."""
+    rig = Rig(members=("101",), agent_announce="queue_announce")
+    await rig.join("c1")
+    (offer,) = rig.offers("c1")
+    assert {t.announce for t in offer.targets} == {DEFAULT_DIR / "en" / "queue_announce.wav"}
+    plain = Rig(members=("101",))
+    await plain.join("c1")
+    assert all(t.announce is None for t in plain.offers("c1")[0].targets)

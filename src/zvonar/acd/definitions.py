@@ -19,6 +19,7 @@ id) with :meth:`QueueDef.to_queue_config`. Plain data (YAML/JSON friendly) and b
     announce_prompt: queue_announce  # played on entry and every announce_interval
     announce_interval: 60
     announce_position: false         # also say the position and the estimated wait
+    agent_announce: queue_sales      # played to the agent who answers, before the caller
     exit_digit: "0"                  # leave for the overflow steps
     callback_digit: "5"              # hang up, keep the place, be called back
     vip_tags: [vip]                  # callers whose contact carries one get priority 1
@@ -122,6 +123,7 @@ class QueueDef:
     announce_prompt: str | None = None
     announce_interval: float | None = None
     announce_position: bool = False
+    agent_announce: str | None = None  # a prompt key the answering agent hears first
     exit_digit: str | None = None
     callback_digit: str | None = None
     vip_tags: tuple[str, ...] = ("vip",)
@@ -142,7 +144,7 @@ class QueueDef:
         self._check_members()
         self._check_escalation()
         self._check_numbers()
-        for key in ("hold_music", "announce_prompt"):
+        for key in ("hold_music", "announce_prompt", "agent_announce"):
             value = getattr(self, key)
             if value is not None and not (isinstance(value, str) and PROMPT_KEY.match(value)):
                 raise QueueInvalid("a prompt key: lower-case letters, digits and _", path=key)
@@ -282,6 +284,7 @@ def queue_to_dict(q: QueueDef, *, full: bool = False) -> dict[str, Any]:
         "announce_prompt": q.announce_prompt,
         "announce_interval": None if q.announce_interval is None else _num(q.announce_interval),
         "announce_position": q.announce_position,
+        "agent_announce": q.agent_announce,
         "exit_digit": q.exit_digit,
         "callback_digit": q.callback_digit,
         "vip_tags": list(q.vip_tags),
@@ -430,6 +433,7 @@ def queue_from_dict(data: Any, path: str = "") -> QueueDef:
         "hold_music": r.text("hold_music"),
         "announce_prompt": r.text("announce_prompt"),
         "announce_interval": r.number("announce_interval"),
+        "agent_announce": r.text("agent_announce"),
         "exit_digit": r.text("exit_digit"),
         "callback_digit": r.text("callback_digit"),
     }

@@ -32,7 +32,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -425,10 +425,13 @@ class AcdRuntime:
             return
         definition = acct.defs.get(session.queue)
         timeout = definition.ring_timeout if definition else 15.0
+        announce = self._agent_announce(session, definition)
         reachable: list[RingTarget] = []
         for agent_id in offer.agents:
             contacts = session.targets(agent_id)
             if contacts:
+                if announce is not None:  # heard by whoever answers (calls/accept.py)
+                    contacts = tuple(replace(c, announce=announce) for c in contacts)
                 reachable.extend(contacts)
             else:  # their phone went away since: unreachable, and try somebody else
                 self.feed(acct, agent_id, DEVICES_UNREGISTERED)
@@ -445,6 +448,19 @@ class AcdRuntime:
             self._spawn(self._call_back(acct, session, number, tuple(reachable), timeout))
         else:
             session.signal(QueueOffer(number, tuple(reachable), timeout))
+
+    @staticmethod
+    def _agent_announce(session: Session, definition: QueueDef | None) -> Path | None:
+        """The queue's announcement for the agent who answers ("a call from the Sales
+        queue"), in the caller's language; None without one (or with its file missing)."""
+        key = definition.agent_announce if definition is not None else None
+        if key is None:
+            return None
+        try:
+            return prompt_path(key, session.language, base_dir=session.prompts_dir)
+        except PromptNotFoundError:
+            log.warning("queue %s: no prompt %r for agents", session.queue, key)
+            return None
 
     async def _call_back(
         self,

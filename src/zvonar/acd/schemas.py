@@ -79,6 +79,9 @@ class QueueIn(StrictInput):
     )
     hold_music: PromptKey | None = Field(default=None, description="null: the built-in melody.")
     announce_prompt: PromptKey | None = None
+    agent_announce: PromptKey | None = Field(
+        default=None, description="Played to the agent who answers, before the caller."
+    )
     announce_interval: float | None = Field(
         default=None, ge=MIN_ANNOUNCE_INTERVAL, le=MAX_ANNOUNCE_INTERVAL
     )
@@ -112,6 +115,9 @@ class QueuePatch(PatchInput):
     max_no_answer: int | None = Field(default=None, ge=0, le=MAX_NO_ANSWER)
     hold_music: PromptKey | None = None
     announce_prompt: PromptKey | None = None
+    agent_announce: PromptKey | None = Field(
+        default=None, description="Played to the agent who answers, before the caller."
+    )
     announce_interval: float | None = Field(
         default=None, ge=MIN_ANNOUNCE_INTERVAL, le=MAX_ANNOUNCE_INTERVAL
     )
@@ -141,6 +147,7 @@ class QueueOut(BaseModel):
     max_no_answer: int
     hold_music: str | None
     announce_prompt: str | None
+    agent_announce: str | None
     announce_interval: float | None
     announce_position: bool
     exit_digit: str | None
