@@ -68,7 +68,9 @@ GROUPS: dict[str, tuple[GroupStrategy, list[tuple[str, int]]]] = {
 
 
 def _group(name: str, **step: Any) -> list[dict[str, Any]]:
-    return [{"type": "ring", "targets": [{"group": name}], "target_timeout": 1, **step}]
+    # Two seconds a member: on a loaded machine a SIPp phone once took over one to send its
+    # 486, and the member "rang out" instead of being busy.
+    return [{"type": "ring", "targets": [{"group": name}], "target_timeout": 2, **step}]
 
 
 def _emp(ext: str, timeout: int = 1, label: str | None = None) -> dict[str, Any]:
