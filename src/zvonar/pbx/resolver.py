@@ -13,8 +13,10 @@ and dials an extension of its own account: that employee's registered contacts r
 Targets: employees ring every live binding; groups expand by their strategy over member
 presence (available = has a live binding); SIP URIs and external numbers (through the
 number's trunk, else the account's first active trunk) by IP literal or host name (names are
-resolved, cached, by ``pbx/dns.py`` before the wave rings). Round-robin pointers are kept in this
-process (a dict per account): a restart starts groups over from their first member.
+resolved, cached, by ``pbx/dns.py`` before the wave rings). How each is rung — contacts,
+mobiles, carriers, diversion, "press 1" — is ``pbx/reach.py``'s. Round-robin pointers
+are kept in this process (a dict per account): a restart starts groups over from their first
+member.
 "Least recent" and "fewest calls" read each employee's answered calls from the journal (the
 last one's end, and how many since midnight in the account's zone), only for accounts whose
 schemes or groups use them.
@@ -42,7 +44,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from zvonar.calls.events import Direction, Target, TargetKind
+from zvonar.calls.events import Direction
 from zvonar.calls.plan import (
     InboundCall,
     Pickup,
@@ -56,19 +58,15 @@ from zvonar.contacts.index import ContactHit, ContactIndex
 from zvonar.core.errors import InvalidInput
 from zvonar.directory.phone import normalize
 from zvonar.integrations.http_route import CallFacts, Fallback, HttpRouter, RouteDecision
-from zvonar.media.engine import PromptNotFoundError
-from zvonar.media.prompts import prompt_path
 from zvonar.pbx.credentials import DirectoryCredentialStore
-from zvonar.pbx.dns import named_flow
 from zvonar.pbx.features import feature_call
+from zvonar.pbx.reach import Bindings, Reach
 from zvonar.pbx.route import QueueSessions, RouteSetup, SchemeRoute
 from zvonar.pbx.snapshot import (
-    AccountInfo,
     AccountSnapshot,
     NumberInfo,
     Person,
     RoutingSnapshot,
-    TrunkInfo,
 )
 from zvonar.routing.engine import (
     CallContext,
@@ -80,11 +78,9 @@ from zvonar.routing.engine import (
 )
 from zvonar.routing.models import SchemeRow
 from zvonar.routing.scheme import LAST_MANAGER_DAYS, ManagerRef
-from zvonar.routing.scheme import TargetKind as RouteKind
 from zvonar.routing.strategies import MemberState, Presence
 from zvonar.sip.errors import SipError
-from zvonar.sip.location import Binding
-from zvonar.sip.ua import Flow, UserAgent
+from zvonar.sip.ua import UserAgent
 from zvonar.sip.uri import SipUri, TelUri, parse_uri
 from zvonar.store.db import Database
 
@@ -99,7 +95,6 @@ _DIALED_CACHE = 4096
 LAST_MANAGER_TIMEOUT = 1.0
 _NO_HISTORY = MemberState("")
 _Person = Person
-Bindings = Callable[[str], list[Binding]]  # canonical AOR → live bindings
 ExtensionCalls = Callable[
     [InboundCall, Callable[[InboundCall, uuid.UUID, str], Awaitable[Plan | Reject]]],
     Awaitable[Plan | Reject],
@@ -115,11 +110,6 @@ def _uri_user(text: str) -> str:
     if isinstance(uri, TelUri):
         return uri.number
     return (uri.user or "") if isinstance(uri, SipUri) else ""
-
-
-def _uri_flow(uri: SipUri) -> Flow | None:
-    # A host name is kept as is: pbx.dns resolves it (cached) before the wave is rung.
-    return named_flow(uri.host, uri.port, uri.param("transport") or "udp")
 
 
 class PbxResolver:
@@ -145,6 +135,7 @@ class PbxResolver:
         talking: Talking | None = None,
     ) -> None:
         self.prompts_dir = prompts_dir
+        self.reach = Reach(bindings, prompts_dir)  # how a dial's contacts are rung
         self.talking = talking  # who is on a call: busy for the strategies (calls/talking.py)
         self.queues = queues  # the ACD runtime (queue steps); None: queue steps are skipped
         self.db = db
@@ -229,7 +220,7 @@ class PbxResolver:
         if snap is None or person is None:  # not an extension of the account
             return Reject(404, "Not Found", account_id=account_id)
         trunk = snap.trunks[0] if snap.trunks else None
-        targets = self._employee_targets(person, realm, trunk, account=snap.account)
+        targets = self.reach.employee(person, realm, trunk, account=snap.account)
         waves = (Wave(targets, INTERNAL_RING_SECONDS),) if targets else ()
         return Plan(
             account_id=account_id,
@@ -239,39 +230,6 @@ class PbxResolver:
             record=snap.account.recording_enabled,  # every call, colleagues' too
             fail_over=frozenset(),  # a busy colleague is busy for the employee who called
         )
-
-    def _employee_targets(
-        self,
-        person: _Person,
-        realm: str,
-        trunk: TrunkInfo | None = None,
-        diverted_by: str | None = None,
-        *,
-        account: AccountInfo | None = None,
-    ) -> tuple[RingTarget, ...]:
-        """All the employee's registered devices, plus their mobiles over ``trunk`` when
-        they chose to be rung there (``ring_mobile``) — one wave, at once. A mobile they
-        chose to confirm (``mobile_confirm``) takes the call only by pressing 1, in
-        ``account``'s language."""
-        target = Target(TargetKind.employee, person.name, person.id)
-        devices = tuple(
-            RingTarget(b.contact, UserAgent.binding_flow(b), target, f"x{person.extension}")
-            for b in self.bindings(f"sip:{person.sip_username}@{realm}")
-        )
-        if not person.mobiles or trunk is None:
-            return devices
-        mobile = Target(TargetKind.mobile, f"{person.name} (mobile)"[:200], person.id)
-        label = f"m{person.extension}"
-        rings = (_via_trunk(n, trunk, mobile, label, diverted_by) for n in person.mobiles)
-        mobiles = tuple(r for r in rings if r is not None)
-        if diverted_by is None and trunk.caller_id:
-            # A colleague's call: an extension means nothing to the carrier, the trunk's own
-            # number does (the display still says who calls).
-            mobiles = tuple(replace(r, from_user=trunk.caller_id) for r in mobiles)
-        if person.mobile_confirm and account is not None and mobiles:
-            prompt = self._accept_prompt(account.id, account.language)
-            mobiles = tuple(replace(r, accept_prompt=prompt) for r in mobiles)
-        return devices + mobiles
 
     # -- inbound calls -------------------------------------------------------------------------
 
@@ -357,7 +315,7 @@ class PbxResolver:
         trunk = snap.trunk_for(number)
 
         def expand(dial: Dial) -> list[RingTarget]:
-            return self._expand(dial, staff, realm, trunk, number.e164, account)
+            return self.reach.dial(dial, staff, realm, trunk, number.e164, account)
 
         facts = CallFacts(
             call_id=call.call_id,
@@ -375,13 +333,8 @@ class PbxResolver:
             person = by_id.get(agent_id)
             if person is None:
                 return ()
-            targets = self._employee_targets(person, realm, trunk, number.e164, account=account)
-            if not any(t.target.kind is TargetKind.mobile for t in targets):
-                return targets
-            prompt = self._accept_prompt(account.id, account.language)
-            return tuple(
-                replace(t, accept_prompt=prompt) if t.target.kind is TargetKind.mobile else t
-                for t in targets
+            return self.reach.employee(
+                person, realm, trunk, number.e164, account=account, confirm_mobiles=True
             )
 
         async def ask(request: HttpRequest) -> Outcome:
@@ -420,14 +373,6 @@ class PbxResolver:
             caller=caller_e164,
             contact_id=hit.contact_id if hit is not None else None,
         )
-
-    def _accept_prompt(self, account_id: uuid.UUID, language: str) -> Path | None:
-        base = self.prompts_dir(account_id) if self.prompts_dir else None
-        try:
-            return prompt_path("accept_call", language, base_dir=base)
-        except PromptNotFoundError:
-            log.warning("account %s: no accept_call prompt", account_id)
-            return None
 
     def _e164(self, raw: str, country: str) -> str | None:
         if not raw:
@@ -473,37 +418,6 @@ class PbxResolver:
         if e164 is None:
             return None
         return await self.contacts.lookup(account_id, e164)
-
-    def _expand(
-        self,
-        dial: Dial,
-        staff: Mapping[str, _Person],
-        realm: str,
-        trunk: TrunkInfo | None,
-        diverted_by: str | None = None,
-        account: AccountInfo | None = None,
-    ) -> list[RingTarget]:
-        """``diverted_by``: the account's number the call came in on, named to the carrier
-        when it is forwarded out through a trunk (RFC 5806)."""
-        if dial.kind is RouteKind.employee:
-            person = staff.get(dial.ref)
-            if person is None:
-                return []
-            return list(self._employee_targets(person, realm, trunk, diverted_by, account=account))
-        if dial.kind is RouteKind.sip:
-            try:
-                uri = parse_uri(dial.ref)
-            except Exception:
-                return []
-            flow = _uri_flow(uri) if isinstance(uri, SipUri) else None
-            if flow is None:
-                return []
-            return [RingTarget(dial.ref, flow, Target(TargetKind.external, dial.ref[:200]))]
-        if dial.kind is RouteKind.number and trunk is not None:
-            target = Target(TargetKind.external, dial.ref)
-            ring = _via_trunk(dial.ref, trunk, target, diverted_by=diverted_by)
-            return [ring] if ring is not None else []
-        return []
 
     async def _ask(
         self,
@@ -589,23 +503,6 @@ class _Presence(Mapping[str, MemberState]):
 
     def __len__(self) -> int:
         return len(self._staff)
-
-
-def _via_trunk(
-    number: str,
-    trunk: TrunkInfo,
-    target: Target,
-    label: str | None = None,
-    diverted_by: str | None = None,
-) -> RingTarget | None:
-    """``number`` rung through the carrier of ``trunk`` (None: its host is unusable), as a
-    forward from the account's number ``diverted_by`` when a customer's call is passed on."""
-    flow = named_flow(trunk.host, trunk.port, trunk.transport)
-    if flow is None:
-        return None
-    uri_host = f"[{flow.host}]" if ":" in flow.host else flow.host
-    uri = f"sip:{number}@{uri_host}:{flow.port}"
-    return RingTarget(uri, flow, target, label, auth=trunk.auth, diversion=diverted_by)
 
 
 MAX_CALLER_DISPLAY = 48  # phones show a line of about this much
