@@ -117,3 +117,17 @@ def test_busy_members_are_passed_over_while_someone_is_free() -> None:
     alone = [MemberState("a", Presence.busy)]  # a step's only member: call waiting
     waves = strategies.plan(alone, Strategy.in_turn, rng=rng, ring_timeout=20, member_timeout=10)
     assert [w.members[0].key for w in waves.waves] == ["a"]
+
+
+def test_an_outbound_call_names_who_placed_it_whatever_their_sip_username() -> None:
+    """``placed_by``: Boris's phone registers as "boris", not his extension 102."""
+    t = Talking()
+    t.apply(
+        CallStarted(
+            account_id=ACCOUNT, call_id="o2", direction=Direction.outbound, caller="boris",
+            dialed="+73831234567", started_at=AT, placed_by=BORIS,
+        )
+    )  # fmt: skip
+    assert t.busy(ACCOUNT, BORIS, "102") and not t.busy(ACCOUNT, ANNA, "101")
+    t.apply(_ended("o2"))
+    assert not t.busy(ACCOUNT, BORIS, "102")

@@ -8,8 +8,9 @@ their conversation. The index is kept from the neutral call events on the bus:
 - ``CallAnswered`` with ``by`` — that employee talks on that leg, until its ``LegEnded``
   or the call's ``CallEnded`` (an attended transfer ends the agent's leg and answers the
   colleague's in the surviving call, so the index follows it);
-- ``CallStarted`` of an outbound or internal call — the employee who dialled (the caller,
-  an extension) is busy until ``CallEnded``.
+- ``CallStarted`` of an outbound or internal call — the employee who dialled is busy until
+  ``CallEnded``: by ``placed_by`` when the call names them (an outbound call; their SIP
+  username in From need not be their extension), else by the caller as an extension.
 
 Watchers (``watch``) hear each answered leg's start and end — the ACD's agents follow them
 (acd/direct.py) from this one index rather than a second one kept from the same events.
@@ -54,13 +55,19 @@ class Talking:
         self._by_call: dict[str, set[tuple[str, str]]] = {}
         self._callers: dict[str, tuple[uuid.UUID, str]] = {}  # call → (account, extension)
         self._dialling: dict[tuple[uuid.UUID, str], set[str]] = {}  # → calls
+        self._placers: dict[str, uuid.UUID] = {}  # call → the employee who placed it
+        self._placing: dict[uuid.UUID, set[str]] = {}  # employee → the calls they placed
         self._watchers: list[Callable[[Talk], None]] = []
 
     def watch(self, watcher: Callable[[Talk], None]) -> None:
         self._watchers.append(watcher)
 
     def busy(self, account_id: uuid.UUID, employee_id: uuid.UUID, extension: str) -> bool:
-        return employee_id in self._by_employee or (account_id, extension) in self._dialling
+        return (
+            employee_id in self._by_employee
+            or employee_id in self._placing
+            or (account_id, extension) in self._dialling
+        )
 
     def attach(self, bus: EventBus) -> Callable[[], None]:
         async def on_event(event: Event) -> None:
@@ -86,16 +93,23 @@ class Talking:
             self._tell(Talk(event.account_id, event.by, event.call_id, over=False))
         elif isinstance(event, LegEnded):
             self._leg_over((event.call_id, event.leg_id))
-        elif isinstance(event, CallStarted) and event.direction in _PLACED and event.caller:
-            who = (event.account_id, event.caller)
-            self._callers[event.call_id] = who
-            self._dialling.setdefault(who, set()).add(event.call_id)
+        elif isinstance(event, CallStarted) and event.direction in _PLACED:
+            if event.placed_by is not None:
+                self._placers[event.call_id] = event.placed_by
+                self._placing.setdefault(event.placed_by, set()).add(event.call_id)
+            elif event.caller:
+                who = (event.account_id, event.caller)
+                self._callers[event.call_id] = who
+                self._dialling.setdefault(who, set()).add(event.call_id)
         elif isinstance(event, CallEnded):
             for key in list(self._by_call.get(event.call_id, ())):
                 self._leg_over(key)
             dialled_by = self._callers.pop(event.call_id, None)
             if dialled_by is not None:
                 _drop(self._dialling, dialled_by, event.call_id)
+            placer = self._placers.pop(event.call_id, None)
+            if placer is not None:
+                _drop(self._placing, placer, event.call_id)
 
     def _leg_over(self, key: tuple[str, str]) -> None:
         talker = self._legs.pop(key, None)
