@@ -425,7 +425,10 @@ class AcdRuntime:
             return
         definition = acct.defs.get(session.queue)
         timeout = definition.ring_timeout if definition else 15.0
-        announce = self._agent_announce(session, definition)
+        # The queue's announcement for the agent who answers ("a call from the Sales
+        # queue"), in the caller's language; none without one or with its file missing.
+        key = definition.agent_announce if definition is not None else None
+        announce = session.prompt(key) if key else None
         reachable: list[RingTarget] = []
         for agent_id in offer.agents:
             contacts = session.targets(agent_id)
@@ -448,19 +451,6 @@ class AcdRuntime:
             self._spawn(self._call_back(acct, session, number, tuple(reachable), timeout))
         else:
             session.signal(QueueOffer(number, tuple(reachable), timeout))
-
-    @staticmethod
-    def _agent_announce(session: Session, definition: QueueDef | None) -> Path | None:
-        """The queue's announcement for the agent who answers ("a call from the Sales
-        queue"), in the caller's language; None without one (or with its file missing)."""
-        key = definition.agent_announce if definition is not None else None
-        if key is None:
-            return None
-        try:
-            return prompt_path(key, session.language, base_dir=session.prompts_dir)
-        except PromptNotFoundError:
-            log.warning("queue %s: no prompt %r for agents", session.queue, key)
-            return None
 
     async def _call_back(
         self,
