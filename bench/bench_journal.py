@@ -7,6 +7,7 @@ LegEnded, CallEnded: 6 events) is published on the in-process bus with the journ
 - publish: how long ``bus.publish`` took per event (the time the call path waits): mean, p99;
 - written: events/s and calls/s from the first publish until the journal holds every row
   (``journal.flush()`` when the journal writes behind, else when the last publish returns);
+- CPU: this process's CPU time (every thread: aiosqlite's too) per call over the same span;
 - rows: the closed call rows found afterwards (must equal the calls published).
 
     .venv/bin/python bench/bench_journal.py                       # SQLite, then PostgreSQL
@@ -116,6 +117,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
         account = await c.accounts.create_account("Bench", "bench")
         stream = interleave(call_events(account.id, args.calls), args.concurrent)
         lat: list[float] = []
+        cpu0 = time.process_time()  # every thread of the process: aiosqlite's too
         start = time.perf_counter()
         for ev in stream:
             t = time.perf_counter()
@@ -126,6 +128,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
         if flush is not None:
             await flush()
         total = time.perf_counter() - start
+        cpu = time.process_time() - cpu0
         async with c.db.read() as s:
             rows = await s.scalar(
                 select(func.count())
@@ -144,7 +147,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
         f"{name:<20} {args.calls} calls, {len(stream)} events: publish mean {mean_us:.0f} us, "
         f"p99 {p99_us:.0f} us (all published in {published:.2f} s); written "
         f"{len(stream) / total:,.0f} events/s = {args.calls / total:,.0f} calls/s; "
-        f"closed rows {rows}",
+        f"CPU {cpu / args.calls * 1e6:,.0f} us/call; closed rows {rows}",
         flush=True,
     )
 

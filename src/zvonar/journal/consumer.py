@@ -22,13 +22,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, Update, bindparam, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zvonar.calls.events import CallEvent, CallStarted
 from zvonar.journal import state
 from zvonar.journal.models import CallLeg, CallRecord, CallStatus
 from zvonar.journal.state import LEG_MUTABLE, CallState, Key, LegState
+from zvonar.store.base import utcnow
+from zvonar.store.bulk import BulkStatement
 from zvonar.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -170,6 +172,7 @@ async def _write(conn: AsyncConnection, calls: Iterable[CallState]) -> None:
     # database (most of a batch's cost): every updated call sets the union of the columns
     # the batch changed (an unchanged column is set to the value it holds: the state mirrors
     # the row), so a batch takes one UPDATE instead of one per combination of events.
+    now = utcnow()
     shared: set[str] = set()
     for call in updated:
         shared |= call.changed
@@ -178,34 +181,36 @@ async def _write(conn: AsyncConnection, calls: Iterable[CallState]) -> None:
     for call in updated:
         columns = tuple(sorted(shared | (call.changed & _OWN_ONLY)))
         changed.setdefault(columns, []).append(
-            {"_pk": call.id, **{f"v_{c}": getattr(call, c) for c in columns}}
+            {"_pk": call.id, "updated_at": now, **{f"v_{c}": getattr(call, c) for c in columns}}
         )
-    if new_calls:
-        await conn.execute(insert(CALLS), new_calls)
-    if new_legs:
-        await conn.execute(insert(LEGS), new_legs)
+    await _INSERT_CALL.run(conn, new_calls)
+    await _INSERT_LEG.run(conn, new_legs)
     for columns, params in changed.items():
-        await conn.execute(_call_update(columns), params)
-    if changed_legs:
-        await conn.execute(_LEG_UPDATE, changed_legs)
+        await _call_update(columns).run(conn, params)
+    await _LEG_UPDATE.run(conn, changed_legs)
 
 
-# Built once per shape: constructing a statement (and its cache key) cost more than running
-# the compiled one.
-_CALL_UPDATES: dict[tuple[str, ...], Update] = {}
-_LEG_UPDATE = (
+# Compiled once per shape and dialect (zvonar.store.bulk): SQLAlchemy's per-row parameter
+# work cost more than the database's.
+_INSERT_CALL = BulkStatement(
+    insert(CALLS).values({c: bindparam(c) for c in (*state.INSERTED, "created_at", "updated_at")})
+)
+_INSERT_LEG = BulkStatement(insert(LEGS).values({c: bindparam(c) for c in state.LEG_COLUMNS}))
+_CALL_UPDATES: dict[tuple[str, ...], BulkStatement] = {}
+_LEG_UPDATE = BulkStatement(
     update(LEGS)
     .where(LEGS.c.id == bindparam("_pk"))
     .values({c: bindparam(f"v_{c}") for c in LEG_MUTABLE})
 )
 
 
-def _call_update(columns: tuple[str, ...]) -> Update:
+def _call_update(columns: tuple[str, ...]) -> BulkStatement:
     stmt = _CALL_UPDATES.get(columns)
     if stmt is None:
-        stmt = (
+        stmt = BulkStatement(
             update(CALLS)
             .where(CALLS.c.id == bindparam("_pk"))
+            .values({"updated_at": bindparam("updated_at")})
             .values({c: bindparam(f"v_{c}") for c in columns})
         )
         if len(_CALL_UPDATES) >= 256:
