@@ -231,6 +231,7 @@ async def test_a_manager_target_rings_the_callers_own_employee(container: Contai
             )
         # +79160000007: Vera answered them, then Boris called them and they answered; a
         # later call of Vera's they did not answer does not count.
+        # +79160000006: Boris answered them; Vera took the callback they asked for later.
         for by, day, direction, disposition in (
             (vera.view.employee.id, 2, Direction.inbound, Disposition.answered),
             (boris.view.employee.id, 3, Direction.outbound, Disposition.answered),
@@ -252,6 +253,24 @@ async def test_a_manager_target_rings_the_callers_own_employee(container: Contai
                     disposition=disposition,
                 )
             )
+        for by, day, direction in (
+            (boris.view.employee.id, 2, Direction.inbound),
+            (vera.view.employee.id, 3, Direction.callback),
+        ):
+            at = datetime(2024, 3, day, 9, 0, tzinfo=UTC)
+            uow.session.add(
+                CallRecord(
+                    account_id=alpha.account_id,
+                    call_id=f"six-{day}",
+                    direction=direction,
+                    caller="+79160000006",
+                    dialed="+74951234567",
+                    started_at=at,
+                    last_activity_at=at,
+                    answered_by=by,
+                    disposition=Disposition.answered,
+                )
+            )
     phones = [
         PHONE,
         replace(PHONE, aor="sip:102@alpha.zvonar", contact="sip:102@127.0.0.1:5102"),
@@ -270,6 +289,8 @@ async def test_a_manager_target_rings_the_callers_own_employee(container: Contai
     assert await rung("+79160000009") == ["sip:103@127.0.0.1:5103", "sip:101@127.0.0.1:5099"]
     # the employee who called them back last, not the one who answered them before
     assert await rung("+79160000007") == ["sip:102@127.0.0.1:5102", "sip:101@127.0.0.1:5099"]
+    # the agent who called them back (a callback request) after Boris had answered them
+    assert await rung("+79160000006") == ["sip:103@127.0.0.1:5103", "sip:101@127.0.0.1:5099"]
     # a stranger, and a caller last answered 40 days ago: the common step only
     assert await rung("+79160000001") == ["sip:101@127.0.0.1:5099"]
     assert await rung("+79160000008") == ["sip:101@127.0.0.1:5099"]
