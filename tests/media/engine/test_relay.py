@@ -124,6 +124,40 @@ async def test_rebridge_keeps_one_continuous_stream(engine: EmbeddedMediaEngine,
         phone.close()
 
 
+async def test_packets_not_relayed_leave_no_gap(engine: EmbeddedMediaEngine) -> None:
+    """Comfort noise (PT 13) and a payload type nobody negotiated (18) in the middle of
+    Alice's stream are not relayed; Bob's stream still counts 1, 2, 3 (a gap reads as loss,
+    RFC 3550 §6.4.1). A late one — its number already passed — must not shift the
+    numbering either (that would repeat a number)."""
+    alice, bob = Phone(), Phone()
+    to_a = await leg_for(engine, "a", alice)
+    await leg_for(engine, "b", bob)
+    await engine.bridge("a", "b")
+    frame = alice.encode(tone_pcm(440, 0.02))
+    for k in range(12):
+        if k in (3, 4):
+            alice.send_packet(to_a, b"\x40", pt=13)  # comfort noise: one level byte
+        elif k == 7:
+            alice.send_packet(to_a, frame, pt=18)
+        else:
+            alice.send_packet(to_a, frame)
+        await asyncio.sleep(0.005)
+    late = alice.seq  # a reordered packet from before the last ones: not the next
+    alice.seq = (alice.seq - 3) & 0xFFFF
+    alice.send_packet(to_a, b"\x40", pt=13)
+    alice.seq = late
+    for _ in range(3):
+        alice.send_packet(to_a, frame)
+        await asyncio.sleep(0.005)
+    await bob.settle()
+    assert len(bob.received) == 12 - 3 + 3
+    assert_one_continuous_stream(bob)
+    assert {r.packet.payload_type for r in bob.received} == {0}
+    assert (await engine.stats("a")).dropped == 4
+    alice.close()
+    bob.close()
+
+
 async def test_transcodes_pcmu_to_pcma(engine: EmbeddedMediaEngine) -> None:
     alice, bob = Phone(codec="PCMU"), Phone(codec="PCMA")
     to_a = await leg_for(engine, "a", alice)

@@ -153,6 +153,7 @@ class Leg:
         self.last_sent: float | None = None
         self._src_key: object = None
         self._seq_off = 0
+        self._last_in = -2  # sequence number of the last relayed packet (-2: none yet)
         self._ts_off = 0
         # Receiving side.
         self.rx_stats: ReceiverStats | None = None
@@ -259,9 +260,11 @@ class Leg:
                 if peer.te_pt >= 0:
                     peer.relay(buf, n, b1 & 0x80, seq, ts, ssrc, self.codec, True, now)
                 else:  # it hears the key as tones (dtmf_out.py) instead of this packet
-                    peer.dropped_one()
+                    peer.dropped_one(seq, ssrc)
         else:
             self.dropped += 1  # comfort noise, a codec we did not negotiate...
+            if peer is not None:
+                peer.dropped_one(seq, ssrc)
 
     def _new_source(self, ssrc: int) -> ReceiverStats:
         old = self.rx_stats
@@ -338,6 +341,7 @@ class Leg:
         if key != self._src_key:
             self._anchor(key, seq, ts, now)
             marker = 0x80
+        self._last_in = seq
         oseq = (seq + self._seq_off) & 0xFFFF
         ots = (ts + self._ts_off) & 0xFFFFFFFF
         _REWRITE.pack_into(
@@ -351,10 +355,15 @@ class Leg:
             buf[start:end] = buf[start:end].translate(TRANSCODE[codec, self.codec])
         self._send(self._view[:n], oseq, ots, now)
 
-    def dropped_one(self) -> None:
-        """A packet of the relayed stream is not sent on: the packets after it keep
-        consecutive numbers (a gap would read as loss to the receiver, RFC 3550 §6.4.1)."""
-        self._seq_off = (self._seq_off - 1) & 0xFFFF
+    def dropped_one(self, seq: int, key: object) -> None:
+        """Packet ``seq`` of source ``key`` is not sent on (an event for a side without
+        telephone-event, comfort noise, a payload type it did not negotiate): the packets
+        after it keep consecutive numbers (a gap would read as loss to the receiver, RFC 3550
+        §6.4.1). Only the next packet of the stream being relayed counts: a late one was
+        numbered past already, and one of another source starts a new numbering anyway."""
+        if key == self._src_key and seq == (self._last_in + 1) & 0xFFFF:
+            self._seq_off = (self._seq_off - 1) & 0xFFFF
+            self._last_in = seq
 
     def send_frame(self, payload: bytes, seq: int, ts: int, key: object, now: float) -> None:
         """Send one generated audio frame (a prompt, hold music) on this leg's stream."""
