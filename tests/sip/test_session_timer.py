@@ -11,6 +11,7 @@ SDP) at half the interval, its responses kept in the UA; 408/481/no answer end t
 
 from __future__ import annotations
 
+from zvonar.sip.dialog import DialogId
 from zvonar.sip.message import SipMessage, SipRequest, SipResponse, make_response, parse_message
 from zvonar.sip.ua import IncomingRequest, ResponseIn, SessionExpired, UaEvent, UserAgent
 from zvonar.sip.ua.session_timer import parse_session_expires
@@ -217,6 +218,41 @@ def test_a_forgotten_dialog_has_no_timer() -> None:
     [session] = ua.sessions.sessions.values()
     ua.forget_dialog(session.dialog)
     assert ua.sessions.sessions == {} and ua.sessions.next_deadline() is None
+
+
+def test_the_applications_reinvite_and_update_carry_the_running_timer() -> None:
+    """§7.4: a re-INVITE or UPDATE the application sends in a timed dialog is a refresh
+    request: it names the interval and who refreshes (relative to it: ``uac`` is us), and
+    that we support timers; one with its own Session-Expires is left as it is."""
+    ua = make_ua()  # the peer refreshes
+    inc, _ok = _answer(ua, "Supported: timer\r\nSession-Expires: 120;refresher=uac\r\n")
+    [session] = ua.sessions.sessions.values()
+    dialog = session.dialog
+    hold = ua.create_request(dialog, "INVITE", inc.flow, body=SDP, content_type="application/sdp")
+    assert hold.header("Session-Expires") == "120;refresher=uas"
+    assert hold.header_values("Supported") == ["timer"]
+    update = ua.create_request(
+        dialog, "UPDATE", inc.flow, headers=(("Supported", "100rel, timer"),)
+    )
+    assert update.header("Session-Expires") == "120;refresher=uas"
+    assert update.header_values("Supported") == ["100rel", "timer"]
+    own = ua.create_request(dialog, "UPDATE", inc.flow, headers=(("x", "300;refresher=uac"),))
+    assert own.header_values("Session-Expires") == ["300;refresher=uac"]
+    for method in ("BYE", "INFO", "NOTIFY"):
+        assert ua.create_request(dialog, method, inc.flow).header("Session-Expires") is None
+    # We refresh: the request says so (we are its UAC).
+    ua2 = make_ua()
+    inc2, _ = _answer(ua2, "Supported: timer\r\nSession-Expires: 90;refresher=uas\r\n")
+    [mine] = ua2.sessions.sessions.values()
+    reinvite = ua2.create_request(mine.dialog, "INVITE", inc2.flow, body=SDP)
+    assert reinvite.header("Session-Expires") == "90;refresher=uac"
+    # No timer in the dialog: nothing added.
+    ua3 = make_ua()
+    inc3, _ = _answer(ua3, "")
+    plain = ua3.dialogs.get(DialogId(inc3.request.call_id, "srv", inc3.request.from_.tag or ""))
+    assert plain is not None and ua3.sessions.sessions == {}
+    again = ua3.create_request(plain, "INVITE", inc3.flow, body=SDP)
+    assert again.header("Session-Expires") is None and again.header("Supported") is None
 
 
 def test_session_expires_values() -> None:

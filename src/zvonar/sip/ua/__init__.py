@@ -372,8 +372,10 @@ class UserAgent:
         body: bytes = b"",
         content_type: str | None = None,
     ) -> SipRequest:
-        """The next request in `dialog` (§12.2.1.1), with our Via for `flow`."""
+        """The next request in `dialog` (§12.2.1.1), with our Via for `flow`; an INVITE or
+        UPDATE in a dialog with a session timer carries it (ua/session_timer.py)."""
         via = parse_via(self.via_for(flow))
+        headers = session_timer.stamp(self.sessions, dialog, method, tuple(headers))
         headers = (*headers, ("User-Agent", self.user_agent))
         return self.dialogs.create_request(
             dialog, method, via, headers=headers, body=body, content_type=content_type

@@ -22,9 +22,10 @@ lost. The UA does the whole extension per dialog, so the call layer only hears
 - a peer that should refresh and does not is given up ``min(32, interval/3)`` seconds
   before the expiry (§10), and the application told, so it sends BYE.
 
-Any 2xx to an INVITE or UPDATE in the dialog, whichever side sent it, renews the timer; a
-re-INVITE of the call layer (hold, a new offer) is not stamped with ``Session-Expires``
-(its request object is the call layer's), which peers treat as a refresh all the same.
+Any 2xx to an INVITE or UPDATE in the dialog, whichever side sent it, renews the timer. A
+re-INVITE or UPDATE the application creates in such a dialog (``UserAgent.create_request``)
+is a session refresh request too and carries the running interval and refresher (§7.4:
+without them the peer's 2xx could turn the timer off, §9), with ``Supported: timer``.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ __all__ = [
     "refresh_answered",
     "refresh_failed",
     "refusal",
+    "stamp",
 ]
 
 TIMER = "timer"
@@ -173,6 +175,26 @@ class SessionTimers:
 
 
 # -- the UA's hooks ----------------------------------------------------------------------------
+
+
+def stamp(
+    timers: SessionTimers, dialog: Dialog, method: str, headers: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, str], ...]:
+    """The headers of an INVITE or UPDATE the application sends in ``dialog``: with the
+    running timer's ``Session-Expires`` (refresher: whoever refreshes now; ``uac`` is us, the
+    request's sender) and ``Supported: timer``, unless it has its own (§7.4)."""
+    session = timers.sessions.get(dialog.id)
+    if session is None or method not in _REFRESHED:
+        return headers
+    names = {name.lower() for name, _ in headers}
+    if "session-expires" in names or "x" in names:
+        return headers
+    refresher = "uac" if session.we_refresh else "uas"
+    stamped = (*headers, ("Session-Expires", f"{session.interval};refresher={refresher}"))
+    supported = [v for name, v in headers if name.lower() in ("supported", "k")]
+    if not any(TIMER in (t.strip().lower() for t in v.split(",")) for v in supported):
+        stamped = (*stamped, ("Supported", TIMER))
+    return stamped
 
 
 def refusal(ua: UserAgent, request: SipRequest) -> tuple[int, str, Headers] | None:
