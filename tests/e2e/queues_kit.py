@@ -149,11 +149,24 @@ def caller_scenario(dialed: str, caller: str, actions: Sequence[Action]) -> str:
 """
 
 
-def agent_scenario(ext: str, *, answer_ms: int, talk_ms: int, pcap: Path | None = None) -> str:
+def agent_scenario(
+    ext: str,
+    *,
+    answer_ms: int,
+    talk_ms: int,
+    pcap: Path | None = None,
+    media_port: int | None = None,
+) -> str:
     """An agent's phone: ring ``answer_ms``, answer, talk ``talk_ms`` (playing ``pcap`` if
     given), hang up (BYE in the dialog the PBX's INVITE made: its From, with tag, is our
-    To)."""
+    To). ``media_port``: its SDP names that loopback port for its audio (a test's socket
+    listening to what the agent hears) instead of SIPp's own."""
     play = f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>' if pcap else ""
+    sdp = sippkit._SDP
+    if media_port is not None:
+        sdp = sdp.replace("[media_port]", str(media_port)).replace(
+            "c=IN IP[media_ip_type] [media_ip]", "c=IN IP4 127.0.0.1"
+        )
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="agent answers, talks, hangs up">
   <recv request="INVITE" rrs="true">
@@ -174,7 +187,7 @@ def agent_scenario(ext: str, *, answer_ms: int, talk_ms: int, pcap: Path | None 
       Content-Type: application/sdp
       Content-Length: [len]
 
-      {sippkit._SDP}
+      {sdp}
 
   ]]></send>
   <recv request="ACK"/>

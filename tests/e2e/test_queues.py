@@ -4,7 +4,7 @@ One PBX and one account for the module (``queues_kit``): every agent's phone is 
 registered with digest; callers are SIPp UACs on the carrier side which the PBX answers at
 once (hold music), some of which send RFC 4733 digits or hang up while waiting. Each queue
 below exercises one rule (FIFO with VIP priority, one strategy, wrap-up, DND, abandonment,
-callback); we check who answered whom in which order on the bus, the journal rows and the
+callback, the agent's announcement); we check who answered whom in which order on the bus, the journal rows and the
 stored queue facts. Ring and talk times are short but with generous margins between moments
 that must not overlap (the machine is loaded).
 """
@@ -31,6 +31,7 @@ from tests.e2e.queues_kit import (
     ring_scenario,
 )
 from tests.e2e.schemes_kit import Device
+from tests.media.engine.phone import Phone
 from tests.sip.peers.harness import SIPP, free_port
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
@@ -40,6 +41,9 @@ from zvonar.calls.events import Direction, Disposition
 from zvonar.calls.plan import RingTarget
 from zvonar.contacts.schemas import ContactIn
 from zvonar.directory.schemas import EmployeeIn, NumberIn
+from zvonar.media.g711 import ulaw_encode
+from zvonar.media.prompts import prompt_path
+from zvonar.media.wav import wav_to_pcm8k
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.queues import queue_callback_dialer
 from zvonar.pbx.runtime import start_pbx
@@ -57,7 +61,7 @@ VIP = "+79163330009"
 AGENTS = (
     *("501", "511", "512", "513", "521", "522", "523", "531", "532", "533"),
     *("541", "542", "543", "551", "552", "556", "557", "561", "571", "581", "582", "591"),
-    *("598", "599"),
+    *("598", "599", "601"),
 )
 
 
@@ -78,6 +82,8 @@ QUEUES = [
     _q("cb", "in_turn", ["571"], callback_digit="5"),
     _q("rate", "in_turn", ["591"]),
     _q("exitq", "in_turn", ["598"], exit_digit="0", max_wait=4),
+    # "one" stands for an uploaded "a call from the Sales queue"
+    _q("announced", "in_turn", ["601"], agent_announce="n1"),
 ]
 
 
@@ -396,6 +402,39 @@ async def test_post_call_rating_lands(env: Env) -> None:
     assert view.rated == 4
     assert view.row.disposition is Disposition.answered
     assert view.row.rating == 4
+
+
+async def test_the_agent_hears_the_queue_announcement_before_the_caller(env: Env) -> None:
+    """``agent_announce``: 601 answers and hears the queue's prompt (its SDP points at this
+    test's socket) — the prompt's own audio, at its length — and only then gets the caller:
+    the journal's wait covers the prompt. The caller sends no audio, so without the
+    announcement the socket would hear nothing at all."""
+    rig = env.rig
+    ear = Phone()  # what 601 hears
+    procs = await rig.start_phones(
+        {"601": agent_scenario("601", answer_ms=200, talk_ms=1500, media_port=ear.port)},
+        calls=1,
+        bound=60,
+    )
+    try:
+        start = rig.mark()
+        caller = "+79160000601"
+        run = await rig.dial(env.numbers["announced"], caller, [WaitBye()])
+        calls = await rig.calls_since(start)
+    finally:
+        await rig.stop_phones(procs)
+        ear.close()
+    assert run.ok, run.run.describe()
+    view = calls[caller]
+    assert view.answered_by == "601" and view.row.disposition is Disposition.answered
+    language = (await rig.container.accounts.get_account(env.account_id)).language
+    prompt = wav_to_pcm8k(prompt_path("n1", language).read_bytes())
+    heard = b"".join(r.packet.payload for r in ear.received)
+    frames = -(-len(prompt) // 320)  # 16-bit samples, 160 per 20 ms packet
+    assert len(ear.received) == frames
+    assert heard[: (frames - 1) * 160] == ulaw_encode(prompt)[: (frames - 1) * 160]
+    seconds = len(prompt) / 16000
+    assert view.row.wait_seconds is not None and view.row.wait_seconds >= 0.2 + seconds - 0.05
 
 
 # --- queue callback -------------------------------------------------------------------------
