@@ -4,9 +4,9 @@ One PBX and one account for the module (``queues_kit``): every agent's phone is 
 registered with digest; callers are SIPp UACs on the carrier side which the PBX answers at
 once (hold music), some of which send RFC 4733 digits or hang up while waiting. Each queue
 below exercises one rule (FIFO with VIP priority, one strategy, wrap-up, DND, abandonment,
-callback, the agent's announcement); we check who answered whom in which order on the bus, the journal rows and the
-stored queue facts. Ring and talk times are short but with generous margins between moments
-that must not overlap (the machine is loaded).
+callback, the agent's announcement); we check who answered whom in which order on the bus,
+the journal rows and the stored queue facts. Ring and talk times are short but with
+generous margins between moments that must not overlap (the machine is loaded).
 """
 
 from __future__ import annotations

@@ -278,10 +278,11 @@ class RoutingSnapshot:
     ) -> uuid.UUID | None:
         """The employee who last talked with ``customer`` (E.164) since ``since``: who
         answered their last inbound call or took their last callback, or placed the last
-        outbound call they answered, whichever came later. Two indexed reads (ix_calls_account_caller,
-        ix_calls_account_dialed), not cached: the answer changes with every call. No flush
-        of the journal's writer first (it writes within 25 ms; their last call ended before
-        this one began), so a busy account's calls do not each hurry a batch out."""
+        outbound call they answered, whichever came later. Two indexed reads
+        (ix_calls_account_caller, ix_calls_account_dialed), not cached: the answer changes
+        with every call. No flush of the journal's writer first (it writes within 25 ms;
+        their last call ended before this one began), so a busy account's calls do not each
+        hurry a batch out."""
         recent = (CallRecord.account_id == account_id, CallRecord.started_at >= since)
         # A callback (a request from the website, a queue's "call me back") is a talk too:
         # its row names the customer as the caller and the agent who took it as answered_by
