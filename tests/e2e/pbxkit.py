@@ -17,8 +17,7 @@ from tests.sip.peers.harness import (
     free_port,
     register_scenario,
     run_sipp,
-    start_sipp,
-    wait_bound,
+    start_sipp_bound,
 )
 from zvonar.container import Container
 from zvonar.directory.models import TrunkAuth
@@ -79,8 +78,7 @@ async def call_101(
         for name, xml, port in (("phone", phone, phone_port), *others):
             (tmp_path / f"{name}.xml").write_text(xml)
             cmd = _cmd(tmp_path, "", name, port)
-            peers.append((name, cmd, await start_sipp(cmd, workdir=tmp_path)))
-            await wait_bound(port)
+            peers.append((name, cmd, await start_sipp_bound(cmd, workdir=tmp_path, port=port)))
         (tmp_path / "carrier.xml").write_text(carrier)
         runs["carrier"] = await run_sipp(
             _cmd(tmp_path, remote, "carrier", free_port()), workdir=tmp_path, name="carrier"

@@ -27,7 +27,7 @@ from tests.sip.peers.harness import (
     run_sipp,
     sipp_command,
     sipp_media_port,
-    wait_bound,
+    start_sipp_bound,
 )
 from zvonar.calls.events import (
     CallAnswered,
@@ -270,17 +270,7 @@ class Rig:
                 xml = self.workdir / f"{name}.xml"
                 xml.write_text(scenarios[behaviour])
                 cmd = sipp_cmd("", xml, port=d.port, workdir=self.workdir, name=name)
-                procs.append(
-                    await asyncio.create_subprocess_exec(
-                        *cmd,
-                        cwd=self.workdir,
-                        stdin=asyncio.subprocess.DEVNULL,
-                        stdout=asyncio.subprocess.DEVNULL,
-                        stderr=asyncio.subprocess.DEVNULL,
-                    )
-                )
-            for ext in phones:
-                await wait_bound(self.devices[ext].port)
+                procs.append(await start_sipp_bound(cmd, workdir=self.workdir, port=d.port))
             start = len(self.bus.events)
             name = self._name("carrier")
             xml = self.workdir / f"{name}.xml"

@@ -34,8 +34,7 @@ from tests.sip.peers.harness import (
     run_sipp,
     sipp_command,
     sipp_media_port,
-    start_sipp,
-    wait_bound,
+    start_sipp_bound,
 )
 from zvonar.accounts.models import Role
 from zvonar.app import create_app
@@ -197,12 +196,10 @@ class Rig:
         (self.tmp / "customer.xml").write_text(customer_xml)
         agent_cmd = self.cmd("agent", self.agent_port, calls=calls)
         customer_cmd = self.cmd("customer", self.trunk_port, calls=calls)
-        agent = await start_sipp(agent_cmd, workdir=self.tmp)
-        customer = await start_sipp(customer_cmd, workdir=self.tmp)
+        agent = await start_sipp_bound(agent_cmd, workdir=self.tmp, port=self.agent_port)
+        customer = await start_sipp_bound(customer_cmd, workdir=self.tmp, port=self.trunk_port)
         placing = self.worker(**worker)
         try:
-            await wait_bound(self.agent_port)
-            await wait_bound(self.trunk_port)
             made = await self.request(
                 {"phone": CUSTOMER, "employee_id": str(self.seeded.employee_id)}
             )
@@ -293,12 +290,10 @@ async def test_callback_rings_the_agent_then_the_customer_and_bridges(rig: Rig) 
     (rig.tmp / "customer.xml").write_text(_checked_from(sippkit.uas_answer(pcap=customer_pcap)))
     agent_cmd = rig.cmd("agent", rig.agent_port)
     customer_cmd = rig.cmd("customer", rig.trunk_port)
-    agent = await start_sipp(agent_cmd, workdir=rig.tmp)
-    customer = await start_sipp(customer_cmd, workdir=rig.tmp)
+    agent = await start_sipp_bound(agent_cmd, workdir=rig.tmp, port=rig.agent_port)
+    customer = await start_sipp_bound(customer_cmd, workdir=rig.tmp, port=rig.trunk_port)
     worker = rig.worker()
     try:
-        await wait_bound(rig.agent_port)
-        await wait_bound(rig.trunk_port)
         made = await rig.request(
             {"phone": "8 916 123-45-67", "number": NUMBER, "params": {"utm_source": "site"}}
         )

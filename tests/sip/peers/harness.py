@@ -225,9 +225,16 @@ def have_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-async def wait_bound(port: int, host: str = "127.0.0.1") -> None:
+class PeerStartError(RuntimeError):
+    """A peer process ended before it bound its port (SIPp: a fatal error at start-up)."""
+
+
+async def wait_bound(
+    port: int, host: str = "127.0.0.1", *, proc: asyncio.subprocess.Process | None = None
+) -> None:
     """Wait until a peer process has bound its UDP port (our bind attempt then fails). Up to
-    15 s: once in a full run on the loaded 2-core machine a SIPp took longer than 5 s."""
+    15 s: once in a full run on the loaded 2-core machine a SIPp took longer than 5 s. With
+    ``proc``: a peer that exits first raises PeerStartError with what it printed, at once."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(750):
         with socket.socket(family, socket.SOCK_DGRAM) as s:
@@ -235,8 +242,34 @@ async def wait_bound(port: int, host: str = "127.0.0.1") -> None:
                 s.bind((host, port))
             except OSError:
                 return
+        if proc is not None and proc.returncode is not None:
+            said = await proc.stderr.read() if proc.stderr is not None else b""
+            raise PeerStartError(
+                f"peer exited with {proc.returncode} before binding UDP {host}:{port}: "
+                f"{said.decode(errors='replace').strip()[-2000:]!r}"
+            )
         await asyncio.sleep(0.02)
-    raise TimeoutError(f"nothing bound UDP {host}:{port}")
+    alive = "" if proc is None else f" (peer {'running' if proc.returncode is None else 'ended'})"
+    raise TimeoutError(f"nothing bound UDP {host}:{port}{alive}")
+
+
+async def start_sipp_bound(
+    cmd: list[str], *, workdir: Path, port: int, attempts: int = 2
+) -> asyncio.subprocess.Process:
+    """`start_sipp`, then wait for it to bind `port`. A SIPp that dies at start-up (in a full
+    run, rarely: a port taken between our check and its bind) is started again, with a fresh
+    ``-mp`` base when it has one; what it printed is kept in the error if it never binds."""
+    for attempt in range(1, attempts + 1):
+        proc = await start_sipp(cmd, workdir=workdir)
+        try:
+            await wait_bound(port, proc=proc)
+            return proc
+        except PeerStartError:
+            if attempt == attempts:
+                raise
+            if "-mp" in cmd:
+                cmd[cmd.index("-mp") + 1] = str(sipp_media_port())
+    raise AssertionError("unreachable")
 
 
 def register_scenario(user: str, realm: str, *, expires: int = 600) -> str:

@@ -7,6 +7,7 @@ SIPp's -trace_stat CSV and asserts every call succeeded and none failed.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,12 +15,14 @@ import pytest
 
 from tests.sip.peers.harness import (
     SIPP,
+    PeerStartError,
     SippRun,
     finish_sipp,
     free_port,
     run_sipp,
     sipp_command,
     start_sipp,
+    start_sipp_bound,
     wait_bound,
 )
 from zvonar.sip.io.server import SipServer, SipServerConfig, serve_sip
@@ -213,3 +216,26 @@ async def test_call_relayed_to_registered_sipp(server: SipServer, tmp_path: Path
     bob = await finish_sipp(proc, uas, workdir=tmp_path, name="bob")
     assert bob.returncode == 0 and bob.stats.failed == 0, bob.describe()
     assert bob.stats.successful == 5
+
+
+async def test_a_sipp_that_cannot_start_is_reported_at_once(tmp_path: Path) -> None:
+    """The harness's start: a SIPp that dies before binding its port (here: a scenario it
+    cannot read) is tried again, then reported with what it printed — not a 15 s wait for a
+    port nobody will bind. One that starts is handed back bound."""
+    port = free_port()
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<scenario><recv request=")
+    cmd = sipp_command("", workdir=tmp_path, local_port=port, calls=1, scenario_file=broken)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(PeerStartError, match="exited with"):
+        await start_sipp_bound(cmd, workdir=tmp_path, port=port)
+    assert asyncio.get_running_loop().time() - started < 10
+    good = sipp_command("", workdir=tmp_path, local_port=port, calls=1, builtin="uas")
+    proc = await start_sipp_bound(good, workdir=tmp_path, port=port)
+    try:
+        assert proc.returncode is None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe, pytest.raises(OSError):
+            probe.bind(("127.0.0.1", port))
+    finally:
+        proc.kill()
+        await proc.wait()
