@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import sippkit
-from tests.e2e.schemes_kit import Device, Rig, carrier_talk, sipp_cmd, wait_bound
-from tests.sip.peers.harness import SIPP, SippRun, finish_sipp, free_port, start_sipp
+from tests.e2e.schemes_kit import Device, Rig, carrier_talk, sipp_cmd
+from tests.sip.peers.harness import SIPP, SippRun, finish_sipp, free_port, start_sipp, wait_bound
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
 from zvonar.app import create_container
