@@ -3,17 +3,24 @@ legs, the recording stream with Range, and the 404 rule for another account's ca
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import Tenant, make_tenant
 from tests.journal.conftest import CallScript, publish
-from zvonar.accounts.models import Role
+from zvonar.accounts.access import Principal
+from zvonar.accounts.models import Account, Role
 from zvonar.calls.events import CallRecorded, Direction, Disposition, LegEndReason
+from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
 from zvonar.core.bus import RecordingBus
+from zvonar.directory.schemas import EmployeeIn
+from zvonar.journal import export
 from zvonar.journal.service import JournalService
 
 API = "/api/v1"
@@ -190,3 +197,84 @@ async def test_reading_needs_authentication_and_a_role_that_reads(
     assert (await api.get(f"{API}/calls", headers=operator.headers)).status_code == 200
     r = await api.get(f"{API}/calls", params={"limit": 0}, headers=operator.headers)
     assert r.status_code == 422
+
+
+async def _csv(api: httpx.AsyncClient, t: Tenant, **params: Any) -> list[dict[str, str]]:
+    r = await api.get(f"{API}/calls.csv", params=params, headers=t.headers)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "text/csv; charset=utf-8"
+    assert r.headers["content-disposition"] == 'attachment; filename="calls.csv"'
+    text = r.content.decode("utf-8")
+    assert text.startswith("\ufeff")  # spreadsheets read UTF-8 (Cyrillic) by this mark
+    rows = list(csv.reader(io.StringIO(text[1:])))
+    assert tuple(rows[0]) == export.COLUMNS
+    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+
+
+async def test_export_as_csv(
+    api: httpx.AsyncClient,
+    bus: RecordingBus,
+    container: Container,
+    journal: JournalService,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same filters as the search, newest first; times in the account's zone; names of
+    who answered and of the caller's contact; a formula in a name is defused."""
+    p = Principal(account_id=tenant_a.account_id, role=Role.admin)
+    anna = await container.directory.create_employee(
+        p, EmployeeIn(name="Анна Петрова", extension="101", sip_password="pass-101-long")
+    )
+    evil = await container.contacts.create_contact(
+        p, ContactIn(name='=HYPERLINK("http://x")', numbers=["+79161234567"])
+    )
+    async with container.db.unit_of_work() as uow:
+        account = await uow.session.get(Account, tenant_a.account_id)
+        assert account is not None
+        account.time_zone = "Asia/Novosibirsk"  # UTC+7
+    base = CallScript(tenant_a.account_id)
+    answered = CallScript(tenant_a.account_id, call_id="c-answered")
+    missed = CallScript(
+        tenant_a.account_id,
+        call_id="c-missed",
+        start=base.at(3600),
+        caller="+79161234567",
+        contact_id=evil.contact.id,
+    )
+    await publish(
+        bus,
+        answered.started(),
+        answered.ringing("a", 1, anna.view.employee.id),
+        answered.answered("a", 6, by=anna.view.employee.id),
+        answered.ended(66, Disposition.answered),
+        missed.started(),
+        missed.ended(21, Disposition.missed),
+    )
+    other = CallScript(tenant_b.account_id, call_id="c-elsewhere")
+    await publish(bus, other.started(), other.ended(5, Disposition.missed))
+
+    rows = await _csv(api, tenant_a)
+    assert [r["call_id"] for r in rows] == ["c-missed", "c-answered"]
+    got = rows[1]
+    assert got["started_at"] == "2024-05-01T16:00:00+07:00"  # 09:00 UTC
+    assert (got["direction"], got["disposition"], got["line"]) == ("inbound", "answered", "Sales")
+    assert (got["answered_by"], got["answered_extension"]) == ("Анна Петрова", "101")
+    assert (got["wait_seconds"], got["talk_seconds"], got["utm_source"]) == (
+        "6.0",
+        "60.0",
+        "yandex",
+    )
+    assert got["caller"] == "+74951112233"  # a plain number stays as it is
+    assert rows[0]["contact"] == '\'=HYPERLINK("http://x")'
+    assert rows[0]["answered_by"] == "" and rows[0]["disposition"] == "missed"
+    assert [r["call_id"] for r in await _csv(api, tenant_a, disposition="missed")] == ["c-missed"]
+    assert await _csv(api, tenant_a, q="000000") == []
+    # Keyset chunks: every call once, in order, across chunk boundaries.
+    monkeypatch.setattr(export, "CHUNK", 1)
+    assert [r["call_id"] for r in await _csv(api, tenant_a)] == ["c-missed", "c-answered"]
+    r = await api.get(
+        f"{API}/calls.csv", params={"direction": "sideways"}, headers=tenant_a.headers
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+    assert (await api.get(f"{API}/calls.csv")).status_code == 401

@@ -11,7 +11,7 @@ Every query filters by the principal's account, so another tenant's call is
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +23,7 @@ from zvonar.calls.events import CallEvent, Direction, Disposition
 from zvonar.core.bus import EventBus
 from zvonar.core.errors import NotFound
 from zvonar.core.events import Event
-from zvonar.journal import paths, recovery, retention
+from zvonar.journal import export, paths, recovery, retention
 from zvonar.journal.consumer import JournalConsumer
 from zvonar.journal.models import CallLeg, CallRecord
 from zvonar.journal.writer import JournalWriter
@@ -151,6 +151,13 @@ class JournalService:
                 .offset(offset)
             )
             return CallListing(items=list(rows), total=int(total or 0))
+
+    async def export_calls(self, p: Principal, f: CallFilter) -> AsyncIterator[bytes]:
+        """The calls ``f`` selects as CSV (:mod:`zvonar.journal.export`), newest first. The
+        permission is checked and the writer flushed now, before the first byte is sent."""
+        p.require(READ)
+        await self.flush()
+        return export.export_csv(self.db, p.account_id, self._filtered(p.account_id, f))
 
     async def _call(self, p: Principal, call_pk: uuid.UUID) -> CallRecord:
         p.require(READ)
