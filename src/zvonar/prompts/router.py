@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.exceptions import HTTPException
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from zvonar.api.deps import AppContainer, CurrentPrincipal
 from zvonar.prompts.service import MAX_UPLOAD_BYTES
+from zvonar.prompts.speech import MAX_CHARS
 
 router = APIRouter(tags=["prompts"])
 
@@ -45,6 +46,26 @@ async def upload_prompt(
     if len(data) > MAX_UPLOAD_BYTES:
         raise HTTPException(413, f"the file exceeds {MAX_UPLOAD_BYTES} bytes")
     return PromptOut(**vars(await c.prompts.store(p, language, key, data)))
+
+
+class SpeechIn(BaseModel):
+    text: str = Field(
+        min_length=1,
+        max_length=MAX_CHARS,
+        description="What the prompt says, in the prompt's language (plain text).",
+        examples=["Звонок на линию «Курорты»"],
+    )
+
+
+@router.post("/prompts/{language}/{key}/speech", response_model=PromptOut)
+async def speak_prompt(
+    language: Lang, key: Key, body: SpeechIn, p: CurrentPrincipal, c: AppContainer
+) -> PromptOut:
+    """Make prompt ``key`` in ``language`` from text: spoken by the server's synthesizer
+    (espeak-ng, the voice of the language) and stored as an upload would be — e.g. a ring
+    step's ``announce`` or a queue's ``agent_announce``. ``503 speech_unavailable`` where
+    the server has no synthesizer; ``422 invalid_speech_text`` for control characters."""
+    return PromptOut(**vars(await c.prompts.speak(p, language, key, body.text)))
 
 
 @router.delete("/prompts/{language}/{key}", status_code=204)

@@ -1,4 +1,5 @@
-"""Uploaded prompts: any common WAV in, 8 kHz mono 16-bit WAV stored per account and language.
+"""Uploaded prompts: any common WAV in, 8 kHz mono 16-bit WAV stored per account and language
+(or a sentence typed by the admin, spoken by :mod:`zvonar.prompts.speech`).
 
 Files live at ``data_dir/prompts/<account id>/<lang>/<key>.wav`` — the ``base_dir`` layout
 ``zvonar.media.prompts.prompt_path`` searches before the defaults, so a stored prompt is played
@@ -18,6 +19,7 @@ from zvonar.accounts.access import Perm, Principal
 from zvonar.core.errors import InvalidInput, NotFound
 from zvonar.media.errors import MediaError
 from zvonar.media.wav import encode_wav, wav_to_pcm8k
+from zvonar.prompts import speech
 
 LANGUAGES = ("en", "ru", "uk")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -65,6 +67,19 @@ class PromptService:
             raise InvalidInput("the prompt holds no audio", code="invalid_audio")
         await asyncio.to_thread(_write_atomically, path, encode_wav(pcm))
         return StoredPrompt(key, language, round(seconds, 3))
+
+    async def speak(self, p: Principal, language: str, key: str, text: str) -> StoredPrompt:
+        """Store ``text`` spoken in ``language`` (:mod:`zvonar.prompts.speech`) as ``key``."""
+        p.require(Perm.routing_write)
+        self._path(p.account_id, language, key)  # the language and key, checked first
+        text = " ".join(text.split())
+        if not text or len(text) > speech.MAX_CHARS:
+            raise InvalidInput(
+                f"the text is 1 to {speech.MAX_CHARS} characters", code="invalid_speech_text"
+            )
+        if not text.isprintable():
+            raise InvalidInput("the text has control characters", code="invalid_speech_text")
+        return await self.store(p, language, key, await speech.synthesize(text, language))
 
     async def list(self, p: Principal) -> list[StoredPrompt]:
         p.require(Perm.routing_read)
