@@ -17,7 +17,8 @@ events (ua/events.py), doing on the way what the RFCs ask of the edge:
   (§12.2.2, §14) and hands the application the `Dialog` of each event; 2xx
   retransmissions are re-ACKed here (§13.2.2.4);
 - REGISTER goes to the `Registrar` after the `DigestChallenger` (§10.3, §22);
-- outbound registrations (`outbound.OutboundRegistration`) ride on client transactions.
+- outbound registrations (`outbound.OutboundRegistration`) ride on client transactions;
+- what the transaction layers report becomes application events in ua/translate.py.
 
 The application answers with `respond`, starts requests with `send_request` (building
 in-dialog ones with `create_request` / `send_ack`), and reads `events()`; the I/O runner
@@ -49,21 +50,8 @@ from zvonar.sip.outbound import OutboundRegistration, RegistrationState
 from zvonar.sip.registrar import Registrar
 from zvonar.sip.security import Allow, SecurityPolicy
 from zvonar.sip.security import Drop as SecurityDrop
-from zvonar.sip.transaction import (
-    AckFor2xx,
-    CancelReceived,
-    RequestReceived,
-    ResponseReceived,
-    TimerConfig,
-    TransactionKey,
-    TransactionLayer,
-    TransactionTerminated,
-    TransactionTimeout,
-    TransportError,
-    new_branch,
-)
-from zvonar.sip.transaction import AckTimeout as TxnAckTimeout
-from zvonar.sip.ua import reliable, session_timer
+from zvonar.sip.transaction import TimerConfig, TransactionKey, TransactionLayer, new_branch
+from zvonar.sip.ua import reliable, session_timer, translate
 from zvonar.sip.ua.edge import Headers, oversize_request, reason_text, refusal, response_dest
 from zvonar.sip.ua.events import (
     AckReceived,
@@ -105,8 +93,6 @@ __all__ = [
 DEFAULT_ALLOW = (
     "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE", "PRACK",
 )  # fmt: skip
-_NOWHERE = Flow("UDP", "", 0)
-_REFRESHING = ("INVITE", "UPDATE")  # the methods that negotiate and refresh session timers
 
 
 class UserAgent:
@@ -240,7 +226,7 @@ class UserAgent:
             self.registrar.handle_timer(now)
         reliable.retransmit(self, now)  # RFC 3262 §3: a reliable 1xx until its PRACK
         session_timer.due(self, now)  # RFC 4028: refreshes to send, silent peers given up
-        self._collect(now)
+        translate.collect(self, now)
 
     # -- network input ------------------------------------------------------------------------
 
@@ -270,7 +256,7 @@ class UserAgent:
         layer = self._layers.get(flow.transport)
         if layer is not None:
             layer.transport_error(flow.address, now)
-            self._collect(now)
+            translate.collect(self, now)
 
     def _oversize(self, verdict: ParsedOk | Reject | Drop, flow: Flow) -> None:
         request = oversize_request(verdict)
@@ -283,7 +269,7 @@ class UserAgent:
         if isinstance(msg, SipResponse):
             self.counters.responses_received += 1
             self.layer(flow.transport).receive(msg, flow.address, now, reliable=flow.reliable)
-            self._collect(now)
+            translate.collect(self, now)
             return
         self.counters.requests_received += 1
         if self.security is not None:
@@ -296,14 +282,14 @@ class UserAgent:
                 return
         if msg.method not in ("ACK", "CANCEL"):
             refused = refusal(msg, self.allow, self.allow_header, self.supported)
-            if refused is None and msg.method in _REFRESHING:
+            if refused is None and msg.method in session_timer.REFRESHED:
                 refused = session_timer.refusal(self, msg)  # 422: interval too small
             if refused is not None:
                 status, reason, headers = refused
                 self._reject(msg, status, reason, flow, headers)
                 return
         self.layer(flow.transport).receive(msg, flow.address, now, reliable=flow.reliable)
-        self._collect(now)
+        translate.collect(self, now)
 
     def _reject(
         self, request: SipRequest, status: int, reason: str, flow: Flow, headers: Headers = ()
@@ -341,7 +327,7 @@ class UserAgent:
             if out is None:
                 return True
             response = out
-        if request.method in _REFRESHING and 200 <= response.status < 300:
+        if request.method in session_timer.REFRESHED and 200 <= response.status < 300:
             response, negotiated = session_timer.answer(self, request, response)
         accepted = self.layer(incoming.flow.transport).send_response(response, now)
         if accepted and (request.method == "INVITE" or request.to.tag is not None):
@@ -352,14 +338,14 @@ class UserAgent:
                     session_timer.answered_by_us(
                         self, dialog, incoming.flow, request, response, negotiated, now
                     )
-        self._collect(now)
+        translate.collect(self, now)
         return accepted
 
     def send_request(self, request: SipRequest, flow: Flow, now: float) -> TransactionKey:
         """Send a request (not ACK) in a new client transaction to `flow`."""
         key = self.layer(flow.transport).send_request(request, flow.address, now, flow.reliable)
         self._flows[key] = flow
-        self._collect(now)
+        translate.collect(self, now)
         return key
 
     def create_request(
@@ -396,7 +382,7 @@ class UserAgent:
         cancel_key = self.layer(flow.transport).cancel(key, now)
         if cancel_key is not None:
             self._flows[cancel_key] = flow
-        self._collect(now)
+        translate.collect(self, now)
         return cancel_key
 
     def forget_dialog(self, dialog: Dialog) -> None:
@@ -478,125 +464,3 @@ class UserAgent:
             incoming.request, flow.address, flow.transport, flow_id, now, user=user or None
         )
         self.respond(incoming, response, now)
-
-    # -- transaction events → application events ----------------------------------------------
-
-    def _collect(self, now: float) -> None:
-        """Turn the layers' events into application events, at once (so `now` is right)."""
-        for name, layer in self._layers.items():
-            for event in layer.events():
-                self._translate(name, event, now)
-        if self.security is not None:
-            self._events.extend(SecurityNotice(e) for e in self.security.events())
-        if self.registrar is not None:
-            self._events.extend(BindingNotice(e) for e in self.registrar.events())
-
-    def _translate(self, transport: str, event: object, now: float) -> None:
-        if isinstance(event, RequestReceived):
-            self._request(transport, event, now)
-        elif isinstance(event, AckFor2xx):
-            check = self.dialogs.on_request(event.request)
-            flow = Flow(transport, event.source[0], event.source[1])
-            self._events.append(AckReceived(event.request, flow, check.dialog))
-        elif isinstance(event, ResponseReceived):
-            self._response(transport, event, now)
-        elif isinstance(event, CancelReceived):
-            flow = self._flows.get(event.key, _NOWHERE)
-            self._events.append(CancelRequested(event.key, event.request, event.cancel, flow))
-        elif isinstance(event, TransactionTimeout | TransportError):
-            if event.key.server:
-                return  # Timer H: the ACK for our error response never came (§17.2.1)
-            self._client_failed(event, now)
-        elif isinstance(event, TxnAckTimeout):
-            flow = self._flows.get(event.key, _NOWHERE)
-            self._events.append(AckTimeout(event.response, flow))
-        elif isinstance(event, TransactionTerminated):
-            self._flows.pop(event.key, None)
-            self._registrations.pop(event.key, None)
-
-    def _request(self, transport: str, event: RequestReceived, now: float) -> None:
-        flow = Flow(transport, event.source[0], event.source[1])
-        self._flows[event.key] = flow
-        incoming = IncomingRequest(event.request, flow, event.key)
-        if event.request.method == "REGISTER" and self.registrar is not None:
-            self._register(incoming, now)
-            return
-        check = self.dialogs.on_request(event.request)
-        if check.response is not None:  # 481 / 500 / 491 / 400 (§12.2.2, §14.2)
-            self.respond(incoming, check.response, now)
-            return
-        if check.dialog is not None:
-            incoming = IncomingRequest(event.request, flow, event.key, check.dialog)
-            if event.request.method == "PRACK":  # RFC 3262: the UA's own business
-                reliable.on_prack(self, incoming, check.dialog.id, now)
-                return
-        self._events.append(incoming)
-
-    def _response(self, transport: str, event: ResponseReceived, now: float) -> None:
-        key, response = event.key, event.response
-        if self._reack(response) or key is None:
-            return  # a 2xx retransmission (RFC 6026 Accepted state or stray) or a stray
-        reg = self._registrations.get(key)
-        if reg is not None:
-            if response.status >= 200:
-                del self._registrations[key]
-            reg[0].receive_response(response, now)
-            self._pump_registration(reg[0], reg[1], now)
-            return
-        if key in self.reliable.pracks:  # the answer to our PRACK: nothing for the application
-            if response.status >= 200:
-                self.reliable.pracks.discard(key)
-            return
-        dialog = None
-        if event.request is not None:
-            dialog = self.dialogs.on_response(event.request, response)
-        flow = self._flows.get(key, Flow(transport, "", 0))
-        if key in self.sessions.refreshes:  # a refresh of our own (RFC 4028): not shown
-            session_timer.refresh_answered(
-                self, ResponseIn(key, response, event.request, flow, dialog), now
-            )
-            return
-        if response.cseq.method == "INVITE":
-            if response.status >= 200:
-                self.reliable.invite_over(response.call_id)  # no more provisionals to PRACK
-            elif (
-                dialog is not None
-                and response.status > 100
-                and not reliable.on_provisional(self, dialog, response, flow, now)
-            ):
-                return
-        response_in = ResponseIn(key, response, event.request, flow, dialog)
-        if 200 <= response.status < 300 and response.cseq.method in _REFRESHING:
-            session_timer.answered(self, response_in, now)  # RFC 4028 §7.2
-        self._events.append(response_in)
-
-    def _reack(self, response: SipResponse) -> bool:
-        """Re-send our ACK for a retransmitted 2xx we already ACKed (§13.2.2.4)."""
-        if not (200 <= response.status < 300 and response.cseq.method == "INVITE"):
-            return False
-        dialog = self.dialogs.find_for_response(response)
-        if dialog is None or dialog.last_ack is None:
-            return False
-        if dialog.last_ack.cseq.seq != response.cseq.seq:
-            return False
-        flow = self._ack_flows.get(dialog.id)
-        if flow is not None:
-            self.send_stateless(dialog.last_ack, flow)
-        return True
-
-    def _client_failed(self, event: TransactionTimeout | TransportError, now: float) -> None:
-        status = 408 if isinstance(event, TransactionTimeout) else 503
-        if event.key in self.reliable.pracks:  # an unanswered PRACK: the INVITE decides
-            self.reliable.pracks.discard(event.key)
-            return
-        if event.key in self.sessions.refreshes:  # our refresh unanswered: session over
-            session_timer.refresh_failed(self, event.key)
-            return
-        reg = self._registrations.pop(event.key, None)
-        if reg is not None:
-            reg[0].transaction_failed(now, "timeout" if status == 408 else "transport error")
-            self._pump_registration(reg[0], reg[1], now)
-            return
-        dialog = self.dialogs.on_timeout(event.request) if event.request.to.tag else None
-        flow = self._flows.get(event.key, _NOWHERE)
-        self._events.append(RequestFailed(event.key, event.request, status, flow, dialog))

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIN_SE",
+    "REFRESHED",
     "TIMER",
     "Interval",
     "Session",
@@ -61,7 +62,7 @@ __all__ = [
 
 TIMER = "timer"
 MIN_SE = 90  # §4/§5: the smallest interval a UA may insist on
-_REFRESHED = ("INVITE", "UPDATE")
+REFRESHED = ("INVITE", "UPDATE")  # the methods that negotiate and refresh a timer
 _GLARE_WAIT = 2.0  # a refresh that met a re-INVITE of the call layer (or a 491) waits
 
 
@@ -184,7 +185,7 @@ def stamp(
     running timer's ``Session-Expires`` (refresher: whoever refreshes now; ``uac`` is us, the
     request's sender) and ``Supported: timer``, unless it has its own (§7.4)."""
     session = timers.sessions.get(dialog.id)
-    if session is None or method not in _REFRESHED:
+    if session is None or method not in REFRESHED:
         return headers
     names = {name.lower() for name, _ in headers}
     if "session-expires" in names or "x" in names:
