@@ -36,6 +36,7 @@ from zvonar.store.db import Database
 
 __all__ = ["CHUNK", "COLUMNS", "MAX_ROWS", "export_csv"]
 
+_UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")  # from tracking
 COLUMNS = (
     "started_at",
     "direction",
@@ -55,11 +56,7 @@ COLUMNS = (
     "voicemail_seconds",
     "rating",
     "mos",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
+    *_UTM,
     "call_id",
     "id",
 )
@@ -118,7 +115,7 @@ def _row(
         _seconds(call.voicemail_seconds if call.voicemail_path else None),
         "" if call.rating is None else str(call.rating),
         "" if call.mos is None else f"{call.mos:.2f}",
-        *(str(tracking.get(k, "")) for k in COLUMNS[18:23]),
+        *(str(tracking.get(k, "")) for k in _UTM),
         call.call_id,
         str(call.id),
     ]
