@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the test suite talks to as real peers (binary -> package).
 PEERS := sipp:sip-tester baresip:baresip chromium:chromium espeak-ng:espeak-ng sox:sox \
-	rtpengine:rtpengine-daemon linphonec:linphone-cli
+	rtpengine:rtpengine-daemon linphonec:linphone-cli dnsmasq:dnsmasq-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test env peers lint typecheck contracts pytest bench clean help
@@ -28,7 +28,7 @@ env: $(UV)
 peers:
 	@missing=""; for pair in $(PEERS); do \
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	  command -v $$cmd >/dev/null 2>&1 || test -x /usr/sbin/$$cmd || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing test peers:$$missing"; \

@@ -13,10 +13,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from zvonar.pbx.config import PbxConfig
+from zvonar.pbx.config import PbxConfig, parse_dns_servers
 
 
 class _TomlFileSource(PydanticBaseSettingsSource):
@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         default=90, ge=90, description="Shortest SIP session timer a peer may ask for (RFC 4028)."
     )
     default_region: str = Field(default="RU", description="Country for national dialed numbers.")
+    dns_servers: str = Field(
+        default="",
+        description="DNS servers (host[:port], comma-separated) for locating SIP servers "
+        "(RFC 3263 NAPTR/SRV); empty: the system's.",
+    )
     max_calls: int = Field(default=5000, ge=1, description="Calls in progress before 503.")
     max_loop_lag: float = Field(
         default=0.2, gt=0, description="Event-loop lag (s) above which new calls get 503."
@@ -119,6 +124,12 @@ class Settings(BaseSettings):
             fh.write(key)
         return key
 
+    @field_validator("dns_servers")
+    @classmethod
+    def _dns_servers(cls, value: str) -> str:
+        parse_dns_servers(value)  # a malformed list stops start-up with its reason
+        return value
+
     def pbx_config(self) -> PbxConfig:
         return PbxConfig(
             sip_host=self.sip_host,
@@ -135,6 +146,7 @@ class Settings(BaseSettings):
             digest_algorithms=tuple(
                 a.strip() for a in self.sip_digest_algorithms.split(",") if a.strip()
             ),
+            dns_servers=parse_dns_servers(self.dns_servers),
         )
 
     def redacted(self) -> dict[str, Any]:

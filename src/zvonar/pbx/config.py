@@ -4,6 +4,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = ["PbxConfig", "parse_dns_servers"]
+
+
+def parse_dns_servers(text: str) -> tuple[tuple[str, int], ...]:
+    """``"127.0.0.1:5353, [::1]:53, 10.0.0.1"`` → ((host, port), …); ValueError if malformed."""
+    out: list[tuple[str, int]] = []
+    for raw in (part.strip() for part in text.split(",")):
+        if not raw:
+            continue
+        if raw.startswith("["):
+            host, _, rest = raw[1:].partition("]")
+            port_text = rest.removeprefix(":") or "53"
+        elif raw.count(":") == 1:
+            host, port_text = raw.split(":")
+        else:
+            host, port_text = raw, "53"
+        try:
+            port = int(port_text)
+        except ValueError:
+            port = 0
+        if not host or not 0 < port < 65536:
+            raise ValueError(f"not a DNS server address: {raw!r}")
+        out.append((host, port))
+    return tuple(out)
+
 
 @dataclass(frozen=True)
 class PbxConfig:
@@ -37,6 +62,9 @@ class PbxConfig:
     # loop runs more than max_loop_lag late or max_calls calls are in progress.
     max_calls: int = 5000
     max_loop_lag: float = 0.2
+    # DNS servers for RFC 3263 lookups (NAPTR/SRV/A/AAAA of trunks and SIP URI targets);
+    # empty: the system's (resolv.conf for NAPTR/SRV, getaddrinfo for addresses).
+    dns_servers: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.sip_port <= 65535:

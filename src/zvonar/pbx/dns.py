@@ -1,21 +1,30 @@
-"""Host names of trunks and SIP URI targets → addresses, off the event loop, with a TTL cache.
+"""Host names of trunks and SIP URI targets → addresses (RFC 3263), off the event loop, cached.
 
-RFC 3263 lite: a target's transport comes from its URI (``transport=`` or UDP) and its port
-from the URI (or 5060); only the address is looked up, as A/AAAA through the system resolver
-(``loop.getaddrinfo``, which runs in the default executor, so the loop never blocks). NAPTR
-and SRV (§4.1-4.2) are not done: they need a DNS client the standard library lacks.
+A named destination is located as RFC 3263 §4 says (``sip/locate.py`` decides the queries
+and orders the answers; ``pbx/dns_client.py`` asks them): an explicit port means A/AAAA
+only; a ``transport`` parameter (a trunk's transport) means SRV for it; neither means NAPTR,
+then SRV, then A/AAAA at 5060. SRV answers come out in RFC 2782 order (priority, then
+weighted random), every address of every target a destination of its own, so a caller can
+fail over along the list (§4.3). NAPTR/SRV answers are kept for their TTL (within
+``min_ttl``..``max_ttl``). Without a DNS client (no resolver configuration), only A/AAAA
+are looked up, as before RFC 3263's SRV existed.
+
+A/AAAA go through the system resolver (``loop.getaddrinfo``, in the default executor, so
+``/etc/hosts`` counts) unless the PBX is given DNS servers of its own; ``getaddrinfo`` does
+not tell the records' TTL, so those answers are kept for a fixed ``ttl``.
 
 Every lookup is bounded by ``timeout``; a failure (NXDOMAIN, timeout, no usable address) is
 cached for ``negative_ttl`` and makes the target *unavailable* — it is dropped from its wave,
 a wave left empty is dropped, and the call moves on like for an unregistered phone. A call is
-never refused because of DNS. ``getaddrinfo`` does not tell the records' TTL, so answers are
-kept for a fixed ``ttl``. Concurrent lookups of one name share one query.
+never refused because of DNS. Concurrent lookups of one name share one query.
 
 Wiring: the PBX resolver emits targets whose ``Flow.host`` may be a name (:func:`named_flow`);
 :func:`resolving` wraps the resolver the B2BUA calls so that every plan's names are resolved
 before a single INVITE goes out (``Flow`` must carry an IP literal for the transports): the
 plan's waves, and each wave a live route (``Plan.route``) hands out as the call goes — a wave
-left with nobody is reported back to the route as ``unavailable`` and the route moves on.
+left with nobody is reported back to the route as ``unavailable`` and the route moves on. A
+ringing target takes its first destination; an outbound call through a trunk rings the
+trunk's destinations one after another (``pbx/outbound_resolver.py``).
 """
 
 from __future__ import annotations
@@ -23,11 +32,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import random
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from zvonar.calls.events import Target
 from zvonar.calls.pickup import FeatureResolver
@@ -44,16 +55,29 @@ from zvonar.calls.plan import (
     StepResultKind,
     Wave,
 )
+from zvonar.sip.errors import SipError
+from zvonar.sip.locate import (
+    Destination,
+    Naptr,
+    Srv,
+    after_naptr,
+    from_srv,
+    order_srv,
+    plan_lookup,
+)
 from zvonar.sip.ua import Flow
+from zvonar.sip.uri import SipUri, parse_uri
 
 __all__ = [
     "DnsStats",
     "HostResolver",
     "Lookup",
+    "Records",
     "ResolvingRoute",
     "is_ip",
     "named_flow",
     "resolving",
+    "server_part",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,6 +86,16 @@ Lookup = Callable[[str], Awaitable[list[str]]]
 """host name → its addresses (IP literals), in preference order; raises OSError on failure."""
 
 TRANSPORTS = ("UDP", "TCP")
+MAX_DESTINATIONS = 8  # a located URI's destinations kept, at most (failover candidates)
+
+
+class Records(Protocol):
+    """NAPTR and SRV queries (``pbx/dns_client.py``): (records, TTL in seconds); an empty
+    list when there are none; OSError when the servers fail."""
+
+    async def naptr(self, name: str) -> tuple[list[Naptr], float]: ...
+
+    async def srv(self, name: str) -> tuple[list[Srv], float]: ...
 
 
 def is_ip(host: str) -> bool:
@@ -83,6 +117,17 @@ def named_flow(host: str, port: int | None, transport: str = "UDP") -> Flow | No
     return Flow(transport, bare, port or 5060)
 
 
+def server_part(host: str, port: int | None, transport: str) -> str:
+    """A Request-URI's ``host[:port][;transport=…]`` for a server configured by host and an
+    optional port (a trunk, a registrar): with no port, the transport goes in as a parameter,
+    so the URI itself says "SRV for this transport" (RFC 3263 §4.1) to whoever reads it."""
+    bare = host.strip("[]")
+    shown = f"[{bare}]" if ":" in bare else bare
+    if port is not None:
+        return f"{shown}:{port}"
+    return shown if is_ip(bare) else f"{shown};transport={transport.lower()}"
+
+
 @dataclass
 class DnsStats:
     hits: int = 0
@@ -93,6 +138,12 @@ class DnsStats:
 @dataclass(frozen=True)
 class _Entry:
     addresses: tuple[str, ...]  # empty: a cached failure
+    expires: float
+
+
+@dataclass(frozen=True)
+class _Records:
+    records: tuple[Naptr | Srv, ...]  # empty: none there (or a cached failure)
     expires: float
 
 
@@ -117,6 +168,10 @@ class HostResolver:
         lookup: Lookup = system_lookup,
         clock: Callable[[], float] = time.monotonic,
         max_entries: int = 4096,
+        records: Records | None = None,
+        rng: random.Random | None = None,
+        min_ttl: float = 5.0,
+        max_ttl: float = 3600.0,
     ) -> None:
         if not (ttl > 0 and negative_ttl > 0 and timeout > 0 and max_entries > 0):
             raise ValueError("ttl, negative_ttl, timeout and max_entries must be positive")
@@ -129,6 +184,12 @@ class HostResolver:
         self.stats = DnsStats()
         self._cache: dict[str, _Entry] = {}
         self._inflight: dict[str, asyncio.Future[tuple[str, ...]]] = {}
+        self.records = records
+        self.rng = rng or random.SystemRandom()
+        self.min_ttl = min_ttl
+        self.max_ttl = max_ttl
+        self._rr: dict[tuple[str, str], _Records] = {}
+        self._rr_inflight: dict[tuple[str, str], asyncio.Future[_Records]] = {}
 
     def cached(self, host: str) -> tuple[str, ...] | None:
         """The cached answer for ``host`` if still fresh (empty: a cached failure)."""
@@ -161,25 +222,122 @@ class HostResolver:
         found = await self.addresses(flow.host)
         return replace(flow, host=found[0]) if found else None
 
+    async def locate(
+        self, host: str, port: int | None, transport: str | None, *, secure: bool = False
+    ) -> tuple[Flow, ...]:
+        """Where to send a request for a URI with this ``host``, ``port`` and ``transport``
+        parameter (None when absent), best first (RFC 3263; see the module); empty when
+        nothing we can reach is found."""
+        plan = plan_lookup(host, port, transport, secure=secure, supported=TRANSPORTS)
+        if plan.direct is not None:
+            dests = [plan.direct]
+        elif self.records is None:
+            dests = list(plan.fallback)
+        else:
+            names = plan.srv
+            if plan.naptr is not None:
+                naptr = await self._lookup("NAPTR", plan.naptr)
+                records = [r for r in naptr if isinstance(r, Naptr)]
+                usable = after_naptr(records, secure=secure, supported=TRANSPORTS)
+                names = usable or names
+            answers = await asyncio.gather(*(self._lookup("SRV", name) for _, name in names))
+            dests = []
+            for (proto, _), found in zip(names, answers, strict=True):
+                srv = [r for r in found if isinstance(r, Srv)]
+                dests.extend(from_srv(proto, order_srv(srv, self._draw)))
+            if not any(answers):
+                dests = list(plan.fallback)  # no SRV at all: A/AAAA at the default port
+        return await self._flows(dests)
+
+    async def locate_uri(self, uri: SipUri) -> tuple[Flow, ...]:
+        return await self.locate(
+            uri.host, uri.port, uri.param("transport"), secure=uri.scheme == "sips"
+        )
+
+    def _draw(self, total: int) -> int:
+        return self.rng.randint(0, total)
+
+    async def _flows(self, dests: Sequence[Destination]) -> tuple[Flow, ...]:
+        dests = [d for d in dests if d.transport in TRANSPORTS]
+        names = list(dict.fromkeys(d.host for d in dests if not is_ip(d.host)))
+        found = await asyncio.gather(*(self.addresses(n) for n in names))
+        answers = dict(zip(names, found, strict=True))
+        flows: list[Flow] = []
+        for dest in dests:
+            hosts = (dest.host.strip("[]"),) if is_ip(dest.host) else answers[dest.host]
+            for address in hosts:
+                flow = Flow(dest.transport, address, dest.port)
+                if flow not in flows:
+                    flows.append(flow)
+        return tuple(flows[:MAX_DESTINATIONS])
+
+    async def _lookup(self, rtype: str, name: str) -> tuple[Naptr | Srv, ...]:
+        key = (rtype, name)
+        entry = self._rr.get(key)
+        if entry is not None and entry.expires > self.clock():
+            self.stats.hits += 1
+            return entry.records
+        pending = self._rr_inflight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._query_records(rtype, name))
+            self._rr_inflight[key] = pending
+            pending.add_done_callback(lambda _f: self._rr_inflight.pop(key, None))
+        return (await asyncio.shield(pending)).records
+
+    async def _query_records(self, rtype: str, name: str) -> _Records:
+        assert self.records is not None
+        self.stats.misses += 1
+        found: Sequence[Naptr | Srv]
+        try:
+            if rtype == "NAPTR":
+                found, ttl = await asyncio.wait_for(self.records.naptr(name), self.timeout)
+            else:
+                found, ttl = await asyncio.wait_for(self.records.srv(name), self.timeout)
+        except (OSError, TimeoutError, ValueError) as exc:
+            log.warning("DNS: %s %s: %s", rtype, name, exc or type(exc).__name__)
+            found, ttl = [], 0.0
+            self.stats.failures += 1
+        keep = min(max(ttl, self.min_ttl), self.max_ttl) if found else self.negative_ttl
+        entry = _Records(tuple(found), self.clock() + keep)
+        if len(self._rr) >= self.max_entries:
+            self._rr.clear()  # rare (thousands of distinct domains): start over
+        self._rr[(rtype, name)] = entry
+        return entry
+
+    async def _target_flow(self, target: RingTarget) -> Flow | None:
+        """The first destination of a named target: located from its Request-URI when the
+        flow goes to the URI's own host (RFC 3263), else the flow's host by A/AAAA."""
+        try:
+            uri = parse_uri(target.uri)
+        except SipError:
+            uri = None
+        if isinstance(uri, SipUri) and uri.host.strip("[]").rstrip(".").lower() == target.flow.host:
+            flows = await self.locate_uri(uri)
+        else:
+            flow = await self.flow(target.flow)
+            flows = (flow,) if flow is not None else ()
+        return flows[0] if flows else None
+
     async def resolve_waves(self, waves: tuple[Wave, ...]) -> tuple[Wave, ...]:
         """``waves`` with every named target resolved; unresolvable targets dropped, and
         waves left empty with them (the call goes on to the next step)."""
-        names = list({t.flow.host for w in waves for t in w.targets if not is_ip(t.flow.host)})
-        if not names:
+        named = [t for w in waves for t in w.targets if not is_ip(t.flow.host)]
+        if not named:
             return waves
-        found = await asyncio.gather(*(self.addresses(n) for n in names))
-        answers = dict(zip(names, found, strict=True))
+        found = await asyncio.gather(*(self._target_flow(t) for t in named))
+        answers = {id(t): flow for t, flow in zip(named, found, strict=True)}
         out: list[Wave] = []
         for wave in waves:
             kept: list[RingTarget] = []
             for target in wave.targets:
-                host = target.flow.host
-                if is_ip(host):
+                if is_ip(target.flow.host):
                     kept.append(target)
-                elif answers[host]:
-                    kept.append(replace(target, flow=replace(target.flow, host=answers[host][0])))
+                elif (flow := answers[id(target)]) is not None:
+                    kept.append(replace(target, flow=flow))
                 else:
-                    log.warning("target %s: %s does not resolve, skipped", target.uri, host)
+                    log.warning(
+                        "target %s: %s does not resolve, skipped", target.uri, target.flow.host
+                    )
             if kept:
                 out.append(replace(wave, targets=tuple(kept)))
         return tuple(out)

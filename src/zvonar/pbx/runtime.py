@@ -41,7 +41,8 @@ from zvonar.media.io import EmbeddedMediaEngine
 from zvonar.media.prompts import hold_music_path
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.credentials import DirectoryCredentialStore, RealmDomains, TenantChallenger
-from zvonar.pbx.dns import HostResolver, resolving
+from zvonar.pbx.dns import HostResolver, resolving, system_lookup
+from zvonar.pbx.dns_client import DnsClient
 from zvonar.pbx.heap import release_heap, settle_heap
 from zvonar.pbx.invite_auth import InviteGate, TrunkSources
 from zvonar.pbx.location_sql import SqlLocationStore
@@ -168,7 +169,10 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
     trunk_sources = TrunkSources(container.db)
     await trunk_sources.load()
     detach.append(trunk_sources.attach(container.bus))
-    dns = HostResolver()
+    records = DnsClient.system_or_none(config.dns_servers)
+    # Servers of our own answer A/AAAA too; else getaddrinfo does (it reads /etc/hosts).
+    lookup = records.addresses if records is not None and config.dns_servers else system_lookup
+    dns = HostResolver(records=records, lookup=lookup)
     outbound = OutboundCalls(container.db, credentials, container.contacts.index, dns=dns)
     detach.append(outbound.attach(container.bus))
 
