@@ -5,6 +5,7 @@ events each case must publish."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -29,7 +30,7 @@ from zvonar.calls.plan import Plan, Reject, RingTarget, Wave
 from zvonar.media.engine import UnsupportedError
 from zvonar.sip.io.testserver import CallLeg
 from zvonar.sip.message import SipRequest
-from zvonar.sip.ua import IncomingRequest
+from zvonar.sip.ua import Flow, IncomingRequest
 from zvonar.sip.uri import parse_uri
 
 T = TypeVar("T")
@@ -453,3 +454,46 @@ async def test_our_invites_and_answers_say_what_we_allow(
     assert set(ok.header_values("Allow")) == allowed  # type: ignore[attr-defined]
     hang_up(caller, leg)
     await pbx.wait_ended()
+
+
+async def test_a_silent_carrier_is_passed_over_without_waiting_for_timer_b(
+    pbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    """A carrier's server that never answers at all (not even 100 Trying) is left after the
+    wave's ``silence`` bound, not after the INVITE transaction's 32 s."""
+    caller, carrier = phones
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as hole:
+        hole.bind(("127.0.0.1", 0))  # bound, never read: the INVITE goes nowhere
+        dead = RingTarget(
+            f"sip:dead@127.0.0.1:{hole.getsockname()[1]}",
+            Flow("UDP", "127.0.0.1", hole.getsockname()[1]),
+        )
+        pbx.resolver.plans["out"] = _outbound(
+            Wave((dead,), 30, silence=0.3), Wave((target(carrier, "answer"),), 5)
+        )
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        leg = dial(caller, pbx, "out")
+        assert await final_status(leg, within=3) == 200  # the next carrier, within seconds
+        assert 0.25 <= loop.time() - began < 2.5
+        hang_up(caller, leg)
+        (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.answered
+    ends = [e.reason for e in pbx.bus.of_type(LegEnded)]
+    assert ends[0] is LegEndReason.no_answer  # the silent one: a 408 of our own
+
+
+async def test_a_carrier_that_rings_is_not_silent(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
+    """A provisional response (here 180) keeps the fork: only the wave's timeout ends it."""
+    caller, carrier = phones
+    pbx.resolver.plans["out"] = _outbound(
+        Wave((target(carrier, "ring"),), 1.0, silence=0.2), Wave((target(carrier, "answer"),), 5)
+    )
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    leg = dial(caller, pbx, "out")
+    status = await final_status(leg, within=5)
+    # Rung for the wave's whole second; unanswered is the callee's, so no next carrier.
+    assert loop.time() - began >= 0.9 and status == 480
+    await pbx.wait_ended()
+    assert len(pbx.bus.of_type(CallRinging)) == 1

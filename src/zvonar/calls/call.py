@@ -60,7 +60,14 @@ from zvonar.calls.signalling import response_to
 from zvonar.calls.steps import StepTimeout
 from zvonar.calls.teardown import finish, give_up, hangup_all, hangup_fork, release, stop_fork
 from zvonar.calls.transfer import TransferOrder, blind_transfer, ordered_transfer
-from zvonar.calls.waves import WaveTimeout, fork_over, next_wave, wave_timeout
+from zvonar.calls.waves import (
+    SilenceTimeout,
+    WaveTimeout,
+    fork_over,
+    next_wave,
+    silence_timeout,
+    wave_timeout,
+)
 from zvonar.media.engine import (
     DtmfReceived,
     MediaEvent,
@@ -107,6 +114,7 @@ CallInput = (
     UaEvent
     | MediaEvent
     | WaveTimeout
+    | SilenceTimeout
     | StepTimeout
     | QueueSignal
     | Shutdown
@@ -150,6 +158,7 @@ class Call:
         self.final: Reject | None = None
         self.done = False
         self.wave_timer: asyncio.TimerHandle | None = None
+        self.silence_timer: asyncio.TimerHandle | None = None  # the wave's Wave.silence
         self._started_event = False
         self.final_disposition = Disposition.failed
         self.caller_offer: SessionDescription | None = None  # the caller's SDP, parsed
@@ -276,6 +285,8 @@ class Call:
             await hangup_all(self, HangupSide.system)
         elif isinstance(item, WaveTimeout):
             await wave_timeout(self, item.wave)
+        elif isinstance(item, SilenceTimeout):
+            await silence_timeout(self, item.wave)
         elif isinstance(item, DtmfReceived):
             leg_id = self._leg_of_media(item.leg_id)
             await self.publish(CallDtmf, leg_id=leg_id, digit=item.digit, duration=item.duration)
@@ -327,6 +338,7 @@ class Call:
         resp = event.response
         if fork is None or resp.cseq.method != "INVITE" or event.request is not fork.request:
             return
+        fork.heard = True
         if resp.status < 200:
             if resp.status > 100 and fork.state is LegState.INVITING:
                 await self._ringing(fork, resp.body)
@@ -571,6 +583,9 @@ class Call:
         if self.wave_timer is not None:
             self.wave_timer.cancel()
             self.wave_timer = None
+        if self.silence_timer is not None:
+            self.silence_timer.cancel()
+            self.silence_timer = None
 
     # -- events ---------------------------------------------------------------------------------
 

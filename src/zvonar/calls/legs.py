@@ -93,6 +93,7 @@ class CalleeLeg:
     early: bytes | None = None  # the SDP of its first 18x that carried one (early.py)
     rang: bool = False  # CallRinging went out (at its first 18x, else at its answer)
     final: tuple[int, str] | None = None  # its final non-2xx response (status, reason)
+    heard: bool = False  # any response to its INVITE came (100 Trying counts)
     # Answered, and asked to confirm ("press 1", accept.py): the timer of its silence, and
     # the answer its 2xx carried, for when it accepts.
     accept_timer: asyncio.TimerHandle | None = field(default=None, repr=False)

@@ -161,12 +161,18 @@ class Wave:
 
     targets: tuple[RingTarget, ...]
     timeout: float = 30.0
+    # Seconds a target may stay silent — no response at all, not even 100 Trying — before it
+    # counts as unreachable (408) and the call moves on: a carrier's dead server is left in
+    # seconds, not after the INVITE transaction's 32 s (RFC 3263 §4.3 failover). None: wait.
+    silence: float | None = None
 
     def __post_init__(self) -> None:
         if not self.targets:
             raise ValueError("a wave needs at least one target")
         if not self.timeout > 0:
             raise ValueError("a wave timeout must be > 0 seconds")
+        if self.silence is not None and not self.silence > 0:
+            raise ValueError("a wave's silence bound must be > 0 seconds")
 
 
 @dataclass(frozen=True)

@@ -18,20 +18,34 @@ from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import Plan, Reject, RingTarget, Wave
 from zvonar.calls.sdp_bridge import new_offer_answer
 from zvonar.calls.signalling import invite_request
-from zvonar.calls.teardown import give_up, release, stop_fork, tried
+from zvonar.calls.teardown import give_up, hangup_fork, release, stop_fork, tried
 from zvonar.media.errors import MediaError
 from zvonar.sip.errors import SipError
 
 if TYPE_CHECKING:
     from zvonar.calls.call import Call
 
-__all__ = ["WaveTimeout", "fork_over", "next_wave", "ring_wave", "start_fork", "wave_timeout"]
+__all__ = [
+    "SilenceTimeout",
+    "WaveTimeout",
+    "fork_over",
+    "next_wave",
+    "ring_wave",
+    "silence_timeout",
+    "start_fork",
+    "wave_timeout",
+]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class WaveTimeout:
+    wave: int
+
+
+@dataclass(frozen=True)
+class SilenceTimeout:
     wave: int
 
 
@@ -83,6 +97,8 @@ async def ring_wave(call: Call, wave: Wave) -> None:
     if not call.tracker.over:
         loop = asyncio.get_running_loop()
         call.wave_timer = loop.call_later(wave.timeout, call.put, WaveTimeout(call.wave))
+        if wave.silence is not None and wave.silence < wave.timeout:
+            call.silence_timer = loop.call_later(wave.silence, call.put, SilenceTimeout(call.wave))
     elif call.route is not None and call.round == 0:
         await call.after_wave()
 
@@ -163,6 +179,26 @@ async def wave_timeout(call: Call, wave: int) -> None:
             await stop_fork(call, fork, LegEndReason.no_answer)
     if call.tracker.over:
         await next_wave(call)
+
+
+async def silence_timeout(call: Call, wave: int) -> None:
+    """``Wave.silence`` ran out: a fork that has heard nothing at all is unreachable (408,
+    as if its transaction had timed out) and the wave goes on without it. Its CANCEL waits
+    for a provisional that may never come (§9.1); a 2xx that comes after all gets ACK + BYE
+    (``Call._answered``), and the transaction's own timeout later finds the fork over."""
+    call.silence_timer = None
+    if wave != call.wave or call.winner is not None or call.done:
+        return
+    for leg_id in call.tracker.live:
+        fork = call.forks[leg_id]
+        if fork.heard or fork.state is not LegState.INVITING:
+            continue
+        log.info("call %s: %s silent, passed over", call.call_id, leg_id)
+        fork.final = (408, "Request Timeout")
+        hangup_fork(call, fork)
+        await fork_over(call, fork, LegEndReason.no_answer)
+        if call.done or wave != call.wave:
+            return  # the call moved on (next wave, or over) while this fork ended
 
 
 async def fork_over(call: Call, fork: CalleeLeg, reason: LegEndReason) -> None:
