@@ -390,7 +390,8 @@ async def test_trunks(client: httpx.AsyncClient, tenant_a: Tenant, container: Co
             "transport": "tcp",
         },
     )
-    assert reg["host"] == "sip.carrier.example" and reg["port"] == 5060
+    # No port given: the carrier is located by DNS SRV (RFC 3263), so none is stored.
+    assert reg["host"] == "sip.carrier.example" and reg["port"] is None
     assert reg["caller_id"] == "+74951234567" and reg["has_password"] is True
     assert "password" not in reg
     async with container.db.read() as s:
@@ -459,6 +460,10 @@ async def test_trunks(client: httpx.AsyncClient, tenant_a: Tenant, container: Co
     assert error(r, 422) == "credentials_required"
     r = await client.patch(url, json={"port": 5080, "transport": "tls"}, headers=tenant_a.headers)
     assert r.status_code == 200 and (r.json()["port"], r.json()["transport"]) == (5080, "tls")
+    r = await client.patch(url, json={"port": None}, headers=tenant_a.headers)  # back to SRV
+    assert r.status_code == 200 and r.json()["port"] is None
+    r = await client.patch(url, json={"transport": None}, headers=tenant_a.headers)
+    assert error(r, 422) == "validation_error"  # a transport is always set
 
     number = await created(
         client, tenant_a, "/numbers", {"number": "+74951112233", "trunk_id": reg["id"]}

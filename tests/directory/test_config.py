@@ -92,7 +92,7 @@ async def test_apply_creates_everything_then_export_round_trips(
         "trunks": {
             "main": {
                 "host": "sip.carrier.example",
-                "port": 5060,
+                "port": None,  # located by DNS SRV
                 "transport": "udp",
                 "auth_mode": "registration",
                 "username": "acc1",
@@ -240,7 +240,7 @@ async def test_updates_deletes_and_secrets(container: Container, tenant_a: Tenan
     fields = {f.field: (f.old, f.new) for f in by_key["employee", "101"].fields}
     assert fields == {"name": ("Ольга", "Ольга С."), "sip_password": ("***", "***")}
     fields = {f.field: (f.old, f.new) for f in by_key["trunk", "main"].fields}
-    assert fields == {"port": (5060, 5070)}
+    assert fields == {"port": (None, 5070)}
     fields = {f.field: (f.old, f.new) for f in by_key["number", "+78005553535"].fields}
     assert fields == {"trunk": ("office", "backup")}
     assert by_key["employee", "101"].describe() == (

@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.sip.peers.harness import SIPP, finish_sipp, free_port, sipp_command, start_sipp
+from tests.support.dnsmasq import Zone, dnsmasq, needs_dnsmasq
 from zvonar.container import Container
 from zvonar.directory.models import Transport, TrunkAuth
 from zvonar.directory.schemas import TrunkIn, TrunkPatch
 from zvonar.pbx.dns import HostResolver
+from zvonar.pbx.dns_client import DnsClient
 from zvonar.pbx.trunk_registration import UNREADABLE, RegState, TrunkRegistrations
 from zvonar.sip.io.runner import SipRunner
 from zvonar.sip.outbound import Registered, RegistrationFailed
@@ -325,3 +327,48 @@ async def test_a_password_that_does_not_open_is_shown_failed_and_not_sent(
         assert seen.events == []  # no REGISTER went out
     finally:
         await regs.stop()
+
+
+@needs_dnsmasq
+async def test_registers_at_a_registrar_located_by_srv(
+    container: Container, runner: SipRunner, tmp_path: Path
+) -> None:
+    """A trunk with a domain and no port: its registrar is where the domain's SRV records
+    point (RFC 3263 §4.2), and the REGISTER's Request-URI keeps the domain."""
+    carrier = Carrier(tmp_path)
+    await carrier.start(
+        registrar_xml(
+            _exchange(0, expires="3600", grant="60"),
+            _exchange(1, expires="0", grant=None),
+        )
+    )
+    seeded = await seed_account(container)
+    await container.directory.create_trunk(
+        seeded.principal,
+        TrunkIn(
+            name="carrier",
+            host="carrier.zvonar.test",
+            auth_mode=TrunkAuth.registration,
+            username=USER,
+            password=PASSWORD,
+        ),
+    )
+    zone = Zone(
+        srv=[("_sip._udp.carrier.zvonar.test", "reg.carrier.zvonar.test", carrier.port, 10, 0)],
+        hosts=[("reg.carrier.zvonar.test", ["127.0.0.1"])],
+    )
+    seen = Seen(runner)
+    with dnsmasq(zone, tmp_path) as dns_port:
+        client = DnsClient([("127.0.0.1", dns_port)], timeout=1.0)
+        dns = HostResolver(records=client, lookup=client.addresses)
+        regs = TrunkRegistrations(container.db, runner, dns, retry_base=1.0)
+        try:
+            await regs.start()
+            await seen.until(Registered, 1)
+            (status,) = regs.status()
+            assert status.state is RegState.registered and status.last_status == 200
+            assert status.registrar == "carrier.zvonar.test;transport=udp"
+        finally:
+            await regs.stop(within=5)
+    successful, describe = await carrier.finish()
+    assert successful == 1, describe

@@ -35,7 +35,7 @@ class _Spec(BaseModel):
 
 class TrunkSpec(_Spec):
     host: HostText
-    port: int = Field(default=5060, ge=1, le=65535)
+    port: int | None = Field(default=None, ge=1, le=65535)  # None: DNS SRV (RFC 3263)
     transport: Transport = Transport.udp
     auth_mode: TrunkAuth = TrunkAuth.registration
     username: ShortName | None = None

@@ -118,7 +118,8 @@ class Trunk(IdMixin, TimestampMixin, Base):
     )
     name: Mapped[str] = mapped_column(String(100))
     host: Mapped[str] = mapped_column(String(253))
-    port: Mapped[int] = mapped_column(default=5060)
+    # None: located by DNS SRV (RFC 3263 §4.2), then A/AAAA at 5060.
+    port: Mapped[int | None] = mapped_column(default=None)
     transport: Mapped[Transport] = mapped_column(_enum(Transport))
     auth_mode: Mapped[TrunkAuth] = mapped_column(_enum(TrunkAuth))
     username: Mapped[str | None] = mapped_column(String(128))

@@ -206,7 +206,13 @@ class NumberOut(Output):
 class TrunkIn(StrictInput):
     name: ShortName
     host: HostText
-    port: int = Field(default=5060, ge=1, le=65535)
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="None: the carrier is located by DNS SRV (_sip._udp.<host>…, RFC 3263), "
+        "then the host's address at 5060.",
+    )
     transport: Transport = Transport.udp
     auth_mode: TrunkAuth = TrunkAuth.registration
     username: ShortName | None = None
@@ -220,9 +226,7 @@ class TrunkIn(StrictInput):
 
 
 class TrunkPatch(PatchInput):
-    NOT_NULL = frozenset(
-        {"name", "host", "port", "transport", "auth_mode", "allowed_sources", "active"}
-    )
+    NOT_NULL = frozenset({"name", "host", "transport", "auth_mode", "allowed_sources", "active"})
 
     name: ShortName | None = None
     host: HostText | None = None
@@ -241,7 +245,7 @@ class TrunkOut(Output):
     id: uuid.UUID
     name: str
     host: str
-    port: int
+    port: int | None
     transport: Transport
     auth_mode: TrunkAuth
     username: str | None

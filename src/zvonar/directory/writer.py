@@ -520,10 +520,10 @@ class DirectoryWriter:
     async def update_trunk(self, trunk: Trunk, patch: TrunkPatch) -> list[str]:
         sent = patch.model_fields_set
         new: dict[str, Any] = {}
-        for plain in ("name", "port", "transport", "auth_mode", "active"):
+        for plain in ("name", "transport", "auth_mode", "active"):
             if plain in sent:
                 new[plain] = _given(getattr(patch, plain), plain)
-        for nullable in ("username", "password"):
+        for nullable in ("port", "username", "password"):  # port None: located by SRV
             if nullable in sent:
                 new[nullable] = getattr(patch, nullable)
         if "host" in sent:

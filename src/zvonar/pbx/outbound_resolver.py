@@ -14,13 +14,17 @@ The PBX resolver hands every call whose ``InboundCall.auth`` names an account he
                   outbound, From/P-Asserted-Identity = the chosen caller ID (a trunk that does
                   not host it shows its own); the next trunk rings only when the carrier
                   failed (CARRIER_FAILURES: 408, 5xx, refused credentials), else the caller
-                  gets the carrier's answer (486 busy, 404) as it came
+                  gets the carrier's answer (486 busy, 404) as it came; a carrier silent
+                  for CARRIER_SILENCE (not even 100 Trying) counts as failed (408)
 
 The guard's slot is released on the call's CallEnded (``attach(bus)``), or at once when the
 call cannot be placed after admission. A trunk's host may be a name: with a ``dns``
-(pbx/dns.py) it is resolved when chosen, and a trunk whose name does not resolve is passed
-over for the next best one (503 only when none is left); without one, only IP-literal hosts
-are reachable.
+(pbx/dns.py) it is located when chosen (RFC 3263: SRV for the trunk's transport when the
+trunk names no port, else A/AAAA), and each of its destinations, in SRV order, is a wave of
+its own — a carrier's server that times out or answers 503 hands the call to the next one
+(§4.3), then to the next trunk. A trunk whose name locates nothing is passed over for the
+next best one (503 only when none is left); without a ``dns``, only IP-literal hosts are
+reachable.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from zvonar.outbound.errors import InvalidDialString, NoTrunk
 from zvonar.outbound.tollfraud import Deny, TollFraudGuard
 from zvonar.outbound.trunks import TrunkOption, rank_trunks
 from zvonar.pbx.credentials import DirectoryCredentialStore
-from zvonar.pbx.dns import HostResolver, is_ip, named_flow
+from zvonar.pbx.dns import HostResolver, is_ip, named_flow, server_part
 from zvonar.pbx.snapshot import trunk_credentials
 from zvonar.sip.ua import Flow
 from zvonar.store.db import Database
@@ -59,6 +63,10 @@ log = logging.getLogger(__name__)
 
 OUTBOUND_RING_SECONDS = 90.0
 MAX_TRUNKS = 3  # carriers an outbound call fails over to, at most
+MAX_SERVERS = 4  # of one carrier's servers (SRV targets and their addresses), at most
+# A carrier's server that has not even said 100 Trying by then is taken for dead and the next
+# server or trunk is tried (Wave.silence): over UDP that is four sends of the INVITE.
+CARRIER_SILENCE = 5.0
 # A carrier's final responses that are its own failure, not the callee's: the next trunk is
 # tried (no answer at all, an overloaded or broken carrier, credentials or a quota refused).
 # Busy, "no such number", declined and the like end the call: they would be the same there.
@@ -190,18 +198,18 @@ class OutboundCalls:
             # trunk hosts goes out as this trunk's own number here (a failover trunk).
             elsewhere = caller_id is not None and owner.get(caller_id) not in (None, trunk.id)
             shown = (trunk.caller_id if elsewhere else None) or caller_id or trunk.caller_id
-            # The Request-URI keeps the trunk's name (RFC 3263 §4: resolved only for sending).
-            host = trunk.host.strip("[]")
-            host = f"[{host}]" if ":" in host else host
+            # The Request-URI keeps the trunk's name (RFC 3263 §4: resolved only for sending)
+            # and, located by SRV, no port of one server but the transport it was found for.
+            where = server_part(trunk.host, trunk.port, trunk.transport.value)
             ring = RingTarget(
-                f"sip:{callee}@{host}:{flow.port}",
+                f"sip:{callee}@{where}",
                 flow,
                 Target(TargetKind.external, callee),
                 label="out",
                 from_user=shown,
                 auth=trunk_credentials(trunk, self.db.sealer),
             )
-            waves.append(Wave((ring,), OUTBOUND_RING_SECONDS))
+            waves.append(Wave((ring,), OUTBOUND_RING_SECONDS, silence=CARRIER_SILENCE))
             log.info("call %s: %s via %s as %s", call.call_id, callee, trunk.name, shown)
         return Plan(
             account_id=account.id,
@@ -224,19 +232,22 @@ class OutboundCalls:
         by_id: dict[uuid.UUID, Trunk],
         caller_id: str | None,
     ) -> list[tuple[Trunk, Flow]]:
-        """The trunks whose hosts resolve, best first, with the flows to them (at most
-        MAX_TRUNKS); NoTrunk when none does."""
+        """The trunks whose hosts resolve, best first, each with the flows to its servers in
+        the order to try them (at most MAX_TRUNKS trunks); NoTrunk when none does."""
         found: list[tuple[Trunk, Flow]] = []
+        trunks = 0
         for choice in rank_trunks(callee, options, caller_id=caller_id):  # NoTrunk if empty
             trunk = by_id[choice.id]
             flow = _trunk_flow(trunk, self.dns is not None)
+            flows: tuple[Flow, ...] = () if flow is None else (flow,)
             if flow is not None and self.dns is not None:
-                flow = await self.dns.flow(flow)
-            if flow is None:
+                flows = await self.dns.locate(trunk.host, trunk.port, flow.transport)
+            if not flows:
                 log.warning("trunk %s: %s does not resolve, passed over", trunk.name, trunk.host)
                 continue
-            found.append((trunk, flow))
-            if len(found) == MAX_TRUNKS:
+            found.extend((trunk, f) for f in flows[:MAX_SERVERS])
+            trunks += 1
+            if trunks == MAX_TRUNKS:
                 break
         if not found:
             raise NoTrunk(f"no trunk that can dial {callee} is reachable")

@@ -17,7 +17,7 @@ from zvonar.calls.events import Target, TargetKind
 from zvonar.calls.plan import RingTarget
 from zvonar.media.engine import PromptNotFoundError
 from zvonar.media.prompts import prompt_path
-from zvonar.pbx.dns import named_flow
+from zvonar.pbx.dns import named_flow, server_part
 from zvonar.pbx.snapshot import AccountInfo, Person, TrunkInfo
 from zvonar.routing.engine import Dial
 from zvonar.routing.scheme import TargetKind as RouteKind
@@ -134,6 +134,6 @@ def via_trunk(
     flow = named_flow(trunk.host, trunk.port, trunk.transport)
     if flow is None:
         return None
-    uri_host = f"[{flow.host}]" if ":" in flow.host else flow.host
-    uri = f"sip:{number}@{uri_host}:{flow.port}"
+    # No port: the URI names the transport and pbx.dns locates the carrier by SRV.
+    uri = f"sip:{number}@{server_part(flow.host, trunk.port, trunk.transport)}"
     return RingTarget(uri, flow, target, label, auth=trunk.auth, diversion=diverted_by)

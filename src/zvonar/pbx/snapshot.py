@@ -113,7 +113,7 @@ class TrunkInfo:
     id: uuid.UUID
     name: str
     host: str
-    port: int
+    port: int | None  # None: located by DNS SRV
     transport: str  # "udp" | "tcp" | "tls"
     auth: ClientCredentials | None = field(default=None, repr=False)  # for INVITE challenges
     caller_id: str | None = None  # the number its calls show by default

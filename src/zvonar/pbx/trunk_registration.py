@@ -38,7 +38,7 @@ from zvonar.core.events import Event
 from zvonar.directory.events import TrunkChanged
 from zvonar.directory.models import Trunk, TrunkAuth
 from zvonar.directory.secrets import open_password
-from zvonar.pbx.dns import HostResolver, is_ip, named_flow
+from zvonar.pbx.dns import HostResolver, is_ip, named_flow, server_part
 from zvonar.sip.auth import ClientCredentials
 from zvonar.sip.errors import SipError
 from zvonar.sip.io.runner import SipRunner
@@ -81,7 +81,7 @@ class TrunkRegistrationStatus:
     trunk_id: uuid.UUID
     account_id: uuid.UUID
     trunk_name: str
-    registrar: str  # host:port we register at
+    registrar: str  # host:port (host;transport=… when located by SRV) we register at
     state: RegState
     expires: int | None = None
     last_status: int | None = None  # the last final response (None: timeout / no answer)
@@ -96,7 +96,7 @@ class _Settings:
     """What a trunk's registration depends on: a change re-registers it."""
 
     domain: str
-    port: int
+    port: int | None  # None: located by SRV
     transport: str
     username: str
     password: str = field(repr=False)
@@ -186,7 +186,7 @@ class TrunkRegistrations:
                         trunk_id=t.id,
                         account_id=t.account_id,
                         trunk_name=t.name,
-                        registrar=f"{t.registrar or t.host}:{t.port}",
+                        registrar=server_part(t.registrar or t.host, t.port, t.transport),
                         state=RegState.failed,
                         last_reason=UNREADABLE,
                         updated_at=self.clock(),
@@ -234,7 +234,7 @@ class TrunkRegistrations:
             trunk_id=trunk.id,
             account_id=trunk.account_id,
             trunk_name=trunk.name,
-            registrar=f"{cfg.domain}:{cfg.port}",
+            registrar=server_part(cfg.domain, cfg.port, cfg.transport),
             state=RegState.resolving,
             updated_at=self.clock(),
         )
@@ -250,7 +250,10 @@ class TrunkRegistrations:
             return
         resolved: Flow | None = flow
         if not is_ip(flow.host):
-            resolved = await self.dns.flow(flow) if self.dns is not None else None
+            # RFC 3263: SRV when the trunk names no port. The binding goes to the first
+            # destination; OutboundRegistration's retries stay with it (no §4.3 rotation yet).
+            located = await self.dns.locate(cfg.domain, cfg.port, cfg.transport) if self.dns else ()
+            resolved = located[0] if located else None
         if self._slots.get(slot.trunk_id) is not slot:
             return  # dropped while we looked the name up
         if resolved is None:
@@ -279,6 +282,8 @@ class TrunkRegistrations:
         )
         domain = f"[{cfg.domain}]" if ":" in cfg.domain else cfg.domain
         explicit_port = None if cfg.port == 5060 else cfg.port
+        if cfg.port is None and not is_ip(cfg.domain):
+            params = (("transport", cfg.transport.lower()),)  # located by SRV for it
         config = RegistrationConfig(
             registrar=SipUri("sip", None, None, domain, explicit_port, params),
             aor=SipUri("sip", cfg.username, None, domain),
