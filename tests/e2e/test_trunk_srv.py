@@ -9,12 +9,16 @@ the domain and no port, and the PBX is told to ask that dnsmasq (``dns_servers``
 * the primary answers ``503 Service Unavailable``; the call goes to the backup, which
   answers; 101 talks and hangs up. Both servers see the carrier's domain in the
   Request-URI (``sip:+7383…@carrier.zvonar.test;transport=udp``), not an address;
-* with the primary answering, the backup is never tried.
+* with the primary answering, the backup is never tried;
+* the primary is silent (a socket that reads nothing: a dead server): after 5 s without even
+  a 100 Trying the backup takes the call, not after the INVITE transaction's 32 s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -49,6 +53,9 @@ RURI_CHECK = """<recv request="INVITE">
   </recv>"""
 
 
+SILENT = "silent"  # the primary: a bound socket that never answers
+
+
 def _checked(xml: str) -> str:
     assert '<recv request="INVITE"/>' in xml
     xml = xml.replace('<recv request="INVITE"/>', RURI_CHECK, 1)
@@ -57,9 +64,14 @@ def _checked(xml: str) -> str:
 
 async def _dial(
     app: Container, tmp_path: Path, primary: str | None, backup: str | None
-) -> tuple[dict[str, bool], list[LegEndReason], Disposition]:
+) -> tuple[dict[str, bool], list[LegEndReason | None], Disposition | None]:
     alpha = await seed_account(app, "alpha")
+    stack = ExitStack()
     ports = {"primary": free_port(), "backup": free_port()}
+    if primary == SILENT:
+        hole = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        hole.bind(("127.0.0.1", 0))
+        ports["primary"], primary = hole.getsockname()[1], None
     await app.directory.create_trunk(
         alpha.principal,
         TrunkIn(
@@ -81,7 +93,7 @@ async def _dial(
         ],
     )
     runs: dict[str, bool] = {}
-    with dnsmasq(zone, tmp_path) as dns_port:
+    with stack, dnsmasq(zone, tmp_path) as dns_port:
         pbx_port = free_port()
         config = PbxConfig(
             sip_port=pbx_port,
@@ -136,3 +148,14 @@ async def test_the_primary_server_takes_the_call_when_it_can(
     runs, legs, disposition = await _dial(app, tmp_path, sippkit.uas_answer(), None)
     assert runs == {"caller": True, "primary": True}, runs
     assert legs == [LegEndReason.completed] and disposition is Disposition.answered
+
+
+async def test_a_silent_server_is_left_after_five_seconds(app: Container, tmp_path: Path) -> None:
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    runs, legs, disposition = await _dial(app, tmp_path, SILENT, sippkit.uas_answer())
+    took = loop.time() - began
+    assert runs == {"caller": True, "backup": True}, runs
+    assert legs == [LegEndReason.no_answer, LegEndReason.completed]  # our own 408, then talk
+    assert disposition is Disposition.answered
+    assert 5 <= took < 20, took  # CARRIER_SILENCE, far from Timer B's 32 s
