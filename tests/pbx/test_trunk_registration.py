@@ -372,3 +372,77 @@ async def test_registers_at_a_registrar_located_by_srv(
             await regs.stop(within=5)
     successful, describe = await carrier.finish()
     assert successful == 1, describe
+
+
+REFUSE_503 = (
+    """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="an overloaded registrar server">
+  <recv request="REGISTER"/>
+  <send><![CDATA[
+
+      SIP/2.0 503 Service Unavailable"""
+    + _REPLY
+    + """
+      Content-Length: 0
+
+  ]]></send>
+</scenario>
+"""
+)
+
+
+@needs_dnsmasq
+async def test_a_failing_registrar_server_sends_the_retry_to_the_next(
+    container: Container, runner: SipRunner, tmp_path: Path
+) -> None:
+    """SRV lists two servers; the first answers 503 (RFC 3263 §4.3): the retry goes to the
+    second, which takes the binding, and the un-REGISTER goes there too."""
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    overloaded, backup = Carrier(tmp_path / "one"), Carrier(tmp_path / "two")
+    await overloaded.start(REFUSE_503)
+    await backup.start(
+        registrar_xml(
+            _exchange(0, expires="3600", grant="60"),
+            _exchange(1, expires="0", grant=None),
+        )
+    )
+    seeded = await seed_account(container)
+    await container.directory.create_trunk(
+        seeded.principal,
+        TrunkIn(
+            name="carrier",
+            host="carrier.zvonar.test",
+            auth_mode=TrunkAuth.registration,
+            username=USER,
+            password=PASSWORD,
+        ),
+    )
+    srv = "_sip._udp.carrier.zvonar.test"
+    zone = Zone(
+        srv=[
+            (srv, "reg1.carrier.zvonar.test", overloaded.port, 10, 0),
+            (srv, "reg2.carrier.zvonar.test", backup.port, 20, 0),
+        ],
+        hosts=[(f"reg{i}.carrier.zvonar.test", ["127.0.0.1"]) for i in (1, 2)],
+    )
+    seen = Seen(runner)
+    with dnsmasq(zone, tmp_path) as dns_port:
+        client = DnsClient([("127.0.0.1", dns_port)], timeout=1.0)
+        dns = HostResolver(records=client, lookup=client.addresses)
+        regs = TrunkRegistrations(container.db, runner, dns, retry_base=1.0)
+        try:
+            await regs.start()
+            await seen.until(RegistrationFailed, 1)
+            (status,) = regs.status()
+            assert status.last_status == 503
+            assert status.server == f"127.0.0.1:{backup.port}"  # where the retry will go
+            await seen.until(Registered, 1)
+            (status,) = regs.status()
+            assert status.state is RegState.registered
+            assert status.server == f"127.0.0.1:{backup.port}"
+        finally:
+            await regs.stop(within=5)
+    assert (await overloaded.finish())[0] == 1
+    successful, describe = await backup.finish()
+    assert successful == 1, describe  # the binding and its removal, both at the backup

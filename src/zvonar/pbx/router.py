@@ -55,6 +55,7 @@ class TrunkRegistrationOut(BaseModel):
     name: str
     registrar: str
     state: str
+    server: str | None
     expires: int | None
     last_status: int | None
     last_reason: str | None
@@ -93,6 +94,7 @@ async def pbx_status(p: CurrentPrincipal, rt: MaybePbx) -> PbxStatusOut:
                 name=t.trunk_name,
                 registrar=t.registrar,
                 state=t.state.value,
+                server=t.server,
                 expires=t.expires,
                 last_status=t.last_status,
                 last_reason=t.last_reason,

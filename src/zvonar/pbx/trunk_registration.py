@@ -10,8 +10,11 @@ admin sets it: skipped meanwhile). The binding (RFC 3261 §10.2):
 - digest (§22.2) answered by :class:`~zvonar.sip.outbound.OutboundRegistration`, which also
   refreshes before expiry (50-80 % of the granted time), backs off exponentially with jitter
   after a failure, honours 423 Min-Expires, and un-REGISTERs (Expires: 0) on :meth:`stop`;
-- a registrar host name goes through pbx/dns.py; one that does not resolve is retried with
-  the same back-off (the trunk shows ``unresolved`` meanwhile).
+- a registrar host name goes through pbx/dns.py (RFC 3263: SRV when the trunk names no
+  port); one that does not resolve is retried with the same back-off (the trunk shows
+  ``unresolved`` meanwhile). When the registrar has several servers, a REGISTER that times
+  out or gets 503 makes the retry go to the next one (§4.3), and the binding stays with
+  whichever server took it; ``server`` in the status says which.
 
 The registrations ride on the PBX's one ``UserAgent`` (``ua.add_registration``): their
 requests and timers are the runner's. Trunk edits (``TrunkChanged``) re-register the trunks
@@ -83,12 +86,22 @@ class TrunkRegistrationStatus:
     trunk_name: str
     registrar: str  # host:port (host;transport=… when located by SRV) we register at
     state: RegState
+    server: str | None = None  # the address:port our REGISTERs go to now
     expires: int | None = None
     last_status: int | None = None  # the last final response (None: timeout / no answer)
     last_reason: str | None = None
     failures: int = 0  # consecutive
     retry_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+# A registrar server's failures that send the retry to its next server (RFC 3263 §4.3: a
+# timeout or transport error, or 503); anything else is the account's and would repeat there.
+SERVER_FAILURES = frozenset({None, 500, 503, 504})
+
+
+def _where(flow: Flow) -> str:
+    return f"[{flow.host}]:{flow.port}" if ":" in flow.host else f"{flow.host}:{flow.port}"
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,8 @@ class _Slot:
     reg: OutboundRegistration | None = None
     retry: asyncio.TimerHandle | None = None
     dns_failures: int = 0
+    servers: tuple[Flow, ...] = ()  # the registrar's, in RFC 3263 order
+    server: int = 0  # the one in use
 
 
 class TrunkRegistrations:
@@ -249,11 +264,16 @@ class TrunkRegistrations:
             self._set(slot, state=RegState.unsupported, last_reason=f"{cfg.transport} trunk")
             return
         resolved: Flow | None = flow
+        servers: tuple[Flow, ...] = (flow,)
         if not is_ip(flow.host):
-            # RFC 3263: SRV when the trunk names no port. The binding goes to the first
-            # destination; OutboundRegistration's retries stay with it (no §4.3 rotation yet).
+            # RFC 3263: SRV when the trunk names no port. Only servers reachable from the
+            # first one's socket are kept: the Via and Contact are that socket's.
             located = await self.dns.locate(cfg.domain, cfg.port, cfg.transport) if self.dns else ()
             resolved = located[0] if located else None
+            servers = tuple(
+                f for f in located if resolved and f.transport == resolved.transport
+                and (":" in f.host) == (":" in resolved.host)
+            )  # fmt: skip
         if self._slots.get(slot.trunk_id) is not slot:
             return  # dropped while we looked the name up
         if resolved is None:
@@ -296,8 +316,9 @@ class TrunkRegistrations:
         )
         reg = OutboundRegistration(config, rng=self.rng)
         slot.reg = reg
+        slot.servers, slot.server = servers, 0
         self._by_reg[id(reg)] = slot
-        self._set(slot, state=RegState.registering, retry_at=None)
+        self._set(slot, state=RegState.registering, retry_at=None, server=_where(resolved))
         now = self.runner.loop.time()
         ua.add_registration(reg, resolved, now)
         self.runner.pump(now)
@@ -344,6 +365,11 @@ class TrunkRegistrations:
             log.info("trunk %s: registered for %d s", slot.status.trunk_name, e.expires)
         elif isinstance(e, RegistrationFailed):
             wait = None if e.retry_at is None else e.retry_at - e.at
+            if e.status in SERVER_FAILURES and e.retry_at is not None and len(slot.servers) > 1:
+                slot.server = (slot.server + 1) % len(slot.servers)
+                nxt = slot.servers[slot.server]
+                self.runner.ua.move_registration(event.registration, nxt)
+                self._set(slot, server=_where(nxt))
             self._set(
                 slot,
                 state=RegState.failed,

@@ -400,6 +400,12 @@ class UserAgent:
         registration.start(now)
         self._pump_registration(registration, flow, now)
 
+    def move_registration(self, registration: OutboundRegistration, flow: Flow) -> None:
+        """Send ``registration``'s next requests (its retry, its refreshes) to ``flow``: the
+        registrar's next server after this one failed (RFC 3263 §4.3)."""
+        if id(registration) in self._reg_flows:
+            self._reg_flows[id(registration)] = (registration, flow)
+
     def stop_registration(self, registration: OutboundRegistration, now: float) -> None:
         """Unregister (Expires: 0); the registration leaves the UA once that completes."""
         entry = self._reg_flows.get(id(registration))
