@@ -208,6 +208,8 @@ async def test_metrics_need_the_operators_token_and_count_what_happened(env: Env
         name="refused",
     )  # fmt: skip
     assert run.stats.successful == 1, run.describe()
+    # A name looked up twice: asked (the system resolver: /etc/hosts), then from the cache.
+    assert await env.rt.dns.addresses("localhost") == await env.rt.dns.addresses("localhost")
 
     r = await env.api.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert r.status_code == 200, r.text
@@ -222,6 +224,16 @@ async def test_metrics_need_the_operators_token_and_count_what_happened(env: Env
     assert got["zvonar_sip_registrations"] == 1
     assert got['zvonar_trunk_registrations{state="registered"}'] == 1
     assert got['zvonar_trunk_registrations{state="failed"}'] == 0
+    dns = env.rt.dns.stats
+    assert (
+        (dns.hits, dns.misses, dns.failures)
+        == (1, 1, 0)
+        == (
+            got['zvonar_dns_lookups_total{result="cached"}'],
+            got['zvonar_dns_lookups_total{result="asked"}'],
+            got['zvonar_dns_lookups_total{result="failed"}'],
+        )
+    )
     assert got["zvonar_journal_dropped_events_total"] == 0
     bus = env.container.bus
     assert isinstance(bus, InProcessBus)  # the e2e container's RecordingBus

@@ -189,6 +189,17 @@ def process_metrics(
         "From a caller's INVITE to our first INVITE for them (calls rung directly).",
         rt.b2bua.post_dial_delay,
     )
+    dns = rt.dns.stats
+    out += [
+        Metric(
+            "zvonar_dns_lookups_total",
+            "counter",
+            "Host name lookups of trunks and SIP targets (NAPTR/SRV/A/AAAA), by result.",
+            value,
+            (("result", result),),
+        )
+        for result, value in (("cached", dns.hits), ("asked", dns.misses), ("failed", dns.failures))
+    ]
     states = Counter(s.state for s in rt.registrations.status())
     out += [
         Metric(

@@ -179,5 +179,5 @@ def order_srv(records: Iterable[Srv], draw: Callable[[int], int]) -> list[Srv]:
 
 
 def from_srv(transport: str, ordered: Iterable[Srv]) -> list[Destination]:
-    """Destinations for SRV records already in order."""
-    return [Destination(transport, _name(r.target), r.port) for r in ordered]
+    """Destinations for SRV records already in order (a port of 0 reaches nobody: skipped)."""
+    return [Destination(transport, _name(r.target), r.port) for r in ordered if r.port > 0]
