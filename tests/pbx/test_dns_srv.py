@@ -12,19 +12,24 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.sip.peers.harness import free_port
 from tests.support.dnsmasq import Zone, dnsmasq, needs_dnsmasq
+from zvonar.accounts.models import Role
+from zvonar.app import create_app
 from zvonar.calls.events import Target, TargetKind
 from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject, RingTarget, Wave
 from zvonar.container import Container
 from zvonar.directory.models import TrunkAuth
 from zvonar.directory.schemas import TrunkIn
-from zvonar.pbx.config import parse_dns_servers
+from zvonar.pbx.config import PbxConfig, parse_dns_servers
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.dns import HostResolver, named_flow, server_part
 from zvonar.pbx.dns_client import DnsClient
 from zvonar.pbx.outbound_resolver import CARRIER_FAILURES, OutboundCalls
+from zvonar.pbx.runtime import start_pbx
 from zvonar.settings import Settings
 from zvonar.sip.ua import Flow
 
@@ -244,3 +249,81 @@ def test_server_part_and_dns_server_settings() -> None:
     assert Settings(dns_servers="127.0.0.1:5353").pbx_config().dns_servers == (("127.0.0.1", 5353),)
     with pytest.raises(ValueError, match="not a DNS server"):
         Settings(dns_servers="127.0.0.1:99999")
+
+
+async def test_the_api_shows_where_a_trunks_calls_go(container: Container, tmp_path: Path) -> None:
+    alpha = await seed_account(container)
+    beta = await seed_account(container, "beta", number="+74951234568")
+    made = {}
+    for name, host, port in (
+        ("by-srv", "carrier.zvonar.test", None),
+        ("by-name", "a.carrier.zvonar.test", 5099),
+        ("by-ip", "192.0.2.10", 5070),
+        ("nowhere", "nowhere.zvonar.test", None),
+    ):
+        trunk = await container.directory.create_trunk(
+            alpha.principal,
+            TrunkIn(
+                name=name,
+                host=host,
+                port=port,
+                auth_mode=TrunkAuth.ip,
+                allowed_sources=["192.0.2.99"],
+            ),
+        )
+        made[name] = trunk.id
+
+    async def token(account: uuid.UUID, email: str) -> dict[str, str]:
+        user = await container.accounts.create_user(
+            account, email=email, name="Admin", role=Role.admin, password="a-long-password-1"
+        )
+        issued = await container.accounts.create_token(
+            account, name=email, role=Role.admin, created_by=user.id
+        )
+        return {"Authorization": f"Bearer {issued.secret}"}
+
+    admin = await token(alpha.account_id, "admin@alpha.example")
+    stranger = await token(beta.account_id, "admin@beta.example")
+    transport = httpx.ASGITransport(app=create_app(container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
+        url = f"/api/v1/pbx/trunks/{made['by-srv']}/servers"
+        r = await api.get(url, headers=admin)  # no PBX in this process
+        assert r.status_code == 503 and r.json()["error"]["code"] == "pbx_unavailable"
+        r = await api.get(url, headers=stranger)  # another's trunk: not found, PBX or not
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+    with dnsmasq(ZONE, tmp_path) as port:
+        config = PbxConfig(
+            sip_port=free_port(), media_timeout=0, dns_servers=(("127.0.0.1", port),)
+        )
+        rt = await start_pbx(container, config)
+        app = create_app(container)
+        app.state.pbx = rt
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
+                got = {}
+                for name, trunk_id in made.items():
+                    r = await api.get(f"/api/v1/pbx/trunks/{trunk_id}/servers", headers=admin)
+                    assert r.status_code == 200, r.text
+                    got[name] = r.json()
+                r = await api.get(f"/api/v1/pbx/trunks/{made['by-srv']}/servers", headers=stranger)
+                assert r.status_code == 404
+        finally:
+            await rt.stop()
+    srv = got["by-srv"]
+    assert srv["lookup"] == "srv" and srv["name"] == "by-srv"
+    # The carrier's three servers' four addresses, at most four tried: the standby last.
+    assert len(srv["servers"]) == 4
+    assert {s["port"] for s in srv["servers"][:3]} == {5071, 5072}
+    assert srv["servers"][3] == {"transport": "UDP", "address": "127.0.0.3", "port": 5073}
+    assert got["by-name"]["lookup"] == "address"
+    assert got["by-name"]["servers"] == [{"transport": "UDP", "address": "127.0.0.1", "port": 5099}]
+    assert got["by-ip"]["lookup"] == "ip"
+    assert got["by-ip"]["servers"] == [{"transport": "UDP", "address": "192.0.2.10", "port": 5070}]
+    assert got["nowhere"] == {
+        "trunk_id": str(made["nowhere"]),
+        "name": "nowhere",
+        "lookup": "srv",
+        "servers": [],
+    }

@@ -4,6 +4,12 @@
 registrations at their carriers and its calls in progress; ``503 pbx_unavailable`` when this
 process runs no PBX.
 
+``GET /api/v1/pbx/trunks/{trunk_id}/servers`` (``directory.read``): where the trunk's calls
+go now, in the order they are tried — its host located as RFC 3263 says (SRV for a trunk
+without a port), from the PBX's DNS cache; an empty list when nothing reachable is found.
+``404 not_found`` for another account's trunk (before anything else), ``503 pbx_unavailable``
+without a PBX in this process.
+
 ``GET /metrics`` (Prometheus text format): process-wide figures for whoever runs Zvonar, with
 ``Authorization: Bearer <metrics_token>`` (setting ``metrics_token``); ``404 not_found`` while
 that setting is unset, ``401 invalid_token`` for another token. No account's token opens it:
@@ -13,6 +19,7 @@ it is not a tenant's view.
 from __future__ import annotations
 
 import hmac
+import uuid
 from datetime import datetime
 from typing import Annotated
 
@@ -24,6 +31,8 @@ from zvonar.accounts.access import Perm
 from zvonar.api.deps import AppContainer, CurrentPrincipal
 from zvonar.core.bus import InProcessBus
 from zvonar.core.errors import NotFound, Unauthenticated, Unavailable
+from zvonar.pbx.dns import is_ip
+from zvonar.pbx.outbound_resolver import MAX_SERVERS
 from zvonar.pbx.runtime import PbxRuntime
 from zvonar.pbx.status import account_status, process_metrics, render_prometheus
 
@@ -103,6 +112,40 @@ async def pbx_status(p: CurrentPrincipal, rt: MaybePbx) -> PbxStatusOut:
                 updated_at=t.updated_at,
             )
             for t in st.trunks
+        ],
+    )
+
+
+class ServerOut(BaseModel):
+    transport: str
+    address: str
+    port: int
+
+
+class TrunkServersOut(BaseModel):
+    trunk_id: str
+    name: str
+    lookup: str  # "ip": the host is an address; "address": A/AAAA (a port given); "srv"
+    servers: list[ServerOut]
+
+
+@router.get("/pbx/trunks/{trunk_id}/servers", response_model=TrunkServersOut)
+async def trunk_servers(
+    trunk_id: uuid.UUID, p: CurrentPrincipal, c: AppContainer, rt: MaybePbx
+) -> TrunkServersOut:
+    """Where this trunk's outbound calls go now, in the order they are tried (RFC 3263)."""
+    p.require(Perm.directory_read)
+    trunk = await c.directory.get_trunk(p, trunk_id)  # 404 first: another's trunk is no one's
+    if rt is None:
+        raise PbxUnavailable("this process runs no PBX")
+    flows = await rt.dns.locate(trunk.host, trunk.port, trunk.transport.value)
+    lookup = "ip" if is_ip(trunk.host) else "address" if trunk.port is not None else "srv"
+    return TrunkServersOut(
+        trunk_id=str(trunk.id),
+        name=trunk.name,
+        lookup=lookup,
+        servers=[ServerOut(transport=f.transport, address=f.host, port=f.port) for f in flows][
+            :MAX_SERVERS
         ],
     )
 
