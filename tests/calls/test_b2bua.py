@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import pytest
 
-from tests.calls.conftest import Phone
+from tests.calls.conftest import Phone, make_phone
 from tests.calls.rig import ACCOUNT, Pbx
 from zvonar.calls.events import (
     CallAnswered,
@@ -497,3 +497,47 @@ async def test_a_carrier_that_rings_is_not_silent(pbx: Pbx, phones: tuple[Phone,
     assert loop.time() - began >= 0.9 and status == 480
     await pbx.wait_ended()
     assert len(pbx.bus.of_type(CallRinging)) == 1
+
+
+async def test_a_silent_server_hands_the_invite_to_the_targets_next_server(
+    pbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    """RFC 3263 §4.3 inside a wave: the target's first server says nothing, its next server
+    (``RingTarget.fallbacks``) gets the INVITE in the same wave, and answers."""
+    caller, carrier = phones
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as hole:
+        hole.bind(("127.0.0.1", 0))
+        first = Flow("UDP", "127.0.0.1", hole.getsockname()[1])
+        served = RingTarget(carrier.uri("answer"), first, fallbacks=(carrier.flow,))
+        pbx.resolver.plans["in"] = Plan(ACCOUNT, (Wave((served,), 30, silence=0.3),))
+        leg = dial(caller, pbx, "in")
+        assert await final_status(leg, within=3) == 200  # one wave: only the next server
+        hang_up(caller, leg)
+        (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.answered
+    ends = [(e.leg_id.rsplit(".", 1)[-1], e.reason) for e in pbx.bus.of_type(LegEnded)]
+    assert ends == [("w0t0", LegEndReason.no_answer), ("w0t0s", LegEndReason.completed)]
+
+
+async def test_a_503_tries_the_next_server_then_the_next_wave(
+    pbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    caller, carrier = phones
+    other = await make_phone()
+    try:
+        overloaded = RingTarget(carrier.uri("overloaded"), carrier.flow, fallbacks=(other.flow,))
+        pbx.resolver.plans["in"] = Plan(
+            ACCOUNT, (Wave((overloaded,), 5), Wave((target(carrier, "answer"),), 5))
+        )
+        leg = dial(caller, pbx, "in")
+        assert await final_status(leg) == 200
+        hang_up(caller, leg)
+        await pbx.wait_ended()
+    finally:
+        await other.runner.close()
+    ends = [(e.leg_id.rsplit(".", 1)[-1], e.reason) for e in pbx.bus.of_type(LegEnded)]
+    assert ends == [
+        ("w0t0", LegEndReason.failed),  # the carrier's first server: 503
+        ("w0t0s", LegEndReason.failed),  # its next server: 503 too, and no more of them
+        ("w1t0", LegEndReason.completed),
+    ]

@@ -21,9 +21,12 @@ from tests.e2e.pbxkit import call_101, mobile_of_101
 from tests.e2e.schemes_kit import carrier_talk
 from tests.e2e.test_early_media import app as app  # the fixture
 from tests.pbx.conftest import NUMBER, seed_account
-from tests.sip.peers.harness import SIPP
+from tests.sip.peers.harness import SIPP, free_port
+from tests.support.dnsmasq import Zone, dnsmasq, needs_dnsmasq
 from zvonar.calls.events import Disposition, LegEndReason, TargetKind
 from zvonar.container import Container
+from zvonar.directory.models import TrunkAuth
+from zvonar.directory.schemas import EmployeePatch, TrunkIn
 from zvonar.journal.service import CallFilter
 
 pytestmark = [
@@ -71,4 +74,61 @@ async def test_the_mobile_rings_with_the_desk_phone_and_answers(
     kinds = sorted((leg.target_kind, leg.end_reason) for leg in legs)
     assert kinds == sorted(
         [(TargetKind.employee, LegEndReason.cancelled), (TargetKind.mobile, LegEndReason.completed)]
+    ), legs
+
+
+@needs_dnsmasq
+async def test_the_mobile_rings_through_the_carriers_next_server_when_one_fails(
+    app: Container, tmp_path: Path
+) -> None:
+    """The trunk names a domain and no port: its SRV records list two servers (RFC 3263).
+    The first answers 503; the mobile's INVITE goes to the second in the same ring step,
+    which answers, while the desk phone still rings (and is cancelled)."""
+    alpha = await seed_account(app, "alpha")
+    first, second = free_port(), free_port()
+    await app.directory.create_trunk(
+        alpha.principal,
+        TrunkIn(
+            name="carrier",
+            host="carrier.zvonar.test",
+            auth_mode=TrunkAuth.ip,
+            allowed_sources=["127.0.0.1/32"],  # the customer's call comes from it
+        ),
+    )
+    await app.directory.update_employee(
+        alpha.principal, alpha.employee_id, EmployeePatch(mobile_numbers=[MOBILE], ring_mobile=True)
+    )
+    srv = "_sip._udp.carrier.zvonar.test"
+    zone = Zone(
+        srv=[
+            (srv, "sbc1.carrier.zvonar.test", first, 10, 0),
+            (srv, "sbc2.carrier.zvonar.test", second, 20, 0),
+        ],
+        hosts=[(f"sbc{i}.carrier.zvonar.test", ["127.0.0.1"]) for i in (1, 2)],
+    )
+    with dnsmasq(zone, tmp_path) as dns_port:
+        _rt, runs = await call_101(
+            app,
+            tmp_path,
+            alpha,
+            phone=sippkit.uas_ring_forever(),
+            carrier=carrier_talk(NUMBER.lstrip("+"), "+79160000001", talk_ms=500),
+            others=(
+                ("sbc1", sippkit.uas_refuses("503 Service Unavailable"), first),
+                ("sbc2", mobile_network_answers(), second),
+            ),
+            dns_servers=(("127.0.0.1", dns_port),),
+        )
+    for name in ("carrier", "sbc1", "sbc2", "phone"):
+        assert runs[name].stats.successful == 1, runs[name].describe()
+    (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
+    assert call.disposition is Disposition.answered and call.answered_by == alpha.employee_id
+    legs = (await app.journal.get_call(alpha.principal, call.id)).legs
+    kinds = sorted((leg.target_kind, leg.end_reason) for leg in legs)
+    assert kinds == sorted(
+        [
+            (TargetKind.employee, LegEndReason.cancelled),
+            (TargetKind.mobile, LegEndReason.failed),  # sbc1's 503
+            (TargetKind.mobile, LegEndReason.completed),  # through sbc2
+        ]
     ), legs

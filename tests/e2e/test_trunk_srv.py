@@ -158,4 +158,4 @@ async def test_a_silent_server_is_left_after_five_seconds(app: Container, tmp_pa
     assert runs == {"caller": True, "backup": True}, runs
     assert legs == [LegEndReason.no_answer, LegEndReason.completed]  # our own 408, then talk
     assert disposition is Disposition.answered
-    assert 5 <= took < 20, took  # CARRIER_SILENCE, far from Timer B's 32 s
+    assert 5 <= took < 20, took  # SERVER_SILENCE, far from Timer B's 32 s

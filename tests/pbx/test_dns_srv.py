@@ -26,7 +26,7 @@ from zvonar.directory.models import TrunkAuth
 from zvonar.directory.schemas import TrunkIn
 from zvonar.pbx.config import PbxConfig, parse_dns_servers
 from zvonar.pbx.credentials import DirectoryCredentialStore
-from zvonar.pbx.dns import HostResolver, named_flow, server_part
+from zvonar.pbx.dns import SERVER_SILENCE, HostResolver, named_flow, server_part
 from zvonar.pbx.dns_client import DnsClient
 from zvonar.pbx.outbound_resolver import CARRIER_FAILURES, OutboundCalls
 from zvonar.pbx.runtime import start_pbx
@@ -181,10 +181,17 @@ async def test_a_sip_uri_target_rings_where_naptr_and_srv_point(tmp_path: Path) 
     with dnsmasq(ZONE, tmp_path) as port:
         dns = _resolver(port)
         waves = await dns.resolve_waves((Wave((located, pinned), 20), Wave((closed,), 20)))
+        only = await dns.resolve_waves((Wave((pinned,), 20),))
     # The closed service's wave is gone; the others ring where DNS says, URIs unchanged.
     ((first, second),) = [w.targets for w in waves]
     assert first.flow == Flow("TCP", "127.0.0.20", 5082) and first.uri == located.uri
-    assert second.flow == Flow("UDP", "127.0.0.4", 5090)
+    # NAPTR's second choice is the target's next server should the first fail (§4.3), and
+    # the wave leaves a silent first server after SERVER_SILENCE.
+    assert first.fallbacks == (Flow("UDP", "127.0.0.20", 5081),)
+    assert waves[0].silence == SERVER_SILENCE
+    assert second.flow == Flow("UDP", "127.0.0.4", 5090) and second.fallbacks == ()
+    # A wave without spare servers keeps waiting as it did.
+    assert only[0].silence is None
 
 
 async def test_an_outbound_plan_fails_over_along_the_carriers_servers(

@@ -158,7 +158,8 @@ class Call:
         self.final: Reject | None = None
         self.done = False
         self.wave_timer: asyncio.TimerHandle | None = None
-        self.silence_timer: asyncio.TimerHandle | None = None  # the wave's Wave.silence
+        self.silence: float | None = None  # the current wave's Wave.silence
+        self.silence_timers: dict[str, asyncio.TimerHandle] = {}  # by fork
         self._started_event = False
         self.final_disposition = Disposition.failed
         self.caller_offer: SessionDescription | None = None  # the caller's SDP, parsed
@@ -286,7 +287,7 @@ class Call:
         elif isinstance(item, WaveTimeout):
             await wave_timeout(self, item.wave)
         elif isinstance(item, SilenceTimeout):
-            await silence_timeout(self, item.wave)
+            await silence_timeout(self, item.leg_id)
         elif isinstance(item, DtmfReceived):
             leg_id = self._leg_of_media(item.leg_id)
             await self.publish(CallDtmf, leg_id=leg_id, digit=item.digit, duration=item.duration)
@@ -583,9 +584,9 @@ class Call:
         if self.wave_timer is not None:
             self.wave_timer.cancel()
             self.wave_timer = None
-        if self.silence_timer is not None:
-            self.silence_timer.cancel()
-            self.silence_timer = None
+        for handle in self.silence_timers.values():
+            handle.cancel()
+        self.silence_timers.clear()
 
     # -- events ---------------------------------------------------------------------------------
 

@@ -153,6 +153,9 @@ class RingTarget:
     # Played once to whoever answers, before the call is theirs (and before the accept
     # prompt): which line the customer called, where the caller ID cannot say it.
     announce: Path | None = None
+    # More servers of the same target, in the order to try them (RFC 3263 §4.3, pbx/dns.py):
+    # an INVITE that times out, finds no transport or gets 503 goes to the next one.
+    fallbacks: tuple[Flow, ...] = ()
 
 
 @dataclass(frozen=True)

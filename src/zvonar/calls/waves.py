@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from zvonar.calls import early
@@ -46,7 +46,12 @@ class WaveTimeout:
 
 @dataclass(frozen=True)
 class SilenceTimeout:
-    wave: int
+    leg_id: str
+
+
+# A target's server failures that send the INVITE to its next server (RFC 3263 §4.3: a
+# timeout or a transport error — both 408 here, transport errors 503 — or 503).
+SERVER_FAILURES = frozenset({408, 503})
 
 
 async def next_wave(call: Call) -> None:
@@ -92,13 +97,14 @@ async def ring_wave(call: Call, wave: Wave) -> None:
     prefix = f"r{call.round}w" if call.round else "w"  # a transfer rings a new round
     ids = [f"{call.call_id}.{prefix}{call.wave}t{i}" for i in range(len(wave.targets))]
     call.tracker = WaveTracker(ids)
+    call.silence = (
+        wave.silence if wave.silence is not None and wave.silence < wave.timeout else None
+    )
     for leg_id, target in zip(ids, wave.targets, strict=True):
         await start_fork(call, leg_id, target)
     if not call.tracker.over:
         loop = asyncio.get_running_loop()
         call.wave_timer = loop.call_later(wave.timeout, call.put, WaveTimeout(call.wave))
-        if wave.silence is not None and wave.silence < wave.timeout:
-            call.silence_timer = loop.call_later(wave.silence, call.put, SilenceTimeout(call.wave))
     elif call.route is not None and call.round == 0:
         await call.after_wave()
 
@@ -153,6 +159,10 @@ async def start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
         fork.invite_key = ua.send_request(fork.request, fork.flow, host.now())
         host.track_key(fork.invite_key, call)
         host.flush()
+        if call.silence is not None:
+            call.silence_timers[leg_id] = asyncio.get_running_loop().call_later(
+                call.silence, call.put, SilenceTimeout(leg_id)
+            )
         if call.invited_at is not None:  # the first INVITE out: the post-dial delay
             if call.caller.invite is not None:  # rung directly, not after our menu or queue
                 host.post_dial_delay.observe(host.now() - call.invited_at)
@@ -181,28 +191,58 @@ async def wave_timeout(call: Call, wave: int) -> None:
         await next_wave(call)
 
 
-async def silence_timeout(call: Call, wave: int) -> None:
-    """``Wave.silence`` ran out: a fork that has heard nothing at all is unreachable (408,
-    as if its transaction had timed out) and the wave goes on without it. Its CANCEL waits
-    for a provisional that may never come (§9.1); a 2xx that comes after all gets ACK + BYE
-    (``Call._answered``), and the transaction's own timeout later finds the fork over."""
-    call.silence_timer = None
-    if wave != call.wave or call.winner is not None or call.done:
+async def silence_timeout(call: Call, leg_id: str) -> None:
+    """``Wave.silence`` ran out for fork ``leg_id``: if it has heard nothing at all, its
+    target is unreachable (408, as if its transaction had timed out) and the wave goes on
+    without it — or with the target's next server. Its CANCEL waits for a provisional that
+    may never come (§9.1); a 2xx that comes after all gets ACK + BYE (``Call._answered``),
+    and the transaction's own timeout later finds the fork over."""
+    call.silence_timers.pop(leg_id, None)
+    fork = call.forks.get(leg_id)
+    if fork is None or call.done or fork.wave != call.wave or call.winner is not None:
         return
-    for leg_id in call.tracker.live:
-        fork = call.forks[leg_id]
-        if fork.heard or fork.state is not LegState.INVITING:
-            continue
-        log.info("call %s: %s silent, passed over", call.call_id, leg_id)
-        fork.final = (408, "Request Timeout")
-        hangup_fork(call, fork)
-        await fork_over(call, fork, LegEndReason.no_answer)
-        if call.done or wave != call.wave:
-            return  # the call moved on (next wave, or over) while this fork ended
+    if fork.heard or fork.state is not LegState.INVITING:
+        return
+    log.info("call %s: %s silent, passed over", call.call_id, leg_id)
+    fork.final = (408, "Request Timeout")
+    hangup_fork(call, fork)
+    await fork_over(call, fork, LegEndReason.no_answer)
+
+
+async def next_server(call: Call, fork: CalleeLeg, reason: LegEndReason) -> bool:
+    """``fork`` failed as a server fails (``SERVER_FAILURES``) and its target has more servers
+    (``RingTarget.fallbacks``, RFC 3263 §4.3): the next one gets the INVITE in its place, in
+    the same wave and under its timer (True). The failed attempt keeps its own journal leg."""
+    if not fork.target.fallbacks or fork.final is None or fork.final[0] not in SERVER_FAILURES:
+        return False
+    if fork.rang:  # it was reached and rang: what failed after that is the callee's side
+        return False
+    if call.done or fork.wave != call.wave or call.winner is not None:
+        return False
+    new_id = f"{fork.leg_id}s"
+    if not call.tracker.forwarded(fork.leg_id, [new_id]):
+        return False
+    fork.state = LegState.ENDED
+    await release(call, fork.caller_media_id, fork.media_id)
+    await early.fork_gone(call, fork)
+    if fork.dialog is not None:
+        call.host.ua.forget_dialog(fork.dialog)
+    await tried(call, fork)
+    await call.publish(LegEndedEvent, leg_id=fork.leg_id, reason=reason, at=call.now())
+    following = fork.target.fallbacks
+    log.info("call %s: %s failed, its next server %s", call.call_id, fork.leg_id, following[0])
+    nxt = replace(fork.target, flow=following[0], fallbacks=following[1:])
+    await start_fork(call, new_id, nxt)
+    if call.tracker.over and call.winner is None:  # the next server could not even be tried
+        call.cancel_timer()
+        await next_wave(call)
+    return True
 
 
 async def fork_over(call: Call, fork: CalleeLeg, reason: LegEndReason) -> None:
     """A fork ended by itself (final non-2xx, failure): count it, maybe move on."""
+    if await next_server(call, fork, reason):
+        return
     fork.state = LegState.ENDED
     await release(call, fork.caller_media_id, fork.media_id)
     await early.fork_gone(call, fork)

@@ -23,8 +23,9 @@ Wiring: the PBX resolver emits targets whose ``Flow.host`` may be a name (:func:
 before a single INVITE goes out (``Flow`` must carry an IP literal for the transports): the
 plan's waves, and each wave a live route (``Plan.route``) hands out as the call goes — a wave
 left with nobody is reported back to the route as ``unavailable`` and the route moves on. A
-ringing target takes its first destination; an outbound call through a trunk rings the
-trunk's destinations one after another (``pbx/outbound_resolver.py``).
+ringing target takes its first destination and keeps the next ones as its ``fallbacks``
+(tried in the same wave when a server fails, ``calls/waves.py``); an outbound call through a
+trunk rings the trunk's destinations as waves of their own (``pbx/outbound_resolver.py``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ from zvonar.sip.ua import Flow
 from zvonar.sip.uri import SipUri, parse_uri
 
 __all__ = [
+    "SERVER_SILENCE",
     "DnsStats",
     "HostResolver",
     "Lookup",
@@ -87,6 +89,10 @@ Lookup = Callable[[str], Awaitable[list[str]]]
 
 TRANSPORTS = ("UDP", "TCP")
 MAX_DESTINATIONS = 8  # a located URI's destinations kept, at most (failover candidates)
+MAX_FALLBACKS = 3  # a ringing target's servers after its first
+# A server that has not even said 100 Trying by then is taken for dead and the next one tried
+# (calls' Wave.silence): over UDP that is four sends of the INVITE, far from Timer B's 32 s.
+SERVER_SILENCE = 5.0
 
 
 class Records(Protocol):
@@ -304,42 +310,45 @@ class HostResolver:
         self._rr[(rtype, name)] = entry
         return entry
 
-    async def _target_flow(self, target: RingTarget) -> Flow | None:
-        """The first destination of a named target: located from its Request-URI when the
-        flow goes to the URI's own host (RFC 3263), else the flow's host by A/AAAA."""
+    async def _target_flows(self, target: RingTarget) -> tuple[Flow, ...]:
+        """A named target's destinations: located from its Request-URI when the flow goes to
+        the URI's own host (RFC 3263), else the flow's host by A/AAAA."""
         try:
             uri = parse_uri(target.uri)
         except SipError:
             uri = None
         if isinstance(uri, SipUri) and uri.host.strip("[]").rstrip(".").lower() == target.flow.host:
-            flows = await self.locate_uri(uri)
-        else:
-            flow = await self.flow(target.flow)
-            flows = (flow,) if flow is not None else ()
-        return flows[0] if flows else None
+            return await self.locate_uri(uri)
+        flow = await self.flow(target.flow)
+        return (flow,) if flow is not None else ()
 
     async def resolve_waves(self, waves: tuple[Wave, ...]) -> tuple[Wave, ...]:
-        """``waves`` with every named target resolved; unresolvable targets dropped, and
-        waves left empty with them (the call goes on to the next step)."""
+        """``waves`` with every named target resolved to its first destination, the others its
+        ``fallbacks`` (and the wave a ``silence`` bound, so a dead first server is left in
+        seconds); unresolvable targets dropped, and waves left empty with them (the call goes
+        on to the next step)."""
         named = [t for w in waves for t in w.targets if not is_ip(t.flow.host)]
         if not named:
             return waves
-        found = await asyncio.gather(*(self._target_flow(t) for t in named))
-        answers = {id(t): flow for t, flow in zip(named, found, strict=True)}
+        found = await asyncio.gather(*(self._target_flows(t) for t in named))
+        answers = {id(t): flows for t, flows in zip(named, found, strict=True)}
         out: list[Wave] = []
         for wave in waves:
             kept: list[RingTarget] = []
             for target in wave.targets:
                 if is_ip(target.flow.host):
                     kept.append(target)
-                elif (flow := answers[id(target)]) is not None:
-                    kept.append(replace(target, flow=flow))
+                elif flows := answers[id(target)]:
+                    spare = flows[1 : 1 + MAX_FALLBACKS]
+                    kept.append(replace(target, flow=flows[0], fallbacks=spare))
                 else:
                     log.warning(
                         "target %s: %s does not resolve, skipped", target.uri, target.flow.host
                     )
             if kept:
-                out.append(replace(wave, targets=tuple(kept)))
+                spares = any(t.fallbacks for t in kept) and wave.silence is None
+                silence = SERVER_SILENCE if spares else wave.silence
+                out.append(replace(wave, targets=tuple(kept), silence=silence))
         return tuple(out)
 
     async def _query(self, name: str) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ The PBX resolver hands every call whose ``InboundCall.auth`` names an account he
                   not host it shows its own); the next trunk rings only when the carrier
                   failed (CARRIER_FAILURES: 408, 5xx, refused credentials), else the caller
                   gets the carrier's answer (486 busy, 404) as it came; a carrier silent
-                  for CARRIER_SILENCE (not even 100 Trying) counts as failed (408)
+                  for SERVER_SILENCE (not even 100 Trying) counts as failed (408)
 
 The guard's slot is released on the call's CallEnded (``attach(bus)``), or at once when the
 call cannot be placed after admission. A trunk's host may be a name: with a ``dns``
@@ -52,7 +52,7 @@ from zvonar.outbound.errors import InvalidDialString, NoTrunk
 from zvonar.outbound.tollfraud import Deny, TollFraudGuard
 from zvonar.outbound.trunks import TrunkOption, rank_trunks
 from zvonar.pbx.credentials import DirectoryCredentialStore
-from zvonar.pbx.dns import HostResolver, is_ip, named_flow, server_part
+from zvonar.pbx.dns import SERVER_SILENCE, HostResolver, is_ip, named_flow, server_part
 from zvonar.pbx.snapshot import trunk_credentials
 from zvonar.sip.ua import Flow
 from zvonar.store.db import Database
@@ -64,9 +64,6 @@ log = logging.getLogger(__name__)
 OUTBOUND_RING_SECONDS = 90.0
 MAX_TRUNKS = 3  # carriers an outbound call fails over to, at most
 MAX_SERVERS = 4  # of one carrier's servers (SRV targets and their addresses), at most
-# A carrier's server that has not even said 100 Trying by then is taken for dead and the next
-# server or trunk is tried (Wave.silence): over UDP that is four sends of the INVITE.
-CARRIER_SILENCE = 5.0
 # A carrier's final responses that are its own failure, not the callee's: the next trunk is
 # tried (no answer at all, an overloaded or broken carrier, credentials or a quota refused).
 # Busy, "no such number", declined and the like end the call: they would be the same there.
@@ -209,7 +206,7 @@ class OutboundCalls:
                 from_user=shown,
                 auth=trunk_credentials(trunk, self.db.sealer),
             )
-            waves.append(Wave((ring,), OUTBOUND_RING_SECONDS, silence=CARRIER_SILENCE))
+            waves.append(Wave((ring,), OUTBOUND_RING_SECONDS, silence=SERVER_SILENCE))
             log.info("call %s: %s via %s as %s", call.call_id, callee, trunk.name, shown)
         return Plan(
             account_id=account.id,
