@@ -31,7 +31,6 @@ trunk rings the trunk's destinations as waves of their own (``pbx/outbound_resol
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import random
 import socket
@@ -39,7 +38,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from zvonar.calls.events import Target
 from zvonar.calls.pickup import FeatureResolver
@@ -63,6 +62,7 @@ from zvonar.sip.locate import (
     Srv,
     after_naptr,
     from_srv,
+    is_ip,
     order_srv,
     plan_lookup,
 )
@@ -88,6 +88,8 @@ Lookup = Callable[[str], Awaitable[list[str]]]
 """host name → its addresses (IP literals), in preference order; raises OSError on failure."""
 
 TRANSPORTS = ("UDP", "TCP")
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 MAX_DESTINATIONS = 8  # a located URI's destinations kept, at most (failover candidates)
 MAX_FALLBACKS = 3  # a ringing target's servers after its first
 # A server that has not even said 100 Trying by then is taken for dead and the next one tried
@@ -102,15 +104,6 @@ class Records(Protocol):
     async def naptr(self, name: str) -> tuple[list[Naptr], float]: ...
 
     async def srv(self, name: str) -> tuple[list[Srv], float]: ...
-
-
-def is_ip(host: str) -> bool:
-    """``host`` is an IP literal (IPv6 with or without brackets)."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def named_flow(host: str, port: int | None, transport: str = "UDP") -> Flow | None:
@@ -160,6 +153,15 @@ async def system_lookup(host: str) -> list[str]:
     infos = await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
     found = list(dict.fromkeys(str(info[4][0]) for info in infos))
     return sorted(found, key=lambda a: ":" in a)  # stable: v4 before v6
+
+
+async def _each(ask: Callable[[_T], Awaitable[_R]], items: Sequence[_T]) -> list[_R]:
+    """``ask`` of every item, in order: concurrently when several need the network, awaited
+    in turn otherwise. A cached answer costs a microsecond awaited directly; ``gather`` would
+    wrap each in a task and cost tens of them (bench/bench_dns.py)."""
+    if len(items) <= 1:
+        return [await ask(item) for item in items]
+    return list(await asyncio.gather(*(ask(item) for item in items)))
 
 
 class HostResolver:
@@ -246,7 +248,7 @@ class HostResolver:
                 records = [r for r in naptr if isinstance(r, Naptr)]
                 usable = after_naptr(records, secure=secure, supported=TRANSPORTS)
                 names = usable or names
-            answers = await asyncio.gather(*(self._lookup("SRV", name) for _, name in names))
+            answers = await _each(lambda n: self._lookup("SRV", n), [n for _, n in names])
             dests = []
             for (proto, _), found in zip(names, answers, strict=True):
                 srv = [r for r in found if isinstance(r, Srv)]
@@ -266,8 +268,14 @@ class HostResolver:
     async def _flows(self, dests: Sequence[Destination]) -> tuple[Flow, ...]:
         dests = [d for d in dests if d.transport in TRANSPORTS]
         names = list(dict.fromkeys(d.host for d in dests if not is_ip(d.host)))
-        found = await asyncio.gather(*(self.addresses(n) for n in names))
-        answers = dict(zip(names, found, strict=True))
+        answers: dict[str, tuple[str, ...]] = {}
+        for name in names:  # the cache first: only the names it lacks go to the network
+            hit = self.cached(name)
+            if hit is not None:
+                self.stats.hits += 1
+                answers[name] = hit
+        missing = [n for n in names if n not in answers]
+        answers.update(zip(missing, await _each(self.addresses, missing), strict=True))
         flows: list[Flow] = []
         for dest in dests:
             hosts = (dest.host.strip("[]"),) if is_ip(dest.host) else answers[dest.host]
@@ -330,7 +338,7 @@ class HostResolver:
         named = [t for w in waves for t in w.targets if not is_ip(t.flow.host)]
         if not named:
             return waves
-        found = await asyncio.gather(*(self._target_flows(t) for t in named))
+        found = await _each(self._target_flows, named)
         answers = {id(t): flows for t, flows in zip(named, found, strict=True)}
         out: list[Wave] = []
         for wave in waves:

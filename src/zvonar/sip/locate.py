@@ -34,6 +34,7 @@ __all__ = [
     "Srv",
     "after_naptr",
     "from_srv",
+    "is_ip",
     "order_srv",
     "plan_lookup",
 ]
@@ -81,9 +82,18 @@ class LookupPlan:
     fallback: tuple[Destination, ...] = ()
 
 
-def _is_ip(host: str) -> bool:
+_V4_CHARS = frozenset("0123456789.")
+
+
+def is_ip(host: str) -> bool:
+    """``host`` is an IP literal (IPv6 with or without brackets). A name is told apart without
+    parsing (an IPv4 literal is digits and dots, an IPv6 one has colons): a failed parse
+    raises, and this runs for every destination of every call through a named server."""
+    bare = host.strip("[]")
+    if ":" not in bare and not _V4_CHARS.issuperset(bare):
+        return False
     try:
-        ipaddress.ip_address(host)
+        ipaddress.ip_address(bare)
     except ValueError:
         return False
     return True
@@ -106,12 +116,12 @@ def plan_lookup(
     send on, in our order of preference."""
     bare = host.strip("[]")
     chosen = transport.upper() if transport else None
-    if secure and (chosen is not None or port is not None or _is_ip(bare)):
+    if secure and (chosen is not None or port is not None or is_ip(bare)):
         chosen = "TLS"  # sips: TLS whatever the parameter says; a bare name still asks NAPTR
-    if _is_ip(bare) or port is not None:
+    if is_ip(bare) or port is not None:
         # §4.2: a numeric address or an explicit port: A/AAAA only (an IP is its own).
         proto = chosen or "UDP"
-        address = bare if _is_ip(bare) else _name(bare)
+        address = bare if is_ip(bare) else _name(bare)
         return LookupPlan(
             direct=Destination(proto, address, port or DEFAULT_PORTS.get(proto, 5060))
         )
