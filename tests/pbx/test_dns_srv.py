@@ -168,7 +168,7 @@ async def test_a_sip_uri_target_rings_where_naptr_and_srv_point(tmp_path: Path) 
     located = RingTarget(
         "sip:reception@partner.zvonar.test", flow, Target(TargetKind.external, "reception")
     )
-    pinned_flow = named_flow("plain.zvonar.test", 5090)
+    pinned_flow = named_flow("plain.zvonar.test", 5090, "tcp")  # a TCP trunk with its port
     assert pinned_flow is not None
     pinned = RingTarget(
         "sip:desk@plain.zvonar.test:5090", pinned_flow, Target(TargetKind.external, "desk")
@@ -189,7 +189,7 @@ async def test_a_sip_uri_target_rings_where_naptr_and_srv_point(tmp_path: Path) 
     # the wave leaves a silent first server after SERVER_SILENCE.
     assert first.fallbacks == (Flow("UDP", "127.0.0.20", 5081),)
     assert waves[0].silence == SERVER_SILENCE
-    assert second.flow == Flow("UDP", "127.0.0.4", 5090) and second.fallbacks == ()
+    assert second.flow == Flow("TCP", "127.0.0.4", 5090) and second.fallbacks == ()
     # A wave without spare servers keeps waiting as it did.
     assert only[0].silence is None
 

@@ -325,9 +325,13 @@ class HostResolver:
             uri = parse_uri(target.uri)
         except SipError:
             uri = None
-        if isinstance(uri, SipUri) and uri.host.strip("[]").rstrip(".").lower() == target.flow.host:
-            return await self.locate_uri(uri)
-        flow = await self.flow(target.flow)
+        given = target.flow
+        if isinstance(uri, SipUri) and uri.host.strip("[]").rstrip(".").lower() == given.host:
+            # A port in the URI pins the server, and then the flow's transport (a TCP trunk
+            # named with its port) is the one: its URI need not say so.
+            transport = uri.param("transport") or (given.transport if uri.port else None)
+            return await self.locate(uri.host, uri.port, transport, secure=uri.scheme == "sips")
+        flow = await self.flow(given)
         return (flow,) if flow is not None else ()
 
     async def resolve_waves(self, waves: tuple[Wave, ...]) -> tuple[Wave, ...]:
