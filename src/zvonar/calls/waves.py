@@ -49,8 +49,9 @@ class SilenceTimeout:
     leg_id: str
 
 
-# A target's server failures that send the INVITE to its next server (RFC 3263 §4.3: a
-# timeout or a transport error — both 408 here, transport errors 503 — or 503).
+# A target's server failures that send the INVITE to its next server (RFC 3263 §4.3): a
+# timeout (408: the transaction's own, or Wave.silence), a transport error (reported as 503)
+# or a 503 response.
 SERVER_FAILURES = frozenset({408, 503})
 
 
