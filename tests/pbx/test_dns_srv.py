@@ -26,11 +26,18 @@ from zvonar.directory.models import TrunkAuth
 from zvonar.directory.schemas import TrunkIn
 from zvonar.pbx.config import PbxConfig, parse_dns_servers
 from zvonar.pbx.credentials import DirectoryCredentialStore
-from zvonar.pbx.dns import SERVER_SILENCE, HostResolver, named_flow, server_part
+from zvonar.pbx.dns import (
+    MAX_RECORDS,
+    SERVER_SILENCE,
+    HostResolver,
+    named_flow,
+    server_part,
+)
 from zvonar.pbx.dns_client import DnsClient
 from zvonar.pbx.outbound_resolver import CARRIER_FAILURES, OutboundCalls
 from zvonar.pbx.runtime import start_pbx
 from zvonar.settings import Settings
+from zvonar.sip.locate import Naptr, Srv
 from zvonar.sip.ua import Flow
 
 from .conftest import seed_account
@@ -334,3 +341,25 @@ async def test_the_api_shows_where_a_trunks_calls_go(container: Container, tmp_p
         "lookup": "srv",
         "servers": [],
     }
+
+
+async def test_an_answer_with_thousands_of_records_is_cut_to_the_best() -> None:
+    """A DNS answer over TCP may carry thousands of SRV records; ordering them all (RFC 2782
+    is quadratic) would stall the event loop, so only the best priorities are kept."""
+
+    class Flood:
+        async def naptr(self, name: str) -> tuple[list[Naptr], float]:
+            return [], 0.0
+
+        async def srv(self, name: str) -> tuple[list[Srv], float]:
+            noise = [Srv(20 + i % 50, 1, 5060, f"n{i}.flood.test") for i in range(5000)]
+            return [*noise, Srv(10, 0, 5099, "best.flood.test")], 60.0
+
+    async def addresses(name: str) -> list[str]:
+        return ["192.0.2.50"] if name == "best.flood.test" else ["192.0.2.51"]
+
+    dns = HostResolver(records=Flood(), lookup=addresses)
+    flows = await dns.locate("flood.test", None, "udp")
+    assert flows[0] == Flow("UDP", "192.0.2.50", 5099) and len(flows) == 2  # deduplicated
+    (kept,) = dns._rr.values()
+    assert len(kept.records) == MAX_RECORDS

@@ -92,6 +92,9 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 MAX_DESTINATIONS = 8  # a located URI's destinations kept, at most (failover candidates)
 MAX_FALLBACKS = 3  # a ringing target's servers after its first
+# Records of one answer kept (the best priorities/orders): a DNS answer over TCP may hold
+# thousands, and RFC 2782's weighted ordering is quadratic in them, on the event loop.
+MAX_RECORDS = 64
 # A server that has not even said 100 Trying by then is taken for dead and the next one tried
 # (calls' Wave.silence): over UDP that is four sends of the INVITE, far from Timer B's 32 s.
 SERVER_SILENCE = 5.0
@@ -153,6 +156,10 @@ async def system_lookup(host: str) -> list[str]:
     infos = await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
     found = list(dict.fromkeys(str(info[4][0]) for info in infos))
     return sorted(found, key=lambda a: ":" in a)  # stable: v4 before v6
+
+
+def _rank(record: Naptr | Srv) -> tuple[int, int]:
+    return (record.order, record.preference) if isinstance(record, Naptr) else (record.priority, 0)
 
 
 async def _each(ask: Callable[[_T], Awaitable[_R]], items: Sequence[_T]) -> list[_R]:
@@ -312,6 +319,11 @@ class HostResolver:
             found, ttl = [], 0.0
             self.stats.failures += 1
         keep = min(max(ttl, self.min_ttl), self.max_ttl) if found else self.negative_ttl
+        if len(found) > MAX_RECORDS:
+            log.warning(
+                "DNS: %s %s: %d records, the best %d kept", rtype, name, len(found), MAX_RECORDS
+            )
+            found = sorted(found, key=_rank)[:MAX_RECORDS]
         entry = _Records(tuple(found), self.clock() + keep)
         if len(self._rr) >= self.max_entries:
             self._rr.clear()  # rare (thousands of distinct domains): start over
