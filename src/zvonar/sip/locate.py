@@ -115,13 +115,15 @@ def plan_lookup(
     absent); ``secure``: a ``sips`` URI (TLS only). ``supported``: the transports we can
     send on, in our order of preference."""
     bare = host.strip("[]")
+    numeric = is_ip(bare)
     chosen = transport.upper() if transport else None
-    if secure and (chosen is not None or port is not None or is_ip(bare)):
+    if secure and (chosen is not None or port is not None or numeric):
         chosen = "TLS"  # sips: TLS whatever the parameter says; a bare name still asks NAPTR
-    if is_ip(bare) or port is not None:
-        # §4.2: a numeric address or an explicit port: A/AAAA only (an IP is its own).
+    if numeric or port is not None:
+        # §4.1/§4.2: a numeric address or an explicit port: A/AAAA only (an IP is its own);
+        # with no transport given, UDP (TLS over TCP for sips).
         proto = chosen or "UDP"
-        address = bare if is_ip(bare) else _name(bare)
+        address = bare if numeric else _name(bare)
         return LookupPlan(
             direct=Destination(proto, address, port or DEFAULT_PORTS.get(proto, 5060))
         )
