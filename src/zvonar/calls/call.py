@@ -10,9 +10,10 @@ Life of an inbound call: resolve → CallStarted → check the offer (488) → w
 others, bridge, 200 to the caller, CallAnswered, recording) → BYE from either side (BYE the
 other) → release media → CallRecorded, CallEnded. A failure anywhere ends the call cleanly.
 
-This module is the actor and its SIP dialogue with both sides; the waves of forks live in
-waves.py and the end of the call (hangups, prompt, recording, media release) in teardown.py,
-as functions over the call that only this actor's task runs.
+This module is the actor: its queue, the forks' answers and the caller's responses. The
+waves of forks live in waves.py, requests either side sends in the dialogs (BYE, re-INVITE
+and hold, REFER, INFO) in requests.py, and the end of the call (hangups, prompt, recording,
+media release) in teardown.py, as functions over the call that only this actor's task runs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from zvonar.calls import accept, attended, early, keys, redirect, steps
+from zvonar.calls import accept, attended, early, redirect, steps
 from zvonar.calls.events import (
     CallAnswered,
     CallEvent,
@@ -38,12 +39,7 @@ from zvonar.calls.events import (
     TargetKind,
 )
 from zvonar.calls.fork import WaveTracker, end_reason_for_status
-from zvonar.calls.in_dialog import (
-    answer_challenge,
-    answer_reinvite,
-    is_offer,
-    reply,
-)
+from zvonar.calls.in_dialog import answer_challenge
 from zvonar.calls.legs import CallDtmf, CalleeLeg, CallerLeg, LegState
 from zvonar.calls.plan import (
     QUEUE_SIGNALS,
@@ -55,11 +51,12 @@ from zvonar.calls.plan import (
     Route,
 )
 from zvonar.calls.recording import Recording
+from zvonar.calls.requests import on_request
 from zvonar.calls.sdp_bridge import check_offer, new_offer_answer, parse_body, remote_media
 from zvonar.calls.signalling import response_to
 from zvonar.calls.steps import StepTimeout
 from zvonar.calls.teardown import finish, give_up, hangup_all, hangup_fork, release, stop_fork
-from zvonar.calls.transfer import TransferOrder, blind_transfer, ordered_transfer
+from zvonar.calls.transfer import TransferOrder, ordered_transfer
 from zvonar.calls.waves import (
     SilenceTimeout,
     WaveTimeout,
@@ -77,7 +74,6 @@ from zvonar.media.engine import (
     RemoteMedia,
 )
 from zvonar.media.errors import MediaError
-from zvonar.media.offer_answer import NegotiatedMedia
 from zvonar.media.sdp import SessionDescription
 from zvonar.sip.dialog import Dialog, DialogId
 from zvonar.sip.errors import SipError
@@ -264,7 +260,7 @@ class Call:
 
     async def _handle(self, item: CallInput) -> None:
         if isinstance(item, IncomingRequest):
-            await self._request(item)
+            await on_request(self, item)
         elif isinstance(item, ResponseIn):
             await self._response(item)
         elif isinstance(item, RequestFailed):
@@ -463,77 +459,6 @@ class Call:
         # The journal's answered_by: the employee behind the leg (their phone or mobile).
         by = target.target_id if target.kind in (TargetKind.employee, TargetKind.mobile) else None
         await self.publish(CallAnswered, leg_id=fork.leg_id, at=self.now(), by=by)
-
-    # -- requests from either side --------------------------------------------------------------
-
-    async def _request(self, inc: IncomingRequest) -> None:
-        dialog, method = inc.dialog, inc.request.method
-        if dialog is None:
-            return
-        fork = next((f for f in self.forks.values() if f.local_tag == dialog.id.local_tag), None)
-        from_caller = fork is None
-        if method == "BYE":
-            self._reply(inc, dialog, 200)
-            if from_caller:
-                self.caller.state = LegState.ENDED
-            elif fork is not None:
-                fork.state = LegState.ENDED
-            side = HangupSide.caller if from_caller else HangupSide.callee
-            if fork is not None and fork.accept_timer is not None:
-                await accept.gone(self, fork)  # asked to confirm, it hung up instead
-                return
-            if fork is not None and fork is not self.winner:
-                return
-            if fork is not None and self.attended is not None:
-                return  # the agent leaves while its attended transfer completes (attended.py)
-            if fork is not None and await steps.start_rating(self, fork):
-                return  # the caller stays on the line to rate the call
-            await hangup_all(self, side)
-        elif is_offer(inc):  # a re-INVITE, or an UPDATE with SDP
-            await self._reinvite(inc, dialog, fork)
-        elif method == "REFER":
-            await blind_transfer(self, inc, dialog, fork)
-        else:
-            self._reply(inc, dialog, 200)
-            if method == "INFO":
-                await keys.on_info(self, inc, fork)
-
-    async def _reinvite(self, inc: IncomingRequest, dialog: Dialog, fork: CalleeLeg | None) -> None:
-        """Answer a re-INVITE (hold/resume, new address) locally; see in_dialog.py."""
-        oa = self.caller.oa if fork is None else fork.oa
-        media = self.caller.media_id if fork is None else fork.media_id
-        await answer_reinvite(self.host, inc, dialog, oa, media)
-        if oa is not None and oa.negotiated is not None:
-            await self._hold_music(fork, oa.negotiated)
-
-    async def _hold_music(self, holder: CalleeLeg | None, negotiated: NegotiatedMedia) -> None:
-        """One side holds the call (its re-offer: sendonly, inactive or a null address,
-        RFC 3264 §8.4) or resumes it: the other side hears the account's hold music meanwhile,
-        not silence. Only between the caller and the answered leg."""
-        winner = self.winner
-        if winner is None or (holder is not None and holder is not winner):
-            return
-        other = self.caller.media_id if holder is not None else winner.media_id
-        key = winner.leg_id if holder is not None else self.caller.leg_id
-        null = negotiated.remote_port == 0 or negotiated.remote_address in ("0.0.0.0", "::")  # noqa: S104
-        held = null or not negotiated.direction.sends
-        engine, music_for = self.host.engine, self.host.hold_music
-        if other is None or self.account_id is None or music_for is None:
-            return
-        if held and key not in self.holding:
-            try:
-                await engine.play(other, music_for(self.account_id), loop=True)
-            except MediaError as exc:
-                log.info("call %s: no hold music: %s", self.call_id, exc)
-                return
-            self.holding.add(key)
-        elif not held and key in self.holding:
-            self.holding.discard(key)
-            with contextlib.suppress(MediaError):
-                await engine.stop_playback(other)
-
-    def _reply(self, inc: IncomingRequest, dialog: Dialog, status: int, body: bytes = b"") -> None:
-        reply(self.host, inc, dialog, status, body)
 
     async def _caller_cancelled(self, event: CancelRequested) -> None:
         caller = self.caller
