@@ -22,7 +22,7 @@ from tests.e2e.schemes_kit import carrier_talk
 from tests.e2e.test_early_media import app as app  # the fixture
 from tests.pbx.conftest import NUMBER, seed_account
 from tests.sip.peers.harness import SIPP, free_port
-from tests.support.dnsmasq import Zone, dnsmasq, needs_dnsmasq
+from tests.support.dnsmasq import dnsmasq, needs_dnsmasq, servers_zone
 from zvonar.calls.events import Disposition, LegEndReason, TargetKind
 from zvonar.container import Container
 from zvonar.directory.models import TrunkAuth
@@ -98,14 +98,7 @@ async def test_the_mobile_rings_through_the_carriers_next_server_when_one_fails(
     await app.directory.update_employee(
         alpha.principal, alpha.employee_id, EmployeePatch(mobile_numbers=[MOBILE], ring_mobile=True)
     )
-    srv = "_sip._udp.carrier.zvonar.test"
-    zone = Zone(
-        srv=[
-            (srv, "sbc1.carrier.zvonar.test", first, 10, 0),
-            (srv, "sbc2.carrier.zvonar.test", second, 20, 0),
-        ],
-        hosts=[(f"sbc{i}.carrier.zvonar.test", ["127.0.0.1"]) for i in (1, 2)],
-    )
+    zone = servers_zone("carrier.zvonar.test", first, second)
     with dnsmasq(zone, tmp_path) as dns_port:
         _rt, runs = await call_101(
             app,

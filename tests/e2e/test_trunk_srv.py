@@ -29,7 +29,7 @@ from tests.e2e.test_early_media import app as app  # the fixture
 from tests.e2e.test_outbound_transfer import CALLER_XML
 from tests.pbx.conftest import PASSWORD, seed_account
 from tests.sip.peers.harness import SIPP, finish_sipp, free_port, run_sipp, start_sipp_bound
-from tests.support.dnsmasq import Zone, dnsmasq, needs_dnsmasq
+from tests.support.dnsmasq import dnsmasq, needs_dnsmasq, servers_zone
 from zvonar.calls.events import Direction, Disposition, LegEndReason
 from zvonar.container import Container
 from zvonar.directory.models import TrunkAuth
@@ -81,17 +81,7 @@ async def _dial(
             allowed_sources=["192.0.2.1"],  # calls from it are not tested here
         ),
     )
-    srv = "_sip._udp.carrier.zvonar.test"
-    zone = Zone(
-        srv=[
-            (srv, "sbc1.carrier.zvonar.test", ports["primary"], 10, 0),
-            (srv, "sbc2.carrier.zvonar.test", ports["backup"], 20, 0),
-        ],
-        hosts=[
-            ("sbc1.carrier.zvonar.test", ["127.0.0.1"]),
-            ("sbc2.carrier.zvonar.test", ["127.0.0.1"]),
-        ],
-    )
+    zone = servers_zone("carrier.zvonar.test", ports["primary"], ports["backup"])
     runs: dict[str, bool] = {}
     with stack, dnsmasq(zone, tmp_path) as dns_port:
         pbx_port = free_port()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.sip.peers.harness import free_port
-from tests.support.dnsmasq import Zone, dnsmasq, needs_dnsmasq
+from tests.support.dnsmasq import Zone, dnsmasq, needs_dnsmasq, resolver
 from zvonar.accounts.models import Role
 from zvonar.app import create_app
 from zvonar.calls.events import Target, TargetKind
@@ -81,14 +81,9 @@ class Clock:
         return self.now
 
 
-def _resolver(port: int, **kw: object) -> HostResolver:
-    client = DnsClient([("127.0.0.1", port)], timeout=1.0)
-    return HostResolver(records=client, lookup=client.addresses, **kw)  # type: ignore[arg-type]
-
-
 async def test_srv_in_priority_order_with_every_address(tmp_path: Path) -> None:
     with dnsmasq(ZONE, tmp_path) as port:
-        dns = _resolver(port, rng=random.Random(7))
+        dns = resolver(port, rng=random.Random(7))
         flows = await dns.locate("Carrier.Zvonar.Test.", None, "udp")
     # Priority 10 first (a and b in weighted order), the standby last; b's IPv6 address
     # is a destination of its own, right after its IPv4 one.
@@ -104,7 +99,7 @@ async def test_srv_in_priority_order_with_every_address(tmp_path: Path) -> None:
 async def test_weights_share_the_first_place(tmp_path: Path) -> None:
     """60/40 weights: over many fresh orderings, a is first about 60% of the time."""
     with dnsmasq(ZONE, tmp_path) as port:
-        dns = _resolver(port, rng=random.Random(11))
+        dns = resolver(port, rng=random.Random(11))
         firsts: Counter[int] = Counter()
         for _ in range(2000):
             dns._rr.clear()
@@ -116,7 +111,7 @@ async def test_weights_share_the_first_place(tmp_path: Path) -> None:
 
 async def test_naptr_picks_the_transport_we_speak(tmp_path: Path) -> None:
     with dnsmasq(ZONE, tmp_path) as port:
-        dns = _resolver(port)
+        dns = resolver(port)
         flows = await dns.locate("partner.zvonar.test", None, None)
         # sips asks for TLS only; we have no TLS transport, so nothing is reachable.
         secure = await dns.locate("partner.zvonar.test", None, None, secure=True)
@@ -126,7 +121,7 @@ async def test_naptr_picks_the_transport_we_speak(tmp_path: Path) -> None:
 
 async def test_fallbacks_explicit_ports_and_a_closed_service(tmp_path: Path) -> None:
     with dnsmasq(ZONE, tmp_path) as port:
-        dns = _resolver(port)
+        dns = resolver(port)
         # No NAPTR, no SRV: the address at 5060 over UDP (§4.2).
         assert await dns.locate("plain.zvonar.test", None, None) == (
             Flow("UDP", "127.0.0.4", 5060),
@@ -145,7 +140,7 @@ async def test_fallbacks_explicit_ports_and_a_closed_service(tmp_path: Path) -> 
 async def test_answers_are_kept_for_their_ttl(tmp_path: Path) -> None:
     clock = Clock()
     with dnsmasq(ZONE, tmp_path) as port:
-        dns = _resolver(port, clock=clock, ttl=300)
+        dns = resolver(port, clock=clock, ttl=300)
         first = await dns.locate("partner.zvonar.test", None, None)
         asked = dns.stats.misses
         clock.now += 29  # the zone's TTL is 30 s
@@ -186,7 +181,7 @@ async def test_a_sip_uri_target_rings_where_naptr_and_srv_point(tmp_path: Path) 
         "sip:x@closed.zvonar.test;transport=udp", closed_flow, Target(TargetKind.external, "x")
     )
     with dnsmasq(ZONE, tmp_path) as port:
-        dns = _resolver(port)
+        dns = resolver(port)
         waves = await dns.resolve_waves((Wave((located, pinned), 20), Wave((closed,), 20)))
         only = await dns.resolve_waves((Wave((pinned,), 20),))
     # The closed service's wave is gone; the others ring where DNS says, URIs unchanged.
@@ -233,7 +228,7 @@ async def test_an_outbound_plan_fails_over_along_the_carriers_servers(
 
     with dnsmasq(ZONE, tmp_path) as port:
         outbound = OutboundCalls(
-            container.db, creds, container.contacts.index, dns=_resolver(port, rng=random.Random(1))
+            container.db, creds, container.contacts.index, dns=resolver(port, rng=random.Random(1))
         )
         plan = await outbound(call, internal)
     assert isinstance(plan, Plan) and plan.fail_over == CARRIER_FAILURES

@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.sip.peers.harness import SIPP, finish_sipp, free_port, sipp_command, start_sipp
-from tests.support.dnsmasq import Zone, dnsmasq, needs_dnsmasq
+from tests.support.dnsmasq import dnsmasq, needs_dnsmasq, resolver, servers_zone
 from zvonar.container import Container
 from zvonar.directory.models import Transport, TrunkAuth
 from zvonar.directory.schemas import TrunkIn, TrunkPatch
 from zvonar.pbx.dns import HostResolver
-from zvonar.pbx.dns_client import DnsClient
 from zvonar.pbx.trunk_registration import UNREADABLE, RegState, TrunkRegistrations
 from zvonar.sip.io.runner import SipRunner
 from zvonar.sip.outbound import Registered, RegistrationFailed
@@ -177,6 +176,21 @@ async def _trunk(container: Container, port: int, **extra: object) -> TrunkIn:
     )
     await container.directory.create_trunk(seeded.principal, data)
     return data
+
+
+async def _srv_trunk(container: Container) -> None:
+    """Account alpha's carrier, known by its domain alone: located by SRV (RFC 3263)."""
+    seeded = await seed_account(container)
+    await container.directory.create_trunk(
+        seeded.principal,
+        TrunkIn(
+            name="carrier",
+            host="carrier.zvonar.test",
+            auth_mode=TrunkAuth.registration,
+            username=USER,
+            password=PASSWORD,
+        ),
+    )
 
 
 async def test_registers_with_digest_refreshes_and_unregisters(
@@ -342,26 +356,10 @@ async def test_registers_at_a_registrar_located_by_srv(
             _exchange(1, expires="0", grant=None),
         )
     )
-    seeded = await seed_account(container)
-    await container.directory.create_trunk(
-        seeded.principal,
-        TrunkIn(
-            name="carrier",
-            host="carrier.zvonar.test",
-            auth_mode=TrunkAuth.registration,
-            username=USER,
-            password=PASSWORD,
-        ),
-    )
-    zone = Zone(
-        srv=[("_sip._udp.carrier.zvonar.test", "reg.carrier.zvonar.test", carrier.port, 10, 0)],
-        hosts=[("reg.carrier.zvonar.test", ["127.0.0.1"])],
-    )
+    await _srv_trunk(container)
     seen = Seen(runner)
-    with dnsmasq(zone, tmp_path) as dns_port:
-        client = DnsClient([("127.0.0.1", dns_port)], timeout=1.0)
-        dns = HostResolver(records=client, lookup=client.addresses)
-        regs = TrunkRegistrations(container.db, runner, dns, retry_base=1.0)
+    with dnsmasq(servers_zone("carrier.zvonar.test", carrier.port), tmp_path) as dns_port:
+        regs = TrunkRegistrations(container.db, runner, resolver(dns_port), retry_base=1.0)
         try:
             await regs.start()
             await seen.until(Registered, 1)
@@ -407,30 +405,11 @@ async def test_a_failing_registrar_server_sends_the_retry_to_the_next(
             _exchange(1, expires="0", grant=None),
         )
     )
-    seeded = await seed_account(container)
-    await container.directory.create_trunk(
-        seeded.principal,
-        TrunkIn(
-            name="carrier",
-            host="carrier.zvonar.test",
-            auth_mode=TrunkAuth.registration,
-            username=USER,
-            password=PASSWORD,
-        ),
-    )
-    srv = "_sip._udp.carrier.zvonar.test"
-    zone = Zone(
-        srv=[
-            (srv, "reg1.carrier.zvonar.test", overloaded.port, 10, 0),
-            (srv, "reg2.carrier.zvonar.test", backup.port, 20, 0),
-        ],
-        hosts=[(f"reg{i}.carrier.zvonar.test", ["127.0.0.1"]) for i in (1, 2)],
-    )
+    await _srv_trunk(container)
+    zone = servers_zone("carrier.zvonar.test", overloaded.port, backup.port)
     seen = Seen(runner)
     with dnsmasq(zone, tmp_path) as dns_port:
-        client = DnsClient([("127.0.0.1", dns_port)], timeout=1.0)
-        dns = HostResolver(records=client, lookup=client.addresses)
-        regs = TrunkRegistrations(container.db, runner, dns, retry_base=1.0)
+        regs = TrunkRegistrations(container.db, runner, resolver(dns_port), retry_base=1.0)
         try:
             await regs.start()
             await seen.until(RegistrationFailed, 1)

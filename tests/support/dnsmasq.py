@@ -20,8 +20,11 @@ from pathlib import Path
 import pytest
 
 from tests.sip.peers.harness import free_port
+from tests.support.procs import stop_process
+from zvonar.pbx.dns import HostResolver
+from zvonar.pbx.dns_client import DnsClient
 
-__all__ = ["DNSMASQ", "Zone", "dnsmasq", "needs_dnsmasq"]
+__all__ = ["DNSMASQ", "Zone", "dnsmasq", "needs_dnsmasq", "resolver", "servers_zone"]
 
 DNSMASQ = shutil.which("dnsmasq") or (
     "/usr/sbin/dnsmasq" if Path("/usr/sbin/dnsmasq").exists() else None
@@ -53,6 +56,24 @@ class Zone:
         for name, addresses in self.hosts:
             out.append(f"--host-record={name},{','.join(addresses)}")
         return out
+
+
+def servers_zone(domain: str, *ports: int, transport: str = "udp") -> Zone:
+    """``domain``'s SRV for ``transport`` listing one server per port on 127.0.0.1
+    (``sbc1.<domain>`` first at priority 10, ``sbc2`` at 20…): a carrier with a primary and
+    its backups."""
+    srv = f"_sip._{transport}.{domain}"
+    names = [f"sbc{i}.{domain}" for i in range(1, len(ports) + 1)]
+    return Zone(
+        srv=[(srv, name, port, 10 * i, 0) for i, (name, port) in enumerate(zip(names, ports), 1)],
+        hosts=[(name, ["127.0.0.1"]) for name in names],
+    )
+
+
+def resolver(dns_port: int, **options: object) -> HostResolver:
+    """The PBX's resolver asking only the dnsmasq on ``dns_port`` (A/AAAA included)."""
+    client = DnsClient([("127.0.0.1", dns_port)], timeout=1.0)
+    return HostResolver(records=client, lookup=client.addresses, **options)  # type: ignore[arg-type]
 
 
 def _bound(port: int) -> bool:
@@ -92,9 +113,4 @@ def dnsmasq(zone: Zone, tmp_path: Path) -> Iterator[int]:
             time.sleep(0.01)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.procs import stop_process
+
 
 @dataclass(frozen=True)
 class Daemon:
@@ -80,9 +82,4 @@ def rtpengine_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemo
             time.sleep(0.05)
         yield daemon
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
