@@ -38,7 +38,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from zvonar.calls.events import Target
 from zvonar.calls.pickup import FeatureResolver
@@ -133,20 +133,18 @@ def server_part(host: str, port: int | None, transport: str) -> str:
 @dataclass
 class DnsStats:
     hits: int = 0
-    misses: int = 0  # lookups sent to the system resolver
-    failures: int = 0  # of those, how many found nothing (or timed out)
+    misses: int = 0  # queries asked (the system resolver, or DNS servers of our own)
+    failures: int = 0  # of those, how many failed: an error, no answer in time, no address
 
 
 @dataclass(frozen=True)
 class _Entry:
-    addresses: tuple[str, ...]  # empty: a cached failure
+    found: tuple[Any, ...]  # addresses, or NAPTR/SRV records; empty: nothing there
     expires: float
 
 
-@dataclass(frozen=True)
-class _Records:
-    records: tuple[Naptr | Srv, ...]  # empty: none there (or a cached failure)
-    expires: float
+Key = tuple[str, str]  # ("A" for A/AAAA, "NAPTR" or "SRV"; the name)
+Answer = tuple[tuple[Any, ...], float | None]  # what was found, and its TTL (None: unknown)
 
 
 async def system_lookup(host: str) -> list[str]:
@@ -197,38 +195,34 @@ class HostResolver:
         self.clock = clock
         self.max_entries = max_entries
         self.stats = DnsStats()
-        self._cache: dict[str, _Entry] = {}
-        self._inflight: dict[str, asyncio.Future[tuple[str, ...]]] = {}
+        self._cache: dict[Key, _Entry] = {}
+        self._inflight: dict[Key, asyncio.Future[tuple[Any, ...]]] = {}
         self.records = records
         self.rng = rng or random.SystemRandom()
         self.min_ttl = min_ttl
         self.max_ttl = max_ttl
-        self._rr: dict[tuple[str, str], _Records] = {}
-        self._rr_inflight: dict[tuple[str, str], asyncio.Future[_Records]] = {}
 
     def cached(self, host: str) -> tuple[str, ...] | None:
         """The cached answer for ``host`` if still fresh (empty: a cached failure)."""
-        entry = self._cache.get(host.rstrip(".").lower())
-        if entry is None or entry.expires <= self.clock():
-            return None
-        return entry.addresses
+        return self._fresh(("A", host.rstrip(".").lower()))
 
     async def addresses(self, host: str) -> tuple[str, ...]:
         """Addresses of ``host`` (an IP literal is its own); empty when it does not resolve."""
         name = host.rstrip(".").lower()
-        entry = self._cache.get(name)  # before is_ip: parsing a name as an IP costs more
-        if entry is not None and entry.expires > self.clock():
+        found = self._fresh(("A", name))  # before is_ip: parsing a name as an IP costs more
+        if found is not None:
             self.stats.hits += 1
-            return entry.addresses
+            return found
         if is_ip(host):
             return (host.strip("[]"),)
-        pending = self._inflight.get(name)
-        if pending is None:
-            pending = asyncio.ensure_future(self._query(name))
-            self._inflight[name] = pending
-            pending.add_done_callback(lambda _f: self._inflight.pop(name, None))
-        # Shielded: one caller giving up (its own timeout) must not cancel the others' query.
-        return await asyncio.shield(pending)
+
+        async def ask() -> Answer:
+            usable = tuple(a for a in await self.lookup(name) if is_ip(a))
+            if not usable:
+                raise OSError("no usable address")
+            return usable, None  # getaddrinfo tells no TTL
+
+        return await self._shared(("A", name), ask)
 
     async def flow(self, flow: Flow) -> Flow | None:
         """``flow`` with its host resolved to the first address, or None if it does not."""
@@ -294,41 +288,61 @@ class HostResolver:
 
     async def _lookup(self, rtype: str, name: str) -> tuple[Naptr | Srv, ...]:
         key = (rtype, name)
-        entry = self._rr.get(key)
-        if entry is not None and entry.expires > self.clock():
+        found = self._fresh(key)
+        if found is not None:
             self.stats.hits += 1
-            return entry.records
-        pending = self._rr_inflight.get(key)
-        if pending is None:
-            pending = asyncio.ensure_future(self._query_records(rtype, name))
-            self._rr_inflight[key] = pending
-            pending.add_done_callback(lambda _f: self._rr_inflight.pop(key, None))
-        return (await asyncio.shield(pending)).records
+            return found
 
-    async def _query_records(self, rtype: str, name: str) -> _Records:
-        assert self.records is not None
+        async def ask() -> Answer:
+            assert self.records is not None
+            query = self.records.naptr if rtype == "NAPTR" else self.records.srv
+            records, ttl = await query(name)
+            if len(records) > MAX_RECORDS:
+                log.warning(
+                    "DNS: %s %s: %d records, the best %d kept", *key, len(records), MAX_RECORDS
+                )
+                records = sorted(records, key=_rank)[:MAX_RECORDS]
+            return tuple(records), ttl
+
+        return await self._shared(key, ask)
+
+    def _fresh(self, key: Key) -> tuple[Any, ...] | None:
+        entry = self._cache.get(key)
+        return entry.found if entry is not None and entry.expires > self.clock() else None
+
+    async def _shared(self, key: Key, ask: Callable[[], Awaitable[Answer]]) -> tuple[Any, ...]:
+        """``ask``'s answer, cached; concurrent askers of one key share one query."""
+        pending = self._inflight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._ask(key, ask))
+            self._inflight[key] = pending
+            pending.add_done_callback(lambda _f: self._inflight.pop(key, None))
+        # Shielded: one caller giving up (its own timeout) must not cancel the others' query.
+        return await asyncio.shield(pending)
+
+    async def _ask(self, key: Key, ask: Callable[[], Awaitable[Answer]]) -> tuple[Any, ...]:
         self.stats.misses += 1
-        found: Sequence[Naptr | Srv]
+        ttl: float | None = None
         try:
-            if rtype == "NAPTR":
-                found, ttl = await asyncio.wait_for(self.records.naptr(name), self.timeout)
-            else:
-                found, ttl = await asyncio.wait_for(self.records.srv(name), self.timeout)
-        except (OSError, TimeoutError, ValueError) as exc:
-            log.warning("DNS: %s %s: %s", rtype, name, exc or type(exc).__name__)
-            found, ttl = [], 0.0
+            found, ttl = await asyncio.wait_for(ask(), self.timeout)
+        except (OSError, TimeoutError, ValueError) as exc:  # UnicodeError: a bad IDNA name
+            log.warning("DNS: %s %s: %s", *key, exc or type(exc).__name__)
+            found = ()
             self.stats.failures += 1
-        keep = min(max(ttl, self.min_ttl), self.max_ttl) if found else self.negative_ttl
-        if len(found) > MAX_RECORDS:
-            log.warning(
-                "DNS: %s %s: %d records, the best %d kept", rtype, name, len(found), MAX_RECORDS
-            )
-            found = sorted(found, key=_rank)[:MAX_RECORDS]
-        entry = _Records(tuple(found), self.clock() + keep)
-        if len(self._rr) >= self.max_entries:
-            self._rr.clear()  # rare (thousands of distinct domains): start over
-        self._rr[(rtype, name)] = entry
-        return entry
+        if not found:
+            keep = self.negative_ttl
+        else:
+            keep = self.ttl if ttl is None else min(max(ttl, self.min_ttl), self.max_ttl)
+        now = self.clock()
+        if len(self._cache) >= self.max_entries:
+            # Expired entries first; if none, the oldest inserted (dicts keep order).
+            for old in [k for k, e in self._cache.items() if e.expires <= now] or [
+                next(iter(self._cache))
+            ]:
+                del self._cache[old]
+        self._cache.pop(key, None)
+        self._cache[key] = _Entry(found, now + keep)
+        return found
 
     async def _target_flows(self, target: RingTarget) -> tuple[Flow, ...]:
         """A named target's destinations: located from its Request-URI when the flow goes to
@@ -374,30 +388,6 @@ class HostResolver:
                 silence = SERVER_SILENCE if spares else wave.silence
                 out.append(replace(wave, targets=tuple(kept), silence=silence))
         return tuple(out)
-
-    async def _query(self, name: str) -> tuple[str, ...]:
-        self.stats.misses += 1
-        try:
-            raw = await asyncio.wait_for(self.lookup(name), self.timeout)
-            found = tuple(a for a in raw if is_ip(a))
-        except (OSError, TimeoutError, ValueError) as exc:  # UnicodeError: a bad IDNA name
-            log.warning("DNS: %s: %s", name, exc or type(exc).__name__)
-            found = ()
-        if not found:
-            self.stats.failures += 1
-        self._store(name, found)
-        return found
-
-    def _store(self, name: str, found: tuple[str, ...]) -> None:
-        now = self.clock()
-        if len(self._cache) >= self.max_entries:
-            # Expired entries first; if none, the oldest inserted (dicts keep order).
-            for key in [k for k, e in self._cache.items() if e.expires <= now] or [
-                next(iter(self._cache))
-            ]:
-                del self._cache[key]
-        self._cache.pop(name, None)
-        self._cache[name] = _Entry(found, now + (self.ttl if found else self.negative_ttl))
 
 
 MAX_SKIPPED = 64  # waves in a row a route may hand out with nobody reachable
