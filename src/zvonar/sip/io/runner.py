@@ -18,6 +18,7 @@ from typing import Protocol
 
 from zvonar.sip.io.stats import TransportStats
 from zvonar.sip.io.tcp import TcpLimits, TcpTransport
+from zvonar.sip.io.tls import TlsConfig
 from zvonar.sip.io.udp import Address, UdpTransport, bind_udp
 from zvonar.sip.ua import Flow, UaEvent, UserAgent
 
@@ -36,7 +37,7 @@ class SipApplication(Protocol):
 
 
 class SipRunner:
-    """Hosts one `UserAgent` on UDP/TCP listeners of one event loop."""
+    """Hosts one `UserAgent` on UDP/TCP/TLS listeners of one event loop."""
 
     def __init__(
         self,
@@ -53,13 +54,9 @@ class SipRunner:
         self.stats = TransportStats()
         self.max_udp_size = max_udp_size
         self._udp: dict[int, UdpTransport] = {}  # by IP family (4 / 6)
-        self._tcp = TcpTransport(
-            self.loop,
-            self._on_stream,
-            self.stats,
-            limits=tcp_limits,
-            on_send_failure=self._on_tcp_failure,
-        )
+        self._tcp_limits = tcp_limits
+        self._tcp = self._stream_transport(None)
+        self._tls: TcpTransport | None = None
         self._tcp_listening = False
         self._timer: asyncio.TimerHandle | None = None
         self._armed: float | None = None
@@ -90,6 +87,37 @@ class SipRunner:
         self.ua.set_local_address("TCP", local.host, local.port)
         return local
 
+    async def listen_tls(
+        self,
+        host: str,
+        port: int,
+        tls: TlsConfig,
+        *,
+        server_names: dict[Address, str] | None = None,
+    ) -> Flow:
+        """Accept SIP over TLS on host:port (5061 by convention) and open TLS connections
+        with ``tls.client``; the runner has one TLS configuration. ``server_names``: the
+        name each server address's certificate must carry (else the address itself)."""
+        if self._tls is None:
+            self._tls = self._stream_transport(tls)
+        if server_names is not None:
+            self._tls.server_names = server_names
+        addr = await self._tls.listen(host, port)
+        local = Flow("TLS", addr[0], addr[1])
+        self.ua.set_local_address("TLS", local.host, local.port)
+        return local
+
+    def _stream_transport(self, tls: TlsConfig | None) -> TcpTransport:
+        name = "TCP" if tls is None else "TLS"
+        return TcpTransport(
+            self.loop,
+            lambda data, source: self._on_stream(name, data, source),
+            self.stats,
+            limits=self._tcp_limits,
+            on_send_failure=lambda addr: self._on_send_failure(name, addr),
+            tls=tls,
+        )
+
     async def listen_pair(self, host: str, port: int = 0) -> tuple[Flow, Flow]:
         """UDP and TCP on the same port, as SIP expects (RFC 3261 §18).
 
@@ -115,6 +143,19 @@ class SipRunner:
     def tcp(self) -> TcpTransport:
         return self._tcp
 
+    @property
+    def tls(self) -> TcpTransport | None:
+        """The TLS transport, once `listen_tls` ran."""
+        return self._tls
+
+    def reaches(self, transport: str) -> bool:
+        """Whether a message can go out over ``transport`` ("UDP", "TCP", "TLS")."""
+        if transport == "UDP":
+            return bool(self._udp)
+        if transport == "TCP":
+            return self._tcp_listening
+        return transport == "TLS" and self._tls is not None
+
     def all_stats(self) -> dict[str, int]:
         return {**self.stats.as_dict(), **self.ua.counters.as_dict()}
 
@@ -130,20 +171,20 @@ class SipRunner:
             log.exception("SIP core failed on a datagram from %s", source)
         self.pump(now)
 
-    def _on_stream(self, data: bytes, source: Address) -> None:
+    def _on_stream(self, transport: str, data: bytes, source: Address) -> None:
         self.stats.received += 1
         now = self.loop.time()
         try:
-            self.ua.receive(data, Flow("TCP", source[0], source[1]), now)
+            self.ua.receive(data, Flow(transport, source[0], source[1]), now)
         except Exception:
             self.stats.internal_errors += 1
             log.exception("SIP core failed on a message from %s", source)
         self.pump(now)
 
-    def _on_tcp_failure(self, addr: Address) -> None:
+    def _on_send_failure(self, transport: str, addr: Address) -> None:
         now = self.loop.time()
         try:
-            self.ua.transport_error(Flow("TCP", addr[0], addr[1]), now)
+            self.ua.transport_error(Flow(transport, addr[0], addr[1]), now)
         except Exception:
             self.stats.internal_errors += 1
             log.exception("SIP core failed on a transport error for %s", addr)
@@ -197,13 +238,17 @@ class SipRunner:
     def send(self, data: bytes, flow: Flow) -> bool:
         if flow.transport == "UDP":
             udp = self._udp.get(6 if ":" in flow.host else 4)
-            if udp is None:
-                self.stats.send_errors += 1
-                return False
-            return udp.send(data, flow.address)
-        if flow.transport == "TCP":
+            if udp is not None:
+                return udp.send(data, flow.address)
+        elif flow.transport == "TCP":
             return self._tcp.send(data, flow.address)
+        elif flow.transport == "TLS" and self._tls is not None:
+            return self._tls.send(data, flow.address)
+        # No such transport here (TLS without a certificate, IPv6 without a v6 socket, WS…):
+        # tell the core now, so a transaction fails at once instead of retransmitting into
+        # nothing until Timer B.
         self.stats.send_errors += 1
+        self.loop.call_soon(self._on_send_failure, flow.transport, flow.address)
         return False
 
     def _rearm(self) -> None:
@@ -251,3 +296,5 @@ class SipRunner:
             udp.close()
         self._udp.clear()
         await self._tcp.close()
+        if self._tls is not None:
+            await self._tls.close()

@@ -27,6 +27,7 @@ from zvonar.sip.auth import Credentials, DigestChallenger, InMemoryCredentialSto
 from zvonar.sip.io.runner import SipRunner
 from zvonar.sip.io.tcp import TcpLimits
 from zvonar.sip.io.testserver import EchoPbx
+from zvonar.sip.io.tls import TlsConfig
 from zvonar.sip.location import LocationService
 from zvonar.sip.registrar import Registrar, RegistrarConfig
 from zvonar.sip.security import SecurityConfig, SecurityPolicy
@@ -64,6 +65,8 @@ class SipServerConfig:
     timers: TimerConfig = field(default_factory=TimerConfig)
     tcp_limits: TcpLimits = field(default_factory=TcpLimits)
     nonce_secret: bytes | None = None
+    tls: TlsConfig | None = None  # also listen on TLS, at tls_port of each listen host
+    tls_port: int = 0
 
 
 class SipServer:
@@ -128,6 +131,8 @@ async def serve_sip(config: SipServerConfig | None = None, **overrides: object) 
                 flows.append(await runner.listen_udp(host, port))
             elif config.tcp:
                 flows.append(await runner.listen_tcp(host, port))
+            if config.tls is not None:
+                flows.append(await runner.listen_tls(host, config.tls_port, config.tls))
     except BaseException:
         await runner.close()
         raise

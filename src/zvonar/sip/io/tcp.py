@@ -1,4 +1,5 @@
-"""TCP transport (RFC 3261 §18): listener, outbound connections, framing, limits.
+"""TCP transport (RFC 3261 §18): listener, outbound connections, framing, limits; with
+``tls=`` it is the TLS transport (RFC 3261 §26.2; contexts in tls.py).
 
 Messages are framed by `StreamFramer` (Content-Length, §18.3); RFC 5626 §3.5.1 CRLF pings
 are answered with a CRLF pong. Connections are found again by the peer's address, so a
@@ -10,6 +11,12 @@ Limits: at most `max_per_ip` connections per remote IP (further ones are closed 
 `idle_timeout` seconds without any byte received closes a connection, and the framer's
 `max_size` bounds one message. A framing error cannot be recovered on a stream: the
 connection is closed (RFC 4475 §3.1.2.3).
+
+Over TLS a connection counts once its handshake is done (asyncio calls ``connection_made``
+then), bounded by ``TlsConfig.handshake_timeout``; a failed handshake is logged and never
+reaches the SIP core. A connection we open checks the server's certificate against the name
+``server_names`` holds for its address (the SIP domain it was located from, RFC 5922 §4), or
+against the address itself.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import cast
 from zvonar.sip.errors import SipError
 from zvonar.sip.framing import StreamFramer
 from zvonar.sip.io.stats import TransportStats
+from zvonar.sip.io.tls import TlsConfig
 from zvonar.sip.io.udp import Address, strip_brackets
 
 __all__ = ["StreamReceiver", "TcpLimits", "TcpTransport"]
@@ -92,7 +100,7 @@ class _Connection(asyncio.Protocol):
             messages = self.framer.feed(data)
         except SipError as exc:  # FramingError: the stream is out of sync, give it up
             owner.stats.tcp_framing_errors += 1
-            log.info("closing TCP connection from %s: %s", self.remote, exc.reason)
+            log.info("closing %s connection from %s: %s", owner.name, self.remote, exc.reason)
             self.abort()
             return
         pongs = self.framer.take_pongs()
@@ -119,7 +127,7 @@ class _Connection(asyncio.Protocol):
             self.pending_size += len(data)
             return True
         if self.transport.get_write_buffer_size() > self.owner.limits.max_write_buffer:
-            log.info("TCP peer %s does not read; closing", self.remote)
+            log.info("%s peer %s does not read; closing", self.owner.name, self.remote)
             self.abort()
             return False
         self.transport.write(data)
@@ -132,9 +140,9 @@ class _Connection(asyncio.Protocol):
 
 
 class TcpTransport:
-    """A TCP listener plus the connections it accepted or opened, keyed by peer address."""
+    """A TCP (or TLS) listener plus the connections it accepted or opened, keyed by peer
+    address."""
 
-    name = "TCP"
     reliable = True
 
     def __init__(
@@ -145,7 +153,13 @@ class TcpTransport:
         *,
         limits: TcpLimits | None = None,
         on_send_failure: SendFailure | None = None,
+        tls: TlsConfig | None = None,
     ) -> None:
+        self.name = "TCP" if tls is None else "TLS"
+        self.tls = tls
+        # Address → the name its certificate must carry (TLS connections we open); filled by
+        # whoever located the address from a name (pbx/dns.py), read when connecting.
+        self.server_names: dict[Address, str] = {}
         self.loop = loop
         self.stats = stats
         self.limits = limits or TcpLimits()
@@ -163,8 +177,18 @@ class TcpTransport:
         """Accept connections on host:port (may be called for several addresses)."""
         host = strip_brackets(host)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        tls = self.tls.server if self.tls is not None else None
+        if self.tls is not None and tls is None:
+            raise ValueError("a TLS listener needs a server certificate")
         server = await self.loop.create_server(
-            lambda: _Connection(self), host, port, family=family, reuse_address=True, backlog=512
+            lambda: _Connection(self),
+            host,
+            port,
+            family=family,
+            reuse_address=True,
+            backlog=512,
+            ssl=tls,
+            ssl_handshake_timeout=self.tls.handshake_timeout if self.tls is not None else None,
         )
         self._servers.append(server)
         sockname = server.sockets[0].getsockname()
@@ -194,7 +218,12 @@ class TcpTransport:
         ip = conn.remote[0]
         if self._per_ip.get(ip, 0) >= self.limits.max_per_ip:
             self.stats.tcp_refused += 1
-            log.info("refusing TCP connection from %s: %d already open", ip, self.limits.max_per_ip)
+            log.info(
+                "refusing %s connection from %s: %d already open",
+                self.name,
+                ip,
+                self.limits.max_per_ip,
+            )
             return False
         self._take_slot(conn)
         old = self._conns.get(conn.remote)
@@ -255,13 +284,24 @@ class TcpTransport:
 
     async def _open(self, conn: _Connection) -> None:
         host, port = conn.remote
+        tls = self.tls
+        timeout = self.limits.connect_timeout
         try:
-            await asyncio.wait_for(
-                self.loop.create_connection(lambda: conn, host, port),
-                self.limits.connect_timeout,
-            )
-        except (TimeoutError, OSError) as exc:
-            log.info("TCP connect to %s failed: %s", conn.remote, exc)
+            if tls is None:
+                opening = self.loop.create_connection(lambda: conn, host, port)
+            else:
+                opening = self.loop.create_connection(
+                    lambda: conn,
+                    host,
+                    port,
+                    ssl=tls.client,
+                    server_hostname=self.server_names.get(conn.remote, host),
+                    ssl_handshake_timeout=tls.handshake_timeout,
+                )
+                timeout += tls.handshake_timeout
+            await asyncio.wait_for(opening, timeout)
+        except (TimeoutError, OSError) as exc:  # ssl.SSLError (a bad certificate) is an OSError
+            log.info("%s connect to %s failed: %s", self.name, conn.remote, exc)
             conn.closed = True
             self.stats.send_errors += 1
             self.forget(conn)
