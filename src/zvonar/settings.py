@@ -54,6 +54,20 @@ class Settings(BaseSettings):
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
     sip_advertise: str | None = Field(default=None, description="SIP address peers must reach.")
+    sip_tls_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate chain of the PBX; set: SIP over TLS on sip_tls_port.",
+    )
+    sip_tls_key: Path | None = Field(
+        default=None, description="Private key of sip_tls_cert (unset: in the same file)."
+    )
+    sip_tls_port: int = Field(default=5061, ge=0, le=65535, description="SIP over TLS port.")
+    sip_tls_ca: Path | None = Field(
+        default=None, description="CA bundle TLS carriers are checked against; unset: system's."
+    )
+    sip_tls_verify: bool = Field(
+        default=True, description="Check TLS carriers' certificates and names (RFC 5922)."
+    )
     sip_digest_algorithms: str = Field(
         default="SHA-256,MD5", description="Digest challenges offered, in order (RFC 8760)."
     )
@@ -147,6 +161,11 @@ class Settings(BaseSettings):
                 a.strip() for a in self.sip_digest_algorithms.split(",") if a.strip()
             ),
             dns_servers=parse_dns_servers(self.dns_servers),
+            sip_tls_cert=self.sip_tls_cert,
+            sip_tls_key=self.sip_tls_key,
+            sip_tls_port=self.sip_tls_port,
+            sip_tls_ca=self.sip_tls_ca,
+            sip_tls_verify=self.sip_tls_verify,
         )
 
     def redacted(self) -> dict[str, Any]:

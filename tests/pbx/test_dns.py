@@ -152,7 +152,8 @@ async def test_resolving_wraps_a_resolver() -> None:
 def test_named_flow() -> None:
     assert named_flow("[2001:db8::1]", None, "tcp") == Flow("TCP", "2001:db8::1", 5060)
     assert named_flow("Sip.Carrier.TEST.", 5080) == Flow("UDP", "sip.carrier.test", 5080)
-    assert named_flow("sip.carrier.test", 5061, "tls") is None
+    assert named_flow("sip.carrier.test", None, "tls") == Flow("TLS", "sip.carrier.test", 5061)
+    assert named_flow("sip.carrier.test", 5061, "ws") is None
     with pytest.raises(ValueError):
         HostResolver(timeout=0)
 

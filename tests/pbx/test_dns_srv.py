@@ -118,6 +118,25 @@ async def test_naptr_picks_the_transport_we_speak(tmp_path: Path) -> None:
     assert secure == ()
 
 
+async def test_a_pbx_with_tls_prefers_sips_and_remembers_the_domain(tmp_path: Path) -> None:
+    """With a TLS listener the partner's first NAPTR choice (SIPS+D2T) is taken; the TLS
+    server's address keeps the domain its certificate must name (RFC 5922 §4), not the SRV
+    target's."""
+    with dnsmasq(ZONE, tmp_path) as port:
+        dns = resolver(port, transports=("UDP", "TCP", "TLS"))
+        flows = await dns.locate("partner.zvonar.test", None, None)
+        secure = await dns.locate("partner.zvonar.test", None, None, secure=True)
+        by_ip = await dns.locate("127.0.0.20", 5061, "tls")
+    assert flows == (
+        Flow("TLS", "127.0.0.20", 5061),
+        Flow("TCP", "127.0.0.20", 5082),
+        Flow("UDP", "127.0.0.20", 5081),
+    )
+    assert secure == (Flow("TLS", "127.0.0.20", 5061),)
+    assert by_ip == (Flow("TLS", "127.0.0.20", 5061),)
+    assert dns.tls_names == {("127.0.0.20", 5061): "partner.zvonar.test"}
+
+
 async def test_fallbacks_explicit_ports_and_a_closed_service(tmp_path: Path) -> None:
     with dnsmasq(ZONE, tmp_path) as port:
         dns = resolver(port)

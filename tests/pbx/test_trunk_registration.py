@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.sip.peers.harness import SIPP, finish_sipp, free_port, sipp_command, start_sipp
+from tests.support.certs import make_pki
 from tests.support.dnsmasq import dnsmasq, needs_dnsmasq, resolver, servers_zone
 from zvonar.container import Container
 from zvonar.directory.models import Transport, TrunkAuth
@@ -21,7 +22,11 @@ from zvonar.directory.schemas import TrunkIn, TrunkPatch
 from zvonar.pbx.dns import HostResolver
 from zvonar.pbx.trunk_registration import UNREADABLE, RegState, TrunkRegistrations
 from zvonar.sip.io.runner import SipRunner
+from zvonar.sip.io.server import SipServerConfig, serve_sip
+from zvonar.sip.io.tls import TlsConfig, client_context, server_context
 from zvonar.sip.outbound import Registered, RegistrationFailed
+from zvonar.sip.registrar import RegistrarConfig
+from zvonar.sip.security import SecurityConfig
 from zvonar.sip.ua import RegistrationUpdate, UaEvent, UserAgent
 from zvonar.store.sealed import Sealer
 
@@ -162,13 +167,15 @@ class Seen:
             await asyncio.sleep(0.02)
 
 
-async def _trunk(container: Container, port: int, **extra: object) -> TrunkIn:
+async def _trunk(
+    container: Container, port: int, transport: Transport = Transport.udp, **extra: object
+) -> TrunkIn:
     seeded = await seed_account(container)
     data = TrunkIn(
         name="carrier",
         host="127.0.0.1",
         port=port,
-        transport=Transport.udp,
+        transport=transport,
         auth_mode=TrunkAuth.registration,
         username=USER,
         password=PASSWORD,
@@ -425,3 +432,63 @@ async def test_a_failing_registrar_server_sends_the_retry_to_the_next(
     assert (await overloaded.finish())[0] == 1
     successful, describe = await backup.finish()
     assert successful == 1, describe  # the binding and its removal, both at the backup
+
+
+async def test_registers_over_tls_at_a_registrar_with_a_checked_certificate(
+    container: Container, tmp_path: Path
+) -> None:
+    """A TLS trunk registers over TLS (the carrier's certificate checked against the CA we
+    were given), with digest; the carrier's binding says TLS and names our TLS listener. The
+    carrier is our own stack's registrar over real TLS sockets (SIPp has no TLS here)."""
+    pki = make_pki(tmp_path / "pki")
+    ours, theirs = pki.issue("pbx", ips=("127.0.0.1",)), pki.issue("reg", ips=("127.0.0.1",))
+    port = free_port()
+    await _trunk(container, port, transport=Transport.tls)
+    registrar = await serve_sip(
+        SipServerConfig(
+            listen=(("127.0.0.1", 0),),
+            tls_port=port,
+            realm=REALM,
+            users={USER: PASSWORD},
+            security=SecurityConfig(trusted=("127.0.0.0/8",)),
+            registrar=RegistrarConfig(min_expires=60),
+            tls=TlsConfig(
+                client=client_context(ca=pki.ca), server=server_context(theirs.cert, theirs.key)
+            ),
+        )
+    )
+    runner = SipRunner(UserAgent())
+    await runner.listen_udp("127.0.0.1", 0)
+    tls = TlsConfig(
+        client=client_context(ca=pki.ca, cert=ours.cert, key=ours.key),
+        server=server_context(ours.cert, ours.key),
+    )
+    local = await runner.listen_tls("127.0.0.1", 0, tls)
+    seen = Seen(runner)
+    regs = TrunkRegistrations(container.db, runner, retry_base=1.0)
+    try:
+        await regs.start()
+        await seen.until(Registered, 1)
+        (status,) = regs.status()
+        assert status.state is RegState.registered and status.registrar == f"127.0.0.1:{port}"
+        (binding,) = registrar.ua.lookup(f"sip:{USER}@127.0.0.1", runner.loop.time())
+        assert binding.transport == "TLS"
+        assert binding.contact == f"sip:{USER}@127.0.0.1:{local.port};transport=tls"
+    finally:
+        await regs.stop(within=5)
+        await runner.close(unregister_within=0.5)
+        await registrar.close()
+    assert not registrar.ua.lookup(f"sip:{USER}@127.0.0.1", runner.loop.time())  # un-REGISTERed
+
+
+async def test_a_tls_trunk_on_a_pbx_without_tls_is_shown_unsupported(
+    container: Container, runner: SipRunner
+) -> None:
+    await _trunk(container, 5061, transport=Transport.tls)
+    regs = TrunkRegistrations(container.db, runner, retry_base=1.0)
+    try:
+        await regs.start()
+        (status,) = regs.status()
+        assert status.state is RegState.unsupported and "TLS" in (status.last_reason or "")
+    finally:
+        await regs.stop(within=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["PbxConfig", "parse_dns_servers"]
 
@@ -65,10 +66,20 @@ class PbxConfig:
     # DNS servers for RFC 3263 lookups (NAPTR/SRV/A/AAAA of trunks and SIP URI targets);
     # empty: the system's (resolv.conf for NAPTR/SRV, getaddrinfo for addresses).
     dns_servers: tuple[tuple[str, int], ...] = ()
+    # SIP over TLS (RFC 3261 §26.2; sip/io/tls.py): on when a certificate is given. Carriers
+    # reached over TLS are checked against ``sip_tls_ca`` (None: the system's store) unless
+    # ``sip_tls_verify`` is off.
+    sip_tls_cert: Path | None = None
+    sip_tls_key: Path | None = None
+    sip_tls_port: int = 5061
+    sip_tls_ca: Path | None = None
+    sip_tls_verify: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.sip_port <= 65535:
             raise ValueError("sip_port must be 0..65535")
+        if not 0 <= self.sip_tls_port <= 65535:
+            raise ValueError("sip_tls_port must be 0..65535")
         if self.rtp_ports is not None:
             first, last = self.rtp_ports
             if not 1024 <= first < last <= 65535:

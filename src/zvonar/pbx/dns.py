@@ -26,6 +26,9 @@ left with nobody is reported back to the route as ``unavailable`` and the route 
 ringing target takes its first destination and keeps the next ones as its ``fallbacks``
 (tried in the same wave when a server fails, ``calls/waves.py``); an outbound call through a
 trunk rings the trunk's destinations as waves of their own (``pbx/outbound_resolver.py``).
+
+A TLS destination located from a name leaves that name in ``tls_names`` under its address:
+the TLS transport checks the server's certificate against it (RFC 5922 §4).
 """
 
 from __future__ import annotations
@@ -87,7 +90,8 @@ log = logging.getLogger(__name__)
 Lookup = Callable[[str], Awaitable[list[str]]]
 """host name → its addresses (IP literals), in preference order; raises OSError on failure."""
 
-TRANSPORTS = ("UDP", "TCP")
+TRANSPORTS = ("UDP", "TCP", "TLS")  # what a flow can name; a resolver locates only what
+# its PBX listens on (``HostResolver.transports``: TLS needs a certificate)
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 MAX_DESTINATIONS = 8  # a located URI's destinations kept, at most (failover candidates)
@@ -95,6 +99,7 @@ MAX_FALLBACKS = 3  # a ringing target's servers after its first
 # Records of one answer kept (the best priorities/orders): a DNS answer over TCP may hold
 # thousands, and RFC 2782's weighted ordering is quadratic in them, on the event loop.
 MAX_RECORDS = 64
+MAX_TLS_NAMES = 4096  # addresses whose certificate name we remember (one per TLS server)
 # A server that has not even said 100 Trying by then is taken for dead and the next one tried
 # (calls' Wave.silence): over UDP that is four sends of the INVITE, far from Timer B's 32 s.
 SERVER_SILENCE = 5.0
@@ -111,12 +116,12 @@ class Records(Protocol):
 
 def named_flow(host: str, port: int | None, transport: str = "UDP") -> Flow | None:
     """A flow to ``host`` (an IP literal or a name still to resolve), or None when the
-    transport is one we cannot reach (TLS, WS…)."""
+    transport is one the stack does not speak (WS…)."""
     transport = transport.upper()
     if transport not in TRANSPORTS or not host:
         return None
     bare = host.strip("[]") if is_ip(host) else host.rstrip(".").lower()
-    return Flow(transport, bare, port or 5060)
+    return Flow(transport, bare, port or (5061 if transport == "TLS" else 5060))
 
 
 def server_part(host: str, port: int | None, transport: str) -> str:
@@ -185,6 +190,7 @@ class HostResolver:
         rng: random.Random | None = None,
         min_ttl: float = 5.0,
         max_ttl: float = 3600.0,
+        transports: tuple[str, ...] = ("UDP", "TCP"),
     ) -> None:
         if not (ttl > 0 and negative_ttl > 0 and timeout > 0 and max_entries > 0):
             raise ValueError("ttl, negative_ttl, timeout and max_entries must be positive")
@@ -201,6 +207,10 @@ class HostResolver:
         self.rng = rng or random.SystemRandom()
         self.min_ttl = min_ttl
         self.max_ttl = max_ttl
+        self.transports = transports
+        # (address, port) of a TLS server → the domain its certificate must name (RFC 5922
+        # §4: the domain we were asked for, not the SRV target); the TLS transport reads it.
+        self.tls_names: dict[tuple[str, int], str] = {}
 
     def cached(self, host: str) -> tuple[str, ...] | None:
         """The cached answer for ``host`` if still fresh (empty: a cached failure)."""
@@ -229,7 +239,11 @@ class HostResolver:
         if is_ip(flow.host):
             return flow
         found = await self.addresses(flow.host)
-        return replace(flow, host=found[0]) if found else None
+        if not found:
+            return None
+        located = replace(flow, host=found[0])
+        self._name_tls(flow.host, (located,))
+        return located
 
     async def locate(
         self, host: str, port: int | None, transport: str | None, *, secure: bool = False
@@ -237,7 +251,7 @@ class HostResolver:
         """Where to send a request for a URI with this ``host``, ``port`` and ``transport``
         parameter (None when absent), best first (RFC 3263; see the module); empty when
         nothing we can reach is found."""
-        plan = plan_lookup(host, port, transport, secure=secure, supported=TRANSPORTS)
+        plan = plan_lookup(host, port, transport, secure=secure, supported=self.transports)
         if plan.direct is not None:
             dests = [plan.direct]
         elif self.records is None:
@@ -247,7 +261,7 @@ class HostResolver:
             if plan.naptr is not None:
                 naptr = await self._lookup("NAPTR", plan.naptr)
                 records = [r for r in naptr if isinstance(r, Naptr)]
-                usable = after_naptr(records, secure=secure, supported=TRANSPORTS)
+                usable = after_naptr(records, secure=secure, supported=self.transports)
                 names = usable or names
             answers = await _each(lambda n: self._lookup("SRV", n), [n for _, n in names])
             dests = []
@@ -256,7 +270,19 @@ class HostResolver:
                 dests.extend(from_srv(proto, order_srv(srv, self._draw)))
             if not any(answers):
                 dests = list(plan.fallback)  # no SRV at all: A/AAAA at the default port
-        return await self._flows(dests)
+        flows = await self._flows(dests)
+        self._name_tls(host, flows)
+        return flows
+
+    def _name_tls(self, host: str, flows: Sequence[Flow]) -> None:
+        if is_ip(host):
+            return  # checked against the address itself
+        names = self.tls_names
+        for flow in flows:
+            if flow.transport == "TLS":
+                if len(names) >= MAX_TLS_NAMES:
+                    names.clear()  # rebuilt by the next lookups; a bound, not a cache
+                names[(flow.host, flow.port)] = host.rstrip(".").lower()
 
     async def locate_uri(self, uri: SipUri) -> tuple[Flow, ...]:
         return await self.locate(
@@ -267,7 +293,7 @@ class HostResolver:
         return self.rng.randint(0, total)
 
     async def _flows(self, dests: Sequence[Destination]) -> tuple[Flow, ...]:
-        dests = [d for d in dests if d.transport in TRANSPORTS]
+        dests = [d for d in dests if d.transport in self.transports]
         names = list(dict.fromkeys(d.host for d in dests if not is_ip(d.host)))
         answers: dict[str, tuple[str, ...]] = {}
         for name in names:  # the cache first: only the names it lacks go to the network

@@ -52,6 +52,7 @@ from zvonar.pbx.resolver import PbxResolver
 from zvonar.pbx.snapshot import RoutingSnapshot
 from zvonar.pbx.trunk_registration import TrunkRegistrations
 from zvonar.sip.io.runner import SipRunner
+from zvonar.sip.io.tls import TlsConfig, client_context, server_context
 from zvonar.sip.location import Binding, LocationService
 from zvonar.sip.registrar import Registrar, RegistrarConfig
 from zvonar.sip.ua import DEFAULT_ALLOW, Flow, UserAgent
@@ -84,6 +85,7 @@ class PbxRuntime:
     callbacks: CallbackWorker
     udp: Flow
     tcp: Flow | None
+    tls: Flow | None = None
     _detach: list[Callable[[], None]] = field(default_factory=list)
     _stopped: bool = False
 
@@ -115,11 +117,23 @@ class PbxRuntime:
         release_heap()  # the collector policy of settle_heap ends with the PBX (pbx.heap)
 
 
+def tls_config(config: PbxConfig) -> TlsConfig | None:
+    """SIP over TLS when the PBX has a certificate (``ZVONAR_SIP_TLS_CERT``); carriers are
+    checked per ``sip_tls_ca`` / ``sip_tls_verify``, and the certificate is offered to those
+    that ask for a client's."""
+    if config.sip_tls_cert is None:
+        return None
+    cert, key = config.sip_tls_cert, config.sip_tls_key
+    client = client_context(ca=config.sip_tls_ca, verify=config.sip_tls_verify, cert=cert, key=key)
+    return TlsConfig(client=client, server=server_context(cert, key))
+
+
 async def start_pbx(container: Container, config: PbxConfig | None = None) -> PbxRuntime:
     """Build and start the PBX over ``container`` (see the module docstring)."""
     config = config or PbxConfig()
     loop = asyncio.get_running_loop()
     master = container.settings.effective_secret_key
+    tls = tls_config(config)  # a certificate that does not load stops start-up here
 
     credentials = DirectoryCredentialStore(container.db)
     detach = [credentials.attach(container.bus)]
@@ -172,7 +186,8 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
     records = DnsClient.system_or_none(config.dns_servers)
     # Servers of our own answer A/AAAA too; else getaddrinfo does (it reads /etc/hosts).
     lookup = records.addresses if records is not None and config.dns_servers else system_lookup
-    dns = HostResolver(records=records, lookup=lookup)
+    transports = ("UDP", "TCP", "TLS") if tls is not None else ("UDP", "TCP")
+    dns = HostResolver(records=records, lookup=lookup, transports=transports)
     outbound = OutboundCalls(container.db, credentials, container.contacts.index, dns=dns)
     detach.append(outbound.attach(container.bus))
 
@@ -226,10 +241,18 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
             udp, tcp = await runner.listen_pair(config.sip_host, config.sip_port)
         else:
             udp, tcp = await runner.listen_udp(config.sip_host, config.sip_port), None
+        tls_flow = None
+        if tls is not None:
+            # RFC 5922: a carrier's certificate is checked against the domain it was found by.
+            tls_flow = await runner.listen_tls(
+                config.sip_host, config.sip_tls_port, tls, server_names=dns.tls_names
+            )
         if config.sip_advertise:
             ua.set_local_address("UDP", config.sip_advertise, udp.port)
             if tcp is not None:
                 ua.set_local_address("TCP", config.sip_advertise, tcp.port)
+            if tls_flow is not None:
+                ua.set_local_address("TLS", config.sip_advertise, tls_flow.port)
         await b2bua.start()
         lag.start()
         await acd.start()
@@ -270,10 +293,11 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
     # The long-lived objects built above leave the young GC generations (pbx.heap).
     settle_heap()
     log.info(
-        "PBX listening on %s:%d (UDP%s), %d registrations restored",
+        "PBX listening on %s:%d (UDP%s)%s, %d registrations restored",
         udp.host,
         udp.port,
         "+TCP" if tcp else "",
+        f", TLS on {tls_flow.port}" if tls_flow else "",
         restored,
     )
     return PbxRuntime(
@@ -293,5 +317,6 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         callbacks=callbacks,
         udp=udp,
         tcp=tcp,
+        tls=tls_flow,
         _detach=detach,
     )

@@ -6,7 +6,8 @@ admin sets it: skipped meanwhile). The binding (RFC 3261 §10.2):
 
 - Request-URI ``sip:<registrar or host>[:port]``, To/From ``sip:<username>@<same domain>``,
   Contact ``sip:<username>@<our address for that flow>``, sent to the registrar (or the host)
-  at the trunk's port and transport (UDP/TCP; a TLS trunk is reported, not registered);
+  at the trunk's port and transport (UDP, TCP or TLS; a TLS trunk on a PBX without a TLS
+  listener is reported ``unsupported``, not registered);
 - digest (§22.2) answered by :class:`~zvonar.sip.outbound.OutboundRegistration`, which also
   refreshes before expiry (50-80 % of the granted time), backs off exponentially with jitter
   after a failure, honours 423 Min-Expires, and un-REGISTERs (Expires: 0) on :meth:`stop`;
@@ -72,7 +73,8 @@ class RegState(enum.StrEnum):
     registering = "registering"  # a REGISTER is out
     registered = "registered"
     failed = "failed"  # refused or timed out; retried with back-off
-    unsupported = "unsupported"  # a transport we cannot register over (TLS)
+    # A transport this PBX does not listen on (TLS without a certificate).
+    unsupported = "unsupported"
     stopped = "stopped"  # unregistered (shutdown, trunk edited or removed)
 
 
@@ -301,7 +303,7 @@ class TrunkRegistrations:
             () if cfg.transport == "UDP" else (("transport", cfg.transport.lower()),)
         )
         domain = f"[{cfg.domain}]" if ":" in cfg.domain else cfg.domain
-        explicit_port = None if cfg.port == 5060 else cfg.port
+        explicit_port = None if cfg.port == (5061 if cfg.transport == "TLS" else 5060) else cfg.port
         if cfg.port is None and not is_ip(cfg.domain):
             params = (("transport", cfg.transport.lower()),)  # located by SRV for it
         config = RegistrationConfig(

@@ -1,0 +1,72 @@
+"""SIP over TLS end to end with baresip, a real softphone and TLS peer (RFC 3261 §26.2,
+RFC 5922). Each case runs its driver inside ``unshare -n`` (baresip opens sockets beyond
+loopback); the driver writes a JSON report, asserted here.
+
+* a phone registers over TLS (checking the PBX's certificate against a test CA) and a
+  carrier's call reaches it over that very connection;
+* an outbound call goes out over a TLS trunk known by its domain (``_sips._tcp`` SRV), the
+  carrier's certificate checked against that domain; baresip is the carrier and answers;
+* a carrier presenting a certificate for another domain is refused and the call fails at
+  once, without ringing anyone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.sip.peers.harness import BARESIP, SIPP, UNSHARE, have_root, run_in_netns
+from tests.support.dnsmasq import needs_dnsmasq
+
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
+    pytest.mark.skipif(BARESIP is None, reason="baresip not installed (Debian package baresip)"),
+    pytest.mark.skipif(UNSHARE is None or not have_root(), reason="needs root and unshare -n"),
+]
+
+
+async def _report(module: str, tmp_path: Path, *args: str) -> dict[str, Any]:
+    out, context = await run_in_netns(module, tmp_path, wait=60, args=args)
+    assert out.exists(), context[-4000:]
+    report: dict[str, Any] = json.loads(out.read_text())
+    assert report["ok"], (report, context[-4000:])
+    return report
+
+
+async def test_a_phone_registered_over_tls_is_called_over_its_connection(tmp_path: Path) -> None:
+    report = await _report("tests.e2e.tls_baresip_driver", tmp_path)
+    assert report["tls_listening"], report
+    ((contact, transport),) = report["registered"]
+    assert transport == "TLS" and contact.endswith(";transport=tls"), report
+    assert report["caller_ok"], report
+    assert report["waves"] == [["701"]], report
+    assert report["answered"] == "701" and report["disposition"] == "answered", report
+    assert report["answered_by"] == report["baresip_id"], report
+    assert report["talk_seconds"] >= 0.5, report
+    # The INVITE went over the connection baresip registered on: none was opened to it.
+    assert report["stats"]["tcp_accepted"] == 1 and report["stats"]["tcp_connected"] == 0
+
+
+@needs_dnsmasq
+async def test_an_outbound_call_over_a_tls_trunk_located_by_srv(tmp_path: Path) -> None:
+    report = await _report("tests.e2e.tls_trunk_driver", tmp_path)
+    assert report["caller_ok"], report
+    assert report["tls_names"] == {"127.0.0.1:5092": "carrier.zvonar.test"}, report
+    assert report["direction"] == "outbound" and report["disposition"] == "answered", report
+    assert report["legs"] == ["completed"], report
+    assert report["stats"]["tcp_connected"] == 1, report
+    assert "Call established: sip:101@alpha.zvonar" in report["baresip_log"], report
+
+
+@needs_dnsmasq
+async def test_a_carrier_with_another_domains_certificate_is_refused(tmp_path: Path) -> None:
+    report = await _report("tests.e2e.tls_trunk_driver", tmp_path, "impostor")
+    assert not report["caller_ok"], report
+    assert report["disposition"] == "failed" and report["legs"] == ["failed"], report
+    assert report["seconds"] < 5, report  # the handshake failed: no Timer B, no silence bound
+    assert report["stats"]["tcp_connected"] == 0 and report["stats"]["send_errors"] == 1
+    assert "Call established" not in report["baresip_log"], report

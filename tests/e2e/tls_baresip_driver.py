@@ -1,0 +1,144 @@
+"""SIP over TLS with baresip (a real softphone): it registers over TLS, checking the PBX's
+certificate, and a carrier's call (SIPp, UDP) reaches it over that TLS connection.
+
+baresip opens sockets beyond loopback, so test_tls_baresip.py runs this inside ``unshare -n``
+(a private network namespace with only ``lo``), as schemes_baresip_driver.py does::
+
+    unshare -n sh -c 'ip link set lo up && exec python -m tests.e2e.tls_baresip_driver OUT DIR'
+
+The report (JSON at OUT) says what baresip's binding was, who answered and what the journal
+recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.appkit import sqlite_container
+from tests.e2e.schemes_kit import Device, Rig
+from tests.support.certs import make_pki
+from zvonar.accounts.access import Principal
+from zvonar.accounts.models import Role
+from zvonar.directory.schemas import EmployeeIn, NumberIn
+from zvonar.pbx.config import PbxConfig
+from zvonar.pbx.runtime import start_pbx
+
+PBX_PORT = 5060
+PBX_TLS_PORT = 5061
+BARESIP_PORT = 5081
+PASSWORD = "baresip-pass-701"
+NUMBER = "+74951234577"
+SLUG = "tls"
+
+
+def write_config(conf: Path, ca: Path) -> None:
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "config").write_text(
+        "\n".join(
+            [
+                "poll_method epoll",
+                f"sip_listen 127.0.0.1:{BARESIP_PORT}",
+                f"sip_cafile {ca}",
+                "net_interface 127.0.0.1",
+                "rtp_ports 20000-20019",
+                "audio_source aubridge,null_a",
+                "audio_player aubridge,null_a",
+                "audio_alert aubridge,null_a",
+                "module_path /usr/lib/baresip/modules",
+                "module g711.so",
+                "module aubridge.so",
+                "module_tmp uuid.so",
+                "module_tmp account.so",
+                "",
+            ]
+        )
+    )
+    # Requests go to the PBX's TLS port; the AOR is the employee's (701@tls.zvonar).
+    (conf / "accounts").write_text(
+        f"<sip:701@{SLUG}.zvonar;transport=tls>;auth_pass={PASSWORD};"
+        f'outbound="sip:127.0.0.1:{PBX_TLS_PORT};transport=tls";regint=120;answermode=auto\n'
+    )
+
+
+async def main(workdir: Path) -> dict[str, Any]:
+    report: dict[str, Any] = {"ok": False}
+    pki = make_pki(workdir / "pki")
+    leaf = pki.issue("pbx", dns=(f"{SLUG}.zvonar",), ips=("127.0.0.1",))
+    container = await sqlite_container(workdir)
+    account = await container.accounts.create_account("Tls", SLUG)
+    p = Principal(account_id=account.id, role=Role.admin)
+    made = await container.directory.create_employee(
+        p, EmployeeIn(name="Emp 701", extension="701", sip_password=PASSWORD)
+    )
+    emp = made.view.employee.id
+    steps = [{"type": "ring", "targets": [{"employee": "701"}], "timeout": 8}]
+    scheme = await container.routing.create_scheme(
+        p, "Tls", {"branches": {"working": steps, "off": steps}, "final": {"type": "hangup"}}
+    )
+    number = await container.directory.add_number(p, NumberIn(number=NUMBER, label="Tls"))
+    await container.routing.assign(p, number.id, scheme.id)
+    config = PbxConfig(
+        sip_port=PBX_PORT,
+        sip_tls_port=PBX_TLS_PORT,
+        sip_tls_cert=leaf.cert,
+        sip_tls_key=leaf.key,
+        sip_tls_ca=pki.ca,
+        media_timeout=0,
+        digest_algorithms=("MD5",),
+    )
+    rt = await start_pbx(container, config)
+    report["tls_listening"] = rt.tls is not None and rt.tls.port == PBX_TLS_PORT
+    conf = workdir / "baresip"
+    write_config(conf, pki.ca)
+    log = (workdir / "baresip.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        "baresip", "-f", str(conf), "-t", "40",
+        stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+    )  # fmt: skip
+    devices = {"701": Device("701", emp, BARESIP_PORT)}
+    rig = Rig(container, rt, f"{SLUG}.zvonar", PASSWORD, devices, workdir)
+    try:
+        for _ in range(200):  # up to 10 s for baresip's REGISTER, challenge and retry
+            if rt.lookup(f"sip:701@{SLUG}.zvonar"):
+                break
+            await asyncio.sleep(0.05)
+        bindings = rt.lookup(f"sip:701@{SLUG}.zvonar")
+        report["registered"] = [[b.contact, b.transport] for b in bindings]
+        report["tls_connections"] = rt.runner.tls.connection_count if rt.runner.tls else 0
+        result = await rig.call(NUMBER, {}, talk_ms=1000)
+        report.update(
+            caller_ok=result.caller_ok,
+            caller_log=result.caller_log[-2000:],
+            waves=result.waves,
+            answered=result.answered,
+            disposition=result.row.disposition.value if result.row.disposition else None,
+            answered_by=str(result.row.answered_by),
+            baresip_id=str(emp),
+            talk_seconds=result.row.talk_seconds,
+            stats=rt.runner.all_stats(),
+        )
+        report["ok"] = True
+    except Exception as exc:  # reported, not raised: the test shows the JSON
+        report["error"] = repr(exc)
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 3)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        log.close()
+        await rt.stop()
+        await container.journal.aclose()  # its writes land before the db goes
+        await container.db.dispose()
+    report["baresip_log"] = (workdir / "baresip.log").read_text(errors="replace")[-3000:]
+    return report
+
+
+if __name__ == "__main__":
+    result = asyncio.run(main(Path(sys.argv[2])))
+    Path(sys.argv[1]).write_text(json.dumps(result, indent=1))
