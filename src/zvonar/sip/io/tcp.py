@@ -177,9 +177,11 @@ class TcpTransport:
         """Accept connections on host:port (may be called for several addresses)."""
         host = strip_brackets(host)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        tls = self.tls.server if self.tls is not None else None
-        if self.tls is not None and tls is None:
-            raise ValueError("a TLS listener needs a server certificate")
+        ssl_ctx, handshake = None, None
+        if self.tls is not None:
+            if self.tls.server is None:
+                raise ValueError("a TLS listener needs a server certificate")
+            ssl_ctx, handshake = self.tls.server, self.tls.handshake_timeout
         server = await self.loop.create_server(
             lambda: _Connection(self),
             host,
@@ -187,8 +189,8 @@ class TcpTransport:
             family=family,
             reuse_address=True,
             backlog=512,
-            ssl=tls,
-            ssl_handshake_timeout=self.tls.handshake_timeout if self.tls is not None else None,
+            ssl=ssl_ctx,
+            ssl_handshake_timeout=handshake,
         )
         self._servers.append(server)
         sockname = server.sockets[0].getsockname()
