@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.appkit import sqlite_container
+from tests.e2e.baresip_kit import start_baresip, stop_baresip, write_config
 from tests.e2e.schemes_kit import Device, Phone, Rig
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
@@ -30,34 +31,6 @@ BARESIP_PORT = 5081
 PASSWORD = "baresip-pass-501"
 NUMBER = "+74951234599"
 SLUG = "bare"
-
-
-def write_config(conf: Path) -> None:
-    conf.mkdir(parents=True, exist_ok=True)
-    (conf / "config").write_text(
-        "\n".join(
-            [
-                "poll_method epoll",
-                f"sip_listen 127.0.0.1:{BARESIP_PORT}",
-                "net_interface 127.0.0.1",
-                "rtp_ports 20000-20019",
-                "audio_source aubridge,null_a",
-                "audio_player aubridge,null_a",
-                "audio_alert aubridge,null_a",
-                "module_path /usr/lib/baresip/modules",
-                "module g711.so",
-                "module aubridge.so",
-                "module_tmp uuid.so",
-                "module_tmp account.so",
-                "",
-            ]
-        )
-    )
-    # The AOR is the employee's (501@bare.zvonar); requests go to the PBX as outbound proxy.
-    (conf / "accounts").write_text(
-        f"<sip:501@{SLUG}.zvonar;transport=udp>;auth_pass={PASSWORD};"
-        f'outbound="sip:127.0.0.1:{PBX_PORT};transport=udp";regint=120;answermode=auto\n'
-    )
 
 
 async def main(workdir: Path) -> dict[str, Any]:
@@ -83,12 +56,14 @@ async def main(workdir: Path) -> dict[str, Any]:
     config = PbxConfig(sip_port=PBX_PORT, media_timeout=0, digest_algorithms=("MD5",))
     rt = await start_pbx(container, config)
     conf = workdir / "baresip"
-    write_config(conf)
+    # The AOR is the employee's (501@bare.zvonar); requests go to the PBX as outbound proxy.
+    accounts = (
+        f"<sip:501@{SLUG}.zvonar;transport=udp>;auth_pass={PASSWORD};"
+        f'outbound="sip:127.0.0.1:{PBX_PORT};transport=udp";regint=120;answermode=auto\n'
+    )
+    write_config(conf, accounts, port=BARESIP_PORT, rtp_ports="20000-20019")
     log = (workdir / "baresip.log").open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        "baresip", "-f", str(conf), "-t", "40",
-        stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-    )  # fmt: skip
+    proc = await start_baresip(conf, log)
     devices = {"501": Device("501", ids["501"], BARESIP_PORT), "601": Device("601", ids["601"])}
     rig = Rig(container, rt, f"{SLUG}.zvonar", PASSWORD, devices, workdir)
     try:
@@ -117,12 +92,7 @@ async def main(workdir: Path) -> dict[str, Any]:
     except Exception as exc:  # reported, not raised: the test shows the JSON
         report["error"] = repr(exc)
     finally:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 3)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop_baresip(proc)
         log.close()
         await rt.stop()
         await container.journal.aclose()  # its writes land before the db goes

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.appkit import sqlite_container
+from tests.e2e.baresip_kit import start_baresip, stop_baresip, write_config
 from tests.e2e.schemes_kit import Device, Rig
 from tests.support.certs import make_pki
 from zvonar.accounts.access import Principal
@@ -33,35 +34,6 @@ BARESIP_PORT = 5081
 PASSWORD = "baresip-pass-701"
 NUMBER = "+74951234577"
 SLUG = "tls"
-
-
-def write_config(conf: Path, ca: Path) -> None:
-    conf.mkdir(parents=True, exist_ok=True)
-    (conf / "config").write_text(
-        "\n".join(
-            [
-                "poll_method epoll",
-                f"sip_listen 127.0.0.1:{BARESIP_PORT}",
-                f"sip_cafile {ca}",
-                "net_interface 127.0.0.1",
-                "rtp_ports 20000-20019",
-                "audio_source aubridge,null_a",
-                "audio_player aubridge,null_a",
-                "audio_alert aubridge,null_a",
-                "module_path /usr/lib/baresip/modules",
-                "module g711.so",
-                "module aubridge.so",
-                "module_tmp uuid.so",
-                "module_tmp account.so",
-                "",
-            ]
-        )
-    )
-    # Requests go to the PBX's TLS port; the AOR is the employee's (701@tls.zvonar).
-    (conf / "accounts").write_text(
-        f"<sip:701@{SLUG}.zvonar;transport=tls>;auth_pass={PASSWORD};"
-        f'outbound="sip:127.0.0.1:{PBX_TLS_PORT};transport=tls";regint=120;answermode=auto\n'
-    )
 
 
 async def main(workdir: Path) -> dict[str, Any]:
@@ -93,12 +65,16 @@ async def main(workdir: Path) -> dict[str, Any]:
     rt = await start_pbx(container, config)
     report["tls_listening"] = rt.tls is not None and rt.tls.port == PBX_TLS_PORT
     conf = workdir / "baresip"
-    write_config(conf, pki.ca)
+    # Requests go to the PBX's TLS port; the AOR is the employee's (701@tls.zvonar).
+    accounts = (
+        f"<sip:701@{SLUG}.zvonar;transport=tls>;auth_pass={PASSWORD};"
+        f'outbound="sip:127.0.0.1:{PBX_TLS_PORT};transport=tls";regint=120;answermode=auto\n'
+    )
+    write_config(
+        conf, accounts, port=BARESIP_PORT, rtp_ports="20000-20019", extra=[f"sip_cafile {pki.ca}"]
+    )
     log = (workdir / "baresip.log").open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        "baresip", "-f", str(conf), "-t", "40",
-        stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-    )  # fmt: skip
+    proc = await start_baresip(conf, log)
     devices = {"701": Device("701", emp, BARESIP_PORT)}
     rig = Rig(container, rt, f"{SLUG}.zvonar", PASSWORD, devices, workdir)
     try:
@@ -125,12 +101,7 @@ async def main(workdir: Path) -> dict[str, Any]:
     except Exception as exc:  # reported, not raised: the test shows the JSON
         report["error"] = repr(exc)
     finally:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 3)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop_baresip(proc)
         log.close()
         await rt.stop()
         await container.journal.aclose()  # its writes land before the db goes

@@ -23,6 +23,7 @@ from typing import Any
 
 from tests.e2e import sippkit
 from tests.e2e.appkit import sqlite_container
+from tests.e2e.baresip_kit import start_baresip, stop_baresip, write_config
 from tests.e2e.test_early_media import _cmd
 from tests.e2e.test_outbound_transfer import CALLER_XML
 from tests.pbx.conftest import PASSWORD, seed_account
@@ -40,35 +41,6 @@ PBX_TLS_PORT = 5061
 CARRIER_SIP = 5091  # baresip's UDP/TCP port; its TLS listener is the next one
 CARRIER_TLS = CARRIER_SIP + 1
 DOMAIN = "carrier.zvonar.test"
-
-
-def write_config(conf: Path, ca: Path, certificate: Path) -> None:
-    conf.mkdir(parents=True, exist_ok=True)
-    (conf / "config").write_text(
-        "\n".join(
-            [
-                "poll_method epoll",
-                f"sip_listen 127.0.0.1:{CARRIER_SIP}",
-                f"sip_certificate {certificate}",
-                f"sip_cafile {ca}",
-                "net_interface 127.0.0.1",
-                "rtp_ports 20100-20119",
-                "audio_source aubridge,null_a",
-                "audio_player aubridge,null_a",
-                "audio_alert aubridge,null_a",
-                "module_path /usr/lib/baresip/modules",
-                "module g711.so",
-                "module aubridge.so",
-                "module_tmp uuid.so",
-                "module_tmp account.so",
-                "",
-            ]
-        )
-    )
-    # The carrier's side of the number dialled: not registering anywhere, answering at once.
-    (conf / "accounts").write_text(
-        f"<sip:+73831234567@{DOMAIN};transport=tls>;regint=0;answermode=auto\n"
-    )
 
 
 async def main(workdir: Path, mode: str = "good") -> dict[str, Any]:
@@ -97,12 +69,12 @@ async def main(workdir: Path, mode: str = "good") -> dict[str, Any]:
         hosts=[(f"sbc1.{DOMAIN}", ["127.0.0.1"])],
     )
     conf = workdir / "baresip"
-    write_config(conf, pki.ca, combined)
+    # The carrier's side of the number dialled: not registering anywhere, answering at once.
+    accounts = f"<sip:+73831234567@{DOMAIN};transport=tls>;regint=0;answermode=auto\n"
+    extra = [f"sip_certificate {combined}", f"sip_cafile {pki.ca}"]
+    write_config(conf, accounts, port=CARRIER_SIP, rtp_ports="20100-20119", extra=extra)
     log = (workdir / "baresip.log").open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        "baresip", "-f", str(conf), "-t", "40",
-        stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-    )  # fmt: skip
+    proc = await start_baresip(conf, log)
     try:
         with dnsmasq(zone, workdir) as dns_port:
             config = PbxConfig(
@@ -148,12 +120,7 @@ async def main(workdir: Path, mode: str = "good") -> dict[str, Any]:
     except Exception as exc:  # reported, not raised: the test shows the JSON
         report["error"] = repr(exc)
     finally:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 3)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop_baresip(proc)
         log.close()
         await container.journal.aclose()
         await container.db.dispose()

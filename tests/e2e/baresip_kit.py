@@ -1,0 +1,60 @@
+"""A headless baresip for the end-to-end drivers (shared/peers/README.md): its config, its
+start with a bounded lifetime, and its stop. Drivers run inside ``unshare -n``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+__all__ = ["start_baresip", "stop_baresip", "write_config"]
+
+
+def write_config(
+    conf: Path, accounts: str, *, port: int, rtp_ports: str, extra: Sequence[str] = ()
+) -> None:
+    """baresip's ``config`` (SIP on 127.0.0.1:``port``, its TLS listener on port + 1; G.711;
+    silent audio; ``extra`` lines such as ``sip_cafile``) and its ``accounts`` file."""
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "config").write_text(
+        "\n".join(
+            [
+                "poll_method epoll",
+                f"sip_listen 127.0.0.1:{port}",
+                *extra,
+                "net_interface 127.0.0.1",
+                f"rtp_ports {rtp_ports}",
+                "audio_source aubridge,null_a",
+                "audio_player aubridge,null_a",
+                "audio_alert aubridge,null_a",
+                "module_path /usr/lib/baresip/modules",
+                "module g711.so",
+                "module aubridge.so",
+                "module_tmp uuid.so",
+                "module_tmp account.so",
+                "",
+            ]
+        )
+    )
+    (conf / "accounts").write_text(accounts)
+
+
+async def start_baresip(
+    conf: Path, log: IO[bytes], seconds: int = 40
+) -> asyncio.subprocess.Process:
+    """baresip on ``conf``, quitting by itself after ``seconds`` (-t), output to ``log``."""
+    return await asyncio.create_subprocess_exec(
+        "baresip", "-f", str(conf), "-t", str(seconds),
+        stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+    )  # fmt: skip
+
+
+async def stop_baresip(proc: asyncio.subprocess.Process, within: float = 3.0) -> None:
+    """SIGTERM, then SIGKILL if it is still there after ``within`` seconds; always reaped."""
+    proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), within)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
