@@ -60,6 +60,7 @@ from zvonar.calls.plan import (
 )
 from zvonar.sip.errors import SipError
 from zvonar.sip.locate import (
+    DEFAULT_PORTS,
     Destination,
     Naptr,
     Srv,
@@ -121,7 +122,7 @@ def named_flow(host: str, port: int | None, transport: str = "UDP") -> Flow | No
     if transport not in TRANSPORTS or not host:
         return None
     bare = host.strip("[]") if is_ip(host) else host.rstrip(".").lower()
-    return Flow(transport, bare, port or (5061 if transport == "TLS" else 5060))
+    return Flow(transport, bare, port or DEFAULT_PORTS[transport])
 
 
 def server_part(host: str, port: int | None, transport: str) -> str:

@@ -46,6 +46,7 @@ from zvonar.pbx.dns import HostResolver, is_ip, named_flow, server_part
 from zvonar.sip.auth import ClientCredentials
 from zvonar.sip.errors import SipError
 from zvonar.sip.io.runner import SipRunner
+from zvonar.sip.locate import DEFAULT_PORTS
 from zvonar.sip.outbound import (
     OutboundRegistration,
     Registered,
@@ -303,7 +304,7 @@ class TrunkRegistrations:
             () if cfg.transport == "UDP" else (("transport", cfg.transport.lower()),)
         )
         domain = f"[{cfg.domain}]" if ":" in cfg.domain else cfg.domain
-        explicit_port = None if cfg.port == (5061 if cfg.transport == "TLS" else 5060) else cfg.port
+        explicit_port = None if cfg.port == DEFAULT_PORTS[cfg.transport] else cfg.port
         if cfg.port is None and not is_ip(cfg.domain):
             params = (("transport", cfg.transport.lower()),)  # located by SRV for it
         config = RegistrationConfig(
