@@ -149,7 +149,8 @@ class SipRunner:
         return self._tls
 
     def reaches(self, transport: str) -> bool:
-        """Whether a message can go out over ``transport`` ("UDP", "TCP", "TLS")."""
+        """Whether the runner listens on ``transport`` ("UDP", "TCP", "TLS"): only then has
+        the core an address for its Via and Contact."""
         if transport == "UDP":
             return bool(self._udp)
         if transport == "TCP":
