@@ -7,8 +7,10 @@ offered, o= versions, glare, rollback, re-offers).
 Answering rules implemented (RFC 3264 §6):
 
 * the answer has exactly as many m-lines as the offer, in the same order; we accept the first
-  audio stream over RTP/AVP that carries a codec we support and reject every other stream by
-  answering it with port 0 (§6: rejected streams stay in the answer);
+  audio stream over RTP/AVP, or over RTP/SAVP with an ``a=crypto`` line we accept (SDES,
+  RFC 4568, :mod:`zvonar.media.sdes`; only when ``LocalMedia.srtp_key`` says the engine can
+  encrypt), that carries a codec we support, and reject every other stream by answering it
+  with port 0 (§6: rejected streams stay in the answer);
 * the codec is the first format of the offer that we support (the offerer's preference), with
   its payload type number echoed, as is telephone-event's (§6.1), with the intersection of
   both event lists in its fmtp (RFC 4733 §2.4.1; an absent fmtp means 0-15);
@@ -17,6 +19,10 @@ Answering rules implemented (RFC 3264 §6):
   §8.4) means: send nothing to the peer;
 * no acceptable stream at all raises :class:`NegotiationError` with ``status_hint`` 488.
 
+Our offers are RTP/AVP, or RTP/SAVP with an ``a=crypto`` line per suite when
+``LocalMedia.secure`` (a phone that registered over TLS): SRTP is then required, and an
+answer in plain RTP is refused.
+
 On re-offers (§8) the m-line count never shrinks and the o= version grows by one exactly when
 the description changed.
 """
@@ -24,11 +30,12 @@ the description changed.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from zvonar.media.dtmf import format_event_list, parse_event_list
 from zvonar.media.errors import DtmfError, NegotiationError, SdpParseError
+from zvonar.media.sdes import SrtpParams, choose_crypto, format_crypto, offer_lines, parse_crypto
 from zvonar.media.sdp import (
     Attribute,
     Connection,
@@ -65,6 +72,7 @@ STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int]] = {
     18: ("G729", 8000),
 }
 _RTP_AVP = "RTP/AVP"
+_RTP_SAVP = "RTP/SAVP"  # RFC 3711 §12
 _DEFAULT_EVENTS = "0-15"  # RFC 4733 §2.4.1: the events when no fmtp is given
 
 
@@ -98,10 +106,17 @@ class LocalMedia:
     rtcp_port: int | None = None  # advertised with a=rtcp (RFC 3605) when not port + 1
     username: str = "-"
     session_name: str = "zvonar"
+    # The master key and salt we send SRTP with (RFC 4568 SDES): set when the media engine
+    # can encrypt this leg, so RTP/SAVP offers are acceptable. ``secure``: our offers are
+    # RTP/SAVP only (a phone over TLS), and a plain RTP answer is refused.
+    srtp_key: bytes | None = field(default=None, repr=False)
+    secure: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.port <= 65535 or not self.codecs or self.ptime <= 0:
             raise NegotiationError("LocalMedia needs a port, a codec and a positive ptime")
+        if self.secure and self.srtp_key is None:
+            raise NegotiationError("a secure offer needs an SRTP key", status_hint=500)
 
     @property
     def addrtype(self) -> str:
@@ -124,6 +139,7 @@ class NegotiatedMedia:
     direction: Direction  # OUR direction: whether we send and/or receive
     remote_hold: bool  # the peer does not want our media (sendonly/inactive/0.0.0.0)
     media_index: int  # index of the audio m-line
+    srtp: SrtpParams | None = None  # the stream is SRTP (RTP/SAVP) with these keys
 
     @property
     def sends(self) -> bool:
@@ -143,6 +159,7 @@ def _audio_line(
     codecs: list[tuple[int, Codec]],
     events: tuple[int, str] | None,
     direction: Direction,
+    crypto: tuple[str, ...] = (),
 ) -> MediaDescription:
     formats = [str(pt) for pt, _ in codecs]
     attributes = [Attribute("rtpmap", str(codec.rtpmap(pt))) for pt, codec in codecs]
@@ -157,9 +174,11 @@ def _audio_line(
     attributes.append(Attribute("ptime", str(local.ptime)))
     if local.rtcp_port is not None and local.rtcp_port != local.port + 1:
         attributes.append(Attribute("rtcp", str(local.rtcp_port)))
+    attributes.extend(Attribute("crypto", value) for value in crypto)
     attributes.append(Attribute(direction.value))
+    proto = _RTP_SAVP if crypto else _RTP_AVP
     return MediaDescription(
-        "audio", local.port, _RTP_AVP, tuple(formats), attributes=tuple(attributes)
+        "audio", local.port, proto, tuple(formats), attributes=tuple(attributes)
     )
 
 
@@ -192,7 +211,9 @@ def build_offer(
     if local.telephone_event is not None:
         te = local.telephone_event
         events = (te.payload_type, te.fmtp or _DEFAULT_EVENTS)
-    ours = _audio_line(local, [(c.payload_type, c) for c in local.codecs], events, local.direction)
+    crypto = offer_lines(local.srtp_key) if local.secure and local.srtp_key else ()
+    codecs = [(c.payload_type, c) for c in local.codecs]
+    ours = _audio_line(local, codecs, events, local.direction, crypto)
     media: list[MediaDescription] = []
     placed = False
     for old in previous.media if previous is not None else ():
@@ -294,6 +315,7 @@ def _negotiated(
     events: tuple[int, str] | None,
     local: LocalMedia,
     direction: Direction,
+    srtp: SrtpParams | None = None,
 ) -> NegotiatedMedia:
     target = _remote_target(sd, media)
     if target is None:  # callers checked
@@ -313,6 +335,7 @@ def _negotiated(
         direction=direction,
         remote_hold=not remote_direction.receives or connection.is_null,
         media_index=index,
+        srtp=srtp,
     )
 
 
@@ -323,6 +346,45 @@ def _our_direction(local: LocalMedia, remote: Direction, null_address: bool) -> 
         send=local.direction.sends and remote.receives and not null_address,
         receive=local.direction.receives and remote.sends,
     )
+
+
+def _answer_keys(
+    offered: MediaDescription, local: LocalMedia
+) -> tuple[SrtpParams | None, tuple[str, ...]] | None:
+    """SRTP of an offered stream: (None, ()) for plain RTP, (keys, our a=crypto) for an
+    RTP/SAVP stream with a line we accept (RFC 4568 §7.1.1), None if it cannot be taken."""
+    if offered.proto != _RTP_SAVP:
+        return None, ()
+    if local.srtp_key is None:
+        return None
+    chosen = choose_crypto(offered.attribute_values("crypto"))
+    if chosen is None or chosen.suite is None or chosen.key is None:
+        return None
+    srtp = SrtpParams(chosen.suite, local.srtp_key, chosen.key)
+    return srtp, (format_crypto(chosen.tag, chosen.suite, local.srtp_key),)
+
+
+def _answered_keys(
+    offered: MediaDescription, answered: MediaDescription, local: LocalMedia
+) -> SrtpParams | None:
+    """SRTP of the answer to our offer: a secure offer needs an RTP/SAVP answer with one line
+    of a tag and suite we offered (RFC 4568 §7.1.3); a plain one, a plain answer."""
+    if offered.proto != _RTP_SAVP:
+        if answered.proto == _RTP_SAVP:  # keys we never offered to exchange
+            raise NegotiationError("the answer to a plain RTP offer is RTP/SAVP")
+        return None
+    if answered.proto != _RTP_SAVP or local.srtp_key is None:
+        raise NegotiationError("our offer required SRTP and the answer is plain RTP")
+    ours = {c.tag: c.suite for c in map(parse_crypto, offered.attribute_values("crypto"))}
+    lines = [parse_crypto(v) for v in answered.attribute_values("crypto")]
+    if len(lines) != 1:
+        raise NegotiationError("an SRTP answer needs exactly one a=crypto line")
+    (line,) = lines
+    if not line.acceptable or line.suite is None or line.key is None:
+        raise NegotiationError("the answer's a=crypto line is not one we can use")
+    if ours.get(line.tag) is not line.suite:
+        raise NegotiationError("the answer's a=crypto line matches no line of our offer")
+    return SrtpParams(line.suite, local.srtp_key, line.key)
 
 
 def answer_offer(
@@ -337,17 +399,19 @@ def answer_offer(
             result is None
             and offered.port != 0
             and offered.media == "audio"
-            and offered.proto == _RTP_AVP
+            and offered.proto in (_RTP_AVP, _RTP_SAVP)
             and _remote_target(offer, offered) is not None
         ):
             codec = _pick_codec(offered, local)
-            if codec is not None:
+            keys = _answer_keys(offered, local)
+            if codec is not None and keys is not None:
+                srtp, crypto = keys
                 events = _pick_events(offered, local, codec[1].clock_rate)
                 connection = offer.connection_for(offered)
                 null = connection is not None and connection.is_null
                 direction = _our_direction(local, offer.direction_for(offered), null)
-                result = _negotiated(offer, offered, index, codec, events, local, direction)
-                accepted = _audio_line(local, [codec], events, direction)
+                result = _negotiated(offer, offered, index, codec, events, local, direction, srtp)
+                accepted = _audio_line(local, [codec], events, direction, crypto)
         media.append(accepted or _rejected(offered))
     if result is None:
         raise NegotiationError("no acceptable audio stream or codec in the offer")
@@ -372,11 +436,15 @@ def process_answer(
         codec = _pick_codec(answered, local, fallback=offered)
         if codec is None:
             raise NegotiationError("the answer holds no codec we offered")
+        try:
+            srtp = _answered_keys(offered, answered, local)
+        except SdpParseError as exc:
+            raise NegotiationError(f"unreadable a=crypto in the answer: {exc}") from None
         events = _pick_events(answered, local, codec[1].clock_rate)
         connection = answer.connection_for(answered)
         null = connection is not None and connection.is_null
         direction = _our_direction(local, answer.direction_for(answered), null)
-        return _negotiated(answer, answered, index, codec, events, local, direction)
+        return _negotiated(answer, answered, index, codec, events, local, direction, srtp)
     raise NegotiationError("our offer has no active audio stream")
 
 
