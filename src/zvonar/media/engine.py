@@ -26,12 +26,13 @@ import enum
 import functools
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from zvonar.media.errors import MediaError
 from zvonar.media.offer_answer import NegotiatedMedia
+from zvonar.media.sdes import SrtpParams
 from zvonar.media.sdp import Direction
 
 __all__ = [
@@ -93,6 +94,9 @@ class LegEndpoint:
     address: str
     port: int
     family: AddressFamily
+    # The master key and salt this leg sends SRTP with (RFC 4568 SDES), for its SDP: set by an
+    # engine that can encrypt the leg, None by one that cannot (RTP/SAVP is then refused).
+    srtp_key: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.port <= 65535:
@@ -126,6 +130,7 @@ class RemoteMedia:
     telephone_event_pt: int | None = None
     ptime_ms: int = 20
     direction: Direction = Direction.SENDRECV
+    srtp: SrtpParams | None = None  # SRTP with these keys (the local one from LegEndpoint)
 
     def __post_init__(self) -> None:
         if not _ip_literal(self.address):
@@ -156,6 +161,7 @@ class RemoteMedia:
             telephone_event_pt=negotiated.telephone_event_pt,
             ptime_ms=negotiated.ptime,
             direction=negotiated.direction,
+            srtp=negotiated.srtp,
         )
 
     @property

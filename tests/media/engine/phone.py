@@ -10,6 +10,7 @@ import struct
 import sys
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from zvonar.media.dtmf import generate_dtmf
@@ -87,6 +88,11 @@ class Phone:
     codec: str = "PCMU"
     te_pt: int = 101
     received: list[Received] = field(default_factory=list)
+    # What goes on the wire and comes off it (SRTP in test_srtp.py); None: plain RTP. A
+    # datagram ``unwrap`` refuses is counted in ``refused``.
+    wrap: Callable[[bytes], bytes] | None = None
+    unwrap: Callable[[bytes], bytes | None] | None = None
+    refused: int = 0
 
     def __post_init__(self) -> None:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -116,6 +122,12 @@ class Phone:
                 return
             except OSError:
                 continue
+            if self.unwrap is not None:
+                clear = self.unwrap(data)
+                if clear is None:
+                    self.refused += 1
+                    continue
+                data = clear
             self.received.append(Received(parse_rtp(data), time.monotonic()))
             self._arrived.set()
 
@@ -146,7 +158,8 @@ class Phone:
             self.ts if ts is None else ts,
             self.ssrc,
         )
-        self.sock.sendto(header + payload, dest)
+        packet = header + payload
+        self.sock.sendto(packet if self.wrap is None else self.wrap(packet), dest)
         self.seq = (self.seq + 1) & 0xFFFF
         if ts is None:
             self.ts = (self.ts + advance) & 0xFFFFFFFF

@@ -52,6 +52,7 @@ from zvonar.media.io.monitor import Mixer
 from zvonar.media.io.player import AudioCache, Player
 from zvonar.media.io.recorder import StereoRecorder
 from zvonar.media.io.sockets import PortPool, SocketMux
+from zvonar.media.sdes import new_master_key
 
 __all__ = ["EmbeddedMediaEngine"]
 
@@ -88,6 +89,7 @@ class EmbeddedMediaEngine:
         inband_dtmf: bool = True,
         mux: str = "auto",
         recording_margin: float = 0.3,
+        srtp: bool = True,
     ) -> None:
         self.host4 = host4
         self.host6 = host6
@@ -96,6 +98,7 @@ class EmbeddedMediaEngine:
         self.media_timeout = media_timeout
         self.inband_dtmf = inband_dtmf
         self.recording_margin = recording_margin
+        self.srtp = srtp  # legs get SRTP keys, so RTP/SAVP (SDES) can be offered and accepted
         self._mux_mode = mux
         self._ports = PortPool(port_range)
         self._buf = bytearray(_BUFFER_SIZE)
@@ -210,11 +213,12 @@ class EmbeddedMediaEngine:
             advertised=advertised,
             buf=self._buf,
             emit_dtmf=self._on_dtmf,
+            srtp_key=new_master_key() if self.srtp else None,
         )
         leg.inband_enabled = self.inband_dtmf
         self._legs[leg_id] = leg
         mux.add(leg.fd, leg.on_readable)
-        return LegEndpoint(leg_id, call_id, advertised, leg.port, family)
+        return LegEndpoint(leg_id, call_id, advertised, leg.port, family, leg.srtp_key)
 
     async def configure(self, leg_id: str, remote: RemoteMedia) -> None:
         self._require()
@@ -223,6 +227,8 @@ class EmbeddedMediaEngine:
             raise MediaEngineError(
                 f"leg {leg_id!r} is {leg.family.value}, remote media is {remote.family.value}"
             )
+        if remote.srtp is not None and remote.srtp.local_key != leg.srtp_key:
+            raise MediaEngineError(f"leg {leg_id!r}: SRTP keys that are not the leg's own")
         leg.configure(remote, time.monotonic())
 
     async def release(self, leg_id: str) -> LegStats:

@@ -9,6 +9,10 @@ objects):
   know. Once latched, datagrams from any other source are dropped (nobody can hijack or
   inject into the stream) until the next ``configure`` (a re-INVITE) unlatches; a phone
   whose NAT binding changes mid-call is therefore cut off until it re-INVITEs;
+* SRTP (a leg whose offer/answer exchanged SDES keys, io/srtp.py): a datagram is decrypted
+  and its tag checked before anything else believes it — latching included, so a forged
+  packet cannot steer the stream — and what fails is counted and dropped; everything below
+  works on the clear packet, and ``_send`` encrypts on the way out;
 * RTCP multiplexed on the port (RFC 5761 §4) and unknown payload types are counted and
   dropped; audio goes to the taps (recorders, monitor mixers), the in-band DTMF detector
   (legs without telephone-event) and the bridged leg; telephone-events (RFC 4733) to the
@@ -39,6 +43,7 @@ from zvonar.media.engine import AddressFamily, AudioCodec, LegStats, RemoteMedia
 from zvonar.media.errors import DtmfError
 from zvonar.media.g711 import alaw_decode, alaw_to_ulaw, ulaw_decode, ulaw_to_alaw
 from zvonar.media.goertzel import DtmfDetector
+from zvonar.media.io.srtp import SrtpStreams
 from zvonar.media.stats import ReceiverStats, estimate_mos
 
 if TYPE_CHECKING:
@@ -118,6 +123,7 @@ class Leg:
         advertised: str,
         buf: bytearray,
         emit_dtmf: Callable[[Leg, DtmfDigit], None],
+        srtp_key: bytes | None = None,
     ) -> None:
         self.leg_id = leg_id
         self.call_id = call_id
@@ -139,6 +145,8 @@ class Leg:
         self.source: tuple[str, int] | None = None  # the latched source address
         self.latched = False
         self.configured_at: float | None = None
+        self.srtp_key = srtp_key  # what we send SRTP with, if the SDP exchange asks for it
+        self.srtp: SrtpStreams | None = None
         # Who we relay to, and what feeds our outgoing stream.
         self.peer: Leg | None = None
         self.player: Player | None = None
@@ -178,6 +186,10 @@ class Leg:
         self.codec = remote.codec
         self.pt = remote.payload_type
         self.ptime_samples = remote.ptime_ms * CLOCK_RATE // 1000
+        if remote.srtp is None:
+            self.srtp = None
+        elif self.srtp is None or self.srtp.params != remote.srtp:
+            self.srtp = SrtpStreams(remote.srtp, previous=self.srtp)
         if remote.telephone_event_pt is None:
             self.te_pt = -1
             self.dtmf = None
@@ -217,6 +229,7 @@ class Leg:
             self.dropped += 1  # not RTP v2, or RTCP multiplexed on this port (RFC 5761 §4)
             return
         pt = b1 & 0x7F
+        latch = False
         if addr != self.source:
             if len(addr) > 2:  # IPv6: (host, port, flowinfo, scope_id)
                 addr = (addr[0], addr[1])
@@ -226,8 +239,16 @@ class Leg:
             ):
                 self.dropped += 1
                 return
-            if addr != self.source:
-                self._latch(addr)
+            latch = addr != self.source
+        if self.srtp is not None:
+            clear = self.srtp.unprotect(bytes(buf[:n]))
+            if clear is None or len(clear) < 12:
+                self.dropped += 1
+                return
+            n = len(clear)
+            buf[:n] = clear  # same length as the slice: the shared buffer keeps its size
+        if latch:
+            self._latch(addr)
         now = time.monotonic()
         self.last_rx = now
         self.rx_packets += 1
@@ -411,6 +432,12 @@ class Leg:
             self.next_seq = (oseq + 1) & 0xFFFF
             self.last_ts = ots
         self.last_sent = now
+        if self.srtp is not None:
+            secured = self.srtp.protect(bytes(data))
+            if secured is None:
+                self.send_errors += 1
+                return
+            data = secured
         try:
             self.sock.sendto(data, dest)
         except OSError:

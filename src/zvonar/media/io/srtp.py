@@ -1,0 +1,73 @@
+"""SRTP for one leg of the embedded engine (RFC 3711), keyed by SDES (:mod:`zvonar.media.sdes`).
+
+The packet transforms are libsrtp's (Cisco's C library, through ``pylibsrtp``): key
+derivation, AES counter mode, HMAC-SHA1 tags, the rollover counter and the replay window are
+the parts of a media stack least worth writing again, and libsrtp is what the phones on the
+other end run too. This module only binds the negotiated keys to its two sessions: one
+protecting what the leg sends (our key, our one SSRC) and one checking what it receives (the
+peer's key, any SSRC it uses — a phone may restart its stream with a new one).
+
+A packet that fails its check (wrong key, a forged or damaged tag, a replay) is dropped and
+counted by the leg, like any other datagram it cannot use; it never raises into the socket's
+reader. RTCP is not relayed by the engine (leg.py drops it), so neither is SRTCP.
+"""
+
+from __future__ import annotations
+
+import pylibsrtp
+
+from zvonar.media.sdes import CryptoSuite, SrtpParams
+
+__all__ = ["SrtpStreams"]
+
+_PROFILES = {
+    CryptoSuite.AES_CM_128_HMAC_SHA1_80: pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+    CryptoSuite.AES_CM_128_HMAC_SHA1_32: pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
+}
+
+
+def _session(suite: CryptoSuite, key: bytes, ssrc_type: int) -> pylibsrtp.Session:
+    policy = pylibsrtp.Policy(key=key, ssrc_type=ssrc_type, srtp_profile=_PROFILES[suite])
+    return pylibsrtp.Session(policy)
+
+
+class SrtpStreams:
+    """Both directions of one leg's SRTP. ``previous``: the leg's streams before a re-offer;
+    the sending side is kept when its suite and key did not change, so the stream's packet
+    index (and with it the keystream) never starts over under the same key."""
+
+    def __init__(self, params: SrtpParams, previous: SrtpStreams | None = None) -> None:
+        self.params = params
+        self._tx: pylibsrtp.Session
+        self._rx: pylibsrtp.Session
+        old = previous.params if previous is not None else None
+        if (
+            previous is not None
+            and old is not None
+            and (old.suite, old.local_key)
+            == (
+                params.suite,
+                params.local_key,
+            )
+        ):
+            self._tx = previous._tx
+        else:
+            self._tx = _session(params.suite, params.local_key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        self._rx = _session(params.suite, params.remote_key, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+
+    def protect(self, packet: bytes) -> bytes | None:
+        """``packet`` (RTP) encrypted and tagged; None if libsrtp refuses it (the same
+        sequence number sent twice: encrypting it again would reuse its keystream)."""
+        try:
+            secured: bytes = self._tx.protect(packet)
+        except pylibsrtp.Error:
+            return None
+        return secured
+
+    def unprotect(self, packet: bytes) -> bytes | None:
+        """The RTP inside an SRTP ``packet``; None if its tag is wrong or it is a replay."""
+        try:
+            clear: bytes = self._rx.unprotect(packet)
+        except pylibsrtp.Error:
+            return None
+        return clear
