@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     rtp_port_max: int = 20999
     media_advertise: str | None = Field(default=None, description="RTP address peers must reach.")
     media_timeout: float = Field(default=30.0, description="Hang up after this long without RTP.")
+    media_srtp: bool = Field(
+        default=True,
+        description="SRTP with SDES keys (RFC 4568): offered, and required, to phones "
+        "registered over TLS; accepted from anyone who offers it.",
+    )
     min_session_expires: int = Field(
         default=90, ge=90, description="Shortest SIP session timer a peer may ask for (RFC 4028)."
     )
@@ -153,6 +158,7 @@ class Settings(BaseSettings):
             rtp_ports=(self.rtp_port_min, self.rtp_port_max),
             media_advertise=self.media_advertise,
             media_timeout=self.media_timeout,
+            media_srtp=self.media_srtp,
             min_session_expires=self.min_session_expires,
             default_region=self.default_region,
             max_calls=self.max_calls,

@@ -110,7 +110,7 @@ async def members_side(
         people = list(await s.scalars(stmt))
     realm = credentials.realm_of(account_id) or ""
     targets = tuple(
-        RingTarget(
+        RingTarget.phone(
             b.contact,
             UserAgent.binding_flow(b),
             Target(TargetKind.employee, e.name, e.id),

@@ -84,7 +84,7 @@ def new_leg(
         target=target,
         media_id=media,
         endpoint=endpoint,
-        oa=new_offer_answer(endpoint),
+        oa=new_offer_answer(endpoint, secure=target.secure_media),
         local_tag=ua.token(),
         sip_call_id=f"{ua.token()}@zvonar",
     )

@@ -156,6 +156,15 @@ class RingTarget:
     # More servers of the same target, in the order to try them (RFC 3263 §4.3, pbx/dns.py):
     # an INVITE that times out, finds no transport or gets 503 goes to the next one.
     fallbacks: tuple[Flow, ...] = ()
+    # Offer SRTP only (RTP/SAVP, RFC 4568 SDES): a phone that registered over TLS keeps its
+    # voice as private as its signalling (``phone``).
+    secure_media: bool = False
+
+    @classmethod
+    def phone(cls, contact: str, flow: Flow, target: Target, label: str | None) -> RingTarget:
+        """A registered phone of ``target`` at ``contact``, reached over ``flow`` (the flow
+        its REGISTER came over): over TLS, its media is SRTP."""
+        return cls(contact, flow, target, label, secure_media=flow.transport == "TLS")
 
 
 @dataclass(frozen=True)

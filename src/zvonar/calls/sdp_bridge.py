@@ -20,6 +20,7 @@ import zlib
 from zvonar.media.engine import LegEndpoint, RemoteMedia
 from zvonar.media.errors import MediaError, NegotiationError
 from zvonar.media.offer_answer import LocalMedia, NegotiatedMedia, OfferAnswer, answer_offer
+from zvonar.media.sdes import KEY_LENGTH
 from zvonar.media.sdp import SessionDescription, parse_sdp
 
 __all__ = [
@@ -30,7 +31,9 @@ __all__ = [
     "remote_media",
 ]
 
-_PROBE = LocalMedia("127.0.0.1", 9)  # only to test whether an offer is acceptable at all
+# Only to test whether an offer is acceptable at all, SRTP included: whether the engine can
+# encrypt is known once the leg is allocated (its answer is then refused with 488 if not).
+_PROBE = LocalMedia("127.0.0.1", 9, srtp_key=bytes(KEY_LENGTH))
 
 
 def parse_body(body: bytes) -> SessionDescription:
@@ -52,14 +55,24 @@ def check_offer(body: bytes | SessionDescription) -> NegotiatedMedia:
     return negotiated
 
 
-def local_media(endpoint: LegEndpoint) -> LocalMedia:
-    return LocalMedia(endpoint.address, endpoint.port, username="zvonar")
+def local_media(endpoint: LegEndpoint, *, secure: bool = False) -> LocalMedia:
+    """Our side of a dialog on ``endpoint``. ``secure``: offer SRTP only (a phone over TLS),
+    when the engine can encrypt the leg; otherwise plain RTP is offered."""
+    key = endpoint.srtp_key
+    return LocalMedia(
+        endpoint.address,
+        endpoint.port,
+        username="zvonar",
+        srtp_key=key,
+        secure=secure and key is not None,
+    )
 
 
-def new_offer_answer(endpoint: LegEndpoint) -> OfferAnswer:
-    """Offer/answer state for one dialog whose media lands on ``endpoint``."""
+def new_offer_answer(endpoint: LegEndpoint, *, secure: bool = False) -> OfferAnswer:
+    """Offer/answer state for one dialog whose media lands on ``endpoint`` (``secure``: see
+    :func:`local_media`)."""
     session_id = zlib.crc32(endpoint.leg_id.encode()) or 1
-    return OfferAnswer(local_media(endpoint), session_id=session_id, version=1)
+    return OfferAnswer(local_media(endpoint, secure=secure), session_id=session_id, version=1)
 
 
 def remote_media(negotiated: NegotiatedMedia) -> RemoteMedia:

@@ -126,7 +126,7 @@ async def start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
             host.track_media(caller_media, call)
         endpoint = await host.engine.allocate(engine_call, media)
         host.track_media(media, call)
-        oa = new_offer_answer(endpoint)
+        oa = new_offer_answer(endpoint, secure=target.secure_media)
         offer = oa.create_offer().serialize().encode()
         fork = CalleeLeg(
             leg_id=leg_id,

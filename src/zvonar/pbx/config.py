@@ -48,6 +48,9 @@ class PbxConfig:
     rtp_ports: tuple[int, int] | None = None  # (first, last) inclusive; None: any free port
     media_advertise: str | None = None
     media_timeout: float = 30.0  # seconds without RTP before a call is hung up; 0: never
+    # SRTP (SDES, RFC 4568): phones over TLS are offered SRTP only, and RTP/SAVP offers are
+    # answered. False: plain RTP everywhere (an RTP/SAVP offer gets 488).
+    media_srtp: bool = True
     # RFC 4028: the shortest session timer a peer may ask for (422 below it). The RFC's floor
     # is 90 s; tests set less to see a session expire in seconds.
     min_session_expires: int = 90

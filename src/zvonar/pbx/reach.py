@@ -58,7 +58,7 @@ class Reach:
         (``mobile_confirm``) or the caller asks it (``confirm_mobiles``: a queue's offer)."""
         target = Target(TargetKind.employee, person.name, person.id)
         devices = tuple(
-            RingTarget(b.contact, UserAgent.binding_flow(b), target, f"x{person.extension}")
+            RingTarget.phone(b.contact, UserAgent.binding_flow(b), target, f"x{person.extension}")
             for b in self.bindings(f"sip:{person.sip_username}@{realm}")
         )
         if not person.mobiles or trunk is None:

@@ -178,6 +178,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         advertise4=config.media_advertise,
         port_range=config.rtp_ports,
         media_timeout=config.media_timeout,
+        srtp=config.media_srtp,
     )
     http = HttpRouter()
     trunk_sources = TrunkSources(container.db)
