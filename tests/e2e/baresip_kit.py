@@ -12,10 +12,17 @@ __all__ = ["start_baresip", "stop_baresip", "write_config"]
 
 
 def write_config(
-    conf: Path, accounts: str, *, port: int, rtp_ports: str, extra: Sequence[str] = ()
+    conf: Path,
+    accounts: str,
+    *,
+    port: int,
+    rtp_ports: str,
+    extra: Sequence[str] = (),
+    source: str = "aubridge,null_a",
 ) -> None:
     """baresip's ``config`` (SIP on 127.0.0.1:``port``, its TLS listener on port + 1; G.711;
-    silent audio; ``extra`` lines such as ``sip_cafile``) and its ``accounts`` file."""
+    silent audio unless ``source`` says otherwise, e.g. ``aufile,<wav>``; ``extra`` lines
+    such as ``sip_cafile`` or more modules) and its ``accounts`` file."""
     conf.mkdir(parents=True, exist_ok=True)
     (conf / "config").write_text(
         "\n".join(
@@ -25,7 +32,7 @@ def write_config(
                 *extra,
                 "net_interface 127.0.0.1",
                 f"rtp_ports {rtp_ports}",
-                "audio_source aubridge,null_a",
+                f"audio_source {source}",
                 "audio_player aubridge,null_a",
                 "audio_alert aubridge,null_a",
                 "module_path /usr/lib/baresip/modules",

@@ -70,3 +70,31 @@ async def test_a_carrier_with_another_domains_certificate_is_refused(tmp_path: P
     assert report["seconds"] < 5, report  # the handshake failed: no Timer B, no silence bound
     assert report["stats"]["tcp_connected"] == 0 and report["stats"]["send_errors"] == 1
     assert "Call established" not in report["baresip_log"], report
+
+
+async def test_media_to_and_from_a_phone_over_tls_is_srtp(tmp_path: Path) -> None:
+    """baresip (libsrtp, ``mediaenc=srtp-mand``: no call in plain RTP) is called by a
+    carrier and calls a colleague; the PBX speaks SRTP to it and plain RTP to the others."""
+    report = await _report("tests.e2e.srtp_baresip_driver", tmp_path)
+    ((_contact, transport),) = report["registered"]
+    assert transport == "TLS", report
+    inbound, outgoing = report["inbound"], report["outgoing"]
+    assert inbound["caller_ok"] and inbound["answered"] == "701", report
+    assert inbound["disposition"] == "answered", report
+    assert outgoing["calls"] == 1 and outgoing["disposition"] == "answered", report
+    assert outgoing["answered_by"] == outgoing["phone702"], report
+    # baresip set up SRTP on both calls and never failed to decrypt a packet.
+    assert report["srtp_enabled"] >= 2 and report["srtp_failures"] == 0, report
+    # The PBX decrypted baresip: its 1000 Hz is on the recording's phone side (right on the
+    # first call, where baresip answered; left on the second, where it called).
+    for side, leg in (("right", inbound), ("left", outgoing)):
+        heard = leg["recording"][side]
+        assert heard["loud"] > 4000 and heard["1000"] > 20 * heard["440"], report
+    for side, leg in (("left", inbound), ("right", outgoing)):
+        heard = leg["recording"][side]
+        assert heard["loud"] > 4000 and heard["440"] > 20 * heard["1000"], report
+    # baresip decrypted the PBX: what it decoded on each call is the other side's 440 Hz.
+    decoded = list(report["dumps"].values())
+    assert len(decoded) == 2, report
+    for heard in decoded:
+        assert heard["loud"] > 4000 and heard["440"] > 20 * heard["1000"], report
