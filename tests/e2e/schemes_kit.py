@@ -185,6 +185,9 @@ class Result:
     caller_log: str
 
     ids: dict[str, uuid.UUID] = field(default_factory=dict)
+    # What each phone's SIPp saw (its messages and errors, the tails), for a failure's message:
+    # a phone that "said nothing" shows whether the INVITE ever reached it.
+    phones_log: str = ""
 
     def employee_id(self, ext: str) -> uuid.UUID:
         return self.ids[ext]
@@ -258,6 +261,7 @@ class Rig:
         """Start the ``phones`` (others stay silent), call ``number`` from ``caller``, wait
         until the call is over and journalled, stop every phone; what happened."""
         procs: list[asyncio.subprocess.Process] = []
+        names: list[str] = []
         scenarios = {
             Phone.answer: sippkit.uas_answer(pcap=phone_pcap),
             Phone.busy: BUSY,
@@ -270,6 +274,9 @@ class Rig:
                 xml = self.workdir / f"{name}.xml"
                 xml.write_text(scenarios[behaviour])
                 cmd = sipp_cmd("", xml, port=d.port, workdir=self.workdir, name=name)
+                messages = self.workdir / f"{name}_messages.log"
+                cmd += ["-trace_msg", "-message_file", str(messages)]
+                names.append(name)
                 procs.append(await start_sipp_bound(cmd, workdir=self.workdir, port=d.port))
             start = len(self.bus.events)
             name = self._name("carrier")
@@ -289,7 +296,18 @@ class Rig:
                     p.kill()
             for p in procs:
                 await p.wait()
-        return await self._result(start, number, run.stats.successful == 1, run.describe())
+        result = await self._result(start, number, run.stats.successful == 1, run.describe())
+        result.phones_log = self._phones_log(names)
+        return result
+
+    def _phones_log(self, names: list[str]) -> str:
+        parts = []
+        for name in names:
+            for suffix in ("messages", "errors"):
+                path = self.workdir / f"{name}_{suffix}.log"
+                text = path.read_text(errors="replace") if path.exists() else "(none)"
+                parts.append(f"--- {name} {suffix}:\n{text[-1500:]}")
+        return "\n".join(parts)
 
     async def _result(self, start: int, number: str, ok: bool, log: str) -> Result:
         events = self.bus.events[start:]

@@ -234,7 +234,7 @@ def rig(env: Env) -> Rig:
 
 def _answered(r: Result, ext: str) -> None:
     assert r.caller_ok, r.caller_log
-    assert r.answered == ext, r.rings
+    assert r.answered == ext, (r.rings, r.phones_log)
     assert r.ended.disposition is Disposition.answered
     assert r.row.disposition is Disposition.answered
     assert r.row.answered_by == r.employee_id(ext)
