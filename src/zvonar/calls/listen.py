@@ -266,7 +266,7 @@ class Listener:
                     leg_id,
                     target,
                     endpoint,
-                    new_offer_answer(endpoint),
+                    new_offer_answer(endpoint, secure=target.secure_media),
                     ua.token(),
                     f"{ua.token()}@zvonar",
                 )
