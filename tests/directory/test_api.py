@@ -434,6 +434,17 @@ async def test_trunks(client: httpx.AsyncClient, tenant_a: Tenant, container: Co
             "invalid_host",
         ),
         ({"name": "x", "host": "h.example", "port": 70000}, 422, "validation_error"),
+        (  # SDES keys would cross the network in clear
+            {
+                "name": "x",
+                "host": "h",
+                "auth_mode": "ip",
+                "allowed_sources": ["10.0.0.1"],
+                "srtp": True,
+            },
+            422,
+            "srtp_needs_tls",
+        ),
         ({"name": "x", "host": "h.example", "transport": "sctp"}, 422, "validation_error"),
         (
             {
@@ -462,6 +473,13 @@ async def test_trunks(client: httpx.AsyncClient, tenant_a: Tenant, container: Co
     assert r.status_code == 200 and (r.json()["port"], r.json()["transport"]) == (5080, "tls")
     r = await client.patch(url, json={"port": None}, headers=tenant_a.headers)  # back to SRV
     assert r.status_code == 200 and r.json()["port"] is None
+    assert r.json()["srtp"] is False
+    r = await client.patch(url, json={"srtp": True}, headers=tenant_a.headers)  # over TLS now
+    assert r.status_code == 200 and r.json()["srtp"] is True
+    r = await client.patch(url, json={"transport": "udp"}, headers=tenant_a.headers)
+    assert error(r, 422) == "srtp_needs_tls"
+    r = await client.patch(url, json={"srtp": False}, headers=tenant_a.headers)
+    assert r.status_code == 200 and r.json()["srtp"] is False
     r = await client.patch(url, json={"transport": None}, headers=tenant_a.headers)
     assert error(r, 422) == "validation_error"  # a transport is always set
 

@@ -99,6 +99,7 @@ async def test_apply_creates_everything_then_export_round_trips(
                 "registrar": None,
                 "allowed_sources": [],
                 "caller_id": "+74951234567",
+                "srtp": False,
                 "active": True,
             },
             "office": {
@@ -110,6 +111,7 @@ async def test_apply_creates_everything_then_export_round_trips(
                 "registrar": None,
                 "allowed_sources": ["192.0.2.0/28"],
                 "caller_id": None,
+                "srtp": False,
                 "active": True,
             },
         },
@@ -430,3 +432,18 @@ async def test_export_of_objects_made_through_the_service(
     async with container.db.read() as s:
         row = await s.scalar(select(Employee).where(Employee.id == emp.view.employee.id))
     assert row is not None and row.ha1_md5 is not None
+
+
+async def test_a_trunk_requiring_srtp_round_trips_and_needs_tls(
+    container: Container, tenant_a: Tenant
+) -> None:
+    db, a = container.db, tenant_a.account_id
+    trunk = {"host": "sbc.example", "auth_mode": "ip", "allowed_sources": ["192.0.2.9"]}
+    with pytest.raises(InvalidInput) as caught:
+        await apply_directory(db, a, {"trunks": {"sec": {**trunk, "srtp": True}}}, dry_run=False)
+    assert caught.value.code == "srtp_needs_tls"
+    secure = {**trunk, "transport": "tls", "srtp": True}
+    await apply_directory(db, a, {"trunks": {"sec": secure}}, dry_run=False)
+    exported = await export_directory(db, a)
+    assert exported["trunks"]["sec"]["srtp"] is True
+    assert await apply_directory(db, a, {"trunks": exported["trunks"]}, dry_run=False) == []

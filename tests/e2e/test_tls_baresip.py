@@ -72,6 +72,24 @@ async def test_a_carrier_with_another_domains_certificate_is_refused(tmp_path: P
     assert "Call established" not in report["baresip_log"], report
 
 
+@needs_dnsmasq
+async def test_a_trunk_that_requires_srtp_gets_it(tmp_path: Path) -> None:
+    report = await _report("tests.e2e.tls_trunk_driver", tmp_path, "srtp")
+    assert report["caller_ok"], report
+    assert report["disposition"] == "answered" and report["legs"] == ["completed"], report
+    assert "SRTP is Enabled (cryptosuite=AES_CM_128_HMAC_SHA1_80)" in report["baresip_log"]
+    assert "srtp: failed" not in report["baresip_log"], report
+
+
+@needs_dnsmasq
+async def test_a_carrier_that_requires_srtp_refuses_a_trunk_without_it(tmp_path: Path) -> None:
+    """The control for the case above: the same carrier, the trunk's ``srtp`` left off."""
+    report = await _report("tests.e2e.tls_trunk_driver", tmp_path, "srtp-unset")
+    assert not report["caller_ok"], report
+    assert report["disposition"] != "answered" and report["legs"] == ["failed"], report
+    assert "Call established" not in report["baresip_log"], report
+
+
 async def test_media_to_and_from_a_phone_over_tls_is_srtp(tmp_path: Path) -> None:
     """baresip (libsrtp, ``mediaenc=srtp-mand``: no call in plain RTP) is called by a
     carrier and calls a colleague; the PBX speaks SRTP to it and plain RTP to the others."""

@@ -10,7 +10,10 @@ test_tls_baresip.py::
 dnsmasq on loopback (inside the namespace) serves the carrier's zone; employee 101 is a SIPp
 phone over UDP dialling 8 383 123-45-67. The report (JSON at OUT) says how the call went.
 With the argument ``impostor`` the carrier presents a certificate for another domain: the
-PBX must refuse the connection, and the call must fail at once rather than ring anyone.
+PBX must refuse the connection, and the call must fail at once rather than ring anyone. With
+``srtp`` the carrier takes secure calls only (baresip's ``mediaenc=srtp-mand``) and the trunk
+says so (``srtp``): the call is answered in SRTP. ``srtp-unset`` is the same carrier behind a
+trunk that does not say so: the plain RTP offer is refused and the call is not answered.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ async def main(workdir: Path, mode: str = "good") -> dict[str, Any]:
     pki = make_pki(workdir / "pki")
     pbx_leaf = pki.issue("pbx", dns=("pbx.zvonar.test",), ips=("127.0.0.1",))
     # The domain, not the SRV target (sbc1.…), is what the certificate names (RFC 5922 §4).
-    names = (DOMAIN,) if mode == "good" else ("impostor.zvonar.test",)
+    names = ("impostor.zvonar.test",) if mode == "impostor" else (DOMAIN,)
+    secure_carrier = mode in ("srtp", "srtp-unset")
     carrier_leaf = pki.issue("carrier", dns=names)
     combined = workdir / "carrier.pem"  # baresip wants the chain and the key in one file
     combined.write_bytes(carrier_leaf.cert.read_bytes() + carrier_leaf.key.read_bytes())
@@ -62,6 +66,7 @@ async def main(workdir: Path, mode: str = "good") -> dict[str, Any]:
             transport=Transport.tls,
             auth_mode=TrunkAuth.ip,
             allowed_sources=["192.0.2.1"],
+            srtp=mode == "srtp",
         ),
     )
     zone = Zone(
@@ -70,8 +75,11 @@ async def main(workdir: Path, mode: str = "good") -> dict[str, Any]:
     )
     conf = workdir / "baresip"
     # The carrier's side of the number dialled: not registering anywhere, answering at once.
-    accounts = f"<sip:+73831234567@{DOMAIN};transport=tls>;regint=0;answermode=auto\n"
+    accounts = f"<sip:+73831234567@{DOMAIN};transport=tls>;regint=0;answermode=auto"
+    accounts += ";mediaenc=srtp-mand\n" if secure_carrier else "\n"
     extra = [f"sip_certificate {combined}", f"sip_cafile {pki.ca}"]
+    if secure_carrier:
+        extra.append("module srtp.so")
     write_config(conf, accounts, port=CARRIER_SIP, rtp_ports="20100-20119", extra=extra)
     log = (workdir / "baresip.log").open("wb")
     proc = await start_baresip(conf, log)

@@ -7,7 +7,7 @@ Contract (``zvonar config export|apply`` builds on these two functions):
     dependency order, each keyed by a natural key, never by database id::
 
         trunks:    {name: {host, port, transport, auth_mode, username, registrar,
-                           allowed_sources, caller_id, active}}
+                           allowed_sources, caller_id, srtp, active}}
         employees: {extension: {name, sip_username, mobile_numbers, ring_mobile, mobile_confirm,
                                 time_zone, email, active}}
         groups:    {name: {strategy, members: [{extension, weight}, ...]}}   # ringing order
@@ -152,6 +152,7 @@ def _trunk_spec(t: Trunk) -> dict[str, Any]:
         "registrar": t.registrar,
         "allowed_sources": list(t.allowed_sources),
         "caller_id": t.caller_id,
+        "srtp": t.srtp,
         "active": t.active,
     }
 
@@ -265,6 +266,7 @@ def _normalize(section: DirectorySection, w: DirectoryWriter) -> _Want:
                     else None,
                     "allowed_sources": rules.networks(t.allowed_sources),
                     "caller_id": w.caller_id(t.caller_id),
+                    "srtp": t.srtp,
                     "active": t.active,
                 }
             if t.password is not None:

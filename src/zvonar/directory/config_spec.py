@@ -43,6 +43,7 @@ class TrunkSpec(_Spec):
     registrar: HostText | None = None
     allowed_sources: list[NetText] = Field(default_factory=list, max_length=MAX_SOURCES)
     caller_id: PhoneText | None = None
+    srtp: bool = False  # offer SRTP only (RFC 4568 SDES); transport tls
     active: bool = True
 
 

@@ -130,6 +130,9 @@ class Trunk(IdMixin, TimestampMixin, Base):
     registrar: Mapped[str | None] = mapped_column(String(253))
     allowed_sources: Mapped[list[str]] = mapped_column(JSON, default=list)
     caller_id: Mapped[str | None] = mapped_column(String(16))
+    # Calls through the trunk are offered SRTP only (RTP/SAVP with SDES keys, RFC 4568): for
+    # carriers that require it. Only over TLS, which keeps the keys in the SDP private.
+    srtp: Mapped[bool] = mapped_column(default=False, server_default=false())
     active: Mapped[bool] = mapped_column(default=True)
 
     @property

@@ -4,7 +4,8 @@ Reads need ``directory.read``, writes ``directory.write`` (checked in the servic
 account's id is a 404, like an id that never existed. Error codes beyond the generic ones:
 ``invalid_phone_number``, ``invalid_time_zone``, ``invalid_email``, ``invalid_host``,
 ``invalid_ip_network``, ``mobile_number_required``, ``password_required``,
-``credentials_required``, ``allowed_sources_required``, ``duplicate_member`` (422);
+``credentials_required``, ``allowed_sources_required``, ``srtp_needs_tls``,
+``duplicate_member`` (422);
 ``extension_taken``, ``sip_username_taken``, ``group_name_taken``, ``number_taken``,
 ``trunk_name_taken``, ``trunk_in_use`` (409).
 """

@@ -42,6 +42,10 @@ Weight = Annotated[int, Field(ge=1, le=100, description="Share for weighted_rand
 MAX_MOBILES = 5
 MAX_MEMBERS = 500
 MAX_SOURCES = 50
+SRTP_DESCRIPTION = (
+    "Offer SRTP only (RTP/SAVP with SDES keys, RFC 4568) on calls through this trunk, for "
+    "carriers that require it; needs transport tls, which keeps the keys private."
+)
 
 
 # --- employees ----------------------------------------------------------------------------------
@@ -222,11 +226,14 @@ class TrunkIn(StrictInput):
         default_factory=list, max_length=MAX_SOURCES, description="IPs/CIDRs for auth_mode=ip."
     )
     caller_id: PhoneText | None = Field(default=None, description="Default outbound caller ID.")
+    srtp: bool = Field(default=False, description=SRTP_DESCRIPTION)
     active: bool = True
 
 
 class TrunkPatch(PatchInput):
-    NOT_NULL = frozenset({"name", "host", "transport", "auth_mode", "allowed_sources", "active"})
+    NOT_NULL = frozenset(
+        {"name", "host", "transport", "auth_mode", "allowed_sources", "srtp", "active"}
+    )
 
     name: ShortName | None = None
     host: HostText | None = None
@@ -238,6 +245,7 @@ class TrunkPatch(PatchInput):
     registrar: HostText | None = None
     allowed_sources: list[NetText] | None = Field(default=None, max_length=MAX_SOURCES)
     caller_id: PhoneText | None = None
+    srtp: bool | None = Field(default=None, description=SRTP_DESCRIPTION)
     active: bool | None = None
 
 
@@ -253,6 +261,7 @@ class TrunkOut(Output):
     registrar: str | None
     allowed_sources: list[str]
     caller_id: str | None
+    srtp: bool
     active: bool
     created_at: datetime
     updated_at: datetime

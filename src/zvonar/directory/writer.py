@@ -35,6 +35,7 @@ from zvonar.directory.models import (
     Group,
     GroupMember,
     Number,
+    Transport,
     Trunk,
     TrunkAuth,
 )
@@ -491,6 +492,17 @@ class DirectoryWriter:
                 field="allowed_sources",
             )
 
+    @staticmethod
+    def _check_media(trunk: Trunk) -> None:
+        """SDES keys travel in the SDP: over UDP or TCP anyone on the path reads them, and the
+        SRTP they key protects nothing."""
+        if trunk.srtp and trunk.transport is not Transport.tls:
+            raise InvalidInput(
+                "SRTP on a trunk needs transport tls (its keys travel in the SDP)",
+                code="srtp_needs_tls",
+                field="srtp",
+            )
+
     def caller_id(self, raw: str | None) -> str | None:
         """A trunk's default caller ID in E.164, read with the account's country."""
         return phone.normalize(raw, self.account.country, field="caller_id") if raw else None
@@ -509,9 +521,11 @@ class DirectoryWriter:
             registrar=rules.host(data.registrar, field="registrar") if data.registrar else None,
             allowed_sources=rules.networks(data.allowed_sources),
             caller_id=self.caller_id(data.caller_id),
+            srtp=data.srtp,
             active=data.active,
         )
         self._check_auth(trunk, password_required=require_password)
+        self._check_media(trunk)
         self.session.add(trunk)
         await self._flush()
         self._trunk_changed(trunk, Action.created)
@@ -520,7 +534,7 @@ class DirectoryWriter:
     async def update_trunk(self, trunk: Trunk, patch: TrunkPatch) -> list[str]:
         sent = patch.model_fields_set
         new: dict[str, Any] = {}
-        for plain in ("name", "transport", "auth_mode", "active"):
+        for plain in ("name", "transport", "auth_mode", "srtp", "active"):
             if plain in sent:
                 new[plain] = _given(getattr(patch, plain), plain)
         for nullable in ("port", "username", "password"):  # port None: located by SRV
@@ -548,6 +562,7 @@ class DirectoryWriter:
             setattr(trunk, k, new[k])
         # Only a change that touches the credentials must leave them complete.
         self._check_auth(trunk, password_required=bool({"password", "auth_mode"} & set(changed)))
+        self._check_media(trunk)
         if changed:
             await self._flush()
             self._emit_updated(trunk, changed)

@@ -205,6 +205,7 @@ class OutboundCalls:
                 label="out",
                 from_user=shown,
                 auth=trunk_credentials(trunk, self.db.sealer),
+                secure_media=trunk.srtp,
             )
             waves.append(Wave((ring,), OUTBOUND_RING_SECONDS, silence=SERVER_SILENCE))
             log.info("call %s: %s via %s as %s", call.call_id, callee, trunk.name, shown)

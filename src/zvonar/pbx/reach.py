@@ -136,4 +136,12 @@ def via_trunk(
         return None
     # No port: the URI names the transport and pbx.dns locates the carrier by SRV.
     uri = f"sip:{number}@{server_part(flow.host, trunk.port, trunk.transport)}"
-    return RingTarget(uri, flow, target, label, auth=trunk.auth, diversion=diverted_by)
+    return RingTarget(
+        uri,
+        flow,
+        target,
+        label,
+        auth=trunk.auth,
+        diversion=diverted_by,
+        secure_media=trunk.srtp,
+    )

@@ -117,6 +117,7 @@ class TrunkInfo:
     transport: str  # "udp" | "tcp" | "tls"
     auth: ClientCredentials | None = field(default=None, repr=False)  # for INVITE challenges
     caller_id: str | None = None  # the number its calls show by default
+    srtp: bool = False  # its calls are offered SRTP only (Trunk.srtp)
 
 
 def trunk_credentials(trunk: Trunk, sealer: Sealer | None) -> ClientCredentials | None:
@@ -426,6 +427,7 @@ class RoutingSnapshot:
                     t.transport.value,
                     trunk_credentials(t, self._db.sealer),
                     t.caller_id,
+                    t.srtp,
                 )
                 for t in trunks
             ),
