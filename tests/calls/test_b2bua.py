@@ -541,3 +541,49 @@ async def test_a_503_tries_the_next_server_then_the_next_wave(
         ("w0t0s", LegEndReason.failed),  # its next server: 503 too, and no more of them
         ("w1t0", LegEndReason.completed),
     ]
+
+
+def _offers(phone: Phone) -> list[bytes]:
+    """The SDP of every INVITE ``phone`` receives, in order."""
+    seen: list[bytes] = []
+
+    def hook(ev: object) -> None:
+        if isinstance(ev, IncomingRequest) and ev.request.method == "INVITE":
+            seen.append(ev.request.body)
+
+    phone.runner.add_event_hook(hook)
+    return seen
+
+
+async def test_a_phone_that_refuses_srtp_is_rung_again_with_rtp(
+    pbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    """A phone over TLS is offered SRTP; one without it answers 488, and is rung again at
+    once with plain RTP, in the same wave (``RingTarget.plain``)."""
+    caller, phone = phones
+    offers = _offers(phone)
+    secure = RingTarget(phone.uri("plain"), phone.flow, secure_media=True, plain_retry=True)
+    pbx.resolver.plans["in"] = Plan(ACCOUNT, (Wave((secure,), 5),))
+    leg = dial(caller, pbx, "in")
+    assert await final_status(leg) == 200
+    hang_up(caller, leg)
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.answered
+    assert [b"m=audio" in o and b"RTP/SAVP" in o for o in offers] == [True, False]
+    assert b"a=crypto:" in offers[0] and b"a=crypto:" not in offers[1]
+    ends = [(e.leg_id.rsplit(".", 1)[-1], e.reason) for e in pbx.bus.of_type(LegEnded)]
+    assert ends[:2] == [("w0t0", LegEndReason.failed), ("w0t0p", LegEndReason.completed)]
+
+
+async def test_a_trunk_that_requires_srtp_gets_no_plain_second_try(
+    pbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    caller, carrier = phones
+    offers = _offers(carrier)
+    secure = RingTarget(carrier.uri("plain"), carrier.flow, secure_media=True)
+    pbx.resolver.plans["in"] = Plan(ACCOUNT, (Wave((secure,), 5),))
+    leg = dial(caller, pbx, "in")
+    assert await final_status(leg) >= 400
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is not Disposition.answered
+    assert len(offers) == 1 and b"RTP/SAVP" in offers[0]

@@ -18,7 +18,7 @@ from tests.calls.test_originate import customer, outcome, ring, spec, until
 from zvonar.calls.events import CallEnded, CallEvent, Disposition, HangupSide
 from zvonar.calls.listen import ListenEnd, Listener, ListenRefused, Refusal
 from zvonar.calls.origination import OriginationOutcome
-from zvonar.calls.plan import Plan, Wave
+from zvonar.calls.plan import Plan, RingTarget, Wave
 from zvonar.sip.io.testserver import CallLeg
 
 
@@ -172,4 +172,19 @@ async def test_listening_to_a_callback_hears_the_customer_leg(
     assert await listening(listener)
     assert listener.watching.media_id == f"{placed.call_id}.a0t0.b"  # the customer's leg
     placed.cancel()  # hangs the connected call up on both sides
+    assert await ended(listener) is ListenEnd.call_ended
+
+
+async def test_a_supervisors_phone_without_srtp_listens_over_rtp(
+    pbx: Pbx, phones: tuple[Phone, Phone], boss: Phone
+) -> None:
+    """The supervisor's phone over TLS is offered SRTP; it answers 488 and is rung again
+    with plain RTP (``RingTarget.plain``), and listens."""
+    caller, callee = phones
+    call_id, leg = await answered_call(pbx, caller, callee)
+    secure = RingTarget(boss.uri("plain"), boss.flow, secure_media=True, plain_retry=True)
+    listener = await pbx.b2bua.listen(ACCOUNT, call_id, (secure,))
+    assert await listening(listener)
+    assert listener.winner is not None and listener.winner.leg_id.endswith("p")
+    hang_up(caller, leg)
     assert await ended(listener) is ListenEnd.call_ended

@@ -258,3 +258,24 @@ def test_an_origination_needs_side_a() -> None:
         Origination(ACCOUNT, (), then)
     with pytest.raises(ValueError):
         Origination(ACCOUNT, (Wave((then,), 5),), then, then_timeout=0)
+
+
+async def test_an_agents_phone_without_srtp_is_rung_again_with_rtp(
+    pbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    """Side A's phone over TLS is offered SRTP; it answers 488 and is rung again with plain
+    RTP in the same wave (``RingTarget.plain``); the refused attempt keeps its journal leg."""
+    agents, customers = phones
+    secure = RingTarget(
+        agents.uri("plain"), agents.flow, AGENT, secure_media=True, plain_retry=True
+    )
+    call = await pbx.b2bua.originate(spec((Wave((secure,), 5),), customer(customers, "answer")))
+    assert await outcome(call) is OriginationOutcome.connected
+    hang_up_answered(customers)
+    await ended(call)
+    ends = {e.leg_id: e.reason for e in pbx.events(call.call_id) if isinstance(e, LegEnded)}
+    assert ends == {
+        f"{call.call_id}.a0t0": LegEndReason.failed,
+        f"{call.call_id}.a0t0p": LegEndReason.completed,
+        f"{call.call_id}.b": LegEndReason.completed,
+    }

@@ -25,7 +25,10 @@ def endpoint(key: bytes | None) -> LegEndpoint:
 @pytest.mark.parametrize(("transport", "secure"), [("TLS", True), ("TCP", False), ("UDP", False)])
 def test_a_phone_is_secure_when_it_registered_over_tls(transport: str, secure: bool) -> None:
     ring = RingTarget.phone("sip:701@192.0.2.7", Flow(transport, "192.0.2.7", 5061), WHO, "x701")
-    assert ring.secure_media is secure
+    assert ring.secure_media is secure and ring.plain_retry is secure
+    refused = ring.plain(488)
+    assert (refused is not None) is secure
+    assert ring.plain(486) is None  # busy is busy, whatever the media
 
 
 def test_a_secure_target_gets_an_srtp_offer_when_the_engine_can_encrypt() -> None:

@@ -3,11 +3,15 @@ RFC 5922). Each case runs its driver inside ``unshare -n`` (baresip opens socket
 loopback); the driver writes a JSON report, asserted here.
 
 * a phone registers over TLS (checking the PBX's certificate against a test CA) and a
-  carrier's call reaches it over that very connection;
+  carrier's call reaches it over that very connection (this phone lacks SRTP: it refuses the
+  SRTP offer and is rung again with plain RTP);
 * an outbound call goes out over a TLS trunk known by its domain (``_sips._tcp`` SRV), the
   carrier's certificate checked against that domain; baresip is the carrier and answers;
 * a carrier presenting a certificate for another domain is refused and the call fails at
-  once, without ringing anyone.
+  once, without ringing anyone;
+* SRTP (SDES, RFC 4568): a trunk that requires it gets it from a carrier that takes nothing
+  else (and, without ``srtp``, is refused by it); a phone over TLS with libsrtp talks SRTP
+  with the PBX both when called and when calling, heard on both sides.
 """
 
 from __future__ import annotations
@@ -43,7 +47,10 @@ async def test_a_phone_registered_over_tls_is_called_over_its_connection(tmp_pat
     ((contact, transport),) = report["registered"]
     assert transport == "TLS" and contact.endswith(";transport=tls"), report
     assert report["caller_ok"], report
-    assert report["waves"] == [["701"]], report
+    # Offered SRTP (it registered over TLS), this baresip without SRTP refused with 488 and
+    # was rung again at once with plain RTP, in the same wave.
+    assert report["waves"] == [["701", "701"]], report
+    assert report["rings"] == [["701", "failed"], ["701", "completed"]], report
     assert report["answered"] == "701" and report["disposition"] == "answered", report
     assert report["answered_by"] == report["baresip_id"], report
     assert report["talk_seconds"] >= 0.5, report

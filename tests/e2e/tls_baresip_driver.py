@@ -1,5 +1,6 @@
 """SIP over TLS with baresip (a real softphone): it registers over TLS, checking the PBX's
-certificate, and a carrier's call (SIPp, UDP) reaches it over that TLS connection.
+certificate, and a carrier's call (SIPp, UDP) reaches it over that TLS connection. This baresip
+has no SRTP module: it refuses the PBX's SRTP offer, and is rung again with plain RTP.
 
 baresip opens sockets beyond loopback, so test_tls_baresip.py runs this inside ``unshare -n``
 (a private network namespace with only ``lo``), as schemes_baresip_driver.py does::
@@ -90,6 +91,7 @@ async def main(workdir: Path) -> dict[str, Any]:
             caller_ok=result.caller_ok,
             caller_log=result.caller_log[-2000:],
             waves=result.waves,
+            rings=[[r.ext, r.end.value if r.end else None] for r in result.rings],
             answered=result.answered,
             disposition=result.row.disposition.value if result.row.disposition else None,
             answered_by=str(result.row.answered_by),

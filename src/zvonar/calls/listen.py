@@ -254,33 +254,35 @@ class Listener:
     # -- ringing --------------------------------------------------------------------------------
 
     async def _ring(self) -> None:
-        engine, ua = self.host.engine, self.host.ua
-        caller = self.watching.caller
-        from_user = caller if _SAFE_USER.fullmatch(caller) else "listen"
         for i, target in enumerate(self.targets):
-            leg_id = f"{self.call_id}.s{i}"
-            try:
-                endpoint = await engine.allocate(self.call_id, leg_id)
-                self.host.track_media(leg_id, self)
-                fork = _Fork(
-                    leg_id,
-                    target,
-                    endpoint,
-                    new_offer_answer(endpoint, secure=target.secure_media),
-                    ua.token(),
-                    f"{ua.token()}@zvonar",
-                )
-                self.forks.append(fork)
-                self._invite(fork, from_user)
-            except (MediaError, SipError, ValueError) as exc:
-                log.warning("listener %s: cannot ring %s: %s", self.call_id, target.uri, exc)
-                await self._release(leg_id)
-                if self.forks and self.forks[-1].leg_id == leg_id:
-                    self.forks[-1].state = LegState.ENDED
+            await self._ring_one(f"{self.call_id}.s{i}", target)
         if not self._live():
             await self._finish(ListenEnd.no_answer)
             return
         self.timer = asyncio.get_running_loop().call_later(self.ring_seconds, self.put, _Timeout())
+
+    async def _ring_one(self, leg_id: str, target: RingTarget) -> None:
+        engine, ua = self.host.engine, self.host.ua
+        caller = self.watching.caller
+        from_user = caller if _SAFE_USER.fullmatch(caller) else "listen"
+        try:
+            endpoint = await engine.allocate(self.call_id, leg_id)
+            self.host.track_media(leg_id, self)
+            fork = _Fork(
+                leg_id,
+                target,
+                endpoint,
+                new_offer_answer(endpoint, secure=target.secure_media),
+                ua.token(),
+                f"{ua.token()}@zvonar",
+            )
+            self.forks.append(fork)
+            self._invite(fork, from_user)
+        except (MediaError, SipError, ValueError) as exc:
+            log.warning("listener %s: cannot ring %s: %s", self.call_id, target.uri, exc)
+            await self._release(leg_id)
+            if self.forks and self.forks[-1].leg_id == leg_id:
+                self.forks[-1].state = LegState.ENDED
 
     def _invite(self, fork: _Fork, from_user: str) -> None:
         invite(self.host, self, fork, from_user, DISPLAY)
@@ -296,6 +298,10 @@ class Listener:
         if 200 <= resp.status < 300:
             await self._answered(fork, event)
         elif resp.status >= 300 and fork.state is LegState.INVITING:
+            plain = fork.target.plain(resp.status)
+            if plain is not None and self.winner is None and not self.done:
+                # A phone without SRTP: again with plain RTP, before this fork's end is counted.
+                await self._ring_one(f"{fork.leg_id}p", plain)
             await self._fork_failed(fork)
 
     async def _fork_failed(self, fork: _Fork) -> None:

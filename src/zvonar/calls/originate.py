@@ -310,7 +310,32 @@ class OriginatedCall:
         elif leg.state is LegState.INVITING:
             if answer_challenge(self.host, self, leg, resp):
                 return  # sent again with the carrier's credentials: still ringing
+            if await self._plain_again(leg, resp.status):
+                return
             await self._leg_failed(leg, end_reason_for_status(resp.status))
+
+    async def _plain_again(self, leg: OriginatedLeg, status: int) -> bool:
+        """An A fork's phone refused our SRTP offer (``RingTarget.plain``): it is rung again at
+        once with plain RTP, in the same wave, as leg ``<id>p`` (True). The refused attempt keeps
+        its journal leg."""
+        plain = leg.target.plain(status)
+        if plain is None or leg is self.customer or leg.wave != self.wave or self.agent is not None:
+            return False
+        new_id = f"{leg.leg_id}p"
+        if not self.tracker.forwarded(leg.leg_id, [new_id]):
+            return False
+        leg.state = LegState.ENDED
+        leg.reported = True
+        if leg.dialog is not None:
+            self.host.ua.forget_dialog(leg.dialog)
+        await release_media(self.host, self.call_id, leg.media_id, leg.peer_media_id)
+        await self._leg_ended(leg, end_reason_for_status(status))
+        log.info("call %s: %s refused SRTP, rung again with RTP", self.call_id, leg.leg_id)
+        await self._start_fork(new_id, plain)
+        if self.tracker.over and self.agent is None:  # it could not even be tried
+            self._disarm()
+            await self._next_wave()
+        return True
 
     async def _ringing(self, leg: OriginatedLeg) -> None:
         if leg is not self.customer and (

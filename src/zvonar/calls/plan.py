@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -127,6 +127,11 @@ class Reject:
             raise ValueError(f"a reject status must be 4xx-6xx, not {self.status}")
 
 
+# Answers that refuse an offer for what it is (RFC 3261 §21.4.26, §21.6.4): to an SRTP offer,
+# what a phone without SRTP says.
+SRTP_REFUSALS = frozenset({488, 606})
+
+
 @dataclass(frozen=True)
 class RingTarget:
     """One contact to ring: its SIP URI and the flow to send the INVITE over."""
@@ -157,14 +162,26 @@ class RingTarget:
     # an INVITE that times out, finds no transport or gets 503 goes to the next one.
     fallbacks: tuple[Flow, ...] = ()
     # Offer SRTP only (RTP/SAVP, RFC 4568 SDES): a phone that registered over TLS keeps its
-    # voice as private as its signalling (``phone``).
+    # voice as private as its signalling (``phone``), a trunk that requires it (Trunk.srtp).
     secure_media: bool = False
+    # A target that refuses the SRTP offer as such (488, 606) is rung again at once with plain
+    # RTP (``plain``): a phone that speaks TLS but not SRTP still rings. Only the phone itself
+    # can refuse (TLS keeps others from forging its answer). Not for a trunk that requires SRTP.
+    plain_retry: bool = False
 
     @classmethod
     def phone(cls, contact: str, flow: Flow, target: Target, label: str | None) -> RingTarget:
         """A registered phone of ``target`` at ``contact``, reached over ``flow`` (the flow
-        its REGISTER came over): over TLS, its media is SRTP."""
-        return cls(contact, flow, target, label, secure_media=flow.transport == "TLS")
+        its REGISTER came over): over TLS, its media is SRTP if it can."""
+        tls = flow.transport == "TLS"
+        return cls(contact, flow, target, label, secure_media=tls, plain_retry=tls)
+
+    def plain(self, status: int) -> RingTarget | None:
+        """This target again with plain RTP, if its ``status`` refused our SRTP offer and it
+        may (``plain_retry``); None otherwise."""
+        if not (self.secure_media and self.plain_retry) or status not in SRTP_REFUSALS:
+            return None
+        return replace(self, secure_media=False, plain_retry=False)
 
 
 @dataclass(frozen=True)

@@ -210,17 +210,31 @@ async def silence_timeout(call: Call, leg_id: str) -> None:
     await fork_over(call, fork, LegEndReason.no_answer)
 
 
+def _next_try(fork: CalleeLeg) -> tuple[RingTarget, str] | None:
+    """The target to ring in ``fork``'s place, and the suffix of its leg id: the target's next
+    server after a server failure (``SERVER_FAILURES`` before it rang, RFC 3263 §4.3), or the
+    target again with plain RTP after it refused our SRTP offer (``RingTarget.plain``)."""
+    if fork.final is None:
+        return None
+    status, target = fork.final[0], fork.target
+    if target.fallbacks and status in SERVER_FAILURES and not fork.rang:
+        # Not once it rang: what failed after that is the callee's side.
+        return replace(target, flow=target.fallbacks[0], fallbacks=target.fallbacks[1:]), "s"
+    plain = target.plain(status)
+    return (plain, "p") if plain is not None else None
+
+
 async def next_server(call: Call, fork: CalleeLeg, reason: LegEndReason) -> bool:
-    """``fork`` failed as a server fails (``SERVER_FAILURES``) and its target has more servers
-    (``RingTarget.fallbacks``, RFC 3263 §4.3): the next one gets the INVITE in its place, in
-    the same wave and under its timer (True). The failed attempt keeps its own journal leg."""
-    if not fork.target.fallbacks or fork.final is None or fork.final[0] not in SERVER_FAILURES:
-        return False
-    if fork.rang:  # it was reached and rang: what failed after that is the callee's side
+    """``fork`` failed in a way its target may get past (``_next_try``): the next attempt gets
+    the INVITE in its place, in the same wave and under its timer (True). The failed attempt
+    keeps its own journal leg."""
+    attempt = _next_try(fork)
+    if attempt is None:
         return False
     if call.done or fork.wave != call.wave or call.winner is not None:
         return False
-    new_id = f"{fork.leg_id}s"
+    nxt, suffix = attempt
+    new_id = f"{fork.leg_id}{suffix}"
     if not call.tracker.forwarded(fork.leg_id, [new_id]):
         return False
     fork.state = LegState.ENDED
@@ -230,9 +244,10 @@ async def next_server(call: Call, fork: CalleeLeg, reason: LegEndReason) -> bool
         call.host.ua.forget_dialog(fork.dialog)
     await tried(call, fork)
     await call.publish(LegEndedEvent, leg_id=fork.leg_id, reason=reason, at=call.now())
-    following = fork.target.fallbacks
-    log.info("call %s: %s failed, its next server %s", call.call_id, fork.leg_id, following[0])
-    nxt = replace(fork.target, flow=following[0], fallbacks=following[1:])
+    if suffix == "s":
+        log.info("call %s: %s failed, its next server %s", call.call_id, fork.leg_id, nxt.flow)
+    else:
+        log.info("call %s: %s refused SRTP, rung again with RTP", call.call_id, fork.leg_id)
     await start_fork(call, new_id, nxt)
     if call.tracker.over and call.winner is None:  # the next server could not even be tried
         call.cancel_timer()

@@ -4,7 +4,8 @@ NOT the product's call logic — `zvonar.calls` (the B2BUA) replaces it. It does
 signalling for the real-peer tests (SIPp, baresip) and the benchmark:
 
 - INVITE to user "answer" is answered 200 with the caller's SDP echoed back (our address
-  in c=/o=); "busy" gets 486; "overloaded" 503; "ring" gets 180 and waits for a CANCEL
+  in c=/o=); "plain" the same, but 488 for an offer in RTP/SAVP (a phone without SRTP);
+  "busy" gets 486; "overloaded" 503; "ring" gets 180 and waits for a CANCEL
   (→ 487); "early" the same with a 183 carrying that echoed SDP (early media, RFC 3960);
 - a call to a registered user is relayed as a new INVITE (a new dialog) to its binding's
   flow — a signalling-only back-to-back user agent: the SDP passes through unchanged,
@@ -158,7 +159,9 @@ class EchoPbx:
             return  # 407 sent (§22.3)
         leg = CallLeg(req.call_id, self.ua.token(), inc.flow, "answer", False, invite=inc)
         user = req.uri.user if isinstance(req.uri, SipUri) else None
-        if user == "answer":
+        if user == "plain" and b"RTP/SAVP" in req.body:
+            self._reply(inc, 488, now, tag=leg.local_tag)
+        elif user in ("answer", "plain"):
             host = self.ua.local_for(inc.flow)[0]
             leg.local_sdp = echo_sdp(req.body, host) if req.body else b""
             self._add(leg)
