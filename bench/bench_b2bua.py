@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import cProfile
 import gc
 import logging
@@ -35,6 +36,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,6 +228,64 @@ class Pdd:
         runner.send = wrapped_send  # type: ignore[attr-defined]
 
 
+class Stalls:
+    """``--stalls MS``: where the event loop was when it stalled. A heartbeat callback runs
+    on the loop every millisecond; a watchdog thread that finds it ``MS`` late takes the main
+    thread's stack (``sys._current_frames``), once per millisecond while the stall lasts. The
+    switch interval is lowered to 1 ms meanwhile, so the watchdog gets the GIL in time."""
+
+    def __init__(self, threshold_ms: float) -> None:
+        self.threshold = threshold_ms / 1000
+        self.samples: collections.Counter[tuple[str, ...]] = collections.Counter()
+        self.stalls = 0
+        self._beat = time.monotonic()
+        self._stop = threading.Event()
+        self._main = threading.main_thread().ident
+
+    def _heartbeat(self) -> None:
+        self._beat = time.monotonic()
+        if not self._stop.is_set():
+            asyncio.get_running_loop().call_later(0.001, self._heartbeat)
+
+    def _watch(self) -> None:
+        stalled = False
+        while not self._stop.wait(0.001):
+            late = time.monotonic() - self._beat
+            if late < self.threshold:
+                stalled = False
+                continue
+            if not stalled:
+                self.stalls += 1
+                stalled = True
+            frame = sys._current_frames().get(self._main or 0)
+            stack: list[str] = []
+            while frame is not None and len(stack) < 8:
+                code = frame.f_code
+                where = code.co_filename.rsplit("/site-packages/", 1)[-1].rsplit("/src/", 1)[-1]
+                stack.append(f"{where}:{frame.f_lineno} {code.co_name}")
+                frame = frame.f_back
+            self.samples[tuple(stack)] += 1
+
+    def start(self) -> None:
+        self._old_interval = sys.getswitchinterval()
+        sys.setswitchinterval(0.001)
+        self._stop.clear()
+        self._heartbeat()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        sys.setswitchinterval(self._old_interval)
+
+    def report(self, top: int = 12) -> None:
+        total = sum(self.samples.values())
+        print(f"stalls over {self.threshold * 1000:.0f} ms: {self.stalls} ({total} samples)")
+        for stack, count in self.samples.most_common(top):
+            print(f"  {count:5d}  " + "\n         <- ".join(stack))
+
+
 async def seed(container: object) -> None:
     from sqlalchemy import update
 
@@ -369,7 +429,12 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, tmp: Path) 
         pdd.samples.clear()
         pdd.t_in.clear()
         pdd.on = True
+        stalls = Stalls(args.stalls) if args.stalls else None
+        if stalls is not None:
+            stalls.start()
         step = await run_rate(c, rt, dev.pid, half, args, scenario, tmp, name + "-pdd")
+        if stalls is not None:
+            stalls.stop()
         pdd.on = False
         ms = [s * 1000 for s in pdd.samples]
         print(
@@ -378,6 +443,8 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, tmp: Path) 
             f"p50 {pct(ms, 0.5):.2f} ms, p99 {pct(ms, 0.99):.2f} ms, max {max(ms):.2f} ms",
             flush=True,
         )
+        if stalls is not None:
+            stalls.report()
     finally:
         if dev.stdin is not None:
             dev.stdin.close()
@@ -444,6 +511,12 @@ def main() -> int:
                     help="pbx: zvonar.pbx.heap.settle_heap() (freeze, thresholds, keeper); "
                          "settle: freeze once, (3000, 20, 100); default: CPython's")  # fmt: skip
     ap.add_argument("--census", action="store_true", help="count GC-tracked objects by type")
+    ap.add_argument(
+        "--stalls",
+        type=float,
+        default=0.0,
+        help="in the post-dial delay step: sample the loop's stack in stalls > MS",
+    )
     ap.add_argument("--gc-threshold", default=None, help="gc.set_threshold(a,b,c): 50000,20,100")
     ap.add_argument("--settle", action=argparse.BooleanOptionalAction, default=True,
                     help="before the post-dial delay run, wait for the last step's "
