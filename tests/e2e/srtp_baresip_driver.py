@@ -181,6 +181,10 @@ async def main(workdir: Path) -> dict[str, Any]:
             "answered": first.answered,
             "disposition": first.row.disposition.value if first.row.disposition else None,
             "recording": recording(container, first.row.recording_path),
+            "srtp": first.row.srtp,
+            "legs_srtp": [
+                leg.srtp for leg in (await container.journal.get_call(p, first.row.id)).legs
+            ],
         }
         # 2. baresip calls 702, offering SRTP; 702 answers in plain RTP.
         xml = workdir / "phone702.xml"
@@ -200,6 +204,8 @@ async def main(workdir: Path) -> dict[str, Any]:
             "answered_by": str(row.answered_by),
             "phone702": str(ids["702"]),
             "recording": recording(container, row.recording_path),
+            "srtp": row.srtp,
+            "legs_srtp": [leg.srtp for leg in (await container.journal.get_call(p, row.id)).legs],
         }
         report["ok"] = True
     except Exception as exc:  # reported, not raised: the test shows the JSON

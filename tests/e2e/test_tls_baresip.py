@@ -118,6 +118,9 @@ async def test_media_to_and_from_a_phone_over_tls_is_srtp(tmp_path: Path) -> Non
     for side, leg in (("left", inbound), ("right", outgoing)):
         heard = leg["recording"][side]
         assert heard["loud"] > 4000 and heard["440"] > 20 * heard["1000"], report
+    # The journal says which side was encrypted: baresip's, not the carrier's nor 702's.
+    assert (inbound["srtp"], inbound["legs_srtp"]) == (False, [True]), report
+    assert (outgoing["srtp"], outgoing["legs_srtp"]) == (True, [False]), report
     # baresip decrypted the PBX: what it decoded on each call is the other side's 440 Hz.
     decoded = list(report["dumps"].values())
     assert len(decoded) == 2, report

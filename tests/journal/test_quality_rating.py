@@ -1,5 +1,5 @@
-"""The journal keeps what a call sounded like (per leg and for the caller) and its rating,
-and a post-call rating does not count as talk time."""
+"""The journal keeps what a call sounded like (per leg and for the caller), whether its
+media was encrypted (SRTP), and its rating; a post-call rating does not count as talk time."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from zvonar.calls.events import (
 from zvonar.container import Container
 from zvonar.core.bus import RecordingBus
 from zvonar.journal.models import CallLeg, CallRecord
+from zvonar.journal.schemas import CallOut, LegOut
 from zvonar.journal.service import JournalService
 
 
@@ -47,6 +48,7 @@ async def test_rated_call_keeps_quality_and_talk_time(
             loss=0.012,
             jitter_ms=3.5,
             mos=4.21,
+            srtp=True,  # a phone over TLS
         ),
         CallRated(
             account_id=tenant_a.account_id,
@@ -63,6 +65,7 @@ async def test_rated_call_keeps_quality_and_talk_time(
             loss=0.0,
             jitter_ms=1.25,
             mos=4.4,
+            srtp=False,  # the carrier
         ),
     )
     await container.journal.flush()
@@ -74,6 +77,8 @@ async def test_rated_call_keeps_quality_and_talk_time(
     assert (row.loss, row.jitter_ms, row.mos) == (0.0, 1.25, 4.4)
     assert (row.wait_seconds, row.talk_seconds) == (5.0, 60.0)  # not the 10 s of rating
     assert leg is not None and (leg.loss, leg.jitter_ms, leg.mos) == (0.012, 3.5, 4.21)
+    assert row.srtp is False and leg.srtp is True
+    assert CallOut.of(row).srtp is False and LegOut.of(leg).srtp is True  # what the API says
 
 
 async def test_leg_quality_lands_when_the_leg_was_written_in_an_earlier_batch(
@@ -94,6 +99,7 @@ async def test_leg_quality_lands_when_the_leg_was_written_in_an_earlier_batch(
             loss=0.05,
             jitter_ms=12.5,
             mos=3.9,
+            srtp=True,
         ),
     )
     await container.journal.flush()
@@ -102,7 +108,7 @@ async def test_leg_quality_lands_when_the_leg_was_written_in_an_earlier_batch(
         assert row is not None
         leg = await s.scalar(select(CallLeg).where(CallLeg.call_pk == row.id))
     assert leg is not None and leg.ended_at is not None
-    assert (leg.loss, leg.jitter_ms, leg.mos) == (0.05, 12.5, 3.9)
+    assert (leg.loss, leg.jitter_ms, leg.mos, leg.srtp) == (0.05, 12.5, 3.9, True)
 
 
 @pytest.mark.parametrize("score", [0, 6, True, 4.5])
@@ -122,4 +128,17 @@ def test_quality_figures_are_checked(field: str, value: float) -> None:
             reason=LegEndReason.completed,
             at=CallScript.start,
             **kwargs,  # type: ignore[arg-type]
+        )
+
+
+@pytest.mark.parametrize("srtp", [1, "yes"])
+def test_the_srtp_flag_is_a_boolean(srtp: object) -> None:
+    with pytest.raises(InvalidCallEvent):
+        LegEnded(
+            account_id=uuid.uuid4(),
+            call_id="c1",
+            leg_id="a",
+            reason=LegEndReason.completed,
+            at=CallScript.start,
+            srtp=srtp,  # type: ignore[arg-type]
         )

@@ -54,6 +54,7 @@ def _row(account_id: uuid.UUID, call_id: str) -> dict[str, object]:
         "loss": 0.0,
         "jitter_ms": None,
         "mos": 4.3,
+        "srtp": True,  # a boolean through the driver tuples, as SQLAlchemy binds it
         "status": CallStatus.open,
         "recovered": False,
         "created_at": at,

@@ -109,6 +109,11 @@ def _check_duration(name: str, value: float) -> None:
         raise InvalidCallEvent(f"{name} must be a number of seconds >= 0", field=name)
 
 
+def _check_srtp(srtp: object) -> None:
+    if srtp is not None and not isinstance(srtp, bool):
+        raise InvalidCallEvent("srtp must be true, false or None", field="srtp")
+
+
 def _check_quality(loss: float | None, jitter_ms: float | None, mos: float | None) -> None:
     for name, value in (("loss", loss), ("jitter_ms", jitter_ms), ("mos", mos)):
         if value is not None:
@@ -221,7 +226,8 @@ class CallAnswered(CallEvent):
 @dataclass(frozen=True, kw_only=True)
 class LegEnded(CallEvent):
     """A leg is over. For a leg that carried audio, what its peer's RTP was like: ``loss``
-    (fraction of packets lost), ``jitter_ms`` and an estimated ``mos`` (1-5)."""
+    (fraction of packets lost), ``jitter_ms`` and an estimated ``mos`` (1-5); for a leg with
+    media at all, whether it was ``srtp`` (encrypted, RFC 4568 keys)."""
 
     leg_id: str
     reason: LegEndReason
@@ -229,6 +235,7 @@ class LegEnded(CallEvent):
     loss: float | None = None
     jitter_ms: float | None = None
     mos: float | None = None
+    srtp: bool | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -237,6 +244,7 @@ class LegEnded(CallEvent):
             raise InvalidCallEvent("reason must be a LegEndReason", field="reason")
         _check_time("at", self.at)
         _check_quality(self.loss, self.jitter_ms, self.mos)
+        _check_srtp(self.srtp)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -321,6 +329,7 @@ class CallEnded(CallEvent):
     loss: float | None = None
     jitter_ms: float | None = None
     mos: float | None = None
+    srtp: bool | None = None  # the caller's media was SRTP; None: they had no media leg
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -330,6 +339,7 @@ class CallEnded(CallEvent):
             raise InvalidCallEvent("hangup must be a HangupSide", field="hangup")
         _check_time("ended_at", self.ended_at)
         _check_quality(self.loss, self.jitter_ms, self.mos)
+        _check_srtp(self.srtp)
         path = tuple(self.scheme_path)
         for step in path:
             _check_text("scheme_path step", step, MAX_DISPLAY)

@@ -238,9 +238,9 @@ async def end_winner(call: Call, fork: CalleeLeg) -> None:
     )
 
 
-async def _quality(call: Call, media_id: str | None) -> dict[str, float]:
-    """Loss, jitter and estimated MOS of what the leg's peer sent us (empty when nothing
-    arrived or the leg is gone)."""
+async def _quality(call: Call, media_id: str | None) -> dict[str, float | bool]:
+    """Whether the leg was SRTP and the loss, jitter and estimated MOS of what its peer sent
+    us (only SRTP when nothing arrived; empty when the leg is gone)."""
     if media_id is None or not call.host.tracks_media(media_id):
         return {}
     try:
@@ -248,11 +248,12 @@ async def _quality(call: Call, media_id: str | None) -> dict[str, float]:
     except MediaError:
         return {}
     if stats.mos is None:
-        return {}
+        return {"srtp": stats.srtp}
     return {
         "loss": round(min(max(stats.loss, 0.0), 1.0), 4),
         "jitter_ms": round(max(stats.jitter_ms, 0.0), 2),
         "mos": round(min(max(stats.mos, 1.0), 5.0), 2),
+        "srtp": stats.srtp,
     }
 
 

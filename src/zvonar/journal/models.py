@@ -77,6 +77,7 @@ class CallRecord(IdMixin, TimestampMixin, Base):
     loss: Mapped[float | None]
     jitter_ms: Mapped[float | None]
     mos: Mapped[float | None]
+    srtp: Mapped[bool | None]  # the caller's media was SRTP (encrypted); None: no media leg
     status: Mapped[CallStatus] = mapped_column(_enum(CallStatus), default=CallStatus.open)
     recovered: Mapped[bool] = mapped_column(default=False)
 
@@ -100,3 +101,4 @@ class CallLeg(IdMixin, Base):
     loss: Mapped[float | None]
     jitter_ms: Mapped[float | None]
     mos: Mapped[float | None]
+    srtp: Mapped[bool | None]  # its media was SRTP (encrypted); None: it had no media

@@ -26,6 +26,9 @@ class LegOut(Output):
     loss: float | None = Field(description="Fraction of the target's RTP packets lost.")
     jitter_ms: float | None
     mos: float | None = Field(description="Estimated MOS (1-5) of the target's audio.")
+    srtp: bool | None = Field(
+        default=None, description="The leg's media was SRTP (encrypted); null: it had none."
+    )
 
     @classmethod
     def of(cls, leg: CallLeg) -> LegOut:
@@ -44,6 +47,7 @@ class LegOut(Output):
             loss=leg.loss,
             jitter_ms=leg.jitter_ms,
             mos=leg.mos,
+            srtp=leg.srtp,
         )
 
 
@@ -83,6 +87,9 @@ class CallOut(Output):
     mos: float | None = Field(description="Estimated MOS (1-5) of the caller's audio.")
     loss: float | None
     jitter_ms: float | None
+    srtp: bool | None = Field(
+        default=None, description="The caller's media was SRTP (encrypted); null: it had none."
+    )
     status: CallStatus
     recovered: bool = Field(description="Closed by crash recovery, not by its own end.")
 
@@ -119,6 +126,7 @@ class CallOut(Output):
             "mos": c.mos,
             "loss": c.loss,
             "jitter_ms": c.jitter_ms,
+            "srtp": c.srtp,
             "status": c.status,
             "recovered": c.recovered,
         }

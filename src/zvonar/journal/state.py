@@ -64,6 +64,7 @@ class LegState:
     loss: float | None = None
     jitter_ms: float | None = None
     mos: float | None = None
+    srtp: bool | None = None
     new: bool = False
     dirty: bool = False
 
@@ -74,7 +75,7 @@ class LegState:
         return {n: getattr(self, n) for n in LEG_MUTABLE}
 
 
-LEG_MUTABLE = ("answered_at", "ended_at", "end_reason", "loss", "jitter_ms", "mos")
+LEG_MUTABLE = ("answered_at", "ended_at", "end_reason", "loss", "jitter_ms", "mos", "srtp")
 LEG_COLUMNS = ("id", "call_pk", "leg_id", "target_kind", "target_id", "target_display",
                 "rang_at", *LEG_MUTABLE)  # fmt: skip
 
@@ -99,6 +100,7 @@ MUTABLE = (
     "loss",
     "jitter_ms",
     "mos",
+    "srtp",
     "status",
 )
 INSERTED = (
@@ -152,6 +154,7 @@ class CallState:
     loss: float | None = None  # of the caller's audio (their leg's RTP as we received it)
     jitter_ms: float | None = None
     mos: float | None = None
+    srtp: bool | None = None  # the caller's media was SRTP
     status: CallStatus = CallStatus.open
     recovered: bool = False
     legs: dict[str, LegState] = field(default_factory=dict)
@@ -278,7 +281,7 @@ def _leg_ended(call: CallState, e: LegEnded) -> None:
     leg = call.legs.get(e.leg_id)
     if leg is not None and leg.ended_at is None:
         leg.ended_at, leg.end_reason, leg.dirty = e.at, e.reason, True
-        leg.loss, leg.jitter_ms, leg.mos = e.loss, e.jitter_ms, e.mos
+        leg.loss, leg.jitter_ms, leg.mos, leg.srtp = e.loss, e.jitter_ms, e.mos, e.srtp
     call.touch(e.at)
 
 
@@ -337,7 +340,7 @@ def _ended(call: CallState, e: CallEnded) -> None:
     wait, talk = rules.timings(call.started_at, call.answered_at, min(talk_end, ended_at))
     call.set("wait_seconds", wait)
     call.set("talk_seconds", talk)
-    for name in ("loss", "jitter_ms", "mos"):
+    for name in ("loss", "jitter_ms", "mos", "srtp"):
         call.set(name, getattr(e, name))
     call.set("status", CallStatus.closed)
     call.touch(ended_at)

@@ -202,6 +202,7 @@ class LegStats:
     jitter_ms: float = 0.0
     mos: float | None = None
     dropped: int = 0  # datagrams refused: wrong source after latching, not RTP, RTCP...
+    srtp: bool = False  # the leg's media is SRTP (keys exchanged by SDES)
 
 
 # --- events -----------------------------------------------------------------------------

@@ -470,4 +470,5 @@ class Leg:
             jitter_ms=jitter_ms,
             mos=mos,
             dropped=self.dropped,
+            srtp=self.srtp is not None,
         )
