@@ -4,7 +4,8 @@ registers over TLS with ``mediaenc=srtp-mand`` (it refuses any call in plain RTP
 1. a carrier (SIPp, UDP, plain RTP, a 440 Hz tone) calls the number: the PBX offers SRTP to
    baresip because it registered over TLS, and relays between the two;
 2. baresip calls extension 702 (a SIPp phone, UDP, plain RTP, a 440 Hz tone), offering SRTP
-   itself: the PBX answers in SRTP and offers plain RTP to 702.
+   itself: the PBX answers in SRTP and offers plain RTP to 702. baresip puts the call on hold
+   and resumes it (re-INVITEs in SRTP, answered by the PBX on that leg alone), then talks on.
 
 baresip sends a 1000 Hz tone (aufile) and dumps what it decodes (sndfile). Both directions are
 checked by ear: the call's recording (made by the PBX from the clear audio) holds the carrier's
@@ -52,13 +53,17 @@ def power(samples: list[float], freq: float) -> float:
     return goertzel_power(samples, 2 * math.cos(2 * math.pi * freq / 8000))
 
 
-def tones(samples: list[float]) -> dict[str, float]:
-    """How loud 440 and 1000 Hz are, and how much of it is sound at all."""
-    return {
+def tones(samples: list[float], *, tail: bool = True) -> dict[str, Any]:
+    """How loud 440 and 1000 Hz are, and how much of it is sound at all; ``tail``: the same of
+    its last second (after a hold and resume, what still gets through)."""
+    heard: dict[str, Any] = {
         "440": power(samples, 440),
         "1000": power(samples, 1000),
         "loud": sum(abs(v) > 0.05 for v in samples),
     }
+    if tail:
+        heard["tail"] = tones(samples[-8000:], tail=False)
+    return heard
 
 
 def recording(container: Any, stored: str | None) -> dict[str, Any]:
@@ -186,14 +191,21 @@ async def main(workdir: Path) -> dict[str, Any]:
                 leg.srtp for leg in (await container.journal.get_call(p, first.row.id)).legs
             ],
         }
-        # 2. baresip calls 702, offering SRTP; 702 answers in plain RTP.
+        # 2. baresip calls 702, offering SRTP; 702 answers in plain RTP. baresip puts the call
+        # on hold and resumes it (two re-INVITEs in SRTP) before talking on and hanging up.
+        long440 = workdir / "long440.pcap"
+        sippkit.write_tone_pcap(long440, 440, 6.0, ssrc=0x2222)
         xml = workdir / "phone702.xml"
-        xml.write_text(sippkit.uas_answer(pcap=a440))
+        xml.write_text(sippkit.uas_answer(pcap=long440))
         cmd = sipp_cmd("", xml, port=PHONE_PORT, workdir=workdir, name="phone702")
         phone = await start_sipp_bound(cmd, workdir=workdir, port=PHONE_PORT)
         mark = len(rig.bus.events)
         await control("dial", "702")
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(1.2)
+        await control("hold")
+        await asyncio.sleep(0.8)
+        await control("resume")
+        await asyncio.sleep(2.0)
         await control("hangup")
         await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
         started = [e for e in rig.bus.events[mark:] if isinstance(e, CallStarted)]

@@ -108,8 +108,11 @@ async def test_media_to_and_from_a_phone_over_tls_is_srtp(tmp_path: Path) -> Non
     assert inbound["disposition"] == "answered", report
     assert outgoing["calls"] == 1 and outgoing["disposition"] == "answered", report
     assert outgoing["answered_by"] == outgoing["phone702"], report
-    # baresip set up SRTP on both calls and never failed to decrypt a packet.
-    assert report["srtp_enabled"] >= 2 and report["srtp_failures"] == 0, report
+    # baresip set up SRTP on both calls, again on its hold and resume re-INVITEs of the second,
+    # and never failed to decrypt a packet.
+    assert report["srtp_enabled"] >= 4 and report["srtp_failures"] == 0, report
+    log = report["baresip_log"]
+    assert "call: hold sip:702@" in log and "call: resume sip:702@" in log, report
     # The PBX decrypted baresip: its 1000 Hz is on the recording's phone side (right on the
     # first call, where baresip answered; left on the second, where it called).
     for side, leg in (("right", inbound), ("left", outgoing)):
@@ -126,3 +129,10 @@ async def test_media_to_and_from_a_phone_over_tls_is_srtp(tmp_path: Path) -> Non
     assert len(decoded) == 2, report
     for heard in decoded:
         assert heard["loud"] > 4000 and heard["440"] > 20 * heard["1000"], report
+    # After the hold and resume (re-INVITEs that re-offer SRTP), both directions still get
+    # through: the last second of the call holds baresip's tone on the recording and 702's in
+    # what baresip decoded.
+    after = outgoing["recording"]["left"]["tail"]
+    assert after["loud"] > 4000 and after["1000"] > 20 * after["440"], report
+    after = decoded[-1]["tail"]
+    assert after["loud"] > 4000 and after["440"] > 20 * after["1000"], report
