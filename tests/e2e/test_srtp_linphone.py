@@ -1,0 +1,42 @@
+"""SRTP (SDES) with Linphone over TLS, end to end: the second real softphone after baresip
+(test_tls_baresip.py), with its own media stack. The driver runs in ``unshare -n``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.sip.peers.harness import SIPP, UNSHARE, have_root, run_in_netns
+
+LINPHONEC = shutil.which("linphonec")
+
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
+    pytest.mark.skipif(LINPHONEC is None, reason="linphonec not installed (linphone-cli)"),
+    pytest.mark.skipif(UNSHARE is None or not have_root(), reason="needs root and unshare -n"),
+]
+
+
+async def test_linphone_over_tls_talks_srtp_with_the_pbx(tmp_path: Path) -> None:
+    out, context = await run_in_netns("tests.e2e.srtp_linphone_driver", tmp_path, wait=60)
+    assert out.exists(), context[-4000:]
+    report = json.loads(out.read_text())
+    assert report["ok"], (report, context[-4000:])
+    ((_contact, transport),) = report["registered"]
+    assert transport == "TLS", report
+    assert report["caller_ok"] and report["disposition"] == "answered", report
+    # One ring, answered: Linphone took the SRTP offer (no plain second try).
+    assert report["rings"] == [["701", "completed"]], report
+    assert report["negotiated_srtp"] and report["srtp_errors"] == [], report
+    assert report["legs_srtp"] == [True] and report["leg_mos"][0] is not None, report
+    # The PBX decrypted Linphone: its 1000 Hz is the phone's channel of the recording.
+    left, right = report["recording"]["left"], report["recording"]["right"]
+    assert right["loud"] > 8000 and right["1000"] > 20 * right["440"], report
+    assert left["loud"] > 8000 and left["440"] > 20 * left["1000"], report
+    # Linphone decrypted the PBX: what it recorded is the carrier's 440 Hz.
+    heard = report["heard"]
+    assert heard["loud"] > 8000 and heard["440"] > 20 * heard["1000"], report
