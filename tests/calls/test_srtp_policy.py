@@ -10,6 +10,7 @@ import pytest
 from zvonar.calls.plan import RingTarget, Target, TargetKind
 from zvonar.calls.sdp_bridge import check_offer, new_offer_answer
 from zvonar.media.engine import AddressFamily, LegEndpoint
+from zvonar.media.errors import NegotiationError
 from zvonar.media.sdes import new_master_key
 from zvonar.media.sdp import parse_sdp
 from zvonar.settings import Settings
@@ -45,13 +46,16 @@ def test_a_secure_target_gets_plain_rtp_from_an_engine_without_srtp() -> None:
     assert offer.media[0].proto == "RTP/AVP" and not offer.media[0].attribute_values("crypto")
 
 
-def test_a_callers_srtp_offer_passes_the_first_check() -> None:
+def test_a_callers_srtp_offer_passes_the_first_check_only_with_an_engine_that_encrypts() -> None:
     inline = base64.b64encode(new_master_key()).decode()
     offer = parse_sdp(
         "v=0\r\no=p 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n"
         f"m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{inline}\r\n"
     )
-    assert check_offer(offer).srtp is not None
+    assert check_offer(offer, srtp=True).srtp is not None
+    with pytest.raises(NegotiationError) as refused:
+        check_offer(offer, srtp=False)
+    assert refused.value.status_hint == 488
 
 
 def test_the_setting_reaches_the_pbx(monkeypatch: pytest.MonkeyPatch) -> None:

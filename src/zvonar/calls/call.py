@@ -225,7 +225,7 @@ class Call:
             self.caller_offer = parse_body(
                 self.caller.invite.request.body if self.caller.invite else b""
             )
-            check_offer(self.caller_offer)
+            check_offer(self.caller_offer, srtp=self.host.engine.srtp)
         except MediaError as exc:
             await finish(self, Disposition.failed, HangupSide.system, caller_status=488)
             log.info("call %s: offer refused: %s", self.call_id, exc)

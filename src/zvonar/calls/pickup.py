@@ -121,7 +121,7 @@ async def pick_up(host: B2bua, facts: InboundCall, order: Pickup) -> Plan | Reje
     if picker is None or inc is None or picker.plan is not None or picker.was_answered:
         return Reject(403, "Forbidden")  # a pickup code in a REFER: not a transfer target
     try:
-        check_offer(inc.request.body)
+        check_offer(inc.request.body, srtp=host.engine.srtp)
     except MediaError:
         return Reject(488, "Not Acceptable Here")  # the picker must offer SDP
     employees = wanted(order)

@@ -31,9 +31,10 @@ __all__ = [
     "remote_media",
 ]
 
-# Only to test whether an offer is acceptable at all, SRTP included: whether the engine can
-# encrypt is known once the leg is allocated (its answer is then refused with 488 if not).
-_PROBE = LocalMedia("127.0.0.1", 9, srtp_key=bytes(KEY_LENGTH))
+# Only to test whether an offer is acceptable at all, before any leg is allocated: with an
+# engine that can encrypt (RTP/SAVP acceptable) and with one that cannot.
+_PROBE = LocalMedia("127.0.0.1", 9)
+_PROBE_SRTP = LocalMedia("127.0.0.1", 9, srtp_key=bytes(KEY_LENGTH))
 
 
 def parse_body(body: bytes) -> SessionDescription:
@@ -46,11 +47,13 @@ def parse_body(body: bytes) -> SessionDescription:
         raise NegotiationError(f"unreadable SDP: {exc}") from None
 
 
-def check_offer(body: bytes | SessionDescription) -> NegotiatedMedia:
+def check_offer(body: bytes | SessionDescription, *, srtp: bool) -> NegotiatedMedia:
     """Whether the caller's offer is acceptable to us (raises NegotiationError, 488, if not),
-    before any media is allocated. ``body`` may be the offer parsed already."""
+    before any media is allocated. ``body`` may be the offer parsed already; ``srtp``: the
+    engine can encrypt (``MediaEngine.srtp``), else an RTP/SAVP offer is refused here, not
+    after a target answered."""
     offer = body if isinstance(body, SessionDescription) else parse_body(body)
-    _answer, negotiated = answer_offer(offer, _PROBE, session_id=1)
+    _answer, negotiated = answer_offer(offer, _PROBE_SRTP if srtp else _PROBE, session_id=1)
     remote_media(negotiated)  # a codec the engines cannot carry is a 488 as well
     return negotiated
 

@@ -297,6 +297,9 @@ class MediaEngine(Protocol):
     #: Whether any two legs can be bridged; False where only the two legs allocated together
     #: in one call can (rtpengine). Early media needs it: the caller's leg outlives forks.
     bridges_any_legs: bool
+    #: Whether legs get SRTP keys (``LegEndpoint.srtp_key``): RTP/SAVP offers are acceptable
+    #: only then, which the call layer must know before it rings anyone.
+    srtp: bool
 
     async def start(self) -> None:
         """Get ready (bind control sockets, start timers). Idempotent."""

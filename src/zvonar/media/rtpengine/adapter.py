@@ -140,6 +140,7 @@ class RtpengineMediaEngine:
     ``--dtmf-log-dest`` points at (None: no DTMF events)."""
 
     bridges_any_legs = False  # only the two legs of a pair (module docstring)
+    srtp = False  # we write the SDP; rtpengine is not given SDES keys to use
 
     def __init__(
         self,
