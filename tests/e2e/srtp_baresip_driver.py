@@ -18,60 +18,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from tests.e2e import sippkit
-from tests.e2e.appkit import sqlite_container
 from tests.e2e.baresip_kit import start_baresip, stop_baresip, write_config
 from tests.e2e.schemes_kit import Device, Rig, sipp_cmd
+from tests.e2e.tls_kit import PBX_TLS_PORT, recording, tls_pbx, tones
 from tests.media.engine.phone import tone_pcm
 from tests.sip.peers.harness import start_sipp_bound
-from tests.support.certs import make_pki
-from zvonar.accounts.access import Principal
-from zvonar.accounts.models import Role
 from zvonar.calls.events import CallStarted
-from zvonar.directory.schemas import EmployeeIn, NumberIn
-from zvonar.media.goertzel import goertzel_power
 from zvonar.media.wav import encode_wav, parse_wav
-from zvonar.pbx.config import PbxConfig
-from zvonar.pbx.runtime import start_pbx
 
-PBX_PORT = 5060
-PBX_TLS_PORT = 5061
 BARESIP_PORT = 5081
 CTRL_PORT = 4444
 PHONE_PORT = 5090
 PASSWORD = "baresip-pass-701"
 NUMBER = "+74951234588"
 SLUG = "srtp"
-
-
-def power(samples: list[float], freq: float) -> float:
-    return goertzel_power(samples, 2 * math.cos(2 * math.pi * freq / 8000))
-
-
-def tones(samples: list[float], *, tail: bool = True) -> dict[str, Any]:
-    """How loud 440 and 1000 Hz are, and how much of it is sound at all; ``tail``: the same of
-    its last second (after a hold and resume, what still gets through)."""
-    heard: dict[str, Any] = {
-        "440": power(samples, 440),
-        "1000": power(samples, 1000),
-        "loud": sum(abs(v) > 0.05 for v in samples),
-    }
-    if tail:
-        heard["tail"] = tones(samples[-8000:], tail=False)
-    return heard
-
-
-def recording(container: Any, stored: str | None) -> dict[str, Any]:
-    if stored is None:
-        return {}
-    wav = parse_wav((container.settings.data_dir / stored).read_bytes())
-    samples = list(wav.samples())
-    return {"left": tones(samples[0::2]), "right": tones(samples[1::2])}
 
 
 def dumps(conf: Path) -> dict[str, Any]:
@@ -101,33 +66,10 @@ async def control(command: str, params: str = "") -> None:
 
 async def main(workdir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"ok": False}
-    pki = make_pki(workdir / "pki")
-    leaf = pki.issue("pbx", dns=(f"{SLUG}.zvonar",), ips=("127.0.0.1",))
-    container = await sqlite_container(workdir)
-    account = await container.accounts.create_account("Srtp", SLUG)
-    p = Principal(account_id=account.id, role=Role.admin)
-    ids = {}
-    for ext in ("701", "702"):
-        made = await container.directory.create_employee(
-            p, EmployeeIn(name=f"Emp {ext}", extension=ext, sip_password=PASSWORD)
-        )
-        ids[ext] = made.view.employee.id
-    steps = [{"type": "ring", "targets": [{"employee": "701"}], "timeout": 8}]
-    scheme = await container.routing.create_scheme(
-        p, "Srtp", {"branches": {"working": steps, "off": steps}, "final": {"type": "hangup"}}
+    pbx = await tls_pbx(
+        workdir, SLUG, number=NUMBER, exts=("701", "702"), password=PASSWORD, ring_seconds=8
     )
-    number = await container.directory.add_number(p, NumberIn(number=NUMBER, label="Srtp"))
-    await container.routing.assign(p, number.id, scheme.id)
-    config = PbxConfig(
-        sip_port=PBX_PORT,
-        sip_tls_port=PBX_TLS_PORT,
-        sip_tls_cert=leaf.cert,
-        sip_tls_key=leaf.key,
-        sip_tls_ca=pki.ca,
-        media_timeout=0,
-        digest_algorithms=("MD5",),
-    )
-    rt = await start_pbx(container, config)
+    container, rt, pki, ids, p = pbx.container, pbx.rt, pbx.pki, pbx.ids, pbx.principal
     conf = workdir / "baresip"
     conf.mkdir(parents=True)
     tone = conf / "tone1000.wav"
@@ -228,9 +170,7 @@ async def main(workdir: Path) -> dict[str, Any]:
             await phone.wait()
         await stop_baresip(proc)
         log.close()
-        await rt.stop()
-        await container.journal.aclose()  # its writes land before the db goes
-        await container.db.dispose()
+        await pbx.stop()
     report["dumps"] = dumps(conf)
     text = (workdir / "baresip.log").read_text(errors="replace")
     report["srtp_enabled"] = text.count("SRTP is Enabled")

@@ -14,53 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from tests.e2e import sippkit
-from tests.e2e.appkit import sqlite_container
+from tests.e2e.linphone_kit import start_linphone, until, write_linphonerc
 from tests.e2e.schemes_kit import Device, Rig
-from tests.e2e.transfer_linphone_driver import Linphone, until
+from tests.e2e.tls_kit import PBX_TLS_PORT, recording, tls_pbx, tones
 from tests.media.engine.phone import tone_pcm
-from tests.support.certs import make_pki
-from zvonar.accounts.access import Principal
-from zvonar.accounts.models import Role
 from zvonar.calls.events import LegEnded
-from zvonar.directory.schemas import EmployeeIn, NumberIn
-from zvonar.media.goertzel import goertzel_power
 from zvonar.media.wav import encode_wav, parse_wav
-from zvonar.pbx.config import PbxConfig
-from zvonar.pbx.runtime import start_pbx
 
-PBX_PORT = 5060
-PBX_TLS_PORT = 5061
 LINPHONE_PORT = 5095
 PASSWORD = "linphone-pass-701"
 NUMBER = "+74951234599"
 SLUG = "linphone"  # no "srtp" in it: the log is searched for that word
 REALM = f"{SLUG}.zvonar"
-
-
-def power(samples: list[float], freq: float, rate: int) -> float:
-    return goertzel_power(samples, 2 * math.cos(2 * math.pi * freq / rate))
-
-
-def tones(samples: list[float], rate: int = 8000) -> dict[str, float]:
-    return {
-        "440": power(samples, 440, rate),
-        "1000": power(samples, 1000, rate),
-        "loud": sum(abs(v) > 0.05 for v in samples),
-    }
-
-
-def recording(container: Any, stored: str | None) -> dict[str, Any]:
-    if stored is None:
-        return {}
-    wav = parse_wav((container.settings.data_dir / stored).read_bytes())
-    samples = list(wav.samples())
-    return {"left": tones(samples[0::2]), "right": tones(samples[1::2])}
 
 
 def heard_by_linphone(path: Path) -> dict[str, Any]:
@@ -75,78 +45,36 @@ def write_config(path: Path, ca: Path) -> None:
     """linphonec: 701 over TLS to the PBX, SRTP mandatory. The PBX's chain is checked against
     the test CA; its name is not: belle-sip (mbedtls) matches no IP address SAN, and the
     proxy here is 127.0.0.1 (TLS name checks are baresip's part, test_tls_baresip.py)."""
-    path.write_text(
-        f"""[sip]
-sip_port=0
-sip_tcp_port=0
-sip_tls_port={LINPHONE_PORT}
-default_proxy=0
-register_only_when_network_is_up=0
-root_ca={ca}
-verify_server_certs=1
-verify_server_cn=0
-media_encryption=srtp
-media_encryption_mandatory=1
-[rtp]
-audio_rtp_port=17000
-[net]
-firewall_policy=0
-[sound]
-echocancellation=0
-[proxy_0]
-reg_proxy=<sip:127.0.0.1:{PBX_TLS_PORT};transport=tls>
-reg_route=<sip:127.0.0.1:{PBX_TLS_PORT};transport=tls;lr>
-reg_identity="Agent" <sip:701@{REALM}>
-reg_expires=600
-reg_sendregister=1
-publish=0
-[auth_info_0]
-username=701
-passwd={PASSWORD}
-realm={REALM}
-domain={REALM}
-"""
+    write_linphonerc(
+        path,
+        sip=(
+            "sip_port=0",
+            "sip_tcp_port=0",
+            f"sip_tls_port={LINPHONE_PORT}",
+            f"root_ca={ca}",
+            "verify_server_certs=1",
+            "verify_server_cn=0",
+            "media_encryption=srtp",
+            "media_encryption_mandatory=1",
+        ),
+        proxy=f"sip:127.0.0.1:{PBX_TLS_PORT};transport=tls",
+        identity=f'"Agent" <sip:701@{REALM}>',
+        username="701",
+        password=PASSWORD,
+        realm=REALM,
     )
 
 
 async def main(workdir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"ok": False}
-    pki = make_pki(workdir / "pki")
-    leaf = pki.issue("pbx", dns=(REALM,), ips=("127.0.0.1",))
-    container = await sqlite_container(workdir)
-    account = await container.accounts.create_account("Linphone", SLUG)
-    p = Principal(account_id=account.id, role=Role.admin)
-    made = await container.directory.create_employee(
-        p, EmployeeIn(name="Emp 701", extension="701", sip_password=PASSWORD)
+    pbx = await tls_pbx(
+        workdir, SLUG, number=NUMBER, exts=("701",), password=PASSWORD, ring_seconds=10
     )
-    emp = made.view.employee.id
-    steps = [{"type": "ring", "targets": [{"employee": "701"}], "timeout": 10}]
-    scheme = await container.routing.create_scheme(
-        p, "Linphone", {"branches": {"working": steps, "off": steps}, "final": {"type": "hangup"}}
-    )
-    number = await container.directory.add_number(p, NumberIn(number=NUMBER, label="Linphone"))
-    await container.routing.assign(p, number.id, scheme.id)
-    config = PbxConfig(
-        sip_port=PBX_PORT,
-        sip_tls_port=PBX_TLS_PORT,
-        sip_tls_cert=leaf.cert,
-        sip_tls_key=leaf.key,
-        sip_tls_ca=pki.ca,
-        media_timeout=0,
-        digest_algorithms=("MD5",),
-    )
-    rt = await start_pbx(container, config)
+    container, rt, p, emp = pbx.container, pbx.rt, pbx.principal, pbx.ids["701"]
     rc = workdir / "linphonerc"
-    write_config(rc, pki.ca)
-    home = workdir / "home"  # linphonec keeps its database and logs under HOME
-    (home / ".local" / "share" / "linphone").mkdir(parents=True)
+    write_config(rc, pbx.pki.ca)
     log = workdir / "linphone.log"
-    proc = await asyncio.create_subprocess_exec(
-        "linphonec", "-c", str(rc), "-a", "-S", "-d", "6", "-l", str(log),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
-    phone = Linphone(proc)
+    phone = await start_linphone(workdir, rc, log)
     rig = Rig(container, rt, REALM, PASSWORD, {"701": Device("701", emp, LINPHONE_PORT)}, workdir)
     try:
         # Its account registers by itself over TLS (the proxy of its configuration); no sound
@@ -180,9 +108,7 @@ async def main(workdir: Path) -> dict[str, Any]:
         report["error"] = repr(exc)
     finally:
         await phone.stop()
-        await rt.stop()
-        await container.journal.aclose()
-        await container.db.dispose()
+        await pbx.stop()
     report["heard"] = heard_by_linphone(workdir / "heard.wav")
     report["linphone_out"] = "\n".join(phone.lines[-40:])
     text = log.read_text(errors="replace") if log.exists() else ""

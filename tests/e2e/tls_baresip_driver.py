@@ -19,18 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.appkit import sqlite_container
 from tests.e2e.baresip_kit import start_baresip, stop_baresip, write_config
 from tests.e2e.schemes_kit import Device, Rig
-from tests.support.certs import make_pki
-from zvonar.accounts.access import Principal
-from zvonar.accounts.models import Role
-from zvonar.directory.schemas import EmployeeIn, NumberIn
-from zvonar.pbx.config import PbxConfig
-from zvonar.pbx.runtime import start_pbx
+from tests.e2e.tls_kit import PBX_TLS_PORT, tls_pbx
 
-PBX_PORT = 5060
-PBX_TLS_PORT = 5061
 BARESIP_PORT = 5081
 PASSWORD = "baresip-pass-701"
 NUMBER = "+74951234577"
@@ -39,31 +31,10 @@ SLUG = "tls"
 
 async def main(workdir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"ok": False}
-    pki = make_pki(workdir / "pki")
-    leaf = pki.issue("pbx", dns=(f"{SLUG}.zvonar",), ips=("127.0.0.1",))
-    container = await sqlite_container(workdir)
-    account = await container.accounts.create_account("Tls", SLUG)
-    p = Principal(account_id=account.id, role=Role.admin)
-    made = await container.directory.create_employee(
-        p, EmployeeIn(name="Emp 701", extension="701", sip_password=PASSWORD)
+    pbx = await tls_pbx(
+        workdir, SLUG, number=NUMBER, exts=("701",), password=PASSWORD, ring_seconds=8
     )
-    emp = made.view.employee.id
-    steps = [{"type": "ring", "targets": [{"employee": "701"}], "timeout": 8}]
-    scheme = await container.routing.create_scheme(
-        p, "Tls", {"branches": {"working": steps, "off": steps}, "final": {"type": "hangup"}}
-    )
-    number = await container.directory.add_number(p, NumberIn(number=NUMBER, label="Tls"))
-    await container.routing.assign(p, number.id, scheme.id)
-    config = PbxConfig(
-        sip_port=PBX_PORT,
-        sip_tls_port=PBX_TLS_PORT,
-        sip_tls_cert=leaf.cert,
-        sip_tls_key=leaf.key,
-        sip_tls_ca=pki.ca,
-        media_timeout=0,
-        digest_algorithms=("MD5",),
-    )
-    rt = await start_pbx(container, config)
+    container, rt, pki, emp = pbx.container, pbx.rt, pbx.pki, pbx.ids["701"]
     report["tls_listening"] = rt.tls is not None and rt.tls.port == PBX_TLS_PORT
     conf = workdir / "baresip"
     # Requests go to the PBX's TLS port; the AOR is the employee's (701@tls.zvonar).
@@ -105,9 +76,7 @@ async def main(workdir: Path) -> dict[str, Any]:
     finally:
         await stop_baresip(proc)
         log.close()
-        await rt.stop()
-        await container.journal.aclose()  # its writes land before the db goes
-        await container.db.dispose()
+        await pbx.stop()
     report["baresip_log"] = (workdir / "baresip.log").read_text(errors="replace")[-3000:]
     return report
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from tests.e2e import sippkit
 from tests.e2e.appkit import sqlite_container
+from tests.e2e.linphone_kit import start_linphone, until, write_linphonerc
 from tests.e2e.schemes_kit import Device, Rig, carrier_talk, carrier_until_bye, sipp_cmd
 from tests.sip.peers.harness import finish_sipp, free_port, start_sipp, wait_bound
 from zvonar.accounts.access import Principal
@@ -59,74 +60,15 @@ REALM = f"{SLUG}.zvonar"
 
 def write_config(path: Path) -> None:
     """linphonec's configuration: 101@att.zvonar through the PBX, UDP only, no sound card."""
-    path.write_text(
-        f"""[sip]
-sip_port={LINPHONE_PORT}
-sip_tcp_port=0
-sip_tls_port=0
-default_proxy=0
-register_only_when_network_is_up=0
-[rtp]
-audio_rtp_port=17000
-[net]
-firewall_policy=0
-[sound]
-echocancellation=0
-[proxy_0]
-reg_proxy=<sip:127.0.0.1:{PBX_PORT};transport=udp>
-reg_route=<sip:127.0.0.1:{PBX_PORT};transport=udp;lr>
-reg_identity="Agent" <sip:101@{REALM}>
-reg_expires=600
-reg_sendregister=1
-publish=0
-[auth_info_0]
-username=101
-passwd={PASSWORD}
-realm={REALM}
-domain={REALM}
-"""
+    write_linphonerc(
+        path,
+        sip=(f"sip_port={LINPHONE_PORT}", "sip_tcp_port=0", "sip_tls_port=0"),
+        proxy=f"sip:127.0.0.1:{PBX_PORT};transport=udp",
+        identity=f'"Agent" <sip:101@{REALM}>',
+        username="101",
+        password=PASSWORD,
+        realm=REALM,
     )
-
-
-class Linphone:
-    """linphonec driven through its stdin; its output collected for the report."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        assert proc.stdout is not None
-        self._reader = asyncio.ensure_future(self._read(proc.stdout))
-
-    async def _read(self, stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            self.lines.append(line.decode(errors="replace").rstrip())
-
-    async def saw(self, *parts: str, what: str, within: float = 10) -> None:
-        """Wait for an output line of linphonec holding all ``parts``."""
-        await until(lambda: any(all(p in line for p in parts) for line in self.lines), within, what)
-
-    def send(self, command: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command.encode() + b"\n")
-
-    async def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self.send("quit")
-        try:
-            await asyncio.wait_for(self.proc.wait(), 5)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-        self._reader.cancel()
-
-
-async def until(check: Any, within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def main(workdir: Path, mode: str = "inbound") -> dict[str, Any]:
@@ -166,15 +108,8 @@ async def main(workdir: Path, mode: str = "inbound") -> dict[str, Any]:
     rt = await start_pbx(container, config)
     rc = workdir / "linphonerc"
     write_config(rc)
-    home = workdir / "home"  # linphonec keeps its database and logs under HOME
-    (home / ".local" / "share" / "linphone").mkdir(parents=True)
     log = workdir / "linphone.log"
-    proc = await asyncio.create_subprocess_exec(
-        "linphonec", "-c", str(rc), "-a", "-S", "-d", "6", "-l", str(log),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
-    phone = Linphone(proc)
+    phone = await start_linphone(workdir, rc, log)
     devices = {"102": Device("102", ids["102"])}
     rig = Rig(container, rt, REALM, PASSWORD, devices, workdir)
     bus = rig.bus
