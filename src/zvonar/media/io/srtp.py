@@ -31,6 +31,10 @@ def _session(suite: CryptoSuite, key: bytes, ssrc_type: int) -> pylibsrtp.Sessio
     return pylibsrtp.Session(policy)
 
 
+def _sends_as(params: SrtpParams) -> tuple[CryptoSuite, bytes]:
+    return params.suite, params.local_key
+
+
 class SrtpStreams:
     """Both directions of one leg's SRTP. ``previous``: the leg's streams before a re-offer;
     the sending side is kept when its suite and key did not change, so the stream's packet
@@ -40,16 +44,7 @@ class SrtpStreams:
         self.params = params
         self._tx: pylibsrtp.Session
         self._rx: pylibsrtp.Session
-        old = previous.params if previous is not None else None
-        if (
-            previous is not None
-            and old is not None
-            and (old.suite, old.local_key)
-            == (
-                params.suite,
-                params.local_key,
-            )
-        ):
+        if previous is not None and _sends_as(previous.params) == _sends_as(params):
             self._tx = previous._tx
         else:
             self._tx = _session(params.suite, params.local_key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
