@@ -210,7 +210,7 @@ async def silence_timeout(call: Call, leg_id: str) -> None:
     await fork_over(call, fork, LegEndReason.no_answer)
 
 
-def _next_try(fork: CalleeLeg) -> tuple[RingTarget, str] | None:
+def _replacement(fork: CalleeLeg) -> tuple[RingTarget, str] | None:
     """The target to ring in ``fork``'s place, and the suffix of its leg id: the target's next
     server after a server failure (``SERVER_FAILURES`` before it rang, RFC 3263 §4.3), or the
     target again with plain RTP after it refused our SRTP offer (``RingTarget.plain``)."""
@@ -224,11 +224,11 @@ def _next_try(fork: CalleeLeg) -> tuple[RingTarget, str] | None:
     return (plain, "p") if plain is not None else None
 
 
-async def next_server(call: Call, fork: CalleeLeg, reason: LegEndReason) -> bool:
-    """``fork`` failed in a way its target may get past (``_next_try``): the next attempt gets
+async def next_try(call: Call, fork: CalleeLeg, reason: LegEndReason) -> bool:
+    """``fork`` failed in a way its target may get past (``_replacement``): the next attempt gets
     the INVITE in its place, in the same wave and under its timer (True). The failed attempt
     keeps its own journal leg."""
-    attempt = _next_try(fork)
+    attempt = _replacement(fork)
     if attempt is None:
         return False
     if call.done or fork.wave != call.wave or call.winner is not None:
@@ -257,7 +257,7 @@ async def next_server(call: Call, fork: CalleeLeg, reason: LegEndReason) -> bool
 
 async def fork_over(call: Call, fork: CalleeLeg, reason: LegEndReason) -> None:
     """A fork ended by itself (final non-2xx, failure): count it, maybe move on."""
-    if await next_server(call, fork, reason):
+    if await next_try(call, fork, reason):
         return
     fork.state = LegState.ENDED
     await release(call, fork.caller_media_id, fork.media_id)
