@@ -213,6 +213,42 @@ async def test_sendonly_peer_gets_no_rtp(engine: EmbeddedMediaEngine) -> None:
     bob.close()
 
 
+async def test_a_peer_that_held_us_hears_no_gap_when_it_resumes(
+    engine: EmbeddedMediaEngine,
+) -> None:
+    """Bob holds alice (his re-INVITE: sendonly) while she talks on, then resumes: what he
+    hears after it continues his stream at the next sequence number, a new talkspurt
+    (marker) whose timestamp moved on by the time that passed. A gap of the packets not sent
+    meanwhile would read as loss at his end (RFC 3550 §6.4.1) and spoil his reports."""
+    from zvonar.media.sdp import Direction
+
+    alice, bob = Phone(), Phone()
+    to_a = await leg_for(engine, "a", alice)
+    await leg_for(engine, "b", bob)
+    await engine.bridge("a", "b")
+    await alice.send_tone(to_a, 440, 0.2)
+    await bob.settle()
+    held = RemoteMedia(bob.host, bob.port, telephone_event_pt=101, direction=Direction.RECVONLY)
+    await engine.configure("b", held)
+    await alice.send_tone(to_a, 440, 0.2)
+    await asyncio.sleep(0.05)  # the engine has taken (and not relayed) all of it
+    assert len(bob.received) == 10
+    await engine.configure("b", remote_for(bob))
+    await alice.send_tone(to_a, 440, 0.2)
+    await bob.settle()
+    packets = [r.packet for r in bob.received]
+    assert len(packets) == 20
+    assert [
+        seq_diff(b.sequence_number, a.sequence_number) for a, b in itertools.pairwise(packets)
+    ] == [1] * 19
+    resumed = packets[10]
+    assert resumed.marker and not any(p.marker for p in packets[11:])
+    assert ts_diff(resumed.timestamp, packets[9].timestamp) >= 160 * 10  # 0.2 s went by
+    assert len({p.ssrc for p in packets}) == 1
+    alice.close()
+    bob.close()
+
+
 async def test_relay_with_one_reader_per_socket() -> None:
     """The portable mux (loop.add_reader per socket) relays as the epoll one does."""
     engine = EmbeddedMediaEngine(media_timeout=0, mux="loop")

@@ -201,6 +201,9 @@ class Leg:
             self.inband = None
         # A new SDP may move the peer: trust it until packets show where it really is.
         self.dest = (remote.address, remote.port) if remote.we_send else None
+        # Whatever we send next continues our stream from its last packet: what was not sent
+        # meanwhile (the peer held us) must not show up as a gap, which it would read as loss.
+        self.restart_source()
         self.source = None
         self.latched = False
         self.configured_at = now
