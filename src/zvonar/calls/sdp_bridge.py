@@ -68,6 +68,7 @@ def local_media(endpoint: LegEndpoint, *, secure: bool = False) -> LocalMedia:
         username="zvonar",
         srtp_key=key,
         secure=secure and key is not None,
+        rtcp_port=endpoint.rtcp_port,
     )
 
 

@@ -97,10 +97,15 @@ class LegEndpoint:
     # The master key and salt this leg sends SRTP with (RFC 4568 SDES), for its SDP: set by an
     # engine that can encrypt the leg, None by one that cannot (RTP/SAVP is then refused).
     srtp_key: bytes | None = field(default=None, repr=False)
+    # Where the leg receives RTCP: the SDP names it with a=rtcp (RFC 3605) unless it is
+    # port + 1; None: the engine says nothing of it (the SDP then implies port + 1).
+    rtcp_port: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.port <= 65535:
             raise MediaEngineError(f"local port out of range: {self.port}")
+        if self.rtcp_port is not None and not 0 < self.rtcp_port <= 65535:
+            raise MediaEngineError(f"local RTCP port out of range: {self.rtcp_port}")
 
 
 @functools.lru_cache(maxsize=4096)  # every leg's answer is checked; peers repeat addresses
@@ -131,12 +136,19 @@ class RemoteMedia:
     ptime_ms: int = 20
     direction: Direction = Direction.SENDRECV
     srtp: SrtpParams | None = None  # SRTP with these keys (the local one from LegEndpoint)
+    # Where the peer takes RTCP (a=rtcp, RFC 3605); None: port + 1 on ``address``.
+    rtcp_address: str | None = None
+    rtcp_port: int | None = None
 
     def __post_init__(self) -> None:
         if not _ip_literal(self.address):
             raise MediaEngineError(f"remote media address is not an IP literal: {self.address!r}")
         if not 0 <= self.port <= 65535:
             raise MediaEngineError(f"remote port out of range: {self.port}")
+        if self.rtcp_address is not None and not _ip_literal(self.rtcp_address):
+            raise MediaEngineError(f"RTCP address is not an IP literal: {self.rtcp_address!r}")
+        if self.rtcp_port is not None and not 0 <= self.rtcp_port <= 65535:
+            raise MediaEngineError(f"remote RTCP port out of range: {self.rtcp_port}")
         if not 0 <= self.payload_type <= 127:
             raise MediaEngineError(f"payload type out of range: {self.payload_type}")
         te = self.telephone_event_pt
@@ -153,6 +165,7 @@ class RemoteMedia:
             codec = AudioCodec(negotiated.codec.upper())
         except ValueError:
             raise UnsupportedError(f"codec {negotiated.codec} is not supported") from None
+        rtcp_address, rtcp_port = negotiated.remote_rtcp_address, negotiated.remote_rtcp_port
         return cls(
             address=negotiated.remote_address,
             port=negotiated.remote_port,
@@ -162,6 +175,18 @@ class RemoteMedia:
             ptime_ms=negotiated.ptime,
             direction=negotiated.direction,
             srtp=negotiated.srtp,
+            # Only what a=rtcp changes is kept; one we cannot use (a host name, a port past
+            # 65535) costs the peer its RTCP, never the call.
+            rtcp_address=(
+                rtcp_address
+                if rtcp_address != negotiated.remote_address and _ip_literal(rtcp_address)
+                else None
+            ),
+            rtcp_port=(
+                rtcp_port
+                if rtcp_port != negotiated.remote_port + 1 and 0 < rtcp_port <= 65535
+                else None
+            ),
         )
 
     @property
@@ -171,6 +196,14 @@ class RemoteMedia:
     @property
     def is_null(self) -> bool:
         return self.port == 0 or self.address in ("0.0.0.0", "::")  # noqa: S104
+
+    @property
+    def rtcp(self) -> tuple[str, int] | None:
+        """Where our RTCP goes by the SDP; None when the peer's RTP port is null or 65535."""
+        port = self.rtcp_port if self.rtcp_port is not None else self.port + 1
+        if self.is_null or not 0 < port <= 65535:
+            return None
+        return (self.rtcp_address or self.address, port)
 
     @property
     def we_send(self) -> bool:
@@ -188,8 +221,12 @@ class LegStats:
     """Counters of one leg. ``rx_*``: RTP received from the peer; ``tx_*``: sent to it.
 
     ``loss`` is the cumulative fraction of expected packets that never arrived (RFC 3550
-    A.3), ``jitter_ms`` the interarrival jitter (A.8); ``mos`` is an E-model estimate from both
-    (see :func:`zvonar.media.stats.estimate_mos`); None before any packet arrived.
+    A.3), ``jitter_ms`` the interarrival jitter (A.8). ``peer_loss`` and ``peer_jitter_ms``
+    are the same figures for *our* RTP as the peer's RTCP reports them (RFC 3550 §6.4), and
+    ``rtt_ms`` the round trip measured from its report blocks (LSR/DLSR, §6.4.1); all three
+    None while the peer has reported nothing. ``mos`` is an E-model estimate (see
+    :func:`zvonar.media.stats.estimate_mos`) of the worse of the two directions, with half
+    the round trip as the one-way delay when it is known; None before any packet arrived.
     """
 
     leg_id: str
@@ -201,8 +238,13 @@ class LegStats:
     loss: float = 0.0
     jitter_ms: float = 0.0
     mos: float | None = None
-    dropped: int = 0  # datagrams refused: wrong source after latching, not RTP, RTCP...
+    dropped: int = 0  # datagrams refused: wrong source after latching, unknown payload...
     srtp: bool = False  # the leg's media is SRTP (keys exchanged by SDES)
+    peer_loss: float | None = None
+    peer_jitter_ms: float | None = None
+    rtt_ms: float | None = None
+    rtcp_received: int = 0  # RTCP compound packets accepted from the peer
+    rtcp_sent: int = 0
 
 
 # --- events -----------------------------------------------------------------------------

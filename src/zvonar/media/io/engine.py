@@ -7,7 +7,8 @@ decided by :mod:`zvonar.media.io.leg` with the sans-IO helpers of :mod:`zvonar.m
 One clock drives everything periodic: a tick every 20 ms scheduled as ``start + k * 20 ms``
 with ``loop.call_at`` (never ``sleep(0.02)``, which accumulates the loop's lateness). Each
 tick sends the playback frames and the monitor mixes that are due; every 10th tick (200 ms)
-runs the DTMF end-of-event timers and the media-timeout check; recordings are flushed
+runs the DTMF end-of-event timers, the media-timeout check and the RTCP reports that are
+due (io/leg.py; a leg's RTCP arrives on its second socket, port + 1); recordings are flushed
 round-robin, a fiftieth of them per tick, so each is flushed about once a second and no tick
 pays for all.
 
@@ -52,6 +53,7 @@ from zvonar.media.io.monitor import Mixer
 from zvonar.media.io.player import AudioCache, Player
 from zvonar.media.io.recorder import StereoRecorder
 from zvonar.media.io.sockets import PortPool, SocketMux
+from zvonar.media.rtcp_session import MIN_INTERVAL
 from zvonar.media.sdes import new_master_key
 
 __all__ = ["EmbeddedMediaEngine"]
@@ -72,7 +74,8 @@ class EmbeddedMediaEngine:
     front of a 1:1 NAT). ``port_range`` picks even ports from an inclusive range (None: the
     kernel chooses). ``media_timeout`` seconds without RTP from a peer that should send
     raise :class:`MediaTimeout` (0 disables). ``mux`` is ``"epoll"``, ``"loop"`` or
-    ``"auto"`` (see :mod:`zvonar.media.io.sockets`).
+    ``"auto"`` (see :mod:`zvonar.media.io.sockets`). ``rtcp_interval``: the minimum report
+    interval of RFC 3550 §6.2 (5 s; tests shorten it).
     """
 
     bridges_any_legs = True
@@ -90,6 +93,7 @@ class EmbeddedMediaEngine:
         mux: str = "auto",
         recording_margin: float = 0.3,
         srtp: bool = True,
+        rtcp_interval: float = MIN_INTERVAL,
     ) -> None:
         self.host4 = host4
         self.host6 = host6
@@ -100,6 +104,7 @@ class EmbeddedMediaEngine:
         self.recording_margin = recording_margin
         self.srtp = srtp  # legs get SRTP keys, so RTP/SAVP (SDES) can be offered and accepted
         self._mux_mode = mux
+        self.rtcp_interval = rtcp_interval
         self._ports = PortPool(port_range)
         self._buf = bytearray(_BUFFER_SIZE)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -204,7 +209,7 @@ class EmbeddedMediaEngine:
             host, advertised = self.host6, self.advertise6
         else:
             host, advertised = self.host4, self.advertise4
-        sock = self._ports.bind(host, family)
+        sock, rtcp_sock = self._ports.bind(host, family)
         leg = Leg(
             leg_id=leg_id,
             call_id=call_id,
@@ -214,11 +219,16 @@ class EmbeddedMediaEngine:
             buf=self._buf,
             emit_dtmf=self._on_dtmf,
             srtp_key=new_master_key() if self.srtp else None,
+            rtcp_sock=rtcp_sock,
+            rtcp_interval=self.rtcp_interval,
         )
         leg.inband_enabled = self.inband_dtmf
         self._legs[leg_id] = leg
         mux.add(leg.fd, leg.on_readable)
-        return LegEndpoint(leg_id, call_id, advertised, leg.port, family, leg.srtp_key)
+        mux.add(leg.rtcp_fd, leg.on_rtcp_readable)
+        return LegEndpoint(
+            leg_id, call_id, advertised, leg.port, family, leg.srtp_key, rtcp_port=leg.rtcp_port
+        )
 
     async def configure(self, leg_id: str, remote: RemoteMedia) -> None:
         self._require()
@@ -251,9 +261,16 @@ class EmbeddedMediaEngine:
             for monitor_leg, mixer in list(self._monitors.items()):
                 if mixer.leg_id == leg_id:
                     self._drop_monitor(monitor_leg)
+        if leg.tx_packets or leg.rtcp.sent:
+            # RFC 3550 §6.3.7: BYE tells the peer to stop waiting for us, but one who never
+            # sent RTP or RTCP MUST NOT send it.
+            leg.send_rtcp(time.monotonic(), bye=True)
         if self._mux is not None:
             self._mux.remove(leg.fd)
+            self._mux.remove(leg.rtcp_fd)
         leg.sock.close()
+        if leg.rtcp_sock is not None:
+            leg.rtcp_sock.close()
         self._ports.release(leg.port, leg.family)
         return leg.stats()
 
@@ -491,6 +508,7 @@ class EmbeddedMediaEngine:
         for leg in self._legs.values():
             if leg.dtmf is not None:
                 leg.dtmf_timer(now)
+            leg.rtcp_tick(now)
             remote = leg.remote
             if timeout <= 0 or remote is None or not remote.peer_sends or leg.configured_at is None:
                 continue

@@ -36,14 +36,16 @@ Handler = Callable[[], None]
 
 
 def bind_rtp_socket(host: str, port: int, *, rcvbuf: int = 256 << 10) -> socket.socket:
-    """A non-blocking UDP socket bound to ``host:port`` (port 0: any free port)."""
+    """A non-blocking UDP socket bound to ``host:port`` (port 0: any free port); ``rcvbuf``
+    0 keeps the kernel's receive buffer (RTCP: a packet every few seconds)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        with contextlib.suppress(OSError):  # capped by the kernel: keep its default
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if rcvbuf:
+            with contextlib.suppress(OSError):  # capped by the kernel: keep its default
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.bind((host, port))
         sock.setblocking(False)
     except BaseException:
@@ -72,25 +74,42 @@ class PortPool:
                 pool = []
             else:
                 low, high = self._range
-                pool = list(range(low + (low & 1), high + 1, 2))
+                pool = list(range(low + (low & 1), high, 2))  # RTCP's odd port in range too
                 random.shuffle(pool)
             self._free[family] = pool
         return pool
 
-    def bind(self, host: str, family: AddressFamily) -> socket.socket:
+    def bind(self, host: str, family: AddressFamily) -> tuple[socket.socket, socket.socket]:
+        """An RTP socket and its RTCP socket: an even port and the odd one above it from the
+        range (RFC 3550 §11), or two ports the kernel chooses (no range: the SDP then names
+        the RTCP port with a=rtcp)."""
         if self._range is None:
-            return bind_rtp_socket(host, 0)
+            rtp = bind_rtp_socket(host, 0)
+            try:
+                return rtp, bind_rtp_socket(host, 0, rcvbuf=0)
+            except BaseException:
+                rtp.close()
+                raise
         pool = self._pool(family)
         for _ in range(len(pool)):
             port = pool.pop()
+            pool.insert(0, port)  # in use now, or someone else's: either way tried again last
             try:
-                return bind_rtp_socket(host, port)
+                rtp = bind_rtp_socket(host, port)
             except OSError as exc:
                 if exc.errno != errno.EADDRINUSE:
-                    pool.insert(0, port)
                     raise
-                pool.insert(0, port)  # someone else holds it now; try it again later
-        raise PortsExhaustedError(f"no free RTP port in {self._range} on {host}")
+                continue
+            try:
+                rtcp = bind_rtp_socket(host, port + 1, rcvbuf=0)
+            except OSError as exc:
+                rtp.close()
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                continue
+            pool.remove(port)  # handed out: back only on release
+            return rtp, rtcp
+        raise PortsExhaustedError(f"no free RTP port pair in {self._range} on {host}")
 
     def release(self, port: int, family: AddressFamily) -> None:
         if self._range is not None and self._range[0] <= port <= self._range[1]:

@@ -9,7 +9,8 @@ peer's key, any SSRC it uses — a phone may restart its stream with a new one).
 
 A packet that fails its check (wrong key, a forged or damaged tag, a replay) is dropped and
 counted by the leg, like any other datagram it cannot use; it never raises into the socket's
-reader. RTCP is not relayed by the engine (leg.py drops it), so neither is SRTCP.
+reader. The same two sessions carry the leg's RTCP as SRTCP (RFC 3711 §3.4: SDES keys cover
+both, and SRTCP's authentication is mandatory), with its own index and replay window.
 """
 
 from __future__ import annotations
@@ -63,6 +64,22 @@ class SrtpStreams:
         """The RTP inside an SRTP ``packet``; None if its tag is wrong or it is a replay."""
         try:
             clear: bytes = self._rx.unprotect(packet)
+        except pylibsrtp.Error:
+            return None
+        return clear
+
+    def protect_rtcp(self, packet: bytes) -> bytes | None:
+        """``packet`` (a compound RTCP packet) as SRTCP; None if libsrtp refuses it."""
+        try:
+            secured: bytes = self._tx.protect_rtcp(packet)
+        except pylibsrtp.Error:
+            return None
+        return secured
+
+    def unprotect_rtcp(self, packet: bytes) -> bytes | None:
+        """The RTCP inside an SRTCP ``packet``; None if its tag is wrong or it is a replay."""
+        try:
+            clear: bytes = self._rx.unprotect_rtcp(packet)
         except pylibsrtp.Error:
             return None
         return clear
