@@ -4,6 +4,7 @@ legs, the recording stream with Range, and the 404 rule for another account's ca
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import uuid
 from typing import Any
@@ -247,7 +248,13 @@ async def test_export_as_csv(
         answered.started(),
         answered.ringing("a", 1, anna.view.employee.id),
         answered.answered("a", 6, by=anna.view.employee.id),
-        answered.ended(66, Disposition.answered),
+        dataclasses.replace(
+            answered.ended(66, Disposition.answered),
+            srtp=True,
+            peer_loss=0.0125,
+            peer_jitter_ms=3.456,
+            rtt_ms=42.0,
+        ),
         missed.started(),
         missed.ended(21, Disposition.missed),
     )
@@ -256,7 +263,27 @@ async def test_export_as_csv(
 
     rows = await _csv(api, tenant_a)
     assert [r["call_id"] for r in rows] == ["c-missed", "c-answered"]
+    # Stable keys: the old columns in their old places, the later ones appended.
+    assert export.COLUMNS[-6:] == ("call_id", "id", "srtp", "peer_loss", "peer_jitter_ms", "rtt_ms")
+    assert export.COLUMNS.index("mos") == 17
     got = rows[1]
+    assert (got["srtp"], got["peer_loss"], got["peer_jitter_ms"], got["rtt_ms"]) == (
+        "true",
+        "0.0125",
+        "3.46",
+        "42.00",
+    )
+    figures = ("mos", "srtp", "peer_loss", "peer_jitter_ms", "rtt_ms")
+    assert all(rows[0][k] == "" for k in figures)  # the missed call had no media at all
+    r = await api.get(f"{API}/calls/{got['id']}", headers=tenant_a.headers)
+    assert r.status_code == 200
+    body = r.json()  # the same figures through GET /calls/{id}
+    assert (body["srtp"], body["peer_loss"], body["peer_jitter_ms"], body["rtt_ms"]) == (
+        True,
+        0.0125,
+        3.456,
+        42.0,
+    )
     assert got["started_at"] == "2024-05-01T16:00:00+07:00"  # 09:00 UTC
     assert (got["direction"], got["disposition"], got["line"]) == ("inbound", "answered", "Sales")
     assert (got["answered_by"], got["answered_extension"]) == ("Анна Петрова", "101")

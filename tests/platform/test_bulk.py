@@ -55,6 +55,9 @@ def _row(account_id: uuid.UUID, call_id: str) -> dict[str, object]:
         "jitter_ms": None,
         "mos": 4.3,
         "srtp": True,  # a boolean through the driver tuples, as SQLAlchemy binds it
+        "peer_loss": 0.0125,
+        "peer_jitter_ms": None,
+        "rtt_ms": 42.5,
         "status": CallStatus.open,
         "recovered": False,
         "created_at": at,

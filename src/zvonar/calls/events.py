@@ -12,6 +12,7 @@ may hold characters unfit for a file name); ``leg_id`` names one SIP dialog of t
 from __future__ import annotations
 
 import enum
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -124,6 +125,22 @@ def _check_quality(loss: float | None, jitter_ms: float | None, mos: float | Non
         raise InvalidCallEvent("mos must be in [1, 5]", field="mos")
 
 
+def _check_peer_report(
+    peer_loss: float | None, peer_jitter_ms: float | None, rtt_ms: float | None
+) -> None:
+    """The figures of the peer's RTCP reports; finite, since the journal serves them as JSON."""
+    figures = (("peer_loss", peer_loss), ("peer_jitter_ms", peer_jitter_ms), ("rtt_ms", rtt_ms))
+    for name, value in figures:
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidCallEvent(f"{name} must be a number", field=name)
+        if not (math.isfinite(value) and value >= 0):
+            raise InvalidCallEvent(f"{name} must be a finite number >= 0", field=name)
+    if peer_loss is not None and peer_loss > 1:
+        raise InvalidCallEvent("peer_loss must be a fraction in [0, 1]", field="peer_loss")
+
+
 @dataclass(frozen=True)
 class Target:
     """Whom a leg rings: ``target_id`` is the employee/group/queue id (for ``mobile``: the
@@ -226,8 +243,10 @@ class CallAnswered(CallEvent):
 @dataclass(frozen=True, kw_only=True)
 class LegEnded(CallEvent):
     """A leg is over. For a leg that carried audio, what its peer's RTP was like: ``loss``
-    (fraction of packets lost), ``jitter_ms`` and an estimated ``mos`` (1-5); for a leg with
-    media at all, whether it was ``srtp`` (encrypted, RFC 4568 keys)."""
+    (fraction of packets lost), ``jitter_ms`` and an estimated ``mos`` (1-5, the worse of both
+    directions); for a leg with media at all, whether it was ``srtp`` (encrypted, RFC 4568
+    keys). Once the peer sent RTCP reports, what they say of *our* RTP: ``peer_loss``,
+    ``peer_jitter_ms``, and ``rtt_ms``, the round trip (RFC 3550 §6.4); None before."""
 
     leg_id: str
     reason: LegEndReason
@@ -236,6 +255,9 @@ class LegEnded(CallEvent):
     jitter_ms: float | None = None
     mos: float | None = None
     srtp: bool | None = None
+    peer_loss: float | None = None
+    peer_jitter_ms: float | None = None
+    rtt_ms: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -245,6 +267,7 @@ class LegEnded(CallEvent):
         _check_time("at", self.at)
         _check_quality(self.loss, self.jitter_ms, self.mos)
         _check_srtp(self.srtp)
+        _check_peer_report(self.peer_loss, self.peer_jitter_ms, self.rtt_ms)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -330,6 +353,10 @@ class CallEnded(CallEvent):
     jitter_ms: float | None = None
     mos: float | None = None
     srtp: bool | None = None  # the caller's media was SRTP; None: they had no media leg
+    # What the caller's RTCP reports said of our RTP (see LegEnded); None when they sent none.
+    peer_loss: float | None = None
+    peer_jitter_ms: float | None = None
+    rtt_ms: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -340,6 +367,7 @@ class CallEnded(CallEvent):
         _check_time("ended_at", self.ended_at)
         _check_quality(self.loss, self.jitter_ms, self.mos)
         _check_srtp(self.srtp)
+        _check_peer_report(self.peer_loss, self.peer_jitter_ms, self.rtt_ms)
         path = tuple(self.scheme_path)
         for step in path:
             _check_text("scheme_path step", step, MAX_DISPLAY)

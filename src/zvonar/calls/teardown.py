@@ -239,22 +239,28 @@ async def end_winner(call: Call, fork: CalleeLeg) -> None:
 
 
 async def _quality(call: Call, media_id: str | None) -> dict[str, float | bool]:
-    """Whether the leg was SRTP and the loss, jitter and estimated MOS of what its peer sent
-    us (only SRTP when nothing arrived; empty when the leg is gone)."""
+    """Whether the leg was SRTP, the loss, jitter and estimated MOS of what its peer sent us,
+    and what the peer's RTCP reports said of our RTP (each only once known; empty when the leg
+    is gone)."""
     if media_id is None or not call.host.tracks_media(media_id):
         return {}
     try:
         stats = await call.host.engine.stats(media_id)
     except MediaError:
         return {}
-    if stats.mos is None:
-        return {"srtp": stats.srtp}
-    return {
-        "loss": round(min(max(stats.loss, 0.0), 1.0), 4),
-        "jitter_ms": round(max(stats.jitter_ms, 0.0), 2),
-        "mos": round(min(max(stats.mos, 1.0), 5.0), 2),
-        "srtp": stats.srtp,
-    }
+    quality: dict[str, float | bool] = {"srtp": stats.srtp}
+    if stats.mos is not None:
+        quality["loss"] = round(min(max(stats.loss, 0.0), 1.0), 4)
+        quality["jitter_ms"] = round(max(stats.jitter_ms, 0.0), 2)
+        quality["mos"] = round(min(max(stats.mos, 1.0), 5.0), 2)
+    # Not tied to the MOS: a peer that sends no RTP (on hold, recvonly) still reports on ours.
+    if stats.peer_loss is not None:
+        quality["peer_loss"] = round(min(max(stats.peer_loss, 0.0), 1.0), 4)
+    if stats.peer_jitter_ms is not None:
+        quality["peer_jitter_ms"] = round(max(stats.peer_jitter_ms, 0.0), 2)
+    if stats.rtt_ms is not None:
+        quality["rtt_ms"] = round(max(stats.rtt_ms, 0.0), 2)
+    return quality
 
 
 def bye_caller(call: Call) -> None:

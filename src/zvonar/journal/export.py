@@ -59,6 +59,11 @@ COLUMNS = (
     *_UTM,
     "call_id",
     "id",
+    # Added later, so at the end: scripts that read columns by position keep working.
+    "srtp",
+    "peer_loss",
+    "peer_jitter_ms",
+    "rtt_ms",
 )
 MAX_ROWS = 100_000
 CHUNK = 1_000
@@ -77,6 +82,14 @@ def _safe(value: str) -> str:
 
 def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
+
+
+def _figure(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _flag(value: bool | None) -> str:
+    return "" if value is None else str(value).lower()  # as the API's JSON spells it
 
 
 async def _zone(db: Database, account_id: uuid.UUID) -> tzinfo:
@@ -114,10 +127,14 @@ def _row(
         _seconds(call.recording_seconds if call.recording_path else None),
         _seconds(call.voicemail_seconds if call.voicemail_path else None),
         "" if call.rating is None else str(call.rating),
-        "" if call.mos is None else f"{call.mos:.2f}",
+        _figure(call.mos, 2),
         *(str(tracking.get(k, "")) for k in _UTM),
         call.call_id,
         str(call.id),
+        _flag(call.srtp),
+        _figure(call.peer_loss, 4),
+        _figure(call.peer_jitter_ms, 2),
+        _figure(call.rtt_ms, 2),
     ]
     return [_safe(v) for v in values]
 

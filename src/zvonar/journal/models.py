@@ -73,11 +73,16 @@ class CallRecord(IdMixin, TimestampMixin, Base):
     voicemail_path: Mapped[str | None] = mapped_column(String(1000))
     voicemail_seconds: Mapped[float | None]
     rating: Mapped[int | None]  # 1-5, the caller's post-call rating
-    # The caller's audio as we received it: loss fraction, jitter, estimated MOS.
+    # The caller's audio as we received it (loss fraction, jitter); the estimated MOS is of
+    # the worse of both directions.
     loss: Mapped[float | None]
     jitter_ms: Mapped[float | None]
     mos: Mapped[float | None]
     srtp: Mapped[bool | None]  # the caller's media was SRTP (encrypted); None: no media leg
+    # Our RTP as the caller's RTCP reports saw it, and the round trip; None: they sent none.
+    peer_loss: Mapped[float | None]
+    peer_jitter_ms: Mapped[float | None]
+    rtt_ms: Mapped[float | None]
     status: Mapped[CallStatus] = mapped_column(_enum(CallStatus), default=CallStatus.open)
     recovered: Mapped[bool] = mapped_column(default=False)
 
@@ -97,8 +102,12 @@ class CallLeg(IdMixin, Base):
     answered_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[LegEndReason | None] = mapped_column(_enum(LegEndReason))
-    # The target's audio as we received it (for answered legs).
+    # The target's audio as we received it (for answered legs); MOS: the worse direction.
     loss: Mapped[float | None]
     jitter_ms: Mapped[float | None]
     mos: Mapped[float | None]
     srtp: Mapped[bool | None]  # its media was SRTP (encrypted); None: it had no media
+    # Our RTP as the target's RTCP reports saw it, and the round trip; None: it sent none.
+    peer_loss: Mapped[float | None]
+    peer_jitter_ms: Mapped[float | None]
+    rtt_ms: Mapped[float | None]

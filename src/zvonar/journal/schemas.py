@@ -25,9 +25,21 @@ class LegOut(Output):
     end_reason: LegEndReason | None
     loss: float | None = Field(description="Fraction of the target's RTP packets lost.")
     jitter_ms: float | None
-    mos: float | None = Field(description="Estimated MOS (1-5) of the target's audio.")
+    mos: float | None = Field(
+        description="Estimated MOS (1-5) of the target's audio, the worse of both directions."
+    )
     srtp: bool | None = Field(
         default=None, description="The leg's media was SRTP (encrypted); null: it had none."
+    )
+    peer_loss: float | None = Field(
+        default=None,
+        description="Fraction of our RTP lost, as the target's RTCP reports say; null: none.",
+    )
+    peer_jitter_ms: float | None = Field(
+        default=None, description="Jitter of our RTP, as the target's RTCP reports say."
+    )
+    rtt_ms: float | None = Field(
+        default=None, description="Round-trip time measured from the target's RTCP reports."
     )
 
     @classmethod
@@ -48,6 +60,9 @@ class LegOut(Output):
             jitter_ms=leg.jitter_ms,
             mos=leg.mos,
             srtp=leg.srtp,
+            peer_loss=leg.peer_loss,
+            peer_jitter_ms=leg.peer_jitter_ms,
+            rtt_ms=leg.rtt_ms,
         )
 
 
@@ -84,11 +99,23 @@ class CallOut(Output):
     voicemail_seconds: float | None
     tracking: dict[str, str]
     rating: int | None = Field(description="The caller's post-call rating, 1-5.")
-    mos: float | None = Field(description="Estimated MOS (1-5) of the caller's audio.")
+    mos: float | None = Field(
+        description="Estimated MOS (1-5) of the caller's audio, the worse of both directions."
+    )
     loss: float | None
     jitter_ms: float | None
     srtp: bool | None = Field(
         default=None, description="The caller's media was SRTP (encrypted); null: it had none."
+    )
+    peer_loss: float | None = Field(
+        default=None,
+        description="Fraction of our RTP lost, as the caller's RTCP reports say; null: none.",
+    )
+    peer_jitter_ms: float | None = Field(
+        default=None, description="Jitter of our RTP, as the caller's RTCP reports say."
+    )
+    rtt_ms: float | None = Field(
+        default=None, description="Round-trip time measured from the caller's RTCP reports."
     )
     status: CallStatus
     recovered: bool = Field(description="Closed by crash recovery, not by its own end.")
@@ -127,6 +154,9 @@ class CallOut(Output):
             "loss": c.loss,
             "jitter_ms": c.jitter_ms,
             "srtp": c.srtp,
+            "peer_loss": c.peer_loss,
+            "peer_jitter_ms": c.peer_jitter_ms,
+            "rtt_ms": c.rtt_ms,
             "status": c.status,
             "recovered": c.recovered,
         }

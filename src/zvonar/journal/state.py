@@ -65,6 +65,9 @@ class LegState:
     jitter_ms: float | None = None
     mos: float | None = None
     srtp: bool | None = None
+    peer_loss: float | None = None
+    peer_jitter_ms: float | None = None
+    rtt_ms: float | None = None
     new: bool = False
     dirty: bool = False
 
@@ -75,7 +78,9 @@ class LegState:
         return {n: getattr(self, n) for n in LEG_MUTABLE}
 
 
-LEG_MUTABLE = ("answered_at", "ended_at", "end_reason", "loss", "jitter_ms", "mos", "srtp")
+# What a LegEnded says of the leg's media (and a CallEnded of the caller's).
+QUALITY = ("loss", "jitter_ms", "mos", "srtp", "peer_loss", "peer_jitter_ms", "rtt_ms")
+LEG_MUTABLE = ("answered_at", "ended_at", "end_reason", *QUALITY)
 LEG_COLUMNS = ("id", "call_pk", "leg_id", "target_kind", "target_id", "target_display",
                 "rang_at", *LEG_MUTABLE)  # fmt: skip
 
@@ -97,10 +102,7 @@ MUTABLE = (
     "voicemail_path",
     "voicemail_seconds",
     "rating",
-    "loss",
-    "jitter_ms",
-    "mos",
-    "srtp",
+    *QUALITY,
     "status",
 )
 INSERTED = (
@@ -155,6 +157,9 @@ class CallState:
     jitter_ms: float | None = None
     mos: float | None = None
     srtp: bool | None = None  # the caller's media was SRTP
+    peer_loss: float | None = None  # of our RTP, as the caller's RTCP reports say
+    peer_jitter_ms: float | None = None
+    rtt_ms: float | None = None
     status: CallStatus = CallStatus.open
     recovered: bool = False
     legs: dict[str, LegState] = field(default_factory=dict)
@@ -281,7 +286,8 @@ def _leg_ended(call: CallState, e: LegEnded) -> None:
     leg = call.legs.get(e.leg_id)
     if leg is not None and leg.ended_at is None:
         leg.ended_at, leg.end_reason, leg.dirty = e.at, e.reason, True
-        leg.loss, leg.jitter_ms, leg.mos, leg.srtp = e.loss, e.jitter_ms, e.mos, e.srtp
+        for name in QUALITY:
+            setattr(leg, name, getattr(e, name))
     call.touch(e.at)
 
 
@@ -340,7 +346,7 @@ def _ended(call: CallState, e: CallEnded) -> None:
     wait, talk = rules.timings(call.started_at, call.answered_at, min(talk_end, ended_at))
     call.set("wait_seconds", wait)
     call.set("talk_seconds", talk)
-    for name in ("loss", "jitter_ms", "mos", "srtp"):
+    for name in QUALITY:
         call.set(name, getattr(e, name))
     call.set("status", CallStatus.closed)
     call.touch(ended_at)
