@@ -136,7 +136,7 @@ async def main(workdir: Path) -> dict[str, Any]:
         # 2. baresip calls 702, offering SRTP; 702 answers in plain RTP. baresip puts the call
         # on hold and resumes it (two re-INVITEs in SRTP) before talking on and hanging up.
         long440 = workdir / "long440.pcap"
-        sippkit.write_tone_pcap(long440, 440, 6.0, ssrc=0x2222)
+        sippkit.write_tone_pcap(long440, 440, 10.0, ssrc=0x2222)
         xml = workdir / "phone702.xml"
         xml.write_text(sippkit.uas_answer(pcap=long440))
         cmd = sipp_cmd("", xml, port=PHONE_PORT, workdir=workdir, name="phone702")
@@ -147,7 +147,7 @@ async def main(workdir: Path) -> dict[str, Any]:
         await control("hold")
         await asyncio.sleep(0.8)
         await control("resume")
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(6.0)  # past baresip's first RTCP report (5 s interval)
         await control("hangup")
         await asyncio.wait_for(rt.b2bua.wait_idle(), 10)
         started = [e for e in rig.bus.events[mark:] if isinstance(e, CallStarted)]
@@ -160,6 +160,15 @@ async def main(workdir: Path) -> dict[str, Any]:
             "recording": recording(container, row.recording_path),
             "srtp": row.srtp,
             "legs_srtp": [leg.srtp for leg in (await container.journal.get_call(p, row.id)).legs],
+            "rtcp": [
+                {
+                    "peer_loss": leg.peer_loss,
+                    "peer_jitter_ms": leg.peer_jitter_ms,
+                    "rtt_ms": leg.rtt_ms,
+                }
+                for leg in (await container.journal.get_call(p, row.id)).legs
+            ],
+            "caller_rtcp": {"peer_loss": row.peer_loss, "rtt_ms": row.rtt_ms, "mos": row.mos},
         }
         report["ok"] = True
     except Exception as exc:  # reported, not raised: the test shows the JSON
@@ -175,7 +184,11 @@ async def main(workdir: Path) -> dict[str, Any]:
     text = (workdir / "baresip.log").read_text(errors="replace")
     report["srtp_enabled"] = text.count("SRTP is Enabled")
     report["srtp_failures"] = text.count("srtp: failed")
-    report["baresip_log"] = text[-3000:]
+    report["held_and_resumed"] = "call: hold sip:702@" in text and "call: resume sip:702@" in text
+    # The call's status lines ("[0:00:05] audio=...") are dropped: they would push the rest out.
+    report["baresip_log"] = "\n".join(
+        line for line in text.splitlines() if line.strip() and "audio=" not in line
+    )[-3000:]
     return report
 
 

@@ -101,6 +101,7 @@ async def main(workdir: Path) -> dict[str, Any]:
             disposition=result.row.disposition.value if result.row.disposition else None,
             legs_srtp=[leg.srtp for leg in legs],
             leg_mos=[e.mos for e in ended],
+            legs_rtcp=[[leg.peer_loss, leg.rtt_ms] for leg in legs],
             recording=recording(container, result.row.recording_path),
         )
         report["ok"] = True
