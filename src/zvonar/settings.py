@@ -75,7 +75,9 @@ class Settings(BaseSettings):
     rtp_port_min: int = 20000
     rtp_port_max: int = 20999
     media_advertise: str | None = Field(default=None, description="RTP address peers must reach.")
-    media_timeout: float = Field(default=30.0, description="Hang up after this long without RTP.")
+    media_timeout: float = Field(
+        default=30.0, description="Hang up after this long without RTP (on hold: RTCP)."
+    )
     media_srtp: bool = Field(
         default=True,
         description="SRTP with SDES keys (RFC 4568): offered, and required, to phones "

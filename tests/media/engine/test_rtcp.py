@@ -314,3 +314,40 @@ async def test_a_secured_leg_speaks_srtcp_and_refuses_plain_rtcp(
             break
         await asyncio.sleep(0.01)
     assert stats.rtcp_received == 1 and stats.srtp
+
+
+async def test_a_peer_that_holds_the_call_and_stops_reporting_is_gone(
+    peers: list[RtcpPeer],
+) -> None:
+    """On hold the peer sends no RTP, so only its RTCP shows it is alive: a phone that has
+    reported and then falls silent times out; one that keeps reporting, or never reported
+    (a phone without RTCP), does not."""
+    from tests.media.engine.conftest import Events
+    from zvonar.media.engine import MediaTimeout
+    from zvonar.media.sdp import Direction
+
+    engine = EmbeddedMediaEngine(media_timeout=0.8, rtcp_interval=INTERVAL)
+    await engine.start()
+    events = Events(engine)
+    try:
+        legs = {}
+        for name in ("silent", "reporting", "no_rtcp"):
+            legs[name] = await engine.allocate("c", name)
+            rtcp = RtcpPeer()
+            peers.append(rtcp)
+            held = RemoteMedia(
+                "127.0.0.1", Phone().port, direction=Direction.SENDONLY, rtcp_port=rtcp.address[1]
+            )  # our direction sendonly: the peer holds the call (RFC 3264 §8.4)
+            await engine.configure(name, held)
+        silent, reporting = peers[-3], peers[-2]
+        to = {name: ("127.0.0.1", leg.rtcp_port or 0) for name, leg in legs.items()}
+        silent.send([ReceiverReport(0x51)], to["silent"])
+        start = time.monotonic()
+        timeout = await events.wait_for(MediaTimeout, within=3.0)
+        assert timeout.leg_id == "silent" and time.monotonic() - start >= 0.7
+        for _ in range(8):  # 1.6 s more: the others are still there
+            reporting.send([ReceiverReport(0x52)], to["reporting"])
+            await asyncio.sleep(0.2)
+        assert [e.leg_id for e in events.of(MediaTimeout)] == ["silent"]
+    finally:
+        await engine.close()

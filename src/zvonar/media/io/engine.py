@@ -7,8 +7,9 @@ decided by :mod:`zvonar.media.io.leg` with the sans-IO helpers of :mod:`zvonar.m
 One clock drives everything periodic: a tick every 20 ms scheduled as ``start + k * 20 ms``
 with ``loop.call_at`` (never ``sleep(0.02)``, which accumulates the loop's lateness). Each
 tick sends the playback frames and the monitor mixes that are due; every 10th tick (200 ms)
-runs the DTMF end-of-event timers, the media-timeout check and the RTCP reports that are
-due (io/leg.py; a leg's RTCP arrives on its second socket, port + 1); recordings are flushed
+runs the DTMF end-of-event timers, the media-timeout check (no RTP from a peer that should
+send; no RTCP from one that holds the call but has reported before) and the RTCP reports that
+are due (io/leg.py; a leg's RTCP arrives on its second socket, port + 1); recordings are flushed
 round-robin, a fiftieth of them per tick, so each is flushed about once a second and no tick
 pays for all.
 
@@ -72,8 +73,9 @@ class EmbeddedMediaEngine:
     ``host4``/``host6`` are the addresses RTP sockets bind to (``host6=None``: no IPv6);
     ``advertise4``/``advertise6`` what goes into SDP when it differs (a public address in
     front of a 1:1 NAT). ``port_range`` picks even ports from an inclusive range (None: the
-    kernel chooses). ``media_timeout`` seconds without RTP from a peer that should send
-    raise :class:`MediaTimeout` (0 disables). ``mux`` is ``"epoll"``, ``"loop"`` or
+    kernel chooses). ``media_timeout`` seconds without RTP from a peer that should send, or
+    without RTCP from one that holds the call (once it has sent any), raise
+    :class:`MediaTimeout` (0 disables). ``mux`` is ``"epoll"``, ``"loop"`` or
     ``"auto"`` (see :mod:`zvonar.media.io.sockets`). ``rtcp_interval``: the minimum report
     interval of RFC 3550 §6.2 (5 s; tests shorten it).
     """
@@ -510,9 +512,16 @@ class EmbeddedMediaEngine:
                 leg.dtmf_timer(now)
             leg.rtcp_tick(now)
             remote = leg.remote
-            if timeout <= 0 or remote is None or not remote.peer_sends or leg.configured_at is None:
+            if timeout <= 0 or remote is None or leg.configured_at is None:
                 continue
-            last = leg.last_rx if leg.last_rx is not None else leg.configured_at
+            if remote.peer_sends:
+                last = leg.last_rx if leg.last_rx is not None else leg.configured_at
+            elif leg.last_rtcp is not None:
+                # A peer holding the call sends no RTP, but RTCP goes on whatever the
+                # direction (RFC 3264 §5.1): one that has reported and falls silent is gone.
+                last = leg.last_rtcp
+            else:
+                continue
             last = max(last, leg.configured_at)
             if leg.timed_out_at is not None:
                 if last > leg.timed_out_at:

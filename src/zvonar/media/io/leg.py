@@ -197,6 +197,7 @@ class Leg:
         self.rtcp_dest: tuple[str, int] | None = None
         self.rtcp_latched = False
         self.rtcp_due: float | None = None
+        self.last_rtcp: float | None = None  # when the peer's last report was accepted
         self.rtcp_interval = rtcp_interval
 
     # --- configuration ------------------------------------------------------------------
@@ -512,6 +513,7 @@ class Leg:
         ):
             self.dropped += 1
             return
+        self.last_rtcp = time.monotonic()
         if not self.rtcp_latched:
             self.rtcp_latched = True
             self.rtcp_dest = (host, addr[1])
