@@ -278,7 +278,7 @@ class PlaybackFinished:
 @dataclass(frozen=True)
 class MediaTimeout:
     """No RTP from the peer of ``leg_id`` for ``seconds`` — or, while it holds the call, no
-    RTCP once it had sent some (the peer vanished; hang up)."""
+    RTCP once it had sent some during the hold (the peer vanished; hang up)."""
 
     leg_id: str
     seconds: float

@@ -320,8 +320,8 @@ async def test_a_peer_that_holds_the_call_and_stops_reporting_is_gone(
     peers: list[RtcpPeer],
 ) -> None:
     """On hold the peer sends no RTP, so only its RTCP shows it is alive: a phone that has
-    reported and then falls silent times out; one that keeps reporting, or never reported
-    (a phone without RTCP), does not."""
+    reported during the hold and then falls silent times out; one that keeps reporting,
+    never reported (a phone without RTCP), or stopped reporting when it held, does not."""
     from tests.media.engine.conftest import Events
     from zvonar.media.engine import MediaTimeout
     from zvonar.media.sdp import Direction
@@ -331,16 +331,24 @@ async def test_a_peer_that_holds_the_call_and_stops_reporting_is_gone(
     events = Events(engine)
     try:
         legs = {}
-        for name in ("silent", "reporting", "no_rtcp"):
+        names = ("silent", "reporting", "no_rtcp", "stopped_at_hold")
+        for name in names:
             legs[name] = await engine.allocate("c", name)
             rtcp = RtcpPeer()
             peers.append(rtcp)
+            phone = Phone()
+            talking = RemoteMedia("127.0.0.1", phone.port, rtcp_port=rtcp.address[1])
             held = RemoteMedia(
-                "127.0.0.1", Phone().port, direction=Direction.SENDONLY, rtcp_port=rtcp.address[1]
+                "127.0.0.1", phone.port, direction=Direction.SENDONLY, rtcp_port=rtcp.address[1]
             )  # our direction sendonly: the peer holds the call (RFC 3264 §8.4)
+            if name == "stopped_at_hold":  # it reported while talking, then held: silence
+                await engine.configure(name, talking)
+                rtcp.send([ReceiverReport(0x53)], ("127.0.0.1", legs[name].rtcp_port or 0))
+                await asyncio.sleep(0.1)
             await engine.configure(name, held)
-        silent, reporting = peers[-3], peers[-2]
+        silent, reporting = peers[-4], peers[-3]
         to = {name: ("127.0.0.1", leg.rtcp_port or 0) for name, leg in legs.items()}
+        assert (await engine.stats("stopped_at_hold")).rtcp_received == 1
         silent.send([ReceiverReport(0x51)], to["silent"])
         start = time.monotonic()
         timeout = await events.wait_for(MediaTimeout, within=3.0)

@@ -8,10 +8,10 @@ One clock drives everything periodic: a tick every 20 ms scheduled as ``start + 
 with ``loop.call_at`` (never ``sleep(0.02)``, which accumulates the loop's lateness). Each
 tick sends the playback frames and the monitor mixes that are due; every 10th tick (200 ms)
 runs the DTMF end-of-event timers, the media-timeout check (no RTP from a peer that should
-send; no RTCP from one that holds the call but has reported before) and the RTCP reports that
-are due (io/leg.py; a leg's RTCP arrives on its second socket, port + 1); recordings are flushed
-round-robin, a fiftieth of them per tick, so each is flushed about once a second and no tick
-pays for all.
+send; no RTCP from one that holds the call but has reported during the hold) and the RTCP
+reports that are due (io/leg.py; a leg's RTCP arrives on its second socket, port + 1);
+recordings are flushed round-robin, a fiftieth of them per tick, so each is flushed about
+once a second and no tick pays for all.
 
 Recordings and monitors (:mod:`zvonar.media.io.monitor`) are *taps* that follow a leg: they
 get its received audio and, while it is bridged, its peer's, so a bridge made or undone later
@@ -74,7 +74,7 @@ class EmbeddedMediaEngine:
     ``advertise4``/``advertise6`` what goes into SDP when it differs (a public address in
     front of a 1:1 NAT). ``port_range`` picks even ports from an inclusive range (None: the
     kernel chooses). ``media_timeout`` seconds without RTP from a peer that should send, or
-    without RTCP from one that holds the call (once it has sent any), raise
+    without RTCP from one that holds the call (once it reported during the hold), raise
     :class:`MediaTimeout` (0 disables). ``mux`` is ``"epoll"``, ``"loop"`` or
     ``"auto"`` (see :mod:`zvonar.media.io.sockets`). ``rtcp_interval``: the minimum report
     interval of RFC 3550 §6.2 (5 s; tests shorten it).
@@ -516,9 +516,11 @@ class EmbeddedMediaEngine:
                 continue
             if remote.peer_sends:
                 last = leg.last_rx if leg.last_rx is not None else leg.configured_at
-            elif leg.last_rtcp is not None:
+            elif leg.last_rtcp is not None and leg.last_rtcp > leg.configured_at:
                 # A peer holding the call sends no RTP, but RTCP goes on whatever the
-                # direction (RFC 3264 §5.1): one that has reported and falls silent is gone.
+                # direction (RFC 3264 §5.1): one that reported during this hold and then
+                # falls silent is gone. Some phones stop RTCP when they hold; having sent
+                # none since, they are never cut.
                 last = leg.last_rtcp
             else:
                 continue
