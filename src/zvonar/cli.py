@@ -243,9 +243,12 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
 
     from zvonar.app import create_app, create_container
     from zvonar.logs import configure_logging
+    from zvonar.pbx.limits import raise_open_files_limit, sockets_needed
 
     configure_logging(settings.log_level)
-    application = create_app(create_container(settings), pbx=settings.pbx_config())
+    pbx = settings.pbx_config()
+    raise_open_files_limit(sockets_needed(pbx.rtp_ports))
+    application = create_app(create_container(settings), pbx=pbx)
     uvicorn.run(
         application,
         host=host or settings.http_host,
