@@ -17,7 +17,7 @@ import pylibsrtp
 import pytest
 
 from tests.media.engine.phone import Phone
-from zvonar.media.engine import AudioCodec, RemoteMedia
+from zvonar.media.engine import AudioCodec, MediaEngineError, RemoteMedia
 from zvonar.media.errors import RtcpParseError
 from zvonar.media.io import EmbeddedMediaEngine
 from zvonar.media.rtcp import (
@@ -357,5 +357,17 @@ async def test_a_peer_that_holds_the_call_and_stops_reporting_is_gone(
             reporting.send([ReceiverReport(0x52)], to["reporting"])
             await asyncio.sleep(0.2)
         assert [e.leg_id for e in events.of(MediaTimeout)] == ["silent"]
+    finally:
+        await engine.close()
+
+
+async def test_sockets_that_cannot_be_opened_are_a_media_error_not_a_crash() -> None:
+    # 192.0.2.1 (TEST-NET-1) is no address of this host: bind fails as it would on EMFILE.
+    engine = EmbeddedMediaEngine(host4="192.0.2.1", media_timeout=0)
+    await engine.start()
+    try:
+        with pytest.raises(MediaEngineError, match="cannot open media sockets"):
+            await engine.allocate("c", "l")
+        assert engine.leg_count == 0
     finally:
         await engine.close()

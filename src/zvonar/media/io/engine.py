@@ -211,7 +211,10 @@ class EmbeddedMediaEngine:
             host, advertised = self.host6, self.advertise6
         else:
             host, advertised = self.host4, self.advertise4
-        sock, rtcp_sock = self._ports.bind(host, family)
+        try:
+            sock, rtcp_sock = self._ports.bind(host, family)
+        except OSError as exc:  # out of descriptors (EMFILE), an address not ours...
+            raise MediaEngineError(f"cannot open media sockets on {host}: {exc}") from exc
         leg = Leg(
             leg_id=leg_id,
             call_id=call_id,
