@@ -234,6 +234,11 @@ async def test_metrics_need_the_operators_token_and_count_what_happened(env: Env
             got['zvonar_dns_lookups_total{result="failed"}'],
         )
     )
+    sip = env.rt.runner.all_stats()
+    assert got['zvonar_sip_messages_total{direction="in"}'] == sip["received"] > 0
+    assert got['zvonar_sip_messages_total{direction="out"}'] == sip["sent"] > 0
+    assert got['zvonar_sip_rejected_total{class="5xx"}'] == sip["rejected_5xx"]
+    assert got['zvonar_sip_connections_total{event="tls_handshake_failed"}'] == 0
     assert got["zvonar_journal_dropped_events_total"] == 0
     bus = env.container.bus
     assert isinstance(bus, InProcessBus)  # the e2e container's RecordingBus
@@ -264,3 +269,13 @@ def test_prometheus_text_escapes_labels_and_writes_help_once() -> None:
         '# HELP h H.\n# TYPE h histogram\nh_bucket{le="0.5"} 1\nh_bucket{le="+Inf"} 2\n'
         "h_sum 1.25\n"
     )
+
+
+def test_every_sip_counter_exposed_is_one_the_transports_keep() -> None:
+    from zvonar.pbx.status import _SIP_COUNTERS
+    from zvonar.sip.io.stats import TransportStats
+    from zvonar.sip.ua.events import UaCounters
+
+    kept = TransportStats().as_dict().keys() | UaCounters().as_dict().keys()
+    exposed = {c for _help, _label, counters in _SIP_COUNTERS.values() for c in counters}
+    assert exposed <= kept, exposed - kept

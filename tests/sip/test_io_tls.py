@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -69,8 +69,14 @@ def pki(tmp_path: Path) -> Pki:
 
 @pytest.fixture
 async def server(pki: Pki) -> AsyncIterator[SipServer]:
+    srv = await tls_server(pki)
+    yield srv
+    await srv.close()
+
+
+async def tls_server(pki: Pki) -> SipServer:
     leaf = pki.issue("pbx", dns=(PBX_NAME,), ips=("127.0.0.1",))
-    srv = await serve_sip(
+    return await serve_sip(
         SipServerConfig(
             listen=(("127.0.0.1", 0),),
             security=SecurityConfig(trusted=("127.0.0.0/8",)),
@@ -79,8 +85,6 @@ async def server(pki: Pki) -> AsyncIterator[SipServer]:
             ),
         )
     )
-    yield srv
-    await srv.close()
 
 
 def phone_context(pki: Pki) -> ssl.SSLContext:
@@ -119,6 +123,30 @@ async def test_a_plain_tcp_client_on_the_tls_port_reaches_nothing(server: SipSer
         assert server.stats()["received"] == 0
     finally:
         writer.close()
+    await until(lambda: server.stats()["tls_handshake_failures"] == 1)
+    assert server.stats()["tcp_accepted"] == 0
+
+
+async def test_failed_handshakes_are_counted_and_good_ones_are_not(
+    server: SipServer, pki: Pki
+) -> None:
+    port = server.flow("TLS").port
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await Conn.open(port, phone_context(pki), "other.zvonar.test")  # the phone refuses us
+    good = await Conn.open(port, phone_context(pki))
+    await until(lambda: server.stats()["tls_handshake_failures"] == 1)
+    good.close()
+    await asyncio.sleep(0.1)
+    stats = server.stats()
+    assert stats["tls_handshake_failures"] == 1 and stats["tcp_accepted"] == 1
+
+
+async def until(check: Callable[[], bool], within: float = 3.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        assert loop.time() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.02)
 
 
 async def test_call_to_a_tls_registered_phone_uses_its_connection(
@@ -259,3 +287,28 @@ def test_old_protocol_versions_are_refused(tmp_path: Path) -> None:
         assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
     assert client_context(verify=False).verify_mode == ssl.CERT_NONE
     assert client_context(ca=pki.ca).check_hostname
+
+
+def test_the_tls_listener_on_uvloop(pki: Pki) -> None:
+    """``zvonar serve`` runs on uvloop: its start_tls carries the handshakes there."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> dict[str, int]:
+        server = await tls_server(pki)
+        port = server.flow("TLS").port
+        try:
+            conn = await Conn.open(port, phone_context(pki))
+            await conn.send(request("OPTIONS", conn, "answer", "u"))
+            resp = parse_message(await conn.message())
+            assert isinstance(resp, SipResponse) and resp.status == 200
+            conn.close()
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await Conn.open(port, phone_context(pki), "other.zvonar.test")
+            await until(lambda: server.stats()["tls_handshake_failures"] == 1)
+            return server.stats()
+        finally:
+            await server.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        stats = runner.run(scenario())
+    assert stats["tcp_accepted"] == 1 and stats["tls_handshake_failures"] == 1

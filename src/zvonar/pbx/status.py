@@ -200,6 +200,7 @@ def process_metrics(
         )
         for result, value in (("cached", dns.hits), ("asked", dns.misses), ("failed", dns.failures))
     ]
+    out += _sip_metrics(rt.runner.all_stats())
     states = Counter(s.state for s in rt.registrations.status())
     out += [
         Metric(
@@ -212,6 +213,63 @@ def process_metrics(
         for state in RegState
     ]
     return out
+
+
+# The SIP transports' and core's counters (sip/io/stats.py, sip/ua/events.py), grouped by
+# metric: name → (help, label, {counter: label value}).
+_SIP_COUNTERS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "zvonar_sip_messages_total": (
+        "SIP messages received and sent (every transport).",
+        "direction",
+        {"received": "in", "sent": "out"},
+    ),
+    "zvonar_sip_bytes_total": (
+        "Bytes of SIP received and sent.",
+        "direction",
+        {"bytes_received": "in", "bytes_sent": "out"},
+    ),
+    "zvonar_sip_dropped_total": (
+        "SIP input discarded without an answer, by reason.",
+        "reason",
+        {"dropped_malformed": "malformed", "dropped_oversize": "oversize", "blocked": "blocked"},
+    ),
+    "zvonar_sip_rejected_total": (
+        "SIP requests answered statelessly with an error, by class.",
+        "class",
+        {"rejected_4xx": "4xx", "rejected_5xx": "5xx"},
+    ),
+    "zvonar_sip_connections_total": (
+        "TCP and TLS connections, by what happened to them.",
+        "event",
+        {
+            "tcp_accepted": "accepted",
+            "tcp_connected": "connected",
+            "tcp_refused": "refused",
+            "tcp_closed": "closed",
+            "tcp_idle_closed": "idle_closed",
+            "tcp_framing_errors": "framing_error",
+            "tls_handshake_failures": "tls_handshake_failed",
+        },
+    ),
+    "zvonar_sip_auth_total": (
+        "Digest authentication: challenges sent and failed attempts.",
+        "result",
+        {"auth_challenges": "challenged", "auth_failures": "failed"},
+    ),
+    "zvonar_sip_errors_total": (
+        "Sends that failed and inputs the core failed on.",
+        "kind",
+        {"send_errors": "send", "internal_errors": "internal"},
+    ),
+}
+
+
+def _sip_metrics(stats: dict[str, int]) -> list[Metric]:
+    return [
+        Metric(name, "counter", help_, stats.get(counter, 0), ((label, value),))
+        for name, (help_, label, counters) in _SIP_COUNTERS.items()
+        for counter, value in counters.items()
+    ]
 
 
 def _histogram(name: str, help_: str, h: DelayHistogram) -> list[Metric]:

@@ -35,6 +35,7 @@ class TransportStats:
     tcp_closed: int = 0
     tcp_idle_closed: int = 0
     tcp_framing_errors: int = 0
+    tls_handshake_failures: int = 0  # connections to a TLS listener that never got through
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -13,8 +13,12 @@ Limits: at most `max_per_ip` connections per remote IP (further ones are closed 
 connection is closed (RFC 4475 §3.1.2.3).
 
 Over TLS a connection counts once its handshake is done (asyncio calls ``connection_made``
-then), bounded by ``TlsConfig.handshake_timeout``; a failed handshake is logged and never
-reaches the SIP core. A connection we open checks the server's certificate against the name
+then), bounded by ``TlsConfig.handshake_timeout``. A TLS listener accepts sockets itself and
+hands each to ``loop.connect_accepted_socket``, which raises if the handshake fails: asyncio's
+own TLS server (and uvloop's) drops such a connection without a word outside debug mode, so
+a phone refusing our certificate, a plain TCP client on the TLS port or a handshake that timed
+out is logged here with the peer's address and counted (``tls_handshake_failures``), and
+never reaches the SIP core. A connection we open checks the server's certificate against the name
 ``server_names`` holds for its address (the SIP domain it was located from, RFC 5922 §4), or
 against the address itself.
 """
@@ -25,9 +29,9 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from zvonar.sip.errors import SipError
 from zvonar.sip.framing import StreamFramer
@@ -167,6 +171,7 @@ class TcpTransport:
         self._receiver = receiver
         self._on_send_failure = on_send_failure
         self._servers: list[asyncio.Server] = []
+        self._listeners: list[socket.socket] = []  # TLS: accepted by _accept_tls
         self._conns: dict[Address, _Connection] = {}
         self._per_ip: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -177,29 +182,77 @@ class TcpTransport:
         """Accept connections on host:port (may be called for several addresses)."""
         host = strip_brackets(host)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        ssl_ctx, handshake = None, None
         if self.tls is not None:
             if self.tls.server is None:
                 raise ValueError("a TLS listener needs a server certificate")
-            ssl_ctx, handshake = self.tls.server, self.tls.handshake_timeout
-        server = await self.loop.create_server(
-            lambda: _Connection(self),
-            host,
-            port,
-            family=family,
-            reuse_address=True,
-            backlog=512,
-            ssl=ssl_ctx,
-            ssl_handshake_timeout=handshake,
-        )
-        self._servers.append(server)
-        sockname = server.sockets[0].getsockname()
+            sockname = self._listen_tls(host, port, family)
+        else:
+            server = await self.loop.create_server(
+                lambda: _Connection(self),
+                host,
+                port,
+                family=family,
+                reuse_address=True,
+                backlog=512,
+            )
+            self._servers.append(server)
+            sockname = server.sockets[0].getsockname()
         local = (str(sockname[0]), int(sockname[1]))
         if not self.local[0]:
             self.local = local
         if self._sweeper is None:
             self._schedule_sweep()
         return local
+
+    def _listen_tls(self, host: str, port: int, family: socket.AddressFamily) -> tuple[str, int]:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((host, port))
+            sock.listen(512)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        self._listeners.append(sock)
+        self._spawn(self._accept_tls(sock))
+        name = sock.getsockname()
+        return (str(name[0]), int(name[1]))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept_tls(self, listener: socket.socket) -> None:
+        while not self._closed:
+            try:
+                sock, addr = await self.loop.sock_accept(listener)
+            except OSError as exc:  # out of descriptors (EMFILE)...: let some close first
+                log.warning("TLS listener cannot accept: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            self._spawn(self._handshake(sock, _addr(addr)))
+
+    async def _handshake(self, sock: socket.socket, peer: Address) -> None:
+        tls = self.tls
+        assert tls is not None and tls.server is not None  # listen() checked
+        try:
+            await self.loop.connect_accepted_socket(
+                lambda: _Connection(self),
+                sock,
+                ssl=tls.server,
+                ssl_handshake_timeout=tls.handshake_timeout,
+            )
+        except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
+            self.stats.tls_handshake_failures += 1
+            log.info("TLS handshake with %s failed: %s", peer, exc or type(exc).__name__)
+            sock.close()  # closed already by the failed transport: a no-op then
+        except asyncio.CancelledError:
+            sock.close()
+            raise
 
     @property
     def connection_count(self) -> int:
@@ -332,5 +385,7 @@ class TcpTransport:
             conn.abort()
         for server in self._servers:
             server.close()
+        for listener in self._listeners:
+            listener.close()
         for server in self._servers:
             await server.wait_closed()
