@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import io
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,7 +17,15 @@ from tests.conftest import Tenant, make_tenant
 from tests.journal.conftest import CallScript, publish
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Account, Role
-from zvonar.calls.events import CallRecorded, Direction, Disposition, LegEndReason
+from zvonar.calls.events import (
+    CallEnded,
+    CallRecorded,
+    Direction,
+    Disposition,
+    HangupSide,
+    LegEnded,
+    LegEndReason,
+)
 from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
 from zvonar.core.bus import RecordingBus
@@ -305,3 +314,46 @@ async def test_export_as_csv(
     )
     assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
     assert (await api.get(f"{API}/calls.csv")).status_code == 401
+
+
+async def test_calls_that_sounded_bad_are_found_by_mos(
+    api: httpx.AsyncClient, bus: RecordingBus, tenant_a: Tenant
+) -> None:
+    """``mos_below`` finds a call by its caller's MOS or by any target leg's; calls with no
+    figures (no audio) never match."""
+
+    def quality(script: CallScript, caller: float | None, leg: float | None) -> list[Any]:
+        at = script.start
+        return [
+            script.started(),
+            script.ringing("a", 1),
+            script.answered("a", 2),
+            LegEnded(
+                account_id=tenant_a.account_id, call_id=script.call_id, leg_id="a",
+                reason=LegEndReason.completed, at=at + timedelta(seconds=30), mos=leg,
+            ),
+            CallEnded(
+                account_id=tenant_a.account_id, call_id=script.call_id,
+                disposition=Disposition.answered, ended_at=at + timedelta(seconds=30),
+                hangup=HangupSide.caller, mos=caller,
+            ),
+        ]  # fmt: skip
+
+    base = CallScript(tenant_a.account_id)
+    good = CallScript(tenant_a.account_id, call_id="q-good")
+    bad_caller = CallScript(tenant_a.account_id, call_id="q-caller", start=base.at(60))
+    bad_agent = CallScript(tenant_a.account_id, call_id="q-agent", start=base.at(120))
+    silent = CallScript(tenant_a.account_id, call_id="q-none", start=base.at(180))
+    await publish(
+        bus,
+        *quality(good, 4.4, 4.3),
+        *quality(bad_caller, 2.9, 4.3),
+        *quality(bad_agent, 4.4, 3.1),
+        *quality(silent, None, None),
+    )
+    assert ids(await calls(api, tenant_a, mos_below=3.6)) == ["q-agent", "q-caller"]
+    assert ids(await calls(api, tenant_a, mos_below=3.0)) == ["q-caller"]
+    assert ids(await calls(api, tenant_a, mos_below=5)) == ["q-agent", "q-caller", "q-good"]
+    for wrong in ("1", "5.5", "bad"):
+        r = await api.get(f"{API}/calls", params={"mos_below": wrong}, headers=tenant_a.headers)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"

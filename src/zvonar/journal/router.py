@@ -60,6 +60,15 @@ def call_filter(
         uuid.UUID | None,
         Query(description="The customer's contact: their calls from (and to) any of its numbers."),
     ] = None,
+    mos_below: Annotated[
+        float | None,
+        Query(
+            gt=1,
+            le=5,
+            description="Calls that sounded bad: the caller's or a target's estimated MOS "
+            "(the worse direction of that leg) below this, e.g. 3.6.",
+        ),
+    ] = None,
 ) -> CallFilter:
     return CallFilter(
         started_from=started_from,
@@ -71,6 +80,7 @@ def call_filter(
         answered_by=employee_id,
         has_recording=has_recording,
         contact_id=contact_id,
+        mos_below=mos_below,
     )
 
 
@@ -97,7 +107,8 @@ async def export_calls(p: CurrentPrincipal, journal: Journal, f: Filter) -> Stre
     ``disposition``, ``answered_by``, ``answered_extension``, ``placed_by``,
     ``wait_seconds``, ``talk_seconds``, ``hangup``, ``scheme_path``, ``recording_seconds``,
     ``voicemail_seconds``, ``rating``, ``mos``, ``utm_source``, ``utm_medium``,
-    ``utm_campaign``, ``utm_term``, ``utm_content``, ``call_id``, ``id``."""
+    ``utm_campaign``, ``utm_term``, ``utm_content``, ``call_id``, ``id``, ``srtp``,
+    ``peer_loss``, ``peer_jitter_ms``, ``rtt_ms``."""
     body = await journal.export_calls(p, f)
     return StreamingResponse(
         body,

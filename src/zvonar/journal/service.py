@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 
 from zvonar.accounts.access import Perm, Principal
 from zvonar.calls.events import CallEvent, Direction, Disposition
@@ -45,6 +45,9 @@ class CallFilter:
     answered_by: uuid.UUID | None = None
     has_recording: bool | None = None
     contact_id: uuid.UUID | None = None  # the customer's calls, whatever number they used
+    # Calls that sounded bad: the caller's or some target's estimated MOS (the worse direction
+    # of that leg) below this.
+    mos_below: float | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,11 @@ class JournalService:
             stmt = stmt.where(CallRecord.recording_path.is_not(None))
         elif f.has_recording is False:
             stmt = stmt.where(CallRecord.recording_path.is_(None))
+        if f.mos_below is not None:
+            bad_leg = select(CallLeg.id).where(
+                CallLeg.call_pk == CallRecord.id, CallLeg.mos < f.mos_below
+            )
+            stmt = stmt.where(or_(CallRecord.mos < f.mos_below, bad_leg.exists()))
         return stmt
 
     async def list_calls(
