@@ -23,10 +23,13 @@ def write_linphonerc(
     username: str,
     password: str,
     realm: str,
+    rtp: Sequence[str] = (),
 ) -> None:
     """linphonec's configuration: ``sip`` lines of its [sip] section (ports, TLS, media
-    encryption), one account at ``proxy`` (also its route) as ``identity``, no sound card."""
+    encryption), ``rtp`` lines of its [rtp] section, one account at ``proxy`` (also its route)
+    as ``identity``, no sound card."""
     lines = "\n".join(sip)
+    rtp_lines = "".join(f"{line}\n" for line in rtp)
     path.write_text(
         f"""[sip]
 {lines}
@@ -34,7 +37,7 @@ default_proxy=0
 register_only_when_network_is_up=0
 [rtp]
 audio_rtp_port=17000
-[net]
+{rtp_lines}[net]
 firewall_policy=0
 [sound]
 echocancellation=0

@@ -62,6 +62,7 @@ def write_config(path: Path, ca: Path) -> None:
         username="701",
         password=PASSWORD,
         realm=REALM,
+        rtp=("rtcp_mux=1",),  # RTCP on the RTP port (RFC 5761), if the PBX agrees
     )
 
 
@@ -119,6 +120,11 @@ async def main(workdir: Path) -> dict[str, Any]:
     # An error line of its media stack about SRTP (libsrtp refusing a packet, a bad key).
     errors = (x.split("-error-", 1)[1] for x in lines if "-error-" in x)
     report["srtp_errors"] = [x[:200] for x in errors if "srtp" in x.lower()][-10:]
+    # Its 200 OK agreed to RTCP on the RTP port (RFC 5761) that the PBX offered.
+    # A sent message runs from its log line to the next timestamped line.
+    sent = [m.split("\n", 1)[-1].split("\n20", 1)[0] for m in text.split("message sent to ")[1:]]
+    answers = [m for m in sent if m.startswith("SIP/2.0 200") and "m=audio" in m]
+    report["answered_rtcp_mux"] = bool(answers) and all("a=rtcp-mux" in m for m in answers)
     return report
 
 

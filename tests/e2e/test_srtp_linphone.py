@@ -33,8 +33,10 @@ async def test_linphone_over_tls_talks_srtp_with_the_pbx(tmp_path: Path) -> None
     assert report["rings"] == [["701", "completed"]], report
     assert report["negotiated_srtp"] and report["srtp_errors"] == [], report
     assert report["legs_srtp"] == [True] and report["leg_mos"][0] is not None, report
-    # Linphone's RTCP (SRTCP) reached the PBX and was read: none of our RTP went missing.
-    # (Our own SRTCP to it is covered by the absence of SRTP errors in its log, above.)
+    # Linphone agreed to RTCP on the RTP port (RFC 5761), and its reports (SRTCP) reached the
+    # PBX that way and were read: none of our RTP went missing. (Our own SRTCP to it is
+    # covered by the absence of SRTP errors in its log, above.)
+    assert report["answered_rtcp_mux"], report
     assert report["legs_rtcp"][0][0] == 0, report
     # The PBX decrypted Linphone: its 1000 Hz is the phone's channel of the recording.
     left, right = report["recording"]["left"], report["recording"]["right"]

@@ -257,6 +257,43 @@ def test_rtcp_attribute_with_and_without_address() -> None:
     assert (result.remote_rtcp_address, result.remote_rtcp_port) == ("2001:db8::7", 53020)
 
 
+MUX = dataclasses.replace(LOCAL, rtcp_mux=True)
+
+
+@pytest.mark.parametrize(
+    ("local", "offered", "agreed"),
+    [(MUX, True, True), (MUX, False, False), (LOCAL, True, False), (LOCAL, False, False)],
+)
+def test_rtcp_mux_is_answered_only_when_offered_and_supported(
+    local: LocalMedia, offered: bool, agreed: bool
+) -> None:
+    """RFC 5761 §5.1.1: the answerer agrees with a=rtcp-mux in its answer, or not at all."""
+    answer, result = answer_offer(
+        sdp(AUDIO + ("a=rtcp-mux\r\n" if offered else "")), local, session_id=1
+    )
+    assert answer.media[0].has_attribute("rtcp-mux") is agreed
+    assert result.rtcp_mux is agreed
+
+
+@pytest.mark.parametrize(("answered", "agreed"), [(True, True), (False, False)])
+def test_our_rtcp_mux_offer_keeps_an_rtcp_port_for_an_answer_that_declines(
+    answered: bool, agreed: bool
+) -> None:
+    local = dataclasses.replace(MUX, rtcp_port=40007)
+    offer = build_offer(local, session_id=1)
+    assert offer.media[0].has_attribute("rtcp-mux")
+    assert offer.media[0].attribute("rtcp") == "40007"  # for a peer that does not multiplex
+    answer = sdp("m=audio 7000 RTP/AVP 0\r\n" + ("a=rtcp-mux\r\n" if answered else ""))
+    assert process_answer(offer, answer, local).rtcp_mux is agreed
+
+
+def test_an_answer_cannot_agree_to_a_multiplexing_we_did_not_offer() -> None:
+    offer = build_offer(LOCAL, session_id=1)
+    assert not offer.media[0].has_attribute("rtcp-mux")
+    answer = sdp("m=audio 7000 RTP/AVP 0\r\na=rtcp-mux\r\n")
+    assert process_answer(offer, answer, LOCAL).rtcp_mux is False
+
+
 # --- the offerer's side -------------------------------------------------------------------
 
 

@@ -69,6 +69,7 @@ def local_media(endpoint: LegEndpoint, *, secure: bool = False) -> LocalMedia:
         srtp_key=key,
         secure=secure and key is not None,
         rtcp_port=endpoint.rtcp_port,
+        rtcp_mux=endpoint.rtcp_mux,
     )
 
 

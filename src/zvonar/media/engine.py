@@ -100,6 +100,7 @@ class LegEndpoint:
     # Where the leg receives RTCP: the SDP names it with a=rtcp (RFC 3605) unless it is
     # port + 1; None: the engine says nothing of it (the SDP then implies port + 1).
     rtcp_port: int | None = None
+    rtcp_mux: bool = False  # the engine also takes RTCP on the RTP port (RFC 5761)
 
     def __post_init__(self) -> None:
         if not 0 < self.port <= 65535:
@@ -136,9 +137,11 @@ class RemoteMedia:
     ptime_ms: int = 20
     direction: Direction = Direction.SENDRECV
     srtp: SrtpParams | None = None  # SRTP with these keys (the local one from LegEndpoint)
-    # Where the peer takes RTCP (a=rtcp, RFC 3605); None: port + 1 on ``address``.
+    # Where the peer takes RTCP (a=rtcp, RFC 3605); None: port + 1 on ``address``. With
+    # ``rtcp_mux`` (RFC 5761, agreed in offer/answer) RTCP shares the RTP port both ways.
     rtcp_address: str | None = None
     rtcp_port: int | None = None
+    rtcp_mux: bool = False
 
     def __post_init__(self) -> None:
         if not _ip_literal(self.address):
@@ -187,6 +190,7 @@ class RemoteMedia:
                 if rtcp_port != negotiated.remote_port + 1 and 0 < rtcp_port <= 65535
                 else None
             ),
+            rtcp_mux=negotiated.rtcp_mux,
         )
 
     @property
@@ -200,6 +204,8 @@ class RemoteMedia:
     @property
     def rtcp(self) -> tuple[str, int] | None:
         """Where our RTCP goes by the SDP; None when the peer's RTP port is null or 65535."""
+        if self.rtcp_mux:
+            return None if self.is_null else (self.address, self.port)
         port = self.rtcp_port if self.rtcp_port is not None else self.port + 1
         if self.is_null or not 0 < port <= 65535:
             return None

@@ -104,6 +104,9 @@ class LocalMedia:
     ptime: int = 20
     direction: Direction = Direction.SENDRECV  # SENDONLY to hold the peer (RFC 3264 §8.4)
     rtcp_port: int | None = None  # advertised with a=rtcp (RFC 3605) when not port + 1
+    # We can take RTCP on the RTP port too (RFC 5761): offered with a=rtcp-mux, and agreed to
+    # when an offer has it. An offer keeps its RTCP port as well, in case the answer says no.
+    rtcp_mux: bool = False
     username: str = "-"
     session_name: str = "zvonar"
     # The master key and salt we send SRTP with (RFC 4568 SDES): set when the media engine
@@ -140,6 +143,7 @@ class NegotiatedMedia:
     remote_hold: bool  # the peer does not want our media (sendonly/inactive/0.0.0.0)
     media_index: int  # index of the audio m-line
     srtp: SrtpParams | None = None  # the stream is SRTP (RTP/SAVP) with these keys
+    rtcp_mux: bool = False  # both sides agreed to RTCP on the RTP port (RFC 5761 §5.1.1)
 
     @property
     def sends(self) -> bool:
@@ -160,6 +164,7 @@ def _audio_line(
     events: tuple[int, str] | None,
     direction: Direction,
     crypto: tuple[str, ...] = (),
+    mux: bool = False,
 ) -> MediaDescription:
     formats = [str(pt) for pt, _ in codecs]
     attributes = [Attribute("rtpmap", str(codec.rtpmap(pt))) for pt, codec in codecs]
@@ -174,6 +179,8 @@ def _audio_line(
     attributes.append(Attribute("ptime", str(local.ptime)))
     if local.rtcp_port is not None and local.rtcp_port != local.port + 1:
         attributes.append(Attribute("rtcp", str(local.rtcp_port)))
+    if mux:
+        attributes.append(Attribute("rtcp-mux"))
     attributes.extend(Attribute("crypto", value) for value in crypto)
     attributes.append(Attribute(direction.value))
     proto = _RTP_SAVP if crypto else _RTP_AVP
@@ -213,7 +220,7 @@ def build_offer(
         events = (te.payload_type, te.fmtp or _DEFAULT_EVENTS)
     crypto = offer_lines(local.srtp_key) if local.secure and local.srtp_key else ()
     codecs = [(c.payload_type, c) for c in local.codecs]
-    ours = _audio_line(local, codecs, events, local.direction, crypto)
+    ours = _audio_line(local, codecs, events, local.direction, crypto, local.rtcp_mux)
     media: list[MediaDescription] = []
     placed = False
     for old in previous.media if previous is not None else ():
@@ -316,6 +323,7 @@ def _negotiated(
     local: LocalMedia,
     direction: Direction,
     srtp: SrtpParams | None = None,
+    mux: bool = False,
 ) -> NegotiatedMedia:
     target = _remote_target(sd, media)
     if target is None:  # callers checked
@@ -336,6 +344,7 @@ def _negotiated(
         remote_hold=not remote_direction.receives or connection.is_null,
         media_index=index,
         srtp=srtp,
+        rtcp_mux=mux,
     )
 
 
@@ -410,8 +419,11 @@ def answer_offer(
                 connection = offer.connection_for(offered)
                 null = connection is not None and connection.is_null
                 direction = _our_direction(local, offer.direction_for(offered), null)
-                result = _negotiated(offer, offered, index, codec, events, local, direction, srtp)
-                accepted = _audio_line(local, [codec], events, direction, crypto)
+                mux = local.rtcp_mux and offered.has_attribute("rtcp-mux")
+                result = _negotiated(
+                    offer, offered, index, codec, events, local, direction, srtp, mux
+                )
+                accepted = _audio_line(local, [codec], events, direction, crypto, mux)
         media.append(accepted or _rejected(offered))
     if result is None:
         raise NegotiationError("no acceptable audio stream or codec in the offer")
@@ -444,7 +456,9 @@ def process_answer(
         connection = answer.connection_for(answered)
         null = connection is not None and connection.is_null
         direction = _our_direction(local, answer.direction_for(answered), null)
-        return _negotiated(answer, answered, index, codec, events, local, direction, srtp)
+        # RFC 5761 §5.1.1: an answer may agree only to a multiplexing we offered.
+        mux = offered.has_attribute("rtcp-mux") and answered.has_attribute("rtcp-mux")
+        return _negotiated(answer, answered, index, codec, events, local, direction, srtp, mux)
     raise NegotiationError("our offer has no active audio stream")
 
 

@@ -147,22 +147,30 @@ async def test_a_leg_reports_on_both_streams_to_the_peer_rtcp_port(
     engine: EmbeddedMediaEngine, peers: list[RtcpPeer]
 ) -> None:
     alice, alice_rtcp, _bob, _to_rtcp, _ = await relayed_call(engine, peers)
-    # Reports went out while the tones played; the first after them counts every packet.
+    # Reports went out while the tones played. One SR counts all 20 packets alice heard (it
+    # is the last SR: nothing is sent after it), and the reports from some point on show all
+    # of alice's stream received; the two need not be the same report.
     last = alice.seq - 1
-    await alice_rtcp.wait(
-        lambda r: is_sr(r) and (b := first_block(r)) is not None and b.highest_sequence == last
-    )
-    sr = alice_rtcp.reports[-1]
+
+    def all_sent(r: list[RtcpPacket]) -> bool:
+        return isinstance(r[0], SenderReport) and r[0].packet_count == len(alice.received)
+
+    def all_heard(r: list[RtcpPacket]) -> bool:
+        block = first_block(r)
+        return block is not None and block.highest_sequence == last
+
+    await alice_rtcp.wait(all_sent)
+    await alice_rtcp.wait(all_heard)
+    sr = next(r for r in alice_rtcp.reports if all_sent(r))
     report = sr[0]
     assert isinstance(report, SenderReport)
     # The SR is about the stream alice hears: the same SSRC, every packet of it counted.
     assert report.ssrc == alice.received[0].packet.ssrc
     assert report.packet_count == len(alice.received) == 20
     assert report.octet_count == 20 * 160
-    # Its block is about alice's stream: everything she sent arrived.
-    (block,) = report.reports
-    assert block.ssrc == alice.ssrc and block.cumulative_lost == 0
-    assert block.highest_sequence == alice.seq - 1
+    # The blocks are about alice's stream: everything she sent arrived.
+    block = first_block(next(r for r in alice_rtcp.reports if all_heard(r)))
+    assert block is not None and block.ssrc == alice.ssrc and block.cumulative_lost == 0
     sdes = sr[1]
     assert isinstance(sdes, SourceDescription) and sdes.chunks[0].ssrc == report.ssrc
     assert sdes.chunks[0].items[0].value  # a CNAME (random per leg, RFC 7022)
@@ -371,3 +379,35 @@ async def test_sockets_that_cannot_be_opened_are_a_media_error_not_a_crash() -> 
         assert engine.leg_count == 0
     finally:
         await engine.close()
+
+
+async def test_multiplexed_rtcp_shares_the_rtp_port_both_ways(
+    engine: EmbeddedMediaEngine, peers: list[RtcpPeer]
+) -> None:
+    """RFC 5761: with a=rtcp-mux agreed, the peer's reports arrive on our RTP port and ours
+    go to its RTP port, where its RTP comes from; nothing goes to the RTCP ports."""
+    leg = await engine.allocate("call-1", "a")
+    assert leg.rtcp_mux and leg.rtcp_port is not None
+    phone = RtcpPeer()  # the phone's one port, RTP and RTCP alike
+    elsewhere = RtcpPeer()  # the RTCP port a non-multiplexing peer would use
+    peers.extend((phone, elsewhere))
+    await engine.configure(
+        "a",
+        RemoteMedia("127.0.0.1", phone.address[1], rtcp_port=elsewhere.address[1], rtcp_mux=True),
+    )
+    await phone.wait(lambda r: isinstance(r[0], ReceiverReport))
+    sr = ReportBlock(0, 0, 0, 0, 0)
+    phone.send([ReceiverReport(0x77, (sr,))], ("127.0.0.1", leg.port))
+    for _ in range(100):
+        stats = await engine.stats("a")
+        if stats.rtcp_received:
+            break
+        await asyncio.sleep(0.01)
+    assert stats.rtcp_received == 1 and stats.dropped == 0
+    assert elsewhere.wire == []
+    # Without the agreement the same datagram on the RTP port is dropped, not believed.
+    await engine.configure("a", RemoteMedia("127.0.0.1", phone.address[1]))
+    phone.send([ReceiverReport(0x77, (sr,))], ("127.0.0.1", leg.port))
+    await asyncio.sleep(0.1)
+    stats = await engine.stats("a")
+    assert stats.rtcp_received == 1 and stats.dropped == 1

@@ -232,7 +232,14 @@ class EmbeddedMediaEngine:
         mux.add(leg.fd, leg.on_readable)
         mux.add(leg.rtcp_fd, leg.on_rtcp_readable)
         return LegEndpoint(
-            leg_id, call_id, advertised, leg.port, family, leg.srtp_key, rtcp_port=leg.rtcp_port
+            leg_id,
+            call_id,
+            advertised,
+            leg.port,
+            family,
+            leg.srtp_key,
+            rtcp_port=leg.rtcp_port,
+            rtcp_mux=True,
         )
 
     async def configure(self, leg_id: str, remote: RemoteMedia) -> None:

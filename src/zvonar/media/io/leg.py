@@ -13,15 +13,15 @@ objects):
   and its tag checked before anything else believes it — latching included, so a forged
   packet cannot steer the stream — and what fails is counted and dropped; everything below
   works on the clear packet, and ``_send`` encrypts on the way out;
-* RTCP multiplexed on the port (RFC 5761 §4: we never agree to it) and unknown payload
-  types are counted and dropped; audio goes to the taps (recorders, monitor mixers), the
+* RTCP multiplexed on the port (RFC 5761 §4) goes to the RTCP path when offer/answer agreed
+  to it and is dropped otherwise; unknown payload types are counted and dropped; audio goes to the taps (recorders, monitor mixers), the
   in-band DTMF detector (legs without telephone-event) and the bridged leg;
   telephone-events (RFC 4733) to the DTMF receiver and the bridged leg. A leg bridged to
   nobody relays nothing: what a monitor leg (a silent listener) receives goes nowhere.
 
 RTCP (``on_rtcp_readable``, ``send_rtcp``) arrives on the leg's second socket (port + 1, or
-the port a=rtcp names) and is terminated here, never relayed (media/rtcp_session.py says
-why). A report is believed only from the peer's address (the one RTP latched to, else the
+the port a=rtcp names), or on the RTP socket where a=rtcp-mux was agreed (RFC 5761: one NAT
+binding for both), and is terminated here, never relayed (media/rtcp_session.py says why). A report is believed only from the peer's address (the one RTP latched to, else the
 SDP's) and, on an SRTP leg, only with a valid SRTCP tag; our reports go where the peer's come
 from (symmetric RTCP, RFC 4961), else where its SDP says. Each leg reports every few seconds
 from the engine's slow tick and says BYE when released.
@@ -254,7 +254,12 @@ class Leg:
             return
         b1 = buf[1]
         if n < 12 or buf[0] & 0xC0 != 0x80 or 192 <= b1 <= 223:
-            self.dropped += 1  # not RTP v2, or RTCP multiplexed on this port (RFC 5761 §4)
+            # Not RTP v2. RTCP multiplexed on this port (RFC 5761 §4) counts where agreed to.
+            remote = self.remote
+            if 192 <= b1 <= 223 and n >= 8 and remote is not None and remote.rtcp_mux:
+                self._take_rtcp(bytes(buf[:n]), addr)
+            else:
+                self.dropped += 1
             return
         pt = b1 & 0x7F
         latch = False
@@ -485,6 +490,9 @@ class Leg:
             data, addr = sock.recvfrom(_RTCP_MAX)
         except OSError:  # nothing after all, or an ICMP error for one of our reports
             return
+        self._take_rtcp(data, addr)
+
+    def _take_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
         remote = self.remote
         if remote is None or len(data) < 8 or data[0] & 0xC0 != 0x80:
             self.dropped += 1
@@ -520,8 +528,16 @@ class Leg:
 
     def send_rtcp(self, now: float, *, bye: bool = False) -> None:
         """Our report (and a BYE) to the peer, if the leg has RTCP and somewhere to send it."""
-        sock, dest = self.rtcp_sock, self.rtcp_dest
-        if sock is None or dest is None or self.remote is None:
+        remote = self.remote
+        if remote is None or self.rtcp_sock is None:
+            return
+        if remote.rtcp_mux:  # on the RTP socket, to where RTP latched until RTCP itself came
+            sock, dest = self.sock, self.rtcp_dest
+            if not self.rtcp_latched and self.source is not None:
+                dest = self.source
+        else:
+            sock, dest = self.rtcp_sock, self.rtcp_dest
+        if dest is None:
             return
         packet = self.rtcp.report(
             wall=time.time(),
