@@ -13,17 +13,19 @@ objects):
   and its tag checked before anything else believes it — latching included, so a forged
   packet cannot steer the stream — and what fails is counted and dropped; everything below
   works on the clear packet, and ``_send`` encrypts on the way out;
-* RTCP multiplexed on the port (RFC 5761 §4) goes to the RTCP path when offer/answer agreed
-  to it and is dropped otherwise; unknown payload types are counted and dropped; audio goes to the taps (recorders, monitor mixers), the
-  in-band DTMF detector (legs without telephone-event) and the bridged leg;
-  telephone-events (RFC 4733) to the DTMF receiver and the bridged leg. A leg bridged to
-  nobody relays nothing: what a monitor leg (a silent listener) receives goes nowhere.
+* RTCP multiplexed on the port (RFC 5761 §4) goes to the RTCP path when offer/answer
+  agreed to it and is dropped otherwise; unknown payload types are counted and dropped;
+  audio goes to the taps (recorders, monitor mixers), the in-band DTMF detector (legs
+  without telephone-event) and the bridged leg; telephone-events (RFC 4733) to the DTMF
+  receiver and the bridged leg. A leg bridged to nobody relays nothing: what a monitor leg
+  (a silent listener) receives goes nowhere.
 
 RTCP (``on_rtcp_readable``, ``send_rtcp``) arrives on the leg's second socket (port + 1, or
 the port a=rtcp names), or on the RTP socket where a=rtcp-mux was agreed (RFC 5761: one NAT
-binding for both), and is terminated here, never relayed (media/rtcp_session.py says why). A report is believed only from the peer's address (the one RTP latched to, else the
-SDP's) and, on an SRTP leg, only with a valid SRTCP tag; our reports go where the peer's come
-from (symmetric RTCP, RFC 4961), else where its SDP says. Each leg reports every few seconds
+binding for both), and is terminated here, never relayed (media/rtcp_session.py says why).
+A report is believed only from the peer's address (the one RTP latched to, else the SDP's)
+and, on an SRTP leg, only with a valid SRTCP tag; our reports go where the peer's come from
+(symmetric RTCP, RFC 4961), else where its SDP says. Each leg reports every few seconds
 from the engine's slow tick and says BYE when released.
 
 Sending: a leg has one outgoing RTP stream with its own SSRC. Whatever feeds it — a bridged
