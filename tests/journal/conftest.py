@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -90,13 +91,15 @@ class CallScript:
             account_id=self.account_id, call_id=self.call_id, leg_id=leg, at=self.at(t), by=by
         )
 
-    def leg_ended(self, leg: str, t: float, reason: LegEndReason) -> LegEnded:
+    def leg_ended(self, leg: str, t: float, reason: LegEndReason, **quality: Any) -> LegEnded:
+        """``quality``: the audio figures (loss, mos, srtp, peer_loss...)."""
         return LegEnded(
             account_id=self.account_id,
             call_id=self.call_id,
             leg_id=leg,
             reason=reason,
             at=self.at(t),
+            **quality,
         )
 
     def ended(
@@ -105,6 +108,7 @@ class CallScript:
         disposition: Disposition,
         hangup: HangupSide = HangupSide.caller,
         path: tuple[str, ...] = ("working hours", "ring sales"),
+        **quality: Any,
     ) -> CallEnded:
         return CallEnded(
             account_id=self.account_id,
@@ -113,6 +117,7 @@ class CallScript:
             ended_at=self.at(t),
             hangup=hangup,
             scheme_path=path,
+            **quality,
         )
 
 

@@ -7,7 +7,6 @@ import csv
 import dataclasses
 import io
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -18,12 +17,9 @@ from tests.journal.conftest import CallScript, publish
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Account, Role
 from zvonar.calls.events import (
-    CallEnded,
     CallRecorded,
     Direction,
     Disposition,
-    HangupSide,
-    LegEnded,
     LegEndReason,
 )
 from zvonar.contacts.schemas import ContactIn
@@ -323,21 +319,13 @@ async def test_calls_that_sounded_bad_are_found_by_mos(
     figures (no audio) never match."""
 
     def quality(script: CallScript, caller: float | None, leg: float | None) -> list[Any]:
-        at = script.start
         return [
             script.started(),
             script.ringing("a", 1),
             script.answered("a", 2),
-            LegEnded(
-                account_id=tenant_a.account_id, call_id=script.call_id, leg_id="a",
-                reason=LegEndReason.completed, at=at + timedelta(seconds=30), mos=leg,
-            ),
-            CallEnded(
-                account_id=tenant_a.account_id, call_id=script.call_id,
-                disposition=Disposition.answered, ended_at=at + timedelta(seconds=30),
-                hangup=HangupSide.caller, mos=caller,
-            ),
-        ]  # fmt: skip
+            script.leg_ended("a", 30, LegEndReason.completed, mos=leg),
+            script.ended(30, Disposition.answered, mos=caller),
+        ]
 
     base = CallScript(tenant_a.account_id)
     good = CallScript(tenant_a.account_id, call_id="q-good")

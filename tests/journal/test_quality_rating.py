@@ -104,12 +104,10 @@ async def test_leg_quality_lands_when_the_leg_was_written_in_an_earlier_batch(
     await container.journal.flush()  # the leg is in the table now: the end is an UPDATE
     await publish(
         bus,
-        LegEnded(
-            account_id=tenant_a.account_id,
-            call_id=call.call_id,
-            leg_id="a",
-            reason=LegEndReason.completed,
-            at=call.start + timedelta(seconds=30),
+        call.leg_ended(
+            "a",
+            30,
+            LegEndReason.completed,
             loss=0.05,
             jitter_ms=12.5,
             mos=3.9,
@@ -118,12 +116,10 @@ async def test_leg_quality_lands_when_the_leg_was_written_in_an_earlier_batch(
             peer_jitter_ms=20.0,
             rtt_ms=310.25,
         ),
-        CallEnded(  # the call's row is in the table too: its quality is an UPDATE as well
-            account_id=tenant_a.account_id,
-            call_id=call.call_id,
-            disposition=Disposition.answered,
-            ended_at=call.start + timedelta(seconds=31),
-            hangup=HangupSide.caller,
+        call.ended(  # the call's row is in the table too: its quality is an UPDATE as well
+            31,
+            Disposition.answered,
+            HangupSide.caller,
             loss=0.01,
             jitter_ms=2.0,
             mos=4.1,
@@ -155,12 +151,10 @@ async def test_a_peer_that_sent_no_rtcp_leaves_its_figures_null(
         call.started(),
         call.ringing("a", 1, anna),
         call.answered("a", 5, by=anna),
-        LegEnded(
-            account_id=tenant_a.account_id,
-            call_id=call.call_id,
-            leg_id="a",
-            reason=LegEndReason.completed,
-            at=call.start + timedelta(seconds=30),
+        call.leg_ended(
+            "a",
+            30,
+            LegEndReason.completed,
             loss=0.0,
             jitter_ms=1.0,
             mos=4.4,

@@ -32,6 +32,15 @@ async def leg_for(
     return (local.address, local.port)
 
 
+async def alice_and_bob(engine: EmbeddedMediaEngine) -> tuple[Phone, Phone, tuple[str, int]]:
+    """Alice on leg "a" bridged to Bob on leg "b"; where Alice sends to."""
+    alice, bob = Phone(), Phone()
+    to_a = await leg_for(engine, "a", alice)
+    await leg_for(engine, "b", bob)
+    await engine.bridge("a", "b")
+    return alice, bob, to_a
+
+
 def assert_one_continuous_stream(phone: Phone) -> None:
     packets = [r.packet for r in phone.received]
     assert packets, "nothing received"
@@ -129,10 +138,7 @@ async def test_packets_not_relayed_leave_no_gap(engine: EmbeddedMediaEngine) -> 
     Alice's stream are not relayed; Bob's stream still counts 1, 2, 3 (a gap reads as loss,
     RFC 3550 §6.4.1). A late one — its number already passed — must not shift the
     numbering either (that would repeat a number)."""
-    alice, bob = Phone(), Phone()
-    to_a = await leg_for(engine, "a", alice)
-    await leg_for(engine, "b", bob)
-    await engine.bridge("a", "b")
+    alice, bob, to_a = await alice_and_bob(engine)
     frame = alice.encode(tone_pcm(440, 0.02))
     for k in range(12):
         if k in (3, 4):
@@ -222,10 +228,7 @@ async def test_a_peer_that_held_us_hears_no_gap_when_it_resumes(
     meanwhile would read as loss at his end (RFC 3550 §6.4.1) and spoil his reports."""
     from zvonar.media.sdp import Direction
 
-    alice, bob = Phone(), Phone()
-    to_a = await leg_for(engine, "a", alice)
-    await leg_for(engine, "b", bob)
-    await engine.bridge("a", "b")
+    alice, bob, to_a = await alice_and_bob(engine)
     await alice.send_tone(to_a, 440, 0.2)
     await bob.settle()
     held = RemoteMedia(bob.host, bob.port, telephone_event_pt=101, direction=Direction.RECVONLY)
@@ -254,10 +257,7 @@ async def test_relay_with_one_reader_per_socket() -> None:
     engine = EmbeddedMediaEngine(media_timeout=0, mux="loop")
     await engine.start()
     assert engine.mux_mode == "loop"
-    alice, bob = Phone(), Phone()
-    to_a = await leg_for(engine, "a", alice)
-    await leg_for(engine, "b", bob)
-    await engine.bridge("a", "b")
+    alice, bob, to_a = await alice_and_bob(engine)
     await alice.send_tone(to_a, 440, 0.2)
     await bob.settle()
     assert len(bob.received) == 10
@@ -271,10 +271,7 @@ def test_relay_on_uvloop() -> None:
     async def scenario() -> int:
         engine = EmbeddedMediaEngine(media_timeout=0)
         await engine.start()
-        alice, bob = Phone(), Phone()
-        to_a = await leg_for(engine, "a", alice)
-        await leg_for(engine, "b", bob)
-        await engine.bridge("a", "b")
+        alice, bob, to_a = await alice_and_bob(engine)
         await alice.send_tone(to_a, 440, 0.2)
         await bob.settle()
         assert_one_continuous_stream(bob)
