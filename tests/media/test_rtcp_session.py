@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from zvonar.media.rtcp import (
     Bye,
@@ -195,3 +197,24 @@ def test_intervals_are_randomised_around_the_minimum() -> None:
     assert sum(regular) / len(regular) == pytest.approx(MIN_INTERVAL / compensation, rel=0.05)
     assert len({round(x, 6) for x in regular}) > 1900  # legs do not report in step
     assert report_interval(0.2, rng=rng) <= 0.3 / compensation
+
+
+@given(st.binary(max_size=300), st.integers(min_value=0, max_value=2**31))
+def test_whatever_arrives_on_the_rtcp_port_never_raises(data: bytes, sent: int) -> None:
+    # Anyone can send to the port: the worst a datagram may do is be refused.
+    session = RtcpSession(OURS)
+    taken = session.receive(data, wall=T0, now=1.0, receiver=heard(3), sent_packets=sent)
+    assert taken is (session.received == 1)
+    assert session.peer is None or 0 <= session.peer.loss <= 1
+
+
+@given(st.lists(st.binary(min_size=4, max_size=60), max_size=4))
+def test_report_shaped_garbage_never_raises(bodies: list[bytes]) -> None:
+    # Valid common headers (V=2, an SR/RR/SDES/BYE/APP type, a length that fits) around
+    # arbitrary bodies reach the per-type parsers.
+    data = b"".join(
+        bytes((0x80 | (len(b) % 32), 200 + i % 5)) + (len(b) // 4).to_bytes(2, "big") + b
+        for i, b in enumerate(body[: len(body) // 4 * 4] for body in bodies)
+    )
+    session = RtcpSession(OURS)
+    session.receive(data, wall=T0, now=1.0, receiver=heard(3), sent_packets=10)
