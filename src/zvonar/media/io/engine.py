@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import time
@@ -230,7 +231,7 @@ class EmbeddedMediaEngine:
         leg.inband_enabled = self.inband_dtmf
         self._legs[leg_id] = leg
         mux.add(leg.fd, leg.on_readable)
-        mux.add(leg.rtcp_fd, leg.on_rtcp_readable)
+        mux.add(leg.rtcp_end.fd, functools.partial(leg.rtcp_end.on_readable, leg))
         return LegEndpoint(
             leg_id,
             call_id,
@@ -238,7 +239,7 @@ class EmbeddedMediaEngine:
             leg.port,
             family,
             leg.srtp_key,
-            rtcp_port=leg.rtcp_port,
+            rtcp_port=leg.rtcp_end.port,
             rtcp_mux=True,
         )
 
@@ -273,16 +274,11 @@ class EmbeddedMediaEngine:
             for monitor_leg, mixer in list(self._monitors.items()):
                 if mixer.leg_id == leg_id:
                     self._drop_monitor(monitor_leg)
-        if leg.tx_packets or leg.rtcp.sent:
-            # RFC 3550 §6.3.7: BYE tells the peer to stop waiting for us, but one who never
-            # sent RTP or RTCP MUST NOT send it.
-            leg.send_rtcp(time.monotonic(), bye=True)
         if self._mux is not None:
             self._mux.remove(leg.fd)
-            self._mux.remove(leg.rtcp_fd)
+            self._mux.remove(leg.rtcp_end.fd)
+        leg.rtcp_end.leave(leg, time.monotonic())  # its BYE may go out on the RTP socket
         leg.sock.close()
-        if leg.rtcp_sock is not None:
-            leg.rtcp_sock.close()
         self._ports.release(leg.port, leg.family)
         return leg.stats()
 
@@ -520,18 +516,18 @@ class EmbeddedMediaEngine:
         for leg in self._legs.values():
             if leg.dtmf is not None:
                 leg.dtmf_timer(now)
-            leg.rtcp_tick(now)
+            leg.rtcp_end.tick(leg, now)
             remote = leg.remote
             if timeout <= 0 or remote is None or leg.configured_at is None:
                 continue
             if remote.peer_sends:
                 last = leg.last_rx if leg.last_rx is not None else leg.configured_at
-            elif leg.last_rtcp is not None and leg.last_rtcp > leg.configured_at:
+            elif (heard := leg.rtcp_end.last_heard) is not None and heard > leg.configured_at:
                 # A peer holding the call sends no RTP, but RTCP goes on whatever the
                 # direction (RFC 3264 §5.1): one that reported during this hold and then
                 # falls silent is gone. Some phones stop RTCP when they hold; having sent
                 # none since, they are never cut.
-                last = leg.last_rtcp
+                last = heard
             else:
                 continue
             last = max(last, leg.configured_at)

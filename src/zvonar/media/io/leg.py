@@ -13,20 +13,15 @@ objects):
   and its tag checked before anything else believes it — latching included, so a forged
   packet cannot steer the stream — and what fails is counted and dropped; everything below
   works on the clear packet, and ``_send`` encrypts on the way out;
-* RTCP multiplexed on the port (RFC 5761 §4) goes to the RTCP path when offer/answer
-  agreed to it and is dropped otherwise; unknown payload types are counted and dropped;
-  audio goes to the taps (recorders, monitor mixers), the in-band DTMF detector (legs
-  without telephone-event) and the bridged leg; telephone-events (RFC 4733) to the DTMF
-  receiver and the bridged leg. A leg bridged to nobody relays nothing: what a monitor leg
-  (a silent listener) receives goes nowhere.
+* RTCP multiplexed on the port (RFC 5761 §4) goes to the leg's RTCP end (io/rtcp_end.py)
+  when offer/answer agreed to it and is dropped otherwise; unknown payload types are
+  counted and dropped; audio goes to the taps (recorders, monitor mixers), the in-band
+  DTMF detector (legs without telephone-event) and the bridged leg; telephone-events (RFC
+  4733) to the DTMF receiver and the bridged leg. A leg bridged to nobody relays nothing:
+  what a monitor leg (a silent listener) receives goes nowhere.
 
-RTCP (``on_rtcp_readable``, ``send_rtcp``) arrives on the leg's second socket (port + 1, or
-the port a=rtcp names), or on the RTP socket where a=rtcp-mux was agreed (RFC 5761: one NAT
-binding for both), and is terminated here, never relayed (media/rtcp_session.py says why).
-A report is believed only from the peer's address (the one RTP latched to, else the SDP's)
-and, on an SRTP leg, only with a valid SRTCP tag; our reports go where the peer's come from
-(symmetric RTCP, RFC 4961), else where its SDP says. Each leg reports every few seconds
-from the engine's slow tick and says BYE when released.
+RTCP is the leg's ``rtcp_end`` (io/rtcp_end.py): its second socket, its reports, and what
+the peer's say.
 
 Sending: a leg has one outgoing RTP stream with its own SSRC. Whatever feeds it — a bridged
 leg, a prompt, hold music — is mapped onto it with a sequence and timestamp offset taken
@@ -52,8 +47,9 @@ from zvonar.media.engine import AddressFamily, AudioCodec, LegStats, RemoteMedia
 from zvonar.media.errors import DtmfError
 from zvonar.media.g711 import alaw_decode, alaw_to_ulaw, ulaw_decode, ulaw_to_alaw
 from zvonar.media.goertzel import DtmfDetector
+from zvonar.media.io.rtcp_end import RtcpEnd
 from zvonar.media.io.srtp import SrtpStreams
-from zvonar.media.rtcp_session import MIN_INTERVAL, RtcpSession, report_interval
+from zvonar.media.rtcp_session import MIN_INTERVAL
 from zvonar.media.stats import ReceiverStats, estimate_mos
 
 if TYPE_CHECKING:
@@ -88,7 +84,6 @@ DECODE_TABLES: dict[AudioCodec, tuple[bytes, bytes]] = {
 """Low and high byte of each code's int16 LE sample: decoding is two ``translate`` calls."""
 
 _TRANSIENT_RECV = (BlockingIOError, InterruptedError)
-_RTCP_MAX = 2048  # a compound report of a two-party call is ~100 bytes; more is not ours
 
 
 def payload_bounds(buf: bytearray | bytes, n: int) -> tuple[int, int] | None:
@@ -135,7 +130,7 @@ class Leg:
         buf: bytearray,
         emit_dtmf: Callable[[Leg, DtmfDigit], None],
         srtp_key: bytes | None = None,
-        rtcp_sock: socket.socket | None = None,
+        rtcp_sock: socket.socket,
         rtcp_interval: float = MIN_INTERVAL,
     ) -> None:
         self.leg_id = leg_id
@@ -191,16 +186,7 @@ class Leg:
         self.dtmf: DtmfReceiver | None = None
         self.inband: DtmfDetector | None = None
         self.inband_enabled = True
-        # RTCP: its own socket, the session's state, where reports go and when the next is due.
-        self.rtcp_sock = rtcp_sock
-        self.rtcp_fd = rtcp_sock.fileno() if rtcp_sock is not None else -1
-        self.rtcp_port: int | None = rtcp_sock.getsockname()[1] if rtcp_sock is not None else None
-        self.rtcp = RtcpSession(self.ssrc, clock_rate=CLOCK_RATE)
-        self.rtcp_dest: tuple[str, int] | None = None
-        self.rtcp_latched = False
-        self.rtcp_due: float | None = None
-        self.last_rtcp: float | None = None  # when the peer's last report was accepted
-        self.rtcp_interval = rtcp_interval
+        self.rtcp_end = RtcpEnd(self.ssrc, rtcp_sock, rtcp_interval)
 
     # --- configuration ------------------------------------------------------------------
 
@@ -231,10 +217,7 @@ class Leg:
         self.latched = False
         self.configured_at = now
         self.timed_out_at = None
-        self.rtcp_dest = remote.rtcp
-        self.rtcp_latched = False
-        if self.rtcp_due is None and self.rtcp_sock is not None:
-            self.rtcp_due = now + report_interval(self.rtcp_interval, initial=True)
+        self.rtcp_end.configure(remote, now)
 
     def _latch(self, addr: tuple[str, int]) -> None:
         self.latched = True
@@ -259,7 +242,7 @@ class Leg:
             # Not RTP v2. RTCP multiplexed on this port (RFC 5761 §4) counts where agreed to.
             remote = self.remote
             if 192 <= b1 <= 223 and n >= 8 and remote is not None and remote.rtcp_mux:
-                self._take_rtcp(bytes(buf[:n]), addr)
+                self.rtcp_end.take(self, bytes(buf[:n]), addr)
             else:
                 self.dropped += 1
             return
@@ -482,90 +465,6 @@ class Leg:
         self.tx_packets += 1
         self.tx_bytes += size
 
-    # --- RTCP ---------------------------------------------------------------------------
-
-    def on_rtcp_readable(self) -> None:
-        sock = self.rtcp_sock
-        if sock is None:
-            return
-        try:
-            data, addr = sock.recvfrom(_RTCP_MAX)
-        except OSError:  # nothing after all, or an ICMP error for one of our reports
-            return
-        self._take_rtcp(data, addr)
-
-    def _take_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
-        remote = self.remote
-        if remote is None or len(data) < 8 or data[0] & 0xC0 != 0x80:
-            self.dropped += 1
-            return
-        host = addr[0]
-        if self.rtcp_latched:
-            trusted = (host, addr[1]) == self.rtcp_dest
-        else:
-            trusted = host == (self.source[0] if self.source is not None else remote.address)
-            trusted = trusted or host == remote.rtcp_address
-        if not trusted:
-            self.dropped += 1
-            return
-        if self.srtp is not None:
-            clear = self.srtp.unprotect_rtcp(data)
-            if clear is None:
-                self.dropped += 1
-                return
-            data = clear
-        if not self.rtcp.receive(
-            data,
-            wall=time.time(),
-            now=time.monotonic(),
-            receiver=self.rx_stats,
-            sent_packets=self.tx_packets,
-        ):
-            self.dropped += 1
-            return
-        self.last_rtcp = time.monotonic()
-        if not self.rtcp_latched:
-            self.rtcp_latched = True
-            self.rtcp_dest = (host, addr[1])
-
-    def send_rtcp(self, now: float, *, bye: bool = False) -> None:
-        """Our report (and a BYE) to the peer, if the leg has RTCP and somewhere to send it."""
-        remote = self.remote
-        if remote is None or self.rtcp_sock is None:
-            return
-        if remote.rtcp_mux:  # on the RTP socket, to where RTP latched until RTCP itself came
-            sock, dest = self.sock, self.rtcp_dest
-            if not self.rtcp_latched and self.source is not None:
-                dest = self.source
-        else:
-            sock, dest = self.rtcp_sock, self.rtcp_dest
-        if dest is None:
-            return
-        packet = self.rtcp.report(
-            wall=time.time(),
-            now=now,
-            rtp_timestamp=self.stream_timestamp(now),
-            sent_packets=self.tx_packets,
-            sent_bytes=self.tx_bytes,
-            receiver=self.rx_stats,
-            bye=bye,
-        )
-        if self.srtp is not None:
-            secured = self.srtp.protect_rtcp(packet)
-            if secured is None:
-                return
-            packet = secured
-        try:
-            sock.sendto(packet, dest)
-        except OSError:
-            self.send_errors += 1
-
-    def rtcp_tick(self, now: float) -> None:
-        due = self.rtcp_due
-        if due is not None and now >= due:
-            self.rtcp_due = now + report_interval(self.rtcp_interval)
-            self.send_rtcp(now)
-
     # --- reporting ----------------------------------------------------------------------
 
     def stats(self) -> LegStats:
@@ -578,8 +477,8 @@ class Leg:
             expected += stats.expected
             jitter_ms = stats.jitter_seconds * 1000
         loss = lost / expected if expected > 0 else 0.0
-        report = self.rtcp.peer
-        rtt = self.rtcp.rtt
+        rtcp = self.rtcp_end.session
+        report, rtt = rtcp.peer, rtcp.rtt
         one_way_ms = rtt * 500 if rtt is not None else 0.0
         mos = estimate_mos(loss, jitter_ms, one_way_ms).mos if stats is not None else None
         if report is not None and mos is not None:
@@ -600,6 +499,6 @@ class Leg:
             peer_loss=report.loss if report is not None else None,
             peer_jitter_ms=report.jitter * 1000 if report is not None else None,
             rtt_ms=rtt * 1000 if rtt is not None else None,
-            rtcp_received=self.rtcp.received,
-            rtcp_sent=self.rtcp.sent,
+            rtcp_received=rtcp.received,
+            rtcp_sent=rtcp.sent,
         )
