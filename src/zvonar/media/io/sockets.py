@@ -54,6 +54,16 @@ def bind_rtp_socket(host: str, port: int, *, rcvbuf: int = 256 << 10) -> socket.
     return sock
 
 
+def _bind_pair(host: str, rtp_port: int, rtcp_port: int) -> tuple[socket.socket, socket.socket]:
+    """Both sockets of a leg, or neither."""
+    rtp = bind_rtp_socket(host, rtp_port)
+    try:
+        return rtp, bind_rtp_socket(host, rtcp_port, rcvbuf=0)
+    except BaseException:
+        rtp.close()
+        raise
+
+
 class PortPool:
     """Even RTP ports of ``[low, high]`` (RFC 3550 §11: RTP on even, RTCP on the next odd
     port), handed out in random order so a restarted process does not immediately reuse a
@@ -84,31 +94,16 @@ class PortPool:
         range (RFC 3550 §11), or two ports the kernel chooses (no range: the SDP then names
         the RTCP port with a=rtcp)."""
         if self._range is None:
-            rtp = bind_rtp_socket(host, 0)
-            try:
-                return rtp, bind_rtp_socket(host, 0, rcvbuf=0)
-            except BaseException:
-                rtp.close()
-                raise
+            return _bind_pair(host, 0, 0)
         pool = self._pool(family)
         for _ in range(len(pool)):
             port = pool.pop()
-            pool.insert(0, port)  # in use now, or someone else's: either way tried again last
             try:
-                rtp = bind_rtp_socket(host, port)
+                return _bind_pair(host, port, port + 1)
             except OSError as exc:
+                pool.insert(0, port)  # someone else holds it (or its odd port): tried again last
                 if exc.errno != errno.EADDRINUSE:
                     raise
-                continue
-            try:
-                rtcp = bind_rtp_socket(host, port + 1, rcvbuf=0)
-            except OSError as exc:
-                rtp.close()
-                if exc.errno != errno.EADDRINUSE:
-                    raise
-                continue
-            pool.remove(port)  # handed out: back only on release
-            return rtp, rtcp
         raise PortsExhaustedError(f"no free RTP port pair in {self._range} on {host}")
 
     def release(self, port: int, family: AddressFamily) -> None:
