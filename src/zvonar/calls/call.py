@@ -396,7 +396,13 @@ class Call:
         await self.win(fork, remote)
 
     async def win(self, fork: CalleeLeg, remote: RemoteMedia) -> None:
-        """``fork`` answered (and accepted, when asked to): it takes the call."""
+        """``fork`` answered (and accepted, when asked to): it takes the call. A caller with
+        no media yet is answered on the fork's caller side; if that cannot be opened, the
+        fork is hung up as failed and the wave goes on without it."""
+        if self.caller.media_id is None and await early.caller_side(self, fork) is None:
+            hangup_fork(self, fork)
+            await fork_over(self, fork, LegEndReason.failed)
+            return
         self.tracker.answered(fork.leg_id)
         self.winner = fork
         self.cancel_timer()
@@ -425,8 +431,10 @@ class Call:
                 await steps.connected(self, fork)
                 await self.record()
             return
-        caller.media_id, caller.endpoint = fork.caller_media_id, fork.caller_endpoint
-        caller.oa = new_offer_answer(fork.caller_endpoint)
+        endpoint = fork.caller_endpoint
+        assert endpoint is not None  # win() opened it: the caller had no media
+        caller.media_id, caller.endpoint = fork.caller_media_id, endpoint
+        caller.oa = new_offer_answer(endpoint)
         offer = self.caller_offer or parse_body(self.caller_invite().body)
         answer, negotiated = caller.oa.receive_offer(offer)
         await engine.configure(fork.media_id, remote)

@@ -35,14 +35,14 @@ from zvonar.calls.events import Direction
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
 from zvonar.calls.tones import ringback_path
-from zvonar.media.engine import RemoteMedia
+from zvonar.media.engine import LegEndpoint, RemoteMedia
 from zvonar.media.errors import MediaError
 from zvonar.media.sdp import Direction as MediaDirection
 
 if TYPE_CHECKING:
     from zvonar.calls.call import Call
 
-__all__ = ["confirm", "fork_gone", "progress", "unwatched"]
+__all__ = ["caller_side", "confirm", "fork_gone", "progress", "unwatched"]
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,33 @@ async def progress(call: Call, fork: CalleeLeg, body: bytes) -> None:
         await _hear(call, fork)
 
 
+async def caller_side(call: Call, fork: CalleeLeg) -> LegEndpoint | None:
+    """``fork``'s caller-side media leg, opened the first time the caller needs it: to hear
+    the fork's early media, or to be answered when the fork wins a caller that has no media
+    of its own yet. Forks that are refused, cancelled or outlived never open one, so a ring
+    group of ten phones holds eleven legs rather than twenty. None if it cannot be opened
+    (no descriptors left): the caller is not put on that fork."""
+    if fork.caller_endpoint is None:
+        media = f"{fork.leg_id}.c"
+        try:  # the target leg's engine call: the pair's two legs belong together
+            endpoint = await call.host.engine.allocate(fork.endpoint.call_id, media)
+        except MediaError as exc:
+            log.warning("call %s: no caller-side media for %s: %s", call.call_id, fork.leg_id, exc)
+            return None
+        call.host.track_media(media, call)
+        fork.caller_media_id, fork.caller_endpoint = media, endpoint
+    return fork.caller_endpoint
+
+
 async def _open(call: Call, fork: CalleeLeg) -> bool:
     """The caller's early leg: the fork's caller side, answered in a 183 (once per call)."""
     caller, engine = call.caller, call.host.engine
-    media, endpoint = fork.caller_media_id, fork.caller_endpoint
-    if not media:
+    if caller.media_id is not None:  # it has a leg already (it was answered)
         return False
+    endpoint = await caller_side(call, fork)
+    if endpoint is None:
+        return False
+    media = fork.caller_media_id
     try:
         oa = new_offer_answer(endpoint)
         offer = call.caller_offer or parse_body(call.caller_invite().body)

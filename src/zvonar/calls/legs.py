@@ -1,12 +1,13 @@
 """Call legs: our side of one SIP dialog of a call, plus its media leg(s) in the engine.
 
 A leg only holds state; the call actor (call.py) drives it. The caller leg is the UAS side
-of the inbound INVITE; each fork is a UAC leg towards one target. Media legs are allocated
-per fork as a *pair* (the caller-side endpoint of that fork and the target's endpoint, in
-one engine call), because rtpengine bridges only legs it allocated together; the winning
-fork's caller-side endpoint becomes the caller's media leg, the others are released. Early
-media (early.py) makes the caller's leg earlier: the first fork with SDP in an 18x hands its
-caller-side endpoint over, and later forks bridge to that.
+of the inbound INVITE; each fork is a UAC leg towards one target. Media legs belong to a
+fork as a *pair* (the target's endpoint and a caller-side endpoint, in one engine call),
+because rtpengine bridges only legs it allocated together. The target's endpoint is opened
+with the fork (its port is in our offer); the caller side only when the caller needs it
+(early.caller_side): when the fork wins a caller that has no media yet, whose leg it then
+becomes, or when its 18x is the first early media (early.py), whose caller-side endpoint
+the later forks bridge to. Forks that never win hold one endpoint, not two.
 """
 
 from __future__ import annotations
@@ -77,9 +78,11 @@ class CalleeLeg:
     local_tag: str
     sip_call_id: str
     media_id: str  # the target's engine leg
-    caller_media_id: str  # the caller-side engine leg of this fork's pair
+    # The caller-side engine leg of this fork's pair: opened only once the caller needs it
+    # (early.caller_side), "" until then and once the caller holds it as its own.
+    caller_media_id: str
     endpoint: LegEndpoint
-    caller_endpoint: LegEndpoint
+    caller_endpoint: LegEndpoint | None
     oa: OfferAnswer
     request: SipRequest | None = None
     invite_key: TransactionKey | None = None

@@ -224,8 +224,10 @@ async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
 async def _answer_caller(call: Call, leg: CalleeLeg) -> None:
     """The caller was still waiting: answer it with the new pair's caller side, bridged."""
     engine, caller = call.host.engine, call.caller
-    caller.media_id, caller.endpoint = leg.caller_media_id, leg.caller_endpoint
-    caller.oa = new_offer_answer(leg.caller_endpoint)
+    endpoint = leg.caller_endpoint
+    assert endpoint is not None  # a pickup opens its pair up front (_claim)
+    caller.media_id, caller.endpoint = leg.caller_media_id, endpoint
+    caller.oa = new_offer_answer(endpoint)
     answer, negotiated = caller.oa.receive_offer(parse_body(call.caller_invite().body))
     await engine.configure(leg.caller_media_id, remote_media(negotiated))
     await engine.bridge(leg.caller_media_id, leg.media_id)

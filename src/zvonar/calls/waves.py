@@ -114,16 +114,10 @@ async def start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
     """Ring ``target`` as fork ``leg_id`` of the current wave (already in its tracker)."""
     host, ua = call.host, call.host.ua
     engine_call = f"{call.call_id}.{leg_id.rsplit('.', 1)[-1]}"
-    caller_media, media = f"{leg_id}.c", leg_id
+    media = leg_id
     try:
-        if call.caller.endpoint is not None and call.caller.media_id is not None:
-            # The caller has its media leg (answered for a transfer, or hearing early media):
-            # it stays, only the target's is new; "" means "no caller side of this fork to
-            # release" (teardown.release).
-            caller_media, caller_end = "", call.caller.endpoint
-        else:
-            caller_end = await host.engine.allocate(engine_call, caller_media)
-            host.track_media(caller_media, call)
+        # Only the target's media leg: the caller's side of the pair waits until the caller
+        # needs it (early.caller_side), which most forks never do.
         endpoint = await host.engine.allocate(engine_call, media)
         host.track_media(media, call)
         oa = new_offer_answer(endpoint, secure=target.secure_media)
@@ -136,9 +130,9 @@ async def start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
             local_tag=ua.token(),
             sip_call_id=f"{ua.token()}@zvonar",
             media_id=media,
-            caller_media_id=caller_media,
+            caller_media_id="",
             endpoint=endpoint,
-            caller_endpoint=caller_end,
+            caller_endpoint=None,
             oa=oa,
         )
         call.forks[leg_id] = fork
@@ -170,7 +164,7 @@ async def start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
             call.invited_at = None
     except (MediaError, SipError, ValueError) as exc:
         log.warning("call %s: cannot ring %s: %s", call.call_id, target.uri, exc)
-        await release(call, caller_media, media)
+        await release(call, media)
         call.tracker.ended(leg_id, LegEndReason.failed)
         call.reasons.append(LegEndReason.failed)
         made = call.forks.get(leg_id)
