@@ -34,6 +34,7 @@ from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import PbxRuntime, start_pbx
 from zvonar.pbx.status import Metric, render_prometheus
 from zvonar.pbx.trunk_registration import RegState
+from zvonar.sip.io.tls import HANDSHAKE_FAILURES
 
 from .conftest import NUMBER, PASSWORD, seed_account
 from .test_e2e_sipp import REFUSED_CALL
@@ -239,6 +240,9 @@ async def test_metrics_need_the_operators_token_and_count_what_happened(env: Env
     assert got['zvonar_sip_messages_total{direction="out"}'] == sip["sent"] > 0
     assert got['zvonar_sip_rejected_total{class="5xx"}'] == sip["rejected_5xx"]
     assert got['zvonar_sip_connections_total{event="tls_handshake_failed"}'] == 0
+    for reason in HANDSHAKE_FAILURES:  # why, each exposed (tests/sip/test_io_tls.py counts)
+        label = f'zvonar_sip_tls_handshake_failures_total{{reason="{reason}"}}'
+        assert got[label] == sip[f"tls_failed_{reason}"] == 0
     assert got["zvonar_journal_dropped_events_total"] == 0
     bus = env.container.bus
     assert isinstance(bus, InProcessBus)  # the e2e container's RecordingBus

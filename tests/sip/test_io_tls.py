@@ -4,6 +4,7 @@ open with the server's certificate checked, and what a failed handshake does."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -12,7 +13,13 @@ import pytest
 
 from tests.support.certs import Pki, make_pki
 from zvonar.sip.io.server import SipServer, SipServerConfig, serve_sip
-from zvonar.sip.io.tls import TlsConfig, TlsError, client_context, server_context
+from zvonar.sip.io.tls import (
+    HANDSHAKE_FAILURES,
+    TlsConfig,
+    TlsError,
+    client_context,
+    server_context,
+)
 from zvonar.sip.message import SipRequest, SipResponse, parse_message
 from zvonar.sip.security import SecurityConfig
 from zvonar.sip.ua import Flow
@@ -139,6 +146,76 @@ async def test_failed_handshakes_are_counted_and_good_ones_are_not(
     await asyncio.sleep(0.1)
     stats = server.stats()
     assert stats["tls_handshake_failures"] == 1 and stats["tcp_accepted"] == 1
+
+
+def blocking_handshake(port: int, ctx: ssl.SSLContext) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw:
+        ctx.wrap_socket(raw, server_hostname=PBX_NAME).close()
+
+
+def failures(server: SipServer) -> dict[str, int]:
+    stats = server.stats()
+    return {r: stats[f"tls_failed_{r}"] for r in HANDSHAKE_FAILURES if stats[f"tls_failed_{r}"]}
+
+
+async def test_each_failed_handshake_says_why(pki: Pki) -> None:
+    await each_failure_says_why(pki)
+
+
+def test_each_failed_handshake_says_why_on_uvloop(pki: Pki) -> None:
+    uvloop = pytest.importorskip("uvloop")
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(each_failure_says_why(pki))
+
+
+async def each_failure_says_why(pki: Pki) -> None:
+    """/metrics tells an administrator why phones fail to connect: one of each."""
+    leaf = pki.issue("pbx", dns=(PBX_NAME,), ips=("127.0.0.1",))
+    tls = TlsConfig(
+        client=client_context(ca=pki.ca),
+        server=server_context(leaf.cert, leaf.key),
+        handshake_timeout=0.5,
+    )
+    server = await serve_sip(
+        SipServerConfig(
+            listen=(("127.0.0.1", 0),), security=SecurityConfig(trusted=("127.0.0.0/8",)), tls=tls
+        )
+    )
+    port = server.flow("TLS").port
+    try:
+        # A phone set to UDP/TCP that talks plain SIP to the TLS port.
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n")
+        await until(lambda: failures(server) == {"not_tls": 1})
+        writer.close()
+        # A phone that does not trust our certificate (it lacks our CA), and says so with an
+        # alert as OpenSSL's blocking handshake does (asyncio's client just hangs up: that
+        # counts as "closed").
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await asyncio.to_thread(blocking_handshake, port, ssl.create_default_context())
+        await until(lambda: failures(server) == {"not_tls": 1, "certificate": 1})
+        # An old phone: TLS 1.2 with RSA key exchange only (the listener's suites all have
+        # forward secrecy).
+        old = phone_context(pki)
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        old.set_ciphers("AES128-SHA256")
+        with pytest.raises(ssl.SSLError):
+            await asyncio.to_thread(blocking_handshake, port, old)
+        await until(lambda: failures(server).get("protocol") == 1)
+        # One that connects and says nothing, and one that leaves mid-handshake.
+        _, silent = await asyncio.open_connection("127.0.0.1", port)
+        await until(lambda: failures(server).get("timeout") == 1)
+        silent.close()
+        _, gone = await asyncio.open_connection("127.0.0.1", port)
+        gone.write(b"\x16\x03\x01\x00\x05\x01\x00")  # the start of a ClientHello
+        await asyncio.sleep(0.05)
+        gone.transport.abort()
+        await until(lambda: failures(server).get("closed") == 1)
+        got = failures(server)
+        assert got == {"not_tls": 1, "certificate": 1, "protocol": 1, "timeout": 1, "closed": 1}
+        assert server.stats()["tls_handshake_failures"] == 5
+    finally:
+        await server.close()
 
 
 async def until(check: Callable[[], bool], within: float = 3.0) -> None:

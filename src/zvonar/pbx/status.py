@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from zvonar.calls.delays import DelayHistogram
 from zvonar.pbx.trunk_registration import RegState, TrunkRegistrationStatus
+from zvonar.sip.io.tls import HANDSHAKE_FAILURES
 
 if TYPE_CHECKING:
     from zvonar.journal.writer import JournalWriter
@@ -250,6 +251,11 @@ _SIP_COUNTERS: dict[str, tuple[str, str, dict[str, str]]] = {
             "tcp_framing_errors": "framing_error",
             "tls_handshake_failures": "tls_handshake_failed",
         },
+    ),
+    "zvonar_sip_tls_handshake_failures_total": (
+        "TLS handshakes on the listener that failed, by why.",
+        "reason",
+        {f"tls_failed_{reason}": reason for reason in HANDSHAKE_FAILURES},
     ),
     "zvonar_sip_auth_total": (
         "Digest authentication: challenges sent and failed attempts.",

@@ -36,6 +36,19 @@ class TransportStats:
     tcp_idle_closed: int = 0
     tcp_framing_errors: int = 0
     tls_handshake_failures: int = 0  # connections to a TLS listener that never got through
+    # ... by why (tls.handshake_failure): they add up to tls_handshake_failures.
+    tls_failed_not_tls: int = 0
+    tls_failed_certificate: int = 0
+    tls_failed_protocol: int = 0
+    tls_failed_timeout: int = 0
+    tls_failed_closed: int = 0
+    tls_failed_other: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+    def handshake_failed(self, reason: str) -> None:
+        """A TLS handshake on the listener failed for ``reason`` (tls.HANDSHAKE_FAILURES)."""
+        self.tls_handshake_failures += 1
+        name = f"tls_failed_{reason}"
+        setattr(self, name, getattr(self, name) + 1)

@@ -36,7 +36,7 @@ from typing import Any, cast
 from zvonar.sip.errors import SipError
 from zvonar.sip.framing import StreamFramer
 from zvonar.sip.io.stats import TransportStats
-from zvonar.sip.io.tls import TlsConfig
+from zvonar.sip.io.tls import TlsConfig, handshake_failure
 from zvonar.sip.io.udp import Address, strip_brackets
 
 __all__ = ["StreamReceiver", "TcpLimits", "TcpTransport"]
@@ -239,6 +239,7 @@ class TcpTransport:
     async def _handshake(self, sock: socket.socket, peer: Address) -> None:
         tls = self.tls
         assert tls is not None and tls.server is not None  # listen() checked
+        started = self.loop.time()
         try:
             await self.loop.connect_accepted_socket(
                 lambda: _Connection(self),
@@ -247,8 +248,12 @@ class TcpTransport:
                 ssl_handshake_timeout=tls.handshake_timeout,
             )
         except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
-            self.stats.tls_handshake_failures += 1
-            log.info("TLS handshake with %s failed: %s", peer, exc or type(exc).__name__)
+            overran = self.loop.time() - started >= tls.handshake_timeout
+            reason = handshake_failure(exc, overran=overran)
+            self.stats.handshake_failed(reason)
+            log.info(
+                "TLS handshake with %s failed (%s): %s", peer, reason, exc or type(exc).__name__
+            )
             sock.close()  # closed already by the failed transport: a no-op then
         except asyncio.CancelledError:
             sock.close()

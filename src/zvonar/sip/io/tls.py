@@ -25,7 +25,14 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TlsConfig", "TlsError", "client_context", "server_context"]
+__all__ = [
+    "HANDSHAKE_FAILURES",
+    "TlsConfig",
+    "TlsError",
+    "client_context",
+    "handshake_failure",
+    "server_context",
+]
 
 
 class TlsError(ValueError):
@@ -90,3 +97,62 @@ def client_context(
     if cert is not None:
         _load_chain(ctx, cert, key)
     return ctx
+
+
+# Why a handshake on the listener failed, as an administrator acts on it (the metric's label):
+# "not_tls" (plain SIP or HTTP on the TLS port: a phone set to the wrong transport),
+# "certificate" (the phone refused our certificate: its CA list, the name it expects, an
+# expired chain), "protocol" (no TLS version or cipher in common: an old phone), "timeout",
+# "closed" (the peer went away mid-handshake), "other".
+HANDSHAKE_FAILURES = ("not_tls", "certificate", "protocol", "timeout", "closed", "other")
+
+# OpenSSL's reason codes (``ssl.SSLError.reason``) by what they tell the administrator.
+_NOT_TLS = frozenset(
+    {
+        "WRONG_VERSION_NUMBER",
+        "HTTP_REQUEST",
+        "HTTPS_PROXY_REQUEST",
+        "UNKNOWN_PROTOCOL",
+        "PACKET_LENGTH_TOO_LONG",
+        "RECORD_LENGTH_MISMATCH",
+    }
+)
+_PROTOCOL = frozenset(
+    {
+        "UNSUPPORTED_PROTOCOL",
+        "NO_PROTOCOLS_AVAILABLE",
+        "VERSION_TOO_LOW",
+        "VERSION_TOO_HIGH",
+        "NO_SHARED_CIPHER",
+        "NO_CIPHERS_AVAILABLE",
+        "NO_SUITABLE_SIGNATURE_ALGORITHM",
+        "NO_SHARED_SIGNATURE_ALGORITHMS",
+        "TLSV1_ALERT_PROTOCOL_VERSION",
+        "TLSV1_ALERT_INSUFFICIENT_SECURITY",
+        "SSLV3_ALERT_HANDSHAKE_FAILURE",
+    }
+)
+
+
+def handshake_failure(exc: BaseException, *, overran: bool = False) -> str:
+    """The ``HANDSHAKE_FAILURES`` label of what ``connect_accepted_socket`` raised; ``overran``:
+    it came once the handshake timeout had run out (asyncio and uvloop abort the connection
+    then with a ConnectionAbortedError, which is otherwise a peer's doing)."""
+    if isinstance(exc, TimeoutError) or (overran and isinstance(exc, ConnectionAbortedError)):
+        return "timeout"
+    if isinstance(exc, ssl.SSLCertVerificationError):  # a client certificate we refused
+        return "certificate"
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ConnectionError):
+        return "closed"
+    reason = getattr(exc, "reason", None) if isinstance(exc, ssl.SSLError) else None
+    if not isinstance(reason, str):
+        return "other"
+    if reason in _NOT_TLS:
+        return "not_tls"
+    if reason in _PROTOCOL:
+        return "protocol"
+    if "CERTIFICATE" in reason or reason.endswith("UNKNOWN_CA"):
+        return "certificate"
+    if reason == "UNEXPECTED_EOF_WHILE_READING":
+        return "closed"
+    return "other"
