@@ -13,6 +13,7 @@ import pytest
 from tests.calls.conftest import Phone
 from tests.calls.rig import ACCOUNT, Pbx, start_pbx
 from tests.calls.test_b2bua import dial, final_status, hang_up, target
+from tests.calls.test_early import progress_of
 from zvonar.calls.events import CallAnswered, Disposition, LegEnded, LegEndReason
 from zvonar.calls.plan import Plan, Wave
 from zvonar.media.engine import AddressFamily, LegEndpoint, MediaEngineError
@@ -25,15 +26,6 @@ def legs(pbx: Pbx) -> set[str]:
     return set(engine._legs)
 
 
-async def ringing(leg_status: list[tuple[int, bytes]], within: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not any(status == 180 for status, _ in leg_status):
-        if loop.time() > deadline:
-            raise AssertionError(f"no 180 within {within} s: {leg_status}")
-        await asyncio.sleep(0.01)
-
-
 async def test_ringing_forks_hold_only_their_target_legs(
     pbx: Pbx, phones: tuple[Phone, Phone]
 ) -> None:
@@ -41,7 +33,7 @@ async def test_ringing_forks_hold_only_their_target_legs(
     wave = Wave(tuple(target(callee, "ring") for _ in range(3)), 10)
     pbx.resolver.plans["700"] = Plan(ACCOUNT, (wave,))
     leg = dial(caller, pbx, "700")
-    await ringing(leg.progress)
+    await progress_of(leg, 180)
     call_id = pbx.events()[0].call_id
     assert legs(pbx) == {f"{call_id}.w0t{i}" for i in range(3)}  # no ".c" caller sides
     hang_up(caller, leg)
