@@ -13,7 +13,9 @@ after start-up: start-up frozen, a keeper collecting the young objects every 20 
 the survivors (``--gc settle``: freeze once and raised thresholds, the policy before the keeper;
 ``--gc default``: CPython's). Per rate: calls/s achieved with 0 failed
 calls, journal rows written, CPU per call of the PBX and the device process, time in the
-garbage collector (``--census`` also counts the objects it tracks). Post-dial delay (INVITE
+garbage collector (``--census`` also counts the objects it tracks), and what is left once
+every call ended: media legs still allocated (a leak: the step is then not clean) and the
+PBX's open descriptors. Post-dial delay (INVITE
 in → first INVITE out, both stamped in this process at the socket: the datagram handler and
 ``SipRunner.send`` are wrapped) at half the best clean rate: p50 / p99.
 
@@ -169,10 +171,12 @@ class Step:
     gc_ms: float = 0.0
     gc_max_ms: float = 0.0
     gc_full: int = 0
+    legs_left: int = 0  # media legs still allocated once every call ended: a leak if not 0
+    fds: int = 0  # the PBX's open descriptors then
 
     @property
     def clean(self) -> bool:
-        return self.failed == 0 and self.ok == self.calls
+        return self.failed == 0 and self.ok == self.calls and self.legs_left == 0
 
 
 class GcPauses:
@@ -409,8 +413,8 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, tmp: Path) 
                 f"{step.ok}/{step.calls} ok, {step.failed} failed, {step.retrans} retrans, "
                 f"journal +{step.journal}, CPU/call PBX {step.pbx_us:.0f} us, "
                 f"devices {step.dev_us:.0f} us; GC {step.gc_ms:.0f} ms (longest "
-                f"{step.gc_max_ms:.0f} ms, {step.gc_full} full)"
-                + ("" if step.clean else "  <- NOT CLEAN"),
+                f"{step.gc_max_ms:.0f} ms, {step.gc_full} full); media legs left "
+                f"{step.legs_left}, open fds {step.fds}" + ("" if step.clean else "  <- NOT CLEAN"),
                 flush=True,
             )
             if args.census:
@@ -491,9 +495,11 @@ async def run_rate(
     ok = stats.successful
     elapsed = stats.elapsed - args.hold_ms / 1000
     rows = await journal_rows(c) - before_rows
+    legs_left = rt.b2bua.engine.leg_count  # type: ignore[attr-defined]
+    fds = len(os.listdir("/proc/self/fd"))
     return Step(rate, calls, ok, stats.failed, stats.retransmissions,
                 ok / elapsed if elapsed > 0 else 0.0, rows, used / max(ok, 1) * 1e6,
-                dev_used / max(ok, 1) * 1e6, gc_ms, gc_max, gc_full)  # fmt: skip
+                dev_used / max(ok, 1) * 1e6, gc_ms, gc_max, gc_full, legs_left, fds)  # fmt: skip
 
 
 def main() -> int:
