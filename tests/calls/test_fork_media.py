@@ -1,7 +1,8 @@
-"""A fork's media pair (waves.start_fork, early.caller_side): the target's leg is opened with
-the fork, the caller's side of the pair only when the caller needs it. Forks that are refused,
-cancelled or outlived hold one leg each, not two; a caller side that cannot be opened when a
-fork answers fails that fork, and the scheme goes on."""
+"""A fork's media pair (waves.start_fork, early.caller_side; originate.py for calls the PBX
+places): the target's leg is opened with the fork, the caller's side of the pair only when the
+caller needs it. Forks that are refused, cancelled or outlived hold one leg each, not two; a
+caller side that cannot be opened when a fork answers fails that fork, and the scheme goes on
+(a placed call, whose agent answered, fails)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from tests.calls.conftest import Phone
 from tests.calls.rig import ACCOUNT, Pbx, start_pbx
 from tests.calls.test_b2bua import dial, final_status, hang_up, target
 from tests.calls.test_early import progress_of
+from tests.calls.test_originate import customer, ended, outcome, ring, spec, until
 from zvonar.calls.events import CallAnswered, Disposition, LegEnded, LegEndReason
+from zvonar.calls.origination import OriginationOutcome
 from zvonar.calls.plan import Plan, Wave
 from zvonar.media.engine import AddressFamily, LegEndpoint, MediaEngineError
 from zvonar.media.io import EmbeddedMediaEngine
@@ -68,14 +71,15 @@ async def test_the_winner_alone_opens_a_caller_side(pbx: Pbx, phones: tuple[Phon
 
 
 class _NoCallerSide(EmbeddedMediaEngine):
-    """Refuses the first caller-side leg asked of it, as an engine out of descriptors."""
+    """Refuses the first caller-side leg asked of it (a placed call's: the customer's), as
+    an engine out of descriptors; with ``refused`` not empty, every one."""
 
     refused: list[str]
 
     async def allocate(
         self, call_id: str, leg_id: str, *, family: AddressFamily = AddressFamily.IP4
     ) -> LegEndpoint:
-        if leg_id.endswith(".c") and not self.refused:
+        if leg_id.endswith((".c", ".b")) and (not self.refused or self.refused[0] == "taken"):
             self.refused.append(leg_id)
             raise MediaEngineError("cannot open media sockets: [Errno 24] Too many open files")
         return await super().allocate(call_id, leg_id, family=family)
@@ -112,5 +116,42 @@ async def test_a_winner_without_caller_side_fails_and_the_scheme_goes_on(
     hang_up(caller, leg)
     (ended,) = await pbx.wait_ended()
     assert ended.disposition is Disposition.answered
+    await asyncio.sleep(0.05)
+    assert legs(pbx) == set()
+
+
+async def test_a_placed_call_opens_the_customers_leg_once_an_agent_answers(
+    pbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    agents, customers = phones
+    waves = (
+        Wave((ring(agents, "ring"), ring(agents, "ring")), 0.5),
+        Wave((ring(agents, "busy"), ring(agents, "answer")), 5),
+    )
+    call = await pbx.b2bua.originate(spec(waves, customer(customers, "ring")))
+    first = {f"{call.call_id}.a0t0", f"{call.call_id}.a0t1"}
+    await until(lambda: legs(pbx) == first)  # ringing agents: no leg for the customer yet
+    agent = f"{call.call_id}.a1t1"
+    await until(lambda: legs(pbx) == {agent, f"{agent}.b"})
+    assert call.customer is not None and call.customer.media_id == f"{agent}.b"
+    call.cancel()
+    await ended(call)
+    await asyncio.sleep(0.05)
+    assert legs(pbx) == set()
+
+
+async def test_a_placed_call_without_media_for_the_customer_fails(
+    no_caller_side: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    pbx, (agents, customers) = no_caller_side, phones
+    no_caller_side.b2bua.engine.refused = ["taken"]  # type: ignore[attr-defined]
+    call = await pbx.b2bua.originate(
+        spec((Wave((ring(agents, "answer"),), 5),), customer(customers, "answer"))
+    )
+    assert await outcome(call) is OriginationOutcome.failed
+    end = await ended(call)
+    assert end.disposition is Disposition.failed
+    await until(lambda: agents.app.calls_ended == 1)  # the agent who answered got our BYE
+    assert customers.app.calls_answered == 0  # never rung
     await asyncio.sleep(0.05)
     assert legs(pbx) == set()

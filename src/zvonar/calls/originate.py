@@ -7,9 +7,10 @@ media instead once B's 18x carries SDP (a carrier's ringback, "the subscriber is
 early.py's gateway model, over the same pair of engine legs). When B answers, the two legs are
 bridged; either side's BYE ends both.
 
-Media: every A fork gets a *pair* in one engine call (A's endpoint and the endpoint B will
+Media: every A fork has a *pair* in one engine call (A's endpoint and the endpoint B will
 use), as legs.py explains for inbound forks: rtpengine bridges only legs allocated together.
-The winning fork's second endpoint goes into B's INVITE; the losers release both.
+A's endpoint is opened with the fork; B's only once that fork answered, for B's INVITE, so
+the forks that lose hold one endpoint each, not two.
 
 Events (the journal gets one row, direction ``callback``, with both sides' legs): CallStarted,
 CallRinging per leg, LegEnded, CallRecorded, CallEnded. The call counts as answered when the
@@ -236,20 +237,17 @@ class OriginatedCall:
     async def _start_fork(self, leg_id: str, target: RingTarget) -> None:
         engine = self.host.engine
         engine_call = f"{self.call_id}.{leg_id.rsplit('.', 1)[-1]}"
-        media, peer_media = leg_id, f"{leg_id}.b"
+        media = leg_id
         try:
-            peer_end = await engine.allocate(engine_call, peer_media)
-            self.host.track_media(peer_media, self)
             endpoint = await engine.allocate(engine_call, media)
             self.host.track_media(media, self)
             leg = new_leg(self.host.ua, leg_id, self.wave, target, media, endpoint)
-            leg.peer_media_id, leg.peer_endpoint = peer_media, peer_end
             self.forks[leg_id] = leg
             from_user = target.from_user or safe_user(self.spec.caller) or "anonymous"
             self._invite(leg, from_user, target.from_display)
         except (MediaError, SipError, ValueError) as exc:
             log.warning("call %s: cannot ring %s: %s", self.call_id, target.uri, exc)
-            await release_media(self.host, self.call_id, peer_media, media)
+            await release_media(self.host, self.call_id, media)
             if self.tracker.ended(leg_id, LegEndReason.failed):
                 self.reasons.append(LegEndReason.failed)
                 at = self._now()  # its row shows whom we tried, though it never rang
@@ -416,10 +414,16 @@ class OriginatedCall:
 
     async def _call_customer(self, agent: OriginatedLeg) -> None:
         then = self.spec.then
-        assert agent.peer_endpoint is not None  # every A fork has its pair
-        leg = new_leg(
-            self.host.ua, f"{self.call_id}.b", -1, then, agent.peer_media_id, agent.peer_endpoint
-        )
+        peer_media = f"{agent.leg_id}.b"
+        try:  # in A's engine call: the pair's two legs belong together
+            peer_end = await self.host.engine.allocate(agent.endpoint.call_id, peer_media)
+        except MediaError as exc:  # no descriptors left: B cannot be rung
+            log.warning("call %s: no media for %s: %s", self.call_id, then.uri, exc)
+            await self._finish(OriginationOutcome.failed, Disposition.failed, HangupSide.system)
+            return
+        self.host.track_media(peer_media, self)
+        agent.peer_media_id, agent.peer_endpoint = peer_media, peer_end
+        leg = new_leg(self.host.ua, f"{self.call_id}.b", -1, then, peer_media, peer_end)
         self.customer = leg
         from_user = then.from_user or safe_user(self.spec.dialed) or "anonymous"
         try:

@@ -56,7 +56,7 @@ class OriginatedLeg:
     oa: OfferAnswer
     local_tag: str
     sip_call_id: str
-    peer_media_id: str = ""  # A forks: the endpoint of the pair that B will use
+    peer_media_id: str = ""  # A forks: the endpoint of the pair B uses, once this one answered
     peer_endpoint: LegEndpoint | None = None
     request: SipRequest | None = None
     invite_key: TransactionKey | None = None
