@@ -108,6 +108,8 @@ async def test_message_after_busy_wave(
     (ended,) = await vm_pbx.wait_ended()
     assert ended.disposition is Disposition.voicemail
     assert ended.hangup is HangupSide.caller
+    # How the caller sounded is in the journal, as for a call an employee took.
+    assert ended.mos is not None and ended.mos > 4.0 and ended.loss == 0.0
     (message,) = left(vm_pbx)
     kinds = vm_pbx.kinds()
     assert kinds.index("VoicemailLeft") == len(kinds) - 2  # just before CallEnded

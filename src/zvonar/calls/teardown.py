@@ -177,9 +177,10 @@ async def finish(
             await end_winner(call, fork)
         elif fork.pending:
             await stop_fork(call, fork, LegEndReason(fork_reason))
+    # The caller's audio, read before voicemail lets go of the leg it owns.
+    quality = await _quality(call, call.caller.media_id)
     message = await conclude_voicemail(call)  # never raises
     recorded = await call.recording.stop(call.host.engine, call.call_id)
-    quality = await _quality(call, call.caller.media_id)
     if caller.was_fork:  # a party the caller handed on (transfer.py): its leg ends now
         await call.publish(
             LegEndedEvent,
@@ -241,8 +242,10 @@ async def end_winner(call: Call, fork: CalleeLeg) -> None:
 async def _quality(call: Call, media_id: str | None) -> dict[str, float | bool]:
     """Whether the leg was SRTP, the loss, jitter and estimated MOS of what its peer sent us,
     and what the peer's RTCP reports said of our RTP (each only once known; empty when the leg
-    is gone)."""
-    if media_id is None or not call.host.tracks_media(media_id):
+    is gone). Voicemail's leg is the call's though the B2BUA does not track it."""
+    if media_id is None:
+        return {}
+    if not (call.host.tracks_media(media_id) or media_id == call.prompt_media):
         return {}
     try:
         stats = await call.host.engine.stats(media_id)
