@@ -124,6 +124,38 @@ async def test_simulation_fills_the_journal_as_reported(office: Office) -> None:
     assert office.rt.lookup("sip:101@simoffice.zvonar") == []
 
 
+async def test_callers_the_pbx_answers_itself_hang_up_after_their_talk_time(
+    office: Office,
+) -> None:
+    """Voicemail answers at once (no ringing): each caller leaves its piece and hangs up,
+    rather than holding on until the message limit or the end of the simulation."""
+    c, p = office.container, office.principal
+    line = "+74951234500"
+    number = await c.directory.add_number(p, NumberIn(number=line, label="After hours"))
+    scheme = await c.routing.create_scheme(
+        p, "Messages", {"branches": {"working": [{"type": "voicemail"}]}}
+    )
+    await c.routing.assign(p, number.id, scheme.id)
+    target = SimTarget("127.0.0.1", office.rt.udp.port, "simoffice", STAFF, (line,))
+    config = SimConfig(
+        duration=3,
+        rate_per_minute=120,
+        max_calls=4,
+        talk_time=Dist("uniform", 0.3, 0.6),
+        rtp=True,
+        drain_timeout=10,
+        seed=3,
+    )
+    report = await simulate(target, config)
+    await asyncio.wait_for(office.rt.b2bua.wait_idle(), 5)
+    assert report.placed == report.answered == report.pbx_answered == 4, report.summary()
+    assert report.finished == 4 and report.failed == 0 and report.cut == 0, report.summary()
+    assert report.device_answers == 0
+    assert report.elapsed < 3 + 5  # nobody waited for voicemail's 120 s limit
+    listing = await c.journal.list_calls(p, CallFilter(), limit=100)
+    assert [call.dialed for call in listing.items] == [line] * 4
+
+
 async def test_wrong_password_is_a_sim_error(office: Office) -> None:
     target = SimTarget("127.0.0.1", office.rt.udp.port, "simoffice", (("101", "nope"),), (NUMBER,))
     with pytest.raises(SimError, match="refused"):

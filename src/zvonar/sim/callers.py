@@ -2,9 +2,17 @@
 
 Arrivals follow ``SimConfig.rate_at`` (thinning of a homogeneous process at the peak rate,
 so the hour-of-day profile shapes the stream). A caller waits for an answer up to a drawn
-patience and then CANCELs (abandons); once answered it ACKs, sends G.711 silence if asked
-and stays until the PBX hangs up (the device's BYE crosses the B2BUA), bounded by a cap
-after which the caller hangs up itself.
+patience and then CANCELs (abandons); once answered it ACKs and sends G.711 silence if asked.
+Who hangs up depends on who answered:
+
+* after ringing (a 180/183 came first), an employee's device: the caller stays until the
+  PBX hangs up (the device's BYE crosses the B2BUA), bounded by the talk time's cap;
+* with no ringing, the PBX itself (voicemail, a greeting, a menu, a queue's music): the
+  caller talks for its own drawn talk time and hangs up, as a caller leaving a message does.
+  Without this a simulation at off hours left every call in voicemail until its limit.
+
+Each call is counted once. One still talking when the drain after the last arrival runs out
+is hung up and counted as ``cut`` besides ``answered``.
 """
 
 from __future__ import annotations
@@ -80,14 +88,19 @@ class Callers:
                 await asyncio.wait(pending, timeout=5)
 
     async def call(self, number: str) -> None:
-        """One call; its outcome is counted in the report."""
+        """One call; its outcome is counted in the report (once)."""
+        call = _Call(self, number)
         try:
-            await _Call(self, number).run()
+            await call.run()
         except asyncio.CancelledError:
-            self.report.failed += 1
+            if call.counted:  # answered, and still talking at the drain
+                self.report.cut += 1
+            else:
+                self.report.failed += 1
             raise
         except Exception:
-            self.report.failed += 1
+            if not call.counted:
+                self.report.failed += 1
 
 
 class _Call:
@@ -103,6 +116,8 @@ class _Call:
         self.call_id = f"{secrets.token_hex(8)}@sim"
         self.key: TransactionKey | None = None
         self.dialog_answered: ResponseIn | None = None
+        self.rang = False  # a 180/183 came before the answer: a device, not the PBX itself
+        self.counted = False  # its outcome is in the report
 
     def _invite(self, offer: bytes) -> SipRequest:
         ep, pbx = self.ep, self.pbx
@@ -145,6 +160,7 @@ class _Call:
                 self.ep.ua.cancel(self.key, self.pbx, loop.time())
                 self.ep.flush()
                 final = await asyncio.wait_for(self.final, CANCEL_WAIT)
+            self.counted = True
             if isinstance(final, RequestFailed):
                 report.failed += 1
                 return
@@ -160,6 +176,8 @@ class _Call:
                 return
             report.answered += 1
             report.answer_waits.append(loop.time() - sent_at)
+            if not self.rang:
+                report.pbx_answered += 1
             await self._talk(oa, final, abandoned)
         finally:
             if self.key is not None:
@@ -169,7 +187,12 @@ class _Call:
     async def _talk(self, oa: OfferAnswer, final: ResponseIn, abandoned: bool) -> None:
         cfg, rng = self.owner.config, self.owner.rng
         media = self.ep.media
-        cap = 0.0 if abandoned else cfg.talk_time.cap + 30.0
+        if abandoned:  # a 2xx crossed our CANCEL: hang up at once
+            cap = 0.0
+        elif self.rang:  # a device answered: it hangs up, after its own talk time
+            cap = cfg.talk_time.cap + 30.0
+        else:  # the PBX answered (voicemail, a menu): we say our piece and hang up
+            cap = cfg.talk_time.draw(rng)
         streaming: asyncio.Task[None] | None = None
         if cfg.rtp and media is not None and not abandoned:
             try:
@@ -208,6 +231,7 @@ class _Call:
             return
         status = event.response.status
         if status < 200:
+            self.rang = self.rang or status in (180, 183)
             return
         if 200 <= status < 300 and event.dialog is not None and event.request is not None:
             self.ep.ua.send_ack(event.dialog, event.request, self.pbx)

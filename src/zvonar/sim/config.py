@@ -138,14 +138,19 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 @dataclass
 class SimReport:
-    """Outcome counts, from the callers' side. ``rejected``: a final 4xx/6xx from the PBX
-    (nobody answered, everyone busy); ``failed``: 5xx, no answer to the INVITE, an error."""
+    """Outcome counts, from the callers' side, each call in exactly one of ``answered``,
+    ``abandoned``, ``rejected`` (a final 4xx/6xx from the PBX: nobody answered, everyone
+    busy) and ``failed`` (5xx, no answer to the INVITE, an error). Of the answered,
+    ``pbx_answered`` were answered by the PBX itself with no ringing first (voicemail, a
+    greeting, a menu, a queue) and ``cut`` were still talking when the simulation ended."""
 
     placed: int = 0
     answered: int = 0
     abandoned: int = 0
     rejected: int = 0
     failed: int = 0
+    pbx_answered: int = 0
+    cut: int = 0
     device_answers: int = 0
     device_busy: int = 0
     rtp_packets_sent: int = 0
@@ -165,7 +170,8 @@ class SimReport:
             return "-" if v is None else f"{v * 1000:.0f} ms"
 
         return (
-            f"placed {self.placed}, answered {self.answered}, abandoned {self.abandoned}, "
+            f"placed {self.placed}, answered {self.answered} (by the PBX itself "
+            f"{self.pbx_answered}, cut at the end {self.cut}), abandoned {self.abandoned}, "
             f"rejected {self.rejected}, failed {self.failed} in {self.elapsed:.1f} s; "
             f"answer wait p50 {ms(self.wait(0.5))}, p90 {ms(self.wait(0.9))}, "
             f"p99 {ms(self.wait(0.99))}; devices answered {self.device_answers}, "
