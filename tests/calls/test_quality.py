@@ -44,12 +44,15 @@ class _Host:
 @dataclass
 class _Call:
     host: _Host
+    prompt_media: str | None = None  # voicemail's own leg: the call's, though untracked
 
 
-def _call(*stats: LegStats, tracked: set[str] | None = None) -> Call:
+def _call(
+    *stats: LegStats, tracked: set[str] | None = None, prompt_media: str | None = None
+) -> Call:
     engine = _Engine({s.leg_id: s for s in stats})
     host = _Host(engine, tracked if tracked is not None else set(engine.stats_of))
-    return cast("Call", _Call(host))
+    return cast("Call", _Call(host, prompt_media))
 
 
 async def test_the_peers_report_and_the_round_trip_are_carried_clamped_and_rounded() -> None:
@@ -127,3 +130,14 @@ async def test_a_leg_that_is_gone_says_nothing() -> None:
     assert await teardown._quality(_call(stats, tracked=set()), "m1") == {}
     assert await teardown._quality(_call(stats, tracked={"m2"}), "m2") == {}  # MediaError
     assert await teardown._quality(_call(stats), None) == {}
+
+
+async def test_voicemails_own_leg_is_the_calls() -> None:
+    stats = LegStats(leg_id="vm", loss=0.0, jitter_ms=1.0, mos=4.4)
+    call = _call(stats, tracked=set(), prompt_media="vm")
+    assert await teardown._quality(call, "vm") == {
+        "srtp": False,
+        "loss": 0.0,
+        "jitter_ms": 1.0,
+        "mos": 4.4,
+    }
