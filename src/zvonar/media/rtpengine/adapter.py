@@ -130,6 +130,7 @@ class _Recording:
     recording_id: str
     pair: _Pair
     leg_id: str
+    slot: _Slot  # the recorded leg's side: the left channel, even once that leg is released
     path: Path
     started: float  # wall clock
 
@@ -445,7 +446,10 @@ class RtpengineMediaEngine:
             raise UnsupportedError("recording needs the rtpengine recording directory")
         pair = self._pair(leg_id)
         await self._ng("start recording", pair)
-        recording = _Recording(f"rec-{next(self._ids)}", pair, leg_id, Path(path), time.time())
+        slot = pair.slot_of(leg_id)
+        recording = _Recording(
+            f"rec-{next(self._ids)}", pair, leg_id, slot, Path(path), time.time()
+        )
         self._recordings[recording.recording_id] = recording
         pair.recordings.append(recording.recording_id)
         return recording.recording_id
@@ -467,7 +471,7 @@ class RtpengineMediaEngine:
         pair.recordings.remove(recording_id)
         with contextlib.suppress(NgError):
             await self._ng("stop recording", pair)
-        left = pair.slot_of(recording.leg_id) if recording.leg_id in self._legs else pair.slots[0]
+        left = recording.slot  # not the pair's first slot: which leg came first varies
         right = pair.other(left)
         duration = await asyncio.to_thread(
             self._convert, pair.ng_call_id, recording.path, left.port, right.port, recording.started
