@@ -305,7 +305,13 @@ def simulate(
     start_hour: Annotated[float, typer.Option(help="Simulated hour of day to start at.")] = 9.0,
     max_calls: Annotated[int, typer.Option()] = 1000,
     answer_delay: Annotated[str, typer.Option(help="Seconds: 2 | 1..4 | exp:3 | ...")] = "0.5..3",
-    talk_time: Annotated[str, typer.Option()] = "lognormal:10:0.6",
+    talk_time: Annotated[
+        str,
+        typer.Option(
+            help="Seconds a device talks before it hangs up; a caller the PBX answers itself"
+            " (voicemail, a menu) hangs up after a draw of its own."
+        ),
+    ] = "lognormal:10:0.6",
     patience: Annotated[str, typer.Option(help="Caller hangs up after (while unanswered).")] = (
         "5..20"
     ),
