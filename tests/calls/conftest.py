@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.calls.rig import Pbx, start_pbx
+from tests.calls.rig import Pbx, running
 from zvonar.media.io import EmbeddedMediaEngine
 from zvonar.sip.io.runner import SipRunner
 from zvonar.sip.io.testserver import EchoPbx
@@ -34,11 +34,8 @@ async def make_phone() -> Phone:
 
 @pytest.fixture
 async def pbx() -> AsyncIterator[Pbx]:
-    engine = EmbeddedMediaEngine(media_timeout=0, host6=None)
-    rig = await start_pbx(engine)
-    yield rig
-    await rig.close()
-    await engine.close()
+    async with running(EmbeddedMediaEngine(media_timeout=0, host6=None)) as rig:
+        yield rig
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ recording bus, and a static resolver built from a dict the test fills in."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from zvonar.calls.b2bua import B2bua, RecordingPathFor
@@ -89,3 +90,16 @@ async def start_pbx(
     b2bua = B2bua(runner, engine, bus, resolver, recording_path=recording_path)
     await b2bua.start()
     return Pbx(runner, b2bua, bus, resolver, flow)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    engine: MediaEngine, *, recording_path: RecordingPathFor | None = None
+) -> AsyncIterator[Pbx]:
+    """``start_pbx`` on ``engine`` for a fixture: the rig, then the engine, closed after."""
+    rig = await start_pbx(engine, recording_path=recording_path)
+    try:
+        yield rig
+    finally:
+        await rig.close()
+        await engine.close()

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.calls.conftest import Phone
-from tests.calls.rig import ACCOUNT, Pbx, start_pbx
+from tests.calls.rig import ACCOUNT, Pbx, running
 from tests.calls.test_b2bua import dial, final_status, hang_up, target
 from zvonar.calls.events import (
     CallRinging,
@@ -94,11 +94,8 @@ class _PairsOnly(EmbeddedMediaEngine):
 
 @pytest.fixture
 async def pairs_only() -> AsyncIterator[Pbx]:
-    engine = _PairsOnly(media_timeout=0, host6=None)
-    rig = await start_pbx(engine)
-    yield rig
-    await rig.close()
-    await engine.close()
+    async with running(_PairsOnly(media_timeout=0, host6=None)) as rig:
+        yield rig
 
 
 async def test_an_engine_that_bridges_only_pairs_keeps_the_plain_180(

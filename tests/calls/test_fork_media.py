@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.calls.conftest import Phone
-from tests.calls.rig import ACCOUNT, Pbx, start_pbx
+from tests.calls.rig import ACCOUNT, Pbx, running
 from tests.calls.test_b2bua import dial, final_status, hang_up, target
 from tests.calls.test_early import progress_of
 from tests.calls.test_originate import customer, ended, outcome, ring, spec, until
@@ -89,10 +89,8 @@ class _NoCallerSide(EmbeddedMediaEngine):
 async def no_caller_side() -> AsyncIterator[Pbx]:
     engine = _NoCallerSide(media_timeout=0, host6=None)
     engine.refused = []
-    rig = await start_pbx(engine)
-    yield rig
-    await rig.close()
-    await engine.close()
+    async with running(engine) as rig:
+        yield rig
 
 
 async def test_a_winner_without_caller_side_fails_and_the_scheme_goes_on(

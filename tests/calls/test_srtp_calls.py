@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.calls.conftest import Phone
-from tests.calls.rig import ACCOUNT, Pbx, start_pbx
+from tests.calls.rig import ACCOUNT, Pbx, running
 from tests.calls.test_b2bua import dial, final_status, hang_up, target
 from zvonar.calls.events import Disposition
 from zvonar.calls.plan import Plan, Wave
@@ -26,11 +26,8 @@ SAVP = (
 
 @pytest.fixture
 async def plain_pbx() -> AsyncIterator[Pbx]:
-    engine = EmbeddedMediaEngine(media_timeout=0, host6=None, srtp=False)
-    rig = await start_pbx(engine)
-    yield rig
-    await rig.close()
-    await engine.close()
+    async with running(EmbeddedMediaEngine(media_timeout=0, host6=None, srtp=False)) as rig:
+        yield rig
 
 
 async def test_an_srtp_offer_is_answered_in_srtp(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:

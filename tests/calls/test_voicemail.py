@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.calls.conftest import Phone
-from tests.calls.rig import ACCOUNT, Pbx, start_pbx
+from tests.calls.rig import ACCOUNT, Pbx, running
 from tests.calls.test_b2bua import dial, final_status, hang_up, target
 from tests.media.engine.phone import Phone as RtpPhone
 from tests.media.engine.phone import close_all_phones, dominant, tone_pcm, tone_power
@@ -34,10 +34,8 @@ async def vm_pbx(tmp_path: Path) -> AsyncIterator[Pbx]:
         return tmp_path / "recordings" / str(account) / f"{call_id}.wav"
 
     engine = EmbeddedMediaEngine(media_timeout=0, host6=None)
-    rig = await start_pbx(engine, recording_path=where)
-    yield rig
-    await rig.close()
-    await engine.close()
+    async with running(engine, recording_path=where) as rig:
+        yield rig
     close_all_phones()
 
 
