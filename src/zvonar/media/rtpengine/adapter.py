@@ -46,7 +46,6 @@ import socket
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from zvonar.media.dtmf import event_to_digit
@@ -73,7 +72,16 @@ from zvonar.media.errors import MediaError
 from zvonar.media.pcap import pcap_to_stereo_wav
 from zvonar.media.rtpengine.bencode import BValue
 from zvonar.media.rtpengine.client import NgClient
-from zvonar.media.rtpengine.ng import NgError, as_dict, as_int, as_list
+from zvonar.media.rtpengine.ng import NgError, as_int
+from zvonar.media.rtpengine.pairs import (
+    Pair,
+    Playback,
+    Recording,
+    Slot,
+    last_heard,
+    leg_stats,
+    streams_by_tag,
+)
 from zvonar.media.rtpengine.sdp import placeholder_sdp, remote_sdp, sdp_endpoint
 from zvonar.media.wav import parse_wav
 
@@ -85,54 +93,6 @@ _TAGS = ("a", "b")
 _LOOP_REPEATS = 1_000_000  # "forever" for a looped playback (stopped explicitly)
 _FLAGS = ["port latching", "trust address"]
 _CODECS = {"transcode": ["PCMU", "PCMA"]}
-
-
-@dataclass
-class _Slot:
-    tag: str
-    address: str
-    port: int
-    leg_id: str | None = None
-    remote: RemoteMedia | None = None
-    configured_at: float = 0.0  # wall clock, as rtpengine's "last packet"
-    timed_out_at: float | None = None
-    playback: _Playback | None = None
-
-
-@dataclass
-class _Playback:
-    playback_id: str
-    timer: asyncio.TimerHandle | None = None
-
-
-@dataclass
-class _Pair:
-    ng_call_id: str
-    call_id: str
-    family: AddressFamily
-    slots: tuple[_Slot, _Slot]
-    bridged: bool = False
-    version: int = 1
-    recordings: list[str] = field(default_factory=list)
-
-    def slot_of(self, leg_id: str) -> _Slot:
-        for slot in self.slots:
-            if slot.leg_id == leg_id:
-                return slot
-        raise UnknownLegError(f"no such leg: {leg_id!r}")
-
-    def other(self, slot: _Slot) -> _Slot:
-        return self.slots[1] if slot is self.slots[0] else self.slots[0]
-
-
-@dataclass
-class _Recording:
-    recording_id: str
-    pair: _Pair
-    leg_id: str
-    slot: _Slot  # the recorded leg's side: the left channel, even once that leg is released
-    path: Path
-    started: float  # wall clock
 
 
 class RtpengineMediaEngine:
@@ -160,10 +120,10 @@ class RtpengineMediaEngine:
         self.dtmf_listen = dtmf_listen
         self.media_timeout = media_timeout
         self.poll_interval = poll_interval
-        self._pairs: dict[str, list[_Pair]] = {}  # call id -> its pairs
-        self._legs: dict[str, _Pair] = {}
-        self._by_ng_call: dict[str, _Pair] = {}
-        self._recordings: dict[str, _Recording] = {}
+        self._pairs: dict[str, list[Pair]] = {}  # call id -> its pairs
+        self._legs: dict[str, Pair] = {}
+        self._by_ng_call: dict[str, Pair] = {}
+        self._recordings: dict[str, Recording] = {}
         self._handlers: list[EventHandler] = []
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -226,12 +186,12 @@ class RtpengineMediaEngine:
             if loop is not None:
                 loop.call_soon(_deliver, handler, event)
 
-    async def _ng(self, command: str, pair: _Pair, **params: object) -> dict[str, BValue]:
+    async def _ng(self, command: str, pair: Pair, **params: object) -> dict[str, BValue]:
         if self._closed and command != "delete":
             raise MediaEngineError("engine is closed")
         return await self._client.request(command, {"call-id": pair.ng_call_id, **params})
 
-    def _pair(self, leg_id: str) -> _Pair:
+    def _pair(self, leg_id: str) -> Pair:
         pair = self._legs.get(leg_id)
         if pair is None:
             raise UnknownLegError(f"no such leg: {leg_id!r}")
@@ -260,7 +220,7 @@ class RtpengineMediaEngine:
         self._legs[leg_id] = pair
         return LegEndpoint(leg_id, call_id, slot.address, slot.port, family)
 
-    async def _new_pair(self, call_id: str, family: AddressFamily) -> _Pair:
+    async def _new_pair(self, call_id: str, family: AddressFamily) -> Pair:
         ng_call_id = f"{call_id}.{next(self._ids)}".replace(" ", "_").replace("/", "_")
         placeholder = placeholder_sdp(family)
         base = {"flags": _FLAGS, "address family": family.value}
@@ -275,8 +235,8 @@ class RtpengineMediaEngine:
         # The offer's rewritten SDP is what the b side sends to, the answer's the a side.
         b_addr, b_port = sdp_endpoint(offer.get("sdp"))
         a_addr, a_port = sdp_endpoint(answer.get("sdp"))
-        pair = _Pair(
-            ng_call_id, call_id, family, (_Slot("a", a_addr, a_port), _Slot("b", b_addr, b_port))
+        pair = Pair(
+            ng_call_id, call_id, family, (Slot("a", a_addr, a_port), Slot("b", b_addr, b_port))
         )
         self._pairs.setdefault(call_id, []).append(pair)
         self._by_ng_call[ng_call_id] = pair
@@ -294,7 +254,7 @@ class RtpengineMediaEngine:
         slot.timed_out_at = None
         await self._sync(pair)
 
-    async def _sync(self, pair: _Pair) -> None:
+    async def _sync(self, pair: Pair) -> None:
         """Offer the a side's SDP and answer with the b side's: rtpengine learns both."""
         pair.version += 1
         a, b = pair.slots
@@ -309,7 +269,7 @@ class RtpengineMediaEngine:
         ):
             raise MediaEngineError(f"rtpengine moved the ports of {pair.ng_call_id}")
 
-    def _sdp_for(self, pair: _Pair, slot: _Slot) -> str:
+    def _sdp_for(self, pair: Pair, slot: Slot) -> str:
         if slot.remote is None:
             return placeholder_sdp(pair.family)
         return remote_sdp(
@@ -399,7 +359,7 @@ class RtpengineMediaEngine:
             )
         except NgError as exc:
             raise PromptNotFoundError(f"rtpengine cannot play {path}: {exc}") from None
-        playback = _Playback(f"pb-{next(self._ids)}")
+        playback = Playback(f"pb-{next(self._ids)}")
         slot.playback = playback
         if not loop and self._loop is not None:
             duration = as_int(reply["duration"]) / 1000 if "duration" in reply else _duration(path)
@@ -408,18 +368,18 @@ class RtpengineMediaEngine:
             )
         return playback.playback_id
 
-    def _on_playback_done(self, pair: _Pair, slot: _Slot, playback: _Playback) -> None:
+    def _on_playback_done(self, pair: Pair, slot: Slot, playback: Playback) -> None:
         if slot.playback is not playback:
             return
         self._finish_playback(slot, PlaybackReason.COMPLETED)
         if pair.bridged and self._loop is not None:
             self._loop.create_task(self._unblock_partner(pair, slot))
 
-    async def _unblock_partner(self, pair: _Pair, slot: _Slot) -> None:
+    async def _unblock_partner(self, pair: Pair, slot: Slot) -> None:
         with contextlib.suppress(MediaError):
             await self._ng("unblock media", pair, **{"from-tag": pair.other(slot).tag})
 
-    def _finish_playback(self, slot: _Slot, reason: PlaybackReason) -> None:
+    def _finish_playback(self, slot: Slot, reason: PlaybackReason) -> None:
         playback = slot.playback
         if playback is None or slot.leg_id is None:
             return
@@ -447,9 +407,7 @@ class RtpengineMediaEngine:
         pair = self._pair(leg_id)
         await self._ng("start recording", pair)
         slot = pair.slot_of(leg_id)
-        recording = _Recording(
-            f"rec-{next(self._ids)}", pair, leg_id, slot, Path(path), time.time()
-        )
+        recording = Recording(f"rec-{next(self._ids)}", pair, leg_id, slot, Path(path), time.time())
         self._recordings[recording.recording_id] = recording
         pair.recordings.append(recording.recording_id)
         return recording.recording_id
@@ -496,34 +454,15 @@ class RtpengineMediaEngine:
         pair = self._pair(leg_id)
         return await self._stats(pair, pair.slot_of(leg_id))
 
-    async def _query_streams(self, pair: _Pair) -> dict[str, dict[str, BValue]]:
-        reply = await self._ng("query", pair)
-        out = {}
-        for tag, info in as_dict(reply.get("tags", {})).items():
-            medias = as_list(as_dict(info).get("medias", []))
-            if medias:
-                streams = as_list(as_dict(medias[0]).get("streams", []))
-                if streams:
-                    out[tag] = as_dict(streams[0])
-        return out
+    async def _query_streams(self, pair: Pair) -> dict[str, dict[str, BValue]]:
+        return streams_by_tag(await self._ng("query", pair))
 
-    async def _stats(self, pair: _Pair, slot: _Slot) -> LegStats:
-        leg_id = slot.leg_id or "?"
+    async def _stats(self, pair: Pair, slot: Slot) -> LegStats:
         try:
             streams = await self._query_streams(pair)
         except NgError:
-            return LegStats(leg_id)
-        mine = as_dict(streams.get(slot.tag, {}).get("stats", {}))
-        theirs = as_dict(streams.get(pair.other(slot).tag, {}).get("stats", {}))
-        return LegStats(
-            leg_id=leg_id,
-            rx_packets=as_int(mine.get("packets", 0)),
-            rx_bytes=as_int(mine.get("bytes", 0)),
-            # What the partner sent is what rtpengine forwarded to us while bridged.
-            tx_packets=as_int(theirs.get("packets", 0)) if pair.bridged else 0,
-            tx_bytes=as_int(theirs.get("bytes", 0)) if pair.bridged else 0,
-            dropped=as_int(mine.get("errors", 0)),
-        )
+            return LegStats(slot.leg_id or "?")
+        return leg_stats(pair, slot, streams)
 
     async def _poll_timeouts(self) -> None:
         while True:
@@ -535,18 +474,14 @@ class RtpengineMediaEngine:
                     except MediaError as exc:
                         log.warning("rtpengine query for %s failed: %s", pair.ng_call_id, exc)
 
-    async def _check_pair(self, pair: _Pair) -> None:
+    async def _check_pair(self, pair: Pair) -> None:
         watched = [s for s in pair.slots if s.leg_id and s.remote and s.remote.peer_sends]
         if not watched:
             return
         streams = await self._query_streams(pair)
         now = time.time()
         for slot in watched:
-            info = streams.get(slot.tag, {})
-            last = max(float(as_int(info.get("last packet", 0))), slot.configured_at)
-            packets = as_int(as_dict(info.get("stats", {})).get("packets", 0))
-            if packets == 0:
-                last = slot.configured_at
+            last = last_heard(slot, streams.get(slot.tag, {}))
             if slot.timed_out_at is not None:
                 if last > slot.timed_out_at:
                     slot.timed_out_at = None
