@@ -55,7 +55,7 @@ from zvonar.calls.requests import on_request
 from zvonar.calls.sdp_bridge import check_offer, new_offer_answer, parse_body, remote_media
 from zvonar.calls.signalling import response_to
 from zvonar.calls.steps import StepTimeout
-from zvonar.calls.teardown import finish, give_up, hangup_all, hangup_fork, release, stop_fork
+from zvonar.calls.teardown import finish, give_up, hangup_all, hangup_fork, stop_fork
 from zvonar.calls.transfer import TransferOrder, ordered_transfer
 from zvonar.calls.waves import (
     SilenceTimeout,
@@ -414,8 +414,9 @@ class Call:
     async def _connect(self, fork: CalleeLeg, remote: RemoteMedia) -> None:
         """Bridge the winner to the caller and answer the caller with our SDP."""
         engine, caller = self.host.engine, self.caller
-        if await early.confirm(self):  # the 200 repeats the 183's SDP, on the same leg
-            await release(self, fork.caller_media_id)  # this fork's own caller side: unused
+        # A caller hearing early media is answered on that leg, the 200 repeating the 183's
+        # SDP; no fork opened a caller side of its own then (win, early.caller_side).
+        await early.confirm(self)
         if caller.state is LegState.CONFIRMED and caller.media_id is not None:
             # The caller is answered already: a transfer target (the caller talked to someone
             # before), an agent after a menu or a queue (we answered to play prompts), or
