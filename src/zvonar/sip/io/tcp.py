@@ -17,7 +17,8 @@ then), bounded by ``TlsConfig.handshake_timeout``. A TLS listener accepts socket
 hands each to ``loop.connect_accepted_socket``, which raises if the handshake fails: asyncio's
 own TLS server (and uvloop's) drops such a connection without a word outside debug mode, so
 a phone refusing our certificate, a plain TCP client on the TLS port or a handshake that timed
-out is logged here with the peer's address and counted (``tls_handshake_failures``), and
+out is logged here with the peer's address and why, and counted (``tls_handshake_failures``,
+and by why: ``tls.handshake_failure``), and
 never reaches the SIP core. A connection we open checks the server's certificate against the name
 ``server_names`` holds for its address (the SIP domain it was located from, RFC 5922 §4), or
 against the address itself.
