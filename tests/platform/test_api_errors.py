@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
 from tests.conftest import Tenant
@@ -58,3 +60,103 @@ async def test_openapi_is_served(client: httpx.AsyncClient) -> None:
     assert r.status_code == 200
     assert r.json()["info"]["title"] == "Zvonar"
     assert "/api/v1/tokens" in r.json()["paths"]
+
+
+# A wall-clock time with no offset names no instant; one beyond what UTC holds cannot be
+# compared. Either must come back as a 4xx, never reach a UTC column (it used to: a 500).
+NO_OFFSET = "2026-01-01T00:00:00"
+OVERFLOWS = ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00")
+
+
+def _datetime_inputs(spec: dict[str, object]) -> set[str]:
+    """Every ``METHOD path name`` of the API that takes a date-time, from its OpenAPI."""
+    found: set[str] = set()
+    paths = spec["paths"]
+    assert isinstance(paths, dict)
+    schemas = spec["components"]["schemas"]  # type: ignore[index]
+
+    def is_datetime(s: dict[str, object]) -> bool:
+        alts = s.get("anyOf", [s])
+        return any(a.get("format") == "date-time" for a in alts)  # type: ignore[union-attr]
+
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            for prm in op.get("parameters", []):
+                if is_datetime(prm["schema"]):
+                    found.add(f"{method.upper()} {path} {prm['name']}")
+            body = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if body and "$ref" in body["schema"]:
+                model = schemas[body["schema"]["$ref"].rsplit("/", 1)[1]]
+                for name, s in model.get("properties", {}).items():
+                    if is_datetime(s):
+                        found.add(f"{method.upper()} {path} {name}")
+    return found
+
+
+async def test_datetime_inputs_need_an_offset_and_a_range(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    spec = (await client.get("/api/openapi.json")).json()
+    group = await client.post("/api/v1/groups", json={"name": "G"}, headers=tenant_a.headers)
+    assert group.status_code == 201, group.text
+    gid = group.json()["id"]
+
+    async def query(path: str, name: str, value: str) -> httpx.Response:
+        # The other bound of a range is valid, so only ``name`` can be refused.
+        span = {"since": "2029-12-15T00:00:00Z", "until": "2030-01-15T00:00:00Z"}
+        params = {**(span if name in span else {}), name: value}
+        return await client.get(path, params=params, headers=tenant_a.headers)
+
+    async def token(value: str) -> httpx.Response:
+        body = {"name": "t", "expires_at": value}
+        return await client.post("/api/v1/tokens", json=body, headers=tenant_a.headers)
+
+    async def callback(value: str) -> httpx.Response:
+        body = {"phone": "+79161234567", "group_id": gid, "not_before": value}
+        return await client.post("/api/v1/callback-requests", json=body, headers=tenant_a.headers)
+
+    summary = "/api/v1/queues/sales/summary"
+    intervals = f"/api/v1/agents/{uuid.uuid4()}/status-intervals"
+    senders = {
+        "GET /api/v1/calls from": lambda v: query("/api/v1/calls", "from", v),
+        "GET /api/v1/calls to": lambda v: query("/api/v1/calls", "to", v),
+        "GET /api/v1/calls.csv from": lambda v: query("/api/v1/calls.csv", "from", v),
+        "GET /api/v1/calls.csv to": lambda v: query("/api/v1/calls.csv", "to", v),
+        "GET /api/v1/calendar/branch at": lambda v: query("/api/v1/calendar/branch", "at", v),
+        "GET /api/v1/queues/{queue_id}/summary since": lambda v: query(summary, "since", v),
+        "GET /api/v1/queues/{queue_id}/summary until": lambda v: query(summary, "until", v),
+        "GET /api/v1/agents/{employee_id}/status-intervals since": lambda v: query(
+            intervals, "since", v
+        ),
+        "GET /api/v1/agents/{employee_id}/status-intervals until": lambda v: query(
+            intervals, "until", v
+        ),
+        "POST /api/v1/tokens expires_at": token,
+        "POST /api/v1/callback-requests not_before": callback,
+    }
+    # Inputs checked by their handlers kept the stable codes they had before ``Instant``.
+    codes = {
+        "GET /api/v1/calendar/branch at": "invalid_instant",
+        **{k: "invalid_input" for k in senders if "/summary" in k or "/status-intervals" in k},
+    }
+    # A new date-time input must be added here, so it is proven too.
+    assert _datetime_inputs(spec) == set(senders)
+    for where, send in senders.items():
+        for value in (NO_OFFSET, "2026-01-01", *OVERFLOWS):
+            r = await send(value)
+            assert r.status_code == 422, (where, value, r.status_code, r.text)
+            assert r.json()["error"]["code"] == codes.get(where, "validation_error"), r.text
+        # A valid instant passes the check (then the handler decides: the summary's queue
+        # and the agent do not exist, and this app runs no PBX for the live view).
+        r = await send("2030-01-01T00:00:00+03:00")
+        assert r.status_code in {200, 201, 202, 404, 503}, (where, r.text)
+
+
+async def test_a_token_cannot_expire_before_it_is_made(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    body = {"name": "late", "expires_at": "2020-01-01T00:00:00Z"}
+    r = await client.post("/api/v1/tokens", json=body, headers=tenant_a.headers)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "expiry_in_past", r.text
+    listed = (await client.get("/api/v1/tokens", headers=tenant_a.headers)).json()
+    assert all(t["name"] != "late" for t in listed)

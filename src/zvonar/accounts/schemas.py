@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import Field
 
 from zvonar.accounts.models import Role
-from zvonar.core.schemas import Output, StrictInput
+from zvonar.core.schemas import Instant, Output, StrictInput
 
 
 class MeOut(Output):
@@ -40,7 +40,7 @@ class UserOut(Output):
 class TokenIn(StrictInput):
     name: str = Field(min_length=1, max_length=200)
     role: Role = Role.operator
-    expires_at: datetime | None = None
+    expires_at: Instant | None = None
 
 
 class TokenOut(Output):

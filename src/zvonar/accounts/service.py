@@ -231,6 +231,9 @@ class AccountService:
         created_by: uuid.UUID | None = None,
         expires_at: datetime | None = None,
     ) -> IssuedToken:
+        if expires_at is not None and expires_at <= utcnow():
+            # It could never be used: the caller's clock or arithmetic is off, say so now.
+            raise InvalidInput("expires_at is not in the future", code="expiry_in_past")
         secret = new_secret(TOKEN_PREFIX)
         async with self.db.unit_of_work() as uow:
             token = ApiToken(

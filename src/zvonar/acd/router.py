@@ -25,6 +25,7 @@ from zvonar.acd.service import AcdService
 from zvonar.api.deps import AppContainer, CurrentPrincipal
 from zvonar.api.pagination import Page, Paging, page_of, search_query
 from zvonar.core.errors import InvalidInput
+from zvonar.core.schemas import checked_instant
 
 router = APIRouter(tags=["acd"])
 
@@ -98,8 +99,7 @@ async def queue_summary(
     threshold: Annotated[float, Query(ge=0, le=3600)] = 20.0,
     short_abandon: Annotated[float, Query(ge=0, le=3600)] = 0.0,
 ) -> QueueSummaryOut:
-    if since.tzinfo is None or until.tzinfo is None:
-        raise InvalidInput("since and until need a time zone offset")
+    since, until = checked_instant(since), checked_instant(until)
     if until <= since:
         raise InvalidInput("until must be after since")
     summary = await _service(c).queue_summary(

@@ -9,7 +9,7 @@ from typing import Annotated, Self
 from pydantic import Field, model_validator
 
 from zvonar.callbacks.events import CallbackStatus, FailedSide
-from zvonar.core.schemas import PRINTABLE, Output, PhoneText, StrictInput
+from zvonar.core.schemas import PRINTABLE, Instant, Output, PhoneText, StrictInput
 
 MAX_PARAMS = 30
 ParamKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -28,15 +28,13 @@ class CallbackRequestIn(StrictInput):
     group_id: uuid.UUID | None = None
     employee_id: uuid.UUID | None = None
     params: dict[ParamKey, ParamValue] = Field(default_factory=dict, max_length=MAX_PARAMS)
-    not_before: datetime | None = None
+    not_before: Instant | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
         given = [x for x in (self.number, self.group_id, self.employee_id) if x is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of number, group_id, employee_id")
-        if self.not_before is not None and self.not_before.tzinfo is None:
-            raise ValueError("not_before needs a time zone offset")
         return self
 
 

@@ -8,19 +8,25 @@ layer (the import-linter contracts in pyproject.toml).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from zvonar.core.errors import InvalidInput
 
 __all__ = [
     "PRINTABLE",
     "EmailText",
+    "Instant",
     "Name",
     "Output",
     "PatchInput",
     "PhoneText",
     "ShortName",
     "StrictInput",
+    "checked_instant",
+    "utc_instant",
 ]
 
 # No control characters: they have no business in names and PostgreSQL refuses NUL in text.
@@ -38,6 +44,30 @@ PhoneText = Annotated[
     ),
 ]
 EmailText = Annotated[str, Field(min_length=3, max_length=254, pattern=PRINTABLE)]
+
+
+def utc_instant(value: datetime) -> datetime:
+    """``value`` as a UTC instant; ``ValueError`` when it has no offset or lies outside what
+    UTC can hold. A wall-clock time alone names no instant (whose clock?), and the columns
+    compare instants: without this a naive or out-of-range value fails in the database."""
+    if value.utcoffset() is None:
+        raise ValueError("give the instant with its UTC offset, e.g. 2026-12-01T09:00:00+03:00")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the instant is out of range") from None
+
+
+Instant = Annotated[datetime, AfterValidator(utc_instant)]
+
+
+def checked_instant(value: datetime, *, code: str | None = None) -> datetime:
+    """``utc_instant`` for an input whose refusal has its own stable code (``InvalidInput``;
+    ``invalid_input`` unless ``code`` says otherwise), older than ``Instant``'s."""
+    try:
+        return utc_instant(value)
+    except ValueError as e:
+        raise InvalidInput(str(e), code=code) from None
 
 
 class StrictInput(BaseModel):

@@ -8,7 +8,6 @@ like a call that never existed. Error codes beyond the generic ones: ``recording
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -17,7 +16,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from zvonar.api.deps import AppContainer, CurrentPrincipal
 from zvonar.api.pagination import Page, Paging, page_of
 from zvonar.calls.events import Direction, Disposition
-from zvonar.core.schemas import PRINTABLE
+from zvonar.core.schemas import PRINTABLE, Instant
 from zvonar.journal.schemas import CallDetailOut, CallOut
 from zvonar.journal.service import CallFilter, JournalService
 
@@ -33,10 +32,12 @@ Journal = Annotated[JournalService, Depends(journal_service)]
 
 def call_filter(
     started_from: Annotated[
-        datetime | None, Query(alias="from", description="Calls started at or after.")
+        Instant | None,
+        Query(alias="from", description="Calls started at or after (an instant with offset)."),
     ] = None,
     started_to: Annotated[
-        datetime | None, Query(alias="to", description="Calls started before.")
+        Instant | None,
+        Query(alias="to", description="Calls started before (an instant with offset)."),
     ] = None,
     disposition: Annotated[list[Disposition] | None, Query(max_length=6)] = None,
     direction: Direction | None = None,

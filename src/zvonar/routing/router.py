@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query
 
 from zvonar.api.deps import AppContainer, CurrentPrincipal
 from zvonar.api.pagination import Page, Paging, page_of
-from zvonar.core.errors import InvalidInput
+from zvonar.core.schemas import checked_instant
 from zvonar.routing.models import SchemeRow
 from zvonar.routing.schedule import WorkCalendar, calendar_to_dict
 from zvonar.routing.schemas import (
@@ -122,6 +122,5 @@ async def branch_at(
     p: CurrentPrincipal, svc: Service, at: Annotated[datetime, Query()]
 ) -> BranchOut:
     """Which schedule branch is in force at ``at`` (an ISO instant with offset)."""
-    if at.tzinfo is None:
-        raise InvalidInput("give the instant with its UTC offset", code="invalid_instant")
+    checked_instant(at, code="invalid_instant")
     return BranchOut(at=at, branch=(await svc.branch_at(p, at)).value)
