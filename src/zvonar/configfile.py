@@ -20,6 +20,7 @@ from zvonar.accounts.models import Account
 from zvonar.acd.config import apply_queues_in, check_queue_references_in, export_queues
 from zvonar.container import Container
 from zvonar.core.errors import InvalidInput
+from zvonar.core.schemas import PRINTABLE, is_email
 from zvonar.directory.config import apply_directory_in, export_directory
 from zvonar.routing.config import apply_routing_in, export_routing
 from zvonar.store.db import UnitOfWork, dry_runnable
@@ -34,7 +35,6 @@ _ACCOUNT_FIELDS = (
     "recording_enabled",
     "recording_retention_days",
 )
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TOP_KEYS = {"version", "account", "directory", "queues", "routing"}
 
 
@@ -94,12 +94,13 @@ def _check_account_values(section: dict[str, Any]) -> None:
         raise InvalidInput("account.country: ISO 3166 alpha-2, upper case", code="invalid_config")
     if "language" in section and section["language"] not in ("en", "ru", "uk"):
         raise InvalidInput("account.language: one of en, ru, uk", code="invalid_config")
-    if "name" in section and not (isinstance(section["name"], str) and section["name"].strip()):
+    name = section.get("name", "x")
+    if not (isinstance(name, str) and name.strip() and re.fullmatch(PRINTABLE, name)):
         raise InvalidInput("account.name: a non-empty string", code="invalid_config")
+    if len(name) > 200:
+        raise InvalidInput("account.name: at most 200 characters", code="invalid_config")
     emails = section.get("missed_call_emails", [])
-    if not isinstance(emails, list) or not all(
-        isinstance(e, str) and _EMAIL.match(e) for e in emails
-    ):
+    if not isinstance(emails, list) or not all(isinstance(e, str) and is_email(e) for e in emails):
         raise InvalidInput("account.missed_call_emails: a list of emails", code="invalid_config")
     if not isinstance(section.get("recording_enabled", True), bool):
         raise InvalidInput("account.recording_enabled: true or false", code="invalid_config")

@@ -160,3 +160,28 @@ async def test_a_token_cannot_expire_before_it_is_made(
     assert r.status_code == 422 and r.json()["error"]["code"] == "expiry_in_past", r.text
     listed = (await client.get("/api/v1/tokens", headers=tenant_a.headers)).json()
     assert all(t["name"] != "late" for t in listed)
+
+
+async def test_control_characters_are_refused_before_the_database(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    # PostgreSQL refuses NUL in text: these used to reach it and come back as a 500.
+    h = tenant_a.headers
+    r = await client.post("/api/v1/tokens", json={"name": "a\x00b"}, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error", r.text
+    for user in (
+        {"email": "x\x00@y.ru", "name": "X", "role": "operator"},
+        {"email": "x@y.ru", "name": "X\x00", "role": "operator"},
+        {"email": "x\x01@y.ru", "name": "X", "role": "operator"},
+    ):
+        r = await client.post("/api/v1/users", json=user, headers=h)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] in {"validation_error", "invalid_email"}, r.text
+    for address in ("a\x00@x.ru", "a\x07@x.ru", "a@x\x7f.ru"):
+        scheme = {
+            "name": "S",
+            "branches": {"working": [{"type": "voicemail", "notify": [address]}]},
+        }
+        r = await client.post("/api/v1/schemes", json=scheme, headers=h)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_scheme", r.text
+    assert (await client.get("/api/v1/schemes", headers=h)).json()["items"] == []

@@ -171,6 +171,9 @@ def test_config_apply_rejects_bad_documents(cli_env: dict[str, str], tmp_path: P
         ("- just\n- a list\n", "invalid_config"),
         ("version: 1\nshop: {}\n", "invalid_config"),
         ("version: 1\naccount: {time_zone: Mars/Olympus}\n", "invalid_config"),
+        ('version: 1\naccount: {name: "Acme\\0"}\n', "invalid_config"),
+        (f"version: 1\naccount: {{name: {'A' * 201}}}\n", "invalid_config"),
+        ('version: 1\naccount: {missed_call_emails: ["a\\x07@b.ru"]}\n', "invalid_config"),
         ("version: 1\ndirectory: {numbers: {'12': {}}}\n", "invalid_phone_number"),
         ("version: 1\n: : :\n", "invalid_config"),
     ]:

@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import Field
 
 from zvonar.accounts.models import Role
-from zvonar.core.schemas import Instant, Output, StrictInput
+from zvonar.core.schemas import EmailText, Instant, Name, Output, StrictInput
 
 
 class MeOut(Output):
@@ -19,8 +19,8 @@ class MeOut(Output):
 
 
 class UserIn(StrictInput):
-    email: str = Field(min_length=3, max_length=254)
-    name: str = Field(min_length=1, max_length=200)
+    email: EmailText
+    name: Name
     role: Role
     password: str | None = Field(default=None, min_length=8, max_length=256)
     language: str | None = Field(default=None, pattern="^(en|ru|uk)$")
@@ -38,7 +38,7 @@ class UserOut(Output):
 
 
 class TokenIn(StrictInput):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     role: Role = Role.operator
     expires_at: Instant | None = None
 

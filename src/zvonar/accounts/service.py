@@ -24,12 +24,12 @@ from zvonar.accounts.passwords import (
 )
 from zvonar.accounts.throttle import LoginThrottle
 from zvonar.core.errors import Conflict, InvalidInput, LimitExceeded, NotFound, Unauthenticated
+from zvonar.core.schemas import is_email
 from zvonar.store.base import utcnow
 from zvonar.store.db import Database
 
 TOKEN_PREFIX = "zvt"  # noqa: S105 (a public marker, not a secret)
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
 
 
@@ -112,7 +112,7 @@ class AccountService:
         language: str | None = None,
     ) -> User:
         email = email.strip().lower()
-        if not _EMAIL.match(email):
+        if not is_email(email):
             raise InvalidInput("not an email address", field="email", code="invalid_email")
         if password is not None and len(password) < MIN_PASSWORD:
             raise InvalidInput(

@@ -8,6 +8,7 @@ layer (the import-linter contracts in pyproject.toml).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Self
 
@@ -26,6 +27,7 @@ __all__ = [
     "ShortName",
     "StrictInput",
     "checked_instant",
+    "is_email",
     "utc_instant",
 ]
 
@@ -44,6 +46,13 @@ PhoneText = Annotated[
     ),
 ]
 EmailText = Annotated[str, Field(min_length=3, max_length=254, pattern=PRINTABLE)]
+# local@domain.tld with no spaces and no control characters: what a mail server takes, and
+# what PostgreSQL can store (it refuses NUL). Every slice checks addresses with this one.
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
+
+
+def is_email(value: str) -> bool:
+    return _EMAIL.match(value) is not None
 
 
 def utc_instant(value: datetime) -> datetime:

@@ -9,10 +9,10 @@ import re
 import zoneinfo
 
 from zvonar.core.errors import InvalidInput
+from zvonar.core.schemas import is_email
 
 # Files in the system zone directory that are not zones a user may pick.
 _NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # RFC 1123 §2.1 host names: dot-separated labels of letters, digits and inner hyphens.
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
@@ -33,7 +33,7 @@ def time_zone(value: str, *, field: str = "time_zone") -> str:
 def email(value: str, *, field: str = "email") -> str:
     value = value.strip().lower()
     # Lower-casing can lengthen text ("İ" → "i̇"): re-check against the column's 254.
-    if len(value) > 254 or not _EMAIL.match(value):
+    if len(value) > 254 or not is_email(value):
         raise InvalidInput("not an email address", code="invalid_email", field=field)
     return value
 

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from zvonar.core.schemas import is_email
 from zvonar.routing.errors import SchemeInvalid
 from zvonar.routing.schedule import Branch
 from zvonar.routing.scheme import (
@@ -68,7 +69,6 @@ from zvonar.routing.strategies import Strategy
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _SIP = re.compile(r"^sips?:[^\s@]+@[^\s@]+$|^sips?:[^\s@]+$")
-_EMAIL = re.compile(r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
 _PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]+$")
 MAX_TIMEOUT = 600
 
@@ -191,7 +191,7 @@ def _ring(o: _Obj) -> RingStep:
 def _voicemail(o: _Obj) -> VoicemailStep:
     notify = []
     for i, email in enumerate(o.items("notify", 20)):
-        if not isinstance(email, str) or not _EMAIL.match(email):
+        if not isinstance(email, str) or not is_email(email):
             raise SchemeInvalid("expected an email address", path=f"{o.at('notify')}[{i}]")
         notify.append(email.strip().lower())
     return VoicemailStep(greeting=o.text("greeting"), notify=tuple(notify), label=o.text("label"))
