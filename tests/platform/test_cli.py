@@ -194,6 +194,40 @@ def test_demo_is_idempotent_and_prints_a_working_login(cli_env: dict[str, str]) 
     assert "http://127.0.0.1:8080/" in first
 
 
+def test_demo_mints_a_new_token_when_the_printed_one_was_revoked(
+    cli_env: dict[str, str],
+) -> None:
+    from sqlalchemy import Connection, text
+
+    from tests.platform.test_migrations import _sync
+    from zvonar.accounts.passwords import sha256_hex
+
+    def token_of(out: str) -> str:
+        found = re.search(r"token: (zvt_\S+)\)", out)
+        assert found, out
+        return found.group(1)
+
+    def live(secret: str) -> bool:
+        def q(conn: Connection) -> bool:
+            row = conn.execute(
+                text("SELECT revoked_at FROM api_tokens WHERE secret_hash = :h"),
+                {"h": sha256_hex(secret)},
+            ).one_or_none()
+            return row is not None and row[0] is None
+
+        return bool(_sync(cli_env["ZVONAR_DATABASE_URL"], q))
+
+    first = token_of(invoke("demo", "--load-only"))
+    assert live(first) and token_of(invoke("demo", "--load-only")) == first
+    _sync(
+        cli_env["ZVONAR_DATABASE_URL"],
+        lambda conn: conn.execute(text("UPDATE api_tokens SET revoked_at = created_at")),
+    )
+    second = token_of(invoke("demo", "--load-only"))
+    assert second != first and live(second)
+    assert token_of(invoke("demo", "--load-only")) == second
+
+
 def free_udp_port() -> int:
     return peer_port()
 

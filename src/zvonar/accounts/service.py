@@ -271,7 +271,9 @@ class AccountService:
                 uow.emit(ApiTokenRevoked(account_id=token.account_id, token_id=token.id))
         return token
 
-    async def resolve_token(self, secret: str) -> Principal:
+    async def resolve_token(self, secret: str, *, touch: bool = True) -> Principal:
+        """The principal a token's secret stands for; ``touch=False`` checks it without
+        counting as a use (``last_used_at``)."""
         async with self.db.unit_of_work() as uow:
             token = await uow.session.scalar(
                 select(ApiToken).where(ApiToken.secret_hash == sha256_hex(secret))
@@ -284,7 +286,9 @@ class AccountService:
             ):
                 raise Unauthenticated("invalid or revoked API token", code="invalid_token")
             # Touch at most once a minute: a hot integration should not write on every request.
-            if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+            if touch and (
+                token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1)
+            ):
                 token.last_used_at = now
             return Principal(
                 account_id=token.account_id,

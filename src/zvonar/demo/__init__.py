@@ -16,7 +16,7 @@ from typing import Any
 from zvonar.accounts.models import Role
 from zvonar.configfile import apply_config
 from zvonar.container import Container
-from zvonar.core.errors import NotFound
+from zvonar.core.errors import NotFound, Unauthenticated
 from zvonar.directory.phone import sip_realm
 
 SLUG = "demo"
@@ -157,6 +157,11 @@ async def load_demo(c: Container) -> DemoInfo:
             language="ru",
         )
     token = creds.get("api_token")
+    if token is not None:
+        try:
+            await c.accounts.resolve_token(token, touch=False)
+        except Unauthenticated:  # revoked, or the database is not the one it was minted in
+            token = None
     if token is None:
         issued = await c.accounts.create_token(account.id, name="demo", role=Role.admin)
         token = issued.secret
