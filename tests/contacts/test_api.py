@@ -104,6 +104,16 @@ async def test_validation_codes(api: httpx.AsyncClient, tenant_a: Tenant) -> Non
     await create(api, tenant_a, {"name": "X", "external_id": "e1"})
     r = await api.post(API, json={"name": "Y", "external_id": "e1"}, headers=tenant_a.headers)
     assert code(r, 409) == "external_id_taken"
+    # Taking another contact's external_id by PATCH is the same conflict, and changes nothing.
+    y = await create(api, tenant_a, {"name": "Y", "external_id": "e2"})
+    r = await api.patch(
+        f"{API}/{y['id']}", json={"external_id": "e1", "city": "Omsk"}, headers=tenant_a.headers
+    )
+    assert code(r, 409) == "external_id_taken"
+    after = (await api.get(f"{API}/{y['id']}", headers=tenant_a.headers)).json()
+    assert (after["external_id"], after["city"]) == ("e2", None)
+    r = await api.patch(f"{API}/{y['id']}", json={"external_id": "e2"}, headers=tenant_a.headers)
+    assert r.status_code == 200, r.text  # its own id is no conflict
 
 
 async def test_filters_and_pagination(api: httpx.AsyncClient, tenant_a: Tenant) -> None:

@@ -149,7 +149,7 @@ class ContactService:
                 external_id=data.external_id,
                 manager_id=await self._manager(uow.session, account.id, data.manager_id),
             )
-            await self._check_external_id(uow.session, contact)
+            await self._check_external_id(uow.session, account.id, data.external_id, None)
             uow.session.add(contact)
             await self._flush(uow.session)
             await self._set_numbers(uow.session, contact, numbers)
@@ -168,6 +168,10 @@ class ContactService:
             if "name" in sent and patch.name is not None:
                 contact.name = patch.name
                 contact.name_folded = patch.name.casefold()
+            if "external_id" in sent:
+                # Checked before it is set: the check's query would autoflush the duplicate
+                # into the unique index and fail there instead of answering 409.
+                await self._check_external_id(s, account.id, patch.external_id, contact.id)
             for field in ("company", "city", "notes", "external_id"):
                 if field in sent:
                     setattr(contact, field, getattr(patch, field))
@@ -176,8 +180,6 @@ class ContactService:
             if "tags" in sent and patch.tags is not None:
                 contact.tags = _tags(patch.tags)
                 contact.tags_key = tags_key(contact.tags)
-            if "external_id" in sent:
-                await self._check_external_id(s, contact)
             if "manager_id" in sent:
                 contact.manager_id = await self._manager(s, account.id, patch.manager_id)
             if "numbers" in sent and patch.numbers is not None:
@@ -269,16 +271,15 @@ class ContactService:
         return employee_id
 
     @staticmethod
-    async def _check_external_id(s: AsyncSession, contact: Contact) -> None:
-        if contact.external_id is None:
+    async def _check_external_id(
+        s: AsyncSession, account_id: uuid.UUID, external_id: str | None, own: uuid.UUID | None
+    ) -> None:
+        if external_id is None:
             return
-        other = await s.scalar(
-            select(Contact.id).where(
-                Contact.account_id == contact.account_id,
-                Contact.external_id == contact.external_id,
-                Contact.id != contact.id,
-            )
+        query = select(Contact.id).where(
+            Contact.account_id == account_id, Contact.external_id == external_id
         )
+        other = await s.scalar(query if own is None else query.where(Contact.id != own))
         if other is not None:
             raise Conflict(
                 "another contact has this external_id",
