@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from zvonar.api.deps import AppContainer, CurrentPrincipal
-from zvonar.api.pagination import Page, Paging, page_of
+from zvonar.api.pagination import Page, Paging, page_of, search_query
 from zvonar.core.schemas import checked_instant
 from zvonar.routing.models import SchemeRow
 from zvonar.routing.schedule import WorkCalendar, calendar_to_dict
@@ -64,7 +64,7 @@ async def list_schemes(
     p: CurrentPrincipal,
     svc: Service,
     page: Paging,
-    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    q: Annotated[str | None, search_query("Scheme name contains.")] = None,
 ) -> Page[SchemeOut]:
     found = await svc.list_schemes(p, q=q, limit=page.limit, offset=page.offset)
     return page_of(found, page, _scheme)
