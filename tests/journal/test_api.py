@@ -21,6 +21,7 @@ from zvonar.calls.events import (
     Direction,
     Disposition,
     LegEndReason,
+    VoicemailLeft,
 )
 from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
@@ -178,6 +179,54 @@ async def test_recording_deleted_from_disk_is_a_404(
     listed = await calls(api, tenant_a, has_recording="true")
     r = await api.get(f"{API}/calls/{listed['items'][0]['id']}/recording", headers=tenant_a.headers)
     assert r.status_code == 404 and r.json()["error"]["code"] == "recording_not_found"
+
+
+async def test_voicemail_message_streams_with_range(
+    api: httpx.AsyncClient,
+    bus: RecordingBus,
+    container: Container,
+    journal: JournalService,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+) -> None:
+    s = await seed(bus, journal, tenant_a)
+    left = CallScript(tenant_a.account_id, call_id="c-vm", start=s["start"])
+    message = journal.recording_path_for(tenant_a.account_id, "c-vm", left.start)
+    message = message.with_suffix(".vm.wav")
+    message.write_bytes(WAV[::-1])
+    await publish(
+        bus,
+        left.started(),
+        left.ended(30, Disposition.missed),
+        VoicemailLeft(
+            account_id=tenant_a.account_id, call_id="c-vm", path=str(message), duration=9
+        ),
+    )
+    (row,) = (await calls(api, tenant_a, disposition="voicemail"))["items"]
+    assert (row["call_id"], row["has_voicemail"], row["voicemail_seconds"]) == ("c-vm", True, 9)
+    url = f"{API}/calls/{row['id']}/voicemail"
+    whole = await api.get(url, headers=tenant_a.headers)
+    assert whole.status_code == 200 and whole.headers["content-type"] == "audio/wav"
+    assert whole.content == WAV[::-1]
+    part = await api.get(url, headers={**tenant_a.headers, "Range": "bytes=4-11"})
+    assert part.status_code == 206 and part.content == WAV[::-1][4:12]
+    # Its recording is not its message, and a call with no message says so.
+    r = await api.get(f"{API}/calls/{row['id']}/recording", headers=tenant_a.headers)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "recording_not_found"
+    answered = (await calls(api, tenant_a, has_recording="true"))["items"][0]["id"]
+    r = await api.get(f"{API}/calls/{answered}/voicemail", headers=tenant_a.headers)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "voicemail_not_found"
+    # Another account, and a role that may not listen, get nothing.
+    r = await api.get(url, headers=tenant_b.headers)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    operator = await container.accounts.create_token(
+        tenant_a.account_id, name="desk", role=Role.operator
+    )
+    r = await api.get(url, headers={"Authorization": f"Bearer {operator.secret}"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "permission_denied"
+    message.unlink()
+    r = await api.get(url, headers=tenant_a.headers)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "voicemail_not_found"
 
 
 async def test_another_accounts_calls_are_not_found(

@@ -296,6 +296,32 @@ async def test_retention_deletes_old_recordings_and_keeps_the_rows(
     assert await journal.purge_recordings(tenant_a.account_id, 30, now) == 0
 
 
+async def test_retention_deletes_old_voicemail_messages_too(
+    container: Container, bus: RecordingBus, journal: JournalService, tenant_a: Tenant
+) -> None:
+    old = CallScript(tenant_a.account_id)
+    new = CallScript(tenant_a.account_id, start=old.at(86400 * 29))
+    messages = {}
+    for s in (old, new):
+        path = journal.recording_path_for(s.account_id, s.call_id, s.start).with_suffix(".vm.wav")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"RIFF....WAVE")
+        messages[s.call_id] = path
+        await publish(
+            bus,
+            s.started(),
+            s.ended(30, Disposition.missed),
+            VoicemailLeft(account_id=s.account_id, call_id=s.call_id, path=str(path), duration=9),
+        )
+    now = old.at(86400 * 31)
+    assert await journal.purge_recordings(tenant_a.account_id, 30, now) == 1
+    assert not messages[old.call_id].exists() and messages[new.call_id].exists()
+    kept = await row(container, old.call_id)
+    assert kept is not None and kept.disposition is Disposition.voicemail
+    assert (kept.voicemail_path, kept.voicemail_seconds) == (None, None)
+    assert await journal.purge_recordings(tenant_a.account_id, 30, now) == 0
+
+
 def test_timings_and_dispositions_rules() -> None:
     s = CallScript(uuid.uuid4())
     assert rules.timings(s.at(0), s.at(2.25), s.at(10)) == (2.25, 7.75)

@@ -1,6 +1,6 @@
-"""Recording retention: delete recordings older than the account keeps them
-(``Account.recording_retention_days``); the journal row stays, with its recording path
-cleared. :class:`RetentionSchedule` runs it for every account at start-up and daily."""
+"""Recording retention: delete recordings and voicemail messages older than the account keeps
+them (``Account.recording_retention_days``); the journal row stays, with the file's path and
+length cleared. :class:`RetentionSchedule` runs it for every account at start-up and daily."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from zvonar.accounts.models import Account
 from zvonar.core.errors import InvalidInput
@@ -30,9 +30,9 @@ DAY = 86400.0
 async def purge_recordings(
     db: Database, data_dir: Path, account_id: uuid.UUID, retention_days: int, now: datetime
 ) -> int:
-    """Delete the account's recordings of calls started more than ``retention_days`` before
-    ``now``; returns how many rows lost their recording. A file already gone is fine; a file
-    that cannot be deleted keeps its path so the next run tries again."""
+    """Delete the account's recordings and voicemail messages of calls started more than
+    ``retention_days`` before ``now``; returns how many files went. A file already gone is
+    fine; a file that cannot be deleted keeps its path so the next run tries again."""
     if retention_days < 1:
         raise InvalidInput("retention must be at least one day", field="retention_days")
     cutoff = now - timedelta(days=retention_days)
@@ -41,25 +41,34 @@ async def purge_recordings(
         rows = await uow.session.scalars(
             select(CallRecord).where(
                 CallRecord.account_id == account_id,
-                CallRecord.recording_path.is_not(None),
+                or_(CallRecord.recording_path.is_not(None), CallRecord.voicemail_path.is_not(None)),
                 CallRecord.started_at < cutoff,
             )
         )
         for call in rows:
-            stored = call.recording_path
-            if stored is None:  # for the type checker: the query excludes it
-                continue
-            file = paths.to_file(data_dir, account_id, stored)
-            try:
-                if file is not None:
-                    file.unlink(missing_ok=True)
-            except OSError:
-                log.exception("journal: could not delete recording %s", stored)
-                continue
-            call.recording_path = None
-            call.recording_seconds = None
-            purged += 1
+            if _delete(data_dir, account_id, call.recording_path):
+                call.recording_path = None
+                call.recording_seconds = None
+                purged += 1
+            if _delete(data_dir, account_id, call.voicemail_path):
+                call.voicemail_path = None
+                call.voicemail_seconds = None
+                purged += 1
     return purged
+
+
+def _delete(data_dir: Path, account_id: uuid.UUID, stored: str | None) -> bool:
+    """Whether ``stored`` is a path that is now gone from disk (it may have been already)."""
+    if stored is None:
+        return False
+    file = paths.to_file(data_dir, account_id, stored)
+    try:
+        if file is not None:
+            file.unlink(missing_ok=True)
+    except OSError:
+        log.exception("journal: could not delete %s", stored)
+        return False
+    return True
 
 
 class Purger(Protocol):
@@ -72,7 +81,7 @@ class Purger(Protocol):
 
 
 async def purge_all(db: Database, purger: Purger, now: datetime) -> dict[uuid.UUID, int]:
-    """Apply every account's ``recording_retention_days``; per account, how many recordings
+    """Apply every account's ``recording_retention_days``; per account, how many files
     went. One account failing (a disk error) does not stop the others."""
     async with db.read() as s:
         accounts = (await s.execute(select(Account.id, Account.recording_retention_days))).all()
@@ -122,7 +131,7 @@ class RetentionSchedule:
         self.runs += 1
         purged = sum(self.last.values())
         if purged:
-            log.info("journal: retention deleted %d recording(s)", purged)
+            log.info("journal: retention deleted %d recording(s) and message(s)", purged)
         return self.last
 
     async def stop(self) -> None:

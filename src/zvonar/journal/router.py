@@ -133,3 +133,14 @@ async def get_recording(call_pk: uuid.UUID, p: CurrentPrincipal, journal: Journa
     """Streams the recording; honours ``Range`` so players can seek."""
     file = await journal.recording_file(p, call_pk)
     return FileResponse(file, media_type="audio/wav", filename=file.name)
+
+
+@router.get(
+    "/calls/{call_pk}/voicemail",
+    response_class=FileResponse,
+    responses={200: {"content": {"audio/wav": {}}, "description": "The message, as WAV."}},
+)
+async def get_voicemail(call_pk: uuid.UUID, p: CurrentPrincipal, journal: Journal) -> FileResponse:
+    """Streams the voicemail message the caller left; honours ``Range``."""
+    file = await journal.voicemail_file(p, call_pk)
+    return FileResponse(file, media_type="audio/wav", filename=file.name)

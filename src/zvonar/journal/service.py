@@ -195,11 +195,21 @@ class JournalService:
         made, purged by retention, or missing on disk)."""
         p.require(Perm.recordings_listen)
         call = await self._call(p, call_pk)
-        file = (
-            paths.to_file(self.data_dir, call.account_id, call.recording_path)
-            if call.recording_path
-            else None
-        )
-        if file is None or not file.is_file():
+        file = self._file(call.account_id, call.recording_path)
+        if file is None:
             raise NotFound("this call has no recording", code="recording_not_found")
         return file
+
+    async def voicemail_file(self, p: Principal, call_pk: uuid.UUID) -> Path:
+        """The WAV file of the message the caller left; ``voicemail_not_found`` when there is
+        none (no message, purged by retention, or missing on disk)."""
+        p.require(Perm.recordings_listen)
+        call = await self._call(p, call_pk)
+        file = self._file(call.account_id, call.voicemail_path)
+        if file is None:
+            raise NotFound("this call has no voicemail message", code="voicemail_not_found")
+        return file
+
+    def _file(self, account_id: uuid.UUID, stored: str | None) -> Path | None:
+        file = paths.to_file(self.data_dir, account_id, stored) if stored else None
+        return file if file is not None and file.is_file() else None
