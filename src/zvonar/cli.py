@@ -53,7 +53,65 @@ def _global(
 
 
 def _settings() -> Settings:
-    return Settings()
+    """The settings, or a line per bad one and exit code 2 (not a traceback)."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = ".".join(str(part) for part in err["loc"]) or "settings"
+            typer.secho(
+                f"error [invalid_settings]: {name} (ZVONAR_{name.upper()}): {err['msg']}",
+                fg=typer.colors.RED,
+                err=True,
+            )
+        raise typer.Exit(code=2) from None
+
+
+def _database(s: Settings) -> str:
+    """The database URL once a connection to it works; if none can be made, why, and exit
+    code 1 (an operator's problem to fix, not a traceback to read)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from zvonar.store.db import make_engine
+
+    url = s.effective_database_url
+
+    async def probe() -> None:
+        engine = make_engine(url)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+
+    def probe_sqlite() -> None:
+        # The standard library's driver: aiosqlite's worker thread, failing to open a file,
+        # reports to a loop that asyncio.run has already closed.
+        engine = create_engine(url.replace("+aiosqlite", "", 1))
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+
+    try:
+        if url.startswith("sqlite"):
+            probe_sqlite()
+        else:
+            asyncio.run(probe())
+    except (OSError, SQLAlchemyError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        shown = s.redacted()["database_url"]
+        typer.secho(
+            f"error [database_unavailable]: cannot use {shown}: {reason}",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(code=1) from None
+    return url
 
 
 def _fail(exc: ZvonarError) -> typer.Exit:
@@ -65,8 +123,11 @@ def _run(factory: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``factory(container)`` on a fresh container and dispose it afterwards."""
     from zvonar.app import create_container
 
+    settings = _settings()
+    _database(settings)
+
     async def main() -> T:
-        c = create_container(_settings())
+        c = create_container(settings)
         try:
             return await factory(c)
         finally:
@@ -86,7 +147,7 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 
     s = _settings()
     s.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(s.effective_database_url, revision)
+    upgrade(_database(s), revision)
     typer.echo(f"database at {revision}: {s.redacted()['database_url']}")
 
 
@@ -95,7 +156,7 @@ def db_downgrade(revision: str = typer.Argument(..., help="Target revision, or '
     """Migrate the database schema down to REVISION."""
     from zvonar.store.migrate import downgrade
 
-    downgrade(_settings().effective_database_url, revision)
+    downgrade(_database(_settings()), revision)
     typer.echo(f"database at {revision}")
 
 
@@ -269,8 +330,9 @@ def serve(
 
     s = _settings()
     s.data_dir.mkdir(parents=True, exist_ok=True)
+    url = _database(s)
     if migrate:
-        upgrade(s.effective_database_url)
+        upgrade(url)
     _serve(s, host, port)
 
 
@@ -286,7 +348,7 @@ def demo(
 
     s = _settings()
     s.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(s.effective_database_url)
+    upgrade(_database(s))
     info = _run(lambda c: load_demo(c))
     url = s.public_url or f"http://{host or s.http_host}:{port or s.http_port}/"
     typer.echo(info.banner(url))

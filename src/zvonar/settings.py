@@ -37,6 +37,15 @@ class _TomlFileSource(PydanticBaseSettingsSource):
         return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
 
 
+_DRIVERS = {
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "sqlite": "sqlite+aiosqlite",
+}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ZVONAR_", extra="ignore")
 
@@ -144,6 +153,23 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as fh:
             fh.write(key)
         return key
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        """The two drivers the project installs; the URLs people usually have for them
+        (``postgres://``, ``postgresql://``, ``sqlite://``) are taken as meaning them."""
+        if not value:
+            return None
+        scheme, sep, rest = value.partition("://")
+        if not sep:
+            raise ValueError("a URL such as postgresql+asyncpg://user@host/db")
+        driver = _DRIVERS.get(scheme.lower())
+        if driver is None:
+            raise ValueError(
+                "use postgresql+asyncpg://user:password@host/db or sqlite+aiosqlite:///path"
+            )
+        return f"{driver}://{rest}"
 
     @field_validator("dns_servers")
     @classmethod

@@ -331,3 +331,34 @@ def test_demo_serves_ui_and_api(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_bad_settings_and_an_unreachable_database_are_one_line_each(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    invoke("db", "upgrade")
+    bad = runner.invoke(app, ["account", "create", "acme", "--name", "  "])
+    assert bad.exit_code == 2 and "error [invalid_input]" in bad.output, bad.output
+    monkeypatch.setenv("ZVONAR_HTTP_PORT", "eighty")
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 2, result.output
+    assert "error [invalid_settings]: http_port (ZVONAR_HTTP_PORT)" in result.output
+    monkeypatch.delenv("ZVONAR_HTTP_PORT")
+    monkeypatch.setenv("ZVONAR_DATABASE_URL", "mysql://db/zvonar")
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 2 and "database_url (ZVONAR_DATABASE_URL)" in result.output
+    for url, reason in [
+        (f"postgresql+asyncpg://zv:secret@127.0.0.1:{free_port()}/zv", "Connect call failed"),
+        (f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/zv.db", "unable to open database file"),
+    ]:
+        monkeypatch.setenv("ZVONAR_DATABASE_URL", url)
+        for args in (["db", "upgrade"], ["account", "create", "x", "--name", "X"]):
+            result = runner.invoke(app, args)
+            assert result.exit_code == 1, (args, result.output, result.exception)
+            assert "error [database_unavailable]" in result.output and reason in result.output
+            assert "secret" not in result.output  # the password is never printed
+    # The usual spelling of a PostgreSQL URL means our driver.
+    monkeypatch.setenv("ZVONAR_DATABASE_URL", "postgres://u@h/db")
+    from zvonar.settings import Settings
+
+    assert Settings().effective_database_url == "postgresql+asyncpg://u@h/db"

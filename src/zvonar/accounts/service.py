@@ -24,7 +24,7 @@ from zvonar.accounts.passwords import (
 )
 from zvonar.accounts.throttle import LoginThrottle
 from zvonar.core.errors import Conflict, InvalidInput, LimitExceeded, NotFound, Unauthenticated
-from zvonar.core.schemas import is_email
+from zvonar.core.schemas import PRINTABLE, is_email
 from zvonar.store.base import utcnow
 from zvonar.store.db import Database
 
@@ -72,6 +72,9 @@ class AccountService:
     ) -> Account:
         if not _SLUG.match(slug):
             raise InvalidInput("slug must be lower-case letters, digits and dashes", field="slug")
+        name = name.strip()
+        if not name or len(name) > 200 or not re.fullmatch(PRINTABLE, name):
+            raise InvalidInput("the name must be 1-200 printable characters", field="name")
         async with self.db.unit_of_work() as uow:
             if await uow.session.scalar(select(Account.id).where(Account.slug == slug)):
                 raise Conflict(f"account {slug!r} already exists", code="account_exists")
