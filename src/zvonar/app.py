@@ -43,6 +43,7 @@ from zvonar.prompts.service import MAX_UPLOAD_BYTES as MAX_PROMPT_BYTES
 from zvonar.prompts.service import PromptService
 from zvonar.routing.router import router as routing_router
 from zvonar.routing.service import RoutingService
+from zvonar.routing.writer import guard_scheme_references
 from zvonar.settings import Settings
 from zvonar.store.base import utcnow
 from zvonar.store.db import Database
@@ -98,7 +99,7 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
         bus=bus,
         db=db,
         accounts=AccountService(db),
-        directory=DirectoryService(db),
+        directory=DirectoryService(db, guards=[guard_scheme_references]),
         routing=RoutingService(db),
         contacts=ContactService(db),
         journal=journal,

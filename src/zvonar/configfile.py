@@ -23,6 +23,7 @@ from zvonar.core.errors import InvalidInput
 from zvonar.core.schemas import PRINTABLE, is_email
 from zvonar.directory.config import apply_directory_in, export_directory
 from zvonar.routing.config import apply_routing_in, export_routing
+from zvonar.routing.writer import guard_scheme_references
 from zvonar.store.db import UnitOfWork, dry_runnable
 
 VERSION = 1
@@ -127,6 +128,8 @@ async def apply_config(
         account = await uow.session.get(Account, account_id)
         if account is None:
             raise InvalidInput("account not found", code="invalid_config")
+        # A directory section alone must not leave a scheme ringing a renamed group.
+        schemes_still_ring = await guard_scheme_references(uow, account_id)
         for field, new in account_section.items():
             old = getattr(account, field)
             if new != old:
@@ -142,6 +145,7 @@ async def apply_config(
             # Once queues are managed here, every scheme's queue step must name one of them
             # (checked after routing, so schemes may name queues this document defines).
             await check_queue_references_in(uow, account_id)
+        await schemes_still_ring()
         return changes
 
     return await dry_runnable(c.db, apply, dry_run=dry_run)

@@ -660,3 +660,55 @@ async def test_second_tenant_same_extension(
     await created(client, other, "/employees", {"name": "A", "extension": "100"})
     await created(client, tenant_a, "/groups", {"name": "Sales"})
     await created(client, other, "/groups", {"name": "Sales"})
+
+
+async def test_a_scheme_keeps_the_employees_and_groups_it_rings(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    """Renaming or deleting a group, or changing or deleting an extension, that a scheme rings
+    would leave the scheme ringing nobody (and refuse every later scheme write of the account
+    as naming an unknown reference): it is a 409 naming the scheme, and nothing changes."""
+    h = tenant_a.headers
+    anna = await created(client, tenant_a, "/employees", {"name": "Анна", "extension": "101"})
+    boris = await created(client, tenant_a, "/employees", {"name": "Борис", "extension": "102"})
+    sales = await created(client, tenant_a, "/groups", {"name": "Sales", "members": []})
+    spare = await created(client, tenant_a, "/groups", {"name": "Spare", "members": []})
+    scheme = {
+        "name": "Main",
+        "branches": {
+            "working": [
+                {"type": "ring", "targets": [{"employee": "101"}], "timeout": 10},
+                {"type": "ring", "targets": [{"group": "Sales"}]},
+            ]
+        },
+    }
+    assert (await post(client, tenant_a, "/schemes", scheme)).status_code == 201
+    refused = [
+        ("PATCH", f"/groups/{sales['id']}", {"name": "Retail"}, "group_in_use"),
+        ("DELETE", f"/groups/{sales['id']}", None, "group_in_use"),
+        ("PATCH", f"/employees/{anna['id']}", {"extension": "111"}, "employee_in_use"),
+        ("DELETE", f"/employees/{anna['id']}", None, "employee_in_use"),
+    ]
+    for method, path, body, code in refused:
+        r = await client.request(method, f"{API}{path}", json=body, headers=h)
+        assert error(r, 409) == code, (method, path)
+        assert r.json()["error"]["details"]["scheme"] == "Main"
+    group = (await client.get(f"{API}/groups/{sales['id']}", headers=h)).json()
+    assert group["name"] == "Sales"
+    employee = (await client.get(f"{API}/employees/{anna['id']}", headers=h)).json()
+    assert employee["extension"] == "101"
+    # What no scheme rings changes freely, and so does a name the scheme does not use.
+    r = await client.patch(f"{API}/groups/{spare['id']}", json={"name": "Reserve"}, headers=h)
+    assert r.status_code == 200, r.text
+    r = await client.patch(f"{API}/employees/{anna['id']}", json={"name": "Анна П."}, headers=h)
+    assert r.status_code == 200, r.text
+    r = await client.patch(f"{API}/employees/{boris['id']}", json={"extension": "112"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert (await client.delete(f"{API}/groups/{spare['id']}", headers=h)).status_code == 204
+    # Once the scheme no longer rings them, they can go.
+    scheme["branches"]["working"] = [{"type": "hangup"}]  # type: ignore[index]
+    main = (await client.get(f"{API}/schemes", headers=h)).json()["items"][0]
+    r = await client.put(f"{API}/schemes/{main['id']}", json=scheme, headers=h)
+    assert r.status_code == 200, r.text
+    assert (await client.delete(f"{API}/groups/{sales['id']}", headers=h)).status_code == 204
+    assert (await client.delete(f"{API}/employees/{anna['id']}", headers=h)).status_code == 204

@@ -132,3 +132,26 @@ async def test_apply_errors_write_nothing(
 async def test_unknown_keys_refused(container: Container, tenant_a: Tenant) -> None:
     with pytest.raises(InvalidInput):
         await apply_routing(container.db, tenant_a.account_id, {"flows": {}}, dry_run=False)
+
+
+async def test_a_directory_section_cannot_take_what_a_scheme_rings(
+    container: Container, tenant_a: Tenant
+) -> None:
+    from zvonar.configfile import apply_config
+    from zvonar.directory.config import export_directory
+
+    db, acc = container.db, tenant_a.account_id
+    await apply_directory(db, acc, DIRECTORY, dry_run=False)
+    await apply_routing(db, acc, copy.deepcopy(ROUTING), dry_run=False)
+    renamed = copy.deepcopy(DIRECTORY)
+    renamed["groups"] = {"Sales managers": {"members": ["100"]}}
+    with pytest.raises(ZvonarError) as err:
+        await apply_config(container, acc, {"version": 1, "directory": renamed}, dry_run=False)
+    assert err.value.code == "group_in_use" and err.value.details["scheme"] == "Main"
+    assert set((await export_directory(db, acc))["groups"]) == {"Managers"}
+    # The same rename with the scheme following it in the same document is fine.
+    routing = copy.deepcopy(ROUTING)
+    routing["schemes"]["Main"]["branches"]["working"][1]["targets"] = [{"group": "Sales managers"}]
+    doc = {"version": 1, "directory": renamed, "routing": routing}
+    await apply_config(container, acc, doc, dry_run=False)
+    assert set((await export_directory(db, acc))["groups"]) == {"Sales managers"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -31,7 +31,7 @@ from zvonar.directory.schemas import (
     TrunkPatch,
 )
 from zvonar.directory.writer import DirectoryWriter
-from zvonar.store.db import Database
+from zvonar.store.db import Database, UnitOfWork
 
 T = TypeVar("T")
 M = TypeVar("M", Employee, Group, Number, Trunk)
@@ -150,16 +150,28 @@ async def members_of(
     return {k: tuple(v) for k, v in out.items()}
 
 
+# What another slice checks around a directory write, in its unit of work: called before the
+# write, it returns the check to run after it (which raises to refuse the write). The
+# composition root wires them (routing's scheme references), so the directory imports no
+# slice that builds on it.
+ReferenceGuard = Callable[[UnitOfWork, uuid.UUID], Awaitable[Callable[[], Awaitable[None]]]]
+
+
 class DirectoryService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, guards: Sequence[ReferenceGuard] = ()) -> None:
         self.db = db
+        self.guards = tuple(guards)
 
     @asynccontextmanager
     async def _writing(self, p: Principal) -> AsyncIterator[DirectoryWriter]:
-        """``p`` may write; one unit of work with the account's writer."""
+        """``p`` may write; one unit of work with the account's writer, and the guards'
+        checks once the write is done."""
         p.require(Perm.directory_write)
         async with self.db.unit_of_work() as uow:
+            checks = [await guard(uow, p.account_id) for guard in self.guards]
             yield await DirectoryWriter.open(uow, p.account_id)
+            for check in checks:
+                await check()
 
     # --- employees ------------------------------------------------------------------------------
     async def list_employees(

@@ -10,7 +10,8 @@ a number or another scheme uses cannot be deleted (``scheme_in_use``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -27,6 +28,39 @@ from zvonar.routing.schedule import WorkCalendar, calendar_from_dict, calendar_t
 from zvonar.routing.scheme import RingStep, Scheme, TargetKind, validate_library, walk
 from zvonar.routing.scheme_codec import scheme_from_dict, scheme_to_dict
 from zvonar.store.db import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Dangling:
+    """A ring target that names an employee or a group the account does not have."""
+
+    kind: TargetKind
+    ref: str
+    scheme: str
+    path: str
+
+
+async def guard_scheme_references(
+    uow: UnitOfWork, account_id: uuid.UUID
+) -> Callable[[], Awaitable[None]]:
+    """For a directory write (``DirectoryService``'s guard): notes the schemes' dangling
+    references now and returns the check to run after the write, which refuses one that
+    left a scheme ringing an employee or a group that no longer answers to that name
+    (``employee_in_use``, ``group_in_use``). References already dangling do not block it."""
+    writer = await RoutingWriter.open(uow, account_id)
+    before = set(await writer.dangling(await writer.library()))
+
+    async def after() -> None:
+        for d in await writer.dangling(await writer.library()):
+            if d not in before:
+                raise Conflict(
+                    f"scheme {d.scheme!r} rings {d.kind.value} {d.ref!r}: change the scheme first",
+                    code=f"{d.kind.value}_in_use",
+                    scheme=d.scheme,
+                    path=d.path,
+                )
+
+    return after
 
 
 class RoutingWriter:
@@ -84,6 +118,17 @@ class RoutingWriter:
         except SchemeInvalid as exc:
             exc.details.setdefault("scheme", None)
             raise
+        for d in await self.dangling(library):
+            raise InvalidInput(
+                f"no {d.kind.value} {d.ref!r} in this account",
+                code="unknown_reference",
+                path=d.path,
+                scheme=d.scheme,
+            )
+
+    async def dangling(self, library: Mapping[str, Scheme]) -> list[Dangling]:
+        """Ring targets naming an employee (by extension) or a group (by name) the account
+        does not have, in scheme then step order."""
         extensions = set(
             await self.session.scalars(
                 select(Employee.extension).where(Employee.account_id == self.account_id)
@@ -94,20 +139,18 @@ class RoutingWriter:
                 select(Group.name).where(Group.account_id == self.account_id)
             )
         )
+        known = {TargetKind.employee: extensions, TargetKind.group: groups}
+        found = []
         for name, scheme in library.items():
             for branch, steps in scheme.branches.items():
                 for path, step, _ in walk(steps, f"branches.{branch.value}"):
                     if not isinstance(step, RingStep):
                         continue
                     for i, t in enumerate(step.targets):
-                        known = {TargetKind.employee: extensions, TargetKind.group: groups}
                         if t.kind in known and t.ref not in known[t.kind]:
-                            raise InvalidInput(
-                                f"no {t.kind.value} {t.ref!r} in this account",
-                                code="unknown_reference",
-                                path=f"{path}.targets[{i}].{t.kind.value}",
-                                scheme=name,
-                            )
+                            at = f"{path}.targets[{i}].{t.kind.value}"
+                            found.append(Dangling(t.kind, t.ref, name, at))
+        return found
 
     async def library(self) -> dict[str, Scheme]:
         return {n: scheme_from_dict(n, r.definition) for n, r in (await self.rows()).items()}
