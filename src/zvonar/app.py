@@ -13,7 +13,7 @@ from zvonar.accounts.models import Account
 from zvonar.accounts.router import router as accounts_router
 from zvonar.accounts.service import AccountService
 from zvonar.acd.live_router import router as acd_live_router
-from zvonar.acd.queues import AcdQueueService
+from zvonar.acd.queues import AcdQueueService, guard_queue_members
 from zvonar.acd.router import router as acd_router
 from zvonar.acd.service import AcdService
 from zvonar.api import errors
@@ -99,7 +99,7 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
         bus=bus,
         db=db,
         accounts=AccountService(db),
-        directory=DirectoryService(db, guards=[guard_scheme_references]),
+        directory=DirectoryService(db, guards=[guard_scheme_references, guard_queue_members]),
         routing=RoutingService(db),
         contacts=ContactService(db),
         journal=journal,

@@ -18,6 +18,7 @@ import yaml
 
 from zvonar.accounts.models import Account
 from zvonar.acd.config import apply_queues_in, check_queue_references_in, export_queues
+from zvonar.acd.queues import guard_queue_members
 from zvonar.container import Container
 from zvonar.core.errors import InvalidInput
 from zvonar.core.schemas import PRINTABLE, is_email
@@ -130,6 +131,7 @@ async def apply_config(
             raise InvalidInput("account not found", code="invalid_config")
         # A directory section alone must not leave a scheme ringing a renamed group.
         schemes_still_ring = await guard_scheme_references(uow, account_id)
+        queues_keep_members = await guard_queue_members(uow, account_id)
         for field, new in account_section.items():
             old = getattr(account, field)
             if new != old:
@@ -146,6 +148,7 @@ async def apply_config(
             # (checked after routing, so schemes may name queues this document defines).
             await check_queue_references_in(uow, account_id)
         await schemes_still_ring()
+        await queues_keep_members()
         return changes
 
     return await dry_runnable(c.db, apply, dry_run=dry_run)

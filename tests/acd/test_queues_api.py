@@ -174,3 +174,26 @@ async def test_roles_and_tenants(
     err = error(await call(client, tenant_b, "POST", "/queues", SALES), 422)
     assert err["code"] == "unknown_reference"
     assert ok(await call(client, tenant_a, "GET", "/queues/sales"))["title"] == "Sales line"
+
+
+async def test_a_queue_keeps_its_members_extensions(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    await employees(client, tenant_a, "101", "102", "103")
+    ok(await call(client, tenant_a, "POST", "/queues", SALES), 201)
+    staff = ok(await call(client, tenant_a, "GET", "/employees"))["items"]
+    by_ext = {e["extension"]: e["id"] for e in staff}
+    for method, body in (("PATCH", {"extension": "111"}), ("DELETE", None)):
+        r = await call(client, tenant_a, method, f"/employees/{by_ext['102']}", body)
+        err = error(r, 409)
+        assert (err["code"], err["details"]["queue"]) == ("employee_in_use", "sales"), err
+    assert (
+        ok(await call(client, tenant_a, "GET", f"/employees/{by_ext['102']}"))["extension"] == "102"
+    )
+    # Not a member: free to change and to go.
+    r = await call(client, tenant_a, "PATCH", f"/employees/{by_ext['103']}", {"extension": "113"})
+    ok(r)
+    ok(await call(client, tenant_a, "DELETE", f"/employees/{by_ext['103']}"), 204)
+    # Off the queue, the member may go.
+    ok(await call(client, tenant_a, "PATCH", "/queues/sales", {"members": [{"extension": "101"}]}))
+    ok(await call(client, tenant_a, "DELETE", f"/employees/{by_ext['102']}"), 204)

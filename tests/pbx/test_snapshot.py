@@ -275,7 +275,7 @@ async def test_internal_calls_follow_employee_changes(container: Container) -> N
             Binding(aor=f"sip:{user}@alpha.zvonar", contact=f"sip:{user}@127.0.0.1:{port}",
                     expires_at=1e9, source=("127.0.0.1", port))
         ]
-        for user, port in (("101", 5099), ("102", 5070))
+        for user, port in (("101", 5099), ("102", 5070), ("carol", 5098))
     }  # fmt: skip
     creds = DirectoryCredentialStore(container.db)
     creds.attach(container.bus)
@@ -288,12 +288,17 @@ async def test_internal_calls_follow_employee_changes(container: Container) -> N
     await container.directory.create_employee(
         alpha.principal, EmployeeIn(name="Bob", extension="102", sip_password="bob-pass-102")
     )
+    # Carol's extension changes (101's could not: the account's scheme rings it).
+    carol = await container.directory.create_employee(
+        alpha.principal,
+        EmployeeIn(name="Carol", extension="104", sip_username="carol", sip_password="carol-104"),
+    )
     await container.directory.update_employee(
-        alpha.principal, alpha.employee_id, EmployeePatch(extension="103")
+        alpha.principal, carol.view.employee.id, EmployeePatch(extension="103")
     )
     plan = await resolver(internal)
     assert isinstance(plan, Plan) and plan.account_id == alpha.account_id
-    assert [t.uri for t in plan.waves[0].targets] == ["sip:101@127.0.0.1:5099"]
+    assert [t.uri for t in plan.waves[0].targets] == ["sip:carol@127.0.0.1:5098"]
 
 
 async def test_preload_leaves_nothing_for_the_first_call(container: Container) -> None:

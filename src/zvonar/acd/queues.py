@@ -15,7 +15,7 @@ and checks none.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -77,6 +77,27 @@ def _require_read(p: Principal) -> None:
         p.require(READ[0])
 
 
+async def guard_queue_members(
+    uow: UnitOfWork, account_id: uuid.UUID
+) -> Callable[[], Awaitable[None]]:
+    """For a directory write (``DirectoryService``'s guard): refuses one that changes or
+    deletes the extension of a queue's member (``employee_in_use``), which would leave the
+    queue offering calls to nobody there. Members already missing do not block it."""
+    writer = QueueWriter(uow, account_id)
+    before = set(await writer.missing_members())
+
+    async def after() -> None:
+        for queue, extension in await writer.missing_members():
+            if (queue, extension) not in before:
+                raise Conflict(
+                    f"extension {extension} is a member of queue {queue!r}: change the queue first",
+                    code="employee_in_use",
+                    queue=queue,
+                )
+
+    return after
+
+
 class QueueWriter:
     """Every queue write for one account inside one unit of work."""
 
@@ -108,6 +129,20 @@ class QueueWriter:
         if row is None:
             raise NotFound("queue not found")
         return row
+
+    async def missing_members(self) -> list[tuple[str, str]]:
+        """``(queue, extension)`` of every member that is no employee of the account."""
+        known = set(
+            await self.session.scalars(
+                select(Employee.extension).where(Employee.account_id == self.account_id)
+            )
+        )
+        return [
+            (name, m.extension)
+            for name, row in (await self.rows()).items()
+            for m in queue_from_dict(row.definition).members
+            if m.extension not in known
+        ]
 
     async def check_members(self, q: QueueDef, path: str = "") -> None:
         known = set(
