@@ -152,19 +152,21 @@ async def test_one_call_with_its_legs(
     assert detail["transfers"] == []
 
 
+async def streams(api: httpx.AsyncClient, url: str, t: Tenant, content: bytes) -> None:
+    """``url`` serves ``content`` as WAV, whole and by ``Range`` (players seek)."""
+    whole = await api.get(url, headers=t.headers)
+    assert whole.status_code == 200 and whole.headers["content-type"] == "audio/wav"
+    assert whole.content == content
+    part = await api.get(url, headers={**t.headers, "Range": "bytes=4-11"})
+    assert part.status_code == 206 and part.content == content[4:12]
+
+
 async def test_recording_streams_with_range(
     api: httpx.AsyncClient, bus: RecordingBus, journal: JournalService, tenant_a: Tenant
 ) -> None:
     await seed(bus, journal, tenant_a)
     listed = await calls(api, tenant_a, has_recording="true")
-    url = f"{API}/calls/{listed['items'][0]['id']}/recording"
-    whole = await api.get(url, headers=tenant_a.headers)
-    assert whole.status_code == 200
-    assert whole.headers["content-type"] == "audio/wav"
-    assert whole.content == WAV
-    part = await api.get(url, headers={**tenant_a.headers, "Range": "bytes=4-11"})
-    assert part.status_code == 206
-    assert part.content == WAV[4:12]
+    await streams(api, f"{API}/calls/{listed['items'][0]['id']}/recording", tenant_a, WAV)
     # No recording: a stable error code.
     missed = (await calls(api, tenant_a, disposition="missed"))["items"][0]
     r = await api.get(f"{API}/calls/{missed['id']}/recording", headers=tenant_a.headers)
@@ -205,11 +207,7 @@ async def test_voicemail_message_streams_with_range(
     (row,) = (await calls(api, tenant_a, disposition="voicemail"))["items"]
     assert (row["call_id"], row["has_voicemail"], row["voicemail_seconds"]) == ("c-vm", True, 9)
     url = f"{API}/calls/{row['id']}/voicemail"
-    whole = await api.get(url, headers=tenant_a.headers)
-    assert whole.status_code == 200 and whole.headers["content-type"] == "audio/wav"
-    assert whole.content == WAV[::-1]
-    part = await api.get(url, headers={**tenant_a.headers, "Range": "bytes=4-11"})
-    assert part.status_code == 206 and part.content == WAV[::-1][4:12]
+    await streams(api, url, tenant_a, WAV[::-1])
     # Its recording is not its message, and a call with no message says so.
     r = await api.get(f"{API}/calls/{row['id']}/recording", headers=tenant_a.headers)
     assert r.status_code == 404 and r.json()["error"]["code"] == "recording_not_found"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Tenant
@@ -261,64 +262,44 @@ async def test_recovery_sweep_spares_calls_still_active(
     assert still is not None and still.status is CallStatus.open
 
 
-async def test_retention_deletes_old_recordings_and_keeps_the_rows(
+@pytest.mark.parametrize("kind", ["recording", "voicemail"])
+async def test_retention_deletes_old_files_and_keeps_the_rows(
     container: Container,
     bus: RecordingBus,
     journal: JournalService,
     tenant_a: Tenant,
     tenant_b: Tenant,
+    kind: str,
 ) -> None:
+    """Recordings and voicemail messages alike: older than the account keeps them, the file
+    goes and the row stays, its path and length cleared."""
     old = CallScript(tenant_a.account_id)
     new = CallScript(tenant_a.account_id, start=old.at(86400 * 29))
     foreign = CallScript(tenant_b.account_id)
     files = {}
     for s in (old, new, foreign):
         path = journal.recording_path_for(s.account_id, s.call_id, s.start)
+        if kind == "voicemail":
+            path = path.with_suffix(".vm.wav")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"RIFF....WAVE")
         files[s.call_id] = path
-        await publish(
-            bus,
-            s.started(),
-            s.ended(60, Disposition.answered),
-            CallRecorded(account_id=s.account_id, call_id=s.call_id, path=str(path), duration=60),
-        )
+        made = CallRecorded if kind == "recording" else VoicemailLeft
+        audio = made(account_id=s.account_id, call_id=s.call_id, path=str(path), duration=9)
+        how = Disposition.answered if kind == "recording" else Disposition.missed
+        await publish(bus, s.started(), s.ended(60, how), audio)
     now = old.at(86400 * 31)
     assert await journal.purge_recordings(tenant_a.account_id, 30, now) == 1
     assert not files[old.call_id].exists()
     assert files[new.call_id].exists() and files[foreign.call_id].exists()
     kept = await row(container, old.call_id)
-    assert (
-        kept is not None
-        and kept.recording_path is None
-        and kept.disposition is Disposition.answered
-    )
-    assert await journal.purge_recordings(tenant_a.account_id, 30, now) == 0
-
-
-async def test_retention_deletes_old_voicemail_messages_too(
-    container: Container, bus: RecordingBus, journal: JournalService, tenant_a: Tenant
-) -> None:
-    old = CallScript(tenant_a.account_id)
-    new = CallScript(tenant_a.account_id, start=old.at(86400 * 29))
-    messages = {}
-    for s in (old, new):
-        path = journal.recording_path_for(s.account_id, s.call_id, s.start).with_suffix(".vm.wav")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"RIFF....WAVE")
-        messages[s.call_id] = path
-        await publish(
-            bus,
-            s.started(),
-            s.ended(30, Disposition.missed),
-            VoicemailLeft(account_id=s.account_id, call_id=s.call_id, path=str(path), duration=9),
-        )
-    now = old.at(86400 * 31)
-    assert await journal.purge_recordings(tenant_a.account_id, 30, now) == 1
-    assert not messages[old.call_id].exists() and messages[new.call_id].exists()
-    kept = await row(container, old.call_id)
-    assert kept is not None and kept.disposition is Disposition.voicemail
-    assert (kept.voicemail_path, kept.voicemail_seconds) == (None, None)
+    assert kept is not None
+    if kind == "recording":
+        assert (kept.recording_path, kept.recording_seconds) == (None, None)
+        assert kept.disposition is Disposition.answered
+    else:
+        assert (kept.voicemail_path, kept.voicemail_seconds) == (None, None)
+        assert kept.disposition is Disposition.voicemail
     assert await journal.purge_recordings(tenant_a.account_id, 30, now) == 0
 
 

@@ -8,6 +8,7 @@ like a call that never existed. Error codes beyond the generic ones: ``recording
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -131,8 +132,7 @@ async def get_call(call_pk: uuid.UUID, p: CurrentPrincipal, journal: Journal) ->
 )
 async def get_recording(call_pk: uuid.UUID, p: CurrentPrincipal, journal: Journal) -> FileResponse:
     """Streams the recording; honours ``Range`` so players can seek."""
-    file = await journal.recording_file(p, call_pk)
-    return FileResponse(file, media_type="audio/wav", filename=file.name)
+    return _wav(await journal.audio_file(p, call_pk, "recording"))
 
 
 @router.get(
@@ -142,5 +142,8 @@ async def get_recording(call_pk: uuid.UUID, p: CurrentPrincipal, journal: Journa
 )
 async def get_voicemail(call_pk: uuid.UUID, p: CurrentPrincipal, journal: Journal) -> FileResponse:
     """Streams the voicemail message the caller left; honours ``Range``."""
-    file = await journal.voicemail_file(p, call_pk)
+    return _wav(await journal.audio_file(p, call_pk, "voicemail"))
+
+
+def _wav(file: Path) -> FileResponse:
     return FileResponse(file, media_type="audio/wav", filename=file.name)

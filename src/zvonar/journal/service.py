@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import Select, func, or_, select
 
@@ -28,6 +29,8 @@ from zvonar.journal.consumer import JournalConsumer
 from zvonar.journal.models import CallLeg, CallRecord
 from zvonar.journal.writer import JournalWriter
 from zvonar.store.db import Database
+
+AudioKind = Literal["recording", "voicemail"]
 
 READ = Perm.calls_read
 
@@ -190,26 +193,14 @@ class JournalService:
             )
             return CallView(call=call, legs=tuple(legs))
 
-    async def recording_file(self, p: Principal, call_pk: uuid.UUID) -> Path:
-        """The WAV file of the call's recording; ``recording_not_found`` when there is none (never
+    async def audio_file(self, p: Principal, call_pk: uuid.UUID, kind: AudioKind) -> Path:
+        """The WAV file of the call's ``recording`` or of the ``voicemail`` message the caller
+        left; ``recording_not_found`` / ``voicemail_not_found`` when there is none (never
         made, purged by retention, or missing on disk)."""
         p.require(Perm.recordings_listen)
         call = await self._call(p, call_pk)
-        file = self._file(call.account_id, call.recording_path)
-        if file is None:
-            raise NotFound("this call has no recording", code="recording_not_found")
+        stored = call.recording_path if kind == "recording" else call.voicemail_path
+        file = paths.to_file(self.data_dir, call.account_id, stored) if stored else None
+        if file is None or not file.is_file():
+            raise NotFound(f"this call has no {kind} file", code=f"{kind}_not_found")
         return file
-
-    async def voicemail_file(self, p: Principal, call_pk: uuid.UUID) -> Path:
-        """The WAV file of the message the caller left; ``voicemail_not_found`` when there is
-        none (no message, purged by retention, or missing on disk)."""
-        p.require(Perm.recordings_listen)
-        call = await self._call(p, call_pk)
-        file = self._file(call.account_id, call.voicemail_path)
-        if file is None:
-            raise NotFound("this call has no voicemail message", code="voicemail_not_found")
-        return file
-
-    def _file(self, account_id: uuid.UUID, stored: str | None) -> Path | None:
-        file = paths.to_file(self.data_dir, account_id, stored) if stored else None
-        return file if file is not None and file.is_file() else None
