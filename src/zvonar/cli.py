@@ -119,12 +119,15 @@ def _fail(exc: ZvonarError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _run(factory: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``factory(container)`` on a fresh container and dispose it afterwards."""
+def _run(factory: Callable[[Any], Awaitable[T]], checked: Settings | None = None) -> T:
+    """Run ``factory(container)`` on a fresh container and dispose it afterwards.
+    ``checked``: settings whose database ``_database`` has already reached."""
     from zvonar.app import create_container
 
-    settings = _settings()
-    _database(settings)
+    settings = checked
+    if settings is None:
+        settings = _settings()
+        _database(settings)
 
     async def main() -> T:
         c = create_container(settings)
@@ -349,7 +352,7 @@ def demo(
     s = _settings()
     s.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(_database(s))
-    info = _run(lambda c: load_demo(c))
+    info = _run(lambda c: load_demo(c), checked=s)
     url = s.public_url or f"http://{host or s.http_host}:{port or s.http_port}/"
     typer.echo(info.banner(url))
     if not load_only:

@@ -17,11 +17,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from zvonar.accounts.models import Account
+from zvonar.accounts.service import is_account_name
 from zvonar.acd.config import apply_queues_in, check_queue_references_in, export_queues
 from zvonar.acd.queues import guard_queue_members
 from zvonar.container import Container
 from zvonar.core.errors import InvalidInput
-from zvonar.core.schemas import PRINTABLE, is_email
+from zvonar.core.schemas import is_email
 from zvonar.directory.config import apply_directory_in, export_directory
 from zvonar.routing.config import apply_routing_in, export_routing
 from zvonar.routing.writer import guard_scheme_references
@@ -96,11 +97,10 @@ def _check_account_values(section: dict[str, Any]) -> None:
         raise InvalidInput("account.country: ISO 3166 alpha-2, upper case", code="invalid_config")
     if "language" in section and section["language"] not in ("en", "ru", "uk"):
         raise InvalidInput("account.language: one of en, ru, uk", code="invalid_config")
-    name = section.get("name", "x")
-    if not (isinstance(name, str) and name.strip() and re.fullmatch(PRINTABLE, name)):
-        raise InvalidInput("account.name: a non-empty string", code="invalid_config")
-    if len(name) > 200:
-        raise InvalidInput("account.name: at most 200 characters", code="invalid_config")
+    if "name" in section and not (
+        isinstance(section["name"], str) and is_account_name(section["name"])
+    ):
+        raise InvalidInput("account.name: 1-200 printable characters", code="invalid_config")
     emails = section.get("missed_call_emails", [])
     if not isinstance(emails, list) or not all(isinstance(e, str) and is_email(e) for e in emails):
         raise InvalidInput("account.missed_call_emails: a list of emails", code="invalid_config")

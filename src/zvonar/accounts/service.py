@@ -33,6 +33,11 @@ _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MIN_PASSWORD = 8
 
 
+def is_account_name(name: str) -> bool:
+    """1-200 printable characters, not all blank: the API, the CLI and ``config apply``."""
+    return bool(name.strip()) and len(name) <= 200 and re.fullmatch(PRINTABLE, name) is not None
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     """Returned once at creation: ``secret`` is never stored and cannot be shown again."""
@@ -73,7 +78,7 @@ class AccountService:
         if not _SLUG.match(slug):
             raise InvalidInput("slug must be lower-case letters, digits and dashes", field="slug")
         name = name.strip()
-        if not name or len(name) > 200 or not re.fullmatch(PRINTABLE, name):
+        if not is_account_name(name):
             raise InvalidInput("the name must be 1-200 printable characters", field="name")
         async with self.db.unit_of_work() as uow:
             if await uow.session.scalar(select(Account.id).where(Account.slug == slug)):

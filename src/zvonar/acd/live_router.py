@@ -50,7 +50,6 @@ from zvonar.api.deps import AppContainer, CurrentPrincipal
 from zvonar.callbacks.worker import members_side
 from zvonar.calls.b2bua import B2bua
 from zvonar.calls.plan import RingTarget
-from zvonar.core.schemas import checked_instant
 
 __all__ = ["acd_runtime", "router"]
 
@@ -181,7 +180,6 @@ async def agent_status_intervals(
     employee_id: uuid.UUID, since: datetime, until: datetime, p: CurrentPrincipal, sup: Sup
 ) -> StatusIntervalsOut:
     """Time in each status within ``[since, until)`` (at most 92 days) and the intervals."""
-    since, until = checked_instant(since), checked_instant(until)
     report = await sup.status_intervals(p, employee_id, since, until)
     return StatusIntervalsOut(
         employee_id=report.employee_id,

@@ -130,13 +130,16 @@ class QueueWriter:
             raise NotFound("queue not found")
         return row
 
-    async def missing_members(self) -> list[tuple[str, str]]:
-        """``(queue, extension)`` of every member that is no employee of the account."""
-        known = set(
+    async def _extensions(self) -> set[str]:
+        return set(
             await self.session.scalars(
                 select(Employee.extension).where(Employee.account_id == self.account_id)
             )
         )
+
+    async def missing_members(self) -> list[tuple[str, str]]:
+        """``(queue, extension)`` of every member that is no employee of the account."""
+        known = await self._extensions()
         return [
             (name, m.extension)
             for name, row in (await self.rows()).items()
@@ -145,11 +148,7 @@ class QueueWriter:
         ]
 
     async def check_members(self, q: QueueDef, path: str = "") -> None:
-        known = set(
-            await self.session.scalars(
-                select(Employee.extension).where(Employee.account_id == self.account_id)
-            )
-        )
+        known = await self._extensions()
         for i, m in enumerate(q.members):
             if m.extension not in known:
                 where = f"members[{i}].extension"

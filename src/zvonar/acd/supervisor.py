@@ -35,6 +35,7 @@ from zvonar.calls.listen import ListenRefused, Refusal, watched
 from zvonar.calls.plan import QueueWithdraw, RingTarget
 from zvonar.calls.transfer import TransferRefusal, TransferRefused
 from zvonar.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unavailable
+from zvonar.core.schemas import checked_instant
 from zvonar.directory.models import Employee
 from zvonar.store.db import Database
 
@@ -148,8 +149,7 @@ class Supervisor:
         self, p: Principal, employee_id: uuid.UUID, since: datetime, until: datetime
     ) -> StatusReport:
         """Stored intervals overlapping ``[since, until)``, clipped to it, and totals per status."""
-        if since.tzinfo is None or until.tzinfo is None:
-            raise InvalidInput("since and until need a time zone offset")
+        since, until = checked_instant(since), checked_instant(until)
         if until <= since:
             raise InvalidInput("until must be after since")
         if (until - since).days > MAX_REPORT_DAYS:

@@ -163,12 +163,15 @@ class DirectoryService:
         self.guards = tuple(guards)
 
     @asynccontextmanager
-    async def _writing(self, p: Principal) -> AsyncIterator[DirectoryWriter]:
-        """``p`` may write; one unit of work with the account's writer, and the guards'
-        checks once the write is done."""
+    async def _writing(
+        self, p: Principal, *, guarded: bool = False
+    ) -> AsyncIterator[DirectoryWriter]:
+        """``p`` may write; one unit of work with the account's writer. ``guarded``: the
+        write can rename or remove what others name (an extension, a group), so the guards'
+        checks run once it is done; the other writes skip their reads."""
         p.require(Perm.directory_write)
         async with self.db.unit_of_work() as uow:
-            checks = [await guard(uow, p.account_id) for guard in self.guards]
+            checks = [await g(uow, p.account_id) for g in self.guards] if guarded else []
             yield await DirectoryWriter.open(uow, p.account_id)
             for check in checks:
                 await check()
@@ -226,7 +229,7 @@ class DirectoryService:
     async def update_employee(
         self, p: Principal, employee_id: uuid.UUID, patch: EmployeePatch
     ) -> EmployeeView:
-        async with self._writing(p) as w:
+        async with self._writing(p, guarded=True) as w:
             emp = await w.employee(employee_id)
             await w.update_employee(emp, patch)
             groups = await group_ids_of(w.session, [emp.id])
@@ -240,7 +243,7 @@ class DirectoryService:
         return emp.sip_username, password
 
     async def delete_employee(self, p: Principal, employee_id: uuid.UUID) -> None:
-        async with self._writing(p) as w:
+        async with self._writing(p, guarded=True) as w:
             await w.delete_employee(await w.employee(employee_id))
 
     # --- groups -----------------------------------------------------------------------------------
@@ -276,7 +279,7 @@ class DirectoryService:
             return await self._group_view(w.session, p.account_id, group.id)
 
     async def update_group(self, p: Principal, group_id: uuid.UUID, patch: GroupPatch) -> GroupView:
-        async with self._writing(p) as w:
+        async with self._writing(p, guarded=True) as w:
             await w.update_group(await w.group(group_id), patch)
             return await self._group_view(w.session, p.account_id, group_id)
 
@@ -288,7 +291,7 @@ class DirectoryService:
             return await self._group_view(w.session, p.account_id, group_id)
 
     async def delete_group(self, p: Principal, group_id: uuid.UUID) -> None:
-        async with self._writing(p) as w:
+        async with self._writing(p, guarded=True) as w:
             await w.delete_group(await w.group(group_id))
 
     # --- numbers ----------------------------------------------------------------------------------
