@@ -75,8 +75,18 @@ REPLY = """
       Contact: <sip:[local_ip]:[local_port];transport=[transport]>"""
 
 
-def ack(user: str) -> str:
-    """``<send>`` of the ACK for the INVITE (CSeq 1) to ``user`` at the remote (§17.1.1.3)."""
+def ack(user: str, *, answer: bool = False) -> str:
+    """``<send>`` of the ACK for the INVITE (CSeq 1) to ``user`` at the remote (§17.1.1.3);
+    ``answer``: it carries our SDP, the answer to the offer of a 200 to an INVITE without one
+    (§13.2.1)."""
+    body = (
+        f"""Content-Type: application/sdp
+      Content-Length: [len]
+
+      {_SDP}"""
+        if answer
+        else "Content-Length: 0"
+    )
     return f"""<send><![CDATA[
 
       ACK sip:{user}@[remote_ip]:[remote_port] SIP/2.0
@@ -86,7 +96,7 @@ def ack(user: str) -> str:
       Call-ID: [call_id]
       CSeq: 1 ACK
       Max-Forwards: 70
-      Content-Length: 0
+      {body}
 
   ]]></send>"""
 
@@ -147,8 +157,19 @@ def _play(pcap: Path | None) -> str:
     return f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>'
 
 
-def uac(user: str, *, pcap: Path | None = None, talk_ms: int = 3000) -> str:
-    """Call ``user``, play ``pcap`` once answered, hang up after ``talk_ms``."""
+def uac(
+    user: str, *, pcap: Path | None = None, talk_ms: int = 3000, delayed_offer: bool = False
+) -> str:
+    """Call ``user``, play ``pcap`` once answered, hang up after ``talk_ms``.
+    ``delayed_offer``: the INVITE has no SDP; the ACK answers the 200's offer (§13.2.1)."""
+    body = (
+        "Content-Length: 0"
+        if delayed_offer
+        else f"""Content-Type: application/sdp
+      Content-Length: [len]
+
+      {_SDP}"""
+    )
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="zvonar e2e caller">
   <send retrans="500"><![CDATA[
@@ -161,17 +182,14 @@ def uac(user: str, *, pcap: Path | None = None, talk_ms: int = 3000) -> str:
       CSeq: 1 INVITE
       Contact: <sip:caller@[local_ip]:[local_port];transport=[transport]>
       Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      {_SDP}
+      {body}
 
   ]]></send>
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
   <recv response="200" rtd="true"/>
-  {ack(user)}
+  {ack(user, answer=delayed_offer)}
   {_play(pcap)}
   <pause milliseconds="{talk_ms}"/>
   {bye(user)}

@@ -142,14 +142,17 @@ def _check_recording(path: Path) -> float:
     return wav.duration
 
 
-async def _relay(pbx: Pbx, engine: MediaEngine, tmp_path: Path) -> None:
+async def _relay(
+    pbx: Pbx, engine: MediaEngine, tmp_path: Path, *, delayed_offer: bool = False
+) -> None:
     caller_pcap, callee_pcap = tmp_path / "a440.pcap", tmp_path / "b880.pcap"
     sent = sippkit.write_tone_pcap(caller_pcap, 440, TONE_SECONDS, ssrc=0x1111)
     sippkit.write_tone_pcap(callee_pcap, 880, TONE_SECONDS, ssrc=0x2222)
     callee = Peer(tmp_path, "callee", sippkit.uas_answer(pcap=callee_pcap))
     await callee.start()
     pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((callee.target(),), 10),), record=True)
-    caller = Peer(tmp_path, "caller", sippkit.uac("100", pcap=caller_pcap), pbx.address)
+    uac = sippkit.uac("100", pcap=caller_pcap, delayed_offer=delayed_offer)
+    caller = Peer(tmp_path, "caller", uac, pbx.address)
     await caller.start()
     call = await _answered_call(pbx)
     assert call.winner is not None and call.caller.media_id is not None
@@ -176,6 +179,66 @@ async def test_relay_and_recording_embedded(embedded: EmbeddedMediaEngine, tmp_p
     pbx = await start_pbx(embedded, recording_path=_recording_path(tmp_path))
     try:
         await _relay(pbx, embedded, tmp_path)
+    finally:
+        await pbx.close()
+
+
+async def test_delayed_offer_relay_and_recording(
+    embedded: EmbeddedMediaEngine, tmp_path: Path
+) -> None:
+    """A carrier's INVITE without SDP (RFC 3261 §13.2.1): our 200 offers, SIPp's ACK answers,
+    and the call carries and records both directions as with an offer up front."""
+    pbx = await start_pbx(embedded, recording_path=_recording_path(tmp_path))
+    try:
+        await _relay(pbx, embedded, tmp_path, delayed_offer=True)
+    finally:
+        await pbx.close()
+
+
+# A delayed-offer caller whose ACK brings no answer: the session cannot be used, so the PBX
+# hangs up (BYE), which this caller answers.
+_ACK_WITHOUT_ANSWER = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="zvonar e2e caller: ACK without an answer">
+  <send retrans="500"><![CDATA[
+
+      INVITE sip:100@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]UAC[call_number]
+      To: <sip:100@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:caller@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200"/>
+  {sippkit.ack("100")}
+  <recv request="BYE"/>
+  {sippkit.OK_IN_DIALOG}
+</scenario>
+"""
+
+
+async def test_delayed_offer_ack_without_an_answer_is_hung_up(
+    embedded: EmbeddedMediaEngine, tmp_path: Path
+) -> None:
+    pbx = await start_pbx(embedded)
+    try:
+        callee = Peer(tmp_path, "callee", sippkit.uas_answer())
+        await callee.start()
+        pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((callee.target(),), 10),))
+        caller = Peer(tmp_path, "caller", _ACK_WITHOUT_ANSWER, pbx.address)
+        await caller.start()
+        caller_run, callee_run = await caller.finish(), await callee.finish()
+        assert caller_run.stats.successful == 1, caller_run.describe()
+        assert callee_run.stats.successful == 1, callee_run.describe()  # its BYE came too
+        (ended,) = await pbx.wait_ended()
+        assert ended.hangup is HangupSide.system
+        await asyncio.sleep(0.05)
+        assert embedded.leg_count == 0
     finally:
         await pbx.close()
 

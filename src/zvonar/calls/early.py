@@ -55,10 +55,11 @@ def unwatched(remote: RemoteMedia) -> RemoteMedia:
 
 def _early(call: Call) -> bool:
     """An outbound call whose caller still waits for a final answer, over an engine that
-    can carry early media."""
+    can carry early media, and an offer to answer in a 183 (a delayed offer has none)."""
     caller, plan = call.caller, call.plan
     return (
         plan is not None
+        and not call.delayed_offer
         and plan.direction is Direction.outbound
         and caller.invite is not None
         and caller.state is LegState.INVITING
@@ -116,7 +117,7 @@ async def _open(call: Call, fork: CalleeLeg) -> bool:
     media = fork.caller_media_id
     try:
         oa = new_offer_answer(endpoint)
-        offer = call.caller_offer or parse_body(call.caller_invite().body)
+        offer = call.caller_offer or parse_body(call.caller_request.body)
         answer, negotiated = oa.receive_offer(offer)
         await engine.configure(media, unwatched(remote_media(negotiated)))
     except MediaError as exc:

@@ -223,17 +223,12 @@ async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
 
 async def _answer_caller(call: Call, leg: CalleeLeg) -> None:
     """The caller was still waiting: answer it with the new pair's caller side, bridged."""
-    engine, caller = call.host.engine, call.caller
+    engine = call.host.engine
     endpoint = leg.caller_endpoint
     assert endpoint is not None  # a pickup opens its pair up front (_claim)
-    caller.media_id, caller.endpoint = leg.caller_media_id, endpoint
-    caller.oa = new_offer_answer(endpoint)
-    answer, negotiated = caller.oa.receive_offer(parse_body(call.caller_invite().body))
-    await engine.configure(leg.caller_media_id, remote_media(negotiated))
+    sdp = await call.caller_sdp(leg.caller_media_id, endpoint)
     await engine.bridge(leg.caller_media_id, leg.media_id)
-    call.respond_caller(200, answer.serialize().encode())
-    caller.state = LegState.CONFIRMED
-    caller.dialog = call.find_caller_dialog()
+    await call.answer_caller(sdp)
     call.was_answered = True
 
 

@@ -38,7 +38,6 @@ from zvonar.calls.plan import (
     StepResultKind,
     Wave,
 )
-from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
 from zvonar.calls.teardown import end_winner, give_up, hangup_all, stop_fork
 from zvonar.calls.waves import ring_wave
 from zvonar.media.engine import PlaybackFinished, PlaybackReason
@@ -173,16 +172,11 @@ async def _answer(call: Call) -> bool:
         endpoint = await engine.allocate(media, media)
         call.host.track_media(media, call)
         call.local_media = media
-        caller.media_id, caller.endpoint = media, endpoint
-        caller.oa = new_offer_answer(endpoint)
-        answer, negotiated = caller.oa.receive_offer(parse_body(call.caller_invite().body))
-        await engine.configure(media, remote_media(negotiated))
+        sdp = await call.caller_sdp(media, endpoint)
     except MediaError as exc:
         log.warning("call %s: cannot answer the caller: %s", call.call_id, exc)
         return False
-    call.respond_caller(200, answer.serialize().encode())
-    caller.state = LegState.CONFIRMED
-    caller.dialog = call.find_caller_dialog()
+    await call.answer_caller(sdp)
     return True
 
 

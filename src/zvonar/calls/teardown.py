@@ -28,7 +28,6 @@ from zvonar.calls.fork import disposition_for
 from zvonar.calls.in_dialog import hang_up, release_media
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import Reject
-from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
 from zvonar.calls.voicemail import begin as begin_voicemail
 from zvonar.calls.voicemail import conclude as conclude_voicemail
 from zvonar.media.errors import MediaError
@@ -98,13 +97,8 @@ async def _play_prompt(call: Call, final: Reject) -> None:
     media = f"{call.call_id}.p"
     endpoint = await engine.allocate(f"{call.call_id}.p", media)
     call.host.track_media(media, call)
-    call.prompt_media = caller.media_id = media
-    caller.endpoint = endpoint
-    caller.oa = new_offer_answer(endpoint)
-    answer, negotiated = caller.oa.receive_offer(parse_body(call.caller_invite().body))
-    await engine.configure(media, remote_media(negotiated))
-    call.respond_caller(200, answer.serialize().encode())
-    caller.state = LegState.CONFIRMED
+    call.prompt_media = media
+    await call.answer_caller(await call.caller_sdp(media, endpoint))
     call.prompt_playback = await engine.play(media, final.prompt)
 
 

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 from zvonar.calls.early import confirm as confirm_early
 from zvonar.calls.legs import LegState
 from zvonar.calls.plan import VoicemailSpec
-from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
 from zvonar.media.engine import (
     DtmfReceived,
     MediaEngine,
@@ -167,18 +166,13 @@ async def begin(call: Call, spec: VoicemailSpec) -> bool:
     _SESSIONS[call] = session
     try:
         endpoint = await engine.allocate(media, media)
-        caller.media_id, caller.endpoint = media, endpoint
-        caller.oa = new_offer_answer(endpoint)
-        answer, negotiated = caller.oa.receive_offer(parse_body(call.caller_invite().body))
-        await engine.configure(media, remote_media(negotiated))
+        sdp = await call.caller_sdp(media, endpoint)
     except MediaError:
         _SESSIONS.pop(call, None)
         await _close(engine, session)
         caller.media_id = caller.endpoint = caller.oa = None
         raise
-    call.respond_caller(200, answer.serialize().encode())
-    caller.state = LegState.CONFIRMED
-    caller.dialog = call.find_caller_dialog()
+    await call.answer_caller(sdp)
     # hangup_all then reports call.final_disposition; finish's release() skips the leg,
     # which is not tracked (conclude releases it).
     call.prompt_media = media

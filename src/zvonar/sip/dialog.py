@@ -478,9 +478,12 @@ class DialogLayer:
             dialog.pending_update_out = seq
         return request
 
-    def create_ack(self, dialog: Dialog, invite: SipRequest, via: Via) -> SipRequest:
+    def create_ack(
+        self, dialog: Dialog, invite: SipRequest, via: Via, *, sdp: bytes = b""
+    ) -> SipRequest:
         """The ACK for a 2xx (§13.2.2.4): a new branch, the INVITE's CSeq number, its
         credentials; built like any in-dialog request otherwise. Sent outside transactions.
+        ``sdp``: the answer to an offer the 2xx made (an INVITE without one, §13.2.1).
 
         Asked again for the same INVITE (a 2xx retransmission) it returns the same ACK,
         which is what must be re-sent.
@@ -494,7 +497,12 @@ class DialogLayer:
             if name.lower() in ("authorization", "proxy-authorization")
         ]
         dialog.last_ack = dialog.build_request(
-            "ACK", self._branched(via), cseq=invite.cseq.seq, headers=creds
+            "ACK",
+            self._branched(via),
+            cseq=invite.cseq.seq,
+            headers=creds,
+            body=sdp,
+            content_type="application/sdp" if sdp else None,
         )
         return dialog.last_ack
 

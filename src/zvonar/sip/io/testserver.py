@@ -91,6 +91,7 @@ class CallLeg:
     answered: asyncio.Future[int] | None = None  # UAC legs from originate(): final status
     progress: list[tuple[int, bytes]] = field(default_factory=list)  # UAC: 1xx (status, body)
     remote_sdp: bytes = b""  # UAC: the body of the 2xx
+    ack_sdp: bytes | None = None  # UAC with a delayed offer: the answer its ACK carries
     ended: asyncio.Future[str] | None = None  # … and why the call ended
 
 
@@ -261,11 +262,15 @@ class EchoPbx:
         from_header: str | None = None,
         to_header: str | None = None,
         kind: str = "originate",
+        delayed_offer: bool = False,
+        answer_in_ack: bool = True,
     ) -> CallLeg:
         """Send an INVITE to `target` (a URI) over `flow`; returns the new UAC leg.
 
         From/To default to zvonar@<our address> / the target; a bridge passes the caller's
-        (the From tag is always ours: a new dialog).
+        (the From tag is always ours: a new dialog). ``delayed_offer``: an INVITE without a
+        body (§13.2.1), whose ACK answers the 2xx's offer with ``sdp`` (our default SDP if
+        empty); ``answer_in_ack=False``: an ACK with no answer at all, as a broken peer's.
         """
         uri = parse_uri(target)
         host = self.ua.local_for(flow)[0]
@@ -275,7 +280,7 @@ class EchoPbx:
             loop = asyncio.get_running_loop()
             leg.answered, leg.ended = loop.create_future(), loop.create_future()
         from_value = _strip_tag(from_header) if from_header else f"<sip:zvonar@{_host(host)}>"
-        headers = (
+        headers: list[tuple[str, str]] = [
             ("Via", self.ua.via_for(flow)),
             ("Max-Forwards", "70"),
             ("From", f"{from_value};tag={leg.local_tag}"),
@@ -284,9 +289,13 @@ class EchoPbx:
             ("CSeq", "1 INVITE"),
             ("Contact", f"<{self.ua.contact_uri(flow)}>"),
             ("User-Agent", self.ua.user_agent),
-            ("Content-Type", "application/sdp"),
-        )
-        leg.request = SipRequest("INVITE", uri, headers, leg.local_sdp)
+        ]
+        if delayed_offer:
+            leg.ack_sdp = leg.local_sdp if answer_in_ack else b""
+            leg.request = SipRequest("INVITE", uri, tuple(headers))
+        else:
+            headers.append(("Content-Type", "application/sdp"))
+            leg.request = SipRequest("INVITE", uri, tuple(headers), leg.local_sdp)
         self._add(leg)
         leg.invite_key = self.ua.send_request(leg.request, flow, now)
         self._by_client[leg.invite_key] = leg
@@ -367,7 +376,7 @@ class EchoPbx:
         leg.dialog = event.dialog
         leg.remote_sdp = resp.body
         if leg.dialog is not None and leg.request is not None:
-            self.ua.send_ack(leg.dialog, leg.request, leg.flow)
+            self.ua.send_ack(leg.dialog, leg.request, leg.flow, leg.ack_sdp or b"")
         leg.state = "confirmed"
         if leg.cancelled:  # a 2xx crossed our CANCEL (§9.1): the call exists, end it
             self._hangup(leg, now, "cancelled")

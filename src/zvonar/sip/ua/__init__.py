@@ -367,9 +367,10 @@ class UserAgent:
             dialog, method, via, headers=headers, body=body, content_type=content_type
         )
 
-    def send_ack(self, dialog: Dialog, invite: SipRequest, flow: Flow) -> None:
-        """ACK a 2xx (§13.2.2.4): outside any transaction; remembered for retransmissions."""
-        ack = self.dialogs.create_ack(dialog, invite, parse_via(self.via_for(flow)))
+    def send_ack(self, dialog: Dialog, invite: SipRequest, flow: Flow, sdp: bytes = b"") -> None:
+        """ACK a 2xx (§13.2.2.4): outside any transaction; remembered for retransmissions.
+        ``sdp``: our answer, when the 2xx made the offer (§13.2.1)."""
+        ack = self.dialogs.create_ack(dialog, invite, parse_via(self.via_for(flow)), sdp=sdp)
         self._ack_flows[dialog.id] = flow
         self.send_stateless(ack, flow)
 
