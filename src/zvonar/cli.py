@@ -14,7 +14,7 @@ import typer
 
 from zvonar.accounts.models import Role
 from zvonar.core.errors import ZvonarError
-from zvonar.settings import Settings
+from zvonar.settings import Settings, SettingsFileError
 
 T = TypeVar("T")
 
@@ -42,7 +42,8 @@ AccountOpt = Annotated[str, typer.Option("--account", "-a", help="Account slug."
 @app.callback()
 def _global(
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="TOML settings file ([zvonar] table).")
+        Path | None,
+        typer.Option("--config", "-c", help="TOML settings file (its \\[zvonar] table)."),
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Overrides ZVONAR_DATA_DIR.")] = None,
 ) -> None:
@@ -58,11 +59,15 @@ def _settings() -> Settings:
 
     try:
         return Settings()
+    except SettingsFileError as exc:
+        typer.secho(f"error [invalid_settings]: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
     except ValidationError as exc:
         for err in exc.errors():
-            name = ".".join(str(part) for part in err["loc"]) or "settings"
+            name = ".".join(str(part) for part in err["loc"])
+            where = f"{name} (ZVONAR_{name.upper()})" if name else "settings"
             typer.secho(
-                f"error [invalid_settings]: {name} (ZVONAR_{name.upper()}): {err['msg']}",
+                f"error [invalid_settings]: {where}: {err['msg']}",
                 fg=typer.colors.RED,
                 err=True,
             )

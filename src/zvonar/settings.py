@@ -13,22 +13,46 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from zvonar.pbx.config import PbxConfig, parse_dns_servers
+from zvonar.sip.auth_digest import base_algorithm
+from zvonar.sip.errors import AuthError
+
+
+class SettingsFileError(ValueError):
+    """The settings file cannot be used: unreadable, not TOML, or naming a setting that does
+    not exist (a misspelt key would otherwise be silently ignored)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
 
 
 class _TomlFileSource(PydanticBaseSettingsSource):
-    """Reads the file named by ``ZVONAR_CONFIG``; missing variable means no file."""
+    """Reads the ``[zvonar]`` table of the file named by ``ZVONAR_CONFIG``; missing variable
+    means no file. :class:`SettingsFileError` if it cannot be used."""
 
     def __init__(self, settings_cls: type[BaseSettings]) -> None:
         super().__init__(settings_cls)
         path = os.environ.get("ZVONAR_CONFIG")
         self._data: dict[str, Any] = {}
-        if path:
+        if not path:
+            return
+        try:
             with open(path, "rb") as fh:
-                self._data = tomllib.load(fh).get("zvonar", {})
+                table = tomllib.load(fh).get("zvonar", {})
+        except OSError as exc:
+            raise SettingsFileError(path, exc.strerror or str(exc)) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsFileError(path, f"not TOML: {exc}") from None
+        if not isinstance(table, dict):
+            raise SettingsFileError(path, "zvonar must be a table ([zvonar])")
+        unknown = sorted(set(table) - set(settings_cls.model_fields))
+        if unknown:
+            raise SettingsFileError(path, f"unknown setting(s) in [zvonar]: {', '.join(unknown)}")
+        self._data = table
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return self._data.get(field_name), field_name, False
@@ -58,10 +82,10 @@ class Settings(BaseSettings):
         description="Signs sessions and CSRF tokens; generated into data_dir if unset.",
     )
     http_host: str = "127.0.0.1"
-    http_port: int = 8080
+    http_port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = Field(default=None, description="Base URL users reach the UI at.")
     sip_host: str = "127.0.0.1"
-    sip_port: int = 5060
+    sip_port: int = Field(default=5060, ge=0, le=65535)
     sip_advertise: str | None = Field(default=None, description="SIP address peers must reach.")
     sip_tls_cert: Path | None = Field(
         default=None,
@@ -81,11 +105,11 @@ class Settings(BaseSettings):
         default="SHA-256,MD5", description="Digest challenges offered, in order (RFC 8760)."
     )
     rtp_host: str = "127.0.0.1"
-    rtp_port_min: int = 20000
-    rtp_port_max: int = 20999
+    rtp_port_min: int = Field(default=20000, ge=1024, le=65535)
+    rtp_port_max: int = Field(default=20999, ge=1024, le=65535)
     media_advertise: str | None = Field(default=None, description="RTP address peers must reach.")
     media_timeout: float = Field(
-        default=30.0, description="Hang up after this long without RTP (on hold: RTCP)."
+        default=30.0, ge=0, description="Hang up after this long without RTP (on hold: RTCP)."
     )
     media_srtp: bool = Field(
         default=True,
@@ -95,7 +119,11 @@ class Settings(BaseSettings):
     min_session_expires: int = Field(
         default=90, ge=90, description="Shortest SIP session timer a peer may ask for (RFC 4028)."
     )
-    default_region: str = Field(default="RU", description="Country for national dialed numbers.")
+    default_region: str = Field(
+        default="RU",
+        pattern=r"^[A-Za-z]{2}$",
+        description="Country for national dialed numbers (ISO 3166-1 alpha-2).",
+    )
     dns_servers: str = Field(
         default="",
         description="DNS servers (host[:port], comma-separated) for locating SIP servers "
@@ -105,17 +133,21 @@ class Settings(BaseSettings):
     max_loop_lag: float = Field(
         default=0.2, gt=0, description="Event-loop lag (s) above which new calls get 503."
     )
-    max_body_bytes: int = Field(default=1_048_576, description="Largest accepted API body.")
-    session_max_age: int = Field(default=12 * 3600, description="Web session lifetime, seconds.")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest accepted API body."
+    )
+    session_max_age: int = Field(
+        default=12 * 3600, ge=60, description="Web session lifetime, seconds."
+    )
     cookie_secure: bool = False
     default_language: Literal["en", "ru", "uk"] = "en"
     smtp_host: str | None = Field(default=None, description="Mail server; unset: no email.")
-    smtp_port: int = 587
+    smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_security: Literal["none", "starttls", "ssl"] = "starttls"
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_from: str = "zvonar@localhost"
-    smtp_timeout: float = 30.0
+    smtp_timeout: float = Field(default=30.0, gt=0)
     metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token of GET /metrics; unset: no metrics endpoint."
     )
@@ -170,6 +202,27 @@ class Settings(BaseSettings):
                 "use postgresql+asyncpg://user:password@host/db or sqlite+aiosqlite:///path"
             )
         return f"{driver}://{rest}"
+
+    @field_validator("sip_digest_algorithms")
+    @classmethod
+    def _digest_algorithms(cls, value: str) -> str:
+        names = [a.strip() for a in value.split(",") if a.strip()]
+        if not names:
+            raise ValueError("name at least one of SHA-256, MD5, SHA-512-256")
+        for name in names:
+            if name.upper().endswith("-SESS"):
+                raise ValueError(f"{name}: a server offers no -sess algorithm (RFC 8760 §2.1)")
+            try:
+                base_algorithm(name)
+            except AuthError:
+                raise ValueError(f"{name}: not one of SHA-256, MD5, SHA-512-256") from None
+        return value
+
+    @model_validator(mode="after")
+    def _rtp_range(self) -> Settings:
+        if self.rtp_port_min >= self.rtp_port_max:
+            raise ValueError("rtp_port_min must be below rtp_port_max")
+        return self
 
     @field_validator("dns_servers")
     @classmethod

@@ -362,3 +362,70 @@ def test_bad_settings_and_an_unreachable_database_are_one_line_each(
     from zvonar.settings import Settings
 
     assert Settings().effective_database_url == "postgresql+asyncpg://u@h/db"
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        ({"ZVONAR_SIP_PORT": "70000"}, "sip_port (ZVONAR_SIP_PORT)"),
+        ({"ZVONAR_RTP_PORT_MIN": "80"}, "rtp_port_min (ZVONAR_RTP_PORT_MIN)"),
+        (
+            {"ZVONAR_RTP_PORT_MIN": "30000", "ZVONAR_RTP_PORT_MAX": "20000"},
+            "rtp_port_min must be below rtp_port_max",
+        ),
+        ({"ZVONAR_DEFAULT_REGION": "RUS"}, "default_region (ZVONAR_DEFAULT_REGION)"),
+        ({"ZVONAR_SIP_DIGEST_ALGORITHMS": "MD4"}, "MD4: not one of"),
+        ({"ZVONAR_SIP_DIGEST_ALGORITHMS": " , "}, "name at least one"),
+        ({"ZVONAR_SIP_DIGEST_ALGORITHMS": "MD5-sess"}, "no -sess algorithm"),
+    ],
+)
+def test_a_setting_out_of_range_stops_every_command_before_it_starts(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, env: dict[str, str], line: str
+) -> None:
+    """Checked with the settings, not when `serve` builds the PBX (a traceback then)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for args in (["db", "upgrade"], ["serve"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output, result.exception)
+        assert "error [invalid_settings]" in result.output and line in result.output
+        assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (None, "No such file or directory"),
+        ("[zvonar]\nsip_prot = 5070\n", "unknown setting(s) in [zvonar]: sip_prot"),
+        ("[zvonar\n", "not TOML"),
+        ("zvonar = 1\n", "zvonar must be a table"),
+        (b"[zvonar]\nlog_level = '\xff'\n", "not TOML"),
+    ],
+)
+def test_a_settings_file_that_cannot_be_used_is_one_line(
+    cli_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    text: str | bytes | None,
+    reason: str,
+) -> None:
+    monkeypatch.setenv("ZVONAR_CONFIG", "")  # --config sets it for the process: undone after
+    path = tmp_path / "zvonar.toml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    elif text is not None:
+        path.write_text(text)
+    result = runner.invoke(app, ["--config", str(path), "db", "upgrade"])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert f"error [invalid_settings]: {path}: {reason}" in result.output
+
+
+def test_a_settings_file_sets_what_it_names(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from zvonar.settings import Settings
+
+    path = tmp_path / "zvonar.toml"
+    path.write_text("[zvonar]\nsip_port = 5090\n[other]\nanything = 1\n")  # other tables: theirs
+    monkeypatch.setenv("ZVONAR_CONFIG", str(path))
+    assert Settings().sip_port == 5090
