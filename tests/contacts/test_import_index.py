@@ -94,7 +94,10 @@ async def test_multipart_and_encodings(
     hit = await contacts.lookup(tenant_a.account_id, "+79161234567")
     assert hit is not None and hit.name == "Светлана" and hit.city == "Омск"
     r = await api.post(IMPORT, files={"other": ("c.csv", cp1251)}, headers=tenant_a.headers)
-    assert r.status_code == 422
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_csv"
+    broken = {**tenant_a.headers, "Content-Type": "multipart/form-data; boundary=zz"}
+    r = await api.post(IMPORT, content=b"--zz\r\nnot a part", headers=broken)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
     r = await api.post(IMPORT, json={"a": 1}, headers=tenant_a.headers)
     assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
 

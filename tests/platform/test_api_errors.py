@@ -62,10 +62,36 @@ async def test_openapi_is_served(client: httpx.AsyncClient) -> None:
     assert "/api/v1/tokens" in r.json()["paths"]
 
 
+async def test_openapi_declares_how_to_authenticate(client: httpx.AsyncClient) -> None:
+    """The contract says how to sign requests (so /api/docs can), and every operation that
+    refuses an anonymous request says it needs a token or the session."""
+    spec = (await client.get("/api/openapi.json")).json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["token"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schemes["token"]["description"],
+    }
+    assert (schemes["session"]["type"], schemes["session"]["in"]) == ("apiKey", "cookie")
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            assert {"token": []} in op.get("security", []), (method, path)
+            if method == "get" and "{" not in path:
+                r = await client.get(path)  # no credentials
+                assert r.status_code == 401, (path, r.status_code)
+                assert r.json()["error"]["code"] == "unauthenticated"
+
+
 # A wall-clock time with no offset names no instant; one beyond what UTC holds cannot be
 # compared. Either must come back as a 4xx, never reach a UTC column (it used to: a 500).
 NO_OFFSET = "2026-01-01T00:00:00"
-OVERFLOWS = ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00")
+OVERFLOWS = (
+    "9999-12-31T23:59:59-14:00",
+    "0001-01-01T00:00:00+14:00",
+    # In range in UTC, out of it on an account's clock or its next day (the calendar: a 500).
+    "9999-12-31T23:59:59+00:00",
+    "0001-01-01T00:00:00+00:00",
+)
 
 
 def _datetime_inputs(spec: dict[str, object]) -> set[str]:

@@ -125,3 +125,22 @@ def test_generated_secret_key_is_kept_in_data_dir(tmp_path: Path) -> None:
 def test_default_database_is_sqlite_in_data_dir(tmp_path: Path) -> None:
     url = Settings(data_dir=tmp_path).effective_database_url
     assert url.startswith("sqlite+aiosqlite:///") and url.endswith("zvonar.sqlite3")
+
+
+def test_the_protocol_cores_contract_names_every_other_package() -> None:
+    """The import contract keeps sip/ and media/ free of the rest of Zvonar only if it names
+    every other top-level package; one added later must be added there too."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    contracts = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (cores,) = [
+        c for c in contracts["contracts"] if c["source_modules"] == ["zvonar.sip", "zvonar.media"]
+    ]
+    src = root / "src" / "zvonar"
+    ours = {
+        f"zvonar.{p.stem}"
+        for p in src.iterdir()
+        if (p.is_dir() and (p / "__init__.py").exists()) or (p.suffix == ".py")
+    } - {"zvonar.sip", "zvonar.media", "zvonar.__init__", "zvonar.__main__"}
+    assert set(cores["forbidden_modules"]) == ours

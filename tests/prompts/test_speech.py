@@ -71,7 +71,7 @@ async def test_bad_text_and_roles_get_codes(
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_speech_text"
     r = await client.post(f"{API}/ru/x/speech", json={"text": "   "}, headers=h)
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_speech_text"
-    for bad in ({"text": ""}, {"text": "a" * 501}, {}):
+    for bad in ({"text": ""}, {"text": "a" * 501}, {}, {"text": "Привет", "voice": "x"}):
         r = await client.post(f"{API}/ru/x/speech", json=bad, headers=h)
         assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
     r = await client.post(f"{API}/de/x/speech", json={"text": "Hallo"}, headers=h)

@@ -16,7 +16,7 @@ SCHEMES = ("Other", "Support")
 DIGITS = "0123456789*#"
 LABELS = st.none() | st.sampled_from(["Office", "Main menu", "Меню"])
 SECONDS = st.none() | st.integers(1, 600) | st.sampled_from([2.5, 15.0])
-PROMPTS = st.sampled_from(["greeting", "invalid_choice", "sorry", "after-hours"])
+PROMPTS = st.sampled_from(["greeting", "invalid_choice", "sorry", "after_hours"])
 TARGETS = st.sampled_from(
     [
         {"employee": "100"},

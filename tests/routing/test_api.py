@@ -151,6 +151,50 @@ async def test_scheme_validation_codes(client: httpx.AsyncClient, tenant_a: Tena
             "branches.working[0]",
         ),
         ({"name": "X", "branches": {"working": []}}, "empty_scheme", "branches"),
+        # A prompt key no prompt can have (it would play the default without a word).
+        (
+            {"name": "X", "branches": {"working": [{"type": "play", "prompt": "after-hours"}]}},
+            "invalid_scheme",
+            "branches.working[0].prompt",
+        ),
+        (
+            {
+                "name": "X",
+                "branches": {"working": [{"type": "play", "prompt": "greeting"}]},
+                "final": {"type": "voicemail", "greeting": "Off Hours"},
+            },
+            "invalid_scheme",
+            "final.greeting",
+        ),
+        (
+            {
+                "name": "X",
+                "branches": {
+                    "off": [
+                        {
+                            "type": "ivr",
+                            "prompt": "menu",
+                            "invalid_prompt": "bad-choice",
+                            "options": [{"digit": "1", "steps": [{"type": "hangup"}]}],
+                        }
+                    ]
+                },
+            },
+            "invalid_scheme",
+            "branches.off[0].invalid_prompt",
+        ),
+        (
+            {
+                "name": "X",
+                "branches": {
+                    "working": [
+                        {"type": "ring", "targets": [{"group": "Managers"}], "announce": "Line1"}
+                    ]
+                },
+            },
+            "invalid_scheme",
+            "branches.working[0].announce",
+        ),
     ]
     for body, code, path in cases:
         err = error(await call(client, tenant_a, "POST", "/schemes", body), 422)

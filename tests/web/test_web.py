@@ -171,6 +171,44 @@ async def test_login_failure_is_translated(client: httpx.AsyncClient, tenant_a: 
     assert "Неправильна адреса пошти або пароль." in r.text
 
 
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        ("en", "Too many failed sign-ins. Try again in 15 minutes."),
+        ("ru", "Слишком много неудачных попыток входа. Попробуйте снова через 15 минут."),
+        ("uk", "Забагато невдалих спроб входу. Спробуйте знову через 15 хвилин."),
+    ],
+)
+async def test_the_sign_in_brake_is_a_page_with_retry_after(
+    client: httpx.AsyncClient, tenant_a: Tenant, lang: str, message: str
+) -> None:
+    """Once an address has failed too often, even its right password gets a translated page
+    (not the API's JSON), 429 with Retry-After, and no session."""
+    headers = {"Accept-Language": lang}
+    for _ in range(5):
+        r = await post_login(client, tenant_a.admin_email, "nope", headers=headers)
+        assert r.status_code == 401
+    r = await post_login(client, tenant_a.admin_email, tenant_a.admin_password, headers=headers)
+    assert r.status_code == 429
+    assert_page_is_clean(r)
+    assert 840 < int(r.headers["retry-after"]) <= 901
+    assert f'<p class="alert" role="alert">{message}</p>' in r.text
+    assert f'value="{tenant_a.admin_email}"' in r.text
+    assert SESSION_COOKIE not in client.cookies
+
+
+async def test_the_sign_in_brake_counts_per_client_address(
+    client: httpx.AsyncClient, tenant_a: Tenant, container: Container
+) -> None:
+    """One client trying many addresses is braked for all of them, a known one included."""
+    limit = container.accounts.throttle.config.max_per_source
+    for i in range(limit):
+        r = await post_login(client, f"guess{i}@alpha.example", "nope")
+        assert r.status_code == 401, i
+    r = await post_login(client, tenant_a.admin_email, tenant_a.admin_password)
+    assert r.status_code == 429
+
+
 async def test_login_without_valid_token_is_refused(
     client: httpx.AsyncClient, tenant_a: Tenant, container: Container
 ) -> None:

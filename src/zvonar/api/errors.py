@@ -37,6 +37,7 @@ _HTTP_CODES = {
     406: "not_acceptable",
     413: "body_too_large",
     415: "unsupported_media_type",
+    422: "validation_error",
 }
 
 
@@ -70,7 +71,11 @@ def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(E.ZvonarError)
     async def _domain(_req: Request, exc: E.ZvonarError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, E.Unauthenticated) else None
+        headers: dict[str, str] | None = None
+        if isinstance(exc, E.Unauthenticated):
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif isinstance(exc, E.LimitExceeded) and isinstance(exc.details.get("retry_after"), int):
+            headers = {"Retry-After": str(exc.details["retry_after"])}  # RFC 6585 §4
         return JSONResponse(
             error_body(exc.code, exc.message, exc.details or None),
             status_code=status_for(exc),

@@ -26,6 +26,7 @@ from zvonar.contacts.schemas import (
     ImportRowError,
 )
 from zvonar.contacts.service import ContactService, ContactView
+from zvonar.core.errors import InvalidInput
 
 router = APIRouter(tags=["contacts"])
 
@@ -109,7 +110,9 @@ async def import_contacts(request: Request, p: CurrentPrincipal, svc: Contacts) 
         async with request.form(max_files=1, max_fields=4) as form:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
-                raise HTTPException(422, "send the CSV in a multipart part named 'file'")
+                raise InvalidInput(
+                    "send the CSV in a multipart part named 'file'", code="invalid_csv"
+                )
             data = await upload.read(MAX_IMPORT_BYTES + 1)
         if len(data) > MAX_IMPORT_BYTES:
             raise HTTPException(413, f"the file exceeds {MAX_IMPORT_BYTES} bytes")

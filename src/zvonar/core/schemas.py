@@ -9,7 +9,7 @@ layer (the import-linter contracts in pyproject.toml).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, ClassVar, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -33,6 +33,8 @@ __all__ = [
 
 # No control characters: they have no business in names and PostgreSQL refuses NUL in text.
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+# A prompt's key (uploaded prompts, built-in ones, and the steps that name them).
+PROMPT_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=PRINTABLE)]
 ShortName = Annotated[str, Field(min_length=1, max_length=100, pattern=PRINTABLE)]
@@ -62,9 +64,18 @@ def utc_instant(value: datetime) -> datetime:
     if value.utcoffset() is None:
         raise ValueError("give the instant with its UTC offset, e.g. 2026-12-01T09:00:00+03:00")
     try:
-        return value.astimezone(UTC)
+        instant = value.astimezone(UTC)
     except OverflowError:
         raise ValueError("the instant is out of range") from None
+    # Kept two days inside what datetime holds: it is seen later on an account's clock (up to
+    # 14 h away) and its day before and after are looked at (the schedule's overnight hours).
+    if not _EARLIEST <= instant <= _LATEST:
+        raise ValueError("the instant is out of range")
+    return instant
+
+
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=2)
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=2)
 
 
 Instant = Annotated[datetime, AfterValidator(utc_instant)]

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.exceptions import HTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from zvonar.api.deps import AppContainer, CurrentPrincipal
 from zvonar.prompts.service import MAX_UPLOAD_BYTES
@@ -49,6 +49,10 @@ async def upload_prompt(
 
 
 class SpeechIn(BaseModel):
+    # Unknown fields are refused as everywhere (StrictInput), but the text keeps its spaces:
+    # a blank one is the service's invalid_speech_text.
+    model_config = ConfigDict(extra="forbid")
+
     text: str = Field(
         min_length=1,
         max_length=MAX_CHARS,

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from zvonar.accounts.access import Perm, Principal
 from zvonar.core.errors import InvalidInput, NotFound
+from zvonar.core.schemas import PROMPT_KEY
 from zvonar.media.errors import MediaError
 from zvonar.media.wav import encode_wav, wav_to_pcm8k
 from zvonar.prompts import speech
 
 LANGUAGES = ("en", "ru", "uk")
-_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_SECONDS = 600
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024
 HOLD_MUSIC = "hold_music"
@@ -47,7 +46,7 @@ class PromptService:
             raise InvalidInput(
                 f"language must be one of {', '.join(LANGUAGES)}", code="invalid_language"
             )
-        if not _KEY.match(key):
+        if not PROMPT_KEY.match(key):
             raise InvalidInput(
                 "a prompt key is lower-case letters, digits and _", code="invalid_prompt_key"
             )

@@ -10,7 +10,7 @@ a number or another scheme uses cannot be deleted (``scheme_in_use``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +19,24 @@ from sqlalchemy.exc import IntegrityError
 
 from zvonar.accounts.models import Account
 from zvonar.core.errors import Conflict, InvalidInput, NotFound
+from zvonar.core.schemas import PROMPT_KEY
 from zvonar.directory.events import Action
 from zvonar.directory.models import Employee, Group, Number
 from zvonar.routing.errors import SchemeInvalid
 from zvonar.routing.events import CalendarChanged, SchemeAssigned, SchemeChanged
 from zvonar.routing.models import CalendarRow, SchemeAssignment, SchemeRow
 from zvonar.routing.schedule import WorkCalendar, calendar_from_dict, calendar_to_dict
-from zvonar.routing.scheme import RingStep, Scheme, TargetKind, validate_library, walk
+from zvonar.routing.scheme import (
+    IvrStep,
+    PlayStep,
+    RingStep,
+    Scheme,
+    Step,
+    TargetKind,
+    VoicemailStep,
+    validate_library,
+    walk,
+)
 from zvonar.routing.scheme_codec import scheme_from_dict, scheme_to_dict
 from zvonar.store.db import UnitOfWork
 
@@ -160,6 +171,7 @@ class RoutingWriter:
         self, name: str, definition: Any, row: SchemeRow | None, *, check: bool = True
     ) -> SchemeRow:
         scheme = scheme_from_dict(name, definition)
+        check_prompt_keys(scheme)
         rows = await self.rows()
         if name in rows and (row is None or rows[name].id != row.id):
             raise Conflict(
@@ -269,3 +281,33 @@ class RoutingWriter:
         await self._flush()
         self.uow.emit(CalendarChanged(account_id=self.account_id))
         return cal, True
+
+
+def _prompt_refs(scheme: Scheme) -> Iterator[tuple[str, str]]:
+    """``(path, key)`` of every prompt the scheme names."""
+    steps: list[tuple[str, Step]] = [("final", scheme.final)]
+    for branch, branch_steps in scheme.branches.items():
+        steps += [(path, step) for path, step, _ in walk(branch_steps, f"branches.{branch.value}")]
+    for path, step in steps:
+        if isinstance(step, PlayStep):
+            yield f"{path}.prompt", step.prompt
+        elif isinstance(step, VoicemailStep) and step.greeting is not None:
+            yield f"{path}.greeting", step.greeting
+        elif isinstance(step, IvrStep):
+            yield f"{path}.prompt", step.prompt
+            if step.invalid_prompt is not None:
+                yield f"{path}.invalid_prompt", step.invalid_prompt
+        elif isinstance(step, RingStep) and step.announce is not None:
+            yield f"{path}.announce", step.announce
+
+
+def check_prompt_keys(scheme: Scheme) -> None:
+    """A scheme being written may name only keys a prompt can have: one that cannot exist
+    would play the default prompt (or nothing) without anyone being told. Checked on writes
+    only, so a scheme stored before this rule still loads."""
+    for path, key in _prompt_refs(scheme):
+        if not PROMPT_KEY.match(key):
+            raise SchemeInvalid(
+                f"{key!r} is not a prompt key: a–z, 0–9 and _, starting with a letter, at most 40",
+                path=path,
+            )

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from zvonar.accounts.models import User, WebSession
 from zvonar.api.deps import CSRF_HEADER, SESSION_COOKIE
 from zvonar.container import Container
-from zvonar.core.errors import Unauthenticated
+from zvonar.core.errors import LimitExceeded, Unauthenticated
 from zvonar.i18n import LANGUAGES, negotiate
 from zvonar.web.csrf import LOGIN_COOKIE, LOGIN_TOKEN_MAX_AGE, LoginCsrf, tokens_match
 from zvonar.web.render import STATIC_DIR, language_choices, render, see_other
@@ -103,6 +103,7 @@ class WebShell:
         status_code: int = 200,
         email: str = "",
         error: str | None = None,
+        error_count: int | None = None,
     ) -> Response:
         nonce = LoginCsrf.nonce(request.cookies.get(LOGIN_COOKIE))
         response = render(
@@ -113,6 +114,7 @@ class WebShell:
             login_token=self.login_csrf.token(nonce),
             email=email,
             error=error,
+            error_count=error_count,
         )
         self._cookie(response, LOGIN_COOKIE, nonce, LOGIN_TOKEN_MAX_AGE, "/login")
         return response
@@ -146,8 +148,24 @@ class WebShell:
             )
         try:
             signed = await self.c.accounts.sign_in(
-                email, password, max_age=self.settings.session_max_age
+                email,
+                password,
+                max_age=self.settings.session_max_age,
+                source=request.client.host if request.client else None,
             )
+        except LimitExceeded as exc:
+            # The brake is on (per address, or per client address): a page, not JSON.
+            wait = int(exc.details.get("retry_after", 60))
+            page = self._login_page(
+                request,
+                lang,
+                status_code=429,
+                email=email,
+                error="login.error.too_many_attempts",
+                error_count=max(1, -(-wait // 60)),
+            )
+            page.headers["Retry-After"] = str(wait)
+            return page
         except Unauthenticated:
             # One message for an unknown address and a wrong password (no account enumeration).
             return self._login_page(
