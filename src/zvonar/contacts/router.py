@@ -1,7 +1,7 @@
 """HTTP endpoints of contacts: CRUD with tag/q filters, and the CSV import.
 
-Reads need ``directory.read``, writes ``directory.write`` (checked in the service) until contacts
-get permissions of their own. Error codes beyond the generic ones: ``invalid_phone_number``,
+Reads need ``contacts.read``, writes ``contacts.write`` (checked in the service). Error codes
+beyond the generic ones: ``invalid_phone_number``,
 ``invalid_email``, ``invalid_csv``, ``invalid_csv_header`` (422); ``number_taken``,
 ``external_id_taken`` (409); ``import_too_large`` (429 via LimitExceeded), ``body_too_large``
 (413), ``unsupported_media_type`` (415).

@@ -1,8 +1,9 @@
 """HTTP endpoints of the call journal: search calls (or export them as CSV), read one with its
 legs, play its recording.
 
-Reading needs ``directory.read`` until journal permissions exist. Another account's call is a 404,
-like a call that never existed. Error codes beyond the generic ones: ``recording_not_found`` (404).
+Reading needs ``calls.read``, listening to a recording or a voicemail message
+``recordings.listen``. Another account's call is a 404, like a call that never existed. Error
+codes beyond the generic ones: ``recording_not_found``, ``voicemail_not_found`` (404).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ One scheme::
         - {type: ring, targets: [{number: "+79161234567"}, {sip: "sip:shop@pbx.example"}]}
         - {type: ring, targets: [{group: Sales}], strategy: round_robin, target_timeout: 15}
         - {type: caller_rule, rules: [{tags: [supplier], scheme: Production}],
-           default: [{type: play, prompt: busy-lines}]}
+           default: [{type: play, prompt: busy_lines}]}
         - {type: http_route, url: "https://crm.example/route", timeout: 3,
            fallback: [{type: goto, scheme: Shop}]}
         - {type: ivr, label: Main menu, prompt: greeting, timeout: 5, retries: 2,
@@ -18,11 +18,12 @@ One scheme::
                      {digit: "2", scheme: Support}],
            default: [{type: ring, targets: [{employee: "100"}]}]}
       off:
-        - {type: voicemail, greeting: after-hours, notify: [boss@example.com]}
+        - {type: voicemail, greeting: off_hours, notify: [boss@example.com]}
     final: {type: hangup}          # optional; default: voicemail
     rating: true                   # optional: a call one of its steps connects is rated
 
-Other step types: ``play {prompt}``, ``goto {scheme}``, ``hangup``. Every step may carry a
+Other step types: ``play {prompt}``, ``goto {scheme}``, ``hangup``. A prompt is named by its
+key (``PROMPT_KEY``; the writer refuses any other). Every step may carry a
 ``label`` (shown in the call journal). Dumping gives the canonical form (defaults left out), so
 ``dump(parse(d))`` is stable and config files diff well.
 """
