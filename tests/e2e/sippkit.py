@@ -75,18 +75,21 @@ REPLY = """
       Contact: <sip:[local_ip]:[local_port];transport=[transport]>"""
 
 
+def _body(*, sdp: bool) -> str:
+    """A request's body headers and body: our SDP, or none."""
+    if not sdp:
+        return "Content-Length: 0"
+    return f"""Content-Type: application/sdp
+      Content-Length: [len]
+
+      {_SDP}"""
+
+
 def ack(user: str, *, answer: bool = False) -> str:
     """``<send>`` of the ACK for the INVITE (CSeq 1) to ``user`` at the remote (§17.1.1.3);
     ``answer``: it carries our SDP, the answer to the offer of a 200 to an INVITE without one
     (§13.2.1)."""
-    body = (
-        f"""Content-Type: application/sdp
-      Content-Length: [len]
-
-      {_SDP}"""
-        if answer
-        else "Content-Length: 0"
-    )
+    body = _body(sdp=answer)
     return f"""<send><![CDATA[
 
       ACK sip:{user}@[remote_ip]:[remote_port] SIP/2.0
@@ -157,22 +160,11 @@ def _play(pcap: Path | None) -> str:
     return f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>'
 
 
-def uac(
-    user: str, *, pcap: Path | None = None, talk_ms: int = 3000, delayed_offer: bool = False
-) -> str:
-    """Call ``user``, play ``pcap`` once answered, hang up after ``talk_ms``.
-    ``delayed_offer``: the INVITE has no SDP; the ACK answers the 200's offer (§13.2.1)."""
-    body = (
-        "Content-Length: 0"
-        if delayed_offer
-        else f"""Content-Type: application/sdp
-      Content-Length: [len]
-
-      {_SDP}"""
-    )
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="zvonar e2e caller">
-  <send retrans="500"><![CDATA[
+def invite(user: str, *, offer: bool = True) -> str:
+    """``<send>`` of the caller's INVITE (CSeq 1) to ``user`` at the remote, with our SDP offer
+    or (``offer=False``) none: a delayed offer (§13.2.1), the answer then going in the ACK."""
+    body = _body(sdp=offer)
+    return f"""<send retrans="500"><![CDATA[
 
       INVITE sip:{user}@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -184,7 +176,17 @@ def uac(
       Max-Forwards: 70
       {body}
 
-  ]]></send>
+  ]]></send>"""
+
+
+def uac(
+    user: str, *, pcap: Path | None = None, talk_ms: int = 3000, delayed_offer: bool = False
+) -> str:
+    """Call ``user``, play ``pcap`` once answered, hang up after ``talk_ms``.
+    ``delayed_offer``: the INVITE has no SDP; the ACK answers the 200's offer (§13.2.1)."""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="zvonar e2e caller">
+  {invite(user, offer=not delayed_offer)}
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>

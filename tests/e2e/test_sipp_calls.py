@@ -199,19 +199,7 @@ async def test_delayed_offer_relay_and_recording(
 # hangs up (BYE), which this caller answers.
 _ACK_WITHOUT_ANSWER = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="zvonar e2e caller: ACK without an answer">
-  <send retrans="500"><![CDATA[
-
-      INVITE sip:100@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]UAC[call_number]
-      To: <sip:100@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:caller@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
+  {sippkit.invite("100", offer=False)}
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="200"/>

@@ -118,19 +118,7 @@ async def test_registered_sipp_answers_a_call_to_the_number(app: Container, tmp_
 
 REFUSED_CALL = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="zvonar overloaded">
-  <send retrans="500"><![CDATA[
-
-      INVITE sip:NUMBER@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]UAC[call_number]
-      To: <sip:NUMBER@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:caller@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
+  INVITE_NO_SDP
   <recv response="503">
     <action>
       <ereg regexp="Retry-After: 2" search_in="msg" check_it="true" assign_to="ra"/>
@@ -165,7 +153,8 @@ async def test_an_overloaded_pbx_answers_503_with_retry_after_and_starts_no_call
         assert guard is not None
         for _ in range(guard.late_ticks):
             guard.observe(1.0)
-        (tmp_path / "refused.xml").write_text(REFUSED_CALL.replace("NUMBER", NUMBER))
+        scenario = REFUSED_CALL.replace("INVITE_NO_SDP", sippkit.invite(NUMBER, offer=False))
+        (tmp_path / "refused.xml").write_text(scenario.replace("NUMBER", NUMBER))
         run = await run_sipp(
             sipp_command(
                 f"127.0.0.1:{pbx_port}",
