@@ -116,7 +116,7 @@ async def test_registered_sipp_answers_a_call_to_the_number(app: Container, tmp_
     ]
 
 
-REFUSED_CALL = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+_REFUSED_CALL = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="zvonar overloaded">
   INVITE_NO_SDP
   <recv response="503">
@@ -141,6 +141,12 @@ REFUSED_CALL = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
+def refused_call(number: str) -> str:
+    """A caller that expects 503 + Retry-After: 2 to its INVITE (overload), and ACKs it."""
+    scenario = _REFUSED_CALL.replace("INVITE_NO_SDP", sippkit.invite(number, offer=False))
+    return scenario.replace("NUMBER", number)
+
+
 async def test_an_overloaded_pbx_answers_503_with_retry_after_and_starts_no_call(
     app: Container, tmp_path: Path
 ) -> None:
@@ -153,8 +159,7 @@ async def test_an_overloaded_pbx_answers_503_with_retry_after_and_starts_no_call
         assert guard is not None
         for _ in range(guard.late_ticks):
             guard.observe(1.0)
-        scenario = REFUSED_CALL.replace("INVITE_NO_SDP", sippkit.invite(NUMBER, offer=False))
-        (tmp_path / "refused.xml").write_text(scenario.replace("NUMBER", NUMBER))
+        (tmp_path / "refused.xml").write_text(refused_call(NUMBER))
         run = await run_sipp(
             sipp_command(
                 f"127.0.0.1:{pbx_port}",

@@ -37,7 +37,7 @@ from zvonar.pbx.trunk_registration import RegState
 from zvonar.sip.io.tls import HANDSHAKE_FAILURES
 
 from .conftest import NUMBER, PASSWORD, seed_account
-from .test_e2e_sipp import REFUSED_CALL
+from .test_e2e_sipp import refused_call
 from .test_trunk_registration import PASSWORD as TRUNK_PASSWORD
 from .test_trunk_registration import USER as TRUNK_USER
 from .test_trunk_registration import Carrier, _exchange, registrar_xml
@@ -199,7 +199,7 @@ async def test_metrics_need_the_operators_token_and_count_what_happened(env: Env
     for _ in range(guard.late_ticks):
         guard.observe(1.0)
     scenario = env.workdir / "refused.xml"
-    scenario.write_text(REFUSED_CALL.replace("NUMBER", NUMBER))
+    scenario.write_text(refused_call(NUMBER))
     run = await run_sipp(
         sipp_command(
             f"127.0.0.1:{env.pbx_port}", workdir=env.workdir, local_port=free_port(), calls=1,
