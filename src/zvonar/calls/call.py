@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from zvonar.calls import accept, attended, early, redirect, steps
+from zvonar.calls.answering import NoSession, answer_caller, caller_sdp
 from zvonar.calls.events import (
     CallAnswered,
     CallEvent,
@@ -52,7 +53,7 @@ from zvonar.calls.plan import (
 )
 from zvonar.calls.recording import Recording
 from zvonar.calls.requests import on_request
-from zvonar.calls.sdp_bridge import check_offer, new_offer_answer, parse_body, remote_media
+from zvonar.calls.sdp_bridge import check_offer, parse_body, remote_media
 from zvonar.calls.signalling import response_to
 from zvonar.calls.steps import StepTimeout
 from zvonar.calls.teardown import finish, give_up, hangup_all, hangup_fork, stop_fork
@@ -67,7 +68,6 @@ from zvonar.calls.waves import (
 )
 from zvonar.media.engine import (
     DtmfReceived,
-    LegEndpoint,
     MediaEvent,
     MediaTimeout,
     PlaybackFinished,
@@ -77,7 +77,6 @@ from zvonar.media.engine import (
 from zvonar.media.errors import MediaError
 from zvonar.media.sdp import SessionDescription
 from zvonar.sip.dialog import Dialog, DialogId
-from zvonar.sip.errors import SipError
 from zvonar.sip.message import SipRequest, make_response
 from zvonar.sip.ua import (
     AckReceived,
@@ -102,17 +101,6 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Shutdown:
     pass
-
-
-@dataclass(frozen=True)
-class NoSession:
-    """The caller's ACK brought no usable answer to the offer our 200 made (delayed offer):
-    the dialog exists but no media can flow, so the call ends (RFC 3261 §13.2.1)."""
-
-
-# How long the actor waits for the ACK that answers our offer. The UA gives up on the ACK at
-# 64*T1 (AckTimeout, which then ends the call); this bound only guards against never hearing.
-_ACK_WAIT = 40.0
 
 
 _NO_INVITE = SipRequest("OPTIONS", parse_uri("sip:invalid"), ())
@@ -179,17 +167,17 @@ class Call:
         self.attended: attended.Pending | None = None  # an attended transfer in progress
         self.holding: set[str] = set()  # legs whose peer holds the call: music to the other
         self.invited_at: float | None = None  # the INVITE's arrival (loop time), until rung
-        # Set while the actor waits for the ACK that answers our offer (delayed offer).
-        self._ack_wait: asyncio.Future[AckReceived | AckTimeout] | None = None
+        # Set while the actor waits for the ACK that answers our offer (answering.py).
+        self.ack_wait: asyncio.Future[AckReceived | AckTimeout] | None = None
 
     # -- input ----------------------------------------------------------------------------------
 
     def put(self, item: CallInput) -> None:
         if self.done:
             return
-        waiting = self._ack_wait
+        waiting = self.ack_wait
         if waiting and not waiting.done() and isinstance(item, AckReceived | AckTimeout):
-            waiting.set_result(item)  # answer_caller is waiting for it, not the queue
+            waiting.set_result(item)  # answering.answer_caller waits for it, not the queue
             return
         self.queue.put_nowait(item)
 
@@ -243,7 +231,7 @@ class Call:
             return not self.done
         self.plan = outcome
         try:
-            # Parsed once: checked now, answered when we answer the caller (caller_sdp).
+            # Parsed once: checked now, answered when we answer the caller (answering.py).
             if not self.delayed_offer:
                 self.caller_offer = parse_body(self.caller_request.body)
                 check_offer(self.caller_offer, srtp=self.host.engine.srtp)
@@ -455,10 +443,10 @@ class Call:
             return
         endpoint = fork.caller_endpoint
         assert endpoint is not None  # win() opened it: the caller had no media
-        sdp = await self.caller_sdp(fork.caller_media_id, endpoint)
+        sdp = await caller_sdp(self, fork.caller_media_id, endpoint)
         await engine.configure(fork.media_id, remote)
         await engine.bridge(fork.caller_media_id, fork.media_id)
-        await self.answer_caller(sdp)
+        await answer_caller(self, sdp)
         self.was_answered = True
         await self._answered_event(fork)
         await steps.connected(self, fork)
@@ -497,69 +485,6 @@ class Call:
         await finish(self, Disposition.abandoned, HangupSide.caller, fork_reason="cancelled")
 
     # -- the caller -----------------------------------------------------------------------------
-
-    async def caller_sdp(self, media: str, endpoint: LegEndpoint) -> bytes:
-        """Our SDP for the caller on engine leg ``media``, which becomes the caller's leg.
-
-        To the caller's offer: our answer, the leg configured for it. To an offerless INVITE
-        (a delayed offer, RFC 3261 §13.2.1; carriers send them): our offer, plain RTP since
-        the caller can no longer refuse it and be offered again; :meth:`answer_caller` takes
-        the answer from the ACK. :class:`MediaError` if the offer cannot be answered:
-        nothing was sent and the caller still waits."""
-        caller = self.caller
-        if self.caller.invite is None:
-            raise SipError("the caller's INVITE was already answered")
-        oa = new_offer_answer(endpoint)
-        if self.delayed_offer:
-            sdp = oa.create_offer()
-        else:
-            offer = self.caller_offer or parse_body(self.caller_request.body)
-            sdp, negotiated = oa.receive_offer(offer)
-            await self.host.engine.configure(media, remote_media(negotiated))
-        caller.media_id, caller.endpoint, caller.oa = media, endpoint, oa
-        return sdp.serialize().encode()
-
-    async def answer_caller(self, sdp: bytes) -> None:
-        """Answer the caller (200) with ``sdp`` from :meth:`caller_sdp`: the call is theirs.
-
-        After an offer of ours, wait for the ACK and configure the caller's leg from the
-        answer it carries before going on, so what plays next goes out in the codec the
-        caller chose. An ACK without a usable answer ends the call (:class:`NoSession`); one
-        that never comes ends it as for any 200 (AckTimeout)."""
-        caller = self.caller
-        offered = self.delayed_offer
-        if offered:
-            self._ack_wait = asyncio.get_running_loop().create_future()
-        self.respond_caller(200, sdp)
-        caller.state = LegState.CONFIRMED
-        caller.dialog = self.find_caller_dialog()
-        if offered:
-            await self._answer_in_ack()
-
-    async def _answer_in_ack(self) -> None:
-        waiting, caller = self._ack_wait, self.caller
-        assert waiting is not None
-        try:
-            async with asyncio.timeout(_ACK_WAIT):
-                ack = await waiting
-        except TimeoutError:
-            ack = None
-        finally:
-            self._ack_wait = None
-        if isinstance(ack, AckTimeout):
-            self.queue.put_nowait(ack)  # ends the call, as without a delayed offer
-            return
-        if isinstance(ack, AckReceived):
-            if ack.dialog is not None:
-                caller.dialog = ack.dialog
-            try:
-                assert caller.oa is not None and caller.media_id is not None
-                negotiated = caller.oa.receive_answer(parse_body(ack.request.body))
-                await self.host.engine.configure(caller.media_id, remote_media(negotiated))
-                return
-            except MediaError as exc:
-                log.info("call %s: no usable answer in the caller's ACK: %s", self.call_id, exc)
-        self.queue.put_nowait(NoSession())
 
     def respond_caller(self, status: int, body: bytes = b"", reason: str | None = None) -> None:
         caller, ua = self.caller, self.host.ua

@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable, Iterable, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from zvonar.calls.answering import answer_caller, caller_sdp
 from zvonar.calls.early import confirm as confirm_early
 from zvonar.calls.events import (
     CallAnswered,
@@ -226,9 +227,9 @@ async def _answer_caller(call: Call, leg: CalleeLeg) -> None:
     engine = call.host.engine
     endpoint = leg.caller_endpoint
     assert endpoint is not None  # a pickup opens its pair up front (_claim)
-    sdp = await call.caller_sdp(leg.caller_media_id, endpoint)
+    sdp = await caller_sdp(call, leg.caller_media_id, endpoint)
     await engine.bridge(leg.caller_media_id, leg.media_id)
-    await call.answer_caller(sdp)
+    await answer_caller(call, sdp)
     call.was_answered = True
 
 

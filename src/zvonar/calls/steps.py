@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zvonar.calls import early
+from zvonar.calls.answering import answer_caller, caller_sdp
 from zvonar.calls.events import CallRated, Disposition, HangupSide, LegEndReason
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import (
@@ -172,11 +173,11 @@ async def _answer(call: Call) -> bool:
         endpoint = await engine.allocate(media, media)
         call.host.track_media(media, call)
         call.local_media = media
-        sdp = await call.caller_sdp(media, endpoint)
+        sdp = await caller_sdp(call, media, endpoint)
     except MediaError as exc:
         log.warning("call %s: cannot answer the caller: %s", call.call_id, exc)
         return False
-    await call.answer_caller(sdp)
+    await answer_caller(call, sdp)
     return True
 
 

@@ -12,6 +12,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from zvonar.calls.answering import answer_caller, caller_sdp
 from zvonar.calls.early import confirm as confirm_early
 from zvonar.calls.early import fork_gone
 from zvonar.calls.events import (
@@ -98,7 +99,7 @@ async def _play_prompt(call: Call, final: Reject) -> None:
     endpoint = await engine.allocate(f"{call.call_id}.p", media)
     call.host.track_media(media, call)
     call.prompt_media = media
-    await call.answer_caller(await call.caller_sdp(media, endpoint))
+    await answer_caller(call, await caller_sdp(call, media, endpoint))
     call.prompt_playback = await engine.play(media, final.prompt)
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zvonar.calls.answering import answer_caller, caller_sdp
 from zvonar.calls.early import confirm as confirm_early
 from zvonar.calls.legs import LegState
 from zvonar.calls.plan import VoicemailSpec
@@ -166,13 +167,13 @@ async def begin(call: Call, spec: VoicemailSpec) -> bool:
     _SESSIONS[call] = session
     try:
         endpoint = await engine.allocate(media, media)
-        sdp = await call.caller_sdp(media, endpoint)
+        sdp = await caller_sdp(call, media, endpoint)
     except MediaError:
         _SESSIONS.pop(call, None)
         await _close(engine, session)
         caller.media_id = caller.endpoint = caller.oa = None
         raise
-    await call.answer_caller(sdp)
+    await answer_caller(call, sdp)
     # hangup_all then reports call.final_disposition; finish's release() skips the leg,
     # which is not tracked (conclude releases it).
     call.prompt_media = media
