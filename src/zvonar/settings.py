@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from zvonar.pbx.config import PbxConfig, parse_dns_servers
-from zvonar.sip.auth_digest import base_algorithm
+from zvonar.sip.auth_digest import server_algorithms
 from zvonar.sip.errors import AuthError
 
 
@@ -58,7 +58,7 @@ class _TomlFileSource(PydanticBaseSettingsSource):
         return self._data.get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+        return dict(self._data)  # every key names a setting (checked when read)
 
 
 _DRIVERS = {
@@ -68,6 +68,11 @@ _DRIVERS = {
     "sqlite+aiosqlite": "sqlite+aiosqlite",
     "sqlite": "sqlite+aiosqlite",
 }
+
+
+def _names(value: str) -> tuple[str, ...]:
+    """A comma-separated setting as its non-empty items."""
+    return tuple(a.strip() for a in value.split(",") if a.strip())
 
 
 class Settings(BaseSettings):
@@ -206,16 +211,10 @@ class Settings(BaseSettings):
     @field_validator("sip_digest_algorithms")
     @classmethod
     def _digest_algorithms(cls, value: str) -> str:
-        names = [a.strip() for a in value.split(",") if a.strip()]
-        if not names:
-            raise ValueError("name at least one of SHA-256, MD5, SHA-512-256")
-        for name in names:
-            if name.upper().endswith("-SESS"):
-                raise ValueError(f"{name}: a server offers no -sess algorithm (RFC 8760 §2.1)")
-            try:
-                base_algorithm(name)
-            except AuthError:
-                raise ValueError(f"{name}: not one of SHA-256, MD5, SHA-512-256") from None
+        try:  # what the registrar's challenger will be given (pbx_config)
+            server_algorithms(_names(value))
+        except AuthError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @model_validator(mode="after")
@@ -244,9 +243,7 @@ class Settings(BaseSettings):
             default_region=self.default_region,
             max_calls=self.max_calls,
             max_loop_lag=self.max_loop_lag,
-            digest_algorithms=tuple(
-                a.strip() for a in self.sip_digest_algorithms.split(",") if a.strip()
-            ),
+            digest_algorithms=_names(self.sip_digest_algorithms),
             dns_servers=parse_dns_servers(self.dns_servers),
             sip_tls_cert=self.sip_tls_cert,
             sip_tls_key=self.sip_tls_key,

@@ -35,6 +35,7 @@ from zvonar.sip.auth_digest import (
     compute_ha1,
     compute_response,
     digest_hash,
+    server_algorithms,
 )
 from zvonar.sip.errors import AuthError, SipError
 from zvonar.sip.headers import parse_auth_params, quote_string
@@ -187,13 +188,9 @@ class DigestChallenger:
     ) -> None:
         if len(secret) < 16:
             raise ValueError("the nonce secret needs at least 16 bytes")
-        if not algorithms:
-            raise ValueError("offer at least one algorithm")
         self.realm = realm
         self.nonce_ttl = nonce_ttl
-        self.algorithms = tuple(canonical_algorithm(a) for a in algorithms)
-        if any(a.endswith("-sess") for a in self.algorithms):
-            raise ValueError("the server offers only non-session algorithms (RFC 8760 §2.1)")
+        self.algorithms = server_algorithms(algorithms)
         self.require_qop = require_qop
         self.check_uri = check_uri
         self._secret = secret

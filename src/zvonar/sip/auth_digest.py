@@ -6,7 +6,7 @@ the algorithm tokens, H(), HA1 and the request-digest. Shared by the server side
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from zvonar.sip.errors import AuthError
 
@@ -18,6 +18,7 @@ __all__ = [
     "compute_ha1",
     "compute_response",
     "digest_hash",
+    "server_algorithms",
 ]
 
 # RFC 7616 §3.2 / RFC 8760 §2.1: algorithm token -> hashlib name. The "-sess" variants hash
@@ -42,6 +43,24 @@ def base_algorithm(algorithm: str) -> str:
 def canonical_algorithm(algorithm: str) -> str:
     base = base_algorithm(algorithm)
     return base + "-sess" if algorithm.upper().endswith("-SESS") else base
+
+
+def server_algorithms(algorithms: Iterable[str]) -> tuple[str, ...]:
+    """What a server may challenge with, canonical and in order: ``ValueError`` for none or a
+    "-sess" one (RFC 8760 §2.1: a server offers non-session algorithms), ``AuthError`` for
+    one we do not know."""
+    out: list[str] = []
+    for given in algorithms:
+        try:
+            alg = canonical_algorithm(given)
+        except AuthError:
+            raise AuthError(f"{given}: not one of SHA-256, MD5, SHA-512-256") from None
+        if alg.endswith("-sess"):
+            raise ValueError(f"{given}: a server offers no -sess algorithm (RFC 8760 §2.1)")
+        out.append(alg)
+    if not out:
+        raise ValueError("name at least one algorithm")
+    return tuple(out)
 
 
 def digest_hash(algorithm: str, data: str | bytes) -> str:
