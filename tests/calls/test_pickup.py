@@ -29,6 +29,7 @@ from zvonar.calls.events import (
 from zvonar.calls.plan import InboundCall, Pickup, Plan, RingTarget, Wave
 
 from .test_b2bua import dial, final_status, hang_up
+from .test_delayed_offer import dial_late
 from .test_transfer import until
 
 ANNA = uuid.UUID("00000000-0000-4000-8000-0000000000a1")  # her phone rings
@@ -55,11 +56,11 @@ def pickup_by_boris(account: uuid.UUID = ACCOUNT) -> object:
     return order
 
 
-def sdp(port: int) -> bytes:
+def sdp(port: int, pt: int = 0, codec: str = "PCMU") -> bytes:
     return (
         b"v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-        + f"m=audio {port} RTP/AVP 0\r\n".encode()
-        + b"a=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+        + f"m=audio {port} RTP/AVP {pt}\r\na=rtpmap:{pt} {codec}/8000\r\n".encode()
+        + b"a=sendrecv\r\n"
     )
 
 
@@ -175,3 +176,63 @@ async def test_a_call_of_another_account_cannot_be_picked_up(
     (ended,) = await pbx.wait_ended()
     assert ended.disposition is Disposition.abandoned
     assert not [e for e in pbx.bus.of_type(CallEnded) if e.call_id != ended.call_id]
+
+
+async def test_a_picker_without_an_offer_answers_ours_in_its_ack(
+    pbx: Pbx, phones: tuple[Phone, Phone], picker: Phone
+) -> None:
+    caller, callee = phones
+    pbx.resolver.plans["100"] = ring_anna(callee)
+    pbx.resolver.plans["*8101"] = pickup_by_boris()  # type: ignore[assignment]
+    a_rtp, b_rtp = rtp_socket(), rtp_socket()
+    try:
+        leg = dial(caller, pbx, "100", sdp(a_rtp.getsockname()[1]))
+        await until(lambda: pbx.bus.of_type(CallRinging))
+        call_id = pbx.events()[0].call_id
+        # No SDP in the INVITE; the ACK answers our offer with PCMA only.
+        picked = dial_late(picker, pbx, "*8101", sdp(b_rtp.getsockname()[1], 8, "PCMA"))
+        assert await final_status(picked) == 200
+        assert b"PCMA/8000" in picked.remote_sdp and b"PCMU/8000" in picked.remote_sdp
+        assert await final_status(leg) == 200
+        await until(lambda: pbx.bus.of_type(CallAnswered))
+        (answered,) = pbx.bus.of_type(CallAnswered)
+        assert answered.by == BORIS
+
+        # The picker's leg was configured from its ACK: the caller's PCMU reaches it as PCMA.
+        call = pbx.b2bua.calls[call_id]
+        assert call.caller.endpoint is not None
+        into = (call.caller.endpoint.address, call.caller.endpoint.port)
+        loop = asyncio.get_running_loop()
+        for seq in range(5):
+            packet = struct.pack("!BBHII", 0x80, 0, seq, seq * 160, 0x1234) + b"\xff" * 160
+            await loop.sock_sendto(a_rtp, packet, into)
+        data = await asyncio.wait_for(loop.sock_recv(b_rtp, 2048), 3)
+        assert data[1] & 0x7F == 8 and len(data) == 12 + 160
+
+        hang_up(picker, picked)  # the picker's BYE ends the caller's leg too
+        assert leg.ended is not None
+        assert await asyncio.wait_for(leg.ended, 5) == "bye"
+        (ended,) = await pbx.wait_ended()
+        assert ended.disposition is Disposition.answered
+        await asyncio.wait_for(pbx.b2bua.wait_idle(), 5)
+    finally:
+        a_rtp.close()
+        b_rtp.close()
+
+
+async def test_a_pickers_ack_without_an_answer_ends_the_call(
+    pbx: Pbx, phones: tuple[Phone, Phone], picker: Phone
+) -> None:
+    caller, callee = phones
+    pbx.resolver.plans["100"] = ring_anna(callee)
+    pbx.resolver.plans["*8101"] = pickup_by_boris()  # type: ignore[assignment]
+    leg = dial(caller, pbx, "100")
+    await until(lambda: pbx.bus.of_type(CallRinging))
+    picked = dial_late(picker, pbx, "*8101", answer_in_ack=False)
+    assert await final_status(picked) == 200
+    assert picked.ended is not None and leg.ended is not None
+    assert await asyncio.wait_for(picked.ended, 5) == "bye"  # ours: no media can flow
+    assert await asyncio.wait_for(leg.ended, 5) == "bye"
+    (ended,) = await pbx.wait_ended()
+    assert ended.hangup is HangupSide.system
+    await asyncio.wait_for(pbx.b2bua.wait_idle(), 5)

@@ -7,6 +7,9 @@ blind transfer through the real PBX runtime, checked in the B2BUA's events and t
   reaches 102's leg), 101 gets CANCEL; the journal says answered by 102;
 - transfer: 101 answers, sends REFER (Refer-To: 102) in its dialog, gets 202, NOTIFYs and BYE;
   102 answers the carrier; the journal holds the blind transfer to 102.
+
+A picker whose INVITE carries no SDP (RFC 3261 §13.2.1) answers our offer in its ACK: the
+carrier's RTP reaching 102's leg proves that leg was configured from it.
 """
 
 from __future__ import annotations
@@ -57,8 +60,10 @@ _OK = """<send><![CDATA[
   ]]></send>"""
 
 
-def picker_xml(dialed: str, user: str) -> str:
-    """``user`` dials ``dialed`` with digest (407 first), is answered, waits for the BYE."""
+def picker_xml(dialed: str, user: str, *, delayed_offer: bool = False) -> str:
+    """``user`` dials ``dialed`` with digest (407 first), is answered, waits for the BYE.
+    ``delayed_offer``: its INVITE has no SDP and its ACK answers the 200's offer."""
+    body = sippkit._body(sdp=not delayed_offer)
     invite = f"""
       INVITE sip:{dialed}@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
@@ -69,10 +74,7 @@ def picker_xml(dialed: str, user: str) -> str:
       Contact: <sip:{user}@[local_ip]:[local_port];transport=[transport]>
       AUTH
       Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      {sippkit._SDP}
+      {body}
 """
     ack = f"""
       ACK sip:{dialed}@[remote_ip]:[remote_port] SIP/2.0
@@ -82,7 +84,7 @@ def picker_xml(dialed: str, user: str) -> str:
       Call-ID: [call_id]
       CSeq: CSEQ ACK
       Max-Forwards: 70
-      Content-Length: 0
+      BODY
 """
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="{user} dials {dialed} with digest">
@@ -92,7 +94,7 @@ def picker_xml(dialed: str, user: str) -> str:
   <recv response="100" optional="true"/>
   <recv response="407" auth="true"/>
   <send><![CDATA[
-{ack.replace("CSEQ", "1")}
+{ack.replace("CSEQ", "1").replace("BODY", "Content-Length: 0")}
   ]]></send>
   <send retrans="500"><![CDATA[
 {invite.replace("CSEQ", "2").replace("AUTH", "[authentication]")}
@@ -100,7 +102,7 @@ def picker_xml(dialed: str, user: str) -> str:
   <recv response="100" optional="true"/>
   <recv response="200" rtd="true"/>
   <send><![CDATA[
-{ack.replace("CSEQ", "2")}
+{ack.replace("CSEQ", "2").replace("BODY", sippkit._body(sdp=delayed_offer))}
   ]]></send>
   <recv request="BYE"/>
   {_OK}
@@ -226,8 +228,12 @@ async def _until(check: object, within: float = 8.0) -> None:
         await asyncio.sleep(0.02)
 
 
-@pytest.mark.parametrize("code", [f"{PICKUP_CODE}101", GROUP_PICKUP_CODE])
-async def test_pickup_takes_the_call_ringing_101(rig: Rig, code: str) -> None:
+@pytest.mark.parametrize(
+    ("code", "late"),
+    [(f"{PICKUP_CODE}101", False), (GROUP_PICKUP_CODE, False), (f"{PICKUP_CODE}101", True)],
+    ids=["directed", "group", "directed-delayed-offer"],
+)
+async def test_pickup_takes_the_call_ringing_101(rig: Rig, code: str, late: bool) -> None:
     sipps = Sipps(rig)
     start = len(rig.bus.events)
     tone = rig.workdir / "tone.pcap"
@@ -249,7 +255,7 @@ async def test_pickup_takes_the_call_ringing_101(rig: Rig, code: str) -> None:
         auth = ("-au", "102", "-ap", PASSWORD, "-auth_uri", f"{code}@{rig.remote}")
         picker = await sipps.start(
             "pick102",
-            picker_xml(code, "102"),
+            picker_xml(code, "102", delayed_offer=late),
             port=d102.port,
             remote=True,
             extra=auth,

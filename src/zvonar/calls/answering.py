@@ -10,6 +10,10 @@ without SDP is a delayed offer (RFC 3261 §13.2.1; carriers send them): the 200 
 offer and the ACK the answer, so the actor waits for that ACK (``Call.put`` hands it over)
 and configures the caller's leg before anything plays to it; a greeting then goes out in the
 codec the caller chose, not in the one the player guessed.
+
+A picker (pickup.py) may send an INVITE without SDP too: its leg is a fork whose 200 made
+the offer (``CalleeLeg.offered``), and the actor configures it from the ACK
+(:func:`fork_answer_in_ack`).
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from zvonar.sip.ua import AckReceived, AckTimeout
 
 if TYPE_CHECKING:
     from zvonar.calls.call import Call
+    from zvonar.calls.legs import CalleeLeg
 
-__all__ = ["NoSession", "answer_caller", "caller_sdp"]
+__all__ = ["NoSession", "answer_caller", "caller_sdp", "fork_answer_in_ack"]
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +109,18 @@ async def _answer_in_ack(call: Call) -> None:
         except MediaError as exc:
             log.info("call %s: no usable answer in the caller's ACK: %s", call.call_id, exc)
     call.queue.put_nowait(NoSession())
+
+
+async def fork_answer_in_ack(call: Call, fork: CalleeLeg, ack: AckReceived) -> None:
+    """The ACK of a fork whose 200 from us made the offer (a picker's INVITE had none):
+    configure its engine leg from the answer; without a usable one no media can flow to
+    that side, so the call ends (:class:`NoSession`)."""
+    fork.offered = False
+    if ack.dialog is not None:
+        fork.dialog = ack.dialog
+    try:
+        negotiated = fork.oa.receive_answer(parse_body(ack.request.body))
+        await call.host.engine.configure(fork.media_id, remote_media(negotiated))
+    except MediaError as exc:
+        log.info("call %s: no usable answer in %s's ACK: %s", call.call_id, fork.leg_id, exc)
+        call.queue.put_nowait(NoSession())

@@ -277,9 +277,13 @@ class B2bua:
         elif isinstance(event, AckReceived):
             call = self._dialog_call(event.dialog)
             # Only the caller's dialog expects an ACK from its peer; a picked-up call's
-            # callee leg (pickup.py) is a UAS dialog too, and its ACK is not the caller's.
+            # callee leg (pickup.py) is a UAS dialog too, and its ACK matters only when it
+            # answers the offer our 200 made (a picker's INVITE without SDP).
             # Originated calls have no UAS dialog at all.
-            if isinstance(call, Call) and _local_tag(event.dialog) == call.caller.local_tag:
+            tag = _local_tag(event.dialog)
+            if isinstance(call, Call) and (
+                tag == call.caller.local_tag or call.offered_fork(tag) is not None
+            ):
                 call.put(event)
         elif isinstance(event, CancelRequested | RequestFailed):
             call = self._by_key.get(event.key)

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from zvonar.calls import accept, attended, early, redirect, steps
-from zvonar.calls.answering import NoSession, answer_caller, caller_sdp
+from zvonar.calls.answering import NoSession, answer_caller, caller_sdp, fork_answer_in_ack
 from zvonar.calls.events import (
     CallAnswered,
     CallEvent,
@@ -176,10 +176,27 @@ class Call:
         if self.done:
             return
         waiting = self.ack_wait
-        if waiting and not waiting.done() and isinstance(item, AckReceived | AckTimeout):
+        if (
+            waiting
+            and not waiting.done()
+            and isinstance(item, AckReceived | AckTimeout)
+            and self._callers_ack(item)
+        ):
             waiting.set_result(item)  # answering.answer_caller waits for it, not the queue
             return
         self.queue.put_nowait(item)
+
+    def _callers_ack(self, item: AckReceived | AckTimeout) -> bool:
+        """Of the caller's dialog, not of a picker's (pickup.py)."""
+        message = item.request if isinstance(item, AckReceived) else item.response
+        return message.to.tag == self.caller.local_tag
+
+    def offered_fork(self, local_tag: str | None) -> CalleeLeg | None:
+        """The fork on our dialog ``local_tag`` whose ACK is to answer our offer."""
+        for fork in self.forks.values():
+            if fork.offered and fork.local_tag == local_tag:
+                return fork
+        return None
 
     def media_event(self, event: MediaEvent) -> None:
         if isinstance(event, RecordingFinished):
@@ -282,7 +299,9 @@ class Call:
         elif isinstance(item, CancelRequested):
             await self._caller_cancelled(item)
         elif isinstance(item, AckReceived):
-            if item.dialog is not None and self.caller.state is LegState.CONFIRMED:
+            if (fork := self.offered_fork(item.request.to.tag)) is not None:
+                await fork_answer_in_ack(self, fork, item)
+            elif item.dialog is not None and self.caller.state is LegState.CONFIRMED:
                 self.caller.dialog = item.dialog
         elif isinstance(item, AckTimeout):
             await hangup_all(self, HangupSide.system)

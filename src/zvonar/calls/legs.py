@@ -102,6 +102,9 @@ class CalleeLeg:
     accept_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
     answer: RemoteMedia | None = None
     playback: PlaybackId | None = None  # what it hears meanwhile
+    # Our 200 to it made the offer (a picker whose INVITE had none, pickup.py): its ACK
+    # carries the answer, which configures its engine leg (answering.fork_answer_in_ack).
+    offered: bool = False
 
     @property
     def pending(self) -> bool:

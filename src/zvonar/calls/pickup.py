@@ -12,7 +12,9 @@ that call's answered callee leg:
 - a new media pair is allocated (the caller's side and the picker's side, in one engine call:
   rtpengine bridges only legs allocated together); a caller already answered (a transfer that
   is ringing) keeps its media leg and only the picker's side is new;
-- the caller gets its 200 with our SDP (if not answered yet), the picker gets 200 with ours;
+- the caller gets its 200 with our SDP (if not answered yet), the picker gets 200 with ours
+  (an answer, or an offer when its INVITE had none: its ACK then answers, and the call's
+  actor configures the picker's leg from it, answering.fork_answer_in_ack);
 - every ringing fork is CANCELled (LegEnded cancelled); CallRinging and CallAnswered are
   published for the picker's leg (answered_by = the picker), so the journal has the leg;
 - from then on the call actor treats the picker's dialog as the winning fork: BYE from either
@@ -122,9 +124,10 @@ async def pick_up(host: B2bua, facts: InboundCall, order: Pickup) -> Plan | Reje
     if picker is None or inc is None or picker.plan is not None or picker.was_answered:
         return Reject(403, "Forbidden")  # a pickup code in a REFER: not a transfer target
     try:
-        check_offer(inc.request.body, srtp=host.engine.srtp)
+        if inc.request.body.strip():  # none: a delayed offer, ours goes in the 200
+            check_offer(inc.request.body, srtp=host.engine.srtp)
     except MediaError:
-        return Reject(488, "Not Acceptable Here")  # the picker must offer SDP
+        return Reject(488, "Not Acceptable Here")
     employees = wanted(order)
     if find_ringing(list(host.calls.values()), order.account_id, employees) is None:
         return _NOTHING
@@ -200,8 +203,11 @@ async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
             await stop_fork(call, fork, LegEndReason.cancelled)
     await call.publish(CallRinging, leg_id=leg.leg_id, target=leg.target.target, at=call.now())
     try:
-        answer, negotiated = leg.oa.receive_offer(parse_body(inc.request.body))
-        await engine.configure(leg.media_id, remote_media(negotiated))
+        if inc.request.body.strip():
+            ours, negotiated = leg.oa.receive_offer(parse_body(inc.request.body))
+            await engine.configure(leg.media_id, remote_media(negotiated))
+        else:  # a delayed offer (RFC 3261 §13.2.1): its ACK answers (Call.offered_fork)
+            ours, leg.offered = leg.oa.create_offer(), True
         confirmed = await confirm_early(call)  # it heard early media: answered on that leg
         if caller.media_id is not None and (confirmed or not leg.caller_media_id):
             await engine.bridge(caller.media_id, leg.media_id)
@@ -214,7 +220,7 @@ async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
         leg.state = LegState.ENDED
         await finish(call, Disposition.failed, HangupSide.system, caller_status=500)
         return
-    _respond(call, leg, inc, 200, answer.serialize().encode())
+    _respond(call, leg, inc, 200, ours.serialize().encode())
     leg.dialog = host.ua.dialogs.get(DialogId(leg.sip_call_id, leg.local_tag, _tag(inc)))
     leg.state = LegState.CONFIRMED
     by = leg.target.target.target_id
