@@ -27,6 +27,7 @@ from zvonar.calls.events import (
     TargetKind,
 )
 from zvonar.calls.plan import InboundCall, Pickup, Plan, RingTarget, Wave
+from zvonar.sip.io.testserver import CallLeg
 
 from .test_b2bua import dial, final_status, hang_up
 from .test_delayed_offer import dial_late
@@ -71,16 +72,39 @@ def rtp_socket() -> socket.socket:
     return s
 
 
+async def ringing_anna(
+    pbx: Pbx, phones: tuple[Phone, Phone], offer: bytes = b"", account: uuid.UUID = ACCOUNT
+) -> CallLeg:
+    """The caller dials 100, which rings Anna; *8101 is Boris's pickup (of ``account``'s
+    calls). Returns the caller's leg once Anna's phone rings."""
+    caller, callee = phones
+    pbx.resolver.plans["100"] = ring_anna(callee)
+    pbx.resolver.plans["*8101"] = pickup_by_boris(account)  # type: ignore[assignment]
+    leg = dial(caller, pbx, "100", offer)
+    await until(lambda: pbx.bus.of_type(CallRinging))
+    return leg
+
+
+async def relayed(pbx: Pbx, call_id: str, a_rtp: socket.socket, b_rtp: socket.socket) -> bytes:
+    """Send five PCMU packets from the caller's socket to its leg; the first that reaches
+    the picker's socket."""
+    call = pbx.b2bua.calls[call_id]
+    assert call.caller.endpoint is not None
+    into = (call.caller.endpoint.address, call.caller.endpoint.port)
+    loop = asyncio.get_running_loop()
+    for seq in range(5):
+        packet = struct.pack("!BBHII", 0x80, 0, seq, seq * 160, 0x1234) + b"\xff" * 160
+        await loop.sock_sendto(a_rtp, packet, into)
+    return await asyncio.wait_for(loop.sock_recv(b_rtp, 2048), 3)
+
+
 async def test_pickup_bridges_the_caller_and_cancels_the_ringing_phone(
     pbx: Pbx, phones: tuple[Phone, Phone], picker: Phone
 ) -> None:
     caller, callee = phones
-    pbx.resolver.plans["100"] = ring_anna(callee)
-    pbx.resolver.plans["*8101"] = pickup_by_boris()  # type: ignore[assignment]
     a_rtp, b_rtp = rtp_socket(), rtp_socket()
     try:
-        leg = dial(caller, pbx, "100", sdp(a_rtp.getsockname()[1]))
-        await until(lambda: pbx.bus.of_type(CallRinging))
+        leg = await ringing_anna(pbx, phones, sdp(a_rtp.getsockname()[1]))
         call_id = pbx.events()[0].call_id
         picked = dial(picker, pbx, "*8101", sdp(b_rtp.getsockname()[1]))
         assert await final_status(picked) == 200
@@ -98,14 +122,7 @@ async def test_pickup_bridges_the_caller_and_cancels_the_ringing_phone(
         await until(lambda: callee.app.calls_ended == 1)  # our CANCEL reached Anna's phone
 
         # Media: RTP from the caller reaches the picker's address through the bridge.
-        call = pbx.b2bua.calls[call_id]
-        assert call.caller.endpoint is not None
-        into = (call.caller.endpoint.address, call.caller.endpoint.port)
-        loop = asyncio.get_running_loop()
-        for seq in range(5):
-            packet = struct.pack("!BBHII", 0x80, 0, seq, seq * 160, 0x1234) + b"\xff" * 160
-            await loop.sock_sendto(a_rtp, packet, into)
-        data = await asyncio.wait_for(loop.sock_recv(b_rtp, 2048), 3)
+        data = await relayed(pbx, call_id, a_rtp, b_rtp)
         assert data[1] & 0x7F == 0 and data[12:] == b"\xff" * 160
 
         hang_up(caller, leg)  # the caller's BYE ends the picker's leg too
@@ -125,11 +142,7 @@ async def test_pickup_bridges_the_caller_and_cancels_the_ringing_phone(
 async def test_picker_hangs_up_and_the_caller_gets_bye(
     pbx: Pbx, phones: tuple[Phone, Phone], picker: Phone
 ) -> None:
-    caller, callee = phones
-    pbx.resolver.plans["100"] = ring_anna(callee)
-    pbx.resolver.plans["*8101"] = pickup_by_boris()  # type: ignore[assignment]
-    leg = dial(caller, pbx, "100")
-    await until(lambda: pbx.bus.of_type(CallRinging))
+    leg = await ringing_anna(pbx, phones)
     picked = dial(picker, pbx, "*8101")
     assert await final_status(picked) == 200
     assert await final_status(leg) == 200
@@ -163,10 +176,7 @@ async def test_a_call_of_another_account_cannot_be_picked_up(
     pbx: Pbx, phones: tuple[Phone, Phone], picker: Phone
 ) -> None:
     caller, callee = phones
-    pbx.resolver.plans["100"] = ring_anna(callee)
-    pbx.resolver.plans["*8101"] = pickup_by_boris(OTHER)  # type: ignore[assignment]
-    leg = dial(caller, pbx, "100")
-    await until(lambda: pbx.bus.of_type(CallRinging))
+    leg = await ringing_anna(pbx, phones, account=OTHER)
     picked = dial(picker, pbx, "*8101")
     assert await final_status(picked) == 404
     assert not pbx.bus.of_type(CallAnswered)
@@ -181,13 +191,9 @@ async def test_a_call_of_another_account_cannot_be_picked_up(
 async def test_a_picker_without_an_offer_answers_ours_in_its_ack(
     pbx: Pbx, phones: tuple[Phone, Phone], picker: Phone
 ) -> None:
-    caller, callee = phones
-    pbx.resolver.plans["100"] = ring_anna(callee)
-    pbx.resolver.plans["*8101"] = pickup_by_boris()  # type: ignore[assignment]
     a_rtp, b_rtp = rtp_socket(), rtp_socket()
     try:
-        leg = dial(caller, pbx, "100", sdp(a_rtp.getsockname()[1]))
-        await until(lambda: pbx.bus.of_type(CallRinging))
+        leg = await ringing_anna(pbx, phones, sdp(a_rtp.getsockname()[1]))
         call_id = pbx.events()[0].call_id
         # No SDP in the INVITE; the ACK answers our offer with PCMA only.
         picked = dial_late(picker, pbx, "*8101", sdp(b_rtp.getsockname()[1], 8, "PCMA"))
@@ -199,14 +205,7 @@ async def test_a_picker_without_an_offer_answers_ours_in_its_ack(
         assert answered.by == BORIS
 
         # The picker's leg was configured from its ACK: the caller's PCMU reaches it as PCMA.
-        call = pbx.b2bua.calls[call_id]
-        assert call.caller.endpoint is not None
-        into = (call.caller.endpoint.address, call.caller.endpoint.port)
-        loop = asyncio.get_running_loop()
-        for seq in range(5):
-            packet = struct.pack("!BBHII", 0x80, 0, seq, seq * 160, 0x1234) + b"\xff" * 160
-            await loop.sock_sendto(a_rtp, packet, into)
-        data = await asyncio.wait_for(loop.sock_recv(b_rtp, 2048), 3)
+        data = await relayed(pbx, call_id, a_rtp, b_rtp)
         assert data[1] & 0x7F == 8 and len(data) == 12 + 160
 
         hang_up(picker, picked)  # the picker's BYE ends the caller's leg too
@@ -223,11 +222,7 @@ async def test_a_picker_without_an_offer_answers_ours_in_its_ack(
 async def test_a_pickers_ack_without_an_answer_ends_the_call(
     pbx: Pbx, phones: tuple[Phone, Phone], picker: Phone
 ) -> None:
-    caller, callee = phones
-    pbx.resolver.plans["100"] = ring_anna(callee)
-    pbx.resolver.plans["*8101"] = pickup_by_boris()  # type: ignore[assignment]
-    leg = dial(caller, pbx, "100")
-    await until(lambda: pbx.bus.of_type(CallRinging))
+    leg = await ringing_anna(pbx, phones)
     picked = dial_late(picker, pbx, "*8101", answer_in_ack=False)
     assert await final_status(picked) == 200
     assert picked.ended is not None and leg.ended is not None
