@@ -49,8 +49,13 @@ typecheck: env
 contracts: env
 	$(BIN)/lint-imports
 
+# Two pytest-xdist workers: the suite mostly waits on peers and timers, so two halve its time
+# on two cores. Each worker has its own port ranges and PostgreSQL database
+# (tests/support/workers.py). PYTEST_WORKERS=0 runs it in this one process.
+PYTEST_WORKERS ?= 2
+
 pytest: env peers
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: env peers lint typecheck contracts pytest
 

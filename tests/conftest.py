@@ -6,6 +6,7 @@ run needs ``ZVONAR_TEST_DATABASE_URL`` (CI sets it); without it that half skips,
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -14,9 +15,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 import zvonar.models  # noqa: F401  (every slice's tables on Base.metadata)
 from tests.support.rtpengine import rtpengine_daemon  # noqa: F401  (a session-wide fixture)
+from tests.support.workers import worker_database_url
 from zvonar.accounts import passwords
 from zvonar.accounts.models import Role
 from zvonar.app import create_app, create_container
@@ -31,13 +35,36 @@ PG_URL = os.environ.get("ZVONAR_TEST_DATABASE_URL")
 passwords.set_cost(time_cost=1, memory_cost=8192)
 
 
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The PostgreSQL URL this test process owns: under xdist a database of its own beside
+    the configured one (created here when missing), since every test drops all tables."""
+    if not PG_URL:
+        pytest.skip("PostgreSQL run needs ZVONAR_TEST_DATABASE_URL (CI sets it)")
+    url = worker_database_url(PG_URL)
+    if url != PG_URL:
+        asyncio.run(_create_database(PG_URL, url.rpartition("/")[2].partition("?")[0]))
+    return url
+
+
+async def _create_database(admin_url: str, name: str) -> None:
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            exists = await conn.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            )
+            if not exists:
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}"
-    if not PG_URL:
-        pytest.skip("PostgreSQL run needs ZVONAR_TEST_DATABASE_URL (CI sets it)")
-    return PG_URL
+    return str(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.procs import stop_process
+from tests.support.workers import port_slice
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ def rtpengine_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemo
     recording_dir = base / "recordings"
     recording_dir.mkdir()
     daemon = Daemon(_free_udp_port(), _free_udp_port(), recording_dir, base / "rtpengine.log")
-    low = random.randrange(40000, 59000, 2)
+    first, last = port_slice(40000, 59199, align=2)  # one daemon per xdist worker
+    low = random.randrange(first, last - 199, 2)
     command = [
         binary,
         # Not the Debian config file: it binds fixed CLI/HTTP ports and "interface = any".

@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.workers import port_slice
+
 SIPP = shutil.which("sipp")
 BARESIP = shutil.which("baresip")
 UNSHARE = shutil.which("unshare")
@@ -27,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[3]  # the repository (cwd of `python -m 
 # socket bound to port 0 between our check and the peer's bind — the PBX's own RTP legs in the
 # tests, any client socket — cannot take it (seen: SIPp "Unable to bind main socket"), and
 # below the demo RTP range (20000-20999). Each process starts at its own offset and walks up,
-# so a port comes back only after the whole range went round.
-_PORT_FIRST, _PORT_LAST = 10000, 19999
+# so a port comes back only after the whole range went round. Under xdist each worker walks
+# its own slice of the range (tests/support/workers.py): two workers never race for a port.
+_PORT_FIRST, _PORT_LAST = port_slice(10000, 19999)
 _port_next = _PORT_FIRST + (os.getpid() * 7) % (_PORT_LAST - _PORT_FIRST)
 
 
@@ -55,9 +58,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 # SIPp's -mp base: it binds base..base+3 (audio and video RTP/RTCP). Taken below the
 # kernel's ephemeral range (32768+), so no socket bound to port 0 meanwhile — the PBX's own
 # RTP legs in the tests — can take base+2 between our check and SIPp's bind; above the demo
-# RTP range (20000-20999). Each process starts at its own offset and walks up.
-_MEDIA_FIRST, _MEDIA_LAST = 24000, 32760
-_media_next = _MEDIA_FIRST + (os.getpid() * 4) % (_MEDIA_LAST - _MEDIA_FIRST)
+# RTP range (20000-20999). Each process starts at its own offset and walks up (in its
+# worker's slice under xdist).
+_MEDIA_FIRST, _MEDIA_LAST = port_slice(24000, 32760, align=4)
+_media_next = _MEDIA_FIRST + (os.getpid() * 4) % (_MEDIA_LAST - _MEDIA_FIRST - 3)
 
 
 def sipp_media_port(host: str = "127.0.0.1") -> int:
