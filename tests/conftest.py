@@ -83,6 +83,9 @@ async def container(settings: Settings) -> AsyncIterator[Container]:
         await conn.run_sync(Base.metadata.drop_all)
         await conn.run_sync(Base.metadata.create_all)
     yield c
+    # The journal writes behind: its last batch must land (or stop) before the database goes,
+    # else its SQLite thread may finish a statement after this test's loop closed.
+    await c.journal.aclose()
     await c.db.dispose()
 
 

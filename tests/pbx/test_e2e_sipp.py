@@ -43,6 +43,7 @@ pytestmark = [
 async def app(tmp_path: Path) -> AsyncIterator[Container]:
     container = await sqlite_container(tmp_path)
     yield container
+    await container.journal.aclose()  # its writes land before the db goes
     await container.db.dispose()
 
 

@@ -140,6 +140,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         await rt.stop()
         ok, log = await carrier.finish()
         assert ok == 1, log  # both exchanges, the un-REGISTER included
+        await container.journal.aclose()  # its writes land before the db goes
         await container.db.dispose()
 
 

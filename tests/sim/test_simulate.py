@@ -82,6 +82,7 @@ async def office(tmp_path: Path) -> AsyncIterator[Office]:
         yield Office(c, rt, p)
     finally:
         await rt.stop()
+        await c.journal.aclose()  # its writes land before the db goes
         await c.db.dispose()
 
 
