@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import zvonar.models  # noqa: F401  (every slice's tables on Base.metadata)
@@ -43,7 +43,7 @@ def pg_url() -> str:
         pytest.skip("PostgreSQL run needs ZVONAR_TEST_DATABASE_URL (CI sets it)")
     url = worker_database_url(PG_URL)
     if url != PG_URL:
-        asyncio.run(_create_database(PG_URL, url.rpartition("/")[2].partition("?")[0]))
+        asyncio.run(_create_database(PG_URL, str(make_url(url).database)))
     return url
 
 
@@ -83,10 +83,9 @@ async def container(settings: Settings) -> AsyncIterator[Container]:
         await conn.run_sync(Base.metadata.drop_all)
         await conn.run_sync(Base.metadata.create_all)
     yield c
-    # The journal writes behind: its last batch must land (or stop) before the database goes,
-    # else its SQLite thread may finish a statement after this test's loop closed.
-    await c.journal.aclose()
-    await c.db.dispose()
+    # The journal writes behind: its last batch must land before the database goes, else its
+    # SQLite thread may finish a statement after this test's loop closed.
+    await c.aclose()
 
 
 @pytest.fixture

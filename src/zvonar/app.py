@@ -129,12 +129,8 @@ def create_app(container: Container, *, pbx: PbxConfig | None = None) -> FastAPI
         yield
         if runtime is not None:
             await runtime.stop()
-        for notifier in (container.missed_calls, container.voicemail_mail):
-            if notifier is not None:
-                await notifier.aclose()
         await retention.stop()
-        await container.journal.aclose()  # the write-behind queue reaches the database
-        await container.db.dispose()
+        await container.aclose()  # notifiers, the journal's queue, then the database
 
     app = FastAPI(
         title="Zvonar",

@@ -95,8 +95,7 @@ async def main(workdir: Path) -> dict[str, Any]:
         await stop_baresip(proc)
         log.close()
         await rt.stop()
-        await container.journal.aclose()  # its writes land before the db goes
-        await container.db.dispose()
+        await container.aclose()  # the journal's writes land before the db goes
     return report
 
 

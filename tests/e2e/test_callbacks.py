@@ -260,8 +260,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
             )
         finally:
             await rt.stop()
-            await app.journal.aclose()
-            await app.db.dispose()
+            await app.aclose()  # the journal's writes land before the db goes
 
 
 async def _journal(app: Container, call_id: str) -> tuple[CallRecord, list[CallLeg]]:

@@ -213,8 +213,7 @@ async def app(tmp_path: Path) -> AsyncIterator[Container]:
     yield container
     # The journal writes behind the calls: let it finish before the database goes, or its
     # last write lands on a closed loop (a test that never reads the journal back).
-    await container.journal.aclose()
-    await container.db.dispose()
+    await container.aclose()  # the journal's writes land before the db goes
 
 
 def _cmd(tmp: Path, remote: str, name: str, port: int, *extra: str) -> list[str]:

@@ -186,8 +186,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
             )
     finally:
         await rt.stop()
-        await container.journal.aclose()  # its writes land before the db goes
-        await container.db.dispose()
+        await container.aclose()  # the journal's writes land before the db goes
 
 
 async def until(check: Any, within: float = 8.0) -> None:

@@ -146,8 +146,7 @@ def trunk_xml() -> str:
 async def app(tmp_path: Path) -> AsyncIterator[Container]:
     container = await sqlite_container(tmp_path)
     yield container
-    await container.journal.aclose()  # its writes land before the db goes
-    await container.db.dispose()
+    await container.aclose()  # the journal's writes land before the db goes
 
 
 def _cmd(tmp: Path, remote: str, name: str, port: int, *extra: str) -> list[str]:

@@ -185,8 +185,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         yield rig
     finally:
         await rt.stop()
-        await container.journal.aclose()  # its writes land before the db goes
-        await container.db.dispose()
+        await container.aclose()  # the journal's writes land before the db goes
 
 
 class Sipps:

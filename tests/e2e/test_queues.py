@@ -169,8 +169,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
         yield Env(rig, numbers, p)
     finally:
         await rt.stop()
-        await container.journal.aclose()  # its writes land before the db goes
-        await container.db.dispose()
+        await container.aclose()  # the journal's writes land before the db goes
 
 
 async def _facts(env: Env, queue: str) -> list[Any]:

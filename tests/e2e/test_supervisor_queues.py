@@ -180,8 +180,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(serving, 30)
         await rt.stop()
-        await container.journal.aclose()  # its writes land before the db goes
-        await container.db.dispose()
+        await container.aclose()  # the journal's writes land before the db goes
 
 
 # --- helpers --------------------------------------------------------------------------------

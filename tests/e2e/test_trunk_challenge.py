@@ -133,8 +133,7 @@ def carrier_xml(status: int, *, accept: bool) -> str:
 async def app(tmp_path: Path) -> AsyncIterator[Container]:
     container = await sqlite_container(tmp_path)
     yield container
-    await container.journal.aclose()  # its writes land before the db goes
-    await container.db.dispose()
+    await container.aclose()  # the journal's writes land before the db goes
 
 
 def _cmd(tmp: Path, remote: str, name: str, port: int, *extra: str, timeout: int = 20) -> list[str]:

@@ -41,8 +41,7 @@ class TlsPbx:
 
     async def stop(self) -> None:
         await self.rt.stop()
-        await self.container.journal.aclose()  # its writes land before the db goes
-        await self.container.db.dispose()
+        await self.container.aclose()  # the journal's writes land before the db goes
 
 
 async def tls_pbx(

@@ -130,8 +130,7 @@ async def main(workdir: Path, mode: str = "good") -> dict[str, Any]:
     finally:
         await stop_baresip(proc)
         log.close()
-        await container.journal.aclose()
-        await container.db.dispose()
+        await container.aclose()  # the journal's writes land before the db goes
     report["baresip_log"] = (workdir / "baresip.log").read_text(errors="replace")[-3000:]
     return report
 

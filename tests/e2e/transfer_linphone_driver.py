@@ -253,8 +253,7 @@ async def main(workdir: Path, mode: str = "inbound") -> dict[str, Any]:
         await phone.stop()
         report["linphone"] = phone.lines[-80:]
         await rt.stop()
-        await container.journal.aclose()  # its writes land before the db goes
-        await container.db.dispose()
+        await container.aclose()  # the journal's writes land before the db goes
     return report
 
 

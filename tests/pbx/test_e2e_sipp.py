@@ -43,8 +43,7 @@ pytestmark = [
 async def app(tmp_path: Path) -> AsyncIterator[Container]:
     container = await sqlite_container(tmp_path)
     yield container
-    await container.journal.aclose()  # its writes land before the db goes
-    await container.db.dispose()
+    await container.aclose()  # the journal's writes land before the db goes
 
 
 async def test_registered_sipp_answers_a_call_to_the_number(app: Container, tmp_path: Path) -> None:

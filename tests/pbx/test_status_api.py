@@ -140,8 +140,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         await rt.stop()
         ok, log = await carrier.finish()
         assert ok == 1, log  # both exchanges, the un-REGISTER included
-        await container.journal.aclose()  # its writes land before the db goes
-        await container.db.dispose()
+        await container.aclose()  # the journal's writes land before the db goes
 
 
 async def test_status_shows_the_accounts_phones_trunks_and_calls(env: Env) -> None:

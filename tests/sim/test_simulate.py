@@ -82,8 +82,7 @@ async def office(tmp_path: Path) -> AsyncIterator[Office]:
         yield Office(c, rt, p)
     finally:
         await rt.stop()
-        await c.journal.aclose()  # its writes land before the db goes
-        await c.db.dispose()
+        await c.aclose()  # the journal's writes land before the db goes
 
 
 async def test_simulation_fills_the_journal_as_reported(office: Office) -> None:

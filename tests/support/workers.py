@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from sqlalchemy import make_url
+
 __all__ = ["port_slice", "worker_count", "worker_database_url", "worker_index"]
 
 
@@ -40,6 +42,5 @@ def worker_database_url(url: str) -> str:
     name = os.environ.get("PYTEST_XDIST_WORKER")
     if not name:
         return url
-    base, _, db = url.rpartition("/")
-    db, sep, query = db.partition("?")
-    return f"{base}/{db}_{name}{sep}{query}"
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{name}").render_as_string(hide_password=False)
