@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import Tenant, make_tenant
-from zvonar.accounts.models import Role
+from zvonar.accounts.models import Account, Role
 from zvonar.acd.agents import Status, StatusInterval
 from zvonar.acd.events import AgentStatusChanged, QueueCallerChanged
 from zvonar.acd.live_router import router as live_router
@@ -407,6 +407,18 @@ async def test_status_intervals_report(
     err(await req(api, tenant_a, "GET", path, params=naive), 422, "invalid_input")
     long = {"since": "2025-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}
     err(await req(api, tenant_a, "GET", path, params=long), 422, "invalid_input")
+    # Days are the account's: 09:00-10:00 UTC on January 15 is the last hour of the 14th in
+    # Honolulu, and ``until``'s day is included.
+    async with container.db.unit_of_work() as uow:
+        account = await uow.session.get(Account, tenant_a.account_id)
+        assert account is not None
+        account.time_zone = "Pacific/Honolulu"
+    day = {"since": "2026-01-14", "until": "2026-01-14"}
+    r = ok(await req(api, tenant_a, "GET", path, params=day))
+    assert r["totals"] == {"online": 1800.0, "break": 1800.0}
+    assert (r["since"], r["until"]) == ("2026-01-14T10:00:00Z", "2026-01-15T10:00:00Z")
+    day = {"since": "2026-01-15", "until": "2026-01-15"}
+    assert ok(await req(api, tenant_a, "GET", path, params=day))["totals"] == {}
 
 
 async def test_without_a_pbx_the_live_endpoints_say_so(

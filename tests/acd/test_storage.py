@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from zvonar.accounts.access import Principal
-from zvonar.accounts.models import Role
+from zvonar.accounts.models import Account, Role
 from zvonar.acd import agents as ag
 from zvonar.acd.agents import Agent, AgentConfig, StatusInterval
 from zvonar.acd.dispatcher import Dispatcher, facts_of
@@ -108,3 +108,15 @@ async def test_summary_endpoint(container: Container, tenant_a, tenant_b) -> Non
         assert r.json()["error"]["code"] == "invalid_input"
         r = await client.get("/api/v1/queues/sales/summary", params=params)
         assert r.status_code == 401
+        # Days are the account's: 09:00 UTC on March 2 is 23:00 on March 1 in Honolulu.
+        async with container.db.unit_of_work() as uow:
+            account = await uow.session.get(Account, tenant_a.account_id)
+            assert account is not None
+            account.time_zone = "Pacific/Honolulu"
+        for day, entered in (("2026-03-01", 3), ("2026-03-02", 0)):
+            days = {"since": day, "until": day}
+            r = await client.get(
+                "/api/v1/queues/sales/summary", params=days, headers=tenant_a.headers
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["entered"] == entered, day

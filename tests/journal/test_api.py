@@ -137,6 +137,44 @@ async def test_search_filters_and_pages_newest_first(
     assert (await calls(api, tenant_a, q="%"))["total"] == 0
 
 
+async def test_a_day_is_read_on_the_accounts_clock(
+    api: httpx.AsyncClient,
+    bus: RecordingBus,
+    container: Container,
+    journal: JournalService,
+    tenant_a: Tenant,
+) -> None:
+    """``from``/``to`` given as days mean the account's midnights, ``to``'s day included."""
+    async with container.db.unit_of_work() as uow:
+        account = await uow.session.get(Account, tenant_a.account_id)
+        assert account is not None
+        account.time_zone = "Asia/Novosibirsk"  # UTC+7
+    base = CallScript(tenant_a.account_id)  # 2024-05-01 09:00 UTC
+    # 23:30 on May 1 and 00:30 on May 2 in Novosibirsk: one UTC day, two local ones.
+    late = CallScript(tenant_a.account_id, call_id="c-late", start=base.at(7.5 * 3600))
+    after = CallScript(tenant_a.account_id, call_id="c-after", start=base.at(8.5 * 3600))
+    await publish(
+        bus,
+        *(e for c in (late, after) for e in (c.started(), c.ended(30, Disposition.missed))),
+    )
+    assert ids(await calls(api, tenant_a, **{"from": "2024-05-02"})) == ["c-after"]
+    assert ids(await calls(api, tenant_a, to="2024-05-01")) == ["c-late"]
+    may_1 = {"from": "2024-05-01", "to": "2024-05-01"}
+    assert ids(await calls(api, tenant_a, **may_1)) == ["c-late"]
+    assert ids(await calls(api, tenant_a, **{"from": "2024-05-01", "to": "2024-05-02"})) == [
+        "c-after",
+        "c-late",
+    ]
+    # A day and an instant mix; the same bounds select the CSV's rows.
+    mixed = {"from": "2024-05-01T17:00:00Z", "to": "2024-05-02"}
+    assert ids(await calls(api, tenant_a, **mixed)) == ["c-after"]
+    r = await api.get(f"{API}/calls.csv", params=may_1, headers=tenant_a.headers)
+    assert r.status_code == 200, r.text
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert [row["call_id"] for row in rows] == ["c-late"]
+    assert rows[0]["started_at"] == "2024-05-01T23:30:00+07:00"
+
+
 async def test_one_call_with_its_legs(
     api: httpx.AsyncClient, bus: RecordingBus, journal: JournalService, tenant_a: Tenant
 ) -> None:

@@ -167,11 +167,22 @@ async def test_datetime_inputs_need_an_offset_and_a_range(
     }
     # A new date-time input must be added here, so it is proven too.
     assert _datetime_inputs(spec) == set(senders)
+    # The bounds of a range may be days too, read on the account's clock.
+    ranges = {k for k in senders if k.endswith((" from", " to", " since", " until"))}
+    assert len(ranges) == 8
     for where, send in senders.items():
-        for value in (NO_OFFSET, "2026-01-01", *OVERFLOWS):
+        day = ("2026-01-01",) if where not in ranges else ()
+        for value in (NO_OFFSET, *day, *OVERFLOWS):
             r = await send(value)
             assert r.status_code == 422, (where, value, r.status_code, r.text)
             assert r.json()["error"]["code"] == codes.get(where, "validation_error"), r.text
+        if where in ranges:
+            for value in ("2026-02-30", "9999-12-31", "0001-01-01"):
+                r = await send(value)
+                assert r.status_code == 422, (where, value, r.status_code, r.text)
+                assert r.json()["error"]["code"] == "validation_error", r.text
+            r = await send("2030-01-01")
+            assert r.status_code in {200, 404}, (where, r.text)
         # A valid instant passes the check (then the handler decides: the summary's queue
         # and the agent do not exist, and this app runs no PBX for the live view).
         r = await send("2030-01-01T00:00:00+03:00")

@@ -14,10 +14,9 @@ agent themselves. Without a PBX in this process the live endpoints answer
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from zvonar.accounts.access import Perm
@@ -37,6 +36,7 @@ from zvonar.acd.live_schemas import (
     TransferIn,
     TransferOut,
 )
+from zvonar.acd.router import SINCE, UNTIL
 from zvonar.acd.runtime import AcdRuntime
 from zvonar.acd.supervisor import (
     READ_PERM,
@@ -50,6 +50,7 @@ from zvonar.api.deps import AppContainer, CurrentPrincipal
 from zvonar.callbacks.worker import members_side
 from zvonar.calls.b2bua import B2bua
 from zvonar.calls.plan import RingTarget
+from zvonar.core.schemas import DayOrDateTime
 
 __all__ = ["acd_runtime", "router"]
 
@@ -177,7 +178,11 @@ async def set_agent_status(
 
 @router.get("/agents/{employee_id}/status-intervals", response_model=StatusIntervalsOut)
 async def agent_status_intervals(
-    employee_id: uuid.UUID, since: datetime, until: datetime, p: CurrentPrincipal, sup: Sup
+    employee_id: uuid.UUID,
+    since: Annotated[DayOrDateTime, Query(description=SINCE)],
+    until: Annotated[DayOrDateTime, Query(description=UNTIL)],
+    p: CurrentPrincipal,
+    sup: Sup,
 ) -> StatusIntervalsOut:
     """Time in each status within ``[since, until)`` (at most 92 days) and the intervals."""
     report = await sup.status_intervals(p, employee_id, since, until)

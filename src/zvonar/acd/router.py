@@ -13,11 +13,11 @@ Needs ``acd.read``.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
+from zvonar.accounts.zone import span_on_clock
 from zvonar.acd.definitions import queue_to_dict
 from zvonar.acd.queues import AcdQueueService, QueueView
 from zvonar.acd.schemas import QueueIn, QueueOut, QueuePatch, QueueSummaryOut
@@ -25,8 +25,17 @@ from zvonar.acd.service import AcdService
 from zvonar.api.deps import AppContainer, CurrentPrincipal
 from zvonar.api.pagination import Page, Paging, page_of, search_query
 from zvonar.core.errors import InvalidInput
-from zvonar.core.schemas import checked_instant
+from zvonar.core.schemas import DayOrDateTime
 
+# A report's range: instants, or days on the account's clock (``until``'s day included).
+SINCE = (
+    "From: an instant with its offset, or a day (2026-12-01) from its midnight on the "
+    "account's clock."
+)
+UNTIL = (
+    "Before: an instant with its offset, or a day on the account's clock, which is included "
+    "(since=2026-12-01&until=2026-12-07: the week)."
+)
 router = APIRouter(tags=["acd"])
 
 QueueKey = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
@@ -94,12 +103,13 @@ async def queue_summary(
     p: CurrentPrincipal,
     c: AppContainer,
     queue_id: QueueKey,
-    since: datetime,
-    until: datetime,
+    since: Annotated[DayOrDateTime, Query(description=SINCE)],
+    until: Annotated[DayOrDateTime, Query(description=UNTIL)],
     threshold: Annotated[float, Query(ge=0, le=3600)] = 20.0,
     short_abandon: Annotated[float, Query(ge=0, le=3600)] = 0.0,
 ) -> QueueSummaryOut:
-    since, until = checked_instant(since), checked_instant(until)
+    """The queue's figures for calls that entered it within ``[since, until)``."""
+    since, until = await span_on_clock(c.db, p.account_id, since, until)
     if until <= since:
         raise InvalidInput("until must be after since")
     summary = await _service(c).queue_summary(

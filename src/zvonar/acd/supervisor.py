@@ -18,13 +18,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
 from zvonar.accounts.access import Perm, Principal
 from zvonar.accounts.models import User
+from zvonar.accounts.zone import span_on_clock
 from zvonar.acd.agents import BUSY, TABLE, Agent, AgentConfig, Input, Status
 from zvonar.acd.dispatcher import CallBeingOffered
 from zvonar.acd.models import AgentStatusInterval
@@ -35,7 +36,6 @@ from zvonar.calls.listen import ListenRefused, Refusal, watched
 from zvonar.calls.plan import QueueWithdraw, RingTarget
 from zvonar.calls.transfer import TransferRefusal, TransferRefused
 from zvonar.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unavailable
-from zvonar.core.schemas import checked_instant
 from zvonar.directory.models import Employee
 from zvonar.store.db import Database
 
@@ -146,10 +146,15 @@ class Supervisor:
         return await runtime.view(p.account_id)
 
     async def status_intervals(
-        self, p: Principal, employee_id: uuid.UUID, since: datetime, until: datetime
+        self,
+        p: Principal,
+        employee_id: uuid.UUID,
+        since: date | datetime,
+        until: date | datetime,
     ) -> StatusReport:
-        """Stored intervals overlapping ``[since, until)``, clipped to it, and totals per status."""
-        since, until = checked_instant(since), checked_instant(until)
+        """Stored intervals overlapping ``[since, until)``, clipped to it, and totals per status
+        (days on the account's clock, ``until``'s included)."""
+        since, until = await span_on_clock(self.db, p.account_id, since, until)
         if until <= since:
             raise InvalidInput("until must be after since")
         if (until - since).days > MAX_REPORT_DAYS:

@@ -9,15 +9,27 @@ layer (the import-linter contracts in pyproject.toml).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Annotated, ClassVar, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 from zvonar.core.errors import InvalidInput
 
 __all__ = [
     "PRINTABLE",
+    "DayOrDateTime",
+    "DayOrInstant",
     "EmailText",
     "Instant",
     "Name",
@@ -26,6 +38,7 @@ __all__ = [
     "PhoneText",
     "ShortName",
     "StrictInput",
+    "bound_instant",
     "checked_instant",
     "is_email",
     "utc_instant",
@@ -79,6 +92,63 @@ _LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=2)
 
 
 Instant = Annotated[datetime, AfterValidator(utc_instant)]
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(Instant)
+_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+_FIRST_DAY = date.min + timedelta(days=4)
+_LAST_DAY = date.max - timedelta(days=4)
+
+
+def _day_or(value: object, times: TypeAdapter[datetime]) -> date | datetime:
+    # A plain validator, not a union: pydantic's lax ``date`` would take a naive midnight
+    # ("2026-12-01T00:00:00") for a day, and a naive time must stay a refusal.
+    if isinstance(value, str) and _DAY.fullmatch(value):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("not a calendar day, e.g. 2026-12-01") from None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        # Its midnight and the next one stay instants on any clock (UTC-12 to UTC+14).
+        if not _FIRST_DAY <= value <= _LAST_DAY:
+            raise ValueError("the day is out of range")
+        return value
+    try:
+        return times.validate_python(value)
+    except ValidationError as e:
+        raise ValueError(e.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+
+_DAY_OR_INSTANT_SCHEMA = WithJsonSchema(
+    {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]}
+)
+DayOrInstant = Annotated[
+    date | datetime,
+    PlainValidator(lambda v: _day_or(v, _INSTANT)),
+    _DAY_OR_INSTANT_SCHEMA,
+]
+"""A bound of a time range that people type: an instant with its offset, or a plain day
+(``2026-12-01``) that :func:`bound_instant` reads on the account's clock."""
+
+DayOrDateTime = Annotated[
+    date | datetime,
+    PlainValidator(lambda v: _day_or(v, _DATETIME)),
+    _DAY_OR_INSTANT_SCHEMA,
+]
+""":data:`DayOrInstant` for a handler that checks the instant itself (``checked_instant``),
+keeping the stable error code it had before ``Instant``."""
+
+
+def bound_instant(value: date | datetime, zone: tzinfo, *, end: bool = False) -> datetime:
+    """A :data:`DayOrInstant` as a UTC instant. A day is its midnight on ``zone``'s clock; as
+    the ``end`` of a range (exclusive) the next midnight, so the day is included: from
+    2026-12-01 to 2026-12-07 is the whole week. An hour the clock skips at midnight (a
+    daylight-saving change) is read as ``zoneinfo`` reads it."""
+    if isinstance(value, datetime):
+        return value
+    day = value + timedelta(days=1) if end else value
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
 def checked_instant(value: datetime, *, code: str | None = None) -> datetime:

@@ -23,12 +23,11 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import aliased
 
-from zvonar.accounts.models import Account
+from zvonar.accounts.zone import account_zone
 from zvonar.contacts.models import Contact
 from zvonar.directory.models import Employee
 from zvonar.journal.models import CallRecord
@@ -92,15 +91,6 @@ def _flag(value: bool | None) -> str:
     return "" if value is None else str(value).lower()  # as the API's JSON spells it
 
 
-async def _zone(db: Database, account_id: uuid.UUID) -> tzinfo:
-    async with db.read() as s:
-        name = await s.scalar(select(Account.time_zone).where(Account.id == account_id))
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def _row(
     call: CallRecord,
     contact: str | None,
@@ -150,7 +140,7 @@ async def export_csv(
 ) -> AsyncIterator[bytes]:
     """The CSV of the calls ``filtered`` selects (a ``select(CallRecord)`` already scoped to
     the account), newest first, in chunks of bytes: the header first."""
-    zone = await _zone(db, account_id)
+    zone = await account_zone(db, account_id)
     yield (_BOM + ",".join(COLUMNS) + "\r\n").encode("utf-8")
     stmt = (
         filtered.add_columns(Contact.name, _Answered.name, _Answered.extension, _Placed.name)

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from zvonar.api.deps import AppContainer, CurrentPrincipal
 from zvonar.api.pagination import Page, Paging, page_of
 from zvonar.calls.events import Direction, Disposition
-from zvonar.core.schemas import PRINTABLE, Instant
+from zvonar.core.schemas import PRINTABLE, DayOrInstant
 from zvonar.journal.schemas import CallDetailOut, CallOut
 from zvonar.journal.service import CallFilter, JournalService
 
@@ -34,12 +34,20 @@ Journal = Annotated[JournalService, Depends(journal_service)]
 
 def call_filter(
     started_from: Annotated[
-        Instant | None,
-        Query(alias="from", description="Calls started at or after (an instant with offset)."),
+        DayOrInstant | None,
+        Query(
+            alias="from",
+            description="Calls started at or after: an instant with its offset, or a day "
+            "(2026-12-01) from its midnight on the account's clock.",
+        ),
     ] = None,
     started_to: Annotated[
-        Instant | None,
-        Query(alias="to", description="Calls started before (an instant with offset)."),
+        DayOrInstant | None,
+        Query(
+            alias="to",
+            description="Calls started before: an instant with its offset, or a day on the "
+            "account's clock, which is included (from=2026-12-01&to=2026-12-07: the week).",
+        ),
     ] = None,
     disposition: Annotated[list[Disposition] | None, Query(max_length=6)] = None,
     direction: Direction | None = None,

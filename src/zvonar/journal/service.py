@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import Select, func, or_, select
 
 from zvonar.accounts.access import Perm, Principal
+from zvonar.accounts.zone import range_on_clock
 from zvonar.calls.events import CallEvent, Direction, Disposition
 from zvonar.core.bus import EventBus
 from zvonar.core.errors import NotFound
@@ -37,10 +38,11 @@ READ = Perm.calls_read
 
 @dataclass(frozen=True)
 class CallFilter:
-    """``started_from`` is inclusive, ``started_to`` exclusive; text filters are substrings."""
+    """``started_from`` is inclusive, ``started_to`` exclusive; a day (a ``date``) is read on
+    the account's clock, and as ``started_to`` it is included. Text filters are substrings."""
 
-    started_from: datetime | None = None
-    started_to: datetime | None = None
+    started_from: date | datetime | None = None
+    started_to: date | datetime | None = None
     dispositions: Sequence[Disposition] = ()
     direction: Direction | None = None
     number: str | None = None
@@ -117,8 +119,12 @@ class JournalService:
         return paths.recording_path_for(self.data_dir, account_id, call_id, started_at)
 
     # --- reads --------------------------------------------------------------------------------
-    @staticmethod
-    def _filtered(account_id: uuid.UUID, f: CallFilter) -> Select[CallRecord]:
+    async def _filtered(self, account_id: uuid.UUID, f: CallFilter) -> Select[CallRecord]:
+        if f.started_from is not None or f.started_to is not None:
+            started_from, started_to = await range_on_clock(
+                self.db, account_id, f.started_from, f.started_to
+            )
+            f = replace(f, started_from=started_from, started_to=started_to)
         stmt = select(CallRecord).where(CallRecord.account_id == account_id)
         if f.started_from is not None:
             stmt = stmt.where(CallRecord.started_at >= f.started_from)
@@ -153,7 +159,7 @@ class JournalService:
         """Newest first."""
         p.require(READ)
         await self.flush()
-        stmt = self._filtered(p.account_id, f)
+        stmt = await self._filtered(p.account_id, f)
         async with self.db.read() as s:
             total = await s.scalar(select(func.count()).select_from(stmt.subquery()))
             rows = await s.scalars(
@@ -168,7 +174,7 @@ class JournalService:
         permission is checked and the writer flushed now, before the first byte is sent."""
         p.require(READ)
         await self.flush()
-        return export.export_csv(self.db, p.account_id, self._filtered(p.account_id, f))
+        return export.export_csv(self.db, p.account_id, await self._filtered(p.account_id, f))
 
     async def _call(self, p: Principal, call_pk: uuid.UUID) -> CallRecord:
         p.require(READ)
