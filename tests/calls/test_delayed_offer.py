@@ -8,6 +8,7 @@ SIPp e2e tests (tests/e2e/test_sipp_calls.py) do the same with a real peer."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,9 +21,10 @@ from tests.calls.test_early import progress_of
 from tests.media.engine.phone import Phone as RtpPhone
 from tests.media.engine.phone import close_all_phones, dominant, tone_pcm
 from zvonar.calls.events import CallEnded, Direction, Disposition, HangupSide, VoicemailLeft
-from zvonar.calls.plan import Plan, Reject, VoicemailSpec, Wave
+from zvonar.calls.plan import CallerAuth, Plan, Reject, VoicemailSpec, Wave
 from zvonar.calls.voicemail import BEEP_HZ
 from zvonar.media.io import EmbeddedMediaEngine
+from zvonar.media.sdes import new_master_key
 from zvonar.media.sdp import parse_sdp
 from zvonar.media.wav import encode_wav
 from zvonar.sip.io.testserver import CallLeg
@@ -172,3 +174,60 @@ async def test_no_early_media_without_an_offer_to_answer(
     hang_up(caller, leg)
     (ended,) = await lpbx.wait_ended()
     assert isinstance(ended, CallEnded) and ended.disposition is Disposition.answered
+
+
+def savp_answer(port: int, key: bytes) -> bytes:
+    """A carrier's SRTP answer to our SRTP offer: PCMU, its own key."""
+    inline = base64.b64encode(key).decode()
+    return (
+        "v=0\r\no=carrier 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{inline}\r\na=sendrecv\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("srtp_answer", [True, False], ids=["srtp-answer", "plain-answer"])
+async def test_a_trunk_that_requires_srtp_is_offered_srtp_only(
+    lpbx: Pbx, phones: tuple[Phone, Phone], srtp_answer: bool
+) -> None:
+    caller, callee = phones
+    lpbx.b2bua.gate = lambda inc, now: CallerAuth(trunk=True, srtp=True)  # Trunk.srtp
+    lpbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((target(callee, "answer"),), 5),))
+    rtp = RtpPhone()
+    sdp = savp_answer(rtp.port, new_master_key()) if srtp_answer else answer(rtp)
+    leg = dial_late(caller, lpbx, "100", sdp)
+    assert await final_status(leg) == 200
+    (media,) = parse_sdp(leg.remote_sdp).media
+    assert media.proto == "RTP/SAVP"
+    assert [a for a in media.attributes if a.name == "crypto"]
+    if not srtp_answer:  # plain RTP cannot answer an SRTP-only offer: the call ends
+        assert leg.ended is not None
+        assert await asyncio.wait_for(leg.ended, 5) == "bye"
+        (ended,) = await lpbx.wait_ended()
+        assert ended.hangup is HangupSide.system
+        return
+    (call,) = lpbx.b2bua.calls.values()
+    assert call.caller.oa is not None
+    for _ in range(100):  # the 200 reached the caller; its ACK reaches us a moment later
+        if call.caller.oa.negotiated is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert call.caller.oa.negotiated is not None and call.caller.oa.negotiated.srtp is not None
+    hang_up(caller, leg)
+    (ended,) = await lpbx.wait_ended()
+    assert ended.disposition is Disposition.answered and ended.srtp is True
+
+
+async def test_a_trunk_without_srtp_is_offered_plain_rtp(
+    lpbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    caller, callee = phones
+    lpbx.b2bua.gate = lambda inc, now: CallerAuth(trunk=True)
+    lpbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((target(callee, "answer"),), 5),))
+    leg = dial_late(caller, lpbx, "100", answer(RtpPhone()))
+    assert await final_status(leg) == 200
+    (media,) = parse_sdp(leg.remote_sdp).media
+    assert media.proto == "RTP/AVP" and not [a for a in media.attributes if a.name == "crypto"]
+    hang_up(caller, leg)
+    (ended,) = await lpbx.wait_ended()
+    assert ended.srtp is False

@@ -177,8 +177,8 @@ async def test_trunk_sources_come_from_ip_trunks(container: Container) -> None:
     await _setup(container)
     sources = TrunkSources(container.db)
     await sources.load()
-    assert sources.trusted("127.0.0.2")
-    assert not sources.trusted("127.0.0.1") and not sources.trusted("not-an-ip")
+    assert sources.trunk_caller("127.0.0.2")
+    assert not sources.trunk_caller("127.0.0.1") and not sources.trunk_caller("not-an-ip")
 
 
 async def test_an_employee_dialling_the_accounts_own_line_reaches_its_scheme(

@@ -15,13 +15,32 @@ async def test_a_trunk_change_is_seen_by_the_next_invite(container: Container) -
     sources = TrunkSources(container.db)
     sources.attach(container.bus)
     await sources.load()
-    assert not sources.trusted("192.0.2.10")  # remembered as untrusted
+    assert not sources.trunk_caller("192.0.2.10")  # remembered as untrusted
     trunk = await container.directory.create_trunk(
         alpha.principal,
         TrunkIn(name="Carrier", host="192.0.2.10", transport=Transport.udp,
                 auth_mode=TrunkAuth.ip, allowed_sources=["192.0.2.0/28"]),
     )  # fmt: skip
-    assert sources.trusted("192.0.2.10") and sources.trusted("192.0.2.11")
-    assert not sources.trusted("192.0.2.16") and not sources.trusted("not-an-ip")
+    assert sources.trunk_caller("192.0.2.10") and sources.trunk_caller("192.0.2.11")
+    assert not sources.trunk_caller("192.0.2.16") and not sources.trunk_caller("not-an-ip")
     await container.directory.update_trunk(alpha.principal, trunk.id, TrunkPatch(active=False))
-    assert not sources.trusted("192.0.2.10")
+    assert not sources.trunk_caller("192.0.2.10")
+
+
+async def test_a_trunk_that_requires_srtp_marks_its_callers(container: Container) -> None:
+    alpha = await seed_account(container)
+    sources = TrunkSources(container.db)
+    sources.attach(container.bus)
+    await sources.load()
+    plain = TrunkIn(name="Plain", host="192.0.2.10", transport=Transport.udp,
+                    auth_mode=TrunkAuth.ip, allowed_sources=["192.0.2.0/28"])  # fmt: skip
+    await container.directory.create_trunk(alpha.principal, plain)
+    caller = sources.trunk_caller("192.0.2.10")
+    assert caller is not None and caller.trunk and not caller.srtp
+    secure = TrunkIn(name="Secure", host="198.51.100.7", transport=Transport.tls, srtp=True,
+                     auth_mode=TrunkAuth.ip, allowed_sources=["198.51.100.7"])  # fmt: skip
+    await container.directory.create_trunk(alpha.principal, secure)
+    caller = sources.trunk_caller("198.51.100.7")
+    assert caller is not None and caller.trunk and caller.srtp
+    caller = sources.trunk_caller("192.0.2.10")
+    assert caller is not None and not caller.srtp

@@ -53,13 +53,16 @@ __all__ = [
 class CallerAuth:
     """Who the B2BUA's INVITE gate says the caller is (see pbx/invite_auth.py).
 
-    ``trunk``: the source is a trusted trunk (IP auth), an inbound call to our numbers.
+    ``trunk``: the source is a trusted trunk (IP auth), an inbound call to our numbers;
+    ``srtp``: that trunk requires SRTP (``Trunk.srtp``), so an offer of ours to it (its INVITE
+    had none) is SRTP only.
     ``account_id`` (+ ``user``, ``realm``): a phone that passed digest, or the account of a
     transfer the B2BUA places itself: such calls may dial extensions and the outside world.
     Neither: an unauthenticated foreign caller, who may only reach our numbers.
     """
 
     trunk: bool = False
+    srtp: bool = False
     account_id: uuid.UUID | None = None
     user: str | None = None
     realm: str | None = None

@@ -42,13 +42,18 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _VERDICTS = 4096
 
 
+_TRUNK = CallerAuth(trunk=True)
+_SECURE_TRUNK = CallerAuth(trunk=True, srtp=True)
+
+
 class TrunkSources:
     """Source networks of active IP-auth trunks, in memory (see the module docstring)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._nets: tuple[Network, ...] = ()
-        self._verdicts: dict[str, bool] = {}  # source host → trusted, until the trunks change
+        self._nets: tuple[tuple[Network, bool], ...] = ()  # with: its trunk requires SRTP
+        # source host → a trunk's caller or None (untrusted), until the trunks change
+        self._verdicts: dict[str, CallerAuth | None] = {}
 
     async def load(self) -> None:
         async with self._db.read() as s:
@@ -57,29 +62,36 @@ class TrunkSources:
                     select(Trunk).where(Trunk.active.is_(True), Trunk.auth_mode == TrunkAuth.ip)
                 )
             )
-        nets: list[Network] = []
+        nets: list[tuple[Network, bool]] = []
         for trunk in rows:
             for text in trunk.allowed_sources or []:
                 try:
-                    nets.append(ipaddress.ip_network(text.strip(), strict=False))
+                    nets.append((ipaddress.ip_network(text.strip(), strict=False), trunk.srtp))
                 except ValueError:
                     log.warning("trunk %s: allowed source %r is no IP/CIDR", trunk.id, text)
         self._nets, self._verdicts = tuple(nets), {}
 
-    def trusted(self, host: str) -> bool:
-        verdict = self._verdicts.get(host)
-        if verdict is None:
-            if len(self._verdicts) >= _VERDICTS:  # bounded: sources are chosen by strangers
-                self._verdicts.clear()
-            verdict = self._verdicts[host] = self._match(host)
+    def trunk_caller(self, host: str) -> CallerAuth | None:
+        """Who a call from ``host`` is if a trusted trunk sends it (None: no trunk's source).
+        ``srtp`` when a trunk whose sources hold ``host`` requires SRTP."""
+        try:
+            return self._verdicts[host]
+        except KeyError:
+            pass
+        if len(self._verdicts) >= _VERDICTS:  # bounded: sources are chosen by strangers
+            self._verdicts.clear()
+        verdict = self._verdicts[host] = self._match(host)
         return verdict
 
-    def _match(self, host: str) -> bool:
+    def _match(self, host: str) -> CallerAuth | None:
         try:
             addr = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
-            return False
-        return any(addr in net for net in self._nets if net.version == addr.version)
+            return None
+        found = [srtp for net, srtp in self._nets if net.version == addr.version and addr in net]
+        if not found:
+            return None
+        return _SECURE_TRUNK if any(found) else _TRUNK
 
     def attach(self, bus: EventBus) -> Callable[[], None]:
         async def on_trunk(_event: Event) -> None:
@@ -99,8 +111,9 @@ class InviteGate:
         self.trunks = trunks
 
     def __call__(self, inc: IncomingRequest, now: float) -> CallerAuth | None:
-        if self.trunks.trusted(inc.flow.host):
-            return CallerAuth(trunk=True)
+        trunk = self.trunks.trunk_caller(inc.flow.host)
+        if trunk is not None:
+            return trunk
         from_uri = inc.request.from_.uri
         if not isinstance(from_uri, SipUri) or not self.credentials.serves(from_uri.host):
             return CallerAuth()  # a foreign caller: our numbers only
