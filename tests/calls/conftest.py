@@ -28,6 +28,7 @@ async def make_phone() -> Phone:
     ua = UserAgent()
     app = EchoPbx(ua)
     runner = SipRunner(ua, app)
+    app.flush = runner.pump
     flow = await runner.listen_udp("127.0.0.1", 0)
     return Phone(runner, app, flow)
 

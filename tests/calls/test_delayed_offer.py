@@ -54,7 +54,13 @@ def answer(rtp: RtpPhone) -> bytes:
 
 
 def dial_late(
-    caller: Phone, pbx: Pbx, user: str, sdp: bytes = b"", *, answer_in_ack: bool = True
+    caller: Phone,
+    pbx: Pbx,
+    user: str,
+    sdp: bytes = b"",
+    *,
+    answer_in_ack: bool = True,
+    bye_before_ack: bool = False,
 ) -> CallLeg:
     leg = caller.app.originate(
         f"sip:{user}@{pbx.address}",
@@ -63,6 +69,7 @@ def dial_late(
         sdp=sdp,
         delayed_offer=True,
         answer_in_ack=answer_in_ack,
+        bye_before_ack=bye_before_ack,
     )
     caller.runner.pump()
     return leg
@@ -153,6 +160,30 @@ async def test_an_ack_without_an_answer_ends_the_call_on_both_sides(
     assert ended.hangup is HangupSide.system
     for _ in range(100):
         if callee.app.calls_ended == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert callee.app.calls_ended == 1  # the fork that answered got its BYE
+    assert not lpbx.b2bua.calls
+
+
+async def test_a_bye_before_the_ack_ends_the_call_at_once(
+    lpbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    """A caller that cannot take our offer may send its BYE before the ACK that answers it
+    (Linphone does, with SRTP mandatory and our offer plain): the BYE is answered and the call
+    ends now, not when the wait for the ACK gives up (32 s)."""
+    caller, callee = phones
+    lpbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((target(callee, "answer"),), 5),))
+    refusal = (  # the stream turned down (port 0), as Linphone's ACK had it
+        b"v=0\r\no=carrier 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        b"m=audio 0 RTP/AVP 0\r\n"
+    )
+    leg = dial_late(caller, lpbx, "100", refusal, bye_before_ack=True)
+    assert await final_status(leg) == 200
+    (ended,) = await lpbx.wait_ended(within=3)
+    assert ended.hangup is HangupSide.caller
+    for _ in range(100):
+        if callee.app.calls_ended == 1 and not lpbx.b2bua.calls:
             break
         await asyncio.sleep(0.02)
     assert callee.app.calls_ended == 1  # the fork that answered got its BYE

@@ -28,7 +28,7 @@ from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
 from zvonar.media.engine import LegEndpoint
 from zvonar.media.errors import MediaError
 from zvonar.sip.errors import SipError
-from zvonar.sip.ua import AckReceived, AckTimeout
+from zvonar.sip.ua import AckReceived, AckTimeout, IncomingRequest
 
 if TYPE_CHECKING:
     from zvonar.calls.call import Call
@@ -78,7 +78,8 @@ async def answer_caller(call: Call, sdp: bytes) -> None:
 
     After an offer of ours, wait for the ACK and configure the caller's leg from its answer
     before going on. An ACK without a usable answer ends the call (:class:`NoSession`); one
-    that never comes ends it as for any 200 (AckTimeout)."""
+    that never comes ends it as for any 200 (AckTimeout); a BYE before it (the caller could
+    not take the offer) ends it as the caller's hang-up."""
     caller = call.caller
     if call.delayed_offer:
         call.ack_wait = asyncio.get_running_loop().create_future()
@@ -102,6 +103,8 @@ async def _answer_in_ack(call: Call) -> None:
     if isinstance(ack, AckTimeout):
         call.queue.put_nowait(ack)  # ends the call, as without a delayed offer
         return
+    if isinstance(ack, IncomingRequest):
+        return  # the caller's BYE came first; the queue has it, and it ends the call
     if isinstance(ack, AckReceived):
         if ack.dialog is not None:
             caller.dialog = ack.dialog

@@ -167,8 +167,9 @@ class Call:
         self.attended: attended.Pending | None = None  # an attended transfer in progress
         self.holding: set[str] = set()  # legs whose peer holds the call: music to the other
         self.invited_at: float | None = None  # the INVITE's arrival (loop time), until rung
-        # Set while the actor waits for the ACK that answers our offer (answering.py).
-        self.ack_wait: asyncio.Future[AckReceived | AckTimeout] | None = None
+        # Set while the actor waits for the ACK that answers our offer (answering.py); a BYE
+        # of the caller's ends the wait too.
+        self.ack_wait: asyncio.Future[AckReceived | AckTimeout | IncomingRequest] | None = None
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -176,20 +177,23 @@ class Call:
         if self.done:
             return
         waiting = self.ack_wait
-        if (
-            waiting
-            and not waiting.done()
-            and isinstance(item, AckReceived | AckTimeout)
-            and self._callers_ack(item)
-        ):
-            waiting.set_result(item)  # answering.answer_caller waits for it, not the queue
-            return
+        if waiting and not waiting.done():
+            if isinstance(item, AckReceived | AckTimeout) and self._callers_ack(item):
+                waiting.set_result(item)  # answering.answer_caller waits for it, not the queue
+                return
+            if isinstance(item, IncomingRequest) and self._callers_bye(item):
+                # A caller that cannot take our offer may hang up before its ACK (Linphone
+                # does): no answer will come, and the queued BYE ends the call.
+                waiting.set_result(item)
         self.queue.put_nowait(item)
 
     def _callers_ack(self, item: AckReceived | AckTimeout) -> bool:
         """Of the caller's dialog, not of a picker's (pickup.py)."""
         message = item.request if isinstance(item, AckReceived) else item.response
         return message.to.tag == self.caller.local_tag
+
+    def _callers_bye(self, inc: IncomingRequest) -> bool:
+        return inc.request.method == "BYE" and inc.request.to.tag == self.caller.local_tag
 
     def offered_fork(self, local_tag: str | None) -> CalleeLeg | None:
         """The fork on our dialog ``local_tag`` whose ACK is to answer our offer."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from zvonar.sip.dialog import Dialog
@@ -92,6 +92,7 @@ class CallLeg:
     progress: list[tuple[int, bytes]] = field(default_factory=list)  # UAC: 1xx (status, body)
     remote_sdp: bytes = b""  # UAC: the body of the 2xx
     ack_sdp: bytes | None = None  # UAC with a delayed offer: the answer its ACK carries
+    bye_before_ack: bool = False  # UAC: a 2xx gets our BYE first, then the ACK
     ended: asyncio.Future[str] | None = None  # … and why the call ended
 
 
@@ -101,6 +102,9 @@ class EchoPbx:
     def __init__(self, ua: UserAgent, *, auth_invites: bool = False) -> None:
         self.ua = ua
         self.auth_invites = auth_invites
+        # Sends what the core has queued (the runner's ``pump``), for what this app sends
+        # outside an event's delivery; None: it waits for the runner's next event.
+        self.flush: Callable[[], None] | None = None
         self._legs: dict[tuple[str, str], CallLeg] = {}  # (Call-ID, our tag) → leg
         self._by_server: dict[TransactionKey, CallLeg] = {}  # their pending INVITE → leg
         self._by_client: dict[TransactionKey, CallLeg] = {}  # our INVITEs → leg
@@ -264,13 +268,16 @@ class EchoPbx:
         kind: str = "originate",
         delayed_offer: bool = False,
         answer_in_ack: bool = True,
+        bye_before_ack: bool = False,
     ) -> CallLeg:
         """Send an INVITE to `target` (a URI) over `flow`; returns the new UAC leg.
 
         From/To default to zvonar@<our address> / the target; a bridge passes the caller's
         (the From tag is always ours: a new dialog). ``delayed_offer``: an INVITE without a
         body (§13.2.1), whose ACK answers the 2xx's offer with ``sdp`` (our default SDP if
-        empty); ``answer_in_ack=False``: an ACK with no answer at all, as a broken peer's.
+        empty); ``answer_in_ack=False``: an ACK with no answer at all, as a broken peer's;
+        ``bye_before_ack``: the 2xx is met with a BYE and only then the ACK, as Linphone turns
+        down an offer it cannot take (§13.2.2.4 says ACK, then BYE; both orders reach a UAS).
         """
         uri = parse_uri(target)
         host = self.ua.local_for(flow)[0]
@@ -290,6 +297,7 @@ class EchoPbx:
             ("Contact", f"<{self.ua.contact_uri(flow)}>"),
             ("User-Agent", self.ua.user_agent),
         ]
+        leg.bye_before_ack = bye_before_ack
         if delayed_offer:
             leg.ack_sdp = leg.local_sdp if answer_in_ack else b""
             leg.request = SipRequest("INVITE", uri, tuple(headers))
@@ -376,6 +384,9 @@ class EchoPbx:
         leg.dialog = event.dialog
         leg.remote_sdp = resp.body
         if leg.dialog is not None and leg.request is not None:
+            if leg.bye_before_ack:
+                self._bye_then_ack(leg, leg.dialog, leg.request, now)
+                return
             self.ua.send_ack(leg.dialog, leg.request, leg.flow, leg.ack_sdp or b"")
         leg.state = "confirmed"
         if leg.cancelled:  # a 2xx crossed our CANCEL (§9.1): the call exists, end it
@@ -390,6 +401,19 @@ class EchoPbx:
                 self._answer(peer, 200, now, resp.body)
             else:  # the caller gave up meanwhile
                 self._hangup(leg, now, "caller gone")
+
+    def _bye_then_ack(self, leg: CallLeg, dialog: Dialog, invite: SipRequest, now: float) -> None:
+        """BYE now, the ACK once the BYE is on the wire (the runner sends stateless messages
+        before its transactions' in one flush: ``flush`` is the runner's ``pump``)."""
+        self.ua.send_request(self.ua.create_request(dialog, "BYE", leg.flow), leg.flow, now)
+
+        def ack() -> None:
+            self.ua.send_ack(dialog, invite, leg.flow, leg.ack_sdp or b"")
+            if self.flush is not None:
+                self.flush()
+
+        asyncio.get_running_loop().call_soon(ack)
+        self._end(leg, "bye before ack")
 
     def _failed(self, event: RequestFailed, now: float) -> None:
         leg = self._by_client.pop(event.key, None)
