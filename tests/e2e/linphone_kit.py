@@ -18,22 +18,22 @@ def write_linphonerc(
     path: Path,
     *,
     sip: Sequence[str],
-    proxy: str,
-    identity: str,
-    username: str,
-    password: str,
-    realm: str,
+    proxy: str | None,
+    identity: str = "",
+    username: str = "",
+    password: str = "",
+    realm: str = "",
     rtp: Sequence[str] = (),
 ) -> None:
     """linphonec's configuration: ``sip`` lines of its [sip] section (ports, TLS, media
     encryption), ``rtp`` lines of its [rtp] section, one account at ``proxy`` (also its route)
-    as ``identity``, no sound card."""
+    as ``identity`` (``proxy`` None: no account, as a carrier that calls us directly), no
+    sound card."""
     lines = "\n".join(sip)
     rtp_lines = "".join(f"{line}\n" for line in rtp)
-    path.write_text(
-        f"""[sip]
+    common = f"""[sip]
 {lines}
-default_proxy=0
+{"default_proxy=0" if proxy else "default_proxy=-1"}
 register_only_when_network_is_up=0
 [rtp]
 audio_rtp_port=17000
@@ -41,7 +41,13 @@ audio_rtp_port=17000
 firewall_policy=0
 [sound]
 echocancellation=0
-[proxy_0]
+"""
+    if proxy is None:
+        path.write_text(common)
+        return
+    path.write_text(
+        common
+        + f"""[proxy_0]
 reg_proxy=<{proxy}>
 reg_route=<{proxy};lr>
 reg_identity={identity}
