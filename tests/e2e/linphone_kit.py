@@ -7,11 +7,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Linphone", "start_linphone", "until", "write_linphonerc"]
+import pytest
+
+from tests.sip.peers.harness import SIPP, UNSHARE, have_root
+
+__all__ = ["NETNS_PEERS", "Linphone", "start_linphone", "until", "write_linphonerc"]
+
+LINPHONEC = shutil.which("linphonec")
+
+# The pytestmark of a test whose driver runs linphonec, SIPp and the PBX in ``unshare -n``.
+NETNS_PEERS = [
+    pytest.mark.peer,
+    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
+    pytest.mark.skipif(LINPHONEC is None, reason="linphonec not installed (linphone-cli)"),
+    pytest.mark.skipif(UNSHARE is None or not have_root(), reason="needs root and unshare -n"),
+]
 
 
 def write_linphonerc(

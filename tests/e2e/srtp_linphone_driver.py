@@ -21,24 +21,16 @@ from typing import Any
 from tests.e2e import sippkit
 from tests.e2e.linphone_kit import start_linphone, until, write_linphonerc
 from tests.e2e.schemes_kit import Device, Rig
-from tests.e2e.tls_kit import PBX_TLS_PORT, recording, tls_pbx, tones
+from tests.e2e.tls_kit import PBX_TLS_PORT, phone_recording, recording, tls_pbx
 from tests.media.engine.phone import tone_pcm
 from zvonar.calls.events import LegEnded
-from zvonar.media.wav import encode_wav, parse_wav
+from zvonar.media.wav import encode_wav
 
 LINPHONE_PORT = 5095
 PASSWORD = "linphone-pass-701"
 NUMBER = "+74951234599"
 SLUG = "linphone"  # no "srtp" in it: the log is searched for that word
 REALM = f"{SLUG}.zvonar"
-
-
-def heard_by_linphone(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    wav = parse_wav(path.read_bytes())
-    samples = list(wav.samples())[:: wav.channels]
-    return {"rate": wav.sample_rate, **tones(samples, wav.sample_rate)}
 
 
 def write_config(path: Path, ca: Path) -> None:
@@ -111,7 +103,7 @@ async def main(workdir: Path) -> dict[str, Any]:
     finally:
         await phone.stop()
         await pbx.stop()
-    report["heard"] = heard_by_linphone(workdir / "heard.wav")
+    report["heard"] = phone_recording(workdir / "heard.wav")
     report["linphone_out"] = "\n".join(phone.lines[-40:])
     text = log.read_text(errors="replace") if log.exists() else ""
     lines = text.splitlines()

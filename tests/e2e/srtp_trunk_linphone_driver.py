@@ -28,27 +28,19 @@ from sqlalchemy import select
 from tests.e2e import sippkit
 from tests.e2e.linphone_kit import start_linphone, until, write_linphonerc
 from tests.e2e.schemes_kit import Device, Rig, sipp_cmd
-from tests.e2e.tls_kit import PBX_TLS_PORT, recording, tls_pbx, tones
+from tests.e2e.tls_kit import PBX_TLS_PORT, phone_recording, recording, tls_pbx
 from tests.media.engine.phone import tone_pcm
 from tests.sip.peers.harness import start_sipp_bound
 from zvonar.directory.models import Transport, TrunkAuth
 from zvonar.directory.schemas import TrunkIn
 from zvonar.journal.models import CallRecord
-from zvonar.media.wav import encode_wav, parse_wav
+from zvonar.media.wav import encode_wav
 
 CARRIER_PORT = 5097
 PASSWORD = "trunk-pass-101"
 NUMBER = "+74951234598"
 CALLER = "+79161112233"
 SLUG = "secure"
-
-
-def heard_by_linphone(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    wav = parse_wav(path.read_bytes())
-    samples = list(wav.samples())[:: wav.channels]
-    return {"rate": wav.sample_rate, **tones(samples, wav.sample_rate)}
 
 
 def write_config(path: Path, ca: Path) -> None:
@@ -164,7 +156,7 @@ async def main(workdir: Path, mode: str = "srtp") -> dict[str, Any]:
             await callee.wait()
         await phone.stop()
         await pbx.stop()
-    report["heard"] = heard_by_linphone(workdir / "heard.wav")
+    report["heard"] = phone_recording(workdir / "heard.wav")
     report["linphone_out"] = "\n".join(phone.lines[-40:])
     text = log.read_text(errors="replace") if log.exists() else ""
     negotiated = "Negotiated media encryption is LinphoneMediaEncryptionSRTP"

@@ -7,21 +7,14 @@ sockets beyond loopback, so the PBX, linphonec and the SIPp peers run together i
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.sip.peers.harness import SIPP, UNSHARE, have_root, run_in_netns
+from tests.e2e.linphone_kit import NETNS_PEERS
+from tests.sip.peers.harness import run_in_netns
 
-LINPHONEC = shutil.which("linphonec")
-
-pytestmark = [
-    pytest.mark.peer,
-    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
-    pytest.mark.skipif(LINPHONEC is None, reason="linphonec not installed (linphone-cli)"),
-    pytest.mark.skipif(UNSHARE is None or not have_root(), reason="needs root and unshare -n"),
-]
+pytestmark = NETNS_PEERS
 
 
 @pytest.mark.parametrize("first", ["inbound", "outbound"])

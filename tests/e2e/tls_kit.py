@@ -24,7 +24,7 @@ from zvonar.media.wav import parse_wav
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import PbxRuntime, start_pbx
 
-__all__ = ["PBX_PORT", "PBX_TLS_PORT", "TlsPbx", "recording", "tls_pbx", "tones"]
+__all__ = ["PBX_PORT", "PBX_TLS_PORT", "TlsPbx", "phone_recording", "recording", "tls_pbx", "tones"]
 
 PBX_PORT = 5060
 PBX_TLS_PORT = 5061
@@ -111,3 +111,12 @@ def recording(container: Container, stored: str | None) -> dict[str, Any]:
     wav = parse_wav((container.settings.data_dir / stored).read_bytes())
     samples = list(wav.samples())
     return {"left": tones(samples[0::2]), "right": tones(samples[1::2])}
+
+
+def phone_recording(path: Path) -> dict[str, Any]:
+    """``tones`` of the first channel of a WAV a phone recorded (``{}`` if it made none)."""
+    if not path.exists():
+        return {}
+    wav = parse_wav(path.read_bytes())
+    samples = list(wav.samples())[:: wav.channels]
+    return {"rate": wav.sample_rate, **tones(samples, wav.sample_rate)}
