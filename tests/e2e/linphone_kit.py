@@ -16,7 +16,14 @@ import pytest
 
 from tests.sip.peers.harness import SIPP, UNSHARE, have_root
 
-__all__ = ["NETNS_PEERS", "Linphone", "start_linphone", "until", "write_linphonerc"]
+__all__ = [
+    "NETNS_PEERS",
+    "Linphone",
+    "logged_messages",
+    "start_linphone",
+    "until",
+    "write_linphonerc",
+]
 
 LINPHONEC = shutil.which("linphonec")
 
@@ -76,6 +83,14 @@ realm={realm}
 domain={realm}
 """
     )
+
+
+def logged_messages(log: str, way: str) -> list[str]:
+    """The SIP messages linphonec's debug log (read as text) says it ``sent`` or
+    ``received``, in order: each from the line after its log line to the next timestamped
+    line."""
+    marker = {"sent": "message sent to ", "received": " new bytes from "}[way]
+    return [m.split("\n", 1)[-1].split("\n20", 1)[0] for m in log.split(marker)[1:]]
 
 
 async def until(check: Any, within: float, what: str) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e import sippkit
-from tests.e2e.linphone_kit import start_linphone, until, write_linphonerc
+from tests.e2e.linphone_kit import logged_messages, start_linphone, until, write_linphonerc
 from tests.e2e.schemes_kit import Device, Rig
 from tests.e2e.tls_kit import PBX_TLS_PORT, phone_recording, recording, tls_pbx
 from tests.media.engine.phone import tone_pcm
@@ -113,8 +113,7 @@ async def main(workdir: Path) -> dict[str, Any]:
     errors = (x.split("-error-", 1)[1] for x in lines if "-error-" in x)
     report["srtp_errors"] = [x[:200] for x in errors if "srtp" in x.lower()][-10:]
     # Its 200 OK agreed to RTCP on the RTP port (RFC 5761) that the PBX offered.
-    # A sent message runs from its log line to the next timestamped line.
-    sent = [m.split("\n", 1)[-1].split("\n20", 1)[0] for m in text.split("message sent to ")[1:]]
+    sent = logged_messages(text, "sent")
     answers = [m for m in sent if m.startswith("SIP/2.0 200") and "m=audio" in m]
     report["answered_rtcp_mux"] = bool(answers) and all("a=rtcp-mux" in m for m in answers)
     return report

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tests.e2e import sippkit
-from tests.e2e.linphone_kit import start_linphone, until, write_linphonerc
+from tests.e2e.linphone_kit import logged_messages, start_linphone, until, write_linphonerc
 from tests.e2e.schemes_kit import Device, Rig, sipp_cmd
 from tests.e2e.tls_kit import PBX_TLS_PORT, phone_recording, recording, tls_pbx
 from tests.media.engine.phone import tone_pcm
@@ -62,17 +62,6 @@ def write_config(path: Path, ca: Path) -> None:
         ),
         proxy=None,
     )
-
-
-def sent_messages(log: str) -> list[str]:
-    """The SIP messages linphonec's log says it sent or received (each from its log line to
-    the next timestamped one)."""
-    return [m.split("\n", 1)[-1].split("\n20", 1)[0] for m in log.split("message sent to ")[1:]]
-
-
-def received_messages(log: str) -> list[str]:
-    parts = log.split(" new bytes from ")[1:]
-    return [m.split("\n", 1)[-1].split("\n20", 1)[0] for m in parts]
 
 
 def sdp_lines(message: str) -> list[str]:
@@ -163,12 +152,12 @@ async def main(workdir: Path, mode: str = "srtp") -> dict[str, Any]:
     report["negotiated_srtp"] = negotiated in text
     errors = (x.split("-error-", 1)[1] for x in text.splitlines() if "-error-" in x)
     report["srtp_errors"] = [x[:200] for x in errors if "srtp" in x.lower()][-10:]
-    sent = sent_messages(text)
+    sent = logged_messages(text, "sent")
     invites = [m for m in sent if m.startswith("INVITE ")]
     report["invite_had_sdp"] = ["v=0" in m for m in invites]
     acks = [sdp_lines(m) for m in sent if m.startswith("ACK ")]
     report["ack_answer"] = next((lines for lines in acks if lines), [])
-    received = received_messages(text)
+    received = logged_messages(text, "received")
     oks = [m for m in received if m.startswith("SIP/2.0 200") and " INVITE" in m]
     report["our_offer"] = next((sdp_lines(m) for m in oks if "v=0" in m), [])
     # (read as text: its lines end in "\n")
