@@ -77,6 +77,13 @@ def test_request_event_and_rfc3581_response_address() -> None:
         (request("OPTIONS", extra="Require: 100rel, foo\r\n"), 420, "Unsupported"),
         (request("OPTIONS").replace(b"SIP/2.0\r\n", b"SIP/7.0\r\n", 1), 505, None),
         (request("OPTIONS").replace(b"Max-Forwards: 70", b"Max-Forwards: 999"), 400, None),
+        # §8.2.3: a session description we cannot read at all; the Accept says what we can.
+        (request(extra="Content-Type: text/plain\r\n", body="hello"), 415, "Accept"),
+        (
+            request("UPDATE", to_tag="x", extra="Content-Type: application/xml\r\n", body="<a/>"),
+            415,
+            "Accept",
+        ),
     ],
 )
 def test_stateless_rejections(data: bytes, status: int, header: str | None) -> None:
@@ -88,6 +95,20 @@ def test_stateless_rejections(data: bytes, status: int, header: str | None) -> N
     assert header is None or resp.has_header(header)
     counted = ua.counters.rejected_4xx if status < 500 else ua.counters.rejected_5xx
     assert counted == 1
+
+
+def test_a_body_we_can_read_is_taken() -> None:
+    """SDP, a SIP-I multipart body, or a body outside a session method, whatever its type."""
+    sip_i = "--b\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n--b--"
+    for data in (
+        request(extra="Content-Type: application/sdp\r\n", body="v=0\r\n"),
+        request(extra='Content-Type: multipart/mixed; boundary="b"\r\n', body=sip_i),
+        request("OPTIONS", extra="Content-Type: text/plain\r\n", body="hello"),
+    ):
+        ua = make_ua()
+        ua.receive(data, PEER, 0.0)
+        [event] = ua.events()
+        assert isinstance(event, IncomingRequest)
 
 
 def test_400_carries_the_reason() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from zvonar.sip.body import ACCEPT, readable_session_body
 from zvonar.sip.errors import SipError
 from zvonar.sip.message import Drop, ParsedOk, Reject, SipRequest
 from zvonar.sip.transaction import response_address
@@ -15,6 +16,7 @@ from zvonar.sip.uri import SipUri
 __all__ = ["Headers", "oversize_request", "reason_text", "refusal", "response_dest"]
 
 Headers = tuple[tuple[str, str], ...]
+_SESSION_METHODS = frozenset({"INVITE", "UPDATE"})
 _CTL = re.compile(r"[^\x20-\x7e]")
 
 
@@ -27,7 +29,8 @@ def reason_text(prefix: str, detail: str) -> str:
 def refusal(
     request: SipRequest, allow: frozenset[str], allow_header: str, supported: frozenset[str]
 ) -> tuple[int, str, Headers] | None:
-    """UAS request checks of §8.2.1 (method), §8.2.2.1 (URI scheme), §8.2.2.3 (Require)."""
+    """UAS request checks of §8.2.1 (method), §8.2.2.1 (URI scheme), §8.2.2.3 (Require) and,
+    for the methods whose body is a session description, §8.2.3 (Content-Type)."""
     if request.method not in allow:
         return 405, "Method Not Allowed", (("Allow", allow_header),)
     if not isinstance(request.uri, SipUri):
@@ -37,6 +40,8 @@ def refusal(
         unknown = [r for r in required if r.lower() not in supported]
         if unknown:
             return 420, "Bad Extension", (("Unsupported", ", ".join(unknown)),)
+    if request.method in _SESSION_METHODS and not readable_session_body(request):
+        return 415, "Unsupported Media Type", (("Accept", ACCEPT),)
     return None
 
 
