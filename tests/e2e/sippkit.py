@@ -75,10 +75,28 @@ REPLY = """
       Contact: <sip:[local_ip]:[local_port];transport=[transport]>"""
 
 
-def _body(*, sdp: bool) -> str:
-    """A request's body headers and body: our SDP, or none."""
+def _body(*, sdp: bool, sip_i: bool = False) -> str:
+    """A request's body headers and body: our SDP, or none; ``sip_i``: the SDP as the first
+    part of a multipart/mixed body whose second part is ISUP (RFC 3204), as carriers that
+    interwork with the telephone network send it (the ISUP here is text: it is opaque)."""
     if not sdp:
         return "Content-Length: 0"
+    if sip_i:
+        return f"""Content-Type: multipart/mixed;boundary=unique-boundary-1
+      MIME-Version: 1.0
+      Content-Length: [len]
+
+      --unique-boundary-1
+      Content-Type: application/sdp
+
+      {_SDP}
+
+      --unique-boundary-1
+      Content-Type: application/ISUP;version=itu-t92+
+      Content-Disposition: signal;handling=optional
+
+      01 00 49 00 00 03 02 00 07 04 10 00 33 0a 03 13 00 54 00
+      --unique-boundary-1--"""
     return f"""Content-Type: application/sdp
       Content-Length: [len]
 
@@ -160,10 +178,11 @@ def _play(pcap: Path | None) -> str:
     return f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>'
 
 
-def invite(user: str, *, offer: bool = True) -> str:
+def invite(user: str, *, offer: bool = True, sip_i: bool = False) -> str:
     """``<send>`` of the caller's INVITE (CSeq 1) to ``user`` at the remote, with our SDP offer
-    or (``offer=False``) none: a delayed offer (§13.2.1), the answer then going in the ACK."""
-    body = _body(sdp=offer)
+    or (``offer=False``) none: a delayed offer (§13.2.1), the answer then going in the ACK.
+    ``sip_i``: the offer in a multipart body with an ISUP part (see ``_body``)."""
+    body = _body(sdp=offer, sip_i=sip_i)
     return f"""<send retrans="500"><![CDATA[
 
       INVITE sip:{user}@[remote_ip]:[remote_port] SIP/2.0
@@ -180,13 +199,19 @@ def invite(user: str, *, offer: bool = True) -> str:
 
 
 def uac(
-    user: str, *, pcap: Path | None = None, talk_ms: int = 3000, delayed_offer: bool = False
+    user: str,
+    *,
+    pcap: Path | None = None,
+    talk_ms: int = 3000,
+    delayed_offer: bool = False,
+    sip_i: bool = False,
 ) -> str:
     """Call ``user``, play ``pcap`` once answered, hang up after ``talk_ms``.
-    ``delayed_offer``: the INVITE has no SDP; the ACK answers the 200's offer (§13.2.1)."""
+    ``delayed_offer``: the INVITE has no SDP; the ACK answers the 200's offer (§13.2.1).
+    ``sip_i``: the INVITE's offer is one part of a multipart body with ISUP."""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="zvonar e2e caller">
-  {invite(user, offer=not delayed_offer)}
+  {invite(user, offer=not delayed_offer, sip_i=sip_i)}
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>

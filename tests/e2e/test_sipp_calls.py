@@ -143,7 +143,12 @@ def _check_recording(path: Path) -> float:
 
 
 async def _relay(
-    pbx: Pbx, engine: MediaEngine, tmp_path: Path, *, delayed_offer: bool = False
+    pbx: Pbx,
+    engine: MediaEngine,
+    tmp_path: Path,
+    *,
+    delayed_offer: bool = False,
+    sip_i: bool = False,
 ) -> None:
     caller_pcap, callee_pcap = tmp_path / "a440.pcap", tmp_path / "b880.pcap"
     sent = sippkit.write_tone_pcap(caller_pcap, 440, TONE_SECONDS, ssrc=0x1111)
@@ -151,7 +156,7 @@ async def _relay(
     callee = Peer(tmp_path, "callee", sippkit.uas_answer(pcap=callee_pcap))
     await callee.start()
     pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((callee.target(),), 10),), record=True)
-    uac = sippkit.uac("100", pcap=caller_pcap, delayed_offer=delayed_offer)
+    uac = sippkit.uac("100", pcap=caller_pcap, delayed_offer=delayed_offer, sip_i=sip_i)
     caller = Peer(tmp_path, "caller", uac, pbx.address)
     await caller.start()
     call = await _answered_call(pbx)
@@ -191,6 +196,19 @@ async def test_delayed_offer_relay_and_recording(
     pbx = await start_pbx(embedded, recording_path=_recording_path(tmp_path))
     try:
         await _relay(pbx, embedded, tmp_path, delayed_offer=True)
+    finally:
+        await pbx.close()
+
+
+async def test_a_sip_i_offer_relay_and_recording(
+    embedded: EmbeddedMediaEngine, tmp_path: Path
+) -> None:
+    """A carrier's offer as one part of a multipart/mixed body with ISUP (SIP-I, RFC 5621):
+    the SDP part is answered, the ISUP part ignored, and the call carries and records both
+    directions as with a plain SDP body."""
+    pbx = await start_pbx(embedded, recording_path=_recording_path(tmp_path))
+    try:
+        await _relay(pbx, embedded, tmp_path, sip_i=True)
     finally:
         await pbx.close()
 

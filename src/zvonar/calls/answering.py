@@ -27,6 +27,7 @@ from zvonar.calls.legs import LegState
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
 from zvonar.media.engine import LegEndpoint
 from zvonar.media.errors import MediaError
+from zvonar.sip.body import sdp_body
 from zvonar.sip.errors import SipError
 from zvonar.sip.ua import AckReceived, AckTimeout, IncomingRequest
 
@@ -66,7 +67,7 @@ async def caller_sdp(call: Call, media: str, endpoint: LegEndpoint) -> bytes:
     if call.delayed_offer:
         sdp = oa.create_offer()
     else:
-        offer = call.caller_offer or parse_body(call.caller_request.body)
+        offer = call.caller_offer or parse_body(sdp_body(call.caller_request))
         sdp, negotiated = oa.receive_offer(offer)
         await call.host.engine.configure(media, remote_media(negotiated))
     caller.media_id, caller.endpoint, caller.oa = media, endpoint, oa
@@ -109,7 +110,7 @@ async def _answer_in_ack(call: Call) -> None:
         if ack.dialog is not None:
             caller.dialog = ack.dialog
         try:
-            negotiated = caller.oa.receive_answer(parse_body(ack.request.body))
+            negotiated = caller.oa.receive_answer(parse_body(sdp_body(ack.request)))
             await call.host.engine.configure(caller.media_id, remote_media(negotiated))
             return
         except MediaError as exc:
@@ -125,7 +126,7 @@ async def fork_answer_in_ack(call: Call, fork: CalleeLeg, ack: AckReceived) -> N
     if ack.dialog is not None:
         fork.dialog = ack.dialog
     try:
-        negotiated = fork.oa.receive_answer(parse_body(ack.request.body))
+        negotiated = fork.oa.receive_answer(parse_body(sdp_body(ack.request)))
         await call.host.engine.configure(fork.media_id, remote_media(negotiated))
     except MediaError as exc:
         log.info("call %s: no usable answer in %s's ACK: %s", call.call_id, fork.leg_id, exc)

@@ -76,6 +76,7 @@ from zvonar.media.engine import (
 )
 from zvonar.media.errors import MediaError
 from zvonar.media.sdp import SessionDescription
+from zvonar.sip.body import sdp_body
 from zvonar.sip.dialog import Dialog, DialogId
 from zvonar.sip.message import SipRequest, make_response
 from zvonar.sip.ua import (
@@ -134,7 +135,7 @@ class Call:
         # The caller's INVITE, kept after it is answered: a transfer's forks copy its From.
         self.caller_request: SipRequest = caller.invite.request if caller.invite else _NO_INVITE
         # An INVITE without a body (RFC 3261 §13.2.1): the offer is ours, in our 200.
-        self.delayed_offer = caller.invite is not None and not self.caller_request.body.strip()
+        self.delayed_offer = caller.invite is not None and not sdp_body(self.caller_request).strip()
         self.round = 0  # 0: the plan's waves; n: the n-th transfer's (transfer.py)
         self.was_answered = False  # a 2xx went to the caller (still true while transferring)
         self.transferring = False
@@ -254,7 +255,7 @@ class Call:
         try:
             # Parsed once: checked now, answered when we answer the caller (answering.py).
             if not self.delayed_offer:
-                self.caller_offer = parse_body(self.caller_request.body)
+                self.caller_offer = parse_body(sdp_body(self.caller_request))
                 check_offer(self.caller_offer, srtp=self.host.engine.srtp)
         except MediaError as exc:
             await finish(self, Disposition.failed, HangupSide.system, caller_status=488)
@@ -370,7 +371,7 @@ class Call:
         fork.heard = True
         if resp.status < 200:
             if resp.status > 100 and fork.state is LegState.INVITING:
-                await self._ringing(fork, resp.body)
+                await self._ringing(fork, sdp_body(resp))
         elif resp.status < 300:
             await self._answered(fork, event)
         elif fork.state is not LegState.ENDED:
@@ -412,7 +413,7 @@ class Call:
             hangup_fork(self, fork)
             return
         fork.state = LegState.CONFIRMED
-        body = event.response.body
+        body = sdp_body(event.response)
         if not body.strip() and fork.early is not None:
             body = fork.early  # the 2xx should repeat its 183's answer (§13.2.1); some omit it
         try:

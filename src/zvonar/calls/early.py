@@ -38,6 +38,7 @@ from zvonar.calls.tones import ringback_path
 from zvonar.media.engine import LegEndpoint, RemoteMedia
 from zvonar.media.errors import MediaError
 from zvonar.media.sdp import Direction as MediaDirection
+from zvonar.sip.body import sdp_body
 
 if TYPE_CHECKING:
     from zvonar.calls.call import Call
@@ -117,7 +118,7 @@ async def _open(call: Call, fork: CalleeLeg) -> bool:
     media = fork.caller_media_id
     try:
         oa = new_offer_answer(endpoint)
-        offer = call.caller_offer or parse_body(call.caller_request.body)
+        offer = call.caller_offer or parse_body(sdp_body(call.caller_request))
         answer, negotiated = oa.receive_offer(offer)
         await engine.configure(media, unwatched(remote_media(negotiated)))
     except MediaError as exc:

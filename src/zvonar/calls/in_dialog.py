@@ -24,6 +24,7 @@ from zvonar.calls.signalling import invite_request, response_to
 from zvonar.media.errors import MediaError
 from zvonar.media.offer_answer import OfferAnswer
 from zvonar.sip.auth_client import client_auth_flow
+from zvonar.sip.body import sdp_body
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.errors import SipError
 from zvonar.sip.message import SipRequest, SipResponse
@@ -117,7 +118,9 @@ def is_offer(inc: IncomingRequest) -> bool:
     """A re-INVITE, or an UPDATE with an SDP offer (RFC 3311): answered by
     :func:`answer_reinvite` alike (an UPDATE without one is just acknowledged)."""
     request = inc.request
-    return request.method == "INVITE" or (request.method == "UPDATE" and bool(request.body.strip()))
+    return request.method == "INVITE" or (
+        request.method == "UPDATE" and bool(sdp_body(request).strip())
+    )
 
 
 async def answer_reinvite(
@@ -132,12 +135,13 @@ async def answer_reinvite(
     if oa is None or media_id is None:
         reply(host, inc, dialog, 491)
         return
-    if not inc.request.body.strip():  # an offerless re-INVITE: our current SDP
+    offer = sdp_body(inc.request)
+    if not offer.strip():  # an offerless re-INVITE: our current SDP
         local = oa.local_sdp
         reply(host, inc, dialog, 200, local.serialize().encode() if local else b"")
         return
     try:
-        answer, negotiated = oa.receive_offer(parse_body(inc.request.body))
+        answer, negotiated = oa.receive_offer(parse_body(offer))
         await host.engine.configure(media_id, remote_media(negotiated))
     except MediaError as exc:
         reply(host, inc, dialog, exc.status_hint if exc.status_hint >= 400 else 488)

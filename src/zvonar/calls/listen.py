@@ -42,6 +42,7 @@ from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
 from zvonar.media.engine import LegEndpoint, MediaEvent, MediaTimeout, RecordingFinished
 from zvonar.media.errors import MediaError
 from zvonar.media.offer_answer import OfferAnswer
+from zvonar.sip.body import sdp_body
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.errors import SipError
 from zvonar.sip.message import SipRequest
@@ -334,7 +335,7 @@ class Listener:
             await self._release(other.leg_id)
         engine = self.host.engine
         try:
-            remote = remote_media(fork.oa.receive_answer(parse_body(event.response.body)))
+            remote = remote_media(fork.oa.receive_answer(parse_body(sdp_body(event.response))))
             await engine.configure(fork.leg_id, remote)
             await engine.monitor(fork.leg_id, self.watching.media_id)
         except MediaError as exc:

@@ -78,6 +78,7 @@ from zvonar.media.engine import (
     RecordingFinished,
 )
 from zvonar.media.errors import MediaError
+from zvonar.sip.body import sdp_body
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.errors import SipError
 from zvonar.sip.ua import IncomingRequest, RequestFailed, ResponseIn, SessionExpired
@@ -301,8 +302,9 @@ class OriginatedCall:
         if resp.status < 200:
             if resp.status > 100 and leg.state is LegState.INVITING and not leg.rang:
                 await self._ringing(leg)
-            if leg is self.customer and resp.body and leg.state is LegState.INVITING:
-                await self._early_media(leg, resp.body)
+            early = sdp_body(resp)
+            if leg is self.customer and early and leg.state is LegState.INVITING:
+                await self._early_media(leg, early)
         elif resp.status < 300:
             await self._answered(leg, event)
         elif leg.state is LegState.INVITING:
@@ -359,7 +361,7 @@ class OriginatedCall:
         if late:  # a 2xx crossing our CANCEL (§9.1): end that dialog
             self._hangup(leg)
             return
-        body = event.response.body
+        body = sdp_body(event.response)
         if not body.strip() and leg.early is not None:
             body = leg.early  # the 2xx should repeat its 183's answer (§13.2.1); some omit it
         try:

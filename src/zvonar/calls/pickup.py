@@ -54,6 +54,7 @@ from zvonar.calls.signalling import response_to
 from zvonar.calls.teardown import finish, stop_fork
 from zvonar.media.engine import LegEndpoint
 from zvonar.media.errors import MediaError
+from zvonar.sip.body import sdp_body
 from zvonar.sip.dialog import DialogId
 from zvonar.sip.errors import SipError
 from zvonar.sip.ua import IncomingRequest
@@ -124,8 +125,9 @@ async def pick_up(host: B2bua, facts: InboundCall, order: Pickup) -> Plan | Reje
     if picker is None or inc is None or picker.plan is not None or picker.was_answered:
         return Reject(403, "Forbidden")  # a pickup code in a REFER: not a transfer target
     try:
-        if inc.request.body.strip():  # none: a delayed offer, ours goes in the 200
-            check_offer(inc.request.body, srtp=host.engine.srtp)
+        offer = sdp_body(inc.request)
+        if offer.strip():  # none: a delayed offer, ours goes in the 200
+            check_offer(offer, srtp=host.engine.srtp)
     except MediaError:
         return Reject(488, "Not Acceptable Here")
     employees = wanted(order)
@@ -203,8 +205,9 @@ async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
             await stop_fork(call, fork, LegEndReason.cancelled)
     await call.publish(CallRinging, leg_id=leg.leg_id, target=leg.target.target, at=call.now())
     try:
-        if inc.request.body.strip():
-            ours, negotiated = leg.oa.receive_offer(parse_body(inc.request.body))
+        offer = sdp_body(inc.request)
+        if offer.strip():
+            ours, negotiated = leg.oa.receive_offer(parse_body(offer))
             await engine.configure(leg.media_id, remote_media(negotiated))
         else:  # a delayed offer (RFC 3261 §13.2.1): its ACK answers (Call.offered_fork)
             ours, leg.offered = leg.oa.create_offer(), True
