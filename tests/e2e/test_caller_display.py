@@ -23,6 +23,8 @@ from tests.pbx.conftest import NUMBER, seed_account
 from tests.sip.peers.harness import SIPP
 from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
+from zvonar.directory.models import TrunkAuth
+from zvonar.directory.schemas import TrunkIn
 from zvonar.journal.service import CallFilter
 
 pytestmark = [
@@ -33,11 +35,12 @@ pytestmark = [
 CUSTOMER = "+79160000001"
 
 
-def phone_expecting(display: str) -> str:
-    """101 answers once the INVITE's From shows ``display`` with the customer's address."""
+def phone_expecting(display: str, user: str = "8" + CUSTOMER[2:]) -> str:
+    """101 answers once the INVITE's From shows ``display`` with the customer's address
+    (``user``: by default the carrier's own way of writing the number)."""
     # SIPp reads attributes in double quotes only: "." stands for the display's quotes.
     shown = display.replace("+", "\\+")
-    pattern = f"^ *.{shown}. &lt;sip:8{CUSTOMER[2:]}@"  # the carrier's own address
+    pattern = f"^ *.{shown}. &lt;sip:{user.replace('+', chr(92) + '+')}@"
     check = (
         f'<action><ereg regexp="{pattern}" search_in="hdr" header="From:" check_it="true" '
         'assign_to="shown"/></action>'
@@ -69,3 +72,32 @@ async def test_the_phone_shows_the_line_and_the_caller(
     # The journal: the caller in E.164 whatever the carrier sent, and their contact.
     (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
     assert call.caller == CUSTOMER and call.caller_contact_id == contact_id
+
+
+async def test_a_trusted_trunks_asserted_identity_is_the_caller(
+    app: Container, tmp_path: Path
+) -> None:
+    """A carrier that writes ``anonymous`` (or its trunk number) in From and the caller in
+    P-Asserted-Identity (RFC 3325): from a trunk we trust, the asserted number is the caller
+    for the caller rule's contact lookup, the journal and the phone, whose "call back" then
+    dials it."""
+    alpha = await seed_account(app, "alpha")
+    await app.directory.create_trunk(
+        alpha.principal,
+        TrunkIn(name="Carrier", host="127.0.0.1", auth_mode=TrunkAuth.ip,
+                allowed_sources=["127.0.0.1"]),
+    )  # fmt: skip
+    made = await app.contacts.create_contact(
+        alpha.principal, ContactIn(name="Bolts Ltd", numbers=[CUSTOMER])
+    )
+    carrier = carrier_talk(NUMBER.lstrip("+"), "anonymous", talk_ms=300).replace(
+        "Max-Forwards: 70",
+        f"Max-Forwards: 70\n      P-Asserted-Identity: <sip:{CUSTOMER}@[local_ip];user=phone>",
+        1,
+    )
+    phone = phone_expecting("Sales: Bolts Ltd", CUSTOMER)
+    _rt, runs = await call_101(app, tmp_path, alpha, phone=phone, carrier=carrier)
+    assert runs["carrier"].stats.successful == 1, runs["carrier"].describe()
+    assert runs["phone"].stats.successful == 1, runs["phone"].describe()  # From checked
+    (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
+    assert call.caller == CUSTOMER and call.caller_contact_id == made.contact.id

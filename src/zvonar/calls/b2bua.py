@@ -29,6 +29,7 @@ from typing import Protocol, TypeVar
 
 from zvonar.calls.call import Call, Shutdown
 from zvonar.calls.delays import PDD_BOUNDS, DelayHistogram
+from zvonar.calls.identity import caller_identity
 from zvonar.calls.legs import CallerLeg
 from zvonar.calls.listen import Listener, watched
 from zvonar.calls.originate import OriginatedCall
@@ -358,12 +359,13 @@ class B2bua:
         )
         # §8.2.6.1 / §17.2.1: a 100 at once, so the caller stops retransmitting while we route.
         self.ua.respond(inc, response_to(req, 100, caller.local_tag), now)
+        who = caller_identity(req, trusted=auth is not None and auth.trunk)
         facts = InboundCall(
             call_id=call_id,
             dialed=uri_user(req.uri),
-            caller=uri_user(req.from_.uri),
-            caller_display=req.from_.display_name,
-            from_uri=str(req.from_.uri),
+            caller=who.user,
+            caller_display=who.display,
+            from_uri=who.uri,
             to_uri=str(req.to.uri),
             source=inc.flow,
             started_at=self.clock.now(),

@@ -134,6 +134,9 @@ class Call:
         self.caller = caller
         # The caller's INVITE, kept after it is answered: a transfer's forks copy its From.
         self.caller_request: SipRequest = caller.invite.request if caller.invite else _NO_INVITE
+        # The caller's address the forks' From shows (identity.py: a trunk's asserted one may
+        # differ from the INVITE's From); handoff.py moves both to whoever becomes the caller.
+        self.caller_uri = facts.from_uri
         # An INVITE without a body (RFC 3261 §13.2.1): the offer is ours, in our 200.
         self.delayed_offer = caller.invite is not None and not sdp_body(self.caller_request).strip()
         self.round = 0  # 0: the plan's waves; n: the n-th transfer's (transfer.py)

@@ -74,9 +74,10 @@ class InboundCall:
 
     call_id: str  # minted by the B2BUA for the whole call (a safe token)
     dialed: str  # the Request-URI user (the number or extension dialed), "" if none
-    caller: str  # the From URI user, "" if none
+    # Who calls (calls/identity.py): From's, or a trusted trunk's asserted identity.
+    caller: str  # their user part (the number), "" if none
     caller_display: str | None
-    from_uri: str
+    from_uri: str  # their address
     to_uri: str
     source: Flow  # where the INVITE came from
     started_at: datetime
