@@ -6,6 +6,7 @@ through, …) run alongside; every run's result comes back by name."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,14 @@ async def call_101(
     alpha: Seeded,
     *,
     phone: str,
-    carrier: str,
+    carrier: str | Callable[[PbxRuntime], Awaitable[str]],
     others: tuple[tuple[str, str, int], ...] = (),
     **config: Any,
 ) -> tuple[PbxRuntime, dict[str, SippRun]]:
     """Start the PBX (``config``: PbxConfig fields beyond the port), register 101, start its
-    ``phone`` scenario and ``others`` (name, scenario, port), run ``carrier`` to the end and
-    wait for the rest; the runtime is stopped on return (its counters stay readable)."""
+    ``phone`` scenario and ``others`` (name, scenario, port), run ``carrier`` (or the one it
+    makes once the rest runs) to the end and wait for the rest; the runtime is stopped on
+    return (its counters stay readable)."""
     pbx_port, phone_port = free_port(), free_port()
     settings = {"media_timeout": 0, "digest_algorithms": ("MD5",), **config}
     rt = await start_pbx(app, PbxConfig(sip_port=pbx_port, **settings))
@@ -77,8 +79,11 @@ async def call_101(
         peers = []
         for name, xml, port in (("phone", phone, phone_port), *others):
             (tmp_path / f"{name}.xml").write_text(xml)
-            cmd = _cmd(tmp_path, "", name, port)
+            trace = ("-trace_msg", "-message_file", str(tmp_path / f"{name}_messages.log"))
+            cmd = _cmd(tmp_path, "", name, port, *trace)  # what each saw: for the test too
             peers.append((name, cmd, await start_sipp_bound(cmd, workdir=tmp_path, port=port)))
+        if not isinstance(carrier, str):
+            carrier = await carrier(rt)
         (tmp_path / "carrier.xml").write_text(carrier)
         runs["carrier"] = await run_sipp(
             _cmd(tmp_path, remote, "carrier", free_port()), workdir=tmp_path, name="carrier"

@@ -11,6 +11,8 @@ caller are E.164, and the journal row names the contact.
 
 from __future__ import annotations
 
+import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -20,12 +22,14 @@ from tests.e2e.pbxkit import call_101
 from tests.e2e.schemes_kit import carrier_talk
 from tests.e2e.test_early_media import app as app  # the fixture
 from tests.pbx.conftest import NUMBER, seed_account
-from tests.sip.peers.harness import SIPP
+from tests.sip.peers.harness import SIPP, free_port
 from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
 from zvonar.directory.models import TrunkAuth
 from zvonar.directory.schemas import TrunkIn
 from zvonar.journal.service import CallFilter
+from zvonar.pbx.runtime import PbxRuntime
+from zvonar.pbx.trunk_registration import RegState
 
 pytestmark = [
     pytest.mark.peer,
@@ -101,3 +105,83 @@ async def test_a_trusted_trunks_asserted_identity_is_the_caller(
     assert runs["phone"].stats.successful == 1, runs["phone"].describe()  # From checked
     (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
     assert call.caller == CUSTOMER and call.caller_contact_id == made.contact.id
+
+
+# The carrier's registrar: takes our REGISTER (no challenge: digest is registration's own
+# test) and binds the Contact we sent.
+_REGISTRAR = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="carrier registrar">
+  <recv request="REGISTER"/>
+  <send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]R[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      [last_Contact:];expires=600
+      Content-Length: 0
+
+  ]]></send>
+</scenario>
+"""
+
+
+@pytest.mark.parametrize("token", [True, False], ids=["to-the-bound-contact", "no-token"])
+async def test_a_registration_trunks_calls_are_told_by_the_contact_they_come_to(
+    app: Container, tmp_path: Path, token: bool
+) -> None:
+    """A trunk that registers binds our Contact with a ``line`` token; the carrier sends its
+    calls to that Contact, so the token comes back in the Request-URI and the call is that
+    trunk's: its P-Asserted-Identity is the caller. Without the token the same INVITE is a
+    stranger's, and what it asserts is ignored."""
+    alpha = await seed_account(app, "alpha")
+    made = await app.contacts.create_contact(
+        alpha.principal, ContactIn(name="Bolts Ltd", numbers=[CUSTOMER])
+    )
+    registrar_port = free_port()
+
+    async def carrier(rt: PbxRuntime) -> str:
+        trunk = await app.directory.create_trunk(
+            alpha.principal,
+            TrunkIn(name="Carrier", host="127.0.0.1", port=registrar_port,
+                    auth_mode=TrunkAuth.registration, username="trunk-7001",
+                    password="carrier-pass-9"),
+        )  # fmt: skip
+        for _ in range(200):
+            status = rt.registrations.get(trunk.id)
+            if status is not None and status.state is RegState.registered:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"the trunk never registered: {status}")
+        seen = (tmp_path / "registrar_messages.log").read_text()
+        (bound,) = set(re.findall(r"Contact: <(sip:trunk-7001@[^>]+)>", seen))
+        assert ";line=" in bound
+        ruri = bound if token else bound.split(";line=")[0]
+        xml = carrier_talk(NUMBER.lstrip("+"), "anonymous", talk_ms=300)
+        xml = xml.replace(f"INVITE sip:{NUMBER.lstrip('+')}@[remote_ip]:[remote_port]",
+                          f"INVITE {ruri}", 1)  # fmt: skip
+        return xml.replace(
+            "Max-Forwards: 70",
+            f"Max-Forwards: 70\n      P-Asserted-Identity: <sip:{CUSTOMER}@[local_ip]>",
+            1,
+        )
+
+    registrar = ("registrar", _REGISTRAR, registrar_port)
+    phone = (
+        phone_expecting("Sales: Bolts Ltd", CUSTOMER)
+        if token
+        else phone_expecting("Sales: anonymous", "anonymous")
+    )
+    _rt, runs = await call_101(
+        app, tmp_path, alpha, phone=phone, carrier=carrier, others=(registrar,)
+    )
+    assert runs["carrier"].stats.successful == 1, runs["carrier"].describe()
+    assert runs["phone"].stats.successful == 1, runs["phone"].describe()
+    (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
+    if token:
+        assert call.caller == CUSTOMER and call.caller_contact_id == made.contact.id
+    else:
+        assert call.caller == "anonymous" and call.caller_contact_id is None

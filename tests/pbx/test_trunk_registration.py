@@ -473,7 +473,13 @@ async def test_registers_over_tls_at_a_registrar_with_a_checked_certificate(
         assert status.state is RegState.registered and status.registrar == f"127.0.0.1:{port}"
         (binding,) = registrar.ua.lookup(f"sip:{USER}@127.0.0.1", runner.loop.time())
         assert binding.transport == "TLS"
-        assert binding.contact == f"sip:{USER}@127.0.0.1:{local.port};transport=tls"
+        ours_uri = f"sip:{USER}@127.0.0.1:{local.port};transport=tls;line="
+        assert binding.contact.startswith(ours_uri)
+        # The token tells this trunk's calls apart: they come to the bound Contact.
+        line = binding.contact.removeprefix(ours_uri)
+        caller = regs.caller_for_line(line)
+        assert caller is not None and caller.trunk and not caller.srtp
+        assert regs.caller_for_line("0" * 16) is None
     finally:
         await regs.stop(within=5)
         await runner.close(unregister_within=0.5)

@@ -3,7 +3,9 @@
 Three kinds of callers reach the one multi-tenant listener:
 
 - a trusted trunk: the source IP is in an active IP-auth trunk's ``allowed_sources`` (IPs or
-  CIDRs). Carriers do not answer digest challenges; the call is inbound to our numbers;
+  CIDRs), or the Request-URI carries the ``line`` token a registration trunk bound its Contact
+  with (pbx/trunk_registration.py). Carriers do not answer digest challenges; the call is
+  inbound to our numbers;
 - a phone of ours: the From domain is an account realm (``<slug>.zvonar``). It must pass digest
   (407 Proxy-Authenticate in that realm, RFC 3261 §22.3, via ``TenantChallenger``) and the
   digest username must be the From user (else 403: one employee's password must not place
@@ -34,7 +36,7 @@ from zvonar.sip.ua import IncomingRequest, UserAgent
 from zvonar.sip.uri import SipUri
 from zvonar.store.db import Database
 
-__all__ = ["InviteGate", "TrunkSources"]
+__all__ = ["InviteGate", "TrunkSources", "trunk_auth"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,11 @@ _VERDICTS = 4096
 
 _TRUNK = CallerAuth(trunk=True)
 _SECURE_TRUNK = CallerAuth(trunk=True, srtp=True)
+
+
+def trunk_auth(srtp: bool) -> CallerAuth:
+    """A trunk's caller (``srtp``: the trunk requires SRTP), one shared value each."""
+    return _SECURE_TRUNK if srtp else _TRUNK
 
 
 class TrunkSources:
@@ -91,7 +98,7 @@ class TrunkSources:
         found = [srtp for net, srtp in self._nets if net.version == addr.version and addr in net]
         if not found:
             return None
-        return _SECURE_TRUNK if any(found) else _TRUNK
+        return trunk_auth(any(found))
 
     def attach(self, bus: EventBus) -> Callable[[], None]:
         async def on_trunk(_event: Event) -> None:
@@ -109,11 +116,19 @@ class InviteGate:
         self.ua = ua
         self.credentials = credentials
         self.trunks = trunks
+        # The registration trunks' Contact tokens (TrunkRegistrations.caller_for_line), set
+        # once they run.
+        self.lines: Callable[[str], CallerAuth | None] | None = None
 
     def __call__(self, inc: IncomingRequest, now: float) -> CallerAuth | None:
         trunk = self.trunks.trunk_caller(inc.flow.host)
         if trunk is not None:
             return trunk
+        line = inc.request.uri.param("line") if isinstance(inc.request.uri, SipUri) else None
+        if line and self.lines is not None:
+            trunk = self.lines(line)
+            if trunk is not None:
+                return trunk
         from_uri = inc.request.from_.uri
         if not isinstance(from_uri, SipUri) or not self.credentials.serves(from_uri.host):
             return CallerAuth()  # a foreign caller: our numbers only

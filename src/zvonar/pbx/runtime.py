@@ -222,6 +222,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
     )
     overload = OverloadGuard(max_calls=config.max_calls, max_lag=config.max_loop_lag)
     lag = LagMonitor(overload)
+    gate = InviteGate(ua, credentials, trunk_sources)
     b2bua = B2bua(
         runner,
         engine,
@@ -229,7 +230,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         resolving(resolver, dns),
         recording_path=container.journal.recording_path_for,
         resolve_timeout=config.resolve_timeout,
-        gate=InviteGate(ua, credentials, trunk_sources),
+        gate=gate,
         overload=overload,
         hold_music=lambda account_id: hold_music_path(
             base_dir=container.prompts.account_dir(account_id)
@@ -264,6 +265,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
             ),
         )
         registrations = TrunkRegistrations(container.db, runner, dns)
+        gate.lines = registrations.caller_for_line
         detach.append(registrations.attach(container.bus))
         await registrations.start()
         callbacks = CallbackWorker(

@@ -5,9 +5,9 @@ username and password (one imported from an exported configuration has no passwo
 admin sets it: skipped meanwhile). The binding (RFC 3261 §10.2):
 
 - Request-URI ``sip:<registrar or host>[:port]``, To/From ``sip:<username>@<same domain>``,
-  Contact ``sip:<username>@<our address for that flow>``, sent to the registrar (or the host)
-  at the trunk's port and transport (UDP, TCP or TLS; a TLS trunk on a PBX without a TLS
-  listener is reported ``unsupported``, not registered);
+  Contact ``sip:<username>@<our address for that flow>;line=<token>``, sent to the registrar
+  (or the host) at the trunk's port and transport (UDP, TCP or TLS; a TLS trunk on a PBX
+  without a TLS listener is reported ``unsupported``, not registered);
 - digest (§22.2) answered by :class:`~zvonar.sip.outbound.OutboundRegistration`, which also
   refreshes before expiry (50-80 % of the granted time), backs off exponentially with jitter
   after a failure, honours 423 Min-Expires, and un-REGISTERs (Expires: 0) on :meth:`stop`;
@@ -16,6 +16,11 @@ admin sets it: skipped meanwhile). The binding (RFC 3261 §10.2):
   ``unresolved`` meanwhile). When the registrar has several servers, a REGISTER that times
   out or gets 503 makes the retry go to the next one (§4.3), and the binding stays with
   whichever server took it; ``server`` in the status says which.
+
+The ``line`` token (random, one per binding, as Asterisk's ``line`` option does) tells the
+carrier's calls apart: it sends them to the bound Contact, so their Request-URI carries it back,
+and :meth:`TrunkRegistrations.caller_for_line` names the trunk they come from for the INVITE
+gate (pbx/invite_auth.py): such a call is a trunk's, trusted as an IP-auth trunk's is.
 
 The registrations ride on the PBX's one ``UserAgent`` (``ua.add_registration``): their
 requests and timers are the runner's. Trunk edits (``TrunkChanged``) re-register the trunks
@@ -30,6 +35,7 @@ import contextlib
 import enum
 import logging
 import random
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -37,12 +43,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from zvonar.calls.plan import CallerAuth
 from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
 from zvonar.directory.events import TrunkChanged
 from zvonar.directory.models import Trunk, TrunkAuth
 from zvonar.directory.secrets import open_password
 from zvonar.pbx.dns import HostResolver, is_ip, named_flow, server_part
+from zvonar.pbx.invite_auth import trunk_auth
 from zvonar.sip.auth import ClientCredentials
 from zvonar.sip.errors import SipError
 from zvonar.sip.io.runner import SipRunner
@@ -139,6 +147,8 @@ class _Slot:
     dns_failures: int = 0
     servers: tuple[Flow, ...] = ()  # the registrar's, in RFC 3263 order
     server: int = 0  # the one in use
+    srtp: bool = False  # the trunk takes secure calls only (Trunk.srtp)
+    line: str = field(default_factory=lambda: secrets.token_hex(8))  # the Contact's ;line=
 
 
 class TrunkRegistrations:
@@ -168,6 +178,7 @@ class TrunkRegistrations:
         # Trunks whose password does not open (the secret key changed): shown, not registered.
         self._unreadable: dict[uuid.UUID, TrunkRegistrationStatus] = {}
         self._by_reg: dict[int, _Slot] = {}
+        self._by_line: dict[str, _Slot] = {}
         self._lock = asyncio.Lock()
         self._closed = False
         self._changed = asyncio.Event()  # set on every registration event (stop() waits)
@@ -216,6 +227,8 @@ class TrunkRegistrations:
                 entry = wanted.get(trunk_id)
                 if entry is None or entry[1] != slot.settings:
                     self._drop(slot)
+                else:
+                    slot.srtp = entry[0].srtp  # not a registration setting: no re-REGISTER
             for trunk_id, (trunk, cfg) in wanted.items():
                 if trunk_id not in self._slots:
                     await self._begin(trunk, cfg)
@@ -241,6 +254,14 @@ class TrunkRegistrations:
         out = [st for st in every if account_id is None or st.account_id == account_id]
         return sorted(out, key=lambda st: (str(st.account_id), st.trunk_name))
 
+    def caller_for_line(self, line: str) -> CallerAuth | None:
+        """Who sends an INVITE whose Request-URI carries ``line``: the trunk that registered
+        with it (see the module docstring); None for a token no binding of ours has."""
+        slot = self._by_line.get(line)
+        if slot is None:
+            return None
+        return trunk_auth(slot.srtp)
+
     def get(self, trunk_id: uuid.UUID) -> TrunkRegistrationStatus | None:
         slot = self._slots.get(trunk_id)
         return slot.status if slot is not None else self._unreadable.get(trunk_id)
@@ -256,8 +277,9 @@ class TrunkRegistrations:
             state=RegState.resolving,
             updated_at=self.clock(),
         )
-        slot = _Slot(trunk.id, cfg, status)
+        slot = _Slot(trunk.id, cfg, status, srtp=trunk.srtp)
         self._slots[trunk.id] = slot
+        self._by_line[slot.line] = slot
         await self._register(slot)
 
     async def _register(self, slot: _Slot) -> None:
@@ -310,7 +332,7 @@ class TrunkRegistrations:
         config = RegistrationConfig(
             registrar=SipUri("sip", None, None, domain, explicit_port, params),
             aor=SipUri("sip", cfg.username, None, domain),
-            contact=ua.contact_uri(resolved, user=cfg.username),
+            contact=ua.contact_uri(resolved, user=cfg.username).with_params(("line", slot.line)),
             via=f"SIP/2.0/{cfg.transport} {sent_by}",
             credentials=ClientCredentials(cfg.username, cfg.password),
             expires=self.expires,
@@ -335,6 +357,7 @@ class TrunkRegistrations:
     def _drop(self, slot: _Slot) -> None:
         """Forget the trunk; its binding (if any) is removed at the carrier."""
         self._slots.pop(slot.trunk_id, None)
+        self._by_line.pop(slot.line, None)
         if slot.retry is not None:
             slot.retry.cancel()
             slot.retry = None
