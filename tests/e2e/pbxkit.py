@@ -57,12 +57,13 @@ async def call_101(
     phone: str,
     carrier: str | Callable[[PbxRuntime], Awaitable[str]],
     others: tuple[tuple[str, str, int], ...] = (),
+    carrier_port: int | None = None,
     **config: Any,
 ) -> tuple[PbxRuntime, dict[str, SippRun]]:
     """Start the PBX (``config``: PbxConfig fields beyond the port), register 101, start its
     ``phone`` scenario and ``others`` (name, scenario, port), run ``carrier`` (or the one it
-    makes once the rest runs) to the end and wait for the rest; the runtime is stopped on
-    return (its counters stay readable)."""
+    makes once the rest runs; from ``carrier_port`` if given) to the end and wait for the
+    rest; the runtime is stopped on return (its counters stay readable)."""
     pbx_port, phone_port = free_port(), free_port()
     settings = {"media_timeout": 0, "digest_algorithms": ("MD5",), **config}
     rt = await start_pbx(app, PbxConfig(sip_port=pbx_port, **settings))
@@ -86,7 +87,9 @@ async def call_101(
             carrier = await carrier(rt)
         (tmp_path / "carrier.xml").write_text(carrier)
         runs["carrier"] = await run_sipp(
-            _cmd(tmp_path, remote, "carrier", free_port()), workdir=tmp_path, name="carrier"
+            _cmd(tmp_path, remote, "carrier", carrier_port or free_port()),
+            workdir=tmp_path,
+            name="carrier",
         )
         for name, cmd, proc in peers:
             runs[name] = await finish_sipp(proc, cmd, workdir=tmp_path, name=name, wait=10)

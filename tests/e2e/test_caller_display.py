@@ -128,14 +128,19 @@ _REGISTRAR = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
-@pytest.mark.parametrize("token", [True, False], ids=["to-the-bound-contact", "no-token"])
-async def test_a_registration_trunks_calls_are_told_by_the_contact_they_come_to(
-    app: Container, tmp_path: Path, token: bool
+@pytest.mark.parametrize(
+    ("token", "from_registrar", "trusted"),
+    [(True, False, True), (False, True, True), (False, False, False)],
+    ids=["to-the-bound-contact", "from-the-registrar", "stranger"],
+)
+async def test_a_registration_trunks_calls_are_told_apart(
+    app: Container, tmp_path: Path, token: bool, from_registrar: bool, trusted: bool
 ) -> None:
     """A trunk that registers binds our Contact with a ``line`` token; the carrier sends its
     calls to that Contact, so the token comes back in the Request-URI and the call is that
-    trunk's: its P-Asserted-Identity is the caller. Without the token the same INVITE is a
-    stranger's, and what it asserts is ignored."""
+    trunk's: its P-Asserted-Identity is the caller. A carrier that sends to the number
+    instead is still known when the INVITE comes from its registrar's address and port. Any
+    other such INVITE is a stranger's, and what it asserts is ignored."""
     alpha = await seed_account(app, "alpha")
     made = await app.contacts.create_contact(
         alpha.principal, ContactIn(name="Bolts Ltd", numbers=[CUSTOMER])
@@ -170,18 +175,23 @@ async def test_a_registration_trunks_calls_are_told_by_the_contact_they_come_to(
         )
 
     registrar = ("registrar", _REGISTRAR, registrar_port)
-    phone = (
-        phone_expecting("Sales: Bolts Ltd", CUSTOMER)
-        if token
-        else phone_expecting("Sales: anonymous", "anonymous")
-    )
+    if trusted:
+        phone = phone_expecting("Sales: Bolts Ltd", CUSTOMER)
+    else:
+        phone = phone_expecting("Sales: anonymous", "anonymous")
     _rt, runs = await call_101(
-        app, tmp_path, alpha, phone=phone, carrier=carrier, others=(registrar,)
+        app,
+        tmp_path,
+        alpha,
+        phone=phone,
+        carrier=carrier,
+        others=(registrar,),
+        carrier_port=registrar_port if from_registrar else None,  # the registrar has ended
     )
     assert runs["carrier"].stats.successful == 1, runs["carrier"].describe()
     assert runs["phone"].stats.successful == 1, runs["phone"].describe()
     (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
-    if token:
+    if trusted:
         assert call.caller == CUSTOMER and call.caller_contact_id == made.contact.id
     else:
         assert call.caller == "anonymous" and call.caller_contact_id is None

@@ -480,6 +480,9 @@ async def test_registers_over_tls_at_a_registrar_with_a_checked_certificate(
         caller = regs.caller_for_line(line)
         assert caller is not None and caller.trunk and not caller.srtp
         assert regs.caller_for_line("0" * 16) is None
+        # A carrier that drops the token is still known by its registrar's address and port.
+        assert regs.caller_for_source("127.0.0.1", port) == caller
+        assert regs.caller_for_source("127.0.0.1", port + 1) is None
     finally:
         await regs.stop(within=5)
         await runner.close(unregister_within=0.5)

@@ -3,9 +3,9 @@
 Three kinds of callers reach the one multi-tenant listener:
 
 - a trusted trunk: the source IP is in an active IP-auth trunk's ``allowed_sources`` (IPs or
-  CIDRs), or the Request-URI carries the ``line`` token a registration trunk bound its Contact
-  with (pbx/trunk_registration.py). Carriers do not answer digest challenges; the call is
-  inbound to our numbers;
+  CIDRs); or the Request-URI carries the ``line`` token a registration trunk bound its Contact
+  with, or the INVITE comes from that trunk's registrar's address (pbx/trunk_registration.py).
+  Carriers do not answer digest challenges; the call is inbound to our numbers;
 - a phone of ours: the From domain is an account realm (``<slug>.zvonar``). It must pass digest
   (407 Proxy-Authenticate in that realm, RFC 3261 §22.3, via ``TenantChallenger``) and the
   digest username must be the From user (else 403: one employee's password must not place
@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from sqlalchemy import select
 
@@ -36,7 +37,7 @@ from zvonar.sip.ua import IncomingRequest, UserAgent
 from zvonar.sip.uri import SipUri
 from zvonar.store.db import Database
 
-__all__ = ["InviteGate", "TrunkSources", "trunk_auth"]
+__all__ = ["InviteGate", "RegisteredTrunks", "TrunkSources", "trunk_auth"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,14 @@ class TrunkSources:
         return bus.subscribe(TrunkChanged, on_trunk)
 
 
+class RegisteredTrunks(Protocol):
+    """What the gate asks the registration trunks (``TrunkRegistrations``)."""
+
+    def caller_for_line(self, line: str) -> CallerAuth | None: ...
+
+    def caller_for_source(self, host: str, port: int) -> CallerAuth | None: ...
+
+
 class InviteGate:
     """``gate(incoming, now)`` → :class:`CallerAuth`, or None after answering 407/403."""
 
@@ -116,17 +125,20 @@ class InviteGate:
         self.ua = ua
         self.credentials = credentials
         self.trunks = trunks
-        # The registration trunks' Contact tokens (TrunkRegistrations.caller_for_line), set
-        # once they run.
-        self.lines: Callable[[str], CallerAuth | None] | None = None
+        # The registration trunks (pbx/trunk_registration.py), set once they run.
+        self.registered: RegisteredTrunks | None = None
 
     def __call__(self, inc: IncomingRequest, now: float) -> CallerAuth | None:
         trunk = self.trunks.trunk_caller(inc.flow.host)
         if trunk is not None:
             return trunk
-        line = inc.request.uri.param("line") if isinstance(inc.request.uri, SipUri) else None
-        if line and self.lines is not None:
-            trunk = self.lines(line)
+        registered = self.registered
+        if registered is not None:
+            uri = inc.request.uri
+            line = uri.param("line") if isinstance(uri, SipUri) else None
+            trunk = registered.caller_for_line(line) if line else None
+            if trunk is None:
+                trunk = registered.caller_for_source(inc.flow.host, inc.flow.port)
             if trunk is not None:
                 return trunk
         from_uri = inc.request.from_.uri

@@ -265,7 +265,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
             ),
         )
         registrations = TrunkRegistrations(container.db, runner, dns)
-        gate.lines = registrations.caller_for_line
+        gate.registered = registrations
         detach.append(registrations.attach(container.bus))
         await registrations.start()
         callbacks = CallbackWorker(

@@ -20,7 +20,10 @@ admin sets it: skipped meanwhile). The binding (RFC 3261 §10.2):
 The ``line`` token (random, one per binding, as Asterisk's ``line`` option does) tells the
 carrier's calls apart: it sends them to the bound Contact, so their Request-URI carries it back,
 and :meth:`TrunkRegistrations.caller_for_line` names the trunk they come from for the INVITE
-gate (pbx/invite_auth.py): such a call is a trunk's, trusted as an IP-auth trunk's is.
+gate (pbx/invite_auth.py): such a call is a trunk's, trusted as an IP-auth trunk's is. A
+carrier that rewrites the Request-URI to the dialed number loses the token; its calls are
+still told by where they come from, when that is the registrar's own address and port (its
+SIP port over UDP, or the connection our REGISTER opened): :meth:`caller_for_source`.
 
 The registrations ride on the PBX's one ``UserAgent`` (``ua.add_registration``): their
 requests and timers are the runner's. Trunk edits (``TrunkChanged``) re-register the trunks
@@ -179,6 +182,7 @@ class TrunkRegistrations:
         self._unreadable: dict[uuid.UUID, TrunkRegistrationStatus] = {}
         self._by_reg: dict[int, _Slot] = {}
         self._by_line: dict[str, _Slot] = {}
+        self._by_source: dict[tuple[str, int], list[_Slot]] = {}  # the registrars' addresses
         self._lock = asyncio.Lock()
         self._closed = False
         self._changed = asyncio.Event()  # set on every registration event (stop() waits)
@@ -262,6 +266,21 @@ class TrunkRegistrations:
             return None
         return trunk_auth(slot.srtp)
 
+    def caller_for_source(self, host: str, port: int) -> CallerAuth | None:
+        """Who sends an INVITE from ``host``:``port``: a trunk whose registrar is there (see
+        the module docstring); None for any other address."""
+        slots = self._by_source.get((host.strip("[]").lower(), port))
+        if not slots:
+            return None
+        return trunk_auth(any(slot.srtp for slot in slots))
+
+    def _index_sources(self) -> None:
+        index: dict[tuple[str, int], list[_Slot]] = {}
+        for slot in self._slots.values():
+            for flow in slot.servers:
+                index.setdefault((flow.host.strip("[]").lower(), flow.port), []).append(slot)
+        self._by_source = index
+
     def get(self, trunk_id: uuid.UUID) -> TrunkRegistrationStatus | None:
         slot = self._slots.get(trunk_id)
         return slot.status if slot is not None else self._unreadable.get(trunk_id)
@@ -342,6 +361,7 @@ class TrunkRegistrations:
         reg = OutboundRegistration(config, rng=self.rng)
         slot.reg = reg
         slot.servers, slot.server = servers, 0
+        self._index_sources()
         self._by_reg[id(reg)] = slot
         self._set(slot, state=RegState.registering, retry_at=None, server=_where(resolved))
         now = self.runner.loop.time()
@@ -358,6 +378,7 @@ class TrunkRegistrations:
         """Forget the trunk; its binding (if any) is removed at the carrier."""
         self._slots.pop(slot.trunk_id, None)
         self._by_line.pop(slot.line, None)
+        self._index_sources()
         if slot.retry is not None:
             slot.retry.cancel()
             slot.retry = None
