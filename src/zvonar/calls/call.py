@@ -40,6 +40,7 @@ from zvonar.calls.events import (
     TargetKind,
 )
 from zvonar.calls.fork import WaveTracker, end_reason_for_status
+from zvonar.calls.identity import presenting
 from zvonar.calls.in_dialog import answer_challenge
 from zvonar.calls.legs import CallDtmf, CalleeLeg, CallerLeg, LegState
 from zvonar.calls.plan import (
@@ -132,11 +133,12 @@ class Call:
         self.facts = facts
         self.call_id = facts.call_id
         self.caller = caller
-        # The caller's INVITE, kept after it is answered: a transfer's forks copy its From.
-        self.caller_request: SipRequest = caller.invite.request if caller.invite else _NO_INVITE
-        # The caller's address the forks' From shows (identity.py: a trunk's asserted one may
-        # differ from the INVITE's From); handoff.py moves both to whoever becomes the caller.
-        self.caller_uri = facts.from_uri
+        # The caller's INVITE, kept after it is answered: the forks copy its From, so it
+        # names who calls (identity.py: a trunk's asserted identity may not be From's), as
+        # handoff.py makes it name whoever becomes the caller.
+        self.caller_request: SipRequest = _NO_INVITE
+        if caller.invite is not None:
+            self.caller_request = presenting(caller.invite.request, facts)
         # An INVITE without a body (RFC 3261 §13.2.1): the offer is ours, in our 200.
         self.delayed_offer = caller.invite is not None and not sdp_body(self.caller_request).strip()
         self.round = 0  # 0: the plan's waves; n: the n-th transfer's (transfer.py)

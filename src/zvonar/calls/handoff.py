@@ -91,5 +91,4 @@ async def keep_party(call: Call) -> str:
     )
     if party.request is not None:  # whoever the call rings next sees who they talk to
         call.caller_request = call.caller_request.with_header("From", str(party.request.to))
-        call.caller_uri = str(party.request.to.uri)
     return old.leg_id

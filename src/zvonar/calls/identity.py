@@ -18,12 +18,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from zvonar.calls.plan import InboundCall
 from zvonar.sip.errors import SipError
 from zvonar.sip.headers import NameAddr, parse_name_addr_list
 from zvonar.sip.message import SipRequest
-from zvonar.sip.uri import SipUri, TelUri
+from zvonar.sip.uri import SipUri, TelUri, parse_uri
 
-__all__ = ["CallerIdentity", "caller_identity"]
+__all__ = ["CallerIdentity", "caller_identity", "presenting"]
 
 # What may stand as the user of a SIP URI we build from a tel: number (digits and visual
 # separators, RFC 3966 §5.1.1); anything else is not used.
@@ -80,3 +81,13 @@ def _identity(entry: NameAddr, display: str | None, from_: NameAddr) -> CallerId
         host = from_.uri.host if isinstance(from_.uri, SipUri) else "invalid"
         return CallerIdentity(uri.number, display, f"sip:{uri.number}@{host}")
     return None
+
+
+def presenting(invite: SipRequest, facts: InboundCall) -> SipRequest:
+    """``invite`` with a From naming who calls as ``facts`` say (their asserted identity, when
+    it is not From's): what the forks copy (signalling.invite_request)."""
+    from_ = invite.from_
+    if facts.from_uri == str(from_.uri):
+        return invite
+    who = NameAddr(facts.caller_display, parse_uri(facts.from_uri), from_.params)
+    return invite.with_header("From", str(who))

@@ -61,23 +61,17 @@ def invite_request(
     from_display: str | None = None,
     diversion: str | None = None,
     allow: str | None = None,
-    caller_uri: str | None = None,
 ) -> SipRequest:
     """A new INVITE towards ``target`` on behalf of ``caller``'s INVITE: a new dialog (our
     Call-ID and From tag, §8.1.1), the caller's identity kept in From (§8.1.1.3) unless
     ``from_user`` overrides it (an outbound caller ID: then also P-Asserted-Identity, RFC 3325
     §9.1, which carriers trust over From from a trunk peer). ``from_display`` alone renames
     the caller: their address stays, the display name is ours (the line's label).
-    ``diversion``: the account's number that forwards the call (RFC 5806). ``caller_uri``:
-    the caller's address when it is not their From's (a trunk's asserted identity,
-    calls/identity.py)."""
+    ``diversion``: the account's number that forwards the call (RFC 5806)."""
     uri = parse_uri(target)
     asserted: tuple[tuple[str, str], ...] = ()
     if from_user is None and from_display:  # the caller's address, shown as we name it
-        address = caller_uri or str(caller.from_.uri)
-        from_ = f"{_quoted(from_display)} <{address}>;tag={local_tag}"
-    elif from_user is None and caller_uri is not None and caller_uri != str(caller.from_.uri):
-        from_ = f"<{caller_uri}>;tag={local_tag}"
+        from_ = f"{_quoted(from_display)} <{caller.from_.uri}>;tag={local_tag}"
     elif from_user is None:
         from_ = str(caller.from_.with_tag(local_tag))
     else:

@@ -149,7 +149,6 @@ async def start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
             from_display=target.from_display or _display_for(call, target),
             diversion=target.diversion,
             allow=ua.allow_header,
-            caller_uri=call.caller_uri,
         )
         host.track_dialog(fork.sip_call_id, fork.local_tag, call)
         fork.invite_key = ua.send_request(fork.request, fork.flow, host.now())
