@@ -24,7 +24,7 @@ from zvonar.calls.signalling import invite_request, response_to
 from zvonar.media.errors import MediaError
 from zvonar.media.offer_answer import OfferAnswer
 from zvonar.sip.auth_client import client_auth_flow
-from zvonar.sip.body import sdp_body
+from zvonar.sip.body import media_type, sdp_body
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.errors import SipError
 from zvonar.sip.message import SipRequest, SipResponse
@@ -95,7 +95,7 @@ def info_digit(request: SipRequest) -> tuple[str, float] | None:
     """The key a phone sent by SIP INFO instead of RFC 4733 — ``application/dtmf-relay``
     (``Signal=5`` and ``Duration=160`` in ms, the de-facto format) or ``application/dtmf``
     (``5``) — and its duration in seconds; None for any other INFO."""
-    ctype = (request.content_type or "").split(";", 1)[0].strip().lower()
+    ctype = media_type(request.content_type)
     if ctype not in DTMF_INFO_TYPES:
         return None
     text = request.body.decode("ascii", "replace")

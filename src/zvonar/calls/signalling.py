@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
+from zvonar.sip.body import SDP
 from zvonar.sip.message import SipRequest, SipResponse, make_response
 from zvonar.sip.uri import SipUri, parse_uri
 
-__all__ = ["SDP", "invite_request", "response_to", "uri_user"]
+__all__ = ["invite_request", "response_to", "uri_user"]
 
-SDP = "application/sdp"
 _SAFE_USER = re.compile(r"\+?[0-9A-Za-z._-]{1,64}")
 
 

@@ -29,6 +29,7 @@ from zvonar.media.offer_answer import LocalMedia, OfferAnswer
 from zvonar.media.sdp import parse_sdp
 from zvonar.sim.config import SimConfig, SimReport
 from zvonar.sim.endpoint import Endpoint
+from zvonar.sip.body import SDP
 from zvonar.sip.message import SipRequest
 from zvonar.sip.transaction import TransactionKey
 from zvonar.sip.ua import Flow, IncomingRequest, RequestFailed, ResponseIn, UaEvent
@@ -36,7 +37,6 @@ from zvonar.sip.uri import SipUri
 
 __all__ = ["Callers"]
 
-SDP = "application/sdp"
 CANCEL_WAIT = 10.0  # after our CANCEL, how long the 487 (or a crossing 200) may take
 
 

@@ -20,6 +20,7 @@ from zvonar.media.sdp import parse_sdp
 from zvonar.sim.config import SimConfig, SimReport
 from zvonar.sim.endpoint import Endpoint, Handler
 from zvonar.sip.auth import ClientCredentials
+from zvonar.sip.body import SDP
 from zvonar.sip.dialog import DialogId
 from zvonar.sip.message import make_response
 from zvonar.sip.outbound import (
@@ -40,8 +41,6 @@ from zvonar.sip.ua import (
 from zvonar.sip.uri import SipUri
 
 __all__ = ["Device", "Devices", "SimError"]
-
-SDP = "application/sdp"
 
 
 class SimError(Exception):
