@@ -182,7 +182,9 @@ class TrunkRegistrations:
         self._unreadable: dict[uuid.UUID, TrunkRegistrationStatus] = {}
         self._by_reg: dict[int, _Slot] = {}
         self._by_line: dict[str, _Slot] = {}
-        self._by_source: dict[tuple[str, int], list[_Slot]] = {}  # the registrars' addresses
+        # The registrars' addresses; None: to be rebuilt at the next lookup (a binding was
+        # located or dropped: at start-up, one rebuild for all the trunks, not one each).
+        self._by_source: dict[tuple[str, int], list[_Slot]] | None = None
         self._lock = asyncio.Lock()
         self._closed = False
         self._changed = asyncio.Event()  # set on every registration event (stop() waits)
@@ -269,17 +271,16 @@ class TrunkRegistrations:
     def caller_for_source(self, host: str, port: int) -> CallerAuth | None:
         """Who sends an INVITE from ``host``:``port``: a trunk whose registrar is there (see
         the module docstring); None for any other address."""
-        slots = self._by_source.get((host.strip("[]").lower(), port))
+        index = self._by_source
+        if index is None:
+            index = self._by_source = {}
+            for slot in self._slots.values():
+                for flow in slot.servers:
+                    index.setdefault((flow.host.strip("[]").lower(), flow.port), []).append(slot)
+        slots = index.get((host.strip("[]").lower(), port))
         if not slots:
             return None
         return trunk_auth(any(slot.srtp for slot in slots))
-
-    def _index_sources(self) -> None:
-        index: dict[tuple[str, int], list[_Slot]] = {}
-        for slot in self._slots.values():
-            for flow in slot.servers:
-                index.setdefault((flow.host.strip("[]").lower(), flow.port), []).append(slot)
-        self._by_source = index
 
     def get(self, trunk_id: uuid.UUID) -> TrunkRegistrationStatus | None:
         slot = self._slots.get(trunk_id)
@@ -361,7 +362,7 @@ class TrunkRegistrations:
         reg = OutboundRegistration(config, rng=self.rng)
         slot.reg = reg
         slot.servers, slot.server = servers, 0
-        self._index_sources()
+        self._by_source = None
         self._by_reg[id(reg)] = slot
         self._set(slot, state=RegState.registering, retry_at=None, server=_where(resolved))
         now = self.runner.loop.time()
@@ -378,7 +379,7 @@ class TrunkRegistrations:
         """Forget the trunk; its binding (if any) is removed at the carrier."""
         self._slots.pop(slot.trunk_id, None)
         self._by_line.pop(slot.line, None)
-        self._index_sources()
+        self._by_source = None
         if slot.retry is not None:
             slot.retry.cancel()
             slot.retry = None
