@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from zvonar.media.io import EmbeddedMediaEngine
 from zvonar.media.sdes import new_master_key
 from zvonar.media.sdp import parse_sdp
 from zvonar.media.wav import encode_wav
+from zvonar.pbx.invite_auth import trunk_auth
 from zvonar.sip.io.testserver import CallLeg
 
 GREETING_HZ = 600.0
@@ -222,7 +224,7 @@ async def test_a_trunk_that_requires_srtp_is_offered_srtp_only(
     lpbx: Pbx, phones: tuple[Phone, Phone], srtp_answer: bool
 ) -> None:
     caller, callee = phones
-    lpbx.b2bua.gate = lambda inc, now: CallerAuth(trunk=True, srtp=True)  # Trunk.srtp
+    lpbx.b2bua.gate = lambda inc, now: trunk_auth(ACCOUNT, srtp=True)  # Trunk.srtp
     lpbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((target(callee, "answer"),), 5),))
     rtp = RtpPhone()
     sdp = savp_answer(rtp.port, new_master_key()) if srtp_answer else answer(rtp)
@@ -249,11 +251,22 @@ async def test_a_trunk_that_requires_srtp_is_offered_srtp_only(
     assert ended.disposition is Disposition.answered and ended.srtp is True
 
 
+@pytest.mark.parametrize(
+    "auth",
+    [
+        trunk_auth(ACCOUNT, srtp=False),
+        # The address is also another tenant's trunk, one that requires SRTP: that trunk
+        # speaks for its own account's numbers only.
+        trunk_auth(ACCOUNT, srtp=False) | trunk_auth(uuid.uuid4(), srtp=True),
+        trunk_auth(uuid.uuid4(), srtp=True),
+    ],
+    ids=["plain-trunk", "srtp-trunk-of-another-account-too", "srtp-trunk-of-another-account"],
+)
 async def test_a_trunk_without_srtp_is_offered_plain_rtp(
-    lpbx: Pbx, phones: tuple[Phone, Phone]
+    lpbx: Pbx, phones: tuple[Phone, Phone], auth: CallerAuth
 ) -> None:
     caller, callee = phones
-    lpbx.b2bua.gate = lambda inc, now: CallerAuth(trunk=True)
+    lpbx.b2bua.gate = lambda inc, now: auth
     lpbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((target(callee, "answer"),), 5),))
     leg = dial_late(caller, lpbx, "100", answer(RtpPhone()))
     assert await final_status(leg) == 200

@@ -78,16 +78,20 @@ async def test_the_phone_shows_the_line_and_the_caller(
     assert call.caller == CUSTOMER and call.caller_contact_id == contact_id
 
 
+@pytest.mark.parametrize("trunk_of", ["alpha", "beta"], ids=["own-trunk", "another-tenants-trunk"])
 async def test_a_trusted_trunks_asserted_identity_is_the_caller(
-    app: Container, tmp_path: Path
+    app: Container, tmp_path: Path, trunk_of: str
 ) -> None:
     """A carrier that writes ``anonymous`` (or its trunk number) in From and the caller in
     P-Asserted-Identity (RFC 3325): from a trunk we trust, the asserted number is the caller
     for the caller rule's contact lookup, the journal and the phone, whose "call back" then
-    dials it."""
+    dials it. A trunk vouches for its own account only: when the address is listed by
+    another tenant's trunk, a call to alpha's number from there is a stranger's (anyone may
+    list any address)."""
     alpha = await seed_account(app, "alpha")
+    beta = await seed_account(app, "beta", number="+74951230002")
     await app.directory.create_trunk(
-        alpha.principal,
+        (alpha if trunk_of == "alpha" else beta).principal,
         TrunkIn(name="Carrier", host="127.0.0.1", auth_mode=TrunkAuth.ip,
                 allowed_sources=["127.0.0.1"]),
     )  # fmt: skip
@@ -99,12 +103,19 @@ async def test_a_trusted_trunks_asserted_identity_is_the_caller(
         f"Max-Forwards: 70\n      P-Asserted-Identity: <sip:{CUSTOMER}@[local_ip];user=phone>",
         1,
     )
-    phone = phone_expecting("Sales: Bolts Ltd", CUSTOMER)
+    trusted = trunk_of == "alpha"
+    if trusted:
+        phone = phone_expecting("Sales: Bolts Ltd", CUSTOMER)
+    else:
+        phone = phone_expecting("Sales: anonymous", "anonymous")
     _rt, runs = await call_101(app, tmp_path, alpha, phone=phone, carrier=carrier)
     assert runs["carrier"].stats.successful == 1, runs["carrier"].describe()
     assert runs["phone"].stats.successful == 1, runs["phone"].describe()  # From checked
     (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
-    assert call.caller == CUSTOMER and call.caller_contact_id == made.contact.id
+    if trusted:
+        assert call.caller == CUSTOMER and call.caller_contact_id == made.contact.id
+    else:
+        assert call.caller == "anonymous" and call.caller_contact_id is None
 
 
 # The carrier's registrar: takes our REGISTER (no challenge: digest is registration's own

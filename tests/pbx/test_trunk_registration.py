@@ -478,7 +478,8 @@ async def test_registers_over_tls_at_a_registrar_with_a_checked_certificate(
         # The token tells this trunk's calls apart: they come to the bound Contact.
         line = binding.contact.removeprefix(ours_uri)
         caller = regs.caller_for_line(line)
-        assert caller is not None and caller.trunk and not caller.srtp
+        assert caller is not None and caller.trunk_of == {status.account_id}
+        assert not caller.srtp_for(status.account_id)
         assert regs.caller_for_line("0" * 16) is None
         # A carrier that drops the token is still known by its registrar's address and port.
         assert regs.caller_for_source("127.0.0.1", port) == caller

@@ -36,11 +36,44 @@ async def test_a_trunk_that_requires_srtp_marks_its_callers(container: Container
                     auth_mode=TrunkAuth.ip, allowed_sources=["192.0.2.0/28"])  # fmt: skip
     await container.directory.create_trunk(alpha.principal, plain)
     caller = sources.trunk_caller("192.0.2.10")
-    assert caller is not None and caller.trunk and not caller.srtp
+    assert caller is not None and caller.vouches(alpha.account_id)
+    assert not caller.srtp_for(alpha.account_id)
     secure = TrunkIn(name="Secure", host="198.51.100.7", transport=Transport.tls, srtp=True,
                      auth_mode=TrunkAuth.ip, allowed_sources=["198.51.100.7"])  # fmt: skip
     await container.directory.create_trunk(alpha.principal, secure)
     caller = sources.trunk_caller("198.51.100.7")
-    assert caller is not None and caller.trunk and caller.srtp
+    assert caller is not None and caller.srtp_for(alpha.account_id)
     caller = sources.trunk_caller("192.0.2.10")
-    assert caller is not None and not caller.srtp
+    assert caller is not None and not caller.srtp_for(alpha.account_id)
+
+
+async def test_a_trunk_vouches_for_its_own_account_only(container: Container) -> None:
+    """Any tenant may list any address as its trunk's source; the verdict names whose trunks
+    list it, so a call from there is a trunk's only towards those accounts' numbers. Two
+    tenants of one carrier share its address, each with its own SRTP setting."""
+    alpha = await seed_account(container)
+    beta = await seed_account(container, "beta", number="+74951230002")
+    gamma = await seed_account(container, "gamma", number="+74951230003")
+    sources = TrunkSources(container.db)
+    sources.attach(container.bus)
+    await sources.load()
+    await container.directory.create_trunk(
+        alpha.principal,
+        TrunkIn(name="Carrier", host="192.0.2.10", auth_mode=TrunkAuth.ip,
+                allowed_sources=["192.0.2.10"]),
+    )  # fmt: skip
+    caller = sources.trunk_caller("192.0.2.10")
+    assert caller is not None and caller.vouches(alpha.account_id)
+    assert not caller.vouches(beta.account_id) and not caller.vouches(None)
+    await container.directory.create_trunk(
+        beta.principal,
+        TrunkIn(name="Carrier", host="192.0.2.10", transport=Transport.tls, srtp=True,
+                auth_mode=TrunkAuth.ip, allowed_sources=["192.0.2.0/24"]),
+    )  # fmt: skip
+    caller = sources.trunk_caller("192.0.2.10")
+    assert caller is not None
+    assert caller.vouches(alpha.account_id) and caller.vouches(beta.account_id)
+    assert not caller.vouches(gamma.account_id)
+    assert caller.srtp_for(beta.account_id) and not caller.srtp_for(alpha.account_id)
+    only_beta = sources.trunk_caller("192.0.2.99")
+    assert only_beta is not None and only_beta.trunk_of == {beta.account_id}

@@ -55,14 +55,15 @@ async def caller_sdp(call: Call, media: str, endpoint: LegEndpoint) -> bytes:
 
     To the caller's offer: our answer, the leg configured for it. To a delayed offer: our
     offer, plain RTP since the caller can no longer refuse it and be offered again; SRTP only
-    from a trunk that requires it (``CallerAuth.srtp``), which would refuse plain RTP.
+    from a trunk of the account that requires it (``CallerAuth.srtp_for``), which would
+    refuse plain RTP.
     :class:`MediaError` if the offer cannot be answered: nothing was sent and the caller
     still waits."""
     caller = call.caller
     if caller.invite is None:
         raise SipError("the caller's INVITE was already answered")
     auth = call.facts.auth
-    secure = call.delayed_offer and auth is not None and auth.srtp
+    secure = call.delayed_offer and auth is not None and auth.srtp_for(call.account_id)
     oa = new_offer_answer(endpoint, secure=secure)
     if call.delayed_offer:
         sdp = oa.create_offer()

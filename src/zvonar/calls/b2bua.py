@@ -359,7 +359,12 @@ class B2bua:
         )
         # §8.2.6.1 / §17.2.1: a 100 at once, so the caller stops retransmitting while we route.
         self.ua.respond(inc, response_to(req, 100, caller.local_tag), now)
-        who = caller_identity(req, trusted=auth is not None and auth.trunk)
+        who = caller_identity(req, trusted=False)
+        asserted = None
+        if auth is not None and auth.trunk:  # it stands if the number is a vouched account's
+            asserted = caller_identity(req, trusted=True)
+            if asserted == who:
+                asserted = None
         facts = InboundCall(
             call_id=call_id,
             dialed=uri_user(req.uri),
@@ -370,6 +375,7 @@ class B2bua:
             source=inc.flow,
             started_at=self.clock.now(),
             auth=auth,
+            asserted=asserted,
         )
         call = Call(self, facts, caller)
         call.invited_at = now

@@ -6,7 +6,9 @@ trust by its source address) asserts the caller's identity in ``P-Asserted-Ident
 may put something else in From: ``anonymous``, its own trunk number, the number that
 forwarded the call. Caller rules, the journal, the caller card and the phones' "call back"
 all want the asserted one, so from a trusted trunk it wins over From. From anyone else it is
-ignored: a stranger could assert any number.
+ignored: a stranger could assert any number. A trunk is trusted for its own account's numbers
+only (``CallerAuth.vouches``): the B2BUA keeps the assertion beside From's identity
+(``InboundCall.asserted``) and the resolver, which learns whose number is called, decides.
 
 Privacy is kept: a caller who withheld their number (RFC 3323 ``Privacy: id`` over an
 asserted identity, or ``privacy=full``/``uri`` on a Remote-Party-ID) is not taken from it;
@@ -16,9 +18,8 @@ what From says stands (the carrier anonymized it). Pure functions.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-from zvonar.calls.plan import InboundCall
+from zvonar.calls.plan import CallerIdentity, InboundCall
 from zvonar.sip.errors import SipError
 from zvonar.sip.headers import NameAddr, parse_name_addr_list
 from zvonar.sip.message import SipRequest
@@ -29,13 +30,6 @@ __all__ = ["CallerIdentity", "caller_identity", "presenting"]
 # What may stand as the user of a SIP URI we build from a tel: number (digits and visual
 # separators, RFC 3966 §5.1.1); anything else is not used.
 _TEL_NUMBER = re.compile(r"\+?[0-9().-]{1,40}")
-
-
-@dataclass(frozen=True)
-class CallerIdentity:
-    user: str  # the number (or user) of the caller; "" when none
-    display: str | None
-    uri: str  # their address, a sip(s) URI: what a phone's "call back" dials
 
 
 def caller_identity(request: SipRequest, *, trusted: bool) -> CallerIdentity:

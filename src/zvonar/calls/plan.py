@@ -25,6 +25,7 @@ __all__ = [
     "QUEUE_SIGNALS",
     "CallStep",
     "CallerAuth",
+    "CallerIdentity",
     "Enqueue",
     "InboundCall",
     "Menu",
@@ -53,19 +54,49 @@ __all__ = [
 class CallerAuth:
     """Who the B2BUA's INVITE gate says the caller is (see pbx/invite_auth.py).
 
-    ``trunk``: the source is a trusted trunk (IP auth), an inbound call to our numbers;
-    ``srtp``: that trunk requires SRTP (``Trunk.srtp``), so an offer of ours to it (its INVITE
-    had none) is SRTP only.
+    ``trunk_of``: the accounts one of whose trunks vouches for the source (IP auth, or a
+    registration trunk's line or registrar). A trunk speaks for its own account only: the
+    call is that trunk's, and what it asserts stands, only towards those accounts' numbers
+    (``vouches``). Another tenant's number called from the same address is a stranger's call.
+    ``srtp_of``: of those, the accounts whose vouching trunk requires SRTP (``Trunk.srtp``), so
+    an offer of ours to it (its INVITE had none) is SRTP only (``srtp_for``).
     ``account_id`` (+ ``user``, ``realm``): a phone that passed digest, or the account of a
     transfer the B2BUA places itself: such calls may dial extensions and the outside world.
     Neither: an unauthenticated foreign caller, who may only reach our numbers.
     """
 
-    trunk: bool = False
-    srtp: bool = False
+    trunk_of: frozenset[uuid.UUID] = frozenset()
+    srtp_of: frozenset[uuid.UUID] = frozenset()
     account_id: uuid.UUID | None = None
     user: str | None = None
     realm: str | None = None
+
+    @property
+    def trunk(self) -> bool:
+        """Some account's trunk vouches for the source."""
+        return bool(self.trunk_of)
+
+    def vouches(self, account_id: uuid.UUID | None) -> bool:
+        return account_id in self.trunk_of
+
+    def srtp_for(self, account_id: uuid.UUID | None) -> bool:
+        return account_id in self.srtp_of
+
+    def __or__(self, other: CallerAuth) -> CallerAuth:
+        """Both trunks' vouching (the source is a trunk of several accounts, or one trunk
+        in two ways)."""
+        return replace(
+            self, trunk_of=self.trunk_of | other.trunk_of, srtp_of=self.srtp_of | other.srtp_of
+        )
+
+
+@dataclass(frozen=True)
+class CallerIdentity:
+    """Who calls, as an INVITE names them (calls/identity.py)."""
+
+    user: str  # the number (or user) of the caller; "" when none
+    display: str | None
+    uri: str  # their address, a sip(s) URI: what a phone's "call back" dials
 
 
 @dataclass(frozen=True)
@@ -74,7 +105,7 @@ class InboundCall:
 
     call_id: str  # minted by the B2BUA for the whole call (a safe token)
     dialed: str  # the Request-URI user (the number or extension dialed), "" if none
-    # Who calls (calls/identity.py): From's, or a trusted trunk's asserted identity.
+    # Who calls (calls/identity.py): From's, until a trunk's assertion is vouched for.
     caller: str  # their user part (the number), "" if none
     caller_display: str | None
     from_uri: str  # their address
@@ -82,6 +113,19 @@ class InboundCall:
     source: Flow  # where the INVITE came from
     started_at: datetime
     auth: CallerAuth | None = None  # None: the B2BUA runs without an INVITE gate
+    # The identity a trunk's INVITE asserts, when it differs from From's. It stands only once
+    # the called number's account is one the source's trunk vouches for (``vouched``): the
+    # resolver decides, and the call takes it with the plan (``Plan.asserted``).
+    asserted: CallerIdentity | None = None
+
+    def vouched(self) -> InboundCall:
+        """These facts with the asserted identity as the caller (self when none)."""
+        who = self.asserted
+        if who is None:
+            return self
+        return replace(
+            self, caller=who.user, caller_display=who.display, from_uri=who.uri, asserted=None
+        )
 
 
 @dataclass(frozen=True)
@@ -240,6 +284,9 @@ class Plan:
     caller: str | None = None
     contact_id: uuid.UUID | None = None
     placed_by: uuid.UUID | None = None  # the employee who dialled (an outbound call)
+    # The caller's trunk vouches for this account: the identity it asserts is the caller
+    # (``InboundCall.vouched``; the resolver's ``caller``/``caller_display`` already are).
+    asserted: bool = False
 
 
 @dataclass(frozen=True)

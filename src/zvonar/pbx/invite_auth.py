@@ -5,7 +5,10 @@ Three kinds of callers reach the one multi-tenant listener:
 - a trusted trunk: the source IP is in an active IP-auth trunk's ``allowed_sources`` (IPs or
   CIDRs); or the Request-URI carries the ``line`` token a registration trunk bound its Contact
   with, or the INVITE comes from that trunk's registrar's address (pbx/trunk_registration.py).
-  Carriers do not answer digest challenges; the call is inbound to our numbers;
+  Carriers do not answer digest challenges; the call is inbound to our numbers. A trunk
+  vouches for its own account only (``CallerAuth.trunk_of``): a tenant may list any address,
+  so towards another tenant's number the same INVITE is a stranger's (the resolver decides,
+  once it knows whose number is called);
 - a phone of ours: the From domain is an account realm (``<slug>.zvonar``). It must pass digest
   (407 Proxy-Authenticate in that realm, RFC 3261 §22.3, via ``TenantChallenger``) and the
   digest username must be the From user (else 403: one employee's password must not place
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Protocol
 
@@ -45,13 +49,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _VERDICTS = 4096
 
 
-_TRUNK = CallerAuth(trunk=True)
-_SECURE_TRUNK = CallerAuth(trunk=True, srtp=True)
-
-
-def trunk_auth(srtp: bool) -> CallerAuth:
-    """A trunk's caller (``srtp``: the trunk requires SRTP), one shared value each."""
-    return _SECURE_TRUNK if srtp else _TRUNK
+def trunk_auth(account_id: uuid.UUID, srtp: bool) -> CallerAuth:
+    """The caller a trunk of ``account_id`` vouches for (``srtp``: it requires SRTP)."""
+    accounts = frozenset((account_id,))
+    return CallerAuth(trunk_of=accounts, srtp_of=accounts if srtp else frozenset())
 
 
 class TrunkSources:
@@ -59,8 +60,9 @@ class TrunkSources:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._nets: tuple[tuple[Network, bool], ...] = ()  # with: its trunk requires SRTP
-        # source host → a trunk's caller or None (untrusted), until the trunks change
+        # A trunk's source network, the trunk's caller (its account, whether it needs SRTP).
+        self._nets: tuple[tuple[Network, CallerAuth], ...] = ()
+        # source host → its trunks' caller or None (untrusted), until the trunks change
         self._verdicts: dict[str, CallerAuth | None] = {}
 
     async def load(self) -> None:
@@ -70,18 +72,19 @@ class TrunkSources:
                     select(Trunk).where(Trunk.active.is_(True), Trunk.auth_mode == TrunkAuth.ip)
                 )
             )
-        nets: list[tuple[Network, bool]] = []
+        nets: list[tuple[Network, CallerAuth]] = []
         for trunk in rows:
+            vouched = trunk_auth(trunk.account_id, trunk.srtp)
             for text in trunk.allowed_sources or []:
                 try:
-                    nets.append((ipaddress.ip_network(text.strip(), strict=False), trunk.srtp))
+                    nets.append((ipaddress.ip_network(text.strip(), strict=False), vouched))
                 except ValueError:
                     log.warning("trunk %s: allowed source %r is no IP/CIDR", trunk.id, text)
         self._nets, self._verdicts = tuple(nets), {}
 
     def trunk_caller(self, host: str) -> CallerAuth | None:
-        """Who a call from ``host`` is if a trusted trunk sends it (None: no trunk's source).
-        ``srtp`` when a trunk whose sources hold ``host`` requires SRTP."""
+        """Who a call from ``host`` is if trusted trunks send it (None: no trunk's source):
+        the accounts whose trunks list ``host``, and those of them requiring SRTP."""
         try:
             return self._verdicts[host]
         except KeyError:
@@ -96,10 +99,11 @@ class TrunkSources:
             addr = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
             return None
-        found = [srtp for net, srtp in self._nets if net.version == addr.version and addr in net]
-        if not found:
-            return None
-        return trunk_auth(any(found))
+        found: CallerAuth | None = None
+        for net, vouched in self._nets:
+            if net.version == addr.version and addr in net:
+                found = vouched if found is None else found | vouched
+        return found
 
     def attach(self, bus: EventBus) -> Callable[[], None]:
         async def on_trunk(_event: Event) -> None:
@@ -129,18 +133,22 @@ class InviteGate:
         self.registered: RegisteredTrunks | None = None
 
     def __call__(self, inc: IncomingRequest, now: float) -> CallerAuth | None:
-        trunk = self.trunks.trunk_caller(inc.flow.host)
-        if trunk is not None:
-            return trunk
+        flow = inc.flow
+        trunk = self.trunks.trunk_caller(flow.host)
         registered = self.registered
         if registered is not None:
+            # A source may be several accounts' trunk, each its own way (IP auth, a line
+            # token, a registrar): each vouches for its own account's numbers only.
             uri = inc.request.uri
             line = uri.param("line") if isinstance(uri, SipUri) else None
-            trunk = registered.caller_for_line(line) if line else None
-            if trunk is None:
-                trunk = registered.caller_for_source(inc.flow.host, inc.flow.port)
-            if trunk is not None:
-                return trunk
+            for other in (
+                registered.caller_for_line(line) if line else None,
+                registered.caller_for_source(flow.host, flow.port),
+            ):
+                if other is not None:
+                    trunk = other if trunk is None else trunk | other
+        if trunk is not None:
+            return trunk
         from_uri = inc.request.from_.uri
         if not isinstance(from_uri, SipUri) or not self.credentials.serves(from_uri.host):
             return CallerAuth()  # a foreign caller: our numbers only

@@ -266,7 +266,7 @@ class TrunkRegistrations:
         slot = self._by_line.get(line)
         if slot is None:
             return None
-        return trunk_auth(slot.srtp)
+        return trunk_auth(slot.status.account_id, slot.srtp)
 
     def caller_for_source(self, host: str, port: int) -> CallerAuth | None:
         """Who sends an INVITE from ``host``:``port``: a trunk whose registrar is there (see
@@ -280,7 +280,10 @@ class TrunkRegistrations:
         slots = index.get((host.strip("[]").lower(), port))
         if not slots:
             return None
-        return trunk_auth(any(slot.srtp for slot in slots))
+        found = trunk_auth(slots[0].status.account_id, slots[0].srtp)
+        for slot in slots[1:]:
+            found = found | trunk_auth(slot.status.account_id, slot.srtp)
+        return found
 
     def get(self, trunk_id: uuid.UUID) -> TrunkRegistrationStatus | None:
         slot = self._slots.get(trunk_id)
