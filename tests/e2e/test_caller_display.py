@@ -140,18 +140,24 @@ _REGISTRAR = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 
 @pytest.mark.parametrize(
-    ("token", "from_registrar", "trusted"),
-    [(True, False, True), (False, True, True), (False, False, False)],
-    ids=["to-the-bound-contact", "from-the-registrar", "stranger"],
+    ("token", "from_registrar", "listed", "trusted"),
+    [
+        (True, False, False, True),
+        (False, True, False, True),
+        (False, False, True, True),
+        (False, False, False, False),
+    ],
+    ids=["to-the-bound-contact", "from-the-registrar", "from-a-listed-address", "stranger"],
 )
 async def test_a_registration_trunks_calls_are_told_apart(
-    app: Container, tmp_path: Path, token: bool, from_registrar: bool, trusted: bool
+    app: Container, tmp_path: Path, token: bool, from_registrar: bool, listed: bool, trusted: bool
 ) -> None:
     """A trunk that registers binds our Contact with a ``line`` token; the carrier sends its
     calls to that Contact, so the token comes back in the Request-URI and the call is that
     trunk's: its P-Asserted-Identity is the caller. A carrier that sends to the number
-    instead is still known when the INVITE comes from its registrar's address and port. Any
-    other such INVITE is a stranger's, and what it asserts is ignored."""
+    instead is still known when the INVITE comes from its registrar's address and port, or
+    from an address the trunk lists (``allowed_sources``: the carrier's SBCs). Any other such
+    INVITE is a stranger's, and what it asserts is ignored."""
     alpha = await seed_account(app, "alpha")
     made = await app.contacts.create_contact(
         alpha.principal, ContactIn(name="Bolts Ltd", numbers=[CUSTOMER])
@@ -163,7 +169,8 @@ async def test_a_registration_trunks_calls_are_told_apart(
             alpha.principal,
             TrunkIn(name="Carrier", host="127.0.0.1", port=registrar_port,
                     auth_mode=TrunkAuth.registration, username="trunk-7001",
-                    password="carrier-pass-9"),
+                    password="carrier-pass-9",
+                    allowed_sources=["127.0.0.1"] if listed else []),
         )  # fmt: skip
         for _ in range(200):
             status = rt.registrations.get(trunk.id)

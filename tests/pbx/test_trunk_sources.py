@@ -77,3 +77,22 @@ async def test_a_trunk_vouches_for_its_own_account_only(container: Container) ->
     assert caller.srtp_for(beta.account_id) and not caller.srtp_for(alpha.account_id)
     only_beta = sources.trunk_caller("192.0.2.99")
     assert only_beta is not None and only_beta.trunk_of == {beta.account_id}
+
+
+async def test_a_registration_trunk_lists_its_carriers_other_addresses(
+    container: Container,
+) -> None:
+    """A registering carrier whose calls come from SBCs other than its registrar: the trunk
+    lists them, and calls from there are its calls."""
+    alpha = await seed_account(container)
+    sources = TrunkSources(container.db)
+    sources.attach(container.bus)
+    await sources.load()
+    await container.directory.create_trunk(
+        alpha.principal,
+        TrunkIn(name="Carrier", host="sip.carrier.example", auth_mode=TrunkAuth.registration,
+                username="7001", password="pass-7001-x", allowed_sources=["203.0.113.0/29"]),
+    )  # fmt: skip
+    caller = sources.trunk_caller("203.0.113.5")
+    assert caller is not None and caller.trunk_of == {alpha.account_id}
+    assert sources.trunk_caller("203.0.113.8") is None

@@ -46,6 +46,11 @@ SRTP_DESCRIPTION = (
     "Offer SRTP only (RTP/SAVP with SDES keys, RFC 4568) on calls through this trunk, for "
     "carriers that require it; needs transport tls, which keeps the keys private."
 )
+SOURCES_DESCRIPTION = (
+    "IPs/CIDRs the carrier sends this trunk's calls from (its asserted caller is trusted, for "
+    "this account's numbers only). Required for auth_mode=ip; for a registration trunk, the "
+    "carrier's sending addresses other than its registrar."
+)
 
 
 # --- employees ----------------------------------------------------------------------------------
@@ -223,7 +228,9 @@ class TrunkIn(StrictInput):
     password: TrunkPassword | None = Field(default=None, description="Write-only: never returned.")
     registrar: HostText | None = None
     allowed_sources: list[NetText] = Field(
-        default_factory=list, max_length=MAX_SOURCES, description="IPs/CIDRs for auth_mode=ip."
+        default_factory=list,
+        max_length=MAX_SOURCES,
+        description=SOURCES_DESCRIPTION,
     )
     caller_id: PhoneText | None = Field(default=None, description="Default outbound caller ID.")
     srtp: bool = Field(default=False, description=SRTP_DESCRIPTION)
@@ -243,7 +250,9 @@ class TrunkPatch(PatchInput):
     username: ShortName | None = None
     password: TrunkPassword | None = None
     registrar: HostText | None = None
-    allowed_sources: list[NetText] | None = Field(default=None, max_length=MAX_SOURCES)
+    allowed_sources: list[NetText] | None = Field(
+        default=None, max_length=MAX_SOURCES, description=SOURCES_DESCRIPTION
+    )
     caller_id: PhoneText | None = None
     srtp: bool | None = Field(default=None, description=SRTP_DESCRIPTION)
     active: bool | None = None

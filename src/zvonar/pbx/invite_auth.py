@@ -2,8 +2,9 @@
 
 Three kinds of callers reach the one multi-tenant listener:
 
-- a trusted trunk: the source IP is in an active IP-auth trunk's ``allowed_sources`` (IPs or
-  CIDRs); or the Request-URI carries the ``line`` token a registration trunk bound its Contact
+- a trusted trunk: the source IP is in an active trunk's ``allowed_sources`` (IPs or CIDRs:
+  required for IP auth, the carrier's other sending addresses for a registration trunk); or
+  the Request-URI carries the ``line`` token a registration trunk bound its Contact
   with, or the INVITE comes from that trunk's registrar's address (pbx/trunk_registration.py).
   Carriers do not answer digest challenges; the call is inbound to our numbers. A trunk
   vouches for its own account only (``CallerAuth.trunk_of``): a tenant may list any address,
@@ -34,7 +35,7 @@ from zvonar.calls.plan import CallerAuth
 from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
 from zvonar.directory.events import TrunkChanged
-from zvonar.directory.models import Trunk, TrunkAuth
+from zvonar.directory.models import Trunk
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.sip.message import make_response
 from zvonar.sip.ua import IncomingRequest, UserAgent
@@ -56,7 +57,7 @@ def trunk_auth(account_id: uuid.UUID, srtp: bool) -> CallerAuth:
 
 
 class TrunkSources:
-    """Source networks of active IP-auth trunks, in memory (see the module docstring)."""
+    """Source networks of active trunks, in memory (see the module docstring)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -68,9 +69,9 @@ class TrunkSources:
     async def load(self) -> None:
         async with self._db.read() as s:
             rows = list(
-                await s.scalars(
-                    select(Trunk).where(Trunk.active.is_(True), Trunk.auth_mode == TrunkAuth.ip)
-                )
+                # Any auth mode: a registering carrier may send its calls from other addresses
+                # (its SBCs) than its registrar's; the trunk then lists them.
+                await s.scalars(select(Trunk).where(Trunk.active.is_(True)))
             )
         nets: list[tuple[Network, CallerAuth]] = []
         for trunk in rows:
