@@ -248,15 +248,16 @@ class Call:
         except Exception:
             log.exception("resolver failed for call %s", self.call_id)
             outcome = Reject(500, "Server Internal Error")
-        if isinstance(outcome, Plan) and outcome.asserted and self.facts.asserted is not None:
-            # The caller's trunk vouches for this account (plan.CallerAuth): its asserted
-            # identity is the caller, for the journal, the forks' From and call-back.
-            self.facts = self.facts.vouched()
-            if self.caller.invite is not None:
-                self.caller_request = presenting(self.caller.invite.request, self.facts)
         account_id = outcome.account_id
         if account_id is not None:
             self.account_id = account_id
+            seen = self.facts.for_account(account_id)
+            if seen is not self.facts:
+                # The caller's trunk vouches for this account (plan.CallerAuth): its asserted
+                # identity is the caller, for the journal, the forks' From and call-back.
+                self.facts = seen
+                if self.caller.invite is not None:
+                    self.caller_request = presenting(self.caller.invite.request, seen)
             await self._started(outcome)
         if isinstance(outcome, Reject):
             self.final = outcome

@@ -8,7 +8,8 @@ forwarded the call. Caller rules, the journal, the caller card and the phones' "
 all want the asserted one, so from a trusted trunk it wins over From. From anyone else it is
 ignored: a stranger could assert any number. A trunk is trusted for its own account's numbers
 only (``CallerAuth.vouches``): the B2BUA keeps the assertion beside From's identity
-(``InboundCall.asserted``) and the resolver, which learns whose number is called, decides.
+(``InboundCall.asserted``); once whose number is called is known, ``InboundCall.for_account``
+decides.
 
 Privacy is kept: a caller who withheld their number (RFC 3323 ``Privacy: id`` over an
 asserted identity, or ``privacy=full``/``uri`` on a Remote-Party-ID) is not taken from it;

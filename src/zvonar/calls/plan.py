@@ -114,14 +114,15 @@ class InboundCall:
     started_at: datetime
     auth: CallerAuth | None = None  # None: the B2BUA runs without an INVITE gate
     # The identity a trunk's INVITE asserts, when it differs from From's. It stands only once
-    # the called number's account is one the source's trunk vouches for (``vouched``): the
-    # resolver decides, and the call takes it with the plan (``Plan.asserted``).
+    # the called number's account is one the source's trunk vouches for (``for_account``):
+    # the resolver, which learns whose number is called, and the call both ask.
     asserted: CallerIdentity | None = None
 
-    def vouched(self) -> InboundCall:
-        """These facts with the asserted identity as the caller (self when none)."""
-        who = self.asserted
-        if who is None:
+    def for_account(self, account_id: uuid.UUID | None) -> InboundCall:
+        """These facts as a call to ``account_id`` sees them: the asserted identity is the
+        caller if the source's trunk vouches for that account; else From's stays."""
+        who, auth = self.asserted, self.auth
+        if who is None or auth is None or not auth.vouches(account_id):
             return self
         return replace(
             self, caller=who.user, caller_display=who.display, from_uri=who.uri, asserted=None
@@ -284,9 +285,6 @@ class Plan:
     caller: str | None = None
     contact_id: uuid.UUID | None = None
     placed_by: uuid.UUID | None = None  # the employee who dialled (an outbound call)
-    # The caller's trunk vouches for this account: the identity it asserts is the caller
-    # (``InboundCall.vouched``; the resolver's ``caller``/``caller_display`` already are).
-    asserted: bool = False
 
 
 @dataclass(frozen=True)

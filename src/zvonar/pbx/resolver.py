@@ -276,10 +276,7 @@ class PbxResolver:
             return Reject(404, "Not Found")
         # A trunk speaks for its own account only (plan.CallerAuth): what it asserts about
         # the caller stands when this number is that account's.
-        auth = call.auth
-        asserted = bool(call.asserted and auth and auth.vouches(number.account_id))
-        if asserted:
-            call = call.vouched()
+        call = call.for_account(number.account_id)
         snap = await self.snapshot.account(number.account_id)
         scheme_id = snap.assignments.get(number.id) if snap is not None else None
         if snap is None or scheme_id is None:
@@ -378,7 +375,6 @@ class PbxResolver:
             ),
             caller=caller_e164,
             contact_id=hit.contact_id if hit is not None else None,
-            asserted=asserted,
         )
 
     def _e164(self, raw: str, country: str) -> str | None:

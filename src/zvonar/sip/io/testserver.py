@@ -269,6 +269,7 @@ class EchoPbx:
         delayed_offer: bool = False,
         answer_in_ack: bool = True,
         bye_before_ack: bool = False,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> CallLeg:
         """Send an INVITE to `target` (a URI) over `flow`; returns the new UAC leg.
 
@@ -278,6 +279,7 @@ class EchoPbx:
         empty); ``answer_in_ack=False``: an ACK with no answer at all, as a broken peer's;
         ``bye_before_ack``: the 2xx is met with a BYE and only then the ACK, as Linphone turns
         down an offer it cannot take (§13.2.2.4 says ACK, then BYE; both orders reach a UAS).
+        ``headers``: more header fields for the INVITE (a carrier's P-Asserted-Identity).
         """
         uri = parse_uri(target)
         host = self.ua.local_for(flow)[0]
@@ -287,7 +289,7 @@ class EchoPbx:
             loop = asyncio.get_running_loop()
             leg.answered, leg.ended = loop.create_future(), loop.create_future()
         from_value = _strip_tag(from_header) if from_header else f"<sip:zvonar@{_host(host)}>"
-        headers: list[tuple[str, str]] = [
+        fields: list[tuple[str, str]] = [
             ("Via", self.ua.via_for(flow)),
             ("Max-Forwards", "70"),
             ("From", f"{from_value};tag={leg.local_tag}"),
@@ -296,14 +298,15 @@ class EchoPbx:
             ("CSeq", "1 INVITE"),
             ("Contact", f"<{self.ua.contact_uri(flow)}>"),
             ("User-Agent", self.ua.user_agent),
+            *headers,
         ]
         leg.bye_before_ack = bye_before_ack
         if delayed_offer:
             leg.ack_sdp = leg.local_sdp if answer_in_ack else b""
-            leg.request = SipRequest("INVITE", uri, tuple(headers))
+            leg.request = SipRequest("INVITE", uri, tuple(fields))
         else:
-            headers.append(("Content-Type", "application/sdp"))
-            leg.request = SipRequest("INVITE", uri, tuple(headers), leg.local_sdp)
+            fields.append(("Content-Type", "application/sdp"))
+            leg.request = SipRequest("INVITE", uri, tuple(fields), leg.local_sdp)
         self._add(leg)
         leg.invite_key = self.ua.send_request(leg.request, flow, now)
         self._by_client[leg.invite_key] = leg
