@@ -163,10 +163,19 @@ def _cmd(tmp: Path, remote: str, name: str, port: int, *extra: str) -> list[str]
     )
 
 
+@pytest.mark.parametrize(
+    "shared_by",
+    [None, "alpha", "beta"],
+    ids=["phones-own-address", "own-trunk-at-the-phones-address", "beta-lists-alphas-address"],
+)
 async def test_extension_dials_out_with_the_regional_caller_id(
-    app: Container, tmp_path: Path
+    app: Container, tmp_path: Path, shared_by: str | None
 ) -> None:
+    """``shared_by``: whose trunk also lists the phone's address (127.0.0.1) as a source. An
+    office's own PBX or gateway shares its NAT address with its phones; another tenant may
+    list any address. The phone is still a phone: challenged, and dialling out."""
     alpha = await seed_account(app, "alpha")
+    beta = await seed_account(app, "beta", number="+74951230002")
     trunk_port = free_port()
     trunk = await app.directory.create_trunk(
         alpha.principal,
@@ -178,6 +187,12 @@ async def test_extension_dials_out_with_the_regional_caller_id(
             allowed_sources=["192.0.2.1"],  # only an allow-list: never contacted
         ),
     )
+    if shared_by is not None:
+        await app.directory.create_trunk(
+            (alpha if shared_by == "alpha" else beta).principal,
+            TrunkIn(name="office PBX", host="127.0.0.1", port=free_port(),  # never answers
+                    auth_mode=TrunkAuth.ip, allowed_sources=["127.0.0.1"]),
+        )  # fmt: skip
     await app.directory.add_number(alpha.principal, NumberIn(number=NSK, trunk_id=trunk.id))
     pbx_port = free_port()
     config = PbxConfig(sip_port=pbx_port, media_timeout=0, digest_algorithms=("MD5",))

@@ -2,6 +2,11 @@
 
 Three kinds of callers reach the one multi-tenant listener:
 
+- a phone of ours: the From domain is an account realm (``<slug>.zvonar``), whatever address
+  the INVITE comes from. It must pass digest (407 Proxy-Authenticate in that
+  realm, RFC 3261 §22.3, via ``TenantChallenger``) and the digest username must be the From
+  user (else 403: one employee's password must not place calls as another). Only such calls
+  may dial extensions and the outside world;
 - a trusted trunk: the source IP is in an active trunk's ``allowed_sources`` (IPs or CIDRs:
   required for IP auth, the carrier's other sending addresses for a registration trunk); or
   the Request-URI carries the ``line`` token a registration trunk bound its Contact
@@ -9,11 +14,9 @@ Three kinds of callers reach the one multi-tenant listener:
   Carriers do not answer digest challenges; the call is inbound to our numbers. A trunk
   vouches for its own account only (``CallerAuth.trunk_of``): a tenant may list any address,
   so towards another tenant's number the same INVITE is a stranger's (the resolver decides,
-  once it knows whose number is called);
-- a phone of ours: the From domain is an account realm (``<slug>.zvonar``). It must pass digest
-  (407 Proxy-Authenticate in that realm, RFC 3261 §22.3, via ``TenantChallenger``) and the
-  digest username must be the From user (else 403: one employee's password must not place
-  calls as another). Only such calls may dial extensions and the outside world;
+  once it knows whose number is called). A phone is told by its From first: an office's
+  phones share its NAT address with its own PBX listed as a trunk, and a tenant may list
+  another tenant's office address; carriers never write our realms in From;
 - anyone else (a foreign SIP address): unauthenticated, routed as an inbound call to our
   numbers only — the resolver never gives them internal or outbound routes.
 
@@ -48,6 +51,7 @@ log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _VERDICTS = 4096
+_STRANGER = CallerAuth()
 
 
 def trunk_auth(account_id: uuid.UUID, srtp: bool) -> CallerAuth:
@@ -134,6 +138,13 @@ class InviteGate:
         self.registered: RegisteredTrunks | None = None
 
     def __call__(self, inc: IncomingRequest, now: float) -> CallerAuth | None:
+        from_uri = inc.request.from_.uri
+        if isinstance(from_uri, SipUri) and self.credentials.serves(from_uri.host):
+            # A phone of ours, whatever its address: an office's phones share their NAT
+            # address with its own PBX or gateway listed as a trunk, and a tenant may list
+            # any address (another tenant's office) as its trunk's source. Carriers never
+            # write our realms in From.
+            return self._phone(inc, from_uri, now)
         flow = inc.flow
         trunk = self.trunks.trunk_caller(flow.host)
         registered = self.registered
@@ -148,11 +159,9 @@ class InviteGate:
             ):
                 if other is not None:
                     trunk = other if trunk is None else trunk | other
-        if trunk is not None:
-            return trunk
-        from_uri = inc.request.from_.uri
-        if not isinstance(from_uri, SipUri) or not self.credentials.serves(from_uri.host):
-            return CallerAuth()  # a foreign caller: our numbers only
+        return trunk if trunk is not None else _STRANGER  # a foreign caller: our numbers only
+
+    def _phone(self, inc: IncomingRequest, from_uri: SipUri, now: float) -> CallerAuth | None:
         realm = from_uri.host
         user = self.ua.authenticate(inc, now)  # sends the 407 / refusal itself
         if user is None:
