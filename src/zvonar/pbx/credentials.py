@@ -76,6 +76,7 @@ class DirectoryCredentialStore:
         self._creds: dict[tuple[str, str], Credentials] = {}
         self._who: dict[tuple[str, str], SipIdentity] = {}
         self._key_of: dict[uuid.UUID, tuple[str, str]] = {}  # employee id → its key
+        self._by_extension: dict[tuple[uuid.UUID, str], SipIdentity] = {}  # (account, ext)
         self._realms: dict[str, uuid.UUID] = {}  # realm → account id
         self._slugs: dict[uuid.UUID, str] = {}  # account id → realm
         self._loading = False
@@ -101,6 +102,10 @@ class DirectoryCredentialStore:
     def identity(self, username: str, realm: str) -> SipIdentity | None:
         return self._who.get((username, realm))
 
+    def by_extension(self, account_id: uuid.UUID, extension: str) -> SipIdentity | None:
+        """The employee (with SIP credentials) at ``extension`` of the account."""
+        return self._by_extension.get((account_id, extension))
+
     def account_for_aor(self, aor: str) -> uuid.UUID | None:
         """The account of a canonical AOR ``sip:user@<slug>.zvonar`` (None if none)."""
         host = aor.rsplit("@", 1)[-1] if "@" in aor else aor.removeprefix("sip:")
@@ -117,7 +122,7 @@ class DirectoryCredentialStore:
             realms = {sip_realm(slug): aid for aid, slug in accounts}
             self._realms = realms
             self._slugs = {aid: realm for realm, aid in realms.items()}
-            self._creds, self._who, self._key_of = {}, {}, {}
+            self._creds, self._who, self._key_of, self._by_extension = {}, {}, {}, {}
             for emp in employees:
                 self._install(emp)
             touched = set(self._touched)
@@ -135,14 +140,19 @@ class DirectoryCredentialStore:
             return
         key = (emp.sip_username, realm)
         self._creds[key] = creds
-        self._who[key] = SipIdentity(emp.account_id, emp.id, emp.extension, emp.name)
+        who = self._who[key] = SipIdentity(emp.account_id, emp.id, emp.extension, emp.name)
         self._key_of[emp.id] = key
+        self._by_extension[(emp.account_id, emp.extension)] = who
 
     def _forget(self, employee_id: uuid.UUID) -> None:
         key = self._key_of.pop(employee_id, None)
         if key is not None:
             self._creds.pop(key, None)
-            self._who.pop(key, None)
+            who = self._who.pop(key, None)
+            if who is not None:
+                ext_key = (who.account_id, who.extension)
+                if self._by_extension.get(ext_key) is who:
+                    del self._by_extension[ext_key]
 
     async def refresh_employee(self, employee_id: uuid.UUID) -> None:
         """Re-read one employee (created, changed, deleted, deactivated, new password)."""

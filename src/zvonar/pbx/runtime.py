@@ -39,6 +39,7 @@ from zvonar.container import Container
 from zvonar.integrations.http_route import HttpRouter
 from zvonar.media.io import EmbeddedMediaEngine
 from zvonar.media.prompts import hold_music_path
+from zvonar.pbx.blf import Blf
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.credentials import DirectoryCredentialStore, RealmDomains, TenantChallenger
 from zvonar.pbx.dns import HostResolver, resolving, system_lookup
@@ -86,6 +87,7 @@ class PbxRuntime:
     udp: Flow
     tcp: Flow | None
     tls: Flow | None = None
+    blf: Blf | None = None
     _detach: list[Callable[[], None]] = field(default_factory=list)
     _stopped: bool = False
 
@@ -107,6 +109,8 @@ class PbxRuntime:
         await self.lag.stop()
         await self.callbacks.stop()
         await self.registrations.stop()
+        if self.blf is not None:
+            self.blf.close()
         with contextlib.suppress(Exception):
             await self.b2bua.close(within)
         await self.acd.close()
@@ -164,11 +168,12 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         credentials,
         algorithms=config.digest_algorithms,
     )
-    # REFER (RFC 3515) for blind transfer; NOTIFY answers the phones' own subscriptions.
+    # REFER (RFC 3515) for blind transfer; NOTIFY answers the phones' own subscriptions;
+    # SUBSCRIBE for their busy lamp fields (pbx/blf.py).
     ua = UserAgent(
         registrar=registrar,
         challenger=challenger,
-        allow=(*DEFAULT_ALLOW, "REFER", "NOTIFY"),
+        allow=(*DEFAULT_ALLOW, "REFER", "NOTIFY", "SUBSCRIBE"),
         min_session_expires=config.min_session_expires,
     )
     runner = SipRunner(ua)
@@ -236,6 +241,9 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
             base_dir=container.prompts.account_dir(account_id)
         ),
     )
+    blf = Blf(runner, credentials, talking)
+    runner.app = blf.front(b2bua)  # SUBSCRIBEs and their NOTIFYs' answers; the rest: calls
+    detach.append(blf.attach(container.bus))  # after the Talking index: it reads it
     registrations: TrunkRegistrations | None = None
     try:
         tcp: Flow | None
@@ -318,6 +326,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         dns=dns,
         registrations=registrations,
         callbacks=callbacks,
+        blf=blf,
         udp=udp,
         tcp=tcp,
         tls=tls_flow,

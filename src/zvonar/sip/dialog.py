@@ -35,6 +35,9 @@ MAGIC_COOKIE: Final = "z9hG4bK"
 # §12.2: requests that refresh the remote target; INVITE and UPDATE (RFC 3311 §5.1) also
 # carry offers for glare detection.
 TARGET_REFRESH: Final = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"})
+# Requests whose 2xx we send creates a UAS dialog: INVITE (§12.1.1) and SUBSCRIBE (RFC 6665
+# §4.2.1: the notifier's dialog, in which its NOTIFYs go).
+_CREATING: Final = frozenset({"INVITE", "SUBSCRIBE"})
 
 
 class DialogRole(enum.Enum):
@@ -359,7 +362,7 @@ class DialogLayer:
         if tag is None:
             return None
         if request.to.tag is None:
-            if request.method != "INVITE" or response.status == 100:
+            if request.method not in _CREATING or response.status == 100:
                 return None
             dialog_id = DialogId(request.call_id, tag, request.from_.tag or "")
             dialog = self._dialogs.get(dialog_id)

@@ -93,6 +93,8 @@ __all__ = [
 DEFAULT_ALLOW = (
     "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE", "PRACK",
 )  # fmt: skip
+# The dialog layer sees our responses to these even outside a dialog: their 2xx creates one.
+_DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE"})
 
 
 class UserAgent:
@@ -330,7 +332,7 @@ class UserAgent:
         if request.method in session_timer.REFRESHED and 200 <= response.status < 300:
             response, negotiated = session_timer.answer(self, request, response)
         accepted = self.layer(incoming.flow.transport).send_response(response, now)
-        if accepted and (request.method == "INVITE" or request.to.tag is not None):
+        if accepted and (request.method in _DIALOG_CREATING or request.to.tag is not None):
             dialog = self.dialogs.on_response_sent(request, response)
             if dialog is not None:
                 reliable.sent(self, incoming, dialog, response, now)

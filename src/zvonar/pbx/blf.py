@@ -1,0 +1,518 @@
+"""Busy lamp fields: phones watch colleagues' extensions (RFC 6665 SUBSCRIBE/NOTIFY with the
+dialog event package, RFC 4235).
+
+A BLF key of a desk phone or softphone subscribes to ``sip:<extension>@<our domain>`` with
+``Event: dialog``. We answer 200 (which creates the subscription's dialog), NOTIFY the
+extension's state at once and again whenever it changes: idle (no dialog), ringing (an early
+dialog, direction recipient: the key blinks, and ``*8<ext>`` picks the call up,
+pbx/features.py) and on a call (confirmed). Each NOTIFY is the full state.
+
+Rules, in the order they are checked:
+
+- an event package other than ``dialog`` gets 489 Bad Event with ``Allow-Events``
+  (RFC 6665 §8.2.2): message waiting and presence are not offered;
+- only our phones subscribe: From in an account realm, digest (407 via the UA's challenger)
+  with the From user as username, else 403 — as the INVITE gate (invite_auth.py);
+- the target is an extension of the subscriber's own account, else 404: nobody watches
+  another tenant;
+- ``Accept``, when given, must take ``application/dialog-info+xml`` (406);
+- ``Expires``: default and most 3600 s (RFC 4235 §3.2); below 60 s (but not 0) is 423 with
+  ``Min-Expires``; 0 is a fetch: 200, then one NOTIFY that ends it (RFC 6665 §4.2.1.4);
+- at most ``max_per_account`` subscriptions per account (503 ``Retry-After`` beyond).
+
+In the dialog: a SUBSCRIBE refreshes (``Expires: 0`` ends it). One NOTIFY is in flight per
+subscription at a time; a change meanwhile is sent once its final response comes, as the
+latest state. A NOTIFY that fails (any final non-2xx, or no answer) ends the subscription
+(RFC 6665 §4.2.2); so does its expiry, with a last NOTIFY ``terminated;reason=timeout``.
+
+State comes from the neutral call events: ``CallRinging`` of a fork to an employee until
+it is answered or ends, and the Talking index (calls/talking.py) for who is on a call.
+Changes are gathered and sent once per loop turn. Nothing is kept while no one watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from zvonar.calls.events import (
+    CallAnswered,
+    CallEnded,
+    CallRinging,
+    CallStarted,
+    Direction,
+    LegEnded,
+    TargetKind,
+)
+from zvonar.calls.talking import Talking
+from zvonar.core.bus import EventBus
+from zvonar.core.events import Event
+from zvonar.pbx.credentials import DirectoryCredentialStore, SipIdentity
+from zvonar.sip.dialog import Dialog, DialogId
+from zvonar.sip.dialog_info import (
+    DIALOG_INFO,
+    DialogDirection,
+    DialogState,
+    ExtensionDialog,
+    dialog_info,
+)
+from zvonar.sip.io.runner import SipApplication, SipRunner
+from zvonar.sip.message import SipRequest, make_response
+from zvonar.sip.transaction import TransactionKey
+from zvonar.sip.ua import Flow, IncomingRequest, RequestFailed, ResponseIn, UaEvent
+from zvonar.sip.uri import SipUri
+
+__all__ = ["Blf", "BlfFront"]
+
+log = logging.getLogger(__name__)
+Headers = tuple[tuple[str, str], ...]
+_NUMBER = re.compile(r"\+?[0-9]{1,20}")
+
+EVENT = "dialog"
+DEFAULT_EXPIRES = 3600
+MAX_EXPIRES = 3600
+MIN_EXPIRES = 60
+
+
+@dataclass(eq=False)
+class _Sub:
+    dialog: Dialog
+    flow: Flow
+    watcher: SipIdentity  # who subscribed
+    watched: SipIdentity  # the extension they watch
+    entity: str  # the watched extension's address, as the subscriber named it
+    host: str  # its domain
+    expires_at: float
+    version: int = 0
+    in_flight: TransactionKey | None = None
+    dirty: bool = False  # changed while a NOTIFY was in flight
+    over: bool = False  # the terminating NOTIFY went out
+    sent: tuple[ExtensionDialog, ...] | None = None
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+
+class Blf:
+    """See the module docstring. ``front(app)`` puts it before the B2BUA on the runner;
+    ``attach(bus)`` follows the calls; ``close()`` ends every subscription."""
+
+    def __init__(
+        self,
+        runner: SipRunner,
+        credentials: DirectoryCredentialStore,
+        talking: Talking,
+        *,
+        max_per_account: int = 2000,
+    ) -> None:
+        self.runner = runner
+        self.ua = runner.ua
+        self.credentials = credentials
+        self.talking = talking
+        self.max_per_account = max_per_account
+        self._subs: dict[DialogId, _Sub] = {}
+        self._by_key: dict[TransactionKey, _Sub] = {}
+        self._watching: dict[uuid.UUID, set[_Sub]] = {}  # watched employee → subscriptions
+        self._per_account: Counter[uuid.UUID] = Counter()
+        # Forks ringing a watched employee: (call, leg) → employee, and back.
+        self._ringing: dict[tuple[str, str], uuid.UUID] = {}
+        self._ringing_of: dict[uuid.UUID, set[tuple[str, str]]] = {}
+        self._calls: dict[str, set[uuid.UUID]] = {}  # call → the watched employees in it
+        self._callers: dict[str, str] = {}  # call → its caller (what a ringing key shows)
+        self._touched: set[uuid.UUID] = set()  # employees whose state may have changed
+        self._flush_handle: asyncio.Handle | None = None
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def front(self, app: SipApplication) -> BlfFront:
+        return BlfFront(self, app)
+
+    def attach(self, bus: EventBus) -> Callable[[], None]:
+        async def on_event(event: Event) -> None:
+            self.apply(event)
+
+        kinds = (CallStarted, CallRinging, CallAnswered, LegEnded, CallEnded)
+        offs = [bus.subscribe(kind, on_event) for kind in kinds]
+
+        def detach() -> None:
+            for off in offs:
+                off()
+
+        return detach
+
+    @property
+    def count(self) -> int:
+        return len(self._subs)
+
+    def close(self) -> None:
+        """End every subscription (a NOTIFY ``terminated;reason=deactivated`` each: the
+        phones subscribe again at once, to whichever PBX answers then)."""
+        now = self.runner.loop.time()
+        for sub in list(self._subs.values()):
+            self._notify(sub, now, ending="deactivated")
+            self._drop(sub)
+        self.runner.pump()
+
+    def owns(self, event: UaEvent) -> bool:
+        if isinstance(event, IncomingRequest):
+            return event.request.method == "SUBSCRIBE"
+        if isinstance(event, ResponseIn):
+            return event.key is not None and event.key in self._by_key
+        if isinstance(event, RequestFailed):
+            return event.key in self._by_key
+        return False
+
+    # -- SIP --------------------------------------------------------------------------------
+
+    def handle_event(self, event: UaEvent, now: float) -> None:
+        if isinstance(event, IncomingRequest):
+            if event.dialog is None:
+                self._subscribe(event, now)
+            else:
+                self._resubscribe(event, now)
+        elif isinstance(event, ResponseIn):
+            self._notified(event.key, event.response.status, now)
+        elif isinstance(event, RequestFailed):
+            self._notified(event.key, event.status, now)
+
+    def _reply(
+        self,
+        inc: IncomingRequest,
+        status: int,
+        now: float,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        resp = make_response(inc.request, status, to_tag=self.ua.token(), headers=headers)
+        self.ua.respond(inc, resp, now)
+
+    def _subscribe(self, inc: IncomingRequest, now: float) -> None:
+        req = inc.request
+        if _event_package(req) != EVENT:
+            self._reply(inc, 489, now, (("Allow-Events", EVENT),))
+            return
+        from_uri = req.from_.uri
+        if not isinstance(from_uri, SipUri) or not self.credentials.serves(from_uri.host):
+            self._reply(inc, 403, now)  # not one of our phones
+            return
+        user = self.ua.authenticate(inc, now)  # sends the 407 / refusal itself
+        if user is None:
+            return
+        watcher = self.credentials.identity(user, from_uri.host)
+        if watcher is None or (from_uri.user or "") != user:
+            self._reply(inc, 403, now)
+            return
+        uri = req.uri
+        target = uri.user if isinstance(uri, SipUri) else None
+        watched = self.credentials.by_extension(watcher.account_id, target) if target else None
+        if watched is None or not isinstance(uri, SipUri):
+            self._reply(inc, 404, now)
+            return
+        if not _accepts(req):
+            self._reply(inc, 406, now, (("Accept", DIALOG_INFO),))
+            return
+        expires = _expires(req)
+        if expires is None:
+            self._reply(inc, 400, now)
+            return
+        if 0 < expires < MIN_EXPIRES:
+            self._reply(inc, 423, now, (("Min-Expires", str(MIN_EXPIRES)),))
+            return
+        if expires and self._per_account[watcher.account_id] >= self.max_per_account:
+            self._reply(inc, 503, now, (("Retry-After", "300"),))
+            return
+        expires = min(expires, MAX_EXPIRES)
+        tag = self.ua.token()
+        headers = (
+            ("Contact", f"<{self.ua.contact_uri(inc.flow)}>"),
+            ("Expires", str(expires)),
+        )
+        ok = make_response(req, 200, to_tag=tag, headers=headers)
+        self.ua.respond(inc, ok, now)
+        dialog = self.ua.dialogs.get(DialogId(req.call_id, tag, req.from_.tag or ""))
+        if dialog is None:  # the transaction no longer took the 200
+            return
+        entity = f"sip:{watched.extension}@{uri.host}"
+        sub = _Sub(dialog, inc.flow, watcher, watched, entity, uri.host, now + expires)
+        self._subs[dialog.id] = sub
+        if expires == 0:  # a fetch: the state once, and over (RFC 6665 §4.2.1.4)
+            self._notify(sub, now, ending="timeout")
+            self._forget_when_done(sub)
+            return
+        self._per_account[watcher.account_id] += 1
+        self._watching.setdefault(watched.employee_id, set()).add(sub)
+        self._arm(sub, expires)
+        self._notify(sub, now)
+
+    def _resubscribe(self, inc: IncomingRequest, now: float) -> None:
+        assert inc.dialog is not None
+        sub = self._subs.get(inc.dialog.id)
+        if sub is None or sub.over:
+            self._reply(inc, 481, now)
+            return
+        req = inc.request
+        if _event_package(req) != EVENT:
+            self._reply(inc, 489, now, (("Allow-Events", EVENT),))
+            return
+        expires = _expires(req)
+        if expires is None:
+            self._reply(inc, 400, now)
+            return
+        if 0 < expires < MIN_EXPIRES:
+            self._reply(inc, 423, now, (("Min-Expires", str(MIN_EXPIRES)),))
+            return
+        expires = min(expires, MAX_EXPIRES)
+        sub.flow = inc.flow  # a phone behind NAT may come back on a new mapping
+        self._reply(inc, 200, now, (("Expires", str(expires)),))
+        if expires == 0:
+            self._notify(sub, now, ending="timeout")
+            self._drop(sub)
+            return
+        sub.expires_at = now + expires
+        self._arm(sub, expires)
+        sub.sent = None  # RFC 6665 §4.2.1.2: a refresh is answered with a NOTIFY too
+        self._notify(sub, now)
+
+    def _notified(self, key: TransactionKey | None, status: int, now: float) -> None:
+        if key is None:
+            return
+        sub = self._by_key.get(key)
+        if sub is None or status < 200:
+            return
+        del self._by_key[key]
+        if sub.in_flight == key:
+            sub.in_flight = None
+        if sub.over:
+            self._forget_dialog(sub)
+            return
+        if status >= 300:  # RFC 6665 §4.2.2: refused or unanswered: the subscription is over
+            self._drop(sub)
+            self._forget_dialog(sub)
+            return
+        if sub.dirty:
+            sub.dirty = False
+            self._notify(sub, now)
+
+    # -- NOTIFY -----------------------------------------------------------------------------
+
+    def _notify(self, sub: _Sub, now: float, *, ending: str | None = None) -> None:
+        """The extension's state to ``sub``, unless unchanged; ``ending``: the last NOTIFY,
+        with that reason."""
+        if sub.over:
+            return
+        state = self._state(sub.watched, sub.host)
+        if ending is None:
+            if sub.in_flight is not None:
+                sub.dirty = True
+                return
+            if state == sub.sent:
+                return
+            left = max(0, int(sub.expires_at - now))
+            subscription_state = f"active;expires={left}"
+        else:
+            sub.over = True
+            subscription_state = f"terminated;reason={ending}"
+        body = dialog_info(sub.entity, sub.version, state)
+        sub.version += 1
+        sub.sent = state
+        try:
+            request = self.ua.create_request(
+                sub.dialog,
+                "NOTIFY",
+                sub.flow,
+                headers=(("Event", EVENT), ("Subscription-State", subscription_state)),
+                body=body,
+                content_type=DIALOG_INFO,
+            )
+            key = self.ua.send_request(request, sub.flow, now)
+        except Exception:
+            log.exception("BLF: NOTIFY to %s failed", sub.watcher.extension)
+            self._drop(sub)
+            self._forget_dialog(sub)
+            return
+        sub.in_flight = key
+        self._by_key[key] = sub
+
+    def _state(self, who: SipIdentity, host: str) -> tuple[ExtensionDialog, ...]:
+        """``who``'s dialogs; ``host``: the domain the subscriber named (for extensions)."""
+        dialogs: list[ExtensionDialog] = []
+        if self.talking.busy(who.account_id, who.employee_id, who.extension):
+            dialogs.append(ExtensionDialog("talk", DialogState.confirmed))
+        for call_id, _leg in sorted(self._ringing_of.get(who.employee_id, ())):
+            remote = _address(self._callers.get(call_id), host)
+            dialogs.append(
+                ExtensionDialog(call_id, DialogState.early, DialogDirection.recipient, remote)
+            )
+        return tuple(dialogs)
+
+    # -- bookkeeping ------------------------------------------------------------------------
+
+    def _arm(self, sub: _Sub, seconds: float) -> None:
+        if sub.timer is not None:
+            sub.timer.cancel()
+        sub.timer = self.runner.loop.call_later(seconds, self._expired, sub)
+
+    def _expired(self, sub: _Sub) -> None:
+        if sub.over or self._subs.get(sub.dialog.id) is not sub:
+            return
+        self._notify(sub, self.runner.loop.time(), ending="timeout")
+        self._drop(sub)
+        self.runner.pump()
+
+    def _drop(self, sub: _Sub) -> None:
+        """The subscription ends; its dialog goes once the last NOTIFY is answered."""
+        if self._subs.pop(sub.dialog.id, None) is None:
+            return
+        if sub.timer is not None:
+            sub.timer.cancel()
+        watchers = self._watching.get(sub.watched.employee_id)
+        if watchers is not None and sub in watchers:
+            watchers.discard(sub)
+            self._per_account[sub.watcher.account_id] -= 1
+            if self._per_account[sub.watcher.account_id] <= 0:
+                del self._per_account[sub.watcher.account_id]
+            if not watchers:
+                del self._watching[sub.watched.employee_id]
+        if sub.in_flight is None:
+            self._forget_dialog(sub)
+
+    def _forget_when_done(self, sub: _Sub) -> None:
+        self._subs.pop(sub.dialog.id, None)
+        if sub.in_flight is None:
+            self._forget_dialog(sub)
+
+    def _forget_dialog(self, sub: _Sub) -> None:
+        if sub.in_flight is not None:
+            self._by_key.pop(sub.in_flight, None)
+            sub.in_flight = None
+        self.ua.forget_dialog(sub.dialog)
+
+    # -- call state -------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        """A call event: who rings, who answered or placed it, which legs and calls ended.
+        Only watched employees are followed; a call remembers them until it ends."""
+        if not self._watching and not self._calls:
+            return  # nobody watches, nothing to forget
+        if isinstance(event, CallStarted):
+            if self._watching:
+                self._callers[event.call_id] = event.caller
+                placer = event.placed_by
+                if placer is None and event.direction is not Direction.inbound:
+                    who = self.credentials.by_extension(event.account_id, event.caller)
+                    placer = who.employee_id if who is not None else None
+                if placer is not None:
+                    self._involve(event.call_id, placer)
+        elif isinstance(event, CallRinging):
+            target = event.target
+            employee = target.target_id if target.kind is TargetKind.employee else None
+            if employee is not None and employee in self._watching:
+                key = (event.call_id, event.leg_id)
+                self._ringing[key] = employee
+                self._ringing_of.setdefault(employee, set()).add(key)
+                self._involve(event.call_id, employee)
+        elif isinstance(event, CallAnswered):
+            self._unring((event.call_id, event.leg_id))
+            if event.by is not None:
+                self._involve(event.call_id, event.by)
+        elif isinstance(event, LegEnded):
+            self._unring((event.call_id, event.leg_id))
+            for employee in self._calls.get(event.call_id, ()):
+                self._touch(employee)
+        elif isinstance(event, CallEnded):
+            for key in [k for k in self._ringing if k[0] == event.call_id]:
+                self._unring(key)
+            self._callers.pop(event.call_id, None)
+            for employee in self._calls.pop(event.call_id, ()):
+                self._touch(employee)
+
+    def _involve(self, call_id: str, employee: uuid.UUID) -> None:
+        if employee in self._watching:
+            self._calls.setdefault(call_id, set()).add(employee)
+            self._touch(employee)
+
+    def _unring(self, key: tuple[str, str]) -> None:
+        employee = self._ringing.pop(key, None)
+        if employee is None:
+            return
+        legs = self._ringing_of.get(employee)
+        if legs is not None:
+            legs.discard(key)
+            if not legs:
+                del self._ringing_of[employee]
+        self._touch(employee)
+
+    def _touch(self, employee: uuid.UUID) -> None:
+        if employee not in self._watching:
+            return
+        self._touched.add(employee)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._flush_handle is None:
+            # After every handler of this event ran (the Talking index among them).
+            self._flush_handle = self.runner.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        touched, self._touched = self._touched, set()
+        now = self.runner.loop.time()
+        for employee in touched:
+            for sub in list(self._watching.get(employee, ())):
+                self._notify(sub, now)
+        self.runner.pump()
+
+
+class BlfFront:
+    """The runner's application: subscriptions and their NOTIFYs' answers to the BLF, the
+    rest to the application behind it (the B2BUA)."""
+
+    def __init__(self, blf: Blf, app: SipApplication) -> None:
+        self.blf = blf
+        self.app = app
+
+    def handle_event(self, event: UaEvent, now: float) -> None:
+        if self.blf.owns(event):
+            try:
+                self.blf.handle_event(event, now)
+            except Exception:
+                log.exception("BLF failed on %s", type(event).__name__)
+            return
+        self.app.handle_event(event, now)
+
+
+def _event_package(request: SipRequest) -> str:
+    """The Event header's package (RFC 6665 §8.2.1: token, case-sensitive; params dropped)."""
+    value = request.header("Event")
+    return value.split(";", 1)[0].strip() if value else ""
+
+
+def _accepts(request: SipRequest) -> bool:
+    accept = request.header_values("Accept")
+    if not accept:
+        return True  # RFC 4235 §3.3: the default body type
+    kinds = {part.split(";", 1)[0].strip().lower() for v in accept for part in v.split(",")}
+    return bool(kinds & {DIALOG_INFO, "application/*", "*/*"})
+
+
+def _expires(request: SipRequest) -> int | None:
+    """The asked duration (the default without a header); None: malformed."""
+    value = request.header("Expires")
+    if value is None:
+        return DEFAULT_EXPIRES
+    value = value.strip()
+    if not value.isdigit() or len(value) > 10:
+        return None
+    return int(value)
+
+
+def _address(caller: str | None, host: str) -> str | None:
+    """A caller as a URI for ``<identity>``: an E.164 number as ``tel:``, an extension or a
+    national number at our domain; anything else is not shown."""
+    if not caller:
+        return None
+    if _NUMBER.fullmatch(caller):
+        return f"tel:{caller}" if caller.startswith("+") else f"sip:{caller}@{host}"
+    return None

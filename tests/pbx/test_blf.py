@@ -1,0 +1,253 @@
+"""Busy lamp fields (pbx/blf.py): the subscription rules and the NOTIFY flow, over the real UA
+core and the real credential store; datagrams are read where the runner would send them.
+Digest itself is the UA's (a challenger that accepts the From user stands in here); the
+407 round and the whole flow with a call are proven with SIPp in tests/e2e/test_blf.py."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+
+from zvonar.calls.events import (
+    CallAnswered,
+    CallEnded,
+    CallRinging,
+    Disposition,
+    HangupSide,
+    Target,
+    TargetKind,
+)
+from zvonar.calls.talking import Talking
+from zvonar.container import Container
+from zvonar.directory.schemas import EmployeeIn
+from zvonar.pbx.blf import Blf
+from zvonar.pbx.credentials import DirectoryCredentialStore
+from zvonar.sip.auth import Authorized
+from zvonar.sip.io.runner import SipRunner
+from zvonar.sip.message import SipRequest, SipResponse, parse_message
+from zvonar.sip.ua import Flow, UaEvent, UserAgent
+
+from .conftest import Seeded, seed_account
+
+PHONE = Flow("UDP", "127.0.0.1", 40102)
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+
+class _FromUser:
+    """Digest stand-in: every request is authorized as its From user."""
+
+    def check(self, request: SipRequest, now: float) -> Authorized:
+        return Authorized(request.from_.uri.user or "", request.from_.uri.host, "MD5")  # type: ignore[union-attr]
+
+
+class _Calls:
+    def handle_event(self, event: UaEvent, now: float) -> None:
+        raise AssertionError(f"the B2BUA got {event!r}")
+
+
+@dataclass
+class Rig:
+    blf: Blf
+    runner: SipRunner
+    talking: Talking
+    alpha: Seeded
+    anna: uuid.UUID  # 101, watched
+    sent: list[bytes] = field(default_factory=list)
+    seq: int = 0
+
+    def receive(self, text: str) -> None:
+        self.runner.ua.receive(text.replace("\n", "\r\n").encode(), PHONE, self.runner.loop.time())
+        self.runner.pump()
+
+    def subscribe(self, *extra: str, to: str = "101", user: str = "102", realm: str = "") -> None:
+        self.seq += 1
+        realm = realm or self.alpha.realm
+        lines = [
+            f"SUBSCRIBE sip:{to}@{self.alpha.realm} SIP/2.0",
+            f"Via: SIP/2.0/UDP 127.0.0.1:40102;branch=z9hG4bK-s{self.seq}",
+            f"From: <sip:{user}@{realm}>;tag=w{self.seq}",
+            f"To: <sip:{to}@{self.alpha.realm}>",
+            f"Call-ID: sub{self.seq}@127.0.0.1",
+            "CSeq: 1 SUBSCRIBE",
+            "Contact: <sip:102@127.0.0.1:40102>",
+            "Max-Forwards: 70",
+            *extra,
+            "Content-Length: 0",
+        ]
+        if not any(h.startswith("Event:") for h in extra):
+            lines.insert(6, "Event: dialog")
+        self.receive("\n".join(lines) + "\n\n")
+
+    def take(self) -> list[SipRequest | SipResponse]:
+        out = [parse_message(data) for data in self.sent]
+        self.sent.clear()
+        return out  # type: ignore[return-value]
+
+    def answer(self, notify: SipRequest, status: int = 200) -> None:
+        via = notify.header("Via")
+        self.receive(
+            f"SIP/2.0 {status} X\nVia: {via}\nFrom: {notify.header('From')}\n"
+            f"To: {notify.header('To')}\nCall-ID: {notify.call_id}\n"
+            f"CSeq: {notify.cseq.seq} NOTIFY\nContent-Length: 0\n\n"
+        )
+
+
+@pytest.fixture
+async def rig(container: Container) -> AsyncIterator[Rig]:
+    alpha = await seed_account(container)
+    await container.directory.create_employee(
+        alpha.principal, EmployeeIn(name="Boris", extension="102", sip_password="boris-pass-1")
+    )
+    beta = await seed_account(container, "beta", number="+74951230002")
+    await container.directory.create_employee(
+        beta.principal, EmployeeIn(name="Vera", extension="103", sip_password="vera-pass-103")
+    )
+    credentials = DirectoryCredentialStore(container.db)
+    await credentials.load()
+    ua = UserAgent(challenger=_FromUser(), allow=("INVITE", "ACK", "BYE", "SUBSCRIBE"))  # type: ignore[arg-type]
+    ua.set_local_address("UDP", "127.0.0.1", 5060)
+    runner = SipRunner(ua)
+    talking = Talking()
+    blf = Blf(runner, credentials, talking, max_per_account=3)
+    runner.app = blf.front(_Calls())
+    made = Rig(blf, runner, talking, alpha, alpha.employee_id)
+
+    def send(data: bytes, flow: Flow) -> bool:
+        made.sent.append(data)
+        return True
+
+    runner.send = send  # type: ignore[method-assign]
+    yield made
+    blf.close()
+
+
+def _status(messages: list[SipRequest | SipResponse]) -> list[int]:
+    return [m.status for m in messages if isinstance(m, SipResponse)]
+
+
+def _notifies(messages: list[SipRequest | SipResponse]) -> list[SipRequest]:
+    return [m for m in messages if isinstance(m, SipRequest) and m.method == "NOTIFY"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "extra", "status", "header"),
+    [
+        ({}, ("Event: presence",), 489, ("Allow-Events", "dialog")),
+        ({}, ("Event: message-summary",), 489, ("Allow-Events", "dialog")),
+        ({"realm": "elsewhere.example"}, (), 403, None),  # not one of our phones
+        ({"to": "555"}, (), 404, None),  # no such extension
+        ({"to": "103"}, (), 404, None),  # beta's extension: not alpha's to watch
+        ({}, ("Accept: application/pidf+xml",), 406, ("Accept", "application/dialog-info+xml")),
+        ({}, ("Expires: 30",), 423, ("Min-Expires", "60")),
+        ({}, ("Expires: soon",), 400, None),
+    ],
+    ids=["presence", "mwi", "stranger", "no-extension", "other-tenant", "accept", "brief", "bad"],
+)
+async def test_what_is_refused(
+    rig: Rig,
+    kwargs: dict[str, str],
+    extra: tuple[str, ...],
+    status: int,
+    header: tuple[str, str] | None,
+) -> None:
+    rig.subscribe(*extra, **kwargs)
+    (response,) = rig.take()
+    assert isinstance(response, SipResponse) and response.status == status
+    if header is not None:
+        assert response.header(header[0]) == header[1]
+    assert rig.blf.count == 0
+
+
+async def test_a_subscription_follows_the_extension(rig: Rig) -> None:
+    rig.subscribe("Expires: 7200")
+    ok, idle = rig.take()
+    assert isinstance(ok, SipResponse) and ok.status == 200
+    assert ok.header("Expires") == "3600"  # capped
+    assert isinstance(idle, SipRequest) and idle.method == "NOTIFY"
+    assert idle.header("Event") == "dialog"
+    assert idle.header("Subscription-State") == "active;expires=3600"
+    assert idle.content_type == "application/dialog-info+xml"
+    assert b'version="0"' in idle.body and b"<dialog " not in idle.body
+    rig.answer(idle)
+    assert rig.blf.count == 1
+
+    # Ringing: one NOTIFY, the caller shown; while it is unanswered, changes wait.
+    account = rig.alpha.account_id
+    anna = Target(TargetKind.employee, "Anna", rig.anna)
+    rig.blf.apply(
+        CallRinging(account_id=account, call_id="c1", leg_id="c1.b1", target=anna, at=NOW)
+    )
+    await _turn()
+    (ringing,) = _notifies(rig.take())
+    assert b"<state>early</state>" in ringing.body and b'direction="recipient"' in ringing.body
+    answered = CallAnswered(account_id=account, call_id="c1", leg_id="c1.b1", at=NOW, by=rig.anna)
+    rig.talking.apply(answered)
+    rig.blf.apply(answered)
+    await _turn()
+    assert not rig.take()  # the ringing NOTIFY is not answered yet
+    rig.answer(ringing)
+    (talking,) = _notifies(rig.take())
+    assert b"<state>confirmed</state>" in talking.body and b"early" not in talking.body
+    assert b'version="2"' in talking.body
+    rig.answer(talking)
+    ended = CallEnded(
+        account_id=account,
+        call_id="c1",
+        disposition=Disposition.answered,
+        ended_at=NOW,
+        hangup=HangupSide.caller,
+    )
+    rig.talking.apply(ended)
+    rig.blf.apply(ended)
+    await _turn()
+    (again,) = _notifies(rig.take())
+    assert b"<dialog " not in again.body
+    # A NOTIFY the phone refuses ends the subscription (RFC 6665 §4.2.2).
+    rig.answer(again, 481)
+    assert rig.blf.count == 0
+
+
+async def test_a_fetch_and_an_unsubscribe(rig: Rig) -> None:
+    rig.subscribe("Expires: 0")
+    ok, notify = rig.take()
+    assert isinstance(ok, SipResponse) and ok.status == 200
+    assert isinstance(notify, SipRequest)
+    assert notify.header("Subscription-State") == "terminated;reason=timeout"
+    rig.answer(notify)
+    assert rig.blf.count == 0
+
+    rig.subscribe()
+    ok, first = rig.take()
+    assert isinstance(ok, SipResponse) and isinstance(first, SipRequest)
+    rig.answer(first)
+    to = ok.header("To")
+    rig.receive(
+        f"SUBSCRIBE sip:101@{rig.alpha.realm} SIP/2.0\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:40102;branch=z9hG4bK-unsub\n"
+        f"From: {first.header('To')}\nTo: {to}\nCall-ID: {ok.call_id}\nCSeq: 2 SUBSCRIBE\n"
+        "Event: dialog\nExpires: 0\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    )
+    ok2, last = rig.take()
+    assert isinstance(ok2, SipResponse) and ok2.status == 200
+    assert isinstance(last, SipRequest)
+    assert last.header("Subscription-State") == "terminated;reason=timeout"
+    assert rig.blf.count == 0
+
+
+async def test_subscriptions_per_account_are_bounded(rig: Rig) -> None:
+    for _ in range(3):
+        rig.subscribe()
+    assert rig.blf.count == 3
+    rig.take()
+    rig.subscribe()
+    assert _status(rig.take()) == [503]
+
+
+async def _turn() -> None:
+    """One loop turn: the BLF gathers a turn's changes before it notifies."""
+    await asyncio.sleep(0)
