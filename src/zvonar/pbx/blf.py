@@ -309,7 +309,7 @@ class Blf:
                 return
             if state == sub.sent:
                 return
-            left = max(0, int(sub.expires_at - now))
+            left = max(0, round(sub.expires_at - now))
             subscription_state = f"active;expires={left}"
         else:
             sub.over = True
