@@ -153,6 +153,39 @@ def test_outbound_invite_carries_the_chosen_caller_id() -> None:
         invite_request(**common, diversion="x>;evil")  # type: ignore[arg-type]
 
 
+def test_a_carrier_that_requires_its_login_in_from() -> None:
+    """Trunk.from_user: From names the carrier's account login; who calls (our caller ID, or
+    a forwarded customer) goes in P-Asserted-Identity."""
+    caller = SipRequest(
+        "INVITE",
+        parse_uri("sip:+73831234567@pbx"),
+        (("From", '"Ivan" <sip:+79160000001@carrier.example>;tag=x'),),
+    )
+    common = dict(
+        target="sip:+73831234567@sip.carrier.example",
+        caller=caller,
+        local_tag="t1",
+        call_id="k@zvonar",
+        via="SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx",
+        contact="sip:127.0.0.1:5060",
+        user_agent="Zvonar",
+        sdp=b"v=0\r\n",
+        carrier_user="7001234",
+    )
+    out = invite_request(**common, from_user="+73832000000")  # type: ignore[arg-type]
+    assert out.from_.uri == parse_uri("sip:7001234@sip.carrier.example")
+    assert out.from_.tag == "t1" and out.from_.display_name is None
+    assert out.header("P-Asserted-Identity") == "<sip:+73832000000@sip.carrier.example>"
+    forwarded = invite_request(**common, diversion="+74951234567")  # type: ignore[arg-type]
+    assert forwarded.from_.uri == parse_uri("sip:7001234@sip.carrier.example")
+    assert forwarded.from_.display_name == "Ivan"
+    assert forwarded.header("P-Asserted-Identity") == (
+        '"Ivan" <sip:+79160000001@sip.carrier.example>'
+    )
+    with pytest.raises(ValueError):
+        invite_request(**{**common, "carrier_user": "a>;b"})  # type: ignore[arg-type]
+
+
 async def test_gate_challenges_and_passes_auth_to_the_resolver(
     pbx: Pbx, phones: tuple[Phone, Phone]
 ) -> None:

@@ -393,7 +393,7 @@ async def test_trunks(client: httpx.AsyncClient, tenant_a: Tenant, container: Co
     # No port given: the carrier is located by DNS SRV (RFC 3263), so none is stored.
     assert reg["host"] == "sip.carrier.example" and reg["port"] is None
     assert reg["caller_id"] == "+74951234567" and reg["has_password"] is True
-    assert "password" not in reg
+    assert "password" not in reg and reg["from_user"] is None
     async with container.db.read() as s:
         stored = await s.scalar(select(Trunk.password).where(Trunk.id == uuid.UUID(reg["id"])))
     assert stored is not None and "pa55word" not in stored  # sealed at rest
@@ -446,6 +446,7 @@ async def test_trunks(client: httpx.AsyncClient, tenant_a: Tenant, container: Co
             "srtp_needs_tls",
         ),
         ({"name": "x", "host": "h.example", "transport": "sctp"}, 422, "validation_error"),
+        ({"name": "x", "host": "h.example", "from_user": "a@b"}, 422, "validation_error"),
         (
             {
                 "name": "x",
@@ -478,6 +479,11 @@ async def test_trunks(client: httpx.AsyncClient, tenant_a: Tenant, container: Co
     assert r.status_code == 200 and r.json()["srtp"] is True
     r = await client.patch(url, json={"transport": "udp"}, headers=tenant_a.headers)
     assert error(r, 422) == "srtp_needs_tls"
+    # The From user the carrier requires (its login), and back to the caller ID in From.
+    r = await client.patch(url, json={"from_user": "acc1"}, headers=tenant_a.headers)
+    assert r.status_code == 200 and r.json()["from_user"] == "acc1"
+    r = await client.patch(url, json={"from_user": None}, headers=tenant_a.headers)
+    assert r.status_code == 200 and r.json()["from_user"] is None
     r = await client.patch(url, json={"srtp": False}, headers=tenant_a.headers)
     assert r.status_code == 200 and r.json()["srtp"] is False
     r = await client.patch(url, json={"transport": None}, headers=tenant_a.headers)

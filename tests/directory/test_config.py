@@ -100,6 +100,7 @@ async def test_apply_creates_everything_then_export_round_trips(
                 "allowed_sources": [],
                 "caller_id": "+74951234567",
                 "srtp": False,
+                "from_user": None,
                 "active": True,
             },
             "office": {
@@ -112,6 +113,7 @@ async def test_apply_creates_everything_then_export_round_trips(
                 "allowed_sources": ["192.0.2.0/28"],
                 "caller_id": None,
                 "srtp": False,
+                "from_user": None,
                 "active": True,
             },
         },
@@ -447,3 +449,22 @@ async def test_a_trunk_requiring_srtp_round_trips_and_needs_tls(
     exported = await export_directory(db, a)
     assert exported["trunks"]["sec"]["srtp"] is True
     assert await apply_directory(db, a, {"trunks": exported["trunks"]}, dry_run=False) == []
+
+
+async def test_a_trunks_from_user_round_trips(container: Container, tenant_a: Tenant) -> None:
+    db, a = container.db, tenant_a.account_id
+    trunk = {"host": "sip.carrier.example", "auth_mode": "ip", "allowed_sources": ["192.0.2.9"]}
+    with pytest.raises(InvalidInput) as caught:
+        await apply_directory(
+            db, a, {"trunks": {"c": {**trunk, "from_user": "a b"}}}, dry_run=False
+        )
+    assert caught.value.code == "invalid_config"
+    await apply_directory(
+        db, a, {"trunks": {"c": {**trunk, "from_user": "7001234"}}}, dry_run=False
+    )
+    exported = await export_directory(db, a)
+    assert exported["trunks"]["c"]["from_user"] == "7001234"
+    assert await apply_directory(db, a, {"trunks": exported["trunks"]}, dry_run=False) == []
+    changes = await apply_directory(db, a, {"trunks": {"c": trunk}}, dry_run=False)
+    assert [c.kind.value for c in changes] == ["update"]
+    assert (await export_directory(db, a))["trunks"]["c"]["from_user"] is None

@@ -124,12 +124,14 @@ CALLER_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
-def trunk_xml() -> str:
+def trunk_xml(login: str | None = None) -> str:
     """The carrier: answers only if From and P-Asserted-Identity show the Novosibirsk number
-    (check_it fails the SIPp call otherwise)."""
+    (check_it fails the SIPp call otherwise); with a ``login`` (Trunk.from_user), From must
+    name it instead, and P-Asserted-Identity the number."""
+    from_user = login or "\\+73832000000"
     check = (
         '<recv request="INVITE"><action>'
-        '<ereg regexp="sip:\\+73832000000@" search_in="hdr" header="From:" check_it="true" '
+        f'<ereg regexp="sip:{from_user}@" search_in="hdr" header="From:" check_it="true" '
         'assign_to="f"/>'
         '<ereg regexp="sip:\\+73832000000@" search_in="hdr" header="P-Asserted-Identity:" '
         'check_it="true" assign_to="p"/>'
@@ -174,6 +176,19 @@ async def test_extension_dials_out_with_the_regional_caller_id(
     """``shared_by``: whose trunk also lists the phone's address (127.0.0.1) as a source. An
     office's own PBX or gateway shares its NAT address with its phones; another tenant may
     list any address. The phone is still a phone: challenged, and dialling out."""
+    await _dial_out(app, tmp_path, shared_by=shared_by)
+
+
+async def test_a_carrier_that_wants_its_login_in_from(app: Container, tmp_path: Path) -> None:
+    """Trunk.from_user: many carriers take calls only with their account login as From's
+    user; the caller ID then rides in P-Asserted-Identity."""
+    await _dial_out(app, tmp_path, shared_by=None, login="7001234")
+
+
+async def _dial_out(
+    app: Container, tmp_path: Path, *, shared_by: str | None, login: str | None = None
+) -> None:
+    """101 dials 8 383 123-45-67 through the carrier's trunk (``login``: its from_user)."""
     alpha = await seed_account(app, "alpha")
     beta = await seed_account(app, "beta", number="+74951230002")
     trunk_port = free_port()
@@ -185,6 +200,7 @@ async def test_extension_dials_out_with_the_regional_caller_id(
             port=trunk_port,
             auth_mode=TrunkAuth.ip,
             allowed_sources=["192.0.2.1"],  # only an allow-list: never contacted
+            from_user=login,
         ),
     )
     if shared_by is not None:
@@ -201,7 +217,7 @@ async def test_extension_dials_out_with_the_regional_caller_id(
     try:
         sdp = sippkit._SDP  # the SIPp SDP template shared by the e2e scenarios
         (tmp_path / "caller.xml").write_text(CALLER_XML.replace("SDP_HERE", sdp))
-        (tmp_path / "trunk.xml").write_text(trunk_xml())
+        (tmp_path / "trunk.xml").write_text(trunk_xml(login))
         uas_cmd = _cmd(tmp_path, "", "trunk", trunk_port)
         uas = await start_sipp(uas_cmd, workdir=tmp_path)
         await wait_bound(trunk_port)

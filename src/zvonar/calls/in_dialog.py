@@ -167,6 +167,7 @@ def invite(
         from_user=from_user,
         from_display=from_display,
         allow=ua.allow_header,
+        carrier_user=leg.target.carrier_user,
     )
     host.track_dialog(leg.sip_call_id, leg.local_tag, actor)
     leg.invite_key = ua.send_request(leg.request, leg.flow, host.now())

@@ -193,6 +193,10 @@ class RingTarget:
     # an outbound call's chosen caller ID. None keeps the caller's From.
     from_user: str | None = None
     from_display: str | None = None
+    # The From user the carrier this target is reached through requires (Trunk.from_user,
+    # often its account login): From names it, and whoever calls (``from_user``, else the
+    # caller's From) goes in P-Asserted-Identity only. None: From names the caller.
+    carrier_user: str | None = None
     # What we answer a 401/407 to this INVITE with (RFC 3261 §22.2): the carrier's account
     # on the trunk the target is reached through. None: a challenge ends the fork.
     auth: ClientCredentials | None = field(default=None, repr=False)

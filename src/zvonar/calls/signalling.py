@@ -61,23 +61,40 @@ def invite_request(
     from_display: str | None = None,
     diversion: str | None = None,
     allow: str | None = None,
+    carrier_user: str | None = None,
 ) -> SipRequest:
     """A new INVITE towards ``target`` on behalf of ``caller``'s INVITE: a new dialog (our
     Call-ID and From tag, §8.1.1), the caller's identity kept in From (§8.1.1.3) unless
     ``from_user`` overrides it (an outbound caller ID: then also P-Asserted-Identity, RFC 3325
     §9.1, which carriers trust over From from a trunk peer). ``from_display`` alone renames
     the caller: their address stays, the display name is ours (the line's label).
-    ``diversion``: the account's number that forwards the call (RFC 5806)."""
+    ``diversion``: the account's number that forwards the call (RFC 5806).
+    ``carrier_user``: the From user the carrier requires (its account login, Trunk.from_user):
+    From names it, and who calls goes in P-Asserted-Identity only."""
     uri = parse_uri(target)
+    host = uri.host if isinstance(uri, SipUri) else "invalid"
     asserted: tuple[tuple[str, str], ...] = ()
-    if from_user is None and from_display:  # the caller's address, shown as we name it
+    if carrier_user is not None:
+        if not _SAFE_USER.fullmatch(carrier_user):
+            raise ValueError(f"unusable From user {carrier_user!r}")
+        who: str | None
+        shown: str | None
+        if from_user is not None:  # our caller ID: the display is ours or none
+            who, shown = from_user, from_display
+        else:  # the caller's identity, as we show it
+            who = _user_of(caller.from_.uri)
+            shown = from_display or caller.from_.display_name
+        display = _quoted(shown) + " " if shown else ""
+        from_ = f"{display}<sip:{carrier_user}@{host}>;tag={local_tag}"
+        if who is not None and _SAFE_USER.fullmatch(who):
+            asserted = (("P-Asserted-Identity", f"{display}<sip:{who}@{host}>"),)
+    elif from_user is None and from_display:  # the caller's address, shown as we name it
         from_ = f"{_quoted(from_display)} <{caller.from_.uri}>;tag={local_tag}"
     elif from_user is None:
         from_ = str(caller.from_.with_tag(local_tag))
     else:
         if not _SAFE_USER.fullmatch(from_user):
             raise ValueError(f"unusable From user {from_user!r}")
-        host = uri.host if isinstance(uri, SipUri) else "invalid"
         identity = f"<sip:{from_user}@{host}>"
         display = _quoted(from_display) + " " if from_display else ""
         from_ = f"{display}{identity};tag={local_tag}"
@@ -85,7 +102,6 @@ def invite_request(
     if diversion is not None:
         if not _SAFE_USER.fullmatch(diversion):
             raise ValueError(f"unusable diverting number {diversion!r}")
-        host = uri.host if isinstance(uri, SipUri) else "invalid"
         # RFC 5806: who forwarded the call, and why (a forwarding scheme: unconditional).
         asserted += (("Diversion", f"<sip:{diversion}@{host}>;reason=unconditional;counter=1"),)
     headers = (
@@ -105,3 +121,7 @@ def invite_request(
         ("Content-Type", SDP),
     )
     return SipRequest("INVITE", uri, headers, sdp)
+
+
+def _user_of(uri: object) -> str | None:
+    return uri.user if isinstance(uri, SipUri) else None

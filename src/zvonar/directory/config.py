@@ -153,6 +153,7 @@ def _trunk_spec(t: Trunk) -> dict[str, Any]:
         "allowed_sources": list(t.allowed_sources),
         "caller_id": t.caller_id,
         "srtp": t.srtp,
+        "from_user": t.from_user,
         "active": t.active,
     }
 
@@ -267,6 +268,7 @@ def _normalize(section: DirectorySection, w: DirectoryWriter) -> _Want:
                     "allowed_sources": rules.networks(t.allowed_sources),
                     "caller_id": w.caller_id(t.caller_id),
                     "srtp": t.srtp,
+                    "from_user": t.from_user,
                     "active": t.active,
                 }
             if t.password is not None:

@@ -18,6 +18,7 @@ from zvonar.directory.schemas import (
     MAX_MOBILES,
     MAX_SOURCES,
     Extension,
+    FromUser,
     HostText,
     NetText,
     Secret,
@@ -44,6 +45,7 @@ class TrunkSpec(_Spec):
     allowed_sources: list[NetText] = Field(default_factory=list, max_length=MAX_SOURCES)
     caller_id: PhoneText | None = None
     srtp: bool = False  # offer SRTP only (RFC 4568 SDES); transport tls
+    from_user: FromUser | None = None  # the From user the carrier requires
     active: bool = True
 
 

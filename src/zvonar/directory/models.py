@@ -133,6 +133,10 @@ class Trunk(IdMixin, TimestampMixin, Base):
     # Calls through the trunk are offered SRTP only (RTP/SAVP with SDES keys, RFC 4568): for
     # carriers that require it. Only over TLS, which keeps the keys in the SDP private.
     srtp: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The From user the carrier requires on our INVITEs (often its account login, as
+    # Asterisk's fromuser); the caller ID then travels in P-Asserted-Identity. None: From
+    # carries the caller ID itself.
+    from_user: Mapped[str | None] = mapped_column(String(64), default=None)
     active: Mapped[bool] = mapped_column(default=True)
 
     @property

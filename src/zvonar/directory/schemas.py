@@ -46,6 +46,12 @@ SRTP_DESCRIPTION = (
     "Offer SRTP only (RTP/SAVP with SDES keys, RFC 4568) on calls through this trunk, for "
     "carriers that require it; needs transport tls, which keeps the keys private."
 )
+FROM_USER_DESCRIPTION = (
+    "The From user the carrier requires on our calls (often its account login; Asterisk's "
+    "fromuser). The caller ID then goes in P-Asserted-Identity. Null: From carries the caller ID."
+)
+# What a SIP From user we write may be (calls/signalling.py checks the same).
+FromUser = Annotated[str, Field(pattern=r"^\+?[0-9A-Za-z._-]{1,64}$")]
 SOURCES_DESCRIPTION = (
     "IPs/CIDRs the carrier sends this trunk's calls from (its asserted caller is trusted, for "
     "this account's numbers only). Required for auth_mode=ip; for a registration trunk, the "
@@ -234,6 +240,7 @@ class TrunkIn(StrictInput):
     )
     caller_id: PhoneText | None = Field(default=None, description="Default outbound caller ID.")
     srtp: bool = Field(default=False, description=SRTP_DESCRIPTION)
+    from_user: FromUser | None = Field(default=None, description=FROM_USER_DESCRIPTION)
     active: bool = True
 
 
@@ -255,6 +262,7 @@ class TrunkPatch(PatchInput):
     )
     caller_id: PhoneText | None = None
     srtp: bool | None = Field(default=None, description=SRTP_DESCRIPTION)
+    from_user: FromUser | None = Field(default=None, description=FROM_USER_DESCRIPTION)
     active: bool | None = None
 
 
@@ -271,6 +279,7 @@ class TrunkOut(Output):
     allowed_sources: list[str]
     caller_id: str | None
     srtp: bool
+    from_user: str | None
     active: bool
     created_at: datetime
     updated_at: datetime

@@ -522,6 +522,7 @@ class DirectoryWriter:
             allowed_sources=rules.networks(data.allowed_sources),
             caller_id=self.caller_id(data.caller_id),
             srtp=data.srtp,
+            from_user=data.from_user,
             active=data.active,
         )
         self._check_auth(trunk, password_required=require_password)
@@ -537,7 +538,7 @@ class DirectoryWriter:
         for plain in ("name", "transport", "auth_mode", "srtp", "active"):
             if plain in sent:
                 new[plain] = _given(getattr(patch, plain), plain)
-        for nullable in ("port", "username", "password"):  # port None: located by SRV
+        for nullable in ("port", "username", "password", "from_user"):  # port None: by SRV
             if nullable in sent:
                 new[nullable] = getattr(patch, nullable)
         if "host" in sent:

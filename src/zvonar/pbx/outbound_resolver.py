@@ -206,6 +206,7 @@ class OutboundCalls:
                 from_user=shown,
                 auth=trunk_credentials(trunk, self.db.sealer),
                 secure_media=trunk.srtp,
+                carrier_user=trunk.from_user,
             )
             waves.append(Wave((ring,), OUTBOUND_RING_SECONDS, silence=SERVER_SILENCE))
             log.info("call %s: %s via %s as %s", call.call_id, callee, trunk.name, shown)

@@ -144,4 +144,5 @@ def via_trunk(
         auth=trunk.auth,
         diversion=diverted_by,
         secure_media=trunk.srtp,
+        carrier_user=trunk.from_user,
     )

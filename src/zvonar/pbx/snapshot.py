@@ -118,6 +118,7 @@ class TrunkInfo:
     auth: ClientCredentials | None = field(default=None, repr=False)  # for INVITE challenges
     caller_id: str | None = None  # the number its calls show by default
     srtp: bool = False  # its calls are offered SRTP only (Trunk.srtp)
+    from_user: str | None = None  # the From user its carrier requires (Trunk.from_user)
 
 
 def trunk_credentials(trunk: Trunk, sealer: Sealer | None) -> ClientCredentials | None:
@@ -428,6 +429,7 @@ class RoutingSnapshot:
                     trunk_credentials(t, self._db.sealer),
                     t.caller_id,
                     t.srtp,
+                    t.from_user,
                 )
                 for t in trunks
             ),
