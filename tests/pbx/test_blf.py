@@ -137,8 +137,13 @@ def _notifies(messages: list[SipRequest | SipResponse]) -> list[SipRequest]:
 @pytest.mark.parametrize(
     ("kwargs", "extra", "status", "header"),
     [
-        ({}, ("Event: presence",), 489, ("Allow-Events", "dialog")),
-        ({}, ("Event: message-summary",), 489, ("Allow-Events", "dialog")),
+        ({}, ("Event: message-summary",), 489, ("Allow-Events", "dialog, presence")),
+        (
+            {},
+            ("Event: presence", "Accept: application/dialog-info+xml"),
+            406,
+            ("Accept", "application/pidf+xml"),
+        ),
         ({"realm": "elsewhere.example"}, (), 403, None),  # not one of our phones
         ({"to": "555"}, (), 404, None),  # no such extension
         ({"to": "103"}, (), 404, None),  # beta's extension: not alpha's to watch
@@ -146,7 +151,16 @@ def _notifies(messages: list[SipRequest | SipResponse]) -> list[SipRequest]:
         ({}, ("Expires: 30",), 423, ("Min-Expires", "60")),
         ({}, ("Expires: soon",), 400, None),
     ],
-    ids=["presence", "mwi", "stranger", "no-extension", "other-tenant", "accept", "brief", "bad"],
+    ids=[
+        "mwi",
+        "presence-accept",
+        "stranger",
+        "no-extension",
+        "other-tenant",
+        "accept",
+        "brief",
+        "bad",
+    ],
 )
 async def test_what_is_refused(
     rig: Rig,
@@ -251,3 +265,32 @@ async def test_subscriptions_per_account_are_bounded(rig: Rig) -> None:
 async def _turn() -> None:
     """One loop turn: the BLF gathers a turn's changes before it notifies."""
     await asyncio.sleep(0)
+
+
+async def test_presence_follows_registration_and_calls(rig: Rig) -> None:
+    """``Event: presence`` (a softphone's buddy list): PIDF, closed while no phone of 101 is
+    registered, open once one is, ``on-the-phone`` while they talk."""
+    rig.subscribe("Event: presence", "Accept: application/pidf+xml")
+    ok, first = rig.take()
+    assert isinstance(ok, SipResponse) and ok.status == 200
+    assert isinstance(first, SipRequest) and first.header("Event") == "presence"
+    assert first.content_type == "application/pidf+xml"
+    assert b"<basic>closed</basic>" in first.body and b"on-the-phone" not in first.body
+    rig.answer(first)
+    # 101's phone registers: this rig's UA has no registrar, so its lookup stands in.
+    aor = f"sip:101@{rig.alpha.realm}"
+    bound = [object()]
+    rig.runner.ua.lookup = lambda key, at: bound if str(key) == aor else []  # type: ignore[method-assign,assignment,return-value]
+    rig.blf.devices_changed(rig.alpha.account_id)
+    await _turn()
+    (online,) = _notifies(rig.take())
+    assert b"<basic>open</basic>" in online.body and b"on-the-phone" not in online.body
+    rig.answer(online)
+    answered = CallAnswered(
+        account_id=rig.alpha.account_id, call_id="c9", leg_id="c9.b1", at=NOW, by=rig.anna
+    )
+    rig.talking.apply(answered)
+    rig.blf.apply(answered)
+    await _turn()
+    (busy,) = _notifies(rig.take())
+    assert b"<basic>open</basic>" in busy.body and b"<rpid:on-the-phone/>" in busy.body

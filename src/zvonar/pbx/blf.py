@@ -1,23 +1,26 @@
-"""Busy lamp fields: phones watch colleagues' extensions (RFC 6665 SUBSCRIBE/NOTIFY with the
-dialog event package, RFC 4235).
+"""Busy lamp fields and presence: phones watch colleagues' extensions (RFC 6665
+SUBSCRIBE/NOTIFY with the dialog event package, RFC 4235, or the presence one, RFC 3856).
 
 A BLF key of a desk phone or softphone subscribes to ``sip:<extension>@<our domain>`` with
 ``Event: dialog``. We answer 200 (which creates the subscription's dialog), NOTIFY the
 extension's state at once and again whenever it changes: idle (no dialog), ringing (an early
 dialog, direction recipient: the key blinks, and ``*8<ext>`` picks the call up,
-pbx/features.py) and on a call (confirmed). Each NOTIFY is the full state.
+pbx/features.py) and on a call (confirmed). Each NOTIFY is the full state. A softphone's
+buddy list subscribes with ``Event: presence`` instead: a PIDF document (sip/pidf.py), open
+while a phone of the colleague is registered, ``on-the-phone`` while they talk.
 
 Rules, in the order they are checked:
 
-- an event package other than ``dialog`` gets 489 Bad Event with ``Allow-Events``
-  (RFC 6665 §8.2.2): message waiting and presence are not offered;
+- an event package other than ``dialog`` and ``presence`` gets 489 Bad Event with
+  ``Allow-Events`` (RFC 6665 §8.2.2): message waiting is not offered;
 - only our phones subscribe: From in an account realm, digest (407 via the UA's challenger)
   with the From user as username, else 403 — as the INVITE gate (invite_auth.py);
 - the target is an extension of the subscriber's own account, else 404: nobody watches
   another tenant;
-- ``Accept``, when given, must take ``application/dialog-info+xml`` (406);
-- ``Expires``: default and most 3600 s (RFC 4235 §3.2); below 60 s (but not 0) is 423 with
-  ``Min-Expires``; 0 is a fetch: 200, then one NOTIFY that ends it (RFC 6665 §4.2.1.4);
+- ``Accept``, when given, must take the package's body type (406);
+- ``Expires``: default and most 3600 s (RFC 4235 §3.2, RFC 3856 §6.4); below 60 s (but not
+  0) is 423 with ``Min-Expires``; 0 is a fetch: 200, then one NOTIFY that ends it
+  (RFC 6665 §4.2.1.4);
 - at most ``max_per_account`` subscriptions per account (503 ``Retry-After`` beyond).
 
 In the dialog: a SUBSCRIBE refreshes (``Expires: 0`` ends it). One NOTIFY is in flight per
@@ -26,8 +29,10 @@ latest state. A NOTIFY that fails (any final non-2xx, or no answer) ends the sub
 (RFC 6665 §4.2.2); so does its expiry, with a last NOTIFY ``terminated;reason=timeout``.
 
 State comes from the neutral call events: ``CallRinging`` of a fork to an employee until
-it is answered or ends, and the Talking index (calls/talking.py) for who is on a call.
-Changes are gathered and sent once per loop turn. Nothing is kept while no one watches.
+it is answered or ends, the Talking index (calls/talking.py) for who is on a call, and the
+registrar for presence (``devices_changed``: a binding saved or removed; one that expires
+unrenewed is seen at the next change). Changes are gathered and sent once per loop turn.
+Nothing is kept while no one watches.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ from zvonar.sip.dialog_info import (
 )
 from zvonar.sip.io.runner import SipApplication, SipRunner
 from zvonar.sip.message import SipRequest, make_response
+from zvonar.sip.pidf import PIDF, pidf
 from zvonar.sip.transaction import TransactionKey
 from zvonar.sip.ua import Flow, IncomingRequest, RequestFailed, ResponseIn, UaEvent
 from zvonar.sip.uri import SipUri
@@ -74,9 +80,21 @@ Headers = tuple[tuple[str, str], ...]
 _NUMBER = re.compile(r"\+?[0-9]{1,20}")
 
 EVENT = "dialog"
+PRESENCE = "presence"
+BODY_TYPES = {EVENT: DIALOG_INFO, PRESENCE: PIDF}  # the packages we notify, and their bodies
+ALLOW_EVENTS = ", ".join(BODY_TYPES)
 DEFAULT_EXPIRES = 3600
 MAX_EXPIRES = 3600
 MIN_EXPIRES = 60
+
+
+@dataclass(frozen=True, slots=True)
+class _Presence:
+    reachable: bool  # a phone of theirs is registered
+    busy: bool  # on a call
+
+
+_State = tuple[ExtensionDialog, ...] | _Presence
 
 
 @dataclass(eq=False)
@@ -88,11 +106,12 @@ class _Sub:
     entity: str  # the watched extension's address, as the subscriber named it
     host: str  # its domain
     expires_at: float
+    package: str = EVENT
     version: int = 0
     in_flight: TransactionKey | None = None
     dirty: bool = False  # changed while a NOTIFY was in flight
     over: bool = False  # the terminating NOTIFY went out
-    sent: tuple[ExtensionDialog, ...] | None = None
+    sent: _State | None = None  # the state last notified
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
@@ -190,8 +209,9 @@ class Blf:
 
     def _subscribe(self, inc: IncomingRequest, now: float) -> None:
         req = inc.request
-        if _event_package(req) != EVENT:
-            self._reply(inc, 489, now, (("Allow-Events", EVENT),))
+        package = _event_package(req)
+        if package not in BODY_TYPES:
+            self._reply(inc, 489, now, (("Allow-Events", ALLOW_EVENTS),))
             return
         from_uri = req.from_.uri
         if not isinstance(from_uri, SipUri) or not self.credentials.serves(from_uri.host):
@@ -210,8 +230,8 @@ class Blf:
         if watched is None or not isinstance(uri, SipUri):
             self._reply(inc, 404, now)
             return
-        if not _accepts(req):
-            self._reply(inc, 406, now, (("Accept", DIALOG_INFO),))
+        if not _accepts(req, BODY_TYPES[package]):
+            self._reply(inc, 406, now, (("Accept", BODY_TYPES[package]),))
             return
         expires = _expires(req)
         if expires is None:
@@ -235,7 +255,7 @@ class Blf:
         if dialog is None:  # the transaction no longer took the 200
             return
         entity = f"sip:{watched.extension}@{uri.host}"
-        sub = _Sub(dialog, inc.flow, watcher, watched, entity, uri.host, now + expires)
+        sub = _Sub(dialog, inc.flow, watcher, watched, entity, uri.host, now + expires, package)
         self._subs[dialog.id] = sub
         if expires == 0:  # a fetch: the state once, and over (RFC 6665 §4.2.1.4)
             self._notify(sub, now, ending="timeout")
@@ -253,8 +273,8 @@ class Blf:
             self._reply(inc, 481, now)
             return
         req = inc.request
-        if _event_package(req) != EVENT:
-            self._reply(inc, 489, now, (("Allow-Events", EVENT),))
+        if _event_package(req) != sub.package:  # RFC 6665 §4.2.1: one package per dialog
+            self._reply(inc, 489, now, (("Allow-Events", ALLOW_EVENTS),))
             return
         expires = _expires(req)
         if expires is None:
@@ -302,7 +322,7 @@ class Blf:
         with that reason."""
         if sub.over:
             return
-        state = self._state(sub.watched, sub.host)
+        state = self._state(sub, now)
         if ending is None:
             if sub.in_flight is not None:
                 sub.dirty = True
@@ -314,7 +334,7 @@ class Blf:
         else:
             sub.over = True
             subscription_state = f"terminated;reason={ending}"
-        body = dialog_info(sub.entity, sub.version, state)
+        body = self._body(sub, state)
         sub.version += 1
         sub.sent = state
         try:
@@ -322,9 +342,9 @@ class Blf:
                 sub.dialog,
                 "NOTIFY",
                 sub.flow,
-                headers=(("Event", EVENT), ("Subscription-State", subscription_state)),
+                headers=(("Event", sub.package), ("Subscription-State", subscription_state)),
                 body=body,
-                content_type=DIALOG_INFO,
+                content_type=BODY_TYPES[sub.package],
             )
             key = self.ua.send_request(request, sub.flow, now)
         except Exception:
@@ -335,7 +355,21 @@ class Blf:
         sub.in_flight = key
         self._by_key[key] = sub
 
-    def _state(self, who: SipIdentity, host: str) -> tuple[ExtensionDialog, ...]:
+    def _state(self, sub: _Sub, now: float) -> _State:
+        """What ``sub`` is told: the watched extension's dialogs, or its presence."""
+        who = sub.watched
+        if sub.package == PRESENCE:
+            reachable = bool(self.ua.lookup(who.aor, now)) if who.aor else False
+            busy = self.talking.busy(who.account_id, who.employee_id, who.extension)
+            return _Presence(reachable, busy)
+        return self._dialogs(who, sub.host)
+
+    def _body(self, sub: _Sub, state: _State) -> bytes:
+        if isinstance(state, _Presence):
+            return pidf(sub.entity, reachable=state.reachable, on_the_phone=state.busy)
+        return dialog_info(sub.entity, sub.version, state)
+
+    def _dialogs(self, who: SipIdentity, host: str) -> tuple[ExtensionDialog, ...]:
         """``who``'s dialogs; ``host``: the domain the subscriber named (for extensions)."""
         dialogs: list[ExtensionDialog] = []
         if self.talking.busy(who.account_id, who.employee_id, who.extension):
@@ -428,6 +462,13 @@ class Blf:
             for employee in self._calls.pop(event.call_id, ()):
                 self._touch(employee)
 
+    def devices_changed(self, account_id: uuid.UUID) -> None:
+        """A phone of the account registered or went away (pbx/location_sql.py): presence
+        watchers of its employees may see them come or go."""
+        for employee, subs in self._watching.items():
+            if any(s.package == PRESENCE and s.watched.account_id == account_id for s in subs):
+                self._touch(employee)
+
     def _involve(self, call_id: str, employee: uuid.UUID) -> None:
         if employee in self._watching:
             self._calls.setdefault(call_id, set()).add(employee)
@@ -489,12 +530,12 @@ def _event_package(request: SipRequest) -> str:
     return value.split(";", 1)[0].strip() if value else ""
 
 
-def _accepts(request: SipRequest) -> bool:
+def _accepts(request: SipRequest, body_type: str) -> bool:
     accept = request.header_values("Accept")
     if not accept:
-        return True  # RFC 4235 §3.3: the default body type
+        return True  # RFC 4235 §3.3, RFC 3856 §6.6: the package's default body type
     kinds = {part.split(";", 1)[0].strip().lower() for v in accept for part in v.split(",")}
-    return bool(kinds & {DIALOG_INFO, "application/*", "*/*"})
+    return bool(kinds & {body_type, "application/*", "*/*"})
 
 
 def _expires(request: SipRequest) -> int | None:

@@ -55,6 +55,7 @@ class SipIdentity:
     employee_id: uuid.UUID
     extension: str
     name: str
+    aor: str = ""  # their address of record, sip:<username>@<realm> (registrar lookups)
 
 
 def _credentials(emp: Employee, realm: str) -> Credentials | None:
@@ -140,7 +141,9 @@ class DirectoryCredentialStore:
             return
         key = (emp.sip_username, realm)
         self._creds[key] = creds
-        who = self._who[key] = SipIdentity(emp.account_id, emp.id, emp.extension, emp.name)
+        aor = f"sip:{emp.sip_username}@{realm}"
+        who = SipIdentity(emp.account_id, emp.id, emp.extension, emp.name, aor)
+        self._who[key] = who
         self._key_of[emp.id] = key
         self._by_extension[(emp.account_id, emp.extension)] = who
 

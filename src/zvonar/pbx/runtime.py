@@ -199,7 +199,6 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
 
     acd = queue_runtime(container.db, container.bus, container.acd)
     detach.append(attach_queues(acd, container.bus))
-    location.on_change = acd.devices_changed
     # Routing data lives in memory, refreshed by the bus: no database read on the call path.
     snapshot = RoutingSnapshot(container.db, flush=container.journal.flush)
     detach.append(snapshot.attach(container.bus))
@@ -243,7 +242,13 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
     )
     blf = Blf(runner, credentials, talking)
     runner.app = blf.front(b2bua)  # SUBSCRIBEs and their NOTIFYs' answers; the rest: calls
-    detach.append(blf.attach(container.bus))  # after the Talking index: it reads it
+    detach.append(blf.attach(container.bus))
+
+    def devices_changed(account_id: uuid.UUID) -> None:
+        acd.devices_changed(account_id)
+        blf.devices_changed(account_id)
+
+    location.on_change = devices_changed  # queues and presence follow the phones
     registrations: TrunkRegistrations | None = None
     try:
         tcp: Flow | None
