@@ -186,6 +186,33 @@ def test_a_carrier_that_requires_its_login_in_from() -> None:
         invite_request(**{**common, "carrier_user": "a>;b"})  # type: ignore[arg-type]
 
 
+def test_a_withheld_number() -> None:
+    """*67 / #31#: From anonymous (RFC 3323 §4.1.1.3), Privacy: id, the caller ID still in
+    P-Asserted-Identity for the carrier; with a carrier's login in From, the login stays."""
+    caller = SipRequest(
+        "INVITE", parse_uri("sip:+73831234567@pbx"), (("From", "<sip:101@alpha.zvonar>;tag=x"),)
+    )
+    common = dict(
+        target="sip:+73831234567@sip.carrier.example",
+        caller=caller,
+        local_tag="t1",
+        call_id="k@zvonar",
+        via="SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx",
+        contact="sip:127.0.0.1:5060",
+        user_agent="Zvonar",
+        sdp=b"v=0\r\n",
+        from_user="+73832000000",
+        withhold=True,
+    )
+    out = invite_request(**common)  # type: ignore[arg-type]
+    assert str(out.from_.uri) == "sip:anonymous@anonymous.invalid" and out.from_.tag == "t1"
+    assert out.header("Privacy") == "id"
+    assert out.header("P-Asserted-Identity") == "<sip:+73832000000@sip.carrier.example>"
+    login = invite_request(**common, carrier_user="7001234")  # type: ignore[arg-type]
+    assert str(login.from_.uri) == "sip:7001234@sip.carrier.example"
+    assert login.header("Privacy") == "id"
+
+
 async def test_gate_challenges_and_passes_auth_to_the_resolver(
     pbx: Pbx, phones: tuple[Phone, Phone]
 ) -> None:

@@ -124,11 +124,17 @@ CALLER_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
-def trunk_xml(login: str | None = None) -> str:
+def trunk_xml(login: str | None = None, *, private: bool = False) -> str:
     """The carrier: answers only if From and P-Asserted-Identity show the Novosibirsk number
     (check_it fails the SIPp call otherwise); with a ``login`` (Trunk.from_user), From must
-    name it instead, and P-Asserted-Identity the number."""
-    from_user = login or "\\+73832000000"
+    name it instead, and P-Asserted-Identity the number; ``private`` (*67): From anonymous,
+    ``Privacy: id``, the number in P-Asserted-Identity still."""
+    from_user = login or ("anonymous" if private else "\\+73832000000")
+    privacy = (
+        '<ereg regexp="^ *id" search_in="hdr" header="Privacy:" check_it="true" assign_to="v"/>'
+        if private
+        else ""
+    )
     check = (
         '<recv request="INVITE"><action>'
         f'<ereg regexp="sip:{from_user}@" search_in="hdr" header="From:" check_it="true" '
@@ -136,9 +142,9 @@ def trunk_xml(login: str | None = None) -> str:
         '<ereg regexp="sip:\\+73832000000@" search_in="hdr" header="P-Asserted-Identity:" '
         'check_it="true" assign_to="p"/>'
         '<ereg regexp="^INVITE sip:\\+73831234567@" search_in="msg" check_it="true" '
-        'assign_to="r"/>'
+        f'assign_to="r"/>{privacy}'
         "</action></recv>"
-        '<Reference variables="f,p,r"/>'
+        f'<Reference variables="f,p,r{",v" if private else ""}"/>'
     )
     xml = sippkit.uas_answer()
     return xml.replace('<recv request="INVITE"/>', check, 1)
@@ -185,8 +191,19 @@ async def test_a_carrier_that_wants_its_login_in_from(app: Container, tmp_path: 
     await _dial_out(app, tmp_path, shared_by=None, login="7001234")
 
 
+async def test_a_withheld_number(app: Container, tmp_path: Path) -> None:
+    """101 dials *67 before the number: the carrier gets From anonymous and ``Privacy: id``
+    (RFC 3323), and the chosen caller ID in P-Asserted-Identity to bill and to keep."""
+    await _dial_out(app, tmp_path, shared_by=None, dial="*6783831234567")
+
+
 async def _dial_out(
-    app: Container, tmp_path: Path, *, shared_by: str | None, login: str | None = None
+    app: Container,
+    tmp_path: Path,
+    *,
+    shared_by: str | None,
+    login: str | None = None,
+    dial: str = "83831234567",
 ) -> None:
     """101 dials 8 383 123-45-67 through the carrier's trunk (``login``: its from_user)."""
     alpha = await seed_account(app, "alpha")
@@ -216,12 +233,13 @@ async def _dial_out(
     remote = f"127.0.0.1:{pbx_port}"
     try:
         sdp = sippkit._SDP  # the SIPp SDP template shared by the e2e scenarios
-        (tmp_path / "caller.xml").write_text(CALLER_XML.replace("SDP_HERE", sdp))
-        (tmp_path / "trunk.xml").write_text(trunk_xml(login))
+        caller_xml = CALLER_XML.replace("SDP_HERE", sdp).replace("83831234567", dial)
+        (tmp_path / "caller.xml").write_text(caller_xml)
+        (tmp_path / "trunk.xml").write_text(trunk_xml(login, private=dial.startswith("*67")))
         uas_cmd = _cmd(tmp_path, "", "trunk", trunk_port)
         uas = await start_sipp(uas_cmd, workdir=tmp_path)
         await wait_bound(trunk_port)
-        auth = ("-au", "101", "-ap", PASSWORD, "-auth_uri", f"83831234567@{remote}")
+        auth = ("-au", "101", "-ap", PASSWORD, "-auth_uri", f"{dial}@{remote}")
         caller = await run_sipp(
             _cmd(tmp_path, remote, "caller", free_port(), *auth), workdir=tmp_path, name="caller"
         )

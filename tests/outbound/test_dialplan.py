@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zvonar.outbound.dialplan import DialKind, DialTarget, normalize_dialed
+from zvonar.outbound.dialplan import DialKind, DialTarget, normalize_dialed, withheld
 from zvonar.outbound.errors import InvalidDialString
 
 
@@ -56,3 +56,18 @@ def test_garbage_is_refused(dialed: str) -> None:
     with pytest.raises(InvalidDialString) as info:
         normalize_dialed(dialed, "RU")
     assert info.value.code == "invalid_dial_string"
+
+
+@pytest.mark.parametrize(
+    ("dialed", "rest", "private"),
+    [
+        ("*6784951234567", "84951234567", True),
+        ("#31#84951234567", "84951234567", True),
+        ("%2331%2384951234567", "84951234567", True),  # the phone escaped its #
+        ("84951234567", "84951234567", False),
+        ("*67", "*67", False),  # a prefix alone dials nothing
+        ("*8102", "*8102", False),  # pickup stays pickup
+    ],
+)
+def test_a_withheld_call_is_told_by_its_prefix(dialed: str, rest: str, private: bool) -> None:
+    assert withheld(dialed) == (rest, private)

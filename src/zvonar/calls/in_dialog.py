@@ -168,6 +168,7 @@ def invite(
         from_display=from_display,
         allow=ua.allow_header,
         carrier_user=leg.target.carrier_user,
+        withhold=leg.target.withhold,
     )
     host.track_dialog(leg.sip_call_id, leg.local_tag, actor)
     leg.invite_key = ua.send_request(leg.request, leg.flow, host.now())

@@ -197,6 +197,10 @@ class RingTarget:
     # often its account login): From names it, and whoever calls (``from_user``, else the
     # caller's From) goes in P-Asserted-Identity only. None: From names the caller.
     carrier_user: str | None = None
+    # The caller withheld their number for this call (*67, #31#): From is anonymous and
+    # ``Privacy: id`` asks the carrier to keep P-Asserted-Identity from the callee
+    # (RFC 3323 §4.2, RFC 3325 §9.3); the carrier still learns who calls.
+    withhold: bool = False
     # What we answer a 401/407 to this INVITE with (RFC 3261 §22.2): the carrier's account
     # on the trunk the target is reached through. None: a challenge ends the fork.
     auth: ClientCredentials | None = field(default=None, repr=False)

@@ -11,6 +11,8 @@ from zvonar.sip.uri import SipUri, parse_uri
 __all__ = ["invite_request", "response_to", "uri_user"]
 
 _SAFE_USER = re.compile(r"\+?[0-9A-Za-z._-]{1,64}")
+# RFC 3323 §4.1.1.3: the anonymous From of a caller who withholds their identity.
+_ANONYMOUS = '"Anonymous" <sip:anonymous@anonymous.invalid>'
 
 
 def _quoted(display: str) -> str:
@@ -62,6 +64,7 @@ def invite_request(
     diversion: str | None = None,
     allow: str | None = None,
     carrier_user: str | None = None,
+    withhold: bool = False,
 ) -> SipRequest:
     """A new INVITE towards ``target`` on behalf of ``caller``'s INVITE: a new dialog (our
     Call-ID and From tag, §8.1.1), the caller's identity kept in From (§8.1.1.3) unless
@@ -70,7 +73,10 @@ def invite_request(
     the caller: their address stays, the display name is ours (the line's label).
     ``diversion``: the account's number that forwards the call (RFC 5806).
     ``carrier_user``: the From user the carrier requires (its account login, Trunk.from_user):
-    From names it, and who calls goes in P-Asserted-Identity only."""
+    From names it, and who calls goes in P-Asserted-Identity only.
+    ``withhold``: the caller withheld their number (RFC 3323): From is anonymous (or the
+    carrier's login), ``Privacy: id``, and P-Asserted-Identity still names them for the
+    carrier (RFC 3325 §9.3)."""
     uri = parse_uri(target)
     host = uri.host if isinstance(uri, SipUri) else "invalid"
     asserted: tuple[tuple[str, str], ...] = ()
@@ -99,6 +105,10 @@ def invite_request(
         display = _quoted(from_display) + " " if from_display else ""
         from_ = f"{display}{identity};tag={local_tag}"
         asserted = (("P-Asserted-Identity", f"{display}{identity}"),)
+    if withhold:
+        if carrier_user is None:
+            from_ = f"{_ANONYMOUS};tag={local_tag}"
+        asserted += (("Privacy", "id"),)
     if diversion is not None:
         if not _SAFE_USER.fullmatch(diversion):
             raise ValueError(f"unusable diverting number {diversion!r}")

@@ -149,6 +149,7 @@ async def start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
             from_display=target.from_display or _display_for(call, target),
             diversion=target.diversion,
             carrier_user=target.carrier_user,
+            withhold=target.withhold,
             allow=ua.allow_header,
         )
         host.track_dialog(fork.sip_call_id, fork.local_tag, call)

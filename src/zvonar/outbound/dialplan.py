@@ -52,6 +52,19 @@ class DialTarget:
     country: str | None = None
 
 
+# Dialled before a number, they withhold the caller's own for that call (CLIR): ``*67`` as on
+# most PBXes, ``#31#`` as on every GSM phone (a phone may send its ``#`` escaped, RFC 3261 §19.1.2).
+WITHHOLD_PREFIXES = ("*67", "#31#", "%2331%23")
+
+
+def withheld(dialed: str) -> tuple[str, bool]:
+    """``dialed`` without a withhold prefix, and whether it had one."""
+    for prefix in WITHHOLD_PREFIXES:
+        if dialed.startswith(prefix) and len(dialed) > len(prefix):
+            return dialed[len(prefix) :], True
+    return dialed, False
+
+
 def emergency_codes(country: str) -> frozenset[str]:
     return EMERGENCY.get(country.upper(), _DEFAULT_EMERGENCY)
 

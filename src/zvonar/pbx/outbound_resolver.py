@@ -3,7 +3,8 @@
 The PBX resolver hands every call whose ``InboundCall.auth`` names an account here
 (``PbxResolver(..., extension_calls=OutboundCalls(...))``)::
 
-    dialed → normalize_dialed(account country, the account's extensions)
+    dialed → withheld (a *67 / #31# prefix: the caller ID is not shown, RFC 3323)
+           → normalize_dialed(account country, the account's extensions)
       internal  → the existing internal path (the extension's registered phones)
       emergency → straight to a trunk: never refused, never counted
       external  → TollFraudGuard.admit (Deny → 403 with the reason in the phrase)
@@ -47,7 +48,7 @@ from zvonar.directory.models import Employee, Number, Trunk
 from zvonar.directory.phone import normalize
 from zvonar.journal.models import CallRecord
 from zvonar.outbound.callerid import OwnNumber, select_caller_id
-from zvonar.outbound.dialplan import DialKind, DialTarget, normalize_dialed
+from zvonar.outbound.dialplan import DialKind, DialTarget, normalize_dialed, withheld
 from zvonar.outbound.errors import InvalidDialString, NoTrunk
 from zvonar.outbound.tollfraud import Deny, TollFraudGuard
 from zvonar.outbound.trunks import TrunkOption, rank_trunks
@@ -130,8 +131,9 @@ class OutboundCalls:
         placed_by = next((eid for _ext, name, eid in staff if name == user), None)
         if account is None:
             return Reject(403, "Forbidden")
+        dialed, private = withheld(call.dialed)  # *67 / #31#: the number is not shown
         try:
-            target = normalize_dialed(call.dialed, account.country, extensions=extensions)
+            target = normalize_dialed(dialed, account.country, extensions=extensions)
         except InvalidDialString:
             return Reject(484, "Address Incomplete", account_id=account_id)
         if target.kind is DialKind.internal:
@@ -142,7 +144,7 @@ class OutboundCalls:
                 log.warning("call %s to %s refused: %s", call.call_id, target.value, decision)
                 return Reject(403, f"Forbidden ({decision.reason.value})", account_id=account_id)
         try:
-            return await self._plan(call, account, target, placed_by)
+            return await self._plan(call, account, target, placed_by, private=private)
         except NoTrunk:
             self.guard.release(account_id, call.call_id)
             return Reject(503, "No Trunk Available", account_id=account_id)
@@ -151,7 +153,13 @@ class OutboundCalls:
             raise
 
     async def _plan(
-        self, call: InboundCall, account: Account, target: DialTarget, placed_by: uuid.UUID | None
+        self,
+        call: InboundCall,
+        account: Account,
+        target: DialTarget,
+        placed_by: uuid.UUID | None,
+        *,
+        private: bool = False,
     ) -> Plan:
         async with self.db.read() as s:
             numbers = list(
@@ -207,6 +215,7 @@ class OutboundCalls:
                 auth=trunk_credentials(trunk, self.db.sealer),
                 secure_media=trunk.srtp,
                 carrier_user=trunk.from_user,
+                withhold=private,
             )
             waves.append(Wave((ring,), OUTBOUND_RING_SECONDS, silence=SERVER_SILENCE))
             log.info("call %s: %s via %s as %s", call.call_id, callee, trunk.name, shown)
