@@ -25,6 +25,7 @@ from zvonar.calls.events import (
 from zvonar.calls.talking import Talking
 from zvonar.container import Container
 from zvonar.directory.schemas import EmployeeIn
+from zvonar.pbx import blf as blf_module
 from zvonar.pbx.blf import Blf
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.sip.auth import Authorized
@@ -294,3 +295,26 @@ async def test_presence_follows_registration_and_calls(rig: Rig) -> None:
     await _turn()
     (busy,) = _notifies(rig.take())
     assert b"<basic>open</basic>" in busy.body and b"<rpid:on-the-phone/>" in busy.body
+
+
+async def test_a_crowd_of_watchers_is_notified_a_few_per_loop_turn(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hundreds of phones watching one extension must not hold the loop for the whole round:
+    the NOTIFYs of one change go out ``NOTIFY_PER_TURN`` per loop turn."""
+    monkeypatch.setattr(blf_module, "NOTIFY_PER_TURN", 2)
+    for _ in range(3):
+        rig.subscribe()
+    for notify in _notifies(rig.take()):
+        rig.answer(notify)
+    anna = Target(TargetKind.employee, "Anna", rig.anna)
+    rig.blf.apply(
+        CallRinging(
+            account_id=rig.alpha.account_id, call_id="c5", leg_id="c5.b1", target=anna, at=NOW
+        )
+    )
+    await _turn()
+    assert len(_notifies(rig.take())) == 2 and not rig.blf.settled
+    await _turn()
+    (last,) = _notifies(rig.take())
+    assert b"<state>early</state>" in last.body and rig.blf.settled

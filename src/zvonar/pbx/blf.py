@@ -86,6 +86,7 @@ ALLOW_EVENTS = ", ".join(BODY_TYPES)
 DEFAULT_EXPIRES = 3600
 MAX_EXPIRES = 3600
 MIN_EXPIRES = 60
+NOTIFY_PER_TURN = 32  # NOTIFYs built per loop turn; the rest wait for the next turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,7 @@ class Blf:
         self._calls: dict[str, set[uuid.UUID]] = {}  # call → the watched employees in it
         self._callers: dict[str, str] = {}  # call → its caller (what a ringing key shows)
         self._touched: set[uuid.UUID] = set()  # employees whose state may have changed
+        self._due: dict[_Sub, None] = {}  # subscriptions to NOTIFY, in order (a queue)
         self._flush_handle: asyncio.Handle | None = None
 
     # -- wiring ------------------------------------------------------------------------------
@@ -165,6 +167,11 @@ class Blf:
     @property
     def count(self) -> int:
         return len(self._subs)
+
+    @property
+    def settled(self) -> bool:
+        """No NOTIFY is waiting for its turn (tests, benchmarks)."""
+        return self._flush_handle is None and not self._due and not self._touched
 
     def close(self) -> None:
         """End every subscription (a NOTIFY ``terminated;reason=deactivated`` each: the
@@ -399,6 +406,7 @@ class Blf:
         """The subscription ends; its dialog goes once the last NOTIFY is answered."""
         if self._subs.pop(sub.dialog.id, None) is None:
             return
+        self._due.pop(sub, None)
         if sub.timer is not None:
             sub.timer.cancel()
         watchers = self._watching.get(sub.watched.employee_id)
@@ -497,13 +505,24 @@ class Blf:
             self._flush_handle = self.runner.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
+        """NOTIFY the watchers of the employees touched, at most ``NOTIFY_PER_TURN`` per loop
+        turn: a receptionist watched by hundreds of phones must not hold every call's
+        signalling for the whole round (bench/bench_blf.py). Each gets the state as it is
+        when its turn comes."""
         self._flush_handle = None
-        touched, self._touched = self._touched, set()
+        for employee in self._touched:
+            for sub in self._watching.get(employee, ()):
+                self._due[sub] = None
+        self._touched.clear()
         now = self.runner.loop.time()
-        for employee in touched:
-            for sub in list(self._watching.get(employee, ())):
+        for _ in range(min(NOTIFY_PER_TURN, len(self._due))):
+            sub = next(iter(self._due))
+            del self._due[sub]
+            if self._subs.get(sub.dialog.id) is sub:
                 self._notify(sub, now)
         self.runner.pump()
+        if self._due:
+            self._schedule()
 
 
 class BlfFront:
