@@ -115,14 +115,11 @@ async def test_answered_by_is_the_targets_employee(pbx: Pbx, phones: tuple[Phone
     await pbx.wait_ended()
 
 
-def test_outbound_invite_carries_the_chosen_caller_id() -> None:
-    caller = SipRequest(
-        "INVITE",
-        parse_uri("sip:+73831234567@pbx"),
-        (("From", '"Anna" <sip:101@alpha.zvonar>;tag=x'),),
-    )
-    common = dict(
-        target="sip:+73831234567@127.0.0.1:5090",
+def _invite_args(from_: str, target: str, **extra: object) -> dict[str, object]:
+    """invite_request's arguments for a caller whose INVITE had ``from_``, to ``target``."""
+    caller = SipRequest("INVITE", parse_uri("sip:+73831234567@pbx"), (("From", from_),))
+    return dict(
+        target=target,
         caller=caller,
         local_tag="t1",
         call_id="k@zvonar",
@@ -130,7 +127,12 @@ def test_outbound_invite_carries_the_chosen_caller_id() -> None:
         contact="sip:127.0.0.1:5060",
         user_agent="Zvonar",
         sdp=b"v=0\r\n",
+        **extra,
     )
+
+
+def test_outbound_invite_carries_the_chosen_caller_id() -> None:
+    common = _invite_args('"Anna" <sip:101@alpha.zvonar>;tag=x', "sip:+73831234567@127.0.0.1:5090")
     out = invite_request(**common, from_user="+73832000000")  # type: ignore[arg-type]
     assert out.from_.uri == parse_uri("sip:+73832000000@127.0.0.1")
     assert out.from_.tag == "t1"
@@ -156,20 +158,9 @@ def test_outbound_invite_carries_the_chosen_caller_id() -> None:
 def test_a_carrier_that_requires_its_login_in_from() -> None:
     """Trunk.from_user: From names the carrier's account login; who calls (our caller ID, or
     a forwarded customer) goes in P-Asserted-Identity."""
-    caller = SipRequest(
-        "INVITE",
-        parse_uri("sip:+73831234567@pbx"),
-        (("From", '"Ivan" <sip:+79160000001@carrier.example>;tag=x'),),
-    )
-    common = dict(
-        target="sip:+73831234567@sip.carrier.example",
-        caller=caller,
-        local_tag="t1",
-        call_id="k@zvonar",
-        via="SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx",
-        contact="sip:127.0.0.1:5060",
-        user_agent="Zvonar",
-        sdp=b"v=0\r\n",
+    common = _invite_args(
+        '"Ivan" <sip:+79160000001@carrier.example>;tag=x',
+        "sip:+73831234567@sip.carrier.example",
         carrier_user="7001234",
     )
     out = invite_request(**common, from_user="+73832000000")  # type: ignore[arg-type]
@@ -189,18 +180,9 @@ def test_a_carrier_that_requires_its_login_in_from() -> None:
 def test_a_withheld_number() -> None:
     """*67 / #31#: From anonymous (RFC 3323 §4.1.1.3), Privacy: id, the caller ID still in
     P-Asserted-Identity for the carrier; with a carrier's login in From, the login stays."""
-    caller = SipRequest(
-        "INVITE", parse_uri("sip:+73831234567@pbx"), (("From", "<sip:101@alpha.zvonar>;tag=x"),)
-    )
-    common = dict(
-        target="sip:+73831234567@sip.carrier.example",
-        caller=caller,
-        local_tag="t1",
-        call_id="k@zvonar",
-        via="SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx",
-        contact="sip:127.0.0.1:5060",
-        user_agent="Zvonar",
-        sdp=b"v=0\r\n",
+    common = _invite_args(
+        "<sip:101@alpha.zvonar>;tag=x",
+        "sip:+73831234567@sip.carrier.example",
         from_user="+73832000000",
         withhold=True,
     )

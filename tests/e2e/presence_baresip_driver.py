@@ -20,11 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.appkit import sqlite_container
-from tests.e2e.baresip_kit import start_baresip, stop_baresip, write_config
+from tests.e2e.baresip_kit import ring_account, start_baresip, stop_baresip, write_config
 from tests.e2e.schemes_kit import Device, Phone, Rig
-from zvonar.accounts.access import Principal
-from zvonar.accounts.models import Role
-from zvonar.directory.schemas import EmployeeIn, NumberIn
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import start_pbx
 
@@ -68,20 +65,14 @@ async def subscribed(rt: Any, seconds: float = 10.0) -> bool:
 async def main(workdir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"ok": False}
     container = await sqlite_container(workdir)
-    account = await container.accounts.create_account("Pres", SLUG)
-    p = Principal(account_id=account.id, role=Role.admin)
-    ids = {}
-    for ext in ("501", "601"):
-        made = await container.directory.create_employee(
-            p, EmployeeIn(name=f"Emp {ext}", extension=ext, sip_password=PASSWORD)
-        )
-        ids[ext] = made.view.employee.id
-    steps = [{"type": "ring", "targets": [{"employee": "601"}], "timeout": 10}]
-    scheme = await container.routing.create_scheme(
-        p, "Pres", {"branches": {"working": steps, "off": steps}, "final": {"type": "hangup"}}
+    _admin, ids = await ring_account(
+        container,
+        SLUG,
+        extensions=("501", "601"),
+        password=PASSWORD,
+        number=NUMBER,
+        steps=[{"type": "ring", "targets": [{"employee": "601"}], "timeout": 10}],
     )
-    number = await container.directory.add_number(p, NumberIn(number=NUMBER, label="Pres"))
-    await container.routing.assign(p, number.id, scheme.id)
     config = PbxConfig(sip_port=PBX_PORT, media_timeout=0, digest_algorithms=("MD5",))
     rt = await start_pbx(container, config)
     conf = workdir / "baresip"

@@ -40,19 +40,6 @@ pytestmark = [
 WATCHER_PASSWORD = "watcher-pass-102"
 CUSTOMER = "+79160000001"
 
-_OK_TO_NOTIFY = """  <send><![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-  ]]></send>
-"""
-
 
 def _notify(*checks: tuple[str, str, str]) -> str:
     """Wait for a NOTIFY whose ``checks`` (name, regexp, where: ``body`` or a header name)
@@ -65,7 +52,7 @@ def _notify(*checks: tuple[str, str, str]) -> str:
     names = ",".join(name for name, _, _ in checks)
     return (
         f'  <recv request="NOTIFY" timeout="20000"><action>{"".join(actions)}</action></recv>\n'
-        f'  <Reference variables="{names}"/>\n' + _OK_TO_NOTIFY
+        f'  <Reference variables="{names}"/>\n  {sippkit.OK_IN_DIALOG}\n'
     )
 
 

@@ -10,11 +10,17 @@ from zvonar.pbx.invite_auth import TrunkSources
 from .conftest import seed_account
 
 
-async def test_a_trunk_change_is_seen_by_the_next_invite(container: Container) -> None:
-    alpha = await seed_account(container)
+async def _sources(container: Container) -> TrunkSources:
+    """The gate's trunk sources, loaded and following the directory's changes."""
     sources = TrunkSources(container.db)
     sources.attach(container.bus)
     await sources.load()
+    return sources
+
+
+async def test_a_trunk_change_is_seen_by_the_next_invite(container: Container) -> None:
+    alpha = await seed_account(container)
+    sources = await _sources(container)
     assert not sources.trunk_caller("192.0.2.10")  # remembered as untrusted
     trunk = await container.directory.create_trunk(
         alpha.principal,
@@ -29,9 +35,7 @@ async def test_a_trunk_change_is_seen_by_the_next_invite(container: Container) -
 
 async def test_a_trunk_that_requires_srtp_marks_its_callers(container: Container) -> None:
     alpha = await seed_account(container)
-    sources = TrunkSources(container.db)
-    sources.attach(container.bus)
-    await sources.load()
+    sources = await _sources(container)
     plain = TrunkIn(name="Plain", host="192.0.2.10", transport=Transport.udp,
                     auth_mode=TrunkAuth.ip, allowed_sources=["192.0.2.0/28"])  # fmt: skip
     await container.directory.create_trunk(alpha.principal, plain)
@@ -54,9 +58,7 @@ async def test_a_trunk_vouches_for_its_own_account_only(container: Container) ->
     alpha = await seed_account(container)
     beta = await seed_account(container, "beta", number="+74951230002")
     gamma = await seed_account(container, "gamma", number="+74951230003")
-    sources = TrunkSources(container.db)
-    sources.attach(container.bus)
-    await sources.load()
+    sources = await _sources(container)
     await container.directory.create_trunk(
         alpha.principal,
         TrunkIn(name="Carrier", host="192.0.2.10", auth_mode=TrunkAuth.ip,
@@ -85,9 +87,7 @@ async def test_a_registration_trunk_lists_its_carriers_other_addresses(
     """A registering carrier whose calls come from SBCs other than its registrar: the trunk
     lists them, and calls from there are its calls."""
     alpha = await seed_account(container)
-    sources = TrunkSources(container.db)
-    sources.attach(container.bus)
-    await sources.load()
+    sources = await _sources(container)
     await container.directory.create_trunk(
         alpha.principal,
         TrunkIn(name="Carrier", host="sip.carrier.example", auth_mode=TrunkAuth.registration,

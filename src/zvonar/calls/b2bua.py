@@ -43,7 +43,7 @@ from zvonar.core.bus import EventBus
 from zvonar.core.clock import Clock, SystemClock
 from zvonar.media.engine import MediaEngine, MediaEvent
 from zvonar.sip.io.runner import SipRunner
-from zvonar.sip.message import SipRequest, make_response
+from zvonar.sip.message import SipRequest
 from zvonar.sip.transaction import TransactionKey
 from zvonar.sip.ua import (
     AckReceived,
@@ -318,30 +318,20 @@ class B2bua:
             if call is not None:
                 call.put(inc)
             else:  # a dialog the core still knows but no call owns (§12.2.2)
-                self._reply(inc, 481, now)
+                self.ua.reply(inc, 481, now)
         elif req.method == "INVITE" and req.to.tag is None:
             self._new_call(inc, now)
         elif req.method == "OPTIONS":
-            self._reply(inc, 200, now, (("Allow", self.ua.allow_header),))
+            self.ua.reply(inc, 200, now, (("Allow", self.ua.allow_header),))
         else:
-            self._reply(inc, 481 if req.to.tag else 404, now)
-
-    def _reply(
-        self,
-        inc: IncomingRequest,
-        status: int,
-        now: float,
-        headers: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        resp = make_response(inc.request, status, to_tag=self.ua.token(), headers=headers)
-        self.ua.respond(inc, resp, now)
+            self.ua.reply(inc, 481 if req.to.tag else 404, now)
 
     def _new_call(self, inc: IncomingRequest, now: float) -> None:
         req: SipRequest = inc.request
         guard = self.overload
         if guard is not None and not guard.admit(len(self.calls)):
             # Before any other work (digest, routing): shedding must cost next to nothing.
-            self._reply(inc, 503, now, (("Retry-After", str(guard.retry_after)),))
+            self.ua.reply(inc, 503, now, (("Retry-After", str(guard.retry_after)),))
             return
         auth: CallerAuth | None = None
         if self.gate is not None:

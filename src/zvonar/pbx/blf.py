@@ -76,7 +76,6 @@ from zvonar.sip.uri import SipUri
 __all__ = ["Blf", "BlfFront"]
 
 log = logging.getLogger(__name__)
-Headers = tuple[tuple[str, str], ...]
 _NUMBER = re.compile(r"\+?[0-9]{1,20}")
 
 EVENT = "dialog"
@@ -204,53 +203,38 @@ class Blf:
         elif isinstance(event, RequestFailed):
             self._notified(event.key, event.status, now)
 
-    def _reply(
-        self,
-        inc: IncomingRequest,
-        status: int,
-        now: float,
-        headers: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        resp = make_response(inc.request, status, to_tag=self.ua.token(), headers=headers)
-        self.ua.respond(inc, resp, now)
-
     def _subscribe(self, inc: IncomingRequest, now: float) -> None:
         req = inc.request
         package = _event_package(req)
         if package not in BODY_TYPES:
-            self._reply(inc, 489, now, (("Allow-Events", ALLOW_EVENTS),))
+            self.ua.reply(inc, 489, now, (("Allow-Events", ALLOW_EVENTS),))
             return
         from_uri = req.from_.uri
         if not isinstance(from_uri, SipUri) or not self.credentials.serves(from_uri.host):
-            self._reply(inc, 403, now)  # not one of our phones
+            self.ua.reply(inc, 403, now)  # not one of our phones
             return
         user = self.ua.authenticate(inc, now)  # sends the 407 / refusal itself
         if user is None:
             return
         watcher = self.credentials.identity(user, from_uri.host)
         if watcher is None or (from_uri.user or "") != user:
-            self._reply(inc, 403, now)
+            self.ua.reply(inc, 403, now)
             return
         uri = req.uri
         target = uri.user if isinstance(uri, SipUri) else None
         watched = self.credentials.by_extension(watcher.account_id, target) if target else None
         if watched is None or not isinstance(uri, SipUri):
-            self._reply(inc, 404, now)
+            self.ua.reply(inc, 404, now)
             return
         if not _accepts(req, BODY_TYPES[package]):
-            self._reply(inc, 406, now, (("Accept", BODY_TYPES[package]),))
+            self.ua.reply(inc, 406, now, (("Accept", BODY_TYPES[package]),))
             return
-        expires = _expires(req)
+        expires = self._granted(inc, now)
         if expires is None:
-            self._reply(inc, 400, now)
-            return
-        if 0 < expires < MIN_EXPIRES:
-            self._reply(inc, 423, now, (("Min-Expires", str(MIN_EXPIRES)),))
             return
         if expires and self._per_account[watcher.account_id] >= self.max_per_account:
-            self._reply(inc, 503, now, (("Retry-After", "300"),))
+            self.ua.reply(inc, 503, now, (("Retry-After", "300"),))
             return
-        expires = min(expires, MAX_EXPIRES)
         tag = self.ua.token()
         headers = (
             ("Contact", f"<{self.ua.contact_uri(inc.flow)}>"),
@@ -277,22 +261,17 @@ class Blf:
         assert inc.dialog is not None
         sub = self._subs.get(inc.dialog.id)
         if sub is None or sub.over:
-            self._reply(inc, 481, now)
+            self.ua.reply(inc, 481, now)
             return
         req = inc.request
         if _event_package(req) != sub.package:  # RFC 6665 §4.2.1: one package per dialog
-            self._reply(inc, 489, now, (("Allow-Events", ALLOW_EVENTS),))
+            self.ua.reply(inc, 489, now, (("Allow-Events", ALLOW_EVENTS),))
             return
-        expires = _expires(req)
+        expires = self._granted(inc, now)
         if expires is None:
-            self._reply(inc, 400, now)
             return
-        if 0 < expires < MIN_EXPIRES:
-            self._reply(inc, 423, now, (("Min-Expires", str(MIN_EXPIRES)),))
-            return
-        expires = min(expires, MAX_EXPIRES)
         sub.flow = inc.flow  # a phone behind NAT may come back on a new mapping
-        self._reply(inc, 200, now, (("Expires", str(expires)),))
+        self.ua.reply(inc, 200, now, (("Expires", str(expires)),))
         if expires == 0:
             self._notify(sub, now, ending="timeout")
             self._drop(sub)
@@ -301,6 +280,22 @@ class Blf:
         self._arm(sub, expires)
         sub.sent = None  # RFC 6665 §4.2.1.2: a refresh is answered with a NOTIFY too
         self._notify(sub, now)
+
+    def _granted(self, inc: IncomingRequest, now: float) -> int | None:
+        """The duration granted for the ``Expires`` asked (the default without one, at most
+        ``MAX_EXPIRES``); None once a malformed (400) or too brief (423) one is refused."""
+        value = inc.request.header("Expires")
+        if value is None:
+            return DEFAULT_EXPIRES
+        value = value.strip()
+        if not value.isdigit() or len(value) > 10:
+            self.ua.reply(inc, 400, now)
+            return None
+        asked = int(value)
+        if 0 < asked < MIN_EXPIRES:
+            self.ua.reply(inc, 423, now, (("Min-Expires", str(MIN_EXPIRES)),))
+            return None
+        return min(asked, MAX_EXPIRES)
 
     def _notified(self, key: TransactionKey | None, status: int, now: float) -> None:
         if key is None:
@@ -555,17 +550,6 @@ def _accepts(request: SipRequest, body_type: str) -> bool:
         return True  # RFC 4235 §3.3, RFC 3856 §6.6: the package's default body type
     kinds = {part.split(";", 1)[0].strip().lower() for v in accept for part in v.split(",")}
     return bool(kinds & {body_type, "application/*", "*/*"})
-
-
-def _expires(request: SipRequest) -> int | None:
-    """The asked duration (the default without a header); None: malformed."""
-    value = request.header("Expires")
-    if value is None:
-        return DEFAULT_EXPIRES
-    value = value.strip()
-    if not value.isdigit() or len(value) > 10:
-        return None
-    return int(value)
 
 
 def _address(caller: str | None, host: str) -> str | None:

@@ -40,7 +40,6 @@ from zvonar.core.events import Event
 from zvonar.directory.events import TrunkChanged
 from zvonar.directory.models import Trunk
 from zvonar.pbx.credentials import DirectoryCredentialStore
-from zvonar.sip.message import make_response
 from zvonar.sip.ua import IncomingRequest, UserAgent
 from zvonar.sip.uri import SipUri
 from zvonar.store.db import Database
@@ -169,7 +168,6 @@ class InviteGate:
         identity = self.credentials.identity(user, realm)
         if identity is None or (from_uri.user or "") != user:
             reason = "Forbidden (From does not match the credentials)"
-            refusal = make_response(inc.request, 403, reason, to_tag=self.ua.token())
-            self.ua.respond(inc, refusal, now)
+            self.ua.reply(inc, 403, now, reason=reason)
             return None
         return CallerAuth(account_id=identity.account_id, user=user, realm=realm)

@@ -343,6 +343,21 @@ class UserAgent:
         translate.collect(self, now)
         return accepted
 
+    def reply(
+        self,
+        incoming: IncomingRequest,
+        status: int,
+        now: float,
+        headers: Headers = (),
+        reason: str | None = None,
+    ) -> bool:
+        """A final answer of ``status`` with no body (a new To tag outside a dialog), through
+        the request's transaction (``respond``)."""
+        response = make_response(
+            incoming.request, status, reason, to_tag=self.token(), headers=headers
+        )
+        return self.respond(incoming, response, now)
+
     def send_request(self, request: SipRequest, flow: Flow, now: float) -> TransactionKey:
         """Send a request (not ACK) in a new client transaction to `flow`."""
         key = self.layer(flow.transport).send_request(request, flow.address, now, flow.reliable)
