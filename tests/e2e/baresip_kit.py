@@ -9,12 +9,40 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+import pytest
+
+from tests.sip.peers.harness import BARESIP, SIPP, UNSHARE, have_root
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
 from zvonar.container import Container
 from zvonar.directory.schemas import EmployeeIn, NumberIn
 
-__all__ = ["ring_account", "start_baresip", "stop_baresip", "write_config"]
+__all__ = [
+    "NETNS_PEERS",
+    "phone_account",
+    "ring_account",
+    "start_baresip",
+    "stop_baresip",
+    "write_config",
+]
+
+# The pytestmark of a test whose driver runs baresip, SIPp and the PBX in ``unshare -n``.
+NETNS_PEERS = [
+    pytest.mark.peer,
+    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
+    pytest.mark.skipif(BARESIP is None, reason="baresip not installed (Debian package baresip)"),
+    pytest.mark.skipif(UNSHARE is None or not have_root(), reason="needs root and unshare -n"),
+]
+
+
+def phone_account(ext: str, slug: str, password: str, pbx_port: int, extra: str = "") -> str:
+    """baresip's ``accounts`` line for employee ``ext`` of account ``slug``: the AOR is theirs
+    (``<ext>@<slug>.zvonar``), every request goes to the PBX as outbound proxy; ``extra``:
+    more parameters (``;answermode=auto``)."""
+    return (
+        f"<sip:{ext}@{slug}.zvonar;transport=udp>;auth_pass={password};"
+        f'outbound="sip:127.0.0.1:{pbx_port};transport=udp";regint=120{extra}\n'
+    )
 
 
 def write_config(

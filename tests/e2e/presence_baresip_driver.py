@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.appkit import sqlite_container
-from tests.e2e.baresip_kit import ring_account, start_baresip, stop_baresip, write_config
+from tests.e2e.baresip_kit import (
+    phone_account,
+    ring_account,
+    start_baresip,
+    stop_baresip,
+    write_config,
+)
 from tests.e2e.schemes_kit import Device, Phone, Rig
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import start_pbx
@@ -76,10 +82,7 @@ async def main(workdir: Path) -> dict[str, Any]:
     config = PbxConfig(sip_port=PBX_PORT, media_timeout=0, digest_algorithms=("MD5",))
     rt = await start_pbx(container, config)
     conf = workdir / "baresip"
-    accounts = (
-        f"<sip:501@{SLUG}.zvonar;transport=udp>;auth_pass={PASSWORD};"
-        f'outbound="sip:127.0.0.1:{PBX_PORT};transport=udp";regint=120\n'
-    )
+    accounts = phone_account("501", SLUG, PASSWORD, PBX_PORT, "")
     write_config(
         conf,
         accounts,

@@ -8,16 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
+from tests.e2e.baresip_kit import NETNS_PEERS
+from tests.sip.peers.harness import run_in_netns
 
-from tests.sip.peers.harness import BARESIP, SIPP, UNSHARE, have_root, run_in_netns
-
-pytestmark = [
-    pytest.mark.peer,
-    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
-    pytest.mark.skipif(BARESIP is None, reason="baresip not installed (Debian package baresip)"),
-    pytest.mark.skipif(UNSHARE is None or not have_root(), reason="needs root and unshare -n"),
-]
+pytestmark = NETNS_PEERS
 
 
 async def test_baresip_sees_a_colleague_come_talk_and_finish(tmp_path: Path) -> None:

@@ -20,17 +20,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.sip.peers.harness import BARESIP, SIPP, UNSHARE, have_root, run_in_netns
+from tests.e2e.baresip_kit import NETNS_PEERS
+from tests.sip.peers.harness import run_in_netns
 from tests.support.dnsmasq import needs_dnsmasq
 
-pytestmark = [
-    pytest.mark.peer,
-    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
-    pytest.mark.skipif(BARESIP is None, reason="baresip not installed (Debian package baresip)"),
-    pytest.mark.skipif(UNSHARE is None or not have_root(), reason="needs root and unshare -n"),
-]
+pytestmark = NETNS_PEERS
 
 
 async def _report(module: str, tmp_path: Path, *args: str) -> dict[str, Any]:
