@@ -49,6 +49,11 @@ class DemoInfo:
             f":{self.sip_port} (UDP/TCP); dial +74951234567 to reach the Sales group:",
         ]
         lines += [f"    {ext}  {name:<16} password {pw}" for ext, name, pw in self.sip]
+        lines.append(
+            "  Phone features: *8<ext> picks up a colleague's ringing call, *67 before a number"
+            " hides yours; a BLF key or buddy on sip:<ext>@" + self.sip_domain + " shows them"
+            " ringing and busy."
+        )
         lines.append("")
         return "\n".join(lines)
 
