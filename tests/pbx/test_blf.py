@@ -295,6 +295,14 @@ async def test_presence_follows_registration_and_calls(rig: Rig) -> None:
     await _turn()
     (busy,) = _notifies(rig.take())
     assert b"<basic>open</basic>" in busy.body and b"<rpid:on-the-phone/>" in busy.body
+    rig.answer(busy)
+    # The phone's registration lapses without a word from the registrar: the next sweep
+    # closes 101's presence.
+    bound.clear()
+    rig.blf._look_again()
+    await _turn()
+    (gone,) = _notifies(rig.take())
+    assert b"<basic>closed</basic>" in gone.body
 
 
 async def test_a_crowd_of_watchers_is_notified_a_few_per_loop_turn(

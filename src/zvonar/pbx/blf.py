@@ -30,8 +30,8 @@ latest state. A NOTIFY that fails (any final non-2xx, or no answer) ends the sub
 
 State comes from the neutral call events: ``CallRinging`` of a fork to an employee until
 it is answered or ends, the Talking index (calls/talking.py) for who is on a call, and the
-registrar for presence (``devices_changed``: a binding saved or removed; one that expires
-unrenewed is seen at the next change). Changes are gathered and sent once per loop turn.
+registrar for presence (``devices_changed``: a binding saved or removed; one that lapses
+unrenewed is seen within ``PRESENCE_SWEEP``). Changes are gathered and sent once per loop turn.
 Nothing is kept while no one watches.
 """
 
@@ -86,6 +86,9 @@ DEFAULT_EXPIRES = 3600
 MAX_EXPIRES = 3600
 MIN_EXPIRES = 60
 NOTIFY_PER_TURN = 32  # NOTIFYs built per loop turn; the rest wait for the next turn
+# How often presence looks again at the watched employees' registrations: one that lapses
+# without a REGISTER tells nobody (the registrar only reports saves and removals).
+PRESENCE_SWEEP = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,7 @@ class Blf:
         self._touched: set[uuid.UUID] = set()  # employees whose state may have changed
         self._due: dict[_Sub, None] = {}  # subscriptions to NOTIFY, in order (a queue)
         self._flush_handle: asyncio.Handle | None = None
+        self._sweep: asyncio.TimerHandle | None = None  # presence's look at registrations
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -175,6 +179,9 @@ class Blf:
     def close(self) -> None:
         """End every subscription (a NOTIFY ``terminated;reason=deactivated`` each: the
         phones subscribe again at once, to whichever PBX answers then)."""
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         now = self.runner.loop.time()
         for sub in list(self._subs.values()):
             self._notify(sub, now, ending="deactivated")
@@ -256,6 +263,8 @@ class Blf:
         self._watching.setdefault(watched.employee_id, set()).add(sub)
         self._arm(sub, expires)
         self._notify(sub, now)
+        if package == PRESENCE and self._sweep is None:
+            self._sweep = self.runner.loop.call_later(PRESENCE_SWEEP, self._look_again)
 
     def _resubscribe(self, inc: IncomingRequest, now: float) -> None:
         assert inc.dialog is not None
@@ -464,6 +473,20 @@ class Blf:
             self._callers.pop(event.call_id, None)
             for employee in self._calls.pop(event.call_id, ()):
                 self._touch(employee)
+
+    def _look_again(self) -> None:
+        """Every ``PRESENCE_SWEEP`` s while anyone watches presence: a registration that
+        lapsed closes it (a NOTIFY only where the state changed)."""
+        self._sweep = None
+        watched = [
+            employee
+            for employee, subs in self._watching.items()
+            if any(s.package == PRESENCE for s in subs)
+        ]
+        for employee in watched:
+            self._touch(employee)
+        if watched:
+            self._sweep = self.runner.loop.call_later(PRESENCE_SWEEP, self._look_again)
 
     def devices_changed(self, account_id: uuid.UUID) -> None:
         """A phone of the account registered or went away (pbx/location_sql.py): presence
