@@ -170,3 +170,43 @@ async def test_a_busy_lamp_field_follows_a_call(app: Container, tmp_path: Path) 
         assert rt.blf.count == 0
     finally:
         await rt.stop()
+
+
+_OPTIONS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="what does the PBX take">
+  <send retrans="500"><![CDATA[
+
+      OPTIONS sip:[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: <sip:probe@[local_ip]>;tag=[pid]O[call_number]
+      To: <sip:[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 OPTIONS
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="200"><action>
+    <ereg regexp="SUBSCRIBE" search_in="hdr" header="Allow:" check_it="true" assign_to="a"/>
+    <ereg regexp="^ *dialog, presence" search_in="hdr" header="Allow-Events:" check_it="true"
+          assign_to="e"/>
+  </action></recv>
+  <Reference variables="a,e"/>
+</scenario>
+"""
+
+
+async def test_options_name_the_event_packages(app: Container, tmp_path: Path) -> None:
+    """RFC 6665 §4.4.4: a notifier lists its event packages in its answers to OPTIONS."""
+    pbx_port = free_port()
+    rt = await start_pbx(app, PbxConfig(sip_port=pbx_port, media_timeout=0))
+    try:
+        (tmp_path / "options.xml").write_text(_OPTIONS)
+        run = await run_sipp(
+            _cmd(tmp_path, f"127.0.0.1:{pbx_port}", "options", free_port()),
+            workdir=tmp_path,
+            name="options",
+        )
+        assert run.stats.successful == 1, run.describe()
+    finally:
+        await rt.stop()

@@ -322,7 +322,10 @@ class B2bua:
         elif req.method == "INVITE" and req.to.tag is None:
             self._new_call(inc, now)
         elif req.method == "OPTIONS":
-            self.ua.reply(inc, 200, now, (("Allow", self.ua.allow_header),))
+            headers: tuple[tuple[str, str], ...] = (("Allow", self.ua.allow_header),)
+            if self.ua.allow_events:
+                headers += (("Allow-Events", ", ".join(self.ua.allow_events)),)
+            self.ua.reply(inc, 200, now, headers)
         else:
             self.ua.reply(inc, 481 if req.to.tag else 404, now)
 

@@ -132,6 +132,7 @@ class Blf:
     ) -> None:
         self.runner = runner
         self.ua = runner.ua
+        self.ua.allow_events = tuple(BODY_TYPES)  # what OPTIONS answers say we notify
         self.credentials = credentials
         self.talking = talking
         self.max_per_account = max_per_account

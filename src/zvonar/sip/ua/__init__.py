@@ -122,6 +122,9 @@ class UserAgent:
         self.dialogs = dialogs or DialogLayer(token=token)
         self.allow = frozenset(allow)
         self.allow_header = ", ".join(sorted(self.allow))
+        # The event packages the application notifies (RFC 6665 §4.4.4: OPTIONS answers list
+        # them); set by whoever takes SUBSCRIBEs (pbx/blf.py).
+        self.allow_events: tuple[str, ...] = ()
         # 100rel and timer are the UA's own (ua/reliable.py, ua/session_timer.py): an INVITE
         # may require them.
         self.supported = frozenset(s.lower() for s in supported) | {REL, TIMER}
