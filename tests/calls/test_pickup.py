@@ -26,7 +26,7 @@ from zvonar.calls.events import (
     Target,
     TargetKind,
 )
-from zvonar.calls.plan import InboundCall, Pickup, Plan, RingTarget, Wave
+from zvonar.calls.plan import CallerAuth, InboundCall, Pickup, Plan, RingTarget, Wave
 from zvonar.sip.io.testserver import CallLeg
 
 from .test_b2bua import dial, final_status, hang_up
@@ -231,3 +231,53 @@ async def test_a_pickers_ack_without_an_answer_ends_the_call(
     (ended,) = await pbx.wait_ended()
     assert ended.hangup is HangupSide.system
     await asyncio.wait_for(pbx.b2bua.wait_idle(), 5)
+
+
+@pytest.mark.parametrize(
+    ("whose", "names", "status"),
+    [
+        (ACCOUNT, "the-fork", 200),  # a BLF key of Anna's account: a directed pickup
+        (OTHER, "the-fork", 481),  # a phone of another account names it: no such dialog
+        (ACCOUNT, "nothing", 481),  # a dialog we never had (RFC 3891 §3)
+        (None, "the-fork", 481),  # not a phone of ours
+    ],
+    ids=["own-account", "other-account", "unknown-dialog", "stranger"],
+)
+async def test_an_invite_with_replaces_picks_up_the_fork_it_names(
+    pbx: Pbx,
+    phones: tuple[Phone, Phone],
+    picker: Phone,
+    whose: uuid.UUID | None,
+    names: str,
+    status: int,
+) -> None:
+    caller, _callee = phones
+    leg = await ringing_anna(pbx, phones)
+    pbx.b2bua.gate = lambda inc, now: (
+        CallerAuth(account_id=whose, user="102", realm="x.zvonar") if whose else CallerAuth()
+    )
+    pbx.resolver.plans["101"] = pickup_by_boris()  # type: ignore[assignment]
+    (call,) = pbx.b2bua.calls.values()
+    (fork,) = call.forks.values()
+    ids = pbx.b2bua.fork_ids(call.call_id, fork.leg_id)
+    assert ids is not None and ids[2] is not None  # the ringing phone's tag from its 180
+    sip_call_id, ours, theirs = ids
+    if names == "nothing":
+        sip_call_id = "no-such-call@zvonar"
+    replaces = f"{sip_call_id};to-tag={theirs};from-tag={ours};early-only"
+    picked = picker.app.originate(
+        f"sip:101@{pbx.address}",
+        pbx.flow,
+        picker.runner.loop.time(),
+        headers=(("Replaces", replaces),),
+    )
+    picker.runner.pump()
+    assert await final_status(picked) == status
+    if status == 200:
+        assert pbx.resolver.seen[-1].picks == ANNA
+        await until(lambda: pbx.bus.of_type(CallAnswered))
+        hang_up(picker, picked)
+    else:
+        assert not pbx.bus.of_type(CallAnswered)
+        hang_up(caller, leg)
+    await pbx.wait_ended()

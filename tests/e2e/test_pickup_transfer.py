@@ -60,9 +60,12 @@ _OK = """<send><![CDATA[
   ]]></send>"""
 
 
-def picker_xml(dialed: str, user: str, *, delayed_offer: bool = False) -> str:
+def picker_xml(
+    dialed: str, user: str, *, delayed_offer: bool = False, replaces: str | None = None
+) -> str:
     """``user`` dials ``dialed`` with digest (407 first), is answered, waits for the BYE.
-    ``delayed_offer``: its INVITE has no SDP and its ACK answers the 200's offer."""
+    ``delayed_offer``: its INVITE has no SDP and its ACK answers the 200's offer;
+    ``replaces``: its INVITE carries that Replaces header (RFC 3891), as a BLF key's pickup."""
     body = sippkit._body(sdp=not delayed_offer)
     invite = f"""
       INVITE sip:{dialed}@[remote_ip]:[remote_port] SIP/2.0
@@ -72,7 +75,7 @@ def picker_xml(dialed: str, user: str, *, delayed_offer: bool = False) -> str:
       Call-ID: [call_id]
       CSeq: CSEQ INVITE
       Contact: <sip:{user}@[local_ip]:[local_port];transport=[transport]>
-      AUTH
+      AUTH{f"{chr(10)}      Replaces: {replaces}" if replaces else ""}
       Max-Forwards: 70
       {body}
 """
@@ -229,8 +232,13 @@ async def _until(check: object, within: float = 8.0) -> None:
 
 @pytest.mark.parametrize(
     ("code", "late"),
-    [(f"{PICKUP_CODE}101", False), (GROUP_PICKUP_CODE, False), (f"{PICKUP_CODE}101", True)],
-    ids=["directed", "group", "directed-delayed-offer"],
+    [
+        (f"{PICKUP_CODE}101", False),
+        (GROUP_PICKUP_CODE, False),
+        (f"{PICKUP_CODE}101", True),
+        ("101", False),  # INVITE 101 with Replaces naming its ringing fork (a BLF key)
+    ],
+    ids=["directed", "group", "directed-delayed-offer", "replaces"],
 )
 async def test_pickup_takes_the_call_ringing_101(rig: Rig, code: str, late: bool) -> None:
     sipps = Sipps(rig)
@@ -251,10 +259,17 @@ async def test_pickup_takes_the_call_ringing_101(rig: Rig, code: str, late: bool
         )
         await _until(lambda: [e for e in rig.bus.events[start:] if isinstance(e, CallRinging)])
         (call_id,) = {e.call_id for e in rig.bus.events[start:] if isinstance(e, CallRinging)}
+        replaces = None
+        if code == "101":  # what 102's BLF key read in the NOTIFY's dialog-info
+            (fork,) = rig.rt.b2bua.calls[call_id].forks.values()
+            ids = rig.rt.b2bua.fork_ids(call_id, fork.leg_id)
+            assert ids is not None and ids[2] is not None
+            sip_call_id, ours, theirs = ids
+            replaces = f"{sip_call_id};to-tag={theirs};from-tag={ours};early-only"
         auth = ("-au", "102", "-ap", PASSWORD, "-auth_uri", f"{code}@{rig.remote}")
         picker = await sipps.start(
             "pick102",
-            picker_xml(code, "102", delayed_offer=late),
+            picker_xml(code, "102", delayed_offer=late, replaces=replaces),
             port=d102.port,
             remote=True,
             extra=auth,

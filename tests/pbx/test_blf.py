@@ -326,3 +326,23 @@ async def test_a_crowd_of_watchers_is_notified_a_few_per_loop_turn(
     await _turn()
     (last,) = _notifies(rig.take())
     assert b"<state>early</state>" in last.body and rig.blf.settled
+
+
+async def test_a_ringing_dialog_names_its_sip_dialog_for_replaces(rig: Rig) -> None:
+    """The ringing fork's Call-ID and tags (B2bua.fork_ids) go in the dialog element, from
+    the watched phone's side: what a BLF key copies into Replaces to pick the call up."""
+    rig.blf.forks = lambda call_id, leg_id: ("fork7@zvonar", "ours7", "phone7")
+    rig.subscribe()
+    for notify in _notifies(rig.take()):
+        rig.answer(notify)
+    anna = Target(TargetKind.employee, "Anna", rig.anna)
+    rig.blf.apply(
+        CallRinging(
+            account_id=rig.alpha.account_id, call_id="c7", leg_id="c7.b1", target=anna, at=NOW
+        )
+    )
+    await _turn()
+    (ringing,) = _notifies(rig.take())
+    assert b'<dialog id="c7" call-id="fork7@zvonar" local-tag="phone7" remote-tag="ours7"' in (
+        ringing.body
+    )

@@ -95,8 +95,12 @@ def replaces_of(uri: Uri) -> Replaces | None:
     if not isinstance(uri, SipUri):
         return None
     value = next((unescape(v) for n, v in uri.headers if n.lower() == "replaces"), None)
-    if value is None:
-        return None
+    return parse_replaces(value) if value is not None else None
+
+
+def parse_replaces(value: str) -> Replaces | None:
+    """A Replaces header's value (RFC 3891 §6.1: call-id, to-tag, from-tag; ``early-only``
+    and other parameters ignored); None when a part is missing."""
     call_id, *params = (part.strip() for part in value.split(";"))
     tags: dict[str, str] = {}
     for param in params:

@@ -27,8 +27,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from zvonar.calls.attended import parse_replaces
 from zvonar.calls.call import Call, Shutdown
 from zvonar.calls.delays import PDD_BOUNDS, DelayHistogram
+from zvonar.calls.events import TargetKind
 from zvonar.calls.identity import caller_identity
 from zvonar.calls.legs import CallerLeg
 from zvonar.calls.listen import Listener, watched
@@ -341,6 +343,13 @@ class B2bua:
             auth = self.gate(inc, now)
             if auth is None:  # challenged or refused: no call
                 return
+        picks = None
+        replaces = req.header("Replaces")
+        if replaces is not None:
+            picks = self._ringing_fork_of(replaces, auth)
+            if picks is None:  # RFC 3891 §3: no early dialog of ours to take over
+                self.ua.reply(inc, 481, now, reason="Call/Transaction Does Not Exist")
+                return
         call_id = f"c{secrets.token_hex(8)}"
         caller = CallerLeg(
             leg_id=f"{call_id}.a",
@@ -369,6 +378,7 @@ class B2bua:
             started_at=self.clock.now(),
             auth=auth,
             asserted=asserted,
+            picks=picks,
         )
         call = Call(self, facts, caller)
         call.invited_at = now
@@ -379,6 +389,37 @@ class B2bua:
         task = asyncio.get_running_loop().create_task(call.run(), name=f"call {call_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _ringing_fork_of(self, value: str, auth: CallerAuth | None) -> uuid.UUID | None:
+        """The employee whose still-ringing fork ``value`` (a Replaces header) names, when a
+        phone of that call's account sends it; else None. The phone may write our tag as
+        either tag: it copied them from a BLF NOTIFY (pbx/blf.py)."""
+        replaces = parse_replaces(value)
+        if replaces is None or auth is None or auth.account_id is None:
+            return None
+        for tag in (replaces.from_tag, replaces.to_tag):
+            call = self._by_dialog.get((replaces.call_id, tag))
+            if not isinstance(call, Call) or call.account_id != auth.account_id:
+                continue
+            for fork in call.forks.values():
+                target = fork.target.target
+                if (
+                    fork.sip_call_id == replaces.call_id
+                    and fork.pending
+                    and target.kind is TargetKind.employee
+                ):
+                    return target.target_id
+        return None
+
+    def fork_ids(self, call_id: str, leg_id: str) -> tuple[str, str, str | None] | None:
+        """A fork's SIP dialog: (its Call-ID, our tag, the phone's tag once it sent one); None
+        when there is no such fork (pbx/blf.py shows it to BLF keys, for Replaces)."""
+        call = self.calls.get(call_id)
+        fork = call.forks.get(leg_id) if call is not None else None
+        if fork is None:
+            return None
+        theirs = fork.dialog.id.remote_tag if fork.dialog is not None else fork.early_tag
+        return fork.sip_call_id, fork.local_tag, theirs
 
     async def _resolve(self, facts: InboundCall) -> Plan | Reject:
         """The routing's answer for a call; a feature (directed pickup) is carried out here

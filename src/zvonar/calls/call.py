@@ -383,6 +383,7 @@ class Call:
         fork.heard = True
         if resp.status < 200:
             if resp.status > 100 and fork.state is LegState.INVITING:
+                fork.early_tag = fork.early_tag or resp.to.tag
                 await self._ringing(fork, sdp_body(resp))
         elif resp.status < 300:
             await self._answered(fork, event)

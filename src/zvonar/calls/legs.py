@@ -95,6 +95,7 @@ class CalleeLeg:
     auth_flow: AuthFlow | None = field(default=None, repr=False)  # once challenged
     early: bytes | None = None  # the SDP of its first 18x that carried one (early.py)
     rang: bool = False  # CallRinging went out (at its first 18x, else at its answer)
+    early_tag: str | None = None  # the target's To tag in its first 18x (its early dialog)
     final: tuple[int, str] | None = None  # its final non-2xx response (status, reason)
     heard: bool = False  # any response to its INVITE came (100 Trying counts)
     # Answered, and asked to confirm ("press 1", accept.py): the timer of its silence, and

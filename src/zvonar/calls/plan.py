@@ -117,6 +117,9 @@ class InboundCall:
     # the called number's account is one the source's trunk vouches for (``for_account``):
     # the resolver, which learns whose number is called, and the call both ask.
     asserted: CallerIdentity | None = None
+    # The employee whose ringing fork this INVITE's Replaces names (RFC 3891): a phone's BLF
+    # key picking the call up (pbx/features.py makes it a directed pickup).
+    picks: uuid.UUID | None = None
 
     def for_account(self, account_id: uuid.UUID | None) -> InboundCall:
         """These facts as a call to ``account_id`` sees them: the asserted identity is the

@@ -129,6 +129,7 @@ class Blf:
         talking: Talking,
         *,
         max_per_account: int = 2000,
+        forks: Callable[[str, str], tuple[str, str, str | None] | None] | None = None,
     ) -> None:
         self.runner = runner
         self.ua = runner.ua
@@ -136,6 +137,8 @@ class Blf:
         self.credentials = credentials
         self.talking = talking
         self.max_per_account = max_per_account
+        # A ringing fork's SIP dialog (B2bua.fork_ids), shown for pickup by Replaces.
+        self.forks = forks
         self._subs: dict[DialogId, _Sub] = {}
         self._by_key: dict[TransactionKey, _Sub] = {}
         self._watching: dict[uuid.UUID, set[_Sub]] = {}  # watched employee → subscriptions
@@ -386,10 +389,20 @@ class Blf:
         dialogs: list[ExtensionDialog] = []
         if self.talking.busy(who.account_id, who.employee_id, who.extension):
             dialogs.append(ExtensionDialog("talk", DialogState.confirmed))
-        for call_id, _leg in sorted(self._ringing_of.get(who.employee_id, ())):
+        for call_id, leg_id in sorted(self._ringing_of.get(who.employee_id, ())):
             remote = _address(self._callers.get(call_id), host)
+            sip = self.forks(call_id, leg_id) if self.forks is not None else None
+            ours, theirs = (sip[1], sip[2]) if sip is not None else (None, None)
             dialogs.append(
-                ExtensionDialog(call_id, DialogState.early, DialogDirection.recipient, remote)
+                ExtensionDialog(
+                    call_id,
+                    DialogState.early,
+                    DialogDirection.recipient,
+                    remote,
+                    call_id=sip[0] if sip is not None else None,
+                    local_tag=theirs,
+                    remote_tag=ours,
+                )
             )
         return tuple(dialogs)
 

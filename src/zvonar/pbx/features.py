@@ -30,12 +30,16 @@ GROUP_PICKUP_CODE = PICKUP_CODE  # alone: any call ringing a fellow group member
 
 
 async def feature_call(db: Database, call: InboundCall) -> Pickup | Reject | None:
-    """The feature ``call`` dials, or None when its number is no feature code."""
-    if not call.dialed.startswith(PICKUP_CODE):
+    """The feature ``call`` dials, or None when its number is no feature code. An INVITE
+    whose Replaces names a ringing fork (``InboundCall.picks``, a BLF key) is a directed
+    pickup of that fork's employee, whatever it dials."""
+    if call.picks is None and not call.dialed.startswith(PICKUP_CODE):
         return None
     auth = call.auth
     if auth is None or auth.account_id is None or not auth.user:
         return Reject(403, "Forbidden")  # trunks, strangers, transfers: no features
+    if call.picks is not None:
+        return await _pick_by_id(db, auth.account_id, auth.user, call.picks)
     extension = call.dialed[len(PICKUP_CODE) :]
     if not extension:
         return await _group_pickup(db, auth.account_id, auth.user)
@@ -58,6 +62,26 @@ async def feature_call(db: Database, call: InboundCall) -> Pickup | Reject | Non
     return Pickup(
         account_id=auth.account_id,
         employee_id=picked.id,
+        picker=Target(TargetKind.employee, picker.name, picker.id),
+    )
+
+
+async def _pick_by_id(
+    db: Database, account_id: uuid.UUID, user: str, picked: uuid.UUID
+) -> Pickup | Reject:
+    async with db.read() as s:
+        picker = await s.scalar(
+            select(Employee).where(
+                Employee.account_id == account_id,
+                Employee.active.is_(True),
+                Employee.sip_username == user,
+            )
+        )
+    if picker is None:
+        return Reject(403, "Forbidden")
+    return Pickup(
+        account_id=account_id,
+        employee_id=picked,
         picker=Target(TargetKind.employee, picker.name, picker.id),
     )
 

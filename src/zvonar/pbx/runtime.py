@@ -240,7 +240,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
             base_dir=container.prompts.account_dir(account_id)
         ),
     )
-    blf = Blf(runner, credentials, talking)
+    blf = Blf(runner, credentials, talking, forks=b2bua.fork_ids)
     runner.app = blf.front(b2bua)  # SUBSCRIBEs and their NOTIFYs' answers; the rest: calls
     detach.append(blf.attach(container.bus))
 

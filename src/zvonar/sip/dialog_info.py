@@ -40,6 +40,11 @@ class ExtensionDialog:
     state: DialogState
     direction: DialogDirection | None = None
     remote: str | None = None
+    # The SIP dialog itself (§4.1.1): what a phone copies into Replaces (RFC 3891) to pick
+    # the call up; from the watched phone's side: its tag is local, ours remote.
+    call_id: str | None = None
+    local_tag: str | None = None
+    remote_tag: str | None = None
 
 
 def dialog_info(entity: str, version: int, dialogs: Sequence[ExtensionDialog]) -> bytes:
@@ -50,8 +55,16 @@ def dialog_info(entity: str, version: int, dialogs: Sequence[ExtensionDialog]) -
         f" entity={quoteattr(entity)}>\n",
     ]
     for d in dialogs:
-        direction = f" direction={quoteattr(d.direction.value)}" if d.direction else ""
-        parts.append(f"  <dialog id={quoteattr(d.id)}{direction}>\n")
+        attrs = [f"id={quoteattr(d.id)}"]
+        for name, value in (
+            ("call-id", d.call_id),
+            ("local-tag", d.local_tag),
+            ("remote-tag", d.remote_tag),
+            ("direction", d.direction.value if d.direction else None),
+        ):
+            if value:
+                attrs.append(f"{name}={quoteattr(value)}")
+        parts.append(f"  <dialog {' '.join(attrs)}>\n")
         parts.append(f"    <state>{d.state.value}</state>\n")
         if d.remote:
             parts.append(f"    <remote><identity>{escape(d.remote)}</identity></remote>\n")
