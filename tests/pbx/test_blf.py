@@ -263,6 +263,26 @@ async def test_subscriptions_per_account_are_bounded(rig: Rig) -> None:
     assert _status(rig.take()) == [503]
 
 
+async def _watched_anna_rings(rig: Rig, call_id: str, *, watchers: int = 1) -> None:
+    """``watchers`` subscriptions to 101 (their first NOTIFYs answered), then a fork of
+    ``call_id`` rings Anna, and the BLF has its loop turn."""
+    for _ in range(watchers):
+        rig.subscribe()
+    for notify in _notifies(rig.take()):
+        rig.answer(notify)
+    anna = Target(TargetKind.employee, "Anna", rig.anna)
+    rig.blf.apply(
+        CallRinging(
+            account_id=rig.alpha.account_id,
+            call_id=call_id,
+            leg_id=f"{call_id}.b1",
+            target=anna,
+            at=NOW,
+        )
+    )
+    await _turn()
+
+
 async def _turn() -> None:
     """One loop turn: the BLF gathers a turn's changes before it notifies."""
     await asyncio.sleep(0)
@@ -311,17 +331,7 @@ async def test_a_crowd_of_watchers_is_notified_a_few_per_loop_turn(
     """Hundreds of phones watching one extension must not hold the loop for the whole round:
     the NOTIFYs of one change go out ``NOTIFY_PER_TURN`` per loop turn."""
     monkeypatch.setattr(blf_module, "NOTIFY_PER_TURN", 2)
-    for _ in range(3):
-        rig.subscribe()
-    for notify in _notifies(rig.take()):
-        rig.answer(notify)
-    anna = Target(TargetKind.employee, "Anna", rig.anna)
-    rig.blf.apply(
-        CallRinging(
-            account_id=rig.alpha.account_id, call_id="c5", leg_id="c5.b1", target=anna, at=NOW
-        )
-    )
-    await _turn()
+    await _watched_anna_rings(rig, "c5", watchers=3)
     assert len(_notifies(rig.take())) == 2 and not rig.blf.settled
     await _turn()
     (last,) = _notifies(rig.take())
@@ -332,16 +342,7 @@ async def test_a_ringing_dialog_names_its_sip_dialog_for_replaces(rig: Rig) -> N
     """The ringing fork's Call-ID and tags (B2bua.fork_ids) go in the dialog element, from
     the watched phone's side: what a BLF key copies into Replaces to pick the call up."""
     rig.blf.forks = lambda call_id, leg_id: ("fork7@zvonar", "ours7", "phone7")
-    rig.subscribe()
-    for notify in _notifies(rig.take()):
-        rig.answer(notify)
-    anna = Target(TargetKind.employee, "Anna", rig.anna)
-    rig.blf.apply(
-        CallRinging(
-            account_id=rig.alpha.account_id, call_id="c7", leg_id="c7.b1", target=anna, at=NOW
-        )
-    )
-    await _turn()
+    await _watched_anna_rings(rig, "c7")
     (ringing,) = _notifies(rig.take())
     assert b'<dialog id="c7" call-id="fork7@zvonar" local-tag="phone7" remote-tag="ours7"' in (
         ringing.body

@@ -31,7 +31,7 @@ from zvonar.calls.attended import parse_replaces
 from zvonar.calls.call import Call, Shutdown
 from zvonar.calls.delays import PDD_BOUNDS, DelayHistogram
 from zvonar.calls.events import TargetKind
-from zvonar.calls.identity import caller_identity
+from zvonar.calls.identity import asserted_identity, caller_identity
 from zvonar.calls.legs import CallerLeg
 from zvonar.calls.listen import Listener, watched
 from zvonar.calls.originate import OriginatedCall
@@ -364,7 +364,7 @@ class B2bua:
         who = caller_identity(req, trusted=False)
         asserted = None
         if auth is not None and auth.trunk:  # it stands if the number is a vouched account's
-            asserted = caller_identity(req, trusted=True)
+            asserted = asserted_identity(req)
             if asserted == who:
                 asserted = None
         facts = InboundCall(

@@ -21,12 +21,13 @@ from __future__ import annotations
 import re
 
 from zvonar.calls.plan import CallerIdentity, InboundCall
+from zvonar.calls.signalling import uri_user
 from zvonar.sip.errors import SipError
 from zvonar.sip.headers import NameAddr, parse_name_addr_list
 from zvonar.sip.message import SipRequest
 from zvonar.sip.uri import SipUri, TelUri, parse_uri
 
-__all__ = ["CallerIdentity", "caller_identity", "presenting"]
+__all__ = ["CallerIdentity", "asserted_identity", "caller_identity", "presenting"]
 
 # What may stand as the user of a SIP URI we build from a tel: number (digits and visual
 # separators, RFC 3966 §5.1.1); anything else is not used.
@@ -36,10 +37,17 @@ _TEL_NUMBER = re.compile(r"\+?[0-9().-]{1,40}")
 def caller_identity(request: SipRequest, *, trusted: bool) -> CallerIdentity:
     """See the module docstring. ``trusted``: the INVITE comes from a trusted trunk."""
     from_ = request.from_
-    user = (from_.uri.user or "") if isinstance(from_.uri, SipUri) else ""
-    own = CallerIdentity(user, from_.display_name, str(from_.uri))
-    if not trusted:
-        return own
+    if trusted:
+        asserted = asserted_identity(request)
+        if asserted is not None:
+            return asserted
+    return CallerIdentity(uri_user(from_.uri), from_.display_name, str(from_.uri))
+
+
+def asserted_identity(request: SipRequest) -> CallerIdentity | None:
+    """The caller a trunk asserts (P-Asserted-Identity, else a calling Remote-Party-ID),
+    unless withheld; None when it asserts none (From's identity stands)."""
+    from_ = request.from_
     privacy = {p.strip().lower() for v in request.header_values("Privacy") for p in v.split(";")}
     if "id" not in privacy:
         for entry in _entries(request, "P-Asserted-Identity"):
@@ -54,7 +62,7 @@ def caller_identity(request: SipRequest, *, trusted: bool) -> CallerIdentity:
         found = _identity(entry, entry.display_name or from_.display_name, from_)
         if found is not None:
             return found
-    return own
+    return None
 
 
 def _entries(request: SipRequest, name: str) -> list[NameAddr]:

@@ -88,7 +88,7 @@ def invite_request(
         if from_user is not None:  # our caller ID: the display is ours or none
             who, shown = from_user, from_display
         else:  # the caller's identity, as we show it
-            who = _user_of(caller.from_.uri)
+            who = uri_user(caller.from_.uri) or None
             shown = from_display or caller.from_.display_name
         display = _quoted(shown) + " " if shown else ""
         from_ = f"{display}<sip:{carrier_user}@{host}>;tag={local_tag}"
@@ -131,7 +131,3 @@ def invite_request(
         ("Content-Type", SDP),
     )
     return SipRequest("INVITE", uri, headers, sdp)
-
-
-def _user_of(uri: object) -> str | None:
-    return uri.user if isinstance(uri, SipUri) else None

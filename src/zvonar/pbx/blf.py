@@ -58,6 +58,7 @@ from zvonar.calls.talking import Talking
 from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
 from zvonar.pbx.credentials import DirectoryCredentialStore, SipIdentity
+from zvonar.sip.body import media_type
 from zvonar.sip.dialog import Dialog, DialogId
 from zvonar.sip.dialog_info import (
     DIALOG_INFO,
@@ -261,7 +262,7 @@ class Blf:
         self._subs[dialog.id] = sub
         if expires == 0:  # a fetch: the state once, and over (RFC 6665 §4.2.1.4)
             self._notify(sub, now, ending="timeout")
-            self._forget_when_done(sub)
+            self._drop(sub)
             return
         self._per_account[watcher.account_id] += 1
         self._watching.setdefault(watched.employee_id, set()).add(sub)
@@ -323,8 +324,7 @@ class Blf:
             self._forget_dialog(sub)
             return
         if status >= 300:  # RFC 6665 §4.2.2: refused or unanswered: the subscription is over
-            self._drop(sub)
-            self._forget_dialog(sub)
+            self._drop(sub)  # nothing in flight now: its dialog goes too
             return
         if sub.dirty:
             sub.dirty = False
@@ -364,8 +364,7 @@ class Blf:
             key = self.ua.send_request(request, sub.flow, now)
         except Exception:
             log.exception("BLF: NOTIFY to %s failed", sub.watcher.extension)
-            self._drop(sub)
-            self._forget_dialog(sub)
+            self._drop(sub)  # nothing in flight: its dialog goes too
             return
         sub.in_flight = key
         self._by_key[key] = sub
@@ -392,14 +391,14 @@ class Blf:
         for call_id, leg_id in sorted(self._ringing_of.get(who.employee_id, ())):
             remote = _address(self._callers.get(call_id), host)
             sip = self.forks(call_id, leg_id) if self.forks is not None else None
-            ours, theirs = (sip[1], sip[2]) if sip is not None else (None, None)
+            sip_call_id, ours, theirs = sip if sip is not None else (None, None, None)
             dialogs.append(
                 ExtensionDialog(
                     call_id,
                     DialogState.early,
                     DialogDirection.recipient,
                     remote,
-                    call_id=sip[0] if sip is not None else None,
+                    call_id=sip_call_id,
                     local_tag=theirs,
                     remote_tag=ours,
                 )
@@ -435,11 +434,6 @@ class Blf:
                 del self._per_account[sub.watcher.account_id]
             if not watchers:
                 del self._watching[sub.watched.employee_id]
-        if sub.in_flight is None:
-            self._forget_dialog(sub)
-
-    def _forget_when_done(self, sub: _Sub) -> None:
-        self._subs.pop(sub.dialog.id, None)
         if sub.in_flight is None:
             self._forget_dialog(sub)
 
@@ -585,7 +579,7 @@ def _accepts(request: SipRequest, body_type: str) -> bool:
     accept = request.header_values("Accept")
     if not accept:
         return True  # RFC 4235 §3.3, RFC 3856 §6.6: the package's default body type
-    kinds = {part.split(";", 1)[0].strip().lower() for v in accept for part in v.split(",")}
+    kinds = {media_type(part) for v in accept for part in v.split(",")}
     return bool(kinds & {body_type, "application/*", "*/*"})
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from zvonar.calls.events import Target, TargetKind
 from zvonar.calls.pickup import GroupPickup
@@ -66,17 +66,20 @@ async def feature_call(db: Database, call: InboundCall) -> Pickup | Reject | Non
     )
 
 
+def _picker(account_id: uuid.UUID, user: str) -> Select[Employee]:
+    """The active employee of the account whose phone authenticated as ``user``."""
+    return select(Employee).where(
+        Employee.account_id == account_id,
+        Employee.active.is_(True),
+        Employee.sip_username == user,
+    )
+
+
 async def _pick_by_id(
     db: Database, account_id: uuid.UUID, user: str, picked: uuid.UUID
 ) -> Pickup | Reject:
     async with db.read() as s:
-        picker = await s.scalar(
-            select(Employee).where(
-                Employee.account_id == account_id,
-                Employee.active.is_(True),
-                Employee.sip_username == user,
-            )
-        )
+        picker = await s.scalar(_picker(account_id, user))
     if picker is None:
         return Reject(403, "Forbidden")
     return Pickup(
@@ -88,13 +91,7 @@ async def _pick_by_id(
 
 async def _group_pickup(db: Database, account_id: uuid.UUID, user: str) -> Pickup | Reject:
     async with db.read() as s:
-        picker = await s.scalar(
-            select(Employee).where(
-                Employee.account_id == account_id,
-                Employee.active.is_(True),
-                Employee.sip_username == user,
-            )
-        )
+        picker = await s.scalar(_picker(account_id, user))
         if picker is None:
             return Reject(403, "Forbidden")
         groups = (
