@@ -4,7 +4,6 @@ start with a bounded lifetime, and its stop. Drivers run inside ``unshare -n``."
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -12,15 +11,10 @@ from typing import IO
 import pytest
 
 from tests.sip.peers.harness import BARESIP, SIPP, UNSHARE, have_root
-from zvonar.accounts.access import Principal
-from zvonar.accounts.models import Role
-from zvonar.container import Container
-from zvonar.directory.schemas import EmployeeIn, NumberIn
 
 __all__ = [
     "NETNS_PEERS",
     "phone_account",
-    "ring_account",
     "start_baresip",
     "stop_baresip",
     "write_config",
@@ -99,32 +93,3 @@ async def stop_baresip(proc: asyncio.subprocess.Process, within: float = 3.0) ->
     except TimeoutError:
         proc.kill()
         await proc.wait()
-
-
-async def ring_account(
-    container: Container,
-    slug: str,
-    *,
-    extensions: Sequence[str],
-    password: str,
-    number: str,
-    steps: list[dict[str, object]],
-) -> tuple[Principal, dict[str, uuid.UUID]]:
-    """An account ``slug`` with an employee per extension (all with ``password``) and
-    ``number``, whose scheme runs ``steps`` at any hour and then hangs up; its admin and the
-    employees' ids by extension."""
-    name = slug.capitalize()
-    account = await container.accounts.create_account(name, slug)
-    admin = Principal(account_id=account.id, role=Role.admin)
-    ids = {}
-    for ext in extensions:
-        made = await container.directory.create_employee(
-            admin, EmployeeIn(name=f"Emp {ext}", extension=ext, sip_password=password)
-        )
-        ids[ext] = made.view.employee.id
-    scheme = await container.routing.create_scheme(
-        admin, name, {"branches": {"working": steps, "off": steps}, "final": {"type": "hangup"}}
-    )
-    line = await container.directory.add_number(admin, NumberIn(number=number, label=name))
-    await container.routing.assign(admin, line.id, scheme.id)
-    return admin, ids

@@ -19,10 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.appkit import sqlite_container
+from tests.e2e.appkit import ring_account, sqlite_container
 from tests.e2e.baresip_kit import (
     phone_account,
-    ring_account,
     start_baresip,
     stop_baresip,
     write_config,

@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.appkit import sqlite_container
+from tests.e2e.appkit import ring_account, sqlite_container
 from tests.support.certs import Pki, make_pki
 from zvonar.accounts.access import Principal
-from zvonar.accounts.models import Role
 from zvonar.container import Container
-from zvonar.directory.schemas import EmployeeIn, NumberIn
 from zvonar.media.goertzel import goertzel_power
 from zvonar.media.wav import parse_wav
 from zvonar.pbx.config import PbxConfig
@@ -56,24 +54,13 @@ async def tls_pbx(
     """See the module docstring: ``number`` rings ``exts[0]`` for ``ring_seconds``; every
     extension's SIP password is ``password``."""
     realm = f"{slug}.zvonar"
-    name = slug.capitalize()
     pki = make_pki(workdir / "pki")
     leaf = pki.issue("pbx", dns=(realm,), ips=("127.0.0.1",))
     container = await sqlite_container(workdir)
-    account = await container.accounts.create_account(name, slug)
-    p = Principal(account_id=account.id, role=Role.admin)
-    ids = {}
-    for ext in exts:
-        made = await container.directory.create_employee(
-            p, EmployeeIn(name=f"Emp {ext}", extension=ext, sip_password=password)
-        )
-        ids[ext] = made.view.employee.id
     steps = [{"type": "ring", "targets": [{"employee": exts[0]}], "timeout": ring_seconds}]
-    scheme = await container.routing.create_scheme(
-        p, name, {"branches": {"working": steps, "off": steps}, "final": {"type": "hangup"}}
+    p, ids = await ring_account(
+        container, slug, extensions=exts, password=password, number=number, steps=steps
     )
-    added = await container.directory.add_number(p, NumberIn(number=number, label=name))
-    await container.routing.assign(p, added.id, scheme.id)
     config = PbxConfig(
         sip_port=PBX_PORT,
         sip_tls_port=PBX_TLS_PORT,
