@@ -125,6 +125,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "Рабочий звонок. Нажмите 1 — принять, 2 — отклонить.",
         "uk": "Робочий дзвінок. Натисніть 1 — прийняти, 2 — відхилити.",
     },
+    # Heard by an employee who dialled *78 / *79 (pbx/features.py).
+    "dnd_on": {
+        "en": "Do not disturb is on.",
+        "ru": "Режим «не беспокоить» включён.",
+        "uk": "Режим «не турбувати» увімкнено.",
+    },
+    "dnd_off": {
+        "en": "Do not disturb is off.",
+        "ru": "Режим «не беспокоить» выключен.",
+        "uk": "Режим «не турбувати» вимкнено.",
+    },
 }
 
 # Words the media layer strings together (``number_prompts``, ``minutes_prompts``): too short

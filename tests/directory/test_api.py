@@ -19,6 +19,7 @@ from zvonar.directory.events import (
     Action,
     EmployeeCreated,
     EmployeeDeleted,
+    EmployeeDndChanged,
     EmployeeUpdated,
     GroupChanged,
     NumberAdded,
@@ -76,6 +77,14 @@ async def test_employee_crud_and_sip_credentials(
         f"{API}/employees/{emp['id']}", json={"mobile_confirm": None}, headers=tenant_a.headers
     )
     assert error(r, 422) == "validation_error"
+    assert emp["dnd"] is False  # do not disturb: an admin may set it, as the phone's *78 does
+    for value, code in ((True, 200), (False, 200), (None, 422), ([1], 422)):
+        r = await client.patch(
+            f"{API}/employees/{emp['id']}", json={"dnd": value}, headers=tenant_a.headers
+        )
+        assert r.status_code == code, r.text
+        if code == 200:
+            assert r.json()["dnd"] is value
     assert emp["mobile_numbers"] == ["+79161234567"]
     assert emp["email"] == "ivan@example.com" and emp["group_ids"] == []
     generated = emp["sip_password"]
@@ -568,6 +577,11 @@ async def test_events_published_after_commit(
     assert upd.changed == ("name", "sip_password")
     await client.patch(url, json={"name": "A2"}, headers=tenant_a.headers)
     assert len(bus.of_type(EmployeeUpdated)) == 1  # no change, no event
+    # Do not disturb has an event of its own, with the new value (the queues follow it).
+    await client.patch(url, json={"dnd": True, "name": "A3"}, headers=tenant_a.headers)
+    [dnd] = bus.of_type(EmployeeDndChanged)
+    assert (dnd.dnd, str(dnd.employee_id), dnd.extension) == (True, emp["id"], "100")
+    assert bus.of_type(EmployeeUpdated)[-1].changed == ("name",)
 
     group = await created(
         client, tenant_a, "/groups", {"name": "G", "members": [{"employee_id": emp["id"]}]}

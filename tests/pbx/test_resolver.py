@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -10,9 +11,11 @@ import pytest
 
 from tests.support.routes import unroll
 from zvonar.calls.events import Direction, Disposition, TargetKind
-from zvonar.calls.plan import InboundCall, Plan, Reject
+from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject
 from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
+from zvonar.core.bus import RecordingBus
+from zvonar.directory.events import EmployeeDndChanged
 from zvonar.directory.models import TrunkAuth
 from zvonar.directory.schemas import EmployeeIn, EmployeePatch, TrunkIn
 from zvonar.journal.models import CallRecord
@@ -347,3 +350,63 @@ async def test_an_employee_who_confirms_their_mobile_is_asked_everywhere(
     internal = await resolver(call("101", from_uri="sip:102@alpha.zvonar"))
     assert isinstance(internal, Plan) and internal.direction is Direction.internal
     assert [t.accept_prompt for t in internal.waves[0].targets] == [None, asked]
+
+
+async def test_an_employee_in_do_not_disturb_is_rung_by_no_routing(container: Container) -> None:
+    """DND: the scheme's step passes them over (their mobile too), a colleague's call gets
+    480 Do Not Disturb at once; a queue's offer is left to the agent's status (the ACD's)."""
+    alpha = await _with_mobile(container, EmployeePatch(ring_mobile=True, dnd=True))
+    colleague = Binding(aor="sip:102@alpha.zvonar", contact="sip:102@127.0.0.1:5070",
+                        expires_at=1e9, source=("127.0.0.1", 5070))  # fmt: skip
+    resolver = await _resolver(container, [PHONE, colleague])
+    plan = await resolver(call("+74951234567"))
+    assert isinstance(plan, Plan) and (await unroll(plan)).waves == ()
+    assert isinstance(plan.route, SchemeRoute)
+    offered = plan.route.setup.agent_targets(str(alpha.employee_id))
+    assert [t.uri for t in offered] == [PHONE.contact, "sip:+79161112233@127.0.0.1:5090"]
+    internal = await resolver(call("101", from_uri="sip:102@alpha.zvonar"))
+    assert isinstance(internal, Plan) and internal.waves == ()
+    assert internal.final == Reject(480, "Do Not Disturb", account_id=alpha.account_id)
+    # Off again: rung as before, by a fresh read of the directory (the snapshot follows).
+    await container.directory.set_dnd(alpha.account_id, False, employee_id=alpha.employee_id)
+    await asyncio.sleep(0)
+    plan = await resolver(call("+74951234567"))
+    ((*targets,),) = [w.targets for w in (await unroll(plan)).waves]
+    assert [t.uri for t in targets] == [PHONE.contact, "sip:+79161112233@127.0.0.1:5090"]
+
+
+def _phone_dials(code: str, user: str | None, account: uuid.UUID | None) -> InboundCall:
+    auth = CallerAuth(account_id=account, user=user, realm="alpha.zvonar") if user else None
+    return replace(call(code, from_uri=f"sip:{user or 'x'}@alpha.zvonar"), auth=auth)
+
+
+async def test_star_78_and_79_turn_do_not_disturb_on_and_off_from_the_phone(
+    container: Container,
+) -> None:
+    alpha = await seed_account(container)
+    resolver = await _resolver(container, [PHONE])
+    recorded = RecordingBus()
+    container.db.bus.subscribe(EmployeeDndChanged, recorded.publish)
+
+    async def dnd() -> bool:
+        view = await container.directory.get_employee(alpha.principal, alpha.employee_id)
+        return view.employee.dnd
+
+    on = await resolver(_phone_dials("*78", "101", alpha.account_id))
+    # Answered with the confirmation in the account's language, then hung up; no journal.
+    assert on == Reject(480, "Do Not Disturb On", prompt=prompt_path("dnd_on", "ru"))
+    assert await dnd() is True
+    off = await resolver(_phone_dials("*79", "101", alpha.account_id))
+    assert off == Reject(480, "Do Not Disturb Off", prompt=prompt_path("dnd_off", "ru"))
+    assert await dnd() is False
+    again = await resolver(_phone_dials("*79", "101", alpha.account_id))  # already off
+    assert isinstance(again, Reject) and again.prompt == prompt_path("dnd_off", "ru")
+    assert [e.dnd for e in recorded.of_type(EmployeeDndChanged)] == [True, False]
+    # Only our phones, each for its own employee: a trunk or a stranger, an unknown user.
+    for refused in (
+        _phone_dials("*78", None, None),
+        _phone_dials("*78", "999", alpha.account_id),
+        replace(_phone_dials("*78", "101", alpha.account_id), auth=CallerAuth()),
+    ):
+        assert await resolver(refused) == Reject(403, "Forbidden")
+    assert await dnd() is False

@@ -6,6 +6,8 @@ import random
 from collections import Counter
 from datetime import UTC, datetime
 
+import pytest
+
 from zvonar.routing.strategies import MemberState, Plan, Presence, Strategy, plan
 
 T0 = datetime(2024, 3, 15, 9, 0, tzinfo=UTC)
@@ -85,3 +87,15 @@ def test_weighted_random_distribution() -> None:
         assert abs(firsts[key] / n - share) < 0.03, firsts
     # Every member still gets a turn after the first.
     assert sorted(keys(run(m, Strategy.weighted_random))) == [["a"], ["b"], ["c"]]
+
+
+@pytest.mark.parametrize("strategy", list(Strategy))
+def test_a_member_in_do_not_disturb_is_never_rung(strategy: Strategy) -> None:
+    dnd = MemberState("b", Presence.dnd)
+    assert [k for wave in keys(run([A, dnd, C], strategy)) for k in wave] in (
+        ["a", "c"],
+        ["c", "a"],
+    )
+    # Unlike a busy one (call waiting: their phone's choice), not even as the step's only member.
+    assert run([dnd], strategy).waves == ()
+    assert keys(run([MemberState("b", Presence.busy)], strategy)) == [["b"]]

@@ -39,6 +39,14 @@ class EmployeeUpdated(EmployeeEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class EmployeeDndChanged(EmployeeEvent):
+    """Do not disturb turned on or off (from the phone, an agent status or an admin). Not
+    in ``EmployeeUpdated.changed``: the queues follow it without reading the row back."""
+
+    dnd: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class EmployeeDeleted(EmployeeEvent):
     pass
 

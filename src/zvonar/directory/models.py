@@ -76,6 +76,9 @@ class Employee(IdMixin, TimestampMixin, Base):
     time_zone: Mapped[str | None] = mapped_column(String(64))
     email: Mapped[str | None] = mapped_column(String(254))
     active: Mapped[bool] = mapped_column(default=True)
+    # Do not disturb: no routing rings them (their phones, their mobiles, queue offers) until
+    # they turn it off — from the phone (*79), as an agent status, or by an admin.
+    dnd: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     @property
     def has_sip_password(self) -> bool:

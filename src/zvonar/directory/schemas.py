@@ -90,6 +90,7 @@ class EmployeePatch(PatchInput):
             "ring_mobile",
             "mobile_confirm",
             "active",
+            "dnd",
         }
     )
 
@@ -105,6 +106,9 @@ class EmployeePatch(PatchInput):
     time_zone: ZoneText | None = None
     email: EmailText | None = None
     active: bool | None = None
+    dnd: bool | None = Field(
+        default=None, description="Do not disturb: no routing rings them while it is on."
+    )
 
 
 class EmployeeOut(Output):
@@ -119,6 +123,7 @@ class EmployeeOut(Output):
     time_zone: str | None
     email: str | None
     active: bool
+    dnd: bool
     group_ids: list[uuid.UUID]
     created_at: datetime
     updated_at: datetime

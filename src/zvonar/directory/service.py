@@ -235,6 +235,37 @@ class DirectoryService:
             groups = await group_ids_of(w.session, [emp.id])
         return EmployeeView(emp, groups.get(emp.id, ()))
 
+    async def set_dnd(
+        self,
+        account_id: uuid.UUID,
+        on: bool,
+        *,
+        employee_id: uuid.UUID | None = None,
+        sip_username: str | None = None,
+    ) -> bool:
+        """Turn an active employee's do not disturb on or off, for callers that authorized it
+        themselves: the employee's own phone (it passed SIP digest as ``sip_username``: the
+        ``*78``/``*79`` codes) or the ACD's agent status (the agent or a supervisor). False:
+        no such active employee in the account."""
+        if (employee_id is None) == (sip_username is None):
+            raise ValueError("name the employee by id or by SIP username")
+        async with self.db.unit_of_work() as uow:
+            w = await DirectoryWriter.open(uow, account_id)
+            who = (
+                Employee.id == employee_id
+                if employee_id is not None
+                else Employee.sip_username == sip_username
+            )
+            emp = await uow.session.scalar(
+                select(Employee).where(
+                    Employee.account_id == account_id, Employee.active.is_(True), who
+                )
+            )
+            if emp is None:
+                return False
+            await w.update_employee(emp, EmployeePatch(dnd=on))
+        return True
+
     async def reset_sip_password(self, p: Principal, employee_id: uuid.UUID) -> tuple[str, str]:
         """A new generated SIP password; returns ``(sip_username, password)``, shown once."""
         async with self._writing(p) as w:

@@ -23,6 +23,7 @@ from zvonar.directory.events import (
     Action,
     EmployeeCreated,
     EmployeeDeleted,
+    EmployeeDndChanged,
     EmployeeUpdated,
     GroupChanged,
     NumberAdded,
@@ -124,11 +125,19 @@ class DirectoryWriter:
             return
         a, c = self.account_id, tuple(changed)
         if isinstance(obj, Employee):
-            self.uow.emit(
-                EmployeeUpdated(
-                    account_id=a, employee_id=obj.id, extension=obj.extension, changed=c
+            if "dnd" in c:
+                self.uow.emit(
+                    EmployeeDndChanged(
+                        account_id=a, employee_id=obj.id, extension=obj.extension, dnd=obj.dnd
+                    )
                 )
-            )
+                c = tuple(n for n in c if n != "dnd")
+            if c:
+                self.uow.emit(
+                    EmployeeUpdated(
+                        account_id=a, employee_id=obj.id, extension=obj.extension, changed=c
+                    )
+                )
         elif isinstance(obj, Group):
             self._group_changed(obj, Action.updated, c)
         elif isinstance(obj, Number):
@@ -259,6 +268,8 @@ class DirectoryWriter:
             new["email"] = rules.email(patch.email) if patch.email else None
         if "active" in sent:
             new["active"] = _given(patch.active, "active")
+        if "dnd" in sent:
+            new["dnd"] = _given(patch.dnd, "dnd")
         changed = [k for k, v in new.items() if getattr(emp, k) != v]
         if "extension" in changed:
             await self._check_extension(new["extension"], emp.id)

@@ -4,6 +4,10 @@
 ``*8`` alone — group pickup (Asterisk's convention): take the oldest call ringing anyone who
 shares a group with the picker (the picker's own phones excluded: those they can answer).
 calls/pickup.py carries both out.
+``*78`` / ``*79`` — do not disturb on / off (FreePBX's codes) for the employee whose phone
+dials it: every phone of theirs, their mobiles and their queue offers stop ringing until they
+turn it off. The caller is answered and hears it confirmed (``dnd_on`` / ``dnd_off`` in the
+account's language), then hung up; nothing is journalled (no account on the answer).
 
 Only a phone that passed the INVITE gate's digest (``CallerAuth.account_id`` and ``user``) may
 dial a feature code, and only within its own account: the picked employee, the groups and the
@@ -14,6 +18,8 @@ found.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from sqlalchemy import Select, select
 
@@ -21,23 +27,35 @@ from zvonar.calls.events import Target, TargetKind
 from zvonar.calls.pickup import GroupPickup
 from zvonar.calls.plan import InboundCall, Pickup, Reject
 from zvonar.directory.models import Employee, Group, GroupMember
+from zvonar.directory.service import DirectoryService
 from zvonar.store.db import Database
 
-__all__ = ["GROUP_PICKUP_CODE", "PICKUP_CODE", "feature_call"]
+__all__ = ["DND_OFF_CODE", "DND_ON_CODE", "GROUP_PICKUP_CODE", "PICKUP_CODE", "feature_call"]
 
 PICKUP_CODE = "*8"  # followed by the extension whose ringing call to take
 GROUP_PICKUP_CODE = PICKUP_CODE  # alone: any call ringing a fellow group member
+DND_ON_CODE = "*78"
+DND_OFF_CODE = "*79"
+_DND = {DND_ON_CODE: True, DND_OFF_CODE: False}
+
+# The prompt ``key`` in the language of ``account`` (None: no such file).
+Prompt = Callable[[uuid.UUID, str], Awaitable[Path | None]]
 
 
-async def feature_call(db: Database, call: InboundCall) -> Pickup | Reject | None:
+async def feature_call(
+    db: Database, call: InboundCall, prompt: Prompt | None = None
+) -> Pickup | Reject | None:
     """The feature ``call`` dials, or None when its number is no feature code. An INVITE
     whose Replaces names a ringing fork (``InboundCall.picks``, a BLF key) is a directed
     pickup of that fork's employee, whatever it dials."""
-    if call.picks is None and not call.dialed.startswith(PICKUP_CODE):
+    dnd = _DND.get(call.dialed) if call.picks is None else None
+    if call.picks is None and dnd is None and not call.dialed.startswith(PICKUP_CODE):
         return None
     auth = call.auth
     if auth is None or auth.account_id is None or not auth.user:
         return Reject(403, "Forbidden")  # trunks, strangers, transfers: no features
+    if dnd is not None:
+        return await _set_dnd(db, auth.account_id, auth.user, dnd, prompt)
     if call.picks is not None:
         return await _pick_by_id(db, auth.account_id, auth.user, call.picks)
     extension = call.dialed[len(PICKUP_CODE) :]
@@ -119,3 +137,14 @@ async def _group_pickup(db: Database, account_id: uuid.UUID, user: str) -> Picku
         picker=Target(TargetKind.employee, picker.name, picker.id),
         members=frozenset(members),
     )
+
+
+async def _set_dnd(
+    db: Database, account_id: uuid.UUID, user: str, on: bool, prompt: Prompt | None
+) -> Reject:
+    """``*78`` / ``*79``: the phone's own employee goes into (or out of) do not disturb."""
+    if not await DirectoryService(db).set_dnd(account_id, on, sip_username=user):
+        return Reject(403, "Forbidden")  # a phone of no active employee
+    said = await prompt(account_id, "dnd_on" if on else "dnd_off") if prompt else None
+    # Answered with the confirmation when there is one; else a final answer the phone shows.
+    return Reject(480, "Do Not Disturb On" if on else "Do Not Disturb Off", prompt=said)

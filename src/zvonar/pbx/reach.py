@@ -55,7 +55,11 @@ class Reach:
         """All the employee's registered devices, plus their mobiles over ``trunk`` when
         they chose to be rung there (``ring_mobile``) — one wave, at once. A mobile takes
         the call only by pressing 1 (in ``account``'s language) when they chose so
-        (``mobile_confirm``) or the caller asks it (``confirm_mobiles``: a queue's offer)."""
+        (``mobile_confirm``) or the caller asks it (``confirm_mobiles``: a queue's offer).
+        Nothing while they are in do not disturb: a scheme moves on, a colleague's call gets
+        its final answer, a queue offers the caller to another agent."""
+        if person.dnd:
+            return ()
         target = Target(TargetKind.employee, person.name, person.id)
         devices = tuple(
             RingTarget.phone(b.contact, UserAgent.binding_flow(b), target, f"x{person.extension}")

@@ -58,6 +58,8 @@ from zvonar.contacts.index import ContactHit, ContactIndex
 from zvonar.core.errors import InvalidInput
 from zvonar.directory.phone import normalize
 from zvonar.integrations.http_route import CallFacts, Fallback, HttpRouter, RouteDecision
+from zvonar.media.engine import PromptNotFoundError
+from zvonar.media.prompts import FALLBACK_LANGUAGE, prompt_path
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.features import feature_call
 from zvonar.pbx.reach import Bindings, Reach
@@ -161,7 +163,8 @@ class PbxResolver:
         self.snapshot = snapshot
 
     async def __call__(self, call: InboundCall) -> Plan | Reject | Pickup:
-        feature = await feature_call(self.db, call)  # *8<ext> etc. (pbx/features.py)
+        # *8<ext>, *78 etc. (pbx/features.py)
+        feature = await feature_call(self.db, call, self._prompt)
         if feature is not None:
             return feature
         if call.auth is not None and self.extension_calls is not None:
@@ -177,6 +180,17 @@ class PbxResolver:
         if internal is not None:
             return await self._internal(call, *internal)
         return await self._inbound(call)
+
+    async def _prompt(self, account_id: uuid.UUID, key: str) -> Path | None:
+        """The prompt ``key`` in the account's language, its own recording first."""
+        snap = await self.snapshot.account(account_id)
+        language = snap.account.language if snap is not None else FALLBACK_LANGUAGE
+        base = self.prompts_dir(account_id) if self.prompts_dir else None
+        try:
+            return prompt_path(key, language, base_dir=base)
+        except PromptNotFoundError:
+            log.warning("account %s: no %s prompt", account_id, key)
+            return None
 
     # -- internal calls ------------------------------------------------------------------------
 
@@ -225,7 +239,11 @@ class PbxResolver:
         return Plan(
             account_id=account_id,
             waves=waves,
-            final=Reject(480, "Temporarily Unavailable", account_id=account_id),
+            final=Reject(
+                480,
+                "Do Not Disturb" if person.dnd else "Temporarily Unavailable",
+                account_id=account_id,
+            ),
             direction=Direction.internal,
             record=snap.account.recording_enabled,  # every call, colleagues' too
             fail_over=frozenset(),  # a busy colleague is busy for the employee who called
@@ -336,8 +354,15 @@ class PbxResolver:
             person = by_id.get(agent_id)
             if person is None:
                 return ()
+            # The agent's status decides (do not disturb is one, acd/runtime.employee_dnd):
+            # this staff list may be older than the DND a waiting caller's offer follows.
             return self.reach.employee(
-                person, realm, trunk, number.e164, account=account, confirm_mobiles=True
+                replace(person, dnd=False),
+                realm,
+                trunk,
+                number.e164,
+                account=account,
+                confirm_mobiles=True,
             )
 
         async def ask(request: HttpRequest) -> Outcome:
@@ -494,7 +519,9 @@ class _Presence(Mapping[str, MemberState]):
                 self._bindings(f"sip:{person.sip_username}@{self._realm}")
             )
             presence = Presence.available if live else Presence.unregistered
-            if live and self._busy(person):
+            if person.dnd:
+                presence = Presence.dnd
+            elif live and self._busy(person):
                 presence = Presence.busy  # on a call: a strategy rings someone free first
             state = self._seen[key] = replace(
                 self._history.get(person.id, _NO_HISTORY), key=key, presence=presence

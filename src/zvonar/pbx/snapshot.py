@@ -106,6 +106,7 @@ class Person:
     sip_username: str
     mobiles: tuple[str, ...] = ()  # rung with the devices (the employee chose ring_mobile)
     mobile_confirm: bool = False  # … and take a call only when they press 1
+    dnd: bool = False  # do not disturb: routing rings none of their phones (pbx/reach.py)
 
 
 @dataclass(frozen=True)
@@ -412,6 +413,7 @@ class RoutingSnapshot:
                     e.sip_username,
                     tuple(e.mobile_numbers) if e.ring_mobile else (),
                     e.mobile_confirm,
+                    e.dnd,
                 )
                 for e in people
                 if e.active

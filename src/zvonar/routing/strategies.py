@@ -2,8 +2,9 @@
 
 A *wave* is a set of targets rung together for one timeout; the interpreter moves to the next
 wave when the current one is not answered. ``all_at_once`` is one wave of everybody; every other
-strategy rings one target per wave, in the order it chooses. Members that are busy or not
-registered are skipped up front, so a caller never waits on a phone that cannot ring.
+strategy rings one target per wave, in the order it chooses. Members that are busy, not
+registered or in do not disturb are skipped up front, so a caller never waits on a phone that
+cannot ring.
 
 Pure: member states, the round-robin pointer and the random generator are passed in; the new
 pointer comes back in the :class:`Plan` for the caller to store.
@@ -33,6 +34,7 @@ class Presence(enum.StrEnum):
     available = "available"
     busy = "busy"
     unregistered = "unregistered"
+    dnd = "dnd"  # do not disturb: never rung, not even as a step's only member
 
 
 @dataclass(frozen=True)

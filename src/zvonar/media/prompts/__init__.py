@@ -51,6 +51,8 @@ PROMPT_KEYS = (
     "queue_callback_press",
     "menu_default",
     "accept_call",
+    "dnd_on",
+    "dnd_off",
 )
 MAX_SPOKEN_NUMBER = 20
 FRAGMENT_KEYS = (
