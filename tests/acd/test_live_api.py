@@ -330,9 +330,12 @@ async def test_agent_status_by_supervisor_and_by_the_agent(
     await eventually(
         lambda: (a102, "dnd") in {(e.agent_id, e.new) for e in bus.of_type(AgentStatusChanged)}
     )
+    # Do not disturb as the agent status is the employee's: no routing rings them either.
+    assert ok(await req(api, tenant_a, "GET", f"/employees/{a102}"))["dnd"] is True
     body = {"status": "break", "reason": "lunch"}
     r = ok(await req(api, tenant_a, "PUT", f"/agents/{a102}/status", body))
     assert (r["status"], r["reason"]) == ("break", "lunch")
+    assert ok(await req(api, tenant_a, "GET", f"/employees/{a102}"))["dnd"] is False
     # Ringing: the choice waits for the call.
     r = ok(await req(api, tenant_a, "PUT", f"/agents/{a101}/status", {"status": "away"}))
     assert (r["status"], r["presence"], r["deferred"]) == ("ringing", "away", True)

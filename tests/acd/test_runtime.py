@@ -69,6 +69,7 @@ class Rig:
         self.bus = RecordingBus()
         self.stored: list[object] = []
         self.registered = set(STAFF.values())
+        self.dnd: frozenset[str] = frozenset()  # employees in do not disturb (load)
         self.dialled: list[tuple[str, tuple[str, ...], str]] = []
         self.callback_outcome = CallbackOutcome.talked
         self.talk: asyncio.Event | None = None  # set: a talked callback's call is over
@@ -83,8 +84,10 @@ class Rig:
         self.signals: dict[str, list[QueueSignal]] = {}
         self.sessions: dict[str, Any] = {}
 
-    async def load(self, account_id: uuid.UUID) -> tuple[Mapping[str, QueueDef], dict[str, str]]:
-        return self.defs, STAFF
+    async def load(
+        self, account_id: uuid.UUID
+    ) -> tuple[Mapping[str, QueueDef], dict[str, str], frozenset[str]]:
+        return self.defs, STAFF, self.dnd
 
     async def record(self, account_id: uuid.UUID, events: list[object]) -> int:
         self.stored.extend(events)
@@ -272,6 +275,44 @@ async def test_dnd_agents_are_not_offered_and_unknown_agents_are_not_found() -> 
     assert any(c.new == "dnd" and c.reason == "lunch" for c in changes)
     with pytest.raises(NotFound):
         await rig.rt.set_status(ACCOUNT, str(uuid.uuid4()), Status.dnd, None)
+
+
+async def test_an_employee_in_do_not_disturb_starts_as_a_dnd_agent() -> None:
+    # DND is kept on the employee (*78, an admin): a queue loaded later (a restart, a first
+    # caller) makes them a DND agent, not an online one.
+    rig = Rig(strategy=Strategy.in_turn)
+    rig.dnd = frozenset({STAFF["101"]})
+    await rig.join("c1")
+    assert rig.status("101") is Status.dnd
+    assert rig.rung("c1") == [["102"]]
+
+
+async def test_do_not_disturb_turned_on_and_off_from_the_phone_steers_the_queue() -> None:
+    rig = Rig(strategy=Strategy.in_turn)
+    await rig.join("c1")
+    assert rig.rung("c1") == [["101"]]
+    rig.answer("c1")
+    rig.rt.employee_dnd(ACCOUNT, STAFF["102"], True)  # *78 on 102's phone
+    assert rig.status("102") is Status.dnd
+    await rig.join("c2")
+    assert rig.rung("c2") == []  # 101 talks, 102 does not want calls: c2 waits
+    rig.rt.employee_dnd(ACCOUNT, STAFF["102"], False)  # *79: back, and offered the waiting c2
+    assert rig.status("102") is Status.ringing
+    assert rig.rung("c2") == [["102"]]
+    # An account the ACD has not loaded yet: nothing to do, it loads the flag later.
+    rig.rt.employee_dnd(uuid.uuid4(), STAFF["101"], True)
+
+
+async def test_do_not_disturb_chosen_as_the_agent_status_is_not_fed_twice() -> None:
+    rig = Rig(strategy=Strategy.in_turn)
+    await rig.join("c1")
+    await rig.rt.set_status(ACCOUNT, STAFF["102"], Status.dnd, "focus")
+    await rig.rt._flush()
+    before = len(rig.bus.of_type(AgentStatusChanged))
+    rig.rt.employee_dnd(ACCOUNT, STAFF["102"], True)  # the employee's flag follows the status
+    await rig.rt._flush()
+    assert len(rig.bus.of_type(AgentStatusChanged)) == before
+    assert rig.rt.accounts[ACCOUNT].dispatcher.agents[STAFF["102"]].presence_reason == "focus"
 
 
 async def test_max_wait_overflows_the_caller() -> None:

@@ -75,7 +75,7 @@ def acd_runtime(request: Request) -> AcdRuntime:
 
 
 def _supervisor(c: AppContainer) -> Supervisor:
-    return Supervisor(c.db)
+    return Supervisor(c.db, c.directory)
 
 
 def _calls(request: Request, c: AppContainer) -> tuple[B2bua, PhonesOf]:

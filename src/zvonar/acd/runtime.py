@@ -46,6 +46,7 @@ from zvonar.acd.agents import (
     StatusChanged,
     SupervisorAlert,
     no_answer,
+    set_dnd,
     set_online,
     supervisor_set,
 )
@@ -79,7 +80,10 @@ __all__ = ["AcdRuntime", "Loader", "QueueView"]
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[uuid.UUID], Awaitable[tuple[Mapping[str, QueueDef], Mapping[str, str]]]]
+# An account's queues, its staff (extension → employee id) and who of them is in do not disturb.
+Loader = Callable[
+    [uuid.UUID], Awaitable[tuple[Mapping[str, QueueDef], Mapping[str, str], frozenset[str]]]
+]
 """An account's queue definitions and its employees' ids by extension."""
 
 Recorder = Callable[[uuid.UUID, list[object]], Awaitable[int]]
@@ -220,7 +224,7 @@ class AcdRuntime:
         if targets is not None:
             acct.targets = targets
         if acct.stale:
-            defs, agent_ids = await self.load(account_id)
+            defs, agent_ids, acct.dnd = await self.load(account_id)
             acct.stale = False
             self._apply(acct, defs, agent_ids)
         return acct
@@ -258,8 +262,24 @@ class AcdRuntime:
         # then unreachable until a caller joins their queue or a supervisor looks).
         registered = acct.targets is not None and bool(acct.targets(agent_id))
         acct.dispatcher.add_agent(Agent(agent_id, self.now(), config, registered=registered))
-        # Everybody in a queue takes calls unless they say otherwise.
-        acct.dispatcher.agent_input(agent_id, set_online(), self.now())
+        # Everybody in a queue takes calls unless they say otherwise: do not disturb, kept on
+        # the employee (a restart, or DND set before they joined a queue), says otherwise.
+        chosen = set_dnd() if agent_id in acct.dnd else set_online()
+        acct.dispatcher.agent_input(agent_id, chosen, self.now())
+
+    def employee_dnd(self, account_id: uuid.UUID, agent_id: str, on: bool) -> None:
+        """The employee turned do not disturb on or off (``*78``/``*79`` from their phone, an
+        admin, or this very agent status): as an agent they choose DND, or online after it.
+        A change on a call waits for its end, as any status change does (agents.py)."""
+        acct = self.accounts.get(account_id)
+        if acct is None:
+            return  # loaded with the flag when its first caller queues
+        acct.dnd = acct.dnd | {agent_id} if on else acct.dnd - {agent_id}
+        agent = acct.dispatcher.agents.get(agent_id)
+        if agent is None or on == (agent.presence is AgentStatus.dnd):
+            return  # in no queue, or already so (DND chosen as the agent status)
+        self.feed(acct, agent_id, supervisor_set(AgentStatus.dnd if on else AgentStatus.online))
+        self.pump(acct)
 
     def refresh_devices(self, acct: Account) -> None:
         """Check every agent's phones again (they may have registered or gone since the last

@@ -204,6 +204,7 @@ class Account:
     dispatcher: Dispatcher
     defs: Mapping[str, QueueDef] = field(default_factory=dict)
     agent_ids: Mapping[str, str] = field(default_factory=dict)  # extension → employee id
+    dnd: frozenset[str] = frozenset()  # employee ids in do not disturb, as last loaded
     sessions: dict[str, Session] = field(default_factory=dict)
     #: agent id → their registered phones, as the latest queued call looked them up.
     targets: Callable[[str], tuple[RingTarget, ...]] | None = None

@@ -37,6 +37,7 @@ from zvonar.calls.plan import QueueWithdraw, RingTarget
 from zvonar.calls.transfer import TransferRefusal, TransferRefused
 from zvonar.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unavailable
 from zvonar.directory.models import Employee
+from zvonar.directory.service import DirectoryService
 from zvonar.store.db import Database
 
 if TYPE_CHECKING:  # the runtime's per-account state; read here, changed only through it
@@ -136,8 +137,11 @@ def _wall(t: float) -> datetime:
 
 
 class Supervisor:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, directory: DirectoryService | None = None) -> None:
         self.db = db
+        # Do not disturb chosen as the agent status is the employee's own (pbx routing reads
+        # it too): the directory keeps it. None: the status stays the queues' alone (tests).
+        self.directory = directory
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -224,7 +228,14 @@ class Supervisor:
                 code="status_refused",
                 status=agent.status.value,
             )
+        was_dnd = agent.presence is Status.dnd
         await runtime.set_status(p.account_id, agent_id, chosen, reason)
+        if self.directory is not None and was_dnd != (chosen is Status.dnd):
+            # Routing follows: their phones stop (or start) ringing for every call, not only
+            # for the queues'. Whoever may set the status may set this: checked above.
+            await self.directory.set_dnd(
+                p.account_id, chosen is Status.dnd, employee_id=employee_id
+            )
         return _state(employee_id, acct.dispatcher.agents[agent_id])
 
     # --- calls ----------------------------------------------------------------------------------

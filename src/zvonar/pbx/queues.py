@@ -20,7 +20,7 @@ from zvonar.calls.origination import Origination, OriginationOutcome
 from zvonar.calls.plan import RingTarget, Wave
 from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
-from zvonar.directory.events import EmployeeEvent
+from zvonar.directory.events import EmployeeDndChanged, EmployeeEvent
 from zvonar.directory.models import Employee
 from zvonar.store.db import Database
 
@@ -43,16 +43,20 @@ def queue_runtime(
 ) -> AcdRuntime:
     definitions = AcdQueueService(db)
 
-    async def load(account_id: uuid.UUID) -> tuple[Mapping[str, QueueDef], Mapping[str, str]]:
+    async def load(
+        account_id: uuid.UUID,
+    ) -> tuple[Mapping[str, QueueDef], Mapping[str, str], frozenset[str]]:
         defs = await definitions.load(account_id)
         async with db.read() as s:
-            rows = await s.execute(
-                select(Employee.extension, Employee.id).where(
-                    Employee.account_id == account_id, Employee.active.is_(True)
+            rows = (
+                await s.execute(
+                    select(Employee.extension, Employee.id, Employee.dnd).where(
+                        Employee.account_id == account_id, Employee.active.is_(True)
+                    )
                 )
-            )
-            staff = {ext: str(emp_id) for ext, emp_id in rows.all()}
-        return defs, staff
+            ).all()
+        staff = {ext: str(emp_id) for ext, emp_id, _dnd in rows}
+        return defs, staff, frozenset(str(emp_id) for _ext, emp_id, dnd in rows if dnd)
 
     return AcdRuntime(
         load,
@@ -69,7 +73,12 @@ def attach_queues(runtime: AcdRuntime, bus: EventBus) -> Callable[[], None]:
     async def changed(event: Event) -> None:
         runtime.invalidate(event.account_id)
 
+    async def dnd(event: Event) -> None:
+        if isinstance(event, EmployeeDndChanged):
+            runtime.employee_dnd(event.account_id, str(event.employee_id), event.dnd)
+
     offs = [bus.subscribe(kind, changed) for kind in (QueueDefined, QueueDeleted, EmployeeEvent)]
+    offs.append(bus.subscribe(EmployeeDndChanged, dnd))
 
     def detach() -> None:
         for off in offs:
