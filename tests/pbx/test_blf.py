@@ -347,3 +347,26 @@ async def test_a_ringing_dialog_names_its_sip_dialog_for_replaces(rig: Rig) -> N
     assert b'<dialog id="c7" call-id="fork7@zvonar" local-tag="phone7" remote-tag="ours7"' in (
         ringing.body
     )
+
+
+async def test_presence_shows_do_not_disturb(rig: Rig, container: Container) -> None:
+    """An employee in do not disturb (``*78``, an admin, the agent status) is ``busy`` to
+    their colleagues' buddy lists, with a note saying why, until they turn it off."""
+    offs = [rig.blf.credentials.attach(container.bus), rig.blf.attach(container.bus)]
+    try:
+        rig.subscribe("Event: presence", "Accept: application/pidf+xml")
+        _ok, first = rig.take()
+        assert isinstance(first, SipRequest) and b"rpid:busy" not in first.body
+        rig.answer(first)
+        await container.directory.set_dnd(rig.alpha.account_id, True, employee_id=rig.anna)
+        await _turn()
+        (dnd,) = _notifies(rig.take())
+        assert b"<rpid:busy/>" in dnd.body and b"<dm:note>Do not disturb</dm:note>" in dnd.body
+        rig.answer(dnd)
+        await container.directory.set_dnd(rig.alpha.account_id, False, employee_id=rig.anna)
+        await _turn()
+        (back,) = _notifies(rig.take())
+        assert b"rpid:busy" not in back.body and b"Do not disturb" not in back.body
+    finally:
+        for off in offs:
+            off()

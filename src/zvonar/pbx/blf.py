@@ -7,7 +7,8 @@ extension's state at once and again whenever it changes: idle (no dialog), ringi
 dialog, direction recipient: the key blinks, and ``*8<ext>`` picks the call up,
 pbx/features.py) and on a call (confirmed). Each NOTIFY is the full state. A softphone's
 buddy list subscribes with ``Event: presence`` instead: a PIDF document (sip/pidf.py), open
-while a phone of the colleague is registered, ``on-the-phone`` while they talk.
+while a phone of the colleague is registered, ``on-the-phone`` while they talk, ``busy`` (with
+a note) while they are in do not disturb.
 
 Rules, in the order they are checked:
 
@@ -57,6 +58,7 @@ from zvonar.calls.events import (
 from zvonar.calls.talking import Talking
 from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
+from zvonar.directory.events import EmployeeDndChanged
 from zvonar.pbx.credentials import DirectoryCredentialStore, SipIdentity
 from zvonar.sip.body import media_type
 from zvonar.sip.dialog import Dialog, DialogId
@@ -96,6 +98,7 @@ PRESENCE_SWEEP = 30.0
 class _Presence:
     reachable: bool  # a phone of theirs is registered
     busy: bool  # on a call
+    dnd: bool = False  # in do not disturb
 
 
 _State = tuple[ExtensionDialog, ...] | _Presence
@@ -163,8 +166,14 @@ class Blf:
         async def on_event(event: Event) -> None:
             self.apply(event)
 
+        async def on_dnd(event: Event) -> None:
+            # After the credential store re-read the employee (it subscribed first).
+            if isinstance(event, EmployeeDndChanged):
+                self._touch(event.employee_id)
+
         kinds = (CallStarted, CallRinging, CallAnswered, LegEnded, CallEnded)
         offs = [bus.subscribe(kind, on_event) for kind in kinds]
+        offs.append(bus.subscribe(EmployeeDndChanged, on_dnd))
 
         def detach() -> None:
             for off in offs:
@@ -375,12 +384,17 @@ class Blf:
         if sub.package == PRESENCE:
             reachable = bool(self.ua.lookup(who.aor, now)) if who.aor else False
             busy = self.talking.busy(who.account_id, who.employee_id, who.extension)
-            return _Presence(reachable, busy)
+            # Read now, not from the subscription: do not disturb comes and goes meanwhile.
+            now_who = self.credentials.by_extension(who.account_id, who.extension)
+            dnd = now_who is not None and now_who.employee_id == who.employee_id and now_who.dnd
+            return _Presence(reachable, busy, dnd)
         return self._dialogs(who, sub.host)
 
     def _body(self, sub: _Sub, state: _State) -> bytes:
         if isinstance(state, _Presence):
-            return pidf(sub.entity, reachable=state.reachable, on_the_phone=state.busy)
+            return pidf(
+                sub.entity, reachable=state.reachable, on_the_phone=state.busy, dnd=state.dnd
+            )
         return dialog_info(sub.entity, sub.version, state)
 
     def _dialogs(self, who: SipIdentity, host: str) -> tuple[ExtensionDialog, ...]:

@@ -27,7 +27,12 @@ from zvonar.accounts.events import AccountCreated
 from zvonar.accounts.models import Account
 from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
-from zvonar.directory.events import EmployeeCreated, EmployeeDeleted, EmployeeUpdated
+from zvonar.directory.events import (
+    EmployeeCreated,
+    EmployeeDeleted,
+    EmployeeDndChanged,
+    EmployeeUpdated,
+)
 from zvonar.directory.models import Employee
 from zvonar.directory.phone import sip_realm
 from zvonar.sip.auth import SERVER_ALGORITHMS, AuthResult, Credentials, DigestChallenger
@@ -56,6 +61,7 @@ class SipIdentity:
     extension: str
     name: str
     aor: str = ""  # their address of record, sip:<username>@<realm> (registrar lookups)
+    dnd: bool = False  # in do not disturb (presence shows them busy)
 
 
 def _credentials(emp: Employee, realm: str) -> Credentials | None:
@@ -142,7 +148,7 @@ class DirectoryCredentialStore:
         key = (emp.sip_username, realm)
         self._creds[key] = creds
         aor = f"sip:{emp.sip_username}@{realm}"
-        who = SipIdentity(emp.account_id, emp.id, emp.extension, emp.name, aor)
+        who = SipIdentity(emp.account_id, emp.id, emp.extension, emp.name, aor, emp.dnd)
         self._who[key] = who
         self._key_of[emp.id] = key
         self._by_extension[(emp.account_id, emp.extension)] = who
@@ -178,7 +184,9 @@ class DirectoryCredentialStore:
         """Follow the directory; returns the unsubscribe."""
 
         async def on_employee(event: Event) -> None:
-            if isinstance(event, EmployeeCreated | EmployeeUpdated | EmployeeDeleted):
+            if isinstance(
+                event, EmployeeCreated | EmployeeUpdated | EmployeeDndChanged | EmployeeDeleted
+            ):
                 await self.refresh_employee(event.employee_id)
 
         async def on_account(_event: Event) -> None:
@@ -187,6 +195,7 @@ class DirectoryCredentialStore:
         offs = [
             bus.subscribe(EmployeeCreated, on_employee),
             bus.subscribe(EmployeeUpdated, on_employee),
+            bus.subscribe(EmployeeDndChanged, on_employee),
             bus.subscribe(EmployeeDeleted, on_employee),
             bus.subscribe(AccountCreated, on_account),
         ]
