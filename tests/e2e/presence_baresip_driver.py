@@ -6,8 +6,8 @@ PBX, baresip and SIPp in one namespace (test_presence_baresip.py runs this insid
 
 baresip registers as 501 and, its contact 601 marked ``;presence=p2p``, subscribes to
 ``sip:601@pres.zvonar`` (digest, as a phone). 601 is a SIPp phone: unregistered first, then
-registered, then answering a customer's call and talking 2 s. The report (JSON at OUT) lists
-the statuses baresip itself logged for 601, in order.
+registered, then answering a customer's call and talking 2 s, then in do not disturb for a
+while. The report (JSON at OUT) lists the statuses baresip itself logged for 601, in order.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ async def subscribed(rt: Any, seconds: float = 10.0) -> bool:
 async def main(workdir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"ok": False}
     container = await sqlite_container(workdir)
-    _admin, ids = await ring_account(
+    admin, ids = await ring_account(
         container,
         SLUG,
         extensions=("501", "601"),
@@ -106,6 +106,12 @@ async def main(workdir: Path) -> dict[str, Any]:
         report["call_ok"] = result.caller_ok
         report["answered"] = result.answered
         report["online_after"] = await until(log_path, "Online")
+        # Do not disturb (as 601's *78 sets it): busy to the buddy list until it is off.
+        directory = container.directory
+        await directory.set_dnd(admin.account_id, True, employee_id=ids["601"])
+        report["dnd"] = await until(log_path, "Busy")
+        await directory.set_dnd(admin.account_id, False, employee_id=ids["601"])
+        report["dnd_off"] = await until(log_path, "Online")
         report["statuses"] = statuses(log_path)
         report["ok"] = True
     except Exception as exc:  # reported, not raised: the test shows the JSON

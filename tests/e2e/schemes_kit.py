@@ -345,3 +345,62 @@ class Rig:
 
 def exts(rings: Sequence[Ring], end: LegEndReason | None) -> list[str]:
     return [r.ext for r in rings if r.end is end]
+
+
+def dialer_xml(
+    dialed: str,
+    user: str,
+    realm: str,
+    *,
+    delayed_offer: bool = False,
+    replaces: str | None = None,
+) -> str:
+    """Phone ``user`` of ``realm`` dials ``dialed`` with digest (407 first), is answered,
+    waits for the BYE (a pickup's, a feature code's prompt's).
+    ``delayed_offer``: its INVITE has no SDP and its ACK answers the 200's offer;
+    ``replaces``: its INVITE carries that Replaces header (RFC 3891), as a BLF key's pickup."""
+    body = sippkit._body(sdp=not delayed_offer)
+    invite = f"""
+      INVITE sip:{dialed}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: <sip:{user}@{realm}>;tag=[pid]P[call_number]
+      To: <sip:{dialed}@{realm}>
+      Call-ID: [call_id]
+      CSeq: CSEQ INVITE
+      Contact: <sip:{user}@[local_ip]:[local_port];transport=[transport]>
+      AUTH{f"{chr(10)}      Replaces: {replaces}" if replaces else ""}
+      Max-Forwards: 70
+      {body}
+"""
+    ack = f"""
+      ACK sip:{dialed}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: CSEQ ACK
+      Max-Forwards: 70
+      BODY
+"""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="{user} dials {dialed} with digest">
+  <send retrans="500"><![CDATA[
+{invite.replace("CSEQ", "1").replace("AUTH", "X-No-Auth: yet")}
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="407" auth="true"/>
+  <send><![CDATA[
+{ack.replace("CSEQ", "1").replace("BODY", "Content-Length: 0")}
+  ]]></send>
+  <send retrans="500"><![CDATA[
+{invite.replace("CSEQ", "2").replace("AUTH", "[authentication]")}
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+{ack.replace("CSEQ", "2").replace("BODY", sippkit._body(sdp=delayed_offer))}
+  ]]></send>
+  <recv request="BYE"/>
+  {sippkit.OK_IN_DIALOG}
+</scenario>
+"""

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import sippkit
-from tests.e2e.schemes_kit import Device, Rig, carrier_talk, sipp_cmd
+from tests.e2e.schemes_kit import Device, Rig, carrier_talk, dialer_xml, sipp_cmd
 from tests.sip.peers.harness import SIPP, SippRun, finish_sipp, free_port, start_sipp, wait_bound
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
@@ -46,71 +46,6 @@ PASSWORD = "pickup-pass-42"
 SLUG = "pickup"
 REALM = f"{SLUG}.zvonar"
 NUMBER = "+74951234500"
-
-_OK = """<send><![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-  ]]></send>"""
-
-
-def picker_xml(
-    dialed: str, user: str, *, delayed_offer: bool = False, replaces: str | None = None
-) -> str:
-    """``user`` dials ``dialed`` with digest (407 first), is answered, waits for the BYE.
-    ``delayed_offer``: its INVITE has no SDP and its ACK answers the 200's offer;
-    ``replaces``: its INVITE carries that Replaces header (RFC 3891), as a BLF key's pickup."""
-    body = sippkit._body(sdp=not delayed_offer)
-    invite = f"""
-      INVITE sip:{dialed}@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:{user}@{REALM}>;tag=[pid]P[call_number]
-      To: <sip:{dialed}@{REALM}>
-      Call-ID: [call_id]
-      CSeq: CSEQ INVITE
-      Contact: <sip:{user}@[local_ip]:[local_port];transport=[transport]>
-      AUTH{f"{chr(10)}      Replaces: {replaces}" if replaces else ""}
-      Max-Forwards: 70
-      {body}
-"""
-    ack = f"""
-      ACK sip:{dialed}@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: CSEQ ACK
-      Max-Forwards: 70
-      BODY
-"""
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="{user} dials {dialed} with digest">
-  <send retrans="500"><![CDATA[
-{invite.replace("CSEQ", "1").replace("AUTH", "X-No-Auth: yet")}
-  ]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="407" auth="true"/>
-  <send><![CDATA[
-{ack.replace("CSEQ", "1").replace("BODY", "Content-Length: 0")}
-  ]]></send>
-  <send retrans="500"><![CDATA[
-{invite.replace("CSEQ", "2").replace("AUTH", "[authentication]")}
-  ]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send><![CDATA[
-{ack.replace("CSEQ", "2").replace("BODY", sippkit._body(sdp=delayed_offer))}
-  ]]></send>
-  <recv request="BYE"/>
-  {_OK}
-</scenario>
-"""
 
 
 def referrer_xml(refer_to: str) -> str:
@@ -144,11 +79,11 @@ def referrer_xml(refer_to: str) -> str:
   ]]></send>
   <recv response="202"/>
   <recv request="NOTIFY"/>
-  {_OK}
+  {sippkit.OK_IN_DIALOG}
   <recv request="NOTIFY"/>
-  {_OK}
+  {sippkit.OK_IN_DIALOG}
   <recv request="BYE"/>
-  {_OK}
+  {sippkit.OK_IN_DIALOG}
   <pause milliseconds="200"/>
 </scenario>
 """
@@ -269,7 +204,7 @@ async def test_pickup_takes_the_call_ringing_101(rig: Rig, code: str, late: bool
         auth = ("-au", "102", "-ap", PASSWORD, "-auth_uri", f"{code}@{rig.remote}")
         picker = await sipps.start(
             "pick102",
-            picker_xml(code, "102", delayed_offer=late, replaces=replaces),
+            dialer_xml(code, "102", REALM, delayed_offer=late, replaces=replaces),
             port=d102.port,
             remote=True,
             extra=auth,

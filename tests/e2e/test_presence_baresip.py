@@ -1,5 +1,6 @@
 """baresip (a real softphone) watches a colleague's presence through the PBX: offline while
-their phone is not registered, online once it is, busy while they talk, online again after.
+their phone is not registered, online once it is, busy while they talk, online again after,
+busy while they are in do not disturb.
 baresip opens sockets beyond loopback, so the PBX, baresip and SIPp run together in
 ``unshare -n`` (presence_baresip_driver.py), which writes a report."""
 
@@ -24,5 +25,7 @@ async def test_baresip_sees_a_colleague_come_talk_and_finish(tmp_path: Path) -> 
     assert report["busy"], report
     assert report["call_ok"] and report["answered"] == "601", report
     assert report["online_after"], report
-    # Offline first: 601 had no phone registered when baresip subscribed.
-    assert report["statuses"] == ["Offline", "Online", "Busy", "Online"], report
+    assert report["dnd"] and report["dnd_off"], report
+    # Offline first: 601 had no phone registered when baresip subscribed; busy on the call,
+    # and again in do not disturb.
+    assert report["statuses"] == ["Offline", "Online", "Busy", "Online", "Busy", "Online"], report

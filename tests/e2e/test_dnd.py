@@ -1,0 +1,134 @@
+"""End to end with SIPp phones registered with digest (``schemes_kit``): do not disturb set
+from the phone through the real PBX runtime.
+
+101 dials ``*78`` with digest: the PBX answers, speaks the confirmation and hangs up (the
+SIPp phone takes the BYE), with nothing in the journal. A carrier then calls the number whose
+scheme rings the group "desk" (101 and 102, all at once): only 102's phone rings (101's SIPp
+would answer, and never sees an INVITE) and 102 answers. 101 dials ``*79``: the next call rings
+both again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.e2e.schemes_kit import Device, Phone, Rig, dialer_xml, sipp_cmd
+from tests.sip.peers.harness import SIPP, free_port, run_sipp
+from zvonar.accounts.access import Principal
+from zvonar.accounts.models import Role
+from zvonar.app import create_container
+from zvonar.calls.events import CallStarted, Disposition
+from zvonar.core.bus import RecordingBus
+from zvonar.directory.models import Employee, GroupStrategy
+from zvonar.directory.schemas import EmployeeIn, GroupIn, MemberIn, NumberIn
+from zvonar.journal.models import CallRecord
+from zvonar.pbx.config import PbxConfig
+from zvonar.pbx.features import DND_OFF_CODE, DND_ON_CODE
+from zvonar.pbx.runtime import start_pbx
+from zvonar.settings import Settings
+from zvonar.store.base import Base
+
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
+]
+
+PASSWORD = "dnd-pass-4242"
+SLUG = "dnd"
+REALM = f"{SLUG}.zvonar"
+NUMBER = "+74951234600"
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'pbx.sqlite3'}",
+        secret_key="test-secret-key-not-for-production",
+    )
+    container = create_container(settings, bus=RecordingBus())
+    async with container.db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    account = await container.accounts.create_account("Dnd", SLUG)
+    p = Principal(account_id=account.id, role=Role.admin)
+    devices = {}
+    for ext in ("101", "102"):
+        made = await container.directory.create_employee(
+            p, EmployeeIn(name=f"Emp {ext}", extension=ext, sip_password=PASSWORD)
+        )
+        devices[ext] = Device(ext, made.view.employee.id)
+    desk = [MemberIn(employee_id=d.employee_id) for d in devices.values()]
+    await container.directory.create_group(
+        p, GroupIn(name="desk", strategy=GroupStrategy.all_at_once, members=desk)
+    )
+    ring = {"type": "ring", "targets": [{"group": "desk"}], "timeout": 8}
+    scheme = await container.routing.create_scheme(
+        p, "desk", {"branches": {"working": [ring]}, "final": {"type": "hangup"}}
+    )
+    number = await container.directory.add_number(p, NumberIn(number=NUMBER))
+    await container.routing.assign(p, number.id, scheme.id)
+    config = PbxConfig(sip_port=free_port(), media_timeout=0, digest_algorithms=("MD5",))
+    rt = await start_pbx(container, config)
+    rig = Rig(container, rt, REALM, PASSWORD, devices, tmp_path)
+    try:
+        await rig.register_all()
+        yield rig
+    finally:
+        await rt.stop()
+        await container.aclose()
+
+
+async def _dial_code(rig: Rig, code: str) -> float:
+    """101's phone dials ``code``; returns the seconds from its start to the PBX's BYE."""
+    d101 = rig.devices["101"]
+    name = f"dial{code.strip('*')}"
+    xml = rig.workdir / f"{name}.xml"
+    xml.write_text(dialer_xml(code, "101", REALM))
+    cmd = sipp_cmd(rig.remote, xml, port=d101.port, workdir=rig.workdir, name=name)
+    cmd += ["-au", "101", "-ap", PASSWORD, "-auth_uri", f"{code}@{rig.remote}"]
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    run = await run_sipp(cmd, workdir=rig.workdir, name=name)
+    assert run.stats.successful == 1, run.describe()  # answered, then our BYE taken
+    await asyncio.wait_for(rig.rt.b2bua.wait_idle(), 10)
+    return loop.time() - began
+
+
+async def _dnd(rig: Rig, ext: str) -> bool:
+    async with rig.container.db.read() as s:
+        value = await s.scalar(
+            select(Employee.dnd).where(Employee.id == rig.devices[ext].employee_id)
+        )
+    assert value is not None
+    return value
+
+
+async def test_do_not_disturb_from_the_phone(rig: Rig) -> None:
+    start = len(rig.bus.events)
+    took = await _dial_code(rig, DND_ON_CODE)
+    # The Russian confirmation lasts about 1.9 s: the BYE came after it, not at once.
+    assert took > 1.0, took
+    assert await _dnd(rig, "101") is True
+    # A feature code is no call: no journal row, no call event.
+    assert not [e for e in rig.bus.events[start:] if isinstance(e, CallStarted)]
+    async with rig.container.db.read() as s:
+        assert await s.scalar(select(func.count()).select_from(CallRecord)) == 0
+
+    both = {"101": Phone.answer, "102": Phone.answer}
+    result = await rig.call(NUMBER, both)
+    assert result.caller_ok, result.caller_log
+    assert result.waves == [["102"]], result.phones_log  # 101 is passed over
+    assert result.answered == "102"
+    assert result.row.disposition is Disposition.answered
+
+    await _dial_code(rig, DND_OFF_CODE)
+    assert await _dnd(rig, "101") is False
+    result = await rig.call(NUMBER, {"101": Phone.answer, "102": Phone.ring})
+    assert result.caller_ok, result.caller_log
+    assert result.waves == [["101", "102"]], result.phones_log
+    assert result.answered == "101"
