@@ -51,6 +51,42 @@ def error(r: httpx.Response, status: int) -> str:
 # --- employees ------------------------------------------------------------------------------------
 
 
+async def test_do_not_disturb_by_an_admin_and_by_the_employee_themselves(
+    client: httpx.AsyncClient, tenant_a: Tenant, container: Container
+) -> None:
+    """``PUT /employees/{id}/dnd``: an admin's for anybody; a user (an operator, without
+    ``directory.write``) for their own employee only — the one whose email is theirs."""
+    ann = await created(
+        client, tenant_a, "/employees", {"name": "Ann", "extension": "101", "email": "a@x.example"}
+    )
+    bob = await created(client, tenant_a, "/employees", {"name": "Bob", "extension": "102"})
+
+    async def put(t: Tenant, emp_id: str, body: Any) -> httpx.Response:
+        return await client.put(f"{API}/employees/{emp_id}/dnd", json=body, headers=t.headers)
+
+    r = await put(tenant_a, bob["id"], {"dnd": True})
+    assert r.status_code == 200 and r.json() == {"employee_id": bob["id"], "dnd": True}
+    got = await client.get(f"{API}/employees/{bob['id']}", headers=tenant_a.headers)
+    assert got.json()["dnd"] is True
+    user = await container.accounts.create_user(
+        tenant_a.account_id, email="A@x.example", name="Ann", role=Role.operator,
+        password="correct horse battery",
+    )  # fmt: skip
+    issued = await container.accounts.create_token(
+        tenant_a.account_id, name="ann", role=Role.operator, created_by=user.id
+    )
+    operator = Tenant(tenant_a.account_id, "a@x.example", "", issued.secret)
+    r = await put(operator, ann["id"], {"dnd": True})
+    assert r.status_code == 200 and r.json()["dnd"] is True
+    assert error(await put(operator, bob["id"], {"dnd": False}), 403) == "permission_denied"
+    assert error(await put(operator, str(uuid.uuid4()), {"dnd": False}), 404) == "not_found"
+    for bad in ({}, {"dnd": None}, {"dnd": True, "x": 1}):
+        assert error(await put(tenant_a, bob["id"], bad), 422) == "validation_error"
+    async with container.db.read() as s:
+        flags = dict((await s.execute(select(Employee.extension, Employee.dnd))).all())
+    assert flags == {"101": True, "102": True}  # the refused ones changed nothing
+
+
 async def test_employee_crud_and_sip_credentials(
     client: httpx.AsyncClient, tenant_a: Tenant, container: Container
 ) -> None:

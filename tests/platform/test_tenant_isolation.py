@@ -46,6 +46,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/api/v1/numbers/{number_id}/scheme"): {"scheme_id": None},
     ("PATCH", "/api/v1/contacts/{contact_id}"): {"name": "Mallory"},
     ("PUT", "/api/v1/agents/{employee_id}/status"): {"status": "dnd"},
+    ("PUT", "/api/v1/employees/{employee_id}/dnd"): {"dnd": True},
     ("POST", "/api/v1/acd/calls/{call_id}/move"): {"queue": "sales"},
     ("POST", "/api/v1/acd/calls/{call_id}/intercept"): {},
     ("POST", "/api/v1/acd/calls/{call_id}/listen"): {},

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from zvonar.accounts.access import Perm, Principal
-from zvonar.accounts.models import User
 from zvonar.accounts.zone import span_on_clock
 from zvonar.acd.agents import BUSY, TABLE, Agent, AgentConfig, Input, Status
 from zvonar.acd.dispatcher import CallBeingOffered
@@ -137,10 +136,10 @@ def _wall(t: float) -> datetime:
 
 
 class Supervisor:
-    def __init__(self, db: Database, directory: DirectoryService | None = None) -> None:
+    def __init__(self, db: Database, directory: DirectoryService) -> None:
         self.db = db
-        # Do not disturb chosen as the agent status is the employee's own (pbx routing reads
-        # it too): the directory keeps it. None: the status stays the queues' alone (tests).
+        # Whose employee a user is, and do not disturb chosen as the agent status, which is
+        # the employee's own (routing reads it too): the directory keeps both.
         self.directory = directory
 
     # --- reads ----------------------------------------------------------------------------------
@@ -230,7 +229,7 @@ class Supervisor:
             )
         was_dnd = agent.presence is Status.dnd
         await runtime.set_status(p.account_id, agent_id, chosen, reason)
-        if self.directory is not None and was_dnd != (chosen is Status.dnd):
+        if was_dnd != (chosen is Status.dnd):
             # Routing follows: their phones stop (or start) ringing for every call, not only
             # for the queues'. Whoever may set the status may set this: checked above.
             await self.directory.set_dnd(
@@ -333,7 +332,7 @@ class Supervisor:
         if call is None or call.account_id != p.account_id:  # 404 before anything else
             raise NotFound("no such call in progress")
         if not p.can(SUPERVISE_PERM):
-            own = await self._own_employee(p)
+            own = await self.directory.own_employee(p)
             winner, auth = call.winner, call.facts.auth
             agent = winner.target.target.target_id if winner is not None else None
             if agent_is_caller(call):  # who dialled out: their phone's digest user
@@ -361,7 +360,7 @@ class Supervisor:
         if employee_id is not None:
             await self._employee(p, employee_id)
             return employee_id
-        own = await self._own_employee(p)
+        own = await self.directory.own_employee(p)
         if own is None:
             raise InvalidInput(
                 f"name the employee to {what} (your user is no employee)",
@@ -380,7 +379,7 @@ class Supervisor:
             raise NotFound("employee not found")
 
     async def _allowed(self, p: Principal, employee_id: uuid.UUID, perm: Perm) -> None:
-        if p.can(perm) or await self._own_employee(p) == employee_id:
+        if p.can(perm) or await self.directory.own_employee(p) == employee_id:
             return
         raise PermissionDenied(f"role {p.role.value!r} may only act on its own agent status")
 
@@ -391,25 +390,6 @@ class Supervisor:
                     Employee.id == employee_id, Employee.account_id == p.account_id
                 )
             )
-
-    async def _own_employee(self, p: Principal) -> uuid.UUID | None:
-        if p.user_id is None:
-            return None
-        async with self.db.read() as s:
-            found = (
-                await s.scalars(
-                    select(Employee.id)
-                    .join(User, func.lower(User.email) == func.lower(Employee.email))
-                    .where(
-                        User.id == p.user_id,
-                        User.account_id == p.account_id,
-                        Employee.account_id == p.account_id,
-                        Employee.active.is_(True),
-                    )
-                    .limit(2)
-                )
-            ).all()
-        return found[0] if len(found) == 1 else None  # two employees share it: nobody's
 
 
 def _listenable(b2bua: B2bua, p: Principal, call_id: str) -> None:

@@ -21,6 +21,8 @@ from zvonar.api.deps import AppContainer, CurrentPrincipal
 from zvonar.api.pagination import Page, Paging, page_of, search_query
 from zvonar.directory.phone import NumberKind
 from zvonar.directory.schemas import (
+    DndIn,
+    DndOut,
     EmployeeCreatedOut,
     EmployeeIn,
     EmployeeOut,
@@ -98,6 +100,17 @@ async def update_employee(
     employee_id: uuid.UUID, body: EmployeePatch, p: CurrentPrincipal, c: AppContainer
 ) -> EmployeeOut:
     return _employee(await c.directory.update_employee(p, employee_id, body))
+
+
+@router.put("/employees/{employee_id}/dnd", response_model=DndOut)
+async def set_employee_dnd(
+    employee_id: uuid.UUID, body: DndIn, p: CurrentPrincipal, c: AppContainer
+) -> DndOut:
+    """Turn an employee's do not disturb on or off: admins for anybody, a user for their own
+    employee (the one whose email is theirs), as ``*78``/``*79`` do from the phone."""
+    return DndOut(
+        employee_id=employee_id, dnd=await c.directory.set_dnd_as(p, employee_id, body.dnd)
+    )
 
 
 @router.post("/employees/{employee_id}/sip-password", response_model=SipPasswordOut)

@@ -142,6 +142,15 @@ class EmployeeCreatedOut(EmployeeOut):
     )
 
 
+class DndIn(StrictInput):
+    dnd: bool = Field(description="Do not disturb: no routing rings them while it is on.")
+
+
+class DndOut(BaseModel):
+    employee_id: uuid.UUID
+    dnd: bool
+
+
 class SipPasswordOut(BaseModel):
     sip_username: str
     sip_password: str = Field(description="Shown once: it cannot be retrieved again.")

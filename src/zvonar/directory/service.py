@@ -16,7 +16,8 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zvonar.accounts.access import Perm, Principal
-from zvonar.core.errors import NotFound
+from zvonar.accounts.models import User
+from zvonar.core.errors import NotFound, PermissionDenied
 from zvonar.directory.models import Employee, Group, GroupMember, Number, Trunk
 from zvonar.directory.phone import NumberKind
 from zvonar.directory.schemas import (
@@ -265,6 +266,40 @@ class DirectoryService:
                 return False
             await w.update_employee(emp, EmployeePatch(dnd=on))
         return True
+
+    async def own_employee(self, p: Principal) -> uuid.UUID | None:
+        """The active employee ``p``'s user is (their email is the user's); None when there
+        is none, or two share the email (then nobody's)."""
+        if p.user_id is None:
+            return None
+        async with self.db.read() as s:
+            found = (
+                await s.scalars(
+                    select(Employee.id)
+                    .join(User, func.lower(User.email) == func.lower(Employee.email))
+                    .where(
+                        User.id == p.user_id,
+                        User.account_id == p.account_id,
+                        Employee.account_id == p.account_id,
+                        Employee.active.is_(True),
+                    )
+                    .limit(2)
+                )
+            ).all()
+        return found[0] if len(found) == 1 else None
+
+    async def set_dnd_as(self, p: Principal, employee_id: uuid.UUID, on: bool) -> bool:
+        """Do not disturb through the API: an admin's for anybody, a user's for their own
+        employee (a CRM's or the operator's "do not disturb" button). Returns ``on``."""
+        if not p.can(Perm.directory_write) and await self.own_employee(p) != employee_id:
+            async with self.db.read() as s:
+                await _scoped(s, Employee, employee_id, p.account_id, "employee")  # 404 first
+            raise PermissionDenied(
+                f"role {p.role.value!r} may only set its own employee's do not disturb"
+            )
+        if not await self.set_dnd(p.account_id, on, employee_id=employee_id):
+            raise NotFound("employee not found")
+        return on
 
     async def reset_sip_password(self, p: Principal, employee_id: uuid.UUID) -> tuple[str, str]:
         """A new generated SIP password; returns ``(sip_username, password)``, shown once."""
