@@ -195,6 +195,17 @@ def test_a_withheld_number() -> None:
     assert login.header("Privacy") == "id"
 
 
+def test_an_intercom_call_asks_the_phone_to_answer_itself() -> None:
+    """*9<ext>: Call-Info with answer-after=0 (Polycom, Yealink, Snom, Grandstream) and
+    RFC 5373's Answer-Mode: Auto; any other call carries neither."""
+    common = _invite_args("<sip:102@alpha.zvonar>;tag=x", "sip:101@127.0.0.1:5070")
+    out = invite_request(**common, auto_answer=True)  # type: ignore[arg-type]
+    assert out.header("Call-Info") == "<sip:127.0.0.1>;answer-after=0"
+    assert out.header("Answer-Mode") == "Auto"
+    plain = invite_request(**common)  # type: ignore[arg-type]
+    assert plain.header("Call-Info") is None and plain.header("Answer-Mode") is None
+
+
 async def test_gate_challenges_and_passes_auth_to_the_resolver(
     pbx: Pbx, phones: tuple[Phone, Phone]
 ) -> None:

@@ -354,9 +354,11 @@ def dialer_xml(
     *,
     delayed_offer: bool = False,
     replaces: str | None = None,
+    talk_ms: int | None = None,
 ) -> str:
-    """Phone ``user`` of ``realm`` dials ``dialed`` with digest (407 first), is answered,
-    waits for the BYE (a pickup's, a feature code's prompt's).
+    """Phone ``user`` of ``realm`` dials ``dialed`` with digest (407 first), is answered
+    (ringing on the way, or not), waits for the BYE (a pickup's, a feature code's prompt's) —
+    or, with ``talk_ms``, talks that long and hangs up itself.
     ``delayed_offer``: its INVITE has no SDP and its ACK answers the 200's offer;
     ``replaces``: its INVITE carries that Replaces header (RFC 3891), as a BLF key's pickup."""
     body = sippkit._body(sdp=not delayed_offer)
@@ -382,6 +384,11 @@ def dialer_xml(
       Max-Forwards: 70
       BODY
 """
+    if talk_ms is None:
+        end = f'<recv request="BYE"/>\n  {sippkit.OK_IN_DIALOG}'
+    else:
+        end = f'<pause milliseconds="{talk_ms}"/>\n  {sippkit.bye(dialed, 3)}\n'
+        end += '  <recv response="200" crlf="true"/>'
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="{user} dials {dialed} with digest">
   <send retrans="500"><![CDATA[
@@ -396,11 +403,12 @@ def dialer_xml(
 {invite.replace("CSEQ", "2").replace("AUTH", "[authentication]")}
   ]]></send>
   <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
   <recv response="200" rtd="true"/>
   <send><![CDATA[
 {ack.replace("CSEQ", "2").replace("BODY", sippkit._body(sdp=delayed_offer))}
   ]]></send>
-  <recv request="BYE"/>
-  {sippkit.OK_IN_DIALOG}
+  {end}
 </scenario>
 """

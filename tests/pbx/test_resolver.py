@@ -410,3 +410,33 @@ async def test_star_78_and_79_turn_do_not_disturb_on_and_off_from_the_phone(
     ):
         assert await resolver(refused) == Reject(403, "Forbidden")
     assert await dnd() is False
+
+
+async def test_star_9_is_an_intercom_call_to_the_colleagues_phones(
+    container: Container,
+) -> None:
+    """*9<ext> from a phone: the colleague's phones only (no mobile), each asked to answer
+    at once; an internal call otherwise. Do not disturb holds for it too."""
+    alpha = await _with_mobile(container, EmployeePatch(ring_mobile=True))
+    resolver = await _resolver(container, [PHONE])
+    resolver.extension_calls = _NoOutsideCalls()
+    plan = await resolver(_phone_dials("*9101", "101", alpha.account_id))
+    assert isinstance(plan, Plan) and plan.direction is Direction.internal
+    ((phone,),) = [w.targets for w in plan.waves]  # the mobile is not rung
+    assert phone.uri == PHONE.contact and phone.auto_answer is True
+    nobody = await resolver(_phone_dials("*9999", "101", alpha.account_id))
+    assert isinstance(nobody, Reject) and nobody.status == 404
+    bare = await resolver(_phone_dials("*9", "101", alpha.account_id))  # no intercom: dialled
+    assert bare == Reject(484, "Address Incomplete")
+    await container.directory.set_dnd(alpha.account_id, True, employee_id=alpha.employee_id)
+    await asyncio.sleep(0)
+    refused = await resolver(_phone_dials("*9101", "101", alpha.account_id))
+    assert isinstance(refused, Plan) and refused.waves == ()
+    assert refused.final.reason == "Do Not Disturb"
+
+
+class _NoOutsideCalls:
+    """The gate's path for other numbers: never reached by these tests."""
+
+    async def __call__(self, call: InboundCall, internal: object) -> Reject:
+        return Reject(484, "Address Incomplete")

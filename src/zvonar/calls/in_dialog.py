@@ -169,6 +169,7 @@ def invite(
         allow=ua.allow_header,
         carrier_user=leg.target.carrier_user,
         withhold=leg.target.withhold,
+        auto_answer=leg.target.auto_answer,
     )
     host.track_dialog(leg.sip_call_id, leg.local_tag, actor)
     leg.invite_key = ua.send_request(leg.request, leg.flow, host.now())

@@ -204,6 +204,10 @@ class RingTarget:
     # ``Privacy: id`` asks the carrier to keep P-Asserted-Identity from the callee
     # (RFC 3323 §4.2, RFC 3325 §9.3); the carrier still learns who calls.
     withhold: bool = False
+    # Intercom (*9<ext>): the phone is asked to answer at once, on its speaker
+    # (``Call-Info: ...;answer-after=0``, as Polycom, Yealink, Snom and Grandstream read it,
+    # and RFC 5373's ``Answer-Mode: Auto``).
+    auto_answer: bool = False
     # What we answer a 401/407 to this INVITE with (RFC 3261 §22.2): the carrier's account
     # on the trunk the target is reached through. None: a challenge ends the fork.
     auth: ClientCredentials | None = field(default=None, repr=False)

@@ -65,6 +65,7 @@ def invite_request(
     allow: str | None = None,
     carrier_user: str | None = None,
     withhold: bool = False,
+    auto_answer: bool = False,
 ) -> SipRequest:
     """A new INVITE towards ``target`` on behalf of ``caller``'s INVITE: a new dialog (our
     Call-ID and From tag, §8.1.1), the caller's identity kept in From (§8.1.1.3) unless
@@ -76,7 +77,9 @@ def invite_request(
     From names it, and who calls goes in P-Asserted-Identity only.
     ``withhold``: the caller withheld their number (RFC 3323): From is anonymous (or the
     carrier's login), ``Privacy: id``, and P-Asserted-Identity still names them for the
-    carrier (RFC 3325 §9.3)."""
+    carrier (RFC 3325 §9.3).
+    ``auto_answer``: an intercom call, answered by the phone itself at once (``Call-Info``
+    with ``answer-after=0``, the phones' convention, and ``Answer-Mode: Auto``, RFC 5373)."""
     uri = parse_uri(target)
     host = uri.host if isinstance(uri, SipUri) else "invalid"
     asserted: tuple[tuple[str, str], ...] = ()
@@ -114,6 +117,8 @@ def invite_request(
             raise ValueError(f"unusable diverting number {diversion!r}")
         # RFC 5806: who forwarded the call, and why (a forwarding scheme: unconditional).
         asserted += (("Diversion", f"<sip:{diversion}@{host}>;reason=unconditional;counter=1"),)
+    if auto_answer:
+        asserted += (("Call-Info", f"<sip:{host}>;answer-after=0"), ("Answer-Mode", "Auto"))
     headers = (
         ("Via", via),
         ("Max-Forwards", "70"),

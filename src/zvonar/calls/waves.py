@@ -150,6 +150,7 @@ async def start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
             diversion=target.diversion,
             carrier_user=target.carrier_user,
             withhold=target.withhold,
+            auto_answer=target.auto_answer,
             allow=ua.allow_header,
         )
         host.track_dialog(fork.sip_call_id, fork.local_tag, call)

@@ -51,7 +51,8 @@ class DemoInfo:
         lines += [f"    {ext}  {name:<16} password {pw}" for ext, name, pw in self.sip]
         lines.append(
             "  Phone features: *8<ext> picks up a colleague's ringing call, *67 before a number"
-            " hides yours, *78/*79 turn do not disturb on/off; a BLF key or buddy on"
+            " hides yours, *78/*79 turn do not disturb on/off, *9<ext> calls over intercom;"
+            " a BLF key or buddy on"
             " sip:<ext>@" + self.sip_domain + " shows them ringing and busy."
         )
         lines.append("")

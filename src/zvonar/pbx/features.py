@@ -8,6 +8,10 @@ calls/pickup.py carries both out.
 dials it: every phone of theirs, their mobiles and their queue offers stop ringing until they
 turn it off. The caller is answered and hears it confirmed (``dnd_on`` / ``dnd_off`` in the
 account's language), then hung up; nothing is journalled (no account on the answer).
+``*9<ext>`` — intercom (3CX's code; FreePBX's ``*80`` would read as a pickup of ``0<ext>``):
+the colleague's phones are rung asking them to answer at once on the speaker
+(``RingTarget.auto_answer``); an internal call otherwise, journalled as one. The resolver
+builds it (``intercom_extension`` tells the code apart).
 
 Only a phone that passed the INVITE gate's digest (``CallerAuth.account_id`` and ``user``) may
 dial a feature code, and only within its own account: the picked employee, the groups and the
@@ -30,13 +34,31 @@ from zvonar.directory.models import Employee, Group, GroupMember
 from zvonar.directory.service import DirectoryService
 from zvonar.store.db import Database
 
-__all__ = ["DND_OFF_CODE", "DND_ON_CODE", "GROUP_PICKUP_CODE", "PICKUP_CODE", "feature_call"]
+__all__ = [
+    "DND_OFF_CODE",
+    "DND_ON_CODE",
+    "GROUP_PICKUP_CODE",
+    "INTERCOM_CODE",
+    "PICKUP_CODE",
+    "feature_call",
+    "intercom_extension",
+]
 
 PICKUP_CODE = "*8"  # followed by the extension whose ringing call to take
 GROUP_PICKUP_CODE = PICKUP_CODE  # alone: any call ringing a fellow group member
 DND_ON_CODE = "*78"
 DND_OFF_CODE = "*79"
 _DND = {DND_ON_CODE: True, DND_OFF_CODE: False}
+INTERCOM_CODE = "*9"  # followed by the extension to talk to over its speaker
+
+
+def intercom_extension(dialed: str) -> str | None:
+    """The extension ``*9<ext>`` calls over intercom; None for any other number."""
+    if not dialed.startswith(INTERCOM_CODE):
+        return None
+    extension = dialed[len(INTERCOM_CODE) :]
+    return extension if extension.isdigit() else None
+
 
 # The prompt ``key`` in the language of ``account`` (None: no such file).
 Prompt = Callable[[uuid.UUID, str], Awaitable[Path | None]]

@@ -61,7 +61,7 @@ from zvonar.integrations.http_route import CallFacts, Fallback, HttpRouter, Rout
 from zvonar.media.engine import PromptNotFoundError
 from zvonar.media.prompts import FALLBACK_LANGUAGE, prompt_path
 from zvonar.pbx.credentials import DirectoryCredentialStore
-from zvonar.pbx.features import feature_call
+from zvonar.pbx.features import feature_call, intercom_extension
 from zvonar.pbx.reach import Bindings, Reach
 from zvonar.pbx.route import QueueSessions, RouteSetup, SchemeRoute
 from zvonar.pbx.snapshot import (
@@ -171,6 +171,12 @@ class PbxResolver:
             # The B2BUA's INVITE gate ran: authenticated callers go to the extension-call
             # path (pbx/outbound_resolver.py), everyone else reaches our numbers only.
             if call.auth.account_id is not None:
+                extension = intercom_extension(call.dialed)
+                if extension is not None:  # *9<ext>: an internal call, answered by the phone
+                    realm = self.credentials.realm_of(call.auth.account_id) or ""
+                    return await self._internal(
+                        call, call.auth.account_id, realm, extension=extension, intercom=True
+                    )
                 own = await self._own_line(call, call.auth.account_id)
                 if own is not None:
                     return own
@@ -227,14 +233,25 @@ class PbxResolver:
         return None
 
     async def _internal(
-        self, call: InboundCall, account_id: uuid.UUID, realm: str
+        self,
+        call: InboundCall,
+        account_id: uuid.UUID,
+        realm: str,
+        *,
+        extension: str | None = None,
+        intercom: bool = False,
     ) -> Reject | Plan:
+        """A colleague's call to ``extension`` (the dialed one by default). ``intercom``:
+        their phones only (a mobile has no speaker to open), each asked to answer at once."""
         snap = await self.snapshot.account(account_id)
-        person = snap.staff.get(call.dialed) if snap is not None else None
+        dialed = extension if extension is not None else call.dialed
+        person = snap.staff.get(dialed) if snap is not None else None
         if snap is None or person is None:  # not an extension of the account
             return Reject(404, "Not Found", account_id=account_id)
-        trunk = snap.trunks[0] if snap.trunks else None
+        trunk = snap.trunks[0] if snap.trunks and not intercom else None
         targets = self.reach.employee(person, realm, trunk, account=snap.account)
+        if intercom:
+            targets = tuple(replace(t, auto_answer=True) for t in targets)
         waves = (Wave(targets, INTERNAL_RING_SECONDS),) if targets else ()
         return Plan(
             account_id=account_id,

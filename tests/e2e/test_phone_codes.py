@@ -1,11 +1,16 @@
-"""End to end with SIPp phones registered with digest (``schemes_kit``): do not disturb set
-from the phone through the real PBX runtime.
+"""End to end with SIPp phones registered with digest (``schemes_kit``): the feature codes a
+phone dials, through the real PBX runtime.
 
+Do not disturb:
 101 dials ``*78`` with digest: the PBX answers, speaks the confirmation and hangs up (the
 SIPp phone takes the BYE), with nothing in the journal. A carrier then calls the number whose
 scheme rings the group "desk" (101 and 102, all at once): only 102's phone rings (101's SIPp
 would answer, and never sees an INVITE) and 102 answers. 101 dials ``*79``: the next call rings
 both again.
+
+Intercom: 102 dials ``*9101``; 101's SIPp phone answers only if the INVITE asks it to answer
+by itself (``Call-Info: ...;answer-after=0`` and ``Answer-Mode: Auto``, checked by SIPp); 102
+talks and hangs up; the journal has an internal call answered by 101.
 """
 
 from __future__ import annotations
@@ -17,18 +22,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from tests.e2e import sippkit
 from tests.e2e.schemes_kit import Device, Phone, Rig, dialer_xml, sipp_cmd
-from tests.sip.peers.harness import SIPP, free_port, run_sipp
+from tests.sip.peers.harness import SIPP, free_port, run_sipp, start_sipp_bound
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
 from zvonar.app import create_container
-from zvonar.calls.events import CallStarted, Disposition
+from zvonar.calls.events import CallStarted, Direction, Disposition
 from zvonar.core.bus import RecordingBus
 from zvonar.directory.models import Employee, GroupStrategy
 from zvonar.directory.schemas import EmployeeIn, GroupIn, MemberIn, NumberIn
 from zvonar.journal.models import CallRecord
 from zvonar.pbx.config import PbxConfig
-from zvonar.pbx.features import DND_OFF_CODE, DND_ON_CODE
+from zvonar.pbx.features import DND_OFF_CODE, DND_ON_CODE, INTERCOM_CODE
 from zvonar.pbx.runtime import start_pbx
 from zvonar.settings import Settings
 from zvonar.store.base import Base
@@ -83,14 +89,15 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         await container.aclose()
 
 
-async def _dial_code(rig: Rig, code: str) -> float:
-    """101's phone dials ``code``; returns the seconds from its start to the PBX's BYE."""
-    d101 = rig.devices["101"]
+async def _dial_code(rig: Rig, code: str, ext: str = "101", talk_ms: int | None = None) -> float:
+    """``ext``'s phone dials ``code``; returns the seconds from its start to the end of the
+    call: the PBX's BYE, or, with ``talk_ms``, the phone's own after that long."""
+    phone = rig.devices[ext]
     name = f"dial{code.strip('*')}"
     xml = rig.workdir / f"{name}.xml"
-    xml.write_text(dialer_xml(code, "101", REALM))
-    cmd = sipp_cmd(rig.remote, xml, port=d101.port, workdir=rig.workdir, name=name)
-    cmd += ["-au", "101", "-ap", PASSWORD, "-auth_uri", f"{code}@{rig.remote}"]
+    xml.write_text(dialer_xml(code, ext, REALM, talk_ms=talk_ms))
+    cmd = sipp_cmd(rig.remote, xml, port=phone.port, workdir=rig.workdir, name=name)
+    cmd += ["-au", ext, "-ap", PASSWORD, "-auth_uri", f"{code}@{rig.remote}"]
     loop = asyncio.get_running_loop()
     began = loop.time()
     run = await run_sipp(cmd, workdir=rig.workdir, name=name)
@@ -132,3 +139,38 @@ async def test_do_not_disturb_from_the_phone(rig: Rig) -> None:
     assert result.caller_ok, result.caller_log
     assert result.waves == [["101", "102"]], result.phones_log
     assert result.answered == "101"
+
+
+def _auto_answering_phone() -> str:
+    """101's phone: answers only an INVITE that asks it to answer by itself (SIPp's check_it
+    fails the call otherwise)."""
+    check = (
+        '<recv request="INVITE"><action>'
+        '<ereg regexp="answer-after=0" search_in="hdr" header="Call-Info:" check_it="true" '
+        'assign_to="c"/>'
+        '<ereg regexp="^ *Auto" search_in="hdr" header="Answer-Mode:" check_it="true" '
+        'assign_to="m"/>'
+        '</action></recv><Reference variables="c,m"/>'
+    )
+    return sippkit.uas_answer().replace('<recv request="INVITE"/>', check, 1)
+
+
+async def test_intercom_asks_the_colleagues_phone_to_answer_itself(rig: Rig) -> None:
+    start = len(rig.bus.events)
+    d101 = rig.devices["101"]
+    xml = rig.workdir / "intercom101.xml"
+    xml.write_text(_auto_answering_phone())
+    cmd = sipp_cmd("", xml, port=d101.port, workdir=rig.workdir, name="intercom101")
+    phone = await start_sipp_bound(cmd, workdir=rig.workdir, port=d101.port)
+    try:
+        await _dial_code(rig, f"{INTERCOM_CODE}101", "102", talk_ms=500)
+        assert await asyncio.wait_for(phone.wait(), 10) == 0  # its checks held, BYE taken
+    finally:
+        if phone.returncode is None:
+            phone.kill()
+            await phone.wait()
+    (started,) = [e for e in rig.bus.events[start:] if isinstance(e, CallStarted)]
+    assert started.direction is Direction.internal
+    row = await rig.journal_row(started.call_id)
+    assert row.disposition is Disposition.answered
+    assert row.answered_by == d101.employee_id
