@@ -14,9 +14,10 @@ import asyncio
 import contextlib
 import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -29,6 +30,9 @@ from tests.sip.peers.harness import (
     sipp_media_port,
     start_sipp_bound,
 )
+from zvonar.accounts.access import Principal
+from zvonar.accounts.models import Role
+from zvonar.app import create_container
 from zvonar.calls.events import (
     CallAnswered,
     CallEnded,
@@ -39,8 +43,12 @@ from zvonar.calls.events import (
 )
 from zvonar.container import Container
 from zvonar.core.bus import RecordingBus
+from zvonar.directory.schemas import EmployeeIn, GroupIn, MemberIn, NumberIn
 from zvonar.journal.models import CallRecord
-from zvonar.pbx.runtime import PbxRuntime
+from zvonar.pbx.config import PbxConfig
+from zvonar.pbx.runtime import PbxRuntime, start_pbx
+from zvonar.settings import Settings
+from zvonar.store.base import Base
 
 SIPP_TIMEOUT = 12  # seconds: every SIPp run ends by then, whatever the PBX does
 
@@ -412,3 +420,44 @@ def dialer_xml(
   {end}
 </scenario>
 """
+
+
+@contextlib.asynccontextmanager
+async def desk_rig(
+    workdir: Path, *, slug: str, password: str, number: str, ring: dict[str, Any]
+) -> AsyncIterator[Rig]:
+    """A PBX on SQLite with account ``slug``: 101 and 102 (SIP password ``password``, their
+    SIPp phones registered), both in the group "desk" (all at once), and ``number`` whose
+    scheme is the one ``ring`` step, then hang up."""
+    settings = Settings(
+        data_dir=workdir / "data",
+        database_url=f"sqlite+aiosqlite:///{workdir / 'pbx.sqlite3'}",
+        secret_key="test-secret-key-not-for-production",
+    )
+    container = create_container(settings, bus=RecordingBus())
+    async with container.db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    account = await container.accounts.create_account(slug.capitalize(), slug)
+    p = Principal(account_id=account.id, role=Role.admin)
+    devices = {}
+    for ext in ("101", "102"):
+        made = await container.directory.create_employee(
+            p, EmployeeIn(name=f"Emp {ext}", extension=ext, sip_password=password)
+        )
+        devices[ext] = Device(ext, made.view.employee.id)
+    desk = [MemberIn(employee_id=d.employee_id) for d in devices.values()]
+    await container.directory.create_group(p, GroupIn(name="desk", members=desk))
+    scheme = await container.routing.create_scheme(
+        p, "main", {"branches": {"working": [ring]}, "final": {"type": "hangup"}}
+    )
+    added = await container.directory.add_number(p, NumberIn(number=number))
+    await container.routing.assign(p, added.id, scheme.id)
+    config = PbxConfig(sip_port=free_port(), media_timeout=0, digest_algorithms=("MD5",))
+    rt = await start_pbx(container, config)
+    rig = Rig(container, rt, f"{slug}.zvonar", password, devices, workdir)
+    try:
+        await rig.register_all()
+        yield rig
+    finally:
+        await rt.stop()
+        await container.aclose()  # the journal's writes land before the db goes

@@ -23,21 +23,12 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.e2e import sippkit
-from tests.e2e.schemes_kit import Device, Phone, Rig, dialer_xml, sipp_cmd
-from tests.sip.peers.harness import SIPP, free_port, run_sipp, start_sipp_bound
-from zvonar.accounts.access import Principal
-from zvonar.accounts.models import Role
-from zvonar.app import create_container
+from tests.e2e.schemes_kit import Phone, Rig, desk_rig, dialer_xml, sipp_cmd
+from tests.sip.peers.harness import SIPP, run_sipp, start_sipp_bound
 from zvonar.calls.events import CallStarted, Direction, Disposition
-from zvonar.core.bus import RecordingBus
-from zvonar.directory.models import Employee, GroupStrategy
-from zvonar.directory.schemas import EmployeeIn, GroupIn, MemberIn, NumberIn
+from zvonar.directory.models import Employee
 from zvonar.journal.models import CallRecord
-from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.features import DND_OFF_CODE, DND_ON_CODE, INTERCOM_CODE
-from zvonar.pbx.runtime import start_pbx
-from zvonar.settings import Settings
-from zvonar.store.base import Base
 
 pytestmark = [
     pytest.mark.peer,
@@ -52,41 +43,9 @@ NUMBER = "+74951234600"
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'pbx.sqlite3'}",
-        secret_key="test-secret-key-not-for-production",
-    )
-    container = create_container(settings, bus=RecordingBus())
-    async with container.db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    account = await container.accounts.create_account("Dnd", SLUG)
-    p = Principal(account_id=account.id, role=Role.admin)
-    devices = {}
-    for ext in ("101", "102"):
-        made = await container.directory.create_employee(
-            p, EmployeeIn(name=f"Emp {ext}", extension=ext, sip_password=PASSWORD)
-        )
-        devices[ext] = Device(ext, made.view.employee.id)
-    desk = [MemberIn(employee_id=d.employee_id) for d in devices.values()]
-    await container.directory.create_group(
-        p, GroupIn(name="desk", strategy=GroupStrategy.all_at_once, members=desk)
-    )
     ring = {"type": "ring", "targets": [{"group": "desk"}], "timeout": 8}
-    scheme = await container.routing.create_scheme(
-        p, "desk", {"branches": {"working": [ring]}, "final": {"type": "hangup"}}
-    )
-    number = await container.directory.add_number(p, NumberIn(number=NUMBER))
-    await container.routing.assign(p, number.id, scheme.id)
-    config = PbxConfig(sip_port=free_port(), media_timeout=0, digest_algorithms=("MD5",))
-    rt = await start_pbx(container, config)
-    rig = Rig(container, rt, REALM, PASSWORD, devices, tmp_path)
-    try:
-        await rig.register_all()
-        yield rig
-    finally:
-        await rt.stop()
-        await container.aclose()
+    async with desk_rig(tmp_path, slug=SLUG, password=PASSWORD, number=NUMBER, ring=ring) as made:
+        yield made
 
 
 async def _dial_code(rig: Rig, code: str, ext: str = "101", talk_ms: int | None = None) -> float:

@@ -22,20 +22,11 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import sippkit
-from tests.e2e.schemes_kit import Device, Rig, carrier_talk, dialer_xml, sipp_cmd
+from tests.e2e.schemes_kit import Rig, carrier_talk, desk_rig, dialer_xml, sipp_cmd
 from tests.sip.peers.harness import SIPP, SippRun, finish_sipp, free_port, start_sipp, wait_bound
-from zvonar.accounts.access import Principal
-from zvonar.accounts.models import Role
-from zvonar.app import create_container
 from zvonar.calls.events import CallRinging, CallTransferred, Disposition, LegEnded
 from zvonar.calls.events import LegEndReason as Why
-from zvonar.core.bus import RecordingBus
-from zvonar.directory.schemas import EmployeeIn, GroupIn, MemberIn, NumberIn
-from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.features import GROUP_PICKUP_CODE, PICKUP_CODE
-from zvonar.pbx.runtime import start_pbx
-from zvonar.settings import Settings
-from zvonar.store.base import Base
 
 pytestmark = [
     pytest.mark.peer,
@@ -91,39 +82,9 @@ def referrer_xml(refer_to: str) -> str:
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'pbx.sqlite3'}",
-        secret_key="test-secret-key-not-for-production",
-    )
-    container = create_container(settings, bus=RecordingBus())
-    async with container.db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    account = await container.accounts.create_account("Pickup", SLUG)
-    p = Principal(account_id=account.id, role=Role.admin)
-    devices = {}
-    for ext in ("101", "102"):
-        made = await container.directory.create_employee(
-            p, EmployeeIn(name=f"Emp {ext}", extension=ext, sip_password=PASSWORD)
-        )
-        devices[ext] = Device(ext, made.view.employee.id)
-    desk = [MemberIn(employee_id=d.employee_id) for d in devices.values()]
-    await container.directory.create_group(p, GroupIn(name="desk", members=desk))
     ring = {"type": "ring", "targets": [{"employee": "101"}], "timeout": 8}
-    scheme = await container.routing.create_scheme(
-        p, "ring101", {"branches": {"working": [ring]}, "final": {"type": "hangup"}}
-    )
-    number = await container.directory.add_number(p, NumberIn(number=NUMBER))
-    await container.routing.assign(p, number.id, scheme.id)
-    config = PbxConfig(sip_port=free_port(), media_timeout=0, digest_algorithms=("MD5",))
-    rt = await start_pbx(container, config)
-    rig = Rig(container, rt, REALM, PASSWORD, devices, tmp_path)
-    try:
-        await rig.register_all()
-        yield rig
-    finally:
-        await rt.stop()
-        await container.aclose()  # the journal's writes land before the db goes
+    async with desk_rig(tmp_path, slug=SLUG, password=PASSWORD, number=NUMBER, ring=ring) as made:
+        yield made
 
 
 class Sipps:
