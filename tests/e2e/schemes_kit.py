@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tests.e2e import sippkit
+from tests.e2e.appkit import ring_account, sqlite_container
 from tests.sip.peers.harness import (
     free_port,
     register_scenario,
@@ -30,9 +31,6 @@ from tests.sip.peers.harness import (
     sipp_media_port,
     start_sipp_bound,
 )
-from zvonar.accounts.access import Principal
-from zvonar.accounts.models import Role
-from zvonar.app import create_container
 from zvonar.calls.events import (
     CallAnswered,
     CallEnded,
@@ -43,12 +41,10 @@ from zvonar.calls.events import (
 )
 from zvonar.container import Container
 from zvonar.core.bus import RecordingBus
-from zvonar.directory.schemas import EmployeeIn, GroupIn, MemberIn, NumberIn
+from zvonar.directory.schemas import GroupIn, MemberIn
 from zvonar.journal.models import CallRecord
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.runtime import PbxRuntime, start_pbx
-from zvonar.settings import Settings
-from zvonar.store.base import Base
 
 SIPP_TIMEOUT = 12  # seconds: every SIPp run ends by then, whatever the PBX does
 
@@ -427,33 +423,17 @@ async def desk_rig(
     workdir: Path, *, slug: str, password: str, number: str, ring: dict[str, Any]
 ) -> AsyncIterator[Rig]:
     """A PBX on SQLite with account ``slug``: 101 and 102 (SIP password ``password``, their
-    SIPp phones registered), both in the group "desk" (all at once), and ``number`` whose
-    scheme is the one ``ring`` step, then hang up."""
-    settings = Settings(
-        data_dir=workdir / "data",
-        database_url=f"sqlite+aiosqlite:///{workdir / 'pbx.sqlite3'}",
-        secret_key="test-secret-key-not-for-production",
+    SIPp phones registered), both in the group "desk", and ``number`` whose scheme is the
+    one ``ring`` step, then hang up."""
+    container = await sqlite_container(workdir)
+    admin, ids = await ring_account(
+        container, slug, extensions=("101", "102"), password=password, number=number, steps=[ring]
     )
-    container = create_container(settings, bus=RecordingBus())
-    async with container.db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    account = await container.accounts.create_account(slug.capitalize(), slug)
-    p = Principal(account_id=account.id, role=Role.admin)
-    devices = {}
-    for ext in ("101", "102"):
-        made = await container.directory.create_employee(
-            p, EmployeeIn(name=f"Emp {ext}", extension=ext, sip_password=password)
-        )
-        devices[ext] = Device(ext, made.view.employee.id)
-    desk = [MemberIn(employee_id=d.employee_id) for d in devices.values()]
-    await container.directory.create_group(p, GroupIn(name="desk", members=desk))
-    scheme = await container.routing.create_scheme(
-        p, "main", {"branches": {"working": [ring]}, "final": {"type": "hangup"}}
-    )
-    added = await container.directory.add_number(p, NumberIn(number=number))
-    await container.routing.assign(p, added.id, scheme.id)
+    desk = [MemberIn(employee_id=i) for i in ids.values()]
+    await container.directory.create_group(admin, GroupIn(name="desk", members=desk))
     config = PbxConfig(sip_port=free_port(), media_timeout=0, digest_algorithms=("MD5",))
     rt = await start_pbx(container, config)
+    devices = {ext: Device(ext, i) for ext, i in ids.items()}
     rig = Rig(container, rt, f"{slug}.zvonar", password, devices, workdir)
     try:
         await rig.register_all()

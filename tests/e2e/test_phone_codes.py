@@ -4,7 +4,7 @@ phone dials, through the real PBX runtime.
 Do not disturb:
 101 dials ``*78`` with digest: the PBX answers, speaks the confirmation and hangs up (the
 SIPp phone takes the BYE), with nothing in the journal. A carrier then calls the number whose
-scheme rings the group "desk" (101 and 102, all at once): only 102's phone rings (101's SIPp
+scheme rings 101 and 102 all at once: only 102's phone rings (101's SIPp
 would answer, and never sees an INVITE) and 102 answers. 101 dials ``*79``: the next call rings
 both again.
 
@@ -43,7 +43,8 @@ NUMBER = "+74951234600"
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    ring = {"type": "ring", "targets": [{"group": "desk"}], "timeout": 8}
+    both = [{"employee": "101"}, {"employee": "102"}]
+    ring = {"type": "ring", "targets": both, "strategy": "all_at_once", "timeout": 8}
     async with desk_rig(tmp_path, slug=SLUG, password=PASSWORD, number=NUMBER, ring=ring) as made:
         yield made
 
