@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import enum
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -441,3 +441,13 @@ async def desk_rig(
     finally:
         await rt.stop()
         await container.aclose()  # the journal's writes land before the db goes
+
+
+async def until(check: Callable[[], object], within: float = 8.0) -> None:
+    """Wait (polling the loop) until ``check()`` is true; fail after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)

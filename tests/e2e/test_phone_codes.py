@@ -16,6 +16,7 @@ talks and hangs up; the journal has an internal call answered by 101.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,12 +24,35 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.e2e import sippkit
-from tests.e2e.schemes_kit import Phone, Rig, desk_rig, dialer_xml, sipp_cmd
-from tests.sip.peers.harness import SIPP, run_sipp, start_sipp_bound
-from zvonar.calls.events import CallStarted, Direction, Disposition
+from tests.e2e.schemes_kit import (
+    Device,
+    Phone,
+    Rig,
+    carrier_until_bye,
+    desk_rig,
+    dialer_xml,
+    sipp_cmd,
+    until,
+)
+from tests.sip.peers.harness import (
+    SIPP,
+    finish_sipp,
+    free_port,
+    run_sipp,
+    start_sipp,
+    start_sipp_bound,
+)
+from zvonar.calls.events import (
+    CallAnswered,
+    CallStarted,
+    Direction,
+    Disposition,
+    LegEnded,
+    LegEndReason,
+)
 from zvonar.directory.models import Employee
 from zvonar.journal.models import CallRecord
-from zvonar.pbx.features import DND_OFF_CODE, DND_ON_CODE, INTERCOM_CODE
+from zvonar.pbx.features import DND_OFF_CODE, DND_ON_CODE, INTERCOM_CODE, PULL_CODE
 
 pytestmark = [
     pytest.mark.peer,
@@ -49,15 +73,16 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         yield made
 
 
-async def _dial_code(rig: Rig, code: str, ext: str = "101", talk_ms: int | None = None) -> float:
-    """``ext``'s phone dials ``code``; returns the seconds from its start to the end of the
-    call: the PBX's BYE, or, with ``talk_ms``, the phone's own after that long."""
-    phone = rig.devices[ext]
+async def _dial_code(rig: Rig, code: str, device: str = "101", talk_ms: int | None = None) -> float:
+    """``device`` (a key of ``rig.devices``) dials ``code`` as its employee; returns the
+    seconds from its start to the end of the call: the PBX's BYE, or, with ``talk_ms``, the
+    phone's own after that long."""
+    phone = rig.devices[device]
     name = f"dial{code.strip('*')}"
     xml = rig.workdir / f"{name}.xml"
-    xml.write_text(dialer_xml(code, ext, REALM, talk_ms=talk_ms))
+    xml.write_text(dialer_xml(code, phone.ext, REALM, talk_ms=talk_ms))
     cmd = sipp_cmd(rig.remote, xml, port=phone.port, workdir=rig.workdir, name=name)
-    cmd += ["-au", ext, "-ap", PASSWORD, "-auth_uri", f"{code}@{rig.remote}"]
+    cmd += ["-au", phone.ext, "-ap", PASSWORD, "-auth_uri", f"{code}@{rig.remote}"]
     loop = asyncio.get_running_loop()
     began = loop.time()
     run = await run_sipp(cmd, workdir=rig.workdir, name=name)
@@ -134,3 +159,60 @@ async def test_intercom_asks_the_colleagues_phone_to_answer_itself(rig: Rig) -> 
     row = await rig.journal_row(started.call_id)
     assert row.disposition is Disposition.answered
     assert row.answered_by == d101.employee_id
+
+
+async def test_call_pull_moves_the_call_to_the_other_device(rig: Rig) -> None:
+    """101 answers a customer on the desk phone, then dials ``*11`` from another device (a
+    SIPp phone on a port of its own, digest as 101): the customer's RTP reaches the new
+    device's leg, the desk phone gets our BYE, and the new device talks on and hangs up."""
+    start = len(rig.bus.events)
+    tone = rig.workdir / "tone.pcap"
+    sippkit.write_tone_pcap(tone, 440, 3.0, ssrc=0x5151)
+    d101 = rig.devices["101"]
+    desk_xml = rig.workdir / "desk101.xml"
+    desk_xml.write_text(sippkit.uas_answer())
+    desk_cmd = sipp_cmd("", desk_xml, port=d101.port, workdir=rig.workdir, name="desk101")
+    desk = await start_sipp_bound(desk_cmd, workdir=rig.workdir, port=d101.port)
+    carrier_xml = rig.workdir / "carrier.xml"
+    carrier_xml.write_text(carrier_until_bye(NUMBER, "+79160000001", pcap=tone))
+    carrier_cmd = sipp_cmd(
+        rig.remote, carrier_xml, port=free_port(), workdir=rig.workdir, name="carrier"
+    )
+    carrier = await start_sipp(carrier_cmd, workdir=rig.workdir)
+    try:
+        await until(lambda: [e for e in rig.bus.events[start:] if isinstance(e, CallAnswered)])
+        (call_id,) = {e.call_id for e in rig.bus.events[start:] if isinstance(e, CallStarted)}
+        mobile = Device("101", d101.employee_id)  # the same employee, another device
+        rig.devices["101m"] = mobile
+        puller = asyncio.create_task(_dial_code(rig, PULL_CODE, "101m", talk_ms=1500))
+
+        def pulled() -> bool:
+            winner = rig.rt.b2bua.calls[call_id].winner
+            return winner is not None and winner.leg_id.startswith(f"{call_id}.pl")
+
+        await until(pulled)
+        new = rig.rt.b2bua.calls[call_id].winner
+        assert new is not None
+        sent = 0
+        for _ in range(100):  # the carrier's tone goes out to the new device's leg
+            with contextlib.suppress(Exception):
+                sent = (await rig.rt.engine.stats(new.media_id)).tx_packets
+            if sent > 10:
+                break
+            await asyncio.sleep(0.02)
+        assert sent > 10, "no RTP reached the new device's leg"
+        assert await asyncio.wait_for(desk.wait(), 10) == 0  # our BYE ended the desk's call
+        await puller
+        carried = await finish_sipp(carrier, carrier_cmd, workdir=rig.workdir, name="carrier")
+        assert carried.stats.successful == 1, carried.describe()  # our BYE after the pull
+    finally:
+        for proc in (desk, carrier):
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    row = await rig.journal_row(call_id)
+    assert row.disposition is Disposition.answered
+    assert row.answered_by == d101.employee_id
+    ends = {e.leg_id: e.reason for e in rig.bus.events[start:] if isinstance(e, LegEnded)}
+    assert ends[f"{call_id}.w0t0"] is LegEndReason.completed
+    assert ends[new.leg_id] is LegEndReason.completed

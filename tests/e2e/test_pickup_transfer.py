@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import sippkit
-from tests.e2e.schemes_kit import Rig, carrier_talk, desk_rig, dialer_xml, sipp_cmd
+from tests.e2e.schemes_kit import Rig, carrier_talk, desk_rig, dialer_xml, sipp_cmd, until
 from tests.sip.peers.harness import SIPP, SippRun, finish_sipp, free_port, start_sipp, wait_bound
 from zvonar.calls.events import CallRinging, CallTransferred, Disposition, LegEnded
 from zvonar.calls.events import LegEndReason as Why
@@ -117,15 +117,6 @@ class Sipps:
             await proc.wait()
 
 
-async def _until(check: object, within: float = 8.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not check():  # type: ignore[operator]
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
 @pytest.mark.parametrize(
     ("code", "late"),
     [
@@ -153,7 +144,7 @@ async def test_pickup_takes_the_call_ringing_101(rig: Rig, code: str, late: bool
             port=free_port(),
             remote=True,
         )
-        await _until(lambda: [e for e in rig.bus.events[start:] if isinstance(e, CallRinging)])
+        await until(lambda: [e for e in rig.bus.events[start:] if isinstance(e, CallRinging)])
         (call_id,) = {e.call_id for e in rig.bus.events[start:] if isinstance(e, CallRinging)}
         replaces = None
         if code == "101":  # what 102's BLF key read in the NOTIFY's dialog-info
@@ -171,7 +162,7 @@ async def test_pickup_takes_the_call_ringing_101(rig: Rig, code: str, late: bool
             extra=auth,
         )
         # While they talk, the carrier's tone goes out to 102 through the bridge.
-        await _until(
+        await until(
             lambda: (c := rig.rt.b2bua.calls.get(call_id)) is not None and c.winner is not None
         )
         winner = rig.rt.b2bua.calls[call_id].winner

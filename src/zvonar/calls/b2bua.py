@@ -39,6 +39,7 @@ from zvonar.calls.origination import Origination
 from zvonar.calls.overload import OverloadGuard
 from zvonar.calls.pickup import FeatureResolver, pick_up
 from zvonar.calls.plan import CallerAuth, InboundCall, Pickup, Plan, Reject, Resolver, RingTarget
+from zvonar.calls.pull import Pull, pull
 from zvonar.calls.signalling import response_to, uri_user
 from zvonar.calls.transfer import TransferOrder, TransferRefusal, TransferRefused
 from zvonar.core.bus import EventBus
@@ -425,6 +426,8 @@ class B2bua:
         """The routing's answer for a call; a feature (directed pickup) is carried out here
         and the call that dialed it gets what ends it (see pickup.py)."""
         outcome = await self.routing(facts)
+        if isinstance(outcome, Pull):
+            return await pull(self, facts, outcome)
         if isinstance(outcome, Pickup):
             return await pick_up(self, facts, outcome)
         return outcome

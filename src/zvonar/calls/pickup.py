@@ -63,7 +63,17 @@ if TYPE_CHECKING:
     from zvonar.calls.b2bua import B2bua
     from zvonar.calls.call import Call
 
-__all__ = ["FeatureResolver", "GroupPickup", "find_ringing", "pick_up", "wanted"]
+__all__ = [
+    "PICKED",
+    "FeatureResolver",
+    "GroupPickup",
+    "claim",
+    "find_ringing",
+    "pick_up",
+    "respond",
+    "tag",
+    "wanted",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +81,7 @@ FeatureResolver = Callable[[InboundCall], Awaitable[Plan | Reject | Pickup]]
 """The PBX's resolver as the B2BUA takes it: a plan, a refusal, or a feature (pickup)."""
 
 _NOTHING = Reject(404, "No Ringing Call")  # no account: a failed pickup is not a call
-_DONE = Reject(480)  # the picker's own call, emptied: ends without a word (see pick_up)
+PICKED = Reject(480)  # the picker's own call, emptied: ends without a word (see pick_up)
 
 
 @dataclass(frozen=True)
@@ -152,7 +162,8 @@ async def pick_up(host: B2bua, facts: InboundCall, order: Pickup) -> Plan | Reje
     if call.was_answered and call.caller.media_id is not None:  # a transfer is ringing
         spare, caller_media = caller_media, ""  # the caller's media leg stays
         caller_end = call.caller.endpoint or caller_end
-    leg = _claim(call, picker, inc, order, (media, endpoint), (caller_media, caller_end))
+    leg_id = f"{call.call_id}.{f'r{call.round}pk' if call.round else 'pk'}"
+    leg = claim(call, picker, inc, order, leg_id, (media, endpoint), (caller_media, caller_end))
     # The picker's INVITE is ours now: its own call must neither answer nor refuse it.
     picker.caller.invite = None
     picker.caller.state = LegState.ENDED
@@ -160,24 +171,28 @@ async def pick_up(host: B2bua, facts: InboundCall, order: Pickup) -> Plan | Reje
         await _release(host, spare)
     # Shielded: the actor's resolve timeout must not cut a half-done pickup in two.
     await asyncio.shield(_connect(call, leg, inc))
-    return _DONE
+    return PICKED
 
 
-def _claim(
+def claim(
     call: Call,
     picker: Call,
     inc: IncomingRequest,
     order: Pickup,
+    leg_id: str,
     media: tuple[str, LegEndpoint],
-    caller_media: tuple[str, LegEndpoint],
+    caller_media: tuple[str, LegEndpoint | None],
+    *,
+    label: str = "pickup",
 ) -> CalleeLeg:
-    """Synchronously make the picker's dialog the winner of ``call`` (module docstring)."""
+    """Synchronously make the picker's dialog the winner of ``call`` (module docstring);
+    a pull (pull.py) makes it the same way, with no caller media of its own."""
     req, host = inc.request, call.host
     contact = req.contacts[0].uri if req.contacts else req.from_.uri
     leg = CalleeLeg(
-        leg_id=f"{call.call_id}.{f'r{call.round}pk' if call.round else 'pk'}",
+        leg_id=leg_id,
         wave=call.wave,
-        target=RingTarget(str(contact), inc.flow, order.picker, label="pickup"),
+        target=RingTarget(str(contact), inc.flow, order.picker, label=label),
         flow=inc.flow,
         local_tag=picker.caller.local_tag,
         sip_call_id=req.call_id,
@@ -219,12 +234,12 @@ async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
             await _answer_caller(call, leg)
     except (MediaError, SipError, ValueError) as exc:
         log.warning("call %s: pickup failed: %s", call.call_id, exc)
-        _respond(call, leg, inc, 500)
+        respond(call, leg, inc, 500)
         leg.state = LegState.ENDED
         await finish(call, Disposition.failed, HangupSide.system, caller_status=500)
         return
-    _respond(call, leg, inc, 200, ours.serialize().encode())
-    leg.dialog = host.ua.dialogs.get(DialogId(leg.sip_call_id, leg.local_tag, _tag(inc)))
+    respond(call, leg, inc, 200, ours.serialize().encode())
+    leg.dialog = host.ua.dialogs.get(DialogId(leg.sip_call_id, leg.local_tag, tag(inc)))
     leg.state = LegState.CONFIRMED
     by = leg.target.target.target_id
     await call.publish(CallAnswered, leg_id=leg.leg_id, at=call.now(), by=by)
@@ -251,7 +266,7 @@ async def _release(host: B2bua, *media_ids: str) -> None:
             log.debug("pickup: release %s: %s", media_id, exc)
 
 
-def _respond(
+def respond(
     call: Call, leg: CalleeLeg, inc: IncomingRequest, status: int, body: bytes = b""
 ) -> None:
     ua = call.host.ua
@@ -263,5 +278,5 @@ def _respond(
     call.host.flush()
 
 
-def _tag(inc: IncomingRequest) -> str:
+def tag(inc: IncomingRequest) -> str:
     return inc.request.from_.tag or ""

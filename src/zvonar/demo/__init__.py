@@ -51,7 +51,8 @@ class DemoInfo:
         lines += [f"    {ext}  {name:<16} password {pw}" for ext, name, pw in self.sip]
         lines.append(
             "  Phone features: *8<ext> picks up a colleague's ringing call, *67 before a number"
-            " hides yours, *78/*79 turn do not disturb on/off, *9<ext> calls over intercom;"
+            " hides yours, *78/*79 turn do not disturb on/off, *9<ext> calls over intercom,"
+            " *11 pulls your call to the phone you dial it on;"
             " a BLF key or buddy on"
             " sip:<ext>@" + self.sip_domain + " shows them ringing and busy."
         )

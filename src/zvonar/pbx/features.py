@@ -12,6 +12,8 @@ account's language), then hung up; nothing is journalled (no account on the answ
 the colleague's phones are rung asking them to answer at once on the speaker
 (``RingTarget.auto_answer``); an internal call otherwise, journalled as one. The resolver
 builds it (``intercom_extension`` tells the code apart).
+``*11`` — call pull (BroadWorks' code): the employee's call moves to the device that dials it
+(from the desk phone to the mobile's softphone), calls/pull.py carries it out.
 
 Only a phone that passed the INVITE gate's digest (``CallerAuth.account_id`` and ``user``) may
 dial a feature code, and only within its own account: the picked employee, the groups and the
@@ -30,6 +32,7 @@ from sqlalchemy import Select, select
 from zvonar.calls.events import Target, TargetKind
 from zvonar.calls.pickup import GroupPickup
 from zvonar.calls.plan import InboundCall, Pickup, Reject
+from zvonar.calls.pull import Pull
 from zvonar.directory.models import Employee, Group, GroupMember
 from zvonar.directory.service import DirectoryService
 from zvonar.store.db import Database
@@ -40,6 +43,7 @@ __all__ = [
     "GROUP_PICKUP_CODE",
     "INTERCOM_CODE",
     "PICKUP_CODE",
+    "PULL_CODE",
     "feature_call",
     "intercom_extension",
 ]
@@ -50,6 +54,7 @@ DND_ON_CODE = "*78"
 DND_OFF_CODE = "*79"
 _DND = {DND_ON_CODE: True, DND_OFF_CODE: False}
 INTERCOM_CODE = "*9"  # followed by the extension to talk to over its speaker
+PULL_CODE = "*11"
 
 
 def intercom_extension(dialed: str) -> str | None:
@@ -71,13 +76,16 @@ async def feature_call(
     whose Replaces names a ringing fork (``InboundCall.picks``, a BLF key) is a directed
     pickup of that fork's employee, whatever it dials."""
     dnd = _DND.get(call.dialed) if call.picks is None else None
-    if call.picks is None and dnd is None and not call.dialed.startswith(PICKUP_CODE):
+    pulls = call.picks is None and call.dialed == PULL_CODE
+    if call.picks is None and dnd is None and not pulls and not call.dialed.startswith(PICKUP_CODE):
         return None
     auth = call.auth
     if auth is None or auth.account_id is None or not auth.user:
         return Reject(403, "Forbidden")  # trunks, strangers, transfers: no features
     if dnd is not None:
         return await _set_dnd(db, auth.account_id, auth.user, dnd, prompt)
+    if pulls:
+        return await _pull(db, auth.account_id, auth.user)
     if call.picks is not None:
         return await _pick_by_id(db, auth.account_id, auth.user, call.picks)
     extension = call.dialed[len(PICKUP_CODE) :]
@@ -170,3 +178,13 @@ async def _set_dnd(
     said = await prompt(account_id, "dnd_on" if on else "dnd_off") if prompt else None
     # Answered with the confirmation when there is one; else a final answer the phone shows.
     return Reject(480, "Do Not Disturb On" if on else "Do Not Disturb Off", prompt=said)
+
+
+async def _pull(db: Database, account_id: uuid.UUID, user: str) -> Pull | Reject:
+    """``*11``: the phone's own employee's answered call comes to this phone."""
+    async with db.read() as s:
+        puller = await s.scalar(_picker(account_id, user))
+    if puller is None:
+        return Reject(403, "Forbidden")
+    me = Target(TargetKind.employee, puller.name, puller.id)
+    return Pull(account_id=account_id, employee_id=puller.id, picker=me)

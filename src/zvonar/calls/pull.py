@@ -1,0 +1,159 @@
+"""Call pull: an employee moves the call they are on to another of their devices — from the
+desk phone to the softphone on their mobile as they walk out — by dialling ``*11`` there
+(BroadWorks' code; pbx/features.py answers :class:`Pull`).
+
+The puller's INVITE arrives as a new call of its own; the B2BUA's dispatch hook
+(``B2bua._resolve``) hands the Pull here. We find the employee's answered call (the newest,
+when they have several: one may be on hold) and the puller's INVITE dialog becomes its answered
+leg, as a pickup's does (pickup.py), except that the call is answered already:
+
+- the puller gets its own media leg, answered from its offer (or offered to, when its INVITE
+  had none: its ACK answers, as for a pickup); the customer's media leg is bridged to it, which
+  unbridges the old device's (hold music stops, if the old device held the customer);
+- the old device gets a BYE (LegEnded ``completed``), its media leg is released;
+- CallRinging and CallAnswered are published for the new leg, answered by the same employee;
+  the journal keeps one call, answered by them, with the new leg in it. The recording goes on:
+  it follows the customer's leg.
+
+Only the employee's own answered call can be pulled (not a colleague's: that is a pickup, and
+only while it rings), and only one they answered — not one they placed: then their device is
+the call's caller, and moving a caller is a transfer's business. It needs an engine that
+bridges any two legs (the embedded one); over rtpengine the puller gets 403.
+
+Concurrency: as for a pickup, the claim (``winner`` set to the new leg) is synchronous; the
+actor no longer treats the old device as the winner once it is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from zvonar.calls.events import CallAnswered, CallRinging, LegEndReason, TargetKind
+from zvonar.calls.events import LegEnded as LegEndedEvent
+from zvonar.calls.legs import CalleeLeg, LegState
+from zvonar.calls.pickup import PICKED, claim, respond, tag
+from zvonar.calls.plan import InboundCall, Pickup, Plan, Reject
+from zvonar.calls.sdp_bridge import check_offer, parse_body, remote_media
+from zvonar.calls.teardown import hangup_fork, release
+from zvonar.media.errors import MediaError
+from zvonar.sip.body import sdp_body
+from zvonar.sip.dialog import DialogId
+from zvonar.sip.errors import SipError
+from zvonar.sip.ua import IncomingRequest
+
+if TYPE_CHECKING:
+    from zvonar.calls.b2bua import B2bua
+    from zvonar.calls.call import Call
+
+__all__ = ["Pull", "find_answered", "pull"]
+
+log = logging.getLogger(__name__)
+
+_NOTHING = Reject(404, "No Call To Pull")  # no account: a failed pull is not a call
+_pulls = itertools.count(1)  # a call pulled twice gets two legs: their ids must differ
+
+
+@dataclass(frozen=True)
+class Pull(Pickup):
+    """Move ``employee_id``'s answered call of ``account_id`` to the device that dialled the
+    code; ``picker`` is that same employee (the journal's answered_by)."""
+
+
+def find_answered(calls: list[Call], order: Pull) -> Call | None:
+    """The newest call of the account that the employee answered and is on now."""
+    for call in sorted(calls, key=lambda c: c.facts.started_at, reverse=True):
+        if call.done or call.account_id != order.account_id or call.transferring:
+            continue
+        winner = call.winner
+        if winner is None or winner.state is not LegState.CONFIRMED:
+            continue
+        target = winner.target.target
+        if (
+            target.kind in (TargetKind.employee, TargetKind.mobile)
+            and target.target_id == order.employee_id
+            and call.caller.media_id is not None
+            and call.caller.state is LegState.CONFIRMED
+        ):
+            return call
+    return None
+
+
+async def pull(host: B2bua, facts: InboundCall, order: Pull) -> Plan | Reject:
+    """Carry out ``order`` for the new call ``facts`` (the puller's); what that call itself
+    does next."""
+    puller = host.calls.get(facts.call_id)
+    inc = puller.caller.invite if puller is not None else None
+    if puller is None or inc is None or puller.plan is not None or puller.was_answered:
+        return Reject(403, "Forbidden")  # a pull code in a REFER: not a transfer target
+    if not host.engine.bridges_any_legs:
+        return Reject(403, "Forbidden")  # rtpengine bridges only legs allocated together
+    try:
+        offer = sdp_body(inc.request)
+        if offer.strip():  # none: a delayed offer, ours goes in the 200
+            check_offer(offer, srtp=host.engine.srtp)
+    except MediaError:
+        return Reject(488, "Not Acceptable Here")
+    if find_answered(list(host.calls.values()), order) is None:
+        return _NOTHING
+    media = f"{puller.call_id}.pl"
+    try:
+        endpoint = await host.engine.allocate(media, media)
+    except MediaError as exc:
+        log.warning("call %s: no media for a pull: %s", puller.call_id, exc)
+        return Reject(500, "Server Internal Error")
+    call = find_answered(list(host.calls.values()), order)  # it may have ended meanwhile
+    if call is None:
+        with contextlib.suppress(MediaError):
+            await host.engine.release(media)
+        return _NOTHING
+    old = call.winner
+    assert old is not None  # find_answered
+    leg_id = f"{call.call_id}.pl{next(_pulls)}"
+    leg = claim(call, puller, inc, order, leg_id, (media, endpoint), ("", None), label="pull")
+    puller.caller.invite = None  # ours now: the puller's own call neither answers nor refuses
+    puller.caller.state = LegState.ENDED
+    await asyncio.shield(_move(call, old, leg, inc))
+    return PICKED
+
+
+async def _move(call: Call, old: CalleeLeg, leg: CalleeLeg, inc: IncomingRequest) -> None:
+    """Answer the puller, bridge the customer to it, hang up the old device."""
+    host, engine, caller_media = call.host, call.host.engine, call.caller.media_id
+    assert caller_media is not None  # find_answered
+    await call.publish(CallRinging, leg_id=leg.leg_id, target=leg.target.target, at=call.now())
+    try:
+        offer = sdp_body(inc.request)
+        if offer.strip():
+            ours, negotiated = leg.oa.receive_offer(parse_body(offer))
+            await engine.configure(leg.media_id, remote_media(negotiated))
+        else:  # a delayed offer (RFC 3261 §13.2.1): its ACK answers (Call.offered_fork)
+            ours, leg.offered = leg.oa.create_offer(), True
+        if call.holding:  # the old device held the customer: the music stops
+            call.holding.clear()
+            with contextlib.suppress(MediaError):
+                await engine.stop_playback(caller_media)
+        await engine.bridge(caller_media, leg.media_id)
+    except (MediaError, SipError, ValueError) as exc:
+        # The customer stays with the old device: only the pull fails.
+        log.warning("call %s: pull failed: %s", call.call_id, exc)
+        call.winner = old
+        call.forks.pop(leg.leg_id, None)
+        respond(call, leg, inc, 500)
+        await release(call, leg.media_id)
+        return
+    respond(call, leg, inc, 200, ours.serialize().encode())
+    leg.dialog = host.ua.dialogs.get(DialogId(leg.sip_call_id, leg.local_tag, tag(inc)))
+    leg.state = LegState.CONFIRMED
+    hangup_fork(call, old)
+    old.state = LegState.ENDED
+    await release(call, old.media_id)
+    at = call.now()
+    await call.publish(LegEndedEvent, leg_id=old.leg_id, reason=LegEndReason.completed, at=at)
+    old.end_published = True
+    by = leg.target.target.target_id
+    await call.publish(CallAnswered, leg_id=leg.leg_id, at=call.now(), by=by)

@@ -1,0 +1,121 @@
+"""Call pull over loopback (calls/pull.py): Anna answers a customer on her desk phone, then
+dials ``*11`` on her other device — the call moves there (answered, the customer's media
+bridged to it) and the desk phone gets a BYE; one call, answered by Anna. With no answered
+call of hers (nothing, only a ringing one, a colleague's): 404 and no call events."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.calls.conftest import Phone, make_phone
+from tests.calls.rig import ACCOUNT, Pbx
+from zvonar.calls.events import (
+    CallAnswered,
+    CallRinging,
+    Disposition,
+    HangupSide,
+    LegEnded,
+    LegEndReason,
+    Target,
+    TargetKind,
+)
+from zvonar.calls.plan import InboundCall, Plan, RingTarget, Wave
+from zvonar.calls.pull import Pull
+
+from .test_b2bua import dial, final_status, hang_up
+from .test_pickup import ANNA, BORIS, relayed, rtp_socket, sdp
+from .test_transfer import until
+
+
+@pytest.fixture
+async def mobile() -> AsyncIterator[Phone]:
+    """Anna's other device (the softphone on her mobile)."""
+    phone = await make_phone()
+    yield phone
+    await phone.runner.close()
+
+
+def pull_for(employee: uuid.UUID) -> object:
+    def order(_call: InboundCall) -> Pull:
+        return Pull(ACCOUNT, employee, Target(TargetKind.employee, "Anna", employee))
+
+    return order
+
+
+def anna(phone: Phone, behaviour: str) -> Plan:
+    target = Target(TargetKind.employee, "Anna", ANNA)
+    return Plan(ACCOUNT, (Wave((RingTarget(phone.uri(behaviour), phone.flow, target),), 10),))
+
+
+async def test_the_call_moves_to_the_device_that_dials_the_code(
+    pbx: Pbx, phones: tuple[Phone, Phone], mobile: Phone
+) -> None:
+    caller, desk = phones
+    a_rtp, b_rtp = rtp_socket(), rtp_socket()
+    try:
+        pbx.resolver.plans["100"] = anna(desk, "answer")
+        pbx.resolver.plans["*11"] = pull_for(ANNA)  # type: ignore[assignment]
+        leg = dial(caller, pbx, "100", sdp(a_rtp.getsockname()[1]))
+        assert await final_status(leg) == 200
+        call_id = pbx.events()[0].call_id
+        pulled = dial(mobile, pbx, "*11", sdp(b_rtp.getsockname()[1]))
+        assert await final_status(pulled) == 200
+        await until(lambda: desk.app.calls_ended == 1)  # our BYE reached the desk phone
+        await until(lambda: len(pbx.bus.of_type(CallAnswered)) == 2)
+
+        # One call: the puller's INVITE made none of its own.
+        assert {e.call_id for e in pbx.events()} == {call_id}
+        first, then = ((a.leg_id, a.by) for a in pbx.bus.of_type(CallAnswered))
+        assert first == (f"{call_id}.w0t0", ANNA)
+        new_leg = then[0]
+        assert new_leg.startswith(f"{call_id}.pl") and then[1] == ANNA
+        assert {r.leg_id for r in pbx.bus.of_type(CallRinging)} == {f"{call_id}.w0t0", new_leg}
+        ends = {e.leg_id: e.reason for e in pbx.bus.of_type(LegEnded)}
+        assert ends == {f"{call_id}.w0t0": LegEndReason.completed}
+
+        # The customer's RTP now reaches the new device.
+        data = await relayed(pbx, call_id, a_rtp, b_rtp)
+        assert data[12:] == b"\xff" * 160
+
+        hang_up(caller, leg)  # the customer's BYE ends the new device's leg
+        assert pulled.ended is not None
+        assert await asyncio.wait_for(pulled.ended, 5) == "bye"
+        (ended,) = await pbx.wait_ended()
+        assert ended.disposition is Disposition.answered
+        assert ended.hangup is HangupSide.caller
+        ends = {e.leg_id: e.reason for e in pbx.bus.of_type(LegEnded)}
+        assert ends[new_leg] is LegEndReason.completed
+        await asyncio.wait_for(pbx.b2bua.wait_idle(), 5)
+        assert pbx.b2bua.engine.leg_count == 0  # type: ignore[attr-defined]
+    finally:
+        a_rtp.close()
+        b_rtp.close()
+
+
+@pytest.mark.parametrize("case", ["nothing", "ringing", "a-colleagues-call"])
+async def test_nothing_to_pull_is_404(
+    pbx: Pbx, phones: tuple[Phone, Phone], mobile: Phone, case: str
+) -> None:
+    caller, desk = phones
+    whose = BORIS if case == "a-colleagues-call" else ANNA
+    pbx.resolver.plans["*11"] = pull_for(whose)  # type: ignore[assignment]
+    leg = None
+    if case != "nothing":
+        pbx.resolver.plans["100"] = anna(desk, "ring" if case == "ringing" else "answer")
+        leg = dial(caller, pbx, "100")
+        if case == "ringing":
+            await until(lambda: pbx.bus.of_type(CallRinging))
+        else:
+            assert await final_status(leg) == 200
+    before = len(pbx.events())
+    pulled = dial(mobile, pbx, "*11")
+    assert await final_status(pulled) == 404
+    assert len(pbx.events()) == before  # no call events for the refused pull
+    assert desk.app.calls_ended == 0  # Anna's desk phone keeps its call (or rings on)
+    if leg is not None:
+        hang_up(caller, leg)
+        await pbx.wait_ended()
