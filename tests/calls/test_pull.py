@@ -25,6 +25,7 @@ from zvonar.calls.events import (
 )
 from zvonar.calls.plan import InboundCall, Plan, RingTarget, Wave
 from zvonar.calls.pull import Pull
+from zvonar.media.errors import MediaError
 
 from .test_b2bua import dial, final_status, hang_up
 from .test_pickup import ANNA, BORIS, relayed, rtp_socket, sdp
@@ -119,3 +120,39 @@ async def test_nothing_to_pull_is_404(
     if leg is not None:
         hang_up(caller, leg)
         await pbx.wait_ended()
+
+
+async def test_a_failed_pull_leaves_the_call_with_the_old_device(
+    pbx: Pbx, phones: tuple[Phone, Phone], mobile: Phone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caller, desk = phones
+    a_rtp, desk_rtp = rtp_socket(), rtp_socket()
+    engine = pbx.b2bua.engine
+    configure = engine.configure
+
+    async def refuse_the_new_leg(leg_id: str, remote: object) -> None:
+        if ".pl" in leg_id:
+            raise MediaError("no such codec here")
+        await configure(leg_id, remote)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "configure", refuse_the_new_leg)
+    try:
+        pbx.resolver.plans["100"] = anna(desk, "answer")
+        pbx.resolver.plans["*11"] = pull_for(ANNA)  # type: ignore[assignment]
+        leg = dial(caller, pbx, "100", sdp(a_rtp.getsockname()[1]))
+        assert await final_status(leg) == 200
+        call_id = pbx.events()[0].call_id
+        pulled = dial(mobile, pbx, "*11", sdp(desk_rtp.getsockname()[1]))
+        assert await final_status(pulled) == 500
+        ends = {e.leg_id: e.reason for e in pbx.bus.of_type(LegEnded)}
+        (failed,) = ends
+        assert failed.startswith(f"{call_id}.pl") and ends[failed] is LegEndReason.failed
+        assert desk.app.calls_ended == 0  # the desk phone keeps the customer
+        assert pbx.b2bua.calls[call_id].winner.leg_id == f"{call_id}.w0t0"  # type: ignore[union-attr]
+        hang_up(caller, leg)
+        (ended,) = await pbx.wait_ended()
+        assert ended.disposition is Disposition.answered
+        await until(lambda: desk.app.calls_ended == 1)  # our BYE, passed on from the caller
+    finally:
+        a_rtp.close()
+        desk_rtp.close()

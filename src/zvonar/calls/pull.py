@@ -139,12 +139,18 @@ async def _move(call: Call, old: CalleeLeg, leg: CalleeLeg, inc: IncomingRequest
                 await engine.stop_playback(caller_media)
         await engine.bridge(caller_media, leg.media_id)
     except (MediaError, SipError, ValueError) as exc:
-        # The customer stays with the old device: only the pull fails.
+        # The customer stays with the old device: only the pull fails (its leg, in the
+        # journal, ends as failed).
         log.warning("call %s: pull failed: %s", call.call_id, exc)
         call.winner = old
-        call.forks.pop(leg.leg_id, None)
         respond(call, leg, inc, 500)
+        leg.state = LegState.ENDED
         await release(call, leg.media_id)
+        at = call.now()
+        await call.publish(LegEndedEvent, leg_id=leg.leg_id, reason=LegEndReason.failed, at=at)
+        leg.end_published = True
+        with contextlib.suppress(MediaError):
+            await engine.bridge(caller_media, old.media_id)  # if the bridge moved already
         return
     respond(call, leg, inc, 200, ours.serialize().encode())
     leg.dialog = host.ua.dialogs.get(DialogId(leg.sip_call_id, leg.local_tag, tag(inc)))
