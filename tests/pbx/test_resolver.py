@@ -402,6 +402,11 @@ async def test_star_78_and_79_turn_do_not_disturb_on_and_off_from_the_phone(
     again = await resolver(_phone_dials("*79", "101", alpha.account_id))  # already off
     assert isinstance(again, Reject) and again.prompt == prompt_path("dnd_off", "ru")
     assert [e.dnd for e in recorded.of_type(EmployeeDndChanged)] == [True, False]
+    for expected in (True, False):  # *76: one key, each press the other way
+        toggled = await resolver(_phone_dials("*76", "101", alpha.account_id))
+        said = prompt_path("dnd_on" if expected else "dnd_off", "ru")
+        assert isinstance(toggled, Reject) and toggled.prompt == said
+        assert await dnd() is expected
     # Only our phones, each for its own employee: a trunk or a stranger, an unknown user.
     for refused in (
         _phone_dials("*78", None, None),

@@ -4,10 +4,11 @@
 ``*8`` alone — group pickup (Asterisk's convention): take the oldest call ringing anyone who
 shares a group with the picker (the picker's own phones excluded: those they can answer).
 calls/pickup.py carries both out.
-``*78`` / ``*79`` — do not disturb on / off (FreePBX's codes) for the employee whose phone
-dials it: every phone of theirs, their mobiles and their queue offers stop ringing until they
-turn it off. The caller is answered and hears it confirmed (``dnd_on`` / ``dnd_off`` in the
-account's language), then hung up; nothing is journalled (no account on the answer).
+``*78`` / ``*79`` — do not disturb on / off (FreePBX's codes; ``*76`` toggles, for one phone
+key) for the employee whose phone dials it: every phone of theirs, their mobiles and their
+queue offers stop ringing until they turn it off. The caller is answered and hears it
+confirmed (``dnd_on`` / ``dnd_off`` in the account's language), then hung up; nothing is
+journalled (no account on the answer).
 ``*9<ext>`` — intercom (3CX's code; FreePBX's ``*80`` would read as a pickup of ``0<ext>``):
 the colleague's phones are rung asking them to answer at once on the speaker
 (``RingTarget.auto_answer``); an internal call otherwise, journalled as one. The resolver
@@ -40,6 +41,7 @@ from zvonar.store.db import Database
 __all__ = [
     "DND_OFF_CODE",
     "DND_ON_CODE",
+    "DND_TOGGLE_CODE",
     "GROUP_PICKUP_CODE",
     "INTERCOM_CODE",
     "PICKUP_CODE",
@@ -52,7 +54,8 @@ PICKUP_CODE = "*8"  # followed by the extension whose ringing call to take
 GROUP_PICKUP_CODE = PICKUP_CODE  # alone: any call ringing a fellow group member
 DND_ON_CODE = "*78"
 DND_OFF_CODE = "*79"
-_DND = {DND_ON_CODE: True, DND_OFF_CODE: False}
+DND_TOGGLE_CODE = "*76"  # one key on the phone for both: on when off, off when on
+_DND: dict[str, bool | None] = {DND_ON_CODE: True, DND_OFF_CODE: False, DND_TOGGLE_CODE: None}
 INTERCOM_CODE = "*9"  # followed by the extension to talk to over its speaker
 PULL_CODE = "*11"
 
@@ -75,15 +78,15 @@ async def feature_call(
     """The feature ``call`` dials, or None when its number is no feature code. An INVITE
     whose Replaces names a ringing fork (``InboundCall.picks``, a BLF key) is a directed
     pickup of that fork's employee, whatever it dials."""
-    dnd = _DND.get(call.dialed) if call.picks is None else None
+    dnd = call.picks is None and call.dialed in _DND
     pulls = call.picks is None and call.dialed == PULL_CODE
-    if call.picks is None and dnd is None and not pulls and not call.dialed.startswith(PICKUP_CODE):
+    if call.picks is None and not dnd and not pulls and not call.dialed.startswith(PICKUP_CODE):
         return None
     auth = call.auth
     if auth is None or auth.account_id is None or not auth.user:
         return Reject(403, "Forbidden")  # trunks, strangers, transfers: no features
-    if dnd is not None:
-        return await _set_dnd(db, auth.account_id, auth.user, dnd, prompt)
+    if dnd:
+        return await _set_dnd(db, auth.account_id, auth.user, _DND[call.dialed], prompt)
     if pulls:
         return await _pull(db, auth.account_id, auth.user)
     if call.picks is not None:
@@ -170,9 +173,16 @@ async def _group_pickup(db: Database, account_id: uuid.UUID, user: str) -> Picku
 
 
 async def _set_dnd(
-    db: Database, account_id: uuid.UUID, user: str, on: bool, prompt: Prompt | None
+    db: Database, account_id: uuid.UUID, user: str, on: bool | None, prompt: Prompt | None
 ) -> Reject:
-    """``*78`` / ``*79``: the phone's own employee goes into (or out of) do not disturb."""
+    """``*78`` / ``*79`` / ``*76``: the phone's own employee goes into (or out of, or the
+    other way round) do not disturb."""
+    if on is None:
+        async with db.read() as s:
+            me = await s.scalar(_picker(account_id, user))
+        if me is None:
+            return Reject(403, "Forbidden")
+        on = not me.dnd
     if not await DirectoryService(db).set_dnd(account_id, on, sip_username=user):
         return Reject(403, "Forbidden")  # a phone of no active employee
     said = await prompt(account_id, "dnd_on" if on else "dnd_off") if prompt else None
