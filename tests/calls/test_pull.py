@@ -6,6 +6,7 @@ call of hers (nothing, only a ringing one, a colleague's): 404 and no call event
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -26,6 +27,7 @@ from zvonar.calls.events import (
 from zvonar.calls.plan import InboundCall, Plan, RingTarget, Wave
 from zvonar.calls.pull import Pull
 from zvonar.media.errors import MediaError
+from zvonar.sip.io.testserver import CallLeg
 
 from .test_b2bua import dial, final_status, hang_up
 from .test_pickup import ANNA, BORIS, relayed, rtp_socket, sdp
@@ -52,18 +54,27 @@ def anna(phone: Phone, behaviour: str) -> Plan:
     return Plan(ACCOUNT, (Wave((RingTarget(phone.uri(behaviour), phone.flow, target),), 10),))
 
 
+async def _answered_then_pulled(
+    pbx: Pbx, phones: tuple[Phone, Phone], mobile: Phone, a_rtp: socket.socket, b_rtp: socket.socket
+) -> tuple[CallLeg, str, CallLeg]:
+    """The caller (RTP on ``a_rtp``) is answered by Anna's desk phone; then her mobile (RTP on
+    ``b_rtp``) dials *11. The caller's leg, the call's id and the mobile's leg."""
+    caller, desk = phones
+    pbx.resolver.plans["100"] = anna(desk, "answer")
+    pbx.resolver.plans["*11"] = pull_for(ANNA)  # type: ignore[assignment]
+    leg = dial(caller, pbx, "100", sdp(a_rtp.getsockname()[1]))
+    assert await final_status(leg) == 200
+    call_id = pbx.events()[0].call_id
+    return leg, call_id, dial(mobile, pbx, "*11", sdp(b_rtp.getsockname()[1]))
+
+
 async def test_the_call_moves_to_the_device_that_dials_the_code(
     pbx: Pbx, phones: tuple[Phone, Phone], mobile: Phone
 ) -> None:
     caller, desk = phones
     a_rtp, b_rtp = rtp_socket(), rtp_socket()
     try:
-        pbx.resolver.plans["100"] = anna(desk, "answer")
-        pbx.resolver.plans["*11"] = pull_for(ANNA)  # type: ignore[assignment]
-        leg = dial(caller, pbx, "100", sdp(a_rtp.getsockname()[1]))
-        assert await final_status(leg) == 200
-        call_id = pbx.events()[0].call_id
-        pulled = dial(mobile, pbx, "*11", sdp(b_rtp.getsockname()[1]))
+        leg, call_id, pulled = await _answered_then_pulled(pbx, phones, mobile, a_rtp, b_rtp)
         assert await final_status(pulled) == 200
         await until(lambda: desk.app.calls_ended == 1)  # our BYE reached the desk phone
         await until(lambda: len(pbx.bus.of_type(CallAnswered)) == 2)
@@ -137,12 +148,7 @@ async def test_a_failed_pull_leaves_the_call_with_the_old_device(
 
     monkeypatch.setattr(engine, "configure", refuse_the_new_leg)
     try:
-        pbx.resolver.plans["100"] = anna(desk, "answer")
-        pbx.resolver.plans["*11"] = pull_for(ANNA)  # type: ignore[assignment]
-        leg = dial(caller, pbx, "100", sdp(a_rtp.getsockname()[1]))
-        assert await final_status(leg) == 200
-        call_id = pbx.events()[0].call_id
-        pulled = dial(mobile, pbx, "*11", sdp(desk_rtp.getsockname()[1]))
+        leg, call_id, pulled = await _answered_then_pulled(pbx, phones, mobile, a_rtp, desk_rtp)
         assert await final_status(pulled) == 500
         ends = {e.leg_id: e.reason for e in pbx.bus.of_type(LegEnded)}
         (failed,) = ends

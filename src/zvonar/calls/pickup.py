@@ -52,8 +52,9 @@ from zvonar.calls.plan import InboundCall, Pickup, Plan, Reject, RingTarget
 from zvonar.calls.sdp_bridge import check_offer, new_offer_answer, parse_body, remote_media
 from zvonar.calls.signalling import response_to
 from zvonar.calls.teardown import finish, stop_fork
-from zvonar.media.engine import LegEndpoint
+from zvonar.media.engine import LegEndpoint, MediaEngine
 from zvonar.media.errors import MediaError
+from zvonar.media.sdp import SessionDescription
 from zvonar.sip.body import sdp_body
 from zvonar.sip.dialog import DialogId
 from zvonar.sip.errors import SipError
@@ -70,6 +71,7 @@ __all__ = [
     "claim",
     "find_ringing",
     "pick_up",
+    "picker_sdp",
     "respond",
     "tag",
     "wanted",
@@ -220,12 +222,7 @@ async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
             await stop_fork(call, fork, LegEndReason.cancelled)
     await call.publish(CallRinging, leg_id=leg.leg_id, target=leg.target.target, at=call.now())
     try:
-        offer = sdp_body(inc.request)
-        if offer.strip():
-            ours, negotiated = leg.oa.receive_offer(parse_body(offer))
-            await engine.configure(leg.media_id, remote_media(negotiated))
-        else:  # a delayed offer (RFC 3261 §13.2.1): its ACK answers (Call.offered_fork)
-            ours, leg.offered = leg.oa.create_offer(), True
+        ours = await picker_sdp(engine, leg, inc)
         confirmed = await confirm_early(call)  # it heard early media: answered on that leg
         if caller.media_id is not None and (confirmed or not leg.caller_media_id):
             await engine.bridge(caller.media_id, leg.media_id)
@@ -244,6 +241,21 @@ async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
     by = leg.target.target.target_id
     await call.publish(CallAnswered, leg_id=leg.leg_id, at=call.now(), by=by)
     await call.record()
+
+
+async def picker_sdp(
+    engine: MediaEngine, leg: CalleeLeg, inc: IncomingRequest
+) -> SessionDescription:
+    """Our SDP for the picker's 200 (a pull's too): the answer to its offer, the engine leg
+    configured for it; to an INVITE without one (a delayed offer, RFC 3261 §13.2.1), our
+    offer, answered in its ACK (Call.offered_fork)."""
+    offer = sdp_body(inc.request)
+    if not offer.strip():
+        leg.offered = True
+        return leg.oa.create_offer()
+    ours, negotiated = leg.oa.receive_offer(parse_body(offer))
+    await engine.configure(leg.media_id, remote_media(negotiated))
+    return ours
 
 
 async def _answer_caller(call: Call, leg: CalleeLeg) -> None:

@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING
 from zvonar.calls.events import CallAnswered, CallRinging, LegEndReason, TargetKind
 from zvonar.calls.events import LegEnded as LegEndedEvent
 from zvonar.calls.legs import CalleeLeg, LegState
-from zvonar.calls.pickup import PICKED, claim, respond, tag
+from zvonar.calls.pickup import PICKED, claim, picker_sdp, respond, tag
 from zvonar.calls.plan import InboundCall, Pickup, Plan, Reject
-from zvonar.calls.sdp_bridge import check_offer, parse_body, remote_media
+from zvonar.calls.sdp_bridge import check_offer
 from zvonar.calls.teardown import hangup_fork, release
 from zvonar.media.errors import MediaError
 from zvonar.sip.body import sdp_body
@@ -127,12 +127,7 @@ async def _move(call: Call, old: CalleeLeg, leg: CalleeLeg, inc: IncomingRequest
     assert caller_media is not None  # find_answered
     await call.publish(CallRinging, leg_id=leg.leg_id, target=leg.target.target, at=call.now())
     try:
-        offer = sdp_body(inc.request)
-        if offer.strip():
-            ours, negotiated = leg.oa.receive_offer(parse_body(offer))
-            await engine.configure(leg.media_id, remote_media(negotiated))
-        else:  # a delayed offer (RFC 3261 §13.2.1): its ACK answers (Call.offered_fork)
-            ours, leg.offered = leg.oa.create_offer(), True
+        ours = await picker_sdp(engine, leg, inc)
         if call.holding:  # the old device held the customer: the music stops
             call.holding.clear()
             with contextlib.suppress(MediaError):
