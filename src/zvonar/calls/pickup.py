@@ -71,6 +71,7 @@ __all__ = [
     "claim",
     "find_ringing",
     "pick_up",
+    "picker_invite",
     "picker_sdp",
     "respond",
     "tag",
@@ -132,16 +133,10 @@ def find_ringing(
 async def pick_up(host: B2bua, facts: InboundCall, order: Pickup) -> Plan | Reject:
     """Carry out ``order`` for the new call ``facts``; what that new call itself does next
     (the B2BUA's dispatch hook returns it to the call's actor)."""
-    picker = host.calls.get(facts.call_id)
-    inc = picker.caller.invite if picker is not None else None
-    if picker is None or inc is None or picker.plan is not None or picker.was_answered:
-        return Reject(403, "Forbidden")  # a pickup code in a REFER: not a transfer target
-    try:
-        offer = sdp_body(inc.request)
-        if offer.strip():  # none: a delayed offer, ours goes in the 200
-            check_offer(offer, srtp=host.engine.srtp)
-    except MediaError:
-        return Reject(488, "Not Acceptable Here")
+    found_picker = picker_invite(host, facts)
+    if isinstance(found_picker, Reject):
+        return found_picker
+    picker, inc = found_picker
     employees = wanted(order)
     if find_ringing(list(host.calls.values()), order.account_id, employees) is None:
         return _NOTHING
@@ -174,6 +169,22 @@ async def pick_up(host: B2bua, facts: InboundCall, order: Pickup) -> Plan | Reje
     # Shielded: the actor's resolve timeout must not cut a half-done pickup in two.
     await asyncio.shield(_connect(call, leg, inc))
     return PICKED
+
+
+def picker_invite(host: B2bua, facts: InboundCall) -> tuple[Call, IncomingRequest] | Reject:
+    """The call that dialled a feature code and its INVITE, if that INVITE is still to be
+    answered and its offer one we can take; else the refusal for it."""
+    picker = host.calls.get(facts.call_id)
+    inc = picker.caller.invite if picker is not None else None
+    if picker is None or inc is None or picker.plan is not None or picker.was_answered:
+        return Reject(403, "Forbidden")  # a feature code in a REFER: not a transfer target
+    try:
+        offer = sdp_body(inc.request)
+        if offer.strip():  # none: a delayed offer, ours goes in the 200
+            check_offer(offer, srtp=host.engine.srtp)
+    except MediaError:
+        return Reject(488, "Not Acceptable Here")
+    return picker, inc
 
 
 def claim(

@@ -36,12 +36,10 @@ from typing import TYPE_CHECKING
 from zvonar.calls.events import CallAnswered, CallRinging, LegEndReason, TargetKind
 from zvonar.calls.events import LegEnded as LegEndedEvent
 from zvonar.calls.legs import CalleeLeg, LegState
-from zvonar.calls.pickup import PICKED, claim, picker_sdp, respond, tag
+from zvonar.calls.pickup import PICKED, claim, picker_invite, picker_sdp, respond, tag
 from zvonar.calls.plan import InboundCall, Pickup, Plan, Reject
-from zvonar.calls.sdp_bridge import check_offer
 from zvonar.calls.teardown import hangup_fork, release
 from zvonar.media.errors import MediaError
-from zvonar.sip.body import sdp_body
 from zvonar.sip.dialog import DialogId
 from zvonar.sip.errors import SipError
 from zvonar.sip.ua import IncomingRequest
@@ -86,18 +84,12 @@ def find_answered(calls: list[Call], order: Pull) -> Call | None:
 async def pull(host: B2bua, facts: InboundCall, order: Pull) -> Plan | Reject:
     """Carry out ``order`` for the new call ``facts`` (the puller's); what that call itself
     does next."""
-    puller = host.calls.get(facts.call_id)
-    inc = puller.caller.invite if puller is not None else None
-    if puller is None or inc is None or puller.plan is not None or puller.was_answered:
-        return Reject(403, "Forbidden")  # a pull code in a REFER: not a transfer target
     if not host.engine.bridges_any_legs:
         return Reject(403, "Forbidden")  # rtpengine bridges only legs allocated together
-    try:
-        offer = sdp_body(inc.request)
-        if offer.strip():  # none: a delayed offer, ours goes in the 200
-            check_offer(offer, srtp=host.engine.srtp)
-    except MediaError:
-        return Reject(488, "Not Acceptable Here")
+    found = picker_invite(host, facts)
+    if isinstance(found, Reject):
+        return found
+    puller, inc = found
     if find_answered(list(host.calls.values()), order) is None:
         return _NOTHING
     media = f"{puller.call_id}.pl"
