@@ -24,7 +24,7 @@ from zvonar.calls.events import (
     Target,
     TargetKind,
 )
-from zvonar.calls.plan import InboundCall, Plan, RingTarget, Wave
+from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject, RingTarget, Wave
 from zvonar.calls.pull import Pull
 from zvonar.media.errors import MediaError
 from zvonar.sip.io.testserver import CallLeg
@@ -162,3 +162,44 @@ async def test_a_failed_pull_leaves_the_call_with_the_old_device(
     finally:
         a_rtp.close()
         desk_rtp.close()
+
+
+@pytest.mark.parametrize(
+    ("user", "status"), [("101", 200), ("102", 403)], ids=["own-line", "a-colleague"]
+)
+async def test_an_invite_with_replaces_naming_the_answered_leg_pulls_it(
+    pbx: Pbx, phones: tuple[Phone, Phone], mobile: Phone, user: str, status: int
+) -> None:
+    """A BLF key on one's own line: the phone copies the answered leg's dialog (call-id and
+    tags, from the dialog-info) into Replaces. The B2BUA tells the resolver it names
+    Anna's answered leg (``picks`` and ``pulls``); the PBX's features make it a pull for her
+    own phone, 403 for a colleague's (pbx/features.py, tested with the resolver)."""
+    caller, desk = phones
+    pbx.resolver.plans["100"] = anna(desk, "answer")
+    leg = dial(caller, pbx, "100")
+    assert await final_status(leg) == 200
+    pbx.b2bua.gate = lambda inc, now: CallerAuth(account_id=ACCOUNT, user=user, realm="x.zvonar")
+    pbx.resolver.plans["101"] = (  # type: ignore[assignment]
+        pull_for(ANNA) if user == "101" else lambda _call: Reject(403, "Forbidden")
+    )
+    (call,) = pbx.b2bua.calls.values()
+    assert call.winner is not None
+    ids = pbx.b2bua.fork_ids(call.call_id, call.winner.leg_id)
+    assert ids is not None and ids[2] is not None
+    sip_call_id, ours, theirs = ids
+    pulled = mobile.app.originate(
+        f"sip:101@{pbx.address}",
+        pbx.flow,
+        mobile.runner.loop.time(),
+        headers=(("Replaces", f"{sip_call_id};to-tag={theirs};from-tag={ours}"),),
+    )
+    mobile.runner.pump()
+    assert await final_status(pulled) == status
+    seen = pbx.resolver.seen[-1]
+    assert (seen.picks, seen.pulls) == (ANNA, True)
+    if status == 200:
+        await until(lambda: desk.app.calls_ended == 1)  # the desk phone got our BYE
+    else:
+        assert desk.app.calls_ended == 0
+    hang_up(caller, leg)
+    await pbx.wait_ended()

@@ -73,14 +73,20 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         yield made
 
 
-async def _dial_code(rig: Rig, code: str, device: str = "101", talk_ms: int | None = None) -> float:
+async def _dial_code(
+    rig: Rig,
+    code: str,
+    device: str = "101",
+    talk_ms: int | None = None,
+    replaces: str | None = None,
+) -> float:
     """``device`` (a key of ``rig.devices``) dials ``code`` as its employee; returns the
     seconds from its start to the end of the call: the PBX's BYE, or, with ``talk_ms``, the
     phone's own after that long."""
     phone = rig.devices[device]
     name = f"dial{code.strip('*')}"
     xml = rig.workdir / f"{name}.xml"
-    xml.write_text(dialer_xml(code, phone.ext, REALM, talk_ms=talk_ms))
+    xml.write_text(dialer_xml(code, phone.ext, REALM, talk_ms=talk_ms, replaces=replaces))
     cmd = sipp_cmd(rig.remote, xml, port=phone.port, workdir=rig.workdir, name=name)
     cmd += ["-au", phone.ext, "-ap", PASSWORD, "-auth_uri", f"{code}@{rig.remote}"]
     loop = asyncio.get_running_loop()
@@ -161,10 +167,13 @@ async def test_intercom_asks_the_colleagues_phone_to_answer_itself(rig: Rig) -> 
     assert row.answered_by == d101.employee_id
 
 
-async def test_call_pull_moves_the_call_to_the_other_device(rig: Rig) -> None:
-    """101 answers a customer on the desk phone, then dials ``*11`` from another device (a
-    SIPp phone on a port of its own, digest as 101): the customer's RTP reaches the new
-    device's leg, the desk phone gets our BYE, and the new device talks on and hangs up."""
+@pytest.mark.parametrize("how", ["code", "replaces"])
+async def test_call_pull_moves_the_call_to_the_other_device(rig: Rig, how: str) -> None:
+    """101 answers a customer on the desk phone, then, from another device (a SIPp phone on
+    a port of its own, digest as 101), dials ``*11`` — or INVITEs 101 with Replaces naming
+    the answered leg's dialog, as a BLF key on one's own line does: the customer's RTP reaches
+    the new device's leg, the desk phone gets our BYE, and the new device talks on and hangs
+    up."""
     start = len(rig.bus.events)
     tone = rig.workdir / "tone.pcap"
     sippkit.write_tone_pcap(tone, 440, 3.0, ssrc=0x5151)
@@ -184,7 +193,17 @@ async def test_call_pull_moves_the_call_to_the_other_device(rig: Rig) -> None:
         (call_id,) = {e.call_id for e in rig.bus.events[start:] if isinstance(e, CallStarted)}
         mobile = Device("101", d101.employee_id)  # the same employee, another device
         rig.devices["101m"] = mobile
-        puller = asyncio.create_task(_dial_code(rig, PULL_CODE, "101m", talk_ms=1500))
+        replaces = None
+        if how == "replaces":  # what 101's BLF key read in the dialog-info (pbx/blf.py)
+            winner = rig.rt.b2bua.calls[call_id].winner
+            assert winner is not None
+            ids = rig.rt.b2bua.fork_ids(call_id, winner.leg_id)
+            assert ids is not None
+            replaces = f"{ids[0]};to-tag={ids[2]};from-tag={ids[1]}"
+        dialed = PULL_CODE if how == "code" else "101"
+        puller = asyncio.create_task(
+            _dial_code(rig, dialed, "101m", talk_ms=1500, replaces=replaces)
+        )
 
         def pulled() -> bool:
             winner = rig.rt.b2bua.calls[call_id].winner

@@ -347,6 +347,18 @@ async def test_a_ringing_dialog_names_its_sip_dialog_for_replaces(rig: Rig) -> N
     assert b'<dialog id="c7" call-id="fork7@zvonar" local-tag="phone7" remote-tag="ours7"' in (
         ringing.body
     )
+    # Answered, the leg names its dialog too: a BLF key on Anna's own line pulls the call to
+    # that phone with Replaces (calls/pull.py).
+    rig.answer(ringing)
+    answered = CallAnswered(
+        account_id=rig.alpha.account_id, call_id="c7", leg_id="c7.b1", at=NOW, by=rig.anna
+    )
+    rig.talking.apply(answered)
+    rig.blf.apply(answered)
+    await _turn()
+    (talking,) = _notifies(rig.take())
+    assert b'<dialog id="c7.b1" call-id="fork7@zvonar" local-tag="phone7"' in talking.body
+    assert b"<state>confirmed</state>" in talking.body
 
 
 async def test_presence_shows_do_not_disturb(rig: Rig, container: Container) -> None:

@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.routes import unroll
-from zvonar.calls.events import Direction, Disposition, TargetKind
+from zvonar.calls.events import Direction, Disposition, Target, TargetKind
 from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject
+from zvonar.calls.pull import Pull
 from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
 from zvonar.core.bus import RecordingBus
@@ -445,3 +446,22 @@ class _NoOutsideCalls:
 
     async def __call__(self, call: InboundCall, internal: object) -> Reject:
         return Reject(484, "Address Incomplete")
+
+
+async def test_star_11_and_replaces_on_ones_own_answered_leg_pull_the_call(
+    container: Container,
+) -> None:
+    """*11, or an INVITE whose Replaces names the phone's own employee's answered leg (a BLF
+    key on their own line): a pull for that employee. Naming a colleague's: 403."""
+    alpha = await seed_account(container)
+    await container.directory.create_employee(
+        alpha.principal, EmployeeIn(name="Boris", extension="102", sip_password="boris-pass-1")
+    )
+    resolver = await _resolver(container, [PHONE])
+    anna = Target(TargetKind.employee, "Anna", alpha.employee_id)
+    mine = Pull(alpha.account_id, alpha.employee_id, anna)
+    assert await resolver(_phone_dials("*11", "101", alpha.account_id)) == mine
+    by_key = replace(_phone_dials("101", "101", alpha.account_id), picks=alpha.employee_id)
+    assert await resolver(replace(by_key, pulls=True)) == mine
+    colleague = replace(_phone_dials("101", "102", alpha.account_id), picks=alpha.employee_id)
+    assert await resolver(replace(colleague, pulls=True)) == Reject(403, "Forbidden")

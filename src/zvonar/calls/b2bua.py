@@ -32,7 +32,7 @@ from zvonar.calls.call import Call, Shutdown
 from zvonar.calls.delays import PDD_BOUNDS, DelayHistogram
 from zvonar.calls.events import TargetKind
 from zvonar.calls.identity import asserted_identity, caller_identity
-from zvonar.calls.legs import CallerLeg
+from zvonar.calls.legs import CallerLeg, LegState
 from zvonar.calls.listen import Listener, watched
 from zvonar.calls.originate import OriginatedCall
 from zvonar.calls.origination import Origination
@@ -344,13 +344,14 @@ class B2bua:
             auth = self.gate(inc, now)
             if auth is None:  # challenged or refused: no call
                 return
-        picks = None
+        picks, pulls = None, False
         replaces = req.header("Replaces")
         if replaces is not None:
-            picks = self._ringing_fork_of(replaces, auth)
-            if picks is None:  # RFC 3891 §3: no early dialog of ours to take over
+            named = self._replaced(replaces, auth)
+            if named is None:  # RFC 3891 §3: no dialog of ours to take over
                 self.ua.reply(inc, 481, now, reason="Call/Transaction Does Not Exist")
                 return
+            picks, pulls = named
         call_id = f"c{secrets.token_hex(8)}"
         caller = CallerLeg(
             leg_id=f"{call_id}.a",
@@ -380,6 +381,7 @@ class B2bua:
             auth=auth,
             asserted=asserted,
             picks=picks,
+            pulls=pulls,
         )
         call = Call(self, facts, caller)
         call.invited_at = now
@@ -391,9 +393,10 @@ class B2bua:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _ringing_fork_of(self, value: str, auth: CallerAuth | None) -> uuid.UUID | None:
-        """The employee whose still-ringing fork ``value`` (a Replaces header) names, when a
-        phone of that call's account sends it; else None. The phone may write our tag as
+    def _replaced(self, value: str, auth: CallerAuth | None) -> tuple[uuid.UUID, bool] | None:
+        """The employee whose fork ``value`` (a Replaces header) names, when a phone of that
+        call's account sends it, and whether it is the call's answered leg (a pull) rather
+        than a still-ringing one (a pickup); else None. The phone may write our tag as
         either tag: it copied them from a BLF NOTIFY (pbx/blf.py)."""
         replaces = parse_replaces(value)
         if replaces is None or auth is None or auth.account_id is None:
@@ -404,12 +407,15 @@ class B2bua:
                 continue
             for fork in call.forks.values():
                 target = fork.target.target
-                if (
-                    fork.sip_call_id == replaces.call_id
-                    and fork.pending
-                    and target.kind is TargetKind.employee
-                ):
-                    return target.target_id
+                who = target.target_id
+                if fork.sip_call_id != replaces.call_id or target.kind is not TargetKind.employee:
+                    continue
+                if who is None:
+                    continue
+                if fork.pending:
+                    return who, False
+                if fork is call.winner and fork.state is LegState.CONFIRMED:
+                    return who, True
         return None
 
     def fork_ids(self, call_id: str, leg_id: str) -> tuple[str, str, str | None] | None:

@@ -1,10 +1,13 @@
 """Call pull: an employee moves the call they are on to another of their devices — from the
 desk phone to the softphone on their mobile as they walk out — by dialling ``*11`` there
-(BroadWorks' code; pbx/features.py answers :class:`Pull`).
+(BroadWorks' code), or by pressing a BLF key on their own line, which INVITEs with Replaces
+naming the answered leg's dialog (RFC 3891; the dialog-info names it, pbx/blf.py).
+pbx/features.py answers :class:`Pull` for both.
 
 The puller's INVITE arrives as a new call of its own; the B2BUA's dispatch hook
 (``B2bua._resolve``) hands the Pull here. We find the employee's answered call (the newest,
-when they have several: one may be on hold) and the puller's INVITE dialog becomes its answered
+when they have several: one may be on hold; with Replaces too, which names a leg of the
+employee's, not which of their calls) and the puller's INVITE dialog becomes its answered
 leg, as a pickup's does (pickup.py), except that the call is answered already:
 
 - the puller gets its own media leg, answered from its offer (or offered to, when its INVITE

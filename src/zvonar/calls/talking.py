@@ -62,6 +62,10 @@ class Talking:
     def watch(self, watcher: Callable[[Talk], None]) -> None:
         self._watchers.append(watcher)
 
+    def answered_legs(self, employee_id: uuid.UUID) -> list[tuple[str, str]]:
+        """The (call, leg) pairs the employee answered and still talks on, in order."""
+        return sorted(self._by_employee.get(employee_id, ()))
+
     def busy(self, account_id: uuid.UUID, employee_id: uuid.UUID, extension: str) -> bool:
         return (
             employee_id in self._by_employee

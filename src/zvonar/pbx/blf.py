@@ -401,7 +401,25 @@ class Blf:
         """``who``'s dialogs; ``host``: the domain the subscriber named (for extensions)."""
         dialogs: list[ExtensionDialog] = []
         if self.talking.busy(who.account_id, who.employee_id, who.extension):
-            dialogs.append(ExtensionDialog("talk", DialogState.confirmed))
+            # An answered leg names its SIP dialog, as a ringing one does: a BLF key on one's
+            # own line pulls the call to that phone with Replaces (calls/pull.py).
+            for call_id, leg_id in self.talking.answered_legs(who.employee_id):
+                sip = self.forks(call_id, leg_id) if self.forks is not None else None
+                if sip is None:
+                    continue
+                dialogs.append(
+                    ExtensionDialog(
+                        leg_id,
+                        DialogState.confirmed,
+                        DialogDirection.recipient,
+                        _address(self._callers.get(call_id), host),
+                        call_id=sip[0],
+                        local_tag=sip[2],
+                        remote_tag=sip[1],
+                    )
+                )
+            if not dialogs:  # a call they placed: their phone is its caller, no fork of ours
+                dialogs.append(ExtensionDialog("talk", DialogState.confirmed))
         for call_id, leg_id in sorted(self._ringing_of.get(who.employee_id, ())):
             remote = _address(self._callers.get(call_id), host)
             sip = self.forks(call_id, leg_id) if self.forks is not None else None

@@ -77,7 +77,8 @@ async def feature_call(
 ) -> Pickup | Reject | None:
     """The feature ``call`` dials, or None when its number is no feature code. An INVITE
     whose Replaces names a ringing fork (``InboundCall.picks``, a BLF key) is a directed
-    pickup of that fork's employee, whatever it dials."""
+    pickup of that fork's employee, whatever it dials; naming an answered leg of the phone's
+    own employee (``pulls``), a pull."""
     dnd = call.picks is None and call.dialed in _DND
     pulls = call.picks is None and call.dialed == PULL_CODE
     if call.picks is None and not dnd and not pulls and not call.dialed.startswith(PICKUP_CODE):
@@ -89,6 +90,8 @@ async def feature_call(
         return await _set_dnd(db, auth.account_id, auth.user, _DND[call.dialed], prompt)
     if pulls:
         return await _pull(db, auth.account_id, auth.user)
+    if call.picks is not None and call.pulls:
+        return await _pull(db, auth.account_id, auth.user, only=call.picks)
     if call.picks is not None:
         return await _pick_by_id(db, auth.account_id, auth.user, call.picks)
     extension = call.dialed[len(PICKUP_CODE) :]
@@ -190,11 +193,15 @@ async def _set_dnd(
     return Reject(480, "Do Not Disturb On" if on else "Do Not Disturb Off", prompt=said)
 
 
-async def _pull(db: Database, account_id: uuid.UUID, user: str) -> Pull | Reject:
-    """``*11``: the phone's own employee's answered call comes to this phone."""
+async def _pull(
+    db: Database, account_id: uuid.UUID, user: str, *, only: uuid.UUID | None = None
+) -> Pull | Reject:
+    """``*11``: the phone's own employee's answered call comes to this phone. ``only``: the
+    employee whose answered leg an INVITE's Replaces names — a pull when it is the phone's
+    own, refused otherwise (nobody takes over a colleague's conversation, RFC 3891 §6)."""
     async with db.read() as s:
         puller = await s.scalar(_picker(account_id, user))
-    if puller is None:
+    if puller is None or (only is not None and only != puller.id):
         return Reject(403, "Forbidden")
     me = Target(TargetKind.employee, puller.name, puller.id)
     return Pull(account_id=account_id, employee_id=puller.id, picker=me)
