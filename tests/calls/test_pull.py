@@ -196,10 +196,39 @@ async def test_an_invite_with_replaces_naming_the_answered_leg_pulls_it(
     mobile.runner.pump()
     assert await final_status(pulled) == status
     seen = pbx.resolver.seen[-1]
-    assert (seen.picks, seen.pulls) == (ANNA, True)
+    assert (seen.picks, seen.pulls) == (ANNA, call.call_id)
     if status == 200:
         await until(lambda: desk.app.calls_ended == 1)  # the desk phone got our BYE
     else:
         assert desk.app.calls_ended == 0
     hang_up(caller, leg)
     await pbx.wait_ended()
+
+
+async def test_replaces_pulls_the_call_it_names_not_the_newest(
+    pbx: Pbx, phones: tuple[Phone, Phone], mobile: Phone
+) -> None:
+    """Anna talks on two calls (one held, say): her BLF key names the older one's leg, and
+    the older one moves; the newer stays on the desk phone."""
+    caller, desk = phones
+    pbx.resolver.plans["100"] = anna(desk, "answer")
+    first = dial(caller, pbx, "100")
+    assert await final_status(first) == 200
+    second = dial(caller, pbx, "100")
+    assert await final_status(second) == 200
+    older, newer = sorted(pbx.b2bua.calls.values(), key=lambda c: c.facts.started_at)
+    assert older.winner is not None and newer.winner is not None
+    named = older.call_id
+
+    def order(_call: InboundCall) -> Pull:
+        return Pull(ACCOUNT, ANNA, Target(TargetKind.employee, "Anna", ANNA), call_id=named)
+
+    pbx.resolver.plans["*11"] = order  # type: ignore[assignment]
+    pulled = dial(mobile, pbx, "*11")
+    assert await final_status(pulled) == 200
+    await until(lambda: desk.app.calls_ended == 1)
+    assert older.winner.leg_id.startswith(f"{older.call_id}.pl")
+    assert newer.winner.leg_id == f"{newer.call_id}.w0t0"  # still the desk's
+    hang_up(caller, first)
+    hang_up(caller, second)
+    await pbx.wait_ended(2)

@@ -462,6 +462,6 @@ async def test_star_11_and_replaces_on_ones_own_answered_leg_pull_the_call(
     mine = Pull(alpha.account_id, alpha.employee_id, anna)
     assert await resolver(_phone_dials("*11", "101", alpha.account_id)) == mine
     by_key = replace(_phone_dials("101", "101", alpha.account_id), picks=alpha.employee_id)
-    assert await resolver(replace(by_key, pulls=True)) == mine
+    assert await resolver(replace(by_key, pulls="c9")) == replace(mine, call_id="c9")
     colleague = replace(_phone_dials("101", "102", alpha.account_id), picks=alpha.employee_id)
-    assert await resolver(replace(colleague, pulls=True)) == Reject(403, "Forbidden")
+    assert await resolver(replace(colleague, pulls="c9")) == Reject(403, "Forbidden")

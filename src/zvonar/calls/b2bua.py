@@ -344,7 +344,8 @@ class B2bua:
             auth = self.gate(inc, now)
             if auth is None:  # challenged or refused: no call
                 return
-        picks, pulls = None, False
+        picks: uuid.UUID | None = None
+        pulls: str | None = None
         replaces = req.header("Replaces")
         if replaces is not None:
             named = self._replaced(replaces, auth)
@@ -393,10 +394,10 @@ class B2bua:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _replaced(self, value: str, auth: CallerAuth | None) -> tuple[uuid.UUID, bool] | None:
+    def _replaced(self, value: str, auth: CallerAuth | None) -> tuple[uuid.UUID, str | None] | None:
         """The employee whose fork ``value`` (a Replaces header) names, when a phone of that
-        call's account sends it, and whether it is the call's answered leg (a pull) rather
-        than a still-ringing one (a pickup); else None. The phone may write our tag as
+        call's account sends it, and, when it is the call's answered leg (a pull) rather than
+        a still-ringing one (a pickup), the call's id; else None. The phone may write our tag as
         either tag: it copied them from a BLF NOTIFY (pbx/blf.py)."""
         replaces = parse_replaces(value)
         if replaces is None or auth is None or auth.account_id is None:
@@ -413,9 +414,9 @@ class B2bua:
                 if who is None:
                     continue
                 if fork.pending:
-                    return who, False
+                    return who, None
                 if fork is call.winner and fork.state is LegState.CONFIRMED:
-                    return who, True
+                    return who, call.call_id
         return None
 
     def fork_ids(self, call_id: str, leg_id: str) -> tuple[str, str, str | None] | None:

@@ -119,9 +119,10 @@ class InboundCall:
     asserted: CallerIdentity | None = None
     # The employee whose ringing fork this INVITE's Replaces names (RFC 3891): a phone's BLF
     # key picking the call up (pbx/features.py makes it a directed pickup) — or, with
-    # ``pulls``, whose answered leg it names: their own other device taking the call (a pull).
+    # ``pulls`` (the id of that call), whose answered leg it names: their own other device
+    # taking the call (a pull).
     picks: uuid.UUID | None = None
-    pulls: bool = False
+    pulls: str | None = None
 
     def for_account(self, account_id: uuid.UUID | None) -> InboundCall:
         """These facts as a call to ``account_id`` sees them: the asserted identity is the

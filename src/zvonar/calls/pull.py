@@ -5,10 +5,10 @@ naming the answered leg's dialog (RFC 3891; the dialog-info names it, pbx/blf.py
 pbx/features.py answers :class:`Pull` for both.
 
 The puller's INVITE arrives as a new call of its own; the B2BUA's dispatch hook
-(``B2bua._resolve``) hands the Pull here. We find the employee's answered call (the newest,
-when they have several: one may be on hold; with Replaces too, which names a leg of the
-employee's, not which of their calls) and the puller's INVITE dialog becomes its answered
-leg, as a pickup's does (pickup.py), except that the call is answered already:
+(``B2bua._resolve``) hands the Pull here. We find the employee's answered call (the one
+Replaces named; for ``*11`` the newest, when they have several: one may be on hold) and the
+puller's INVITE dialog becomes its answered leg, as a pickup's does (pickup.py), except that
+the call is answered already:
 
 - the puller gets its own media leg, answered from its offer (or offered to, when its INVITE
   had none: its ACK answers, as for a pickup); the customer's media leg is bridged to it, which
@@ -62,13 +62,18 @@ _pulls = itertools.count(1)  # a call pulled twice gets two legs: their ids must
 @dataclass(frozen=True)
 class Pull(Pickup):
     """Move ``employee_id``'s answered call of ``account_id`` to the device that dialled the
-    code; ``picker`` is that same employee (the journal's answered_by)."""
+    code; ``picker`` is that same employee (the journal's answered_by). ``call_id``: that
+    call (Replaces named its leg); None: their newest answered one."""
+
+    call_id: str | None = None
 
 
 def find_answered(calls: list[Call], order: Pull) -> Call | None:
     """The newest call of the account that the employee answered and is on now."""
     for call in sorted(calls, key=lambda c: c.facts.started_at, reverse=True):
         if call.done or call.account_id != order.account_id or call.transferring:
+            continue
+        if order.call_id is not None and call.call_id != order.call_id:
             continue
         winner = call.winner
         if winner is None or winner.state is not LegState.CONFIRMED:

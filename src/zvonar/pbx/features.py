@@ -90,8 +90,8 @@ async def feature_call(
         return await _set_dnd(db, auth.account_id, auth.user, _DND[call.dialed], prompt)
     if pulls:
         return await _pull(db, auth.account_id, auth.user)
-    if call.picks is not None and call.pulls:
-        return await _pull(db, auth.account_id, auth.user, only=call.picks)
+    if call.picks is not None and call.pulls is not None:
+        return await _pull(db, auth.account_id, auth.user, only=(call.picks, call.pulls))
     if call.picks is not None:
         return await _pick_by_id(db, auth.account_id, auth.user, call.picks)
     extension = call.dialed[len(PICKUP_CODE) :]
@@ -194,14 +194,20 @@ async def _set_dnd(
 
 
 async def _pull(
-    db: Database, account_id: uuid.UUID, user: str, *, only: uuid.UUID | None = None
+    db: Database,
+    account_id: uuid.UUID,
+    user: str,
+    *,
+    only: tuple[uuid.UUID, str] | None = None,
 ) -> Pull | Reject:
     """``*11``: the phone's own employee's answered call comes to this phone. ``only``: the
-    employee whose answered leg an INVITE's Replaces names — a pull when it is the phone's
-    own, refused otherwise (nobody takes over a colleague's conversation, RFC 3891 §6)."""
+    employee and call whose answered leg an INVITE's Replaces names — a pull of that call
+    when it is the phone's own employee, refused otherwise (nobody takes over a colleague's
+    conversation, RFC 3891 §6)."""
     async with db.read() as s:
         puller = await s.scalar(_picker(account_id, user))
-    if puller is None or (only is not None and only != puller.id):
+    if puller is None or (only is not None and only[0] != puller.id):
         return Reject(403, "Forbidden")
     me = Target(TargetKind.employee, puller.name, puller.id)
-    return Pull(account_id=account_id, employee_id=puller.id, picker=me)
+    named = only[1] if only is not None else None
+    return Pull(account_id=account_id, employee_id=puller.id, picker=me, call_id=named)
