@@ -150,7 +150,7 @@ class Rig:
         self.sessions[call_id].answered(offer.offer, offer.targets[0].target)
 
     async def facts(self) -> list[QueueFact]:
-        await self.rt._flush()
+        await self.rt.outbox.flush()
         return [e for e in self.stored if isinstance(e, QueueFact)]
 
     def status(self, ext: str) -> Status:
@@ -270,7 +270,7 @@ async def test_dnd_agents_are_not_offered_and_unknown_agents_are_not_found() -> 
     await rig.rt.set_status(ACCOUNT, STAFF["101"], Status.dnd, "lunch")
     await rig.join("c1")
     assert rig.rung("c1") == [["102"]]
-    await rig.rt._flush()
+    await rig.rt.outbox.flush()
     changes = rig.bus.of_type(AgentStatusChanged)
     assert any(c.new == "dnd" and c.reason == "lunch" for c in changes)
     with pytest.raises(NotFound):
@@ -307,10 +307,10 @@ async def test_do_not_disturb_chosen_as_the_agent_status_is_not_fed_twice() -> N
     rig = Rig(strategy=Strategy.in_turn)
     await rig.join("c1")
     await rig.rt.set_status(ACCOUNT, STAFF["102"], Status.dnd, "focus")
-    await rig.rt._flush()
+    await rig.rt.outbox.flush()
     before = len(rig.bus.of_type(AgentStatusChanged))
     rig.rt.employee_dnd(ACCOUNT, STAFF["102"], True)  # the employee's flag follows the status
-    await rig.rt._flush()
+    await rig.rt.outbox.flush()
     assert len(rig.bus.of_type(AgentStatusChanged)) == before
     assert rig.rt.accounts[ACCOUNT].dispatcher.agents[STAFF["102"]].presence_reason == "focus"
 
@@ -458,7 +458,7 @@ async def test_a_callback_request_shows_in_the_live_feed_and_view() -> None:
     rig.sessions["c1"].digit("7")
     assert isinstance(rig.signals["c1"][-1], QueueCallback)
     rig.sessions["c1"].left()  # the caller hangs up after the confirmation
-    await rig.rt._flush()
+    await rig.rt.outbox.flush()
     assert rig.whats("c1") == ["joined", "callback"]
     (view,) = await rig.rt.view(ACCOUNT)
     assert [(w["call_id"], w["callback"], w["position"]) for w in view.waiting] == [("c1", True, 1)]
@@ -557,7 +557,7 @@ async def test_an_agent_who_misses_offers_in_a_row_is_set_away_and_supervisors_t
         rig.sessions["c1"].not_answered(rig.offers("c1")[n].offer)
     assert rig.status("101") is Status.away
     assert len(rig.rung("c1")) == 2  # nobody else to offer to
-    await rig.rt._flush()
+    await rig.rt.outbox.flush()
     (alert,) = rig.bus.of_type(AgentAlerted)
     assert (alert.agent_id, alert.reason, alert.no_answers) == (STAFF["101"], "no_answer", 2)
     assert alert.account_id == ACCOUNT
@@ -586,7 +586,7 @@ async def test_an_agent_without_a_registered_phone_is_unreachable_until_it_retur
     rig.registered.add(STAFF["101"])
     await rig.join("c2")  # joining checks the members' phones again
     assert rig.status("101") is Status.ringing and rig.rung("c1") == [["101"]]
-    await rig.rt._flush()
+    await rig.rt.outbox.flush()
     news = [e.new for e in rig.bus.of_type(AgentStatusChanged) if e.agent_id == STAFF["101"]]
     assert news[-3:] == ["unreachable", "online", "ringing"]
     (unreachable,) = [

@@ -7,9 +7,9 @@ turns the dispatcher's decisions back into signals for the calls (ring these age
 announcement, overflow, the callback is taken). Timers (wrap-up, max wait, escalation,
 announcements) are one loop timer per account at the dispatcher's next deadline.
 
-History (status intervals, queue facts) is written behind the calls, in batches, by one
-task; the live feed goes on the bus as ``zvonar.acd.events``. Times are epoch seconds, as
-the stored history wants them.
+History (status intervals, queue facts) and the live feed (``zvonar.acd.events`` on the
+bus) go out behind the calls (acd/outbox.py); the supervisor's snapshot is acd/live_view.py.
+Times are epoch seconds, as the stored history wants them.
 
 Queue callbacks: a caller who pressed the callback digit stays in line (``QueueCallerChanged``
 "callback"); on their turn the offered agents are rung first, then the customer
@@ -32,8 +32,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
 
 from zvonar.acd.agents import (
@@ -56,6 +55,8 @@ from zvonar.acd.definitions import QueueDef
 from zvonar.acd.dispatcher import Dispatcher, Offer
 from zvonar.acd.events import AgentAlerted, AgentStatusChanged, QueueCallerChanged
 from zvonar.acd.facts import FactKind, QueueFact
+from zvonar.acd.live_view import QueueView, queue_views, wall
+from zvonar.acd.outbox import AcdOutbox, Recorder
 from zvonar.acd.queue import Announce, Overflow
 from zvonar.acd.queue_callbacks import (
     CALLBACK_RETRY_DELAY,
@@ -76,30 +77,15 @@ from zvonar.core.errors import NotFound
 from zvonar.media.engine import PromptNotFoundError
 from zvonar.media.prompts import hold_music_path, prompt_path
 
-__all__ = ["AcdRuntime", "Loader", "QueueView"]
+__all__ = ["AcdRuntime", "Loader"]
 
 log = logging.getLogger(__name__)
 
-# An account's queues, its staff (extension → employee id) and who of them is in do not disturb.
 Loader = Callable[
     [uuid.UUID], Awaitable[tuple[Mapping[str, QueueDef], Mapping[str, str], frozenset[str]]]
 ]
-"""An account's queue definitions and its employees' ids by extension."""
-
-Recorder = Callable[[uuid.UUID, list[object]], Awaitable[int]]
-
-
-def _wall(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
-
-
-@dataclass(frozen=True)
-class QueueView:
-    """A supervisor's live view of one queue."""
-
-    name: str
-    waiting: tuple[dict[str, object], ...]
-    agents: tuple[dict[str, object], ...]
+"""An account's queue definitions, its employees' ids by extension, and those of them in do
+not disturb."""
 
 
 DEVICE_CHECK_DELAY = 0.25  # s after a registration change: the registrar has stored it
@@ -123,16 +109,12 @@ class AcdRuntime:
             raise ValueError("callback retries need a delay >= 0 and at least one try")
         self.load = load
         self.bus = bus
-        self.record = record
+        self.outbox = AcdOutbox(bus, record)
         self.dial_callback = dial_callback
         self.now = clock
         self.callback_retry_delay = callback_retry_delay
         self.callback_tries = callback_tries
         self.accounts: dict[uuid.UUID, Account] = {}
-        self._history: list[tuple[uuid.UUID, object]] = []
-        self._live: list[object] = []
-        self._wake = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._device_checks: dict[uuid.UUID, asyncio.TimerHandle] = {}
         self._closed = False
@@ -140,8 +122,7 @@ class AcdRuntime:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        self.outbox.start()
 
     async def close(self) -> None:
         self._closed = True
@@ -153,12 +134,7 @@ class AcdRuntime:
         self._device_checks.clear()
         for task in list(self._tasks):
             task.cancel()
-        self._wake.set()
-        if self._writer is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-            self._writer = None
-        await self._flush()
+        await self.outbox.close()
 
     def invalidate(self, account_id: uuid.UUID) -> None:
         """Queue definitions or staff changed: reload before the next caller joins."""
@@ -320,47 +296,7 @@ class AcdRuntime:
     async def view(self, account_id: uuid.UUID) -> list[QueueView]:
         acct = await self._account(account_id)
         self.refresh_devices(acct)
-        d, now = acct.dispatcher, self.now()
-        out: list[QueueView] = []
-        ext_of = {v: k for k, v in acct.agent_ids.items()}
-        for name, q in sorted(d.queues.items()):
-            waiting: list[dict[str, object]] = []
-            for call_id, session in acct.sessions.items():
-                if session.queue != name or call_id not in q:
-                    continue
-                c = q.caller(call_id)
-                waiting.append(
-                    {
-                        "call_id": call_id,
-                        "caller": session.caller,
-                        "position": q.position(call_id),
-                        "waited": round(now - c.entered_at, 1),
-                        "priority": c.priority,
-                        "offered": bool(d.offer_of(call_id)),
-                        "callback": c.is_callback,
-                    }
-                )
-            waiting.sort(key=lambda w: int(w["position"] or 0))  # type: ignore[call-overload]
-            definition = acct.defs.get(name)
-            agents: list[dict[str, object]] = []
-            for member in definition.members if definition else ():
-                agent_id = acct.agent_ids.get(member.extension)
-                agent = d.agents.get(agent_id) if agent_id else None
-                if agent is None:
-                    continue
-                agents.append(
-                    {
-                        "agent_id": agent.id,
-                        "extension": ext_of.get(agent.id),
-                        "status": agent.status.value,
-                        "reason": agent.reason,
-                        "since": _wall(agent.since),
-                        "call_id": agent.call_id,
-                        "level": member.level,
-                    }
-                )
-            out.append(QueueView(name, tuple(waiting), tuple(agents)))
-        return out
+        return queue_views(acct, self.now())
 
     # -- the dispatcher's decisions --------------------------------------------------------------
 
@@ -400,7 +336,7 @@ class AcdRuntime:
                 if prompts:
                     session.signal(QueueAnnounce(prompts))
         elif isinstance(event, QueueFact):
-            self._history.append((acct.account_id, event))
+            self.outbox.remember(acct.account_id, event)
             if event.kind is FactKind.callback_requested:
                 session = acct.sessions.get(event.call_id)
                 if session is not None:
@@ -408,33 +344,31 @@ class AcdRuntime:
                     session.callback = True
                 # Still in line, now as a callback: the live view must say so.
                 self.changed(acct, event.queue_id, event.call_id, "callback")
-            self._wake.set()
         elif isinstance(event, StatusChanged):
-            self._publish(
+            self.outbox.publish(
                 AgentStatusChanged(
                     account_id=acct.account_id,
                     agent_id=event.agent_id,
                     old=event.old.value,
                     new=event.new.value,
                     reason=event.reason,
-                    at=_wall(event.at),
+                    at=wall(event.at),
                 )
             )
         elif isinstance(event, SupervisorAlert):
-            self._publish(
+            self.outbox.publish(
                 AgentAlerted(
                     account_id=acct.account_id,
                     agent_id=event.agent_id,
                     reason=event.reason,
                     no_answers=event.no_answers,
-                    at=_wall(event.at),
+                    at=wall(event.at),
                 )
             )
         elif isinstance(event, AgentProtocolError):
             log.warning("ACD agent %s: %s (%s)", event.agent_id, event.detail, event.input)
         else:
-            self._history.append((acct.account_id, event))  # status intervals
-            self._wake.set()
+            self.outbox.remember(acct.account_id, event)  # status intervals
 
     def _offer(self, acct: Account, offer: Offer) -> None:
         session = acct.sessions.get(offer.call_id)
@@ -558,46 +492,17 @@ class AcdRuntime:
     # -- feeds -----------------------------------------------------------------------------------
 
     def changed(self, acct: Account, queue: str, call_id: str, what: str) -> None:
-        self._publish(
+        self.outbox.publish(
             QueueCallerChanged(
                 account_id=acct.account_id,
                 queue=queue,
                 call_id=call_id,
                 what=what,
-                at=_wall(self.now()),
+                at=wall(self.now()),
             )
         )
-
-    def _publish(self, event: object) -> None:
-        self._live.append(event)
-        self._wake.set()
 
     def _spawn(self, coro: Awaitable[object]) -> None:
         task: asyncio.Task[object] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _write_loop(self) -> None:
-        while not self._closed:
-            await self._wake.wait()
-            self._wake.clear()
-            await self._flush()
-
-    async def _flush(self) -> None:
-        live, self._live = self._live, []
-        for event in live:
-            try:
-                await self.bus.publish(event)  # type: ignore[arg-type]
-            except Exception:
-                log.exception("ACD: cannot publish %s", type(event).__name__)
-        history, self._history = self._history, []
-        if not history or self.record is None:
-            return
-        by_account: dict[uuid.UUID, list[object]] = {}
-        for account_id, event in history:
-            by_account.setdefault(account_id, []).append(event)
-        for account_id, events in by_account.items():
-            try:
-                await self.record(account_id, events)
-            except Exception:  # the history is lost, the calls are not
-                log.exception("ACD: cannot store %d events", len(events))

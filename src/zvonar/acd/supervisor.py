@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -27,8 +27,9 @@ from zvonar.accounts.access import Perm, Principal
 from zvonar.accounts.zone import span_on_clock
 from zvonar.acd.agents import BUSY, TABLE, Agent, AgentConfig, Input, Status
 from zvonar.acd.dispatcher import CallBeingOffered
+from zvonar.acd.live_view import QueueView, wall
 from zvonar.acd.models import AgentStatusInterval
-from zvonar.acd.runtime import AcdRuntime, QueueView
+from zvonar.acd.runtime import AcdRuntime
 from zvonar.calls.b2bua import B2bua
 from zvonar.calls.handoff import agent_is_caller
 from zvonar.calls.listen import ListenRefused, Refusal, watched
@@ -129,10 +130,6 @@ class Listening:
 
 PhonesOf = Callable[[uuid.UUID, uuid.UUID], Awaitable[tuple[RingTarget, ...]]]
 """``(account, employee)`` → the employee's registered phones, as ring targets."""
-
-
-def _wall(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
 
 
 class Supervisor:
@@ -461,7 +458,7 @@ def _state(employee_id: uuid.UUID, agent: Agent) -> AgentState:
         status=agent.status.value,
         presence=agent.presence.value,
         reason=agent.reason if agent.status is agent.presence else agent.presence_reason,
-        since=_wall(agent.since),
+        since=wall(agent.since),
         call_id=agent.call_id,
         deferred=agent.status in BUSY,  # a presence change waits for the call to end
     )
