@@ -167,7 +167,7 @@ async def run(watchers: int, rounds: int) -> None:
         for event in (ringing, answered, ended):
             t0 = time.process_time()
             talking.apply(event)
-            blf.apply(event)
+            blf.lines.apply(event)
             while True:  # the BLF's turns (NOTIFY_PER_TURN each), each answered
                 await asyncio.sleep(0)
                 notifies += answer_all()

@@ -194,7 +194,7 @@ async def test_a_subscription_follows_the_extension(rig: Rig) -> None:
     # Ringing: one NOTIFY, the caller shown; while it is unanswered, changes wait.
     account = rig.alpha.account_id
     anna = Target(TargetKind.employee, "Anna", rig.anna)
-    rig.blf.apply(
+    rig.blf.lines.apply(
         CallRinging(account_id=account, call_id="c1", leg_id="c1.b1", target=anna, at=NOW)
     )
     await _turn()
@@ -202,7 +202,7 @@ async def test_a_subscription_follows_the_extension(rig: Rig) -> None:
     assert b"<state>early</state>" in ringing.body and b'direction="recipient"' in ringing.body
     answered = CallAnswered(account_id=account, call_id="c1", leg_id="c1.b1", at=NOW, by=rig.anna)
     rig.talking.apply(answered)
-    rig.blf.apply(answered)
+    rig.blf.lines.apply(answered)
     await _turn()
     assert not rig.take()  # the ringing NOTIFY is not answered yet
     rig.answer(ringing)
@@ -218,7 +218,7 @@ async def test_a_subscription_follows_the_extension(rig: Rig) -> None:
         hangup=HangupSide.caller,
     )
     rig.talking.apply(ended)
-    rig.blf.apply(ended)
+    rig.blf.lines.apply(ended)
     await _turn()
     (again,) = _notifies(rig.take())
     assert b"<dialog " not in again.body
@@ -271,7 +271,7 @@ async def _watched_anna_rings(rig: Rig, call_id: str, *, watchers: int = 1) -> N
     for notify in _notifies(rig.take()):
         rig.answer(notify)
     anna = Target(TargetKind.employee, "Anna", rig.anna)
-    rig.blf.apply(
+    rig.blf.lines.apply(
         CallRinging(
             account_id=rig.alpha.account_id,
             call_id=call_id,
@@ -311,7 +311,7 @@ async def test_presence_follows_registration_and_calls(rig: Rig) -> None:
         account_id=rig.alpha.account_id, call_id="c9", leg_id="c9.b1", at=NOW, by=rig.anna
     )
     rig.talking.apply(answered)
-    rig.blf.apply(answered)
+    rig.blf.lines.apply(answered)
     await _turn()
     (busy,) = _notifies(rig.take())
     assert b"<basic>open</basic>" in busy.body and b"<rpid:on-the-phone/>" in busy.body
@@ -341,7 +341,7 @@ async def test_a_crowd_of_watchers_is_notified_a_few_per_loop_turn(
 async def test_a_ringing_dialog_names_its_sip_dialog_for_replaces(rig: Rig) -> None:
     """The ringing fork's Call-ID and tags (B2bua.fork_ids) go in the dialog element, from
     the watched phone's side: what a BLF key copies into Replaces to pick the call up."""
-    rig.blf.forks = lambda call_id, leg_id: ("fork7@zvonar", "ours7", "phone7")
+    rig.blf.lines.forks = lambda call_id, leg_id: ("fork7@zvonar", "ours7", "phone7")
     await _watched_anna_rings(rig, "c7")
     (ringing,) = _notifies(rig.take())
     assert b'<dialog id="c7" call-id="fork7@zvonar" local-tag="phone7" remote-tag="ours7"' in (
@@ -354,7 +354,7 @@ async def test_a_ringing_dialog_names_its_sip_dialog_for_replaces(rig: Rig) -> N
         account_id=rig.alpha.account_id, call_id="c7", leg_id="c7.b1", at=NOW, by=rig.anna
     )
     rig.talking.apply(answered)
-    rig.blf.apply(answered)
+    rig.blf.lines.apply(answered)
     await _turn()
     (talking,) = _notifies(rig.take())
     assert b'<dialog id="c7.b1" call-id="fork7@zvonar" local-tag="phone7"' in talking.body

@@ -29,49 +29,34 @@ subscription at a time; a change meanwhile is sent once its final response comes
 latest state. A NOTIFY that fails (any final non-2xx, or no answer) ends the subscription
 (RFC 6665 §4.2.2); so does its expiry, with a last NOTIFY ``terminated;reason=timeout``.
 
-State comes from the neutral call events: ``CallRinging`` of a fork to an employee until
-it is answered or ends, the Talking index (calls/talking.py) for who is on a call, and the
-registrar for presence (``devices_changed``: a binding saved or removed; one that lapses
-unrenewed is seen within ``PRESENCE_SWEEP``). Changes are gathered and sent once per loop turn.
-Nothing is kept while no one watches.
+What a watched extension looks like, and following the calls for it, is pbx/lines.py; this
+module keeps the subscriptions. The registrar tells presence (``devices_changed``: a binding
+saved or removed; one that lapses unrenewed is seen within ``PRESENCE_SWEEP``). Changes are
+gathered and sent once per loop turn. Nothing is kept while no one watches.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from zvonar.calls.events import (
-    CallAnswered,
-    CallEnded,
-    CallRinging,
-    CallStarted,
-    Direction,
-    LegEnded,
-    TargetKind,
-)
+from zvonar.calls.events import CallAnswered, CallEnded, CallRinging, CallStarted, LegEnded
 from zvonar.calls.talking import Talking
 from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
 from zvonar.directory.events import EmployeeDndChanged
 from zvonar.pbx.credentials import DirectoryCredentialStore, SipIdentity
+from zvonar.pbx.lines import Forks, Lines, LineState
 from zvonar.sip.body import media_type
 from zvonar.sip.dialog import Dialog, DialogId
-from zvonar.sip.dialog_info import (
-    DIALOG_INFO,
-    DialogDirection,
-    DialogState,
-    ExtensionDialog,
-    dialog_info,
-)
+from zvonar.sip.dialog_info import DIALOG_INFO
 from zvonar.sip.io.runner import SipApplication, SipRunner
 from zvonar.sip.message import SipRequest, make_response
-from zvonar.sip.pidf import PIDF, pidf
+from zvonar.sip.pidf import PIDF
 from zvonar.sip.transaction import TransactionKey
 from zvonar.sip.ua import Flow, IncomingRequest, RequestFailed, ResponseIn, UaEvent
 from zvonar.sip.uri import SipUri
@@ -79,7 +64,6 @@ from zvonar.sip.uri import SipUri
 __all__ = ["Blf", "BlfFront"]
 
 log = logging.getLogger(__name__)
-_NUMBER = re.compile(r"\+?[0-9]{1,20}")
 
 EVENT = "dialog"
 PRESENCE = "presence"
@@ -92,16 +76,6 @@ NOTIFY_PER_TURN = 32  # NOTIFYs built per loop turn; the rest wait for the next 
 # How often presence looks again at the watched employees' registrations: one that lapses
 # without a REGISTER tells nobody (the registrar only reports saves and removals).
 PRESENCE_SWEEP = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Presence:
-    reachable: bool  # a phone of theirs is registered
-    busy: bool  # on a call
-    dnd: bool = False  # in do not disturb
-
-
-_State = tuple[ExtensionDialog, ...] | _Presence
 
 
 @dataclass(eq=False)
@@ -118,7 +92,7 @@ class _Sub:
     in_flight: TransactionKey | None = None
     dirty: bool = False  # changed while a NOTIFY was in flight
     over: bool = False  # the terminating NOTIFY went out
-    sent: _State | None = None  # the state last notified
+    sent: LineState | None = None  # the state last notified
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
@@ -133,25 +107,19 @@ class Blf:
         talking: Talking,
         *,
         max_per_account: int = 2000,
-        forks: Callable[[str, str], tuple[str, str, str | None] | None] | None = None,
+        forks: Forks | None = None,
     ) -> None:
         self.runner = runner
         self.ua = runner.ua
         self.ua.allow_events = tuple(BODY_TYPES)  # what OPTIONS answers say we notify
         self.credentials = credentials
-        self.talking = talking
         self.max_per_account = max_per_account
-        # A ringing fork's SIP dialog (B2bua.fork_ids), shown for pickup by Replaces.
-        self.forks = forks
         self._subs: dict[DialogId, _Sub] = {}
         self._by_key: dict[TransactionKey, _Sub] = {}
         self._watching: dict[uuid.UUID, set[_Sub]] = {}  # watched employee → subscriptions
         self._per_account: Counter[uuid.UUID] = Counter()
-        # Forks ringing a watched employee: (call, leg) → employee, and back.
-        self._ringing: dict[tuple[str, str], uuid.UUID] = {}
-        self._ringing_of: dict[uuid.UUID, set[tuple[str, str]]] = {}
-        self._calls: dict[str, set[uuid.UUID]] = {}  # call → the watched employees in it
-        self._callers: dict[str, str] = {}  # call → its caller (what a ringing key shows)
+        # The watched extensions' state; a fork's SIP dialog (B2bua.fork_ids) for Replaces.
+        self.lines = Lines(self.ua, credentials, talking, self._watching, self._touch, forks)
         self._touched: set[uuid.UUID] = set()  # employees whose state may have changed
         self._due: dict[_Sub, None] = {}  # subscriptions to NOTIFY, in order (a queue)
         self._flush_handle: asyncio.Handle | None = None
@@ -164,7 +132,7 @@ class Blf:
 
     def attach(self, bus: EventBus) -> Callable[[], None]:
         async def on_event(event: Event) -> None:
-            self.apply(event)
+            self.lines.apply(event)
 
         async def on_dnd(event: Event) -> None:
             # After the credential store re-read the employee (it subscribed first).
@@ -346,7 +314,7 @@ class Blf:
         with that reason."""
         if sub.over:
             return
-        state = self._state(sub, now)
+        state = self.lines.state(sub.package == PRESENCE, sub.watched, sub.host, now)
         if ending is None:
             if sub.in_flight is not None:
                 sub.dirty = True
@@ -358,7 +326,7 @@ class Blf:
         else:
             sub.over = True
             subscription_state = f"terminated;reason={ending}"
-        body = self._body(sub, state)
+        body = Lines.body(sub.entity, sub.version, state)
         sub.version += 1
         sub.sent = state
         try:
@@ -377,65 +345,6 @@ class Blf:
             return
         sub.in_flight = key
         self._by_key[key] = sub
-
-    def _state(self, sub: _Sub, now: float) -> _State:
-        """What ``sub`` is told: the watched extension's dialogs, or its presence."""
-        who = sub.watched
-        if sub.package == PRESENCE:
-            reachable = bool(self.ua.lookup(who.aor, now)) if who.aor else False
-            busy = self.talking.busy(who.account_id, who.employee_id, who.extension)
-            # Read now, not from the subscription: do not disturb comes and goes meanwhile.
-            now_who = self.credentials.by_extension(who.account_id, who.extension)
-            dnd = now_who is not None and now_who.employee_id == who.employee_id and now_who.dnd
-            return _Presence(reachable, busy, dnd)
-        return self._dialogs(who, sub.host)
-
-    def _body(self, sub: _Sub, state: _State) -> bytes:
-        if isinstance(state, _Presence):
-            return pidf(
-                sub.entity, reachable=state.reachable, on_the_phone=state.busy, dnd=state.dnd
-            )
-        return dialog_info(sub.entity, sub.version, state)
-
-    def _dialogs(self, who: SipIdentity, host: str) -> tuple[ExtensionDialog, ...]:
-        """``who``'s dialogs; ``host``: the domain the subscriber named (for extensions)."""
-        dialogs: list[ExtensionDialog] = []
-        if self.talking.busy(who.account_id, who.employee_id, who.extension):
-            # An answered leg names its SIP dialog, as a ringing one does: a BLF key on one's
-            # own line pulls the call to that phone with Replaces (calls/pull.py).
-            for call_id, leg_id in self.talking.answered_legs(who.employee_id):
-                sip = self.forks(call_id, leg_id) if self.forks is not None else None
-                if sip is None:
-                    continue
-                dialogs.append(
-                    ExtensionDialog(
-                        leg_id,
-                        DialogState.confirmed,
-                        DialogDirection.recipient,
-                        _address(self._callers.get(call_id), host),
-                        call_id=sip[0],
-                        local_tag=sip[2],
-                        remote_tag=sip[1],
-                    )
-                )
-            if not dialogs:  # a call they placed: their phone is its caller, no fork of ours
-                dialogs.append(ExtensionDialog("talk", DialogState.confirmed))
-        for call_id, leg_id in sorted(self._ringing_of.get(who.employee_id, ())):
-            remote = _address(self._callers.get(call_id), host)
-            sip = self.forks(call_id, leg_id) if self.forks is not None else None
-            sip_call_id, ours, theirs = sip if sip is not None else (None, None, None)
-            dialogs.append(
-                ExtensionDialog(
-                    call_id,
-                    DialogState.early,
-                    DialogDirection.recipient,
-                    remote,
-                    call_id=sip_call_id,
-                    local_tag=theirs,
-                    remote_tag=ours,
-                )
-            )
-        return tuple(dialogs)
 
     # -- bookkeeping ------------------------------------------------------------------------
 
@@ -475,45 +384,6 @@ class Blf:
             sub.in_flight = None
         self.ua.forget_dialog(sub.dialog)
 
-    # -- call state -------------------------------------------------------------------------
-
-    def apply(self, event: Event) -> None:
-        """A call event: who rings, who answered or placed it, which legs and calls ended.
-        Only watched employees are followed; a call remembers them until it ends."""
-        if not self._watching and not self._calls:
-            return  # nobody watches, nothing to forget
-        if isinstance(event, CallStarted):
-            if self._watching:
-                self._callers[event.call_id] = event.caller
-                placer = event.placed_by
-                if placer is None and event.direction is not Direction.inbound:
-                    who = self.credentials.by_extension(event.account_id, event.caller)
-                    placer = who.employee_id if who is not None else None
-                if placer is not None:
-                    self._involve(event.call_id, placer)
-        elif isinstance(event, CallRinging):
-            target = event.target
-            employee = target.target_id if target.kind is TargetKind.employee else None
-            if employee is not None and employee in self._watching:
-                key = (event.call_id, event.leg_id)
-                self._ringing[key] = employee
-                self._ringing_of.setdefault(employee, set()).add(key)
-                self._involve(event.call_id, employee)
-        elif isinstance(event, CallAnswered):
-            self._unring((event.call_id, event.leg_id))
-            if event.by is not None:
-                self._involve(event.call_id, event.by)
-        elif isinstance(event, LegEnded):
-            self._unring((event.call_id, event.leg_id))
-            for employee in self._calls.get(event.call_id, ()):
-                self._touch(employee)
-        elif isinstance(event, CallEnded):
-            for key in [k for k in self._ringing if k[0] == event.call_id]:
-                self._unring(key)
-            self._callers.pop(event.call_id, None)
-            for employee in self._calls.pop(event.call_id, ()):
-                self._touch(employee)
-
     def _look_again(self) -> None:
         """Every ``PRESENCE_SWEEP`` s while anyone watches presence: a registration that
         lapsed closes it (a NOTIFY only where the state changed)."""
@@ -534,22 +404,6 @@ class Blf:
         for employee, subs in self._watching.items():
             if any(s.package == PRESENCE and s.watched.account_id == account_id for s in subs):
                 self._touch(employee)
-
-    def _involve(self, call_id: str, employee: uuid.UUID) -> None:
-        if employee in self._watching:
-            self._calls.setdefault(call_id, set()).add(employee)
-            self._touch(employee)
-
-    def _unring(self, key: tuple[str, str]) -> None:
-        employee = self._ringing.pop(key, None)
-        if employee is None:
-            return
-        legs = self._ringing_of.get(employee)
-        if legs is not None:
-            legs.discard(key)
-            if not legs:
-                del self._ringing_of[employee]
-        self._touch(employee)
 
     def _touch(self, employee: uuid.UUID) -> None:
         if employee not in self._watching:
@@ -613,13 +467,3 @@ def _accepts(request: SipRequest, body_type: str) -> bool:
         return True  # RFC 4235 §3.3, RFC 3856 §6.6: the package's default body type
     kinds = {media_type(part) for v in accept for part in v.split(",")}
     return bool(kinds & {body_type, "application/*", "*/*"})
-
-
-def _address(caller: str | None, host: str) -> str | None:
-    """A caller as a URI for ``<identity>``: an E.164 number as ``tel:``, an extension or a
-    national number at our domain; anything else is not shown."""
-    if not caller:
-        return None
-    if _NUMBER.fullmatch(caller):
-        return f"tel:{caller}" if caller.startswith("+") else f"sip:{caller}@{host}"
-    return None
