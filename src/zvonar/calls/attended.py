@@ -52,7 +52,7 @@ from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import RingTarget
 from zvonar.calls.refer import notify, publish_transfer, reply
 from zvonar.calls.steps import agent_left
-from zvonar.calls.teardown import finish, hangup_all, hangup_fork, release
+from zvonar.calls.teardown import end_winner, finish, hangup_all, hangup_fork, release
 from zvonar.media.errors import MediaError
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.ua import Flow, IncomingRequest
@@ -517,13 +517,9 @@ async def _adopt(call: Call, pending: Pending, leg: CalleeLeg) -> None:
     call.winner = leg
     if agent is not None:
         notify(call, pending.notify, 200, "OK")
-        if agent.state is not LegState.ENDED:
-            hangup_fork(call, agent)
+        await end_winner(call, agent)  # BYE unless ended, its end with its audio's quality
         agent.state = LegState.ENDED
         await release(call, agent.media_id)
-        at = call.now()
-        await call.publish(LegEndedEvent, leg_id=agent.leg_id, reason=LegEndReason.completed, at=at)
-        agent.end_published = True
     await publish_transfer(call, from_leg, leg.target.target, TransferKind.attended)
     target = leg.target.target
     await call.publish(CallRinging, leg_id=leg.leg_id, target=target, at=call.now())

@@ -41,7 +41,7 @@ from zvonar.calls.events import LegEnded as LegEndedEvent
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.pickup import PICKED, claim, picker_invite, picker_sdp, respond, tag
 from zvonar.calls.plan import InboundCall, Pickup, Plan, Reject
-from zvonar.calls.teardown import hangup_fork, release
+from zvonar.calls.teardown import end_winner, release
 from zvonar.media.errors import MediaError
 from zvonar.sip.dialog import DialogId
 from zvonar.sip.errors import SipError
@@ -150,11 +150,8 @@ async def _move(call: Call, old: CalleeLeg, leg: CalleeLeg, inc: IncomingRequest
     respond(call, leg, inc, 200, ours.serialize().encode())
     leg.dialog = host.ua.dialogs.get(DialogId(leg.sip_call_id, leg.local_tag, tag(inc)))
     leg.state = LegState.CONFIRMED
-    hangup_fork(call, old)
+    await end_winner(call, old)  # BYE, and its end with what its audio was like
     old.state = LegState.ENDED
     await release(call, old.media_id)
-    at = call.now()
-    await call.publish(LegEndedEvent, leg_id=old.leg_id, reason=LegEndReason.completed, at=at)
-    old.end_published = True
     by = leg.target.target.target_id
     await call.publish(CallAnswered, leg_id=leg.leg_id, at=call.now(), by=by)
