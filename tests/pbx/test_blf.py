@@ -283,6 +283,20 @@ async def _watched_anna_rings(rig: Rig, call_id: str, *, watchers: int = 1) -> N
     await _turn()
 
 
+async def _anna_answers(rig: Rig, call_id: str) -> None:
+    """Anna answers ``call_id``'s fork: the Talking index and the BLF learn it, one turn."""
+    answered = CallAnswered(
+        account_id=rig.alpha.account_id,
+        call_id=call_id,
+        leg_id=f"{call_id}.b1",
+        at=NOW,
+        by=rig.anna,
+    )
+    rig.talking.apply(answered)
+    rig.blf.lines.apply(answered)
+    await _turn()
+
+
 async def _turn() -> None:
     """One loop turn: the BLF gathers a turn's changes before it notifies."""
     await asyncio.sleep(0)
@@ -307,12 +321,7 @@ async def test_presence_follows_registration_and_calls(rig: Rig) -> None:
     (online,) = _notifies(rig.take())
     assert b"<basic>open</basic>" in online.body and b"on-the-phone" not in online.body
     rig.answer(online)
-    answered = CallAnswered(
-        account_id=rig.alpha.account_id, call_id="c9", leg_id="c9.b1", at=NOW, by=rig.anna
-    )
-    rig.talking.apply(answered)
-    rig.blf.lines.apply(answered)
-    await _turn()
+    await _anna_answers(rig, "c9")
     (busy,) = _notifies(rig.take())
     assert b"<basic>open</basic>" in busy.body and b"<rpid:on-the-phone/>" in busy.body
     rig.answer(busy)
@@ -350,12 +359,7 @@ async def test_a_ringing_dialog_names_its_sip_dialog_for_replaces(rig: Rig) -> N
     # Answered, the leg names its dialog too: a BLF key on Anna's own line pulls the call to
     # that phone with Replaces (calls/pull.py).
     rig.answer(ringing)
-    answered = CallAnswered(
-        account_id=rig.alpha.account_id, call_id="c7", leg_id="c7.b1", at=NOW, by=rig.anna
-    )
-    rig.talking.apply(answered)
-    rig.blf.lines.apply(answered)
-    await _turn()
+    await _anna_answers(rig, "c7")
     (talking,) = _notifies(rig.take())
     assert b'<dialog id="c7.b1" call-id="fork7@zvonar" local-tag="phone7"' in talking.body
     assert b"<state>confirmed</state>" in talking.body
