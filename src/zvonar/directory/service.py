@@ -239,15 +239,16 @@ class DirectoryService:
     async def set_dnd(
         self,
         account_id: uuid.UUID,
-        on: bool,
+        on: bool | None,
         *,
         employee_id: uuid.UUID | None = None,
         sip_username: str | None = None,
-    ) -> bool:
-        """Turn an active employee's do not disturb on or off, for callers that authorized it
-        themselves: the employee's own phone (it passed SIP digest as ``sip_username``: the
-        ``*78``/``*79`` codes) or the ACD's agent status (the agent or a supervisor). False:
-        no such active employee in the account."""
+    ) -> bool | None:
+        """Turn an active employee's do not disturb on or off (``on`` None: the other way
+        round), for callers that authorized it themselves: the employee's own phone (it
+        passed SIP digest as ``sip_username``: the ``*78``/``*79``/``*76`` codes) or the
+        ACD's agent status (the agent or a supervisor). Returns the setting now; None when
+        the account has no such active employee."""
         if (employee_id is None) == (sip_username is None):
             raise ValueError("name the employee by id or by SIP username")
         async with self.db.unit_of_work() as uow:
@@ -263,9 +264,10 @@ class DirectoryService:
                 )
             )
             if emp is None:
-                return False
-            await w.update_employee(emp, EmployeePatch(dnd=on))
-        return True
+                return None
+            now = not emp.dnd if on is None else on
+            await w.update_employee(emp, EmployeePatch(dnd=now))
+        return now
 
     async def own_employee(self, p: Principal) -> uuid.UUID | None:
         """The active employee ``p``'s user is (their email is the user's); None when there
@@ -297,7 +299,7 @@ class DirectoryService:
             raise PermissionDenied(
                 f"role {p.role.value!r} may only set its own employee's do not disturb"
             )
-        if not await self.set_dnd(p.account_id, on, employee_id=employee_id):
+        if await self.set_dnd(p.account_id, on, employee_id=employee_id) is None:
             raise NotFound("employee not found")
         return on
 

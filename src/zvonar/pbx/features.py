@@ -116,8 +116,13 @@ async def feature_call(
     return Pickup(
         account_id=auth.account_id,
         employee_id=picked.id,
-        picker=Target(TargetKind.employee, picker.name, picker.id),
+        picker=_target(picker),
     )
+
+
+def _target(employee: Employee) -> Target:
+    """The employee who picks up or pulls, as the journal names who answered."""
+    return Target(TargetKind.employee, employee.name, employee.id)
 
 
 def _picker(account_id: uuid.UUID, user: str) -> Select[Employee]:
@@ -139,7 +144,7 @@ async def _pick_by_id(
     return Pickup(
         account_id=account_id,
         employee_id=picked,
-        picker=Target(TargetKind.employee, picker.name, picker.id),
+        picker=_target(picker),
     )
 
 
@@ -170,7 +175,7 @@ async def _group_pickup(db: Database, account_id: uuid.UUID, user: str) -> Picku
     return GroupPickup(
         account_id=account_id,
         employee_id=picker.id,
-        picker=Target(TargetKind.employee, picker.name, picker.id),
+        picker=_target(picker),
         members=frozenset(members),
     )
 
@@ -180,13 +185,8 @@ async def _set_dnd(
 ) -> Reject:
     """``*78`` / ``*79`` / ``*76``: the phone's own employee goes into (or out of, or the
     other way round) do not disturb."""
+    on = await DirectoryService(db).set_dnd(account_id, on, sip_username=user)
     if on is None:
-        async with db.read() as s:
-            me = await s.scalar(_picker(account_id, user))
-        if me is None:
-            return Reject(403, "Forbidden")
-        on = not me.dnd
-    if not await DirectoryService(db).set_dnd(account_id, on, sip_username=user):
         return Reject(403, "Forbidden")  # a phone of no active employee
     said = await prompt(account_id, "dnd_on" if on else "dnd_off") if prompt else None
     # Answered with the confirmation when there is one; else a final answer the phone shows.
@@ -208,6 +208,6 @@ async def _pull(
         puller = await s.scalar(_picker(account_id, user))
     if puller is None or (only is not None and only[0] != puller.id):
         return Reject(403, "Forbidden")
-    me = Target(TargetKind.employee, puller.name, puller.id)
+    me = _target(puller)
     named = only[1] if only is not None else None
     return Pull(account_id=account_id, employee_id=puller.id, picker=me, call_id=named)
