@@ -411,7 +411,7 @@ class B2bua:
                 who = target.target_id
                 if fork.sip_call_id != replaces.call_id or target.kind is not TargetKind.employee:
                     continue
-                if who is None:
+                if who is None:  # an employee target always names one; typing cannot tell
                     continue
                 if fork.pending:
                     return who, None

@@ -76,16 +76,18 @@ class Reach:
             # number does (the display still says who calls).
             mobiles = tuple(replace(r, from_user=trunk.caller_id) for r in mobiles)
         if (person.mobile_confirm or confirm_mobiles) and account is not None and mobiles:
-            prompt = self.accept_prompt(account.id, account.language)
+            prompt = self.prompt(account.id, account.language, "accept_call")
             mobiles = tuple(replace(r, accept_prompt=prompt) for r in mobiles)
         return devices + mobiles
 
-    def accept_prompt(self, account_id: uuid.UUID, language: str) -> Path | None:
+    def prompt(self, account_id: uuid.UUID, language: str, key: str) -> Path | None:
+        """The prompt ``key`` in ``language``, the account's own recording first; None (and
+        a warning) when there is no such file."""
         base = self.prompts_dir(account_id) if self.prompts_dir else None
         try:
-            return prompt_path("accept_call", language, base_dir=base)
+            return prompt_path(key, language, base_dir=base)
         except PromptNotFoundError:
-            log.warning("account %s: no accept_call prompt", account_id)
+            log.warning("account %s: no %s prompt", account_id, key)
             return None
 
     def dial(

@@ -58,8 +58,7 @@ from zvonar.contacts.index import ContactHit, ContactIndex
 from zvonar.core.errors import InvalidInput
 from zvonar.directory.phone import normalize
 from zvonar.integrations.http_route import CallFacts, Fallback, HttpRouter, RouteDecision
-from zvonar.media.engine import PromptNotFoundError
-from zvonar.media.prompts import FALLBACK_LANGUAGE, prompt_path
+from zvonar.media.prompts import FALLBACK_LANGUAGE
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.features import feature_call, intercom_extension
 from zvonar.pbx.reach import Bindings, Reach
@@ -191,12 +190,7 @@ class PbxResolver:
         """The prompt ``key`` in the account's language, its own recording first."""
         snap = await self.snapshot.account(account_id)
         language = snap.account.language if snap is not None else FALLBACK_LANGUAGE
-        base = self.prompts_dir(account_id) if self.prompts_dir else None
-        try:
-            return prompt_path(key, language, base_dir=base)
-        except PromptNotFoundError:
-            log.warning("account %s: no %s prompt", account_id, key)
-            return None
+        return self.reach.prompt(account_id, language, key)
 
     # -- internal calls ------------------------------------------------------------------------
 
