@@ -27,12 +27,7 @@ from zvonar.accounts.events import AccountCreated
 from zvonar.accounts.models import Account
 from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
-from zvonar.directory.events import (
-    EmployeeCreated,
-    EmployeeDeleted,
-    EmployeeDndChanged,
-    EmployeeUpdated,
-)
+from zvonar.directory.events import EmployeeEvent
 from zvonar.directory.models import Employee
 from zvonar.directory.phone import sip_realm
 from zvonar.sip.auth import SERVER_ALGORITHMS, AuthResult, Credentials, DigestChallenger
@@ -184,19 +179,15 @@ class DirectoryCredentialStore:
         """Follow the directory; returns the unsubscribe."""
 
         async def on_employee(event: Event) -> None:
-            if isinstance(
-                event, EmployeeCreated | EmployeeUpdated | EmployeeDndChanged | EmployeeDeleted
-            ):
+            # Any change of an employee: created, changed (DND too), deleted.
+            if isinstance(event, EmployeeEvent):
                 await self.refresh_employee(event.employee_id)
 
         async def on_account(_event: Event) -> None:
             await self.refresh_accounts()
 
         offs = [
-            bus.subscribe(EmployeeCreated, on_employee),
-            bus.subscribe(EmployeeUpdated, on_employee),
-            bus.subscribe(EmployeeDndChanged, on_employee),
-            bus.subscribe(EmployeeDeleted, on_employee),
+            bus.subscribe(EmployeeEvent, on_employee),
             bus.subscribe(AccountCreated, on_account),
         ]
 
