@@ -11,6 +11,9 @@ both again.
 Intercom: 102 dials ``*9101``; 101's SIPp phone answers only if the INVITE asks it to answer
 by itself (``Call-Info: ...;answer-after=0`` and ``Answer-Mode: Auto``, checked by SIPp); 102
 talks and hangs up; the journal has an internal call answered by 101.
+
+Call pull (``*11`` or Replaces) and call park (a REFER to ``*51``, then ``*51`` dialled from
+102's phone): see the tests' docstrings.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from tests.e2e.schemes_kit import (
     sipp_cmd,
     until,
 )
+from tests.e2e.test_pickup_transfer import referrer_xml
 from tests.sip.peers.harness import (
     SIPP,
     finish_sipp,
@@ -50,6 +54,7 @@ from zvonar.calls.events import (
     LegEnded,
     LegEndReason,
 )
+from zvonar.calls.park import PARK_CODE
 from zvonar.directory.models import Employee
 from zvonar.journal.models import CallRecord
 from zvonar.pbx.features import DND_OFF_CODE, DND_ON_CODE, INTERCOM_CODE, PULL_CODE
@@ -232,6 +237,76 @@ async def test_call_pull_moves_the_call_to_the_other_device(rig: Rig, how: str) 
     row = await rig.journal_row(call_id)
     assert row.disposition is Disposition.answered
     assert row.answered_by == d101.employee_id
+    ends = {e.leg_id: e.reason for e in rig.bus.events[start:] if isinstance(e, LegEnded)}
+    assert ends[f"{call_id}.w0t0"] is LegEndReason.completed
+    assert ends[new.leg_id] is LegEndReason.completed
+
+
+async def test_park_and_take_the_call_from_another_phone(rig: Rig) -> None:
+    """101 answers a customer on its desk phone and blind-transfers them to ``*51`` (REFER,
+    as a park key does): 202, the NOTIFYs, our BYE. The customer hears our music meanwhile.
+    Then 102 dials ``*51`` from its phone: the customer's RTP reaches 102's new leg; 102
+    talks and hangs up, and the carrier gets our BYE. The journal: the transfer to the slot,
+    102's leg answered."""
+    start = len(rig.bus.events)
+    tone = rig.workdir / "tone.pcap"
+    sippkit.write_tone_pcap(tone, 440, 6.0, ssrc=0x5252)
+    d101, d102 = rig.devices["101"], rig.devices["102"]
+    slot = f"{PARK_CODE}1"
+    desk_xml = rig.workdir / "park101.xml"
+    desk_xml.write_text(referrer_xml(f"sip:{slot}@{REALM}"))
+    desk_cmd = sipp_cmd("", desk_xml, port=d101.port, workdir=rig.workdir, name="park101")
+    desk = await start_sipp_bound(desk_cmd, workdir=rig.workdir, port=d101.port)
+    carrier_xml = rig.workdir / "carrier.xml"
+    carrier_xml.write_text(carrier_until_bye(NUMBER, "+79160000001", pcap=tone))
+    carrier_cmd = sipp_cmd(
+        rig.remote, carrier_xml, port=free_port(), workdir=rig.workdir, name="carrier"
+    )
+    carrier = await start_sipp(carrier_cmd, workdir=rig.workdir)
+    try:
+        parked = await finish_sipp(desk, desk_cmd, workdir=rig.workdir, name="park101")
+        assert parked.stats.successful == 1, parked.describe()  # 202, NOTIFYs, our BYE
+        (call_id,) = {e.call_id for e in rig.bus.events[start:] if isinstance(e, CallStarted)}
+        call = rig.rt.b2bua.calls[call_id]
+        await until(lambda: call.parked is not None and call.parked.settled)
+        assert call.caller.media_id is not None
+        before = (await rig.rt.engine.stats(call.caller.media_id)).tx_packets
+        await asyncio.sleep(0.3)
+        music = (await rig.rt.engine.stats(call.caller.media_id)).tx_packets - before
+        assert music > 5, "the parked customer hears nothing"
+
+        rig.devices["102m"] = Device("102", d102.employee_id)  # a port no fork rang
+        taker = asyncio.create_task(_dial_code(rig, slot, "102m", talk_ms=1500))
+
+        def taken() -> bool:
+            winner = call.winner
+            return winner is not None and winner.leg_id.startswith(f"{call_id}.pk")
+
+        await until(taken)
+        new = call.winner
+        assert new is not None
+        sent = 0
+        for _ in range(100):  # the carrier's tone goes out to 102's leg
+            with contextlib.suppress(Exception):
+                sent = (await rig.rt.engine.stats(new.media_id)).tx_packets
+            if sent > 10:
+                break
+            await asyncio.sleep(0.02)
+        assert sent > 10, "no RTP reached the taker's leg"
+        await taker
+        carried = await finish_sipp(carrier, carrier_cmd, workdir=rig.workdir, name="carrier")
+        assert carried.stats.successful == 1, carried.describe()  # our BYE after 102's
+    finally:
+        for proc in (desk, carrier):
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    row = await rig.journal_row(call_id)
+    assert row.disposition is Disposition.answered
+    (entry,) = row.transfers
+    assert (entry["kind"], entry["to_kind"], entry["to_display"]) == ("blind", "park", slot)
+    answers = [e for e in rig.bus.events[start:] if isinstance(e, CallAnswered)]
+    assert [a.by for a in answers] == [d101.employee_id, d102.employee_id]
     ends = {e.leg_id: e.reason for e in rig.bus.events[start:] if isinstance(e, LegEnded)}
     assert ends[f"{call_id}.w0t0"] is LegEndReason.completed
     assert ends[new.leg_id] is LegEndReason.completed

@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.routes import unroll
 from zvonar.calls.events import Direction, Disposition, Target, TargetKind
+from zvonar.calls.park import Unpark
 from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject
 from zvonar.calls.pull import Pull
 from zvonar.contacts.schemas import ContactIn
@@ -465,3 +466,21 @@ async def test_star_11_and_replaces_on_ones_own_answered_leg_pull_the_call(
     assert await resolver(replace(by_key, pulls="c9")) == replace(mine, call_id="c9")
     colleague = replace(_phone_dials("101", "102", alpha.account_id), picks=alpha.employee_id)
     assert await resolver(replace(colleague, pulls="c9")) == Reject(403, "Forbidden")
+
+
+async def test_a_park_slot_dialled_from_a_phone_takes_the_call_parked_there(
+    container: Container,
+) -> None:
+    """*51 … *59 from a phone: the parked call comes to that phone's employee. Not from a
+    trunk or a transfer (no digest user): 403. *50 and *510 are no slots."""
+    alpha = await seed_account(container)
+    resolver = await _resolver(container, [PHONE])
+    anna = Target(TargetKind.employee, "Anna", alpha.employee_id)
+    taken = await resolver(_phone_dials("*53", "101", alpha.account_id))
+    assert taken == Unpark(alpha.account_id, alpha.employee_id, anna, slot=3)
+    anonymous = replace(
+        _phone_dials("*53", "101", alpha.account_id), auth=CallerAuth(alpha.account_id)
+    )
+    assert await resolver(anonymous) == Reject(403, "Forbidden")
+    for dialed in ("*50", "*510"):
+        assert not isinstance(await resolver(_phone_dials(dialed, "101", alpha.account_id)), Unpark)

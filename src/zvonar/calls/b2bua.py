@@ -37,6 +37,7 @@ from zvonar.calls.listen import Listener, watched
 from zvonar.calls.originate import OriginatedCall
 from zvonar.calls.origination import Origination
 from zvonar.calls.overload import OverloadGuard
+from zvonar.calls.park import Unpark, retrieve
 from zvonar.calls.pickup import FeatureResolver, pick_up
 from zvonar.calls.plan import CallerAuth, InboundCall, Pickup, Plan, Reject, Resolver, RingTarget
 from zvonar.calls.pull import Pull, pull
@@ -435,6 +436,8 @@ class B2bua:
         outcome = await self.routing(facts)
         if isinstance(outcome, Pull):
             return await pull(self, facts, outcome)
+        if isinstance(outcome, Unpark):
+            return await retrieve(self, facts, outcome)
         if isinstance(outcome, Pickup):
             return await pick_up(self, facts, outcome)
         return outcome

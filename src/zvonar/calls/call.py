@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from zvonar.calls import accept, attended, early, redirect, steps
+from zvonar.calls import accept, attended, early, park, redirect, steps
 from zvonar.calls.answering import NoSession, answer_caller, caller_sdp, fork_answer_in_ack
 from zvonar.calls.events import (
     CallAnswered,
@@ -122,6 +122,7 @@ CallInput = (
     | attended.HandoverTimeout
     | TransferOrder
     | accept.AcceptTimeout
+    | park.ParkTimeout
 )
 
 
@@ -172,6 +173,7 @@ class Call:
         self.early_from: str | None = None  # the fork it hears (None: our ringback)
         self.attended: attended.Pending | None = None  # an attended transfer in progress
         self.holding: set[str] = set()  # legs whose peer holds the call: music to the other
+        self.parked: park.Parked | None = None  # waiting in a park slot (park.py)
         self.invited_at: float | None = None  # the INVITE's arrival (loop time), until rung
         # Set while the actor waits for the ACK that answers our offer (answering.py); a BYE
         # of the caller's ends the wait too.
@@ -360,6 +362,8 @@ class Call:
             await ordered_transfer(self, item)
         elif isinstance(item, accept.AcceptTimeout):
             await accept.timed_out(self, item)
+        elif isinstance(item, park.ParkTimeout):
+            await park.timed_out(self, item)
 
     def _leg_of_media(self, media_id: str) -> str:
         for fork in self.forks.values():

@@ -51,6 +51,7 @@ class TargetKind(enum.StrEnum):
     group = "group"
     queue = "queue"
     external = "external"
+    park = "park"  # a park slot (calls/park.py): only as a transfer's target
 
 
 class LegEndReason(enum.StrEnum):

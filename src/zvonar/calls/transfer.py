@@ -25,7 +25,6 @@ end its dialog as soon as the REFER is accepted).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import enum
 import logging
 from collections.abc import Callable
@@ -37,13 +36,14 @@ from zvonar.calls.events import LegEnded as LegEndedEvent
 from zvonar.calls.events import LegEndReason, TransferKind
 from zvonar.calls.handoff import agent_is_caller, caller_may_hand_on, keep_party
 from zvonar.calls.legs import CalleeLeg, LegState
+from zvonar.calls.park import park, park_slot
 from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject, RingTarget, Wave
 from zvonar.calls.refer import notify, publish_transfer, reply
 from zvonar.calls.signalling import uri_user
 from zvonar.calls.steps import agent_left
 from zvonar.calls.teardown import hangup_fork, release
 from zvonar.calls.tones import ringback_path
-from zvonar.calls.waves import next_wave
+from zvonar.calls.waves import ring_round
 from zvonar.media.errors import MediaError
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.errors import SipError
@@ -163,6 +163,13 @@ async def _transfer(
     happens: 200, or the refusal's status."""
     call.transferring = True
     try:
+        slot = park_slot(dialed)
+        if slot is not None:  # a park slot: the employee leaves the customer waiting there
+            if agent is None:
+                told(403)  # the caller side parks nobody: the customer is its callee
+            else:
+                await park(call, agent, slot, told)
+            return
         outcome = await resolve_for_account(call, dialed, to_uri)
         if isinstance(outcome, Reject) or not outcome.waves:
             told(outcome.status if isinstance(outcome, Reject) else 480)
@@ -234,15 +241,8 @@ async def _ringback(call: Call, music: bool) -> None:
 
 async def _ring(call: Call, plan: Plan, back: tuple[RingTarget, ...]) -> None:
     """Ring the transfer's waves for the caller, then ``back`` (the transferor) once."""
-    call.winner = None
-    call.round += 1
-    call.wave = -1
-    call.reasons = []
     ring_back = (Wave(back, RING_BACK_SECONDS),) if back else ()
-    base = call.plan or plan
-    call.plan = dataclasses.replace(base, waves=(*plan.waves, *ring_back))
-    call.final = Reject(480, "Temporarily Unavailable", account_id=call.account_id)
-    await next_wave(call)
+    await ring_round(call, call.plan or plan, (*plan.waves, *ring_back))
 
 
 async def _hand_over_by_caller(call: Call, plan: Plan) -> None:

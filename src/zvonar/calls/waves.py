@@ -30,6 +30,7 @@ __all__ = [
     "WaveTimeout",
     "fork_over",
     "next_wave",
+    "ring_round",
     "ring_wave",
     "silence_timeout",
     "start_fork",
@@ -72,6 +73,19 @@ async def next_wave(call: Call) -> None:
         await ring_wave(call, plan.waves[call.wave + 1])
         if not call.tracker.over:
             return
+
+
+async def ring_round(call: Call, plan: Plan, waves: tuple[Wave, ...]) -> None:
+    """Ring ``waves`` for the caller as a new round of the call (a transfer's target, the
+    parker rung back): no winner, the plan's waves replaced, and then, if none answers,
+    480 to the caller. A live route is not asked: its steps are over (``round`` > 0)."""
+    call.winner = None
+    call.round += 1
+    call.wave = -1
+    call.reasons = []
+    call.plan = replace(plan, waves=waves)
+    call.final = Reject(480, "Temporarily Unavailable", account_id=call.account_id)
+    await next_wave(call)
 
 
 def _display_for(call: Call, target: RingTarget) -> str | None:

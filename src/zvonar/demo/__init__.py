@@ -52,7 +52,8 @@ class DemoInfo:
         lines.append(
             "  Phone features: *8<ext> picks up a colleague's ringing call, *67 before a number"
             " hides yours, *78/*79 turn do not disturb on/off, *9<ext> calls over intercom,"
-            " *11 pulls your call to the phone you dial it on;"
+            " *11 pulls your call to the phone you dial it on, transferring a call to *51..*59"
+            " parks it there for whoever dials that slot;"
             " a BLF key or buddy on"
             " sip:<ext>@" + self.sip_domain + " shows them ringing and busy."
         )

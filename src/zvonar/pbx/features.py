@@ -15,6 +15,8 @@ the colleague's phones are rung asking them to answer at once on the speaker
 builds it (``intercom_extension`` tells the code apart).
 ``*11`` — call pull (BroadWorks' code): the employee's call moves to the device that dials it
 (from the desk phone to the mobile's softphone), calls/pull.py carries it out.
+``*51`` … ``*59`` — park slots: a call transferred to one waits there with hold music; dialled
+from a phone, the call parked in it comes to that phone (calls/park.py does both).
 
 Only a phone that passed the INVITE gate's digest (``CallerAuth.account_id`` and ``user``) may
 dial a feature code, and only within its own account: the picked employee, the groups and the
@@ -31,6 +33,7 @@ from pathlib import Path
 from sqlalchemy import Select, select
 
 from zvonar.calls.events import Target, TargetKind
+from zvonar.calls.park import Unpark, park_slot
 from zvonar.calls.pickup import GroupPickup
 from zvonar.calls.plan import InboundCall, Pickup, Reject
 from zvonar.calls.pull import Pull
@@ -81,7 +84,9 @@ async def feature_call(
     own employee (``pulls``), a pull."""
     dnd = call.picks is None and call.dialed in _DND
     pulls = call.picks is None and call.dialed == PULL_CODE
-    if call.picks is None and not dnd and not pulls and not call.dialed.startswith(PICKUP_CODE):
+    slot = park_slot(call.dialed) if call.picks is None else None
+    code = dnd or pulls or slot is not None or call.dialed.startswith(PICKUP_CODE)
+    if call.picks is None and not code:
         return None
     auth = call.auth
     if auth is None or auth.account_id is None or not auth.user:
@@ -90,6 +95,8 @@ async def feature_call(
         return await _set_dnd(db, auth.account_id, auth.user, _DND[call.dialed], prompt)
     if pulls:
         return await _pull(db, auth.account_id, auth.user)
+    if slot is not None:
+        return await _unpark(db, auth.account_id, auth.user, slot)
     if call.picks is not None and call.pulls is not None:
         return await _pull(db, auth.account_id, auth.user, only=(call.picks, call.pulls))
     if call.picks is not None:
@@ -146,6 +153,15 @@ async def _pick_by_id(
         employee_id=picked,
         picker=_target(picker),
     )
+
+
+async def _unpark(db: Database, account_id: uuid.UUID, user: str, slot: int) -> Unpark | Reject:
+    """``*5N``: the call parked in slot N comes to the phone's own employee."""
+    async with db.read() as s:
+        taker = await s.scalar(_picker(account_id, user))
+    if taker is None:
+        return Reject(403, "Forbidden")
+    return Unpark(account_id=account_id, employee_id=taker.id, picker=_target(taker), slot=slot)
 
 
 async def _group_pickup(db: Database, account_id: uuid.UUID, user: str) -> Pickup | Reject:

@@ -1,0 +1,244 @@
+"""Call park: the answered employee transfers the customer to a park slot, ``*51`` … ``*59``
+(a BLF key per slot on the phones, as FreePBX's 71–78 or Asterisk's 701–720), hangs up and
+walks away; whoever dials that slot from any phone of the account takes the call. The
+customer hears the account's hold music while parked (our ringback if it has none), never
+silence. Nobody takes it within ``PARK_SECONDS``: the parker's phone is rung back
+(``RING_BACK_SECONDS``), and if they do not answer either the call ends.
+
+Parking is a blind transfer whose target is a slot (transfer.py hands it here: REFER from
+the phone, or the API's transfer with ``*5N``). It needs an engine that bridges any two legs
+(the embedded one): over rtpengine, or with the slot taken by another of the account's
+calls, the REFER fails and the employee stays on the call. The journal shows the transfer
+to the slot (``TargetKind.park``) and then the leg of whoever took the call, answered by
+them; the recording goes on (it follows the customer's leg).
+
+Taking the call (:class:`Unpark`, answered by pbx/features.py for the code dialled from a
+phone of ours) works as a pickup's claim (pickup.py): the taker's INVITE dialog becomes the
+call's answered leg. The slot is the call's own state (``Call.parked``), not a registry:
+a call that ends while parked frees its slot with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from zvonar.calls.events import (
+    CallAnswered,
+    CallRinging,
+    LegEndReason,
+    Target,
+    TargetKind,
+    TransferKind,
+)
+from zvonar.calls.events import LegEnded as LegEndedEvent
+from zvonar.calls.legs import CalleeLeg, LegState
+from zvonar.calls.pickup import PICKED, claim, picker_invite, picker_sdp, respond, tag
+from zvonar.calls.plan import InboundCall, Pickup, Plan, Reject, RingTarget, Wave
+from zvonar.calls.refer import publish_transfer
+from zvonar.calls.steps import agent_left
+from zvonar.calls.teardown import end_winner, release
+from zvonar.calls.tones import ringback_path
+from zvonar.calls.waves import ring_round
+from zvonar.media.errors import MediaError
+from zvonar.sip.dialog import DialogId
+from zvonar.sip.errors import SipError
+from zvonar.sip.ua import IncomingRequest
+
+if TYPE_CHECKING:
+    from zvonar.calls.b2bua import B2bua
+    from zvonar.calls.call import Call
+
+__all__ = [
+    "PARK_CODE",
+    "PARK_SECONDS",
+    "RING_BACK_SECONDS",
+    "ParkTimeout",
+    "Parked",
+    "Unpark",
+    "find_parked",
+    "park",
+    "park_slot",
+    "retrieve",
+    "timed_out",
+]
+
+log = logging.getLogger(__name__)
+
+PARK_CODE = "*5"  # followed by the slot, 1-9
+PARK_SECONDS = 120.0  # then the parker is rung back
+RING_BACK_SECONDS = 30.0
+_NOTHING = Reject(404, "Nothing Parked")  # no account: a failed retrieval is not a call
+_takes = itertools.count(1)  # a call parked twice is taken twice: its legs' ids must differ
+
+
+def park_slot(dialed: str) -> int | None:
+    """The slot ``*5N`` names; None for any other number."""
+    if len(dialed) == 3 and dialed.startswith(PARK_CODE) and dialed[2] in "123456789":
+        return int(dialed[2])
+    return None
+
+
+@dataclass(frozen=True)
+class Parked:
+    """Where a call waits (``Call.parked``): its slot, who parked it (rung back when nobody
+    takes it) and the timer that rings them."""
+
+    slot: int
+    by: RingTarget
+    timer: asyncio.TimerHandle
+    settled: bool = False  # the agent's leg is gone and the music plays: it may be taken
+
+
+@dataclass(frozen=True)
+class ParkTimeout:
+    """Nobody took the call from ``slot`` in time (an input of the call's actor)."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
+class Unpark(Pickup):
+    """Take the call parked in ``slot`` of ``account_id`` to the phone that dialled the slot;
+    ``picker`` (and ``employee_id``) is that phone's employee, the journal's answered_by."""
+
+    slot: int = 0
+
+
+def find_parked(
+    calls: Iterable[Call], account_id: object, slot: int, *, settled: bool = True
+) -> Call | None:
+    """The account's call waiting in ``slot``, if any (``settled=False``: also one being
+    parked there right now)."""
+    for call in calls:
+        parked = call.parked
+        if parked is None or parked.slot != slot or call.account_id != account_id:
+            continue
+        if settled and not parked.settled:
+            continue
+        if not call.done and call.caller.state is LegState.CONFIRMED:
+            return call
+    return None
+
+
+async def park(call: Call, agent: CalleeLeg, slot: int, told: Callable[[int], None]) -> None:
+    """Park ``call``'s customer in ``slot``, ``agent`` (the answered leg) leaving; ``told``
+    hears 200, or why not (the REFER's NOTIFY, the API's answer)."""
+    host, media = call.host, call.caller.media_id
+    if not host.engine.bridges_any_legs or media is None or call.account_id is None:
+        told(403)
+        return
+    if find_parked(host.calls.values(), call.account_id, slot, settled=False) is not None:
+        told(486)  # the slot is taken: the employee keeps the call and picks another
+        return
+    told(200)
+    # The slot is the call's from now on, before anything is awaited: a second park into it
+    # is refused; taking it waits until the customer is off the agent's leg (``settled``).
+    timer = asyncio.get_running_loop().call_later(PARK_SECONDS, call.put, ParkTimeout(slot))
+    call.parked = Parked(slot, agent.target, timer)
+    agent_left(call)
+    held = bool(call.holding)  # the music plays already: the agent held the customer
+    call.holding.clear()
+    call.winner = None
+    where = Target(TargetKind.park, f"{PARK_CODE}{slot}")
+    await publish_transfer(call, agent.leg_id, where, TransferKind.blind)
+    await end_winner(call, agent)
+    agent.state = LegState.ENDED
+    await host.engine.unbridge(media)
+    await release(call, agent.media_id)
+    if not held:
+        await _music(call, media)
+    if call.parked is not None:
+        call.parked = replace(call.parked, settled=True)
+
+
+async def _music(call: Call, media: str) -> None:
+    """The account's hold music for the parked customer; our ringback if it has none."""
+    host = call.host
+    music = host.hold_music(call.account_id) if host.hold_music and call.account_id else None
+    try:
+        await host.engine.play(media, music or ringback_path(), loop=True)
+    except MediaError as exc:
+        log.info("call %s: no music while parked: %s", call.call_id, exc)
+
+
+async def timed_out(call: Call, item: ParkTimeout) -> None:
+    """Nobody took the call: its parker's phone rings (the music plays on meanwhile)."""
+    parked = call.parked
+    if parked is None or parked.slot != item.slot or call.plan is None:
+        return
+    call.parked = None
+    await ring_round(call, call.plan, (Wave((parked.by,), RING_BACK_SECONDS),))
+
+
+async def retrieve(host: B2bua, facts: InboundCall, order: Unpark) -> Plan | Reject:
+    """Carry out ``order`` for the new call ``facts`` (the taker's); what that call itself
+    does next."""
+    if not host.engine.bridges_any_legs:
+        return Reject(403, "Forbidden")
+    found = picker_invite(host, facts)
+    if isinstance(found, Reject):
+        return found
+    taker, inc = found
+    if find_parked(host.calls.values(), order.account_id, order.slot) is None:
+        return _NOTHING
+    media = f"{taker.call_id}.pk"
+    try:
+        endpoint = await host.engine.allocate(media, media)
+    except MediaError as exc:
+        log.warning("call %s: no media to take a parked call: %s", taker.call_id, exc)
+        return Reject(500, "Server Internal Error")
+    call = find_parked(host.calls.values(), order.account_id, order.slot)  # it may have gone
+    parked = call.parked if call is not None else None
+    if call is None or parked is None:
+        with contextlib.suppress(MediaError):
+            await host.engine.release(media)
+        return _NOTHING
+    call.parked = None  # taken: nobody else dialling the slot finds it now
+    leg_id = f"{call.call_id}.pk{next(_takes)}"
+    leg = claim(call, taker, inc, order, leg_id, (media, endpoint), ("", None), label="park")
+    taker.caller.invite = None  # ours now: the taker's own call neither answers nor refuses
+    taker.caller.state = LegState.ENDED
+    await asyncio.shield(_take(call, parked, leg, inc))
+    return PICKED
+
+
+async def _take(call: Call, parked: Parked, leg: CalleeLeg, inc: IncomingRequest) -> None:
+    """Answer the taker, stop the music and bridge the customer to it."""
+    engine, caller_media = call.host.engine, call.caller.media_id
+    assert caller_media is not None  # find_parked: the caller is answered
+    await call.publish(CallRinging, leg_id=leg.leg_id, target=leg.target.target, at=call.now())
+    music = False
+    try:
+        ours = await picker_sdp(engine, leg, inc)
+        with contextlib.suppress(MediaError):
+            await engine.stop_playback(caller_media)
+            music = True
+        await engine.bridge(caller_media, leg.media_id)
+    except (MediaError, SipError, ValueError) as exc:
+        # The customer stays parked (the parker's timer running): only the taker's leg
+        # fails, in the journal too.
+        log.warning("call %s: taking it from slot %d failed: %s", call.call_id, parked.slot, exc)
+        call.winner = None
+        call.parked = parked
+        if music:
+            await _music(call, caller_media)
+        respond(call, leg, inc, 500)
+        leg.state = LegState.ENDED
+        await release(call, leg.media_id)
+        await call.publish(
+            LegEndedEvent, leg_id=leg.leg_id, reason=LegEndReason.failed, at=call.now()
+        )
+        leg.end_published = True
+        return
+    parked.timer.cancel()
+    respond(call, leg, inc, 200, ours.serialize().encode())
+    leg.dialog = call.host.ua.dialogs.get(DialogId(leg.sip_call_id, leg.local_tag, tag(inc)))
+    leg.state = LegState.CONFIRMED
+    by = leg.target.target.target_id
+    await call.publish(CallAnswered, leg_id=leg.leg_id, at=call.now(), by=by)
