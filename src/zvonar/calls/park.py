@@ -28,17 +28,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from zvonar.calls.events import (
-    CallAnswered,
-    CallRinging,
-    LegEndReason,
-    Target,
-    TargetKind,
-    TransferKind,
-)
-from zvonar.calls.events import LegEnded as LegEndedEvent
+from zvonar.calls.events import CallRinging, Target, TargetKind, TransferKind
 from zvonar.calls.legs import CalleeLeg, LegState
-from zvonar.calls.pickup import PICKED, claim, picker_invite, picker_sdp, respond, tag
+from zvonar.calls.pickup import PICKED, adopt, answer_taker, answered, picker_sdp, taker_failed
 from zvonar.calls.plan import InboundCall, Pickup, Plan, Reject, RingTarget, Wave
 from zvonar.calls.refer import publish_transfer
 from zvonar.calls.steps import agent_left
@@ -46,7 +38,6 @@ from zvonar.calls.teardown import end_winner, release
 from zvonar.calls.tones import ringback_path
 from zvonar.calls.waves import ring_round
 from zvonar.media.errors import MediaError
-from zvonar.sip.dialog import DialogId
 from zvonar.sip.errors import SipError
 from zvonar.sip.ua import IncomingRequest
 
@@ -179,31 +170,22 @@ async def timed_out(call: Call, item: ParkTimeout) -> None:
 async def retrieve(host: B2bua, facts: InboundCall, order: Unpark) -> Plan | Reject:
     """Carry out ``order`` for the new call ``facts`` (the taker's); what that call itself
     does next."""
-    if not host.engine.bridges_any_legs:
-        return Reject(403, "Forbidden")
-    found = picker_invite(host, facts)
-    if isinstance(found, Reject):
-        return found
-    taker, inc = found
-    if find_parked(host.calls.values(), order.account_id, order.slot) is None:
-        return _NOTHING
-    media = f"{taker.call_id}.pk"
-    try:
-        endpoint = await host.engine.allocate(media, media)
-    except MediaError as exc:
-        log.warning("call %s: no media to take a parked call: %s", taker.call_id, exc)
-        return Reject(500, "Server Internal Error")
-    call = find_parked(host.calls.values(), order.account_id, order.slot)  # it may have gone
-    parked = call.parked if call is not None else None
-    if call is None or parked is None:
-        with contextlib.suppress(MediaError):
-            await host.engine.release(media)
-        return _NOTHING
+    adopted = await adopt(
+        host,
+        facts,
+        order,
+        lambda: find_parked(host.calls.values(), order.account_id, order.slot),
+        _NOTHING,
+        kind="pk",
+        label="park",
+        serial=_takes,
+    )
+    if isinstance(adopted, Reject):
+        return adopted
+    call, _, leg, inc = adopted
+    parked = call.parked
+    assert parked is not None  # find_parked, and nothing was awaited since
     call.parked = None  # taken: nobody else dialling the slot finds it now
-    leg_id = f"{call.call_id}.pk{next(_takes)}"
-    leg = claim(call, taker, inc, order, leg_id, (media, endpoint), ("", None), label="park")
-    taker.caller.invite = None  # ours now: the taker's own call neither answers nor refuses
-    taker.caller.state = LegState.ENDED
     await asyncio.shield(_take(call, parked, leg, inc))
     return PICKED
 
@@ -228,17 +210,8 @@ async def _take(call: Call, parked: Parked, leg: CalleeLeg, inc: IncomingRequest
         call.parked = parked
         if music:
             await _music(call, caller_media)
-        respond(call, leg, inc, 500)
-        leg.state = LegState.ENDED
-        await release(call, leg.media_id)
-        await call.publish(
-            LegEndedEvent, leg_id=leg.leg_id, reason=LegEndReason.failed, at=call.now()
-        )
-        leg.end_published = True
+        await taker_failed(call, leg, inc)
         return
     parked.timer.cancel()
-    respond(call, leg, inc, 200, ours.serialize().encode())
-    leg.dialog = call.host.ua.dialogs.get(DialogId(leg.sip_call_id, leg.local_tag, tag(inc)))
-    leg.state = LegState.CONFIRMED
-    by = leg.target.target.target_id
-    await call.publish(CallAnswered, leg_id=leg.leg_id, at=call.now(), by=by)
+    answer_taker(call, leg, inc, ours)
+    await answered(call, leg)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Set
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -47,11 +47,12 @@ from zvonar.calls.events import (
     LegEndReason,
     TargetKind,
 )
+from zvonar.calls.events import LegEnded as LegEndedEvent
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import InboundCall, Pickup, Plan, Reject, RingTarget
 from zvonar.calls.sdp_bridge import check_offer, new_offer_answer, parse_body, remote_media
 from zvonar.calls.signalling import response_to
-from zvonar.calls.teardown import finish, stop_fork
+from zvonar.calls.teardown import finish, release, stop_fork
 from zvonar.media.engine import LegEndpoint, MediaEngine
 from zvonar.media.errors import MediaError
 from zvonar.media.sdp import SessionDescription
@@ -68,6 +69,9 @@ __all__ = [
     "PICKED",
     "FeatureResolver",
     "GroupPickup",
+    "adopt",
+    "answer_taker",
+    "answered",
     "claim",
     "find_ringing",
     "pick_up",
@@ -75,6 +79,7 @@ __all__ = [
     "picker_sdp",
     "respond",
     "tag",
+    "taker_failed",
     "wanted",
 ]
 
@@ -227,7 +232,7 @@ def claim(
 
 async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
     """Answer both sides, bridge them, stop the forks and tell the journal."""
-    host, caller, engine = call.host, call.caller, call.host.engine
+    caller, engine = call.caller, call.host.engine
     for fork in list(call.forks.values()):
         if fork is not leg and fork.pending:
             await stop_fork(call, fork, LegEndReason.cancelled)
@@ -246,12 +251,80 @@ async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
         leg.state = LegState.ENDED
         await finish(call, Disposition.failed, HangupSide.system, caller_status=500)
         return
+    answer_taker(call, leg, inc, ours)
+    await answered(call, leg)
+    await call.record()
+
+
+async def adopt(
+    host: B2bua,
+    facts: InboundCall,
+    order: Pickup,
+    find: Callable[[], Call | None],
+    nothing: Reject,
+    *,
+    kind: str,
+    label: str,
+    serial: Iterator[int],
+) -> tuple[Call, CalleeLeg | None, CalleeLeg, IncomingRequest] | Reject:
+    """Make the feature-code INVITE ``facts`` a new leg of the answered call ``find`` names
+    (a pull's, a parked call's): a media leg of its own (``<its call id>.<kind>``), claimed
+    as the call's winner (leg ``<call id>.<kind><serial>``, its target labelled ``label``),
+    the INVITE's own call ended. Returns the call, its winner until now, the new leg and
+    the INVITE; or what the INVITE gets instead (``nothing``: no such call, before or after
+    the engine allocated). The caller bridges the media: it needs an engine that bridges
+    any two legs (rtpengine: 403)."""
+    if not host.engine.bridges_any_legs:
+        return Reject(403, "Forbidden")  # rtpengine bridges only legs allocated together
+    found = picker_invite(host, facts)
+    if isinstance(found, Reject):
+        return found
+    taker, inc = found
+    if find() is None:
+        return nothing
+    media = f"{taker.call_id}.{kind}"
+    try:
+        endpoint = await host.engine.allocate(media, media)
+    except MediaError as exc:
+        log.warning("call %s: no media for a %s: %s", taker.call_id, label, exc)
+        return Reject(500, "Server Internal Error")
+    call = find()  # it may have ended (or been taken) while the engine allocated
+    if call is None:
+        await _release(host, media)
+        return nothing
+    before = call.winner
+    leg_id = f"{call.call_id}.{kind}{next(serial)}"
+    leg = claim(call, taker, inc, order, leg_id, (media, endpoint), ("", None), label=label)
+    taker.caller.invite = None  # ours now: the taker's own call neither answers nor refuses
+    taker.caller.state = LegState.ENDED
+    return call, before, leg, inc
+
+
+def answer_taker(
+    call: Call, leg: CalleeLeg, inc: IncomingRequest, ours: SessionDescription
+) -> None:
+    """200 with ``ours`` to the INVITE of a claimed leg (a pickup's, pull's or parked
+    call's): it is the call's answered leg now, in the dialog that 200 made. Its
+    CallAnswered is the caller's to publish, when the rest of its move is done."""
     respond(call, leg, inc, 200, ours.serialize().encode())
-    leg.dialog = host.ua.dialogs.get(DialogId(leg.sip_call_id, leg.local_tag, tag(inc)))
+    leg.dialog = call.host.ua.dialogs.get(DialogId(leg.sip_call_id, leg.local_tag, tag(inc)))
     leg.state = LegState.CONFIRMED
+
+
+async def answered(call: Call, leg: CalleeLeg) -> None:
+    """CallAnswered for a claimed leg, answered by its employee (the picker)."""
     by = leg.target.target.target_id
     await call.publish(CallAnswered, leg_id=leg.leg_id, at=call.now(), by=by)
-    await call.record()
+
+
+async def taker_failed(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
+    """An adopted leg could not join the call: 500 to its INVITE, its media released, its end
+    (failed) in the journal. The call itself goes on as before."""
+    respond(call, leg, inc, 500)
+    leg.state = LegState.ENDED
+    await release(call, leg.media_id)
+    await call.publish(LegEndedEvent, leg_id=leg.leg_id, reason=LegEndReason.failed, at=call.now())
+    leg.end_published = True
 
 
 async def picker_sdp(

@@ -36,14 +36,12 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from zvonar.calls.events import CallAnswered, CallRinging, LegEndReason, TargetKind
-from zvonar.calls.events import LegEnded as LegEndedEvent
+from zvonar.calls.events import CallRinging, TargetKind
 from zvonar.calls.legs import CalleeLeg, LegState
-from zvonar.calls.pickup import PICKED, claim, picker_invite, picker_sdp, respond, tag
+from zvonar.calls.pickup import PICKED, adopt, answer_taker, answered, picker_sdp, taker_failed
 from zvonar.calls.plan import InboundCall, Pickup, Plan, Reject
 from zvonar.calls.teardown import end_winner, release
 from zvonar.media.errors import MediaError
-from zvonar.sip.dialog import DialogId
 from zvonar.sip.errors import SipError
 from zvonar.sip.ua import IncomingRequest
 
@@ -92,38 +90,27 @@ def find_answered(calls: list[Call], order: Pull) -> Call | None:
 async def pull(host: B2bua, facts: InboundCall, order: Pull) -> Plan | Reject:
     """Carry out ``order`` for the new call ``facts`` (the puller's); what that call itself
     does next."""
-    if not host.engine.bridges_any_legs:
-        return Reject(403, "Forbidden")  # rtpengine bridges only legs allocated together
-    found = picker_invite(host, facts)
-    if isinstance(found, Reject):
-        return found
-    puller, inc = found
-    if find_answered(list(host.calls.values()), order) is None:
-        return _NOTHING
-    media = f"{puller.call_id}.pl"
-    try:
-        endpoint = await host.engine.allocate(media, media)
-    except MediaError as exc:
-        log.warning("call %s: no media for a pull: %s", puller.call_id, exc)
-        return Reject(500, "Server Internal Error")
-    call = find_answered(list(host.calls.values()), order)  # it may have ended meanwhile
-    if call is None:
-        with contextlib.suppress(MediaError):
-            await host.engine.release(media)
-        return _NOTHING
-    old = call.winner
-    assert old is not None  # find_answered
-    leg_id = f"{call.call_id}.pl{next(_pulls)}"
-    leg = claim(call, puller, inc, order, leg_id, (media, endpoint), ("", None), label="pull")
-    puller.caller.invite = None  # ours now: the puller's own call neither answers nor refuses
-    puller.caller.state = LegState.ENDED
+    adopted = await adopt(
+        host,
+        facts,
+        order,
+        lambda: find_answered(list(host.calls.values()), order),
+        _NOTHING,
+        kind="pl",
+        label="pull",
+        serial=_pulls,
+    )
+    if isinstance(adopted, Reject):
+        return adopted
+    call, old, leg, inc = adopted
+    assert old is not None  # find_answered: the employee's leg is the winner
     await asyncio.shield(_move(call, old, leg, inc))
     return PICKED
 
 
 async def _move(call: Call, old: CalleeLeg, leg: CalleeLeg, inc: IncomingRequest) -> None:
     """Answer the puller, bridge the customer to it, hang up the old device."""
-    host, engine, caller_media = call.host, call.host.engine, call.caller.media_id
+    engine, caller_media = call.host.engine, call.caller.media_id
     assert caller_media is not None  # find_answered
     await call.publish(CallRinging, leg_id=leg.leg_id, target=leg.target.target, at=call.now())
     try:
@@ -138,20 +125,12 @@ async def _move(call: Call, old: CalleeLeg, leg: CalleeLeg, inc: IncomingRequest
         # journal, ends as failed).
         log.warning("call %s: pull failed: %s", call.call_id, exc)
         call.winner = old
-        respond(call, leg, inc, 500)
-        leg.state = LegState.ENDED
-        await release(call, leg.media_id)
-        at = call.now()
-        await call.publish(LegEndedEvent, leg_id=leg.leg_id, reason=LegEndReason.failed, at=at)
-        leg.end_published = True
+        await taker_failed(call, leg, inc)
         with contextlib.suppress(MediaError):
             await engine.bridge(caller_media, old.media_id)  # if the bridge moved already
         return
-    respond(call, leg, inc, 200, ours.serialize().encode())
-    leg.dialog = host.ua.dialogs.get(DialogId(leg.sip_call_id, leg.local_tag, tag(inc)))
-    leg.state = LegState.CONFIRMED
+    answer_taker(call, leg, inc, ours)
     await end_winner(call, old)  # BYE, and its end with what its audio was like
     old.state = LegState.ENDED
     await release(call, old.media_id)
-    by = leg.target.target.target_id
-    await call.publish(CallAnswered, leg_id=leg.leg_id, at=call.now(), by=by)
+    await answered(call, leg)
