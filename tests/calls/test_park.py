@@ -26,6 +26,7 @@ from zvonar.calls.events import (
 )
 from zvonar.calls.park import Unpark
 from zvonar.calls.plan import InboundCall, Plan, Wave
+from zvonar.sip.io.testserver import CallLeg
 
 from .test_b2bua import dial, final_status, hang_up
 from .test_pickup import relayed, rtp_socket, sdp
@@ -51,7 +52,7 @@ def taken_by_boris(slot: int = 1) -> object:
 
 async def _parked(
     pbx: Pbx, caller: Phone, anna: tuple[Phone, Spy], offer: bytes = b"", slot: str = "*51"
-) -> tuple[object, str]:
+) -> tuple[CallLeg, str]:
     """The caller dials 100, Anna answers and parks them in ``slot``: the caller's leg and
     the call's id, once Anna's phone got our BYE."""
     anna_phone, spy = anna
@@ -67,8 +68,8 @@ async def _parked(
     await until(lambda: len(spy.notifies()) == 2)
     assert spy.notifies()[-1] == b"SIP/2.0 200 OK\r\n"
     call_id = pbx.events()[0].call_id
-    parked = lambda: pbx.b2bua.calls[call_id].parked  # noqa: E731
-    await until(lambda: parked() is not None and parked().settled)  # type: ignore[union-attr]
+    call = pbx.b2bua.calls[call_id]
+    await until(lambda: call.parked is not None and call.parked.settled)
     return leg, call_id
 
 

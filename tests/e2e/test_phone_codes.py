@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,7 @@ from tests.e2e.schemes_kit import (
 from tests.e2e.test_pickup_transfer import referrer_xml
 from tests.sip.peers.harness import (
     SIPP,
+    SippRun,
     finish_sipp,
     free_port,
     run_sipp,
@@ -172,20 +174,41 @@ async def test_intercom_asks_the_colleagues_phone_to_answer_itself(rig: Rig) -> 
     assert row.answered_by == d101.employee_id
 
 
-@pytest.mark.parametrize("how", ["code", "replaces"])
-async def test_call_pull_moves_the_call_to_the_other_device(rig: Rig, how: str) -> None:
-    """101 answers a customer on the desk phone, then, from another device (a SIPp phone on
-    a port of its own, digest as 101), dials ``*11`` — or INVITEs 101 with Replaces naming
-    the answered leg's dialog, as a BLF key on one's own line does: the customer's RTP reaches
-    the new device's leg, the desk phone gets our BYE, and the new device talks on and hangs
-    up."""
-    start = len(rig.bus.events)
+@dataclass
+class DeskCall:
+    """The two SIPp processes of a desk-phone test: 101's desk phone (its scenario) and the
+    carrier calling NUMBER, talking a tone until our BYE."""
+
+    rig: Rig
+    desk: asyncio.subprocess.Process
+    desk_cmd: list[str]
+    desk_name: str
+    carrier: asyncio.subprocess.Process
+    carrier_cmd: list[str]
+
+    async def finish_desk(self) -> SippRun:
+        return await finish_sipp(
+            self.desk, self.desk_cmd, workdir=self.rig.workdir, name=self.desk_name
+        )
+
+    async def finish_carrier(self) -> SippRun:
+        return await finish_sipp(
+            self.carrier, self.carrier_cmd, workdir=self.rig.workdir, name="carrier"
+        )
+
+
+@contextlib.asynccontextmanager
+async def _desk_call(
+    rig: Rig, desk_scenario: str, desk_name: str, tone_seconds: float
+) -> AsyncIterator[DeskCall]:
+    """101's desk phone runs ``desk_scenario``; then the carrier calls, its tone lasting
+    ``tone_seconds``. Whatever is still running at the end is killed."""
     tone = rig.workdir / "tone.pcap"
-    sippkit.write_tone_pcap(tone, 440, 3.0, ssrc=0x5151)
+    sippkit.write_tone_pcap(tone, 440, tone_seconds, ssrc=0x5151)
     d101 = rig.devices["101"]
-    desk_xml = rig.workdir / "desk101.xml"
-    desk_xml.write_text(sippkit.uas_answer())
-    desk_cmd = sipp_cmd("", desk_xml, port=d101.port, workdir=rig.workdir, name="desk101")
+    desk_xml = rig.workdir / f"{desk_name}.xml"
+    desk_xml.write_text(desk_scenario)
+    desk_cmd = sipp_cmd("", desk_xml, port=d101.port, workdir=rig.workdir, name=desk_name)
     desk = await start_sipp_bound(desk_cmd, workdir=rig.workdir, port=d101.port)
     carrier_xml = rig.workdir / "carrier.xml"
     carrier_xml.write_text(carrier_until_bye(NUMBER, "+79160000001", pcap=tone))
@@ -194,6 +217,36 @@ async def test_call_pull_moves_the_call_to_the_other_device(rig: Rig, how: str) 
     )
     carrier = await start_sipp(carrier_cmd, workdir=rig.workdir)
     try:
+        yield DeskCall(rig, desk, desk_cmd, desk_name, carrier, carrier_cmd)
+    finally:
+        for proc in (desk, carrier):
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def _sent_by(rig: Rig, media_id: str) -> int:
+    """The RTP packets the engine sent out of ``media_id``, once more than 10 (or 2 s)."""
+    sent = 0
+    for _ in range(100):
+        with contextlib.suppress(Exception):
+            sent = (await rig.rt.engine.stats(media_id)).tx_packets
+        if sent > 10:
+            break
+        await asyncio.sleep(0.02)
+    return sent
+
+
+@pytest.mark.parametrize("how", ["code", "replaces"])
+async def test_call_pull_moves_the_call_to_the_other_device(rig: Rig, how: str) -> None:
+    """101 answers a customer on the desk phone, then, from another device (a SIPp phone on
+    a port of its own, digest as 101), dials ``*11`` — or INVITEs 101 with Replaces naming
+    the answered leg's dialog, as a BLF key on one's own line does: the customer's RTP reaches
+    the new device's leg, the desk phone gets our BYE, and the new device talks on and hangs
+    up."""
+    start = len(rig.bus.events)
+    d101 = rig.devices["101"]
+    async with _desk_call(rig, sippkit.uas_answer(), "desk101", 3.0) as sipps:
         await until(lambda: [e for e in rig.bus.events[start:] if isinstance(e, CallAnswered)])
         (call_id,) = {e.call_id for e in rig.bus.events[start:] if isinstance(e, CallStarted)}
         mobile = Device("101", d101.employee_id)  # the same employee, another device
@@ -217,23 +270,12 @@ async def test_call_pull_moves_the_call_to_the_other_device(rig: Rig, how: str) 
         await until(pulled)
         new = rig.rt.b2bua.calls[call_id].winner
         assert new is not None
-        sent = 0
-        for _ in range(100):  # the carrier's tone goes out to the new device's leg
-            with contextlib.suppress(Exception):
-                sent = (await rig.rt.engine.stats(new.media_id)).tx_packets
-            if sent > 10:
-                break
-            await asyncio.sleep(0.02)
-        assert sent > 10, "no RTP reached the new device's leg"
-        assert await asyncio.wait_for(desk.wait(), 10) == 0  # our BYE ended the desk's call
+        # the carrier's tone goes out to the new device's leg
+        assert await _sent_by(rig, new.media_id) > 10, "no RTP reached the new device's leg"
+        assert await asyncio.wait_for(sipps.desk.wait(), 10) == 0  # our BYE ended the desk's call
         await puller
-        carried = await finish_sipp(carrier, carrier_cmd, workdir=rig.workdir, name="carrier")
+        carried = await sipps.finish_carrier()
         assert carried.stats.successful == 1, carried.describe()  # our BYE after the pull
-    finally:
-        for proc in (desk, carrier):
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
     row = await rig.journal_row(call_id)
     assert row.disposition is Disposition.answered
     assert row.answered_by == d101.employee_id
@@ -249,22 +291,10 @@ async def test_park_and_take_the_call_from_another_phone(rig: Rig) -> None:
     talks and hangs up, and the carrier gets our BYE. The journal: the transfer to the slot,
     102's leg answered."""
     start = len(rig.bus.events)
-    tone = rig.workdir / "tone.pcap"
-    sippkit.write_tone_pcap(tone, 440, 6.0, ssrc=0x5252)
     d101, d102 = rig.devices["101"], rig.devices["102"]
     slot = f"{PARK_CODE}1"
-    desk_xml = rig.workdir / "park101.xml"
-    desk_xml.write_text(referrer_xml(f"sip:{slot}@{REALM}"))
-    desk_cmd = sipp_cmd("", desk_xml, port=d101.port, workdir=rig.workdir, name="park101")
-    desk = await start_sipp_bound(desk_cmd, workdir=rig.workdir, port=d101.port)
-    carrier_xml = rig.workdir / "carrier.xml"
-    carrier_xml.write_text(carrier_until_bye(NUMBER, "+79160000001", pcap=tone))
-    carrier_cmd = sipp_cmd(
-        rig.remote, carrier_xml, port=free_port(), workdir=rig.workdir, name="carrier"
-    )
-    carrier = await start_sipp(carrier_cmd, workdir=rig.workdir)
-    try:
-        parked = await finish_sipp(desk, desk_cmd, workdir=rig.workdir, name="park101")
+    async with _desk_call(rig, referrer_xml(f"sip:{slot}@{REALM}"), "park101", 6.0) as sipps:
+        parked = await sipps.finish_desk()
         assert parked.stats.successful == 1, parked.describe()  # 202, NOTIFYs, our BYE
         (call_id,) = {e.call_id for e in rig.bus.events[start:] if isinstance(e, CallStarted)}
         call = rig.rt.b2bua.calls[call_id]
@@ -285,22 +315,11 @@ async def test_park_and_take_the_call_from_another_phone(rig: Rig) -> None:
         await until(taken)
         new = call.winner
         assert new is not None
-        sent = 0
-        for _ in range(100):  # the carrier's tone goes out to 102's leg
-            with contextlib.suppress(Exception):
-                sent = (await rig.rt.engine.stats(new.media_id)).tx_packets
-            if sent > 10:
-                break
-            await asyncio.sleep(0.02)
-        assert sent > 10, "no RTP reached the taker's leg"
+        # the carrier's tone goes out to 102's leg
+        assert await _sent_by(rig, new.media_id) > 10, "no RTP reached the taker's leg"
         await taker
-        carried = await finish_sipp(carrier, carrier_cmd, workdir=rig.workdir, name="carrier")
+        carried = await sipps.finish_carrier()
         assert carried.stats.successful == 1, carried.describe()  # our BYE after 102's
-    finally:
-        for proc in (desk, carrier):
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
     row = await rig.journal_row(call_id)
     assert row.disposition is Disposition.answered
     (entry,) = row.transfers
