@@ -56,21 +56,28 @@ def _notify(*checks: tuple[str, str, str]) -> str:
     )
 
 
-def watcher_xml(realm: str) -> str:
+def idle_body(target: str, realm: str) -> str:
+    """A NOTIFY body with no dialog for ``target`` (a regexp; ``*`` of a slot escaped)."""
+    return f"entity=.sip:{target.replace('*', '[*]')}@{realm}.>[[:space:]]*</dialog-info>"
+
+
+def watcher_xml(realm: str, changes: str, *, target: str = "101", user: str = "102") -> str:
+    """``user``'s phone subscribes to ``target`` with digest, takes the idle NOTIFY, then the
+    NOTIFYs ``changes`` expects (``_notify`` blocks), then unsubscribes: 200 and the last
+    NOTIFY."""
     subscribe = f"""
-      SUBSCRIBE sip:101@{realm} SIP/2.0
+      SUBSCRIBE sip:{target}@{realm} SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:102@{realm}>;tag=[pid]W[call_number]
-      To: <sip:101@{realm}>
+      From: <sip:{user}@{realm}>;tag=[pid]W[call_number]
+      To: <sip:{target}@{realm}>
       Call-ID: [call_id]
-      Contact: <sip:102@[local_ip]:[local_port]>
+      Contact: <sip:{user}@[local_ip]:[local_port]>
       Event: dialog
       Accept: application/dialog-info+xml
       Max-Forwards: 70"""
-    idle = f"entity=.sip:101@{realm}.>[[:space:]]*</dialog-info>"
-    caller = f"<identity>tel:[+]{CUSTOMER[1:]}</identity>"  # who rings, as a tel: URI
+    idle = idle_body(target, realm)
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="102 watches 101">
+<scenario name="{user} watches {target}">
   <send retrans="500"><![CDATA[
 {subscribe}
       CSeq: 1 SUBSCRIBE
@@ -93,22 +100,15 @@ def watcher_xml(realm: str) -> str:
   </action></recv>
   <Reference variables="to,exp"/>
 {_notify(("idle1", idle, "body"), ("active", "^ *active;expires=", "Subscription-State:"))}
-{
-        _notify(
-            ("ringing", "direction=.recipient.>[[:space:]]*<state>early</state>", "body"),
-            ("caller", caller, "body"),
-        )
-    }
-{_notify(("talking", "<state>confirmed</state>", "body"))}
-{_notify(("idle2", idle, "body"))}
+{changes}
   <send retrans="500"><![CDATA[
 
-      SUBSCRIBE sip:101@{realm} SIP/2.0
+      SUBSCRIBE sip:{target}@{realm} SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:102@{realm}>;tag=[pid]W[call_number]
-      To: <sip:101@{realm}>;tag=[$pbxtag]
+      From: <sip:{user}@{realm}>;tag=[pid]W[call_number]
+      To: <sip:{target}@{realm}>;tag=[$pbxtag]
       Call-ID: [call_id]
-      Contact: <sip:102@[local_ip]:[local_port]>
+      Contact: <sip:{user}@[local_ip]:[local_port]>
       CSeq: 3 SUBSCRIBE
       Event: dialog
       Expires: 0
@@ -120,6 +120,17 @@ def watcher_xml(realm: str) -> str:
 {_notify(("over", "^ *terminated", "Subscription-State:"))}
 </scenario>
 """
+
+
+def _follows_a_call(realm: str) -> str:
+    """101 rings with the customer shown, talks, and is idle again."""
+    caller = f"<identity>tel:[+]{CUSTOMER[1:]}</identity>"  # who rings, as a tel: URI
+    ringing = _notify(
+        ("ringing", "direction=.recipient.>[[:space:]]*<state>early</state>", "body"),
+        ("caller", caller, "body"),
+    )
+    talking = _notify(("talking", "<state>confirmed</state>", "body"))
+    return ringing + talking + _notify(("idle2", idle_body("101", realm), "body"))
 
 
 async def test_a_busy_lamp_field_follows_a_call(app: Container, tmp_path: Path) -> None:
@@ -142,7 +153,7 @@ async def test_a_busy_lamp_field_follows_a_call(app: Container, tmp_path: Path) 
         )  # fmt: skip
         assert reg.stats.successful == 1, reg.describe()
         # The watching phone subscribes first; its first NOTIFY (idle) must be answered.
-        (tmp_path / "watcher.xml").write_text(watcher_xml(realm))
+        (tmp_path / "watcher.xml").write_text(watcher_xml(realm, _follows_a_call(realm)))
         watcher_cmd = _cmd(tmp_path, remote, "watcher", watcher_port, "-au", "102", "-ap",
                            WATCHER_PASSWORD, "-auth_uri", f"101@{realm}")  # fmt: skip
         watcher = await start_sipp(watcher_cmd, workdir=tmp_path)

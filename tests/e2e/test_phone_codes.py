@@ -38,6 +38,7 @@ from tests.e2e.schemes_kit import (
     sipp_cmd,
     until,
 )
+from tests.e2e.test_blf import _notify, idle_body, watcher_xml
 from tests.e2e.test_pickup_transfer import referrer_xml
 from tests.sip.peers.harness import (
     SIPP,
@@ -284,15 +285,37 @@ async def test_call_pull_moves_the_call_to_the_other_device(rig: Rig, how: str) 
     assert ends[new.leg_id] is LegEndReason.completed
 
 
+async def _park_key(rig: Rig, slot: str) -> tuple[asyncio.subprocess.Process, list[str]]:
+    """102's park key: a SIPp phone subscribed (with digest) to ``slot``, its idle NOTIFY
+    answered; it expects the slot lit with the customer, then dark, then unsubscribes."""
+    lit = _notify(
+        ("lit", "direction=.recipient.>[[:space:]]*<state>confirmed</state>", "body"),
+        ("caller", "<identity>tel:[+]79160000001</identity>", "body"),
+    )
+    dark = _notify(("dark", idle_body(slot, REALM), "body"))
+    xml = rig.workdir / "parkkey.xml"
+    xml.write_text(watcher_xml(REALM, lit + dark, target=slot, user="102"))
+    cmd = sipp_cmd(rig.remote, xml, port=free_port(), workdir=rig.workdir, name="parkkey")
+    cmd += ["-au", "102", "-ap", PASSWORD, "-auth_uri", f"{slot}@{REALM}"]
+    key = await start_sipp(cmd, workdir=rig.workdir)
+    blf = rig.rt.blf
+    assert blf is not None
+    await until(lambda: blf.count == 1 and blf.settled)
+    await asyncio.sleep(0.3)  # its idle NOTIFY is answered
+    return key, cmd
+
+
 async def test_park_and_take_the_call_from_another_phone(rig: Rig) -> None:
     """101 answers a customer on its desk phone and blind-transfers them to ``*51`` (REFER,
     as a park key does): 202, the NOTIFYs, our BYE. The customer hears our music meanwhile.
     Then 102 dials ``*51`` from its phone: the customer's RTP reaches 102's new leg; 102
     talks and hangs up, and the carrier gets our BYE. The journal: the transfer to the slot,
-    102's leg answered."""
+    102's leg answered. Meanwhile 102's park key (subscribed to ``*51``) is lit with the
+    customer while they wait and dark once 102 took the call."""
     start = len(rig.bus.events)
     d101, d102 = rig.devices["101"], rig.devices["102"]
     slot = f"{PARK_CODE}1"
+    key, key_cmd = await _park_key(rig, slot)
     async with _desk_call(rig, referrer_xml(f"sip:{slot}@{REALM}"), "park101", 6.0) as sipps:
         parked = await sipps.finish_desk()
         assert parked.stats.successful == 1, parked.describe()  # 202, NOTIFYs, our BYE
@@ -320,6 +343,8 @@ async def test_park_and_take_the_call_from_another_phone(rig: Rig) -> None:
         await taker
         carried = await sipps.finish_carrier()
         assert carried.stats.successful == 1, carried.describe()  # our BYE after 102's
+    watched = await finish_sipp(key, key_cmd, workdir=rig.workdir, name="parkkey", wait=15)
+    assert watched.stats.successful == 1, watched.describe()  # lit, dark, unsubscribed
     row = await rig.journal_row(call_id)
     assert row.disposition is Disposition.answered
     (entry,) = row.transfers

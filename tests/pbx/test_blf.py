@@ -17,10 +17,12 @@ from zvonar.calls.events import (
     CallAnswered,
     CallEnded,
     CallRinging,
+    CallTransferred,
     Disposition,
     HangupSide,
     Target,
     TargetKind,
+    TransferKind,
 )
 from zvonar.calls.talking import Talking
 from zvonar.container import Container
@@ -148,6 +150,8 @@ def _notifies(messages: list[SipRequest | SipResponse]) -> list[SipRequest]:
         ({"realm": "elsewhere.example"}, (), 403, None),  # not one of our phones
         ({"to": "555"}, (), 404, None),  # no such extension
         ({"to": "103"}, (), 404, None),  # beta's extension: not alpha's to watch
+        ({"to": "*50"}, (), 404, None),  # no park slot
+        ({"to": "*51"}, ("Event: presence",), 404, None),  # a slot has dialogs, no presence
         ({}, ("Accept: application/pidf+xml",), 406, ("Accept", "application/dialog-info+xml")),
         ({}, ("Expires: 30",), 423, ("Min-Expires", "60")),
         ({}, ("Expires: soon",), 400, None),
@@ -158,6 +162,8 @@ def _notifies(messages: list[SipRequest | SipResponse]) -> list[SipRequest]:
         "stranger",
         "no-extension",
         "other-tenant",
+        "no-slot",
+        "slot-presence",
         "accept",
         "brief",
         "bad",
@@ -386,3 +392,75 @@ async def test_presence_shows_do_not_disturb(rig: Rig, container: Container) -> 
     finally:
         for off in offs:
             off()
+
+
+def _parked(rig: Rig, call_id: str, slot: int) -> CallTransferred:
+    return CallTransferred(
+        account_id=rig.alpha.account_id,
+        call_id=call_id,
+        from_leg_id=f"{call_id}.b1",
+        to=Target(TargetKind.park, f"*5{slot}"),
+        kind=TransferKind.blind,
+        at=NOW,
+    )
+
+
+async def test_a_park_key_is_lit_while_a_call_waits_in_its_slot(rig: Rig) -> None:
+    """A park key subscribes to ``*51``: dark while the slot is free, lit (one confirmed
+    dialog with the parked caller, no SIP dialog ids: the key takes the call by dialling
+    the slot) while a call waits there, dark again once it is taken. What is in the slot is
+    read from the B2BUA (``parked_in``, a dict here); a park into another slot tells it
+    nothing. A key that subscribes while a call waits is lit at once and told when the
+    call leaves."""
+    slots: dict[tuple[uuid.UUID, int], tuple[str, str]] = {}
+    rig.blf.lines.parked = lambda account, slot: slots.get((account, slot))
+    rig.subscribe(to="*51")
+    ok, idle = rig.take()
+    assert isinstance(ok, SipResponse) and ok.status == 200
+    assert isinstance(idle, SipRequest) and b"<dialog " not in idle.body
+    assert f'entity="sip:*51@{rig.alpha.realm}"'.encode() in idle.body
+    rig.answer(idle)
+
+    account = rig.alpha.account_id
+    slots[(account, 2)] = ("c8", "+79160000008")
+    rig.blf.lines.apply(_parked(rig, "c8", 2))
+    await _turn()
+    assert not rig.take()  # *52 is not watched
+
+    slots[(account, 1)] = ("c9", "+79161234567")
+    rig.blf.lines.apply(_parked(rig, "c9", 1))
+    await _turn()
+    (lit,) = _notifies(rig.take())
+    assert b'<dialog id="c9" direction="recipient">' in lit.body
+    assert b"<state>confirmed</state>" in lit.body
+    assert b"<identity>tel:+79161234567</identity>" in lit.body
+    rig.answer(lit)
+
+    # A second key subscribes now: lit from its first NOTIFY.
+    rig.subscribe(to="*51")
+    _ok, late = rig.take()
+    assert isinstance(late, SipRequest) and b"<state>confirmed</state>" in late.body
+    rig.answer(late)
+
+    # Taken: the taker's leg rings (calls/park.py), the slot is free.
+    del slots[(account, 1)]
+    taker = Target(TargetKind.employee, "Anna", rig.anna)
+    rig.blf.lines.apply(
+        CallRinging(account_id=account, call_id="c9", leg_id="c9.pk1", target=taker, at=NOW)
+    )
+    await _turn()
+    dark = _notifies(rig.take())
+    assert len(dark) == 2 and all(b"<dialog " not in n.body for n in dark)
+    for n in dark:
+        rig.answer(n)
+    ended = CallEnded(
+        account_id=account,
+        call_id="c9",
+        disposition=Disposition.answered,
+        ended_at=NOW,
+        hangup=HangupSide.caller,
+    )
+    rig.blf.lines.apply(ended)
+    await _turn()
+    assert not rig.take()  # nothing changed for the keys
+    assert "c9" not in rig.blf.lines._in_slot  # the call is forgotten with its end

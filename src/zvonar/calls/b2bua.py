@@ -37,7 +37,7 @@ from zvonar.calls.listen import Listener, watched
 from zvonar.calls.originate import OriginatedCall
 from zvonar.calls.origination import Origination
 from zvonar.calls.overload import OverloadGuard
-from zvonar.calls.park import Unpark, retrieve
+from zvonar.calls.park import Unpark, find_parked, retrieve
 from zvonar.calls.pickup import FeatureResolver, pick_up
 from zvonar.calls.plan import CallerAuth, InboundCall, Pickup, Plan, Reject, Resolver, RingTarget
 from zvonar.calls.pull import Pull, pull
@@ -429,6 +429,12 @@ class B2bua:
             return None
         theirs = fork.dialog.id.remote_tag if fork.dialog is not None else fork.early_tag
         return fork.sip_call_id, fork.local_tag, theirs
+
+    def parked_in(self, account_id: uuid.UUID, slot: int) -> tuple[str, str] | None:
+        """The call waiting in the account's park slot, also one being parked there right
+        now: (its id, its caller); None when the slot is free (pbx/blf.py lights park keys)."""
+        call = find_parked(self.calls.values(), account_id, slot, settled=False)
+        return None if call is None else (call.call_id, call.facts.caller)
 
     async def _resolve(self, facts: InboundCall) -> Plan | Reject:
         """The routing's answer for a call; a feature (directed pickup) is carried out here

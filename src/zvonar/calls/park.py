@@ -15,7 +15,8 @@ them; the recording goes on (it follows the customer's leg).
 Taking the call (:class:`Unpark`, answered by pbx/features.py for the code dialled from a
 phone of ours) works as a pickup's claim (pickup.py): the taker's INVITE dialog becomes the
 call's answered leg. The slot is the call's own state (``Call.parked``), not a registry:
-a call that ends while parked frees its slot with it.
+a call that ends while parked frees its slot with it. A phone's park key watches a slot
+(pbx/blf.py, pbx/lines.py): lit while a call waits there (``B2bua.parked_in``).
 """
 
 from __future__ import annotations

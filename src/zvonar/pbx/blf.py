@@ -8,7 +8,9 @@ dialog, direction recipient: the key blinks, and ``*8<ext>`` picks the call up,
 pbx/features.py) and on a call (confirmed). Each NOTIFY is the full state. A softphone's
 buddy list subscribes with ``Event: presence`` instead: a PIDF document (sip/pidf.py), open
 while a phone of the colleague is registered, ``on-the-phone`` while they talk, ``busy`` (with
-a note) while they are in do not disturb.
+a note) while they are in do not disturb. A park key subscribes to a park slot,
+``sip:*51@<our domain>`` (dialog package only): lit (confirmed, with the parked caller) while
+a call waits there (calls/park.py).
 
 Rules, in the order they are checked:
 
@@ -16,8 +18,8 @@ Rules, in the order they are checked:
   ``Allow-Events`` (RFC 6665 §8.2.2): message waiting is not offered;
 - only our phones subscribe: From in an account realm, digest (407 via the UA's challenger)
   with the From user as username, else 403 — as the INVITE gate (invite_auth.py);
-- the target is an extension of the subscriber's own account, else 404: nobody watches
-  another tenant;
+- the target is an extension of the subscriber's own account, or one of its park slots
+  with the dialog package, else 404: nobody watches another tenant;
 - ``Accept``, when given, must take the package's body type (406);
 - ``Expires``: default and most 3600 s (RFC 4235 §3.2, RFC 3856 §6.4); below 60 s (but not
   0) is 423 with ``Min-Expires``; 0 is a fetch: 200, then one NOTIFY that ends it
@@ -44,13 +46,21 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from zvonar.calls.events import CallAnswered, CallEnded, CallRinging, CallStarted, LegEnded
+from zvonar.calls.events import (
+    CallAnswered,
+    CallEnded,
+    CallRinging,
+    CallStarted,
+    CallTransferred,
+    LegEnded,
+)
+from zvonar.calls.park import park_slot
 from zvonar.calls.talking import Talking
 from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
 from zvonar.directory.events import EmployeeDndChanged
 from zvonar.pbx.credentials import DirectoryCredentialStore, SipIdentity
-from zvonar.pbx.lines import Forks, Lines, LineState
+from zvonar.pbx.lines import Forks, Lines, LineState, Parked, ParkSlot, Watched
 from zvonar.sip.body import media_type
 from zvonar.sip.dialog import Dialog, DialogId
 from zvonar.sip.dialog_info import DIALOG_INFO
@@ -83,7 +93,7 @@ class _Sub:
     dialog: Dialog
     flow: Flow
     watcher: SipIdentity  # who subscribed
-    watched: SipIdentity  # the extension they watch
+    watched: SipIdentity | ParkSlot  # the extension (or park slot) they watch
     entity: str  # the watched extension's address, as the subscriber named it
     host: str  # its domain
     expires_at: float
@@ -94,6 +104,11 @@ class _Sub:
     over: bool = False  # the terminating NOTIFY went out
     sent: LineState | None = None  # the state last notified
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    @property
+    def key(self) -> Watched:
+        watched = self.watched
+        return watched.employee_id if isinstance(watched, SipIdentity) else watched
 
 
 class Blf:
@@ -108,6 +123,7 @@ class Blf:
         *,
         max_per_account: int = 2000,
         forks: Forks | None = None,
+        parked: Parked | None = None,
     ) -> None:
         self.runner = runner
         self.ua = runner.ua
@@ -116,11 +132,14 @@ class Blf:
         self.max_per_account = max_per_account
         self._subs: dict[DialogId, _Sub] = {}
         self._by_key: dict[TransactionKey, _Sub] = {}
-        self._watching: dict[uuid.UUID, set[_Sub]] = {}  # watched employee → subscriptions
+        self._watching: dict[Watched, set[_Sub]] = {}  # watched employee/slot → subscriptions
         self._per_account: Counter[uuid.UUID] = Counter()
-        # The watched extensions' state; a fork's SIP dialog (B2bua.fork_ids) for Replaces.
-        self.lines = Lines(self.ua, credentials, talking, self._watching, self._touch, forks)
-        self._touched: set[uuid.UUID] = set()  # employees whose state may have changed
+        # The watched extensions' state; a fork's SIP dialog (B2bua.fork_ids) for Replaces;
+        # the call in a park slot (B2bua.parked_in).
+        self.lines = Lines(
+            self.ua, credentials, talking, self._watching, self._touch, forks, parked
+        )
+        self._touched: set[Watched] = set()  # employees and slots whose state may have changed
         self._due: dict[_Sub, None] = {}  # subscriptions to NOTIFY, in order (a queue)
         self._flush_handle: asyncio.Handle | None = None
         self._sweep: asyncio.TimerHandle | None = None  # presence's look at registrations
@@ -139,7 +158,7 @@ class Blf:
             if isinstance(event, EmployeeDndChanged):
                 self._touch(event.employee_id)
 
-        kinds = (CallStarted, CallRinging, CallAnswered, LegEnded, CallEnded)
+        kinds = (CallStarted, CallRinging, CallAnswered, CallTransferred, LegEnded, CallEnded)
         offs = [bus.subscribe(kind, on_event) for kind in kinds]
         offs.append(bus.subscribe(EmployeeDndChanged, on_dnd))
 
@@ -211,7 +230,7 @@ class Blf:
             return
         uri = req.uri
         target = uri.user if isinstance(uri, SipUri) else None
-        watched = self.credentials.by_extension(watcher.account_id, target) if target else None
+        watched = _watched(self.credentials, watcher.account_id, target, package)
         if watched is None or not isinstance(uri, SipUri):
             self.ua.reply(inc, 404, now)
             return
@@ -234,7 +253,8 @@ class Blf:
         dialog = self.ua.dialogs.get(DialogId(req.call_id, tag, req.from_.tag or ""))
         if dialog is None:  # the transaction no longer took the 200
             return
-        entity = f"sip:{watched.extension}@{uri.host}"
+        name = watched.extension if isinstance(watched, SipIdentity) else watched.code
+        entity = f"sip:{name}@{uri.host}"
         sub = _Sub(dialog, inc.flow, watcher, watched, entity, uri.host, now + expires, package)
         self._subs[dialog.id] = sub
         if expires == 0:  # a fetch: the state once, and over (RFC 6665 §4.2.1.4)
@@ -242,7 +262,7 @@ class Blf:
             self._drop(sub)
             return
         self._per_account[watcher.account_id] += 1
-        self._watching.setdefault(watched.employee_id, set()).add(sub)
+        self._watching.setdefault(sub.key, set()).add(sub)
         self._arm(sub, expires)
         self._notify(sub, now)
         if package == PRESENCE and self._sweep is None:
@@ -367,14 +387,14 @@ class Blf:
         self._due.pop(sub, None)
         if sub.timer is not None:
             sub.timer.cancel()
-        watchers = self._watching.get(sub.watched.employee_id)
+        watchers = self._watching.get(sub.key)
         if watchers is not None and sub in watchers:
             watchers.discard(sub)
             self._per_account[sub.watcher.account_id] -= 1
             if self._per_account[sub.watcher.account_id] <= 0:
                 del self._per_account[sub.watcher.account_id]
             if not watchers:
-                del self._watching[sub.watched.employee_id]
+                del self._watching[sub.key]
         if sub.in_flight is None:
             self._forget_dialog(sub)
 
@@ -405,10 +425,10 @@ class Blf:
             if any(s.package == PRESENCE and s.watched.account_id == account_id for s in subs):
                 self._touch(employee)
 
-    def _touch(self, employee: uuid.UUID) -> None:
-        if employee not in self._watching:
+    def _touch(self, watched: Watched) -> None:
+        if watched not in self._watching:
             return
-        self._touched.add(employee)
+        self._touched.add(watched)
         self._schedule()
 
     def _schedule(self) -> None:
@@ -417,13 +437,13 @@ class Blf:
             self._flush_handle = self.runner.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        """NOTIFY the watchers of the employees touched, at most ``NOTIFY_PER_TURN`` per loop
+        """NOTIFY the watchers of what was touched, at most ``NOTIFY_PER_TURN`` per loop
         turn: a receptionist watched by hundreds of phones must not hold every call's
         signalling for the whole round (bench/bench_blf.py). Each gets the state as it is
         when its turn comes."""
         self._flush_handle = None
-        for employee in self._touched:
-            for sub in self._watching.get(employee, ()):
+        for watched in self._touched:
+            for sub in self._watching.get(watched, ()):
                 self._due[sub] = None
         self._touched.clear()
         now = self.runner.loop.time()
@@ -453,6 +473,19 @@ class BlfFront:
                 log.exception("BLF failed on %s", type(event).__name__)
             return
         self.app.handle_event(event, now)
+
+
+def _watched(
+    credentials: DirectoryCredentialStore, account_id: uuid.UUID, user: str | None, package: str
+) -> SipIdentity | ParkSlot | None:
+    """What a SUBSCRIBE's Request-URI user names in the account: an extension, or (for the
+    dialog package) a park slot; None: nothing to watch (404)."""
+    if not user:
+        return None
+    slot = park_slot(user)
+    if slot is not None:
+        return ParkSlot(account_id, slot) if package == EVENT else None
+    return credentials.by_extension(account_id, user)
 
 
 def _event_package(request: SipRequest) -> str:

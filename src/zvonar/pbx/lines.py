@@ -9,6 +9,11 @@ buddy list (RFC 3863 PIDF).
   ids (their phone is its caller, no fork of ours).
 - **Presence:** open while a phone of theirs is registered, ``on-the-phone`` while they talk,
   ``busy`` with a note while they are in do not disturb (read when asked: it comes and goes).
+- **Park slots** (``*51`` … ``*59``, calls/park.py): a BLF key per slot is lit while a call
+  waits there — one confirmed dialog with the parked caller — and dark once it is taken, rung
+  back or over. Pressing the key dials the slot and takes the call. Which call is in a slot is
+  read from the B2BUA when a watcher is told (``parked``), so a take that fails, and the call
+  goes back to its slot, is shown right; the events only say when to look.
 
 Who rings comes from the neutral call events (``CallRinging`` of a fork to an employee until
 it is answered or ends), who talks from the Talking index (calls/talking.py). Only watched
@@ -28,10 +33,12 @@ from zvonar.calls.events import (
     CallEnded,
     CallRinging,
     CallStarted,
+    CallTransferred,
     Direction,
     LegEnded,
     TargetKind,
 )
+from zvonar.calls.park import PARK_CODE, park_slot
 from zvonar.calls.talking import Talking
 from zvonar.core.events import Event
 from zvonar.pbx.credentials import DirectoryCredentialStore, SipIdentity
@@ -39,12 +46,31 @@ from zvonar.sip.dialog_info import DialogDirection, DialogState, ExtensionDialog
 from zvonar.sip.pidf import pidf
 from zvonar.sip.ua import UserAgent
 
-__all__ = ["Forks", "LineState", "Lines", "Presence"]
+__all__ = ["Forks", "LineState", "Lines", "ParkSlot", "Parked", "Presence", "Watched"]
 
 _NUMBER = re.compile(r"\+?[0-9]{1,20}")
 
 Forks = Callable[[str, str], tuple[str, str, str | None] | None]
 """A fork's SIP dialog (B2bua.fork_ids): (Call-ID, our tag, the phone's tag)."""
+
+Parked = Callable[[uuid.UUID, int], tuple[str, str] | None]
+"""The call waiting in an account's park slot (B2bua.parked_in): (call id, its caller)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParkSlot:
+    """A park slot of an account, as a BLF key watches it."""
+
+    account_id: uuid.UUID
+    slot: int
+
+    @property
+    def code(self) -> str:
+        return f"{PARK_CODE}{self.slot}"
+
+
+Watched = uuid.UUID | ParkSlot
+"""What a subscription watches: an employee (by id), or a park slot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +92,16 @@ class Lines:
         ua: UserAgent,
         credentials: DirectoryCredentialStore,
         talking: Talking,
-        watched: Mapping[uuid.UUID, object],
-        touch: Callable[[uuid.UUID], None],
+        watched: Mapping[Watched, object],
+        touch: Callable[[Watched], None],
         forks: Forks | None = None,
+        parked: Parked | None = None,
     ) -> None:
         self.ua = ua
         self.credentials = credentials
         self.talking = talking
         self.forks = forks
+        self.parked = parked
         self._watched = watched
         self._touch = touch
         # Forks ringing a watched employee: (call, leg) → employee, and back.
@@ -81,11 +109,17 @@ class Lines:
         self._ringing_of: dict[uuid.UUID, set[tuple[str, str]]] = {}
         self._calls: dict[str, set[uuid.UUID]] = {}  # call → the watched employees in it
         self._callers: dict[str, str] = {}  # call → its caller (what a ringing key shows)
+        self._in_slot: dict[str, ParkSlot] = {}  # call → the slot it was last parked in
 
     # -- what a watcher is told ----------------------------------------------------------------
 
-    def state(self, presence: bool, who: SipIdentity, host: str, now: float) -> LineState:
-        """``who``'s presence, or their dialogs; ``host``: the domain the watcher named."""
+    def state(
+        self, presence: bool, who: SipIdentity | ParkSlot, host: str, now: float
+    ) -> LineState:
+        """``who``'s presence, or their dialogs (a slot's: its parked call); ``host``: the
+        domain the watcher named."""
+        if isinstance(who, ParkSlot):
+            return self._slot(who, host)
         if presence:
             reachable = bool(self.ua.lookup(who.aor, now)) if who.aor else False
             busy = self.talking.busy(who.account_id, who.employee_id, who.extension)
@@ -116,6 +150,18 @@ class Lines:
             dialogs.append(self._dialog(call_id, DialogState.early, call_id, host, sip))
         return tuple(dialogs)
 
+    def _slot(self, slot: ParkSlot, host: str) -> tuple[ExtensionDialog, ...]:
+        waiting = self.parked(slot.account_id, slot.slot) if self.parked is not None else None
+        if waiting is None:
+            return ()
+        call_id, caller = waiting
+        # No SIP dialog ids: the key takes the call by dialling the slot, not by Replaces.
+        return (
+            ExtensionDialog(
+                call_id, DialogState.confirmed, DialogDirection.recipient, _address(caller, host)
+            ),
+        )
+
     def _dialog(
         self,
         dialog_id: str,
@@ -141,7 +187,11 @@ class Lines:
 
     def apply(self, event: Event) -> None:
         """A call event: who rings, who answered or placed it, which legs and calls ended.
-        Only watched employees are followed; a call remembers them until it ends."""
+        Only watched employees are followed; a call remembers them until it ends. A parked
+        call is followed until it ends: whatever happens to it then (taken, rung back, over)
+        may change its slot."""
+        if self._in_slot or isinstance(event, CallTransferred):
+            self._follow_slot(event)
         if not self._watched and not self._calls:
             return  # nobody watches, nothing to forget
         if isinstance(event, CallStarted):
@@ -175,6 +225,25 @@ class Lines:
             self._callers.pop(event.call_id, None)
             for employee in self._calls.pop(event.call_id, ()):
                 self._touch(employee)
+
+    def _follow_slot(self, event: Event) -> None:
+        if isinstance(event, CallTransferred):
+            slot = park_slot(event.to.display) if event.to.kind is TargetKind.park else None
+            if slot is None:
+                return
+            # Followed even while nobody watches the slot: a key subscribing later is told
+            # when the call leaves it. (Parks are rare; the call's end forgets it.)
+            parked = ParkSlot(event.account_id, slot)
+            self._in_slot[event.call_id] = parked
+            self._touch(parked)
+            return
+        call_id = getattr(event, "call_id", None)
+        key = self._in_slot.get(call_id) if call_id is not None else None
+        if key is None:
+            return
+        if isinstance(event, CallEnded):
+            del self._in_slot[event.call_id]
+        self._touch(key)
 
     def _involve(self, call_id: str, employee: uuid.UUID) -> None:
         if employee in self._watched:

@@ -240,7 +240,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
             base_dir=container.prompts.account_dir(account_id)
         ),
     )
-    blf = Blf(runner, credentials, talking, forks=b2bua.fork_ids)
+    blf = Blf(runner, credentials, talking, forks=b2bua.fork_ids, parked=b2bua.parked_in)
     runner.app = blf.front(b2bua)  # SUBSCRIBEs and their NOTIFYs' answers; the rest: calls
     detach.append(blf.attach(container.bus))
 
