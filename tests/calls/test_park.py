@@ -1,7 +1,9 @@
 """Call park over loopback (calls/park.py): Anna answers a customer and blind-transfers them
 to slot ``*51``; the customer waits with music, her phone gets our BYE; Boris dials ``*51``
 and gets the call (answered by him, the customer's RTP bridged to his phone). An empty slot
-is 404, a taken one refuses the second REFER, and a call nobody takes rings Anna back."""
+is 404, a taken one refuses the second REFER, and a call nobody takes rings Anna back. A
+customer Anna dialled herself is parked the same way (the customer's leg becomes the call's
+caller), and Anna's extension is what is rung back."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from zvonar.sip.io.testserver import CallLeg
 
 from .test_b2bua import dial, final_status, hang_up
 from .test_pickup import relayed, rtp_socket, sdp
-from .test_transfer import ANNA, BORIS, Spy, agent, refer, ring, until
+from .test_transfer import ANNA, BORIS, Spy, agent, dials_out, refer, ring, until
 
 __all__ = ["agent"]  # the fixture, imported for this module's tests
 
@@ -190,5 +192,76 @@ async def test_the_apis_transfer_to_a_slot_parks_the_call(
     hang_up(caller, leg)  # the customer gives up waiting: the slot goes with the call
     (ended,) = await pbx.wait_ended()
     assert ended.disposition is Disposition.answered and ended.hangup is HangupSide.caller
+    await pbx.b2bua.wait_idle()
+    assert pbx.b2bua.engine.leg_count == 0  # type: ignore[attr-defined]
+
+
+async def test_a_customer_the_employee_dialled_is_parked_and_rung_back_to_her(
+    pbx: Pbx,
+    phones: tuple[Phone, Phone],
+    agent: tuple[Phone, Spy],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Anna (101) calls a customer and REFERs them to ``*53``: 202, the NOTIFYs, our BYE to
+    her phone; the customer's leg is the call's caller now, with music. Nobody takes it:
+    what Anna's own extension resolves to is rung, and she answers."""
+    monkeypatch.setattr(park, "PARK_SECONDS", 0.3)
+    customer_phone, boris_phone = phones
+    anna_phone, spy = agent
+    await dials_out(pbx, anna_phone, customer_phone, boris_phone)
+    await until(lambda: customer_phone.app.calls_answered == 1)
+    (placed,) = pbx.resolver.seen
+    pbx.resolver.plans[placed.caller] = Plan(
+        ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
+    )
+    call = pbx.b2bua.calls[placed.call_id]
+    anna_leg = call.caller.leg_id
+    refer(anna_phone, f"sip:*53@{pbx.address}")
+    await until(lambda: call.parked is not None and call.parked.settled)
+    assert call.caller.was_fork and call.caller.leg_id != anna_leg  # the customer's leg
+    assert spy.statuses("REFER") == [202]
+    await until(lambda: anna_phone.app.calls_ended == 1)  # the employee got our BYE
+    assert spy.notifies() == [b"SIP/2.0 100 Trying\r\n", b"SIP/2.0 200 OK\r\n"]
+    (moved,) = pbx.bus.of_type(CallTransferred)
+    assert (moved.from_leg_id, moved.to) == (anna_leg, Target(TargetKind.park, "*53"))
+    await until(lambda: anna_phone.app.calls_answered == 1)  # rung back: she answers
+    await until(lambda: len(pbx.bus.of_type(CallAnswered)) == 2)
+    assert pbx.bus.of_type(CallAnswered)[-1].by == ANNA
+    assert customer_phone.app.calls_ended == 0 and call.parked is None
+    (customer_leg,) = list(customer_phone.app._legs.values())
+    (customer_leg.dialog,) = list(customer_phone.runner.ua.dialogs)  # its UAS legs keep none
+    customer_phone.app.hangup(customer_leg, customer_phone.runner.loop.time())
+    customer_phone.runner.pump()
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.answered
+
+
+async def test_the_api_parks_an_outbound_call_and_a_colleague_takes_it(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy], taker: Phone
+) -> None:
+    """The operator's transfer of Anna's outbound call to ``*51``: Anna's leg is hung up,
+    the customer waits; Boris dials ``*51`` and gets the customer."""
+    customer_phone, boris_phone = phones
+    anna_phone, _spy = agent
+    await dials_out(pbx, anna_phone, customer_phone, boris_phone)
+    await until(lambda: customer_phone.app.calls_answered == 1)
+    (placed,) = pbx.resolver.seen
+    await pbx.b2bua.transfer(ACCOUNT, placed.call_id, "*51")
+    await until(lambda: anna_phone.app.calls_ended == 1)
+    call = pbx.b2bua.calls[placed.call_id]
+    await until(lambda: call.parked is not None and call.parked.settled)
+    # A park key shows the customer (the callee Anna dialled), not Anna.
+    assert pbx.b2bua.parked_in(ACCOUNT, 1) == (placed.call_id, "answer")
+    pbx.resolver.plans["*51"] = taken_by_boris(1)  # type: ignore[assignment]
+    taken = dial(taker, pbx, "*51")
+    assert await final_status(taken) == 200
+    await until(lambda: len(pbx.bus.of_type(CallAnswered)) == 2)
+    assert pbx.bus.of_type(CallAnswered)[-1].by == BORIS and call.parked is None
+    assert pbx.b2bua.parked_in(ACCOUNT, 1) is None
+    assert customer_phone.app.calls_ended == 0
+    hang_up(taker, taken)  # Boris hangs up: the customer gets our BYE
+    (ended,) = await pbx.wait_ended()
+    assert ended.disposition is Disposition.answered
+    await until(lambda: customer_phone.app.calls_ended == 1)
     await pbx.b2bua.wait_idle()
     assert pbx.b2bua.engine.leg_count == 0  # type: ignore[attr-defined]

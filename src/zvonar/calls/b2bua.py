@@ -434,7 +434,12 @@ class B2bua:
         """The call waiting in the account's park slot, also one being parked there right
         now: (its id, its caller); None when the slot is free (pbx/blf.py lights park keys)."""
         call = find_parked(self.calls.values(), account_id, slot, settled=False)
-        return None if call is None else (call.call_id, call.facts.caller)
+        if call is None:
+            return None
+        if call.caller.was_fork:  # a customer the employee dialled: From names them now
+            user = getattr(call.caller_request.from_.uri, "user", None)
+            return call.call_id, user or ""
+        return call.call_id, call.facts.caller
 
     async def _resolve(self, facts: InboundCall) -> Plan | Reject:
         """The routing's answer for a call; a feature (directed pickup) is carried out here

@@ -6,7 +6,9 @@ silence. Nobody takes it within ``PARK_SECONDS``: the parker's phone is rung bac
 (``RING_BACK_SECONDS``), and if they do not answer either the call ends.
 
 Parking is a blind transfer whose target is a slot (transfer.py hands it here: REFER from
-the phone, or the API's transfer with ``*5N``). It needs an engine that bridges any two legs
+the phone, or the API's transfer with ``*5N``). An employee who dialled the customer parks
+them too: the customer's leg becomes the call's caller (handoff.py) and the employee's is
+hung up; it is their devices that are rung back. It needs an engine that bridges any two legs
 (the embedded one): over rtpengine, or with the slot taken by another of the account's
 calls, the REFER fails and the employee stays on the call. The journal shows the transfer
 to the slot (``TargetKind.park``) and then the leg of whoever took the call, answered by
@@ -30,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from zvonar.calls.events import CallRinging, Target, TargetKind, TransferKind
+from zvonar.calls.handoff import caller_may_hand_on, keep_party
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.pickup import PICKED, adopt, answer_taker, answered, picker_sdp, taker_failed
 from zvonar.calls.plan import InboundCall, Pickup, Plan, Reject, RingTarget, Wave
@@ -55,6 +58,7 @@ __all__ = [
     "Unpark",
     "find_parked",
     "park",
+    "park_by_caller",
     "park_slot",
     "retrieve",
     "timed_out",
@@ -78,11 +82,12 @@ def park_slot(dialed: str) -> int | None:
 
 @dataclass(frozen=True)
 class Parked:
-    """Where a call waits (``Call.parked``): its slot, who parked it (rung back when nobody
-    takes it) and the timer that rings them."""
+    """Where a call waits (``Call.parked``): its slot, whom to ring back when nobody takes
+    it (the parker's leg, or the devices of an employee who dialled out) and the timer that
+    rings them."""
 
     slot: int
-    by: RingTarget
+    by: tuple[RingTarget, ...]
     timer: asyncio.TimerHandle
     settled: bool = False  # the agent's leg is gone and the music plays: it may be taken
 
@@ -118,6 +123,25 @@ def find_parked(
     return None
 
 
+def _reserve(
+    call: Call, slot: int, by: tuple[RingTarget, ...], told: Callable[[int], None]
+) -> bool:
+    """Take ``slot`` for ``call`` if it is free: ``told`` hears 200 (or 486), the ring-back
+    timer runs. Synchronous: a second park into the slot is refused; taking the call waits
+    until the customer is off the employee's leg (``settled``)."""
+    if find_parked(call.host.calls.values(), call.account_id, slot, settled=False) is not None:
+        told(486)  # the slot is taken: the employee keeps the call and picks another
+        return False
+    told(200)
+    timer = asyncio.get_running_loop().call_later(PARK_SECONDS, call.put, ParkTimeout(slot))
+    call.parked = Parked(slot, by, timer)
+    return True
+
+
+def _where(slot: int) -> Target:
+    return Target(TargetKind.park, f"{PARK_CODE}{slot}")
+
+
 async def park(call: Call, agent: CalleeLeg, slot: int, told: Callable[[int], None]) -> None:
     """Park ``call``'s customer in ``slot``, ``agent`` (the answered leg) leaving; ``told``
     hears 200, or why not (the REFER's NOTIFY, the API's answer)."""
@@ -125,24 +149,43 @@ async def park(call: Call, agent: CalleeLeg, slot: int, told: Callable[[int], No
     if not host.engine.bridges_any_legs or media is None or call.account_id is None:
         told(403)
         return
-    if find_parked(host.calls.values(), call.account_id, slot, settled=False) is not None:
-        told(486)  # the slot is taken: the employee keeps the call and picks another
+    if not _reserve(call, slot, (agent.target,), told):
         return
-    told(200)
-    # The slot is the call's from now on, before anything is awaited: a second park into it
-    # is refused; taking it waits until the customer is off the agent's leg (``settled``).
-    timer = asyncio.get_running_loop().call_later(PARK_SECONDS, call.put, ParkTimeout(slot))
-    call.parked = Parked(slot, agent.target, timer)
     agent_left(call)
     held = bool(call.holding)  # the music plays already: the agent held the customer
     call.holding.clear()
     call.winner = None
-    where = Target(TargetKind.park, f"{PARK_CODE}{slot}")
-    await publish_transfer(call, agent.leg_id, where, TransferKind.blind)
+    await publish_transfer(call, agent.leg_id, _where(slot), TransferKind.blind)
     await end_winner(call, agent)
     agent.state = LegState.ENDED
     await host.engine.unbridge(media)
     await release(call, agent.media_id)
+    await _settle(call, media, held)
+
+
+async def park_by_caller(
+    call: Call, slot: int, back: tuple[RingTarget, ...], told: Callable[[int], None]
+) -> None:
+    """Park the customer an employee dialled (the call's answered party) in ``slot``, the
+    employee's own leg (the caller side) leaving; ``back``: their devices, rung back when
+    nobody takes the call."""
+    if not caller_may_hand_on(call) or call.account_id is None:
+        told(403)  # a caller from outside parks nobody; nor without a bridging engine
+        return
+    if not _reserve(call, slot, back, told):
+        return
+    held = bool(call.holding)  # the employee held the customer: the music plays already
+    call.holding.clear()
+    await publish_transfer(call, call.caller.leg_id, _where(slot), TransferKind.blind)
+    await keep_party(call)  # the customer is the caller now, the employee's leg hung up
+    media = call.caller.media_id
+    assert media is not None  # the party's own engine leg (caller_may_hand_on)
+    await _settle(call, media, held)
+
+
+async def _settle(call: Call, media: str, held: bool) -> None:
+    """The customer waits: the music on ``media`` unless it plays already; the call may
+    now be taken from its slot."""
     if not held:
         await _music(call, media)
     if call.parked is not None:
@@ -165,7 +208,7 @@ async def timed_out(call: Call, item: ParkTimeout) -> None:
     if parked is None or parked.slot != item.slot or call.plan is None:
         return
     call.parked = None
-    await ring_round(call, call.plan, (Wave((parked.by,), RING_BACK_SECONDS),))
+    await ring_round(call, call.plan, (Wave(parked.by, RING_BACK_SECONDS),) if parked.by else ())
 
 
 async def retrieve(host: B2bua, facts: InboundCall, order: Unpark) -> Plan | Reject:

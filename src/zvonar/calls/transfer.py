@@ -36,7 +36,7 @@ from zvonar.calls.events import LegEnded as LegEndedEvent
 from zvonar.calls.events import LegEndReason, TransferKind
 from zvonar.calls.handoff import agent_is_caller, caller_may_hand_on, keep_party
 from zvonar.calls.legs import CalleeLeg, LegState
-from zvonar.calls.park import park, park_slot
+from zvonar.calls.park import park, park_by_caller, park_slot
 from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject, RingTarget, Wave
 from zvonar.calls.refer import notify, publish_transfer, reply
 from zvonar.calls.signalling import uri_user
@@ -166,7 +166,7 @@ async def _transfer(
         slot = park_slot(dialed)
         if slot is not None:  # a park slot: the employee leaves the customer waiting there
             if agent is None:
-                told(403)  # the caller side parks nobody: the customer is its callee
+                await park_by_caller(call, slot, await _employee_again(call), told)
             else:
                 await park(call, agent, slot, told)
             return
@@ -251,10 +251,16 @@ async def _hand_over_by_caller(call: Call, plan: Plan) -> None:
     await publish_transfer(
         call, call.caller.leg_id, plan.waves[0].targets[0].target, TransferKind.blind
     )
-    back = await resolve_for_account(call, call.facts.caller, f"sip:{call.facts.caller}@invalid")
+    targets = await _employee_again(call)
     held = bool(call.holding)
     call.holding.clear()  # hold music, if the employee held the customer, plays on
     await keep_party(call)
     await _ringback(call, held)
-    targets = back.waves[0].targets if isinstance(back, Plan) and back.waves else ()
     await _ring(call, plan, targets)
+
+
+async def _employee_again(call: Call) -> tuple[RingTarget, ...]:
+    """What rings the employee who dialled out (their extension resolved again): they are
+    rung back when the customer they handed on is not taken."""
+    back = await resolve_for_account(call, call.facts.caller, f"sip:{call.facts.caller}@invalid")
+    return back.waves[0].targets if isinstance(back, Plan) and back.waves else ()
