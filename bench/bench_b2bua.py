@@ -96,8 +96,10 @@ def uac_scenario(number: str, hold_ms: int) -> str:
 """
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """CPU time of process ``pid`` (all its threads), or of its thread ``thread`` only."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
@@ -168,6 +170,7 @@ class Step:
     journal: int
     pbx_us: float
     dev_us: float
+    loop_us: float  # of pbx_us, the event loop's thread; the rest: the database driver's thread
     gc_ms: float = 0.0
     gc_max_ms: float = 0.0
     gc_full: int = 0
@@ -411,7 +414,8 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, tmp: Path) 
             print(
                 f"{name:8} target {rate:5d} cps: achieved {step.achieved:7.1f}, "
                 f"{step.ok}/{step.calls} ok, {step.failed} failed, {step.retrans} retrans, "
-                f"journal +{step.journal}, CPU/call PBX {step.pbx_us:.0f} us, "
+                f"journal +{step.journal}, CPU/call PBX {step.pbx_us:.0f} us "
+                f"(loop thread {step.loop_us:.0f}), "
                 f"devices {step.dev_us:.0f} us; GC {step.gc_ms:.0f} ms (longest "
                 f"{step.gc_max_ms:.0f} ms, {step.gc_full} full); media legs left "
                 f"{step.legs_left}, open fds {step.fds}" + ("" if step.clean else "  <- NOT CLEAN"),
@@ -474,7 +478,12 @@ async def run_rate(
            "-trace_stat", "-stf", str(csv), "-fd", "1"]  # fmt: skip
     before_rows = await journal_rows(c)
     GC.take()
-    me, dev0 = cpu_seconds(os.getpid()), cpu_seconds(dev_pid)
+    pid = os.getpid()
+    me, dev0, loop0 = (
+        cpu_seconds(pid),
+        cpu_seconds(dev_pid),
+        cpu_seconds(pid, threading.get_native_id()),
+    )
     if PROFILER is not None:
         PROFILER.enable()
     proc = await asyncio.create_subprocess_exec(
@@ -487,7 +496,8 @@ async def run_rate(
     except TimeoutError:
         live = len(rt.b2bua.calls)  # type: ignore[attr-defined]
         print(f"{tag}: {live} calls still in progress 90 s after the step", flush=True)
-    used, dev_used = cpu_seconds(os.getpid()) - me, cpu_seconds(dev_pid) - dev0
+    used, dev_used = cpu_seconds(pid) - me, cpu_seconds(dev_pid) - dev0
+    loop_used = cpu_seconds(pid, threading.get_native_id()) - loop0
     if PROFILER is not None:
         PROFILER.disable()
     gc_ms, gc_max, gc_full = GC.take()
@@ -499,7 +509,8 @@ async def run_rate(
     fds = len(os.listdir("/proc/self/fd"))
     return Step(rate, calls, ok, stats.failed, stats.retransmissions,
                 ok / elapsed if elapsed > 0 else 0.0, rows, used / max(ok, 1) * 1e6,
-                dev_used / max(ok, 1) * 1e6, gc_ms, gc_max, gc_full, legs_left, fds)  # fmt: skip
+                dev_used / max(ok, 1) * 1e6, loop_used / max(ok, 1) * 1e6,
+                gc_ms, gc_max, gc_full, legs_left, fds)  # fmt: skip
 
 
 def main() -> int:
