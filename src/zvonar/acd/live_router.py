@@ -1,6 +1,7 @@
 """HTTP endpoints of the live ACD: what supervisors watch and do while calls wait.
 
-``GET /acd/live`` (snapshot) and ``GET /acd/events`` (Server-Sent Events) need ``acd.read``;
+``GET /acd/live`` (snapshot), ``GET /acd/parked`` (the parking lot) and ``GET /acd/events``
+(Server-Sent Events) need ``acd.read``;
 ``POST /acd/calls/{call_id}/move``, ``.../intercept`` and ``.../listen`` need the supervisor
 permission;
 ``GET/PUT /agents/{employee_id}/status`` and ``GET .../status-intervals`` are also open to the
@@ -32,6 +33,8 @@ from zvonar.acd.live_schemas import (
     LiveOut,
     LiveQueueOut,
     MoveIn,
+    ParkedCallOut,
+    ParkedOut,
     StatusIntervalsOut,
     TransferIn,
     TransferOut,
@@ -127,6 +130,17 @@ async def acd_live(p: CurrentPrincipal, runtime: Runtime, sup: Sup) -> LiveOut:
                 }
             )
             for v in views
+        ]
+    )
+
+
+@router.get("/acd/parked", response_model=ParkedOut)
+async def acd_parked(p: CurrentPrincipal, calls: Calls, sup: Sup) -> ParkedOut:
+    """The parking lot: every call of your account waiting in a park slot, by slot (a
+    phone takes one by dialling its slot)."""
+    return ParkedOut(
+        parked=[
+            ParkedCallOut.model_validate(c, from_attributes=True) for c in sup.parked(p, calls[0])
         ]
     )
 

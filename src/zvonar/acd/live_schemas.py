@@ -121,6 +121,18 @@ class TransferOut(BaseModel):
     to: str
 
 
+class ParkedCallOut(BaseModel):
+    slot: str = Field(description='The park slot, "*51" … "*59": dial it to take the call.')
+    call_id: str
+    caller: str = Field(description="Who waits: the caller, or the customer an employee dialled.")
+    since: datetime
+    parked_by: uuid.UUID | None = Field(description="The employee who parked the call.")
+
+
+class ParkedOut(BaseModel):
+    parked: list[ParkedCallOut] = Field(description="By slot.")
+
+
 class ListenIn(StrictInput):
     employee_id: uuid.UUID | None = Field(
         default=None,

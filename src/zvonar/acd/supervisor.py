@@ -33,6 +33,7 @@ from zvonar.acd.runtime import AcdRuntime
 from zvonar.calls.b2bua import B2bua
 from zvonar.calls.handoff import agent_is_caller
 from zvonar.calls.listen import ListenRefused, Refusal, watched
+from zvonar.calls.park import ParkedCall
 from zvonar.calls.plan import QueueWithdraw, RingTarget
 from zvonar.calls.transfer import TransferRefusal, TransferRefused
 from zvonar.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unavailable
@@ -144,6 +145,11 @@ class Supervisor:
     async def live(self, p: Principal, runtime: AcdRuntime) -> list[QueueView]:
         p.require(READ_PERM)
         return await runtime.view(p.account_id)
+
+    def parked(self, p: Principal, b2bua: B2bua) -> list[ParkedCall]:
+        """The account's parked calls (calls/park.py), by slot."""
+        p.require(READ_PERM)
+        return b2bua.parked(p.account_id)
 
     async def status_intervals(
         self,

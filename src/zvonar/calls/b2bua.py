@@ -37,7 +37,14 @@ from zvonar.calls.listen import Listener, watched
 from zvonar.calls.originate import OriginatedCall
 from zvonar.calls.origination import Origination
 from zvonar.calls.overload import OverloadGuard
-from zvonar.calls.park import Unpark, find_parked, retrieve
+from zvonar.calls.park import (
+    ParkedCall,
+    Unpark,
+    customer_of,
+    find_parked,
+    parked_calls,
+    retrieve,
+)
 from zvonar.calls.pickup import FeatureResolver, pick_up
 from zvonar.calls.plan import CallerAuth, InboundCall, Pickup, Plan, Reject, Resolver, RingTarget
 from zvonar.calls.pull import Pull, pull
@@ -434,12 +441,11 @@ class B2bua:
         """The call waiting in the account's park slot, also one being parked there right
         now: (its id, its caller); None when the slot is free (pbx/blf.py lights park keys)."""
         call = find_parked(self.calls.values(), account_id, slot, settled=False)
-        if call is None:
-            return None
-        if call.caller.was_fork:  # a customer the employee dialled: From names them now
-            user = getattr(call.caller_request.from_.uri, "user", None)
-            return call.call_id, user or ""
-        return call.call_id, call.facts.caller
+        return None if call is None else (call.call_id, customer_of(call))
+
+    def parked(self, account_id: uuid.UUID) -> list[ParkedCall]:
+        """The account's parked calls, by slot (the live view's parking lot)."""
+        return parked_calls(self.calls.values(), account_id)
 
     async def _resolve(self, facts: InboundCall) -> Plan | Reject:
         """The routing's answer for a call; a feature (directed pickup) is carried out here

@@ -27,8 +27,10 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from zvonar.calls.events import CallRinging, Target, TargetKind, TransferKind
@@ -55,11 +57,14 @@ __all__ = [
     "RING_BACK_SECONDS",
     "ParkTimeout",
     "Parked",
+    "ParkedCall",
     "Unpark",
+    "customer_of",
     "find_parked",
     "park",
     "park_by_caller",
     "park_slot",
+    "parked_calls",
     "retrieve",
     "timed_out",
 ]
@@ -89,7 +94,20 @@ class Parked:
     slot: int
     by: tuple[RingTarget, ...]
     timer: asyncio.TimerHandle
+    since: datetime
+    parker: uuid.UUID | None  # the employee who parked it (None: no employee target)
     settled: bool = False  # the agent's leg is gone and the music plays: it may be taken
+
+
+@dataclass(frozen=True)
+class ParkedCall:
+    """A call waiting in a slot, as the live view shows it."""
+
+    slot: str  # "*51"
+    call_id: str
+    caller: str  # the customer's number (for a customer the employee dialled: that number)
+    since: datetime
+    parked_by: uuid.UUID | None
 
 
 @dataclass(frozen=True)
@@ -123,8 +141,39 @@ def find_parked(
     return None
 
 
+def customer_of(call: Call) -> str:
+    """Who waits in the slot: the caller, or the customer the employee dialled (the call's
+    caller since the hand-on: its From names them)."""
+    if call.caller.was_fork:
+        return getattr(call.caller_request.from_.uri, "user", None) or ""
+    return call.facts.caller
+
+
+def parked_calls(calls: Iterable[Call], account_id: object) -> list[ParkedCall]:
+    """The account's parked calls, by slot (those being parked right now too)."""
+    out = []
+    for call in calls:
+        parked = call.parked
+        if parked is None or call.account_id != account_id or call.done:
+            continue
+        out.append(
+            ParkedCall(
+                f"{PARK_CODE}{parked.slot}",
+                call.call_id,
+                customer_of(call),
+                parked.since,
+                parked.parker,
+            )
+        )
+    return sorted(out, key=lambda p: p.slot)
+
+
 def _reserve(
-    call: Call, slot: int, by: tuple[RingTarget, ...], told: Callable[[int], None]
+    call: Call,
+    slot: int,
+    by: tuple[RingTarget, ...],
+    parker: uuid.UUID | None,
+    told: Callable[[int], None],
 ) -> bool:
     """Take ``slot`` for ``call`` if it is free: ``told`` hears 200 (or 486), the ring-back
     timer runs. Synchronous: a second park into the slot is refused; taking the call waits
@@ -134,7 +183,7 @@ def _reserve(
         return False
     told(200)
     timer = asyncio.get_running_loop().call_later(PARK_SECONDS, call.put, ParkTimeout(slot))
-    call.parked = Parked(slot, by, timer)
+    call.parked = Parked(slot, by, timer, call.now(), parker)
     return True
 
 
@@ -149,7 +198,7 @@ async def park(call: Call, agent: CalleeLeg, slot: int, told: Callable[[int], No
     if not host.engine.bridges_any_legs or media is None or call.account_id is None:
         told(403)
         return
-    if not _reserve(call, slot, (agent.target,), told):
+    if not _reserve(call, slot, (agent.target,), _employee(agent.target), told):
         return
     agent_left(call)
     held = bool(call.holding)  # the music plays already: the agent held the customer
@@ -172,7 +221,8 @@ async def park_by_caller(
     if not caller_may_hand_on(call) or call.account_id is None:
         told(403)  # a caller from outside parks nobody; nor without a bridging engine
         return
-    if not _reserve(call, slot, back, told):
+    parker = next((who for who in map(_employee, back) if who is not None), None)
+    if not _reserve(call, slot, back, parker, told):
         return
     held = bool(call.holding)  # the employee held the customer: the music plays already
     call.holding.clear()
@@ -181,6 +231,12 @@ async def park_by_caller(
     media = call.caller.media_id
     assert media is not None  # the party's own engine leg (caller_may_hand_on)
     await _settle(call, media, held)
+
+
+def _employee(target: RingTarget) -> uuid.UUID | None:
+    """The employee a ring target belongs to (their phone or their mobile)."""
+    kind = target.target.kind
+    return target.target.target_id if kind in (TargetKind.employee, TargetKind.mobile) else None
 
 
 async def _settle(call: Call, media: str, held: bool) -> None:
