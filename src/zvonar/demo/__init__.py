@@ -55,7 +55,8 @@ class DemoInfo:
             " *11 pulls your call to the phone you dial it on, transferring a call to *51..*59"
             " parks it there for whoever dials that slot;"
             " a BLF key or buddy on"
-            " sip:<ext>@" + self.sip_domain + " shows them ringing and busy."
+            " sip:<ext>@" + self.sip_domain + " shows them ringing and busy, a BLF key on"
+            " sip:*51@" + self.sip_domain + " lights while a call waits in that slot."
         )
         lines.append("")
         return "\n".join(lines)
