@@ -37,6 +37,8 @@ _ACCOUNT_FIELDS = (
     "missed_call_emails",
     "recording_enabled",
     "recording_retention_days",
+    "park_seconds",
+    "park_ring_back_seconds",
 )
 _TOP_KEYS = {"version", "account", "directory", "queues", "routing"}
 
@@ -109,6 +111,10 @@ def _check_account_values(section: dict[str, Any]) -> None:
     days = section.get("recording_retention_days", 90)
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650:
         raise InvalidInput("account.recording_retention_days: 1 to 3650", code="invalid_config")
+    for field, low, high in (("park_seconds", 10, 3600), ("park_ring_back_seconds", 5, 300)):
+        value = section.get(field, low)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidInput(f"account.{field}: {low} to {high}", code="invalid_config")
 
 
 async def apply_config(

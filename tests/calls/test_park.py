@@ -53,13 +53,21 @@ def taken_by_boris(slot: int = 1) -> object:
 
 
 async def _parked(
-    pbx: Pbx, caller: Phone, anna: tuple[Phone, Spy], offer: bytes = b"", slot: str = "*51"
+    pbx: Pbx,
+    caller: Phone,
+    anna: tuple[Phone, Spy],
+    offer: bytes = b"",
+    slot: str = "*51",
+    park_seconds: float | None = None,
 ) -> tuple[CallLeg, str]:
-    """The caller dials 100, Anna answers and parks them in ``slot``: the caller's leg and
-    the call's id, once Anna's phone got our BYE."""
+    """The caller dials 100, Anna answers and parks them in ``slot`` (``park_seconds``: the
+    account's wait there): the caller's leg and the call's id, once Anna's phone got our
+    BYE."""
     anna_phone, spy = anna
     pbx.resolver.plans["100"] = Plan(
-        ACCOUNT, (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),)
+        ACCOUNT,
+        (Wave((ring(anna_phone, "answer", ANNA, "Anna"),), 5),),
+        park_seconds=park_seconds,
     )
     leg = dial(caller, pbx, "100", offer)
     assert await final_status(leg) == 200
@@ -152,15 +160,12 @@ async def test_a_taken_slot_refuses_the_second_park_and_that_agent_keeps_the_cal
 
 
 async def test_nobody_takes_it_so_the_parker_is_rung_back(
-    pbx: Pbx,
-    phones: tuple[Phone, Phone],
-    agent: tuple[Phone, Spy],
-    monkeypatch: pytest.MonkeyPatch,
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
 ) -> None:
-    monkeypatch.setattr(park, "PARK_SECONDS", 0.3)
+    """The account's park time (the plan's, 0.3 s here; the module's 120 s otherwise)."""
     caller, _ = phones
     anna_phone, _spy = agent
-    leg, call_id = await _parked(pbx, caller, agent)
+    leg, call_id = await _parked(pbx, caller, agent, park_seconds=0.3)
     await until(lambda: anna_phone.app.calls_answered == 2)  # rung back, and she answers
     await until(lambda: len(pbx.bus.of_type(CallAnswered)) == 2)
     assert [a.by for a in pbx.bus.of_type(CallAnswered)] == [ANNA, ANNA]

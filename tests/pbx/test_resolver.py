@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.routes import unroll
+from zvonar.accounts.models import Account
 from zvonar.calls.events import Direction, Disposition, Target, TargetKind
 from zvonar.calls.park import Unpark
 from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject
@@ -132,6 +133,7 @@ async def test_internal_call_from_a_registered_phone_rings_the_extension(
     assert plan.account_id == alpha.account_id
     assert [t.uri for t in plan.waves[0].targets] == [PHONE.contact]
     assert plan.record is True  # the account records every call, colleagues' too
+    assert (plan.park_seconds, plan.park_ring_back_seconds) == (120, 30)  # the defaults
     # The same From from an address with no registration is not trusted as internal.
     spoofed = await resolver(call("101", from_uri="sip:102@alpha.zvonar", src=6000))
     assert spoofed == Reject(404, "Not Found")
@@ -484,3 +486,16 @@ async def test_a_park_slot_dialled_from_a_phone_takes_the_call_parked_there(
     assert await resolver(anonymous) == Reject(403, "Forbidden")
     for dialed in ("*50", "*510"):
         assert not isinstance(await resolver(_phone_dials(dialed, "101", alpha.account_id)), Unpark)
+
+
+async def test_a_plan_carries_the_accounts_park_times(container: Container) -> None:
+    """The account's park settings reach the call's plan (calls/park.py reads them there)."""
+    alpha = await seed_account(container)
+    async with container.db.unit_of_work() as uow:
+        account = await uow.session.get(Account, alpha.account_id)
+        assert account is not None
+        account.park_seconds, account.park_ring_back_seconds = 45, 15
+    resolver = await _resolver(container, [PHONE])
+    plan = await resolver(call("+74951234567"))
+    assert isinstance(plan, Plan)
+    assert (plan.park_seconds, plan.park_ring_back_seconds) == (45, 15)

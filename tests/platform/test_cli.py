@@ -102,6 +102,8 @@ def test_accounts_tokens_and_config_round_trip(cli_env: dict[str, str], tmp_path
 
     doc = yaml.safe_load(invoke("config", "export", "-a", "acme"))
     assert doc["version"] == 1 and doc["account"]["time_zone"] == "Europe/Kyiv"
+    assert (doc["account"]["park_seconds"], doc["account"]["park_ring_back_seconds"]) == (120, 30)
+    doc["account"]["park_seconds"] = 45  # FreePBX's default wait in a park slot
     doc["directory"]["employees"] = {
         "201": {"name": "Олена", "mobile_numbers": ["050 123 4567"], "sip_password": "s3cret-pw"}
     }
@@ -121,6 +123,7 @@ def test_accounts_tokens_and_config_round_trip(cli_env: dict[str, str], tmp_path
     assert again.exit_code == 0 and "no changes" in again.output
 
     exported = yaml.safe_load(invoke("config", "export", "-a", "acme"))
+    assert exported["account"]["park_seconds"] == 45
     assert exported["directory"]["employees"]["201"]["mobile_numbers"] == ["+380501234567"]
     assert "sip_password" not in exported["directory"]["employees"]["201"]
     # The export applies cleanly onto itself: apply(export()) == no changes.
@@ -174,6 +177,8 @@ def test_config_apply_rejects_bad_documents(cli_env: dict[str, str], tmp_path: P
         ('version: 1\naccount: {name: "Acme\\0"}\n', "invalid_config"),
         (f"version: 1\naccount: {{name: {'A' * 201}}}\n", "invalid_config"),
         ('version: 1\naccount: {missed_call_emails: ["a\\x07@b.ru"]}\n', "invalid_config"),
+        ("version: 1\naccount: {park_seconds: 5}\n", "invalid_config"),
+        ("version: 1\naccount: {park_ring_back_seconds: true}\n", "invalid_config"),
         ("version: 1\ndirectory: {numbers: {'12': {}}}\n", "invalid_phone_number"),
         ("version: 1\n: : :\n", "invalid_config"),
     ]:

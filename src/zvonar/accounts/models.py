@@ -31,6 +31,10 @@ class Account(IdMixin, TimestampMixin, Base):
     missed_call_emails: Mapped[list[str]] = mapped_column(JSON, default=list)
     recording_enabled: Mapped[bool] = mapped_column(default=True)
     recording_retention_days: Mapped[int] = mapped_column(default=90)
+    # Call park (calls/park.py): how long a call waits in its slot before the parker is rung
+    # back, and how long that ring lasts.
+    park_seconds: Mapped[int] = mapped_column(default=120)
+    park_ring_back_seconds: Mapped[int] = mapped_column(default=30)
 
 
 class User(IdMixin, TimestampMixin, Base):

@@ -3,7 +3,8 @@
 walks away; whoever dials that slot from any phone of the account takes the call. The
 customer hears the account's hold music while parked (our ringback if it has none), never
 silence. Nobody takes it within ``PARK_SECONDS``: the parker's phone is rung back
-(``RING_BACK_SECONDS``), and if they do not answer either the call ends.
+(``RING_BACK_SECONDS``), and if they do not answer either the call ends. Both times are the
+account's settings where its plan carries them (``Plan.park_seconds``, from the account).
 
 Parking is a blind transfer whose target is a slot (transfer.py hands it here: REFER from
 the phone, or the API's transfer with ``*5N``). An employee who dialled the customer parks
@@ -182,7 +183,9 @@ def _reserve(
         told(486)  # the slot is taken: the employee keeps the call and picks another
         return False
     told(200)
-    timer = asyncio.get_running_loop().call_later(PARK_SECONDS, call.put, ParkTimeout(slot))
+    plan = call.plan
+    wait = plan.park_seconds if plan is not None and plan.park_seconds else PARK_SECONDS
+    timer = asyncio.get_running_loop().call_later(wait, call.put, ParkTimeout(slot))
     call.parked = Parked(slot, by, timer, call.now(), parker)
     return True
 
@@ -264,7 +267,8 @@ async def timed_out(call: Call, item: ParkTimeout) -> None:
     if parked is None or parked.slot != item.slot or call.plan is None:
         return
     call.parked = None
-    await ring_round(call, call.plan, (Wave(parked.by, RING_BACK_SECONDS),) if parked.by else ())
+    ring = call.plan.park_ring_back_seconds or RING_BACK_SECONDS
+    await ring_round(call, call.plan, (Wave(parked.by, ring),) if parked.by else ())
 
 
 async def retrieve(host: B2bua, facts: InboundCall, order: Unpark) -> Plan | Reject:

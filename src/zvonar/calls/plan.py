@@ -303,6 +303,10 @@ class Plan:
     caller: str | None = None
     contact_id: uuid.UUID | None = None
     placed_by: uuid.UUID | None = None  # the employee who dialled (an outbound call)
+    # The account's park times (calls/park.py): the wait in a slot, then how long the parker
+    # is rung back; None: the PBX's defaults.
+    park_seconds: float | None = None
+    park_ring_back_seconds: float | None = None
 
 
 @dataclass(frozen=True)

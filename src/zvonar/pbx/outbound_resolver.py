@@ -225,6 +225,8 @@ class OutboundCalls:
             final=Reject(480, "Temporarily Unavailable", account_id=account.id),
             direction=Direction.outbound,
             record=account.recording_enabled,
+            park_seconds=account.park_seconds,
+            park_ring_back_seconds=account.park_ring_back_seconds,
             fail_over=CARRIER_FAILURES,
             contact_id=hit.contact_id if hit is not None else None,  # the customer called
             # The journal's row: whom, as E.164 whatever the employee dialled ("8916…"), and

@@ -258,6 +258,8 @@ class PbxResolver:
             direction=Direction.internal,
             record=snap.account.recording_enabled,  # every call, colleagues' too
             fail_over=frozenset(),  # a busy colleague is busy for the employee who called
+            park_seconds=snap.account.park_seconds,
+            park_ring_back_seconds=snap.account.park_ring_back_seconds,
         )
 
     # -- inbound calls -------------------------------------------------------------------------
@@ -401,6 +403,8 @@ class PbxResolver:
             waves=(),
             direction=Direction.inbound,
             record=account.recording_enabled,
+            park_seconds=account.park_seconds,
+            park_ring_back_seconds=account.park_ring_back_seconds,
             number_label=number.label,
             dialed=number.e164 if by_to else None,
             route=SchemeRoute(run, setup, now),

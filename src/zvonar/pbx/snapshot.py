@@ -96,6 +96,8 @@ class AccountInfo:
     country: str
     language: str
     recording_enabled: bool
+    park_seconds: float = 120.0  # calls/park.py: the wait in a slot, then the ring back
+    park_ring_back_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -393,6 +395,8 @@ class RoutingSnapshot:
             account.country,
             account.language,
             account.recording_enabled,
+            account.park_seconds,
+            account.park_ring_back_seconds,
         )
         schemes, by_id = _library(rows)
         grouped: dict[str, tuple[Strategy, list[tuple[str, int]]]] = {}
