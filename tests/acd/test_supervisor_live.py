@@ -19,7 +19,15 @@ from zvonar.accounts.models import Role
 from zvonar.acd import live
 from zvonar.acd.events import AgentStatusChanged, QueueCallerChanged
 from zvonar.acd.runtime import AcdRuntime
-from zvonar.calls.events import CallEnded, Disposition, HangupSide
+from zvonar.calls.events import (
+    CallEnded,
+    CallTransferred,
+    Disposition,
+    HangupSide,
+    Target,
+    TargetKind,
+    TransferKind,
+)
 from zvonar.container import Container
 from zvonar.core.bus import InProcessBus, RecordingBus
 from zvonar.pbx.queues import queue_runtime
@@ -96,6 +104,23 @@ def test_call_events_encode_as_plain_json() -> None:
     assert "account_id" not in got and got["ended_at"] == "2026-01-15T10:00:00+00:00"
 
 
+def test_a_park_is_a_transfer_to_the_slot_on_the_stream() -> None:
+    """The parking lot changes with a CallTransferred whose ``to`` is the slot."""
+    parked = CallTransferred(
+        account_id=A,
+        call_id="x2",
+        from_leg_id="x2.w0t0",
+        to=Target(TargetKind.park, "*51"),
+        kind=TransferKind.blind,
+        at=AT,
+    )
+    assert CallTransferred in live.CALL_EVENTS
+    name, data = live.encode(parked).split("\n")[1:3]
+    assert name == "event: CallTransferred"
+    got = json.loads(data.removeprefix("data: "))
+    assert got["to"] == {"kind": "park", "display": "*51", "target_id": None}
+
+
 @pytest.fixture
 async def served(container: Container) -> AsyncIterator[tuple[str, AcdRuntime]]:
     """The app under uvicorn on a loopback port, in this loop (SSE needs a real stream)."""
@@ -161,7 +186,7 @@ async def test_sse_stream_carries_the_accounts_live_events(
                     while True:
                         line = await anext(b_lines)
                         assert not line.startswith(("event:", "data:")), line
-            assert len(bus._handlers) == subscribers + 2 * 6
+            assert len(bus._handlers) == subscribers + 2 * 7
         # The clients went away: their subscriptions went with them.
         await eventually(lambda: len(bus._handlers) == subscribers)
 

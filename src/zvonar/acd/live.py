@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from zvonar.acd.events import AgentAlerted, AgentStatusChanged, QueueCallerChanged
-from zvonar.calls.events import CallAnswered, CallEnded, CallStarted
+from zvonar.calls.events import CallAnswered, CallEnded, CallStarted, CallTransferred
 from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
 
@@ -40,7 +40,8 @@ __all__ = [
 ]
 
 ACD_EVENTS: tuple[type[Event], ...] = (AgentStatusChanged, AgentAlerted, QueueCallerChanged)
-CALL_EVENTS: tuple[type[Event], ...] = (CallStarted, CallAnswered, CallEnded)
+# CallTransferred: a transfer, or a park (``to.kind`` "park": the parking lot changed).
+CALL_EVENTS: tuple[type[Event], ...] = (CallStarted, CallAnswered, CallTransferred, CallEnded)
 HEARTBEAT = 15.0
 BACKLOG = 500
 RETRY_MS = 3000

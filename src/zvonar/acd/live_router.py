@@ -152,9 +152,9 @@ async def acd_parked(p: CurrentPrincipal, calls: Calls, sup: Sup) -> ParkedOut:
 )
 async def acd_events(p: CurrentPrincipal, runtime: Runtime) -> StreamingResponse:
     """Server-Sent Events: ``AgentStatusChanged``, ``AgentAlerted``, ``QueueCallerChanged``,
-    ``CallStarted``, ``CallAnswered``, ``CallEnded`` of your account (JSON data, ``id`` is the
-    event id); ``dropped`` when you read too slowly (fetch ``/acd/live`` again); a comment
-    every 15 seconds of quiet."""
+    ``CallStarted``, ``CallAnswered``, ``CallTransferred`` (a park too), ``CallEnded`` of your
+    account (JSON data, ``id`` is the event id); ``dropped`` when you read too slowly (fetch
+    ``/acd/live`` again); a comment every 15 seconds of quiet."""
     p.require(READ_PERM)
     kinds = live.ACD_EVENTS + (live.CALL_EVENTS if p.can(Perm.calls_read) else ())
     bus, account_id = runtime.bus, p.account_id
