@@ -216,13 +216,7 @@ async def test_a_subscription_follows_the_extension(rig: Rig) -> None:
     assert b"<state>confirmed</state>" in talking.body and b"early" not in talking.body
     assert b'version="2"' in talking.body
     rig.answer(talking)
-    ended = CallEnded(
-        account_id=account,
-        call_id="c1",
-        disposition=Disposition.answered,
-        ended_at=NOW,
-        hangup=HangupSide.caller,
-    )
+    ended = _ended(account, "c1")
     rig.talking.apply(ended)
     rig.blf.lines.apply(ended)
     await _turn()
@@ -301,6 +295,17 @@ async def _anna_answers(rig: Rig, call_id: str) -> None:
     rig.talking.apply(answered)
     rig.blf.lines.apply(answered)
     await _turn()
+
+
+def _ended(account_id: uuid.UUID, call_id: str) -> CallEnded:
+    """``call_id`` ended, answered, the caller hanging up."""
+    return CallEnded(
+        account_id=account_id,
+        call_id=call_id,
+        disposition=Disposition.answered,
+        ended_at=NOW,
+        hangup=HangupSide.caller,
+    )
 
 
 async def _turn() -> None:
@@ -453,13 +458,7 @@ async def test_a_park_key_is_lit_while_a_call_waits_in_its_slot(rig: Rig) -> Non
     assert len(dark) == 2 and all(b"<dialog " not in n.body for n in dark)
     for n in dark:
         rig.answer(n)
-    ended = CallEnded(
-        account_id=account,
-        call_id="c9",
-        disposition=Disposition.answered,
-        ended_at=NOW,
-        hangup=HangupSide.caller,
-    )
+    ended = _ended(account, "c9")
     rig.blf.lines.apply(ended)
     await _turn()
     assert not rig.take()  # nothing changed for the keys

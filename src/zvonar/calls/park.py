@@ -67,6 +67,7 @@ __all__ = [
     "park_slot",
     "parked_calls",
     "retrieve",
+    "slot_code",
     "timed_out",
 ]
 
@@ -86,6 +87,11 @@ def park_slot(dialed: str) -> int | None:
     return None
 
 
+def slot_code(slot: int) -> str:
+    """What is dialled for ``slot`` (``park_slot``'s inverse): "*51"."""
+    return f"{PARK_CODE}{slot}"
+
+
 @dataclass(frozen=True)
 class Parked:
     """Where a call waits (``Call.parked``): its slot, whom to ring back when nobody takes
@@ -96,7 +102,6 @@ class Parked:
     by: tuple[RingTarget, ...]
     timer: asyncio.TimerHandle
     since: datetime
-    parker: uuid.UUID | None  # the employee who parked it (None: no employee target)
     settled: bool = False  # the agent's leg is gone and the music plays: it may be taken
 
 
@@ -126,18 +131,23 @@ class Unpark(Pickup):
     slot: int = 0
 
 
+def _waiting(call: Call, account_id: object) -> Parked | None:
+    """Where ``call`` of ``account_id`` waits, if it is parked (also being parked right now)
+    with its customer still on the line."""
+    parked = call.parked
+    if parked is None or call.account_id != account_id or call.done:
+        return None
+    return parked if call.caller.state is LegState.CONFIRMED else None
+
+
 def find_parked(
     calls: Iterable[Call], account_id: object, slot: int, *, settled: bool = True
 ) -> Call | None:
     """The account's call waiting in ``slot``, if any (``settled=False``: also one being
     parked there right now)."""
     for call in calls:
-        parked = call.parked
-        if parked is None or parked.slot != slot or call.account_id != account_id:
-            continue
-        if settled and not parked.settled:
-            continue
-        if not call.done and call.caller.state is LegState.CONFIRMED:
+        parked = _waiting(call, account_id)
+        if parked is not None and parked.slot == slot and (parked.settled or not settled):
             return call
     return None
 
@@ -151,30 +161,21 @@ def customer_of(call: Call) -> str:
 
 
 def parked_calls(calls: Iterable[Call], account_id: object) -> list[ParkedCall]:
-    """The account's parked calls, by slot (those being parked right now too)."""
+    """The account's parked calls, by slot (those being parked right now too); who parked
+    each is the employee its ring-back rings."""
     out = []
     for call in calls:
-        parked = call.parked
-        if parked is None or call.account_id != account_id or call.done:
+        parked = _waiting(call, account_id)
+        if parked is None:
             continue
-        out.append(
-            ParkedCall(
-                f"{PARK_CODE}{parked.slot}",
-                call.call_id,
-                customer_of(call),
-                parked.since,
-                parked.parker,
-            )
-        )
+        parker = next((who for who in map(_employee, parked.by) if who is not None), None)
+        code, customer = slot_code(parked.slot), customer_of(call)
+        out.append(ParkedCall(code, call.call_id, customer, parked.since, parker))
     return sorted(out, key=lambda p: p.slot)
 
 
 def _reserve(
-    call: Call,
-    slot: int,
-    by: tuple[RingTarget, ...],
-    parker: uuid.UUID | None,
-    told: Callable[[int], None],
+    call: Call, slot: int, by: tuple[RingTarget, ...], told: Callable[[int], None]
 ) -> bool:
     """Take ``slot`` for ``call`` if it is free: ``told`` hears 200 (or 486), the ring-back
     timer runs. Synchronous: a second park into the slot is refused; taking the call waits
@@ -186,12 +187,12 @@ def _reserve(
     plan = call.plan
     wait = plan.park_seconds if plan is not None and plan.park_seconds else PARK_SECONDS
     timer = asyncio.get_running_loop().call_later(wait, call.put, ParkTimeout(slot))
-    call.parked = Parked(slot, by, timer, call.now(), parker)
+    call.parked = Parked(slot, by, timer, call.now())
     return True
 
 
 def _where(slot: int) -> Target:
-    return Target(TargetKind.park, f"{PARK_CODE}{slot}")
+    return Target(TargetKind.park, slot_code(slot))
 
 
 async def park(call: Call, agent: CalleeLeg, slot: int, told: Callable[[int], None]) -> None:
@@ -201,7 +202,7 @@ async def park(call: Call, agent: CalleeLeg, slot: int, told: Callable[[int], No
     if not host.engine.bridges_any_legs or media is None or call.account_id is None:
         told(403)
         return
-    if not _reserve(call, slot, (agent.target,), _employee(agent.target), told):
+    if not _reserve(call, slot, (agent.target,), told):
         return
     agent_left(call)
     held = bool(call.holding)  # the music plays already: the agent held the customer
@@ -224,8 +225,7 @@ async def park_by_caller(
     if not caller_may_hand_on(call) or call.account_id is None:
         told(403)  # a caller from outside parks nobody; nor without a bridging engine
         return
-    parker = next((who for who in map(_employee, back) if who is not None), None)
-    if not _reserve(call, slot, back, parker, told):
+    if not _reserve(call, slot, back, told):
         return
     held = bool(call.holding)  # the employee held the customer: the music plays already
     call.holding.clear()

@@ -60,7 +60,7 @@ from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
 from zvonar.directory.events import EmployeeDndChanged
 from zvonar.pbx.credentials import DirectoryCredentialStore, SipIdentity
-from zvonar.pbx.lines import Forks, Lines, LineState, Parked, ParkSlot, Watched
+from zvonar.pbx.lines import Forks, Lines, LineState, ParkedIn, ParkSlot, Watched
 from zvonar.sip.body import media_type
 from zvonar.sip.dialog import Dialog, DialogId
 from zvonar.sip.dialog_info import DIALOG_INFO
@@ -123,7 +123,7 @@ class Blf:
         *,
         max_per_account: int = 2000,
         forks: Forks | None = None,
-        parked: Parked | None = None,
+        parked: ParkedIn | None = None,
     ) -> None:
         self.runner = runner
         self.ua = runner.ua

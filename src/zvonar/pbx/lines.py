@@ -38,7 +38,7 @@ from zvonar.calls.events import (
     LegEnded,
     TargetKind,
 )
-from zvonar.calls.park import PARK_CODE, park_slot
+from zvonar.calls.park import park_slot, slot_code
 from zvonar.calls.talking import Talking
 from zvonar.core.events import Event
 from zvonar.pbx.credentials import DirectoryCredentialStore, SipIdentity
@@ -46,14 +46,14 @@ from zvonar.sip.dialog_info import DialogDirection, DialogState, ExtensionDialog
 from zvonar.sip.pidf import pidf
 from zvonar.sip.ua import UserAgent
 
-__all__ = ["Forks", "LineState", "Lines", "ParkSlot", "Parked", "Presence", "Watched"]
+__all__ = ["Forks", "LineState", "Lines", "ParkSlot", "ParkedIn", "Presence", "Watched"]
 
 _NUMBER = re.compile(r"\+?[0-9]{1,20}")
 
 Forks = Callable[[str, str], tuple[str, str, str | None] | None]
 """A fork's SIP dialog (B2bua.fork_ids): (Call-ID, our tag, the phone's tag)."""
 
-Parked = Callable[[uuid.UUID, int], tuple[str, str] | None]
+ParkedIn = Callable[[uuid.UUID, int], tuple[str, str] | None]
 """The call waiting in an account's park slot (B2bua.parked_in): (call id, its caller)."""
 
 
@@ -66,7 +66,7 @@ class ParkSlot:
 
     @property
     def code(self) -> str:
-        return f"{PARK_CODE}{self.slot}"
+        return slot_code(self.slot)
 
 
 Watched = uuid.UUID | ParkSlot
@@ -95,7 +95,7 @@ class Lines:
         watched: Mapping[Watched, object],
         touch: Callable[[Watched], None],
         forks: Forks | None = None,
-        parked: Parked | None = None,
+        parked: ParkedIn | None = None,
     ) -> None:
         self.ua = ua
         self.credentials = credentials
