@@ -22,8 +22,13 @@ $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv
 
+# Bytecode is compiled here, not left to the first import: where PYTHONDONTWRITEBYTECODE is set
+# (as on our CI machines) Python never caches it, and every process — each `zvonar` command,
+# each test worker and subprocess — compiled ~1,000 modules again: 13 s to import the app
+# instead of 4 s. Both steps only compile what changed.
 env: $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	$(BIN)/python -m compileall -q src
 
 peers:
 	@missing=""; for pair in $(PEERS); do \
@@ -64,3 +69,4 @@ bench: env
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
+	find src -name __pycache__ -type d -prune -exec rm -rf {} +
