@@ -22,6 +22,7 @@ in → first INVITE out, both stamped in this process at the socket: the datagra
     .venv/bin/python bench/bench_b2bua.py                       # SQLite, then PostgreSQL
     .venv/bin/python bench/bench_b2bua.py --backends sqlite --rates 50,100,200
     .venv/bin/python bench/bench_b2bua.py --pg postgresql+asyncpg://postgres@127.0.0.1:5432/zv_x
+    .venv/bin/python bench/bench_b2bua.py --backends sqlite --rates 120 --steps  # task steps
     py-spy record --nonblocking -f raw -o out.txt -- .venv/bin/python bench/bench_b2bua.py ...
 """
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import collections.abc
 import cProfile
 import gc
 import logging
@@ -235,6 +237,73 @@ class Pdd:
         runner.send = wrapped_send  # type: ignore[attr-defined]
 
 
+class StepTimes:
+    """``--steps``: every task step on the loop timed (a task factory wraps each task's
+    coroutine and times each ``send``/``throw`` of the task), per kind of task (its
+    coroutine's qualified name: ``Call.run``, ``JournalWriter._run``…), in the post-dial
+    delay step. A step of one task is a stretch during which no other task and no datagram
+    runs: the long ones are what a new INVITE waits behind."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.steps: collections.Counter[str] = collections.Counter()
+        self.total: collections.Counter[str] = collections.Counter()
+        self.slow: collections.Counter[str] = collections.Counter()
+        self.longest: dict[str, float] = collections.defaultdict(float)
+
+    def add(self, key: str, seconds: float) -> None:
+        if self.on:
+            self.steps[key] += 1
+            self.total[key] += seconds
+            if seconds > 0.001:
+                self.slow[key] += 1
+            if seconds > self.longest[key]:
+                self.longest[key] = seconds
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        times = self
+
+        class Timed(collections.abc.Coroutine):  # type: ignore[type-arg]
+            __slots__ = ("coro", "key")
+
+            def __init__(self, coro: collections.abc.Coroutine) -> None:  # type: ignore[type-arg]
+                self.coro = coro
+                self.key = getattr(coro, "__qualname__", type(coro).__name__)
+
+            def send(self, value: object) -> object:
+                t0 = time.perf_counter()
+                try:
+                    return self.coro.send(value)
+                finally:
+                    times.add(self.key, time.perf_counter() - t0)
+
+            def throw(self, *exc: object) -> object:
+                t0 = time.perf_counter()
+                try:
+                    return self.coro.throw(*exc)  # type: ignore[arg-type]
+                finally:
+                    times.add(self.key, time.perf_counter() - t0)
+
+            def close(self) -> None:
+                self.coro.close()
+
+            def __await__(self) -> object:
+                raise TypeError("a timed task's coroutine is run by its task only")
+
+        def factory(loop: asyncio.AbstractEventLoop, coro: object, **kw: object) -> asyncio.Task:  # type: ignore[type-arg]
+            return asyncio.Task(Timed(coro), loop=loop, **kw)  # type: ignore[arg-type]
+
+        loop.set_task_factory(factory)  # type: ignore[arg-type]
+
+    def report(self, top: int = 8) -> None:
+        print("task steps in the post-dial delay step (steps, loop time, over 1 ms, longest):")
+        for key, total in self.total.most_common(top):
+            print(
+                f"  {key:40} {self.steps[key]:7d} {total * 1000:9.1f} ms "
+                f"{self.slow[key]:6d} {self.longest[key] * 1000:7.2f} ms"
+            )
+
+
 class Stalls:
     """``--stalls MS``: where the event loop was when it stalled. A heartbeat callback runs
     on the loop every millisecond; a watchdog thread that finds it ``MS`` late takes the main
@@ -366,6 +435,9 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, tmp: Path) 
     from zvonar.settings import Settings
     from zvonar.store.base import Base
 
+    step_times = StepTimes() if args.steps else None
+    if step_times is not None:  # before anything starts a task
+        step_times.install(asyncio.get_running_loop())
     settings = Settings(data_dir=tmp / f"data-{name}", database_url=url, secret_key="bench-key")
     c = create_container(settings)
     async with c.db.engine.begin() as conn:
@@ -440,9 +512,13 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, tmp: Path) 
         stalls = Stalls(args.stalls) if args.stalls else None
         if stalls is not None:
             stalls.start()
+        if step_times is not None:
+            step_times.on = True
         step = await run_rate(c, rt, dev.pid, half, args, scenario, tmp, name + "-pdd")
         if stalls is not None:
             stalls.stop()
+        if step_times is not None:
+            step_times.on = False
         pdd.on = False
         ms = [s * 1000 for s in pdd.samples]
         print(
@@ -453,6 +529,8 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, tmp: Path) 
         )
         if stalls is not None:
             stalls.report()
+        if step_times is not None:
+            step_times.report()
     finally:
         if dev.stdin is not None:
             dev.stdin.close()
@@ -534,6 +612,8 @@ def main() -> int:
         default=0.0,
         help="in the post-dial delay step: sample the loop's stack in stalls > MS",
     )
+    ap.add_argument("--steps", action="store_true",
+                    help="post-dial delay step: time each task step, by kind of task")  # fmt: skip
     ap.add_argument("--gc-threshold", default=None, help="gc.set_threshold(a,b,c): 50000,20,100")
     ap.add_argument("--settle", action=argparse.BooleanOptionalAction, default=True,
                     help="before the post-dial delay run, wait for the last step's "

@@ -10,8 +10,13 @@ LegEnded, CallEnded: 6 events) is published on the in-process bus with the journ
 - CPU: this process's CPU time (every thread: aiosqlite's too) per call over the same span;
 - rows: the closed call rows found afterwards (must equal the calls published).
 
+``--rate R`` paces the stream at R calls/s (their events spread evenly, published every
+5 ms) instead of publishing it all at once: the journal then writes small batches, as under
+a B2BUA's steady load, and the CPU per call includes each batch's fixed cost.
+
     .venv/bin/python bench/bench_journal.py                       # SQLite, then PostgreSQL
     .venv/bin/python bench/bench_journal.py --backends sqlite --calls 5000
+    .venv/bin/python bench/bench_journal.py --calls 600 --rate 60    # small batches
     .venv/bin/python bench/bench_journal.py --pg postgresql+asyncpg://postgres@127.0.0.1:5432/zv_x
 """
 
@@ -119,7 +124,12 @@ async def run(url: str, args: argparse.Namespace) -> None:
         lat: list[float] = []
         cpu0 = time.process_time()  # every thread of the process: aiosqlite's too
         start = time.perf_counter()
-        for ev in stream:
+        per_second = args.rate * EVENTS_PER_CALL
+        for i, ev in enumerate(stream):
+            if per_second:
+                wait = start + i / per_second - time.perf_counter()
+                if wait > 0.005:
+                    await asyncio.sleep(wait)
             t = time.perf_counter()
             await bus.publish(ev)  # type: ignore[arg-type]
             lat.append(time.perf_counter() - t)
@@ -158,6 +168,7 @@ def main() -> int:
     ap.add_argument("--pg", default="postgresql+asyncpg://postgres@127.0.0.1:5432/zv_journal")
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--concurrent", type=int, default=50, help="calls whose events interleave")
+    ap.add_argument("--rate", type=float, default=0.0, help="calls/s to pace at (0: no pacing)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     for backend in args.backends.split(","):
