@@ -8,8 +8,9 @@ import uuid
 from collections.abc import Sequence
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.conftest import Tenant
 from tests.journal.conftest import CallScript, publish
@@ -109,12 +110,12 @@ async def test_a_database_outage_is_retried_in_order_losing_nothing(
     real = journal.consumer.apply
     failures = 3
 
-    async def flaky(events: Sequence[CallEvent]) -> None:
+    async def flaky(events: Sequence[CallEvent], conn: AsyncConnection | None = None) -> None:
         nonlocal failures
         if failures:
             failures -= 1
             raise OperationalError("INSERT", {}, Exception("connection refused"))
-        await real(events)
+        await real(events, conn)
 
     journal.consumer.apply = flaky  # type: ignore[method-assign]
     call = CallScript(tenant_a.account_id)
@@ -124,6 +125,33 @@ async def test_a_database_outage_is_retried_in_order_losing_nothing(
     done = (await rows(container))[call.call_id]
     assert done.status is CallStatus.closed and (done.wait_seconds, done.talk_seconds) == (5, 60)
     await journal.aclose()
+    assert container.db.engine.pool.checkedout() == 0  # each failed try's connection closed
+
+
+async def test_the_writer_keeps_one_connection_between_batches_and_closes_it(
+    container: Container, tenant_a: Tenant
+) -> None:
+    journal, bus = service(container)
+    checkouts = 0
+
+    def checked_out(*_args: object) -> None:
+        nonlocal checkouts
+        checkouts += 1
+
+    event.listen(container.db.engine.sync_engine, "checkout", checked_out)
+    try:
+        calls = [CallScript(tenant_a.account_id) for _ in range(3)]
+        for call in calls:  # three batches: each flush waits for its own
+            await publish(bus, *full_call(call))
+            await journal.flush()
+        assert journal.writer.batches >= 3
+        assert checkouts == 1
+        assert container.db.engine.pool.checkedout() == 1
+        await journal.aclose()
+        assert container.db.engine.pool.checkedout() == 0
+        assert {c.call_id for c in calls} <= set(await rows(container))
+    finally:
+        event.remove(container.db.engine.sync_engine, "checkout", checked_out)
 
 
 async def test_a_full_queue_pushes_back_then_drops(
@@ -133,9 +161,9 @@ async def test_a_full_queue_pushes_back_then_drops(
     gate = asyncio.Event()
     real = journal.consumer.apply
 
-    async def stuck(events: Sequence[CallEvent]) -> None:
+    async def stuck(events: Sequence[CallEvent], conn: AsyncConnection | None = None) -> None:
         await gate.wait()  # the database is very slow
-        await real(events)
+        await real(events, conn)
 
     journal.consumer.apply = stuck  # type: ignore[method-assign]
     one, two, three = (CallScript(tenant_a.account_id) for _ in range(3))

@@ -70,11 +70,16 @@ class JournalConsumer:
         known = self._known.get(key)
         return known if known is not None else self._ended.get(key)
 
-    async def apply(self, events: Sequence[CallEvent]) -> None:
+    async def apply(self, events: Sequence[CallEvent], conn: AsyncConnection | None = None) -> None:
         """Apply ``events`` in order in one transaction; raises what the database raised (the
-        transaction is then rolled back and nothing is remembered)."""
+        transaction is then rolled back and nothing is remembered). On ``conn`` when
+        given (the writer keeps one: see writer.py), else on one from the pool."""
+        if conn is None:
+            async with self.db.engine.connect() as pooled:
+                await self.apply(events, pooled)
+            return
         work: dict[Key, CallState] = {}
-        async with self.db.engine.begin() as conn:
+        async with conn.begin():
             # Not ``set - self._known.keys()``: that iterates every remembered call (20,000
             # tuples with a UUID each) for every batch; membership tests cost per event.
             missing = {
