@@ -524,7 +524,8 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, tmp: Path) 
         print(
             f"{name}: best clean {best.achieved:.0f} calls/s (target {best.rate}); "
             f"post-dial delay at {half} cps ({len(ms)} calls, {step.failed} failed): "
-            f"p50 {pct(ms, 0.5):.2f} ms, p99 {pct(ms, 0.99):.2f} ms, max {max(ms):.2f} ms",
+            f"p50 {pct(ms, 0.5):.2f} ms, p90 {pct(ms, 0.9):.2f} ms, p99 {pct(ms, 0.99):.2f} ms, "
+            f"max {max(ms):.2f} ms",
             flush=True,
         )
         if stalls is not None:
