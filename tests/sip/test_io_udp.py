@@ -15,7 +15,8 @@ from zvonar.sip.io.testserver import EchoPbx
 from zvonar.sip.message import SipResponse, parse_message
 from zvonar.sip.security import SecurityConfig
 from zvonar.sip.transaction import TimerConfig
-from zvonar.sip.ua import UserAgent
+from zvonar.sip.ua import Flow, UserAgent
+from zvonar.sip.ua.events import IncomingRequest, UaEvent
 
 FAMILIES = [pytest.param("127.0.0.1", id="ipv4"), pytest.param("::1", id="ipv6")]
 
@@ -195,3 +196,58 @@ async def test_blocked_source_and_scanner_dropped() -> None:
     finally:
         client.close()
         await srv.close()
+
+
+class _ReplyAndPump:
+    """An application that answers each OPTIONS and pumps while it is being delivered, as a
+    new call's first step does (B2bua, core/eager.py). Handling the first, it also hands the
+    core a second datagram (``extra``), so an event is pending during the nested pump."""
+
+    def __init__(self, ua: UserAgent, extra: bytes, source: Flow) -> None:
+        self.ua = ua
+        self.extra, self.source = extra, source
+        self.runner: SipRunner | None = None
+        self.depth = 0
+        self.delivered: list[tuple[str, int]] = []  # (Call-ID, deliveries it is inside of)
+        self.sent_in_pump: list[bytes] = []
+
+    def handle_event(self, event: UaEvent, now: float) -> None:
+        if not isinstance(event, IncomingRequest):
+            return
+        runner = self.runner
+        assert runner is not None
+        self.delivered.append((event.request.call_id, self.depth))
+        self.depth += 1
+        sent: list[bytes] = []
+        send = runner.send
+        runner.send = lambda data, flow: bool(sent.append(data) or send(data, flow))  # type: ignore[method-assign]
+        try:
+            self.ua.reply(event, 200, now)
+            if len(self.delivered) == 1:
+                self.ua.receive(self.extra, self.source, now)
+            runner.pump(now)  # nested: sends at once, delivers nothing
+        finally:
+            runner.send = send  # type: ignore[method-assign]
+            self.depth -= 1
+        self.sent_in_pump.extend(sent)
+
+
+async def test_a_pump_called_while_an_event_is_delivered_sends_at_once_and_delivers_once() -> None:
+    ua = UserAgent()
+    client = Client("127.0.0.1")
+    second = options(client, "127.0.0.1", "p2")
+    app = _ReplyAndPump(ua, second, Flow("UDP", client.host, client.port))
+    runner = SipRunner(ua, app)
+    app.runner = runner
+    local = await runner.listen_udp("127.0.0.1", 0)
+    try:
+        await client.send(options(client, "127.0.0.1", "p1"), (local.host, local.port))
+        replies = {parse_message(await client.recv()).call_id for _ in range(2)}
+        assert replies == {"p1@example.com", "p2@example.com"}
+        # The second request's event waited for the first's delivery to end, then came.
+        assert app.delivered == [("p1@example.com", 0), ("p2@example.com", 0)]
+        assert [m.split(b"\r\n", 1)[0] for m in app.sent_in_pump] == [b"SIP/2.0 200 OK"] * 2
+        assert await client.nothing(0.2)  # each reply went out once
+    finally:
+        client.close()
+        await runner.close()
