@@ -83,6 +83,40 @@ async def test_answered_call_then_caller_hangs_up(pbx: Pbx, phones: tuple[Phone,
     assert not pbx.b2bua.calls
 
 
+async def test_the_invite_out_leaves_while_the_callers_invite_is_being_handled(
+    pbx: Pbx, phones: tuple[Phone, Phone]
+) -> None:
+    """The call's first step (resolve, ring) runs inside the INVITE's handling, not after
+    whatever the loop had queued (core/eager.py): post-dial delay is the call's own work."""
+    caller, callee = phones
+    pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((target(callee, "answer"),), 5),))
+    runner = pbx.runner
+    handling: list[bytes] = []  # the INVITE being handled, while it is
+    out: list[tuple[bool, bytes]] = []  # (sent while an INVITE was handled, start line)
+    on_datagram, send = runner._on_datagram, runner.send
+
+    def handle(data: bytes, source: tuple[str, int], truncated: bool) -> None:
+        handling.extend([data] if data.startswith(b"INVITE ") else [])
+        try:
+            on_datagram(data, source, truncated)
+        finally:
+            handling.clear()
+
+    def spy(data: bytes, flow: Flow) -> bool:
+        out.append((bool(handling), data.split(b"\r\n", 1)[0]))
+        return send(data, flow)
+
+    runner._on_datagram = handle  # type: ignore[method-assign]
+    runner.send = spy  # type: ignore[method-assign]
+    leg = dial(caller, pbx, "100")
+    assert await final_status(leg) == 200
+    trying, invite = out[0], out[1]
+    assert trying == (True, b"SIP/2.0 100 Trying")
+    assert invite[0] and invite[1].startswith(b"INVITE sip:answer@")
+    hang_up(caller, leg)
+    await pbx.wait_ended()
+
+
 async def test_callee_hangs_up_and_caller_gets_bye(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:
     caller, callee = phones
     pbx.resolver.plans["100"] = Plan(ACCOUNT, (Wave((target(callee, "answer"),), 5),))

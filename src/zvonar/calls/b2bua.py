@@ -52,6 +52,7 @@ from zvonar.calls.signalling import response_to, uri_user
 from zvonar.calls.transfer import TransferOrder, TransferRefusal, TransferRefused
 from zvonar.core.bus import EventBus
 from zvonar.core.clock import Clock, SystemClock
+from zvonar.core.eager import start_eager
 from zvonar.media.engine import MediaEngine, MediaEvent
 from zvonar.sip.io.runner import SipRunner
 from zvonar.sip.message import SipRequest
@@ -250,7 +251,9 @@ class B2bua:
         call = OriginatedCall(self, spec, call_id)
         self.originated[call_id] = call
         self._idle.clear()
-        task = asyncio.get_running_loop().create_task(call.run(), name=f"call {call_id}")
+        # Its first step (resolve, ring the first wave: the INVITE out) runs now, not after
+        # what the loop has queued: the post-dial delay is the call's own work (core/eager.py).
+        task = start_eager(asyncio.get_running_loop(), call.run(), name=f"call {call_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return call
@@ -398,7 +401,9 @@ class B2bua:
         self.track_key(inc.key, call)
         self.track_dialog(req.call_id, caller.local_tag, call)
         self._idle.clear()
-        task = asyncio.get_running_loop().create_task(call.run(), name=f"call {call_id}")
+        # Its first step (resolve, ring the first wave: the INVITE out) runs now, not after
+        # what the loop has queued: the post-dial delay is the call's own work (core/eager.py).
+        task = start_eager(asyncio.get_running_loop(), call.run(), name=f"call {call_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
