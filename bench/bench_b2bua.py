@@ -242,7 +242,8 @@ class StepTimes:
     coroutine and times each ``send``/``throw`` of the task), per kind of task (its
     coroutine's qualified name: ``Call.run``, ``JournalWriter._run``…), in the post-dial
     delay step. A step of one task is a stretch during which no other task and no datagram
-    runs: the long ones are what a new INVITE waits behind."""
+    runs: the long ones are what a datagram waits behind. A call's first step is not among
+    them: it runs inside its INVITE's handling (core/eager.py)."""
 
     def __init__(self) -> None:
         self.on = False
@@ -268,7 +269,8 @@ class StepTimes:
 
             def __init__(self, coro: collections.abc.Coroutine) -> None:  # type: ignore[type-arg]
                 self.coro = coro
-                self.key = getattr(coro, "__qualname__", type(coro).__name__)
+                inner = getattr(coro, "_coro", coro)  # a call's task: core/eager.py's wrapper
+                self.key = getattr(inner, "__qualname__", type(inner).__name__)
 
             def send(self, value: object) -> object:
                 t0 = time.perf_counter()
