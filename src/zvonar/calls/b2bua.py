@@ -251,9 +251,7 @@ class B2bua:
         call = OriginatedCall(self, spec, call_id)
         self.originated[call_id] = call
         self._idle.clear()
-        # Its first step (resolve, ring the first wave: the INVITE out) runs now, not after
-        # what the loop has queued: the post-dial delay is the call's own work (core/eager.py).
-        task = start_eager(asyncio.get_running_loop(), call.run(), name=f"call {call_id}")
+        task = asyncio.get_running_loop().create_task(call.run(), name=f"call {call_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return call

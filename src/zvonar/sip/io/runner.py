@@ -214,27 +214,26 @@ class SipRunner:
         if now is None:
             now = self.loop.time()
         ua = self.ua
-        if self._pumping:
-            # Called from an event's delivery (a new call's first step runs there: B2bua,
-            # core/eager.py): send what it queued now; the running pump delivers its events
-            # after the current one and re-arms the timer, so no event is delivered twice
-            # or ahead of the one being handled.
-            for data, flow in ua.datagrams_to_send(now):
-                self.send(data, flow)
-            return
-        self._pumping = True
-        try:
-            for _ in range(16):  # the application's reactions may raise more events
-                events = ua.events()
-                if not events:
-                    break
-                for event in events:
-                    self._deliver(event, now)
-        finally:
-            self._pumping = False
+        # Called from an event's delivery (a new call's first step runs there: B2bua,
+        # core/eager.py), a pump only sends what is queued: the running pump delivers the
+        # pending events after the current one and re-arms the timer, so no event is
+        # delivered inside another's delivery.
+        nested = self._pumping
+        if not nested:
+            self._pumping = True
+            try:
+                for _ in range(16):  # the application's reactions may raise more events
+                    events = ua.events()
+                    if not events:
+                        break
+                    for event in events:
+                        self._deliver(event, now)
+            finally:
+                self._pumping = False
         for data, flow in ua.datagrams_to_send(now):
             self.send(data, flow)
-        self._rearm()
+        if not nested:
+            self._rearm()
 
     def _deliver(self, event: UaEvent, now: float) -> None:
         if self.app is not None:
