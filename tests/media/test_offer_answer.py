@@ -16,6 +16,7 @@ from zvonar.media.offer_answer import (
     OfferAnswerState,
     answer_offer,
     build_offer,
+    negotiate_offer,
     process_answer,
 )
 from zvonar.media.sdp import Direction, SessionDescription, parse_sdp
@@ -185,6 +186,28 @@ def test_rejected_streams_stay_in_the_answer_with_port_0() -> None:
     assert result.media_index == 2
     assert result.remote_port == 49170
     assert answer.media[0].attributes == ()
+
+
+@pytest.mark.parametrize(
+    "media",
+    [
+        AUDIO,
+        AUDIO + "a=sendonly\r\n",
+        "m=video 3227 RTP/AVP 31\r\nm=audio 0 RTP/AVP 0\r\n" + AUDIO + "m=audio 6000 RTP/AVP 8\r\n",
+        "m=audio 5000 RTP/AVP 18 8\r\na=rtcp-mux\r\n",
+    ],
+)
+def test_negotiating_an_offer_alone_gives_what_answering_it_gives(media: str) -> None:
+    # The B2BUA checks a caller's offer this way before any leg exists (calls.sdp_bridge).
+    local = dataclasses.replace(LOCAL, rtcp_mux=True)
+    _answer, negotiated = answer_offer(sdp(media), local, session_id=1)
+    assert negotiate_offer(sdp(media), local) == negotiated
+
+
+def test_negotiating_an_unacceptable_offer_fails_with_488() -> None:
+    with pytest.raises(NegotiationError) as info:
+        negotiate_offer(sdp("m=audio 5000 RTP/AVP 18\r\n"), LOCAL)
+    assert info.value.status_hint == 488
 
 
 # (offered direction, our wish) -> answered direction, RFC 3264 §6.1

@@ -19,7 +19,7 @@ import zlib
 
 from zvonar.media.engine import LegEndpoint, RemoteMedia
 from zvonar.media.errors import MediaError, NegotiationError
-from zvonar.media.offer_answer import LocalMedia, NegotiatedMedia, OfferAnswer, answer_offer
+from zvonar.media.offer_answer import LocalMedia, NegotiatedMedia, OfferAnswer, negotiate_offer
 from zvonar.media.sdes import KEY_LENGTH
 from zvonar.media.sdp import SessionDescription, parse_sdp
 
@@ -53,7 +53,7 @@ def check_offer(body: bytes | SessionDescription, *, srtp: bool) -> NegotiatedMe
     engine can encrypt (``MediaEngine.srtp``), else an RTP/SAVP offer is refused here, not
     after a target answered."""
     offer = body if isinstance(body, SessionDescription) else parse_body(body)
-    _answer, negotiated = answer_offer(offer, _PROBE_SRTP if srtp else _PROBE, session_id=1)
+    negotiated = negotiate_offer(offer, _PROBE_SRTP if srtp else _PROBE)
     remote_media(negotiated)  # a codec the engines cannot carry is a 488 as well
     return negotiated
 

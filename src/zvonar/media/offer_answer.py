@@ -59,6 +59,7 @@ __all__ = [
     "OfferAnswerState",
     "answer_offer",
     "build_offer",
+    "negotiate_offer",
     "process_answer",
 ]
 
@@ -396,38 +397,58 @@ def _answered_keys(
     return SrtpParams(line.suite, local.srtp_key, line.key)
 
 
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """The offered stream we accept (§6) and how: what the answer's m-line and the engine
+    need."""
+
+    index: int
+    codec: tuple[int, Codec]
+    events: tuple[int, str] | None
+    direction: Direction
+    crypto: tuple[str, ...]
+    mux: bool
+    negotiated: NegotiatedMedia
+
+
+def _accept(offer: SessionDescription, local: LocalMedia) -> _Accepted:
+    for index, offered in enumerate(offer.media):
+        if (
+            offered.port == 0
+            or offered.media != "audio"
+            or offered.proto not in (_RTP_AVP, _RTP_SAVP)
+            or _remote_target(offer, offered) is None
+        ):
+            continue
+        codec = _pick_codec(offered, local)
+        keys = _answer_keys(offered, local)
+        if codec is None or keys is None:
+            continue
+        srtp, crypto = keys
+        events = _pick_events(offered, local, codec[1].clock_rate)
+        connection = offer.connection_for(offered)
+        null = connection is not None and connection.is_null
+        direction = _our_direction(local, offer.direction_for(offered), null)
+        mux = local.rtcp_mux and offered.has_attribute("rtcp-mux")
+        negotiated = _negotiated(offer, offered, index, codec, events, local, direction, srtp, mux)
+        return _Accepted(index, codec, events, direction, crypto, mux, negotiated)
+    raise NegotiationError("no acceptable audio stream or codec in the offer")
+
+
+def negotiate_offer(offer: SessionDescription, local: LocalMedia) -> NegotiatedMedia:
+    """What answering ``offer`` would negotiate, without building the answer (whether an
+    offer is acceptable at all); raise :class:`NegotiationError` (488) if nothing is."""
+    return _accept(offer, local).negotiated
+
+
 def answer_offer(
     offer: SessionDescription, local: LocalMedia, *, session_id: int, version: int = 0
 ) -> tuple[SessionDescription, NegotiatedMedia]:
     """Answer ``offer`` (§6); raise :class:`NegotiationError` (488) if nothing is acceptable."""
-    media: list[MediaDescription] = []
-    result: NegotiatedMedia | None = None
-    for index, offered in enumerate(offer.media):
-        accepted = None
-        if (
-            result is None
-            and offered.port != 0
-            and offered.media == "audio"
-            and offered.proto in (_RTP_AVP, _RTP_SAVP)
-            and _remote_target(offer, offered) is not None
-        ):
-            codec = _pick_codec(offered, local)
-            keys = _answer_keys(offered, local)
-            if codec is not None and keys is not None:
-                srtp, crypto = keys
-                events = _pick_events(offered, local, codec[1].clock_rate)
-                connection = offer.connection_for(offered)
-                null = connection is not None and connection.is_null
-                direction = _our_direction(local, offer.direction_for(offered), null)
-                mux = local.rtcp_mux and offered.has_attribute("rtcp-mux")
-                result = _negotiated(
-                    offer, offered, index, codec, events, local, direction, srtp, mux
-                )
-                accepted = _audio_line(local, [codec], events, direction, crypto, mux)
-        media.append(accepted or _rejected(offered))
-    if result is None:
-        raise NegotiationError("no acceptable audio stream or codec in the offer")
-    return _session(local, _origin(local, session_id, version), media), result
+    ok = _accept(offer, local)
+    line = _audio_line(local, [ok.codec], ok.events, ok.direction, ok.crypto, ok.mux)
+    media = [line if i == ok.index else _rejected(m) for i, m in enumerate(offer.media)]
+    return _session(local, _origin(local, session_id, version), media), ok.negotiated
 
 
 def process_answer(
