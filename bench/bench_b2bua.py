@@ -17,7 +17,10 @@ garbage collector (``--census`` also counts the objects it tracks), and what is 
 every call ended: media legs still allocated (a leak: the step is then not clean) and the
 PBX's open descriptors. Post-dial delay (INVITE
 in → first INVITE out, both stamped in this process at the socket: the datagram handler and
-``SipRunner.send`` are wrapped) at half the best clean rate: p50 / p99.
+``SipRunner.send`` are wrapped) at half the best clean rate: p50 / p90 / p99 / max, and which
+call of the step had the max. That step follows the settling (over 30 s without a call), so
+its first call reads the account's routing data again (``RoutingSnapshot.max_age``) and the
+next few wait behind it: the max is usually call #1.
 
     .venv/bin/python bench/bench_b2bua.py                       # SQLite, then PostgreSQL
     .venv/bin/python bench/bench_b2bua.py --backends sqlite --rates 50,100,200
@@ -527,7 +530,7 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, tmp: Path) 
             f"{name}: best clean {best.achieved:.0f} calls/s (target {best.rate}); "
             f"post-dial delay at {half} cps ({len(ms)} calls, {step.failed} failed): "
             f"p50 {pct(ms, 0.5):.2f} ms, p90 {pct(ms, 0.9):.2f} ms, p99 {pct(ms, 0.99):.2f} ms, "
-            f"max {max(ms):.2f} ms",
+            f"max {max(ms):.2f} ms (call #{ms.index(max(ms)) + 1})",
             flush=True,
         )
         if stalls is not None:

@@ -7,6 +7,8 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+
 from zvonar.accounts.models import Account
 from zvonar.calls.events import CallEnded, Disposition, HangupSide
 from zvonar.calls.plan import InboundCall, Plan, Reject
@@ -224,6 +226,80 @@ async def test_max_age_bounds_what_no_event_announces(container: Container) -> N
         acc.recording_enabled = False
     now[0] = 29.0
     assert (await account(snapshot, alpha)).account.recording_enabled is True
+    now[0] = 31.0
+    assert (await account(snapshot, alpha)).account.recording_enabled is False
+
+
+async def reload_behind(snapshot: RoutingSnapshot) -> None:
+    """Wait for the one background reload the last read started."""
+    (task,) = [slot.refresh for slot in snapshot._accounts.values() if slot.refresh is not None]
+    async with asyncio.timeout(5):
+        await task
+
+
+async def _recording_off(container: Container, alpha: Seeded) -> None:
+    async with container.db.unit_of_work() as uow:  # a write that publishes nothing
+        acc = await uow.session.get(Account, alpha.account_id)
+        assert acc is not None
+        acc.recording_enabled = False
+
+
+async def test_a_value_past_half_its_age_is_served_and_reloaded_in_the_background(
+    container: Container,
+) -> None:
+    alpha = await seed_account(container)
+    now = [0.0]
+    snapshot = RoutingSnapshot(container.db, max_age=30, clock=lambda: now[0])
+    assert (await account(snapshot, alpha)).account.recording_enabled is True
+    loads = snapshot.loads
+    await _recording_off(container, alpha)
+    now[0] = 14.0  # young: served, nothing reloaded
+    assert (await account(snapshot, alpha)).account.recording_enabled is True
+    await asyncio.sleep(0.05)
+    assert snapshot.loads == loads and snapshot.refreshes == 0
+    now[0] = 16.0  # past half its age: this call is served at once, the reload runs behind it
+    assert (await account(snapshot, alpha)).account.recording_enabled is True
+    assert snapshot.loads == loads  # not on this call's path
+    await reload_behind(snapshot)
+    assert snapshot.loads == loads + 1 and snapshot.refreshes == 1
+    now[0] = 40.0  # 24 s after the reload: still young, no call waited for a read
+    assert (await account(snapshot, alpha)).account.recording_enabled is False
+    assert snapshot.loads == loads + 1
+
+
+async def test_a_quiet_account_past_max_age_is_read_on_the_call_path(container: Container) -> None:
+    alpha = await seed_account(container)
+    now = [0.0]
+    snapshot = RoutingSnapshot(container.db, max_age=30, clock=lambda: now[0])
+    assert (await account(snapshot, alpha)).account.recording_enabled is True
+    await _recording_off(container, alpha)
+    now[0] = 31.0  # nothing served older than max_age, even once
+    assert (await account(snapshot, alpha)).account.recording_enabled is False
+    assert snapshot.refreshes == 0
+
+
+async def test_a_failed_background_reload_keeps_the_value_until_max_age(
+    container: Container, caplog: pytest.LogCaptureFixture
+) -> None:
+    alpha = await seed_account(container)
+    now = [0.0]
+    snapshot = RoutingSnapshot(container.db, max_age=30, clock=lambda: now[0])
+    assert (await account(snapshot, alpha)).account.recording_enabled is True
+    read = snapshot._read_account
+    failed = asyncio.Event()
+
+    async def broken(account_id: uuid.UUID) -> AccountSnapshot | None:
+        failed.set()
+        raise OSError("database gone")
+
+    snapshot._read_account = broken  # type: ignore[method-assign]
+    now[0] = 20.0
+    assert (await account(snapshot, alpha)).account.recording_enabled is True
+    await reload_behind(snapshot)
+    assert failed.is_set() and "background reload failed" in caplog.text
+    assert (await account(snapshot, alpha)).account.recording_enabled is True  # kept
+    snapshot._read_account = read  # type: ignore[method-assign]
+    await _recording_off(container, alpha)
     now[0] = 31.0
     assert (await account(snapshot, alpha)).account.recording_enabled is False
 

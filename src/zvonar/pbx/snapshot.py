@@ -16,6 +16,12 @@ installed (as in ``contacts.index``): a stale read never wins. History is droppe
 account's ``CallEnded``; when a ``flush`` is given (the journal's write-behind) it runs before
 history is re-read. ``max_age`` bounds what no event announces here: account settings changed
 by ``config apply`` and writes made by another process (its events go to its own bus).
+
+Nothing is served older than ``max_age``. A read that finds its value past half that age
+serves it and reloads it in the background (one reload at a time), so an account called at
+least once in ``max_age / 2`` never has a call wait for its reload; only the first call
+after a quiet spell (or after an event dropped the value) reads on the call path. Before,
+every account's next call after each ``max_age`` waited for the whole reload (~20 ms).
 """
 
 from __future__ import annotations
@@ -65,6 +71,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _MAX_LOAD_ATTEMPTS = 5
+# A value read past this share of max_age is reloaded in the background (module docstring).
+REFRESH_AHEAD = 0.5
 # Strategies that read the journal; any scheme or group naming one makes history needed.
 _HISTORY_STRATEGIES = frozenset({Strategy.least_recent.value, Strategy.fewest_calls.value})
 _LAST = frozenset({ManagerRef.last.value})
@@ -177,6 +185,7 @@ class _Slot:
     loaded_at: float | None = None
     generation: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    refresh: asyncio.Task[None] | None = None  # the background reload running, if any
 
 
 class RoutingSnapshot:
@@ -198,6 +207,8 @@ class RoutingSnapshot:
         self._accounts: dict[uuid.UUID, _Slot] = {}
         self._history: dict[uuid.UUID, _Slot] = {}
         self.loads = 0  # reads of the database done (observability, tests)
+        self.refreshes = 0  # ... of which in the background, ahead of max_age
+        self._refreshing: set[asyncio.Task[None]] = set()
 
     # -- invalidation --------------------------------------------------------------------------
 
@@ -209,6 +220,8 @@ class RoutingSnapshot:
         def detach() -> None:
             for off in offs:
                 off()
+            for task in list(self._refreshing):
+                task.cancel()
 
         return detach
 
@@ -318,9 +331,14 @@ class RoutingSnapshot:
         return latest
 
     async def _get(self, slot: _Slot, read: Callable[[], Awaitable[T]]) -> T:
-        if self._fresh(slot):
-            value: T = slot.value
-            return value
+        loaded_at = slot.loaded_at
+        if loaded_at is not None:
+            age = self._clock() - loaded_at
+            if age < self.max_age:
+                if age >= self.max_age * REFRESH_AHEAD and slot.refresh is None:
+                    self._refresh_ahead(slot, read)
+                value: T = slot.value
+                return value
         async with slot.lock:  # one load at a time; callers that waited take its result
             for _ in range(_MAX_LOAD_ATTEMPTS):
                 if self._fresh(slot):
@@ -337,6 +355,30 @@ class RoutingSnapshot:
 
     def _fresh(self, slot: _Slot) -> bool:
         return slot.loaded_at is not None and self._clock() - slot.loaded_at < self.max_age
+
+    def _refresh_ahead(self, slot: _Slot, read: Callable[[], Awaitable[Any]]) -> None:
+        task = asyncio.get_running_loop().create_task(self._reload(slot, read))
+        slot.refresh = task
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshing.discard)
+
+    async def _reload(self, slot: _Slot, read: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            async with slot.lock:
+                loaded_at = slot.loaded_at
+                if loaded_at is None or self._clock() - loaded_at < self.max_age * REFRESH_AHEAD:
+                    return  # an event dropped it (the next call loads it) or a load just ran
+                generation = slot.generation
+                value = await read()
+                self.loads += 1
+                self.refreshes += 1
+                if slot.generation == generation:  # else an event dropped it meanwhile
+                    slot.value, slot.loaded_at = value, self._clock()
+        except Exception:
+            # The value stays until max_age; then a call reads on its own (and fails as any read).
+            log.warning("routing snapshot: background reload failed", exc_info=True)
+        finally:
+            slot.refresh = None
 
     # -- the database --------------------------------------------------------------------------
 
