@@ -215,19 +215,20 @@ async def test_a_write_during_a_load_is_not_lost(container: Container) -> None:
     assert snapshot.loads == 2  # the stale read was thrown away and read again
 
 
-async def test_max_age_bounds_what_no_event_announces(container: Container) -> None:
+async def clocked(container: Container) -> tuple[Seeded, list[float], RoutingSnapshot]:
+    """An account, and a snapshot on a clock the test moves (``now[0]``) that has loaded it."""
     alpha = await seed_account(container)
     now = [0.0]
     snapshot = RoutingSnapshot(container.db, max_age=30, clock=lambda: now[0])
     assert (await account(snapshot, alpha)).account.recording_enabled is True
+    return alpha, now, snapshot
+
+
+async def recording_off(container: Container, alpha: Seeded) -> None:
     async with container.db.unit_of_work() as uow:  # a write that publishes nothing
         acc = await uow.session.get(Account, alpha.account_id)
         assert acc is not None
         acc.recording_enabled = False
-    now[0] = 29.0
-    assert (await account(snapshot, alpha)).account.recording_enabled is True
-    now[0] = 31.0
-    assert (await account(snapshot, alpha)).account.recording_enabled is False
 
 
 async def reload_behind(snapshot: RoutingSnapshot) -> None:
@@ -237,22 +238,23 @@ async def reload_behind(snapshot: RoutingSnapshot) -> None:
         await task
 
 
-async def _recording_off(container: Container, alpha: Seeded) -> None:
-    async with container.db.unit_of_work() as uow:  # a write that publishes nothing
-        acc = await uow.session.get(Account, alpha.account_id)
-        assert acc is not None
-        acc.recording_enabled = False
+async def test_max_age_bounds_what_no_event_announces(container: Container) -> None:
+    alpha, now, snapshot = await clocked(container)
+    await recording_off(container, alpha)
+    now[0] = 14.0
+    assert (await account(snapshot, alpha)).account.recording_enabled is True
+    # A quiet account past max_age is read on the call path: nothing older is served, once.
+    now[0] = 31.0
+    assert (await account(snapshot, alpha)).account.recording_enabled is False
+    assert snapshot.refreshes == 0
 
 
 async def test_a_value_past_half_its_age_is_served_and_reloaded_in_the_background(
     container: Container,
 ) -> None:
-    alpha = await seed_account(container)
-    now = [0.0]
-    snapshot = RoutingSnapshot(container.db, max_age=30, clock=lambda: now[0])
-    assert (await account(snapshot, alpha)).account.recording_enabled is True
+    alpha, now, snapshot = await clocked(container)
     loads = snapshot.loads
-    await _recording_off(container, alpha)
+    await recording_off(container, alpha)
     now[0] = 14.0  # young: served, nothing reloaded
     assert (await account(snapshot, alpha)).account.recording_enabled is True
     await asyncio.sleep(0.05)
@@ -267,24 +269,10 @@ async def test_a_value_past_half_its_age_is_served_and_reloaded_in_the_backgroun
     assert snapshot.loads == loads + 1
 
 
-async def test_a_quiet_account_past_max_age_is_read_on_the_call_path(container: Container) -> None:
-    alpha = await seed_account(container)
-    now = [0.0]
-    snapshot = RoutingSnapshot(container.db, max_age=30, clock=lambda: now[0])
-    assert (await account(snapshot, alpha)).account.recording_enabled is True
-    await _recording_off(container, alpha)
-    now[0] = 31.0  # nothing served older than max_age, even once
-    assert (await account(snapshot, alpha)).account.recording_enabled is False
-    assert snapshot.refreshes == 0
-
-
 async def test_a_failed_background_reload_keeps_the_value_until_max_age(
     container: Container, caplog: pytest.LogCaptureFixture
 ) -> None:
-    alpha = await seed_account(container)
-    now = [0.0]
-    snapshot = RoutingSnapshot(container.db, max_age=30, clock=lambda: now[0])
-    assert (await account(snapshot, alpha)).account.recording_enabled is True
+    alpha, now, snapshot = await clocked(container)
     read = snapshot._read_account
     failed = asyncio.Event()
 
@@ -299,7 +287,7 @@ async def test_a_failed_background_reload_keeps_the_value_until_max_age(
     assert failed.is_set() and "background reload failed" in caplog.text
     assert (await account(snapshot, alpha)).account.recording_enabled is True  # kept
     snapshot._read_account = read  # type: ignore[method-assign]
-    await _recording_off(container, alpha)
+    await recording_off(container, alpha)
     now[0] = 31.0
     assert (await account(snapshot, alpha)).account.recording_enabled is False
 
