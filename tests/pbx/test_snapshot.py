@@ -267,6 +267,8 @@ async def test_a_value_past_half_its_age_is_served_and_reloaded_in_the_backgroun
     now[0] = 40.0  # 24 s after the reload: still young, no call waited for a read
     assert (await account(snapshot, alpha)).account.recording_enabled is False
     assert snapshot.loads == loads + 1
+    await reload_behind(snapshot)  # past half its age again: the next reload is on its way
+    assert snapshot.refreshes == 2
 
 
 async def test_a_failed_background_reload_keeps_the_value_until_max_age(
@@ -286,6 +288,8 @@ async def test_a_failed_background_reload_keeps_the_value_until_max_age(
     await reload_behind(snapshot)
     assert failed.is_set() and "background reload failed" in caplog.text
     assert (await account(snapshot, alpha)).account.recording_enabled is True  # kept
+    await reload_behind(snapshot)  # that read tried again behind the call (and failed again)
+    assert snapshot.refreshes == 0
     snapshot._read_account = read  # type: ignore[method-assign]
     await recording_off(container, alpha)
     now[0] = 31.0
