@@ -12,13 +12,12 @@ from zvonar.media.offer_answer import (
     PCMU,
     LocalMedia,
     NegotiatedMedia,
-    OfferAnswer,
-    OfferAnswerState,
     answer_offer,
     build_offer,
     negotiate_offer,
     process_answer,
 )
+from zvonar.media.offer_answer_dialog import OfferAnswer, OfferAnswerState
 from zvonar.media.sdp import Direction, SessionDescription, parse_sdp
 
 LOCAL = LocalMedia(address="192.0.2.1", port=40000)

@@ -7,7 +7,8 @@ import base64
 import pytest
 
 from zvonar.media.errors import NegotiationError, SdpParseError
-from zvonar.media.offer_answer import LocalMedia, OfferAnswer, answer_offer, process_answer
+from zvonar.media.offer_answer import LocalMedia, answer_offer, process_answer
+from zvonar.media.offer_answer_dialog import OfferAnswer
 from zvonar.media.sdes import (
     Crypto,
     CryptoSuite,

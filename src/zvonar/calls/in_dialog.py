@@ -22,7 +22,7 @@ from zvonar.calls.plan import RingTarget
 from zvonar.calls.sdp_bridge import parse_body, remote_media
 from zvonar.calls.signalling import invite_request, response_to
 from zvonar.media.errors import MediaError
-from zvonar.media.offer_answer import OfferAnswer
+from zvonar.media.offer_answer_dialog import OfferAnswer
 from zvonar.sip.auth_client import client_auth_flow
 from zvonar.sip.body import media_type, sdp_body
 from zvonar.sip.dialog import Dialog

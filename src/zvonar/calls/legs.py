@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from zvonar.calls.events import CallEvent
 from zvonar.calls.plan import RingTarget
 from zvonar.media.engine import LegEndpoint, PlaybackId, RemoteMedia
-from zvonar.media.offer_answer import OfferAnswer
+from zvonar.media.offer_answer_dialog import OfferAnswer
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.message import SipRequest, SipResponse
 from zvonar.sip.transaction import TransactionKey

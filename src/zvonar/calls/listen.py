@@ -41,7 +41,7 @@ from zvonar.calls.plan import RingTarget
 from zvonar.calls.sdp_bridge import new_offer_answer, parse_body, remote_media
 from zvonar.media.engine import LegEndpoint, MediaEvent, MediaTimeout, RecordingFinished
 from zvonar.media.errors import MediaError
-from zvonar.media.offer_answer import OfferAnswer
+from zvonar.media.offer_answer_dialog import OfferAnswer
 from zvonar.sip.body import sdp_body
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.errors import SipError

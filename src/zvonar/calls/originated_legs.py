@@ -13,7 +13,7 @@ from zvonar.calls.origination import OriginationOutcome
 from zvonar.calls.plan import RingTarget
 from zvonar.calls.sdp_bridge import new_offer_answer
 from zvonar.media.engine import LegEndpoint, MediaEvent
-from zvonar.media.offer_answer import OfferAnswer
+from zvonar.media.offer_answer_dialog import OfferAnswer
 from zvonar.sip.dialog import Dialog
 from zvonar.sip.message import SipRequest
 from zvonar.sip.transaction import TransactionKey

@@ -19,7 +19,8 @@ import zlib
 
 from zvonar.media.engine import LegEndpoint, RemoteMedia
 from zvonar.media.errors import MediaError, NegotiationError
-from zvonar.media.offer_answer import LocalMedia, NegotiatedMedia, OfferAnswer, negotiate_offer
+from zvonar.media.offer_answer import LocalMedia, NegotiatedMedia, negotiate_offer
+from zvonar.media.offer_answer_dialog import OfferAnswer
 from zvonar.media.sdes import KEY_LENGTH
 from zvonar.media.sdp import SessionDescription, parse_sdp
 

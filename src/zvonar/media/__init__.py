@@ -5,7 +5,7 @@ nothing imports the rest of Zvonar. The asyncio media engine (``zvonar.media.io`
 these modules bytes and the current time and sends what they return.
 
 Modules: :mod:`~zvonar.media.sdp` and :mod:`~zvonar.media.sdp_fields` (RFC 8866),
-:mod:`~zvonar.media.offer_answer` (RFC 3264),
+:mod:`~zvonar.media.offer_answer` and :mod:`~zvonar.media.offer_answer_dialog` (RFC 3264),
 :mod:`~zvonar.media.rtp` and :mod:`~zvonar.media.rtcp` (RFC 3550),
 :mod:`~zvonar.media.stats` (RFC 3550 App. A, E-model MOS), :mod:`~zvonar.media.g711`,
 :mod:`~zvonar.media.dtmf` (RFC 4733), :mod:`~zvonar.media.goertzel` (in-band DTMF),
@@ -30,11 +30,11 @@ from zvonar.media.offer_answer import (
     Codec,
     LocalMedia,
     NegotiatedMedia,
-    OfferAnswer,
     answer_offer,
     build_offer,
     process_answer,
 )
+from zvonar.media.offer_answer_dialog import OfferAnswer
 from zvonar.media.rtcp import parse_rtcp, serialize_rtcp
 from zvonar.media.rtp import RtpPacket, RtpPacketizer, parse_rtp
 from zvonar.media.sdp import Direction, SessionDescription, parse_sdp

@@ -25,7 +25,8 @@ import zlib
 from collections.abc import Sequence
 
 from zvonar.media.errors import MediaError
-from zvonar.media.offer_answer import LocalMedia, OfferAnswer
+from zvonar.media.offer_answer import LocalMedia
+from zvonar.media.offer_answer_dialog import OfferAnswer
 from zvonar.media.sdp import parse_sdp
 from zvonar.sim.config import SimConfig, SimReport
 from zvonar.sim.endpoint import Endpoint

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from zvonar.media.errors import MediaError
-from zvonar.media.offer_answer import LocalMedia, OfferAnswer
+from zvonar.media.offer_answer import LocalMedia
+from zvonar.media.offer_answer_dialog import OfferAnswer
 from zvonar.media.sdp import parse_sdp
 from zvonar.sim.config import SimConfig, SimReport
 from zvonar.sim.endpoint import Endpoint, Handler
