@@ -208,7 +208,6 @@ class RoutingSnapshot:
         self._history: dict[uuid.UUID, _Slot] = {}
         self.loads = 0  # reads of the database done (observability, tests)
         self.refreshes = 0  # ... of which in the background, ahead of max_age
-        self._refreshing: set[asyncio.Task[None]] = set()
 
     # -- invalidation --------------------------------------------------------------------------
 
@@ -220,8 +219,9 @@ class RoutingSnapshot:
         def detach() -> None:
             for off in offs:
                 off()
-            for task in list(self._refreshing):
-                task.cancel()
+            for slot in (self._numbers, *self._accounts.values(), *self._history.values()):
+                if slot.refresh is not None:
+                    slot.refresh.cancel()
 
         return detach
 
@@ -344,11 +344,8 @@ class RoutingSnapshot:
                 if self._fresh(slot):
                     value = slot.value
                     return value
-                generation = slot.generation
-                value = await read()
-                self.loads += 1
-                if slot.generation == generation:
-                    slot.value, slot.loaded_at = value, self._clock()
+                value, installed = await self._read_into(slot, read)
+                if installed:
                     return value
             # Writes keep racing the load: serve this read without caching it.
             return value
@@ -356,11 +353,21 @@ class RoutingSnapshot:
     def _fresh(self, slot: _Slot) -> bool:
         return slot.loaded_at is not None and self._clock() - slot.loaded_at < self.max_age
 
+    async def _read_into(self, slot: _Slot, read: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+        """One read (under ``slot.lock``), installed unless an event dropped the slot
+        meanwhile (its generation moved): then a stale read must not win. Returns the value
+        read and whether it was installed."""
+        generation = slot.generation
+        value = await read()
+        self.loads += 1
+        if slot.generation != generation:
+            return value, False
+        slot.value, slot.loaded_at = value, self._clock()
+        return value, True
+
     def _refresh_ahead(self, slot: _Slot, read: Callable[[], Awaitable[Any]]) -> None:
-        task = asyncio.get_running_loop().create_task(self._reload(slot, read))
-        slot.refresh = task
-        self._refreshing.add(task)
-        task.add_done_callback(self._refreshing.discard)
+        # slot.refresh holds the task until it ends (detach cancels it there).
+        slot.refresh = asyncio.get_running_loop().create_task(self._reload(slot, read))
 
     async def _reload(self, slot: _Slot, read: Callable[[], Awaitable[Any]]) -> None:
         try:
@@ -368,12 +375,8 @@ class RoutingSnapshot:
                 loaded_at = slot.loaded_at
                 if loaded_at is None or self._clock() - loaded_at < self.max_age * REFRESH_AHEAD:
                     return  # an event dropped it (the next call loads it) or a load just ran
-                generation = slot.generation
-                value = await read()
-                self.loads += 1
+                await self._read_into(slot, read)
                 self.refreshes += 1
-                if slot.generation == generation:  # else an event dropped it meanwhile
-                    slot.value, slot.loaded_at = value, self._clock()
         except Exception:
             # The value stays until max_age; then a call reads on its own (and fails as any read).
             log.warning("routing snapshot: background reload failed", exc_info=True)
