@@ -1,7 +1,10 @@
 """The database handle and the unit of work services write through.
 
 A :class:`UnitOfWork` is one transaction. Services queue events on it with :meth:`UnitOfWork.emit`;
-they are published on the bus only after the commit succeeds (DESIGN.md, style rule 8).
+they are published on the bus only after the commit succeeds (DESIGN.md, style rule 8). Hooks
+given to :meth:`Database.before_commit` see a unit of work's events inside its transaction and
+may write in it: a write and what it implies for other processes (the account's routing version,
+routing/version.py) commit together or not at all.
 """
 
 from __future__ import annotations
@@ -66,6 +69,15 @@ class UnitOfWork:
     def emit(self, event: Event) -> None:
         self._events.append(event)
 
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """What this unit of work has emitted so far (published after commit)."""
+        return tuple(self._events)
+
+
+# Runs inside the transaction, after the unit of work's body, before the commit.
+CommitHook = Callable[[UnitOfWork], Awaitable[None]]
+
 
 class Database:
     def __init__(
@@ -82,6 +94,12 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._secret = secret  # asked once, when a secret is first sealed or opened
         self._sealer: Sealer | None = None
+        self._before_commit: list[CommitHook] = []
+
+    def before_commit(self, hook: CommitHook) -> None:
+        """Run ``hook`` at the end of every unit of work that completes (not on an error or a
+        dry run, which roll back), in its transaction."""
+        self._before_commit.append(hook)
 
     @property
     def sealer(self) -> Sealer | None:
@@ -100,6 +118,8 @@ class Database:
             uow = UnitOfWork(session, lambda: self.sealer)
             async with session.begin():
                 yield uow
+                for hook in self._before_commit:
+                    await hook(uow)
         for ev in uow._events:
             await self.bus.publish(ev)
 
