@@ -43,6 +43,7 @@ from zvonar.prompts.service import MAX_UPLOAD_BYTES as MAX_PROMPT_BYTES
 from zvonar.prompts.service import PromptService
 from zvonar.routing.router import router as routing_router
 from zvonar.routing.service import RoutingService
+from zvonar.routing.version import bump_routing_versions
 from zvonar.routing.writer import guard_scheme_references
 from zvonar.settings import Settings
 from zvonar.store.base import utcnow
@@ -85,6 +86,7 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
         echo=settings.log_sql,
         secret=lambda: settings.effective_secret_key,
     )
+    db.before_commit(bump_routing_versions)  # other processes learn of routing writes by it
     journal = JournalService(db, settings.data_dir)
     journal.attach(bus)
     mailer = _mailer(settings)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from zvonar.accounts.events import AccountSettingsChanged
 from zvonar.accounts.models import Account
 from zvonar.accounts.service import is_account_name
 from zvonar.acd.config import apply_queues_in, check_queue_references_in, export_queues
@@ -138,11 +139,16 @@ async def apply_config(
         # A directory section alone must not leave a scheme ringing a renamed group.
         schemes_still_ring = await guard_scheme_references(uow, account_id)
         queues_keep_members = await guard_queue_members(uow, account_id)
+        settings: list[AccountChange] = []
         for field, new in account_section.items():
             old = getattr(account, field)
             if new != old:
-                changes.append(AccountChange(field, old, new))
+                settings.append(AccountChange(field, old, new))
                 setattr(account, field, new)
+        if settings:
+            changed = tuple(change.field for change in settings)
+            uow.emit(AccountSettingsChanged(account_id=account_id, changed=changed))
+            changes.extend(settings)
         if "directory" in doc:
             changes.extend(await apply_directory_in(uow, account_id, doc["directory"] or {}))
         if "queues" in doc:

@@ -27,3 +27,11 @@ class ApiTokenCreated(Event):
 @dataclass(frozen=True, kw_only=True)
 class ApiTokenRevoked(Event):
     token_id: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountSettingsChanged(Event):
+    """Account settings (time zone, country, language, recording, park times…) changed;
+    ``changed`` names the fields."""
+
+    changed: tuple[str, ...]

@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Enum, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zvonar.store.base import Base, IdMixin, TimestampMixin
@@ -35,6 +35,10 @@ class Account(IdMixin, TimestampMixin, Base):
     # back, and how long that ring lasts.
     park_seconds: Mapped[int] = mapped_column(default=120)
     park_ring_back_seconds: Mapped[int] = mapped_column(default=30)
+    # Bumped in the transaction of every write that changes what routing reads
+    # (routing/version.py): how a process that did not see the write's events (the CLI's
+    # ``config apply``, another node) learns that its cached routing data is stale.
+    routing_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class User(IdMixin, TimestampMixin, Base):
