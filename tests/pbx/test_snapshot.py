@@ -12,6 +12,7 @@ import pytest
 from zvonar.accounts.models import Account
 from zvonar.calls.events import CallEnded, Disposition, HangupSide
 from zvonar.calls.plan import InboundCall, Plan, Reject
+from zvonar.configfile import apply_config
 from zvonar.container import Container
 from zvonar.directory.models import GroupStrategy, Transport, TrunkAuth
 from zvonar.directory.schemas import (
@@ -216,7 +217,8 @@ async def test_a_write_during_a_load_is_not_lost(container: Container) -> None:
 
 
 async def clocked(container: Container) -> tuple[Seeded, list[float], RoutingSnapshot]:
-    """An account, and a snapshot on a clock the test moves (``now[0]``) that has loaded it."""
+    """An account, and a snapshot on a clock the test moves (``now[0]``) that has loaded it.
+    The snapshot follows no bus: to it, the container's writes are another process's."""
     alpha = await seed_account(container)
     now = [0.0]
     snapshot = RoutingSnapshot(container.db, max_age=30, clock=lambda: now[0])
@@ -225,56 +227,81 @@ async def clocked(container: Container) -> tuple[Seeded, list[float], RoutingSna
 
 
 async def recording_off(container: Container, alpha: Seeded) -> None:
-    async with container.db.unit_of_work() as uow:  # a write that publishes nothing
+    """``zvonar config apply`` run elsewhere: its events go to its own bus; it bumps the
+    account's routing version."""
+    doc = {"account": {"recording_enabled": False}}
+    assert await apply_config(container, alpha.account_id, doc, dry_run=False)
+
+
+async def hand_edit(container: Container, alpha: Seeded) -> None:
+    """A write that bypasses the services: no event, no routing version."""
+    async with container.db.unit_of_work() as uow:
         acc = await uow.session.get(Account, alpha.account_id)
         assert acc is not None
         acc.recording_enabled = False
 
 
 async def reload_behind(snapshot: RoutingSnapshot) -> None:
-    """Wait for the one background reload the last read started."""
+    """Wait for the one background confirmation or reload the last read started."""
     (task,) = [slot.refresh for slot in snapshot._accounts.values() if slot.refresh is not None]
     async with asyncio.timeout(5):
         await task
 
 
-async def test_max_age_bounds_what_no_event_announces(container: Container) -> None:
+async def test_max_age_bounds_what_another_process_writes(container: Container) -> None:
     alpha, now, snapshot = await clocked(container)
+    loads = snapshot.loads
     await recording_off(container, alpha)
     now[0] = 14.0
     assert (await account(snapshot, alpha)).account.recording_enabled is True
-    # A quiet account past max_age is read on the call path: nothing older is served, once.
+    # A quiet account past max_age: its version moved, so it is read on the call path;
+    # nothing older is served, even once.
     now[0] = 31.0
     assert (await account(snapshot, alpha)).account.recording_enabled is False
-    assert snapshot.refreshes == 0
+    assert (snapshot.checks, snapshot.loads, snapshot.refreshes) == (1, loads + 1, 0)
 
 
-async def test_a_value_past_half_its_age_is_served_and_reloaded_in_the_background(
+async def test_a_quiet_account_past_max_age_is_confirmed_by_its_version(
+    container: Container,
+) -> None:
+    alpha, now, snapshot = await clocked(container)
+    loads = snapshot.loads
+    before = await account(snapshot, alpha)
+    now[0] = 31.0  # nothing changed: one read of the version, not of the data
+    assert await account(snapshot, alpha) is before
+    assert (snapshot.checks, snapshot.loads) == (1, loads)
+    now[0] = 45.0  # confirmed at 31: young again
+    assert await account(snapshot, alpha) is before
+    assert (snapshot.checks, snapshot.loads, snapshot.refreshes) == (1, loads, 0)
+
+
+async def test_a_value_past_half_its_age_is_served_and_confirmed_in_the_background(
     container: Container,
 ) -> None:
     alpha, now, snapshot = await clocked(container)
     loads = snapshot.loads
     await recording_off(container, alpha)
-    now[0] = 14.0  # young: served, nothing reloaded
+    now[0] = 14.0  # young: served, nothing read
     assert (await account(snapshot, alpha)).account.recording_enabled is True
     await asyncio.sleep(0.05)
-    assert snapshot.loads == loads and snapshot.refreshes == 0
-    now[0] = 16.0  # past half its age: this call is served at once, the reload runs behind it
+    assert (snapshot.checks, snapshot.loads, snapshot.refreshes) == (0, loads, 0)
+    now[0] = 16.0  # past half its age: this call is served at once, the check runs behind it
     assert (await account(snapshot, alpha)).account.recording_enabled is True
-    assert snapshot.loads == loads  # not on this call's path
-    await reload_behind(snapshot)
-    assert snapshot.loads == loads + 1 and snapshot.refreshes == 1
+    assert (snapshot.checks, snapshot.loads) == (0, loads)  # not on this call's path
+    await reload_behind(snapshot)  # the version moved: read whole
+    assert (snapshot.checks, snapshot.loads, snapshot.refreshes) == (1, loads + 1, 1)
     now[0] = 40.0  # 24 s after the reload: still young, no call waited for a read
     assert (await account(snapshot, alpha)).account.recording_enabled is False
     assert snapshot.loads == loads + 1
-    await reload_behind(snapshot)  # past half its age again: the next reload is on its way
-    assert snapshot.refreshes == 2
+    await reload_behind(snapshot)  # past half its age again: confirmed, nothing read
+    assert (snapshot.checks, snapshot.loads, snapshot.refreshes) == (2, loads + 1, 2)
 
 
 async def test_a_failed_background_reload_keeps_the_value_until_max_age(
     container: Container, caplog: pytest.LogCaptureFixture
 ) -> None:
     alpha, now, snapshot = await clocked(container)
+    await recording_off(container, alpha)  # the version moves: the reload must read
     read = snapshot._read_account
     failed = asyncio.Event()
 
@@ -291,9 +318,33 @@ async def test_a_failed_background_reload_keeps_the_value_until_max_age(
     await reload_behind(snapshot)  # that read tried again behind the call (and failed again)
     assert snapshot.refreshes == 0
     snapshot._read_account = read  # type: ignore[method-assign]
-    await recording_off(container, alpha)
     now[0] = 31.0
     assert (await account(snapshot, alpha)).account.recording_enabled is False
+
+
+async def test_a_write_past_the_services_is_read_within_full_age(container: Container) -> None:
+    alpha, now, snapshot = await clocked(container)
+    loads = snapshot.loads
+    await hand_edit(container, alpha)
+    now[0] = 31.0  # no version moved: confirmed, still the old value
+    assert (await account(snapshot, alpha)).account.recording_enabled is True
+    now[0] = 301.0  # read whole 301 s ago: served, and read again behind this call
+    assert (await account(snapshot, alpha)).account.recording_enabled is True
+    await reload_behind(snapshot)
+    assert snapshot.loads == loads + 1
+    assert (await account(snapshot, alpha)).account.recording_enabled is False
+
+
+async def test_account_settings_applied_here_take_effect_for_the_next_call(
+    container: Container,
+) -> None:
+    alpha = await seed_account(container)
+    snapshot = RoutingSnapshot(container.db)
+    snapshot.attach(container.bus)
+    assert (await account(snapshot, alpha)).account.recording_enabled is True
+    await recording_off(container, alpha)  # this process's bus: AccountSettingsChanged
+    assert (await account(snapshot, alpha)).account.recording_enabled is False
+    assert snapshot.checks == 0
 
 
 async def test_history_is_read_only_when_needed_and_again_after_a_call(

@@ -14,14 +14,23 @@ Each is loaded on first use and dropped by the directory's and routing's events 
 for the next call. Events that arrive while a load runs bump a generation and the load is not
 installed (as in ``contacts.index``): a stale read never wins. History is dropped by the
 account's ``CallEnded``; when a ``flush`` is given (the journal's write-behind) it runs before
-history is re-read. ``max_age`` bounds what no event announces here: account settings changed
-by ``config apply`` and writes made by another process (its events go to its own bus).
+history is re-read.
 
-Nothing is served older than ``max_age``. A read that finds its value past half that age
-serves it and reloads it in the background (one reload at a time), so an account called at
-least once in ``max_age / 2`` never has a call wait for its reload; only the first call
-after a quiet spell (or after an event dropped the value) reads on the call path. Before,
-every account's next call after each ``max_age`` waited for the whole reload (~20 ms).
+``max_age`` bounds what no event announces here: writes made by another process (the CLI's
+``config apply``, another node), whose events go to its own bus. Those writes bump the
+account's routing version (``routing/version.py``), so an account's data past ``max_age`` is
+confirmed by reading that one integer; it is read again whole only when the version moved.
+Nothing unconfirmed is served older than ``max_age``:
+
+- a read that finds its value past half that age serves it and confirms (or reloads) it in the
+  background, one at a time; an account called at least once in ``max_age / 2`` never has a
+  call wait for the database;
+- the first call after a quiet spell confirms on the call path (one indexed read, ~1 ms; the
+  whole read is ~5-8 ms) and reads whole only if something changed.
+
+A write that bypasses the services (a hand edit in the database) bumps no version: it is read
+by the background reload that every value gets once it was loaded ``full_age`` (300 s) ago.
+Numbers and history have no version: past ``max_age`` they are read again whole.
 """
 
 from __future__ import annotations
@@ -42,17 +51,17 @@ from zvonar.calls.events import CallEnded, Direction, Disposition, TargetKind
 from zvonar.core.bus import EventBus
 from zvonar.core.errors import InvalidInput
 from zvonar.core.events import Event
-from zvonar.directory.events import EmployeeEvent, GroupChanged, NumberEvent, TrunkChanged
+from zvonar.directory.events import NumberEvent
 from zvonar.directory.models import Employee, Group, GroupMember, Number, Trunk
 from zvonar.directory.secrets import open_password
 from zvonar.journal.models import CallLeg, CallRecord
 from zvonar.routing.engine import GroupInfo
-from zvonar.routing.events import CalendarChanged, SchemeAssigned, SchemeChanged
 from zvonar.routing.models import CalendarRow, SchemeAssignment, SchemeRow
 from zvonar.routing.schedule import WorkCalendar, calendar_from_dict
 from zvonar.routing.scheme import ManagerRef, Scheme
 from zvonar.routing.scheme_codec import scheme_from_dict
 from zvonar.routing.strategies import MemberState, Strategy
+from zvonar.routing.version import ROUTING_EVENTS, routing_version
 from zvonar.sip.auth_client import ClientCredentials
 from zvonar.store.db import Database
 from zvonar.store.sealed import Sealer, UnsealError
@@ -70,22 +79,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# Whether a cached value is still what the database holds (without reading it whole).
+_Check = Callable[[Any], Awaitable[bool]]
 _MAX_LOAD_ATTEMPTS = 5
-# A value read past this share of max_age is reloaded in the background (module docstring).
+# A value read past this share of max_age is confirmed (or reloaded) in the background.
 REFRESH_AHEAD = 0.5
 # Strategies that read the journal; any scheme or group naming one makes history needed.
 _HISTORY_STRATEGIES = frozenset({Strategy.least_recent.value, Strategy.fewest_calls.value})
 _LAST = frozenset({ManagerRef.last.value})
-# Events after which an account's routing data must be read again.
-ROUTING_EVENTS: tuple[type[Event], ...] = (
-    EmployeeEvent,
-    GroupChanged,
-    NumberEvent,
-    TrunkChanged,
-    SchemeChanged,
-    SchemeAssigned,
-    CalendarChanged,
-)
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ class AccountSnapshot:
     trunks: tuple[TrunkInfo, ...]  # active, by name
     needs_history: bool  # a scheme or group uses "least recent" / "fewest calls"
     needs_last_manager: bool = False  # a scheme rings {manager: last}
+    version: int = 0  # the account's routing version this was read at
 
     def scheme_of(self, number_id: uuid.UUID) -> Scheme | None:
         scheme_id = self.assignments.get(number_id)
@@ -179,10 +181,13 @@ class AccountSnapshot:
 
 @dataclass
 class _Slot:
-    """A cached value, when it was loaded, and a generation that events bump."""
+    """A cached value, when it was loaded and last known current, and a generation that
+    events bump."""
 
     value: Any = None
-    loaded_at: float | None = None
+    loaded_at: float | None = None  # read whole
+    expires: float = 0.0  # last known current + max_age: served until then
+    due: float = 0.0  # when to confirm or reload it in the background
     generation: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     refresh: asyncio.Task[None] | None = None  # the background reload running, if any
@@ -196,18 +201,21 @@ class RoutingSnapshot:
         db: Database,
         *,
         max_age: float = 30.0,
+        full_age: float = 300.0,
         flush: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self.max_age = max_age
+        self.full_age = full_age
         self._flush = flush
         self._clock = clock
         self._numbers = _Slot()
         self._accounts: dict[uuid.UUID, _Slot] = {}
         self._history: dict[uuid.UUID, _Slot] = {}
-        self.loads = 0  # reads of the database done (observability, tests)
-        self.refreshes = 0  # ... of which in the background, ahead of max_age
+        self.loads = 0  # whole reads of the database done (observability, tests)
+        self.checks = 0  # values confirmed (or not) by their version instead
+        self.refreshes = 0  # background confirmations or reloads, ahead of max_age
 
     # -- invalidation --------------------------------------------------------------------------
 
@@ -270,7 +278,9 @@ class RoutingSnapshot:
     async def account(self, account_id: uuid.UUID) -> AccountSnapshot | None:
         slot = self._accounts.setdefault(account_id, _Slot())
         snapshot: AccountSnapshot | None = await self._get(
-            slot, lambda: self._read_account(account_id)
+            slot,
+            lambda: self._read_account(account_id),
+            lambda value: self._unchanged(account_id, value),
         )
         return snapshot
 
@@ -330,18 +340,25 @@ class RoutingSnapshot:
         latest: uuid.UUID | None = max(found, key=lambda row: row[0])[1]
         return latest
 
-    async def _get(self, slot: _Slot, read: Callable[[], Awaitable[T]]) -> T:
-        loaded_at = slot.loaded_at
-        if loaded_at is not None:
-            age = self._clock() - loaded_at
-            if age < self.max_age:
-                if age >= self.max_age * REFRESH_AHEAD and slot.refresh is None:
-                    self._refresh_ahead(slot, read)
-                value: T = slot.value
-                return value
+    async def _get(
+        self, slot: _Slot, read: Callable[[], Awaitable[T]], current: _Check | None = None
+    ) -> T:
+        """The slot's value: served while known current; else confirmed by ``current`` (is
+        this value still what the database holds?) or read again by ``read``."""
+        now = self._clock()
+        if now < slot.expires:
+            if now >= slot.due and slot.refresh is None:
+                self._refresh_ahead(slot, read, current)
+            value: T = slot.value
+            return value
         async with slot.lock:  # one load at a time; callers that waited take its result
             for _ in range(_MAX_LOAD_ATTEMPTS):
-                if self._fresh(slot):
+                if self._clock() < slot.expires:
+                    value = slot.value
+                    return value
+                if await self._confirm(slot, current):
+                    if self._clock() >= slot.due and slot.refresh is None:
+                        self._refresh_ahead(slot, read, current)  # past full_age
                     value = slot.value
                     return value
                 value, installed = await self._read_into(slot, read)
@@ -350,8 +367,26 @@ class RoutingSnapshot:
             # Writes keep racing the load: serve this read without caching it.
             return value
 
-    def _fresh(self, slot: _Slot) -> bool:
-        return slot.loaded_at is not None and self._clock() - slot.loaded_at < self.max_age
+    def _stamp(self, slot: _Slot, *, loaded: bool) -> None:
+        """The slot's value is current now (``loaded``: read whole now)."""
+        now = self._clock()
+        if loaded or slot.loaded_at is None:
+            slot.loaded_at = now
+        slot.expires = now + self.max_age
+        slot.due = min(now + self.max_age * REFRESH_AHEAD, slot.loaded_at + self.full_age)
+
+    async def _confirm(self, slot: _Slot, current: _Check | None) -> bool:
+        """Whether ``current`` confirms the slot's value (then it is stamped current), unless an
+        event dropped the slot meanwhile."""
+        if current is None or slot.loaded_at is None:
+            return False
+        generation = slot.generation
+        confirmed = await current(slot.value)
+        self.checks += 1
+        if not confirmed or slot.generation != generation:
+            return False
+        self._stamp(slot, loaded=False)
+        return True
 
     async def _read_into(self, slot: _Slot, read: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """One read (under ``slot.lock``), installed unless an event dropped the slot
@@ -362,26 +397,40 @@ class RoutingSnapshot:
         self.loads += 1
         if slot.generation != generation:
             return value, False
-        slot.value, slot.loaded_at = value, self._clock()
+        slot.value = value
+        self._stamp(slot, loaded=True)
         return value, True
 
-    def _refresh_ahead(self, slot: _Slot, read: Callable[[], Awaitable[Any]]) -> None:
+    def _refresh_ahead(
+        self, slot: _Slot, read: Callable[[], Awaitable[Any]], current: _Check | None
+    ) -> None:
         # slot.refresh holds the task until it ends (detach cancels it there).
-        slot.refresh = asyncio.get_running_loop().create_task(self._reload(slot, read))
+        slot.refresh = asyncio.get_running_loop().create_task(self._reload(slot, read, current))
 
-    async def _reload(self, slot: _Slot, read: Callable[[], Awaitable[Any]]) -> None:
+    async def _reload(
+        self, slot: _Slot, read: Callable[[], Awaitable[Any]], current: _Check | None
+    ) -> None:
         try:
             async with slot.lock:
                 loaded_at = slot.loaded_at
-                if loaded_at is None or self._clock() - loaded_at < self.max_age * REFRESH_AHEAD:
+                if loaded_at is None or self._clock() < slot.due:
                     return  # an event dropped it (the next call loads it) or a load just ran
-                await self._read_into(slot, read)
+                whole = self._clock() - loaded_at >= self.full_age
+                if whole or not await self._confirm(slot, current):
+                    await self._read_into(slot, read)
                 self.refreshes += 1
         except Exception:
-            # The value stays until max_age; then a call reads on its own (and fails as any read).
+            # The value stays until it expires; then a call reads on its own (and fails as any
+            # read).
             log.warning("routing snapshot: background reload failed", exc_info=True)
         finally:
             slot.refresh = None
+
+    async def _unchanged(self, account_id: uuid.UUID, snapshot: AccountSnapshot | None) -> bool:
+        """Whether the account's routing version is still the one ``snapshot`` was read at."""
+        if snapshot is None:  # the account was not there: look again
+            return False
+        return await routing_version(self._db, account_id) == snapshot.version
 
     # -- the database --------------------------------------------------------------------------
 
@@ -487,6 +536,7 @@ class RoutingSnapshot:
             needs_history=any(st.value in _HISTORY_STRATEGIES for st, _m in grouped.values())
             or any(_names(r.definition, "strategy", _HISTORY_STRATEGIES) for r in rows),
             needs_last_manager=any(_names(r.definition, "manager", _LAST) for r in rows),
+            version=account.routing_version,
         )
 
     async def _read_history(
@@ -518,7 +568,7 @@ class RoutingSnapshot:
 
 def _drop(slot: _Slot) -> None:
     slot.generation += 1
-    slot.value, slot.loaded_at = None, None
+    slot.value, slot.loaded_at, slot.expires = None, None, 0.0
 
 
 def _library(rows: list[SchemeRow]) -> tuple[dict[str, Scheme], dict[uuid.UUID, Scheme]]:
