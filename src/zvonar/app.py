@@ -48,6 +48,7 @@ from zvonar.routing.writer import guard_scheme_references
 from zvonar.settings import Settings
 from zvonar.store.base import utcnow
 from zvonar.store.db import Database
+from zvonar.store.outbox import EventOutbox
 from zvonar.web.routes import install as install_web
 
 
@@ -86,7 +87,11 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
         echo=settings.log_sql,
         secret=lambda: settings.effective_secret_key,
     )
-    db.before_commit(bump_routing_versions)  # other processes learn of routing writes by it
+    # Other processes learn of this one's writes by these: the account's routing version,
+    # and the events themselves through the outbox (the PBX relays them: store/outbox.py).
+    db.before_commit(bump_routing_versions)
+    outbox = EventOutbox(db)
+    db.before_commit(outbox.record)
     journal = JournalService(db, settings.data_dir)
     journal.attach(bus)
     mailer = _mailer(settings)
@@ -111,6 +116,7 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
         acd_queues=AcdQueueService(db),
         callbacks=CallbackService(db),
         prompts=PromptService(settings.data_dir),
+        outbox=outbox,
     )
 
 

@@ -18,6 +18,7 @@ from zvonar.prompts.service import PromptService
 from zvonar.routing.service import RoutingService
 from zvonar.settings import Settings
 from zvonar.store.db import Database
+from zvonar.store.outbox import EventOutbox
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Container:
     acd_queues: AcdQueueService
     callbacks: CallbackService
     prompts: PromptService
+    outbox: EventOutbox  # this process's events for the others (store/outbox.py)
 
     async def aclose(self) -> None:
         """Close what writes behind, then the database: the mail notifiers cancel their

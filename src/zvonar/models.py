@@ -8,6 +8,7 @@ from zvonar.directory import models as directory_models
 from zvonar.journal import models as journal_models
 from zvonar.pbx import models as pbx_models
 from zvonar.routing import models as routing_models
+from zvonar.store import outbox as outbox_models
 from zvonar.store.base import Base
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "contacts_models",
     "directory_models",
     "journal_models",
+    "outbox_models",
     "pbx_models",
     "routing_models",
 ]

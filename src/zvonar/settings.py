@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     max_loop_lag: float = Field(
         default=0.2, gt=0, description="Event-loop lag (s) above which new calls get 503."
     )
+    event_relay_interval: float = Field(
+        default=1.0,
+        ge=0,
+        description="How often (s) the PBX reads other processes' events (CLI, other "
+        "nodes) from the database's outbox; 0: never.",
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest accepted API body."
     )
@@ -243,6 +249,7 @@ class Settings(BaseSettings):
             default_region=self.default_region,
             max_calls=self.max_calls,
             max_loop_lag=self.max_loop_lag,
+            event_relay_interval=self.event_relay_interval,
             digest_algorithms=_names(self.sip_digest_algorithms),
             dns_servers=parse_dns_servers(self.dns_servers),
             sip_tls_cert=self.sip_tls_cert,

@@ -66,6 +66,9 @@ class PbxConfig:
     # loop runs more than max_loop_lag late or max_calls calls are in progress.
     max_calls: int = 5000
     max_loop_lag: float = 0.2
+    # How often other processes' writes (the CLI's config apply, other nodes) are read from
+    # the database's event outbox and published here (store/outbox.py); 0: never.
+    event_relay_interval: float = 1.0
     # DNS servers for RFC 3263 lookups (NAPTR/SRV/A/AAAA of trunks and SIP URI targets);
     # empty: the system's (resolv.conf for NAPTR/SRV, getaddrinfo for addresses).
     dns_servers: tuple[tuple[str, int], ...] = ()

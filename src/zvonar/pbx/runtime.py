@@ -57,6 +57,7 @@ from zvonar.sip.io.tls import TlsConfig, client_context, server_context
 from zvonar.sip.location import Binding, LocationService
 from zvonar.sip.registrar import Registrar, RegistrarConfig
 from zvonar.sip.ua import DEFAULT_ALLOW, Flow, UserAgent
+from zvonar.store.outbox import OutboxRelay
 
 __all__ = ["PbxRuntime", "derive_secret", "start_pbx"]
 
@@ -88,6 +89,7 @@ class PbxRuntime:
     tcp: Flow | None
     tls: Flow | None = None
     blf: Blf | None = None
+    relay: OutboxRelay | None = None
     _detach: list[Callable[[], None]] = field(default_factory=list)
     _stopped: bool = False
 
@@ -104,6 +106,8 @@ class PbxRuntime:
         if self._stopped:
             return
         self._stopped = True
+        if self.relay is not None:
+            await self.relay.stop()
         for detach in self._detach:
             detach()
         await self.lag.stop()
@@ -138,6 +142,13 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
     loop = asyncio.get_running_loop()
     master = container.settings.effective_secret_key
     tls = tls_config(config)  # a certificate that does not load stops start-up here
+
+    # Other processes' writes from here on (marked before anything below reads the database
+    # whole; relayed once the PBX runs).
+    relay = None
+    if config.event_relay_interval > 0:
+        relay = container.outbox.relay(container.bus, interval=config.event_relay_interval)
+        await relay.mark()
 
     credentials = DirectoryCredentialStore(container.db)
     detach = [credentials.attach(container.bus)]
@@ -306,6 +317,8 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         await location.close()
         await acd.close()
         raise
+    if relay is not None:
+        relay.begin()
     # The long-lived objects built above leave the young GC generations (pbx.heap).
     settle_heap()
     log.info(
@@ -335,5 +348,6 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         udp=udp,
         tcp=tcp,
         tls=tls_flow,
+        relay=relay,
         _detach=detach,
     )
