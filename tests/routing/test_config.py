@@ -74,6 +74,23 @@ async def test_apply_export_idempotent(container: Container, tenant_a: Tenant) -
     assert await apply_routing(db, acc, smaller, dry_run=False) == []
 
 
+async def test_an_untouched_accounts_own_export_applies_as_no_change(
+    container: Container, tenant_a: Tenant
+) -> None:
+    """No calendar was ever set: the export shows the default one, and applying it back
+    changes nothing (nor announces a change to the running PBX)."""
+    db, acc = container.db, tenant_a.account_id
+    await apply_directory(db, acc, DIRECTORY, dry_run=False)
+    exported = await export_routing(db, acc)
+    assert exported["calendar"]["hours"]["mon"] == ["09:00-18:00"]
+    assert await apply_routing(db, acc, exported, dry_run=False) == []
+    # A calendar that differs from the default is written, and then round-trips.
+    exported["calendar"]["hours"]["sat"] = ["10:00-14:00"]
+    (change,) = await apply_routing(db, acc, exported, dry_run=False)
+    assert change.object_type == "calendar"
+    assert await apply_routing(db, acc, await export_routing(db, acc), dry_run=False) == []
+
+
 @pytest.mark.parametrize(
     ("mutate", "code", "path"),
     [

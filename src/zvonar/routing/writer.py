@@ -272,7 +272,10 @@ class RoutingWriter:
         cal = self.parse_calendar(data)
         canonical = calendar_to_dict(cal)
         row = await self.session.get(CalendarRow, self.account_id)
-        if row is not None and row.definition == canonical:
+        # No row yet is the default calendar (what ``calendar()`` and an export show): setting
+        # exactly that is no change, so applying an account's own export changes nothing.
+        current = row.definition if row is not None else calendar_to_dict(self.parse_calendar({}))
+        if current == canonical:
             return cal, False
         if row is None:
             self.session.add(CalendarRow(account_id=self.account_id, definition=canonical))
