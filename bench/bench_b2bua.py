@@ -19,8 +19,8 @@ PBX's open descriptors. Post-dial delay (INVITE
 in → first INVITE out, both stamped in this process at the socket: the datagram handler and
 ``SipRunner.send`` are wrapped) at half the best clean rate: p50 / p90 / p99 / max, and which
 call of the step had the max. That step follows the settling (over 30 s without a call), so
-its first call reads the account's routing data again (``RoutingSnapshot.max_age``) and the
-next few wait behind it: the max is usually call #1.
+its first call confirms the account's routing data by its version and reads the numbers again
+(``RoutingSnapshot.max_age``, ~1 ms each alone): the max is often call #1, or a collection.
 
     .venv/bin/python bench/bench_b2bua.py                       # SQLite, then PostgreSQL
     .venv/bin/python bench/bench_b2bua.py --backends sqlite --rates 50,100,200
