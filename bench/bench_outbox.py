@@ -14,27 +14,22 @@ created):
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
+from dbbench import run_on_databases
 from sqlalchemy import insert
 
-import zvonar.models  # noqa: F401  (every slice's tables on Base.metadata)
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
-from zvonar.app import create_container
+from zvonar.container import Container
 from zvonar.core.bus import InProcessBus
 from zvonar.core.event_codec import encode_event
 from zvonar.core.events import Event
 from zvonar.directory.events import EmployeeDndChanged
 from zvonar.directory.schemas import EmployeeIn
-from zvonar.settings import Settings
-from zvonar.store.base import Base
 from zvonar.store.outbox import OutboxRow
 
 
@@ -47,72 +42,54 @@ async def per_call(n: int, fn: Callable[[], Awaitable[object]]) -> float:
     return statistics.median(took) * 1e3
 
 
-async def bench(name: str, url: str, writes: int, tmp: Path) -> None:
-    settings = Settings(data_dir=tmp / name, database_url=url, secret_key="bench-key")
-    c = create_container(settings)
+async def bench(c: Container, args: argparse.Namespace) -> None:
+    writes = args.writes
+    account = await c.accounts.create_account("Bench", "bench")
+    p = Principal(account_id=account.id, role=Role.admin)
+    made = await c.directory.create_employee(p, EmployeeIn(name="Anna", extension="101"))
+    emp = made.view.employee.id
+
+    async def toggle() -> object:
+        return await c.directory.set_dnd(account.id, None, employee_id=emp)
+
+    await per_call(20, toggle)  # warm up
+    hooked = await per_call(writes, toggle)
+    hooks = list(c.db._before_commit)
+    c.db._before_commit.clear()
+    bare = await per_call(writes, toggle)
+    c.db._before_commit.extend(hooks)
+    print(f"  write       p50 {hooked:6.3f} ms with the hooks, {bare:6.3f} ms without")
+
+    bus = InProcessBus()
+    got = 0
+
+    async def count(_event: Event) -> None:
+        nonlocal got
+        got += 1
+
+    bus.subscribe(EmployeeDndChanged, count)
+    relay = c.outbox.relay(bus)
+    await relay.mark()
+    idle = await per_call(200, relay.poll)
+    print(f"  idle poll   p50 {idle:6.3f} ms")
+
+    rows = []
+    for i in range(10_000):
+        event = EmployeeDndChanged(
+            account_id=account.id, employee_id=uuid.uuid4(), extension="101", dnd=i % 2 == 0
+        )
+        kind, payload = encode_event(event)
+        rows.append({"origin": "elsewhere", "event_type": kind, "payload": payload})
     async with c.db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.drop_all)
-        await conn.run_sync(Base.metadata.create_all)
-    try:
-        account = await c.accounts.create_account("Bench", "bench")
-        p = Principal(account_id=account.id, role=Role.admin)
-        made = await c.directory.create_employee(p, EmployeeIn(name="Anna", extension="101"))
-        emp = made.view.employee.id
-
-        async def toggle() -> object:
-            return await c.directory.set_dnd(account.id, None, employee_id=emp)
-
-        await per_call(20, toggle)  # warm up
-        hooked = await per_call(writes, toggle)
-        hooks = list(c.db._before_commit)
-        c.db._before_commit.clear()
-        bare = await per_call(writes, toggle)
-        c.db._before_commit.extend(hooks)
-        print(f"{name}:")
-        print(f"  write       p50 {hooked:6.3f} ms with the hooks, {bare:6.3f} ms without")
-
-        bus = InProcessBus()
-        got = 0
-
-        async def count(_event: Event) -> None:
-            nonlocal got
-            got += 1
-
-        bus.subscribe(EmployeeDndChanged, count)
-        relay = c.outbox.relay(bus)
-        await relay.mark()
-        idle = await per_call(200, relay.poll)
-        print(f"  idle poll   p50 {idle:6.3f} ms")
-
-        rows = []
-        for i in range(10_000):
-            event = EmployeeDndChanged(
-                account_id=account.id, employee_id=uuid.uuid4(), extension="101", dnd=i % 2 == 0
-            )
-            kind, payload = encode_event(event)
-            rows.append({"origin": "elsewhere", "event_type": kind, "payload": payload})
-        async with c.db.engine.begin() as conn:
-            await conn.execute(insert(OutboxRow), rows)
-        start = time.perf_counter()
-        while got < len(rows):
-            await relay.poll()
-        took = time.perf_counter() - start
-        print(f"  relay       {len(rows) / took:8,.0f} events/s ({len(rows)} events)")
-    finally:
-        await c.aclose()
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--pg", help="a PostgreSQL URL (postgresql+asyncpg://…) to run on too")
-    parser.add_argument("--writes", type=int, default=300)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        await bench("SQLite", f"sqlite+aiosqlite:///{base / 'bench.sqlite3'}", args.writes, base)
-        if args.pg:
-            await bench("PostgreSQL", args.pg, args.writes, base)
+        await conn.execute(insert(OutboxRow), rows)
+    start = time.perf_counter()
+    while got < len(rows):
+        await relay.poll()
+    took = time.perf_counter() - start
+    print(f"  relay       {len(rows) / took:8,.0f} events/s ({len(rows)} events)")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_on_databases(
+        __doc__, bench, lambda parser: parser.add_argument("--writes", type=int, default=300)
+    )

@@ -17,22 +17,17 @@ Each path is timed ``--rounds`` times on the snapshot's own clock, moved by hand
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
-import zvonar.models  # noqa: F401  (every slice's tables on Base.metadata)
+from dbbench import run_on_databases
+
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
-from zvonar.app import create_container
 from zvonar.container import Container
 from zvonar.directory.schemas import EmployeeIn, GroupIn, MemberIn, NumberIn
 from zvonar.pbx.snapshot import RoutingSnapshot
-from zvonar.settings import Settings
-from zvonar.store.base import Base
 
 
 def ring(*targets: dict[str, str], timeout: int = 20) -> dict[str, object]:
@@ -97,55 +92,37 @@ async def timed(
     return took
 
 
-async def bench(name: str, url: str, rounds: int, tmp: Path) -> None:
-    settings = Settings(data_dir=tmp / name, database_url=url, secret_key="bench-key")
-    c = create_container(settings)
-    async with c.db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.drop_all)
-        await conn.run_sync(Base.metadata.create_all)
-    try:
-        p = await seed(c)
-        now = [0.0]
-        # No whole read falls due in the confirmed rounds (it would run in the background).
-        snapshot = RoutingSnapshot(c.db, max_age=30, full_age=1e9, clock=lambda: now[0])
-        account = p.account_id
-        assert await snapshot.account(account) is not None
-        for _ in range(20):  # warm the pool, the statement caches and the holiday tables
-            snapshot.invalidate(account)
-            await snapshot.account(account)
+async def bench(c: Container, args: argparse.Namespace) -> None:
+    rounds = args.rounds
+    p = await seed(c)
+    now = [0.0]
+    # No whole read falls due in the confirmed rounds (it would run in the background).
+    snapshot = RoutingSnapshot(c.db, max_age=30, full_age=1e9, clock=lambda: now[0])
+    account = p.account_id
+    assert await snapshot.account(account) is not None
+    for _ in range(20):  # warm the pool, the statement caches and the holiday tables
+        snapshot.invalidate(account)
+        await snapshot.account(account)
 
-        def young() -> None:
-            now[0] += 0.001
+    def young() -> None:
+        now[0] += 0.001
 
-        def quiet() -> None:  # past max_age
-            now[0] += 31.0
+    def quiet() -> None:  # past max_age
+        now[0] += 31.0
 
-        def changed() -> None:
-            now[0] += 31.0
-            snapshot.invalidate(account)
+    def changed() -> None:
+        now[0] += 31.0
+        snapshot.invalidate(account)
 
-        print(f"{name}:")
-        report("in memory", await timed(rounds * 10, young, lambda: snapshot.account(account)))
-        loads = snapshot.loads
-        report("confirmed", await timed(rounds, quiet, lambda: snapshot.account(account)))
-        assert snapshot.loads == loads, "a confirmed round read the account whole"
-        report("read whole", await timed(rounds, changed, lambda: snapshot.account(account)))
-        report("numbers", await timed(rounds, quiet, lambda: snapshot.number(["+7"])))
-    finally:
-        await c.aclose()
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--pg", help="a PostgreSQL URL (postgresql+asyncpg://…) to run on too")
-    parser.add_argument("--rounds", type=int, default=300)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        await bench("SQLite", f"sqlite+aiosqlite:///{base / 'bench.sqlite3'}", args.rounds, base)
-        if args.pg:
-            await bench("PostgreSQL", args.pg, args.rounds, base)
+    report("in memory", await timed(rounds * 10, young, lambda: snapshot.account(account)))
+    loads = snapshot.loads
+    report("confirmed", await timed(rounds, quiet, lambda: snapshot.account(account)))
+    assert snapshot.loads == loads, "a confirmed round read the account whole"
+    report("read whole", await timed(rounds, changed, lambda: snapshot.account(account)))
+    report("numbers", await timed(rounds, quiet, lambda: snapshot.number(["+7"])))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_on_databases(
+        __doc__, bench, lambda parser: parser.add_argument("--rounds", type=int, default=300)
+    )
