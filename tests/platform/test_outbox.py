@@ -188,18 +188,34 @@ async def test_another_process_writes_reach_this_bus_once_in_order(
     assert len(bus.events) == 3
 
 
-async def test_the_relay_polls_on_its_own_until_stopped(
-    container: Container, other: Container, bus: RecordingBus
+async def test_the_relay_polls_on_its_own_through_failures_until_stopped(
+    container: Container,
+    other: Container,
+    bus: RecordingBus,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     relay = relay_for(container)
+    poll, failures = relay.poll, [OSError("database gone")] * 3
+
+    async def flaky() -> int:  # the database away for three polls
+        if failures:
+            raise failures.pop()
+        return await poll()
+
+    relay.poll = flaky  # type: ignore[method-assign]
+    created = asyncio.Event()
+
+    async def on_created(_event: Event) -> None:
+        created.set()
+
+    bus.subscribe(AccountCreated, on_created)
     await relay.start()
     try:
         await other.accounts.create_account("Beta", "beta")
-        for _ in range(100):
-            if bus.of_type(AccountCreated):
-                break
-            await asyncio.sleep(0.02)
+        async with asyncio.timeout(5):
+            await created.wait()
         assert [type(e) for e in bus.events] == [AccountCreated]
+        assert caplog.text.count("a poll failed") == 3
     finally:
         await relay.stop()
     await other.accounts.create_account("Gamma", "gamma")
