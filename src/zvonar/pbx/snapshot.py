@@ -17,9 +17,11 @@ account's ``CallEnded``; when a ``flush`` is given (the journal's write-behind) 
 history is re-read.
 
 ``max_age`` bounds what no event announces here: writes made by another process (the CLI's
-``config apply``, another node), whose events go to its own bus. Those writes bump the
-account's routing version (``routing/version.py``), so an account's data past ``max_age`` is
-confirmed by reading that one integer; it is read again whole only when the version moved.
+``config apply``, another node) publish their events on its own bus, and reach this one only
+through the outbox relay (``store/outbox.py``, within a second, unless it is off or missed
+them). Those writes also bump the account's routing version (``routing/version.py``), so an
+account's data past ``max_age`` is confirmed by reading that one integer; it is read again
+whole only when the version moved.
 Nothing unconfirmed is served older than ``max_age``:
 
 - a read that finds its value past half that age serves it and confirms (or reloads) it in the
