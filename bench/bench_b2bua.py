@@ -20,7 +20,7 @@ in → first INVITE out, both stamped in this process at the socket: the datagra
 ``SipRunner.send`` are wrapped) at half the best clean rate: p50 / p90 / p99 / max, and which
 call of the step had the max. That step follows the settling (over 30 s without a call), so
 its first call confirms the account's routing data by its version and reads the numbers again
-(``RoutingSnapshot.max_age``, ~1 ms each alone): the max is often call #1, or a collection.
+(``max_age`` of ``pbx/snapshot.py``, ~1 ms each alone): the max is often call #1, or a collection.
 
     .venv/bin/python bench/bench_b2bua.py                       # SQLite, then PostgreSQL
     .venv/bin/python bench/bench_b2bua.py --backends sqlite --rates 50,100,200

@@ -11,40 +11,32 @@ A call must not wait on seven queries to learn whom to ring, so the resolver rea
 
 Each is loaded on first use and dropped by the directory's and routing's events for its account
 (``attach(bus)``; numbers by any number event), so a changed scheme, number or group takes effect
-for the next call. Events that arrive while a load runs bump a generation and the load is not
-installed (as in ``contacts.index``): a stale read never wins. History is dropped by the
-account's ``CallEnded``; when a ``flush`` is given (the journal's write-behind) it runs before
-history is re-read.
+for the next call. History is dropped by the account's ``CallEnded``; when a ``flush`` is given
+(the journal's write-behind) it runs before history is re-read. How long a value is served, and
+how it is confirmed or read again, is ``pbx/slots.py``'s: a load an event raced is not
+installed, a value past half ``max_age`` is refreshed behind the call that read it, and nothing
+unconfirmed is served older than ``max_age``.
 
-``max_age`` bounds what no event announces here: writes made by another process (the CLI's
-``config apply``, another node) publish their events on its own bus, and reach this one only
-through the outbox relay (``store/outbox.py``, within a second, unless it is off or missed
+``max_age`` (30 s) bounds what no event announces here: writes made by another process (the
+CLI's ``config apply``, another node) publish their events on its own bus, and reach this one
+only through the outbox relay (``store/outbox.py``, within a second, unless it is off or missed
 them). Those writes also bump the account's routing version (``routing/version.py``), so an
-account's data past ``max_age`` is confirmed by reading that one integer; it is read again
-whole only when the version moved.
-Nothing unconfirmed is served older than ``max_age``:
-
-- a read that finds its value past half that age serves it and confirms (or reloads) it in the
-  background, one at a time; an account called at least once in ``max_age / 2`` never has a
-  call wait for the database;
-- the first call after a quiet spell confirms on the call path (one indexed read, ~1 ms; the
-  whole read is ~5-8 ms) and reads whole only if something changed.
-
-A write that bypasses the services (a hand edit in the database) bumps no version: it is read
-by the background reload that every value gets once it was loaded ``full_age`` (300 s) ago.
-Numbers and history have no version: past ``max_age`` they are read again whole.
+account past ``max_age`` is confirmed by reading that one integer (~1 ms on the call path of a
+quiet account's first call; the whole read is ~5-8 ms) and read whole only when it moved. A
+write that bypasses the services (a hand edit in the database) bumps no version: every value
+is read whole in the background once it was read whole ``full_age`` (300 s) ago. Numbers and
+history have no version: past ``max_age`` they are read whole.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import case, func, select
 
@@ -57,6 +49,7 @@ from zvonar.directory.events import NumberEvent
 from zvonar.directory.models import Employee, Group, GroupMember, Number, Trunk
 from zvonar.directory.secrets import open_password
 from zvonar.journal.models import CallLeg, CallRecord
+from zvonar.pbx.slots import Freshness, Slot
 from zvonar.routing.engine import GroupInfo
 from zvonar.routing.models import CalendarRow, SchemeAssignment, SchemeRow
 from zvonar.routing.schedule import WorkCalendar, calendar_from_dict
@@ -80,12 +73,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-# Whether a cached value is still what the database holds (without reading it whole).
-_Check = Callable[[Any], Awaitable[bool]]
-_MAX_LOAD_ATTEMPTS = 5
-# A value read past this share of max_age is confirmed (or reloaded) in the background.
-REFRESH_AHEAD = 0.5
 # Strategies that read the journal; any scheme or group naming one makes history needed.
 _HISTORY_STRATEGIES = frozenset({Strategy.least_recent.value, Strategy.fewest_calls.value})
 _LAST = frozenset({ManagerRef.last.value})
@@ -181,20 +168,6 @@ class AccountSnapshot:
         return self.trunks[0] if self.trunks else None
 
 
-@dataclass
-class _Slot:
-    """A cached value, when it was loaded and last known current, and a generation that
-    events bump."""
-
-    value: Any = None
-    loaded_at: float | None = None  # read whole
-    expires: float = 0.0  # last known current + max_age: served until then
-    due: float = 0.0  # when to confirm or reload it in the background
-    generation: int = 0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    refresh: asyncio.Task[None] | None = None  # the background reload running, if any
-
-
 class RoutingSnapshot:
     """Numbers, per-account routing data and call history in memory (module docstring)."""
 
@@ -208,16 +181,26 @@ class RoutingSnapshot:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
-        self.max_age = max_age
-        self.full_age = full_age
         self._flush = flush
-        self._clock = clock
-        self._numbers = _Slot()
-        self._accounts: dict[uuid.UUID, _Slot] = {}
-        self._history: dict[uuid.UUID, _Slot] = {}
-        self.loads = 0  # whole reads of the database done (observability, tests)
-        self.checks = 0  # values confirmed (or not) by their version instead
-        self.refreshes = 0  # background confirmations or reloads, ahead of max_age
+        self._fresh = Freshness("routing snapshot", max_age=max_age, full_age=full_age, clock=clock)
+        self._numbers = Slot()
+        self._accounts: dict[uuid.UUID, Slot] = {}
+        self._history: dict[uuid.UUID, Slot] = {}
+
+    @property
+    def loads(self) -> int:
+        """Whole reads of the database done (observability, tests)."""
+        return self._fresh.loads
+
+    @property
+    def checks(self) -> int:
+        """Accounts confirmed (or not) by their routing version instead."""
+        return self._fresh.checks
+
+    @property
+    def refreshes(self) -> int:
+        """Background confirmations or reloads, ahead of ``max_age``."""
+        return self._fresh.refreshes
 
     # -- invalidation --------------------------------------------------------------------------
 
@@ -237,24 +220,24 @@ class RoutingSnapshot:
 
     async def _on_event(self, event: Event) -> None:
         if isinstance(event, NumberEvent):
-            _drop(self._numbers)
+            self._numbers.drop()
         self.invalidate(event.account_id)
 
     async def _on_call_ended(self, event: Event) -> None:
         slot = self._history.get(event.account_id)
         if slot is not None:
-            _drop(slot)
+            slot.drop()
 
     def invalidate(self, account_id: uuid.UUID | None = None) -> None:
         """Forget one account's routing data (None: everything, numbers included)."""
         if account_id is None:
-            _drop(self._numbers)
+            self._numbers.drop()
             for each in (*self._accounts.values(), *self._history.values()):
-                _drop(each)
+                each.drop()
             return
         slot = self._accounts.get(account_id)
         if slot is not None:
-            _drop(slot)
+            slot.drop()
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -262,7 +245,7 @@ class RoutingSnapshot:
         """Load the numbers and every account that has one (at start: the first call must not
         pay for it — the first calendar alone loads the holiday tables, ~0.5 s); returns how
         many accounts were loaded."""
-        numbers: dict[str, NumberInfo] = await self._get(self._numbers, self._read_numbers)
+        numbers: dict[str, NumberInfo] = await self._fresh.get(self._numbers, self._read_numbers)
         accounts = {n.account_id for n in numbers.values()}
         for account_id in accounts:
             await self.account(account_id)
@@ -270,7 +253,7 @@ class RoutingSnapshot:
 
     async def number(self, candidates: Iterable[str]) -> NumberInfo | None:
         """The active number among ``candidates`` (E.164 forms of what was dialed)."""
-        numbers: dict[str, NumberInfo] = await self._get(self._numbers, self._read_numbers)
+        numbers: dict[str, NumberInfo] = await self._fresh.get(self._numbers, self._read_numbers)
         for e164 in candidates:
             hit = numbers.get(e164)
             if hit is not None:
@@ -278,8 +261,8 @@ class RoutingSnapshot:
         return None
 
     async def account(self, account_id: uuid.UUID) -> AccountSnapshot | None:
-        slot = self._accounts.setdefault(account_id, _Slot())
-        snapshot: AccountSnapshot | None = await self._get(
+        slot = self._accounts.setdefault(account_id, Slot())
+        snapshot: AccountSnapshot | None = await self._fresh.get(
             slot,
             lambda: self._read_account(account_id),
             lambda value: self._unchanged(account_id, value),
@@ -291,16 +274,16 @@ class RoutingSnapshot:
     ) -> Mapping[uuid.UUID, MemberState]:
         """Per employee: the end of their last answered call and how many they took since
         ``since`` (midnight in the account's zone; a new day reads again)."""
-        slot = self._history.setdefault(account_id, _Slot())
+        slot = self._history.setdefault(account_id, Slot())
         if slot.value is not None and slot.value[0] != since:
-            _drop(slot)
+            slot.drop()
 
         async def read() -> tuple[datetime, dict[uuid.UUID, MemberState]]:
             if self._flush is not None:
                 await self._flush()  # the journal writes behind: make the last calls visible
             return since, await self._read_history(account_id, since)
 
-        cached: tuple[datetime, dict[uuid.UUID, MemberState]] = await self._get(slot, read)
+        cached: tuple[datetime, dict[uuid.UUID, MemberState]] = await self._fresh.get(slot, read)
         return cached[1]
 
     async def last_talked_with(
@@ -341,92 +324,6 @@ class RoutingSnapshot:
             return None
         latest: uuid.UUID | None = max(found, key=lambda row: row[0])[1]
         return latest
-
-    async def _get(
-        self, slot: _Slot, read: Callable[[], Awaitable[T]], current: _Check | None = None
-    ) -> T:
-        """The slot's value: served while known current; else confirmed by ``current`` (is
-        this value still what the database holds?) or read again by ``read``."""
-        now = self._clock()
-        if now < slot.expires:
-            if now >= slot.due and slot.refresh is None:
-                self._refresh_ahead(slot, read, current)
-            value: T = slot.value
-            return value
-        async with slot.lock:  # one load at a time; callers that waited take its result
-            for _ in range(_MAX_LOAD_ATTEMPTS):
-                if self._clock() < slot.expires:
-                    value = slot.value
-                    return value
-                if await self._confirm(slot, current):
-                    if self._clock() >= slot.due and slot.refresh is None:
-                        self._refresh_ahead(slot, read, current)  # past full_age
-                    value = slot.value
-                    return value
-                value, installed = await self._read_into(slot, read)
-                if installed:
-                    return value
-            # Writes keep racing the load: serve this read without caching it.
-            return value
-
-    def _stamp(self, slot: _Slot, *, loaded: bool) -> None:
-        """The slot's value is current now (``loaded``: read whole now)."""
-        now = self._clock()
-        if loaded or slot.loaded_at is None:
-            slot.loaded_at = now
-        slot.expires = now + self.max_age
-        slot.due = min(now + self.max_age * REFRESH_AHEAD, slot.loaded_at + self.full_age)
-
-    async def _confirm(self, slot: _Slot, current: _Check | None) -> bool:
-        """Whether ``current`` confirms the slot's value (then it is stamped current), unless an
-        event dropped the slot meanwhile."""
-        if current is None or slot.loaded_at is None:
-            return False
-        generation = slot.generation
-        confirmed = await current(slot.value)
-        self.checks += 1
-        if not confirmed or slot.generation != generation:
-            return False
-        self._stamp(slot, loaded=False)
-        return True
-
-    async def _read_into(self, slot: _Slot, read: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
-        """One read (under ``slot.lock``), installed unless an event dropped the slot
-        meanwhile (its generation moved): then a stale read must not win. Returns the value
-        read and whether it was installed."""
-        generation = slot.generation
-        value = await read()
-        self.loads += 1
-        if slot.generation != generation:
-            return value, False
-        slot.value = value
-        self._stamp(slot, loaded=True)
-        return value, True
-
-    def _refresh_ahead(
-        self, slot: _Slot, read: Callable[[], Awaitable[Any]], current: _Check | None
-    ) -> None:
-        # slot.refresh holds the task until it ends (detach cancels it there).
-        slot.refresh = asyncio.get_running_loop().create_task(self._reload(slot, read, current))
-
-    async def _reload(
-        self, slot: _Slot, read: Callable[[], Awaitable[Any]], current: _Check | None
-    ) -> None:
-        try:
-            async with slot.lock:
-                loaded_at = slot.loaded_at
-                if loaded_at is None or self._clock() < slot.due:
-                    return  # an event dropped it (the next call loads it) or a load just ran
-                whole = self._clock() - loaded_at >= self.full_age
-                if whole or not await self._confirm(slot, current):
-                    await self._read_into(slot, read)
-                self.refreshes += 1
-        except Exception:
-            # The value stays until it expires; then a call reads on its own (and fails as any
-            # read).
-            log.warning("routing snapshot: background reload failed", exc_info=True)
-        finally:
-            slot.refresh = None
 
     async def _unchanged(self, account_id: uuid.UUID, snapshot: AccountSnapshot | None) -> bool:
         """Whether the account's routing version is still the one ``snapshot`` was read at."""
@@ -566,11 +463,6 @@ class RoutingSnapshot:
                 for emp, last, today in rows.all()
                 if emp is not None
             }
-
-
-def _drop(slot: _Slot) -> None:
-    slot.generation += 1
-    slot.value, slot.loaded_at, slot.expires = None, None, 0.0
 
 
 def _library(rows: list[SchemeRow]) -> tuple[dict[str, Scheme], dict[uuid.UUID, Scheme]]:
