@@ -143,27 +143,13 @@ class OutboxRelay:
 
     async def poll(self) -> int:
         """Read and publish what arrived; returns how many events were published."""
+        columns = select(OutboxRow.seq, OutboxRow.origin, OutboxRow.event_type, OutboxRow.payload)
+        arrived = columns.where(OutboxRow.seq > self.high).order_by(OutboxRow.seq).limit(_BATCH)
+        holes = sorted(self._holes)[:_BATCH]
         async with self.db.read() as s:
-            rows = list(
-                (
-                    await s.execute(
-                        select(OutboxRow.seq, OutboxRow.origin, OutboxRow.event_type,
-                               OutboxRow.payload)
-                        .where(OutboxRow.seq > self.high)
-                        .order_by(OutboxRow.seq)
-                        .limit(_BATCH)
-                    )
-                ).all()
-            )  # fmt: skip
-            holes = sorted(self._holes)[:_BATCH]
+            rows = list((await s.execute(arrived)).all())
             if holes:
-                rows += (
-                    await s.execute(
-                        select(OutboxRow.seq, OutboxRow.origin, OutboxRow.event_type,
-                               OutboxRow.payload)
-                        .where(OutboxRow.seq.in_(holes))
-                    )
-                ).all()  # fmt: skip
+                rows += (await s.execute(columns.where(OutboxRow.seq.in_(holes)))).all()
         now = self._clock()
         published = 0
         for seq, origin, name, payload in sorted(rows, key=lambda row: row[0]):
