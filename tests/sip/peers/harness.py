@@ -61,7 +61,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 # RTP range (20000-20999). Each process starts at its own offset and walks up (in its
 # worker's slice under xdist).
 _MEDIA_FIRST, _MEDIA_LAST = port_slice(24000, 32760, align=4)
-_media_next = _MEDIA_FIRST + (os.getpid() * 4) % (_MEDIA_LAST - _MEDIA_FIRST - 3)
+# Bases stay aligned to 4 (RTP on an even port, as RFC 3550 §11 asks; two RTP/RTCP pairs).
+_media_next = _MEDIA_FIRST + os.getpid() % ((_MEDIA_LAST - _MEDIA_FIRST - 3) // 4) * 4
 
 
 def sipp_media_port(host: str = "127.0.0.1") -> int:

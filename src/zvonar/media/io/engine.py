@@ -156,6 +156,7 @@ class EmbeddedMediaEngine:
             self._timer = None
         if self._mux is not None:
             self._mux.close()
+        self._ports.close()
         self._closed = True
 
     def subscribe(self, handler: EventHandler) -> Callable[[], None]:
@@ -278,8 +279,7 @@ class EmbeddedMediaEngine:
             self._mux.remove(leg.fd)
             self._mux.remove(leg.rtcp_end.fd)
         leg.rtcp_end.leave(leg, time.monotonic())  # its BYE may go out on the RTP socket
-        leg.sock.close()
-        self._ports.release(leg.port, leg.family)
+        self._ports.release(leg.sock, leg.rtcp_end.sock, leg.family)
         return leg.stats()
 
     async def stats(self, leg_id: str) -> LegStats:

@@ -131,7 +131,7 @@ class RtcpEnd:
 
     def leave(self, leg: Leg, now: float) -> None:
         """The leg is released: a BYE (RFC 3550 §6.3.7 — the peer may stop waiting for us,
-        but one who never sent RTP or RTCP MUST NOT send it), then the socket closes."""
+        but one who never sent RTP or RTCP MUST NOT send it). The socket stays open: the
+        engine hands it back to its port pool with the RTP socket."""
         if leg.tx_packets or self.session.sent:
             self.send(leg, now, bye=True)
-        self.sock.close()

@@ -18,13 +18,16 @@ allocates a fresh buffer per datagram and measured ~5x slower (shared/peers/READ
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import logging
 import random
 import select
 import socket
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from zvonar.media.engine import AddressFamily, PortsExhaustedError
 
@@ -33,6 +36,12 @@ __all__ = ["PortPool", "SocketMux", "bind_rtp_socket"]
 log = logging.getLogger(__name__)
 
 Handler = Callable[[], None]
+Pair = tuple[socket.socket, socket.socket]  # RTP, RTCP
+
+# Seconds a released pair waits before it is handed out again: a peer still streaming RTP
+# (a packet every 20-60 ms) has sent by then.
+WARM_QUIET = 0.5
+WARM_MAX_UNRANGED = 64  # released pairs kept open per address without a port range (tests)
 
 
 def bind_rtp_socket(host: str, port: int, *, rcvbuf: int = 256 << 10) -> socket.socket:
@@ -67,11 +76,36 @@ def _bind_pair(host: str, rtp_port: int, rtcp_port: int) -> tuple[socket.socket,
 class PortPool:
     """Even RTP ports of ``[low, high]`` (RFC 3550 §11: RTP on even, RTCP on the next odd
     port), handed out in random order so a restarted process does not immediately reuse a
-    port a peer still sends to. ``None`` range: let the kernel choose (tests)."""
+    port a peer still sends to. ``None`` range: let the kernel choose (tests).
 
-    def __init__(self, port_range: tuple[int, int] | None) -> None:
+    A released pair stays open, "warm", and is handed out again once it has been quiet for
+    ``quiet`` seconds: a leg would otherwise pay two ``socket``, ``bind`` and ``close``
+    each, about half of its set-up and release (bench/bench_media_legs.py). A warm pair
+    that received anything while it waited is closed instead of handed out: its last peer
+    still sends, and a new call on that port could latch onto it (a check a freshly bound
+    port never gets). Within a range every pair may wait warm (they are the range's ports:
+    the descriptor budget of docs/configuration.md already counts them); without one, at
+    most ``warm_max`` pairs wait and the oldest is closed beyond that."""
+
+    def __init__(
+        self,
+        port_range: tuple[int, int] | None,
+        *,
+        quiet: float = WARM_QUIET,
+        warm_max: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._free: dict[AddressFamily, list[int]] = {}
+        self._warm: dict[tuple[str, AddressFamily], collections.deque[_WarmPair]] = {}
         self._range = port_range
+        self._quiet = quiet
+        if warm_max is None:
+            warm_max = (port_range[1] - port_range[0] + 1) // 2 if port_range else WARM_MAX_UNRANGED
+        self._warm_max = warm_max
+        self._clock = clock
+        self._drain = bytearray(2048)
+        self.reused = 0  # pairs handed out warm (bench, tests)
+        self.discarded = 0  # warm pairs closed because their old peer still sent
         if port_range is not None:
             low, high = port_range
             if not 0 < low <= high <= 65535:
@@ -92,7 +126,25 @@ class PortPool:
     def bind(self, host: str, family: AddressFamily) -> tuple[socket.socket, socket.socket]:
         """An RTP socket and its RTCP socket: an even port and the odd one above it from the
         range (RFC 3550 §11), or two ports the kernel chooses (no range: the SDP then names
-        the RTCP port with a=rtcp)."""
+        the RTCP port with a=rtcp). A warm pair that has been quiet long enough comes
+        first; when the range has no free pair left, any warm pair that is silent."""
+        warm = self._warm.get((host, family))
+        if warm:
+            settled = self._clock() - self._quiet
+            while warm and warm[0].since <= settled:
+                pair = self._take(warm.popleft(), family)
+                if pair is not None:
+                    return pair
+        try:
+            return self._bind_cold(host, family)
+        except PortsExhaustedError:
+            while warm:
+                pair = self._take(warm.popleft(), family)
+                if pair is not None:
+                    return pair
+            raise
+
+    def _bind_cold(self, host: str, family: AddressFamily) -> tuple[socket.socket, socket.socket]:
         if self._range is None:
             return _bind_pair(host, 0, 0)
         pool = self._pool(family)
@@ -106,9 +158,62 @@ class PortPool:
                     raise
         raise PortsExhaustedError(f"no free RTP port pair in {self._range} on {host}")
 
-    def release(self, port: int, family: AddressFamily) -> None:
-        if self._range is not None and self._range[0] <= port <= self._range[1]:
+    def _take(self, pair: _WarmPair, family: AddressFamily) -> Pair | None:
+        """The warm pair if nothing reached it while it waited, else ``None`` (closed)."""
+        if self._silent(pair.rtp) and self._silent(pair.rtcp):
+            self.reused += 1
+            return pair.rtp, pair.rtcp
+        self.discarded += 1
+        self._close(pair, family)
+        return None
+
+    def _silent(self, sock: socket.socket) -> bool:
+        try:
+            sock.recv_into(self._drain)
+        except BlockingIOError:
+            return True
+        except OSError:  # a pending ICMP error (our last datagram hit a closed port): not clean
+            return False
+        return False
+
+    def release(self, rtp: socket.socket, rtcp: socket.socket, family: AddressFamily) -> None:
+        """A leg's pair is no longer used: kept warm, or closed beyond ``warm_max``."""
+        try:
+            host = rtp.getsockname()[0]
+        except OSError:  # closed already
+            self._close(_WarmPair(rtp, rtcp, 0.0), family)
+            return
+        warm = self._warm.setdefault((host, family), collections.deque())
+        warm.append(_WarmPair(rtp, rtcp, self._clock()))
+        while len(warm) > self._warm_max:
+            self._close(warm.popleft(), family)
+
+    def _close(self, pair: _WarmPair, family: AddressFamily) -> None:
+        port: int | None = None
+        with contextlib.suppress(OSError):
+            port = pair.rtp.getsockname()[1]
+        pair.rtp.close()
+        pair.rtcp.close()
+        span = self._range
+        if port is not None and span is not None and span[0] <= port <= span[1]:
             self._pool(family).insert(0, port)  # reused last
+
+    @property
+    def warm(self) -> int:
+        return sum(len(pairs) for pairs in self._warm.values())
+
+    def close(self) -> None:
+        """Close every warm pair (the engine closes)."""
+        for (_host, family), pairs in self._warm.items():
+            while pairs:
+                self._close(pairs.popleft(), family)
+
+
+@dataclass(slots=True)
+class _WarmPair:
+    rtp: socket.socket
+    rtcp: socket.socket
+    since: float
 
 
 class SocketMux:
