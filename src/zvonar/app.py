@@ -12,12 +12,13 @@ from zvonar import __version__
 from zvonar.accounts.models import Account
 from zvonar.accounts.router import router as accounts_router
 from zvonar.accounts.service import AccountService
+from zvonar.acd.config import check_scheme_queues
 from zvonar.acd.live_router import router as acd_live_router
 from zvonar.acd.queues import AcdQueueService, guard_queue_members
 from zvonar.acd.router import router as acd_router
 from zvonar.acd.service import AcdService
 from zvonar.api import errors
-from zvonar.api.limits import BodySizeLimit
+from zvonar.api.limits import BodySizeLimit, JsonText
 from zvonar.callbacks.router import router as callbacks_router
 from zvonar.callbacks.service import CallbackService
 from zvonar.contacts.csvimport import MAX_IMPORT_BYTES
@@ -107,7 +108,7 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
         db=db,
         accounts=AccountService(db),
         directory=DirectoryService(db, guards=[guard_scheme_references, guard_queue_members]),
-        routing=RoutingService(db),
+        routing=RoutingService(db, scheme_checks=[check_scheme_queues]),
         contacts=ContactService(db),
         journal=journal,
         missed_calls=notifier,
@@ -168,6 +169,7 @@ def create_app(container: Container, *, pbx: PbxConfig | None = None) -> FastAPI
         app.include_router(router, prefix="/api/v1")
     app.include_router(metrics_router)
     install_web(app, container)
+    app.add_middleware(JsonText)  # inside BodySizeLimit: it buffers only bodies within the limit
     app.add_middleware(
         BodySizeLimit,
         max_bytes=container.settings.max_body_bytes,

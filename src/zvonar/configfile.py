@@ -24,6 +24,7 @@ from zvonar.acd.queues import guard_queue_members
 from zvonar.container import Container
 from zvonar.core.errors import InvalidInput
 from zvonar.core.schemas import is_email
+from zvonar.core.text import lone_surrogate_path
 from zvonar.directory.config import apply_directory_in, export_directory
 from zvonar.routing.config import apply_routing_in, export_routing
 from zvonar.routing.writer import guard_scheme_references
@@ -40,6 +41,7 @@ _ACCOUNT_FIELDS = (
     "recording_retention_days",
     "park_seconds",
     "park_ring_back_seconds",
+    "http_route_private",
 )
 _TOP_KEYS = {"version", "account", "directory", "queues", "routing"}
 
@@ -82,6 +84,9 @@ def load_yaml(text: str) -> dict[str, Any]:
         raise InvalidInput(f"not valid YAML: {exc}", code="invalid_config") from exc
     if not isinstance(doc, dict):
         raise InvalidInput("the configuration must be a mapping", code="invalid_config")
+    bad = lone_surrogate_path(doc)
+    if bad is not None:
+        raise InvalidInput(f"{bad}: not valid Unicode (a lone surrogate)", code="invalid_config")
     unknown = set(doc) - _TOP_KEYS
     if unknown:
         raise InvalidInput(f"unknown top-level keys: {sorted(unknown)}", code="invalid_config")
@@ -107,8 +112,9 @@ def _check_account_values(section: dict[str, Any]) -> None:
     emails = section.get("missed_call_emails", [])
     if not isinstance(emails, list) or not all(isinstance(e, str) and is_email(e) for e in emails):
         raise InvalidInput("account.missed_call_emails: a list of emails", code="invalid_config")
-    if not isinstance(section.get("recording_enabled", True), bool):
-        raise InvalidInput("account.recording_enabled: true or false", code="invalid_config")
+    for flag in ("recording_enabled", "http_route_private"):
+        if not isinstance(section.get(flag, True), bool):
+            raise InvalidInput(f"account.{flag}: true or false", code="invalid_config")
     days = section.get("recording_retention_days", 90)
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650:
         raise InvalidInput("account.recording_retention_days: 1 to 3650", code="invalid_config")

@@ -124,8 +124,14 @@ async def test_a_queue_a_scheme_uses_cannot_go(container: Container, tenant_a: T
         assert conflict.value.details == {"scheme": "Main", "path": "branches.working[0].queue"}
     # Other changes are fine while in use.
     await svc.update_queue(admin, "sales", {"max_length": 5})
+    # A scheme names only queues that exist (the REST door checks as config apply does).
     scheme["branches"]["working"][0]["queue"] = "other"
     main = (await container.routing.list_schemes(admin)).items[0]
+    with pytest.raises(InvalidInput) as unknown:
+        await container.routing.replace_scheme(admin, main.id, "Main", scheme)
+    assert unknown.value.code == "unknown_reference"
+    assert unknown.value.details == {"scheme": "Main", "path": "branches.working[0].queue"}
+    await svc.create_queue(admin, {**SALES, "name": "other"})
     await container.routing.replace_scheme(admin, main.id, "Main", scheme)
     await svc.delete_queue(admin, "sales")
 

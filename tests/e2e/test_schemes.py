@@ -27,6 +27,7 @@ from tests.sip.peers.harness import SIPP, finish_sipp, free_port, start_sipp, wa
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
 from zvonar.calls.events import CallAnswered, Disposition, HangupSide, LegEndReason
+from zvonar.configfile import apply_config
 from zvonar.contacts.schemas import ContactIn
 from zvonar.directory.models import GroupStrategy
 from zvonar.directory.schemas import EmployeeIn, GroupIn, MemberIn, NumberIn
@@ -144,6 +145,10 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     await route.start()
     account = await container.accounts.create_account("Schemes", SLUG, time_zone=ZONE)
     p = Principal(account_id=account.id, role=Role.admin)
+    # The back office below listens on loopback: the account allows private route targets
+    # (a self-hosted install's own network), as an admin would in the config file.
+    doc = {"version": 1, "account": {"http_route_private": True}}
+    await apply_config(container, account.id, doc, dry_run=False)
     ids = {}
     for ext in EXTS:
         made = await container.directory.create_employee(
@@ -213,7 +218,6 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     config = PbxConfig(sip_port=free_port(), media_timeout=0, digest_algorithms=("MD5",))
     rt = await start_pbx(container, config)
     rt.resolver.clock = lambda: WORKING
-    rt.resolver.allow_private = True  # the back office below listens on loopback
     devices = {ext: Device(ext, ids[ext]) for ext in EXTS}
     rig = Rig(container, rt, f"{SLUG}.zvonar", PASSWORD, devices, tmp)
     try:
@@ -460,3 +464,7 @@ async def test_http_route_reply_or_fallback(
     assert body["event"] == "call.route" and body["dialed"]["number"] == env.numbers["http"]
     if mode == "slow":  # the route's 1 s timeout was waited out, not more
         assert 1.0 <= asyncio.get_running_loop().time() - started < 5.0
+    # The journal's path says why the fallback ran (the integrator's first question).
+    why = {"group": "[reply: group Support]", "slow": "[timeout]", "garbage": "[bad_reply]"}
+    path = " → ".join(r.row.scheme_path)
+    assert f"ask back office {why[mode]}" in path, path

@@ -197,6 +197,13 @@ async def streams(api: httpx.AsyncClient, url: str, t: Tenant, content: bytes) -
     assert whole.content == content
     part = await api.get(url, headers={**t.headers, "Range": "bytes=4-11"})
     assert part.status_code == 206 and part.content == content[4:12]
+    # A Range we cannot read is ignored (RFC 9110 §14.2): the whole file, not a bare-text 400.
+    for bad in ("garbage", "bytes=9-3", "items=0-1"):
+        r = await api.get(url, headers={**t.headers, "Range": bad})
+        assert r.status_code == 200 and r.content == content, bad
+    # Past the end: 416 with where the file ends.
+    r = await api.get(url, headers={**t.headers, "Range": f"bytes={len(content) + 10}-"})
+    assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{len(content)}"
 
 
 async def test_recording_streams_with_range(

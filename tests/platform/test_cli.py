@@ -166,6 +166,10 @@ def test_a_changed_secret_key_and_reseal(
     assert result.exit_code == 1 and "open with neither key" in result.output
 
 
+def _scheme_doc(step: str) -> str:
+    return f"version: 1\nrouting: {{schemes: {{S: {{branches: {{working: [{step}]}}}}}}}}\n"
+
+
 def test_config_apply_rejects_bad_documents(cli_env: dict[str, str], tmp_path: Path) -> None:
     invoke("db", "upgrade")
     invoke("account", "create", "acme", "--name", "Acme")
@@ -181,6 +185,12 @@ def test_config_apply_rejects_bad_documents(cli_env: dict[str, str], tmp_path: P
         ("version: 1\naccount: {park_ring_back_seconds: true}\n", "invalid_config"),
         ("version: 1\ndirectory: {numbers: {'12': {}}}\n", "invalid_phone_number"),
         ("version: 1\n: : :\n", "invalid_config"),
+        ("version: 1\naccount: {http_route_private: 1}\n", "invalid_config"),
+        # Half a UTF-16 pair: YAML's escape allows it, nothing could store it.
+        ('version: 1\naccount: {name: "Acme \\ud800"}\n', "invalid_config"),
+        # Shapes that once escaped as tracebacks (exit 1) from the scheme parser.
+        (_scheme_doc("{type: [ring]}"), "invalid_scheme"),
+        (_scheme_doc('{type: http_route, url: "http://[::1/", fallback: []}'), "invalid_scheme"),
     ]:
         bad.write_text(text)
         result = runner.invoke(app, ["config", "apply", str(bad), "-a", "acme"])

@@ -3,12 +3,17 @@ events after commit, and the 404 rule for another account's ids."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from tests.conftest import Tenant
+from zvonar.configfile import apply_config
+from zvonar.container import Container
 from zvonar.core.bus import RecordingBus
+from zvonar.integrations.http_route import CallFacts, build_route_request
+from zvonar.integrations.signing import SIGNATURE_HEADER, route_secret, verify
 from zvonar.routing.events import CalendarChanged, SchemeAssigned, SchemeChanged
 
 API = "/api/v1"
@@ -228,3 +233,119 @@ async def test_calendar(
     assert err["code"] == "invalid_calendar" and err["details"]["path"] == "hours.mon[0]"
     err = error(await call(client, tenant_a, "PUT", "/calendar", {"country": "ZZ"}), 422)
     assert err["code"] == "invalid_country"
+
+
+def _scheme(*steps: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "X", "branches": {"working": list(steps)}}
+
+
+def _route(url: str) -> dict[str, Any]:
+    return {"type": "http_route", "url": url, "fallback": [{"type": "hangup"}]}
+
+
+async def test_a_scheme_the_api_takes_is_one_that_can_run(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    """Write rules past parsing: what the API took, a call can use and `config apply` of its
+    own export takes again."""
+    await setup_directory(client, tenant_a)
+    rule = {"type": "caller_rule", "rules": [{"tags": ["a b!"], "steps": [{"type": "hangup"}]}]}
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        (_scheme(rule), "invalid_scheme", "branches.working[0].rules[0].tags"),
+        (_scheme({"type": "caller_rule"}), "invalid_scheme", "branches.working[0].rules"),
+        # config apply refuses a queue step naming no queue: so does the API now.
+        (
+            _scheme({"type": "queue", "queue": "nosuch"}),
+            "unknown_reference",
+            "branches.working[0].queue",
+        ),
+        (_scheme({"type": ["ring"]}), "invalid_scheme", "branches.working[0]"),
+        (_scheme(_route("http://[::1/")), "invalid_scheme", "branches.working[0].url"),
+    ]
+    for url in (
+        "http://127.0.0.1:8080/api/v1/me",
+        "http://10.0.0.5/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/x",
+        "http://localhost/x",
+        "https://user:secret@crm.example/route",
+        "https://crm.example:99999/route",
+    ):
+        cases.append((_scheme(_route(url)), "unsafe_url", "branches.working[0].url"))
+    for body, code, path in cases:
+        err = error(await call(client, tenant_a, "POST", "/schemes", body), 422)
+        assert (err["code"], err["details"]["path"]) == (code, path), body
+    assert ok(await call(client, tenant_a, "GET", "/schemes"))["total"] == 0
+
+    # A public name is checked against its addresses when a call asks, not now.
+    ok(
+        await call(client, tenant_a, "POST", "/schemes", _scheme(_route("https://crm.example/r"))),
+        201,
+    )
+    # Contacts keep tags lower-case: so does a rule, or VIP would never match vip.
+    vip = {"type": "caller_rule", "rules": [{"tags": ["VIP"], "steps": [{"type": "hangup"}]}]}
+    made = ok(await call(client, tenant_a, "POST", "/schemes", {**_scheme(vip), "name": "V"}), 201)
+    assert made["branches"]["working"][0]["rules"][0]["tags"] == ["vip"]
+
+
+async def test_an_account_that_allows_private_targets_may_route_to_its_own_network(
+    client: httpx.AsyncClient, tenant_a: Tenant, container: Container
+) -> None:
+    body = _scheme(_route("http://192.168.1.10:8000/route"))
+    assert (
+        error(await call(client, tenant_a, "POST", "/schemes", body), 422)["code"] == "unsafe_url"
+    )
+    doc = {"version": 1, "account": {"http_route_private": True}}
+    await apply_config(container, tenant_a.account_id, doc, dry_run=False)
+    ok(await call(client, tenant_a, "POST", "/schemes", body), 201)
+    # Credentials in the URL stay refused: the request is signed instead.
+    creds = _scheme(_route("http://u:p@192.168.1.10/route"))
+    assert (
+        error(await call(client, tenant_a, "POST", "/schemes", creds), 422)["code"] == "unsafe_url"
+    )
+
+
+async def test_lone_surrogates_are_refused_before_anything_is_written(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    """JSON may escape half a UTF-16 pair; nothing could store or send it back (the scheme
+    list answered 500 once such a label was stored)."""
+    headers = {**tenant_a.headers, "Content-Type": "application/json"}
+    for raw in (
+        b'{"name":"sl","branches":{"working":[{"type":"hangup","label":"\\ud800"}]}}',
+        b'{"name":"sl","branches":{"working":[{"type":"hangup","label":"x\\uDFFFy"}]}}',
+        b'{"name":"\\ud83d","branches":{"working":[{"type":"hangup"}]}}',
+    ):
+        r = await client.post(f"{API}/schemes", content=raw, headers=headers)
+        err = error(r, 400)
+        assert err["code"] == "malformed_json" and "surrogate" in err["message"], raw
+    assert ok(await call(client, tenant_a, "GET", "/schemes"))["total"] == 0
+    # A whole pair is one character (an emoji): taken, and answered as that character.
+    raw = b'{"name":"sl","branches":{"working":[{"type":"hangup","label":"\\ud83d\\ude00"}]}}'
+    made = ok(await client.post(f"{API}/schemes", content=raw, headers=headers), 201)
+    assert made["branches"]["working"][0]["label"] == "\U0001f600"
+    assert ok(await call(client, tenant_a, "GET", "/schemes"))["total"] == 1
+    # Bodies the JSON decoder refuses past its syntax are malformed JSON too.
+    for raw in (b'{"name": ' + b"9" * 5000 + b"}", b'{"name": "\xff\xfe"}'):
+        r = await client.post(f"{API}/schemes", content=raw, headers=headers)
+        assert error(r, 400)["code"] == "malformed_json"
+
+
+async def test_the_http_route_signing_key_is_the_accounts_own(
+    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant, container: Container
+) -> None:
+    a = ok(await call(client, tenant_a, "GET", "/routing/http-route"))
+    b = ok(await call(client, tenant_b, "GET", "/routing/http-route"))
+    assert a["secret"] != b["secret"] and len(a["secret"]) == 64
+    assert a["signature_header"] == SIGNATURE_HEADER and a["tolerance_seconds"] == 300
+    # The key the PBX signs with (pbx/runtime.py derives it the same way): a request it
+    # signs verifies with what the API gave.
+    key = container.settings.effective_secret_key
+    assert a["secret"] == route_secret(key, tenant_a.account_id)
+    body, headers = build_route_request(
+        CallFacts("c1", "+79161234567", "+74951234567", "Resorts", datetime.now(UTC)),
+        a["secret"],
+        now=1_800_000_000,
+    )
+    assert verify(headers[SIGNATURE_HEADER], body, a["secret"], now=1_800_000_010)
+    assert not verify(headers[SIGNATURE_HEADER], body, b["secret"], now=1_800_000_010)

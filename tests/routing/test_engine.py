@@ -311,6 +311,17 @@ def test_http_route_error_then_fallback_then_the_rest() -> None:
     assert hangup.next_action() == Hangup()
 
 
+def test_why_the_back_office_failed_is_in_the_path() -> None:
+    """The resolver names the reason (integrations/http_route.py's FallbackReason): the
+    customer's integrator reads it in the journal instead of a bare http_error."""
+    run = http_run()
+    run.on_outcome(Outcome(OUT.http_error, payload="unsafe_target"), WORKING)
+    assert "[unsafe_target]" in run.describe()
+    bare = http_run()
+    bare.on_outcome(Outcome(OUT.http_error), WORKING)
+    assert "[http_error]" in bare.describe()
+
+
 def test_outcomes_outside_the_table_are_refused() -> None:
     run = http_run()
     with pytest.raises(RoutingStateError):

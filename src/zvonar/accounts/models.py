@@ -6,6 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -35,6 +36,10 @@ class Account(IdMixin, TimestampMixin, Base):
     # back, and how long that ring lasts.
     park_seconds: Mapped[int] = mapped_column(default=120)
     park_ring_back_seconds: Mapped[int] = mapped_column(default=30)
+    # HTTP route steps may call loopback, private and link-local addresses (a back office on
+    # the customer's own network, on a self-hosted install). Off: integrations/ssrf.py refuses
+    # them, at the write and at the call.
+    http_route_private: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # Bumped in the transaction of every write that changes what routing reads
     # (routing/version.py): how a process that did not see the write's events (the CLI's
     # ``config apply``, another node) learns that its cached routing data is stale.

@@ -15,6 +15,9 @@
     ``unknown_reference`` at ``routing.schemes.<scheme>.<step path>.queue``. ``zvonar.configfile``
     runs it after all sections are applied, so a scheme may name a queue the same document
     defines, and a document cannot delete a queue its schemes still use.
+
+``await check_scheme_queues(uow, account_id, scheme)``
+    The same for one scheme the REST API saves, at the step's path.
 """
 
 from __future__ import annotations
@@ -101,4 +104,21 @@ async def check_queue_references_in(uow: UnitOfWork, account_id: uuid.UUID) -> N
                 f"no queue named {ref.queue!r}",
                 code="unknown_reference",
                 path=f"routing.schemes.{ref.scheme}.{ref.path}.queue",
+            )
+
+
+async def check_scheme_queues(uow: UnitOfWork, account_id: uuid.UUID, scheme: str) -> None:
+    """The REST door's check of one scheme just saved (``RoutingService``'s scheme check):
+    each queue step names a queue of the account, else ``unknown_reference`` at the step's
+    path. The same rule ``config apply`` enforces over the whole document, so a scheme the
+    API took is one its own export can apply again."""
+    w = QueueWriter(uow, account_id)
+    names = set(await w.rows())
+    for ref in await w.references():
+        if ref.scheme == scheme and ref.queue not in names:
+            raise InvalidInput(
+                f"no queue named {ref.queue!r}",
+                code="unknown_reference",
+                path=f"{ref.path}.queue",
+                scheme=scheme,
             )

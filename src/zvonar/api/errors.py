@@ -41,6 +41,10 @@ _HTTP_CODES = {
 }
 
 
+# What FastAPI raises (HTTPException 400) when decoding a JSON body fails other than by syntax.
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
@@ -97,6 +101,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_ERROR:
+            # Valid JSON syntax the decoder still refused (invalid UTF-8, an integer of
+            # thousands of digits): to the client it is the same malformed body.
+            return JSONResponse(
+                error_body("malformed_json", "request body is not valid JSON"), status_code=400
+            )
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         return JSONResponse(
             error_body(code, str(exc.detail)),

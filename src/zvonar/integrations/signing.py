@@ -13,9 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import uuid
 
 SIGNATURE_HEADER = "X-Zvonar-Signature"
 DEFAULT_TOLERANCE = 300
+
+
+def route_secret(master: str, account_id: uuid.UUID) -> str:
+    """The key an account's HTTP route requests are signed with: derived from the instance's
+    secret key, so nothing is stored and every process derives the same one; the account reads
+    it from ``GET /api/v1/routing/http-route``. It changes only with the secret key."""
+    return hmac.new(
+        master.encode(), f"http-route:{account_id}".encode(), hashlib.sha256
+    ).hexdigest()
 
 
 def _mac(secret: str, timestamp: int, body: bytes) -> str:

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, StreamingResponse
+from starlette.responses import MalformedRangeHeader
 
 from zvonar.api.deps import AppContainer, CurrentPrincipal
 from zvonar.api.pagination import Page, Paging, page_of
@@ -154,5 +155,18 @@ async def get_voicemail(call_pk: uuid.UUID, p: CurrentPrincipal, journal: Journa
     return _wav(await journal.audio_file(p, call_pk, "voicemail"))
 
 
+class _AudioFile(FileResponse):
+    """A WAV served with ``Range``; a malformed ``Range`` is ignored and the whole file sent
+    (RFC 9110 §14.2 lets a server ignore it; Starlette would answer a bare-text 400, the one
+    error without our JSON body). An unsatisfiable one stays 416 with ``Content-Range``."""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader:
+            return []  # no range: the whole file, 200
+
+
 def _wav(file: Path) -> FileResponse:
-    return FileResponse(file, media_type="audio/wav", filename=file.name)
+    return _AudioFile(file, media_type="audio/wav", filename=file.name)

@@ -470,19 +470,28 @@ class PbxResolver:
         rows: list[SchemeRow],
     ) -> Outcome:
         if self.http is None:
-            return Outcome(OutcomeKind.http_error)
+            return Outcome(OutcomeKind.http_error, payload="no HTTP client")
+        snap = await self.snapshot.account(account_id)
         decision = await self.http.route(
             request.url,
             facts,
             secret=self.route_secret(account_id),
-            allow_private=self.allow_private,
+            allow_private=self.allow_private
+            or (snap is not None and snap.account.http_route_private),
             timeout=request.timeout,
         )
         if isinstance(decision, Fallback):
-            return Outcome(OutcomeKind.http_error)
+            # The customer's integrator reads why in the journal's path; we log the detail.
+            log.info(
+                "http route of account %s: %s (%s), the step's fallback runs",
+                account_id,
+                decision.reason.value,
+                decision.detail,
+            )
+            return Outcome(OutcomeKind.http_error, payload=decision.reason.value)
         payload = await self._engine_reply(decision, account_id, rows)
         if payload is None:
-            return Outcome(OutcomeKind.http_error)
+            return Outcome(OutcomeKind.http_error, payload="unknown target in reply")
         return Outcome(OutcomeKind.http_reply, payload=payload)
 
     async def _engine_reply(

@@ -37,6 +37,7 @@ from zvonar.calls.overload import LagMonitor, OverloadGuard
 from zvonar.calls.talking import Talking
 from zvonar.container import Container
 from zvonar.integrations.http_route import HttpRouter
+from zvonar.integrations.signing import route_secret
 from zvonar.media.io import EmbeddedMediaEngine
 from zvonar.media.prompts import hold_music_path
 from zvonar.pbx.blf import Blf
@@ -215,8 +216,8 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
     detach.append(snapshot.attach(container.bus))
     await snapshot.preload()
 
-    def route_secret(account_id: uuid.UUID) -> str:
-        return derive_secret(master, f"http-route:{account_id}").hex()
+    def account_route_secret(account_id: uuid.UUID) -> str:
+        return route_secret(master, account_id)
 
     talking = Talking()  # who is on a call: the ring strategies pass them over
     detach.append(talking.attach(container.bus))
@@ -227,7 +228,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         lambda aor: ua.lookup(aor, loop.time()),
         container.contacts.index,
         http=http,
-        route_secret=route_secret,
+        route_secret=account_route_secret,
         default_region=config.default_region,
         extension_calls=outbound,
         prompts_dir=container.prompts.account_dir,

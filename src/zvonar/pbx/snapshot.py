@@ -96,6 +96,7 @@ class AccountInfo:
     recording_enabled: bool
     park_seconds: float = 120.0  # calls/park.py: the wait in a slot, then the ring back
     park_ring_back_seconds: float = 30.0
+    http_route_private: bool = False  # HTTP route steps may call private addresses
 
 
 @dataclass(frozen=True)
@@ -390,6 +391,7 @@ class RoutingSnapshot:
             account.recording_enabled,
             account.park_seconds,
             account.park_ring_back_seconds,
+            account.http_route_private,
         )
         schemes, by_id = _library(rows)
         grouped: dict[str, tuple[Strategy, list[tuple[str, int]]]] = {}

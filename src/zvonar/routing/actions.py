@@ -33,7 +33,9 @@ class OutcomeKind(enum.StrEnum):
 @dataclass(frozen=True)
 class Outcome:
     kind: OutcomeKind
-    payload: Any = None  # the decoded JSON body of an http_reply, the key of a digit
+    # The decoded JSON body of an http_reply, why an http_error (shown in the journal's path),
+    # the key of a digit.
+    payload: Any = None
     answered_by: str | None = None  # target key of who answered
 
 

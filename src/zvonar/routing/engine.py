@@ -292,7 +292,8 @@ class SchemeRun:
         elif effect is Effect.http_route:
             self._route_reply(outcome.payload)
         elif effect is Effect.fallback:
-            self._fallback()
+            # The resolver names why the back office failed (a timeout, an unsafe URL...).
+            self._fallback(outcome.payload if isinstance(outcome.payload, str) else None)
 
     def describe(self) -> str:
         """The path for the journal: ``Main: working → ring Office (20s) [no_answer] → …``."""

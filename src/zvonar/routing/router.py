@@ -13,9 +13,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from zvonar.accounts.access import Perm
 from zvonar.api.deps import AppContainer, CurrentPrincipal
 from zvonar.api.pagination import Page, Paging, page_of, search_query
 from zvonar.core.schemas import checked_instant
+from zvonar.integrations.signing import DEFAULT_TOLERANCE, SIGNATURE_HEADER, route_secret
 from zvonar.routing.models import SchemeRow
 from zvonar.routing.schedule import WorkCalendar, calendar_to_dict
 from zvonar.routing.schemas import (
@@ -24,6 +26,7 @@ from zvonar.routing.schemas import (
     BranchOut,
     CalendarIn,
     CalendarOut,
+    HttpRouteOut,
     SchemeIn,
     SchemeOut,
 )
@@ -104,6 +107,19 @@ async def set_number_scheme(
     number_id: uuid.UUID, body: AssignmentIn, p: CurrentPrincipal, svc: Service
 ) -> AssignmentOut:
     return _assignment(await svc.assign(p, number_id, body.scheme_id))
+
+
+@router.get("/routing/http-route", response_model=HttpRouteOut)
+async def http_route(p: CurrentPrincipal, c: AppContainer) -> HttpRouteOut:
+    """How the account's HTTP route requests are signed, with the key to check them
+    (``routing.write``: whoever may point a scheme at a URL)."""
+    p.require(Perm.routing_write)
+    return HttpRouteOut(
+        secret=route_secret(c.settings.effective_secret_key, p.account_id),
+        signature_header=SIGNATURE_HEADER,
+        signature="t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + '.' + raw body)>",
+        tolerance_seconds=DEFAULT_TOLERANCE,
+    )
 
 
 @router.get("/calendar", response_model=CalendarOut)

@@ -77,3 +77,12 @@ class CalendarOut(BaseModel):
 class BranchOut(BaseModel):
     at: datetime
     branch: str
+
+
+class HttpRouteOut(BaseModel):
+    """What a back office needs to check that a route request came from us."""
+
+    secret: str = Field(description="HMAC-SHA256 key of the account's route requests (hex text)")
+    signature_header: str = Field(description="The header carrying the signature")
+    signature: str = Field(description="How the header's value is made")
+    tolerance_seconds: int = Field(description="Refuse a request whose t is older than this")

@@ -167,13 +167,16 @@ class CallerRuleStep:
     label: str | None = None
 
 
+HTTP_ROUTE_TIMEOUT = 2.0  # seconds the back office has to answer, unless the step says
+
+
 @dataclass(frozen=True)
 class HttpRouteStep:
     """Ask the customer's back office; a timeout, an error or an unusable reply runs
     ``fallback`` (then the steps after this one)."""
 
     url: str
-    timeout: float = 3.0
+    timeout: float = HTTP_ROUTE_TIMEOUT
     fallback: tuple[Step, ...] = ()
     label: str | None = None
 

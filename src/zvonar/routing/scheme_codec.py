@@ -9,7 +9,7 @@ One scheme::
         - {type: ring, targets: [{group: Sales}], strategy: round_robin, target_timeout: 15}
         - {type: caller_rule, rules: [{tags: [supplier], scheme: Production}],
            default: [{type: play, prompt: busy_lines}]}
-        - {type: http_route, url: "https://crm.example/route", timeout: 3,
+        - {type: http_route, url: "https://crm.example/route", timeout: 3,  # default 2
            fallback: [{type: goto, scheme: Shop}]}
         - {type: ivr, label: Main menu, prompt: greeting, timeout: 5, retries: 2,
            invalid_prompt: invalid_choice,
@@ -39,6 +39,7 @@ from zvonar.core.schemas import is_email
 from zvonar.routing.errors import SchemeInvalid
 from zvonar.routing.schedule import Branch
 from zvonar.routing.scheme import (
+    HTTP_ROUTE_TIMEOUT,
     IVR_DIGITS,
     MAX_IVR_OPTIONS,
     MAX_IVR_RETRIES,
@@ -70,7 +71,7 @@ from zvonar.routing.strategies import Strategy
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _SIP = re.compile(r"^sips?:[^\s@]+@[^\s@]+$|^sips?:[^\s@]+$")
-_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]+$")
+_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f\ud800-\udfff]+$")  # no controls, no lone surrogates
 MAX_TIMEOUT = 600
 
 
@@ -162,7 +163,10 @@ def target_from_dict(data: Any, path: str) -> Target:
 
 def _url(obj: _Obj) -> str:
     url = obj.req("url", max_len=2000)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "http://[::1/"
+        raise SchemeInvalid(f"not a valid URL: {exc}", path=obj.at("url")) from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SchemeInvalid("expected an http(s) URL", path=obj.at("url"))
     return url
@@ -209,7 +213,8 @@ def _caller_rule(o: _Obj, depth: int) -> CallerRuleStep:
         steps = _steps(r.data.get("steps", []), r.at("steps"), depth + 1)
         if (scheme is None) == (not steps):
             raise SchemeInvalid("give either steps or a scheme", path=r.path)
-        rules.append(CallerRule(frozenset(t.strip() for t in tags), steps, scheme))
+        # Contacts keep their tags lower-case: a rule's VIP is their vip.
+        rules.append(CallerRule(frozenset(t.strip().lower() for t in tags), steps, scheme))
     default_scheme = o.text("default_scheme")
     default = _steps(o.data.get("default", []), o.at("default"), depth + 1)
     if default_scheme is not None and default:
@@ -270,9 +275,9 @@ _KEYS: dict[str, set[str]] = {
 
 
 def _step(data: Any, path: str, depth: int) -> Step:
-    if not isinstance(data, Mapping) or data.get("type") not in _KEYS:
+    kind = data.get("type") if isinstance(data, Mapping) else None
+    if not isinstance(kind, str) or kind not in _KEYS:
         raise SchemeInvalid(f"a step needs type: one of {', '.join(_KEYS)}", path=path)
-    kind = str(data["type"])
     o = _Obj(data, path, _KEYS[kind] | {"type", "label"})
     label = o.text("label")
     if kind == "ring":
@@ -292,7 +297,7 @@ def _step(data: Any, path: str, depth: int) -> Step:
     if kind == "caller_rule":
         return _caller_rule(o, depth)
     fallback = _steps(o.data.get("fallback", []), o.at("fallback"), depth + 1)
-    return HttpRouteStep(_url(o), o.seconds("timeout") or 3.0, fallback, label)
+    return HttpRouteStep(_url(o), o.seconds("timeout") or HTTP_ROUTE_TIMEOUT, fallback, label)
 
 
 def _steps(data: Any, path: str, depth: int = 0) -> tuple[Step, ...]:
@@ -414,7 +419,7 @@ _DUMP: dict[type, Callable[[Any], dict[str, Any]]] = {
         "http_route",
         s.label,
         url=s.url,
-        timeout=_num(s.timeout) if s.timeout != 3.0 else None,
+        timeout=_num(s.timeout) if s.timeout != HTTP_ROUTE_TIMEOUT else None,
         fallback=steps_to_list(s.fallback),
     ),
 }

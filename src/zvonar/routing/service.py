@@ -8,6 +8,7 @@ writes ``directory.write``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from zvonar.directory.service import Listing
 from zvonar.routing.models import SchemeRow
 from zvonar.routing.schedule import Branch, WorkCalendar
 from zvonar.routing.writer import RoutingWriter
-from zvonar.store.db import Database
+from zvonar.store.db import Database, UnitOfWork
 
 READ, WRITE = Perm.routing_read, Perm.routing_write
 
@@ -32,9 +33,20 @@ class AssignmentView:
     scheme_id: uuid.UUID | None
 
 
+# A rule of another slice over a scheme just written, in its unit of work (the queues slice:
+# every queue step names a queue). Raises to refuse the write.
+SchemeCheck = Callable[[UnitOfWork, uuid.UUID, str], Awaitable[None]]
+
+
 class RoutingService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, scheme_checks: Sequence[SchemeCheck] = ()) -> None:
         self.db = db
+        self.scheme_checks = tuple(scheme_checks)
+
+    async def _checked(self, uow: UnitOfWork, row: SchemeRow) -> SchemeRow:
+        for check in self.scheme_checks:
+            await check(uow, row.account_id, row.name)
+        return row
 
     # --- schemes ---------------------------------------------------------------------------------
     async def list_schemes(
@@ -65,7 +77,7 @@ class RoutingService:
         p.require(WRITE)
         async with self.db.unit_of_work() as uow:
             w = await RoutingWriter.open(uow, p.account_id)
-            return await w.save_scheme(name, definition, None)
+            return await self._checked(uow, await w.save_scheme(name, definition, None))
 
     async def replace_scheme(
         self, p: Principal, scheme_id: uuid.UUID, name: str, definition: Any
@@ -73,7 +85,8 @@ class RoutingService:
         p.require(WRITE)
         async with self.db.unit_of_work() as uow:
             w = await RoutingWriter.open(uow, p.account_id)
-            return await w.save_scheme(name, definition, await w.scheme(scheme_id))
+            row = await w.save_scheme(name, definition, await w.scheme(scheme_id))
+            return await self._checked(uow, row)
 
     async def delete_scheme(self, p: Principal, scheme_id: uuid.UUID) -> None:
         p.require(WRITE)

@@ -9,10 +9,13 @@ a number or another scheme uses cannot be deleted (``scheme_in_use``).
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -22,11 +25,14 @@ from zvonar.core.errors import Conflict, InvalidInput, NotFound
 from zvonar.core.schemas import PROMPT_KEY
 from zvonar.directory.events import Action
 from zvonar.directory.models import Employee, Group, Number
+from zvonar.integrations.ssrf import refusal
 from zvonar.routing.errors import SchemeInvalid
 from zvonar.routing.events import CalendarChanged, SchemeAssigned, SchemeChanged
 from zvonar.routing.models import CalendarRow, SchemeAssignment, SchemeRow
 from zvonar.routing.schedule import WorkCalendar, calendar_from_dict, calendar_to_dict
 from zvonar.routing.scheme import (
+    CallerRuleStep,
+    HttpRouteStep,
     IvrStep,
     PlayStep,
     RingStep,
@@ -39,6 +45,9 @@ from zvonar.routing.scheme import (
 )
 from zvonar.routing.scheme_codec import scheme_from_dict, scheme_to_dict
 from zvonar.store.db import UnitOfWork
+
+# A contact's tag (contacts/schemas.py, kept lower-case there; rules are lower-cased on parse).
+_TAG = re.compile(r"^[\w-]{1,32}$")
 
 
 @dataclass(frozen=True)
@@ -171,7 +180,7 @@ class RoutingWriter:
         self, name: str, definition: Any, row: SchemeRow | None, *, check: bool = True
     ) -> SchemeRow:
         scheme = scheme_from_dict(name, definition)
-        check_prompt_keys(scheme)
+        check_written(scheme, private_routes=self.account.http_route_private)
         rows = await self.rows()
         if name in rows and (row is None or rows[name].id != row.id):
             raise Conflict(
@@ -286,12 +295,16 @@ class RoutingWriter:
         return cal, True
 
 
-def _prompt_refs(scheme: Scheme) -> Iterator[tuple[str, str]]:
-    """``(path, key)`` of every prompt the scheme names."""
+def _all_steps(scheme: Scheme) -> list[tuple[str, Step]]:
     steps: list[tuple[str, Step]] = [("final", scheme.final)]
     for branch, branch_steps in scheme.branches.items():
         steps += [(path, step) for path, step, _ in walk(branch_steps, f"branches.{branch.value}")]
-    for path, step in steps:
+    return steps
+
+
+def _prompt_refs(scheme: Scheme) -> Iterator[tuple[str, str]]:
+    """``(path, key)`` of every prompt the scheme names."""
+    for path, step in _all_steps(scheme):
         if isinstance(step, PlayStep):
             yield f"{path}.prompt", step.prompt
         elif isinstance(step, VoicemailStep) and step.greeting is not None:
@@ -302,6 +315,63 @@ def _prompt_refs(scheme: Scheme) -> Iterator[tuple[str, str]]:
                 yield f"{path}.invalid_prompt", step.invalid_prompt
         elif isinstance(step, RingStep) and step.announce is not None:
             yield f"{path}.announce", step.announce
+
+
+def check_written(scheme: Scheme, *, private_routes: bool = False) -> None:
+    """Rules a scheme being written must meet beyond parsing. Checked on writes only, so a
+    scheme stored before a rule existed still loads (and still runs).
+
+    * prompt keys a prompt can have (:func:`check_prompt_keys`);
+    * caller rules that can match: tags a contact can carry (contacts' own form, so a rule
+      that could never match is refused, not silently skipped), and at least a rule or a
+      default;
+    * HTTP route URLs that can be called: a valid port, no credentials, and not a loopback,
+      private or link-local address or ``localhost`` unless ``private_routes`` (the account's
+      ``http_route_private``). A name that resolves to such an address is caught when the call
+      asks (integrations/ssrf.py): the DNS answer then may differ from now.
+    """
+    check_prompt_keys(scheme)
+    for path, step in _all_steps(scheme):
+        if isinstance(step, CallerRuleStep):
+            if not step.rules and not step.default_steps and step.default_scheme is None:
+                raise SchemeInvalid("a caller rule needs rules or a default", path=f"{path}.rules")
+            for i, rule in enumerate(step.rules):
+                bad = sorted(t for t in rule.tags if not _TAG.match(t))
+                if bad:
+                    raise SchemeInvalid(
+                        f"{bad[0]!r} is not a tag a contact can carry: "
+                        "1–32 letters, digits, _ or -",
+                        path=f"{path}.rules[{i}].tags",
+                    )
+        elif isinstance(step, HttpRouteStep):
+            why = url_refusal(step.url, private=private_routes)
+            if why is not None:
+                raise SchemeInvalid(why, path=f"{path}.url", code="unsafe_url")
+
+
+def url_refusal(url: str, *, private: bool) -> str | None:
+    """Why an HTTP route URL can never be called, as far as the URL alone tells, or None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a port out of range or not a number)
+    except ValueError as exc:
+        return f"not a valid URL: {exc}"
+    if parts.username is not None or parts.password is not None:
+        return "credentials in the URL are not allowed: the request is signed instead"
+    host = (parts.hostname or "").rstrip(".")
+    if private:
+        return None
+    if host == "localhost" or host.endswith(".localhost"):
+        return "a loopback address: the account does not allow private route targets"
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None  # a name: checked against its addresses when a call asks
+    reason = refusal(ip)
+    if reason is not None:
+        what = reason.replace("_", " ")
+        return f"a {what} address: the account does not allow private route targets"
+    return None
 
 
 def check_prompt_keys(scheme: Scheme) -> None:
