@@ -209,6 +209,10 @@ async def test_scheme_validation_codes(client: httpx.AsyncClient, tenant_a: Tena
         422,
     )
     assert err["code"] == "validation_error"
+    rated = {**MAIN, "name": "R", "rating": "yes"}  # a config file's flag must be a boolean too
+    assert error(await call(client, tenant_a, "POST", "/schemes", rated), 422)["code"] == (
+        "validation_error"
+    )
 
 
 async def test_calendar(

@@ -19,7 +19,9 @@ class SchemeIn(StrictInput):
     )
     final: dict[str, Any] | None = Field(default=None, description="voicemail (default) or hangup")
     rating: bool = Field(
-        default=False, description="Ask the caller to rate (1-5) a call a step connected."
+        default=False,
+        strict=True,  # true or false, as config files must: "yes" is not a boolean
+        description="Ask the caller to rate (1-5) a call a step connected.",
     )
 
     def definition(self) -> dict[str, Any]:
