@@ -9,8 +9,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
 import zvonar.models  # noqa: F401  (every table on Base.metadata)
+from zvonar.accounts.models import Account, Role, User
 from zvonar.store import migrate
 from zvonar.store.base import Base
 from zvonar.store.db import make_engine
@@ -51,4 +53,40 @@ def test_upgrade_matches_models_and_downgrade_empties(database_url: str) -> None
     assert _sync(database_url, _tables) - {"alembic_version"} == set()
     migrate.upgrade(database_url)  # and up again: downgrade left nothing behind that blocks it
     assert _sync(database_url, _diff) == []
+    _sync(database_url, _wipe)
+
+
+def test_migrations_that_rebuild_a_table_keep_every_row(database_url: str) -> None:
+    """SQLite alters ``accounts`` by rebuilding it (0016, 0018): with rows that reference an
+    account it once failed with "FOREIGN KEY constraint failed" half way, leaving
+    ``_alembic_tmp_accounts`` behind so that every later try failed too. Down past those
+    migrations and up again, with an account and its user in the database."""
+    _sync(database_url, _wipe)
+    migrate.upgrade(database_url)
+
+    def seed(conn: Connection) -> None:
+        with Session(conn) as s:
+            account = Account(name="Kept", slug="kept")
+            s.add(account)
+            s.flush()
+            s.add(User(account_id=account.id, email="a@kept.example", name="A", role=Role.admin))
+            s.commit()
+
+    def rows(conn: Connection) -> tuple[Any, ...]:
+        users = conn.execute(text("SELECT email FROM users")).scalars().all()
+        accounts = conn.execute(text("SELECT slug FROM accounts")).scalars().all()
+        return tuple(accounts), tuple(users)
+
+    _sync(database_url, seed)
+    migrate.downgrade(database_url, "0015")
+    assert _sync(database_url, rows) == (("kept",), ("a@kept.example",))
+    if database_url.startswith("sqlite"):  # what a failed rebuild of an older release left
+        _sync(database_url, lambda c: c.execute(text("CREATE TABLE _alembic_tmp_accounts (x)")))
+    migrate.upgrade(database_url)
+    assert _sync(database_url, rows) == (("kept",), ("a@kept.example",))
+    assert _sync(database_url, _diff) == []
+    assert "_alembic_tmp_accounts" not in _sync(database_url, _tables)
+    if database_url.startswith("sqlite"):  # the application's connections still enforce them
+        fk = _sync(database_url, lambda c: c.execute(text("PRAGMA foreign_keys")).scalar())
+        assert fk == 1
     _sync(database_url, _wipe)
