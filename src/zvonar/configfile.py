@@ -42,6 +42,9 @@ _ACCOUNT_FIELDS = (
     "park_seconds",
     "park_ring_back_seconds",
     "http_route_private",
+    "international_calls",
+    "outbound_max_concurrent",
+    "outbound_max_per_hour",
 )
 _TOP_KEYS = {"version", "account", "directory", "queues", "routing"}
 
@@ -112,13 +115,18 @@ def _check_account_values(section: dict[str, Any]) -> None:
     emails = section.get("missed_call_emails", [])
     if not isinstance(emails, list) or not all(isinstance(e, str) and is_email(e) for e in emails):
         raise InvalidInput("account.missed_call_emails: a list of emails", code="invalid_config")
-    for flag in ("recording_enabled", "http_route_private"):
+    for flag in ("recording_enabled", "http_route_private", "international_calls"):
         if not isinstance(section.get(flag, True), bool):
             raise InvalidInput(f"account.{flag}: true or false", code="invalid_config")
     days = section.get("recording_retention_days", 90)
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650:
         raise InvalidInput("account.recording_retention_days: 1 to 3650", code="invalid_config")
-    for field, low, high in (("park_seconds", 10, 3600), ("park_ring_back_seconds", 5, 300)):
+    for field, low, high in (
+        ("park_seconds", 10, 3600),
+        ("park_ring_back_seconds", 5, 300),
+        ("outbound_max_concurrent", 1, 1000),
+        ("outbound_max_per_hour", 1, 100_000),
+    ):
         value = section.get(field, low)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise InvalidInput(f"account.{field}: {low} to {high}", code="invalid_config")

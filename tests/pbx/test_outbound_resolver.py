@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from zvonar.calls.events import CallEnded, Direction, Disposition, HangupSide, TargetKind
 from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject
+from zvonar.configfile import apply_config
 from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
 from zvonar.core.bus import RecordingBus
@@ -133,6 +134,47 @@ async def test_international_is_refused_with_the_reason(container: Container) ->
     assert isinstance(reject, Reject)
     assert reject.status == 403 and reject.reason == "Forbidden (international_not_allowed)"
     assert outbound.guard.active(alpha.account_id) == 0
+
+
+async def _account(container: Container, seeded: Seeded, **settings: object) -> None:
+    """Change account settings as ``zvonar config apply`` does (the resolver is not rebuilt)."""
+    doc = {"version": 1, "account": settings}
+    assert await apply_config(container, seeded.account_id, doc, dry_run=False)
+
+
+async def test_national_is_the_accounts_country(container: Container) -> None:
+    """A Ukrainian account: 044… is a Kyiv number and goes out; a Moscow number is abroad
+    for it, refused until the account allows international calls."""
+    alpha, resolver, outbound = await _setup(container)
+    await _account(container, alpha, country="UA")
+    plan = await resolver(dial(alpha, "044 123 4567"))
+    assert isinstance(plan, Plan)
+    assert plan.waves[0].targets[0].uri == "sip:+380441234567@127.0.0.1:5090"
+    reject = await resolver(dial(alpha, "+74957654321", "c2"))
+    assert isinstance(reject, Reject)
+    assert reject.status == 403 and reject.reason == "Forbidden (international_not_allowed)"
+    assert outbound.guard.active(alpha.account_id) == 1
+    await _account(container, alpha, international_calls=True)
+    plan = await resolver(dial(alpha, "+74957654321", "c3"))
+    assert isinstance(plan, Plan)
+    assert plan.waves[0].targets[0].uri == "sip:+74957654321@127.0.0.1:5090"
+
+
+async def test_the_accounts_caps_apply(container: Container) -> None:
+    alpha, resolver, outbound = await _setup(container)
+    await _account(container, alpha, outbound_max_concurrent=1, outbound_max_per_hour=2)
+    assert isinstance(await resolver(dial(alpha, "+73831234567", "c1")), Plan)
+    busy = await resolver(dial(alpha, "+73831234568", "c2"))
+    assert isinstance(busy, Reject)
+    assert busy.status == 403 and busy.reason == "Forbidden (too_many_concurrent)"
+    outbound.guard.release(alpha.account_id, "c1")
+    assert isinstance(await resolver(dial(alpha, "+73831234568", "c2")), Plan)
+    outbound.guard.release(alpha.account_id, "c2")
+    hourly = await resolver(dial(alpha, "+73831234569", "c3"))
+    assert isinstance(hourly, Reject)
+    assert hourly.status == 403 and hourly.reason == "Forbidden (hourly_limit)"
+    await _account(container, alpha, outbound_max_per_hour=3)  # no restart: the next call
+    assert isinstance(await resolver(dial(alpha, "+73831234569", "c3")), Plan)
 
 
 async def test_guard_slot_is_released_when_the_call_ends(container: Container) -> None:

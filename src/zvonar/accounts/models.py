@@ -40,6 +40,12 @@ class Account(IdMixin, TimestampMixin, Base):
     # the customer's own network, on a self-hosted install). Off: integrations/ssrf.py refuses
     # them, at the write and at the call.
     http_route_private: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # The toll-fraud guard (outbound/tollfraud.py): calls to numbers outside ``country`` are
+    # refused unless allowed, and outbound calls are capped (in progress, and in any hour),
+    # so a stolen SIP password cannot run up an international bill overnight.
+    international_calls: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    outbound_max_concurrent: Mapped[int] = mapped_column(default=10, server_default="10")
+    outbound_max_per_hour: Mapped[int] = mapped_column(default=200, server_default="200")
     # Bumped in the transaction of every write that changes what routing reads
     # (routing/version.py): how a process that did not see the write's events (the CLI's
     # ``config apply``, another node) learns that its cached routing data is stale.

@@ -1,9 +1,11 @@
 """Toll-fraud guard: a hijacked SIP password must not run up an international bill overnight.
 
-Pure and injected: the caller passes ``now`` (monotonic seconds) and reports call ends. Per
-account: international calls are refused unless the destination country is allow-listed,
-premium-rate numbers are refused unless allowed, and concurrent outbound calls and calls in any
-sliding hour are capped. Emergency calls are always allowed and never counted against caps.
+Pure and injected: the caller passes ``now`` (monotonic seconds) and the account's
+:class:`TollPolicy` with every call (read from the account then, so a changed setting applies
+to the next call), and reports call ends. Per account: international calls are refused unless
+the account allows them (or the destination country is allow-listed), premium-rate numbers are
+refused unless allowed, and concurrent outbound calls and calls in any sliding hour are capped.
+Emergency calls are always allowed and never counted against caps.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import enum
 import uuid
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import phonenumbers
@@ -30,13 +31,32 @@ class DenyReason(enum.StrEnum):
 
 @dataclass(frozen=True)
 class TollPolicy:
-    """Per-account limits; the defaults are the safe ones (no international, modest caps)."""
+    """One account's limits: its ``country`` is national; the rest default to the safe values
+    (no international, no premium rate, modest caps) that accounts/models.py defaults to too.
+    ``allowed_countries``: countries allowed while ``international`` is off."""
 
-    country: str = "RU"
+    country: str
+    international: bool = False
     allowed_countries: frozenset[str] = frozenset()
     allow_premium_rate: bool = False
     max_concurrent: int = 10
     max_per_hour: int = 200
+
+    def national(self, region: str | None) -> bool:
+        """Whether a number of ISO ``region`` is a national call.
+
+        The number's region, not its country calling code: +7 is Russia's and Kazakhstan's,
+        +1 that of the US, Canada and a score of Caribbean countries, and carriers bill a call
+        between them at international rates (+1 876 Jamaica and its kin are a classic
+        toll-fraud destination). So a Kazakh number is international for a Russian account.
+        A number of no country (non-geographic +800, +881…) is international.
+        """
+        return region is not None and region.upper() == self.country.upper()
+
+    def may_call(self, region: str | None) -> bool:
+        if self.international or self.national(region):
+            return True
+        return region is not None and region.upper() in self.allowed_countries
 
 
 @dataclass(frozen=True)
@@ -59,25 +79,25 @@ class _Usage:
 
 
 class TollFraudGuard:
-    def __init__(self, policies: Mapping[uuid.UUID, TollPolicy] | None = None) -> None:
-        self._policies: dict[uuid.UUID, TollPolicy] = dict(policies or {})
+    """What each account has placed: calls in progress and the starts of the last hour."""
+
+    def __init__(self) -> None:
         self._usage: dict[uuid.UUID, _Usage] = {}
 
-    def set_policy(self, account_id: uuid.UUID, policy: TollPolicy) -> None:
-        self._policies[account_id] = policy
-
-    def policy(self, account_id: uuid.UUID) -> TollPolicy:
-        return self._policies.get(account_id, TollPolicy())
-
     def admit(
-        self, account_id: uuid.UUID, call_id: str, target: DialTarget, now: float
+        self,
+        account_id: uuid.UUID,
+        call_id: str,
+        target: DialTarget,
+        now: float,
+        *,
+        policy: TollPolicy,
     ) -> Decision:
-        """Check the call and, when allowed, count it as started (until :meth:`release`)."""
+        """Check the call against the account's ``policy`` and, when allowed, count it as
+        started (until :meth:`release`)."""
         if target.kind is not DialKind.external:
             return Allow()
-        policy = self.policy(account_id)
-        country = (target.country or "").upper()
-        if country != policy.country.upper() and country not in policy.allowed_countries:
+        if not policy.may_call(target.country):
             return Deny(DenyReason.international_not_allowed)
         if not policy.allow_premium_rate and _premium(target.value):
             return Deny(DenyReason.premium_rate_not_allowed)

@@ -7,7 +7,9 @@ The PBX resolver hands every call whose ``InboundCall.auth`` names an account he
            → normalize_dialed(account country, the account's extensions)
       internal  → the existing internal path (the extension's registered phones)
       emergency → straight to a trunk: never refused, never counted
-      external  → TollFraudGuard.admit (Deny → 403 with the reason in the phrase)
+      external  → TollFraudGuard.admit with the account's policy (its country is national;
+                  international_calls, outbound_max_concurrent, outbound_max_per_hour), read
+                  with the account for every call (Deny → 403 with the reason in the phrase)
                 → select_caller_id (callee region / the number the client last called us on
                   (journal) / the contact's city) → rank_trunks
                 → Plan: a wave per trunk (best first, at most MAX_TRUNKS), each
@@ -50,7 +52,7 @@ from zvonar.journal.models import CallRecord
 from zvonar.outbound.callerid import OwnNumber, select_caller_id
 from zvonar.outbound.dialplan import DialKind, DialTarget, normalize_dialed, withheld
 from zvonar.outbound.errors import InvalidDialString, NoTrunk
-from zvonar.outbound.tollfraud import Deny, TollFraudGuard
+from zvonar.outbound.tollfraud import Deny, TollFraudGuard, TollPolicy
 from zvonar.outbound.trunks import TrunkOption, rank_trunks
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.dns import SERVER_SILENCE, HostResolver, is_ip, named_flow, server_part
@@ -79,6 +81,17 @@ def _trunk_flow(trunk: Trunk, names: bool) -> Flow | None:
     if flow is None or not (names or is_ip(flow.host)):
         return None
     return flow
+
+
+def _toll_policy(account: Account) -> TollPolicy:
+    """The guard's limits for ``account``, from its settings (``zvonar config``'s account
+    section). Read with the account row for each call: a change applies to the next call."""
+    return TollPolicy(
+        country=account.country,
+        international=account.international_calls,
+        max_concurrent=account.outbound_max_concurrent,
+        max_per_hour=account.outbound_max_per_hour,
+    )
 
 
 class OutboundCalls:
@@ -139,7 +152,9 @@ class OutboundCalls:
         if target.kind is DialKind.internal:
             return await internal(call, account_id, realm)
         if target.kind is DialKind.external:
-            decision = self.guard.admit(account_id, call.call_id, target, self.monotonic())
+            decision = self.guard.admit(
+                account_id, call.call_id, target, self.monotonic(), policy=_toll_policy(account)
+            )
             if isinstance(decision, Deny):
                 log.warning("call %s to %s refused: %s", call.call_id, target.value, decision)
                 return Reject(403, f"Forbidden ({decision.reason.value})", account_id=account_id)
