@@ -53,8 +53,11 @@ class JournalConsumer:
         *,
         remember: int = REMEMBER,
         remember_ended: int = REMEMBER_ENDED,
+        owner_id: uuid.UUID | None = None,
     ) -> None:
         self.db = db
+        # Stamped on every row this process opens (journal/owners.py): whose to close.
+        self.owner_id = owner_id or uuid.uuid4()
         self.data_dir = data_dir
         self.remember = remember
         self.remember_ended = remember_ended
@@ -102,7 +105,7 @@ class JournalConsumer:
                     continue
                 work[key] = call
                 state.apply(call, e, self.data_dir)
-            await _write(conn, work.values())
+            await _write(conn, work.values(), self.owner_id)
         for key, call in work.items():
             if call.status is CallStatus.closed:
                 self._known.pop(key, None)
@@ -156,14 +159,14 @@ _OWN_ONLY = frozenset(
 )
 
 
-async def _write(conn: AsyncConnection, calls: Iterable[CallState]) -> None:
+async def _write(conn: AsyncConnection, calls: Iterable[CallState], owner_id: uuid.UUID) -> None:
     new_calls: list[dict[str, Any]] = []
     new_legs: list[dict[str, Any]] = []
     changed_legs: list[dict[str, Any]] = []
     updated: list[CallState] = []
     for call in calls:
         if call.new:
-            new_calls.append(call.row())
+            new_calls.append({**call.row(), "owner_id": owner_id})
         elif call.changed:
             updated.append(call)
         for leg in call.legs.values():
@@ -198,7 +201,9 @@ async def _write(conn: AsyncConnection, calls: Iterable[CallState]) -> None:
 # Compiled once per shape and dialect (zvonar.store.bulk): SQLAlchemy's per-row parameter
 # work cost more than the database's.
 _INSERT_CALL = BulkStatement(
-    insert(CALLS).values({c: bindparam(c) for c in (*state.INSERTED, "created_at", "updated_at")})
+    insert(CALLS).values(
+        {c: bindparam(c) for c in (*state.INSERTED, "created_at", "updated_at", "owner_id")}
+    )
 )
 _INSERT_LEG = BulkStatement(insert(LEGS).values({c: bindparam(c) for c in state.LEG_COLUMNS}))
 _CALL_UPDATES: dict[tuple[str, ...], BulkStatement] = {}

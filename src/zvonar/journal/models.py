@@ -2,7 +2,9 @@
 
 The ``calls`` row is written when the call starts (``status = open``) and finalized when it ends
 (``closed``), so a call answered before a crash is still in the journal; recovery closes what a
-dead process left open (``recovered = True``).
+dead process left open (``recovered = True``). Each row names the process that writes it
+(``owner_id``), and each such process renews its lease in ``call_owners`` (journal/owners.py):
+a row is another process's to close only once its owner's lease has run out.
 """
 
 from __future__ import annotations
@@ -85,6 +87,18 @@ class CallRecord(IdMixin, TimestampMixin, Base):
     rtt_ms: Mapped[float | None]
     status: Mapped[CallStatus] = mapped_column(_enum(CallStatus), default=CallStatus.open)
     recovered: Mapped[bool] = mapped_column(default=False)
+    # The process that writes this row (its CallOwner lease); None: written before leases.
+    owner_id: Mapped[uuid.UUID | None]
+
+
+class CallOwner(Base):
+    """A process that writes journal rows, alive while ``renewed_at`` is recent."""
+
+    __tablename__ = "call_owners"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime]
+    renewed_at: Mapped[datetime]
 
 
 class CallLeg(IdMixin, Base):

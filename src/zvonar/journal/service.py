@@ -28,6 +28,7 @@ from zvonar.core.events import Event
 from zvonar.journal import export, paths, recovery, retention
 from zvonar.journal.consumer import JournalConsumer
 from zvonar.journal.models import CallLeg, CallRecord
+from zvonar.journal.owners import OwnerLease
 from zvonar.journal.writer import JournalWriter
 from zvonar.store.db import Database
 
@@ -75,6 +76,17 @@ class JournalService:
         self.data_dir = data_dir
         self.writer = writer or JournalWriter(JournalConsumer(db, data_dir))
         self.consumer = self.writer.consumer
+        self.owner_id = self.consumer.owner_id
+
+    def lease(self) -> OwnerLease:
+        """This process's lease on the rows it opens, with its sweep of dead processes' rows
+        (journal/owners.py); the PBX holds it while it takes calls."""
+        return OwnerLease(
+            self.db,
+            self.owner_id,
+            lambda now: self.recover_open_calls(now, orphans=False),
+            before_release=self.flush,
+        )
 
     def attach(self, bus: EventBus) -> Callable[[], None]:
         """Subscribe to every call event; returns the unsubscribe. The handler only queues the
@@ -96,10 +108,15 @@ class JournalService:
         await self.writer.aclose()
 
     # --- maintenance --------------------------------------------------------------------------
-    async def recover_open_calls(self, now: datetime, *, idle_for: timedelta = timedelta(0)) -> int:
+    async def recover_open_calls(
+        self, now: datetime, *, idle_for: timedelta = timedelta(0), orphans: bool = True
+    ) -> int:
+        """Close the rows of processes that are gone (journal/recovery.py)."""
         await self.flush()
         try:
-            return await recovery.recover_open_calls(self.db, now, idle_for=idle_for)
+            return await recovery.recover_open_calls(
+                self.db, now, self.data_dir, idle_for=idle_for, orphans=orphans
+            )
         finally:
             self.consumer.forget()  # the rows it closed differ from what the consumer remembers
 

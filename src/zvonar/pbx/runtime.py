@@ -38,6 +38,7 @@ from zvonar.calls.talking import Talking
 from zvonar.container import Container
 from zvonar.integrations.http_route import HttpRouter
 from zvonar.integrations.signing import route_secret
+from zvonar.journal.owners import OwnerLease
 from zvonar.media.io import EmbeddedMediaEngine
 from zvonar.media.prompts import hold_music_path
 from zvonar.pbx.blf import Blf
@@ -91,6 +92,7 @@ class PbxRuntime:
     tls: Flow | None = None
     blf: Blf | None = None
     relay: OutboxRelay | None = None
+    lease: OwnerLease | None = None  # on the journal rows this PBX opens (journal/owners.py)
     _detach: list[Callable[[], None]] = field(default_factory=list)
     _stopped: bool = False
 
@@ -123,6 +125,8 @@ class PbxRuntime:
         await self.engine.close()
         await self.http.aclose()
         await self.location.close()
+        if self.lease is not None:  # every call has ended and its row landed: let go
+            await self.lease.stop()
         release_heap()  # the collector policy of settle_heap ends with the PBX (pbx.heap)
 
 
@@ -320,6 +324,10 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         raise
     if relay is not None:
         relay.begin()
+    # Held from before the first call is written; a PBX killed with calls up stops renewing
+    # it, and whoever sweeps next closes its rows (journal/owners.py).
+    lease = container.journal.lease()
+    await lease.start()
     # The long-lived objects built above leave the young GC generations (pbx.heap).
     settle_heap()
     log.info(
@@ -350,5 +358,6 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         tcp=tcp,
         tls=tls_flow,
         relay=relay,
+        lease=lease,
         _detach=detach,
     )
