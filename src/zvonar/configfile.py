@@ -85,6 +85,8 @@ def load_yaml(text: str) -> dict[str, Any]:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidInput(f"not valid YAML: {exc}", code="invalid_config") from exc
+    except RecursionError as exc:  # [[[[... deeper than the parser's stack
+        raise InvalidInput("the document is nested too deep", code="invalid_config") from exc
     if not isinstance(doc, dict):
         raise InvalidInput("the configuration must be a mapping", code="invalid_config")
     bad = lone_surrogate_path(doc)

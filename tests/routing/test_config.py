@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Tenant
+from zvonar.configfile import load_yaml
 from zvonar.container import Container
 from zvonar.core.errors import InvalidInput, ZvonarError
 from zvonar.directory.config import apply_directory
@@ -172,3 +173,11 @@ async def test_a_directory_section_cannot_take_what_a_scheme_rings(
     doc = {"version": 1, "directory": renamed, "routing": routing}
     await apply_config(container, acc, doc, dry_run=False)
     assert set((await export_directory(db, acc))["groups"]) == {"Sales managers"}
+
+
+def test_a_document_nested_past_the_parsers_stack_is_invalid_config() -> None:
+    """An audit fed `a: [[[[...` 100,000 deep: the YAML parser's recursion escaped as a
+    traceback; it is a refused document like any other."""
+    with pytest.raises(InvalidInput) as refused:
+        load_yaml("a: " + "[" * 100_000)
+    assert refused.value.code == "invalid_config"
