@@ -15,11 +15,22 @@ from tests.conftest import Tenant
 from tests.notify.conftest import SmtpServer
 from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Account, Role
-from zvonar.calls.events import CallEnded, CallStarted, Direction, Disposition, HangupSide
+from zvonar.calls.events import (
+    CallAnswered,
+    CallEnded,
+    CallRinging,
+    CallStarted,
+    Direction,
+    Disposition,
+    HangupSide,
+    Target,
+    TargetKind,
+)
 from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
 from zvonar.core.bus import InProcessBus, RecordingBus
 from zvonar.directory.schemas import EmployeeIn, EmployeePatch
+from zvonar.journal.events import CallRecovered
 from zvonar.journal.models import CallRecord, CallStatus
 from zvonar.notify.mailer import Mail, MemoryMailer, SmtpConfig, SmtpMailer, SmtpSecurity
 from zvonar.notify.missed import (
@@ -346,3 +357,40 @@ async def test_managers_come_from_the_directory(container: Container, tenant_a: 
     assert await manager(uuid.uuid4(), bolts.contact.id) is None  # another account's
     await container.directory.update_employee(p, anna.view.employee.id, EmployeePatch(active=False))
     assert await manager(tenant_a.account_id, bolts.contact.id) is None  # gone
+
+
+async def test_a_customer_left_waiting_when_the_server_died_is_still_mailed(
+    container: Container, bus: RecordingBus, tenant_a: Tenant
+) -> None:
+    """The process that rang the call is gone (no CallEnded ever comes): recovery closes the
+    row as abandoned and announces it, and the notifier of the process that recovered it sends
+    the mail from the journal's facts (it never saw the call start). Answered and outbound
+    calls recovered the same way send nothing."""
+    mailer = MemoryMailer()
+    n = MissedCallNotifier(mailer, lambda _a: ["boss@shop.test"], profiles_from_db(container.db))
+    acc = tenant_a.account_id
+    ringing = start(account=acc, call_id="rang")
+    talking = start(account=acc, call_id="talked")
+    dialled = start(account=acc, call_id="dialled", direction=Direction.outbound)
+    target = Target(TargetKind.employee, "Anna", None)
+    for s in (ringing, talking, dialled):
+        await bus.publish(s)
+        await bus.publish(
+            CallRinging(account_id=acc, call_id=s.call_id, leg_id="a", target=target, at=T0)
+        )
+    await bus.publish(CallAnswered(account_id=acc, call_id="talked", leg_id="a", at=T0))
+    await container.journal.flush()
+    # Another process recovers (this process's notifier never saw these calls start).
+    n.attach(bus)
+    later = T0.replace(year=2025)
+    assert await container.journal.recover_open_calls(later) == 3
+    recovered = [e for e in bus.events if isinstance(e, CallRecovered)]
+    assert sorted((e.call_id, e.disposition.value) for e in recovered) == [
+        ("dialled", "abandoned"),
+        ("rang", "abandoned"),
+        ("talked", "answered"),
+    ]
+    await n.drain()
+    [mail] = mailer.sent
+    assert mail.subject == "Пропущенный звонок: +79161234567" and mail.to == ("boss@shop.test",)
+    assert "+74950000001" in mail.body

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from zvonar.calls.events import HangupSide, LegEndReason
 from zvonar.journal import owners, paths, rules
+from zvonar.journal.events import CallRecovered
 from zvonar.journal.models import CallLeg, CallOwner, CallRecord, CallStatus
 from zvonar.store.db import Database
 
@@ -48,8 +49,8 @@ async def recover_open_calls(
     *,
     idle_for: timedelta = timedelta(0),
     orphans: bool = True,
-) -> int:
-    """Close the open rows of processes that are gone; returns how many.
+) -> list[CallRecovered]:
+    """Close the open rows of processes that are gone; returns what was closed.
 
     * A row whose owner holds a lease (journal/owners.py) is closed once the lease is
       ``STALE``, never before: the owner may be another live process. Its end is the owner's
@@ -74,8 +75,8 @@ async def recover_open_calls(
         orphan = or_(CallRecord.owner_id.is_(None), CallRecord.owner_id.not_in(list(leases)))
         clauses.append(and_(orphan, CallRecord.last_activity_at <= cutoff))
     if not clauses:
-        return 0
-    total = 0
+        return []
+    closed: list[CallRecovered] = []
     while True:
         async with db.unit_of_work() as uow:
             s = uow.session
@@ -108,12 +109,28 @@ async def recover_open_calls(
                 call.recovered = True
                 await close_legs(s, call, ended_at)
             await s.flush()
-        total += len(calls)
+            batch = [_recovered(call) for call in calls]
+        closed += batch  # committed
         if len(calls) < BATCH:
             break
-    if total:
-        log.warning("journal: closed %d call(s) left open by a process that is gone", total)
-    return total
+    if closed:
+        log.warning("journal: closed %d call(s) left open by a process that is gone", len(closed))
+    return closed
+
+
+def _recovered(call: CallRecord) -> CallRecovered:
+    assert call.disposition is not None  # set just above
+    return CallRecovered(
+        account_id=call.account_id,
+        call_id=call.call_id,
+        direction=call.direction,
+        caller=call.caller,
+        dialed=call.dialed,
+        dialed_label=call.dialed_label,
+        started_at=call.started_at,
+        disposition=call.disposition,
+        caller_contact_id=call.caller_contact_id,
+    )
 
 
 async def _leases(db: Database) -> list[CallOwner]:

@@ -77,6 +77,7 @@ class JournalService:
         self.writer = writer or JournalWriter(JournalConsumer(db, data_dir))
         self.consumer = self.writer.consumer
         self.owner_id = self.consumer.owner_id
+        self._bus: EventBus | None = None  # where recovery announces what it closed
 
     def lease(self) -> OwnerLease:
         """This process's lease on the rows it opens, with its sweep of dead processes' rows
@@ -92,6 +93,7 @@ class JournalService:
         """Subscribe to every call event; returns the unsubscribe. The handler only queues the
         event (the writer task starts with the first one, in the running loop)."""
         writer = self.writer
+        self._bus = bus
 
         async def on_event(event: Event) -> None:
             if isinstance(event, CallEvent) and not writer.submit(event):
@@ -111,12 +113,17 @@ class JournalService:
     async def recover_open_calls(
         self, now: datetime, *, idle_for: timedelta = timedelta(0), orphans: bool = True
     ) -> int:
-        """Close the rows of processes that are gone (journal/recovery.py)."""
+        """Close the rows of processes that are gone (journal/recovery.py); how many. Each is
+        announced as ``CallRecovered`` on this process's bus (not through the outbox)."""
         await self.flush()
         try:
-            return await recovery.recover_open_calls(
+            closed = await recovery.recover_open_calls(
                 self.db, now, self.data_dir, idle_for=idle_for, orphans=orphans
             )
+            if self._bus is not None:
+                for event in closed:
+                    await self._bus.publish(event)
+            return len(closed)
         finally:
             self.consumer.forget()  # the rows it closed differ from what the consumer remembers
 

@@ -33,6 +33,7 @@ from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
 from zvonar.directory.models import Employee
 from zvonar.i18n import FALLBACK, Translator, supported
+from zvonar.journal.events import CallRecovered
 from zvonar.notify.mailer import Mail, Mailer
 from zvonar.notify.outbox import MailOutbox, OutboxUser, RetryPolicy
 from zvonar.store.db import Database
@@ -95,7 +96,9 @@ class CallFacts:
     contact_id: uuid.UUID | None = None  # the customer's contact, when the caller is known
 
 
-def render(event: CallEnded, facts: CallFacts, profile: AccountProfile) -> tuple[str, str]:
+def render(
+    event: CallEnded | CallRecovered, facts: CallFacts, profile: AccountProfile
+) -> tuple[str, str]:
     """``(subject, body)`` of the missed-call mail, in the account's language and zone."""
     t = Translator(supported(profile.language) or FALLBACK)
     try:
@@ -143,10 +146,14 @@ class MissedCallNotifier(OutboxUser):
         """Subscribe to call starts and ends; returns the unsubscribe."""
         off_start = bus.subscribe(CallStarted, self._on_event)
         off_end = bus.subscribe(CallEnded, self._on_event)
+        # A call whose process died: recovery's word instead of a CallEnded, with the facts
+        # this process never saw start (journal/events.py).
+        off_recovered = bus.subscribe(CallRecovered, self._on_event)
 
         def off() -> None:
             off_start()
             off_end()
+            off_recovered()
 
         return off
 
@@ -173,6 +180,21 @@ class MissedCallNotifier(OutboxUser):
                 return
             ended = event
             self.outbox.submit(f"missed call {event.call_id}", lambda: self._prepare(ended, facts))
+        elif isinstance(event, CallRecovered):
+            if event.direction is not Direction.inbound or event.disposition not in NOTIFY_ON:
+                return
+            known = CallFacts(
+                event.caller,
+                event.dialed,
+                event.dialed_label,
+                event.started_at,
+                event.caller_contact_id,
+            )
+            recovered = event
+            self.outbox.submit(
+                f"missed call {event.call_id} (recovered)",
+                lambda: self._prepare(recovered, known),
+            )
 
     async def _recipients(self, account_id: uuid.UUID) -> list[str]:
         found = self.recipients(account_id)
@@ -180,7 +202,7 @@ class MissedCallNotifier(OutboxUser):
             found = await found
         return [r for r in found if r]
 
-    async def _prepare(self, event: CallEnded, facts: CallFacts) -> Mail | None:
+    async def _prepare(self, event: CallEnded | CallRecovered, facts: CallFacts) -> Mail | None:
         to = await self._recipients(event.account_id)
         if facts.contact_id is not None and self.managers is not None:
             manager = await self.managers(event.account_id, facts.contact_id)
