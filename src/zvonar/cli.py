@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
+import math
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from zvonar.accounts.models import Role
 from zvonar.core.errors import ZvonarError
 from zvonar.settings import Settings, SettingsFileError
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+    from zvonar.sim import Dist
 
 T = TypeVar("T")
 
@@ -37,6 +45,11 @@ app.add_typer(config_app, name="config")
 app.add_typer(secrets_app, name="secrets")
 
 AccountOpt = Annotated[str, typer.Option("--account", "-a", help="Account slug.")]
+HostOpt = Annotated[str | None, typer.Option(help="Overrides ZVONAR_HTTP_HOST.")]
+PortOpt = Annotated[
+    int | None,
+    typer.Option(min=0, max=65535, help="Overrides ZVONAR_HTTP_PORT (0: any free port)."),
+]
 
 
 @app.callback()
@@ -119,9 +132,42 @@ def _database(s: Settings) -> str:
     return url
 
 
+def _error(code: str, message: str, exit_code: int = 2) -> typer.Exit:
+    """Print the one line the user sees; raise what it returns. Exit code 2: bad input;
+    1: the environment (a database, a directory, a port) is the operator's to fix."""
+    typer.secho(f"error [{code}]: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=exit_code)
+
+
 def _fail(exc: ZvonarError) -> typer.Exit:
-    typer.secho(f"error [{exc.code}]: {exc.message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=2)
+    return _error(exc.code, exc.message)
+
+
+def _prepare(s: Settings, *, secret_key: bool) -> None:
+    """The data directory exists, and with ``secret_key`` the key can be read (or made), or
+    why and exit code 1: found here rather than as a traceback from deep in start-up."""
+    try:
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _error(
+            "data_dir_unusable",
+            f"cannot use {s.data_dir} (ZVONAR_DATA_DIR): {exc.strerror or exc}",
+            exit_code=1,
+        ) from None
+    if not secret_key or s.secret_key is not None:
+        return
+    try:
+        reason = "" if s.effective_secret_key else "it is empty"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    except UnicodeDecodeError:
+        reason = "it is not text"
+    if reason:
+        raise _error(
+            "secret_key_unusable",
+            f"cannot use {s.data_dir / 'secret_key'}: {reason} (fix it, or set ZVONAR_SECRET_KEY)",
+            exit_code=1,
+        )
 
 
 def _run(factory: Callable[[Any], Awaitable[T]], checked: Settings | None = None) -> T:
@@ -154,7 +200,7 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     from zvonar.store.migrate import upgrade
 
     s = _settings()
-    s.data_dir.mkdir(parents=True, exist_ok=True)
+    _prepare(s, secret_key=False)
     upgrade(_database(s), revision)
     typer.echo(f"database at {revision}: {s.redacted()['database_url']}")
 
@@ -292,14 +338,18 @@ def config_apply(
     """Make the account match FILE and print what changed."""
     from zvonar.configfile import apply_config, describe, load_yaml
 
+    s = _settings()
+    try:
+        text = file.read_text("utf-8")
+    except UnicodeDecodeError:
+        raise _error("invalid_config", f"{file} is not UTF-8 text") from None
+    _database(s)
+
     async def go(c: Any) -> list[Any]:
         acc = await c.accounts.account_by_slug(account)
-        return await apply_config(c, acc.id, load_yaml(file.read_text("utf-8")), dry_run=dry_run)
+        return await apply_config(c, acc.id, load_yaml(text), dry_run=dry_run)
 
-    try:
-        changes = _run(go)
-    except ZvonarError as exc:
-        raise _fail(exc) from None
+    changes = _run(go, checked=s)
     for ch in changes:
         typer.echo(describe(ch))
     verb = "would change" if dry_run else "changed"
@@ -307,37 +357,88 @@ def config_apply(
 
 
 # --- serving ----------------------------------------------------------------------------------
+def _startup_failures(application: ASGIApp, caught: list[Exception]) -> ASGIApp:
+    """``application``, whose start-up failing for a known reason (a SIP port taken, a TLS
+    certificate that does not load) is kept in ``caught`` for the CLI to say in one line:
+    uvicorn would log the traceback Starlette sends with the failure. Others pass as they are."""
+    from starlette.types import Message, Receive, Scope, Send
+
+    from zvonar.sip.io.tls import TlsError
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await application(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def send_later(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                held.append(message)  # the exception, raised next, tells which it was
+            else:
+                await send(message)
+
+        try:
+            await application(scope, receive, send_later)
+        except (OSError, TlsError) as exc:
+            if held:
+                caught.append(exc)
+                held[:] = [{"type": "lifespan.startup.failed", "message": ""}]
+            raise
+        finally:
+            for message in held:
+                await send(message)
+
+    return wrapped
+
+
 def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from zvonar.app import create_app, create_container
     from zvonar.logs import configure_logging
     from zvonar.pbx.limits import raise_open_files_limit, sockets_needed
+    from zvonar.sip.io.tls import TlsError
 
     configure_logging(settings.log_level)
     pbx = settings.pbx_config()
     raise_open_files_limit(sockets_needed(pbx.rtp_ports))
     application = create_app(create_container(settings), pbx=pbx)
-    uvicorn.run(
-        application,
-        host=host or settings.http_host,
-        port=port or settings.http_port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
+    caught: list[Exception] = []
+    try:
+        uvicorn.run(
+            _startup_failures(application, caught),
+            host=host or settings.http_host,
+            port=port if port is not None else settings.http_port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+        )
+    except SystemExit:
+        if not caught:  # uvicorn's own failure (the HTTP port taken): it has said why
+            raise
+    if not caught:
+        return
+    exc = caught[0]
+    if isinstance(exc, TlsError):
+        raise _error("tls_unusable", str(exc), exit_code=1)
+    tls = f", TLS on port {pbx.sip_tls_port}" if pbx.sip_tls_cert else ""
+    raise _error(
+        "pbx_start_failed",
+        f"cannot start the PBX on {pbx.sip_host}:{pbx.sip_port} (UDP, TCP{tls}): {exc}",
+        exit_code=1,
     )
 
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Overrides ZVONAR_HTTP_HOST.")] = None,
-    port: Annotated[int | None, typer.Option(help="Overrides ZVONAR_HTTP_PORT.")] = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
     migrate: Annotated[bool, typer.Option(help="Upgrade the schema first.")] = True,
 ) -> None:
     """Serve the web UI and the API."""
     from zvonar.store.migrate import upgrade
 
     s = _settings()
-    s.data_dir.mkdir(parents=True, exist_ok=True)
+    _prepare(s, secret_key=True)
     url = _database(s)
     if migrate:
         upgrade(url)
@@ -346,8 +447,8 @@ def serve(
 
 @app.command()
 def demo(
-    host: Annotated[str | None, typer.Option()] = None,
-    port: Annotated[int | None, typer.Option()] = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
     load_only: Annotated[bool, typer.Option(help="Load the demo account, do not serve.")] = False,
 ) -> None:
     """Migrate, load the demo account (idempotent) and serve it, printing how to sign in."""
@@ -355,13 +456,68 @@ def demo(
     from zvonar.store.migrate import upgrade
 
     s = _settings()
-    s.data_dir.mkdir(parents=True, exist_ok=True)
+    _prepare(s, secret_key=True)
     upgrade(_database(s))
     info = _run(lambda c: load_demo(c), checked=s)
-    url = s.public_url or f"http://{host or s.http_host}:{port or s.http_port}/"
+    shown = port if port is not None else s.http_port
+    # Port 0: the system picks one when the server starts; uvicorn's log line names it.
+    url = s.public_url or f"http://{host or s.http_host}:{shown or '<port>'}/"
     typer.echo(info.banner(url))
     if not load_only:
         _serve(s, host, port)
+
+
+def _duration(option: str, text: str) -> Dist:
+    from zvonar.sim import Dist
+
+    try:
+        dist = Dist.parse(text)
+    except ValueError as exc:
+        why = f"{exc}; durations: N, A..B, exp:MEAN or lognormal:MEDIAN:SHAPE (seconds)"
+    else:
+        if math.isfinite(dist.a) and math.isfinite(dist.b):
+            return dist
+        why = "not a finite number of seconds"
+    raise _error("invalid_option", f"{option} {text!r}: {why}")
+
+
+def _sip_passwords(path: Path) -> dict[str, str]:
+    """{extension: SIP password}: a JSON object of them, or the demo's file (under "sip")."""
+    if not path.exists():
+        raise _error(
+            "invalid_credentials_file",
+            f"no credentials file {path}: run `zvonar demo` first, or pass --credentials",
+        )
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise _error("invalid_credentials_file", f"{path}: {exc.strerror or exc}") from None
+    except ValueError:  # not JSON, or not in any encoding JSON may be in
+        raise _error("invalid_credentials_file", f"{path}: not JSON") from None
+    passwords = data.get("sip", data) if isinstance(data, dict) else None
+    if not isinstance(passwords, dict) or not all(
+        isinstance(ext, str) and isinstance(pw, str) for ext, pw in passwords.items()
+    ):
+        raise _error(
+            "invalid_credentials_file",
+            f'{path}: expected {{"extension": "SIP password", ...}} (the demo\'s: under "sip")',
+        )
+    return passwords
+
+
+def _pbx_listens(host: str, port: int) -> None:
+    """Exit code 1 unless something takes TCP connections where the PBX should be (`serve`
+    listens on UDP and TCP): without it the devices would wait out their REGISTERs first."""
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            pass
+    except OSError as exc:
+        raise _error(
+            "pbx_unreachable",
+            f"no PBX at {host}:{port} ({exc.strerror or exc}): start `zvonar serve`"
+            " (or `make demo`) first, with the same settings",
+            exit_code=1,
+        ) from None
 
 
 @app.command()
@@ -373,7 +529,7 @@ def simulate(
         float, typer.Option(help="Real seconds per simulated day (0: a flat rate).")
     ] = 0.0,
     start_hour: Annotated[float, typer.Option(help="Simulated hour of day to start at.")] = 9.0,
-    max_calls: Annotated[int, typer.Option()] = 1000,
+    max_calls: Annotated[int, typer.Option(help="At most this many calls (1..100000).")] = 1000,
     answer_delay: Annotated[str, typer.Option(help="Seconds: 2 | 1..4 | exp:3 | ...")] = "0.5..3",
     talk_time: Annotated[
         str,
@@ -395,17 +551,37 @@ def simulate(
 ) -> None:
     """Place real SIP calls from simulated callers to the account's numbers, answered by
     simulated employee phones, against the running ``zvonar serve`` (loopback only)."""
-    import json
-
     from zvonar.accounts.access import Principal
-    from zvonar.sim.cli import cli_simulate
+    from zvonar.sim import SimConfig, SimError, SimTarget
+    from zvonar.sim import simulate as place_calls
 
     s = _settings()
-    cred_file = credentials or s.data_dir / "demo-credentials.json"
-    if not cred_file.exists():
-        raise typer.BadParameter(f"no credentials file {cred_file}", param_hint="--credentials")
-    data = json.loads(cred_file.read_text())
-    passwords: dict[str, str] = data.get("sip", data)
+    # What SimConfig would refuse with a ValueError, said with the option's name.
+    for option, value, within, allowed in (
+        ("--minutes", minutes, minutes > 0, "above 0"),
+        ("--rate", rate, rate > 0, "above 0"),
+        ("--day-seconds", day_seconds, day_seconds >= 0, "0 or more"),
+        ("--start-hour", start_hour, 0 <= start_hour < 24, "0 to 24"),
+        ("--busy", busy, 0 <= busy <= 1, "0 to 1"),
+    ):
+        if not (within and math.isfinite(value)):
+            raise _error("invalid_option", f"{option} must be {allowed}, not {value}")
+    if not 1 <= max_calls <= 100_000:
+        raise _error("invalid_option", f"--max-calls must be 1 to 100000, not {max_calls}")
+    config = SimConfig(
+        duration=minutes * 60,
+        rate_per_minute=rate,
+        day_seconds=day_seconds,
+        start_hour=start_hour,
+        max_calls=max_calls,
+        answer_delay=_duration("--answer-delay", answer_delay),
+        talk_time=_duration("--talk-time", talk_time),
+        patience=_duration("--patience", patience),
+        busy_probability=busy,
+        rtp=rtp,
+        seed=seed,
+    )
+    passwords = _sip_passwords(credentials or s.data_dir / "demo-credentials.json")
 
     async def numbers_of(c: Any) -> list[str]:
         acc = await c.accounts.account_by_slug(account)
@@ -415,25 +591,19 @@ def simulate(
 
     numbers = _run(numbers_of)
     if not numbers:
-        raise typer.BadParameter("the account has no active numbers", param_hint="--account")
-    report = cli_simulate(
-        host=s.sip_advertise or s.sip_host,
-        port=s.sip_port,
-        account=account,
-        employees=sorted(passwords.items()),
-        numbers=numbers,
-        minutes=minutes,
-        rate=rate,
-        day_seconds=day_seconds,
-        start_hour=start_hour,
-        max_calls=max_calls,
-        answer_delay=answer_delay,
-        talk_time=talk_time,
-        patience=patience,
-        busy=busy,
-        rtp=rtp,
-        seed=seed,
-    )
+        raise _error("no_numbers", f"the account {account!r} has no active numbers to call")
+    try:
+        target = SimTarget(
+            s.sip_advertise or s.sip_host,
+            s.sip_port,
+            account,
+            tuple(sorted(passwords.items())),
+            tuple(numbers),
+        )
+        _pbx_listens(target.host, target.port)
+        report = asyncio.run(place_calls(target, config))
+    except SimError as exc:  # registrations refused or unanswered, a host not on loopback
+        raise _error("simulation_failed", str(exc)) from None
     typer.echo(report.summary())
 
 

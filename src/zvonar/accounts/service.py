@@ -9,7 +9,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
+import phonenumbers
 from sqlalchemy import delete, func, select
 
 from zvonar.accounts.access import Perm, Principal
@@ -31,11 +35,44 @@ from zvonar.store.db import Database
 TOKEN_PREFIX = "zvt"  # noqa: S105 (a public marker, not a secret)
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MIN_PASSWORD = 8
+ACCOUNT_LANGUAGES = ("en", "ru", "uk")  # those the prompts and the UI speak (i18n)
 
 
 def is_account_name(name: str) -> bool:
     """1-200 printable characters, not all blank: the API, the CLI and ``config apply``."""
     return bool(name.strip()) and len(name) <= 200 and re.fullmatch(PRINTABLE, name) is not None
+
+
+@cache
+def _countries() -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes an account can have: its country both reads its callers'
+    national numbers (phonenumbers) and gives its calendars their public holidays."""
+    return frozenset(phonenumbers.SUPPORTED_REGIONS) & frozenset(
+        holidays.list_supported_countries()
+    )
+
+
+def _account_country(country: str) -> str:
+    # Checked before upper-casing: "ß".upper() is "SS".
+    code = country.upper() if re.fullmatch(r"[A-Za-z]{2}", country) else ""
+    if code not in _countries():
+        raise InvalidInput(
+            f"unknown country {country!r}: an ISO 3166-1 alpha-2 code such as RU",
+            code="invalid_country",
+            field="country",
+        )
+    return code
+
+
+def _check_time_zone(time_zone: str) -> None:
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"unknown time zone {time_zone!r}: an IANA name such as Europe/Moscow",
+            code="invalid_time_zone",
+            field="time_zone",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -80,6 +117,14 @@ class AccountService:
         name = name.strip()
         if not is_account_name(name):
             raise InvalidInput("the name must be 1-200 printable characters", field="name")
+        country = _account_country(country)
+        _check_time_zone(time_zone)
+        if language not in ACCOUNT_LANGUAGES:
+            raise InvalidInput(
+                f"unknown language {language!r}: one of {', '.join(ACCOUNT_LANGUAGES)}",
+                code="invalid_language",
+                field="language",
+            )
         async with self.db.unit_of_work() as uow:
             if await uow.session.scalar(select(Account.id).where(Account.slug == slug)):
                 raise Conflict(f"account {slug!r} already exists", code="account_exists")
@@ -87,7 +132,7 @@ class AccountService:
                 name=name,
                 slug=slug,
                 time_zone=time_zone,
-                country=country.upper(),
+                country=country,
                 language=language,
             )
             uow.session.add(account)
