@@ -8,17 +8,20 @@ pools, inboxes) add a section here and nothing else changes.
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 from zvonar.accounts.events import AccountSettingsChanged
 from zvonar.accounts.models import Account
-from zvonar.accounts.service import is_account_name
+from zvonar.accounts.service import (
+    ACCOUNT_LANGUAGES,
+    account_country,
+    check_time_zone,
+    is_account_name,
+)
 from zvonar.acd.config import apply_queues_in, check_queue_references_in, export_queues
 from zvonar.acd.queues import guard_queue_members
 from zvonar.container import Container
@@ -100,15 +103,31 @@ def load_yaml(text: str) -> dict[str, Any]:
     return doc
 
 
+def _bad_country(country: str) -> bool:
+    try:
+        account_country(country)
+    except InvalidInput:
+        return True
+    return False
+
+
 def _check_account_values(section: dict[str, Any]) -> None:
+    # The rules `account create` follows (accounts/service.py): a value that passes here
+    # cannot break the account's calendars or number parsing later.
     try:
         if "time_zone" in section:
-            ZoneInfo(str(section["time_zone"]))
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+            check_time_zone(str(section["time_zone"]))
+    except InvalidInput as exc:
         raise InvalidInput("account.time_zone: unknown time zone", code="invalid_config") from exc
-    if "country" in section and not re.fullmatch(r"[A-Z]{2}", str(section["country"])):
-        raise InvalidInput("account.country: ISO 3166 alpha-2, upper case", code="invalid_config")
-    if "language" in section and section["language"] not in ("en", "ru", "uk"):
+    country = section.get("country")
+    if "country" in section and (
+        not isinstance(country, str) or country != country.upper() or _bad_country(country)
+    ):
+        raise InvalidInput(
+            "account.country: an ISO 3166-1 alpha-2 code, upper case, such as RU",
+            code="invalid_config",
+        )
+    if "language" in section and section["language"] not in ACCOUNT_LANGUAGES:
         raise InvalidInput("account.language: one of en, ru, uk", code="invalid_config")
     if "name" in section and not (
         isinstance(section["name"], str) and is_account_name(section["name"])

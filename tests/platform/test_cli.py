@@ -186,6 +186,10 @@ def test_config_apply_rejects_bad_documents(cli_env: dict[str, str], tmp_path: P
         ("version: 1\ndirectory: {numbers: {'12': {}}}\n", "invalid_phone_number"),
         ("version: 1\n: : :\n", "invalid_config"),
         ("version: 1\naccount: {http_route_private: 1}\n", "invalid_config"),
+        # As `account create` refuses them: no holidays, no number plan behind these.
+        ("version: 1\naccount: {country: ZZ}\n", "invalid_config"),
+        ("version: 1\naccount: {country: ru}\n", "invalid_config"),
+        ("version: 1\naccount: {country: 7}\n", "invalid_config"),
         # Half a UTF-16 pair: YAML's escape allows it, nothing could store it.
         ('version: 1\naccount: {name: "Acme \\ud800"}\n', "invalid_config"),
         # Shapes that once escaped as tracebacks (exit 1) from the scheme parser.

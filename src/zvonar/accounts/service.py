@@ -52,7 +52,7 @@ def _countries() -> frozenset[str]:
     )
 
 
-def _account_country(country: str) -> str:
+def account_country(country: str) -> str:
     # Checked before upper-casing: "ß".upper() is "SS".
     code = country.upper() if re.fullmatch(r"[A-Za-z]{2}", country) else ""
     if code not in _countries():
@@ -64,7 +64,7 @@ def _account_country(country: str) -> str:
     return code
 
 
-def _check_time_zone(time_zone: str) -> None:
+def check_time_zone(time_zone: str) -> None:
     try:
         ZoneInfo(time_zone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -117,8 +117,8 @@ class AccountService:
         name = name.strip()
         if not is_account_name(name):
             raise InvalidInput("the name must be 1-200 printable characters", field="name")
-        country = _account_country(country)
-        _check_time_zone(time_zone)
+        country = account_country(country)
+        check_time_zone(time_zone)
         if language not in ACCOUNT_LANGUAGES:
             raise InvalidInput(
                 f"unknown language {language!r}: one of {', '.join(ACCOUNT_LANGUAGES)}",
