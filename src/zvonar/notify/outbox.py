@@ -45,7 +45,7 @@ class MailOutbox:
         self.log = log
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], str] = {}  # what each is, for the log
         self.delivered = 0
         self.given_up = 0
 
@@ -53,8 +53,8 @@ class MailOutbox:
         """Prepare (None: nothing to send) and deliver in the background; ``what`` names it
         in the log, e.g. ``"missed call c-1"``."""
         task = asyncio.get_running_loop().create_task(self._deliver(what, prepare))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = what
+        task.add_done_callback(lambda done: self._tasks.pop(done, None))
 
     @property
     def pending(self) -> int:
@@ -66,8 +66,12 @@ class MailOutbox:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def aclose(self) -> None:
-        """Stop retrying: cancel what is still queued."""
+        """Stop retrying: cancel what is still queued, and say so. The queue lives in memory:
+        a mail still failing at shutdown is not sent after a restart, and the log is where
+        the account's admin learns which ones to follow up by hand."""
         tasks = list(self._tasks)
+        for what in sorted(self._tasks.values()):
+            self.log.warning("%s: e-mail not delivered, dropped at shutdown", what)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
