@@ -11,8 +11,9 @@ from zvonar.calls.fork import (
     disposition_for,
     end_reason_for_status,
     relayable,
+    step_result_for,
 )
-from zvonar.calls.plan import Reject, RingTarget, Wave
+from zvonar.calls.plan import Reject, RingTarget, StepResultKind, Wave
 from zvonar.sip.ua import Flow
 
 
@@ -69,6 +70,31 @@ def test_wave_over_when_every_fork_ended() -> None:
 )
 def test_disposition_for(reasons: list[LegEndReason], disposition: Disposition) -> None:
     assert disposition_for(reasons) is disposition
+
+
+def test_a_call_that_rang_nobody_is_what_its_caller_says() -> None:
+    """No fork at all: missed when nobody was available to ring, failed when the call could
+    not be placed (teardown.give_up decides which)."""
+    assert disposition_for([], nobody=Disposition.missed) is Disposition.missed
+    assert disposition_for([LegEndReason.failed], nobody=Disposition.missed) is Disposition.failed
+
+
+@pytest.mark.parametrize(
+    ("reasons", "result"),
+    [
+        ([LegEndReason.busy, LegEndReason.rejected], StepResultKind.busy),  # 486 + 603
+        ([LegEndReason.rejected], StepResultKind.busy),  # declined: they were there, said no
+        ([LegEndReason.busy, LegEndReason.busy], StepResultKind.busy),
+        ([LegEndReason.busy, LegEndReason.no_answer], StepResultKind.no_answer),
+        ([LegEndReason.rejected, LegEndReason.failed], StepResultKind.no_answer),
+        ([LegEndReason.failed, LegEndReason.failed], StepResultKind.failed),
+        ([], StepResultKind.no_answer),
+    ],
+)
+def test_how_a_ring_step_nobody_answered_ended(
+    reasons: list[LegEndReason], result: StepResultKind
+) -> None:
+    assert step_result_for(reasons) is result
 
 
 def test_plan_values_are_checked() -> None:

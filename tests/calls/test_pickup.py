@@ -31,6 +31,7 @@ from zvonar.sip.io.testserver import CallLeg
 
 from .test_b2bua import dial, final_status, hang_up
 from .test_delayed_offer import dial_late
+from .test_steps import ScriptedRoute
 from .test_transfer import until
 
 ANNA = uuid.UUID("00000000-0000-4000-8000-0000000000a1")  # her phone rings
@@ -280,4 +281,23 @@ async def test_an_invite_with_replaces_picks_up_the_fork_it_names(
     else:
         assert not pbx.bus.of_type(CallAnswered)
         hang_up(caller, leg)
+    await pbx.wait_ended()
+
+
+async def test_a_picked_up_step_tells_the_route_who_took_the_call(
+    pbx: Pbx, phones: tuple[Phone, Phone], picker: Phone
+) -> None:
+    """The scheme's ring step was answered, by the picker: the route hears it (the journal's
+    path marks the step ``[answered]``, not nothing; a scheme's rating follows the talk)."""
+    caller, callee = phones
+    route = ScriptedRoute(list(ring_anna(callee).waves))
+    pbx.resolver.plans["100"] = Plan(ACCOUNT, (), route=route)
+    pbx.resolver.plans["*8101"] = pickup_by_boris()  # type: ignore[assignment]
+    leg = dial(caller, pbx, "100")
+    await until(lambda: pbx.bus.of_type(CallRinging))
+    picked = dial(picker, pbx, "*8101")
+    assert await final_status(picked) == 200
+    assert await final_status(leg) == 200
+    assert route.by == [Target(TargetKind.employee, "Boris", BORIS)]
+    hang_up(caller, leg)
     await pbx.wait_ended()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -95,6 +96,7 @@ async def test_a_carrier_sending_to_our_registered_contact_names_the_number_in_t
     resolver = await _resolver(container, [PHONE])
     for to in (
         "sip:+74951234567@sip.carrier.example",
+        "sip:%2B74951234567@sip.carrier.example",  # escaped: the same number (§19.1.4)
         "sip:74951234567@carrier",
         "tel:+74951234567",
     ):
@@ -499,3 +501,61 @@ async def test_a_plan_carries_the_accounts_park_times(container: Container) -> N
     plan = await resolver(call("+74951234567"))
     assert isinstance(plan, Plan)
     assert (plan.park_seconds, plan.park_ring_back_seconds) == (45, 15)
+
+
+@dataclass
+class _Refused:
+    """The extension-call path as the dial plan and the toll-fraud guard leave it: an
+    international number refused, a short number handed to the internal path."""
+
+    account_id: uuid.UUID
+
+    async def __call__(
+        self,
+        call: InboundCall,
+        internal: Callable[[InboundCall, uuid.UUID, str], Awaitable[Plan | Reject]],
+    ) -> Plan | Reject:
+        if call.dialed.startswith("+"):
+            return Reject(403, "Forbidden (international_not_allowed)", account_id=self.account_id)
+        return await internal(call, self.account_id, "alpha.zvonar")
+
+
+async def test_an_employees_call_names_who_placed_it_even_when_refused(
+    container: Container,
+) -> None:
+    """The journal's direction and placed_by of a call from 101's phone: a refused
+    international number is 101's outbound call, an unknown short number their internal
+    one, and a colleague rung is their internal call; never an inbound call of nobody's."""
+    alpha = await seed_account(container)
+    boris = await container.directory.create_employee(
+        alpha.principal, EmployeeIn(name="Boris", extension="102", sip_password="boris-pass-1")
+    )
+    resolver = await _resolver(container, [PHONE])
+    resolver.extension_calls = _Refused(alpha.account_id)
+    abroad = await resolver(_phone_dials("+442079460000", "102", alpha.account_id))
+    assert isinstance(abroad, Reject) and abroad.status == 403
+    assert (abroad.direction, abroad.placed_by) == (Direction.outbound, boris.view.employee.id)
+    nobody = await resolver(_phone_dials("999", "102", alpha.account_id))
+    assert isinstance(nobody, Reject) and nobody.status == 404
+    assert (nobody.direction, nobody.placed_by) == (Direction.internal, boris.view.employee.id)
+    colleague = await resolver(_phone_dials("101", "102", alpha.account_id))
+    assert isinstance(colleague, Plan) and colleague.direction is Direction.internal
+    assert colleague.placed_by == boris.view.employee.id
+    # The account's own number, dialled from a phone: its scheme, as 102's internal call.
+    own = await resolver(_phone_dials("+74951234567", "102", alpha.account_id))
+    assert isinstance(own, Plan) and own.direction is Direction.internal
+    assert own.placed_by == boris.view.employee.id
+    # Without the INVITE gate, a registered phone's From names the employee just as well.
+    caller = Binding(aor="sip:102@alpha.zvonar", contact="sip:102@127.0.0.1:5070",
+                     expires_at=1e9, source=("127.0.0.1", 5070))  # fmt: skip
+    ungated = await _resolver(container, [PHONE, caller])
+    plan = await ungated(call("101", from_uri="sip:102@alpha.zvonar"))
+    assert isinstance(plan, Plan) and plan.placed_by == boris.view.employee.id
+    missing = await ungated(call("999", from_uri="sip:102@alpha.zvonar"))
+    assert isinstance(missing, Reject) and missing.placed_by == boris.view.employee.id
+    # A customer's call names nobody; nor does a transfer the B2BUA places (no digest user).
+    inbound = await resolver(call("+74951234567"))
+    assert isinstance(inbound, Plan) and inbound.placed_by is None
+    transfer = replace(call("999"), auth=CallerAuth(account_id=alpha.account_id))
+    handed = await resolver(transfer)
+    assert isinstance(handed, Reject) and handed.placed_by is None

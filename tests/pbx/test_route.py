@@ -12,7 +12,16 @@ from typing import Any
 
 from tests.support.routes import unroll
 from zvonar.calls.events import Disposition, Target, TargetKind
-from zvonar.calls.plan import CallStep, Plan, PlayPrompt, Reject, RingTarget, Wave
+from zvonar.calls.plan import (
+    CallStep,
+    Plan,
+    PlayPrompt,
+    Reject,
+    RingTarget,
+    StepResult,
+    StepResultKind,
+    Wave,
+)
 from zvonar.media.prompts import prompt_path
 from zvonar.pbx.route import RouteSetup, SchemeRoute
 from zvonar.routing.engine import (
@@ -295,3 +304,40 @@ async def test_http_failure_runs_the_fallback() -> None:
     result = await walk(HTTP_SCHEME, http=lambda _req: Outcome(OutcomeKind.http_error))
     assert uris(result) == [["sip:101@10.0.0.1"]]
     assert is_hangup(result.final)
+
+
+async def test_the_path_says_how_a_ring_step_ended_busy_or_answered() -> None:
+    """What the journal's scheme_path shows: a step whose phones refused (486, 603: the call
+    reports ``busy``, calls/fork.py ``step_result_for``) is ``[busy]``; one somebody took —
+    its own phone or a colleague picking it up — is ``[answered]``."""
+    ring = {"type": "ring", "targets": [{"employee": "101"}], "timeout": 8, "label": "only101"}
+    library = {
+        "Main": scheme_from_dict(
+            "Main", {"branches": {"working": [ring, ring]}, "final": {"type": "hangup"}}
+        )
+    }
+    ctx = CallContext(
+        call_id="c1",
+        caller="+79161234567",
+        called="+74951234567",
+        calendar=CALENDAR,
+        schemes=library,
+        presence=presence(),
+    )
+    setup = RouteSetup(
+        account_id=uuid.uuid4(),
+        call_id="c1",
+        language="en",
+        expand=expand,
+        ask=lambda _r: _never(),
+        agent_targets=lambda _agent: (),
+    )
+    route = SchemeRoute(SchemeRun(library["Main"], ctx, MONDAY_10), setup, MONDAY_10)
+    assert isinstance(await route.next(None), Wave)
+    assert isinstance(await route.next(StepResult(StepResultKind.busy)), Wave)
+    route.connected(Target(TargetKind.employee, "Boris"))
+    assert route.path[-2:] == ("ring only101 (8s) [busy]", "ring only101 (8s) [answered]")
+
+
+async def _never() -> Outcome:
+    raise AssertionError("no HTTP step here")

@@ -194,3 +194,36 @@ def test_cancel_client_state_after_cancel_sent() -> None:
     assert client is not None and client.state is ClientState.PROCEEDING
     cancel_txn = layer.client(TransactionKey(False, "CANCEL", key.branch))
     assert cancel_txn is not None and cancel_txn.state is ClientState.TRYING
+
+
+def test_a_cancel_carries_the_headers_it_is_given_held_or_not() -> None:
+    """RFC 3326: why we cancel (``Reason``) goes in the CANCEL, sent at once or when the held
+    one leaves (§9.1); its retransmissions are the same message."""
+    reason = ("Reason", 'SIP;cause=200;text="Call completed elsewhere"')
+    for held in (False, True):
+        layer = TransactionLayer()
+        inv = invite()
+        key = layer.send_request(inv, PEER, 0.0, False)
+        from_wire(layer)
+        if not held:
+            layer.receive(reply(inv, 180), PEER, 0.1)
+            from_wire(layer)
+        layer.cancel(key, 0.2, headers=(reason,))
+        if held:
+            assert from_wire(layer) == []
+            layer.receive(reply(inv, 180), PEER, 0.3)
+        (cancel,) = from_wire(layer)
+        assert isinstance(cancel, SipRequest) and cancel.method == "CANCEL"
+        assert cancel.header_values("Reason") == [reason[1]], held
+        layer.handle_timer(10.0)  # Timer E: the CANCEL again, as it was
+        again = [m for m in from_wire(layer) if isinstance(m, SipRequest)]
+        assert again and all(m.header_values("Reason") == [reason[1]] for m in again)
+    # Without headers: a plain CANCEL, as before.
+    layer = TransactionLayer()
+    inv = invite()
+    key = layer.send_request(inv, PEER, 0.0, False)
+    layer.receive(reply(inv, 180), PEER, 0.1)
+    from_wire(layer)
+    layer.cancel(key, 0.2)
+    (plain,) = from_wire(layer)
+    assert isinstance(plain, SipRequest) and not plain.has_header("Reason")

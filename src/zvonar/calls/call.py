@@ -293,13 +293,13 @@ class Call:
         self._started_event = True
         await self.publish(
             CallStarted,
-            direction=plan.direction if plan else Direction.inbound,
+            direction=outcome.direction or Direction.inbound,
             caller=((plan.caller if plan else None) or facts.caller)[:64],
             dialed=((plan.dialed if plan and plan.dialed else facts.dialed) or "unknown")[:64],
             started_at=facts.started_at,
             number_label=plan.number_label if plan else None,
             caller_contact_id=plan.contact_id if plan else None,
-            placed_by=plan.placed_by if plan else None,
+            placed_by=outcome.placed_by,
             tracking=dict(plan.tracking) if plan else {},
         )
 
@@ -458,7 +458,7 @@ class Call:
         self.cancel_timer()
         for other in self.forks.values():
             if other is not fork and other.pending:
-                await stop_fork(self, other, LegEndReason.cancelled)
+                await stop_fork(self, other, LegEndReason.cancelled, elsewhere=True)
         await self._connect(fork, remote)
 
     async def _connect(self, fork: CalleeLeg, remote: RemoteMedia) -> None:

@@ -8,6 +8,7 @@ import enum
 from collections.abc import Iterable
 
 from zvonar.calls.events import Disposition, LegEndReason
+from zvonar.calls.plan import StepResultKind
 
 __all__ = [
     "ForkState",
@@ -16,6 +17,7 @@ __all__ = [
     "disposition_for",
     "end_reason_for_status",
     "relayable",
+    "step_result_for",
 ]
 
 
@@ -96,17 +98,36 @@ class WaveTracker:
         return self.winner is not None or not self.live
 
 
-def disposition_for(reasons: Iterable[LegEndReason]) -> Disposition:
+def disposition_for(
+    reasons: Iterable[LegEndReason], *, nobody: Disposition = Disposition.failed
+) -> Disposition:
     """How an unanswered call ends: busy if every target was busy, missed if any rang out
-    or was cancelled by a wave timeout, failed if none could even be reached."""
+    or was cancelled by a wave timeout, failed if none could even be reached (their phones
+    or carriers failed). ``nobody``: a call that rang no one at all — ``missed`` when the
+    plan found nobody available to ring (the caller still called and was not answered),
+    ``failed`` when the call could not be placed."""
     seen = list(reasons)
-    if seen and all(r is LegEndReason.busy for r in seen):
+    if not seen:
+        return nobody
+    if all(r is LegEndReason.busy for r in seen):
         return Disposition.busy
     if any(r in (LegEndReason.no_answer, LegEndReason.cancelled) for r in seen):
         return Disposition.missed
     if any(r in (LegEndReason.busy, LegEndReason.rejected) for r in seen):
         return Disposition.busy
     return Disposition.failed
+
+
+def step_result_for(reasons: Iterable[LegEndReason]) -> StepResultKind:
+    """How a ring step nobody answered ended, for the route and the journal's path: busy
+    when every target refused the call — busy, or declined (603: the employee was there and
+    pressed "reject"); failed when none could be reached; else no answer."""
+    seen = list(reasons)
+    if seen and all(r in (LegEndReason.busy, LegEndReason.rejected) for r in seen):
+        return StepResultKind.busy
+    if seen and all(r is LegEndReason.failed for r in seen):
+        return StepResultKind.failed
+    return StepResultKind.no_answer
 
 
 def best_final(responses: list[tuple[int, str] | None]) -> tuple[int, str] | None:

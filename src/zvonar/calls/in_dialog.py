@@ -29,7 +29,7 @@ from zvonar.sip.dialog import Dialog
 from zvonar.sip.errors import SipError
 from zvonar.sip.message import SipRequest, SipResponse
 from zvonar.sip.transaction import TransactionKey
-from zvonar.sip.ua import Flow, IncomingRequest
+from zvonar.sip.ua import COMPLETED_ELSEWHERE, Flow, IncomingRequest
 from zvonar.sip.uri import parse_uri
 
 if TYPE_CHECKING:
@@ -222,14 +222,17 @@ def answer_challenge(
     return True
 
 
-def hang_up(host: B2bua, leg: PlacedLeg) -> None:
+def hang_up(host: B2bua, leg: PlacedLeg, *, elsewhere: bool = False) -> None:
+    """BYE a confirmed leg, CANCEL a ringing one. ``elsewhere``: it lost to another fork's
+    answer, and its CANCEL says so (RFC 3326), so the phone does not log a missed call."""
     ua, now = host.ua, host.now()
     if leg.state is LegState.CONFIRMED and leg.dialog is not None:
         ua.send_request(ua.create_request(leg.dialog, "BYE", leg.flow), leg.flow, now)
         ua.forget_dialog(leg.dialog)
     elif leg.state is LegState.INVITING and leg.invite_key is not None and not leg.cancel_sent:
         leg.cancel_sent = True
-        ua.cancel(leg.invite_key, leg.flow, now)  # a crossing 2xx gets ACK + BYE
+        why = COMPLETED_ELSEWHERE if elsewhere else ()
+        ua.cancel(leg.invite_key, leg.flow, now, headers=why)  # a crossing 2xx: ACK + BYE
     leg.state = LegState.ENDED
     host.flush()
 

@@ -283,13 +283,16 @@ class OriginatedCall:
             )
         await self._publish(LegEnded, leg_id=leg.leg_id, reason=reason, at=self._now())
 
-    async def _stop_fork(self, leg: OriginatedLeg, reason: LegEndReason) -> None:
-        """We end a ringing A fork (another answered, its wave timed out, the call ends)."""
+    async def _stop_fork(
+        self, leg: OriginatedLeg, reason: LegEndReason, *, elsewhere: bool = False
+    ) -> None:
+        """We end a ringing A fork (another answered — ``elsewhere`` —, its wave timed out,
+        the call ends)."""
         if leg.wave == self.wave and self.tracker.ended(leg.leg_id, reason):
             self.reasons.append(reason)
             leg.reported = True
             await self._leg_ended(leg, reason)
-        self._hangup(leg)
+        hang_up(self.host, leg, elsewhere=elsewhere)
         await release_media(self.host, self.call_id, leg.media_id, leg.peer_media_id)
 
     # -- responses ------------------------------------------------------------------------------
@@ -381,7 +384,7 @@ class OriginatedCall:
         self._disarm()
         for other in list(self.forks.values()):
             if other is not leg and other.state is LegState.INVITING:
-                await self._stop_fork(other, LegEndReason.cancelled)
+                await self._stop_fork(other, LegEndReason.cancelled, elsewhere=True)
         await self._call_customer(leg)
 
     async def _leg_failed(self, leg: OriginatedLeg, reason: LegEndReason) -> None:

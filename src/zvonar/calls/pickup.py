@@ -235,7 +235,7 @@ async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
     caller, engine = call.caller, call.host.engine
     for fork in list(call.forks.values()):
         if fork is not leg and fork.pending:
-            await stop_fork(call, fork, LegEndReason.cancelled)
+            await stop_fork(call, fork, LegEndReason.cancelled, elsewhere=True)
     await call.publish(CallRinging, leg_id=leg.leg_id, target=leg.target.target, at=call.now())
     try:
         ours = await picker_sdp(engine, leg, inc)
@@ -252,6 +252,11 @@ async def _connect(call: Call, leg: CalleeLeg, inc: IncomingRequest) -> None:
         await finish(call, Disposition.failed, HangupSide.system, caller_status=500)
         return
     answer_taker(call, leg, inc, ours)
+    if call.route is not None:
+        # The ring step did connect the caller (the journal's path says so, and a scheme
+        # that asks for a rating asks after the picker's talk too). Not the queue: its
+        # offer went to the agent it chose, whom the picker is not.
+        call.route.connected(leg.target.target)
     await answered(call, leg)
     await call.record()
 

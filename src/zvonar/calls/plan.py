@@ -166,6 +166,8 @@ class Reject:
     ``voicemail`` the caller may leave a message (the ``prompt`` is then only the fallback when
     the B2BUA cannot record).
     ``account_id`` None (e.g. an unknown number): no call events are published at all.
+    ``direction`` and ``placed_by``: the journal's, for a call refused at once (an employee's
+    call the dial plan or the toll-fraud guard refuses is theirs, not an inbound one).
     """
 
     status: int = 480
@@ -173,9 +175,12 @@ class Reject:
     prompt: Path | None = None
     account_id: uuid.UUID | None = None
     # What the journal records when the call ends here after the prompt played (e.g. voicemail);
-    # None: derived from how the waves ended.
+    # None: derived from how the waves ended. ``failed`` with no prompt: the PBX ends here by a
+    # fault of its own (the route broke), not because nobody was available.
     disposition: Disposition | None = None
     voicemail: VoicemailSpec | None = None
+    direction: Direction | None = None  # None: inbound
+    placed_by: uuid.UUID | None = None
 
     def __post_init__(self) -> None:
         if not 400 <= self.status <= 699:

@@ -6,7 +6,7 @@ import re
 
 from zvonar.sip.body import SDP
 from zvonar.sip.message import SipRequest, SipResponse, make_response
-from zvonar.sip.uri import SipUri, parse_uri
+from zvonar.sip.uri import SipUri, parse_uri, unescape
 
 __all__ = ["invite_request", "response_to", "uri_user"]
 
@@ -22,8 +22,15 @@ def _quoted(display: str) -> str:
 
 
 def uri_user(value: object) -> str:
-    """The user part of a SIP URI ("" for none or another scheme)."""
-    return (value.user or "") if isinstance(value, SipUri) else ""
+    """The user part of a SIP URI ("" for none or another scheme), unescaped: "%2B7495…" is
+    "+7495…" (RFC 3261 §19.1.2, §19.1.4), whoever escaped it. One that decodes to no
+    printable text (a control byte, not UTF-8) is kept as it came: it names nothing we could
+    match, and the journal and logs must not carry raw bytes."""
+    user = value.user if isinstance(value, SipUri) else None
+    if not user:
+        return ""
+    plain = unescape(user)
+    return plain if plain.isprintable() else user
 
 
 def response_to(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from zvonar.calls import early
 from zvonar.calls.answering import answer_caller, caller_sdp
 from zvonar.calls.events import CallRated, Disposition, HangupSide, LegEndReason
+from zvonar.calls.fork import step_result_for
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import (
     CallStep,
@@ -108,7 +109,12 @@ async def advance(call: Call, result: StepResult | None) -> None:
         step = await route.next(result)
     except Exception:
         log.exception("call %s: the route failed", call.call_id)
-        step = Reject(480, "Temporarily Unavailable", account_id=call.account_id)
+        step = Reject(
+            480,
+            "Temporarily Unavailable",
+            account_id=call.account_id,
+            disposition=Disposition.failed,  # ours, not "nobody was available"
+        )
     s.step = step
     if isinstance(step, Wave):
         if call.caller.state is LegState.CONFIRMED:
@@ -134,14 +140,7 @@ async def after_wave(call: Call) -> None:
         offer, s.offer = s.offer, None
         s.step.session.not_answered(offer)
         return
-    reasons = list(call.tracker.reasons.values())
-    if reasons and all(r is LegEndReason.busy for r in reasons):
-        kind = StepResultKind.busy
-    elif reasons and all(r is LegEndReason.failed for r in reasons):
-        kind = StepResultKind.failed
-    else:
-        kind = StepResultKind.no_answer
-    await advance(call, StepResult(kind))
+    await advance(call, StepResult(step_result_for(call.tracker.reasons.values())))
 
 
 async def connected(call: Call, fork: CalleeLeg) -> None:

@@ -19,6 +19,7 @@ from zvonar.calls.events import (
     CallEnded,
     CallRecorded,
     CallRinging,
+    Direction,
     Disposition,
     HangupSide,
     LegEndReason,
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 async def give_up(call: Call) -> None:
     """No wave left (or a Reject): the final answer, or a prompt before hanging up."""
     final = call.final or Reject()
-    disposition = disposition_for(call.reasons) if call.reasons else Disposition.failed
+    disposition = disposition_for(call.reasons, nobody=_nobody_rung(call, final))
     if final.status in (486, 600) and not call.reasons:
         disposition = Disposition.busy
     if call.was_answered:  # a transfer nobody took after all: the call itself was answered
@@ -81,6 +82,20 @@ async def give_up(call: Call) -> None:
     await finish(call, disposition, HangupSide.system, caller_status=final.status)
 
 
+def _nobody_rung(call: Call, final: Reject) -> Disposition:
+    """What a call that rang no one is: ``missed`` when its plan found nobody available
+    (every target unregistered, in do not disturb, a scheme that ran out or hangs up), so a
+    customer's call lands in the missed-call mail and the call-back list; ``failed`` when
+    there was nothing to ring by design or by fault: a refusal (no plan), an employee's call
+    out (the carrier path is the PBX's), a route that broke."""
+    plan = call.plan
+    if plan is None or plan.direction is Direction.outbound:
+        return Disposition.failed
+    if final.disposition is Disposition.failed:
+        return Disposition.failed
+    return Disposition.missed
+
+
 def _answered_by_us(call: Call) -> bool:
     """The caller is on our own media leg (a menu, a prompt, a queue: steps.py)."""
     caller = call.caller
@@ -103,9 +118,10 @@ async def _play_prompt(call: Call, final: Reject) -> None:
     call.prompt_playback = await engine.play(media, final.prompt)
 
 
-def hangup_fork(call: Call, fork: CalleeLeg) -> None:
-    """BYE a confirmed fork, CANCEL a ringing one (in_dialog.hang_up, as for placed legs)."""
-    hang_up(call.host, fork)
+def hangup_fork(call: Call, fork: CalleeLeg, *, elsewhere: bool = False) -> None:
+    """BYE a confirmed fork, CANCEL a ringing one (in_dialog.hang_up, as for placed legs);
+    ``elsewhere``: another fork took the call."""
+    hang_up(call.host, fork, elsewhere=elsewhere)
 
 
 async def tried(call: Call, fork: CalleeLeg) -> None:
@@ -118,15 +134,17 @@ async def tried(call: Call, fork: CalleeLeg) -> None:
         )
 
 
-async def stop_fork(call: Call, fork: CalleeLeg, reason: LegEndReason) -> None:
-    """We end a ringing fork, or one being asked to confirm (someone else answered, a
-    timeout, the caller left)."""
+async def stop_fork(
+    call: Call, fork: CalleeLeg, reason: LegEndReason, *, elsewhere: bool = False
+) -> None:
+    """We end a ringing fork, or one being asked to confirm (someone else answered — then
+    ``elsewhere`` —, a timeout, the caller left)."""
     fork.stop_asking()
     if fork.wave == call.wave and call.tracker.ended(fork.leg_id, reason):
         call.reasons.append(reason)
         await tried(call, fork)
         await call.publish(LegEndedEvent, leg_id=fork.leg_id, reason=reason, at=call.now())
-    hangup_fork(call, fork)
+    hangup_fork(call, fork, elsewhere=elsewhere)
     await release(call, fork.caller_media_id, fork.media_id)
     await fork_gone(call, fork)
 

@@ -340,10 +340,7 @@ def _ended(call: CallState, e: CallEnded) -> None:
             voicemail=call.voicemail_path is not None,
         ),
     )
-    # The talk ends with the answered leg: a post-call rating is not talk time.
-    leg = call.legs.get(call.answered_leg_id or "")
-    talk_end = leg.ended_at if leg is not None and leg.ended_at is not None else ended_at
-    wait, talk = rules.timings(call.started_at, call.answered_at, min(talk_end, ended_at))
+    wait, talk = rules.timings(call.started_at, call.answered_at, _talk_end(call, ended_at))
     call.set("wait_seconds", wait)
     call.set("talk_seconds", talk)
     for name in QUALITY:
@@ -351,6 +348,24 @@ def _ended(call: CallState, e: CallEnded) -> None:
     call.set("status", CallStatus.closed)
     call.touch(ended_at)
     close_legs(call, ended_at)
+
+
+def _talk_end(call: CallState, ended_at: datetime) -> datetime:
+    """When the caller stopped talking: when the last answered leg ended, or the call's end
+    while one is still up. A blind transfer, a pull or a parked call taken back hand the caller
+    on to a later answered leg, so the ringing and hold between two legs count (the caller
+    was on the call); what follows the last one (a post-call rating, a parked caller nobody
+    took back, a transfer nobody answered) is not talk."""
+    if call.answered_leg_id not in call.legs:
+        return ended_at  # the answered leg's CallRinging never came: nothing better known
+    last = call.started_at
+    for leg in call.legs.values():
+        if leg.answered_at is None:
+            continue
+        if leg.ended_at is None:
+            return ended_at
+        last = max(last, leg.ended_at)
+    return min(last, ended_at)
 
 
 def close_legs(call: CallState, at: datetime) -> None:

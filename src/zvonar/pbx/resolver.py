@@ -53,6 +53,7 @@ from zvonar.calls.plan import (
     RingTarget,
     Wave,
 )
+from zvonar.calls.signalling import uri_user
 from zvonar.calls.talking import Talking
 from zvonar.contacts.index import ContactHit, ContactIndex
 from zvonar.core.errors import InvalidInput
@@ -103,14 +104,15 @@ ExtensionCalls = Callable[
 
 
 def _uri_user(text: str) -> str:
-    """The user part of a SIP URI, or a tel: URI's number, in text ("" for none)."""
+    """The user part of a SIP URI (unescaped, as the Request-URI's: calls/signalling.py), or
+    a tel: URI's number, in text ("" for none)."""
     try:
         uri = parse_uri(text)
     except SipError:
         return ""
     if isinstance(uri, TelUri):
         return uri.number
-    return (uri.user or "") if isinstance(uri, SipUri) else ""
+    return uri_user(uri)
 
 
 class PbxResolver:
@@ -169,22 +171,54 @@ class PbxResolver:
         if call.auth is not None and self.extension_calls is not None:
             # The B2BUA's INVITE gate ran: authenticated callers go to the extension-call
             # path (pbx/outbound_resolver.py), everyone else reaches our numbers only.
-            if call.auth.account_id is not None:
-                extension = intercom_extension(call.dialed)
-                if extension is not None:  # *9<ext>: an internal call, answered by the phone
-                    realm = self.credentials.realm_of(call.auth.account_id) or ""
-                    return await self._internal(
-                        call, call.auth.account_id, realm, extension=extension, intercom=True
-                    )
-                own = await self._own_line(call, call.auth.account_id)
-                if own is not None:
-                    return own
-                return await self.extension_calls(call, self._internal)
+            account_id = call.auth.account_id
+            if account_id is not None:
+                placed = await self._from_phone(call, account_id, self.extension_calls)
+                return await self._placed(placed, account_id, call.auth.user)
             return await self._inbound(call)
         internal = self._internal_caller(call)
         if internal is not None:
-            return await self._internal(call, *internal)
+            # The phone's registration vouched for From: its user is the SIP username.
+            return await self._placed(
+                await self._internal(call, *internal), internal[0], call.caller
+            )
         return await self._inbound(call)
+
+    async def _from_phone(
+        self, call: InboundCall, account_id: uuid.UUID, extension_calls: ExtensionCalls
+    ) -> Plan | Reject:
+        """A call from a phone (or a transfer) of ``account_id``: an intercom call, one of
+        the account's own numbers, else the extension-call path (a colleague, the outside)."""
+        extension = intercom_extension(call.dialed)
+        if extension is not None:  # *9<ext>: an internal call, answered by the phone
+            realm = self.credentials.realm_of(account_id) or ""
+            return await self._internal(call, account_id, realm, extension=extension, intercom=True)
+        own = await self._own_line(call, account_id)
+        if own is not None:
+            return own
+        return await extension_calls(call, self._internal)
+
+    async def _placed(
+        self, outcome: Plan | Reject, account_id: uuid.UUID, user: str | None
+    ) -> Plan | Reject:
+        """An employee's own call, put through or refused: the journal names who placed it
+        (the employee whose SIP username ``user`` is; None for a transfer the B2BUA places),
+        and a refusal is outbound unless the internal path made it (a colleague's number)."""
+        if outcome.account_id != account_id:
+            return outcome  # no account (nothing is journalled), or another's number
+        snap = await self.snapshot.account(account_id)
+        placed_by = None
+        if snap is not None and user:
+            placed_by = next((p.id for p in snap.staff.values() if p.sip_username == user), None)
+        if isinstance(outcome, Plan):
+            if outcome.placed_by is not None or placed_by is None:
+                return outcome
+            return replace(outcome, placed_by=placed_by)
+        return replace(
+            outcome,
+            direction=outcome.direction or Direction.outbound,
+            placed_by=outcome.placed_by or placed_by,
+        )
 
     async def _prompt(self, account_id: uuid.UUID, key: str) -> Path | None:
         """The prompt ``key`` in the account's language, its own recording first."""
@@ -205,8 +239,8 @@ class PbxResolver:
         number = await self.snapshot.number(candidates) if candidates else None
         if number is None or number.account_id != account_id:
             return None
-        plan = await self._inbound(call)
-        return replace(plan, direction=Direction.internal) if isinstance(plan, Plan) else plan
+        # Its number's account is this one: a refusal (480 No Route) is journalled too.
+        return replace(await self._inbound(call), direction=Direction.internal)
 
     def _internal_caller(self, call: InboundCall) -> tuple[uuid.UUID, str] | None:
         """(account, realm) of a caller registered here from the INVITE's source, or None."""
@@ -241,7 +275,7 @@ class PbxResolver:
         dialed = extension if extension is not None else call.dialed
         person = snap.staff.get(dialed) if snap is not None else None
         if snap is None or person is None:  # not an extension of the account
-            return Reject(404, "Not Found", account_id=account_id)
+            return Reject(404, "Not Found", account_id=account_id, direction=Direction.internal)
         trunk = snap.trunks[0] if snap.trunks and not intercom else None
         targets = self.reach.employee(person, realm, trunk, account=snap.account)
         if intercom:

@@ -14,7 +14,7 @@ the 2xx retransmission until ACK (§13.3.1.4) and the CANCEL wait for a provisio
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from zvonar.sip.errors import TransactionError
 from zvonar.sip.headers import Via
@@ -184,6 +184,8 @@ class TransactionLayer:
         self._by_branch: dict[tuple[str, str, tuple[str, ...]], ServerTransaction] = {}
         self._internal: set[TransactionKey] = set()  # CANCEL server txns we answer ourselves
         self._cancels: dict[TransactionKey, TransactionKey] = {}  # INVITE → its CANCEL
+        # A held CANCEL's extra headers (cancel(headers=...)), until it goes or is moot.
+        self._cancel_headers: dict[TransactionKey, tuple[tuple[str, str], ...]] = {}
         self._oks: dict[tuple[str, int, str], _OkRetransmission] = {}
         self._heap: DeadlineHeap[tuple[TimerTarget, Timer]] = DeadlineHeap()
         self._events: list[TransactionEvent] = []
@@ -286,10 +288,13 @@ class TransactionLayer:
         """Send outside any transaction: the ACK for a 2xx (§13.2.2.4), stateless replies."""
         self.transmit(message.serialize(), dest)
 
-    def cancel(self, key: TransactionKey, now: float) -> TransactionKey | None:
+    def cancel(
+        self, key: TransactionKey, now: float, *, headers: Sequence[tuple[str, str]] = ()
+    ) -> TransactionKey | None:
         """CANCEL a pending INVITE (§9.1). Returns the CANCEL's key, None if too late.
 
         Before any provisional the CANCEL is held and sent when one arrives (§9.1).
+        ``headers``: more for the CANCEL to carry, e.g. why (``Reason``, RFC 3326).
         """
         self._now = now
         txn = self._client.get(key)
@@ -300,14 +305,20 @@ class TransactionLayer:
             return cancel_key
         if txn.state is ClientState.CALLING:
             txn.cancel_requested = True
+            if headers:
+                self._cancel_headers[key] = tuple(headers)
             return cancel_key
         if txn.state is ClientState.PROCEEDING:
-            self._send_cancel(txn, now)
+            self._send_cancel(txn, now, tuple(headers))
             return cancel_key
         return None
 
-    def _send_cancel(self, txn: ClientTransaction, now: float) -> None:
+    def _send_cancel(
+        self, txn: ClientTransaction, now: float, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         cancel = build_cancel(txn.request)
+        for name, value in self._cancel_headers.pop(txn.key, ()) + headers:
+            cancel = cancel.adding_header(name, value)
         self._cancels[txn.key] = self.send_request(cancel, txn.dest, now, txn.reliable)
         txn.arm_cancel_guard(now)
 
@@ -470,6 +481,7 @@ class TransactionLayer:
                 self._send_cancel(txn, self._now)  # §9.1: the held CANCEL goes now
             elif response.status >= 200:
                 txn.cancel_requested = False  # a final response came first: nothing to cancel
+                self._cancel_headers.pop(txn.key, None)
 
     def client_timeout(self, txn: ClientTransaction) -> None:
         self.emit(TransactionTimeout(txn.key, txn.request))
@@ -481,6 +493,7 @@ class TransactionLayer:
         if self._client.get(txn.key) is txn:
             del self._client[txn.key]
         self._cancels.pop(txn.key, None)
+        self._cancel_headers.pop(txn.key, None)
         self.emit(TransactionTerminated(txn.key))
 
     def server_ack(self, txn: ServerTransaction, ack: SipRequest) -> None:

@@ -29,7 +29,7 @@ reads `datagrams_to_send(now)` and arms one timer at `next_deadline()`. Destinat
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from zvonar.sip.auth import Authorized, Challenge, DigestChallenger, auth_response
 from zvonar.sip.dialog import Dialog, DialogId, DialogLayer
@@ -73,6 +73,7 @@ from zvonar.sip.ua.session_timer import TIMER, SessionTimers
 from zvonar.sip.uri import SipUri
 
 __all__ = [
+    "COMPLETED_ELSEWHERE",
     "DEFAULT_ALLOW",
     "AckReceived",
     "AckTimeout",
@@ -93,6 +94,9 @@ __all__ = [
 DEFAULT_ALLOW = (
     "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE", "PRACK",
 )  # fmt: skip
+# RFC 3326 §2 (its example): the CANCEL to the forks that lost to another's answer, so a
+# phone does not list a call someone else took as missed.
+COMPLETED_ELSEWHERE = (("Reason", 'SIP;cause=200;text="Call completed elsewhere"'),)
 # The dialog layer sees our responses to these even outside a dialog: their 2xx creates one.
 _DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE"})
 
@@ -398,9 +402,17 @@ class UserAgent:
         """A message outside any transaction (an ACK for a 2xx, a stateless reply)."""
         self._out.append((message.serialize(), flow))
 
-    def cancel(self, key: TransactionKey, flow: Flow, now: float) -> TransactionKey | None:
-        """CANCEL our pending INVITE (§9.1); None if it is too late."""
-        cancel_key = self.layer(flow.transport).cancel(key, now)
+    def cancel(
+        self,
+        key: TransactionKey,
+        flow: Flow,
+        now: float,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> TransactionKey | None:
+        """CANCEL our pending INVITE (§9.1); None if it is too late. ``headers``: more for the
+        CANCEL to carry (``Reason``, RFC 3326: see :data:`COMPLETED_ELSEWHERE`)."""
+        cancel_key = self.layer(flow.transport).cancel(key, now, headers=headers)
         if cancel_key is not None:
             self._flows[cancel_key] = flow
         translate.collect(self, now)
