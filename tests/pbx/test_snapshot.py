@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from zvonar.accounts.models import Account
-from zvonar.calls.events import CallEnded, Disposition, HangupSide
+from zvonar.calls.events import CallEnded, Direction, Disposition, HangupSide
 from zvonar.calls.plan import InboundCall, Plan, Reject
 from zvonar.configfile import apply_config
 from zvonar.container import Container
@@ -403,7 +403,10 @@ async def test_internal_calls_follow_employee_changes(container: Container) -> N
         container.db, creds, lambda aor: phones.get(aor, []), container.contacts.index
     )
     internal = call("103", from_uri="sip:102@alpha.zvonar")
-    assert await resolver(internal) == Reject(404, "Not Found", account_id=alpha.account_id)
+    # A call between the account's phones to an unknown extension: internal, refused.
+    assert await resolver(internal) == Reject(
+        404, "Not Found", account_id=alpha.account_id, direction=Direction.internal
+    )
     await container.directory.create_employee(
         alpha.principal, EmployeeIn(name="Bob", extension="102", sip_password="bob-pass-102")
     )

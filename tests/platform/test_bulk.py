@@ -60,6 +60,7 @@ def _row(account_id: uuid.UUID, call_id: str) -> dict[str, object]:
         "rtt_ms": 42.5,
         "status": CallStatus.open,
         "recovered": False,
+        "owner_id": uuid.UUID("0b7c6a1e-2f4d-4c3b-8a9e-1d2c3b4a5f60"),
         "created_at": at,
         "updated_at": datetime(2026, 3, 1, 5, 30, 5, 17, tzinfo=UTC),
     }
