@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.calls.conftest import Phone
+from tests.calls.conftest import Phone, make_phone
 from tests.calls.rig import ACCOUNT, Pbx
 from tests.media.engine.phone import tone_pcm
 from zvonar.calls.events import (
@@ -336,6 +336,54 @@ async def test_unanswered_transfer_rings_the_agent_back(
     hang_up(caller, leg)
     (ended,) = await pbx.wait_ended()
     assert ended.disposition is Disposition.answered
+
+
+async def test_unanswered_transfer_rings_all_of_the_agents_phones_back(
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
+) -> None:
+    """The audit's case: Anna on two phones transfers from one, nobody takes the call, and
+    only the phone she transferred from rang back. She is rung as her extension is: on all."""
+    caller, boris_phone = phones
+    anna_phone, _ = agent
+    anna_desk = await make_phone()
+    try:
+        anna = Target(TargetKind.employee, "Anna", ANNA)
+        # pbx/reach.py labels each of an employee's phones x<extension>.
+        pbx.resolver.plans["100"] = Plan(
+            ACCOUNT,
+            (Wave((RingTarget(anna_phone.uri("answer"), anna_phone.flow, anna, "x101"),), 5),),
+        )
+        # Her extension now: the handset only rings, the desk answers.
+        pbx.resolver.plans["101"] = Plan(
+            ACCOUNT,
+            (
+                Wave(
+                    (
+                        RingTarget(anna_phone.uri("ring"), anna_phone.flow, anna, "x101"),
+                        RingTarget(anna_desk.uri("answer"), anna_desk.flow, anna, "x101"),
+                    ),
+                    5,
+                ),
+            ),
+        )
+        pbx.resolver.plans["102"] = Plan(
+            ACCOUNT, (Wave((ring(boris_phone, "busy", BORIS, "Boris"),), 5),)
+        )
+        leg = dial(caller, pbx, "100")
+        assert await final_status(leg) == 200
+        await until(
+            lambda: anna_phone.app.calls_answered == 1 and list(anna_phone.runner.ua.dialogs)
+        )
+        refer(anna_phone, f"sip:102@{pbx.address}")
+        await until(lambda: anna_desk.app.calls_answered == 1)  # Boris busy: Anna, on her desk
+        assert [c.dialed for c in pbx.resolver.seen] == ["100", "102", "101"]
+        assert [a.by for a in pbx.bus.of_type(CallAnswered)] == [ANNA, ANNA]
+        assert not leg.ended.done()  # type: ignore[union-attr]
+        hang_up(caller, leg)
+        (ended,) = await pbx.wait_ended()
+        assert ended.disposition is Disposition.answered
+    finally:
+        await anna_desk.runner.close()
 
 
 async def test_a_queue_agent_who_transfers_is_free_at_once(

@@ -223,7 +223,7 @@ async def _hand_over(call: Call, agent: CalleeLeg, plan: Plan) -> None:
         await call.host.engine.unbridge(call.caller.media_id)
     await release(call, agent.media_id)
     await _ringback(call, held)
-    await _ring(call, plan, (agent.target,))
+    await _ring(call, plan, await _transferor_again(call, agent))
 
 
 async def _ringback(call: Call, music: bool) -> None:
@@ -257,6 +257,19 @@ async def _hand_over_by_caller(call: Call, plan: Plan) -> None:
     await keep_party(call)
     await _ringback(call, held)
     await _ring(call, plan, targets)
+
+
+async def _transferor_again(call: Call, agent: CalleeLeg) -> tuple[RingTarget, ...]:
+    """What rings the employee who transferred when nobody takes the call: all their phones
+    (and their mobile, if they chose it), as a call to their extension would, not only the
+    phone they transferred from. Another kind of leg (an outside number) is rung as it was."""
+    label = agent.target.label or ""
+    extension = label[1:] if label.startswith("x") else ""  # pbx/reach.py labels a phone x<ext>
+    if extension.isdigit():
+        back = await resolve_for_account(call, extension, f"sip:{extension}@invalid")
+        if isinstance(back, Plan) and back.waves and back.waves[0].targets:
+            return back.waves[0].targets
+    return (agent.target,)
 
 
 async def _employee_again(call: Call) -> tuple[RingTarget, ...]:
