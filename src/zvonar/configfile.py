@@ -16,17 +16,11 @@ import yaml
 
 from zvonar.accounts.events import AccountSettingsChanged
 from zvonar.accounts.models import Account
-from zvonar.accounts.service import (
-    ACCOUNT_LANGUAGES,
-    account_country,
-    check_time_zone,
-    is_account_name,
-)
+from zvonar.accounts.rules import ACCOUNT_FIELDS, check_account_values
 from zvonar.acd.config import apply_queues_in, check_queue_references_in, export_queues
 from zvonar.acd.queues import guard_queue_members
 from zvonar.container import Container
 from zvonar.core.errors import InvalidInput
-from zvonar.core.schemas import is_email
 from zvonar.core.text import lone_surrogate_path
 from zvonar.directory.config import apply_directory_in, export_directory
 from zvonar.routing.config import apply_routing_in, export_routing
@@ -34,21 +28,7 @@ from zvonar.routing.writer import guard_scheme_references
 from zvonar.store.db import UnitOfWork, dry_runnable
 
 VERSION = 1
-_ACCOUNT_FIELDS = (
-    "name",
-    "time_zone",
-    "country",
-    "language",
-    "missed_call_emails",
-    "recording_enabled",
-    "recording_retention_days",
-    "park_seconds",
-    "park_ring_back_seconds",
-    "http_route_private",
-    "international_calls",
-    "outbound_max_concurrent",
-    "outbound_max_per_hour",
-)
+_ACCOUNT_FIELDS = ACCOUNT_FIELDS
 _TOP_KEYS = {"version", "account", "directory", "queues", "routing"}
 
 
@@ -103,54 +83,8 @@ def load_yaml(text: str) -> dict[str, Any]:
     return doc
 
 
-def _bad_country(country: str) -> bool:
-    try:
-        account_country(country)
-    except InvalidInput:
-        return True
-    return False
-
-
 def _check_account_values(section: dict[str, Any]) -> None:
-    # The rules `account create` follows (accounts/service.py): a value that passes here
-    # cannot break the account's calendars or number parsing later.
-    try:
-        if "time_zone" in section:
-            check_time_zone(str(section["time_zone"]))
-    except InvalidInput as exc:
-        raise InvalidInput("account.time_zone: unknown time zone", code="invalid_config") from exc
-    country = section.get("country")
-    if "country" in section and (
-        not isinstance(country, str) or country != country.upper() or _bad_country(country)
-    ):
-        raise InvalidInput(
-            "account.country: an ISO 3166-1 alpha-2 code, upper case, such as RU",
-            code="invalid_config",
-        )
-    if "language" in section and section["language"] not in ACCOUNT_LANGUAGES:
-        raise InvalidInput("account.language: one of en, ru, uk", code="invalid_config")
-    if "name" in section and not (
-        isinstance(section["name"], str) and is_account_name(section["name"])
-    ):
-        raise InvalidInput("account.name: 1-200 printable characters", code="invalid_config")
-    emails = section.get("missed_call_emails", [])
-    if not isinstance(emails, list) or not all(isinstance(e, str) and is_email(e) for e in emails):
-        raise InvalidInput("account.missed_call_emails: a list of emails", code="invalid_config")
-    for flag in ("recording_enabled", "http_route_private", "international_calls"):
-        if not isinstance(section.get(flag, True), bool):
-            raise InvalidInput(f"account.{flag}: true or false", code="invalid_config")
-    days = section.get("recording_retention_days", 90)
-    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650:
-        raise InvalidInput("account.recording_retention_days: 1 to 3650", code="invalid_config")
-    for field, low, high in (
-        ("park_seconds", 10, 3600),
-        ("park_ring_back_seconds", 5, 300),
-        ("outbound_max_concurrent", 1, 1000),
-        ("outbound_max_per_hour", 1, 100_000),
-    ):
-        value = section.get(field, low)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise InvalidInput(f"account.{field}: {low} to {high}", code="invalid_config")
+    check_account_values(section, code="invalid_config", prefix="account.")
 
 
 async def apply_config(

@@ -9,6 +9,8 @@ from fastapi import APIRouter
 from zvonar.accounts.access import Perm
 from zvonar.accounts.models import Role
 from zvonar.accounts.schemas import (
+    AccountOut,
+    AccountPatch,
     MeOut,
     TokenCreatedOut,
     TokenIn,
@@ -27,6 +29,20 @@ _RANK = {Role.operator: 0, Role.marketer: 0, Role.supervisor: 1, Role.admin: 2}
 @router.get("/me", response_model=MeOut)
 async def me(p: CurrentPrincipal) -> MeOut:
     return MeOut(account_id=p.account_id, role=p.role, user_id=p.user_id, token_id=p.token_id)
+
+
+@router.get("/account", response_model=AccountOut)
+async def get_account(p: CurrentPrincipal, c: AppContainer) -> AccountOut:
+    """The account's settings (``directory.read``)."""
+    return AccountOut.model_validate(await c.accounts.account_settings(p))
+
+
+@router.patch("/account", response_model=AccountOut)
+async def update_account(body: AccountPatch, p: CurrentPrincipal, c: AppContainer) -> AccountOut:
+    """Change the account's settings (``config.manage``); only the fields sent change.
+    ``422 invalid_setting`` names the field in ``details.field``."""
+    values = body.model_dump(exclude_unset=True)
+    return AccountOut.model_validate(await c.accounts.update_settings(p, values))
 
 
 @router.get("/users", response_model=list[UserOut])

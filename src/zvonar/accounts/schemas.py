@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import Field
 
 from zvonar.accounts.models import Role
-from zvonar.core.schemas import EmailText, Instant, Name, Output, StrictInput
+from zvonar.core.schemas import EmailText, Instant, Name, Output, PatchInput, StrictInput
 
 
 class MeOut(Output):
@@ -56,3 +56,64 @@ class TokenOut(Output):
 
 class TokenCreatedOut(TokenOut):
     secret: str = Field(description="Shown once: store it now, it cannot be retrieved again.")
+
+
+class AccountOut(Output):
+    """The account's settings (the ``account`` section of ``zvonar config``)."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    time_zone: str
+    country: str
+    language: str
+    missed_call_emails: list[str]
+    recording_enabled: bool
+    recording_retention_days: int
+    park_seconds: int
+    park_ring_back_seconds: int
+    http_route_private: bool
+    international_calls: bool
+    outbound_max_concurrent: int
+    outbound_max_per_hour: int
+
+
+class AccountPatch(PatchInput):
+    """Only the fields sent change; none may be null. Ranges and codes as in
+    docs/configuration.md's ``account`` section (checked by accounts/rules.py)."""
+
+    NOT_NULL = frozenset(
+        {
+            "name",
+            "time_zone",
+            "country",
+            "language",
+            "missed_call_emails",
+            "recording_enabled",
+            "recording_retention_days",
+            "park_seconds",
+            "park_ring_back_seconds",
+            "http_route_private",
+            "international_calls",
+            "outbound_max_concurrent",
+            "outbound_max_per_hour",
+        }
+    )
+
+    name: str | None = Field(default=None, max_length=200)
+    time_zone: str | None = Field(
+        default=None, max_length=64, description="IANA, e.g. Europe/Moscow"
+    )
+    country: str | None = Field(
+        default=None, max_length=2, description="ISO 3166-1 alpha-2, upper case"
+    )
+    language: str | None = Field(default=None, max_length=2, description="en, ru, uk")
+    missed_call_emails: list[str] | None = Field(default=None, max_length=20)
+    recording_enabled: bool | None = Field(default=None, strict=True)
+    recording_retention_days: int | None = Field(default=None, strict=True)
+    park_seconds: int | None = Field(default=None, strict=True)
+    park_ring_back_seconds: int | None = Field(default=None, strict=True)
+    http_route_private: bool | None = Field(default=None, strict=True)
+    international_calls: bool | None = Field(default=None, strict=True)
+    outbound_max_concurrent: int | None = Field(default=None, strict=True)
+    outbound_max_per_hour: int | None = Field(default=None, strict=True)

@@ -9,15 +9,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
-import holidays
-import phonenumbers
 from sqlalchemy import delete, func, select
 
 from zvonar.accounts.access import Perm, Principal
-from zvonar.accounts.events import AccountCreated, ApiTokenCreated, ApiTokenRevoked, UserCreated
+from zvonar.accounts.events import (
+    AccountCreated,
+    AccountSettingsChanged,
+    ApiTokenCreated,
+    ApiTokenRevoked,
+    UserCreated,
+)
 from zvonar.accounts.models import Account, ApiToken, Role, User, WebSession
 from zvonar.accounts.passwords import (
     hash_password,
@@ -26,53 +29,22 @@ from zvonar.accounts.passwords import (
     sha256_hex,
     verify_password,
 )
+from zvonar.accounts.rules import (
+    ACCOUNT_LANGUAGES,
+    account_country,
+    check_account_values,
+    check_time_zone,
+    is_account_name,
+)
 from zvonar.accounts.throttle import LoginThrottle
 from zvonar.core.errors import Conflict, InvalidInput, LimitExceeded, NotFound, Unauthenticated
-from zvonar.core.schemas import PRINTABLE, is_email
+from zvonar.core.schemas import is_email
 from zvonar.store.base import utcnow
 from zvonar.store.db import Database
 
 TOKEN_PREFIX = "zvt"  # noqa: S105 (a public marker, not a secret)
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MIN_PASSWORD = 8
-ACCOUNT_LANGUAGES = ("en", "ru", "uk")  # those the prompts and the UI speak (i18n)
-
-
-def is_account_name(name: str) -> bool:
-    """1-200 printable characters, not all blank: the API, the CLI and ``config apply``."""
-    return bool(name.strip()) and len(name) <= 200 and re.fullmatch(PRINTABLE, name) is not None
-
-
-@cache
-def _countries() -> frozenset[str]:
-    """ISO 3166-1 alpha-2 codes an account can have: its country both reads its callers'
-    national numbers (phonenumbers) and gives its calendars their public holidays."""
-    return frozenset(phonenumbers.SUPPORTED_REGIONS) & frozenset(
-        holidays.list_supported_countries()
-    )
-
-
-def account_country(country: str) -> str:
-    # Checked before upper-casing: "ß".upper() is "SS".
-    code = country.upper() if re.fullmatch(r"[A-Za-z]{2}", country) else ""
-    if code not in _countries():
-        raise InvalidInput(
-            f"unknown country {country!r}: an ISO 3166-1 alpha-2 code such as RU",
-            code="invalid_country",
-            field="country",
-        )
-    return code
-
-
-def check_time_zone(time_zone: str) -> None:
-    try:
-        ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(
-            f"unknown time zone {time_zone!r}: an IANA name such as Europe/Moscow",
-            code="invalid_time_zone",
-            field="time_zone",
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -145,6 +117,29 @@ class AccountService:
             account = await s.get(Account, account_id)
         if account is None:
             raise NotFound("account not found")
+        return account
+
+    async def account_settings(self, p: Principal) -> Account:
+        """The principal's account (``directory.read``: operators read its zone, language)."""
+        p.require(Perm.directory_read)
+        return await self.get_account(p.account_id)
+
+    async def update_settings(self, p: Principal, values: dict[str, Any]) -> Account:
+        """Change the account's settings (``config.manage``, as ``config apply``): the same
+        rules (accounts/rules.py, ``invalid_setting`` with ``details.field``), and the same
+        ``AccountSettingsChanged``, which the running PBX follows at once and other processes
+        within a second (the outbox). A value equal to the stored one is no change."""
+        p.require(Perm.config_manage)
+        check_account_values(values, code="invalid_setting", prefix="")
+        async with self.db.unit_of_work() as uow:
+            account = await uow.session.get(Account, p.account_id)
+            if account is None:
+                raise NotFound("account not found")
+            changed = tuple(f for f, v in values.items() if getattr(account, f) != v)
+            for field in changed:
+                setattr(account, field, values[field])
+            if changed:
+                uow.emit(AccountSettingsChanged(account_id=account.id, changed=changed))
         return account
 
     async def account_by_slug(self, slug: str) -> Account:
