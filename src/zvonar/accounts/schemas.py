@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import Field
 
 from zvonar.accounts.models import Role
+from zvonar.accounts.rules import ACCOUNT_FIELDS
 from zvonar.core.schemas import EmailText, Instant, Name, Output, PatchInput, StrictInput
 
 
@@ -82,23 +83,7 @@ class AccountPatch(PatchInput):
     """Only the fields sent change; none may be null. Ranges and codes as in
     docs/configuration.md's ``account`` section (checked by accounts/rules.py)."""
 
-    NOT_NULL = frozenset(
-        {
-            "name",
-            "time_zone",
-            "country",
-            "language",
-            "missed_call_emails",
-            "recording_enabled",
-            "recording_retention_days",
-            "park_seconds",
-            "park_ring_back_seconds",
-            "http_route_private",
-            "international_calls",
-            "outbound_max_concurrent",
-            "outbound_max_per_hour",
-        }
-    )
+    NOT_NULL = frozenset(ACCOUNT_FIELDS)  # every setting has a value
 
     name: str | None = Field(default=None, max_length=200)
     time_zone: str | None = Field(
