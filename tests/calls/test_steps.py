@@ -306,9 +306,11 @@ async def test_refused_queue_is_an_overflow(
     assert route.results[1] == StepResult(StepResultKind.overflow)
 
 
+@pytest.mark.parametrize("confirmed", [True, False], ids=["with-prompt", "without-prompt"])
 async def test_callback_request_ends_the_call_as_callback(
-    spbx: Pbx, phones: tuple[Phone, Phone], prompt: Path
+    spbx: Pbx, phones: tuple[Phone, Phone], prompt: Path, confirmed: bool
 ) -> None:
+    """With or without a confirmation prompt: without one it was journalled failed."""
     caller, _ = phones
     session = FakeSession()
     routed(spbx, "100", ScriptedRoute([Enqueue(session, prompt)]))
@@ -316,7 +318,7 @@ async def test_callback_request_ends_the_call_as_callback(
     assert await final_status(leg) == 200
     await session.wait_for("enter")
     assert session.notify is not None
-    session.notify(QueueCallback(prompt))  # the confirmation, then our BYE
+    session.notify(QueueCallback(prompt if confirmed else None))  # the confirmation, our BYE
     assert leg.ended is not None and await asyncio.wait_for(leg.ended, 5) == "bye"
     (ended,) = await spbx.wait_ended()
     assert ended.disposition is Disposition.callback

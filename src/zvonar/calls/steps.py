@@ -40,7 +40,7 @@ from zvonar.calls.plan import (
     StepResultKind,
     Wave,
 )
-from zvonar.calls.teardown import end_winner, give_up, hangup_all, stop_fork
+from zvonar.calls.teardown import end_winner, finish, give_up, hangup_all, stop_fork
 from zvonar.calls.waves import ring_wave
 from zvonar.media.engine import PlaybackFinished, PlaybackReason
 from zvonar.media.errors import MediaError
@@ -366,8 +366,8 @@ async def on_queue_signal(call: Call, signal: QueueSignal) -> None:
         if signal.prompt is not None:
             call.prompt_media = call.caller.media_id
             await _play(call, s, (signal.prompt,), then="final")
-        else:
-            await hangup_all(call, HangupSide.system)
+        else:  # nothing to confirm with: end it now, as the prompt's end would (a callback)
+            await finish(call, Disposition.callback, HangupSide.system, caller_status=480)
 
 
 async def _stop_offer(call: Call, s: Live) -> None:
