@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zvonar.store.base import Base, IdMixin
@@ -40,3 +40,19 @@ class SipBinding(IdMixin, Base):
     params: Mapped[list[list[str | None]]] = mapped_column(JSON, default=list)
     path: Mapped[list[str]] = mapped_column(JSON, default=list)
     user_agent: Mapped[str | None] = mapped_column(String(255))
+
+
+class RingPointer(IdMixin, Base):
+    """Where a round-robin ring step goes on next (pbx/ring_memory.py): kept so a restart does
+    not send every group's next call to its first member again."""
+
+    __tablename__ = "ring_pointers"
+
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    # The routing engine's memory key ("group:Sales", "ring:<scheme>:<targets>"): unbounded
+    # text, so it is matched in memory, never by an index.
+    key: Mapped[str] = mapped_column(Text)
+    pointer: Mapped[int]
+    updated_at: Mapped[datetime]

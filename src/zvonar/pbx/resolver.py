@@ -63,6 +63,7 @@ from zvonar.media.prompts import FALLBACK_LANGUAGE
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.features import feature_call, intercom_extension
 from zvonar.pbx.reach import Bindings, Reach
+from zvonar.pbx.ring_memory import RingMemory
 from zvonar.pbx.route import QueueSessions, RouteSetup, SchemeRoute
 from zvonar.pbx.snapshot import (
     AccountSnapshot,
@@ -131,6 +132,7 @@ class PbxResolver:
         rng: random.Random | None = None,
         clock: Callable[[], datetime] | None = None,
         allow_private: bool = False,
+        ring_memory: RingMemory | None = None,
         extension_calls: ExtensionCalls | None = None,
         prompts_dir: Callable[[uuid.UUID], Path] | None = None,
         queues: QueueSessions | None = None,
@@ -152,7 +154,9 @@ class PbxResolver:
         self.extension_calls = extension_calls
         self.clock = clock
         self.allow_private = allow_private
-        self.memory: dict[uuid.UUID, dict[str, int]] = {}  # round-robin pointers per account
+        # Round-robin pointers per account: in memory on the call path, kept across restarts
+        # when the runtime starts it (pbx/ring_memory.py).
+        self.ring_memory = ring_memory if ring_memory is not None else RingMemory(db)
         self._dialed: dict[str, tuple[str, ...]] = {}  # dialed string → its E.164 candidates
         self._callers: dict[tuple[str, str], str | None] = {}  # (caller, country) → E.164
         self.detach: Callable[[], None] = lambda: None  # stops following the bus
@@ -376,7 +380,7 @@ class PbxResolver:
             caller_tags=tags,
             presence=presence,
             groups=snap.groups,
-            memory=self.memory.get(account.id, {}),
+            memory=self.ring_memory.of(account.id),
             managers=managers,
         )
         run = SchemeRun(scheme, ctx, now, rng=self.rng)
@@ -416,7 +420,7 @@ class PbxResolver:
             return await self._ask(request, facts, account_id, rows)
 
         def remember(memory: Mapping[str, int]) -> None:
-            self.memory.setdefault(account_id, {}).update(memory)
+            self.ring_memory.remember(account_id, memory)
 
         setup = RouteSetup(
             account_id=account.id,

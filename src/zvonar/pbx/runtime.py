@@ -52,6 +52,7 @@ from zvonar.pbx.location_sql import SqlLocationStore
 from zvonar.pbx.outbound_resolver import OutboundCalls
 from zvonar.pbx.queues import attach_queues, queue_callback_dialer, queue_runtime
 from zvonar.pbx.resolver import PbxResolver
+from zvonar.pbx.ring_memory import RingMemory
 from zvonar.pbx.snapshot import RoutingSnapshot
 from zvonar.pbx.trunk_registration import TrunkRegistrations
 from zvonar.sip.io.runner import SipRunner
@@ -125,6 +126,7 @@ class PbxRuntime:
         await self.engine.close()
         await self.http.aclose()
         await self.location.close()
+        await self.resolver.ring_memory.stop()  # the last moves, written
         if self.lease is not None:  # every call has ended and its row landed: let go
             await self.lease.stop()
         release_heap()  # the collector policy of settle_heap ends with the PBX (pbx.heap)
@@ -226,6 +228,8 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
     talking = Talking()  # who is on a call: the ring strategies pass them over
     detach.append(talking.attach(container.bus))
     DirectCalls(acd, talking)  # and the queues do not offer them calls (acd/direct.py)
+    ring_memory = RingMemory(container.db)  # round-robin turns survive a restart
+    await ring_memory.load()
     resolver = PbxResolver(
         container.db,
         credentials,
@@ -239,7 +243,9 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         queues=acd,
         snapshot=snapshot,
         talking=talking,
+        ring_memory=ring_memory,
     )
+    ring_memory.start()
     overload = OverloadGuard(max_calls=config.max_calls, max_lag=config.max_loop_lag)
     lag = LagMonitor(overload)
     gate = InviteGate(ua, credentials, trunk_sources)
@@ -321,6 +327,7 @@ async def start_pbx(container: Container, config: PbxConfig | None = None) -> Pb
         await http.aclose()
         await location.close()
         await acd.close()
+        await ring_memory.stop()
         raise
     if relay is not None:
         relay.begin()
