@@ -14,7 +14,6 @@ node's calls are closed by the others, or by itself within a minute of its resta
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,6 +21,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, select, update
 
+from zvonar.core.tasks import cancel
 from zvonar.journal.models import CallOwner, CallRecord, CallStatus
 from zvonar.store.base import utcnow
 from zvonar.store.db import Database
@@ -102,11 +102,8 @@ class OwnerLease:
         self._task = asyncio.create_task(self._run(), name="journal-owner-lease")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         try:
             if self._before_release is not None:
                 await self._before_release()

@@ -11,13 +11,13 @@ moves, which only makes one member's turn come early.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Mapping
 
 from sqlalchemy import delete, select, tuple_
 
+from zvonar.core.tasks import cancel
 from zvonar.pbx.models import RingPointer
 from zvonar.store.base import utcnow
 from zvonar.store.db import Database
@@ -78,11 +78,8 @@ class RingMemory:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="ring-memory")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         try:
             await self.flush()
         except Exception:

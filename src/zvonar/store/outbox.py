@@ -21,7 +21,6 @@ Rows older than ``KEEP`` are deleted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -34,6 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from zvonar.core.bus import EventBus
 from zvonar.core.event_codec import EventCodecError, decode_event, encode_event
+from zvonar.core.tasks import cancel
 from zvonar.store.base import Base, utcnow
 from zvonar.store.db import Database, UnitOfWork
 
@@ -123,11 +123,8 @@ class OutboxRelay:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         polls = 0
