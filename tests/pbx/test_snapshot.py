@@ -435,7 +435,7 @@ async def test_preload_leaves_nothing_for_the_first_call(container: Container) -
 
 
 def test_presence_is_worked_out_per_employee_on_demand() -> None:
-    from zvonar.pbx.resolver import _Presence
+    from zvonar.pbx.presence import StaffPresence
     from zvonar.pbx.snapshot import Person
     from zvonar.routing.strategies import MemberState, Presence
 
@@ -448,7 +448,7 @@ def test_presence_is_worked_out_per_employee_on_demand() -> None:
         return [Binding(aor=aor, contact="sip:x@127.0.0.1", expires_at=1e9)] if "101" in aor else []
 
     history = {anna.id: MemberState("", last_call_end=T0, calls_today=3)}
-    presence = _Presence({"101": anna, "102": bob}, history, bindings, "alpha.zvonar")
+    presence = StaffPresence({"101": anna, "102": bob}, history, bindings, "alpha.zvonar")
     assert asked == [] and len(presence) == 2
     assert set(presence) == {"employee:101", "employee:102"}
     first = presence["employee:101"]

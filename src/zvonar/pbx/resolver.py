@@ -26,8 +26,9 @@ trunks come from the in-memory read model of ``pbx/snapshot.py``, which the dire
 routing's events keep current.
 
 Hooks for tests and operators: ``clock`` (the instant the schedule branch is chosen at; default
-the call's start), ``allow_private`` (HTTP route URLs on loopback/private addresses, refused by
-default — see ``integrations.ssrf``).
+the call's start), ``allow_private`` (HTTP route URLs on loopback/private addresses for every
+account; otherwise only an account's ``http_route_private`` allows them: pbx/back_office.py,
+``integrations.ssrf``). Member states for the ring strategies: pbx/presence.py.
 """
 
 from __future__ import annotations
@@ -36,11 +37,10 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -58,10 +58,12 @@ from zvonar.calls.talking import Talking
 from zvonar.contacts.index import ContactHit, ContactIndex
 from zvonar.core.errors import InvalidInput
 from zvonar.directory.phone import normalize
-from zvonar.integrations.http_route import CallFacts, Fallback, HttpRouter, RouteDecision
+from zvonar.integrations.http_route import CallFacts, HttpRouter
 from zvonar.media.prompts import FALLBACK_LANGUAGE
+from zvonar.pbx.back_office import BackOffice
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.features import feature_call, intercom_extension
+from zvonar.pbx.presence import StaffPresence, midnight
 from zvonar.pbx.reach import Bindings, Reach
 from zvonar.pbx.ring_memory import RingMemory
 from zvonar.pbx.route import QueueSessions, RouteSetup, SchemeRoute
@@ -76,12 +78,10 @@ from zvonar.routing.engine import (
     Dial,
     HttpRequest,
     Outcome,
-    OutcomeKind,
     SchemeRun,
 )
-from zvonar.routing.models import SchemeRow
 from zvonar.routing.scheme import LAST_MANAGER_DAYS, ManagerRef
-from zvonar.routing.strategies import MemberState, Presence
+from zvonar.routing.strategies import MemberState
 from zvonar.sip.errors import SipError
 from zvonar.sip.ua import UserAgent
 from zvonar.sip.uri import SipUri, TelUri, parse_uri
@@ -96,8 +96,6 @@ _DIALED_CACHE = 4096
 # The journal read for {manager: last}: well inside the resolver's own bound (5 s), so a slow
 # database costs the call that target, not the call.
 LAST_MANAGER_TIMEOUT = 1.0
-_NO_HISTORY = MemberState("")
-_Person = Person
 ExtensionCalls = Callable[
     [InboundCall, Callable[[InboundCall, uuid.UUID, str], Awaitable[Plan | Reject]]],
     Awaitable[Plan | Reject],
@@ -147,13 +145,10 @@ class PbxResolver:
         self.credentials = credentials
         self.bindings = bindings
         self.contacts = contacts
-        self.http = http
-        self.route_secret = route_secret
         self.default_region = default_region
         self.rng = rng or random.Random()
         self.extension_calls = extension_calls
         self.clock = clock
-        self.allow_private = allow_private
         # Round-robin pointers per account: in memory on the call path, kept across restarts
         # when the runtime starts it (pbx/ring_memory.py).
         self.ring_memory = ring_memory if ring_memory is not None else RingMemory(db)
@@ -166,6 +161,8 @@ class PbxResolver:
             snapshot = RoutingSnapshot(db)
             self.detach = snapshot.attach(db.bus)
         self.snapshot = snapshot
+        # The HTTP route step's questions (pbx/back_office.py).
+        self.back_office = BackOffice(http, route_secret, snapshot, allow_private=allow_private)
 
     async def __call__(self, call: InboundCall) -> Plan | Reject | Pickup:
         # *8<ext>, *78 etc. (pbx/features.py)
@@ -357,15 +354,15 @@ class PbxResolver:
         now = self.clock() if self.clock is not None else call.started_at
         history: Mapping[uuid.UUID, MemberState] = {}
         if snap.needs_history:  # only "least recent" / "fewest calls" read the journal
-            history = await self.snapshot.history(account.id, _midnight(now, account.time_zone))
+            history = await self.snapshot.history(account.id, midnight(now, account.time_zone))
         realm = self.credentials.realm_of(account.id) or ""
         staff = snap.staff
         talking = self.talking
 
-        def busy(person: _Person) -> bool:
+        def busy(person: Person) -> bool:
             return talking is not None and talking.busy(account.id, person.id, person.extension)
 
-        presence = _Presence(staff, history, self.bindings, realm, busy)
+        presence = StaffPresence(staff, history, self.bindings, realm, busy)
         caller_e164 = self._e164(call.caller, account.country)
         hit = await self._caller(caller_e164, account.id)
         known, tags = (True, hit.tags) if hit is not None else (False, frozenset[str]())
@@ -417,7 +414,7 @@ class PbxResolver:
             )
 
         async def ask(request: HttpRequest) -> Outcome:
-            return await self._ask(request, facts, account_id, rows)
+            return await self.back_office.ask(request, facts, account_id, rows)
 
         def remember(memory: Mapping[str, int]) -> None:
             self.ring_memory.remember(account_id, memory)
@@ -500,102 +497,6 @@ class PbxResolver:
             return None
         return await self.contacts.lookup(account_id, e164)
 
-    async def _ask(
-        self,
-        request: HttpRequest,
-        facts: CallFacts,
-        account_id: uuid.UUID,
-        rows: list[SchemeRow],
-    ) -> Outcome:
-        if self.http is None:
-            return Outcome(OutcomeKind.http_error, payload="no HTTP client")
-        snap = await self.snapshot.account(account_id)
-        decision = await self.http.route(
-            request.url,
-            facts,
-            secret=self.route_secret(account_id),
-            allow_private=self.allow_private
-            or (snap is not None and snap.account.http_route_private),
-            timeout=request.timeout,
-        )
-        if isinstance(decision, Fallback):
-            # The customer's integrator reads why in the journal's path; we log the detail.
-            log.info(
-                "http route of account %s: %s (%s), the step's fallback runs",
-                account_id,
-                decision.reason.value,
-                decision.detail,
-            )
-            return Outcome(OutcomeKind.http_error, payload=decision.reason.value)
-        payload = await self._engine_reply(decision, account_id, rows)
-        if payload is None:
-            return Outcome(OutcomeKind.http_error, payload="unknown target in reply")
-        return Outcome(OutcomeKind.http_reply, payload=payload)
-
-    async def _engine_reply(
-        self, decision: RouteDecision, account_id: uuid.UUID, rows: list[SchemeRow]
-    ) -> dict[str, str] | None:
-        """The back office names things by id; the interpreter by natural key."""
-        kind, value = decision.kind.value, decision.value
-        if kind in ("number", "action"):
-            return {kind: value}
-        if kind == "scheme":
-            name = next((r.name for r in rows if str(r.id) == value), None)
-            return {"scheme": name} if name else None
-        snap = await self.snapshot.account(account_id)
-        ref = _uuid(value)
-        if kind == "group":
-            gname = snap.group_names.get(ref) if snap is not None and ref is not None else None
-            return {"group": gname} if gname else None
-        if value.isdigit():
-            return {"employee": value}
-        ext = snap.extensions.get(ref) if snap is not None and ref is not None else None
-        return {"employee": ext} if ext else None
-
-
-class _Presence(Mapping[str, MemberState]):
-    """The account's employees as the strategies see them (``employee:<ext>`` keys), each
-    worked out when the interpreter first asks: a call rings a few of hundreds of staff."""
-
-    def __init__(
-        self,
-        staff: Mapping[str, _Person],
-        history: Mapping[uuid.UUID, MemberState],
-        bindings: Bindings,
-        realm: str,
-        busy: Callable[[_Person], bool] = lambda _p: False,
-    ) -> None:
-        self._staff, self._history, self._bindings, self._realm = staff, history, bindings, realm
-        self._busy = busy
-        self._seen: dict[str, MemberState] = {}
-
-    def __getitem__(self, key: str) -> MemberState:
-        state = self._seen.get(key)
-        if state is None:
-            kind, _, ext = key.partition(":")
-            person = self._staff.get(ext) if kind == "employee" else None
-            if person is None:
-                raise KeyError(key)
-            # A mobile they chose to be rung on reaches them without a registered device.
-            live = bool(person.mobiles) or bool(
-                self._bindings(f"sip:{person.sip_username}@{self._realm}")
-            )
-            presence = Presence.available if live else Presence.unregistered
-            if person.dnd:
-                presence = Presence.dnd
-            elif live and self._busy(person):
-                presence = Presence.busy  # on a call: a strategy rings someone free first
-            state = self._seen[key] = replace(
-                self._history.get(person.id, _NO_HISTORY), key=key, presence=presence
-            )
-        return state
-
-    def __iter__(self) -> Iterator[str]:
-        return (f"employee:{ext}" for ext in self._staff)
-
-    def __len__(self) -> int:
-        return len(self._staff)
-
 
 MAX_CALLER_DISPLAY = 48  # phones show a line of about this much
 
@@ -613,19 +514,3 @@ def caller_display(label: str | None, who: str | None, number: str) -> str | Non
     else:
         return None
     return shown[:MAX_CALLER_DISPLAY]
-
-
-def _midnight(now: datetime, time_zone: str) -> datetime:
-    try:
-        tz = ZoneInfo(time_zone)
-    except (ValueError, LookupError):  # validated on write; a bad zone must not drop calls
-        tz = ZoneInfo("UTC")
-    local = now.astimezone(tz)
-    return datetime.combine(local.date(), time(), tz)
-
-
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
