@@ -13,7 +13,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -81,25 +81,43 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-async def check_url(
-    url: str, *, allow_private: bool = False, resolver: Resolver = system_resolver
-) -> Target:
-    """Parse, resolve and check ``url``; raises :class:`UnsafeTarget`."""
+def check_static(url: str, *, allow_private: bool = False) -> tuple[SplitResult, IPAddress | None]:
+    """What the URL alone tells, without DNS: it parses, is http(s) with a host, carries no
+    credentials, and names no non-public address (a literal IP, ``localhost``) unless
+    ``allow_private``. Returns the parts and the literal address, if the host is one; raises
+    :class:`UnsafeTarget`. Schemes are checked with it when written (routing/writer.py), and
+    :func:`check_url` starts with it when a call asks."""
     try:
         parts = urlsplit(url)
-        port = parts.port
+        parts.port  # noqa: B018 (raises on a port out of range or not a number)
     except ValueError as exc:
         raise UnsafeTarget("invalid_url", f"bad URL: {exc}") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeTarget("invalid_url", "only http(s) URLs with a host are allowed")
     if parts.username is not None or parts.password is not None:
         raise UnsafeTarget("invalid_url", "credentials in the URL are not allowed")
-    host = parts.hostname
-    port = port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname.rstrip(".")
     try:
-        literal: IPAddress | None = ipaddress.ip_address(host)
+        literal: IPAddress | None = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         literal = None
+    if allow_private:
+        return parts, literal
+    if host == "localhost" or host.endswith(".localhost"):  # RFC 6761 §6.3: always loopback
+        raise UnsafeTarget("loopback", f"{host} is a loopback address")
+    reason = refusal(literal) if literal is not None else None
+    if reason is not None:
+        raise UnsafeTarget(reason, f"{host} is a non-public address ({reason})")
+    return parts, literal
+
+
+async def check_url(
+    url: str, *, allow_private: bool = False, resolver: Resolver = system_resolver
+) -> Target:
+    """Parse, resolve and check ``url``; raises :class:`UnsafeTarget`."""
+    parts, literal = check_static(url, allow_private=allow_private)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         addresses = [str(literal)] if literal is not None else await resolver(host, port)
     except (OSError, UnicodeError) as exc:

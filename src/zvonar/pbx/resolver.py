@@ -210,7 +210,8 @@ class PbxResolver:
         snap = await self.snapshot.account(account_id)
         placed_by = None
         if snap is not None and user:
-            placed_by = next((p.id for p in snap.staff.values() if p.sip_username == user), None)
+            person = snap.staff_by_username.get(user)
+            placed_by = person.id if person is not None else None
         if isinstance(outcome, Plan):
             if outcome.placed_by is not None or placed_by is None:
                 return outcome

@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -156,6 +157,12 @@ class AccountSnapshot:
     needs_history: bool  # a scheme or group uses "least recent" / "fewest calls"
     needs_last_manager: bool = False  # a scheme rings {manager: last}
     version: int = 0  # the account's routing version this was read at
+
+    @cached_property
+    def staff_by_username(self) -> Mapping[str, Person]:
+        """Active employees by SIP username: who placed a call from a phone (worked out on
+        first use, once per load, not per call)."""
+        return {p.sip_username: p for p in self.staff.values()}
 
     def scheme_of(self, number_id: uuid.UUID) -> Scheme | None:
         scheme_id = self.assignments.get(number_id)

@@ -9,13 +9,11 @@ a number or another scheme uses cannot be deleted (``scheme_in_use``).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +23,7 @@ from zvonar.core.errors import Conflict, InvalidInput, NotFound
 from zvonar.core.schemas import PROMPT_KEY
 from zvonar.directory.events import Action
 from zvonar.directory.models import Employee, Group, Number
-from zvonar.integrations.ssrf import refusal
+from zvonar.integrations.ssrf import UnsafeTarget, check_static
 from zvonar.routing.errors import SchemeInvalid
 from zvonar.routing.events import CalendarChanged, SchemeAssigned, SchemeChanged
 from zvonar.routing.models import CalendarRow, SchemeAssignment, SchemeRow
@@ -352,25 +350,11 @@ def check_written(scheme: Scheme, *, private_routes: bool = False) -> None:
 def url_refusal(url: str, *, private: bool) -> str | None:
     """Why an HTTP route URL can never be called, as far as the URL alone tells, or None."""
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises on a port out of range or not a number)
-    except ValueError as exc:
-        return f"not a valid URL: {exc}"
-    if parts.username is not None or parts.password is not None:
-        return "credentials in the URL are not allowed: the request is signed instead"
-    host = (parts.hostname or "").rstrip(".")
-    if private:
-        return None
-    if host == "localhost" or host.endswith(".localhost"):
-        return "a loopback address: the account does not allow private route targets"
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None  # a name: checked against its addresses when a call asks
-    reason = refusal(ip)
-    if reason is not None:
-        what = reason.replace("_", " ")
-        return f"a {what} address: the account does not allow private route targets"
+        check_static(url, allow_private=private)
+    except UnsafeTarget as exc:
+        if exc.reason == "invalid_url":
+            return str(exc)
+        return f"{exc}: the account does not allow private route targets"
     return None
 
 
