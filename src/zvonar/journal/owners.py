@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, update
 
 from zvonar.core.tasks import cancel
 from zvonar.journal.models import CallOwner, CallRecord, CallStatus
@@ -61,11 +61,6 @@ async def forget_dead(db: Database, now: datetime) -> int:
             delete(CallOwner).where(CallOwner.renewed_at < now - FORGET, ~owns_open)
         )
         return int(getattr(done, "rowcount", 0) or 0)
-
-
-async def alive(db: Database, now: datetime) -> set[uuid.UUID]:
-    async with db.read() as s:
-        return set(await s.scalars(select(CallOwner.id).where(CallOwner.renewed_at > now - STALE)))
 
 
 class OwnerLease:
