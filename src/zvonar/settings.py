@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import tomllib
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -68,6 +69,19 @@ _DRIVERS = {
     "sqlite+aiosqlite": "sqlite+aiosqlite",
     "sqlite": "sqlite+aiosqlite",
 }
+
+
+# Variables with our prefix that are not settings yet are ours: the test suite's.
+_NOT_SETTINGS = frozenset({"ZVONAR_CONFIG", "ZVONAR_TEST_DATABASE_URL", "ZVONAR_SHARED_DIR"})
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """``ZVONAR_*`` variables that name no setting: a misspelt one (``ZVONAR_SIP_PRT``) is
+    otherwise ignored without a word, and the default it meant to change silently applies."""
+    known = {f"ZVONAR_{name.upper()}" for name in Settings.model_fields} | _NOT_SETTINGS
+    return sorted(
+        name for name in environ if name.upper().startswith("ZVONAR_") and name.upper() not in known
+    )
 
 
 def _names(value: str) -> tuple[str, ...]:

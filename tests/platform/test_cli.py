@@ -448,3 +448,16 @@ def test_a_settings_file_sets_what_it_names(
     path.write_text("[zvonar]\nsip_port = 5090\n[other]\nanything = 1\n")  # other tables: theirs
     monkeypatch.setenv("ZVONAR_CONFIG", str(path))
     assert Settings().sip_port == 5090
+
+
+def test_a_misspelt_setting_variable_is_named_before_the_command_runs(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pydantic ignores an unknown ZVONAR_* variable: the default it meant to change applies
+    without a word, so every command says which one it ignored (and still runs)."""
+    monkeypatch.setenv("ZVONAR_SIP_PRT", "5070")
+    monkeypatch.setenv("ZVONAR_SIP_PORT", "5070")
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "warning: ZVONAR_SIP_PRT is not a setting (ignored)" in result.output
+    assert "ZVONAR_SIP_PORT " not in result.output

@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from zvonar.core.errors import ZvonarError
-from zvonar.settings import Settings, SettingsFileError
+from zvonar.settings import Settings, SettingsFileError, unknown_environment
 
 T = TypeVar("T")
 
@@ -61,6 +61,8 @@ def load_settings() -> Settings:
     """The settings, or a line per bad one and exit code 2 (not a traceback)."""
     from pydantic import ValidationError
 
+    for name in unknown_environment(os.environ):
+        typer.secho(f"warning: {name} is not a setting (ignored)", fg=typer.colors.YELLOW, err=True)
     try:
         return Settings()
     except SettingsFileError as exc:
