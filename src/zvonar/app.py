@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,8 @@ from zvonar.journal.router import router as journal_router
 from zvonar.journal.service import JournalService
 from zvonar.notify.mailer import SmtpConfig, SmtpMailer, SmtpSecurity
 from zvonar.notify.missed import MissedCallNotifier, managers_from_db, profiles_from_db
+from zvonar.notify.outbox import MailOutbox
+from zvonar.notify.spool import MailSpool
 from zvonar.notify.voicemail import VoicemailNotifier
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.router import metrics_router
@@ -69,14 +72,16 @@ def _mailer(settings: Settings) -> SmtpMailer | None:
     )
 
 
-def _missed_call_notifier(mailer: SmtpMailer, db: Database) -> MissedCallNotifier:
+def _missed_call_notifier(
+    mailer: SmtpMailer, db: Database, outbox: MailOutbox
+) -> MissedCallNotifier:
     async def recipients(account_id: uuid.UUID) -> list[str]:
         async with db.read() as s:
             account = await s.get(Account, account_id)
         return list(account.missed_call_emails) if account else []
 
     return MissedCallNotifier(
-        mailer, recipients, profiles_from_db(db), managers=managers_from_db(db)
+        mailer, recipients, profiles_from_db(db), managers=managers_from_db(db), outbox=outbox
     )
 
 
@@ -96,11 +101,13 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
     journal = JournalService(db, settings.data_dir)
     journal.attach(bus)
     mailer = _mailer(settings)
-    notifier = voicemail = None
+    notifier = voicemail = mail = None
     if mailer is not None:  # without a mail server there is nobody to tell
-        notifier = _missed_call_notifier(mailer, db)
+        # One outbox for every notifier, spooled: a mail outlives a restart (notify/spool.py).
+        mail = MailOutbox(mailer, logging.getLogger("zvonar.notify"), spool=MailSpool(db))
+        notifier = _missed_call_notifier(mailer, db, mail)
         notifier.attach(bus)
-        voicemail = VoicemailNotifier(mailer, profiles_from_db(db))
+        voicemail = VoicemailNotifier(mailer, profiles_from_db(db), outbox=mail)
         voicemail.attach(bus)
     return Container(
         settings=settings,
@@ -113,6 +120,7 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
         journal=journal,
         missed_calls=notifier,
         voicemail_mail=voicemail,
+        mail=mail,
         acd=AcdService(db),
         acd_queues=AcdQueueService(db),
         callbacks=CallbackService(db),
@@ -131,6 +139,8 @@ def create_app(container: Container, *, pbx: PbxConfig | None = None) -> FastAPI
         await seal_stored_passwords(container.db)  # what an older version kept in clear
         retention = RetentionSchedule(container.db, container.journal)
         retention.start()
+        if container.mail is not None:
+            container.mail.start()  # mails an earlier process could not deliver
         runtime = await start_pbx(container, pbx) if pbx is not None else None
         # The live ACD (supervisor API); None without a PBX in this process.
         _app.state.acd = runtime.acd if runtime is not None else None

@@ -13,6 +13,7 @@ from zvonar.core.bus import EventBus
 from zvonar.directory.service import DirectoryService
 from zvonar.journal.service import JournalService
 from zvonar.notify.missed import MissedCallNotifier
+from zvonar.notify.outbox import MailOutbox
 from zvonar.notify.voicemail import VoicemailNotifier
 from zvonar.prompts.service import PromptService
 from zvonar.routing.service import RoutingService
@@ -33,6 +34,7 @@ class Container:
     journal: JournalService
     missed_calls: MissedCallNotifier | None
     voicemail_mail: VoicemailNotifier | None
+    mail: MailOutbox | None  # the notifiers' shared, spooled outbox
     acd: AcdService
     acd_queues: AcdQueueService
     callbacks: CallbackService
@@ -41,7 +43,7 @@ class Container:
 
     async def aclose(self) -> None:
         """Close what writes behind, then the database: the mail notifiers cancel their
-        queued retries, the journal's write-behind queue reaches the database (its last batch
+        queued retries (spooled mails are left to the next start), the journal's write-behind queue reaches the database (its last batch
         must land before the connections go), then the pool is disposed of. After the PBX
         stopped; the app's shutdown and the tests that build a container end with it."""
         for notifier in (self.missed_calls, self.voicemail_mail):

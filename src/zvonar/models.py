@@ -6,6 +6,7 @@ from zvonar.callbacks import models as callbacks_models
 from zvonar.contacts import models as contacts_models
 from zvonar.directory import models as directory_models
 from zvonar.journal import models as journal_models
+from zvonar.notify import models as notify_models
 from zvonar.pbx import models as pbx_models
 from zvonar.routing import models as routing_models
 from zvonar.store import outbox as outbox_models
@@ -19,6 +20,7 @@ __all__ = [
     "contacts_models",
     "directory_models",
     "journal_models",
+    "notify_models",
     "outbox_models",
     "pbx_models",
     "routing_models",

@@ -135,11 +135,13 @@ class MissedCallNotifier(OutboxUser):
         managers: Managers | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        outbox: MailOutbox | None = None,
     ) -> None:
         self.recipients = recipients
         self.profiles = profiles
         self.managers = managers
-        self.outbox = MailOutbox(mailer, log, retry=retry, sleep=sleep)
+        # A shared outbox (the app's, spooled) or one of its own (retry, sleep: tests).
+        self.outbox = outbox or MailOutbox(mailer, log, retry=retry, sleep=sleep)
         self._calls: OrderedDict[tuple[uuid.UUID, str], CallFacts] = OrderedDict()
 
     def attach(self, bus: EventBus) -> Callable[[], None]:

@@ -2,17 +2,26 @@
 
 A notifier's bus handler only submits work here and returns, so publishing a call event never
 waits for a mail server; a failing server is retried with back-off and finally logged, never
-raised into the bus.
+raised into the bus. With a spool (spool.py) a mail outlives the process that prepared it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
+from zvonar.core.tasks import cancel
 from zvonar.notify.mailer import Mail, Mailer
+from zvonar.notify.spool import MailSpool, load_mail
+from zvonar.store.base import utcnow
+
+# How often a running process looks for mails nobody delivers (another process died).
+RESUME_EVERY = 30.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,11 @@ class RetryPolicy:
 
 
 class MailOutbox:
+    """Delivers mails in the background, retrying by ``retry``. With a ``spool`` every mail is
+    kept in the database until sent (spool.py): :meth:`start` resumes what an earlier or
+    another process left, and :meth:`aclose` leaves what is still failing to the next start.
+    Without one (tests, a process with no database) the queue lives in memory."""
+
     def __init__(
         self,
         mailer: Mailer,
@@ -40,25 +54,51 @@ class MailOutbox:
         *,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        spool: MailSpool | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        resume_every: float = RESUME_EVERY,
     ) -> None:
         self.mailer = mailer
         self.log = log
         self.retry = retry or RetryPolicy()
+        self.spool = spool
+        self.resume_every = resume_every
         self._sleep = sleep
-        self._tasks: dict[asyncio.Task[None], str] = {}  # what each is, for the log
+        self._clock = clock
+        # Each delivery: what it is (for the log) and its spooled row once it has one.
+        self._tasks: dict[asyncio.Task[None], str] = {}
+        self._rows: dict[asyncio.Task[None], uuid.UUID] = {}
+        self._resumer: asyncio.Task[None] | None = None
         self.delivered = 0
         self.given_up = 0
+        self.resumed = 0
 
     def submit(self, what: str, prepare: Callable[[], Awaitable[Mail | None]]) -> None:
         """Prepare (None: nothing to send) and deliver in the background; ``what`` names it
         in the log, e.g. ``"missed call c-1"``."""
-        task = asyncio.get_running_loop().create_task(self._deliver(what, prepare))
+        self._spawn(what, self._deliver(what, prepare))
+
+    def _spawn(self, what: str, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks[task] = what
-        task.add_done_callback(lambda done: self._tasks.pop(done, None))
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.pop(t, None)
+            self._rows.pop(t, None)
+
+        task.add_done_callback(done)
 
     @property
     def pending(self) -> int:
         return len(self._tasks)
+
+    def start(self) -> None:
+        """Resume spooled mails now and every ``resume_every`` seconds (those of a process
+        that stopped or died); nothing without a spool."""
+        if self.spool is not None and self._resumer is None:
+            self._resumer = asyncio.get_running_loop().create_task(
+                self._resume_forever(), name="mail-resume"
+            )
 
     async def drain(self) -> None:
         """Wait until every queued mail is delivered or given up (tests, graceful shutdown)."""
@@ -66,15 +106,57 @@ class MailOutbox:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def aclose(self) -> None:
-        """Stop retrying: cancel what is still queued, and say so. The queue lives in memory:
-        a mail still failing at shutdown is not sent after a restart, and the log is where
-        the account's admin learns which ones to follow up by hand."""
+        """Stop retrying: cancel what is still queued, and say so. Spooled mails are released
+        for the next start; without a spool they are lost, and the log is where the account's
+        admin learns which ones to follow up by hand."""
+        await cancel(self._resumer)
+        self._resumer = None
         tasks = list(self._tasks)
-        for what in sorted(self._tasks.values()):
-            self.log.warning("%s: e-mail not delivered, dropped at shutdown", what)
+        rows = dict(self._rows)
+        for task in sorted(tasks, key=lambda t: self._tasks.get(t, "")):
+            what = self._tasks.get(task, "?")
+            if task in rows:
+                self.log.warning("%s: e-mail not delivered yet, kept for the next start", what)
+            else:
+                self.log.warning("%s: e-mail not delivered, dropped at shutdown", what)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.spool is not None and rows:
+            try:
+                await self.spool.release(list(rows.values()))
+            except Exception:  # their claims run out by themselves (CLAIM_MARGIN)
+                self.log.warning(
+                    "mail spool: releasing %d mail(s) failed", len(rows), exc_info=True
+                )
+
+    async def resume(self) -> int:
+        """Claim and deliver what the spool holds for nobody; how many were taken."""
+        assert self.spool is not None
+        now = self._clock()
+        try:
+            await self.spool.purge(now)
+            found = await self.spool.claim_due(now)
+        except Exception:
+            self.log.warning("mail spool: reading it failed, will retry", exc_info=True)
+            return 0
+        for row in found:
+            try:
+                mail = load_mail(row.message)
+            except (ValueError, KeyError, TypeError) as exc:
+                self.log.error("%s: spooled e-mail unreadable, giving up: %s", row.what, exc)
+                await self._record(
+                    self.spool.gave_up, row.id, row.attempts, f"unreadable: {exc}", now
+                )
+                continue
+            self.resumed += 1
+            self._spawn(row.what, self._attempts(row.what, mail, row.id, row.attempts))
+        return len(found)
+
+    async def _resume_forever(self) -> None:
+        while True:
+            await self.resume()
+            await asyncio.sleep(self.resume_every)
 
     async def _deliver(self, what: str, prepare: Callable[[], Awaitable[Mail | None]]) -> None:
         try:
@@ -87,26 +169,76 @@ class MailOutbox:
             return
         if mail is None:
             return
+        row: uuid.UUID | None = None
+        if self.spool is not None:
+            try:
+                row = await self.spool.add(what, mail, self._clock())
+            except Exception:  # the database is down: deliver anyway, from memory
+                self.log.warning(
+                    "%s: e-mail not spooled, delivering from memory", what, exc_info=True
+                )
+        await self._attempts(what, mail, row, 0)
+
+    async def _attempts(self, what: str, mail: Mail, row: uuid.UUID | None, made: int) -> None:
+        """Try until sent or ``retry`` runs out; ``made`` attempts were made before (a mail
+        resumed from the spool goes on with its back-off where it stopped)."""
+        task = asyncio.current_task()
+        if row is not None and task is not None:
+            self._rows[task] = row
         delays = self.retry.delays()
-        for attempt in range(len(delays) + 1):
+        while True:
             try:
                 await self.mailer.send(mail)
             except Exception as exc:  # MailError, or a bug in a mailer: never into the bus
-                if attempt == len(delays):
+                made += 1
+                if made > len(delays):
                     self.log.error("%s: e-mail not delivered, giving up: %s", what, exc)
                     self.given_up += 1
+                    await self._record(self._gave_up, row, made, str(exc), self._clock())
                     return
+                delay = delays[made - 1]
                 self.log.warning(
-                    "%s: e-mail attempt %d failed, retrying in %.0f s: %s",
-                    what,
-                    attempt + 1,
-                    delays[attempt],
-                    exc,
+                    "%s: e-mail attempt %d failed, retrying in %.0f s: %s", what, made, delay, exc
                 )
-                await self._sleep(delays[attempt])
+                next_at = self._clock() + timedelta(seconds=delay)
+                await self._record(self._failed_attempt, row, made, str(exc), next_at)
+                await self._sleep(delay)
             else:
                 self.delivered += 1
+                if row is not None and self.spool is not None:
+                    await self._record_delivered(row)
                 return
+
+    async def _gave_up(self, row: uuid.UUID, made: int, error: str, at: datetime) -> None:
+        assert self.spool is not None
+        await self.spool.gave_up(row, made, error, at)
+
+    async def _failed_attempt(self, row: uuid.UUID, made: int, error: str, at: datetime) -> None:
+        assert self.spool is not None
+        await self.spool.failed_attempt(row, made, error, at)
+
+    async def _record_delivered(self, row: uuid.UUID) -> None:
+        assert self.spool is not None
+        try:
+            await self.spool.delivered(row)
+        except Exception:  # sent once more after the claim runs out: better than never
+            self.log.warning("mail spool: a sent mail stays spooled", exc_info=True)
+
+    async def _record(
+        self,
+        write: Callable[[uuid.UUID, int, str, datetime], Awaitable[None]],
+        row: uuid.UUID | None,
+        made: int,
+        error: str,
+        at: datetime,
+    ) -> None:
+        """A spool write that must not stop the delivery: the database may be down too."""
+        if row is None or self.spool is None:
+            return
+        try:
+            await write(row, made, error, at)
+        except Exception:
+            self.log.warning("mail spool: recording an attempt failed", exc_info=True)
 
 
 class OutboxUser:

@@ -96,9 +96,11 @@ class VoicemailNotifier(OutboxUser):
         *,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        outbox: MailOutbox | None = None,
     ) -> None:
         self.profiles = profiles
-        self.outbox = MailOutbox(mailer, log, retry=retry, sleep=sleep)
+        # A shared outbox (the app's, spooled) or one of its own (retry, sleep: tests).
+        self.outbox = outbox or MailOutbox(mailer, log, retry=retry, sleep=sleep)
         self._calls: OrderedDict[tuple[uuid.UUID, str], CallFacts] = OrderedDict()
 
     def attach(self, bus: EventBus) -> Callable[[], None]:
