@@ -84,3 +84,19 @@ def test_remote_party_id(rpid: str, user: str) -> None:
 def test_a_malformed_assertion_is_no_assertion() -> None:
     request = invite("<sip:+79161112233@carrier.example>", "P-Asserted-Identity: <<broken")
     assert caller_identity(request, trusted=True).user == "+79161112233"
+
+
+@pytest.mark.parametrize(
+    ("from_", "user"),
+    [
+        ("<tel:+73832223344>", "+73832223344"),
+        ('"Завод" <tel:+7-383-222-33-44>', "+7-383-222-33-44"),
+    ],
+)
+def test_a_tel_from_names_the_caller(from_: str, user: str) -> None:
+    """A gateway speaking tel: (RFC 3966) in From: the number is the caller, as a tel: PAI's
+    is; the URI the forks show is a SIP one at our host."""
+    who = caller_identity(invite(from_), trusted=False)
+    assert who.user == user
+    assert who.uri == f"sip:{user}@pbx.example"
+

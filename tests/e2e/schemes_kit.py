@@ -136,7 +136,9 @@ def carrier_prompt(dialed: str, caller: str) -> str:
 def carrier_talk(dialed: str, caller: str, *, talk_ms: int, pcap: Path | None = None) -> str:
     """``sippkit.uac`` with a caller number of our choosing (caller rules read it)."""
     xml = sippkit.uac(dialed, pcap=pcap, talk_ms=talk_ms)
-    return xml.replace("sip:caller@", f"sip:{caller}@")
+    if caller.startswith("tel:"):  # a gateway writing a tel: URI in From (RFC 3966)
+        xml = xml.replace("From: <sip:caller@[local_ip]:[local_port]>", f"From: <{caller}>")
+    return xml.replace("sip:caller@", f"sip:{caller.removeprefix('tel:')}@")
 
 
 def carrier_until_bye(dialed: str, caller: str, *, pcap: Path | None = None) -> str:

@@ -433,9 +433,16 @@ async def test_step_chain_journal_has_the_scheme_path(chain: Result) -> None:
         assert step in path
 
 
-async def test_caller_rule_sends_suppliers_to_production(rig: Rig, env: Env) -> None:
+@pytest.mark.parametrize(
+    "as_sent",
+    [SUPPLIER, f"tel:{SUPPLIER}", SUPPLIER.removeprefix("+")],
+    ids=["e164", "tel-uri", "without-plus"],
+)
+async def test_caller_rule_sends_suppliers_to_production(
+    rig: Rig, env: Env, as_sent: str
+) -> None:
     phones = {"301": Phone.answer, "311": Phone.answer}
-    supplier = await rig.call(env.numbers["rule"], phones, caller=SUPPLIER)
+    supplier = await rig.call(env.numbers["rule"], phones, caller=as_sent)
     stranger = await rig.call(env.numbers["rule"], phones, caller=STRANGER)
     _answered(supplier, "301")
     _answered(stranger, "311")

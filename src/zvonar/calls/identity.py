@@ -41,7 +41,15 @@ def caller_identity(request: SipRequest, *, trusted: bool) -> CallerIdentity:
         asserted = asserted_identity(request)
         if asserted is not None:
             return asserted
+    if isinstance(from_.uri, TelUri):  # a gateway that speaks tel: (RFC 3966) in From too
+        found = _identity(from_, from_.display_name, from_, host=_our_host(request))
+        if found is not None:
+            return found
     return CallerIdentity(uri_user(from_.uri), from_.display_name, str(from_.uri))
+
+
+def _our_host(request: SipRequest) -> str:
+    return request.uri.host if isinstance(request.uri, SipUri) else "invalid"
 
 
 def asserted_identity(request: SipRequest) -> CallerIdentity | None:
@@ -75,13 +83,16 @@ def _entries(request: SipRequest, name: str) -> list[NameAddr]:
     return out
 
 
-def _identity(entry: NameAddr, display: str | None, from_: NameAddr) -> CallerIdentity | None:
+def _identity(
+    entry: NameAddr, display: str | None, from_: NameAddr, *, host: str | None = None
+) -> CallerIdentity | None:
     uri = entry.uri
     if isinstance(uri, SipUri) and uri.user and uri.user.lower() != "anonymous":
         return CallerIdentity(uri.user, display, str(uri))
     if isinstance(uri, TelUri) and _TEL_NUMBER.fullmatch(uri.number):
         # A phone dials SIP: the number at the host the call came from.
-        host = from_.uri.host if isinstance(from_.uri, SipUri) else "invalid"
+        if host is None:
+            host = from_.uri.host if isinstance(from_.uri, SipUri) else "invalid"
         return CallerIdentity(uri.number, display, f"sip:{uri.number}@{host}")
     return None
 

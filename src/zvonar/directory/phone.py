@@ -63,6 +63,27 @@ def normalize(raw: str, default_region: str | None, *, field: str = "number") ->
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def normalize_caller(raw: str, region: str | None) -> str | None:
+    """The E.164 form of a number a carrier presents as the caller, or None. Read as the account
+    would dial it first (``8 916…`` in a Russian account); a number that is no valid one there
+    is tried as international: carriers often drop the ``+`` (``380441234567``) or write the
+    ``00`` prefix that the region's own plan lacks (Russia's is 8~10)."""
+    try:
+        return normalize(raw, region)
+    except InvalidInput:
+        pass
+    text = raw.strip()
+    digits = text.removeprefix("+")
+    if not digits.isdigit():
+        return None
+    for international in (digits.removeprefix("00"), digits):
+        try:
+            return normalize("+" + international, None)
+        except InvalidInput:
+            continue
+    return None
+
+
 def _kind(number_type: int) -> NumberKind:
     if number_type == PhoneNumberType.TOLL_FREE:
         return NumberKind.toll_free

@@ -57,7 +57,7 @@ from zvonar.calls.signalling import uri_user
 from zvonar.calls.talking import Talking
 from zvonar.contacts.index import ContactHit, ContactIndex
 from zvonar.core.errors import InvalidInput
-from zvonar.directory.phone import normalize
+from zvonar.directory.phone import normalize, normalize_caller
 from zvonar.integrations.http_route import CallFacts, HttpRouter
 from zvonar.media.prompts import FALLBACK_LANGUAGE
 from zvonar.pbx.back_office import BackOffice
@@ -459,10 +459,7 @@ class PbxResolver:
         key = (raw, country)
         if key in self._callers:  # customers call again; parsing a number costs ~50 us
             return self._callers[key]
-        try:
-            e164: str | None = normalize(raw, country)
-        except InvalidInput:
-            e164 = None
+        e164 = normalize_caller(raw, country)
         if len(self._callers) >= _DIALED_CACHE:  # bounded: callers are chosen by strangers
             self._callers.clear()
         self._callers[key] = e164
