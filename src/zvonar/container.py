@@ -43,9 +43,10 @@ class Container:
 
     async def aclose(self) -> None:
         """Close what writes behind, then the database: the mail notifiers cancel their
-        queued retries (spooled mails are left to the next start), the journal's write-behind queue reaches the database (its last batch
-        must land before the connections go), then the pool is disposed of. After the PBX
-        stopped; the app's shutdown and the tests that build a container end with it."""
+        queued retries (spooled mails are left to the next start), the journal's write-behind
+        queue reaches the database (its last batch must land before the connections go), then
+        the pool is disposed of. After the PBX stopped; the app's shutdown and the tests that
+        build a container end with it."""
         for notifier in (self.missed_calls, self.voicemail_mail):
             if notifier is not None:
                 await notifier.aclose()

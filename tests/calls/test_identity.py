@@ -99,4 +99,3 @@ def test_a_tel_from_names_the_caller(from_: str, user: str) -> None:
     who = caller_identity(invite(from_), trusted=False)
     assert who.user == user
     assert who.uri == f"sip:{user}@pbx.example"
-

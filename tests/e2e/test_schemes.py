@@ -438,9 +438,7 @@ async def test_step_chain_journal_has_the_scheme_path(chain: Result) -> None:
     [SUPPLIER, f"tel:{SUPPLIER}", SUPPLIER.removeprefix("+")],
     ids=["e164", "tel-uri", "without-plus"],
 )
-async def test_caller_rule_sends_suppliers_to_production(
-    rig: Rig, env: Env, as_sent: str
-) -> None:
+async def test_caller_rule_sends_suppliers_to_production(rig: Rig, env: Env, as_sent: str) -> None:
     phones = {"301": Phone.answer, "311": Phone.answer}
     supplier = await rig.call(env.numbers["rule"], phones, caller=as_sent)
     stranger = await rig.call(env.numbers["rule"], phones, caller=STRANGER)

@@ -13,11 +13,10 @@ from sqlalchemy import func, select
 
 from tests.conftest import Tenant
 from tests.notify.conftest import SmtpServer
-from tests.notify.test_missed_calls import end, fixed_profile, smtp_mailer, start
+from tests.notify.test_missed_calls import end, fixed_profile, start
 from zvonar.app import create_container
 from zvonar.container import Container
 from zvonar.notify.mailer import Attachment, Mail, MemoryMailer
-from zvonar.notify.missed import MissedCallNotifier
 from zvonar.notify.models import QueuedMail
 from zvonar.notify.outbox import MailOutbox, RetryPolicy
 from zvonar.notify.spool import CLAIM_MARGIN, KEEP_FAILED, MailSpool, dump_mail, load_mail
