@@ -7,6 +7,7 @@ Every SIPp run is bounded (-m 1, -timeout with -timeout_error); ports are free p
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import uuid
 from collections.abc import AsyncIterator
@@ -149,6 +150,7 @@ async def _relay(
     *,
     delayed_offer: bool = False,
     sip_i: bool = False,
+    recorded: bool = True,
 ) -> None:
     caller_pcap, callee_pcap = tmp_path / "a440.pcap", tmp_path / "b880.pcap"
     sent = sippkit.write_tone_pcap(caller_pcap, 440, TONE_SECONDS, ssrc=0x1111)
@@ -172,18 +174,36 @@ async def _relay(
     assert a.tx_packets >= sent - 2 and b.tx_packets >= sent - 2  # relayed to the other side
     (ended,) = await pbx.wait_ended()
     assert ended.disposition is Disposition.answered and ended.hangup is HangupSide.caller
-    (recorded,) = pbx.bus.of_type(CallRecorded)
-    duration = _check_recording(Path(recorded.path))
+    if not recorded:
+        assert pbx.bus.of_type(CallRecorded) == []
+        return
+    (recording,) = pbx.bus.of_type(CallRecorded)
+    duration = _check_recording(Path(recording.path))
     # a packet or two may be relayed before the engine starts recording (rtpengine once
     # recorded 1.98 s of a 2 s tone)
     assert TONE_SECONDS - 0.1 <= duration <= TONE_SECONDS + 3.5
-    assert abs(recorded.duration - duration) < 0.5
+    assert abs(recording.duration - duration) < 0.5
 
 
 async def test_relay_and_recording_embedded(embedded: EmbeddedMediaEngine, tmp_path: Path) -> None:
     pbx = await start_pbx(embedded, recording_path=_recording_path(tmp_path))
     try:
         await _relay(pbx, embedded, tmp_path)
+    finally:
+        await pbx.close()
+
+
+async def test_a_recording_that_cannot_start_leaves_the_call_going(
+    embedded: EmbeddedMediaEngine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The recordings directory is broken (a file where a folder must be; a full disk is
+    alike): the answered call still carries both directions to its end, unrecorded."""
+    (tmp_path / "rec").write_text("not a directory")
+    pbx = await start_pbx(embedded, recording_path=_recording_path(tmp_path))
+    try:
+        with caplog.at_level(logging.ERROR, logger="zvonar.calls.recording"):
+            await _relay(pbx, embedded, tmp_path, recorded=False)
+        assert "the call goes on unrecorded" in caplog.text
     finally:
         await pbx.close()
 

@@ -22,15 +22,24 @@ class Recording:
     def __init__(self) -> None:
         self.recording_id: str | None = None
         self.path: Path | None = None
+        self.failed = False
         self._done: asyncio.Future[RecordingFinished] | None = None
 
     async def start(self, engine: MediaEngine, media_id: str, path: Path) -> None:
         """Record ``media_id`` (and its bridged peer) into ``path``; once per call."""
-        if self.recording_id is not None:
+        if self.recording_id is not None or self.failed:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._done = asyncio.get_running_loop().create_future()
-        self.recording_id = await engine.start_recording(media_id, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            done = asyncio.get_running_loop().create_future()
+            self.recording_id = await engine.start_recording(media_id, path)
+        except (OSError, MediaEngineError) as exc:
+            # A full disk or a broken recordings directory must not cost the customer the
+            # call: it goes on unrecorded (once tried, never again for this call).
+            self.failed = True
+            log.error("recording %s not started, the call goes on unrecorded: %s", path, exc)
+            return
+        self._done = done
         self.path = path
 
     def finished(self, event: RecordingFinished) -> None:
