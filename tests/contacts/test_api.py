@@ -3,6 +3,7 @@ tenant isolation and events after commit."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -194,3 +195,20 @@ async def test_a_contact_names_its_manager_in_the_same_account(
     ] == ours
     r = await api.patch(f"{API}/{c['id']}", json={"manager_id": None}, headers=tenant_a.headers)
     assert r.status_code == 200 and r.json()["manager_id"] is None
+
+
+async def test_changing_only_the_numbers_moves_updated_at(
+    api: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    # The numbers live in their own table: a PATCH of them alone left the contact's row (and
+    # its updated_at) as it was, so a CRM syncing "changed since" never saw the new number.
+    c = await create(api, tenant_a, {"name": "A", "numbers": ["+79161234567"]})
+    url, h = f"{API}/{c['id']}", tenant_a.headers
+    r = await api.patch(url, json={"numbers": ["+79161234568"]}, headers=h)
+    assert r.status_code == 200, r.text
+    moved = r.json()["updated_at"]
+    assert datetime.fromisoformat(moved) > datetime.fromisoformat(c["updated_at"])
+    assert (await api.get(url, headers=h)).json()["updated_at"] == moved
+    # the same numbers again change nothing, as the same name would not
+    r = await api.patch(url, json={"numbers": ["8 916 123-45-68"]}, headers=h)
+    assert r.json()["updated_at"] == moved

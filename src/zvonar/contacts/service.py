@@ -182,11 +182,15 @@ class ContactService:
                 contact.tags_key = tags_key(contact.tags)
             if "manager_id" in sent:
                 contact.manager_id = await self._manager(s, account.id, patch.manager_id)
+            stored = (await _numbers_of(s, [contact.id])).get(contact.id, ())
+            numbers = stored
             if "numbers" in sent and patch.numbers is not None:
                 numbers = self._normalize(patch.numbers, account.country)
-                await self._set_numbers(s, contact, numbers)
-            else:
-                numbers = (await _numbers_of(s, [contact.id])).get(contact.id, ())
+                if numbers != stored:
+                    await self._set_numbers(s, contact, numbers)
+                    # The numbers are rows of their own: the contact's row would not change
+                    # (nor its onupdate updated_at), and "changed since" syncs missed it.
+                    contact.updated_at = utcnow()
             await self._flush(s)
             self._emit(uow, contact, numbers, ContactAction.updated)
         return ContactView(contact, numbers)
