@@ -28,6 +28,33 @@ def test_external_numbers_normalize_to_e164(
     assert normalize_dialed(dialed, country) == DialTarget(DialKind.external, e164, region)
 
 
+@pytest.mark.parametrize(
+    ("dialed", "country", "e164", "region"),
+    [
+        # 00 is the international prefix of most of the world and of every GSM phone; Russia's
+        # and Kazakhstan's plans know only 8~10, so these were 484 Address Incomplete.
+        ("0079161112233", "RU", "+79161112233", "RU"),
+        ("00380441234567", "RU", "+380441234567", "UA"),
+        ("00 44 20 7946 0018", "RU", "+442079460018", "GB"),
+        ("0074957654321", "KZ", "+74957654321", "RU"),
+        ("00 1 212 555 1234", "US", "+12125551234", "US"),
+        ("00380441234567", "UA", "+380441234567", "UA"),  # UA's own prefix, as before
+        # The region's own plan is read first: Australia's 0011 stays its international prefix.
+        ("0011 44 20 7946 0018", "AU", "+442079460018", "GB"),
+    ],
+)
+def test_00_is_an_international_prefix_everywhere(
+    dialed: str, country: str, e164: str, region: str
+) -> None:
+    assert normalize_dialed(dialed, country) == DialTarget(DialKind.external, e164, region)
+
+
+@pytest.mark.parametrize("dialed", ["00 7 916 111", "0000000000000", "00 999 1234 5678"])
+def test_00_before_no_valid_number_is_still_refused(dialed: str) -> None:
+    with pytest.raises(InvalidDialString):
+        normalize_dialed(dialed, "RU")
+
+
 def test_short_numbers_are_internal() -> None:
     assert normalize_dialed("205", "RU") == DialTarget(DialKind.internal, "205")
     assert normalize_dialed("123456", "RU").kind is DialKind.internal

@@ -270,3 +270,23 @@ async def test_the_journal_learns_the_customer_an_employee_called(container: Con
     # whom in E.164 whatever was dialled, and who dialled: a customer who calls back
     # reaches them ({manager: last})
     assert plan.dialed == "+73831234567" and plan.placed_by == alpha.employee_id
+
+
+async def test_00_dials_abroad_from_every_country(container: Container) -> None:
+    """00 before a number is international in an RU and a KZ account too (their plans say
+    8~10): the call goes out, or the toll-fraud guard refuses it as international — never
+    484 Address Incomplete."""
+    alpha, resolver, _ = await _setup(container)
+    plan = await resolver(dial(alpha, "0079161112233", "c1"))
+    assert isinstance(plan, Plan) and plan.dialed == "+79161112233"
+    assert plan.waves[0].targets[0].uri == "sip:+79161112233@127.0.0.1:5090"
+    kyiv = await resolver(dial(alpha, "00380441234567", "c2"))
+    assert isinstance(kyiv, Reject)
+    assert kyiv.status == 403 and kyiv.reason == "Forbidden (international_not_allowed)"
+    await _account(container, alpha, country="KZ")
+    moscow = await resolver(dial(alpha, "0074957654321", "c3"))
+    assert isinstance(moscow, Reject)  # Russia is abroad for a Kazakh account
+    assert moscow.reason == "Forbidden (international_not_allowed)"
+    await _account(container, alpha, international_calls=True)
+    plan = await resolver(dial(alpha, "0074957654321", "c4"))
+    assert isinstance(plan, Plan) and plan.dialed == "+74957654321"

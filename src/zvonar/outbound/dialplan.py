@@ -3,7 +3,8 @@ E.164 number. Pure: no I/O, no clock.
 
 National and international prefixes are the account country's (RU: trunk prefix 8, IDD 810;
 UA: trunk prefix 0, IDD 00); ``phonenumbers`` knows them per region, so nothing is hand-parsed
-beyond stripping the visual separators people type.
+beyond stripping the visual separators people type, and a leading ``00`` that the account's
+plan cannot place (``INTERNATIONAL_00``: accepted everywhere).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ _ALWAYS_EMERGENCY = frozenset({"112", "911"})
 _MAX_EXTENSION = 6
 _SEPARATORS = re.compile(r"[\s\-().]")
 _DIALABLE = re.compile(r"^\+?[0-9]{2,20}$")
+# The international prefix of most of the world, and the one people bring from their mobiles:
+# dialled where the plan has another (RU, KZ, BY: 8~10; the NANP: 011) it is still meant as
+# one, and the toll-fraud guard judges the number it leads to as any other.
+INTERNATIONAL_00 = "00"
 
 
 class DialKind(enum.StrEnum):
@@ -93,14 +98,23 @@ def normalize_dialed(
     return _external(text, dialed, account_country)
 
 
-def _external(text: str, dialed: str, account_country: str) -> DialTarget:
+def _valid(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
     try:
-        # With the account's region phonenumbers strips its trunk prefix (RU 8, UA 0) and its
-        # international prefix (RU 810, UA 00).
-        number = phonenumbers.parse(text, account_country.upper())
-    except phonenumbers.NumberParseException as exc:
-        raise InvalidDialString(f"{dialed!r} is not a phone number", field="dialed") from exc
-    if not phonenumbers.is_valid_number(number):
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
+
+
+def _external(text: str, dialed: str, account_country: str) -> DialTarget:
+    # With the account's region phonenumbers strips its trunk prefix (RU 8, UA 0) and its
+    # international prefix (RU 810, UA 00).
+    number = _valid(text, account_country.upper())
+    if number is None and text.startswith(INTERNATIONAL_00):
+        # Only what the account's own plan cannot place: where 00 means something there
+        # (Australia's 0011 is its international prefix) that meaning stands.
+        number = _valid("+" + text.removeprefix(INTERNATIONAL_00), None)
+    if number is None:
         raise InvalidDialString(f"{dialed!r} is not a valid phone number", field="dialed")
     return DialTarget(
         DialKind.external,
