@@ -2,7 +2,9 @@
 
 Columns (header row, any order, case-insensitive): ``name``, ``phones`` (required), ``company``,
 ``tags``, ``city``, ``email``, ``notes``, ``external_id``, ``manager`` (the extension of the
-employee who looks after the contact). ``phones`` and ``tags`` hold several
+employee who looks after the contact), or their Russian or Ukrainian names (:data:`ALIASES`).
+An empty header cell names no column: Excel writes one for a trailing empty column
+(``name;phones;``); a value under it fails that row. ``phones`` and ``tags`` hold several
 values separated by ";" , "," or "|". A bad row is reported with its line and a stable code and
 never stops the others; only an unreadable file or header fails the whole import.
 """
@@ -35,6 +37,43 @@ COLUMNS = (
     "manager",
 )
 _REQUIRED = frozenset({"name", "phones"})
+# The UI speaks Russian and Ukrainian, and so do its users' spreadsheets. Keys are compared as
+# :func:`_header_key` leaves them (case-folded, one space, one kind of apostrophe).
+ALIASES: dict[str, str] = {
+    **dict.fromkeys(("имя", "фио", "ім'я", "піб"), "name"),
+    **dict.fromkeys(("компания", "организация", "компанія", "організація"), "company"),
+    **dict.fromkeys(("phone", "телефон", "телефоны", "телефони"), "phones"),
+    **dict.fromkeys(("теги", "метки", "мітки"), "tags"),
+    **dict.fromkeys(("город", "місто"), "city"),
+    **dict.fromkeys(
+        (
+            "e-mail",
+            "эл. почта",
+            "электронная почта",
+            "почта",
+            "ел. пошта",
+            "електронна пошта",
+            "пошта",
+        ),
+        "email",
+    ),
+    **dict.fromkeys(
+        ("примечания", "примечание", "заметки", "примітки", "примітка", "нотатки"), "notes"
+    ),
+    **dict.fromkeys(
+        (
+            "external id",
+            "внешний id",
+            "внешний идентификатор",
+            "зовнішній id",
+            "зовнішній ідентифікатор",
+        ),
+        "external_id",
+    ),
+    **dict.fromkeys(("менеджер", "ответственный", "відповідальний"), "manager"),
+}
+# Ukrainian writes its apostrophe (ім'я) as any of these; the keys above use "'".
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "`": "'", "\u2018": "'"})
 _SPLIT = str.maketrans({";": ",", "|": ","})
 
 
@@ -118,6 +157,53 @@ def _row(line: int, cells: dict[str, str], country: str | None) -> ImportRow | R
     )
 
 
+def _header_key(cell: str) -> str:
+    return " ".join(cell.translate(_APOSTROPHES).casefold().split())
+
+
+def _columns(header: list[str]) -> list[str | None]:
+    """The column each header cell names (None: an empty cell, no column), or
+    ``InvalidInput(code="invalid_csv_header")`` naming what is missing and what is unknown as
+    the file writes it."""
+    columns: list[str | None] = []
+    unknown: list[str] = []
+    for cell in header:
+        key = _header_key(cell)
+        column = key if key in COLUMNS else ALIASES.get(key)
+        if key and column is None:
+            unknown.append(cell.strip())
+        columns.append(column if key else None)
+    named = [c for c in columns if c is not None]
+    missing = _REQUIRED - set(named)
+    if missing or unknown or len(set(named)) != len(named):
+        raise InvalidInput(
+            "the header must name distinct columns from " + ", ".join(COLUMNS),
+            code="invalid_csv_header",
+            missing=sorted(missing),
+            unknown=unknown,
+        )
+    return columns
+
+
+def _cells(line: int, columns: list[str | None], cells: list[str]) -> dict[str, str] | RowError:
+    # Excel writes the separators of empty trailing columns on some lines only (the first 16
+    # of a sheet, in versions that pad): a short line lacks only cells nobody named.
+    width = len(cells)
+    if width < len(columns) and all(c is None for c in columns[width:]):
+        cells = cells + [""] * (len(columns) - width)
+    if len(cells) != len(columns):
+        return RowError(line, "wrong_column_count", f"expected {len(columns)} cells")
+    named: dict[str, str] = {}
+    for column, cell in zip(columns, cells, strict=True):
+        if column is not None:
+            named[column] = cell
+        elif cell.strip():
+            return RowError(
+                line, "unnamed_column", "a value under a column the header does not name"
+            )
+    return named
+
+
 def _delimiter(text: str) -> str:
     """From the header line alone: Excel in a Russian locale saves ";"-separated CSV. (csv.Sniffer
     guesses from data too, where phones like "8 916; 8 495" mislead it.)"""
@@ -136,18 +222,10 @@ def parse_csv(data: bytes, country: str | None) -> tuple[list[ImportRow], list[R
     text = _decode(data)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     try:
-        header = [h.strip().lower() for h in next(reader)]
+        header = next(reader)
     except (StopIteration, csv.Error) as exc:
         raise InvalidInput("the file has no header row", code="invalid_csv") from exc
-    missing = _REQUIRED - set(header)
-    unknown = [h for h in header if h not in COLUMNS]
-    if missing or unknown or len(set(header)) != len(header):
-        raise InvalidInput(
-            "the header must name distinct columns from " + ", ".join(COLUMNS),
-            code="invalid_csv_header",
-            missing=sorted(missing),
-            unknown=unknown,
-        )
+    columns = _columns(header)
     rows: list[ImportRow] = []
     errors: list[RowError] = []
     line = 1
@@ -165,10 +243,8 @@ def parse_csv(data: bytes, country: str | None) -> tuple[list[ImportRow], list[R
             continue
         if len(rows) + len(errors) >= MAX_IMPORT_ROWS:
             raise LimitExceeded(f"over {MAX_IMPORT_ROWS} rows", code="import_too_large")
-        if len(cells) != len(header):
-            errors.append(RowError(line, "wrong_column_count", f"expected {len(header)} cells"))
-            continue
-        result = _row(line, dict(zip(header, cells, strict=True)), country)
+        named = _cells(line, columns, cells)
+        result = named if isinstance(named, RowError) else _row(line, named, country)
         if isinstance(result, RowError):
             errors.append(result)
         else:

@@ -103,8 +103,10 @@ async def _read_limited(request: Request) -> bytes:
 @router.post("/contacts/import", response_model=ImportOut, openapi_extra=_CSV_BODY)
 async def import_contacts(request: Request, p: CurrentPrincipal, svc: Contacts) -> ImportOut:
     """Upsert contacts by phone number from CSV with a header row: ``name``, ``phones`` and
-    optionally ``company``, ``tags``, ``city``, ``email``, ``notes``, ``external_id``. Several
-    phones or tags go in one cell separated by ";". Bad rows are listed, never fatal."""
+    optionally ``company``, ``tags``, ``city``, ``email``, ``notes``, ``external_id``,
+    ``manager`` (or their Russian or Ukrainian names: ``Имя``/``Ім'я``, ``Телефоны``/
+    ``Телефони``…; any case; empty header cells name no column). Several phones or tags go in
+    one cell separated by ";". Bad rows are listed, never fatal."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media == "multipart/form-data":
         async with request.form(max_files=1, max_fields=4) as form:
