@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -72,17 +72,13 @@ def _mailer(settings: Settings) -> SmtpMailer | None:
     )
 
 
-def _missed_call_notifier(
-    mailer: SmtpMailer, db: Database, outbox: MailOutbox
-) -> MissedCallNotifier:
+def _missed_call_recipients(db: Database) -> Callable[[uuid.UUID], Awaitable[list[str]]]:
     async def recipients(account_id: uuid.UUID) -> list[str]:
         async with db.read() as s:
             account = await s.get(Account, account_id)
         return list(account.missed_call_emails) if account else []
 
-    return MissedCallNotifier(
-        mailer, recipients, profiles_from_db(db), managers=managers_from_db(db), outbox=outbox
-    )
+    return recipients
 
 
 def create_container(settings: Settings, *, bus: EventBus | None = None) -> Container:
@@ -105,9 +101,14 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
     if mailer is not None:  # without a mail server there is nobody to tell
         # One outbox for every notifier, spooled: a mail outlives a restart (notify/spool.py).
         mail = MailOutbox(mailer, logging.getLogger("zvonar.notify"), spool=MailSpool(db))
-        notifier = _missed_call_notifier(mailer, db, mail)
+        recipients = _missed_call_recipients(db)
+        notifier = MissedCallNotifier(
+            mailer, recipients, profiles_from_db(db), managers=managers_from_db(db), outbox=mail
+        )
         notifier.attach(bus)
-        voicemail = VoicemailNotifier(mailer, profiles_from_db(db), outbox=mail)
+        voicemail = VoicemailNotifier(
+            mailer, profiles_from_db(db), recipients=recipients, outbox=mail
+        )
         voicemail.attach(bus)
     return Container(
         settings=settings,

@@ -138,7 +138,9 @@ async def test_hang_up_before_the_beep_leaves_no_message(
     hang_up(caller, leg)
     (ended,) = await vm_pbx.wait_ended()
     assert ended.hangup is HangupSide.caller
-    assert ended.disposition is Disposition.voicemail  # as the resolver said; no message
+    # Voicemail took no message: nobody took the call, so it is missed (mailed, listed for
+    # call-back), not the resolver's "voicemail".
+    assert ended.disposition is Disposition.missed
     assert left(vm_pbx) == []
     assert not list((tmp_path / "recordings").rglob("*.wav"))
 
@@ -170,9 +172,9 @@ async def test_short_message_and_silence_are_dropped(
     leg, quiet, _dest = await answered(vm_pbx, caller, "400")
     assert leg.ended is not None
     await asyncio.wait_for(leg.ended, 5)
-    await vm_pbx.wait_ended()
+    (ended,) = await vm_pbx.wait_ended()
     quiet.close()
-    assert left(vm_pbx) == []
+    assert left(vm_pbx) == [] and ended.disposition is Disposition.missed
     # Half a second of talk is under min_seconds (1 s).
     vm_pbx.resolver.plans["401"] = voicemail(VoicemailSpec(beep=False))
     leg, rtp, dest = await answered(vm_pbx, caller, "401")

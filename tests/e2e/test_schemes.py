@@ -403,8 +403,11 @@ async def test_schedule_off_hours_goes_to_voicemail(off_hours: Result) -> None:
     assert r.row.answered_by is None and r.row.disposition is not Disposition.answered
 
 
-async def test_schedule_off_hours_journal_says_voicemail(off_hours: Result) -> None:
-    assert off_hours.row.disposition is Disposition.voicemail
+async def test_schedule_off_hours_caller_leaving_no_message_is_missed(off_hours: Result) -> None:
+    """The caller heard the greeting and sent no audio: voicemail took nothing, so nobody
+    took the call (a message left makes it `voicemail`: tests/calls/test_voicemail.py)."""
+    assert off_hours.row.disposition is Disposition.missed
+    assert off_hours.row.voicemail_path is None
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

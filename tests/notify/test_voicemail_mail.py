@@ -99,6 +99,24 @@ async def test_no_addresses_no_mail_and_missing_file_still_mails(tmp_path: Path)
     assert "could not be attached" in mail.body and "09:05 (UTC)" in mail.body
 
 
+async def test_a_step_naming_nobody_mails_the_accounts_missed_call_recipients(
+    tmp_path: Path,
+) -> None:
+    """A scheme's default final voicemail names nobody: its messages go to whoever the
+    account tells of missed calls; a step's own list still wins."""
+    mailer, bus = MemoryMailer(), RecordingBus()
+
+    async def recipients(account: uuid.UUID) -> list[str]:
+        return ["office@example.com", ""] if account == ACC else []
+
+    notifier = VoicemailNotifier(mailer, profile("ru"), recipients=recipients)
+    notifier.attach(bus)
+    await leave(bus, wav_file(tmp_path), ())
+    await leave(bus, wav_file(tmp_path), ("boss@example.com",))
+    await notifier.drain()
+    assert sorted(m.to for m in mailer.sent) == [("boss@example.com",), ("office@example.com",)]
+
+
 async def test_retries_then_delivers(tmp_path: Path) -> None:
     mailer, bus = MemoryMailer(), RecordingBus()
     mailer.failures = 2

@@ -10,11 +10,12 @@ The caller, line and start come from CallStarted (remembered, bounded; forgotten
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,7 +25,13 @@ from zvonar.core.bus import EventBus
 from zvonar.core.events import Event
 from zvonar.i18n import FALLBACK, Translator, supported
 from zvonar.notify.mailer import Attachment, Mail, Mailer
-from zvonar.notify.missed import MAX_REMEMBERED, AccountProfile, CallFacts, Profiles
+from zvonar.notify.missed import (
+    MAX_REMEMBERED,
+    AccountProfile,
+    CallFacts,
+    Profiles,
+    Recipients,
+)
 from zvonar.notify.outbox import MailOutbox, OutboxUser, RetryPolicy
 
 __all__ = ["MAX_ATTACHMENT", "VoicemailNotifier", "render_voicemail"]
@@ -94,11 +101,13 @@ class VoicemailNotifier(OutboxUser):
         mailer: Mailer,
         profiles: Profiles,
         *,
+        recipients: Recipients | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         outbox: MailOutbox | None = None,
     ) -> None:
         self.profiles = profiles
+        self.recipients = recipients  # who is told when the voicemail step names nobody
         # A shared outbox (the app's, spooled) or one of its own (retry, sleep: tests).
         self.outbox = outbox or MailOutbox(mailer, log, retry=retry, sleep=sleep)
         self._calls: OrderedDict[tuple[uuid.UUID, str], CallFacts] = OrderedDict()
@@ -125,7 +134,7 @@ class VoicemailNotifier(OutboxUser):
         elif isinstance(event, CallEnded):
             self._calls.pop((event.account_id, event.call_id), None)
         elif isinstance(event, VoicemailLeft):
-            if not event.notify:
+            if not event.notify and self.recipients is None:
                 return
             left, facts = event, self._calls.get((event.account_id, event.call_id))
             self.outbox.submit(f"voicemail {event.call_id}", lambda: self._prepare(left, facts))
@@ -143,7 +152,13 @@ class VoicemailNotifier(OutboxUser):
                 ZoneInfo(profile.time_zone) if _zone_ok(profile.time_zone) else ZoneInfo("UTC")
             )
             attachments = (Attachment(_filename(facts, at), "audio/wav", data),)
-        to = tuple(dict.fromkeys(a.strip() for a in event.notify if a.strip()))
+        addresses: Sequence[str] = event.notify
+        if not addresses and self.recipients is not None:
+            # A step that names nobody (a scheme's default final voicemail): the people who
+            # hear of the account's missed calls hear of its messages too.
+            found = self.recipients(event.account_id)
+            addresses = await found if inspect.isawaitable(found) else found
+        to = tuple(dict.fromkeys(a.strip() for a in addresses if a and a.strip()))
         return Mail(to=to, subject=subject, body=body, attachments=attachments) if to else None
 
 
