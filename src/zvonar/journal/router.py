@@ -70,7 +70,10 @@ def call_filter(
     has_recording: bool | None = None,
     contact_id: Annotated[
         uuid.UUID | None,
-        Query(description="The customer's contact: their calls from (and to) any of its numbers."),
+        Query(
+            description="The customer's contact: their calls from and to any of its numbers "
+            "(also those made before the contact existed), and the calls taken for it."
+        ),
     ] = None,
     mos_below: Annotated[
         float | None,

@@ -17,11 +17,12 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 
 from zvonar.accounts.access import Perm, Principal
 from zvonar.accounts.zone import range_on_clock
 from zvonar.calls.events import CallEvent, Direction, Disposition
+from zvonar.contacts.models import ContactNumber
 from zvonar.core.bus import EventBus
 from zvonar.core.errors import NotFound
 from zvonar.core.events import Event
@@ -50,7 +51,9 @@ class CallFilter:
     caller: str | None = None
     answered_by: uuid.UUID | None = None
     has_recording: bool | None = None
-    contact_id: uuid.UUID | None = None  # the customer's calls, whatever number they used
+    # The customer's calls: from or to any of the contact's numbers as they are now, or
+    # taken for it when they were made (see _of_contact).
+    contact_id: uuid.UUID | None = None
     # Calls that sounded bad: the caller's or some target's estimated MOS (the worse direction
     # of that leg) below this.
     mos_below: float | None = None
@@ -165,7 +168,7 @@ class JournalService:
         if f.answered_by is not None:
             stmt = stmt.where(CallRecord.answered_by == f.answered_by)
         if f.contact_id is not None:
-            stmt = stmt.where(CallRecord.caller_contact_id == f.contact_id)
+            stmt = stmt.where(_of_contact(account_id, f.contact_id))
         if f.has_recording is True:
             stmt = stmt.where(CallRecord.recording_path.is_not(None))
         elif f.has_recording is False:
@@ -234,3 +237,22 @@ class JournalService:
         if file is None or not file.is_file():
             raise NotFound(f"this call has no {kind} file", code=f"{kind}_not_found")
         return file
+
+
+def _of_contact(account_id: uuid.UUID, contact_id: uuid.UUID) -> ColumnElement[bool]:
+    """A customer's calls. ``caller_contact_id`` is who the caller was when the call came in,
+    so alone it misses the calls made before the contact existed (or before it had that
+    number) and every call the account made to them; the contact's current numbers find
+    those: an inbound call (or a callback, whose caller is the customer) from one of them, an
+    outbound call to one. Each side has its (account, number, started_at) index."""
+    numbers = select(ContactNumber.e164).where(
+        ContactNumber.account_id == account_id, ContactNumber.contact_id == contact_id
+    )
+    return or_(
+        CallRecord.caller_contact_id == contact_id,
+        and_(
+            CallRecord.direction.in_([Direction.inbound, Direction.callback]),
+            CallRecord.caller.in_(numbers),
+        ),
+        and_(CallRecord.direction == Direction.outbound, CallRecord.dialed.in_(numbers)),
+    )
