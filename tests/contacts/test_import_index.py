@@ -47,7 +47,8 @@ async def test_import_upserts_by_number_and_reports_bad_rows(
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
     # Row 6 updates the contact row 2 created; row 8 names numbers of two contacts.
-    assert (body["created"], body["updated"], body["failed"]) == (2, 0, 4)
+    assert (body["created"], body["updated"], body["merged"], body["failed"]) == (2, 0, 1, 4)
+    assert body["merged_rows"] == [{"row": 6, "into_row": 2}]
     assert [(e["row"], e["code"]) for e in body["errors"]] == [
         (3, "phone_required"),
         (4, "invalid_phone_number"),
@@ -67,7 +68,7 @@ async def test_import_upserts_by_number_and_reports_bad_rows(
 
     # A second import of the same file updates instead of duplicating.
     again = (await post_csv(api, tenant_a, CSV)).json()
-    assert (again["created"], again["updated"]) == (0, 2)
+    assert (again["created"], again["updated"], again["merged"]) == (0, 2, 1)
     assert (await contacts.list_contacts(principal(tenant_a))).total == 2
 
 
@@ -76,10 +77,43 @@ async def test_row_updating_a_contact_created_earlier_in_the_same_file(
 ) -> None:
     text = "name;phones;tags\nA;+79161234567;x\nA2;+79161234567|+79161234568;y\n"
     body = (await post_csv(api, tenant_a, text)).json()
-    assert (body["created"], body["updated"], body["failed"]) == (1, 0, 0)
+    assert (body["created"], body["updated"], body["merged"], body["failed"]) == (1, 0, 1, 0)
     (v,) = (await contacts.list_contacts(principal(tenant_a))).items
     assert v.contact.name == "A2" and v.numbers == ("+79161234567", "+79161234568")
     assert v.contact.tags == ["y"]
+
+
+async def test_every_data_row_is_accounted_for(api: httpx.AsyncClient, tenant_a: Tenant) -> None:
+    """Rows of one file that name the same contact merge into it (the later row's cells win);
+    each such row is counted as merged with the line it merged into, so an admin sees it."""
+    r = await api.post(
+        "/api/v1/contacts",
+        json={"name": "Old", "numbers": ["+74951112233"]},
+        headers=tenant_a.headers,
+    )
+    assert r.status_code == 201, r.text
+    text = (
+        "name,phones\n"
+        "Анна,+79161234567\n"  # 2: created
+        "Борис,+79161234568\n"  # 3: created
+        "Анна Петровна,89161234567\n"  # 4: the same number as line 2
+        "Плохой,12\n"  # 5: failed
+        "Виктор,+79161234569\n"  # 6: created
+        "Old 2,+74951112233\n"  # 7: updates the stored contact
+        "\n"
+        "Old 3,+74951112233;+74951112234\n"  # 9: the same stored contact again
+        "Борис 2,+79161234568\n"  # 10: the same as line 3
+    )
+    body = (await post_csv(api, tenant_a, text)).json()
+    assert (body["created"], body["updated"], body["merged"], body["failed"]) == (3, 1, 3, 1)
+    assert body["merged_rows"] == [
+        {"row": 4, "into_row": 2},
+        {"row": 9, "into_row": 7},
+        {"row": 10, "into_row": 3},
+    ]
+    assert body["merged_rows_truncated"] is False
+    data_rows = sum(1 for line in text.splitlines()[1:] if line)
+    assert body["created"] + body["updated"] + body["merged"] + body["failed"] == data_rows
 
 
 async def test_multipart_and_encodings(

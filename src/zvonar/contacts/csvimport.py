@@ -23,7 +23,8 @@ from zvonar.directory import phone, rules
 
 MAX_IMPORT_BYTES = 32 * 1024 * 1024
 MAX_IMPORT_ROWS = 200_000
-MAX_REPORTED_ERRORS = 1000
+# Failed and merged rows an import answer lists (each list says when it was cut short).
+MAX_REPORTED_ROWS = 1000
 
 COLUMNS = (
     "name",

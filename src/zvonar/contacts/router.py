@@ -17,11 +17,12 @@ from starlette.datastructures import UploadFile
 
 from zvonar.api.deps import AppContainer, CurrentPrincipal
 from zvonar.api.pagination import Page, Paging, page_of, search_query
-from zvonar.contacts.csvimport import MAX_IMPORT_BYTES, MAX_REPORTED_ERRORS
+from zvonar.contacts.csvimport import MAX_IMPORT_BYTES, MAX_REPORTED_ROWS
 from zvonar.contacts.schemas import (
     ContactIn,
     ContactOut,
     ContactPatch,
+    ImportMergedRow,
     ImportOut,
     ImportRowError,
 )
@@ -106,7 +107,8 @@ async def import_contacts(request: Request, p: CurrentPrincipal, svc: Contacts) 
     optionally ``company``, ``tags``, ``city``, ``email``, ``notes``, ``external_id``,
     ``manager`` (or their Russian or Ukrainian names: ``Имя``/``Ім'я``, ``Телефоны``/
     ``Телефони``…; any case; empty header cells name no column). Several phones or tags go in
-    one cell separated by ";". Bad rows are listed, never fatal."""
+    one cell separated by ";". Bad rows are listed, never fatal; rows of the file that name the
+    same contact are merged into its first one and listed too."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media == "multipart/form-data":
         async with request.form(max_files=1, max_fields=4) as form:
@@ -126,12 +128,17 @@ async def import_contacts(request: Request, p: CurrentPrincipal, svc: Contacts) 
     return ImportOut(
         created=report.created,
         updated=report.updated,
+        merged=len(report.merged),
         failed=report.failed,
+        merged_rows=[
+            ImportMergedRow(row=m.line, into_row=m.into) for m in report.merged[:MAX_REPORTED_ROWS]
+        ],
+        merged_rows_truncated=len(report.merged) > MAX_REPORTED_ROWS,
         errors=[
             ImportRowError(row=e.line, code=e.code, message=e.message)
-            for e in report.errors[:MAX_REPORTED_ERRORS]
+            for e in report.errors[:MAX_REPORTED_ROWS]
         ],
-        errors_truncated=report.failed > MAX_REPORTED_ERRORS,
+        errors_truncated=report.failed > MAX_REPORTED_ROWS,
     )
 
 

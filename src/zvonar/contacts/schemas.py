@@ -84,9 +84,26 @@ class ImportRowError(BaseModel):
     message: str
 
 
+class ImportMergedRow(BaseModel):
+    row: int = Field(description="1-based line of the CSV (the header is line 1).")
+    into_row: int = Field(
+        description="The earlier line of the same file whose contact this row updated again."
+    )
+
+
 class ImportOut(BaseModel):
+    """Every data row is counted once: created + updated + merged + failed."""
+
     created: int
-    updated: int
+    updated: int = Field(description="Rows that updated a contact stored before the import.")
+    merged: int = Field(
+        description=(
+            "Rows for a contact an earlier row of the same file created or updated: merged"
+            " into it, their non-empty cells overwriting."
+        )
+    )
     failed: int
+    merged_rows: list[ImportMergedRow] = Field(description="The first 1,000 merged rows.")
+    merged_rows_truncated: bool = Field(description="More rows merged than are listed.")
     errors: list[ImportRowError]
     errors_truncated: bool = Field(description="More rows failed than are listed.")

@@ -47,9 +47,21 @@ class Listing:
 
 
 @dataclass(frozen=True)
+class MergedRow:
+    """A row that named a contact an earlier row of the same file had created or updated: its
+    non-empty cells overwrote that row's (the admin sees two lines became one contact)."""
+
+    line: int
+    into: int  # the line of the file's first row for that contact
+
+
+@dataclass(frozen=True)
 class ImportReport:
+    """Every data row is one of: created, updated (a stored contact), merged, failed."""
+
     created: int
     updated: int
+    merged: list[MergedRow]
     errors: list[csvimport.RowError]
 
     @property
@@ -217,7 +229,9 @@ class ContactService:
 
         A row whose numbers already belong to a contact updates it (non-empty cells overwrite,
         new numbers are added); a row whose numbers belong to two contacts is an error; other
-        rows create contacts. The whole import is one transaction and one event.
+        rows create contacts. A row for a contact an earlier row of the file created or updated
+        updates it the same way and is reported as merged into that row. The whole import is one
+        transaction and one event.
         """
         p.require(Perm.contacts_write)
         async with self.db.read() as s:
@@ -225,14 +239,16 @@ class ContactService:
         # Parsing and phone validation are CPU work: keep the event loop (and calls) responsive.
         rows, errors = await asyncio.to_thread(csvimport.parse_csv, data, country)
         async with self.db.unit_of_work() as uow:
-            created, updated = await _Upsert(uow.session, p.account_id).run(rows, errors)
+            upsert = _Upsert(uow.session, p.account_id)
+            await upsert.run(rows, errors)
+            created, updated = len(upsert.new), len(upsert.changed)
             uow.emit(
                 ContactsImported(
                     account_id=p.account_id, created=created, updated=updated, failed=len(errors)
                 )
             )
         errors.sort(key=lambda e: e.line)
-        return ImportReport(created, updated, errors)
+        return ImportReport(created, updated, upsert.merged, errors)
 
     # --- helpers ----------------------------------------------------------------------------------
     @staticmethod
@@ -354,10 +370,12 @@ class _Upsert:
         self.new: dict[uuid.UUID, dict[str, Any]] = {}
         self.changed: dict[uuid.UUID, dict[str, Any]] = {}
         self.new_numbers: list[dict[str, Any]] = []
+        # The line of the file's first row for each contact it created or updated; a later row
+        # for the same contact is merged into it (and reported, never silently).
+        self.first_line: dict[uuid.UUID, int] = {}
+        self.merged: list[MergedRow] = []
 
-    async def run(
-        self, rows: list[csvimport.ImportRow], errors: list[csvimport.RowError]
-    ) -> tuple[int, int]:
+    async def run(self, rows: list[csvimport.ImportRow], errors: list[csvimport.RowError]) -> None:
         existing = await self.s.execute(
             select(ContactNumber.e164, ContactNumber.contact_id).where(
                 ContactNumber.account_id == self.account_id
@@ -426,7 +444,6 @@ class _Upsert:
             await self.s.flush()
         except IntegrityError as exc:
             raise Conflict("the import conflicts with data written meanwhile") from exc
-        return len(self.new), len(self.changed)
 
     def _apply(
         self, row: csvimport.ImportRow, owner: uuid.UUID | None, manager: uuid.UUID | None
@@ -442,6 +459,9 @@ class _Upsert:
             values["tags"] = list(row.tags)
             values["tags_key"] = tags_key(list(row.tags))
         cid = owner or uuid.uuid4()
+        into = self.first_line.setdefault(cid, row.line)
+        if into != row.line:
+            self.merged.append(MergedRow(row.line, into))
         if owner is None:
             self.new[cid] = {
                 "id": cid,
