@@ -63,6 +63,26 @@ def test_rule_order_is_the_accounts() -> None:
     assert only_city.rule is None
 
 
+HOTLINE = "+78001234567"  # toll-free 8-800: calls in only
+PREMIUM = "+78091234567"
+SHARED_COST_DE = "+4918012345"
+
+
+def test_a_toll_free_premium_or_shared_cost_number_is_never_chosen() -> None:
+    """The client called our 8-800 hotline last: presenting it on a call to them is refused
+    by carriers (a toll-free number takes calls in only), and premium-rate or shared-cost
+    numbers would charge them for calling back. No rule picks one."""
+    mobile = "+79161112233"
+    ours = [OwnNumber(HOTLINE), OwnNumber(PREMIUM), OwnNumber(SHARED_COST_DE), *OURS]
+    for number in (HOTLINE, PREMIUM, SHARED_COST_DE):
+        choice = select_caller_id(mobile, ours, last_called=number, trunk_default=MOSCOW)
+        assert choice == CallerIdChoice(MOSCOW, None), number
+    assert select_caller_id("+78005553535", [OwnNumber(HOTLINE)]).e164 is None  # region
+    assert select_caller_id("+4918055555", [OwnNumber(SHARED_COST_DE)]).e164 is None
+    # the account's own choice of the trunk's default still stands
+    assert select_caller_id(mobile, ours, trunk_default=HOTLINE) == CallerIdChoice(HOTLINE, None)
+
+
 def _trunk(name: str, **kw: object) -> TrunkOption:
     return TrunkOption(id=uuid.uuid4(), name=name, **kw)  # type: ignore[arg-type]
 

@@ -13,6 +13,7 @@ from zvonar.container import Container
 from zvonar.core.bus import RecordingBus
 from zvonar.directory.models import TrunkAuth
 from zvonar.directory.schemas import EmployeeIn, NumberIn, NumberPatch, TrunkIn
+from zvonar.journal.models import CallRecord
 from zvonar.outbound.tollfraud import TollFraudGuard
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.invite_auth import TrunkSources
@@ -290,3 +291,43 @@ async def test_00_dials_abroad_from_every_country(container: Container) -> None:
     await _account(container, alpha, international_calls=True)
     plan = await resolver(dial(alpha, "0074957654321", "c4"))
     assert isinstance(plan, Plan) and plan.dialed == "+74957654321"
+
+
+HOTLINE = "+78001234567"  # toll-free: calls in only
+
+
+async def _called_us(
+    container: Container, seeded: Seeded, caller: str, ours: str, day: int
+) -> None:
+    """The journal: ``caller`` called our number ``ours`` on March ``day``."""
+    at = datetime(2024, 3, day, 9, 0, tzinfo=UTC)
+    async with container.db.unit_of_work() as uow:
+        uow.session.add(
+            CallRecord(
+                account_id=seeded.account_id,
+                call_id=f"in-{caller}-{day}",
+                direction=Direction.inbound,
+                caller=caller,
+                dialed=ours,
+                started_at=at,
+                last_activity_at=at,
+            )
+        )
+
+
+async def test_a_toll_free_number_they_called_is_never_the_caller_id(
+    container: Container,
+) -> None:
+    """+79161112233 called our Novosibirsk line, then our 8-800 hotline. 101 calls them
+    back: the carrier would refuse (and the client could not call back) the hotline as the
+    caller, so "the number they called last" is the city line they called before it."""
+    alpha, resolver, _ = await _setup(container)
+    await container.directory.add_number(alpha.principal, NumberIn(number=HOTLINE))
+    await _called_us(container, alpha, "+79161112233", HOTLINE, 2)
+    plan = await resolver(dial(alpha, "89161112233", "c1"))
+    assert isinstance(plan, Plan)
+    assert plan.waves[0].targets[0].from_user == "+74951234567"  # the trunk's, not HOTLINE
+    await _called_us(container, alpha, "+79161112233", NSK_NUMBER, 1)
+    plan = await resolver(dial(alpha, "89161112233", "c2"))
+    assert isinstance(plan, Plan)
+    assert plan.waves[0].targets[0].from_user == NSK_NUMBER

@@ -2,7 +2,9 @@
 Novosibirsk sees a +7383… number and calls back at local rates. Pure: all inputs are plain data.
 
 Rules run in the account's order; the first that yields one of our active numbers wins, and the
-trunk's default caller ID is the last resort.
+trunk's default caller ID is the last resort. No rule ever yields a number the callee cannot
+call back as an ordinary call (:func:`presentable`): a trunk's default that is one stays the
+admin's explicit choice.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import geocoder
+from phonenumbers import PhoneNumberType, geocoder
 
 
 class CallerIdRule(enum.StrEnum):
@@ -46,6 +48,26 @@ class CallerIdChoice:
 
     e164: str | None
     rule: CallerIdRule | None
+
+
+# Non-geographic numbers that take calls in only or bill the one who calls them: a toll-free
+# 8-800 line cannot be called from abroad or from many networks and carriers refuse it as the
+# calling number (Russia's rules forbid it), premium-rate and shared-cost numbers charge the
+# client for calling back. UAN (corporate numbers: Switzerland's 058, Spain's 51…) are billed
+# as ordinary calls, and companies present them: they stay.
+_NOT_PRESENTABLE = frozenset(
+    {PhoneNumberType.TOLL_FREE, PhoneNumberType.PREMIUM_RATE, PhoneNumberType.SHARED_COST}
+)
+
+
+@lru_cache(maxsize=4096)
+def presentable(e164: str) -> bool:
+    """Whether a rule may choose ``e164`` as the caller ID of an outbound call."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(number) not in _NOT_PRESENTABLE
 
 
 @dataclass(frozen=True)
@@ -120,7 +142,7 @@ def select_caller_id(
     trunk_default: str | None = None,
 ) -> CallerIdChoice:
     """The caller ID to present to ``callee_e164`` (see the module docstring)."""
-    ours = [n.e164 for n in numbers if n.active]
+    ours = [n.e164 for n in numbers if n.active and presentable(n.e164)]
     for rule in rules:
         found: str | None = None
         if rule is CallerIdRule.callee_region:

@@ -11,7 +11,8 @@ The PBX resolver hands every call whose ``InboundCall.auth`` names an account he
                   international_calls, outbound_max_concurrent, outbound_max_per_hour), read
                   with the account for every call (Deny → 403 with the reason in the phrase)
                 → select_caller_id (callee region / the number the client last called us on
-                  (journal) / the contact's city) → rank_trunks
+                  (journal) / the contact's city; never a toll-free, premium-rate or
+                  shared-cost number of ours unless it is the trunk's default) → rank_trunks
                 → Plan: a wave per trunk (best first, at most MAX_TRUNKS), each
                   sip:<e164>@<trunk host>:<port> over a flow to that trunk, direction
                   outbound, From/P-Asserted-Identity = the chosen caller ID (a trunk that does
@@ -49,7 +50,7 @@ from zvonar.core.events import Event
 from zvonar.directory.models import Employee, Number, Trunk
 from zvonar.directory.phone import normalize
 from zvonar.journal.models import CallRecord
-from zvonar.outbound.callerid import OwnNumber, select_caller_id
+from zvonar.outbound.callerid import OwnNumber, presentable, select_caller_id
 from zvonar.outbound.dialplan import DialKind, DialTarget, normalize_dialed, withheld
 from zvonar.outbound.errors import InvalidDialString, NoTrunk
 from zvonar.outbound.tollfraud import Deny, TollFraudGuard, TollPolicy
@@ -205,7 +206,10 @@ class OutboundCalls:
         hit = None
         if target.kind is DialKind.external:
             ours = [OwnNumber(n.e164) for n in numbers]
-            last = await self._last_called(account, callee, {n.e164 for n in numbers})
+            # The last of ours the client called that we may show: past a call to our 8-800
+            # hotline, the city line they called before it.
+            shown_ours = {n.e164 for n in numbers if presentable(n.e164)}
+            last = await self._last_called(account, callee, shown_ours)
             hit = await self.contacts.lookup(account.id, callee)
             choice = select_caller_id(
                 callee, ours, last_called=last, contact_city=hit.city if hit else None
