@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from tests.support.routes import unroll
 from zvonar.calls.events import Disposition, Target, TargetKind
 from zvonar.calls.plan import (
@@ -23,6 +25,7 @@ from zvonar.calls.plan import (
     Wave,
 )
 from zvonar.media.prompts import prompt_path
+from zvonar.pbx import route as route_module
 from zvonar.pbx.route import RouteSetup, SchemeRoute
 from zvonar.routing.engine import (
     CallContext,
@@ -341,3 +344,69 @@ async def test_the_path_says_how_a_ring_step_ended_busy_or_answered() -> None:
 
 async def _never() -> Outcome:
     raise AssertionError("no HTTP step here")
+
+
+async def test_the_calls_time_runs_on_without_an_injected_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A live call's route has no clock of its own: the step's cap counts the time the
+    earlier targets rang (4 s, then 6 s, so the third gets 2 s of the 12), and a go-to after
+    ringing chooses its branch at that moment, not when the call arrived."""
+    now = [1000.0]
+    monkeypatch.setattr(route_module.time, "monotonic", lambda: now[0])
+    in_turn = {
+        "type": "ring",
+        "strategy": "in_turn",
+        "targets": [{"employee": "101", "timeout": 4}, {"employee": "102"}, {"employee": "104"}],
+        "timeout": 12,
+        "target_timeout": 6,
+    }
+    library = {
+        "Main": scheme_from_dict(
+            "Main",
+            {
+                "branches": {"working": [in_turn, {"type": "goto", "scheme": "Night"}]},
+                "final": {"type": "hangup"},
+            },
+        ),
+        "Night": scheme_from_dict(
+            "Night",
+            {
+                "branches": {
+                    "working": [{"type": "ring", "targets": [{"employee": "101"}]}],
+                    "off": [{"type": "ring", "targets": [{"employee": "104"}]}],
+                },
+                "final": {"type": "hangup"},
+            },
+        ),
+    }
+    closing = datetime(2024, 3, 4, 14, 59, 55, tzinfo=UTC)  # 17:59:55 in Moscow: 5 s to close
+    calendar = calendar_from_dict(
+        {"hours": {"mon": ["09:00-18:00"]}}, tz="Europe/Moscow", default_country="RU"
+    )
+    ctx = CallContext(
+        call_id="c1",
+        caller="+79161234567",
+        called="+74951234567",
+        calendar=calendar,
+        schemes=library,
+        presence=presence(),
+    )
+    setup = RouteSetup(
+        account_id=uuid.uuid4(),
+        call_id="c1",
+        language="en",
+        expand=expand,
+        ask=lambda _r: _never(),
+        agent_targets=lambda _agent: (),
+    )
+    route = SchemeRoute(SchemeRun(library["Main"], ctx, closing), setup, closing)
+    timeouts = []
+    wave = await route.next(None)
+    while isinstance(wave, Wave) and len(timeouts) < 3:
+        timeouts.append(wave.timeout)
+        now[0] += wave.timeout  # nobody answers: the wave rings out
+        wave = await route.next(StepResult(StepResultKind.no_answer))
+    assert timeouts == [4, 6, 2]
+    assert isinstance(wave, Wave) and [t.uri for t in wave.targets] == ["sip:104@10.0.0.1"]
+    assert "Night: off" in route.path

@@ -15,10 +15,11 @@ reported to the interpreter as failed or unavailable, so the call moves on inste
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -141,6 +142,10 @@ class SchemeRoute:
         self.run = run
         self.setup = setup
         self._now = now
+        # Without an injected clock the call's time runs on from ``now`` by the monotonic
+        # clock: a step's cap and a later branch choice (a go-to after ringing) see the time
+        # that passed, never the moment the call arrived.
+        self._start, self._t0 = now, time.monotonic()
         self._last: object = None  # the action the call is performing
 
     # -- calls.plan.Route ------------------------------------------------------------------------
@@ -294,6 +299,8 @@ class SchemeRoute:
         clock = self.setup.clock
         if clock is not None:
             self._now = max(self._now, clock())
+        else:
+            self._now = self._start + timedelta(seconds=time.monotonic() - self._t0)
         return self._now
 
     def _keep_memory(self) -> None:
