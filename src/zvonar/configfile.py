@@ -63,9 +63,32 @@ def dump_yaml(doc: dict[str, Any]) -> str:
     return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, default_flow_style=False)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping: YAML says keys are unique,
+    and PyYAML lets the last one win, so a second ``Main:`` scheme or ``mon:`` line would
+    silently replace the first in configuration kept as code."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _value in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`: merged, not a key
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, str | int | float | bool) or key is None:
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise InvalidInput(f"line {line}: {key!r} is given twice", code="invalid_config")
+            seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_yaml(text: str) -> dict[str, Any]:
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         raise InvalidInput(f"not valid YAML: {exc}", code="invalid_config") from exc
     except RecursionError as exc:  # [[[[... deeper than the parser's stack
