@@ -10,12 +10,15 @@ admin's explicit choice.
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import PhoneNumberType, geocoder
+
+from zvonar.outbound.places import place_names, same_place
 
 
 class CallerIdRule(enum.StrEnum):
@@ -52,9 +55,9 @@ class CallerIdChoice:
 
 # Non-geographic numbers that take calls in only or bill the one who calls them: a toll-free
 # 8-800 line cannot be called from abroad or from many networks and carriers refuse it as the
-# calling number (Russia's rules forbid it), premium-rate and shared-cost numbers charge the
-# client for calling back. UAN (corporate numbers: Switzerland's 058, Spain's 51…) are billed
-# as ordinary calls, and companies present them: they stay.
+# calling number; premium-rate and shared-cost numbers charge the client for calling back.
+# UAN (corporate numbers: Switzerland's 058, Spain's 51…) are billed as ordinary calls, and
+# companies present them: they stay.
 _NOT_PRESENTABLE = frozenset(
     {PhoneNumberType.TOLL_FREE, PhoneNumberType.PREMIUM_RATE, PhoneNumberType.SHARED_COST}
 )
@@ -74,7 +77,12 @@ def presentable(e164: str) -> bool:
 class _Place:
     country: str | None
     area: str | None  # country code + geographic area code, e.g. "7383"
-    names: tuple[str, ...]  # case-folded geocoder descriptions (en, ru)
+    names: tuple[str, ...]  # the geocoder's descriptions (en, ru, uk) as bare place names
+
+
+# The geocoder describes Russian numbers in Russian and Ukrainian ones in Ukrainian (and both
+# in English): contacts' cities are written in any of them.
+_LANGUAGES = ("en", "ru", "uk")
 
 
 @lru_cache(maxsize=65536)
@@ -86,12 +94,18 @@ def _place(e164: str) -> _Place:
     area_len = phonenumbers.length_of_geographical_area_code(n)
     nsn = phonenumbers.national_significant_number(n)
     area = f"{n.country_code}{nsn[:area_len]}" if area_len else None
-    langs = ("en", "ru")
     # A mobile number geocodes to its country ("Russia"): that says nothing about the region.
-    vague = {geocoder.country_name_for_number(n, lang).casefold() for lang in langs}
-    described = {geocoder.description_for_number(n, lang).casefold() for lang in langs}
-    names = tuple(sorted(d for d in described - vague if d))
-    return _Place(phonenumbers.region_code_for_number(n), area, names)
+    vague = {
+        name
+        for lang in _LANGUAGES
+        for name in place_names(geocoder.country_name_for_number(n, lang))
+    }
+    names = {
+        name
+        for lang in _LANGUAGES
+        for name in place_names(geocoder.description_for_number(n, lang))
+    }
+    return _Place(phonenumbers.region_code_for_number(n), area, tuple(sorted(names - vague)))
 
 
 def _by_region(callee: str, ours: Sequence[str]) -> str | None:
@@ -108,27 +122,16 @@ def _by_region(callee: str, ours: Sequence[str]) -> str | None:
     return None
 
 
-def _city_matches(city: str, description: str) -> bool:
-    """ "Новосибирск" ~ "Новосибирская обл.", "Москва" ~ "г. Москва": Russian place adjectives
-    share the city's stem, so a common prefix nearly as long as the city counts as a match."""
-    desc = description.removeprefix("г. ").strip()
-    if city == desc:
-        return True
-    common = 0
-    for a, b in zip(city, desc, strict=False):
-        if a != b:
-            break
-        common += 1
-    return common >= max(4, len(city) - 2)
-
-
 def _by_city(city: str, ours: Sequence[str]) -> str | None:
-    want = city.strip().casefold()
-    if not want:
-        return None
-    for e164 in ours:
-        if any(_city_matches(want, name) for name in _place(e164).names):
-            return e164
+    """Our number whose place the contact's ``city`` names, however written ("г. Москва",
+    "Новосибирская область", "м. Київ": outbound/places.py). A number named exactly so comes
+    before one whose region's adjective matches (Moscow's 499 is "г. Москва", its 495
+    "Московская обл.")."""
+    wanted = place_names(city)
+    for matches in (operator.eq, same_place):
+        for e164 in ours:
+            if any(matches(w, name) for w in wanted for name in _place(e164).names):
+                return e164
     return None
 
 
