@@ -1,7 +1,8 @@
 """The journal as a CSV file: what ``GET /api/v1/calls.csv`` streams (RFC 4180).
 
-The same filters as the journal's search, newest first, up to :data:`MAX_ROWS` calls. Rows
-are read in chunks by keyset (``started_at``, ``id``), each chunk in its own short read, so
+The same filters as the journal's search, newest first (or oldest first), up to
+:data:`MAX_ROWS` calls. Rows are read in chunks by keyset (``started_at``, ``id``:
+:mod:`zvonar.journal.keyset`), each chunk in its own short read, so
 an export of a busy year neither holds a database session open while the client reads nor
 slows down page after page as an offset would. Times are in the account's time zone with
 their offset; who answered or dialled and the caller's contact are names, as a person
@@ -21,15 +22,16 @@ import io
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import Any
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select
 from sqlalchemy.orm import aliased
 
 from zvonar.accounts.zone import account_zone
 from zvonar.contacts.models import Contact
 from zvonar.directory.models import Employee
+from zvonar.journal.keyset import CallOrder, Position, beyond, ordering
 from zvonar.journal.models import CallRecord
 from zvonar.store.db import Database
 
@@ -136,10 +138,15 @@ def _lines(rows: Sequence[Sequence[str]]) -> bytes:
 
 
 async def export_csv(
-    db: Database, account_id: uuid.UUID, filtered: Select[Any], *, max_rows: int = MAX_ROWS
+    db: Database,
+    account_id: uuid.UUID,
+    filtered: Select[Any],
+    *,
+    max_rows: int = MAX_ROWS,
+    order: CallOrder = CallOrder.newest_first,
 ) -> AsyncIterator[bytes]:
     """The CSV of the calls ``filtered`` selects (a ``select(CallRecord)`` already scoped to
-    the account), newest first, in chunks of bytes: the header first."""
+    the account) in ``order``, in chunks of bytes: the header first."""
     zone = await account_zone(db, account_id)
     yield (_BOM + ",".join(COLUMNS) + "\r\n").encode("utf-8")
     stmt = (
@@ -147,20 +154,12 @@ async def export_csv(
         .outerjoin(Contact, Contact.id == CallRecord.caller_contact_id)
         .outerjoin(_Answered, _Answered.id == CallRecord.answered_by)
         .outerjoin(_Placed, _Placed.id == CallRecord.placed_by)
-        .order_by(CallRecord.started_at.desc(), CallRecord.id.desc())
+        .order_by(*ordering(order))
     )
-    after: tuple[datetime, uuid.UUID] | None = None
+    after: Position | None = None
     left = max_rows
     while left > 0:
-        page = stmt
-        if after is not None:
-            at, pk = after
-            page = page.where(
-                or_(
-                    CallRecord.started_at < at,
-                    and_(CallRecord.started_at == at, CallRecord.id < pk),
-                )
-            )
+        page = stmt if after is None else stmt.where(beyond(order, after))
         async with db.read() as s:
             found = (await s.execute(page.limit(min(CHUNK, left)))).all()
         if not found:
@@ -172,7 +171,7 @@ async def export_csv(
             ]
         )
         last = found[-1][0]
-        after = (last.started_at, last.id)
+        after = Position(last.started_at, last.id)
         left -= len(found)
         if len(found) < CHUNK:
             return

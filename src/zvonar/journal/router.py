@@ -3,7 +3,8 @@ legs, play its recording.
 
 Reading needs ``calls.read``, listening to a recording or a voicemail message
 ``recordings.listen``. Another account's call is a 404, like a call that never existed. Error
-codes beyond the generic ones: ``recording_not_found``, ``voicemail_not_found`` (404).
+codes beyond the generic ones: ``recording_not_found``, ``voicemail_not_found`` (404),
+``invalid_cursor`` (422).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.responses import MalformedRangeHeader
 
 from zvonar.api.deps import AppContainer, CurrentPrincipal
-from zvonar.api.pagination import Page, Paging, page_of
+from zvonar.api.pagination import Paging
 from zvonar.calls.events import Direction, Disposition
 from zvonar.core.schemas import PRINTABLE, DayOrInstant
-from zvonar.journal.schemas import CallDetailOut, CallOut
+from zvonar.journal import keyset
+from zvonar.journal.keyset import CallOrder
+from zvonar.journal.schemas import CallDetailOut, CallOut, CallPage
 from zvonar.journal.service import CallFilter, JournalService
 
 router = APIRouter(tags=["journal"])
@@ -100,14 +103,50 @@ def call_filter(
 
 
 Filter = Annotated[CallFilter, Depends(call_filter)]
+Sort = Annotated[
+    CallOrder | None,
+    Query(
+        description="started_at: oldest first; -started_at: newest first (the default). "
+        "With a cursor: the cursor's own order."
+    ),
+]
 
 
-@router.get("/calls", response_model=Page[CallOut])
+def _cursor_key(c: AppContainer) -> bytes:
+    return keyset.cursor_key(c.settings.effective_secret_key)
+
+
+CursorKey = Annotated[bytes, Depends(_cursor_key)]
+
+
+@router.get("/calls", response_model=CallPage)
 async def list_calls(
-    p: CurrentPrincipal, journal: Journal, page: Paging, f: Filter
-) -> Page[CallOut]:
-    found = await journal.list_calls(p, f, limit=page.limit, offset=page.offset)
-    return page_of(found, page, CallOut.of)
+    p: CurrentPrincipal,
+    journal: Journal,
+    page: Paging,
+    f: Filter,
+    key: CursorKey,
+    sort: Sort = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="The next_cursor of the page before: the rows after its last one, "
+            "in its order (offset must then be 0). Keep the same filters."
+        ),
+    ] = None,
+) -> CallPage:
+    order, after = keyset.resume(cursor, sort, page.offset, key)
+    found = await journal.list_calls(
+        p, f, limit=page.limit, offset=page.offset, order=order, after=after
+    )
+    following = keyset.encode(keyset.Cursor(order, found.next), key) if found.next else None
+    return CallPage(
+        items=[CallOut.of(c) for c in found.items],
+        total=found.total,
+        limit=page.limit,
+        offset=page.offset,
+        next_cursor=following,
+    )
 
 
 @router.get(
@@ -115,8 +154,10 @@ async def list_calls(
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}, "description": "The calls as CSV."}},
 )
-async def export_calls(p: CurrentPrincipal, journal: Journal, f: Filter) -> StreamingResponse:
-    """The calls the same filters select, newest first, as a CSV file (UTF-8 with a byte
+async def export_calls(
+    p: CurrentPrincipal, journal: Journal, f: Filter, sort: Sort = None
+) -> StreamingResponse:
+    """The calls the same filters select, newest first (``sort``), as a CSV file (UTF-8 with a byte
     order mark; times in the account's time zone; at most 100,000 calls). Columns:
     ``started_at``, ``direction``, ``caller``, ``contact``, ``dialed``, ``line``,
     ``disposition``, ``answered_by``, ``answered_extension``, ``placed_by``,
@@ -124,7 +165,7 @@ async def export_calls(p: CurrentPrincipal, journal: Journal, f: Filter) -> Stre
     ``voicemail_seconds``, ``rating``, ``mos``, ``utm_source``, ``utm_medium``,
     ``utm_campaign``, ``utm_term``, ``utm_content``, ``call_id``, ``id``, ``srtp``,
     ``peer_loss``, ``peer_jitter_ms``, ``rtt_ms``."""
-    body = await journal.export_calls(p, f)
+    body = await journal.export_calls(p, f, sort or CallOrder.newest_first)
     return StreamingResponse(
         body,
         media_type="text/csv; charset=utf-8",

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from zvonar.api.pagination import Page
 from zvonar.calls.events import Direction, Disposition, HangupSide, LegEndReason, TargetKind
 from zvonar.core.schemas import Output
 from zvonar.journal.models import CallLeg, CallRecord, CallStatus
@@ -172,3 +173,10 @@ class CallDetailOut(CallOut):
         data["legs"] = [LegOut.of(leg) for leg in legs]
         data["transfers"] = [TransferOut.model_validate(t) for t in c.transfers or []]
         return cls.model_validate(data)
+
+
+class CallPage(Page[CallOut]):
+    next_cursor: str | None = Field(
+        description="Pass it as `cursor` for the rows after this page (calls that arrive "
+        "meanwhile neither repeat nor shift rows); null: this page is the last."
+    )

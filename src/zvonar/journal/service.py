@@ -28,6 +28,7 @@ from zvonar.core.errors import NotFound
 from zvonar.core.events import Event
 from zvonar.journal import export, paths, recovery, retention
 from zvonar.journal.consumer import JournalConsumer
+from zvonar.journal.keyset import CallOrder, Position, beyond, ordering
 from zvonar.journal.models import CallLeg, CallRecord
 from zvonar.journal.owners import OwnerLease
 from zvonar.journal.writer import JournalWriter
@@ -63,6 +64,7 @@ class CallFilter:
 class CallListing:
     items: list[CallRecord]
     total: int
+    next: Position | None = None  # the last row's place, when more rows follow it
 
 
 @dataclass(frozen=True)
@@ -181,27 +183,46 @@ class JournalService:
         return stmt
 
     async def list_calls(
-        self, p: Principal, f: CallFilter, *, limit: int = 50, offset: int = 0
+        self,
+        p: Principal,
+        f: CallFilter,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        order: CallOrder = CallOrder.newest_first,
+        after: Position | None = None,
     ) -> CallListing:
-        """Newest first."""
+        """A page in ``order``: the rows beyond ``after`` (keyset, journal/keyset.py), then
+        past ``offset`` of them. ``total`` counts every row ``f`` selects, wherever the page
+        is."""
         p.require(READ)
         await self.flush()
         stmt = await self._filtered(p.account_id, f)
         async with self.db.read() as s:
             total = await s.scalar(select(func.count()).select_from(stmt.subquery()))
-            rows = await s.scalars(
-                stmt.order_by(CallRecord.started_at.desc(), CallRecord.id.desc())
-                .limit(limit)
-                .offset(offset)
+            if after is not None:
+                stmt = stmt.where(beyond(order, after))
+            # One row more than asked: whether a next page exists, without a second query.
+            rows = list(
+                await s.scalars(stmt.order_by(*ordering(order)).limit(limit + 1).offset(offset))
             )
-            return CallListing(items=list(rows), total=int(total or 0))
+        items = rows[:limit]
+        last = items[-1] if len(rows) > limit else None
+        return CallListing(
+            items=items,
+            total=int(total or 0),
+            next=Position(last.started_at, last.id) if last is not None else None,
+        )
 
-    async def export_calls(self, p: Principal, f: CallFilter) -> AsyncIterator[bytes]:
-        """The calls ``f`` selects as CSV (:mod:`zvonar.journal.export`), newest first. The
+    async def export_calls(
+        self, p: Principal, f: CallFilter, order: CallOrder = CallOrder.newest_first
+    ) -> AsyncIterator[bytes]:
+        """The calls ``f`` selects as CSV (:mod:`zvonar.journal.export`) in ``order``. The
         permission is checked and the writer flushed now, before the first byte is sent."""
         p.require(READ)
         await self.flush()
-        return export.export_csv(self.db, p.account_id, await self._filtered(p.account_id, f))
+        filtered = await self._filtered(p.account_id, f)
+        return export.export_csv(self.db, p.account_id, filtered, order=order)
 
     async def _call(self, p: Principal, call_pk: uuid.UUID) -> CallRecord:
         p.require(READ)
