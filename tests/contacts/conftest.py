@@ -13,8 +13,10 @@ from zvonar.container import Container
 
 
 @pytest.fixture
-def contacts(container: Container) -> ContactService:
-    return container.contacts
+async def contacts(container: Container) -> AsyncIterator[ContactService]:
+    yield container.contacts
+    # An import's background read of the caller index must not outlive the database.
+    await container.contacts.index.aclose()
 
 
 @pytest.fixture
