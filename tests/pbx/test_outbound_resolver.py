@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from zvonar.calls.events import CallEnded, Direction, Disposition, HangupSide, TargetKind
-from zvonar.calls.plan import CallerAuth, InboundCall, Plan, Reject
+from zvonar.calls.plan import CallerAuth, InboundCall, Pickup, Plan, Reject
 from zvonar.configfile import apply_config
 from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
 from zvonar.core.bus import RecordingBus
 from zvonar.directory.models import TrunkAuth
-from zvonar.directory.schemas import EmployeeIn, NumberIn, NumberPatch, TrunkIn
+from zvonar.directory.schemas import EmployeeIn, NumberIn, NumberPatch, TrunkIn, TrunkPatch
 from zvonar.journal.models import CallRecord
 from zvonar.outbound.tollfraud import TollFraudGuard
 from zvonar.pbx.credentials import DirectoryCredentialStore
@@ -45,6 +45,14 @@ def dial(seeded: Seeded, dialed: str, call_id: str = "c1") -> InboundCall:
         started_at=datetime(2024, 3, 4, 10, 0, tzinfo=UTC),
         auth=CallerAuth(account_id=seeded.account_id, user="101", realm=seeded.realm),
     )
+
+
+def refused(outcome: Plan | Reject | Pickup) -> Reject:
+    """How a phone's call the PBX will not place ends: a Plan that rings nobody, so that the
+    journal's row names the callee in E.164 and their contact (OutboundCalls._refused)."""
+    assert isinstance(outcome, Plan) and not outcome.waves, outcome
+    assert outcome.direction is Direction.outbound and outcome.route is None
+    return outcome.final
 
 
 async def _setup(
@@ -131,8 +139,7 @@ async def test_every_reachable_trunk_is_a_wave_best_first(container: Container) 
 
 async def test_international_is_refused_with_the_reason(container: Container) -> None:
     alpha, resolver, outbound = await _setup(container)
-    reject = await resolver(dial(alpha, "+442071234567"))
-    assert isinstance(reject, Reject)
+    reject = refused(await resolver(dial(alpha, "+442071234567")))
     assert reject.status == 403 and reject.reason == "Forbidden (international_not_allowed)"
     assert outbound.guard.active(alpha.account_id) == 0
 
@@ -151,8 +158,7 @@ async def test_national_is_the_accounts_country(container: Container) -> None:
     plan = await resolver(dial(alpha, "044 123 4567"))
     assert isinstance(plan, Plan)
     assert plan.waves[0].targets[0].uri == "sip:+380441234567@127.0.0.1:5090"
-    reject = await resolver(dial(alpha, "+74957654321", "c2"))
-    assert isinstance(reject, Reject)
+    reject = refused(await resolver(dial(alpha, "+74957654321", "c2")))
     assert reject.status == 403 and reject.reason == "Forbidden (international_not_allowed)"
     assert outbound.guard.active(alpha.account_id) == 1
     await _account(container, alpha, international_calls=True)
@@ -165,14 +171,12 @@ async def test_the_accounts_caps_apply(container: Container) -> None:
     alpha, resolver, outbound = await _setup(container)
     await _account(container, alpha, outbound_max_concurrent=1, outbound_max_per_hour=2)
     assert isinstance(await resolver(dial(alpha, "+73831234567", "c1")), Plan)
-    busy = await resolver(dial(alpha, "+73831234568", "c2"))
-    assert isinstance(busy, Reject)
+    busy = refused(await resolver(dial(alpha, "+73831234568", "c2")))
     assert busy.status == 403 and busy.reason == "Forbidden (too_many_concurrent)"
     outbound.guard.release(alpha.account_id, "c1")
     assert isinstance(await resolver(dial(alpha, "+73831234568", "c2")), Plan)
     outbound.guard.release(alpha.account_id, "c2")
-    hourly = await resolver(dial(alpha, "+73831234569", "c3"))
-    assert isinstance(hourly, Reject)
+    hourly = refused(await resolver(dial(alpha, "+73831234569", "c3")))
     assert hourly.status == 403 and hourly.reason == "Forbidden (hourly_limit)"
     await _account(container, alpha, outbound_max_per_hour=3)  # no restart: the next call
     assert isinstance(await resolver(dial(alpha, "+73831234569", "c3")), Plan)
@@ -281,12 +285,10 @@ async def test_00_dials_abroad_from_every_country(container: Container) -> None:
     plan = await resolver(dial(alpha, "0079161112233", "c1"))
     assert isinstance(plan, Plan) and plan.dialed == "+79161112233"
     assert plan.waves[0].targets[0].uri == "sip:+79161112233@127.0.0.1:5090"
-    kyiv = await resolver(dial(alpha, "00380441234567", "c2"))
-    assert isinstance(kyiv, Reject)
+    kyiv = refused(await resolver(dial(alpha, "00380441234567", "c2")))
     assert kyiv.status == 403 and kyiv.reason == "Forbidden (international_not_allowed)"
     await _account(container, alpha, country="KZ")
-    moscow = await resolver(dial(alpha, "0074957654321", "c3"))
-    assert isinstance(moscow, Reject)  # Russia is abroad for a Kazakh account
+    moscow = refused(await resolver(dial(alpha, "0074957654321", "c3")))  # abroad for KZ
     assert moscow.reason == "Forbidden (international_not_allowed)"
     await _account(container, alpha, international_calls=True)
     plan = await resolver(dial(alpha, "0074957654321", "c4"))
@@ -331,3 +333,49 @@ async def test_a_toll_free_number_they_called_is_never_the_caller_id(
     plan = await resolver(dial(alpha, "89161112233", "c2"))
     assert isinstance(plan, Plan)
     assert plan.waves[0].targets[0].from_user == NSK_NUMBER
+
+
+async def test_a_refused_call_is_journalled_under_the_callee_and_their_contact(
+    container: Container,
+) -> None:
+    """101 dials 8 495 765-43-21 past the hourly cap, and 8 10 44… abroad: the journal's
+    rows name +74957654321 and +442079460018 (the number filter finds them, as it finds the
+    calls put through) and the customer's contact; the caller still gets the 403."""
+    alpha, resolver, outbound = await _setup(container)
+    made = await container.contacts.create_contact(
+        alpha.principal, ContactIn(name="Bolts Ltd", numbers=["+74957654321"])
+    )
+    await _account(container, alpha, outbound_max_per_hour=1)
+    assert isinstance(await resolver(dial(alpha, "+73831234567", "c1")), Plan)
+    outcome = await resolver(dial(alpha, "84957654321", "c2"))
+    assert refused(outcome).reason == "Forbidden (hourly_limit)"
+    assert isinstance(outcome, Plan)
+    assert (outcome.dialed, outcome.contact_id) == ("+74957654321", made.contact.id)
+    assert outcome.placed_by == alpha.employee_id and outcome.fail_over is None
+    abroad = await resolver(dial(alpha, "81044 20 7946 0018", "c3"))
+    assert refused(abroad).reason == "Forbidden (international_not_allowed)"
+    assert isinstance(abroad, Plan)
+    assert (abroad.dialed, abroad.contact_id) == ("+442079460018", None)
+    assert outbound.guard.active(alpha.account_id) == 1  # only c1 holds a slot
+
+
+async def test_a_transfers_refused_target_is_the_refusal_itself(container: Container) -> None:
+    """A transfer (the B2BUA's own query: no phone user) to a number abroad is no call of
+    its own: the resolver answers the 403, which the transfer reports."""
+    alpha, resolver, _ = await _setup(container)
+    query = InboundCall(
+        **{**dial(alpha, "+442071234567").__dict__, "auth": CallerAuth(account_id=alpha.account_id)}
+    )
+    reject = await resolver(query)
+    assert isinstance(reject, Reject)
+    assert reject.status == 403 and reject.reason == "Forbidden (international_not_allowed)"
+
+
+async def test_no_trunk_is_journalled_under_the_callee(container: Container) -> None:
+    alpha, resolver, outbound = await _setup(container)
+    (trunk,) = (await container.directory.list_trunks(alpha.principal)).items
+    await container.directory.update_trunk(alpha.principal, trunk.id, TrunkPatch(active=False))
+    outcome = await resolver(dial(alpha, "8 (383) 123-45-67"))
+    assert refused(outcome).status == 503
+    assert isinstance(outcome, Plan) and outcome.dialed == "+73831234567"
+    assert outbound.guard.active(alpha.account_id) == 0

@@ -9,7 +9,8 @@ The PBX resolver hands every call whose ``InboundCall.auth`` names an account he
       emergency → straight to a trunk: never refused, never counted
       external  → TollFraudGuard.admit with the account's policy (its country is national;
                   international_calls, outbound_max_concurrent, outbound_max_per_hour), read
-                  with the account for every call (Deny → 403 with the reason in the phrase)
+                  with the account for every call (Deny → 403 with the reason in the phrase,
+                  journalled under the callee's E.164 and contact: ``_refused``)
                 → select_caller_id (callee region / the number the client last called us on
                   (journal) / the contact's city; never a toll-free, premium-rate or
                   shared-cost number of ours unless it is the trunk's default) → rank_trunks
@@ -158,15 +159,45 @@ class OutboundCalls:
             )
             if isinstance(decision, Deny):
                 log.warning("call %s to %s refused: %s", call.call_id, target.value, decision)
-                return Reject(403, f"Forbidden ({decision.reason.value})", account_id=account_id)
+                refusal = Reject(403, f"Forbidden ({decision.reason.value})", account_id=account_id)
+                return await self._refused(call, account, target, placed_by, refusal)
         try:
             return await self._plan(call, account, target, placed_by, private=private)
         except NoTrunk:
             self.guard.release(account_id, call.call_id)
-            return Reject(503, "No Trunk Available", account_id=account_id)
+            refusal = Reject(503, "No Trunk Available", account_id=account_id)
+            return await self._refused(call, account, target, placed_by, refusal)
         except Exception:
             self.guard.release(account_id, call.call_id)
             raise
+
+    async def _refused(
+        self,
+        call: InboundCall,
+        account: Account,
+        target: DialTarget,
+        placed_by: uuid.UUID | None,
+        refusal: Reject,
+    ) -> Plan | Reject:
+        """A call the PBX will not place, as the journal is to find it. A phone's own call is
+        a row of its own: under the callee in E.164 and their contact, as a call put through
+        is ("84957654321" refused by the hourly cap is found by ``number=+74957654321`` and by
+        the customer) — a Plan that rings nobody and ends in ``refusal``, since a Reject
+        carries only what the phone sent. A transfer's or a callback's target (no phone user)
+        is no call of its own: the refusal itself, whose status the transfer reports."""
+        if call.auth is None or call.auth.user is None:
+            return refusal
+        external = target.kind is DialKind.external
+        hit = await self.contacts.lookup(account.id, target.value) if external else None
+        return Plan(
+            account_id=account.id,
+            waves=(),
+            final=refusal,
+            direction=Direction.outbound,
+            contact_id=hit.contact_id if hit is not None else None,
+            dialed=target.value if external else None,
+            placed_by=placed_by,
+        )
 
     async def _plan(
         self,
