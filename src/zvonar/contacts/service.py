@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zvonar.accounts.access import Perm, Principal
 from zvonar.accounts.models import Account
-from zvonar.contacts import csvimport
+from zvonar.contacts import csvimport, search
 from zvonar.contacts.events import ContactAction, ContactDeleted, ContactSaved, ContactsImported
 from zvonar.contacts.index import ContactHit, ContactIndex
 from zvonar.contacts.models import Contact, ContactNumber, tags_key
@@ -88,6 +88,31 @@ def _tags(values: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(v.lower() for v in values))
 
 
+def _matches(found: search.Search, account_id: uuid.UUID) -> ColumnElement[bool]:
+    """The contacts a search finds (what it finds: :mod:`zvonar.contacts.search`)."""
+    either: list[ColumnElement[bool]] = [
+        Contact.name_folded.contains(found.folded, autoescape=True),
+        Contact.company.icontains(found.text, autoescape=True),
+    ]
+    if (n := found.number) is not None:
+        e164 = ContactNumber.e164
+        number: list[ColumnElement[bool]] = []
+        if n.exact is not None:
+            number.append(e164 == n.exact)
+        if n.contains is not None:
+            number.append(e164.contains(n.contains, autoescape=True))
+        if n.prefix is not None:
+            number.append(e164.startswith(n.prefix, autoescape=True))
+        either.append(
+            Contact.id.in_(
+                select(ContactNumber.contact_id).where(
+                    ContactNumber.account_id == account_id, or_(*number)
+                )
+            )
+        )
+    return or_(*either)
+
+
 class ContactService:
     def __init__(self, db: Database, *, index: ContactIndex | None = None) -> None:
         self.db = db
@@ -110,22 +135,8 @@ class ContactService:
             if tag:
                 stmt = stmt.where(Contact.tags_key.contains(f"|{tag.lower()}|", autoescape=True))
             if q:
-                text = Contact.name_folded.contains(q.casefold(), autoescape=True)
-                digits = "".join(ch for ch in q if ch.isdigit())
-                by_number = ContactNumber.e164.contains(digits, autoescape=True)
-                stmt = stmt.where(
-                    or_(
-                        text,
-                        Contact.company.icontains(q, autoescape=True),
-                        Contact.id.in_(
-                            select(ContactNumber.contact_id).where(
-                                ContactNumber.account_id == p.account_id, by_number
-                            )
-                        )
-                        if len(digits) >= 3
-                        else text,
-                    )
-                )
+                country = await s.scalar(select(Account.country).where(Account.id == p.account_id))
+                stmt = stmt.where(_matches(search.parse(q, country), p.account_id))
             total = await s.scalar(select(func.count()).select_from(stmt.subquery()))
             rows = list(
                 await s.scalars(stmt.order_by(Contact.name, Contact.id).limit(limit).offset(offset))
