@@ -361,7 +361,15 @@ async def test_export_as_csv(
     rows = await _csv(api, tenant_a)
     assert [r["call_id"] for r in rows] == ["c-missed", "c-answered"]
     # Stable keys: the old columns in their old places, the later ones appended.
-    assert export.COLUMNS[-6:] == ("call_id", "id", "srtp", "peer_loss", "peer_jitter_ms", "rtt_ms")
+    assert export.COLUMNS[-8:-2] == (
+        "call_id",
+        "id",
+        "srtp",
+        "peer_loss",
+        "peer_jitter_ms",
+        "rtt_ms",
+    )
+    assert export.COLUMNS[-2:] == ("recording_expired", "voicemail_expired")
     assert export.COLUMNS.index("mos") == 17
     got = rows[1]
     assert (got["srtp"], got["peer_loss"], got["peer_jitter_ms"], got["rtt_ms"]) == (

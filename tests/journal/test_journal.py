@@ -272,7 +272,8 @@ async def test_retention_deletes_old_files_and_keeps_the_rows(
     kind: str,
 ) -> None:
     """Recordings and voicemail messages alike: older than the account keeps them, the file
-    goes and the row stays, its path and length cleared."""
+    goes and the row stays, its path cleared and its length kept (so it reads as expired,
+    not as never made)."""
     old = CallScript(tenant_a.account_id)
     new = CallScript(tenant_a.account_id, start=old.at(86400 * 29))
     foreign = CallScript(tenant_b.account_id)
@@ -295,10 +296,10 @@ async def test_retention_deletes_old_files_and_keeps_the_rows(
     kept = await row(container, old.call_id)
     assert kept is not None
     if kind == "recording":
-        assert (kept.recording_path, kept.recording_seconds) == (None, None)
+        assert (kept.recording_path, kept.recording_seconds) == (None, 9)
         assert kept.disposition is Disposition.answered
     else:
-        assert (kept.voicemail_path, kept.voicemail_seconds) == (None, None)
+        assert (kept.voicemail_path, kept.voicemail_seconds) == (None, 9)
         assert kept.disposition is Disposition.voicemail
     assert await journal.purge_recordings(tenant_a.account_id, 30, now) == 0
 

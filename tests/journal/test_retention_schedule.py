@@ -102,8 +102,8 @@ async def test_schedule_purges_at_start_and_then_every_interval(
         assert a_new_file.exists() and b_mid_file.exists()
         for gone in (a_old, b_old):
             row = await _row(journal, gone.call_id)
-            # The journal row stays and says the recording is gone.
-            assert row.recording_path is None and row.recording_seconds is None
+            # The journal row stays and says the recording is gone, and how long it was.
+            assert row.recording_path is None and row.recording_seconds == 60
             assert row.disposition is Disposition.answered
         kept = await _row(journal, a_new.call_id)
         assert kept.recording_path is not None and kept.recording_seconds == 60

@@ -31,6 +31,7 @@ from sqlalchemy.orm import aliased
 from zvonar.accounts.zone import account_zone
 from zvonar.contacts.models import Contact
 from zvonar.directory.models import Employee
+from zvonar.journal import rules
 from zvonar.journal.keyset import CallOrder, Position, beyond, ordering
 from zvonar.journal.models import CallRecord
 from zvonar.store.db import Database
@@ -65,6 +66,8 @@ COLUMNS = (
     "peer_loss",
     "peer_jitter_ms",
     "rtt_ms",
+    "recording_expired",
+    "voicemail_expired",
 )
 MAX_ROWS = 100_000
 CHUNK = 1_000
@@ -116,8 +119,8 @@ def _row(
         _seconds(call.talk_seconds),
         call.hangup.value if call.hangup is not None else "",
         " > ".join(call.scheme_path or ()),
-        _seconds(call.recording_seconds if call.recording_path else None),
-        _seconds(call.voicemail_seconds if call.voicemail_path else None),
+        _seconds(call.recording_seconds),  # also once expired (the last two columns)
+        _seconds(call.voicemail_seconds),
         "" if call.rating is None else str(call.rating),
         _figure(call.mos, 2),
         *(str(tracking.get(k, "")) for k in _UTM),
@@ -127,6 +130,8 @@ def _row(
         _figure(call.peer_loss, 4),
         _figure(call.peer_jitter_ms, 2),
         _figure(call.rtt_ms, 2),
+        _flag(rules.expired(call.recording_path, call.recording_seconds)),
+        _flag(rules.expired(call.voicemail_path, call.voicemail_seconds)),
     ]
     return [_safe(v) for v in values]
 

@@ -69,7 +69,8 @@ class CallRecord(IdMixin, TimestampMixin, Base):
     hangup: Mapped[HangupSide | None] = mapped_column(_enum(HangupSide))
     scheme_path: Mapped[list[str]] = mapped_column(JSON, default=list)
     transfers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    # Relative to settings.data_dir; cleared by retention while the row stays.
+    # Relative to settings.data_dir; cleared by retention while the row stays, the seconds
+    # kept: no path but seconds is a file that expired (schemas.CallOut), no seconds none made.
     recording_path: Mapped[str | None] = mapped_column(String(1000))
     recording_seconds: Mapped[float | None]
     voicemail_path: Mapped[str | None] = mapped_column(String(1000))

@@ -1,6 +1,8 @@
 """Recording retention: delete recordings and voicemail messages older than the account keeps
-them (``Account.recording_retention_days``); the journal row stays, with the file's path and
-length cleared. :class:`RetentionSchedule` runs it for every account at start-up and daily."""
+them (``Account.recording_retention_days``); the journal row stays, the file's path cleared
+and its length kept: a path gone with the length still there is how the journal tells a
+recording that expired from a call never recorded (``recording_expired`` in the API).
+:class:`RetentionSchedule` runs it for every account at start-up and daily."""
 
 from __future__ import annotations
 
@@ -48,11 +50,9 @@ async def purge_recordings(
         for call in rows:
             if _delete(data_dir, account_id, call.recording_path):
                 call.recording_path = None
-                call.recording_seconds = None
                 purged += 1
             if _delete(data_dir, account_id, call.voicemail_path):
                 call.voicemail_path = None
-                call.voicemail_seconds = None
                 purged += 1
     return purged
 

@@ -164,7 +164,8 @@ async def export_calls(
     ``wait_seconds``, ``talk_seconds``, ``hangup``, ``scheme_path``, ``recording_seconds``,
     ``voicemail_seconds``, ``rating``, ``mos``, ``utm_source``, ``utm_medium``,
     ``utm_campaign``, ``utm_term``, ``utm_content``, ``call_id``, ``id``, ``srtp``,
-    ``peer_loss``, ``peer_jitter_ms``, ``rtt_ms``."""
+    ``peer_loss``, ``peer_jitter_ms``, ``rtt_ms``, ``recording_expired``,
+    ``voicemail_expired``."""
     body = await journal.export_calls(p, f, sort or CallOrder.newest_first)
     return StreamingResponse(
         body,

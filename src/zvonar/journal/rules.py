@@ -1,4 +1,5 @@
-"""Pure journal rules: the final disposition of a call and its wait/talk times."""
+"""Pure journal rules: the final disposition of a call, its wait/talk times, and whether a
+recording or message expired."""
 
 from __future__ import annotations
 
@@ -46,3 +47,9 @@ def timings(
     if answered_at is None:
         return _seconds(started_at, ended_at), 0.0
     return _seconds(started_at, answered_at), _seconds(answered_at, ended_at)
+
+
+def expired(path: str | None, seconds: float | None) -> bool:
+    """Whether a recording (or message) was made and deleted since: retention clears its path
+    and keeps its length (retention.py); a call never recorded has neither."""
+    return path is None and seconds is not None

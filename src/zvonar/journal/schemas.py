@@ -12,6 +12,7 @@ from zvonar.api.pagination import Page
 from zvonar.calls.events import Direction, Disposition, HangupSide, LegEndReason, TargetKind
 from zvonar.core.schemas import Output
 from zvonar.journal.models import CallLeg, CallRecord, CallStatus
+from zvonar.journal.rules import expired
 
 
 class LegOut(Output):
@@ -95,9 +96,15 @@ class CallOut(Output):
     placed_by: uuid.UUID | None = Field(description="The employee who dialled (outbound).")
     scheme_path: list[str]
     has_recording: bool
-    recording_seconds: float | None
+    recording_seconds: float | None = Field(description="Its length, also once it expired.")
+    recording_expired: bool = Field(
+        description="Recorded, and deleted since by the account's recording retention."
+    )
     has_voicemail: bool
-    voicemail_seconds: float | None
+    voicemail_seconds: float | None = Field(description="Its length, also once it expired.")
+    voicemail_expired: bool = Field(
+        description="A message was left, and deleted since by the account's recording retention."
+    )
     tracking: dict[str, str]
     rating: int | None = Field(description="The caller's post-call rating, 1-5.")
     mos: float | None = Field(
@@ -147,8 +154,10 @@ class CallOut(Output):
             "scheme_path": list(c.scheme_path or []),
             "has_recording": c.recording_path is not None,
             "recording_seconds": c.recording_seconds,
+            "recording_expired": expired(c.recording_path, c.recording_seconds),
             "has_voicemail": c.voicemail_path is not None,
             "voicemail_seconds": c.voicemail_seconds,
+            "voicemail_expired": expired(c.voicemail_path, c.voicemail_seconds),
             "tracking": dict(c.tracking or {}),
             "rating": c.rating,
             "mos": c.mos,
