@@ -6,6 +6,7 @@ import pytest
 
 from zvonar.calls.events import Disposition, LegEndReason
 from zvonar.calls.fork import (
+    Bound,
     WaveTracker,
     best_final,
     disposition_for,
@@ -57,6 +58,23 @@ def test_wave_over_when_every_fork_ended() -> None:
     assert wave.reasons == {"a": LegEndReason.busy, "b": LegEndReason.no_answer}
 
 
+def test_a_forks_own_bounds_come_one_timer_at_a_time() -> None:
+    """A fork's silence bound and ring limit (seconds from its INVITE) share one timer: the
+    tracker says which one fired and how long until the next."""
+    wave = WaveTracker(["a", "b", "c", "d"])
+    assert wave.bound("a", silence=2, ring=5) == 2
+    assert wave.due("a") == (Bound.silence, 3)  # heard in time: 3 s more to its limit
+    assert wave.due("a") == (Bound.ring, None)
+    assert wave.due("a") == (None, None)  # nothing left (a timer of a fork gone long ago)
+    # A silence bound past the ring limit never matters: the fork stops ringing first.
+    assert wave.bound("b", silence=6, ring=4) == 4
+    assert wave.due("b") == (Bound.ring, None)
+    assert wave.bound("c", silence=2, ring=None) == 2
+    assert wave.due("c") == (Bound.silence, None)
+    assert wave.bound("d", silence=None, ring=None) is None
+    assert wave.due("d") == (None, None)
+
+
 @pytest.mark.parametrize(
     ("reasons", "disposition"),
     [
@@ -105,6 +123,8 @@ def test_plan_values_are_checked() -> None:
         Wave((target,), 0)
     with pytest.raises(ValueError, match="4xx-6xx"):
         Reject(200)
+    with pytest.raises(ValueError, match="ring_seconds"):
+        RingTarget("sip:a@127.0.0.1", Flow("UDP", "127.0.0.1", 5060), ring_seconds=0)
 
 
 @pytest.mark.parametrize(

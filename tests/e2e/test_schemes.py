@@ -3,7 +3,8 @@
 One PBX and one account for the module (see ``schemes_kit``): every employee has a SIPp phone
 registered with digest; each test dials a number whose scheme exercises one feature, tells the
 phones how to behave (answer, busy, ring until cancelled) and checks who rang in which wave, who
-answered, and the journal row. Ring timeouts are 1-2 s so the whole file stays short.
+answered, and the journal row. Ring timeouts are 1-2 s so the whole file stays short (the
+per-target timeouts' test measures 4 s and 8 s, by the phones' own clocks).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ OFF_HOURS = datetime(2024, 3, 6, 19, 0, tzinfo=UTC)  # Wednesday 22:00 in Moscow
 SUPPLIER = "+79161110001"
 STRANGER = "+79161110002"
 EXTS = (
-    *("101", "102", "103", "111", "112", "113", "121", "122", "123", "131"),
+    *("101", "102", "103", "104", "111", "112", "113", "121", "122", "123", "131"),
     *("201", "211", "212", "221", "231", "301", "311", "401", "402"),
 )
 GROUPS: dict[str, tuple[GroupStrategy, list[tuple[str, int]]]] = {
@@ -201,6 +202,19 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
         ),
         "http": (
             [{"type": "http_route", "url": url, "timeout": 1, "fallback": [_emp("402", 2)]}],
+            None,
+        ),
+        "own_timeouts": (
+            [
+                {
+                    "type": "ring",
+                    "targets": [
+                        {"employee": "101", "timeout": 4},
+                        {"employee": "104", "timeout": 12},
+                    ],
+                    "timeout": 8,
+                }
+            ],
             None,
         ),
     }
@@ -374,6 +388,34 @@ async def test_weighted_random_prefers_the_heavy_member(rig: Rig, env: Env) -> N
     r = await rig.call(env.numbers["weighted"], phones)
     _answered(r, "103")  # weight 100 of 102
     assert r.order == ["103"]
+
+
+def _rang(workdir: Path, ext: str) -> float:
+    """Seconds from the INVITE to the CANCEL that reached ``ext``'s SIPp phone in its latest
+    ringing run, by the phone's own message log (SIPp stamps every message it receives)."""
+    log = sorted(workdir.glob(f"*-ring{ext}_messages.log"))[-1].read_text()
+    seen: dict[str, datetime] = {}
+    for block in log.split("-" * 47 + " ")[1:]:
+        stamp, how, _, first = [*block.split("\n"), "", "", ""][:4]
+        method = first.split(" ", 1)[0]
+        if "received" in how and method in ("INVITE", "CANCEL"):
+            seen.setdefault(method, datetime.fromisoformat(stamp.strip()))
+    return (seen["CANCEL"] - seen["INVITE"]).total_seconds()
+
+
+async def test_a_target_rung_with_others_stops_at_its_own_timeout(rig: Rig, env: Env) -> None:
+    """101 for 4 s and 104 for 12 s, all at once, in a step of 8 s: 101's phone gets its
+    CANCEL at 4 s while 104 rings on, and 104's at 8 s (the step caps its own 12 s): the
+    step is over at 8 s, both legs unanswered."""
+    phones = {"101": Phone.ring, "104": Phone.ring}
+    r = await rig.call(env.numbers["own_timeouts"], phones, expect=Caller.rejected)
+    assert r.caller_ok, r.caller_log
+    assert r.waves == [["101", "104"]]
+    assert sorted(exts(r.rings, LegEndReason.no_answer)) == ["101", "104"], r.rings
+    assert r.row.disposition is Disposition.missed
+    cancelled = {ext: _rang(rig.workdir, ext) for ext in ("101", "104")}
+    assert 3.8 <= cancelled["101"] < 5.0, cancelled
+    assert 7.8 <= cancelled["104"] < 9.0, cancelled
 
 
 # --- schedule, step chain, caller rule --------------------------------------------------------

@@ -26,7 +26,7 @@ from zvonar.calls.plan import (
 )
 from zvonar.media.prompts import prompt_path
 from zvonar.pbx import route as route_module
-from zvonar.pbx.route import RouteSetup, SchemeRoute
+from zvonar.pbx.route import RouteSetup, SchemeRoute, wave_of
 from zvonar.routing.engine import (
     CallContext,
     Dial,
@@ -34,9 +34,11 @@ from zvonar.routing.engine import (
     HttpRequest,
     Outcome,
     OutcomeKind,
+    Ring,
     SchemeRun,
 )
 from zvonar.routing.schedule import calendar_from_dict
+from zvonar.routing.scheme import TargetKind as SchemeKind
 from zvonar.routing.scheme_codec import scheme_from_dict
 from zvonar.routing.strategies import MemberState, Presence, Strategy
 from zvonar.sip.ua import Flow
@@ -126,6 +128,10 @@ def is_voicemail(final: Reject) -> bool:
 
 def is_hangup(final: Reject) -> bool:
     return final.disposition is None and final.voicemail is None and final.prompt is None
+
+
+def _main(steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {"Main": {"branches": {"working": steps}, "final": {"type": "hangup"}}}
 
 
 def uris(result: Walked) -> list[list[str]]:
@@ -307,6 +313,76 @@ async def test_http_failure_runs_the_fallback() -> None:
     result = await walk(HTTP_SCHEME, http=lambda _req: Outcome(OutcomeKind.http_error))
     assert uris(result) == [["sip:101@10.0.0.1"]]
     assert is_hangup(result.final)
+
+
+async def test_a_target_rung_with_others_keeps_its_own_timeout() -> None:
+    """An all-at-once step's wave lasts the step's timeout (8 s), and a target with a shorter
+    one of its own rings only that long (``RingTarget.ring_seconds``), on every contact it
+    has; one whose own is longer is capped by the step (the wave's end)."""
+    ring = {
+        "type": "ring",
+        "targets": [{"employee": "101", "timeout": 4}, {"employee": "102", "timeout": 12}],
+        "timeout": 8,
+    }
+    result = await walk(_main([ring]))
+    (wave,) = result.waves
+    assert wave.timeout == 8
+    assert [(t.uri, t.ring_seconds) for t in wave.targets] == [
+        ("sip:101@10.0.0.1", 4),
+        ("sip:102@10.0.0.1", None),
+        ("sip:102@10.0.0.2", None),
+    ]
+
+
+async def test_an_all_at_once_step_ends_with_its_longest_target() -> None:
+    """Every target has a shorter time than the step's 10 s: the wave lasts the longest of
+    them (6 s, a group's members each), and only the shorter ones get a time of their own; a
+    contact two targets share rings once, for the longer of their times."""
+    ring = {
+        "type": "ring",
+        "targets": [{"employee": "101", "timeout": 4}, {"group": "Sales", "timeout": 6}],
+        "strategy": "all_at_once",
+        "timeout": 10,
+    }
+    (wave,) = (await walk(_main([ring]))).waves
+    assert wave.timeout == 6
+    assert [(t.uri, t.ring_seconds) for t in wave.targets] == [
+        ("sip:101@10.0.0.1", 4),
+        ("sip:102@10.0.0.1", None),
+        ("sip:102@10.0.0.2", None),
+        ("sip:104@10.0.0.1", None),
+    ]
+    shared = {
+        "type": "ring",
+        "targets": [{"employee": "102", "timeout": 4}, {"group": "Sales", "timeout": 3}],
+        "strategy": "all_at_once",
+        "timeout": 10,
+    }
+    (wave,) = (await walk(_main([shared]))).waves
+    assert wave.timeout == 4
+    assert [(t.uri, t.ring_seconds) for t in wave.targets] == [
+        ("sip:102@10.0.0.1", None),  # its own 4 s (the wave's), not the group's 3 s
+        ("sip:102@10.0.0.2", None),
+        ("sip:104@10.0.0.1", 3),
+    ]
+
+
+def test_a_contact_two_targets_share_rings_once_for_the_longer_time() -> None:
+    """Two targets reaching one contact (a shared desk phone) ring it once, as long as the
+    longer of their times; as long as the wave when either has no shorter time of its own."""
+
+    def desk(_dial: Dial) -> list[RingTarget]:
+        return [RingTarget("sip:desk@10.0.0.9", Flow("UDP", "10.0.0.9", 5060))]
+
+    def both(first: float, second: float) -> Wave | None:
+        dials = (Dial(SchemeKind.employee, "101", first), Dial(SchemeKind.employee, "102", second))
+        return wave_of(Ring(dials, 10), desk)
+
+    shorter = both(4, 6)
+    assert shorter is not None
+    assert [(t.uri, t.ring_seconds) for t in shorter.targets] == [("sip:desk@10.0.0.9", 6)]
+    whole = both(4, 10)
+    assert whole is not None and [t.ring_seconds for t in whole.targets] == [None]
 
 
 async def test_the_path_says_how_a_ring_step_ended_busy_or_answered() -> None:

@@ -154,6 +154,29 @@ def test_unavailable_members_are_skipped_and_empty_steps_pass() -> None:
     assert [h.outcome for h in run.path[1:3]] == ["nobody available", "nobody available"]
 
 
+def _one_ring(step: dict[str, Any]) -> Ring:
+    schemes = library({"S": {"branches": {"working": [{"type": "ring", **step}]}}})
+    ring = SchemeRun(schemes["S"], context(schemes), WORKING).next_action()
+    assert isinstance(ring, Ring)
+    return ring
+
+
+def test_all_at_once_targets_keep_their_own_timeouts_within_the_step() -> None:
+    """Rung together, each target keeps its own timeout, and the step's caps them all: 101
+    rings 4 s, 102 the step's 8 s (not its own 12), and the step lasts 8 s, not 12."""
+    own = [{"employee": "101", "timeout": 4}, {"employee": "102", "timeout": 12}]
+    capped = _one_ring({"targets": own, "timeout": 8})
+    assert capped.timeout == 8
+    assert [(d.ref, d.timeout) for d in capped.targets] == [("101", 4), ("102", 8)]
+    # No step timeout: the step lasts as long as its longest target; one without a timeout
+    # of its own rings the default 30 s.
+    free = _one_ring({"targets": [{"employee": "101", "timeout": 45}, {"employee": "102"}]})
+    assert free.timeout == 45
+    assert [(d.ref, d.timeout) for d in free.targets] == [("101", 45), ("102", 30)]
+    short = _one_ring({"targets": [{"employee": "101", "timeout": 4}, {"employee": "102"}]})
+    assert short.timeout == 30 and [d.timeout for d in short.targets] == [4, 30]
+
+
 def test_group_strategy_and_step_cap() -> None:
     schemes = library(
         {

@@ -11,6 +11,7 @@ from zvonar.calls.events import Disposition, LegEndReason
 from zvonar.calls.plan import StepResultKind
 
 __all__ = [
+    "Bound",
     "ForkState",
     "WaveTracker",
     "best_final",
@@ -41,12 +42,50 @@ def end_reason_for_status(status: int) -> LegEndReason:
     return LegEndReason.failed
 
 
+class Bound(enum.Enum):
+    """A fork's own limits inside its wave, counted from its INVITE (the wave's timer is the
+    wave's): what it means when one runs out."""
+
+    silence = "silence"  # Wave.silence: not a word from the target yet, so it is unreachable
+    ring = "ring"  # RingTarget.ring_seconds: its own time to ring is over, so not answered
+
+
 class WaveTracker:
-    """The forks of one wave. A wave is over once every fork ended (or one answered)."""
+    """The forks of one wave. A wave is over once every fork ended (or one answered).
+
+    It also keeps each fork's own bounds (:class:`Bound`) in the order they come, so that one
+    timer per fork is enough: ``bound`` says when the first runs out, ``due`` which one the
+    timer stood for and when the next one is."""
 
     def __init__(self, leg_ids: Iterable[str]) -> None:
         self.states: dict[str, ForkState] = dict.fromkeys(leg_ids, ForkState.INVITING)
         self.reasons: dict[str, LegEndReason] = {}
+        self._bounds: dict[str, list[tuple[float, Bound]]] = {}
+
+    def bound(self, leg_id: str, *, silence: float | None, ring: float | None) -> float | None:
+        """Note fork ``leg_id``'s own bounds (seconds from its INVITE); the delay of its first
+        timer, None when it has none. A silence bound counts only before the ring limit: past
+        it, the fork has stopped ringing anyway."""
+        bounds = [] if ring is None else [(ring, Bound.ring)]
+        if silence is not None and (ring is None or silence < ring):
+            bounds.insert(0, (silence, Bound.silence))
+        if not bounds:
+            self._bounds.pop(leg_id, None)
+            return None
+        self._bounds[leg_id] = bounds
+        return bounds[0][0]
+
+    def due(self, leg_id: str) -> tuple[Bound | None, float | None]:
+        """Fork ``leg_id``'s timer fired: the bound it stood for (None: none was noted) and the
+        delay from now to its next one (None: none left)."""
+        bounds = self._bounds.get(leg_id)
+        if not bounds:
+            return None, None
+        at, bound = bounds.pop(0)
+        if not bounds:
+            del self._bounds[leg_id]
+            return bound, None
+        return bound, bounds[0][0] - at
 
     def ringing(self, leg_id: str) -> bool:
         """A provisional response; True the first time this fork rings."""

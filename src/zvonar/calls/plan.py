@@ -240,6 +240,14 @@ class RingTarget:
     # RTP (``plain``): a phone that speaks TLS but not SRTP still rings. Only the phone itself
     # can refuse (TLS keeps others from forging its answer). Not for a trunk that requires SRTP.
     plain_retry: bool = False
+    # Seconds this target rings before it alone is given up as not answered (CANCEL), while
+    # the rest of its wave rings on: a scheme's target with a timeout of its own, shorter than
+    # its step's (pbx/route.py ``wave_of``). Counted from its INVITE. None: the wave's timeout.
+    ring_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.ring_seconds is not None and not self.ring_seconds > 0:
+            raise ValueError("a target's ring_seconds must be > 0")
 
     @classmethod
     def phone(cls, contact: str, flow: Flow, target: Target, label: str | None) -> RingTarget:
@@ -258,7 +266,8 @@ class RingTarget:
 
 @dataclass(frozen=True)
 class Wave:
-    """Targets rung at once; the wave ends when one answers, all fail, or after ``timeout``."""
+    """Targets rung at once; the wave ends when one answers, all fail, or after ``timeout``.
+    A target with ``ring_seconds`` of its own stops ringing then, and the wave goes on."""
 
     targets: tuple[RingTarget, ...]
     timeout: float = 30.0

@@ -1,6 +1,8 @@
 """Waves of forks (call.py's actor): ring every target of a wave at once, move on when the
-wave is over or its timer fires, give up when no wave is left. The decisions are pure
-(fork.py); these functions only carry them out on the :class:`~zvonar.calls.call.Call`.
+wave is over or its timer fires, give up when no wave is left. A fork may also have bounds of
+its own (``fork.Bound``: the wave's silence bound, its target's ``ring_seconds``), each ending
+that fork alone while the wave goes on. The decisions are pure (fork.py); these functions only
+carry them out on the :class:`~zvonar.calls.call.Call`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING
 from zvonar.calls import early
 from zvonar.calls.events import CallRinging, LegEndReason
 from zvonar.calls.events import LegEnded as LegEndedEvent
-from zvonar.calls.fork import WaveTracker, best_final, relayable
+from zvonar.calls.fork import Bound, WaveTracker, best_final, relayable
 from zvonar.calls.legs import CalleeLeg, LegState
 from zvonar.calls.plan import Plan, Reject, RingTarget, Wave
 from zvonar.calls.sdp_bridge import new_offer_answer
@@ -26,9 +28,11 @@ if TYPE_CHECKING:
     from zvonar.calls.call import Call
 
 __all__ = [
+    "ForkTimeout",
     "SilenceTimeout",
     "WaveTimeout",
     "fork_over",
+    "fork_timeout",
     "next_wave",
     "ring_round",
     "ring_wave",
@@ -46,8 +50,14 @@ class WaveTimeout:
 
 
 @dataclass(frozen=True)
-class SilenceTimeout:
+class ForkTimeout:
+    """The timer of fork ``leg_id``'s own bounds fired (which one: its wave's tracker)."""
+
     leg_id: str
+
+
+# The names call.py dispatches by: the silence bound was a fork's only one once.
+SilenceTimeout = ForkTimeout
 
 
 # A target's server failures that send the INVITE to its next server (RFC 3263 §4.3): a
@@ -171,10 +181,9 @@ async def start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
         fork.invite_key = ua.send_request(fork.request, fork.flow, host.now())
         host.track_key(fork.invite_key, call)
         host.flush()
-        if call.silence is not None:
-            call.silence_timers[leg_id] = asyncio.get_running_loop().call_later(
-                call.silence, call.put, SilenceTimeout(leg_id)
-            )
+        first = call.tracker.bound(leg_id, silence=call.silence, ring=target.ring_seconds)
+        if first is not None:
+            _arm(call, leg_id, first)
         if call.invited_at is not None:  # the first INVITE out: the post-dial delay
             if call.caller.invite is not None:  # rung directly, not after our menu or queue
                 host.post_dial_delay.observe(host.now() - call.invited_at)
@@ -203,22 +212,51 @@ async def wave_timeout(call: Call, wave: int) -> None:
         await next_wave(call)
 
 
-async def silence_timeout(call: Call, leg_id: str) -> None:
-    """``Wave.silence`` ran out for fork ``leg_id``: if it has heard nothing at all, its
-    target is unreachable (408, as if its transaction had timed out) and the wave goes on
-    without it — or with the target's next server. Its CANCEL waits for a provisional that
-    may never come (§9.1); a 2xx that comes after all gets ACK + BYE (``Call._answered``),
-    and the transaction's own timeout later finds the fork over."""
+def _arm(call: Call, leg_id: str, delay: float) -> None:
+    """Fork ``leg_id``'s timer (one at a time: its tracker knows which bound is next); the
+    call's ``cancel_timer`` stops it with the wave's."""
+    loop = asyncio.get_running_loop()
+    call.silence_timers[leg_id] = loop.call_later(delay, call.put, ForkTimeout(leg_id))
+
+
+async def fork_timeout(call: Call, leg_id: str) -> None:
+    """One of fork ``leg_id``'s own bounds ran out, while it still rings:
+
+    * ``Bound.silence`` (``Wave.silence``): if it has heard nothing at all, its target is
+      unreachable (408, as if its transaction had timed out) and the wave goes on without it —
+      or with the target's next server. Its CANCEL waits for a provisional that may never
+      come (§9.1); a 2xx that comes after all gets ACK + BYE (``Call._answered``), and the
+      transaction's own timeout later finds the fork over.
+    * ``Bound.ring`` (``RingTarget.ring_seconds``): its own time is over. It alone is
+      CANCELled, as not answered, and the wave rings on with the others; if it was the last,
+      the wave is over now rather than at its timer.
+
+    A fork that answered (or is being asked to confirm, accept.py) is past its bounds."""
     call.silence_timers.pop(leg_id, None)
     fork = call.forks.get(leg_id)
     if fork is None or call.done or fork.wave != call.wave or call.winner is not None:
         return
-    if fork.heard or fork.state is not LegState.INVITING:
+    bound, after = call.tracker.due(leg_id)
+    if fork.state is not LegState.INVITING:
         return
-    log.info("call %s: %s silent, passed over", call.call_id, leg_id)
-    fork.final = (408, "Request Timeout")
-    hangup_fork(call, fork)
-    await fork_over(call, fork, LegEndReason.no_answer)
+    if bound is Bound.ring:
+        log.info("call %s: %s rang its own time out", call.call_id, leg_id)
+        await stop_fork(call, fork, LegEndReason.no_answer)
+        if call.tracker.over and call.winner is None:
+            call.cancel_timer()
+            await next_wave(call)
+        return
+    if bound is Bound.silence and not fork.heard:
+        log.info("call %s: %s silent, passed over", call.call_id, leg_id)
+        fork.final = (408, "Request Timeout")
+        hangup_fork(call, fork)
+        await fork_over(call, fork, LegEndReason.no_answer)
+        return
+    if after is not None:  # it spoke in time: on to its ring limit
+        _arm(call, leg_id, after)
+
+
+silence_timeout = fork_timeout  # call.py's name (see SilenceTimeout)
 
 
 def _replacement(fork: CalleeLeg) -> tuple[RingTarget, str] | None:

@@ -66,17 +66,22 @@ Expand = Callable[[Dial], Sequence[RingTarget]]
 
 
 def wave_of(action: Ring, expand: Expand) -> Wave | None:
-    """The wave of contacts a ring action reaches; None when it reaches nobody."""
-    seen: set[str] = set()
-    targets: list[RingTarget] = []
+    """The wave of contacts a ring action reaches; None when it reaches nobody. A target whose
+    own timeout is shorter than the step's rings only that long (``RingTarget.ring_seconds``);
+    a contact two targets share is rung once, as long as the longer of the two."""
+    targets: dict[str, RingTarget] = {}
     for dial in action.targets:
+        own = dial.timeout if dial.timeout < action.timeout else None
         for t in expand(dial):
-            if t.uri not in seen:  # one contact rung once, even if two targets share it
-                seen.add(t.uri)
-                targets.append(t)
+            seen = targets.get(t.uri)
+            if seen is None:
+                targets[t.uri] = replace(t, ring_seconds=own)
+            elif seen.ring_seconds is not None:
+                longer = None if own is None else max(own, seen.ring_seconds)
+                targets[t.uri] = replace(seen, ring_seconds=longer)
     if not targets or not action.timeout > 0:
         return None
-    return Wave(tuple(targets), action.timeout)
+    return Wave(tuple(targets.values()), action.timeout)
 
 
 _OUTSIDE = frozenset({TargetKind.mobile, TargetKind.external})  # reached through a carrier

@@ -199,6 +199,15 @@ def _menu_text(menu: _Menu) -> str:
     return f"{text} (retry {menu.attempt})" if menu.attempt else text
 
 
+def _together(members: list[MemberState], step: RingStep) -> tuple[list[MemberState], float]:
+    """``members`` rung all at once by ``step``, each with its own timeout (one without: the
+    step's, default 30 s), and how long that wave may last: the step's ``timeout``, which caps
+    theirs, or without one the longest of theirs."""
+    own = step.timeout or RingStep.DEFAULT_TIMEOUT
+    timed = [m if m.timeout is not None else replace(m, timeout=own) for m in members]
+    return timed, step.timeout or max((m.timeout or own for m in timed), default=own)
+
+
 def _ring_text(step: RingStep) -> str:
     what = step.label or ", ".join(
         f"{t.ref} manager" if t.kind is TargetKind.manager else t.ref for t in step.targets
@@ -421,11 +430,15 @@ class SchemeRun:
             if len(step.targets) == 1 and only.kind is TargetKind.group
             else f"ring:{frame.scheme.name}:" + ",".join(t.key for t in step.targets)
         )
+        members = self._members(step)
+        ring_timeout = step.timeout or RingStep.DEFAULT_TIMEOUT
+        if strategy is Strategy.all_at_once:
+            members, ring_timeout = _together(members, step)
         result = plan(
-            self._members(step),
+            members,
             strategy,
             rng=self._rng,
-            ring_timeout=step.timeout or RingStep.DEFAULT_TIMEOUT,
+            ring_timeout=ring_timeout,
             member_timeout=step.target_timeout,
             pointer=self.memory.get(memory_key, self.context.memory.get(memory_key, 0)),
         )
@@ -450,7 +463,9 @@ class SchemeRun:
                 timeout = min(timeout, (self._ring_deadline - self._now).total_seconds())
                 if timeout <= 0:
                     break
-            dials = tuple(self._dial(m, timeout, len(wave.members) == 1) for m in wave.members)
+            dials = tuple(self._dial(m, timeout) for m in wave.members)
+            # The step lasts until its longest-ringing target is done (the wave's timeout caps
+            # them all); the others stop at their own time (calls' RingTarget.ring_seconds).
             ring = Ring(dials, max(d.timeout for d in dials), self._confirm, self._announce)
             self._pending = (Pending.ring, ring)
             return
@@ -458,11 +473,12 @@ class SchemeRun:
         self._ring_deadline = None
 
     @staticmethod
-    def _dial(m: MemberState, wave_timeout: float, alone: bool) -> Dial:
+    def _dial(m: MemberState, wave_timeout: float) -> Dial:
         kind, ref = m.key.split(":", 1)
-        # Alone in its wave, a member's own timeout already shaped the wave (and a step cap may
-        # have cut it); ringing with others it keeps its own timeout.
-        timeout = wave_timeout if alone or m.timeout is None else m.timeout
+        # A member keeps its own timeout, within its wave's: alone in the wave, its timeout
+        # shaped the wave already (and a step cap may have cut it); rung all at once with
+        # others, each stops at its own time.
+        timeout = wave_timeout if m.timeout is None else min(m.timeout, wave_timeout)
         return Dial(TargetKind(kind), ref, timeout)
 
     # --- menus ----------------------------------------------------------------------------------

@@ -70,9 +70,11 @@ class Target:
 @dataclass(frozen=True)
 class RingStep:
     """Ring ``targets``. ``strategy`` None: a lone group rings by its own strategy, anything
-    else all at once. ``timeout``: how long an all-at-once wave rings, and the cap on the whole
-    step for one-at-a-time strategies (None: no cap). ``target_timeout``: each target's turn in
-    one-at-a-time strategies. ``confirm``: a mobile or an outside number the step rings takes
+    else all at once. ``timeout``: the cap on an all-at-once wave (each target rings its own
+    ``Target.timeout``, else this, else ``DEFAULT_TIMEOUT``; the wave lasts until the last of
+    them is done) and on the whole step for one-at-a-time strategies (None: no cap).
+    ``target_timeout``: each target's turn in one-at-a-time strategies, unless it has its own.
+    ``confirm``: a mobile or an outside number the step rings takes
     the call only when the person answering presses 1 (their voicemail never does).
     ``announce``: a prompt key played once to whoever answers before the call is theirs."""
 
