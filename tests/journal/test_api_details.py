@@ -1,16 +1,23 @@
 """Smaller promises of the journal's API: every disposition can be filtered on (all seven at
-once), and HEAD on a recording or a message answers as GET does without the body."""
+once), HEAD on a recording or a message answers as GET does without the body, and the CSV
+comes in the shape Excel with a decimal comma opens."""
 
 from __future__ import annotations
+
+import csv
+import io
 
 import httpx
 
 from tests.conftest import Tenant
 from tests.journal.conftest import CallScript, publish
+from zvonar.accounts.access import Principal
 from zvonar.accounts.models import Role
 from zvonar.calls.events import CallRecorded, Disposition, VoicemailLeft
+from zvonar.contacts.schemas import ContactIn
 from zvonar.container import Container
 from zvonar.core.bus import RecordingBus
+from zvonar.journal import export
 from zvonar.journal.service import JournalService
 
 API = "/api/v1"
@@ -85,3 +92,48 @@ async def test_head_on_a_recording_or_a_message_is_get_without_the_body(
     # A call without that file: 404, as GET.
     r = await api.head(f"{API}/calls/{pk['c-vm']}/recording", headers=tenant_a.headers)
     assert r.status_code == 404
+
+
+async def test_the_csv_for_excel_with_a_decimal_comma(
+    api: httpx.AsyncClient,
+    bus: RecordingBus,
+    container: Container,
+    journal: JournalService,
+    tenant_a: Tenant,
+) -> None:
+    """``sep=semicolon``: `;` between cells and `,` in numbers, what Excel opens by a double
+    click with Russian or Ukrainian regional settings; the default stays RFC 4180."""
+    p = Principal(account_id=tenant_a.account_id, role=Role.admin)
+    horns = await container.contacts.create_contact(
+        p, ContactIn(name="Рога; Копыта", numbers=["+74951112233"])
+    )
+    call = CallScript(tenant_a.account_id, call_id="c-1", contact_id=horns.contact.id)
+    await publish(
+        bus,
+        call.started(),
+        call.ringing("a", 1),
+        call.answered("a", 6.25),
+        call.ended(66, Disposition.answered, mos=4.3, rtt_ms=42.5),
+    )
+    r = await api.get(f"{API}/calls.csv", params={"sep": "semicolon"}, headers=tenant_a.headers)
+    assert r.status_code == 200, r.text
+    text = r.content.decode("utf-8")
+    assert text.startswith("\ufeffstarted_at;direction;caller;")
+    rows = list(csv.DictReader(io.StringIO(text[1:]), delimiter=";"))
+    assert tuple(rows[0]) == export.COLUMNS
+    (row,) = rows
+    assert (row["wait_seconds"], row["talk_seconds"], row["mos"], row["rtt_ms"]) == (
+        "6,2",
+        "59,8",
+        "4,30",
+        "42,50",
+    )
+    # A cell holding the separator is quoted, as RFC 4180 quotes a comma.
+    assert row["contact"] == "Рога; Копыта" and '"Рога; Копыта"' in text
+    # The default is unchanged.
+    plain = await api.get(f"{API}/calls.csv", headers=tenant_a.headers)
+    (row,) = list(csv.DictReader(io.StringIO(plain.content.decode("utf-8-sig"))))
+    assert (row["wait_seconds"], row["mos"]) == ("6.2", "4.30")
+    assert plain.content.decode("utf-8-sig").startswith("started_at,direction,caller,")
+    r = await api.get(f"{API}/calls.csv", params={"sep": "tab"}, headers=tenant_a.headers)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"

@@ -13,11 +13,16 @@ for scripts that read them.
 A cell a spreadsheet would run as a formula (``=``, ``@``, a ``+``/``-`` that is not a plain
 number, a leading tab or CR) is prefixed with ``'`` (CSV injection): callers' display names
 and contact names come from outside.
+
+:class:`Separator` ``semicolon`` writes what Excel opens by a double click where the decimal
+mark is a comma (Russian and Ukrainian settings, most of Europe's): it splits lines at the
+list separator of the system's region, ``;`` there, and reads ``6.0`` as text, not a number.
 """
 
 from __future__ import annotations
 
 import csv
+import enum
 import io
 import re
 import uuid
@@ -36,7 +41,7 @@ from zvonar.journal.keyset import CallOrder, Position, beyond, ordering
 from zvonar.journal.models import CallRecord
 from zvonar.store.db import Database
 
-__all__ = ["CHUNK", "COLUMNS", "MAX_ROWS", "export_csv"]
+__all__ = ["CHUNK", "COLUMNS", "MAX_ROWS", "Separator", "export_csv"]
 
 _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")  # from tracking
 COLUMNS = (
@@ -74,6 +79,22 @@ CHUNK = 1_000
 _NUMBER = re.compile(r"[+-][0-9 ()-]*")
 _BOM = "\ufeff"
 
+
+class Separator(enum.StrEnum):
+    """Between cells, and with it the decimal mark in numbers."""
+
+    comma = "comma"  # RFC 4180: `,` between cells, `.` in numbers
+    semicolon = "semicolon"  # `;` between cells, `,` in numbers (see the module docstring)
+
+    @property
+    def delimiter(self) -> str:
+        return "," if self is Separator.comma else ";"
+
+    @property
+    def decimal(self) -> str:
+        return "." if self is Separator.comma else ","
+
+
 _Answered = aliased(Employee)
 _Placed = aliased(Employee)
 
@@ -84,12 +105,11 @@ def _safe(value: str) -> str:
     return value
 
 
-def _seconds(value: float | None) -> str:
-    return "" if value is None else f"{value:.1f}"
-
-
-def _figure(value: float | None, digits: int) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
+def _figure(value: float | None, digits: int, decimal: str) -> str:
+    if value is None:
+        return ""
+    text = f"{value:.{digits}f}"
+    return text if decimal == "." else text.replace(".", decimal)
 
 
 def _flag(value: bool | None) -> str:
@@ -102,8 +122,13 @@ def _row(
     answered: tuple[str | None, str | None],
     placed: str | None,
     zone: tzinfo,
+    decimal: str,
 ) -> list[str]:
     tracking = call.tracking or {}
+
+    def seconds(value: float | None) -> str:
+        return _figure(value, 1, decimal)
+
     values: list[str] = [
         call.started_at.astimezone(zone).isoformat(timespec="seconds"),
         call.direction.value,
@@ -115,30 +140,30 @@ def _row(
         answered[0] or "",
         answered[1] or "",
         placed or "",
-        _seconds(call.wait_seconds),
-        _seconds(call.talk_seconds),
+        seconds(call.wait_seconds),
+        seconds(call.talk_seconds),
         call.hangup.value if call.hangup is not None else "",
         " > ".join(call.scheme_path or ()),
-        _seconds(call.recording_seconds),  # also once expired (the last two columns)
-        _seconds(call.voicemail_seconds),
+        seconds(call.recording_seconds),  # also once expired (the last two columns)
+        seconds(call.voicemail_seconds),
         "" if call.rating is None else str(call.rating),
-        _figure(call.mos, 2),
+        _figure(call.mos, 2, decimal),
         *(str(tracking.get(k, "")) for k in _UTM),
         call.call_id,
         str(call.id),
         _flag(call.srtp),
-        _figure(call.peer_loss, 4),
-        _figure(call.peer_jitter_ms, 2),
-        _figure(call.rtt_ms, 2),
+        _figure(call.peer_loss, 4, decimal),
+        _figure(call.peer_jitter_ms, 2, decimal),
+        _figure(call.rtt_ms, 2, decimal),
         _flag(rules.expired(call.recording_path, call.recording_seconds)),
         _flag(rules.expired(call.voicemail_path, call.voicemail_seconds)),
     ]
     return [_safe(v) for v in values]
 
 
-def _lines(rows: Sequence[Sequence[str]]) -> bytes:
+def _lines(rows: Sequence[Sequence[str]], delimiter: str) -> bytes:
     out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
     return out.getvalue().encode("utf-8")
 
 
@@ -149,11 +174,13 @@ async def export_csv(
     *,
     max_rows: int = MAX_ROWS,
     order: CallOrder = CallOrder.newest_first,
+    separator: Separator = Separator.comma,
 ) -> AsyncIterator[bytes]:
     """The CSV of the calls ``filtered`` selects (a ``select(CallRecord)`` already scoped to
     the account) in ``order``, in chunks of bytes: the header first."""
     zone = await account_zone(db, account_id)
-    yield (_BOM + ",".join(COLUMNS) + "\r\n").encode("utf-8")
+    sep, decimal = separator.delimiter, separator.decimal
+    yield (_BOM + sep.join(COLUMNS) + "\r\n").encode("utf-8")
     stmt = (
         filtered.add_columns(Contact.name, _Answered.name, _Answered.extension, _Placed.name)
         .outerjoin(Contact, Contact.id == CallRecord.caller_contact_id)
@@ -171,9 +198,10 @@ async def export_csv(
             return
         yield _lines(
             [
-                _row(call, contact, (by, ext), placer, zone)
+                _row(call, contact, (by, ext), placer, zone, decimal)
                 for call, contact, by, ext, placer in found
-            ]
+            ],
+            sep,
         )
         last = found[-1][0]
         after = Position(last.started_at, last.id)

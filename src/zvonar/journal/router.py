@@ -22,6 +22,7 @@ from zvonar.api.pagination import Paging
 from zvonar.calls.events import Direction, Disposition
 from zvonar.core.schemas import PRINTABLE, DayOrInstant
 from zvonar.journal import keyset
+from zvonar.journal.export import Separator
 from zvonar.journal.keyset import CallOrder
 from zvonar.journal.schemas import CallDetailOut, CallOut, CallPage
 from zvonar.journal.service import CallFilter, JournalService
@@ -159,7 +160,18 @@ async def list_calls(
     responses={200: {"content": {"text/csv": {}}, "description": "The calls as CSV."}},
 )
 async def export_calls(
-    p: CurrentPrincipal, journal: Journal, f: Filter, sort: Sort = None
+    p: CurrentPrincipal,
+    journal: Journal,
+    f: Filter,
+    sort: Sort = None,
+    sep: Annotated[
+        Separator,
+        Query(
+            description="comma: RFC 4180 (`,` between cells, `.` in numbers); semicolon: "
+            "`;` between cells and `,` in numbers, as Excel with Russian or Ukrainian "
+            "(most European) regional settings opens it."
+        ),
+    ] = Separator.comma,
 ) -> StreamingResponse:
     """The calls the same filters select, newest first (``sort``), as a CSV file (UTF-8 with a byte
     order mark; times in the account's time zone; at most 100,000 calls). Columns:
@@ -169,8 +181,9 @@ async def export_calls(
     ``voicemail_seconds``, ``rating``, ``mos``, ``utm_source``, ``utm_medium``,
     ``utm_campaign``, ``utm_term``, ``utm_content``, ``call_id``, ``id``, ``srtp``,
     ``peer_loss``, ``peer_jitter_ms``, ``rtt_ms``, ``recording_expired``,
-    ``voicemail_expired``."""
-    body = await journal.export_calls(p, f, sort or CallOrder.newest_first)
+    ``voicemail_expired``. ``sep=semicolon``: ``;`` between cells and ``,`` in numbers, for
+    Excel with a decimal comma (Russian, Ukrainian regional settings)."""
+    body = await journal.export_calls(p, f, sort or CallOrder.newest_first, sep)
     return StreamingResponse(
         body,
         media_type="text/csv; charset=utf-8",

@@ -215,14 +215,18 @@ class JournalService:
         )
 
     async def export_calls(
-        self, p: Principal, f: CallFilter, order: CallOrder = CallOrder.newest_first
+        self,
+        p: Principal,
+        f: CallFilter,
+        order: CallOrder = CallOrder.newest_first,
+        separator: export.Separator = export.Separator.comma,
     ) -> AsyncIterator[bytes]:
         """The calls ``f`` selects as CSV (:mod:`zvonar.journal.export`) in ``order``. The
         permission is checked and the writer flushed now, before the first byte is sent."""
         p.require(READ)
         await self.flush()
         filtered = await self._filtered(p.account_id, f)
-        return export.export_csv(self.db, p.account_id, filtered, order=order)
+        return export.export_csv(self.db, p.account_id, filtered, order=order, separator=separator)
 
     async def _call(self, p: Principal, call_pk: uuid.UUID) -> CallRecord:
         p.require(READ)
