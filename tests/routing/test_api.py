@@ -220,7 +220,8 @@ async def test_calendar(
 ) -> None:
     default = ok(await call(client, tenant_a, "GET", "/calendar"))
     assert default["hours"]["mon"] == ["09:00-18:00"] and default["hours"]["sat"] == []
-    assert default["country"] == "RU" and default["time_zone"] == "UTC"
+    assert "country" not in default  # none of its own: the account's
+    assert default["effective_country"] == "RU" and default["time_zone"] == "UTC"
     body = {"hours": {"sat": ["10:00-14:00"]}, "working_days": ["2024-06-12"]}
     cal = ok(await call(client, tenant_a, "PUT", "/calendar", body))
     assert cal["hours"]["mon"] == [] and cal["working_days"] == ["2024-06-12"]
@@ -237,6 +238,30 @@ async def test_calendar(
     assert err["code"] == "invalid_calendar" and err["details"]["path"] == "hours.mon[0]"
     err = error(await call(client, tenant_a, "PUT", "/calendar", {"country": "ZZ"}), 422)
     assert err["code"] == "invalid_country"
+
+
+async def test_a_calendar_without_a_country_follows_the_accounts(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    """Saved with ``country`` left out, the calendar takes the account's country whenever it
+    is used: the account moving to Kazakhstan moves its holidays (Russia Day, Thursday 12 June
+    2025, is a working day there); one that names its country (or none) keeps it."""
+    hours = {"mon": ["09:00-18:00"], "thu": ["09:00-18:00"]}
+    saved = ok(await call(client, tenant_a, "PUT", "/calendar", {"hours": hours}))
+    assert "country" not in saved and saved["effective_country"] == "RU"
+    at = "2025-06-12T06:00:00%2B00:00"  # 09:00 in Moscow, 11:00 in Almaty
+    branch = f"/calendar/branch?at={at}"
+    assert ok(await call(client, tenant_a, "GET", branch))["branch"] == "holiday"
+    moved = {"country": "KZ", "time_zone": "Asia/Almaty"}
+    ok(await call(client, tenant_a, "PATCH", "/account", moved))
+    cal = ok(await call(client, tenant_a, "GET", "/calendar"))
+    assert "country" not in cal and cal["effective_country"] == "KZ"
+    assert cal["time_zone"] == "Asia/Almaty"
+    assert ok(await call(client, tenant_a, "GET", branch))["branch"] == "working"
+    # A country of its own, or none at all, stays whatever the account does.
+    for own in ("RU", None):
+        cal = ok(await call(client, tenant_a, "PUT", "/calendar", {"hours": hours, "country": own}))
+        assert cal["country"] == own and cal["effective_country"] == own
 
 
 def _scheme(*steps: dict[str, Any]) -> dict[str, Any]:

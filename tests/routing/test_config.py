@@ -92,6 +92,27 @@ async def test_an_untouched_accounts_own_export_applies_as_no_change(
     assert await apply_routing(db, acc, await export_routing(db, acc), dry_run=False) == []
 
 
+async def test_a_calendar_without_a_country_exports_without_one(
+    container: Container, tenant_a: Tenant
+) -> None:
+    """A calendar that leaves the country to the account is exported so (no ``country``)
+    and applies back as no change; naming the account's country is a change (it no longer
+    follows the account), and leaving it out again another."""
+    db, acc = container.db, tenant_a.account_id
+    section = {"calendar": {"hours": {"mon": ["09:00-18:00"], "sat": ["10:00-14:00"]}}}
+    (change,) = await apply_routing(db, acc, copy.deepcopy(section), dry_run=False)
+    exported = await export_routing(db, acc)
+    assert "country" not in exported["calendar"]
+    assert await apply_routing(db, acc, exported, dry_run=False) == []
+    pinned = copy.deepcopy(exported)
+    pinned["calendar"]["country"] = "RU"
+    (change,) = await apply_routing(db, acc, pinned, dry_run=False)
+    assert [(f.field, f.old, f.new) for f in change.fields] == [("country", None, "RU")]
+    assert (await export_routing(db, acc))["calendar"]["country"] == "RU"
+    (change,) = await apply_routing(db, acc, exported, dry_run=False)
+    assert [f.field for f in change.fields] == ["country"]
+
+
 @pytest.mark.parametrize(
     ("mutate", "code", "path"),
     [

@@ -125,6 +125,21 @@ def test_round_trip_and_errors() -> None:
         assert err.value.details["path"] == path, bad
 
 
+def test_a_calendar_without_a_country_takes_the_accounts_and_stays_without() -> None:
+    """``country`` left out is the account's country at the time the calendar is read, and
+    is written back left out (the account may move); null is no holidays at all."""
+    data = {"hours": {"mon": ["09:00-18:00"]}}
+    ru = calendar_from_dict(data, tz=MSK, default_country="RU")
+    kz = calendar_from_dict(calendar_to_dict(ru), tz="Asia/Almaty", default_country="KZ")
+    assert ru.follows_account and ru.holidays.country == "RU"
+    assert kz.follows_account and kz.holidays.country == "KZ"
+    assert "country" not in calendar_to_dict(ru)
+    for own in ("RU", None):
+        pinned = calendar_from_dict({**data, "country": own}, tz=MSK, default_country="KZ")
+        assert not pinned.follows_account and pinned.holidays.country == own
+        assert calendar_to_dict(pinned)["country"] == own
+
+
 def test_naive_instant_refused() -> None:
     with pytest.raises(ValueError):
         RU.branch_at(datetime(2024, 3, 15, 12, 0))

@@ -2,8 +2,8 @@
 
 ``await export_routing(db, account_id) -> dict``::
 
-    calendar: {hours: {mon: ["09:00-18:00"], ...}, country, extra_days_off, working_days,
-               custom_hours}
+    calendar: {hours: {mon: ["09:00-18:00"], ...}, country?, extra_days_off, working_days,
+               custom_hours}                            # no country: the account's
     schemes:  {name: {branches: {...}, final?: {...}}}      # scheme_codec's canonical form
     numbers:  {e164: scheme name}                           # numbers that have a scheme
 
@@ -139,11 +139,11 @@ async def _apply(w: RoutingWriter, section: dict[str, Any], changes: list[Change
         with _at("routing.calendar"):
             cal, changed = await w.set_calendar(section["calendar"])
         if changed:
-            new = calendar_to_dict(cal)
-            diff = tuple(
-                FieldChange(k, (old or {}).get(k), v)
-                for k, v in new.items()
-                if (old or {}).get(k) != v
+            new, was = calendar_to_dict(cal), old or {}
+            diff = tuple(  # a key left out now (the account's country) is a change too
+                FieldChange(k, was.get(k), new.get(k))
+                for k in [*new, *(k for k in was if k not in new)]
+                if (k in was) != (k in new) or was.get(k) != new.get(k)
             )
             changes.append(Change(ChangeKind.update, "calendar", "calendar", diff))
 

@@ -46,7 +46,9 @@ class SchemeAssignment(TimestampMixin, Base):
 
 class CalendarRow(TimestampMixin, Base):
     """Working hours and holiday overrides (``schedule.calendar_to_dict`` form); the zone is
-    the account's. No row: Monday–Friday 09:00–18:00 with the account country's holidays."""
+    the account's, and so is the country when ``country`` is left out (rows written before
+    that rule name the country the account had then). No row: Monday–Friday 09:00–18:00 with
+    the account country's holidays."""
 
     __tablename__ = "routing_calendars"
 

@@ -55,7 +55,11 @@ def _scheme(row: SchemeRow) -> SchemeOut:
 
 
 def _calendar(cal: WorkCalendar) -> CalendarOut:
-    return CalendarOut(time_zone=cal.tz, **calendar_to_dict(cal))
+    # ``country`` is passed only when the calendar names one: left unset, the answer leaves it
+    # out (``response_model_exclude_unset``), as a PUT or a config file leaves it out.
+    return CalendarOut(
+        time_zone=cal.tz, effective_country=cal.holidays.country, **calendar_to_dict(cal)
+    )
 
 
 def _assignment(v: AssignmentView) -> AssignmentOut:
@@ -122,12 +126,12 @@ async def http_route(p: CurrentPrincipal, c: AppContainer) -> HttpRouteOut:
     )
 
 
-@router.get("/calendar", response_model=CalendarOut)
+@router.get("/calendar", response_model=CalendarOut, response_model_exclude_unset=True)
 async def get_calendar(p: CurrentPrincipal, svc: Service) -> CalendarOut:
     return _calendar(await svc.get_calendar(p))
 
 
-@router.put("/calendar", response_model=CalendarOut)
+@router.put("/calendar", response_model=CalendarOut, response_model_exclude_unset=True)
 async def set_calendar(body: CalendarIn, p: CurrentPrincipal, svc: Service) -> CalendarOut:
     """Replace the calendar; ``country`` omitted means the account's, null means none."""
     return _calendar(await svc.set_calendar(p, body.model_dump(exclude_unset=True)))

@@ -196,11 +196,17 @@ def branch_at(
 
 @dataclass(frozen=True)
 class WorkCalendar:
-    """An account's whole calendar: zone, weekly hours and holidays."""
+    """An account's whole calendar: zone, weekly hours and holidays.
+
+    ``follows_account``: the calendar names no country of its own (``country`` left out), so
+    ``holidays.country`` is the account's as it was when the calendar was read; written back
+    (``calendar_to_dict``) the country stays left out, and an account that moves country takes
+    its new country's holidays with it."""
 
     tz: str = "UTC"
     schedule: Schedule = field(default_factory=Schedule.office)
     holidays: HolidayCalendar = field(default_factory=HolidayCalendar)
+    follows_account: bool = False
 
     def branch_at(self, instant_utc: datetime) -> Branch:
         return branch_at(instant_utc, self.tz, self.schedule, self.holidays)
@@ -208,7 +214,8 @@ class WorkCalendar:
 
 # --- plain data -----------------------------------------------------------------------------------
 # {"hours": {"mon": ["09:00-18:00"], ...}, "country": "RU" | null, "extra_days_off": [iso dates],
-#  "working_days": [iso dates], "custom_hours": {iso date: [ranges]}}; the zone is the account's.
+#  "working_days": [iso dates], "custom_hours": {iso date: [ranges]}}; the zone is the account's,
+# and so is the country when "country" is left out (null: no public holidays at all).
 
 _CAL_KEYS = {"hours", "country", "extra_days_off", "working_days", "custom_hours"}
 
@@ -239,7 +246,8 @@ def _dates(value: Any, path: str) -> frozenset[date]:
 def calendar_from_dict(
     data: Mapping[str, Any], *, tz: str, default_country: str | None
 ) -> WorkCalendar:
-    """Parse the plain-data calendar; ``country`` absent means the account's country."""
+    """Parse the plain-data calendar; ``country`` absent means the account's country,
+    ``default_country`` (and the calendar ``follows_account``)."""
     if not isinstance(data, Mapping):
         raise CalendarInvalid("expected a mapping", path="")
     unknown = sorted(set(data) - _CAL_KEYS)
@@ -278,20 +286,25 @@ def calendar_from_dict(
         holidays=HolidayCalendar(
             country=country, extra_days_off=extra, working_days=working, custom_hours=custom
         ),
+        follows_account="country" not in data,
     )
 
 
 def calendar_to_dict(cal: WorkCalendar) -> dict[str, Any]:
+    """The plain-data calendar, as stored and exported: ``country`` only when the calendar
+    names its own (a calendar that follows the account's country leaves it out)."""
     h = cal.holidays
-    return {
+    out: dict[str, Any] = {
         "hours": {
             name: [str(r) for r in hours]
             for name, hours in zip(DAY_NAMES, cal.schedule.week, strict=True)
-        },
-        "country": h.country,
-        "extra_days_off": [d.isoformat() for d in sorted(h.extra_days_off)],
-        "working_days": [d.isoformat() for d in sorted(h.working_days)],
-        "custom_hours": {
-            d.isoformat(): [str(r) for r in h.custom_hours[d]] for d in sorted(h.custom_hours)
-        },
+        }
     }
+    if not cal.follows_account:
+        out["country"] = h.country
+    out["extra_days_off"] = [d.isoformat() for d in sorted(h.extra_days_off)]
+    out["working_days"] = [d.isoformat() for d in sorted(h.working_days)]
+    out["custom_hours"] = {
+        d.isoformat(): [str(r) for r in h.custom_hours[d]] for d in sorted(h.custom_hours)
+    }
+    return out

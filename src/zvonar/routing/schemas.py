@@ -61,16 +61,29 @@ class CalendarIn(StrictInput):
     hours: dict[str, list[TimeRangeText]] | None = Field(
         default=None, description="mon..sun → ['09:00-18:00', …]; omitted: Mon–Fri 09–18."
     )
-    country: str | None = Field(default=None, description="Holidays of; omitted: the account's.")
+    country: str | None = Field(
+        default=None,
+        description="Whose public holidays; omitted: the account's, whatever it is then; "
+        "null: none.",
+    )
     extra_days_off: list[DateText] = Field(default_factory=list, max_length=400)
     working_days: list[DateText] = Field(default_factory=list, max_length=400)
     custom_hours: dict[DateText, list[TimeRangeText]] = Field(default_factory=dict)
 
 
 class CalendarOut(BaseModel):
+    """Answered without the unset fields: ``country`` is there only when the calendar names
+    one (or null: none); absent, the calendar follows the account's country."""
+
     time_zone: str
     hours: dict[str, list[str]]
-    country: str | None
+    country: str | None = Field(
+        default=None,
+        description="Set on the calendar (null: no public holidays); absent: the account's.",
+    )
+    effective_country: str | None = Field(
+        description="Whose public holidays apply now: ``country``, else the account's."
+    )
     extra_days_off: list[str]
     working_days: list[str]
     custom_hours: dict[str, list[str]]
