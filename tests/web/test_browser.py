@@ -17,9 +17,14 @@ import pytest
 import uvicorn
 from playwright.async_api import ConsoleMessage, Error, async_playwright, expect
 
+from tests.journal.conftest import CallScript, publish
+from tests.media.engine.phone import tone_pcm
 from zvonar.accounts.models import Role
 from zvonar.api.deps import SESSION_COOKIE
 from zvonar.app import create_app, create_container
+from zvonar.calls.events import CallRecorded, Disposition
+from zvonar.container import Container
+from zvonar.media.wav import encode_wav
 from zvonar.settings import Settings
 from zvonar.store.base import Base
 
@@ -56,6 +61,7 @@ class _Server(uvicorn.Server):
 @dataclass
 class LiveApp:
     url: str
+    container: Container
 
 
 @pytest.fixture
@@ -88,7 +94,7 @@ async def live_app(tmp_path: Path) -> AsyncIterator[LiveApp]:
                     task.result()
                     pytest.fail("uvicorn stopped during startup")
                 await asyncio.sleep(0.02)
-        yield LiveApp(url=f"http://127.0.0.1:{port}")
+        yield LiveApp(url=f"http://127.0.0.1:{port}", container=container)
     finally:
         server.should_exit = True
         await task
@@ -160,6 +166,73 @@ async def test_sign_in_switch_language_sign_out(live_app: LiveApp, tmp_path: Pat
             assert SESSION_COOKIE not in {c.get("name") for c in await context.cookies()}
             await page.goto(f"{url}/")
             await page.wait_for_url(f"{url}/login")
+        finally:
+            await browser.close()
+    assert problems == []
+
+
+async def test_the_call_journal_page_lists_calls_and_plays_a_recording(live_app: LiveApp) -> None:
+    """The supervisor opens Calls from the top bar, filters to missed calls and back, and
+    the browser plays an answered call's recording through the API with the session cookie
+    (the page's CSP lets media come from its own origin)."""
+    c = live_app.container
+    account = await c.accounts.account_by_slug("bells")
+    answered = CallScript(account.id, call_id="c-answered", caller="+74951110001")
+    missed = CallScript(account.id, call_id="c-missed", start=answered.at(600))
+    path = c.journal.recording_path_for(account.id, "c-answered", answered.start)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_wav(tone_pcm(440.0, 1.5)))
+    await publish(
+        c.bus,
+        answered.started(),
+        answered.answered("a", 4),
+        answered.ended(10, Disposition.answered),
+        CallRecorded(account_id=account.id, call_id="c-answered", path=str(path), duration=1.5),
+        missed.started(),
+        missed.ended(20, Disposition.missed),
+    )
+    await c.journal.flush()
+    problems: list[str] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            context = await browser.new_context(locale="en-US")
+            page = await context.new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            await page.goto(f"{live_app.url}/login")
+            await page.get_by_label("Email").fill(EMAIL)
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.wait_for_url(f"{live_app.url}/")
+            await page.get_by_role("link", name="Calls").click()
+            await page.wait_for_url(f"{live_app.url}/calls")
+            await expect(page).to_have_title("Calls — Zvonar")
+            await expect(page.locator("tbody tr")).to_have_count(2)
+            await expect(page.locator("#calls-total")).to_contain_text("2 calls")
+
+            await page.get_by_label("Outcome").select_option("missed")
+            await page.get_by_role("button", name="Show").click()
+            await expect(page.locator("tbody tr")).to_have_count(1)
+            await expect(page.locator("tbody tr .badge")).to_have_text("missed")
+            await page.get_by_label("Outcome").select_option("")
+            await page.get_by_role("button", name="Show").click()
+            await expect(page.locator("tbody tr")).to_have_count(2)
+
+            audio = page.locator("audio")
+            await expect(audio).to_have_count(1)
+            duration = await audio.evaluate(
+                """a => new Promise((ok, fail) => {
+                    a.addEventListener('loadedmetadata', () => ok(a.duration), {once: true});
+                    a.addEventListener('error', () => fail(String(a.error && a.error.code)),
+                                       {once: true});
+                    a.preload = 'metadata';
+                    a.load();
+                })"""
+            )
+            assert abs(duration - 1.5) < 0.05, duration
         finally:
             await browser.close()
     assert problems == []

@@ -1,4 +1,5 @@
-"""The web shell: sign in, a signed-in start page, language switch, sign out; and /static.
+"""The web shell: sign in, a signed-in start page, the call journal (calls.py), language
+switch, sign out; and /static.
 
 Pages are server-rendered (Jinja2) and work without JavaScript; htmx is loaded for the live parts
 to come and sends the session's CSRF token as ``X-CSRF-Token`` (templates/base.html).
@@ -7,6 +8,7 @@ to come and sends the session's CSRF token as ``X-CSRF-Token`` (templates/base.h
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
@@ -17,6 +19,7 @@ from zvonar.api.deps import CSRF_HEADER, SESSION_COOKIE
 from zvonar.container import Container
 from zvonar.core.errors import LimitExceeded, Unauthenticated
 from zvonar.i18n import LANGUAGES, negotiate
+from zvonar.web.calls import CallsPage, may_read_calls
 from zvonar.web.csrf import LOGIN_COOKIE, LOGIN_TOKEN_MAX_AGE, LoginCsrf, tokens_match
 from zvonar.web.render import STATIC_DIR, language_choices, render, see_other
 
@@ -28,6 +31,14 @@ async def _form(request: Request) -> dict[str, str]:
     """The text fields of a form post (files are refused by the parser)."""
     async with request.form(max_files=0, max_fields=16) as form:
         return {k: v[:_MAX_FIELD] for k, v in form.items() if isinstance(v, str)}
+
+
+def _local_path(target: str) -> str:
+    """A page of ours to go back to after a form post; anything else (another site, a
+    scheme-relative ``//host``) is the start page: never an open redirect."""
+    if target.startswith("/") and not target.startswith(("//", "/\\")) and target.isprintable():
+        return target
+    return "/"
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,7 @@ class WebShell:
         self.c = container
         self.settings = container.settings
         self.login_csrf = LoginCsrf(container.settings.effective_secret_key)
+        self.calls_page = CallsPage(container)
 
     # --- helpers -------------------------------------------------------------------------------
     def _cookie(self, response: Response, name: str, value: str, max_age: int, path: str) -> None:
@@ -200,8 +212,35 @@ class WebShell:
             csrf_token=ws.csrf_token,
             user=user,
             account_name=account_name,
-            languages=language_choices(),
             session_note=session_note,
+            **self._chrome(user, "home", "/"),
+        )
+
+    @staticmethod
+    def _chrome(user: User, active: str, here: str) -> dict[str, Any]:
+        """What the top bar of a signed-in page needs (templates/_topbar.html)."""
+        return {
+            "languages": language_choices(),
+            "active": active,
+            "here": here,
+            "show_calls": may_read_calls(user),
+        }
+
+    async def calls(self, request: Request) -> Response:
+        found = await self._session(request)
+        if found is None:
+            return self._to_login(request)
+        _secret, user, ws = found
+        lang, _account = await self._user_lang(request, user)
+        if not may_read_calls(user):
+            return render(request, "error.html", lang, status_code=403, message="error.forbidden")
+        return render(
+            request,
+            "calls.html",
+            lang,
+            csrf_token=ws.csrf_token,
+            **await self.calls_page.context(user, request),
+            **self._chrome(user, "calls", "/calls"),
         )
 
     async def set_language(self, request: Request) -> Response:
@@ -215,7 +254,7 @@ class WebShell:
                 request, "error.html", lang, status_code=400, message="error.bad_language"
             )
         await self.c.accounts.set_language(post.user.id, language)
-        return see_other(request, "/")
+        return see_other(request, _local_path(post.fields.get("next", "")))
 
     async def logout(self, request: Request) -> Response:
         post = await self._signed_in_post(request)
@@ -232,6 +271,7 @@ def install(app: FastAPI, container: Container) -> None:
     shell = WebShell(container)
     router = APIRouter(include_in_schema=False)
     router.add_api_route("/", shell.home, methods=["GET"])
+    router.add_api_route("/calls", shell.calls, methods=["GET"])
     router.add_api_route("/login", shell.login_form, methods=["GET"])
     router.add_api_route("/login", shell.login, methods=["POST"])
     router.add_api_route("/settings/language", shell.set_language, methods=["POST"])

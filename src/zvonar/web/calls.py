@@ -1,0 +1,230 @@
+"""The call journal page (``GET /calls``): the account's calls, newest first, filtered by day,
+outcome, direction and number, paged by the journal's own cursor, with each recording playable
+in the browser for those who may listen (the API's rules, through the same services).
+
+Read only: nothing here writes. The recording player streams ``/api/v1/calls/{id}/recording``,
+which accepts the session cookie for a GET; the page's CSP allows media from its own origin.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import Request
+
+from zvonar.accounts.access import Perm, Principal
+from zvonar.accounts.models import Account, User
+from zvonar.calls.events import Direction, Disposition
+from zvonar.container import Container
+from zvonar.core.errors import InvalidInput
+from zvonar.journal import keyset
+from zvonar.journal.models import CallRecord
+from zvonar.journal.service import CallFilter
+
+PAGE_SIZE = 50
+_MAX_EMPLOYEES = 2_000  # names shown for at most this many employees (pages of 200)
+
+
+@dataclass(frozen=True)
+class Query:
+    """The page's filters as the form sent them, kept to fill the form in again."""
+
+    day_from: str = ""
+    day_to: str = ""
+    disposition: str = ""
+    direction: str = ""
+    q: str = ""
+    cursor: str = ""
+
+    @classmethod
+    def of(cls, request: Request) -> Query:
+        qp = request.query_params
+
+        def field(name: str, size: int = 64) -> str:
+            return qp.get(name, "")[:size].strip()
+
+        return cls(
+            day_from=field("from"),
+            day_to=field("to"),
+            disposition=field("disposition"),
+            direction=field("direction"),
+            q=field("q", 32),
+            cursor=field("cursor", 256),
+        )
+
+    def filter(self) -> tuple[CallFilter, list[str]]:
+        """The journal filter, and the message keys of the fields that could not be read
+        (those are left out, never guessed)."""
+        problems: list[str] = []
+
+        def day(text: str) -> date | None:
+            if not text:
+                return None
+            try:
+                return date.fromisoformat(text)
+            except ValueError:
+                problems.append("calls.error.bad_day")
+                return None
+
+        disposition = None
+        if self.disposition:
+            try:
+                disposition = Disposition(self.disposition)
+            except ValueError:
+                problems.append("calls.error.bad_filter")
+        direction = None
+        if self.direction:
+            try:
+                direction = Direction(self.direction)
+            except ValueError:
+                problems.append("calls.error.bad_filter")
+        number = "".join(ch for ch in self.q if ch.isdigit() or ch == "+") or None
+        return (
+            CallFilter(
+                started_from=day(self.day_from),
+                started_to=day(self.day_to),
+                dispositions=(disposition,) if disposition else (),
+                direction=direction,
+                caller=number if direction is not Direction.outbound else None,
+                number=number if direction is Direction.outbound else None,
+            ),
+            problems,
+        )
+
+    def link(self, cursor: str | None) -> str:
+        """The URL of this query at ``cursor`` (None: the newest calls)."""
+        params = {
+            "from": self.day_from,
+            "to": self.day_to,
+            "disposition": self.disposition,
+            "direction": self.direction,
+            "q": self.q,
+        }
+        kept = {k: v for k, v in params.items() if v}
+        if cursor:
+            kept["cursor"] = cursor
+        return "/calls" + (f"?{urlencode(kept)}" if kept else "")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One call as the table shows it: times on the account's clock, names for numbers."""
+
+    id: uuid.UUID
+    started: str
+    direction: str
+    who: str  # the customer: caller (inbound) or callee (outbound), a name when known
+    number: str
+    line: str
+    employee: str
+    wait: str
+    talk: str
+    disposition: str
+    recording: bool
+    recording_expired: bool
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+class CallsPage:
+    def __init__(self, container: Container) -> None:
+        self.c = container
+        self.key = keyset.cursor_key(container.settings.effective_secret_key)
+
+    async def rows(self, p: Principal, account: Account, calls: list[CallRecord]) -> list[Row]:
+        zone = _zone(account.time_zone)
+        staff = await self._staff(p)
+        out = []
+        for call in calls:
+            outbound = call.direction is Direction.outbound
+            number = call.dialed if outbound else call.caller
+            hit = await self.c.contacts.lookup(account.id, number) if number else None
+            person = call.answered_by or call.placed_by
+            out.append(
+                Row(
+                    id=call.id,
+                    started=call.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                    direction=call.direction.value,
+                    who=hit.name if hit is not None else "",
+                    number=number,
+                    line="" if outbound else (call.dialed_label or call.dialed),
+                    employee=staff.get(person, "") if person else "",
+                    wait=_clock(call.wait_seconds),
+                    talk=_clock(call.talk_seconds),
+                    disposition=call.disposition.value if call.disposition else "",
+                    recording=call.recording_path is not None,
+                    recording_expired=call.recording_path is None
+                    and call.recording_seconds is not None,
+                )
+            )
+        return out
+
+    async def _staff(self, p: Principal) -> dict[uuid.UUID, str]:
+        if not p.can(Perm.directory_read):
+            return {}
+        names: dict[uuid.UUID, str] = {}
+        while len(names) < _MAX_EMPLOYEES:
+            page = await self.c.directory.list_employees(p, limit=200, offset=len(names))
+            for view in page.items:
+                e = view.employee
+                names[e.id] = f"{e.name} ({e.extension})" if e.extension else e.name
+            if len(page.items) < 200:
+                break
+        return names
+
+    async def context(self, user: User, request: Request) -> dict[str, Any]:
+        """What calls.html shows for ``user`` (who may read calls) at this request's query."""
+        p = Principal(account_id=user.account_id, role=user.role, user_id=user.id)
+        account = await self.c.accounts.get_account(user.account_id)
+        query = Query.of(request)
+        f, problems = query.filter()
+        after = None
+        order = keyset.CallOrder.newest_first
+        if query.cursor:
+            try:
+                order, after = keyset.resume(query.cursor, None, 0, self.key)
+            except InvalidInput:
+                problems.append("calls.error.bad_cursor")
+        found = await self.c.journal.list_calls(p, f, limit=PAGE_SIZE, order=order, after=after)
+        following = (
+            keyset.encode(keyset.Cursor(order, found.next), self.key) if found.next else None
+        )
+        return {
+            "query": query,
+            "rows": await self.rows(p, account, found.items),
+            "total": found.total,
+            "problems": sorted(set(problems)),
+            "older": query.link(following) if following else None,
+            "newest": query.link(None) if query.cursor else None,
+            "can_listen": p.can(Perm.recordings_listen),
+            "zone": account.time_zone,
+            "dispositions": [d.value for d in Disposition],
+            "directions": [d.value for d in Direction],
+            "today": datetime.now(_zone(account.time_zone)).date().isoformat(),
+        }
+
+
+def may_read_calls(user: User) -> bool:
+    return Principal(account_id=user.account_id, role=user.role, user_id=user.id).can(
+        Perm.calls_read
+    )
+
+
+__all__ = ["CallsPage", "Query", "Row", "may_read_calls"]
