@@ -224,13 +224,15 @@ async def test_outbound_through_a_trunk_known_by_name(container: Container) -> N
     dns = HostResolver(lookup=fake)
     outbound = OutboundCalls(container.db, creds, container.contacts.index, dns=dns)
     nothing = await outbound(_call("+74957654321", alpha.account_id), _internal)
-    assert isinstance(nothing, Reject) and nothing.status == 503
+    # 503 for the phone, journalled under the callee: a Plan that rings nobody
+    assert isinstance(nothing, Plan) and not nothing.waves and nothing.final.status == 503
+    assert nothing.dialed == "+74957654321"
     assert outbound.guard.active(alpha.account_id) == 0  # the slot went back
 
     # Without a resolver only IP-literal trunks count, as before: none here.
     plain = OutboundCalls(container.db, creds, container.contacts.index)
     refused = await plain(_call("+74957654321", alpha.account_id), _internal)
-    assert isinstance(refused, Reject) and refused.status == 503
+    assert isinstance(refused, Plan) and not refused.waves and refused.final.status == 503
 
 
 class ScriptedRoute:
