@@ -550,6 +550,40 @@ async def test_trunks(client: httpx.AsyncClient, tenant_a: Tenant, container: Co
     assert [t["name"] for t in r.json()["items"]] == ["by-ip"]
 
 
+async def test_a_trunks_prefixes_and_priority(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
+    """Outbound routing (outbound/trunks.py): the E.164 prefixes a trunk may dial and its
+    priority among the trunks that can; stored, answered, patched, checked."""
+    ip = {"host": "192.0.2.1", "auth_mode": "ip", "allowed_sources": ["192.0.2.1"]}
+    plain = await created(client, tenant_a, "/trunks", {"name": "any", **ip})
+    assert (plain["prefixes"], plain["priority"]) == ([], 100)  # any number, the default rank
+    body = {"name": "ru", **ip, "prefixes": ["+7", " +380", "+7"], "priority": 10}
+    ru = await created(client, tenant_a, "/trunks", body)
+    assert (ru["prefixes"], ru["priority"]) == (["+7", "+380"], 10)  # duplicates dropped
+    url = f"{API}/trunks/{ru['id']}"
+    r = await client.patch(
+        url, json={"prefixes": ["+7383"], "priority": 0}, headers=tenant_a.headers
+    )
+    assert r.status_code == 200 and (r.json()["prefixes"], r.json()["priority"]) == (["+7383"], 0)
+    r = await client.patch(url, json={"prefixes": []}, headers=tenant_a.headers)
+    assert r.status_code == 200 and r.json()["prefixes"] == []
+    bad = [
+        ({"prefixes": ["7"]}, "validation_error"),  # E.164: with its +
+        ({"prefixes": ["+7 383"]}, "validation_error"),
+        ({"prefixes": ["+3"]}, "invalid_prefix"),  # a zone, no country calling code
+        ({"prefixes": ["+999"]}, "invalid_prefix"),  # no country has it
+        ({"priority": -1}, "validation_error"),
+        ({"priority": None}, "validation_error"),
+        ({"prefixes": None}, "validation_error"),
+    ]
+    for patch, code in bad:
+        r = await client.patch(url, json=patch, headers=tenant_a.headers)
+        assert error(r, 422) == code, patch
+    r = await post(client, tenant_a, "/trunks", {"name": "x", **ip, "prefixes": ["+7", "+0"]})
+    assert (
+        error(r, 422) == "invalid_prefix" and r.json()["error"]["details"]["field"] == "prefixes[1]"
+    )
+
+
 # --- permissions, events, tenants -----------------------------------------------------------------
 
 

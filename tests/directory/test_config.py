@@ -101,6 +101,8 @@ async def test_apply_creates_everything_then_export_round_trips(
                 "caller_id": "+74951234567",
                 "srtp": False,
                 "from_user": None,
+                "prefixes": [],  # dials any number
+                "priority": 100,
                 "active": True,
             },
             "office": {
@@ -114,6 +116,8 @@ async def test_apply_creates_everything_then_export_round_trips(
                 "caller_id": None,
                 "srtp": False,
                 "from_user": None,
+                "prefixes": [],  # dials any number
+                "priority": 100,
                 "active": True,
             },
         },
@@ -468,3 +472,30 @@ async def test_a_trunks_from_user_round_trips(container: Container, tenant_a: Te
     changes = await apply_directory(db, a, {"trunks": {"c": trunk}}, dry_run=False)
     assert [c.kind.value for c in changes] == ["update"]
     assert (await export_directory(db, a))["trunks"]["c"]["from_user"] is None
+
+
+async def test_a_trunks_prefixes_and_priority_round_trip(
+    container: Container, tenant_a: Tenant
+) -> None:
+    db, a = container.db, tenant_a.account_id
+    trunk = {"host": "sip.carrier.example", "auth_mode": "ip", "allowed_sources": ["192.0.2.9"]}
+    routed = {**trunk, "prefixes": ["+7", "+380", "+7"], "priority": 10}
+    await apply_directory(db, a, {"trunks": {"c": routed}}, dry_run=False)
+    exported = await export_directory(db, a)
+    assert exported["trunks"]["c"]["prefixes"] == ["+7", "+380"]
+    assert exported["trunks"]["c"]["priority"] == 10
+    assert await apply_directory(db, a, {"trunks": exported["trunks"]}, dry_run=False) == []
+    changes = await apply_directory(db, a, {"trunks": {"c": trunk}}, dry_run=False)  # defaults
+    assert [(f.field, f.new) for c in changes for f in c.fields] == [
+        ("prefixes", []),
+        ("priority", 100),
+    ]
+    for prefixes, code, path in (
+        (["+7", "+999"], "invalid_prefix", "trunks.c.prefixes[1]"),
+        ([7], "invalid_config", "trunks.c.prefixes[0]"),  # YAML's unquoted +7 is a number
+    ):
+        with pytest.raises(InvalidInput) as caught:
+            await apply_directory(
+                db, a, {"trunks": {"c": {**trunk, "prefixes": prefixes}}}, dry_run=False
+            )
+        assert (caught.value.code, caught.value.details["path"]) == (code, path)

@@ -11,12 +11,15 @@ carrier on loopback, "a-main" ranked first:
   486 itself (its phone plays busy; before: 480 "Temporarily Unavailable") and b-spare is
   never tried.
 * 101 calls colleague 102, whose phone answers 486 (on another call): 101 hears busy too.
+* The trunks' stored priority and E.164 prefixes, not their names, decide which one rings
+  first: b-spare, while a-main is not even running.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,10 +74,17 @@ def caller_refused(status: str, dialed: str = "83831234567") -> str:
 
 
 async def _dial_out(
-    app: Container, tmp_path: Path, first: str, *, spare_answers: bool, caller_xml: str
+    app: Container,
+    tmp_path: Path,
+    first: str | None,
+    *,
+    spare_answers: bool,
+    caller_xml: str,
+    routing: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[list[tuple[str, bool]], Principal]:
-    """101 dials out; a-main runs ``first``, b-spare answers (or is not even running): the
-    SIPp runs' outcomes by name, and who reads the account's journal."""
+    """101 dials out; a-main runs ``first`` (None: it is not even running), b-spare answers
+    (or is not even running); ``routing``: a trunk's prefixes and priority. The SIPp runs'
+    outcomes by name, and who reads the account's journal."""
     alpha = await seed_account(app, "alpha")
     ports = {"a-main": free_port(), "b-spare": free_port()}
     for name, port in ports.items():
@@ -86,6 +96,7 @@ async def _dial_out(
                 port=port,
                 auth_mode=TrunkAuth.ip,
                 allowed_sources=["192.0.2.1"],  # calls from them are not tested here
+                **(routing or {}).get(name, {}),
             ),
         )
     pbx_port = free_port()
@@ -94,7 +105,7 @@ async def _dial_out(
     remote = f"127.0.0.1:{pbx_port}"
     carriers = []
     try:
-        scenarios = {"a-main": first}
+        scenarios = {} if first is None else {"a-main": first}
         if spare_answers:
             scenarios["b-spare"] = sippkit.uas_answer()
         for name, xml in scenarios.items():
@@ -182,3 +193,30 @@ async def test_a_busy_colleague_is_busy_for_the_employee(app: Container, tmp_pat
         await rt.stop()
     (call,) = (await app.journal.list_calls(alpha.principal, CallFilter())).items
     assert call.direction is Direction.internal and call.disposition is Disposition.busy
+
+
+@pytest.mark.parametrize(
+    "routing",
+    [
+        {"a-main": {"priority": 200}, "b-spare": {"priority": 10}},  # priority, not the name
+        {"a-main": {"prefixes": ["+380"]}},  # a-main cannot dial +7383…
+        {"a-main": {"prefixes": ["+7"]}, "b-spare": {"prefixes": ["+7383"], "priority": 500}},
+    ],
+    ids=["priority", "prefix-only", "longest-prefix"],
+)
+async def test_the_stored_prefixes_and_priorities_choose_the_trunk(
+    app: Container, tmp_path: Path, routing: dict[str, dict[str, Any]]
+) -> None:
+    """b-spare takes 101's call to +7 383… at once: a-main is not even running, so had it been
+    tried first (by name, as before) the journal would show its failed leg before b-spare's."""
+    caller_xml = CALLER_XML.replace("SDP_HERE", sippkit._SDP)
+    runs, p = await _dial_out(
+        app, tmp_path, None, spare_answers=True, caller_xml=caller_xml, routing=routing
+    )
+    assert runs == [("caller", True), ("b-spare", True)], runs
+    (call,) = (await app.journal.list_calls(p, CallFilter())).items
+    assert call.disposition is Disposition.answered
+    legs = (await app.journal.get_call(p, call.id)).legs
+    assert [(leg.end_reason, leg.answered_at is not None) for leg in legs] == [
+        (LegEndReason.completed, True)
+    ], legs

@@ -4,6 +4,7 @@ caller ID by the callee's region, trunk target; and the INVITE gate's trunk sour
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from zvonar.calls.events import CallEnded, Direction, Disposition, HangupSide, TargetKind
 from zvonar.calls.plan import CallerAuth, InboundCall, Pickup, Plan, Reject
@@ -379,3 +380,51 @@ async def test_no_trunk_is_journalled_under_the_callee(container: Container) -> 
     assert refused(outcome).status == 503
     assert isinstance(outcome, Plan) and outcome.dialed == "+73831234567"
     assert outbound.guard.active(alpha.account_id) == 0
+
+
+async def _ip_trunk(container: Container, seeded: Seeded, name: str, port: int, **kw: Any) -> None:
+    await container.directory.create_trunk(
+        seeded.principal,
+        TrunkIn(
+            name=name,
+            host="127.0.0.1",
+            port=port,
+            auth_mode=TrunkAuth.ip,
+            allowed_sources=[f"127.0.0.{port - 5080}/32"],
+            **kw,
+        ),
+    )
+
+
+def _ports(plan: Plan | Reject | Pickup) -> list[int]:
+    """The trunks a call rings, in order, by their ports."""
+    assert isinstance(plan, Plan), plan
+    return [w.targets[0].flow.port for w in plan.waves]
+
+
+async def test_trunks_route_by_prefix_then_priority(container: Container) -> None:
+    """Stored prefixes and priorities rank the trunks (outbound/trunks.py); before, the
+    resolver passed neither and the call went by trunk name. "carrier" (5090, any number,
+    priority 100) is the seeded one."""
+    alpha, resolver, _ = await _setup(container)
+    await _account(container, alpha, international_calls=True)
+    await _ip_trunk(container, alpha, "b-ukraine", 5091, prefixes=["+380"])
+    await _ip_trunk(container, alpha, "c-russia", 5092, prefixes=["+7", "+7383"], priority=200)
+    # The longest matching prefix first, whatever the priority; a trunk whose prefixes do not
+    # match cannot dial the number at all.
+    assert _ports(await resolver(dial(alpha, "8 383 123-45-67", "c1"))) == [5092, 5090]
+    assert _ports(await resolver(dial(alpha, "00380441234567", "c2"))) == [5091, 5090]
+    assert _ports(await resolver(dial(alpha, "00442079460018", "c3"))) == [5090]
+    # Among the trunks that dial any number, the lowest priority; then the name.
+    await _ip_trunk(container, alpha, "a-backup", 5093, priority=300)
+    await _ip_trunk(container, alpha, "z-main", 5094, priority=10)
+    assert _ports(await resolver(dial(alpha, "00442079460018", "c4"))) == [5094, 5090, 5093]
+    (c_russia,) = [
+        t
+        for t in (await container.directory.list_trunks(alpha.principal)).items
+        if t.name == "c-russia"
+    ]
+    await container.directory.update_trunk(
+        alpha.principal, c_russia.id, TrunkPatch(prefixes=[])
+    )  # now a catch-all of priority 200: after z-main and carrier
+    assert _ports(await resolver(dial(alpha, "8 383 123-45-67", "c5"))) == [5094, 5090, 5092]

@@ -7,7 +7,8 @@ Contract (``zvonar config export|apply`` builds on these two functions):
     dependency order, each keyed by a natural key, never by database id::
 
         trunks:    {name: {host, port, transport, auth_mode, username, registrar,
-                           allowed_sources, caller_id, srtp, active}}
+                           allowed_sources, caller_id, srtp, from_user, prefixes, priority,
+                           active}}
         employees: {extension: {name, sip_username, mobile_numbers, ring_mobile, mobile_confirm,
                                 time_zone, email, active}}
         groups:    {name: {strategy, members: [{extension, weight}, ...]}}   # ringing order
@@ -154,6 +155,8 @@ def _trunk_spec(t: Trunk) -> dict[str, Any]:
         "caller_id": t.caller_id,
         "srtp": t.srtp,
         "from_user": t.from_user,
+        "prefixes": list(t.prefixes),
+        "priority": t.priority,
         "active": t.active,
     }
 
@@ -269,6 +272,8 @@ def _normalize(section: DirectorySection, w: DirectoryWriter) -> _Want:
                     "caller_id": w.caller_id(t.caller_id),
                     "srtp": t.srtp,
                     "from_user": t.from_user,
+                    "prefixes": rules.prefixes(t.prefixes),
+                    "priority": t.priority,
                     "active": t.active,
                 }
             if t.password is not None:

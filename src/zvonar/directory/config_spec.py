@@ -16,14 +16,17 @@ from zvonar.directory.models import GroupStrategy, Transport, TrunkAuth
 from zvonar.directory.schemas import (
     MAX_MEMBERS,
     MAX_MOBILES,
+    MAX_PREFIXES,
     MAX_SOURCES,
     Extension,
     FromUser,
     HostText,
     NetText,
+    Prefix,
     Secret,
     SipUsername,
     TrunkPassword,
+    TrunkPriority,
     Weight,
     ZoneText,
 )
@@ -46,6 +49,8 @@ class TrunkSpec(_Spec):
     caller_id: PhoneText | None = None
     srtp: bool = False  # offer SRTP only (RFC 4568 SDES); transport tls
     from_user: FromUser | None = None  # the From user the carrier requires
+    prefixes: list[Prefix] = Field(default_factory=list, max_length=MAX_PREFIXES)
+    priority: TrunkPriority = 100  # lower first (outbound/trunks.py)
     active: bool = True
 
 

@@ -140,6 +140,11 @@ class Trunk(IdMixin, TimestampMixin, Base):
     # Asterisk's fromuser); the caller ID then travels in P-Asserted-Identity. None: From
     # carries the caller ID itself.
     from_user: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Outbound routing (outbound/trunks.py): after the trunk that hosts the caller ID, the
+    # trunk whose E.164 prefix ("+7", "+380") matches the callee longest (none: it dials any
+    # number; some: only those), then the lowest priority; the rest follow on failure.
+    prefixes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    priority: Mapped[int] = mapped_column(default=100, server_default="100")
     active: Mapped[bool] = mapped_column(default=True)
 
     @property

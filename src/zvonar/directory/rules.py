@@ -8,6 +8,8 @@ import ipaddress
 import re
 import zoneinfo
 
+import phonenumbers
+
 from zvonar.core.errors import InvalidInput
 from zvonar.core.schemas import is_email
 
@@ -72,6 +74,35 @@ def networks(values: list[str], *, field: str = "allowed_sources") -> list[str]:
                 field=f"{field}[{i}]",
             ) from exc
         text = str(net)
+        if text not in out:
+            out.append(text)
+    return out
+
+
+# "+" and ASCII digits, at most E.164's fifteen.
+_PREFIX = re.compile(r"^\+[0-9]{1,15}$")
+# The longest country calling codes have three digits (ITU-T E.164), and none is the start of
+# another, so at most one of a prefix's first one to three digits is one.
+_CALLING_CODE_DIGITS = (1, 2, 3)
+
+
+def prefixes(values: list[str], *, field: str = "prefixes") -> list[str]:
+    """E.164 prefixes a trunk may dial ("+7", "+380", "+7383"), duplicates dropped, in order.
+    Each must begin with a country calling code ``phonenumbers`` knows: a prefix no number
+    has ("+3", "+999") would quietly leave the trunk dialling nothing."""
+    known = phonenumbers.supported_calling_codes()
+    out: list[str] = []
+    for i, raw in enumerate(values):
+        text = raw.strip()
+        digits = text[1:]
+        if not _PREFIX.match(text) or not any(
+            int(digits[:n]) in known for n in _CALLING_CODE_DIGITS if len(digits) >= n
+        ):
+            raise InvalidInput(
+                f"{raw!r} is not an E.164 prefix (+, a country calling code, digits)",
+                code="invalid_prefix",
+                field=f"{field}[{i}]",
+            )
         if text not in out:
             out.append(text)
     return out

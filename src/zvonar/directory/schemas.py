@@ -52,6 +52,18 @@ FROM_USER_DESCRIPTION = (
 )
 # What a SIP From user we write may be (calls/signalling.py checks the same).
 FromUser = Annotated[str, Field(pattern=r"^\+?[0-9A-Za-z._-]{1,64}$")]
+# "+" and digits; that they begin with a country calling code is the writer's check.
+Prefix = Annotated[str, Field(pattern=r"^\+[0-9]{1,15}$")]
+TrunkPriority = Annotated[int, Field(ge=0, le=1000)]
+MAX_PREFIXES = 50
+PREFIXES_DESCRIPTION = (
+    'E.164 prefixes ("+7", "+380", "+7383") of the numbers this trunk may dial, the longest '
+    "match preferred; empty: any number."
+)
+PRIORITY_DESCRIPTION = (
+    "Among trunks that can dial a number (after the one hosting the caller ID, and the "
+    "longest prefix), the lowest goes first; the others follow when a carrier fails."
+)
 SOURCES_DESCRIPTION = (
     "IPs/CIDRs the carrier sends this trunk's calls from (its asserted caller is trusted, for "
     "this account's numbers only). Required for auth_mode=ip; for a registration trunk, the "
@@ -255,12 +267,26 @@ class TrunkIn(StrictInput):
     caller_id: PhoneText | None = Field(default=None, description="Default outbound caller ID.")
     srtp: bool = Field(default=False, description=SRTP_DESCRIPTION)
     from_user: FromUser | None = Field(default=None, description=FROM_USER_DESCRIPTION)
+    prefixes: list[Prefix] = Field(
+        default_factory=list, max_length=MAX_PREFIXES, description=PREFIXES_DESCRIPTION
+    )
+    priority: TrunkPriority = Field(default=100, description=PRIORITY_DESCRIPTION)
     active: bool = True
 
 
 class TrunkPatch(PatchInput):
     NOT_NULL = frozenset(
-        {"name", "host", "transport", "auth_mode", "allowed_sources", "srtp", "active"}
+        {
+            "name",
+            "host",
+            "transport",
+            "auth_mode",
+            "allowed_sources",
+            "srtp",
+            "prefixes",
+            "priority",
+            "active",
+        }
     )
 
     name: ShortName | None = None
@@ -277,6 +303,10 @@ class TrunkPatch(PatchInput):
     caller_id: PhoneText | None = None
     srtp: bool | None = Field(default=None, description=SRTP_DESCRIPTION)
     from_user: FromUser | None = Field(default=None, description=FROM_USER_DESCRIPTION)
+    prefixes: list[Prefix] | None = Field(
+        default=None, max_length=MAX_PREFIXES, description=PREFIXES_DESCRIPTION
+    )
+    priority: TrunkPriority | None = Field(default=None, description=PRIORITY_DESCRIPTION)
     active: bool | None = None
 
 
@@ -294,6 +324,8 @@ class TrunkOut(Output):
     caller_id: str | None
     srtp: bool
     from_user: str | None
+    prefixes: list[str]
+    priority: int
     active: bool
     created_at: datetime
     updated_at: datetime

@@ -534,6 +534,8 @@ class DirectoryWriter:
             caller_id=self.caller_id(data.caller_id),
             srtp=data.srtp,
             from_user=data.from_user,
+            prefixes=rules.prefixes(data.prefixes),
+            priority=data.priority,
             active=data.active,
         )
         self._check_auth(trunk, password_required=require_password)
@@ -546,7 +548,7 @@ class DirectoryWriter:
     async def update_trunk(self, trunk: Trunk, patch: TrunkPatch) -> list[str]:
         sent = patch.model_fields_set
         new: dict[str, Any] = {}
-        for plain in ("name", "transport", "auth_mode", "srtp", "active"):
+        for plain in ("name", "transport", "auth_mode", "srtp", "priority", "active"):
             if plain in sent:
                 new[plain] = _given(getattr(patch, plain), plain)
         for nullable in ("port", "username", "password", "from_user"):  # port None: by SRV
@@ -564,6 +566,8 @@ class DirectoryWriter:
             )
         if "caller_id" in sent:
             new["caller_id"] = self.caller_id(patch.caller_id)
+        if "prefixes" in sent:
+            new["prefixes"] = rules.prefixes(_given(patch.prefixes, "prefixes"))
         changed = [k for k, v in new.items() if k != "password" and getattr(trunk, k) != v]
         if "password" in new and not self.same_password(trunk, new["password"]):
             changed.append("password")

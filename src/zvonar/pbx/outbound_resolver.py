@@ -14,6 +14,8 @@ The PBX resolver hands every call whose ``InboundCall.auth`` names an account he
                 → select_caller_id (callee region / the number the client last called us on
                   (journal) / the contact's city; never a toll-free, premium-rate or
                   shared-cost number of ours unless it is the trunk's default) → rank_trunks
+                  (the trunk hosting that number, the longest of the trunks' E.164
+                  ``prefixes`` matching the callee, the lowest ``priority``, the name)
                 → Plan: a wave per trunk (best first, at most MAX_TRUNKS), each
                   sip:<e164>@<trunk host>:<port> over a flow to that trunk, direction
                   outbound, From/P-Asserted-Identity = the chosen caller ID (a trunk that does
@@ -227,6 +229,8 @@ class OutboundCalls:
             TrunkOption(
                 id=t.id,
                 name=t.name,
+                priority=t.priority,
+                prefixes=tuple(t.prefixes),
                 numbers=frozenset(n.e164 for n in numbers if n.trunk_id == t.id),
                 default_caller_id=t.caller_id,
             )
