@@ -25,6 +25,7 @@ from zvonar.pbx.runtime import PbxRuntime, start_pbx
 from zvonar.settings import Settings
 from zvonar.sim import Dist, SimConfig, SimError, SimTarget, simulate
 from zvonar.sim.config import OFFICE_DAY, percentile
+from zvonar.sim.numbers import caller_numbers
 from zvonar.store.base import Base
 
 NUMBER = "+74951234567"
@@ -120,6 +121,11 @@ async def test_simulation_fills_the_journal_as_reported(office: Office) -> None:
     unanswered = got.get(Disposition.missed, 0) + got.get(Disposition.busy, 0)
     assert unanswered == report.rejected
     assert got.get(Disposition.failed, 0) == 0
+    # Customers, not one number: callers of the account's country (RU) from the seed's pool,
+    # some of them calling again.
+    callers = [call.caller for call in listing.items]
+    assert set(callers) <= set(caller_numbers("RU", config.callers, random.Random(config.seed)))
+    assert 1 < len(set(callers)) < len(callers)
     # Devices unregistered on the way out.
     assert office.rt.lookup("sip:101@simoffice.zvonar") == []
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -85,8 +86,18 @@ def simulate(
     day_seconds: Annotated[
         float, typer.Option(help="Real seconds per simulated day (0: a flat rate).")
     ] = 0.0,
-    start_hour: Annotated[float, typer.Option(help="Simulated hour of day to start at.")] = 9.0,
+    start_hour: Annotated[
+        float,
+        typer.Option(help="Simulated hour of day to start at: 0 (midnight) up to, not incl., 24."),
+    ] = 9.0,
     max_calls: Annotated[int, typer.Option(help="At most this many calls (1..100000).")] = 1000,
+    callers: Annotated[
+        int,
+        typer.Option(
+            help="Distinct caller numbers (1..100000), of the account's country; a few call"
+            " often, most once or twice."
+        ),
+    ] = 50,
     answer_delay: Annotated[str, typer.Option(help="Seconds: 2 | 1..4 | exp:3 | ...")] = "0.5..3",
     talk_time: Annotated[
         str,
@@ -118,19 +129,22 @@ def simulate(
         ("--minutes", minutes, minutes > 0, "above 0"),
         ("--rate", rate, rate > 0, "above 0"),
         ("--day-seconds", day_seconds, day_seconds >= 0, "0 or more"),
-        ("--start-hour", start_hour, 0 <= start_hour < 24, "0 to 24"),
+        # An hour of the day: 24 is the next day's 0, as the profile reads it.
+        ("--start-hour", start_hour, 0 <= start_hour < 24, "at least 0 and below 24"),
         ("--busy", busy, 0 <= busy <= 1, "0 to 1"),
     ):
         if not (within and math.isfinite(value)):
             raise cli_error("invalid_option", f"{option} must be {allowed}, not {value}")
-    if not 1 <= max_calls <= 100_000:
-        raise cli_error("invalid_option", f"--max-calls must be 1 to 100000, not {max_calls}")
+    for option, count in (("--max-calls", max_calls), ("--callers", callers)):
+        if not 1 <= count <= 100_000:
+            raise cli_error("invalid_option", f"{option} must be 1 to 100000, not {count}")
     config = SimConfig(
         duration=minutes * 60,
         rate_per_minute=rate,
         day_seconds=day_seconds,
         start_hour=start_hour,
         max_calls=max_calls,
+        callers=callers,
         answer_delay=_duration("--answer-delay", answer_delay),
         talk_time=_duration("--talk-time", talk_time),
         patience=_duration("--patience", patience),
@@ -140,13 +154,15 @@ def simulate(
     )
     passwords = _sip_passwords(credentials or s.data_dir / "demo-credentials.json")
 
-    async def numbers_of(c: Any) -> list[str]:
+    async def numbers_of(c: Any) -> tuple[list[str], str]:
+        """The account's numbers to call, and its country (the callers' numbers are of it)."""
         acc = await c.accounts.account_by_slug(account)
         admin = Principal(account_id=acc.id, role=Role.admin)
         listing = await c.directory.list_numbers(admin, active=True, limit=200)
-        return [n.e164 for n in listing.items]
+        return [n.e164 for n in listing.items], acc.country
 
-    numbers = run_with_container(numbers_of)
+    numbers, country = run_with_container(numbers_of)
+    config = replace(config, country=country)
     if not numbers:
         raise cli_error("no_numbers", f"the account {account!r} has no active numbers to call")
     try:

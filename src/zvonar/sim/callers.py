@@ -30,6 +30,7 @@ from zvonar.media.offer_answer_dialog import OfferAnswer
 from zvonar.media.sdp import parse_sdp
 from zvonar.sim.config import SimConfig, SimReport
 from zvonar.sim.endpoint import Endpoint
+from zvonar.sim.numbers import CallerPool
 from zvonar.sip.body import SDP
 from zvonar.sip.message import SipRequest
 from zvonar.sip.transaction import TransactionKey
@@ -42,13 +43,15 @@ CANCEL_WAIT = 10.0  # after our CANCEL, how long the 487 (or a crossing 200) may
 
 
 class Callers:
-    """Places calls from one :class:`Endpoint` to ``numbers`` at the PBX ``pbx``."""
+    """Places calls from one :class:`Endpoint` to ``numbers`` at the PBX ``pbx``, each from a
+    number drawn from ``callers``."""
 
     def __init__(
         self,
         endpoint: Endpoint,
         pbx: Flow,
         numbers: Sequence[str],
+        callers: CallerPool,
         config: SimConfig,
         report: SimReport,
         rng: random.Random,
@@ -58,6 +61,7 @@ class Callers:
         self.endpoint = endpoint
         self.pbx = pbx
         self.numbers = list(numbers)
+        self.callers = callers
         self.config = config
         self.report = report
         self.rng = rng
@@ -122,7 +126,7 @@ class _Call:
 
     def _invite(self, offer: bytes) -> SipRequest:
         ep, pbx = self.ep, self.pbx
-        caller = self.owner.rng.choice(self.owner.config.caller_ids)
+        caller = self.owner.callers.draw(self.owner.rng)
         uri = SipUri("sip", self.number, None, pbx.host, pbx.port)
         me = ep.flow
         headers = (

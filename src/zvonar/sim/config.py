@@ -95,7 +95,11 @@ class SimConfig:
     one_call_per_device: bool = True  # a device on a call answers 486 to another
     rtp: bool = True  # send G.711 silence on answered calls (20 ms packets)
     drain_timeout: float = 30.0  # after the last arrival, wait this long for calls to end
-    caller_ids: tuple[str, ...] = ("+79161110000",)  # From numbers, picked per call
+    # Who calls (sim/numbers.py): ``callers`` distinct numbers of ``country``, a few of them
+    # calling often; or exactly ``caller_ids`` when given, the first the most often.
+    callers: int = 50
+    country: str = "RU"
+    caller_ids: tuple[str, ...] = ()
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -107,8 +111,11 @@ class SimConfig:
             raise ValueError("busy_probability must be within 0..1")
         if not 0 < self.max_calls <= 100_000:
             raise ValueError("max_calls must be 1..100000")
-        if not self.caller_ids:
-            raise ValueError("caller_ids must not be empty")
+        if not 0 < self.callers <= 100_000:
+            raise ValueError("callers must be 1..100000")
+        # An hour of the day: 24 would be the next day's 0.
+        if not 0 <= self.start_hour < 24:
+            raise ValueError("start_hour must be at least 0 and below 24")
 
     def rate_at(self, t: float) -> float:
         """Arrivals per real second at real time ``t`` after the start."""

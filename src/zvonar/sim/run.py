@@ -12,6 +12,7 @@ from zvonar.sim.callers import Callers
 from zvonar.sim.config import SimConfig, SimReport
 from zvonar.sim.devices import Device, Devices, SimError
 from zvonar.sim.endpoint import Endpoint
+from zvonar.sim.numbers import CallerPool, caller_numbers
 from zvonar.sip.ua import Flow
 
 __all__ = ["SimTarget", "run_simulation", "simulate"]
@@ -47,6 +48,14 @@ async def simulate(target: SimTarget, config: SimConfig) -> SimReport:
     """Register the employees' devices, place calls per ``config``, return what happened."""
     loop = asyncio.get_running_loop()
     rng = random.Random(config.seed)
+    try:
+        # A generator of its own: the pool's size does not change the seeded call stream.
+        callers = CallerPool(
+            config.caller_ids
+            or caller_numbers(config.country, config.callers, random.Random(config.seed))
+        )
+    except ValueError as exc:  # a country without a number plan
+        raise SimError(str(exc)) from None
     report = SimReport()
     pbx = Flow("UDP", target.host, target.port)
     phones, dialers = Endpoint(target.host), Endpoint(target.host)
@@ -66,7 +75,7 @@ async def simulate(target: SimTarget, config: SimConfig) -> SimReport:
         )
         if target.employees:
             await devices.register()
-        await Callers(dialers, pbx, target.numbers, config, report, rng).run()
+        await Callers(dialers, pbx, target.numbers, callers, config, report, rng).run()
         await devices.close()
     finally:
         report.rtp_packets_sent = sum(e.media.sent for e in (phones, dialers) if e.media)
