@@ -236,6 +236,14 @@ async def test_calendar(
         await call(client, tenant_a, "PUT", "/calendar", {"hours": {"mon": ["9 to 5"]}}), 422
     )
     assert err["code"] == "invalid_calendar" and err["details"]["path"] == "hours.mon[0]"
+    # Midnight as an end, a one-digit hour: taken, and answered in the canonical form.
+    evening = {"hours": {"fri": ["9:00-18:00", "22:00-00:00"]}}
+    cal = ok(await call(client, tenant_a, "PUT", "/calendar", evening))
+    assert cal["hours"]["fri"] == ["09:00-18:00", "22:00-24:00"]
+    err = error(
+        await call(client, tenant_a, "PUT", "/calendar", {"hours": {"fri": ["18:00-18:00"]}}), 422
+    )
+    assert err["details"]["path"] == "hours.fri[0]" and "same time" in err["message"]
     err = error(await call(client, tenant_a, "PUT", "/calendar", {"country": "ZZ"}), 422)
     assert err["code"] == "invalid_country"
 

@@ -11,6 +11,7 @@ from zvonar.routing.schedule import (
     Branch,
     HolidayCalendar,
     Schedule,
+    TimeRange,
     WorkCalendar,
     calendar_from_dict,
     calendar_to_dict,
@@ -138,6 +139,44 @@ def test_a_calendar_without_a_country_takes_the_accounts_and_stays_without() -> 
         pinned = calendar_from_dict({**data, "country": own}, tz=MSK, default_country="KZ")
         assert not pinned.follows_account and pinned.holidays.country == own
         assert calendar_to_dict(pinned)["country"] == own
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("22:00-00:00", "22:00-24:00"),  # 00:00 as an end is midnight, as 24:00 is
+        ("22:00-24:00", "22:00-24:00"),
+        ("00:00-00:00", "00:00-24:00"),
+        ("9:00-18:00", "09:00-18:00"),  # a one-digit hour, as people write it
+        ("9:30 - 13:00", "09:30-13:00"),
+        ("22:00-2:00", "22:00-02:00"),  # across midnight
+    ],
+)
+def test_time_ranges_as_people_write_them(text: str, canonical: str) -> None:
+    assert str(TimeRange.parse(text, "hours.mon[0]")) == canonical
+
+
+def test_midnight_as_an_end_keeps_the_evening_open() -> None:
+    cal = calendar_from_dict({"hours": {"fri": ["22:00-00:00"]}}, tz="UTC", default_country=None)
+    assert cal.branch_at(utc(2024, 3, 15, 23, 59)) is Branch.working  # Friday 23:59
+    assert cal.branch_at(utc(2024, 3, 16, 0, 0)) is Branch.off  # Saturday 00:00
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("24:00-02:00", "must start before 24:00 (midnight is 00:00)"),
+        ("10:00-24:30", "must end by 24:00"),
+        ("09:00-09:00", "start and end are the same time"),
+        ("25:00-26:00", "expected a range like '09:00-18:00'"),
+        ("9-18", "expected a range like '09:00-18:00'"),
+        ("09:0-18:00", "expected a range like '09:00-18:00'"),
+    ],
+)
+def test_a_time_range_refused_says_why(text: str, why: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        TimeRange.parse(text, "hours.mon[0]")
+    assert why in str(err.value) and err.value.details["path"] == "hours.mon[0]"
 
 
 def test_naive_instant_refused() -> None:

@@ -36,7 +36,8 @@ from zvonar.routing.errors import CalendarInvalid
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_SECONDS = 24 * 3600
-_RANGE = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)\s*-\s*([01]\d|2[0-4]):([0-5]\d)$")
+# "HH:MM-HH:MM"; an hour may have one digit ("9:00-18:00"), as people write it.
+_RANGE = re.compile(r"^([01]?\d|2[0-4]):([0-5]\d)\s*-\s*([01]?\d|2[0-4]):([0-5]\d)$")
 MAX_RANGES_PER_DAY = 8
 MAX_DATES = 400
 
@@ -71,13 +72,26 @@ class TimeRange:
 
     @classmethod
     def parse(cls, text: str, path: str) -> TimeRange:
+        """``"HH:MM-HH:MM"`` (``H:MM`` too). An end of 00:00 is midnight, as 24:00 is
+        ("22:00-00:00" is "22:00-24:00"); an end before the start crosses midnight."""
         m = _RANGE.match(text.strip()) if isinstance(text, str) else None
         if m is None:
             raise CalendarInvalid("expected a range like '09:00-18:00'", path=path)
         sh, sm, eh, em = (int(g) for g in m.groups())
         start, end = sh * 60 + sm, eh * 60 + em
-        if start >= 1440 or end > 1440 or start == end or (end == 0):
-            raise CalendarInvalid("start must be before 24:00 and differ from end", path=path)
+        if start >= 1440:
+            raise CalendarInvalid(
+                f"{text!r}: a range must start before 24:00 (midnight is 00:00)", path=path
+            )
+        if end > 1440:
+            raise CalendarInvalid(f"{text!r}: a range must end by 24:00", path=path)
+        if end == 0:
+            end = 1440  # midnight at the end of the day
+        if start == end:
+            raise CalendarInvalid(
+                f"{text!r}: start and end are the same time (a whole day is 00:00-24:00)",
+                path=path,
+            )
         return cls(start, end)
 
     def __str__(self) -> str:
