@@ -63,6 +63,41 @@ def test_transferred_working_saturday() -> None:
     assert plain.branch_at(utc(2024, 6, 12, 9, 0)) is Branch.working
 
 
+def test_a_decree_working_saturday_takes_weekday_hours_over_the_shops_own() -> None:
+    """A shop open 10:00-14:00 on Saturdays: Saturday 1 November 2025 is a working day by
+    decree in Russia (Monday 3 November's), a full weekday, so it is open 09:00-18:00 then;
+    the next Saturday has its own short hours again. The account's own working day on a
+    Saturday is the same; custom hours are how a date says otherwise."""
+    hours = {d: ["09:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")}
+    shop = {"hours": {**hours, "sat": ["10:00-14:00"]}}
+    cal = calendar_from_dict(shop, tz=MSK, default_country="RU")
+    assert cal.branch_at(utc(2025, 11, 1, 6, 30)) is Branch.working  # 09:30
+    assert cal.branch_at(utc(2025, 11, 1, 12, 0)) is Branch.working  # 15:00
+    assert cal.branch_at(utc(2025, 11, 1, 15, 0)) is Branch.off  # 18:00
+    assert cal.branch_at(utc(2025, 11, 8, 6, 30)) is Branch.off  # an ordinary Saturday, 09:30
+    assert cal.branch_at(utc(2025, 11, 8, 7, 0)) is Branch.working  # 10:00
+    assert cal.branch_at(utc(2025, 11, 8, 11, 0)) is Branch.off  # 14:00
+    own = calendar_from_dict(
+        {**shop, "country": None, "working_days": ["2025-11-08"]}, tz=MSK, default_country="RU"
+    )
+    assert own.branch_at(utc(2025, 11, 8, 12, 0)) is Branch.working  # 15:00
+    short = calendar_from_dict(
+        {**shop, "custom_hours": {"2025-11-01": ["10:00-14:00"]}}, tz=MSK, default_country="RU"
+    )
+    assert short.branch_at(utc(2025, 11, 1, 12, 0)) is Branch.off  # 15:00
+
+
+def test_a_worked_public_holiday_keeps_its_weekdays_hours() -> None:
+    """Russia Day (Thursday 12 June 2025) in working_days is that Thursday as usual: the
+    shop's own Thursday hours, not the standard day's."""
+    week = {"mon": ["09:00-18:00"], "thu": ["12:00-16:00"]}
+    cal = calendar_from_dict(
+        {"hours": week, "working_days": ["2025-06-12"]}, tz=MSK, default_country="RU"
+    )
+    assert cal.branch_at(utc(2025, 6, 12, 7, 0)) is Branch.off  # 10:00
+    assert cal.branch_at(utc(2025, 6, 12, 10, 0)) is Branch.working  # 13:00
+
+
 def test_custom_hours_for_a_shortened_day() -> None:
     cal = calendar_from_dict(
         {"custom_hours": {"2024-03-07": ["09:00-17:00"]}}, tz=MSK, default_country="RU"

@@ -15,8 +15,10 @@ Rules, in order, for the local date ``d`` and local time ``t`` of the instant:
 ``d``'s working ranges are: the account's custom hours for that date when set (a shortened
 pre-holiday day); none on a holiday; on a *transferred working day* (a weekend day the
 government or the account turned into a working day, e.g. Saturday 2 November 2024 in Russia)
-the hours of the weekday the schedule calls standard (its first weekday with hours); otherwise
-the weekly hours of ``d``'s weekday.
+the hours of the weekday the schedule calls standard (its first weekday with hours), even when
+the week has hours of its own for that day: by decree it is a full weekday, and a shop with a
+short Saturday is open as on a weekday then; otherwise the weekly hours of ``d``'s weekday (a
+worked public holiday on a weekday keeps that weekday's hours).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import holidays
 from zvonar.routing.errors import CalendarInvalid
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WEEKEND = frozenset({5, 6})  # Saturday, Sunday
 _DAY_SECONDS = 24 * 3600
 # "HH:MM-HH:MM"; an hour may have one digit ("9:00-18:00"), as people write it.
 _RANGE = re.compile(r"^([01]?\d|2[0-4]):([0-5]\d)\s*-\s*([01]?\d|2[0-4]):([0-5]\d)$")
@@ -151,13 +154,20 @@ class HolidayCalendar:
             return True
         return self.country is not None and d in _weekend_workdays(self.country, d.year)
 
+    def is_weekend(self, d: date) -> bool:
+        """The country's weekend (Saturday and Sunday without a country, or by default)."""
+        weekend = _holidays(self.country, d.year).weekend if self.country else _WEEKEND
+        return d.weekday() in weekend
+
     def hours_on(self, d: date, schedule: Schedule) -> Hours:
         if d in self.custom_hours:
             return self.custom_hours[d]
         if self.is_holiday(d):
             return ()
         hours = schedule.week[d.weekday()]
-        if not hours and self.is_transferred_working_day(d):
+        if self.is_transferred_working_day(d) and (self.is_weekend(d) or not hours):
+            # A weekend day worked as a weekday is one: its weekday hours, not the week's
+            # own (shorter) hours for that day. Custom hours are how to say otherwise.
             return schedule.standard_day
         return hours
 
