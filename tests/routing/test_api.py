@@ -98,6 +98,23 @@ async def test_scheme_crud_assignment_and_events(
         == "scheme_in_use"
     )
 
+    err = error(await call(client, tenant_a, "DELETE", f"/schemes/{shop['id']}"), 409)
+    assert err["details"] == {"schemes": ["Main"], "scheme": "Main", "path": "branches.working[2]"}
+
+    # Renaming Shop would leave Main going nowhere: refused as in use, naming Main — not as
+    # an unknown scheme in Main's step. Main's own rename is fine (nobody goes to it).
+    err = error(
+        await call(client, tenant_a, "PUT", f"/schemes/{shop['id']}", {**SHOP, "name": "Store"}),
+        409,
+    )
+    assert err["code"] == "scheme_in_use" and err["details"]["schemes"] == ["Main"]
+    assert err["details"]["path"] == "branches.working[2]" and "'Main'" in err["message"]
+    renamed = ok(
+        await call(client, tenant_a, "PUT", f"/schemes/{main['id']}", {**MAIN, "name": "Main 2"})
+    )
+    assert renamed["name"] == "Main 2"
+    ok(await call(client, tenant_a, "PUT", f"/schemes/{main['id']}", MAIN))
+
     # Replace: a loop Main → Shop → Main that rings nobody on the way is refused.
     loop = {"name": "Shop", "branches": {"working": [{"type": "goto", "scheme": "Main"}]}}
     main_silent = {"name": "Main", "branches": {"working": [{"type": "goto", "scheme": "Shop"}]}}

@@ -4,7 +4,8 @@
 Rules: a scheme's definition parses (``invalid_scheme`` and friends, with a path); the account's
 schemes as a whole have no silent goto loop and no jump to a missing scheme; ring targets name
 employees (by extension) and groups (by name) of the account (``unknown_reference``); a scheme
-a number or another scheme uses cannot be deleted (``scheme_in_use``).
+a number or another scheme uses cannot be deleted, nor one another scheme goes to renamed
+(``scheme_in_use``, naming those schemes).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from zvonar.routing.scheme import (
     Step,
     TargetKind,
     VoicemailStep,
+    jumps,
     validate_library,
     walk,
 )
@@ -188,6 +190,8 @@ class RoutingWriter:
             library = await self.library()
             if row is not None:
                 library.pop(row.name, None)
+                if row.name != name:  # a rename: who goes to the old name would go nowhere
+                    _refuse_if_used(library, row.name, "renamed")
             library[name] = scheme
             await self.check_library(library)
         canonical = scheme_to_dict(scheme)
@@ -215,14 +219,8 @@ class RoutingWriter:
         if check:
             library = await self.library()
             library.pop(row.name, None)
-            try:
-                validate_library(library)
-            except SchemeInvalid as exc:
-                if exc.code == "unknown_scheme":
-                    raise Conflict(
-                        "another scheme goes to this one", code="scheme_in_use", **exc.details
-                    ) from exc
-                raise
+            _refuse_if_used(library, row.name, "deleted")
+            validate_library(library)
         scheme_id, name = row.id, row.name
         await self.session.delete(row)
         await self._flush()
@@ -291,6 +289,37 @@ class RoutingWriter:
         await self._flush()
         self.uow.emit(CalendarChanged(account_id=self.account_id))
         return cal, True
+
+
+def _goes_to(library: Mapping[str, Scheme], name: str) -> dict[str, str]:
+    """The schemes of ``library`` other than ``name`` that go to scheme ``name`` (a "go to"
+    step, a menu option, a caller rule), each with the path of its first such step."""
+    found: dict[str, str] = {}
+    for other, scheme in sorted(library.items()):
+        if other == name:
+            continue
+        for branch, steps in scheme.branches.items():
+            for path, step, _ in walk(steps, f"branches.{branch.value}"):
+                for suffix, target in jumps(step):
+                    if target == name:
+                        found.setdefault(other, path + suffix)
+    return found
+
+
+def _refuse_if_used(library: Mapping[str, Scheme], name: str, what: str) -> None:
+    """``scheme_in_use`` when another scheme goes to ``name``: ``details.schemes`` names them
+    all, ``scheme`` and ``path`` the first one's step (change those schemes first)."""
+    users = _goes_to(library, name)
+    if users:
+        first = next(iter(users))
+        raise Conflict(
+            f"scheme {name!r} cannot be {what} while other schemes go to it: "
+            + ", ".join(map(repr, users)),
+            code="scheme_in_use",
+            schemes=list(users),
+            scheme=first,
+            path=users[first],
+        )
 
 
 def _all_steps(scheme: Scheme) -> list[tuple[str, Step]]:
