@@ -228,6 +228,42 @@ def test_round_robin_memory_is_returned() -> None:
     assert firsts == ["201", "202", "201"] and memory == {"group:Sales": 1}
 
 
+def test_round_robin_turns_are_the_groups_across_steps_and_schemes() -> None:
+    """What docs/configuration.md says: a step ringing one group takes the group's turn, which
+    every step and scheme ringing it shares (a call through the menu and one straight to the
+    group take turns among the same members); a list of targets keeps its own, per scheme."""
+    rr = {"type": "ring", "targets": [{"group": "Sales"}], "strategy": "round_robin"}
+    both = [{"employee": "201"}, {"employee": "202"}]
+    listed = {"type": "ring", "targets": both, "strategy": "round_robin"}
+    schemes = library(
+        {
+            "Line": {"branches": {"working": [rr]}},
+            "Menu": {"branches": {"working": [{"type": "play", "prompt": "hi"}, rr]}},
+            "ListA": {"branches": {"working": [listed]}},
+            "ListB": {"branches": {"working": [listed]}},
+        }
+    )
+    memory: dict[str, int] = {}
+
+    def first_rung(name: str) -> str:
+        nonlocal memory
+        run = SchemeRun(schemes[name], context(schemes, memory=memory), WORKING)
+        action = run.next_action()
+        if isinstance(action, Play):
+            run.on_outcome(Outcome(OUT.completed), WORKING)
+            action = run.next_action()
+        memory = {**memory, **run.memory}
+        return ring_refs(action)[0]
+
+    assert [first_rung(n) for n in ("Line", "Menu", "Line")] == ["201", "202", "201"]
+    assert [first_rung(n) for n in ("ListA", "ListB", "ListA")] == ["201", "201", "202"]
+    assert set(memory) == {
+        "group:Sales",
+        "ring:ListA:employee:201,employee:202",
+        "ring:ListB:employee:201,employee:202",
+    }
+
+
 CALLER_RULES: dict[str, Any] = {
     "Rules": {
         "branches": {

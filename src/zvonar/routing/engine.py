@@ -425,6 +425,9 @@ class SchemeRun:
         self._owner = frame.scheme
         strategy = self._strategy(step)
         only = step.targets[0]
+        # Round-robin turns: a lone group's are the group's, so its members take turns whichever
+        # step or scheme rings it (a group is the unit that shares the calls out); a list of
+        # targets keeps its own, per scheme and list.
         memory_key = (
             f"group:{only.ref}"
             if len(step.targets) == 1 and only.kind is TargetKind.group
