@@ -90,3 +90,47 @@ def test_what_a_query_asks_for(
     q: str, country: str | None, expected: search.NumberSearch | None
 ) -> None:
     assert search.parse(q, country).number == expected
+
+
+async def test_a_company_is_found_in_any_case_of_any_script(
+    api: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    # SQLite's lower() folds ASCII only; PostgreSQL's follows the database's locale.
+    await add(api, tenant_a, "Z", company="Завод «Ромашка»")
+    await add(api, tenant_a, "S", company="Straße GmbH")
+    await add(api, tenant_a, "U", company="ЗАВОД Їжак")
+    assert await names(api, tenant_a, "завод") == ["U", "Z"]
+    assert await names(api, tenant_a, "РОМАШКА") == ["Z"]
+    assert await names(api, tenant_a, "їжак") == ["U"]
+    assert await names(api, tenant_a, "STRASSE") == ["S"]
+    # a changed company is found by its new name only; an emptied one not at all
+    r = await api.get(API, params={"q": "ромашка"}, headers=tenant_a.headers)
+    z = r.json()["items"][0]["id"]
+    r = await api.patch(f"{API}/{z}", json={"company": "Фабрика"}, headers=tenant_a.headers)
+    assert r.status_code == 200, r.text
+    assert await names(api, tenant_a, "ФАБРИКА") == ["Z"]
+    assert await names(api, tenant_a, "ромашка") == []
+    await api.patch(f"{API}/{z}", json={"company": None}, headers=tenant_a.headers)
+    assert await names(api, tenant_a, "фабрика") == []
+
+
+async def test_an_imported_company_is_found_in_any_case(
+    api: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    text = "Имя;Компания;Телефон\nA;Завод;+79161234567\nB;;+79161234568\n"
+    r = await api.post(
+        f"{API}/import",
+        content=text.encode(),
+        headers={**tenant_a.headers, "Content-Type": "text/csv"},
+    )
+    assert r.json()["created"] == 2, r.text
+    assert await names(api, tenant_a, "завод") == ["A"]
+    # an update by import folds the new company; an empty cell keeps the stored one
+    text = "Имя;Компания;Телефон\nA;Фабрика;+79161234567\nB;;+79161234568\n"
+    r = await api.post(
+        f"{API}/import",
+        content=text.encode(),
+        headers={**tenant_a.headers, "Content-Type": "text/csv"},
+    )
+    assert r.json()["updated"] == 2, r.text
+    assert await names(api, tenant_a, "фабрика") == ["A"]

@@ -26,6 +26,8 @@ class Contact(IdMixin, TimestampMixin, Base):
     # Case-folded name for "q" searches (SQLite's lower() folds ASCII only); folding can triple.
     name_folded: Mapped[str] = mapped_column(String(600))
     company: Mapped[str | None] = mapped_column(String(200))
+    # The company case-folded, for "q" searches, as name_folded (None: no company).
+    company_folded: Mapped[str | None] = mapped_column(String(600))
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     # "|supplier|vip|": a portable tag filter (LIKE '%|vip|%') without JSON operators, which
     # differ between SQLite and PostgreSQL. Tags are normalized, so they never contain "|".
@@ -56,3 +58,9 @@ class ContactNumber(Base):
 
 def tags_key(tags: list[str]) -> str:
     return "|" + "".join(f"{t}|" for t in tags)
+
+
+def folded(text: str | None) -> str | None:
+    """``text`` for a case-insensitive search in any script: the databases' lower() differ
+    (SQLite's folds ASCII only, PostgreSQL's follows the database's locale), Python's does not."""
+    return text.casefold() if text is not None else None

@@ -2,7 +2,7 @@
 write it. The service turns it into SQL.
 
 - Text (always): the name or the company contains ``q``, in any case of any script (both are
-  compared case-folded, as :attr:`folded`).
+  compared case-folded, as :attr:`Search.folded`).
 - A number, only when ``q`` has no letters and 3+ digits (so "ООО Фирма 4999" is a company,
   never every contact whose number holds 4999):
 
@@ -41,14 +41,13 @@ class NumberSearch:
 
 @dataclass(frozen=True)
 class Search:
-    text: str  # the query as written
-    folded: str  # the query, case-folded, for the name
+    folded: str  # the query, case-folded, for the name and the company
     number: NumberSearch | None
 
 
 def parse(q: str, country: str | None) -> Search:
     """What ``q`` searches for in an account of ``country`` (ISO 3166 alpha-2, or None)."""
-    return Search(q, q.casefold(), _number(q, country))
+    return Search(q.casefold(), _number(q, country))
 
 
 def _number(q: str, country: str | None) -> NumberSearch | None:

@@ -22,7 +22,7 @@ from zvonar.accounts.models import Account
 from zvonar.contacts import csvimport, search
 from zvonar.contacts.events import ContactAction, ContactDeleted, ContactSaved, ContactsImported
 from zvonar.contacts.index import ContactHit, ContactIndex
-from zvonar.contacts.models import Contact, ContactNumber, tags_key
+from zvonar.contacts.models import Contact, ContactNumber, folded, tags_key
 from zvonar.contacts.schemas import ContactIn, ContactPatch
 from zvonar.core.errors import Conflict, InvalidInput, NotFound
 from zvonar.directory import phone, rules
@@ -92,7 +92,7 @@ def _matches(found: search.Search, account_id: uuid.UUID) -> ColumnElement[bool]
     """The contacts a search finds (what it finds: :mod:`zvonar.contacts.search`)."""
     either: list[ColumnElement[bool]] = [
         Contact.name_folded.contains(found.folded, autoescape=True),
-        Contact.company.icontains(found.text, autoescape=True),
+        Contact.company_folded.contains(found.folded, autoescape=True),
     ]
     if (n := found.number) is not None:
         e164 = ContactNumber.e164
@@ -164,6 +164,7 @@ class ContactService:
                 name=data.name,
                 name_folded=data.name.casefold(),
                 company=data.company,
+                company_folded=folded(data.company),
                 tags=tags,
                 tags_key=tags_key(tags),
                 city=data.city,
@@ -198,6 +199,8 @@ class ContactService:
             for field in ("company", "city", "notes", "external_id"):
                 if field in sent:
                     setattr(contact, field, getattr(patch, field))
+            if "company" in sent:
+                contact.company_folded = folded(patch.company)
             if "email" in sent:
                 contact.email = rules.email(patch.email) if patch.email else None
             if "tags" in sent and patch.tags is not None:
@@ -466,6 +469,8 @@ class _Upsert:
             value = getattr(row, field)
             if value is not None:
                 values[field] = value
+        if row.company is not None:
+            values["company_folded"] = folded(row.company)
         if row.tags is not None:
             values["tags"] = list(row.tags)
             values["tags_key"] = tags_key(list(row.tags))
@@ -478,6 +483,7 @@ class _Upsert:
                 "id": cid,
                 "account_id": self.account_id,
                 "company": None,
+                "company_folded": None,
                 "city": None,
                 "email": None,
                 "notes": None,
