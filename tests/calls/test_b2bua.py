@@ -515,6 +515,10 @@ async def test_a_silent_carrier_is_passed_over_without_waiting_for_timer_b(
     assert ended.disposition is Disposition.answered
     ends = [e.reason for e in pbx.bus.of_type(LegEnded)]
     assert ends[0] is LegEndReason.no_answer  # the silent one: a 408 of our own
+    # It never said it rang: announced when it was given up, as ringing since its INVITE.
+    silent = pbx.bus.of_type(CallRinging)[0]
+    assert silent.invited_at is not None
+    assert 0.25 <= (silent.at - silent.invited_at).total_seconds() < 2.5
 
 
 async def test_a_carrier_that_rings_is_not_silent(pbx: Pbx, phones: tuple[Phone, Phone]) -> None:

@@ -106,6 +106,9 @@ async def test_message_after_busy_wave(
     (ended,) = await vm_pbx.wait_ended()
     assert ended.disposition is Disposition.voicemail
     assert ended.hangup is HangupSide.caller
+    # Voicemail answered them (the journal's wait ends there), a message's length before the end.
+    assert ended.caller_answered_at is not None
+    assert (ended.ended_at - ended.caller_answered_at).total_seconds() >= 2.0
     # How the caller sounded is in the journal, as for a call an employee took.
     assert ended.mos is not None and ended.mos > 4.0 and ended.loss == 0.0
     (message,) = left(vm_pbx)

@@ -4,6 +4,7 @@ dispositions, idempotence, robustness, crash recovery and recording retention.""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from tests.conftest import Tenant
 from tests.journal.conftest import CallScript, publish
 from zvonar.calls.events import (
     CallRecorded,
+    CallRinging,
     CallTransferred,
     Disposition,
     HangupSide,
@@ -322,3 +324,65 @@ def test_timings_and_dispositions_rules() -> None:
         rules.recovered_disposition(answered=False, voicemail=False, rang=False)
         is Disposition.failed
     )
+
+
+async def test_a_leg_that_never_said_it_rang_rang_from_its_invite(
+    container: Container, bus: RecordingBus, journal: JournalService, tenant_a: Tenant
+) -> None:
+    """A phone silent until it was stopped is announced then, with its INVITE's time: it rang
+    for the 4 s the caller waited, not 0 s (the other phone answered at 4 s)."""
+    call = CallScript(tenant_a.account_id)
+    silent = CallRinging(
+        account_id=tenant_a.account_id,
+        call_id=call.call_id,
+        leg_id="b",
+        target=Target(TargetKind.employee, "Silent"),
+        at=call.at(4),
+        invited_at=call.at(0),
+    )
+    await publish(
+        bus,
+        call.started(),
+        call.ringing("a", 0.5),
+        call.answered("a", 4),
+        silent,
+        call.leg_ended("b", 4, LegEndReason.cancelled),
+        call.ended(30, Disposition.answered),
+    )
+    done = await row(container, call.call_id)
+    assert done is not None
+    by_leg = await legs(container, done)
+    assert by_leg["b"].rang_at == call.at(0) and by_leg["a"].rang_at == call.at(0.5)
+
+
+async def test_a_messages_wait_ends_when_voicemail_answered(
+    container: Container, bus: RecordingBus, journal: JournalService, tenant_a: Tenant
+) -> None:
+    """Nobody answered for 10 s, voicemail did and took a 12 s message: the caller waited
+    10 s, not the 25 s of the whole call; a call nobody answered at all waited to its end."""
+    call = CallScript(tenant_a.account_id)
+    path = journal.recording_path_for(tenant_a.account_id, call.call_id, call.start)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"RIFF")
+    ended = call.ended(25, Disposition.voicemail)
+    await publish(
+        bus,
+        call.started(),
+        call.ringing("a", 0.5),
+        call.leg_ended("a", 10, LegEndReason.no_answer),
+        VoicemailLeft(
+            account_id=tenant_a.account_id, call_id=call.call_id, path=str(path), duration=12
+        ),
+        replace(ended, caller_answered_at=call.at(10)),
+    )
+    done = await row(container, call.call_id)
+    assert done is not None and done.disposition is Disposition.voicemail
+    assert (done.wait_seconds, done.talk_seconds, done.answered_at) == (10.0, 0.0, None)
+    missed = CallScript(tenant_a.account_id)
+    await publish(
+        bus,
+        missed.started(),
+        replace(missed.ended(25, Disposition.missed), caller_answered_at=missed.at(10)),
+    )
+    done = await row(container, missed.call_id)
+    assert done is not None and done.wait_seconds == 25.0

@@ -168,6 +168,7 @@ class Call:
         self.silence_timers: dict[str, asyncio.TimerHandle] = {}  # by fork
         self._started_event = False
         self.final_disposition = Disposition.failed
+        self.caller_answered_at: datetime | None = None  # our first 200 to the caller
         self.caller_offer: SessionDescription | None = None  # the caller's SDP, parsed
         self.early_media: str | None = None  # the caller's leg while it hears early media
         self.early_from: str | None = None  # the fork it hears (None: our ringback)
@@ -508,7 +509,13 @@ class Call:
         target = fork.target.target
         if not fork.rang:  # answered at once (a carrier's 200 without 18x): still a leg
             fork.rang = True
-            await self.publish(CallRinging, leg_id=fork.leg_id, target=target, at=self.now())
+            await self.publish(
+                CallRinging,
+                leg_id=fork.leg_id,
+                target=target,
+                at=self.now(),
+                invited_at=fork.invited_at,
+            )
         # The journal's answered_by: the employee behind the leg (their phone or mobile).
         by = target.target_id if target.kind in (TargetKind.employee, TargetKind.mobile) else None
         await self.publish(CallAnswered, leg_id=fork.leg_id, at=self.now(), by=by)

@@ -214,9 +214,15 @@ class CallStarted(CallEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class CallRinging(CallEvent):
+    """Leg ``leg_id`` rings ``target`` from ``at`` (its first 18x). A leg that never said it
+    rang — silent until it was stopped, or answered with no 18x — is announced when it ends or
+    answers, with ``invited_at``: when we sent it the INVITE, which is when it began to ring
+    as far as the caller's wait goes."""
+
     leg_id: str
     target: Target
     at: datetime
+    invited_at: datetime | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -224,6 +230,8 @@ class CallRinging(CallEvent):
         if not isinstance(self.target, Target):
             raise InvalidCallEvent("target must be a Target", field="target")
         _check_time("at", self.at)
+        if self.invited_at is not None:
+            _check_time("invited_at", self.invited_at)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -358,9 +366,14 @@ class CallEnded(CallEvent):
     peer_loss: float | None = None
     peer_jitter_ms: float | None = None
     rtt_ms: float | None = None
+    # When the caller was first answered (200), by anyone: the PBX itself for voicemail, a
+    # menu or a queue; None when nobody answered them.
+    caller_answered_at: datetime | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.caller_answered_at is not None:
+            _check_time("caller_answered_at", self.caller_answered_at)
         if not isinstance(self.disposition, Disposition):
             raise InvalidCallEvent("disposition must be a Disposition", field="disposition")
         if not isinstance(self.hangup, HangupSide):

@@ -16,6 +16,7 @@ import asyncio
 import enum
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from zvonar.calls.events import CallEvent
 from zvonar.calls.plan import RingTarget
@@ -95,6 +96,7 @@ class CalleeLeg:
     auth_flow: AuthFlow | None = field(default=None, repr=False)  # once challenged
     early: bytes | None = None  # the SDP of its first 18x that carried one (early.py)
     rang: bool = False  # CallRinging went out (at its first 18x, else at its answer)
+    invited_at: datetime | None = None  # when its INVITE went out
     early_tag: str | None = None  # the target's To tag in its first 18x (its early dialog)
     final: tuple[int, str] | None = None  # its final non-2xx response (status, reason)
     heard: bool = False  # any response to its INVITE came (100 Trying counts)

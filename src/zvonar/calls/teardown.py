@@ -130,7 +130,11 @@ async def tried(call: Call, fork: CalleeLeg) -> None:
     if not fork.rang:
         fork.rang = True
         await call.publish(
-            CallRinging, leg_id=fork.leg_id, target=fork.target.target, at=call.now()
+            CallRinging,
+            leg_id=fork.leg_id,
+            target=fork.target.target,
+            at=call.now(),
+            invited_at=fork.invited_at,
         )
 
 
@@ -228,6 +232,7 @@ async def finish(
         ended_at=call.now(),
         hangup=side,
         scheme_path=_path(call),
+        caller_answered_at=call.caller_answered_at,
         **quality,
     )
 

@@ -160,6 +160,7 @@ async def start_fork(call: Call, leg_id: str, target: RingTarget) -> None:
             oa=oa,
         )
         call.forks[leg_id] = fork
+        fork.invited_at = call.now()
         fork.request = invite_request(
             target=target.uri,
             caller=call.caller_request,

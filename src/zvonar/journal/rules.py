@@ -49,6 +49,11 @@ def timings(
     return _seconds(started_at, answered_at), _seconds(answered_at, ended_at)
 
 
+def wait_until(started_at: datetime, answered: datetime, ended_at: datetime) -> float:
+    """The wait of a call the PBX itself answered: to that answer, never past the end."""
+    return _seconds(started_at, min(answered, ended_at))
+
+
 def expired(path: str | None, seconds: float | None) -> bool:
     """Whether a recording (or message) was made and deleted since: retention clears its path
     and keeps its length (retention.py); a call never recorded has neither."""

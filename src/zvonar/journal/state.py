@@ -258,7 +258,8 @@ def _ringing(call: CallState, e: CallRinging) -> None:
         target_kind=e.target.kind,
         target_id=e.target.target_id,
         target_display=e.target.display,
-        rang_at=e.at,
+        # A leg that never said it rang (no 18x) rang from its INVITE.
+        rang_at=e.invited_at or e.at,
         new=True,
     )
     call.touch(e.at)
@@ -341,6 +342,13 @@ def _ended(call: CallState, e: CallEnded) -> None:
         ),
     )
     wait, talk = rules.timings(call.started_at, call.answered_at, _talk_end(call, ended_at))
+    if (
+        call.answered_at is None
+        and call.disposition is Disposition.voicemail
+        and e.caller_answered_at is not None
+    ):
+        # Voicemail answered and took a message: the wait ended there, not with the message.
+        wait = rules.wait_until(call.started_at, e.caller_answered_at, ended_at)
     call.set("wait_seconds", wait)
     call.set("talk_seconds", talk)
     for name in QUALITY:
