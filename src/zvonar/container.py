@@ -51,4 +51,5 @@ class Container:
             if notifier is not None:
                 await notifier.aclose()
         await self.journal.aclose()
+        await self.contacts.index.aclose()  # a caller index read under way (after an import)
         await self.db.dispose()
