@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-import zvonar.models  # noqa: F401  (every table on Base.metadata)
+from tests.platform.test_migrations import _sync, _wipe
 from zvonar.accounts.models import Account
 from zvonar.contacts.models import Contact
 from zvonar.store import migrate
-from zvonar.store.base import Base
-from zvonar.store.db import make_engine
-
-
-def _sync(url: str, fn: Any) -> Any:
-    async def go() -> Any:
-        engine = make_engine(url)
-        try:
-            async with engine.begin() as conn:
-                return await conn.run_sync(fn)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(go())
-
-
-def _wipe(conn: Connection) -> None:
-    Base.metadata.drop_all(conn)
-    conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
 
 def test_stored_companies_are_folded(database_url: str) -> None:
