@@ -136,7 +136,9 @@ async def list_calls(
         str | None,
         Query(
             description="The next_cursor of the page before: the rows after its last one, "
-            "in its order (offset must then be 0). Keep the same filters."
+            "in its order (offset must then be 0). Keep the same filters.",
+            pattern=r"^[A-Za-z0-9_-]+$",  # URL-safe base64, as next_cursor is
+            max_length=200,
         ),
     ] = None,
 ) -> CallPage:
