@@ -60,11 +60,11 @@ from zvonar.calls.steps import StepTimeout
 from zvonar.calls.teardown import finish, give_up, hangup_all, hangup_fork, stop_fork
 from zvonar.calls.transfer import TransferOrder, ordered_transfer
 from zvonar.calls.waves import (
-    SilenceTimeout,
+    ForkTimeout,
     WaveTimeout,
     fork_over,
     next_wave,
-    silence_timeout,
+    fork_timeout,
     wave_timeout,
 )
 from zvonar.media.engine import (
@@ -112,7 +112,7 @@ CallInput = (
     UaEvent
     | MediaEvent
     | WaveTimeout
-    | SilenceTimeout
+    | ForkTimeout
     | StepTimeout
     | QueueSignal
     | Shutdown
@@ -165,7 +165,7 @@ class Call:
         self.done = False
         self.wave_timer: asyncio.TimerHandle | None = None
         self.silence: float | None = None  # the current wave's Wave.silence
-        self.silence_timers: dict[str, asyncio.TimerHandle] = {}  # by fork
+        self.fork_timers: dict[str, asyncio.TimerHandle] = {}  # by fork
         self._started_event = False
         self.final_disposition = Disposition.failed
         self.caller_answered_at: datetime | None = None  # our first 200 to the caller
@@ -330,8 +330,8 @@ class Call:
             await hangup_all(self, HangupSide.system)
         elif isinstance(item, WaveTimeout):
             await wave_timeout(self, item.wave)
-        elif isinstance(item, SilenceTimeout):
-            await silence_timeout(self, item.leg_id)
+        elif isinstance(item, ForkTimeout):
+            await fork_timeout(self, item.leg_id)
         elif isinstance(item, DtmfReceived):
             leg_id = self._leg_of_media(item.leg_id)
             await self.publish(CallDtmf, leg_id=leg_id, digit=item.digit, duration=item.duration)
@@ -563,9 +563,9 @@ class Call:
         if self.wave_timer is not None:
             self.wave_timer.cancel()
             self.wave_timer = None
-        for handle in self.silence_timers.values():
+        for handle in self.fork_timers.values():
             handle.cancel()
-        self.silence_timers.clear()
+        self.fork_timers.clear()
 
     # -- events ---------------------------------------------------------------------------------
 

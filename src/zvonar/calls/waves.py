@@ -29,14 +29,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ForkTimeout",
-    "SilenceTimeout",
     "WaveTimeout",
     "fork_over",
     "fork_timeout",
     "next_wave",
     "ring_round",
     "ring_wave",
-    "silence_timeout",
     "start_fork",
     "wave_timeout",
 ]
@@ -54,10 +52,6 @@ class ForkTimeout:
     """The timer of fork ``leg_id``'s own bounds fired (which one: its wave's tracker)."""
 
     leg_id: str
-
-
-# The names call.py dispatches by: the silence bound was a fork's only one once.
-SilenceTimeout = ForkTimeout
 
 
 # A target's server failures that send the INVITE to its next server (RFC 3263 §4.3): a
@@ -217,7 +211,7 @@ def _arm(call: Call, leg_id: str, delay: float) -> None:
     """Fork ``leg_id``'s timer (one at a time: its tracker knows which bound is next); the
     call's ``cancel_timer`` stops it with the wave's."""
     loop = asyncio.get_running_loop()
-    call.silence_timers[leg_id] = loop.call_later(delay, call.put, ForkTimeout(leg_id))
+    call.fork_timers[leg_id] = loop.call_later(delay, call.put, ForkTimeout(leg_id))
 
 
 async def fork_timeout(call: Call, leg_id: str) -> None:
@@ -233,7 +227,7 @@ async def fork_timeout(call: Call, leg_id: str) -> None:
       the wave is over now rather than at its timer.
 
     A fork that answered (or is being asked to confirm, accept.py) is past its bounds."""
-    call.silence_timers.pop(leg_id, None)
+    call.fork_timers.pop(leg_id, None)
     fork = call.forks.get(leg_id)
     if fork is None or call.done or fork.wave != call.wave or call.winner is not None:
         return
@@ -255,9 +249,6 @@ async def fork_timeout(call: Call, leg_id: str) -> None:
         return
     if after is not None:  # it spoke in time: on to its ring limit
         _arm(call, leg_id, after)
-
-
-silence_timeout = fork_timeout  # call.py's name (see SilenceTimeout)
 
 
 def _replacement(fork: CalleeLeg) -> tuple[RingTarget, str] | None:
