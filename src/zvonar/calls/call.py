@@ -63,8 +63,8 @@ from zvonar.calls.waves import (
     ForkTimeout,
     WaveTimeout,
     fork_over,
-    next_wave,
     fork_timeout,
+    next_wave,
     wave_timeout,
 )
 from zvonar.media.engine import (
