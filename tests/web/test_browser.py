@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.async_api import ConsoleMessage, Error, async_playwright, expect
+from playwright.async_api import ConsoleMessage, Error, Page, async_playwright, expect
 
 from tests.journal.conftest import CallScript, publish
 from tests.media.engine.phone import tone_pcm
@@ -102,12 +102,13 @@ async def live_app(tmp_path: Path) -> AsyncIterator[LiveApp]:
         await container.db.dispose()
 
 
-async def test_sign_in_switch_language_sign_out(live_app: LiveApp, tmp_path: Path) -> None:
-    url = live_app.url
-    problems: list[str] = []
+@contextlib.asynccontextmanager
+async def english_page(problems: list[str], *, levels: set[str]) -> AsyncIterator[Page]:
+    """A page of a fresh headless Chromium (en-US) that notes console messages of ``levels``
+    and page errors in ``problems``."""
 
     def on_console(msg: ConsoleMessage) -> None:
-        if msg.type in {"error", "warning"}:
+        if msg.type in levels:
             problems.append(f"console {msg.type}: {msg.text}")
 
     def on_page_error(exc: Error) -> None:
@@ -122,52 +123,58 @@ async def test_sign_in_switch_language_sign_out(live_app: LiveApp, tmp_path: Pat
             page = await context.new_page()
             page.on("console", on_console)
             page.on("pageerror", on_page_error)
-
-            await page.goto(f"{url}/login")
-            await expect(page).to_have_title("Sign in — Zvonar")
-            await expect(page.locator("html")).to_have_attribute("lang", "en")
-            assert await page.evaluate("typeof window.htmx") == "object"
-
-            await page.get_by_label("Email").fill(EMAIL)
-            await page.get_by_label("Password").fill("not my password")
-            await page.get_by_role("button", name="Sign in").click()
-            await expect(page.get_by_role("alert")).to_have_text("Wrong email or password.")
-            await page.screenshot(path=tmp_path / "login-failed.png")
-            # Chromium logs the intended 401 of the failed sign-in; nothing else may appear.
-            assert all("401" in p for p in problems), problems
-            problems.clear()
-
-            await page.get_by_label("Password").fill(PASSWORD)
-            await page.get_by_role("button", name="Sign in").click()
-            await page.wait_for_url(f"{url}/")
-            await expect(page.locator("#user-name")).to_have_text("Olena Koval")
-            await expect(page.locator("#user-role")).to_have_text("Supervisor")
-            await expect(page.locator("#account-name")).to_have_text("Quiet Bells Ltd")
-            await page.screenshot(path=tmp_path / "home-en.png")
-
-            # An htmx request carries the session's CSRF token from hx-headers; the server
-            # answers with HX-Redirect and htmx navigates.
-            await page.evaluate(
-                "htmx.ajax('POST', '/settings/language', {values: {language: 'ru'}})"
-            )
-            await expect(page.locator("h1")).to_have_text("Здравствуйте, Olena Koval!")
-            await expect(page.locator("html")).to_have_attribute("lang", "ru")
-
-            await page.get_by_role("button", name="Українська").click()
-            await expect(page.locator("h1")).to_have_text("Вітаємо, Olena Koval!")
-            await expect(page.locator("html")).to_have_attribute("lang", "uk")
-            await expect(page.locator("#user-role")).to_have_text("Супервайзер")
-            await expect(page).to_have_title("Головна — Zvonar")
-            await page.screenshot(path=tmp_path / "home-uk.png", full_page=True)
-
-            await page.get_by_role("button", name="Вийти").click()
-            await page.wait_for_url(f"{url}/login")
-            await expect(page.locator("h1")).to_have_text("Sign in to Zvonar")
-            assert SESSION_COOKIE not in {c.get("name") for c in await context.cookies()}
-            await page.goto(f"{url}/")
-            await page.wait_for_url(f"{url}/login")
+            yield page
         finally:
             await browser.close()
+
+
+async def test_sign_in_switch_language_sign_out(live_app: LiveApp, tmp_path: Path) -> None:
+    url = live_app.url
+    problems: list[str] = []
+    async with english_page(problems, levels={"error", "warning"}) as page:
+        context = page.context
+
+        await page.goto(f"{url}/login")
+        await expect(page).to_have_title("Sign in — Zvonar")
+        await expect(page.locator("html")).to_have_attribute("lang", "en")
+        assert await page.evaluate("typeof window.htmx") == "object"
+
+        await page.get_by_label("Email").fill(EMAIL)
+        await page.get_by_label("Password").fill("not my password")
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.get_by_role("alert")).to_have_text("Wrong email or password.")
+        await page.screenshot(path=tmp_path / "login-failed.png")
+        # Chromium logs the intended 401 of the failed sign-in; nothing else may appear.
+        assert all("401" in p for p in problems), problems
+        problems.clear()
+
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url(f"{url}/")
+        await expect(page.locator("#user-name")).to_have_text("Olena Koval")
+        await expect(page.locator("#user-role")).to_have_text("Supervisor")
+        await expect(page.locator("#account-name")).to_have_text("Quiet Bells Ltd")
+        await page.screenshot(path=tmp_path / "home-en.png")
+
+        # An htmx request carries the session's CSRF token from hx-headers; the server
+        # answers with HX-Redirect and htmx navigates.
+        await page.evaluate("htmx.ajax('POST', '/settings/language', {values: {language: 'ru'}})")
+        await expect(page.locator("h1")).to_have_text("Здравствуйте, Olena Koval!")
+        await expect(page.locator("html")).to_have_attribute("lang", "ru")
+
+        await page.get_by_role("button", name="Українська").click()
+        await expect(page.locator("h1")).to_have_text("Вітаємо, Olena Koval!")
+        await expect(page.locator("html")).to_have_attribute("lang", "uk")
+        await expect(page.locator("#user-role")).to_have_text("Супервайзер")
+        await expect(page).to_have_title("Головна — Zvonar")
+        await page.screenshot(path=tmp_path / "home-uk.png", full_page=True)
+
+        await page.get_by_role("button", name="Вийти").click()
+        await page.wait_for_url(f"{url}/login")
+        await expect(page.locator("h1")).to_have_text("Sign in to Zvonar")
+        assert SESSION_COOKIE not in {c.get("name") for c in await context.cookies()}
+        await page.goto(f"{url}/")
+        await page.wait_for_url(f"{url}/login")
     assert problems == []
 
 
@@ -193,46 +200,36 @@ async def test_the_call_journal_page_lists_calls_and_plays_a_recording(live_app:
     )
     await c.journal.flush()
     problems: list[str] = []
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+    async with english_page(problems, levels={"error"}) as page:
+        await page.goto(f"{live_app.url}/login")
+        await page.get_by_label("Email").fill(EMAIL)
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url(f"{live_app.url}/")
+        await page.get_by_role("link", name="Calls").click()
+        await page.wait_for_url(f"{live_app.url}/calls")
+        await expect(page).to_have_title("Calls — Zvonar")
+        await expect(page.locator("tbody tr")).to_have_count(2)
+        await expect(page.locator("#calls-total")).to_contain_text("2 calls")
+
+        await page.get_by_label("Outcome").select_option("missed")
+        await page.get_by_role("button", name="Show").click()
+        await expect(page.locator("tbody tr")).to_have_count(1)
+        await expect(page.locator("tbody tr .badge")).to_have_text("missed")
+        await page.get_by_label("Outcome").select_option("")
+        await page.get_by_role("button", name="Show").click()
+        await expect(page.locator("tbody tr")).to_have_count(2)
+
+        audio = page.locator("audio")
+        await expect(audio).to_have_count(1)
+        duration = await audio.evaluate(
+            """a => new Promise((ok, fail) => {
+                a.addEventListener('loadedmetadata', () => ok(a.duration), {once: true});
+                a.addEventListener('error', () => fail(String(a.error && a.error.code)),
+                                   {once: true});
+                a.preload = 'metadata';
+                a.load();
+            })"""
         )
-        try:
-            context = await browser.new_context(locale="en-US")
-            page = await context.new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            await page.goto(f"{live_app.url}/login")
-            await page.get_by_label("Email").fill(EMAIL)
-            await page.get_by_label("Password").fill(PASSWORD)
-            await page.get_by_role("button", name="Sign in").click()
-            await page.wait_for_url(f"{live_app.url}/")
-            await page.get_by_role("link", name="Calls").click()
-            await page.wait_for_url(f"{live_app.url}/calls")
-            await expect(page).to_have_title("Calls — Zvonar")
-            await expect(page.locator("tbody tr")).to_have_count(2)
-            await expect(page.locator("#calls-total")).to_contain_text("2 calls")
-
-            await page.get_by_label("Outcome").select_option("missed")
-            await page.get_by_role("button", name="Show").click()
-            await expect(page.locator("tbody tr")).to_have_count(1)
-            await expect(page.locator("tbody tr .badge")).to_have_text("missed")
-            await page.get_by_label("Outcome").select_option("")
-            await page.get_by_role("button", name="Show").click()
-            await expect(page.locator("tbody tr")).to_have_count(2)
-
-            audio = page.locator("audio")
-            await expect(audio).to_have_count(1)
-            duration = await audio.evaluate(
-                """a => new Promise((ok, fail) => {
-                    a.addEventListener('loadedmetadata', () => ok(a.duration), {once: true});
-                    a.addEventListener('error', () => fail(String(a.error && a.error.code)),
-                                       {once: true});
-                    a.preload = 'metadata';
-                    a.load();
-                })"""
-            )
-            assert abs(duration - 1.5) < 0.05, duration
-        finally:
-            await browser.close()
+        assert abs(duration - 1.5) < 0.05, duration
     assert problems == []
