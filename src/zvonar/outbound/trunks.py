@@ -29,12 +29,13 @@ class TrunkOption:
     default_caller_id: str | None = None
 
 
-def _match(trunk: TrunkOption, callee: str) -> int:
-    """Length of the longest matching prefix; 0 for a catch-all trunk; -1 if it cannot dial."""
-    if not trunk.prefixes:
+def prefix_match(prefixes: Sequence[str], callee: str) -> int:
+    """Length of the longest of a trunk's ``prefixes`` that ``callee`` starts with; 0 for a
+    catch-all trunk (no prefixes); -1 if it cannot dial ``callee``. The PBX's read model ranks
+    the trunks of calls forwarded out with it too (pbx/snapshot.py ``trunk_for``)."""
+    if not prefixes:
         return 0
-    best = max((len(p) for p in trunk.prefixes if callee.startswith(p)), default=-1)
-    return best
+    return max((len(p) for p in prefixes if callee.startswith(p)), default=-1)
 
 
 def rank_trunks(
@@ -42,7 +43,7 @@ def rank_trunks(
 ) -> list[TrunkOption]:
     """Every trunk that can place the call, best first (the order an outbound call fails
     over in when a carrier fails); :class:`NoTrunk` when none can."""
-    usable = [(t, _match(t, callee_e164)) for t in trunks if t.active]
+    usable = [(t, prefix_match(t.prefixes, callee_e164)) for t in trunks if t.active]
     usable = [(t, m) for t, m in usable if m >= 0]
     if not usable:
         raise NoTrunk(f"no active trunk can dial {callee_e164}")

@@ -1,8 +1,9 @@
 """How the PBX reaches a target a routing decision names: an employee's registered devices
-and, when they chose it, their mobiles through the account's trunk; a SIP URI; an outside
-number through a carrier. The resolver (``pbx/resolver.py``) decides *who*; this module
-knows *how to ring them* — contacts, flows, the carrier's credentials, RFC 5806 diversion,
-the trunk's caller ID, and the "press 1" prompt of a mobile that must confirm.
+and, when they chose it, their mobiles through a trunk; a SIP URI; an outside number through
+a carrier. The resolver (``pbx/resolver.py``) decides *who*, and which trunk each outside
+number takes (``Trunks``: the read model's ranking, pbx/snapshot.py ``trunk_for``); this
+module knows *how to ring them* — contacts, flows, the carrier's credentials, RFC 5806
+diversion, the trunk's caller ID, and the "press 1" prompt of a mobile that must confirm.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from zvonar.sip.location import Binding
 from zvonar.sip.ua import Flow, UserAgent
 from zvonar.sip.uri import SipUri, parse_uri
 
-__all__ = ["Bindings", "Reach", "uri_flow", "via_trunk"]
+__all__ = ["Bindings", "Reach", "Trunks", "uri_flow", "via_trunk"]
 
 log = logging.getLogger(__name__)
 
 Bindings = Callable[[str], list[Binding]]  # canonical AOR → live bindings
+# An outside number (E.164) → the trunk to ring it through, None when no trunk may dial it:
+# one call's numbers may each take another trunk (a mobile abroad, a per-country carrier).
+Trunks = Callable[[str], TrunkInfo | None]
 
 
 class Reach:
@@ -46,16 +50,17 @@ class Reach:
         self,
         person: Person,
         realm: str,
-        trunk: TrunkInfo | None = None,
+        trunks: Trunks | None = None,
         diverted_by: str | None = None,
         *,
         account: AccountInfo | None = None,
         confirm_mobiles: bool = False,
     ) -> tuple[RingTarget, ...]:
-        """All the employee's registered devices, plus their mobiles over ``trunk`` when
-        they chose to be rung there (``ring_mobile``) — one wave, at once. A mobile takes
-        the call only by pressing 1 (in ``account``'s language) when they chose so
-        (``mobile_confirm``) or the caller asks it (``confirm_mobiles``: a queue's offer).
+        """All the employee's registered devices, plus their mobiles (each over the trunk
+        ``trunks`` chooses for it) when they chose to be rung there (``ring_mobile``) — one
+        wave, at once. A mobile takes the call only by pressing 1 (in ``account``'s
+        language) when they chose so (``mobile_confirm``) or the caller asks it
+        (``confirm_mobiles``: a queue's offer).
         Nothing while they are in do not disturb: a scheme moves on, a colleague's call gets
         its final answer, a queue offers the caller to another agent."""
         if person.dnd:
@@ -65,16 +70,22 @@ class Reach:
             RingTarget.phone(b.contact, UserAgent.binding_flow(b), target, f"x{person.extension}")
             for b in self.bindings(f"sip:{person.sip_username}@{realm}")
         )
-        if not person.mobiles or trunk is None:
+        if not person.mobiles or trunks is None:
             return devices
         mobile = Target(TargetKind.mobile, f"{person.name} (mobile)"[:200], person.id)
         label = f"m{person.extension}"
-        rings = (via_trunk(n, trunk, mobile, label, diverted_by) for n in person.mobiles)
-        mobiles = tuple(r for r in rings if r is not None)
-        if diverted_by is None and trunk.caller_id:
-            # A colleague's call: an extension means nothing to the carrier, the trunk's own
-            # number does (the display still says who calls).
-            mobiles = tuple(replace(r, from_user=trunk.caller_id) for r in mobiles)
+        rings = []
+        for number in person.mobiles:
+            trunk = trunks(number)
+            ring = None if trunk is None else via_trunk(number, trunk, mobile, label, diverted_by)
+            if trunk is None or ring is None:  # no trunk may dial it, or its host is unusable
+                continue
+            if diverted_by is None and trunk.caller_id:
+                # A colleague's call: an extension means nothing to the carrier, the trunk's
+                # own number does (the display still says who calls).
+                ring = replace(ring, from_user=trunk.caller_id)
+            rings.append(ring)
+        mobiles = tuple(rings)
         if (person.mobile_confirm or confirm_mobiles) and account is not None and mobiles:
             prompt = self.prompt(account.id, account.language, "accept_call")
             mobiles = tuple(replace(r, accept_prompt=prompt) for r in mobiles)
@@ -95,18 +106,19 @@ class Reach:
         dial: Dial,
         staff: Mapping[str, Person],
         realm: str,
-        trunk: TrunkInfo | None,
+        trunks: Trunks | None,
         diverted_by: str | None = None,
         account: AccountInfo | None = None,
     ) -> list[RingTarget]:
         """The contacts ``dial`` reaches (an employee among ``staff``, a SIP URI, a number
-        through ``trunk``); ``diverted_by``: the account's number the call came in on, named
-        to the carrier when it is forwarded out through a trunk (RFC 5806)."""
+        through the trunk ``trunks`` chooses for it); ``diverted_by``: the account's number
+        the call came in on, named to the carrier when it is forwarded out through a trunk
+        (RFC 5806)."""
         if dial.kind is RouteKind.employee:
             person = staff.get(dial.ref)
             if person is None:
                 return []
-            return list(self.employee(person, realm, trunk, diverted_by, account=account))
+            return list(self.employee(person, realm, trunks, diverted_by, account=account))
         if dial.kind is RouteKind.sip:
             try:
                 uri = parse_uri(dial.ref)
@@ -116,7 +128,8 @@ class Reach:
             if flow is None:
                 return []
             return [RingTarget(dial.ref, flow, Target(TargetKind.external, dial.ref[:200]))]
-        if dial.kind is RouteKind.number and trunk is not None:
+        trunk = trunks(dial.ref) if dial.kind is RouteKind.number and trunks else None
+        if trunk is not None:
             target = Target(TargetKind.external, dial.ref)
             ring = via_trunk(dial.ref, trunk, target, diverted_by=diverted_by)
             return [ring] if ring is not None else []

@@ -11,12 +11,12 @@ INVITE's source address — INVITEs are not digest-checked yet, so this is the i
 and dials an extension of its own account: that employee's registered contacts ring.
 
 Targets: employees ring every live binding; groups expand by their strategy over member
-presence (available = has a live binding); SIP URIs and external numbers (through the
-number's trunk, else the account's first active trunk) by IP literal or host name (names are
-resolved, cached, by ``pbx/dns.py`` before the wave rings). How each is rung — contacts,
-mobiles, carriers, diversion, "press 1" — is ``pbx/reach.py``'s. Round-robin pointers
-are kept in this process (a dict per account): a restart starts groups over from their first
-member.
+presence (available = has a live binding); SIP URIs and external numbers (each through the
+trunk ranked first for it, as an employee's own call ranks them: ``AccountSnapshot.trunk_for``)
+by IP literal or host name (names are resolved, cached, by ``pbx/dns.py`` before the wave
+rings). How each is rung — contacts, mobiles, carriers, diversion, "press 1" — is
+``pbx/reach.py``'s. Round-robin pointers are kept in this process (a dict per account): a
+restart starts groups over from their first member.
 "Least recent" and "fewest calls" read each employee's answered calls from the journal (the
 last one's end, and how many since midnight in the account's zone), only for accounts whose
 schemes or groups use them.
@@ -40,6 +40,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -60,6 +61,8 @@ from zvonar.core.errors import InvalidInput
 from zvonar.directory.phone import normalize, normalize_caller
 from zvonar.integrations.http_route import CallFacts, HttpRouter
 from zvonar.media.prompts import FALLBACK_LANGUAGE
+from zvonar.outbound.dialplan import DialKind, normalize_dialed
+from zvonar.outbound.errors import InvalidDialString
 from zvonar.pbx.back_office import BackOffice
 from zvonar.pbx.credentials import DirectoryCredentialStore
 from zvonar.pbx.features import feature_call, intercom_extension
@@ -233,16 +236,33 @@ class PbxResolver:
     async def _own_line(self, call: InboundCall, account_id: uuid.UUID) -> Plan | Reject | None:
         """An employee who dials one of the account's own numbers reaches its scheme here, as
         a customer would — not out through the carrier and back in (nor refused by the
-        toll-fraud guard) — and so does a transfer "to the sales line". None: not one."""
+        toll-fraud guard) — and so does a transfer "to the sales line", however the outbound
+        dial plan would have read it (national, 8~10, 00). None: not one."""
         snap = await self.snapshot.account(account_id)
         if snap is None or not call.dialed or call.dialed in snap.staff:
             return None
-        candidates = self._candidates(call.dialed)
+        # Read first as the outbound dial plan reads it, the account's own plan before 00 as
+        # the international prefix ("0074951234567" in RU): what would go out to the carrier
+        # is what stays here.
+        candidates = (*self._dialled_out(call.dialed, snap), *self._candidates(call.dialed))
         number = await self.snapshot.number(candidates) if candidates else None
         if number is None or number.account_id != account_id:
             return None
-        # Its number's account is this one: a refusal (480 No Route) is journalled too.
-        return replace(await self._inbound(call), direction=Direction.internal)
+        # Its number's account is this one: a refusal (480 No Route) is journalled too. The
+        # scheme's call is to the number as found (the inbound path reads no dial plan).
+        plan = await self._inbound(replace(call, dialed=number.e164))
+        return replace(plan, direction=Direction.internal)
+
+    @staticmethod
+    def _dialled_out(dialed: str, snap: AccountSnapshot) -> tuple[str, ...]:
+        """The number (E.164) an employee's ``dialed`` goes out to (outbound/dialplan.py, the
+        account's country), if it is one: () for an extension, a short or an emergency code,
+        or a string the dial plan refuses."""
+        try:
+            target = normalize_dialed(dialed, snap.account.country, extensions=snap.staff)
+        except InvalidDialString:
+            return ()
+        return (target.value,) if target.kind is DialKind.external else ()
 
     def _internal_caller(self, call: InboundCall) -> tuple[uuid.UUID, str] | None:
         """(account, realm) of a caller registered here from the INVITE's source, or None."""
@@ -278,8 +298,9 @@ class PbxResolver:
         person = snap.staff.get(dialed) if snap is not None else None
         if snap is None or person is None:  # not an extension of the account
             return Reject(404, "Not Found", account_id=account_id, direction=Direction.internal)
-        trunk = snap.trunks[0] if snap.trunks and not intercom else None
-        targets = self.reach.employee(person, realm, trunk, account=snap.account)
+        # Their mobiles go out as an employee's own calls do (no number of ours was called).
+        trunks = None if intercom else partial(snap.trunk_for, None)
+        targets = self.reach.employee(person, realm, trunks, account=snap.account)
         if intercom:
             targets = tuple(replace(t, auto_answer=True) for t in targets)
         waves = (Wave(targets, INTERNAL_RING_SECONDS),) if targets else ()
@@ -382,10 +403,12 @@ class PbxResolver:
             managers=managers,
         )
         run = SchemeRun(scheme, ctx, now, rng=self.rng)
-        trunk = snap.trunk_for(number)
+        # Each outside number the call is forwarded to (a mobile, a scheme's number) takes
+        # the trunk ranked first for it (the one hosting ``number``, the callee's prefix...).
+        trunks = partial(snap.trunk_for, number)
 
         def expand(dial: Dial) -> list[RingTarget]:
-            return self.reach.dial(dial, staff, realm, trunk, number.e164, account)
+            return self.reach.dial(dial, staff, realm, trunks, number.e164, account)
 
         facts = CallFacts(
             call_id=call.call_id,
@@ -408,7 +431,7 @@ class PbxResolver:
             return self.reach.employee(
                 replace(person, dnd=False),
                 realm,
-                trunk,
+                trunks,
                 number.e164,
                 account=account,
                 confirm_mobiles=True,

@@ -5,7 +5,7 @@ A call must not wait on seven queries to learn whom to ring, so the resolver rea
 - ``number(candidates)``: the active number (DID) of any account, from one map of them all;
 - ``account(account_id)``: an :class:`AccountSnapshot` — the account's settings, its parsed
   schemes and their assignments, the parsed calendar, active employees, groups with their
-  members, active trunks;
+  members, active trunks (and which one a call to an outside number takes: ``trunk_for``);
 - ``history(account_id, since)``: each employee's last answered call and calls since
   ``since`` (the "least recent" and "fewest calls" strategies), read from the journal.
 
@@ -50,6 +50,7 @@ from zvonar.directory.events import NumberEvent
 from zvonar.directory.models import Employee, Group, GroupMember, Number, Trunk
 from zvonar.directory.secrets import open_password
 from zvonar.journal.models import CallLeg, CallRecord
+from zvonar.outbound.trunks import prefix_match
 from zvonar.pbx.slots import Freshness, Slot
 from zvonar.routing.engine import GroupInfo
 from zvonar.routing.models import CalendarRow, SchemeAssignment, SchemeRow
@@ -122,6 +123,8 @@ class TrunkInfo:
     caller_id: str | None = None  # the number its calls show by default
     srtp: bool = False  # its calls are offered SRTP only (Trunk.srtp)
     from_user: str | None = None  # the From user its carrier requires (Trunk.from_user)
+    priority: int = 100  # among trunks that may dial a number, lowest first (Trunk.priority)
+    prefixes: tuple[str, ...] = ()  # E.164 prefixes it may dial; () any (Trunk.prefixes)
 
 
 def trunk_credentials(trunk: Trunk, sealer: Sealer | None) -> ClientCredentials | None:
@@ -153,7 +156,7 @@ class AccountSnapshot:
     extensions: Mapping[uuid.UUID, str]  # every employee (active or not) by id
     groups: Mapping[str, GroupInfo]  # groups with active members, members in ringing order
     group_names: Mapping[uuid.UUID, str]  # every group by id
-    trunks: tuple[TrunkInfo, ...]  # active, by name
+    trunks: tuple[TrunkInfo, ...]  # active, by priority then name (the ranking's tie-break)
     needs_history: bool  # a scheme or group uses "least recent" / "fewest calls"
     needs_last_manager: bool = False  # a scheme rings {manager: last}
     version: int = 0  # the account's routing version this was read at
@@ -168,12 +171,28 @@ class AccountSnapshot:
         scheme_id = self.assignments.get(number_id)
         return None if scheme_id is None else self.scheme_by_id.get(scheme_id)
 
-    def trunk_for(self, number: NumberInfo) -> TrunkInfo | None:
-        """The number's own trunk, else the account's first active one."""
+    def trunk_for(self, number: NumberInfo | None, callee: str) -> TrunkInfo | None:
+        """The trunk a call leaving for ``callee`` (E.164: an employee's mobile, a scheme's
+        number) goes out on, ranked as an employee's own call is (outbound/trunks.py), so an
+        admin's primary and backup and per-country trunks hold for it too: the trunk that
+        hosts ``number``, the account's number the customer called (its carrier takes the
+        customer's number in From from the number Diversion names), else the one whose
+        ``prefixes`` match ``callee`` longest, else the lowest ``priority``, then the name.
+        None: no active trunk may dial ``callee`` (a trunk with prefixes dials only those).
+
+        ``trunks`` is in the last order since the load, so a call pays one pass over a few
+        trunks, no sort and no query."""
+        host = number.trunk_id if number is not None else None
+        best: TrunkInfo | None = None
+        best_rank = (False, 0)
         for trunk in self.trunks:
-            if trunk.id == number.trunk_id:
-                return trunk
-        return self.trunks[0] if self.trunks else None
+            match = prefix_match(trunk.prefixes, callee)
+            if match < 0:
+                continue
+            rank = (trunk.id == host, match)
+            if best is None or rank > best_rank:  # only a better one: ties keep the order
+                best, best_rank = trunk, rank
+        return best
 
 
 class RoutingSnapshot:
@@ -438,8 +457,11 @@ class RoutingSnapshot:
                     t.caller_id,
                     t.srtp,
                     t.from_user,
+                    t.priority,
+                    tuple(t.prefixes),
                 )
-                for t in trunks
+                # Python's order, not the database's collation: rank_trunks' tie-break.
+                for t in sorted(trunks, key=lambda t: (t.priority, t.name))
             ),
             needs_history=any(st.value in _HISTORY_STRATEGIES for st, _m in grouped.values())
             or any(_names(r.definition, "strategy", _HISTORY_STRATEGIES) for r in rows),
