@@ -117,3 +117,22 @@ async def test_a_target_that_answers_our_invite_goes_on_to_its_ring_limit(
     assert 0.45 <= cut - began < 1.0
     assert over < 2.0  # not the wave's 3 s: both forks were over by then
     assert ends(pbx) == [("w0t0", LegEndReason.no_answer), ("w0t1", LegEndReason.no_answer)]
+
+
+def test_a_redirects_contact_rings_within_what_is_left_of_the_targets_own_time() -> None:
+    """A phone with 4 s of its own answers 302 after 1.5 s: its Contact rings 2.5 s more,
+    not the rest of the wave (redirect.py); without a limit of its own, the wave's."""
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from zvonar.calls import redirect
+
+    t0 = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
+    call = SimpleNamespace(now=lambda: t0 + timedelta(seconds=1.5))
+    limited = SimpleNamespace(
+        target=RingTarget("sip:a@127.0.0.1", Flow("UDP", "127.0.0.1", 5060), ring_seconds=4),
+        invited_at=t0,
+    )
+    free = SimpleNamespace(target=replace(limited.target, ring_seconds=None), invited_at=t0)
+    assert redirect._ring_left(call, limited) == 2.5  # type: ignore[arg-type]
+    assert redirect._ring_left(call, free) is None  # type: ignore[arg-type]

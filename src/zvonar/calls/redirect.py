@@ -3,7 +3,8 @@
 Softphones (Zoiper, MicroSIP, Linphone…) implement the employee's own "forward my calls to my
 mobile" with ``302 Moved Temporarily`` and ``Contact: <sip:+7916…@…>``, and some carriers
 redirect the same way. Ignoring it loses the call the employee asked to have forwarded, so
-the Contact's user part rings in the fork's place, in the same wave and under its timer:
+the Contact's user part rings in the fork's place, in the same wave and under its timer (and
+within what is left of the fork's own ring limit, ``RingTarget.ring_seconds``):
 resolved as the call's account dialling it itself (an extension, or a number through the
 account's trunks), so the account's own rules — international calls off, caps — decide
 whether it may ring at all, whoever sent the 3xx. At most :data:`MAX_REDIRECTS` per call (a
@@ -14,6 +15,7 @@ journal; its successors' outcomes count for the wave, not its own.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from zvonar.calls.events import LegEnded as LegEndedEvent
@@ -83,6 +85,18 @@ async def follow(call: Call, fork: CalleeLeg, response: SipResponse) -> bool:
     await call.publish(
         LegEndedEvent, leg_id=fork.leg_id, reason=LegEndReason.forwarded, at=call.now()
     )
+    left = _ring_left(call, fork)
     for leg_id, target in zip(ids, targets, strict=True):
+        if left is not None and (target.ring_seconds is None or target.ring_seconds > left):
+            target = replace(target, ring_seconds=left)
         await start_fork(call, leg_id, target)
     return True
+
+
+def _ring_left(call: Call, fork: CalleeLeg) -> float | None:
+    """What is left of the redirected target's own time to ring (``ring_seconds``): the
+    Contact rings in its place, so within it; None when it had none."""
+    limit = fork.target.ring_seconds
+    if limit is None or fork.invited_at is None:
+        return None
+    return max(limit - (call.now() - fork.invited_at).total_seconds(), 0.05)
