@@ -232,4 +232,13 @@ async def test_the_call_journal_page_lists_calls_and_plays_a_recording(live_app:
             })"""
         )
         assert abs(duration - 1.5) < 0.05, duration
+
+        # The answered call's own page: its facts, the scheme path, the same player.
+        await page.locator("tbody tr", has=page.locator("audio")).get_by_role("link").click()
+        await expect(page).to_have_title("Call — Zvonar")
+        await expect(page.locator("#call-facts")).to_contain_text("answered")
+        await expect(page.locator("#call-path li")).to_have_count(2)
+        await expect(page.locator("audio")).to_have_count(1)
+        await page.get_by_role("link", name="← All calls").click()
+        await expect(page.locator("tbody tr")).to_have_count(2)
     assert problems == []

@@ -213,3 +213,33 @@ async def test_an_account_with_a_zone_shows_its_own_clock(
     r = await client.get("/calls")
     assert text(rows(r.text)[-1]).startswith("2026-12-01 10:00:00")
     assert "Europe/Moscow" in r.text
+
+
+async def test_one_calls_page_has_its_legs_path_and_player(
+    client: httpx.AsyncClient, container: Container, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    await seed(container, tenant_a)
+    await sign_in(client, tenant_a)
+    listing = await client.get("/calls")
+    links = re.findall(r'<a href="(/calls/[0-9a-f-]{36})">', listing.text)
+    assert len(links) == 3
+    r = await client.get(links[-1])  # the oldest: answered by Anna after 6 s, recorded
+    assert r.status_code == 200
+    assert_page_is_clean(r)
+    facts = text(re.search(r'<dl class="facts" id="call-facts">(.*?)</dl>', r.text, re.S)[1])
+    assert "Anna (101)" in facts and "0:06" in facts and "1:06" in facts
+    legs = text(re.search(r'<table class="calls" id="call-legs">(.*?)</table>', r.text, re.S)[1])
+    # The leg rang from 1 s and was answered at 6 s: it rang for 5 s.
+    assert "Employee a employee 07:00:01 0:05 answered hung up" in legs
+    path = text(re.search(r'<ol class="path" id="call-path">(.*?)</ol>', r.text, re.S)[1])
+    assert path == "working hours ring sales"
+    assert f'<audio controls preload="none" src="/api/v1{links[-1]}/recording">' in r.text
+    # Another account's call, or no call at all, is not found; signed out goes to sign in.
+    async with httpx.AsyncClient(transport=client._transport, base_url="http://testserver") as c:
+        await sign_in(c, tenant_b)
+        assert (await c.get(links[-1])).status_code == 404
+        assert (await c.get("/calls/not-a-call")).status_code == 404
+        assert (await c.get(f"/calls/{uuid.uuid4()}")).status_code == 404
+    async with httpx.AsyncClient(transport=client._transport, base_url="http://testserver") as c:
+        r = await c.get(links[-1])
+        assert r.status_code == 303 and r.headers["location"] == "/login"

@@ -1,6 +1,7 @@
-"""The call journal page (``GET /calls``): the account's calls, newest first, filtered by day,
+"""The call journal pages: ``GET /calls``, the account's calls, newest first, filtered by day,
 outcome, direction and number, paged by the journal's own cursor, with each recording playable
-in the browser for those who may listen (the API's rules, through the same services).
+in the browser for those who may listen (the API's rules, through the same services); and
+``GET /calls/{id}``, one call with its legs and the scheme path it took.
 
 Read only: nothing here writes. The recording player streams ``/api/v1/calls/{id}/recording``,
 which accepts the session cookie for a GET; the page's CSP allows media from its own origin.
@@ -23,7 +24,7 @@ from zvonar.calls.events import Direction, Disposition
 from zvonar.container import Container
 from zvonar.core.errors import InvalidInput
 from zvonar.journal import keyset
-from zvonar.journal.models import CallRecord
+from zvonar.journal.models import CallLeg, CallRecord
 from zvonar.journal.service import CallFilter
 
 PAGE_SIZE = 50
@@ -221,10 +222,57 @@ class CallsPage:
         }
 
 
+@dataclass(frozen=True)
+class LegRow:
+    """One leg of a call as the detail page shows it."""
+
+    who: str
+    kind: str
+    rang: str  # its start on the account's clock
+    ring: str  # how long it rang (to its answer or end)
+    answered: bool
+    end_reason: str
+
+
+def _leg_rows(legs: tuple[CallLeg, ...], zone: ZoneInfo) -> list[LegRow]:
+    out = []
+    for leg in legs:
+        stop = leg.answered_at or leg.ended_at
+        out.append(
+            LegRow(
+                who=leg.target_display,
+                kind=leg.target_kind.value,
+                rang=leg.rang_at.astimezone(zone).strftime("%H:%M:%S"),
+                ring=_clock((stop - leg.rang_at).total_seconds()) if stop else "",
+                answered=leg.answered_at is not None,
+                end_reason=leg.end_reason.value if leg.end_reason else "",
+            )
+        )
+    return out
+
+
+async def call_detail(c: Container, user: User, call_pk: uuid.UUID) -> dict[str, Any]:
+    """What call.html shows: the call as a row, its legs and the scheme path, players for its
+    recording and message. ``NotFound`` for a call of another account or none."""
+    p = Principal(account_id=user.account_id, role=user.role, user_id=user.id)
+    view = await c.journal.get_call(p, call_pk)  # NotFound / PermissionDenied as the API's
+    account = await c.accounts.get_account(user.account_id)
+    page = CallsPage(c)
+    (row,) = await page.rows(p, account, [view.call])
+    return {
+        "row": row,
+        "legs": _leg_rows(view.legs, _zone(account.time_zone)),
+        "path": list(view.call.scheme_path or ()),
+        "voicemail": view.call.voicemail_path is not None,
+        "can_listen": p.can(Perm.recordings_listen),
+        "zone": account.time_zone,
+    }
+
+
 def may_read_calls(user: User) -> bool:
     return Principal(account_id=user.account_id, role=user.role, user_id=user.id).can(
         Perm.calls_read
     )
 
 
-__all__ = ["CallsPage", "Query", "Row", "may_read_calls"]
+__all__ = ["CallsPage", "LegRow", "Query", "Row", "call_detail", "may_read_calls"]

@@ -7,6 +7,7 @@ to come and sends the session's CSRF token as ``X-CSRF-Token`` (templates/base.h
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +18,9 @@ from fastapi.staticfiles import StaticFiles
 from zvonar.accounts.models import User, WebSession
 from zvonar.api.deps import CSRF_HEADER, SESSION_COOKIE
 from zvonar.container import Container
-from zvonar.core.errors import LimitExceeded, Unauthenticated
+from zvonar.core.errors import LimitExceeded, NotFound, Unauthenticated
 from zvonar.i18n import LANGUAGES, negotiate
-from zvonar.web.calls import CallsPage, may_read_calls
+from zvonar.web.calls import CallsPage, call_detail, may_read_calls
 from zvonar.web.csrf import LOGIN_COOKIE, LOGIN_TOKEN_MAX_AGE, LoginCsrf, tokens_match
 from zvonar.web.render import STATIC_DIR, language_choices, render, see_other
 
@@ -243,6 +244,27 @@ class WebShell:
             **self._chrome(user, "calls", "/calls"),
         )
 
+    async def call(self, request: Request, call_pk: str) -> Response:
+        found = await self._session(request)
+        if found is None:
+            return self._to_login(request)
+        _secret, user, ws = found
+        lang, _account = await self._user_lang(request, user)
+        if not may_read_calls(user):
+            return render(request, "error.html", lang, status_code=403, message="error.forbidden")
+        try:
+            context = await call_detail(self.c, user, uuid.UUID(call_pk))
+        except (ValueError, NotFound):  # not a call id, or not a call of this account
+            return render(request, "error.html", lang, status_code=404, message="error.not_found")
+        return render(
+            request,
+            "call.html",
+            lang,
+            csrf_token=ws.csrf_token,
+            **context,
+            **self._chrome(user, "calls", f"/calls/{call_pk}"),
+        )
+
     async def set_language(self, request: Request) -> Response:
         post = await self._signed_in_post(request)
         if isinstance(post, Response):
@@ -272,6 +294,7 @@ def install(app: FastAPI, container: Container) -> None:
     router = APIRouter(include_in_schema=False)
     router.add_api_route("/", shell.home, methods=["GET"])
     router.add_api_route("/calls", shell.calls, methods=["GET"])
+    router.add_api_route("/calls/{call_pk}", shell.call, methods=["GET"])
     router.add_api_route("/login", shell.login_form, methods=["GET"])
     router.add_api_route("/login", shell.login, methods=["POST"])
     router.add_api_route("/settings/language", shell.set_language, methods=["POST"])
