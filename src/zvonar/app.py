@@ -36,7 +36,7 @@ from zvonar.journal.service import JournalService
 from zvonar.notify.mailer import SmtpConfig, SmtpMailer, SmtpSecurity
 from zvonar.notify.missed import MissedCallNotifier, managers_from_db, profiles_from_db
 from zvonar.notify.outbox import MailOutbox
-from zvonar.notify.spool import MailSpool
+from zvonar.notify.spool import MailSpool, claim_margin_for
 from zvonar.notify.voicemail import VoicemailNotifier
 from zvonar.pbx.config import PbxConfig
 from zvonar.pbx.router import metrics_router
@@ -100,7 +100,8 @@ def create_container(settings: Settings, *, bus: EventBus | None = None) -> Cont
     notifier = voicemail = mail = None
     if mailer is not None:  # without a mail server there is nobody to tell
         # One outbox for every notifier, spooled: a mail outlives a restart (notify/spool.py).
-        mail = MailOutbox(mailer, logging.getLogger("zvonar.notify"), spool=MailSpool(db))
+        spool = MailSpool(db, claim_margin=claim_margin_for(settings.smtp_timeout))
+        mail = MailOutbox(mailer, logging.getLogger("zvonar.notify"), spool=spool)
         recipients = _missed_call_recipients(db)
         notifier = MissedCallNotifier(
             mailer, recipients, profiles_from_db(db), managers=managers_from_db(db), outbox=mail

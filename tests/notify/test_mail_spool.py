@@ -19,7 +19,14 @@ from zvonar.container import Container
 from zvonar.notify.mailer import Attachment, Mail, MemoryMailer
 from zvonar.notify.models import QueuedMail
 from zvonar.notify.outbox import MailOutbox, RetryPolicy
-from zvonar.notify.spool import CLAIM_MARGIN, KEEP_FAILED, MailSpool, dump_mail, load_mail
+from zvonar.notify.spool import (
+    CLAIM_MARGIN,
+    KEEP_FAILED,
+    MailSpool,
+    claim_margin_for,
+    dump_mail,
+    load_mail,
+)
 from zvonar.settings import Settings
 from zvonar.store.base import utcnow
 
@@ -216,3 +223,42 @@ async def test_the_apps_missed_call_mail_survives_a_restart_with_the_server_down
     assert envelope.rcpt_tos == ["boss@shop.test"]
     assert msg["Subject"] == "Пропущенный звонок: +79161234567"
     assert await rows(container) == []
+
+
+class SlowMailer(MemoryMailer):
+    """A server that takes the mail only when told: an attempt longer than the claim."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+
+    async def send(self, mail: Mail) -> None:
+        await self.go.wait()
+        await super().send(mail)
+
+
+async def test_a_slow_attempt_is_never_taken_again_by_its_own_process(
+    container: Container,
+) -> None:
+    """The attempt outlasts its claim: the process's own resume pass leaves that mail to the
+    attempt under way (it sent the mail twice); another process would still wait, as the claim
+    margin grows with smtp_timeout."""
+    clock = Clock()
+    slow = SlowMailer()
+    outbox = MailOutbox(slow, log, spool=MailSpool(container.db), clock=clock)
+    outbox.submit("missed call c-7", ready)
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if await rows(container):
+            break
+    clock.now += 2 * CLAIM_MARGIN  # the claim ran out while the server still talks
+    assert await outbox.resume() == 0
+    slow.go.set()
+    await outbox.drain()
+    assert slow.sent == [MAIL] and await rows(container) == []
+
+
+def test_the_claim_outlasts_a_long_smtp_timeout() -> None:
+    assert claim_margin_for(5) == CLAIM_MARGIN  # the floor
+    assert claim_margin_for(30) == timedelta(seconds=330)  # the default: ten steps of 30 s
+    assert claim_margin_for(200) == timedelta(seconds=2030)

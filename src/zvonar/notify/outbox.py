@@ -136,7 +136,7 @@ class MailOutbox:
         now = self._clock()
         try:
             await self.spool.purge(now)
-            found = await self.spool.claim_due(now)
+            found = await self.spool.claim_due(now, busy=frozenset(self._rows.values()))
         except Exception:
             self.log.warning("mail spool: reading it failed, will retry", exc_info=True)
             return 0

@@ -25,9 +25,19 @@ from zvonar.notify.mailer import Attachment, Mail
 from zvonar.notify.models import QueuedMail
 from zvonar.store.db import Database
 
-# How long a claim outlives the moment its attempt starts: more than an SMTP attempt can take
-# (its timeout is 30 s by default), so a live process never loses a mail it is sending.
+# How long a claim outlives the moment its attempt starts, at least: more than an SMTP attempt
+# can take, so a live process never loses a mail it is sending to another. The app makes it
+# longer for a longer smtp_timeout (``claim_margin_for``): that timeout bounds each step of
+# the dialogue (connect, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA…), not the whole attempt.
 CLAIM_MARGIN = timedelta(minutes=2)
+_SMTP_STEPS = 10
+
+
+def claim_margin_for(smtp_timeout: float) -> timedelta:
+    """A claim margin that outlasts an attempt whose every step takes ``smtp_timeout``."""
+    return max(CLAIM_MARGIN, timedelta(seconds=_SMTP_STEPS * smtp_timeout + 30))
+
+
 # Mails whose every attempt failed are kept this long (for whoever follows them up), then purged.
 KEEP_FAILED = timedelta(days=7)
 
@@ -78,8 +88,11 @@ class Spooled:
 class MailSpool:
     """The only writer of ``mail_queue``."""
 
-    def __init__(self, db: Database, owner: str | None = None) -> None:
+    def __init__(
+        self, db: Database, owner: str | None = None, *, claim_margin: timedelta = CLAIM_MARGIN
+    ) -> None:
         self.db = db
+        self.claim_margin = claim_margin
         # This process's name on its claims; unique per process, so a restart is a new owner.
         self.owner = owner or uuid.uuid4().hex
 
@@ -92,7 +105,7 @@ class MailSpool:
             created_at=now,
             attempts=0,
             owner=self.owner,
-            locked_until=now + CLAIM_MARGIN,
+            locked_until=now + self.claim_margin,
         )
         async with self.db.unit_of_work() as uow:
             uow.session.add(row)
@@ -107,7 +120,9 @@ class MailSpool:
                 update(QueuedMail)
                 .where(QueuedMail.id == mail_id, QueuedMail.owner == self.owner)
                 .values(
-                    attempts=attempts, last_error=error[:1000], locked_until=next_at + CLAIM_MARGIN
+                    attempts=attempts,
+                    last_error=error[:1000],
+                    locked_until=next_at + self.claim_margin,
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -135,9 +150,12 @@ class MailSpool:
                 .execution_options(synchronize_session=False)
             )
 
-    async def claim_due(self, now: datetime, limit: int = 100) -> list[Spooled]:
+    async def claim_due(
+        self, now: datetime, limit: int = 100, *, busy: frozenset[uuid.UUID] = frozenset()
+    ) -> list[Spooled]:
         """Claim the mails nobody delivers: unclaimed (their process stopped) or whose claim ran
-        out (it died). Oldest first."""
+        out (it died). Oldest first. ``busy``: this process's own deliveries under way, never
+        taken a second time even if their claim ran out during a slow attempt."""
         async with self.db.read() as s:
             rows = (
                 await s.execute(
@@ -152,6 +170,8 @@ class MailSpool:
             ).all()
         claimed: list[Spooled] = []
         for mail_id, what, message, attempts in rows:
+            if mail_id in busy:
+                continue
             async with self.db.unit_of_work() as uow:
                 result = await uow.session.execute(
                     update(QueuedMail)
@@ -160,7 +180,7 @@ class MailSpool:
                         QueuedMail.failed_at.is_(None),
                         or_(QueuedMail.locked_until.is_(None), QueuedMail.locked_until < now),
                     )
-                    .values(owner=self.owner, locked_until=now + CLAIM_MARGIN)
+                    .values(owner=self.owner, locked_until=now + self.claim_margin)
                     .execution_options(synchronize_session=False)
                 )
             if getattr(result, "rowcount", 0) == 1:  # else another process was first
