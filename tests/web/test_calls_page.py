@@ -126,17 +126,29 @@ async def test_filters_and_the_users_language(
     assert len(rows(r.text)) == 1
     r = await client.get("/calls", params={"q": "+7 916 123"})
     assert "Bolts Ltd" in r.text and len(rows(r.text)) == 1
+    # A number as people write it in the account's country, and the customer on either side.
+    r = await client.get("/calls", params={"q": "8 916 123"})
+    assert "Bolts Ltd" in r.text and len(rows(r.text)) == 1
+    r = await client.get("/calls", params={"q": "9998877"})
+    assert [text(x).split()[2] for x in rows(r.text)] == ["outgoing"]
     r = await client.get("/calls", params={"from": "2026-12-02"})
     assert rows(r.text) == [] and 'id="calls-empty"' in r.text
+    for far in ({"to": "9999-12-31"}, {"from": "0001-01-01"}, {"q": "sipp"}):
+        r = await client.get("/calls", params=far)
+        assert r.status_code == 200 and len(rows(r.text)) == 3, far
+        assert r.text.count('role="alert"') == 1, far
     # Bad input is said and left out, never a 500.
     r = await client.get("/calls", params={"from": "yesterday", "disposition": "lost"})
     assert r.status_code == 200 and len(rows(r.text)) == 3
     assert r.text.count('role="alert"') == 2
     # The language switch comes back to this page, in Russian.
+    here = "/calls?disposition=missed&q=916"
+    page = await client.get(here)
+    assert f'name="next" value="{here.replace("&", "&amp;")}"' in page.text
     switched = await client.post(
-        "/settings/language", data={"csrf_token": csrf, "language": "ru", "next": "/calls"}
+        "/settings/language", data={"csrf_token": csrf, "language": "ru", "next": here}
     )
-    assert switched.status_code == 303 and switched.headers["location"] == "/calls"
+    assert switched.status_code == 303 and switched.headers["location"] == here
     r = await client.get("/calls")
     assert "пропущен" in r.text and "Звонки" in r.text and "3 звонка" in r.text
 

@@ -101,6 +101,12 @@ _FIRST_DAY = date.min + timedelta(days=4)
 _LAST_DAY = date.max - timedelta(days=4)
 
 
+def day_in_range(day: date) -> bool:
+    """Whether ``day``'s midnight and the next one are instants on any clock (UTC-12 to
+    UTC+14): the days a filter may name."""
+    return _FIRST_DAY <= day <= _LAST_DAY
+
+
 def _day_or(value: object, times: TypeAdapter[datetime]) -> date | datetime:
     # A plain validator, not a union: pydantic's lax ``date`` would take a naive midnight
     # ("2026-12-01T00:00:00") for a day, and a naive time must stay a refusal.
@@ -111,7 +117,7 @@ def _day_or(value: object, times: TypeAdapter[datetime]) -> date | datetime:
             raise ValueError("not a calendar day, e.g. 2026-12-01") from None
     if isinstance(value, date) and not isinstance(value, datetime):
         # Its midnight and the next one stay instants on any clock (UTC-12 to UTC+14).
-        if not _FIRST_DAY <= value <= _LAST_DAY:
+        if not day_in_range(value):
             raise ValueError("the day is out of range")
         return value
     try:

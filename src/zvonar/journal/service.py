@@ -50,6 +50,9 @@ class CallFilter:
     direction: Direction | None = None
     number: str | None = None
     caller: str | None = None
+    # The customer's number contains one of these, whichever side they were on: the caller
+    # of an inbound call (or a callback), the callee of an outbound one.
+    party: Sequence[str] = ()
     answered_by: uuid.UUID | None = None
     has_recording: bool | None = None
     # The customer's calls: from or to any of the contact's numbers as they are now, or
@@ -167,6 +170,19 @@ class JournalService:
             stmt = stmt.where(CallRecord.dialed.contains(f.number, autoescape=True))
         if f.caller:
             stmt = stmt.where(CallRecord.caller.contains(f.caller, autoescape=True))
+        if f.party:
+            outbound = CallRecord.direction == Direction.outbound
+            stmt = stmt.where(
+                or_(
+                    *(
+                        or_(
+                            and_(outbound, CallRecord.dialed.contains(x, autoescape=True)),
+                            and_(~outbound, CallRecord.caller.contains(x, autoescape=True)),
+                        )
+                        for x in f.party
+                    )
+                )
+            )
         if f.answered_by is not None:
             stmt = stmt.where(CallRecord.answered_by == f.answered_by)
         if f.contact_id is not None:

@@ -21,8 +21,10 @@ from fastapi import Request
 from zvonar.accounts.access import Perm, Principal
 from zvonar.accounts.models import Account, User
 from zvonar.calls.events import Direction, Disposition
+from zvonar.contacts import search
 from zvonar.container import Container
 from zvonar.core.errors import InvalidInput
+from zvonar.core.schemas import day_in_range
 from zvonar.journal import keyset
 from zvonar.journal.models import CallLeg, CallRecord
 from zvonar.journal.service import CallFilter
@@ -58,19 +60,22 @@ class Query:
             cursor=field("cursor", 256),
         )
 
-    def filter(self) -> tuple[CallFilter, list[str]]:
-        """The journal filter, and the message keys of the fields that could not be read
-        (those are left out, never guessed)."""
+    def filter(self, country: str | None) -> tuple[CallFilter, list[str]]:
+        """The journal filter for an account of ``country``, and the message keys of the
+        fields that could not be read (those are left out, never guessed)."""
         problems: list[str] = []
 
         def day(text: str) -> date | None:
             if not text:
                 return None
             try:
-                return date.fromisoformat(text)
+                found = date.fromisoformat(text)
             except ValueError:
+                found = None
+            if found is None or not day_in_range(found):
                 problems.append("calls.error.bad_day")
                 return None
+            return found
 
         disposition = None
         if self.disposition:
@@ -84,15 +89,22 @@ class Query:
                 direction = Direction(self.direction)
             except ValueError:
                 problems.append("calls.error.bad_filter")
-        number = "".join(ch for ch in self.q if ch.isdigit() or ch == "+") or None
+        number: tuple[str, ...] = ()
+        if self.q:
+            wanted = search.parse(self.q, country).number
+            if wanted is None:  # letters, or too few digits to mean a number
+                problems.append("calls.error.bad_number")
+            elif wanted.exact:
+                number = (wanted.exact,)
+            else:  # as written in the account's country: 8 912… is +7912…, or those digits
+                number = tuple(x for x in (wanted.prefix, wanted.contains) if x)
         return (
             CallFilter(
                 started_from=day(self.day_from),
                 started_to=day(self.day_to),
                 dispositions=(disposition,) if disposition else (),
                 direction=direction,
-                caller=number if direction is not Direction.outbound else None,
-                number=number if direction is Direction.outbound else None,
+                party=number,
             ),
             problems,
         )
@@ -195,7 +207,7 @@ class CallsPage:
         p = Principal(account_id=user.account_id, role=user.role, user_id=user.id)
         account = await self.c.accounts.get_account(user.account_id)
         query = Query.of(request)
-        f, problems = query.filter()
+        f, problems = query.filter(account.country)
         after = None
         order = keyset.CallOrder.newest_first
         if query.cursor:

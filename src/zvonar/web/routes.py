@@ -34,6 +34,11 @@ async def _form(request: Request) -> dict[str, str]:
         return {k: v[:_MAX_FIELD] for k, v in form.items() if isinstance(v, str)}
 
 
+def _here(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
 def _local_path(target: str) -> str:
     """A page of ours to go back to after a form post; anything else (another site, a
     scheme-relative ``//host``) is the start page: never an open redirect."""
@@ -241,7 +246,8 @@ class WebShell:
             lang,
             csrf_token=ws.csrf_token,
             **await self.calls_page.context(user, request),
-            **self._chrome(user, "calls", "/calls"),
+            # The language switch comes back to this very page: its filters and place kept.
+            **self._chrome(user, "calls", _here(request)),
         )
 
     async def call(self, request: Request, call_pk: str) -> Response:
