@@ -84,6 +84,9 @@ async def test_words_with_digits_are_text_not_numbers(
         ("8 495", "IT", search.NumberSearch(contains="8495")),  # Italy has no national prefix
         ("ООО Фирма 4999", "RU", None),
         ("12", "RU", None),
+        ("00380441234567", "RU", search.NumberSearch(exact="+380441234567")),
+        ("00 380 44", "RU", search.NumberSearch(contains="0038044", prefix="+38044")),
+        ("0441234567", "UA", search.NumberSearch(exact="+380441234567")),  # national first
     ],
 )
 def test_what_a_query_asks_for(

@@ -9,6 +9,8 @@ write it. The service turns it into SQL.
   - ``q`` that normalizes to a whole valid number, read with the account's country as the
     numbers were when stored ("8 (495) 123-45-67", "4951234567", "+7 495…"), finds that
     number only: :attr:`NumberSearch.exact`;
+  - a whole number written with ``00`` before its country code, as dialling reads it, finds
+    that number (a part of one: those that start so, or its digits anywhere);
   - otherwise its digits anywhere in the E.164 form ("1234567" finds +74951234567), and a
     start of a number: "+7 495 12" one that starts so, "8 495 12" written with the country's
     national prefix (phonenumbers' ``ndd_prefix_for_region``: 8 in Russia, 0 in Ukraine) one
@@ -60,6 +62,11 @@ def _number(q: str, country: str | None) -> NumberSearch | None:
         return NumberSearch(exact=phone.normalize(q, country))
     except InvalidInput:
         pass
+    if digits.startswith("00"):  # 00 as the international prefix, as dialling reads it too
+        try:
+            return NumberSearch(exact=phone.normalize("+" + digits[2:], None))
+        except InvalidInput:
+            return NumberSearch(prefix="+" + digits[2:], contains=digits)
     if q.lstrip().startswith("+"):
         return NumberSearch(prefix="+" + digits)
     prefix = None
