@@ -48,6 +48,13 @@ def _local_path(target: str) -> str:
 
 
 @dataclass(frozen=True)
+class _Reader:
+    user: User
+    session: WebSession
+    lang: str
+
+
+@dataclass(frozen=True)
 class _SignedInPost:
     secret: str
     user: User
@@ -232,7 +239,8 @@ class WebShell:
             "show_calls": may_read_calls(user),
         }
 
-    async def calls(self, request: Request) -> Response:
+    async def _journal_reader(self, request: Request) -> _Reader | Response:
+        """A signed-in user who may read the call journal, or where they go instead."""
         found = await self._session(request)
         if found is None:
             return self._to_login(request)
@@ -240,35 +248,39 @@ class WebShell:
         lang, _account = await self._user_lang(request, user)
         if not may_read_calls(user):
             return render(request, "error.html", lang, status_code=403, message="error.forbidden")
+        return _Reader(user, ws, lang)
+
+    async def calls(self, request: Request) -> Response:
+        reader = await self._journal_reader(request)
+        if isinstance(reader, Response):
+            return reader
         return render(
             request,
             "calls.html",
-            lang,
-            csrf_token=ws.csrf_token,
-            **await self.calls_page.context(user, request),
+            reader.lang,
+            csrf_token=reader.session.csrf_token,
+            **await self.calls_page.context(reader.user, request),
             # The language switch comes back to this very page: its filters and place kept.
-            **self._chrome(user, "calls", _here(request)),
+            **self._chrome(reader.user, "calls", _here(request)),
         )
 
     async def call(self, request: Request, call_pk: str) -> Response:
-        found = await self._session(request)
-        if found is None:
-            return self._to_login(request)
-        _secret, user, ws = found
-        lang, _account = await self._user_lang(request, user)
-        if not may_read_calls(user):
-            return render(request, "error.html", lang, status_code=403, message="error.forbidden")
+        reader = await self._journal_reader(request)
+        if isinstance(reader, Response):
+            return reader
         try:
-            context = await call_detail(self.c, user, uuid.UUID(call_pk))
+            context = await call_detail(self.c, reader.user, uuid.UUID(call_pk))
         except (ValueError, NotFound):  # not a call id, or not a call of this account
-            return render(request, "error.html", lang, status_code=404, message="error.not_found")
+            return render(
+                request, "error.html", reader.lang, status_code=404, message="error.not_found"
+            )
         return render(
             request,
             "call.html",
-            lang,
-            csrf_token=ws.csrf_token,
+            reader.lang,
+            csrf_token=reader.session.csrf_token,
             **context,
-            **self._chrome(user, "calls", f"/calls/{call_pk}"),
+            **self._chrome(reader.user, "calls", _here(request)),
         )
 
     async def set_language(self, request: Request) -> Response:
