@@ -25,7 +25,6 @@ from zvonar.calls.plan import (
     Wave,
 )
 from zvonar.media.prompts import prompt_path
-from zvonar.pbx import route as route_module
 from zvonar.pbx.route import RouteSetup, SchemeRoute, wave_of
 from zvonar.routing.engine import (
     CallContext,
@@ -37,7 +36,8 @@ from zvonar.routing.engine import (
     Ring,
     SchemeRun,
 )
-from zvonar.routing.schedule import calendar_from_dict
+from zvonar.routing.schedule import WorkCalendar, calendar_from_dict
+from zvonar.routing.scheme import Scheme
 from zvonar.routing.scheme import TargetKind as SchemeKind
 from zvonar.routing.scheme_codec import scheme_from_dict
 from zvonar.routing.strategies import MemberState, Presence, Strategy
@@ -395,11 +395,21 @@ async def test_the_path_says_how_a_ring_step_ended_busy_or_answered() -> None:
             "Main", {"branches": {"working": [ring, ring]}, "final": {"type": "hangup"}}
         )
     }
+    route = live_route(library, CALENDAR, MONDAY_10)
+    assert isinstance(await route.next(None), Wave)
+    assert isinstance(await route.next(StepResult(StepResultKind.busy)), Wave)
+    route.connected(Target(TargetKind.employee, "Boris"))
+    assert route.path[-2:] == ("ring only101 (8s) [busy]", "ring only101 (8s) [answered]")
+
+
+def live_route(library: dict[str, Scheme], calendar: WorkCalendar, at: datetime) -> SchemeRoute:
+    """The route of a call to "Main" that arrives ``at``, with no clock of its own (as the
+    PBX builds it) and no HTTP step."""
     ctx = CallContext(
         call_id="c1",
         caller="+79161234567",
         called="+74951234567",
-        calendar=CALENDAR,
+        calendar=calendar,
         schemes=library,
         presence=presence(),
     )
@@ -411,11 +421,7 @@ async def test_the_path_says_how_a_ring_step_ended_busy_or_answered() -> None:
         ask=lambda _r: _never(),
         agent_targets=lambda _agent: (),
     )
-    route = SchemeRoute(SchemeRun(library["Main"], ctx, MONDAY_10), setup, MONDAY_10)
-    assert isinstance(await route.next(None), Wave)
-    assert isinstance(await route.next(StepResult(StepResultKind.busy)), Wave)
-    route.connected(Target(TargetKind.employee, "Boris"))
-    assert route.path[-2:] == ("ring only101 (8s) [busy]", "ring only101 (8s) [answered]")
+    return SchemeRoute(SchemeRun(library["Main"], ctx, at), setup, at)
 
 
 async def _never() -> Outcome:
@@ -429,7 +435,7 @@ async def test_the_calls_time_runs_on_without_an_injected_clock(
     earlier targets rang (4 s, then 6 s, so the third gets 2 s of the 12), and a go-to after
     ringing chooses its branch at that moment, not when the call arrived."""
     now = [1000.0]
-    monkeypatch.setattr(route_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr("zvonar.pbx.route.time.monotonic", lambda: now[0])
     in_turn = {
         "type": "ring",
         "strategy": "in_turn",
@@ -460,24 +466,8 @@ async def test_the_calls_time_runs_on_without_an_injected_clock(
     calendar = calendar_from_dict(
         {"hours": {"mon": ["09:00-18:00"]}}, tz="Europe/Moscow", default_country="RU"
     )
-    ctx = CallContext(
-        call_id="c1",
-        caller="+79161234567",
-        called="+74951234567",
-        calendar=calendar,
-        schemes=library,
-        presence=presence(),
-    )
-    setup = RouteSetup(
-        account_id=uuid.uuid4(),
-        call_id="c1",
-        language="en",
-        expand=expand,
-        ask=lambda _r: _never(),
-        agent_targets=lambda _agent: (),
-    )
-    route = SchemeRoute(SchemeRun(library["Main"], ctx, closing), setup, closing)
-    timeouts = []
+    route = live_route(library, calendar, closing)
+    timeouts: list[float] = []
     wave = await route.next(None)
     while isinstance(wave, Wave) and len(timeouts) < 3:
         timeouts.append(wave.timeout)
