@@ -19,7 +19,7 @@ from zvonar.api.pagination import Page, Paging, page_of, search_query
 from zvonar.core.schemas import checked_instant
 from zvonar.integrations.signing import DEFAULT_TOLERANCE, SIGNATURE_HEADER, route_secret
 from zvonar.routing.models import SchemeRow
-from zvonar.routing.schedule import WorkCalendar, calendar_to_dict
+from zvonar.routing.schedule import WorkCalendar, calendar_to_dict, special_days, zone
 from zvonar.routing.schemas import (
     AssignmentIn,
     AssignmentOut,
@@ -29,6 +29,8 @@ from zvonar.routing.schemas import (
     HttpRouteOut,
     SchemeIn,
     SchemeOut,
+    SpecialDayOut,
+    SpecialDaysOut,
 )
 from zvonar.routing.service import AssignmentView, RoutingService
 
@@ -135,6 +137,33 @@ async def get_calendar(p: CurrentPrincipal, svc: Service) -> CalendarOut:
 async def set_calendar(body: CalendarIn, p: CurrentPrincipal, svc: Service) -> CalendarOut:
     """Replace the calendar; ``country`` omitted means the account's, null means none."""
     return _calendar(await svc.set_calendar(p, body.model_dump(exclude_unset=True)))
+
+
+@router.get("/calendar/days", response_model=SpecialDaysOut)
+async def special_days_of(
+    p: CurrentPrincipal,
+    svc: Service,
+    year: Annotated[int | None, Query(ge=1, le=9998, description="Default: this year.")] = None,
+) -> SpecialDaysOut:
+    """The days of ``year`` the calendar treats other than its week does: public holidays,
+    weekend days worked by decree, and the account's own days off, working days and custom
+    hours, each with the hours in force that day."""
+    cal = await svc.get_calendar(p)
+    when = year or datetime.now(zone(cal.tz)).year
+    return SpecialDaysOut(
+        year=when,
+        country=cal.holidays.country,
+        days=[
+            SpecialDayOut(
+                day=d.day,
+                kind=d.kind,
+                source=d.source,
+                name=d.name,
+                hours=[str(r) for r in d.hours],
+            )
+            for d in special_days(cal, when)
+        ],
+    )
 
 
 @router.get("/calendar/branch", response_model=BranchOut)

@@ -27,7 +27,7 @@ import enum
 import functools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -234,6 +234,48 @@ class WorkCalendar:
 
     def branch_at(self, instant_utc: datetime) -> Branch:
         return branch_at(instant_utc, self.tz, self.schedule, self.holidays)
+
+
+class DayKind(enum.StrEnum):
+    holiday = "holiday"  # no hours: a public holiday, or a day off the account added
+    working = "working"  # worked although a weekend day or a holiday
+    custom = "custom"  # hours of its own that day
+
+
+@dataclass(frozen=True)
+class SpecialDay:
+    """A day of a year that the plain week does not describe, and why: what an admin checks
+    before a holiday season (``source``: ``country`` for the public calendar, ``account`` for
+    the calendar's own overrides)."""
+
+    day: date
+    kind: DayKind
+    source: str
+    name: str | None
+    hours: Hours
+
+
+def special_days(cal: WorkCalendar, year: int) -> list[SpecialDay]:
+    """Every day of ``year`` the calendar treats other than its week does, by date."""
+    h = cal.holidays
+    out: dict[date, SpecialDay] = {}
+    if h.country is not None:
+        public = _public(h.country, year)
+        for d in sorted(d for d in public if d.year == year):
+            out[d] = SpecialDay(d, DayKind.holiday, "country", str(public.get(d)), ())
+        for d in sorted(_weekend_workdays(h.country, year)):
+            out[d] = SpecialDay(d, DayKind.working, "country", None, ())
+    overrides = (
+        (h.working_days, DayKind.working),
+        (h.extra_days_off, DayKind.holiday),
+        (frozenset(h.custom_hours), DayKind.custom),
+    )
+    for days, kind in overrides:  # the later wins, as in hours_on
+        for d in days:
+            if d.year == year:
+                known = out.get(d)
+                out[d] = SpecialDay(d, kind, "account", known.name if known else None, ())
+    return [replace(found, hours=h.hours_on(d, cal.schedule)) for d, found in sorted(out.items())]
 
 
 # --- plain data -----------------------------------------------------------------------------------

@@ -4,12 +4,13 @@ carry the path inside the definition); these models only fix the envelope."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
 from zvonar.core.schemas import ShortName, StrictInput
+from zvonar.routing.schedule import DayKind
 
 
 class SchemeIn(StrictInput):
@@ -87,6 +88,23 @@ class CalendarOut(BaseModel):
     extra_days_off: list[str]
     working_days: list[str]
     custom_hours: dict[str, list[str]]
+
+
+class SpecialDayOut(BaseModel):
+    day: date
+    kind: DayKind = Field(
+        description="holiday: no hours; working: worked although a weekend day or a holiday; "
+        "custom: hours of its own."
+    )
+    source: str = Field(description="country: the public calendar; account: the overrides.")
+    name: str | None = Field(description="The public holiday's name, when it is one.")
+    hours: list[str] = Field(description="The hours in force that day (empty: closed).")
+
+
+class SpecialDaysOut(BaseModel):
+    year: int
+    country: str | None = Field(description="Whose public holidays (null: none).")
+    days: list[SpecialDayOut]
 
 
 class BranchOut(BaseModel):
