@@ -33,7 +33,12 @@ async def test_a_years_special_days_with_their_hours(
     assert (body["year"], body["country"]) == (2025, "RU")
     days = {d["day"]: d for d in body["days"]}
     assert days["2025-01-07"]["kind"] == "holiday" and days["2025-01-07"]["source"] == "country"
-    assert days["2025-01-07"]["name"] and days["2025-01-07"]["hours"] == []
+    # Named in the account's language (Russian here; English for an English account).
+    assert days["2025-01-07"]["name"] == "Рождество Христово" and days["2025-01-07"]["hours"] == []
+    r = await client.patch(f"{API}/account", json={"language": "en"}, headers=tenant_a.headers)
+    assert r.status_code == 200, r.text
+    r = await client.get(f"{API}/calendar/days", params={"year": 2025}, headers=tenant_a.headers)
+    assert {d["day"]: d["name"] for d in r.json()["days"]}["2025-01-07"] == "Christmas Day"
     # Worked by decree: a Saturday with the weekday's hours, not the week's own Saturday's.
     assert days["2025-11-01"] == {
         "day": "2025-11-01",

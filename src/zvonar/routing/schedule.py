@@ -177,6 +177,20 @@ def _holidays(country: str, year: int) -> holidays.HolidayBase:
     return holidays.country_holidays(country, years=year)
 
 
+_LANGUAGES = {"en": "en_US", "ru": "ru", "uk": "uk"}
+
+
+@functools.lru_cache(maxsize=64)
+def _named(country: str, year: int, language: str | None) -> holidays.HolidayBase:
+    """The public holidays with their names in ``language`` when the country's calendar
+    speaks it (its own language otherwise): the same days as :func:`_public`."""
+    wanted = _LANGUAGES.get(language or "")
+    base = _holidays(country, year)
+    if wanted is None or wanted not in getattr(base, "supported_languages", ()):
+        return base
+    return holidays.country_holidays(country, years=year, language=wanted)
+
+
 def _public(country: str, year: int) -> holidays.HolidayBase:
     return _holidays(country, year)
 
@@ -255,12 +269,13 @@ class SpecialDay:
     hours: Hours
 
 
-def special_days(cal: WorkCalendar, year: int) -> list[SpecialDay]:
-    """Every day of ``year`` the calendar treats other than its week does, by date."""
+def special_days(cal: WorkCalendar, year: int, language: str | None = None) -> list[SpecialDay]:
+    """Every day of ``year`` the calendar treats other than its week does, by date; public
+    holidays named in ``language`` (ours: en, ru, uk) where the country's calendar has it."""
     h = cal.holidays
     out: dict[date, SpecialDay] = {}
     if h.country is not None:
-        public = _public(h.country, year)
+        public = _named(h.country, year, language)
         for d in sorted(d for d in public if d.year == year):
             out[d] = SpecialDay(d, DayKind.holiday, "country", str(public.get(d)), ())
         for d in sorted(_weekend_workdays(h.country, year)):
