@@ -145,8 +145,9 @@ class MailOutbox:
                 mail = load_mail(row.message)
             except (ValueError, KeyError, TypeError) as exc:
                 self.log.error("%s: spooled e-mail unreadable, giving up: %s", row.what, exc)
-                await self._record(
-                    self.spool.gave_up, row.id, row.attempts, f"unreadable: {exc}", now
+                await self._recorded(
+                    self.spool.gave_up(row.id, row.attempts, f"unreadable: {exc}", now),
+                    "recording a give-up",
                 )
                 continue
             self.resumed += 1
@@ -182,6 +183,7 @@ class MailOutbox:
     async def _attempts(self, what: str, mail: Mail, row: uuid.UUID | None, made: int) -> None:
         """Try until sent or ``retry`` runs out; ``made`` attempts were made before (a mail
         resumed from the spool goes on with its back-off where it stopped)."""
+        spool = self.spool if row is not None else None  # what to record each attempt in
         task = asyncio.current_task()
         if row is not None and task is not None:
             self._rows[task] = row
@@ -194,51 +196,37 @@ class MailOutbox:
                 if made > len(delays):
                     self.log.error("%s: e-mail not delivered, giving up: %s", what, exc)
                     self.given_up += 1
-                    await self._record(self._gave_up, row, made, str(exc), self._clock())
+                    if spool is not None and row is not None:
+                        await self._recorded(
+                            spool.gave_up(row, made, str(exc), self._clock()),
+                            "recording a give-up",
+                        )
                     return
                 delay = delays[made - 1]
                 self.log.warning(
                     "%s: e-mail attempt %d failed, retrying in %.0f s: %s", what, made, delay, exc
                 )
-                next_at = self._clock() + timedelta(seconds=delay)
-                await self._record(self._failed_attempt, row, made, str(exc), next_at)
+                if spool is not None and row is not None:
+                    next_at = self._clock() + timedelta(seconds=delay)
+                    await self._recorded(
+                        spool.failed_attempt(row, made, str(exc), next_at),
+                        "recording an attempt",
+                    )
                 await self._sleep(delay)
             else:
                 self.delivered += 1
-                if row is not None and self.spool is not None:
-                    await self._record_delivered(row)
+                if spool is not None and row is not None:
+                    # Failing, the mail is sent once more after its claim runs out: better
+                    # than never.
+                    await self._recorded(spool.delivered(row), "forgetting a sent mail")
                 return
 
-    async def _gave_up(self, row: uuid.UUID, made: int, error: str, at: datetime) -> None:
-        assert self.spool is not None
-        await self.spool.gave_up(row, made, error, at)
-
-    async def _failed_attempt(self, row: uuid.UUID, made: int, error: str, at: datetime) -> None:
-        assert self.spool is not None
-        await self.spool.failed_attempt(row, made, error, at)
-
-    async def _record_delivered(self, row: uuid.UUID) -> None:
-        assert self.spool is not None
-        try:
-            await self.spool.delivered(row)
-        except Exception:  # sent once more after the claim runs out: better than never
-            self.log.warning("mail spool: a sent mail stays spooled", exc_info=True)
-
-    async def _record(
-        self,
-        write: Callable[[uuid.UUID, int, str, datetime], Awaitable[None]],
-        row: uuid.UUID | None,
-        made: int,
-        error: str,
-        at: datetime,
-    ) -> None:
+    async def _recorded(self, write: Awaitable[None], doing: str) -> None:
         """A spool write that must not stop the delivery: the database may be down too."""
-        if row is None or self.spool is None:
-            return
         try:
-            await write(row, made, error, at)
+            await write
         except Exception:
-            self.log.warning("mail spool: recording an attempt failed", exc_info=True)
+            self.log.warning("mail spool: %s failed", doing, exc_info=True)
 
 
 class OutboxUser:
