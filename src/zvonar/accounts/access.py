@@ -6,7 +6,7 @@ import enum
 import uuid
 from dataclasses import dataclass
 
-from zvonar.accounts.models import Role
+from zvonar.accounts.models import Role, User
 from zvonar.core.errors import PermissionDenied
 
 
@@ -55,6 +55,11 @@ class Principal:
     role: Role
     user_id: uuid.UUID | None = None
     token_id: uuid.UUID | None = None
+
+    @classmethod
+    def of_user(cls, user: User) -> Principal:
+        """A signed-in user of the web UI (their session): their account and role."""
+        return cls(account_id=user.account_id, role=user.role, user_id=user.id)
 
     def can(self, perm: Perm) -> bool:
         return perm in _GRANTS[self.role]

@@ -12,7 +12,7 @@ from zvonar.accounts.models import Account
 from zvonar.core.schemas import bound_instant, checked_instant
 from zvonar.store.db import Database
 
-__all__ = ["account_zone", "range_on_clock", "span_on_clock"]
+__all__ = ["account_zone", "range_on_clock", "span_on_clock", "zone_or_utc"]
 
 _UTC = ZoneInfo("UTC")
 
@@ -22,6 +22,11 @@ async def account_zone(db: Database, account_id: uuid.UUID) -> ZoneInfo:
     lacks (reading a report never fails on it)."""
     async with db.read() as s:
         name = await s.scalar(select(Account.time_zone).where(Account.id == account_id))
+    return zone_or_utc(name)
+
+
+def zone_or_utc(name: str | None) -> ZoneInfo:
+    """The zone called ``name``; UTC for none or one this machine's zone data lacks."""
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):

@@ -56,7 +56,7 @@ async def principal(
             sent = request.headers.get(CSRF_HEADER, "")
             if not hmac.compare_digest(sent.encode(), ws.csrf_token.encode()):
                 raise PermissionDenied("missing or wrong CSRF token", code="csrf_failed")
-        return Principal(account_id=user.account_id, role=user.role, user_id=user.id)
+        return Principal.of_user(user)
     raise Unauthenticated("authentication required")
 
 

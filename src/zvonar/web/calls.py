@@ -9,23 +9,26 @@ which accepts the session cookie for a GET; the page's CSP allows media from its
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 
 from zvonar.accounts.access import Perm, Principal
 from zvonar.accounts.models import Account, User
+from zvonar.accounts.zone import zone_or_utc
 from zvonar.calls.events import Direction, Disposition
 from zvonar.contacts import search
 from zvonar.container import Container
-from zvonar.core.errors import InvalidInput
+from zvonar.core.errors import InvalidInput, NotFound
 from zvonar.core.schemas import day_in_range
-from zvonar.journal import keyset
+from zvonar.directory.models import Employee
+from zvonar.journal import keyset, rules
 from zvonar.journal.models import CallLeg, CallRecord
 from zvonar.journal.service import CallFilter
 
@@ -149,11 +152,62 @@ def _clock(seconds: float | None) -> str:
     return f"{whole // 60}:{whole % 60:02d}"
 
 
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+async def _rows(
+    c: Container, account: Account, calls: list[CallRecord], staff: dict[uuid.UUID, str]
+) -> list[Row]:
+    zone = zone_or_utc(account.time_zone)
+    out = []
+    for call in calls:
+        outbound = call.direction is Direction.outbound
+        number = call.dialed if outbound else call.caller
+        hit = await c.contacts.lookup(account.id, number) if number else None  # in memory
+        person = call.answered_by or call.placed_by
+        out.append(
+            Row(
+                id=call.id,
+                started=call.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                direction=call.direction.value,
+                who=hit.name if hit is not None else "",
+                number=number,
+                line="" if outbound else (call.dialed_label or call.dialed),
+                employee=staff.get(person, "") if person else "",
+                wait=_clock(call.wait_seconds),
+                talk=_clock(call.talk_seconds),
+                disposition=call.disposition.value if call.disposition else "",
+                recording=call.recording_path is not None,
+                recording_expired=rules.expired(call.recording_path, call.recording_seconds),
+            )
+        )
+    return out
+
+
+def _name(e: Employee) -> str:
+    return f"{e.name} ({e.extension})" if e.extension else e.name
+
+
+async def _staff(c: Container, p: Principal) -> dict[uuid.UUID, str]:
+    """Every employee's name (a page of calls may name any of them)."""
+    if not p.can(Perm.directory_read):
+        return {}
+    names: dict[uuid.UUID, str] = {}
+    while len(names) < _MAX_EMPLOYEES:
+        page = await c.directory.list_employees(p, limit=200, offset=len(names))
+        names.update((v.employee.id, _name(v.employee)) for v in page.items)
+        if len(page.items) < 200:
+            break
+    return names
+
+
+async def _people(c: Container, p: Principal, call: CallRecord) -> dict[uuid.UUID, str]:
+    """The names of who answered or placed one call (not the whole staff)."""
+    if not p.can(Perm.directory_read):
+        return {}
+    names: dict[uuid.UUID, str] = {}
+    for who in {call.answered_by, call.placed_by} - {None}:
+        assert who is not None
+        with contextlib.suppress(NotFound):  # deleted since
+            names[who] = _name((await c.directory.get_employee(p, who)).employee)
+    return names
 
 
 class CallsPage:
@@ -161,50 +215,9 @@ class CallsPage:
         self.c = container
         self.key = keyset.cursor_key(container.settings.effective_secret_key)
 
-    async def rows(self, p: Principal, account: Account, calls: list[CallRecord]) -> list[Row]:
-        zone = _zone(account.time_zone)
-        staff = await self._staff(p)
-        out = []
-        for call in calls:
-            outbound = call.direction is Direction.outbound
-            number = call.dialed if outbound else call.caller
-            hit = await self.c.contacts.lookup(account.id, number) if number else None
-            person = call.answered_by or call.placed_by
-            out.append(
-                Row(
-                    id=call.id,
-                    started=call.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
-                    direction=call.direction.value,
-                    who=hit.name if hit is not None else "",
-                    number=number,
-                    line="" if outbound else (call.dialed_label or call.dialed),
-                    employee=staff.get(person, "") if person else "",
-                    wait=_clock(call.wait_seconds),
-                    talk=_clock(call.talk_seconds),
-                    disposition=call.disposition.value if call.disposition else "",
-                    recording=call.recording_path is not None,
-                    recording_expired=call.recording_path is None
-                    and call.recording_seconds is not None,
-                )
-            )
-        return out
-
-    async def _staff(self, p: Principal) -> dict[uuid.UUID, str]:
-        if not p.can(Perm.directory_read):
-            return {}
-        names: dict[uuid.UUID, str] = {}
-        while len(names) < _MAX_EMPLOYEES:
-            page = await self.c.directory.list_employees(p, limit=200, offset=len(names))
-            for view in page.items:
-                e = view.employee
-                names[e.id] = f"{e.name} ({e.extension})" if e.extension else e.name
-            if len(page.items) < 200:
-                break
-        return names
-
     async def context(self, user: User, request: Request) -> dict[str, Any]:
         """What calls.html shows for ``user`` (who may read calls) at this request's query."""
-        p = Principal(account_id=user.account_id, role=user.role, user_id=user.id)
+        p = Principal.of_user(user)
         account = await self.c.accounts.get_account(user.account_id)
         query = Query.of(request)
         f, problems = query.filter(account.country)
@@ -221,7 +234,7 @@ class CallsPage:
         )
         return {
             "query": query,
-            "rows": await self.rows(p, account, found.items),
+            "rows": await _rows(self.c, account, found.items, await _staff(self.c, p)),
             "total": found.total,
             "problems": sorted(set(problems)),
             "older": query.link(following) if following else None,
@@ -230,7 +243,7 @@ class CallsPage:
             "zone": account.time_zone,
             "dispositions": [d.value for d in Disposition],
             "directions": [d.value for d in Direction],
-            "today": datetime.now(_zone(account.time_zone)).date().isoformat(),
+            "today": datetime.now(zone_or_utc(account.time_zone)).date().isoformat(),
         }
 
 
@@ -266,14 +279,13 @@ def _leg_rows(legs: tuple[CallLeg, ...], zone: ZoneInfo) -> list[LegRow]:
 async def call_detail(c: Container, user: User, call_pk: uuid.UUID) -> dict[str, Any]:
     """What call.html shows: the call as a row, its legs and the scheme path, players for its
     recording and message. ``NotFound`` for a call of another account or none."""
-    p = Principal(account_id=user.account_id, role=user.role, user_id=user.id)
+    p = Principal.of_user(user)
     view = await c.journal.get_call(p, call_pk)  # NotFound / PermissionDenied as the API's
     account = await c.accounts.get_account(user.account_id)
-    page = CallsPage(c)
-    (row,) = await page.rows(p, account, [view.call])
+    (row,) = await _rows(c, account, [view.call], await _people(c, p, view.call))
     return {
         "row": row,
-        "legs": _leg_rows(view.legs, _zone(account.time_zone)),
+        "legs": _leg_rows(view.legs, zone_or_utc(account.time_zone)),
         "path": list(view.call.scheme_path or ()),
         "voicemail": view.call.voicemail_path is not None,
         "can_listen": p.can(Perm.recordings_listen),
@@ -282,9 +294,7 @@ async def call_detail(c: Container, user: User, call_pk: uuid.UUID) -> dict[str,
 
 
 def may_read_calls(user: User) -> bool:
-    return Principal(account_id=user.account_id, role=user.role, user_id=user.id).can(
-        Perm.calls_read
-    )
+    return Principal.of_user(user).can(Perm.calls_read)
 
 
 __all__ = ["CallsPage", "LegRow", "Query", "Row", "call_detail", "may_read_calls"]
