@@ -86,8 +86,6 @@ async def answer_caller(call: Call, sdp: bytes) -> None:
     if call.delayed_offer:
         call.ack_wait = asyncio.get_running_loop().create_future()
     call.respond_caller(200, sdp)
-    if call.caller_answered_at is None:
-        call.caller_answered_at = call.now()
     caller.state = LegState.CONFIRMED
     caller.dialog = call.find_caller_dialog()
     if call.delayed_offer:

@@ -552,6 +552,8 @@ class Call:
         ua.respond(inc, resp, self.host.now())
         if status >= 200:
             caller.invite = None
+            if status < 300 and self.caller_answered_at is None:  # by anyone, the PBX too
+                self.caller_answered_at = self.now()
         self.host.flush()
 
     def find_caller_dialog(self) -> Dialog | None:

@@ -183,8 +183,6 @@ async def confirm(call: Call) -> bool:
         with contextlib.suppress(MediaError):  # unwatched, it still carries the call
             await engine.configure(media, remote_media(negotiated))
     call.respond_caller(200, caller.early_sdp)
-    if call.caller_answered_at is None:
-        call.caller_answered_at = call.now()
     caller.state = LegState.CONFIRMED
     caller.dialog = call.find_caller_dialog()
     call.early_media = call.early_from = None

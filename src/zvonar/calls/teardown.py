@@ -215,17 +215,16 @@ async def finish(
         await call.publish(CallRecorded, path=str(recorded.path), duration=recorded.duration)
     if message is not None:
         disposition = Disposition.voicemail
-    elif disposition is Disposition.voicemail:
-        # Voicemail answered and the caller left nothing: nobody took the call, and whoever
-        # should call back must hear of it (the missed-call mail, the call-back list).
-        disposition = Disposition.missed
-    if message is not None:
         await call.publish(
             VoicemailLeft,
             path=str(message.path),
             duration=message.duration,
             notify=message.notify,
         )
+    elif disposition is Disposition.voicemail:
+        # Voicemail answered and the caller left nothing: nobody took the call, and whoever
+        # should call back must hear of it (the missed-call mail, the call-back list).
+        disposition = Disposition.missed
     await call.publish(
         CallEnded,
         disposition=disposition,

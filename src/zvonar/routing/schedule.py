@@ -165,7 +165,7 @@ class HolidayCalendar:
         if self.is_holiday(d):
             return ()
         hours = schedule.week[d.weekday()]
-        if self.is_transferred_working_day(d) and (self.is_weekend(d) or not hours):
+        if (not hours or self.is_weekend(d)) and self.is_transferred_working_day(d):
             # A weekend day worked as a weekday is one: its weekday hours, not the week's
             # own (shorter) hours for that day. Custom hours are how to say otherwise.
             return schedule.standard_day
@@ -195,6 +195,7 @@ def _public(country: str, year: int) -> holidays.HolidayBase:
     return _holidays(country, year)
 
 
+@functools.lru_cache(maxsize=256)
 def _weekend_workdays(country: str, year: int) -> frozenset[date]:
     # Newer ``holidays`` releases list the weekend days moved to working days (RU, KZ, …).
     days = getattr(_holidays(country, year), "weekend_workdays", ())
