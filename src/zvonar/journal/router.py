@@ -199,6 +199,11 @@ async def get_call(call_pk: uuid.UUID, p: CurrentPrincipal, journal: Journal) ->
     return CallDetailOut.detail(view.call, view.legs)
 
 
+# HEAD as GET without the body (RFC 9110 §9.3.2): players and download managers ask it for the
+# length and Accept-Ranges before they seek; FileResponse leaves the body out for HEAD itself.
+# Not in the OpenAPI document (the GET operations say it): its operations are walked expecting
+# a JSON error body, which a HEAD answer never has.
+@router.head("/calls/{call_pk}/recording", include_in_schema=False)
 @router.get(
     "/calls/{call_pk}/recording",
     response_class=FileResponse,
@@ -210,6 +215,7 @@ async def get_recording(call_pk: uuid.UUID, p: CurrentPrincipal, journal: Journa
     return _wav(await journal.audio_file(p, call_pk, "recording"))
 
 
+@router.head("/calls/{call_pk}/voicemail", include_in_schema=False)
 @router.get(
     "/calls/{call_pk}/voicemail",
     response_class=FileResponse,
@@ -218,22 +224,6 @@ async def get_recording(call_pk: uuid.UUID, p: CurrentPrincipal, journal: Journa
 async def get_voicemail(call_pk: uuid.UUID, p: CurrentPrincipal, journal: Journal) -> FileResponse:
     """Streams the voicemail message the caller left; honours ``Range``. ``HEAD`` answers the
     same headers without the body."""
-    return _wav(await journal.audio_file(p, call_pk, "voicemail"))
-
-
-# HEAD as GET without the body (RFC 9110 §9.3.2): players and download managers ask it for the
-# length and Accept-Ranges before they seek. FileResponse leaves the body out for HEAD itself.
-# Not in the OpenAPI document (the GET operations say it): its operations are walked expecting
-# a JSON error body, which a HEAD answer never has.
-
-
-@router.head("/calls/{call_pk}/recording", include_in_schema=False)
-async def head_recording(call_pk: uuid.UUID, p: CurrentPrincipal, journal: Journal) -> FileResponse:
-    return _wav(await journal.audio_file(p, call_pk, "recording"))
-
-
-@router.head("/calls/{call_pk}/voicemail", include_in_schema=False)
-async def head_voicemail(call_pk: uuid.UUID, p: CurrentPrincipal, journal: Journal) -> FileResponse:
     return _wav(await journal.audio_file(p, call_pk, "voicemail"))
 
 
