@@ -19,7 +19,7 @@ from zvonar.api.pagination import Page, Paging, page_of, search_query
 from zvonar.core.schemas import checked_instant
 from zvonar.integrations.signing import DEFAULT_TOLERANCE, SIGNATURE_HEADER, route_secret
 from zvonar.routing.models import SchemeRow
-from zvonar.routing.schedule import WorkCalendar, calendar_to_dict, special_days, zone
+from zvonar.routing.schedule import WorkCalendar, calendar_to_dict
 from zvonar.routing.schemas import (
     AssignmentIn,
     AssignmentOut,
@@ -143,15 +143,12 @@ async def set_calendar(body: CalendarIn, p: CurrentPrincipal, svc: Service) -> C
 async def special_days_of(
     p: CurrentPrincipal,
     svc: Service,
-    c: AppContainer,
     year: Annotated[int | None, Query(ge=1, le=9998, description="Default: this year.")] = None,
 ) -> SpecialDaysOut:
     """The days of ``year`` the calendar treats other than its week does: public holidays,
     weekend days worked by decree, and the account's own days off, working days and custom
     hours, each with the hours in force that day; holidays named in the account's language."""
-    cal = await svc.get_calendar(p)
-    when = year or datetime.now(zone(cal.tz)).year
-    language = (await c.accounts.get_account(p.account_id)).language
+    cal, when, days = await svc.special_days(p, year)
     return SpecialDaysOut(
         year=when,
         country=cal.holidays.country,
@@ -163,7 +160,7 @@ async def special_days_of(
                 name=d.name,
                 hours=[str(r) for r in d.hours],
             )
-            for d in special_days(cal, when, language)
+            for d in days
         ],
     )
 

@@ -19,7 +19,7 @@ from zvonar.accounts.access import Perm, Principal
 from zvonar.core.errors import NotFound
 from zvonar.directory.service import Listing
 from zvonar.routing.models import SchemeRow
-from zvonar.routing.schedule import Branch, WorkCalendar
+from zvonar.routing.schedule import Branch, SpecialDay, WorkCalendar, special_days, zone
 from zvonar.routing.writer import RoutingWriter
 from zvonar.store.db import Database, UnitOfWork
 
@@ -119,6 +119,18 @@ class RoutingService:
         p.require(READ)
         async with self.db.unit_of_work() as uow:
             return await (await RoutingWriter.open(uow, p.account_id)).calendar()
+
+    async def special_days(
+        self, p: Principal, year: int | None
+    ) -> tuple[WorkCalendar, int, list[SpecialDay]]:
+        """The calendar, the year (``None``: this year on its clock) and that year's special
+        days, public holidays named in the account's language."""
+        p.require(READ)
+        async with self.db.unit_of_work() as uow:
+            w = await RoutingWriter.open(uow, p.account_id)
+            cal = await w.calendar()
+            when = year or datetime.now(zone(cal.tz)).year
+            return cal, when, special_days(cal, when, w.account.language)
 
     async def set_calendar(self, p: Principal, data: dict[str, Any]) -> WorkCalendar:
         p.require(WRITE)
