@@ -338,11 +338,13 @@ async def test_unanswered_transfer_rings_the_agent_back(
     assert ended.disposition is Disposition.answered
 
 
+@pytest.mark.parametrize("taken_on", ["x101", "m101"], ids=["phone", "mobile"])
 async def test_unanswered_transfer_rings_all_of_the_agents_phones_back(
-    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy]
+    pbx: Pbx, phones: tuple[Phone, Phone], agent: tuple[Phone, Spy], taken_on: str
 ) -> None:
     """The audit's case: Anna on two phones transfers from one, nobody takes the call, and
-    only the phone she transferred from rang back. She is rung as her extension is: on all."""
+    only the phone she transferred from rang back. She is rung as her extension is: on all —
+    also when she took the call on her mobile (pbx/reach.py labels it m<extension>)."""
     caller, boris_phone = phones
     anna_phone, _ = agent
     anna_desk = await make_phone()
@@ -351,7 +353,7 @@ async def test_unanswered_transfer_rings_all_of_the_agents_phones_back(
         # pbx/reach.py labels each of an employee's phones x<extension>.
         pbx.resolver.plans["100"] = Plan(
             ACCOUNT,
-            (Wave((RingTarget(anna_phone.uri("answer"), anna_phone.flow, anna, "x101"),), 5),),
+            (Wave((RingTarget(anna_phone.uri("answer"), anna_phone.flow, anna, taken_on),), 5),),
         )
         # Her extension now: the handset only rings, the desk answers.
         pbx.resolver.plans["101"] = Plan(

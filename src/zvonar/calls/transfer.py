@@ -262,18 +262,23 @@ async def _hand_over_by_caller(call: Call, plan: Plan) -> None:
 async def _transferor_again(call: Call, agent: CalleeLeg) -> tuple[RingTarget, ...]:
     """What rings the employee who transferred when nobody takes the call: all their phones
     (and their mobile, if they chose it), as a call to their extension would, not only the
-    phone they transferred from. Another kind of leg (an outside number) is rung as it was."""
+    phone or mobile they transferred from. Another kind of leg (an outside number) is rung as
+    it was."""
     label = agent.target.label or ""
-    extension = label[1:] if label.startswith("x") else ""  # pbx/reach.py labels a phone x<ext>
+    # pbx/reach.py labels an employee's phone x<ext> and their mobile m<ext>.
+    extension = label[1:] if label[:1] in ("x", "m") else ""
     if extension.isdigit():
-        back = await resolve_for_account(call, extension, f"sip:{extension}@invalid")
-        if isinstance(back, Plan) and back.waves and back.waves[0].targets:
-            return back.waves[0].targets
+        return await _extension_targets(call, extension) or (agent.target,)
     return (agent.target,)
 
 
 async def _employee_again(call: Call) -> tuple[RingTarget, ...]:
     """What rings the employee who dialled out (their extension resolved again): they are
     rung back when the customer they handed on is not taken."""
-    back = await resolve_for_account(call, call.facts.caller, f"sip:{call.facts.caller}@invalid")
+    return await _extension_targets(call, call.facts.caller)
+
+
+async def _extension_targets(call: Call, extension: str) -> tuple[RingTarget, ...]:
+    """Whom a call to ``extension`` of the call's account rings first; () for nobody."""
+    back = await resolve_for_account(call, extension, f"sip:{extension}@invalid")
     return back.waves[0].targets if isinstance(back, Plan) and back.waves else ()

@@ -237,9 +237,7 @@ async def fork_timeout(call: Call, leg_id: str) -> None:
     if bound is Bound.ring:
         log.info("call %s: %s rang its own time out", call.call_id, leg_id)
         await stop_fork(call, fork, LegEndReason.no_answer)
-        if call.tracker.over and call.winner is None:
-            call.cancel_timer()
-            await next_wave(call)
+        await _move_on_if_over(call)
         return
     if bound is Bound.silence and not fork.heard:
         log.info("call %s: %s silent, passed over", call.call_id, leg_id)
@@ -249,6 +247,13 @@ async def fork_timeout(call: Call, leg_id: str) -> None:
         return
     if after is not None:  # it spoke in time: on to its ring limit
         _arm(call, leg_id, after)
+
+
+async def _move_on_if_over(call: Call) -> None:
+    """Every fork of the wave ended and none answered: the next wave now, not at its timer."""
+    if call.tracker.over and call.winner is None:
+        call.cancel_timer()
+        await next_wave(call)
 
 
 def _replacement(fork: CalleeLeg) -> tuple[RingTarget, str] | None:
@@ -290,9 +295,7 @@ async def next_try(call: Call, fork: CalleeLeg, reason: LegEndReason) -> bool:
     else:
         log.info("call %s: %s refused SRTP, rung again with RTP", call.call_id, fork.leg_id)
     await start_fork(call, new_id, nxt)
-    if call.tracker.over and call.winner is None:  # the next server could not even be tried
-        call.cancel_timer()
-        await next_wave(call)
+    await _move_on_if_over(call)  # the next server could not even be tried
     return True
 
 
@@ -309,6 +312,4 @@ async def fork_over(call: Call, fork: CalleeLeg, reason: LegEndReason) -> None:
         call.reasons.append(reason)
         await tried(call, fork)
         await call.publish(LegEndedEvent, leg_id=fork.leg_id, reason=reason, at=call.now())
-        if call.tracker.over and call.winner is None:
-            call.cancel_timer()
-            await next_wave(call)
+        await _move_on_if_over(call)
