@@ -77,8 +77,10 @@ class Reach:
         rings = []
         for number in person.mobiles:
             trunk = trunks(number)
-            ring = None if trunk is None else via_trunk(number, trunk, mobile, label, diverted_by)
-            if trunk is None or ring is None:  # no trunk may dial it, or its host is unusable
+            if trunk is None:  # no trunk may dial it
+                continue
+            ring = via_trunk(number, trunk, mobile, label, diverted_by)
+            if ring is None:  # its host is unusable
                 continue
             if diverted_by is None and trunk.caller_id:
                 # A colleague's call: an extension means nothing to the carrier, the trunk's

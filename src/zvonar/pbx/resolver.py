@@ -15,8 +15,8 @@ presence (available = has a live binding); SIP URIs and external numbers (each t
 trunk ranked first for it, as an employee's own call ranks them: ``AccountSnapshot.trunk_for``)
 by IP literal or host name (names are resolved, cached, by ``pbx/dns.py`` before the wave
 rings). How each is rung — contacts, mobiles, carriers, diversion, "press 1" — is
-``pbx/reach.py``'s. Round-robin pointers are kept in this process (a dict per account): a
-restart starts groups over from their first member.
+``pbx/reach.py``'s. Round-robin pointers are kept in memory per account and written behind
+(``pbx/ring_memory.py``): a restart goes on from where each group was.
 "Least recent" and "fewest calls" read each employee's answered calls from the journal (the
 last one's end, and how many since midnight in the account's zone), only for accounts whose
 schemes or groups use them.

@@ -266,7 +266,7 @@ def walk(steps: tuple[Step, ...], path: str, depth: int = 0) -> Iterator[tuple[s
             yield from walk(inner, here + suffix, depth + 1)
 
 
-def _edges(scheme: Scheme) -> Iterator[tuple[str, str, bool]]:
+def edges(scheme: Scheme) -> Iterator[tuple[str, str, bool]]:
     """``(path, target scheme, rang before)``: whether a ringing step surely or possibly ran
     before the jump on that path. Anything that may ring counts: a loop through it waits on
     people and is bounded at run time by ``MAX_GOTO_HOPS``. Inside a menu option or a queue's
@@ -317,7 +317,7 @@ def validate_library(schemes: Mapping[str, Scheme]) -> None:
     where: dict[tuple[str, str], str] = {}
     for name, scheme in schemes.items():
         validate_scheme(scheme)
-        for path, target, rang in _edges(scheme):
+        for path, target, rang in edges(scheme):
             if target not in schemes:
                 raise SchemeInvalid(
                     f"no scheme named {target!r}",

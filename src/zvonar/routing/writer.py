@@ -39,7 +39,7 @@ from zvonar.routing.scheme import (
     Step,
     TargetKind,
     VoicemailStep,
-    jumps,
+    edges,
     validate_library,
     walk,
 )
@@ -298,11 +298,9 @@ def _goes_to(library: Mapping[str, Scheme], name: str) -> dict[str, str]:
     for other, scheme in sorted(library.items()):
         if other == name:
             continue
-        for branch, steps in scheme.branches.items():
-            for path, step, _ in walk(steps, f"branches.{branch.value}"):
-                for suffix, target in jumps(step):
-                    if target == name:
-                        found.setdefault(other, path + suffix)
+        for path, target, _rang in edges(scheme):
+            if target == name:
+                found.setdefault(other, path)
     return found
 
 
