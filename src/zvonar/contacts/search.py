@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import phonenumbers
 
-from zvonar.core.errors import InvalidInput
 from zvonar.directory import phone
 
 # Fewer digits than this match too many numbers to be meant as one.
@@ -58,15 +57,11 @@ def _number(q: str, country: str | None) -> NumberSearch | None:
     digits = phonenumbers.normalize_digits_only(q)
     if len(digits) < MIN_DIGITS:
         return None
-    try:
-        return NumberSearch(exact=phone.normalize(q, country))
-    except InvalidInput:
-        pass
-    if digits.startswith("00"):  # 00 as the international prefix, as dialling reads it too
-        try:
-            return NumberSearch(exact=phone.normalize("+" + digits[2:], None))
-        except InvalidInput:
-            return NumberSearch(prefix="+" + digits[2:], contains=digits)
+    exact = phone.normalize_written(q, country)  # 00 as the international prefix too
+    if exact is not None:
+        return NumberSearch(exact=exact)
+    if digits.startswith("00"):
+        return NumberSearch(prefix="+" + digits[2:], contains=digits)
     if q.lstrip().startswith("+"):
         return NumberSearch(prefix="+" + digits)
     prefix = None

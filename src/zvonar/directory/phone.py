@@ -63,25 +63,35 @@ def normalize(raw: str, default_region: str | None, *, field: str = "number") ->
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def normalize_caller(raw: str, region: str | None) -> str | None:
-    """The E.164 form of a number a carrier presents as the caller, or None. Read as the account
-    would dial it first (``8 916…`` in a Russian account); a number that is no valid one there
-    is tried as international: carriers often drop the ``+`` (``380441234567``) or write the
-    ``00`` prefix that the region's own plan lacks (Russia's is 8~10)."""
+def normalize_written(raw: str, region: str | None) -> str | None:
+    """The E.164 form of a number as people write it, or None: read with ``region``'s plan
+    first (``8 916…`` in Russia), then with ``00`` as the international prefix, which that plan
+    may lack (Russia's is 8~10) but everybody writes (outbound/dialplan.py reads it alike)."""
     try:
         return normalize(raw, region)
     except InvalidInput:
         pass
-    text = raw.strip()
-    digits = text.removeprefix("+")
-    if not digits.isdigit():
+    digits = phonenumbers.normalize_digits_only(raw)
+    if not digits.startswith("00"):
         return None
-    for international in (digits.removeprefix("00"), digits):
-        try:
-            return normalize("+" + international, None)
-        except InvalidInput:
-            continue
-    return None
+    try:
+        return normalize("+" + digits[2:], None)
+    except InvalidInput:
+        return None
+
+
+def normalize_caller(raw: str, region: str | None) -> str | None:
+    """The E.164 form of a number a carrier presents as the caller, or None: as written
+    (:func:`normalize_written`), or else international without its ``+``, which carriers
+    often drop (``380441234567``)."""
+    found = normalize_written(raw, region)
+    digits = raw.strip().removeprefix("+")
+    if found is not None or not digits.isdigit() or digits.startswith("00"):
+        return found
+    try:
+        return normalize("+" + digits, None)
+    except InvalidInput:
+        return None
 
 
 def _kind(number_type: int) -> NumberKind:
