@@ -38,6 +38,13 @@ def prefix_match(prefixes: Sequence[str], callee: str) -> int:
     return max((len(p) for p in prefixes if callee.startswith(p)), default=-1)
 
 
+def rank_key(hosts: bool, match: int, priority: int, name: str) -> tuple[bool, int, int, str]:
+    """A trunk's place among those that may dial a number, smallest first: the one hosting
+    the number the call shows (or was made to), the longest matching prefix, the lowest
+    priority, the name. The one rule for employees' calls and forwarded ones."""
+    return (not hosts, -match, priority, name)
+
+
 def rank_trunks(
     callee_e164: str, trunks: Sequence[TrunkOption], *, caller_id: str | None = None
 ) -> list[TrunkOption]:
@@ -48,9 +55,9 @@ def rank_trunks(
     if not usable:
         raise NoTrunk(f"no active trunk can dial {callee_e164}")
     usable.sort(
-        key=lambda tm: (
-            caller_id is None or caller_id not in tm[0].numbers,
-            -tm[1],
+        key=lambda tm: rank_key(
+            caller_id is not None and caller_id in tm[0].numbers,
+            tm[1],
             tm[0].priority,
             tm[0].name,
         )

@@ -50,7 +50,7 @@ from zvonar.directory.events import NumberEvent
 from zvonar.directory.models import Employee, Group, GroupMember, Number, Trunk
 from zvonar.directory.secrets import open_password
 from zvonar.journal.models import CallLeg, CallRecord
-from zvonar.outbound.trunks import prefix_match
+from zvonar.outbound.trunks import prefix_match, rank_key
 from zvonar.pbx.slots import Freshness, Slot
 from zvonar.routing.engine import GroupInfo
 from zvonar.routing.models import CalendarRow, SchemeAssignment, SchemeRow
@@ -180,18 +180,17 @@ class AccountSnapshot:
         ``prefixes`` match ``callee`` longest, else the lowest ``priority``, then the name.
         None: no active trunk may dial ``callee`` (a trunk with prefixes dials only those).
 
-        ``trunks`` is in the last order since the load, so a call pays one pass over a few
-        trunks, no sort and no query."""
+        A call pays one pass over a few trunks, no sort and no query."""
         host = number.trunk_id if number is not None else None
         best: TrunkInfo | None = None
-        best_rank = (False, 0)
+        best_key: tuple[bool, int, int, str] | None = None
         for trunk in self.trunks:
             match = prefix_match(trunk.prefixes, callee)
             if match < 0:
                 continue
-            rank = (trunk.id == host, match)
-            if best is None or rank > best_rank:  # only a better one: ties keep the order
-                best, best_rank = trunk, rank
+            key = rank_key(trunk.id == host, match, trunk.priority, trunk.name)
+            if best_key is None or key < best_key:
+                best, best_key = trunk, key
         return best
 
 
